@@ -1,0 +1,121 @@
+"""Box conversions and the IoU family, in torch, shared by the anchor engine and the losses.
+
+Boxes are ``(x1, y1, x2, y2)`` unless a name says otherwise. Pairwise functions return an
+``(N, M)`` matrix (like ``torchvision.ops.box_iou``); ``*_aligned`` functions compare
+``boxes1[i]`` with ``boxes2[i]`` and return ``(N,)``.
+
+Formulas (survey seed 000, §6.2, Eqs. 14-22):
+
+* IoU(B, B̄) = |B ∩ B̄| / |B ∪ B̄|
+* GIoU = IoU - |C \\ (B ∪ B̄)| / |C|, C the smallest enclosing box (Rezatofighi et al. 2019)
+* DIoU = IoU - ρ²(b, b̄) / c², ρ the centre distance, c the enclosing box diagonal (Zheng et al. 2020)
+* CIoU = DIoU - α v, v = 4/π² (atan(w̄/h̄) - atan(w/h))², α = v / ((1 - IoU) + v)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def xywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """Convert COCO ``(x, y, w, h)`` boxes to ``(x1, y1, x2, y2)``."""
+    x, y, w, h = boxes.unbind(-1)
+    return torch.stack((x, y, x + w, y + h), dim=-1)
+
+
+def xyxy_to_xywh(boxes: Tensor) -> Tensor:
+    """Convert ``(x1, y1, x2, y2)`` boxes to COCO ``(x, y, w, h)``."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack((x1, y1, x2 - x1, y2 - y1), dim=-1)
+
+
+def box_area(boxes: Tensor) -> Tensor:
+    """Area ``(x2 - x1) * (y2 - y1)`` of each box (as ``torchvision.ops.box_area``)."""
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+def _pairwise_inter_union(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
+    area1 = box_area(boxes1)
+    area2 = box_area(boxes2)
+    lt = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
+    rb = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area1[:, None] + area2[None, :] - inter
+    return inter, union
+
+
+def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Pairwise IoU, ``(N, M)``; same arithmetic as ``torchvision.ops.box_iou``."""
+    inter, union = _pairwise_inter_union(boxes1, boxes2)
+    return inter / union
+
+
+def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Pairwise GIoU (survey Eq. 19), ``(N, M)``, values in (-1, 1]."""
+    inter, union = _pairwise_inter_union(boxes1, boxes2)
+    iou = inter / union
+    lt = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])
+    rb = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    enclosing = wh[..., 0] * wh[..., 1]
+    return iou - (enclosing - union) / enclosing
+
+
+def _aligned_terms(boxes1: Tensor, boxes2: Tensor, eps: float):
+    x1, y1, x2, y2 = boxes1.unbind(-1)
+    X1, Y1, X2, Y2 = boxes2.unbind(-1)
+    iw = (torch.min(x2, X2) - torch.max(x1, X1)).clamp(min=0)
+    ih = (torch.min(y2, Y2) - torch.max(y1, Y1)).clamp(min=0)
+    inter = iw * ih
+    union = (x2 - x1) * (y2 - y1) + (X2 - X1) * (Y2 - Y1) - inter
+    iou = inter / (union + eps)
+    cx1, cy1 = torch.min(x1, X1), torch.min(y1, Y1)
+    cx2, cy2 = torch.max(x2, X2), torch.max(y2, Y2)
+    return iou, inter, union, (cx1, cy1, cx2, cy2)
+
+
+def iou_aligned(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    """IoU of ``boxes1[i]`` with ``boxes2[i]``, ``(N,)``."""
+    return _aligned_terms(boxes1, boxes2, eps)[0]
+
+
+def giou_aligned(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    """GIoU of ``boxes1[i]`` with ``boxes2[i]`` (survey Eq. 19), ``(N,)``."""
+    iou, _, union, (cx1, cy1, cx2, cy2) = _aligned_terms(boxes1, boxes2, eps)
+    enclosing = (cx2 - cx1) * (cy2 - cy1)
+    return iou - (enclosing - union) / (enclosing + eps)
+
+
+def diou_aligned(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    """DIoU of ``boxes1[i]`` with ``boxes2[i]`` (survey Eq. 21): IoU - ρ²/c², ``(N,)``."""
+    iou, _, _, (cx1, cy1, cx2, cy2) = _aligned_terms(boxes1, boxes2, eps)
+    c2 = (cx2 - cx1) ** 2 + (cy2 - cy1) ** 2 + eps
+    rho2 = _centre_distance2(boxes1, boxes2)
+    return iou - rho2 / c2
+
+
+def _centre_distance2(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    dx = (boxes1[..., 0] + boxes1[..., 2] - boxes2[..., 0] - boxes2[..., 2]) / 2
+    dy = (boxes1[..., 1] + boxes1[..., 3] - boxes2[..., 1] - boxes2[..., 3]) / 2
+    return dx * dx + dy * dy
+
+
+def ciou_aligned(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    """CIoU of ``boxes1[i]`` with ``boxes2[i]`` (survey Eq. 22): DIoU - α v, ``(N,)``.
+
+    ``boxes1`` are predictions, ``boxes2`` targets; α is treated as a constant in the
+    backward pass, as in the CIoU paper and ``torchvision.ops.complete_box_iou_loss``.
+    """
+    iou, _, _, (cx1, cy1, cx2, cy2) = _aligned_terms(boxes1, boxes2, eps)
+    c2 = (cx2 - cx1) ** 2 + (cy2 - cy1) ** 2 + eps
+    diou = iou - _centre_distance2(boxes1, boxes2) / c2
+    w1, h1 = boxes1[..., 2] - boxes1[..., 0], boxes1[..., 3] - boxes1[..., 1]
+    w2, h2 = boxes2[..., 2] - boxes2[..., 0], boxes2[..., 3] - boxes2[..., 1]
+    v = (4 / math.pi**2) * (torch.atan(w2 / (h2 + eps)) - torch.atan(w1 / (h1 + eps))) ** 2
+    with torch.no_grad():
+        alpha = v / (1 - iou + v + eps)
+    return diou - alpha * v

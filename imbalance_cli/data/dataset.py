@@ -1,0 +1,243 @@
+"""The columnar :class:`Dataset` every loader produces and every analysis consumes.
+
+All per-image, per-box and per-category data live in flat numpy arrays; there is no
+Python object per box after parsing, so a 25 M-box dataset fits in a few GiB.
+
+Conventions
+-----------
+* ``boxes`` are float64 ``(x1, y1, x2, y2)`` in pixels of the original image. When a
+  format gives no image sizes (Open Images without a sizes CSV) ``has_image_sizes`` is
+  False, ``widths``/``heights`` are NaN and ``boxes`` are in normalised [0, 1] image
+  coordinates instead; relative statistics still work, absolute ones refuse.
+* ``box_image`` and ``box_category`` are *row indices* into the image and category
+  arrays (not ids); ``image_ids``/``category_ids`` give the ids.
+* Categories are sorted by id.
+* A box is **valid** when it is not crowd (COCO ``iscrowd``, Open Images ``IsGroupOf``),
+  all four coordinates are finite, its width and height are > 0 and it overlaps its
+  image. Only valid boxes enter class, scale, location and anchor statistics; the others
+  are counted in the summary by reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Reasons a non-crowd box is invalid, in the order they are checked (first match wins).
+INVALID_REASONS = ("non_finite", "non_positive_size", "outside_image")
+
+
+@dataclass
+class Ragged:
+    """A list of integer lists stored as CSR: row ``i`` is ``values[offsets[i]:offsets[i+1]]``."""
+
+    offsets: np.ndarray  # int64 (n + 1,)
+    values: np.ndarray  # int64 (offsets[-1],)
+
+    @classmethod
+    def from_lists(cls, lists: list[list[int]]) -> "Ragged":
+        """Build from a list of integer lists."""
+        lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.fromiter((v for x in lists for v in x), dtype=np.int64, count=int(offsets[-1]))
+        return cls(offsets, values)
+
+    @classmethod
+    def empty(cls, n: int) -> "Ragged":
+        """``n`` empty rows."""
+        return cls(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, i: int) -> np.ndarray:
+        """Values of row ``i``."""
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+
+def _opt(arr, n, dtype):
+    return None if arr is None else np.asarray(arr, dtype=dtype).reshape(n)
+
+
+@dataclass
+class Dataset:
+    """A detection dataset as flat arrays (see module docstring for conventions).
+
+    Build one with a loader (:func:`imbalance_cli.load`) or directly from arrays, e.g. in
+    tests::
+
+        Dataset(image_ids=[1], widths=[640], heights=[480],
+                boxes=[[10, 10, 50, 60]], box_image=[0], box_category=[0],
+                category_ids=[1], category_names=["cat"])
+    """
+
+    # --- images -------------------------------------------------------------------------
+    image_ids: np.ndarray
+    widths: np.ndarray
+    heights: np.ndarray
+    # --- boxes --------------------------------------------------------------------------
+    boxes: np.ndarray
+    box_image: np.ndarray
+    box_category: np.ndarray
+    # --- categories ---------------------------------------------------------------------
+    category_ids: np.ndarray
+    category_names: np.ndarray
+    # --- optional columns ---------------------------------------------------------------
+    file_names: np.ndarray | None = None
+    box_ids: np.ndarray | None = None
+    crowd: np.ndarray | None = None  # bool; COCO iscrowd / Open Images IsGroupOf
+    area: np.ndarray | None = None  # float64, the file's own `area`, NaN where absent
+    difficult: np.ndarray | None = None  # bool; VOC `difficult`
+    supercategory: np.ndarray | None = None  # object (str)
+    frequency: np.ndarray | None = None  # object: "r" | "c" | "f" | "" (the file's LVIS field)
+    category_image_count: np.ndarray | None = None  # int64, the file's own field, -1 where absent
+    category_instance_count: np.ndarray | None = None  # int64, the file's own field, -1 where absent
+    synset: np.ndarray | None = None  # object (str)
+    neg_category_ids: Ragged | None = None  # per image (LVIS)
+    not_exhaustive_category_ids: Ragged | None = None  # per image (LVIS)
+    # --- provenance ---------------------------------------------------------------------
+    format: str = "coco"
+    path: str | None = None
+    has_image_sizes: bool = True
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.image_ids = np.asarray(self.image_ids, dtype=np.int64).reshape(-1)
+        n_img = len(self.image_ids)
+        self.widths = np.asarray(self.widths, dtype=np.float64).reshape(n_img)
+        self.heights = np.asarray(self.heights, dtype=np.float64).reshape(n_img)
+        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+        n_box = len(self.boxes)
+        self.box_image = np.asarray(self.box_image, dtype=np.int64).reshape(n_box)
+        self.box_category = np.asarray(self.box_category, dtype=np.int64).reshape(n_box)
+        self.category_ids = np.asarray(self.category_ids, dtype=np.int64).reshape(-1)
+        n_cat = len(self.category_ids)
+        self.category_names = np.asarray(self.category_names, dtype=object).reshape(n_cat)
+        if self.crowd is None:
+            self.crowd = np.zeros(n_box, dtype=bool)
+        self.crowd = np.asarray(self.crowd, dtype=bool).reshape(n_box)
+        if self.area is None:
+            self.area = np.full(n_box, np.nan)
+        self.area = np.asarray(self.area, dtype=np.float64).reshape(n_box)
+        self.box_ids = np.arange(1, n_box + 1, dtype=np.int64) if self.box_ids is None else _opt(self.box_ids, n_box, np.int64)
+        self.difficult = _opt(self.difficult, n_box, bool)
+        self.file_names = _opt(self.file_names, n_img, object)
+        self.supercategory = _opt(self.supercategory, n_cat, object)
+        self.frequency = _opt(self.frequency, n_cat, object)
+        self.category_image_count = _opt(self.category_image_count, n_cat, np.int64)
+        self.category_instance_count = _opt(self.category_instance_count, n_cat, np.int64)
+        self.synset = _opt(self.synset, n_cat, object)
+        if n_cat > 1 and np.any(np.diff(self.category_ids) <= 0):
+            order = np.argsort(self.category_ids, kind="stable")
+            self._reorder_categories(order)
+
+    def _reorder_categories(self, order: np.ndarray) -> None:
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        self.category_ids = self.category_ids[order]
+        self.category_names = self.category_names[order]
+        for name in ("supercategory", "frequency", "category_image_count", "category_instance_count", "synset"):
+            col = getattr(self, name)
+            if col is not None:
+                setattr(self, name, col[order])
+        self.box_category = inverse[self.box_category]
+
+    # --- sizes --------------------------------------------------------------------------
+    @property
+    def num_images(self) -> int:
+        """Number of images."""
+        return len(self.image_ids)
+
+    @property
+    def num_boxes(self) -> int:
+        """Number of annotations (every record, valid or not)."""
+        return len(self.boxes)
+
+    @property
+    def num_categories(self) -> int:
+        """Number of defined categories."""
+        return len(self.category_ids)
+
+    # --- validity -----------------------------------------------------------------------
+    def invalid_reason(self) -> np.ndarray:
+        """Per box: -1 if valid or crowd, else the index into :data:`INVALID_REASONS`.
+
+        Crowd boxes get -1 here (they are counted as crowd, not invalid).
+        """
+        b = self.boxes
+        reason = np.full(len(b), -1, dtype=np.int64)
+        finite = np.isfinite(b).all(axis=1)
+        w = b[:, 2] - b[:, 0]
+        h = b[:, 3] - b[:, 1]
+        with np.errstate(invalid="ignore"):
+            nonpos = finite & ~((w > 0) & (h > 0))
+            W, H = self.image_size_of_boxes()
+            outside = finite & ~nonpos & ((b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= W) | (b[:, 1] >= H))
+        reason[outside] = 2
+        reason[nonpos] = 1
+        reason[~finite] = 0
+        reason[self.crowd] = -1
+        return reason
+
+    def valid_mask(self) -> np.ndarray:
+        """Boolean mask of valid boxes (non-crowd, finite, positive size, overlapping the image)."""
+        return (~self.crowd) & (self.invalid_reason() < 0)
+
+    def image_size_of_boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Width and height of each box's image (1.0 when boxes are normalised)."""
+        if not self.has_image_sizes:
+            ones = np.ones(len(self.boxes))
+            return ones, ones
+        return self.widths[self.box_image], self.heights[self.box_image]
+
+    # --- grouping -----------------------------------------------------------------------
+    def image_offsets(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Group (optionally masked) boxes by image.
+
+        Returns ``(order, offsets)``: box indices sorted by image (stable), and int64
+        offsets of length ``num_images + 1`` so image ``i`` owns
+        ``order[offsets[i]:offsets[i+1]]``.
+        """
+        idx = np.arange(self.num_boxes) if mask is None else np.flatnonzero(mask)
+        order = idx[np.argsort(self.box_image[idx], kind="stable")]
+        counts = np.bincount(self.box_image[order], minlength=self.num_images)
+        offsets = np.zeros(self.num_images + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return order, offsets
+
+    def subset_images(self, image_index: np.ndarray) -> "Dataset":
+        """A new Dataset restricted to the given image rows (categories unchanged)."""
+        image_index = np.asarray(image_index, dtype=np.int64)
+        remap = np.full(self.num_images, -1, dtype=np.int64)
+        remap[image_index] = np.arange(len(image_index))
+        keep = remap[self.box_image] >= 0
+
+        def sel(col, m):
+            return None if col is None else col[m]
+
+        def rag(r):
+            if r is None:
+                return None
+            return Ragged.from_lists([r.row(i).tolist() for i in image_index])
+
+        return Dataset(
+            image_ids=self.image_ids[image_index], widths=self.widths[image_index], heights=self.heights[image_index],
+            boxes=self.boxes[keep], box_image=remap[self.box_image[keep]], box_category=self.box_category[keep],
+            category_ids=self.category_ids, category_names=self.category_names,
+            file_names=sel(self.file_names, image_index), box_ids=self.box_ids[keep], crowd=self.crowd[keep],
+            area=self.area[keep], difficult=sel(self.difficult, keep), supercategory=self.supercategory,
+            frequency=self.frequency, category_image_count=self.category_image_count,
+            category_instance_count=self.category_instance_count, synset=self.synset,
+            neg_category_ids=rag(self.neg_category_ids), not_exhaustive_category_ids=rag(self.not_exhaustive_category_ids),
+            format=self.format, path=self.path, has_image_sizes=self.has_image_sizes, info=dict(self.info),
+        )
+
+    def category_index(self) -> dict[int, int]:
+        """Map category id -> row index."""
+        return {int(c): i for i, c in enumerate(self.category_ids)}
+
+    def __repr__(self) -> str:
+        return (f"Dataset(format={self.format!r}, images={self.num_images}, boxes={self.num_boxes}, "
+                f"categories={self.num_categories}, path={self.path!r})")

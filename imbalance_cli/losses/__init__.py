@@ -1,0 +1,1 @@
+"""imbalance_cli.losses"""
