@@ -95,6 +95,7 @@ class Dataset:
     category_image_count: np.ndarray | None = None  # int64, the file's own field, -1 where absent
     category_instance_count: np.ndarray | None = None  # int64, the file's own field, -1 where absent
     synset: np.ndarray | None = None  # object (str)
+    category_codes: np.ndarray | None = None  # object (str): the format's own label, e.g. an Open Images MID
     neg_category_ids: Ragged | None = None  # per image (LVIS)
     not_exhaustive_category_ids: Ragged | None = None  # per image (LVIS)
     # --- provenance ---------------------------------------------------------------------
@@ -129,6 +130,7 @@ class Dataset:
         self.category_image_count = _opt(self.category_image_count, n_cat, np.int64)
         self.category_instance_count = _opt(self.category_instance_count, n_cat, np.int64)
         self.synset = _opt(self.synset, n_cat, object)
+        self.category_codes = _opt(self.category_codes, n_cat, object)
         if n_cat > 1 and np.any(np.diff(self.category_ids) <= 0):
             order = np.argsort(self.category_ids, kind="stable")
             self._reorder_categories(order)
@@ -138,7 +140,8 @@ class Dataset:
         inverse[order] = np.arange(len(order))
         self.category_ids = self.category_ids[order]
         self.category_names = self.category_names[order]
-        for name in ("supercategory", "frequency", "category_image_count", "category_instance_count", "synset"):
+        for name in ("supercategory", "frequency", "category_image_count", "category_instance_count", "synset",
+                     "category_codes"):
             col = getattr(self, name)
             if col is not None:
                 setattr(self, name, col[order])
@@ -229,7 +232,7 @@ class Dataset:
             file_names=sel(self.file_names, image_index), box_ids=self.box_ids[keep], crowd=self.crowd[keep],
             area=self.area[keep], difficult=sel(self.difficult, keep), supercategory=self.supercategory,
             frequency=self.frequency, category_image_count=self.category_image_count,
-            category_instance_count=self.category_instance_count, synset=self.synset,
+            category_instance_count=self.category_instance_count, synset=self.synset, category_codes=self.category_codes,
             neg_category_ids=rag(self.neg_category_ids), not_exhaustive_category_ids=rag(self.not_exhaustive_category_ids),
             format=self.format, path=self.path, has_image_sizes=self.has_image_sizes, info=dict(self.info),
         )

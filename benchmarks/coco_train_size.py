@@ -1,0 +1,79 @@
+"""Build a COCO-train-size annotation file by replicating the bundled real COCO subsets.
+
+COCO 2017 train has 118,287 images and 860,001 annotations (about 450 MB of JSON). This
+module replicates the 159 real images of ``examples/data/coco-mini_*`` with jitter (boxes shifted
+and scaled a little, clipped to the image; segmentation polygons copied so the file has a
+realistic size) until it reaches that size. Deterministic for a given seed.
+
+    python benchmarks/coco_train_size.py /tmp/coco_train_size.json
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = [ROOT / "examples" / "data" / f"coco-mini_instances_{s}2017.json.gz" for s in ("train", "val")]
+COCO_TRAIN_IMAGES = 118_287
+COCO_TRAIN_ANNOTATIONS = 860_001
+
+
+def build_dataset(images: int = COCO_TRAIN_IMAGES, annotations: int = COCO_TRAIN_ANNOTATIONS, seed: int = 0) -> dict:
+    """Return a COCO instances dict with ``images`` images and about ``annotations`` annotations."""
+    rng = np.random.default_rng(seed)
+    src_images, src_anns = [], {}
+    categories = None
+    for path in SOURCES:
+        d = json.loads(gzip.decompress(path.read_bytes()))
+        categories = categories or d["categories"]
+        src_images += d["images"]
+        for a in d["annotations"]:
+            src_anns.setdefault(a["image_id"], []).append(a)
+    per_image = sum(len(v) for v in src_anns.values()) / len(src_images)
+    keep_p = min(1.0, annotations / (images * per_image))
+    out_images, out_anns = [], []
+    ann_id = 1
+    for i in range(images):
+        src = src_images[i % len(src_images)]
+        W, H = src["width"], src["height"]
+        image_id = i + 1
+        out_images.append({"id": image_id, "file_name": f"{image_id:012d}.jpg", "width": W, "height": H,
+                           "license": src.get("license", 1), "coco_url": src.get("coco_url", "")})
+        for a in src_anns.get(src["id"], []):
+            if rng.random() > keep_p:
+                continue
+            x, y, w, h = a["bbox"]
+            s = float(rng.uniform(0.9, 1.1))
+            dx, dy = rng.normal(0, 0.02 * max(w, 1)), rng.normal(0, 0.02 * max(h, 1))
+            nw, nh = w * s, h * s
+            nx = float(np.clip(x + dx, 0, max(W - nw, 0)))
+            ny = float(np.clip(y + dy, 0, max(H - nh, 0)))
+            out_anns.append({"id": ann_id, "image_id": image_id, "category_id": a["category_id"],
+                             "bbox": [round(nx, 2), round(ny, 2), round(nw, 2), round(nh, 2)],
+                             "area": round(a["area"] * s * s, 2), "iscrowd": a["iscrowd"],
+                             "segmentation": a["segmentation"]})
+            ann_id += 1
+    return {"info": {"description": "COCO-train-size replica of real COCO 2017 subsets (benchmark only)"},
+            "licenses": [], "images": out_images, "annotations": out_anns, "categories": categories}
+
+
+def write(path: str | Path, **kw) -> Path:
+    """Build the dataset and write it as JSON to ``path`` (skipped if it already exists)."""
+    path = Path(path)
+    if not path.exists():
+        import orjson
+
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(build_dataset(**kw)))
+        tmp.replace(path)
+    return path
+
+
+if __name__ == "__main__":
+    p = write(sys.argv[1] if len(sys.argv) > 1 else "/tmp/coco_train_size.json")
+    print(p, f"{p.stat().st_size / 1e6:.0f} MB")

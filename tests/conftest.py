@@ -1,0 +1,19 @@
+"""Shared test paths. Real data lives in examples/data (see its NOTICE.md); converted fixtures in tests/data."""
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT / "examples" / "data"
+FIXTURES = Path(__file__).resolve().parent / "data"
+COCO_VAL = REAL / "coco-mini_instances_val2017.json.gz"
+COCO_TRAIN = REAL / "coco-mini_instances_train2017.json.gz"
+LVIS_V05 = REAL / "lvis_v0.5_val_100.json.gz"
+LVIS_V1_CATS = REAL / "lvis_v1_train_cat_info.json.gz"
+VOC_XML = REAL / "VOC2007_Annotations_000001.xml"
+
+
+@pytest.fixture
+def coco_val_path():
+    return COCO_VAL
