@@ -255,3 +255,29 @@ def test_missing_file_and_unknown_format(tmp_path):
         imbalance_cli.load(tmp_path / "nope.json")
     with pytest.raises(InputError, match="unknown format"):
         imbalance_cli.load(COCO_VAL, format="yolo")
+
+
+def test_polygon_blanking_does_not_change_the_parse():
+    from imbalance_cli.data._io import parse_json
+
+    d = json.loads(json.dumps(BASE))
+    d["annotations"][0]["segmentation"] = [[0, 0, 2, 0, 2.5e0, 2]]
+    d["annotations"].append({"id": 8, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3], "iscrowd": 1,
+                             "segmentation": {"counts": [0, 5, 95], "size": [10, 10]}})
+    d["categories"][0]["name"] = 'tricky "segmentation": [[1, 2]] name'
+    raw = json.dumps(d).encode()
+    fast = parse_json(raw, "x.json", drop_polygons=True)
+    assert fast["annotations"][0]["segmentation"] is None
+    assert fast["annotations"][1]["segmentation"] == d["annotations"][1]["segmentation"]  # RLE kept
+    assert fast["categories"] == d["categories"]
+    for key in ("bbox", "iscrowd", "id"):
+        assert [a[key] for a in fast["annotations"]] == [a[key] for a in d["annotations"]]
+
+
+def test_malformed_json_location_is_in_the_original_bytes(tmp_path):
+    p = tmp_path / "bad.json"
+    raw = b'{"annotations": [{"segmentation": [[1, 2, 3]], "bbox": [1, 2,, 3]}]}'
+    p.write_bytes(raw)
+    column = raw.index(b",,") + 2  # the second comma, 1-based
+    with pytest.raises(InputError, match=f"column {column} "):
+        imbalance_cli.load(p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import zlib
 from pathlib import Path
 
@@ -34,8 +35,27 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     return data
 
 
-def parse_json(data: bytes, path: str | os.PathLike):
-    """Parse JSON bytes with orjson (falling back to the standard library), errors as :class:`InputError`."""
+# A COCO-style polygon segmentation: a list of lists of numbers. The statistics never need it, and
+# on COCO train it is ~60% of the bytes, so it is blanked before parsing (RLE dicts are left alone).
+# Inside a JSON string a quote is always escaped, so the unescaped key pattern cannot match there.
+_POLYGONS = re.compile(rb'(?<!\\)"segmentation"\s*:\s*\[[-+0-9eE.,\s\[\]]*\]')
+
+
+def parse_json(data: bytes, path: str | os.PathLike, drop_polygons: bool = False):
+    """Parse JSON bytes with orjson (falling back to the standard library), errors as :class:`InputError`.
+
+    ``drop_polygons`` replaces polygon ``segmentation`` arrays by ``null`` before parsing (about
+    2x faster on COCO-size files); a parse error is then located in the original bytes.
+    """
+    if drop_polygons:
+        try:
+            return _parse(_POLYGONS.sub(b'"segmentation":null', data), path)
+        except InputError:
+            pass  # report the location in the untouched document
+    return _parse(data, path)
+
+
+def _parse(data: bytes, path):
     try:
         import orjson
 

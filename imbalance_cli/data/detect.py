@@ -62,7 +62,7 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
         return openimages.load(p, data=data, classes=classes, image_sizes=image_sizes)
     if classes is not None or image_sizes is not None:
         raise InputError("--classes and --image-sizes apply to Open Images CSV only", path=p)
-    d = parse_json(data, p)
+    d = parse_json(data, p, drop_polygons=True)
     del data  # the raw bytes are no longer needed: lower peak memory on large files
     if fmt is None:
         fmt = _detect_json(d, p)
