@@ -1,0 +1,289 @@
+"""Batch-level foreground-foreground imbalance (survey seed 000, §4.2.2, §4.4.3, Fig. 6).
+
+A dataset's class distribution need not be a batch's: with small batches an over-represented class
+can be absent from a batch and a rare one can dominate it. This module draws the batches a training
+run would see and measures them.
+
+Samplers (all seeded with ``numpy.random.default_rng(seed)``; the stream of every epoch is
+concatenated and cut into batches of ``batch_size``, the last incomplete batch is dropped, as an
+infinite training sampler does):
+
+* ``uniform``: each epoch is a random permutation of the images;
+* ``repeat-factor``: LVIS / detectron2 repeat-factor sampling; image ``i`` has factor
+  ``r_i = max over its classes of max(1, sqrt(t / f(c)))`` and appears ``floor(r_i) + Bernoulli(r_i -
+  floor(r_i))`` times per epoch (stochastic rounding drawn afresh each epoch), then the epoch is shuffled;
+* ``class-aware``: each sample picks a class uniformly among the classes with at least one image,
+  then an image containing it uniformly (Shen et al. 2016, class-aware sampling); an epoch has as
+  many samples as the dataset has images.
+
+Statistics (valid, non-crowd boxes):
+
+* class coverage: distinct classes per batch (and as a fraction of the used classes);
+* group absence: share of batches without any instance of each LVIS frequency group (the file's
+  own ``frequency`` when every category has one, as LVIS val files carry the train frequencies;
+  otherwise from this dataset's image counts) and of each BAGS group (instance counts, seed 002 Eq. 3);
+* divergence: total-variation distance ``1/2 sum_c |p_b(c) - q(c)|`` between each batch's class
+  instance distribution ``p_b`` and the dataset's ``q``: mean, 95th percentile, max (batches
+  without boxes are counted apart); and the TV between all sampled instances and ``q``;
+* with anchors: foreground share per batch = positive anchors / all anchors of the batch's images.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from imbalance_cli.errors import InputError
+
+SCHEMA = "imbalance.batches/1"
+SAMPLERS = ("uniform", "repeat-factor", "class-aware")
+
+
+def _summary(x: np.ndarray) -> dict:
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) == 0:
+        return {"mean": None, "min": None, "p5": None, "median": None, "p95": None, "max": None}
+    return {"mean": float(x.mean()), "min": float(x.min()), "p5": float(np.percentile(x, 5)),
+            "median": float(np.median(x)), "p95": float(np.percentile(x, 95)), "max": float(x.max())}
+
+
+def class_image_index(dataset, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR of the images holding each class: ``(offsets (K+1,), images)``; each image once per class."""
+    K = dataset.num_categories
+    pairs = np.unique(dataset.box_category[valid].astype(np.int64) * dataset.num_images + dataset.box_image[valid])
+    cls, img = pairs // max(dataset.num_images, 1), pairs % max(dataset.num_images, 1)
+    offsets = np.zeros(K + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cls, minlength=K), out=offsets[1:])
+    return offsets, img
+
+
+def epoch_order(sampler: str, rng: np.random.Generator, num_images: int, image_factors: np.ndarray | None = None,
+                class_index: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Image indices of one epoch under ``sampler`` (see module docstring)."""
+    if sampler == "uniform":
+        return rng.permutation(num_images)
+    if sampler == "repeat-factor":
+        r = np.asarray(image_factors, dtype=np.float64)
+        base = np.floor(r)
+        reps = (base + (rng.random(len(r)) < (r - base))).astype(np.int64)
+        return rng.permutation(np.repeat(np.arange(len(r)), reps))
+    if sampler == "class-aware":
+        offsets, images = class_index
+        sizes = np.diff(offsets)
+        present = np.flatnonzero(sizes > 0)
+        if len(present) == 0:
+            raise InputError("class-aware sampling needs at least one class with a valid box")
+        cls = present[rng.integers(0, len(present), size=num_images)]
+        pick = offsets[cls] + np.floor(rng.random(num_images) * sizes[cls]).astype(np.int64)
+        return images[pick]
+    raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+
+
+def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: float | None = None,
+                  neg_iou: float | None = None) -> dict:
+    """Per-image anchor labels counted with the anchor engine (the labelling ``imbalance stats`` reports).
+
+    Runs :func:`imbalance_cli.anchors.matcher.culled_match_dataset` on the valid boxes (scaled into
+    the resized image like torchvision); anchors per image by arithmetic
+    (:func:`imbalance_cli.anchors.generator.num_anchors`). ``matcher`` defaults to the preset's own
+    semantics (``ssd`` for SSD presets, else ``torchvision``). Returns numpy arrays per image
+    ``anchors``, ``foreground``, ``ignored``, ``background`` (= anchors - foreground - ignored), the
+    totals ``foreground_total``/``background_total``, positives per category row ``per_class_positive``,
+    and ``boxes_without_positive`` (valid boxes no anchor is assigned to) out of ``boxes``.
+    """
+    from imbalance_cli.anchors.generator import num_anchors, padded_sizes, scale_boxes
+    from imbalance_cli.anchors.matcher import culled_match_dataset
+    from imbalance_cli.anchors.presets import get_preset
+
+    if not dataset.has_image_sizes:
+        raise InputError("anchor statistics need image sizes: pass --image-sizes sizes.csv or drop --anchors",
+                         path=dataset.path)
+    preset = get_preset(anchors, pos_iou=pos_iou, neg_iou=neg_iou)
+    semantics = matcher or ("ssd" if preset.kind == "ssd" else "torchvision")
+    ph, pw = padded_sizes(dataset.heights, dataset.widths, preset)
+    valid = np.flatnonzero(dataset.valid_mask())
+    order = valid[np.argsort(dataset.box_image[valid], kind="stable")]
+    img = dataset.box_image[order]
+    boxes = scale_boxes(dataset.boxes[order], dataset.heights[img], dataset.widths[img], preset)
+    res = culled_match_dataset(preset, boxes, img, ph, pw, semantics=semantics)
+    n = dataset.num_images
+    fg = np.bincount(res.pos_image, minlength=n).astype(np.int64)
+    ign = np.asarray(res.ignored_per_image, dtype=np.int64)
+    total = num_anchors(preset, ph, pw).astype(np.int64)
+    has_pos = np.zeros(len(order), dtype=bool)
+    has_pos[res.pos_box] = True
+    return {"preset": anchors, "anchors": total, "foreground": fg, "ignored": ign, "background": total - fg - ign,
+            "foreground_total": int(fg.sum()), "background_total": int((total - fg - ign).sum()),
+            "per_class_positive": np.bincount(dataset.box_category[order][res.pos_box],
+                                              minlength=dataset.num_categories).astype(np.int64),
+            "boxes": int(len(order)), "boxes_without_positive": int((~has_pos).sum())}
+
+
+def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform", epochs: int = 1, seed: int = 0,
+                     repeat_threshold: float = 0.001, anchors: str | None = None, keep_per_batch: bool = False,
+                     anchor_options: dict | None = None) -> dict:
+    """The ``imbalance.batches/1`` report for one sampler (see module docstring)."""
+    from imbalance_cli.stats.classes import bags_groups, class_counts, lvis_frequency
+
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    if epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {epochs}")
+    if sampler not in SAMPLERS:
+        raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    n_img, K = dataset.num_images, dataset.num_categories
+    if n_img == 0:
+        raise InputError("the dataset has no images", path=dataset.path)
+    valid = dataset.valid_mask()
+    inst, imgs = class_counts(dataset, valid)
+    total = inst.sum()
+    if total == 0:
+        raise InputError("the dataset has no valid boxes: no class distribution to compare batches with", path=dataset.path)
+    q = inst / total
+    used = inst > 0
+
+    # per-image class counts as CSR over (image, class) pairs
+    pair_keys, pair_counts = np.unique(dataset.box_image[valid].astype(np.int64) * K + dataset.box_category[valid],
+                                       return_counts=True)
+    pair_img, pair_cls = pair_keys // K, pair_keys % K
+    img_off = np.zeros(n_img + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pair_img, minlength=n_img), out=img_off[1:])
+
+    rng = np.random.default_rng(seed)
+    image_factors = class_index = None
+    if sampler == "repeat-factor":
+        from imbalance_cli.stats.groups import image_repeat_factors, repeat_factors
+
+        image_factors = image_repeat_factors(dataset, repeat_factors(imgs, n_img, repeat_threshold))
+    elif sampler == "class-aware":
+        class_index = class_image_index(dataset, valid)
+    stream = np.concatenate([epoch_order(sampler, rng, n_img, image_factors, class_index) for _ in range(epochs)])
+    drawn = len(stream)
+    n_batches = len(stream) // batch_size
+    if n_batches == 0:
+        raise InputError(f"--batch-size {batch_size} is larger than the {len(stream)} samples drawn")
+    stream = stream[: n_batches * batch_size]
+    batch_of_sample = np.arange(len(stream)) // batch_size
+
+    # expand samples to (batch, class, count) entries
+    lens = img_off[stream + 1] - img_off[stream]
+    starts = np.repeat(img_off[stream], lens)
+    within = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+    entry = starts + within
+    e_batch = np.repeat(batch_of_sample, lens)
+    e_cls = pair_cls[entry]
+    e_cnt = pair_counts[entry]
+    bk, inv = np.unique(e_batch * K + e_cls, return_inverse=True)
+    bc_count = np.bincount(inv, weights=e_cnt)
+    b_of, c_of = bk // K, bk % K
+    per_batch_total = np.bincount(b_of, weights=bc_count, minlength=n_batches)
+    coverage = np.bincount(b_of, minlength=n_batches)
+    nonempty = per_batch_total > 0
+    p = bc_count / per_batch_total[b_of]
+    in_batch_abs = np.bincount(b_of, weights=np.abs(p - q[c_of]), minlength=n_batches)
+    in_batch_q = np.bincount(b_of, weights=q[c_of], minlength=n_batches)
+    tv = 0.5 * (in_batch_abs + 1.0 - in_batch_q)
+    tv_ne = tv[nonempty]
+
+    sampled = np.bincount(c_of, weights=bc_count, minlength=K)
+
+    def absence(groups: np.ndarray, labels) -> dict:
+        out = {}
+        for g in labels:
+            members = (groups == g) & used
+            if not members.any():
+                out[str(g)] = None
+                continue
+            hit = np.zeros(n_batches, dtype=bool)
+            hit[b_of[members[c_of]]] = True
+            out[str(g)] = float(1.0 - hit.mean())
+        return out
+
+    file_freq = dataset.frequency
+    if file_freq is not None and all(f in ("r", "c", "f") for f in file_freq):
+        freq, freq_source = np.asarray(file_freq, dtype=object), "file"
+    else:
+        freq, freq_source = lvis_frequency(imgs), "image_counts"
+    bags = bags_groups(inst)
+    fg_share = None
+    per_batch_fg = None
+    if anchors is not None and anchors != "none":
+        ac = anchor_counts(dataset, anchors, **(anchor_options or {}))
+        fg, na = ac["foreground"].astype(np.float64), ac["anchors"].astype(np.float64)
+        bf = np.bincount(batch_of_sample, weights=fg[stream], minlength=n_batches)
+        ba = np.bincount(batch_of_sample, weights=na[stream], minlength=n_batches)
+        per_batch_fg = np.divide(bf, ba, out=np.zeros_like(bf), where=ba > 0)
+        fg_share = {"preset": anchors, **_summary(per_batch_fg)}
+
+    report = {
+        "schema": SCHEMA,
+        "path": dataset.path,
+        "sampler": sampler,
+        "batch_size": int(batch_size),
+        "epochs": int(epochs),
+        "seed": int(seed),
+        "repeat_threshold": float(repeat_threshold) if sampler == "repeat-factor" else None,
+        "images": int(n_img),
+        "samples": int(len(stream)),
+        "samples_per_epoch": float(drawn / epochs),
+        "batches": int(n_batches),
+        "empty_batches": int((~nonempty).sum()),
+        "classes_used": int(used.sum()),
+        "instances_per_batch": _summary(per_batch_total),
+        "coverage": {**_summary(coverage), "mean_fraction_of_used": float(coverage.mean() / max(used.sum(), 1)),
+                     "classes_never_sampled": int((used & (sampled == 0)).sum())},
+        "group_absence": {"frequency": absence(freq, ("r", "c", "f")), "frequency_source": freq_source,
+                          "bags": absence(bags, range(1, 5))},
+        "divergence": {"measure": "tv", "mean": float(tv_ne.mean()) if len(tv_ne) else None,
+                       "p95": float(np.percentile(tv_ne, 95)) if len(tv_ne) else None,
+                       "max": float(tv_ne.max()) if len(tv_ne) else None,
+                       "sampled_vs_dataset_tv": float(0.5 * np.abs(sampled / max(sampled.sum(), 1) - q).sum())},
+        "foreground_share": fg_share,
+    }
+    if keep_per_batch:
+        report["per_batch"] = {"instances": per_batch_total, "classes": coverage,
+                               "tv": np.where(nonempty, tv, np.nan), "foreground_share": per_batch_fg}
+    return report
+
+
+def figures(report: dict) -> list:
+    """Histograms of per-batch class coverage and TV divergence (needs ``keep_per_batch``)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    pb = report["per_batch"]
+    n = 3 if pb.get("foreground_share") is not None else 2
+    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.6))
+    axes[0].hist(np.asarray(pb["classes"]), bins=30, color="tab:blue")
+    axes[0].set_xlabel("distinct classes per batch")
+    axes[0].set_ylabel("batches")
+    tv = np.asarray(pb["tv"], dtype=float)
+    axes[1].hist(tv[np.isfinite(tv)], bins=30, color="tab:orange")
+    axes[1].set_xlabel("TV(batch, dataset) class distribution")
+    if n == 3:
+        axes[2].hist(np.asarray(pb["foreground_share"]), bins=30, color="tab:green")
+        axes[2].set_xlabel("foreground anchor share per batch")
+    fig.suptitle(f"{report['sampler']} sampler, batch size {report['batch_size']}, {report['epochs']} epoch(s)")
+    fig.tight_layout()
+    return [("batches.png", "batch-level imbalance (survey Fig. 6)", fig)]
+
+
+def write_outputs(report: dict, out_dir: str | os.PathLike) -> list[Path]:
+    """Write batches.json (without per-batch arrays), per_batch.csv and batches.png atomically."""
+    import pandas as pd
+
+    from imbalance_cli.fileio import save_figure, write_json, write_text
+
+    out = Path(out_dir)
+    summary = {k: v for k, v in report.items() if k != "per_batch"}
+    written = [write_json(out / "batches.json", summary)]
+    if "per_batch" in report:
+        pb = {k: v for k, v in report["per_batch"].items() if v is not None}
+        written.append(write_text(out / "per_batch.csv", pd.DataFrame(pb).rename_axis("batch").to_csv()))
+        for name, _t, fig in figures(report):
+            written.append(save_figure(fig, out / name))
+    return written

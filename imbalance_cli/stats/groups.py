@@ -1,0 +1,205 @@
+"""Long-tail groupings and re-balancing inputs from per-class counts (``imbalance groups``).
+
+* **BAGS groups** (seed 002, Eq. 3): class ``j`` is in group ``n`` when ``s_l^n <= N(j) < s_h^n``
+  (training-instance counts; default edges 0, 10, 100, 1000, inf -> groups 1..4; group 0 is the
+  background). The label mapping ``label2binlabel`` ((N+1, C+1)) and ``pred_slice`` ((N+1, 2)) the
+  BAGS head needs come from :func:`imbalance_cli.losses.longtail.bags_label2binlabel` and
+  :func:`~imbalance_cli.losses.longtail.bags_pred_slice` (one definition, shared with the loss).
+* **LVIS frequency groups** from image counts: rare <= 10, common 11-100, frequent > 100 images.
+* **Repeat-factor sampling** (Gupta et al., LVIS 2019, §5; detectron2's rule): ``f(c)`` = fraction of
+  images containing ``c``, ``r(c) = max(1, sqrt(t / f(c)))`` (t = 0.001 by default), an image's factor
+  is the max over its classes (1 for an image without boxes); the expected epoch length is the sum of
+  the image factors (stochastic rounding keeps the expectation).
+* **Class-balanced weights** (Cui et al., CVPR 2019, effective number): ``w_c = (1 - beta) / (1 - beta^n_c)``
+  (beta = 0.999 by default); ``normalized`` rescales them to sum to the number of classes with n_c > 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from imbalance_cli.errors import InputError
+from imbalance_cli.stats.classes import DEFAULT_BAGS_EDGES, bags_groups, lvis_frequency
+from imbalance_cli.stats.counts import ClassCounts
+
+SCHEMA = "imbalance.groups/1"
+DEFAULT_REPEAT_THRESHOLD = 0.001
+DEFAULT_CB_BETA = 0.999
+
+
+def parse_edges(text: str) -> tuple[float, ...]:
+    """Parse ``"0,10,100,1000,inf"`` into BAGS edges; :class:`InputError` when not strictly increasing numbers."""
+    try:
+        edges = tuple(float(t) for t in str(text).split(",") if t.strip())
+    except ValueError:
+        raise InputError(f"--bags-edges must be comma-separated numbers (e.g. 0,10,100,1000,inf), got {text!r}") from None
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])) or any(math.isnan(e) for e in edges):
+        raise InputError(f"--bags-edges must be at least two strictly increasing numbers, got {text!r}")
+    return edges
+
+
+def _edges_json(edges: Sequence[float]) -> list:
+    return ["inf" if math.isinf(e) else (int(e) if float(e).is_integer() else float(e)) for e in edges]
+
+
+def repeat_factors(image_counts: np.ndarray, num_images: int, threshold: float = DEFAULT_REPEAT_THRESHOLD) -> np.ndarray:
+    """Per-class repeat factor ``r(c) = max(1, sqrt(t / f(c)))``, ``f(c) = image_counts / num_images``.
+
+    LVIS repeat-factor sampling (Gupta et al. 2019, §5). Classes in no image get NaN (no image
+    carries them, so they never set an image's factor).
+    """
+    ic = np.asarray(image_counts, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = ic / float(num_images)
+        r = np.maximum(1.0, np.sqrt(threshold / f))
+    r[ic <= 0] = np.nan
+    return r
+
+
+def image_repeat_factors(dataset, class_factors: np.ndarray) -> np.ndarray:
+    """Per-image factor: max of ``class_factors`` over the classes of its valid boxes (1.0 without boxes)."""
+    mask = dataset.valid_mask()
+    out = np.ones(dataset.num_images, dtype=np.float64)
+    cf = np.nan_to_num(np.asarray(class_factors, dtype=np.float64), nan=1.0)
+    np.maximum.at(out, dataset.box_image[mask], cf[dataset.box_category[mask]])
+    return out
+
+
+def class_balanced_weights(instance_counts: np.ndarray, beta: float = DEFAULT_CB_BETA) -> tuple[np.ndarray, np.ndarray]:
+    """Effective-number weights ``(1 - beta) / (1 - beta^n)`` (Cui et al. 2019, Eq. 3 inverse) and their
+    normalised form (sum = number of classes with n > 0). Classes with n = 0 get NaN."""
+    if not (0.0 <= beta < 1.0):
+        raise InputError(f"--cb-beta must be in [0, 1), got {beta}")
+    n = np.asarray(instance_counts, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = (1.0 - beta) / (1.0 - np.power(beta, n))
+    if beta == 0.0:
+        w = np.ones_like(n)
+    w[n <= 0] = np.nan
+    used = np.isfinite(w)
+    norm = np.full_like(w, np.nan)
+    if used.any():
+        norm[used] = w[used] * used.sum() / w[used].sum()
+    return w, norm
+
+
+def long_tail_groups(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_EDGES,
+                     repeat_threshold: float = DEFAULT_REPEAT_THRESHOLD, cb_beta: float = DEFAULT_CB_BETA) -> dict:
+    """The ``imbalance.groups/1`` report (see module docstring for every formula)."""
+    if counts.num_classes == 0:
+        raise InputError("no categories defined", path=counts.source)
+    if not (repeat_threshold > 0):
+        raise InputError(f"--repeat-threshold must be positive, got {repeat_threshold}")
+    ids = counts.ids
+    try:
+        grp = bags_groups(counts.instances, edges)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    N = len(edges) - 1
+    groups = []
+    for n in range(1, N + 1):
+        sel = grp == n
+        groups.append({"index": n, "range": _edges_json(edges[n - 1 : n + 1]), "classes": int(sel.sum()),
+                       "instances": int(counts.instances[sel].sum()), "category_ids": ids[sel].tolist()})
+
+    freq = lvis_frequency(counts.images)
+    frequency = {k: int((freq == k).sum()) for k in ("r", "c", "f")}
+    disagreements = []
+    if counts.frequency_from_file is not None:
+        for i in np.flatnonzero((counts.frequency_from_file != "") & (counts.frequency_from_file != freq)):
+            disagreements.append({"id": int(ids[i]), "name": str(counts.names[i]),
+                                  "file": str(counts.frequency_from_file[i]), "computed": str(freq[i])})
+
+    rf: dict = {"threshold": float(repeat_threshold), "num_images": counts.num_images, "per_class": None,
+                "expected_epoch_images": None}
+    if counts.num_images is not None:
+        r = repeat_factors(counts.images, counts.num_images, repeat_threshold)
+        rf["per_class"] = {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, r)}
+        if counts.dataset is not None and counts.num_images == counts.dataset.num_images:
+            rf["expected_epoch_images"] = float(image_repeat_factors(counts.dataset, r).sum())
+        else:
+            # Without per-image class sets only bounds are known: every image of class c has a factor
+            # >= r(c) (lower), and max <= 1 + sum of (r - 1) over its classes (upper).
+            rr = np.nan_to_num(r, nan=1.0)
+            lo = float(np.max(counts.images * rr + (counts.num_images - counts.images))) if len(rr) else float(counts.num_images)
+            hi = float(counts.num_images + np.sum(counts.images * (rr - 1.0)))
+            rf["expected_epoch_images_bounds"] = [max(lo, float(counts.num_images)), hi]
+            rf["note"] = "category statistics only: expected epoch length given as [lower, upper] bounds"
+    else:
+        rf["note"] = "repeat factors need the image total: pass --num-images N"
+
+    w, wn = class_balanced_weights(counts.instances, cb_beta)
+    cb = {"beta": float(cb_beta),
+          "per_class": {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, w)},
+          "normalized": {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, wn)}}
+
+    per_class = [{"id": int(ids[i]), "name": str(counts.names[i]), "instances": int(counts.instances[i]),
+                  "images": int(counts.images[i]), "bags_group": int(grp[i]), "frequency": str(freq[i])}
+                 for i in range(counts.num_classes)]
+    return {
+        "schema": SCHEMA,
+        "num_classes": counts.num_classes,
+        "num_images": counts.num_images,
+        "bags": {"edges": _edges_json(edges), "groups": groups},
+        "frequency": frequency,
+        "frequency_disagreements": disagreements,
+        "repeat_factors": rf,
+        "class_balanced": cb,
+        "classes": per_class,
+    }
+
+
+def bags_mappings(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_EDGES) -> tuple[np.ndarray, np.ndarray]:
+    """``(label2binlabel (N+1, C+1), pred_slice (N+1, 2))`` as int64 arrays, from the losses library (seed 002, §4)."""
+    from imbalance_cli.losses.longtail import bags_label2binlabel, bags_pred_slice
+
+    try:
+        l2b = bags_label2binlabel(counts.instances, edges)
+        ps = bags_pred_slice(counts.instances, edges)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+    def arr(x):
+        if hasattr(x, "detach"):
+            x = x.detach().cpu().numpy()
+        return np.asarray(x, dtype=np.int64)
+
+    return arr(l2b), arr(ps)
+
+
+def groups_table(report: dict):
+    """Per-group summary DataFrame: group 0 (background) then groups 1..N with class and instance totals."""
+    import pandas as pd
+
+    rows = [{"group": 0, "range": "background", "classes": 1, "instances": None}]
+    for g in report["bags"]["groups"]:
+        rows.append({"group": g["index"], "range": f"[{g['range'][0]}, {g['range'][1]})", "classes": g["classes"],
+                     "instances": g["instances"]})
+    return pd.DataFrame(rows)
+
+
+def write_outputs(report: dict, counts: ClassCounts, edges: Sequence[float], out_dir: str | os.PathLike) -> list[Path]:
+    """Write groups.json, classes.csv, bags.json (label2binlabel + pred_slice), label2binlabel.pt and pred_slice.pt."""
+    import pandas as pd
+    import torch
+
+    from imbalance_cli.fileio import atomic_path, write_json, write_text
+
+    out = Path(out_dir)
+    l2b, ps = bags_mappings(counts, edges)
+    written = [
+        write_json(out / "groups.json", report),
+        write_text(out / "classes.csv", pd.DataFrame(report["classes"]).to_csv(index=False)),
+        write_json(out / "bags.json", {"edges": report["bags"]["edges"], "category_ids": counts.ids.tolist(),
+                                       "label2binlabel": l2b.tolist(), "pred_slice": ps.tolist()}),
+    ]
+    for name, arr in (("label2binlabel.pt", l2b), ("pred_slice.pt", ps)):
+        with atomic_path(out / name) as tmp:
+            torch.save(torch.as_tensor(arr, dtype=torch.int64), tmp)
+        written.append(out / name)
+    return written
