@@ -1,0 +1,159 @@
+"""Per-image counts, scale and location statistics of valid boxes (survey seed 000, Figs. 5b/c, 7, 13).
+
+Everything is vectorised over the dataset's columns; only valid boxes
+(:meth:`Dataset.valid_mask`) take part.
+
+* objects per image (Fig. 5b) and classes per image (Fig. 5c): integer histograms with
+  edges ``0, 1, ..., max + 1`` (bin k holds the images with exactly k objects/classes);
+  images without valid boxes are in bin 0; ``mean`` is over all images.
+* scale (Fig. 7, §5.1): relative width w/W, relative height h/H and relative area
+  sqrt(w h / (W H)) of each box in its image, histogrammed over [0, 1] (values above 1,
+  boxes larger than their image, fall in the last bin). COCO size groups by box area in
+  pixels: small < 32^2, medium < 96^2, large otherwise (COCO detection evaluation); and,
+  where the file has an ``area`` field (COCO: the segment's area, what pycocotools uses),
+  by that field too.
+* location (Fig. 13, §6.3): 2-D histogram of box centres ((x1 + x2) / 2W, (y1 + y2) / 2H)
+  over the normalised image, ``bins x bins``, rows = y (top row = top of the image);
+  centres outside [0, 1] (boxes partly outside) are clipped into the border bins.
+
+A bin ``[e_k, e_(k+1))`` is half-open except the last, which also holds its right edge
+(numpy's histogram convention).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imbalance_cli.data.dataset import Dataset
+
+COCO_SMALL_MAX_AREA = 32.0**2
+COCO_MEDIUM_MAX_AREA = 96.0**2
+
+
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each value for increasing ``edges`` (numpy histogram convention), clipped into the first/last bin."""
+    idx = np.searchsorted(edges, values, side="right") - 1
+    return np.clip(idx, 0, len(edges) - 2)
+
+
+def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``values`` in the bins of ``edges``; values outside the range go to the first/last bin."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.bincount(bin_index(values, edges), minlength=len(edges) - 1).astype(np.int64)
+
+
+def _integer_histogram(per_image: np.ndarray) -> dict:
+    if per_image.size == 0:
+        return {"edges": [0, 1], "counts": [0], "mean": None, "max": None}
+    counts = np.bincount(per_image)
+    return {
+        "edges": list(range(len(counts) + 1)),
+        "counts": counts.astype(np.int64).tolist(),
+        "mean": float(per_image.mean()),
+        "max": int(per_image.max()),
+    }
+
+
+def objects_per_image(dataset: Dataset, valid: np.ndarray | None = None) -> dict:
+    """Histogram of the number of valid boxes per image (Fig. 5b): ``{edges, counts, mean, max}``."""
+    valid = dataset.valid_mask() if valid is None else valid
+    per_image = np.bincount(dataset.box_image[valid], minlength=dataset.num_images)
+    return _integer_histogram(per_image)
+
+
+def classes_per_image(dataset: Dataset, valid: np.ndarray | None = None) -> dict:
+    """Histogram of the number of distinct classes among an image's valid boxes (Fig. 5c)."""
+    valid = dataset.valid_mask() if valid is None else valid
+    n_cat = max(dataset.num_categories, 1)
+    pairs = np.unique(dataset.box_image[valid] * n_cat + dataset.box_category[valid])
+    per_image = np.bincount(pairs // n_cat, minlength=dataset.num_images)
+    return _integer_histogram(per_image)
+
+
+def relative_sizes(dataset: Dataset, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Relative width w/W, height h/H and area sqrt(wh/WH) of each valid box (Fig. 7)."""
+    valid = dataset.valid_mask() if valid is None else valid
+    b = dataset.boxes[valid]
+    W, H = dataset.image_size_of_boxes()
+    W, H = W[valid], H[valid]
+    w = b[:, 2] - b[:, 0]
+    h = b[:, 3] - b[:, 1]
+    rw = w / W
+    rh = h / H
+    return {"relative_width": rw, "relative_height": rh, "relative_area": np.sqrt(rw * rh)}
+
+
+def _size_groups(area: np.ndarray) -> dict:
+    return {
+        "small": int(np.count_nonzero(area < COCO_SMALL_MAX_AREA)),
+        "medium": int(np.count_nonzero((area >= COCO_SMALL_MAX_AREA) & (area < COCO_MEDIUM_MAX_AREA))),
+        "large": int(np.count_nonzero(area >= COCO_MEDIUM_MAX_AREA)),
+    }
+
+
+def size_groups(dataset: Dataset, valid: np.ndarray | None = None) -> dict | None:
+    """COCO small/medium/large counts of valid boxes by box area w*h in pixels; None without image sizes."""
+    if not dataset.has_image_sizes:
+        return None
+    valid = dataset.valid_mask() if valid is None else valid
+    b = dataset.boxes[valid]
+    return _size_groups((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+
+
+def size_groups_by_area_field(dataset: Dataset, valid: np.ndarray | None = None) -> dict | None:
+    """COCO size groups of valid boxes by the file's own ``area`` field (boxes without one are skipped).
+
+    Adds ``missing``: valid boxes without a finite area. None when no valid box has one.
+    """
+    valid = dataset.valid_mask() if valid is None else valid
+    area = dataset.area[valid]
+    have = np.isfinite(area)
+    if not np.any(have):
+        return None
+    out = _size_groups(area[have])
+    out["missing"] = int(np.count_nonzero(~have))
+    return out
+
+
+def scale_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins: int = 50) -> dict:
+    """The report's ``scale`` block: three relative histograms over [0, 1] with ``bins`` bins and the size groups."""
+    valid = dataset.valid_mask() if valid is None else valid
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    out: dict = {}
+    for name, values in relative_sizes(dataset, valid).items():
+        out[name] = {"edges": edges.tolist(), "counts": histogram(values, edges).tolist()}
+    out["size_groups"] = size_groups(dataset, valid)
+    out["size_groups_by_area_field"] = size_groups_by_area_field(dataset, valid)
+    return out
+
+
+def box_centres(dataset: Dataset, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised centres (cx / W, cy / H) of valid boxes (Fig. 13)."""
+    valid = dataset.valid_mask() if valid is None else valid
+    b = dataset.boxes[valid]
+    W, H = dataset.image_size_of_boxes()
+    return (b[:, 0] + b[:, 2]) / (2.0 * W[valid]), (b[:, 1] + b[:, 3]) / (2.0 * H[valid])
+
+
+def location_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins: int = 20,
+                        per_class: bool = False) -> dict:
+    """The report's ``location`` block: ``{bins, counts}`` (bins x bins, rows = y) and optionally ``per_class``.
+
+    ``per_class`` maps the category id (as a string) of every *used* class to its own
+    bins x bins histogram.
+    """
+    if bins < 1:
+        raise ValueError("location bins must be >= 1")
+    valid = dataset.valid_mask() if valid is None else valid
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    cx, cy = box_centres(dataset, valid)
+    cell = bin_index(cy, edges) * bins + bin_index(cx, edges)
+    counts = np.bincount(cell, minlength=bins * bins).reshape(bins, bins)
+    out: dict = {"bins": int(bins), "edges": edges.tolist(), "counts": counts.astype(np.int64).tolist()}
+    if per_class:
+        cats = dataset.box_category[valid]
+        n_cat = dataset.num_categories
+        full = np.bincount(cats * (bins * bins) + cell, minlength=n_cat * bins * bins).reshape(n_cat, bins, bins)
+        used = np.flatnonzero(full.reshape(n_cat, -1).sum(axis=1) > 0)
+        out["per_class"] = {str(int(dataset.category_ids[c])): full[c].astype(np.int64).tolist() for c in used}
+    return out

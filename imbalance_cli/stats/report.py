@@ -1,0 +1,361 @@
+"""`analyze()` and the :class:`Report` it returns: the survey's dataset statistics as plain data.
+
+``analyze(dataset)`` computes the ``imbalance.stats/1`` report (schema documented in
+:mod:`imbalance_cli.report.schema`): summary, class long tail (seed 000, Fig. 5a; LVIS
+frequency groups; BAGS groups, seed 002 Eq. 3), objects/classes per image (Figs. 5b, 5c),
+scale (Fig. 7), location (Fig. 13), the imbalance measures of §9.2
+(:mod:`imbalance_cli.stats.measures`), one verdict per imbalance type and, when asked,
+the anchor statistics of :func:`imbalance_cli.stats.anchors.anchor_statistics`.
+
+:class:`Report` wraps the dict: ``.to_dict()``, ``.to_json()``, ``.classes`` and
+``.tables()`` (pandas), ``.save(out_dir)`` (stats.json, CSVs, figures, report.html).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from imbalance_cli.data.dataset import INVALID_REASONS, Dataset
+from imbalance_cli.errors import InputError
+from imbalance_cli.report.schema import SCHEMA
+from imbalance_cli.stats import geometry, measures
+from imbalance_cli.stats.classes import DEFAULT_BAGS_EDGES, bags_groups, class_counts, lvis_frequency
+
+#: Verdict thresholds (level "ok" below the first, "moderate" below the second, else "severe").
+#: class: Gini coefficient of instances per used class; scale/location: TV distance to
+#: uniform of the relative-area / centre histograms; foreground_background: background
+#: anchors per foreground anchor.
+VERDICT_THRESHOLDS = {
+    "class": (0.3, 0.6),
+    "scale": (0.3, 0.6),
+    "location": (0.3, 0.5),
+    "foreground_background": (10.0, 100.0),
+}
+
+_ANCHOR_OPTIONS = ("matcher", "device", "pos_iou", "neg_iou", "negative_iou_sample", "seed")
+
+
+def _level(kind: str, value: float) -> str:
+    lo, hi = VERDICT_THRESHOLDS[kind]
+    return "ok" if value < lo else ("moderate" if value < hi else "severe")
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def verdicts(report: dict) -> list[dict]:
+    """One verdict ``{type, level, value, message}`` per imbalance type present in ``report``.
+
+    ``message`` is one line without the type and level (renderers show those beside it).
+
+    Types: ``class`` (by Gini), ``scale`` (TV of the relative-area histogram), ``location``
+    (TV of the centre histogram) and, with anchor statistics, ``foreground_background``
+    (background anchors per foreground anchor, survey Fig. 4a). Thresholds:
+    :data:`VERDICT_THRESHOLDS`. A type without data gets level ``"ok"`` and says why.
+    """
+    out = []
+    m = report["measures"]
+    if m.get("gini") is None:
+        out.append({"type": "class", "level": "ok", "value": None, "message": "no valid boxes"})
+    else:
+        lvl = _level("class", m["gini"])
+        out.append({"type": "class", "level": lvl, "value": m["gini"], "message":
+                    f"imbalance ratio {m['imbalance_ratio']:.1f}:1 over {m['classes_used']} used "
+                    f"classes, Gini {m['gini']:.2f}, normalised entropy {_fmt(m['normalized_entropy'])}"})
+    tv = report["scale"]["tv_to_uniform"]["relative_area"]
+    if tv is None:
+        out.append({"type": "scale", "level": "ok", "value": None, "message": "no valid boxes"})
+    else:
+        lvl = _level("scale", tv)
+        msg = f"relative-area histogram TV distance to uniform {tv:.2f}"
+        sg = report["scale"].get("size_groups")
+        total = sum(sg.values()) if sg else 0
+        if total:
+            msg += (f"; small/medium/large {100 * sg['small'] / total:.0f}%/{100 * sg['medium'] / total:.0f}%/"
+                    f"{100 * sg['large'] / total:.0f}%")
+        out.append({"type": "scale", "level": lvl, "value": tv, "message": msg})
+    tv = report["location"]["tv_to_uniform"]
+    if tv is None:
+        out.append({"type": "location", "level": "ok", "value": None, "message": "no valid boxes"})
+    else:
+        lvl = _level("location", tv)
+        b = report["location"]["bins"]
+        out.append({"type": "location", "level": lvl, "value": tv, "message":
+                    f"box-centre histogram ({b}x{b}) TV distance to uniform {tv:.2f}"})
+    a = report.get("anchors")
+    if a:
+        fg, bg = a.get("foreground"), a.get("background")
+        if fg:
+            ratio = bg / fg
+            lvl = _level("foreground_background", ratio)
+            msg = (f"{ratio:,.0f} background anchors per foreground anchor "
+                   f"({a.get('preset', '')} anchors)")
+            out.append({"type": "foreground_background", "level": lvl, "value": ratio, "message": msg})
+        else:
+            out.append({"type": "foreground_background", "level": "severe" if bg else "ok", "value": None,
+                        "message": "no foreground anchor at all"})
+    return out
+
+
+def _check_strict(dataset: Dataset) -> None:
+    reason = dataset.invalid_reason()
+    bad = np.flatnonzero(reason >= 0)
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(
+            f"invalid box ({INVALID_REASONS[reason[i]].replace('_', ' ')}: {dataset.boxes[i].tolist()}); "
+            f"{bad.size} invalid box(es) in all, --strict makes them fatal",
+            path=dataset.path, record=f"annotation id {int(dataset.box_ids[i])}")
+
+
+def _parse_edges(edges: Sequence[float]) -> list[float]:
+    try:
+        e = [float(x) for x in edges]
+    except (TypeError, ValueError):
+        raise InputError(f"--bags-edges must be numbers, got {edges!r}") from None
+    if len(e) < 2 or any(b <= a for a, b in zip(e, e[1:])) or any(math.isnan(x) for x in e):
+        raise InputError(f"--bags-edges must be at least two strictly increasing numbers, got {edges!r}")
+    return e
+
+
+def analyze(dataset: Dataset, *, anchors: str | Any = "none", location_bins: int = 20, per_class_location: bool = False,
+            bags_edges: Sequence[float] = DEFAULT_BAGS_EDGES, hist_bins: int = 50, strict: bool = False,
+            **anchor_options: Any) -> "Report":
+    """Compute the ``imbalance.stats/1`` report of ``dataset`` (see :mod:`imbalance_cli.report.schema`).
+
+    Parameters
+    ----------
+    anchors:
+        ``"none"`` or an anchor preset (``"retinanet"``, ``"rpn"``, ``"ssd300"``, a TOML path or
+        an ``AnchorPreset``) for :func:`imbalance_cli.stats.anchors.anchor_statistics`; its dict is
+        stored unchanged under ``report["anchors"]``. Needs image sizes.
+    location_bins:
+        Bins per axis of the box-centre histogram (survey Fig. 13).
+    per_class_location:
+        Also store one centre histogram per used class under ``location.per_class``.
+    bags_edges:
+        BAGS group edges on instance counts (seed 002, Eq. 3); every count must fall inside.
+    hist_bins:
+        Bins over [0, 1] of the relative width/height/area histograms (survey Fig. 7).
+    strict:
+        Raise :class:`InputError` naming the first invalid box instead of counting it.
+    anchor_options:
+        ``matcher``, ``device``, ``pos_iou``, ``neg_iou``, ``negative_iou_sample``, ``seed``,
+        passed to ``anchor_statistics``.
+    """
+    from imbalance_cli.progress import progress
+
+    unknown = set(anchor_options) - set(_ANCHOR_OPTIONS)
+    if unknown:
+        raise TypeError(f"analyze() got unexpected keyword argument(s) {sorted(unknown)}")
+    if int(location_bins) < 1:
+        raise InputError(f"--location-bins must be >= 1, got {location_bins}")
+    if int(hist_bins) < 1:
+        raise InputError(f"--hist-bins must be >= 1, got {hist_bins}")
+    edges = _parse_edges(bags_edges)
+    want_anchors = not (isinstance(anchors, str) and anchors.lower() == "none") and anchors is not None
+    if want_anchors and not dataset.has_image_sizes:
+        raise InputError("anchor statistics need image sizes: pass --image-sizes sizes.csv or --anchors none",
+                         path=dataset.path)
+    if strict:
+        _check_strict(dataset)
+
+    reason = dataset.invalid_reason()
+    valid = (~dataset.crowd) & (reason < 0)
+    report: dict = {"schema": SCHEMA}
+    steps = ["summary", "classes", "per_image", "scale", "location"] + (["anchors"] if want_anchors else [])
+    for step in progress(steps, total=len(steps), description="statistics"):
+        if step == "summary":
+            report["dataset"] = _summary(dataset, reason, valid)
+        elif step == "classes":
+            report.update(_classes(dataset, valid, edges))
+            report["dataset"]["categories_used"] = report["measures"]["classes_used"]
+        elif step == "per_image":
+            report["objects_per_image"] = geometry.objects_per_image(dataset, valid)
+            report["classes_per_image"] = geometry.classes_per_image(dataset, valid)
+            report["dataset"]["images_without_boxes"] = int(report["objects_per_image"]["counts"][0]) \
+                if dataset.num_images else 0
+        elif step == "scale":
+            scale = geometry.scale_statistics(dataset, valid, bins=int(hist_bins))
+            scale["tv_to_uniform"] = {k: measures.histogram_tv(scale[k]["counts"])
+                                      for k in ("relative_width", "relative_height", "relative_area")}
+            report["scale"] = scale
+        elif step == "location":
+            loc = geometry.location_statistics(dataset, valid, bins=int(location_bins), per_class=per_class_location)
+            loc["tv_to_uniform"] = measures.histogram_tv(loc["counts"])
+            report["location"] = loc
+        elif step == "anchors":
+            from imbalance_cli.stats.anchors import anchor_statistics
+
+            report["anchors"] = anchor_statistics(dataset, anchors, **anchor_options)
+    report["verdicts"] = verdicts(report)
+    return Report(report)
+
+
+def _summary(dataset: Dataset, reason: np.ndarray, valid: np.ndarray) -> dict:
+    by_reason = {name: int(np.count_nonzero(reason == i)) for i, name in enumerate(INVALID_REASONS)}
+    out = {
+        "format": dataset.format,
+        "path": None if dataset.path is None else os.fspath(dataset.path),
+        "images": dataset.num_images,
+        "annotations": dataset.num_boxes,
+        "boxes": int(np.count_nonzero(valid)),
+        "crowd": int(np.count_nonzero(dataset.crowd)),
+        "invalid": int(sum(by_reason.values())),
+        "invalid_by_reason": by_reason,
+        "categories": dataset.num_categories,
+        "categories_used": 0,
+        "images_without_boxes": 0,
+        "has_image_sizes": bool(dataset.has_image_sizes),
+    }
+    if dataset.difficult is not None:
+        out["difficult"] = int(np.count_nonzero(dataset.difficult & valid))
+    return out
+
+
+def _classes(dataset: Dataset, valid: np.ndarray, edges: list[float]) -> dict:
+    instances, images = class_counts(dataset, valid)
+    freq = lvis_frequency(images)
+    try:
+        groups = bags_groups(instances, edges)
+    except ValueError:
+        raise InputError(f"--bags-edges {edges}: some class has an instance count outside the edges "
+                         f"(counts range {int(instances.min())}..{int(instances.max())})") from None
+    file_freq = dataset.frequency
+    file_imgs = dataset.category_image_count
+    file_inst = dataset.category_instance_count
+    classes, disagreements = [], []
+    for k in range(dataset.num_categories):
+        row = {"id": int(dataset.category_ids[k]), "name": str(dataset.category_names[k]),
+               "instances": int(instances[k]), "images": int(images[k]),
+               "frequency": str(freq[k]), "bags_group": int(groups[k])}
+        if dataset.supercategory is not None:
+            row["supercategory"] = str(dataset.supercategory[k])
+        if file_freq is not None and file_freq[k]:
+            row["file_frequency"] = str(file_freq[k])
+            if file_freq[k] != freq[k]:
+                disagreements.append({"id": row["id"], "name": row["name"], "images": row["images"],
+                                      "frequency": row["frequency"], "file_frequency": row["file_frequency"]})
+        if file_imgs is not None and file_imgs[k] >= 0:
+            row["file_images"] = int(file_imgs[k])
+        if file_inst is not None and file_inst[k] >= 0:
+            row["file_instances"] = int(file_inst[k])
+        classes.append(row)
+    out = {
+        "classes": classes,
+        "measures": measures.class_measures(instances),
+        "frequency_groups": {g: int(np.count_nonzero(freq == g)) for g in ("r", "c", "f")},
+        "frequency_disagreements": disagreements,
+        "bags_edges": edges,
+        "bags_groups": {str(g): int(np.count_nonzero(groups == g)) for g in range(1, len(edges))},
+    }
+    if file_imgs is not None and np.all(file_imgs >= 0) and file_imgs.size:
+        ff = lvis_frequency(file_imgs)
+        out["frequency_groups_from_file_counts"] = {g: int(np.count_nonzero(ff == g)) for g in ("r", "c", "f")}
+    return out
+
+
+_TABLE_HISTS = ("objects_per_image", "classes_per_image")
+_TABLE_SCALE = ("relative_width", "relative_height", "relative_area")
+
+
+class Report:
+    """The result of :func:`analyze`: a dict of plain data (``imbalance.stats/1``) with pandas views.
+
+    ``report["measures"]`` indexes the dict directly.
+    """
+
+    def __init__(self, data: dict):
+        from imbalance_cli.fileio import to_jsonable
+
+        self._data = to_jsonable(data)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Report":
+        """Read a ``stats.json`` written by ``imbalance stats`` (validated; :class:`InputError` if it is not one)."""
+        import json
+
+        from imbalance_cli.report.schema import validate
+
+        try:
+            with open(path, "rb") as f:
+                data = json.loads(f.read())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(f"not valid JSON ({e})", path=os.fspath(path)) from None
+        return cls(validate(data, path=os.fspath(path)))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def keys(self):
+        """Top-level keys of the report dict."""
+        return self._data.keys()
+
+    def __repr__(self) -> str:
+        d = self._data["dataset"]
+        return (f"Report(schema={self._data['schema']!r}, images={d['images']}, boxes={d['boxes']}, "
+                f"categories_used={d['categories_used']})")
+
+    def to_dict(self) -> dict:
+        """A deep copy of the report as plain JSON-able data (NaN/inf already mapped to None)."""
+        return copy.deepcopy(self._data)
+
+    def to_json(self, indent: bool = True) -> str:
+        """The report as a JSON string."""
+        from imbalance_cli.fileio import dumps_json
+
+        return dumps_json(self._data, indent=indent)
+
+    @property
+    def measures(self) -> dict:
+        """The class-distribution measures (survey §9.2)."""
+        return dict(self._data["measures"])
+
+    @property
+    def classes(self):
+        """Per-class table (pandas DataFrame), sorted by instances descending, then id."""
+        import pandas as pd
+
+        df = pd.DataFrame(self._data["classes"])
+        if df.empty:
+            return pd.DataFrame(columns=["id", "name", "instances", "images", "frequency", "bags_group"])
+        return df.sort_values(["instances", "id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+    def tables(self) -> dict:
+        """Name -> DataFrame: classes, objects_per_image, classes_per_image, relative_width/height/area, location.
+
+        Histogram tables have one row per bin (``bin_start``, ``bin_end``, ``count``);
+        ``location`` has one row per cell (``row`` = y bin, ``col`` = x bin, their ranges, ``count``).
+        """
+        import pandas as pd
+
+        out = {"classes": self.classes}
+        for name in _TABLE_HISTS:
+            h = self._data[name]
+            out[name] = pd.DataFrame({name.split("_per_")[0]: h["edges"][:-1], "images": h["counts"]})
+        for name in _TABLE_SCALE:
+            h = self._data["scale"][name]
+            out[name] = pd.DataFrame({"bin_start": h["edges"][:-1], "bin_end": h["edges"][1:], "count": h["counts"]})
+        loc = self._data["location"]
+        b = loc["bins"]
+        counts = np.asarray(loc["counts"], dtype=np.int64).reshape(b, b)
+        e = np.linspace(0.0, 1.0, b + 1)
+        rows, cols = np.divmod(np.arange(b * b), b)
+        out["location"] = pd.DataFrame({"row": rows, "col": cols, "y_start": e[rows], "y_end": e[rows + 1],
+                                        "x_start": e[cols], "x_end": e[cols + 1], "count": counts.reshape(-1)})
+        return out
+
+    def save(self, out_dir: str | os.PathLike) -> list:
+        """Write stats.json, CSV tables, PNG figures and report.html into ``out_dir`` (atomically); return the paths."""
+        from imbalance_cli.report import write_outputs
+
+        return write_outputs(self.to_dict(), out_dir)
