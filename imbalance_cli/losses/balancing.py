@@ -1,0 +1,91 @@
+"""Task balancing between classification and regression (objective imbalance, survey seed 000, §7).
+
+All weights that depend on loss values are computed from detached values, so they rescale the
+gradients of a task without being differentiated themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import Tensor
+
+__all__ = ["fixed_weights", "self_balance", "guided_loss", "ALRPSelfBalance"]
+
+
+def fixed_weights(losses: Mapping[str, Tensor], weights: Mapping[str, float] | None = None) -> Tensor:
+    """Linear task weighting ``sum_k λ_k L_k`` (survey seed 000, §7, Eq. 1 of most detectors).
+
+    ``weights`` maps task names to λ (missing tasks weigh 1); an unknown name raises ``ValueError``.
+    """
+    weights = dict(weights or {})
+    unknown = set(weights) - set(losses)
+    if unknown:
+        raise ValueError(f"weights for unknown tasks: {sorted(unknown)}")
+    if not losses:
+        raise ValueError("no losses to combine")
+    return sum(float(weights.get(name, 1.0)) * value for name, value in losses.items())
+
+
+def self_balance(cls_loss: Tensor, box_loss: Tensor, eps: float = 1e-12) -> Tensor:
+    """Value-based self-balance of RS loss (seed 001, Eq. S17 with ``λ_box = L_RS / L_box``).
+
+    Returns ``L_cls + λ L_box`` with ``λ = L_cls / L_box`` recomputed every iteration from detached
+    values (tuning-free; Table S1). ``λ = 0`` when the box loss is zero.
+    """
+    with torch.no_grad():
+        box = box_loss.detach()
+        lam = torch.where(box.abs() > eps, cls_loss.detach() / box.clamp(min=eps), torch.zeros_like(box))
+    return cls_loss + lam * box_loss
+
+
+def guided_loss(cls_loss: Tensor, reg_loss: Tensor, w_reg: float = 1.0, eps: float = 1e-12) -> Tensor:
+    """Guided loss (Chen et al. 2019; survey seed 000, Eq. 24).
+
+    The classification loss is rescaled by ``w_reg L_reg / L_cls`` (detached), so its magnitude
+    follows the regression loss, which is normalised by the foreground count:
+    ``L = (w_reg L_reg / L_cls) L_cls + w_reg L_reg``.
+    """
+    with torch.no_grad():
+        c = cls_loss.detach()
+        k = torch.where(c.abs() > eps, w_reg * reg_loss.detach() / c.clamp(min=eps), torch.ones_like(c))
+    return k * cls_loss + w_reg * reg_loss
+
+
+class ALRPSelfBalance:
+    """aLRP loss's epoch-based self-balance (Oksuz et al., NeurIPS 2020, §5): ``L = L_cls + SB * L_loc``.
+
+    ``SB`` starts at ``init`` (50) and at each :meth:`end_epoch` becomes
+    ``(mean L_cls + mean L_loc) / mean L_loc`` over the epoch's iterations (seed 001, §S2.2
+    discusses this epoch-level update). :meth:`__call__` combines and records one iteration.
+    """
+
+    def __init__(self, init: float = 50.0):
+        self.weight = float(init)
+        self._cls = 0.0
+        self._loc = 0.0
+        self._n = 0
+
+    def __call__(self, cls_loss: Tensor, loc_loss: Tensor) -> Tensor:
+        """``cls + SB * loc`` for this iteration (values are recorded for the epoch update)."""
+        self._cls += float(cls_loss.detach())
+        self._loc += float(loc_loss.detach())
+        self._n += 1
+        return cls_loss + self.weight * loc_loss
+
+    def end_epoch(self) -> float:
+        """Update ``SB`` from the epoch's mean losses, reset the record, return the new weight."""
+        if self._n and self._loc > 0:
+            self.weight = (self._cls + self._loc) / self._loc
+        self._cls = self._loc = 0.0
+        self._n = 0
+        return self.weight
+
+    def state_dict(self) -> dict:
+        """Serializable state (for checkpoints)."""
+        return {"weight": self.weight, "cls": self._cls, "loc": self._loc, "n": self._n}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        self.weight, self._cls, self._loc, self._n = state["weight"], state["cls"], state["loc"], state["n"]

@@ -1,0 +1,211 @@
+"""Box regression losses (survey seed 000, §6.2, Eqs. 9-22; seed 004, Eqs. 3-5).
+
+Boxes are ``(x1, y1, x2, y2)``. The ℓ1-family losses work on any tensors (coordinates or the
+``(dx, dy, dw, dh)`` deltas of :func:`encode_deltas`, the form the papers use); IoU-family losses
+take boxes. ``reduction`` is "none" (element-wise), "mean" or "sum".
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from imbalance_cli.boxes import ciou_aligned, diou_aligned, giou_aligned, iou_aligned
+from imbalance_cli.losses.classification import reduce_loss
+
+__all__ = [
+    "encode_deltas",
+    "decode_deltas",
+    "l1",
+    "smooth_l1",
+    "giou_loss",
+    "diou_loss",
+    "ciou_loss",
+    "balanced_l1",
+    "iou_loss",
+    "bounded_iou",
+    "iou_balanced_l1",
+]
+
+_DELTA_CLAMP = math.log(1000.0 / 16)
+
+
+def encode_deltas(anchors: Tensor, boxes: Tensor, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> Tensor:
+    """R-CNN box deltas of ``boxes`` relative to ``anchors`` (both xyxy, same shape ``(..., 4)``).
+
+    ``dx = wx (x - xa) / wa``, ``dy = wy (y - ya) / ha``, ``dw = ww log(w / wa)``,
+    ``dh = wh log(h / ha)`` with centres ``x, y`` and sizes ``w, h`` (Girshick et al. 2014).
+    """
+    wx, wy, ww, wh = weights
+    aw = anchors[..., 2] - anchors[..., 0]
+    ah = anchors[..., 3] - anchors[..., 1]
+    ax = anchors[..., 0] + 0.5 * aw
+    ay = anchors[..., 1] + 0.5 * ah
+    bw = boxes[..., 2] - boxes[..., 0]
+    bh = boxes[..., 3] - boxes[..., 1]
+    bx = boxes[..., 0] + 0.5 * bw
+    by = boxes[..., 1] + 0.5 * bh
+    return torch.stack(
+        (wx * (bx - ax) / aw, wy * (by - ay) / ah, ww * torch.log(bw / aw), wh * torch.log(bh / ah)), dim=-1
+    )
+
+
+def decode_deltas(anchors: Tensor, deltas: Tensor, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> Tensor:
+    """Inverse of :func:`encode_deltas`: xyxy boxes from ``anchors`` and ``deltas``.
+
+    ``dw, dh`` are clamped at ``log(1000/16)`` (as Detectron) so an untrained head cannot overflow.
+    """
+    wx, wy, ww, wh = weights
+    aw = anchors[..., 2] - anchors[..., 0]
+    ah = anchors[..., 3] - anchors[..., 1]
+    ax = anchors[..., 0] + 0.5 * aw
+    ay = anchors[..., 1] + 0.5 * ah
+    dx, dy = deltas[..., 0] / wx, deltas[..., 1] / wy
+    dw = (deltas[..., 2] / ww).clamp(max=_DELTA_CLAMP)
+    dh = (deltas[..., 3] / wh).clamp(max=_DELTA_CLAMP)
+    cx, cy = ax + dx * aw, ay + dy * ah
+    w, h = aw * torch.exp(dw), ah * torch.exp(dh)
+    return torch.stack((cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h), dim=-1)
+
+
+def l1(pred: Tensor, target: Tensor, reduction: str = "none") -> Tensor:
+    """ℓ1 loss ``|x|`` with ``x = pred - target`` (survey seed 000, §6.2, Eq. 8 family), element-wise."""
+    return reduce_loss((pred - target).abs(), reduction)
+
+
+def smooth_l1(pred: Tensor, target: Tensor, beta: float = 1.0, reduction: str = "none") -> Tensor:
+    """Smooth ℓ1 (Girshick, Fast R-CNN 2015; survey seed 000, Eq. 9), element-wise.
+
+    ``0.5 x² / β`` if ``|x| < β`` else ``|x| - 0.5 β``, ``x = pred - target``; ``β = 0`` is ℓ1.
+    Default β = 1 (as ``torch.nn.functional.smooth_l1_loss``).
+    """
+    x = (pred - target).abs()
+    if beta <= 0:
+        return reduce_loss(x, reduction)
+    loss = torch.where(x < beta, 0.5 * x * x / beta, x - 0.5 * beta)
+    return reduce_loss(loss, reduction)
+
+
+def giou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """GIoU loss ``1 - GIoU`` (Rezatofighi et al. 2019; survey seed 000, Eqs. 19-20), ``(...,)``.
+
+    Behaves like ``torchvision.ops.generalized_box_iou_loss`` (eps 1e-7); ``boxes1`` predictions,
+    ``boxes2`` targets, both xyxy ``(..., 4)``.
+    """
+    return reduce_loss(1 - giou_aligned(boxes1, boxes2, eps), reduction)
+
+
+def diou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """DIoU loss ``1 - IoU + ρ²/c²`` (Zheng et al. 2020; survey seed 000, Eq. 21).
+
+    Behaves like ``torchvision.ops.distance_box_iou_loss`` (eps 1e-7).
+    """
+    return reduce_loss(1 - diou_aligned(boxes1, boxes2, eps), reduction)
+
+
+def ciou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """CIoU loss ``1 - IoU + ρ²/c² + α v`` (Zheng et al. 2020; survey seed 000, Eq. 22).
+
+    ``v = 4/π² (atan(w̄/h̄) - atan(w/h))²``, ``α = v / ((1 - IoU) + v)`` held constant in the
+    backward pass. Behaves like ``torchvision.ops.complete_box_iou_loss`` (eps 1e-7).
+    """
+    return reduce_loss(1 - ciou_aligned(boxes1, boxes2, eps), reduction)
+
+
+def balanced_l1(
+    pred: Tensor, target: Tensor, alpha: float = 0.5, gamma: float = 1.5, beta: float = 1.0, reduction: str = "none"
+) -> Tensor:
+    """Balanced ℓ1 loss (Pang et al., Libra R-CNN 2019; survey seed 000, Eqs. 10-12), element-wise.
+
+    Designed from its gradient ``α ln(b|x|/β + 1)`` for ``|x| < β`` and ``γ`` beyond (Eq. 10,
+    written for a general threshold β; the survey uses β = 1), ``x = pred - target``, with
+    ``α ln(b + 1) = γ`` (Eq. 12) for a continuous gradient. Integrating (Eq. 11)::
+
+        L(x) = α/b (b|x| + β) ln(b|x|/β + 1) - α|x|   if |x| < β
+        L(x) = γ|x| + Z,  Z = γβ/b - αβ                otherwise (continuous at β)
+
+    Defaults α = 0.5, γ = 1.5, β = 1.
+    """
+    if alpha <= 0 or gamma <= 0 or beta <= 0:
+        raise ValueError("balanced_l1 needs alpha, gamma, beta > 0")
+    x = (pred - target).abs()
+    b = math.exp(gamma / alpha) - 1.0
+    inner = alpha / b * (b * x + beta) * torch.log(b * x / beta + 1.0) - alpha * x
+    outer = gamma * x + gamma * beta / b - alpha * beta
+    return reduce_loss(torch.where(x < beta, inner, outer), reduction)
+
+
+def iou_loss(boxes1: Tensor, boxes2: Tensor, mode: str = "log", reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """IoU loss: ``-ln IoU`` (Yu et al. 2016, UnitBox; survey seed 000, Eq. 14) or ``1 - IoU`` (``mode="linear"``).
+
+    ``boxes1`` predictions, ``boxes2`` targets (xyxy, ``(..., 4)``); IoU is clamped at ``eps``
+    before the log so disjoint boxes give a finite (large) loss.
+    """
+    iou = iou_aligned(boxes1, boxes2, eps)
+    if mode == "log":
+        loss = -torch.log(iou.clamp(min=eps))
+    elif mode == "linear":
+        loss = 1.0 - iou
+    else:
+        raise ValueError(f"mode must be 'log' or 'linear', got {mode!r}")
+    return reduce_loss(loss, reduction)
+
+
+def _cxcywh(boxes: Tensor):
+    w = boxes[..., 2] - boxes[..., 0]
+    h = boxes[..., 3] - boxes[..., 1]
+    return boxes[..., 0] + 0.5 * w, boxes[..., 1] + 0.5 * h, w, h
+
+
+def bounded_iou(
+    boxes1: Tensor, boxes2: Tensor, beta: float = 0.2, reduction: str = "none", eps: float = 1e-7
+) -> Tensor:
+    """Bounded IoU loss (Tychsen-Smith & Petersson 2018; survey seed 000, Eqs. 15-17), ``(..., 4)``.
+
+    For predictions ``boxes1`` and targets ``boxes2`` (xyxy), per parameter of ``(cx, cy, w, h)``:
+    ``IoU_B(cx) = max(0, (w - 2|Δcx|) / (w + 2|Δcx|))`` (Eq. 16, w the target width; likewise cy
+    with h) and ``IoU_B(w) = min(w̄/w, w/w̄)`` (Eq. 17), and the loss is
+    ``2 smooth_l1(1 - IoU_B, β)`` (Eq. 15). Returns the four terms in the last dimension;
+    sum them for a per-box loss. β = 0.2 by default.
+    """
+    pcx, pcy, pw, ph = _cxcywh(boxes1)
+    tcx, tcy, tw, th = _cxcywh(boxes2)
+    dx, dy = (pcx - tcx).abs(), (pcy - tcy).abs()
+    iou_x = ((tw - 2 * dx) / (tw + 2 * dx + eps)).clamp(min=0.0)
+    iou_y = ((th - 2 * dy) / (th + 2 * dy + eps)).clamp(min=0.0)
+    iou_w = torch.min(pw / (tw + eps), tw / (pw + eps))
+    iou_h = torch.min(ph / (th + eps), th / (ph + eps))
+    err = 1.0 - torch.stack((iou_x, iou_y, iou_w, iou_h), dim=-1)
+    return reduce_loss(2.0 * smooth_l1(err, torch.zeros_like(err), beta=beta), reduction)
+
+
+def iou_balanced_l1(
+    pred: Tensor,
+    target: Tensor,
+    ious: Tensor,
+    lam: float = 1.5,
+    w_loc: float | None = None,
+    beta: float = 1.0 / 9,
+    reduction: str = "none",
+) -> Tensor:
+    """IoU-balanced smooth ℓ1 localisation loss (Wu & Li; seed 004, Eqs. 3-5), element-wise ``(..., 4)``.
+
+    ``pred``/``target`` are the positives' ``(dx, dy, dw, dh)`` deltas ``(P, 4)``; ``ious`` ``(P,)``
+    the IoU of each regressed box with its ground truth, used as a constant (no gradient flows
+    through the weight, §3.2). Weight per box: ``w_loc * iou^λ`` (Eq. 4) when ``w_loc`` is given
+    (the paper tunes it so the loss sum is unchanged at the first step; Table 4: λ = 1.5 ->
+    w_loc = 3.049 for RetinaNet), else the normalised form ``iou^λ * sum SL1 / sum iou^λ SL1``
+    (Eq. 5). λ = 1.5, smooth-ℓ1 β = 1/9 (δ = 0.111 in the paper).
+    """
+    base = smooth_l1(pred, target, beta=beta)
+    with torch.no_grad():
+        raw = ious.detach().to(base.dtype).clamp(min=0.0) ** lam
+        raw = raw.reshape(raw.shape + (1,) * (base.dim() - raw.dim()))
+        if w_loc is not None:
+            weight = w_loc * raw
+        else:
+            den = (raw * base.detach()).sum()
+            weight = raw * (base.detach().sum() / den) if float(den) > 0 else torch.ones_like(raw)
+    return reduce_loss(base * weight, reduction)
