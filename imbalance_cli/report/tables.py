@@ -1,0 +1,714 @@
+"""Terminal summary (rich) and CSV tables of an ``imbalance.stats/1`` report dict.
+
+Renderers know the report and nothing about how it was computed: every function here takes
+the plain report dict (``Report.to_dict()``), tolerates missing optional keys and ignores
+unknown ones. Helpers shared with the figures and the HTML page (class ordering, histogram
+summaries, number formatting) live here too.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import math
+from typing import Any, Iterable
+
+#: Human-readable meaning of each class-distribution measure (survey seed 000, §9.2).
+MEASURE_INFO: dict[str, tuple[str, str]] = {
+    "imbalance_ratio": ("Imbalance ratio", "max / min instances (1 = balanced)"),
+    "gini": ("Gini coefficient", "0 = balanced, towards 1 = one class has all"),
+    "normalized_entropy": ("Normalised entropy", "H / log K (1 = uniform)"),
+    "tv_to_uniform": ("TV distance to uniform", "share of instances to move to reach uniform"),
+    "kl_to_uniform": ("KL divergence to uniform", "in nats (0 = uniform)"),
+    "cv": ("Coefficient of variation", "std / mean of instances per class"),
+    "classes_used": ("Classes used (K)", "classes with at least one valid box"),
+}
+
+#: Labels of the LVIS frequency groups (rare <= 10 images, common 11-100, frequent > 100).
+FREQUENCY_LABELS = {"r": "rare", "c": "common", "f": "frequent"}
+
+#: Colours per verdict level, shared by terminal and HTML.
+LEVEL_STYLE = {"ok": "green", "moderate": "yellow", "severe": "bold red"}
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+# --------------------------------------------------------------------------------------
+# small shared helpers
+# --------------------------------------------------------------------------------------
+def optional_report_module(name: str, package: str = "imbalance_cli.report"):
+    """Import ``<package>.<name>`` (an optional renderer module) if it exists, else None.
+
+    Only a missing module is tolerated; an import error *inside* an existing module
+    propagates, so a bug there is not silently hidden.
+    """
+    full = f"{package}.{name}"
+    try:
+        return importlib.import_module(full)
+    except ModuleNotFoundError as e:
+        if e.name == full:
+            return None
+        raise
+
+
+def fmt_int(value: Any) -> str:
+    """Format an integer-like value with thousands separators ("–" when missing)."""
+    if value is None:
+        return "–"
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(f):
+        return "–"
+    if f == int(f):
+        return f"{int(f):,}"
+    return fmt_num(f)
+
+
+def fmt_num(value: Any, digits: int = 3) -> str:
+    """Format a float with ``digits`` significant digits ("–" when missing or not finite)."""
+    if value is None:
+        return "–"
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(f):
+        return "–"
+    if f != 0 and (abs(f) >= 1e6 or abs(f) < 1e-3):
+        return f"{f:.{digits - 1}e}"
+    if abs(f) >= 100:
+        return f"{f:,.0f}" if f == int(f) else f"{f:,.1f}"
+    return f"{f:.{digits}g}"
+
+
+def fmt_pct(part: Any, total: Any) -> str:
+    """``part`` as a percentage of ``total`` ("–" when undefined)."""
+    try:
+        p, t = float(part), float(total)
+    except (TypeError, ValueError):
+        return "–"
+    if not t or math.isnan(p) or math.isnan(t):
+        return "–"
+    return f"{100.0 * p / t:.1f}%"
+
+
+def sorted_classes(report: dict) -> list[dict]:
+    """Classes sorted by instances (descending), ties by images (descending) then id."""
+    classes = [c for c in report.get("classes") or [] if isinstance(c, dict)]
+
+    def key(c):
+        return (-_num(c.get("instances")), -_num(c.get("images")), _sortable(c.get("id")))
+
+    return sorted(classes, key=key)
+
+
+def _num(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return 0.0
+    return 0.0 if math.isnan(f) else f
+
+
+def _sortable(v: Any):
+    return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
+
+
+def histogram_bins(hist: dict | None) -> list[tuple[float | None, float | None, float]]:
+    """Normalise a ``{edges, counts}`` histogram to ``[(start, end, count), ...]``.
+
+    ``edges`` normally has one more entry than ``counts``; when both have the same
+    length the edges are read as the bin values (``end`` is None); without edges the
+    bins are numbered.
+    """
+    if not isinstance(hist, dict):
+        return []
+    counts = hist.get("counts")
+    if counts is None:
+        return []
+    counts = [_num(c) for c in _flat(counts)]
+    edges = hist.get("edges")
+    edges = [None if e is None else float(e) for e in _flat(edges)] if edges is not None else []
+    if len(edges) == len(counts) + 1:
+        return [(edges[i], edges[i + 1], counts[i]) for i in range(len(counts))]
+    if len(edges) == len(counts):
+        return [(edges[i], None, counts[i]) for i in range(len(counts))]
+    return [(float(i), float(i + 1), counts[i]) for i in range(len(counts))]
+
+
+def _flat(values: Any) -> list:
+    if values is None:
+        return []
+    if hasattr(values, "tolist"):
+        values = values.tolist()
+    return list(values)
+
+
+def histogram_quantile(hist: dict | None, q: float) -> tuple[float | None, float | None] | None:
+    """The bin ``[start, end)`` that holds quantile ``q`` of a binned histogram (None if empty)."""
+    bins = histogram_bins(hist)
+    total = sum(c for _, _, c in bins)
+    if total <= 0:
+        return None
+    target = q * total
+    running = 0.0
+    for start, end, c in bins:
+        running += c
+        if running >= target and c > 0:
+            return (start, end)
+    return (bins[-1][0], bins[-1][1])
+
+
+def sparkline(counts: Iterable[float], log: bool = True, width: int | None = 40) -> str:
+    """A one-line unicode bar chart of ``counts`` (log-scaled by default, like the survey's axes).
+
+    Longer inputs are summed into ``width`` groups; empty bins show as a space.
+    """
+    values = [max(_num(c), 0.0) for c in counts]
+    if not values:
+        return ""
+    if width and len(values) > width:
+        step = len(values) / width
+        values = [sum(values[int(i * step) : int((i + 1) * step)]) for i in range(width)]
+    scaled = [math.log1p(v) if log else v for v in values]
+    top = max(scaled)
+    if top <= 0:
+        return " " * len(values)
+    out = []
+    for v, s in zip(values, scaled):
+        if v <= 0:
+            out.append(" ")
+        else:
+            out.append(_SPARK[min(len(_SPARK) - 1, int(s / top * (len(_SPARK) - 1) + 0.5))])
+    return "".join(out)
+
+
+def _range_text(bounds: tuple[float | None, float | None] | None, integer: bool = False) -> str:
+    if bounds is None:
+        return "–"
+    start, end = bounds
+    if integer and start is not None and (end is None or end - start == 1):
+        return fmt_int(start)
+    if end is None:
+        return fmt_num(start)
+    return f"[{fmt_num(start)}, {fmt_num(end)})"
+
+
+def distribution_rows(report: dict, spark_width: int = 40) -> list[tuple[str, str, str, str]]:
+    """Rows ``(name, survey figure, summary text, sparkline)`` describing the histograms."""
+    rows: list[tuple[str, str, str, str]] = []
+    for key, label, fig in (
+        ("objects_per_image", "objects per image", "Fig. 5b"),
+        ("classes_per_image", "classes per image", "Fig. 5c"),
+    ):
+        h = report.get(key)
+        if isinstance(h, dict):
+            med = _range_text(histogram_quantile(h, 0.5), integer=True)
+            text = f"mean {fmt_num(h.get('mean'))} · median {med} · max {fmt_int(h.get('max'))}"
+            rows.append((label, fig, text, sparkline(h.get("counts") or [], width=spark_width)))
+    scale = report.get("scale") or {}
+    tv = scale.get("tv_to_uniform") if isinstance(scale.get("tv_to_uniform"), dict) else {}
+    for key, label in (
+        ("relative_width", "relative width w/W"),
+        ("relative_height", "relative height h/H"),
+        ("relative_area", "relative area √(wh/WH)"),
+    ):
+        h = scale.get(key)
+        if isinstance(h, dict):
+            text = f"median in {_range_text(histogram_quantile(h, 0.5))}"
+            if tv.get(key) is not None:
+                text += f" · TV to uniform {fmt_num(tv.get(key))}"
+            rows.append((label, "Fig. 7", text, sparkline(h.get("counts") or [], width=spark_width)))
+    groups = scale.get("size_groups")
+    if isinstance(groups, dict):
+        total = sum(_num(groups.get(k)) for k in ("small", "medium", "large"))
+        text = ", ".join(f"{k} {fmt_pct(groups.get(k), total)}" for k in ("small", "medium", "large"))
+        rows.append(("COCO size groups", "Fig. 7", text, ""))
+    elif "size_groups" in scale:
+        rows.append(("COCO size groups", "Fig. 7", "not available (no image sizes)", ""))
+    loc = report.get("location")
+    if isinstance(loc, dict) and loc.get("counts") is not None:
+        text = location_summary(loc)
+        rows.append(("object centres", "Fig. 13", text, ""))
+    return rows
+
+
+def location_summary(loc: dict) -> str:
+    """One line about the centre heat map: TV to uniform and the share in the central ninth."""
+    import numpy as np
+
+    counts = np.asarray(loc.get("counts") or [], dtype=float)
+    parts = []
+    if loc.get("tv_to_uniform") is not None:
+        parts.append(f"TV to uniform {fmt_num(loc.get('tv_to_uniform'))}")
+    if counts.ndim == 2 and counts.size and counts.sum() > 0:
+        h, w = counts.shape
+        centre = counts[h // 3 : h - h // 3, w // 3 : w - w // 3].sum() / counts.sum()
+        area = ((h - 2 * (h // 3)) * (w - 2 * (w // 3))) / (h * w)
+        parts.append(f"{100 * centre:.1f}% of centres in the middle {100 * area:.0f}% of the image")
+    return ", ".join(parts) if parts else "–"
+
+
+# --------------------------------------------------------------------------------------
+# terminal
+# --------------------------------------------------------------------------------------
+def render_terminal(report: dict, console=None, top: int = 10) -> None:
+    """Print a readable rich summary of ``report`` to ``console`` (stdout by default).
+
+    Sections: dataset summary, top and bottom ``top`` classes (all classes when there are
+    at most ``2 * top``), class-distribution measures (survey §9.2), the histograms of
+    Figs. 5b/5c, 7 and 13 summarised (numbers plus a log-scale sparkline), and one verdict per imbalance
+    type. When the report carries ``anchors`` and the optional module
+    ``imbalance_cli.report.anchor_tables`` exists, its ``render(anchors, console)`` follows.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console()
+    ds = report.get("dataset") or {}
+
+    title = "imbalance stats"
+    if ds.get("path"):
+        title += f" — {ds.get('path')}"
+    if ds.get("format"):
+        title += f" ({ds.get('format')})"
+    console.rule(Text(title, style="bold"))
+
+    # dataset summary -----------------------------------------------------------------
+    t = Table(title="Dataset", show_header=False, title_justify="left", box=None, padding=(0, 2))
+    t.add_column(style="cyan")
+    t.add_column(justify="right")
+    t.add_column(style="dim")
+    for label, value, note in _dataset_rows(ds):
+        t.add_row(label, value, note)
+    console.print(t)
+
+    # classes -----------------------------------------------------------------------------
+    classes = sorted_classes(report)
+    total_instances = sum(_num(c.get("instances")) for c in classes)
+    if classes:
+        if len(classes) <= 2 * top:
+            console.print(_class_table(f"Classes by instances (all {len(classes)}, survey Fig. 5a)", classes, 1, total_instances))
+        else:
+            console.print(_class_table(f"Top {top} classes by instances (survey Fig. 5a)", classes[:top], 1, total_instances))
+            start = len(classes) - top + 1
+            console.print(_class_table(f"Bottom {top} classes", classes[-top:], start, total_instances))
+        groups = _group_line(classes)
+        if groups:
+            console.print(groups)
+        dis = disagreement_text(report)
+        if dis:
+            console.print(Text(dis, style="yellow"))
+
+    # measures ----------------------------------------------------------------------------
+    measures = report.get("measures")
+    if isinstance(measures, dict) and measures:
+        t = Table(title="Class imbalance measures (survey §9.2, over used classes)", title_justify="left")
+        t.add_column("measure", style="cyan")
+        t.add_column("value", justify="right")
+        t.add_column("meaning", style="dim")
+        for key, value in measures.items():
+            if isinstance(value, (dict, list)):
+                continue
+            label, meaning = MEASURE_INFO.get(key, (key, ""))
+            t.add_row(label, fmt_num(value, 4), meaning)
+        console.print(t)
+
+    # distributions ----------------------------------------------------------------------
+    spark_width = max(12, min(48, console.width - 34))
+    rows = distribution_rows(report, spark_width=spark_width)
+    if rows:
+        t = Table(title="Distributions (sparklines on a log scale)", title_justify="left")
+        t.add_column("what (survey figure)", style="cyan")
+        t.add_column("summary / histogram")
+        for name, fig, text, spark in rows:
+            cell = Text(text)
+            if spark:
+                cell.append("\n" + spark, style="magenta")
+            t.add_row(Text(name + "\n", style="cyan").append(fig, style="dim"), cell)
+        console.print(t)
+
+    # anchors ----------------------------------------------------------------------------
+    anchors = report.get("anchors")
+    if isinstance(anchors, dict) and anchors:
+        module = optional_report_module("anchor_tables")
+        if module is not None:
+            module.render(anchors, console)
+        else:
+            console.print(_anchor_fallback_table(anchors))
+
+    # verdicts -----------------------------------------------------------------------------
+    verdicts = [v for v in report.get("verdicts") or [] if isinstance(v, dict)]
+    if verdicts:
+        t = Table(title="Verdicts", title_justify="left", show_header=False, box=None, padding=(0, 1))
+        t.add_column(style="cyan", no_wrap=True)
+        t.add_column(no_wrap=True)
+        t.add_column()
+        for v in verdicts:
+            level = str(v.get("level", ""))
+            t.add_row(str(v.get("type", "")).replace("_", "-"), Text(level.upper(), style=LEVEL_STYLE.get(level, "")),
+                      str(v.get("message", "")))
+        console.print(t)
+
+
+def _dataset_rows(ds: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    boxes = ds.get("boxes")
+    if "images" in ds:
+        rows.append(("images", fmt_int(ds.get("images")), ""))
+    if "annotations" in ds:
+        rows.append(("annotations", fmt_int(ds.get("annotations")), ""))
+    if "boxes" in ds:
+        rows.append(("valid boxes", fmt_int(boxes), "non-crowd, finite, positive size"))
+    if "crowd" in ds:
+        rows.append(("crowd boxes", fmt_int(ds.get("crowd")), "iscrowd / IsGroupOf"))
+    if "invalid" in ds:
+        reasons = ds.get("invalid_by_reason") or {}
+        note = ", ".join(f"{k.replace('_', ' ')} {fmt_int(v)}" for k, v in reasons.items() if _num(v) > 0)
+        rows.append(("invalid boxes", fmt_int(ds.get("invalid")), note))
+    if "categories" in ds or "categories_used" in ds:
+        rows.append(
+            ("categories used / defined", f"{fmt_int(ds.get('categories_used'))} / {fmt_int(ds.get('categories'))}", "")
+        )
+    if "images_without_boxes" in ds:
+        rows.append(
+            (
+                "images without valid boxes",
+                fmt_int(ds.get("images_without_boxes")),
+                fmt_pct(ds.get("images_without_boxes"), ds.get("images")),
+            )
+        )
+    if ds.get("difficult") is not None:
+        rows.append(("difficult boxes", fmt_int(ds.get("difficult")), "VOC flag, among valid boxes"))
+    if ds.get("has_image_sizes") is False:
+        rows.append(("image sizes", "none", "relative statistics only"))
+    return rows
+
+
+def _class_table(title: str, classes: list[dict], start_rank: int, total: float):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    t.add_column("#", justify="right", style="dim")
+    t.add_column("class", style="cyan")
+    t.add_column("id", justify="right", style="dim")
+    t.add_column("instances", justify="right")
+    t.add_column("share", justify="right", style="dim")
+    t.add_column("images", justify="right")
+    t.add_column("freq", justify="center")
+    t.add_column("BAGS", justify="center")
+    for i, c in enumerate(classes):
+        t.add_row(
+            str(start_rank + i),
+            str(c.get("name", "")),
+            str(c.get("id", "")),
+            fmt_int(c.get("instances")),
+            fmt_pct(c.get("instances"), total),
+            fmt_int(c.get("images")),
+            str(c.get("frequency") or "–"),
+            str(c.get("bags_group") or "–"),
+        )
+    return t
+
+
+def disagreement_text(report: dict) -> str:
+    """"N classes whose file frequency differs ..." when the report lists disagreements, else ""."""
+    dis = report.get("frequency_disagreements")
+    if not isinstance(dis, list) or not dis:
+        return ""
+    names = ", ".join(str(d.get("name", d.get("id", ""))) for d in dis[:5] if isinstance(d, dict))
+    more = f" and {len(dis) - 5} more" if len(dis) > 5 else ""
+    return (f"{len(dis)} class{'es' if len(dis) != 1 else ''} where the file's own LVIS frequency differs from "
+            f"the one computed from image counts: {names}{more}")
+
+
+def _group_line(classes: list[dict]):
+    from rich.text import Text
+
+    freq: dict[str, int] = {}
+    bags: dict[Any, int] = {}
+    for c in classes:
+        if c.get("frequency") is not None:
+            freq[c["frequency"]] = freq.get(c["frequency"], 0) + 1
+        if c.get("bags_group") is not None:
+            bags[c["bags_group"]] = bags.get(c["bags_group"], 0) + 1
+    if not freq and not bags:
+        return None
+    line = Text()
+    if freq:
+        line.append("LVIS frequency groups (by images): ", style="cyan")
+        line.append(", ".join(f"{FREQUENCY_LABELS.get(k, k)} {freq.get(k, 0)}" for k in ("r", "c", "f")))
+    if bags:
+        if freq:
+            line.append("\n")
+        line.append("BAGS groups (by instances): ", style="cyan")
+        line.append(", ".join(f"{k}: {v}" for k, v in sorted(bags.items(), key=lambda kv: _sortable(kv[0]))))
+    unused = sum(1 for c in classes if _num(c.get("instances")) == 0)
+    if unused:
+        line.append(f"\nclasses without instances: {unused}", style="yellow")
+    return line
+
+
+def anchor_summary_rows(anchors: dict) -> list[tuple[str, str]]:
+    """Key anchor statistics (issue 3 JSON names) as ``(label, value)`` rows."""
+    rows = []
+    for key, label in (("preset", "preset"), ("matcher", "matcher"), ("device", "device")):
+        if anchors.get(key) is not None:
+            rows.append((label, str(anchors.get(key))))
+    th = anchors.get("thresholds")
+    if isinstance(th, dict) and th.get("pos_iou") is not None:
+        text = f"positive IoU ≥ {fmt_num(th.get('pos_iou'))}"
+        if th.get("neg_iou") is not None:
+            text += f", negative < {fmt_num(th.get('neg_iou'))}"
+        if th.get("allow_low_quality") is not None:
+            text += f", low-quality matches {'on' if th.get('allow_low_quality') else 'off'}"
+        rows.append(("thresholds", text))
+    per_image = anchors.get("per_image") if isinstance(anchors.get("per_image"), dict) else {}
+    total = anchors.get("anchors")
+    for key, label in (
+        ("images", "images"),
+        ("anchors", "anchors"),
+        ("foreground", "foreground (positive)"),
+        ("ignored", "ignored"),
+        ("background", "background (negative)"),
+    ):
+        if key in anchors:
+            value = fmt_int(anchors.get(key))
+            if key in ("foreground", "ignored", "background"):
+                value += f" ({fmt_pct(anchors.get(key), total)})"
+            if per_image.get(key) is not None:
+                value += f"; {fmt_num(per_image.get(key))} per image"
+            rows.append((label, value))
+    if anchors.get("pos_neg_ratio") is not None:
+        rows.append(("positive : negative anchors", f"1 : {fmt_num(_inverse(anchors.get('pos_neg_ratio')))}"))
+    if anchors.get("task_pos_neg_ratio") is not None:
+        rows.append(
+            ("positive : negative tasks (sigmoid)", f"1 : {fmt_num(_inverse(anchors.get('task_pos_neg_ratio')))}")
+        )
+    if "boxes_without_positive" in anchors:
+        rows.append(("boxes with no anchor ≥ positive IoU", fmt_int(_scalar(anchors.get("boxes_without_positive")))))
+    if "boxes_below_negative" in anchors:
+        rows.append(("boxes whose best IoU < negative IoU", fmt_int(_scalar(anchors.get("boxes_below_negative")))))
+    return rows
+
+
+def _inverse(ratio: Any) -> float | None:
+    r = _num(ratio)
+    return 1.0 / r if r > 0 else None
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, dict):
+        for key in ("total", "count", "boxes"):
+            if key in value:
+                return value[key]
+        return None
+    return value
+
+
+def _anchor_fallback_table(anchors: dict):
+    from rich.table import Table
+
+    t = Table(title="Anchors (survey Fig. 4a)", show_header=False, title_justify="left", box=None, padding=(0, 2))
+    t.add_column(style="cyan")
+    t.add_column()
+    for label, value in anchor_summary_rows(anchors):
+        t.add_row(label, value)
+    return t
+
+
+# --------------------------------------------------------------------------------------
+# CSV
+# --------------------------------------------------------------------------------------
+def _csv(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for row in rows:
+        w.writerow(["" if v is None else v for v in row])
+    return buf.getvalue()
+
+
+def _histogram_csv(hist: dict, count_name: str) -> str:
+    bins = histogram_bins(hist)
+    if bins and all(end is None for _, end, _ in bins):
+        return _csv(["value", count_name], ((_clean(s), _clean(c)) for s, _, c in bins))
+    return _csv(["bin_start", "bin_end", count_name], ((_clean(s), _clean(e), _clean(c)) for s, e, c in bins))
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "inf" if v == math.inf else ("-inf" if v == -math.inf else "")
+        if v == int(v) and abs(v) < 2**53:
+            return int(v)
+        return repr(v)
+    return v
+
+
+CLASS_COLUMNS = ["rank", "id", "name", "instances", "instance_share", "images", "frequency", "bags_group"]
+
+
+def csv_tables(report: dict) -> dict[str, str]:
+    """All CSV tables of ``report`` as ``{filename: csv text}``.
+
+    ``classes.csv`` (one row per defined category, sorted by instances, with rank and
+    share; extra scalar per-class keys are appended as columns), ``measures.csv``,
+    ``objects_per_image.csv``, ``classes_per_image.csv``, ``scale_relative_{width,height,area}.csv``,
+    ``scale_size_groups.csv``, ``location.csv`` (one row per cell, rows = y) and
+    ``location_per_class.csv`` (non-empty cells) when present, and ``anchors_*.csv`` when
+    the report carries anchor statistics. Only sections present in the report are written.
+    """
+    out: dict[str, str] = {}
+    classes = sorted_classes(report)
+    if "classes" in report:
+        total = sum(_num(c.get("instances")) for c in classes)
+        extra: list[str] = []
+        for c in classes:
+            for k, v in c.items():
+                if k not in CLASS_COLUMNS and k not in extra and not isinstance(v, (dict, list)):
+                    extra.append(k)
+        rows = []
+        for i, c in enumerate(classes):
+            share = _num(c.get("instances")) / total if total else None
+            rows.append(
+                [i + 1, c.get("id"), c.get("name"), c.get("instances"), None if share is None else _clean(share),
+                 c.get("images"), c.get("frequency"), c.get("bags_group")]
+                + [c.get(k) for k in extra]
+            )
+        out["classes.csv"] = _csv(CLASS_COLUMNS + extra, rows)
+
+    measures = report.get("measures")
+    if isinstance(measures, dict):
+        out["measures.csv"] = _csv(
+            ["measure", "value", "description"],
+            ((k, _clean(v) if isinstance(v, float) else v, MEASURE_INFO.get(k, (k, ""))[1])
+             for k, v in measures.items() if not isinstance(v, (dict, list))),
+        )
+
+    for key in ("objects_per_image", "classes_per_image"):
+        if isinstance(report.get(key), dict):
+            out[f"{key}.csv"] = _histogram_csv(report[key], "images")
+
+    scale = report.get("scale")
+    if isinstance(scale, dict):
+        for key in ("relative_width", "relative_height", "relative_area"):
+            if isinstance(scale.get(key), dict):
+                out[f"scale_{key}.csv"] = _histogram_csv(scale[key], "boxes")
+        groups = scale.get("size_groups")
+        by_field = scale.get("size_groups_by_area_field")
+        if isinstance(groups, dict) or isinstance(by_field, dict):
+            header = ["group", "area_range_px", "boxes", "share"]
+            g = groups if isinstance(groups, dict) else {}
+            total = sum(_num(g.get(k)) for k in ("small", "medium", "large"))
+            ranges = {"small": "< 32^2", "medium": "32^2 to < 96^2", "large": ">= 96^2"}
+            if isinstance(by_field, dict):
+                header += ["boxes_by_area_field"]
+            rows = []
+            for k in ("small", "medium", "large"):
+                row = [k, ranges[k], g.get(k), _clean(_num(g.get(k)) / total) if total else None]
+                if isinstance(by_field, dict):
+                    row.append(by_field.get(k))
+                rows.append(row)
+            if isinstance(by_field, dict) and _num(by_field.get("missing")) > 0:
+                rows.append(["missing", "no area field", None, None, by_field.get("missing")])
+            out["scale_size_groups.csv"] = _csv(header, rows)
+
+    loc = report.get("location")
+    if isinstance(loc, dict) and loc.get("counts") is not None:
+        out["location.csv"] = _location_csv(loc.get("counts"))
+        per_class = loc.get("per_class")
+        if isinstance(per_class, dict) and per_class:
+            rows = []
+            for cid, counts in per_class.items():
+                for r in _location_rows(counts):
+                    if r[-1]:
+                        rows.append([cid] + r)
+            out["location_per_class.csv"] = _csv(
+                ["category_id", "y_bin", "x_bin", "y_start", "y_end", "x_start", "x_end", "boxes"], rows
+            )
+
+    anchors = report.get("anchors")
+    if isinstance(anchors, dict) and anchors:
+        out.update(_anchor_csvs(anchors, classes))
+    return out
+
+
+def _location_rows(counts: Any) -> list[list[Any]]:
+    grid = [_flat(r) for r in _flat(counts)]
+    n_y = len(grid)
+    rows = []
+    for y, row in enumerate(grid):
+        n_x = len(row)
+        for x, c in enumerate(row):
+            rows.append([y, x, round(y / n_y, 6), round((y + 1) / n_y, 6), round(x / n_x, 6), round((x + 1) / n_x, 6),
+                         _clean(float(c))])
+    return rows
+
+
+def _location_csv(counts: Any) -> str:
+    return _csv(["y_bin", "x_bin", "y_start", "y_end", "x_start", "x_end", "boxes"], _location_rows(counts))
+
+
+def _anchor_csvs(anchors: dict, classes: list[dict]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    summary = []
+    for k, v in anchors.items():  # scalars, and the scalars of nested dicts as "key.sub"
+        if isinstance(v, dict):
+            if k in ("per_class_positive", "per_class_positive_per_image", "positives_per_instance",
+                     "instances_per_class", "coverage"):
+                continue
+            summary += [(f"{k}.{sk}", sv) for sk, sv in v.items() if not isinstance(sv, (dict, list))]
+        elif not isinstance(v, list):
+            summary.append((k, v))
+    out["anchors_summary.csv"] = _csv(
+        ["statistic", "value"], ((k, _clean(v) if isinstance(v, float) else v) for k, v in summary)
+    )
+    levels = anchors.get("levels")
+    if isinstance(levels, list) and levels:
+        keys: list[str] = []
+        for lv in levels:
+            for k, v in (lv or {}).items():
+                if k not in keys and not isinstance(v, (dict, list)):
+                    keys.append(k)
+        out["anchors_levels.csv"] = _csv(keys, ([(lv or {}).get(k) for k in keys] for lv in levels))
+    pcp = anchors.get("per_class_positive")
+    if isinstance(pcp, dict):
+        by_id = {str(c.get("id")): c for c in classes}
+        rows = []
+        for cid, count in pcp.items():
+            c = by_id.get(str(cid), {})
+            inst = _num(c.get("instances"))
+            rows.append([cid, c.get("name"), count, c.get("instances"),
+                         _clean(_num(count) / inst) if inst else None])
+        rows.sort(key=lambda r: -_num(r[2]))
+        out["anchors_per_class.csv"] = _csv(
+            ["category_id", "name", "positive_anchors", "instances", "positives_per_instance"], rows
+        )
+    coverage = anchors.get("coverage")
+    if isinstance(coverage, dict):
+        names = {str(c.get("id")): c.get("name") for c in classes}
+        for key, label in (("by_size", "group"), ("by_class", "category_id")):
+            table = coverage.get(key)
+            if not isinstance(table, dict) or not table:
+                continue
+            cols: list[str] = []
+            for v in table.values():
+                for k in (v or {}) if isinstance(v, dict) else ():
+                    if k not in cols:
+                        cols.append(k)
+            header = [label] + (["name"] if key == "by_class" else []) + cols
+            rows = []
+            for k, v in table.items():
+                v = v if isinstance(v, dict) else {}
+                rows.append([k] + ([names.get(str(k))] if key == "by_class" else []) + [v.get(c) for c in cols])
+            out[f"anchors_coverage_{key}.csv"] = _csv(header, rows)
+    if isinstance(anchors.get("positive_iou"), dict):
+        out["anchors_positive_iou.csv"] = _histogram_csv(anchors["positive_iou"], "anchors")
+    if isinstance(anchors.get("negative_iou"), dict):
+        out["anchors_negative_iou.csv"] = _histogram_csv(anchors["negative_iou"], "anchors")
+    return out
