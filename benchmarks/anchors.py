@@ -1,0 +1,159 @@
+"""Anchor engine benchmark on a COCO-train-size dataset (issue 3), ratios measured side by side in one run.
+
+    python benchmarks/anchors.py [--file /tmp/coco_train_size.json] [--sample 100] [--skip-cli]
+
+1. Builds (once, cached) the COCO-train-size file (118,287 images, ~860k boxes) by replicating the
+   bundled real COCO subsets with jitter (``benchmarks/coco_train_size.py``) and loads it.
+2. Baseline: the straightforward per-image method written here -- all anchors x all boxes IoU
+   (torch, float32), then torchvision's ``Matcher(0.5, 0.4, allow_low_quality_matches=True)``
+   rule -- timed on a random sample of images and *extrapolated* to the whole dataset
+   (time per image x images; stated in the output).
+3. The culled engine on the same sample (totals must be identical) and on the whole dataset.
+4. The whole ``imbalance stats FILE --json`` (load + dataset stats + RetinaNet anchor stats) in a
+   subprocess, wall time and peak RSS.
+5. The dense engine on CUDA, when a GPU is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def baseline_image(anchors, boxes, hi=0.5, lo=0.4):
+    """Straightforward per-image method: (M, A) IoU, then torchvision's Matcher rule. Returns labels."""
+    import torch
+
+    area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    area_a = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
+    lt = torch.max(boxes[:, None, :2], anchors[None, :, :2])
+    rb = torch.min(boxes[:, None, 2:], anchors[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    iou = inter / (area_b[:, None] + area_a[None, :] - inter)
+    vals, idx = iou.max(dim=0)
+    m = idx.clone()
+    m[vals < lo] = -1
+    m[(vals >= lo) & (vals < hi)] = -2
+    best = iou.max(dim=1).values
+    _, pred = torch.where(iou == best[:, None])
+    m[pred] = idx[pred]
+    return m
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--file", default="/tmp/coco_train_size.json")
+    ap.add_argument("--sample", type=int, default=100, help="images timed with the baseline")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-cli", action="store_true", help="skip the whole `imbalance stats` run")
+    args = ap.parse_args()
+
+    import torch
+
+    import coco_train_size
+    import imbalance_cli
+    from imbalance_cli.anchors.generator import grid_anchors, num_anchors, padded_sizes, scale_boxes
+    from imbalance_cli.anchors.matcher import culled_match_dataset, dense_match_dataset
+    from imbalance_cli.anchors.presets import get_preset
+
+    print(f"CPU threads: torch {torch.get_num_threads()}, os.cpu_count {os.cpu_count()}")
+    t = time.perf_counter()
+    path = coco_train_size.write(args.file)
+    print(f"dataset file {path} ({path.stat().st_size / 1e6:.0f} MB), ready in {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    ds = imbalance_cli.load(str(path))
+    print(f"load: {time.perf_counter() - t:.1f} s -> {ds}")
+
+    p = get_preset("retinanet")
+    valid = ds.valid_mask()
+    order, _ = ds.image_offsets(valid)
+    bimg = ds.box_image[order]
+    H, W = ds.heights, ds.widths
+    ph, pw = padded_sizes(H, W, p)
+    sb = scale_boxes(ds.boxes[order], H[bimg], W[bimg], p)
+    n_img = ds.num_images
+    print(f"valid boxes {len(order):,}, anchors {int(num_anchors(p, ph, pw).sum()):,}")
+
+    # ---- sample: baseline vs culled, identical totals
+    rng = np.random.default_rng(args.seed)
+    sample = np.sort(rng.choice(n_img, size=min(args.sample, n_img), replace=False))
+    start = np.searchsorted(bimg, np.arange(n_img + 1))
+    base = {"fg": 0, "ign": 0, "bg": 0}
+    t = time.perf_counter()
+    for im in sample:
+        anchors, _ = grid_anchors(p, int(ph[im]), int(pw[im]))
+        b = torch.from_numpy(sb[start[im]:start[im + 1]])
+        if len(b) == 0:
+            base["bg"] += len(anchors)
+            continue
+        m = baseline_image(anchors, b)
+        base["fg"] += int((m >= 0).sum())
+        base["ign"] += int((m == -2).sum())
+        base["bg"] += int((m == -1).sum())
+    t_base_sample = time.perf_counter() - t
+    per_image = t_base_sample / len(sample)
+    t_base_full = per_image * n_img
+
+    sel = np.concatenate([np.arange(start[im], start[im + 1]) for im in sample])
+    remap = np.full(n_img, -1)
+    remap[sample] = np.arange(len(sample))
+    t = time.perf_counter()
+    r = culled_match_dataset(p, sb[sel], remap[bimg[sel]], ph[sample], pw[sample])
+    t_culled_sample = time.perf_counter() - t
+    fg = len(r.pos_box)
+    ign = int(r.ignored_per_image.sum())
+    bg = int(num_anchors(p, ph[sample], pw[sample]).sum()) - fg - ign
+    same = (fg, ign, bg) == (base["fg"], base["ign"], base["bg"])
+    print(f"sample of {len(sample)} images: baseline {t_base_sample:.2f} s ({1000 * per_image:.1f} ms/image), "
+          f"culled {t_culled_sample:.3f} s; totals fg/ign/bg baseline {base['fg']}/{base['ign']}/{base['bg']} "
+          f"culled {fg}/{ign}/{bg} -> {'IDENTICAL' if same else 'DIFFERENT'}")
+
+    # ---- culled on the whole dataset
+    t = time.perf_counter()
+    r = culled_match_dataset(p, sb, bimg, ph, pw)
+    t_culled = time.perf_counter() - t
+    print(f"culled engine, whole dataset ({n_img:,} images): {t_culled:.1f} s, {len(r.pos_box):,} positives")
+    print(f"baseline extrapolated from the sample: {t_base_full:.0f} s ({t_base_full / 60:.1f} min)")
+    print(f"RATIO culled vs baseline (whole dataset, baseline extrapolated): {t_base_full / t_culled:.0f}x "
+          f"(target >= 50x); on the sample alone: {t_base_sample / t_culled_sample:.0f}x")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+    # ---- CUDA dense engine
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        d, _, _ = dense_match_dataset(p, sb, bimg, ph, pw, device="cuda")
+        torch.cuda.synchronize()
+        t_cuda = time.perf_counter() - t
+        print(f"dense engine on CUDA ({torch.cuda.get_device_name()}): {t_cuda:.1f} s, {len(d.pos_box):,} positives "
+              f"({'identical' if len(d.pos_box) == len(r.pos_box) and np.array_equal(d.ignored_per_image, r.ignored_per_image) else 'DIFFERENT'})")
+    else:
+        print("no CUDA device: dense GPU engine not timed")
+
+    # ---- whole `imbalance stats`
+    if not args.skip_cli:
+        exe = Path(sys.executable).with_name("imbalance")
+        cmd = [str(exe) if exe.exists() else "imbalance", "stats", str(path), "--json", "--quiet", "--device", "cpu"]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        t_cli = time.perf_counter() - t
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+        print(f"`imbalance stats` (load + dataset stats + RetinaNet anchor stats, CPU): {t_cli:.1f} s "
+              f"(target <= 60 s), peak RSS {rss:.0f} MB, {status}")
+
+
+if __name__ == "__main__":
+    main()

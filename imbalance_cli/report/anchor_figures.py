@@ -1,0 +1,202 @@
+"""Anchor figures re-drawing the survey's anchor statistics (seed 000: Figs. 4a, 4b, 12a, 14).
+
+``figures(anchors)`` takes the report's ``anchors`` dict (from
+:func:`imbalance_cli.stats.anchors.anchor_statistics`) and returns
+``[(filename, title, Figure, caption), ...]``:
+
+* Fig. 4a: foreground / ignored / background anchors per image (log scale) and per pyramid level;
+* Fig. 4b: positive anchors per class, classes sorted, log scale, next to instances per class, and
+  positives per instance by class (the anchor long tail beside the instance long tail);
+* Fig. 12a: IoU of positive anchors with their matched box (low-quality positives below the
+  positive threshold visible), and negatives' best IoU over [0, neg_iou) with exact zeros apart;
+* Fig. 14: relative spatial distribution of positives: top-left corners in the matched box's
+  normalised frame;
+* coverage: boxes with no anchor at or above the positive threshold / below the negative
+  threshold, by COCO size group.
+
+matplotlib is imported lazily; figures use the Agg canvas only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_FG, _IGN, _BG = "#d62728", "#ff7f0e", "#1f77b4"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _f(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def foreground_background_figure(a: dict):
+    """Fig. 4a: anchors per image by label (log scale) and anchors / positives per pyramid level."""
+    fig = _figure(9.0, 3.6)
+    ax1, ax2 = fig.subplots(1, 2)
+    pi = a.get("per_image") or {}
+    labels = ["foreground", "ignored", "background"]
+    vals = [_f(pi.get(k)) for k in labels]
+    bars = ax1.bar(labels, [max(v, 1e-9) for v in vals], color=[_FG, _IGN, _BG])
+    ax1.set_yscale("log")
+    ax1.set_ylabel("anchors per image (mean)")
+    ax1.set_title(f"(a) {a.get('preset', '')} anchors, {a.get('matcher', '')} matcher")
+    for b, v in zip(bars, vals):
+        ax1.annotate(f"{v:,.1f}", (b.get_x() + b.get_width() / 2, max(v, 1e-9)), ha="center", va="bottom", fontsize=8)
+    ratio = a.get("pos_neg_ratio_text")
+    if ratio:
+        ax1.text(0.02, 0.98, f"pos:neg {ratio}\ntask pos:neg {a.get('task_pos_neg_ratio_text')}",
+                 transform=ax1.transAxes, ha="left", va="top", fontsize=8)
+    levels = a.get("levels") or []
+    names = [str(lv.get("name")) for lv in levels]
+    x = list(range(len(levels)))
+    w = 0.4
+    ax2.bar([i - w / 2 for i in x], [max(_f(lv.get("anchors")), 1e-9) for lv in levels], w, color=_BG, label="anchors")
+    ax2.bar([i + w / 2 for i in x], [max(_f(lv.get("foreground")), 1e-9) for lv in levels], w, color=_FG, label="positives")
+    ax2.set_yscale("log")
+    ax2.set_xticks(x, [f"{n}\n(/{lv.get('stride')})" for n, lv in zip(names, levels)])
+    ax2.set_title("(b) per pyramid level")
+    ax3 = ax2.twinx()
+    ax3.plot(x, [_f(lv.get("best_level_boxes")) for lv in levels], "k.-", label="boxes whose best anchor is here")
+    ax3.set_ylabel("boxes")
+    h1, l1 = ax2.get_legend_handles_labels()
+    h2, l2 = ax3.get_legend_handles_labels()
+    ax2.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right")
+    return fig
+
+
+def positives_per_class_figure(a: dict):
+    """Fig. 4b: positives per class (sorted, log) with instances per class, and positives per instance."""
+    pos = {k: _f(v) for k, v in (a.get("per_class_positive") or {}).items()}
+    inst = {k: _f(v) for k, v in (a.get("instances_per_class") or {}).items()}
+    keys = [k for k in pos if inst.get(k, 0) > 0 or pos[k] > 0]
+    keys.sort(key=lambda k: (-pos[k], k))
+    fig = _figure(9.0, 3.8)
+    ax1, ax2 = fig.subplots(1, 2)
+    x = list(range(len(keys)))
+    ax1.bar(x, [max(pos[k], 1e-9) for k in keys], color=_FG, width=1.0, label="positive anchors")
+    ax1.plot(x, [max(inst.get(k, 0), 1e-9) for k in keys], "k.", markersize=3, label="instances")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("classes sorted by positive anchors")
+    ax1.set_ylabel("count")
+    ax1.set_title("(a) positives per class (survey Fig. 4b)")
+    ax1.legend(fontsize=7)
+    ppi = a.get("positives_per_instance") or {}
+    k2 = sorted(ppi, key=lambda k: -_f(ppi[k]))
+    ax2.bar(range(len(k2)), [_f(ppi[k]) for k in k2], color="#9467bd", width=1.0)
+    ax2.set_xlabel("classes sorted by positives per instance")
+    ax2.set_ylabel("positive anchors per instance")
+    ax2.set_title("(b) positives per instance by class")
+    names = a.get("class_names") or {}
+    for ax, ks in ((ax1, keys), (ax2, k2)):
+        if 0 < len(ks) <= 30:
+            ax.set_xticks(range(len(ks)), [str(names.get(k, k)) for k in ks], rotation=90, fontsize=6)
+    return fig
+
+
+def iou_figure(a: dict):
+    """Fig. 12a: IoU of positives with their matched box, and negatives' best IoU (exact zeros apart)."""
+    fig = _figure(9.0, 3.6)
+    ax1, ax2 = fig.subplots(1, 2)
+    pi = a.get("positive_iou") or {}
+    e, c = pi.get("edges") or [], pi.get("counts") or []
+    th = a.get("thresholds") or {}
+    if c:
+        ax1.bar(e[:-1], c, width=[e[i + 1] - e[i] for i in range(len(c))], align="edge", color=_FG, edgecolor="white")
+        if th.get("pos_iou") is not None:
+            ax1.axvline(_f(th["pos_iou"]), color="k", ls="--", lw=1)
+    ax1.set_xlabel("IoU with matched box")
+    ax1.set_ylabel("positive anchors")
+    ax1.set_title(f"(a) positives (low-quality below threshold: {pi.get('low_quality', 0):,})")
+    ni = a.get("negative_iou") or {}
+    e2, c2 = ni.get("edges") or [], ni.get("counts") or []
+    if c2:
+        ax2.bar(e2[:-1], [max(_f(v), 1e-9) for v in c2], width=[e2[i + 1] - e2[i] for i in range(len(c2))],
+                align="edge", color=_BG, edgecolor="white")
+        ax2.set_yscale("log")
+    sample = ni.get("sample_images")
+    ax2.set_xlabel("best IoU of negative anchor")
+    ax2.set_ylabel("negative anchors")
+    ax2.set_title(f"(b) negatives, IoU > 0 ({'all' if ni.get('exact') else sample} images)")
+    ax2.text(0.98, 0.95, f"IoU = 0: {int(_f(ni.get('zero'))):,}", transform=ax2.transAxes, ha="right", va="top", fontsize=8)
+    return fig
+
+
+def spatial_figure(a: dict):
+    """Fig. 14: 2-D histogram of positives' top-left corners ((x1a - x1g)/wg, (y1a - y1g)/hg)."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    sp = a.get("spatial") or {}
+    counts = np.asarray(sp.get("counts") or [[0]], dtype=float)
+    lo, hi = (sp.get("range") or [-1.0, 1.0])[:2]
+    fig = _figure(5.0, 4.4)
+    ax = fig.subplots()
+    im = ax.imshow(counts, origin="upper", extent=(lo, hi, hi, lo), cmap="viridis", interpolation="nearest")
+    ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec="white", lw=1, ls="--"))
+    ax.set_xlabel("(x1 anchor - x1 box) / box width")
+    ax.set_ylabel("(y1 anchor - y1 box) / box height")
+    ax.set_title("Positives' top-left corner in the box frame")
+    fig.colorbar(im, ax=ax, label="positive anchors")
+    if sp.get("outside"):
+        ax.text(0.02, 0.02, f"outside range: {sp['outside']:,}", transform=ax.transAxes, color="white", fontsize=8)
+    return fig
+
+
+def coverage_figure(a: dict):
+    """Coverage: share of boxes without a positive-IoU anchor / below the negative threshold, by size."""
+    by = (a.get("coverage") or {}).get("by_size") or {}
+    groups = [g for g in ("small", "medium", "large") if g in by]
+    fig = _figure(5.5, 3.4)
+    ax = fig.subplots()
+    x = list(range(len(groups)))
+    w = 0.4
+    share = lambda g, k: 100.0 * _f(by[g].get(k)) / _f(by[g].get("boxes")) if _f(by[g].get("boxes")) else 0.0
+    th = a.get("thresholds") or {}
+    ax.bar([i - w / 2 for i in x], [share(g, "without_positive") for g in groups], w, color=_IGN,
+           label=f"no anchor with IoU ≥ {th.get('pos_iou')}")
+    ax.bar([i + w / 2 for i in x], [share(g, "below_negative") for g in groups], w, color=_BG,
+           label=f"best IoU < {th.get('neg_iou')}")
+    ax.set_xticks(x, [f"{g}\n({int(_f(by[g].get('boxes'))):,} boxes)" for g in groups])
+    ax.set_ylabel("% of boxes")
+    ax.set_title("Anchor coverage by COCO size group")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def figures(anchors: dict) -> list[tuple[str, str, Any, str]]:
+    """All anchor figures for the report's ``anchors`` dict: ``[(filename, title, Figure, caption)]``."""
+    a = anchors or {}
+    out = [
+        ("fig4a_foreground_background.png", "Foreground-background imbalance (survey Fig. 4a)",
+         foreground_background_figure(a),
+         "(a) Mean foreground (positive), ignored and background anchors per image, log scale, with the anchor "
+         "and the sigmoid-task pos:neg ratios (RS-loss supp. Table S7); (b) anchors, positives and boxes whose best "
+         "anchor lies on each pyramid level. Survey Fig. 4a."),
+        ("fig4b_positives_per_class.png", "Positive anchors per class (survey Fig. 4b)",
+         positives_per_class_figure(a),
+         "(a) Positive anchors per class, classes sorted, log scale, with the instances per class (dots); "
+         "(b) positive anchors per instance by class: the anchor long tail beside the instance long tail."),
+        ("fig12a_anchor_iou.png", "IoU distribution of anchors (survey Fig. 12a)", iou_figure(a),
+         "(a) IoU of positive anchors with their matched box in 0.05 bins (low-quality positives below the "
+         "threshold visible); (b) best IoU of negative anchors over [0, negative threshold) with exactly-zero "
+         "IoU counted apart (the bins IoU-based hard negative sampling uses)."),
+        ("fig14_positive_spatial.png", "Relative spatial distribution of positives (survey Fig. 14)",
+         spatial_figure(a),
+         "Top-left corner of each positive anchor in its matched box's normalised frame; the dashed square is "
+         "the box. Survey Fig. 14."),
+        ("anchor_coverage.png", "Anchor coverage by object size", coverage_figure(a),
+         "Share of boxes with no anchor at or above the positive IoU threshold (positive only through the "
+         "low-quality rule) and of boxes whose best IoU is below the negative threshold, by COCO size group."),
+    ]
+    return out

@@ -1,0 +1,88 @@
+"""Terminal tables (rich) for the report's ``anchors`` section (survey Fig. 4 in numbers).
+
+``render(anchors, console)`` prints: the foreground/background summary (totals, per-image means,
+pos:neg anchor and task ratios), the per-level table, the IoU histograms as sparklines, coverage
+by COCO size group, and the classes with the fewest positives per instance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imbalance_cli.report.tables import anchor_summary_rows, fmt_int, fmt_num, fmt_pct, sparkline
+
+
+def _f(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def render(anchors: dict, console=None, worst: int = 5) -> None:
+    """Print the anchor statistics to a rich ``console`` (a new stdout console when None)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    a = anchors or {}
+    t = Table(title="Anchors: foreground vs background (survey Fig. 4a)", show_header=False, title_justify="left",
+              box=None, padding=(0, 2))
+    t.add_column(style="cyan", no_wrap=True)
+    t.add_column()
+    for label, value in anchor_summary_rows(a):
+        t.add_row(label, value)
+    ni = a.get("negative_iou") or {}
+    if ni:
+        t.add_row("negative IoU histogram", "all images" if ni.get("exact") else f"sample of {fmt_int(ni.get('sample_images'))} images")
+    console.print(t)
+
+    levels = a.get("levels") or []
+    if levels:
+        lt = Table(title="Anchors per pyramid level (survey §5.4.1)", title_justify="left")
+        for col in ("level", "stride", "anchors", "positives", "pos. share", "boxes best here"):
+            lt.add_column(col, justify="left" if col == "level" else "right")
+        for lv in levels:
+            lt.add_row(str(lv.get("name")), fmt_int(lv.get("stride")), fmt_int(lv.get("anchors")),
+                       fmt_int(lv.get("foreground")), fmt_pct(lv.get("foreground"), lv.get("anchors")),
+                       fmt_int(lv.get("best_level_boxes")))
+        console.print(lt)
+
+    ht = Table(title="IoU distributions (survey Fig. 12a)", show_header=False, title_justify="left", box=None,
+               padding=(0, 2))
+    ht.add_column(style="cyan", no_wrap=True)
+    ht.add_column(no_wrap=True)
+    ht.add_column()
+    pi = a.get("positive_iou") or {}
+    if pi.get("counts"):
+        ht.add_row("positives, IoU 0..1", sparkline(pi["counts"], log=True),
+                   f"{fmt_int(pi.get('low_quality'))} low-quality below the positive threshold")
+    if ni.get("counts"):
+        e = ni.get("edges") or [0, 0]
+        ht.add_row(f"negatives, IoU 0..{fmt_num(e[-1])}", sparkline(ni["counts"], log=True),
+                   f"{fmt_int(ni.get('zero'))} with IoU exactly 0")
+    if ht.row_count:
+        console.print(ht)
+
+    cov = (a.get("coverage") or {}).get("by_size") or {}
+    if cov:
+        ct = Table(title="Coverage by COCO size group", title_justify="left")
+        for col in ("size", "boxes", "no anchor ≥ pos. IoU", "best IoU < neg. IoU"):
+            ct.add_column(col, justify="left" if col == "size" else "right")
+        for g, v in cov.items():
+            ct.add_row(g, fmt_int(v.get("boxes")),
+                       f"{fmt_int(v.get('without_positive'))} ({fmt_pct(v.get('without_positive'), v.get('boxes'))})",
+                       f"{fmt_int(v.get('below_negative'))} ({fmt_pct(v.get('below_negative'), v.get('boxes'))})")
+        console.print(ct)
+
+    ppi = a.get("positives_per_instance") or {}
+    if ppi and worst > 0:
+        pcp = a.get("per_class_positive") or {}
+        inst = a.get("instances_per_class") or {}
+        keys = sorted(ppi, key=lambda k: (_f(ppi[k]), k))[:worst]
+        wt = Table(title=f"Fewest positive anchors per instance ({len(keys)} classes)", title_justify="left")
+        for col in ("category id", "instances", "positives", "per instance"):
+            wt.add_column(col, justify="right")
+        for k in keys:
+            wt.add_row(str(k), fmt_int(inst.get(k)), fmt_int(pcp.get(k)), fmt_num(ppi[k]))
+        console.print(wt)
