@@ -49,7 +49,8 @@ def stats(
                                                show_default=False),
     anchors: str = typer.Option("retinanet", "--anchors", help="Anchor preset for anchor statistics: none | "
                                 "retinanet | rpn | ssd300 | path to a preset TOML."),
-    matcher: str = typer.Option("torchvision", "--matcher", help="Anchor labelling rule: torchvision | mmdet."),
+    matcher: str = typer.Option("torchvision", "--matcher", help="Anchor labelling rule: torchvision (the model's own "
+                                "torchvision matcher; SSDMatcher for ssd300) | mmdet (MaxIoUAssigner ties) | ssd | auto."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto = CUDA when available)."),
     pos_iou: Optional[float] = typer.Option(None, "--pos-iou", help="Override the preset's positive IoU threshold.",
                                             show_default=False),
@@ -76,8 +77,8 @@ def stats(
     set_quiet(quiet)
     if format is not None and format.lower() not in FORMAT_CHOICES:
         raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
-    if matcher not in ("torchvision", "mmdet"):
-        raise InputError(f"--matcher must be torchvision or mmdet, got {matcher!r}")
+    if matcher.lower() not in ("torchvision", "mmdet", "ssd", "auto"):
+        raise InputError(f"--matcher must be torchvision, mmdet, ssd or auto, got {matcher!r}")
     if device not in ("auto", "cpu", "cuda"):
         raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
     edges = _parse_bags_edges(bags_edges)

@@ -40,6 +40,14 @@ def _f(v: Any) -> float:
         return 0.0
 
 
+def _log_axis(ax, values) -> None:
+    """Log y axis whose floor sits just under the smallest positive value (zero bars stay empty)."""
+    positive = [v for v in values if v > 0]
+    ax.set_yscale("log")
+    if positive:
+        ax.set_ylim(bottom=min(positive) / 2)
+
+
 def foreground_background_figure(a: dict):
     """Fig. 4a: anchors per image by label (log scale) and anchors / positives per pyramid level."""
     fig = _figure(9.0, 3.6)
@@ -47,12 +55,12 @@ def foreground_background_figure(a: dict):
     pi = a.get("per_image") or {}
     labels = ["foreground", "ignored", "background"]
     vals = [_f(pi.get(k)) for k in labels]
-    bars = ax1.bar(labels, [max(v, 1e-9) for v in vals], color=[_FG, _IGN, _BG])
-    ax1.set_yscale("log")
+    bars = ax1.bar(labels, vals, color=[_FG, _IGN, _BG])
+    _log_axis(ax1, vals)
     ax1.set_ylabel("anchors per image (mean)")
     ax1.set_title(f"(a) {a.get('preset', '')} anchors, {a.get('matcher', '')} matcher")
     for b, v in zip(bars, vals):
-        ax1.annotate(f"{v:,.1f}", (b.get_x() + b.get_width() / 2, max(v, 1e-9)), ha="center", va="bottom", fontsize=8)
+        ax1.annotate(f"{v:,.1f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
     ratio = a.get("pos_neg_ratio_text")
     if ratio:
         ax1.text(0.02, 0.98, f"pos:neg {ratio}\ntask pos:neg {a.get('task_pos_neg_ratio_text')}",
@@ -61,9 +69,11 @@ def foreground_background_figure(a: dict):
     names = [str(lv.get("name")) for lv in levels]
     x = list(range(len(levels)))
     w = 0.4
-    ax2.bar([i - w / 2 for i in x], [max(_f(lv.get("anchors")), 1e-9) for lv in levels], w, color=_BG, label="anchors")
-    ax2.bar([i + w / 2 for i in x], [max(_f(lv.get("foreground")), 1e-9) for lv in levels], w, color=_FG, label="positives")
-    ax2.set_yscale("log")
+    level_anchors = [_f(lv.get("anchors")) for lv in levels]
+    level_fg = [_f(lv.get("foreground")) for lv in levels]
+    ax2.bar([i - w / 2 for i in x], level_anchors, w, color=_BG, label="anchors")
+    ax2.bar([i + w / 2 for i in x], level_fg, w, color=_FG, label="positives")
+    _log_axis(ax2, level_anchors + level_fg)
     ax2.set_xticks(x, [f"{n}\n(/{lv.get('stride')})" for n, lv in zip(names, levels)])
     ax2.set_title("(b) per pyramid level")
     ax3 = ax2.twinx()
@@ -84,9 +94,11 @@ def positives_per_class_figure(a: dict):
     fig = _figure(9.0, 3.8)
     ax1, ax2 = fig.subplots(1, 2)
     x = list(range(len(keys)))
-    ax1.bar(x, [max(pos[k], 1e-9) for k in keys], color=_FG, width=1.0, label="positive anchors")
-    ax1.plot(x, [max(inst.get(k, 0), 1e-9) for k in keys], "k.", markersize=3, label="instances")
-    ax1.set_yscale("log")
+    pos_values = [pos[k] for k in keys]
+    inst_values = [inst.get(k, 0) for k in keys]
+    ax1.bar(x, pos_values, color=_FG, width=1.0, label="positive anchors")
+    ax1.plot(x, [v if v > 0 else float("nan") for v in inst_values], "k.", markersize=3, label="instances")
+    _log_axis(ax1, pos_values + inst_values)
     ax1.set_xlabel("classes sorted by positive anchors")
     ax1.set_ylabel("count")
     ax1.set_title("(a) positives per class (survey Fig. 4b)")
@@ -121,9 +133,10 @@ def iou_figure(a: dict):
     ni = a.get("negative_iou") or {}
     e2, c2 = ni.get("edges") or [], ni.get("counts") or []
     if c2:
-        ax2.bar(e2[:-1], [max(_f(v), 1e-9) for v in c2], width=[e2[i + 1] - e2[i] for i in range(len(c2))],
+        neg_values = [_f(v) for v in c2]
+        ax2.bar(e2[:-1], neg_values, width=[e2[i + 1] - e2[i] for i in range(len(c2))],
                 align="edge", color=_BG, edgecolor="white")
-        ax2.set_yscale("log")
+        _log_axis(ax2, neg_values)
     sample = ni.get("sample_images")
     ax2.set_xlabel("best IoU of negative anchor")
     ax2.set_ylabel("negative anchors")
