@@ -26,6 +26,7 @@ dense engine runs batched by padded size. Both give identical labels.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,78 @@ def _size_group(dataset: Dataset, order: np.ndarray) -> np.ndarray:
     return np.where(a < 32 ** 2, 0, np.where(a < 96 ** 2, 1, 2))
 
 
+@dataclass
+class AnchorLabels:
+    """One labelling pass of a preset's anchors over a dataset's valid boxes (see :func:`label_anchors`).
+
+    ``order`` are the valid box indices grouped by image, ``box_image`` their image rows,
+    ``scaled_boxes`` those boxes in the resized image, ``result`` the engine's per-positive arrays
+    (``pos_image``, ``pos_box`` (index into ``order``), ``pos_iou``, ``pos_level``, ...) and
+    ``ignored_per_image``; ``anchors_per_image`` is arithmetic from the padded sizes.
+    """
+
+    preset: Any
+    semantics: str
+    device: str
+    engine: str
+    order: np.ndarray
+    box_image: np.ndarray
+    padded_h: np.ndarray
+    padded_w: np.ndarray
+    anchors_per_image: np.ndarray
+    scaled_boxes: np.ndarray
+    result: Any
+
+    def per_image(self, num_images: int) -> dict:
+        """Per-image int64 arrays ``anchors``, ``foreground``, ``ignored``, ``background``."""
+        total = np.asarray(self.anchors_per_image, dtype=np.int64)
+        fg = np.bincount(self.result.pos_image, minlength=num_images).astype(np.int64)
+        ign = np.asarray(self.result.ignored_per_image, dtype=np.int64)
+        return {"anchors": total, "foreground": fg, "ignored": ign, "background": total - fg - ign}
+
+
+def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str | None = "torchvision",
+                  device: str = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
+                  engine: str | None = None) -> AnchorLabels:
+    """Label every anchor of every image with the preset's matcher (the pass all anchor statistics share).
+
+    Boxes are the valid ones, resized like torchvision's ``GeneralizedRCNNTransform``; the culled
+    engine runs on a CPU, the dense engine (batched by padded size) on CUDA; both give identical
+    labels. Raises :class:`InputError` without image sizes or for bad options.
+    """
+    from imbalance_cli.anchors.generator import num_anchors, padded_sizes, scale_boxes
+    from imbalance_cli.anchors.matcher import culled_match_dataset, dense_match_dataset
+    from imbalance_cli.anchors.presets import get_preset
+
+    preset = get_preset(anchors, pos_iou=pos_iou, neg_iou=neg_iou)
+    semantics = resolve_semantics(matcher, preset)
+    dev = resolve_device(device)
+    if engine is None:
+        engine = "dense" if dev.startswith("cuda") else "culled"
+    if engine not in ("dense", "culled"):
+        raise InputError(f"engine must be dense or culled, got {engine!r}")
+    if engine == "culled" and dev != "cpu":
+        raise InputError("the culled engine runs on the CPU only (use --device cpu or the dense engine)")
+    if not dataset.has_image_sizes:
+        raise InputError("anchor statistics need image sizes (pass an image sizes file or --anchors none)",
+                         path=dataset.path)
+    H, W = dataset.heights, dataset.widths
+    bad = np.flatnonzero(~(np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(f"image {int(dataset.image_ids[i])} has no usable size ({W[i]} x {H[i]}); anchor "
+                         "statistics need every image's width and height", path=dataset.path)
+    order, _ = dataset.image_offsets(dataset.valid_mask())
+    bimg = dataset.box_image[order]
+    ph, pw = padded_sizes(H, W, preset)
+    sb = scale_boxes(dataset.boxes[order], H[bimg], W[bimg], preset)
+    if engine == "culled":
+        res = culled_match_dataset(preset, sb, bimg, ph, pw, semantics=semantics)
+    else:
+        res, _, _ = dense_match_dataset(preset, sb, bimg, ph, pw, semantics=semantics, device=dev)
+    return AnchorLabels(preset, semantics, dev, engine, order, bimg, ph, pw, num_anchors(preset, ph, pw), sb, res)
+
+
 def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str | None = "torchvision",
                       device: str = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
                       negative_iou_sample: int | str | None = None, seed: int = 0, engine: str | None = None,
@@ -111,32 +184,12 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
         every image; default ``all`` on CUDA and :data:`DEFAULT_NEGATIVE_IOU_SAMPLE` on a CPU.
     engine: ``culled`` or ``dense``; default culled on a CPU and dense on CUDA.
     """
-    from imbalance_cli.anchors.generator import num_anchors, padded_sizes, scale_boxes, level_layout
-    from imbalance_cli.anchors.matcher import culled_match_dataset, culled_negative_histogram, dense_match_dataset
-    from imbalance_cli.anchors.presets import get_preset
+    from imbalance_cli.anchors.generator import level_layout
+    from imbalance_cli.anchors.matcher import culled_negative_histogram, dense_match_dataset
 
     t0 = time.perf_counter()
-    preset = get_preset(anchors, pos_iou=pos_iou, neg_iou=neg_iou)
-    semantics = resolve_semantics(matcher, preset)
-    dev = resolve_device(device)
-    if engine is None:
-        engine = "dense" if dev.startswith("cuda") else "culled"
-    if engine not in ("dense", "culled"):
-        raise InputError(f"engine must be dense or culled, got {engine!r}")
-    if engine == "culled" and dev != "cpu":
-        raise InputError("the culled engine runs on the CPU only (use --device cpu or the dense engine)")
-    if not dataset.has_image_sizes:
-        raise InputError("anchor statistics need image sizes (pass an image sizes file or --anchors none)",
-                         path=dataset.path)
-    n_img = dataset.num_images
-    H, W = dataset.heights, dataset.widths
-    bad = np.flatnonzero(~(np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)))
-    if bad.size:
-        i = int(bad[0])
-        raise InputError(f"image {int(dataset.image_ids[i])} has no usable size ({W[i]} x {H[i]}); anchor "
-                         "statistics need every image's width and height", path=dataset.path)
     if negative_iou_sample is None:
-        negative_iou_sample = "all" if dev.startswith("cuda") else DEFAULT_NEGATIVE_IOU_SAMPLE
+        negative_iou_sample = "all" if resolve_device(device).startswith("cuda") else DEFAULT_NEGATIVE_IOU_SAMPLE
     if isinstance(negative_iou_sample, str):
         if negative_iou_sample.lower() != "all":
             try:
@@ -146,17 +199,12 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     if not isinstance(negative_iou_sample, str) and int(negative_iou_sample) < 1:
         raise InputError(f"--negative-iou-sample must be a positive integer or 'all', got {negative_iou_sample!r}")
 
-    valid = dataset.valid_mask()
-    order, _ = dataset.image_offsets(valid)
-    bimg = dataset.box_image[order]
-    ph, pw = padded_sizes(H, W, preset)
-    per_image_anchors = num_anchors(preset, ph, pw)
-    sb = scale_boxes(dataset.boxes[order], H[bimg], W[bimg], preset)
+    lp = label_anchors(dataset, anchors, matcher=matcher, device=device, pos_iou=pos_iou, neg_iou=neg_iou, engine=engine)
+    preset, semantics, dev, engine = lp.preset, lp.semantics, lp.device, lp.engine
+    order, bimg, ph, pw, sb, res = lp.order, lp.box_image, lp.padded_h, lp.padded_w, lp.scaled_boxes, lp.result
+    per_image_anchors = lp.anchors_per_image
+    n_img = dataset.num_images
     pos_t, neg_t = np.float32(preset.pos_iou), np.float32(preset.neg_iou if semantics != "ssd" else preset.pos_iou)
-    if engine == "culled":
-        res = culled_match_dataset(preset, sb, bimg, ph, pw, semantics=semantics)
-    else:
-        res, _, _ = dense_match_dataset(preset, sb, bimg, ph, pw, semantics=semantics, device=dev)
 
     # negative IoU histogram (every anchor's best IoU: dense engine on a sample of images)
     neg_f = float(preset.neg_iou if semantics != "ssd" else preset.pos_iou)

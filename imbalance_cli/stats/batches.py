@@ -85,40 +85,26 @@ def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: fl
                   neg_iou: float | None = None) -> dict:
     """Per-image anchor labels counted with the anchor engine (the labelling ``imbalance stats`` reports).
 
-    Runs :func:`imbalance_cli.anchors.matcher.culled_match_dataset` on the valid boxes (scaled into
-    the resized image like torchvision); anchors per image by arithmetic
-    (:func:`imbalance_cli.anchors.generator.num_anchors`). ``matcher`` defaults to the preset's own
+    One :func:`imbalance_cli.stats.anchors.label_anchors` pass (the engine ``imbalance stats`` uses:
+    culled on a CPU, dense on CUDA) over the valid boxes. ``matcher`` defaults to the preset's own
     semantics (``ssd`` for SSD presets, else ``torchvision``). Returns numpy arrays per image
     ``anchors``, ``foreground``, ``ignored``, ``background`` (= anchors - foreground - ignored), the
     totals ``foreground_total``/``background_total``, positives per category row ``per_class_positive``,
     and ``boxes_without_positive`` (valid boxes no anchor is assigned to) out of ``boxes``.
     """
-    from imbalance_cli.anchors.generator import num_anchors, padded_sizes, scale_boxes
-    from imbalance_cli.anchors.matcher import culled_match_dataset
-    from imbalance_cli.anchors.presets import get_preset
+    from imbalance_cli.stats.anchors import label_anchors
 
-    if not dataset.has_image_sizes:
-        raise InputError("anchor statistics need image sizes: pass --image-sizes sizes.csv or drop --anchors",
-                         path=dataset.path)
-    preset = get_preset(anchors, pos_iou=pos_iou, neg_iou=neg_iou)
-    semantics = matcher or ("ssd" if preset.kind == "ssd" else "torchvision")
-    ph, pw = padded_sizes(dataset.heights, dataset.widths, preset)
-    valid = np.flatnonzero(dataset.valid_mask())
-    order = valid[np.argsort(dataset.box_image[valid], kind="stable")]
-    img = dataset.box_image[order]
-    boxes = scale_boxes(dataset.boxes[order], dataset.heights[img], dataset.widths[img], preset)
-    res = culled_match_dataset(preset, boxes, img, ph, pw, semantics=semantics)
-    n = dataset.num_images
-    fg = np.bincount(res.pos_image, minlength=n).astype(np.int64)
-    ign = np.asarray(res.ignored_per_image, dtype=np.int64)
-    total = num_anchors(preset, ph, pw).astype(np.int64)
-    has_pos = np.zeros(len(order), dtype=bool)
+    lp = label_anchors(dataset, anchors, matcher=matcher or "auto", pos_iou=pos_iou, neg_iou=neg_iou)
+    per_image = lp.per_image(dataset.num_images)
+    res = lp.result
+    has_pos = np.zeros(len(lp.order), dtype=bool)
     has_pos[res.pos_box] = True
-    return {"preset": anchors, "anchors": total, "foreground": fg, "ignored": ign, "background": total - fg - ign,
-            "foreground_total": int(fg.sum()), "background_total": int((total - fg - ign).sum()),
-            "per_class_positive": np.bincount(dataset.box_category[order][res.pos_box],
+    return {"preset": anchors, **per_image,
+            "foreground_total": int(per_image["foreground"].sum()),
+            "background_total": int(per_image["background"].sum()),
+            "per_class_positive": np.bincount(dataset.box_category[lp.order][res.pos_box],
                                               minlength=dataset.num_categories).astype(np.int64),
-            "boxes": int(len(order)), "boxes_without_positive": int((~has_pos).sum())}
+            "boxes": int(len(lp.order)), "boxes_without_positive": int((~has_pos).sum())}
 
 
 def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform", epochs: int = 1, seed: int = 0,
