@@ -21,23 +21,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from imbalance_cli.report._common import new_figure, num
+
 _FG, _IGN, _BG = "#d62728", "#ff7f0e", "#1f77b4"
 
 
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
-def _f(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _log_axis(ax, values) -> None:
@@ -50,11 +40,11 @@ def _log_axis(ax, values) -> None:
 
 def foreground_background_figure(a: dict):
     """Fig. 4a: anchors per image by label (log scale) and anchors / positives per pyramid level."""
-    fig = _figure(9.0, 3.6)
+    fig = new_figure(9.0, 3.6)
     ax1, ax2 = fig.subplots(1, 2)
     pi = a.get("per_image") or {}
     labels = ["foreground", "ignored", "background"]
-    vals = [_f(pi.get(k)) for k in labels]
+    vals = [num(pi.get(k)) for k in labels]
     bars = ax1.bar(labels, vals, color=[_FG, _IGN, _BG])
     _log_axis(ax1, vals)
     ax1.set_ylabel("anchors per image (mean)")
@@ -69,15 +59,15 @@ def foreground_background_figure(a: dict):
     names = [str(lv.get("name")) for lv in levels]
     x = list(range(len(levels)))
     w = 0.4
-    level_anchors = [_f(lv.get("anchors")) for lv in levels]
-    level_fg = [_f(lv.get("foreground")) for lv in levels]
+    level_anchors = [num(lv.get("anchors")) for lv in levels]
+    level_fg = [num(lv.get("foreground")) for lv in levels]
     ax2.bar([i - w / 2 for i in x], level_anchors, w, color=_BG, label="anchors")
     ax2.bar([i + w / 2 for i in x], level_fg, w, color=_FG, label="positives")
     _log_axis(ax2, level_anchors + level_fg)
     ax2.set_xticks(x, [f"{n}\n(/{lv.get('stride')})" for n, lv in zip(names, levels)])
     ax2.set_title("(b) per pyramid level")
     ax3 = ax2.twinx()
-    ax3.plot(x, [_f(lv.get("best_level_boxes")) for lv in levels], "k.-", label="boxes whose best anchor is here")
+    ax3.plot(x, [num(lv.get("best_level_boxes")) for lv in levels], "k.-", label="boxes whose best anchor is here")
     ax3.set_ylabel("boxes")
     h1, l1 = ax2.get_legend_handles_labels()
     h2, l2 = ax3.get_legend_handles_labels()
@@ -87,11 +77,11 @@ def foreground_background_figure(a: dict):
 
 def positives_per_class_figure(a: dict):
     """Fig. 4b: positives per class (sorted, log) with instances per class, and positives per instance."""
-    pos = {k: _f(v) for k, v in (a.get("per_class_positive") or {}).items()}
-    inst = {k: _f(v) for k, v in (a.get("instances_per_class") or {}).items()}
+    pos = {k: num(v) for k, v in (a.get("per_class_positive") or {}).items()}
+    inst = {k: num(v) for k, v in (a.get("instances_per_class") or {}).items()}
     keys = [k for k in pos if inst.get(k, 0) > 0 or pos[k] > 0]
     keys.sort(key=lambda k: (-pos[k], k))
-    fig = _figure(9.0, 3.8)
+    fig = new_figure(9.0, 3.8)
     ax1, ax2 = fig.subplots(1, 2)
     x = list(range(len(keys)))
     pos_values = [pos[k] for k in keys]
@@ -104,8 +94,8 @@ def positives_per_class_figure(a: dict):
     ax1.set_title("(a) positives per class (survey Fig. 4b)")
     ax1.legend(fontsize=7)
     ppi = a.get("positives_per_instance") or {}
-    k2 = sorted(ppi, key=lambda k: -_f(ppi[k]))
-    ax2.bar(range(len(k2)), [_f(ppi[k]) for k in k2], color="#9467bd", width=1.0)
+    k2 = sorted(ppi, key=lambda k: -num(ppi[k]))
+    ax2.bar(range(len(k2)), [num(ppi[k]) for k in k2], color="#9467bd", width=1.0)
     ax2.set_xlabel("classes sorted by positives per instance")
     ax2.set_ylabel("positive anchors per instance")
     ax2.set_title("(b) positives per instance by class")
@@ -118,7 +108,7 @@ def positives_per_class_figure(a: dict):
 
 def iou_figure(a: dict):
     """Fig. 12a: IoU of positives with their matched box, and negatives' best IoU (exact zeros apart)."""
-    fig = _figure(9.0, 3.6)
+    fig = new_figure(9.0, 3.6)
     ax1, ax2 = fig.subplots(1, 2)
     pi = a.get("positive_iou") or {}
     e, c = pi.get("edges") or [], pi.get("counts") or []
@@ -126,14 +116,14 @@ def iou_figure(a: dict):
     if c:
         ax1.bar(e[:-1], c, width=[e[i + 1] - e[i] for i in range(len(c))], align="edge", color=_FG, edgecolor="white")
         if th.get("pos_iou") is not None:
-            ax1.axvline(_f(th["pos_iou"]), color="k", ls="--", lw=1)
+            ax1.axvline(num(th["pos_iou"]), color="k", ls="--", lw=1)
     ax1.set_xlabel("IoU with matched box")
     ax1.set_ylabel("positive anchors")
     ax1.set_title(f"(a) positives (low-quality below threshold: {pi.get('low_quality', 0):,})")
     ni = a.get("negative_iou") or {}
     e2, c2 = ni.get("edges") or [], ni.get("counts") or []
     if c2:
-        neg_values = [_f(v) for v in c2]
+        neg_values = [num(v) for v in c2]
         ax2.bar(e2[:-1], neg_values, width=[e2[i + 1] - e2[i] for i in range(len(c2))],
                 align="edge", color=_BG, edgecolor="white")
         _log_axis(ax2, neg_values)
@@ -141,7 +131,7 @@ def iou_figure(a: dict):
     ax2.set_xlabel("best IoU of negative anchor")
     ax2.set_ylabel("negative anchors")
     ax2.set_title(f"(b) negatives, IoU > 0 ({'all' if ni.get('exact') else sample} images)")
-    ax2.text(0.98, 0.95, f"IoU = 0: {int(_f(ni.get('zero'))):,}", transform=ax2.transAxes, ha="right", va="top", fontsize=8)
+    ax2.text(0.98, 0.95, f"IoU = 0: {int(num(ni.get('zero'))):,}", transform=ax2.transAxes, ha="right", va="top", fontsize=8)
     return fig
 
 
@@ -153,7 +143,7 @@ def spatial_figure(a: dict):
     sp = a.get("spatial") or {}
     counts = np.asarray(sp.get("counts") or [[0]], dtype=float)
     lo, hi = (sp.get("range") or [-1.0, 1.0])[:2]
-    fig = _figure(5.0, 4.4)
+    fig = new_figure(5.0, 4.4)
     ax = fig.subplots()
     im = ax.imshow(counts, origin="upper", extent=(lo, hi, hi, lo), cmap="viridis", interpolation="nearest")
     ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec="white", lw=1, ls="--"))
@@ -170,17 +160,17 @@ def coverage_figure(a: dict):
     """Coverage: share of boxes without a positive-IoU anchor / below the negative threshold, by size."""
     by = (a.get("coverage") or {}).get("by_size") or {}
     groups = [g for g in ("small", "medium", "large") if g in by]
-    fig = _figure(5.5, 3.4)
+    fig = new_figure(5.5, 3.4)
     ax = fig.subplots()
     x = list(range(len(groups)))
     w = 0.4
-    share = lambda g, k: 100.0 * _f(by[g].get(k)) / _f(by[g].get("boxes")) if _f(by[g].get("boxes")) else 0.0
+    share = lambda g, k: 100.0 * num(by[g].get(k)) / num(by[g].get("boxes")) if num(by[g].get("boxes")) else 0.0
     th = a.get("thresholds") or {}
     ax.bar([i - w / 2 for i in x], [share(g, "without_positive") for g in groups], w, color=_IGN,
            label=f"no anchor with IoU ≥ {th.get('pos_iou')}")
     ax.bar([i + w / 2 for i in x], [share(g, "below_negative") for g in groups], w, color=_BG,
            label=f"best IoU < {th.get('neg_iou')}")
-    ax.set_xticks(x, [f"{g}\n({int(_f(by[g].get('boxes'))):,} boxes)" for g in groups])
+    ax.set_xticks(x, [f"{g}\n({int(num(by[g].get('boxes'))):,} boxes)" for g in groups])
     ax.set_ylabel("% of boxes")
     ax.set_title("Anchor coverage by COCO size group")
     ax.legend(fontsize=7)

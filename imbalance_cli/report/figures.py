@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from imbalance_cli.report._common import new_figure, num
 from imbalance_cli.report.tables import (
     FREQUENCY_LABELS,
     fmt_num,
@@ -45,21 +46,8 @@ class RenderedFigure:
     png: bytes
 
 
-def _new_figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
-def _num(v: Any) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return 0.0
-    return 0.0 if math.isnan(f) else f
 
 
 def _plain(text: Any) -> str:
@@ -74,7 +62,7 @@ def _empty(ax, text: str) -> None:
 
 
 def _log_y(ax, values) -> None:
-    if any(_num(v) > 0 for v in values):
+    if any(num(v) > 0 for v in values):
         ax.set_yscale("log")
 
 
@@ -94,11 +82,11 @@ def class_long_tail_figure(report: dict):
     classes = sorted_classes(report)
     n = len(classes)
     width = 12.0 if n <= 80 else 13.0
-    fig = _new_figure(width, 4.6 if n <= 100 else 4.0)
+    fig = new_figure(width, 4.6 if n <= 100 else 4.0)
     ax = fig.add_subplot()
     ax.set_title("Instances per class, classes sorted by instances", fontsize=11, loc="left")
-    instances = [_num(c.get("instances")) for c in classes]
-    images = [_num(c.get("images")) for c in classes]
+    instances = [num(c.get("instances")) for c in classes]
+    images = [num(c.get("images")) for c in classes]
     if not classes or max(instances, default=0) <= 0:
         _empty(ax, "no valid boxes")
         return fig
@@ -154,7 +142,7 @@ def class_long_tail_figure(report: dict):
 # --------------------------------------------------------------------------------------
 def per_image_figure(hist: dict, what: str, panel: str):
     """Survey Fig. 5b/5c: number of images vs number of ``what`` per image, log-scale y."""
-    fig = _new_figure(6.0, 3.8)
+    fig = new_figure(6.0, 3.8)
     ax = fig.add_subplot()
     ax.set_title(f"({panel}) Images vs number of {what} in an image", fontsize=11)
     bins = histogram_bins(hist)
@@ -169,9 +157,9 @@ def per_image_figure(hist: dict, what: str, panel: str):
     ax.grid(axis="y", color="0.85", linewidth=0.6)
     ax.set_axisbelow(True)
     mean = hist.get("mean")
-    if mean is not None and math.isfinite(_num(mean)):
-        ax.axvline(_num(mean), color="#d62728", linestyle="--", linewidth=1)
-        ax.annotate(f"mean {fmt_num(mean)}", xy=(_num(mean), 1.0), xycoords=("data", "axes fraction"),
+    if mean is not None and math.isfinite(num(mean)):
+        ax.axvline(num(mean), color="#d62728", linestyle="--", linewidth=1)
+        ax.annotate(f"mean {fmt_num(mean)}", xy=(num(mean), 1.0), xycoords=("data", "axes fraction"),
                     xytext=(4, -12), textcoords="offset points", color="#d62728", fontsize=8)
     if hist.get("max") is not None:
         ax.text(0.99, 0.97, f"max {fmt_num(hist.get('max'))}", ha="right", va="top", transform=ax.transAxes,
@@ -209,7 +197,7 @@ def scale_figure(report: dict):
     """Survey Fig. 7: relative width (a), height (b), area (c) histograms, log-scale y; (d) size groups."""
     scale = report.get("scale") or {}
     tv = scale.get("tv_to_uniform") if isinstance(scale.get("tv_to_uniform"), dict) else {}
-    fig = _new_figure(11.0, 7.2)
+    fig = new_figure(11.0, 7.2)
     axes = fig.subplots(2, 2)
     panels = (
         ("relative_width", "(a) relative width w / W"),
@@ -246,9 +234,9 @@ def _size_groups_panel(ax, scale: dict) -> None:
     labels = ["small\n< 32²", "medium\n32² – 96²", "large\n≥ 96²"]
     series = []
     if isinstance(groups, dict):
-        series.append(("box area w·h", [_num(groups.get(k)) for k in names], "#8172b2"))
+        series.append(("box area w·h", [num(groups.get(k)) for k in names], "#8172b2"))
     if isinstance(by_field, dict):
-        series.append(("file's `area` field", [_num(by_field.get(k)) for k in names], "#ccb974"))
+        series.append(("file's `area` field", [num(by_field.get(k)) for k in names], "#ccb974"))
     if not series or all(sum(v) <= 0 for _, v, _ in series):
         _empty(ax, "not available (no image sizes)" if not series else "no valid boxes")
         return
@@ -278,7 +266,7 @@ def location_figure(report: dict):
 
     loc = report.get("location") or {}
     counts = np.asarray(loc.get("counts") or [], dtype=float)
-    fig = _new_figure(6.2, 5.4)
+    fig = new_figure(6.2, 5.4)
     ax = fig.add_subplot()
     ax.set_title("Box centres over the normalised image", fontsize=11)
     if counts.ndim != 2 or counts.size == 0 or counts.sum() <= 0:
@@ -310,7 +298,7 @@ def location_per_class_figure(report: dict, max_classes: int = 12):
         return None
     cols = min(4, len(chosen))
     rows = math.ceil(len(chosen) / cols)
-    fig = _new_figure(2.6 * cols, 2.6 * rows + 0.3)
+    fig = new_figure(2.6 * cols, 2.6 * rows + 0.3)
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax, (c, m) in zip(axes, chosen):
         ax.imshow(m, extent=(0, 1, 1, 0), origin="upper", cmap="magma", interpolation="nearest")

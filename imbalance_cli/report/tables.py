@@ -14,6 +14,8 @@ import io
 import math
 from typing import Any, Iterable
 
+from imbalance_cli.report._common import num
+
 #: Human-readable meaning of each class-distribution measure (survey seed 000, §9.2).
 MEASURE_INFO: dict[str, tuple[str, str]] = {
     "imbalance_ratio": ("Imbalance ratio", "max / min instances (1 = balanced)"),
@@ -100,17 +102,11 @@ def sorted_classes(report: dict) -> list[dict]:
     classes = [c for c in report.get("classes") or [] if isinstance(c, dict)]
 
     def key(c):
-        return (-_num(c.get("instances")), -_num(c.get("images")), _sortable(c.get("id")))
+        return (-num(c.get("instances")), -num(c.get("images")), _sortable(c.get("id")))
 
     return sorted(classes, key=key)
 
 
-def _num(v: Any) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return 0.0
-    return 0.0 if math.isnan(f) else f
 
 
 def _sortable(v: Any):
@@ -129,7 +125,7 @@ def histogram_bins(hist: dict | None) -> list[tuple[float | None, float | None, 
     counts = hist.get("counts")
     if counts is None:
         return []
-    counts = [_num(c) for c in _flat(counts)]
+    counts = [num(c) for c in _flat(counts)]
     edges = hist.get("edges")
     edges = [None if e is None else float(e) for e in _flat(edges)] if edges is not None else []
     if len(edges) == len(counts) + 1:
@@ -167,7 +163,7 @@ def sparkline(counts: Iterable[float], log: bool = True, width: int | None = 40)
 
     Longer inputs are summed into ``width`` groups; empty bins show as a space.
     """
-    values = [max(_num(c), 0.0) for c in counts]
+    values = [max(num(c), 0.0) for c in counts]
     if not values:
         return ""
     if width and len(values) > width:
@@ -224,7 +220,7 @@ def distribution_rows(report: dict, spark_width: int = 40) -> list[tuple[str, st
             rows.append((label, "Fig. 7", text, sparkline(h.get("counts") or [], width=spark_width)))
     groups = scale.get("size_groups")
     if isinstance(groups, dict):
-        total = sum(_num(groups.get(k)) for k in ("small", "medium", "large"))
+        total = sum(num(groups.get(k)) for k in ("small", "medium", "large"))
         text = ", ".join(f"{k} {fmt_pct(groups.get(k), total)}" for k in ("small", "medium", "large"))
         rows.append(("COCO size groups", "Fig. 7", text, ""))
     elif "size_groups" in scale:
@@ -289,7 +285,7 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
 
     # classes -----------------------------------------------------------------------------
     classes = sorted_classes(report)
-    total_instances = sum(_num(c.get("instances")) for c in classes)
+    total_instances = sum(num(c.get("instances")) for c in classes)
     if classes:
         if len(classes) <= 2 * top:
             console.print(_class_table(f"Classes by instances (all {len(classes)}, survey Fig. 5a)", classes, 1, total_instances))
@@ -368,7 +364,7 @@ def _dataset_rows(ds: dict) -> list[tuple[str, str, str]]:
         rows.append(("crowd boxes", fmt_int(ds.get("crowd")), "iscrowd / IsGroupOf"))
     if "invalid" in ds:
         reasons = ds.get("invalid_by_reason") or {}
-        note = ", ".join(f"{k.replace('_', ' ')} {fmt_int(v)}" for k, v in reasons.items() if _num(v) > 0)
+        note = ", ".join(f"{k.replace('_', ' ')} {fmt_int(v)}" for k, v in reasons.items() if num(v) > 0)
         rows.append(("invalid boxes", fmt_int(ds.get("invalid")), note))
     if "categories" in ds or "categories_used" in ds:
         rows.append(
@@ -447,7 +443,7 @@ def _group_line(classes: list[dict]):
             line.append("\n")
         line.append("BAGS groups (by instances): ", style="cyan")
         line.append(", ".join(f"{k}: {v}" for k, v in sorted(bags.items(), key=lambda kv: _sortable(kv[0]))))
-    unused = sum(1 for c in classes if _num(c.get("instances")) == 0)
+    unused = sum(1 for c in classes if num(c.get("instances")) == 0)
     if unused:
         line.append(f"\nclasses without instances: {unused}", style="yellow")
     return line
@@ -497,7 +493,7 @@ def anchor_summary_rows(anchors: dict) -> list[tuple[str, str]]:
 
 
 def _inverse(ratio: Any) -> float | None:
-    r = _num(ratio)
+    r = num(ratio)
     return 1.0 / r if r > 0 else None
 
 
@@ -566,7 +562,7 @@ def csv_tables(report: dict) -> dict[str, str]:
     out: dict[str, str] = {}
     classes = sorted_classes(report)
     if "classes" in report:
-        total = sum(_num(c.get("instances")) for c in classes)
+        total = sum(num(c.get("instances")) for c in classes)
         extra: list[str] = []
         for c in classes:
             for k, v in c.items():
@@ -574,7 +570,7 @@ def csv_tables(report: dict) -> dict[str, str]:
                     extra.append(k)
         rows = []
         for i, c in enumerate(classes):
-            share = _num(c.get("instances")) / total if total else None
+            share = num(c.get("instances")) / total if total else None
             rows.append(
                 [i + 1, c.get("id"), c.get("name"), c.get("instances"), None if share is None else _clean(share),
                  c.get("images"), c.get("frequency"), c.get("bags_group")]
@@ -604,17 +600,17 @@ def csv_tables(report: dict) -> dict[str, str]:
         if isinstance(groups, dict) or isinstance(by_field, dict):
             header = ["group", "area_range_px", "boxes", "share"]
             g = groups if isinstance(groups, dict) else {}
-            total = sum(_num(g.get(k)) for k in ("small", "medium", "large"))
+            total = sum(num(g.get(k)) for k in ("small", "medium", "large"))
             ranges = {"small": "< 32^2", "medium": "32^2 to < 96^2", "large": ">= 96^2"}
             if isinstance(by_field, dict):
                 header += ["boxes_by_area_field"]
             rows = []
             for k in ("small", "medium", "large"):
-                row = [k, ranges[k], g.get(k), _clean(_num(g.get(k)) / total) if total else None]
+                row = [k, ranges[k], g.get(k), _clean(num(g.get(k)) / total) if total else None]
                 if isinstance(by_field, dict):
                     row.append(by_field.get(k))
                 rows.append(row)
-            if isinstance(by_field, dict) and _num(by_field.get("missing")) > 0:
+            if isinstance(by_field, dict) and num(by_field.get("missing")) > 0:
                 rows.append(["missing", "no area field", None, None, by_field.get("missing")])
             out["scale_size_groups.csv"] = _csv(header, rows)
 
@@ -682,10 +678,10 @@ def _anchor_csvs(anchors: dict, classes: list[dict]) -> dict[str, str]:
         rows = []
         for cid, count in pcp.items():
             c = by_id.get(str(cid), {})
-            inst = _num(c.get("instances"))
+            inst = num(c.get("instances"))
             rows.append([cid, c.get("name"), count, c.get("instances"),
-                         _clean(_num(count) / inst) if inst else None])
-        rows.sort(key=lambda r: -_num(r[2]))
+                         _clean(num(count) / inst) if inst else None])
+        rows.sort(key=lambda r: -num(r[2]))
         out["anchors_per_class.csv"] = _csv(
             ["category_id", "name", "positive_anchors", "instances", "positives_per_instance"], rows
         )
