@@ -494,7 +494,6 @@ def culled_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.
         a_img = cand["img"][o][st]
         a_anchor = cand["anchor"][o][st]
         a_level = cand["level"][o][st]
-        a_coords = cand["coords"][o][first] if len(first) else np.zeros((0, 4), F32)
         # labels before the low-quality step
         a_match = np.where(amax >= pos, a_box, -2)
         a_iou = amax.copy()
@@ -758,7 +757,6 @@ def dense_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.n
     if want_neg and len(empty):
         zeros += int(num_anchors(preset, ph[empty], pw[empty]).sum())
     work = sel[nbox[sel] > 0]
-    groups: dict[tuple[int, int], list[int]] = {}
     key = ph[work] * 1_000_003 + pw[work]
     order = np.lexsort((nbox[work], key))
     work = work[order]
@@ -783,7 +781,6 @@ def dense_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.n
             anchors_t, level_t = grid_anchors(preset, k[0], k[1], device=dev)
             level_np = level_t.cpu().numpy()
             cache_key = k
-        B = len(imgs)
         Mx = int(nbox[imgs].max())
         idx = start[imgs][:, None] + np.arange(Mx)[None, :]
         valid_np = np.arange(Mx)[None, :] < nbox[imgs][:, None]
