@@ -1,0 +1,552 @@
+"""Training loop of the compact detector: match anchors, compute task losses, log, checkpoint, evaluate.
+
+* Anchors come from the project's presets and generator (:mod:`imbalance_cli.anchors`) and are
+  labelled by the project's matcher (the same rule ``imbalance stats`` reports on): matched box
+  index ``>= 0`` positive, ``-1`` negative, ``-2`` ignored.
+* Every iteration appends one JSON line to ``train_log.jsonl``: classification and regression
+  losses and the gradient norm each task puts on its own head (the classification tower + output
+  receive gradient only from the classification loss, the box tower + output only from the
+  regression loss), i.e. the objective-imbalance view of the survey (seed 000, §7, Figs. 16-17).
+* A checkpoint (model, optimizer, stateful-loss state, every RNG state, epoch) is written
+  atomically after each epoch; ``resume=True`` continues from it and reaches the same weights
+  and metrics as an uninterrupted run (data order and flips come from per-epoch seeded
+  generators, BAGS sampling from per-step seeded generators).
+* Optimiser: AdamW (weight decay 1e-4), linear warm-up over the first 200 iterations (or 10% of
+  training if shorter), then cosine decay to 1% of ``lr``; gradient-norm clipping at 10.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imbalance_cli.errors import InputError
+
+#: The anchor preset for ``synthetic-lt``'s 128 px images: strides 8/16/32, three octave scales
+#: and ratios 0.5/1/2 per level (sizes 16-101 px), RetinaNet thresholds 0.5/0.4.
+SYNTHETIC_PRESET_SPEC = {
+    "name": "synthetic-lt",
+    "kind": "grid",
+    "strides": [8, 16, 32],
+    "sizes": [[16, 20, 25], [32, 40, 50], [64, 80, 101]],
+    "aspect_ratios": [[0.5, 1.0, 2.0]],
+    "level_names": ["P3", "P4", "P5"],
+    "pos_iou": 0.5,
+    "neg_iou": 0.4,
+    "allow_low_quality": True,
+    "matcher": "torchvision",
+    "resize": {"fixed": [128, 128], "size_divisible": 32, "min_size": None, "max_size": None},
+}
+
+#: Default preset for real data on a CPU: RetinaNet's P3-P7 anchors on images resized to 512 px.
+COMPACT_PRESET_SPEC = {
+    "name": "compact",
+    "kind": "grid",
+    "strides": [8, 16, 32, 64, 128],
+    "sizes": [[32, 40, 50], [64, 80, 101], [128, 161, 203], [256, 322, 406], [512, 645, 812]],
+    "aspect_ratios": [[0.5, 1.0, 2.0]],
+    "level_names": ["P3", "P4", "P5", "P6", "P7"],
+    "pos_iou": 0.5,
+    "neg_iou": 0.4,
+    "allow_low_quality": True,
+    "matcher": "torchvision",
+    "resize": {"min_size": 512, "max_size": 853, "size_divisible": 32},
+}
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (recorded in ``metrics.json``)."""
+
+    loss: str = "focal"
+    box_loss: str | None = None  # None: the loss's default (giou)
+    sampler: str = "none"
+    data: str = "synthetic-lt"
+    images: str | None = None
+    val_data: str | None = None
+    val_fraction: float = 0.2
+    anchors: str | None = None  # None: synthetic-lt preset or "compact"
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    box_weight: float = 1.0
+    device: str = "auto"
+    out: str = "runs/train"
+    resume: bool = False
+    seed: int = 0
+    threads: int = 0  # 0: auto_threads()
+    data_seed: int = 0
+    train_images: int = 1600
+    val_images: int = 400
+    tail: str = "lvis"
+    max_instances: int = 900
+    min_instances: int = 3
+    synthetic_dir: str | None = None  # cache of generated synthetic-lt (default OUT/synthetic-lt)
+    flip: bool = True
+    plots: bool = True
+    max_iters: int = 0  # >0: stop each epoch after this many iterations (tests)
+
+
+def auto_threads() -> int:
+    """CPU threads for ``--threads 0``: the cores not already busy (1-minute load average), at least 1.
+
+    Oversubscribing cores is far worse than leaving one idle for torch's OpenMP kernels (a 2-core
+    machine with one busy core ran an iteration 25x slower with 2 threads than with 1).
+    """
+    n = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(n, int(n - busy + 0.5)))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available else CPU; ``cuda`` without a GPU -> InputError."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError("CUDA is not available on this machine", record="--device")
+        return torch.device(name)
+    raise InputError(f"unknown device {name!r}: use auto, cpu or cuda", record="--device")
+
+
+def resolve_preset(cfg: TrainConfig):
+    """The anchor preset of a run; checks it fits the detector (grid kind, strides 8, 16, ... 128)."""
+    from imbalance_cli.anchors.presets import get_preset, preset_from_dict
+
+    if cfg.anchors:
+        if cfg.anchors == "synthetic-lt":
+            preset = preset_from_dict(SYNTHETIC_PRESET_SPEC)
+        elif cfg.anchors == "compact":
+            preset = preset_from_dict(COMPACT_PRESET_SPEC)
+        else:
+            preset = get_preset(cfg.anchors)
+    else:
+        preset = preset_from_dict(SYNTHETIC_PRESET_SPEC if cfg.data == "synthetic-lt" else COMPACT_PRESET_SPEC)
+    if preset.kind != "grid":
+        raise InputError(f"the detector needs a grid anchor preset, {preset.name!r} is {preset.kind!r}", record="--anchors")
+    n = preset.num_levels
+    if n < 1 or n > 5 or tuple(preset.strides) != tuple(8 * 2**i for i in range(n)):
+        raise InputError(f"the detector's levels have strides 8, 16, 32, 64, 128; preset {preset.name!r} has {list(preset.strides)}", record="--anchors")
+    per = {preset.anchors_per_location(i) for i in range(n)}
+    if len(per) != 1:
+        raise InputError(f"preset {preset.name!r} must have the same number of anchors per location on every level", record="--anchors")
+    return preset
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Check numeric options and names early (InputError naming the option)."""
+    from imbalance_cli.detector.objectives import check_sampler, get_box_objective, get_cls_objective
+
+    if cfg.epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {cfg.epochs}")
+    if cfg.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise InputError(f"--lr must be a positive number, got {cfg.lr}")
+    if cfg.train_images < 1 or cfg.val_images < 1:
+        raise InputError("--train-images and --val-images must be >= 1")
+    if cfg.tail not in ("lvis", "exp", "uniform"):
+        raise InputError(f"unknown tail {cfg.tail!r}: use lvis, exp or uniform", record="--tail")
+    obj = get_cls_objective(cfg.loss)
+    get_box_objective(cfg.box_loss or obj.box_loss_default)
+    check_sampler(cfg.sampler)
+    if cfg.data != "synthetic-lt":
+        if not Path(cfg.data).exists():
+            raise InputError("annotation file not found (or use --data synthetic-lt)", path=cfg.data, record="--data")
+        if not cfg.images:
+            raise InputError("--images DIR is required with --data FILE")
+    resolve_device(cfg.device)
+    if cfg.resume and not (Path(cfg.out) / "checkpoint.pt").exists():
+        raise InputError("no checkpoint to resume from", path=str(Path(cfg.out) / "checkpoint.pt"), record="--resume")
+
+
+def load_data(cfg: TrainConfig, preset):
+    """Synthetic or real data for a run (see :mod:`imbalance_cli.detector.data`)."""
+    from imbalance_cli.detector import data as D
+    from imbalance_cli.detector.synthetic import SyntheticConfig
+
+    if cfg.data == "synthetic-lt":
+        scfg = SyntheticConfig(seed=cfg.data_seed, train_images=cfg.train_images, val_images=cfg.val_images, tail=cfg.tail,
+                               max_instances=cfg.max_instances, min_instances=cfg.min_instances)
+        cache = Path(cfg.synthetic_dir) if cfg.synthetic_dir else Path(cfg.out) / "synthetic-lt"
+        try:
+            return D.load_synthetic(cache, scfg, preset)
+        except ValueError as e:
+            raise InputError(f"cannot build synthetic-lt with these sizes: {e}", record="--train-images") from None
+    return D.load_real(cfg.data, cfg.images, preset, cfg.val_fraction, cfg.seed, cfg.val_data)
+
+
+class _Anchors:
+    """Anchors per padded image size (cached)."""
+
+    def __init__(self, preset, device):
+        self.preset, self.device, self.cache = preset, device, {}
+
+    def __call__(self, h: int, w: int):
+        from imbalance_cli.anchors.generator import grid_anchors, level_layout
+
+        key = (h, w)
+        if key not in self.cache:
+            a, _lv = grid_anchors(self.preset, h, w, device=self.device, dtype=torch.float32)
+            counts = [lay.count for lay in level_layout(self.preset, h, w)]
+            self.cache[key] = (a, counts)
+        return self.cache[key]
+
+
+def _match_batch(preset, anchors, gt_boxes, device):
+    """Label every anchor of every image with the project's dense matcher (one batched call).
+
+    Returns ``matched (B, A)`` (box index, -1 negative, -2 ignored) and the anchors' best IoU ``(B, A)``.
+    """
+    from imbalance_cli.anchors.matcher import dense_match_batched
+
+    B = len(gt_boxes)
+    M = max([int(b.shape[0]) for b in gt_boxes] + [0])
+    boxes = torch.zeros(B, max(M, 1), 4, device=device)
+    valid = torch.zeros(B, max(M, 1), dtype=torch.bool, device=device)
+    for i, b in enumerate(gt_boxes):
+        boxes[i, : b.shape[0]] = b.to(device)
+        valid[i, : b.shape[0]] = True
+    if M == 0:
+        return torch.full((B, anchors.shape[0]), -1, dtype=torch.int64, device=device), torch.zeros(B, anchors.shape[0], device=device)
+    out = dense_match_batched(anchors, boxes, valid, preset.pos_iou, preset.neg_iou, preset.allow_low_quality, preset.matcher)
+    return out.matched, out.anchor_max.clamp_min(0)
+
+
+def _lr_at(step: int, total: int, base: float) -> float:
+    warm = max(1, min(200, total // 10))
+    if step < warm:
+        return base * (0.001 + 0.999 * step / warm)
+    t = (step - warm) / max(1, total - warm)
+    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _grad_norm(params) -> float:
+    sq = 0.0
+    for p in params:
+        if p.grad is not None:
+            sq += float(p.grad.detach().pow(2).sum())
+    return math.sqrt(sq)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+
+
+def _save_checkpoint(path: Path, payload: dict) -> None:
+    from imbalance_cli.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _settings(cfg: TrainConfig) -> dict:
+    d = asdict(cfg)
+    for k in ("resume", "out", "plots", "threads", "device"):
+        d.pop(k, None)
+    return d
+
+
+def build_model(obj, data, preset, device):
+    """The detector for an objective (head kind, logits, bias) and a preset (levels, anchors)."""
+    from imbalance_cli.detector.model import Detector, ModelConfig
+
+    C = data.num_classes
+    return Detector(obj.num_logits(C), preset.anchors_per_location(0), obj.head,
+                    ModelConfig(num_levels=preset.num_levels), bias_init=obj.bias_init(C)).to(device)
+
+
+def compute_losses(model, obj, box_obj, sampler, preset, anchors_fn, x, gt_boxes, gt_labels, step, box_weight):
+    """One forward pass and the task losses; returns ``(total, cls, box, num_pos)``."""
+    from imbalance_cli.boxes import iou_aligned
+    from imbalance_cli.detector.objectives import sample_anchors
+    from imbalance_cli.losses import decode_deltas, encode_deltas
+
+    C = len(obj.state["counts"])
+    logits, deltas, _sizes = model(x)
+    anchors, _counts = anchors_fn(x.shape[-2], x.shape[-1])
+    all_labels, pos_rows, pos_gt = [], [], []
+    A = anchors.shape[0]
+    matched, anchor_iou = _match_batch(preset, anchors, gt_boxes, x.device)
+    for b, (bx, lb) in enumerate(zip(gt_boxes, gt_labels)):
+        bx = bx.to(x.device)
+        lb = lb.to(x.device)
+        m = matched[b]
+        lab = torch.full((A,), C, dtype=torch.int64, device=x.device)
+        pos = m >= 0
+        lab[pos] = lb[m[pos]]
+        lab[m == -2] = -2
+        all_labels.append(lab)
+        idx = torch.nonzero(pos).squeeze(1)
+        pos_rows.append(idx + b * A)
+        pos_gt.append(bx[m[idx]].reshape(-1, 4))
+    labels = torch.cat(all_labels)
+    anchor_iou = anchor_iou.reshape(-1)
+    pos_rows = torch.cat(pos_rows)
+    pos_gt = torch.cat(pos_gt).reshape(-1, 4)
+    flat_logits = logits.reshape(-1, logits.shape[-1])
+    flat_deltas = deltas.reshape(-1, 4)
+    flat_anchors = anchors.repeat(x.shape[0], 1)
+    num_pos = max(1.0, float(pos_rows.numel()))
+    pa = flat_anchors[pos_rows]
+    pd = flat_deltas[pos_rows]
+    pb = decode_deltas(pa, pd)
+    pred_iou = torch.zeros(labels.shape[0], device=x.device)
+    if pos_rows.numel():
+        pred_iou[pos_rows] = iou_aligned(pb.detach(), pos_gt).clamp(0, 1)
+        box = box_obj.loss(pd, encode_deltas(pa, pos_gt), pb, pos_gt, pred_iou[pos_rows]).sum() / num_pos
+    else:
+        box = flat_deltas.sum() * 0.0
+    keep = labels >= -1
+    keep_idx = torch.nonzero(keep).squeeze(1)
+    if sampler != "none":
+        g = torch.Generator().manual_seed(7_000_003 * (step + 1))
+        with torch.no_grad():
+            per_anchor = obj.per_anchor_loss(flat_logits[keep_idx], labels[keep_idx]) if sampler == "ohem" else None
+            sel = sample_anchors(sampler, labels[keep_idx], anchor_iou[keep_idx], per_anchor, C, g)
+        keep_idx = keep_idx[sel]
+    if obj.name == "alrp":
+        # aLRP: localisation errors E_loc = (1 - IoU) / (1 - tau), tau = pos_iou, of the positives'
+        # decoded boxes (differentiable), at each positive's class entry (seed 001, Eq. S20)
+        tau = float(preset.pos_iou)
+        loc = torch.zeros(labels.shape[0], device=x.device)
+        if pos_rows.numel():
+            loc = loc.index_put((pos_rows,), ((1 - iou_aligned(pb, pos_gt)) / (1 - tau)).clamp(0, 1))
+        kl = labels[keep_idx]
+        loc_mat = torch.zeros(keep_idx.numel(), C + 1, device=x.device, dtype=loc.dtype)
+        loc_mat = loc_mat.index_put((torch.arange(keep_idx.numel(), device=x.device), kl), loc[keep_idx])[:, :C]
+        cls, box = obj.fn(obj, flat_logits[keep_idx], kl, pred_iou[keep_idx], num_pos, step, loc_errors=loc_mat)
+        return obj.state["balance"](cls, box), cls, box, num_pos
+    cls = obj.loss(flat_logits[keep_idx], labels[keep_idx], pred_iou[keep_idx], num_pos, step)
+    if obj.self_balance:
+        # RS supp. Eq. S17: weight the regression loss by L_cls / L_box (values, no gradient)
+        lam = (cls.detach() / box.detach().clamp_min(1e-12)) if float(box.detach()) > 0 else torch.zeros(())
+        total = cls + lam * box
+    else:
+        total = cls + box_weight * box
+    return total, cls, box, num_pos
+
+
+def train(cfg: TrainConfig, echo=None, on_epoch_end=None) -> dict:
+    """Train (or resume), evaluate on the held-out split, write outputs; return the metrics dict.
+
+    ``on_epoch_end(epoch)`` (optional) is called after each epoch's checkpoint is written (e.g.
+    to stop early by raising; a later ``resume=True`` run continues from that checkpoint).
+
+    Writes into ``cfg.out``: ``checkpoint.pt`` (each epoch), ``train_log.jsonl``,
+    ``metrics.json``, ``detections.json`` and the plots (``loss_paces.png``,
+    ``ap_vs_instances.png``, ``weight_norms.png``).
+    """
+    from imbalance_cli.detector import data as D
+    from imbalance_cli.detector.objectives import check_sampler, get_box_objective, get_cls_objective
+    from imbalance_cli.fileio import write_json
+    from imbalance_cli.progress import enabled as progress_enabled
+
+    echo = echo or (lambda s: None)
+    validate(cfg)
+    device = resolve_device(cfg.device)
+    threads = cfg.threads or auto_threads()
+    torch.set_num_threads(threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    log_path = out / "train_log.jsonl"
+    preset = resolve_preset(cfg)
+    obj = get_cls_objective(cfg.loss)
+    box_obj = get_box_objective(cfg.box_loss or obj.box_loss_default)
+    sampler = check_sampler(cfg.sampler)
+    t0 = time.perf_counter()
+    data = load_data(cfg, preset)
+    t_data = time.perf_counter() - t0
+    obj.prepare(data.train_instances, device)
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    torch.manual_seed(cfg.seed)
+    model = build_model(obj, data, preset, device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(data.train)
+    ipe = math.ceil(n / cfg.batch_size)
+    if cfg.max_iters > 0:
+        ipe = min(ipe, cfg.max_iters)
+    total_steps = ipe * cfg.epochs
+    start_epoch, train_seconds = 0, 0.0
+    settings = _settings(cfg)
+    if cfg.resume:
+        if not ckpt_path.exists():
+            raise InputError("no checkpoint to resume from", path=str(ckpt_path), record="--resume")
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck["settings"] != settings:
+            diff = sorted(k for k in settings if ck["settings"].get(k) != settings[k])
+            raise InputError(f"checkpoint was written with other settings ({', '.join(diff)}); use the same options or another --out", path=str(ckpt_path), record="--resume")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        obj.load_state_dict(ck["objective"])
+        _set_rng_state(ck["rng"])
+        start_epoch = int(ck["epoch"]) + 1
+        train_seconds = float(ck.get("train_seconds", 0.0))
+        echo(f"resuming after epoch {start_epoch} of {cfg.epochs}")
+    # the log keeps exactly the iterations before the resume point
+    keep_lines = []
+    if start_epoch > 0 and log_path.exists():
+        for line in log_path.read_text().splitlines():
+            try:
+                if json.loads(line)["iter"] < start_epoch * ipe:
+                    keep_lines.append(line)
+            except (ValueError, KeyError):
+                break
+    from imbalance_cli.fileio import write_text
+
+    write_text(log_path, "".join(l + "\n" for l in keep_lines))
+    anchors_fn = _Anchors(preset, device)
+    cls_params = list(model.cls_tower.parameters()) + list(model.cls_out.parameters())
+    box_params = list(model.box_tower.parameters()) + list(model.box_out.parameters())
+    bar = _Bar(total_steps, start_epoch * ipe) if progress_enabled() else None
+    try:
+        with open(log_path, "a") as log:
+            for epoch in range(start_epoch, cfg.epochs):
+                model.train()
+                t_ep = time.perf_counter()
+                g = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+                perm = torch.randperm(n, generator=g).tolist()
+                flips = (torch.rand(n, generator=g) < 0.5).tolist()
+                for it in range(ipe):
+                    step = epoch * ipe + it
+                    idx = perm[it * cfg.batch_size : (it + 1) * cfg.batch_size]
+                    if not idx:
+                        break
+                    lr = _lr_at(step, total_steps, cfg.lr)
+                    for pg in opt.param_groups:
+                        pg["lr"] = lr
+                    x, gb, gl = D.collate(data.train, idx, preset.resize.size_divisible, [flips[i] for i in idx] if cfg.flip else None)
+                    x = x.to(device)
+                    total, cls, box, num_pos = compute_losses(model, obj, box_obj, sampler, preset, anchors_fn, x, gb, gl, step, cfg.box_weight)
+                    opt.zero_grad(set_to_none=True)
+                    total.backward()
+                    gc, gr = _grad_norm(cls_params), _grad_norm(box_params)
+                    gall = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0))
+                    if math.isfinite(float(total.detach())):
+                        opt.step()
+                    rec = {"iter": step, "epoch": epoch, "lr": lr, "loss": float(total.detach()), "cls_loss": float(cls.detach()),
+                           "reg_loss": float(box.detach()), "cls_grad_norm": gc, "reg_grad_norm": gr, "grad_norm": gall,
+                           "num_pos": num_pos}
+                    log.write(json.dumps(rec) + "\n")
+                    if step % 20 == 0:
+                        log.flush()
+                    if bar:
+                        bar.update(step + 1, rec)
+                log.flush()
+                obj.end_epoch()
+                train_seconds += time.perf_counter() - t_ep
+                _save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                             "objective": obj.state_dict(), "rng": _rng_state(), "epoch": epoch,
+                                             "settings": settings, "train_seconds": train_seconds})
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch)
+                echo(f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} (cls {rec['cls_loss']:.4f}, reg {rec['reg_loss']:.4f}), {train_seconds:.0f}s")
+    finally:
+        if bar:
+            bar.close()
+    t1 = time.perf_counter()
+    metrics, detections = evaluate_model(model, obj, data, preset, device)
+    eval_seconds = time.perf_counter() - t1
+    metrics["settings"] = {**asdict(cfg), "anchors": preset.name, "box_loss": box_obj.name, "threads": threads,
+                          "device": str(device)}
+    metrics["classes"] = {
+        "names": data.category_names,
+        "train_instances": data.train_instances.tolist(),
+        "frequency": data.frequency,
+        "weight_norm": model.classifier_weight_norms()[torch.as_tensor(obj.class_logit_index())].tolist(),
+    }
+    metrics["data"] = {**data.source, "train_images": len(data.train), "val_images": len(data.val),
+                       "val_image_ids": list(data.val.image_ids)}
+    metrics["timing"] = {"data_seconds": t_data, "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+                         "iterations": total_steps}
+    write_json(out / "detections.json", detections)
+    write_json(out / "metrics.json", metrics)
+    if cfg.plots:
+        from imbalance_cli.detector import plots
+
+        plots.write_all(out, metrics, log_path)
+    return metrics
+
+
+class _Bar:
+    """A rich progress bar showing the task losses (only created on a TTY)."""
+
+    def __init__(self, total: int, done: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"),
+                          TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self.p.start()
+        self.task = self.p.add_task("train", total=total, completed=done, losses="")
+
+    def update(self, done: int, rec: dict) -> None:
+        """Advance to ``done`` iterations and show the latest losses."""
+        self.p.update(self.task, completed=done, losses=f"cls {rec['cls_loss']:.3f} reg {rec['reg_loss']:.3f}")
+
+    def close(self) -> None:
+        """Remove the bar."""
+        self.p.stop()
+
+
+@torch.no_grad()
+def predict(model, obj, split, preset, device, batch_size: int = 32) -> list[dict]:
+    """COCO-style detections (original-image coordinates) for every image of ``split``."""
+    from imbalance_cli.detector import data as D
+    from imbalance_cli.detector.model import PostProcess, postprocess
+
+    model.eval()
+    anchors_fn = _Anchors(preset, device)
+    results = []
+    pp = PostProcess()
+    for s in range(0, len(split), batch_size):
+        idx = list(range(s, min(len(split), s + batch_size)))
+        x, _, _ = D.collate(split, idx, preset.resize.size_divisible)
+        x = x.to(device)
+        logits, deltas, _ = model(x)
+        anchors, counts = anchors_fn(x.shape[-2], x.shape[-1])
+        for j, i in enumerate(idx):
+            h, w = int(split.images[i].shape[1]), int(split.images[i].shape[2])
+            b, sc, cl = postprocess(obj.scores(logits[j]), deltas[j], anchors, counts, (h, w), pp)
+            sy, sx = split.scales[i]
+            b = b.cpu().double()
+            b[:, 0::2] /= sx
+            b[:, 1::2] /= sy
+            for bb, ss, cc in zip(b.tolist(), sc.tolist(), cl.tolist()):
+                results.append({"image_id": split.image_ids[i], "category_id": int(cc), "score": float(ss),
+                                "bbox": [bb[0], bb[1], bb[2] - bb[0], bb[3] - bb[1]]})
+    return results
+
+
+def evaluate_model(model, obj, data, preset, device) -> tuple[dict, list[dict]]:
+    """Run inference on the held-out split and evaluate with pycocotools + lvis."""
+    from imbalance_cli.detector.evaluate import evaluate
+
+    dets = predict(model, obj, data.val, preset, device)
+    for d in dets:
+        d["category_id"] = data.category_ids[d["category_id"]]
+    return evaluate(data.val_gt, dets, data.train_instances), dets

@@ -1,0 +1,124 @@
+"""End-to-end: a tiny synthetic-lt run trains, resumes to the same result, evaluates; CLI errors exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from imbalance_cli.detector.train import TrainConfig, train
+
+TINY = dict(train_images=16, val_images=6, tail="exp", max_instances=6, min_instances=1, batch_size=8,
+            threads=1, device="cpu", lr=2e-3)
+
+
+@pytest.fixture(scope="module")
+def syn_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("syn"))
+
+
+def _weights(path):
+    return torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+
+
+def test_resume_after_one_epoch_gives_identical_weights_and_metrics(tmp_path, syn_dir):
+    straight = tmp_path / "straight"
+    m1 = train(TrainConfig(epochs=2, out=str(straight), synthetic_dir=syn_dir, **TINY))
+    split = tmp_path / "split"
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(epoch):
+        if epoch == 0:
+            raise Killed()
+
+    with pytest.raises(Killed):
+        train(TrainConfig(epochs=2, out=str(split), synthetic_dir=syn_dir, **TINY), on_epoch_end=kill_after_first)
+    assert not (split / "metrics.json").exists()
+    m2 = train(TrainConfig(epochs=2, out=str(split), resume=True, synthetic_dir=syn_dir, **TINY))
+    w1, w2 = _weights(straight), _weights(split)
+    assert w1.keys() == w2.keys()
+    for k in w1:
+        assert torch.equal(w1[k], w2[k]), k
+    for k in ("AP", "AP50", "APr", "APc", "APf"):
+        assert m1[k] == m2[k] or (m1[k] != m1[k] and m2[k] != m2[k])
+    log1 = (straight / "train_log.jsonl").read_text().splitlines()
+    log2 = (split / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(l)["iter"] for l in log2] == list(range(len(log1)))
+    assert [json.loads(l)["loss"] for l in log1] == [json.loads(l)["loss"] for l in log2]
+    # outputs of the straight run
+    saved = json.loads((straight / "metrics.json").read_text())
+    for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AP_bins", "settings"):
+        assert k in saved
+    assert saved["settings"]["loss"] == "focal"
+    for name in ("loss_paces.png", "ap_vs_instances.png", "weight_norms.png", "detections.json"):
+        assert (straight / name).stat().st_size > 0
+    rec = json.loads(log1[0])
+    for k in ("cls_loss", "reg_loss", "cls_grad_norm", "reg_grad_norm"):
+        assert rec[k] >= 0
+
+
+def test_every_available_loss_takes_a_step(tmp_path, syn_dir):
+    from imbalance_cli.detector.objectives import cls_objectives
+
+    for name in cls_objectives():
+        if name in ("focal", "sigmoid-ce"):
+            continue
+        m = train(TrainConfig(loss=name, epochs=1, max_iters=1, out=str(tmp_path / name), synthetic_dir=syn_dir,
+                              plots=False, **TINY))
+        assert 0.0 <= m["AP"] <= 1.0, name
+        rec = json.loads((tmp_path / name / "train_log.jsonl").read_text().splitlines()[0])
+        assert rec["cls_loss"] == rec["cls_loss"] and rec["cls_grad_norm"] > 0, name
+
+
+def test_cli_bad_options_exit_2(tmp_path):
+    from imbalance_cli.cli import app
+
+    runner = CliRunner()
+    cases = [
+        ["train", "--loss", "nope", "--out", str(tmp_path)],
+        ["train", "--box-loss", "nope", "--out", str(tmp_path)],
+        ["train", "--sampler", "nope", "--out", str(tmp_path)],
+        ["train", "--epochs", "0", "--out", str(tmp_path)],
+        ["train", "--data", str(tmp_path / "missing.json"), "--out", str(tmp_path)],
+        ["train", "--resume", "--out", str(tmp_path / "empty")],
+        ["train", "--device", "tpu", "--out", str(tmp_path)],
+        ["bench", "--losses", "focal,nope", "--out", str(tmp_path)],
+    ]
+    for args in cases:
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "Traceback" not in r.output
+
+
+def test_cli_trains_on_a_real_format_file_and_stats_commands_read_synthetic(tmp_path, syn_dir):
+    """--data FILE --images DIR (an LVIS-format file: the synthetic train split) holds out images and
+    evaluates them; `imbalance stats/margins/groups` accept the synthetic ground truth."""
+    from imbalance_cli.cli import app
+    from imbalance_cli.detector.synthetic import SyntheticConfig, write_synthetic_lt
+
+    cfg = SyntheticConfig(train_images=16, val_images=6, tail="exp", max_instances=6, min_instances=1)
+    paths = write_synthetic_lt(tmp_path / "syn", cfg)
+    runner = CliRunner()
+    out = tmp_path / "real"
+    r = runner.invoke(app, ["train", "--data", str(paths["train"]), "--images", str(paths["images"]),
+                            "--anchors", "synthetic-lt", "--epochs", "1", "--batch-size", "8", "--val-fraction", "0.25",
+                            "--threads", "1", "--device", "cpu", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(r.stdout)
+    assert metrics["settings"]["data"] == str(paths["train"])
+    assert metrics["data"]["train_images"] == 12 and metrics["data"]["val_images"] == 4  # 25% of 16 held out
+    train_gt = json.loads(paths["train"].read_text())
+    assert set(metrics["data"]["val_image_ids"]) <= {im["id"] for im in train_gt["images"]}
+    dets = json.loads((out / "detections.json").read_text())
+    assert {d["image_id"] for d in dets} <= set(metrics["data"]["val_image_ids"])
+    for cmd in (["stats", "--anchors", "none"], ["margins", "--one-stage"], ["groups"]):
+        r = runner.invoke(app, [*cmd, str(paths["train"])])
+        assert r.exit_code == 0, (cmd, r.output)
+    # a preset the detector cannot use is refused with exit code 2
+    r = runner.invoke(app, ["train", "--data", str(paths["train"]), "--images", str(paths["images"]),
+                            "--anchors", "ssd300", "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "grid" in r.output
