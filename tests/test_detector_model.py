@@ -55,7 +55,7 @@ def test_model_shapes_and_prior_init():
     # with a zero image every logit equals the bias only up to the conv response; the bias itself is -log(99)
     assert torch.allclose(m.cls_out.bias, torch.full_like(m.cls_out.bias, -math.log(99)))
     s = Detector(num_logits=5, num_anchors=1, head="softmax")
-    p = torch.softmax(s.cls_out.bias, 0)
+    p = torch.softmax(s.cls_out.bias.detach(), 0)
     assert float(p[:4].sum()) == pytest.approx(0.01)  # total foreground prior 0.01, split evenly
     assert p[:4].allclose(p[0].expand(4))
     five = Detector(num_logits=3, num_anchors=1, config=ModelConfig(num_levels=5)).eval()
