@@ -34,22 +34,48 @@ def test_rpn_and_ssd_presets():
     assert padded_size(480, 640, s) == (300, 300)
 
 
+def _torchvision_resized(h: int, w: int, min_size: float = 800.0, max_size: float = 1333.0) -> tuple[int, int]:
+    """torchvision's GeneralizedRCNNTransform arithmetic, re-enacted with torch ops: the scale is a float32
+    tensor (``torch.min(min_size / min_f32, max_size / max_f32)``), taken with ``.item()``, and
+    ``interpolate(recompute_scale_factor=True)`` floors ``size * scale`` in Python floats."""
+    import torch
+
+    im_shape = torch.tensor([h, w])
+    lo = torch.min(im_shape).to(dtype=torch.float32)
+    hi = torch.max(im_shape).to(dtype=torch.float32)
+    scale = torch.min(min_size / lo, max_size / hi).item()
+    return math.floor(float(h) * scale), math.floor(float(w) * scale)
+
+
 def test_resize_and_padding_like_generalized_rcnn_transform():
     p = get_preset("retinanet")
-    # 480 x 640: s = min(800/480, 1333/640) = 1.6667 -> floor(480 s) = 800, floor(640 s) = 1066
+    # 480 x 640: s = min(800/480, 1333/640) -> floor(480 s) = 800, floor(640 s) = 1066
+    assert _torchvision_resized(480, 640) == (800, 1066)
     assert resized_size(480, 640, p) == (800, 1066)
     assert padded_size(480, 640, p) == (800, 1088)
     # very wide: the max side binds: s = 1333/2000
-    s = min(800 / 300, 1333 / 2000)
-    assert resized_size(300, 2000, p) == (math.floor(300 * s), math.floor(2000 * s))
+    assert resized_size(300, 2000, p) == _torchvision_resized(300, 2000)
     h, w = padded_sizes(np.array([480, 300]), np.array([640, 2000]), p)
-    assert h.tolist() == [800, math.ceil(math.floor(300 * s) / 32) * 32] and w.tolist() == [1088, 1344]
+    th, tw = _torchvision_resized(300, 2000)
+    assert h.tolist() == [800, math.ceil(th / 32) * 32] and w.tolist() == [1088, math.ceil(tw / 32) * 32]
+
+
+def test_resize_agrees_with_torchvision_arithmetic_on_many_sizes():
+    p = get_preset("retinanet")
+    rng = np.random.default_rng(0)
+    sizes = np.concatenate([rng.integers(1, 4000, size=(300, 2)), [[480, 640], [427, 640], [1, 11], [333, 500],
+                            [3402, 2548]]])
+    h, w = padded_sizes(sizes[:, 0], sizes[:, 1], p)
+    for (H, W), ph, pw in zip(sizes.tolist(), h.tolist(), w.tolist()):
+        rh, rw = _torchvision_resized(H, W)
+        assert resized_size(H, W, p) == (rh, rw), (H, W)
+        assert (ph, pw) == (math.ceil(rh / 32) * 32, math.ceil(rw / 32) * 32), (H, W)
 
 
 def test_box_scaling_per_axis_in_float32():
     p = get_preset("retinanet")
     b = scale_boxes(np.array([[10.0, 20.0, 110.0, 70.0]]), np.array([480.0]), np.array([640.0]), p)
-    rh = np.float32(800) / np.float32(480)
+    rh = np.float32(800) / np.float32(480)  # torchvision: float32(resized) / float32(original)
     rw = np.float32(1066) / np.float32(640)
     assert b.dtype == np.float32
     assert b[0].tolist() == [np.float32(10) * rw, np.float32(20) * rh, np.float32(110) * rw, np.float32(70) * rh]

@@ -30,52 +30,44 @@ from imbalance_cli.anchors.presets import AnchorPreset
 F32 = np.float32
 
 
-def _scale(height: float, width: float, preset: AnchorPreset) -> float | None:
-    r = preset.resize
-    lo, hi = min(height, width), max(height, width)
-    candidates = []
-    if r.min_size is not None:
-        candidates.append(float(r.min_size) / lo)
-    if r.max_size is not None:
-        candidates.append(float(r.max_size) / hi)
-    return min(candidates) if candidates else None
-
-
 def resized_size(height, width, preset: AnchorPreset) -> tuple[int, int]:
-    """(height, width) of an image after the preset's resize, before padding."""
-    height, width = int(height), int(width)
-    if preset.resize.fixed is not None:
-        return int(preset.resize.fixed[0]), int(preset.resize.fixed[1])
-    s = _scale(height, width, preset)
-    if s is None:
-        return height, width
-    return int(math.floor(height * s)), int(math.floor(width * s))
+    """(height, width) of an image after the preset's resize, before padding (see :func:`resized_sizes`)."""
+    h, w = resized_sizes(np.array([height]), np.array([width]), preset)
+    return int(h[0]), int(w[0])
 
 
 def padded_size(height, width, preset: AnchorPreset) -> tuple[int, int]:
     """(height, width) after resize and padding up to a multiple of ``resize.size_divisible``."""
-    h, w = resized_size(height, width, preset)
-    d = int(preset.resize.size_divisible)
-    return int(math.ceil(h / d) * d), int(math.ceil(w / d) * d)
+    h, w = padded_sizes(np.array([height]), np.array([width]), preset)
+    return int(h[0]), int(w[0])
 
 
 def resized_sizes(heights: np.ndarray, widths: np.ndarray, preset: AnchorPreset) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised :func:`resized_size` over arrays of original sizes (int64 outputs)."""
-    h = np.asarray(heights, dtype=np.float64).astype(np.int64).astype(np.float64)
-    w = np.asarray(widths, dtype=np.float64).astype(np.int64).astype(np.float64)
+    """Sizes after the resize of torchvision's ``GeneralizedRCNNTransform``, vectorised (int64 outputs).
+
+    Bit-exact with torchvision: its scale is ``torch.min(min_size / lo, max_size / hi)`` with ``lo``
+    and ``hi`` float32 tensors, and torch evaluates ``scalar / tensor`` as
+    ``tensor.reciprocal() * scalar``; so ``s = min(float32(1/lo) * min_size, float32(1/hi) * max_size)``
+    in float32. ``interpolate(..., recompute_scale_factor=True)`` then floors ``H * s`` and ``W * s``
+    in double precision. A float64 scale gives a different size (one pixel) for many images, and
+    the boxes are scaled by the resized size, so only this arithmetic matches torchvision's labels.
+    """
+    h = np.asarray(heights, dtype=np.float64).astype(np.int64)
+    w = np.asarray(widths, dtype=np.float64).astype(np.int64)
     r = preset.resize
     if r.fixed is not None:
         return np.full(h.shape, int(r.fixed[0]), np.int64), np.full(w.shape, int(r.fixed[1]), np.int64)
-    lo, hi = np.minimum(h, w), np.maximum(h, w)
+    lo, hi = np.minimum(h, w).astype(F32), np.maximum(h, w).astype(F32)
     s = None
     with np.errstate(divide="ignore"):
         if r.min_size is not None:
-            s = float(r.min_size) / lo
+            s = (F32(1) / lo) * F32(r.min_size)
         if r.max_size is not None:
-            s2 = float(r.max_size) / hi
+            s2 = (F32(1) / hi) * F32(r.max_size)
             s = s2 if s is None else np.minimum(s, s2)
     if s is None:
-        return h.astype(np.int64), w.astype(np.int64)
+        return h, w
+    s = s.astype(np.float64)
     return np.floor(h * s).astype(np.int64), np.floor(w * s).astype(np.int64)
 
 
