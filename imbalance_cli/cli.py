@@ -28,8 +28,9 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"imbalance_cli.commands.{_name}").register(app)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
 ) -> None:
     """imbalance: detection-dataset imbalance as a detector sees it."""
@@ -37,6 +38,9 @@ def _root(
         from imbalance_cli import __version__
 
         typer.echo(__version__)
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit(0)
 
 

@@ -281,3 +281,15 @@ def test_malformed_json_location_is_in_the_original_bytes(tmp_path):
     column = raw.index(b",,") + 2  # the second comma, 1-based
     with pytest.raises(InputError, match=f"column {column} "):
         imbalance_cli.load(p)
+
+
+def test_cli_version_and_module_entry():
+    import subprocess
+    import sys
+
+    import imbalance_cli as im
+
+    r = subprocess.run([sys.executable, "-m", "imbalance_cli", "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == im.__version__
+    r = subprocess.run([sys.executable, "-m", "imbalance_cli"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "stats" in r.stdout and "margins" in r.stdout
