@@ -18,7 +18,6 @@ app = typer.Typer(
     name="imbalance",
     help="How imbalanced is a detection dataset as a detector sees it: anchor-level statistics, "
     "long-tail tools (ECM margins, BAGS groups), a CI gate, and training with imbalance losses.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
