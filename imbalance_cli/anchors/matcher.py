@@ -65,6 +65,19 @@ class MatchResult(NamedTuple):
     box_max_iou: "object"
 
 
+def _thresholds(preset, semantics: str, pos_iou, neg_iou, allow_low_quality) -> tuple[float, float, bool]:
+    """Positive/negative IoU thresholds and the low-quality flag both engines use (one semantics).
+
+    Overrides win over the preset; SSD's matcher has no ignored band (negative threshold = positive).
+    """
+    pos = float(preset.pos_iou if pos_iou is None else pos_iou)
+    neg = float(preset.neg_iou if neg_iou is None else neg_iou)
+    if semantics == "ssd":
+        neg = pos
+    lowq = preset.allow_low_quality if allow_low_quality is None else bool(allow_low_quality)
+    return pos, neg, lowq
+
+
 def _check(semantics: str, engine: str) -> None:
     if semantics not in MATCHER_SEMANTICS:
         raise ValueError(f"matcher semantics must be one of {MATCHER_SEMANTICS}, got {semantics!r}")
@@ -403,11 +416,8 @@ def culled_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.
     count); the output does not depend on either.
     """
     _check(semantics, "culled")
-    pos = F32(preset.pos_iou if pos_iou is None else pos_iou)
-    neg = F32(preset.neg_iou if neg_iou is None else neg_iou)
-    if semantics == "ssd":
-        neg = pos
-    lowq = preset.allow_low_quality if allow_low_quality is None else bool(allow_low_quality)
+    pos, neg, lowq = _thresholds(preset, semantics, pos_iou, neg_iou, allow_low_quality)
+    pos, neg = F32(pos), F32(neg)
     boxes = np.ascontiguousarray(boxes, dtype=F32).reshape(-1, 4)
     box_image = np.asarray(box_image, dtype=np.int64)
     ph = np.asarray(padded_h, dtype=np.int64)
@@ -722,11 +732,7 @@ def dense_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.n
     from imbalance_cli.progress import progress
 
     _check(semantics, "dense")
-    pos = float(preset.pos_iou if pos_iou is None else pos_iou)
-    neg = float(preset.neg_iou if neg_iou is None else neg_iou)
-    if semantics == "ssd":
-        neg = pos
-    lowq = preset.allow_low_quality if allow_low_quality is None else bool(allow_low_quality)
+    pos, neg, lowq = _thresholds(preset, semantics, pos_iou, neg_iou, allow_low_quality)
     dev = torch.device(device)
     if max_elements is None:
         if dev.type == "cuda":  # about 10 float32 (B, M, chunk) temporaries must fit in free memory
