@@ -52,8 +52,9 @@ def _broken():
 
 
 def test_broken_dataset_fails_exit_1_with_readable_junit(tmp_path):
-    out = tmp_path / "report.xml"
-    res = runner.invoke(app, ["check", str(_write(tmp_path, _broken())), "--format", "junit", "--output", str(out)])
+    res = runner.invoke(app, ["check", str(_write(tmp_path, _broken())), "--report-format", "junit", "--out",
+                              str(tmp_path / "out")])
+    out = tmp_path / "out" / "check.xml"
     assert res.exit_code == 1, res.output
     assert "FAILED" in res.output
     root = ET.parse(out).getroot()
@@ -70,7 +71,7 @@ def test_broken_dataset_fails_exit_1_with_readable_junit(tmp_path):
 
 
 def test_json_schema_and_counts(tmp_path):
-    res = runner.invoke(app, ["check", str(_write(tmp_path, _broken())), "--format", "json"])
+    res = runner.invoke(app, ["check", str(_write(tmp_path, _broken())), "--report-format", "json"])
     assert res.exit_code == 1
     rep = json.loads(res.stdout)
     assert rep["schema"] == "imbalance.check/1" and rep["passed"] is False and rep["fail_on"] == "error"
@@ -83,7 +84,7 @@ def test_json_schema_and_counts(tmp_path):
 
 
 def test_github_format(tmp_path):
-    res = runner.invoke(app, ["check", str(_write(tmp_path, _broken())), "--format", "github"])
+    res = runner.invoke(app, ["check", str(_write(tmp_path, _broken())), "--report-format", "github"])
     assert res.exit_code == 1
     lines = [l for l in res.stdout.splitlines() if l.startswith("::")]
     assert any(l.startswith("::error file=") and "title=imbalance undefined_category::" in l for l in lines)
@@ -134,7 +135,7 @@ def test_drift_against_baseline(tmp_path):
                                                           {"id": 5, "name": "gone", "instances": 3}],
                 "scale": {"relative_area": {"edges": edges, "counts": [0] * 9 + [6]}}}
     b = _write(tmp_path, baseline, "stats.json")
-    res = runner.invoke(app, ["check", str(p), "--baseline", str(b), "--format", "json"])
+    res = runner.invoke(app, ["check", str(p), "--baseline", str(b), "--report-format", "json"])
     assert res.exit_code == 0  # drift rules are warnings by default
     rep = json.loads(res.stdout)
     f = {x["rule"]: x for x in rep["findings"]}
@@ -154,7 +155,7 @@ def test_real_coco_subset_passes_and_bad_input_exit_2(tmp_path):
     bad_json.write_text('{"images": [')
     assert runner.invoke(app, ["check", str(bad_json)]).exit_code == 2
     assert runner.invoke(app, ["check", str(tmp_path / "missing.json")]).exit_code == 2
-    assert runner.invoke(app, ["check", str(COCO_VAL), "--format", "xml"]).exit_code == 2
+    assert runner.invoke(app, ["check", str(COCO_VAL), "--report-format", "xml"]).exit_code == 2
     assert runner.invoke(app, ["check", str(COCO_VAL), "--fail-on", "info"]).exit_code == 2
     rules = tmp_path / "r.toml"
     rules.write_text("[rules.no_such_rule]\nthreshold = 1\n")
@@ -212,7 +213,7 @@ def test_example_rules_file_and_several_files(tmp_path):
     assert r.anchors == "retinanet" and r.get("drift_class_tv", "severity") == "error"
     assert r.get("images_without_boxes", "max_share") == 0.05
     good, bad = _write(tmp_path, _clean(), "good.json"), _write(tmp_path, _broken(), "bad.json")
-    res = runner.invoke(app, ["check", str(good), str(bad), "--format", "json"])
+    res = runner.invoke(app, ["check", str(good), str(bad), "--report-format", "json"])
     assert res.exit_code == 1
     rep = json.loads(res.stdout)
     assert [f["passed"] for f in rep["files"]] == [True, False] and rep["passed"] is False

@@ -1,15 +1,36 @@
-"""`imbalance check`: the CI gate (exit 0 pass, 1 findings at/above the fail level, 2 bad input)."""
+"""`imbalance check`: the CI gate (exit 0 pass, 1 findings at/above the fail level, 2 bad input).
+
+Options follow the other commands: ``--format`` is the ANNOTATION format (as in ``stats``), the
+report's format is ``--report-format``, and ``-o/--out`` is a directory (it receives every report
+format). The Markdown summary goes to ``$GITHUB_STEP_SUMMARY`` when that variable is set (GitHub
+Actions), or to ``--summary FILE``.
+"""
 
 from __future__ import annotations
 
+import enum
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from imbalance_cli.check import load_baseline, load_rules, run_check
 from imbalance_cli.commands._common import handle_errors, set_quiet
+from imbalance_cli.data.detect import FORMATS
+from imbalance_cli.errors import FindingsError
+from imbalance_cli.report.check import (FILE_NAMES, REPORT_FORMATS, append_step_summary, render_many, verdict_line,
+                                        write_reports)
 
-FORMATS = ("text", "json", "junit", "github")
+ReportFormat = enum.Enum("ReportFormat", {f: f for f in REPORT_FORMATS}, type=str)
+AnnotationFormat = enum.Enum("AnnotationFormat", {f: f for f in FORMATS}, type=str)
+
+
+class FailOn(str, enum.Enum):
+    """The lowest severity that fails the run."""
+
+    error = "error"
+    warning = "warning"
 
 
 def register(app):
@@ -24,38 +45,41 @@ def register(app):
                                              "[anchors] preset (see examples/ci/rules.toml)."),
         baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline stats.json (imbalance stats --json) "
                                                 "for drift rules."),
-        fail_on: Optional[str] = typer.Option(None, "--fail-on", help="error | warning (default: the rules file's, "
-                                              "else error)."),
+        fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Lowest severity that fails the run "
+                                                 "(default: the rules file's, else error)."),
         anchors: Optional[str] = typer.Option(None, "--anchors", help="Run the anchor rules with this preset "
-                                              "(retinanet|rpn|ssd300|my.toml|none)."),
-        data_format: Optional[str] = typer.Option(None, "--data-format", help="Annotation format override "
-                                                  "(coco|lvis|objects365|openimages|voc)."),
-        fmt: str = typer.Option("text", "--format", help="Report format: text | json | junit | github."),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to this file (the "
-                                              "verdict line still goes to stdout)."),
+                                              "(retinanet|rpn|ssd300|my.toml|none); only these load torch."),
+        data_format: Optional[AnnotationFormat] = typer.Option(None, "--format", "-f", help="Annotation format: "
+                                                               "override detection (as in `imbalance stats`)."),
+        legacy_format: Optional[AnnotationFormat] = typer.Option(None, "--data-format", hidden=True,
+                                                                 help="Old name of --format."),
+        report_format: ReportFormat = typer.Option("text", "--report-format", "-r", help="Report on stdout (json, "
+                                                   "junit and markdown print the verdict line to stderr)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for the report in every format: "
+                                           + ", ".join(FILE_NAMES.values()) + "."),
+        summary: Optional[Path] = typer.Option(None, "--summary", help="Append the Markdown summary to this file "
+                                               "(default: $GITHUB_STEP_SUMMARY when set)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ):
         """Check a dataset: structural errors, distribution warnings, anchor rules, drift against a baseline.
 
-        Example: imbalance check train.json --rules rules.toml --baseline stats.json --format junit -o check.xml
+        Every finding names the class and the annotation ids, image ids and file names involved.
+
+        Example: imbalance check train.json --rules rules.toml --baseline stats.json --report-format github -o check/
         """
-        from imbalance_cli.check import load_baseline, load_rules, render_many, render_text, run_check
-        from imbalance_cli.errors import FindingsError, InputError
-
         set_quiet(quiet)
-        if fmt not in FORMATS:
-            raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-        r = load_rules(rules, fail_on=fail_on, anchors=anchors)
+        fmt = data_format or legacy_format
+        r = load_rules(rules, fail_on=fail_on.value if fail_on is not None else None, anchors=anchors)
         base = load_baseline(baseline) if baseline is not None else None
-        results = [run_check(f, r, base, format=data_format) for f in files]
-        text = render_many(results, fmt)
-        if output is not None:
-            from imbalance_cli.fileio import write_text
-
-            write_text(output, text)
+        results = [run_check(f, r, base, format=fmt.value if fmt is not None else None) for f in files]
+        typer.echo(render_many(results, report_format.value), nl=False)
+        if report_format.value in ("json", "junit", "markdown"):  # machine output on stdout: the verdict to stderr
             for res in results:
-                typer.echo(render_text(res).splitlines()[-1])
-        else:
-            typer.echo(text, nl=False)
+                typer.echo(verdict_line(res), err=True)
+        if out is not None:
+            write_reports(results, out)
+        target = summary if summary is not None else os.environ.get("GITHUB_STEP_SUMMARY") or None
+        if target is not None:
+            append_step_summary(results, target)
         if not all(res.passed for res in results):
             raise FindingsError(f"{sum(len(res.findings) for res in results)} finding(s)")

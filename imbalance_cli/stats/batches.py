@@ -90,7 +90,8 @@ def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: fl
     semantics (``ssd`` for SSD presets, else ``torchvision``). Returns numpy arrays per image
     ``anchors``, ``foreground``, ``ignored``, ``background`` (= anchors - foreground - ignored), the
     totals ``foreground_total``/``background_total``, positives per category row ``per_class_positive``,
-    and ``boxes_without_positive`` (valid boxes no anchor is assigned to) out of ``boxes``.
+    and ``boxes_without_positive`` (valid boxes no anchor is assigned to) out of ``boxes``, with their
+    dataset box rows in ``box_without_positive``.
     """
     from imbalance_cli.stats.anchors import label_anchors
 
@@ -104,7 +105,8 @@ def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: fl
             "background_total": int(per_image["background"].sum()),
             "per_class_positive": np.bincount(dataset.box_category[lp.order][res.pos_box],
                                               minlength=dataset.num_categories).astype(np.int64),
-            "boxes": int(len(lp.order)), "boxes_without_positive": int((~has_pos).sum())}
+            "boxes": int(len(lp.order)), "boxes_without_positive": int((~has_pos).sum()),
+            "box_without_positive": lp.order[~has_pos]}
 
 
 def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform", epochs: int = 1, seed: int = 0,

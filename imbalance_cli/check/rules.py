@@ -1,0 +1,436 @@
+"""Check rules: settings (defaults, TOML rules file) and the rule functions, Dataset -> findings.
+
+Every finding names what it is about: the class (by name), and the annotation ids, image ids and
+file names of every box and image involved (see :mod:`imbalance_cli.check.findings`).
+
+Rules (every threshold and severity can be set in a TOML rules file, see :data:`DEFAULT_RULES`):
+
+* structure (errors; a COCO-style JSON file the loader refuses is walked record by record by
+  :func:`imbalance_cli.data.validate.load_with_problems`, so every broken record is reported and the
+  well-formed rest is checked further): ``missing_field``, ``duplicate_id``, ``undefined_image``,
+  ``undefined_category``, ``invalid_image`` (non-positive size); ``invalid_box`` (non-finite,
+  non-positive size or outside the image; any format);
+* Datumaro's validator defaults as the starting point (warnings): ``few_instances`` (classes with
+  <= 1 instance), ``imbalance_ratio`` (max/min instances over used classes >= 50), ``size_outlier``
+  (per-class box width/height/area beyond 5 sigma of the class mean), ``skewed_distribution``
+  (a class whose width/height/area histogram puts >= 80% of its mass in the top 10% of bins),
+  ``unused_class`` (defined but no valid box), ``images_without_boxes``;
+* anchors (with ``--anchors`` or ``[anchors] preset``): ``anchor_no_positive`` (share of boxes
+  with no positive anchor > threshold) and ``anchor_neg_pos_ratio`` (background/foreground anchors
+  > threshold). Only these import the anchor engine (and so torch);
+* drift against a baseline ``stats.json`` (``imbalance stats --json``): ``drift_class_tv``
+  (total-variation distance of class instance distributions), ``drift_scale_wasserstein``
+  (W1 distance of the relative width/height/area histograms on the baseline's edges),
+  ``drift_new_class`` / ``drift_missing_class`` (classes used in only one of the two).
+
+Which findings carry ids: ``invalid_box``, ``size_outlier``, ``few_instances``,
+``anchor_no_positive`` and ``drift_new_class`` list their boxes (and those boxes' images);
+``images_without_boxes`` lists its images; the structural rules list every broken record (with its
+annotation / image id and file name where the record has them). ``imbalance_ratio``,
+``skewed_distribution``, ``unused_class``, ``anchor_neg_pos_ratio``, ``drift_class_tv``,
+``drift_scale_wasserstein`` and ``drift_missing_class`` are about a class or the whole dataset and
+involve no particular box.
+
+Rules file (TOML)::
+
+    fail_on = "error"                 # or "warning"
+    [anchors]
+    preset = "retinanet"              # anchor rules run only when a preset is given
+    matcher = "torchvision"           # optional: torchvision | mmdet | ssd; pos_iou / neg_iou too
+    [rules.imbalance_ratio]
+    threshold = 100
+    [rules.images_without_boxes]
+    severity = "off"                  # error | warning | info | off
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imbalance_cli.check.findings import LEVEL, SEVERITIES, CheckResult, Finding
+from imbalance_cli.data.dataset import INVALID_REASONS
+from imbalance_cli.data.validate import Problem, load_with_problems
+from imbalance_cli.errors import InputError
+from imbalance_cli.stats.classes import class_counts
+from imbalance_cli.stats.compare import aligned_class_counts, tv_distance, wasserstein_hist
+from imbalance_cli.stats.geometry import histogram, relative_sizes
+
+DEFAULT_RULES: dict[str, dict] = {
+    "missing_field": {"severity": "error"},
+    "duplicate_id": {"severity": "error"},
+    "undefined_image": {"severity": "error"},
+    "undefined_category": {"severity": "error"},
+    "invalid_image": {"severity": "error"},
+    "invalid_box": {"severity": "error", "max_share": 0.0},
+    "few_instances": {"severity": "warning", "threshold": 1},
+    "imbalance_ratio": {"severity": "warning", "threshold": 50.0},
+    "size_outlier": {"severity": "warning", "sigma": 5.0},
+    "skewed_distribution": {"severity": "warning", "dominance": 0.8, "top_bins": 0.1, "bins": 10, "min_instances": 5},
+    "unused_class": {"severity": "warning"},
+    "images_without_boxes": {"severity": "warning", "max_share": 0.0},
+    "anchor_no_positive": {"severity": "warning", "threshold": 0.0},
+    "anchor_neg_pos_ratio": {"severity": "warning", "threshold": 1000.0},
+    "drift_class_tv": {"severity": "warning", "threshold": 0.1},
+    "drift_scale_wasserstein": {"severity": "warning", "threshold": 0.05},
+    "drift_new_class": {"severity": "warning"},
+    "drift_missing_class": {"severity": "warning"},
+}
+RULE_GROUPS = {
+    "structure": ("missing_field", "duplicate_id", "undefined_image", "undefined_category", "invalid_image", "invalid_box"),
+    "distribution": ("few_instances", "imbalance_ratio", "size_outlier", "skewed_distribution", "unused_class",
+                     "images_without_boxes"),
+    "anchors": ("anchor_no_positive", "anchor_neg_pos_ratio"),
+    "drift": ("drift_class_tv", "drift_scale_wasserstein", "drift_new_class", "drift_missing_class"),
+}
+GROUP_OF = {r: g for g, rs in RULE_GROUPS.items() for r in rs}
+
+
+@dataclass
+class Rules:
+    """Rule settings: per-rule severity and thresholds, the fail level, and optional anchor settings."""
+
+    rules: dict = field(default_factory=lambda: copy.deepcopy(DEFAULT_RULES))
+    fail_on: str = "error"
+    anchors: str | None = None
+    anchor_options: dict = field(default_factory=dict)
+
+    def get(self, rule: str, key: str):
+        """Setting ``key`` of ``rule``."""
+        return self.rules[rule][key]
+
+    def severity(self, rule: str) -> str:
+        """The rule's severity (``off`` disables it)."""
+        return self.rules[rule]["severity"]
+
+
+def load_rules(path: str | os.PathLike | None = None, fail_on: str | None = None, anchors: str | None = None) -> Rules:
+    """Defaults, overridden by a TOML rules file, overridden by explicit ``fail_on``/``anchors`` (CLI options)."""
+    r = Rules()
+    if path is not None:
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError("no such rules file", path=p) from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise InputError(f"malformed TOML rules file: {e}", path=p) from None
+        unknown = set(data) - {"fail_on", "anchors", "rules"}
+        if unknown:
+            raise InputError(f"unknown top-level key(s) {sorted(unknown)}; expected fail_on, anchors, rules", path=p)
+        if "fail_on" in data:
+            r.fail_on = data["fail_on"]
+        a = data.get("anchors", {})
+        if not isinstance(a, dict):
+            raise InputError("[anchors] must be a table", path=p)
+        if a.get("preset") not in (None, "none"):
+            r.anchors = str(a["preset"])
+        bad = set(a) - {"preset", "matcher", "pos_iou", "neg_iou"}
+        if bad:
+            raise InputError(f"[anchors] has unknown key(s) {sorted(bad)}; expected preset, matcher, pos_iou, neg_iou",
+                             path=p)
+        r.anchor_options = {k: v for k, v in a.items() if k != "preset"}
+        rules = data.get("rules", {})
+        if not isinstance(rules, dict):
+            raise InputError("[rules] must be a table of rule tables", path=p)
+        for name, settings in rules.items():
+            if name not in DEFAULT_RULES:
+                raise InputError(f"unknown rule '{name}'; known: {', '.join(DEFAULT_RULES)}", path=p)
+            if not isinstance(settings, dict):
+                raise InputError(f"[rules.{name}] must be a table", path=p)
+            for key, value in settings.items():
+                if key not in DEFAULT_RULES[name]:
+                    raise InputError(f"rule '{name}' has no setting '{key}' (settings: "
+                                     f"{', '.join(DEFAULT_RULES[name])})", path=p)
+                if key == "severity":
+                    if value not in (*SEVERITIES, "off"):
+                        raise InputError(f"rule '{name}': severity must be error, warning, info or off, got {value!r}", path=p)
+                elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                    raise InputError(f"rule '{name}': '{key}' must be a non-negative number, got {value!r}", path=p)
+                r.rules[name][key] = value
+    if fail_on is not None:
+        r.fail_on = fail_on
+    if r.fail_on not in ("error", "warning"):
+        raise InputError(f"--fail-on must be 'error' or 'warning', got {r.fail_on!r}")
+    if anchors is not None:
+        r.anchors = None if anchors == "none" else anchors
+    return r
+
+
+def load_for_check(path: str | os.PathLike, format: str | None = None):
+    """``(dataset, problems)`` for ``path``: the loader's dataset, plus every structurally broken
+    record when the loader refuses a COCO-style file (see :mod:`imbalance_cli.data.validate`)."""
+    return load_with_problems(path, format)
+
+
+# --------------------------------------------------------------------------------------- helpers
+def _emit(out: list, rules: Rules, rule: str, message: str, **kw) -> None:
+    sev = rules.severity(rule)
+    if sev != "off":
+        out.append(Finding(rule, sev, message, **kw))
+
+
+def _involved(dataset, boxes: np.ndarray | None = None, images: np.ndarray | None = None) -> dict:
+    """``annotation_ids``, ``image_ids`` and ``file_names`` of dataset rows ``boxes`` (and their images)
+    or of image rows ``images``."""
+    out = {}
+    if boxes is not None:
+        boxes = np.asarray(boxes, dtype=np.int64)
+        out["annotation_ids"] = [int(i) for i in dataset.box_ids[boxes]]
+        images = np.unique(dataset.box_image[boxes])
+    if images is not None:
+        images = np.asarray(images, dtype=np.int64)
+        out["image_ids"] = [int(i) for i in dataset.image_ids[images]]
+        if dataset.file_names is not None:
+            out["file_names"] = [str(n or "") for n in dataset.file_names[images]]
+    return out
+
+
+def _class(dataset, row: int) -> dict:
+    return {"category_id": int(dataset.category_ids[row]), "category": str(dataset.category_names[row])}
+
+
+# --------------------------------------------------------------------------------------- structure
+_NOUNS = {"missing_field": "record(s) with missing or malformed required fields",
+          "duplicate_id": "record(s) with a duplicate id",
+          "undefined_image": "annotation(s) with an undefined image_id",
+          "undefined_category": "annotation(s) with an undefined category_id",
+          "invalid_image": "image(s) without a positive finite width and height"}
+
+
+def structure_findings(problems: list[Problem], rules: Rules) -> list[Finding]:
+    """One finding per structural rule, listing every broken record and the ids it carries."""
+    by_kind: dict[str, list[Problem]] = {}
+    for pr in problems:
+        by_kind.setdefault(pr.kind, []).append(pr)
+    out = []
+    for rule, prs in by_kind.items():
+        images: dict[int, str] = {}
+        for pr in prs:
+            if pr.image_id is not None and pr.image_id not in images:
+                images[pr.image_id] = pr.file_name or ""
+        _emit(out, rules, rule, f"{len(prs)} {_NOUNS[rule]}", value=len(prs),
+              annotation_ids=[pr.annotation_id for pr in prs if pr.annotation_id is not None],
+              image_ids=list(images), file_names=list(images.values()), records=[pr.describe() for pr in prs])
+    return out
+
+
+# --------------------------------------------------------------------------------------- distribution
+def _box_attributes(dataset, valid: np.ndarray) -> dict[str, np.ndarray]:
+    b = dataset.boxes[valid]
+    w = b[:, 2] - b[:, 0]
+    h = b[:, 3] - b[:, 1]
+    return {"width": w, "height": h, "area": w * h}
+
+
+def distribution_findings(dataset, rules: Rules) -> list[Finding]:
+    """Invalid boxes and the Datumaro-style distribution warnings (see module docstring)."""
+    out: list[Finding] = []
+    reason = dataset.invalid_reason()
+    n_box = max(dataset.num_boxes, 1)
+    for k, name in enumerate(INVALID_REASONS):
+        idx = np.flatnonzero(reason == k)
+        share = len(idx) / n_box
+        if len(idx) and share > rules.get("invalid_box", "max_share"):
+            _emit(out, rules, "invalid_box", f"{len(idx)} invalid box(es) ({name.replace('_', ' ')})", value=len(idx),
+                  threshold=rules.get("invalid_box", "max_share"), **_involved(dataset, boxes=idx))
+
+    valid = dataset.valid_mask()
+    valid_idx = np.flatnonzero(valid)
+    inst, _ = class_counts(dataset, valid)
+    names = dataset.category_names
+    used = inst > 0
+    cats = dataset.box_category[valid]
+    order = np.argsort(cats, kind="stable")
+    bounds = np.searchsorted(cats[order], np.arange(dataset.num_categories + 1))
+
+    def boxes_of(c):  # dataset rows of class row c's valid boxes
+        return valid_idx[order[bounds[c] : bounds[c + 1]]]
+
+    thr = rules.get("few_instances", "threshold")
+    for i in np.flatnonzero(used & (inst <= thr)):
+        _emit(out, rules, "few_instances", f"class '{names[i]}' has only {inst[i]} instance(s)",
+              value=int(inst[i]), threshold=thr, **_class(dataset, i), **_involved(dataset, boxes=boxes_of(i)))
+    for i in np.flatnonzero(~used):
+        _emit(out, rules, "unused_class", f"class '{names[i]}' is defined but has no valid box", value=0,
+              **_class(dataset, i))
+    if used.sum() >= 1:
+        ratio = float(inst[used].max() / inst[used].min())
+        thr = rules.get("imbalance_ratio", "threshold")
+        if ratio >= thr:
+            hi, lo = int(np.argmax(np.where(used, inst, -1))), int(np.argmin(np.where(used, inst, np.iinfo(np.int64).max)))
+            _emit(out, rules, "imbalance_ratio", f"imbalance ratio {ratio:.1f} (max '{names[hi]}': {inst[hi]}, "
+                  f"min '{names[lo]}': {inst[lo]}) >= {thr:g}", value=ratio, threshold=thr)
+
+    n_img = dataset.num_images
+    if n_img:
+        has = np.zeros(n_img, dtype=bool)
+        has[dataset.box_image[valid]] = True
+        empty = int((~has).sum())
+        share = empty / n_img
+        thr = rules.get("images_without_boxes", "max_share")
+        if empty and share > thr:
+            _emit(out, rules, "images_without_boxes", f"{empty} of {n_img} images ({share:.1%}) have no valid box",
+                  value=share, threshold=thr, **_involved(dataset, images=np.flatnonzero(~has)))
+
+    # per-class attribute outliers and skew (width, height, area of valid boxes)
+    attrs = _box_attributes(dataset, valid)
+    sigma = rules.get("size_outlier", "sigma")
+    sk = rules.rules["skewed_distribution"]
+    bins = max(1, int(sk["bins"]))
+    top = max(1, int(round(sk["top_bins"] * bins)))
+    for c in range(dataset.num_categories):
+        sel = order[bounds[c] : bounds[c + 1]]
+        if len(sel) < 2:
+            continue
+        for attr, values in attrs.items():
+            v = values[sel]
+            mean, std = v.mean(), v.std()
+            if std > 0:
+                far = np.abs(v - mean) > sigma * std
+                n_out = int(far.sum())
+                if n_out:
+                    _emit(out, rules, "size_outlier", f"class '{names[c]}': {n_out} box(es) with {attr} beyond "
+                          f"{sigma:g} sigma of the class mean ({mean:.4g} +- {std:.4g})", value=n_out, threshold=sigma,
+                          **_class(dataset, c), **_involved(dataset, boxes=valid_idx[sel[far]]))
+            if len(sel) >= sk["min_instances"] and v.max() > v.min():
+                hist, _ = np.histogram(v, bins=bins)
+                mass = float(np.sort(hist)[::-1][:top].sum() / len(v))
+                if mass >= sk["dominance"]:
+                    _emit(out, rules, "skewed_distribution", f"class '{names[c]}': {mass:.0%} of its {attr} "
+                          f"distribution in the top {top} of {bins} bins", value=mass, threshold=sk["dominance"],
+                          **_class(dataset, c))
+    return out
+
+
+# --------------------------------------------------------------------------------------- anchors
+def anchor_findings(dataset, rules: Rules) -> list[Finding]:
+    """Anchor rules under ``rules.anchors``, counted with the anchor engine
+    (:func:`imbalance_cli.stats.batches.anchor_counts`). The engine (and torch) is imported here
+    only, so a check without anchor rules never loads torch."""
+    from imbalance_cli.stats.batches import anchor_counts  # lazy: the anchor engine pulls in torch
+
+    opts = {k: v for k, v in rules.anchor_options.items() if k in ("matcher", "pos_iou", "neg_iou")}
+    a = anchor_counts(dataset, rules.anchors, **opts)
+    out: list[Finding] = []
+    if a["boxes"]:
+        share = a["boxes_without_positive"] / a["boxes"]
+        thr = rules.get("anchor_no_positive", "threshold")
+        if share > thr:
+            rows = a.get("box_without_positive")
+            _emit(out, rules, "anchor_no_positive", f"{a['boxes_without_positive']} of {a['boxes']} boxes ({share:.2%}) "
+                  f"have no positive anchor under '{rules.anchors}'", value=share, threshold=thr,
+                  **(_involved(dataset, boxes=np.sort(rows)) if rows is not None else {}))
+    fg, bg = float(a["foreground_total"]), float(a["background_total"])
+    thr = rules.get("anchor_neg_pos_ratio", "threshold")
+    ratio = math.inf if fg == 0 else bg / fg
+    if ratio > thr:
+        _emit(out, rules, "anchor_neg_pos_ratio", f"background:foreground anchors {ratio:.1f}:1 under "
+              f"'{rules.anchors}' exceeds {thr:g}:1", value=ratio if math.isfinite(ratio) else None, threshold=thr)
+    return out
+
+
+# --------------------------------------------------------------------------------------- drift
+def load_baseline(path: str | os.PathLike) -> dict:
+    """Read a baseline ``stats.json`` (``imbalance.stats/1``, gzip accepted); :class:`InputError` when it is not one."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such baseline file", path=p) from None
+    except OSError as e:
+        raise InputError(f"cannot read baseline: {e.strerror or e}", path=p) from None
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as e:
+            raise InputError(f"corrupt or truncated gzip data ({e})", path=p) from None
+    try:
+        d = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"malformed JSON baseline: {e}", path=p) from None
+    if not isinstance(d, dict) or not str(d.get("schema", "")).startswith("imbalance.stats/"):
+        raise InputError("not an imbalance.stats report (make one with `imbalance stats FILE --json > stats.json`)", path=p)
+    if not isinstance(d.get("classes"), list) or not all(isinstance(c, dict) and "id" in c and "instances" in c
+                                                          for c in d["classes"]):
+        raise InputError("baseline 'classes' must be a list of {id, instances, ...}", path=p)
+    return d
+
+
+def drift_findings(dataset, baseline: dict, rules: Rules) -> list[Finding]:
+    """Drift of ``dataset`` against a baseline stats report (class TV, scale W1, new/missing classes)."""
+    out: list[Finding] = []
+    valid = dataset.valid_mask()
+    inst, _ = class_counts(dataset, valid)
+    b_ids = [int(c["id"]) for c in baseline["classes"]]
+    b_inst = [float(c["instances"] or 0) for c in baseline["classes"]]
+    names = {int(c["id"]): str(c.get("name", c["id"])) for c in baseline["classes"]}
+    names.update({int(i): str(n) for i, n in zip(dataset.category_ids, dataset.category_names)})
+    row_of = {int(c): k for k, c in enumerate(dataset.category_ids)}
+    ids, cur, base = aligned_class_counts(dataset.category_ids, inst, b_ids, b_inst)
+    tv = tv_distance(cur, base)
+    thr = rules.get("drift_class_tv", "threshold")
+    if tv is not None and tv > thr:
+        _emit(out, rules, "drift_class_tv", f"class distribution drifted from the baseline: TV distance {tv:.3f} > {thr:g}",
+              value=tv, threshold=thr)
+    for i in np.flatnonzero((cur > 0) & (base == 0)):
+        cid = int(ids[i])
+        boxes = np.flatnonzero(valid & (dataset.box_category == row_of[cid]))
+        _emit(out, rules, "drift_new_class", f"class '{names[cid]}' is used but not in the baseline",
+              category_id=cid, category=names[cid], value=int(cur[i]), **_involved(dataset, boxes=boxes))
+    for i in np.flatnonzero((cur == 0) & (base > 0)):
+        cid = int(ids[i])
+        _emit(out, rules, "drift_missing_class", f"class '{names[cid]}' is in the baseline "
+              f"({int(base[i])} instances) but not used here", category_id=cid, category=names[cid], value=int(base[i]))
+    scale = baseline.get("scale") or {}
+    sizes = relative_sizes(dataset, valid)  # relative sizes: valid with or without image sizes
+    thr = rules.get("drift_scale_wasserstein", "threshold")
+    for key in ("relative_width", "relative_height", "relative_area"):
+        h = scale.get(key)
+        if not isinstance(h, dict) or "edges" not in h or "counts" not in h:
+            continue
+        edges = np.asarray(h["edges"], dtype=np.float64)
+        if len(edges) != len(h["counts"]) + 1:
+            raise InputError(f"baseline scale.{key}: {len(h['counts'])} counts for {len(edges)} edges")
+        w = wasserstein_hist(histogram(sizes[key], edges), h["counts"], edges)
+        if w is not None and w > thr:
+            _emit(out, rules, "drift_scale_wasserstein", f"{key.replace('_', ' ')} distribution drifted: "
+                  f"Wasserstein distance {w:.4f} > {thr:g}", value=w, threshold=thr)
+    return out
+
+
+# --------------------------------------------------------------------------------------- run
+def run_check(path: str | os.PathLike, rules: Rules | None = None, baseline: dict | None = None,
+              format: str | None = None) -> CheckResult:
+    """Run every enabled rule on the file at ``path`` (plus anchors/drift rules when configured).
+
+    ``format`` is the annotation format (coco, lvis, objects365, openimages, voc; detected when None).
+    """
+    rules = rules or Rules()
+    dataset, problems = load_with_problems(path, format)
+    findings = structure_findings(problems, rules)
+    findings += distribution_findings(dataset, rules)
+    run = list(RULE_GROUPS["structure"]) + list(RULE_GROUPS["distribution"])
+    if rules.anchors:
+        findings += anchor_findings(dataset, rules)
+        run += list(RULE_GROUPS["anchors"])
+    if baseline is not None:
+        findings += drift_findings(dataset, baseline, rules)
+        run += list(RULE_GROUPS["drift"])
+    run = [r for r in run if rules.severity(r) != "off"]
+    findings.sort(key=lambda f: (-LEVEL[f.severity], run.index(f.rule) if f.rule in run else 99))
+    summary = {"format": dataset.format, "images": dataset.num_images, "annotations": dataset.num_boxes,
+               "categories": dataset.num_categories, "anchors": rules.anchors, "baseline": baseline is not None}
+    return CheckResult(str(path), findings, rules.fail_on, run, summary)
