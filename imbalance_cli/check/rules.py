@@ -60,6 +60,7 @@ from imbalance_cli.check.findings import LEVEL, SEVERITIES, CheckResult, Finding
 from imbalance_cli.data.dataset import INVALID_REASONS
 from imbalance_cli.data.validate import Problem, load_with_problems
 from imbalance_cli.errors import InputError
+from imbalance_cli.stats.batches import anchor_counts
 from imbalance_cli.stats.classes import class_counts
 from imbalance_cli.stats.compare import aligned_class_counts, tv_distance, wasserstein_hist
 from imbalance_cli.stats.geometry import histogram, relative_sizes
@@ -318,10 +319,8 @@ def distribution_findings(dataset, rules: Rules) -> list[Finding]:
 # --------------------------------------------------------------------------------------- anchors
 def anchor_findings(dataset, rules: Rules) -> list[Finding]:
     """Anchor rules under ``rules.anchors``, counted with the anchor engine
-    (:func:`imbalance_cli.stats.batches.anchor_counts`). The engine (and torch) is imported here
-    only, so a check without anchor rules never loads torch."""
-    from imbalance_cli.stats.batches import anchor_counts  # lazy: the anchor engine pulls in torch
-
+    (:func:`imbalance_cli.stats.batches.anchor_counts`); torch is loaded by the engine when it runs,
+    so a check without anchor rules never loads it."""
     opts = {k: v for k, v in rules.anchor_options.items() if k in ("matcher", "pos_iou", "neg_iou")}
     a = anchor_counts(dataset, rules.anchors, **opts)
     out: list[Finding] = []
