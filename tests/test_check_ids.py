@@ -188,3 +188,23 @@ def test_pre_commit_hook_at_repository_root():
     for name in ("data/train.json", "annotations/instances_val2017.json.gz", "labels.csv", "VOC/Annotations/1.xml"):
         assert pattern.search(name), name
     assert not pattern.search("README.md") and not pattern.search("src/model.py")
+
+
+def test_examples_ci_use_existing_check_options():
+    """Every option the CI examples pass to `imbalance check` exists (catches renamed options such as --format)."""
+    import shlex
+
+    import typer.main
+    import yaml
+
+    cmd = typer.main.get_command(app).commands["check"]
+    known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    texts = [(ROOT / "examples" / "ci" / n).read_text() for n in ("imbalance-check.yml", "pre-commit-config.example.yaml")]
+    texts.append((ROOT / ".pre-commit-hooks.yaml").read_text())
+    used = []
+    for text in texts:
+        yaml.safe_load(text)  # valid YAML
+        for chunk in text.replace("\\\n", " ").split("imbalance check")[1:]:
+            used += [t for t in shlex.split(chunk.splitlines()[0], comments=True) if t.startswith("-")]
+    assert "--report-format" in used and "--out" in used
+    assert set(used) <= known, set(used) - known
