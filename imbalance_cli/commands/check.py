@@ -41,8 +41,8 @@ def register(app):
     def check(
         files: list[Path] = typer.Argument(..., help="Annotation file(s) to check (COCO/LVIS/Objects365 JSON, Open "
                                            "Images CSV, VOC); several files (e.g. from pre-commit) are checked in turn."),
-        rules: Optional[Path] = typer.Option(None, "--rules", help="TOML rules file: thresholds, severities, fail_on, "
-                                             "[anchors] preset (see examples/ci/rules.toml)."),
+        rules: Optional[Path] = typer.Option(None, "--rules", help="TOML rules file: thresholds, severities, fail_on, the "
+                                             "anchors table's preset (see examples/ci/rules.toml)."),
         baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline stats.json (imbalance stats --json) "
                                                 "for drift rules."),
         fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Lowest severity that fails the run "
