@@ -56,6 +56,11 @@ from pathlib import Path
 
 import numpy as np
 
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
 from imbalance_cli.check.findings import LEVEL, SEVERITIES, CheckResult, Finding
 from imbalance_cli.data.dataset import INVALID_REASONS
 from imbalance_cli.data.validate import Problem, load_with_problems
@@ -117,10 +122,6 @@ def load_rules(path: str | os.PathLike | None = None, fail_on: str | None = None
     """Defaults, overridden by a TOML rules file, overridden by explicit ``fail_on``/``anchors`` (CLI options)."""
     r = Rules()
     if path is not None:
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib
         p = Path(path)
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
