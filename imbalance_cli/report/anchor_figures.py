@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from imbalance_cli.report._common import new_figure, num
 
 _FG, _IGN, _BG = "#d62728", "#ff7f0e", "#1f77b4"
@@ -137,7 +139,6 @@ def iou_figure(a: dict):
 
 def spatial_figure(a: dict):
     """Fig. 14: 2-D histogram of positives' top-left corners ((x1a - x1g)/wg, (y1a - y1g)/hg)."""
-    import numpy as np
     from matplotlib.patches import Rectangle
 
     sp = a.get("spatial") or {}

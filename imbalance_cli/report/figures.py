@@ -8,8 +8,8 @@
 * Fig. 13: heat map of box centres over the normalised image (rows = y, top of the image on
   top), and small multiples per class when the report carries them.
 
-Anchor figures (Figs. 4, 12a, 14) come from the optional module
-``imbalance_cli.report.anchor_figures`` when the report has ``anchors``.
+Anchor figures (Figs. 4, 12a, 14) come from :mod:`imbalance_cli.report.anchor_figures` when the
+report has ``anchors``.
 
 matplotlib is imported lazily and only the Agg canvas is used (no pyplot state, no display).
 """
@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from imbalance_cli.report import anchor_figures
 from imbalance_cli.report._common import new_figure, num
 from imbalance_cli.report.tables import (
     FREQUENCY_LABELS,
     fmt_num,
     histogram_bins,
     location_summary,
-    optional_report_module,
     sorted_classes,
 )
 
@@ -44,11 +47,6 @@ class RenderedFigure:
     title: str
     caption: str
     png: bytes
-
-
-
-
-
 
 def _plain(text: Any) -> str:
     """Text shown literally by matplotlib (a ``$`` would otherwise start mathtext)."""
@@ -178,7 +176,6 @@ def _bars(ax, bins, color) -> None:
     if unit or all(e is None for e in ends):
         ax.bar(starts, counts, width=0.85 if len(bins) <= 60 else 1.0, color=color, linewidth=0)
         return
-    import numpy as np
 
     edges = np.array(starts + [ends[-1]], dtype=float)
     finite = np.isfinite(edges)
@@ -262,7 +259,6 @@ def _size_groups_panel(ax, scale: dict) -> None:
 # --------------------------------------------------------------------------------------
 def location_figure(report: dict):
     """Survey Fig. 13: heat map of box centres over the normalised image (rows = y, top on top)."""
-    import numpy as np
 
     loc = report.get("location") or {}
     counts = np.asarray(loc.get("counts") or [], dtype=float)
@@ -284,7 +280,6 @@ def location_figure(report: dict):
 
 def location_per_class_figure(report: dict, max_classes: int = 12):
     """Fig. 13 per class: centre heat maps of the ``max_classes`` classes with most instances."""
-    import numpy as np
 
     loc = report.get("location") or {}
     per_class = loc.get("per_class")
@@ -318,7 +313,7 @@ def figures(report: dict) -> list[tuple[str, str, str, Any]]:
 
     Dataset figures (survey Figs. 5a, 5b, 5c, 7, 13) are drawn when their section is in the
     report; anchor figures are appended from ``anchor_figures.figures(report["anchors"])``
-    when the report has anchors and that optional module exists.
+    when the report has anchors.
     """
     out: list[tuple[str, str, str, Any]] = []
     if report.get("classes"):
@@ -372,12 +367,10 @@ def figures(report: dict) -> list[tuple[str, str, str, Any]]:
             ))
     anchors = report.get("anchors")
     if isinstance(anchors, dict) and anchors:
-        module = optional_report_module("anchor_figures")
-        if module is not None:
-            for item in module.figures(anchors):
-                filename, title, fig = item[0], item[1], item[2]
-                caption = item[3] if len(item) > 3 else title
-                out.append((filename, title, caption, fig))
+        for item in anchor_figures.figures(anchors):
+            filename, title, fig = item[0], item[1], item[2]
+            caption = item[3] if len(item) > 3 else title
+            out.append((filename, title, caption, fig))
     return out
 
 
@@ -389,11 +382,14 @@ def figure_png(fig: Any, dpi: int = 110) -> bytes:
 
         FigureCanvasAgg(fig)
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
-    import sys
-
     if "matplotlib.pyplot" in sys.modules:  # figures made with pyplot (e.g. by other modules) are closed
         sys.modules["matplotlib.pyplot"].close(fig)
     return buf.getvalue()
+
+
+def render_figure_list(figs: list, dpi: int = 110) -> dict[str, bytes]:
+    """``{filename: PNG bytes}`` of ``[(filename, title, Figure, ...), ...]`` (each figure released once rendered)."""
+    return {item[0]: figure_png(item[2], dpi) for item in figs}
 
 
 def render_figures(report: dict, dpi: int = 110) -> list[RenderedFigure]:

@@ -11,6 +11,7 @@ import datetime as _dt
 from html import escape
 from typing import Any, Iterable
 
+from imbalance_cli import __version__
 from imbalance_cli.report.tables import (
     FREQUENCY_LABELS,
     MEASURE_INFO,
@@ -126,7 +127,6 @@ def render_html(report: dict, figures: list, top: int = 15) -> str:
     summaries, anchor statistics (when present) and every figure with a caption citing the
     survey figure it re-draws.
     """
-    from imbalance_cli import __version__
 
     ds = report.get("dataset") or {}
     measures = report.get("measures") if isinstance(report.get("measures"), dict) else {}

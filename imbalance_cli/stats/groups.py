@@ -12,13 +12,13 @@
   the image factors (stochastic rounding keeps the expectation).
 * **Class-balanced weights** (Cui et al., CVPR 2019, effective number): ``w_c = (1 - beta) / (1 - beta^n_c)``
   (beta = 0.999 by default); ``normalized`` rescales them to sum to the number of classes with n_c > 0.
+
+Rendering and writing: :mod:`imbalance_cli.report.groups`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -156,7 +156,7 @@ def long_tail_groups(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_
 
 def bags_mappings(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_EDGES) -> tuple[np.ndarray, np.ndarray]:
     """``(label2binlabel (N+1, C+1), pred_slice (N+1, 2))`` as int64 arrays, from the losses library (seed 002, §4)."""
-    from imbalance_cli.losses.longtail import bags_label2binlabel, bags_pred_slice
+    from imbalance_cli.losses.longtail import bags_label2binlabel, bags_pred_slice  # torch, lazily
 
     try:
         l2b = bags_label2binlabel(counts.instances, edges)
@@ -181,25 +181,3 @@ def groups_table(report: dict):
         rows.append({"group": g["index"], "range": f"[{g['range'][0]}, {g['range'][1]})", "classes": g["classes"],
                      "instances": g["instances"]})
     return pd.DataFrame(rows)
-
-
-def write_outputs(report: dict, counts: ClassCounts, edges: Sequence[float], out_dir: str | os.PathLike) -> list[Path]:
-    """Write groups.json, classes.csv, bags.json (label2binlabel + pred_slice), label2binlabel.pt and pred_slice.pt."""
-    import pandas as pd
-    import torch
-
-    from imbalance_cli.fileio import atomic_path, write_json, write_text
-
-    out = Path(out_dir)
-    l2b, ps = bags_mappings(counts, edges)
-    written = [
-        write_json(out / "groups.json", report),
-        write_text(out / "classes.csv", pd.DataFrame(report["classes"]).to_csv(index=False)),
-        write_json(out / "bags.json", {"edges": report["bags"]["edges"], "category_ids": counts.ids.tolist(),
-                                       "label2binlabel": l2b.tolist(), "pred_slice": ps.tolist()}),
-    ]
-    for name, arr in (("label2binlabel.pt", l2b), ("pred_slice.pt", ps)):
-        with atomic_path(out / name) as tmp:
-            torch.save(torch.as_tensor(arr, dtype=torch.int64), tmp)
-        written.append(out / name)
-    return written

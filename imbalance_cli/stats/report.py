@@ -8,12 +8,14 @@ scale (Fig. 7), location (Fig. 13), the imbalance measures of §9.2
 the anchor statistics of :func:`imbalance_cli.stats.anchors.anchor_statistics`.
 
 :class:`Report` wraps the dict: ``.to_dict()``, ``.to_json()``, ``.classes`` and
-``.tables()`` (pandas), ``.save(out_dir)`` (stats.json, CSVs, figures, report.html).
+``.tables()`` (pandas). Writing it (``.save(out_dir)`` on the report :func:`imbalance_cli.analyze`
+returns) is the renderers' business: :mod:`imbalance_cli.report.stats`.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 from typing import Any, Sequence
@@ -22,9 +24,12 @@ import numpy as np
 
 from imbalance_cli.data.dataset import INVALID_REASONS, Dataset
 from imbalance_cli.errors import InputError
-from imbalance_cli.report.schema import SCHEMA
+from imbalance_cli.fileio import dumps_json, to_jsonable
+from imbalance_cli.progress import progress
 from imbalance_cli.stats import geometry, measures
+from imbalance_cli.stats.anchors import anchor_statistics
 from imbalance_cli.stats.classes import DEFAULT_BAGS_EDGES, bags_groups, class_counts, lvis_frequency
+from imbalance_cli.stats.schema import SCHEMA, validate
 
 #: Verdict thresholds (level "ok" below the first, "moderate" below the second, else "severe").
 #: class: Gini coefficient of instances per used class; scale/location: TV distance to
@@ -149,8 +154,6 @@ def analyze(dataset: Dataset, *, anchors: str | Any = "none", location_bins: int
         ``matcher``, ``device``, ``pos_iou``, ``neg_iou``, ``negative_iou_sample``, ``seed``,
         passed to ``anchor_statistics``.
     """
-    from imbalance_cli.progress import progress
-
     unknown = set(anchor_options) - set(_ANCHOR_OPTIONS)
     if unknown:
         raise TypeError(f"analyze() got unexpected keyword argument(s) {sorted(unknown)}")
@@ -191,8 +194,6 @@ def analyze(dataset: Dataset, *, anchors: str | Any = "none", location_bins: int
             loc["tv_to_uniform"] = measures.histogram_tv(loc["counts"])
             report["location"] = loc
         elif step == "anchors":
-            from imbalance_cli.stats.anchors import anchor_statistics
-
             report["anchors"] = anchor_statistics(dataset, anchors, **anchor_options)
     report["verdicts"] = verdicts(report)
     return Report(report)
@@ -272,17 +273,11 @@ class Report:
     """
 
     def __init__(self, data: dict):
-        from imbalance_cli.fileio import to_jsonable
-
         self._data = to_jsonable(data)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Report":
         """Read a ``stats.json`` written by ``imbalance stats`` (validated; :class:`InputError` if it is not one)."""
-        import json
-
-        from imbalance_cli.report.schema import validate
-
         try:
             with open(path, "rb") as f:
                 data = json.loads(f.read())
@@ -311,8 +306,6 @@ class Report:
 
     def to_json(self, indent: bool = True) -> str:
         """The report as a JSON string."""
-        from imbalance_cli.fileio import dumps_json
-
         return dumps_json(self._data, indent=indent)
 
     @property
@@ -353,9 +346,3 @@ class Report:
         out["location"] = pd.DataFrame({"row": rows, "col": cols, "y_start": e[rows], "y_end": e[rows + 1],
                                         "x_start": e[cols], "x_end": e[cols + 1], "count": counts.reshape(-1)})
         return out
-
-    def save(self, out_dir: str | os.PathLike) -> list:
-        """Write stats.json, CSV tables, PNG figures and report.html into ``out_dir`` (atomically); return the paths."""
-        from imbalance_cli.report import write_outputs
-
-        return write_outputs(self.to_dict(), out_dir)
