@@ -160,9 +160,9 @@ def test_terminal_calls_anchor_tables(monkeypatch):
     from imbalance_cli.report import anchor_tables
 
     calls = []
-    monkeypatch.setattr(anchor_tables, "render", lambda anchors, console: calls.append(anchors["preset"]))
+    monkeypatch.setattr(anchor_tables, "render", lambda anchors, console, names=None: calls.append((anchors["preset"], names["1"])))
     render_terminal(make_report(anchors=True), _console())
-    assert calls == ["retinanet"]
+    assert calls == [("retinanet", "class_000")]
 
 
 # --------------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_write_outputs_with_anchors_and_optional_figures(tmp_path, monkeypatch):
 
     from imbalance_cli.report import anchor_figures as fake
 
-    def anchor_figures(anchors):
+    def anchor_figures(anchors, names=None):
         fig = Figure(figsize=(3, 2))
         fig.add_subplot().bar([0, 1], [anchors["foreground"], anchors["background"]])
         return [("fig4a_foreground_background.png", "Foreground vs background (survey Fig. 4a)", fig)]

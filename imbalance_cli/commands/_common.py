@@ -11,6 +11,7 @@ import typer
 
 from imbalance_cli import progress
 from imbalance_cli.errors import FindingsError, InputError
+from imbalance_cli.report.progress import rich_bar
 
 
 def handle_errors(fn: Callable) -> Callable:
@@ -54,7 +55,8 @@ def out_option(writes: str) -> Any:
 
 
 def set_quiet(quiet: bool) -> None:
-    """Apply ``--quiet``: no progress bars."""
+    """Apply ``--quiet`` (no progress bars); otherwise bars are drawn with rich on a terminal."""
+    progress.set_bar(rich_bar)
     progress.set_enabled(not quiet)
 
 

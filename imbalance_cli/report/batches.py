@@ -46,11 +46,15 @@ def render_terminal(r: dict, console=None) -> None:
     console.print(f"TV(batch, dataset) class distribution: mean {_fmt(d['mean'])}, p95 {_fmt(d['p95'])}, "
                   f"max {_fmt(d['max'])}; all sampled vs dataset {_fmt(d['sampled_vs_dataset_tv'])}")
     ga = r["group_absence"]
-    source = "the file's LVIS frequency" if ga.get("frequency_source") == "file" else \
-        "LVIS thresholds on this dataset's image counts"
-    console.print("batches without any instance of: " + ", ".join(
-        f"{k} {_fmt(v, '.1%')}" for k, v in ga["frequency"].items()) + f" (LVIS r/c/f, {source}); BAGS groups "
-        + ", ".join(f"{k}: {_fmt(v, '.1%')}" for k, v in ga["bags"].items()))
+    scope = ga.get("frequency_scope") or {}
+    bags = "BAGS groups " + ", ".join(f"{k}: {_fmt(v, '.1%')}" for k, v in ga["bags"].items())
+    if scope.get("shown") is False:
+        console.print(f"batches without any instance of: {bags} (LVIS frequency groups {scope.get('reason')})")
+    else:
+        source = "the file's LVIS frequency" if ga.get("frequency_source") == "file" else \
+            "LVIS's thresholds on this dataset's image counts"
+        console.print("batches without any instance of: " + ", ".join(
+            f"LVIS {k} {_fmt(v, '.1%')}" for k, v in ga["frequency"].items()) + f" ({source}); {bags}")
     console.print(f"classes covered per batch: {r['coverage']['mean_fraction_of_used']:.1%} of the "
                   f"{r['classes_used']} used classes on average; never sampled: {r['coverage']['classes_never_sampled']}")
 

@@ -31,6 +31,7 @@ from imbalance_cli.report.tables import (
     fmt_num,
     histogram_bins,
     location_summary,
+    lvis_groups_shown,
     sorted_classes,
 )
 
@@ -70,9 +71,10 @@ def _log_y(ax, values) -> None:
 def class_long_tail_figure(report: dict):
     """Survey Fig. 5a: instances per class, sorted, log-scale y; images per class as dots.
 
-    Bars are coloured by the LVIS frequency group (computed from image counts: rare <= 10
-    images, common 11-100, frequent > 100) when the report gives it. Classes with no
-    instance cannot appear on a log axis; their number is written in the plot.
+    Bars are coloured by the LVIS frequency group (LVIS's thresholds on image counts: rare <= 10
+    images, common 11-100, frequent > 100) when the report gives it and its ``frequency_scope``
+    does not hide it (a dataset far smaller than LVIS). Classes with no instance cannot appear on
+    a log axis; their number is written in the plot.
     """
     from matplotlib.patches import Patch
     from matplotlib.lines import Line2D
@@ -89,7 +91,7 @@ def class_long_tail_figure(report: dict):
         _empty(ax, "no valid boxes")
         return fig
     x = list(range(1, n + 1))
-    freqs = [c.get("frequency") for c in classes]
+    freqs = [c.get("frequency") if lvis_groups_shown(report) else None for c in classes]
     colors = [FREQUENCY_COLORS.get(f, _NEUTRAL) for f in freqs]
     ax.bar(x, [v if v > 0 else float("nan") for v in instances], width=0.85 if n <= 200 else 1.0,
            color=colors, linewidth=0)
@@ -115,14 +117,14 @@ def class_long_tail_figure(report: dict):
     handles = []
     present = [f for f in ("f", "c", "r") if f in freqs]
     for f in present:
-        handles.append(Patch(color=FREQUENCY_COLORS[f], label=f"instances — {FREQUENCY_LABELS[f]}"))
+        handles.append(Patch(color=FREQUENCY_COLORS[f], label=f"instances — LVIS {FREQUENCY_LABELS[f]}"))
     if not present:
         handles.append(Patch(color=_NEUTRAL, label="instances"))
     if has_images:
         handles.append(Line2D([], [], linestyle="none", marker="o", markersize=4, color="black",
                               label="images containing the class"))
     if present:
-        for y, label in ((10, "rare ≤ 10 images"), (100, "common ≤ 100 images")):
+        for y, label in ((10, "LVIS rare ≤ 10 images"), (100, "LVIS common ≤ 100 images")):
             ax.axhline(y + 0.5, color="0.45", linestyle="--", linewidth=0.8)
             ax.annotate(label, xy=(1.0, y + 0.5), xycoords=("axes fraction", "data"), xytext=(-4, -2),
                         textcoords="offset points", ha="right", va="top", fontsize=7.5, color="0.3")
@@ -317,12 +319,16 @@ def figures(report: dict) -> list[tuple[str, str, str, Any]]:
     """
     out: list[tuple[str, str, str, Any]] = []
     if report.get("classes"):
+        scope = report.get("frequency_scope") if isinstance(report.get("frequency_scope"), dict) else {}
+        lvis = ("Colours give the LVIS frequency group, LVIS's thresholds on images per class (rare ≤ 10, "
+                "common 11–100, frequent > 100)." if lvis_groups_shown(report) else
+                f"No LVIS frequency colours: {scope.get('reason', 'hidden')}.")
         out.append((
             "fig5a_class_long_tail.png",
             "Class long tail (survey Fig. 5a)",
             "Instances per class (bars, log scale) with classes sorted by instances, and the number of images "
-            "containing each class (dots). Colours give the LVIS frequency group from image counts "
-            "(rare ≤ 10, common 11–100, frequent > 100). Re-draws the survey's Fig. 5a (seed 000).",
+            f"containing each class (dots). {lvis} Re-draws Fig. 5a of Oksuz et al., Imbalance Problems in "
+            "Object Detection, TPAMI 2020.",
             class_long_tail_figure(report),
         ))
     if isinstance(report.get("objects_per_image"), dict):
@@ -367,7 +373,8 @@ def figures(report: dict) -> list[tuple[str, str, str, Any]]:
             ))
     anchors = report.get("anchors")
     if isinstance(anchors, dict) and anchors:
-        for item in anchor_figures.figures(anchors):
+        names = {str(c.get("id")): str(c.get("name")) for c in report.get("classes") or [] if isinstance(c, dict)}
+        for item in anchor_figures.figures(anchors, **({"names": names} if names else {})):
             filename, title, fig = item[0], item[1], item[2]
             caption = item[3] if len(item) > 3 else title
             out.append((filename, title, caption, fig))

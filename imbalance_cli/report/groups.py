@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from imbalance_cli.fileio import dumps_json
+from imbalance_cli.report.tables import LVIS_GROUPS_TITLE
 from imbalance_cli.report.writer import write_report
 
 OWN_FILES = ("groups.json", "classes.csv", "bags.json", "label2binlabel.pt", "pred_slice.pt")
@@ -33,9 +34,13 @@ def render_terminal(report: dict, console=None) -> None:
         t.add_row(str(g["index"]), f"[{g['range'][0]}, {g['range'][1]})", str(g["classes"]), f"{g['instances']:,}")
     console.print(t)
     f = report["frequency"]
-    console.print(f"LVIS frequency from image counts: rare {f['r']}, common {f['c']}, frequent {f['f']}"
-                  + (f" ({len(report['frequency_disagreements'])} disagree with the file)"
-                     if report["frequency_disagreements"] else ""))
+    scope = report.get("frequency_scope") or {}
+    dis = (f" ({len(report['frequency_disagreements'])} disagree with the file)"
+           if report["frequency_disagreements"] else "")
+    if scope.get("shown") is False:
+        console.print(f"LVIS frequency groups {scope.get('reason')}{dis}")
+    else:
+        console.print(f"{LVIS_GROUPS_TITLE}: rare {f['r']}, common {f['c']}, frequent {f['f']}{dis}")
     rf = report["repeat_factors"]
     if rf["per_class"] is None:
         console.print(f"repeat factors: {rf['note']}")

@@ -30,6 +30,8 @@ from imbalance_cli.report.tables import (
     fmt_int,
     fmt_num,
     fmt_pct,
+    lvis_groups_shown,
+    lvis_groups_text,
     num,
     sorted_classes,
 )
@@ -98,14 +100,17 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
     # classes -----------------------------------------------------------------------------
     classes = sorted_classes(report)
     total_instances = sum(num(c.get("instances")) for c in classes)
+    freq = lvis_groups_shown(report)
     if classes:
         if len(classes) <= 2 * top:
-            console.print(_class_table(f"Classes by instances (all {len(classes)}, survey Fig. 5a)", classes, 1, total_instances))
+            console.print(_class_table(f"Classes by instances (all {len(classes)}, survey Fig. 5a)", classes, 1,
+                                       total_instances, freq))
         else:
-            console.print(_class_table(f"Top {top} classes by instances (survey Fig. 5a)", classes[:top], 1, total_instances))
+            console.print(_class_table(f"Top {top} classes by instances (survey Fig. 5a)", classes[:top], 1,
+                                       total_instances, freq))
             start = len(classes) - top + 1
-            console.print(_class_table(f"Bottom {top} classes", classes[-top:], start, total_instances))
-        groups = _group_line(classes)
+            console.print(_class_table(f"Bottom {top} classes", classes[-top:], start, total_instances, freq))
+        groups = _group_line(report, classes)
         if groups:
             console.print(groups)
         dis = disagreement_text(report)
@@ -143,7 +148,8 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
     # anchors ----------------------------------------------------------------------------
     anchors = report.get("anchors")
     if isinstance(anchors, dict) and anchors:
-        anchor_tables.render(anchors, console)
+        names = {str(c.get("id")): str(c.get("name")) for c in classes}
+        anchor_tables.render(anchors, console, names=names)
 
     # verdicts -----------------------------------------------------------------------------
     verdicts = [v for v in report.get("verdicts") or [] if isinstance(v, dict)]
@@ -193,7 +199,7 @@ def _dataset_rows(ds: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _class_table(title: str, classes: list[dict], start_rank: int, total: float):
+def _class_table(title: str, classes: list[dict], start_rank: int, total: float, lvis: bool = True):
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
@@ -203,7 +209,8 @@ def _class_table(title: str, classes: list[dict], start_rank: int, total: float)
     t.add_column("instances", justify="right")
     t.add_column("share", justify="right", style="dim")
     t.add_column("images", justify="right")
-    t.add_column("freq", justify="center")
+    if lvis:
+        t.add_column("LVIS", justify="center")
     t.add_column("BAGS", justify="center")
     for i, c in enumerate(classes):
         t.add_row(
@@ -213,7 +220,7 @@ def _class_table(title: str, classes: list[dict], start_rank: int, total: float)
             fmt_int(c.get("instances")),
             fmt_pct(c.get("instances"), total),
             fmt_int(c.get("images")),
-            str(c.get("frequency") or "–"),
+            *([str(c.get("frequency") or "–")] if lvis else []),
             str(c.get("bags_group") or "–"),
         )
     return t
@@ -221,24 +228,25 @@ def _class_table(title: str, classes: list[dict], start_rank: int, total: float)
 
 
 
-def _group_line(classes: list[dict]):
+def _group_line(report: dict, classes: list[dict]):
     from rich.text import Text
 
-    freq: dict[str, int] = {}
     bags: dict[Any, int] = {}
     for c in classes:
-        if c.get("frequency") is not None:
-            freq[c["frequency"]] = freq.get(c["frequency"], 0) + 1
         if c.get("bags_group") is not None:
             bags[c["bags_group"]] = bags.get(c["bags_group"], 0) + 1
-    if not freq and not bags:
+    lvis = lvis_groups_text(report, classes)
+    if not lvis and not bags:
         return None
     line = Text()
-    if freq:
-        line.append("LVIS frequency groups (by images): ", style="cyan")
-        line.append(", ".join(f"{FREQUENCY_LABELS.get(k, k)} {freq.get(k, 0)}" for k in ("r", "c", "f")))
+    for i, text in enumerate(lvis):
+        head, _, rest = text.rpartition(": ")
+        if i:
+            line.append("\n")
+        line.append(head + ": ", style="cyan")
+        line.append(rest)
     if bags:
-        if freq:
+        if lvis:
             line.append("\n")
         line.append("BAGS groups (by instances): ", style="cyan")
         line.append(", ".join(f"{k}: {v}" for k, v in sorted(bags.items(), key=lambda kv: _sortable(kv[0]))))

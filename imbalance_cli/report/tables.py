@@ -31,6 +31,10 @@ MEASURE_INFO: dict[str, tuple[str, str]] = {
 #: Labels of the LVIS frequency groups (rare <= 10 images, common 11-100, frequent > 100).
 FREQUENCY_LABELS = {"r": "rare", "c": "common", "f": "frequent"}
 
+#: How the LVIS groups are named wherever they are shown: LVIS's thresholds, by image count.
+LVIS_GROUPS_TITLE = "LVIS frequency groups (LVIS's thresholds on images per class: rare ≤ 10, common 11–100, " \
+    "frequent > 100)"
+
 #: Colours per verdict level, shared by terminal and HTML.
 LEVEL_STYLE = {"ok": "green", "moderate": "yellow", "severe": "bold red"}
 
@@ -230,6 +234,38 @@ def location_summary(loc: dict) -> str:
         area = ((h - 2 * (h // 3)) * (w - 2 * (w // 3))) / (h * w)
         parts.append(f"{100 * centre:.1f}% of centres in the middle {100 * area:.0f}% of the image")
     return ", ".join(parts) if parts else "–"
+
+
+def lvis_groups_shown(report: dict) -> bool:
+    """False when the report's ``frequency_scope`` hides the LVIS groups (dataset far smaller than LVIS)."""
+    scope = report.get("frequency_scope")
+    return not (isinstance(scope, dict) and scope.get("shown") is False)
+
+
+def lvis_groups_text(report: dict, classes: list[dict] | None = None) -> list[str]:
+    """Lines about the LVIS frequency groups: the computed groups (or why they are hidden) and the file's own."""
+    classes = sorted_classes(report) if classes is None else classes
+    lines = []
+    scope = report.get("frequency_scope") if isinstance(report.get("frequency_scope"), dict) else {}
+    freq = _count(c.get("frequency") for c in classes)
+    if not lvis_groups_shown(report):
+        lines.append(f"LVIS frequency groups {scope.get('reason', 'hidden')}")
+    elif freq:
+        lines.append(f"{LVIS_GROUPS_TITLE}: " + ", ".join(f"{FREQUENCY_LABELS[k]} {freq.get(k, 0)}"
+                                                           for k in ("r", "c", "f")))
+    own = _count(c.get("file_frequency") for c in classes)
+    if own:
+        lines.append("the file's own LVIS frequency field: " + ", ".join(f"{FREQUENCY_LABELS[k]} {own.get(k, 0)}"
+                                                                         for k in ("r", "c", "f")))
+    return lines
+
+
+def _count(values: Iterable[Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        if v in FREQUENCY_LABELS:
+            out[v] = out.get(v, 0) + 1
+    return out
 
 
 def disagreement_text(report: dict) -> str:

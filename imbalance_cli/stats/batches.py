@@ -36,7 +36,7 @@ import numpy as np
 
 from imbalance_cli.errors import InputError
 from imbalance_cli.stats.anchors import label_anchors
-from imbalance_cli.stats.classes import bags_groups, class_counts, lvis_frequency
+from imbalance_cli.stats.classes import bags_groups, class_counts, lvis_frequency, lvis_frequency_scope
 from imbalance_cli.stats.groups import image_repeat_factors, repeat_factors
 
 SCHEMA = "imbalance.batches/1"
@@ -217,6 +217,7 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
         "coverage": {**_summary(coverage), "mean_fraction_of_used": float(coverage.mean() / max(used.sum(), 1)),
                      "classes_never_sampled": int((used & (sampled == 0)).sum())},
         "group_absence": {"frequency": absence(freq, ("r", "c", "f")), "frequency_source": freq_source,
+                          "frequency_scope": None if freq_source == "file" else lvis_frequency_scope(n_img),
                           "bags": absence(bags, range(1, 5))},
         "divergence": {"measure": "tv", "mean": float(tv_ne.mean()) if len(tv_ne) else None,
                        "p95": float(np.percentile(tv_ne, 95)) if len(tv_ne) else None,

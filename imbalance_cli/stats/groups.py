@@ -5,7 +5,9 @@
   background). The label mapping ``label2binlabel`` ((N+1, C+1)) and ``pred_slice`` ((N+1, 2)) the
   BAGS head needs come from :func:`imbalance_cli.losses.longtail.bags_label2binlabel` and
   :func:`~imbalance_cli.losses.longtail.bags_pred_slice` (one definition, shared with the loss).
-* **LVIS frequency groups** from image counts: rare <= 10, common 11-100, frequent > 100 images.
+* **LVIS frequency groups** from image counts: rare <= 10, common 11-100, frequent > 100 images
+  (LVIS's thresholds; ``frequency_scope`` says whether they mean anything for a dataset this size,
+  see :func:`imbalance_cli.stats.classes.lvis_frequency_scope`).
 * **Repeat-factor sampling** (Gupta et al., LVIS 2019, §5; detectron2's rule): ``f(c)`` = fraction of
   images containing ``c``, ``r(c) = max(1, sqrt(t / f(c)))`` (t = 0.001 by default), an image's factor
   is the max over its classes (1 for an image without boxes); the expected epoch length is the sum of
@@ -24,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from imbalance_cli.errors import InputError
-from imbalance_cli.stats.classes import DEFAULT_BAGS_EDGES, bags_groups, lvis_frequency
+from imbalance_cli.stats.classes import DEFAULT_BAGS_EDGES, bags_groups, lvis_frequency, lvis_frequency_scope
 from imbalance_cli.stats.counts import ClassCounts
 
 SCHEMA = "imbalance.groups/1"
@@ -147,6 +149,7 @@ def long_tail_groups(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_
         "num_images": counts.num_images,
         "bags": {"edges": _edges_json(edges), "groups": groups},
         "frequency": frequency,
+        "frequency_scope": lvis_frequency_scope(counts.num_images),
         "frequency_disagreements": disagreements,
         "repeat_factors": rf,
         "class_balanced": cb,

@@ -19,6 +19,9 @@ classes: [{id, name, instances, images,    # one per defined category; valid non
            bags_group: 1..N,               # seed 002 Eq. 3 on `instances`, edges in `bags_edges`
            [supercategory, file_frequency, file_images, file_instances]}]   # the file's own fields
 frequency_groups: {r, c, f}                # classes per computed LVIS group
+frequency_scope: {thresholds: "lvis", rare_max_images: 10, common_max_images: 100,   # added within /1:
+                  reference_images: 100170, images, share_of_reference,             # whether the LVIS groups
+                  shown, reason}                                                   # mean anything here
 [frequency_groups_from_file_counts: {r, c, f}]   # from the file's own image_count (LVIS)
 frequency_disagreements: [{id, name, images, frequency, file_frequency}]
 bags_edges: [0, 10, 100, 1000, null]       # null = inf
@@ -36,7 +39,8 @@ scale: {relative_width: {edges, counts},   # w/W over [0, 1]
 location: {bins, edges, counts,            # counts: bins x bins, rows = y (top first), box centres
            tv_to_uniform, [per_class: {"<category id>": bins x bins}]}
 verdicts: [{type: "class"|"scale"|"location"|"foreground_background",
-            level: "ok"|"moderate"|"severe", value, message}]
+            level: "ok"|"moderate"|"severe", value, message,
+            [reference, reference_source]}]  # foreground_background: bg/fg on COCO, same preset (added within /1)
 [anchors: {...}]                           # only with --anchors other than none; see the anchor statistics
 ```
 """
