@@ -54,6 +54,12 @@ def out_option(writes: str) -> Any:
                         metavar="DIR", show_default=False)
 
 
+def check_out(out: Path | None) -> None:
+    """Refuse, before any work, an ``--out`` that exists and is not a directory."""
+    if out is not None and out.exists() and not out.is_dir():
+        raise InputError("--out must be a directory, not an existing file", path=str(out))
+
+
 def set_quiet(quiet: bool) -> None:
     """Apply ``--quiet`` (no progress bars); otherwise bars are drawn with rich on a terminal."""
     progress.set_bar(rich_bar)

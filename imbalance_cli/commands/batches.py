@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.data import load
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import batches as render
@@ -38,6 +38,7 @@ def register(app):
         Example: imbalance batches lvis_v1_train.json --batch-size 16 --sampler repeat-factor --epochs 2 --seed 0
         """
         set_quiet(quiet)
+        check_out(out)
         dataset = load(file, format=fmt)
         report = batch_statistics(dataset, batch_size=batch_size, sampler=sampler, epochs=epochs, seed=seed,
                                   repeat_threshold=repeat_threshold, anchors=anchors, keep_per_batch=out is not None)

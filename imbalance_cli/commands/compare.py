@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.data import load
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
@@ -37,6 +37,7 @@ def register(app):
         Example: imbalance compare instances_train2017.json instances_val2017.json --out cmp/
         """
         set_quiet(quiet)
+        check_out(out)
         if scale_bins < 1 or location_bins < 1:
             raise InputError("--scale-bins and --location-bins must be >= 1")
         a = load(file_a, format=fmt)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import groups as render
 from imbalance_cli.stats.counts import class_counts_from
@@ -37,6 +37,7 @@ def register(app):
         Example: imbalance groups lvis_v1_train_cat_info.json --num-images 100170 --out bags/
         """
         set_quiet(quiet)
+        check_out(out)
         edges = parse_edges(bags_edges)
         counts = class_counts_from(file, num_images=num_images, format=fmt)
         report = long_tail_groups(counts, edges=edges, repeat_threshold=repeat_threshold, cb_beta=cb_beta)

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import margins as render
@@ -43,6 +43,7 @@ def register(app):
         Example: imbalance margins lvis_v1_train_cat_info.json --fg-bg-ratio 6.3313 --out margins/
         """
         set_quiet(quiet)
+        check_out(out)
         if anchors is not None and fg_bg_ratio is not None:
             raise InputError("give either --fg-bg-ratio or --anchors, not both")
         if anchors is not None and one_stage:

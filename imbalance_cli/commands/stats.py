@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.data import load
 from imbalance_cli.errors import InputError
 from imbalance_cli.report import stats as render
@@ -71,6 +71,7 @@ def stats(
     """Dataset imbalance statistics (survey Figs. 4, 5, 7, 13): class long tail, objects and classes per image,
     scale, location, imbalance measures, verdicts, and (unless --anchors none) anchor statistics."""
     set_quiet(quiet)
+    check_out(out)
     if format is not None and format.lower() not in FORMAT_CHOICES:
         raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
     if matcher.lower() not in ("torchvision", "mmdet", "ssd", "auto"):
