@@ -160,7 +160,7 @@ def test_stats_cli_rerun_drops_stale_anchor_files(tmp_path):
     data = REPO / "examples" / "data" / "coco-mini_instances_val2017.json.gz"
     out = tmp_path / "r"
     runner = CliRunner()
-    res = runner.invoke(app, ["stats", str(data), "-o", str(out), "--negative-iou-sample", "2", "-q"])
+    res = runner.invoke(app, ["stats", str(data), "-o", str(out), "--anchors", "ssd300", "-q"])
     assert res.exit_code == 0, res.output
     assert (out / "fig4a_foreground_background.png").exists() and (out / "anchors_summary.csv").exists()
     (out / "notes.txt").write_text("mine")
@@ -170,3 +170,13 @@ def test_stats_cli_rerun_drops_stale_anchor_files(tmp_path):
     assert "notes.txt" in names and "stats.json" in names
     assert not any(n.startswith(("anchor", "fig4", "fig12", "fig14")) for n in names)
     assert _temp_entries(tmp_path) == []
+
+
+def test_current_directory_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.json").write_text("{}")
+    for target in (".", str(tmp_path), str(tmp_path.parent)):
+        with pytest.raises(InputError, match="current directory"):
+            write_report(target, {"stats.json": "x"})
+    assert _tree(tmp_path) == {"data.json": b"{}"}
+    assert write_report("sub", {"a": "1"}) == [Path("sub") / "a"] and (tmp_path / "sub" / "a").read_text() == "1"

@@ -79,8 +79,8 @@ def test_lvis_scope_by_image_count():
 
 
 def test_stats_on_small_coco_hides_lvis_groups_and_names_classes(tmp_path):
-    res = runner.invoke(app, ["stats", str(COCO_VAL), "--negative-iou-sample", "2", "-o", str(tmp_path / "r"),
-                              "-q"], env={"COLUMNS": "200"})
+    res = runner.invoke(app, ["stats", str(COCO_VAL), "--anchors", "ssd300", "-o", str(tmp_path / "r"), "-q"],
+                        env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     text = res.stdout
     assert "LVIS frequency groups hidden" in text and "100,170" in text
@@ -98,7 +98,7 @@ def test_stats_on_small_coco_hides_lvis_groups_and_names_classes(tmp_path):
     html = (tmp_path / "r" / "report.html").read_text()
     assert "LVIS frequency groups hidden" in html and "<th>LVIS</th>" not in html
     fb = next(v for v in d["verdicts"] if v["type"] == "foreground_background")
-    assert fb["reference"] == pytest.approx(FG_BG_REFERENCE["retinanet"])
+    assert fb["reference"] == pytest.approx(FG_BG_REFERENCE["ssd300"])
 
 
 def test_lvis_statistics_file_shows_lvis_thresholds():

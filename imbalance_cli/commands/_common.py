@@ -12,6 +12,7 @@ import typer
 from imbalance_cli import progress
 from imbalance_cli.errors import FindingsError, InputError
 from imbalance_cli.report.progress import rich_bar
+from imbalance_cli.report.writer import check_out_dir
 
 
 def handle_errors(fn: Callable) -> Callable:
@@ -56,8 +57,8 @@ def out_option(writes: str) -> Any:
 
 def check_out(out: Path | None) -> None:
     """Refuse, before any work, an ``--out`` that exists and is not a directory."""
-    if out is not None and out.exists() and not out.is_dir():
-        raise InputError("--out must be a directory, not an existing file", path=str(out))
+    if out is not None:
+        check_out_dir(out)
 
 
 def set_quiet(quiet: bool) -> None:

@@ -35,7 +35,7 @@ from imbalance_cli.report.tables import (
     num,
     sorted_classes,
 )
-from imbalance_cli.report.writer import write_report
+from imbalance_cli.report.writer import check_out_dir, write_report
 
 #: Every file name a stats report directory may hold (replaced as a whole on the next run).
 OWN_FILES = ("stats.json", "report.html", "classes.csv", "measures.csv", "objects_per_image.csv",
@@ -62,6 +62,7 @@ def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> l
     (:func:`imbalance_cli.report.writer.write_report`), so an interrupted run leaves the previous
     complete report or the new one, never a mix.
     """
+    check_out_dir(out_dir)  # before rendering anything
     files = report_files(report, dpi=dpi)
     return write_report(out_dir, files, own=OWN_FILES)
 

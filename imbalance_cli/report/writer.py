@@ -149,24 +149,33 @@ def _carry_over(old: Path, new: Path, names: set[str], own: tuple[str, ...]) -> 
                 shutil.copy2(entry, new / entry.name, follow_symlinks=False)
 
 
+def check_out_dir(out_dir: str | os.PathLike) -> None:
+    """Raise :class:`InputError` when ``out_dir`` exists and is not a directory (cheap; call before rendering)."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError("--out must be a directory, not an existing file", path=str(out_dir))
+
+
 def write_report(out_dir: str | os.PathLike, files: Mapping[str, FileContent], own: Iterable[str] = ()) -> list[Path]:
     """Write ``files`` as the report directory ``out_dir``, all or nothing; return the final paths.
 
     ``files`` maps plain file names (no folders) to their content (``str`` is written as UTF-8,
-    a callable is given the path to write), in the order returned. ``own`` lists glob patterns of every file name this kind of report
-    may write (e.g. ``fig*.png``), so files an earlier run wrote and this one does not are
-    dropped instead of kept as the user's. Raises :class:`InputError` when ``out_dir`` is an
+    a callable is given the path to write), in the order returned. ``own`` lists glob patterns of
+    every file name this kind of report may write (e.g. ``fig*.png``), so files an earlier run
+    wrote and this one does not are dropped instead of kept as the user's. Raises :class:`InputError` when ``out_dir`` is an
     existing file or cannot be created; on any error the previous directory is left as it was
     and no temporary entry remains.
     """
-    out = Path(out_dir)
+    out = Path(os.path.abspath(out_dir))
+    cwd = Path(os.getcwd())
+    if out == cwd or out in cwd.parents:
+        raise InputError("--out must not be the current directory or one of its parents (the report directory is "
+                         "replaced as a whole): name a subdirectory", path=str(out_dir))
     for name in files:
         if not name or "/" in name or os.sep in name or name in (".", ".."):
             raise ValueError(f"report file names must be plain names, got {name!r}")
-    if out.exists() and not out.is_dir():
-        raise InputError("--out must be a directory, not an existing file", path=str(out))
+    check_out_dir(out)
     if out.is_symlink():
-        out = out.resolve()
+        out = out.resolve()  # swap the directory the link points to; the link stays
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +198,11 @@ def write_report(out_dir: str | os.PathLike, files: Mapping[str, FileContent], o
             if not _exchange(tmp, out):
                 aside = parent / _tmp_name(out, _OLD_TAG)
                 os.rename(out, aside)
-                os.rename(tmp, out)
+                try:
+                    os.rename(tmp, out)
+                except BaseException:
+                    os.rename(aside, out)
+                    raise
                 tmp = aside
             # tmp now holds the previous report
         else:
@@ -199,7 +212,7 @@ def write_report(out_dir: str | os.PathLike, files: Mapping[str, FileContent], o
         if tmp is not None:
             _remove(tmp)
     _fsync_dir(parent)
-    return [out / name for name in files]
+    return [Path(out_dir) / name for name in files]  # the caller's spelling: relative stays relative
 
 
 def _fsync_dir(path: Path) -> None:
