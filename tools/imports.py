@@ -33,7 +33,9 @@ def edges():
         top = {id(n) for n in tree.body}
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == "imbalance_cli" and node.level == 0:
-                targets = [f"imbalance_cli.{a.name}" for a in node.names]  # from imbalance_cli import api
+                # "from imbalance_cli import api" names a module; "... import __version__, load" the package root
+                targets = [f"imbalance_cli.{a.name}" if (PKG / a.name).is_dir() or (PKG / f"{a.name}.py").exists()
+                           else "imbalance_cli" for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 targets = [node.module]
             elif isinstance(node, ast.Import):
