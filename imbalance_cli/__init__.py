@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "analyze", "Dataset", "InputError"]
+__all__ = ["__version__", "load", "analyze", "Report", "Dataset", "InputError"]
 
 
 def __getattr__(name):  # lazy re-exports keep `import imbalance_cli` light
@@ -19,10 +19,10 @@ def __getattr__(name):  # lazy re-exports keep `import imbalance_cli` light
         from imbalance_cli.data import load
 
         return load
-    if name == "analyze":
-        from imbalance_cli.stats import analyze
+    if name in ("analyze", "Report"):
+        from imbalance_cli import api
 
-        return analyze
+        return getattr(api, name)
     if name == "Dataset":
         from imbalance_cli.data.dataset import Dataset
 

@@ -1,18 +1,21 @@
 """The ``imbalance`` command line: a Typer app that only wires commands together.
 
 Each command lives in ``imbalance_cli/commands/<name>.py`` as a thin function (arguments
--> library call -> renderer) exposing ``register(app)``. Heavy imports (torch, matplotlib,
-pandas) happen inside the command bodies, so ``imbalance --help`` stays fast.
+-> spec / library call -> renderer in ``imbalance_cli/report``) exposing ``register(app)``.
+torch, matplotlib, pandas and rich are imported only where used, so ``imbalance --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import typer
 
-COMMAND_MODULES = ("stats", "margins", "groups", "check", "compare", "batches", "train", "bench")
+from imbalance_cli import __version__
+from imbalance_cli.commands import batches, bench, check, compare, groups, margins, stats, train
+
+#: The commands in the order ``--help`` lists them.
+COMMAND_MODULES = (stats, margins, groups, check, compare, batches, train, bench)
 
 app = typer.Typer(
     name="imbalance",
@@ -23,19 +26,17 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"imbalance_cli.commands.{_name}").register(app)
+for _module in COMMAND_MODULES:
+    _module.register(app)
 
 
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, metavar=""),
 ) -> None:
     """imbalance: detection-dataset imbalance as a detector sees it."""
     if version:
-        from imbalance_cli import __version__
-
         typer.echo(__version__)
         raise typer.Exit(0)
     if ctx.invoked_subcommand is None:

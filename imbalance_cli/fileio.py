@@ -1,16 +1,22 @@
-"""Atomic output: every file is written to a temporary sibling, then renamed into place.
+"""Atomic output of single files and JSON serialisation.
 
-A killed run therefore never leaves a half-written report: either the old file (or none)
-or the complete new one is there.
+Every file is written to a temporary sibling, then renamed into place, so a killed run never
+leaves a half-written file: either the old file (or none) or the complete new one is there.
+Whole report directories are swapped in by :func:`imbalance_cli.report.writer.write_report`,
+which builds on :func:`write_bytes_fsync`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -39,13 +45,28 @@ def _umask() -> int:
     return mask
 
 
+def write_bytes_fsync(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to a new file ``path`` (not atomically), flushed and fsync'ed to disk."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return Path(path)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush an already written file to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically and return the path."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write_bytes_fsync(tmp, data)
     return Path(path)
 
 
@@ -56,8 +77,6 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def to_jsonable(obj: Any) -> Any:
     """Convert numpy scalars/arrays, tuples and paths into plain JSON-compatible Python."""
-    import numpy as np
-
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -79,8 +98,6 @@ def to_jsonable(obj: Any) -> Any:
 
 def dumps_json(obj: Any, indent: bool = True) -> str:
     """Serialise ``obj`` (after :func:`to_jsonable`) to a JSON string."""
-    import json
-
     return json.dumps(to_jsonable(obj), indent=2 if indent else None, ensure_ascii=False) + "\n"
 
 
@@ -90,10 +107,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG atomically, then close it."""
-    import matplotlib.pyplot as plt
+    """Save a matplotlib figure as PNG atomically, then close it (if pyplot made it).
 
+    Kept for the training plots; report directories go through
+    :func:`imbalance_cli.report.writer.write_report`. Imports no matplotlib itself.
+    """
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)
     return Path(path)

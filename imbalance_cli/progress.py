@@ -1,18 +1,21 @@
 """Progress bars shown only on an interactive terminal.
 
-``progress(iterable, total, description)`` wraps an iterable with a rich progress bar when
-stderr is a TTY and progress is enabled; otherwise it returns the iterable untouched, so
-logs and CI output stay clean. ``--quiet`` on the CLI disables it globally.
+``progress(iterable, total, description)`` wraps an iterable with a bar when stderr is a TTY,
+progress is enabled and a bar renderer is installed; otherwise it returns the iterable untouched,
+so logs and CI output stay clean. The analyses call it; the bar itself (rich) is a renderer,
+:func:`imbalance_cli.report.progress.rich_bar`, which the CLI installs with :func:`set_bar`
+(``--quiet`` turns bars off). This module imports nothing heavy, so every layer may use it.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 
 _ENABLED = True
+_BAR: Optional[Callable[[Iterable, Optional[int], str], Iterator]] = None
 
 
 def set_enabled(enabled: bool) -> None:
@@ -21,25 +24,19 @@ def set_enabled(enabled: bool) -> None:
     _ENABLED = bool(enabled)
 
 
+def set_bar(bar: Optional[Callable[[Iterable, Optional[int], str], Iterator]]) -> None:
+    """Install the function that draws a bar: ``bar(iterable, total, description)`` yielding the items."""
+    global _BAR
+    _BAR = bar
+
+
 def enabled() -> bool:
-    """True when bars are enabled and stderr is an interactive terminal."""
-    return _ENABLED and sys.stderr.isatty()
+    """True when bars are enabled, a bar renderer is installed and stderr is an interactive terminal."""
+    return _ENABLED and _BAR is not None and sys.stderr.isatty()
 
 
 def progress(iterable: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T] | Iterable[T]:
     """Iterate ``iterable``, showing a progress bar on a terminal only."""
     if not enabled():
         return iterable
-    return _bar(iterable, total, description)
-
-
-def _bar(iterable: Iterable[T], total: int | None, description: str) -> Iterator[T]:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        for item in iterable:
-            yield item
-            bar.advance(task)
+    return _BAR(iterable, total, description)

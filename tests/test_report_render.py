@@ -156,27 +156,13 @@ def test_terminal_tolerates_missing_sections():
     assert "not available" in console.file.getvalue()
 
 
-def test_terminal_calls_optional_anchor_tables(monkeypatch):
+def test_terminal_calls_anchor_tables(monkeypatch):
+    from imbalance_cli.report import anchor_tables
+
     calls = []
-    fake = types.ModuleType("imbalance_cli.report.anchor_tables")
-    fake.render = lambda anchors, console: calls.append(anchors["preset"])
-    monkeypatch.setitem(sys.modules, "imbalance_cli.report.anchor_tables", fake)
+    monkeypatch.setattr(anchor_tables, "render", lambda anchors, console, names=None: calls.append((anchors["preset"], names["1"])))
     render_terminal(make_report(anchors=True), _console())
-    assert calls == ["retinanet"]
-
-
-def test_optional_module_missing_is_none_but_inner_errors_propagate(monkeypatch, tmp_path):
-    assert tables.optional_report_module("no_such_renderer_module") is None
-    pkg = tmp_path / "brokenpkg_render"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "broken.py").write_text("import a_module_that_does_not_exist_xyz\n")
-    (pkg / "fine.py").write_text("VALUE = 7\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert tables.optional_report_module("absent", package="brokenpkg_render") is None
-    assert tables.optional_report_module("fine", package="brokenpkg_render").VALUE == 7
-    with pytest.raises(ModuleNotFoundError, match="a_module_that_does_not_exist_xyz"):
-        tables.optional_report_module("broken", package="brokenpkg_render")
+    assert calls == [("retinanet", "class_000")]
 
 
 # --------------------------------------------------------------------------------------
@@ -339,15 +325,14 @@ def test_html_escapes_names_and_plots_dollar_names():
 def test_write_outputs_with_anchors_and_optional_figures(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
-    fake = types.ModuleType("imbalance_cli.report.anchor_figures")
+    from imbalance_cli.report import anchor_figures as fake
 
-    def anchor_figures(anchors):
+    def anchor_figures(anchors, names=None):
         fig = Figure(figsize=(3, 2))
         fig.add_subplot().bar([0, 1], [anchors["foreground"], anchors["background"]])
         return [("fig4a_foreground_background.png", "Foreground vs background (survey Fig. 4a)", fig)]
 
-    fake.figures = anchor_figures
-    monkeypatch.setitem(sys.modules, "imbalance_cli.report.anchor_figures", fake)
+    monkeypatch.setattr(fake, "figures", anchor_figures)
     full = make_report(anchors=True)
     report = {k: full[k] for k in ("schema", "dataset", "classes", "anchors")}  # fewer figures: faster
     second = next(c for c in report["classes"] if c["name"] == "class_001")

@@ -12,7 +12,7 @@ Layers (an import may point down or sideways, never up)::
     1  data                                           loaders -> columnar Dataset
     2  stats, anchors, losses, detector, check        analyses (detector sits with losses, check with stats)
     3  report                                         renderers: figures, tables, HTML, writers
-    4  commands, cli, __main__, __init__              the CLI and the public API re-exports
+    4  commands, cli, api, __main__, __init__         the CLI and the public API (re-exports, api.py)
 
 A "package" is a subpackage of ``imbalance_cli`` (``imbalance_cli/stats/...`` -> ``stats``) or a top-level
 module (``imbalance_cli/boxes.py`` -> ``boxes``). Besides backward edges, packages that import each other
@@ -38,7 +38,7 @@ LAYERS = {
     "data": 1,
     **dict.fromkeys(("stats", "anchors", "losses", "detector", "check"), 2),
     "report": 3,
-    **dict.fromkeys(("commands", "cli", "__main__", "__init__"), 4),
+    **dict.fromkeys(("commands", "cli", "api", "__main__", "__init__"), 4),
 }
 LAYER_NAMES = {0: "utilities", 1: "data", 2: "analyses", 3: "report", 4: "cli"}
 ALLOWED_LAZY = ("torch", "matplotlib", "pandas", "rich")
@@ -197,7 +197,7 @@ def _cycles(nodes: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
 def render(res: dict, verbose: bool = False) -> str:
     """The analysis as text."""
     lines = ["Layers: utilities (errors fileio boxes progress specs) -> data -> analyses (stats anchors losses "
-             "detector check) -> report -> cli (commands cli __main__ __init__); imports may point down or sideways.",
+             "detector check) -> report -> cli (commands cli api __main__ __init__); imports may point down or sideways.",
              "", f"Internal imports between packages ({res['internal_imports']} internal import statements in all):",
              f"  {'from':10s} -> {'to':10s} {'module-level':>12s} {'in-function':>12s}"]
     back = {(b["source"], b["target"]) for b in res["backward"]}

@@ -1,14 +1,18 @@
-"""Helpers shared by the command modules: error handling, quiet flag, output choice."""
+"""Helpers shared by the command modules: error handling, quiet flag, flags and ``-o/--out``, JSON output."""
 
 from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import typer
 
+from imbalance_cli import progress
 from imbalance_cli.errors import FindingsError, InputError
+from imbalance_cli.report.progress import rich_bar
+from imbalance_cli.report.writer import check_out_dir
 
 
 def handle_errors(fn: Callable) -> Callable:
@@ -39,10 +43,27 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def set_quiet(quiet: bool) -> None:
-    """Apply ``--quiet``: no progress bars."""
-    from imbalance_cli import progress
+def flag(*names: str, help: str) -> Any:
+    """A boolean flag (default off) shown in ``--help`` as a bare flag, without a ``<bool>`` value column."""
+    return typer.Option(False, *names, help=help, metavar="")
 
+
+def out_option(writes: str) -> Any:
+    """The ``-o/--out DIR`` option every command shares: a directory, swapped in whole (see the README)."""
+    return typer.Option(None, "--out", "-o", help=f"Write {writes} into this directory (created if needed; the "
+                        "whole directory is replaced at once, files of yours in it are kept).",
+                        metavar="DIR", show_default=False)
+
+
+def check_out(out: Path | None) -> None:
+    """Refuse, before any work, an ``--out`` that exists and is not a directory."""
+    if out is not None:
+        check_out_dir(out)
+
+
+def set_quiet(quiet: bool) -> None:
+    """Apply ``--quiet`` (no progress bars); otherwise bars are drawn with rich on a terminal."""
+    progress.set_bar(rich_bar)
     progress.set_enabled(not quiet)
 
 
@@ -50,3 +71,9 @@ def echo_json(text: str) -> None:
     """Print JSON to stdout (and nothing else there)."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
+
+
+def wrote(out: Path | None, paths: list, quiet: bool = False) -> None:
+    """After the terminal summary: say where the report went (nothing with ``--quiet`` or without ``--out``)."""
+    if out is not None and paths and not quiet:
+        typer.echo(f"wrote {len(paths)} files to {out}")

@@ -7,14 +7,16 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import echo_json, handle_errors, set_quiet
+from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.data import load
+from imbalance_cli.errors import InputError
+from imbalance_cli.report import stats as render
+from imbalance_cli.stats import analyze
 
 FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc")
 
 
 def _parse_bags_edges(text: str) -> list[float]:
-    from imbalance_cli.errors import InputError
-
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -22,8 +24,6 @@ def _parse_bags_edges(text: str) -> list[float]:
 
 
 def _parse_sample(text: Optional[str]):
-    from imbalance_cli.errors import InputError
-
     if text is None:
         return None
     if text.strip().lower() == "all":
@@ -60,21 +60,18 @@ def stats(
                                                       "negative-anchor IoU histogram: N or 'all' (exact).",
                                                       show_default=False),
     location_bins: int = typer.Option(20, "--location-bins", help="Bins per axis of the box-centre histogram."),
-    per_class_location: bool = typer.Option(False, "--per-class-location", help="Also a centre histogram per class."),
+    per_class_location: bool = flag("--per-class-location", help="Also a centre histogram per class."),
     bags_edges: str = typer.Option("0,10,100,1000,inf", "--bags-edges", help="BAGS group edges on instance counts."),
     hist_bins: int = typer.Option(50, "--hist-bins", help="Bins of the relative width/height/area histograms."),
-    json_out: bool = typer.Option(False, "--json", help="Print only the report JSON to stdout."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write stats.json, CSVs, PNG figures and "
-                                       "report.html into this directory.", show_default=False),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or status messages."),
-    strict: bool = typer.Option(False, "--strict", help="Fail (exit 2) on the first invalid box instead of "
-                                "counting it."),
+    json_out: bool = flag("--json", help="Print only the report JSON to stdout."),
+    out: Optional[Path] = out_option("stats.json, CSVs, PNG figures and report.html"),
+    quiet: bool = flag("--quiet", "-q", help="No progress bars or status messages."),
+    strict: bool = flag("--strict", help="Fail (exit 2) on the first invalid box instead of counting it."),
 ) -> None:
     """Dataset imbalance statistics (survey Figs. 4, 5, 7, 13): class long tail, objects and classes per image,
     scale, location, imbalance measures, verdicts, and (unless --anchors none) anchor statistics."""
-    from imbalance_cli.errors import InputError
-
     set_quiet(quiet)
+    check_out(out)
     if format is not None and format.lower() not in FORMAT_CHOICES:
         raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
     if matcher.lower() not in ("torchvision", "mmdet", "ssd", "auto"):
@@ -83,9 +80,6 @@ def stats(
         raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
     edges = _parse_bags_edges(bags_edges)
     sample = _parse_sample(negative_iou_sample)
-
-    from imbalance_cli import load
-    from imbalance_cli.stats import analyze
 
     load_kwargs = {}
     if classes is not None:
@@ -106,18 +100,13 @@ def stats(
     report = analyze(dataset, anchors=anchors, location_bins=location_bins, per_class_location=per_class_location,
                      bags_edges=edges, hist_bins=hist_bins, strict=strict, **anchor_kwargs)
 
-    written = report.save(out) if out is not None else []
+    data = report.to_dict()
+    written = render.write_outputs(data, out) if out is not None else []
     if json_out:
         echo_json(report.to_json())
         return
-    from rich.console import Console
-
-    from imbalance_cli.report import render_terminal
-
-    console = Console()
-    render_terminal(report.to_dict(), console)
-    if written and not quiet:
-        console.print(f"wrote {len(written)} files to {out}")
+    render.render_terminal(data)
+    wrote(out, written, quiet)
 
 
 def register(app: typer.Typer) -> None:

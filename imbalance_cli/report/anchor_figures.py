@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from imbalance_cli.report._common import new_figure, num
 
 _FG, _IGN, _BG = "#d62728", "#ff7f0e", "#1f77b4"
@@ -75,7 +77,7 @@ def foreground_background_figure(a: dict):
     return fig
 
 
-def positives_per_class_figure(a: dict):
+def positives_per_class_figure(a: dict, names: dict | None = None):
     """Fig. 4b: positives per class (sorted, log) with instances per class, and positives per instance."""
     pos = {k: num(v) for k, v in (a.get("per_class_positive") or {}).items()}
     inst = {k: num(v) for k, v in (a.get("instances_per_class") or {}).items()}
@@ -99,7 +101,7 @@ def positives_per_class_figure(a: dict):
     ax2.set_xlabel("classes sorted by positives per instance")
     ax2.set_ylabel("positive anchors per instance")
     ax2.set_title("(b) positives per instance by class")
-    names = a.get("class_names") or {}
+    names = {str(k): v for k, v in (names or a.get("class_names") or {}).items()}
     for ax, ks in ((ax1, keys), (ax2, k2)):
         if 0 < len(ks) <= 30:
             ax.set_xticks(range(len(ks)), [str(names.get(k, k)) for k in ks], rotation=90, fontsize=6)
@@ -137,7 +139,6 @@ def iou_figure(a: dict):
 
 def spatial_figure(a: dict):
     """Fig. 14: 2-D histogram of positives' top-left corners ((x1a - x1g)/wg, (y1a - y1g)/hg)."""
-    import numpy as np
     from matplotlib.patches import Rectangle
 
     sp = a.get("spatial") or {}
@@ -177,8 +178,11 @@ def coverage_figure(a: dict):
     return fig
 
 
-def figures(anchors: dict) -> list[tuple[str, str, Any, str]]:
-    """All anchor figures for the report's ``anchors`` dict: ``[(filename, title, Figure, caption)]``."""
+def figures(anchors: dict, names: dict | None = None) -> list[tuple[str, str, Any, str]]:
+    """All anchor figures for the report's ``anchors`` dict: ``[(filename, title, Figure, caption)]``.
+
+    ``names`` maps category ids (strings) to class names for the axis labels.
+    """
     a = anchors or {}
     out = [
         ("fig4a_foreground_background.png", "Foreground-background imbalance (survey Fig. 4a)",
@@ -187,7 +191,7 @@ def figures(anchors: dict) -> list[tuple[str, str, Any, str]]:
          "and the sigmoid-task pos:neg ratios (RS-loss supp. Table S7); (b) anchors, positives and boxes whose best "
          "anchor lies on each pyramid level. Survey Fig. 4a."),
         ("fig4b_positives_per_class.png", "Positive anchors per class (survey Fig. 4b)",
-         positives_per_class_figure(a),
+         positives_per_class_figure(a, names),
          "(a) Positive anchors per class, classes sorted, log scale, with the instances per class (dots); "
          "(b) positive anchors per instance by class: the anchor long tail beside the instance long tail."),
         ("fig12a_anchor_iou.png", "IoU distribution of anchors (survey Fig. 12a)", iou_figure(a),

@@ -19,8 +19,12 @@ def _f(v: Any) -> float:
         return 0.0
 
 
-def render(anchors: dict, console=None, worst: int = 5) -> None:
-    """Print the anchor statistics to a rich ``console`` (a new stdout console when None)."""
+def render(anchors: dict, console=None, worst: int = 5, names: dict | None = None) -> None:
+    """Print the anchor statistics to a rich ``console`` (a new stdout console when None).
+
+    ``names`` maps category ids (as strings, the keys of the anchor dicts) to class names, so the
+    tables name classes (the stats renderer passes the report's ``classes``); ids are shown beside.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -80,9 +84,11 @@ def render(anchors: dict, console=None, worst: int = 5) -> None:
         pcp = a.get("per_class_positive") or {}
         inst = a.get("instances_per_class") or {}
         keys = sorted(ppi, key=lambda k: (_f(ppi[k]), k))[:worst]
+        names = {str(k): str(v) for k, v in (names or anchors.get("class_names") or {}).items()}
         wt = Table(title=f"Fewest positive anchors per instance ({len(keys)} classes)", title_justify="left")
-        for col in ("category id", "instances", "positives", "per instance"):
-            wt.add_column(col, justify="right")
+        wt.add_column("class", style="cyan")
+        for col in ("id", "instances", "positives", "per instance"):
+            wt.add_column(col, justify="right", style="dim" if col == "id" else None)
         for k in keys:
-            wt.add_row(str(k), fmt_int(inst.get(k)), fmt_int(pcp.get(k)), fmt_num(ppi[k]))
+            wt.add_row(names.get(str(k), f"id {k}"), str(k), fmt_int(inst.get(k)), fmt_int(pcp.get(k)), fmt_num(ppi[k]))
         console.print(wt)

@@ -8,8 +8,8 @@
 * Fig. 13: heat map of box centres over the normalised image (rows = y, top of the image on
   top), and small multiples per class when the report carries them.
 
-Anchor figures (Figs. 4, 12a, 14) come from the optional module
-``imbalance_cli.report.anchor_figures`` when the report has ``anchors``.
+Anchor figures (Figs. 4, 12a, 14) come from :mod:`imbalance_cli.report.anchor_figures` when the
+report has ``anchors``.
 
 matplotlib is imported lazily and only the Agg canvas is used (no pyplot state, no display).
 """
@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from imbalance_cli.report import anchor_figures
 from imbalance_cli.report._common import new_figure, num
 from imbalance_cli.report.tables import (
     FREQUENCY_LABELS,
     fmt_num,
     histogram_bins,
     location_summary,
-    optional_report_module,
+    lvis_groups_shown,
     sorted_classes,
 )
 
@@ -44,11 +48,6 @@ class RenderedFigure:
     title: str
     caption: str
     png: bytes
-
-
-
-
-
 
 def _plain(text: Any) -> str:
     """Text shown literally by matplotlib (a ``$`` would otherwise start mathtext)."""
@@ -72,9 +71,10 @@ def _log_y(ax, values) -> None:
 def class_long_tail_figure(report: dict):
     """Survey Fig. 5a: instances per class, sorted, log-scale y; images per class as dots.
 
-    Bars are coloured by the LVIS frequency group (computed from image counts: rare <= 10
-    images, common 11-100, frequent > 100) when the report gives it. Classes with no
-    instance cannot appear on a log axis; their number is written in the plot.
+    Bars are coloured by the LVIS frequency group (LVIS's thresholds on image counts: rare <= 10
+    images, common 11-100, frequent > 100) when the report gives it and its ``frequency_scope``
+    does not hide it (a dataset far smaller than LVIS). Classes with no instance cannot appear on
+    a log axis; their number is written in the plot.
     """
     from matplotlib.patches import Patch
     from matplotlib.lines import Line2D
@@ -91,7 +91,7 @@ def class_long_tail_figure(report: dict):
         _empty(ax, "no valid boxes")
         return fig
     x = list(range(1, n + 1))
-    freqs = [c.get("frequency") for c in classes]
+    freqs = [c.get("frequency") if lvis_groups_shown(report) else None for c in classes]
     colors = [FREQUENCY_COLORS.get(f, _NEUTRAL) for f in freqs]
     ax.bar(x, [v if v > 0 else float("nan") for v in instances], width=0.85 if n <= 200 else 1.0,
            color=colors, linewidth=0)
@@ -117,14 +117,14 @@ def class_long_tail_figure(report: dict):
     handles = []
     present = [f for f in ("f", "c", "r") if f in freqs]
     for f in present:
-        handles.append(Patch(color=FREQUENCY_COLORS[f], label=f"instances — {FREQUENCY_LABELS[f]}"))
+        handles.append(Patch(color=FREQUENCY_COLORS[f], label=f"instances — LVIS {FREQUENCY_LABELS[f]}"))
     if not present:
         handles.append(Patch(color=_NEUTRAL, label="instances"))
     if has_images:
         handles.append(Line2D([], [], linestyle="none", marker="o", markersize=4, color="black",
                               label="images containing the class"))
     if present:
-        for y, label in ((10, "rare ≤ 10 images"), (100, "common ≤ 100 images")):
+        for y, label in ((10, "LVIS rare ≤ 10 images"), (100, "LVIS common ≤ 100 images")):
             ax.axhline(y + 0.5, color="0.45", linestyle="--", linewidth=0.8)
             ax.annotate(label, xy=(1.0, y + 0.5), xycoords=("axes fraction", "data"), xytext=(-4, -2),
                         textcoords="offset points", ha="right", va="top", fontsize=7.5, color="0.3")
@@ -178,7 +178,6 @@ def _bars(ax, bins, color) -> None:
     if unit or all(e is None for e in ends):
         ax.bar(starts, counts, width=0.85 if len(bins) <= 60 else 1.0, color=color, linewidth=0)
         return
-    import numpy as np
 
     edges = np.array(starts + [ends[-1]], dtype=float)
     finite = np.isfinite(edges)
@@ -262,7 +261,6 @@ def _size_groups_panel(ax, scale: dict) -> None:
 # --------------------------------------------------------------------------------------
 def location_figure(report: dict):
     """Survey Fig. 13: heat map of box centres over the normalised image (rows = y, top on top)."""
-    import numpy as np
 
     loc = report.get("location") or {}
     counts = np.asarray(loc.get("counts") or [], dtype=float)
@@ -284,7 +282,6 @@ def location_figure(report: dict):
 
 def location_per_class_figure(report: dict, max_classes: int = 12):
     """Fig. 13 per class: centre heat maps of the ``max_classes`` classes with most instances."""
-    import numpy as np
 
     loc = report.get("location") or {}
     per_class = loc.get("per_class")
@@ -318,16 +315,20 @@ def figures(report: dict) -> list[tuple[str, str, str, Any]]:
 
     Dataset figures (survey Figs. 5a, 5b, 5c, 7, 13) are drawn when their section is in the
     report; anchor figures are appended from ``anchor_figures.figures(report["anchors"])``
-    when the report has anchors and that optional module exists.
+    when the report has anchors.
     """
     out: list[tuple[str, str, str, Any]] = []
     if report.get("classes"):
+        scope = report.get("frequency_scope") if isinstance(report.get("frequency_scope"), dict) else {}
+        lvis = ("Colours give the LVIS frequency group, LVIS's thresholds on images per class (rare ≤ 10, "
+                "common 11–100, frequent > 100)." if lvis_groups_shown(report) else
+                f"No LVIS frequency colours: {scope.get('reason', 'hidden')}.")
         out.append((
             "fig5a_class_long_tail.png",
             "Class long tail (survey Fig. 5a)",
             "Instances per class (bars, log scale) with classes sorted by instances, and the number of images "
-            "containing each class (dots). Colours give the LVIS frequency group from image counts "
-            "(rare ≤ 10, common 11–100, frequent > 100). Re-draws the survey's Fig. 5a (seed 000).",
+            f"containing each class (dots). {lvis} Re-draws Fig. 5a of Oksuz et al., Imbalance Problems in "
+            "Object Detection, TPAMI 2020.",
             class_long_tail_figure(report),
         ))
     if isinstance(report.get("objects_per_image"), dict):
@@ -372,12 +373,11 @@ def figures(report: dict) -> list[tuple[str, str, str, Any]]:
             ))
     anchors = report.get("anchors")
     if isinstance(anchors, dict) and anchors:
-        module = optional_report_module("anchor_figures")
-        if module is not None:
-            for item in module.figures(anchors):
-                filename, title, fig = item[0], item[1], item[2]
-                caption = item[3] if len(item) > 3 else title
-                out.append((filename, title, caption, fig))
+        names = {str(c.get("id")): str(c.get("name")) for c in report.get("classes") or [] if isinstance(c, dict)}
+        for item in anchor_figures.figures(anchors, **({"names": names} if names else {})):
+            filename, title, fig = item[0], item[1], item[2]
+            caption = item[3] if len(item) > 3 else title
+            out.append((filename, title, caption, fig))
     return out
 
 
@@ -389,11 +389,14 @@ def figure_png(fig: Any, dpi: int = 110) -> bytes:
 
         FigureCanvasAgg(fig)
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
-    import sys
-
     if "matplotlib.pyplot" in sys.modules:  # figures made with pyplot (e.g. by other modules) are closed
         sys.modules["matplotlib.pyplot"].close(fig)
     return buf.getvalue()
+
+
+def render_figure_list(figs: list, dpi: int = 110) -> dict[str, bytes]:
+    """``{filename: PNG bytes}`` of ``[(filename, title, Figure, ...), ...]`` (each figure released once rendered)."""
+    return {item[0]: figure_png(item[2], dpi) for item in figs}
 
 
 def render_figures(report: dict, dpi: int = 110) -> list[RenderedFigure]:

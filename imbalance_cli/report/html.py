@@ -11,6 +11,7 @@ import datetime as _dt
 from html import escape
 from typing import Any, Iterable
 
+from imbalance_cli import __version__
 from imbalance_cli.report.tables import (
     FREQUENCY_LABELS,
     MEASURE_INFO,
@@ -20,6 +21,8 @@ from imbalance_cli.report.tables import (
     fmt_int,
     fmt_num,
     fmt_pct,
+    lvis_groups_shown,
+    lvis_groups_text,
     sorted_classes,
 )
 
@@ -90,11 +93,11 @@ def _freq_tag(f: Any) -> str:
     return "–"
 
 
-def _class_table(classes: list[dict], start: int, total: float) -> str:
+def _class_table(classes: list[dict], start: int, total: float, lvis: bool = True) -> str:
     head = "".join(
         f'<th class="{c}">{escape(h)}</th>'
         for h, c in (("#", "n"), ("class", ""), ("id", "n"), ("instances", "n"), ("share", "n"), ("images", "n"),
-                     ("freq", ""), ("BAGS", "n"))
+                     *((("LVIS", ""),) if lvis else ()), ("BAGS", "n"))
     )
     rows = []
     for i, c in enumerate(classes):
@@ -103,7 +106,8 @@ def _class_table(classes: list[dict], start: int, total: float) -> str:
             f'<td class="n">{start + i}</td><td>{escape(str(c.get("name", "")))}</td>'
             f'<td class="n">{escape(str(c.get("id", "")))}</td><td class="n">{fmt_int(c.get("instances"))}</td>'
             f'<td class="n">{fmt_pct(c.get("instances"), total)}</td><td class="n">{fmt_int(c.get("images"))}</td>'
-            f"<td>{_freq_tag(c.get('frequency'))}</td><td class=\"n\">{escape(str(c.get('bags_group') or '–'))}</td>"
+            + (f"<td>{_freq_tag(c.get('frequency'))}</td>" if lvis else "")
+            + f"<td class=\"n\">{escape(str(c.get('bags_group') or '–'))}</td>"
             "</tr>"
         )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -126,13 +130,13 @@ def render_html(report: dict, figures: list, top: int = 15) -> str:
     summaries, anchor statistics (when present) and every figure with a caption citing the
     survey figure it re-draws.
     """
-    from imbalance_cli import __version__
 
     ds = report.get("dataset") or {}
     measures = report.get("measures") if isinstance(report.get("measures"), dict) else {}
     anchors = report.get("anchors") if isinstance(report.get("anchors"), dict) else None
     classes = sorted_classes(report)
     total = sum(_num(c.get("instances")) for c in classes)
+    lvis = lvis_groups_shown(report)
     path = str(ds.get("path") or "")
     title = f"Imbalance report — {path.rsplit('/', 1)[-1] or 'dataset'}"
     parts: list[str] = []
@@ -205,19 +209,19 @@ def render_html(report: dict, figures: list, top: int = 15) -> str:
     # classes ----------------------------------------------------------------------------------
     if classes:
         parts.append("<h2>Classes</h2>")
-        groups = _group_summary(classes)
+        groups = _group_summary(report, classes)
         if groups:
             parts.append(f'<p class="sub">{groups}</p>')
         dis = disagreement_text(report)
         if dis:
             parts.append(f'<p class="sub">{escape(dis)}</p>')
         if len(classes) <= 2 * top:
-            parts.append(f"<h3>All {len(classes)} classes by instances</h3>" + _class_table(classes, 1, total))
+            parts.append(f"<h3>All {len(classes)} classes by instances</h3>" + _class_table(classes, 1, total, lvis))
         else:
             parts.append('<div class="grid2">')
-            parts.append(f"<div><h3>Top {top} classes</h3>{_class_table(classes[:top], 1, total)}</div>")
+            parts.append(f"<div><h3>Top {top} classes</h3>{_class_table(classes[:top], 1, total, lvis)}</div>")
             parts.append(f"<div><h3>Bottom {top} classes</h3>"
-                         f"{_class_table(classes[-top:], len(classes) - top + 1, total)}</div>")
+                         f"{_class_table(classes[-top:], len(classes) - top + 1, total, lvis)}</div>")
             parts.append("</div>")
 
     # distributions ---------------------------------------------------------------------------
@@ -320,20 +324,14 @@ def _positives_per_instance(anchors: dict, classes: list[dict], n: int = 10) -> 
     return rows[:n]
 
 
-def _group_summary(classes: list[dict]) -> str:
-    freq: dict[str, int] = {}
+def _group_summary(report: dict, classes: list[dict]) -> str:
     bags: dict[str, int] = {}
     for c in classes:
-        if c.get("frequency") in FREQUENCY_LABELS:
-            freq[c["frequency"]] = freq.get(c["frequency"], 0) + 1
         if c.get("bags_group") is not None:
             bags[str(c["bags_group"])] = bags.get(str(c["bags_group"]), 0) + 1
-    out = []
-    if freq:
-        out.append("LVIS frequency groups from image counts: " + ", ".join(
-            f"{_freq_tag(k)} {FREQUENCY_LABELS[k]} {freq.get(k, 0)}" for k in ("r", "c", "f")))
+    out = [escape(line) for line in lvis_groups_text(report, classes)]
     if bags:
-        out.append("BAGS groups by instances (seed 002, Eq. 3): " + ", ".join(
+        out.append("BAGS groups by instances (Li et al., CVPR 2020, Eq. 3): " + ", ".join(
             f"group {escape(k)}: {v}" for k, v in sorted(bags.items())))
     unused = sum(1 for c in classes if _num(c.get("instances")) == 0)
     if unused:

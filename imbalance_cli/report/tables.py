@@ -1,4 +1,4 @@
-"""Terminal summary (rich) and CSV tables of an ``imbalance.stats/1`` report dict.
+"""CSV tables of an ``imbalance.stats/1`` report dict and the helpers its renderers share.
 
 Renderers know the report and nothing about how it was computed: every function here takes
 the plain report dict (``Report.to_dict()``), tolerates missing optional keys and ignores
@@ -9,10 +9,11 @@ summaries, number formatting) live here too.
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import math
 from typing import Any, Iterable
+
+import numpy as np
 
 from imbalance_cli.report._common import num
 
@@ -30,6 +31,10 @@ MEASURE_INFO: dict[str, tuple[str, str]] = {
 #: Labels of the LVIS frequency groups (rare <= 10 images, common 11-100, frequent > 100).
 FREQUENCY_LABELS = {"r": "rare", "c": "common", "f": "frequent"}
 
+#: How the LVIS groups are named wherever they are shown: LVIS's thresholds, by image count.
+LVIS_GROUPS_TITLE = "LVIS frequency groups (LVIS's thresholds on images per class: rare ≤ 10, common 11–100, " \
+    "frequent > 100)"
+
 #: Colours per verdict level, shared by terminal and HTML.
 LEVEL_STYLE = {"ok": "green", "moderate": "yellow", "severe": "bold red"}
 
@@ -39,21 +44,6 @@ _SPARK = "▁▂▃▄▅▆▇█"
 # --------------------------------------------------------------------------------------
 # small shared helpers
 # --------------------------------------------------------------------------------------
-def optional_report_module(name: str, package: str = "imbalance_cli.report"):
-    """Import ``<package>.<name>`` (an optional renderer module) if it exists, else None.
-
-    Only a missing module is tolerated; an import error *inside* an existing module
-    propagates, so a bug there is not silently hidden.
-    """
-    full = f"{package}.{name}"
-    try:
-        return importlib.import_module(full)
-    except ModuleNotFoundError as e:
-        if e.name == full:
-            return None
-        raise
-
-
 def fmt_int(value: Any) -> str:
     """Format an integer-like value with thousands separators ("–" when missing)."""
     if value is None:
@@ -234,8 +224,6 @@ def distribution_rows(report: dict, spark_width: int = 40) -> list[tuple[str, st
 
 def location_summary(loc: dict) -> str:
     """One line about the centre heat map: TV to uniform and the share in the central ninth."""
-    import numpy as np
-
     counts = np.asarray(loc.get("counts") or [], dtype=float)
     parts = []
     if loc.get("tv_to_uniform") is not None:
@@ -248,167 +236,36 @@ def location_summary(loc: dict) -> str:
     return ", ".join(parts) if parts else "–"
 
 
-# --------------------------------------------------------------------------------------
-# terminal
-# --------------------------------------------------------------------------------------
-def render_terminal(report: dict, console=None, top: int = 10) -> None:
-    """Print a readable rich summary of ``report`` to ``console`` (stdout by default).
-
-    Sections: dataset summary, top and bottom ``top`` classes (all classes when there are
-    at most ``2 * top``), class-distribution measures (survey §9.2), the histograms of
-    Figs. 5b/5c, 7 and 13 summarised (numbers plus a log-scale sparkline), and one verdict per imbalance
-    type. When the report carries ``anchors`` and the optional module
-    ``imbalance_cli.report.anchor_tables`` exists, its ``render(anchors, console)`` follows.
-    """
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = console or Console()
-    ds = report.get("dataset") or {}
-
-    title = "imbalance stats"
-    if ds.get("path"):
-        title += f" — {ds.get('path')}"
-    if ds.get("format"):
-        title += f" ({ds.get('format')})"
-    console.rule(Text(title, style="bold"))
-
-    # dataset summary -----------------------------------------------------------------
-    t = Table(title="Dataset", show_header=False, title_justify="left", box=None, padding=(0, 2))
-    t.add_column(style="cyan")
-    t.add_column(justify="right")
-    t.add_column(style="dim")
-    for label, value, note in _dataset_rows(ds):
-        t.add_row(label, value, note)
-    console.print(t)
-
-    # classes -----------------------------------------------------------------------------
-    classes = sorted_classes(report)
-    total_instances = sum(num(c.get("instances")) for c in classes)
-    if classes:
-        if len(classes) <= 2 * top:
-            console.print(_class_table(f"Classes by instances (all {len(classes)}, survey Fig. 5a)", classes, 1, total_instances))
-        else:
-            console.print(_class_table(f"Top {top} classes by instances (survey Fig. 5a)", classes[:top], 1, total_instances))
-            start = len(classes) - top + 1
-            console.print(_class_table(f"Bottom {top} classes", classes[-top:], start, total_instances))
-        groups = _group_line(classes)
-        if groups:
-            console.print(groups)
-        dis = disagreement_text(report)
-        if dis:
-            console.print(Text(dis, style="yellow"))
-
-    # measures ----------------------------------------------------------------------------
-    measures = report.get("measures")
-    if isinstance(measures, dict) and measures:
-        t = Table(title="Class imbalance measures (survey §9.2, over used classes)", title_justify="left")
-        t.add_column("measure", style="cyan")
-        t.add_column("value", justify="right")
-        t.add_column("meaning", style="dim")
-        for key, value in measures.items():
-            if isinstance(value, (dict, list)):
-                continue
-            label, meaning = MEASURE_INFO.get(key, (key, ""))
-            t.add_row(label, fmt_num(value, 4), meaning)
-        console.print(t)
-
-    # distributions ----------------------------------------------------------------------
-    spark_width = max(12, min(48, console.width - 34))
-    rows = distribution_rows(report, spark_width=spark_width)
-    if rows:
-        t = Table(title="Distributions (sparklines on a log scale)", title_justify="left")
-        t.add_column("what (survey figure)", style="cyan")
-        t.add_column("summary / histogram")
-        for name, fig, text, spark in rows:
-            cell = Text(text)
-            if spark:
-                cell.append("\n" + spark, style="magenta")
-            t.add_row(Text(name + "\n", style="cyan").append(fig, style="dim"), cell)
-        console.print(t)
-
-    # anchors ----------------------------------------------------------------------------
-    anchors = report.get("anchors")
-    if isinstance(anchors, dict) and anchors:
-        module = optional_report_module("anchor_tables")
-        if module is not None:
-            module.render(anchors, console)
-        else:
-            console.print(_anchor_fallback_table(anchors))
-
-    # verdicts -----------------------------------------------------------------------------
-    verdicts = [v for v in report.get("verdicts") or [] if isinstance(v, dict)]
-    if verdicts:
-        t = Table(title="Verdicts", title_justify="left", show_header=False, box=None, padding=(0, 1))
-        t.add_column(style="cyan", no_wrap=True)
-        t.add_column(no_wrap=True)
-        t.add_column()
-        for v in verdicts:
-            level = str(v.get("level", ""))
-            t.add_row(str(v.get("type", "")).replace("_", "-"), Text(level.upper(), style=LEVEL_STYLE.get(level, "")),
-                      str(v.get("message", "")))
-        console.print(t)
+def lvis_groups_shown(report: dict) -> bool:
+    """False when the report's ``frequency_scope`` hides the LVIS groups (dataset far smaller than LVIS)."""
+    scope = report.get("frequency_scope")
+    return not (isinstance(scope, dict) and scope.get("shown") is False)
 
 
-def _dataset_rows(ds: dict) -> list[tuple[str, str, str]]:
-    rows = []
-    boxes = ds.get("boxes")
-    if "images" in ds:
-        rows.append(("images", fmt_int(ds.get("images")), ""))
-    if "annotations" in ds:
-        rows.append(("annotations", fmt_int(ds.get("annotations")), ""))
-    if "boxes" in ds:
-        rows.append(("valid boxes", fmt_int(boxes), "non-crowd, finite, positive size"))
-    if "crowd" in ds:
-        rows.append(("crowd boxes", fmt_int(ds.get("crowd")), "iscrowd / IsGroupOf"))
-    if "invalid" in ds:
-        reasons = ds.get("invalid_by_reason") or {}
-        note = ", ".join(f"{k.replace('_', ' ')} {fmt_int(v)}" for k, v in reasons.items() if num(v) > 0)
-        rows.append(("invalid boxes", fmt_int(ds.get("invalid")), note))
-    if "categories" in ds or "categories_used" in ds:
-        rows.append(
-            ("categories used / defined", f"{fmt_int(ds.get('categories_used'))} / {fmt_int(ds.get('categories'))}", "")
-        )
-    if "images_without_boxes" in ds:
-        rows.append(
-            (
-                "images without valid boxes",
-                fmt_int(ds.get("images_without_boxes")),
-                fmt_pct(ds.get("images_without_boxes"), ds.get("images")),
-            )
-        )
-    if ds.get("difficult") is not None:
-        rows.append(("difficult boxes", fmt_int(ds.get("difficult")), "VOC flag, among valid boxes"))
-    if ds.get("has_image_sizes") is False:
-        rows.append(("image sizes", "none", "relative statistics only"))
-    return rows
+def lvis_groups_text(report: dict, classes: list[dict] | None = None) -> list[str]:
+    """Lines about the LVIS frequency groups: the computed groups (or why they are hidden) and the file's own."""
+    classes = sorted_classes(report) if classes is None else classes
+    lines = []
+    scope = report.get("frequency_scope") if isinstance(report.get("frequency_scope"), dict) else {}
+    freq = _count(c.get("frequency") for c in classes)
+    if not lvis_groups_shown(report):
+        lines.append(f"LVIS frequency groups {scope.get('reason', 'hidden')}")
+    elif freq:
+        lines.append(f"{LVIS_GROUPS_TITLE}: " + ", ".join(f"{FREQUENCY_LABELS[k]} {freq.get(k, 0)}"
+                                                           for k in ("r", "c", "f")))
+    own = _count(c.get("file_frequency") for c in classes)
+    if own:
+        lines.append("the file's own LVIS frequency field: " + ", ".join(f"{FREQUENCY_LABELS[k]} {own.get(k, 0)}"
+                                                                         for k in ("r", "c", "f")))
+    return lines
 
 
-def _class_table(title: str, classes: list[dict], start_rank: int, total: float):
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left")
-    t.add_column("#", justify="right", style="dim")
-    t.add_column("class", style="cyan")
-    t.add_column("id", justify="right", style="dim")
-    t.add_column("instances", justify="right")
-    t.add_column("share", justify="right", style="dim")
-    t.add_column("images", justify="right")
-    t.add_column("freq", justify="center")
-    t.add_column("BAGS", justify="center")
-    for i, c in enumerate(classes):
-        t.add_row(
-            str(start_rank + i),
-            str(c.get("name", "")),
-            str(c.get("id", "")),
-            fmt_int(c.get("instances")),
-            fmt_pct(c.get("instances"), total),
-            fmt_int(c.get("images")),
-            str(c.get("frequency") or "–"),
-            str(c.get("bags_group") or "–"),
-        )
-    return t
+def _count(values: Iterable[Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        if v in FREQUENCY_LABELS:
+            out[v] = out.get(v, 0) + 1
+    return out
 
 
 def disagreement_text(report: dict) -> str:
@@ -420,33 +277,6 @@ def disagreement_text(report: dict) -> str:
     more = f" and {len(dis) - 5} more" if len(dis) > 5 else ""
     return (f"{len(dis)} class{'es' if len(dis) != 1 else ''} where the file's own LVIS frequency differs from "
             f"the one computed from image counts: {names}{more}")
-
-
-def _group_line(classes: list[dict]):
-    from rich.text import Text
-
-    freq: dict[str, int] = {}
-    bags: dict[Any, int] = {}
-    for c in classes:
-        if c.get("frequency") is not None:
-            freq[c["frequency"]] = freq.get(c["frequency"], 0) + 1
-        if c.get("bags_group") is not None:
-            bags[c["bags_group"]] = bags.get(c["bags_group"], 0) + 1
-    if not freq and not bags:
-        return None
-    line = Text()
-    if freq:
-        line.append("LVIS frequency groups (by images): ", style="cyan")
-        line.append(", ".join(f"{FREQUENCY_LABELS.get(k, k)} {freq.get(k, 0)}" for k in ("r", "c", "f")))
-    if bags:
-        if freq:
-            line.append("\n")
-        line.append("BAGS groups (by instances): ", style="cyan")
-        line.append(", ".join(f"{k}: {v}" for k, v in sorted(bags.items(), key=lambda kv: _sortable(kv[0]))))
-    unused = sum(1 for c in classes if num(c.get("instances")) == 0)
-    if unused:
-        line.append(f"\nclasses without instances: {unused}", style="yellow")
-    return line
 
 
 def anchor_summary_rows(anchors: dict) -> list[tuple[str, str]]:
@@ -504,17 +334,6 @@ def _scalar(value: Any) -> Any:
                 return value[key]
         return None
     return value
-
-
-def _anchor_fallback_table(anchors: dict):
-    from rich.table import Table
-
-    t = Table(title="Anchors (survey Fig. 4a)", show_header=False, title_justify="left", box=None, padding=(0, 2))
-    t.add_column(style="cyan")
-    t.add_column()
-    for label, value in anchor_summary_rows(anchors):
-        t.add_row(label, value)
-    return t
 
 
 # --------------------------------------------------------------------------------------

@@ -26,16 +26,18 @@ Statistics (valid, non-crowd boxes):
   instance distribution ``p_b`` and the dataset's ``q``: mean, 95th percentile, max (batches
   without boxes are counted apart); and the TV between all sampled instances and ``q``;
 * with anchors: foreground share per batch = positive anchors / all anchors of the batch's images.
+
+Rendering and writing: :mod:`imbalance_cli.report.batches`.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
 from imbalance_cli.errors import InputError
+from imbalance_cli.stats.anchors import label_anchors
+from imbalance_cli.stats.classes import bags_groups, class_counts, lvis_frequency, lvis_frequency_scope
+from imbalance_cli.stats.groups import image_repeat_factors, repeat_factors
 
 SCHEMA = "imbalance.batches/1"
 SAMPLERS = ("uniform", "repeat-factor", "class-aware")
@@ -93,8 +95,6 @@ def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: fl
     and ``boxes_without_positive`` (valid boxes no anchor is assigned to) out of ``boxes``, with their
     dataset box rows in ``box_without_positive``.
     """
-    from imbalance_cli.stats.anchors import label_anchors
-
     lp = label_anchors(dataset, anchors, matcher=matcher or "auto", pos_iou=pos_iou, neg_iou=neg_iou)
     per_image = lp.per_image(dataset.num_images)
     res = lp.result
@@ -113,8 +113,6 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
                      repeat_threshold: float = 0.001, anchors: str | None = None, keep_per_batch: bool = False,
                      anchor_options: dict | None = None) -> dict:
     """The ``imbalance.batches/1`` report for one sampler (see module docstring)."""
-    from imbalance_cli.stats.classes import bags_groups, class_counts, lvis_frequency
-
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     if epochs < 1:
@@ -142,8 +140,6 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
     rng = np.random.default_rng(seed)
     image_factors = class_index = None
     if sampler == "repeat-factor":
-        from imbalance_cli.stats.groups import image_repeat_factors, repeat_factors
-
         image_factors = image_repeat_factors(dataset, repeat_factors(imgs, n_img, repeat_threshold))
     elif sampler == "class-aware":
         class_index = class_image_index(dataset, valid)
@@ -223,6 +219,7 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
         "coverage": {**_summary(coverage), "mean_fraction_of_used": float(coverage.mean() / max(used.sum(), 1)),
                      "classes_never_sampled": int((used & (sampled == 0)).sum())},
         "group_absence": {"frequency": absence(freq, ("r", "c", "f")), "frequency_source": freq_source,
+                          "frequency_scope": None if freq_source == "file" else lvis_frequency_scope(n_img),
                           "bags": absence(bags, range(1, 5))},
         "divergence": {"measure": "tv", "mean": float(tv_ne.mean()) if len(tv_ne) else None,
                        "p95": float(np.percentile(tv_ne, 95)) if len(tv_ne) else None,
@@ -234,44 +231,3 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
         report["per_batch"] = {"instances": per_batch_total, "classes": coverage,
                                "tv": np.where(nonempty, tv, np.nan), "foreground_share": per_batch_fg}
     return report
-
-
-def figures(report: dict) -> list:
-    """Histograms of per-batch class coverage and TV divergence (needs ``keep_per_batch``)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    pb = report["per_batch"]
-    n = 3 if pb.get("foreground_share") is not None else 2
-    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.6))
-    axes[0].hist(np.asarray(pb["classes"]), bins=30, color="tab:blue")
-    axes[0].set_xlabel("distinct classes per batch")
-    axes[0].set_ylabel("batches")
-    tv = np.asarray(pb["tv"], dtype=float)
-    axes[1].hist(tv[np.isfinite(tv)], bins=30, color="tab:orange")
-    axes[1].set_xlabel("TV(batch, dataset) class distribution")
-    if n == 3:
-        axes[2].hist(np.asarray(pb["foreground_share"]), bins=30, color="tab:green")
-        axes[2].set_xlabel("foreground anchor share per batch")
-    fig.suptitle(f"{report['sampler']} sampler, batch size {report['batch_size']}, {report['epochs']} epoch(s)")
-    fig.tight_layout()
-    return [("batches.png", "batch-level imbalance (survey Fig. 6)", fig)]
-
-
-def write_outputs(report: dict, out_dir: str | os.PathLike) -> list[Path]:
-    """Write batches.json (without per-batch arrays), per_batch.csv and batches.png atomically."""
-    import pandas as pd
-
-    from imbalance_cli.fileio import save_figure, write_json, write_text
-
-    out = Path(out_dir)
-    summary = {k: v for k, v in report.items() if k != "per_batch"}
-    written = [write_json(out / "batches.json", summary)]
-    if "per_batch" in report:
-        pb = {k: v for k, v in report["per_batch"].items() if v is not None}
-        written.append(write_text(out / "per_batch.csv", pd.DataFrame(pb).rename_axis("batch").to_csv()))
-        for name, _t, fig in figures(report):
-            written.append(save_figure(fig, out / name))
-    return written

@@ -7,16 +7,18 @@ Distances (survey seed 000, §9.2 names both families: distribution distances an
 * Jensen-Shannon divergence (natural log, in [0, log 2]) of the same;
 * 1-D Wasserstein-1 distance of two histograms on the same edges, with each bin's mass at its centre:
   ``W1 = sum_i |F_p(i) - F_q(i)| * (c_{i+1} - c_i)`` over consecutive bin centres ``c`` (``F`` the CDFs).
+
+Rendering and writing: :mod:`imbalance_cli.report.compare`.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
 from imbalance_cli.errors import InputError
+from imbalance_cli.stats.batches import anchor_counts
+from imbalance_cli.stats.classes import class_counts
+from imbalance_cli.stats.geometry import box_centres, histogram, relative_sizes
 
 SCHEMA = "imbalance.compare/1"
 SCALE_KEYS = ("relative_width", "relative_height", "relative_area")
@@ -75,9 +77,6 @@ def aligned_class_counts(ids_a, counts_a, ids_b, counts_b) -> tuple[np.ndarray, 
 
 def dataset_profile(dataset, scale_bins: int = 50, location_bins: int = 20, anchors: str | None = None) -> dict:
     """Class, scale, location (and, with ``anchors``, foreground) distributions of one dataset."""
-    from imbalance_cli.stats.classes import class_counts
-    from imbalance_cli.stats.geometry import box_centres, histogram, relative_sizes
-
     valid = dataset.valid_mask()
     inst, imgs = class_counts(dataset, valid)
     edges = np.linspace(0.0, 1.0, scale_bins + 1)
@@ -92,8 +91,6 @@ def dataset_profile(dataset, scale_bins: int = 50, location_bins: int = 20, anch
         "scale": scale, "location": loc,
     }
     if anchors is not None and anchors != "none":
-        from imbalance_cli.stats.batches import anchor_counts
-
         ac = anchor_counts(dataset, anchors)
         prof["anchors"] = {
             "foreground": ac["foreground_total"], "background": ac["background_total"],
@@ -157,73 +154,3 @@ def compare_datasets(ds_a, ds_b, *, anchors: str | None = None, scale_bins: int 
     pa = dataset_profile(ds_a, scale_bins, location_bins, anchors)
     pb = dataset_profile(ds_b, scale_bins, location_bins, anchors)
     return compare_profiles(pa, pb, names)
-
-
-def figures(report: dict) -> list:
-    """Overlay plots: class shares (sorted by A), scale histograms, location heat maps and their difference."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    na, nb = report["a"]["name"], report["b"]["name"]
-    out = []
-    per = report["classes"]["per_class"]
-    order = sorted(per, key=lambda r: -r["instances_a"])
-    fig, ax = plt.subplots(figsize=(10, 4))
-    x = np.arange(len(order))
-    ax.plot(x, [r["share_a"] or 0 for r in order], label=na, color="tab:blue")
-    ax.plot(x, [r["share_b"] or 0 for r in order], label=nb, color="tab:orange", alpha=0.8)
-    ax.set_yscale("log")
-    ax.set_xlabel(f"class (sorted by {na} instances)")
-    ax.set_ylabel("share of instances")
-    ax.set_title(f"class distributions (TV = {report['classes']['tv'] or 0:.3f})")
-    ax.legend()
-    out.append(("compare_classes.png", "class distributions", fig))
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, key in zip(axes, SCALE_KEYS):
-        s = report["scale"][key]
-        e = np.asarray(s["edges"])
-        for counts, lab, col in ((s["counts_a"], na, "tab:blue"), (s["counts_b"], nb, "tab:orange")):
-            c = np.asarray(counts, dtype=float)
-            ax.stairs(c / max(c.sum(), 1), e, label=lab, color=col)
-        w = s["wasserstein"]
-        ax.set_title(f"{key.replace('_', ' ')} (W1 = {w if w is not None else float('nan'):.3f})")
-        ax.legend()
-    fig.tight_layout()
-    out.append(("compare_scale.png", "scale distributions", fig))
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    la = np.asarray(report["location"]["counts_a"], dtype=float)
-    lb = np.asarray(report["location"]["counts_b"], dtype=float)
-    la_n = la / max(la.sum(), 1)
-    lb_n = lb / max(lb.sum(), 1)
-    for ax, m, title in ((axes[0], la_n, "A"), (axes[1], lb_n, "B")):
-        im = ax.imshow(m, origin="upper", extent=(0, 1, 1, 0), cmap="viridis")
-        ax.set_title(f"box centres of {title}")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    d = lb_n - la_n
-    lim = max(np.abs(d).max(), 1e-12)
-    im = axes[2].imshow(d, origin="upper", extent=(0, 1, 1, 0), cmap="coolwarm", vmin=-lim, vmax=lim)
-    axes[2].set_title(f"B - A (TV = {report['location']['tv'] or 0:.3f})")
-    fig.colorbar(im, ax=axes[2], fraction=0.046)
-    fig.suptitle(f"A = {na}, B = {nb}")
-    fig.tight_layout()
-    out.append(("compare_location.png", "location distributions", fig))
-    return out
-
-
-def write_outputs(report: dict, out_dir: str | os.PathLike, plots: bool = True) -> list[Path]:
-    """Write compare.json, compare_classes.csv and the overlay figures atomically."""
-    import pandas as pd
-
-    from imbalance_cli.fileio import save_figure, write_json, write_text
-
-    out = Path(out_dir)
-    written = [write_json(out / "compare.json", report),
-               write_text(out / "compare_classes.csv", pd.DataFrame(report["classes"]["per_class"]).to_csv(index=False))]
-    if plots:
-        for name, _t, fig in figures(report):
-            written.append(save_figure(fig, out / name))
-    return written

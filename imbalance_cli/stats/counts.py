@@ -22,8 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from imbalance_cli.data import load
+from imbalance_cli.data._io import parse_json, read_bytes
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
+from imbalance_cli.stats.classes import class_counts
 
 
 @dataclass
@@ -115,8 +118,6 @@ def _from_statistics(cats: list, path: str, num_images: int | None) -> ClassCoun
 
 def from_dataset(dataset: Dataset, num_images: int | None = None) -> ClassCounts:
     """Counts of a loaded :class:`Dataset` (valid, non-crowd boxes; ``num_images`` overrides the image total)."""
-    from imbalance_cli.stats.classes import class_counts
-
     inst, imgs = class_counts(dataset)
     freq = dataset.frequency
     if freq is not None and not any(bool(f) for f in freq):
@@ -140,8 +141,6 @@ def class_counts_from(path_or_dataset, num_images: int | None = None, format: st
     path = os.fspath(path_or_dataset)
     p = Path(path)
     if format is None and p.is_file():
-        from imbalance_cli.data._io import parse_json, read_bytes
-
         data = read_bytes(p)
         head = data.lstrip()[:1]
         if head in (b"[", b"{"):
@@ -153,8 +152,6 @@ def class_counts_from(path_or_dataset, num_images: int | None = None, format: st
             if isinstance(obj, list):
                 raise InputError("a JSON list is read as category statistics only, and its entries lack "
                                  "'instance_count'/'image_count'", path=path)
-    from imbalance_cli.data import load
-
     dataset = load(path, format=format)
     return from_dataset(dataset, num_images)
 

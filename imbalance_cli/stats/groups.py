@@ -5,26 +5,28 @@
   background). The label mapping ``label2binlabel`` ((N+1, C+1)) and ``pred_slice`` ((N+1, 2)) the
   BAGS head needs come from :func:`imbalance_cli.losses.longtail.bags_label2binlabel` and
   :func:`~imbalance_cli.losses.longtail.bags_pred_slice` (one definition, shared with the loss).
-* **LVIS frequency groups** from image counts: rare <= 10, common 11-100, frequent > 100 images.
+* **LVIS frequency groups** from image counts: rare <= 10, common 11-100, frequent > 100 images
+  (LVIS's thresholds; ``frequency_scope`` says whether they mean anything for a dataset this size,
+  see :func:`imbalance_cli.stats.classes.lvis_frequency_scope`).
 * **Repeat-factor sampling** (Gupta et al., LVIS 2019, §5; detectron2's rule): ``f(c)`` = fraction of
   images containing ``c``, ``r(c) = max(1, sqrt(t / f(c)))`` (t = 0.001 by default), an image's factor
   is the max over its classes (1 for an image without boxes); the expected epoch length is the sum of
   the image factors (stochastic rounding keeps the expectation).
 * **Class-balanced weights** (Cui et al., CVPR 2019, effective number): ``w_c = (1 - beta) / (1 - beta^n_c)``
   (beta = 0.999 by default); ``normalized`` rescales them to sum to the number of classes with n_c > 0.
+
+Rendering and writing: :mod:`imbalance_cli.report.groups`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from imbalance_cli.errors import InputError
-from imbalance_cli.stats.classes import DEFAULT_BAGS_EDGES, bags_groups, lvis_frequency
+from imbalance_cli.stats.classes import DEFAULT_BAGS_EDGES, bags_groups, lvis_frequency, lvis_frequency_scope
 from imbalance_cli.stats.counts import ClassCounts
 
 SCHEMA = "imbalance.groups/1"
@@ -147,6 +149,7 @@ def long_tail_groups(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_
         "num_images": counts.num_images,
         "bags": {"edges": _edges_json(edges), "groups": groups},
         "frequency": frequency,
+        "frequency_scope": lvis_frequency_scope(counts.num_images),
         "frequency_disagreements": disagreements,
         "repeat_factors": rf,
         "class_balanced": cb,
@@ -156,7 +159,7 @@ def long_tail_groups(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_
 
 def bags_mappings(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_EDGES) -> tuple[np.ndarray, np.ndarray]:
     """``(label2binlabel (N+1, C+1), pred_slice (N+1, 2))`` as int64 arrays, from the losses library (seed 002, §4)."""
-    from imbalance_cli.losses.longtail import bags_label2binlabel, bags_pred_slice
+    from imbalance_cli.losses.longtail import bags_label2binlabel, bags_pred_slice  # torch, lazily
 
     try:
         l2b = bags_label2binlabel(counts.instances, edges)
@@ -181,25 +184,3 @@ def groups_table(report: dict):
         rows.append({"group": g["index"], "range": f"[{g['range'][0]}, {g['range'][1]})", "classes": g["classes"],
                      "instances": g["instances"]})
     return pd.DataFrame(rows)
-
-
-def write_outputs(report: dict, counts: ClassCounts, edges: Sequence[float], out_dir: str | os.PathLike) -> list[Path]:
-    """Write groups.json, classes.csv, bags.json (label2binlabel + pred_slice), label2binlabel.pt and pred_slice.pt."""
-    import pandas as pd
-    import torch
-
-    from imbalance_cli.fileio import atomic_path, write_json, write_text
-
-    out = Path(out_dir)
-    l2b, ps = bags_mappings(counts, edges)
-    written = [
-        write_json(out / "groups.json", report),
-        write_text(out / "classes.csv", pd.DataFrame(report["classes"]).to_csv(index=False)),
-        write_json(out / "bags.json", {"edges": report["bags"]["edges"], "category_ids": counts.ids.tolist(),
-                                       "label2binlabel": l2b.tolist(), "pred_slice": ps.tolist()}),
-    ]
-    for name, arr in (("label2binlabel.pt", l2b), ("pred_slice.pt", ps)):
-        with atomic_path(out / name) as tmp:
-            torch.save(torch.as_tensor(arr, dtype=torch.int64), tmp)
-        written.append(out / name)
-    return written

@@ -17,7 +17,7 @@ One-stage detectors leave the background out (supp. F): ``n- = sum_c n_c - n+`` 
 background row. The arithmetic itself lives in one place,
 :func:`imbalance_cli.losses.longtail.ecm_margins`, which the ECM loss also uses.
 
-Exports (see :func:`write_outputs`): ``margins.json`` (the ``--json`` report), ``margins.csv``,
+Exports (written by :func:`imbalance_cli.report.margins.write_outputs`): ``margins.json`` (the ``--json`` report), ``margins.csv``,
 ``instance_counts.json`` (per-category instance counts as a bare JSON list in category-id order,
 the form the reference ECM code reads) and ``ecm_counts.json``
 (``{"schema": "imbalance.ecm_counts/1", "category_ids", "counts", "fg_bg_ratio"}``), which the
@@ -26,12 +26,14 @@ project's loss takes directly: ``ecm_loss(logits, labels, **load_ecm_counts(path
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from imbalance_cli.errors import InputError
+from imbalance_cli.stats.batches import anchor_counts
 from imbalance_cli.stats.counts import ClassCounts
 
 SCHEMA = "imbalance.margins/1"
@@ -51,8 +53,6 @@ def measured_fg_bg_ratio(dataset, anchors: str = "retinanet", **anchor_options) 
     Counts come from the anchor engine (:func:`imbalance_cli.stats.batches.anchor_counts`: positives,
     and background = anchors - positives - ignored); returns ``(r, counts)``.
     """
-    from imbalance_cli.stats.batches import anchor_counts
-
     a = anchor_counts(dataset, anchors, **anchor_options)
     fg, bg = float(a["foreground_total"]), float(a["background_total"])
     if fg <= 0:
@@ -68,7 +68,7 @@ def effective_class_margins(counts: ClassCounts, fg_bg_ratio: float | None = Non
     ``fg_bg_ratio`` is ``r = background / foreground`` (seed 003, supp. F, Eq. 35); it is required
     unless ``one_stage`` (then the background is left out and ``fg_bg_ratio`` must be None).
     """
-    from imbalance_cli.losses.longtail import ecm_margins
+    from imbalance_cli.losses.longtail import ecm_margins  # torch, lazily
 
     if one_stage and fg_bg_ratio is not None:
         raise InputError("--one-stage leaves the background out: do not combine it with a fg/bg ratio")
@@ -132,8 +132,6 @@ def load_ecm_counts(path: str | os.PathLike) -> dict:
 
     The result splats into the loss: ``ecm_loss(logits, labels, **load_ecm_counts(path))``.
     """
-    import json
-
     p = Path(path)
     try:
         obj = json.loads(p.read_text(encoding="utf-8"))
@@ -144,83 +142,3 @@ def load_ecm_counts(path: str | os.PathLike) -> dict:
     if not isinstance(obj, dict) or obj.get("schema") != ECM_COUNTS_SCHEMA or "counts" not in obj:
         raise InputError(f"not an {ECM_COUNTS_SCHEMA} file (from `imbalance margins --out`)", path=p)
     return {"counts": [int(c) for c in obj["counts"]], "fg_bg_ratio": obj.get("fg_bg_ratio")}
-
-
-def figures(report: dict) -> list:
-    """Matplotlib figures re-drawing seed 003's Fig. 4 and Fig. 7 for this dataset.
-
-    Returns ``[(filename, title, Figure)]``: ``margins_vs_ratio.png`` (margins gamma+- and weights
-    w+- against the negative-to-positive ratio a_c = n-/n+, curves of Eq. 8/11 with this dataset's
-    classes as points, Fig. 4) and ``weights_sorted.png`` (w+ and w- per class sorted ascending, Fig. 7).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    cls = [r for r in report["classes"] if r["n_pos"] > 0]
-    n_pos = np.array([r["n_pos"] for r in cls], dtype=float)
-    n_neg = np.array([r["n_neg"] for r in cls], dtype=float)
-    a = n_neg / n_pos
-    out = []
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    lo, hi = max(a.min() / 2, 1e-3) if len(a) else 1e-1, a.max() * 2 if len(a) else 1e6
-    grid = np.logspace(np.log10(lo), np.log10(hi), 400)
-    g_pos = grid ** 0.25 / (1 + grid ** 0.25)  # Eq. 8 with n- = a n+
-    ax1.plot(grid, g_pos, color="tab:blue", label=r"$\gamma^+$")
-    ax1.plot(grid, 1 - g_pos, color="tab:red", label=r"$\gamma^-$")
-    if len(a):
-        ax1.scatter(a, [r["gamma_pos"] for r in cls], s=8, color="tab:blue", alpha=0.5)
-        ax1.scatter(a, [r["gamma_neg"] for r in cls], s=8, color="tab:red", alpha=0.5)
-    ax1.set_xscale("log")
-    ax1.set_xlabel(r"negative-to-positive ratio $\alpha_c = n_{-c}/n_c$")
-    ax1.set_ylabel("margin")
-    ax1.set_title("class margins (Eq. 8)")
-    ax1.legend()
-    ax2.plot(grid, 1 / g_pos, color="tab:blue", label=r"$w^+$")
-    ax2.plot(grid, 1 / (1 - g_pos), color="tab:red", label=r"$w^-$")
-    if len(a):
-        ax2.scatter(a, [r["w_pos"] for r in cls], s=8, color="tab:blue", alpha=0.5)
-        ax2.scatter(a, [r["w_neg"] for r in cls], s=8, color="tab:red", alpha=0.5)
-    ax2.set_xscale("log")
-    ax2.set_yscale("log")
-    ax2.set_xlabel(r"negative-to-positive ratio $\alpha_c$")
-    ax2.set_ylabel("weight")
-    ax2.set_title("surrogate-score weights (Eq. 11)")
-    ax2.legend()
-    fig.tight_layout()
-    out.append(("margins_vs_ratio.png", "ECM margins and weights against the class ratio (seed 003, Fig. 4)", fig))
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    wp = np.sort([r["w_pos"] for r in cls])
-    wn = np.sort([r["w_neg"] for r in cls])
-    ax1.plot(np.arange(len(wp)), wp, color="tab:blue")
-    ax1.set_title(r"positive weights $w_c^+$ (sorted)")
-    ax1.set_xlabel("class (sorted)")
-    ax2.plot(np.arange(len(wn)), wn, color="tab:red")
-    ax2.set_yscale("log")
-    ax2.set_title(r"negative weights $w_c^-$ (sorted)")
-    ax2.set_xlabel("class (sorted)")
-    ratio = report["fg_bg_ratio"]
-    fig.suptitle("one-stage (no background)" if report["one_stage"] else f"fg/bg ratio r = {ratio:.4g}")
-    fig.tight_layout()
-    out.append(("weights_sorted.png", "ECM weights per class, sorted (seed 003, Fig. 7)", fig))
-    return out
-
-
-def write_outputs(report: dict, out_dir: str | os.PathLike, plots: bool = True) -> list[Path]:
-    """Write margins.json, margins.csv, instance_counts.json, ecm_counts.json and the figures atomically."""
-    from imbalance_cli.fileio import save_figure, write_json, write_text
-
-    out = Path(out_dir)
-    written = [
-        write_json(out / "margins.json", report),
-        write_text(out / "margins.csv", margins_table(report).to_csv(index=False)),
-        write_json(out / "instance_counts.json", [r["instances"] for r in report["classes"]]),
-        write_json(out / "ecm_counts.json", ecm_counts(report)),
-    ]
-    if plots:
-        for name, _title, fig in figures(report):
-            written.append(save_figure(fig, out / name))
-    return written
