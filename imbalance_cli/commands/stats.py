@@ -9,7 +9,7 @@ import typer
 
 from imbalance_cli.commands._common import echo_json, handle_errors, set_quiet
 
-FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc")
+FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
 
 
 def _parse_bags_edges(text: str) -> list[float]:
