@@ -48,7 +48,7 @@ def stats(
                                                "(ImageID,Width,Height); without it only relative statistics.",
                                                show_default=False),
     anchors: str = typer.Option("retinanet", "--anchors", help="Anchor preset for anchor statistics: none | "
-                                "retinanet | rpn | ssd300 | path to a preset TOML."),
+                                "retinanet | rpn | ssd300 | yolov5 | path to a preset TOML."),
     matcher: str = typer.Option("torchvision", "--matcher", help="Anchor labelling rule: torchvision (the model's own "
                                 "torchvision matcher; SSDMatcher for ssd300) | mmdet (MaxIoUAssigner ties) | ssd | auto."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto = CUDA when available)."),
@@ -93,6 +93,12 @@ def stats(
     if image_sizes is not None:
         load_kwargs["image_sizes"] = str(image_sizes)
     dataset = load(str(file), format=None if format is None else format.lower(), **load_kwargs)
+    if dataset.info.get("bad_line_count"):  # YOLO label files: bad lines (file:line) are fatal with --strict
+        if strict:
+            raise InputError(f"{dataset.info['bad_lines'][0]} (--strict makes bad label lines fatal)")
+        if not json_out:
+            typer.echo(f"warning: {dataset.info['bad_line_count']} bad label line(s) dropped, first: "
+                       f"{dataset.info['bad_lines'][0]}", err=True)
 
     anchor_kwargs = {}
     if anchors.lower() != "none":
@@ -103,6 +109,15 @@ def stats(
             anchor_kwargs["neg_iou"] = neg_iou
         if sample is not None:
             anchor_kwargs["negative_iou_sample"] = sample
+    from imbalance_cli.stats.splits import has_splits
+
+    if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
+        from imbalance_cli.report.splits import emit
+        from imbalance_cli.stats.splits import split_statistics
+
+        emit(split_statistics(dataset, anchors=anchors, location_bins=location_bins, per_class_location=per_class_location,
+                              bags_edges=edges, scale_bins=hist_bins, strict=strict, **anchor_kwargs), out, json_out, quiet)
+        return
     report = analyze(dataset, anchors=anchors, location_bins=location_bins, per_class_location=per_class_location,
                      bags_edges=edges, hist_bins=hist_bins, strict=strict, **anchor_kwargs)
 
