@@ -194,6 +194,7 @@ def parse_label_text(text: str, nc: int | None, file: str, bad: list, counts: di
     ``counts["bad"]`` counts every bad line. ``nc=None`` accepts any non-negative class.
     """
     cls, rows = [], []
+    counts["first"] = None  # the first bad line of this file, for --strict
     for n, raw in enumerate(text.splitlines(), 1):
         parts = raw.split()
         if not parts:
@@ -229,7 +230,8 @@ def parse_label_text(text: str, nc: int | None, file: str, bad: list, counts: di
                     counts["segments"] += 1
         if reason is not None:
             counts["bad"] += 1
-            counts["last"] = (n, reason)
+            if counts["first"] is None:
+                counts["first"] = (n, reason)
             if len(bad) < MAX_LISTED:
                 bad.append(f"{file}:{n}: {reason}")
     if not rows:
@@ -260,7 +262,7 @@ def _build(items: list[tuple[str, str | None, tuple[int, int] | None]], names: l
            splits: dict[str, list[int]], nc_known: bool, strict: bool, extra_info: dict) -> Dataset:
     """items: (image file or label stem, label file or None, (w, h) or None) in image-row order."""
     bad: list[str] = []
-    counts = {"bad": 0, "segments": 0}
+    counts = {"bad": 0, "segments": 0, "first": None}
     nc = len(names) if nc_known else None
     cls_all, xywh_all, img_all = [], [], []
     missing = empty = 0
@@ -275,7 +277,7 @@ def _build(items: list[tuple[str, str | None, tuple[int, int] | None]], names: l
         before = counts["bad"]
         c, b = parse_label_text(text, nc, lab, bad, counts)
         if strict and counts["bad"] > before:
-            line, reason = counts["last"]
+            line, reason = counts["first"]
             raise InputError(f"bad label line: {reason} (--strict makes bad lines fatal)", path=lab,
                              record=f"line {line}")
         cls_all.append(c)
