@@ -221,3 +221,10 @@ def test_voc_directory_still_voc(tmp_path):
     d.mkdir()
     (d / "a.xml").write_bytes((REAL / "VOC2007_Annotations_000001.xml").read_bytes())
     assert load(d).format == "voc"
+
+
+def test_forced_yolo_on_a_non_yaml_file_is_a_clean_error():
+    with pytest.raises(InputError, match="not a YOLO data.yaml"):
+        load(COCO_VAL, format="yolo")
+    r = runner.invoke(app, ["stats", str(COCO_VAL), "--format", "yolo", "--anchors", "none"])
+    assert r.exit_code == 2 and "not a YOLO data.yaml" in r.output

@@ -342,6 +342,8 @@ def load_yaml(path: str | os.PathLike, *, strict: bool = False) -> Dataset:
         d = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror or e}", path=p) from None
+    except UnicodeDecodeError:
+        raise InputError("not a YOLO data.yaml (not UTF-8 text)", path=p) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else None
