@@ -191,6 +191,23 @@ def test_exif_orientation_swaps_size_as_exif_size(tmp_path):
     assert yolo.image_size(str(tmp_path / "nothing.jpg")) is None
 
 
+def test_sizes_never_decode_pixels(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    files = []
+    for fmt, suf in (("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("BMP", "bmp"), ("TIFF", "tif")):
+        p = tmp_path / "images" / f"x.{suf}"
+        _img(p, 48, 24, exif_orientation=6 if fmt in ("JPEG", "PNG", "WEBP", "TIFF") else None, fmt=fmt)
+        files.append((fmt, p))
+
+    def no_decode(self, *a, **k):
+        raise AssertionError("pixels decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
+    for fmt, p in files:
+        assert yolo.image_size(str(p)) == ((48, 24) if fmt == "BMP" else (24, 48)), fmt
+
+
 def test_threaded_header_reading_equals_sequential():
     files = sorted(str(p) for p in (REAL / "yolo-coco-mini" / "images").rglob("*.png"))
     assert yolo.image_sizes(files, threads=4) == [yolo.image_size(f) for f in files]

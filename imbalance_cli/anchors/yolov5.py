@@ -268,6 +268,7 @@ def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray
                 rh = th[:, None] / anc[None, :, 1]
                 worst = np.maximum(np.maximum(rw, F32(1) / rw), np.maximum(rh, F32(1) / rh))
                 match = worst < F32(preset.anchor_t)  # (n, A)
+                metric = np.minimum(np.minimum(rw, F32(1) / rw), np.minimum(rh, F32(1) / rh))  # ratio metric
             # cells: centre, left, up, right, down (build_targets' offsets j, k, l, m)
             gxi, gyi = nx - gx, ny - gy
             use = [np.ones(len(idx), bool),
@@ -282,12 +283,11 @@ def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray
                 if not len(rows):
                     continue
                 im = bi[rows]
-                outs["img"].append(im)
+                outs["img"].append(im.astype(np.int32))
                 outs["anc"].append(offset[lv, im] + (cj[rows] * gwl[rows] + ci[rows]) * A + a)
-                outs["lvl"].append(np.full(len(rows), lv, np.int64))
-                outs["box"].append(idx[rows])
-                xr = ratio_metric(np.stack([tw[rows], th[rows]], 1).astype(np.float64), anc.astype(np.float64))
-                outs["x"].append(xr[np.arange(len(rows)), a])
+                outs["lvl"].append(np.full(len(rows), lv, np.int8))
+                outs["box"].append(idx[rows].astype(np.int32))
+                outs["x"].append(metric[rows, a].astype(np.float32))
         # best anchor index at the box's own centre cell on its best level
         lv_of = np.searchsorted(np.cumsum([len(a) for a in preset.anchors]), kbest, side="right")
         first = np.concatenate([[0], np.cumsum([len(a) for a in preset.anchors])])[lv_of]
@@ -301,9 +301,9 @@ def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray
         best_level[idx] = lv_of
         del strides
     cat = (lambda k, dt: np.concatenate(outs[k]).astype(dt) if outs[k] else np.zeros(0, dt))
-    pimg, panc, plvl, pbox, px = cat("img", np.int64), cat("anc", np.int64), cat("lvl", np.int64), \
-        cat("box", np.int64), cat("x", np.float64)
-    order = np.lexsort((pbox, panc, pimg))
+    pimg, panc, plvl, pbox, px = cat("img", np.int32), cat("anc", np.int64), cat("lvl", np.int8), \
+        cat("box", np.int32), cat("x", np.float32)
+    order = np.lexsort((pbox, panc, pimg))  # image, then anchor, then box: the engines' order
     return CulledOutput(
         pos_image=pimg[order].astype(np.int32), pos_anchor=panc[order], pos_level=plvl[order].astype(np.int8),
         pos_box=pbox[order].astype(np.int32), pos_iou=px[order].astype(np.float32),

@@ -168,7 +168,16 @@ def image_size(path: str) -> tuple[int, int] | None:
         with Image.open(path) as im:
             w, h = im.size
             try:
-                rot = im.getexif().get(_EXIF_ORIENTATION)
+                if im.format == "PNG":  # PngImageFile.getexif() decodes the pixels to find a late eXIf chunk
+                    raw = im.info.get("exif")
+                    ex = Image.Exif()
+                    if raw:
+                        ex.load(raw)
+                    rot = ex.get(_EXIF_ORIENTATION)
+                elif hasattr(im, "tag_v2"):  # TIFF: the first IFD, already parsed
+                    rot = im.tag_v2.get(_EXIF_ORIENTATION)
+                else:  # JPEG/MPO (APP1), WebP: read from the header
+                    rot = im.getexif().get(_EXIF_ORIENTATION)
             except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, as YOLOv5's exif_size does
                 rot = None
     except Exception:  # noqa: BLE001 - any unreadable or unknown file is reported by the caller
