@@ -27,8 +27,11 @@ Semantics follow ultralytics/yolov5 ``utils/dataloaders.py``:
   points, as ``segments2boxes``). YOLOv5 switches a whole file to segments when any line is one;
   here each line is read by its own field count.
 * image sizes from the image header only (Pillow's lazy ``Image.open`` reads no pixels), with
-  width and height swapped for EXIF orientations 6 and 8 as ``exif_size`` does; a thread pool
-  reads them for large datasets.
+  width and height swapped for EXIF orientations 6 and 8 as ``exif_size`` does: for the formats
+  whose Pillow image has ``_getexif`` (JPEG/MPO, WebP, PNG); TIFF sizes stay as Pillow reports them
+  (``exif_size`` finds no ``_getexif`` there). A PNG's ``eXIf`` chunk is read only when it precedes
+  the pixel data (Pillow would otherwise decode the image to find it). A thread pool reads the
+  headers for large datasets.
 * bad lines -- wrong field count (not 5 and not an odd number >= 7), a non-number, a class that is
   not an integer in ``[0, nc)``, a coordinate outside [0, 1] -- are dropped, counted and listed as
   ``file:line: reason`` in ``Dataset.info["bad_lines"]`` (with ``strict=True`` the first is fatal).
@@ -174,10 +177,10 @@ def image_size(path: str) -> tuple[int, int] | None:
                     if raw:
                         ex.load(raw)
                     rot = ex.get(_EXIF_ORIENTATION)
-                elif hasattr(im, "tag_v2"):  # TIFF: the first IFD, already parsed
-                    rot = im.tag_v2.get(_EXIF_ORIENTATION)
-                else:  # JPEG/MPO (APP1), WebP: read from the header
+                elif hasattr(im, "_getexif"):  # JPEG/MPO (APP1), WebP: parsed from the header
                     rot = im.getexif().get(_EXIF_ORIENTATION)
+                else:  # no _getexif (TIFF, BMP, ...): exif_size leaves the size as Pillow reports it
+                    rot = None
             except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, as YOLOv5's exif_size does
                 rot = None
     except Exception:  # noqa: BLE001 - any unreadable or unknown file is reported by the caller
