@@ -30,7 +30,8 @@ Every (box, level, anchor, cell) produced is one entry of the loss (box and clas
 them); two boxes can therefore claim the same anchor. In the :class:`CulledOutput` returned:
 
 * ``pos_*`` arrays: one row per entry (``pos_anchor`` indexes the image's anchors ordered level,
-  row, column, anchor -- the order of the Detect head's flattened outputs);
+  row, column, anchor -- the order of the Detect head's flattened outputs), in the order they are
+  produced (box chunk, level, cell offset), not sorted by image;
 * ``pos_iou``: not an IoU -- YOLOv5 never computes one for assignment. It holds the entry's
   **width/height ratio metric** ``x = min(min(r, 1 / r))`` over width and height (AutoAnchor's
   ``metric()``), in (1 / anchor_t, 1];
@@ -303,10 +304,9 @@ def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray
     cat = (lambda k, dt: np.concatenate(outs[k]).astype(dt) if outs[k] else np.zeros(0, dt))
     pimg, panc, plvl, pbox, px = cat("img", np.int32), cat("anc", np.int64), cat("lvl", np.int8), \
         cat("box", np.int32), cat("x", np.float32)
-    order = np.lexsort((pbox, panc, pimg))  # image, then anchor, then box: the engines' order
+    # order: box chunk, level, cell offset, box (not sorted by image: the statistics only bincount them)
     return CulledOutput(
-        pos_image=pimg[order].astype(np.int32), pos_anchor=panc[order], pos_level=plvl[order].astype(np.int8),
-        pos_box=pbox[order].astype(np.int32), pos_iou=px[order].astype(np.float32),
+        pos_image=pimg, pos_anchor=panc, pos_level=plvl, pos_box=pbox, pos_iou=px,
         ignored_per_image=np.zeros(n_img, np.int64), box_max_iou=best_x.astype(np.float32),
         box_best_anchor=best_anchor, box_best_level=best_level.astype(np.int8),
     )

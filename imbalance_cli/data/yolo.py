@@ -45,6 +45,7 @@ number (COCO-style ``000000397133.jpg`` -> 397133), else the row number + 1.
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -58,8 +59,9 @@ from imbalance_cli.errors import InputError
 IMG_FORMATS = ("bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm")
 #: Split keys read from a data.yaml, in this order (other keys holding paths are not splits).
 SPLIT_KEYS = ("train", "val", "test")
-#: Images above which header reading uses a thread pool.
-THREAD_THRESHOLD = 2000
+#: Images from which header reading uses a thread pool (it pays on slow or network storage; on a warm
+#: local disk the GIL makes it no faster, see benchmarks/yolo.py).
+THREAD_THRESHOLD = 100_000
 #: How many bad lines are kept verbatim in ``info["bad_lines"]`` (all are counted).
 MAX_LISTED = 200
 _EXIF_ORIENTATION = 274
@@ -222,23 +224,22 @@ def parse_label_text(text: str, nc: int | None, file: str, bad: list, counts: di
             reason = f"{k} fields (expected 'class cx cy w h', or 'class x1 y1 x2 y2 ...' for a segment)"
         if reason is None:
             c = vals[0]
-            if not (np.isfinite(c) and c == int(c)):
+            if not (math.isfinite(c) and c == int(c)):
                 reason = f"class {parts[0]} is not an integer"
             elif c < 0 or (nc is not None and c >= nc):
                 reason = f"class {parts[0]} out of range 0..{(nc or 1) - 1}"
             else:
-                coords = np.asarray(vals[1:], dtype=np.float64)
-                if not np.all(np.isfinite(coords)) or coords.min() < 0 or coords.max() > 1:
+                coords = vals[1:]
+                if not all(0.0 <= v <= 1.0 for v in coords):  # NaN and inf fail the comparison too
                     reason = "coordinate outside [0, 1]"
                 elif k == 5:
                     cls.append(int(c))
                     rows.append(coords)
-                else:
-                    xy = coords.reshape(-1, 2)
-                    x1, y1 = xy.min(axis=0)
-                    x2, y2 = xy.max(axis=0)
+                else:  # segments2boxes: the min/max of the points, as centre and size
+                    xs, ys = coords[0::2], coords[1::2]
+                    x1, x2, y1, y2 = min(xs), max(xs), min(ys), max(ys)
                     cls.append(int(c))
-                    rows.append(np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]))
+                    rows.append([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
                     counts["segments"] += 1
         if reason is not None:
             counts["bad"] += 1
@@ -248,7 +249,7 @@ def parse_label_text(text: str, nc: int | None, file: str, bad: list, counts: di
                 bad.append(f"{file}:{n}: {reason}")
     if not rows:
         return np.zeros(0, np.int64), np.zeros((0, 4))
-    return np.asarray(cls, np.int64), np.stack(rows)
+    return np.asarray(cls, np.int64), np.asarray(rows, dtype=np.float64)
 
 
 def _is_float(v: str) -> bool:
