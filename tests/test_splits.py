@@ -89,3 +89,14 @@ def test_single_split_yaml_gives_plain_report(tmp_path):
     r = runner.invoke(app, ["stats", str(y), "--anchors", "none", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["schema"].startswith("imbalance.stats/")
+
+
+def test_yolov5_anchors_on_a_coco_file_and_bad_options():
+    r = runner.invoke(app, ["stats", str(COCO_VAL), "--anchors", "yolov5", "--json"])
+    assert r.exit_code == 0, r.output
+    a = json.loads(r.stdout)["anchors"]
+    assert a["preset"] == "yolov5" and a["autoanchor"]["labels"] == 619 and a["ignored"] == 0
+    assert [lv["name"] for lv in a["levels"]] == ["P3", "P4", "P5"]
+    for bad in (["--matcher", "mmdet"], ["--pos-iou", "0.6"]):
+        r = runner.invoke(app, ["stats", str(COCO_VAL), "--anchors", "yolov5", *bad])
+        assert r.exit_code == 2 and "yolov5" in r.output and "Traceback" not in r.output

@@ -47,8 +47,9 @@ def stats(
     image_sizes: Optional[Path] = typer.Option(None, "--image-sizes", help="Open Images image sizes CSV "
                                                "(ImageID,Width,Height); without it only relative statistics.",
                                                show_default=False),
-    anchors: str = typer.Option("retinanet", "--anchors", help="Anchor preset for anchor statistics: none | "
-                                "retinanet | rpn | ssd300 | yolov5 | path to a preset TOML."),
+    anchors: Optional[str] = typer.Option(None, "--anchors", help="Anchor preset for anchor statistics: none | "
+                                          "retinanet | rpn | ssd300 | yolov5 | path to a preset TOML. "
+                                          "[default: retinanet; yolov5 for a YOLO dataset]", show_default=False),
     matcher: str = typer.Option("torchvision", "--matcher", help="Anchor labelling rule: torchvision (the model's own "
                                 "torchvision matcher; SSDMatcher for ssd300) | mmdet (MaxIoUAssigner ties) | ssd | auto."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto = CUDA when available)."),
@@ -93,6 +94,8 @@ def stats(
     if image_sizes is not None:
         load_kwargs["image_sizes"] = str(image_sizes)
     dataset = load(str(file), format=None if format is None else format.lower(), **load_kwargs)
+    if anchors is None:  # the detector a dataset's users train: YOLOv5 for YOLO datasets, RetinaNet otherwise
+        anchors = ("yolov5" if dataset.has_image_sizes else "none") if dataset.format == "yolo" else "retinanet"
     if dataset.info.get("bad_line_count"):  # YOLO label files: bad lines (file:line) are fatal with --strict
         if strict:
             raise InputError(f"{dataset.info['bad_lines'][0]} (--strict makes bad label lines fatal)")

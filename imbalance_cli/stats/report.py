@@ -196,7 +196,7 @@ def analyze(dataset: Dataset, *, anchors: str | Any = "none", location_bins: int
             if isinstance(anchors, str) and anchors.lower() == "yolov5":  # YOLOv5 build_targets + AutoAnchor
                 from imbalance_cli.stats.yolov5 import yolov5_statistics
 
-                report["anchors"] = yolov5_statistics(dataset)
+                report["anchors"] = yolov5_statistics(dataset, **anchor_options)
             else:
                 report["anchors"] = anchor_statistics(dataset, anchors, **anchor_options)
     report["verdicts"] = verdicts(report)

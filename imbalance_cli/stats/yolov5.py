@@ -44,8 +44,21 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> list[int]:
 
 
 def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoanchor_seed: int | None = None,
-                      spatial_bins: int = SPATIAL_BINS) -> dict:
-    """YOLOv5 assignment statistics of ``dataset`` (see module docstring); the report's ``anchors`` dict."""
+                      spatial_bins: int = SPATIAL_BINS, matcher: str | None = None, pos_iou: float | None = None,
+                      neg_iou: float | None = None, device: str = "auto", negative_iou_sample=None,
+                      seed: int = 0) -> dict:
+    """YOLOv5 assignment statistics of ``dataset`` (see module docstring); the report's ``anchors`` dict.
+
+    The IoU-matcher options of ``analyze`` are accepted only where they mean nothing here: ``matcher``
+    must be None, ``auto``, ``torchvision`` (the CLI default) or ``yolov5``; ``pos_iou``/``neg_iou``
+    are rejected (YOLOv5 has no IoU threshold; its ``anchor_t`` is fixed by the preset); ``device``,
+    ``negative_iou_sample`` and ``seed`` are ignored (CPU, no negative IoU histogram).
+    """
+    if matcher is not None and str(matcher).lower() not in ("auto", "torchvision", "yolov5"):
+        raise InputError(f"--matcher {matcher} does not apply to the yolov5 preset (YOLOv5's build_targets assigns)")
+    if pos_iou is not None or neg_iou is not None:
+        raise InputError("--pos-iou/--neg-iou do not apply to the yolov5 preset (it assigns by width/height ratio, "
+                         f"anchor_t = {preset.anchor_t})")
     t0 = time.perf_counter()
     if not dataset.has_image_sizes:
         raise InputError("YOLOv5 anchor statistics need image sizes (the images themselves, or --anchors none)",
