@@ -247,3 +247,23 @@ def test_forced_yolo_on_a_non_yaml_file_is_a_clean_error():
         load(COCO_VAL, format="yolo")
     r = runner.invoke(app, ["stats", str(COCO_VAL), "--format", "yolo", "--anchors", "none"])
     assert r.exit_code == 2 and "not a YOLO data.yaml" in r.output
+
+
+def test_cli_default_anchors_yolov5_for_yolo_and_none_without_images(tmp_path):
+    root = _tree(tmp_path)
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n")
+    r = runner.invoke(app, ["stats", str(root / "data.yaml"), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["splits"]["train"]["anchors"]["preset"] == "yolov5"
+    assert d["labels"]["background_images"] == 2 and d["splits"]["val"]["dataset"]["images_without_boxes"] == 1
+    lone = tmp_path / "lone" / "labels"
+    lone.mkdir(parents=True)
+    (lone / "x.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.5 0.5 0.2 0.4\n")
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\n")
+    r = runner.invoke(app, ["stats", str(lone), "--classes", str(names), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert "anchors" not in d and d["dataset"]["format"] == "yolo" and not d["dataset"]["has_image_sizes"]
+    assert {c["name"]: c["instances"] for c in d["classes"]} == {"cat": 1, "dog": 1}
