@@ -15,13 +15,30 @@ import html
 import os
 from pathlib import Path
 
-from imbalance_cli.stats.splits import summary_rows
-
 _COLUMNS = (("split", "split"), ("images", "images"), ("boxes", "boxes"), ("images_without_boxes", "background imgs"),
             ("classes_used", "classes used"), ("imbalance_ratio", "imb. ratio"), ("gini", "Gini"),
             ("normalized_entropy", "norm. entropy"), ("positives_per_box", "YOLOv5 pos./box"),
             ("boxes_without_positive", "boxes w/o pos."), ("bpr", "AutoAnchor BPR"),
             ("anchors_above_threshold", "anchors/target"))
+
+
+def summary_rows(report: dict) -> list[dict]:
+    """One flat row per split: the figures the side-by-side table shows."""
+    rows = []
+    for name in report["order"]:
+        r = report["splits"][name]
+        d, m = r["dataset"], r["measures"]
+        a = r.get("anchors") or {}
+        aa = a.get("autoanchor") or {}
+        ppi = a.get("positives_per_box") or {}
+        rows.append({
+            "split": name, "images": d["images"], "boxes": d["boxes"], "images_without_boxes": d["images_without_boxes"],
+            "classes_used": d["categories_used"], "imbalance_ratio": m.get("imbalance_ratio"), "gini": m.get("gini"),
+            "normalized_entropy": m.get("normalized_entropy"),
+            "positives_per_box": ppi.get("mean"), "boxes_without_positive": a.get("boxes_without_positive"),
+            "bpr": aa.get("bpr"), "anchors_above_threshold": aa.get("aat"),
+        })
+    return rows
 
 
 def _fmt(v) -> str:
@@ -134,6 +151,7 @@ def render_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
 
 def _figures(report: dict, dpi: int) -> list[tuple[str, str, bytes]]:
     from imbalance_cli.report.figures import figure_png
+    # the overlay figures of `imbalance compare` live beside its distances in stats/compare.py
     from imbalance_cli.stats.compare import figures as compare_figures
 
     if not report.get("comparison"):

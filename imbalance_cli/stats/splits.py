@@ -72,21 +72,3 @@ def split_statistics(dataset: Dataset, *, compare: tuple[str, str] | None = None
         "labels": {k: dataset.info[k] for k in _LABEL_KEYS if k in dataset.info},
     }
 
-
-def summary_rows(report: dict) -> list[dict]:
-    """One flat row per split: the figures the side-by-side table shows."""
-    rows = []
-    for name in report["order"]:
-        r = report["splits"][name]
-        d, m = r["dataset"], r["measures"]
-        a = r.get("anchors") or {}
-        aa = a.get("autoanchor") or {}
-        ppi = a.get("positives_per_box") or {}
-        rows.append({
-            "split": name, "images": d["images"], "boxes": d["boxes"], "images_without_boxes": d["images_without_boxes"],
-            "classes_used": d["categories_used"], "imbalance_ratio": m.get("imbalance_ratio"), "gini": m.get("gini"),
-            "normalized_entropy": m.get("normalized_entropy"),
-            "positives_per_box": ppi.get("mean"), "boxes_without_positive": a.get("boxes_without_positive"),
-            "bpr": aa.get("bpr"), "anchors_above_threshold": aa.get("aat"),
-        })
-    return rows
