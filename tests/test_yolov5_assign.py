@@ -182,3 +182,19 @@ def test_autoanchor_bpr_of_sample_from_coco_original():
     assert sum(st["per_class_positive"].values()) == st["foreground_entries"] == sum(lv["foreground"] for lv in st["levels"])
     assert st["foreground"] + st["background"] == st["anchors"]
     assert st["foreground"] <= st["foreground_entries"]
+
+
+def test_matches_slow_reimplementation_on_grid_aligned_and_border_boxes():
+    # centres exactly on cell borders and half-cells (fractions 0 and .5 on every level), on the image border
+    # (cx = W: gx = nx, clamped), and sizes exactly at the ratio limit 4 (10x13 anchor: w = 40 fails, 39.9 passes)
+    ph, pw = np.array([96, 64]), np.array([128, 160])
+    rows, bi = [], []
+    for im in range(2):
+        for cx in (0.0, 4.0, 8.0, 12.0, 16.0, 32.0, float(pw[im]) - 4.0, float(pw[im])):
+            for cy in (0.0, 8.0, 24.0, float(ph[im])):
+                for w, h in ((2.5, 3.25), (40.0, 52.0), (39.9, 51.9), (64.0, 64.0), (300.0, 80.0)):
+                    rows.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+                    bi.append(im)
+    boxes, bi = np.array(rows), np.array(bi)
+    res = assign_yolov5(YOLOV5, boxes, bi, ph, pw)
+    assert decode(res, ph, pw) == slow_build_targets(boxes, bi, ph, pw)
