@@ -39,17 +39,18 @@ def _parse_sample(text: Optional[str]):
 
 def stats(
     file: Path = typer.Argument(..., help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC XML or "
-                                "directory; .gz accepted).", show_default=False),
+                                "directory, YOLO data.yaml or labels folder; .gz accepted).", show_default=False),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="Override format detection: "
                                          + "|".join(FORMAT_CHOICES) + ".", show_default=False),
     classes: Optional[Path] = typer.Option(None, "--classes", help="Open Images class-descriptions-boxable.csv "
-                                           "(default: looked for beside FILE).", show_default=False),
+                                           "(default: looked for beside FILE), or the names.txt of a YOLO labels "
+                                           "folder.", show_default=False),
     image_sizes: Optional[Path] = typer.Option(None, "--image-sizes", help="Open Images image sizes CSV "
                                                "(ImageID,Width,Height); without it only relative statistics.",
                                                show_default=False),
     anchors: Optional[str] = typer.Option(None, "--anchors", help="Anchor preset for anchor statistics: none | "
                                           "retinanet | rpn | ssd300 | yolov5 | path to a preset TOML. "
-                                          "[default: retinanet; yolov5 for a YOLO dataset]", show_default=False),
+                                          "Default: retinanet; yolov5 for a YOLO dataset with images.", show_default=False),
     matcher: str = typer.Option("torchvision", "--matcher", help="Anchor labelling rule: torchvision (the model's own "
                                 "torchvision matcher; SSDMatcher for ssd300) | mmdet (MaxIoUAssigner ties) | ssd | auto."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto = CUDA when available)."),
