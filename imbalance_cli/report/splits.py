@@ -6,7 +6,9 @@
 * :func:`write_outputs`: ``splits.json``, ``splits.csv`` (the side-by-side table), one sub-folder
   per split with that split's usual outputs (stats.json, CSVs, PNGs, report.html), the comparison
   figures ``compare_*.png`` and ``splits.html`` (the side-by-side section, comparison figures
-  embedded, links to each split's page). Everything is rendered in memory before the first write.
+  embedded, links to each split's page). The top-level files are rendered in memory before the
+  first write and each split's folder before its own files; every file is written atomically
+  (a failure can leave the folders of the splits already written, never a half-written file).
 """
 
 from __future__ import annotations
