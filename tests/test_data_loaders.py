@@ -254,7 +254,7 @@ def test_missing_file_and_unknown_format(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         imbalance_cli.load(tmp_path / "nope.json")
     with pytest.raises(InputError, match="unknown format"):
-        imbalance_cli.load(COCO_VAL, format="yolo")
+        imbalance_cli.load(COCO_VAL, format="darknet")
 
 
 def test_polygon_blanking_does_not_change_the_parse():

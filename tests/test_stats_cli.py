@@ -88,7 +88,7 @@ def test_strict_names_first_invalid_record(tmp_path):
     (["--bags-edges", "5,10"], "--bags-edges"),
     (["--location-bins", "0"], "--location-bins"),
     (["--negative-iou-sample", "-3"], "--negative-iou-sample"),
-    (["--format", "yolo"], "--format"),
+    (["--format", "darknet"], "--format"),
     (["--matcher", "best"], "--matcher"),
     (["--device", "tpu"], "--device"),
 ])

@@ -13,7 +13,7 @@ from imbalance_cli.errors import InputError
 from imbalance_cli.report import stats as render
 from imbalance_cli.stats import analyze
 
-FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc")
+FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
 
 
 def _parse_bags_edges(text: str) -> list[float]:
@@ -39,16 +39,18 @@ def _parse_sample(text: Optional[str]):
 
 def stats(
     file: Path = typer.Argument(..., help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC XML or "
-                                "directory; .gz accepted).", show_default=False),
+                                "directory, YOLO data.yaml or labels folder; .gz accepted).", show_default=False),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="Override format detection: "
                                          + "|".join(FORMAT_CHOICES) + ".", show_default=False),
     classes: Optional[Path] = typer.Option(None, "--classes", help="Open Images class-descriptions-boxable.csv "
-                                           "(default: looked for beside FILE).", show_default=False),
+                                           "(default: looked for beside FILE), or the names.txt of a YOLO labels "
+                                           "folder.", show_default=False),
     image_sizes: Optional[Path] = typer.Option(None, "--image-sizes", help="Open Images image sizes CSV "
                                                "(ImageID,Width,Height); without it only relative statistics.",
                                                show_default=False),
-    anchors: str = typer.Option("retinanet", "--anchors", help="Anchor preset for anchor statistics: none | "
-                                "retinanet | rpn | ssd300 | path to a preset TOML."),
+    anchors: Optional[str] = typer.Option(None, "--anchors", help="Anchor preset for anchor statistics: none | "
+                                          "retinanet | rpn | ssd300 | yolov5 | path to a preset TOML. "
+                                          "Default: retinanet; yolov5 for a YOLO dataset with images.", show_default=False),
     matcher: str = typer.Option("torchvision", "--matcher", help="Anchor labelling rule: torchvision (the model's own "
                                 "torchvision matcher; SSDMatcher for ssd300) | mmdet (MaxIoUAssigner ties) | ssd | auto."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto = CUDA when available)."),
@@ -87,6 +89,14 @@ def stats(
     if image_sizes is not None:
         load_kwargs["image_sizes"] = str(image_sizes)
     dataset = load(str(file), format=None if format is None else format.lower(), **load_kwargs)
+    if anchors is None:  # the detector a dataset's users train: YOLOv5 for YOLO datasets, RetinaNet otherwise
+        anchors = ("yolov5" if dataset.has_image_sizes else "none") if dataset.format == "yolo" else "retinanet"
+    if dataset.info.get("bad_line_count"):  # YOLO label files: bad lines (file:line) are fatal with --strict
+        if strict:
+            raise InputError(f"{dataset.info['bad_lines'][0]} (--strict makes bad label lines fatal)")
+        if not json_out:
+            typer.echo(f"warning: {dataset.info['bad_line_count']} bad label line(s) dropped, first: "
+                       f"{dataset.info['bad_lines'][0]}", err=True)
 
     anchor_kwargs = {}
     if anchors.lower() != "none":
@@ -97,6 +107,15 @@ def stats(
             anchor_kwargs["neg_iou"] = neg_iou
         if sample is not None:
             anchor_kwargs["negative_iou_sample"] = sample
+    from imbalance_cli.stats.splits import has_splits
+
+    if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
+        from imbalance_cli.report.splits import emit
+        from imbalance_cli.stats.splits import split_statistics
+
+        emit(split_statistics(dataset, anchors=anchors, location_bins=location_bins, per_class_location=per_class_location,
+                              bags_edges=edges, scale_bins=hist_bins, strict=strict, **anchor_kwargs), out, json_out, quiet)
+        return
     report = analyze(dataset, anchors=anchors, location_bins=location_bins, per_class_location=per_class_location,
                      bags_edges=edges, hist_bins=hist_bins, strict=strict, **anchor_kwargs)
 

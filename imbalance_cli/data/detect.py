@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from imbalance_cli.data import coco, openimages, voc
+from imbalance_cli.data import coco, openimages, voc, yolo
 from imbalance_cli.data._io import parse_json, read_bytes
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 
-FORMATS = ("coco", "lvis", "objects365", "openimages", "voc")
+FORMATS = ("coco", "lvis", "objects365", "openimages", "voc", "yolo")
 
 
 def load(path: str | os.PathLike, format: str | None = None, *, classes=None, image_sizes=None) -> Dataset:
@@ -48,6 +48,8 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
     p = Path(path)
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}", path=p)
+    if format == "yolo" or (format is None and image_sizes is None and yolo.is_yolo_path(p)):  # YOLO: data.yaml or labels dir
+        return yolo.load(p, classes=classes)
     if (classes is not None or image_sizes is not None) and format not in (None, "openimages"):
         raise InputError("--classes and --image-sizes apply to Open Images CSV only", path=p)
     if p.is_dir():

@@ -228,7 +228,12 @@ def analyze(dataset: Dataset, *, anchors: str | Any = "none", location_bins: int
             loc["tv_to_uniform"] = measures.histogram_tv(loc["counts"])
             report["location"] = loc
         elif step == "anchors":
-            report["anchors"] = anchor_statistics(dataset, anchors, **anchor_options)
+            if isinstance(anchors, str) and anchors.lower() == "yolov5":  # YOLOv5 build_targets + AutoAnchor
+                from imbalance_cli.stats.yolov5 import yolov5_statistics
+
+                report["anchors"] = yolov5_statistics(dataset, **anchor_options)
+            else:
+                report["anchors"] = anchor_statistics(dataset, anchors, **anchor_options)
     report["verdicts"] = verdicts(report)
     return Report(report)
 

@@ -1,0 +1,210 @@
+"""Renderers of the ``imbalance.splits/1`` report (:mod:`imbalance_cli.stats.splits`).
+
+* :func:`render_terminal`: every split's usual report, then one side-by-side table of the splits
+  (images, boxes, background images, class measures, YOLOv5 positives per box and AutoAnchor BPR
+  when computed), the two-split distances, and the loader's label-file findings (``file:line``);
+* :func:`write_outputs`: ``splits.json``, ``splits.csv`` (the side-by-side table), one sub-folder
+  per split with that split's usual outputs (stats.json, CSVs, PNGs, report.html), the comparison
+  figures ``compare_*.png`` and ``splits.html`` (the side-by-side section, comparison figures
+  embedded, links to each split's page). The top-level files are rendered in memory before the
+  first write and each split's folder before its own files; every file is written atomically
+  (a failure can leave the folders of the splits already written, never a half-written file).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+_COLUMNS = (("split", "split"), ("images", "images"), ("boxes", "boxes"), ("images_without_boxes", "background imgs"),
+            ("classes_used", "classes used"), ("imbalance_ratio", "imb. ratio"), ("gini", "Gini"),
+            ("normalized_entropy", "norm. entropy"), ("positives_per_box", "YOLOv5 pos./box"),
+            ("boxes_without_positive", "boxes w/o pos."), ("bpr", "AutoAnchor BPR"),
+            ("anchors_above_threshold", "anchors/target"))
+
+
+def summary_rows(report: dict) -> list[dict]:
+    """One flat row per split: the figures the side-by-side table shows."""
+    rows = []
+    for name in report["order"]:
+        r = report["splits"][name]
+        d, m = r["dataset"], r["measures"]
+        a = r.get("anchors") or {}
+        aa = a.get("autoanchor") or {}
+        ppi = a.get("positives_per_box") or {}
+        rows.append({
+            "split": name, "images": d["images"], "boxes": d["boxes"], "images_without_boxes": d["images_without_boxes"],
+            "classes_used": d["categories_used"], "imbalance_ratio": m.get("imbalance_ratio"), "gini": m.get("gini"),
+            "normalized_entropy": m.get("normalized_entropy"),
+            "positives_per_box": ppi.get("mean"), "boxes_without_positive": a.get("boxes_without_positive"),
+            "bpr": aa.get("bpr"), "anchors_above_threshold": aa.get("aat"),
+        })
+    return rows
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 1000 else f"{v:,.1f}"
+    return str(v)
+
+
+def distance_rows(report: dict) -> list[tuple[str, str]]:
+    """(what, value) rows of the two-split comparison."""
+    c = report.get("comparison")
+    if not c:
+        return []
+    rows = [("class distribution TV", _fmt(c["classes"]["tv"])), ("class distribution JS (nats)", _fmt(c["classes"]["js"])),
+            (f"classes only in {c['a']['name']}", _fmt(len(c["classes"]["only_in_a"]))),
+            (f"classes only in {c['b']['name']}", _fmt(len(c["classes"]["only_in_b"])))]
+    for key in ("relative_width", "relative_height", "relative_area"):
+        s = c["scale"][key]
+        rows.append((f"{key.replace('_', ' ')} W1 / TV", f"{_fmt(s['wasserstein'])} / {_fmt(s['tv'])}"))
+    rows.append(("box-centre histogram TV", _fmt(c["location"]["tv"])))
+    return rows
+
+
+def label_rows(report: dict, n: int = 5) -> list[str]:
+    """Human lines about label files: background images, bad lines (first ``n`` as file:line), duplicates."""
+    lab = report.get("labels") or {}
+    out = []
+    if lab.get("background_images") is not None:
+        out.append(f"background images (no or empty label file): {lab['background_images']:,}")
+    if lab.get("bad_line_count"):
+        out.append(f"bad label lines dropped: {lab['bad_line_count']:,} (--strict makes them fatal)")
+        out.extend("  " + s for s in lab.get("bad_lines", [])[:n])
+        if lab["bad_line_count"] > n:
+            out.append(f"  ... and {lab['bad_line_count'] - n:,} more (all counted; up to 200 listed in JSON)")
+    if lab.get("segment_lines"):
+        out.append(f"segment lines read as their bounding box: {lab['segment_lines']:,}")
+    if lab.get("duplicate_labels"):
+        out.append(f"duplicate label rows (kept; YOLOv5 removes them): {lab['duplicate_labels']:,}")
+    if lab.get("unreadable_images"):
+        out.append(f"images with unreadable headers (skipped): {lab['unreadable_images']:,}")
+        out.extend("  " + s for s in lab.get("unreadable_image_files", [])[:n])
+    return out
+
+
+def render_terminal(report: dict, console=None, per_split: bool = True) -> None:
+    """Print each split's report, then the side-by-side table, the distances and label findings."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from imbalance_cli.report import render_terminal as render_stats
+
+    console = console or Console()
+    if per_split:
+        for name in report["order"]:
+            console.rule(f"split: {name}")
+            render_stats(report["splits"][name], console)
+    console.rule("splits side by side")
+    rows = summary_rows(report)
+    t = Table(title=f"Splits of {report.get('path')}")
+    t.add_column("")
+    for row in rows:
+        t.add_column(str(row["split"]), justify="right")
+    for k, label in _COLUMNS[1:]:
+        t.add_row(label, *[_fmt(row[k]) for row in rows])
+    console.print(t)
+    dr = distance_rows(report)
+    if dr:
+        a, b = report["compared"]
+        d = Table(title=f"{a} vs {b} (imbalance compare distances)")
+        d.add_column("distance")
+        d.add_column("value", justify="right")
+        for k, v in dr:
+            d.add_row(k, v)
+        console.print(d)
+    for line in label_rows(report):
+        console.print(line, markup=False, highlight=False)
+
+
+def render_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
+    """The standalone ``splits.html`` page (side-by-side table, distances, label findings, comparison figures)."""
+    from imbalance_cli.report.html import data_uri
+
+    esc = html.escape
+    head = "".join(f"<th>{esc(lab)}</th>" for _k, lab in _COLUMNS)
+    body = "".join("<tr>" + "".join(
+        f"<td><a href=\"{esc(row['split'])}/report.html\">{esc(row['split'])}</a></td>" if k == "split"
+        else f"<td class=n>{esc(_fmt(row[k]))}</td>" for k, _l in _COLUMNS) + "</tr>" for row in summary_rows(report))
+    parts = [f"<h1>Splits of {esc(str(report.get('path')))}</h1>", f"<table><tr>{head}</tr>{body}</table>"]
+    dr = distance_rows(report)
+    if dr:
+        a, b = report["compared"]
+        parts.append(f"<h2>{esc(a)} vs {esc(b)}</h2><table>" + "".join(
+            f"<tr><td>{esc(k)}</td><td class=n>{esc(v)}</td></tr>" for k, v in dr) + "</table>")
+    lr = label_rows(report, n=20)
+    if lr:
+        parts.append("<h2>Label files</h2><pre>" + esc("\n".join(lr)) + "</pre>")
+    for name, title, png in figures:
+        parts.append(f"<h3>{esc(title)}</h3><img alt=\"{esc(name)}\" src=\"{data_uri(png)}\">")
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+             "padding:3px 8px}.n{text-align:right}img{max-width:100%}")
+    return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>splits</title><style>{style}</style></head>"
+            f"<body>{''.join(parts)}</body></html>")
+
+
+def _figures(report: dict, dpi: int) -> list[tuple[str, str, bytes]]:
+    from imbalance_cli.report.figures import figure_png
+    # the overlay figures of `imbalance compare` live beside its distances in stats/compare.py
+    from imbalance_cli.stats.compare import figures as compare_figures
+
+    if not report.get("comparison"):
+        return []
+    out = []
+    for name, title, fig in compare_figures(report["comparison"]):
+        out.append((name, title, figure_png(fig, dpi=dpi)))
+    return out
+
+
+def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:
+    """Write the splits report directory (see module docstring); return the written paths."""
+    import pandas as pd
+
+    from imbalance_cli.errors import InputError
+    from imbalance_cli.fileio import dumps_json, write_bytes, write_text
+    from imbalance_cli.report import write_outputs as write_stats
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out must be a directory, not an existing file", path=str(out))
+    text = dumps_json(report)
+    csv = pd.DataFrame(summary_rows(report)).to_csv(index=False)
+    figs = _figures(report, dpi)
+    page = render_html(report, figs)
+    for name in report["order"]:
+        if name in ("compare",) or "/" in name or name.startswith("."):
+            raise InputError(f"split name {name!r} cannot be used as an output folder name")
+    written = []
+    for name in report["order"]:
+        written.extend(write_stats(report["splits"][name], out / name, dpi=dpi))
+    written.append(write_text(out / "splits.json", text))
+    written.append(write_text(out / "splits.csv", csv))
+    for name, _t, png in figs:
+        written.append(write_bytes(out / name, png))
+    written.append(write_text(out / "splits.html", page))
+    return written
+
+
+def emit(report: dict, out: str | os.PathLike | None, json_out: bool, quiet: bool) -> None:
+    """What ``imbalance stats`` does with a splits report: write ``out``, then JSON on stdout or the terminal view."""
+    written = write_outputs(report, out) if out is not None else []
+    if json_out:
+        from imbalance_cli.commands._common import echo_json
+        from imbalance_cli.fileio import dumps_json
+
+        echo_json(dumps_json(report))
+        return
+    from rich.console import Console
+
+    console = Console()
+    render_terminal(report, console)
+    if written and not quiet:
+        console.print(f"wrote {len(written)} files to {out}")

@@ -1,0 +1,74 @@
+"""Dataset splits side by side (a YOLO ``data.yaml`` with train / val / test).
+
+:func:`split_statistics` runs :func:`imbalance_cli.stats.report.analyze` on every split of a
+dataset loaded from a ``data.yaml`` (``Dataset.info["splits"]``) and compares two of them (train
+vs val by default) with :func:`imbalance_cli.stats.compare.compare_datasets`: total-variation and
+Jensen-Shannon distances of the class distributions, Wasserstein-1 and TV of the relative
+width/height/area histograms, TV of the box-centre histograms (definitions in
+:mod:`imbalance_cli.stats.compare`). The result is the plain ``imbalance.splits/1`` dict:
+
+``{"schema", "path", "format", "order": [split names], "splits": {name: imbalance.stats/1 report},
+"comparison": imbalance.compare/1 report or None, "compared": [a, b] or None,
+"labels": {label-file findings of the loader}}``
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imbalance_cli.data.dataset import Dataset
+from imbalance_cli.data.yolo import split_datasets
+from imbalance_cli.errors import InputError
+
+SCHEMA = "imbalance.splits/1"
+_LABEL_KEYS = ("background_images", "label_files_missing", "label_files_empty", "bad_line_count", "bad_lines",
+               "segment_lines", "duplicate_labels", "unreadable_images", "unreadable_image_files")
+
+
+def has_splits(dataset: Dataset) -> bool:
+    """True when ``dataset`` came from a file with at least two splits."""
+    return len(dataset.info.get("splits") or {}) >= 2
+
+
+def pick_pair(names: list[str], compare: tuple[str, str] | None = None) -> tuple[str, str] | None:
+    """The two splits to compare: ``compare`` if given (both must exist), else train/val, else the first two."""
+    if compare is not None:
+        missing = [c for c in compare if c not in names]
+        if missing:
+            raise InputError(f"no split named {missing[0]!r} to compare (splits: {', '.join(names)})")
+        return compare[0], compare[1]
+    if "train" in names and "val" in names:
+        return "train", "val"
+    return (names[0], names[1]) if len(names) >= 2 else None
+
+
+def split_statistics(dataset: Dataset, *, compare: tuple[str, str] | None = None, scale_bins: int = 50,
+                     location_bins: int = 20, **analyze_options: Any) -> dict:
+    """Per-split statistics and a two-split comparison (see module docstring).
+
+    ``analyze_options`` go to :func:`~imbalance_cli.stats.report.analyze` for every split (e.g.
+    ``anchors="yolov5"``, ``strict``); ``scale_bins``/``location_bins`` set both the per-split
+    histograms and the comparison's.
+    """
+    from imbalance_cli.fileio import to_jsonable
+    from imbalance_cli.stats.compare import compare_datasets
+    from imbalance_cli.stats.report import analyze
+
+    parts = split_datasets(dataset)
+    if not parts:
+        raise InputError("this dataset has no splits (load a data.yaml with train/val)", path=dataset.path)
+    names = list(parts)
+    reports = {}
+    for name, sub in parts.items():
+        reports[name] = analyze(sub, hist_bins=scale_bins, location_bins=location_bins, **analyze_options).to_dict()
+    pair = pick_pair(names, compare)
+    comparison = None
+    if pair is not None:
+        comparison = to_jsonable(compare_datasets(parts[pair[0]], parts[pair[1]], scale_bins=scale_bins,
+                                                  location_bins=location_bins, names=pair))
+    return {
+        "schema": SCHEMA, "path": dataset.path, "format": dataset.format, "order": names,
+        "splits": reports, "compared": list(pair) if pair else None, "comparison": comparison,
+        "labels": {k: dataset.info[k] for k in _LABEL_KEYS if k in dataset.info},
+    }
+

@@ -1,0 +1,198 @@
+"""Anchor statistics under YOLOv5's assignment, plus AutoAnchor's BPR (``--anchors yolov5``).
+
+:func:`yolov5_statistics` returns the same ``anchors`` dict as
+:func:`imbalance_cli.stats.anchors.anchor_statistics` (positives per class, per instance, per
+level, coverage by class and size, Fig. 14 spatial histogram) computed with
+:func:`imbalance_cli.anchors.yolov5.assign_yolov5` on YOLOv5's letterboxed 640 input, and adds
+``autoanchor``: best possible recall and anchors above threshold as ultralytics/yolov5
+``utils/autoanchor.py`` ``check_anchors`` reports them.
+
+Differences in meaning from the IoU-matcher report (also stated in the dict's ``notes``):
+
+* ``foreground`` counts distinct anchors with an objectness target (``background`` = anchors -
+  ``foreground``, ``pos_neg_ratio`` from these); ``foreground_entries`` counts build_targets'
+  entries (box, anchor, cell), what the box and class losses sum over, and the per-class, per-level
+  and per-box positives count entries too (two boxes can claim one anchor);
+* every "IoU" field (``positive_iou``, ``box_max_iou``, coverage, ``thresholds``) holds the
+  width/height **ratio metric** ``min(min(r, 1/r))`` of AutoAnchor with threshold ``1/anchor_t``;
+  ``below_negative`` equals ``without_positive`` (there is one threshold) and ``negative_iou`` is
+  empty (no negatives are defined by overlap).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from imbalance_cli.anchors.yolov5 import (YOLOV5, YoloV5Preset, assign_yolov5, autoanchor_metric, autoanchor_wh,
+                                          letterbox_boxes, letterbox_geometry, level_grids, num_anchors)
+from imbalance_cli.data.dataset import Dataset
+from imbalance_cli.errors import InputError
+
+SPATIAL_BINS = 40
+SPATIAL_RANGE = (-1.0, 1.0)
+
+
+def _edges_01(step: float = 0.05) -> np.ndarray:
+    return np.round(np.linspace(0.0, 1.0, int(round(1 / step)) + 1), 10)
+
+
+def _hist(values: np.ndarray, edges: np.ndarray) -> list[int]:
+    b = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    return np.bincount(b, minlength=len(edges) - 1).astype(int).tolist()
+
+
+def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoanchor_seed: int | None = None,
+                      spatial_bins: int = SPATIAL_BINS, matcher: str | None = None, pos_iou: float | None = None,
+                      neg_iou: float | None = None, device: str = "auto", negative_iou_sample=None,
+                      seed: int = 0) -> dict:
+    """YOLOv5 assignment statistics of ``dataset`` (see module docstring); the report's ``anchors`` dict.
+
+    The IoU-matcher options of ``analyze`` are accepted only where they mean nothing here: ``matcher``
+    must be None, ``auto``, ``torchvision`` (the CLI default) or ``yolov5``; ``pos_iou``/``neg_iou``
+    are rejected (YOLOv5 has no IoU threshold; its ``anchor_t`` is fixed by the preset); ``device``,
+    ``negative_iou_sample`` and ``seed`` are ignored (CPU, no negative IoU histogram).
+    """
+    if matcher is not None and str(matcher).lower() not in ("auto", "torchvision", "yolov5"):
+        raise InputError(f"--matcher {matcher} does not apply to the yolov5 preset (YOLOv5's build_targets assigns)")
+    if pos_iou is not None or neg_iou is not None:
+        raise InputError("--pos-iou/--neg-iou do not apply to the yolov5 preset (it assigns by width/height ratio, "
+                         f"anchor_t = {preset.anchor_t})")
+    t0 = time.perf_counter()
+    if not dataset.has_image_sizes:
+        raise InputError("YOLOv5 anchor statistics need image sizes (the images themselves, or --anchors none)",
+                         path=dataset.path)
+    H, W = dataset.heights, dataset.widths
+    bad = np.flatnonzero(~(np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(f"image {int(dataset.image_ids[i])} has no usable size ({W[i]} x {H[i]})", path=dataset.path)
+    order, _ = dataset.image_offsets(dataset.valid_mask())
+    bimg = dataset.box_image[order]
+    n_img = dataset.num_images
+    _r, ph, pw, _px, _py = letterbox_geometry(H, W, preset)
+    lb = letterbox_boxes(dataset.boxes[order], H[bimg], W[bimg], preset)
+    res = assign_yolov5(preset, lb, bimg, ph, pw)
+
+    C = dataset.num_categories
+    per_img_anchors = num_anchors(preset, ph, pw)
+    total = int(per_img_anchors.sum())
+    entries = int(len(res.pos_box))
+    distinct = int(len(np.unique(res.pos_image.astype(np.int64) * (int(per_img_anchors.max(initial=1)) + 1)
+                                 + res.pos_anchor))) if entries else 0
+    bg = total - distinct
+    n = max(n_img, 1)
+    cat_of_box = dataset.box_category[order]
+    pos_per_class = np.bincount(cat_of_box[res.pos_box], minlength=C).astype(np.int64)
+    inst = np.bincount(cat_of_box, minlength=C).astype(np.int64)
+    cat_ids = [str(int(c)) for c in dataset.category_ids]
+    per_box = np.bincount(res.pos_box, minlength=len(order)).astype(np.int64)
+
+    L = preset.num_levels
+    gh, gw, _ = level_grids(preset, ph, pw)
+    per = np.array([preset.anchors_per_location(lv) for lv in range(L)], np.int64)
+    lev_anchors = (gh * gw).sum(1) * per if n_img else np.zeros(L, np.int64)
+    lev_fg = np.bincount(res.pos_level.astype(np.int64), minlength=L)
+    lev_best = np.bincount(res.box_best_level.astype(np.int64), minlength=L) if len(order) else np.zeros(L, np.int64)
+    levels = [{"name": preset.level_names[lv], "stride": int(preset.strides[lv]), "anchors": int(lev_anchors[lv]),
+               "foreground": int(lev_fg[lv]), "best_level_boxes": int(lev_best[lv]),
+               "anchor_sizes": [list(map(float, a)) for a in preset.anchors[lv]]} for lv in range(L)]
+
+    thr = preset.pos_iou
+    edges = _edges_01()
+    no_pos = per_box == 0
+    area = dataset.area[order]
+    bw, bh = dataset.boxes[order, 2] - dataset.boxes[order, 0], dataset.boxes[order, 3] - dataset.boxes[order, 1]
+    a = np.where(np.isfinite(area) & (area > 0), area, bw * bh)
+    sg = np.where(a < 32 ** 2, 0, np.where(a < 96 ** 2, 1, 2))
+    cov_size = {g: {"boxes": int((sg == i).sum()), "without_positive": int((no_pos & (sg == i)).sum()),
+                    "below_negative": int((no_pos & (sg == i)).sum())} for i, g in enumerate(("small", "medium", "large"))}
+    wp = np.bincount(cat_of_box[no_pos], minlength=C)
+    cov_class = {cid: {"boxes": int(inst[k]), "without_positive": int(wp[k]), "below_negative": int(wp[k])}
+                 for k, cid in enumerate(cat_ids) if inst[k]}
+
+    # AutoAnchor: every valid label, sizes as check_anchors builds them
+    wh = autoanchor_wh(dataset.boxes[order], H[bimg], W[bimg], preset, seed=autoanchor_seed)
+    aa = autoanchor_metric(wh, preset.anchor_array(), preset.anchor_t)
+    aa.update({"threshold": float(preset.anchor_t), "good_fit_bpr": float(preset.bpr_good),
+               "good_fit": None if aa["bpr"] is None else bool(aa["bpr"] > preset.bpr_good),
+               "random_scale": autoanchor_seed is not None,
+               "seed": autoanchor_seed,
+               "source": "ultralytics/yolov5 utils/autoanchor.py check_anchors metric()"})
+
+    pos_neg = distinct / bg if bg > 0 else None
+    neg_tasks = distinct * (C - 1) + bg * C
+    task = distinct / neg_tasks if neg_tasks > 0 else None
+    from imbalance_cli.stats.anchors import _ratio_text
+
+    return {
+        "preset": preset.name, "matcher": "yolov5", "device": "cpu", "engine": "yolov5",
+        "assigner": "ultralytics/yolov5 utils/loss.py ComputeLoss.build_targets",
+        "letterbox": f"letterbox(auto=True) to {preset.img_size}, padded to a multiple of {preset.pad_stride}",
+        "thresholds": {"pos_iou": float(thr), "neg_iou": float(thr), "allow_low_quality": False,
+                       "anchor_t": float(preset.anchor_t), "offset_g": float(preset.offset_g)},
+        "iou_meaning": "width/height ratio metric min(min(r, 1/r)) (AutoAnchor), threshold 1/anchor_t",
+        "images": int(n_img), "boxes": int(len(order)),
+        "anchors": total, "foreground": distinct, "foreground_entries": entries, "background": bg, "ignored": 0,
+        "per_image": {"anchors": total / n, "foreground": distinct / n, "background": bg / n, "ignored": 0.0},
+        "per_class_positive": {cid: int(v) for cid, v in zip(cat_ids, pos_per_class)},
+        "per_class_positive_per_image": {cid: int(v) / n for cid, v in zip(cat_ids, pos_per_class)},
+        "positives_per_instance": {cid: int(p) / int(i) for cid, p, i in zip(cat_ids, pos_per_class, inst) if i},
+        "instances_per_class": {cid: int(i) for cid, i in zip(cat_ids, inst)},
+        "class_names": {cid: str(nm) for cid, nm in zip(cat_ids, dataset.category_names)},
+        "positives_per_box": {"mean": float(per_box.mean()) if len(per_box) else None,
+                              "counts": np.bincount(per_box, minlength=1).astype(int).tolist()},
+        "pos_neg_ratio": pos_neg, "task_pos_neg_ratio": task,
+        "pos_neg_ratio_text": _ratio_text(pos_neg), "task_pos_neg_ratio_text": _ratio_text(task),
+        "num_classes": int(C),
+        "levels": levels,
+        "positive_iou": {"edges": edges.tolist(), "counts": _hist(res.pos_iou.astype(np.float64), edges),
+                         "low_quality": 0},
+        "negative_iou": {},
+        "box_max_iou": {"edges": edges.tolist(), "counts": _hist(res.box_max_iou.astype(np.float64), edges)},
+        "boxes_without_positive": int(no_pos.sum()),
+        "boxes_below_negative": int(no_pos.sum()),
+        "coverage": {"by_class": cov_class, "by_size": cov_size},
+        "spatial": _spatial(preset, res, lb, ph, pw, int(spatial_bins)),
+        "autoanchor": aa,
+        "images_without_boxes": int(np.sum(np.bincount(bimg, minlength=n_img) == 0)) if n_img else 0,
+        "dense_fallback_images": 0,
+        "notes": ["foreground = distinct positive anchors; per-class, per-level and per-box positives count "
+                  "build_targets entries (box, anchor, cell)", "IoU fields hold the width/height ratio metric, threshold 1/anchor_t"],
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _spatial(preset: YoloV5Preset, res, lb: np.ndarray, ph: np.ndarray, pw: np.ndarray, bins: int) -> dict:
+    """Fig. 14 for YOLOv5: each entry's anchor box (centred on its cell) top-left corner in its box's frame."""
+    lo, hi = SPATIAL_RANGE
+    counts = np.zeros((bins, bins), np.int64)
+    outside = 0
+    P = len(res.pos_box)
+    if P:
+        img = res.pos_image.astype(np.int64)
+        lvl = res.pos_level.astype(np.int64)
+        _gh, gw, off = level_grids(preset, ph, pw)
+        within = res.pos_anchor - off[lvl, img]
+        A = np.array([preset.anchors_per_location(lv) for lv in range(preset.num_levels)], np.int64)[lvl]
+        cell, k = np.divmod(within, A)
+        gwl = gw[lvl, img]
+        i, j = np.divmod(cell, gwl)
+        stride = np.asarray(preset.strides, np.float64)[lvl]
+        anc = np.array([a for lv in preset.anchors for a in lv], np.float64)
+        first = np.concatenate([[0], np.cumsum([len(a) for a in preset.anchors])])[lvl]
+        aw, ah = anc[first + k, 0], anc[first + k, 1]
+        ax1 = (j + 0.5) * stride - aw / 2
+        ay1 = (i + 0.5) * stride - ah / 2
+        g = lb[res.pos_box]
+        rx = (ax1 - g[:, 0]) / (g[:, 2] - g[:, 0])
+        ry = (ay1 - g[:, 1]) / (g[:, 3] - g[:, 1])
+        inside = (rx >= lo) & (rx <= hi) & (ry >= lo) & (ry <= hi)
+        outside = int(P - inside.sum())
+        scale = bins / (hi - lo)
+        bx = np.minimum(((rx[inside] - lo) * scale).astype(np.int64), bins - 1)
+        by = np.minimum(((ry[inside] - lo) * scale).astype(np.int64), bins - 1)
+        counts = np.bincount(by * bins + bx, minlength=bins * bins).reshape(bins, bins).astype(np.int64)
+    return {"bins": bins, "range": [lo, hi], "edges": np.linspace(lo, hi, bins + 1).tolist(), "counts": counts.tolist(),
+            "outside": outside}
