@@ -10,8 +10,11 @@ import typer
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.data import load
 from imbalance_cli.errors import InputError
+from imbalance_cli.fileio import dumps_json
+from imbalance_cli.report import splits as render_splits
 from imbalance_cli.report import stats as render
 from imbalance_cli.stats import analyze
+from imbalance_cli.stats.splits import has_splits, split_statistics
 
 FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
 
@@ -107,14 +110,16 @@ def stats(
             anchor_kwargs["neg_iou"] = neg_iou
         if sample is not None:
             anchor_kwargs["negative_iou_sample"] = sample
-    from imbalance_cli.stats.splits import has_splits
-
     if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
-        from imbalance_cli.report.splits import emit
-        from imbalance_cli.stats.splits import split_statistics
-
-        emit(split_statistics(dataset, anchors=anchors, location_bins=location_bins, per_class_location=per_class_location,
-                              bags_edges=edges, scale_bins=hist_bins, strict=strict, **anchor_kwargs), out, json_out, quiet)
+        split_report = split_statistics(dataset, anchors=anchors, location_bins=location_bins,
+                                        per_class_location=per_class_location, bags_edges=edges, scale_bins=hist_bins,
+                                        strict=strict, **anchor_kwargs)
+        written = render_splits.write_outputs(split_report, out) if out is not None else []
+        if json_out:
+            echo_json(dumps_json(split_report))
+            return
+        render_splits.render_terminal(split_report)
+        wrote(out, written, quiet)
         return
     report = analyze(dataset, anchors=anchors, location_bins=location_bins, per_class_location=per_class_location,
                      bags_edges=edges, hist_bins=hist_bins, strict=strict, **anchor_kwargs)

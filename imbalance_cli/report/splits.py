@@ -6,9 +6,8 @@
 * :func:`write_outputs`: ``splits.json``, ``splits.csv`` (the side-by-side table), one sub-folder
   per split with that split's usual outputs (stats.json, CSVs, PNGs, report.html), the comparison
   figures ``compare_*.png`` and ``splits.html`` (the side-by-side section, comparison figures
-  embedded, links to each split's page). The top-level files are rendered in memory before the
-  first write and each split's folder before its own files; every file is written atomically
-  (a failure can leave the folders of the splits already written, never a half-written file).
+  embedded, links to each split's page). Everything is rendered in memory first and the directory
+  is swapped in whole (:func:`imbalance_cli.report.writer.write_report`): all or nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +15,13 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
+
+from imbalance_cli.errors import InputError
+from imbalance_cli.fileio import dumps_json
+from imbalance_cli.report.compare import figures as compare_figures
+from imbalance_cli.report.figures import figure_png
+from imbalance_cli.report.stats import report_files as stats_report_files
+from imbalance_cli.report.writer import check_out_dir, write_report
 
 _COLUMNS = (("split", "split"), ("images", "images"), ("boxes", "boxes"), ("images_without_boxes", "background imgs"),
             ("classes_used", "classes used"), ("imbalance_ratio", "imb. ratio"), ("gini", "Gini"),
@@ -152,59 +158,36 @@ def render_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
 
 
 def _figures(report: dict, dpi: int) -> list[tuple[str, str, bytes]]:
-    from imbalance_cli.report.figures import figure_png
-    # the overlay figures of `imbalance compare` live beside its distances in stats/compare.py
-    from imbalance_cli.stats.compare import figures as compare_figures
-
     if not report.get("comparison"):
         return []
-    out = []
-    for name, title, fig in compare_figures(report["comparison"]):
-        out.append((name, title, figure_png(fig, dpi=dpi)))
-    return out
+    return [(name, title, figure_png(fig, dpi=dpi)) for name, title, fig in compare_figures(report["comparison"])]
 
 
-def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:
-    """Write the splits report directory (see module docstring); return the written paths."""
+#: Top-level files of a splits report directory (each split's folder holds a stats report).
+OWN_FILES = ("splits.json", "splits.csv", "splits.html", "compare_*.png")
+
+
+def report_files(report: dict, dpi: int = 110) -> dict:
+    """Every file of the splits directory, rendered in memory: ``{name or split/name: content}``."""
     import pandas as pd
 
-    from imbalance_cli.errors import InputError
-    from imbalance_cli.fileio import dumps_json, write_bytes, write_text
-    from imbalance_cli.report import write_outputs as write_stats
-
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError("--out must be a directory, not an existing file", path=str(out))
-    text = dumps_json(report)
-    csv = pd.DataFrame(summary_rows(report)).to_csv(index=False)
-    figs = _figures(report, dpi)
-    page = render_html(report, figs)
     for name in report["order"]:
         if name in ("compare",) or "/" in name or name.startswith("."):
             raise InputError(f"split name {name!r} cannot be used as an output folder name")
-    written = []
+    figs = _figures(report, dpi)
+    files: dict = {}
     for name in report["order"]:
-        written.extend(write_stats(report["splits"][name], out / name, dpi=dpi))
-    written.append(write_text(out / "splits.json", text))
-    written.append(write_text(out / "splits.csv", csv))
+        for fname, content in stats_report_files(report["splits"][name], dpi=dpi).items():
+            files[f"{name}/{fname}"] = content
+    files["splits.json"] = dumps_json(report)
+    files["splits.csv"] = pd.DataFrame(summary_rows(report)).to_csv(index=False)
     for name, _t, png in figs:
-        written.append(write_bytes(out / name, png))
-    written.append(write_text(out / "splits.html", page))
-    return written
+        files[name] = png
+    files["splits.html"] = render_html(report, figs)
+    return files
 
 
-def emit(report: dict, out: str | os.PathLike | None, json_out: bool, quiet: bool) -> None:
-    """What ``imbalance stats`` does with a splits report: write ``out``, then JSON on stdout or the terminal view."""
-    written = write_outputs(report, out) if out is not None else []
-    if json_out:
-        from imbalance_cli.commands._common import echo_json
-        from imbalance_cli.fileio import dumps_json
-
-        echo_json(dumps_json(report))
-        return
-    from rich.console import Console
-
-    console = Console()
-    render_terminal(report, console)
-    if written and not quiet:
-        console.print(f"wrote {len(written)} files to {out}")
+def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:
+    """Write the splits report directory (see module docstring), all or nothing; return the written paths."""
+    check_out_dir(out_dir)
+    return write_report(out_dir, report_files(report, dpi=dpi), own=OWN_FILES + tuple(report["order"]))

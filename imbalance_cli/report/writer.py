@@ -158,7 +158,8 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
 def write_report(out_dir: str | os.PathLike, files: Mapping[str, FileContent], own: Iterable[str] = ()) -> list[Path]:
     """Write ``files`` as the report directory ``out_dir``, all or nothing; return the final paths.
 
-    ``files`` maps plain file names (no folders) to their content (``str`` is written as UTF-8,
+    ``files`` maps file names to their content; a name may hold one folder level
+    (``train/stats.json``: a per-split sub-report) whose folder is then the report's own (``str`` is written as UTF-8,
     a callable is given the path to write), in the order returned. ``own`` lists glob patterns of
     every file name this kind of report may write (e.g. ``fig*.png``), so files an earlier run
     wrote and this one does not are dropped instead of kept as the user's. Raises :class:`InputError` when ``out_dir`` is an
@@ -171,8 +172,9 @@ def write_report(out_dir: str | os.PathLike, files: Mapping[str, FileContent], o
         raise InputError("--out must not be the current directory or one of its parents (the report directory is "
                          "replaced as a whole): name a subdirectory", path=str(out_dir))
     for name in files:
-        if not name or "/" in name or os.sep in name or name in (".", ".."):
-            raise ValueError(f"report file names must be plain names, got {name!r}")
+        parts = name.split("/")
+        if len(parts) > 2 or any(not p or os.sep in p or p in (".", "..") for p in parts):
+            raise ValueError(f"report file names must be plain names or folder/name, got {name!r}")
     check_out_dir(out)
     if out.is_symlink():
         out = out.resolve()  # swap the directory the link points to; the link stays
@@ -187,6 +189,8 @@ def write_report(out_dir: str | os.PathLike, files: Mapping[str, FileContent], o
     tmp.mkdir()
     try:
         for name, content in files.items():
+            if "/" in name:
+                (tmp / name).parent.mkdir(exist_ok=True)
             if callable(content):
                 content(tmp / name)
                 fsync_file(tmp / name)
@@ -194,7 +198,7 @@ def write_report(out_dir: str | os.PathLike, files: Mapping[str, FileContent], o
                 data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
                 write_bytes_fsync(tmp / name, data)
         if out.is_dir():
-            _carry_over(out, tmp, set(files), own)
+            _carry_over(out, tmp, {name.split("/")[0] for name in files}, own)
             if not _exchange(tmp, out):
                 aside = parent / _tmp_name(out, _OLD_TAG)
                 os.rename(out, aside)
