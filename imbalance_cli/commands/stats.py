@@ -7,7 +7,12 @@ from typing import Optional
 
 import typer
 
+from imbalance_cli.commands._anchor_options import (
+    AnchorsOpt, ChunkSizeOpt, DeviceOpt, EngineOpt, MatcherOpt, NegativeSampleOpt, NegIouOpt, PosIouOpt, WorkersOpt,
+    build_spec,
+)
 from imbalance_cli.commands._common import echo_json, handle_errors, set_quiet
+from imbalance_cli.specs import DEFAULT_CHUNK_IMAGES, Device, Engine, Matcher, check_bins
 
 FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc")
 
@@ -21,22 +26,6 @@ def _parse_bags_edges(text: str) -> list[float]:
         raise InputError(f"--bags-edges must be comma-separated numbers (inf allowed), got {text!r}") from None
 
 
-def _parse_sample(text: Optional[str]):
-    from imbalance_cli.errors import InputError
-
-    if text is None:
-        return None
-    if text.strip().lower() == "all":
-        return "all"
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 1:
-        raise InputError(f"--negative-iou-sample must be a positive integer or 'all', got {text!r}")
-    return n
-
-
 def stats(
     file: Path = typer.Argument(..., help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC XML or "
                                 "directory; .gz accepted).", show_default=False),
@@ -47,18 +36,15 @@ def stats(
     image_sizes: Optional[Path] = typer.Option(None, "--image-sizes", help="Open Images image sizes CSV "
                                                "(ImageID,Width,Height); without it only relative statistics.",
                                                show_default=False),
-    anchors: str = typer.Option("retinanet", "--anchors", help="Anchor preset for anchor statistics: none | "
-                                "retinanet | rpn | ssd300 | path to a preset TOML."),
-    matcher: str = typer.Option("torchvision", "--matcher", help="Anchor labelling rule: torchvision (the model's own "
-                                "torchvision matcher; SSDMatcher for ssd300) | mmdet (MaxIoUAssigner ties) | ssd | auto."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto = CUDA when available)."),
-    pos_iou: Optional[float] = typer.Option(None, "--pos-iou", help="Override the preset's positive IoU threshold.",
-                                            show_default=False),
-    neg_iou: Optional[float] = typer.Option(None, "--neg-iou", help="Override the preset's negative IoU threshold.",
-                                            show_default=False),
-    negative_iou_sample: Optional[str] = typer.Option(None, "--negative-iou-sample", help="Images sampled for the "
-                                                      "negative-anchor IoU histogram: N or 'all' (exact).",
-                                                      show_default=False),
+    anchors: AnchorsOpt = "retinanet",
+    matcher: MatcherOpt = Matcher.torchvision,
+    device: DeviceOpt = Device.auto,
+    engine: EngineOpt = Engine.auto,
+    pos_iou: PosIouOpt = None,
+    neg_iou: NegIouOpt = None,
+    negative_iou_sample: NegativeSampleOpt = None,
+    workers: WorkersOpt = 0,
+    chunk_size: ChunkSizeOpt = DEFAULT_CHUNK_IMAGES,
     location_bins: int = typer.Option(20, "--location-bins", help="Bins per axis of the box-centre histogram."),
     per_class_location: bool = typer.Option(False, "--per-class-location", help="Also a centre histogram per class."),
     bags_edges: str = typer.Option("0,10,100,1000,inf", "--bags-edges", help="BAGS group edges on instance counts."),
@@ -77,12 +63,10 @@ def stats(
     set_quiet(quiet)
     if format is not None and format.lower() not in FORMAT_CHOICES:
         raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
-    if matcher.lower() not in ("torchvision", "mmdet", "ssd", "auto"):
-        raise InputError(f"--matcher must be torchvision, mmdet, ssd or auto, got {matcher!r}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
+    check_bins("--location-bins", location_bins)
     edges = _parse_bags_edges(bags_edges)
-    sample = _parse_sample(negative_iou_sample)
+    spec = build_spec(anchors, matcher=matcher, device=device, engine=engine, pos_iou=pos_iou, neg_iou=neg_iou,
+                      negative_iou_sample=negative_iou_sample, workers=workers, chunk_size=chunk_size)
 
     from imbalance_cli import load
     from imbalance_cli.stats import analyze
@@ -94,17 +78,8 @@ def stats(
         load_kwargs["image_sizes"] = str(image_sizes)
     dataset = load(str(file), format=None if format is None else format.lower(), **load_kwargs)
 
-    anchor_kwargs = {}
-    if anchors.lower() != "none":
-        anchor_kwargs = {"matcher": matcher, "device": device}
-        if pos_iou is not None:
-            anchor_kwargs["pos_iou"] = pos_iou
-        if neg_iou is not None:
-            anchor_kwargs["neg_iou"] = neg_iou
-        if sample is not None:
-            anchor_kwargs["negative_iou_sample"] = sample
-    report = analyze(dataset, anchors=anchors, location_bins=location_bins, per_class_location=per_class_location,
-                     bags_edges=edges, hist_bins=hist_bins, strict=strict, **anchor_kwargs)
+    report = analyze(dataset, anchors="none" if spec is None else spec, location_bins=location_bins,
+                     per_class_location=per_class_location, bags_edges=edges, hist_bins=hist_bins, strict=strict)
 
     written = report.save(out) if out is not None else []
     if json_out:
