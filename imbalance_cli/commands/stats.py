@@ -77,6 +77,8 @@ def stats(
     if image_sizes is not None:
         load_kwargs["image_sizes"] = str(image_sizes)
     dataset = load(str(file), format=None if format is None else format.lower(), **load_kwargs)
+    if spec is not None and dataset.has_image_sizes:  # the anchor limits, before any statistic is computed
+        spec.check_images(dataset.heights, dataset.widths, dataset.image_ids, path=dataset.path)
 
     report = analyze(dataset, anchors="none" if spec is None else spec, location_bins=location_bins,
                      per_class_location=per_class_location, bags_edges=edges, hist_bins=hist_bins, strict=strict)
