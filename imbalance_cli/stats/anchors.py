@@ -206,15 +206,24 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
 # statistics: per-chunk reduction and fixed-size accumulators
 # ----------------------------------------------------------------------------------------------
 
+#: enumerated (box, anchor) pairs held at once by :func:`culled_negative_histogram` (about 100 bytes each)
+NEGATIVE_PAIRS_BUDGET = 1_000_000
+#: anchors whose best IoU is buffered at once by :func:`culled_negative_histogram` (4 bytes each)
+NEGATIVE_ANCHOR_BUFFER = 8_000_000
+
+
 def culled_negative_histogram(preset, boxes: np.ndarray, box_image: np.ndarray, padded_h: np.ndarray,
                               padded_w: np.ndarray, images: np.ndarray, edges: np.ndarray, result: MatchOutput,
-                              chunk_boxes: int = 2000) -> tuple[np.ndarray, int]:
+                              pairs_budget: int = NEGATIVE_PAIRS_BUDGET) -> tuple[np.ndarray, int]:
     """Histogram of negative anchors' best IoU over ``edges`` (exact zeros apart) for some images, on a CPU.
 
     Every anchor with a non-zero IoU with some box of a listed image is enumerated (the culled
-    bounds at a threshold just above 0), its best IoU taken over boxes; negatives are the anchors
-    that ``result`` (the matcher's output for the same boxes) neither made positive nor ignored.
-    Returns ``(counts, zeros)``; identical to the dense engine's histogram.
+    bounds at a threshold just above 0) and its best IoU kept in a per-anchor buffer of its image;
+    negatives are the anchors that ``result`` (the matcher's output for the same boxes) neither made
+    positive nor ignored (best IoU below the negative threshold). Boxes are enumerated in batches of
+    about ``pairs_budget`` estimated pairs and images buffered up to :data:`NEGATIVE_ANCHOR_BUFFER`
+    anchors, so memory is bounded whatever the boxes' sizes. Returns ``(counts, zeros)``; identical
+    to the dense engine's histogram.
     """
     boxes = np.ascontiguousarray(boxes, dtype=F32).reshape(-1, 4)
     box_image = np.asarray(box_image, np.int64)
@@ -233,39 +242,43 @@ def culled_negative_histogram(preset, boxes: np.ndarray, box_image: np.ndarray, 
         return counts, negatives
     lay = ImageLayouts(preset, ph, pw)
     shapes = ShapeTable(preset, int(ph[0]), int(pw[0]))
-    nonzero_neg = 0
-    in_sel = np.isin(result.pos_image, images)
-    pos_keys = np.sort((result.pos_image[in_sel].astype(np.int64) << 40) | result.pos_anchor[in_sel])
     tiny = F32(np.finfo(np.float32).tiny)
+    lo = F32(edges[-1])
     e32 = np.asarray(edges, dtype=F32)  # float32 edges, as the dense engine's bucketize
-    nb = start[images + 1] - start[images]
+    in_sel = np.isin(result.pos_image, images)
+    pos_img, pos_anchor = result.pos_image[in_sel].astype(np.int64), result.pos_anchor[in_sel]
+    nonzero_neg = 0
     i0 = 0
-    while i0 < len(images):
-        i1 = i0 + 1
-        acc = nb[i0]
-        while i1 < len(images) and acc + nb[i1] <= chunk_boxes:
-            acc += nb[i1]
+    while i0 < len(images):  # groups of whole images whose anchors fit the buffer
+        i1, acc = i0 + 1, int(per_img[i0])
+        while i1 < len(images) and acc + int(per_img[i1]) <= NEGATIVE_ANCHOR_BUFFER:
+            acc += int(per_img[i1])
             i1 += 1
         imgs = images[i0:i1]
+        base = np.zeros(n_img, np.int64)
+        base[imgs] = np.concatenate(([0], np.cumsum(per_img[i0:i1])[:-1]))
         i0 = i1
+        best = np.zeros(acc, F32)  # best IoU of every anchor of the group (0: touches no box)
         sel = np.concatenate([np.arange(start[im], start[im + 1]) for im in imgs])
-        if len(sel) == 0:
-            continue
-        cand = enumerate_pairs(preset, shapes, lay, boxes[sel], box_image[sel], np.full(len(sel), tiny, F32), sel)
-        if cand is None:
-            continue
-        key = (cand["img"] << 40) | cand["anchor"]
-        o = np.argsort(key)
-        ks = key[o]
-        st = group_starts(ks)
-        amax = np.maximum.reduceat(cand["iou"][o], st)
-        uk = ks[st]
-        # drop positives and ignored anchors (ignored: best IoU in [neg, pos) and not positive)
-        p = np.searchsorted(pos_keys, uk)
-        is_pos = ((p < len(pos_keys)) & (pos_keys[np.minimum(p, len(pos_keys) - 1)] == uk) if len(pos_keys)
-                  else np.zeros(len(uk), bool))
-        neg_mask = ~is_pos & (amax < F32(edges[-1]))
-        v = amax[neg_mask]
+        if len(sel):
+            # estimated pairs per box: anchors of every shape whose extent can overlap the box
+            g = boxes[sel].astype(np.float64)
+            simg, lvl = box_image[sel], shapes.level
+            est = ((((g[:, 2] - g[:, 0])[:, None] + shapes.wa[None, :]) / lay.step_x[simg][:, lvl] + 2)
+                   * (((g[:, 3] - g[:, 1])[:, None] + shapes.ha[None, :]) / lay.step_y[simg][:, lvl] + 2)).sum(axis=1)
+            cum = np.cumsum(est)
+            b0 = 0
+            while b0 < len(sel):
+                b1 = max(b0 + 1, int(np.searchsorted(cum, (cum[b0 - 1] if b0 else 0.0) + pairs_budget, side="right")))
+                part = sel[b0:b1]
+                b0 = b1
+                cand = enumerate_pairs(preset, shapes, lay, boxes[part], box_image[part],
+                                       np.full(len(part), tiny, F32), part)
+                if cand is not None:
+                    np.maximum.at(best, base[cand["img"]] + cand["anchor"], cand["iou"])
+        mine = np.isin(pos_img, imgs)
+        best[base[pos_img[mine]] + pos_anchor[mine]] = -1  # positives are not negatives
+        v = best[(best > 0) & (best < lo)]  # ignored anchors (>= the negative threshold) drop out here
         nonzero_neg += len(v)
         b = np.searchsorted(e32, v, side="right") - 1
         b = b[(b >= 0) & (b < len(counts))]
