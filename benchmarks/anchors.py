@@ -39,8 +39,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+if "--child" not in sys.argv:  # a --child run imports the package from its PYTHONPATH (this tree or --ref)
+    sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "benchmarks"))
 
 
 def baseline_image(anchors, boxes, hi=0.5, lo=0.4):
@@ -96,7 +97,9 @@ def _child(args) -> None:
     t = time.perf_counter()
     s = anchor_statistics(ds, "retinanet", device="cpu", **kw)
     dt = time.perf_counter() - t
-    print(json.dumps({"images": n, "boxes": ds.num_boxes, "rss_loaded_mb": rss0,
+    import imbalance_cli
+
+    print(json.dumps({"package": str(Path(imbalance_cli.__file__).parent), "images": n, "boxes": ds.num_boxes, "rss_loaded_mb": rss0,
                       "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
                       "seconds": dt, "foreground": s["foreground"], "ignored": s["ignored"],
@@ -117,7 +120,8 @@ def pass_memory(args) -> None:
     runs = [("after", ROOT, args.before_images, 1), ("after", ROOT, args.before_images, 2)]
     if args.ref:
         runs.insert(0, ("before (17c0ee0)", Path(args.ref), args.before_images, None))
-    runs += [("after", ROOT, args.images, 2)]
+    if args.images:
+        runs += [("after", ROOT, args.images, 2)]
     results = {}
     for label, tree, n, workers in runs:
         f = _columns_file(n)
@@ -131,6 +135,9 @@ def pass_memory(args) -> None:
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         results[(label, n, workers)] = r
+        if not r["package"].startswith(str(tree)):
+            print(f"{label}: imported {r['package']}, not {tree}: run it with a clean PYTHONPATH")
+            continue
         print(f"{label:17s} {n:>8,} images {r['boxes']:>10,} boxes workers {workers or '-'}: pass {r['seconds']:7.1f} s, "
               f"RSS loaded {r['rss_loaded_mb']:6.0f} MB, peak {r['peak_mb']:6.0f} MB (pass adds "
               f"{r['peak_mb'] - r['rss_loaded_mb']:5.0f} MB), worker peak {r['worker_peak_mb']:5.0f} MB; "
@@ -147,7 +154,7 @@ def pass_memory(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pass-memory", action="store_true", help="before/after memory of the anchor pass")
-    ap.add_argument("--images", type=int, default=174_228, help="--pass-memory: images of the large run")
+    ap.add_argument("--images", type=int, default=174_228, help="--pass-memory: images of the large run (0: skip it)")
     ap.add_argument("--before-images", type=int, default=17_422, help="--pass-memory: images of the side-by-side run")
     ap.add_argument("--ref", default=None, help="--pass-memory: checkout of the code before (17c0ee0)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
