@@ -39,7 +39,7 @@ from imbalance_cli.anchors.culled import enumerate_pairs
 from imbalance_cli.anchors.dense import dense_match_dataset
 from imbalance_cli.anchors.generator import F32, level_layout, num_anchors, scale_boxes
 from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
-from imbalance_cli.anchors.rules import IDX, MatchOutput, group_starts
+from imbalance_cli.anchors.rules import IDX, MatchOutput
 from imbalance_cli.anchors.run import Chunk, chunk_bounds, make_chunks, match_chunk, run_chunks
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.specs import (
