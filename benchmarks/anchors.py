@@ -12,6 +12,18 @@
 4. The whole ``imbalance stats FILE --json`` (load + dataset stats + RetinaNet anchor stats) in a
    subprocess, wall time and peak RSS.
 5. The dense engine on CUDA, when a GPU is present.
+
+The anchor pass's own memory and time (issue 9 item 4), before/after side by side:
+
+    python benchmarks/anchors.py --pass-memory [--images 174228] [--before-images 17422] [--ref /tmp/ref17]
+
+builds the Objects365-v2-shaped synthetic dataset (``benchmarks/objects365_size.py``) once as
+columns in an .npz, then runs ``anchor_statistics(ds, "retinanet", device="cpu")`` in fresh
+subprocesses that load those columns (no JSON loader involved): this tree with ``--workers 1`` and
+``2`` on ``--images``, and on ``--before-images`` this tree and the code of ``--ref`` (a checkout of
+commit 17c0ee0, the unchunked engine: ``git worktree add /tmp/ref17 17c0ee0``). Each line gives the
+RSS after loading the columns, the peak RSS of the parent process and of the largest worker, and the
+wall time of the pass.
 """
 
 from __future__ import annotations
@@ -27,8 +39,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+if "--child" not in sys.argv:  # a --child run imports the package from its PYTHONPATH (this tree or --ref)
+    sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "benchmarks"))
 
 
 def baseline_image(anchors, boxes, hi=0.5, lo=0.4):
@@ -52,13 +65,109 @@ def baseline_image(anchors, boxes, hi=0.5, lo=0.4):
     return m
 
 
+def _columns_file(n_images: int) -> Path:
+    import objects365_size
+
+    f = Path(f"/tmp/objects365_shaped_{n_images}.npz")
+    if not f.exists():
+        c = objects365_size.columns(n_images)
+        tmp = f.with_suffix(".tmp.npz")
+        np.savez(tmp, **c)
+        tmp.replace(f)
+    return f
+
+
+def _child(args) -> None:
+    """Load the columns, run the anchor pass once, print one JSON line (runs in a fresh process)."""
+    import json
+
+    from imbalance_cli.data.dataset import Dataset
+    from imbalance_cli.stats.anchors import anchor_statistics
+
+    import torch  # noqa: F401  (imported before the baseline RSS, as the CLI does)
+
+    c = np.load(args.child)
+    n = len(c["widths"])
+    ds = Dataset(image_ids=np.arange(1, n + 1), widths=c["widths"], heights=c["heights"], boxes=c["boxes"],
+                 box_image=c["box_image"], box_category=c["box_category"], category_ids=np.arange(1, 366),
+                 category_names=[f"class_{i}" for i in range(1, 366)])
+    del c
+    rss0 = _vmrss_mb()
+    kw = {} if args.workers is None else {"workers": args.workers}
+    t = time.perf_counter()
+    s = anchor_statistics(ds, "retinanet", device="cpu", **kw)
+    dt = time.perf_counter() - t
+    import imbalance_cli
+
+    print(json.dumps({"package": str(Path(imbalance_cli.__file__).parent), "images": n, "boxes": ds.num_boxes, "rss_loaded_mb": rss0,
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                      "seconds": dt, "foreground": s["foreground"], "ignored": s["ignored"],
+                      "negative_zero": s["negative_iou"]["zero"]}))
+
+
+def _vmrss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pass_memory(args) -> None:
+    """Before/after peak RSS and time of the anchor pass on the Objects365-shaped columns."""
+    import json
+
+    runs = [("after", ROOT, args.before_images, 1), ("after", ROOT, args.before_images, 2)]
+    if args.ref:
+        runs.insert(0, ("before (17c0ee0)", Path(args.ref), args.before_images, None))
+    if args.images:
+        runs += [("after", ROOT, args.images, 2)]
+    results = {}
+    for label, tree, n, workers in runs:
+        f = _columns_file(n)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(f)]
+        if workers is not None:
+            cmd += ["--workers", str(workers)]
+        env = dict(os.environ, PYTHONPATH=str(tree))
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        if proc.returncode != 0:
+            print(f"{label} {n:,} images: FAILED {proc.stderr.strip()[-400:]}")
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        results[(label, n, workers)] = r
+        if not r["package"].startswith(str(tree)):
+            print(f"{label}: imported {r['package']}, not {tree}: run it with a clean PYTHONPATH")
+            continue
+        print(f"{label:17s} {n:>8,} images {r['boxes']:>10,} boxes workers {workers or '-'}: pass {r['seconds']:7.1f} s, "
+              f"RSS loaded {r['rss_loaded_mb']:6.0f} MB, peak {r['peak_mb']:6.0f} MB (pass adds "
+              f"{r['peak_mb'] - r['rss_loaded_mb']:5.0f} MB), worker peak {r['worker_peak_mb']:5.0f} MB; "
+              f"fg {r['foreground']:,} ign {r['ignored']:,}", flush=True)
+    b = results.get(("before (17c0ee0)", args.before_images, None))
+    a = results.get(("after", args.before_images, 2))
+    if a and b:
+        same = all(a[k] == b[k] for k in ("foreground", "ignored", "negative_zero"))
+        print(f"RATIO on {args.before_images:,} images: pass memory over the loaded columns before/after "
+              f"{(b['peak_mb'] - b['rss_loaded_mb']) / max(1, a['peak_mb'] - a['rss_loaded_mb']):.1f}x, time "
+              f"before/after {b['seconds'] / a['seconds']:.2f}x; totals {'IDENTICAL' if same else 'DIFFERENT'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pass-memory", action="store_true", help="before/after memory of the anchor pass")
+    ap.add_argument("--images", type=int, default=174_228, help="--pass-memory: images of the large run (0: skip it)")
+    ap.add_argument("--before-images", type=int, default=17_422, help="--pass-memory: images of the side-by-side run")
+    ap.add_argument("--ref", default=None, help="--pass-memory: checkout of the code before (17c0ee0)")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--file", default="/tmp/coco_train_size.json")
     ap.add_argument("--sample", type=int, default=100, help="images timed with the baseline")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-cli", action="store_true", help="skip the whole `imbalance stats` run")
     args = ap.parse_args()
+    if args.child:
+        return _child(args)
+    if args.pass_memory:
+        return pass_memory(args)
 
     import torch
 
@@ -144,10 +253,10 @@ def main() -> None:
 
     # ---- whole `imbalance stats`
     if not args.skip_cli:
-        exe = Path(sys.executable).with_name("imbalance")
-        cmd = [str(exe) if exe.exists() else "imbalance", "stats", str(path), "--json", "--quiet", "--device", "cpu"]
+        cmd = [sys.executable, "-m", "imbalance_cli", "stats", str(path), "--json", "--quiet", "--device", "cpu"]
         t = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
         t_cli = time.perf_counter() - t
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"

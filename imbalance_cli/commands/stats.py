@@ -7,12 +7,16 @@ from typing import Optional
 
 import typer
 
+from imbalance_cli.commands._anchor_options import (
+    ChunkSizeOpt, DeviceOpt, EngineOpt, MatcherOpt, NegativeSampleOpt, NegIouOpt, PosIouOpt, WorkersOpt, build_spec,
+)
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.data import load
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import splits as render_splits
 from imbalance_cli.report import stats as render
+from imbalance_cli.specs import DEFAULT_CHUNK_IMAGES, Device, Engine, Matcher, check_bins
 from imbalance_cli.stats import analyze
 from imbalance_cli.stats.splits import has_splits, split_statistics
 
@@ -26,18 +30,8 @@ def _parse_bags_edges(text: str) -> list[float]:
         raise InputError(f"--bags-edges must be comma-separated numbers (inf allowed), got {text!r}") from None
 
 
-def _parse_sample(text: Optional[str]):
-    if text is None:
-        return None
-    if text.strip().lower() == "all":
-        return "all"
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 1:
-        raise InputError(f"--negative-iou-sample must be a positive integer or 'all', got {text!r}")
-    return n
+def _is_yolov5(anchors) -> bool:
+    return isinstance(anchors, str) and anchors.strip().lower() == "yolov5"
 
 
 def stats(
@@ -54,16 +48,14 @@ def stats(
     anchors: Optional[str] = typer.Option(None, "--anchors", help="Anchor preset for anchor statistics: none | "
                                           "retinanet | rpn | ssd300 | yolov5 | path to a preset TOML. "
                                           "Default: retinanet; yolov5 for a YOLO dataset with images.", show_default=False),
-    matcher: str = typer.Option("torchvision", "--matcher", help="Anchor labelling rule: torchvision (the model's own "
-                                "torchvision matcher; SSDMatcher for ssd300) | mmdet (MaxIoUAssigner ties) | ssd | auto."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto = CUDA when available)."),
-    pos_iou: Optional[float] = typer.Option(None, "--pos-iou", help="Override the preset's positive IoU threshold.",
-                                            show_default=False),
-    neg_iou: Optional[float] = typer.Option(None, "--neg-iou", help="Override the preset's negative IoU threshold.",
-                                            show_default=False),
-    negative_iou_sample: Optional[str] = typer.Option(None, "--negative-iou-sample", help="Images sampled for the "
-                                                      "negative-anchor IoU histogram: N or 'all' (exact).",
-                                                      show_default=False),
+    matcher: MatcherOpt = Matcher.torchvision,
+    device: DeviceOpt = Device.auto,
+    engine: EngineOpt = Engine.auto,
+    pos_iou: PosIouOpt = None,
+    neg_iou: NegIouOpt = None,
+    negative_iou_sample: NegativeSampleOpt = None,
+    workers: WorkersOpt = 0,
+    chunk_size: ChunkSizeOpt = DEFAULT_CHUNK_IMAGES,
     location_bins: int = typer.Option(20, "--location-bins", help="Bins per axis of the box-centre histogram."),
     per_class_location: bool = flag("--per-class-location", help="Also a centre histogram per class."),
     bags_edges: str = typer.Option("0,10,100,1000,inf", "--bags-edges", help="BAGS group edges on instance counts."),
@@ -79,12 +71,15 @@ def stats(
     check_out(out)
     if format is not None and format.lower() not in FORMAT_CHOICES:
         raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
-    if matcher.lower() not in ("torchvision", "mmdet", "ssd", "auto"):
-        raise InputError(f"--matcher must be torchvision, mmdet, ssd or auto, got {matcher!r}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
+    check_bins("--location-bins", location_bins)
     edges = _parse_bags_edges(bags_edges)
-    sample = _parse_sample(negative_iou_sample)
+
+    def make_spec(preset):  # one AnchorSpec from the options (None for none/yolov5), validated before loading
+        return None if _is_yolov5(preset) else build_spec(
+            preset, matcher=matcher, device=device, engine=engine, pos_iou=pos_iou, neg_iou=neg_iou,
+            negative_iou_sample=negative_iou_sample, workers=workers, chunk_size=chunk_size)
+
+    spec = make_spec(anchors) if anchors is not None else None
 
     load_kwargs = {}
     if classes is not None:
@@ -94,24 +89,20 @@ def stats(
     dataset = load(str(file), format=None if format is None else format.lower(), **load_kwargs)
     if anchors is None:  # the detector a dataset's users train: YOLOv5 for YOLO datasets, RetinaNet otherwise
         anchors = ("yolov5" if dataset.has_image_sizes else "none") if dataset.format == "yolo" else "retinanet"
+        spec = make_spec(anchors)
     if dataset.info.get("bad_line_count"):  # YOLO label files: bad lines (file:line) are fatal with --strict
         if strict:
             raise InputError(f"{dataset.info['bad_lines'][0]} (--strict makes bad label lines fatal)")
         if not json_out:
             typer.echo(f"warning: {dataset.info['bad_line_count']} bad label line(s) dropped, first: "
                        f"{dataset.info['bad_lines'][0]}", err=True)
-
-    anchor_kwargs = {}
-    if anchors.lower() != "none":
-        anchor_kwargs = {"matcher": matcher, "device": device}
-        if pos_iou is not None:
-            anchor_kwargs["pos_iou"] = pos_iou
-        if neg_iou is not None:
-            anchor_kwargs["neg_iou"] = neg_iou
-        if sample is not None:
-            anchor_kwargs["negative_iou_sample"] = sample
+    if spec is not None and dataset.has_image_sizes:  # the anchor limits, before any statistic is computed
+        spec.check_images(dataset.heights, dataset.widths, dataset.image_ids, path=dataset.path)
+    anchor_arg, anchor_kwargs = ("none" if spec is None else spec), {}
+    if _is_yolov5(anchors):  # YOLOv5 build_targets + AutoAnchor (no IoU matcher: see stats/yolov5.py)
+        anchor_arg, anchor_kwargs = "yolov5", {"matcher": matcher.value, "pos_iou": pos_iou, "neg_iou": neg_iou}
     if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
-        split_report = split_statistics(dataset, anchors=anchors, location_bins=location_bins,
+        split_report = split_statistics(dataset, anchors=anchor_arg, location_bins=location_bins,
                                         per_class_location=per_class_location, bags_edges=edges, scale_bins=hist_bins,
                                         strict=strict, **anchor_kwargs)
         written = render_splits.write_outputs(split_report, out) if out is not None else []
@@ -121,7 +112,7 @@ def stats(
         render_splits.render_terminal(split_report)
         wrote(out, written, quiet)
         return
-    report = analyze(dataset, anchors=anchors, location_bins=location_bins, per_class_location=per_class_location,
+    report = analyze(dataset, anchors=anchor_arg, location_bins=location_bins, per_class_location=per_class_location,
                      bags_edges=edges, hist_bins=hist_bins, strict=strict, **anchor_kwargs)
 
     data = report.to_dict()

@@ -1,4 +1,5 @@
-"""Anchor statistics of a dataset as a detector sees it (survey seed 000, §4.1, Figs. 4, 12a, 14).
+"""Anchor statistics of a dataset as a detector sees it (Oksuz, Cam, Kalkan, Akbas, "Imbalance
+Problems in Object Detection: A Review", IEEE TPAMI 2021, §4.1, Figs. 4, 12a, 14).
 
 :func:`anchor_statistics` lays a preset's anchors (default: torchvision ``retinanet_resnet50_fpn``)
 on every image, labels them with a detector's matcher and reports:
@@ -6,9 +7,10 @@ on every image, labels them with a detector's matcher and reports:
 * anchors per image; foreground / background / ignored totals and per-image means (Fig. 4a);
 * positives per class, total and per image (Fig. 4b), and positives per instance by class;
 * the pos:neg ratio of anchors and the *task* ratio for C sigmoid classifiers: each positive
-  gives 1 positive and C - 1 negative tasks, each negative C negative tasks (seed 001, RS-loss
+  gives 1 positive and C - 1 negative tasks, each negative C negative tasks (Oksuz, Cam, Akbas,
+  Kalkan, "Rank & Sort Loss for Object Detection and Instance Segmentation", ICCV 2021,
   supplementary §S3.5, Table S7). Ratios are stored as positives / negatives (1 : 1/r);
-* per pyramid level: anchors, positives, boxes whose best anchor lies on the level (§5.4.1);
+* per pyramid level: anchors, positives, boxes whose best anchor lies on the level (review §5.4.1);
 * IoU histogram of positives with their matched box (Fig. 12a, 0.05 bins over [0, 1]; low-quality
   positives below ``pos_iou`` visible) and of negatives' best IoU over [0, neg_iou) with exact
   zeros counted apart (computed on a random sample of images on a CPU, stated in the report);
@@ -19,8 +21,10 @@ on every image, labels them with a detector's matcher and reports:
   of each positive anchor in its matched box's frame, a 2-D histogram.
 
 Only valid boxes take part (``Dataset.valid_mask``); an image without valid boxes has all its
-anchors background. On a CPU the culled engine runs over the whole dataset at once; on CUDA the
-dense engine runs batched by padded size. Both give identical labels.
+anchors background. The pass runs through :mod:`imbalance_cli.anchors.run`: images in chunks,
+chunks on worker processes, each chunk reduced to fixed-size counters and histograms by
+:func:`chunk_statistics` and folded into :class:`AnchorAccumulator`; peak memory is O(boxes) plus
+O(workers x chunk). Options come resolved in an :class:`~imbalance_cli.specs.AnchorSpec`.
 """
 
 from __future__ import annotations
@@ -31,45 +35,28 @@ from typing import Any
 
 import numpy as np
 
+from imbalance_cli.anchors.culled import enumerate_pairs
+from imbalance_cli.anchors.dense import dense_match_dataset
+from imbalance_cli.anchors.generator import F32, level_layout, num_anchors, scale_boxes
+from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
+from imbalance_cli.anchors.rules import IDX, MatchOutput
+from imbalance_cli.anchors.run import Chunk, chunk_bounds, make_chunks, match_chunk, run_chunks
 from imbalance_cli.data.dataset import Dataset
-from imbalance_cli.errors import InputError
+from imbalance_cli.specs import (
+    DEFAULT_NEGATIVE_IOU_SAMPLE, DEFAULT_SPATIAL_BINS, AnchorSpec, resolve_device, resolve_semantics,
+)
 
-#: Default number of images sampled for the negative-anchor IoU histogram on a CPU.
-DEFAULT_NEGATIVE_IOU_SAMPLE = 100
+__all__ = ["anchor_statistics", "label_anchors", "AnchorLabels", "AnchorAccumulator", "chunk_statistics",
+           "culled_negative_histogram", "spatial_histogram", "DEFAULT_NEGATIVE_IOU_SAMPLE", "SPATIAL_BINS",
+           "resolve_device", "resolve_semantics"]
+
 IOU_BIN = 0.05
-SPATIAL_BINS = 40
+SPATIAL_BINS = DEFAULT_SPATIAL_BINS
 SPATIAL_RANGE = (-1.0, 1.0)
 SIZE_GROUPS = ("small", "medium", "large")
 
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without a GPU -> InputError."""
-    d = str(device).lower()
-    if d not in ("auto", "cpu", "cuda") and not d.startswith("cuda:"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
-    import torch
-
-    if d == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if d.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda asked for, but no CUDA device is available (use --device cpu or auto)")
-    return d
-
-
-def resolve_semantics(matcher: str | None, preset) -> str:
-    """Matcher semantics for a preset.
-
-    ``None``/``"auto"`` -> the preset's own; ``"torchvision"`` means torchvision's matcher *of that
-    model* (``SSDMatcher`` for an ``ssd`` preset); ``"mmdet"`` MaxIoUAssigner; ``"ssd"`` SSDMatcher.
-    """
-    m = "auto" if matcher is None else str(matcher).lower()
-    if m == "auto":
-        return preset.matcher
-    if m == "torchvision":
-        return "ssd" if preset.kind == "ssd" else "torchvision"
-    if m in ("mmdet", "ssd"):
-        return m
-    raise InputError(f"--matcher must be torchvision, mmdet, ssd or auto, got {matcher!r}")
+_SPEC_KEYS = ("matcher", "device", "pos_iou", "neg_iou", "engine", "negative_iou_sample", "seed", "spatial_bins",
+              "chunk_images", "workers")
 
 
 def _edges(hi: float, step: float = IOU_BIN) -> np.ndarray:
@@ -94,6 +81,48 @@ def _size_group(dataset: Dataset, order: np.ndarray) -> np.ndarray:
     a = np.where(np.isfinite(area) & (area > 0), area, wh)
     return np.where(a < 32 ** 2, 0, np.where(a < 96 ** 2, 1, 2))
 
+
+def _spec(anchors: Any, spec: AnchorSpec | None, options: dict) -> AnchorSpec:
+    """The one place API keyword arguments become an :class:`AnchorSpec`."""
+    if spec is not None:
+        return spec
+    if isinstance(anchors, AnchorSpec):
+        return anchors
+    return AnchorSpec.build(anchors, **{k: v for k, v in options.items() if v is not None})
+
+
+# ----------------------------------------------------------------------------------------------
+# inputs shared by every pass
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class _Inputs:
+    order: np.ndarray        # valid box indices grouped by image
+    box_image: np.ndarray    # their image rows (sorted)
+    box_start: np.ndarray    # (n_img + 1,) first box of each image in ``order``
+    padded_h: np.ndarray
+    padded_w: np.ndarray
+    scaled: np.ndarray       # float32 (N, 4) boxes in the resized image
+
+
+def _inputs(dataset: Dataset, spec: AnchorSpec) -> _Inputs:
+    from imbalance_cli.errors import InputError
+
+    if not dataset.has_image_sizes:
+        raise InputError("anchor statistics need image sizes (pass an image sizes file or --anchors none)",
+                         path=dataset.path)
+    H, W = dataset.heights, dataset.widths
+    ph, pw = spec.check_images(H, W, dataset.image_ids, path=dataset.path)
+    order, _ = dataset.image_offsets(dataset.valid_mask())
+    bimg = dataset.box_image[order]
+    start = np.searchsorted(bimg, np.arange(dataset.num_images + 1))
+    sb = scale_boxes(dataset.boxes[order], H[bimg], W[bimg], spec.preset)
+    return _Inputs(order, bimg, start, ph, pw, sb)
+
+
+# ----------------------------------------------------------------------------------------------
+# labels (one pass, every positive kept): label_anchors
+# ----------------------------------------------------------------------------------------------
 
 @dataclass
 class AnchorLabels:
@@ -125,56 +154,260 @@ class AnchorLabels:
         return {"anchors": total, "foreground": fg, "ignored": ign, "background": total - fg - ign}
 
 
-def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str | None = "torchvision",
-                  device: str = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
-                  engine: str | None = None) -> AnchorLabels:
-    """Label every anchor of every image with the preset's matcher (the pass all anchor statistics share).
+def _label_task(spec: AnchorSpec, chunk: Chunk) -> MatchOutput:
+    return match_chunk(spec, chunk)
+
+
+def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any = "torchvision",
+                  device: Any = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
+                  engine: Any = None, spec: AnchorSpec | None = None) -> AnchorLabels:
+    """Label every anchor of every image with the preset's matcher, keeping every positive.
 
     Boxes are the valid ones, resized like torchvision's ``GeneralizedRCNNTransform``; the culled
-    engine runs on a CPU, the dense engine (batched by padded size) on CUDA; both give identical
-    labels. Raises :class:`InputError` without image sizes or for bad options.
+    engine runs on a CPU, the dense engine on CUDA; both give identical labels. Pass a built
+    ``spec`` (or an :class:`AnchorSpec` as ``anchors``) or the keyword options. Raises
+    :class:`InputError` without image sizes or for bad options. Memory grows with the number of
+    positives; :func:`anchor_statistics` keeps only fixed-size accumulators.
     """
-    from imbalance_cli.anchors.generator import num_anchors, padded_sizes, scale_boxes
-    from imbalance_cli.anchors.matcher import culled_match_dataset, dense_match_dataset
-    from imbalance_cli.anchors.presets import get_preset
+    spec = _spec(anchors, spec, {"matcher": matcher, "device": device, "pos_iou": pos_iou, "neg_iou": neg_iou,
+                                 "engine": engine})
+    inp = _inputs(dataset, spec)
+    n_img, N = dataset.num_images, len(inp.order)
+    parts: list[tuple[int, int, MatchOutput]] = []
+    ignored = np.zeros(n_img, np.int64)
+    box_max = np.zeros(N, F32)
+    box_best = np.zeros(N, np.int64)
+    box_best_level = np.zeros(N, np.int64)
+    fallback = [0]
 
-    preset = get_preset(anchors, pos_iou=pos_iou, neg_iou=neg_iou)
-    semantics = resolve_semantics(matcher, preset)
-    dev = resolve_device(device)
-    if engine is None:
-        engine = "dense" if dev.startswith("cuda") else "culled"
-    if engine not in ("dense", "culled"):
-        raise InputError(f"engine must be dense or culled, got {engine!r}")
-    if engine == "culled" and dev != "cpu":
-        raise InputError("the culled engine runs on the CPU only (use --device cpu or the dense engine)")
-    if not dataset.has_image_sizes:
-        raise InputError("anchor statistics need image sizes (pass an image sizes file or --anchors none)",
-                         path=dataset.path)
-    H, W = dataset.heights, dataset.widths
-    bad = np.flatnonzero(~(np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)))
-    if bad.size:
-        i = int(bad[0])
-        raise InputError(f"image {int(dataset.image_ids[i])} has no usable size ({W[i]} x {H[i]}); anchor "
-                         "statistics need every image's width and height", path=dataset.path)
-    order, _ = dataset.image_offsets(dataset.valid_mask())
-    bimg = dataset.box_image[order]
-    ph, pw = padded_sizes(H, W, preset)
-    sb = scale_boxes(dataset.boxes[order], H[bimg], W[bimg], preset)
-    if engine == "culled":
-        res = culled_match_dataset(preset, sb, bimg, ph, pw, semantics=semantics)
+    def fold(i0: int, b0: int, r: MatchOutput) -> None:
+        parts.append((i0, b0, r))
+        ignored[i0:i0 + len(r.ignored_per_image)] = r.ignored_per_image
+        nb = len(r.box_max_iou)
+        box_max[b0:b0 + nb], box_best[b0:b0 + nb], box_best_level[b0:b0 + nb] = \
+            r.box_max_iou, r.box_best_anchor, r.box_best_level
+        fallback[0] += int(r.fallback_images)
+
+    bounds = chunk_bounds(n_img, spec.chunk_images)
+    run_chunks(spec, make_chunks(bounds, inp.box_start, inp.scaled, inp.box_image, inp.padded_h, inp.padded_w),
+               _label_task, fold, num_chunks=len(bounds), num_images=n_img, description="anchors")
+    cat = lambda f, dt: (np.concatenate([f(i0, b0, r) for i0, b0, r in parts]).astype(dt) if parts
+                         else np.zeros(0, dt))
+    res = MatchOutput(cat(lambda i0, b0, r: r.pos_image.astype(np.int64) + i0, IDX),
+                      cat(lambda i0, b0, r: r.pos_anchor, np.int64), cat(lambda i0, b0, r: r.pos_level, np.int8),
+                      cat(lambda i0, b0, r: r.pos_box.astype(np.int64) + b0, IDX),
+                      cat(lambda i0, b0, r: r.pos_iou, F32), ignored, box_max, box_best, box_best_level, fallback[0])
+    return AnchorLabels(spec.preset, spec.semantics, spec.device, spec.engine, inp.order, inp.box_image,
+                        inp.padded_h, inp.padded_w, num_anchors(spec.preset, inp.padded_h, inp.padded_w),
+                        inp.scaled, res)
+
+
+# ----------------------------------------------------------------------------------------------
+# statistics: per-chunk reduction and fixed-size accumulators
+# ----------------------------------------------------------------------------------------------
+
+#: enumerated (box, anchor) pairs held at once by :func:`culled_negative_histogram` (about 100 bytes each)
+NEGATIVE_PAIRS_BUDGET = 1_000_000
+#: anchors whose best IoU is buffered at once by :func:`culled_negative_histogram` (4 bytes each)
+NEGATIVE_ANCHOR_BUFFER = 8_000_000
+
+
+def culled_negative_histogram(preset, boxes: np.ndarray, box_image: np.ndarray, padded_h: np.ndarray,
+                              padded_w: np.ndarray, images: np.ndarray, edges: np.ndarray, result: MatchOutput,
+                              pairs_budget: int = NEGATIVE_PAIRS_BUDGET) -> tuple[np.ndarray, int]:
+    """Histogram of negative anchors' best IoU over ``edges`` (exact zeros apart) for some images, on a CPU.
+
+    Every anchor with a non-zero IoU with some box of a listed image is enumerated (the culled
+    bounds at a threshold just above 0) and its best IoU kept in a per-anchor buffer of its image;
+    negatives are the anchors that ``result`` (the matcher's output for the same boxes) neither made
+    positive nor ignored (best IoU below the negative threshold). Boxes are enumerated in batches of
+    about ``pairs_budget`` estimated pairs and images buffered up to :data:`NEGATIVE_ANCHOR_BUFFER`
+    anchors, so memory is bounded whatever the boxes' sizes. Returns ``(counts, zeros)``; identical
+    to the dense engine's histogram.
+    """
+    boxes = np.ascontiguousarray(boxes, dtype=F32).reshape(-1, 4)
+    box_image = np.asarray(box_image, np.int64)
+    ph = np.asarray(padded_h, np.int64)
+    pw = np.asarray(padded_w, np.int64)
+    images = np.unique(np.asarray(images, np.int64))
+    n_img = len(ph)
+    counts = np.zeros(len(edges) - 1, np.int64)
+    if len(images) == 0:
+        return counts, 0
+    start = np.searchsorted(box_image, np.arange(n_img + 1))
+    per_img = num_anchors(preset, ph[images], pw[images])
+    pos_per_img = np.bincount(result.pos_image, minlength=n_img)
+    negatives = int((per_img - pos_per_img[images] - result.ignored_per_image[images]).sum())
+    if len(boxes) == 0:
+        return counts, negatives
+    lay = ImageLayouts(preset, ph, pw)
+    shapes = ShapeTable(preset, int(ph[0]), int(pw[0]))
+    tiny = F32(np.finfo(np.float32).tiny)
+    lo = F32(edges[-1])
+    e32 = np.asarray(edges, dtype=F32)  # float32 edges, as the dense engine's bucketize
+    in_sel = np.isin(result.pos_image, images)
+    pos_img, pos_anchor = result.pos_image[in_sel].astype(np.int64), result.pos_anchor[in_sel]
+    nonzero_neg = 0
+    i0 = 0
+    while i0 < len(images):  # groups of whole images whose anchors fit the buffer
+        i1, acc = i0 + 1, int(per_img[i0])
+        while i1 < len(images) and acc + int(per_img[i1]) <= NEGATIVE_ANCHOR_BUFFER:
+            acc += int(per_img[i1])
+            i1 += 1
+        imgs = images[i0:i1]
+        base = np.zeros(n_img, np.int64)
+        base[imgs] = np.concatenate(([0], np.cumsum(per_img[i0:i1])[:-1]))
+        i0 = i1
+        best = np.zeros(acc, F32)  # best IoU of every anchor of the group (0: touches no box)
+        sel = np.concatenate([np.arange(start[im], start[im + 1]) for im in imgs])
+        if len(sel):
+            # estimated pairs per box: anchors of every shape whose extent can overlap the box
+            g = boxes[sel].astype(np.float64)
+            simg, lvl = box_image[sel], shapes.level
+            est = ((((g[:, 2] - g[:, 0])[:, None] + shapes.wa[None, :]) / lay.step_x[simg][:, lvl] + 2)
+                   * (((g[:, 3] - g[:, 1])[:, None] + shapes.ha[None, :]) / lay.step_y[simg][:, lvl] + 2)).sum(axis=1)
+            cum = np.cumsum(est)
+            b0 = 0
+            while b0 < len(sel):
+                b1 = max(b0 + 1, int(np.searchsorted(cum, (cum[b0 - 1] if b0 else 0.0) + pairs_budget, side="right")))
+                part = sel[b0:b1]
+                b0 = b1
+                cand = enumerate_pairs(preset, shapes, lay, boxes[part], box_image[part],
+                                       np.full(len(part), tiny, F32), part)
+                if cand is not None:
+                    np.maximum.at(best, base[cand["img"]] + cand["anchor"], cand["iou"])
+        mine = np.isin(pos_img, imgs)
+        best[base[pos_img[mine]] + pos_anchor[mine]] = -1  # positives are not negatives
+        v = best[(best > 0) & (best < lo)]  # ignored anchors (>= the negative threshold) drop out here
+        nonzero_neg += len(v)
+        b = np.searchsorted(e32, v, side="right") - 1
+        b = b[(b >= 0) & (b < len(counts))]
+        counts += np.bincount(b, minlength=len(counts))
+    return counts, negatives - nonzero_neg
+
+
+def spatial_histogram(preset, res: MatchOutput, sb: np.ndarray, ph: np.ndarray, pw: np.ndarray,
+                      bins: int) -> tuple[np.ndarray, int]:
+    """2-D histogram (rows = y) of positives' top-left corners in their box's normalised frame (Fig. 14).
+
+    Bins are ``bins`` equal steps over :data:`SPATIAL_RANGE` per axis; corners outside are counted
+    apart. Returns ``(counts (bins, bins), outside)``. Anchor coordinates come from the generator.
+    """
+    lo, hi = SPATIAL_RANGE
+    P = len(res.pos_box)
+    if not P:
+        return np.zeros((bins, bins), np.int64), 0
+    lay = ImageLayouts(preset, ph, pw)
+    img = res.pos_image.astype(np.int64)
+    a = lay.coords(preset, img, res.pos_anchor, res.pos_level.astype(np.int64))
+    ax1, ay1 = a[:, 0].astype(np.float64), a[:, 1].astype(np.float64)
+    g = sb[res.pos_box].astype(np.float64)
+    rx = (ax1 - g[:, 0]) / (g[:, 2] - g[:, 0])
+    ry = (ay1 - g[:, 1]) / (g[:, 3] - g[:, 1])
+    inside = (rx >= lo) & (rx <= hi) & (ry >= lo) & (ry <= hi)
+    scale = bins / (hi - lo)
+    bx = np.minimum(((rx[inside] - lo) * scale).astype(np.int64), bins - 1)
+    by = np.minimum(((ry[inside] - lo) * scale).astype(np.int64), bins - 1)
+    counts = np.bincount(by * bins + bx, minlength=bins * bins).reshape(bins, bins).astype(np.int64)
+    return counts, int(P - inside.sum())
+
+
+def _neg_edges(spec: AnchorSpec) -> np.ndarray:
+    neg_f = float(spec.preset.neg_iou if spec.semantics != "ssd" else spec.preset.pos_iou)
+    return _edges(neg_f) if neg_f > 0 else np.array([0.0, 0.0])
+
+
+def chunk_statistics(spec: AnchorSpec, chunk: Chunk) -> dict:
+    """Label one chunk and reduce it to counters: the task every worker runs for :func:`anchor_statistics`.
+
+    ``chunk.extra`` holds ``box_class`` (per box), ``in_sample`` (per image, bool) and ``num_classes``
+    is read from ``chunk.extra["num_classes"]`` (a length-1 array). Returns per-image foreground and
+    ignored counts, per-box best IoU and best level, and fixed-size counters and histograms.
+    """
+    preset = spec.preset
+    res = match_chunk(spec, chunk)
+    n = chunk.num_images
+    C = int(chunk.extra["num_classes"][0]) if "num_classes" in chunk.extra else 0
+    L = preset.num_levels
+    pos_t = F32(preset.pos_iou)
+    out = {
+        "foreground": np.bincount(res.pos_image, minlength=n).astype(np.int64),
+        "ignored": np.asarray(res.ignored_per_image, np.int64),
+        "box_max_iou": res.box_max_iou, "box_best_level": np.asarray(res.box_best_level, np.int64),
+        "per_class": np.bincount(chunk.extra["box_class"][res.pos_box], minlength=C).astype(np.int64),
+        "per_level": np.bincount(res.pos_level, minlength=L).astype(np.int64),
+        "positive_iou": _hist(res.pos_iou.astype(np.float64), _edges(1.0)),
+        "low_quality": int((res.pos_iou < pos_t).sum()),
+        "fallback": int(res.fallback_images),
+    }
+    out["spatial"], out["outside"] = spatial_histogram(preset, res, chunk.boxes, chunk.padded_h, chunk.padded_w,
+                                                       spec.spatial_bins)
+    edges = _neg_edges(spec)
+    sample = np.flatnonzero(chunk.extra["in_sample"])
+    neg_t = F32(edges[-1])
+    if neg_t > 0 and len(sample) and spec.engine == "culled":
+        out["negative"], out["zero"] = culled_negative_histogram(preset, chunk.boxes, chunk.box_image, chunk.padded_h,
+                                                                 chunk.padded_w, sample, edges, res)
+    elif neg_t > 0 and len(sample):
+        _, c, z = dense_match_dataset(preset, chunk.boxes, chunk.box_image, chunk.padded_h, chunk.padded_w,
+                                      semantics=spec.semantics, device=spec.device, images=sample,
+                                      negative_edges=edges, progress_description=None)
+        out["negative"], out["zero"] = np.asarray(c, np.int64), int(z)
     else:
-        res, _, _ = dense_match_dataset(preset, sb, bimg, ph, pw, semantics=semantics, device=dev)
-    return AnchorLabels(preset, semantics, dev, engine, order, bimg, ph, pw, num_anchors(preset, ph, pw), sb, res)
+        out["negative"], out["zero"] = np.zeros(len(edges) - 1, np.int64), 0
+    return out
 
 
-def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str | None = "torchvision",
-                      device: str = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
-                      negative_iou_sample: int | str | None = None, seed: int = 0, engine: str | None = None,
-                      spatial_bins: int = SPATIAL_BINS) -> dict:
+class AnchorAccumulator:
+    """Fixed-size accumulators of the anchor pass (plus per-image and per-box arrays, O(images + boxes)).
+
+    :meth:`fold` adds one chunk's :func:`chunk_statistics` result at its image and box offsets.
+    """
+
+    def __init__(self, num_images: int, num_boxes: int, num_classes: int, num_levels: int, spatial_bins: int,
+                 negative_bins: int):
+        self.foreground = np.zeros(num_images, np.int64)
+        self.ignored = np.zeros(num_images, np.int64)
+        self.box_max_iou = np.zeros(num_boxes, F32)
+        self.box_best_level = np.zeros(num_boxes, np.int64)
+        self.per_class = np.zeros(num_classes, np.int64)
+        self.per_level = np.zeros(num_levels, np.int64)
+        self.positive_iou = np.zeros(len(_edges(1.0)) - 1, np.int64)
+        self.low_quality = 0
+        self.fallback = 0
+        self.spatial = np.zeros((spatial_bins, spatial_bins), np.int64)
+        self.outside = 0
+        self.negative = np.zeros(negative_bins, np.int64)
+        self.zero = 0
+
+    def fold(self, image_start: int, box_start: int, part: dict) -> None:
+        """Add one chunk's partial result."""
+        n, nb = len(part["foreground"]), len(part["box_max_iou"])
+        self.foreground[image_start:image_start + n] = part["foreground"]
+        self.ignored[image_start:image_start + n] = part["ignored"]
+        self.box_max_iou[box_start:box_start + nb] = part["box_max_iou"]
+        self.box_best_level[box_start:box_start + nb] = part["box_best_level"]
+        self.per_class += part["per_class"]
+        self.per_level += part["per_level"]
+        self.positive_iou += part["positive_iou"]
+        self.low_quality += part["low_quality"]
+        self.fallback += part["fallback"]
+        self.spatial += part["spatial"]
+        self.outside += part["outside"]
+        self.negative += part["negative"]
+        self.zero += part["zero"]
+
+
+def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any = "torchvision",
+                      device: Any = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
+                      negative_iou_sample: int | str | None = None, seed: int = 0, engine: Any = None,
+                      spatial_bins: int = SPATIAL_BINS, chunk_images: Any = "default", workers: int | None = None,
+                      spec: AnchorSpec | None = None) -> dict:
     """Anchor statistics of ``dataset`` (see module docstring); returns the report's ``anchors`` dict.
 
-    Parameters
-    ----------
+    Pass a built ``spec`` (:meth:`imbalance_cli.specs.AnchorSpec.build`, or an ``AnchorSpec`` as
+    ``anchors``), or these options, validated into one:
+
     anchors: preset name (``retinanet``, ``rpn``, ``ssd300``), TOML path, or ``AnchorPreset``.
     matcher: ``torchvision`` (default), ``mmdet``, ``ssd`` or ``auto``/None (the preset's own);
         with an ``ssd`` preset, ``torchvision`` means torchvision's ``SSDMatcher``.
@@ -183,56 +416,62 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     negative_iou_sample: images sampled (seeded) for the negative IoU histogram; ``"all"`` for
         every image; default ``all`` on CUDA and :data:`DEFAULT_NEGATIVE_IOU_SAMPLE` on a CPU.
     engine: ``culled`` or ``dense``; default culled on a CPU and dense on CUDA.
+    spatial_bins: bins per axis of the Fig. 14 histogram.
+    chunk_images: images per chunk (``None``/``"all"``: one chunk); workers: processes (default: cores).
+    The result does not depend on ``chunk_images`` or ``workers``.
     """
-    from imbalance_cli.anchors.generator import level_layout
-    from imbalance_cli.anchors.matcher import culled_negative_histogram, dense_match_dataset
-
     t0 = time.perf_counter()
-    if negative_iou_sample is None:
-        negative_iou_sample = "all" if resolve_device(device).startswith("cuda") else DEFAULT_NEGATIVE_IOU_SAMPLE
-    if isinstance(negative_iou_sample, str):
-        if negative_iou_sample.lower() != "all":
-            try:
-                negative_iou_sample = int(negative_iou_sample)
-            except ValueError:
-                raise InputError(f"--negative-iou-sample must be a positive integer or 'all', got {negative_iou_sample!r}") from None
-    if not isinstance(negative_iou_sample, str) and int(negative_iou_sample) < 1:
-        raise InputError(f"--negative-iou-sample must be a positive integer or 'all', got {negative_iou_sample!r}")
-
-    lp = label_anchors(dataset, anchors, matcher=matcher, device=device, pos_iou=pos_iou, neg_iou=neg_iou, engine=engine)
-    preset, semantics, dev, engine = lp.preset, lp.semantics, lp.device, lp.engine
-    order, bimg, ph, pw, sb, res = lp.order, lp.box_image, lp.padded_h, lp.padded_w, lp.scaled_boxes, lp.result
-    per_image_anchors = lp.anchors_per_image
-    n_img = dataset.num_images
-    pos_t, neg_t = np.float32(preset.pos_iou), np.float32(preset.neg_iou if semantics != "ssd" else preset.pos_iou)
-
-    # negative IoU histogram (every anchor's best IoU: dense engine on a sample of images)
+    opts = {"matcher": matcher, "device": device, "pos_iou": pos_iou, "neg_iou": neg_iou, "engine": engine,
+            "negative_iou_sample": negative_iou_sample, "seed": seed, "spatial_bins": spatial_bins,
+            "workers": workers}
+    if chunk_images != "default":
+        opts["chunk_images"] = chunk_images
+    if spec is None and not isinstance(anchors, AnchorSpec):
+        spec = AnchorSpec.build(anchors, **{k: v for k, v in opts.items() if v is not None or k == "chunk_images"})
+    spec = _spec(anchors, spec, {})
+    preset, semantics = spec.preset, spec.semantics
+    inp = _inputs(dataset, spec)
+    order, bimg, ph, pw = inp.order, inp.box_image, inp.padded_h, inp.padded_w
+    n_img, C, L = dataset.num_images, dataset.num_categories, preset.num_levels
+    pos_t = np.float32(preset.pos_iou)
     neg_f = float(preset.neg_iou if semantics != "ssd" else preset.pos_iou)
-    neg_edges = _edges(neg_f) if neg_f > 0 else np.array([0.0, 0.0])
-    if isinstance(negative_iou_sample, str):
-        sample = np.arange(n_img)
+    neg_t = np.float32(neg_f)
+    neg_edges = _neg_edges(spec)
+
+    # the negative-IoU sample: the same seeded draw as ever, whatever the chunking
+    if spec.negative_iou_sample is None or spec.negative_iou_sample >= n_img:
+        sample_n = n_img
+        in_sample = np.ones(n_img, bool)
     else:
-        k = min(int(negative_iou_sample), n_img)
-        sample = np.sort(np.random.default_rng(seed).choice(n_img, size=k, replace=False)) if k < n_img else np.arange(n_img)
-    if neg_t > 0 and len(sample) and engine == "culled":
-        neg_counts, neg_zero = culled_negative_histogram(preset, sb, bimg, ph, pw, sample, neg_edges, res)
-    elif neg_t > 0 and len(sample):
-        _, neg_counts, neg_zero = dense_match_dataset(preset, sb, bimg, ph, pw, semantics=semantics, device=dev,
-                                                      images=sample, negative_edges=neg_edges,
-                                                      progress_description="negative IoU sample")
-    else:
-        neg_counts, neg_zero = np.zeros(len(neg_edges) - 1, np.int64), 0
+        k = int(spec.negative_iou_sample)
+        pick = np.random.default_rng(spec.seed).choice(n_img, size=k, replace=False)
+        in_sample = np.zeros(n_img, bool)
+        in_sample[pick] = True
+        sample_n = k
+
+    cat_of_box = dataset.box_category[order]
+    acc = AnchorAccumulator(n_img, len(order), C, L, spec.spatial_bins, len(neg_edges) - 1)
+    bounds = chunk_bounds(n_img, spec.chunk_images)
+    chunks = make_chunks(bounds, inp.box_start, inp.scaled, bimg, ph, pw, per_box={"box_class": cat_of_box},
+                         per_image={"in_sample": in_sample})
+
+    def with_classes(it):
+        nc = np.array([C], np.int64)
+        for ch in it:
+            ch.extra["num_classes"] = nc
+            yield ch
+
+    run_chunks(spec, with_classes(chunks), chunk_statistics, acc.fold, num_chunks=len(bounds), num_images=n_img,
+               description=f"anchors ({spec.engine})")
 
     # ---- totals
-    C = dataset.num_categories
+    per_image_anchors = num_anchors(preset, ph, pw)
     total = int(per_image_anchors.sum())
-    fg = int(len(res.pos_box))
-    ign = int(res.ignored_per_image.sum())
+    fg = int(acc.foreground.sum())
+    ign = int(acc.ignored.sum())
     bg = total - fg - ign
     n = max(n_img, 1)
-    cat_of_box = dataset.box_category[order]
-    pos_cls = cat_of_box[res.pos_box]
-    pos_per_class = np.bincount(pos_cls, minlength=C).astype(np.int64)
+    pos_per_class = acc.per_class
     inst = np.bincount(cat_of_box, minlength=C).astype(np.int64)
     cat_ids = [str(int(c)) for c in dataset.category_ids]
     per_class_positive = {cid: int(v) for cid, v in zip(cat_ids, pos_per_class)}
@@ -240,55 +479,51 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     neg_tasks = fg * (C - 1) + bg * C
     task_ratio = fg / neg_tasks if neg_tasks > 0 else None
 
-    # ---- levels
-    L = preset.num_levels
+    # ---- levels (arithmetic over the distinct padded sizes)
     lev_anchors = np.zeros(L, np.int64)
-    sizes, inv = np.unique(np.stack([ph, pw], 1), axis=0, return_inverse=True) if n_img else (np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
-    size_count = np.bincount(inv.reshape(-1), minlength=len(sizes))
-    for (h, w), cnt in zip(sizes, size_count):
-        for lv, lay in enumerate(level_layout(preset, int(h), int(w))):
-            lev_anchors[lv] += lay.count * int(cnt)
-    lev_fg = np.bincount(res.pos_level, minlength=L)
-    lev_best = np.bincount(res.box_best_level, minlength=L) if len(res.box_best_level) else np.zeros(L, np.int64)
+    if n_img:
+        sizes, inv = np.unique(np.stack([ph, pw], 1), axis=0, return_inverse=True)
+        size_count = np.bincount(inv.reshape(-1), minlength=len(sizes))
+        for (h, w), cnt in zip(sizes, size_count):
+            for lv, lay in enumerate(level_layout(preset, int(h), int(w))):
+                lev_anchors[lv] += lay.count * int(cnt)
+    lev_best = np.bincount(acc.box_best_level, minlength=L) if len(acc.box_best_level) else np.zeros(L, np.int64)
     levels = [{"name": preset.level_names[lv], "stride": int(preset.strides[lv]), "anchors": int(lev_anchors[lv]),
-               "foreground": int(lev_fg[lv]), "best_level_boxes": int(lev_best[lv])} for lv in range(L)]
+               "foreground": int(acc.per_level[lv]), "best_level_boxes": int(lev_best[lv])} for lv in range(L)]
 
     # ---- IoU histograms
     pos_edges = _edges(1.0)
-    positive_iou = {"edges": pos_edges.tolist(), "counts": _hist(res.pos_iou.astype(np.float64), pos_edges).tolist(),
-                    "low_quality": int((res.pos_iou < pos_t).sum())}
-    negative_iou = {"edges": neg_edges.tolist(), "counts": [int(v) for v in neg_counts], "zero": int(neg_zero),
-                    "sample_images": int(len(sample)), "exact": bool(len(sample) == n_img),
-                    "seed": int(seed)}
-    box_max = res.box_max_iou
+    positive_iou = {"edges": pos_edges.tolist(), "counts": acc.positive_iou.tolist(),
+                    "low_quality": int(acc.low_quality)}
+    negative_iou = {"edges": neg_edges.tolist(), "counts": [int(v) for v in acc.negative], "zero": int(acc.zero),
+                    "sample_images": int(sample_n), "exact": bool(sample_n == n_img), "seed": int(spec.seed)}
+    box_max = acc.box_max_iou
     box_best_hist = {"edges": pos_edges.tolist(), "counts": _hist(box_max.astype(np.float64), pos_edges).tolist()}
 
     # ---- coverage
     no_pos = box_max < pos_t
     below = box_max < neg_t
     sg = _size_group(dataset, order)
-
-    def by(mask_groups, labels):
-        out = {}
-        for key, m in zip(labels, mask_groups):
-            out[key] = {"boxes": int(m.sum()), "without_positive": int((no_pos & m).sum()),
-                        "below_negative": int((below & m).sum())}
-        return out
-
+    by_size = {key: {"boxes": int(m.sum()), "without_positive": int((no_pos & m).sum()),
+                     "below_negative": int((below & m).sum())}
+               for key, m in zip(SIZE_GROUPS, [sg == i for i in range(3)])}
     cov_class = {}
     wp = np.bincount(cat_of_box[no_pos], minlength=C)
     bn = np.bincount(cat_of_box[below], minlength=C)
     for ci, cid in enumerate(cat_ids):
         if inst[ci]:
             cov_class[cid] = {"boxes": int(inst[ci]), "without_positive": int(wp[ci]), "below_negative": int(bn[ci])}
-    coverage = {"by_class": cov_class, "by_size": by([sg == i for i in range(3)], SIZE_GROUPS)}
+    coverage = {"by_class": cov_class, "by_size": by_size}
 
     # ---- relative spatial distribution of positives (Fig. 14)
-    spatial = _spatial(preset, res, sb, ph, pw, int(spatial_bins))
+    lo, hi = SPATIAL_RANGE
+    bins = spec.spatial_bins
+    spatial = {"bins": bins, "range": [lo, hi], "edges": np.linspace(lo, hi, bins + 1).tolist(),
+               "counts": acc.spatial.tolist(), "outside": int(acc.outside)}
 
     per_image = {"anchors": total / n, "foreground": fg / n, "background": bg / n, "ignored": ign / n}
-    out = {
-        "preset": preset.name, "matcher": semantics, "device": dev, "engine": engine,
+    return {
+        "preset": preset.name, "matcher": semantics, "device": spec.device, "engine": spec.engine,
         "thresholds": {"pos_iou": float(preset.pos_iou), "neg_iou": neg_f,
                        "allow_low_quality": bool(preset.allow_low_quality)},
         "images": int(n_img), "boxes": int(len(order)),
@@ -311,11 +546,10 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
         "boxes_below_negative": int(below.sum()),
         "coverage": coverage,
         "spatial": spatial,
-        "images_without_boxes": int(np.sum(np.bincount(bimg, minlength=n_img) == 0)) if n_img else 0,
-        "dense_fallback_images": int(res.fallback_images),
+        "images_without_boxes": int(np.sum(np.diff(inp.box_start) == 0)) if n_img else 0,
+        "dense_fallback_images": int(acc.fallback),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    return out
 
 
 def _ratio_text(r: float | None) -> str | None:
@@ -324,51 +558,3 @@ def _ratio_text(r: float | None) -> str | None:
     if r <= 0:
         return "0"
     return f"1:{1 / r:,.0f}" if 1 / r >= 10 else f"1:{1 / r:.2f}"
-
-
-def _spatial(preset, res, sb: np.ndarray, ph: np.ndarray, pw: np.ndarray, bins: int) -> dict:
-    """2-D histogram (rows = y) of positives' top-left corners in their box's normalised frame (Fig. 14).
-
-    Bins are ``bins`` equal steps over :data:`SPATIAL_RANGE` per axis; corners outside are counted
-    in ``outside``.
-    """
-    from imbalance_cli.anchors.generator import anchor_coords, base_anchors
-    from imbalance_cli.anchors.matcher import _Layouts
-
-    lo, hi = SPATIAL_RANGE
-    edges = np.linspace(lo, hi, bins + 1)
-    counts = np.zeros((bins, bins), np.int64)
-    outside = 0
-    P = len(res.pos_box)
-    if P:
-        lay = _Layouts(preset, ph, pw)
-        img, lvl = res.pos_image, res.pos_level
-        within = res.pos_anchor - lay.offset[img, lvl]
-        K = lay.per_loc[lvl]
-        cell, k = np.divmod(within, K)
-        i, j = np.divmod(cell, lay.gw[img, lvl])
-        if preset.kind == "grid":
-            # top-left corner only: j * stride + base x1 (exact integers)
-            first = np.concatenate(([0], np.cumsum([len(preset.sizes[l]) * len(preset.aspect_ratios[l])
-                                                    for l in range(preset.num_levels)])))
-            base = np.concatenate([base_anchors(preset, l) for l in range(preset.num_levels)]).astype(np.float64)
-            stride = np.asarray(preset.strides, np.float64)[lvl]
-            s_idx = first[lvl] + k
-            ax1 = j * stride + base[s_idx, 0]
-            ay1 = i * stride + base[s_idx, 1]
-        else:
-            a = np.empty((P, 4), np.float32)
-            for lv in np.unique(lvl):
-                m = lvl == lv
-                a[m] = anchor_coords(preset, int(lv), k[m], i[m], j[m], ph[img[m]], pw[img[m]])
-            ax1, ay1 = a[:, 0].astype(np.float64), a[:, 1].astype(np.float64)
-        g = sb[res.pos_box].astype(np.float64)
-        rx = (ax1 - g[:, 0]) / (g[:, 2] - g[:, 0])
-        ry = (ay1 - g[:, 1]) / (g[:, 3] - g[:, 1])
-        inside = (rx >= lo) & (rx <= hi) & (ry >= lo) & (ry <= hi)
-        outside = int(P - inside.sum())
-        scale = bins / (hi - lo)
-        bx = np.minimum(((rx[inside] - lo) * scale).astype(np.int64), bins - 1)
-        by = np.minimum(((ry[inside] - lo) * scale).astype(np.int64), bins - 1)
-        counts = np.bincount(by * bins + bx, minlength=bins * bins).reshape(bins, bins).astype(np.int64)
-    return {"bins": bins, "range": [lo, hi], "edges": edges.tolist(), "counts": counts.tolist(), "outside": outside}
