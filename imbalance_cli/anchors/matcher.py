@@ -43,7 +43,7 @@ from typing import NamedTuple
 import numpy as np
 
 from imbalance_cli.anchors.generator import (
-    F32, anchor_coords, level_shape_params, num_anchors,
+    F32, anchor_coords, level_grids, level_shape_params, num_anchors,
 )
 from imbalance_cli.anchors.presets import MATCHER_SEMANTICS, AnchorPreset
 
@@ -246,7 +246,7 @@ class _Shapes:
         self.slack = 1e-2 if preset.kind == "ssd" else 1e-6
         # grid presets: exact float32 base coordinates per shape, for a loop-free gather
         self.base = None
-        if preset.kind == "grid":
+        if preset.kind == "grid" and not (preset.anchor_rule == "detectron2" and preset.center_offset):
             from imbalance_cli.anchors.generator import base_anchors
             self.base = np.concatenate([base_anchors(preset, lvl) for lvl in range(preset.num_levels)]).astype(F32)
 
@@ -275,8 +275,7 @@ class _Layouts:
 
     def __init__(self, preset: AnchorPreset, ph: np.ndarray, pw: np.ndarray):
         L = preset.num_levels
-        self.gh = np.stack([-(-ph // s) for s in preset.strides], axis=1)  # (n, L)
-        self.gw = np.stack([-(-pw // s) for s in preset.strides], axis=1)
+        self.gh, self.gw, self.sy, self.sx = level_grids(preset, ph, pw)  # (n, L) grid sizes and steps
         per_loc = np.array([preset.anchors_per_location(lv) for lv in range(L)], np.int64)
         counts = self.gh * self.gw * per_loc[None, :]
         self.offset = np.zeros_like(counts)
@@ -322,7 +321,7 @@ def _enumerate(preset, shapes: _Shapes, lay: _Layouts, gb: np.ndarray, gimg: np.
     lvl = shapes.level[si]
     img = gimg[bi]
     slack = shapes.slack
-    oy, ha, sy = shapes.oy[si], shapes.ha[si], shapes.sy[si]
+    oy, ha, sy = shapes.oy[si], shapes.ha[si], lay.sy[img, lvl]
     i_lo = np.maximum(np.ceil((g[bi, 1] + my - ha - oy - slack) / sy), 0).astype(np.int64)
     i_hi = np.minimum(np.floor((g[bi, 3] - my - oy + slack) / sy), lay.gh[img, lvl] - 1).astype(np.int64)
     ni = np.maximum(i_hi - i_lo + 1, 0)
@@ -334,7 +333,7 @@ def _enumerate(preset, shapes: _Shapes, lay: _Layouts, gb: np.ndarray, gimg: np.
     ri = i_lo[pr] + off
     rimg = img[pr]
     if shapes.base is not None:
-        syi = (ri * shapes.stride[rs]).astype(F32)
+        syi = (ri * lay.sy[rimg, shapes.level[rs]]).astype(F32)
         ry1 = syi + shapes.base[rs, 1]
         ry2 = syi + shapes.base[rs, 3]
     else:
@@ -345,7 +344,7 @@ def _enumerate(preset, shapes: _Shapes, lay: _Layouts, gb: np.ndarray, gimg: np.
     ih = ih32.astype(np.float64)
     with np.errstate(divide="ignore"):
         mx = np.where(ih > 0, imin[pr] / np.where(ih > 0, ih, 1), np.inf)
-    ox, wa, sx = shapes.ox[rs], shapes.wa[rs], shapes.sx[rs]
+    ox, wa, sx = shapes.ox[rs], shapes.wa[rs], lay.sx[rimg, shapes.level[rs]]
     j_lo = np.maximum(np.ceil((gbr[:, 0] + mx - wa - ox - slack) / sx), 0)
     j_hi = np.minimum(np.floor((gbr[:, 2] - mx - ox + slack) / sx), lay.gw[rimg, shapes.level[rs]] - 1)
     nj = np.where(np.isfinite(j_lo) & np.isfinite(j_hi), np.maximum(j_hi - j_lo + 1, 0), 0).astype(np.int64)
@@ -356,8 +355,7 @@ def _enumerate(preset, shapes: _Shapes, lay: _Layouts, gb: np.ndarray, gimg: np.
         return None
     cj = j_lo[cr] + coff
     if shapes.base is not None:
-        rsx = shapes.stride[rs]
-        sxj = (cj * rsx[cr]).astype(F32)
+        sxj = (cj * sx[cr]).astype(F32)
         x1a = sxj + shapes.base[rs, 0][cr]
         x2a = sxj + shapes.base[rs, 2][cr]
     else:
@@ -394,8 +392,8 @@ def _nearest_lower_bound(preset, shapes: _Shapes, lay: _Layouts, gb: np.ndarray,
     si = np.tile(np.arange(S), n)
     lvl = shapes.level[si]
     img = gimg[bi]
-    j = np.rint((cx[bi] - shapes.ox[si] - shapes.wa[si] / 2) / shapes.sx[si]).astype(np.int64)
-    i = np.rint((cy[bi] - shapes.oy[si] - shapes.ha[si] / 2) / shapes.sy[si]).astype(np.int64)
+    j = np.rint((cx[bi] - shapes.ox[si] - shapes.wa[si] / 2) / lay.sx[img, lvl]).astype(np.int64)
+    i = np.rint((cy[bi] - shapes.oy[si] - shapes.ha[si] / 2) / lay.sy[img, lvl]).astype(np.int64)
     j = np.clip(j, 0, lay.gw[img, lvl] - 1)
     i = np.clip(i, 0, lay.gh[img, lvl] - 1)
     a = _coords(preset, lvl, shapes.k[si], i, j, ph[img], pw[img])

@@ -134,7 +134,7 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str 
     engine runs on a CPU, the dense engine (batched by padded size) on CUDA; both give identical
     labels. Raises :class:`InputError` without image sizes or for bad options.
     """
-    from imbalance_cli.anchors.generator import num_anchors, padded_sizes, scale_boxes
+    from imbalance_cli.anchors.generator import box_keep, num_anchors, padded_sizes, resize_errors, scale_boxes
     from imbalance_cli.anchors.matcher import culled_match_dataset, dense_match_dataset
     from imbalance_cli.anchors.presets import get_preset
 
@@ -156,11 +156,24 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str 
         i = int(bad[0])
         raise InputError(f"image {int(dataset.image_ids[i])} has no usable size ({W[i]} x {H[i]}); anchor "
                          "statistics need every image's width and height", path=dataset.path)
-    order, _ = dataset.image_offsets(dataset.valid_mask())
+    bad = np.flatnonzero(resize_errors(H, W, preset))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(f"image {int(dataset.image_ids[i])} ({W[i]:g} x {H[i]:g}) would be resized to an empty side by "
+                         f"preset {preset.name!r} ({bad.size} such image(s)); the framework refuses it", path=dataset.path)
+    valid = dataset.valid_mask()
+    v = np.flatnonzero(valid)
+    bi = dataset.box_image[v]
+    valid[v] = box_keep(preset, dataset.boxes[v], H[bi], W[bi], dataset.area[v])
+    order, _ = dataset.image_offsets(valid)
     bimg = dataset.box_image[order]
     ph, pw = padded_sizes(H, W, preset)
     sb = scale_boxes(dataset.boxes[order], H[bimg], W[bimg], preset)
-    if engine == "culled":
+    if getattr(preset, "assigner", "max_iou") != "max_iou":
+        from imbalance_cli.anchors.assigners import ASSIGNERS
+
+        res = ASSIGNERS[preset.assigner](preset, sb, bimg, ph, pw, semantics=semantics)
+    elif engine == "culled":
         res = culled_match_dataset(preset, sb, bimg, ph, pw, semantics=semantics)
     else:
         res, _, _ = dense_match_dataset(preset, sb, bimg, ph, pw, semantics=semantics, device=dev)
@@ -347,15 +360,14 @@ def _spatial(preset, res, sb: np.ndarray, ph: np.ndarray, pw: np.ndarray, bins: 
         K = lay.per_loc[lvl]
         cell, k = np.divmod(within, K)
         i, j = np.divmod(cell, lay.gw[img, lvl])
-        if preset.kind == "grid":
+        if preset.kind == "grid" and preset.anchor_rule == "torchvision":
             # top-left corner only: j * stride + base x1 (exact integers)
             first = np.concatenate(([0], np.cumsum([len(preset.sizes[l]) * len(preset.aspect_ratios[l])
                                                     for l in range(preset.num_levels)])))
             base = np.concatenate([base_anchors(preset, l) for l in range(preset.num_levels)]).astype(np.float64)
-            stride = np.asarray(preset.strides, np.float64)[lvl]
             s_idx = first[lvl] + k
-            ax1 = j * stride + base[s_idx, 0]
-            ay1 = i * stride + base[s_idx, 1]
+            ax1 = j * lay.sx[img, lvl] + base[s_idx, 0]
+            ay1 = i * lay.sy[img, lvl] + base[s_idx, 1]
         else:
             a = np.empty((P, 4), np.float32)
             for lv in np.unique(lvl):
