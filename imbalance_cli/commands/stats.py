@@ -48,9 +48,11 @@ def stats(
                                                "(ImageID,Width,Height); without it only relative statistics.",
                                                show_default=False),
     anchors: str = typer.Option("retinanet", "--anchors", help="Anchor preset for anchor statistics: none | "
-                                "retinanet | rpn | ssd300 | path to a preset TOML."),
-    matcher: str = typer.Option("torchvision", "--matcher", help="Anchor labelling rule: torchvision (the model's own "
-                                "torchvision matcher; SSDMatcher for ssd300) | mmdet (MaxIoUAssigner ties) | ssd | auto."),
+                                "retinanet | rpn | ssd300 | mmdet-retinanet | detectron2-retinanet | atss | fcos | "
+                                "path to a preset TOML."),
+    matcher: str = typer.Option("auto", "--matcher", help="Anchor labelling rule: auto (the preset's own) | "
+                                "torchvision (the model's own torchvision matcher; SSDMatcher for ssd300) | mmdet "
+                                "(MaxIoUAssigner ties) | ssd."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (auto = CUDA when available)."),
     pos_iou: Optional[float] = typer.Option(None, "--pos-iou", help="Override the preset's positive IoU threshold.",
                                             show_default=False),

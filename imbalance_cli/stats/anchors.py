@@ -125,7 +125,7 @@ class AnchorLabels:
         return {"anchors": total, "foreground": fg, "ignored": ign, "background": total - fg - ign}
 
 
-def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str | None = "torchvision",
+def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str | None = None,
                   device: str = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
                   engine: str | None = None) -> AnchorLabels:
     """Label every anchor of every image with the preset's matcher (the pass all anchor statistics share).
@@ -172,6 +172,10 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str 
     if getattr(preset, "assigner", "max_iou") != "max_iou":
         from imbalance_cli.anchors.assigners import ASSIGNERS
 
+        if matcher is not None and str(matcher).lower() != "auto":
+            raise InputError(f"--matcher {matcher} does not apply to preset {preset.name!r}: it assigns with "
+                             f"{preset.assigner}, not a max-IoU matcher (leave --matcher at auto)")
+
         res = ASSIGNERS[preset.assigner](preset, sb, bimg, ph, pw, semantics=semantics)
     elif engine == "culled":
         res = culled_match_dataset(preset, sb, bimg, ph, pw, semantics=semantics)
@@ -180,7 +184,7 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str 
     return AnchorLabels(preset, semantics, dev, engine, order, bimg, ph, pw, num_anchors(preset, ph, pw), sb, res)
 
 
-def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str | None = "torchvision",
+def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: str | None = None,
                       device: str = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
                       negative_iou_sample: int | str | None = None, seed: int = 0, engine: str | None = None,
                       spatial_bins: int = SPATIAL_BINS) -> dict:
@@ -227,6 +231,8 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     else:
         k = min(int(negative_iou_sample), n_img)
         sample = np.sort(np.random.default_rng(seed).choice(n_img, size=k, replace=False)) if k < n_img else np.arange(n_img)
+    if preset.assigner != "max_iou":  # ATSS / FCOS: negatives have no IoU band to histogram
+        sample = np.arange(0)
     if neg_t > 0 and len(sample) and engine == "culled":
         neg_counts, neg_zero = culled_negative_histogram(preset, sb, bimg, ph, pw, sample, neg_edges, res)
     elif neg_t > 0 and len(sample):
@@ -278,6 +284,8 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
 
     # ---- coverage
     no_pos = box_max < pos_t
+    if preset.assigner != "max_iou":  # a box is covered when the assigner gave it a positive
+        no_pos = np.bincount(res.pos_box, minlength=len(order)) == 0
     below = box_max < neg_t
     sg = _size_group(dataset, order)
 
