@@ -388,7 +388,7 @@ def anchor_coords(preset: AnchorPreset, level: int, k, i, j, padded_h, padded_w)
         sy, sx = sy[0], sx[0]
     if preset.kind == "point":
         o = preset.center_offset
-        x = ((j + o).astype(F32) * F32(1) * np.asarray(sx, F32)).astype(F32)
+        x = ((j + o).astype(F32) * np.asarray(sx, F32)).astype(F32)
         y = ((i + o).astype(F32) * np.asarray(sy, F32)).astype(F32)
         return np.stack((x, y, x, y), axis=1).astype(F32)
     base = base_anchors(preset, level)[k]

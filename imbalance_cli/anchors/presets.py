@@ -1,26 +1,34 @@
 """Anchor presets: plain dataclasses, a registry dict, and user presets from TOML.
 
-Built-in presets (:data:`PRESETS`) reproduce torchvision's detectors:
+A preset is plain data: the anchor layout, the labelling thresholds and which framework's arithmetic each
+step follows (``resize.rule``, ``box_rule``, ``anchor_rule``, ``stride_rule``, ``center_offset``, ``assigner``);
+the arithmetic itself lives in :mod:`imbalance_cli.anchors.generator` and the assigners. Built-in presets
+(:data:`PRESETS`), each the detector a user trains:
 
-* ``retinanet`` -- ``retinanet_resnet50_fpn``: resize 800/1333, pad to a multiple of 32,
-  levels P3..P7 with strides 8..128, sizes ``(x, int(x 2^(1/3)), int(x 2^(2/3)))`` for
-  x in 32..512, aspect ratios (h/w) 0.5/1/2, ``Matcher(0.5, 0.4, allow_low_quality_matches=True)``.
-* ``rpn`` -- the RPN of ``fasterrcnn_resnet50_fpn``: P2..P6, strides 4..64, one size per
-  level 32..512, ratios 0.5/1/2, ``Matcher(0.7, 0.3, allow_low_quality_matches=True)``.
-* ``ssd300`` -- ``ssd300_vgg16``: fixed 300x300 resize, ``DefaultBoxGenerator`` with aspect
-  ratios [[2], [2, 3], [2, 3], [2, 3], [2], [2]], scales 0.07..1.05, steps 8, 16, 32, 64,
-  100, 300 (feature maps 38, 19, 10, 5, 3, 1), clipped width/height, 8732 default boxes;
-  ``SSDMatcher(0.5)`` (each box's single best default box is forced to it).
-
-Strides are fixed per level (8..128 for RetinaNet). torchvision's ``AnchorGenerator``
-derives a level's stride as ``padded_size // grid_size`` instead, which differs for the
-coarsest levels when the padded size is not a multiple of the stride (e.g. P7 of an
-800-pixel side: 800 // 7 = 114, not 128); we follow the fixed strides of the FPN design.
+* ``retinanet`` -- torchvision ``retinanet_resnet50_fpn`` as torchvision 0.28 runs it: resize 800/1333 (floor),
+  pad to 32, P3..P7, sizes ``(x, int(x 2^(1/3)), int(x 2^(2/3)))`` for x in 32..512, ratios (h/w) 0.5/1/2,
+  rounded base anchors, steps ``padded // grid`` as ``AnchorGenerator.forward`` derives them
+  (``stride_rule = "model"``), ``Matcher(0.5, 0.4, allow_low_quality_matches=True)``.
+* ``rpn`` -- the RPN of torchvision ``fasterrcnn_resnet50_fpn``: P2..P6, strides 4..64, one size per level
+  32..512, ratios 0.5/1/2, ``Matcher(0.7, 0.3, allow_low_quality_matches=True)``, ``model`` steps.
+* ``ssd300`` -- torchvision ``ssd300_vgg16``: fixed 300x300 resize, ``DefaultBoxGenerator`` with aspect ratios
+  [[2], [2, 3], [2, 3], [2, 3], [2], [2]], scales 0.07..1.05, steps 8, 16, 32, 64, 100, 300, clipped
+  width/height, 8732 default boxes; ``SSDMatcher(0.5)``.
+* ``mmdet-retinanet`` -- mmdetection 3.x ``retinanet_r50_fpn_1x_coco``: mmcv keep-ratio resize (rounded),
+  pad to 32, ``AnchorGenerator(octave_base_scale=4, scales_per_octave=3, ratios=[0.5, 1, 2],
+  strides=[8..128])`` unrounded, ``MaxIoUAssigner(0.5, 0.4, min_pos_iou=0)`` (matcher ``mmdet``).
+* ``detectron2-retinanet`` -- detectron2 RetinaNet R50-FPN 1x: ``ResizeShortestEdge(800, 1333)``, pad to 32,
+  ``DefaultAnchorGenerator`` sizes x 2^(0, 1/3, 2/3), ratios 0.5/1/2, offset 0, unrounded, size-major;
+  ``Matcher([0.4, 0.5], [0, -1, 1], allow_low_quality_matches=True)`` = the ``torchvision`` semantics.
+* ``atss`` -- ATSS (Zhang et al., CVPR 2020) as mmdetection's ``ATSSAssigner``: one square anchor of
+  8 x stride per location, top-k 9 per level, IoU threshold mean + std, centre inside the box.
+* ``fcos`` -- FCOS (Tian et al., ICCV 2019) as mmdetection's ``FCOSHead``: points at (j + 0.5) stride,
+  regression ranges (-1, 64) .. (512, 1e8), centre sampling radius 1.5, ambiguous points to the smallest box.
 
 A user preset is a TOML file mapping onto :class:`AnchorPreset`::
 
     name = "small"
-    kind = "grid"                       # or "ssd"
+    kind = "grid"                       # or "ssd", or "point" (with assigner = "fcos")
     strides = [8, 16, 32]
     sizes = [[32, 40, 50], [64, 80, 101], [128, 161, 203]]
     aspect_ratios = [[0.5, 1.0, 2.0]]   # one list for every level, or one per level
@@ -29,15 +37,21 @@ A user preset is a TOML file mapping onto :class:`AnchorPreset`::
     neg_iou = 0.4
     allow_low_quality = true
     matcher = "torchvision"             # default matcher semantics: torchvision | mmdet | ssd
+    stride_rule = "fixed"               # or "model" (steps padded // grid, torchvision)
+    anchor_rule = "torchvision"         # base anchors: torchvision | mmdet | detectron2
+    box_rule = "torchvision"            # box transform + filtering: torchvision | mmdet | detectron2
+    center_offset = 0.0                 # in strides (mmdet / detectron2 anchors, FCOS points)
+    assigner = "max_iou"                # or "atss" (topk = 9) or "fcos" (regress_ranges, center_radius)
     [resize]                            # optional; defaults 800 / 1333 / 32
     min_size = 800
     max_size = 1333
     size_divisible = 32
+    rule = "torchvision"                # torchvision (floor) | mmcv (round) | detectron2
     # fixed = [300, 300]                # (height, width): resize every image to exactly this
 
-For ``kind = "ssd"`` give ``scales`` (one more than levels) instead of ``sizes``; the
-``aspect_ratios`` are then SSD's extra ratios per level (1 and the intermediate scale are
-always added), and ``clip`` (default true) clamps relative widths/heights to [0, 1].
+For ``kind = "ssd"`` give ``scales`` (one more than levels) instead of ``sizes``; the ``aspect_ratios`` are
+then SSD's extra ratios per level (1 and the intermediate scale are always added), and ``clip`` (default
+true) clamps relative widths/heights to [0, 1]. Limits are listed in :func:`validate_preset`.
 """
 
 from __future__ import annotations
@@ -57,8 +71,9 @@ class ResizePolicy:
 
     ``fixed`` = (height, width) resizes every image to exactly that size. Otherwise the scale is
     ``min(min_size / min(H, W), max_size / max(H, W))`` (a missing bound is dropped; both missing:
-    no resize), the resized size ``floor(H s) x floor(W s)``, then padded up to a multiple of
-    ``size_divisible``.
+    no resize), the resized size ``floor(H s) x floor(W s)`` (``rule = "torchvision"``), ``int(H s + 0.5)``
+    (``"mmcv"``) or detectron2's ``ResizeShortestEdge`` arithmetic (``"detectron2"``; see
+    :func:`imbalance_cli.anchors.generator.resized_sizes`), then padded up to a multiple of ``size_divisible``.
     """
 
     min_size: int | None = 800
@@ -73,11 +88,15 @@ class AnchorPreset:
     """An anchor layout plus its labelling thresholds.
 
     ``sizes[l]`` are the anchor sizes (square-root areas, pixels of the resized image) of level
-    ``l``; ``aspect_ratios[l]`` the ratios h/w. Base anchors are built ratio-major and rounded like
-    torchvision's ``AnchorGenerator``; anchor centres lie at ``(j * stride, i * stride)``.
+    ``l``; ``aspect_ratios[l]`` the ratios h/w. Base anchors are built as ``anchor_rule`` says
+    (torchvision: ratio-major and rounded); anchor centres lie at ``(j * step_x, i * step_y)``
+    (plus ``center_offset`` strides for detectron2), the steps as ``stride_rule`` says.
     For ``kind == "ssd"`` the anchors are torchvision's ``DefaultBoxGenerator`` boxes built from
     ``scales`` (relative to the image) and ``aspect_ratios`` (the extra ratios per level), with
-    ``strides`` as the steps.
+    ``strides`` as the steps. For ``kind == "point"`` (FCOS) there are no sizes: one point per location.
+    The rule fields (``stride_rule``, ``anchor_rule``, ``box_rule``, ``center_offset``, ``resize.rule``)
+    say whose arithmetic each step follows; ``assigner`` picks max-IoU matching (``matcher`` semantics),
+    ATSS (``topk``) or FCOS (``regress_ranges``, ``center_radius``).
     """
 
     name: str
