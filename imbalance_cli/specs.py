@@ -178,7 +178,7 @@ class AnchorSpec:
         return thresholds(self.preset, self.semantics)
 
     @classmethod
-    def build(cls, anchors: Any = "retinanet", *, matcher: Any = "torchvision", device: Any = "auto",
+    def build(cls, anchors: Any = "retinanet", *, matcher: Any = "auto", device: Any = "auto",
               pos_iou: float | None = None, neg_iou: float | None = None, engine: Any = None,
               negative_iou_sample: Any = None, seed: int = 0, spatial_bins: Any = DEFAULT_SPATIAL_BINS,
               chunk_images: Any = DEFAULT_CHUNK_IMAGES, workers: Any = None) -> "AnchorSpec":
@@ -198,6 +198,9 @@ class AnchorSpec:
                                   or not np.isfinite(v)):
                 raise InputError(f"{name} must be a number, got {v!r}")
         preset = get_preset(anchors, pos_iou=pos_iou, neg_iou=neg_iou)
+        if preset.assigner != "max_iou" and matcher is not None and str(_value(matcher)).lower() != "auto":
+            raise InputError(f"--matcher {_value(matcher)} does not apply to preset {preset.name!r}: it assigns with "
+                             f"{preset.assigner}, not a max-IoU matcher (leave --matcher at auto)")
         semantics = resolve_semantics(matcher, preset)
         dev = resolve_device(device)
         eng = "auto" if engine is None else str(_value(engine)).lower()

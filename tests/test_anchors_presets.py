@@ -35,15 +35,10 @@ def test_rpn_and_ssd_presets():
 
 
 def _torchvision_resized(h: int, w: int, min_size: float = 800.0, max_size: float = 1333.0) -> tuple[int, int]:
-    """torchvision's GeneralizedRCNNTransform arithmetic, re-enacted with torch ops: the scale is a float32
-    tensor (``torch.min(min_size / min_f32, max_size / max_f32)``), taken with ``.item()``, and
-    ``interpolate(recompute_scale_factor=True)`` floors ``size * scale`` in Python floats."""
-    import torch
-
-    im_shape = torch.tensor([h, w])
-    lo = torch.min(im_shape).to(dtype=torch.float32)
-    hi = torch.max(im_shape).to(dtype=torch.float32)
-    scale = torch.min(min_size / lo, max_size / hi).item()
+    """torchvision's GeneralizedRCNNTransform arithmetic in eager mode, re-enacted: the scale from Python
+    ints in double precision (``min(min_size / min(H, W), max_size / max(H, W))``), and
+    ``interpolate(recompute_scale_factor=True)`` floors ``size * scale``."""
+    scale = min(min_size / min(h, w), max_size / max(h, w))
     return math.floor(float(h) * scale), math.floor(float(w) * scale)
 
 
@@ -64,7 +59,9 @@ def test_resize_agrees_with_torchvision_arithmetic_on_many_sizes():
     p = get_preset("retinanet")
     rng = np.random.default_rng(0)
     sizes = np.concatenate([rng.integers(1, 4000, size=(300, 2)), [[480, 640], [427, 640], [1, 11], [333, 500],
-                            [3402, 2548]]])
+                            [3402, 2548], [375, 500]]])
+    # 375 x 500: torchvision 0.28 gives 800 x 1066 (an older float32 scale gave 799)
+    assert resized_size(375, 500, p) == (800, 1066)
     h, w = padded_sizes(sizes[:, 0], sizes[:, 1], p)
     for (H, W), ph, pw in zip(sizes.tolist(), h.tolist(), w.tolist()):
         rh, rw = _torchvision_resized(H, W)
@@ -139,4 +136,4 @@ def test_unknown_preset_and_bad_override():
         get_preset("yolo")
     with pytest.raises(InputError, match="must not exceed"):
         get_preset("retinanet", neg_iou=0.6)
-    assert set(PRESETS) == {"retinanet", "rpn", "ssd300"}
+    assert set(PRESETS) == {"retinanet", "rpn", "ssd300", "mmdet-retinanet", "detectron2-retinanet", "atss", "fcos"}

@@ -46,8 +46,8 @@ OptionalAnchorsOpt = Annotated[Optional[str], typer.Option(
     show_default=False)]
 MatcherOpt = Annotated[Matcher, typer.Option(
     "--matcher", parser=_choice(Matcher, "--matcher"), metavar=_metavar(Matcher),
-    help="Anchor labelling rule: torchvision (the model's own torchvision matcher; SSDMatcher for ssd300) | mmdet "
-         "(MaxIoUAssigner ties) | ssd | auto (the preset's own).")]
+    help="Anchor labelling rule: auto (the preset's own) | torchvision (the model's own torchvision matcher; SSDMatcher for ssd300) | mmdet "
+         "(MaxIoUAssigner ties) | ssd.")]
 DeviceOpt = Annotated[Device, typer.Option(
     "--device", parser=_choice(Device, "--device"), metavar=_metavar(Device),
     help="Device of the dense engine (auto = CUDA when available).")]
@@ -71,7 +71,7 @@ ChunkSizeOpt = Annotated[int, typer.Option(
                          "depend on it.")]
 
 
-def build_spec(anchors: Optional[str], *, matcher: Matcher = Matcher.torchvision, device: Device = Device.auto,
+def build_spec(anchors: Optional[str], *, matcher: Matcher = Matcher.auto, device: Device = Device.auto,
                engine: Engine = Engine.auto, pos_iou: Optional[float] = None, neg_iou: Optional[float] = None,
                negative_iou_sample: Optional[str] = None, workers: int = 0,
                chunk_size: int = DEFAULT_CHUNK_IMAGES) -> Optional[AnchorSpec]:

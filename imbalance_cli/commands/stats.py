@@ -46,9 +46,10 @@ def stats(
                                                "(ImageID,Width,Height); without it only relative statistics.",
                                                show_default=False),
     anchors: Optional[str] = typer.Option(None, "--anchors", help="Anchor preset for anchor statistics: none | "
-                                          "retinanet | rpn | ssd300 | yolov5 | path to a preset TOML. "
+                                          "retinanet | rpn | ssd300 | mmdet-retinanet | detectron2-retinanet | atss | fcos | "
+                                          "yolov5 | path to a preset TOML. "
                                           "Default: retinanet; yolov5 for a YOLO dataset with images.", show_default=False),
-    matcher: MatcherOpt = Matcher.torchvision,
+    matcher: MatcherOpt = Matcher.auto,
     device: DeviceOpt = Device.auto,
     engine: EngineOpt = Engine.auto,
     pos_iou: PosIouOpt = None,

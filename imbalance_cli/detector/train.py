@@ -139,6 +139,9 @@ def resolve_preset(cfg: TrainConfig):
         preset = preset_from_dict(SYNTHETIC_PRESET_SPEC if cfg.data == "synthetic-lt" else COMPACT_PRESET_SPEC)
     if preset.kind != "grid":
         raise InputError(f"the detector needs a grid anchor preset, {preset.name!r} is {preset.kind!r}", record="--anchors")
+    if preset.assigner != "max_iou":
+        raise InputError(f"the detector labels anchors by max IoU; preset {preset.name!r} assigns with {preset.assigner}",
+                         record="--anchors")
     n = preset.num_levels
     if n < 1 or n > 5 or tuple(preset.strides) != tuple(8 * 2**i for i in range(n)):
         raise InputError(f"the detector's levels have strides 8, 16, 32, 64, 128; preset {preset.name!r} has {list(preset.strides)}", record="--anchors")

@@ -37,7 +37,7 @@ import numpy as np
 
 from imbalance_cli.anchors.culled import enumerate_pairs
 from imbalance_cli.anchors.dense import dense_match_dataset
-from imbalance_cli.anchors.generator import F32, level_layout, num_anchors, scale_boxes
+from imbalance_cli.anchors.generator import F32, box_keep, level_layout, num_anchors, scale_boxes
 from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
 from imbalance_cli.anchors.rules import IDX, MatchOutput
 from imbalance_cli.anchors.run import Chunk, chunk_bounds, make_chunks, match_chunk, run_chunks
@@ -113,7 +113,11 @@ def _inputs(dataset: Dataset, spec: AnchorSpec) -> _Inputs:
                          path=dataset.path)
     H, W = dataset.heights, dataset.widths
     ph, pw = spec.check_images(H, W, dataset.image_ids, path=dataset.path)
-    order, _ = dataset.image_offsets(dataset.valid_mask())
+    valid = dataset.valid_mask()
+    v = np.flatnonzero(valid)
+    bi = dataset.box_image[v]
+    valid[v] = box_keep(spec.preset, dataset.boxes[v], H[bi], W[bi], dataset.area[v])  # the framework's box filter
+    order, _ = dataset.image_offsets(valid)
     bimg = dataset.box_image[order]
     start = np.searchsorted(bimg, np.arange(dataset.num_images + 1))
     sb = scale_boxes(dataset.boxes[order], H[bimg], W[bimg], spec.preset)
@@ -158,7 +162,7 @@ def _label_task(spec: AnchorSpec, chunk: Chunk) -> MatchOutput:
     return match_chunk(spec, chunk)
 
 
-def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any = "torchvision",
+def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any = None,
                   device: Any = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
                   engine: Any = None, spec: AnchorSpec | None = None) -> AnchorLabels:
     """Label every anchor of every image with the preset's matcher, keeping every positive.
@@ -334,6 +338,7 @@ def chunk_statistics(spec: AnchorSpec, chunk: Chunk) -> dict:
         "foreground": np.bincount(res.pos_image, minlength=n).astype(np.int64),
         "ignored": np.asarray(res.ignored_per_image, np.int64),
         "box_max_iou": res.box_max_iou, "box_best_level": np.asarray(res.box_best_level, np.int64),
+        "box_positives": np.bincount(res.pos_box, minlength=len(res.box_max_iou)).astype(np.int64),
         "per_class": np.bincount(chunk.extra["box_class"][res.pos_box], minlength=C).astype(np.int64),
         "per_level": np.bincount(res.pos_level, minlength=L).astype(np.int64),
         "positive_iou": _hist(res.pos_iou.astype(np.float64), _edges(1.0)),
@@ -344,6 +349,8 @@ def chunk_statistics(spec: AnchorSpec, chunk: Chunk) -> dict:
                                                        spec.spatial_bins)
     edges = _neg_edges(spec)
     sample = np.flatnonzero(chunk.extra["in_sample"])
+    if preset.assigner != "max_iou":  # ATSS / FCOS / YOLOv5: negatives have no IoU band to histogram
+        sample = sample[:0]
     neg_t = F32(edges[-1])
     if neg_t > 0 and len(sample) and spec.engine == "culled":
         out["negative"], out["zero"] = culled_negative_histogram(preset, chunk.boxes, chunk.box_image, chunk.padded_h,
@@ -370,6 +377,7 @@ class AnchorAccumulator:
         self.ignored = np.zeros(num_images, np.int64)
         self.box_max_iou = np.zeros(num_boxes, F32)
         self.box_best_level = np.zeros(num_boxes, np.int64)
+        self.box_positives = np.zeros(num_boxes, np.int64)
         self.per_class = np.zeros(num_classes, np.int64)
         self.per_level = np.zeros(num_levels, np.int64)
         self.positive_iou = np.zeros(len(_edges(1.0)) - 1, np.int64)
@@ -387,6 +395,7 @@ class AnchorAccumulator:
         self.ignored[image_start:image_start + n] = part["ignored"]
         self.box_max_iou[box_start:box_start + nb] = part["box_max_iou"]
         self.box_best_level[box_start:box_start + nb] = part["box_best_level"]
+        self.box_positives[box_start:box_start + nb] = part["box_positives"]
         self.per_class += part["per_class"]
         self.per_level += part["per_level"]
         self.positive_iou += part["positive_iou"]
@@ -398,7 +407,7 @@ class AnchorAccumulator:
         self.zero += part["zero"]
 
 
-def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any = "torchvision",
+def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any = None,
                       device: Any = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
                       negative_iou_sample: int | str | None = None, seed: int = 0, engine: Any = None,
                       spatial_bins: int = SPATIAL_BINS, chunk_images: Any = "default", workers: int | None = None,
@@ -448,6 +457,9 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
         in_sample = np.zeros(n_img, bool)
         in_sample[pick] = True
         sample_n = k
+    if spec.preset.assigner != "max_iou":  # ATSS / FCOS: no negative IoU band, no sample
+        in_sample[:] = False
+        sample_n = 0
 
     cat_of_box = dataset.box_category[order]
     acc = AnchorAccumulator(n_img, len(order), C, L, spec.spatial_bins, len(neg_edges) - 1)
@@ -502,6 +514,8 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
 
     # ---- coverage
     no_pos = box_max < pos_t
+    if spec.preset.assigner != "max_iou":  # a box is covered when the assigner gave it a positive
+        no_pos = acc.box_positives == 0
     below = box_max < neg_t
     sg = _size_group(dataset, order)
     by_size = {key: {"boxes": int(m.sum()), "without_positive": int((no_pos & m).sum()),
@@ -523,7 +537,7 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
 
     per_image = {"anchors": total / n, "foreground": fg / n, "background": bg / n, "ignored": ign / n}
     return {
-        "preset": preset.name, "matcher": semantics, "device": spec.device, "engine": spec.engine,
+        "preset": preset.name, "assigner": preset.assigner, "matcher": semantics, "device": spec.device, "engine": spec.engine,
         "thresholds": {"pos_iou": float(preset.pos_iou), "neg_iou": neg_f,
                        "allow_low_quality": bool(preset.allow_low_quality)},
         "images": int(n_img), "boxes": int(len(order)),
