@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from imbalance_cli import dist
 from imbalance_cli.anchors.presets import AnchorPreset, get_preset
 from imbalance_cli.errors import InputError
 
@@ -137,11 +138,12 @@ def check_bins(name: str, bins: Any) -> int:
 
 
 def default_workers() -> int:
-    """The machine's usable cores (``os.sched_getaffinity`` where available)."""
+    """The machine's usable cores (``os.sched_getaffinity`` where available), divided among torchrun's local ranks."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    return dist.local_share(cores)  # under torchrun: this rank's share of the node
 
 
 @dataclass(frozen=True)

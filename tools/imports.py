@@ -34,7 +34,7 @@ from pathlib import Path
 
 PACKAGE = "imbalance_cli"
 LAYERS = {
-    **dict.fromkeys(("errors", "fileio", "boxes", "progress", "specs", "__version__"), 0),
+    **dict.fromkeys(("errors", "fileio", "boxes", "progress", "specs", "dist", "__version__"), 0),
     "data": 1,
     **dict.fromkeys(("stats", "anchors", "losses", "detector", "check"), 2),
     "report": 3,

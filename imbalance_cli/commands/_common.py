@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import typer
 
-from imbalance_cli import progress
+from imbalance_cli import dist, progress
 from imbalance_cli.errors import FindingsError, InputError
 from imbalance_cli.report.progress import rich_bar
 from imbalance_cli.report.writer import check_out_dir
@@ -25,22 +25,28 @@ def handle_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except InputError as e:
-            typer.echo(f"error: {e.one_line()}", err=True)
-            raise typer.Exit(2) from None
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-            name = getattr(e, "filename", None) or ""
-            typer.echo(f"error: {name}: {e.strerror or e}", err=True)
-            raise typer.Exit(2) from None
-        except FindingsError:
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
+        with dist.command_session(kwargs) as kwargs:  # under torchrun: process group, rank 0 alone outputs
+            return _run(fn, args, kwargs)
 
     return wrapper
+
+
+def _run(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    """Call a command, turning the errors a user can act on into one line and an exit code."""
+    try:
+        return fn(*args, **kwargs)
+    except InputError as e:
+        typer.echo(f"error: {e.one_line()}", err=True)
+        raise typer.Exit(2) from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        name = getattr(e, "filename", None) or ""
+        typer.echo(f"error: {name}: {e.strerror or e}", err=True)
+        raise typer.Exit(2) from None
+    except FindingsError:
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
 
 
 def flag(*names: str, help: str) -> Any:

@@ -40,6 +40,7 @@ from imbalance_cli.anchors.dense import dense_match_dataset
 from imbalance_cli.anchors.generator import F32, box_keep, level_layout, num_anchors, scale_boxes
 from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
 from imbalance_cli.anchors.rules import IDX, MatchOutput
+from imbalance_cli import dist
 from imbalance_cli.anchors.run import Chunk, chunk_bounds, make_chunks, match_chunk, run_chunks
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.specs import (
@@ -192,9 +193,15 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
             r.box_max_iou, r.box_best_anchor, r.box_best_level
         fallback[0] += int(r.fallback_images)
 
-    bounds = chunk_bounds(n_img, spec.chunk_images)
+    bounds = dist.shard(chunk_bounds(n_img, dist.chunk_images_for_ranks(n_img, spec.chunk_images)))
     run_chunks(spec, make_chunks(bounds, inp.box_start, inp.scaled, inp.box_image, inp.padded_h, inp.padded_w),
                _label_task, fold, num_chunks=len(bounds), num_images=n_img, description="anchors")
+    if dist.active():  # under torchrun: every rank's positives, folded in image order (= one process)
+        gathered = [p for ps in dist.all_gather_objects(parts) for p in ps]
+        parts.clear()
+        fallback[0] = 0
+        for p in sorted(gathered, key=lambda p: p[0]):
+            fold(*p)
     cat = lambda f, dt: (np.concatenate([f(i0, b0, r) for i0, b0, r in parts]).astype(dt) if parts
                          else np.zeros(0, dt))
     res = MatchOutput(cat(lambda i0, b0, r: r.pos_image.astype(np.int64) + i0, IDX),
@@ -406,6 +413,19 @@ class AnchorAccumulator:
         self.negative += part["negative"]
         self.zero += part["zero"]
 
+    def all_reduce(self) -> None:
+        """Sum the accumulators of every torchrun rank (:mod:`imbalance_cli.dist`; a no-op in one process).
+
+        Each per-image and per-box slice was filled by exactly one rank and is zero elsewhere, so
+        the sums are exact, also for the float32 best IoUs.
+        """
+        if not dist.active():
+            return
+        dist.sum_arrays(self.foreground, self.ignored, self.box_max_iou, self.box_best_level, self.box_positives,
+                        self.per_class, self.per_level, self.positive_iou, self.spatial, self.negative)
+        self.low_quality, self.fallback, self.outside, self.zero = dist.sum_scalars(
+            self.low_quality, self.fallback, self.outside, self.zero)
+
 
 def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any = None,
                       device: Any = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
@@ -463,7 +483,7 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
 
     cat_of_box = dataset.box_category[order]
     acc = AnchorAccumulator(n_img, len(order), C, L, spec.spatial_bins, len(neg_edges) - 1)
-    bounds = chunk_bounds(n_img, spec.chunk_images)
+    bounds = dist.shard(chunk_bounds(n_img, dist.chunk_images_for_ranks(n_img, spec.chunk_images)))  # rank's chunks
     chunks = make_chunks(bounds, inp.box_start, inp.scaled, bimg, ph, pw, per_box={"box_class": cat_of_box},
                          per_image={"in_sample": in_sample})
 
@@ -475,6 +495,7 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
 
     run_chunks(spec, with_classes(chunks), chunk_statistics, acc.fold, num_chunks=len(bounds), num_images=n_img,
                description=f"anchors ({spec.engine})")
+    acc.all_reduce()  # under torchrun: every rank's chunks summed (a no-op in one process)
 
     # ---- totals
     per_image_anchors = num_anchors(preset, ph, pw)

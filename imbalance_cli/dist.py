@@ -1,0 +1,235 @@
+"""Several processes under ``torchrun``: rank detection, the process group, sharding and reductions.
+
+``torchrun --nproc-per-node N [--nnodes M --rdzv-endpoint HOST:PORT] -m imbalance_cli COMMAND ...``
+starts N x M copies of the command line. Each copy finds its place in the environment torchrun
+sets (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``,
+``MASTER_PORT``); :func:`command_session` (wrapped around every command by
+:func:`imbalance_cli.commands._common.handle_errors`) then
+
+* joins the process group: ``gloo`` for CPU tensors, plus ``nccl`` for CUDA tensors when this
+  machine has CUDA (``init_process_group(backend="cpu:gloo,cuda:nccl")``), and makes the rank's
+  ``LOCAL_RANK`` GPU the current CUDA device, so ``--device auto``/``cuda`` means the rank's own
+  GPU while the report still says ``cuda``;
+* silences every rank but 0: stdout and stderr go to ``os.devnull`` and output paths (``--out``,
+  ``--summary``) are dropped, so rank 0 alone prints and writes;
+* leaves the group when the command ends.
+
+The analyses call only the small helpers below, which are no-ops in a single process:
+:func:`shard` (which chunks of images this rank labels: chunk ``c`` goes to rank ``c mod world``),
+:func:`chunk_images_for_ranks` (smaller chunks when there are fewer chunks than ranks),
+:func:`sum_arrays` (in-place ``all_reduce`` sum of numpy accumulators) and
+:func:`all_gather_objects` (a list in rank order). Every rank ends with the same accumulators, so
+every rank computes the same report and the same exit code; the engines never see a rank.
+
+Each rank loads the annotation file itself: measured against rank 0 loading and broadcasting the
+columnar arrays (``benchmarks/dist_load.py``), loading on every rank was as fast or faster, and it
+needs no extra code path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+#: the variables torchrun sets for every process it starts; all must be present to count as launched
+TORCHRUN_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+#: keyword arguments of a command that name an output path; dropped on ranks other than 0
+OUTPUT_ARGUMENTS = ("out", "summary")
+
+
+@dataclass(frozen=True)
+class Rank:
+    """This process's place: ``rank`` of ``world_size``; ``local_rank`` of ``local_world_size`` on its node."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that prints, writes and checkpoints."""
+        return self.rank == 0
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def launched() -> bool:
+    """Whether torchrun (or another launcher setting the same variables) started this process."""
+    return all(os.environ.get(k) for k in TORCHRUN_ENV) and _int_env("WORLD_SIZE", 1) >= 1
+
+
+def rank_info() -> Rank:
+    """This process's :class:`Rank` from torchrun's environment (rank 0 of 1 when not launched)."""
+    if not launched():
+        return Rank()
+    world = _int_env("WORLD_SIZE", 1)
+    return Rank(_int_env("RANK", 0), world, _int_env("LOCAL_RANK", 0), _int_env("LOCAL_WORLD_SIZE", world))
+
+
+def active() -> bool:
+    """Whether a process group of more than one rank is joined (then the helpers below communicate)."""
+    try:
+        import torch.distributed as dist
+    except Exception:  # pragma: no cover - torch always present in the package's environment
+        return False
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def init() -> bool:
+    """Join the process group when launched with more than one rank; returns whether this call joined it.
+
+    Backend ``gloo`` (CPU tensors), plus ``nccl`` for CUDA tensors when CUDA is available; the
+    rank's ``LOCAL_RANK`` GPU becomes the current device.
+    """
+    r = rank_info()
+    if not launched() or r.world_size <= 1:
+        return False
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return False
+    backend = "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(r.local_rank % torch.cuda.device_count())
+        backend = "cpu:gloo,cuda:nccl"
+    dist.init_process_group(backend=backend, rank=r.rank, world_size=r.world_size)
+    return True
+
+
+def finish() -> None:
+    """Leave the process group (after a barrier, so no rank exits while another still talks)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def command_session(kwargs: dict) -> Iterator[dict]:
+    """Run one command on this rank: join the group, silence and strip outputs on ranks > 0, leave.
+
+    Yields the command's keyword arguments with :data:`OUTPUT_ARGUMENTS` set to ``None`` on ranks
+    other than 0. A no-op in a single process.
+    """
+    if not launched() or rank_info().world_size <= 1:
+        yield kwargs
+        return
+    joined = init()
+    r = rank_info()
+    saved = sys.stdout, sys.stderr
+    sink = None
+    if not r.is_main:
+        kwargs = {k: (None if k in OUTPUT_ARGUMENTS else v) for k, v in kwargs.items()}
+        sink = open(os.devnull, "w")
+        sys.stdout = sys.stderr = sink
+    ok = False
+    try:
+        yield kwargs
+        ok = True
+    finally:
+        sys.stdout, sys.stderr = saved
+        if sink is not None:
+            sink.close()
+        if joined:
+            if ok:
+                finish()
+            else:  # another rank may be waiting in a collective: do not wait for it, torchrun stops the rest
+                import torch.distributed as dist
+
+                dist.destroy_process_group()
+
+
+def local_share(cores: int) -> int:
+    """This rank's share of a node's ``cores`` (``cores // LOCAL_WORLD_SIZE``, at least 1)."""
+    return max(1, cores // max(1, rank_info().local_world_size)) if launched() else cores
+
+
+def chunk_images_for_ranks(num_images: int, chunk_images: int | None) -> int | None:
+    """Images per chunk under several ranks: at most ``ceil(num_images / world)``, so every rank has work.
+
+    Labels are per image, so the statistics do not depend on the chunk size.
+    """
+    world = rank_info().world_size if active() else 1
+    if world <= 1 or num_images == 0:
+        return chunk_images
+    per_rank = -(-num_images // world)
+    return per_rank if chunk_images is None else min(int(chunk_images), per_rank)
+
+
+def shard(items: list) -> list:
+    """This rank's items of a list: item ``c`` goes to rank ``c mod world_size`` (all items in one process)."""
+    if not active():
+        return list(items)
+    r = rank_info()
+    return list(items[r.rank::r.world_size])
+
+
+def sum_arrays(*arrays: np.ndarray) -> None:
+    """``all_reduce`` sum of numpy arrays, in place, across ranks (no-op in one process).
+
+    Integers are summed as int64 and floats in their own dtype; an array that is zero on all ranks
+    but one (per-image and per-box slices owned by one rank) comes back exactly.
+    """
+    if not active():
+        return
+    import torch
+    import torch.distributed as dist
+
+    for a in arrays:
+        if a.size == 0:
+            continue
+        t = torch.from_numpy(np.ascontiguousarray(a).reshape(-1))
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        a.reshape(-1)[...] = t.numpy()
+
+
+def sum_scalars(*values: int) -> list[int]:
+    """Sum integers across ranks; returns them in order (unchanged in one process)."""
+    arr = np.array(values, np.int64)
+    sum_arrays(arr)
+    return [int(v) for v in arr]
+
+
+def all_gather_objects(obj: Any) -> list:
+    """Every rank's ``obj``, in rank order (``[obj]`` in one process); pickled over gloo."""
+    if not active():
+        return [obj]
+    import torch.distributed as dist
+
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (``obj`` in one process)."""
+    if not active():
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in one process)."""
+    if active():
+        import torch.distributed as dist
+
+        dist.barrier()
