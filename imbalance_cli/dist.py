@@ -21,9 +21,10 @@ The analyses call only the small helpers below, which are no-ops in a single pro
 :func:`all_gather_objects` (a list in rank order). Every rank ends with the same accumulators, so
 every rank computes the same report and the same exit code; the engines never see a rank.
 
-Each rank loads the annotation file itself: measured against rank 0 loading and broadcasting the
-columnar arrays (``benchmarks/dist_load.py``), loading on every rank was as fast or faster, and it
-needs no extra code path.
+How ranks get the dataset (:func:`load_shared`, set by ``IMBALANCE_DIST_LOAD``): ``each`` (default)
+-- every rank loads the annotation file itself, in parallel; ``broadcast`` -- rank 0 loads it and
+sends the pickled columnar arrays to the others. ``benchmarks/dist_load.py`` times both side by side;
+see the README section "Scaling out" for when each is faster.
 """
 
 from __future__ import annotations
@@ -152,6 +153,45 @@ def command_session(kwargs: dict) -> Iterator[dict]:
                 import torch.distributed as dist
 
                 dist.destroy_process_group()
+
+
+#: environment variable choosing how ranks get the dataset: ``each`` (default) or ``broadcast``
+LOAD_ENV = "IMBALANCE_DIST_LOAD"
+LOAD_MODES = ("each", "broadcast")
+
+
+def load_mode() -> str:
+    """``each`` (every rank loads the file itself) or ``broadcast`` (rank 0 loads, the others receive).
+
+    Read from :data:`LOAD_ENV`; anything else is an :class:`~imbalance_cli.errors.InputError`.
+    """
+    from imbalance_cli.errors import InputError
+
+    mode = os.environ.get(LOAD_ENV, "each").strip().lower() or "each"
+    if mode not in LOAD_MODES:
+        raise InputError(f"{LOAD_ENV} must be each or broadcast, got {os.environ.get(LOAD_ENV)!r}")
+    return mode
+
+
+def load_shared(loader, *args, **kwargs):
+    """``loader(*args, **kwargs)`` on every rank, or on rank 0 and broadcast (:func:`load_mode`).
+
+    Under ``broadcast`` an exception raised on rank 0 (a bad file) is sent to every rank and raised
+    there too, so all ranks fail alike. In one process this is ``loader(*args, **kwargs)``.
+    """
+    if not active() or load_mode() == "each":
+        return loader(*args, **kwargs)
+    if rank_info().is_main:
+        try:
+            payload = (True, loader(*args, **kwargs))
+        except Exception as e:  # sent to the other ranks, raised everywhere
+            payload = (False, e)
+    else:
+        payload = None
+    ok, value = broadcast_object(payload)
+    if not ok:
+        raise value
+    return value
 
 
 def local_share(cores: int) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from imbalance_cli import dist
 from imbalance_cli.data import coco, openimages, voc, yolo
 from imbalance_cli.data._io import parse_json, read_bytes
 from imbalance_cli.data.dataset import Dataset
@@ -45,6 +46,10 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
     InputError
         One-line, actionable message naming the file and record, for anything malformed.
     """
+    return dist.load_shared(_load, path, format, classes=classes, image_sizes=image_sizes)
+
+
+def _load(path, format, *, classes, image_sizes) -> Dataset:
     p = Path(path)
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}", path=p)
