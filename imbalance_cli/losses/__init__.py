@@ -9,6 +9,8 @@ functions (a plain-dict registry; names use hyphens like the CLI).
 from imbalance_cli.losses.balancing import ALRPSelfBalance, fixed_weights, guided_loss, self_balance
 from imbalance_cli.losses.classification import (
     GHMC,
+    ghm_bin_weights,
+    ghm_edges,
     focal_loss,
     ghm_c,
     iou_balanced_cls,
@@ -37,7 +39,9 @@ from imbalance_cli.losses.regression import (
     balanced_l1,
     bounded_iou,
     ciou_loss,
+    GHMR,
     decode_deltas,
+    ghm_r,
     diou_loss,
     encode_deltas,
     giou_loss,
@@ -100,6 +104,10 @@ __all__ = [
     "focal_loss",
     "ghm_c",
     "GHMC",
+    "ghm_bin_weights",
+    "ghm_edges",
+    "ghm_r",
+    "GHMR",
     "iou_balanced_cls",
     # ranking
     "rank_sort_loss",

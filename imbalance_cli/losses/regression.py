@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from imbalance_cli.boxes import ciou_aligned, diou_aligned, giou_aligned, iou_aligned
-from imbalance_cli.losses.classification import reduce_loss
+from imbalance_cli.losses.classification import ghm_bin_weights, ghm_edges, reduce_loss
 
 __all__ = [
     "encode_deltas",
@@ -126,7 +126,10 @@ def balanced_l1(
         L(x) = α/b (b|x| + β) ln(b|x|/β + 1) - α|x|   if |x| < β
         L(x) = γ|x| + Z,  Z = γβ/b - αβ                otherwise (continuous at β)
 
-    Defaults α = 0.5, γ = 1.5, β = 1.
+    Defaults α = 0.5, γ = 1.5, β = 1. This is the continuous integral for every β. mmdetection's
+    ``balanced_l1_loss`` writes the inner branch with ``(b|x| + 1)`` instead of ``(b|x| + β)``,
+    which equals this form at β = 1 (the paper's and every default config's setting) but jumps at
+    ``|x| = β`` for β != 1; we keep the continuous form on purpose.
     """
     if alpha <= 0 or gamma <= 0 or beta <= 0:
         raise ValueError("balanced_l1 needs alpha, gamma, beta > 0")
@@ -209,3 +212,59 @@ def iou_balanced_l1(
             den = (raw * base.detach()).sum()
             weight = raw * (base.detach().sum() / den) if float(den) > 0 else torch.ones_like(raw)
     return reduce_loss(base * weight, reduction)
+
+
+def ghm_r(
+    pred: Tensor,
+    target: Tensor,
+    mu: float = 0.02,
+    bins: int = 10,
+    momentum: float = 0.0,
+    valid: Tensor | None = None,
+    acc_counts: Tensor | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Gradient Harmonizing regression loss, GHM-R (Li et al., "Gradient Harmonized Single-stage Detector", AAAI 2019, Eqs. 9-12).
+
+    On the regression deltas ``d = pred - target`` (element-wise, e.g. ``(P, 4)``) the
+    authentic smooth ℓ1 loss ``ASL1(d) = sqrt(d² + μ²) - μ`` (Eq. 9, μ = 0.02) has gradient
+    norm ``gr = |d| / sqrt(d² + μ²)`` in [0, 1) (Eq. 10); elements are binned by ``gr`` into
+    ``bins`` equal bins (last edge 1000, as mmdetection's ``GHMR``) and weighted by the gradient
+    density (:func:`ghm_bin_weights`: ``tot / (n R_i)`` or the moving count with ``momentum``,
+    state in ``acc_counts``, see :class:`GHMR`). "mean" divides the weighted sum by ``tot``, the
+    number of valid elements (mmdetection's ``GHMR`` with unit label weights).
+    """
+    if mu <= 0:
+        raise ValueError("mu must be > 0")
+    if bins < 1:
+        raise ValueError("bins must be >= 1")
+    diff = pred - target
+    loss = torch.sqrt(diff * diff + mu * mu) - mu
+    if valid is None:
+        valid = torch.ones_like(diff, dtype=torch.bool)
+    else:
+        valid = valid.to(torch.bool).expand_as(diff)
+    with torch.no_grad():
+        g = (diff / torch.sqrt(mu * mu + diff * diff)).abs()
+        weight = ghm_bin_weights(g, valid, ghm_edges(bins, 1e3), momentum, acc_counts).to(loss.dtype)
+        tot = max(int(valid.sum()), 1)
+    loss = loss * weight
+    if reduction == "mean":
+        return loss.sum() / tot
+    return reduce_loss(loss, reduction)
+
+
+class GHMR(torch.nn.Module):
+    """Stateful GHM-R with momentum-smoothed bin counts (buffer ``acc_counts``, starts at 0); see :func:`ghm_r`.
+
+    Defaults μ = 0.02, 10 bins (the paper's), momentum 0.7 (mmdetection's GHM RetinaNet config).
+    """
+
+    def __init__(self, mu: float = 0.02, bins: int = 10, momentum: float = 0.7):
+        super().__init__()
+        self.mu, self.bins, self.momentum = mu, bins, momentum
+        self.register_buffer("acc_counts", torch.zeros(bins, dtype=torch.float64))
+
+    def forward(self, pred: Tensor, target: Tensor, valid: Tensor | None = None, reduction: str = "mean") -> Tensor:
+        """GHM-R loss of one batch, updating the running bin counts."""
+        return ghm_r(pred, target, self.mu, self.bins, self.momentum, valid, self.acc_counts, reduction)
