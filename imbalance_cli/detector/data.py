@@ -85,19 +85,41 @@ def _read_image(path: Path, h: int, w: int) -> Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
+def confined_image_path(images_dir: Path, file_name: str, data_path, record: str) -> Path:
+    """``images_dir / file_name``, refusing a name that leaves the folder.
+
+    An absolute ``file_name``, or one whose ``..`` components (after resolving symbolic links)
+    lead outside ``images_dir``, is an :class:`InputError` naming the annotation file and record.
+    """
+    name = str(file_name)
+    root = images_dir.resolve()
+    if Path(name).is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise InputError(f"file_name {name!r} is an absolute path; it must be relative to --images",
+                         path=data_path, record=f"{record}: file_name")
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        raise InputError(f"file_name {name!r} points outside the --images folder", path=data_path,
+                         record=f"{record}: file_name")
+    return target
+
+
 def _split_from_dataset(ds, rows: np.ndarray, images_dir: Path, preset) -> Split:
     valid = ds.valid_mask()
     order, offsets = ds.image_offsets(valid)
     images, boxes, labels, ids, scales, sizes = [], [], [], [], [], []
     from imbalance_cli.progress import progress
 
-    for i in progress(rows, total=len(rows), description="reading images"):
+    paths = {}
+    for i in rows:  # every name is checked before any image is read
         i = int(i)
         if ds.file_names is None or not ds.file_names[i]:
             raise InputError("image has no file name", path=ds.path, record=f"image id {int(ds.image_ids[i])}")
+        paths[i] = confined_image_path(images_dir, str(ds.file_names[i]), ds.path, f"image id {int(ds.image_ids[i])}")
+    for i in progress(rows, total=len(rows), description="reading images"):
+        i = int(i)
         oh, ow = int(ds.heights[i]), int(ds.widths[i])
         sy, sx, nh, nw = resize_scale(oh, ow, preset)
-        images.append(_read_image(images_dir / str(ds.file_names[i]), nh, nw))
+        images.append(_read_image(paths[i], nh, nw))
         sel = order[offsets[i] : offsets[i + 1]]
         b = ds.boxes[sel].copy()
         b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, ow) * sx

@@ -122,8 +122,8 @@ def ecm_loss(
         ŝ_c = w+ e^f / (w+ e^f + w- e^-f) = sigmoid(2 f + m+ - m-),   m± = log w±
 
     and the loss (Eq. 10) is ``sum_{i,c} weight_c * BCE(ŝ_c, y_ic) / B``. Labels below 0 are
-    ignored (counted in B but contribute nothing). At inference the score of a logit ``f`` is
-    ``sigmoid(2 f)`` (the margins are a training-time device).
+    ignored (counted in B but contribute nothing). The margins are a training-time device: at
+    inference the authors' code scores ``sigmoid(f)``.
     """
     num_fg = len(_as_counts(counts))
     channels = num_fg + (1 if fg_bg_ratio is not None else 0)
