@@ -10,7 +10,9 @@ import typer
 
 from imbalance_cli.commands._common import echo_json, handle_errors, set_quiet
 from imbalance_cli.errors import InputError
+from imbalance_cli.fileio import dumps_json
 from imbalance_cli.losses.registry import BoxLossName, SamplerName, get_loss
+from imbalance_cli.report import bench as report_bench
 from imbalance_cli.report.bench import TABLE_KEYS
 
 DEFAULT_LOSSES = "ecm,ecm-focal,bags,rs,eqlv2,seesaw"
@@ -68,8 +70,6 @@ def bench(
     """
     set_quiet(quiet)
     from imbalance_cli.detector.train import TrainConfig, train as run  # torch: lazy
-    from imbalance_cli.fileio import dumps_json
-    from imbalance_cli.report import bench as report_bench
 
     names = [s.strip() for s in losses.split(",") if s.strip()]
     if not names:

@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 from imbalance_cli.commands._common import echo_json, handle_errors, set_quiet
+from imbalance_cli.fileio import dumps_json
+from imbalance_cli.report.train import summary_lines
 from imbalance_cli.losses.registry import DEFAULT_BOX_LOSS, BoxLossName, LossName, SamplerName
 
 LOSS_HELP = "Classification loss (see the README's loss table; every entry of imbalance_cli.losses.registry)."
@@ -50,8 +52,6 @@ def train(
     """
     set_quiet(quiet)
     from imbalance_cli.detector.train import TrainConfig, train as run  # torch: lazy
-    from imbalance_cli.fileio import dumps_json
-    from imbalance_cli.report.train import summary_lines
 
     cfg = TrainConfig(loss=loss.value, box_loss=box_loss.value if box_loss is not None else None, sampler=sampler.value, data=data, images=str(images) if images else None,
                       val_data=str(val_data) if val_data else None, val_fraction=val_fraction, anchors=anchors,

@@ -23,6 +23,11 @@ import torch
 from torch import Tensor
 
 from imbalance_cli.errors import InputError
+from imbalance_cli.anchors.generator import resized_size
+from imbalance_cli.data import load
+from imbalance_cli.detector.synthetic import write_synthetic_lt
+from imbalance_cli.progress import progress
+from imbalance_cli.stats.classes import class_counts, lvis_frequency
 
 
 @dataclass
@@ -63,7 +68,6 @@ class DetectionData:
 def resize_scale(h: int, w: int, preset) -> tuple[float, float, int, int]:
     """Scale factors and resized size ``(sy, sx, new_h, new_w)`` of an image under the preset's
     resize policy (the anchor generator's own rule, :func:`imbalance_cli.anchors.generator.resized_size`)."""
-    from imbalance_cli.anchors.generator import resized_size
 
     nh, nw = (int(v) for v in resized_size(h, w, preset))
     return nh / h, nw / w, nh, nw
@@ -107,8 +111,6 @@ def _split_from_dataset(ds, rows: np.ndarray, images_dir: Path, preset) -> Split
     valid = ds.valid_mask()
     order, offsets = ds.image_offsets(valid)
     images, boxes, labels, ids, scales, sizes = [], [], [], [], [], []
-    from imbalance_cli.progress import progress
-
     paths = {}
     for i in rows:  # every name is checked before any image is read
         i = int(i)
@@ -175,7 +177,6 @@ def gt_dict(ds, rows: np.ndarray, frequency: list[str]) -> dict:
 
 def from_dataset(train_ds, val_ds, train_rows, val_rows, images_dir: Path, preset, source: dict) -> DetectionData:
     """Assemble :class:`DetectionData` from loaded Datasets and chosen image rows."""
-    from imbalance_cli.stats.classes import class_counts, lvis_frequency
 
     train_mask = train_ds.valid_mask() & np.isin(train_ds.box_image, train_rows)
     inst, imgs = class_counts(train_ds, train_mask)
@@ -197,8 +198,6 @@ def from_dataset(train_ds, val_ds, train_rows, val_rows, images_dir: Path, prese
 
 def load_synthetic(cache_dir, cfg, preset) -> DetectionData:
     """Generate (or reuse) ``synthetic-lt`` in ``cache_dir`` and load both splits."""
-    from imbalance_cli import load
-    from imbalance_cli.detector.synthetic import write_synthetic_lt
 
     paths = write_synthetic_lt(cache_dir, cfg)
     tr = load(str(paths["train"]))
@@ -209,7 +208,6 @@ def load_synthetic(cache_dir, cfg, preset) -> DetectionData:
 
 def load_real(data_file: str, images_dir: str, preset, val_fraction: float, seed: int, val_file: str | None = None) -> DetectionData:
     """Load a COCO/LVIS/VOC file; hold out ``val_fraction`` of its images (seeded) unless ``val_file`` is given."""
-    from imbalance_cli import load
 
     if not images_dir:
         raise InputError("--images DIR is required with --data FILE")

@@ -25,6 +25,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups
+
 METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
 
 
@@ -123,7 +125,6 @@ def ap_bins(per_class_ap: np.ndarray, train_instances: Sequence[int], edges: Seq
     Returns one dict per bin ``{"bin": "[lo, hi)", "classes": n, "AP": mean or None}``; classes
     without held-out ground truth (NaN AP) are left out of the mean.
     """
-    from imbalance_cli.stats.classes import DEFAULT_BAGS_EDGES, bags_groups
 
     e = list(DEFAULT_BAGS_EDGES if edges is None else edges)
     counts = np.asarray(train_instances)

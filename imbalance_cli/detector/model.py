@@ -27,6 +27,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from imbalance_cli.boxes import box_iou
+from imbalance_cli.losses.regression import decode_deltas as decode
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the compact detector (plain data)."""
@@ -168,7 +171,6 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     higher-scoring box exceeds ``iou_threshold``. The IoU matrix is computed once
     (vectorised); the greedy pass walks it with one boolean row operation per kept box.
     """
-    from imbalance_cli.boxes import box_iou
 
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.int64, device=boxes.device)
@@ -217,7 +219,6 @@ def postprocess(scores: Tensor, deltas: Tensor, anchors: Tensor, level_counts: l
     best; decode their boxes, clip to the image; then class-aware NMS over all levels and the
     ``max_detections`` best. Returns ``(boxes (n, 4) xyxy, scores (n,), classes (n,))``.
     """
-    from imbalance_cli.losses import decode_deltas as decode
 
     H, W = image_size
     all_b, all_s, all_c = [], [], []

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 
+from imbalance_cli.losses.registry import BOX, CLASSIFICATION, SAMPLER_NAMES
+
 _MODULE_OF = {
     "ALRPSelfBalance": "balancing",
     "fixed_weights": "balancing",
@@ -69,16 +71,10 @@ _MODULE_OF = {
 
 def _build(name: str):
     if name == "CLASSIFICATION_LOSSES":
-        from imbalance_cli.losses.registry import CLASSIFICATION
-
         return {n: e.function() for n, e in CLASSIFICATION.items()}
     if name == "REGRESSION_LOSSES":
-        from imbalance_cli.losses.registry import BOX
-
         return {n: e.function() for n, e in BOX.items()}
     if name == "SAMPLERS":
-        from imbalance_cli.losses.registry import SAMPLER_NAMES
-
         sampling = importlib.import_module("imbalance_cli.losses.sampling")
         fns = {"none": sampling.none_sampler, "random": sampling.random_sampler, "ohem": sampling.ohem_sampler,
                "iou-balanced": sampling.iou_balanced_sampler}
