@@ -6,7 +6,7 @@
 * Every iteration appends one JSON line to ``train_log.jsonl``: classification and regression
   losses and the gradient norm each task puts on its own head (the classification tower + output
   receive gradient only from the classification loss, the box tower + output only from the
-  regression loss), i.e. the objective-imbalance view of the survey (seed 000, §7, Figs. 16-17).
+  regression loss), i.e. the objective-imbalance view of the survey (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §7, Figs. 16-17).
 * A checkpoint (model, optimizer, stateful-loss state, every RNG state, epoch) is written
   atomically after each epoch; ``resume=True`` continues from it and reaches the same weights
   and metrics as an uninterrupted run (data order and flips come from per-epoch seeded

@@ -1,11 +1,11 @@
 """Ranking-based classification losses with identity-update gradients: AP, aLRP and Rank & Sort.
 
-Notation (RS supplementary, seed 001, §S1): ``x_ij = s_j - s_i`` for logits s; the step
+Notation (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. §S1): ``x_ij = s_j - s_i`` for logits s; the step
 function ``H`` is smoothed linearly, ``H(x) = clamp(x / (2δ) + 0.5, 0, 1)`` (δ > 0), or is the
 unit step ``[x >= 0]`` for δ = 0. For a positive i: ``N_FP(i) = sum_{j in N} H(x_ij)``,
 ``rank+(i) = sum_{k in P} H(x_ik)``, ``rank(i) = rank+(i) + N_FP(i)``.
 
-Identity update (seed 001, Eq. S2): the "gradient" of ``L = 1/|P| sum_i sum_j L_ij`` w.r.t. s_i is
+Identity update (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. Eq. S2): the "gradient" of ``L = 1/|P| sum_i sum_j L_ij`` w.r.t. s_i is
 ``1/|P| (sum_j L_ji - sum_j L_ij)`` with primary terms ``L_ij = (ℓ(i) - ℓ*(i)) p(j|i)``.
 
 Everything is vectorised: negatives enter only through sums of the piecewise-linear H over
@@ -189,7 +189,7 @@ class _RankSortFunction(torch.autograd.Function):
 
 
 def rank_sort_loss(logits: Tensor, targets: Tensor, delta: float = 0.5) -> tuple[Tensor, Tensor]:
-    """Rank & Sort loss (Oksuz et al., ICCV 2021; seed 001, Eqs. S1-S16), returns ``(ranking, sorting)``.
+    """Rank & Sort loss (Oksuz et al., ICCV 2021, supp. Eqs. S1-S16), returns ``(ranking, sorting)``.
 
     ``logits`` and ``targets`` are flat (any shape, flattened together); targets are continuous
     labels: the IoU (> 0) for positives, 0 for negatives, -1 (any negative value) ignored.
