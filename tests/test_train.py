@@ -9,6 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from imbalance_cli.detector.train import TrainConfig, train
+from imbalance_cli.report import train as report_train
 
 TINY = dict(train_images=16, val_images=6, tail="exp", max_instances=6, min_instances=1, batch_size=8,
             threads=1, device="cpu", lr=2e-3)
@@ -25,7 +26,7 @@ def _weights(path):
 
 def test_resume_after_one_epoch_gives_identical_weights_and_metrics(tmp_path, syn_dir):
     straight = tmp_path / "straight"
-    m1 = train(TrainConfig(epochs=2, out=str(straight), synthetic_dir=syn_dir, **TINY))
+    m1 = train(TrainConfig(epochs=2, out=str(straight), synthetic_dir=syn_dir, **TINY), renderer=report_train)
     split = tmp_path / "split"
 
     class Killed(Exception):

@@ -8,11 +8,12 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import echo_json, handle_errors, set_quiet
+from imbalance_cli.commands._common import choice_metavar, choice_parser, echo_json, handle_errors, set_quiet
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.losses.registry import BoxLossName, SamplerName, get_loss
 from imbalance_cli.report import bench as report_bench
+from imbalance_cli.report import train as report_train
 from imbalance_cli.report.bench import TABLE_KEYS
 
 DEFAULT_LOSSES = "ecm,ecm-focal,bags,rs,eqlv2,seesaw"
@@ -43,9 +44,9 @@ def bench(
     seeds: int = typer.Option(3, "--seeds", help="Seeds per loss (0, 1, ...); every loss and its baseline see the "
                               "same seeds."),
     epochs: int = typer.Option(10, "--epochs", help="Training epochs of every run."),
-    box_loss: Optional[BoxLossName] = typer.Option(None, "--box-loss", help="Box loss of every run that takes one "
+    box_loss: Optional[BoxLossName] = typer.Option(None, "--box-loss", parser=choice_parser(BoxLossName, "--box-loss"), metavar=choice_metavar(BoxLossName), help="Box loss of every run that takes one "
                                                    "(default: giou).", show_default=False),
-    sampler: SamplerName = typer.Option("none", "--sampler", help="Sampler of every run."),
+    sampler: SamplerName = typer.Option("none", "--sampler", parser=choice_parser(SamplerName, "--sampler"), metavar=choice_metavar(SamplerName), help="Sampler of every run."),
     data: str = typer.Option("synthetic-lt", "--data", help="synthetic-lt or an annotation file."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --data FILE.", show_default=False),
     anchors: Optional[str] = typer.Option(None, "--anchors", help="Anchor preset (see `imbalance train --help`).",
@@ -95,7 +96,7 @@ def bench(
                 echo(f"{name} seed {seed}: reusing {run_dir / 'metrics.json'}")
             else:
                 echo(f"{name} seed {seed}: training")
-                metrics = run(cfg, echo=echo)
+                metrics = run(cfg, renderer=report_train, echo=echo)
             runs.append({"loss": name, "seed": seed, **{k: metrics[k] for k in TABLE_KEYS},
                          "AP_bins": metrics["AP_bins"], "train_seconds": metrics["timing"]["train_seconds"]})
     summary = report_bench.summarize(runs, order)

@@ -7,8 +7,9 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import echo_json, handle_errors, set_quiet
+from imbalance_cli.commands._common import choice_metavar, choice_parser, echo_json, handle_errors, set_quiet
 from imbalance_cli.fileio import dumps_json
+from imbalance_cli.report import train as report_train
 from imbalance_cli.report.train import summary_lines
 from imbalance_cli.losses.registry import DEFAULT_BOX_LOSS, BoxLossName, LossName, SamplerName
 
@@ -19,9 +20,9 @@ SAMPLER_HELP = "Which negatives enter the classification loss (random / ohem / i
 
 
 def train(
-    loss: LossName = typer.Option("focal", "--loss", help=LOSS_HELP),
-    box_loss: Optional[BoxLossName] = typer.Option(None, "--box-loss", help=BOX_HELP, show_default=False),
-    sampler: SamplerName = typer.Option("none", "--sampler", help=SAMPLER_HELP),
+    loss: LossName = typer.Option("focal", "--loss", parser=choice_parser(LossName, "--loss"), metavar=choice_metavar(LossName), help=LOSS_HELP),
+    box_loss: Optional[BoxLossName] = typer.Option(None, "--box-loss", parser=choice_parser(BoxLossName, "--box-loss"), metavar=choice_metavar(BoxLossName), help=BOX_HELP, show_default=False),
+    sampler: SamplerName = typer.Option("none", "--sampler", parser=choice_parser(SamplerName, "--sampler"), metavar=choice_metavar(SamplerName), help=SAMPLER_HELP),
     data: str = typer.Option("synthetic-lt", "--data", help="synthetic-lt (built in) or a COCO/LVIS/VOC annotation file."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --data FILE.", show_default=False),
     val_data: Optional[Path] = typer.Option(None, "--val-data", help="Held-out annotation file (default: hold out "
@@ -58,7 +59,7 @@ def train(
                       epochs=epochs, batch_size=batch_size, lr=lr, device=device, out=str(out), resume=resume, seed=seed,
                       data_seed=data_seed, train_images=train_images, val_images=val_images, tail=tail, threads=threads)
     echo = (lambda s: None) if (quiet or json_out) else (lambda s: typer.echo(s, err=True))
-    metrics = run(cfg, echo=echo)
+    metrics = run(cfg, renderer=report_train, echo=echo)
     if json_out:
         echo_json(dumps_json({k: v for k, v in metrics.items()}))
         return

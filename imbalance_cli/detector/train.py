@@ -42,7 +42,6 @@ from imbalance_cli.fileio import atomic_path, write_json, write_text
 from imbalance_cli.losses.registry import check_options, check_sampler
 from imbalance_cli.losses.regression import decode_deltas, encode_deltas
 from imbalance_cli.progress import enabled as progress_enabled
-from imbalance_cli.report import train as report_train
 
 #: The anchor preset for ``synthetic-lt``'s 128 px images: strides 8/16/32, three octave scales
 #: and ratios 0.5/1/2 per level (sizes 16-101 px), RetinaNet thresholds 0.5/0.4.
@@ -369,11 +368,16 @@ def compute_losses(model, obj, box_obj, sampler, preset, anchors_fn, x, gt_boxes
     return obj.combine(cls, box, box_weight), cls, box, num_pos
 
 
-def train(cfg: TrainConfig, echo=None, on_epoch_end=None) -> dict:
+def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict:
     """Train (or resume), evaluate on the held-out split, write outputs; return the metrics dict.
 
     ``on_epoch_end(epoch)`` (optional) is called after each epoch's checkpoint is written (e.g.
     to stop early by raising; a later ``resume=True`` run continues from that checkpoint).
+    ``renderer`` (optional; the CLI passes :mod:`imbalance_cli.report.train`) draws what the
+    trainer cannot: ``renderer.ProgressBar(total, done)`` on a terminal and
+    ``renderer.write_all(out, metrics, log_path)`` for the plots when ``cfg.plots``; without it
+    (library use) no bar is shown and no plot is written, since the detector layer never imports
+    the report layer.
 
     Writes into ``cfg.out``: ``checkpoint.pt`` (each epoch), ``train_log.jsonl``,
     ``metrics.json``, ``detections.json`` and the plots (``loss_paces.png``,
@@ -439,7 +443,7 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None) -> dict:
     anchors_fn = _Anchors(preset, device)
     cls_params = list(model.cls_tower.parameters()) + list(model.cls_out.parameters())
     box_params = list(model.box_tower.parameters()) + list(model.box_out.parameters())
-    bar = report_train.ProgressBar(total_steps, start_epoch * ipe) if progress_enabled() else None
+    bar = renderer.ProgressBar(total_steps, start_epoch * ipe) if renderer is not None and progress_enabled() else None
     try:
         with open(log_path, "a") as log:
             for epoch in range(start_epoch, cfg.epochs):
@@ -505,8 +509,8 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None) -> dict:
                          "iterations": total_steps}
     write_json(out / "detections.json", detections)
     write_json(out / "metrics.json", metrics)
-    if cfg.plots:
-        report_train.write_all(out, metrics, log_path)
+    if cfg.plots and renderer is not None:
+        renderer.write_all(out, metrics, log_path)
     return metrics
 
 
