@@ -28,6 +28,9 @@ def register(app):
         json_out: bool = typer.Option(False, "--json", help="Print the imbalance.batches/1 JSON to stdout only."),
         out: Optional[Path] = typer.Option(None, "--out", help="Write batches.json, per_batch.csv, batches.png here."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Processes decoding JSON chunks (default: all "
+                                              "cores).", show_default=False),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the columnar cache."),
     ):
         """Per-batch class coverage, frequency-group absence, divergence from the dataset, foreground share.
 
@@ -36,8 +39,11 @@ def register(app):
         from imbalance_cli.data import load
         from imbalance_cli.stats.batches import batch_statistics, write_outputs
 
+        from imbalance_cli.data.spec import LoadSpec
+
         set_quiet(quiet)
-        dataset = load(file, format=fmt)
+        spec = LoadSpec.build(format=fmt, workers=workers, cache=not no_cache)
+        dataset = load(file, spec=spec)
         report = batch_statistics(dataset, batch_size=batch_size, sampler=sampler, epochs=epochs, seed=seed,
                                   repeat_threshold=repeat_threshold, anchors=anchors, keep_per_batch=out is not None)
         if out is not None:

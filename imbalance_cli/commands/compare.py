@@ -27,6 +27,9 @@ def register(app):
         out: Optional[Path] = typer.Option(None, "--out", help="Write compare.json, compare_classes.csv and overlay "
                                            "plots here."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Processes decoding JSON chunks (default: all "
+                                              "cores).", show_default=False),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the columnar cache."),
     ):
         """Class, scale and location distributions of A and B, their distances (TV, JS, Wasserstein) and overlays.
 
@@ -36,11 +39,14 @@ def register(app):
         from imbalance_cli.errors import InputError
         from imbalance_cli.stats.compare import compare_datasets, write_outputs
 
+        from imbalance_cli.data.spec import LoadSpec
+
         set_quiet(quiet)
+        spec = LoadSpec.build(format=fmt, workers=workers, cache=not no_cache)
         if scale_bins < 1 or location_bins < 1:
             raise InputError("--scale-bins and --location-bins must be >= 1")
-        a = load(file_a, format=fmt)
-        b = load(file_b, format=fmt)
+        a = load(file_a, spec=spec)
+        b = load(file_b, spec=spec)
         report = compare_datasets(a, b, anchors=anchors, scale_bins=scale_bins, location_bins=location_bins,
                                   names=(file_a.name, file_b.name))
         if out is not None:

@@ -69,6 +69,10 @@ def stats(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or status messages."),
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 2) on the first invalid box instead of "
                                 "counting it."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes decoding JSON chunks (default: all "
+                                          "cores); results do not depend on it.", show_default=False),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the columnar cache "
+                                  "($IMBALANCE_CACHE)."),
 ) -> None:
     """Dataset imbalance statistics (survey Figs. 4, 5, 7, 13): class long tail, objects and classes per image,
     scale, location, imbalance measures, verdicts, and (unless --anchors none) anchor statistics."""
@@ -87,12 +91,11 @@ def stats(
     from imbalance_cli import load
     from imbalance_cli.stats import analyze
 
-    load_kwargs = {}
-    if classes is not None:
-        load_kwargs["classes"] = str(classes)
-    if image_sizes is not None:
-        load_kwargs["image_sizes"] = str(image_sizes)
-    dataset = load(str(file), format=None if format is None else format.lower(), **load_kwargs)
+    from imbalance_cli.data.spec import LoadSpec
+
+    spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers,
+                          cache=not no_cache, strict=strict)
+    dataset = load(str(file), spec=spec)
 
     anchor_kwargs = {}
     if anchors.lower() != "none":

@@ -88,19 +88,34 @@ class _State:
         self.trail_bs = 0  # backslashes ending the previous block (inside a string)
 
 
-def _structure(a: np.ndarray, st: _State):
-    """Positions and +1/-1 deltas of brackets outside strings in block ``a``; updates the string state."""
-    quotes = np.flatnonzero(a == 34)
-    if len(quotes):
-        prev = quotes - 1
-        cand = quotes[(prev >= 0) & (a[np.maximum(prev, 0)] == 92)] if len(a) else quotes[:0]
-        first_bs = st.trail_bs and quotes[0] == 0
-        if len(cand) or first_bs:
+_CLASS = bytearray(256)
+for _c in b"{[}]":
+    _CLASS[_c] = 1
+_CLASS[34] = 1  # "
+_CLASS[92] = 1  # backslash
+_CLASS = bytes(_CLASS)
+
+
+def _structure(buf: bytes, st: _State):
+    """Positions and +1/-1 deltas of brackets outside strings in block ``buf``; updates the string state.
+
+    One C pass (``bytes.translate``) marks the interesting bytes; everything after works on their
+    positions only.
+    """
+    marks = np.flatnonzero(np.frombuffer(buf.translate(_CLASS), dtype=np.bool_))
+    a = np.frombuffer(buf, dtype=np.uint8)
+    ch = a[marks]
+    is_q = ch == 34
+    quotes = marks[is_q]
+    bs = marks[ch == 92]
+    if len(bs) or st.trail_bs:
+        # a quote is escaped when an odd run of backslashes ends right before it
+        cand = quotes[np.isin(quotes - 1, bs)]
+        if st.trail_bs and len(quotes) and quotes[0] == 0:
+            cand = np.concatenate([[0], cand])
+        if len(cand):
             escaped = np.zeros(len(quotes), dtype=bool)
-            checks = set(cand.tolist())
-            if first_bs:
-                checks.add(0)
-            for q in checks:
+            for q in cand.tolist():
                 n, j = 0, q - 1
                 while j >= 0 and a[j] == 92:
                     n += 1
@@ -109,11 +124,12 @@ def _structure(a: np.ndarray, st: _State):
                     n += st.trail_bs
                 escaped[int(np.searchsorted(quotes, q))] = n % 2 == 1
             quotes = quotes[~escaped]
-    m = a | 0x20
-    br = np.flatnonzero((m == 0x7B) | (m == 0x7D))
+    brm = ~is_q & (ch != 92)
+    br = marks[brm]
     parity = (np.searchsorted(quotes, br) + int(st.in_str)) & 1
-    br = br[parity == 0]
-    delta = np.where((a[br] | 0x20) == 0x7B, 1, -1).astype(np.int64)
+    keep = parity == 0
+    br = br[keep]
+    delta = np.where((ch[brm][keep] | 0x20) == 0x7B, 1, -1).astype(np.int64)
     st.in_str = bool((len(quotes) + int(st.in_str)) & 1)
     # trailing backslashes (relevant only inside a string)
     n = 0
@@ -151,15 +167,36 @@ def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chu
                 buf = buf[len(BOM):]
                 offset += len(BOM)
             first = False
-        a = np.frombuffer(buf, dtype=np.uint8)
-        br, delta = _structure(a, st)
+        br, delta = _structure(buf, st)
         depth_after = st.depth + np.cumsum(delta)
         depth_before = depth_after - delta
         # events that matter: depth transitions 0<->1 (top-level object), 1<->2 (members),
         # and closes of records (2 after) in chunked arrays.
-        sel = (depth_before <= 1) | (depth_after <= 1) | ((depth_after == 2) & (delta < 0))
+        top = (depth_before <= 1) | (depth_after <= 1)
+        rc_all = br[(depth_after == 2) & (delta < 0)]  # closes of records at array depth
         pos = 0  # position in buf up to which bytes have been routed
-        for p, d_b, d_a in zip(br[sel].tolist(), depth_before[sel].tolist(), depth_after[sel].tolist()):
+
+        def cuts(lo, hi):
+            """Chunk cuts among record closes in buf[lo:hi] of the current chunked member."""
+            nonlocal pending, pending_off, pos
+            rc = rc_all[(rc_all >= lo) & (rc_all < hi)]
+            while len(rc):
+                need = chunk_bytes - len(pending)  # bytes still wanted from buf[pos:]
+                j = int(np.searchsorted(rc, pos + need - 1))
+                if j >= len(rc):
+                    break
+                c = int(rc[j])
+                pending += buf[pos:c + 1]
+                yield Chunk(cur["key"], cur["cut"], pending_off, bytes(pending))
+                cur["cut"] = True
+                pending = bytearray()
+                pending_off = offset + c + 1
+                pos = c + 1
+                rc = rc[j + 1:]
+
+        for p, d_b, d_a in zip(br[top].tolist(), depth_before[top].tolist(), depth_after[top].tolist()):
+            if cur is not None and cur["chunked"]:
+                yield from cuts(pos, p)
             if d_b == 0 and d_a == 1:  # open of the top-level value
                 if started:
                     raise InputError(f"malformed JSON: more than one top-level value (byte {offset + p})", path=path)
@@ -200,17 +237,11 @@ def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chu
             elif d_b == 1 and d_a == 0:  # the top-level value closes
                 skeleton += buf[pos:p + 1]
                 pos = p + 1
-            elif d_a == 2 and cur is not None and cur["chunked"]:  # a record of a chunked array closes
-                if len(pending) + (p + 1 - pos) >= chunk_bytes:
-                    pending += buf[pos:p + 1]
-                    yield Chunk(cur["key"], cur["cut"], pending_off, bytes(pending))
-                    cur["cut"] = True
-                    pending = bytearray()
-                    pending_off = offset + p + 1
-                    pos = p + 1
             if len(skeleton) > MAX_SKELETON_BYTES:
                 raise InputError("the top-level object has more than 16 MiB outside its arrays and objects", path=path)
         # route the rest of the block
+        if cur is not None and cur["chunked"]:
+            yield from cuts(pos, len(buf))
         if cur is not None:
             pending += buf[pos:]
             if not cur["chunked"] and len(pending) > MAX_MEMBER_BYTES:
