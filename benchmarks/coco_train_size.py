@@ -81,5 +81,13 @@ def write(path: str | Path, **kw) -> Path:
 
 
 if __name__ == "__main__":
-    p = write(sys.argv[1] if len(sys.argv) > 1 else "/tmp/coco_train_size.json")
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("out", nargs="?", default="/tmp/coco_train_size.json")
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--no-segmentation", action="store_true")
+    a = ap.parse_args()
+    p = write(a.out, images=int(COCO_TRAIN_IMAGES * a.scale), annotations=int(COCO_TRAIN_ANNOTATIONS * a.scale),
+              segmentation=not a.no_segmentation)
     print(p, f"{p.stat().st_size / 1e6:.0f} MB")
