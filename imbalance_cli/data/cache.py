@@ -160,7 +160,12 @@ def _read_npy(entry: Path, info: dict) -> np.ndarray:
         raise ValueError("crc mismatch")
     bio = io.BytesIO(data)
     version = np.lib.format.read_magic(bio)
-    shape, fortran, dtype = np.lib.format._read_array_header(bio, version)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(bio, max_header_size=1 << 16)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(bio, max_header_size=1 << 16)
+    else:
+        raise ValueError("unknown .npy version")
     if dtype.hasobject or fortran:
         raise ValueError("unexpected dtype")
     count = int(np.prod(shape)) if shape else 1
