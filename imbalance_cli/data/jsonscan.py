@@ -248,6 +248,8 @@ def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chu
                 del pending[MAX_MEMBER_BYTES + 1:]  # keep the bound; the member is not decoded
         else:
             skeleton += buf[pos:]
+            if len(skeleton) > MAX_SKELETON_BYTES:
+                raise InputError("the top-level object has more than 16 MiB outside its arrays and objects", path=path)
         st.depth += int(delta.sum())
         if st.depth < 0:
             raise InputError(f"malformed JSON: unbalanced closing bracket before byte {offset + len(buf)}", path=path)
