@@ -25,7 +25,6 @@ columnar validation in :func:`assemble`.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Annotated, Union
 
@@ -421,11 +420,3 @@ def from_dict(d: dict, path: str, flavour: str = "coco") -> Dataset:
 
     stream, raw = bytes_stream(data)
     return load_json_stream(stream, raw, str(path), flavour=flavour, workers=1)
-
-
-def cpu_count() -> int:
-    """Cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
