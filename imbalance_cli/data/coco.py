@@ -264,9 +264,9 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
 
     # ---- images ----
     n_img = sum(p["n"] for p in img_parts)
-    img_ids = _cat([p["ids"] for p in img_parts], np.int64)
-    widths = _cat([p["widths"] for p in img_parts], np.float64)
-    heights = _cat([p["heights"] for p in img_parts], np.float64)
+    img_ids = _take(img_parts, "ids", np.int64)
+    widths = _take(img_parts, "widths", np.float64)
+    heights = _take(img_parts, "heights", np.float64)
     file_names = np.concatenate([p["file_names"] for p in img_parts]) if img_parts else np.zeros(0, dtype=object)
     _check_unique(img_ids, "images", "image id", path)
     with np.errstate(invalid="ignore"):
@@ -319,18 +319,19 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
         if missing:
             k, i = missing[0]
             raise InputError("missing required key 'id'", path=path, record=f"annotations[{int(starts[k]) + i}]")
-        ann_ids = _cat([p["box_ids"] for p in ann_parts], np.int64)
+        ann_ids = _take(ann_parts, "box_ids", np.int64)
         _check_unique(ann_ids, "annotations", "annotation id", path)
-    ann_img = _cat([p["image_id"] for p in ann_parts], np.int64)
-    ann_cat = _cat([p["category_id"] for p in ann_parts], np.int64)
+    ann_img = _take(ann_parts, "image_id", np.int64)
+    ann_cat = _take(ann_parts, "category_id", np.int64)
     img_index = _lookup(img_ids, ann_img, ann_ids, "image_id", "image", path)
     cat_index = _lookup(cat_ids, ann_cat, ann_ids, "category_id", "category", path)
-    boxes = np.concatenate([p["xywh"] for p in ann_parts]) if ann_parts else np.zeros((0, 4))
+    del ann_img, ann_cat
+    boxes = _take(ann_parts, "xywh", np.float64).reshape(-1, 4)
     with np.errstate(over="ignore", invalid="ignore"):
         boxes[:, 2] += boxes[:, 0]
         boxes[:, 3] += boxes[:, 1]
-    crowd = np.concatenate([p["crowd"] for p in ann_parts]) if ann_parts else np.zeros(0, bool)
-    area = _cat([p["area"] for p in ann_parts], np.float64)
+    crowd = _take(ann_parts, "crowd", bool)
+    area = _take(ann_parts, "area", np.float64)
     return Dataset(
         image_ids=img_ids, widths=widths, heights=heights, file_names=file_names,
         boxes=boxes, box_image=img_index, box_category=cat_index, box_ids=ann_ids, crowd=crowd, area=area,
@@ -369,6 +370,14 @@ def _detect(cats, img_parts, ann_parts, info, cat_ids) -> str:
 
 def _ann_rec(i: int, rid) -> str:
     return f"annotations[{i}]" + (f" (id {int(rid)})" if rid is not None and int(rid) >= 0 else "")
+
+
+def _take(parts: list, key: str, dtype) -> np.ndarray:
+    """Concatenate column ``key`` of the chunk results, releasing each chunk's piece (peak = result + one column)."""
+    pieces = [p.pop(key) for p in parts]
+    out = np.concatenate(pieces).astype(dtype, copy=False) if pieces else np.zeros(0, dtype=dtype)
+    pieces.clear()
+    return out
 
 
 def _cat(parts: list, dtype) -> np.ndarray:
