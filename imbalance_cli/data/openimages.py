@@ -201,10 +201,10 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
     t = _read_table(path, columns, lambda m: _csv_error(path, m, numeric=numeric))
     n = t.num_rows
 
-    def coord(name):
-        return t.column(name).to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
-
-    boxes = np.stack([coord("XMin"), coord("YMin"), coord("XMax"), coord("YMax")], axis=1) if n else np.zeros((0, 4))
+    boxes = np.empty((n, 4), dtype=np.float64)
+    for j, name in enumerate(("XMin", "YMin", "XMax", "YMax")):  # one column at a time, nulls -> NaN
+        boxes[:, j] = t.column(name).to_numpy(zero_copy_only=False)
+        t = t.drop_columns([name])  # release the column's buffers now
     img_idx, img_dict = _dict_column(t, "ImageID")
     lab_idx, lab_dict = _dict_column(t, "LabelName")
     blank_rows = []
