@@ -25,6 +25,8 @@ columnar validation in :func:`assemble`.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 from typing import Annotated, Union
 
@@ -99,32 +101,56 @@ def decode_chunk(key: str, text: bytes, base: int, path: str) -> dict:
     return _img_columns(recs)
 
 
+def _fast(values, dtype, count: int, slow):
+    """``np.fromiter`` over ``values`` (C speed); on None/UNSET/etc. fall back to ``slow()``."""
+    try:
+        return np.fromiter(values, dtype=dtype, count=count)
+    except (TypeError, ValueError):
+        return slow()
+
+
 def _ann_columns(recs: list) -> dict:
     n = len(recs)
-    ids = [a.id for a in recs]
-    try:
-        box_ids = np.array(ids, dtype=np.int64)
-        missing_id = -1
-    except TypeError:  # UNSET present
+    ids = list(map(_get_id, recs))
+    missing_id = -1
+    box_ids = _fast(ids, np.int64, n, lambda: None)
+    if box_ids is None:  # UNSET present
         missing_id = next(i for i, v in enumerate(ids) if v is UNSET)
         box_ids = np.array([-1 if v is UNSET else v for v in ids], dtype=np.int64)
-    crowd_raw = [a.iscrowd for a in recs]
-    bool_crowd = next((i for i, v in enumerate(crowd_raw) if v is True or v is False), -1)
-    crowd = np.array([0 if (v is None or v is UNSET) else int(v) for v in crowd_raw], dtype=np.int64) if n else np.zeros(0, np.int64)
+    crowd_raw = list(map(_get_crowd, recs))
+    types = set(map(type, crowd_raw))
+    bool_crowd = next((i for i, v in enumerate(crowd_raw) if v is True or v is False), -1) if bool in types else -1
+    if types <= {int, bool}:
+        crowd = np.fromiter(crowd_raw, dtype=np.int64, count=n)
+    else:
+        crowd = np.array([0 if (v is None or v is UNSET) else int(v) for v in crowd_raw], dtype=np.int64).reshape(n)
     bad = np.flatnonzero((crowd != 0) & (crowd != 1))
+    bboxes = list(map(_get_bbox, recs))
+    xywh = _fast(itertools.chain.from_iterable(bboxes), np.float64, 4 * n,
+                 lambda: np.array(bboxes, dtype=np.float64).reshape(-1))  # None -> NaN
+    areas = list(map(_get_area, recs))
     return {
         "n": n,
         "box_ids": box_ids,
         "missing_id": missing_id,
-        "image_id": np.fromiter((a.image_id for a in recs), dtype=np.int64, count=n),
-        "category_id": np.fromiter((a.category_id for a in recs), dtype=np.int64, count=n),
-        "xywh": np.array([a.bbox for a in recs], dtype=np.float64).reshape(n, 4),
+        "image_id": np.fromiter(map(_get_image_id, recs), dtype=np.int64, count=n),
+        "category_id": np.fromiter(map(_get_category_id, recs), dtype=np.int64, count=n),
+        "xywh": xywh.reshape(n, 4),
         "crowd": crowd.astype(bool),
         "bad_crowd": (int(bad[0]), crowd_raw[int(bad[0])]) if len(bad) else None,
         "bool_crowd": bool_crowd,
         "crowd_given_first_100": any(a.iscrowd is not UNSET for a in recs[:100]),
-        "area": np.array([np.nan if a.area is None else a.area for a in recs], dtype=np.float64),
+        "area": _fast(areas, np.float64, n, lambda: np.array([np.nan if v is None else v for v in areas],
+                                                             dtype=np.float64).reshape(n)),
     }
+
+
+_get_id = operator.attrgetter("id")
+_get_crowd = operator.attrgetter("iscrowd")
+_get_bbox = operator.attrgetter("bbox")
+_get_area = operator.attrgetter("area")
+_get_image_id = operator.attrgetter("image_id")
+_get_category_id = operator.attrgetter("category_id")
 
 
 def _img_columns(recs: list) -> dict:
