@@ -45,7 +45,7 @@ NegativeSampleOpt = Annotated[Optional[str], typer.Option(
     help=f"Images sampled for the negative-anchor IoU histogram: N or 'all' (exact); default all on CUDA, "
          f"{DEFAULT_NEGATIVE_IOU_SAMPLE} on a CPU.")]
 WorkersOpt = Annotated[int, typer.Option(
-    "--workers", help=f"Processes for the anchor pass (0 = the machine's cores, at most {MAX_WORKERS}); "
+    "--workers", help=f"Processes for JSON decoding and the anchor pass (0 = the machine's cores, at most {MAX_WORKERS}); "
                       "results do not depend on it.")]
 ChunkSizeOpt = Annotated[int, typer.Option(
     "--chunk-size", help="Images per chunk of the anchor pass (memory per worker grows with it); results do not "
