@@ -23,8 +23,12 @@ COCO_TRAIN_IMAGES = 118_287
 COCO_TRAIN_ANNOTATIONS = 860_001
 
 
-def build_dataset(images: int = COCO_TRAIN_IMAGES, annotations: int = COCO_TRAIN_ANNOTATIONS, seed: int = 0) -> dict:
-    """Return a COCO instances dict with ``images`` images and about ``annotations`` annotations."""
+def build_dataset(images: int = COCO_TRAIN_IMAGES, annotations: int = COCO_TRAIN_ANNOTATIONS, seed: int = 0,
+                  segmentation: bool = True) -> dict:
+    """Return a COCO instances dict with ``images`` images and about ``annotations`` annotations.
+
+    ``segmentation=False`` leaves the polygons out (a COCO-train-size file without segmentations).
+    """
     rng = np.random.default_rng(seed)
     src_images, src_anns = [], {}
     categories = None
@@ -53,10 +57,12 @@ def build_dataset(images: int = COCO_TRAIN_IMAGES, annotations: int = COCO_TRAIN
             nw, nh = w * s, h * s
             nx = float(np.clip(x + dx, 0, max(W - nw, 0)))
             ny = float(np.clip(y + dy, 0, max(H - nh, 0)))
-            out_anns.append({"id": ann_id, "image_id": image_id, "category_id": a["category_id"],
-                             "bbox": [round(nx, 2), round(ny, 2), round(nw, 2), round(nh, 2)],
-                             "area": round(a["area"] * s * s, 2), "iscrowd": a["iscrowd"],
-                             "segmentation": a["segmentation"]})
+            rec = {"id": ann_id, "image_id": image_id, "category_id": a["category_id"],
+                   "bbox": [round(nx, 2), round(ny, 2), round(nw, 2), round(nh, 2)],
+                   "area": round(a["area"] * s * s, 2), "iscrowd": a["iscrowd"]}
+            if segmentation:
+                rec["segmentation"] = a["segmentation"]
+            out_anns.append(rec)
             ann_id += 1
     return {"info": {"description": "COCO-train-size replica of real COCO 2017 subsets (benchmark only)"},
             "licenses": [], "images": out_images, "annotations": out_anns, "categories": categories}
@@ -75,5 +81,13 @@ def write(path: str | Path, **kw) -> Path:
 
 
 if __name__ == "__main__":
-    p = write(sys.argv[1] if len(sys.argv) > 1 else "/tmp/coco_train_size.json")
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("out", nargs="?", default="/tmp/coco_train_size.json")
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--no-segmentation", action="store_true")
+    a = ap.parse_args()
+    p = write(a.out, images=int(COCO_TRAIN_IMAGES * a.scale), annotations=int(COCO_TRAIN_ANNOTATIONS * a.scale),
+              segmentation=not a.no_segmentation)
     print(p, f"{p.stat().st_size / 1e6:.0f} MB")

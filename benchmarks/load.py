@@ -1,61 +1,139 @@
-"""Load time of ``imbalance_cli.load`` vs pycocotools' ``COCO()`` on a COCO-train-size file.
+"""Loading benchmark: pycocotools ``COCO()`` vs ``imbalance`` side by side, in fresh subprocesses.
 
-Each loader runs in its own fresh subprocess (so peak memory is its own), ``--repeat`` times;
-the best time of each is compared.
+For each file it prints wall time and peak RSS of:
 
-    python benchmarks/load.py [--file /tmp/coco_train_size.json] [--repeat 2]
+* ``COCO()``: pycocotools loading the JSON and building its indexes (JSON files only);
+* ``load``: ``imbalance_cli.load(path, cache=False)`` (the streaming columnar loader);
+* ``stats``: ``python -m imbalance_cli stats FILE --anchors none --json --no-cache`` (loading + every
+  dataset statistic), the issue's target command;
+* ``stats, cached``: the same command run twice with the cache on; the second run is timed, and then
+  ``load()`` alone from the cache.
+
+and the speed-up of ``stats`` over ``COCO()``. Every command runs in its own process, one at a
+time (peak RSS is its own: ``wait4`` rusage).
+
+    python benchmarks/load.py --kind objects365 --scale 0.1 [--workers 2]
+    python benchmarks/load.py --kind coco-train --kind lvis --kind openimages --scale 1
+
+Files are generated under ``--data`` (default /work/bench-data, outside the repository) by
+``benchmarks/synthetic_sizes.py`` and ``benchmarks/coco_train_size.py`` and reused.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import coco_train_size  # noqa: E402
+HERE = Path(__file__).resolve().parent
+# No numpy here: generators run in subprocesses so this process stays small (a child's ru_maxrss on Linux
+# starts from its parent's peak at fork).
 
-CHILD = r"""
-import json, resource, sys, time
-path, which = sys.argv[1], sys.argv[2]
-t = time.perf_counter()
-if which == "pycocotools":
-    import contextlib, io
-    from pycocotools.coco import COCO
-    with contextlib.redirect_stdout(io.StringIO()):
-        c = COCO(path)
-    n = len(c.anns)
-else:
-    import imbalance_cli
-    n = imbalance_cli.load(path).num_boxes
-dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "boxes": n, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+COCO_CHILD = r"""
+import contextlib, io, sys
+from pycocotools.coco import COCO
+with contextlib.redirect_stdout(io.StringIO()):
+    c = COCO(sys.argv[1])
+print(len(c.anns))
+"""
+LOAD_CHILD = r"""
+import sys, imbalance_cli
+print(imbalance_cli.load(sys.argv[1], workers=int(sys.argv[2]), cache=sys.argv[3] == "cache").num_boxes)
 """
 
 
-def run(path: Path, which: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), which], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run_one(cmd: list[str], env=None) -> dict:
+    """Run ``cmd`` alone; wall seconds, its own peak RSS (MiB, from wait4) and its last stdout line."""
+    t = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        dt = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        text = out.read().decode()
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {err.read().decode()[-2000:]}")
+    return {"seconds": dt, "rss_mib": usage.ru_maxrss / 1024, "out": text.strip().splitlines()[-1] if text.strip() else ""}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--file", default="/tmp/coco_train_size.json")
-    ap.add_argument("--repeat", type=int, default=2)
-    args = ap.parse_args()
-    path = coco_train_size.write(args.file)
-    print(f"file: {path} ({path.stat().st_size / 1e6:.0f} MB)")
-    results = {}
-    for which in ("pycocotools", "imbalance"):
-        runs = [run(path, which) for _ in range(args.repeat)]
-        best = min(runs, key=lambda r: r["seconds"])
-        results[which] = best
-        print(f"{which:12s} {best['seconds']:7.2f} s  boxes {best['boxes']:,}  peak RSS {best['peak_rss_mb']:,.0f} MB")
-    assert results["pycocotools"]["boxes"] == results["imbalance"]["boxes"], "box counts differ"
-    ratio = results["pycocotools"]["seconds"] / results["imbalance"]["seconds"]
-    print(f"speed-up over pycocotools COCO(): {ratio:.2f}x (>1 means imbalance is faster)")
+def make(kind: str, scale: float, data: Path) -> Path:
+    """Generate (or reuse) the benchmark file of ``kind`` at ``scale``."""
+    data.mkdir(parents=True, exist_ok=True)
+    tag = f"{scale:g}".replace(".", "p")
+    if kind == "coco-train":
+        p = data / f"coco_train_size_noseg_{tag}.json"
+        if not p.exists():
+            subprocess.run([sys.executable, str(HERE / "coco_train_size.py"), str(p), "--scale", str(scale),
+                            "--no-segmentation"], check=True)
+        return p
+    if kind == "openimages":
+        p = data / f"openimages_{tag}" / "train-annotations-bbox.csv"
+        if not p.exists():
+            subprocess.run([sys.executable, str(HERE / "synthetic_sizes.py"), "openimages", str(p), "--scale",
+                            str(scale)], check=True)
+        return p
+    p = data / f"{kind}_{tag}.json"
+    if not p.exists():
+        subprocess.run([sys.executable, str(HERE / "synthetic_sizes.py"), kind, str(p), "--scale", str(scale)],
+                       check=True)
+    return p
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", action="append", choices=["objects365", "coco-train", "lvis", "openimages"])
+    ap.add_argument("--scale", type=float, default=0.1)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--data", type=Path, default=Path("/work/bench-data"))
+    ap.add_argument("--skip-coco", action="store_true", help="Do not run pycocotools (e.g. at full size).")
+    ap.add_argument("--quick", action="store_true", help="Only `stats --anchors none` (cold, writing the cache) and "
+                    "then load() from the cache: two passes instead of five, for full-size files.")
+    args = ap.parse_args(argv)
+    workers = args.workers or len(os.sched_getaffinity(0))
+    py = sys.executable
+    env = dict(os.environ)
+    root = str(HERE.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    print(f"python {sys.version.split()[0]}, {len(os.sched_getaffinity(0))} cores, workers={workers}; "
+          f"load average {os.getloadavg()[0]:.1f} at start")
+    for kind in args.kind or ["objects365"]:
+        path = make(kind, args.scale, args.data)
+        size = path.stat().st_size
+        print(f"\n== {kind} x{args.scale:g}: {path} ({size / 1e6:,.0f} MB)")
+        rows = {}
+        if kind != "openimages" and not args.skip_coco:
+            rows["pycocotools COCO()"] = run_one([py, "-c", COCO_CHILD, str(path)], env)
+        stats = [py, "-m", "imbalance_cli", "stats", str(path), "--anchors", "none", "--json", "--quiet",
+                 "--workers", str(workers)]
+        if args.quick:
+            with tempfile.TemporaryDirectory(dir=args.data) as cache:
+                cenv = dict(env, IMBALANCE_CACHE=cache)
+                rows["imbalance stats --anchors none"] = run_one(stats, cenv)
+                rows["  load(), cached"] = run_one([py, "-c", LOAD_CHILD, str(path), str(workers), "cache"], cenv)
+            for name, r in rows.items():
+                print(f"{name:34s} {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:8,.0f} MiB", flush=True)
+            continue
+        rows["imbalance load"] = run_one([py, "-c", LOAD_CHILD, str(path), str(workers), "no-cache"], env)
+        rows["imbalance stats --anchors none"] = run_one(stats + ["--no-cache"], env)
+        with tempfile.TemporaryDirectory(dir=args.data) as cache:
+            cenv = dict(env, IMBALANCE_CACHE=cache)
+            rows["  first run, cache on"] = run_one(stats, cenv)
+            rows["  second run, cached"] = run_one(stats, cenv)
+            rows["  load(), cached"] = run_one([py, "-c", LOAD_CHILD, str(path), str(workers), "cache"], cenv)
+        for name, r in rows.items():
+            print(f"{name:34s} {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:8,.0f} MiB")
+        if "pycocotools COCO()" in rows:
+            c = rows["pycocotools COCO()"]["seconds"]
+            print(f"speed-up of `stats --anchors none` over COCO(): "
+                  f"{c / rows['imbalance stats --anchors none']['seconds']:.2f}x; "
+                  f"of load(): {c / rows['imbalance load']['seconds']:.2f}x")
+    print(f"\nload average {os.getloadavg()[0]:.1f} at end (the machine is shared: compare ratios, not seconds)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Benchmark: vectorised ``rank_sort_loss`` against a straightforward per-positive loop (seed 001, Eqs. S1-S16).
+"""Benchmark: vectorised ``rank_sort_loss`` against a straightforward per-positive loop (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. Eqs. S1-S16).
 
 Run: ``python benchmarks/losses.py [--pos 500] [--neg 100000] [--repeat 3] [--dtype float32]``
 Prints both timings measured side by side in one run (interleaved, best of several tries), the

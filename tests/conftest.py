@@ -17,3 +17,9 @@ VOC_XML = REAL / "VOC2007_Annotations_000001.xml"
 @pytest.fixture
 def coco_val_path():
     return COCO_VAL
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test (and every subprocess it starts) uses a private columnar cache, never the home directory."""
+    monkeypatch.setenv("IMBALANCE_CACHE", str(tmp_path_factory.mktemp("imbalance-cache")))

@@ -257,21 +257,22 @@ def test_missing_file_and_unknown_format(tmp_path):
         imbalance_cli.load(COCO_VAL, format="darknet")
 
 
-def test_polygon_blanking_does_not_change_the_parse():
-    from imbalance_cli.data._io import parse_json
-
+def test_segmentations_are_skipped_and_change_nothing(tmp_path):
     d = json.loads(json.dumps(BASE))
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(d))
     d["annotations"][0]["segmentation"] = [[0, 0, 2, 0, 2.5e0, 2]]
     d["annotations"].append({"id": 8, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3], "iscrowd": 1,
-                             "segmentation": {"counts": [0, 5, 95], "size": [10, 10]}})
-    d["categories"][0]["name"] = 'tricky "segmentation": [[1, 2]] name'
-    raw = json.dumps(d).encode()
-    fast = parse_json(raw, "x.json", drop_polygons=True)
-    assert fast["annotations"][0]["segmentation"] is None
-    assert fast["annotations"][1]["segmentation"] == d["annotations"][1]["segmentation"]  # RLE kept
-    assert fast["categories"] == d["categories"]
-    for key in ("bbox", "iscrowd", "id"):
-        assert [a[key] for a in fast["annotations"]] == [a[key] for a in d["annotations"]]
+                             "segmentation": {"counts": "a]b\\\"}{[", "size": [10, 10]}})
+    d["categories"][0]["name"] = 'tricky "segmentation": [[1, 2]] name ]}'
+    tricky = tmp_path / "tricky.json"
+    tricky.write_text(json.dumps(d))
+    a, b = imbalance_cli.load(plain, cache=False), imbalance_cli.load(tricky, cache=False)
+    assert b.category_names[0] == d["categories"][0]["name"]
+    assert b.num_boxes == a.num_boxes + 1
+    np.testing.assert_array_equal(b.boxes[:-1], a.boxes)
+    np.testing.assert_array_equal(b.box_ids, [a["id"] for a in d["annotations"]])
+    assert b.crowd.tolist() == [bool(a.get("iscrowd", 0)) for a in d["annotations"]]
 
 
 def test_malformed_json_location_is_in_the_original_bytes(tmp_path):

@@ -47,7 +47,7 @@ def test_ecm_margins_one_stage_and_rare_classes_get_larger_positive_margin():
 
 
 def _ecm_by_hand(x, labels, counts, ratio):
-    """Eq. 10/11 written out: s^ = w+ e^f / (w+ e^f + w- e^-f), f = x/2, one term per (box, channel)."""
+    """Eq. 10/11 as the authors' code: s^ = w+ e^f / (w+ e^f + w- e^-f) on the raw logit f, one term per (box, channel)."""
     n = list(counts) + ([ratio * sum(counts)] if ratio is not None else [])
     total = sum(n)
     out = 0.0
@@ -57,7 +57,7 @@ def _ecm_by_hand(x, labels, counts, ratio):
             gp = nneg**0.25 / (npos**0.25 + nneg**0.25)
             gn = npos**0.25 / (npos**0.25 + nneg**0.25)
             wp, wn = 1 / gp, 1 / gn
-            f = x[i, c] / 2
+            f = x[i, c]
             s = wp * math.exp(f) / (wp * math.exp(f) + wn * math.exp(-f))
             a = nneg / npos
             mc = a * math.log((1 + a) / a)
@@ -79,17 +79,26 @@ def test_ecm_loss_three_classes_by_hand(ratio):
     assert torch.autograd.gradcheck(lambda z: ecm_loss(z, labels, counts, ratio), (x,))
 
 
+def test_ecm_issue_vector_official_value():
+    # counts (100, 10, 1), fg:bg 6.3313 (the authors' default), two boxes: the official
+    # EffectiveClassMarginLoss gives 0.06334 (value computed by hand below, term by term)
+    x = torch.tensor([[2.0, -1, -3, -2], [-2, -2, -2, 1]], dtype=torch.float64)
+    labels = torch.tensor([0, 3])
+    expect = _ecm_by_hand(x.numpy(), labels.tolist(), [100, 10, 1], 6.3313)
+    assert expect == pytest.approx(0.06334, abs=5e-6)
+    assert ecm_loss(x, labels, [100, 10, 1], 6.3313).item() == pytest.approx(expect, abs=1e-12)
+
+
 def test_ecm_decision_boundary_is_the_margin():
-    # seed 003 supp. Eqs. 28-31: the surrogate boundary s^ = 1/2 sits where sigmoid(x) = gamma+
+    # Cho & Krähenbühl, ECCV 2022, supp. Eqs. 28-31: the surrogate boundary s^ = 1/2 sits where
+    # 2 f + m+ - m- = 0, i.e. where the plain score sigmoid(2 f) equals gamma+
     counts = [3, 300]
     m = ecm_margins(counts)
-    x0 = m["m_neg"][0] - m["m_pos"][0]
-    assert 1 / (1 + math.exp(-x0)) == pytest.approx(m["gamma_pos"][0])
-    x = torch.tensor([[x0, 0.0]], dtype=torch.float64, requires_grad=True)
-    # at the boundary the positive and negative BCE of channel 0 are equal: d/dx of log-odds = 0
+    f0 = (m["m_neg"][0] - m["m_pos"][0]) / 2
+    assert 1 / (1 + math.exp(-2 * f0)) == pytest.approx(m["gamma_pos"][0])
+    x = torch.tensor([[f0, 0.0]], dtype=torch.float64)
     lp = ecm_loss(x, torch.tensor([0]), counts)
     ln = ecm_loss(x, torch.tensor([1]), counts)
-    # channel 1 terms differ between the two; isolate channel 0 by difference of both channel-1 terms
     w1 = m["weight"][1]
     s1 = 1 / (1 + math.exp(-(0.0 + m["m_pos"][1] - m["m_neg"][1])))
     ch1_pos, ch1_neg = -w1 * math.log(1 - s1), -w1 * math.log(s1)
@@ -126,20 +135,23 @@ def test_bags_tables_by_hand():
 
 
 def _bags_by_hand(x, labels, l2b, ps, keep_others):
-    """Eq. 5 with every selected (box, group) term written out."""
-    total, n_valid = 0.0, 0
-    for i, y in enumerate(labels):
-        if y < 0:
-            continue
-        n_valid += 1
-        for g in range(ps.shape[0]):
-            s, ln = ps[g]
+    """Eq. 5 per group, each group's cross-entropy averaged over the boxes it uses (the authors' avg_factor)."""
+    total = 0.0
+    for g in range(ps.shape[0]):
+        s, ln = ps[g]
+        terms = []
+        for i, y in enumerate(labels):
+            if y < 0:
+                continue
             t = l2b[g, y]
             if g > 0 and t == 0 and not keep_others[g][i]:
                 continue
             z = x[i, s : s + ln]
-            total += -(z[t] - math.log(np.exp(z).sum()))
-    return total / n_valid
+            terms.append(-(z[t] - math.log(np.exp(z).sum())))
+        if g > 0 and not any(l2b[g, y] > 0 for y in labels if y >= 0):
+            continue  # no box of the group's classes: the group contributes 0
+        total += sum(terms) / max(len(terms), 1)
+    return total
 
 
 def test_bags_loss_all_others_kept_matches_eq5():
@@ -154,6 +166,31 @@ def test_bags_loss_all_others_kept_matches_eq5():
     x.requires_grad_()
     fn = lambda z: bags_loss(z, labels, torch.from_numpy(l2b), torch.from_numpy(ps), beta=float("inf"))  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x,))
+
+
+def test_bags_per_group_mean_differs_from_global_mean():
+    # one box of class 2 (group 3) among 20 backgrounds, beta = 1: group 3 uses 2 boxes
+    # (the positive + floor(1 * 1) = 1 sampled 'other'), group 0 uses all 21. Every background row
+    # is the same, so the value does not depend on which 'other' is drawn.
+    l2b, ps = bags_label2binlabel(COUNTS), bags_pred_slice(COUNTS)
+    g = torch.Generator().manual_seed(4)
+    row_pos = torch.randn(bags_num_outputs(ps), generator=g, dtype=torch.float64)
+    row_bg = torch.randn(bags_num_outputs(ps), generator=g, dtype=torch.float64)
+    x = torch.stack([row_pos] + [row_bg] * 20)
+    labels = torch.tensor([2] + [6] * 20)
+
+    def ce(z, t):
+        return -(z[t] - math.log(np.exp(z).sum()))
+
+    (s0, n0), (s3, n3) = ps[0].tolist(), ps[3].tolist()
+    zp0, zb0 = row_pos[s0 : s0 + n0].numpy(), row_bg[s0 : s0 + n0].numpy()
+    zp3, zb3 = row_pos[s3 : s3 + n3].numpy(), row_bg[s3 : s3 + n3].numpy()
+    group0 = (ce(zp0, 0) + 20 * ce(zb0, 1)) / 21  # others = 0, background = 1
+    group3 = (ce(zp3, 1) + ce(zb3, 0)) / 2
+    got = bags_loss(x, labels, l2b, ps, beta=1.0, generator=torch.Generator().manual_seed(0))
+    assert got.item() == pytest.approx(group0 + group3, abs=1e-12)
+    global_mean = (ce(zp0, 0) + 20 * ce(zb0, 1) + ce(zp3, 1) + ce(zb3, 0)) / 21
+    assert abs(global_mean - (group0 + group3)) > 1e-3  # the case tells the two normalisations apart
 
 
 def test_bags_others_sampling_count():

@@ -9,6 +9,7 @@ import torch
 from imbalance_cli.losses import (
     EQLv2,
     GHMC,
+    GHMR,
     SeesawLoss,
     balanced_l1,
     bounded_iou,
@@ -16,6 +17,7 @@ from imbalance_cli.losses import (
     class_balanced_weights,
     eqlv2,
     ghm_c,
+    ghm_r,
     iou_balanced_cls,
     iou_balanced_l1,
     iou_loss,
@@ -87,38 +89,96 @@ def test_iou_balanced_l1_eq4_eq5():
 # --------------------------------------------------------------------------------------- GHM-C
 
 
-def _ghm_numpy(x, t, bins):
-    g = np.abs(sig(x) - t)
-    idx = np.minimum(np.floor(g * bins).astype(int), bins - 1)
-    cnt = np.bincount(idx.ravel(), minlength=bins)
-    n = (cnt > 0).sum()
-    w = x.size / (n * cnt[idx])
-    return w, cnt
+class _GhmReference:
+    """mmdetection's GHMC / GHMR written as plain loops (edges i / bins, last edge raised; acc starts at 0,
+    only bins holding samples are updated, weights tot / acc, divided by the number of non-empty bins)."""
+
+    def __init__(self, bins, momentum, top):
+        self.bins, self.mmt = bins, momentum
+        self.edges = [i / bins for i in range(bins + 1)]
+        self.edges[-1] = top
+        self.acc = [0.0] * bins
+
+    def weights(self, g):
+        g = np.asarray(g, dtype=np.float64).ravel()
+        tot = max(g.size, 1)
+        w = np.zeros_like(g)
+        n = 0
+        for i in range(self.bins):
+            inds = (g >= self.edges[i]) & (g < self.edges[i + 1])
+            num = int(inds.sum())
+            if num > 0:
+                if self.mmt > 0:
+                    self.acc[i] = self.mmt * self.acc[i] + (1 - self.mmt) * num
+                    w[inds] = tot / self.acc[i]
+                else:
+                    w[inds] = tot / num
+                n += 1
+        if n > 0:
+            w = w / n
+        return w, tot
 
 
-def test_ghm_c_matches_numpy():
+def test_ghm_c_matches_mmdetection_loop():
     x, t, _ = _data(4, 16, 5)
-    w, _ = _ghm_numpy(x, t, 10)
+    w, tot = _GhmReference(10, 0.0, 1 + 1e-6).weights(np.abs(sig(x) - t))
+    w = w.reshape(x.shape)
     got = ghm_c(torch.tensor(x), torch.tensor(t), bins=10, reduction="none")
     np.testing.assert_allclose(got.numpy(), w * bce(x, t), rtol=1e-10)
-    assert ghm_c(torch.tensor(x), torch.tensor(t)).item() == pytest.approx((w * bce(x, t)).mean())
+    assert ghm_c(torch.tensor(x), torch.tensor(t), bins=10).item() == pytest.approx((w * bce(x, t)).sum() / tot, abs=1e-12)
 
 
-def test_ghm_c_momentum_module():
+def test_ghm_c_momentum_module_first_and_second_call():
     x1, t1, _ = _data(5, 10, 3)
     x2, t2, _ = _data(6, 10, 3)
+    ref = _GhmReference(5, 0.75, 1 + 1e-6)
     m = GHMC(bins=5, momentum=0.75)
-    m(torch.tensor(x1), torch.tensor(t1))
-    _, c1 = _ghm_numpy(x1, t1, 5)
-    np.testing.assert_allclose(m.acc_counts.numpy(), c1)
-    got = m(torch.tensor(x2), torch.tensor(t2), reduction="none")
-    _, c2 = _ghm_numpy(x2, t2, 5)
-    acc = 0.75 * c1 + 0.25 * c2
-    np.testing.assert_allclose(m.acc_counts.numpy(), acc, rtol=1e-6)
-    g = np.abs(sig(x2) - t2)
-    idx = np.minimum(np.floor(g * 5).astype(int), 4)
-    w = x2.size / ((acc > 0).sum() * acc[idx])
-    np.testing.assert_allclose(got.numpy(), w * bce(x2, t2), rtol=1e-6)
+    for x, t in ((x1, t1), (x2, t2)):
+        w, tot = ref.weights(np.abs(sig(x) - t))
+        xt = torch.tensor(x, requires_grad=True)
+        got = m(xt, torch.tensor(t))
+        expect = (w.reshape(x.shape) * bce(x, t)).sum() / tot
+        assert got.item() == pytest.approx(expect, abs=1e-12)
+        np.testing.assert_allclose(m.acc_counts.numpy(), ref.acc, rtol=1e-12)
+        got.backward()  # d BCE / dx = sigmoid(x) - t, times the (constant) weight
+        np.testing.assert_allclose(xt.grad.numpy(), w.reshape(x.shape) * (sig(x) - t) / tot, atol=1e-12)
+
+
+def test_ghm_c_first_call_with_momentum_is_four_times_the_plain_weight():
+    # acc starts at 0: after one call acc_i = (1 - 0.75) * count_i, so every weight is 4x the momentum-free one
+    x, t, _ = _data(11, 12, 4)
+    plain = ghm_c(torch.tensor(x), torch.tensor(t), bins=10, reduction="sum").item()
+    mom = GHMC(bins=10, momentum=0.75)(torch.tensor(x), torch.tensor(t), reduction="sum").item()
+    assert mom == pytest.approx(4 * plain, rel=1e-12)
+
+
+def _asl1(d, mu):
+    return np.sqrt(d * d + mu * mu) - mu
+
+
+def test_ghm_r_matches_mmdetection_loop_with_momentum():
+    rng = np.random.default_rng(21)
+    ref = _GhmReference(10, 0.7, 1e3)
+    m = GHMR(mu=0.02, bins=10, momentum=0.7)
+    for _ in range(3):
+        p = rng.normal(scale=0.3, size=(7, 4))
+        g = rng.normal(scale=0.3, size=(7, 4))
+        d = p - g
+        w, tot = ref.weights(np.abs(d / np.sqrt(0.02**2 + d * d)))
+        w = w.reshape(d.shape)
+        pt = torch.tensor(p, requires_grad=True)
+        got = m(pt, torch.tensor(g))
+        assert got.item() == pytest.approx((w * _asl1(d, 0.02)).sum() / tot, abs=1e-12)
+        np.testing.assert_allclose(m.acc_counts.numpy(), ref.acc, rtol=1e-12)
+        got.backward()  # d ASL1 / dd = d / sqrt(d^2 + mu^2)
+        np.testing.assert_allclose(pt.grad.numpy(), w * d / np.sqrt(d * d + 0.02**2) / tot, atol=1e-12)
+
+
+def test_ghm_r_by_hand_small():
+    # two elements, d = 0 (gradient norm 0, bin 0) and d = 1 (gr = 1/sqrt(1.0004) ~ 0.9998, bin 9):
+    # two non-empty bins, tot 2 -> each weight 2 / (2 * 1) = 1; loss = (0 + sqrt(1.0004) - 0.02) / 2
+    got = ghm_r(torch.tensor([0.0, 1.0], dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
+    assert got.item() == pytest.approx((math.sqrt(1.0004) - 0.02) / 2, abs=1e-12)
 
 
 # ------------------------------------------------------------------------------ class-balanced
@@ -151,7 +211,7 @@ def test_eqlv2_weights_loss_and_accumulation():
     x, t, labels = _data(9, 8, 4)
     pos_grad = np.array([4.0, 1.0, 0.5, 0.0])
     neg_grad = np.array([4.0, 5.0, 0.5, 2.0])
-    q = sig(12 * (pos_grad / np.maximum(neg_grad, 1e-10) - 0.8))
+    q = sig(12 * (pos_grad / (neg_grad + 1e-10) - 0.8))
     wpos, wneg = 1 + 4 * (1 - q), q
     w = wpos * t + wneg * (1 - t)
     expect = (w * bce(x, t)).sum() / 8
@@ -162,6 +222,7 @@ def test_eqlv2_weights_loss_and_accumulation():
     m = EQLv2(4)
     m.pos_grad.copy_(torch.tensor(pos_grad))
     m.neg_grad.copy_(torch.tensor(neg_grad))
+    m.pos_neg.copy_(torch.tensor(pos_grad / (neg_grad + 1e-10)))
     xt = torch.tensor(x, requires_grad=True)
     loss = m(xt, torch.tensor(labels), reduction="sum")
     loss.backward()
@@ -273,3 +334,30 @@ def test_smooth_based_gradchecks():
     x = torch.tensor([[-1.5, -0.3, 0.2, 2.0]], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda z: balanced_l1(z, torch.zeros_like(z), reduction="sum"), (x,))
     assert torch.autograd.gradcheck(lambda z: smooth_l1(z, torch.zeros_like(z), beta=0.5, reduction="sum"), (x,))
+
+
+def test_eqlv2_module_first_calls_follow_the_official_state():
+    # the authors' EQLv2 caches pos_neg = 100 at start (both weights 1 on the first call), then
+    # pos_neg = pos_grad / (neg_grad + 1e-10) after each call; reference written as plain numpy
+    x1, t1, l1 = _data(31, 6, 3)
+    x2, t2, l2 = _data(32, 6, 3)
+    m = EQLv2(3)
+    pos_neg = np.full(3, 100.0)
+    pg, ng = np.zeros(3), np.zeros(3)
+    for x, t, lab in ((x1, t1, l1), (x2, t2, l2)):
+        q = sig(12 * (pos_neg - 0.8))
+        w = (1 + 4 * (1 - q)) * t + q * (1 - t)
+        expect = (w * bce(x, t)).sum() / x.shape[0]
+        xt = torch.tensor(x, requires_grad=True)
+        got = m(xt, torch.tensor(lab))
+        assert got.item() == pytest.approx(expect, abs=1e-12)
+        got.backward()
+        np.testing.assert_allclose(xt.grad.numpy(), w * (sig(x) - t) / x.shape[0], atol=1e-12)
+        gabs = w * np.abs(sig(x) - t)
+        pg += (gabs * t).sum(0)
+        ng += (gabs * (1 - t)).sum(0)
+        pos_neg = pg / (ng + 1e-10)
+        np.testing.assert_allclose(m.pos_neg.numpy(), pos_neg, rtol=1e-12)
+    # first call: weights exactly 1 (to float64 precision), i.e. plain BCE
+    m0 = EQLv2(3)
+    assert m0(torch.tensor(x1), torch.tensor(l1)).item() == pytest.approx(bce(x1, t1).sum() / 6, rel=1e-12)

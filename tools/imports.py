@@ -8,9 +8,10 @@
 
 Layers (an import may point down or sideways, never up)::
 
-    0  errors, fileio, boxes, progress, specs        top-level utility modules, usable by all
+    0  errors, fileio, boxes, progress              top-level utility modules, usable by all
     1  data                                           loaders -> columnar Dataset
-    2  stats, anchors, losses, detector, check        analyses (detector sits with losses, check with stats)
+    2  stats, anchors, losses, detector, check,       analyses (detector sits with losses, check with stats;
+       specs                                          specs resolves options into presets, beside anchors)
     3  report                                         renderers: figures, tables, HTML, writers
     4  commands, cli, api, __main__, __init__         the CLI and the public API (re-exports, api.py)
 
@@ -34,9 +35,9 @@ from pathlib import Path
 
 PACKAGE = "imbalance_cli"
 LAYERS = {
-    **dict.fromkeys(("errors", "fileio", "boxes", "progress", "specs", "dist", "__version__"), 0),
+    **dict.fromkeys(("errors", "fileio", "boxes", "progress", "dist", "__version__"), 0),
     "data": 1,
-    **dict.fromkeys(("stats", "anchors", "losses", "detector", "check"), 2),
+    **dict.fromkeys(("stats", "anchors", "losses", "detector", "check", "specs"), 2),
     "report": 3,
     **dict.fromkeys(("commands", "cli", "api", "__main__", "__init__"), 4),
 }
@@ -196,8 +197,8 @@ def _cycles(nodes: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
 
 def render(res: dict, verbose: bool = False) -> str:
     """The analysis as text."""
-    lines = ["Layers: utilities (errors fileio boxes progress specs) -> data -> analyses (stats anchors losses "
-             "detector check) -> report -> cli (commands cli api __main__ __init__); imports may point down or sideways.",
+    lines = ["Layers: utilities (errors fileio boxes progress) -> data -> analyses (stats anchors losses "
+             "detector check specs) -> report -> cli (commands cli api __main__ __init__); imports may point down or sideways.",
              "", f"Internal imports between packages ({res['internal_imports']} internal import statements in all):",
              f"  {'from':10s} -> {'to':10s} {'module-level':>12s} {'in-function':>12s}"]
     back = {(b["source"], b["target"]) for b in res["backward"]}

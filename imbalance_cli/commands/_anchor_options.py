@@ -13,30 +13,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from imbalance_cli.commands._common import choice_metavar, choice_parser
 from imbalance_cli.specs import (
     DEFAULT_CHUNK_IMAGES, DEFAULT_NEGATIVE_IOU_SAMPLE, MAX_WORKERS, AnchorSpec, Device, Engine, Matcher,
     parse_anchors, parse_sample,
 )
-
-
-def _choice(enum: type[Enum], flag: str):
-    """A Typer ``parser`` accepting the Enum's values (any case) and refusing others with one line, exit 2."""
-
-    def parse(value):
-        if isinstance(value, enum):
-            return value
-        try:
-            return enum(str(value).strip().lower())
-        except ValueError:
-            names = ", ".join(m.value for m in enum)
-            typer.echo(f"error: {flag} must be one of {names}, got {value!r}", err=True)
-            raise typer.Exit(2) from None
-
-    return parse
-
-
-def _metavar(enum: type[Enum]) -> str:
-    return "[" + "|".join(m.value for m in enum) + "]"
 
 
 AnchorsOpt = Annotated[str, typer.Option(
@@ -45,14 +26,14 @@ OptionalAnchorsOpt = Annotated[Optional[str], typer.Option(
     "--anchors", help="Also measure anchors under this preset: retinanet | rpn | ssd300 | path to a preset TOML.",
     show_default=False)]
 MatcherOpt = Annotated[Matcher, typer.Option(
-    "--matcher", parser=_choice(Matcher, "--matcher"), metavar=_metavar(Matcher),
+    "--matcher", parser=choice_parser(Matcher, "--matcher"), metavar=choice_metavar(Matcher),
     help="Anchor labelling rule: auto (the preset's own) | torchvision (the model's own torchvision matcher; SSDMatcher for ssd300) | mmdet "
          "(MaxIoUAssigner ties) | ssd.")]
 DeviceOpt = Annotated[Device, typer.Option(
-    "--device", parser=_choice(Device, "--device"), metavar=_metavar(Device),
+    "--device", parser=choice_parser(Device, "--device"), metavar=choice_metavar(Device),
     help="Device of the dense engine (auto = CUDA when available).")]
 EngineOpt = Annotated[Engine, typer.Option(
-    "--engine", parser=_choice(Engine, "--engine"), metavar=_metavar(Engine),
+    "--engine", parser=choice_parser(Engine, "--engine"), metavar=choice_metavar(Engine),
     help="Anchor engine: culled (CPU) | dense (any torch device) | auto (culled on a CPU, dense on CUDA); "
          "identical labels.")]
 PosIouOpt = Annotated[Optional[float], typer.Option(
@@ -64,7 +45,7 @@ NegativeSampleOpt = Annotated[Optional[str], typer.Option(
     help=f"Images sampled for the negative-anchor IoU histogram: N or 'all' (exact); default all on CUDA, "
          f"{DEFAULT_NEGATIVE_IOU_SAMPLE} on a CPU.")]
 WorkersOpt = Annotated[int, typer.Option(
-    "--workers", help=f"Processes for the anchor pass (0 = the machine's cores, at most {MAX_WORKERS}); "
+    "--workers", help=f"Processes for JSON decoding and the anchor pass (0 = the machine's cores, at most {MAX_WORKERS}); "
                       "results do not depend on it.")]
 ChunkSizeOpt = Annotated[int, typer.Option(
     "--chunk-size", help="Images per chunk of the anchor pass (memory per worker grows with it); results do not "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
+from enum import Enum
 from typing import Any, Callable
 
 import typer
@@ -83,3 +84,24 @@ def wrote(out: Path | None, paths: list, quiet: bool = False) -> None:
     """After the terminal summary: say where the report went (nothing with ``--quiet`` or without ``--out``)."""
     if out is not None and paths and not quiet:
         typer.echo(f"wrote {len(paths)} files to {out}")
+
+
+def choice_parser(enum: type[Enum], flag: str):
+    """A Typer ``parser`` accepting the Enum's values (any case) and refusing others with one line, exit 2."""
+
+    def parse(value):
+        if isinstance(value, enum):
+            return value
+        try:
+            return enum(str(value).strip().lower())
+        except ValueError:
+            names = ", ".join(m.value for m in enum)
+            typer.echo(f"error: {flag} must be one of {names}, got {value!r}", err=True)
+            raise typer.Exit(2) from None
+
+    return parse
+
+
+def choice_metavar(enum: type[Enum]) -> str:
+    """``[a|b|c]``: how ``--help`` shows an Enum option's choices."""
+    return "[" + "|".join(m.value for m in enum) + "]"

@@ -9,6 +9,7 @@ import typer
 
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.data import load
+from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import batches as render
 from imbalance_cli.stats.batches import batch_statistics
@@ -32,6 +33,9 @@ def register(app):
         json_out: bool = flag("--json", help="Print the imbalance.batches/1 JSON to stdout only."),
         out: Optional[Path] = out_option("batches.json, per_batch.csv and batches.png"),
         quiet: bool = flag("--quiet", "-q", help="No progress bars."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Processes decoding JSON chunks (default: all "
+                                              "cores); results do not depend on it.", show_default=False),
+        no_cache: bool = flag("--no-cache", help="Neither read nor write the columnar cache ($IMBALANCE_CACHE)."),
     ):
         """Per-batch class coverage, frequency-group absence, divergence from the dataset, foreground share.
 
@@ -39,7 +43,7 @@ def register(app):
         """
         set_quiet(quiet)
         check_out(out)
-        dataset = load(file, format=fmt)
+        dataset = load(file, spec=LoadSpec.build(format=fmt, workers=workers, cache=not no_cache))
         report = batch_statistics(dataset, batch_size=batch_size, sampler=sampler, epochs=epochs, seed=seed,
                                   repeat_threshold=repeat_threshold, anchors=anchors, keep_per_batch=out is not None)
         written = []

@@ -1,67 +1,52 @@
-"""`imbalance bench`: train the detector with several losses and seeds on the same data; one table."""
+"""`imbalance bench`: each loss against its own baseline head, same data, schedule and seeds; one table."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import echo_json, handle_errors, set_quiet
+from imbalance_cli.commands._common import choice_metavar, choice_parser, echo_json, handle_errors, set_quiet
+from imbalance_cli.errors import InputError
+from imbalance_cli.fileio import dumps_json
+from imbalance_cli.losses.registry import BoxLossName, SamplerName, get_loss
+from imbalance_cli.report import bench as report_bench
+from imbalance_cli.report import train as report_train
+from imbalance_cli.report.bench import TABLE_KEYS
 
-TABLE_KEYS = ("AP", "AP50", "APr", "APc", "APf")
+DEFAULT_LOSSES = "ecm,ecm-focal,bags,rs,eqlv2,seesaw"
 
-
-def summarize(runs: list[dict], losses: list[str], keys=TABLE_KEYS) -> list[dict]:
-    """Mean and sample standard deviation (ddof 1; 0 for one seed) per loss and metric.
-
-    ``runs`` are dicts with ``loss``, ``seed`` and the metric keys (NaN for an undefined metric
-    is left out of that metric's mean).
-    """
-    import numpy as np
-
-    rows = []
-    for loss in losses:
-        sel = [r for r in runs if r["loss"] == loss]
-        row = {"loss": loss, "seeds": len(sel)}
-        for k in keys:
-            v = np.array([r[k] for r in sel if r.get(k) is not None and r[k] == r[k]], dtype=np.float64)
-            row[f"{k}_mean"] = float(v.mean()) if len(v) else float("nan")
-            row[f"{k}_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
-        rows.append(row)
-    return rows
+_REUSE_KEYS = ("loss", "box_loss", "sampler", "data", "epochs", "batch_size", "lr", "seed", "train_images",
+               "val_images", "anchors")
 
 
-def bench_figure(rows: list[dict], keys=TABLE_KEYS):
-    """Grouped bar chart: one group per metric, one bar per loss, error bars = std over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    n = len(rows)
-    width = 0.8 / max(n, 1)
-    x = np.arange(len(keys))
-    for i, r in enumerate(rows):
-        ax.bar(x + (i - (n - 1) / 2) * width, [r[f"{k}_mean"] for k in keys], width,
-               yerr=[r[f"{k}_std"] for k in keys], label=r["loss"], capsize=2)
-    ax.set_xticks(x, keys)
-    ax.set_ylabel("held-out AP")
-    ax.set_title(f"imbalance bench (mean ± std over {max(r['seeds'] for r in rows) if rows else 0} seeds)")
-    ax.legend(fontsize=8, ncol=min(n, 4))
-    fig.tight_layout()
-    return fig
+def plan(names: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Runs to train (each loss's registry baseline first, each name once) and the ``(loss, baseline)`` pairs."""
+    order, pairs = [], []
+    for n in names:
+        e = get_loss(n)
+        if e.baseline is not None:
+            if e.baseline not in order:
+                order.append(e.baseline)
+            pairs.append((e.name, e.baseline))
+        if e.name not in order:
+            order.append(e.name)
+    return order, pairs
 
 
 def bench(
-    losses: str = typer.Option("ce,focal,ecm,bags,rs,iou-balanced", "--losses", help="Comma-separated --loss names."),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds per loss (0, 1, ...)."),
+    losses: str = typer.Option(DEFAULT_LOSSES, "--losses", help="Comma-separated --loss names; each is trained "
+                               "together with the baseline its paper compares against (registry 'baseline': ECM "
+                               "sigmoid vs sigmoid CE, ECM one-stage vs focal, BAGS vs softmax CE, RS vs focal, "
+                               "EQLv2 vs sigmoid CE, Seesaw vs softmax CE)."),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per loss (0, 1, ...); every loss and its baseline see the "
+                              "same seeds."),
     epochs: int = typer.Option(10, "--epochs", help="Training epochs of every run."),
-    box_loss: Optional[str] = typer.Option(None, "--box-loss", help="Box loss of every run (default: giou).",
-                                           show_default=False),
-    sampler: str = typer.Option("none", "--sampler", help="Sampler of every run."),
+    box_loss: Optional[BoxLossName] = typer.Option(None, "--box-loss", parser=choice_parser(BoxLossName, "--box-loss"), metavar=choice_metavar(BoxLossName), help="Box loss of every run that takes one "
+                                                   "(default: giou).", show_default=False),
+    sampler: SamplerName = typer.Option("none", "--sampler", parser=choice_parser(SamplerName, "--sampler"), metavar=choice_metavar(SamplerName), help="Sampler of every run."),
     data: str = typer.Option("synthetic-lt", "--data", help="synthetic-lt or an annotation file."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --data FILE.", show_default=False),
     anchors: Optional[str] = typer.Option(None, "--anchors", help="Anchor preset (see `imbalance train --help`).",
@@ -72,79 +57,75 @@ def bench(
     val_images: int = typer.Option(400, "--val-images", help="synthetic-lt held-out images."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     out: Path = typer.Option(Path("runs/bench"), "--out", help="Output folder: one sub-folder per run, bench.json, "
-                             "bench.csv, bench.png."),
+                             "bench.csv, bench.md, bench.png."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0 = the cores not already busy)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ):
-    """Train every loss with every seed on the same data and print mean ± std of AP, AP50, APr, APc, APf.
+    """Train every loss and its own baseline with every seed on the same data; mean ± std and paired differences.
 
-    Writes OUT/bench.json, OUT/bench.csv and OUT/bench.png. Runs whose OUT/<loss>-s<seed>/metrics.json already exists with the same settings are reused, so an interrupted bench continues where it stopped.
+    For each loss the table gives mean ± std over seeds of AP, AP50, APr, APc, APf and the difference to its baseline
+    (paired by seed) with its spread. Writes OUT/bench.json, OUT/bench.csv, OUT/bench.md and OUT/bench.png. Runs whose
+    OUT/<loss>-s<seed>/metrics.json already exists with the same settings are reused, so an interrupted bench continues
+    where it stopped.
     """
     set_quiet(quiet)
-    import json
-
-    from imbalance_cli.detector.objectives import get_cls_objective
-    from imbalance_cli.detector.train import TrainConfig, train as run
-    from imbalance_cli.errors import InputError
-    from imbalance_cli.fileio import dumps_json, save_figure, write_json, write_text
+    from imbalance_cli.detector.train import TrainConfig, train as run  # torch: lazy
 
     names = [s.strip() for s in losses.split(",") if s.strip()]
     if not names:
-        raise InputError("--losses is empty")
-    for n in names:
-        get_cls_objective(n)
+        raise InputError("--losses is empty", record="--losses")
     if seeds < 1:
-        raise InputError(f"--seeds must be >= 1, got {seeds}")
+        raise InputError(f"--seeds must be >= 1, got {seeds}", record="--seeds")
+    order, pairs = plan(names)
+    box = box_loss.value if box_loss is not None else None
     echo = (lambda s: None) if (quiet or json_out) else (lambda s: typer.echo(s, err=True))
     runs = []
     for seed in range(seeds):  # seed-major: an interrupted bench has every loss at the first seeds
-        for name in names:
+        for name in order:
+            entry = get_loss(name)
+            run_box = box if entry.box_loss else None
             run_dir = out / f"{name}-s{seed}"
-            cfg = TrainConfig(loss=name, box_loss=box_loss, sampler=sampler, data=data,
+            cfg = TrainConfig(loss=name, box_loss=run_box, sampler=sampler.value, data=data,
                               images=str(images) if images else None, anchors=anchors, epochs=epochs,
                               batch_size=batch_size, lr=lr, device=device, out=str(run_dir), seed=seed,
                               train_images=train_images, val_images=val_images, threads=threads,
                               synthetic_dir=str(out / "synthetic-lt"))
-            metrics = None
-            mpath = run_dir / "metrics.json"
-            if mpath.exists():
-                try:
-                    old = json.loads(mpath.read_text())
-                    same = {k: old["settings"].get(k) for k in ("loss", "box_loss", "sampler", "data", "epochs", "batch_size", "lr", "seed", "train_images", "val_images", "anchors")}
-                    want = {"loss": name, "box_loss": box_loss or old["settings"].get("box_loss"), "sampler": sampler, "data": data,
-                            "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "train_images": train_images,
-                            "val_images": val_images, "anchors": old["settings"].get("anchors") if anchors is None else anchors}
-                    if same == want:
-                        metrics = old
-                        echo(f"{name} seed {seed}: reusing {mpath}")
-                except (OSError, ValueError, KeyError):
-                    metrics = None
-            if metrics is None:
+            metrics = _reusable(run_dir / "metrics.json", cfg)
+            if metrics is not None:
+                echo(f"{name} seed {seed}: reusing {run_dir / 'metrics.json'}")
+            else:
                 echo(f"{name} seed {seed}: training")
-                metrics = run(cfg, echo=echo)
+                metrics = run(cfg, renderer=report_train, echo=echo)
             runs.append({"loss": name, "seed": seed, **{k: metrics[k] for k in TABLE_KEYS},
                          "AP_bins": metrics["AP_bins"], "train_seconds": metrics["timing"]["train_seconds"]})
-    rows = summarize(runs, names)
-    write_json(out / "bench.json", {"runs": runs, "summary": rows, "epochs": epochs, "seeds": seeds, "data": data})
-    header = "loss,seeds," + ",".join(f"{k}_mean,{k}_std" for k in TABLE_KEYS)
-    lines = [header] + [f"{r['loss']},{r['seeds']}," + ",".join(f"{r[f'{k}_mean']:.6f},{r[f'{k}_std']:.6f}" for k in TABLE_KEYS) for r in rows]
-    write_text(out / "bench.csv", "\n".join(lines) + "\n")
-    save_figure(bench_figure(rows), out / "bench.png")
+    summary = report_bench.summarize(runs, order)
+    versus = report_bench.versus_baseline(runs, pairs)
+    payload = {"runs": runs, "summary": summary, "versus_baseline": versus, "epochs": epochs, "seeds": seeds,
+               "data": data, "train_images": train_images, "val_images": val_images}
+    report_bench.write_outputs(out, payload)
     if json_out:
-        echo_json(dumps_json({"runs": runs, "summary": rows}))
+        echo_json(dumps_json({"runs": runs, "summary": summary, "versus_baseline": versus}))
         return
-    from rich.console import Console
-    from rich.table import Table
+    report_bench.render_terminal(summary, versus, seeds, epochs)
+    typer.echo(f"wrote {out}/bench.json, bench.csv, bench.md, bench.png")
 
-    table = Table(title=f"imbalance bench: mean ± std over {seeds} seed(s), {epochs} epochs")
-    table.add_column("loss")
-    for k in TABLE_KEYS:
-        table.add_column(k, justify="right")
-    for r in rows:
-        table.add_row(r["loss"], *[f"{r[f'{k}_mean']:.3f} ± {r[f'{k}_std']:.3f}" for k in TABLE_KEYS])
-    Console().print(table)
-    typer.echo(f"wrote {out}/bench.json, bench.csv, bench.png")
+
+def _reusable(mpath: Path, cfg) -> dict | None:
+    """The metrics of a finished run with the same settings, else ``None``."""
+    if not mpath.exists():
+        return None
+    try:
+        old = json.loads(mpath.read_text())
+        have = {k: old["settings"].get(k) for k in _REUSE_KEYS}
+        want = {k: getattr(cfg, k) for k in _REUSE_KEYS}
+        if want["box_loss"] is None:
+            want["box_loss"] = have["box_loss"]
+        if want["anchors"] is None:
+            want["anchors"] = have["anchors"]
+        return old if have == want else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def register(app):

@@ -9,6 +9,7 @@ import typer
 
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.data import load
+from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import compare as render
@@ -31,6 +32,9 @@ def register(app):
         json_out: bool = flag("--json", help="Print the imbalance.compare/1 JSON to stdout only."),
         out: Optional[Path] = out_option("compare.json, compare_classes.csv and overlay plots"),
         quiet: bool = flag("--quiet", "-q", help="No progress bars."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Processes decoding JSON chunks (default: all "
+                                              "cores); results do not depend on it.", show_default=False),
+        no_cache: bool = flag("--no-cache", help="Neither read nor write the columnar cache ($IMBALANCE_CACHE)."),
     ):
         """Class, scale and location distributions of A and B, their distances (TV, JS, Wasserstein) and overlays.
 
@@ -38,10 +42,11 @@ def register(app):
         """
         set_quiet(quiet)
         check_out(out)
+        spec = LoadSpec.build(format=fmt, workers=workers, cache=not no_cache)
         if scale_bins < 1 or location_bins < 1:
             raise InputError("--scale-bins and --location-bins must be >= 1")
-        a = load(file_a, format=fmt)
-        b = load(file_b, format=fmt)
+        a = load(file_a, spec=spec)
+        b = load(file_b, spec=spec)
         report = compare_datasets(a, b, anchors=anchors, scale_bins=scale_bins, location_bins=location_bins,
                                   names=(file_a.name, file_b.name))
         written = render.write_outputs(report, out) if out is not None else []

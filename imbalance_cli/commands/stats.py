@@ -12,6 +12,7 @@ from imbalance_cli.commands._anchor_options import (
 )
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.data import load
+from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import splits as render_splits
@@ -65,6 +66,7 @@ def stats(
     out: Optional[Path] = out_option("stats.json, CSVs, PNG figures and report.html"),
     quiet: bool = flag("--quiet", "-q", help="No progress bars or status messages."),
     strict: bool = flag("--strict", help="Fail (exit 2) on the first invalid box instead of counting it."),
+    no_cache: bool = flag("--no-cache", help="Neither read nor write the columnar cache ($IMBALANCE_CACHE)."),
 ) -> None:
     """Dataset imbalance statistics (survey Figs. 4, 5, 7, 13): class long tail, objects and classes per image,
     scale, location, imbalance measures, verdicts, and (unless --anchors none) anchor statistics."""
@@ -82,12 +84,9 @@ def stats(
 
     spec = make_spec(anchors) if anchors is not None else None
 
-    load_kwargs = {}
-    if classes is not None:
-        load_kwargs["classes"] = str(classes)
-    if image_sizes is not None:
-        load_kwargs["image_sizes"] = str(image_sizes)
-    dataset = load(str(file), format=None if format is None else format.lower(), **load_kwargs)
+    load_spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers or None,
+                               cache=not no_cache, strict=strict)
+    dataset = load(str(file), spec=load_spec)
     if anchors is None:  # the detector a dataset's users train: YOLOv5 for YOLO datasets, RetinaNet otherwise
         anchors = ("yolov5" if dataset.has_image_sizes else "none") if dataset.format == "yolo" else "retinanet"
         spec = make_spec(anchors)

@@ -7,18 +7,22 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import echo_json, handle_errors, set_quiet
+from imbalance_cli.commands._common import choice_metavar, choice_parser, echo_json, handle_errors, set_quiet
+from imbalance_cli.fileio import dumps_json
+from imbalance_cli.report import train as report_train
+from imbalance_cli.report.train import summary_lines
+from imbalance_cli.losses.registry import DEFAULT_BOX_LOSS, BoxLossName, LossName, SamplerName
 
-LOSS_HELP = ("Classification loss: focal | ce (= sigmoid-ce) | softmax-ce | ecm | ecm-focal | bags | rs | ap | "
-             "alrp | iou-balanced | ghm-c | class-balanced | eqlv2 | seesaw.")
-BOX_HELP = "Box loss: giou | diou | ciou | iou | bounded-iou | l1 | smooth-l1 | balanced-l1 | iou-balanced-l1 (default giou)."
-SAMPLER_HELP = "Which negatives enter the classification loss: none | random | ohem | iou-balanced (1:3 pos:neg)."
+LOSS_HELP = "Classification loss (see the README's loss table; every entry of imbalance_cli.losses.registry)."
+BOX_HELP = (f"Box loss (default {DEFAULT_BOX_LOSS}). Not accepted with a loss that has its own localisation "
+            "term (alrp).")
+SAMPLER_HELP = "Which negatives enter the classification loss (random / ohem / iou-balanced: 1:3 pos:neg)."
 
 
 def train(
-    loss: str = typer.Option("focal", "--loss", help=LOSS_HELP),
-    box_loss: Optional[str] = typer.Option(None, "--box-loss", help=BOX_HELP, show_default=False),
-    sampler: str = typer.Option("none", "--sampler", help=SAMPLER_HELP),
+    loss: LossName = typer.Option("focal", "--loss", parser=choice_parser(LossName, "--loss"), metavar=choice_metavar(LossName), help=LOSS_HELP),
+    box_loss: Optional[BoxLossName] = typer.Option(None, "--box-loss", parser=choice_parser(BoxLossName, "--box-loss"), metavar=choice_metavar(BoxLossName), help=BOX_HELP, show_default=False),
+    sampler: SamplerName = typer.Option("none", "--sampler", parser=choice_parser(SamplerName, "--sampler"), metavar=choice_metavar(SamplerName), help=SAMPLER_HELP),
     data: str = typer.Option("synthetic-lt", "--data", help="synthetic-lt (built in) or a COCO/LVIS/VOC annotation file."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --data FILE.", show_default=False),
     val_data: Optional[Path] = typer.Option(None, "--val-data", help="Held-out annotation file (default: hold out "
@@ -48,23 +52,20 @@ def train(
     Writes OUT/metrics.json (AP, AP50, AP75, APs/m/l from pycocotools; APr/APc/APf from lvis; AP per BAGS bin; the settings), OUT/train_log.jsonl (per-iteration task losses and gradient norms), OUT/checkpoint.pt (each epoch) and the plots loss_paces.png, ap_vs_instances.png and weight_norms.png.
     """
     set_quiet(quiet)
-    from imbalance_cli.detector.train import TrainConfig, train as run
-    from imbalance_cli.fileio import dumps_json
+    from imbalance_cli.detector.train import TrainConfig, train as run  # torch: lazy
 
-    cfg = TrainConfig(loss=loss, box_loss=box_loss, sampler=sampler, data=data, images=str(images) if images else None,
+    cfg = TrainConfig(loss=loss.value, box_loss=box_loss.value if box_loss is not None else None, sampler=sampler.value, data=data, images=str(images) if images else None,
                       val_data=str(val_data) if val_data else None, val_fraction=val_fraction, anchors=anchors,
                       epochs=epochs, batch_size=batch_size, lr=lr, device=device, out=str(out), resume=resume, seed=seed,
                       data_seed=data_seed, train_images=train_images, val_images=val_images, tail=tail, threads=threads)
     echo = (lambda s: None) if (quiet or json_out) else (lambda s: typer.echo(s, err=True))
-    metrics = run(cfg, echo=echo)
+    metrics = run(cfg, renderer=report_train, echo=echo)
     if json_out:
         echo_json(dumps_json({k: v for k, v in metrics.items()}))
         return
     if not quiet:
-        keys = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
-        typer.echo("  ".join(f"{k} {metrics[k]:.3f}" if metrics[k] == metrics[k] else f"{k} n/a" for k in keys))
-        bins = ", ".join(f"{b['bin']}: {b['AP']:.3f}" if b["AP"] is not None else f"{b['bin']}: n/a" for b in metrics["AP_bins"])
-        typer.echo(f"AP per BAGS bin (training instances) {bins}")
+        for line in summary_lines(metrics):
+            typer.echo(line)
         typer.echo(f"wrote {out}/metrics.json")
 
 

@@ -1,248 +1,413 @@
-"""COCO-style JSON (COCO instances, LVIS v0.5 / v1, Objects365) -> :class:`Dataset`.
+"""COCO-style JSON (COCO instances, LVIS v0.5 / v1, Objects365) -> :class:`Dataset`, streamed and columnar.
 
-One parser serves the three families; ``flavour`` only changes how tolerant it is:
+One loader serves the three families; ``flavour`` only changes how tolerant it is:
 
 * ``coco``: ``images[].{id, width, height}``, ``annotations[].{id, image_id, category_id, bbox}``
   (bbox is ``[x, y, w, h]`` in pixels), ``categories[].{id, name}`` are required; ``iscrowd``
-  (default 0), ``area``, ``file_name`` and ``supercategory`` are optional.
+  (0 or 1, default 0), ``area``, ``file_name`` and ``supercategory`` are optional.
 * ``lvis``: as COCO, plus categories' ``frequency``, ``image_count``, ``instance_count``,
-  ``synset`` and images' ``neg_category_ids`` / ``not_exhaustive_category_ids``. LVIS v1 images
-  carry ``coco_url`` instead of ``file_name``: the file name is taken from the URL.
+  ``synset`` and images' ``neg_category_ids`` / ``not_exhaustive_category_ids`` (which must name
+  defined categories). LVIS v1 images carry ``coco_url`` instead of ``file_name``: the file name
+  is taken from the URL.
 * ``objects365``: COCO-style with known quirks tolerated: ``iscrowd`` absent, 0/1 or boolean;
   annotation ``id`` absent (numbered 1..N in file order); ids need not be contiguous.
 
-The fast path pulls every column with list comprehensions into numpy; only if that fails does
-a slow validating pass run to name the first bad record.
+How: :mod:`imbalance_cli.data.jsonscan` cuts the ``images`` and ``annotations`` arrays into chunks of
+whole records without parsing them; each chunk is decoded by msgspec into typed Structs that hold
+only the fields above (``segmentation`` polygons and RLE, and any other key, are skipped by the
+decoder without being built), turned into numpy columns, and dropped. Chunks are decoded on
+``workers`` processes; results are put together in file order, so they are identical for any
+number of workers. The types are the schema: ids and counts are JSON integers within int64,
+sizes and coordinates JSON numbers (never booleans or strings), ``iscrowd`` 0 or 1. Every code
+path (the CLI, :func:`from_dict`, ``imbalance check``) goes through this one decoder and the one
+columnar validation in :func:`assemble`.
 """
 
 from __future__ import annotations
 
+import itertools
+import operator
+import re
+from typing import Annotated, Union
+
+import msgspec
 import numpy as np
 
+from imbalance_cli.data._io import MAX_IMAGE_SIDE
 from imbalance_cli.data.dataset import Dataset, Ragged
 from imbalance_cli.errors import InputError
 
-_REQUIRED = {
-    "images": ("id", "width", "height"),
-    "annotations": ("id", "image_id", "category_id", "bbox"),
-    "categories": ("id", "name"),
+UNSET = msgspec.UNSET
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+Num = Union[float, None]
+
+
+class _Ann(msgspec.Struct):
+    image_id: Int64
+    category_id: Int64
+    bbox: tuple[Num, Num, Num, Num]
+    id: Union[Int64, msgspec.UnsetType] = UNSET
+    iscrowd: Union[int, bool, None, msgspec.UnsetType] = UNSET
+    area: Union[float, None] = None
+
+
+class _Img(msgspec.Struct):
+    id: Int64
+    width: float
+    height: float
+    file_name: Union[str, None] = None
+    coco_url: Union[str, None] = None
+    flickr_url: Union[str, None] = None
+    neg_category_ids: Union[list[Int64], None, msgspec.UnsetType] = UNSET
+    not_exhaustive_category_ids: Union[list[Int64], None, msgspec.UnsetType] = UNSET
+
+
+class _Cat(msgspec.Struct):
+    id: Int64
+    name: str
+    supercategory: Union[str, None, msgspec.UnsetType] = UNSET
+    frequency: Union[str, None, msgspec.UnsetType] = UNSET
+    synset: Union[str, None, msgspec.UnsetType] = UNSET
+    image_count: Union[Int64, None, msgspec.UnsetType] = UNSET
+    instance_count: Union[Int64, None, msgspec.UnsetType] = UNSET
+
+
+_DECODERS = {
+    "annotations": msgspec.json.Decoder(list[_Ann]),
+    "images": msgspec.json.Decoder(list[_Img]),
+    "categories": msgspec.json.Decoder(list[_Cat]),
 }
+_AT = re.compile(r"^(.*?)(?: - at `\$\[(\d+)\](.*)`)?$", re.S)
+_BYTE = re.compile(r"\(byte (\d+)\)")
 
 
-def from_dict(d: dict, path: str, flavour: str = "coco") -> Dataset:
-    """Build a :class:`Dataset` from a parsed COCO-style dict.
+# ------------------------------------------------------------------------------------------
+# chunk decoding (runs in worker processes)
+def decode_chunk(key: str, text: bytes, base: int, path: str) -> dict:
+    """Decode one chunk (a JSON array of records of ``key``) into numpy columns.
 
-    Raises :class:`InputError` naming the file and the first bad record for missing keys,
-    malformed values, duplicate ids, or annotations referring to undefined images/categories.
+    ``base`` is the document offset of ``text[0]`` (for byte offsets in errors). Raises
+    :class:`InputError`; record indices in the message are relative to the chunk and are made
+    global by the caller (``local_index`` attribute).
     """
-    if not isinstance(d, dict):
-        raise InputError("expected a JSON object with 'images', 'annotations' and 'categories'", path=path)
-    for key in ("images", "annotations", "categories"):
-        if key not in d:
-            raise InputError(f"missing required top-level key '{key}'", path=path)
-        if not isinstance(d[key], list):
-            raise InputError(f"'{key}' must be a list", path=path)
-    images, anns, cats = d["images"], d["annotations"], d["categories"]
-    tolerant = flavour == "objects365"
+    try:
+        recs = _DECODERS[key].decode(text)
+    except msgspec.ValidationError as e:
+        raise _validation_error(e, key, text, path) from None
+    except msgspec.DecodeError as e:
+        raise _decode_error(e, base, path) from None
+    if key == "annotations":
+        return _ann_columns(recs)
+    return _img_columns(recs)
 
-    # ---- categories -------------------------------------------------------------------
-    cat_ids = _int_column(cats, "id", "categories", path)
-    names = _column(cats, "name", "categories", path)
+
+def _fast(values, dtype, count: int, slow):
+    """``np.fromiter`` over ``values`` (C speed); on None/UNSET/etc. fall back to ``slow()``."""
+    try:
+        return np.fromiter(values, dtype=dtype, count=count)
+    except (TypeError, ValueError):
+        return slow()
+
+
+def _ann_columns(recs: list) -> dict:
+    n = len(recs)
+    ids = list(map(_get_id, recs))
+    missing_id = -1
+    box_ids = _fast(ids, np.int64, n, lambda: None)
+    if box_ids is None:  # UNSET present
+        missing_id = next(i for i, v in enumerate(ids) if v is UNSET)
+        box_ids = np.array([-1 if v is UNSET else v for v in ids], dtype=np.int64)
+    crowd_raw = list(map(_get_crowd, recs))
+    types = set(map(type, crowd_raw))
+    bool_crowd = next((i for i, v in enumerate(crowd_raw) if v is True or v is False), -1) if bool in types else -1
+    if types <= {int, bool}:
+        crowd = np.fromiter(crowd_raw, dtype=np.int64, count=n)
+    else:
+        crowd = np.array([0 if (v is None or v is UNSET) else int(v) for v in crowd_raw], dtype=np.int64).reshape(n)
+    bad = np.flatnonzero((crowd != 0) & (crowd != 1))
+    bboxes = list(map(_get_bbox, recs))
+    xywh = _fast(itertools.chain.from_iterable(bboxes), np.float64, 4 * n,
+                 lambda: np.array(bboxes, dtype=np.float64).reshape(-1))  # None -> NaN
+    areas = list(map(_get_area, recs))
+    return {
+        "n": n,
+        "box_ids": box_ids,
+        "missing_id": missing_id,
+        "image_id": np.fromiter(map(_get_image_id, recs), dtype=np.int64, count=n),
+        "category_id": np.fromiter(map(_get_category_id, recs), dtype=np.int64, count=n),
+        "xywh": xywh.reshape(n, 4),
+        "crowd": crowd.astype(bool),
+        "bad_crowd": (int(bad[0]), crowd_raw[int(bad[0])]) if len(bad) else None,
+        "bool_crowd": bool_crowd,
+        "crowd_given_first_100": any(a.iscrowd is not UNSET for a in recs[:100]),
+        "area": _fast(areas, np.float64, n, lambda: np.array([np.nan if v is None else v for v in areas],
+                                                             dtype=np.float64).reshape(n)),
+    }
+
+
+_get_id = operator.attrgetter("id")
+_get_crowd = operator.attrgetter("iscrowd")
+_get_bbox = operator.attrgetter("bbox")
+_get_area = operator.attrgetter("area")
+_get_image_id = operator.attrgetter("image_id")
+_get_category_id = operator.attrgetter("category_id")
+
+
+def _img_columns(recs: list) -> dict:
+    n = len(recs)
+    out = {
+        "n": n,
+        "ids": np.fromiter((r.id for r in recs), dtype=np.int64, count=n),
+        "widths": np.fromiter((r.width for r in recs), dtype=np.float64, count=n),
+        "heights": np.fromiter((r.height for r in recs), dtype=np.float64, count=n),
+        "file_names": np.array([_file_name(r) for r in recs], dtype=object),
+    }
+    for key in ("neg_category_ids", "not_exhaustive_category_ids"):
+        vals = [getattr(r, key) for r in recs]
+        if any(v is not UNSET for v in vals):
+            lists = [v if isinstance(v, list) else [] for v in vals]
+            out[key] = (np.fromiter((len(x) for x in lists), dtype=np.int64, count=n),
+                        np.fromiter((v for x in lists for v in x), dtype=np.int64))
+    return out
+
+
+def _file_name(r) -> str:
+    if r.file_name:
+        return r.file_name
+    url = r.coco_url or r.flickr_url or ""
+    return url.rsplit("/", 1)[-1]
+
+
+def _validation_error(e: msgspec.ValidationError, key: str, text: bytes, path: str) -> InputError:
+    m = _AT.match(str(e))
+    msg, idx, rest = m.group(1), m.group(2), m.group(3) or ""
+    msg = msg.replace("`", "")
+    msg = msg.replace("Expected int <= 9223372036854775807", "expected an integer within int64")
+    msg = msg.replace("Expected int >= -9223372036854775808", "expected an integer within int64")
+    msg = msg.replace("Expected array of length 4", "expected a list of 4 numbers [x, y, w, h]")
+    if msg.startswith("Expected"):
+        msg = "e" + msg[1:]
+    field = rest.lstrip(".").split(".")[0].split("[")[0] if rest else ""
+    if msg.startswith("Object missing required field"):
+        name = msg.rsplit(" ", 1)[-1]
+        msg, field = f"missing required key '{name}'", ""
+    if idx is None:
+        err = InputError(f"'{key}' must be a list of JSON objects: {msg}", path=path, record=key)
+        err.local_index = None
+        return err
+    i = int(idx)
+    rid = _record_id(text, i)
+    where = f"field '{field}': " if field else ""
+    if msg.startswith("expected object"):
+        msg = "record is not a JSON object: " + msg
+    err = InputError(where + msg, path=path, record=None)
+    err.local_index, err.section, err.rid = i, key, rid
+    return err
+
+
+def _record_id(text: bytes, i: int):
+    try:
+        raw = msgspec.json.decode(text, type=list[msgspec.Raw])[i]
+        rec = msgspec.json.decode(raw)
+        rid = rec.get("id") if isinstance(rec, dict) else None
+        return rid if isinstance(rid, (int, str)) and not isinstance(rid, bool) else None
+    except (msgspec.DecodeError, IndexError):
+        return None
+
+
+def _decode_error(e: msgspec.DecodeError, base: int, path: str) -> InputError:
+    msg = str(e)
+    m = _BYTE.search(msg)
+    if m:
+        msg = _BYTE.sub(f"(byte {base + int(m.group(1))})", msg)
+    msg = msg.replace("JSON is malformed: ", "malformed JSON: ")
+    return InputError(msg, path=path)
+
+
+# ------------------------------------------------------------------------------------------
+# the whole document
+def decode_categories(data: bytes, base: int, path: str) -> list:
+    """Decode the ``categories`` member into typed records."""
+    try:
+        return _DECODERS["categories"].decode(data)
+    except msgspec.ValidationError as e:
+        err = _validation_error(e, "categories", data, path)
+        raise _globalise(err, 0) from None
+    except msgspec.DecodeError as e:
+        raise _decode_error(e, base, path) from None
+
+
+def _globalise(err: InputError, first: int) -> InputError:
+    if getattr(err, "local_index", None) is None:
+        return err
+    i = first + err.local_index
+    rid = f" (id {err.rid})" if err.rid is not None else ""
+    return InputError(err.message, path=err.path, record=f"{err.section}[{i}]{rid}")
+
+
+def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: list, flavour: str | None) -> Dataset:
+    """Validate the decoded columns (one columnar pass) and build the :class:`Dataset`.
+
+    ``skeleton`` is the decoded top level (placeholders for containers), ``members`` maps a
+    top-level key to ``("array"|"object", bytes or None, offset)`` for the non-chunked members,
+    ``img_parts``/``ann_parts`` the decoded chunks in file order.
+    """
+    info = {}
+    if "info" in members and members["info"][1] is not None and members["info"][0] == "object":
+        try:
+            info = msgspec.json.decode(members["info"][1])
+        except msgspec.DecodeError as e:
+            raise _decode_error(e, members["info"][2], path) from None
+    if "categories" in skeleton and "images" not in skeleton and "annotations" not in skeleton:
+        raise InputError(
+            "this is a category-statistics file (categories only, no images or annotations): "
+            "`imbalance margins` and `imbalance groups` accept it; `stats` needs a full annotation file", path=path)
+    for key in ("images", "annotations", "categories"):
+        if key not in skeleton:
+            raise InputError(f"missing required top-level key '{key}'", path=path)
+        kind = _kind(skeleton[key], members.get(key))
+        if kind != "array":
+            raise InputError(f"'{key}' must be a list, got {kind}", path=path, record=key)
+    kind, cdata, coff = members["categories"]
+    if cdata is None:
+        raise InputError("'categories' is larger than 512 MiB", path=path, record="categories")
+    cats = decode_categories(cdata, coff - 1, path)
+
+    # ---- categories ----
+    cat_ids = np.array([c.id for c in cats], dtype=np.int64)
     _check_unique(cat_ids, "categories", "category id", path)
     extra = {}
-    if any("frequency" in c for c in cats):
-        extra["frequency"] = np.array([c.get("frequency", "") or "" for c in cats], dtype=object)
+    if any(c.frequency is not UNSET for c in cats):
+        extra["frequency"] = np.array([c.frequency or "" if c.frequency is not UNSET else "" for c in cats], dtype=object)
     for src, dst in (("image_count", "category_image_count"), ("instance_count", "category_instance_count")):
-        if any(src in c for c in cats):
-            extra[dst] = _optional_int(cats, src, "categories", path)
+        vals = [getattr(c, src) for c in cats]
+        if any(v is not UNSET for v in vals):
+            extra[dst] = np.array([-1 if (v is UNSET or v is None) else v for v in vals], dtype=np.int64)
     for key in ("supercategory", "synset"):
-        if any(key in c for c in cats):
-            extra[key] = np.array([c.get(key, "") or "" for c in cats], dtype=object)
+        vals = [getattr(c, key) for c in cats]
+        if any(v is not UNSET for v in vals):
+            extra[key] = np.array([v or "" if v is not UNSET else "" for v in vals], dtype=object)
 
-    # ---- images -----------------------------------------------------------------------
-    img_ids = _int_column(images, "id", "images", path)
-    widths = _float_column(images, "width", "images", path)
-    heights = _float_column(images, "height", "images", path)
+    # ---- images ----
+    n_img = sum(p["n"] for p in img_parts)
+    img_ids = _take(img_parts, "ids", np.int64)
+    widths = _take(img_parts, "widths", np.float64)
+    heights = _take(img_parts, "heights", np.float64)
+    file_names = np.concatenate([p["file_names"] for p in img_parts]) if img_parts else np.zeros(0, dtype=object)
     _check_unique(img_ids, "images", "image id", path)
-    bad = np.flatnonzero(~(np.isfinite(widths) & np.isfinite(heights) & (widths > 0) & (heights > 0)))
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(widths) & np.isfinite(heights) & (widths > 0) & (heights > 0)
+        big = ok & ((widths > MAX_IMAGE_SIDE) | (heights > MAX_IMAGE_SIDE))
+    bad = np.flatnonzero(~ok | big)
     if len(bad):
         i = int(bad[0])
-        raise InputError("image width and height must be positive numbers", path=path, record=_rec("images", i, images[i]))
-    file_names = np.array([_file_name(im) for im in images], dtype=object)
-    neg = not_exh = None
-    if any("neg_category_ids" in im for im in images):
-        neg = _ragged(images, "neg_category_ids", path)
-    if any("not_exhaustive_category_ids" in im for im in images):
-        not_exh = _ragged(images, "not_exhaustive_category_ids", path)
+        what = (f"image width and height must be at most {MAX_IMAGE_SIDE:,} pixels" if big[i]
+                else "image width and height must be positive finite numbers")
+        raise InputError(f"{what}, got {widths[i]:g} x {heights[i]:g}", path=path,
+                         record=f"images[{i}] (id {int(img_ids[i])})")
+    ragged = {}
+    for key in ("neg_category_ids", "not_exhaustive_category_ids"):
+        if any(key in p for p in img_parts):
+            lengths = _cat([p[key][0] if key in p else np.zeros(p["n"], np.int64) for p in img_parts], np.int64)
+            values = _cat([p[key][1] for p in img_parts if key in p], np.int64)
+            offsets = np.zeros(n_img + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            r = Ragged(offsets, values)
+            undefined = ~np.isin(values, cat_ids)
+            if undefined.any():
+                j = int(np.flatnonzero(undefined)[0])
+                i = int(np.searchsorted(offsets, j, side="right") - 1)
+                raise InputError(f"'{key}' names category {int(values[j])}, which is not defined in 'categories'",
+                                 path=path, record=f"images[{i}] (id {int(img_ids[i])})")
+            ragged[key] = r
 
-    # ---- annotations ------------------------------------------------------------------
-    if tolerant and anns and any("id" not in a for a in anns):
-        ann_ids = np.arange(1, len(anns) + 1, dtype=np.int64)
+    # ---- flavour ----
+    if flavour is None:
+        flavour = _detect(cats, img_parts, ann_parts, info, cat_ids)
+    tolerant = flavour == "objects365"
+
+    # ---- annotations ----
+    starts = np.cumsum([0] + [p["n"] for p in ann_parts])
+    for k, p in enumerate(ann_parts):
+        if p["bad_crowd"] is not None:
+            i, v = p["bad_crowd"]
+            raise InputError(f"field 'iscrowd': must be 0 or 1, got {v!r}", path=path,
+                             record=_ann_rec(int(starts[k]) + i, p["box_ids"][i]))
+        if p["bool_crowd"] >= 0 and not tolerant:
+            i = p["bool_crowd"]
+            raise InputError("field 'iscrowd': must be 0 or 1, got a boolean (accepted only for Objects365)",
+                             path=path, record=_ann_rec(int(starts[k]) + i, p["box_ids"][i]))
+    missing = [(k, p["missing_id"]) for k, p in enumerate(ann_parts) if p["missing_id"] >= 0]
+    n_box = int(starts[-1])
+    if missing and tolerant:
+        ann_ids = np.arange(1, n_box + 1, dtype=np.int64)
     else:
-        ann_ids = _int_column(anns, "id", "annotations", path)
+        if missing:
+            k, i = missing[0]
+            raise InputError("missing required key 'id'", path=path, record=f"annotations[{int(starts[k]) + i}]")
+        ann_ids = _take(ann_parts, "box_ids", np.int64)
         _check_unique(ann_ids, "annotations", "annotation id", path)
-    ann_img = _int_column(anns, "image_id", "annotations", path)
-    ann_cat = _int_column(anns, "category_id", "annotations", path)
-    xywh = _bbox_column(anns, path)
-    crowd = _crowd_column(anns, path)
-    area = _area_column(anns)
-
-    img_index = _lookup(img_ids, ann_img, anns, "image_id", "image", path)
-    cat_index = _lookup(cat_ids, ann_cat, anns, "category_id", "category", path)
-    boxes = xywh.copy()
-    boxes[:, 2] += boxes[:, 0]
-    boxes[:, 3] += boxes[:, 1]
-
+    ann_img = _take(ann_parts, "image_id", np.int64)
+    ann_cat = _take(ann_parts, "category_id", np.int64)
+    img_index = _lookup(img_ids, ann_img, ann_ids, "image_id", "image", path)
+    cat_index = _lookup(cat_ids, ann_cat, ann_ids, "category_id", "category", path)
+    del ann_img, ann_cat
+    boxes = _take(ann_parts, "xywh", np.float64).reshape(-1, 4)
+    with np.errstate(over="ignore", invalid="ignore"):
+        boxes[:, 2] += boxes[:, 0]
+        boxes[:, 3] += boxes[:, 1]
+    crowd = _take(ann_parts, "crowd", bool)
+    area = _take(ann_parts, "area", np.float64)
     return Dataset(
         image_ids=img_ids, widths=widths, heights=heights, file_names=file_names,
         boxes=boxes, box_image=img_index, box_category=cat_index, box_ids=ann_ids, crowd=crowd, area=area,
-        category_ids=cat_ids, category_names=names, neg_category_ids=neg, not_exhaustive_category_ids=not_exh,
-        format=flavour, path=str(path), info=d.get("info") if isinstance(d.get("info"), dict) else {}, **extra,
+        category_ids=cat_ids, category_names=np.array([c.name for c in cats], dtype=object),
+        neg_category_ids=ragged.get("neg_category_ids"), not_exhaustive_category_ids=ragged.get("not_exhaustive_category_ids"),
+        format=flavour, path=str(path), info=info if isinstance(info, dict) else {}, **extra,
     )
 
 
-# ---------------------------------------------------------------------------------------
-def _rec(section: str, i: int, record) -> str:
-    rid = record.get("id") if isinstance(record, dict) else None
-    return f"{section}[{i}]" + (f" (id {rid})" if rid is not None else "")
+def _kind(value, member) -> str:
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], int):
+        return "array"
+    if isinstance(value, dict) and "#" in value:
+        return "an object"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "null" if value is None else "something else"
 
 
-def _first_bad(records: list, section: str, path: str, check) -> None:
-    """Slow pass: raise InputError for the first record failing ``check`` (returns an error string or None)."""
-    for i, r in enumerate(records):
-        if not isinstance(r, dict):
-            raise InputError("record is not a JSON object", path=path, record=f"{section}[{i}]")
-        problem = check(r)
-        if problem:
-            raise InputError(problem, path=path, record=_rec(section, i, r))
+def _detect(cats, img_parts, ann_parts, info, cat_ids) -> str:
+    if any(c.frequency is not UNSET or c.image_count is not UNSET for c in cats[:2000]):
+        return "lvis"
+    if any("neg_category_ids" in p or "not_exhaustive_category_ids" in p for p in img_parts):
+        return "lvis"
+    if isinstance(info, dict) and "objects365" in str(info.get("description", "")).lower().replace(" ", ""):
+        return "objects365"
+    if (len(cat_ids) == 365 and set(cat_ids.tolist()) == set(range(1, 366)) and ann_parts
+            and not ann_parts[0].get("crowd_given_first_100", True)):
+        return "objects365"
+    return "coco"
 
 
-def _missing(key):
-    def check(r):
-        return None if key in r else f"missing required key '{key}'"
-
-    return check
+def _ann_rec(i: int, rid) -> str:
+    return f"annotations[{i}]" + (f" (id {int(rid)})" if rid is not None and int(rid) >= 0 else "")
 
 
-def _column(records: list, key: str, section: str, path: str) -> np.ndarray:
-    try:
-        return np.array([r[key] for r in records], dtype=object)
-    except (KeyError, TypeError):
-        _first_bad(records, section, path, _missing(key))
-        raise
+def _take(parts: list, key: str, dtype) -> np.ndarray:
+    """Concatenate column ``key`` of the chunk results, releasing each chunk's piece (peak = result + one column)."""
+    pieces = [p.pop(key) for p in parts]
+    out = np.concatenate(pieces).astype(dtype, copy=False) if pieces else np.zeros(0, dtype=dtype)
+    pieces.clear()
+    return out
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) or (isinstance(v, float) and v.is_integer())
-
-
-def _int_column(records: list, key: str, section: str, path: str) -> np.ndarray:
-    try:
-        values = [r[key] for r in records]
-        arr = np.array(values, dtype=np.int64)
-        if len(values) and not all(type(v) is int for v in values):  # noqa: E721 - exact type check is the fast path
-            if not all(_is_int(v) for v in values):
-                raise TypeError
-        return arr
-    except (KeyError, TypeError, ValueError, OverflowError):
-        def check(r):
-            if key not in r:
-                return f"missing required key '{key}'"
-            if not _is_int(r[key]):
-                return f"'{key}' must be an integer, got {r[key]!r}"
-            return None
-
-        _first_bad(records, section, path, check)
-        raise InputError(f"bad '{key}' values", path=path, record=section) from None
-
-
-def _float_column(records: list, key: str, section: str, path: str) -> np.ndarray:
-    try:
-        return np.array([r[key] for r in records], dtype=np.float64)
-    except (KeyError, TypeError, ValueError):
-        def check(r):
-            if key not in r:
-                return f"missing required key '{key}'"
-            v = r[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                return f"'{key}' must be a number, got {v!r}"
-            return None
-
-        _first_bad(records, section, path, check)
-        raise InputError(f"bad '{key}' values", path=path, record=section) from None
-
-
-def _optional_int(records: list, key: str, section: str, path: str) -> np.ndarray:
-    try:
-        return np.array([r.get(key, -1) for r in records], dtype=np.int64)
-    except (TypeError, ValueError):
-        _first_bad(records, section, path, lambda r: None if _is_int(r.get(key, -1)) else f"'{key}' must be an integer")
-        raise
-
-
-def _bbox_column(anns: list, path: str) -> np.ndarray:
-    if not anns:
-        return np.zeros((0, 4))
-    try:
-        arr = np.array([a["bbox"] for a in anns], dtype=np.float64)
-        if arr.ndim == 2 and arr.shape[1] == 4:
-            return arr
-    except (KeyError, TypeError, ValueError):
-        pass
-
-    def check(a):
-        if "bbox" not in a:
-            return "missing required key 'bbox'"
-        b = a["bbox"]
-        if not isinstance(b, list) or len(b) != 4:
-            return f"'bbox' must be a list of 4 numbers [x, y, w, h], got {b!r}"
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in b):
-            if any(v is None for v in b):
-                return None  # null -> NaN: counted as a non-finite box, not fatal
-            return f"'bbox' must hold numbers, got {b!r}"
-        return None
-
-    _first_bad(anns, "annotations", path, check)
-    # only nulls remain: map them to NaN
-    return np.array([[np.nan if v is None else v for v in a["bbox"]] for a in anns], dtype=np.float64)
-
-
-def _crowd_column(anns: list, path: str) -> np.ndarray:
-    try:
-        crowd = np.array([a.get("iscrowd", 0) or 0 for a in anns], dtype=np.int64)
-    except (TypeError, ValueError):
-        _first_bad(anns, "annotations", path,
-                   lambda a: None if a.get("iscrowd", 0) in (0, 1, True, False, None) else f"'iscrowd' must be 0 or 1, got {a.get('iscrowd')!r}")
-        raise
-    bad = np.flatnonzero((crowd != 0) & (crowd != 1))
-    if len(bad):
-        i = int(bad[0])
-        raise InputError(f"'iscrowd' must be 0 or 1, got {anns[i].get('iscrowd')!r}", path=path, record=_rec("annotations", i, anns[i]))
-    return crowd.astype(bool)
-
-
-def _area_column(anns: list) -> np.ndarray:
-    values = [a.get("area") for a in anns]
-    try:
-        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    except (TypeError, ValueError):  # a non-numeric area is ignored, not fatal: it is informational only
-        return np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in values], dtype=np.float64)
-
-
-def _file_name(im: dict) -> str:
-    name = im.get("file_name")
-    if name:
-        return str(name)
-    url = im.get("coco_url") or im.get("flickr_url") or ""
-    return str(url).rsplit("/", 1)[-1]
-
-
-def _ragged(images: list, key: str, path: str) -> Ragged:
-    try:
-        return Ragged.from_lists([[int(v) for v in (im.get(key) or [])] for im in images])
-    except (TypeError, ValueError):
-        _first_bad(images, "images", path, lambda im: None if isinstance(im.get(key) or [], list) else f"'{key}' must be a list of category ids")
-        raise InputError(f"'{key}' must be lists of integers", path=path, record="images") from None
+def _cat(parts: list, dtype) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
 
 
 def _check_unique(ids: np.ndarray, section: str, what: str, path: str) -> None:
@@ -256,7 +421,7 @@ def _check_unique(ids: np.ndarray, section: str, what: str, path: str) -> None:
         raise InputError(f"duplicate {what} {int(s[dup[0]])}", path=path, record=f"{section}[{j}]")
 
 
-def _lookup(defined: np.ndarray, refs: np.ndarray, anns: list, key: str, what: str, path: str) -> np.ndarray:
+def _lookup(defined: np.ndarray, refs: np.ndarray, ann_ids: np.ndarray, key: str, what: str, path: str) -> np.ndarray:
     """Map referenced ids to row indices of ``defined``; an undefined id is an error naming the record."""
     if len(refs) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -267,5 +432,26 @@ def _lookup(defined: np.ndarray, refs: np.ndarray, anns: list, key: str, what: s
     ok = (pos < len(s)) & (s[pos_c] == refs) if len(s) else np.zeros(len(refs), bool)
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
-        raise InputError(f"{key} {int(refs[i])} refers to an undefined {what}", path=path, record=_rec("annotations", i, anns[i]))
+        raise InputError(f"{key} {int(refs[i])} refers to an undefined {what}", path=path,
+                         record=_ann_rec(i, ann_ids[i]))
     return order[pos_c].astype(np.int64)
+
+
+def from_dict(d: dict, path: str, flavour: str = "coco") -> Dataset:
+    """Build a :class:`Dataset` from a parsed COCO-style dict, through the same decoder and validation as files.
+
+    Raises :class:`InputError` naming the file and the first bad record.
+    """
+    import orjson
+
+    if not isinstance(d, dict):
+        raise InputError("expected a JSON object with 'images', 'annotations' and 'categories'", path=path)
+    try:
+        data = orjson.dumps(d)
+    except (TypeError, orjson.JSONEncodeError) as e:
+        raise InputError(f"cannot re-encode the document: {e}", path=path) from None
+    from imbalance_cli.data.stream import load_json_stream
+    from imbalance_cli.data._io import bytes_stream
+
+    stream, raw = bytes_stream(data)
+    return load_json_stream(stream, raw, str(path), flavour=flavour, workers=1)

@@ -18,16 +18,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+<<<<<<< HEAD
 from imbalance_cli import dist
 from imbalance_cli.data import coco, openimages, voc, yolo
 from imbalance_cli.data._io import parse_json, read_bytes
+=======
+from imbalance_cli.data import cache as _cache
+from imbalance_cli.data import openimages, voc, yolo
+from imbalance_cli.data._io import BOM, check_regular, line_col, open_stream
+>>>>>>> main
 from imbalance_cli.data.dataset import Dataset
+from imbalance_cli.data.spec import Format, LoadSpec
 from imbalance_cli.errors import InputError
 
-FORMATS = ("coco", "lvis", "objects365", "openimages", "voc", "yolo")
+FORMATS = tuple(f.value for f in Format)
 
 
-def load(path: str | os.PathLike, format: str | None = None, *, classes=None, image_sizes=None) -> Dataset:
+def load(path: str | os.PathLike, format: str | None = None, *, classes=None, image_sizes=None,
+         workers: int | None = None, cache: bool = True, spec: LoadSpec | None = None) -> Dataset:
     """Load an annotation file (or a VOC directory) into a columnar :class:`Dataset`.
 
     Parameters
@@ -40,6 +48,12 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
         Open Images only: ``class-descriptions-boxable.csv`` (default: looked for beside ``path``).
     image_sizes:
         Open Images only: CSV ``ImageID,Width,Height``; without it boxes stay normalised.
+    workers:
+        Processes decoding JSON chunks (default: the machine's cores); the result does not depend on it.
+    cache:
+        Read and write the columnar cache (:mod:`imbalance_cli.data.cache`); JSON and CSV files only.
+    spec:
+        A :class:`~imbalance_cli.data.spec.LoadSpec` instead of the keyword arguments above.
 
     Raises
     ------
@@ -51,34 +65,95 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
 
 def _load(path, format, *, classes, image_sizes) -> Dataset:
     p = Path(path)
-    if format is not None and format not in FORMATS:
-        raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}", path=p)
-    if format == "yolo" or (format is None and image_sizes is None and yolo.is_yolo_path(p)):  # YOLO: data.yaml or labels dir
-        return yolo.load(p, classes=classes)
-    if (classes is not None or image_sizes is not None) and format not in (None, "openimages"):
-        raise InputError("--classes and --image-sizes apply to Open Images CSV only", path=p)
-    if p.is_dir():
-        if format not in (None, "voc"):
-            raise InputError(f"a directory can only be read as Pascal VOC, not {format}", path=p)
+    if spec is None:
+        try:
+            spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers, cache=cache)
+        except InputError as e:
+            raise InputError(e.message, path=p) from None
+    fmt = None if spec.format is None else spec.format.value
+    st = check_regular(p, allow_dir=True)
+    if fmt == "yolo" or (fmt is None and spec.image_sizes is None and yolo.is_yolo_path(p)):  # data.yaml or labels dir
+        return yolo.load(p, classes=spec.classes)
+    if os.path.isdir(p):
+        if fmt not in (None, "voc"):
+            raise InputError(f"a directory can only be read as Pascal VOC, not {fmt}", path=p)
         return voc.load(p)
-    data = read_bytes(p)
-    fmt = format or detect_format(data, p)
+    if st.st_size == 0:
+        raise InputError("file is empty", path=p)
+    if fmt is None:
+        fmt = detect_format(_head(p), p)
     if fmt == "voc":
         return voc.load(p)
-    if fmt == "openimages":
-        return openimages.load(p, data=data, classes=classes, image_sizes=image_sizes)
-    if classes is not None or image_sizes is not None:
+    if fmt != "openimages" and (spec.classes is not None or spec.image_sizes is not None):
         raise InputError("--classes and --image-sizes apply to Open Images CSV only", path=p)
-    d = parse_json(data, p, drop_polygons=True)
-    del data  # the raw bytes are no longer needed: lower peak memory on large files
-    if fmt is None:
-        fmt = _detect_json(d, p)
-    return coco.from_dict(d, str(p), flavour=fmt)
+    key = None
+    if spec.cache:
+        options = {"format": fmt or "", "loader": "json" if fmt != "openimages" else "csv"}
+        if fmt == "openimages":
+            classes_file = spec.classes
+            if classes_file is None and (p.parent / openimages.CLASSES_FILE).is_file():
+                classes_file = p.parent / openimages.CLASSES_FILE
+            for name, side in (("classes", classes_file), ("image_sizes", spec.image_sizes)):
+                if side is not None:
+                    check_regular(side)
+                    options[name] = Path(side)
+        try:
+            key = _cache.key_for(p, options)
+        except OSError:
+            key = None
+        if key is not None:
+            ds = _cache.load(key)
+            if ds is not None:
+                ds.path = str(p)
+                return ds
+    if fmt == "openimages":
+        ds = openimages.load(p, classes=spec.classes, image_sizes=spec.image_sizes)
+    else:
+        from imbalance_cli.data.stream import load_json_stream
+
+        stream, raw = open_stream(p)
+        try:
+            ds = load_json_stream(stream, raw, str(p), flavour=fmt, workers=spec.workers, total=st.st_size)
+        except InputError as e:
+            raise _with_line(e, p) from None
+        finally:
+            raw.close()
+    if key is not None:
+        _cache.save(key, ds)
+    return ds
+
+
+def _with_line(e: InputError, p: Path) -> InputError:
+    """Add the line and column to a byte offset in a JSON error message."""
+    import re
+
+    m = re.search(r"\(byte (\d+)\)", e.message)
+    if not m:
+        return e
+    where = line_col(p, int(m.group(1)))
+    if where is None:
+        return e
+    msg = e.message.replace(m.group(0), f"at line {where[0]}, column {where[1]} (byte {m.group(1)})")
+    return InputError(msg, path=e.path, record=e.record)
+
+
+def _head(p: Path) -> bytes:
+    stream, raw = open_stream(p)
+    try:
+        return stream.read(4096)
+    except (EOFError, OSError) as e:
+        raise InputError(f"corrupt or truncated gzip data ({e})", path=p) from None
+    finally:
+        raw.close()
 
 
 def detect_format(data: bytes, path) -> str | None:
-    """Guess the format from the first bytes; ``None`` means JSON (decided after parsing)."""
+    """Guess the format from the first bytes; ``None`` means COCO-style JSON (flavour decided after parsing)."""
+    if data.startswith(BOM):
+        data = data[len(BOM):]
     head = data.lstrip()[:4096]
+    if not head:
+        raise InputError("file is empty", path=path)
     if head[:1] in (b"{", b"["):
         return None
     if head[:1] == b"<":
@@ -92,14 +167,15 @@ def detect_format(data: bytes, path) -> str | None:
 
 
 def _detect_json(d, path) -> str:
+    """The flavour of an already-parsed COCO-style dict (``imbalance check`` parses whole documents)."""
     if isinstance(d, list) or (isinstance(d, dict) and "categories" in d and "annotations" not in d and "images" not in d):
         raise InputError(
             "this is a category-statistics file (categories only, no images or annotations): "
             "`imbalance margins` and `imbalance groups` accept it; `stats` needs a full annotation file", path=path)
     if not isinstance(d, dict) or not {"images", "annotations", "categories"} & set(d):
         raise InputError("unrecognised JSON: expected a COCO-style object with images, annotations and categories", path=path)
-    cats = d.get("categories") or []
-    images = d.get("images") or []
+    cats = d.get("categories") if isinstance(d.get("categories"), list) else []
+    images = d.get("images") if isinstance(d.get("images"), list) else []
     if any(isinstance(c, dict) and ("frequency" in c or "image_count" in c) for c in cats[:2000]) or any(
         isinstance(im, dict) and ("neg_category_ids" in im or "not_exhaustive_category_ids" in im) for im in images[:1000]
     ):
@@ -107,7 +183,7 @@ def _detect_json(d, path) -> str:
     info = d.get("info")
     if isinstance(info, dict) and "objects365" in str(info.get("description", "")).lower().replace(" ", ""):
         return "objects365"
-    anns = d.get("annotations") or []
+    anns = d.get("annotations") if isinstance(d.get("annotations"), list) else []
     ids = {c.get("id") for c in cats if isinstance(c, dict)}
     if ids == set(range(1, 366)) and anns and all(isinstance(a, dict) and "iscrowd" not in a for a in anns[:100]):
         return "objects365"

@@ -1,10 +1,12 @@
-"""Open Images bounding-box CSV -> :class:`Dataset`.
+"""Open Images bounding-box CSV -> :class:`Dataset`, read by pyarrow's multi-threaded CSV reader.
 
 Inputs
 ------
 * the box CSV with header
   ``ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside``
-  (coordinates normalised to [0, 1]);
+  (coordinates normalised to [0, 1]); only ``ImageID, LabelName, XMin, XMax, YMin, YMax`` and
+  ``IsGroupOf`` are decoded. ``ImageID`` and ``LabelName`` are dictionary-encoded while reading,
+  so no Python string is made per row;
 * optionally ``class-descriptions-boxable.csv`` (``MID,DisplayName``, no header) for class
   names; looked for next to the box CSV when not given. Without it the MIDs are the names;
 * optionally an image-sizes CSV (``ImageID,Width,Height``). With it boxes are converted to
@@ -14,16 +16,20 @@ Inputs
 ``IsGroupOf = 1`` is treated like COCO ``iscrowd``. Category ids are 1..K in the order of the
 class-descriptions file (or of sorted MIDs); the MID is kept in ``category_codes``. Image ids are
 1..N in order of first appearance (sizes-file images first); the ImageID is the file name stem.
+A row with the wrong number of fields is a malformed CSV; a non-numeric coordinate, size or
+``IsGroupOf`` is an error naming the line. Empty coordinates are read as NaN (a non-finite box,
+counted, not fatal). A UTF-8 BOM is accepted.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 
 import numpy as np
 
-from imbalance_cli.data._io import read_bytes
+from imbalance_cli.data._io import BOM, GZIP_MAGIC, MAX_IMAGE_SIDE, check_regular, read_bytes
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 
@@ -31,45 +37,123 @@ BOX_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 CLASSES_FILE = "class-descriptions-boxable.csv"
 
 
-def _read_csv(data: bytes, path, **kw):
-    import pandas as pd
+def _input(path):
+    import pyarrow as pa
+
+    check_regular(path)
+    with open(path, "rb") as f:
+        gz = f.read(2) == GZIP_MAGIC
+    return pa.input_stream(str(path), compression="gzip" if gz else None)
+
+
+def _header(path) -> list[str]:
+    with _input(path) as s:
+        head = s.read(65536)
+    if head.startswith(BOM):
+        head = head[len(BOM):]
+    line = head.split(b"\n", 1)[0].decode("utf-8", "replace").strip("\r")
+    return next(csv.reader([line]), [])
+
+
+def _read_table(path, columns: dict, line_of_error_check):
+    """Read the CSV at ``path`` keeping ``columns`` (name -> arrow type); errors name the line."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
 
     try:
-        return pd.read_csv(io.BytesIO(data), **kw)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
-        raise InputError(f"malformed CSV: {str(e).splitlines()[0]}", path=path) from None
+        with _input(path) as stream:
+            return pacsv.read_csv(
+                stream, read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
+                convert_options=pacsv.ConvertOptions(include_columns=list(columns), column_types=columns,
+                                                     strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError) as e:
+        raise line_of_error_check(str(e)) from None
+
+
+def _find_bad_line(path, check) -> int | None:
+    """Slow path (errors only): the first data line (1-based, header = line 1) failing ``check(fields)``."""
+    with _input(path) as s:
+        text = io.TextIOWrapper(s, encoding="utf-8-sig", errors="replace", newline="")
+        reader = csv.reader(text)
+        header = next(reader, [])
+        for i, row in enumerate(reader):
+            if check(header, row):
+                return i + 2
+    return None
+
+
+def _csv_error(path, message: str, expected: int | None = None, numeric: tuple = ()) -> InputError:
+    first = message.splitlines()[0]
+    if "Expected" in first and "columns" in first:
+        line = _find_bad_line(path, lambda h, r: len(r) != len(h))
+        got = first.split("got ", 1)[-1].split(":", 1)[0] if "got " in first else "?"
+        return InputError(f"malformed CSV: a row has {got} fields where the header has {len(_header(path))}",
+                          path=path, record=f"line {line}" if line else None)
+    if "conversion error" in first:
+        def bad(h, r):
+            for name in numeric:
+                if name in h and h.index(name) < len(r):
+                    v = r[h.index(name)].strip()
+                    if v == "":
+                        continue
+                    try:
+                        float(v)
+                    except ValueError:
+                        return True
+            return False
+
+        line = _find_bad_line(path, bad)
+        return InputError(f"{'/'.join(numeric)} must be numbers ({first.split(': ', 1)[-1]})", path=path,
+                          record=f"line {line}" if line else None)
+    return InputError(f"malformed CSV: {first}", path=path)
 
 
 def read_classes(path) -> tuple[list[str], list[str]]:
     """Read ``MID,DisplayName`` rows (no header) -> (mids, names)."""
-    df = _read_csv(read_bytes(path), path, header=None, dtype=str, keep_default_na=False)
-    if df.shape[1] < 2:
-        raise InputError("expected two columns MID,DisplayName", path=path, record="line 1")
-    if str(df.iloc[0, 0]).strip().lower() in ("labelname", "mid"):
-        df = df.iloc[1:]
-    mids = df.iloc[:, 0].str.strip().tolist()
+    text = read_bytes(path).decode("utf-8", "replace")
+    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+    if not rows or any(len(r) < 2 for r in rows):
+        bad = next((i for i, r in enumerate(rows) if len(r) < 2), 0)
+        raise InputError("expected two columns MID,DisplayName", path=path, record=f"line {bad + 1}")
+    if rows[0][0].strip().lower() in ("labelname", "mid"):
+        rows = rows[1:]
+    mids = [r[0].strip() for r in rows]
     dup = _first_duplicate(mids)
     if dup is not None:
         raise InputError(f"duplicate class {mids[dup]!r}", path=path, record=f"line {dup + 1}")
-    return mids, df.iloc[:, 1].str.strip().tolist()
+    return mids, [r[1].strip() for r in rows]
 
 
-def read_image_sizes(path) -> dict[str, tuple[float, float]]:
-    """Read ``ImageID,Width,Height`` (header required) -> {image id: (width, height)}."""
-    df = _read_csv(read_bytes(path), path, dtype={"ImageID": str})
-    missing = [c for c in ("ImageID", "Width", "Height") if c not in df.columns]
+def read_image_sizes(path):
+    """Read ``ImageID,Width,Height`` (header required) -> (ImageID arrow array, widths, heights)."""
+    import pyarrow as pa
+
+    header = _header(path)
+    missing = [c for c in ("ImageID", "Width", "Height") if c not in header]
     if missing:
-        raise InputError(f"image-sizes CSV needs columns ImageID,Width,Height; missing {', '.join(missing)}", path=path, record="header")
-    w = np.asarray(df["Width"], dtype=np.float64)
-    h = np.asarray(df["Height"], dtype=np.float64)
-    bad = np.flatnonzero(~(np.isfinite(w) & np.isfinite(h) & (w > 0) & (h > 0)))
+        raise InputError(f"image-sizes CSV needs columns ImageID,Width,Height; missing {', '.join(missing)}",
+                         path=path, record="header")
+    t = _read_table(path, {"ImageID": pa.string(), "Width": pa.float64(), "Height": pa.float64()},
+                    lambda m: _csv_error(path, m, numeric=("Width", "Height")))
+    w = t.column("Width").to_numpy(zero_copy_only=False).astype(np.float64)
+    h = t.column("Height").to_numpy(zero_copy_only=False).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(w) & np.isfinite(h) & (w > 0) & (h > 0)
+        big = ok & ((w > MAX_IMAGE_SIDE) | (h > MAX_IMAGE_SIDE))
+    bad = np.flatnonzero(~ok | big)
     if len(bad):
-        raise InputError("Width and Height must be positive numbers", path=path, record=f"line {int(bad[0]) + 2}")
-    ids = df["ImageID"].tolist()
-    dup = _first_duplicate(ids)
-    if dup is not None:
-        raise InputError(f"duplicate ImageID {ids[dup]!r}", path=path, record=f"line {dup + 2}")
-    return dict(zip(ids, zip(w.tolist(), h.tolist())))
+        i = int(bad[0])
+        what = (f"Width and Height must be at most {MAX_IMAGE_SIDE:,} pixels" if big[i]
+                else "Width and Height must be positive finite numbers")
+        raise InputError(what, path=path, record=f"line {i + 2}")
+    ids = t.column("ImageID").combine_chunks()
+    import pyarrow.compute as pc
+
+    if pc.count_distinct(ids).as_py() != len(ids):
+        keys = ids.to_pylist()
+        dup = _first_duplicate(keys)
+        raise InputError(f"duplicate ImageID {keys[dup]!r}", path=path, record=f"line {dup + 2}")
+    return ids, w, h
 
 
 def _first_duplicate(items: list) -> int | None:
@@ -81,76 +165,112 @@ def _first_duplicate(items: list) -> int | None:
     return None
 
 
+def _dict_column(table, name):
+    """(indices int64, dictionary arrow array) of a dictionary-encoded column."""
+    col = table.column(name)
+    if col.num_chunks == 0:
+        import pyarrow as pa
+
+        return np.zeros(0, np.int64), pa.array([], pa.string())
+    col = col.unify_dictionaries()
+    idx = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in col.chunks]).astype(np.int64)
+    return idx, col.chunks[0].dictionary
+
+
+def _first_row(idx: np.ndarray, bad_codes: np.ndarray) -> int:
+    return int(np.flatnonzero(np.isin(idx, bad_codes))[0])
+
+
 def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dataset:
     """Load an Open Images box CSV (see module docstring for the optional side files)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     path = Path(path)
-    data = read_bytes(path) if data is None else data
-    df = _read_csv(data, path, dtype={"ImageID": str, "LabelName": str, "Source": str})
-    missing = [c for c in BOX_COLUMNS if c not in df.columns]
+    header = _header(path)
+    missing = [c for c in BOX_COLUMNS if c not in header]
     if missing:
-        raise InputError(f"not an Open Images box CSV: missing column(s) {', '.join(missing)}", path=path, record="header")
-    coords = df[["XMin", "YMin", "XMax", "YMax"]]
-    try:
-        boxes = coords.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        numeric = coords.apply(lambda c: __import__("pandas").to_numeric(c, errors="coerce"))
-        bad = np.flatnonzero(numeric.isna().to_numpy().any(axis=1) & coords.notna().to_numpy().any(axis=1))
-        line = int(bad[0]) + 2 if len(bad) else 2
-        raise InputError("XMin/XMax/YMin/YMax must be numbers", path=path, record=f"line {line}") from None
-    if df["ImageID"].isna().any() or df["LabelName"].isna().any():
-        i = int(np.flatnonzero(df["ImageID"].isna().to_numpy() | df["LabelName"].isna().to_numpy())[0])
-        raise InputError("ImageID and LabelName are required", path=path, record=f"line {i + 2}")
+        raise InputError(f"not an Open Images box CSV: missing column(s) {', '.join(missing)}", path=path,
+                         record="header")
+    dict_t = pa.dictionary(pa.int32(), pa.string())
+    columns = {"ImageID": dict_t, "LabelName": dict_t, "XMin": pa.float64(), "XMax": pa.float64(),
+               "YMin": pa.float64(), "YMax": pa.float64()}
+    if "IsGroupOf" in header:
+        columns["IsGroupOf"] = pa.float64()
+    numeric = ("XMin", "XMax", "YMin", "YMax") + (("IsGroupOf",) if "IsGroupOf" in header else ())
+    t = _read_table(path, columns, lambda m: _csv_error(path, m, numeric=numeric))
+    n = t.num_rows
+
+    boxes = np.empty((n, 4), dtype=np.float64)
+    for j, name in enumerate(("XMin", "YMin", "XMax", "YMax")):  # one column at a time, nulls -> NaN
+        boxes[:, j] = t.column(name).to_numpy(zero_copy_only=False)
+        t = t.drop_columns([name])  # release the column's buffers now
+    img_idx, img_dict = _dict_column(t, "ImageID")
+    lab_idx, lab_dict = _dict_column(t, "LabelName")
+    blank_rows = []
+    for idx, dic in ((img_idx, img_dict), (lab_idx, lab_dict)):
+        k = pc.index(dic, "").as_py() if len(dic) else -1
+        if k >= 0 and (idx == k).any():
+            blank_rows.append(int(np.flatnonzero(idx == k)[0]))
+    if blank_rows:
+        raise InputError("ImageID and LabelName are required", path=path, record=f"line {min(blank_rows) + 2}")
 
     # classes
-    if classes is None and (path.parent / CLASSES_FILE).exists():
+    if classes is None and (path.parent / CLASSES_FILE).is_file():
         classes = path.parent / CLASSES_FILE
-    labels = df["LabelName"].to_numpy(dtype=object)
     if classes is not None:
         mids, names = read_classes(classes)
-        mid_index = {m: i for i, m in enumerate(mids)}
-        idx = np.fromiter((mid_index.get(m, -1) for m in labels), dtype=np.int64, count=len(labels))
-        if (idx < 0).any():
-            i = int(np.flatnonzero(idx < 0)[0])
-            raise InputError(f"LabelName {labels[i]!r} is not in the class list {Path(classes).name}", path=path, record=f"line {i + 2}")
+        code = pc.index_in(lab_dict, value_set=pa.array(mids, pa.string())).to_numpy(zero_copy_only=False)
+        code = np.where(np.isnan(code.astype(np.float64)), -1, code).astype(np.int64) if len(code) else code.astype(np.int64)
+        if len(lab_idx) and (code[lab_idx] < 0).any():
+            i = int(np.flatnonzero(code[lab_idx] < 0)[0])
+            raise InputError(f"LabelName {lab_dict[int(lab_idx[i])].as_py()!r} is not in the class list "
+                             f"{Path(classes).name}", path=path, record=f"line {i + 2}")
     else:
-        mids = sorted(set(labels.tolist()))
+        used = np.unique(lab_idx)
+        values = [lab_dict[int(k)].as_py() for k in used]
+        order = np.argsort(np.array(values, dtype=object)) if values else np.zeros(0, np.int64)
+        mids = [values[k] for k in order]
         names = list(mids)
-        mid_index = {m: i for i, m in enumerate(mids)}
-        idx = np.fromiter((mid_index[m] for m in labels), dtype=np.int64, count=len(labels))
+        code = np.full(len(lab_dict), -1, dtype=np.int64)
+        code[used[order]] = np.arange(len(mids))
+    box_category = code[lab_idx] if n else np.zeros(0, np.int64)
 
     # images
-    sizes = read_image_sizes(image_sizes) if image_sizes is not None else None
-    image_keys = list(sizes) if sizes is not None else []
-    known = set(image_keys)
-    for key in df["ImageID"].unique().tolist():
-        if key not in known:
-            if sizes is not None:
-                i = int(np.flatnonzero(df["ImageID"].to_numpy() == key)[0])
-                raise InputError(f"ImageID {key!r} has no entry in the image-sizes file", path=path, record=f"line {i + 2}")
-            image_keys.append(key)
-            known.add(key)
-    key_index = {k: i for i, k in enumerate(image_keys)}
-    box_image = np.fromiter((key_index[k] for k in df["ImageID"].tolist()), dtype=np.int64, count=len(df))
-    if sizes is not None:
-        W = np.array([sizes[k][0] for k in image_keys])
-        H = np.array([sizes[k][1] for k in image_keys])
+    if image_sizes is not None:
+        size_ids, W, H = read_image_sizes(image_sizes)
+        pos = pc.index_in(img_dict, value_set=size_ids).to_numpy(zero_copy_only=False)
+        pos = np.where(np.isnan(pos.astype(np.float64)), -1, pos).astype(np.int64) if len(pos) else pos.astype(np.int64)
+        if n and (pos[img_idx] < 0).any():
+            i = int(np.flatnonzero(pos[img_idx] < 0)[0])
+            raise InputError(f"ImageID {img_dict[int(img_idx[i])].as_py()!r} has no entry in the image-sizes file",
+                             path=path, record=f"line {i + 2}")
+        box_image = pos[img_idx] if n else np.zeros(0, np.int64)
+        image_keys = size_ids.to_pylist()
         boxes = boxes * np.stack([W, H, W, H], axis=1)[box_image]
     else:
+        uniq, first = np.unique(img_idx, return_index=True)
+        order = uniq[np.argsort(first, kind="stable")]
+        remap = np.full(len(img_dict), -1, dtype=np.int64)
+        remap[order] = np.arange(len(order))
+        box_image = remap[img_idx]
+        image_keys = img_dict.take(pa.array(order, pa.int64())).to_pylist() if len(order) else []
         W = H = np.full(len(image_keys), np.nan)
 
-    group = df["IsGroupOf"].fillna(0).to_numpy() if "IsGroupOf" in df.columns else np.zeros(len(df))
-    try:
-        group = np.asarray(group, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError("IsGroupOf must be 0 or 1", path=path, record="column IsGroupOf") from None
-    bad = np.flatnonzero(~np.isin(group, (0, 1, -1)))
-    if len(bad):
-        raise InputError(f"IsGroupOf must be 0 or 1, got {group[bad[0]]!r}", path=path, record=f"line {int(bad[0]) + 2}")
+    if "IsGroupOf" in columns and n:
+        group = t.column("IsGroupOf").to_numpy(zero_copy_only=False).astype(np.float64)
+        group = np.where(np.isnan(group), 0, group)
+        bad = np.flatnonzero(~np.isin(group, (0, 1, -1)))
+        if len(bad):
+            raise InputError(f"IsGroupOf must be 0 or 1, got {group[bad[0]]:g}", path=path,
+                             record=f"line {int(bad[0]) + 2}")
+    else:
+        group = np.zeros(n)
     return Dataset(
         image_ids=np.arange(1, len(image_keys) + 1), widths=W, heights=H,
         file_names=np.array([f"{k}.jpg" for k in image_keys], dtype=object),
-        boxes=boxes, box_image=box_image, box_category=idx, crowd=group == 1,
+        boxes=boxes, box_image=box_image, box_category=box_category, crowd=group == 1,
         category_ids=np.arange(1, len(mids) + 1), category_names=np.array(names, dtype=object),
         category_codes=np.array(mids, dtype=object),
-        format="openimages", path=str(path), has_image_sizes=sizes is not None,
+        format="openimages", path=str(path), has_image_sizes=image_sizes is not None,
     )

@@ -69,7 +69,7 @@ def load_with_problems(path: str | os.PathLike, format: str | None = None) -> tu
         data = read_bytes(p)
         if data.lstrip()[:1] not in (b"{", b"["):
             raise
-        d = parse_json(data, p, drop_polygons=True)
+        d = parse_json(data, p)
         del data
         if not isinstance(d, dict) or not ({"images", "annotations"} & set(d)):
             raise

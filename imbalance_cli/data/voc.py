@@ -12,13 +12,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
-from imbalance_cli.data._io import read_bytes
+from imbalance_cli.data._io import MAX_IMAGE_SIDE, read_bytes
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 
@@ -45,9 +46,13 @@ def _number(node, tag, path, record) -> float:
         raise InputError(f"<{tag}> must be a number, got {value!r}", path=path, record=record) from None
 
 
+#: Largest VOC XML file read (one image's annotation is a few kB).
+MAX_XML_BYTES = 64 * 1024 * 1024
+
+
 def parse_file(path, data: bytes | None = None) -> dict:
     """Parse one VOC XML file into a plain dict (file name, size, objects)."""
-    data = read_bytes(path) if data is None else data
+    data = read_bytes(path, limit=MAX_XML_BYTES) if data is None else data
     try:
         root = ET.fromstring(data)
     except ET.ParseError as e:
@@ -64,6 +69,13 @@ def parse_file(path, data: bytes | None = None) -> dict:
         "height": _number(size, "height", path, "<size>"),
         "objects": [],
     }
+    w, h = out["width"], out["height"]
+    if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+        raise InputError(f"image width and height must be positive finite numbers, got {w:g} x {h:g}", path=path,
+                         record="<size>")
+    if w > MAX_IMAGE_SIDE or h > MAX_IMAGE_SIDE:
+        raise InputError(f"image width and height must be at most {MAX_IMAGE_SIDE:,} pixels, got {w:g} x {h:g}",
+                         path=path, record="<size>")
     for k, obj in enumerate(root.findall("object")):
         record = f"<object> #{k + 1}"
         name = _text(obj, "name", path, record)

@@ -2,10 +2,12 @@
 
 * :mod:`~imbalance_cli.detector.synthetic` — ``synthetic-lt``, a seeded long-tailed shapes dataset;
 * :mod:`~imbalance_cli.detector.model` — backbone + FPN + RetinaNet-style heads, NMS, post-processing;
-* :mod:`~imbalance_cli.detector.objectives` — ``--loss`` / ``--box-loss`` / ``--sampler`` adapters
-  onto :mod:`imbalance_cli.losses`;
+* :mod:`~imbalance_cli.detector.objectives` — objectives built from the loss registry
+  (:mod:`imbalance_cli.losses.registry`): heads, inputs, state, samplers;
 * :mod:`~imbalance_cli.detector.train` — the training loop (checkpoints, resume, logs);
 * :mod:`~imbalance_cli.detector.evaluate` — pycocotools / lvis evaluation, AP per BAGS bin.
+
+Figures, the progress bar and the terminal summary of a run live in :mod:`imbalance_cli.report.train`.
 
 Heavy modules (torch) are imported lazily: ``from imbalance_cli.detector import train`` etc.
 """

@@ -23,6 +23,11 @@ import torch
 from torch import Tensor
 
 from imbalance_cli.errors import InputError
+from imbalance_cli.anchors.generator import resized_size
+from imbalance_cli.data import load
+from imbalance_cli.detector.synthetic import write_synthetic_lt
+from imbalance_cli.progress import progress
+from imbalance_cli.stats.classes import class_counts, lvis_frequency
 
 
 @dataclass
@@ -63,7 +68,6 @@ class DetectionData:
 def resize_scale(h: int, w: int, preset) -> tuple[float, float, int, int]:
     """Scale factors and resized size ``(sy, sx, new_h, new_w)`` of an image under the preset's
     resize policy (the anchor generator's own rule, :func:`imbalance_cli.anchors.generator.resized_size`)."""
-    from imbalance_cli.anchors.generator import resized_size
 
     nh, nw = (int(v) for v in resized_size(h, w, preset))
     return nh / h, nw / w, nh, nw
@@ -85,19 +89,39 @@ def _read_image(path: Path, h: int, w: int) -> Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
+def confined_image_path(images_dir: Path, file_name: str, data_path, record: str) -> Path:
+    """``images_dir / file_name``, refusing a name that leaves the folder.
+
+    An absolute ``file_name``, or one whose ``..`` components (after resolving symbolic links)
+    lead outside ``images_dir``, is an :class:`InputError` naming the annotation file and record.
+    """
+    name = str(file_name)
+    root = images_dir.resolve()
+    if Path(name).is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise InputError(f"file_name {name!r} is an absolute path; it must be relative to --images",
+                         path=data_path, record=f"{record}: file_name")
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        raise InputError(f"file_name {name!r} points outside the --images folder", path=data_path,
+                         record=f"{record}: file_name")
+    return target
+
+
 def _split_from_dataset(ds, rows: np.ndarray, images_dir: Path, preset) -> Split:
     valid = ds.valid_mask()
     order, offsets = ds.image_offsets(valid)
     images, boxes, labels, ids, scales, sizes = [], [], [], [], [], []
-    from imbalance_cli.progress import progress
-
-    for i in progress(rows, total=len(rows), description="reading images"):
+    paths = {}
+    for i in rows:  # every name is checked before any image is read
         i = int(i)
         if ds.file_names is None or not ds.file_names[i]:
             raise InputError("image has no file name", path=ds.path, record=f"image id {int(ds.image_ids[i])}")
+        paths[i] = confined_image_path(images_dir, str(ds.file_names[i]), ds.path, f"image id {int(ds.image_ids[i])}")
+    for i in progress(rows, total=len(rows), description="reading images"):
+        i = int(i)
         oh, ow = int(ds.heights[i]), int(ds.widths[i])
         sy, sx, nh, nw = resize_scale(oh, ow, preset)
-        images.append(_read_image(images_dir / str(ds.file_names[i]), nh, nw))
+        images.append(_read_image(paths[i], nh, nw))
         sel = order[offsets[i] : offsets[i + 1]]
         b = ds.boxes[sel].copy()
         b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, ow) * sx
@@ -153,7 +177,6 @@ def gt_dict(ds, rows: np.ndarray, frequency: list[str]) -> dict:
 
 def from_dataset(train_ds, val_ds, train_rows, val_rows, images_dir: Path, preset, source: dict) -> DetectionData:
     """Assemble :class:`DetectionData` from loaded Datasets and chosen image rows."""
-    from imbalance_cli.stats.classes import class_counts, lvis_frequency
 
     train_mask = train_ds.valid_mask() & np.isin(train_ds.box_image, train_rows)
     inst, imgs = class_counts(train_ds, train_mask)
@@ -175,8 +198,6 @@ def from_dataset(train_ds, val_ds, train_rows, val_rows, images_dir: Path, prese
 
 def load_synthetic(cache_dir, cfg, preset) -> DetectionData:
     """Generate (or reuse) ``synthetic-lt`` in ``cache_dir`` and load both splits."""
-    from imbalance_cli import load
-    from imbalance_cli.detector.synthetic import write_synthetic_lt
 
     paths = write_synthetic_lt(cache_dir, cfg)
     tr = load(str(paths["train"]))
@@ -187,7 +208,6 @@ def load_synthetic(cache_dir, cfg, preset) -> DetectionData:
 
 def load_real(data_file: str, images_dir: str, preset, val_fraction: float, seed: int, val_file: str | None = None) -> DetectionData:
     """Load a COCO/LVIS/VOC file; hold out ``val_fraction`` of its images (seeded) unless ``val_file`` is given."""
-    from imbalance_cli import load
 
     if not images_dir:
         raise InputError("--images DIR is required with --data FILE")

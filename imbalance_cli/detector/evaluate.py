@@ -6,7 +6,7 @@
   categories carry r/c/f frequencies from the *training* image counts);
 * ``AP_per_class`` (COCO AP@[.5:.95] per category from ``COCOeval.eval['precision']``) and
   ``AP_bins``: the mean per-class AP of each BAGS bin of training-instance counts
-  (seed 002, Eq. 3: bins [0, 10), [10, 100), [100, 1000), [1000, inf)).
+  (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3: bins [0, 10), [10, 100), [100, 1000), [1000, inf)).
 
 lvis 0.5.3 calls ``np.float``, removed in NumPy 1.24; :func:`numpy_float_alias` provides the alias
 only while LVISEval runs and removes it afterwards, so NumPy stays unpinned and unpatched.
@@ -24,6 +24,8 @@ import warnings
 from typing import Iterator, Sequence
 
 import numpy as np
+
+from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
 
@@ -118,12 +120,11 @@ def lvis_eval(gt: dict, detections: list[dict], max_dets: int = 300) -> dict:
 
 
 def ap_bins(per_class_ap: np.ndarray, train_instances: Sequence[int], edges: Sequence[float] | None = None) -> list[dict]:
-    """Mean per-class AP in each BAGS bin of training-instance counts (seed 002, Eq. 3).
+    """Mean per-class AP in each BAGS bin of training-instance counts (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3).
 
     Returns one dict per bin ``{"bin": "[lo, hi)", "classes": n, "AP": mean or None}``; classes
     without held-out ground truth (NaN AP) are left out of the mean.
     """
-    from imbalance_cli.stats.classes import DEFAULT_BAGS_EDGES, bags_groups
 
     e = list(DEFAULT_BAGS_EDGES if edges is None else edges)
     counts = np.asarray(train_instances)

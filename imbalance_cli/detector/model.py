@@ -27,6 +27,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from imbalance_cli.boxes import box_iou
+from imbalance_cli.losses.regression import decode_deltas as decode
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the compact detector (plain data)."""
@@ -150,7 +153,7 @@ class Detector(nn.Module):
     def classifier_weight_norms(self) -> Tensor:
         """L2 norm of the final classifier's weights per logit (averaged over anchor shapes), (L,).
 
-        The quantity of the BAGS paper's Fig. 1 (seed 002): head classes grow larger norms.
+        The quantity of the BAGS paper's Fig. 1 (Li et al., Balanced Group Softmax, CVPR 2020): head classes grow larger norms.
         """
         w = self.cls_out.weight.detach().reshape(self.num_anchors, self.num_logits, -1)
         return w.norm(dim=2).mean(dim=0)
@@ -168,7 +171,6 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     higher-scoring box exceeds ``iou_threshold``. The IoU matrix is computed once
     (vectorised); the greedy pass walks it with one boolean row operation per kept box.
     """
-    from imbalance_cli.boxes import box_iou
 
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.int64, device=boxes.device)
@@ -217,7 +219,6 @@ def postprocess(scores: Tensor, deltas: Tensor, anchors: Tensor, level_counts: l
     best; decode their boxes, clip to the image; then class-aware NMS over all levels and the
     ``max_detections`` best. Returns ``(boxes (n, 4) xyxy, scores (n,), classes (n,))``.
     """
-    from imbalance_cli.losses import decode_deltas as decode
 
     H, W = image_size
     all_b, all_s, all_c = [], [], []

@@ -37,6 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from imbalance_cli.fileio import atomic_path, write_json
+from imbalance_cli.stats.classes import lvis_frequency
+
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {
     "red": (215, 40, 40),
@@ -289,7 +292,6 @@ def to_lvis_json(layouts, boxes, cfg: SyntheticConfig, split: str, train_counts=
     split's ``image_count``/``instance_count``. Annotation is exhaustive, so each image's
     ``neg_category_ids`` are all classes absent from it.
     """
-    from imbalance_cli.stats.classes import lvis_frequency
 
     C = cfg.num_classes
     names = class_names()
@@ -362,7 +364,6 @@ def write_synthetic_lt(out_dir, cfg: SyntheticConfig | None = None) -> dict:
     """
     from PIL import Image
 
-    from imbalance_cli.fileio import atomic_path, write_json
 
     cfg = cfg or SyntheticConfig()
     out = Path(out_dir)

@@ -6,7 +6,7 @@
 * Every iteration appends one JSON line to ``train_log.jsonl``: classification and regression
   losses and the gradient norm each task puts on its own head (the classification tower + output
   receive gradient only from the classification loss, the box tower + output only from the
-  regression loss), i.e. the objective-imbalance view of the survey (seed 000, §7, Figs. 16-17).
+  regression loss), i.e. the objective-imbalance view of the survey (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §7, Figs. 16-17).
 * A checkpoint (model, optimizer, stateful-loss state, every RNG state, epoch) is written
   atomically after each epoch; ``resume=True`` continues from it and reaches the same weights
   and metrics as an uninterrupted run (data order and flips come from per-epoch seeded
@@ -28,7 +28,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from imbalance_cli.anchors.generator import grid_anchors, level_layout
+from imbalance_cli.anchors.matcher import dense_match_batched
+from imbalance_cli.anchors.presets import get_preset, preset_from_dict
+from imbalance_cli.boxes import iou_aligned
+from imbalance_cli.detector import data as D
+from imbalance_cli.detector.evaluate import evaluate
+from imbalance_cli.detector.model import Detector, ModelConfig, PostProcess, postprocess
+from imbalance_cli.detector.objectives import resolve_objectives, sample_anchors
+from imbalance_cli.detector.synthetic import SyntheticConfig
 from imbalance_cli.errors import InputError
+from imbalance_cli.fileio import atomic_path, write_json, write_text
+from imbalance_cli.losses.registry import check_options, check_sampler
+from imbalance_cli.losses.regression import decode_deltas, encode_deltas
+from imbalance_cli.progress import enabled as progress_enabled
 
 #: The anchor preset for ``synthetic-lt``'s 128 px images: strides 8/16/32, three octave scales
 #: and ratios 0.5/1/2 per level (sizes 16-101 px), RetinaNet thresholds 0.5/0.4.
@@ -126,8 +139,6 @@ def resolve_device(name: str) -> torch.device:
 
 def resolve_preset(cfg: TrainConfig):
     """The anchor preset of a run; checks it fits the detector (grid kind, strides 8, 16, ... 128)."""
-    from imbalance_cli.anchors.presets import get_preset, preset_from_dict
-
     if cfg.anchors:
         if cfg.anchors == "synthetic-lt":
             preset = preset_from_dict(SYNTHETIC_PRESET_SPEC)
@@ -153,8 +164,6 @@ def resolve_preset(cfg: TrainConfig):
 
 def validate(cfg: TrainConfig) -> None:
     """Check numeric options and names early (InputError naming the option)."""
-    from imbalance_cli.detector.objectives import check_sampler, get_box_objective, get_cls_objective
-
     if cfg.epochs < 1:
         raise InputError(f"--epochs must be >= 1, got {cfg.epochs}")
     if cfg.batch_size < 1:
@@ -165,8 +174,7 @@ def validate(cfg: TrainConfig) -> None:
         raise InputError("--train-images and --val-images must be >= 1")
     if cfg.tail not in ("lvis", "exp", "uniform"):
         raise InputError(f"unknown tail {cfg.tail!r}: use lvis, exp or uniform", record="--tail")
-    obj = get_cls_objective(cfg.loss)
-    get_box_objective(cfg.box_loss or obj.box_loss_default)
+    check_options(cfg.loss, cfg.box_loss)
     check_sampler(cfg.sampler)
     if cfg.data != "synthetic-lt":
         if not Path(cfg.data).exists():
@@ -180,9 +188,6 @@ def validate(cfg: TrainConfig) -> None:
 
 def load_data(cfg: TrainConfig, preset):
     """Synthetic or real data for a run (see :mod:`imbalance_cli.detector.data`)."""
-    from imbalance_cli.detector import data as D
-    from imbalance_cli.detector.synthetic import SyntheticConfig
-
     if cfg.data == "synthetic-lt":
         scfg = SyntheticConfig(seed=cfg.data_seed, train_images=cfg.train_images, val_images=cfg.val_images, tail=cfg.tail,
                                max_instances=cfg.max_instances, min_instances=cfg.min_instances)
@@ -201,8 +206,6 @@ class _Anchors:
         self.preset, self.device, self.cache = preset, device, {}
 
     def __call__(self, h: int, w: int):
-        from imbalance_cli.anchors.generator import grid_anchors, level_layout
-
         key = (h, w)
         if key not in self.cache:
             a, _lv = grid_anchors(self.preset, h, w, device=self.device, dtype=torch.float32)
@@ -216,8 +219,6 @@ def _match_batch(preset, anchors, gt_boxes, device):
 
     Returns ``matched (B, A)`` (box index, -1 negative, -2 ignored) and the anchors' best IoU ``(B, A)``.
     """
-    from imbalance_cli.anchors.matcher import dense_match_batched
-
     B = len(gt_boxes)
     M = max([int(b.shape[0]) for b in gt_boxes] + [0])
     boxes = torch.zeros(B, max(M, 1), 4, device=device)
@@ -248,18 +249,39 @@ def _grad_norm(params) -> float:
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG state as tensors and plain types (checkpoints load with ``weights_only=True``)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "python": random.getstate()}
 
 
 def _set_rng_state(s: dict) -> None:
     torch.set_rng_state(s["torch"])
-    np.random.set_state(s["numpy"])
+    n = s["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     random.setstate(s["python"])
 
 
-def _save_checkpoint(path: Path, payload: dict) -> None:
-    from imbalance_cli.fileio import atomic_path
+def load_checkpoint(path: Path, device) -> dict:
+    """Load ``checkpoint.pt`` with ``torch.load(weights_only=True)``: tensors and plain types only.
 
+    A file holding anything else (e.g. a pickle that would run code on load) is refused with an
+    :class:`InputError`; nothing in it is executed.
+    """
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means: not a checkpoint we wrote
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise InputError(f"refusing to load the checkpoint: it is not a plain weights file ({first})",
+                         path=str(path), record="--resume") from None
+    if not isinstance(ck, dict) or not {"model", "optimizer", "objective", "rng", "epoch", "settings"} <= set(ck):
+        raise InputError("not a checkpoint written by imbalance train", path=str(path), record="--resume")
+    return ck
+
+
+def _save_checkpoint(path: Path, payload: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -273,20 +295,18 @@ def _settings(cfg: TrainConfig) -> dict:
 
 def build_model(obj, data, preset, device):
     """The detector for an objective (head kind, logits, bias) and a preset (levels, anchors)."""
-    from imbalance_cli.detector.model import Detector, ModelConfig
-
     C = data.num_classes
     return Detector(obj.num_logits(C), preset.anchors_per_location(0), obj.head,
                     ModelConfig(num_levels=preset.num_levels), bias_init=obj.bias_init(C)).to(device)
 
 
 def compute_losses(model, obj, box_obj, sampler, preset, anchors_fn, x, gt_boxes, gt_labels, step, box_weight):
-    """One forward pass and the task losses; returns ``(total, cls, box, num_pos)``."""
-    from imbalance_cli.boxes import iou_aligned
-    from imbalance_cli.detector.objectives import sample_anchors
-    from imbalance_cli.losses import decode_deltas, encode_deltas
+    """One forward pass and the task losses; returns ``(total, cls, box, num_pos)``.
 
-    C = len(obj.state["counts"])
+    The objective's registry entry decides everything loss-specific: the inputs it needs, whether
+    ``box_obj`` applies (``None`` for a loss with its own localisation term) and how the terms combine.
+    """
+    C = obj.num_classes
     logits, deltas, _sizes = model(x)
     anchors, _counts = anchors_fn(x.shape[-2], x.shape[-1])
     all_labels, pos_rows, pos_gt = [], [], []
@@ -318,7 +338,8 @@ def compute_losses(model, obj, box_obj, sampler, preset, anchors_fn, x, gt_boxes
     pred_iou = torch.zeros(labels.shape[0], device=x.device)
     if pos_rows.numel():
         pred_iou[pos_rows] = iou_aligned(pb.detach(), pos_gt).clamp(0, 1)
-        box = box_obj.loss(pd, encode_deltas(pa, pos_gt), pb, pos_gt, pred_iou[pos_rows]).sum() / num_pos
+    if box_obj is not None and pos_rows.numel():
+        box = box_obj.loss(pd, encode_deltas(pa, pos_gt), pb, pos_gt, pred_iou[pos_rows], num_pos)
     else:
         box = flat_deltas.sum() * 0.0
     keep = labels >= -1
@@ -329,43 +350,39 @@ def compute_losses(model, obj, box_obj, sampler, preset, anchors_fn, x, gt_boxes
             per_anchor = obj.per_anchor_loss(flat_logits[keep_idx], labels[keep_idx]) if sampler == "ohem" else None
             sel = sample_anchors(sampler, labels[keep_idx], anchor_iou[keep_idx], per_anchor, C, g)
         keep_idx = keep_idx[sel]
-    if obj.name == "alrp":
-        # aLRP: localisation errors E_loc = (1 - IoU) / (1 - tau), tau = pos_iou, of the positives'
-        # decoded boxes (differentiable), at each positive's class entry (seed 001, Eq. S20)
+    kl = labels[keep_idx]
+    loc_mat = None
+    if "loc_errors" in obj.needs:
+        # aLRP: E_loc = (1 - IoU) / (1 - tau), tau = pos_iou, of the positives' decoded boxes
+        # (differentiable), placed at each positive's class entry (Oksuz et al., NeurIPS 2020, Eq. 9)
         tau = float(preset.pos_iou)
         loc = torch.zeros(labels.shape[0], device=x.device)
         if pos_rows.numel():
             loc = loc.index_put((pos_rows,), ((1 - iou_aligned(pb, pos_gt)) / (1 - tau)).clamp(0, 1))
-        kl = labels[keep_idx]
         loc_mat = torch.zeros(keep_idx.numel(), C + 1, device=x.device, dtype=loc.dtype)
         loc_mat = loc_mat.index_put((torch.arange(keep_idx.numel(), device=x.device), kl), loc[keep_idx])[:, :C]
-        cls, box = obj.fn(obj, flat_logits[keep_idx], kl, pred_iou[keep_idx], num_pos, step, loc_errors=loc_mat)
-        return obj.state["balance"](cls, box), cls, box, num_pos
-    cls = obj.loss(flat_logits[keep_idx], labels[keep_idx], pred_iou[keep_idx], num_pos, step)
-    if obj.self_balance:
-        # RS supp. Eq. S17: weight the regression loss by L_cls / L_box (values, no gradient)
-        lam = (cls.detach() / box.detach().clamp_min(1e-12)) if float(box.detach()) > 0 else torch.zeros(())
-        total = cls + lam * box
-    else:
-        total = cls + box_weight * box
-    return total, cls, box, num_pos
+    inputs = obj.inputs(flat_logits[keep_idx], kl, num_pos, step, ious=pred_iou[keep_idx], loc_errors=loc_mat)
+    cls, own_box = obj.loss(inputs)
+    if own_box is not None:
+        box = own_box
+    return obj.combine(cls, box, box_weight), cls, box, num_pos
 
 
-def train(cfg: TrainConfig, echo=None, on_epoch_end=None) -> dict:
+def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict:
     """Train (or resume), evaluate on the held-out split, write outputs; return the metrics dict.
 
     ``on_epoch_end(epoch)`` (optional) is called after each epoch's checkpoint is written (e.g.
     to stop early by raising; a later ``resume=True`` run continues from that checkpoint).
+    ``renderer`` (optional; the CLI passes :mod:`imbalance_cli.report.train`) draws what the
+    trainer cannot: ``renderer.ProgressBar(total, done)`` on a terminal and
+    ``renderer.write_all(out, metrics, log_path)`` for the plots when ``cfg.plots``; without it
+    (library use) no bar is shown and no plot is written, since the detector layer never imports
+    the report layer.
 
     Writes into ``cfg.out``: ``checkpoint.pt`` (each epoch), ``train_log.jsonl``,
     ``metrics.json``, ``detections.json`` and the plots (``loss_paces.png``,
     ``ap_vs_instances.png``, ``weight_norms.png``).
     """
-    from imbalance_cli.detector import data as D
-    from imbalance_cli.detector.objectives import check_sampler, get_box_objective, get_cls_objective
-    from imbalance_cli.fileio import write_json
-    from imbalance_cli.progress import enabled as progress_enabled
-
     echo = echo or (lambda s: None)
     validate(cfg)
     device = resolve_device(cfg.device)
@@ -376,9 +393,17 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None) -> dict:
     ckpt_path = out / "checkpoint.pt"
     log_path = out / "train_log.jsonl"
     preset = resolve_preset(cfg)
-    obj = get_cls_objective(cfg.loss)
-    box_obj = get_box_objective(cfg.box_loss or obj.box_loss_default)
+    obj, box_obj = resolve_objectives(cfg.loss, cfg.box_loss, device)
     sampler = check_sampler(cfg.sampler)
+    settings = _settings(cfg)
+    ck = None
+    if cfg.resume:  # checked before any data is built: a foreign or mismatched checkpoint fails fast
+        if not ckpt_path.exists():
+            raise InputError("no checkpoint to resume from", path=str(ckpt_path), record="--resume")
+        ck = load_checkpoint(ckpt_path, device)
+        if ck["settings"] != settings:
+            diff = sorted(k for k in settings if ck["settings"].get(k) != settings[k])
+            raise InputError(f"checkpoint was written with other settings ({', '.join(diff)}); use the same options or another --out", path=str(ckpt_path), record="--resume")
     t0 = time.perf_counter()
     data = load_data(cfg, preset)
     t_data = time.perf_counter() - t0
@@ -395,17 +420,12 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None) -> dict:
         ipe = min(ipe, cfg.max_iters)
     total_steps = ipe * cfg.epochs
     start_epoch, train_seconds = 0, 0.0
-    settings = _settings(cfg)
-    if cfg.resume:
-        if not ckpt_path.exists():
-            raise InputError("no checkpoint to resume from", path=str(ckpt_path), record="--resume")
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ck["settings"] != settings:
-            diff = sorted(k for k in settings if ck["settings"].get(k) != settings[k])
-            raise InputError(f"checkpoint was written with other settings ({', '.join(diff)}); use the same options or another --out", path=str(ckpt_path), record="--resume")
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         obj.load_state_dict(ck["objective"])
+        if box_obj is not None:
+            box_obj.load_state_dict(ck.get("box_objective", {}))
         _set_rng_state(ck["rng"])
         start_epoch = int(ck["epoch"]) + 1
         train_seconds = float(ck.get("train_seconds", 0.0))
@@ -419,13 +439,11 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None) -> dict:
                     keep_lines.append(line)
             except (ValueError, KeyError):
                 break
-    from imbalance_cli.fileio import write_text
-
     write_text(log_path, "".join(l + "\n" for l in keep_lines))
     anchors_fn = _Anchors(preset, device)
     cls_params = list(model.cls_tower.parameters()) + list(model.cls_out.parameters())
     box_params = list(model.box_tower.parameters()) + list(model.box_out.parameters())
-    bar = _Bar(total_steps, start_epoch * ipe) if progress_enabled() else None
+    bar = renderer.ProgressBar(total_steps, start_epoch * ipe) if renderer is not None and progress_enabled() else None
     try:
         with open(log_path, "a") as log:
             for epoch in range(start_epoch, cfg.epochs):
@@ -463,7 +481,9 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None) -> dict:
                 obj.end_epoch()
                 train_seconds += time.perf_counter() - t_ep
                 _save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                             "objective": obj.state_dict(), "rng": _rng_state(), "epoch": epoch,
+                                             "objective": obj.state_dict(),
+                                             "box_objective": box_obj.state_dict() if box_obj is not None else {},
+                                             "rng": _rng_state(), "epoch": epoch,
                                              "settings": settings, "train_seconds": train_seconds})
                 if on_epoch_end is not None:
                     on_epoch_end(epoch)
@@ -474,7 +494,8 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None) -> dict:
     t1 = time.perf_counter()
     metrics, detections = evaluate_model(model, obj, data, preset, device)
     eval_seconds = time.perf_counter() - t1
-    metrics["settings"] = {**asdict(cfg), "anchors": preset.name, "box_loss": box_obj.name, "threads": threads,
+    metrics["settings"] = {**asdict(cfg), "anchors": preset.name, "box_loss": box_obj.name if box_obj else None,
+                          "threads": threads,
                           "device": str(device)}
     metrics["classes"] = {
         "names": data.category_names,
@@ -488,40 +509,14 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None) -> dict:
                          "iterations": total_steps}
     write_json(out / "detections.json", detections)
     write_json(out / "metrics.json", metrics)
-    if cfg.plots:
-        from imbalance_cli.detector import plots
-
-        plots.write_all(out, metrics, log_path)
+    if cfg.plots and renderer is not None:
+        renderer.write_all(out, metrics, log_path)
     return metrics
-
-
-class _Bar:
-    """A rich progress bar showing the task losses (only created on a TTY)."""
-
-    def __init__(self, total: int, done: int):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.p = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"),
-                          TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-        self.p.start()
-        self.task = self.p.add_task("train", total=total, completed=done, losses="")
-
-    def update(self, done: int, rec: dict) -> None:
-        """Advance to ``done`` iterations and show the latest losses."""
-        self.p.update(self.task, completed=done, losses=f"cls {rec['cls_loss']:.3f} reg {rec['reg_loss']:.3f}")
-
-    def close(self) -> None:
-        """Remove the bar."""
-        self.p.stop()
 
 
 @torch.no_grad()
 def predict(model, obj, split, preset, device, batch_size: int = 32) -> list[dict]:
     """COCO-style detections (original-image coordinates) for every image of ``split``."""
-    from imbalance_cli.detector import data as D
-    from imbalance_cli.detector.model import PostProcess, postprocess
-
     model.eval()
     anchors_fn = _Anchors(preset, device)
     results = []
@@ -547,8 +542,6 @@ def predict(model, obj, split, preset, device, batch_size: int = 32) -> list[dic
 
 def evaluate_model(model, obj, data, preset, device) -> tuple[dict, list[dict]]:
     """Run inference on the held-out split and evaluate with pycocotools + lvis."""
-    from imbalance_cli.detector.evaluate import evaluate
-
     dets = predict(model, obj, data.val, preset, device)
     for d in dets:
         d["category_id"] = data.category_ids[d["category_id"]]

@@ -1,93 +1,102 @@
 """imbalance_cli.losses — imbalance-aware detection losses in pure PyTorch.
 
 Each loss is a documented function citing its paper and equation, usable in any training loop;
-stateful long-tail losses (EQLv2, Seesaw, GHM-C with momentum) also come as small ``nn.Module``
-wrappers. ``CLASSIFICATION_LOSSES``, ``REGRESSION_LOSSES`` and ``SAMPLERS`` map names to
-functions (a plain-dict registry; names use hyphens like the CLI).
+stateful losses (EQLv2, Seesaw, GHM-C and GHM-R with momentum) also come as small ``nn.Module``
+wrappers. The one registry of names lives in :mod:`imbalance_cli.losses.registry` (torch-free);
+``CLASSIFICATION_LOSSES`` and ``REGRESSION_LOSSES`` here are views of it (name -> library
+function), ``SAMPLERS`` maps sampler names to functions.
+
+The package imports its torch-based modules on first attribute access (PEP 562), so the registry
+and :mod:`imbalance_cli.losses.grouping` can be imported without loading torch (``imbalance --help``).
 """
 
-from imbalance_cli.losses.balancing import ALRPSelfBalance, fixed_weights, guided_loss, self_balance
-from imbalance_cli.losses.classification import (
-    GHMC,
-    focal_loss,
-    ghm_c,
-    iou_balanced_cls,
-    reduce_loss,
-    sigmoid_ce,
-    softmax_ce,
-)
-from imbalance_cli.losses.longtail import (
-    EQLv2,
-    SeesawLoss,
-    bags_label2binlabel,
-    bags_loss,
-    bags_merge,
-    bags_num_outputs,
-    bags_pred_slice,
-    class_balanced,
-    class_balanced_weights,
-    ecm_loss,
-    ecm_margins,
-    eqlv2,
-    eqlv2_weights,
-    seesaw,
-)
-from imbalance_cli.losses.ranking import alrp_loss, ap_loss, rank_sort_loss, smoothed_step
-from imbalance_cli.losses.regression import (
-    balanced_l1,
-    bounded_iou,
-    ciou_loss,
-    decode_deltas,
-    diou_loss,
-    encode_deltas,
-    giou_loss,
-    iou_balanced_l1,
-    iou_loss,
-    l1,
-    smooth_l1,
-)
-from imbalance_cli.losses.sampling import (
-    iou_balanced_sampler,
-    none_sampler,
-    ohem_sampler,
-    random_sampler,
-    sample_sizes,
-)
+from __future__ import annotations
 
-CLASSIFICATION_LOSSES = {
-    "sigmoid-ce": sigmoid_ce,
-    "softmax-ce": softmax_ce,
-    "focal": focal_loss,
-    "ghm-c": ghm_c,
-    "class-balanced": class_balanced,
-    "eqlv2": eqlv2,
-    "seesaw": seesaw,
-    "iou-balanced": iou_balanced_cls,
-    "ap": ap_loss,
-    "alrp": alrp_loss,
-    "rs": rank_sort_loss,
-    "ecm": ecm_loss,
-    "bags": bags_loss,
+import importlib
+
+from imbalance_cli.losses.registry import BOX, CLASSIFICATION, SAMPLER_NAMES
+
+_MODULE_OF = {
+    "ALRPSelfBalance": "balancing",
+    "fixed_weights": "balancing",
+    "guided_loss": "balancing",
+    "self_balance": "balancing",
+    "GHMC": "classification",
+    "ghm_bin_weights": "classification",
+    "ghm_edges": "classification",
+    "focal_loss": "classification",
+    "ghm_c": "classification",
+    "iou_balanced_cls": "classification",
+    "reduce_loss": "classification",
+    "sigmoid_ce": "classification",
+    "softmax_ce": "classification",
+    "EQLv2": "longtail",
+    "SeesawLoss": "longtail",
+    "bags_label2binlabel": "longtail",
+    "bags_loss": "longtail",
+    "bags_merge": "longtail",
+    "bags_num_outputs": "longtail",
+    "bags_pred_slice": "longtail",
+    "class_balanced": "longtail",
+    "class_balanced_weights": "longtail",
+    "ecm_loss": "longtail",
+    "ecm_margins": "longtail",
+    "eqlv2": "longtail",
+    "eqlv2_weights": "longtail",
+    "seesaw": "longtail",
+    "alrp_loss": "ranking",
+    "ap_loss": "ranking",
+    "rank_sort_loss": "ranking",
+    "smoothed_step": "ranking",
+    "balanced_l1": "regression",
+    "bounded_iou": "regression",
+    "ciou_loss": "regression",
+    "GHMR": "regression",
+    "decode_deltas": "regression",
+    "ghm_r": "regression",
+    "diou_loss": "regression",
+    "encode_deltas": "regression",
+    "giou_loss": "regression",
+    "iou_balanced_l1": "regression",
+    "iou_loss": "regression",
+    "l1": "regression",
+    "smooth_l1": "regression",
+    "iou_balanced_sampler": "sampling",
+    "none_sampler": "sampling",
+    "ohem_sampler": "sampling",
+    "random_sampler": "sampling",
+    "sample_sizes": "sampling",
 }
 
-REGRESSION_LOSSES = {
-    "l1": l1,
-    "smooth-l1": smooth_l1,
-    "balanced-l1": balanced_l1,
-    "iou": iou_loss,
-    "bounded-iou": bounded_iou,
-    "giou": giou_loss,
-    "diou": diou_loss,
-    "ciou": ciou_loss,
-    "iou-balanced-l1": iou_balanced_l1,
-}
 
-SAMPLERS = {
-    "none": none_sampler,
-    "random": random_sampler,
-    "ohem": ohem_sampler,
-    "iou-balanced": iou_balanced_sampler,
-}
+def _build(name: str):
+    if name == "CLASSIFICATION_LOSSES":
+        return {n: e.function() for n, e in CLASSIFICATION.items()}
+    if name == "REGRESSION_LOSSES":
+        return {n: e.function() for n, e in BOX.items()}
+    if name == "SAMPLERS":
+        sampling = importlib.import_module("imbalance_cli.losses.sampling")
+        fns = {"none": sampling.none_sampler, "random": sampling.random_sampler, "ohem": sampling.ohem_sampler,
+               "iou-balanced": sampling.iou_balanced_sampler}
+        return {n: fns[n] for n in SAMPLER_NAMES}
+    raise AttributeError(name)
+
+
+def __getattr__(name: str):
+    """Import the module holding ``name`` on first access (keeps ``import imbalance_cli.losses.registry`` torch-free)."""
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f"imbalance_cli.losses.{_MODULE_OF[name]}"), name)
+    elif name in ("CLASSIFICATION_LOSSES", "REGRESSION_LOSSES", "SAMPLERS"):
+        value = _build(name)
+    else:
+        raise AttributeError(f"module 'imbalance_cli.losses' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "CLASSIFICATION_LOSSES",
@@ -100,6 +109,10 @@ __all__ = [
     "focal_loss",
     "ghm_c",
     "GHMC",
+    "ghm_bin_weights",
+    "ghm_edges",
+    "ghm_r",
+    "GHMR",
     "iou_balanced_cls",
     # ranking
     "rank_sort_loss",

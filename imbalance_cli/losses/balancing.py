@@ -1,4 +1,4 @@
-"""Task balancing between classification and regression (objective imbalance, survey seed 000, §7).
+"""Task balancing between classification and regression (objective imbalance, Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §7).
 
 All weights that depend on loss values are computed from detached values, so they rescale the
 gradients of a task without being differentiated themselves.
@@ -15,7 +15,7 @@ __all__ = ["fixed_weights", "self_balance", "guided_loss", "ALRPSelfBalance"]
 
 
 def fixed_weights(losses: Mapping[str, Tensor], weights: Mapping[str, float] | None = None) -> Tensor:
-    """Linear task weighting ``sum_k λ_k L_k`` (survey seed 000, §7, Eq. 1 of most detectors).
+    """Linear task weighting ``sum_k λ_k L_k`` (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §7, Eq. 1 of most detectors).
 
     ``weights`` maps task names to λ (missing tasks weigh 1); an unknown name raises ``ValueError``.
     """
@@ -29,7 +29,7 @@ def fixed_weights(losses: Mapping[str, Tensor], weights: Mapping[str, float] | N
 
 
 def self_balance(cls_loss: Tensor, box_loss: Tensor, eps: float = 1e-12) -> Tensor:
-    """Value-based self-balance of RS loss (seed 001, Eq. S17 with ``λ_box = L_RS / L_box``).
+    """Value-based self-balance of RS loss (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. Eq. S17 with ``λ_box = L_RS / L_box``).
 
     Returns ``L_cls + λ L_box`` with ``λ = L_cls / L_box`` recomputed every iteration from detached
     values (tuning-free; Table S1). ``λ = 0`` when the box loss is zero.
@@ -41,7 +41,7 @@ def self_balance(cls_loss: Tensor, box_loss: Tensor, eps: float = 1e-12) -> Tens
 
 
 def guided_loss(cls_loss: Tensor, reg_loss: Tensor, w_reg: float = 1.0, eps: float = 1e-12) -> Tensor:
-    """Guided loss (Chen et al. 2019; survey seed 000, Eq. 24).
+    """Guided loss (Chen et al. 2019; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 24).
 
     The classification loss is rescaled by ``w_reg L_reg / L_cls`` (detached), so its magnitude
     follows the regression loss, which is normalised by the foreground count:
@@ -57,7 +57,7 @@ class ALRPSelfBalance:
     """aLRP loss's epoch-based self-balance (Oksuz et al., NeurIPS 2020, §5): ``L = L_cls + SB * L_loc``.
 
     ``SB`` starts at ``init`` (50) and at each :meth:`end_epoch` becomes
-    ``(mean L_cls + mean L_loc) / mean L_loc`` over the epoch's iterations (seed 001, §S2.2
+    ``(mean L_cls + mean L_loc) / mean L_loc`` over the epoch's iterations (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. §S2.2
     discusses this epoch-level update). :meth:`__call__` combines and records one iteration.
     """
 

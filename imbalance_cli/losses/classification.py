@@ -2,7 +2,7 @@
 
 Conventions: ``logits`` are raw scores; sigmoid losses take ``targets`` of the same shape
 (one-hot or soft labels in [0, 1]); softmax losses take integer ``labels``. ``reduction`` is
-"none" (element-wise), "mean" or "sum". Formulas are quoted from the survey (seed 000,
+"none" (element-wise), "mean" or "sum". Formulas are quoted from the survey (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021,
 §4.1.2, Eqs. 2-6) and the papers named in each docstring.
 """
 
@@ -40,7 +40,7 @@ def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
 
 
 def sigmoid_ce(logits: Tensor, targets: Tensor, weight: Tensor | None = None, reduction: str = "none") -> Tensor:
-    """Binary cross-entropy on sigmoid scores (survey seed 000, Eq. 2, one binary task per class).
+    """Binary cross-entropy on sigmoid scores (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 2, one binary task per class).
 
     ``CE(p, y) = -y log p - (1 - y) log(1 - p)``, ``p = sigmoid(logits)``, computed stably from
     logits. ``targets`` has the shape of ``logits`` (one-hot or soft labels); ``weight``
@@ -59,7 +59,7 @@ def softmax_ce(
     ignore_index: int = -1,
     reduction: str = "none",
 ) -> Tensor:
-    """Softmax cross-entropy ``-log p_y`` (survey seed 000, Eq. 2 with the softmax probability).
+    """Softmax cross-entropy ``-log p_y`` (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 2 with the softmax probability).
 
     ``logits`` is ``(B, K)``; ``labels`` ``(B,)`` integer classes in ``0..K-1`` (the detector's
     background is just one of the K classes). Entries equal to ``ignore_index`` get loss 0 and
@@ -82,7 +82,7 @@ def softmax_ce(
 def focal_loss(
     logits: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none"
 ) -> Tensor:
-    """Sigmoid focal loss (Lin et al., ICCV 2017; survey seed 000, Eq. 3).
+    """Sigmoid focal loss (Lin et al., ICCV 2017; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 3).
 
     ``FL = -α_t (1 - p_t)^γ log p_t`` with ``p_t = p y + (1 - p)(1 - y)`` and
     ``α_t = α y + (1 - α)(1 - y)``; a negative ``alpha`` disables α-weighting. Defaults
@@ -115,7 +115,7 @@ def iou_balanced_cls(
     gamma: float = 2.0,
     reduction: str = "none",
 ) -> Tensor:
-    """IoU-balanced classification loss (Wu & Li; seed 004, Eqs. 1-2), sigmoid form.
+    """IoU-balanced classification loss (Wu et al., IoU-balanced Loss Functions for Single-stage Object Detection, PRL 2022, Eqs. 1-2), sigmoid form.
 
     ``L = sum_{i in Pos} w_i CE_i + sum_{i in Neg} CE_i`` with
     ``w_i = iou_i^η * sum_{Pos} CE / sum_{Pos} iou^η CE`` (Eq. 2): positives with a better
@@ -143,25 +143,63 @@ def iou_balanced_cls(
     return reduce_loss(base * weight, reduction)
 
 
+def ghm_edges(bins: int, top: float, device=None) -> Tensor:
+    """Bin edges ``0, 1/bins, ..., 1`` with the last edge raised to ``top`` (mmdetection's ``GHMC``/``GHMR``)."""
+    edges = torch.arange(bins + 1, dtype=torch.float64, device=device) / bins
+    edges[-1] = top
+    return edges
+
+
+def ghm_bin_weights(g: Tensor, valid: Tensor, edges: Tensor, momentum: float, acc_counts: Tensor | None) -> Tensor:
+    """Gradient-density weights of GHM (Li et al., "Gradient Harmonized Single-stage Detector", AAAI 2019, Eqs. 3-4, 8).
+
+    ``g`` gradient norms (detached), ``valid`` mask, ``edges`` from :func:`ghm_edges`. With
+    ``tot`` the number of valid elements and ``n`` the number of bins that hold valid elements in
+    this batch, an element of bin ``i`` gets ``tot / (n * R_i)`` where ``R_i`` is the bin's count,
+    or with ``momentum`` μ > 0 its moving count ``S_i <- μ S_i + (1 - μ) R_i`` (Eq. 8) kept in
+    ``acc_counts`` (starts at 0; only non-empty bins are updated), as mmdetection's ``GHMC``/``GHMR``.
+    """
+    bins = edges.numel() - 1
+    idx = torch.searchsorted(edges.to(g.device, torch.float64), g.detach().to(torch.float64), right=True) - 1
+    inside = valid & (idx >= 0) & (idx < bins)
+    idx = idx.clamp(0, bins - 1)
+    tot = max(float(valid.sum()), 1.0)
+    counts = torch.bincount(idx[inside], minlength=bins).to(torch.float64)
+    nonempty = counts > 0
+    n = int(nonempty.sum())
+    if momentum > 0:
+        if acc_counts is None:
+            raise ValueError("momentum > 0 needs an acc_counts buffer (use the GHMC / GHMR module)")
+        acc = acc_counts.to(torch.float64)
+        acc = torch.where(nonempty, momentum * acc + (1 - momentum) * counts, acc)
+        acc_counts.copy_(acc.to(acc_counts.dtype))
+        denom = acc
+    else:
+        denom = counts
+    per_bin = torch.where(nonempty, tot / denom.clamp(min=1e-300), torch.zeros_like(denom))
+    if n > 0:
+        per_bin = per_bin / n
+    w = torch.where(inside, per_bin[idx], torch.zeros_like(per_bin[idx]))
+    return w
+
+
 def ghm_c(
     logits: Tensor,
     targets: Tensor,
-    bins: int = 10,
+    bins: int = 30,
     momentum: float = 0.0,
     valid: Tensor | None = None,
     acc_counts: Tensor | None = None,
     reduction: str = "mean",
 ) -> Tensor:
-    """Gradient Harmonizing classification loss, GHM-C (Li et al., AAAI 2019; survey seed 000, Eq. 4).
+    """Gradient Harmonizing classification loss, GHM-C (Li et al., AAAI 2019, Eqs. 3-5, 8).
 
-    Gradient norm ``g = |sigmoid(x) - y|`` per element, binned into ``bins`` equal bins of [0, 1];
-    weight ``w_i = m / (n G_i)`` with ``G_i`` the number of elements in i's bin, ``m`` the number
-    of valid elements and ``n`` the number of non-empty bins (survey Eq. 4 normalised so weights
-    average to one). Loss ``w_i * BCE_i``; "mean" divides the weighted sum by ``m``.
-
-    ``momentum`` > 0 smooths the bin counts across calls (``G <- μ G_prev + (1 - μ) G``) in
-    ``acc_counts`` (a float tensor of length ``bins`` updated in place; see :class:`GHMC`).
-    Defaults: 10 bins, momentum 0. ``valid`` (bool, broadcastable) masks elements out.
+    Gradient norm ``g = |sigmoid(x) - y|`` per element, binned into ``bins`` equal bins of [0, 1]
+    (last edge 1 + 1e-6); weights from :func:`ghm_bin_weights` (``tot / (n R_i)``, or the moving
+    count with ``momentum``, state in ``acc_counts``: a float tensor of length ``bins`` starting at
+    zeros, updated in place; see :class:`GHMC`). Loss ``w_i * BCE_i``; "mean" divides the weighted
+    sum by ``tot`` (the number of valid elements), exactly mmdetection's ``GHMC``. Defaults: 30
+    bins (the paper's setting); momentum 0 here, 0.75 in :class:`GHMC` (the paper's setting).
     """
     if bins < 1:
         raise ValueError("bins must be >= 1")
@@ -172,32 +210,24 @@ def ghm_c(
         valid = valid.to(torch.bool).expand_as(logits)
     with torch.no_grad():
         g = (torch.sigmoid(logits) - targets).abs()
-        idx = (g * bins).floor().clamp(max=bins - 1).long()
-        m = int(valid.sum())
-        counts = torch.bincount(idx[valid], minlength=bins).to(logits.dtype)
-        if momentum > 0:
-            if acc_counts is None:
-                raise ValueError("momentum > 0 needs an acc_counts buffer (use the GHMC module)")
-            first = bool((acc_counts == 0).all())
-            new = counts if first else momentum * acc_counts.to(counts.dtype) + (1 - momentum) * counts
-            acc_counts.copy_(new.to(acc_counts.dtype))
-            counts = new
-        nonempty = int((counts > 0).sum())
-        per_bin = torch.where(counts > 0, m / (nonempty * counts.clamp(min=1e-12)), torch.zeros_like(counts))
-        weight = torch.where(valid, per_bin[idx], torch.zeros_like(g))
+        weight = ghm_bin_weights(g, valid, ghm_edges(bins, 1.0 + 1e-6), momentum, acc_counts).to(logits.dtype)
+        tot = max(int(valid.sum()), 1)
     loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weight
     if reduction == "mean":
-        return loss.sum() / max(m, 1)
+        return loss.sum() / tot
     return reduce_loss(loss, reduction)
 
 
 class GHMC(torch.nn.Module):
-    """Stateful GHM-C with momentum-smoothed bin counts (buffer ``acc_counts``); see :func:`ghm_c`."""
+    """Stateful GHM-C with momentum-smoothed bin counts (buffer ``acc_counts``, starts at 0); see :func:`ghm_c`.
 
-    def __init__(self, bins: int = 10, momentum: float = 0.75):
+    Defaults are the paper's (Li et al., AAAI 2019, §4): 30 bins, momentum 0.75.
+    """
+
+    def __init__(self, bins: int = 30, momentum: float = 0.75):
         super().__init__()
         self.bins, self.momentum = bins, momentum
-        self.register_buffer("acc_counts", torch.zeros(bins))
+        self.register_buffer("acc_counts", torch.zeros(bins, dtype=torch.float64))
 
     def forward(self, logits: Tensor, targets: Tensor, valid: Tensor | None = None, reduction: str = "mean") -> Tensor:
         """GHM-C loss of one batch, updating the running bin counts."""

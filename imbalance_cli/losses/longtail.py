@@ -1,7 +1,9 @@
 """Long-tail (foreground-foreground class imbalance) losses.
 
-* ECM, Effective Class-Margins (Cho & Krähenbühl, ECCV 2022; seed 003, Eqs. 8, 10, 11, supp. F);
-* BAGS, Balanced Group Softmax (Li et al., CVPR 2020; seed 002, §4, Eqs. 3-5);
+* ECM, Effective Class-Margins (Cho & Krähenbühl, "Long-tail Detection with Effective Class-Margins",
+  ECCV 2022, Eqs. 8, 10, 11, supp. F);
+* BAGS, Balanced Group Softmax (Li et al., "Overcoming Classifier Imbalance for Long-tail Object
+  Detection with Balanced Group Softmax", CVPR 2020, §4, Eqs. 3-5);
 * class-balanced loss by effective number (Cui et al., CVPR 2019);
 * EQLv2, gradient-guided reweighting (Tan et al., CVPR 2021);
 * Seesaw loss (Wang et al., CVPR 2021).
@@ -12,6 +14,7 @@ background, where a head has one, is index C.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -20,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from imbalance_cli.losses.classification import focal_loss, reduce_loss, sigmoid_ce
-from imbalance_cli.stats.classes import DEFAULT_BAGS_EDGES, bags_groups
+from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups
 
 __all__ = [
     "ecm_margins",
@@ -55,7 +58,7 @@ def _as_counts(counts, name: str = "counts") -> np.ndarray:
 
 
 def ecm_margins(counts: Sequence[float] | np.ndarray | Tensor, fg_bg_ratio: float | None = None) -> dict[str, np.ndarray]:
-    """Effective class-margins and detection weights from instance counts (seed 003, Eq. 8, supp. F).
+    """Effective class-margins and detection weights from instance counts (Cho & Krähenbühl, ECCV 2022, Eq. 8, supp. F).
 
     ``counts`` are the C foreground training-instance counts. With ``fg_bg_ratio`` r (two-stage
     heads) a background channel is appended with count ``n_bg = r * sum(counts)`` (supp. Eq. 35);
@@ -105,17 +108,22 @@ def ecm_loss(
     counts: Sequence[float] | np.ndarray | Tensor,
     fg_bg_ratio: float | None = None,
 ) -> Tensor:
-    """Effective Class-Margin loss (seed 003, Eqs. 10-11), summed over boxes and channels, divided by B.
+    """Effective Class-Margin loss (Cho & Krähenbühl, ECCV 2022, Eqs. 10-11), summed over boxes and channels, divided by B.
 
     ``logits`` ``(B, C + 1)`` with the background in the last column and ``labels`` in ``0..C``
-    (C = background) when ``fg_bg_ratio`` is given (two-stage heads); ``logits`` ``(B, C)`` and
-    label C meaning "no class" (all channels negative) when ``fg_bg_ratio`` is None (one-stage).
-    ``counts`` are the C foreground instance counts; margins come from :func:`ecm_margins`.
+    (C = background) when ``fg_bg_ratio`` is given (two-stage heads; the authors' default ratio
+    is 6.3313); ``logits`` ``(B, C)`` and label C meaning "no class" (all channels negative) when
+    ``fg_bg_ratio`` is None (one-stage). ``counts`` are the C foreground instance counts;
+    margins and detection weights come from :func:`ecm_margins`.
 
-    The surrogate score (Eq. 11) ``ŝ_c = w+ e^f / (w+ e^f + w- e^-f)`` with the usual logit
-    ``x = 2 f`` is ``sigmoid(x + m+ - m-)``; the loss (Eq. 10) is
-    ``sum_{i,c} weight_c * BCE(ŝ_c(x_i), y_ic) / B``. Labels below 0 are ignored (counted in B
-    but contribute nothing).
+    Surrogate score (Eq. 11) on the raw logit ``f``, exactly as the authors' released code
+    (``EffectiveClassMarginLoss``)::
+
+        ŝ_c = w+ e^f / (w+ e^f + w- e^-f) = sigmoid(2 f + m+ - m-),   m± = log w±
+
+    and the loss (Eq. 10) is ``sum_{i,c} weight_c * BCE(ŝ_c, y_ic) / B``. Labels below 0 are
+    ignored (counted in B but contribute nothing). The margins are a training-time device: at
+    inference the authors' code scores ``sigmoid(f)``.
     """
     num_fg = len(_as_counts(counts))
     channels = num_fg + (1 if fg_bg_ratio is not None else 0)
@@ -134,7 +142,7 @@ def ecm_loss(
     onehot = torch.zeros(logits.shape[0], num_fg + 1, device=dev, dtype=dt)
     onehot[valid, labels[valid]] = 1.0
     targets = onehot[:, :channels]
-    bce = F.binary_cross_entropy_with_logits(logits + shift, targets, reduction="none")
+    bce = F.binary_cross_entropy_with_logits(2.0 * logits + shift, targets, reduction="none")
     loss = (bce * weight * valid.unsqueeze(1).to(dt)).sum()
     return loss / max(logits.shape[0], 1)
 
@@ -150,12 +158,12 @@ def _bags_members(counts, edges) -> list[np.ndarray]:
 
 
 def bags_label2binlabel(counts: Sequence[float] | np.ndarray, edges: Sequence[float] = DEFAULT_BAGS_EDGES) -> Tensor:
-    """BAGS label remapping table, ``(N + 1, C + 1)`` int64 (seed 002, §4.1-4.2).
+    """BAGS label remapping table, ``(N + 1, C + 1)`` int64 (Li et al., CVPR 2020, §4.1-4.2).
 
     ``table[n, label]`` is the target index inside group n for a box of class ``label``
     (``C`` = background). Group 0 (background group) has two outputs: 0 = ``others``
     (any foreground), 1 = background. In groups 1..N (classes with ``s_l <= N_j < s_h``, Eq. 3,
-    edges as in :func:`imbalance_cli.stats.classes.bags_groups`) index 0 is ``others`` and the
+    edges as in :func:`imbalance_cli.losses.grouping.bags_groups`) index 0 is ``others`` and the
     group's classes are 1..k in ascending class index; other classes and background map to 0.
     """
     members = _bags_members(counts, edges)
@@ -172,7 +180,7 @@ def bags_pred_slice(counts: Sequence[float] | np.ndarray, edges: Sequence[float]
 
     Group 0 has length 2 (others, background); group n has ``k_n + 1`` outputs (others + its k_n
     classes; an empty group keeps its single ``others`` output). Groups are laid out in order, so
-    the head has ``C + N + 2`` outputs (seed 002, §4.2: ``z ∈ R^{(C+1)+(N+1)}``).
+    the head has ``C + N + 2`` outputs (Li et al., CVPR 2020, §4.2: ``z ∈ R^{(C+1)+(N+1)}``).
     """
     members = _bags_members(counts, edges)
     lengths = [2] + [len(m) + 1 for m in members]
@@ -194,26 +202,32 @@ def bags_loss(
     generator: torch.Generator | None = None,
     reduction: str = "mean",
 ) -> Tensor:
-    """Balanced Group Softmax loss (seed 002, Eqs. 4-5, §4.3 sampling of ``others``).
+    """Balanced Group Softmax loss (Li et al., CVPR 2020, Eqs. 4-5, §4.3 sampling of ``others``).
 
     ``logits`` ``(B, T)`` laid out by ``pred_slice``; ``labels`` ``(B,)`` in ``0..C``
-    (C = background, negative = ignored). For each box the loss is
-    ``-sum_n sum_{i in G_n} y_i^n log p_i^n`` (Eq. 5) with a softmax inside each group (Eq. 4).
-    Group 0 uses every box. In group n >= 1 the boxes of its classes are used, plus
-    ``m_n = beta * (their number)`` boxes drawn at random (``generator``) among the rest with
-    target ``others``; a group without its classes in the batch is skipped (§4.3). ``beta``
-    ``= inf`` keeps every ``others`` box. ``reduction``: "none" gives the per-box sum over groups
-    ``(B,)``; "mean" divides the total by the number of non-ignored boxes; "sum".
+    (C = background, negative = ignored). Each group n has a softmax over its outputs (Eq. 4) and
+    a cross-entropy ``-sum_{i in G_n} y_i^n log p_i^n`` (Eq. 5). Group 0 uses every box. Group
+    n >= 1 uses the boxes of its classes plus ``m_n = floor(beta * their number)`` boxes drawn
+    without replacement (``generator``) among the rest with target ``others``, or all of them
+    when ``m_n`` reaches their number; a group without its classes in the batch contributes 0
+    (§4.3). ``beta = inf`` keeps every ``others`` box.
+
+    ``reduction="mean"`` is the authors' released code (``_remap_labels`` / ``loss`` of their
+    group-softmax head): each group's cross-entropy is **averaged over the boxes that group
+    uses** (``avg_factor = max(#used, 1)``) and the groups' means are summed.
+    ``"sum"`` gives the plain sum over groups and used boxes, ``"none"`` the per-box sum over
+    groups ``(B,)`` (no per-group normalisation).
     """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     labels = labels.long()
     valid = labels >= 0
     safe = torch.where(valid, labels, torch.zeros_like(labels))
     per_box = torch.zeros(logits.shape[0], dtype=logits.dtype, device=logits.device)
+    total = logits.sum() * 0.0
     table = label2binlabel.to(logits.device)
     for g in range(pred_slice.shape[0]):
         start, length = int(pred_slice[g, 0]), int(pred_slice[g, 1])
-        if length < 2:
-            continue  # only 'others': softmax over one output, loss identically 0
         target = table[g, safe]
         if g == 0:
             use = valid
@@ -224,22 +238,24 @@ def bags_loss(
                 continue
             others = torch.nonzero(valid & (target == 0)).squeeze(1)
             use = pos.clone()
-            m = others.numel() if beta == float("inf") else int(min(others.numel(), round(beta * n_pos)))
-            if m > 0:
-                if m < others.numel():
-                    pick = torch.randperm(others.numel(), generator=generator)[:m].to(others.device)
-                    others = others[pick]
+            m = others.numel() if beta == float("inf") else int(math.floor(beta * n_pos))
+            if m >= others.numel():
                 use[others] = True
+            elif m > 0:
+                pick = torch.randperm(others.numel(), generator=generator)[:m].to(others.device)
+                use[others[pick]] = True
         logp = F.log_softmax(logits[:, start : start + length], dim=1)
         nll = -logp.gather(1, target.unsqueeze(1)).squeeze(1)
-        per_box = per_box + torch.where(use, nll, torch.zeros_like(nll))
+        nll = torch.where(use, nll, torch.zeros_like(nll))
+        per_box = per_box + nll
+        total = total + nll.sum() / max(int(use.sum()), 1)
     if reduction == "mean":
-        return per_box.sum() / max(int(valid.sum()), 1)
+        return total
     return reduce_loss(per_box, reduction)
 
 
 def bags_merge(logits: Tensor, label2binlabel: Tensor, pred_slice: Tensor) -> Tensor:
-    """BAGS inference merge (seed 002, §4.4): per-class scores ``(B, C + 1)``, background last.
+    """BAGS inference merge (Li et al., CVPR 2020, §4.4): per-class scores ``(B, C + 1)``, background last.
 
     Softmax inside each group (Eq. 4), drop the ``others`` outputs of groups 1..N, put the class
     probabilities back in class order and rescale by the foreground probability of group 0:
@@ -331,16 +347,24 @@ def _onehot_channels(labels: Tensor, channels: int, dtype) -> Tensor:
     return out[:, :channels]
 
 
-def eqlv2_weights(pos_grad: Tensor, neg_grad: Tensor, gamma: float = 12.0, mu: float = 0.8, alpha: float = 4.0):
-    """EQLv2 per-class weights from accumulated gradients (Tan et al., CVPR 2021, Eqs. 5-7).
+def eqlv2_weights(pos_grad: Tensor, neg_grad: Tensor, gamma: float = 12.0, mu: float = 0.8, alpha: float = 4.0,
+                  ratio: Tensor | None = None):
+    """EQLv2 per-class weights from accumulated gradients (Tan et al., "Equalization Loss v2", CVPR 2021, Eqs. 5-7).
 
-    ``g_j = pos_grad_j / neg_grad_j``; ``q_j = f(g_j) = 1 / (1 + exp(-γ (g_j - μ)))``;
-    negative weight ``q_j``, positive weight ``1 + α (1 - q_j)``. Returns ``(pos_w, neg_w)``.
+    ``g_j = pos_grad_j / (neg_grad_j + 1e-10)`` (or ``ratio`` when given, the authors' cached
+    ``pos_neg``); ``q_j = f(g_j) = 1 / (1 + exp(-γ (g_j - μ)))``; negative weight ``q_j``,
+    positive weight ``1 + α (1 - q_j)``. Returns ``(pos_w, neg_w)``.
     """
-    ratio = pos_grad / neg_grad.clamp(min=1e-10)
+    if ratio is None:
+        ratio = pos_grad / (neg_grad + 1e-10)
     neg_w = torch.sigmoid(gamma * (ratio - mu))
     pos_w = 1.0 + alpha * (1.0 - neg_w)
     return pos_w, neg_w
+
+
+#: Initial gradient ratio of :class:`EQLv2`, as in the authors' released code: large enough that
+#: both weights are 1 (to float precision) until statistics have been collected.
+EQLV2_INITIAL_RATIO = 100.0
 
 
 def eqlv2(
@@ -353,16 +377,18 @@ def eqlv2(
     alpha: float = 4.0,
     has_background: bool = False,
     reduction: str = "mean",
+    ratio: Tensor | None = None,
 ) -> Tensor:
     """Equalization Loss v2, functional core (Tan et al., CVPR 2021): gradient-guided reweighted sigmoid BCE.
 
     ``logits`` ``(B, C)`` (``(B, C + 1)`` with a background last channel if ``has_background``,
     whose weights stay 1); ``labels`` in ``0..C`` with C = background. Element weight
     ``w_ij = pos_w_j y_ij + neg_w_j (1 - y_ij)`` from :func:`eqlv2_weights` on the accumulated
-    gradients ``pos_grad``/``neg_grad`` (length C); loss ``w_ij BCE_ij``; "mean" = sum / B.
-    γ = 12, μ = 0.8, α = 4. Use :class:`EQLv2` to accumulate the gradients during training.
+    gradients ``pos_grad``/``neg_grad`` (length C) or on ``ratio``; loss ``w_ij BCE_ij``;
+    "mean" = sum / B. γ = 12, μ = 0.8, α = 4. Use :class:`EQLv2` to accumulate the gradients
+    during training (it starts with weights 1, as the authors' code).
     """
-    weight = _eqlv2_element_weights(logits, labels, pos_grad, neg_grad, gamma, mu, alpha, has_background)
+    weight = _eqlv2_element_weights(logits, labels, pos_grad, neg_grad, gamma, mu, alpha, has_background, ratio)
     t = _onehot_channels(labels, logits.shape[1], logits.dtype)
     loss = sigmoid_ce(logits, t) * weight
     if reduction == "mean":
@@ -370,11 +396,12 @@ def eqlv2(
     return reduce_loss(loss, reduction)
 
 
-def _eqlv2_element_weights(logits, labels, pos_grad, neg_grad, gamma, mu, alpha, has_background):
+def _eqlv2_element_weights(logits, labels, pos_grad, neg_grad, gamma, mu, alpha, has_background, ratio=None):
     num = pos_grad.numel()
     if logits.shape[1] != num + (1 if has_background else 0):
         raise ValueError(f"eqlv2 expects logits with {num + (1 if has_background else 0)} columns, got {logits.shape[1]}")
-    pos_w, neg_w = eqlv2_weights(pos_grad.to(logits.dtype), neg_grad.to(logits.dtype), gamma, mu, alpha)
+    r = None if ratio is None else ratio.to(logits.dtype)
+    pos_w, neg_w = eqlv2_weights(pos_grad.to(logits.dtype), neg_grad.to(logits.dtype), gamma, mu, alpha, r)
     if has_background:
         one = pos_w.new_ones(1)
         pos_w, neg_w = torch.cat([pos_w, one]), torch.cat([neg_w, one])
@@ -383,11 +410,13 @@ def _eqlv2_element_weights(logits, labels, pos_grad, neg_grad, gamma, mu, alpha,
 
 
 class EQLv2(nn.Module):
-    """Equalization Loss v2 with its gradient statistics (buffers ``pos_grad``, ``neg_grad``, length C).
+    """Equalization Loss v2 with its gradient statistics (buffers ``pos_grad``, ``neg_grad``, ``pos_neg``, length C).
 
-    Each training-mode call computes :func:`eqlv2` and then adds, per class, the magnitudes of the
-    loss gradient w.r.t. the logits, ``w_ij |sigmoid(x_ij) - y_ij|`` (the reweighted BCE's exact
-    gradient), of the positive and of the negative elements (Tan et al. 2021, §3.2).
+    As in the authors' released code: the cached ratio ``pos_neg`` starts at
+    :data:`EQLV2_INITIAL_RATIO` (weights 1 on the first call); each training-mode call computes
+    :func:`eqlv2` with the cached ratio, then adds per class the magnitudes of the loss gradient
+    w.r.t. the logits, ``w_ij |sigmoid(x_ij) - y_ij|``, of the positive and of the negative
+    elements, and refreshes ``pos_neg = pos_grad / (neg_grad + 1e-10)`` (Tan et al. 2021, §3.2).
     """
 
     def __init__(self, num_classes: int, gamma: float = 12.0, mu: float = 0.8, alpha: float = 4.0, has_background: bool = False):
@@ -396,18 +425,21 @@ class EQLv2(nn.Module):
         self.has_background = has_background
         self.register_buffer("pos_grad", torch.zeros(num_classes, dtype=torch.float64))
         self.register_buffer("neg_grad", torch.zeros(num_classes, dtype=torch.float64))
+        self.register_buffer("pos_neg", torch.full((num_classes,), EQLV2_INITIAL_RATIO, dtype=torch.float64))
 
     def forward(self, logits: Tensor, labels: Tensor, reduction: str = "mean") -> Tensor:
         """Loss of one batch; in training mode also accumulates the gradient statistics."""
-        loss = eqlv2(logits, labels, self.pos_grad, self.neg_grad, self.gamma, self.mu, self.alpha, self.has_background, reduction)
+        args = (self.pos_grad, self.neg_grad, self.gamma, self.mu, self.alpha, self.has_background)
+        loss = eqlv2(logits, labels, *args, reduction=reduction, ratio=self.pos_neg)
         if self.training:
             with torch.no_grad():
-                w = _eqlv2_element_weights(logits, labels, self.pos_grad, self.neg_grad, self.gamma, self.mu, self.alpha, self.has_background)
+                w = _eqlv2_element_weights(logits, labels, *args, ratio=self.pos_neg)
                 t = _onehot_channels(labels, logits.shape[1], logits.dtype)
                 g = w * (torch.sigmoid(logits) - t).abs()
                 c = self.num_classes
                 self.pos_grad += (g * t).sum(0)[:c].to(self.pos_grad.dtype)
                 self.neg_grad += (g * (1 - t)).sum(0)[:c].to(self.neg_grad.dtype)
+                self.pos_neg.copy_(self.pos_grad / (self.neg_grad + 1e-10))
         return loss
 
 

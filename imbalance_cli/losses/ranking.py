@@ -1,11 +1,11 @@
 """Ranking-based classification losses with identity-update gradients: AP, aLRP and Rank & Sort.
 
-Notation (RS supplementary, seed 001, §S1): ``x_ij = s_j - s_i`` for logits s; the step
+Notation (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. §S1): ``x_ij = s_j - s_i`` for logits s; the step
 function ``H`` is smoothed linearly, ``H(x) = clamp(x / (2δ) + 0.5, 0, 1)`` (δ > 0), or is the
 unit step ``[x >= 0]`` for δ = 0. For a positive i: ``N_FP(i) = sum_{j in N} H(x_ij)``,
 ``rank+(i) = sum_{k in P} H(x_ik)``, ``rank(i) = rank+(i) + N_FP(i)``.
 
-Identity update (seed 001, Eq. S2): the "gradient" of ``L = 1/|P| sum_i sum_j L_ij`` w.r.t. s_i is
+Identity update (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. Eq. S2): the "gradient" of ``L = 1/|P| sum_i sum_j L_ij`` w.r.t. s_i is
 ``1/|P| (sum_j L_ji - sum_j L_ij)`` with primary terms ``L_ij = (ℓ(i) - ℓ*(i)) p(j|i)``.
 
 Everything is vectorised: negatives enter only through sums of the piecewise-linear H over
@@ -189,7 +189,7 @@ class _RankSortFunction(torch.autograd.Function):
 
 
 def rank_sort_loss(logits: Tensor, targets: Tensor, delta: float = 0.5) -> tuple[Tensor, Tensor]:
-    """Rank & Sort loss (Oksuz et al., ICCV 2021; seed 001, Eqs. S1-S16), returns ``(ranking, sorting)``.
+    """Rank & Sort loss (Oksuz et al., ICCV 2021, supp. Eqs. S1-S16), returns ``(ranking, sorting)``.
 
     ``logits`` and ``targets`` are flat (any shape, flattened together); targets are continuous
     labels: the IoU (> 0) for positives, 0 for negatives, -1 (any negative value) ignored.
@@ -210,10 +210,14 @@ def rank_sort_loss(logits: Tensor, targets: Tensor, delta: float = 0.5) -> tuple
     return _RankSortFunction.apply(logits, targets, float(delta))
 
 
-def _ap_core(split: _Split, delta: float, loc_errors: Tensor | None):
+def _ap_core(split: _Split, delta: float, loc_errors: Tensor | None, interpolate: bool = False, eps: float = 0.0):
     """Shared AP/aLRP machinery; ``rank+(i) = 1 + sum_{k != i} H(x_ik)`` (Chen et al. 2019).
 
     Returns ``(mean error, g+, g-, rank)`` with the compact identity-update gradients.
+    ``interpolate``: AP loss's interpolated error (the authors' ``APLoss``): visiting positives
+    from the lowest score up, ``e(i) = min`` of ``FP/rank`` over the positives visited so far,
+    i.e. ``1 -`` interpolated precision. ``eps``: positives with ``N_FP <= eps`` get no update
+    (aLRP's released code uses 1e-5).
     """
     n_pos = split.n_pos
     sp = split.sp
@@ -232,7 +236,12 @@ def _ap_core(split: _Split, delta: float, loc_errors: Tensor | None):
             loc_above[rows] = h @ e - h_self * e[rows]
     rank = rank_pos + fp
     err = fp / rank  # 1 - precision(i)
-    has_fp = fp > 0
+    if interpolate:
+        order = torch.argsort(sp, stable=True)  # lowest score first, as the authors' loop
+        interp = torch.empty_like(err)
+        interp[order] = torch.cummin(err[order], 0).values
+        err = interp
+    has_fp = fp > eps
     # primary terms L_ij = (ℓ(i) - ℓ*(i)) H(x_ij) / N_FP(i); for aLRP ℓ - ℓ* = (N_FP + sum E H) / rank
     total = (fp + loc_above) / rank if e is not None else err
     total = torch.where(has_fp, total, torch.zeros_like(total))
@@ -243,14 +252,14 @@ def _ap_core(split: _Split, delta: float, loc_errors: Tensor | None):
 
 class _APFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits, targets, delta, loc_errors):
+    def forward(ctx, logits, targets, delta, loc_errors, interpolate, eps):
         split = _Split(logits, targets, delta)
         ctx.split = split
         if split.n_pos == 0:
             ctx.parts = None
             ctx.rank = None
             return logits.new_zeros(())
-        value, g_pos, g_neg, rank = _ap_core(split, delta, loc_errors)
+        value, g_pos, g_neg, rank = _ap_core(split, delta, loc_errors, interpolate, eps)
         ctx.parts = (g_pos, g_neg)
         ctx.rank = rank
         return value.to(logits.dtype)
@@ -259,63 +268,62 @@ class _APFunction(torch.autograd.Function):
     def backward(ctx, d_value):
         split = ctx.split
         if ctx.parts is None:
-            return split.scatter(None, None), None, None, None
+            return split.scatter(None, None), None, None, None, None, None
         g_pos, g_neg = ctx.parts
         d = d_value.to(torch.float64)
-        return split.scatter(g_pos * d, g_neg * d), None, None, None
+        return split.scatter(g_pos * d, g_neg * d), None, None, None, None, None
 
 
-def ap_loss(logits: Tensor, targets: Tensor, delta: float = 1.0) -> Tensor:
-    """AP loss (Chen et al., CVPR 2019; survey seed 000, §4.1.2) with error-driven/identity-update gradients.
+def ap_loss(logits: Tensor, targets: Tensor, delta: float = 1.0, interpolate: bool = True) -> Tensor:
+    """AP loss (Chen et al., "Towards Accurate One-Stage Object Detection with AP-Loss", CVPR 2019) with identity-update gradients.
 
-    ``targets``: > 0 positive, 0 negative, < 0 ignored. ``L_AP = 1/|P| sum_{i in P} N_FP(i) / rank(i)``
-    (= 1 - AP with the smoothed step, δ = 1 by default) with ``rank(i) = 1 + sum_{k != i} H(x_ik)``
-    over positives and negatives. Gradients: ``-ℓ(i)/|P|`` for positives and
-    ``1/|P| sum_i H(x_ij) / rank(i)`` for negatives (primary terms ``L_ij = H(x_ij) / rank(i)``).
+    ``targets``: > 0 positive, 0 negative, < 0 ignored. With the smoothed step (δ = 1 by default)
+    and ``rank(i) = 1 + sum_{k != i} H(x_ik)`` over positives and negatives, the precision error
+    of a positive is ``ℓ(i) = N_FP(i) / rank(i)``. ``interpolate=True`` (default) follows the
+    released ``APLoss`` (as shipped with aLRP, Oksuz et al., NeurIPS 2020): positives are visited
+    from the lowest score up and each takes the interpolated error ``e(i) = min ℓ(k)`` over the
+    positives visited so far (``1 -`` interpolated precision); ``interpolate=False`` uses ``ℓ(i)``.
+    ``L_AP = 1/|P| sum_i e(i)``. Gradients: ``-e(i)/|P|`` for positives and
+    ``1/|P| sum_i H(x_ij) e(i) / N_FP(i)`` for negatives (primary terms ``L_ij = e(i) H(x_ij) / N_FP(i)``).
     """
     if delta < 0:
         raise ValueError(f"delta must be >= 0, got {delta}")
-    return _APFunction.apply(logits, targets, float(delta), None)
+    return _APFunction.apply(logits, targets, float(delta), None, bool(interpolate), 0.0)
 
 
 def alrp_loss(
-    logits: Tensor, targets: Tensor, loc_errors: Tensor, delta: float = 1.0
+    logits: Tensor, targets: Tensor, loc_errors: Tensor, delta: float = 1.0, eps: float = 1e-5
 ) -> tuple[Tensor, Tensor]:
-    """aLRP loss (Oksuz et al., NeurIPS 2020; its target discussed in seed 001, Eqs. S19-S20), ``(cls, loc)``.
+    """aLRP loss (Oksuz et al., "A Ranking-based, Balanced Loss Function ...", NeurIPS 2020, Eqs. 8-11), ``(cls, loc)``.
 
     ``targets``: > 0 positive, 0 negative, < 0 ignored; ``loc_errors`` has the shape of ``logits``
-    and holds each positive's localisation error ``E_loc(i)`` in [0, 1] (the paper:
-    ``(1 - IoU_i) / (1 - τ)``, Eq. S20; values at negatives are unused), differentiable w.r.t. the
-    boxes. With ``rank(i) = rank+(i) + N_FP(i)``, ``rank+(i) = 1 + sum_{k in P, k != i} H(x_ik)``:
+    and holds each positive's localisation error ``E_loc(i)`` (values at negatives are unused),
+    differentiable w.r.t. the boxes. With ``rank(i) = rank+(i) + N_FP(i)``,
+    ``rank+(i) = 1 + sum_{k in P, k != i} H(x_ik)`` (smoothed step, δ = 1):
 
-    * ``cls = 1/|P| sum_i N_FP(i) / rank(i)``;
-    * ``loc = 1/|P| sum_i (E_loc(i) + sum_{k in P, k != i} E_loc(k) H(x_ik)) / rank(i)``, the
-      ranks treated as constants so it only trains the box branch.
+    * ``cls = 1/|P| sum_i N_FP(i) / rank(i)``; its identity-update gradients use the primary
+      terms ``L_ij = (N_FP(i) + sum_{k != i} E_loc(k) H(x_ik)) / rank(i) * H(x_ij) / N_FP(i)``
+      (positives with ``N_FP <= eps`` get no update), as the released ``aLRPLoss``;
+    * ``loc = 1/|P| sum_i (sum_{k ranked at or above i} E_loc(k)) / rank(i)``, positives ordered
+      by their **hard** score (the released code's cumulative sum over the positives sorted by
+      score, highest first; ties keep the higher index first), the ranks treated as constants so
+      it only trains the box branch.
 
-    Classification gradients use the identity update with primary terms
-    ``L_ij = (ℓ_LRP(i) - ℓ*_LRP(i)) H(x_ij) / N_FP(i)``, ``ℓ*_LRP(i) = E_loc(i) / rank(i)`` (Eq. S19),
-    i.e. ``(N_FP(i) + sum_{k != i} E_loc(k) H(x_ik)) / rank(i)`` spread over the negatives above i.
-    δ = 1 by default. Combine the two with a self-balance weight (see ``balancing``).
+    Combine the two with the epoch self-balance (:class:`~imbalance_cli.losses.balancing.ALRPSelfBalance`).
     """
     if delta < 0:
         raise ValueError(f"delta must be >= 0, got {delta}")
     if loc_errors.shape != logits.shape:
         raise ValueError("loc_errors must have the shape of logits")
-    cls = _APFunction.apply(logits, targets, float(delta), loc_errors)
+    cls = _APFunction.apply(logits, targets, float(delta), loc_errors, False, float(eps))
     split = _Split(logits, targets, delta)
     n_pos = split.n_pos
     if n_pos == 0:
         return cls, loc_errors.sum() * 0.0
-    sp = split.sp
     _, _, _, rank = _ap_core(split, delta, None)
-    # loc = 1/|P| sum_k E_k a_k with a_k = 1/rank_k + sum_{i != k} H(x_ik) / rank_i
-    coef = 1.0 / rank
-    h_self = 0.5 if delta > 0 else 1.0
-    a = coef.clone()
-    for rows in _chunks(n_pos):
-        h = smoothed_step(sp[None, :] - sp[rows, None], delta)  # rows i, columns k
-        a += coef[rows] @ h
-    a -= h_self * coef
+    order = torch.argsort(split.sp, stable=True).flip(0)  # highest score first
     e = loc_errors.reshape(-1)[split.pos_idx.to(loc_errors.device)]
-    loc = (e * a.to(device=e.device, dtype=e.dtype)).sum() / n_pos
+    o = order.to(e.device)
+    cum = torch.cumsum(e[o], 0)
+    loc = (cum / rank[order].to(device=e.device, dtype=e.dtype)).sum() / n_pos
     return cls, loc

@@ -1,4 +1,4 @@
-"""Box regression losses (survey seed 000, §6.2, Eqs. 9-22; seed 004, Eqs. 3-5).
+"""Box regression losses (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §6.2, Eqs. 9-22; Wu et al., IoU-balanced Loss Functions for Single-stage Object Detection, PRL 2022, Eqs. 3-5).
 
 Boxes are ``(x1, y1, x2, y2)``. The ℓ1-family losses work on any tensors (coordinates or the
 ``(dx, dy, dw, dh)`` deltas of :func:`encode_deltas`, the form the papers use); IoU-family losses
@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from imbalance_cli.boxes import ciou_aligned, diou_aligned, giou_aligned, iou_aligned
-from imbalance_cli.losses.classification import reduce_loss
+from imbalance_cli.losses.classification import ghm_bin_weights, ghm_edges, reduce_loss
 
 __all__ = [
     "encode_deltas",
@@ -71,12 +71,12 @@ def decode_deltas(anchors: Tensor, deltas: Tensor, weights: tuple[float, float, 
 
 
 def l1(pred: Tensor, target: Tensor, reduction: str = "none") -> Tensor:
-    """ℓ1 loss ``|x|`` with ``x = pred - target`` (survey seed 000, §6.2, Eq. 8 family), element-wise."""
+    """ℓ1 loss ``|x|`` with ``x = pred - target`` (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §6.2, Eq. 8 family), element-wise."""
     return reduce_loss((pred - target).abs(), reduction)
 
 
 def smooth_l1(pred: Tensor, target: Tensor, beta: float = 1.0, reduction: str = "none") -> Tensor:
-    """Smooth ℓ1 (Girshick, Fast R-CNN 2015; survey seed 000, Eq. 9), element-wise.
+    """Smooth ℓ1 (Girshick, Fast R-CNN 2015; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 9), element-wise.
 
     ``0.5 x² / β`` if ``|x| < β`` else ``|x| - 0.5 β``, ``x = pred - target``; ``β = 0`` is ℓ1.
     Default β = 1 (as ``torch.nn.functional.smooth_l1_loss``).
@@ -89,7 +89,7 @@ def smooth_l1(pred: Tensor, target: Tensor, beta: float = 1.0, reduction: str = 
 
 
 def giou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
-    """GIoU loss ``1 - GIoU`` (Rezatofighi et al. 2019; survey seed 000, Eqs. 19-20), ``(...,)``.
+    """GIoU loss ``1 - GIoU`` (Rezatofighi et al. 2019; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eqs. 19-20), ``(...,)``.
 
     Behaves like ``torchvision.ops.generalized_box_iou_loss`` (eps 1e-7); ``boxes1`` predictions,
     ``boxes2`` targets, both xyxy ``(..., 4)``.
@@ -98,7 +98,7 @@ def giou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: floa
 
 
 def diou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
-    """DIoU loss ``1 - IoU + ρ²/c²`` (Zheng et al. 2020; survey seed 000, Eq. 21).
+    """DIoU loss ``1 - IoU + ρ²/c²`` (Zheng et al. 2020; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 21).
 
     Behaves like ``torchvision.ops.distance_box_iou_loss`` (eps 1e-7).
     """
@@ -106,7 +106,7 @@ def diou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: floa
 
 
 def ciou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
-    """CIoU loss ``1 - IoU + ρ²/c² + α v`` (Zheng et al. 2020; survey seed 000, Eq. 22).
+    """CIoU loss ``1 - IoU + ρ²/c² + α v`` (Zheng et al. 2020; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 22).
 
     ``v = 4/π² (atan(w̄/h̄) - atan(w/h))²``, ``α = v / ((1 - IoU) + v)`` held constant in the
     backward pass. Behaves like ``torchvision.ops.complete_box_iou_loss`` (eps 1e-7).
@@ -117,7 +117,7 @@ def ciou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: floa
 def balanced_l1(
     pred: Tensor, target: Tensor, alpha: float = 0.5, gamma: float = 1.5, beta: float = 1.0, reduction: str = "none"
 ) -> Tensor:
-    """Balanced ℓ1 loss (Pang et al., Libra R-CNN 2019; survey seed 000, Eqs. 10-12), element-wise.
+    """Balanced ℓ1 loss (Pang et al., Libra R-CNN 2019; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eqs. 10-12), element-wise.
 
     Designed from its gradient ``α ln(b|x|/β + 1)`` for ``|x| < β`` and ``γ`` beyond (Eq. 10,
     written for a general threshold β; the survey uses β = 1), ``x = pred - target``, with
@@ -126,7 +126,10 @@ def balanced_l1(
         L(x) = α/b (b|x| + β) ln(b|x|/β + 1) - α|x|   if |x| < β
         L(x) = γ|x| + Z,  Z = γβ/b - αβ                otherwise (continuous at β)
 
-    Defaults α = 0.5, γ = 1.5, β = 1.
+    Defaults α = 0.5, γ = 1.5, β = 1. This is the continuous integral for every β. mmdetection's
+    ``balanced_l1_loss`` writes the inner branch with ``(b|x| + 1)`` instead of ``(b|x| + β)``,
+    which equals this form at β = 1 (the paper's and every default config's setting) but jumps at
+    ``|x| = β`` for β != 1; we keep the continuous form on purpose.
     """
     if alpha <= 0 or gamma <= 0 or beta <= 0:
         raise ValueError("balanced_l1 needs alpha, gamma, beta > 0")
@@ -138,7 +141,7 @@ def balanced_l1(
 
 
 def iou_loss(boxes1: Tensor, boxes2: Tensor, mode: str = "log", reduction: str = "none", eps: float = 1e-7) -> Tensor:
-    """IoU loss: ``-ln IoU`` (Yu et al. 2016, UnitBox; survey seed 000, Eq. 14) or ``1 - IoU`` (``mode="linear"``).
+    """IoU loss: ``-ln IoU`` (Yu et al. 2016, UnitBox; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 14) or ``1 - IoU`` (``mode="linear"``).
 
     ``boxes1`` predictions, ``boxes2`` targets (xyxy, ``(..., 4)``); IoU is clamped at ``eps``
     before the log so disjoint boxes give a finite (large) loss.
@@ -162,7 +165,7 @@ def _cxcywh(boxes: Tensor):
 def bounded_iou(
     boxes1: Tensor, boxes2: Tensor, beta: float = 0.2, reduction: str = "none", eps: float = 1e-7
 ) -> Tensor:
-    """Bounded IoU loss (Tychsen-Smith & Petersson 2018; survey seed 000, Eqs. 15-17), ``(..., 4)``.
+    """Bounded IoU loss (Tychsen-Smith & Petersson 2018; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eqs. 15-17), ``(..., 4)``.
 
     For predictions ``boxes1`` and targets ``boxes2`` (xyxy), per parameter of ``(cx, cy, w, h)``:
     ``IoU_B(cx) = max(0, (w - 2|Δcx|) / (w + 2|Δcx|))`` (Eq. 16, w the target width; likewise cy
@@ -190,7 +193,7 @@ def iou_balanced_l1(
     beta: float = 1.0 / 9,
     reduction: str = "none",
 ) -> Tensor:
-    """IoU-balanced smooth ℓ1 localisation loss (Wu & Li; seed 004, Eqs. 3-5), element-wise ``(..., 4)``.
+    """IoU-balanced smooth ℓ1 localisation loss (Wu et al., IoU-balanced Loss Functions for Single-stage Object Detection, PRL 2022, Eqs. 3-5), element-wise ``(..., 4)``.
 
     ``pred``/``target`` are the positives' ``(dx, dy, dw, dh)`` deltas ``(P, 4)``; ``ious`` ``(P,)``
     the IoU of each regressed box with its ground truth, used as a constant (no gradient flows
@@ -209,3 +212,59 @@ def iou_balanced_l1(
             den = (raw * base.detach()).sum()
             weight = raw * (base.detach().sum() / den) if float(den) > 0 else torch.ones_like(raw)
     return reduce_loss(base * weight, reduction)
+
+
+def ghm_r(
+    pred: Tensor,
+    target: Tensor,
+    mu: float = 0.02,
+    bins: int = 10,
+    momentum: float = 0.0,
+    valid: Tensor | None = None,
+    acc_counts: Tensor | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Gradient Harmonizing regression loss, GHM-R (Li et al., "Gradient Harmonized Single-stage Detector", AAAI 2019, Eqs. 9-12).
+
+    On the regression deltas ``d = pred - target`` (element-wise, e.g. ``(P, 4)``) the
+    authentic smooth ℓ1 loss ``ASL1(d) = sqrt(d² + μ²) - μ`` (Eq. 9, μ = 0.02) has gradient
+    norm ``gr = |d| / sqrt(d² + μ²)`` in [0, 1) (Eq. 10); elements are binned by ``gr`` into
+    ``bins`` equal bins (last edge 1000, as mmdetection's ``GHMR``) and weighted by the gradient
+    density (:func:`ghm_bin_weights`: ``tot / (n R_i)`` or the moving count with ``momentum``,
+    state in ``acc_counts``, see :class:`GHMR`). "mean" divides the weighted sum by ``tot``, the
+    number of valid elements (mmdetection's ``GHMR`` with unit label weights).
+    """
+    if mu <= 0:
+        raise ValueError("mu must be > 0")
+    if bins < 1:
+        raise ValueError("bins must be >= 1")
+    diff = pred - target
+    loss = torch.sqrt(diff * diff + mu * mu) - mu
+    if valid is None:
+        valid = torch.ones_like(diff, dtype=torch.bool)
+    else:
+        valid = valid.to(torch.bool).expand_as(diff)
+    with torch.no_grad():
+        g = (diff / torch.sqrt(mu * mu + diff * diff)).abs()
+        weight = ghm_bin_weights(g, valid, ghm_edges(bins, 1e3), momentum, acc_counts).to(loss.dtype)
+        tot = max(int(valid.sum()), 1)
+    loss = loss * weight
+    if reduction == "mean":
+        return loss.sum() / tot
+    return reduce_loss(loss, reduction)
+
+
+class GHMR(torch.nn.Module):
+    """Stateful GHM-R with momentum-smoothed bin counts (buffer ``acc_counts``, starts at 0); see :func:`ghm_r`.
+
+    Defaults μ = 0.02, 10 bins (the paper's), momentum 0.7 (mmdetection's GHM RetinaNet config).
+    """
+
+    def __init__(self, mu: float = 0.02, bins: int = 10, momentum: float = 0.7):
+        super().__init__()
+        self.mu, self.bins, self.momentum = mu, bins, momentum
+        self.register_buffer("acc_counts", torch.zeros(bins, dtype=torch.float64))
+
+    def forward(self, pred: Tensor, target: Tensor, valid: Tensor | None = None, reduction: str = "mean") -> Tensor:
+        """GHM-R loss of one batch, updating the running bin counts."""
+        return ghm_r(pred, target, self.mu, self.bins, self.momentum, valid, self.acc_counts, reduction)

@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 
 from imbalance_cli.data.dataset import Dataset
+from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups  # noqa: F401  (re-exported)
 
-DEFAULT_BAGS_EDGES: tuple[float, ...] = (0, 10, 100, 1000, math.inf)
 LVIS_RARE_MAX = 10
 LVIS_COMMON_MAX = 100
 #: Training images of LVIS v1 (Gupta et al., LVIS, CVPR 2019; lvis_v1_train.json), on which the
@@ -82,19 +81,3 @@ def lvis_frequency_scope(num_images: int | None) -> dict:
     return {"thresholds": "lvis", "rare_max_images": LVIS_RARE_MAX, "common_max_images": LVIS_COMMON_MAX,
             "reference_images": LVIS_V1_TRAIN_IMAGES, "images": None if num_images is None else int(num_images),
             "share_of_reference": share, "shown": shown, "reason": reason}
-
-
-def bags_groups(instance_counts: Sequence[int] | np.ndarray, edges: Sequence[float] = DEFAULT_BAGS_EDGES) -> np.ndarray:
-    """BAGS group index (1..N) per class: class ``j`` is in group ``n`` when ``s_l^n <= N_j < s_h^n`` (seed 002, Eq. 3).
-
-    ``edges`` are the N + 1 increasing boundaries ``s_l^1 < s_h^1 = s_l^2 < ... < s_h^N``.
-    Counts below the first edge or at/above the last raise ``ValueError``.
-    """
-    counts = np.asarray(instance_counts, dtype=np.float64)
-    e = np.asarray(edges, dtype=np.float64)
-    if e.ndim != 1 or len(e) < 2 or np.any(np.diff(e) <= 0):
-        raise ValueError(f"BAGS edges must be at least two strictly increasing numbers, got {list(edges)}")
-    group = np.searchsorted(e, counts, side="right")  # 1..N for in-range counts
-    if np.any(group < 1) or np.any(group > len(e) - 1):
-        raise ValueError(f"instance counts fall outside the BAGS edges {list(edges)}")
-    return group.astype(np.int64)

@@ -100,8 +100,9 @@ def _from_statistics(cats: list, path: str, num_images: int | None) -> ClassCoun
             if key not in c:
                 raise InputError(f"missing required key '{key}'", path=path, record=where)
             v = c[key]
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise InputError(f"'{key}' must be a non-negative integer, got {v!r}", path=path, record=where)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v > 2**63 - 1:
+                raise InputError(f"'{key}' must be a non-negative integer below 2^63, got {v!r}", path=path,
+                                 record=where)
         if c["image_count"] > c["instance_count"]:
             raise InputError(f"image_count {c['image_count']} exceeds instance_count {c['instance_count']}",
                              path=path, record=f"{where} (id {c['id']})")

@@ -1,11 +1,14 @@
-"""Figures of a training run (PNG, written atomically).
+"""Renderers of a training run: figures (PNG, written atomically), the progress bar and the terminal summary.
+
+matplotlib and rich are imported here only, inside the functions.
 
 * ``loss_paces.png``: classification and regression losses per iteration and the gradient norm
-  each puts on its head (objective imbalance; survey seed 000, §7, Figs. 16-17);
+  each puts on its head (objective imbalance; Oksuz et al., Imbalance Problems in Object
+  Detection: A Review, TPAMI 2021, §7, Figs. 16-17);
 * ``ap_vs_instances.png``: per-class AP on the held-out split against training instances
   (log scale), coloured by LVIS frequency group;
 * ``weight_norms.png``: L2 norm of each class's classifier weights against its training instances
-  (the BAGS paper's Fig. 1, seed 002).
+  (Li et al., Balanced Group Softmax, CVPR 2020, Fig. 1).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from imbalance_cli.fileio import save_figure
 
 _FREQ_COLOURS = {"r": "tab:red", "c": "tab:orange", "f": "tab:blue"}
 
@@ -85,8 +90,6 @@ def per_class_scatter(instances, values, frequency, ylabel: str, title: str):
 
 def write_all(out_dir, metrics: dict, log_path) -> list[Path]:
     """Write the three figures of a run into ``out_dir``; returns their paths."""
-    from imbalance_cli.fileio import save_figure
-
     out = Path(out_dir)
     cl = metrics["classes"]
     paths = [
@@ -97,3 +100,34 @@ def write_all(out_dir, metrics: dict, log_path) -> list[Path]:
                                       "classifier weight norms (BAGS Fig. 1)"), out / "weight_norms.png"),
     ]
     return paths
+
+
+SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """The terminal summary of ``metrics.json``: the AP line and AP per BAGS bin."""
+    line = "  ".join(f"{k} {metrics[k]:.3f}" if metrics[k] == metrics[k] else f"{k} n/a" for k in SUMMARY_KEYS)
+    bins = ", ".join(f"{b['bin']}: {b['AP']:.3f}" if b["AP"] is not None else f"{b['bin']}: n/a" for b in metrics["AP_bins"])
+    return [line, f"AP per BAGS bin (training instances) {bins}"]
+
+
+class ProgressBar:
+    """A rich progress bar showing the task losses (create it only on a terminal)."""
+
+    def __init__(self, total: int, done: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"),
+                          TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self.p.start()
+        self.task = self.p.add_task("train", total=total, completed=done, losses="")
+
+    def update(self, done: int, rec: dict) -> None:
+        """Advance to ``done`` iterations and show the latest losses."""
+        self.p.update(self.task, completed=done, losses=f"cls {rec['cls_loss']:.3f} reg {rec['reg_loss']:.3f}")
+
+    def close(self) -> None:
+        """Remove the bar."""
+        self.p.stop()

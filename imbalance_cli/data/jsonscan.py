@@ -1,0 +1,272 @@
+"""A streaming structural scanner for one large JSON object: where are its top-level members and array records?
+
+The scanner reads a byte stream block by block (16 MiB) and tracks, with vectorised numpy
+operations, exactly what a JSON parser tracks to find nesting: which double quotes are
+unescaped (a quote preceded by an odd run of backslashes is escaped), hence which bytes lie
+inside strings, and the bracket depth of every ``{ [ ] }`` outside strings. From that it emits:
+
+* the *skeleton* of the top-level object: its keys and scalar values, each container member
+  replaced by a placeholder (``[k]`` for the k-th array, ``{"#": k}`` for the k-th object), so
+  ``"images": 5`` or ``"images": {}`` can be reported precisely;
+* for the arrays named in ``chunked`` (``images``, ``annotations``): the bytes of their records
+  in *chunks* of about ``chunk_bytes``, cut only after a record's closing brace at array depth,
+  so a chunk is always a whole number of records, whatever the block size;
+* the whole bytes of the other container members (``categories``, ``info``, ...), up to a bound.
+
+It never validates record contents: the typed decoder does that chunk by chunk, and a bad byte
+anywhere is reported by it (or by the skeleton parse) with its byte offset. A file that ends
+inside a container is reported as truncated. Memory is O(block + chunk).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from imbalance_cli.data._io import BOM
+from imbalance_cli.errors import InputError
+
+BLOCK = 16 * 1024 * 1024
+#: Largest non-chunked container member (categories, info, licenses) kept in memory.
+MAX_MEMBER_BYTES = 512 * 1024 * 1024
+#: Largest skeleton (top-level keys and scalars) accepted.
+MAX_SKELETON_BYTES = 16 * 1024 * 1024
+_KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:\s*$', re.S)
+
+
+@dataclass
+class Chunk:
+    """A run of whole records of a chunked top-level array."""
+
+    key: str  # the member's name, e.g. "annotations"
+    cont: bool  # True when the chunk continues its array after a cut (its body starts with a comma)
+    offset: int  # byte offset of ``body`` in the (decompressed) document
+    body: bytes  # records separated by commas, no surrounding brackets
+
+    def text(self, path) -> tuple[bytes, int]:
+        """``(json_array, base)``: the chunk as a JSON array, and the document offset of its byte 0."""
+        body = self.body
+        skip = 0
+        if self.cont:
+            rest = body.lstrip()
+            if not rest.startswith(b","):
+                raise InputError(f"malformed JSON: expected ',' or ']' at byte {self.offset + len(body) - len(rest)}",
+                                 path=path)
+            skip = len(body) - len(rest) + 1
+            if not rest[1:].strip():
+                raise InputError(f"malformed JSON: trailing comma at byte {self.offset + skip - 1}", path=path)
+        return b"[" + body[skip:] + b"]", self.offset + skip - 1
+
+
+@dataclass
+class Member:
+    """A non-chunked container member of the top-level object."""
+
+    key: str
+    offset: int
+    data: bytes | None  # None when it exceeded MAX_MEMBER_BYTES (never decoded)
+
+
+@dataclass
+class ScanResult:
+    """What the scan found besides the chunks."""
+
+    skeleton: bytes = b""
+    members: list = field(default_factory=list)  # container k -> Member or chunked-key marker
+    size: int = 0
+
+
+class _State:
+    __slots__ = ("in_str", "depth", "trail_bs")
+
+    def __init__(self):
+        self.in_str = False
+        self.depth = 0
+        self.trail_bs = 0  # backslashes ending the previous block (inside a string)
+
+
+_CLASS = bytearray(256)
+for _c in b"{[}]":
+    _CLASS[_c] = 1
+_CLASS[34] = 1  # "
+_CLASS[92] = 1  # backslash
+_CLASS = bytes(_CLASS)
+
+
+def _structure(buf: bytes, st: _State):
+    """Positions and +1/-1 deltas of brackets outside strings in block ``buf``; updates the string state.
+
+    One C pass (``bytes.translate``) marks the interesting bytes; everything after works on their
+    positions only.
+    """
+    marks = np.flatnonzero(np.frombuffer(buf.translate(_CLASS), dtype=np.bool_))
+    a = np.frombuffer(buf, dtype=np.uint8)
+    ch = a[marks]
+    is_q = ch == 34
+    quotes = marks[is_q]
+    bs = marks[ch == 92]
+    if len(bs) or st.trail_bs:
+        # a quote is escaped when an odd run of backslashes ends right before it
+        cand = quotes[np.isin(quotes - 1, bs)]
+        if st.trail_bs and len(quotes) and quotes[0] == 0:
+            cand = np.concatenate([[0], cand])
+        if len(cand):
+            escaped = np.zeros(len(quotes), dtype=bool)
+            for q in cand.tolist():
+                n, j = 0, q - 1
+                while j >= 0 and a[j] == 92:
+                    n += 1
+                    j -= 1
+                if j < 0:
+                    n += st.trail_bs
+                escaped[int(np.searchsorted(quotes, q))] = n % 2 == 1
+            quotes = quotes[~escaped]
+    brm = ~is_q & (ch != 92)
+    br = marks[brm]
+    parity = (np.searchsorted(quotes, br) + int(st.in_str)) & 1
+    keep = parity == 0
+    br = br[keep]
+    delta = np.where((ch[brm][keep] | 0x20) == 0x7B, 1, -1).astype(np.int64)
+    st.in_str = bool((len(quotes) + int(st.in_str)) & 1)
+    # trailing backslashes (relevant only inside a string)
+    n = 0
+    j = len(a) - 1
+    while j >= 0 and a[j] == 92 and n < 1 << 20:
+        n += 1
+        j -= 1
+    st.trail_bs = (n + (st.trail_bs if j < 0 else 0)) if st.in_str else 0
+    return br, delta
+
+
+def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chunk_bytes: int = 8 * 1024 * 1024,
+         on_progress: Callable[[], None] | None = None, block: int = BLOCK) -> Iterator[Chunk | ScanResult]:
+    """Scan a JSON document from ``stream``; yield :class:`Chunk` s as they complete, then one :class:`ScanResult`."""
+    st = _State()
+    res = ScanResult()
+    offset = 0  # global offset of the current block
+    skeleton = bytearray()
+    first = True
+    cur = None  # current depth-1 container: dict(kind, key, start, chunked, pieces, chunk_start, size)
+    pending = bytearray()  # bytes of the current chunk (chunked) or member (not chunked)
+    pending_off = 0
+    started = False
+    while True:
+        try:
+            buf = stream.read(block)
+        except (EOFError, OSError) as e:  # gzip truncation or corruption
+            raise InputError(f"corrupt or truncated gzip data ({e})", path=path) from None
+        if on_progress is not None:
+            on_progress()
+        if not buf:
+            break
+        if first:
+            if buf.startswith(BOM):
+                buf = buf[len(BOM):]
+                offset += len(BOM)
+            first = False
+        br, delta = _structure(buf, st)
+        depth_after = st.depth + np.cumsum(delta)
+        depth_before = depth_after - delta
+        # events that matter: depth transitions 0<->1 (top-level object), 1<->2 (members),
+        # and closes of records (2 after) in chunked arrays.
+        top = (depth_before <= 1) | (depth_after <= 1)
+        rc_all = br[(depth_after == 2) & (delta < 0)]  # closes of records at array depth
+        pos = 0  # position in buf up to which bytes have been routed
+
+        def cuts(lo, hi):
+            """Chunk cuts among record closes in buf[lo:hi] of the current chunked member."""
+            nonlocal pending, pending_off, pos
+            rc = rc_all[(rc_all >= lo) & (rc_all < hi)]
+            while len(rc):
+                need = chunk_bytes - len(pending)  # bytes still wanted from buf[pos:]
+                j = int(np.searchsorted(rc, pos + need - 1))
+                if j >= len(rc):
+                    break
+                c = int(rc[j])
+                pending += buf[pos:c + 1]
+                yield Chunk(cur["key"], cur["cut"], pending_off, bytes(pending))
+                cur["cut"] = True
+                pending = bytearray()
+                pending_off = offset + c + 1
+                pos = c + 1
+                rc = rc[j + 1:]
+
+        for p, d_b, d_a in zip(br[top].tolist(), depth_before[top].tolist(), depth_after[top].tolist()):
+            if cur is not None and cur["chunked"]:
+                yield from cuts(pos, p)
+            if d_b == 0 and d_a == 1:  # open of the top-level value
+                if started:
+                    raise InputError(f"malformed JSON: more than one top-level value (byte {offset + p})", path=path)
+                started = True
+                if buf[p] == 0x5B:  # '['
+                    raise InputError(
+                        "a JSON list is not an annotation file (a category-statistics list is read by "
+                        "`imbalance margins` and `imbalance groups`)", path=path)
+                skeleton += buf[pos:p + 1]
+                pos = p + 1
+            elif d_b == 1 and d_a == 2:  # a member container opens
+                skeleton += buf[pos:p]
+                pos = p
+                k = len(res.members)
+                m = _KEY.search(bytes(skeleton[-4096:]))
+                key = _decode_key(m.group(1)) if m else None
+                is_arr = buf[p] == 0x5B
+                skeleton += (b"[%d]" % k) if is_arr else (b'{"#":%d}' % k)
+                is_chunked = is_arr and key in chunked
+                cur = {"key": key, "chunked": is_chunked, "start": offset + p, "k": k, "cut": False}
+                res.members.append(key if is_chunked else None)
+                pending = bytearray()
+                pending_off = offset + p + 1
+                pos = p + 1 if is_chunked else p
+            elif d_b == 2 and d_a == 1:  # a member container closes
+                if cur is not None and cur["chunked"]:
+                    pending += buf[pos:p]
+                    if bytes(pending).strip():
+                        yield Chunk(cur["key"], cur["cut"], pending_off, bytes(pending))
+                else:
+                    pending += buf[pos:p + 1]
+                    if cur is not None:
+                        data = bytes(pending) if len(pending) <= MAX_MEMBER_BYTES else None
+                        res.members[cur["k"]] = Member(cur["key"], cur["start"], data)
+                pending = bytearray()
+                pos = p + 1
+                cur = None
+            elif d_b == 1 and d_a == 0:  # the top-level value closes
+                skeleton += buf[pos:p + 1]
+                pos = p + 1
+            if len(skeleton) > MAX_SKELETON_BYTES:
+                raise InputError("the top-level object has more than 16 MiB outside its arrays and objects", path=path)
+        # route the rest of the block
+        if cur is not None and cur["chunked"]:
+            yield from cuts(pos, len(buf))
+        if cur is not None:
+            pending += buf[pos:]
+            if not cur["chunked"] and len(pending) > MAX_MEMBER_BYTES:
+                del pending[MAX_MEMBER_BYTES + 1:]  # keep the bound; the member is not decoded
+        else:
+            skeleton += buf[pos:]
+            if len(skeleton) > MAX_SKELETON_BYTES:
+                raise InputError("the top-level object has more than 16 MiB outside its arrays and objects", path=path)
+        st.depth += int(delta.sum())
+        if st.depth < 0:
+            raise InputError(f"malformed JSON: unbalanced closing bracket before byte {offset + len(buf)}", path=path)
+        offset += len(buf)
+    res.size = offset
+    if st.depth != 0 or st.in_str:
+        where = f" inside '{cur['key']}'" if cur is not None and cur.get("key") else ""
+        raise InputError(f"truncated JSON: the file ends{where} at byte {offset} with unclosed brackets or strings",
+                         path=path)
+    res.skeleton = bytes(skeleton)
+    yield res
+
+
+def _decode_key(raw: bytes) -> str | None:
+    import msgspec
+
+    try:
+        return msgspec.json.decode(b'"' + raw + b'"')
+    except msgspec.DecodeError:
+        return None

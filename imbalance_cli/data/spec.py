@@ -1,0 +1,74 @@
+"""``LoadSpec``: how to load an annotation file, resolved once from CLI or API arguments."""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from imbalance_cli.errors import InputError
+
+
+class Format(str, enum.Enum):
+    """Annotation formats :func:`imbalance_cli.load` reads (``--format`` choices)."""
+
+    coco = "coco"
+    lvis = "lvis"
+    objects365 = "objects365"
+    openimages = "openimages"
+    voc = "voc"
+    yolo = "yolo"
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """Typed, validated loading options.
+
+    Attributes
+    ----------
+    format: a :class:`Format`, or None to detect it from the content.
+    classes: Open Images ``class-descriptions-boxable.csv`` (default: looked for beside the file).
+    image_sizes: Open Images ``ImageID,Width,Height`` CSV.
+    workers: processes decoding JSON chunks (>= 1; default: the machine's cores). Results do not depend on it.
+    cache: use the columnar cache in ``$IMBALANCE_CACHE`` (see :mod:`imbalance_cli.data.cache`).
+    strict: reserved for the analyses (an invalid box is fatal); loading itself is always strict about structure.
+    """
+
+    format: Format | None = None
+    classes: Path | None = None
+    image_sizes: Path | None = None
+    workers: int = 1
+    cache: bool = True
+    strict: bool = False
+
+    @classmethod
+    def build(cls, format=None, classes=None, image_sizes=None, workers=None, cache=True, strict=False) -> "LoadSpec":
+        """Validate raw arguments (strings, paths, ints) into a spec; bad values raise :class:`InputError`."""
+        fmt = None
+        if format is not None:
+            value = format.value if isinstance(format, Format) else str(format).lower()
+            try:
+                fmt = Format(value)
+            except ValueError:
+                raise InputError(f"unknown format {format!r}; choose one of "
+                                 f"{', '.join(f.value for f in Format)}") from None
+        if workers is None:
+            workers = default_workers()
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1 or workers > 1024:
+            raise InputError(f"--workers must be an integer from 1 to 1024, got {workers!r}")
+        if image_sizes is not None and fmt not in (None, Format.openimages):
+            raise InputError("--image-sizes applies to Open Images CSV only")
+        if classes is not None and fmt not in (None, Format.openimages, Format.yolo):
+            raise InputError("--classes applies to Open Images CSV and YOLO labels folders only")
+        return cls(format=fmt, classes=None if classes is None else Path(classes),
+                   image_sizes=None if image_sizes is None else Path(image_sizes), workers=workers,
+                   cache=bool(cache), strict=bool(strict))
