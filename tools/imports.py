@@ -8,7 +8,7 @@
 
 Layers (an import may point down or sideways, never up)::
 
-    0  errors, fileio, boxes, progress              top-level utility modules, usable by all
+    0  errors, fileio, boxes, progress, dist        top-level utility modules, usable by all
     1  data                                           loaders -> columnar Dataset
     2  stats, anchors, losses, detector, check,       analyses (detector sits with losses, check with stats;
        specs                                          specs resolves options into presets, beside anchors)
