@@ -18,15 +18,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-<<<<<<< HEAD
 from imbalance_cli import dist
-from imbalance_cli.data import coco, openimages, voc, yolo
-from imbalance_cli.data._io import parse_json, read_bytes
-=======
 from imbalance_cli.data import cache as _cache
 from imbalance_cli.data import openimages, voc, yolo
 from imbalance_cli.data._io import BOM, check_regular, line_col, open_stream
->>>>>>> main
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.spec import Format, LoadSpec
 from imbalance_cli.errors import InputError
@@ -60,10 +55,12 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
     InputError
         One-line, actionable message naming the file and record, for anything malformed.
     """
-    return dist.load_shared(_load, path, format, classes=classes, image_sizes=image_sizes)
+    # under torchrun: rank 0 loads and broadcasts (or every rank loads: IMBALANCE_DIST_LOAD=each)
+    return dist.load_shared(_load, path, format, classes=classes, image_sizes=image_sizes, workers=workers,
+                            cache=cache, spec=spec)
 
 
-def _load(path, format, *, classes, image_sizes) -> Dataset:
+def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Dataset:
     p = Path(path)
     if spec is None:
         try:
