@@ -125,11 +125,12 @@ def finish() -> None:
 
 
 @contextlib.contextmanager
-def command_session(kwargs: dict) -> Iterator[dict]:
+def command_session(kwargs: dict, outputs: tuple = OUTPUT_ARGUMENTS) -> Iterator[dict]:
     """Run one command on this rank: join the group, silence and strip outputs on ranks > 0, leave.
 
-    Yields the command's keyword arguments with :data:`OUTPUT_ARGUMENTS` set to ``None`` on ranks
-    other than 0. A no-op in a single process.
+    Yields the command's keyword arguments with ``outputs`` (default :data:`OUTPUT_ARGUMENTS`) set
+    to ``None`` on ranks other than 0 (a command that writes on rank 0 by itself passes ``()``).
+    A no-op in a single process.
     """
     if not launched() or rank_info().world_size <= 1:
         yield kwargs
@@ -139,7 +140,7 @@ def command_session(kwargs: dict) -> Iterator[dict]:
     saved = sys.stdout, sys.stderr
     sink = None
     if not r.is_main:
-        kwargs = {k: (None if k in OUTPUT_ARGUMENTS else v) for k, v in kwargs.items()}
+        kwargs = {k: (None if k in outputs else v) for k, v in kwargs.items()}
         sink = open(os.devnull, "w")
         sys.stdout = sys.stderr = sink
     ok = False
@@ -177,13 +178,29 @@ def load_mode() -> str:
     return mode
 
 
+_LOCAL_LOADS = [False]
+
+
+@contextlib.contextmanager
+def local_loads() -> Iterator[None]:
+    """Inside this block :func:`load_shared` loads on the calling rank alone (no collective), for
+    code that loads on some ranks only (the trainer: rank 0 builds the synthetic data first)."""
+    saved = _LOCAL_LOADS[0]
+    _LOCAL_LOADS[0] = True
+    try:
+        yield
+    finally:
+        _LOCAL_LOADS[0] = saved
+
+
 def load_shared(loader, *args, **kwargs):
     """``loader(*args, **kwargs)`` on every rank, or on rank 0 and broadcast (:func:`load_mode`).
 
     Under ``broadcast`` an exception raised on rank 0 (a bad file) is sent to every rank and raised
-    there too, so all ranks fail alike. In one process this is ``loader(*args, **kwargs)``.
+    there too, so all ranks fail alike. In one process, or inside :func:`local_loads`, this is
+    ``loader(*args, **kwargs)``; otherwise every rank must call it (it is a collective).
     """
-    if not active() or load_mode() == "each":
+    if not active() or _LOCAL_LOADS[0] or load_mode() == "each":
         return loader(*args, **kwargs)
     if rank_info().is_main:
         try:
@@ -247,6 +264,36 @@ def sum_scalars(*values: int) -> list[int]:
     arr = np.array(values, np.int64)
     sum_arrays(arr)
     return [int(v) for v in arr]
+
+
+def mean_floats(*values: float) -> list[float]:
+    """Mean of floats over ranks (float64; unchanged in one process)."""
+    if not active():
+        return [float(v) for v in values]
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return [float(v) / dist.get_world_size() for v in t]
+
+
+def wrap_ddp(model, device):
+    """``DistributedDataParallel(model)`` on this rank's device when ranks are joined, else ``model``.
+
+    Rank 0's parameters are broadcast at construction; gradients are averaged over ranks in
+    ``backward()``. ``device_ids`` is the rank's GPU for a CUDA model, none for a CPU one.
+    """
+    if not active():
+        return model
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return DistributedDataParallel(model, device_ids=[index], output_device=index)
+    return DistributedDataParallel(model)
 
 
 def all_gather_objects(obj: Any) -> list:

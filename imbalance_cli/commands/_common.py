@@ -26,7 +26,7 @@ def handle_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with dist.command_session(kwargs) as kwargs:  # under torchrun: process group, rank 0 alone outputs
+        with dist.command_session(kwargs, getattr(fn, "rank_zero_outputs", dist.OUTPUT_ARGUMENTS)) as kwargs:  # under torchrun: process group, rank 0 alone outputs
             return _run(fn, args, kwargs)
 
     return wrapper

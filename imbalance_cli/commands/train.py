@@ -69,6 +69,9 @@ def train(
         typer.echo(f"wrote {out}/metrics.json")
 
 
+train.rank_zero_outputs = ()  # under torchrun --out is kept on every rank: the trainer itself writes on rank 0 only
+
+
 def register(app):
     """Add this module's command(s) to the Typer app."""
     app.command("train")(handle_errors(train))

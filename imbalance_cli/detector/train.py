@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from imbalance_cli import dist
 from imbalance_cli.anchors.generator import grid_anchors, level_layout
 from imbalance_cli.anchors.matcher import dense_match_batched
 from imbalance_cli.anchors.presets import get_preset, preset_from_dict
@@ -385,11 +386,17 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     """
     echo = echo or (lambda s: None)
     validate(cfg)
-    device = resolve_device(cfg.device)
-    threads = cfg.threads or auto_threads()
+    rk = dist.rank_info() if dist.active() else dist.Rank()  # under torchrun: DistributedDataParallel
+    world, main = rk.world_size, rk.is_main
+    if cfg.batch_size < world:
+        raise InputError(f"--batch-size {cfg.batch_size} is the global batch: it needs at least one image per "
+                         f"rank ({world} ranks)", record="--batch-size")
+    device = resolve_device(cfg.device)  # under torchrun "cuda" is this rank's LOCAL_RANK GPU (dist.init)
+    threads = cfg.threads or dist.local_share(auto_threads())
     torch.set_num_threads(threads)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     log_path = out / "train_log.jsonl"
     preset = resolve_preset(cfg)
@@ -405,7 +412,12 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
             diff = sorted(k for k in settings if ck["settings"].get(k) != settings[k])
             raise InputError(f"checkpoint was written with other settings ({', '.join(diff)}); use the same options or another --out", path=str(ckpt_path), record="--resume")
     t0 = time.perf_counter()
-    data = load_data(cfg, preset)
+    if not main:  # rank 0 builds (and caches) the data first; the others then read the same files
+        dist.barrier()
+    with dist.local_loads():
+        data = load_data(cfg, preset)
+    if main:
+        dist.barrier()
     t_data = time.perf_counter() - t0
     obj.prepare(data.train_instances, device)
 
@@ -439,13 +451,16 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
                     keep_lines.append(line)
             except (ValueError, KeyError):
                 break
-    write_text(log_path, "".join(l + "\n" for l in keep_lines))
+    if main:
+        write_text(log_path, "".join(l + "\n" for l in keep_lines))
     anchors_fn = _Anchors(preset, device)
+    net = dist.wrap_ddp(model, device)  # the model itself in one process
     cls_params = list(model.cls_tower.parameters()) + list(model.cls_out.parameters())
     box_params = list(model.box_tower.parameters()) + list(model.box_out.parameters())
-    bar = renderer.ProgressBar(total_steps, start_epoch * ipe) if renderer is not None and progress_enabled() else None
+    bar = (renderer.ProgressBar(total_steps, start_epoch * ipe)
+           if main and renderer is not None and progress_enabled() else None)
     try:
-        with open(log_path, "a") as log:
+        with open(log_path if main else os.devnull, "a") as log:
             for epoch in range(start_epoch, cfg.epochs):
                 model.train()
                 t_ep = time.perf_counter()
@@ -455,22 +470,28 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
                 for it in range(ipe):
                     step = epoch * ipe + it
                     idx = perm[it * cfg.batch_size : (it + 1) * cfg.batch_size]
-                    if not idx:
+                    if len(idx) < world:  # (one process: empty) every rank needs an image
                         break
+                    idx = dist.shard(idx)  # this rank's images of the global batch: idx[rank::world]
                     lr = _lr_at(step, total_steps, cfg.lr)
                     for pg in opt.param_groups:
                         pg["lr"] = lr
                     x, gb, gl = D.collate(data.train, idx, preset.resize.size_divisible, [flips[i] for i in idx] if cfg.flip else None)
                     x = x.to(device)
-                    total, cls, box, num_pos = compute_losses(model, obj, box_obj, sampler, preset, anchors_fn, x, gb, gl, step, cfg.box_weight)
+                    total, cls, box, num_pos = compute_losses(net, obj, box_obj, sampler, preset, anchors_fn, x, gb, gl, step, cfg.box_weight)
                     opt.zero_grad(set_to_none=True)
-                    total.backward()
+                    total.backward()  # under DDP the gradients are averaged over the ranks here
                     gc, gr = _grad_norm(cls_params), _grad_norm(box_params)
                     gall = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0))
-                    if math.isfinite(float(total.detach())):
+                    # logged losses: the mean over ranks of each rank's loss (the loss DDP's averaged
+                    # gradient belongs to); positives summed; grad norms are of the averaged gradient
+                    t_loss, t_cls, t_box = dist.mean_floats(float(total.detach()), float(cls.detach()),
+                                                            float(box.detach()))
+                    num_pos = dist.sum_scalars(int(num_pos))[0]
+                    if math.isfinite(t_loss):  # the same decision on every rank
                         opt.step()
-                    rec = {"iter": step, "epoch": epoch, "lr": lr, "loss": float(total.detach()), "cls_loss": float(cls.detach()),
-                           "reg_loss": float(box.detach()), "cls_grad_norm": gc, "reg_grad_norm": gr, "grad_norm": gall,
+                    rec = {"iter": step, "epoch": epoch, "lr": lr, "loss": t_loss, "cls_loss": t_cls,
+                           "reg_loss": t_box, "cls_grad_norm": gc, "reg_grad_norm": gr, "grad_norm": gall,
                            "num_pos": num_pos}
                     log.write(json.dumps(rec) + "\n")
                     if step % 20 == 0:
@@ -480,17 +501,20 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
                 log.flush()
                 obj.end_epoch()
                 train_seconds += time.perf_counter() - t_ep
-                _save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                             "objective": obj.state_dict(),
-                                             "box_objective": box_obj.state_dict() if box_obj is not None else {},
-                                             "rng": _rng_state(), "epoch": epoch,
-                                             "settings": settings, "train_seconds": train_seconds})
+                if main:  # rank 0 checkpoints (its stateful-loss state; see the README "Scaling out")
+                    _save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                                 "objective": obj.state_dict(),
+                                                 "box_objective": box_obj.state_dict() if box_obj is not None else {},
+                                                 "rng": _rng_state(), "epoch": epoch,
+                                                 "settings": settings, "train_seconds": train_seconds})
                 if on_epoch_end is not None:
                     on_epoch_end(epoch)
                 echo(f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} (cls {rec['cls_loss']:.4f}, reg {rec['reg_loss']:.4f}), {train_seconds:.0f}s")
     finally:
         if bar:
             bar.close()
+    if not main:  # rank 0 evaluates and writes; the others receive its metrics
+        return dist.broadcast_object(None)
     t1 = time.perf_counter()
     metrics, detections = evaluate_model(model, obj, data, preset, device)
     eval_seconds = time.perf_counter() - t1
@@ -506,12 +530,12 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     metrics["data"] = {**data.source, "train_images": len(data.train), "val_images": len(data.val),
                        "val_image_ids": list(data.val.image_ids)}
     metrics["timing"] = {"data_seconds": t_data, "train_seconds": train_seconds, "eval_seconds": eval_seconds,
-                         "iterations": total_steps}
+                         "iterations": total_steps, "ranks": world}
     write_json(out / "detections.json", detections)
     write_json(out / "metrics.json", metrics)
     if cfg.plots and renderer is not None:
         renderer.write_all(out, metrics, log_path)
-    return metrics
+    return dist.broadcast_object(metrics)
 
 
 @torch.no_grad()
