@@ -23,12 +23,12 @@ every rank computes the same report and the same exit code; the engines never se
 
 How ranks get the dataset (:func:`load_shared`, set by ``IMBALANCE_DIST_LOAD``): ``broadcast``
 (default) -- rank 0 loads the annotation file and sends the pickled columnar arrays to the others;
-``each`` -- every rank loads the file itself. Measured side by side (``benchmarks/dist_load.py``,
-2 gloo ranks, a 118,287-image / 860,435-box COCO-train-size file on a loaded 2-core machine):
-broadcast 20.6 s, each 22.5 s, one process alone 20.7 s; pickling the Dataset takes 0.2 s (61 MB)
-and unpickling 0.1 s. Broadcasting costs one load plus a small transfer, never parses the JSON
-twice on one machine's cores, and only rank 0's machine needs the file; ``each`` can win only
-when every rank has idle cores and a fast copy of the file.
+``each`` -- every rank loads the file itself (from the columnar cache when it is warm). Measured
+side by side (``benchmarks/dist_load.py``, 2 gloo ranks, a 118,287-image / 860,435-box
+COCO-train-size JSON, loaded 2-core machine): parsing the JSON, broadcast 15.3 s vs each 20.5 s;
+from a warm cache, broadcast 1.2 s vs each 0.6 s. Broadcast is the default because the first,
+uncached load is the expensive one (and only rank 0's machine needs the file); ``each`` is faster
+for repeated runs on a warm cache with the file on every node.
 """
 
 from __future__ import annotations
