@@ -83,10 +83,12 @@ def rank_info() -> Rank:
 
 
 def active() -> bool:
-    """Whether a process group of more than one rank is joined (then the helpers below communicate)."""
-    try:
-        import torch.distributed as dist
-    except Exception:  # pragma: no cover - torch always present in the package's environment
+    """Whether a process group of more than one rank is joined (then the helpers below communicate).
+
+    Never imports torch: without ``torch.distributed`` already imported no group can be joined.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is None:
         return False
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
