@@ -98,7 +98,7 @@ def stats(
                        f"{dataset.info['bad_lines'][0]}", err=True)
     if spec is not None and dataset.has_image_sizes:  # the anchor limits, before any statistic is computed
         spec.check_images(dataset.heights, dataset.widths, dataset.image_ids, path=dataset.path)
-    anchor_arg, anchor_kwargs = ("none" if spec is None else spec), {}
+    anchor_arg, anchor_kwargs = spec, {}
     if _is_yolov5(anchors):  # YOLOv5 build_targets + AutoAnchor (no IoU matcher: see stats/yolov5.py)
         anchor_arg, anchor_kwargs = "yolov5", {"matcher": matcher.value, "pos_iou": pos_iou, "neg_iou": neg_iou}
     if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
