@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-COMMAND_MODULES = ("stats", "margins", "groups", "check", "compare", "batches", "train", "bench")
+COMMAND_MODULES = ("stats", "margins", "groups", "check", "compare", "batches", "train", "bench", "fit")
 
 app = typer.Typer(
     name="imbalance",

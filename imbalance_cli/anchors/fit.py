@@ -5,8 +5,9 @@ proxy: a width/height ratio metric or the IoU of centred boxes. Here every candi
 engine the statistics use (:func:`imbalance_cli.stats.anchors.label_anchors`: the preset's resize, grid, steps
 and matcher or assigner) on a seeded sample of images, and scored by what the detector will see:
 
-* **coverage** -- share of boxes with at least one positive *at the positive threshold* (max-IoU presets:
-  the box's best anchor IoU >= ``pos_iou``, so low-quality matches do not count; ATSS: at least one positive);
+* **coverage** -- share of boxes with at least one positive *at the positive threshold*: max-IoU presets, an
+  anchor the matcher assigns to the box with IoU >= ``pos_iou`` (low-quality matches do not count, and an anchor
+  taken by an overlapping box with a higher IoU does not count for this one); ATSS: at least one positive;
 * **positives per box** -- mean number of positive anchors per box;
 * the **balance** of both across COCO size groups (area < 32², < 96², else) and class-frequency groups
   (classes split into thirds by instance count in the dataset) -- the imbalance of positives across scales
@@ -29,7 +30,8 @@ sizes (S) and ratios (R) per location, so a pretrained head keeps its shapes; si
 all levels. That is exactly expressible by torchvision's ``AnchorGenerator`` (a size tuple per level, ratios per
 level), mmdetection's ``AnchorGenerator`` (``base_sizes`` per level x shared ``scales``, shared ``ratios``) and
 detectron2's ``DefaultAnchorGenerator`` (``SIZES`` per level, ``ASPECT_RATIOS``). Base sizes are rounded to
-0.01 px, scales and ratios to 1e-4 before scoring, so the emitted numbers are the scored numbers.
+0.01 px, scales and ratios to 1e-4, sizes ``base_l * scale_i`` to 1e-4 px before scoring, so the emitted numbers
+are the scored numbers.
 
 Search. Two starts, each scored exactly: the preset's own sizes projected onto the search space (least squares
 in log space), and k-means with the ``1 - IoU`` distance of centred boxes (YOLOv2, Redmon & Farhadi, CVPR 2017,
@@ -87,8 +89,8 @@ class AnchorParams:
     ratios: tuple[float, ...]
 
     def sizes(self) -> tuple[tuple[float, ...], ...]:
-        """Anchor sizes per level ``base_l * scale_i`` (float64 products, as stored in the preset)."""
-        return tuple(tuple(float(b) * float(s) for s in self.scales) for b in self.base)
+        """Anchor sizes per level ``round(base_l * scale_i, 4)`` (as stored in the preset and the snippets)."""
+        return tuple(tuple(round(float(b) * float(s), 4) for s in self.scales) for b in self.base)
 
     def key(self) -> tuple:
         """Hashable identity (the rounded numbers)."""
@@ -193,8 +195,9 @@ def label_metrics(lp, dataset: Dataset, freq_of_class: np.ndarray) -> dict:
     res, preset = lp.result, lp.preset
     n = len(lp.order)
     pos_count = np.bincount(res.pos_box, minlength=n).astype(np.int64) if n else np.zeros(0, np.int64)
-    if getattr(preset, "assigner", "max_iou") == "max_iou":
-        covered = np.asarray(res.box_max_iou) >= np.float32(preset.pos_iou)
+    if getattr(preset, "assigner", "max_iou") == "max_iou":  # a positive assigned to the box at the threshold
+        strong = np.asarray(res.pos_iou) >= np.float32(preset.pos_iou)
+        covered = np.bincount(np.asarray(res.pos_box)[strong], minlength=n) > 0 if n else np.zeros(0, bool)
     else:
         covered = pos_count > 0
     sg = size_groups(dataset, lp.order)
@@ -519,7 +522,7 @@ def framework_configs(preset, params: AnchorParams, targets: tuple[str, ...] | N
 
     def note(fw):
         if fw == own:
-            return "exact: the scored anchors (same resize, steps and rounding as this preset)"
+            return "the scored anchors (same resize, steps and rounding as this preset)"
         return (f"same sizes and ratios, but {fw}'s own arithmetic (resize rounding, base-anchor rounding, "
                 f"centre offset, strides) differs from preset {preset.name!r}, which follows {own}")
 
@@ -539,8 +542,8 @@ def framework_configs(preset, params: AnchorParams, targets: tuple[str, ...] | N
                 "    ratios=[" + ", ".join(_num(r) for r in ratios) + "],\n"
                 "    strides=[" + ", ".join(str(int(s)) for s in preset.strides) + "])\n"
                 "# model.bbox_head.anchor_generator in an mmdetection config\n")
-        n = note("mmdet") + ("; mmdetection multiplies base_size x scale in float32 itself (last-ulp differences "
-                             "from the stored products)" if own == "mmdet" else "")
+        n = note("mmdet") + ("; mmdetection multiplies base_size x scale itself, which differs from the stored "
+                             "sizes (rounded to 1e-4 px) by under 5e-5 px" if own == "mmdet" else "")
         out["mmdet"] = {"language": "python", "text": text, "exact": own == "mmdet", "note": n}
     if "detectron2" in targets:
         text = ("MODEL:\n  ANCHOR_GENERATOR:\n"
