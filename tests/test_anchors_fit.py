@@ -283,3 +283,31 @@ def test_cli_end_to_end_writes_outputs(tmp_path, small):
     r = runner.invoke(app, ["anchors", str(path), "--iterations", "2", "--json", "--target", "detectron2"])
     assert r.exit_code == 0
     assert list(json.loads(r.stdout)["configs"]) == ["detectron2"]
+
+
+def _metrics(cov, ppb, size, freq):
+    names = ("small", "medium", "large")
+    fnames = ("rare third", "middle third", "frequent third")
+    return {"coverage": cov, "positives_per_box": ppb,
+            "by_size": {n: {"boxes": b, "coverage": c, "positives_per_box": p} for n, (b, c, p) in zip(names, size)},
+            "by_frequency": {n: {"boxes": b, "coverage": c, "positives_per_box": p} for n, (b, c, p) in zip(fnames, freq)}}
+
+
+def test_objective_formulas_by_hand():
+    from imbalance_cli.anchors.fit import objective_score
+
+    m = _metrics(0.8, 10.0, [(10, 0.6, 5.0), (10, 0.9, 10.0), (0, None, None)], [(5, 0.8, 8.0), (5, 0.8, 12.0), (10, 0.8, 10.0)])
+    # coverage: 0.5 * 0.8 + 0.25 * mean(0.6, 0.9) + 0.25 * 0.6 (the empty large group is left out)
+    assert objective_score(m, "coverage") == pytest.approx(0.4 + 0.25 * 0.75 + 0.15)
+    # positives: min/max over size and frequency groups = 5 / 12, times min(1, 10 / 20) against the reference
+    assert objective_score(m, "positives", (20.0, 0.8)) == pytest.approx(5 / 12 * 0.5)
+    assert objective_score(m, "positives", (5.0, 0.7)) == pytest.approx(5 / 12)
+    # a candidate covering fewer boxes than the original scores below zero, whatever its positives
+    assert objective_score(m, "positives", (5.0, 0.9)) == pytest.approx(-0.1)
+
+
+def test_positives_objective_keeps_coverage(small):
+    _, ds, _ = small
+    res = fit_anchors(ds, "retinanet", objective="positives", iterations=20, sample=None, seed=0)
+    assert res.sample_after["coverage"] >= res.sample_before["coverage"]
+    assert res.sample_after["score"] >= res.sample_before["score"]

@@ -20,8 +20,11 @@ Objectives (a scalar to maximise, :func:`objective_score`):
 
 * ``coverage``: ``0.5 C + 0.25 mean_g C_g + 0.25 min_g C_g`` over the size groups g that have boxes
   (C = coverage): overall coverage, with the worst size group weighted in.
-* ``positives``: ``C * geomean_g(P_g)`` with P_g the mean positives per box of size group g: more positives,
-  balanced across scales (a geometric mean punishes a starved group), never bought by losing boxes.
+* ``positives``: ``(min_g P_g / max_g P_g) * min(1, P / P_0)`` subject to ``C >= C_0`` (a candidate covering
+  fewer boxes scores ``C - C_0 < 0``), with P_g the mean positives per box of group g over the size groups and
+  the class-frequency groups, P the overall mean, P_0 and C_0 the original preset's (on the same images):
+  positives balanced across scales and class frequencies (the starved group against the best fed), never bought
+  by losing boxes, and no reward for piling up positives beyond the preset's own level.
 * ``bpr``: AutoAnchor's BPR plus ``0.001`` x its fitness ``mean(best * (best > 1/anchor_t))``.
 
 Search space. A fitted grid preset keeps the preset's levels, strides, resize, matcher and the number of
@@ -231,8 +234,12 @@ def bpr_metrics(wh: np.ndarray, anchors_wh: np.ndarray, anchor_t: float) -> dict
     return {"bpr": float((best > t).mean()), "fitness": float((best * (best > t)).mean())}
 
 
-def objective_score(metrics: dict, objective: str) -> float:
-    """The scalar the search maximises (see the module docstring for each objective's formula)."""
+def objective_score(metrics: dict, objective: str, reference: tuple[float, float] | None = None) -> float:
+    """The scalar the search maximises (see the module docstring for each objective's formula).
+
+    ``reference``: the original preset's ``(positives per box, coverage)`` on the same images (the ``positives``
+    objective's cap and constraint; None = this candidate's own).
+    """
     if objective == "bpr":
         return float(metrics["bpr"] or 0.0) + 0.001 * float(metrics.get("fitness") or 0.0)
     cov = metrics["coverage"] or 0.0
@@ -241,10 +248,14 @@ def objective_score(metrics: dict, objective: str) -> float:
         gc = [v["coverage"] for v in groups] or [cov]
         return 0.5 * cov + 0.25 * float(np.mean(gc)) + 0.25 * float(min(gc))
     if objective == "positives":
-        gp = [v["positives_per_box"] for v in groups] or [metrics["positives_per_box"] or 0.0]
-        if min(gp) <= 0:
+        gp = [v["positives_per_box"] for sec in ("by_size", "by_frequency") for v in metrics[sec].values() if v["boxes"]]
+        p = metrics["positives_per_box"] or 0.0
+        if not gp or max(gp) <= 0:
             return 0.0
-        return cov * float(np.exp(np.mean(np.log(gp))))
+        ref_p, ref_c = reference if reference else (p, cov)
+        if cov < ref_c:  # a constraint: never fewer boxes covered than the original preset
+            return cov - ref_c
+        return (min(gp) / max(gp)) * (min(1.0, p / ref_p) if ref_p > 0 else 1.0)
     raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
 
 
@@ -378,6 +389,7 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
         return m, lp
 
     before, lp0 = score_preset(original, sub)
+    ref = (before["positives_per_box"], before["coverage"])
     rng = np.random.default_rng(seed)
     cache: dict = {}
 
@@ -385,7 +397,7 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
         k = params.key()
         if k not in cache:
             m, _ = score_preset(apply_params(original, params), sub)
-            cache[k] = (objective_score(m, objective), m)
+            cache[k] = (objective_score(m, objective, ref), m)
         return cache[k]
 
     starts = {}
@@ -438,9 +450,10 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
         else:
             all_before, _ = score_preset(original, dataset)
             all_after, _ = score_preset(fitted, dataset)
-    for m in (before, after, all_before, all_after):
+    ref_all = None if all_before is None else (all_before["positives_per_box"], all_before["coverage"])
+    for m, r in ((before, ref), (after, ref), (all_before, ref_all), (all_after, ref_all)):
         if m is not None:
-            m["score"] = objective_score(m, objective)
+            m["score"] = objective_score(m, objective, r)
     return FitResult(original=original, fitted=fitted, params=best, objective=objective, seed=int(seed),
                      sample_images=int(len(rows)), iterations_asked=int(iterations), iterations_done=int(done),
                      stopped=stopped, starts=starts, sample_before=before, sample_after=after,
