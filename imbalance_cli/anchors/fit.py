@@ -33,13 +33,13 @@ sizes (S) and ratios (R) per location, so a pretrained head keeps its shapes; si
 all levels. That is exactly expressible by torchvision's ``AnchorGenerator`` (a size tuple per level, ratios per
 level), mmdetection's ``AnchorGenerator`` (``base_sizes`` per level x shared ``scales``, shared ``ratios``) and
 detectron2's ``DefaultAnchorGenerator`` (``SIZES`` per level, ``ASPECT_RATIOS``). Base sizes are rounded to
-0.01 px, scales and ratios to 1e-4, sizes ``base_l * scale_i`` to 1e-4 px before scoring, so the emitted numbers
+0.01 px and kept non-decreasing with the stride, scales and ratios to 1e-4, sizes ``base_l * scale_i`` to 1e-4 px before scoring, so the emitted numbers
 are the scored numbers.
 
-Search. Two starts, each scored exactly: the preset's own sizes projected onto the search space (least squares
-in log space), and k-means with the ``1 - IoU`` distance of centred boxes (YOLOv2, Redmon & Farhadi, CVPR 2017,
+Search. Starts, each scored exactly: the preset's own sizes projected onto the search space (least squares
+in log space), the same layout with every size scaled by 0.25 .. 2 (:data:`SCALE_STARTS`), and k-means with the ``1 - IoU`` distance of centred boxes (YOLOv2, Redmon & Farhadi, CVPR 2017,
 §2 "Dimension Clusters") over the resized box shapes of the sample, with ``L*S*R`` clusters mapped onto the
-space (sizes sorted into the L x S grid, ratios split into R groups). From the better start, a (1+1) evolution
+space (sizes sorted into the L x S grid, ratios split into R groups). From the best start, a (1+1) evolution
 as AutoAnchor's ``kmean_anchors`` (mutate a random subset of the parameters by a multiplicative normal
 perturbation, keep the child when it scores strictly better) in log space with a step that shrinks from 0.25 to
 0.02 over the iterations. The engine is exact and discontinuous in the parameters (grid positions, thresholds),
@@ -80,6 +80,8 @@ SIGMA_START, SIGMA_END = 0.25, 0.02
 RATIO_RANGE = (0.05, 20.0)
 SIZE_RANGE = (2.0, 4096.0)
 SCALE_RANGE = (0.25, 8.0)
+#: Extra starts: the preset's projected sizes times these factors (half-octave steps).
+SCALE_STARTS = (0.25, 0.35, 0.5, 0.71, 1.41, 2.0)
 
 
 # --------------------------------------------------------------------------------------------- parameters
@@ -105,7 +107,7 @@ class AnchorParams:
 
 
 def _round_params(base, scales, ratios) -> AnchorParams:
-    b = tuple(round(float(np.clip(v, *SIZE_RANGE)), 2) for v in base)
+    b = tuple(sorted(round(float(np.clip(v, *SIZE_RANGE)), 2) for v in base))  # finer level, smaller base size
     s = (1.0,) + tuple(round(float(np.clip(v, *SCALE_RANGE)), 4) for v in list(scales)[1:])
     r = tuple(sorted(round(float(np.clip(v, *RATIO_RANGE)), 4) for v in ratios))
     return AnchorParams(b, s, r)
@@ -410,6 +412,11 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
         starts["kmeans"] = {"params": km.to_dict(), "score": evaluate(km)[0]}
         if starts["kmeans"]["score"] > starts["preset"]["score"]:
             best = km
+    for f in SCALE_STARTS:  # the preset's layout, every size scaled by f (a level-consistent re-scaling)
+        cand = _round_params(np.array(proj.base) * f, proj.scales, proj.ratios)
+        starts[f"preset x {f:g}"] = {"params": cand.to_dict(), "score": evaluate(cand)[0]}
+        if evaluate(cand)[0] > evaluate(best)[0]:
+            best = cand
     best_score = evaluate(best)[0]
     history = [[0, best_score]]
     stopped, done = "iterations", 0
@@ -586,8 +593,8 @@ def to_report(res: FitResult, targets: tuple[str, ...] | None = None) -> dict:
         "objective": res.objective,
         "seed": res.seed,
         "sample_images": res.sample_images,
-        "search": {"method": "(1+1) evolution in log space from the better of two starts (preset projection, "
-                             "1-IoU k-means)", "iterations_asked": res.iterations_asked,
+        "search": {"method": "(1+1) evolution in log space from the best start (preset projection, scaled "
+                             "projections, 1-IoU k-means)", "iterations_asked": res.iterations_asked,
                    "iterations_done": res.iterations_done, "stopped": res.stopped, "starts": res.starts,
                    "history": res.history, "seconds": res.seconds},
         "original": preset_dict(o),
