@@ -45,12 +45,13 @@ def anchors(
     preset: str = typer.Option("retinanet", "--preset", help="Preset to fit: retinanet | rpn | mmdet-retinanet | "
                                "detectron2-retinanet | atss | path to a grid preset TOML."),
     objective: str = typer.Option("coverage", "--objective", help="coverage (share of boxes with a positive at the "
-                                  "positive threshold, worst size group weighted in) | positives (positives per box, "
-                                  "balanced across size groups) | bpr (YOLO-style presets only)."),
+                                  "positive threshold, worst size group weighted in) | positives (positives per box "
+                                  "balanced across size and class-frequency groups, coverage kept) | bpr (YOLO-style "
+                                  "presets only)."),
     budget: Optional[float] = typer.Option(None, "--budget", help="Stop the search after this many seconds (the "
                                            "JSON records the iterations done; rerun with --iterations N to reproduce).",
                                            show_default=False),
-    iterations: int = typer.Option(300, "--iterations", help="Evolution candidates scored after the two starts."),
+    iterations: int = typer.Option(300, "--iterations", help="Evolution candidates scored after the starts (preset, scaled preset, k-means)."),
     sample: str = typer.Option("500", "--sample", help="Images (seeded sample) each candidate is scored on, or "
                                "'all'. Final scores always use all images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the image sample, the k-means start and the evolution."),
