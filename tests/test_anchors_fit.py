@@ -141,9 +141,9 @@ def test_interrupt_keeps_best_so_far_and_equals_a_shorter_run(small, tmp_path):
 
     res = fit_anchors(ds, "retinanet", iterations=40, sample=None, seed=0, on_candidate=stop)
     assert res.stopped == "interrupted" and res.iterations_done == 7
-    short = fit_anchors(ds, "retinanet", iterations=40, sample=None, seed=0,
-                        on_candidate=lambda it, s, b: None if it < 7 else (_ for _ in ()).throw(KeyboardInterrupt))
-    assert short.params == res.params
+    short = fit_anchors(ds, "retinanet", iterations=7, sample=None, seed=0)  # the same first 7 iterations
+    assert short.stopped == "iterations" and short.params == res.params
+    assert short.history == res.history
     assert res.all_after is not None and res.all_after["images"] == ds.num_images
     # outputs are still written
     files = write_outputs(to_report(res), tmp_path / "out")
@@ -311,3 +311,17 @@ def test_positives_objective_keeps_coverage(small):
     res = fit_anchors(ds, "retinanet", objective="positives", iterations=20, sample=None, seed=0)
     assert res.sample_after["coverage"] >= res.sample_before["coverage"]
     assert res.sample_after["score"] >= res.sample_before["score"]
+
+
+def test_budget_stops_early_and_iterations_reproduce_it(small):
+    _, ds, _ = small
+    import time
+
+    t = time.perf_counter()
+    fit_anchors(ds, "retinanet", iterations=0, sample=None, seed=0, final_all=False)
+    starts = time.perf_counter() - t
+    res = fit_anchors(ds, "retinanet", iterations=100000, sample=None, seed=0, budget=starts + 1.5,
+                      on_candidate=lambda it, s, b: time.sleep(0.1))
+    assert res.stopped == "budget" and res.iterations_done < 100000
+    again = fit_anchors(ds, "retinanet", iterations=res.iterations_done, sample=None, seed=0)
+    assert again.params == res.params

@@ -42,7 +42,8 @@ in log space), the same layout with every size scaled by 0.25 .. 2 (:data:`SCALE
 space (sizes sorted into the L x S grid, ratios split into R groups). From the best start, a (1+1) evolution
 as AutoAnchor's ``kmean_anchors`` (mutate a random subset of the parameters by a multiplicative normal
 perturbation, keep the child when it scores strictly better) in log space with a step that shrinks from 0.25 to
-0.02 over the iterations. The engine is exact and discontinuous in the parameters (grid positions, thresholds),
+0.02 over the first 300 iterations (a function of the iteration alone, so a run of N iterations is exactly the
+first N iterations of a longer one). The engine is exact and discontinuous in the parameters (grid positions, thresholds),
 so a derivative-free search is the natural fit; the elitist evolution never accepts a worse candidate.
 
 Determinism: the result is a function of (dataset, preset, objective, sample, seed, iterations). ``budget``
@@ -77,6 +78,8 @@ FREQUENCY_GROUPS = ("rare third", "middle third", "frequent third")
 BPR_PRESET_ATTRIBUTE = "anchor_t"
 KMEANS_MAX_BOXES = 20_000
 SIGMA_START, SIGMA_END = 0.25, 0.02
+#: Step decay per iteration: SIGMA_START reaches SIGMA_END after 300 iterations, then stays there.
+SIGMA_DECAY = (SIGMA_END / SIGMA_START) ** (1.0 / 300)
 RATIO_RANGE = (0.05, 20.0)
 SIZE_RANGE = (2.0, 4096.0)
 SCALE_RANGE = (0.25, 8.0)
@@ -430,8 +433,7 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
             if budget is not None and time.perf_counter() - t0 > budget:
                 stopped = "budget"
                 break
-            frac = (it - 1) / max(iterations - 1, 1)
-            sigma = SIGMA_START * (SIGMA_END / SIGMA_START) ** frac
+            sigma = max(SIGMA_END, SIGMA_START * SIGMA_DECAY ** (it - 1))  # independent of the total asked
             mask = rng.random(len(vec)) < 0.5
             if not mask.any():
                 mask[rng.integers(len(vec))] = True
