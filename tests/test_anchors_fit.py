@@ -325,3 +325,11 @@ def test_budget_stops_early_and_iterations_reproduce_it(small):
     assert res.stopped == "budget" and res.iterations_done < 100000
     again = fit_anchors(ds, "retinanet", iterations=res.iterations_done, sample=None, seed=0)
     assert again.params == res.params
+
+
+def test_no_valid_boxes_is_refused(tmp_path):
+    f = tmp_path / "empty.json"
+    f.write_text(json.dumps({"images": [{"id": 1, "width": 640, "height": 480, "file_name": "a.jpg"}],
+                             "annotations": [], "categories": [{"id": 1, "name": "a"}]}))
+    r = runner.invoke(app, ["anchors", str(f), "--iterations", "2", "-q"])
+    assert r.exit_code == 2 and "no valid boxes to fit anchors to" in r.stderr and str(f) in r.stderr

@@ -394,6 +394,9 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
         return m, lp
 
     before, lp0 = score_preset(original, sub)
+    if len(lp0.order) == 0:
+        raise InputError("no valid boxes to fit anchors to" + (f" in the {len(rows)} sampled images (raise --sample)"
+                         if sub is not dataset else ""), path=dataset.path)
     ref = (before["positives_per_box"], before["coverage"])
     rng = np.random.default_rng(seed)
     cache: dict = {}
