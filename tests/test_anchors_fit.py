@@ -8,12 +8,10 @@ anchor of every image.
 
 from __future__ import annotations
 
-import gzip
 import json
 import sys
 import tomllib
 import types
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from imbalance_cli import load
-from imbalance_cli.anchors.fit import (FitResult, bpr_metrics, check_fittable, fit_anchors, framework_configs,
+from imbalance_cli.anchors.fit import (bpr_metrics, check_fittable, fit_anchors, framework_configs,
                                        kmeans_iou, preset_to_toml, project_preset, to_report)
 from imbalance_cli.anchors.presets import PRESETS, get_preset
 from imbalance_cli.cli import app

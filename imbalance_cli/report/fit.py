@@ -160,7 +160,7 @@ def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> l
     atomically.
     """
     from imbalance_cli.errors import InputError
-    from imbalance_cli.fileio import dumps_json, write_bytes, write_text
+    from imbalance_cli.fileio import dumps_json, write_bytes
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
