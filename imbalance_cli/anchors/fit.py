@@ -359,7 +359,7 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
     preset: built-in name, TOML path or ``AnchorPreset`` (via :func:`imbalance_cli.anchors.presets.get_preset`).
     objective: ``coverage`` | ``positives`` | ``bpr`` (BPR only for presets declaring ``anchor_t``).
     sample: images (seeded) the search scores on; None = all.
-    iterations: evolution candidates after the two starts.
+    iterations: evolution candidates after the starts (preset projection, scaled projections, k-means).
     budget: wall-clock seconds for the search (None = no limit); the final all-image scores come after it.
     on_candidate: called ``(iteration, candidate_score, best_score)`` after each scored candidate (a hook for
         progress and tests; a ``KeyboardInterrupt`` raised in it stops the search like Ctrl-C).
