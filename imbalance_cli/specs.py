@@ -14,7 +14,6 @@ Limits (checked before anything is allocated; see the README's "Bad input" secti
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from imbalance_cli.anchors.presets import AnchorPreset, get_preset
+from imbalance_cli.data.spec import default_workers  # noqa: F401  (one definition, shared with loading)
 from imbalance_cli.errors import InputError
 
 #: Largest image width or height accepted (original pixels) for anchor statistics.
@@ -134,14 +134,6 @@ def check_bins(name: str, bins: Any) -> int:
     if not 1 <= int(bins) <= MAX_HISTOGRAM_BINS:
         raise InputError(f"{name} must be between 1 and {MAX_HISTOGRAM_BINS}, got {bins}")
     return int(bins)
-
-
-def default_workers() -> int:
-    """The machine's usable cores (``os.sched_getaffinity`` where available)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

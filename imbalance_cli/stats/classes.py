@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from imbalance_cli.data.dataset import Dataset
-from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups  # noqa: F401  (re-exported)
+from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups  # noqa: F401  (re-exported here)
 
 LVIS_RARE_MAX = 10
 LVIS_COMMON_MAX = 100
