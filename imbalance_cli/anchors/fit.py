@@ -153,8 +153,8 @@ def check_fittable(preset, objective: str) -> None:
         raise InputError(f"preset {preset.name!r} builds its default boxes from relative scales (SSD); fitting "
                          "covers grid presets (retinanet, rpn, mmdet-retinanet, detectron2-retinanet, atss or a "
                          "grid TOML)")
-    if kind != "grid":
-        raise InputError(f"fitting preset kind {kind!r} is not supported; grid presets only")
+    if kind not in ("grid", "yolov5"):
+        raise InputError(f"fitting preset kind {kind!r} is not supported; grid presets and yolov5 only")
 
 
 # --------------------------------------------------------------------------------------------- scoring
@@ -365,12 +365,15 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
         progress and tests; a ``KeyboardInterrupt`` raised in it stops the search like Ctrl-C).
     progress_factory: ``f(iterable, total, description)`` wrapping the iteration range (a progress bar).
     """
-    from imbalance_cli.anchors.presets import get_preset
     from imbalance_cli.stats.anchors import label_anchors
 
     t0 = time.perf_counter()
-    original = get_preset(preset)
+    original = resolve_preset(preset)
     check_fittable(original, objective)
+    if is_yolo(original):
+        return _fit_yolov5(dataset, original, objective=objective, sample=sample, seed=seed, iterations=iterations,
+                           budget=budget, final_all=final_all, on_candidate=on_candidate,
+                           progress_factory=progress_factory, t0=t0)
     if iterations < 0:
         raise InputError(f"--iterations must be >= 0, got {iterations}")
     if sample is not None and sample < 1:
@@ -471,6 +474,245 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
                      stopped=stopped, starts=starts, sample_before=before, sample_after=after,
                      all_before=all_before, all_after=all_after, history=history,
                      seconds=round(time.perf_counter() - t0, 3), dataset_path=dataset.path)
+
+
+# --------------------------------------------------------------------------------------------- YOLO presets
+def is_yolo(preset) -> bool:
+    """True for a YOLOv5-style preset (anchors as free (w, h) pairs per level, ratio-test assignment)."""
+    return getattr(preset, "kind", None) == "yolov5"
+
+
+def resolve_preset(preset):
+    """A preset object from a built-in name, a TOML path (grid or ``kind = "yolov5"``) or an object.
+
+    ``yolov5`` and a yolov5 TOML give a :class:`imbalance_cli.anchors.yolov5.YoloV5Preset`; everything else
+    goes through :func:`imbalance_cli.anchors.presets.get_preset`.
+    """
+    from imbalance_cli.anchors import yolov5
+    from imbalance_cli.anchors.presets import get_preset
+
+    if is_yolo(preset):
+        return yolov5.validate(preset)
+    if isinstance(preset, str) and preset.strip().lower() == "yolov5":
+        return yolov5.YOLOV5
+    if isinstance(preset, str) and yolov5.is_yolov5_toml(preset):
+        return yolov5.preset_from_toml(preset)
+    return get_preset(preset)
+
+
+@dataclass(frozen=True)
+class YoloAnchorParams:
+    """A point of the YOLO search space: free ``(w, h)`` anchors (letterboxed pixels), per level, sorted by area."""
+
+    anchors: tuple[tuple[tuple[float, float], ...], ...]
+
+    def key(self) -> tuple:
+        """Hashable identity (the rounded numbers)."""
+        return self.anchors
+
+    def flat(self) -> np.ndarray:
+        """``(K, 2)`` anchors in level order."""
+        return np.array([a for lv in self.anchors for a in lv], np.float64).reshape(-1, 2)
+
+    def to_dict(self) -> dict:
+        """Plain dict for JSON."""
+        return {"anchors": [[list(a) for a in lv] for lv in self.anchors]}
+
+
+def round_yolo(wh, per_level: tuple[int, ...]) -> YoloAnchorParams:
+    """Anchors ``(K, 2)`` -> clipped to ``SIZE_RANGE``, rounded to 0.01 px, sorted by area (ascending, stable, as
+    AutoAnchor's ``kmean_anchors`` sorts) and split into levels of ``per_level`` anchors (small anchors on the
+    finest level)."""
+    a = np.round(np.clip(np.asarray(wh, np.float64).reshape(-1, 2), *SIZE_RANGE), 2)
+    a = a[np.argsort(a[:, 0] * a[:, 1], kind="stable")]
+    out, i = [], 0
+    for n in per_level:
+        out.append(tuple((float(w), float(h)) for w, h in a[i:i + n]))
+        i += n
+    return YoloAnchorParams(tuple(out))
+
+
+def _yolo_pass(ds: Dataset, preset, lb_cache: dict):
+    """One labelling pass of YOLOv5 ``build_targets`` (:func:`imbalance_cli.anchors.yolov5.assign_yolov5`) over
+    ``ds`` on the letterboxed input; an object with ``preset``, ``order``, ``scaled_boxes``, ``result`` (what
+    :func:`label_metrics` reads). The letterbox does not depend on the anchors and is computed once per dataset."""
+    from types import SimpleNamespace
+
+    from imbalance_cli.anchors.yolov5 import assign_yolov5, letterbox_boxes, letterbox_geometry
+
+    key = id(ds)
+    if key not in lb_cache:
+        order, _ = ds.image_offsets(ds.valid_mask())
+        bimg = ds.box_image[order]
+        H, W = ds.heights, ds.widths
+        _r, ph, pw, _px, _py = letterbox_geometry(H, W, preset)
+        lb = letterbox_boxes(ds.boxes[order], H[bimg], W[bimg], preset)
+        lb_cache[key] = (ds, order, bimg, ph, pw, lb)
+    _ds, order, bimg, ph, pw, lb = lb_cache[key]
+    res = assign_yolov5(preset, lb, bimg, ph, pw)
+    return SimpleNamespace(preset=preset, order=order, scaled_boxes=lb, result=res)
+
+
+def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iterations, budget, final_all, on_candidate,
+                progress_factory, t0) -> FitResult:
+    """:func:`fit_anchors` for a YOLOv5 preset: free (w, h) anchors, each candidate judged by ``build_targets``
+    on the letterboxed sample; BPR / anchors above threshold as AutoAnchor's ``metric()``."""
+    from imbalance_cli.anchors.yolov5 import autoanchor_metric
+
+    if iterations < 0:
+        raise InputError(f"--iterations must be >= 0, got {iterations}")
+    if sample is not None and sample < 1:
+        raise InputError(f"--sample must be a positive integer, got {sample}")
+    if budget is not None and not (budget > 0 and math.isfinite(budget)):
+        raise InputError(f"--budget must be a positive number of seconds, got {budget}")
+    if not dataset.has_image_sizes:
+        raise InputError("fitting YOLOv5 anchors needs image sizes (the images themselves)", path=dataset.path)
+    H, W = dataset.heights, dataset.widths
+    bad = np.flatnonzero(~(np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(f"image {int(dataset.image_ids[i])} has no usable size ({W[i]} x {H[i]})", path=dataset.path)
+    rows = _sample(dataset, sample, seed)
+    sub = dataset.subset_images(rows) if len(rows) < dataset.num_images else dataset
+    freq = frequency_groups(dataset)
+    per_level = tuple(len(lv) for lv in original.anchors)
+    lb_cache: dict = {}
+
+    def score_preset(p, ds):
+        lp = _yolo_pass(ds, p, lb_cache)
+        m = label_metrics(lp, ds, freq)
+        wh = lp.scaled_boxes[:, 2:4] - lp.scaled_boxes[:, 0:2]
+        m.update(bpr_metrics(wh, p.anchor_array(), p.anchor_t))
+        m["aat"] = autoanchor_metric(wh, p.anchor_array(), p.anchor_t)["aat"]
+        return m, lp
+
+    before, lp0 = score_preset(original, sub)
+    if len(lp0.order) == 0:
+        raise InputError("no valid boxes to fit anchors to" + (f" in the {len(rows)} sampled images (raise --sample)"
+                         if sub is not dataset else ""), path=dataset.path)
+    ref = (before["positives_per_box"], before["coverage"])
+    rng = np.random.default_rng(seed)
+    cache: dict = {}
+
+    def make(params: YoloAnchorParams, name=None):
+        return replace(original, name=name or f"{original.name}-fitted", anchors=params.anchors)
+
+    def evaluate(params: YoloAnchorParams) -> tuple[float, dict]:
+        k = params.key()
+        if k not in cache:
+            m, _ = score_preset(make(params), sub)
+            cache[k] = (objective_score(m, objective, ref), m)
+        return cache[k]
+
+    starts = {}
+    proj = round_yolo(original.anchor_array(), per_level)
+    starts["preset"] = {"params": proj.to_dict(), "score": evaluate(proj)[0]}
+    best = proj
+    wh = (lp0.scaled_boxes[:, 2:4] - lp0.scaled_boxes[:, 0:2]).astype(np.float64)
+    wh = wh[(wh[:, 0] > 0) & (wh[:, 1] > 0)]
+    K = int(sum(per_level))
+    if len(wh) >= K:
+        kwh = wh if len(wh) <= KMEANS_MAX_BOXES else wh[np.sort(np.random.default_rng(seed).choice(
+            len(wh), KMEANS_MAX_BOXES, replace=False))]
+        km = round_yolo(kmeans_iou(kwh, K, np.random.default_rng(seed)), per_level)
+        starts["kmeans"] = {"params": km.to_dict(), "score": evaluate(km)[0]}
+        if starts["kmeans"]["score"] > evaluate(best)[0]:
+            best = km
+    for f in SCALE_STARTS:
+        cand = round_yolo(proj.flat() * f, per_level)
+        starts[f"preset x {f:g}"] = {"params": cand.to_dict(), "score": evaluate(cand)[0]}
+        if evaluate(cand)[0] > evaluate(best)[0]:
+            best = cand
+    best_score = evaluate(best)[0]
+    history = [[0, best_score]]
+    stopped, done = "iterations", 0
+    vec = np.log(best.flat().ravel())
+    it_range = range(1, iterations + 1)
+    if progress_factory is not None:
+        it_range = progress_factory(it_range, iterations, f"fitting anchors ({objective})")
+    try:
+        for it in it_range:
+            if budget is not None and time.perf_counter() - t0 > budget:
+                stopped = "budget"
+                break
+            sigma = max(SIGMA_END, SIGMA_START * SIGMA_DECAY ** (it - 1))
+            mask = rng.random(len(vec)) < 0.5
+            if not mask.any():
+                mask[rng.integers(len(vec))] = True
+            child = vec + mask * rng.normal(0.0, sigma, len(vec))
+            cand = round_yolo(np.exp(child), per_level)
+            sc, _ = evaluate(cand)
+            done = it
+            if sc > best_score:
+                best, best_score = cand, sc
+                vec = np.log(best.flat().ravel())
+                history.append([it, sc])
+            if on_candidate is not None:
+                on_candidate(it, sc, best_score)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    fitted = make(best)
+    after = evaluate(best)[1]
+    all_before = all_after = None
+    if final_all:
+        if sub is dataset:
+            all_before, all_after = before, after
+        else:
+            all_before, _ = score_preset(original, dataset)
+            all_after, _ = score_preset(fitted, dataset)
+    ref_all = None if all_before is None else (all_before["positives_per_box"], all_before["coverage"])
+    for m, r in ((before, ref), (after, ref), (all_before, ref_all), (all_after, ref_all)):
+        if m is not None:
+            m["score"] = objective_score(m, objective, r)
+    return FitResult(original=original, fitted=fitted, params=best, objective=objective, seed=int(seed),
+                     sample_images=int(len(rows)), iterations_asked=int(iterations), iterations_done=int(done),
+                     stopped=stopped, starts=starts, sample_before=before, sample_after=after,
+                     all_before=all_before, all_after=all_after, history=history,
+                     seconds=round(time.perf_counter() - t0, 3), dataset_path=dataset.path)
+
+
+def yolov5_toml(preset) -> str:
+    """A yolov5 preset as TOML (``kind = "yolov5"``) that ``imbalance stats --anchors FILE`` and
+    ``imbalance anchors --preset FILE`` load back (:func:`imbalance_cli.anchors.yolov5.preset_from_toml`)."""
+    def q(s: str) -> str:
+        return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return "\n".join([
+        "# YOLOv5 anchor preset fitted by `imbalance anchors` (load with --anchors THIS_FILE).",
+        f"name = {q(preset.name)}",
+        'kind = "yolov5"',
+        "anchors = [" + ", ".join("[" + ", ".join(f"[{_num(w)}, {_num(h)}]" for w, h in lv) + "]"
+                                  for lv in preset.anchors) + "]",
+        "strides = [" + ", ".join(str(int(s)) for s in preset.strides) + "]",
+        "level_names = [" + ", ".join(q(n) for n in preset.level_names) + "]",
+        f"img_size = {int(preset.img_size)}",
+        f"pad_stride = {int(preset.pad_stride)}",
+        f"anchor_t = {_num(preset.anchor_t)}",
+        f"offset_g = {_num(preset.offset_g)}",
+        "",
+    ])
+
+
+def ultralytics_snippet(preset) -> str:
+    """The model-yaml ``anchors:`` block (ultralytics/yolov5 ``models/*.yaml``): one ``[w,h, w,h, ...]`` line per
+    level, finest level first, in pixels of the ``img_size`` input."""
+    lines = ["# ultralytics/yolov5 model yaml (e.g. models/yolov5s.yaml): replace its anchors: block",
+             "anchors:"]
+    for lv, name, stride in zip(preset.anchors, preset.level_names, preset.strides):
+        lines.append("  - [" + ", ".join(f"{_num(w)},{_num(h)}" for w, h in lv) + f"]  # {name}/{int(stride)}")
+    return "\n".join(lines) + "\n"
+
+
+def yolo_configs(preset, targets: tuple[str, ...] | None = None) -> dict:
+    """Snippets for a fitted YOLOv5 preset: only ``ultralytics`` (torchvision / mmdetection / detectron2 lay
+    sizes x ratios, which cannot express free (w, h) pairs per level: asking for them raises InputError)."""
+    targets = ("ultralytics",) if targets is None else tuple(targets)
+    bad = [t for t in targets if t != "ultralytics"]
+    if bad:
+        raise InputError(f"--target {bad[0]} cannot express YOLO anchors (free width,height pairs per level); "
+                         "for a yolov5 preset use --target ultralytics")
+    return {"ultralytics": {"language": "yaml", "text": ultralytics_snippet(preset), "exact": True,
+                            "note": "the scored anchors (YOLOv5 letterbox, strides, anchor_t and build_targets)"}}
 
 
 # --------------------------------------------------------------------------------------------- outputs
@@ -585,6 +827,8 @@ def _pct(v):
 def to_report(res: FitResult, targets: tuple[str, ...] | None = None) -> dict:
     """The ``imbalance.anchors/1`` JSON dict of a fit (documented in the README, "Fitting anchors")."""
     o, f = res.original, res.fitted
+    if is_yolo(o):
+        return _yolo_report(res, targets)
 
     def preset_dict(p):
         return {"name": p.name, "sizes": [list(s) for s in p.sizes], "aspect_ratios": [list(r) for r in p.aspect_ratios],
@@ -609,4 +853,31 @@ def to_report(res: FitResult, targets: tuple[str, ...] | None = None) -> dict:
         "all": None if res.all_before is None else {"before": res.all_before, "after": res.all_after},
         "configs": framework_configs(f, res.params, targets),
         "toml": preset_to_toml(f),
+    }
+
+
+def _yolo_report(res: FitResult, targets) -> dict:
+    def preset_dict(p):
+        return {"name": p.name, "kind": "yolov5", "anchors": [[list(a) for a in lv] for lv in p.anchors],
+                "strides": list(p.strides), "level_names": list(p.level_names), "img_size": int(p.img_size),
+                "anchor_t": float(p.anchor_t), "pos_iou": float(p.pos_iou), "neg_iou": float(p.neg_iou),
+                "matcher": p.matcher, "assigner": p.assigner}
+
+    return {
+        "schema": SCHEMA,
+        "dataset": res.dataset_path,
+        "objective": res.objective,
+        "seed": res.seed,
+        "sample_images": res.sample_images,
+        "search": {"method": "(1+1) evolution of free (w, h) anchors in log space from the best start (preset, "
+                             "scaled preset, 1-IoU k-means of the letterboxed box shapes)",
+                   "iterations_asked": res.iterations_asked, "iterations_done": res.iterations_done,
+                   "stopped": res.stopped, "starts": res.starts, "history": res.history, "seconds": res.seconds},
+        "original": preset_dict(res.original),
+        "fitted": preset_dict(res.fitted),
+        "fitted_params": res.params.to_dict(),
+        "sample": {"before": res.sample_before, "after": res.sample_after},
+        "all": None if res.all_before is None else {"before": res.all_before, "after": res.all_after},
+        "configs": yolo_configs(res.fitted, targets),
+        "toml": yolov5_toml(res.fitted),
     }

@@ -9,7 +9,7 @@ import typer
 
 from imbalance_cli.commands._common import echo_json, handle_errors, set_quiet
 
-FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc")
+FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
 
 
 def _parse_sample(text: str):
@@ -40,14 +40,14 @@ def _parse_targets(text: str) -> tuple[str, ...] | None:
 
 
 def anchors(
-    file: Path = typer.Argument(..., help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC; .gz "
-                                "accepted) with image sizes.", show_default=False),
+    file: Path = typer.Argument(..., help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC, "
+                                "YOLO data.yaml; .gz accepted) with image sizes.", show_default=False),
     preset: str = typer.Option("retinanet", "--preset", help="Preset to fit: retinanet | rpn | mmdet-retinanet | "
-                               "detectron2-retinanet | atss | path to a grid preset TOML."),
+                               "detectron2-retinanet | atss | yolov5 | path to a grid or yolov5 preset TOML."),
     objective: str = typer.Option("coverage", "--objective", help="coverage (share of boxes with a positive at the "
                                   "positive threshold, worst size group weighted in) | positives (positives per box "
                                   "balanced across size and class-frequency groups, coverage kept) | bpr (YOLO-style "
-                                  "presets only)."),
+                                  "presets only: AutoAnchor's best possible recall)."),
     budget: Optional[float] = typer.Option(None, "--budget", help="Stop the search after this many seconds (the "
                                            "JSON records the iterations done; rerun with --iterations N to reproduce).",
                                            show_default=False),
@@ -74,8 +74,7 @@ def anchors(
     """
     import sys
 
-    from imbalance_cli.anchors.fit import check_fittable, fit_anchors, to_report
-    from imbalance_cli.anchors.presets import get_preset
+    from imbalance_cli.anchors.fit import check_fittable, fit_anchors, is_yolo, resolve_preset, to_report
     from imbalance_cli.errors import InputError
 
     set_quiet(quiet)
@@ -89,9 +88,14 @@ def anchors(
         raise InputError(f"--budget must be a positive number of seconds, got {budget}")
     n_sample = _parse_sample(sample)
     targets = _parse_targets(target)
-    p = get_preset(preset)
+    p = resolve_preset(preset)
     check_fittable(p, objective)
-    if targets is not None and "ultralytics" in targets:
+    if is_yolo(p):
+        if targets is not None and any(t != "ultralytics" for t in targets):
+            bad = next(t for t in targets if t != "ultralytics")
+            raise InputError(f"--target {bad} cannot express YOLO anchors (free width,height pairs per level); "
+                             "for a yolov5 preset use --target ultralytics")
+    elif targets is not None and "ultralytics" in targets:
         raise InputError(f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); preset "
                          f"{p.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2")
 

@@ -30,6 +30,35 @@ def _f(v: Any, d: int = 2) -> str:
     return "–" if v is None else f"{float(v):.{d}f}"
 
 
+def _is_yolo(report: dict) -> bool:
+    return report["original"].get("kind") == "yolov5"
+
+
+def _criterion(report: dict) -> str:
+    """What "coverage" means for the report's preset (HTML-free text)."""
+    o = report["original"]
+    if _is_yolo(report):
+        return f"coverage = a build_targets positive, width/height ratio < anchor_t {o['anchor_t']:g}"
+    return f"coverage at IoU >= {o['pos_iou']:g}"
+
+
+def _params_text(report: dict) -> str:
+    p = report["fitted_params"]
+    if "anchors" in p:
+        return "fitted anchors (w, h) per level " + "; ".join(
+            f"{n}: " + " ".join(f"{w:g},{h:g}" for w, h in lv) for n, lv in zip(report["fitted"]["level_names"],
+                                                                              p["anchors"]))
+    return f"fitted base sizes {p['base_sizes']} x scales {p['scales']}, ratios (h/w) {p['ratios']}"
+
+
+def _bpr_text(report: dict) -> str | None:
+    _, b, a = _scores(report)
+    if b.get("bpr") is None:
+        return None
+    return (f"AutoAnchor BPR {b['bpr']:.4f} -> {a['bpr']:.4f}, anchors above threshold {b.get('aat') or 0:.2f} -> "
+            f"{a.get('aat') or 0:.2f}")
+
+
 def comparison_rows(report: dict) -> list[tuple[str, str, str, str, str, str]]:
     """Rows ``(group, boxes, coverage before, after, positives/box before, after)`` of the before/after table."""
     _, b, a = _scores(report)
@@ -52,7 +81,7 @@ def render_terminal(report: dict, console=None, snippets: bool = True) -> None:
     label, b, a = _scores(report)
     s = report["search"]
     t = Table(title=f"Anchors {report['original']['name']} -> {report['fitted']['name']}: objective "
-                    f"{report['objective']}, {label} (coverage at IoU >= {report['original']['pos_iou']:g}; "
+                    f"{report['objective']}, {label} ({_criterion(report)}; "
                     f"Oksuz et al. TPAMI 2020 §5.4, Fig. 4b)", title_justify="left")
     for col in ("group", "boxes", "coverage before", "after", "positives/box before", "after"):
         t.add_column(col, justify="left" if col == "group" else "right")
@@ -62,8 +91,9 @@ def render_terminal(report: dict, console=None, snippets: bool = True) -> None:
     console.print(f"score ({report['objective']}): before {b['score']:.4f}, after {a['score']:.4f}; search on "
                   f"{report['sample_images']:,} images, seed {report['seed']}, {s['iterations_done']} of "
                   f"{s['iterations_asked']} iterations ({s['stopped']}), {s['seconds']:.1f} s")
-    p = report["fitted_params"]
-    console.print(f"fitted base sizes {p['base_sizes']} x scales {p['scales']}, ratios (h/w) {p['ratios']}")
+    if _bpr_text(report):
+        console.print(_bpr_text(report))
+    console.print(_params_text(report), highlight=False)
     if snippets:
         for fw, c in report["configs"].items():
             console.print(f"\n[bold]{fw}[/bold] ({'exact' if c['exact'] else 'not exact'}: {c['note']})",
@@ -131,16 +161,16 @@ def render_html(report: dict, png: bytes | None) -> str:
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Fitted anchors: {escape(report['original']['name'])} &rarr; {escape(report['fitted']['name'])}</h1>",
         f"<p>Objective <b>{escape(report['objective'])}</b>; scores on {escape(label)}; coverage = share of boxes "
-        f"with a positive at IoU &ge; {report['original']['pos_iou']:g} under the preset's own matcher "
+        f"with a positive ({escape(_criterion(report))}) under the preset's own matcher "
         f"({escape(report['original']['matcher'])}, assigner {escape(report['original']['assigner'])}). "
         f"Score before {b['score']:.4f}, after {a['score']:.4f}.</p>",
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
     ]
     if png:
         parts.append(f"<img alt='before/after figure' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
-    p = report["fitted_params"]
-    parts.append(f"<h2>Fitted numbers</h2><p>base sizes {escape(str(p['base_sizes']))} &times; scales "
-                 f"{escape(str(p['scales']))}; ratios (h/w) {escape(str(p['ratios']))}.</p>")
+    parts.append(f"<h2>Fitted numbers</h2><p>{escape(_params_text(report))}.</p>")
+    if _bpr_text(report):
+        parts.append(f"<p>{escape(_bpr_text(report))}.</p>")
     parts.append(f"<p class='muted'>Search: {escape(s['method'])}; {s['iterations_done']} of {s['iterations_asked']} "
                  f"iterations ({escape(s['stopped'])}) on a seeded sample of {report['sample_images']:,} images "
                  f"(seed {report['seed']}), {s['seconds']:.1f} s.</p>")

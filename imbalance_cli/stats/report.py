@@ -236,10 +236,11 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
             loc["tv_to_uniform"] = measures.histogram_tv(loc["counts"])
             report["location"] = loc
         elif step == "anchors":
-            if isinstance(anchors, str) and anchors.lower() == "yolov5":  # YOLOv5 build_targets + AutoAnchor
-                from imbalance_cli.stats.yolov5 import yolov5_statistics
+            if (isinstance(anchors, str) and anchors.lower() == "yolov5") or getattr(anchors, "kind", None) == "yolov5":
+                from imbalance_cli.stats.yolov5 import yolov5_statistics  # YOLOv5 build_targets + AutoAnchor
 
-                report["anchors"] = yolov5_statistics(dataset, **anchor_options)
+                yp = {} if isinstance(anchors, str) else {"preset": anchors}  # a YoloV5Preset (fitted TOML)
+                report["anchors"] = yolov5_statistics(dataset, **yp, **anchor_options)
             else:
                 report["anchors"] = anchor_statistics(dataset, anchors, **anchor_options)
     report["verdicts"] = verdicts(report)
