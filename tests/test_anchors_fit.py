@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from imbalance_cli import load
-from imbalance_cli.anchors.fit import (bpr_metrics, check_fittable, fit_anchors, framework_configs,
+from imbalance_cli.stats.fit import (bpr_metrics, check_fittable, fit_anchors, framework_configs,
                                        kmeans_iou, preset_to_toml, project_preset, to_report)
 from imbalance_cli.anchors.presets import PRESETS, get_preset
 from imbalance_cli.cli import app
@@ -302,7 +302,7 @@ def _metrics(cov, ppb, size, freq):
 
 
 def test_objective_formulas_by_hand():
-    from imbalance_cli.anchors.fit import objective_score
+    from imbalance_cli.stats.fit import objective_score
 
     m = _metrics(0.8, 10.0, [(10, 0.6, 5.0), (10, 0.9, 10.0), (0, None, None)], [(5, 0.8, 8.0), (5, 0.8, 12.0), (10, 0.8, 10.0)])
     # coverage: 0.5 * 0.8 + 0.25 * mean(0.6, 0.9) + 0.25 * 0.6 (the empty large group is left out)

@@ -24,7 +24,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from imbalance_cli import load
-from imbalance_cli.anchors.fit import check_fittable, fit_anchors, resolve_preset, to_report
+from imbalance_cli.stats.fit import check_fittable, fit_anchors, resolve_preset, to_report
 from imbalance_cli.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent

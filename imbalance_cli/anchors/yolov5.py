@@ -319,7 +319,7 @@ PRESETS = {"yolov5": YOLOV5}
 
 
 # --------------------------------------------------------------------------------------------------- TOML
-#: Keys of a yolov5 preset TOML (``kind = "yolov5"``), as :func:`imbalance_cli.anchors.fit.preset_to_toml` writes.
+#: Keys of a yolov5 preset TOML (``kind = "yolov5"``), as :func:`imbalance_cli.stats.fit.preset_to_toml` writes.
 TOML_KEYS = {"name", "kind", "anchors", "strides", "level_names", "img_size", "pad_stride", "anchor_t", "offset_g"}
 
 

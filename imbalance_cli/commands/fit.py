@@ -7,14 +7,20 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import echo_json, handle_errors, set_quiet
+from imbalance_cli.commands._anchor_options import DeviceOpt
+from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.data import load
+from imbalance_cli.errors import InputError
+from imbalance_cli.fileio import dumps_json
+from imbalance_cli.progress import progress
+from imbalance_cli.report import fit as render
+from imbalance_cli.specs import Device
+from imbalance_cli.stats.fit import TARGETS, check_fittable, fit_anchors, is_yolo, resolve_preset, to_report
 
 FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
 
 
 def _parse_sample(text: str):
-    from imbalance_cli.errors import InputError
-
     if text.strip().lower() == "all":
         return None
     try:
@@ -27,9 +33,6 @@ def _parse_sample(text: str):
 
 
 def _parse_targets(text: str) -> tuple[str, ...] | None:
-    from imbalance_cli.anchors.fit import TARGETS
-    from imbalance_cli.errors import InputError
-
     if text.strip().lower() == "all":
         return None
     out = tuple(t.strip().lower() for t in text.split(",") if t.strip())
@@ -57,14 +60,12 @@ def anchors(
     seed: int = typer.Option(0, "--seed", help="Seed of the image sample, the k-means start and the evolution."),
     target: str = typer.Option("all", "--target", help="Framework snippets: all | comma-separated torchvision, "
                                "mmdet, detectron2, ultralytics (a target that cannot express the fit is refused)."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto (the engines give identical labels)."),
+    device: DeviceOpt = Device.cpu,
     format: Optional[str] = typer.Option(None, "--format", "-f", help="Annotation format override: "
                                          + "|".join(FORMAT_CHOICES) + ".", show_default=False),
-    json_out: bool = typer.Option(False, "--json", help="Print only the imbalance.anchors/1 JSON to stdout."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write anchors.json, fitted.toml, the framework "
-                                       "snippets, anchors.png and report.html into this directory.",
-                                       show_default=False),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    json_out: bool = flag("--json", help="Print only the imbalance.anchors/1 JSON to stdout."),
+    out: Optional[Path] = out_option("anchors.json, fitted.toml, the framework snippets, anchors.png and report.html"),
+    quiet: bool = flag("--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Fit anchor sizes and aspect ratios to the dataset, each candidate judged by the preset's exact resize, grid
     and matcher; print a before/after table and ready-to-paste configs. Ctrl-C keeps the best so far.
@@ -72,16 +73,10 @@ def anchors(
     Example: imbalance anchors instances_train2017.json --preset retinanet --out fit/ ; then
     imbalance stats instances_val2017.json --anchors fit/fitted.toml
     """
-    import sys
-
-    from imbalance_cli.anchors.fit import check_fittable, fit_anchors, is_yolo, resolve_preset, to_report
-    from imbalance_cli.errors import InputError
-
     set_quiet(quiet)
+    check_out(out)
     if format is not None and format.lower() not in FORMAT_CHOICES:
         raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
     if iterations < 0:
         raise InputError(f"--iterations must be >= 0, got {iterations}")
     if budget is not None and not budget > 0:
@@ -91,6 +86,9 @@ def anchors(
     p = resolve_preset(preset)
     check_fittable(p, objective)
     if is_yolo(p):
+        if device is Device.cuda:
+            raise InputError("--device cuda does not apply to the yolov5 preset: YOLOv5's assignment runs on the CPU "
+                             "(leave --device at cpu or auto)")
         if targets is not None and any(t != "ultralytics" for t in targets):
             bad = next(t for t in targets if t != "ultralytics")
             raise InputError(f"--target {bad} cannot express YOLO anchors (free width,height pairs per level); "
@@ -99,33 +97,20 @@ def anchors(
         raise InputError(f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); preset "
                          f"{p.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2")
 
-    from imbalance_cli import load
-    from imbalance_cli.progress import progress
-
     dataset = load(str(file), format=None if format is None else format.lower())
     res = fit_anchors(dataset, p, objective=objective, sample=n_sample, seed=seed, iterations=iterations,
-                      budget=budget, device=device, progress_factory=progress)
+                      budget=budget, device=device.value, progress_factory=progress)
     report = to_report(res, targets)
-    written = []
-    if out is not None:
-        from imbalance_cli.report.fit import write_outputs
-
-        written = write_outputs(report, out)
+    written = render.write_outputs(report, out) if out is not None else []
     if res.stopped == "interrupted" and not quiet:
         typer.echo(f"interrupted after {res.iterations_done} iterations: kept the best set so far", err=True)
     if json_out:
-        from imbalance_cli.fileio import dumps_json
-
         echo_json(dumps_json(report))
         return
-    from rich.console import Console
-
-    from imbalance_cli.report.fit import render_terminal
-
-    console = Console(width=None if sys.stdout.isatty() else 150)
-    render_terminal(report, console)
+    render.render_terminal(report)
+    wrote(out, written, quiet)
     if written and not quiet:
-        console.print(f"wrote {len(written)} files to {out} (use --anchors {out}/fitted.toml in every command)")
+        typer.echo(f"use --anchors {out}/fitted.toml in every command")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,15 +1,19 @@
 """Renderers of an ``imbalance.anchors/1`` report (a fitted anchor set): terminal, figure, HTML, files.
 
-The report dict comes from :func:`imbalance_cli.anchors.fit.to_report`; nothing here knows how it was
+The report dict comes from :func:`imbalance_cli.stats.fit.to_report`; nothing here knows how it was
 computed. rich and matplotlib are imported inside the functions.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from html import escape
 from pathlib import Path
 from typing import Any
+
+from imbalance_cli.fileio import dumps_json
+from imbalance_cli.report.writer import check_out_dir, write_report
 
 SNIPPET_FILES = {"torchvision": "torchvision_anchor_generator.py", "mmdet": "mmdet_anchor_generator.py",
                  "detectron2": "detectron2_anchor_generator.yaml", "ultralytics": "ultralytics_anchors.yaml"}
@@ -77,7 +81,7 @@ def render_terminal(report: dict, console=None, snippets: bool = True) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 150)
     label, b, a = _scores(report)
     s = report["search"]
     t = Table(title=f"Anchors {report['original']['name']} -> {report['fitted']['name']}: objective "
@@ -186,22 +190,13 @@ def render_html(report: dict, png: bytes | None) -> str:
 def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:
     """Write ``anchors.json``, ``fitted.toml``, one snippet file per framework, ``anchors.png`` and ``report.html``.
 
-    Everything is rendered in memory first (a rendering error writes nothing); each file is then written
-    atomically.
+    Everything is rendered in memory first, then the directory is swapped in whole
+    (:func:`imbalance_cli.report.writer.write_report`, all or nothing).
     """
-    from imbalance_cli.errors import InputError
-    from imbalance_cli.fileio import dumps_json, write_bytes
-
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError("--out must be a directory, not an existing file", path=str(out))
+    check_out_dir(out_dir)
     png = figure_png(report, dpi=dpi)
-    files: list[tuple[str, bytes]] = [("anchors.json", dumps_json(report).encode()),
-                                      ("fitted.toml", report["toml"].encode())]
-    files += [(SNIPPET_FILES[fw], c["text"].encode()) for fw, c in report["configs"].items()]
-    files += [("anchors.png", png), ("report.html", render_html(report, png).encode())]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as e:
-        raise InputError(f"cannot create output directory: {e.strerror or e}", path=str(out)) from None
-    return [write_bytes(out / name, data) for name, data in files]
+    files = {"anchors.json": dumps_json(report), "fitted.toml": report["toml"]}
+    files.update({SNIPPET_FILES[fw]: c["text"] for fw, c in report["configs"].items()})
+    files.update({"anchors.png": png, "report.html": render_html(report, png)})
+    return write_report(out_dir, files, own=("anchors.json", "fitted.toml", "anchors.png", "report.html",
+                                             *SNIPPET_FILES.values()))

@@ -63,8 +63,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from imbalance_cli.anchors import yolov5
+from imbalance_cli.anchors.presets import get_preset
+from imbalance_cli.anchors.yolov5 import assign_yolov5, autoanchor_metric, letterbox_boxes, letterbox_geometry
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
+from imbalance_cli.stats.anchors import label_anchors
 
 SCHEMA = "imbalance.anchors/1"
 OBJECTIVES = ("coverage", "positives", "bpr")
@@ -365,7 +369,6 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
         progress and tests; a ``KeyboardInterrupt`` raised in it stops the search like Ctrl-C).
     progress_factory: ``f(iterable, total, description)`` wrapping the iteration range (a progress bar).
     """
-    from imbalance_cli.stats.anchors import label_anchors
 
     t0 = time.perf_counter()
     original = resolve_preset(preset)
@@ -488,8 +491,6 @@ def resolve_preset(preset):
     ``yolov5`` and a yolov5 TOML give a :class:`imbalance_cli.anchors.yolov5.YoloV5Preset`; everything else
     goes through :func:`imbalance_cli.anchors.presets.get_preset`.
     """
-    from imbalance_cli.anchors import yolov5
-    from imbalance_cli.anchors.presets import get_preset
 
     if is_yolo(preset):
         return yolov5.validate(preset)
@@ -538,7 +539,6 @@ def _yolo_pass(ds: Dataset, preset, lb_cache: dict):
     :func:`label_metrics` reads). The letterbox does not depend on the anchors and is computed once per dataset."""
     from types import SimpleNamespace
 
-    from imbalance_cli.anchors.yolov5 import assign_yolov5, letterbox_boxes, letterbox_geometry
 
     key = id(ds)
     if key not in lb_cache:
@@ -557,7 +557,6 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
                 progress_factory, t0) -> FitResult:
     """:func:`fit_anchors` for a YOLOv5 preset: free (w, h) anchors, each candidate judged by ``build_targets``
     on the letterboxed sample; BPR / anchors above threshold as AutoAnchor's ``metric()``."""
-    from imbalance_cli.anchors.yolov5 import autoanchor_metric
 
     if iterations < 0:
         raise InputError(f"--iterations must be >= 0, got {iterations}")
