@@ -4,7 +4,7 @@ Boxes are ``(x1, y1, x2, y2)`` unless a name says otherwise. Pairwise functions 
 ``(N, M)`` matrix (like ``torchvision.ops.box_iou``); ``*_aligned`` functions compare
 ``boxes1[i]`` with ``boxes2[i]`` and return ``(N,)``.
 
-Formulas (survey seed 000, §6.2, Eqs. 14-22):
+Formulas (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §6.2, Eqs. 14-22):
 
 * IoU(B, B̄) = |B ∩ B̄| / |B ∪ B̄|
 * GIoU = IoU - |C \\ (B ∪ B̄)| / |C|, C the smallest enclosing box (Rezatofighi et al. 2019)

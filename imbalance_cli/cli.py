@@ -12,10 +12,10 @@ import sys
 import typer
 
 from imbalance_cli import __version__
-from imbalance_cli.commands import batches, bench, check, compare, groups, margins, stats, train
+from imbalance_cli.commands import batches, bench, check, compare, fit, groups, margins, stats, train
 
 #: The commands in the order ``--help`` lists them.
-COMMAND_MODULES = (stats, margins, groups, check, compare, batches, train, bench)
+COMMAND_MODULES = (stats, fit, margins, groups, check, compare, batches, train, bench)
 
 app = typer.Typer(
     name="imbalance",

@@ -14,7 +14,6 @@ Limits (checked before anything is allocated; see the README's "Bad input" secti
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 
 from imbalance_cli import dist
 from imbalance_cli.anchors.presets import AnchorPreset, get_preset
+from imbalance_cli.data.spec import default_workers  # noqa: F401  (one definition, shared with loading)
 from imbalance_cli.errors import InputError
 
 #: Largest image width or height accepted (original pixels) for anchor statistics.
@@ -137,15 +137,6 @@ def check_bins(name: str, bins: Any) -> int:
     return int(bins)
 
 
-def default_workers() -> int:
-    """The machine's usable cores (``os.sched_getaffinity`` where available), divided among torchrun's local ranks."""
-    try:
-        cores = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = max(1, os.cpu_count() or 1)
-    return dist.local_share(cores)  # under torchrun: this rank's share of the node
-
-
 @dataclass(frozen=True)
 class AnchorSpec:
     """A validated anchor pass: build it with :meth:`build`.
@@ -229,7 +220,7 @@ class AnchorSpec:
             if isinstance(chunk_images, bool) or chunk < 1:
                 raise InputError(f"--chunk-size must be a positive integer or 'all', got {chunk_images!r}")
         if workers is None or (not isinstance(workers, bool) and isinstance(workers, (int, np.integer)) and workers == 0):
-            nw = default_workers()
+            nw = dist.local_share(default_workers())  # under torchrun: this rank's share of the node
         elif isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or not 1 <= workers <= MAX_WORKERS:
             raise InputError(f"--workers must be between 1 and {MAX_WORKERS} (0: the machine's cores), got {workers!r}")
         else:

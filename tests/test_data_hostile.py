@@ -368,6 +368,7 @@ def test_cli_exit_2_one_line(case, tmp_path):
 
 def test_cli_workers_option_is_validated(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--workers", "0"],
-                       capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 2 and "--workers" in r.stderr and "Traceback" not in r.stderr
+    for bad in ("-1", "100000"):  # 0 means the machine's cores (README); a negative or absurd count is refused
+        r = subprocess.run([sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--workers", bad],
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 2 and "--workers" in r.stderr and "Traceback" not in r.stderr

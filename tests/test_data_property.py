@@ -10,13 +10,16 @@ bound, every box pointing at a defined image and category, counts consistent, an
 
 import gzip
 import json
+import tracemalloc
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 import imbalance_cli
 from imbalance_cli.data._io import MAX_IMAGE_SIDE
+from imbalance_cli.cli import app
 from imbalance_cli.errors import InputError
 
 from conftest import COCO_VAL, FIXTURES, LVIS_V05, VOC_XML
@@ -38,7 +41,32 @@ _SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
+#: Stated memory bound of one mutated small file's load + statistics (Python and numpy allocations, tracemalloc):
+#: a mutation must never make the loader allocate by a number read from the file (sizes, counts, ids).
+MEMORY_BOUND = 256 * 2**20
+
+
 def _check(path):
+    tracemalloc.start()
+    try:
+        return _check_inner(path)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < MEMORY_BOUND, f"{path}: peak {peak / 2**20:.0f} MiB"
+
+
+def _cli_check(path):
+    """The same file through ``imbalance stats --anchors none``: exit 0, or exit 2 with one line naming the file."""
+    r = CliRunner().invoke(app, ["stats", str(path), "--anchors", "none", "--json", "--no-cache", "--workers", "1"])
+    assert r.exit_code in (0, 2), (r.exit_code, r.output)
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    if r.exit_code == 2:
+        err = [line for line in r.stderr.splitlines() if line.strip()]
+        assert len(err) == 1 and str(path) in err[0] and "Traceback" not in r.output, r.stderr
+
+
+def _check_inner(path):
     try:
         ds = imbalance_cli.load(path, cache=False, workers=1)
     except InputError as e:
@@ -105,6 +133,19 @@ def test_mutated_json_loads_or_fails_cleanly(name, data, tmp_path):
     p = tmp_path / f"{name}.json"
     p.write_bytes(raw)
     _check(p)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(sorted(_DOCS)), data=st.data())
+def test_mutated_json_through_the_cli_exits_0_or_2_with_one_line(name, data, tmp_path):
+    d = _mutate_doc(_DOCS[name], data)
+    raw = json.dumps(d).encode()
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(0, len(raw)))]
+    p = tmp_path / f"{name}.json"
+    p.write_bytes(raw)
+    _cli_check(p)
 
 
 @_SETTINGS

@@ -267,3 +267,34 @@ def test_cli_default_anchors_yolov5_for_yolo_and_none_without_images(tmp_path):
     d = json.loads(r.stdout)
     assert "anchors" not in d and d["dataset"]["format"] == "yolo" and not d["dataset"]["has_image_sizes"]
     assert {c["name"]: c["instances"] for c in d["classes"]} == {"cat": 1, "dog": 1}
+
+
+def test_image_sizes_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
+    root = _tree(tmp_path)
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [cat, dog]\n")
+    first = load(root / "data.yaml")
+    real = yolo.image_size
+    # second load: no image is opened (image_size would raise), the same dataset comes back
+    monkeypatch.setattr(yolo, "image_size", lambda p: (_ for _ in ()).throw(AssertionError(f"opened {p}")))
+    again = load(root / "data.yaml")
+    assert np.array_equal(first.widths, again.widths) and np.array_equal(first.heights, again.heights)
+    assert np.array_equal(first.boxes, again.boxes)
+    # an image that changes (new size on disk) is read again, and only that one
+    changed = sorted((root / "images" / "train").iterdir())[0]
+    _img(changed, 33, 21)
+    opened = []
+    monkeypatch.setattr(yolo, "image_size", lambda p: opened.append(p) or real(p))
+    third = load(root / "data.yaml")
+    assert opened == [str(changed)]
+    row = list(third.file_names).index(str(changed))
+    assert (third.widths[row], third.heights[row]) == (33, 21)
+    # a damaged cache file is not trusted: every image is read again, with the same result
+    for f in Path(os.environ["IMBALANCE_CACHE"]).glob("yolo-sizes-*.npz"):
+        f.write_bytes(b"not a cache")
+    opened.clear()
+    fourth = load(root / "data.yaml")
+    assert len(opened) == len(fourth.file_names) and np.array_equal(third.widths, fourth.widths)
+    # --no-cache (cache=False) never reads the cache
+    opened.clear()
+    load(root / "data.yaml", cache=False)
+    assert len(opened) == len(fourth.file_names)

@@ -316,3 +316,51 @@ def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray
 ASSIGNERS = {"yolov5": assign_yolov5}
 #: Presets defined here, by name.
 PRESETS = {"yolov5": YOLOV5}
+
+
+# --------------------------------------------------------------------------------------------------- TOML
+#: Keys of a yolov5 preset TOML (``kind = "yolov5"``), as :func:`imbalance_cli.stats.fit.preset_to_toml` writes.
+TOML_KEYS = {"name", "kind", "anchors", "strides", "level_names", "img_size", "pad_stride", "anchor_t", "offset_g"}
+
+
+def is_yolov5_toml(path) -> bool:
+    """True when ``path`` is a readable ``.toml`` file declaring ``kind = "yolov5"``."""
+    from pathlib import Path
+
+    p = Path(str(path))
+    if p.suffix.lower() != ".toml" or not p.is_file():
+        return False
+    from imbalance_cli.anchors.presets import _load_toml
+
+    return _load_toml(p).get("kind") == "yolov5"
+
+
+def preset_from_toml(path) -> YoloV5Preset:
+    """Load a yolov5 preset TOML (``kind = "yolov5"``; ``anchors`` = per level a list of ``[w, h]`` pairs in
+    pixels of the letterboxed input; other fields default to :data:`YOLOV5`'s). Bad fields raise InputError."""
+    from imbalance_cli.anchors.presets import _load_toml
+
+    where = str(path)
+    d = _load_toml(path)
+    unknown = sorted(set(d) - TOML_KEYS)
+    if unknown:
+        raise InputError(f"unknown key {unknown[0]!r} in a yolov5 preset (known: {', '.join(sorted(TOML_KEYS))})",
+                         path=where)
+    if d.get("kind") != "yolov5":
+        raise InputError("a yolov5 preset TOML needs kind = \"yolov5\"", path=where)
+    try:
+        anchors = tuple(tuple((float(a[0]), float(a[1])) for a in lv) for lv in d["anchors"])
+        if any(len(a) != 2 for lv in d["anchors"] for a in lv):
+            raise ValueError("each anchor is [width, height]")
+        p = YoloV5Preset(name=str(d.get("name", "yolov5-custom")), anchors=anchors,
+                         strides=tuple(int(s) for s in d.get("strides", YOLOV5.strides)),
+                         level_names=tuple(str(n) for n in d.get("level_names", YOLOV5.level_names)),
+                         img_size=int(d.get("img_size", YOLOV5.img_size)),
+                         pad_stride=int(d.get("pad_stride", YOLOV5.pad_stride)),
+                         anchor_t=float(d.get("anchor_t", YOLOV5.anchor_t)),
+                         offset_g=float(d.get("offset_g", YOLOV5.offset_g)))
+    except KeyError:
+        raise InputError("a yolov5 preset TOML needs 'anchors' ([[w, h], ...] per level)", path=where) from None
+    except (TypeError, ValueError, IndexError) as e:
+        raise InputError(f"bad yolov5 preset field: {e}", path=where) from None
+    return validate(p)

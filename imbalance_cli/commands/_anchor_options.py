@@ -8,7 +8,6 @@ code 2 (not Click's multi-line usage box).
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated, Optional
 
 import typer

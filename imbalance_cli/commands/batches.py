@@ -12,6 +12,7 @@ from imbalance_cli.data import load
 from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import batches as render
+from imbalance_cli.specs import parse_anchors
 from imbalance_cli.stats.batches import batch_statistics
 
 
@@ -45,7 +46,7 @@ def register(app):
         check_out(out)
         dataset = load(file, spec=LoadSpec.build(format=fmt, workers=workers, cache=not no_cache))
         report = batch_statistics(dataset, batch_size=batch_size, sampler=sampler, epochs=epochs, seed=seed,
-                                  repeat_threshold=repeat_threshold, anchors=anchors, keep_per_batch=out is not None)
+                                  repeat_threshold=repeat_threshold, anchors=parse_anchors(anchors), keep_per_batch=out is not None)
         written = []
         if out is not None:
             written = render.write_outputs(report, out)

@@ -13,6 +13,7 @@ from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import compare as render
+from imbalance_cli.specs import parse_anchors
 from imbalance_cli.stats.compare import compare_datasets
 
 
@@ -47,7 +48,7 @@ def register(app):
             raise InputError("--scale-bins and --location-bins must be >= 1")
         a = load(file_a, spec=spec)
         b = load(file_b, spec=spec)
-        report = compare_datasets(a, b, anchors=anchors, scale_bins=scale_bins, location_bins=location_bins,
+        report = compare_datasets(a, b, anchors=parse_anchors(anchors), scale_bins=scale_bins, location_bins=location_bins,
                                   names=(file_a.name, file_b.name))
         written = render.write_outputs(report, out) if out is not None else []
         if json_out:

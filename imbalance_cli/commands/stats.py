@@ -32,7 +32,13 @@ def _parse_bags_edges(text: str) -> list[float]:
 
 
 def _is_yolov5(anchors) -> bool:
-    return isinstance(anchors, str) and anchors.strip().lower() == "yolov5"
+    if not isinstance(anchors, str):
+        return False
+    if anchors.strip().lower() == "yolov5":
+        return True
+    from imbalance_cli.anchors.yolov5 import is_yolov5_toml  # a fitted yolov5 preset (imbalance anchors)
+
+    return is_yolov5_toml(anchors)
 
 
 def stats(
@@ -98,9 +104,13 @@ def stats(
                        f"{dataset.info['bad_lines'][0]}", err=True)
     if spec is not None and dataset.has_image_sizes:  # the anchor limits, before any statistic is computed
         spec.check_images(dataset.heights, dataset.widths, dataset.image_ids, path=dataset.path)
-    anchor_arg, anchor_kwargs = ("none" if spec is None else spec), {}
+    anchor_arg, anchor_kwargs = spec, {}
     if _is_yolov5(anchors):  # YOLOv5 build_targets + AutoAnchor (no IoU matcher: see stats/yolov5.py)
         anchor_arg, anchor_kwargs = "yolov5", {"matcher": matcher.value, "pos_iou": pos_iou, "neg_iou": neg_iou}
+        if anchors.strip().lower() != "yolov5":  # a yolov5 preset TOML
+            from imbalance_cli.anchors.yolov5 import preset_from_toml
+
+            anchor_arg = preset_from_toml(anchors)
     if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
         split_report = split_statistics(dataset, anchors=anchor_arg, location_bins=location_bins,
                                         per_class_location=per_class_location, bags_edges=edges, scale_bins=hist_bins,

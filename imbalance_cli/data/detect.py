@@ -70,7 +70,7 @@ def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Datase
     fmt = None if spec.format is None else spec.format.value
     st = check_regular(p, allow_dir=True)
     if fmt == "yolo" or (fmt is None and spec.image_sizes is None and yolo.is_yolo_path(p)):  # data.yaml or labels dir
-        return yolo.load(p, classes=spec.classes)
+        return yolo.load(p, classes=spec.classes, cache=spec.cache)
     if os.path.isdir(p):
         if fmt not in (None, "voc"):
             raise InputError(f"a directory can only be read as Pascal VOC, not {fmt}", path=p)

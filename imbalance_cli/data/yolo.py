@@ -45,13 +45,16 @@ number (COCO-style ``000000397133.jpg`` -> 397133), else the row number + 1.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from imbalance_cli.data import cache as _cache
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 
@@ -192,13 +195,86 @@ def image_size(path: str) -> tuple[int, int] | None:
     return int(w), int(h)
 
 
-def image_sizes(paths: list[str], threads: int | None = None) -> list[tuple[int, int] | None]:
-    """:func:`image_size` of many images; a thread pool (I/O bound) above :data:`THREAD_THRESHOLD` images."""
+def _read_sizes(paths: list[str], threads: int | None = None) -> list[tuple[int, int] | None]:
     if len(paths) < THREAD_THRESHOLD and not threads:
         return [image_size(p) for p in paths]
     workers = threads or min(32, (os.cpu_count() or 1) * 4)
     with ThreadPoolExecutor(max_workers=workers) as ex:
         return list(ex.map(image_size, paths, chunksize=256))
+
+
+def _size_cache_file(paths: list[str]) -> Path:
+    common = os.path.commonpath([os.path.abspath(p) for p in paths])
+    return _cache.cache_dir() / f"yolo-sizes-{hashlib.blake2b(common.encode(), digest_size=12).hexdigest()}.npz"
+
+
+def _load_size_cache(path: Path) -> dict:
+    """``{abs path: (size, mtime_ns, w, h)}`` from a sizes cache file; {} when absent or damaged (then rebuilt)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = bytes(z["names"]).decode("utf-8").split("\n")
+            meta = z["meta"]
+        if meta.ndim != 2 or meta.shape != (len(names), 4):
+            raise ValueError("shape")
+        return {n: tuple(int(v) for v in row) for n, row in zip(names, meta)}
+    except Exception:  # noqa: BLE001 - a missing or damaged cache file is not trusted: rebuilt below
+        return {}
+
+
+def _save_size_cache(path: Path, table: dict) -> None:
+    names = list(table)
+    meta = np.array([table[n] for n in names], dtype=np.int64).reshape(-1, 4)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, names=np.frombuffer("\n".join(names).encode("utf-8"), dtype=np.uint8), meta=meta)
+        os.replace(tmp, path)
+    except OSError:  # an unwritable cache only costs the next run the header reads
+        try:
+            os.unlink(tmp)
+        except (OSError, UnboundLocalError):
+            pass
+
+
+def image_sizes(paths: list[str], threads: int | None = None, cache: bool = True) -> list[tuple[int, int] | None]:
+    """:func:`image_size` of many images; a thread pool (I/O bound) above :data:`THREAD_THRESHOLD` images.
+
+    With ``cache`` the sizes are kept in the columnar cache directory (``$IMBALANCE_CACHE``), one file
+    per dataset folder, keyed per image by its absolute path, byte size and modification time: a
+    second load stats the images instead of opening them, and an image that changed is read again.
+    """
+    if not cache or not paths:
+        return _read_sizes(paths, threads)
+    cache_file = _size_cache_file(paths)
+    table = _load_size_cache(cache_file)
+    keys, todo = [], []
+    for i, p in enumerate(paths):
+        try:
+            st = os.stat(p)
+            key = (os.path.abspath(p), int(st.st_size), int(st.st_mtime_ns))
+        except OSError:
+            key = None
+        keys.append(key)
+        hit = table.get(key[0]) if key else None
+        if key is None or hit is None or hit[:2] != key[1:]:
+            todo.append(i)
+    out: list = [None] * len(paths)
+    fresh = _read_sizes([paths[i] for i in todo], threads) if todo else []
+    got = dict(zip(todo, fresh))
+    changed = False
+    for i, key in enumerate(keys):
+        if i in got:
+            out[i] = got[i]
+            if key is not None and got[i] is not None:
+                table[key[0]] = (key[1], key[2], got[i][0], got[i][1])
+                changed = True
+        else:
+            hit = table[key[0]]
+            out[i] = (hit[2], hit[3])
+    if changed:
+        _save_size_cache(cache_file, table)
+    return out
 
 
 def parse_label_text(text: str, nc: int | None, file: str, bad: list, counts: dict):
@@ -339,14 +415,14 @@ def _build(items: list[tuple[str, str | None, tuple[int, int] | None]], names: l
     )
 
 
-def _sized_items(images: list[str]) -> tuple[list, list[str]]:
-    sizes = image_sizes(images)
+def _sized_items(images: list[str], cache: bool = True) -> tuple[list, list[str]]:
+    sizes = image_sizes(images, cache=cache)
     unreadable = [p for p, s in zip(images, sizes) if s is None]
     items = [(p, img2label_path(p), s) for p, s in zip(images, sizes) if s is not None]
     return items, unreadable
 
 
-def load_yaml(path: str | os.PathLike, *, strict: bool = False) -> Dataset:
+def load_yaml(path: str | os.PathLike, *, strict: bool = False, cache: bool = True) -> Dataset:
     """Load every split of an Ultralytics ``data.yaml`` (see module docstring) into one :class:`Dataset`."""
     import yaml
 
@@ -385,7 +461,7 @@ def load_yaml(path: str | os.PathLike, *, strict: bool = False) -> Dataset:
             images.extend(_image_files(q, p, k))
         if not images:
             raise InputError(f"split '{k}' has no images ({', '.join(IMG_FORMATS)})", path=p, record=k)
-        got, bad_imgs = _sized_items(sorted(images))
+        got, bad_imgs = _sized_items(sorted(images), cache)
         unreadable.extend(bad_imgs)
         splits[k] = [len(items), len(items) + len(got)]
         items.extend(got)
@@ -395,7 +471,8 @@ def load_yaml(path: str | os.PathLike, *, strict: bool = False) -> Dataset:
                   {"unreadable_images": len(unreadable), "unreadable_image_files": unreadable[:MAX_LISTED]})
 
 
-def load_dir(path: str | os.PathLike, *, classes: str | os.PathLike | None = None, strict: bool = False) -> Dataset:
+def load_dir(path: str | os.PathLike, *, classes: str | os.PathLike | None = None, strict: bool = False,
+             cache: bool = True) -> Dataset:
     """Load a bare folder of YOLO label files (or of images whose labels follow ``img2label_paths``).
 
     For a labels folder the images are looked for by the inverse mapping (``/labels/`` ->
@@ -414,7 +491,7 @@ def load_dir(path: str | os.PathLike, *, classes: str | os.PathLike | None = Non
     else:
         names, known = [], False
     if images:
-        items, unreadable = _sized_items(images)
+        items, unreadable = _sized_items(images, cache)
     else:
         labels = [f for f in files if f.endswith(".txt") and Path(f).name != "classes.txt"]
         if not labels:
@@ -427,7 +504,7 @@ def load_dir(path: str | os.PathLike, *, classes: str | os.PathLike | None = Non
                     if suf.lower() in IMG_FORMATS:
                         index.setdefault(os.path.join(root, stem), os.path.join(root, f))
         found = [index.get(label2img_stem(lf)) for lf in labels]
-        sizes = image_sizes([f for f in found if f]) if any(found) else []
+        sizes = image_sizes([f for f in found if f], cache=cache) if any(found) else []
         it = iter(sizes)
         items, unreadable = [], []
         for lf, img in zip(labels, found):
@@ -441,16 +518,19 @@ def load_dir(path: str | os.PathLike, *, classes: str | os.PathLike | None = Non
                   {"unreadable_images": len(unreadable), "unreadable_image_files": unreadable[:MAX_LISTED]})
 
 
-def load(path: str | os.PathLike, *, classes: str | os.PathLike | None = None, strict: bool = False) -> Dataset:
-    """Load a ``data.yaml`` or a bare YOLO labels/images folder (see module docstring)."""
+def load(path: str | os.PathLike, *, classes: str | os.PathLike | None = None, strict: bool = False,
+         cache: bool = True) -> Dataset:
+    """Load a ``data.yaml`` or a bare YOLO labels/images folder (see module docstring).
+
+    ``cache``: keep image sizes in the columnar cache directory (see :func:`image_sizes`)."""
     p = Path(path)
     if not p.exists():
         raise InputError("no such file or directory", path=p)
     if p.is_dir():
-        return load_dir(p, classes=classes, strict=strict)
+        return load_dir(p, classes=classes, strict=strict, cache=cache)
     if classes is not None:
         raise InputError("--classes applies to a bare YOLO labels folder; a data.yaml has its own 'names'", path=p)
-    return load_yaml(p, strict=strict)
+    return load_yaml(p, strict=strict, cache=cache)
 
 
 def split_datasets(dataset: Dataset) -> dict[str, Dataset]:

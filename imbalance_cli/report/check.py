@@ -22,7 +22,8 @@ from pathlib import Path
 
 from imbalance_cli.check.findings import LEVEL, CheckResult, Finding, many_to_dict
 from imbalance_cli.check.rules import GROUP_OF
-from imbalance_cli.fileio import dumps_json, write_text
+from imbalance_cli.fileio import dumps_json
+from imbalance_cli.report.writer import check_out_dir, write_report
 
 SHOW = 5  # ids / records shown per finding outside JSON
 JUNIT_SHOW = 50
@@ -184,10 +185,11 @@ def render_many(results: list[CheckResult], fmt: str) -> str:
 
 def write_reports(results: list[CheckResult], out_dir: str | os.PathLike) -> list[Path]:
     """Write every report format into ``out_dir`` (``check.txt``, ``check.json``, ``check.xml``,
-    ``check.github.txt``, ``check.md``). All are rendered before the first is written; each file is atomic."""
-    texts = {fmt: render_many(results, fmt) for fmt in REPORT_FORMATS}
-    out = Path(out_dir)
-    return [write_text(out / FILE_NAMES[fmt], text) for fmt, text in texts.items()]
+    ``check.github.txt``, ``check.md``): rendered in memory, then the directory is swapped in whole
+    (:func:`imbalance_cli.report.writer.write_report`, all or nothing)."""
+    check_out_dir(out_dir)
+    files = {FILE_NAMES[fmt]: render_many(results, fmt) for fmt in REPORT_FORMATS}
+    return write_report(out_dir, files, own=tuple(FILE_NAMES.values()))
 
 
 def append_step_summary(results: list[CheckResult], path: str | os.PathLike) -> None:

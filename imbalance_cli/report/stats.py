@@ -21,7 +21,6 @@ from imbalance_cli.report import anchor_tables, tables
 from imbalance_cli.report.figures import render_figures
 from imbalance_cli.report.html import render_html
 from imbalance_cli.report.tables import (
-    FREQUENCY_LABELS,
     LEVEL_STYLE,
     MEASURE_INFO,
     _sortable,

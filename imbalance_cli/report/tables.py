@@ -17,7 +17,7 @@ import numpy as np
 
 from imbalance_cli.report._common import num
 
-#: Human-readable meaning of each class-distribution measure (survey seed 000, §9.2).
+#: Human-readable meaning of each class-distribution measure (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §9.2).
 MEASURE_INFO: dict[str, tuple[str, str]] = {
     "imbalance_ratio": ("Imbalance ratio", "max / min instances (1 = balanced)"),
     "gini": ("Gini coefficient", "0 = balanced, towards 1 = one class has all"),

@@ -1,4 +1,4 @@
-"""Batch-level foreground-foreground imbalance (survey seed 000, §4.2.2, §4.4.3, Fig. 6).
+"""Batch-level foreground-foreground imbalance (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §4.2.2, §4.4.3, Fig. 6).
 
 A dataset's class distribution need not be a batch's: with small batches an over-represented class
 can be absent from a batch and a rare one can dominate it. This module draws the batches a training
@@ -21,7 +21,7 @@ Statistics (valid, non-crowd boxes):
 * class coverage: distinct classes per batch (and as a fraction of the used classes);
 * group absence: share of batches without any instance of each LVIS frequency group (the file's
   own ``frequency`` when every category has one, as LVIS val files carry the train frequencies;
-  otherwise from this dataset's image counts) and of each BAGS group (instance counts, seed 002 Eq. 3);
+  otherwise from this dataset's image counts) and of each BAGS group (instance counts, Li et al., BAGS, CVPR 2020, Eq. 3);
 * divergence: total-variation distance ``1/2 sum_c |p_b(c) - q(c)|`` between each batch's class
   instance distribution ``p_b`` and the dataset's ``q``: mean, 95th percentile, max (batches
   without boxes are counted apart); and the TV between all sampled instances and ``q``;
@@ -193,7 +193,7 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
     bags = bags_groups(inst)
     fg_share = None
     per_batch_fg = None
-    if anchors is not None and anchors != "none":
+    if anchors is not None:
         ac = anchor_counts(dataset, anchors, **(anchor_options or {}))
         fg, na = ac["foreground"].astype(np.float64), ac["anchors"].astype(np.float64)
         bf = np.bincount(batch_of_sample, weights=fg[stream], minlength=n_batches)

@@ -1,10 +1,10 @@
 """Per-class counts and the long-tail groupings built on them.
 
-* instances / images per class: valid, non-crowd boxes only (survey seed 000, Fig. 5a);
+* instances / images per class: valid, non-crowd boxes only (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, Fig. 5a);
 * LVIS frequency groups from image counts: rare <= 10 images, common 11-100, frequent > 100
   (Gupta et al., LVIS, CVPR 2019, §3), thresholds set on LVIS v1's 100,170 training images, so
   :func:`lvis_frequency_scope` says when they are meaningful for another dataset;
-* BAGS groups by training-instance count with edges ``[s_l, s_h)`` (seed 002, Eq. 3:
+* BAGS groups by training-instance count with edges ``[s_l, s_h)`` (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3:
   default edges 0, 10, 100, 1000, inf -> groups 1..4; group 0 is background).
 """
 
@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from imbalance_cli.data.dataset import Dataset
-from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups  # noqa: F401  (re-exported)
+from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups  # noqa: F401  (re-exported here)
 
 LVIS_RARE_MAX = 10
 LVIS_COMMON_MAX = 100

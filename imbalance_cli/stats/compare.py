@@ -1,6 +1,6 @@
 """Two datasets side by side (``imbalance compare``) and the distances ``imbalance check`` uses for drift.
 
-Distances (survey seed 000, §9.2 names both families: distribution distances and optimal transport):
+Distances (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §9.2 names both families: distribution distances and optimal transport):
 
 * total-variation distance of two discrete distributions ``TV(p, q) = 1/2 sum_i |p_i - q_i|`` after
   normalising each to sum 1 (class instance distributions are aligned by category id);
@@ -90,7 +90,7 @@ def dataset_profile(dataset, scale_bins: int = 50, location_bins: int = 20, anch
         "category_ids": dataset.category_ids, "names": dataset.category_names, "instances": inst, "images_per_class": imgs,
         "scale": scale, "location": loc,
     }
-    if anchors is not None and anchors != "none":
+    if anchors is not None:
         ac = anchor_counts(dataset, anchors)
         prof["anchors"] = {
             "foreground": ac["foreground_total"], "background": ac["background_total"],

@@ -1,4 +1,4 @@
-"""Per-image counts, scale and location statistics of valid boxes (survey seed 000, Figs. 5b/c, 7, 13).
+"""Per-image counts, scale and location statistics of valid boxes (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, Figs. 5b/c, 7, 13).
 
 Everything is vectorised over the dataset's columns; only valid boxes
 (:meth:`Dataset.valid_mask`) take part.

@@ -1,6 +1,6 @@
-"""Effective Class-Margins per class: the inputs of the ECM loss (seed 003).
+"""Effective Class-Margins per class: the inputs of the ECM loss (Cho & Krähenbühl, Effective Class-Margins, ECCV 2022).
 
-For every class ``c`` with ``n+ = n_c`` training instances (seed 003, supp. F, Eqs. 35-37):
+For every class ``c`` with ``n+ = n_c`` training instances (Cho & Krähenbühl, ECCV 2022, supp. F, Eqs. 35-37):
 
 * background count ``n_bg = r * sum_c n_c`` with ``r`` the background/foreground ratio of the
   detector's classification layer (``--fg-bg-ratio``, or measured from the anchors of a preset);
@@ -48,7 +48,7 @@ def _np(x) -> np.ndarray:
 
 
 def measured_fg_bg_ratio(dataset, anchors: str = "retinanet", **anchor_options) -> tuple[float, dict]:
-    """Background/foreground anchor ratio ``r`` of ``dataset`` under an anchor preset (seed 003, supp. F).
+    """Background/foreground anchor ratio ``r`` of ``dataset`` under an anchor preset (Cho & Krähenbühl, ECCV 2022, supp. F).
 
     Counts come from the anchor engine (:func:`imbalance_cli.stats.batches.anchor_counts`: positives,
     and background = anchors - positives - ignored); returns ``(r, counts)``.
@@ -65,7 +65,7 @@ def effective_class_margins(counts: ClassCounts, fg_bg_ratio: float | None = Non
                             ratio_source: str | None = None) -> dict:
     """The ``imbalance.margins/1`` report: ECM margins and weights for every class (+ background).
 
-    ``fg_bg_ratio`` is ``r = background / foreground`` (seed 003, supp. F, Eq. 35); it is required
+    ``fg_bg_ratio`` is ``r = background / foreground`` (Cho & Krähenbühl, ECCV 2022, supp. F, Eq. 35); it is required
     unless ``one_stage`` (then the background is left out and ``fg_bg_ratio`` must be None).
     """
     from imbalance_cli.losses.longtail import ecm_margins  # torch, lazily

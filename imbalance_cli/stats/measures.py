@@ -1,6 +1,6 @@
 """How far a distribution is from balanced: the imbalance measures of the report.
 
-The survey (seed 000, §9.2 "Measuring and Identifying Imbalance") names the question
+The survey (Oksuz et al., TPAMI 2021, §9.2 "Measuring and Identifying Imbalance") names the question
 ("How can we quantify how imbalanced a distribution is?") and takes the uniform
 distribution as the balanced one for properties such as the class distribution. It gives
 no single formula, so the report offers the standard ones below, all computed on a vector
@@ -43,13 +43,13 @@ def _used(counts: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def imbalance_ratio(counts) -> float | None:
-    """Imbalance ratio max_k n_k / min_k n_k over the used classes (n_k > 0); seed 000, §9.2. None if none used."""
+    """Imbalance ratio max_k n_k / min_k n_k over the used classes (n_k > 0); Oksuz et al., TPAMI 2021, §9.2. None if none used."""
     n = _used(counts)
     return None if n.size == 0 else float(n.max() / n.min())
 
 
 def gini(counts) -> float | None:
-    """Gini coefficient G = sum_i sum_j |n_i - n_j| / (2 K^2 mean(n)) over used classes; seed 000, §9.2.
+    """Gini coefficient G = sum_i sum_j |n_i - n_j| / (2 K^2 mean(n)) over used classes; Oksuz et al., TPAMI 2021, §9.2.
 
     Computed in O(K log K) from the sorted counts n_(1) <= ... <= n_(K):
     G = 2 sum_i i n_(i) / (K sum n) - (K + 1) / K. 0 = all equal; approaches 1 when one class has all.
@@ -64,7 +64,7 @@ def gini(counts) -> float | None:
 
 
 def normalized_entropy(counts) -> float | None:
-    """Normalised Shannon entropy H / log K of p_k = n_k / N over used classes; seed 000, §9.2.
+    """Normalised Shannon entropy H / log K of p_k = n_k / N over used classes; Oksuz et al., TPAMI 2021, §9.2.
 
     1 = uniform. None when fewer than two classes are used (log 1 = 0).
     """
@@ -78,7 +78,7 @@ def normalized_entropy(counts) -> float | None:
 
 
 def tv_to_uniform(counts, *, used_only: bool = True) -> float | None:
-    """Total-variation distance 1/2 sum_k |p_k - 1/K| to the uniform distribution; seed 000, §9.2.
+    """Total-variation distance 1/2 sum_k |p_k - 1/K| to the uniform distribution; Oksuz et al., TPAMI 2021, §9.2.
 
     ``used_only=True`` (class distributions) keeps only n_k > 0; ``used_only=False``
     (histograms) uses every bin, so empty bins count as missing mass. None when the total is 0.
@@ -97,7 +97,7 @@ def tv_to_uniform(counts, *, used_only: bool = True) -> float | None:
 
 
 def kl_to_uniform(counts) -> float | None:
-    """Kullback-Leibler divergence KL(p || u) = sum_k p_k log(K p_k) = log K - H (nats) over used classes; seed 000, §9.2."""
+    """Kullback-Leibler divergence KL(p || u) = sum_k p_k log(K p_k) = log K - H (nats) over used classes; Oksuz et al., TPAMI 2021, §9.2."""
     n = _used(counts)
     k = n.size
     if k == 0:
@@ -107,7 +107,7 @@ def kl_to_uniform(counts) -> float | None:
 
 
 def coefficient_of_variation(counts) -> float | None:
-    """Coefficient of variation std(n) / mean(n), population std (ddof 0), over used classes; seed 000, §9.2."""
+    """Coefficient of variation std(n) / mean(n), population std (ddof 0), over used classes; Oksuz et al., TPAMI 2021, §9.2."""
     n = _used(counts)
     if n.size == 0:
         return None
@@ -128,5 +128,5 @@ def class_measures(counts) -> dict:
 
 
 def histogram_tv(counts) -> float | None:
-    """TV distance of a histogram (any shape; every bin counts) to uniform over its bins; seed 000, §9.2."""
+    """TV distance of a histogram (any shape; every bin counts) to uniform over its bins; Oksuz et al., TPAMI 2021, §9.2."""
     return tv_to_uniform(np.asarray(counts).reshape(-1), used_only=False)

@@ -1,8 +1,8 @@
 """`analyze()` and the :class:`Report` it returns: the survey's dataset statistics as plain data.
 
 ``analyze(dataset)`` computes the ``imbalance.stats/1`` report (schema documented in
-:mod:`imbalance_cli.report.schema`): summary, class long tail (seed 000, Fig. 5a; LVIS
-frequency groups; BAGS groups, seed 002 Eq. 3), objects/classes per image (Figs. 5b, 5c),
+:mod:`imbalance_cli.report.schema`): summary, class long tail (Oksuz et al., TPAMI 2021, Fig. 5a; LVIS
+frequency groups; BAGS groups, Li et al., BAGS, CVPR 2020, Eq. 3), objects/classes per image (Figs. 5b, 5c),
 scale (Fig. 7), location (Fig. 13), the imbalance measures of §9.2
 (:mod:`imbalance_cli.stats.measures`), one verdict per imbalance type and, when asked,
 the anchor statistics of :func:`imbalance_cli.stats.anchors.anchor_statistics`.
@@ -26,6 +26,7 @@ from imbalance_cli.data.dataset import INVALID_REASONS, Dataset
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json, to_jsonable
 from imbalance_cli.progress import progress
+from imbalance_cli.specs import parse_anchors
 from imbalance_cli.stats import geometry, measures
 from imbalance_cli.stats.anchors import anchor_statistics
 from imbalance_cli.stats.classes import (
@@ -169,7 +170,7 @@ def _parse_edges(edges: Sequence[float]) -> list[float]:
     return e
 
 
-def analyze(dataset: Dataset, *, anchors: str | Any = "none", location_bins: int = 20, per_class_location: bool = False,
+def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int = 20, per_class_location: bool = False,
             bags_edges: Sequence[float] = DEFAULT_BAGS_EDGES, hist_bins: int = 50, strict: bool = False,
             **anchor_options: Any) -> "Report":
     """Compute the ``imbalance.stats/1`` report of ``dataset`` (see :mod:`imbalance_cli.report.schema`).
@@ -177,7 +178,7 @@ def analyze(dataset: Dataset, *, anchors: str | Any = "none", location_bins: int
     Parameters
     ----------
     anchors:
-        ``"none"`` or an anchor preset (``"retinanet"``, ``"rpn"``, ``"ssd300"``, a TOML path or
+        ``None`` (or ``"none"``, as the CLI says it) or an anchor preset (``"retinanet"``, ``"rpn"``, ``"ssd300"``, a TOML path or
         an ``AnchorPreset``) for :func:`imbalance_cli.stats.anchors.anchor_statistics`; its dict is
         stored unchanged under ``report["anchors"]``. Needs image sizes.
     location_bins:
@@ -185,7 +186,7 @@ def analyze(dataset: Dataset, *, anchors: str | Any = "none", location_bins: int
     per_class_location:
         Also store one centre histogram per used class under ``location.per_class``.
     bags_edges:
-        BAGS group edges on instance counts (seed 002, Eq. 3); every count must fall inside.
+        BAGS group edges on instance counts (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3); every count must fall inside.
     hist_bins:
         Bins over [0, 1] of the relative width/height/area histograms (survey Fig. 7).
     strict:
@@ -202,7 +203,8 @@ def analyze(dataset: Dataset, *, anchors: str | Any = "none", location_bins: int
     if int(hist_bins) < 1:
         raise InputError(f"--hist-bins must be >= 1, got {hist_bins}")
     edges = _parse_edges(bags_edges)
-    want_anchors = not (isinstance(anchors, str) and anchors.lower() == "none") and anchors is not None
+    anchors = parse_anchors(anchors)
+    want_anchors = anchors is not None
     if want_anchors and not dataset.has_image_sizes:
         raise InputError("anchor statistics need image sizes: pass --image-sizes sizes.csv or --anchors none",
                          path=dataset.path)
@@ -234,10 +236,11 @@ def analyze(dataset: Dataset, *, anchors: str | Any = "none", location_bins: int
             loc["tv_to_uniform"] = measures.histogram_tv(loc["counts"])
             report["location"] = loc
         elif step == "anchors":
-            if isinstance(anchors, str) and anchors.lower() == "yolov5":  # YOLOv5 build_targets + AutoAnchor
-                from imbalance_cli.stats.yolov5 import yolov5_statistics
+            if (isinstance(anchors, str) and anchors.lower() == "yolov5") or getattr(anchors, "kind", None) == "yolov5":
+                from imbalance_cli.stats.yolov5 import yolov5_statistics  # YOLOv5 build_targets + AutoAnchor
 
-                report["anchors"] = yolov5_statistics(dataset, **anchor_options)
+                yp = {} if isinstance(anchors, str) else {"preset": anchors}  # a YoloV5Preset (fitted TOML)
+                report["anchors"] = yolov5_statistics(dataset, **yp, **anchor_options)
             else:
                 report["anchors"] = anchor_statistics(dataset, anchors, **anchor_options)
     report["verdicts"] = verdicts(report)

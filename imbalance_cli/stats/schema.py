@@ -16,7 +16,7 @@ dataset:                                   # summary
   has_image_sizes, [difficult]             # difficult: VOC flag, valid boxes only
 classes: [{id, name, instances, images,    # one per defined category; valid non-crowd boxes only
            frequency: "r"|"c"|"f",         # LVIS rule on `images`: r <= 10, c 11-100, f > 100
-           bags_group: 1..N,               # seed 002 Eq. 3 on `instances`, edges in `bags_edges`
+           bags_group: 1..N,               # Li et al., BAGS, CVPR 2020, Eq. 3 on `instances`, edges in `bags_edges`
            [supercategory, file_frequency, file_images, file_instances]}]   # the file's own fields
 frequency_groups: {r, c, f}                # classes per computed LVIS group
 frequency_scope: {thresholds: "lvis", rare_max_images: 10, common_max_images: 100,   # added within /1:

@@ -1,0 +1,118 @@
+"""`imbalance anchors FILE --preset NAME`: fit anchor sizes and ratios judged by the detector's own matcher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from imbalance_cli.commands._anchor_options import DeviceOpt
+from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.data import load
+from imbalance_cli.errors import InputError
+from imbalance_cli.fileio import dumps_json
+from imbalance_cli.progress import progress
+from imbalance_cli.report import fit as render
+from imbalance_cli.specs import Device
+from imbalance_cli.stats.fit import TARGETS, check_fittable, fit_anchors, is_yolo, resolve_preset, to_report
+
+FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
+
+
+def _parse_sample(text: str):
+    if text.strip().lower() == "all":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise InputError(f"--sample must be a positive integer or 'all', got {text!r}")
+    return n
+
+
+def _parse_targets(text: str) -> tuple[str, ...] | None:
+    if text.strip().lower() == "all":
+        return None
+    out = tuple(t.strip().lower() for t in text.split(",") if t.strip())
+    bad = [t for t in out if t not in TARGETS]
+    if bad or not out:
+        raise InputError(f"--target must be 'all' or a comma-separated list of {', '.join(TARGETS)}, got {text!r}")
+    return out
+
+
+def anchors(
+    file: Path = typer.Argument(..., help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC, "
+                                "YOLO data.yaml; .gz accepted) with image sizes.", show_default=False),
+    preset: str = typer.Option("retinanet", "--preset", help="Preset to fit: retinanet | rpn | mmdet-retinanet | "
+                               "detectron2-retinanet | atss | yolov5 | path to a grid or yolov5 preset TOML."),
+    objective: str = typer.Option("coverage", "--objective", help="coverage (share of boxes with a positive at the "
+                                  "positive threshold, worst size group weighted in) | positives (positives per box "
+                                  "balanced across size and class-frequency groups, coverage kept) | bpr (YOLO-style "
+                                  "presets only: AutoAnchor's best possible recall)."),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Stop the search after this many seconds (the "
+                                           "JSON records the iterations done; rerun with --iterations N to reproduce).",
+                                           show_default=False),
+    iterations: int = typer.Option(300, "--iterations", help="Evolution candidates scored after the starts (preset, scaled preset, k-means)."),
+    sample: str = typer.Option("500", "--sample", help="Images (seeded sample) each candidate is scored on, or "
+                               "'all'. Final scores always use all images."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the image sample, the k-means start and the evolution."),
+    target: str = typer.Option("all", "--target", help="Framework snippets: all | comma-separated torchvision, "
+                               "mmdet, detectron2, ultralytics (a target that cannot express the fit is refused)."),
+    device: DeviceOpt = Device.cpu,
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="Annotation format override: "
+                                         + "|".join(FORMAT_CHOICES) + ".", show_default=False),
+    json_out: bool = flag("--json", help="Print only the imbalance.anchors/1 JSON to stdout."),
+    out: Optional[Path] = out_option("anchors.json, fitted.toml, the framework snippets, anchors.png and report.html"),
+    quiet: bool = flag("--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fit anchor sizes and aspect ratios to the dataset, each candidate judged by the preset's exact resize, grid
+    and matcher; print a before/after table and ready-to-paste configs. Ctrl-C keeps the best so far.
+
+    Example: imbalance anchors instances_train2017.json --preset retinanet --out fit/ ; then
+    imbalance stats instances_val2017.json --anchors fit/fitted.toml
+    """
+    set_quiet(quiet)
+    check_out(out)
+    if format is not None and format.lower() not in FORMAT_CHOICES:
+        raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
+    if iterations < 0:
+        raise InputError(f"--iterations must be >= 0, got {iterations}")
+    if budget is not None and not budget > 0:
+        raise InputError(f"--budget must be a positive number of seconds, got {budget}")
+    n_sample = _parse_sample(sample)
+    targets = _parse_targets(target)
+    p = resolve_preset(preset)
+    check_fittable(p, objective)
+    if is_yolo(p):
+        if device is Device.cuda:
+            raise InputError("--device cuda does not apply to the yolov5 preset: YOLOv5's assignment runs on the CPU "
+                             "(leave --device at cpu or auto)")
+        if targets is not None and any(t != "ultralytics" for t in targets):
+            bad = next(t for t in targets if t != "ultralytics")
+            raise InputError(f"--target {bad} cannot express YOLO anchors (free width,height pairs per level); "
+                             "for a yolov5 preset use --target ultralytics")
+    elif targets is not None and "ultralytics" in targets:
+        raise InputError(f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); preset "
+                         f"{p.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2")
+
+    dataset = load(str(file), format=None if format is None else format.lower())
+    res = fit_anchors(dataset, p, objective=objective, sample=n_sample, seed=seed, iterations=iterations,
+                      budget=budget, device=device.value, progress_factory=progress)
+    report = to_report(res, targets)
+    written = render.write_outputs(report, out) if out is not None else []
+    if res.stopped == "interrupted" and not quiet:
+        typer.echo(f"interrupted after {res.iterations_done} iterations: kept the best set so far", err=True)
+    if json_out:
+        echo_json(dumps_json(report))
+        return
+    render.render_terminal(report)
+    wrote(out, written, quiet)
+    if written and not quiet:
+        typer.echo(f"use --anchors {out}/fitted.toml in every command")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``imbalance anchors`` to the Typer app."""
+    app.command("anchors")(handle_errors(anchors))

@@ -1,0 +1,202 @@
+"""Renderers of an ``imbalance.anchors/1`` report (a fitted anchor set): terminal, figure, HTML, files.
+
+The report dict comes from :func:`imbalance_cli.stats.fit.to_report`; nothing here knows how it was
+computed. rich and matplotlib are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from imbalance_cli.fileio import dumps_json
+from imbalance_cli.report.writer import check_out_dir, write_report
+
+SNIPPET_FILES = {"torchvision": "torchvision_anchor_generator.py", "mmdet": "mmdet_anchor_generator.py",
+                 "detectron2": "detectron2_anchor_generator.yaml", "ultralytics": "ultralytics_anchors.yaml"}
+
+
+def _scores(report: dict) -> tuple[str, dict, dict]:
+    """(label, before, after): the all-image scores when computed, else the sample's."""
+    if report.get("all"):
+        return f"all {report['all']['after']['images']:,} images", report["all"]["before"], report["all"]["after"]
+    return f"sample of {report['sample_images']:,} images", report["sample"]["before"], report["sample"]["after"]
+
+
+def _pct(v: Any) -> str:
+    return "–" if v is None else f"{100 * float(v):.1f}%"
+
+
+def _f(v: Any, d: int = 2) -> str:
+    return "–" if v is None else f"{float(v):.{d}f}"
+
+
+def _is_yolo(report: dict) -> bool:
+    return report["original"].get("kind") == "yolov5"
+
+
+def _criterion(report: dict) -> str:
+    """What "coverage" means for the report's preset (HTML-free text)."""
+    o = report["original"]
+    if _is_yolo(report):
+        return f"coverage = a build_targets positive, width/height ratio < anchor_t {o['anchor_t']:g}"
+    return f"coverage at IoU >= {o['pos_iou']:g}"
+
+
+def _params_text(report: dict) -> str:
+    p = report["fitted_params"]
+    if "anchors" in p:
+        return "fitted anchors (w, h) per level " + "; ".join(
+            f"{n}: " + " ".join(f"{w:g},{h:g}" for w, h in lv) for n, lv in zip(report["fitted"]["level_names"],
+                                                                              p["anchors"]))
+    return f"fitted base sizes {p['base_sizes']} x scales {p['scales']}, ratios (h/w) {p['ratios']}"
+
+
+def _bpr_text(report: dict) -> str | None:
+    _, b, a = _scores(report)
+    if b.get("bpr") is None:
+        return None
+    return (f"AutoAnchor BPR {b['bpr']:.4f} -> {a['bpr']:.4f}, anchors above threshold {b.get('aat') or 0:.2f} -> "
+            f"{a.get('aat') or 0:.2f}")
+
+
+def comparison_rows(report: dict) -> list[tuple[str, str, str, str, str, str]]:
+    """Rows ``(group, boxes, coverage before, after, positives/box before, after)`` of the before/after table."""
+    _, b, a = _scores(report)
+    rows = [("all boxes", f"{b['boxes']:,}", _pct(b["coverage"]), _pct(a["coverage"]),
+             _f(b["positives_per_box"]), _f(a["positives_per_box"]))]
+    for section, prefix in (("by_size", "size: "), ("by_frequency", "classes: ")):
+        for name, gb in b[section].items():
+            ga = a[section][name]
+            rows.append((prefix + name, f"{gb['boxes']:,}", _pct(gb["coverage"]), _pct(ga["coverage"]),
+                         _f(gb["positives_per_box"]), _f(ga["positives_per_box"])))
+    return rows
+
+
+def render_terminal(report: dict, console=None, snippets: bool = True) -> None:
+    """Print the before/after table, the fitted sizes and ratios and the framework snippets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(width=None if sys.stdout.isatty() else 150)
+    label, b, a = _scores(report)
+    s = report["search"]
+    t = Table(title=f"Anchors {report['original']['name']} -> {report['fitted']['name']}: objective "
+                    f"{report['objective']}, {label} ({_criterion(report)}; "
+                    f"Oksuz et al. TPAMI 2020 §5.4, Fig. 4b)", title_justify="left")
+    for col in ("group", "boxes", "coverage before", "after", "positives/box before", "after"):
+        t.add_column(col, justify="left" if col == "group" else "right")
+    for row in comparison_rows(report):
+        t.add_row(*row)
+    console.print(t)
+    console.print(f"score ({report['objective']}): before {b['score']:.4f}, after {a['score']:.4f}; search on "
+                  f"{report['sample_images']:,} images, seed {report['seed']}, {s['iterations_done']} of "
+                  f"{s['iterations_asked']} iterations ({s['stopped']}), {s['seconds']:.1f} s")
+    if _bpr_text(report):
+        console.print(_bpr_text(report))
+    console.print(_params_text(report), highlight=False)
+    if snippets:
+        for fw, c in report["configs"].items():
+            console.print(f"\n[bold]{fw}[/bold] ({'exact' if c['exact'] else 'not exact'}: {c['note']})",
+                          highlight=False)
+            console.print(c["text"], markup=False, highlight=False)
+
+
+def figure(report: dict):
+    """Before/after bars: coverage and positives per box by size group and by class-frequency group."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    label, b, a = _scores(report)
+    fig = Figure(figsize=(10, 6.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 2)
+    for row, section, title in ((0, "by_size", "size group (COCO area)"), (1, "by_frequency", "class frequency group")):
+        names = list(b[section])
+        x = list(range(len(names)))
+        for col, key, ylabel in ((0, "coverage", "coverage at the positive threshold"),
+                                 (1, "positives_per_box", "positives per box")):
+            ax = axes[row][col]
+            vb = [b[section][n][key] or 0.0 for n in names]
+            va = [a[section][n][key] or 0.0 for n in names]
+            ax.bar([i - 0.2 for i in x], vb, 0.4, label=f"before ({report['original']['name']})", color="#999999")
+            ax.bar([i + 0.2 for i in x], va, 0.4, label=f"after ({report['fitted']['name']})", color="#1f77b4")
+            ax.set_xticks(x, [f"{n}\n({b[section][n]['boxes']:,} boxes)" for n in names], fontsize=8)
+            ax.set_ylabel(ylabel)
+            ax.set_title(title, fontsize=10)
+            if key == "coverage":
+                ax.set_ylim(0, 1.05)
+            if row == 0 and col == 0:
+                ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"Fitted anchors, objective {report['objective']} ({label})", fontsize=11)
+    return fig
+
+
+def figure_png(report: dict, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes."""
+    import io
+
+    buf = io.BytesIO()
+    figure(report).savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:24px auto;padding:0 16px;color:#222}
+table{border-collapse:collapse;margin:12px 0}td,th{border-bottom:1px solid #ddd;padding:4px 10px}
+td.n,th.n{text-align:right}pre{background:#f6f6f6;padding:10px;border-radius:6px;overflow-x:auto}
+.muted{color:#666;font-size:13px}img{max-width:100%}"""
+
+
+def render_html(report: dict, png: bytes | None) -> str:
+    """A self-contained HTML page: the before/after table, the figure, the fitted numbers and the snippets."""
+    import base64
+
+    label, b, a = _scores(report)
+    s = report["search"]
+    head = "".join(f'<th class="{"" if i == 0 else "n"}">{escape(h)}</th>' for i, h in enumerate(
+        ("group", "boxes", "coverage before", "after", "positives/box before", "after")))
+    body = "".join("<tr>" + "".join(f'<td class="{"" if i == 0 else "n"}">{escape(v)}</td>' for i, v in enumerate(r))
+                   + "</tr>" for r in comparison_rows(report))
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>imbalance anchors</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Fitted anchors: {escape(report['original']['name'])} &rarr; {escape(report['fitted']['name'])}</h1>",
+        f"<p>Objective <b>{escape(report['objective'])}</b>; scores on {escape(label)}; coverage = share of boxes "
+        f"with a positive ({escape(_criterion(report))}) under the preset's own matcher "
+        f"({escape(report['original']['matcher'])}, assigner {escape(report['original']['assigner'])}). "
+        f"Score before {b['score']:.4f}, after {a['score']:.4f}.</p>",
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
+    ]
+    if png:
+        parts.append(f"<img alt='before/after figure' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
+    parts.append(f"<h2>Fitted numbers</h2><p>{escape(_params_text(report))}.</p>")
+    if _bpr_text(report):
+        parts.append(f"<p>{escape(_bpr_text(report))}.</p>")
+    parts.append(f"<p class='muted'>Search: {escape(s['method'])}; {s['iterations_done']} of {s['iterations_asked']} "
+                 f"iterations ({escape(s['stopped'])}) on a seeded sample of {report['sample_images']:,} images "
+                 f"(seed {report['seed']}), {s['seconds']:.1f} s.</p>")
+    parts.append("<h2>Configuration</h2>")
+    for fw, c in report["configs"].items():
+        parts.append(f"<h3>{escape(fw)}</h3><p class='muted'>{'exact' if c['exact'] else 'not exact'}: "
+                     f"{escape(c['note'])}</p><pre>{escape(c['text'])}</pre>")
+    parts.append(f"<h3>preset TOML (--anchors fitted.toml)</h3><pre>{escape(report['toml'])}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:
+    """Write ``anchors.json``, ``fitted.toml``, one snippet file per framework, ``anchors.png`` and ``report.html``.
+
+    Everything is rendered in memory first, then the directory is swapped in whole
+    (:func:`imbalance_cli.report.writer.write_report`, all or nothing).
+    """
+    check_out_dir(out_dir)
+    png = figure_png(report, dpi=dpi)
+    files = {"anchors.json": dumps_json(report), "fitted.toml": report["toml"]}
+    files.update({SNIPPET_FILES[fw]: c["text"] for fw, c in report["configs"].items()})
+    files.update({"anchors.png": png, "report.html": render_html(report, png)})
+    return write_report(out_dir, files, own=("anchors.json", "fitted.toml", "anchors.png", "report.html",
+                                             *SNIPPET_FILES.values()))
