@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
 
 COCO_SMALL_MAX_AREA = 32.0**2
@@ -65,7 +66,7 @@ def classes_per_image(dataset: Dataset, valid: np.ndarray | None = None) -> dict
     """Histogram of the number of distinct classes among an image's valid boxes (Fig. 5c)."""
     valid = dataset.valid_mask() if valid is None else valid
     n_cat = max(dataset.num_categories, 1)
-    pairs = np.unique(dataset.box_image[valid] * n_cat + dataset.box_category[valid])
+    pairs = unique_ints(dataset.box_image[valid] * n_cat + dataset.box_category[valid])
     per_image = np.bincount(pairs // n_cat, minlength=dataset.num_images)
     return _integer_histogram(per_image)
 
