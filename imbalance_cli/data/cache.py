@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imbalance_cli.data.dataset import Dataset, Ragged
+from imbalance_cli.data.dataset import Dataset, LazyStrings, Ragged
 
 #: Bump when the Dataset layout or the loaders' semantics change.
 VERSION = 1
@@ -188,12 +188,14 @@ def _read(entry: Path) -> Dataset:
         if name not in _STRINGS:
             continue
         offsets = _read_npy(entry, info["offsets"])
-        blob = _read_npy(entry, info["blob"]).tobytes()
-        if len(offsets) and (offsets[-1] != len(blob) or np.any(np.diff(offsets) < 0)):
+        blob = _read_npy(entry, info["blob"])
+        if offsets.ndim != 1 or blob.ndim != 1 or offsets.dtype.kind != "i" or blob.dtype != np.uint8:
+            raise ValueError("bad string column")
+        if len(offsets) and (offsets[0] != 0 or offsets[-1] != len(blob) or np.any(np.diff(offsets) < 0)):
             raise ValueError("bad offsets")
-        kw[name] = np.array([blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(offsets[:-1].tolist(),
-                                                                                        offsets[1:].tolist())],
-                            dtype=object)
+        strings = LazyStrings(blob, offsets)
+        # file names (one per image) are decoded on first use; the small category columns now
+        kw[name] = strings if name == "file_names" else strings.materialize()
     for name, info in meta["ragged"].items():
         if name in _RAGGED:
             kw[name] = Ragged(_read_npy(entry, info["offsets"]), _read_npy(entry, info["values"]))

@@ -119,7 +119,48 @@ def _fast(values, dtype, count: int, slow):
         return slow()
 
 
+_ANN_ROW = np.dtype([("image_id", np.int64), ("category_id", np.int64), ("id", np.int64), ("area", np.float64),
+                     ("bbox", np.float64, (4,))])
+_get_row = operator.attrgetter("image_id", "category_id", "id", "area", "bbox")
+
+
 def _ann_columns(recs: list) -> dict:
+    n = len(recs)
+    try:  # the common case in one C pass: every id present, no null area or coordinate
+        rows = np.fromiter(map(_get_row, recs), dtype=_ANN_ROW, count=n)
+    except (TypeError, ValueError):
+        return _ann_columns_general(recs)
+    crowd_raw = list(map(_get_crowd, recs))
+    crowd, bool_crowd, bad = _crowd_column(crowd_raw, n)
+    return {
+        "n": n,
+        "box_ids": rows["id"].copy(),
+        "missing_id": -1,
+        "image_id": rows["image_id"].copy(),
+        "category_id": rows["category_id"].copy(),
+        "xywh": rows["bbox"].copy(),
+        "crowd": crowd.astype(bool),
+        "bad_crowd": (int(bad[0]), crowd_raw[int(bad[0])]) if len(bad) else None,
+        "bool_crowd": bool_crowd,
+        "crowd_given_first_100": any(a.iscrowd is not UNSET for a in recs[:100]),
+        "area": rows["area"].copy(),
+    }
+
+
+def _crowd_column(crowd_raw: list, n: int):
+    """``(crowd int64, index of the first boolean or -1, indices of values other than 0/1)``; absent/null = 0."""
+    types = set(map(type, crowd_raw))
+    bool_crowd = next((i for i, v in enumerate(crowd_raw) if v is True or v is False), -1) if bool in types else -1
+    if types <= {int, bool}:
+        crowd = np.fromiter(crowd_raw, dtype=np.int64, count=n)
+    elif types == {msgspec.UnsetType}:
+        crowd = np.zeros(n, dtype=np.int64)
+    else:
+        crowd = np.array([0 if (v is None or v is UNSET) else int(v) for v in crowd_raw], dtype=np.int64).reshape(n)
+    return crowd, bool_crowd, np.flatnonzero((crowd != 0) & (crowd != 1))
+
+
+def _ann_columns_general(recs: list) -> dict:
     n = len(recs)
     ids = list(map(_get_id, recs))
     missing_id = -1
@@ -128,13 +169,7 @@ def _ann_columns(recs: list) -> dict:
         missing_id = next(i for i, v in enumerate(ids) if v is UNSET)
         box_ids = np.array([-1 if v is UNSET else v for v in ids], dtype=np.int64)
     crowd_raw = list(map(_get_crowd, recs))
-    types = set(map(type, crowd_raw))
-    bool_crowd = next((i for i, v in enumerate(crowd_raw) if v is True or v is False), -1) if bool in types else -1
-    if types <= {int, bool}:
-        crowd = np.fromiter(crowd_raw, dtype=np.int64, count=n)
-    else:
-        crowd = np.array([0 if (v is None or v is UNSET) else int(v) for v in crowd_raw], dtype=np.int64).reshape(n)
-    bad = np.flatnonzero((crowd != 0) & (crowd != 1))
+    crowd, bool_crowd, bad = _crowd_column(crowd_raw, n)
     bboxes = list(map(_get_bbox, recs))
     xywh = _fast(itertools.chain.from_iterable(bboxes), np.float64, 4 * n,
                  lambda: np.array(bboxes, dtype=np.float64).reshape(-1))  # None -> NaN

@@ -61,6 +61,51 @@ def _opt(arr, n, dtype):
     return None if arr is None else np.asarray(arr, dtype=dtype).reshape(n)
 
 
+class LazyStrings:
+    """A string column kept as a UTF-8 blob plus int64 offsets until it is first read.
+
+    The columnar cache hands ``file_names`` to :class:`Dataset` this way: decoding 1.7 M file names
+    into Python strings costs more than reading every numeric column, and statistics never read
+    them. The first access of the attribute turns it into the usual object array (same values).
+    """
+
+    __slots__ = ("blob", "offsets")
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray):
+        self.blob = blob  # uint8
+        self.offsets = offsets  # int64 (n + 1,)
+
+    def __len__(self) -> int:
+        return max(len(self.offsets) - 1, 0)
+
+    def materialize(self) -> np.ndarray:
+        """The column as a 1-D object array of ``str``."""
+        blob = self.blob.tobytes()
+        off = self.offsets.tolist()
+        out = np.empty(len(self), dtype=object)
+        out[:] = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(off[:-1], off[1:])]
+        return out
+
+
+class _LazyColumn:
+    """Data descriptor of a column that may hold a :class:`LazyStrings` (decoded on first read)."""
+
+    def __set_name__(self, owner, name):
+        self.slot = "_lazy_" + name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return None
+        value = obj.__dict__.get(self.slot)
+        if isinstance(value, LazyStrings):
+            value = value.materialize()
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class Dataset:
     """A detection dataset as flat arrays (see module docstring for conventions).
@@ -124,7 +169,12 @@ class Dataset:
         self.area = np.asarray(self.area, dtype=np.float64).reshape(n_box)
         self.box_ids = np.arange(1, n_box + 1, dtype=np.int64) if self.box_ids is None else _opt(self.box_ids, n_box, np.int64)
         self.difficult = _opt(self.difficult, n_box, bool)
-        self.file_names = _opt(self.file_names, n_img, object)
+        lazy = self.__dict__.get("_lazy_file_names")
+        if isinstance(lazy, LazyStrings):
+            if len(lazy) != n_img:
+                raise ValueError(f"file_names has {len(lazy)} entries for {n_img} images")
+        else:
+            self.file_names = _opt(self.file_names, n_img, object)
         self.supercategory = _opt(self.supercategory, n_cat, object)
         self.frequency = _opt(self.frequency, n_cat, object)
         self.category_image_count = _opt(self.category_image_count, n_cat, np.int64)
@@ -244,3 +294,9 @@ class Dataset:
     def __repr__(self) -> str:
         return (f"Dataset(format={self.format!r}, images={self.num_images}, boxes={self.num_boxes}, "
                 f"categories={self.num_categories}, path={self.path!r})")
+
+
+# After the dataclass is built, so ``__init__`` keeps its plain ``file_names=None`` parameter.
+_file_names = _LazyColumn()
+_file_names.__set_name__(Dataset, "file_names")
+Dataset.file_names = _file_names
