@@ -32,9 +32,53 @@ COCO_MEDIUM_MAX_AREA = 96.0**2
 
 
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin of each value for increasing ``edges`` (numpy histogram convention), clipped into the first/last bin."""
+    """Bin of each value for increasing ``edges`` (numpy histogram convention), clipped into the first/last bin.
+
+    Equal-width edges (the report's ``linspace`` bins) take an arithmetic guess corrected against
+    the edges themselves, so the result is exactly that of the binary search (which it falls back
+    to otherwise): ~3x faster on millions of boxes.
+    """
+    values = np.asarray(values)
+    edges = np.asarray(edges, dtype=np.float64)
+    nb = len(edges) - 1
+    if nb >= 1 and values.size >= 4096 and values.dtype == np.float64 and values.ndim == 1 and _uniform(edges, nb):
+        out = np.empty(values.size, dtype=np.intp)
+        for a in range(0, values.size, _BLOCK):  # cache-sized blocks: ~2x faster than whole-array temporaries
+            idx = _uniform_bin_index(values[a:a + _BLOCK], edges, nb)
+            if idx is None:
+                break
+            out[a:a + _BLOCK] = idx
+        else:
+            return out
     idx = np.searchsorted(edges, values, side="right") - 1
-    return np.clip(idx, 0, len(edges) - 2)
+    return np.clip(idx, 0, nb - 1)
+
+
+_BLOCK = 65536
+
+
+def _uniform(edges: np.ndarray, nb: int) -> bool:
+    lo, hi = float(edges[0]), float(edges[-1])
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        return False
+    return bool(np.allclose(np.diff(edges), (hi - lo) / nb, rtol=1e-9, atol=0.0))
+
+
+def _uniform_bin_index(values: np.ndarray, edges: np.ndarray, nb: int) -> np.ndarray | None:
+    lo, hi = float(edges[0]), float(edges[-1])
+    with np.errstate(invalid="ignore", over="ignore"):
+        g = (values - lo) * (nb / (hi - lo))
+        np.floor(g, out=g)
+        np.clip(g, 0, nb - 1, out=g)
+        g[np.isnan(g)] = nb - 1  # NaN sorts after every edge: the last bin, as searchsorted gives
+        idx = g.astype(np.intp)
+        # one step of correction each way, then a check that every value sits in its bin
+        idx -= (values < edges[idx]) & (idx > 0)
+        idx += (idx < nb - 1) & (values >= edges[idx + 1])
+        ok = ((values >= edges[idx]) | (idx == 0)) & ((values < edges[idx + 1]) | (idx == nb - 1))
+    if not (ok | np.isnan(values)).all():
+        return None
+    return idx
 
 
 def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
