@@ -62,3 +62,35 @@ def test_lazy_file_names_read_like_an_array():
     assert d.file_names.dtype == object and d.file_names.tolist() == names
     assert plain.file_names.tolist() == names
     assert d.subset_images(np.array([3, 1])).file_names.tolist() == ["x" * 300, "dir/ü.png"]
+
+
+def test_speculative_chunk_cuts_give_the_records_in_order(tmp_path):
+    """Cuts guessed at '}, {' and checked by parsing: every record once, in order, whatever the traps.
+
+    Records hold '},{' inside strings and nested lists of objects (wrong guesses that must be
+    rejected), escapes, and pretty-printed whitespace; the reference is ``json.loads`` of the file.
+    """
+    import io
+    import json
+
+    from imbalance_cli.data.jsonscan import Chunk, scan
+
+    anns = []
+    for i in range(200):
+        rec = {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": [i, 0, 1, 1]}
+        if i % 3 == 0:
+            rec["note"] = 'x},{"id": 9}, {y \\" }, {'
+        if i % 5 == 0:
+            rec["parts"] = [{"a": 1}, {"b": [{"c": 2}, {"d": 3}]}]
+        anns.append(rec)
+    doc = {"images": [{"id": 1, "width": 9, "height": 9}], "annotations": anns,
+           "categories": [{"id": 1, "name": "c"}, {"id": 2, "name": "},{"}]}
+    for indent in (None, 1):
+        data = json.dumps(doc, indent=indent).encode()
+        for chunk, block in ((40, 7), (300, 64), (5000, 333), (10**6, 1 << 16)):
+            for speculate in (True, False):
+                got = []
+                for item in scan(io.BytesIO(data), "t.json", chunk_bytes=chunk, block=block, speculate=speculate):
+                    if isinstance(item, Chunk) and item.key == "annotations":
+                        got.extend(json.loads(item.text("t.json")[0]))
+                assert got == anns, (indent, chunk, block, speculate)
