@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import mmap
 import os
 import shutil
 import sys
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imbalance_cli.data.dataset import Dataset, Ragged
+from imbalance_cli.data.dataset import Dataset, LazyStrings, Ragged
 
 #: Bump when the Dataset layout or the loaders' semantics change.
 VERSION = 1
@@ -152,13 +153,18 @@ def _read_npy(entry: Path, info: dict) -> np.ndarray:
     size = os.stat(path).st_size
     if size != info["bytes"]:
         raise ValueError("size mismatch")
-    data = bytearray(size)
+    if size == 0:
+        raise ValueError("empty file")
+    # Memory-mapped copy-on-write: no read into a fresh buffer (whose zeroing and copy were most of a
+    # cached load), pages come straight from the page cache, and the arrays stay writable (writes are
+    # private to this process; the entry is never modified in place, only replaced by rename).
     with open(path, "rb") as f:
-        if f.readinto(data) != size:
-            raise ValueError("short read")
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    if len(data) != size:
+        raise ValueError("short read")
     if zlib.crc32(data) != info["crc32"]:
         raise ValueError("crc mismatch")
-    bio = io.BytesIO(data)
+    bio = io.BytesIO(data[:min(size, 1 << 17)])
     version = np.lib.format.read_magic(bio)
     if version == (1, 0):
         shape, fortran, dtype = np.lib.format.read_array_header_1_0(bio, max_header_size=1 << 16)
@@ -182,12 +188,14 @@ def _read(entry: Path) -> Dataset:
         if name not in _STRINGS:
             continue
         offsets = _read_npy(entry, info["offsets"])
-        blob = _read_npy(entry, info["blob"]).tobytes()
-        if len(offsets) and (offsets[-1] != len(blob) or np.any(np.diff(offsets) < 0)):
+        blob = _read_npy(entry, info["blob"])
+        if offsets.ndim != 1 or blob.ndim != 1 or offsets.dtype.kind != "i" or blob.dtype != np.uint8:
+            raise ValueError("bad string column")
+        if len(offsets) and (offsets[0] != 0 or offsets[-1] != len(blob) or np.any(np.diff(offsets) < 0)):
             raise ValueError("bad offsets")
-        kw[name] = np.array([blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(offsets[:-1].tolist(),
-                                                                                        offsets[1:].tolist())],
-                            dtype=object)
+        strings = LazyStrings(blob, offsets)
+        # file names (one per image) are decoded on first use; the small category columns now
+        kw[name] = strings if name == "file_names" else strings.materialize()
     for name, info in meta["ragged"].items():
         if name in _RAGGED:
             kw[name] = Ragged(_read_npy(entry, info["offsets"]), _read_npy(entry, info["values"]))

@@ -26,6 +26,7 @@ import numpy as np
 
 #: Reasons a non-crowd box is invalid, in the order they are checked (first match wins).
 INVALID_REASONS = ("non_finite", "non_positive_size", "outside_image")
+_BLOCK = 1 << 20
 
 
 @dataclass
@@ -59,6 +60,51 @@ class Ragged:
 
 def _opt(arr, n, dtype):
     return None if arr is None else np.asarray(arr, dtype=dtype).reshape(n)
+
+
+class LazyStrings:
+    """A string column kept as a UTF-8 blob plus int64 offsets until it is first read.
+
+    The columnar cache hands ``file_names`` to :class:`Dataset` this way: decoding 1.7 M file names
+    into Python strings costs more than reading every numeric column, and statistics never read
+    them. The first access of the attribute turns it into the usual object array (same values).
+    """
+
+    __slots__ = ("blob", "offsets")
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray):
+        self.blob = blob  # uint8
+        self.offsets = offsets  # int64 (n + 1,)
+
+    def __len__(self) -> int:
+        return max(len(self.offsets) - 1, 0)
+
+    def materialize(self) -> np.ndarray:
+        """The column as a 1-D object array of ``str``."""
+        blob = self.blob.tobytes()
+        off = self.offsets.tolist()
+        out = np.empty(len(self), dtype=object)
+        out[:] = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(off[:-1], off[1:])]
+        return out
+
+
+class _LazyColumn:
+    """Data descriptor of a column that may hold a :class:`LazyStrings` (decoded on first read)."""
+
+    def __set_name__(self, owner, name):
+        self.slot = "_lazy_" + name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return None
+        value = obj.__dict__.get(self.slot)
+        if isinstance(value, LazyStrings):
+            value = value.materialize()
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.slot] = value
 
 
 @dataclass
@@ -124,7 +170,12 @@ class Dataset:
         self.area = np.asarray(self.area, dtype=np.float64).reshape(n_box)
         self.box_ids = np.arange(1, n_box + 1, dtype=np.int64) if self.box_ids is None else _opt(self.box_ids, n_box, np.int64)
         self.difficult = _opt(self.difficult, n_box, bool)
-        self.file_names = _opt(self.file_names, n_img, object)
+        lazy = self.__dict__.get("_lazy_file_names")
+        if isinstance(lazy, LazyStrings):
+            if len(lazy) != n_img:
+                raise ValueError(f"file_names has {len(lazy)} entries for {n_img} images")
+        else:
+            self.file_names = _opt(self.file_names, n_img, object)
         self.supercategory = _opt(self.supercategory, n_cat, object)
         self.frequency = _opt(self.frequency, n_cat, object)
         self.category_image_count = _opt(self.category_image_count, n_cat, np.int64)
@@ -169,19 +220,27 @@ class Dataset:
 
         Crowd boxes get -1 here (they are counted as crowd, not invalid).
         """
-        b = self.boxes
-        reason = np.full(len(b), -1, dtype=np.int64)
-        finite = np.isfinite(b).all(axis=1)
-        w = b[:, 2] - b[:, 0]
-        h = b[:, 3] - b[:, 1]
-        with np.errstate(invalid="ignore"):
-            nonpos = finite & ~((w > 0) & (h > 0))
-            W, H = self.image_size_of_boxes()
-            outside = finite & ~nonpos & ((b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= W) | (b[:, 1] >= H))
-        reason[outside] = 2
-        reason[nonpos] = 1
-        reason[~finite] = 0
-        reason[self.crowd] = -1
+        n = len(self.boxes)
+        reason = np.full(n, -1, dtype=np.int64)
+        for a in range(0, n, _BLOCK):  # blocks of boxes: temporaries stay O(block) at 25 M boxes
+            sl = slice(a, min(n, a + _BLOCK))
+            b = self.boxes[sl]
+            r = reason[sl]
+            finite = np.isfinite(b).all(axis=1)
+            w = b[:, 2] - b[:, 0]
+            h = b[:, 3] - b[:, 1]
+            with np.errstate(invalid="ignore"):
+                nonpos = finite & ~((w > 0) & (h > 0))
+                if self.has_image_sizes:
+                    img = self.box_image[sl]
+                    W, H = self.widths[img], self.heights[img]
+                else:
+                    W = H = np.ones(len(b))
+                outside = finite & ~nonpos & ((b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= W) | (b[:, 1] >= H))
+            r[outside] = 2
+            r[nonpos] = 1
+            r[~finite] = 0
+            r[self.crowd[sl]] = -1
         return reason
 
     def valid_mask(self) -> np.ndarray:
@@ -244,3 +303,9 @@ class Dataset:
     def __repr__(self) -> str:
         return (f"Dataset(format={self.format!r}, images={self.num_images}, boxes={self.num_boxes}, "
                 f"categories={self.num_categories}, path={self.path!r})")
+
+
+# After the dataclass is built, so ``__init__`` keeps its plain ``file_names=None`` parameter.
+_file_names = _LazyColumn()
+_file_names.__set_name__(Dataset, "file_names")
+Dataset.file_names = _file_names

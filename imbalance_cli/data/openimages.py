@@ -227,7 +227,7 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
             raise InputError(f"LabelName {lab_dict[int(lab_idx[i])].as_py()!r} is not in the class list "
                              f"{Path(classes).name}", path=path, record=f"line {i + 2}")
     else:
-        used = np.unique(lab_idx)
+        used = np.flatnonzero(np.bincount(lab_idx, minlength=len(lab_dict))) if len(lab_idx) else np.zeros(0, np.int64)
         values = [lab_dict[int(k)].as_py() for k in used]
         order = np.argsort(np.array(values, dtype=object)) if values else np.zeros(0, np.int64)
         mids = [values[k] for k in order]

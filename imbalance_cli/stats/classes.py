@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups  # noqa: F401  (re-exported here)
 
@@ -38,7 +39,7 @@ def class_counts(dataset: Dataset, mask: np.ndarray | None = None) -> tuple[np.n
     imgs = dataset.box_image[mask]
     n_cat = dataset.num_categories
     instances = np.bincount(cats, minlength=n_cat).astype(np.int64)
-    pairs = np.unique(imgs.astype(np.int64) * n_cat + cats)
+    pairs = unique_ints(imgs.astype(np.int64) * n_cat + cats)
     images = np.bincount(pairs % n_cat, minlength=n_cat).astype(np.int64) if n_cat else np.zeros(0, np.int64)
     return instances, images
 

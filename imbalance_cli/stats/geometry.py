@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
 
 COCO_SMALL_MAX_AREA = 32.0**2
@@ -31,9 +32,53 @@ COCO_MEDIUM_MAX_AREA = 96.0**2
 
 
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin of each value for increasing ``edges`` (numpy histogram convention), clipped into the first/last bin."""
+    """Bin of each value for increasing ``edges`` (numpy histogram convention), clipped into the first/last bin.
+
+    Equal-width edges (the report's ``linspace`` bins) take an arithmetic guess corrected against
+    the edges themselves, so the result is exactly that of the binary search (which it falls back
+    to otherwise): ~3x faster on millions of boxes.
+    """
+    values = np.asarray(values)
+    edges = np.asarray(edges, dtype=np.float64)
+    nb = len(edges) - 1
+    if nb >= 1 and values.size >= 4096 and values.dtype == np.float64 and values.ndim == 1 and _uniform(edges, nb):
+        out = np.empty(values.size, dtype=np.intp)
+        for a in range(0, values.size, _BLOCK):  # cache-sized blocks: ~2x faster than whole-array temporaries
+            idx = _uniform_bin_index(values[a:a + _BLOCK], edges, nb)
+            if idx is None:
+                break
+            out[a:a + _BLOCK] = idx
+        else:
+            return out
     idx = np.searchsorted(edges, values, side="right") - 1
-    return np.clip(idx, 0, len(edges) - 2)
+    return np.clip(idx, 0, nb - 1)
+
+
+_BLOCK = 65536
+
+
+def _uniform(edges: np.ndarray, nb: int) -> bool:
+    lo, hi = float(edges[0]), float(edges[-1])
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        return False
+    return bool(np.allclose(np.diff(edges), (hi - lo) / nb, rtol=1e-9, atol=0.0))
+
+
+def _uniform_bin_index(values: np.ndarray, edges: np.ndarray, nb: int) -> np.ndarray | None:
+    lo, hi = float(edges[0]), float(edges[-1])
+    with np.errstate(invalid="ignore", over="ignore"):
+        g = (values - lo) * (nb / (hi - lo))
+        np.floor(g, out=g)
+        np.clip(g, 0, nb - 1, out=g)
+        g[np.isnan(g)] = nb - 1  # NaN sorts after every edge: the last bin, as searchsorted gives
+        idx = g.astype(np.intp)
+        # one step of correction each way, then a check that every value sits in its bin
+        idx -= (values < edges[idx]) & (idx > 0)
+        idx += (idx < nb - 1) & (values >= edges[idx + 1])
+        ok = ((values >= edges[idx]) | (idx == 0)) & ((values < edges[idx + 1]) | (idx == nb - 1))
+    if not (ok | np.isnan(values)).all():
+        return None
+    return idx
 
 
 def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -65,7 +110,7 @@ def classes_per_image(dataset: Dataset, valid: np.ndarray | None = None) -> dict
     """Histogram of the number of distinct classes among an image's valid boxes (Fig. 5c)."""
     valid = dataset.valid_mask() if valid is None else valid
     n_cat = max(dataset.num_categories, 1)
-    pairs = np.unique(dataset.box_image[valid] * n_cat + dataset.box_category[valid])
+    pairs = unique_ints(dataset.box_image[valid] * n_cat + dataset.box_category[valid])
     per_image = np.bincount(pairs // n_cat, minlength=dataset.num_images)
     return _integer_histogram(per_image)
 
@@ -115,16 +160,73 @@ def size_groups_by_area_field(dataset: Dataset, valid: np.ndarray | None = None)
     return out
 
 
+#: Boxes per block in the report's scale and location passes: temporaries stay O(block), not
+#: O(boxes) (at 25 M boxes the whole-array version held ~2.6 GB of copies at once).
+BOX_BLOCK = 1 << 20
+
+
+def _valid_blocks(dataset: Dataset, valid: np.ndarray):
+    """``(boxes, image rows, block slice, block mask)`` of the valid boxes, one block of ``BOX_BLOCK`` boxes at a time."""
+    n = dataset.num_boxes
+    for a in range(0, n, BOX_BLOCK):
+        sl = slice(a, min(n, a + BOX_BLOCK))
+        m = valid[sl]
+        yield dataset.boxes[sl][m], dataset.box_image[sl][m], sl, m
+
+
+def _image_sizes(dataset: Dataset, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not dataset.has_image_sizes:
+        ones = np.ones(len(img))
+        return ones, ones
+    return dataset.widths[img], dataset.heights[img]
+
+
 def scale_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins: int = 50) -> dict:
-    """The report's ``scale`` block: three relative histograms over [0, 1] with ``bins`` bins and the size groups."""
+    """The report's ``scale`` block: three relative histograms over [0, 1] with ``bins`` bins and the size groups.
+
+    Same values as :func:`relative_sizes`, :func:`size_groups` and :func:`size_groups_by_area_field`,
+    computed over blocks of boxes (integer counts add up exactly).
+    """
     valid = dataset.valid_mask() if valid is None else valid
     edges = np.linspace(0.0, 1.0, bins + 1)
-    out: dict = {}
-    for name, values in relative_sizes(dataset, valid).items():
-        out[name] = {"edges": edges.tolist(), "counts": histogram(values, edges).tolist()}
-    out["size_groups"] = size_groups(dataset, valid)
-    out["size_groups_by_area_field"] = size_groups_by_area_field(dataset, valid)
+    names = ("relative_width", "relative_height", "relative_area")
+    counts = {k: np.zeros(bins, dtype=np.int64) for k in names}
+    groups = np.zeros(3, dtype=np.int64)
+    area_groups = np.zeros(3, dtype=np.int64)
+    have_area = missing_area = 0
+    for b, img, sl, m in _valid_blocks(dataset, valid):
+        W, H = _image_sizes(dataset, img)
+        w = b[:, 2] - b[:, 0]
+        h = b[:, 3] - b[:, 1]
+        rw = w / W
+        rh = h / H
+        for name, values in zip(names, (rw, rh, np.sqrt(rw * rh))):
+            counts[name] += histogram(values, edges)
+        if dataset.has_image_sizes:
+            groups += _group_counts((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+        area = dataset.area[sl][m]
+        have = np.isfinite(area)
+        k = int(np.count_nonzero(have))
+        have_area += k
+        missing_area += len(area) - k
+        if k:
+            area_groups += _group_counts(area[have])
+    out: dict = {k: {"edges": edges.tolist(), "counts": counts[k].tolist()} for k in names}
+    out["size_groups"] = _groups_dict(groups) if dataset.has_image_sizes else None
+    if have_area:
+        out["size_groups_by_area_field"] = dict(_groups_dict(area_groups), missing=int(missing_area))
+    else:
+        out["size_groups_by_area_field"] = None
     return out
+
+
+def _group_counts(area: np.ndarray) -> np.ndarray:
+    g = _size_groups(area)
+    return np.array([g["small"], g["medium"], g["large"]], dtype=np.int64)
+
+
+def _groups_dict(c: np.ndarray) -> dict:
+    return {"small": int(c[0]), "medium": int(c[1]), "large": int(c[2])}
 
 
 def box_centres(dataset: Dataset, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -146,14 +248,21 @@ def location_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins:
         raise ValueError("location bins must be >= 1")
     valid = dataset.valid_mask() if valid is None else valid
     edges = np.linspace(0.0, 1.0, bins + 1)
-    cx, cy = box_centres(dataset, valid)
-    cell = bin_index(cy, edges) * bins + bin_index(cx, edges)
-    counts = np.bincount(cell, minlength=bins * bins).reshape(bins, bins)
+    n_cat = dataset.num_categories
+    counts = np.zeros(bins * bins, dtype=np.int64)
+    full = np.zeros(n_cat * bins * bins, dtype=np.int64) if per_class else None
+    for b, img, sl, m in _valid_blocks(dataset, valid):  # blocks of boxes: O(block) temporaries
+        W, H = _image_sizes(dataset, img)
+        cx, cy = (b[:, 0] + b[:, 2]) / (2.0 * W), (b[:, 1] + b[:, 3]) / (2.0 * H)
+        cell = bin_index(cy, edges) * bins + bin_index(cx, edges)
+        counts += np.bincount(cell, minlength=bins * bins)
+        if per_class:
+            cats = dataset.box_category[sl][m]
+            full += np.bincount(cats * (bins * bins) + cell, minlength=n_cat * bins * bins)
+    counts = counts.reshape(bins, bins)
     out: dict = {"bins": int(bins), "edges": edges.tolist(), "counts": counts.astype(np.int64).tolist()}
     if per_class:
-        cats = dataset.box_category[valid]
-        n_cat = dataset.num_categories
-        full = np.bincount(cats * (bins * bins) + cell, minlength=n_cat * bins * bins).reshape(n_cat, bins, bins)
+        full = full.reshape(n_cat, bins, bins)
         used = np.flatnonzero(full.reshape(n_cat, -1).sum(axis=1) > 0)
         out["per_class"] = {str(int(dataset.category_ids[c])): full[c].astype(np.int64).tolist() for c in used}
     return out

@@ -1,0 +1,96 @@
+"""The fast array kernels behind the statistics give exactly what the plain numpy calls give.
+
+References are computed independently in the tests: ``sorted(set(...))``, a Python dict lookup and
+``np.searchsorted`` (numpy's histogram convention), on random data including the edges themselves,
+their float neighbours, values outside the range, NaN and infinities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imbalance_cli.data.arrays import index_of, unique_ints
+from imbalance_cli.data.dataset import Dataset, LazyStrings
+from imbalance_cli.stats.geometry import bin_index
+
+
+def test_unique_ints_matches_sorted_set():
+    rng = np.random.default_rng(0)
+    for n, hi in ((0, 5), (1, 5), (2, 1), (1000, 10), (100_000, 10**12)):
+        x = rng.integers(-hi, hi, n)
+        assert unique_ints(x).tolist() == sorted(set(x.tolist()))
+
+
+def test_index_of_dense_and_sparse_ids():
+    rng = np.random.default_rng(1)
+    for ids in (np.arange(1, 5001), rng.permutation(np.arange(7, 3007)), rng.choice(10**12, 3000, replace=False),
+                np.array([5])):
+        row = {int(v): i for i, v in enumerate(ids)}
+        refs = rng.choice(ids, 20_000)
+        idx, ok = index_of(ids, refs)
+        assert ok is None
+        assert idx.tolist() == [row[int(r)] for r in refs]
+        bad = np.concatenate([refs, [int(ids.max()) + 1, int(ids.min()) - 1]])
+        idx, ok = index_of(ids, bad)
+        assert ok is not None and ok.tolist() == [int(r) in row for r in bad]
+        assert [int(i) for i, o in zip(idx, ok) if o] == [row[int(r)] for r in bad if int(r) in row]
+
+
+def test_bin_index_equals_binary_search():
+    rng = np.random.default_rng(2)
+    cases = [np.linspace(0, 1, b + 1) for b in (1, 2, 3, 7, 20, 50, 1000)]
+    cases += [np.linspace(-3, 7, 11), np.array([0.0, 0.1, 0.5, 1.0])]
+    for e in cases:
+        v = np.concatenate([rng.random(150_000) * (e[-1] - e[0]) * 1.4 + e[0] - 0.2 * (e[-1] - e[0]),
+                            e, np.nextafter(e, np.inf), np.nextafter(e, -np.inf),
+                            np.arange(3 * (len(e) - 1) + 1) / (3 * (len(e) - 1)),
+                            [np.nan, np.inf, -np.inf, -0.0]])
+        v = rng.permutation(v)
+        ref = np.clip(np.searchsorted(e, v, side="right") - 1, 0, len(e) - 2)
+        assert np.array_equal(bin_index(v, e), ref)
+
+
+def test_lazy_file_names_read_like_an_array():
+    names = ["a.jpg", "dir/ü.png", "", "x" * 300]
+    enc = [s.encode() for s in names]
+    off = np.cumsum([0] + [len(b) for b in enc]).astype(np.int64)
+    blob = np.frombuffer(b"".join(enc), dtype=np.uint8)
+    d = Dataset(image_ids=[1, 2, 3, 4], widths=[9] * 4, heights=[9] * 4, boxes=np.zeros((0, 4)), box_image=[],
+                box_category=[], category_ids=[1], category_names=["c"], file_names=LazyStrings(blob, off))
+    plain = Dataset(image_ids=[1, 2, 3, 4], widths=[9] * 4, heights=[9] * 4, boxes=np.zeros((0, 4)), box_image=[],
+                    box_category=[], category_ids=[1], category_names=["c"], file_names=names)
+    assert d.file_names.dtype == object and d.file_names.tolist() == names
+    assert plain.file_names.tolist() == names
+    assert d.subset_images(np.array([3, 1])).file_names.tolist() == ["x" * 300, "dir/ü.png"]
+
+
+def test_speculative_chunk_cuts_give_the_records_in_order(tmp_path):
+    """Cuts guessed at '}, {' and checked by parsing: every record once, in order, whatever the traps.
+
+    Records hold '},{' inside strings and nested lists of objects (wrong guesses that must be
+    rejected), escapes, and pretty-printed whitespace; the reference is ``json.loads`` of the file.
+    """
+    import io
+    import json
+
+    from imbalance_cli.data.jsonscan import Chunk, scan
+
+    anns = []
+    for i in range(200):
+        rec = {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": [i, 0, 1, 1]}
+        if i % 3 == 0:
+            rec["note"] = 'x},{"id": 9}, {y \\" }, {'
+        if i % 5 == 0:
+            rec["parts"] = [{"a": 1}, {"b": [{"c": 2}, {"d": 3}]}]
+        anns.append(rec)
+    doc = {"images": [{"id": 1, "width": 9, "height": 9}], "annotations": anns,
+           "categories": [{"id": 1, "name": "c"}, {"id": 2, "name": "},{"}]}
+    for indent in (None, 1):
+        data = json.dumps(doc, indent=indent).encode()
+        for chunk, block in ((40, 7), (300, 64), (5000, 333), (10**6, 1 << 16)):
+            for speculate in (True, False):
+                got = []
+                for item in scan(io.BytesIO(data), "t.json", chunk_bytes=chunk, block=block, speculate=speculate):
+                    if isinstance(item, Chunk) and item.key == "annotations":
+                        got.extend(json.loads(item.text("t.json")[0]))
+                assert got == anns, (indent, chunk, block, speculate)
