@@ -10,12 +10,13 @@ so logs and CI output stay clean. The analyses call it; the bar itself (rich) is
 from __future__ import annotations
 
 import sys
-from typing import Callable, Iterable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 
 _ENABLED = True
 _BAR: Optional[Callable[[Iterable, Optional[int], str], Iterator]] = None
+_COUNTER: Optional[Callable[[int, str, str], Any]] = None
 
 
 def set_enabled(enabled: bool) -> None:
@@ -40,3 +41,31 @@ def progress(iterable: Iterable[T], total: int | None = None, description: str =
     if not enabled():
         return iterable
     return _BAR(iterable, total, description)
+
+
+def set_counter(factory: Optional[Callable[[int, str, str], Any]]) -> None:
+    """Install the function that draws a counting bar: ``factory(total, description, unit)`` returning a context
+    manager with ``advance(n)`` and ``update(completed)`` (``unit`` is ``"items"`` or ``"bytes"``)."""
+    global _COUNTER
+    _COUNTER = factory
+
+
+class _NoCounter:
+    def __enter__(self) -> "_NoCounter":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def advance(self, n: int) -> None:
+        """Nothing to draw."""
+
+    def update(self, completed: int) -> None:
+        """Nothing to draw."""
+
+
+def counter(total: int | None, description: str, unit: str = "items") -> Any:
+    """A bar counting up to ``total`` (``advance(n)``, ``update(completed)``) on a terminal; a no-op otherwise."""
+    if not total or _COUNTER is None or not enabled():
+        return _NoCounter()
+    return _COUNTER(int(total), description, unit)

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from imbalance_cli import progress
 from imbalance_cli.anchors import rules
 from imbalance_cli.anchors.culled import culled_match_dataset
 from imbalance_cli.anchors.rules import MatchOutput
@@ -130,7 +131,7 @@ def run_chunks(spec, chunks: Iterator[Chunk], task: Callable[[Any, Chunk], Any],
     """
     workers = max(1, min(int(spec.workers), num_chunks))
     ctx = _fork_context() if workers > 1 else None
-    with _ImageBar(num_images, description) as bar:
+    with progress.counter(num_images, description) as bar:
         if ctx is None:
             for ch in chunks:
                 fold(ch.image_start, ch.box_start, task(spec, ch))
@@ -159,34 +160,3 @@ def run_chunks(spec, chunks: Iterator[Chunk], task: Callable[[Any, Chunk], Any],
                     fold(i0, b0, part)
                     bar.advance(n)
                     nxt += 1
-
-
-class _ImageBar:
-    """A progress bar over images, on a terminal only (:func:`imbalance_cli.progress.enabled`)."""
-
-    def __init__(self, total: int, description: str):
-        from imbalance_cli.progress import enabled
-
-        self.total, self.description, self.bar, self.task = total, description, None, None
-        self.on = enabled() and total > 0
-
-    def __enter__(self):
-        if self.on:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-            self.bar.__enter__()
-            self.task = self.bar.add_task(self.description, total=self.total)
-        return self
-
-    def advance(self, n: int) -> None:
-        """Count ``n`` more images matched."""
-        if self.bar is not None:
-            self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-        return False

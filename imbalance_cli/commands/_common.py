@@ -12,7 +12,7 @@ import typer
 
 from imbalance_cli import dist, progress
 from imbalance_cli.errors import FindingsError, InputError
-from imbalance_cli.report.progress import rich_bar
+from imbalance_cli.report.progress import RichCounter, rich_bar
 from imbalance_cli.report.writer import check_out_dir
 
 
@@ -71,6 +71,7 @@ def check_out(out: Path | None) -> None:
 def set_quiet(quiet: bool) -> None:
     """Apply ``--quiet`` (no progress bars); otherwise bars are drawn with rich on a terminal."""
     progress.set_bar(rich_bar)
+    progress.set_counter(RichCounter)
     progress.set_enabled(not quiet)
 
 

@@ -20,6 +20,7 @@ from imbalance_cli.report import stats as render
 from imbalance_cli.specs import DEFAULT_CHUNK_IMAGES, Device, Engine, Matcher, check_bins
 from imbalance_cli.stats import analyze
 from imbalance_cli.stats.splits import has_splits, split_statistics
+from imbalance_cli.anchors.yolov5 import is_yolov5_toml, preset_from_toml
 
 FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
 
@@ -36,7 +37,6 @@ def _is_yolov5(anchors) -> bool:
         return False
     if anchors.strip().lower() == "yolov5":
         return True
-    from imbalance_cli.anchors.yolov5 import is_yolov5_toml  # a fitted yolov5 preset (imbalance anchors)
 
     return is_yolov5_toml(anchors)
 
@@ -108,7 +108,6 @@ def stats(
     if _is_yolov5(anchors):  # YOLOv5 build_targets + AutoAnchor (no IoU matcher: see stats/yolov5.py)
         anchor_arg, anchor_kwargs = "yolov5", {"matcher": matcher.value, "pos_iou": pos_iou, "neg_iou": neg_iou}
         if anchors.strip().lower() != "yolov5":  # a yolov5 preset TOML
-            from imbalance_cli.anchors.yolov5 import preset_from_toml
 
             anchor_arg = preset_from_toml(anchors)
     if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison

@@ -16,6 +16,7 @@ import msgspec
 from imbalance_cli.data import coco
 from imbalance_cli.data.jsonscan import Chunk, Member, scan
 from imbalance_cli.errors import InputError
+from imbalance_cli.data.progress import ByteProgress
 
 #: Bytes of records per chunk.
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -32,7 +33,6 @@ def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers
 
     ``raw`` is the underlying file (its ``tell()`` drives the progress bar over ``total`` bytes).
     """
-    from imbalance_cli.data.progress import ByteProgress
 
     parts = {"images": [], "annotations": []}
     counts = {"images": 0, "annotations": 0}

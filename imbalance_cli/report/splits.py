@@ -22,6 +22,8 @@ from imbalance_cli.report.compare import figures as compare_figures
 from imbalance_cli.report.figures import figure_png
 from imbalance_cli.report.stats import report_files as stats_report_files
 from imbalance_cli.report.writer import check_out_dir, write_report
+from imbalance_cli.report.stats import render_terminal as render_stats
+from imbalance_cli.report.html import data_uri
 
 _COLUMNS = (("split", "split"), ("images", "images"), ("boxes", "boxes"), ("images_without_boxes", "background imgs"),
             ("classes_used", "classes used"), ("imbalance_ratio", "imb. ratio"), ("gini", "Gini"),
@@ -102,7 +104,6 @@ def render_terminal(report: dict, console=None, per_split: bool = True) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from imbalance_cli.report import render_terminal as render_stats
 
     console = console or Console()
     if per_split:
@@ -133,7 +134,6 @@ def render_terminal(report: dict, console=None, per_split: bool = True) -> None:
 
 def render_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
     """The standalone ``splits.html`` page (side-by-side table, distances, label findings, comparison figures)."""
-    from imbalance_cli.report.html import data_uri
 
     esc = html.escape
     head = "".join(f"<th>{esc(lab)}</th>" for _k, lab in _COLUMNS)

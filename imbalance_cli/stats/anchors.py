@@ -46,6 +46,7 @@ from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.specs import (
     DEFAULT_NEGATIVE_IOU_SAMPLE, DEFAULT_SPATIAL_BINS, AnchorSpec, resolve_device, resolve_semantics,
 )
+from imbalance_cli.errors import InputError
 
 __all__ = ["anchor_statistics", "label_anchors", "AnchorLabels", "AnchorAccumulator", "chunk_statistics",
            "culled_negative_histogram", "spatial_histogram", "DEFAULT_NEGATIVE_IOU_SAMPLE", "SPATIAL_BINS",
@@ -107,7 +108,6 @@ class _Inputs:
 
 
 def _inputs(dataset: Dataset, spec: AnchorSpec) -> _Inputs:
-    from imbalance_cli.errors import InputError
 
     if not dataset.has_image_sizes:
         raise InputError("anchor statistics need image sizes (pass an image sizes file or --anchors none)",

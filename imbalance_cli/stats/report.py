@@ -37,6 +37,7 @@ from imbalance_cli.stats.classes import (
     lvis_frequency_scope,
 )
 from imbalance_cli.stats.schema import SCHEMA, validate
+from imbalance_cli.stats.yolov5 import yolov5_statistics
 
 #: Verdict thresholds (level "ok" below the first, "moderate" below the second, else "severe").
 #: class: Gini coefficient of instances per used class; scale/location: TV distance to
@@ -237,7 +238,6 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
             report["location"] = loc
         elif step == "anchors":
             if (isinstance(anchors, str) and anchors.lower() == "yolov5") or getattr(anchors, "kind", None) == "yolov5":
-                from imbalance_cli.stats.yolov5 import yolov5_statistics  # YOLOv5 build_targets + AutoAnchor
 
                 yp = {} if isinstance(anchors, str) else {"preset": anchors}  # a YoloV5Preset (fitted TOML)
                 report["anchors"] = yolov5_statistics(dataset, **yp, **anchor_options)

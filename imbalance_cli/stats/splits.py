@@ -19,6 +19,7 @@ from typing import Any
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.yolo import split_datasets
 from imbalance_cli.errors import InputError
+from imbalance_cli.fileio import to_jsonable
 
 SCHEMA = "imbalance.splits/1"
 _LABEL_KEYS = ("background_images", "label_files_missing", "label_files_empty", "bad_line_count", "bad_lines",
@@ -50,7 +51,6 @@ def split_statistics(dataset: Dataset, *, compare: tuple[str, str] | None = None
     ``anchors="yolov5"``, ``strict``); ``scale_bins``/``location_bins`` set both the per-split
     histograms and the comparison's.
     """
-    from imbalance_cli.fileio import to_jsonable
     from imbalance_cli.stats.compare import compare_datasets
     from imbalance_cli.stats.report import analyze
 
