@@ -373,16 +373,16 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
     t0 = time.perf_counter()
     original = resolve_preset(preset)
     check_fittable(original, objective)
-    if is_yolo(original):
-        return _fit_yolov5(dataset, original, objective=objective, sample=sample, seed=seed, iterations=iterations,
-                           budget=budget, final_all=final_all, on_candidate=on_candidate,
-                           progress_factory=progress_factory, t0=t0)
     if iterations < 0:
         raise InputError(f"--iterations must be >= 0, got {iterations}")
     if sample is not None and sample < 1:
         raise InputError(f"--sample must be a positive integer, got {sample}")
     if budget is not None and not (budget > 0 and math.isfinite(budget)):
         raise InputError(f"--budget must be a positive number of seconds, got {budget}")
+    if is_yolo(original):
+        return _fit_yolov5(dataset, original, objective=objective, sample=sample, seed=seed, iterations=iterations,
+                           budget=budget, final_all=final_all, on_candidate=on_candidate,
+                           progress_factory=progress_factory, t0=t0)
     rows = _sample(dataset, sample, seed)
     sub = dataset.subset_images(rows) if len(rows) < dataset.num_images else dataset
     freq = frequency_groups(dataset)
@@ -429,11 +429,30 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
         starts[f"preset x {f:g}"] = {"params": cand.to_dict(), "score": evaluate(cand)[0]}
         if evaluate(cand)[0] > evaluate(best)[0]:
             best = cand
+    n_b, n_s = L, S - 1
+    best, history, stopped, done = _evolve(
+        best, evaluate, encode=lambda q: np.log(np.array(q.base + q.scales[1:] + q.ratios)),
+        decode=lambda e: _round_params(e[:n_b], np.concatenate(([1.0], e[n_b:n_b + n_s])), e[n_b + n_s:]),
+        rng=rng, iterations=iterations, budget=budget, t0=t0, objective=objective, on_candidate=on_candidate,
+        progress_factory=progress_factory)
+    return _finish(dataset, sub, rows, original, apply_params(original, best), best, evaluate, score_preset,
+                   before, ref, objective=objective, seed=seed, iterations=iterations, done=done, stopped=stopped,
+                   starts=starts, history=history, final_all=final_all, t0=t0)
+
+
+def _evolve(best, evaluate, *, encode, decode, rng, iterations, budget, t0, objective, on_candidate, progress_factory):
+    """The (1+1) evolution shared by every preset kind (AutoAnchor-like mutation in log space, elitist).
+
+    ``encode(params)`` gives the log-space vector, ``decode(exp(vector))`` the rounded candidate;
+    ``evaluate(params) -> (score, metrics)``. Each iteration mutates a random half of the coordinates
+    (at least one) with a step that shrinks with the iteration number only, so a run of N iterations is
+    the first N of a longer one. Returns ``(best, history, stopped, iterations_done)``; Ctrl-C or the
+    budget stop it with the best so far.
+    """
     best_score = evaluate(best)[0]
     history = [[0, best_score]]
     stopped, done = "iterations", 0
-    vec = np.log(np.array(best.base + best.scales[1:] + best.ratios))
-    n_b, n_s = L, S - 1
+    vec = encode(best)
     it_range = range(1, iterations + 1)
     if progress_factory is not None:
         it_range = progress_factory(it_range, iterations, f"fitting anchors ({objective})")
@@ -447,19 +466,23 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
             if not mask.any():
                 mask[rng.integers(len(vec))] = True
             child = vec + mask * rng.normal(0.0, sigma, len(vec))
-            e = np.exp(child)
-            cand = _round_params(e[:n_b], np.concatenate(([1.0], e[n_b:n_b + n_s])), e[n_b + n_s:])
+            cand = decode(np.exp(child))
             sc, _ = evaluate(cand)
             done = it
             if sc > best_score:
                 best, best_score = cand, sc
-                vec = np.log(np.array(best.base + best.scales[1:] + best.ratios))
+                vec = encode(best)
                 history.append([it, sc])
             if on_candidate is not None:
                 on_candidate(it, sc, best_score)
     except KeyboardInterrupt:
         stopped = "interrupted"
-    fitted = apply_params(original, best)
+    return best, history, stopped, done
+
+
+def _finish(dataset, sub, rows, original, fitted, best, evaluate, score_preset, before, ref, *, objective, seed,
+            iterations, done, stopped, starts, history, final_all, t0) -> FitResult:
+    """Score the fitted set on the sample and (``final_all``) both sets on all images; the :class:`FitResult`."""
     after = evaluate(best)[1]
     all_before = all_after = None
     if final_all:
@@ -558,12 +581,6 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
     """:func:`fit_anchors` for a YOLOv5 preset: free (w, h) anchors, each candidate judged by ``build_targets``
     on the letterboxed sample; BPR / anchors above threshold as AutoAnchor's ``metric()``."""
 
-    if iterations < 0:
-        raise InputError(f"--iterations must be >= 0, got {iterations}")
-    if sample is not None and sample < 1:
-        raise InputError(f"--sample must be a positive integer, got {sample}")
-    if budget is not None and not (budget > 0 and math.isfinite(budget)):
-        raise InputError(f"--budget must be a positive number of seconds, got {budget}")
     if not dataset.has_image_sizes:
         raise InputError("fitting YOLOv5 anchors needs image sizes (the images themselves)", path=dataset.path)
     H, W = dataset.heights, dataset.widths
@@ -622,52 +639,13 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
         starts[f"preset x {f:g}"] = {"params": cand.to_dict(), "score": evaluate(cand)[0]}
         if evaluate(cand)[0] > evaluate(best)[0]:
             best = cand
-    best_score = evaluate(best)[0]
-    history = [[0, best_score]]
-    stopped, done = "iterations", 0
-    vec = np.log(best.flat().ravel())
-    it_range = range(1, iterations + 1)
-    if progress_factory is not None:
-        it_range = progress_factory(it_range, iterations, f"fitting anchors ({objective})")
-    try:
-        for it in it_range:
-            if budget is not None and time.perf_counter() - t0 > budget:
-                stopped = "budget"
-                break
-            sigma = max(SIGMA_END, SIGMA_START * SIGMA_DECAY ** (it - 1))
-            mask = rng.random(len(vec)) < 0.5
-            if not mask.any():
-                mask[rng.integers(len(vec))] = True
-            child = vec + mask * rng.normal(0.0, sigma, len(vec))
-            cand = round_yolo(np.exp(child), per_level)
-            sc, _ = evaluate(cand)
-            done = it
-            if sc > best_score:
-                best, best_score = cand, sc
-                vec = np.log(best.flat().ravel())
-                history.append([it, sc])
-            if on_candidate is not None:
-                on_candidate(it, sc, best_score)
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-    fitted = make(best)
-    after = evaluate(best)[1]
-    all_before = all_after = None
-    if final_all:
-        if sub is dataset:
-            all_before, all_after = before, after
-        else:
-            all_before, _ = score_preset(original, dataset)
-            all_after, _ = score_preset(fitted, dataset)
-    ref_all = None if all_before is None else (all_before["positives_per_box"], all_before["coverage"])
-    for m, r in ((before, ref), (after, ref), (all_before, ref_all), (all_after, ref_all)):
-        if m is not None:
-            m["score"] = objective_score(m, objective, r)
-    return FitResult(original=original, fitted=fitted, params=best, objective=objective, seed=int(seed),
-                     sample_images=int(len(rows)), iterations_asked=int(iterations), iterations_done=int(done),
-                     stopped=stopped, starts=starts, sample_before=before, sample_after=after,
-                     all_before=all_before, all_after=all_after, history=history,
-                     seconds=round(time.perf_counter() - t0, 3), dataset_path=dataset.path)
+    best, history, stopped, done = _evolve(
+        best, evaluate, encode=lambda q: np.log(q.flat().ravel()), decode=lambda e: round_yolo(e, per_level),
+        rng=rng, iterations=iterations, budget=budget, t0=t0, objective=objective, on_candidate=on_candidate,
+        progress_factory=progress_factory)
+    return _finish(dataset, sub, rows, original, make(best), best, evaluate, score_preset, before, ref,
+                   objective=objective, seed=seed, iterations=iterations, done=done, stopped=stopped, starts=starts,
+                   history=history, final_all=final_all, t0=t0)
 
 
 def yolov5_toml(preset) -> str:
