@@ -123,29 +123,28 @@ def _mutate_doc(doc, data):
     return d
 
 
-@_SETTINGS
-@given(name=st.sampled_from(sorted(_DOCS)), data=st.data())
-def test_mutated_json_loads_or_fails_cleanly(name, data, tmp_path):
+def _mutated_json_file(name, data, tmp_path):
+    """A mutated (and maybe truncated) copy of one bundled JSON document, written to ``tmp_path``."""
     d = _mutate_doc(_DOCS[name], data)
     raw = json.dumps(d).encode()
     if data.draw(st.booleans()):
         raw = raw[: data.draw(st.integers(0, len(raw)))]
     p = tmp_path / f"{name}.json"
     p.write_bytes(raw)
-    _check(p)
+    return p
+
+
+@_SETTINGS
+@given(name=st.sampled_from(sorted(_DOCS)), data=st.data())
+def test_mutated_json_loads_or_fails_cleanly(name, data, tmp_path):
+    _check(_mutated_json_file(name, data, tmp_path))
 
 
 @settings(max_examples=15, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(sorted(_DOCS)), data=st.data())
 def test_mutated_json_through_the_cli_exits_0_or_2_with_one_line(name, data, tmp_path):
-    d = _mutate_doc(_DOCS[name], data)
-    raw = json.dumps(d).encode()
-    if data.draw(st.booleans()):
-        raw = raw[: data.draw(st.integers(0, len(raw)))]
-    p = tmp_path / f"{name}.json"
-    p.write_bytes(raw)
-    _cli_check(p)
+    _cli_check(_mutated_json_file(name, data, tmp_path))
 
 
 @_SETTINGS
