@@ -130,3 +130,30 @@ def test_ecm_focal_adapter_value_by_hand():
             alpha = 0.25 if y else 0.75
             total += w * alpha * (1 - pt) ** 2 * -math.log(pt)
     assert got.item() == pytest.approx(total / 2.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["ecm", "ecm-focal"])
+def test_ecm_detector_starts_with_the_scored_probability_at_the_prior(name):
+    # RetinaNet's prior initialisation (Lin et al., ICCV 2017, §4.1) applied to what ECM scores:
+    # sigmoid(2 f + m+ - m-) with m+ - m- = log(n+^(1/4) / n-^(1/4)) (Cho & Krähenbühl, Eq. 8 and 11),
+    # so every class's scored probability at the initial bias is the prior 0.01.
+    import math
+
+    from imbalance_cli.detector.model import Detector
+    from imbalance_cli.detector.objectives import ClsObjective
+
+    counts = [900.0, 120.0, 3.0]
+    obj = ClsObjective(get_loss(name))
+    obj.prepare(counts, "cpu")
+    b = obj.bias_init(len(counts))
+    total = sum(counts)
+    for c, n in enumerate(counts):
+        z = 2 * float(b[c]) + 0.25 * math.log(n / (total - n))
+        assert 1 / (1 + math.exp(-z)) == pytest.approx(0.01, rel=1e-6)
+    # and the detector's classifier starts with that bias for every anchor (anchor-major channels)
+    model = Detector(3, 9, "sigmoid", bias_init=b)
+    assert torch.allclose(model.cls_out.bias.detach().reshape(9, 3), b.expand(9, 3))
+    # the plain sigmoid heads keep the model's own rule
+    plain = ClsObjective(get_loss("focal"))
+    plain.prepare(counts, "cpu")
+    assert plain.bias_init(3) is None

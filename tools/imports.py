@@ -8,7 +8,7 @@
 
 Layers (an import may point down or sideways, never up)::
 
-    0  errors, fileio, boxes, progress, dist        top-level utility modules, usable by all
+    0  errors, fileio, boxes, progress, dist, memory        top-level utility modules, usable by all
     1  data                                           loaders -> columnar Dataset
     2  stats, anchors, losses, detector, check,       analyses (detector sits with losses, check with stats;
        specs                                          specs resolves options into presets, beside anchors)
@@ -35,7 +35,7 @@ from pathlib import Path
 
 PACKAGE = "imbalance_cli"
 LAYERS = {
-    **dict.fromkeys(("errors", "fileio", "boxes", "progress", "dist", "__version__"), 0),
+    **dict.fromkeys(("errors", "fileio", "boxes", "progress", "dist", "memory", "__version__"), 0),
     "data": 1,
     **dict.fromkeys(("stats", "anchors", "losses", "detector", "check", "specs"), 2),
     "report": 3,

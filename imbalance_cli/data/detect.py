@@ -25,6 +25,7 @@ from imbalance_cli.data._io import BOM, check_regular, line_col, open_stream
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.spec import Format, LoadSpec
 from imbalance_cli.errors import InputError
+from imbalance_cli.memory import release_free_memory
 
 FORMATS = tuple(f.value for f in Format)
 
@@ -115,6 +116,7 @@ def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Datase
             raise _with_line(e, p) from None
         finally:
             raw.close()
+    release_free_memory()  # the decoded chunks' freed buffers (see imbalance_cli.memory)
     if key is not None:
         _cache.save(key, ds)
     return ds

@@ -75,8 +75,15 @@ class ClsObjective:
         """Initial classifier bias giving every foreground class probability ``prior``.
 
         Grouped head: group 0's ``background`` logit ``log((1 - prior) / prior)`` above ``others``.
-        Other heads: ``None`` (the model's own rule).
+        A loss that scores ``scale * f + shift`` (the entry's ``surrogate``, e.g. ECM): per class
+        ``b = (logit(prior) - shift) / scale``, so the probability the loss scores starts at
+        ``prior`` as RetinaNet's does (Lin et al., ICCV 2017, §4.1). Other heads: ``None`` (the
+        model's own rule).
         """
+        surrogate = self.entry.surrogate_fn()
+        if surrogate is not None:
+            scale, shift = surrogate(self.counts)
+            return torch.as_tensor((math.log(prior / (1 - prior)) - shift) / scale, dtype=torch.float32)
         if self.head != "grouped":
             return None
         b = torch.zeros(self.num_logits(num_classes))

@@ -214,6 +214,13 @@ def cls_softmax_ce(state, x: LossInputs):
     return softmax_ce(x.logits, x.labels, reduction="sum") / x.num_pos, None
 
 
+def ecm_surrogate(counts) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, shift)`` per class of the logit ECM scores: ``2 f + (m+ - m-)`` (Cho & Krähenbühl, ECCV 2022, Eq. 11)."""
+    mg = ecm_margins(counts, None)
+    shift = mg["m_pos"] - mg["m_neg"]
+    return np.full_like(shift, 2.0), shift
+
+
 def cls_ecm(state, x: LossInputs):
     """ECM (one-stage: C sigmoid channels, no background channel), summed, / positives."""
     n = x.logits.shape[0]
@@ -223,10 +230,11 @@ def cls_ecm(state, x: LossInputs):
 def cls_ecm_focal(state, x: LossInputs):
     """Focal loss on the ECM surrogate logit ``2 f + m+ - m-`` times the ECM detection weight (Cho & Krähenbühl, supp. F)."""
     mg = ecm_margins(x.counts, None)
-    shift = torch.as_tensor(mg["m_pos"] - mg["m_neg"], dtype=x.logits.dtype, device=x.logits.device)
+    scale, shift = ecm_surrogate(x.counts)
+    shift = torch.as_tensor(shift, dtype=x.logits.dtype, device=x.logits.device)
     w = torch.as_tensor(mg["weight"], dtype=x.logits.dtype, device=x.logits.device)
     t = onehot(x.labels, x.num_classes, x.logits.dtype)
-    return (focal_loss(2.0 * x.logits + shift, t, reduction="none") * w).sum() / x.num_pos, None
+    return (focal_loss(float(scale[0]) * x.logits + shift, t, reduction="none") * w).sum() / x.num_pos, None
 
 
 def cls_bags(state, x: LossInputs):

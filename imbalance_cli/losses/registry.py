@@ -18,6 +18,10 @@ losses is data in the entry:
   or ``state`` (the state object combines them, e.g. aLRP's epoch self-balance);
 * ``box_loss``: whether ``--box-loss`` applies (aLRP brings its own localisation term);
 * ``baseline``: the loss the paper compares against with the same head (``imbalance bench``);
+* ``surrogate``: for losses that score an affine function of the raw logit (ECM's ``2 f + m+ - m-``),
+  the adapter function ``counts -> (scale, shift)`` per class; the detector starts the classifier
+  bias so that the *scored* probability is the prior (RetinaNet's prior initialisation, Lin et al.,
+  ICCV 2017, §4.1, applied to what the loss sees);
 * ``library`` / ``adapter``: the library function (:mod:`imbalance_cli.losses`) and the
   detector adapter (:mod:`imbalance_cli.losses.adapters`) that applies it to anchors.
 
@@ -68,6 +72,7 @@ class LossEntry:
     balance: str = "weighted"
     box_loss: bool = True
     baseline: str | None = None
+    surrogate: str | None = None  # function in imbalance_cli.losses.adapters
 
     def __post_init__(self):
         if self.kind == "cls" and self.head not in HEADS:
@@ -85,6 +90,12 @@ class LossEntry:
         """The detector adapter ``(state, inputs) -> loss`` (imports torch on first use)."""
         return getattr(importlib.import_module("imbalance_cli.losses.adapters"), self.adapter)
 
+    def surrogate_fn(self):
+        """``counts -> (scale, shift)`` of the scored logit ``scale * f + shift``, or ``None``."""
+        if self.surrogate is None:
+            return None
+        return getattr(importlib.import_module("imbalance_cli.losses.adapters"), self.surrogate)
+
     def new_state(self, **context):
         """A fresh state object for one run (``None`` when the loss is stateless)."""
         if self.state is None:
@@ -93,9 +104,9 @@ class LossEntry:
 
 
 def _cls(name, head, description, citation, library, adapter, needs=(), state=None, balance="weighted",
-         box_loss=True, baseline=None) -> LossEntry:
+         box_loss=True, baseline=None, surrogate=None) -> LossEntry:
     return LossEntry(name, "cls", description, citation, library, adapter, head, frozenset(needs), state, balance,
-                     box_loss, baseline)
+                     box_loss, baseline, surrogate)
 
 
 def _box(name, description, citation, library, adapter, needs=(), state=None) -> LossEntry:
@@ -126,9 +137,10 @@ CLASSIFICATION: dict[str, LossEntry] = {e.name: e for e in [
     _cls("softmax-ce", "softmax", "softmax cross-entropy with a background class", _SURVEY + ", Eq. 2", "softmax_ce",
          "cls_softmax_ce"),
     _cls("ecm", "sigmoid", "Effective Class-Margin loss, sigmoid head (official parametrisation sigmoid(2f + m+ - m-))",
-         _ECM, "ecm_loss", "cls_ecm", needs=("counts",), baseline="sigmoid-ce"),
+         _ECM, "ecm_loss", "cls_ecm", needs=("counts",), baseline="sigmoid-ce", surrogate="ecm_surrogate"),
     _cls("ecm-focal", "sigmoid", "focal loss on the ECM surrogate with ECM detection weights (one-stage form)",
-         _ECM + ", supp. F", "ecm_margins", "cls_ecm_focal", needs=("counts",), baseline="focal"),
+         _ECM + ", supp. F", "ecm_margins", "cls_ecm_focal", needs=("counts",), baseline="focal",
+         surrogate="ecm_surrogate"),
     _cls("bags", "grouped", "Balanced Group Softmax (beta 8, per-group mean; merge §4.4)", _BAGS, "bags_loss",
          "cls_bags", needs=("counts", "tables"), baseline="softmax-ce"),
     _cls("rs", "sigmoid", "Rank & Sort loss (delta 0.5) with RS value-based self-balance", _RS, "rank_sort_loss",

@@ -56,6 +56,8 @@ IOU_BIN = 0.05
 SPATIAL_BINS = DEFAULT_SPATIAL_BINS
 SPATIAL_RANGE = (-1.0, 1.0)
 SIZE_GROUPS = ("small", "medium", "large")
+#: boxes handled at once by the whole-dataset set-up (validity, the framework's box filter, scaling)
+SETUP_BLOCK = 1 << 20
 
 _SPEC_KEYS = ("matcher", "device", "pos_iou", "neg_iou", "engine", "negative_iou_sample", "seed", "spatial_bins",
               "chunk_images", "workers")
@@ -77,11 +79,24 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def _size_group(dataset: Dataset, order: np.ndarray) -> np.ndarray:
-    b = dataset.boxes[order]
-    area = dataset.area[order]
-    wh = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    a = np.where(np.isfinite(area) & (area > 0), area, wh)
-    return np.where(a < 32 ** 2, 0, np.where(a < 96 ** 2, 1, 2))
+    """COCO size group (0 small, 1 medium, 2 large) of the boxes ``order``, int8, block by block."""
+    out = np.empty(len(order), np.int8)
+    for a in range(0, len(order), SETUP_BLOCK):
+        o = order[a:a + SETUP_BLOCK]
+        b = dataset.boxes[o]
+        area = dataset.area[o]
+        wh = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        g = np.where(np.isfinite(area) & (area > 0), area, wh)
+        out[a:a + len(o)] = np.where(g < 32 ** 2, 0, np.where(g < 96 ** 2, 1, 2))
+    return out
+
+
+def _blocked_hist(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """:func:`_hist` of ``values`` taken block by block (float64 temporaries O(block))."""
+    counts = np.zeros(len(edges) - 1, np.int64)
+    for a in range(0, len(values), SETUP_BLOCK):
+        counts += _hist(values[a:a + SETUP_BLOCK].astype(np.float64), edges)
+    return counts
 
 
 def _spec(anchors: Any, spec: AnchorSpec | None, options: dict) -> AnchorSpec:
@@ -97,6 +112,36 @@ def _spec(anchors: Any, spec: AnchorSpec | None, options: dict) -> AnchorSpec:
 # inputs shared by every pass
 # ----------------------------------------------------------------------------------------------
 
+class ScaledBoxes:
+    """The valid boxes (in ``order``) scaled into the resized image, computed per slice, never all at once.
+
+    ``scaled[b0:b1]`` is a float32 ``(b1 - b0, 4)`` array equal to the same rows of
+    :func:`~imbalance_cli.anchors.generator.scale_boxes` over every box (the arithmetic is per
+    box), so a chunk's boxes cost O(chunk) memory; :meth:`materialise` builds them all (used where
+    every box is needed at once, e.g. :func:`label_anchors`).
+    """
+
+    def __init__(self, dataset: Dataset, order: np.ndarray, box_image: np.ndarray, preset):
+        self.boxes, self.heights, self.widths = dataset.boxes, dataset.heights, dataset.widths
+        self.order, self.box_image, self.preset = order, box_image, preset
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        if not isinstance(rows, slice):
+            raise TypeError("ScaledBoxes takes a slice of rows")
+        bi = self.box_image[rows]
+        return scale_boxes(self.boxes[self.order[rows]], self.heights[bi], self.widths[bi], self.preset)
+
+    def materialise(self) -> np.ndarray:
+        """Every scaled box, float32 ``(N, 4)``, filled block by block."""
+        out = np.empty((len(self), 4), F32)
+        for a in range(0, len(self), SETUP_BLOCK):
+            out[a:a + SETUP_BLOCK] = self[a:a + SETUP_BLOCK]
+        return out
+
+
 @dataclass
 class _Inputs:
     order: np.ndarray        # valid box indices grouped by image
@@ -104,25 +149,26 @@ class _Inputs:
     box_start: np.ndarray    # (n_img + 1,) first box of each image in ``order``
     padded_h: np.ndarray
     padded_w: np.ndarray
-    scaled: np.ndarray       # float32 (N, 4) boxes in the resized image
+    scaled: ScaledBoxes      # boxes in the resized image, per slice
 
 
 def _inputs(dataset: Dataset, spec: AnchorSpec) -> _Inputs:
-
+    """Valid boxes grouped by image, padded sizes, and the scaled boxes (lazily): O(boxes) integers only."""
     if not dataset.has_image_sizes:
         raise InputError("anchor statistics need image sizes (pass an image sizes file or --anchors none)",
                          path=dataset.path)
     H, W = dataset.heights, dataset.widths
     ph, pw = spec.check_images(H, W, dataset.image_ids, path=dataset.path)
     valid = dataset.valid_mask()
-    v = np.flatnonzero(valid)
-    bi = dataset.box_image[v]
-    valid[v] = box_keep(spec.preset, dataset.boxes[v], H[bi], W[bi], dataset.area[v])  # the framework's box filter
-    order, _ = dataset.image_offsets(valid)
-    bimg = dataset.box_image[order]
-    start = np.searchsorted(bimg, np.arange(dataset.num_images + 1))
-    sb = scale_boxes(dataset.boxes[order], H[bimg], W[bimg], spec.preset)
-    return _Inputs(order, bimg, start, ph, pw, sb)
+    if spec.preset.box_rule != "torchvision":  # torchvision keeps every valid box; others filter, block by block
+        for a in range(0, len(valid), SETUP_BLOCK):
+            v = a + np.flatnonzero(valid[a:a + SETUP_BLOCK])
+            bi = dataset.box_image[v]
+            valid[v] = box_keep(spec.preset, dataset.boxes[v], H[bi], W[bi], dataset.area[v])
+    order, start = dataset.image_offsets(valid)
+    del valid
+    bimg = np.repeat(np.arange(dataset.num_images, dtype=np.int64), np.diff(start))  # = box_image[order], sorted
+    return _Inputs(order, bimg, start, ph, pw, ScaledBoxes(dataset, order, bimg, spec.preset))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,7 +256,7 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
                       cat(lambda i0, b0, r: r.pos_iou, F32), ignored, box_max, box_best, box_best_level, fallback[0])
     return AnchorLabels(spec.preset, spec.semantics, spec.device, spec.engine, inp.order, inp.box_image,
                         inp.padded_h, inp.padded_w, num_anchors(spec.preset, inp.padded_h, inp.padded_w),
-                        inp.scaled, res)
+                        inp.scaled.materialise(), res)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -383,8 +429,8 @@ class AnchorAccumulator:
         self.foreground = np.zeros(num_images, np.int64)
         self.ignored = np.zeros(num_images, np.int64)
         self.box_max_iou = np.zeros(num_boxes, F32)
-        self.box_best_level = np.zeros(num_boxes, np.int64)
-        self.box_positives = np.zeros(num_boxes, np.int64)
+        self.box_best_level = np.zeros(num_boxes, np.int32)
+        self.box_positives = np.zeros(num_boxes, np.int32)
         self.per_class = np.zeros(num_classes, np.int64)
         self.per_level = np.zeros(num_levels, np.int64)
         self.positive_iou = np.zeros(len(_edges(1.0)) - 1, np.int64)
@@ -481,7 +527,7 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
         in_sample[:] = False
         sample_n = 0
 
-    cat_of_box = dataset.box_category[order]
+    cat_of_box = dataset.box_category[order].astype(np.int32)
     acc = AnchorAccumulator(n_img, len(order), C, L, spec.spatial_bins, len(neg_edges) - 1)
     bounds = dist.shard(chunk_bounds(n_img, dist.chunk_images_for_ranks(n_img, spec.chunk_images)))  # rank's chunks
     chunks = make_chunks(bounds, inp.box_start, inp.scaled, bimg, ph, pw, per_box={"box_class": cat_of_box},
@@ -531,7 +577,7 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     negative_iou = {"edges": neg_edges.tolist(), "counts": [int(v) for v in acc.negative], "zero": int(acc.zero),
                     "sample_images": int(sample_n), "exact": bool(sample_n == n_img), "seed": int(spec.seed)}
     box_max = acc.box_max_iou
-    box_best_hist = {"edges": pos_edges.tolist(), "counts": _hist(box_max.astype(np.float64), pos_edges).tolist()}
+    box_best_hist = {"edges": pos_edges.tolist(), "counts": _blocked_hist(box_max, pos_edges).tolist()}
 
     # ---- coverage
     no_pos = box_max < pos_t
