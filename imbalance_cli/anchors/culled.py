@@ -23,6 +23,7 @@ from imbalance_cli.anchors.iou import aligned_iou32
 from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
 from imbalance_cli.anchors.presets import AnchorPreset
 from imbalance_cli.anchors.rules import IDX, MatchOutput, group_starts
+from imbalance_cli.data.arrays import unique_ints
 
 _EMPTY_KEYS = (("box", np.int64), ("local", np.int64), ("img", np.int64), ("anchor", np.int64),
                ("level", np.int64), ("iou", F32))
@@ -255,7 +256,7 @@ def culled_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.
             lb = _nearest_lower_bound(preset, shapes, lay, gb[low], gimg[low])
             zero = lb <= 0
             if zero.any():
-                fallback = np.unique(gimg[low[zero]]).tolist()
+                fallback = unique_ints(gimg[low[zero]]).tolist()
             ok = ~zero
             if ok.any():
                 sel = low[ok]

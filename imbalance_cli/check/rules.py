@@ -62,6 +62,7 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 from imbalance_cli.check.findings import LEVEL, SEVERITIES, CheckResult, Finding
+from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import INVALID_REASONS
 from imbalance_cli.data.validate import Problem, load_with_problems
 from imbalance_cli.errors import InputError
@@ -191,7 +192,7 @@ def _involved(dataset, boxes: np.ndarray | None = None, images: np.ndarray | Non
     if boxes is not None:
         boxes = np.asarray(boxes, dtype=np.int64)
         out["annotation_ids"] = [int(i) for i in dataset.box_ids[boxes]]
-        images = np.unique(dataset.box_image[boxes])
+        images = unique_ints(dataset.box_image[boxes])
     if images is not None:
         images = np.asarray(images, dtype=np.int64)
         out["image_ids"] = [int(i) for i in dataset.image_ids[images]]

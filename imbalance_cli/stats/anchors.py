@@ -42,6 +42,7 @@ from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
 from imbalance_cli.anchors.rules import IDX, MatchOutput
 from imbalance_cli import dist
 from imbalance_cli.anchors.run import Chunk, chunk_bounds, make_chunks, match_chunk, run_chunks
+from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.specs import (
     DEFAULT_NEGATIVE_IOU_SAMPLE, DEFAULT_SPATIAL_BINS, AnchorSpec, resolve_device, resolve_semantics,
@@ -286,7 +287,7 @@ def culled_negative_histogram(preset, boxes: np.ndarray, box_image: np.ndarray, 
     box_image = np.asarray(box_image, np.int64)
     ph = np.asarray(padded_h, np.int64)
     pw = np.asarray(padded_w, np.int64)
-    images = np.unique(np.asarray(images, np.int64))
+    images = unique_ints(np.asarray(images, np.int64))
     n_img = len(ph)
     counts = np.zeros(len(edges) - 1, np.int64)
     if len(images) == 0:

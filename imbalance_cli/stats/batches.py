@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.errors import InputError
 from imbalance_cli.stats.anchors import label_anchors
 from imbalance_cli.stats.classes import bags_groups, class_counts, lvis_frequency, lvis_frequency_scope
@@ -54,7 +55,7 @@ def _summary(x: np.ndarray) -> dict:
 def class_image_index(dataset, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CSR of the images holding each class: ``(offsets (K+1,), images)``; each image once per class."""
     K = dataset.num_categories
-    pairs = np.unique(dataset.box_category[valid].astype(np.int64) * dataset.num_images + dataset.box_image[valid])
+    pairs = unique_ints(dataset.box_category[valid].astype(np.int64) * dataset.num_images + dataset.box_image[valid])
     cls, img = pairs // max(dataset.num_images, 1), pairs % max(dataset.num_images, 1)
     offsets = np.zeros(K + 1, dtype=np.int64)
     np.cumsum(np.bincount(cls, minlength=K), out=offsets[1:])

@@ -27,6 +27,7 @@ import numpy as np
 
 from imbalance_cli.anchors.yolov5 import (YOLOV5, YoloV5Preset, assign_yolov5, autoanchor_metric, autoanchor_wh,
                                           letterbox_boxes, letterbox_geometry, level_grids, num_anchors)
+from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 
@@ -79,7 +80,7 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     per_img_anchors = num_anchors(preset, ph, pw)
     total = int(per_img_anchors.sum())
     entries = int(len(res.pos_box))
-    distinct = int(len(np.unique(res.pos_image.astype(np.int64) * (int(per_img_anchors.max(initial=1)) + 1)
+    distinct = int(len(unique_ints(res.pos_image.astype(np.int64) * (int(per_img_anchors.max(initial=1)) + 1)
                                  + res.pos_anchor))) if entries else 0
     bg = total - distinct
     n = max(n_img, 1)
