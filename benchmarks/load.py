@@ -7,10 +7,12 @@ For each file it prints wall time and peak RSS of:
 * ``stats``: ``python -m imbalance_cli stats FILE --anchors none --json --no-cache`` (loading + every
   dataset statistic), the issue's target command;
 * ``stats, cached``: the same command run twice with the cache on; the second run is timed, and then
-  ``load()`` alone from the cache.
+  ``load()`` alone from the cache;
+* with ``--default-stats``: the default ``imbalance stats FILE --json --no-cache`` (RetinaNet anchors).
 
 and the speed-up of ``stats`` over ``COCO()``. Every command runs in its own process, one at a
-time (peak RSS is its own: ``wait4`` rusage).
+time (peak RSS from ``wait4``: the largest of the command's processes, workers included; forked
+workers count the parent's pages they share).
 
     python benchmarks/load.py --kind objects365 --scale 0.1 [--workers 2]
     python benchmarks/load.py --kind coco-train --kind lvis --kind openimages --scale 1
@@ -94,6 +96,8 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-coco", action="store_true", help="Do not run pycocotools (e.g. at full size).")
     ap.add_argument("--quick", action="store_true", help="Only `stats --anchors none` (cold, writing the cache) and "
                     "then load() from the cache: two passes instead of five, for full-size files.")
+    ap.add_argument("--default-stats", action="store_true", help="Also run the default `imbalance stats FILE` "
+                    "(RetinaNet anchors, no cache) and report its time and peak RSS.")
     args = ap.parse_args(argv)
     workers = args.workers or len(os.sched_getaffinity(0))
     py = sys.executable
@@ -111,6 +115,11 @@ def main(argv=None) -> None:
             rows["pycocotools COCO()"] = run_one([py, "-c", COCO_CHILD, str(path)], env)
         stats = [py, "-m", "imbalance_cli", "stats", str(path), "--anchors", "none", "--json", "--quiet",
                  "--workers", str(workers)]
+        if args.default_stats:
+            full = [a for a in stats if a not in ("--anchors", "none")]
+            r = run_one(full + ["--no-cache"], env)
+            print(f"{'imbalance stats (RetinaNet anchors)':34s} {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:8,.0f} MiB",
+                  flush=True)
         if args.quick:
             with tempfile.TemporaryDirectory(dir=args.data) as cache:
                 cenv = dict(env, IMBALANCE_CACHE=cache)

@@ -12,7 +12,6 @@ import sys
 import typer
 
 from imbalance_cli import __version__
-from imbalance_cli.memory import tune_allocator
 from imbalance_cli.commands import batches, bench, check, compare, fit, groups, margins, stats, train
 
 #: The commands in the order ``--help`` lists them.
@@ -47,7 +46,6 @@ def _root(
 
 def main() -> None:
     """Console-script entry point."""
-    tune_allocator()  # freed chunk buffers go back to the system (see imbalance_cli.memory)
     sys.exit(app(prog_name="imbalance"))
 
 

@@ -442,10 +442,21 @@ def _ann_rec(i: int, rid) -> str:
 
 
 def _take(parts: list, key: str, dtype) -> np.ndarray:
-    """Concatenate column ``key`` of the chunk results, releasing each chunk's piece (peak = result + one column)."""
-    pieces = [p.pop(key) for p in parts]
-    out = np.concatenate(pieces).astype(dtype, copy=False) if pieces else np.zeros(0, dtype=dtype)
-    pieces.clear()
+    """Column ``key`` of the chunk results, copied piece by piece into one array as each piece is released.
+
+    The result is allocated once and every chunk's piece is dropped as soon as it is copied, so
+    the peak is the chunk results plus nothing (``np.concatenate`` would hold the result and every
+    piece at once: +0.8 GB for the boxes of a full-size Objects365 file).
+    """
+    total = sum(len(p[key]) for p in parts)
+    first = parts[0][key] if parts else np.zeros(0, dtype=dtype)
+    out = np.empty((total,) + first.shape[1:], dtype=dtype)
+    at = 0
+    for p in parts:
+        piece = p.pop(key)
+        out[at:at + len(piece)] = piece
+        at += len(piece)
+        del piece
     return out
 
 

@@ -25,7 +25,7 @@ from imbalance_cli.data._io import BOM, check_regular, line_col, open_stream
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.spec import Format, LoadSpec
 from imbalance_cli.errors import InputError
-from imbalance_cli.memory import release_free_memory
+from imbalance_cli import memory
 
 FORMATS = tuple(f.value for f in Format)
 
@@ -57,8 +57,10 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
         One-line, actionable message naming the file and record, for anything malformed.
     """
     # under torchrun: rank 0 loads and broadcasts (or every rank loads: IMBALANCE_DIST_LOAD=each)
-    return dist.load_shared(_load, path, format, classes=classes, image_sizes=image_sizes, workers=workers,
-                            cache=cache, spec=spec)
+    ds = dist.load_shared(_load, path, format, classes=classes, image_sizes=image_sizes, workers=workers,
+                          cache=cache, spec=spec)
+    memory.release_free_memory()  # what parsing freed goes back to the system (imbalance_cli.memory)
+    return ds
 
 
 def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Dataset:
@@ -116,7 +118,6 @@ def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Datase
             raise _with_line(e, p) from None
         finally:
             raw.close()
-    release_free_memory()  # the decoded chunks' freed buffers (see imbalance_cli.memory)
     if key is not None:
         _cache.save(key, ds)
     return ds

@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import msgspec
 
+from imbalance_cli import memory
 from imbalance_cli.data import coco
 from imbalance_cli.data.jsonscan import Chunk, Member, scan
 from imbalance_cli.errors import InputError
@@ -60,8 +61,7 @@ def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers
                         res = coco.decode_chunk(item.key, text, base, path)
                     except InputError as e:
                         raise _renumber(e, item.key, parts) from None
-                    parts[item.key].append(res)
-                    counts[item.key] += res["n"]
+                    _keep(parts, counts, item.key, res)
                     continue
                 pending.append((item.key, first, pool.submit(_decode, (item.key, text, base, path))))
                 while len(pending) > 2 * workers:
@@ -76,6 +76,7 @@ def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+    memory.release_free_memory()
     skeleton = _skeleton(result.skeleton, path)
     members = {}
     for m in result.members:
@@ -98,8 +99,14 @@ def _collect_in_order(item, parts, counts):
         res = fut.result()
     except InputError as e:
         raise _renumber(e, key, parts) from None
+    _keep(parts, counts, key, res)
+
+
+def _keep(parts, counts, key, res) -> None:
     parts[key].append(res)
     counts[key] += res["n"]
+    if (len(parts["images"]) + len(parts["annotations"])) % memory.RELEASE_EVERY == 0:
+        memory.release_free_memory()  # freed chunk buffers back to the system (imbalance_cli.memory)
 
 
 def _skeleton(data: bytes, path: str) -> dict:
