@@ -97,3 +97,38 @@ def test_oracle_totals_state_the_issue_numbers():
     val = json.loads((ORACLE / "anchors_coco-mini_instances_val2017.json").read_text())
     assert val["totals_model"]["foreground"] == 14574 and val["totals_fixed"]["foreground"] == 14189
     assert get_preset("retinanet").stride_rule == "model"
+
+
+@pytest.mark.parametrize("subset", ["val", "train"])
+def test_statistics_set_up_in_small_blocks_equal_torchvision(subset, monkeypatch):
+    # the whole-dataset set-up (validity, scaling, size groups) runs block by block at full size;
+    # blocks of 5 boxes and chunks of 7 images must still give torchvision's totals
+    import imbalance_cli.stats.anchors as A
+
+    monkeypatch.setattr(A, "SETUP_BLOCK", 5)
+    oracle = json.loads((ORACLE / f"anchors_coco-mini_instances_{subset}2017.json").read_text())
+    ds = _dataset(subset)
+    preset = replace(get_preset("retinanet"), stride_rule="model")
+    res = A.anchor_statistics(ds, preset, matcher="torchvision", device="cpu", chunk_images=7, workers=1)
+    exp = [rec["model"] for rec in oracle["images"]]
+    assert res["anchors"] == sum(e["anchors"] for e in exp)
+    assert res["foreground"] == oracle["totals_model"]["foreground"]
+    assert res["ignored"] == oracle["totals_model"]["ignored"]
+    per_class = {}
+    for e in exp:
+        for c, n in e["per_class_positive"].items():
+            per_class[c] = per_class.get(c, 0) + n
+    assert {c: n for c, n in res["per_class_positive"].items() if n} == per_class
+
+
+@pytest.mark.parametrize("name", ["mmdet-retinanet", "detectron2-retinanet"])
+def test_framework_box_filters_do_not_depend_on_the_set_up_block(name, monkeypatch):
+    # mmdetection and detectron2 drop some boxes (box_keep); filtering 3 boxes at a time keeps the same ones
+    import imbalance_cli.stats.anchors as A
+
+    ds = _dataset("val")
+    whole = A.anchor_statistics(ds, name, device="cpu", workers=1)
+    monkeypatch.setattr(A, "SETUP_BLOCK", 3)
+    blocked = A.anchor_statistics(ds, name, device="cpu", workers=1)
+    for key in ("boxes", "anchors", "foreground", "ignored", "per_class_positive", "coverage", "box_max_iou"):
+        assert blocked[key] == whole[key], key
