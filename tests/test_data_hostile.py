@@ -259,6 +259,58 @@ def test_strings_with_escapes_and_brackets_across_block_edges(tmp_path):
         assert ds.info == d["info"]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_wrong_speculative_cuts_are_caught_by_the_decoders_and_read_again(tmp_path, workers):
+    # strings holding "}, {" and arrays of objects inside records: the scanner's unchecked guesses
+    # land inside them, the chunk fails to decode, and the file is read again with checked cuts
+    d = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "a"}]}
+    for i in range(60):
+        d["images"].append({"id": i, "width": 50, "height": 40, "file_name": f"img}}, {{{i}.jpg" + "x" * (i % 7)})
+        d["annotations"].append({"id": 1000 + i, "image_id": i, "category_id": 1, "bbox": [i % 5, 1, 3, 2 + i % 4],
+                                 "attributes": [{"k": "}, {"}, {"k": i}], "note": "a" * (i % 11) + "}, {"})
+    p = _write(tmp_path, json.dumps(d, indent=1).encode())
+    from imbalance_cli.data._io import open_stream
+
+    tries = []
+    real = data_stream.load_json_stream
+
+    def spy(*a, **k):
+        try:
+            return real(*a, **k)
+        finally:
+            tries.append(k["verify_cuts"])
+
+    data_stream.load_json_stream, saved = spy, data_stream.load_json_stream
+    try:
+        ds = data_stream.load_json_file(lambda: open_stream(p), str(p), workers=workers, chunk_bytes=40, block=97)
+    finally:
+        data_stream.load_json_stream = saved
+    assert tries == [False, True]  # the unchecked pass failed on a wrong cut, the checked pass read it
+    anns = d["annotations"]
+    assert ds.box_ids.tolist() == [a["id"] for a in anns]
+    assert ds.file_names.tolist() == [im["file_name"] for im in d["images"]]
+    xywh = np.array([a["bbox"] for a in anns], dtype=float)
+    np.testing.assert_array_equal(ds.boxes, np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
+    assert ds.image_ids[ds.box_image].tolist() == [a["image_id"] for a in anns]
+
+
+def test_unchecked_cuts_that_decode_need_one_pass(tmp_path):
+    d = _doc()
+    for i in range(300):
+        d["annotations"].append({"id": 1000 + i, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1 + i]})
+    p = _write(tmp_path, d)
+    from imbalance_cli.data._io import open_stream
+
+    tries = []
+    real = data_stream.load_json_stream
+    data_stream.load_json_stream, saved = (lambda *a, **k: tries.append(k["verify_cuts"]) or real(*a, **k)), real
+    try:
+        ds = data_stream.load_json_file(lambda: open_stream(p), str(p), workers=2, chunk_bytes=200, block=512)
+    finally:
+        data_stream.load_json_stream = saved
+    assert tries == [False] and ds.box_ids.tolist()[-300:] == [1000 + i for i in range(300)]
+
+
 def test_empty_arrays_images_without_boxes_ids_out_of_order(tmp_path):
     d = {"images": [], "annotations": [], "categories": [{"id": 3, "name": "c"}]}
     ds = imbalance_cli.load(_write(tmp_path, d), cache=False)

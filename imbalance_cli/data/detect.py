@@ -109,15 +109,12 @@ def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Datase
     if fmt == "openimages":
         ds = openimages.load(p, classes=spec.classes, image_sizes=spec.image_sizes)
     else:
-        from imbalance_cli.data.stream import load_json_stream
+        from imbalance_cli.data.stream import load_json_file
 
-        stream, raw = open_stream(p)
         try:
-            ds = load_json_stream(stream, raw, str(p), flavour=fmt, workers=spec.workers, total=st.st_size)
+            ds = load_json_file(lambda: open_stream(p), str(p), flavour=fmt, workers=spec.workers, total=st.st_size)
         except InputError as e:
             raise _with_line(e, p) from None
-        finally:
-            raw.close()
     if key is not None:
         _cache.save(key, ds)
     return ds

@@ -28,11 +28,37 @@ def _decode(args):
     return coco.decode_chunk(key, text, base, path)
 
 
+def load_json_file(open_stream, path: str, flavour: str | None = None, workers: int = 1, total: int | None = None,
+                   chunk_bytes: int = CHUNK_BYTES, block: int | None = None):
+    """Load a COCO / LVIS / Objects365 file: one pass whose cuts the decoders check, a checked pass on any error.
+
+    ``open_stream()`` returns ``(stream, raw)`` for a fresh read of the file. The first pass lets the
+    workers' typed decode check the scanner's speculative cuts (:func:`~imbalance_cli.data.jsonscan.scan`
+    with ``verify=False``: the parent no longer parses every chunk twice, measured 1.5 -> 0.8 s of
+    parent time on the COCO-train-size file); a wrong cut makes its chunk fail to decode, so when every
+    chunk decodes the result is right. On any error the file is read again with cuts checked as it is
+    scanned, which either succeeds or reports the error an exact scan reports.
+    """
+    for verify in (False, True):
+        stream, raw = open_stream()
+        try:
+            return load_json_stream(stream, raw, path, flavour=flavour, workers=workers, total=total,
+                                    chunk_bytes=chunk_bytes, block=block, verify_cuts=verify)
+        except InputError:
+            if verify:
+                raise
+        finally:
+            raw.close()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers: int = 1, total: int | None = None,
-                     chunk_bytes: int = CHUNK_BYTES, block: int | None = None):
+                     chunk_bytes: int = CHUNK_BYTES, block: int | None = None, verify_cuts: bool = True):
     """Load a COCO / LVIS / Objects365 document from a binary stream (see module docstring).
 
     ``raw`` is the underlying file (its ``tell()`` drives the progress bar over ``total`` bytes).
+    ``verify_cuts=False``: speculative chunk cuts are checked only by decoding them (see
+    :func:`load_json_file`, which reads the file again on any error).
     """
 
     parts = {"images": [], "annotations": []}
@@ -46,7 +72,8 @@ def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers
     result = None
     try:
         with bar:
-            for item in scan(stream, path, chunk_bytes=chunk_bytes, on_progress=lambda: bar.update(raw.tell()), **kw):
+            for item in scan(stream, path, chunk_bytes=chunk_bytes, on_progress=lambda: bar.update(raw.tell()),
+                             verify=verify_cuts, **kw):
                 if not isinstance(item, Chunk):
                     result = item
                     break
