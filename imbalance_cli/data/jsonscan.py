@@ -62,17 +62,29 @@ class Chunk:
         if self._text is not None:
             text, self._text = self._text, None
             return text
-        body = self.body
-        skip = 0
-        if self.cont:
-            rest = body.lstrip()
-            if not rest.startswith(b","):
-                raise InputError(f"malformed JSON: expected ',' or ']' at byte {self.offset + len(body) - len(rest)}",
-                                 path=path)
-            skip = len(body) - len(rest) + 1
-            if not rest[1:].strip():
-                raise InputError(f"malformed JSON: trailing comma at byte {self.offset + skip - 1}", path=path)
-        return b"[" + body[skip:] + b"]", self.offset + skip - 1
+        return array_text(self.body, 0, len(self.body), self.cont, self.offset, path)
+
+
+_SPACE = re.compile(rb"[ \t\r\n]*")
+
+
+def array_text(buf, a: int, b: int, cont: bool, offset: int, path) -> tuple[bytes, int]:
+    """``(b"[" + records + b"]", base)`` for the records in ``buf[a:b]`` (document offset ``offset``), one copy.
+
+    ``cont``: the records continue an array after a cut, so a comma (after optional whitespace)
+    comes first and is dropped; a missing comma or one followed by nothing is malformed JSON.
+    """
+    skip = a
+    if cont:
+        j = _SPACE.match(buf, a, b).end()
+        if j >= b or buf[j] != 0x2C:
+            raise InputError(f"malformed JSON: expected ',' or ']' at byte {offset + j - a}", path=path)
+        skip = j + 1
+        if _SPACE.match(buf, skip, b).end() == b:
+            raise InputError(f"malformed JSON: trailing comma at byte {offset + j - a}", path=path)
+    with memoryview(buf) as mv:
+        text = b"".join((b"[", mv[skip:b], b"]"))
+    return text, offset + skip - a - 1
 
 
 #: A record boundary candidate inside a chunked array: a closing brace, a comma, an opening brace.
@@ -236,20 +248,27 @@ def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chu
             pending += buf
             offset += len(buf)
             ok = True
-            while len(pending) >= chunk_bytes:
-                m = _CUT.search(pending, max(chunk_bytes - 1, 0))
+            start = 0  # the next chunk starts at pending[start] (one compaction per block, not per cut)
+            while len(pending) - start >= chunk_bytes:
+                m = _CUT.search(pending, start + max(chunk_bytes - 1, 0))
                 if m is None:
                     break
                 c = m.start()
-                with memoryview(pending) as mv:
-                    piece = Chunk(cur["key"], cur["cut"], pending_off, bytes(mv[:c + 1]))
+                try:
+                    text = array_text(pending, start, c + 1, cur["cut"], pending_off, path)
+                except InputError:  # no comma after the boundary: the array ended there, scan exactly
+                    ok = False
+                    break
+                piece = Chunk(cur["key"], cur["cut"], pending_off, memoryview(text[0])[1:-1], text)
                 if (verify or _ARRAY_END.search(piece.body) is not None) and not _verified(piece, path):
                     ok = False
                     break
                 yield piece
                 cur["cut"] = True
-                del pending[:c + 1]
-                pending_off += c + 1
+                pending_off += c + 1 - start
+                start = c + 1
+            if start:
+                del pending[:start]
             if ok and not eof and len(pending) <= chunk_bytes + 2 * block:
                 continue
             # scan exactly from the last verified record boundary
