@@ -216,12 +216,12 @@ class Dataset:
 
     # --- validity -----------------------------------------------------------------------
     def invalid_reason(self) -> np.ndarray:
-        """Per box: -1 if valid or crowd, else the index into :data:`INVALID_REASONS`.
+        """Per box (int8): -1 if valid or crowd, else the index into :data:`INVALID_REASONS`.
 
         Crowd boxes get -1 here (they are counted as crowd, not invalid).
         """
         n = len(self.boxes)
-        reason = np.full(n, -1, dtype=np.int64)
+        reason = np.full(n, -1, dtype=np.int8)  # int8: 25 MB instead of 200 MB at 25 M boxes
         for a in range(0, n, _BLOCK):  # blocks of boxes: temporaries stay O(block) at 25 M boxes
             sl = slice(a, min(n, a + _BLOCK))
             b = self.boxes[sl]

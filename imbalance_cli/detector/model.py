@@ -9,7 +9,9 @@
   (``C`` for sigmoid heads, ``C + 1`` for softmax heads, ``C + groups`` for grouped softmax).
 * the sigmoid head's bias starts at ``-log((1 - pi) / pi)`` (prior probability pi = 0.01);
   softmax heads start with the background logit ``log(C (1 - pi) / pi)`` above the others,
-  which gives the foreground a total prior pi, split evenly over the C classes.
+  which gives the foreground a total prior pi, split evenly over the C classes; a loss can pass
+  its own ``bias_init`` (BAGS' grouped head; ECM, whose scored probability ``sigmoid(2f + m)``
+  starts at pi with ``b = (logit(pi) - m) / 2``: see ``ClsObjective.bias_init``).
 
 Outputs are flattened in (level, y, x, anchor) order, matching
 :func:`imbalance_cli.anchors.grid_anchors`.
