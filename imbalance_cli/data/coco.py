@@ -120,20 +120,28 @@ def _fast(values, dtype, count: int, slow):
 
 
 def _ann_columns(recs: list) -> dict:
+    """Annotation columns of one decoded chunk: one ``np.fromiter`` pass per column (C speed; 2x faster than one
+    pass into a structured row dtype, measured), each with its own slow path for absent ids and null values."""
     n = len(recs)
-    try:  # the common case, one C pass per column: every id present, no null area or coordinate
-        # (per-column np.fromiter is 2x faster than one pass into a structured row dtype: measured)
-        box_ids = np.fromiter(map(_get_id, recs), dtype=np.int64, count=n)
-        area = np.fromiter(map(_get_area, recs), dtype=np.float64, count=n)
-        xywh = np.fromiter(itertools.chain.from_iterable(map(_get_bbox, recs)), dtype=np.float64, count=4 * n)
-    except (TypeError, ValueError):
-        return _ann_columns_general(recs)
+    missing_id = -1
+
+    def ids_with_unset():
+        nonlocal missing_id
+        ids = list(map(_get_id, recs))
+        missing_id = next(i for i, v in enumerate(ids) if v is UNSET)
+        return np.array([-1 if v is UNSET else v for v in ids], dtype=np.int64)
+
+    box_ids = _fast(map(_get_id, recs), np.int64, n, ids_with_unset)
+    xywh = _fast(itertools.chain.from_iterable(map(_get_bbox, recs)), np.float64, 4 * n,
+                 lambda: np.array(list(map(_get_bbox, recs)), dtype=np.float64).reshape(-1))  # None -> NaN
+    area = _fast(map(_get_area, recs), np.float64, n,
+                 lambda: np.array([np.nan if v is None else v for v in map(_get_area, recs)], dtype=np.float64))
     crowd_raw = list(map(_get_crowd, recs))
     crowd, bool_crowd, bad = _crowd_column(crowd_raw, n)
     return {
         "n": n,
         "box_ids": box_ids,
-        "missing_id": -1,
+        "missing_id": missing_id,
         "image_id": np.fromiter(map(_get_image_id, recs), dtype=np.int64, count=n),
         "category_id": np.fromiter(map(_get_category_id, recs), dtype=np.int64, count=n),
         "xywh": xywh.reshape(n, 4),
@@ -141,7 +149,7 @@ def _ann_columns(recs: list) -> dict:
         "bad_crowd": (int(bad[0]), crowd_raw[int(bad[0])]) if len(bad) else None,
         "bool_crowd": bool_crowd,
         "crowd_given_first_100": any(a.iscrowd is not UNSET for a in recs[:100]),
-        "area": area,
+        "area": area.reshape(n),
     }
 
 
@@ -156,36 +164,6 @@ def _crowd_column(crowd_raw: list, n: int):
     else:
         crowd = np.array([0 if (v is None or v is UNSET) else int(v) for v in crowd_raw], dtype=np.int64).reshape(n)
     return crowd, bool_crowd, np.flatnonzero((crowd != 0) & (crowd != 1))
-
-
-def _ann_columns_general(recs: list) -> dict:
-    n = len(recs)
-    ids = list(map(_get_id, recs))
-    missing_id = -1
-    box_ids = _fast(ids, np.int64, n, lambda: None)
-    if box_ids is None:  # UNSET present
-        missing_id = next(i for i, v in enumerate(ids) if v is UNSET)
-        box_ids = np.array([-1 if v is UNSET else v for v in ids], dtype=np.int64)
-    crowd_raw = list(map(_get_crowd, recs))
-    crowd, bool_crowd, bad = _crowd_column(crowd_raw, n)
-    bboxes = list(map(_get_bbox, recs))
-    xywh = _fast(itertools.chain.from_iterable(bboxes), np.float64, 4 * n,
-                 lambda: np.array(bboxes, dtype=np.float64).reshape(-1))  # None -> NaN
-    areas = list(map(_get_area, recs))
-    return {
-        "n": n,
-        "box_ids": box_ids,
-        "missing_id": missing_id,
-        "image_id": np.fromiter(map(_get_image_id, recs), dtype=np.int64, count=n),
-        "category_id": np.fromiter(map(_get_category_id, recs), dtype=np.int64, count=n),
-        "xywh": xywh.reshape(n, 4),
-        "crowd": crowd.astype(bool),
-        "bad_crowd": (int(bad[0]), crowd_raw[int(bad[0])]) if len(bad) else None,
-        "bool_crowd": bool_crowd,
-        "crowd_given_first_100": any(a.iscrowd is not UNSET for a in recs[:100]),
-        "area": _fast(areas, np.float64, n, lambda: np.array([np.nan if v is None else v for v in areas],
-                                                             dtype=np.float64).reshape(n)),
-    }
 
 
 _get_id = operator.attrgetter("id")

@@ -39,17 +39,18 @@ def load_json_file(open_stream, path: str, flavour: str | None = None, workers: 
     chunk decodes the result is right. On any error the file is read again with cuts checked as it is
     scanned, which either succeeds or reports the error an exact scan reports.
     """
-    for verify in (False, True):
+    def one_pass(verify: bool):
         stream, raw = open_stream()
         try:
             return load_json_stream(stream, raw, path, flavour=flavour, workers=workers, total=total,
                                     chunk_bytes=chunk_bytes, block=block, verify_cuts=verify)
-        except InputError:
-            if verify:
-                raise
         finally:
             raw.close()
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    try:
+        return one_pass(False)
+    except InputError:
+        return one_pass(True)
 
 
 def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers: int = 1, total: int | None = None,

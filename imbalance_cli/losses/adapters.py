@@ -214,9 +214,12 @@ def cls_softmax_ce(state, x: LossInputs):
     return softmax_ce(x.logits, x.labels, reduction="sum") / x.num_pos, None
 
 
-def ecm_surrogate(counts) -> tuple[np.ndarray, np.ndarray]:
-    """``(scale, shift)`` per class of the logit ECM scores: ``2 f + (m+ - m-)`` (Cho & Krähenbühl, ECCV 2022, Eq. 11)."""
-    mg = ecm_margins(counts, None)
+def ecm_surrogate(counts, margins: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, shift)`` per class of the logit ECM scores: ``2 f + (m+ - m-)`` (Cho & Krähenbühl, ECCV 2022, Eq. 11).
+
+    ``margins``: :func:`ecm_margins` of ``counts`` when the caller has them already.
+    """
+    mg = ecm_margins(counts, None) if margins is None else margins
     shift = mg["m_pos"] - mg["m_neg"]
     return np.full_like(shift, 2.0), shift
 
@@ -230,11 +233,11 @@ def cls_ecm(state, x: LossInputs):
 def cls_ecm_focal(state, x: LossInputs):
     """Focal loss on the ECM surrogate logit ``2 f + m+ - m-`` times the ECM detection weight (Cho & Krähenbühl, supp. F)."""
     mg = ecm_margins(x.counts, None)
-    scale, shift = ecm_surrogate(x.counts)
-    shift = torch.as_tensor(shift, dtype=x.logits.dtype, device=x.logits.device)
+    scale, shift = (torch.as_tensor(v, dtype=x.logits.dtype, device=x.logits.device)
+                    for v in ecm_surrogate(x.counts, mg))
     w = torch.as_tensor(mg["weight"], dtype=x.logits.dtype, device=x.logits.device)
     t = onehot(x.labels, x.num_classes, x.logits.dtype)
-    return (focal_loss(float(scale[0]) * x.logits + shift, t, reduction="none") * w).sum() / x.num_pos, None
+    return (focal_loss(scale * x.logits + shift, t, reduction="none") * w).sum() / x.num_pos, None
 
 
 def cls_bags(state, x: LossInputs):

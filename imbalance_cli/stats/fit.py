@@ -399,20 +399,9 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
             m.update(bpr_metrics(wh, np.array([a for lv in p.anchors for a in lv]), getattr(p, BPR_PRESET_ATTRIBUTE)))
         return m, lp
 
-    before, lp0 = score_preset(original, sub)
-    if len(lp0.order) == 0:
-        raise InputError("no valid boxes to fit anchors to" + (f" in the {len(rows)} sampled images (raise --sample)"
-                         if sub is not dataset else ""), path=dataset.path)
-    ref = (before["positives_per_box"], before["coverage"])
+    before, lp0, ref, evaluate = _baseline(score_preset, lambda params: apply_params(original, params), original,
+                                           dataset, sub, rows, objective)
     rng = np.random.default_rng(seed)
-    cache: dict = {}
-
-    def evaluate(params: AnchorParams) -> tuple[float, dict]:
-        k = params.key()
-        if k not in cache:
-            m, _ = score_preset(apply_params(original, params), sub)
-            cache[k] = (objective_score(m, objective, ref), m)
-        return cache[k]
 
     starts = {}
     proj = project_preset(original)
@@ -438,6 +427,29 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
     return _finish(dataset, sub, rows, original, apply_params(original, best), best, evaluate, score_preset,
                    before, ref, objective=objective, seed=seed, iterations=iterations, done=done, stopped=stopped,
                    starts=starts, history=history, final_all=final_all, t0=t0)
+
+
+def _baseline(score_preset, build, original, dataset: Dataset, sub: Dataset, rows, objective: str):
+    """Score ``original`` on the sample and return ``(before, labels, reference, evaluate)``.
+
+    An empty sample is refused with one line. ``evaluate(params)`` scores ``build(params)`` on the
+    sample against the original's (positives per box, coverage), once per distinct candidate.
+    """
+    before, lp0 = score_preset(original, sub)
+    if len(lp0.order) == 0:
+        raise InputError("no valid boxes to fit anchors to" + (f" in the {len(rows)} sampled images (raise --sample)"
+                         if sub is not dataset else ""), path=dataset.path)
+    ref = (before["positives_per_box"], before["coverage"])
+    cache: dict = {}
+
+    def evaluate(params) -> tuple[float, dict]:
+        k = params.key()
+        if k not in cache:
+            m, _ = score_preset(build(params), sub)
+            cache[k] = (objective_score(m, objective, ref), m)
+        return cache[k]
+
+    return before, lp0, ref, evaluate
 
 
 def _evolve(best, evaluate, *, encode, decode, rng, iterations, budget, t0, objective, on_candidate, progress_factory):
@@ -602,23 +614,11 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
         m["aat"] = autoanchor_metric(wh, p.anchor_array(), p.anchor_t)["aat"]
         return m, lp
 
-    before, lp0 = score_preset(original, sub)
-    if len(lp0.order) == 0:
-        raise InputError("no valid boxes to fit anchors to" + (f" in the {len(rows)} sampled images (raise --sample)"
-                         if sub is not dataset else ""), path=dataset.path)
-    ref = (before["positives_per_box"], before["coverage"])
-    rng = np.random.default_rng(seed)
-    cache: dict = {}
-
     def make(params: YoloAnchorParams, name=None):
         return replace(original, name=name or f"{original.name}-fitted", anchors=params.anchors)
 
-    def evaluate(params: YoloAnchorParams) -> tuple[float, dict]:
-        k = params.key()
-        if k not in cache:
-            m, _ = score_preset(make(params), sub)
-            cache[k] = (objective_score(m, objective, ref), m)
-        return cache[k]
+    before, lp0, ref, evaluate = _baseline(score_preset, make, original, dataset, sub, rows, objective)
+    rng = np.random.default_rng(seed)
 
     starts = {}
     proj = round_yolo(original.anchor_array(), per_level)
