@@ -12,7 +12,11 @@ For each file it prints wall time and peak RSS of:
 
 and the speed-up of ``stats`` over ``COCO()``. Every command runs in its own process, one at a
 time (peak RSS from ``wait4``: the largest of the command's processes, workers included; forked
-workers count the parent's pages they share).
+workers count the parent's pages they share). ``--repeat N`` runs ``COCO()`` and ``stats`` N times,
+alternating, and takes the ratio of the medians (the machine is shared; single runs vary by 20%).
+The package's bytecode is compiled first (``compileall``), as an installed package has it and as
+pycocotools' is: with ``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__``, every run would
+compile the package's sources again (~0.3 s).
 
     python benchmarks/load.py --kind objects365 --scale 0.1 [--workers 2]
     python benchmarks/load.py --kind coco-train --kind lvis --kind openimages --scale 1
@@ -64,6 +68,11 @@ def run_one(cmd: list[str], env=None) -> dict:
     return {"seconds": dt, "rss_mib": usage.ru_maxrss / 1024, "out": text.strip().splitlines()[-1] if text.strip() else ""}
 
 
+def _median(runs: list[dict]) -> dict:
+    """The run with the median wall time (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
+
+
 def make(kind: str, scale: float, data: Path) -> Path:
     """Generate (or reuse) the benchmark file of ``kind`` at ``scale``."""
     data.mkdir(parents=True, exist_ok=True)
@@ -96,6 +105,8 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-coco", action="store_true", help="Do not run pycocotools (e.g. at full size).")
     ap.add_argument("--quick", action="store_true", help="Only `stats --anchors none` (cold, writing the cache) and "
                     "then load() from the cache: two passes instead of five, for full-size files.")
+    ap.add_argument("--repeat", type=int, default=1, help="Runs of COCO() and of `stats --anchors none --no-cache` "
+                    "(alternating); their medians are compared.")
     ap.add_argument("--default-stats", action="store_true", help="Also run the default `imbalance stats FILE` "
                     "(RetinaNet anchors, no cache) and report its time and peak RSS.")
     args = ap.parse_args(argv)
@@ -104,17 +115,25 @@ def main(argv=None) -> None:
     env = dict(os.environ)
     root = str(HERE.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    subprocess.run([py, "-m", "compileall", "-q", str(HERE.parent / "imbalance_cli")], check=True)
     print(f"python {sys.version.split()[0]}, {len(os.sched_getaffinity(0))} cores, workers={workers}; "
-          f"load average {os.getloadavg()[0]:.1f} at start")
+          f"load average {os.getloadavg()[0]:.1f} at start; imbalance_cli bytecode compiled")
     for kind in args.kind or ["objects365"]:
         path = make(kind, args.scale, args.data)
         size = path.stat().st_size
         print(f"\n== {kind} x{args.scale:g}: {path} ({size / 1e6:,.0f} MB)")
         rows = {}
-        if kind != "openimages" and not args.skip_coco:
-            rows["pycocotools COCO()"] = run_one([py, "-c", COCO_CHILD, str(path)], env)
         stats = [py, "-m", "imbalance_cli", "stats", str(path), "--anchors", "none", "--json", "--quiet",
                  "--workers", str(workers)]
+        if kind != "openimages" and not args.skip_coco:
+            runs = {"coco": [], "stats": []}
+            for _ in range(max(1, args.repeat)):
+                runs["coco"].append(run_one([py, "-c", COCO_CHILD, str(path)], env))
+                runs["stats"].append(run_one(stats + ["--no-cache"], env))
+            rows["pycocotools COCO()"] = _median(runs["coco"])
+            if args.repeat > 1:
+                for name in runs:
+                    print(f"{name} runs: " + ", ".join(f"{r['seconds']:.2f}" for r in runs[name]) + " s")
         if args.default_stats:
             full = [a for a in stats if a not in ("--anchors", "none")]
             r = run_one(full + ["--no-cache"], env)
@@ -129,7 +148,8 @@ def main(argv=None) -> None:
                 print(f"{name:34s} {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:8,.0f} MiB", flush=True)
             continue
         rows["imbalance load"] = run_one([py, "-c", LOAD_CHILD, str(path), str(workers), "no-cache"], env)
-        rows["imbalance stats --anchors none"] = run_one(stats + ["--no-cache"], env)
+        rows["imbalance stats --anchors none"] = _median(runs["stats"]) if "pycocotools COCO()" in rows \
+            else run_one(stats + ["--no-cache"], env)
         with tempfile.TemporaryDirectory(dir=args.data) as cache:
             cenv = dict(env, IMBALANCE_CACHE=cache)
             rows["  first run, cache on"] = run_one(stats, cenv)

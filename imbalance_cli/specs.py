@@ -23,6 +23,7 @@ import numpy as np
 from imbalance_cli import dist
 from imbalance_cli.anchors.presets import AnchorPreset, get_preset
 from imbalance_cli.data.spec import default_workers  # noqa: F401  (one definition, shared with loading)
+from imbalance_cli.choices import Choice
 from imbalance_cli.errors import InputError
 
 #: Largest image width or height accepted (original pixels) for anchor statistics.
@@ -43,7 +44,7 @@ DEFAULT_SPATIAL_BINS = 40
 DEFAULT_CHUNK_IMAGES = 2000
 
 
-class Matcher(str, Enum):
+class Matcher(Choice):
     """Anchor labelling rule (``--matcher``)."""
 
     torchvision = "torchvision"
@@ -52,7 +53,7 @@ class Matcher(str, Enum):
     auto = "auto"
 
 
-class Engine(str, Enum):
+class Engine(Choice):
     """Anchor engine (``--engine``): auto = culled on a CPU, dense on CUDA."""
 
     auto = "auto"
@@ -60,7 +61,7 @@ class Engine(str, Enum):
     dense = "dense"
 
 
-class Device(str, Enum):
+class Device(Choice):
     """Torch device of the dense engine (``--device``): auto = CUDA when available."""
 
     auto = "auto"

@@ -424,3 +424,70 @@ def test_cli_workers_option_is_validated(tmp_path):
         r = subprocess.run([sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--workers", bad],
                            capture_output=True, text=True, env=env, timeout=120)
         assert r.returncode == 2 and "--workers" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_chunks_the_decoders_read_from_the_file_equal_the_document(tmp_path, workers):
+    # the first pass's speculative chunks of a plain file are not copied by the scanner: the decoders
+    # read their byte ranges from the file; values against the json module's own reading
+    src = COCO_VAL
+    d = _load_json_reference(src)
+    p = tmp_path / "a.json"
+    p.write_bytes(json.dumps(d, indent=1).encode())  # whitespace between records and after commas
+    from imbalance_cli.data._io import open_stream
+
+    jobs = []
+    real_job = data_stream._job
+
+    def spy(item, path, file):
+        job = real_job(item, path, file)
+        jobs.append(job[1] is None)
+        return job
+
+    data_stream._job, saved = spy, data_stream._job
+    try:
+        for chunk in (3000, 20_000):
+            jobs.clear()
+            s, raw = open_stream(p)
+            with raw:
+                ds = data_stream.load_json_stream(s, raw, str(p), workers=workers, chunk_bytes=chunk, block=50_000,
+                                                  verify_cuts=False)
+            assert sum(jobs) > 10  # most chunks were read by the decoders
+            anns = d["annotations"]
+            assert ds.box_ids.tolist() == [a["id"] for a in anns]
+            xywh = np.array([a["bbox"] for a in anns], dtype=float)
+            np.testing.assert_array_equal(ds.boxes, np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
+            assert ds.image_ids[ds.box_image].tolist() == [a["image_id"] for a in anns]
+            assert ds.category_ids[ds.box_category].tolist() == [a["category_id"] for a in anns]
+            assert ds.crowd.tolist() == [bool(a.get("iscrowd", 0)) for a in anns]
+            assert ds.file_names.tolist() == [im["file_name"] for im in d["images"]]
+            assert ds.widths.tolist() == [im["width"] for im in d["images"]]
+    finally:
+        data_stream._job = saved
+
+
+def test_a_file_that_changes_while_it_is_read_is_refused(tmp_path):
+    d = _doc()
+    for i in range(400):
+        d["annotations"].append({"id": 1000 + i, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1 + i]})
+    p = _write(tmp_path, json.dumps(d).encode())
+    from imbalance_cli.data._io import open_stream
+
+    real = data_stream._decode
+    calls = []
+
+    def grow(job):
+        if not calls:
+            with open(p, "ab") as f:
+                f.write(b"\n")
+        calls.append(1)
+        return real(job)
+
+    data_stream._decode, saved = grow, data_stream._decode
+    try:
+        s, raw = open_stream(p)
+        with raw, pytest.raises(InputError, match="changed while it was read") as e:
+            data_stream.load_json_stream(s, raw, str(p), workers=1, chunk_bytes=500, block=700, verify_cuts=False)
+    finally:
+        data_stream._decode = saved
+    assert str(p) in str(e.value) and "\n" not in str(e.value)

@@ -67,7 +67,17 @@ def test_per_image_histograms():
     assert r["classes_per_image"] == {"edges": [0, 1, 2, 3], "counts": [1, 1, 1], "mean": 1.0, "max": 2}
 
 
-def test_scale():
+@pytest.fixture(params=[None, 3, 1], ids=["default-blocks", "blocks-of-3", "blocks-of-1"])
+def box_block(request, monkeypatch):
+    """The scale and location passes work in blocks of boxes: the same hand-computed values whatever the block."""
+    from imbalance_cli.stats import geometry
+
+    if request.param is not None:
+        monkeypatch.setattr(geometry, "BOX_BLOCK", request.param)
+    return request.param
+
+
+def test_scale(box_block):
     s = analyze(tiny(), hist_bins=4).to_dict()["scale"]
     assert s["relative_width"]["edges"] == [0, 0.25, 0.5, 0.75, 1.0]
     assert s["relative_width"]["counts"] == [1, 0, 2, 1]  # .15 | - | .5 .74 | 1
@@ -82,7 +92,7 @@ def test_scale():
     assert tv["relative_area"] == pytest.approx(0.0)
 
 
-def test_location_rows_are_y_and_per_class():
+def test_location_rows_are_y_and_per_class(box_block):
     loc = analyze(tiny(), location_bins=4, per_class_location=True).to_dict()["location"]
     want = np.zeros((4, 4), dtype=int)
     want[1, 1] = 1  # box 0 centre (.25, .25)

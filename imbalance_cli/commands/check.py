@@ -8,13 +8,13 @@ Actions), or to ``--summary FILE``.
 
 from __future__ import annotations
 
-import enum
 import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from imbalance_cli.choices import Choice
 from imbalance_cli.check import load_baseline, load_rules, run_check
 from imbalance_cli.commands._common import handle_errors, set_quiet
 from imbalance_cli.data.detect import FORMATS
@@ -22,11 +22,11 @@ from imbalance_cli.errors import FindingsError
 from imbalance_cli.report.check import (FILE_NAMES, REPORT_FORMATS, append_step_summary, render_many, verdict_line,
                                         write_reports)
 
-ReportFormat = enum.Enum("ReportFormat", {f: f for f in REPORT_FORMATS}, type=str)
-AnnotationFormat = enum.Enum("AnnotationFormat", {f: f for f in FORMATS}, type=str)
+ReportFormat = Choice("ReportFormat", {f: f for f in REPORT_FORMATS})
+AnnotationFormat = Choice("AnnotationFormat", {f: f for f in FORMATS})
 
 
-class FailOn(str, enum.Enum):
+class FailOn(Choice):
     """The lowest severity that fails the run."""
 
     error = "error"

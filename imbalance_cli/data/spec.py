@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from imbalance_cli.choices import Choice
 from imbalance_cli.errors import InputError
 
 
-class Format(str, enum.Enum):
+class Format(Choice):
     """Annotation formats :func:`imbalance_cli.load` reads (``--format`` choices)."""
 
     coco = "coco"

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from enum import Enum
 
+from imbalance_cli.choices import Choice
 from imbalance_cli.errors import InputError
 
 __all__ = [
@@ -188,11 +188,11 @@ SAMPLER_NAMES: tuple[str, ...] = ("none", "random", "ohem", "iou-balanced")
 #: Default ``--box-loss`` for losses that take one.
 DEFAULT_BOX_LOSS = "giou"
 
-LossName = Enum("LossName", {n: n for n in CLASSIFICATION}, type=str)
+LossName = Choice("LossName", {n: n for n in CLASSIFICATION})
 LossName.__doc__ = "``--loss`` choices (the keys of :data:`CLASSIFICATION`)."
-BoxLossName = Enum("BoxLossName", {n: n for n in BOX}, type=str)
+BoxLossName = Choice("BoxLossName", {n: n for n in BOX})
 BoxLossName.__doc__ = "``--box-loss`` choices (the keys of :data:`BOX`)."
-SamplerName = Enum("SamplerName", {n: n for n in SAMPLER_NAMES}, type=str)
+SamplerName = Choice("SamplerName", {n: n for n in SAMPLER_NAMES})
 SamplerName.__doc__ = "``--sampler`` choices."
 
 
