@@ -466,6 +466,28 @@ def test_chunks_the_decoders_read_from_the_file_equal_the_document(tmp_path, wor
         data_stream._job = saved
 
 
+def test_columns_too_big_for_their_shared_slot_come_back_pickled(tmp_path, monkeypatch):
+    # workers put a chunk's numeric columns in a shared slot of 2 x chunk_bytes (+ a margin, here none):
+    # with chunks of ~1 record most columns do not fit and are pickled; values against the json module
+    d = _doc()
+    for i in range(40):
+        d["annotations"].append({"id": 1000 + i, "image_id": 2, "category_id": 2, "bbox": [i, 1, 2, 3], "area": 1.5 * i})
+    p = _write(tmp_path, json.dumps(d).encode())
+    monkeypatch.setattr(data_stream, "SLOT_MARGIN", 0)
+    from imbalance_cli.data._io import open_stream
+
+    s, raw = open_stream(p)
+    with raw:
+        ds = data_stream.load_json_stream(s, raw, str(p), workers=2, chunk_bytes=40, block=64, verify_cuts=False,
+                                          total=10**9)
+    anns = d["annotations"]
+    assert ds.box_ids.tolist() == [a["id"] for a in anns]
+    xywh = np.array([a["bbox"] for a in anns], dtype=float)
+    np.testing.assert_array_equal(ds.boxes, np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
+    assert ds.image_ids[ds.box_image].tolist() == [a["image_id"] for a in anns]
+    np.testing.assert_array_equal(ds.area, [a.get("area", np.nan) for a in anns])
+
+
 def test_a_file_that_changes_while_it_is_read_is_refused(tmp_path):
     d = _doc()
     for i in range(400):

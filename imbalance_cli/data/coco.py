@@ -103,29 +103,12 @@ def decode_chunk(key: str, text: bytes, base: int, path: str) -> dict:
             raise _validation_error(e, key, text, path) from None
         except msgspec.DecodeError as e:
             raise _decode_error(e, base, path) from None
-        out = _ann_columns(recs) if key == "annotations" else _img_columns(recs)
-        _PINNED[:] = recs[::PIN_STRIDE]
-        return out
+        if key == "annotations":
+            return _ann_columns(recs)
+        return _img_columns(recs)
     finally:
         if was_enabled:
             gc.enable()
-
-
-#: Every ``PIN_STRIDE``-th record of the last decoded chunk is kept alive until the next chunk is decoded.
-PIN_STRIDE = 64
-_PINNED: list = []
-
-
-def release_pins() -> None:
-    """Drop the records :func:`decode_chunk` keeps between chunks (call when a load is over).
-
-    Why they are kept: CPython's small-object allocator hands an arena (1 MiB) back to the system as
-    soon as its last object is freed, so every chunk's ~30 MB of records was mapped and faulted in
-    afresh (each 4 KiB page a fault, costly in a virtual machine). A few records pinned in each arena
-    keep the arenas mapped, and the next chunk's records reuse them: 44.9 k -> 7.1 k page faults and
-    1.23 -> 0.70-0.97 s for eight 8 MiB chunks of the COCO-train-size file, measured side by side.
-    """
-    _PINNED.clear()
 
 
 def _fast(values, dtype, count: int, slow):

@@ -112,6 +112,8 @@ class _Slots:
         self.maps, self.free = [], []
 
 
+#: Bytes of a result slot beyond twice the chunk size.
+SLOT_MARGIN = 1 << 20
 #: The slots of the load in progress (set before the workers fork, so they share them).
 _SLOTS = _Slots()
 
@@ -191,7 +193,7 @@ def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers
                     global _SLOTS
                     # one slot per chunk in flight (at most 2 x workers + 1); columns take ~0.6 x a COCO
                     # chunk's bytes and at most ~1.3 x for the smallest records; bigger ones are pickled
-                    _SLOTS = _Slots(2 * workers + 2, 2 * chunk_bytes + (1 << 20))
+                    _SLOTS = _Slots(2 * workers + 2, 2 * chunk_bytes + SLOT_MARGIN)
                     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                                initializer=memory.keep_freed_memory)
                 if pool is None:
@@ -216,7 +218,6 @@ def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
             _SLOTS.close()
-        coco.release_pins()
         _SPAN_BUFFER[0] = bytearray()
     if _identity(file) != before:
         raise InputError("the file changed while it was read: run again", path=path)
