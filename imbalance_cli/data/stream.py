@@ -118,6 +118,16 @@ SLOT_MARGIN = 1 << 20
 _SLOTS = _Slots()
 
 
+def _start_workers(workers: int, chunk_bytes: int) -> ProcessPoolExecutor:
+    """The decoding pool, forked after this load's result slots are made (so the workers share them)."""
+    global _SLOTS
+    # one slot per chunk in flight (at most 2 x workers + 1); columns take ~0.6 x a COCO chunk's
+    # bytes and at most ~1.3 x for the smallest records; bigger ones are pickled
+    _SLOTS = _Slots(2 * workers + 2, 2 * chunk_bytes + SLOT_MARGIN)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=memory.keep_freed_memory)
+
+
 def _read_exactly(file: str, into: memoryview, offset: int, path: str) -> None:
     with open(file, "rb", buffering=0) as f:
         f.seek(offset)
@@ -191,12 +201,7 @@ def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers
                 # before, so chunks of one key are numbered when collected (in order) below.
                 # workers from the first chunk of a file of several chunks; a small file is decoded here
                 if workers > 1 and pool is None and (item.cont or len(pending) or (total or 0) > 2 * chunk_bytes):
-                    global _SLOTS
-                    # one slot per chunk in flight (at most 2 x workers + 1); columns take ~0.6 x a COCO
-                    # chunk's bytes and at most ~1.3 x for the smallest records; bigger ones are pickled
-                    _SLOTS = _Slots(2 * workers + 2, 2 * chunk_bytes + SLOT_MARGIN)
-                    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                                               initializer=memory.keep_freed_memory)
+                    pool = _start_workers(workers, chunk_bytes)
                 if pool is None:
                     try:
                         res = _decode(job)
