@@ -246,3 +246,15 @@ def test_cache_full_midway_leaves_no_partial_entry(tmp_path, monkeypatch):
     with pytest.warns(OutputWarning, match=r"No space left on device \(ENOSPC\)"):
         assert cache.save("k" * 40, ds) is None
     assert list(root.iterdir()) == []
+
+
+def test_evaluation_temporary_file_that_cannot_be_written_is_one_line(monkeypatch):
+    from imbalance_cli.detector import evaluate
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(evaluate.tempfile, "mkstemp", read_only)
+    with pytest.raises(WriteError, match=r"cannot write the evaluation's ground-truth file: Read-only file system "
+                                         r"\(EROFS\); the file system is read-only: choose another TMPDIR"):
+        evaluate.lvis_eval({"images": [], "annotations": [], "categories": []}, [{"image_id": 1}])
