@@ -359,6 +359,15 @@ def test_errors_of_the_other_steps_are_one_line_too(tmp_path, monkeypatch):
     assert _tree(out) == before and _temp_entries(tmp_path) == []
 
 
+def test_a_folder_that_cannot_take_a_report_is_named_not_the_temporary():
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc on this system")
+    with pytest.raises(WriteError) as info:
+        write_report("/proc/imbalance-out", {"stats.json": "x"})
+    assert str(info.value).startswith("/proc/imbalance-out: cannot write the report (it is built in a hidden folder "
+                                      "in /proc, then swapped in): ") and "imbalance-tmp" not in str(info.value)
+
+
 def test_hard_links_refused_fall_back_to_copies(tmp_path, monkeypatch):
     out = tmp_path / "report"
     _old_report(out)
