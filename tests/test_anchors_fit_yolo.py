@@ -203,7 +203,8 @@ def test_snippet_parses_and_toml_round_trips_into_stats(synth, tmp_path):
     fitted = rep["fitted"]["anchors"]
     y = yaml.safe_load((out / "ultralytics_anchors.yaml").read_text())
     assert y["anchors"] == [[v for a in lv for v in a] for lv in fitted]
-    assert sorted(p.name for p in out.iterdir()) == ["anchors.json", "anchors.png", "fitted.toml", "report.html",
+    assert sorted(p.name for p in out.iterdir()) == [".imbalance-manifest.json", "anchors.json", "anchors.png",
+                                                     "fitted.toml", "report.html",
                                                      "ultralytics_anchors.yaml"]
     p = resolve_preset(str(out / "fitted.toml"))
     assert [[list(a) for a in lv] for lv in p.anchors] == fitted and p.anchor_t == 4.0

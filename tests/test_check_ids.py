@@ -112,8 +112,8 @@ def test_text_junit_github_show_first_ids_with_count(tmp_path):
     assert line.startswith("::error file=") and "50, 51, 52, 53, 54, ... (7 in all)" in line and "%0A" in line
     out = tmp_path / "out"
     assert runner.invoke(app, ["check", str(p), "-o", str(out)]).exit_code == 1
-    assert sorted(x.name for x in out.iterdir()) == ["check.github.txt", "check.json", "check.md", "check.txt",
-                                                     "check.xml"]
+    assert sorted(x.name for x in out.iterdir()) == [".imbalance-manifest.json", "check.github.txt", "check.json",
+                                                     "check.md", "check.txt", "check.xml"]
     case = [c for c in ET.parse(out / "check.xml").getroot().iter("testcase") if c.get("name") == "invalid_box"][0]
     assert "50, 51, 52, 53, 54, 55, 56" in case.find("failure").text
     assert json.loads((out / "check.json").read_text())["findings"][0]["annotation_ids"] == bad_ids

@@ -244,7 +244,8 @@ def written(tmp_path_factory):
 def test_write_outputs_json_roundtrip(written):
     report, out, paths = written
     assert all(p.exists() for p in paths)
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)  # no temp files left
+    # no temp files left; the manifest lists what the tool wrote
+    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in paths] + [".imbalance-manifest.json"])
     loaded = json.loads((out / "stats.json").read_text())
     assert loaded == json.loads(json.dumps(report))
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from pathlib import Path
 from enum import Enum
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import typer
 
 from imbalance_cli import dist, progress
 from imbalance_cli.errors import FindingsError, InputError
+from imbalance_cli.fileio import OutputWarning, os_reason
 from imbalance_cli.report.progress import RichCounter, rich_bar
 from imbalance_cli.report.writer import check_out_dir
 
@@ -19,7 +21,7 @@ from imbalance_cli.report.writer import check_out_dir
 def handle_errors(fn: Callable) -> Callable:
     """Decorate a command: an :class:`InputError` becomes one line on stderr and exit code 2.
 
-    Also maps ``FileNotFoundError``/``IsADirectoryError``/``PermissionError`` on user paths to
+    Also maps any other ``OSError`` (a file not found, permissions, a full or read-only disk) to
     the same one-line form, and ``FindingsError`` to exit code 1. Anything else is a bug and
     keeps its traceback.
     """
@@ -35,19 +37,33 @@ def handle_errors(fn: Callable) -> Callable:
 def _run(fn: Callable, args: tuple, kwargs: dict) -> Any:
     """Call a command, turning the errors a user can act on into one line and an exit code."""
     try:
-        return fn(*args, **kwargs)
+        with warnings.catch_warnings():  # restores the default display afterwards (library use, tests)
+            warnings.showwarning = _one_line_warning(warnings.showwarning)
+            return fn(*args, **kwargs)
     except InputError as e:
         typer.echo(f"error: {e.one_line()}", err=True)
         raise typer.Exit(2) from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        name = getattr(e, "filename", None) or ""
-        typer.echo(f"error: {name}: {e.strerror or e}", err=True)
+    except OSError as e:  # the write paths name the user's path themselves (WriteError); this is the safety net
+        name = getattr(e, "filename", None)
+        typer.echo(f"error: {f'{name}: ' if name else ''}{os_reason(e)}", err=True)
         raise typer.Exit(2) from None
     except FindingsError:
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+
+
+def _one_line_warning(show: Callable) -> Callable:
+    """``showwarning`` printing an :class:`~imbalance_cli.fileio.OutputWarning` (a skipped cache) as one line."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, OutputWarning):
+            typer.echo(f"warning: {message}", err=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def flag(*names: str, help: str) -> Any:
@@ -62,10 +78,16 @@ def out_option(writes: str) -> Any:
                         metavar="DIR", show_default=False)
 
 
-def check_out(out: Path | None) -> None:
-    """Refuse, before any work, an ``--out`` that exists and is not a directory."""
+def check_out(out: Path | None, *inputs: Path, own: Iterable[str] | None = None) -> None:
+    """Refuse, before any work, an ``--out`` the report cannot replace safely (one line, exit 2).
+
+    Symbolic links are followed; refused: the working directory or a parent of it, the home directory,
+    ``/``, an input (or a folder holding one) of ``inputs``, an existing file or a path below one and,
+    given the report's ``own`` file patterns, a non-empty directory without the tool's manifest that
+    holds a file no such report writes (see :func:`imbalance_cli.report.writer.check_out_dir`).
+    """
     if out is not None:
-        check_out_dir(out)
+        check_out_dir(out, own=own, inputs=inputs)
 
 
 def set_quiet(quiet: bool) -> None:

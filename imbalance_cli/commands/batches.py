@@ -43,7 +43,7 @@ def register(app):
         Example: imbalance batches lvis_v1_train.json --batch-size 16 --sampler repeat-factor --epochs 2 --seed 0
         """
         set_quiet(quiet)
-        check_out(out)
+        check_out(out, file, own=render.OWN_FILES)
         dataset = load(file, spec=LoadSpec.build(format=fmt, workers=workers, cache=not no_cache))
         report = batch_statistics(dataset, batch_size=batch_size, sampler=sampler, epochs=epochs, seed=seed,
                                   repeat_threshold=repeat_threshold, anchors=parse_anchors(anchors), keep_per_batch=out is not None)

@@ -10,7 +10,7 @@ import typer
 
 from imbalance_cli.commands._common import choice_metavar, choice_parser, echo_json, handle_errors, set_quiet
 from imbalance_cli.errors import InputError
-from imbalance_cli.fileio import dumps_json
+from imbalance_cli.fileio import claim_files, dumps_json, make_dirs
 from imbalance_cli.losses.registry import BoxLossName, SamplerName, get_loss
 from imbalance_cli.report import bench as report_bench
 from imbalance_cli.report import train as report_train
@@ -78,6 +78,8 @@ def bench(
     if seeds < 1:
         raise InputError(f"--seeds must be >= 1, got {seeds}", record="--seeds")
     order, pairs = plan(names)
+    make_dirs(out, "the bench folder")  # before any training: a folder that cannot be written is one line
+    claim_files(out, "bench", report_bench.FILE_NAMES, legacy=("*-s[0-9]*", "synthetic-lt", ".*.tmp"))
     box = box_loss.value if box_loss is not None else None
     echo = (lambda s: None) if (quiet or json_out) else (lambda s: typer.echo(s, err=True))
     runs = []

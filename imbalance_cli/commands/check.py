@@ -14,11 +14,13 @@ from typing import Optional
 
 import typer
 
+from imbalance_cli import dist
 from imbalance_cli.choices import Choice
 from imbalance_cli.check import load_baseline, load_rules, run_check
-from imbalance_cli.commands._common import handle_errors, set_quiet
+from imbalance_cli.commands._common import check_out, handle_errors, set_quiet
 from imbalance_cli.data.detect import FORMATS
 from imbalance_cli.errors import FindingsError
+from imbalance_cli.fileio import check_append_target
 from imbalance_cli.report.check import (FILE_NAMES, REPORT_FORMATS, append_step_summary, render_many, verdict_line,
                                         write_reports)
 
@@ -68,6 +70,11 @@ def register(app):
         Example: imbalance check train.json --rules rules.toml --baseline stats.json --report-format github -o check/
         """
         set_quiet(quiet)
+        check_out(out, *files, own=FILE_NAMES.values())
+        env = os.environ.get("GITHUB_STEP_SUMMARY") if dist.rank_info().is_main else None  # torchrun: rank 0 writes
+        target, option = (summary, "--summary") if summary is not None else (env or None, "GITHUB_STEP_SUMMARY")
+        if target is not None:
+            check_append_target(target, "the Markdown summary", option)
         fmt = data_format or legacy_format
         r = load_rules(rules, fail_on=fail_on.value if fail_on is not None else None, anchors=anchors)
         base = load_baseline(baseline) if baseline is not None else None
@@ -78,8 +85,7 @@ def register(app):
                 typer.echo(verdict_line(res), err=True)
         if out is not None:
             write_reports(results, out)
-        target = summary if summary is not None else os.environ.get("GITHUB_STEP_SUMMARY") or None
         if target is not None:
-            append_step_summary(results, target)
+            append_step_summary(results, target, option)
         if not all(res.passed for res in results):
             raise FindingsError(f"{sum(len(res.findings) for res in results)} finding(s)")

@@ -42,7 +42,7 @@ def register(app):
         Example: imbalance compare instances_train2017.json instances_val2017.json --out cmp/
         """
         set_quiet(quiet)
-        check_out(out)
+        check_out(out, file_a, file_b, own=render.OWN_FILES)
         spec = LoadSpec.build(format=fmt, workers=workers, cache=not no_cache)
         if scale_bins < 1 or location_bins < 1:
             raise InputError("--scale-bins and --location-bins must be >= 1")

@@ -74,7 +74,7 @@ def anchors(
     imbalance stats instances_val2017.json --anchors fit/fitted.toml
     """
     set_quiet(quiet)
-    check_out(out)
+    check_out(out, file, own=render.OWN_FILES)
     if format is not None and format.lower() not in FORMAT_CHOICES:
         raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
     if iterations < 0:

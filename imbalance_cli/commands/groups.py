@@ -37,7 +37,7 @@ def register(app):
         Example: imbalance groups lvis_v1_train_cat_info.json --num-images 100170 --out bags/
         """
         set_quiet(quiet)
-        check_out(out)
+        check_out(out, file, own=render.OWN_FILES)
         edges = parse_edges(bags_edges)
         counts = class_counts_from(file, num_images=num_images, format=fmt)
         report = long_tail_groups(counts, edges=edges, repeat_threshold=repeat_threshold, cb_beta=cb_beta)

@@ -43,7 +43,7 @@ def register(app):
         Example: imbalance margins lvis_v1_train_cat_info.json --fg-bg-ratio 6.3313 --out margins/
         """
         set_quiet(quiet)
-        check_out(out)
+        check_out(out, file, own=render.OWN_FILES)
         if anchors is not None and fg_bg_ratio is not None:
             raise InputError("give either --fg-bg-ratio or --anchors, not both")
         if anchors is not None and one_stage:

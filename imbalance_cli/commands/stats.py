@@ -77,7 +77,7 @@ def stats(
     """Dataset imbalance statistics (survey Figs. 4, 5, 7, 13): class long tail, objects and classes per image,
     scale, location, imbalance measures, verdicts, and (unless --anchors none) anchor statistics."""
     set_quiet(quiet)
-    check_out(out)
+    check_out(out, file, own=render.OWN_FILES + render_splits.OWN_FILES)
     if format is not None and format.lower() not in FORMAT_CHOICES:
         raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
     check_bins("--location-bins", location_bins)

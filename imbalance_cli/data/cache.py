@@ -28,12 +28,14 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from imbalance_cli.data.dataset import Dataset, LazyStrings, Ragged
+from imbalance_cli.fileio import OutputWarning, os_reason
 
 #: Bump when the Dataset layout or the loaders' semantics change.
 VERSION = 1
@@ -86,7 +88,10 @@ def key_for(path, options: dict) -> str:
 
 def load(key: str) -> Dataset | None:
     """The cached dataset for ``key``, or None (a damaged entry is removed)."""
-    entry = cache_dir() / key
+    try:
+        entry = cache_dir() / key
+    except (RuntimeError, KeyError):  # no home directory to put the default cache in
+        return None
     if not entry.is_dir():
         return None
     try:
@@ -96,14 +101,30 @@ def load(key: str) -> Dataset | None:
         return None
 
 
+def warn_unwritable(root: Path | str, exc: OSError) -> None:
+    """Say in one line (an :class:`~imbalance_cli.fileio.OutputWarning`) that the cache at ``root`` was skipped."""
+    warnings.warn(f"the load cache {root} cannot be written ({os_reason(exc)}); this load is not cached: free "
+                  "space or set IMBALANCE_CACHE to a writable folder (or use --no-cache)", OutputWarning, stacklevel=3)
+
+
 def save(key: str, ds: Dataset) -> Path | None:
-    """Write ``ds`` under ``key`` atomically; returns the entry, or None if the cache is not writable."""
-    root = cache_dir()
+    """Write ``ds`` under ``key`` atomically; returns the entry, or None if the cache is not writable.
+
+    A cache that cannot be written (read-only, full, a file where the folder should be, no home
+    directory) is skipped with one warning (:func:`warn_unwritable`), never fatal; a partly written
+    entry is removed.
+    """
+    try:
+        root = cache_dir()
+    except (RuntimeError, KeyError):  # no home directory to put the default cache in
+        return None
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=root))
-    except OSError:
+    except OSError as e:
+        warn_unwritable(root, e)
         return None
+    final = root / key
     try:
         meta = {"version": VERSION, "columns": {}, "strings": {}, "ragged": {}, "format": ds.format,
                 "has_image_sizes": bool(ds.has_image_sizes), "info": ds.info}
@@ -127,12 +148,16 @@ def save(key: str, ds: Dataset) -> Path | None:
                 meta["ragged"][name] = {"offsets": _write_npy(tmp / f"{name}.off.npy", r.offsets),
                                         "values": _write_npy(tmp / f"{name}.val.npy", r.values)}
         (tmp / "meta.json").write_text(json.dumps(meta, default=str))
-        final = root / key
         if final.exists():
             shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
         return final
-    except (OSError, TypeError, ValueError):
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.isdir(final):  # not an entry another process renamed in first
+            warn_unwritable(root, e)
+        return None
+    except (TypeError, ValueError):
         shutil.rmtree(tmp, ignore_errors=True)
         return None
 

@@ -230,7 +230,8 @@ def _save_size_cache(path: Path, table: dict) -> None:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, names=np.frombuffer("\n".join(names).encode("utf-8"), dtype=np.uint8), meta=meta)
         os.replace(tmp, path)
-    except OSError:  # an unwritable cache only costs the next run the header reads
+    except OSError as e:  # an unwritable cache only costs the next run the header reads: one warning
+        _cache.warn_unwritable(path.parent, e)
         try:
             os.unlink(tmp)
         except (OSError, UnboundLocalError):

@@ -25,6 +25,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from imbalance_cli.fileio import write_error
 from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
@@ -95,10 +96,14 @@ def lvis_eval(gt: dict, detections: list[dict], max_dets: int = 300) -> dict:
 
     if not detections:
         return {k: 0.0 for k in ("APr", "APc", "APf")}
-    fd, path = tempfile.mkstemp(suffix=".json", prefix="imbalance-lvis-gt-")
+    path = None
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(gt, f)
+        try:  # lvis-api reads its ground truth from a file
+            fd, path = tempfile.mkstemp(suffix=".json", prefix="imbalance-lvis-gt-")
+            with os.fdopen(fd, "w") as f:
+                json.dump(gt, f)
+        except OSError as e:
+            raise write_error(tempfile.gettempdir(), e, "the evaluation's ground-truth file", "TMPDIR") from None
         with numpy_float_alias(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             import logging
 
@@ -115,7 +120,8 @@ def lvis_eval(gt: dict, detections: list[dict], max_dets: int = 300) -> dict:
             finally:
                 logging.getLogger("lvis").setLevel(level)
     finally:
-        os.unlink(path)
+        if path is not None:
+            os.unlink(path)
     return {k: (float(res[k]) if res[k] > -1 else float("nan")) for k in ("APr", "APc", "APf")}
 
 

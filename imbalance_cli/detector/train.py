@@ -39,7 +39,7 @@ from imbalance_cli.detector.model import Detector, ModelConfig, PostProcess, pos
 from imbalance_cli.detector.objectives import resolve_objectives, sample_anchors
 from imbalance_cli.detector.synthetic import SyntheticConfig
 from imbalance_cli.errors import InputError
-from imbalance_cli.fileio import atomic_path, write_json, write_text
+from imbalance_cli.fileio import AppendFile, claim_files, make_dirs, write_json, write_text, write_via
 from imbalance_cli.losses.registry import check_options, check_sampler
 from imbalance_cli.losses.regression import decode_deltas, encode_deltas
 from imbalance_cli.progress import enabled as progress_enabled
@@ -282,9 +282,12 @@ def load_checkpoint(path: Path, device) -> dict:
     return ck
 
 
+#: The files a run writes into its ``--out`` folder (besides the renderer's plots and ``synthetic-lt/``).
+RUN_FILES = ("train_log.jsonl", "checkpoint.pt", "metrics.json", "detections.json")
+
+
 def _save_checkpoint(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_via(path, lambda f: torch.save(payload, f), "the checkpoint")  # a full disk: one line, not torch's error
 
 
 def _settings(cfg: TrainConfig) -> dict:
@@ -395,8 +398,8 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     threads = cfg.threads or dist.local_share(auto_threads())
     torch.set_num_threads(threads)
     out = Path(cfg.out)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
+    if main:  # before any work: a folder that cannot be written
+        make_dirs(out, "the run folder")
     ckpt_path = out / "checkpoint.pt"
     log_path = out / "train_log.jsonl"
     preset = resolve_preset(cfg)
@@ -411,6 +414,10 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
         if ck["settings"] != settings:
             diff = sorted(k for k in settings if ck["settings"].get(k) != settings[k])
             raise InputError(f"checkpoint was written with other settings ({', '.join(diff)}); use the same options or another --out", path=str(ckpt_path), record="--resume")
+    if main:  # before any work: refuse to overwrite a file of the user's named like an output
+        plots = tuple(getattr(renderer, "FILE_NAMES", ()))
+        claim_files(out, "train", RUN_FILES + (plots if cfg.plots else ()), legacy=("synthetic-lt", ".*.tmp", *plots),
+                    markers=RUN_FILES[:2])
     t0 = time.perf_counter()
     if not main:  # rank 0 builds (and caches) the data first; the others then read the same files
         dist.barrier()
@@ -460,7 +467,7 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     bar = (renderer.ProgressBar(total_steps, start_epoch * ipe)
            if main and renderer is not None and progress_enabled() else None)
     try:
-        with open(log_path if main else os.devnull, "a") as log:
+        with AppendFile(log_path, "the training log") if main else open(os.devnull, "a") as log:
             for epoch in range(start_epoch, cfg.epochs):
                 model.train()
                 t_ep = time.perf_counter()

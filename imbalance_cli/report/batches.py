@@ -93,4 +93,4 @@ def report_files(report: dict) -> dict:
 
 def write_outputs(report: dict, out_dir: str | os.PathLike) -> list[Path]:
     """Write batches.json (without per-batch arrays), per_batch.csv and batches.png (swapped in whole)."""
-    return write_report(out_dir, report_files(report), own=OWN_FILES)
+    return write_report(out_dir, report_files(report), own=OWN_FILES, kind="batches")

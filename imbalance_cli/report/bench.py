@@ -100,6 +100,10 @@ def markdown_table(summary: list[dict], versus: list[dict], keys=TABLE_KEYS) -> 
     return "\n".join(lines) + "\n"
 
 
+#: The files :func:`write_outputs` writes into the bench folder (beside one folder per run).
+FILE_NAMES = ("bench.json", "bench.csv", "bench.md", "bench.png")
+
+
 def write_outputs(out: Path, payload: dict) -> list[Path]:
     """``bench.json`` (runs, summary, versus_baseline, settings), ``bench.csv``, ``bench.md`` and ``bench.png``."""
     out = Path(out)
@@ -117,7 +121,7 @@ def write_outputs(out: Path, payload: dict) -> list[Path]:
     write_text(out / "bench.csv", "\n".join(lines) + "\n")
     write_text(out / "bench.md", markdown_table(summary, versus))
     save_figure(bench_figure(summary), out / "bench.png")
-    return [out / n for n in ("bench.json", "bench.csv", "bench.md", "bench.png")]
+    return [out / n for n in FILE_NAMES]
 
 
 def render_terminal(summary: list[dict], versus: list[dict], seeds: int, epochs: int) -> None:

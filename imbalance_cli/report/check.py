@@ -22,7 +22,7 @@ from pathlib import Path
 
 from imbalance_cli.check.findings import LEVEL, CheckResult, Finding, many_to_dict
 from imbalance_cli.check.rules import GROUP_OF
-from imbalance_cli.fileio import dumps_json
+from imbalance_cli.fileio import append_text, dumps_json
 from imbalance_cli.report.writer import check_out_dir, write_report
 
 SHOW = 5  # ids / records shown per finding outside JSON
@@ -189,10 +189,13 @@ def write_reports(results: list[CheckResult], out_dir: str | os.PathLike) -> lis
     (:func:`imbalance_cli.report.writer.write_report`, all or nothing)."""
     check_out_dir(out_dir)
     files = {FILE_NAMES[fmt]: render_many(results, fmt) for fmt in REPORT_FORMATS}
-    return write_report(out_dir, files, own=tuple(FILE_NAMES.values()))
+    return write_report(out_dir, files, own=tuple(FILE_NAMES.values()), kind="check")
 
 
-def append_step_summary(results: list[CheckResult], path: str | os.PathLike) -> None:
-    """Append the Markdown summary to ``path`` (GitHub's ``$GITHUB_STEP_SUMMARY`` is appended to, not replaced)."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(render_markdown(results))
+def append_step_summary(results: list[CheckResult], path: str | os.PathLike, option: str = "--summary") -> None:
+    """Append the Markdown summary to ``path`` (GitHub's ``$GITHUB_STEP_SUMMARY`` is appended to, not replaced).
+
+    A failed append is cut back off and raised as one line naming ``path`` and ``option`` (the
+    :class:`~imbalance_cli.fileio.WriteError` of :func:`~imbalance_cli.fileio.append_text`).
+    """
+    append_text(path, render_markdown(results), what="the Markdown summary", option=option)

@@ -123,4 +123,4 @@ def report_files(report: dict, plots: bool = True) -> dict:
 
 def write_outputs(report: dict, out_dir: str | os.PathLike, plots: bool = True) -> list[Path]:
     """Write compare.json, compare_classes.csv and the overlay figures; the directory is swapped in whole."""
-    return write_report(out_dir, report_files(report, plots), own=OWN_FILES)
+    return write_report(out_dir, report_files(report, plots), own=OWN_FILES, kind="compare")

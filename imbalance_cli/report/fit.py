@@ -17,6 +17,8 @@ from imbalance_cli.report.writer import check_out_dir, write_report
 
 SNIPPET_FILES = {"torchvision": "torchvision_anchor_generator.py", "mmdet": "mmdet_anchor_generator.py",
                  "detectron2": "detectron2_anchor_generator.yaml", "ultralytics": "ultralytics_anchors.yaml"}
+#: Every file name of an anchors report directory.
+OWN_FILES = ("anchors.json", "fitted.toml", "anchors.png", "report.html", *SNIPPET_FILES.values())
 
 
 def _scores(report: dict) -> tuple[str, dict, dict]:
@@ -198,5 +200,4 @@ def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> l
     files = {"anchors.json": dumps_json(report), "fitted.toml": report["toml"]}
     files.update({SNIPPET_FILES[fw]: c["text"] for fw, c in report["configs"].items()})
     files.update({"anchors.png": png, "report.html": render_html(report, png)})
-    return write_report(out_dir, files, own=("anchors.json", "fitted.toml", "anchors.png", "report.html",
-                                             *SNIPPET_FILES.values()))
+    return write_report(out_dir, files, own=OWN_FILES, kind="anchors")

@@ -60,17 +60,19 @@ def render_terminal(report: dict, console=None) -> None:
                       f"min {min(cb):.3g}, max {max(cb):.3g}")
 
 
-def _tensor_file(arr: np.ndarray):
-    def write(path: Path) -> None:
-        import torch
+def _tensor_file(arr: np.ndarray) -> bytes:
+    """``torch.save`` of ``arr`` as int64, in memory (the report writer then writes bytes: a full disk is one line)."""
+    import io
 
-        torch.save(torch.as_tensor(arr, dtype=torch.int64), path)
+    import torch
 
-    return write
+    buf = io.BytesIO()
+    torch.save(torch.as_tensor(arr, dtype=torch.int64), buf)
+    return buf.getvalue()
 
 
 def report_files(report: dict, label2binlabel: np.ndarray, pred_slice: np.ndarray) -> dict:
-    """Every file of the groups directory: ``{file name: content}`` (the tensors as writer functions).
+    """Every file of the groups directory: ``{file name: content}`` (the tensors as ``torch.save`` bytes).
 
     ``label2binlabel`` ((N+1, C+1)) and ``pred_slice`` ((N+1, 2)) come from
     :func:`imbalance_cli.stats.groups.bags_mappings`, in the order of ``report["classes"]``.
@@ -91,4 +93,4 @@ def report_files(report: dict, label2binlabel: np.ndarray, pred_slice: np.ndarra
 def write_outputs(report: dict, out_dir: str | os.PathLike, label2binlabel: np.ndarray,
                   pred_slice: np.ndarray) -> list[Path]:
     """Write groups.json, classes.csv, bags.json, label2binlabel.pt and pred_slice.pt (swapped in whole)."""
-    return write_report(out_dir, report_files(report, label2binlabel, pred_slice), own=OWN_FILES)
+    return write_report(out_dir, report_files(report, label2binlabel, pred_slice), own=OWN_FILES, kind="groups")

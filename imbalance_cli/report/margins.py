@@ -129,4 +129,4 @@ def report_files(report: dict, plots: bool = True) -> dict:
 
 def write_outputs(report: dict, out_dir: str | os.PathLike, plots: bool = True) -> list[Path]:
     """Write margins.json, margins.csv, instance_counts.json, ecm_counts.json and the figures (swapped in whole)."""
-    return write_report(out_dir, report_files(report, plots), own=OWN_FILES)
+    return write_report(out_dir, report_files(report, plots), own=OWN_FILES, kind="margins")

@@ -20,6 +20,7 @@ from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report.compare import figures as compare_figures
 from imbalance_cli.report.figures import figure_png
+from imbalance_cli.report.stats import OWN_FILES as STATS_OWN_FILES
 from imbalance_cli.report.stats import report_files as stats_report_files
 from imbalance_cli.report.writer import check_out_dir, write_report
 from imbalance_cli.report.stats import render_terminal as render_stats
@@ -190,4 +191,5 @@ def report_files(report: dict, dpi: int = 110) -> dict:
 def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:
     """Write the splits report directory (see module docstring), all or nothing; return the written paths."""
     check_out_dir(out_dir)
-    return write_report(out_dir, report_files(report, dpi=dpi), own=OWN_FILES + tuple(report["order"]))
+    own = OWN_FILES + tuple(report["order"]) + tuple(f"{n}/{p}" for n in report["order"] for p in STATS_OWN_FILES)
+    return write_report(out_dir, report_files(report, dpi=dpi), own=own, kind="splits")

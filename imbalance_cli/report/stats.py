@@ -63,7 +63,7 @@ def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> l
     """
     check_out_dir(out_dir)  # before rendering anything
     files = report_files(report, dpi=dpi)
-    return write_report(out_dir, files, own=OWN_FILES)
+    return write_report(out_dir, files, own=OWN_FILES, kind="stats")
 
 
 def render_terminal(report: dict, console=None, top: int = 10) -> None:

@@ -88,6 +88,10 @@ def per_class_scatter(instances, values, frequency, ylabel: str, title: str):
     return fig
 
 
+#: The plots :func:`write_all` writes into a run folder.
+FILE_NAMES = ("loss_paces.png", "ap_vs_instances.png", "weight_norms.png")
+
+
 def write_all(out_dir, metrics: dict, log_path) -> list[Path]:
     """Write the three figures of a run into ``out_dir``; returns their paths."""
     out = Path(out_dir)
