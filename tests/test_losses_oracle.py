@@ -219,3 +219,21 @@ def test_fixtures_name_their_makers():
     for data in (MMDET, AUTHORS):
         assert data["made_by"]["torch"].startswith("2.13") and data["made_by"]["mmdet"] == "3.3.0"
     assert AUTHORS["made_by"]["kemaloksuz/aLRPLoss"].startswith("2cfaa8e")
+
+
+@pytest.mark.parametrize("case", _cases(AUTHORS, {"ranking-no-positives"}))
+def test_authors_ranking_losses_without_positives(case):
+    """The released RS, AP and aLRP forwards raise on a batch without positives; ours give 0 and a zero update."""
+    assert case["raises"] and "RuntimeError" in case["raises"]
+    x = torch.tensor(case["inputs"]["logits"], requires_grad=True)
+    y = torch.tensor(case["inputs"]["targets"])
+    which = case["params"]["which"]
+    if which == "rs":
+        out = sum(L.rank_sort_loss(x, y))
+    elif which == "ap":
+        out = L.ap_loss(x, y)
+    else:
+        out = sum(L.alrp_loss(x, y, torch.zeros_like(x)))
+    assert float(out) == 0.0
+    (g,) = torch.autograd.grad(out, x, allow_unused=True)
+    assert g is None or not g.any()

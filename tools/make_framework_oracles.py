@@ -322,6 +322,16 @@ def ranking_cases(torch, sources: Path) -> list:
     load_defs(source_text(sources, "ap"), ["APLoss"], ns)
     load_defs(source_text(sources, "alrp"), ["aLRPLoss"], ns)
     cases = []
+    for name, fn in (("rs", lambda x, y: ns["RankSort"].apply(x, y, 0.5)), ("ap", lambda x, y: ns["APLoss"].apply(x, y, 1.0)),
+                     ("alrp", lambda x, y: ns["aLRPLoss"].apply(x, y, torch.zeros(0), 1.0))):
+        try:  # a batch without positives
+            fn(torch.tensor([0.3, -1.0, 2.0]), torch.tensor([0.0, 0.0, -1.0]))
+            raised = None
+        except Exception as e:  # noqa: BLE001  (recorded, whatever it is)
+            raised = f"{type(e).__name__}: {e}"
+        cases.append({"name": f"{name}-no-positives", "loss": "ranking-no-positives", "dtype": "float32",
+                      "inputs": {"logits": [0.3, -1.0, 2.0], "targets": [0.0, 0.0, -1.0]}, "params": {"which": name},
+                      "raises": raised, "value": None, "grad": {}, "source": f"{name} official forward"})
     for key, (logits, labels) in _ranking_inputs(torch).items():
         g = torch.Generator().manual_seed(5)
         ious = (torch.rand(len(labels), generator=g, dtype=torch.float64) * 0.8 + 0.15).tolist()
