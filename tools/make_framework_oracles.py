@@ -541,6 +541,8 @@ def main(argv=None) -> int:
     ap.add_argument("--venv", type=Path, default=VENV)
     ap.add_argument("--sources", type=Path, default=Path("/work/.mirror"))
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "data")
+    ap.add_argument("--detectron2-src", type=Path, default=None,
+                    help="a detectron2 source tree (default: extracted from the mirror in --sources at its HEAD)")
     args = ap.parse_args(argv)
     if args.step == "install":
         install(args.venv)
