@@ -237,3 +237,36 @@ def test_authors_ranking_losses_without_positives(case):
     assert float(out) == 0.0
     (g,) = torch.autograd.grad(out, x, allow_unused=True)
     assert g is None or not g.any()
+
+
+_EMPTY = {
+    "ciou": lambda p, t: L.ciou_loss(p, t, reduction="mean"),
+    "diou": lambda p, t: L.diou_loss(p, t, reduction="mean"),
+    "giou": lambda p, t: L.giou_loss(p, t, reduction="mean"),
+    "iou": lambda p, t: L.iou_loss(p, t, reduction="mean"),
+    "bounded-iou": lambda p, t: L.bounded_iou(p, t, reduction="mean"),
+    "balanced-l1": lambda p, t: L.balanced_l1(p, t, reduction="mean"),
+    "smooth-l1": lambda p, t: L.smooth_l1(p, t, reduction="mean"),
+    "l1": lambda p, t: L.l1(p, t, reduction="mean"),
+    "focal": lambda p, t: L.focal_loss(p[:, :3], t[:, :3], reduction="mean"),
+}
+
+
+@pytest.mark.parametrize("case", _cases(MMDET, {"empty"}))
+def test_mmdet_empty_batches(case):
+    """An empty batch with ``reduction="mean"``: 0 where mmdetection gives 0, and 0 (not its NaN) where it averages nothing."""
+    pred = torch.zeros(0, 4, requires_grad=True)
+    out = _EMPTY[case["params"]["which"]](pred, torch.zeros(0, 4))
+    assert float(out) == 0.0
+    assert case["value"] in ([0.0], ["nan"])
+    (g,) = torch.autograd.grad(out, pred, allow_unused=True)
+    assert g is None or g.numel() == 0
+
+
+@pytest.mark.parametrize("case", _cases(AUTHORS, {"bags"}))
+def test_authors_bags(case):
+    """BAGS per-group mean loss against the authors' ``GSBBoxHeadWith0`` (every group keeps all its ``others``)."""
+    counts = np.asarray(case["inputs"]["counts"], dtype=np.float64)
+    l2b, ps = L.bags_label2binlabel(counts), L.bags_pred_slice(counts)
+    beta = float("inf") if case["params"]["beta"] == "inf" else case["params"]["beta"]
+    _check(case, lambda t, p: L.bags_loss(t["logits"], t["labels"], l2b, ps, beta=beta, reduction="mean"), ("logits",))

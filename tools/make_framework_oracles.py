@@ -51,6 +51,8 @@ AUTHORS = {
     "ioub": ("ShengkaiWu+IoU-aware-single-stage-object-detector", "67b8955eb59137590dbadc6aac45529ae9459e4a",
              "mmdet/core/loss/losses.py"),
     "eqlv2": ("tztztztztz+eqlv2", None, "mmdet/models/losses/eqlv2.py"),
+    "bags": ("FishYuLi+BalancedGroupSoftmax", "90e04fd8ccecd2bc61bbe6053a741ae708da2794",
+             "mmdet/models/bbox_heads/gs_bbox_head_with0.py"),
     "detectron2": ("facebookresearch+detectron2", None, ""),
 }
 
@@ -224,9 +226,30 @@ def mmdet_losses(torch) -> list:
                                 reduction="none")
         cases.append(case(f"focal-{dtype}", "focal", dtype, inputs, {"gamma": 2.0, "alpha": 0.25}, value[0], grads,
                           source="mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss"))
+    cases += empty_cases(torch, il, bl1, sl1, fl)
     cases += ghm_cases(torch, ghm_loss)
     cases += seesaw_cases(torch)
     return cases
+
+
+def empty_cases(torch, il, bl1, sl1, fl) -> list:
+    """Empty batches through mmdetection's own wrappers with ``reduction="mean"`` (NaN where it averages nothing)."""
+    out = []
+    for loss, fn, params in (("ciou", il.ciou_loss, {}), ("diou", il.diou_loss, {}), ("giou", il.giou_loss, {}),
+                             ("iou", il.iou_loss, {"mode": "log"}), ("bounded-iou", il.bounded_iou_loss, {}),
+                             ("balanced-l1", bl1.balanced_l1_loss, {}), ("smooth-l1", sl1.smooth_l1_loss, {}),
+                             ("l1", sl1.l1_loss, {})):
+        pred = torch.zeros(0, 4, requires_grad=True)
+        v = fn(pred, torch.zeros(0, 4), reduction="mean", **params)
+        value = float(v)
+        out.append({"name": f"{loss}-empty", "loss": "empty", "dtype": "float32", "params": {"which": loss, **params},
+                    "value": [value if math.isfinite(value) else str(value)], "grad": {},
+                    "source": f"mmdet {fn.__module__}.{fn.__name__} (weighted_loss wrapper, reduction mean)"})
+    v = fl.py_sigmoid_focal_loss(torch.zeros(0, 3), torch.zeros(0, 3), reduction="mean")
+    out.append({"name": "focal-empty", "loss": "empty", "dtype": "float32", "params": {"which": "focal"},
+                "value": [float(v) if math.isfinite(float(v)) else str(float(v))], "grad": {},
+                "source": "mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss (reduction mean)"})
+    return out
 
 
 def ghm_cases(torch, ghm_loss) -> list:
@@ -245,7 +268,8 @@ def ghm_cases(torch, ghm_loss) -> list:
         if k == 1:
             logits[0, :] = torch.tensor([60.0, -60.0, 0.0, 80.0, -80.0])
         calls.append({"pred": logits.tolist(), "target": target.tolist(), "label_weight": weight.tolist()})
-    cases.append(ghm_run(torch, ghm_loss.GHMC, "ghm-c", "ghm-c-momentum-3calls", calls, bins=30, momentum=0.75))
+    calls.append({"pred": calls[0]["pred"], "target": calls[0]["target"], "label_weight": [[0.0] * 5] * 40})
+    cases.append(ghm_run(torch, ghm_loss.GHMC, "ghm-c", "ghm-c-momentum-4calls", calls, bins=30, momentum=0.75))
     cases.append(ghm_run(torch, ghm_loss.GHMC, "ghm-c", "ghm-c-nomomentum", calls[:1], bins=30, momentum=0.0))
     calls = []
     for k in range(3):
@@ -297,6 +321,59 @@ def authors_losses(torch, sources: Path) -> list:
     cases += ecm_cases(torch, sources)
     cases += iou_balanced_cases(torch, sources)
     cases += eqlv2_cases(torch, sources)
+    cases += bags_cases(torch, sources)
+    return cases
+
+
+def bags_cases(torch, sources: Path) -> list:
+    """BAGS: the authors' ``GSBBoxHeadWith0`` label remapping, ``others`` sampling and per-group loss, as written.
+
+    Their methods run on a bare object holding the group tables of ``imbalance_cli.losses.bags_label2binlabel``
+    / ``bags_pred_slice`` (their label 0 is the background, ours C: the columns are rotated to their
+    convention) and mmdetection's ``CrossEntropyLoss`` as ``loss_bin``. Batches are chosen so that every
+    group keeps all its ``others`` boxes (``floor(ratio * positives)`` reaches their number), which is the
+    only case two different random generators can agree on.
+    """
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    from mmdet.models.losses import CrossEntropyLoss
+
+    from imbalance_cli.losses import bags_label2binlabel, bags_pred_slice
+
+    tree = ast.parse(source_text(sources, "bags"))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "GSBBoxHeadWith0")
+    methods = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name in ("_sample_others", "_remap_labels",
+                                                                                       "_slice_preds", "loss")]
+    ns = authors_namespace(torch)
+    ns["force_fp32"] = lambda **k: (lambda f: f)
+    body = ast.ClassDef(name="Head", bases=[], keywords=[], body=methods, decorator_list=[])
+    exec(compile(ast.fix_missing_locations(ast.Module(body=[body], type_ignores=[])), "<bags>", "exec"), ns)
+    cases = []
+    g = torch.Generator().manual_seed(23)
+    for name, counts, labels, ratio in (
+        ("beta8-small", [3, 50, 400, 5000, 7, 120], [0, 1, 2, 3, 6, 6, 4, 5, 1, 3], 8.0),
+        ("all-others", [3, 50, 400, 5000, 7, 120], [0, 1, 2, 3, 6, 6, 4, 5, 1, 6, 6, 6, 2, 3, 3, 3, 0, 6], 1e9),
+        ("group-without-its-classes", [3, 50, 400, 5000], [2, 3, 4, 4, 3], 8.0),
+    ):
+        C = len(counts)
+        l2b = bags_label2binlabel(np.asarray(counts, float))
+        ps = bags_pred_slice(np.asarray(counts, float))
+        theirs = torch.cat([l2b[:, C:], l2b[:, :C]], dim=1)  # their label 0 = background
+        head = ns["Head"]()
+        head.label2binlabel, head.pred_slice, head.others_sample_ratio = theirs, ps, ratio
+        head.loss_bins = [CrossEntropyLoss() for _ in range(ps.shape[0])]
+        T = int(ps[-1, 0] + ps[-1, 1])
+        logits = (torch.randn(len(labels), T, generator=g, dtype=torch.float64) * 2).tolist()
+        x = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+        their_labels = torch.tensor([0 if y == C else y + 1 for y in labels])
+        losses = head.loss(x, None, their_labels, None, None, None)
+        total = sum(losses.values())
+        grad = torch.autograd.grad(total, x)[0]
+        cases.append({"name": f"bags-{name}", "loss": "bags", "dtype": "float64",
+                      "inputs": {"logits": logits, "labels": {"int": labels}, "counts": counts},
+                      "params": {"beta": ratio if ratio < 1e8 else "inf"}, "value": [float(total)],
+                      "per_group": [float(v) for v in losses.values()], "grad": {"logits": tolist(grad)},
+                      "source": "BalancedGroupSoftmax gs_bbox_head_with0.GSBBoxHeadWith0 (_remap_labels, _sample_others, loss)"})
     return cases
 
 
@@ -555,7 +632,7 @@ def main(argv=None) -> int:
         write_json(args.out / "mmdet-oracle" / "losses.json",
                    {"made_by": versions(torch, args.sources, []), "tool": "tools/make_framework_oracles.py losses",
                     "cases": mmdet_losses(torch)})
-        keys = ["alrp", "rs", "ecm", "ioub", "eqlv2"]
+        keys = ["alrp", "rs", "ecm", "ioub", "eqlv2", "bags"]
         write_json(args.out / "authors-oracle" / "losses.json",
                    {"made_by": versions(torch, args.sources, keys), "tool": "tools/make_framework_oracles.py losses",
                     "cases": authors_losses(torch, args.sources)})
