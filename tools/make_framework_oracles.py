@@ -5,7 +5,8 @@ Not run by CI (it needs the frameworks); the files it writes are, by ``tests/tes
 ``tests/test_anchors_framework_oracle.py``. Three steps::
 
     python tools/make_framework_oracles.py install            # venv /work/venvs/mmdet: torch 2.13 CPU,
-                                                              # mmdet 3.3.0, mmengine, mmcv-lite 2.1.0
+                                                              # mmdet 3.3.0, mmengine, mmcv-lite 2.1.0,
+                                                              # detectron2's pure-Python dependencies
     /work/venvs/mmdet/bin/python tools/make_framework_oracles.py losses  --sources /work/.mirror
     /work/venvs/mmdet/bin/python tools/make_framework_oracles.py anchors --sources /work/.mirror
 
@@ -59,11 +60,16 @@ AUTHORS = {
 
 # ------------------------------------------------------------------------------------------ install
 def install(venv: Path) -> None:
-    """Create ``venv`` with torch 2.13 (CPU, first), mmdet 3.3.0, mmengine and mmcv-lite 2.1.0."""
+    """Create ``venv`` with torch 2.13 (CPU, first), mmdet 3.3.0, mmengine, mmcv-lite 2.1.0 and detectron2's Python deps."""
     subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.check_call(pip + ["torch==2.13.0"])
     subprocess.check_call(pip + ["mmdet==3.3.0", "mmengine", "mmcv-lite==2.1.0", "numpy", "scipy", "pycocotools"])
+    # detectron2's pure-Python modules (imported from its source) need these; torchvision's compiled ops do not
+    # load on this torch, its Python parts are imported through /work/shared/tools/tvshim.py
+    subprocess.check_call(pip + ["torchvision==0.28.0", "--no-deps"])
+    subprocess.check_call(pip + ["fvcore", "iopath", "omegaconf", "hydra-core", "termcolor", "tabulate", "yacs",
+                                 "cloudpickle", "Pillow"])
 
 
 def stub_mmcv_ext() -> None:
