@@ -135,11 +135,11 @@ def test_iou_family_losses_match_numpy():
     w1, h1 = b1[:, 2] - b1[:, 0], b1[:, 3] - b1[:, 1]
     w2, h2 = b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1]
     v = 4 / math.pi**2 * (np.arctan(w2 / h2) - np.arctan(w1 / h1)) ** 2
-    alpha = v / (1 - iou + v + 1e-7)
+    alpha = (iou > 0.5) * v / (1 - iou + v)  # mmdetection's CIoU: alpha only above IoU 0.5
     t1, t2 = torch.from_numpy(b1), torch.from_numpy(b2)
     np.testing.assert_allclose(giou_loss(t1, t2).numpy(), 1 - giou, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(diou_loss(t1, t2).numpy(), 1 - diou, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(ciou_loss(t1, t2).numpy(), 1 - diou + alpha * v, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ciou_loss(t1, t2).numpy(), 1 - np.clip(diou - alpha * v, -1, 1), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(giou_loss(t1, t2, reduction="mean").item(), (1 - giou).mean(), rtol=1e-6)
 
 

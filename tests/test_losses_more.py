@@ -55,12 +55,12 @@ def test_iou_balanced_cls_eq1_eq2():
     ce = bce(x, t)
     pos = t > 0
     raw = np.where(pos, iou[:, None] ** 1.5, 1.0)
-    w = np.where(pos, raw * ce[pos].sum() / (raw * ce)[pos].sum(), 1.0)
+    w = np.where(pos, raw * ce[pos].sum() / ((raw * ce)[pos].sum() + 1e-6), 1.0)  # the authors' + 1e-6
     xt = torch.tensor(x, requires_grad=True)
     got = iou_balanced_cls(xt, torch.tensor(t), torch.tensor(iou), eta=1.5)
     np.testing.assert_allclose(got.detach().numpy(), w * ce, rtol=1e-10)
     # the positives' total loss is unchanged, negatives untouched
-    assert got.detach().numpy()[pos].sum() == pytest.approx(ce[pos].sum())
+    assert got.detach().numpy()[pos].sum() == pytest.approx(ce[pos].sum(), rel=1e-5)
     np.testing.assert_allclose(got.detach().numpy()[~pos], ce[~pos])
     got.sum().backward()  # weights are constants: d/dx = w (sigmoid(x) - t)
     np.testing.assert_allclose(xt.grad.numpy(), w * (sig(x) - t), rtol=1e-9)
@@ -302,8 +302,13 @@ def test_balanced_l1_survey_eq11_and_gradient_eq10():
     lo = balanced_l1(torch.tensor([1 - 1e-9], dtype=torch.float64), torch.zeros(1, dtype=torch.float64))
     hi = balanced_l1(torch.tensor([1.0], dtype=torch.float64), torch.zeros(1, dtype=torch.float64))
     assert lo.item() == pytest.approx(hi.item(), abs=1e-8)
-    got_b = balanced_l1(torch.tensor(x), torch.zeros(8, dtype=torch.float64), beta=0.5)
-    np.testing.assert_allclose(got_b.numpy(), 0.5 * _balanced_l1_survey(x / 0.5), rtol=1e-10, atol=1e-12)
+    # beta != 1 (mmdetection's form): the value is continuous at |x| = beta, the gradient jumps there
+    for beta in (0.5, 0.11):
+        z = torch.tensor([beta * (1 - 1e-10), beta], dtype=torch.float64, requires_grad=True)
+        v = balanced_l1(z, torch.zeros(2, dtype=torch.float64), beta=beta)
+        assert v[0].item() == pytest.approx(v[1].item(), abs=1e-8)
+        (g,) = torch.autograd.grad(v.sum(), z)
+        assert g[1].item() == pytest.approx(1.5) and abs(g[0].item() - 1.5) > 1e-3
 
 
 def test_iou_loss_by_hand():
@@ -312,8 +317,9 @@ def test_iou_loss_by_hand():
     b = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
     assert iou_loss(a, b).item() == pytest.approx(math.log(4), rel=1e-6)
     assert iou_loss(a, b, mode="linear").item() == pytest.approx(0.75, rel=1e-6)
+    assert iou_loss(a, b, mode="square").item() == pytest.approx(1 - 1 / 16, rel=1e-6)
     with pytest.raises(ValueError):
-        iou_loss(a, b, mode="square")
+        iou_loss(a, b, mode="cube")
 
 
 def test_bounded_iou_by_hand():
@@ -323,8 +329,8 @@ def test_bounded_iou_by_hand():
     iou_b = np.array([(10 - 2) / (10 + 2), 1.0, 10 / 20, 5 / 10])  # survey Eqs. 16-17
     err = 1 - iou_b
     beta = 0.2
-    expect = 2 * np.where(err < beta, 0.5 * err**2 / beta, err - 0.5 * beta)  # Eq. 15
-    got = bounded_iou(pred, target, beta=beta)
+    expect = np.where(err < beta, 0.5 * err**2 / beta, err - 0.5 * beta)  # Eq. 15 without the survey's 2 (mmdetection)
+    got = bounded_iou(pred, target, beta=beta, eps=1e-12)
     np.testing.assert_allclose(got.numpy()[0], expect, rtol=1e-6, atol=1e-9)
     p = pred.clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda z: bounded_iou(z, target + 0.3, beta=beta, reduction="sum"), (p,))

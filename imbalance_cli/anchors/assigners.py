@@ -11,8 +11,11 @@ way ("foreground / background" counted over the assigner's anchors or points; no
   centres are nearest (L2) to the box centre are candidates; the IoU threshold is the candidates' mean
   plus their (unbiased) standard deviation; a candidate is positive when its IoU reaches the threshold
   and its centre lies inside the box by more than 0.01 on every side; an anchor positive for several
-  boxes takes the one of highest IoU (first box on ties). Ties in distance at the k-th place are
-  broken by the lowest anchor index (torch ``topk`` leaves them unspecified).
+  boxes takes the one of highest IoU (first box on ties). The candidates are chosen by the very
+  call mmdetection makes, ``torch.topk(k, dim=0, largest=False)`` on the CPU over the same float32
+  (anchors x boxes) distance matrix sliced per level, so exact distance ties at the k-th place fall
+  as there (that call does not always keep the lowest anchor index; on a GPU torch's ``topk`` may
+  break such ties differently, so mmdetection on a GPU can differ from its own CPU run).
 * ``fcos`` -- Tian et al., "FCOS: Fully Convolutional One-Stage Object Detection", ICCV 2019, Sec. 3.1-3.2
   (with the centre sampling of the improved FCOS); mmdetection ``FCOSHead._get_targets_single``
   (mmdet/models/dense_heads/fcos_head.py): a point is a candidate for a box when it lies inside the
@@ -89,6 +92,25 @@ def _per_image(preset: AnchorPreset, boxes, box_image, padded_h, padded_w, image
                         cat("iou", F32), np.zeros(n_img, np.int64), box_max, box_best, box_best_level, 0)
 
 
+def _topk_per_level(dist: np.ndarray, counts, topk: int) -> list:
+    """Per level the ``topk`` nearest anchors of every box, ``(k, M)`` indices each, as ``ATSSAssigner.assign``.
+
+    mmdetection calls ``distances[start:end, :].topk(k, dim=0, largest=False)`` on the float32
+    (anchors x boxes) matrix; the same call on the same values (CPU) makes the same choice among
+    exactly tied distances, which no stable sort reproduces.
+    """
+    import torch
+
+    full = torch.from_numpy(np.ascontiguousarray(dist, dtype=F32))
+    out, s = [], 0
+    for n in counts:
+        k = min(topk, int(n))
+        if k > 0:
+            out.append(full[s:s + n, :].topk(k, dim=0, largest=False).indices.numpy() + s)
+        s += n
+    return out
+
+
 def atss_assign_image(preset: AnchorPreset, anchors: np.ndarray, levels: np.ndarray, counts, boxes: np.ndarray):
     """ATSS on one image: ``(matched (A,), iou (A,), box_max_iou (M,), box_best_anchor (M,))``; -1 = negative."""
     A, M = len(anchors), len(boxes)
@@ -98,15 +120,7 @@ def atss_assign_image(preset: AnchorPreset, anchors: np.ndarray, levels: np.ndar
     acx = (anchors[:, 0] + anchors[:, 2]) / F32(2.0)
     acy = (anchors[:, 1] + anchors[:, 3]) / F32(2.0)
     dist = np.sqrt((acx[:, None] - gcx[None, :]) ** 2 + (acy[:, None] - gcy[None, :]) ** 2).astype(F32)
-    cand = []
-    s = 0
-    for n in counts:
-        k = min(int(preset.topk), int(n))
-        if k > 0:
-            o = np.argsort(dist[s:s + n], axis=0, kind="stable")[:k]  # (k, M), lowest index first on ties
-            cand.append(o + s)
-        s += n
-    cand = np.concatenate(cand, axis=0)  # (C, M)
+    cand = np.concatenate(_topk_per_level(dist, counts, int(preset.topk)), axis=0)  # (C, M)
     cols = np.arange(M)[None, :]
     cov = ov[cand, cols]
     mean = cov.mean(axis=0, dtype=F32)

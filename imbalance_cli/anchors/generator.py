@@ -111,7 +111,7 @@ def padded_sizes(heights: np.ndarray, widths: np.ndarray, preset: AnchorPreset) 
     return -(-h // d) * d, -(-w // d) * d
 
 
-def scale_boxes(boxes_xyxy: np.ndarray, heights, widths, preset: AnchorPreset) -> np.ndarray:
+def scale_boxes(boxes_xyxy: np.ndarray, heights, widths, preset: AnchorPreset, integer=None) -> np.ndarray:
     """Scale original-pixel boxes into the resized image in the framework's arithmetic (float32 out).
 
     ``boxes_xyxy`` is float64 ``(N, 4)`` (``x2 = x + w`` of the file); ``heights``/``widths`` the
@@ -125,7 +125,10 @@ def scale_boxes(boxes_xyxy: np.ndarray, heights, widths, preset: AnchorPreset) -
       clips to the resized image (``clip_object_border=True``).
     * ``detectron2`` -- ``BoxMode.convert`` builds ``x2 = float32(x) + float32(w)``;
       ``transform_instance_annotations`` scales in double by ``new / old`` (``ResizeTransform``),
-      clips to ``[0, new size]``, and ``Boxes`` stores float32.
+      clips to ``[0, new size]``, and ``Boxes`` stores float32. A bbox whose four JSON numbers are
+      integers (``integer``, per box; :attr:`Dataset.integer_boxes`) stays an int64 array there:
+      ``x2 = x + w`` in integers, and ``ResizeTransform.apply_coords`` writes the scaled values back
+      into that array, truncating them to whole pixels (e.g. 1123 x 800 / 1234 = 728.04 -> 728).
     """
     b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
     h = np.asarray(heights, dtype=np.float64).reshape(-1)
@@ -150,6 +153,11 @@ def scale_boxes(boxes_xyxy: np.ndarray, heights, widths, preset: AnchorPreset) -
         sy = nh * 1.0 / h.astype(np.int64)
         out = np.stack((x1.astype(np.float64) * sx, y1.astype(np.float64) * sy,
                         x2.astype(np.float64) * sx, y2.astype(np.float64) * sy), axis=1)
+        if integer is not None:
+            ints = np.asarray(integer, dtype=bool).reshape(-1)
+            if ints.any():
+                bi = b[ints]  # whole numbers: x2 = x + w is exact in float64 as in int64
+                out[ints] = np.trunc(bi * np.stack((sx[ints], sy[ints], sx[ints], sy[ints]), axis=1))
         out = np.maximum(out, 0.0)
         out = np.minimum(out, np.stack((nw, nh, nw, nh), axis=1).astype(np.float64))
         return out.astype(F32)
@@ -168,14 +176,14 @@ def resize_boxes(boxes_f32: np.ndarray, heights, widths, preset: AnchorPreset) -
     return np.stack((b[:, 0] * rw, b[:, 1] * rh, b[:, 2] * rw, b[:, 3] * rh), axis=1).astype(F32)
 
 
-def box_keep(preset: AnchorPreset, boxes_xyxy: np.ndarray, heights, widths, area=None) -> np.ndarray:
+def box_keep(preset: AnchorPreset, boxes_xyxy: np.ndarray, heights, widths, area=None, integer=None) -> np.ndarray:
     """Which (already valid, non-crowd) boxes the framework's data pipeline keeps as targets.
 
     * ``torchvision`` -- every box with ``w > 0`` and ``h > 0`` (the Dataset's validity rule).
     * ``mmdet`` -- ``CocoDataset.parse_data_info`` drops ``area <= 0``, ``w < 1``, ``h < 1`` and
       boxes without overlap with the image (``area`` = the file's ``area`` where given, else w h).
     * ``detectron2`` -- ``filter_empty_instances``: after resize and clipping, a box whose side is
-      not larger than 1e-5 (in float32) is dropped.
+      not larger than 1e-5 (in float32) is dropped (``integer``: as :func:`scale_boxes`).
     """
     b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
     keep = np.ones(len(b), bool)
@@ -188,7 +196,7 @@ def box_keep(preset: AnchorPreset, boxes_xyxy: np.ndarray, heights, widths, area
         ih = np.maximum(0.0, np.minimum(b[:, 3], H) - np.maximum(b[:, 1], 0.0))
         keep = (iw * ih != 0) & (a > 0) & (w >= 1) & (h >= 1)
     elif preset.box_rule == "detectron2":
-        s = scale_boxes(b, heights, widths, preset)
+        s = scale_boxes(b, heights, widths, preset, integer)
         keep = ((s[:, 2] - s[:, 0]) > F32(1e-5)) & ((s[:, 3] - s[:, 1]) > F32(1e-5))
     return keep
 

@@ -38,10 +38,10 @@ from imbalance_cli.data.dataset import Dataset, LazyStrings, Ragged
 from imbalance_cli.fileio import OutputWarning, os_reason
 
 #: Bump when the Dataset layout or the loaders' semantics change.
-VERSION = 1
+VERSION = 2
 _SAMPLE = 1024 * 1024
 _NUMERIC = ("image_ids", "widths", "heights", "boxes", "box_image", "box_category", "category_ids", "box_ids",
-            "crowd", "area", "difficult", "category_image_count", "category_instance_count")
+            "crowd", "area", "difficult", "integer_boxes", "category_image_count", "category_instance_count")
 _STRINGS = ("category_names", "file_names", "supercategory", "frequency", "synset", "category_codes")
 _RAGGED = ("neg_category_ids", "not_exhaustive_category_ids")
 

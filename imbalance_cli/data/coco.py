@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 import operator
 import re
 from typing import Annotated, Union
@@ -42,12 +43,13 @@ from imbalance_cli.errors import InputError
 UNSET = msgspec.UNSET
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 Num = Union[float, None]
+BoxNum = Union[int, float, None]  # int kept apart: detectron2 treats an all-integer bbox differently
 
 
 class _Ann(msgspec.Struct, gc=False):
     image_id: Int64
     category_id: Int64
-    bbox: tuple[Num, Num, Num, Num]
+    bbox: tuple[BoxNum, BoxNum, BoxNum, BoxNum]
     id: Union[Int64, msgspec.UnsetType] = UNSET
     iscrowd: Union[int, bool, None, msgspec.UnsetType] = UNSET
     area: Union[float, None] = None
@@ -115,7 +117,7 @@ def _fast(values, dtype, count: int, slow):
     """``np.fromiter`` over ``values`` (C speed); on None/UNSET/etc. fall back to ``slow()``."""
     try:
         return np.fromiter(values, dtype=dtype, count=count)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return slow()
 
 
@@ -133,7 +135,8 @@ def _ann_columns(recs: list) -> dict:
 
     box_ids = _fast(map(_get_id, recs), np.int64, n, ids_with_unset)
     xywh = _fast(itertools.chain.from_iterable(map(_get_bbox, recs)), np.float64, 4 * n,
-                 lambda: np.array(list(map(_get_bbox, recs)), dtype=np.float64).reshape(-1))  # None -> NaN
+                 lambda: np.fromiter(map(_as_float, itertools.chain.from_iterable(map(_get_bbox, recs))),
+                                     np.float64, 4 * n)).reshape(n, 4)
     area = _fast(map(_get_area, recs), np.float64, n,
                  lambda: np.array([np.nan if v is None else v for v in map(_get_area, recs)], dtype=np.float64))
     crowd_raw = list(map(_get_crowd, recs))
@@ -144,13 +147,42 @@ def _ann_columns(recs: list) -> dict:
         "missing_id": missing_id,
         "image_id": np.fromiter(map(_get_image_id, recs), dtype=np.int64, count=n),
         "category_id": np.fromiter(map(_get_category_id, recs), dtype=np.int64, count=n),
-        "xywh": xywh.reshape(n, 4),
+        "xywh": xywh,
+        "integer_bbox": _integer_bboxes(recs, xywh),
         "crowd": crowd.astype(bool),
         "bad_crowd": (int(bad[0]), crowd_raw[int(bad[0])]) if len(bad) else None,
         "bool_crowd": bool_crowd,
         "crowd_given_first_100": any(a.iscrowd is not UNSET for a in recs[:100]),
         "area": area.reshape(n),
     }
+
+
+def _as_float(v) -> float:
+    """A bbox number as float: None -> NaN, an integer beyond float range -> +-inf (then an invalid box)."""
+    if v is None:
+        return math.nan
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
+def _integer_bboxes(recs: list, xywh: np.ndarray) -> np.ndarray:
+    """Per record: were all four bbox numbers JSON integers (``201``, not ``201.0``)?
+
+    detectron2 keeps such a bbox as an int64 array through its resize, so the resized coordinates
+    are truncated to whole pixels (see :func:`imbalance_cli.anchors.generator.scale_boxes`). Only
+    records whose four values are whole numbers can qualify, so the types are looked at for those
+    alone (none in a typical COCO file; every record of one converted from VOC or YOLO).
+    """
+    with np.errstate(invalid="ignore"):
+        cand = np.flatnonzero((xywh == np.floor(xywh)).all(axis=1))
+    out = np.zeros(len(xywh), dtype=bool)
+    if len(cand):
+        values = itertools.chain.from_iterable(map(_get_bbox, map(recs.__getitem__, cand.tolist())))
+        is_int = np.fromiter(map(isinstance, values, itertools.repeat(int)), dtype=bool, count=4 * len(cand))
+        out[cand] = is_int.reshape(-1, 4).all(axis=1)
+    return out
 
 
 def _crowd_column(crowd_raw: list, n: int):
@@ -206,6 +238,7 @@ def _validation_error(e: msgspec.ValidationError, key: str, text: bytes, path: s
     msg = msg.replace("Expected int <= 9223372036854775807", "expected an integer within int64")
     msg = msg.replace("Expected int >= -9223372036854775808", "expected an integer within int64")
     msg = msg.replace("Expected array of length 4", "expected a list of 4 numbers [x, y, w, h]")
+    msg = msg.replace("`int | float | null`", "`float | null`")
     if msg.startswith("Expected"):
         msg = "e" + msg[1:]
     field = rest.lstrip(".").split(".")[0].split("[")[0] if rest else ""
@@ -379,9 +412,11 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
         boxes[:, 3] += boxes[:, 1]
     crowd = _take(ann_parts, "crowd", bool)
     area = _take(ann_parts, "area", np.float64)
+    integer_boxes = _take(ann_parts, "integer_bbox", bool)
     return Dataset(
         image_ids=img_ids, widths=widths, heights=heights, file_names=file_names,
         boxes=boxes, box_image=img_index, box_category=cat_index, box_ids=ann_ids, crowd=crowd, area=area,
+        integer_boxes=integer_boxes,
         category_ids=cat_ids, category_names=np.array([c.name for c in cats], dtype=object),
         neg_category_ids=ragged.get("neg_category_ids"), not_exhaustive_category_ids=ragged.get("not_exhaustive_category_ids"),
         format=flavour, path=str(path), info=info if isinstance(info, dict) else {}, **extra,

@@ -136,6 +136,7 @@ class Dataset:
     crowd: np.ndarray | None = None  # bool; COCO iscrowd / Open Images IsGroupOf
     area: np.ndarray | None = None  # float64, the file's own `area`, NaN where absent
     difficult: np.ndarray | None = None  # bool; VOC `difficult`
+    integer_boxes: np.ndarray | None = None  # bool; COCO bbox written as four JSON integers (detectron2 truncates those)
     supercategory: np.ndarray | None = None  # object (str)
     frequency: np.ndarray | None = None  # object: "r" | "c" | "f" | "" (the file's LVIS field)
     category_image_count: np.ndarray | None = None  # int64, the file's own field, -1 where absent
@@ -170,6 +171,7 @@ class Dataset:
         self.area = np.asarray(self.area, dtype=np.float64).reshape(n_box)
         self.box_ids = np.arange(1, n_box + 1, dtype=np.int64) if self.box_ids is None else _opt(self.box_ids, n_box, np.int64)
         self.difficult = _opt(self.difficult, n_box, bool)
+        self.integer_boxes = _opt(self.integer_boxes, n_box, bool)
         lazy = self.__dict__.get("_lazy_file_names")
         if isinstance(lazy, LazyStrings):
             if len(lazy) != n_img:
@@ -289,7 +291,8 @@ class Dataset:
             boxes=self.boxes[keep], box_image=remap[self.box_image[keep]], box_category=self.box_category[keep],
             category_ids=self.category_ids, category_names=self.category_names,
             file_names=sel(self.file_names, image_index), box_ids=self.box_ids[keep], crowd=self.crowd[keep],
-            area=self.area[keep], difficult=sel(self.difficult, keep), supercategory=self.supercategory,
+            area=self.area[keep], difficult=sel(self.difficult, keep), integer_boxes=sel(self.integer_boxes, keep),
+            supercategory=self.supercategory,
             frequency=self.frequency, category_image_count=self.category_image_count,
             category_instance_count=self.category_instance_count, synset=self.synset, category_codes=self.category_codes,
             neg_category_ids=rag(self.neg_category_ids), not_exhaustive_category_ids=rag(self.not_exhaustive_category_ids),

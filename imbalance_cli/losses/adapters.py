@@ -126,14 +126,17 @@ class GHMRState(LossState):
 
 
 class ALRPState(LossState):
-    """aLRP's epoch self-balance ``L = L_cls + SB * L_loc`` (SB starts at 50)."""
+    """aLRP's self-balance ``L = L_cls + SB * L_loc`` (SB starts at 50), updated per epoch of the
+    trainer (the released head updates it every 3665 iterations with positives, one COCO epoch at
+    batch 32, and applies it in the iteration that completes the period; see :class:`ALRPSelfBalance`)."""
 
     def __init__(self, **_):
         self.balance = ALRPSelfBalance()
+        self.has_positives = True  # set by cls_alrp for the iteration being combined
 
     def combine(self, cls: Tensor, box: Tensor) -> Tensor:
-        """``cls + SB * box`` (recorded for the epoch update)."""
-        return self.balance(cls, box)
+        """``cls + SB * box`` (recorded for the epoch update unless the batch had no positive)."""
+        return self.balance(cls, box, has_positives=self.has_positives)
 
     def end_epoch(self) -> None:
         """Update SB from the epoch's mean losses."""
@@ -282,6 +285,8 @@ def cls_class_balanced(state, x: LossInputs):
 def cls_alrp(state, x: LossInputs):
     """aLRP: ``(cls, loc)``; loc replaces the box loss."""
     t = onehot(x.labels, x.num_classes, x.logits.dtype)
+    if state is not None:
+        state.has_positives = bool((t > 0).any())
     cls, loc = alrp_loss(x.logits.reshape(-1), t.reshape(-1), x.loc_errors.reshape(-1), delta=1.0)
     return cls, loc
 

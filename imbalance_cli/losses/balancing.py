@@ -54,38 +54,53 @@ def guided_loss(cls_loss: Tensor, reg_loss: Tensor, w_reg: float = 1.0, eps: flo
 
 
 class ALRPSelfBalance:
-    """aLRP loss's epoch-based self-balance (Oksuz et al., NeurIPS 2020, §5): ``L = L_cls + SB * L_loc``.
+    """aLRP loss's self-balance (Oksuz et al., NeurIPS 2020, §5): ``L = L_cls + SB * L_loc``.
 
-    ``SB`` starts at ``init`` (50) and at each :meth:`end_epoch` becomes
-    ``(mean L_cls + mean L_loc) / mean L_loc`` over the epoch's iterations (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. §S2.2
-    discusses this epoch-level update). :meth:`__call__` combines and records one iteration.
+    ``SB`` starts at ``init`` (50). With ``period`` P (the released head's rule,
+    ``aLRPLossRetinaHead.loss``, kemaloksuz/aLRPLoss at 2cfaa8e; P = 3665 there, one COCO epoch at
+    batch 32): only iterations with positives are counted and recorded; the iteration that
+    completes P of them sets ``SB = (mean L_cls + mean L_loc) / mean L_loc`` over those P and
+    applies it in that same iteration, then the record starts over. With ``period=None`` the
+    update happens in :meth:`end_epoch` instead (over the epoch's recorded iterations) and applies
+    from the next iteration. :meth:`__call__` combines and records one iteration.
     """
 
-    def __init__(self, init: float = 50.0):
+    def __init__(self, init: float = 50.0, period: int | None = None):
+        if period is not None and int(period) < 1:
+            raise ValueError(f"period must be >= 1, got {period}")
         self.weight = float(init)
+        self.period = None if period is None else int(period)
         self._cls = 0.0
         self._loc = 0.0
         self._n = 0
 
-    def __call__(self, cls_loss: Tensor, loc_loss: Tensor) -> Tensor:
-        """``cls + SB * loc`` for this iteration (values are recorded for the epoch update)."""
-        self._cls += float(cls_loss.detach())
-        self._loc += float(loc_loss.detach())
-        self._n += 1
+    def __call__(self, cls_loss: Tensor, loc_loss: Tensor, has_positives: bool = True) -> Tensor:
+        """``cls + SB * loc`` for this iteration; iterations without positives are not recorded (as the released head)."""
+        if has_positives:
+            self._cls += float(cls_loss.detach())
+            self._loc += float(loc_loss.detach())
+            self._n += 1
+            if self.period is not None and self._n == self.period:
+                self._update()
         return cls_loss + self.weight * loc_loss
 
-    def end_epoch(self) -> float:
-        """Update ``SB`` from the epoch's mean losses, reset the record, return the new weight."""
+    def _update(self) -> None:
         if self._n and self._loc > 0:
             self.weight = (self._cls + self._loc) / self._loc
         self._cls = self._loc = 0.0
         self._n = 0
+
+    def end_epoch(self) -> float:
+        """With ``period=None``: update ``SB`` from the epoch's mean losses and reset the record; returns the weight."""
+        if self.period is None:
+            self._update()
         return self.weight
 
     def state_dict(self) -> dict:
         """Serializable state (for checkpoints)."""
-        return {"weight": self.weight, "cls": self._cls, "loc": self._loc, "n": self._n}
+        return {"weight": self.weight, "cls": self._cls, "loc": self._loc, "n": self._n, "period": self.period}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
         self.weight, self._cls, self._loc, self._n = state["weight"], state["cls"], state["loc"], state["n"]
+        self.period = state.get("period", self.period)

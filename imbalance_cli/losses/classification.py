@@ -118,8 +118,10 @@ def iou_balanced_cls(
     """IoU-balanced classification loss (Wu et al., IoU-balanced Loss Functions for Single-stage Object Detection, PRL 2022, Eqs. 1-2), sigmoid form.
 
     ``L = sum_{i in Pos} w_i CE_i + sum_{i in Neg} CE_i`` with
-    ``w_i = iou_i^η * sum_{Pos} CE / sum_{Pos} iou^η CE`` (Eq. 2): positives with a better
-    regressed box are up-weighted while the positives' total loss is unchanged. Positives are the
+    ``w_i = iou_i^η * sum_{Pos} CE / (sum_{Pos} iou^η CE + 1e-6)`` (Eq. 2 with the ``+ 1e-6`` of the
+    authors' ``iou_balanced_sigmoid_focal_loss``, ShengkaiWu/IoU-aware-single-stage-object-detector,
+    mmdet/core/loss/losses.py): positives with a better regressed box are up-weighted while the
+    positives' total loss is (up to that 1e-6) unchanged. Positives are the
     elements with ``targets > 0``; ``ious`` (the IoU of each anchor's *regressed* box with its
     ground truth) is ``(B,)`` or the shape of ``logits`` and is used as a constant (no gradient
     through the weights). η = 1.5 (Table 4). ``loss`` is the base loss: "ce" (Eq. 1) or
@@ -138,15 +140,23 @@ def iou_balanced_cls(
         raw = torch.where(pos, iou**eta, torch.ones_like(iou))
         num = (base.detach() * pos).sum()
         den = (base.detach() * raw * pos).sum()
-        scale = num / den if float(den) > 0 else torch.ones_like(num)
+        scale = num / (den + 1e-6)  # the authors' normaliser, with their + 1e-6
         weight = torch.where(pos, raw * scale, torch.ones_like(raw))
     return reduce_loss(base * weight, reduction)
 
 
-def ghm_edges(bins: int, top: float, device=None) -> Tensor:
-    """Bin edges ``0, 1/bins, ..., 1`` with the last edge raised to ``top`` (mmdetection's ``GHMC``/``GHMR``)."""
-    edges = torch.arange(bins + 1, dtype=torch.float64, device=device) / bins
-    edges[-1] = top
+def ghm_edges(bins: int, top: float | None = None, device=None) -> Tensor:
+    """Bin edges ``0, 1/bins, ..., 1`` in float32 with the last edge ``top`` (mmdetection 3.3.0's ``GHMC`` / ``GHMR``).
+
+    As there, ``k / bins`` is a float32 division, so an edge may lie just below ``k / bins`` and a
+    gradient norm equal to it falls in the upper bin. ``top=None`` is GHM-C's last edge, float32
+    ``1 + 1e-6`` (mmdetection's ``edges[-1] += 1e-6``); GHM-R passes 1000.
+    """
+    edges = torch.arange(bins + 1, device=device).to(torch.float32) / bins
+    if top is None:
+        edges[-1] += 1e-6
+    else:
+        edges[-1] = top
     return edges
 
 
@@ -160,7 +170,9 @@ def ghm_bin_weights(g: Tensor, valid: Tensor, edges: Tensor, momentum: float, ac
     ``acc_counts`` (starts at 0; only non-empty bins are updated), as mmdetection's ``GHMC``/``GHMR``.
     """
     bins = edges.numel() - 1
-    idx = torch.searchsorted(edges.to(g.device, torch.float64), g.detach().to(torch.float64), right=True) - 1
+    g = g.detach()
+    # compared in g's dtype (float32 edges are exact in float64), as mmdetection's ``g >= edges[i]``
+    idx = torch.searchsorted(edges.to(g.device, g.dtype), g.contiguous(), right=True) - 1
     inside = valid & (idx >= 0) & (idx < bins)
     idx = idx.clamp(0, bins - 1)
     tot = max(float(valid.sum()), 1.0)
@@ -195,7 +207,7 @@ def ghm_c(
     """Gradient Harmonizing classification loss, GHM-C (Li et al., AAAI 2019, Eqs. 3-5, 8).
 
     Gradient norm ``g = |sigmoid(x) - y|`` per element, binned into ``bins`` equal bins of [0, 1]
-    (last edge 1 + 1e-6); weights from :func:`ghm_bin_weights` (``tot / (n R_i)``, or the moving
+    (float32 edges, last edge 1 + 1e-6: :func:`ghm_edges`); weights from :func:`ghm_bin_weights` (``tot / (n R_i)``, or the moving
     count with ``momentum``, state in ``acc_counts``: a float tensor of length ``bins`` starting at
     zeros, updated in place; see :class:`GHMC`). Loss ``w_i * BCE_i``; "mean" divides the weighted
     sum by ``tot`` (the number of valid elements), exactly mmdetection's ``GHMC``. Defaults: 30
@@ -210,7 +222,7 @@ def ghm_c(
         valid = valid.to(torch.bool).expand_as(logits)
     with torch.no_grad():
         g = (torch.sigmoid(logits) - targets).abs()
-        weight = ghm_bin_weights(g, valid, ghm_edges(bins, 1.0 + 1e-6), momentum, acc_counts).to(logits.dtype)
+        weight = ghm_bin_weights(g, valid, ghm_edges(bins, None, g.device), momentum, acc_counts).to(logits.dtype)
         tot = max(int(valid.sum()), 1)
     loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weight
     if reduction == "mean":

@@ -306,10 +306,14 @@ def alrp_loss(
       (positives with ``N_FP <= eps`` get no update), as the released ``aLRPLoss``;
     * ``loc = 1/|P| sum_i (sum_{k ranked at or above i} E_loc(k)) / rank(i)``, positives ordered
       by their **hard** score (the released code's cumulative sum over the positives sorted by
-      score, highest first; ties keep the higher index first), the ranks treated as constants so
-      it only trains the box branch.
+      ``torch.argsort`` of their logits, reversed; that sort is not stable beyond 16 elements on
+      the CPU, so exactly tied positives are ordered as the same call orders them), the ranks
+      treated as constants so it only trains the box branch.
 
-    Combine the two with the epoch self-balance (:class:`~imbalance_cli.losses.balancing.ALRPSelfBalance`).
+    Equals the released ``aLRPLoss`` and ``aLRPLossRetinaHead.loss`` (kemaloksuz/aLRPLoss,
+    mmdet/models/losses/alrp_loss.py, mmdet/models/dense_heads/alrp_loss_retina_head.py at
+    2cfaa8e). Combine the two with the self-balance
+    (:class:`~imbalance_cli.losses.balancing.ALRPSelfBalance`).
     """
     if delta < 0:
         raise ValueError(f"delta must be >= 0, got {delta}")
@@ -321,7 +325,10 @@ def alrp_loss(
     if n_pos == 0:
         return cls, loc_errors.sum() * 0.0
     _, _, _, rank = _ap_core(split, delta, None)
-    order = torch.argsort(split.sp, stable=True).flip(0)  # highest score first
+    # the released code's order: torch.argsort (not stable) of the positives' logits in their own
+    # dtype and file order, reversed; equal logits therefore fall as that call leaves them
+    pos_logits = logits.detach().reshape(-1)[split.pos_idx.to(logits.device)]
+    order = torch.argsort(pos_logits).flip(0).to(split.sp.device)
     e = loc_errors.reshape(-1)[split.pos_idx.to(loc_errors.device)]
     o = order.to(e.device)
     cum = torch.cumsum(e[o], 0)

@@ -171,7 +171,7 @@ BOX: dict[str, LossEntry] = {e.name: e for e in [
     _box("l1", "L1 on (dx, dy, dw, dh) deltas", _SURVEY + ", §6.2", "l1", "box_l1"),
     _box("smooth-l1", "smooth L1 on deltas (beta 1/9)", "Girshick, Fast R-CNN, ICCV 2015, Eq. 3", "smooth_l1",
          "box_smooth_l1"),
-    _box("balanced-l1", "balanced L1 on deltas (alpha 0.5, gamma 1.5, beta 1; continuous form)",
+    _box("balanced-l1", "balanced L1 on deltas (alpha 0.5, gamma 1.5, beta 1; mmdetection's form)",
          "Pang et al., Libra R-CNN, CVPR 2019, Eqs. 7-9", "balanced_l1", "box_balanced_l1"),
     _box("iou", "-ln IoU loss on decoded boxes", "Yu et al., UnitBox, ACM MM 2016", "iou_loss", "box_iou"),
     _box("bounded-iou", "bounded IoU loss on decoded boxes", "Tychsen-Smith & Petersson, Improving Object "

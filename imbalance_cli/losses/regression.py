@@ -91,8 +91,9 @@ def smooth_l1(pred: Tensor, target: Tensor, beta: float = 1.0, reduction: str = 
 def giou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
     """GIoU loss ``1 - GIoU`` (Rezatofighi et al. 2019; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eqs. 19-20), ``(...,)``.
 
-    Behaves like ``torchvision.ops.generalized_box_iou_loss`` (eps 1e-7); ``boxes1`` predictions,
-    ``boxes2`` targets, both xyxy ``(..., 4)``.
+    Equals mmdetection 3.3.0's ``giou_loss`` (eps 1e-7 as a floor under union and enclosing area,
+    :func:`~imbalance_cli.boxes.giou_aligned`); ``boxes1`` predictions, ``boxes2`` targets, both
+    xyxy ``(..., 4)``. (torchvision adds eps instead: different only for boxes of area ~1e-7.)
     """
     return reduce_loss(1 - giou_aligned(boxes1, boxes2, eps), reduction)
 
@@ -100,7 +101,7 @@ def giou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: floa
 def diou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
     """DIoU loss ``1 - IoU + ρ²/c²`` (Zheng et al. 2020; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 21).
 
-    Behaves like ``torchvision.ops.distance_box_iou_loss`` (eps 1e-7).
+    Equals mmdetection 3.3.0's ``diou_loss`` (eps 1e-7 added to union and enclosing diagonal).
     """
     return reduce_loss(1 - diou_aligned(boxes1, boxes2, eps), reduction)
 
@@ -108,10 +109,12 @@ def diou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: floa
 def ciou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
     """CIoU loss ``1 - IoU + ρ²/c² + α v`` (Zheng et al. 2020; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 22).
 
-    ``v = 4/π² (atan(w̄/h̄) - atan(w/h))²``, ``α = v / ((1 - IoU) + v)`` held constant in the
-    backward pass. Behaves like ``torchvision.ops.complete_box_iou_loss`` (eps 1e-7).
+    ``v = 4/π² (atan(w̄/h̄) - atan(w/h))²``, ``α = [IoU > 0.5] v / ((1 - IoU) + v)`` held constant
+    in the backward pass, and the CIoU term clamped to [-1, 1] before ``1 - CIoU``: mmdetection
+    3.3.0's ``ciou_loss`` (eps 1e-7; :func:`~imbalance_cli.boxes.ciou_aligned`). torchvision's
+    ``complete_box_iou_loss`` keeps α at every IoU and does not clamp.
     """
-    return reduce_loss(1 - ciou_aligned(boxes1, boxes2, eps), reduction)
+    return reduce_loss(1 - ciou_aligned(boxes1, boxes2, eps).clamp(min=-1.0, max=1.0), reduction)
 
 
 def balanced_l1(
@@ -119,40 +122,43 @@ def balanced_l1(
 ) -> Tensor:
     """Balanced ℓ1 loss (Pang et al., Libra R-CNN 2019; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eqs. 10-12), element-wise.
 
-    Designed from its gradient ``α ln(b|x|/β + 1)`` for ``|x| < β`` and ``γ`` beyond (Eq. 10,
-    written for a general threshold β; the survey uses β = 1), ``x = pred - target``, with
-    ``α ln(b + 1) = γ`` (Eq. 12) for a continuous gradient. Integrating (Eq. 11)::
+    Designed from its gradient ``α ln(b|x| + 1)`` for ``|x| < 1`` and ``γ`` beyond (Eq. 10),
+    ``x = pred - target``, with ``α ln(b + 1) = γ`` (Eq. 12); integrated (Eq. 11) and written for a
+    threshold β as mmdetection 3.3.0's ``balanced_l1_loss`` (mmdet/models/losses/balanced_l1_loss.py)::
 
-        L(x) = α/b (b|x| + β) ln(b|x|/β + 1) - α|x|   if |x| < β
-        L(x) = γ|x| + Z,  Z = γβ/b - αβ                otherwise (continuous at β)
+        L(x) = α/b (b|x| + 1) ln(b|x|/β + 1) - α|x|   if |x| < β
+        L(x) = γ|x| + γ/b - αβ                          otherwise
 
-    Defaults α = 0.5, γ = 1.5, β = 1. This is the continuous integral for every β. mmdetection's
-    ``balanced_l1_loss`` writes the inner branch with ``(b|x| + 1)`` instead of ``(b|x| + β)``,
-    which equals this form at β = 1 (the paper's and every default config's setting) but jumps at
-    ``|x| = β`` for β != 1; we keep the continuous form on purpose.
+    Defaults α = 0.5, γ = 1.5, β = 1 (the paper's; mmdetection's Libra RetinaNet config uses
+    β = 0.11, its Libra Faster R-CNN β = 1). The value is continuous at ``|x| = β`` for every β
+    (``α ln(b + 1) = γ``); the gradient is continuous there only at β = 1 and jumps otherwise.
     """
     if alpha <= 0 or gamma <= 0 or beta <= 0:
         raise ValueError("balanced_l1 needs alpha, gamma, beta > 0")
     x = (pred - target).abs()
     b = math.exp(gamma / alpha) - 1.0
-    inner = alpha / b * (b * x + beta) * torch.log(b * x / beta + 1.0) - alpha * x
-    outer = gamma * x + gamma * beta / b - alpha * beta
+    inner = alpha / b * (b * x + 1) * torch.log(b * x / beta + 1) - alpha * x
+    outer = gamma * x + gamma / b - alpha * beta
     return reduce_loss(torch.where(x < beta, inner, outer), reduction)
 
 
-def iou_loss(boxes1: Tensor, boxes2: Tensor, mode: str = "log", reduction: str = "none", eps: float = 1e-7) -> Tensor:
-    """IoU loss: ``-ln IoU`` (Yu et al. 2016, UnitBox; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 14) or ``1 - IoU`` (``mode="linear"``).
+def iou_loss(boxes1: Tensor, boxes2: Tensor, mode: str = "log", reduction: str = "none", eps: float = 1e-6) -> Tensor:
+    """IoU loss: ``-ln IoU`` (Yu et al. 2016, UnitBox; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 14), ``1 - IoU`` (``mode="linear"``) or ``1 - IoU²`` (``"square"``).
 
-    ``boxes1`` predictions, ``boxes2`` targets (xyxy, ``(..., 4)``); IoU is clamped at ``eps``
-    before the log so disjoint boxes give a finite (large) loss.
+    ``boxes1`` predictions, ``boxes2`` targets (xyxy, ``(..., 4)``). As mmdetection 3.3.0's
+    ``iou_loss``: IoU ``= inter / max(union, 1e-6)`` (``bbox_overlaps``), then clamped at ``eps``
+    (1e-6), so disjoint and touching boxes give ``-ln 1e-6 = 13.8155`` (or ``1 - 1e-6``) and
+    zero gradient in every mode.
     """
-    iou = iou_aligned(boxes1, boxes2, eps)
+    iou = iou_aligned(boxes1, boxes2).clamp(min=eps)
     if mode == "log":
-        loss = -torch.log(iou.clamp(min=eps))
+        loss = -torch.log(iou)
     elif mode == "linear":
         loss = 1.0 - iou
+    elif mode == "square":
+        loss = 1.0 - iou**2
     else:
-        raise ValueError(f"mode must be 'log' or 'linear', got {mode!r}")
+        raise ValueError(f"mode must be 'log', 'linear' or 'square', got {mode!r}")
     return reduce_loss(loss, reduction)
 
 
@@ -163,25 +169,27 @@ def _cxcywh(boxes: Tensor):
 
 
 def bounded_iou(
-    boxes1: Tensor, boxes2: Tensor, beta: float = 0.2, reduction: str = "none", eps: float = 1e-7
+    boxes1: Tensor, boxes2: Tensor, beta: float = 0.2, reduction: str = "none", eps: float = 1e-3
 ) -> Tensor:
     """Bounded IoU loss (Tychsen-Smith & Petersson 2018; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eqs. 15-17), ``(..., 4)``.
 
     For predictions ``boxes1`` and targets ``boxes2`` (xyxy), per parameter of ``(cx, cy, w, h)``:
-    ``IoU_B(cx) = max(0, (w - 2|Δcx|) / (w + 2|Δcx|))`` (Eq. 16, w the target width; likewise cy
-    with h) and ``IoU_B(w) = min(w̄/w, w/w̄)`` (Eq. 17), and the loss is
-    ``2 smooth_l1(1 - IoU_B, β)`` (Eq. 15). Returns the four terms in the last dimension;
-    sum them for a per-box loss. β = 0.2 by default.
+    ``IoU_B(cx) = max(0, (w - 2|Δcx|) / (w + 2|Δcx| + eps))`` (Eq. 16, w the target width; likewise
+    cy with h) and ``IoU_B(w) = min(w / (w̄ + eps), w̄ / (w + eps))`` (Eq. 17), and the loss is
+    ``smooth_l1(1 - IoU_B, β)`` per term (Eq. 15). Returns the four terms in the last dimension;
+    sum them for a per-box loss. β = 0.2, eps = 1e-3 and the targets held constant: mmdetection
+    3.3.0's ``bounded_iou_loss`` (the survey writes Eq. 15 with a factor 2 that this code leaves out).
     """
     pcx, pcy, pw, ph = _cxcywh(boxes1)
-    tcx, tcy, tw, th = _cxcywh(boxes2)
-    dx, dy = (pcx - tcx).abs(), (pcy - tcy).abs()
-    iou_x = ((tw - 2 * dx) / (tw + 2 * dx + eps)).clamp(min=0.0)
-    iou_y = ((th - 2 * dy) / (th + 2 * dy + eps)).clamp(min=0.0)
-    iou_w = torch.min(pw / (tw + eps), tw / (pw + eps))
-    iou_h = torch.min(ph / (th + eps), th / (ph + eps))
+    with torch.no_grad():
+        tcx, tcy, tw, th = _cxcywh(boxes2)
+    dx, dy = (tcx - pcx).abs(), (tcy - pcy).abs()
+    iou_x = torch.max((tw - 2 * dx) / (tw + 2 * dx + eps), torch.zeros_like(dx))
+    iou_y = torch.max((th - 2 * dy) / (th + 2 * dy + eps), torch.zeros_like(dy))
+    iou_w = torch.min(tw / (pw + eps), pw / (tw + eps))
+    iou_h = torch.min(th / (ph + eps), ph / (th + eps))
     err = 1.0 - torch.stack((iou_x, iou_y, iou_w, iou_h), dim=-1)
-    return reduce_loss(2.0 * smooth_l1(err, torch.zeros_like(err), beta=beta), reduction)
+    return reduce_loss(smooth_l1(err, torch.zeros_like(err), beta=beta), reduction)
 
 
 def iou_balanced_l1(
@@ -229,7 +237,7 @@ def ghm_r(
     On the regression deltas ``d = pred - target`` (element-wise, e.g. ``(P, 4)``) the
     authentic smooth ℓ1 loss ``ASL1(d) = sqrt(d² + μ²) - μ`` (Eq. 9, μ = 0.02) has gradient
     norm ``gr = |d| / sqrt(d² + μ²)`` in [0, 1) (Eq. 10); elements are binned by ``gr`` into
-    ``bins`` equal bins (last edge 1000, as mmdetection's ``GHMR``) and weighted by the gradient
+    ``bins`` equal bins (float32 edges, last edge 1000, as mmdetection's ``GHMR``) and weighted by the gradient
     density (:func:`ghm_bin_weights`: ``tot / (n R_i)`` or the moving count with ``momentum``,
     state in ``acc_counts``, see :class:`GHMR`). "mean" divides the weighted sum by ``tot``, the
     number of valid elements (mmdetection's ``GHMR`` with unit label weights).
@@ -246,7 +254,7 @@ def ghm_r(
         valid = valid.to(torch.bool).expand_as(diff)
     with torch.no_grad():
         g = (diff / torch.sqrt(mu * mu + diff * diff)).abs()
-        weight = ghm_bin_weights(g, valid, ghm_edges(bins, 1e3), momentum, acc_counts).to(loss.dtype)
+        weight = ghm_bin_weights(g, valid, ghm_edges(bins, 1e3, g.device), momentum, acc_counts).to(loss.dtype)
         tot = max(int(valid.sum()), 1)
     loss = loss * weight
     if reduction == "mean":

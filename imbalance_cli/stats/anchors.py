@@ -124,6 +124,7 @@ class ScaledBoxes:
 
     def __init__(self, dataset: Dataset, order: np.ndarray, box_image: np.ndarray, preset):
         self.boxes, self.heights, self.widths = dataset.boxes, dataset.heights, dataset.widths
+        self.integer = dataset.integer_boxes
         self.order, self.box_image, self.preset = order, box_image, preset
 
     def __len__(self) -> int:
@@ -133,7 +134,9 @@ class ScaledBoxes:
         if not isinstance(rows, slice):
             raise TypeError("ScaledBoxes takes a slice of rows")
         bi = self.box_image[rows]
-        return scale_boxes(self.boxes[self.order[rows]], self.heights[bi], self.widths[bi], self.preset)
+        idx = self.order[rows]
+        ints = None if self.integer is None else self.integer[idx]
+        return scale_boxes(self.boxes[idx], self.heights[bi], self.widths[bi], self.preset, ints)
 
     def materialise(self) -> np.ndarray:
         """Every scaled box, float32 ``(N, 4)``, filled block by block."""
@@ -165,7 +168,8 @@ def _inputs(dataset: Dataset, spec: AnchorSpec) -> _Inputs:
         for a in range(0, len(valid), SETUP_BLOCK):
             v = a + np.flatnonzero(valid[a:a + SETUP_BLOCK])
             bi = dataset.box_image[v]
-            valid[v] = box_keep(spec.preset, dataset.boxes[v], H[bi], W[bi], dataset.area[v])
+            ints = None if dataset.integer_boxes is None else dataset.integer_boxes[v]
+            valid[v] = box_keep(spec.preset, dataset.boxes[v], H[bi], W[bi], dataset.area[v], ints)
     order, start = dataset.image_offsets(valid)
     del valid
     bimg = np.repeat(np.arange(dataset.num_images, dtype=np.int64), np.diff(start))  # = box_image[order], sorted
