@@ -148,6 +148,27 @@ def test_alrp_records_no_box_loss(tmp_path, syn_dir):
     assert m["settings"]["box_loss"] is None
 
 
+def test_alrp_self_balance_follows_the_released_heads_period(tmp_path, syn_dir):
+    """The released aLRP head (kemaloksuz/aLRPLoss, ``aLRPLossRetinaHead.loss``) recomputes
+    SB = (mean L_cls + mean L_loc) / mean L_loc when an iteration completes the period (one epoch of
+    iterations here) and applies it in that same iteration. Replayed from the log by that rule."""
+    m = train(TrainConfig(loss="alrp", epochs=2, out=str(tmp_path / "a"), synthetic_dir=syn_dir, plots=False, **TINY))
+    recs = [json.loads(line) for line in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    period = 16 // TINY["batch_size"]
+    assert len(recs) == 2 * period and all(r["num_pos"] >= 1 for r in recs)
+    sb, cls_sum, loc_sum, n, weights = 50.0, 0.0, 0.0, 0, []
+    for r in recs:
+        cls_sum, loc_sum, n = cls_sum + r["cls_loss"], loc_sum + r["reg_loss"], n + 1
+        if n == period:
+            sb, cls_sum, loc_sum, n = (cls_sum + loc_sum) / loc_sum, 0.0, 0.0, 0
+        weights.append(sb)
+        assert r["loss"] == pytest.approx(r["cls_loss"] + sb * r["reg_loss"], rel=1e-5)
+    assert weights[period - 1] != 50.0  # applied in the iteration completing the period, not from the next one
+    ck = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    assert ck["objective"]["weight"] == pytest.approx(weights[-1], rel=1e-5)
+    assert 0.0 <= m["AP"] <= 1.0
+
+
 def test_planted_pickle_checkpoint_is_refused_without_running_it(tmp_path, syn_dir):
     import pickle
     import subprocess

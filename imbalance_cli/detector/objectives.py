@@ -58,14 +58,18 @@ class ClsObjective:
         self.state = None
 
     # --- set-up ---------------------------------------------------------------------------
-    def prepare(self, counts: np.ndarray, device) -> None:
-        """Per-dataset set-up: counts, BAGS tables (grouped head), the loss's state object."""
+    def prepare(self, counts: np.ndarray, device, iters_per_epoch: int | None = None) -> None:
+        """Per-dataset set-up: counts, BAGS tables (grouped head), the loss's state object.
+
+        ``iters_per_epoch``: the trainer's iterations per epoch, the period of a state that updates
+        once per epoch of iterations (aLRP's self-balance, as its released head does).
+        """
         self.counts = np.asarray(counts, dtype=np.float64)
         self.num_classes = int(len(counts))
         if self.head == "grouped":
             c = np.maximum(self.counts, 0)
             self.tables = (bags_label2binlabel(c).to(device), bags_pred_slice(c))
-        self.state = self.entry.new_state(num_classes=self.num_classes, device=device)
+        self.state = self.entry.new_state(num_classes=self.num_classes, device=device, period=iters_per_epoch)
 
     def num_logits(self, num_classes: int) -> int:
         """Classifier outputs per anchor."""

@@ -426,17 +426,17 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     if main:
         dist.barrier()
     t_data = time.perf_counter() - t0
-    obj.prepare(data.train_instances, device)
+    n = len(data.train)
+    ipe = math.ceil(n / cfg.batch_size)
+    if cfg.max_iters > 0:
+        ipe = min(ipe, cfg.max_iters)
+    obj.prepare(data.train_instances, device, iters_per_epoch=ipe)
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     torch.manual_seed(cfg.seed)
     model = build_model(obj, data, preset, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n = len(data.train)
-    ipe = math.ceil(n / cfg.batch_size)
-    if cfg.max_iters > 0:
-        ipe = min(ipe, cfg.max_iters)
     total_steps = ipe * cfg.epochs
     start_epoch, train_seconds = 0, 0.0
     if ck is not None:

@@ -126,12 +126,14 @@ class GHMRState(LossState):
 
 
 class ALRPState(LossState):
-    """aLRP's self-balance ``L = L_cls + SB * L_loc`` (SB starts at 50), updated per epoch of the
-    trainer (the released head updates it every 3665 iterations with positives, one COCO epoch at
-    batch 32, and applies it in the iteration that completes the period; see :class:`ALRPSelfBalance`)."""
+    """aLRP's self-balance ``L = L_cls + SB * L_loc`` (SB starts at 50) by the released head's rule
+    (:class:`ALRPSelfBalance`): its period is 3665 iterations with positives, one COCO epoch at batch
+    32; the trainer passes ``period`` = its own iterations per epoch, so SB is recomputed once per
+    epoch's worth of iterations with positives and applied in the iteration that completes it.
+    ``period=None`` (library use without a trainer) updates at :meth:`end_epoch` instead."""
 
-    def __init__(self, **_):
-        self.balance = ALRPSelfBalance()
+    def __init__(self, period: int | None = None, **_):
+        self.balance = ALRPSelfBalance(period=period)
         self.has_positives = True  # set by cls_alrp for the iteration being combined
 
     def combine(self, cls: Tensor, box: Tensor) -> Tensor:
@@ -139,7 +141,7 @@ class ALRPState(LossState):
         return self.balance(cls, box, has_positives=self.has_positives)
 
     def end_epoch(self) -> None:
-        """Update SB from the epoch's mean losses."""
+        """Update SB from the epoch's mean losses (only without a period)."""
         self.balance.end_epoch()
 
     def state_dict(self) -> dict:
