@@ -34,7 +34,7 @@ from typing import Annotated, Union
 import msgspec
 import numpy as np
 
-from imbalance_cli.data._io import MAX_IMAGE_SIDE
+from imbalance_cli.data._io import MAX_IMAGE_SIDE, parser_nesting_error
 from imbalance_cli.data.arrays import index_of
 from imbalance_cli.data.dataset import Dataset, Ragged
 from imbalance_cli.errors import InputError
@@ -103,6 +103,8 @@ def decode_chunk(key: str, text: bytes, base: int, path: str) -> dict:
             raise _validation_error(e, key, text, path) from None
         except msgspec.DecodeError as e:
             raise _decode_error(e, base, path) from None
+        except RecursionError:  # nested past the parser's limit (e.g. a 300,000-deep segmentation)
+            raise parser_nesting_error(text, base, path, outer=1) from None
         if key == "annotations":
             return _ann_columns(recs)
         return _img_columns(recs)
@@ -232,7 +234,7 @@ def _record_id(text: bytes, i: int):
         rec = msgspec.json.decode(raw)
         rid = rec.get("id") if isinstance(rec, dict) else None
         return rid if isinstance(rid, (int, str)) and not isinstance(rid, bool) else None
-    except (msgspec.DecodeError, IndexError):
+    except (msgspec.DecodeError, IndexError, RecursionError):
         return None
 
 
@@ -256,6 +258,8 @@ def decode_categories(data: bytes, base: int, path: str) -> list:
         raise _globalise(err, 0) from None
     except msgspec.DecodeError as e:
         raise _decode_error(e, base, path) from None
+    except RecursionError:  # (data[0] lies at document offset base + 1: see assemble)
+        raise parser_nesting_error(data, base + 1, path, outer=1) from None
 
 
 def _globalise(err: InputError, first: int) -> InputError:
@@ -279,6 +283,8 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
             info = msgspec.json.decode(members["info"][1])
         except msgspec.DecodeError as e:
             raise _decode_error(e, members["info"][2], path) from None
+        except RecursionError:
+            raise parser_nesting_error(members["info"][1], members["info"][2], path, outer=1) from None
     if "categories" in skeleton and "images" not in skeleton and "annotations" not in skeleton:
         raise InputError(
             "this is a category-statistics file (categories only, no images or annotations): "

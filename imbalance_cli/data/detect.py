@@ -16,6 +16,7 @@ Detection (``format=None``), after transparent gzip decompression:
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 from imbalance_cli import dist
@@ -138,7 +139,7 @@ def _head(p: Path) -> bytes:
     stream, raw = open_stream(p)
     try:
         return stream.read(4096)
-    except (EOFError, OSError) as e:
+    except (EOFError, OSError, zlib.error) as e:
         raise InputError(f"corrupt or truncated gzip data ({e})", path=p) from None
     finally:
         raw.close()

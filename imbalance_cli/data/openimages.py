@@ -46,9 +46,16 @@ def _input(path):
     return pa.input_stream(str(path), compression="gzip" if gz else None)
 
 
+def _gzip_error(path, e) -> InputError:
+    return InputError(f"corrupt or truncated gzip data ({e})", path=path)
+
+
 def _header(path) -> list[str]:
-    with _input(path) as s:
-        head = s.read(65536)
+    try:
+        with _input(path) as s:
+            head = s.read(65536)
+    except (OSError, EOFError) as e:  # pyarrow's gzip errors are OSErrors
+        raise _gzip_error(path, e) from None
     if head.startswith(BOM):
         head = head[len(BOM):]
     line = head.split(b"\n", 1)[0].decode("utf-8", "replace").strip("\r")
@@ -66,19 +73,24 @@ def _read_table(path, columns: dict, line_of_error_check):
                 stream, read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
                 convert_options=pacsv.ConvertOptions(include_columns=list(columns), column_types=columns,
                                                      strings_can_be_null=False, quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError) as e:
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise line_of_error_check(str(e)) from None
+    except (OSError, EOFError) as e:  # reading or decompressing (pyarrow's gzip errors are OSErrors)
+        raise _gzip_error(path, e) from None
 
 
 def _find_bad_line(path, check) -> int | None:
     """Slow path (errors only): the first data line (1-based, header = line 1) failing ``check(fields)``."""
-    with _input(path) as s:
-        text = io.TextIOWrapper(s, encoding="utf-8-sig", errors="replace", newline="")
-        reader = csv.reader(text)
-        header = next(reader, [])
-        for i, row in enumerate(reader):
-            if check(header, row):
-                return i + 2
+    try:
+        with _input(path) as s:
+            text = io.TextIOWrapper(s, encoding="utf-8-sig", errors="replace", newline="")
+            reader = csv.reader(text)
+            header = next(reader, [])
+            for i, row in enumerate(reader):
+                if check(header, row):
+                    return i + 2
+    except (OSError, EOFError) as e:
+        raise _gzip_error(path, e) from None
     return None
 
 

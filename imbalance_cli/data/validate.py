@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imbalance_cli.data import coco
-from imbalance_cli.data._io import parse_json, read_bytes
+from imbalance_cli.data._io import NESTING_ERROR, parse_json, read_bytes
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.detect import FORMATS, _detect_json, load
 from imbalance_cli.errors import InputError
@@ -64,8 +64,8 @@ def load_with_problems(path: str | os.PathLike, format: str | None = None) -> tu
     try:
         return load(p, format=format), []
     except InputError as refused:
-        if format not in (None, "coco", "lvis", "objects365") or not p.is_file():
-            raise
+        if format not in (None, "coco", "lvis", "objects365") or not p.is_file() or NESTING_ERROR in refused.message:
+            raise  # (a document nested past the loader's parser is refused as a whole, not walked record by record)
         data = read_bytes(p)
         if data.lstrip()[:1] not in (b"{", b"["):
             raise
