@@ -165,7 +165,7 @@ def line_col(path: str | os.PathLike, offset: int) -> tuple[int, int] | None:
 #: README's limits table lists them. Kinds are added here, never bounded ad hoc at the caller.
 READ_LIMITS: dict[str, tuple[int, str]] = {
     "rules": (1024**2, "a rules file"),  # a complete rules file is ~2 kB
-    "baseline": (32 * 1024**2, "a baseline stats.json"),  # LVIS (1,230 classes): 0.4 MB
+    "baseline": (16 * 1024**2, "a baseline stats.json"),  # LVIS (1,230 classes): 0.4 MB
     "cache-meta": (16 * 1024**2, "a cache entry's meta.json"),
     "category-statistics": (64 * 1024**2, "a category-statistics file"),  # LVIS v1 train: 0.2 MB
     "class-list": (64 * 1024**2, "a class list"),  # Open Images' 20k-class list: 0.6 MB
@@ -221,18 +221,34 @@ def json_nesting(data: bytes, limit: int = MAX_NESTING) -> tuple[int, int | None
 _TOML_INERT = re.compile(rb'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*', re.S)
 
 
-def toml_nesting(data: bytes, limit: int = MAX_NESTING) -> tuple[int, int | None]:
-    """As :func:`json_nesting` for TOML: arrays and inline tables (``[`` / ``{``) outside strings and comments.
+#: Bytes a run of dotted keys is made of (bare-key characters, dots, blanks): strings are blanked before.
+_TOML_KEY_RUN = np.zeros(256, dtype=bool)
+for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-. \t":
+    _TOML_KEY_RUN[_c] = True
 
-    A table header ``[a.b]`` counts as one level while it is open, an array-of-tables header ``[[a]]`` as two.
-    """
+
+def toml_nesting(data: bytes, limit: int = MAX_NESTING) -> tuple[int, int | None]:
+    """As :func:`json_nesting` for TOML, whose tables nest two ways: arrays and inline tables (``[`` / ``{``
+    outside strings and comments) and dotted keys (``a.b.c = 1`` or ``[a.b.c]``: the dots in one run of key
+    characters; tomllib's time grows with the square of a key's depth). The deeper of the two is returned, and
+    the first byte past ``limit`` of either."""
     blank = bytearray(data)
     for m in _TOML_INERT.finditer(data):
         blank[m.start():m.end()] = b" " * (m.end() - m.start())
     a = np.frombuffer(bytes(blank), dtype=np.uint8)
     pos = np.flatnonzero((a == 0x5B) | (a == 0x5D) | (a == 0x7B) | (a == 0x7D))
     delta = np.where((a[pos] == 0x5B) | (a[pos] == 0x7B), 1, -1).astype(np.int64)
-    return _deepest(pos, delta, limit)
+    deepest, at = _deepest(pos, delta, limit)
+    dots = np.flatnonzero(a == 0x2E)
+    if len(dots):
+        run = np.cumsum(~_TOML_KEY_RUN[a])[dots]  # the run of key characters each dot lies in
+        starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+        levels = np.arange(len(dots)) - np.repeat(starts, np.diff(np.r_[starts, len(dots)])) + 2  # a.b: 2 levels
+        deepest = max(deepest, int(levels.max()))
+        over = np.flatnonzero(levels > limit)
+        if len(over) and (at is None or dots[over[0]] < at):
+            at = int(dots[over[0]])
+    return deepest, at
 
 
 def _deepest(pos: np.ndarray, delta: np.ndarray, limit: int) -> tuple[int, int | None]:
@@ -248,8 +264,9 @@ def check_nesting(data: bytes, path: str | os.PathLike, language: str = "json", 
     deepest, at = (json_nesting if language == "json" else toml_nesting)(data, limit)
     if at is not None:
         line = data.count(b"\n", 0, at) + 1
-        raise InputError(f"{NESTING_ERROR}: {deepest:,} levels of nested arrays or objects where at most {limit} "
-                         f"are read (line {line}, byte {at})", path=path)
+        what = "arrays or objects" if language == "json" else "arrays, tables or dotted keys"
+        raise InputError(f"{NESTING_ERROR}: {deepest:,} levels of nested {what} where at most {limit} are read "
+                         f"(line {line}, byte {at})", path=path)
 
 
 def read_json(path: str | os.PathLike, kind: str, type=None):
@@ -269,6 +286,15 @@ def read_json(path: str | os.PathLike, kind: str, type=None):
 _FIELD_AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.S)
 
 
+def validation_message(err) -> str:
+    """A msgspec ``ValidationError`` as ``field 'classes[3].id': expected int, got float``."""
+    msg, where = _FIELD_AT.match(str(err)).groups()
+    msg = msg.replace("`", "")
+    msg = msg[:1].lower() + msg[1:]
+    field = (where or "").lstrip(".")
+    return f"field '{field}': {msg}" if field else msg
+
+
 def decode_typed(data: bytes, type, path: str | os.PathLike):
     """Decode JSON ``data`` into the msgspec ``type``; wrong types and ranges name the field, malformed JSON its
     line and byte offset, invalid UTF-8 its byte offset."""
@@ -277,11 +303,7 @@ def decode_typed(data: bytes, type, path: str | os.PathLike):
     try:
         return msgspec.json.decode(data, type=type)
     except msgspec.ValidationError as e:
-        msg, where = _FIELD_AT.match(str(e)).groups()
-        msg = msg.replace("`", "")
-        msg = msg[:1].lower() + msg[1:]
-        field = (where or "").lstrip(".")
-        raise InputError(f"field '{field}': {msg}" if field else msg, path=path) from None
+        raise InputError(validation_message(e), path=path) from None
     except msgspec.DecodeError as e:
         if "UTF-8" in str(e):
             decode_utf8(data, path)

@@ -15,7 +15,6 @@ returns) is the renderers' business: :mod:`imbalance_cli.report.stats`.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -337,11 +336,9 @@ class Report:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Report":
         """Read a ``stats.json`` written by ``imbalance stats`` (validated; :class:`InputError` if it is not one)."""
-        try:
-            with open(path, "rb") as f:
-                data = json.loads(f.read())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"not valid JSON ({e})", path=os.fspath(path)) from None
+        from imbalance_cli.data._io import read_json
+
+        data = read_json(path, "baseline")  # the bounded reader: regular file, 16 MiB, nesting checked first
         return cls(validate(data, path=os.fspath(path)))
 
     def __getitem__(self, key: str) -> Any:
