@@ -6,16 +6,24 @@ traceback, through every command that reads that kind of file. Expected byte off
 in the tests from how each document is built; expected refusals from the schema the README states.
 """
 
+import contextlib
 import gzip
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import zlib
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import imbalance_cli
 from imbalance_cli.cli import app
+from imbalance_cli.data import cache as data_cache
+from imbalance_cli.data import stream as data_stream
 
 from conftest import COCO_VAL, ROOT
 
@@ -35,6 +43,21 @@ LOADING_COMMANDS = {
     "batches": lambda f: ["batches", f, "--workers", "1"],
     "anchors": lambda f: ["anchors", f, "--iterations", "0"],
 }
+
+
+@contextlib.contextmanager
+def within(seconds: int):
+    """Fail (instead of hanging) when the block takes longer than ``seconds`` (a FIFO read would block forever)."""
+    def expire(signum, frame):
+        raise TimeoutError(f"took longer than {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def one_line_exit_2(args, *needles):
@@ -122,3 +145,136 @@ def test_corrupt_gzip_open_images_and_voc(tmp_path):
             p = tmp_path / name
             p.write_bytes(_corrupt_gzip(raw, at))
             one_line_exit_2(["stats", str(p), "--anchors", "none"], p, "gzip")
+
+
+# ---- the columnar cache: metadata checksummed, every column validated like loaded data -------------------------
+def _cached(tmp_path, monkeypatch):
+    """A COCO file with its cache entry, and a counter of real loads (a cache hit does not load)."""
+    p = tmp_path / "a.json"
+    p.write_bytes(gzip.decompress(COCO_VAL.read_bytes()))
+    first = imbalance_cli.load(p)
+    (entry,) = [e for e in data_cache.cache_dir().iterdir()]
+    calls = []
+    real = data_stream.load_json_stream
+    monkeypatch.setattr(data_stream, "load_json_stream", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return p, first, entry, calls
+
+
+def _entry():
+    (entry,) = [e for e in data_cache.cache_dir().iterdir()]
+    return entry
+
+
+def _forge(entry, edit_meta=None, column=None, array=None):
+    """Rewrite an entry consistently: column file ``column`` replaced by ``array`` (its length and CRC updated in
+    the metadata) and/or the metadata edited, the metadata's own CRC recomputed (CRC-32 of the canonical JSON of
+    the rest, as the cache writes it)."""
+    meta = json.loads((entry / "meta.json").read_text())
+    if column is not None:
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        data = buf.getvalue()
+        (entry / column).write_bytes(data)
+        infos = [i for group in ("columns", "strings", "ragged") for v in meta[group].values()
+                 for i in ([v] if "file" in v else v.values())]
+        (info,) = [i for i in infos if i["file"] == column]
+        info.update(bytes=len(data), crc32=zlib.crc32(data))
+    if edit_meta is not None:
+        edit_meta(meta)
+    body = {k: v for k, v in meta.items() if k != "meta_crc32"}
+    meta["meta_crc32"] = zlib.crc32(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    (entry / "meta.json").write_text(json.dumps(meta))
+
+
+def _rebuilt_equal(p, first, calls):
+    again = imbalance_cli.load(p)
+    assert calls == [1], "the damaged entry must be rebuilt from the file, not used"
+    for col in ("image_ids", "widths", "heights", "boxes", "box_image", "box_category", "box_ids"):
+        np.testing.assert_array_equal(getattr(again, col), getattr(first, col))
+    assert again.file_names.tolist() == first.file_names.tolist() and again.format == first.format
+    assert again.has_image_sizes
+    calls.clear()
+    imbalance_cli.load(p)
+    assert calls == []  # the rebuilt entry is used next time
+
+
+def _with(values, k, v):
+    out = values.copy()
+    out[k] = v
+    return out
+
+
+FORGED_COLUMNS = {  # (column file, the forged array from the loaded dataset)
+    "width_negative": ("widths.npy", lambda f: _with(f.widths, 3, -640.0)),
+    "width_nan": ("widths.npy", lambda f: _with(f.widths, 3, np.nan)),
+    "width_1e300": ("widths.npy", lambda f: _with(f.widths, 3, 1e300)),
+    "height_subpixel": ("heights.npy", lambda f: _with(f.heights, 0, 0.5)),
+    "width_float32": ("widths.npy", lambda f: f.widths.astype(np.float32)),
+    "boxes_one_short": ("boxes.npy", lambda f: f.boxes[:-1]),
+    "box_image_out_of_range": ("box_image.npy", lambda f: _with(f.box_image, 0, f.num_images)),
+    "box_category_negative": ("box_category.npy", lambda f: _with(f.box_category, 0, -1)),
+    "duplicate_image_id": ("image_ids.npy", lambda f: _with(f.image_ids, 1, f.image_ids[0])),
+    "duplicate_box_id": ("box_ids.npy", lambda f: _with(f.box_ids, 5, f.box_ids[9])),
+    "file_names_not_utf8": ("file_names.blob.npy",
+                            lambda f: _with(np.frombuffer("".join(f.file_names).encode(), np.uint8), 5, 0xFF)),
+    "file_names_cut_in_a_character": ("file_names.blob.npy", lambda f: _straddling(f.file_names)),
+}
+
+
+def _straddling(names):
+    """The names' blob, valid UTF-8 as a whole, with a 2-byte character across the end of the first name: the
+    second name would start inside it."""
+    blob = "".join(names).encode()
+    cut = len(names[0].encode())
+    return np.frombuffer(blob[:cut - 1] + "\u00e9".encode() + blob[cut + 1:], np.uint8)
+
+
+@pytest.mark.parametrize("case", sorted(FORGED_COLUMNS))
+def test_a_forged_column_with_consistent_crcs_is_rebuilt(case, tmp_path, monkeypatch):
+    p, first, entry, calls = _cached(tmp_path, monkeypatch)
+    column, make = FORGED_COLUMNS[case]
+    array = make(first)
+    if column.startswith("file_names"):
+        assert len(array) == len("".join(first.file_names).encode())  # same length: the offsets still fit
+    _forge(entry, column=column, array=array)
+    _rebuilt_equal(p, first, calls)
+
+
+def test_a_file_names_blob_with_a_forged_crc_is_not_used_by_check(tmp_path, monkeypatch):
+    p, first, entry, calls = _cached(tmp_path, monkeypatch)
+    column, make = FORGED_COLUMNS["file_names_not_utf8"]
+    _forge(entry, column=column, array=make(first))
+    r = runner.invoke(app, ["check", str(p), "--report-format", "json"])
+    assert r.exit_code in (0, 1) and r.exception is None or isinstance(r.exception, SystemExit), r.output
+    names = {n for f in json.loads(r.stdout)["findings"] for n in f.get("file_names", [])}
+    assert names and names <= set(first.file_names.tolist()) and calls == [1]
+
+
+@pytest.mark.parametrize("edit", [{"format": "lvis"}, {"has_image_sizes": False}, {"info": {"x": 1}}])
+def test_an_edited_meta_json_is_rebuilt(edit, tmp_path, monkeypatch):
+    p, first, entry, calls = _cached(tmp_path, monkeypatch)
+    meta = json.loads((entry / "meta.json").read_text())
+    meta.update(edit)
+    (entry / "meta.json").write_text(json.dumps(meta))  # its checksum no longer matches
+    _rebuilt_equal(p, first, calls)
+
+
+@pytest.mark.parametrize("edit", [{"has_image_sizes": False}, {"format": "yaml"}, {"version": "2"},
+                                  {"columns": {}}, {"key": "0" * 40}, {"extra": 1}])
+def test_meta_json_forged_with_a_consistent_crc_is_still_checked(edit, tmp_path, monkeypatch):
+    p, first, entry, calls = _cached(tmp_path, monkeypatch)
+    _forge(entry, edit_meta=lambda m: m.update(edit))
+    _rebuilt_equal(p, first, calls)
+
+
+def test_meta_json_or_a_column_linked_to_dev_zero_is_rebuilt(tmp_path, monkeypatch):
+    p, first, entry, calls = _cached(tmp_path, monkeypatch)
+    with within(30):
+        (entry / "meta.json").unlink()
+        (entry / "meta.json").symlink_to("/dev/zero")
+        _rebuilt_equal(p, first, calls)
+        calls.clear()
+        entry = _entry()
+        (entry / "widths.npy").unlink()
+        (entry / "widths.npy").symlink_to("/dev/zero")
+        _rebuilt_equal(p, first, calls)
