@@ -278,3 +278,70 @@ def test_meta_json_or_a_column_linked_to_dev_zero_is_rebuilt(tmp_path, monkeypat
         (entry / "widths.npy").unlink()
         (entry / "widths.npy").symlink_to("/dev/zero")
         _rebuilt_equal(p, first, calls)
+
+
+# ---- loaders: sub-pixel images, Open Images UTF-8, VOC folders and tag floods ----------------------------------
+def _coco_with(tmp_path, **image_fields):
+    d = json.loads(json.dumps(BASE))
+    d["images"][1].update(image_fields)
+    p = tmp_path / "sub.json"
+    p.write_text(json.dumps(d))
+    return p
+
+
+@pytest.mark.parametrize("w,h", [(0.5, 0.5), (0.999, 10), (10, 0.25)])
+def test_sub_pixel_images_are_refused_like_zero_size_ones(w, h, tmp_path):
+    from conftest import VOC_XML
+
+    p = _coco_with(tmp_path, width=w, height=h)
+    one_line_exit_2(["stats", str(p), "--anchors", "none"], p, "images[1] (id 2)", "at least 1 pixel")
+    # imbalance check walks the records: the image is an invalid_image error, its box is not counted
+    r = runner.invoke(app, ["check", str(p), "--report-format", "json"])
+    assert r.exit_code == 1
+    found = {f["rule"]: f for f in json.loads(r.stdout)["findings"]}
+    assert found["invalid_image"]["image_ids"] == [2]
+    x = tmp_path / "a.xml"
+    x.write_text(VOC_XML.read_text().replace("<width>353</width>", f"<width>{w}</width>")
+                 .replace("<height>500</height>", f"<height>{h}</height>"))
+    one_line_exit_2(["stats", str(x), "--anchors", "none"], x, "<size>", "at least 1 pixel")
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text(f"ImageID,Width,Height\nabc,{w},{h}\n")
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("ImageID,LabelName,XMin,XMax,YMin,YMax\nabc,/m/1,0.1,0.2,0.1,0.3\n")
+    one_line_exit_2(["stats", str(boxes), "--image-sizes", str(sizes), "--anchors", "none"], sizes, "line 2",
+                    "at least 1 pixel")
+
+
+def test_one_pixel_images_are_accepted(tmp_path):
+    p = _coco_with(tmp_path, width=1, height=1.0)
+    assert imbalance_cli.load(p, cache=False).widths.tolist() == [10.0, 1.0]
+
+
+@pytest.mark.parametrize("column", [0, 1, 2])  # ImageID, Source, LabelName
+def test_invalid_utf8_in_open_images_text_fields_names_the_line(column, tmp_path):
+    from conftest import FIXTURES
+
+    lines = (FIXTURES / "openimages_from_coco_val.csv").read_bytes().split(b"\n")
+    fields = lines[6].split(b",")
+    fields[column] = fields[column][:3] + b"\xff" + fields[column][3:]
+    lines[6] = b",".join(fields)
+    p = tmp_path / "oi" / "boxes.csv"
+    p.parent.mkdir()
+    p.write_bytes(b"\n".join(lines))
+    one_line_exit_2(["stats", str(p), "--anchors", "none", "--no-cache"], p, "line 7", "invalid UTF-8")
+    classes = tmp_path / "classes.csv"
+    classes.write_bytes(b"/m/04dr76w,Per\xffson\n")
+    good = FIXTURES / "openimages_from_coco_val.csv"
+    one_line_exit_2(["stats", str(good), "--classes", str(classes), "--anchors", "none"], classes,
+                    "invalid UTF-8 at line 1 (byte 14)")
+
+
+def test_a_voc_folder_without_xml_and_a_tag_flood_are_refused(tmp_path):
+    d = tmp_path / "voc"
+    d.mkdir()
+    (d / "notes.txt").write_text("not an annotation\n")
+    one_line_exit_2(["stats", str(d), "--format", "voc", "--anchors", "none"], d, "no .xml annotation files")
+    x = tmp_path / "flood.xml"
+    x.write_text("<annotation><size><width>10</width><height>10</height></size>" + "<a>" * 300_000
+                 + "</a>" * 300_000 + "</annotation>")
+    one_line_exit_2(["stats", str(x), "--anchors", "none"], x, "more than 500,000 tags")

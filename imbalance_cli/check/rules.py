@@ -8,7 +8,7 @@ Rules (every threshold and severity can be set in a TOML rules file, see :data:`
 * structure (errors; a COCO-style JSON file the loader refuses is walked record by record by
   :func:`imbalance_cli.data.validate.load_with_problems`, so every broken record is reported and the
   well-formed rest is checked further): ``missing_field``, ``duplicate_id``, ``undefined_image``,
-  ``undefined_category``, ``invalid_image`` (non-positive size); ``invalid_box`` (non-finite,
+  ``undefined_category``, ``invalid_image`` (a side below 1 or above 1,000,000 pixels); ``invalid_box`` (non-finite,
   non-positive size or outside the image; any format);
 * Datumaro's validator defaults as the starting point (warnings): ``few_instances`` (classes with
   <= 1 instance), ``imbalance_ratio`` (max/min instances over used classes >= 50), ``size_outlier``
@@ -288,7 +288,7 @@ _NOUNS = {"missing_field": "record(s) with missing or malformed required fields"
           "duplicate_id": "record(s) with a duplicate id",
           "undefined_image": "annotation(s) with an undefined image_id",
           "undefined_category": "annotation(s) with an undefined category_id",
-          "invalid_image": "image(s) without a positive finite width and height"}
+          "invalid_image": "image(s) whose width or height is not a finite number from 1 to 1,000,000 pixels"}
 
 
 def structure_findings(problems: list[Problem], rules: Rules) -> list[Finding]:

@@ -2,7 +2,8 @@
 
 Limits (also listed in the README's "Bad input" section):
 
-* :data:`MAX_IMAGE_SIDE`: an image width or height above this many pixels is refused (every loader).
+* :data:`MAX_IMAGE_SIDE`: an image width or height above this many pixels is refused (every loader), and
+  one below 1 pixel (:data:`SUBPIXEL_IMAGE`).
 * :data:`MAX_IN_MEMORY_BYTES`: a file read whole into memory (VOC XML, side CSVs, category-statistics
   JSON, ``imbalance check``) may not exceed this many bytes, compressed or decompressed; the
   COCO / LVIS / Objects365 JSON and the Open Images box CSV are streamed and have no size bound.
@@ -28,6 +29,8 @@ from imbalance_cli.errors import InputError
 
 #: Largest accepted image width or height, in pixels (larger values are refused, never cast).
 MAX_IMAGE_SIDE = 1_000_000
+#: The refusal of an image narrower or lower than one pixel (0.5 x 0.5 is no image a detector reads).
+SUBPIXEL_IMAGE = "image width and height must be at least 1 pixel (a sub-pixel image)"
 #: Largest file read whole into memory (the streaming JSON and CSV paths have no bound).
 MAX_IN_MEMORY_BYTES = 2 * 1024**3
 #: UTF-8 byte-order mark (Windows tools write it); skipped by every reader.

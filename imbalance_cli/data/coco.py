@@ -34,7 +34,7 @@ from typing import Annotated, Union
 import msgspec
 import numpy as np
 
-from imbalance_cli.data._io import MAX_IMAGE_SIDE, parser_nesting_error
+from imbalance_cli.data._io import MAX_IMAGE_SIDE, SUBPIXEL_IMAGE, parser_nesting_error
 from imbalance_cli.data.arrays import index_of
 from imbalance_cli.data.dataset import Dataset, Ragged
 from imbalance_cli.errors import InputError
@@ -325,11 +325,12 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(widths) & np.isfinite(heights) & (widths > 0) & (heights > 0)
         big = ok & ((widths > MAX_IMAGE_SIDE) | (heights > MAX_IMAGE_SIDE))
-    bad = np.flatnonzero(~ok | big)
+        small = ok & ((widths < 1) | (heights < 1))
+    bad = np.flatnonzero(~ok | big | small)
     if len(bad):
         i = int(bad[0])
         what = (f"image width and height must be at most {MAX_IMAGE_SIDE:,} pixels" if big[i]
-                else "image width and height must be positive finite numbers")
+                else SUBPIXEL_IMAGE if small[i] else "image width and height must be positive finite numbers")
         raise InputError(f"{what}, got {widths[i]:g} x {heights[i]:g}", path=path,
                          record=f"images[{i}] (id {int(img_ids[i])})")
     ragged = {}

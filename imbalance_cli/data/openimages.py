@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imbalance_cli.data._io import BOM, GZIP_MAGIC, MAX_IMAGE_SIDE, check_regular, read_bytes
+from imbalance_cli.data._io import (
+    BOM, GZIP_MAGIC, MAX_IMAGE_SIDE, SUBPIXEL_IMAGE, check_regular, decode_utf8, read_file,
+)
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 
@@ -94,8 +96,26 @@ def _find_bad_line(path, check) -> int | None:
     return None
 
 
+def _first_non_utf8_line(path) -> int | None:
+    """Slow path (errors only): the first line (1-based) that is not valid UTF-8."""
+    try:
+        with _input(path) as s:
+            for i, line in enumerate(io.BufferedReader(s)):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return i + 1
+    except (OSError, EOFError) as e:
+        raise _gzip_error(path, e) from None
+    return None
+
+
 def _csv_error(path, message: str, expected: int | None = None, numeric: tuple = ()) -> InputError:
     first = message.splitlines()[0]
+    if "invalid UTF8" in first:
+        line = _first_non_utf8_line(path)
+        return InputError("invalid UTF-8 in a text field (ImageID, Source or LabelName)", path=path,
+                          record=f"line {line}" if line else None)
     if "Expected" in first and "columns" in first:
         line = _find_bad_line(path, lambda h, r: len(r) != len(h))
         got = first.split("got ", 1)[-1].split(":", 1)[0] if "got " in first else "?"
@@ -121,8 +141,8 @@ def _csv_error(path, message: str, expected: int | None = None, numeric: tuple =
 
 
 def read_classes(path) -> tuple[list[str], list[str]]:
-    """Read ``MID,DisplayName`` rows (no header) -> (mids, names)."""
-    text = read_bytes(path).decode("utf-8", "replace")
+    """Read ``MID,DisplayName`` rows (no header) -> (mids, names), by the bounded reader (kind ``class-list``)."""
+    text = decode_utf8(read_file(path, "class-list"), path)
     rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
     if not rows or any(len(r) < 2 for r in rows):
         bad = next((i for i, r in enumerate(rows) if len(r) < 2), 0)
@@ -152,10 +172,12 @@ def read_image_sizes(path):
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(w) & np.isfinite(h) & (w > 0) & (h > 0)
         big = ok & ((w > MAX_IMAGE_SIDE) | (h > MAX_IMAGE_SIDE))
-    bad = np.flatnonzero(~ok | big)
+        small = ok & ((w < 1) | (h < 1))
+    bad = np.flatnonzero(~ok | big | small)
     if len(bad):
         i = int(bad[0])
         what = (f"Width and Height must be at most {MAX_IMAGE_SIDE:,} pixels" if big[i]
+                else f"{SUBPIXEL_IMAGE}, got {w[i]:g} x {h[i]:g}" if small[i]
                 else "Width and Height must be positive finite numbers")
         raise InputError(what, path=path, record=f"line {i + 2}")
     ids = t.column("ImageID").combine_chunks()
@@ -209,8 +231,12 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
                "YMin": pa.float64(), "YMax": pa.float64()}
     if "IsGroupOf" in header:
         columns["IsGroupOf"] = pa.float64()
+    if "Source" in header:  # decoded only so that its UTF-8 is checked like the other text fields (no measured cost)
+        columns["Source"] = dict_t
     numeric = ("XMin", "XMax", "YMin", "YMax") + (("IsGroupOf",) if "IsGroupOf" in header else ())
     t = _read_table(path, columns, lambda m: _csv_error(path, m, numeric=numeric))
+    if "Source" in header:
+        t = t.drop_columns(["Source"])
     n = t.num_rows
 
     boxes = np.empty((n, 4), dtype=np.float64)

@@ -11,7 +11,7 @@ their loader's error is raised as is.
 
 Problem kinds (the ``check`` rule names): ``missing_field`` (missing or malformed required
 field), ``duplicate_id``, ``undefined_image``, ``undefined_category``, ``invalid_image``
-(width/height not positive finite numbers).
+(width or height not a finite number from 1 to ``MAX_IMAGE_SIDE`` pixels).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imbalance_cli.data import coco
-from imbalance_cli.data._io import NESTING_ERROR, parse_json, read_bytes
+from imbalance_cli.data._io import MAX_IMAGE_SIDE, NESTING_ERROR, parse_json, read_bytes
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.detect import FORMATS, _detect_json, load
 from imbalance_cli.errors import InputError
@@ -157,7 +157,8 @@ def scan_coco(d: dict, flavour: str = "coco") -> tuple[dict, list[Problem]]:
         w, h = im["width"], im["height"]
         img_ids.add(iid)  # defined, even if its size is broken
         names[iid] = fname
-        if not (_is_num(w) and _is_num(h) and math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+        if not (_is_num(w) and _is_num(h) and math.isfinite(w) and math.isfinite(h) and 1 <= w <= MAX_IMAGE_SIDE
+                and 1 <= h <= MAX_IMAGE_SIDE):
             problems.append(Problem("invalid_image", where, f"width {w!r}, height {h!r}", image_id=iid, file_name=fname))
             continue
         images.append(im)
