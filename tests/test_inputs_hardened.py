@@ -345,3 +345,214 @@ def test_a_voc_folder_without_xml_and_a_tag_flood_are_refused(tmp_path):
     x.write_text("<annotation><size><width>10</width><height>10</height></size>" + "<a>" * 300_000
                  + "</a>" * 300_000 + "</annotation>")
     one_line_exit_2(["stats", str(x), "--anchors", "none"], x, "more than 500,000 tags")
+
+
+# ---- rules files: by schema, bounded, nesting checked before parsing --------------------------------------------
+RULES_CASES = {  # TOML text -> what the one line must name
+    "fail_on_number": ("fail_on = 3\n", "field 'fail_on'"),
+    "severity_number": ("[rules.few_instances]\nseverity = 1\n", "field 'rules.few_instances.severity'"),
+    "sigma_string": ("[rules.size_outlier]\nsigma = \"5\"\n", "field 'rules.size_outlier.sigma'"),
+    "bins_float": ("[rules.skewed_distribution]\nbins = 2.5\n", "field 'rules.skewed_distribution.bins'"),
+    "bins_zero": ("[rules.skewed_distribution]\nbins = 0\n", "field 'rules.skewed_distribution.bins'"),
+    "bins_huge": ("[rules.skewed_distribution]\nbins = 1000000000000\n", "field 'rules.skewed_distribution.bins'"),
+    "share_above_one": ("[rules.invalid_box]\nmax_share = 1.5\n", "field 'rules.invalid_box.max_share'"),
+    "threshold_nan": ("[rules.imbalance_ratio]\nthreshold = nan\n", "field 'rules.imbalance_ratio.threshold'"),
+    "threshold_inf": ("[rules.anchor_neg_pos_ratio]\nthreshold = inf\n", "field 'rules.anchor_neg_pos_ratio.threshold'"),
+    "threshold_bool": ("[rules.drift_class_tv]\nthreshold = true\n", "field 'rules.drift_class_tv.threshold'"),
+    "count_negative": ("[rules.few_instances]\nthreshold = -1\n", "field 'rules.few_instances.threshold'"),
+    "count_float": ("[rules.skewed_distribution]\nmin_instances = 2.0\n", "field 'rules.skewed_distribution.min_instances'"),
+    "rule_not_table": ("[rules]\nsize_outlier = 5\n", "field 'rules.size_outlier'"),
+    "anchors_not_table": ("anchors = \"retinanet\"\n", "field 'anchors'"),
+    "preset_number": ("[anchors]\npreset = 5\n", "field 'anchors.preset'"),
+    "pos_iou_two": ("[anchors]\npreset = \"retinanet\"\npos_iou = 2\n", "field 'anchors.pos_iou'"),
+    "pos_below_neg": ("[anchors]\npreset = \"retinanet\"\npos_iou = 0.3\nneg_iou = 0.5\n", "[anchors]"),
+    "matcher_unknown": ("[anchors]\npreset = \"retinanet\"\nmatcher = \"best\"\n", "[anchors]"),
+    "preset_unknown": ("[anchors]\npreset = \"retinanett\"\n", "[anchors]"),
+    "matcher_without_preset": ("[anchors]\nmatcher = \"mmdet\"\n", "no anchor preset is given"),
+    "deep_arrays": ("a = " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply: 50,000 levels"),
+    "deep_inline_tables": ("a = " + "{b=" * 20_000 + "1" + "}" * 20_000 + "\n", "nested too deeply: 20,000 levels"),
+    "deep_dotted_key": ("a" + ".a" * 50_000 + " = 1\n", "nested too deeply: 50,001 levels"),
+    "deep_table_header": ("[" + "a." * 50_000 + "a]\n", "nested too deeply: 50,001 levels"),
+    "malformed": ("fail_on = \"error\nx\n", "malformed TOML"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RULES_CASES))
+def test_bad_rules_files_are_one_line_naming_the_field(case, tmp_path):
+    text, needle = RULES_CASES[case]
+    p = tmp_path / "rules.toml"
+    p.write_text(text)
+    with within(20):  # (tomllib's time grows with the square of a dotted key's depth: bounded before parsing)
+        one_line_exit_2(["check", str(COCO_VAL), "--rules", str(p)], p, needle)
+
+
+def test_brackets_and_dots_inside_strings_and_comments_do_not_nest(tmp_path):
+    from imbalance_cli.check import load_rules
+
+    p = tmp_path / "rules.toml"
+    p.write_text('# [[[[ a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v\n'
+                 'fail_on = "warning"  # ' + "[" * 100 + "\n[rules.size_outlier]\nsigma = 4.5\n"
+                 '[rules."images_without_boxes"]\nseverity = "off"\n')
+    r = load_rules(p)
+    assert r.fail_on == "warning" and r.get("size_outlier", "sigma") == 4.5
+    assert r.severity("images_without_boxes") == "off"
+    q = tmp_path / "utf8.toml"
+    q.write_bytes(b'fail_on = "error"\n# caf\xc3\xa9\n[rules.few_instances]\nseverity = "w\xffarning"\n')
+    one_line_exit_2(["check", str(COCO_VAL), "--rules", str(q)], q, "invalid UTF-8 at line 4 (byte 61)")
+
+
+# ---- baselines: by schema -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_baseline():
+    r = runner.invoke(app, ["stats", str(COCO_VAL), "--anchors", "none", "--json"])
+    assert r.exit_code == 0
+    return json.loads(r.stdout)
+
+
+def _set_class(key, value):
+    return lambda d: d["classes"][0].__setitem__(key, value)
+
+
+def _set_hist(key, field, value):
+    return lambda d: d["scale"][key].__setitem__(field, value(d["scale"][key][field]) if callable(value) else value)
+
+
+BASELINE_CASES = {  # edit -> the field the one line names
+    "id_string": (_set_class("id", "abc"), "field 'classes[0].id': expected int, got str"),
+    "id_1e300": (_set_class("id", 1e300), "field 'classes[0].id': expected int, got float"),
+    "id_1_7": (_set_class("id", 1.7), "field 'classes[0].id': expected int, got float"),
+    "id_2_70": (_set_class("id", 2**70), "field 'classes[0].id'"),
+    "id_list": (_set_class("id", [1]), "field 'classes[0].id': expected int, got array"),
+    "id_null": (_set_class("id", None), "field 'classes[0].id': expected int, got null"),
+    "id_duplicate": (lambda d: d["classes"][1].__setitem__("id", d["classes"][0]["id"]), "field 'classes[1].id'"),
+    "instances_many": (_set_class("instances", "many"), "field 'classes[0].instances': expected int, got str"),
+    "instances_object": (_set_class("instances", {}), "field 'classes[0].instances': expected int, got object"),
+    "instances_negative": (_set_class("instances", -1000), "field 'classes[0].instances': expected int >= 0"),
+    "instances_1e308": (_set_class("instances", 1e308), "field 'classes[0].instances': expected int, got float"),
+    "instances_true": (_set_class("instances", True), "field 'classes[0].instances': expected int, got bool"),
+    "instances_missing": (lambda d: d["classes"][2].pop("instances"), "field 'classes[2]'"),
+    "name_number": (_set_class("name", 5), "field 'classes[0].name'"),
+    "classes_object": (lambda d: d.__setitem__("classes", {"a": 1}), "field 'classes': expected array"),
+    "scale_list": (lambda d: d.__setitem__("scale", [1]), "field 'scale'"),
+    "counts_number": (_set_hist("relative_width", "counts", 5), "field 'scale.relative_width.counts'"),
+    "counts_strings": (_set_hist("relative_width", "counts", lambda c: [str(x) for x in c]),
+                       "field 'scale.relative_width.counts[0]'"),
+    "counts_negative": (_set_hist("relative_area", "counts", lambda c: [-5] + c[1:]),
+                        "field 'scale.relative_area.counts[0]'"),
+    "counts_one_short": (_set_hist("relative_height", "counts", lambda c: c[1:]), "field 'scale.relative_height.counts'"),
+    "edges_strings": (_set_hist("relative_width", "edges", lambda e: [str(x) for x in e]),
+                      "field 'scale.relative_width.edges[0]'"),
+    "edges_descending": (_set_hist("relative_width", "edges", lambda e: e[::-1]), "field 'scale.relative_width.edges[1]'"),
+    "edges_null": (_set_hist("relative_width", "edges", lambda e: e[:3] + [None] + e[4:]),
+                   "field 'scale.relative_width.edges[3]'"),
+    "edges_repeated": (_set_hist("relative_area", "edges", lambda e: [e[0]] + e[:-1]), "field 'scale.relative_area.edges[1]'"),
+    "schema_other": (lambda d: d.__setitem__("schema", "imbalance.compare/1"), "not an imbalance.stats report"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BASELINE_CASES))
+def test_bad_baselines_are_one_line_naming_the_field(case, real_baseline, tmp_path):
+    edit, needle = BASELINE_CASES[case]
+    d = json.loads(json.dumps(real_baseline))
+    edit(d)
+    p = tmp_path / "stats.json"
+    p.write_text(json.dumps(d))
+    one_line_exit_2(["check", str(COCO_VAL), "--baseline", str(p)], p, needle)
+    # the API checks a dict the same way (no file to name)
+    from imbalance_cli.check import load_rules, run_check
+    from imbalance_cli.errors import InputError
+
+    with pytest.raises(InputError) as e:
+        run_check(COCO_VAL, load_rules(None), d)
+    assert needle.split(":")[0] in e.value.one_line()
+
+
+def test_baseline_nan_and_a_million_classes_and_deep_nesting(real_baseline, tmp_path):
+    import tracemalloc
+
+    from imbalance_cli.check import load_baseline
+
+    p = tmp_path / "nan.json"
+    p.write_text(json.dumps(real_baseline).replace('"instances": 1,', '"instances": NaN,', 1))
+    assert "NaN" in p.read_text()
+    one_line_exit_2(["check", str(COCO_VAL), "--baseline", str(p)], p, "malformed JSON", "(byte")
+    deep = tmp_path / "deep.json"
+    text = '{"schema": "imbalance.stats/1", "classes": ' + "[" * 150_000 + "]" * 150_000 + "}"
+    deep.write_text(text)
+    # the bracket at start + k opens level k + 2 (the object is level 1): level 65 is the first past 64
+    one_line_exit_2(["check", str(COCO_VAL), "--baseline", str(deep)], deep, "nested too deeply: 150,001 levels",
+                    f"byte {text.index('[') + 63})")
+    many = tmp_path / "many.json"
+    many.write_text('{"schema": "imbalance.stats/1", "classes": ['
+                    + ",".join('{"id":%d,"instances":1}' % i for i in range(600_000)) + "]}")
+    assert many.stat().st_size < 16 * 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(Exception) as e:
+            load_baseline(many)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "field 'classes': expected array of length <= 100000" in str(e.value)
+    assert peak < 256 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+# ---- non-regular, sparse, compressed-bomb and oversized files, wherever a file is read whole -------------------
+def _hostile_files(tmp_path):
+    """FIFO, /dev/zero (directly and through a link), a 3 GiB sparse file and a gzip bomb (3 GiB of spaces)."""
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    link = tmp_path / "zero.json"
+    link.symlink_to("/dev/zero")
+    sparse = tmp_path / "sparse.json"
+    with open(sparse, "wb") as f:
+        f.truncate(3 * 2**30)
+    bomb = tmp_path / "bomb.json.gz"
+    bomb.write_bytes(gzip.compress(b" " * 2**24, compresslevel=9) * (3 * 2**6))  # 192 gzip members of 16 MiB
+    return {"fifo": (fifo, "not a regular file"), "dev_zero": ("/dev/zero", "not a regular file"),
+            "link_to_dev_zero": (link, "not a regular file"), "sparse_3gib": (sparse, "larger than"),
+            "gzip_bomb": (bomb, "read into memory")}  # (on-disk size or decompressed size, by the kind's bound)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    return _hostile_files(tmp_path_factory.mktemp("hostile"))
+
+
+SIDE_FILE_COMMANDS = {  # where a whole-read file enters, and how the CLI passes it
+    "baseline": lambda f: ["check", str(COCO_VAL), "--baseline", str(f)],
+    "rules": lambda f: ["check", str(COCO_VAL), "--rules", str(f)],
+    "open_images_classes": lambda f: ["stats", str(_OI_BOXES), "--classes", str(f), "--anchors", "none"],
+    "open_images_sizes": lambda f: ["stats", str(_OI_BOXES), "--image-sizes", str(f), "--anchors", "none"],
+    "category_statistics_margins": lambda f: ["margins", str(f)],
+    "category_statistics_groups": lambda f: ["groups", str(f)],
+}
+_OI_BOXES = ROOT / "tests" / "data" / "openimages_from_coco_val.csv"
+
+
+@pytest.mark.parametrize("where", sorted(SIDE_FILE_COMMANDS))
+def test_fifos_dev_zero_sparse_files_and_gzip_bombs_are_one_line_within_seconds(where, hostile):
+    import resource
+    import time
+
+    for name, (path, needle) in hostile.items():
+        if where.startswith("category_statistics") and name in ("sparse_3gib", "gzip_bomb"):
+            continue  # (a big file there is not statistics but an annotation file: streamed, see the next test)
+        if where == "open_images_sizes" and name in ("sparse_3gib", "gzip_bomb"):
+            needle = "missing ImageID, Width, Height"  # (streamed by pyarrow like the box CSV: its header is read)
+        t = time.monotonic()
+        with within(30):
+            one_line_exit_2(SIDE_FILE_COMMANDS[where](path), path, needle)
+        assert time.monotonic() - t < 30
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 2 * 2**20  # KiB: never near 2 GiB
+
+
+def test_library_readers_of_whole_files_are_bounded_too(hostile, tmp_path):
+    from imbalance_cli.errors import InputError
+    from imbalance_cli.stats.margins import load_ecm_counts
+    from imbalance_cli.stats.report import Report
+
+    for reader in (load_ecm_counts, Report.load):
+        for name, (path, needle) in hostile.items():
+            with within(30), pytest.raises(InputError, match=needle):
+                reader(path)
