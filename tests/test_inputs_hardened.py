@@ -556,3 +556,102 @@ def test_library_readers_of_whole_files_are_bounded_too(hostile, tmp_path):
         for name, (path, needle) in hostile.items():
             with within(30), pytest.raises(InputError, match=needle):
                 reader(path)
+
+
+# ---- options that cannot apply: refused with one line, never recorded and ignored -------------------------------
+_YAML = ROOT / "examples" / "data" / "yolo-coco-mini" / "data.yaml"
+_LVIS_CATS = ROOT / "examples" / "data" / "lvis_v1_train_cat_info.json.gz"
+_VOC = ROOT / "examples" / "data" / "VOC2007_Annotations_000001.xml"
+
+INAPPLICABLE = {  # arguments -> what the one line names
+    "no_anchor_pass_engine": (["stats", str(COCO_VAL), "--anchors", "none", "--engine", "dense"],
+                              ["--engine", "--anchors none"]),
+    "no_anchor_pass_many": (["stats", str(COCO_VAL), "--anchors", "none", "--pos-iou", "0.6", "--chunk-size", "7",
+                             "--negative-iou-sample", "5", "--matcher", "mmdet", "--device", "cpu"],
+                            ["--matcher, --device, --pos-iou, --negative-iou-sample, --chunk-size"]),
+    "yolov5_device": (["stats", str(COCO_VAL), "--anchors", "yolov5", "--device", "cpu"], ["--device", "yolov5"]),
+    "yolov5_engine_chunks": (["stats", str(COCO_VAL), "--anchors", "yolov5", "--engine", "culled", "--chunk-size", "3"],
+                             ["--engine, --chunk-size", "yolov5"]),
+    "yolo_default_yolov5_sample": (["stats", str(_YAML), "--negative-iou-sample", "all"],
+                                   ["--negative-iou-sample", "yolov5"]),
+    "classes_with_coco": (["stats", str(COCO_VAL), "--classes", str(_LVIS_CATS), "--anchors", "none"],
+                          ["--classes", "Open Images"]),
+    "classes_with_voc": (["stats", str(_VOC), "--classes", str(_LVIS_CATS), "--anchors", "none"],
+                         ["--classes", "Pascal VOC"]),
+    "sizes_with_voc_dir": (["stats", "vocdir", "--image-sizes", str(_LVIS_CATS), "--anchors", "none"],
+                           ["--image-sizes", "Pascal VOC directory"]),
+    "sizes_with_format_voc": (["stats", "vocdir", "--format", "voc", "--image-sizes", str(_LVIS_CATS)],
+                              ["--image-sizes", "Open Images"]),
+    "one_stage_ratio": (["margins", str(_LVIS_CATS), "--one-stage", "--fg-bg-ratio", "6.3313"],
+                        ["--fg-bg-ratio", "--one-stage"]),
+    "one_stage_anchors": (["margins", str(COCO_VAL), "--one-stage", "--anchors", "retinanet"],
+                          ["--anchors", "--one-stage"]),
+    "repeat_threshold_uniform": (["batches", str(COCO_VAL), "--repeat-threshold", "0.01"],
+                                 ["--repeat-threshold", "--sampler uniform"]),
+    "repeat_threshold_class_aware": (["batches", str(COCO_VAL), "--sampler", "class-aware", "--repeat-threshold",
+                                      "0.01"], ["--repeat-threshold", "--sampler class-aware"]),
+    "train_images_with_synthetic": (["train", "--images", "imgs/", "--out", "unused"], ["--images", "synthetic-lt"]),
+    "train_val_data_with_synthetic": (["train", "--val-data", "v.json", "--val-fraction", "0.3", "--out", "unused"],
+                                      ["--val-data, --val-fraction", "synthetic-lt"]),
+    "train_tail_with_a_file": (["train", "--data", str(COCO_VAL), "--images", "imgs/", "--tail", "exp",
+                                "--train-images", "10", "--out", "unused"], ["--train-images, --tail", "--data FILE"]),
+    "train_fraction_with_val_data": (["train", "--data", str(COCO_VAL), "--images", "imgs/", "--val-data",
+                                      str(COCO_VAL), "--val-fraction", "0.5", "--out", "unused"],
+                                     ["--val-fraction", "--val-data"]),
+    "bench_val_images_with_a_file": (["bench", "--data", str(COCO_VAL), "--images", "imgs/", "--val-images", "9",
+                                      "--out", "unused"], ["--val-images", "--data FILE"]),
+    "bench_images_with_synthetic": (["bench", "--images", "imgs/", "--out", "unused"], ["--images", "synthetic-lt"]),
+    "hist_bins_huge": (["stats", str(COCO_VAL), "--anchors", "none", "--hist-bins", str(10**12)],
+                       ["--hist-bins must be from 1 to 10,000"]),
+    "scale_bins_huge": (["compare", str(COCO_VAL), str(COCO_VAL), "--scale-bins", str(10**12)],
+                        ["--scale-bins must be from 1 to 10,000"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INAPPLICABLE))
+def test_options_that_cannot_apply_are_refused(case, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vocdir").mkdir()
+    (tmp_path / "vocdir" / "a.xml").write_bytes(_VOC.read_bytes())
+    args, needles = INAPPLICABLE[case]
+    one_line_exit_2(args, *needles)
+    assert not (tmp_path / "unused").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("command", ["stats", "groups", "margins", "check", "compare", "batches"])
+def test_a_toml_preset_given_as_the_annotation_file_is_refused(command, tmp_path):
+    p = tmp_path / "fitted.toml"
+    p.write_text('name = "fit"\nsizes = [[32.0]]\naspect_ratios = [0.5, 1.0, 2.0]\nstrides = [8]\n')
+    args = [command, str(p)] + ([str(p)] if command == "compare" else [])
+    one_line_exit_2(args, p, "not an annotation file", "--anchors")
+
+
+def test_the_options_that_apply_still_work(tmp_path):
+    r = runner.invoke(app, ["batches", str(COCO_VAL), "--sampler", "repeat-factor", "--repeat-threshold", "0.01",
+                            "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["repeat_threshold"] == 0.01
+    r = runner.invoke(app, ["batches", str(COCO_VAL), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["repeat_threshold"] is None
+    r = runner.invoke(app, ["margins", str(_LVIS_CATS), "--one-stage", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["fg_bg_ratio"] is None
+
+
+def test_bench_reuses_only_a_sane_finished_run(tmp_path):
+    from types import SimpleNamespace
+
+    from imbalance_cli.commands.bench import _REUSE_KEYS, _reusable
+
+    cfg = SimpleNamespace(**{k: 1 for k in _REUSE_KEYS})
+    good = {"settings": {k: 1 for k in _REUSE_KEYS}, "AP": 0.3, "AP50": 0.5, "APr": None, "APc": 0.1, "APf": 0.2,
+            "AP_bins": [], "timing": {"train_seconds": 12.5}}
+    p = tmp_path / "metrics.json"
+    p.write_text(json.dumps(good))
+    assert _reusable(p, cfg) == good
+    for bad in ({"AP": "0.3"}, {"AP": 7.0}, {"AP50": True}, {"settings": [1]}, {"AP_bins": {}},
+                {"timing": {"train_seconds": "x"}}, {"settings": {**good["settings"], "seed": 2}}):
+        p.write_text(json.dumps({**good, **bad}))
+        assert _reusable(p, cfg) is None, bad
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with within(10):
+        assert _reusable(fifo, cfg) is None

@@ -29,11 +29,12 @@ import msgspec.json
 
 from imbalance_cli.data._io import check_nesting, decode_typed, read_file, validation_message
 from imbalance_cli.errors import InputError
+from imbalance_cli.stats.geometry import MAX_SCALE_BINS
 
 #: Most classes a baseline may list (LVIS has 1,203, the Open Images class list 20k).
 MAX_BASELINE_CLASSES = 100_000
-#: Most bins of one baseline scale histogram (`imbalance stats --hist-bins`, default 50).
-MAX_BASELINE_BINS = 10_000
+#: Most bins of one baseline scale histogram: as many as `imbalance stats --hist-bins` writes (default 50).
+MAX_BASELINE_BINS = MAX_SCALE_BINS
 #: Largest count (exact in float64, and a sum of 100,000 of them stays finite).
 MAX_COUNT = 2**53
 

@@ -73,17 +73,20 @@ def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Datase
             raise InputError(e.message, path=p) from None
     fmt = None if spec.format is None else spec.format.value
     st = check_regular(p, allow_dir=True)
+    refuse_settings_file(p)
     if fmt == "yolo" or (fmt is None and spec.image_sizes is None and yolo.is_yolo_path(p)):  # data.yaml or labels dir
         return yolo.load(p, classes=spec.classes, cache=spec.cache)
     if os.path.isdir(p):
         if fmt not in (None, "voc"):
             raise InputError(f"a directory can only be read as Pascal VOC, not {fmt}", path=p)
+        _no_side_files(spec, p, "a Pascal VOC directory")
         return voc.load(p)
     if st.st_size == 0:
         raise InputError("file is empty", path=p)
     if fmt is None:
         fmt = detect_format(_head(p), p)
     if fmt == "voc":
+        _no_side_files(spec, p, "Pascal VOC XML")
         return voc.load(p)
     if fmt != "openimages" and (spec.classes is not None or spec.image_sizes is not None):
         raise InputError("--classes and --image-sizes apply to Open Images CSV only", path=p)
@@ -119,6 +122,19 @@ def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Datase
     if key is not None:
         _cache.save(key, ds)
     return ds
+
+
+def _no_side_files(spec: LoadSpec, p: Path, what: str) -> None:
+    if spec.classes is not None or spec.image_sizes is not None:
+        raise InputError(f"--classes and --image-sizes do not apply to {what} (Open Images CSV only)", path=p)
+
+
+def refuse_settings_file(p: Path) -> None:
+    """Refuse a TOML file given where annotations are expected (an anchor preset or a rules file: they are passed
+    with ``--anchors`` / ``--rules``, and a command without those options takes neither)."""
+    if p.suffix.lower() == ".toml" and p.is_file():
+        raise InputError("a TOML file (an anchor preset or a rules file) is not an annotation file: presets are "
+                         "given with --anchors, rules with `imbalance check --rules`", path=p)
 
 
 def _with_line(e: InputError, p: Path) -> InputError:

@@ -24,7 +24,7 @@ from pathlib import Path
 from imbalance_cli.data import coco
 from imbalance_cli.data._io import MAX_IMAGE_SIDE, NESTING_ERROR, parse_json, read_bytes
 from imbalance_cli.data.dataset import Dataset
-from imbalance_cli.data.detect import FORMATS, _detect_json, load
+from imbalance_cli.data.detect import FORMATS, _detect_json, load, refuse_settings_file
 from imbalance_cli.errors import InputError
 
 PROBLEM_KINDS = ("missing_field", "duplicate_id", "undefined_image", "undefined_category", "invalid_image")
@@ -59,6 +59,7 @@ def load_with_problems(path: str | os.PathLike, format: str | None = None) -> tu
     error) is raised as :class:`InputError`.
     """
     p = Path(path)
+    refuse_settings_file(p)
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}", path=p)
     try:

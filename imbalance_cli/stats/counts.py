@@ -26,6 +26,7 @@ import numpy as np
 from imbalance_cli.data import load
 from imbalance_cli.data._io import BOM, check_nesting, open_stream, parse_json, read_file
 from imbalance_cli.data.dataset import Dataset
+from imbalance_cli.data.detect import refuse_settings_file
 from imbalance_cli.errors import InputError
 from imbalance_cli.stats.classes import class_counts
 
@@ -155,6 +156,7 @@ def class_counts_from(path_or_dataset, num_images: int | None = None, format: st
     path = os.fspath(path_or_dataset)
     p = Path(path)
     too_big = None
+    refuse_settings_file(p)
     if format is None and p.is_file() and _json_head(p) in (b"[", b"{"):
         try:  # a statistics file is small: read whole by the bounded reader (a bigger one is an annotation file)
             data = read_file(p, "category-statistics")

@@ -201,8 +201,8 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
         raise TypeError(f"analyze() got unexpected keyword argument(s) {sorted(unknown)}")
     if int(location_bins) < 1:
         raise InputError(f"--location-bins must be >= 1, got {location_bins}")
-    if int(hist_bins) < 1:
-        raise InputError(f"--hist-bins must be >= 1, got {hist_bins}")
+    if not 1 <= int(hist_bins) <= geometry.MAX_SCALE_BINS:
+        raise InputError(f"--hist-bins must be from 1 to {geometry.MAX_SCALE_BINS:,}, got {hist_bins}")
     edges = _parse_edges(bags_edges)
     anchors = parse_anchors(anchors)
     want_anchors = anchors is not None
