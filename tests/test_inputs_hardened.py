@@ -655,3 +655,26 @@ def test_bench_reuses_only_a_sane_finished_run(tmp_path):
     os.mkfifo(fifo)
     with within(10):
         assert _reusable(fifo, cfg) is None
+
+
+# ---- category-statistics files: by type and range, a bounded number of categories --------------------------------
+@pytest.mark.parametrize("edit, needle", [
+    ({"instance_count": 2**60}, "field 'instance_count': expected a non-negative integer up to 2^53"),
+    ({"image_count": -1}, "field 'image_count'"),
+    ({"id": 1.5}, "field 'id': expected an integer within int64"),
+    ({"name": {"en": "x"}}, "field 'name': expected a string"),
+    ({"frequency": "x"}, "field 'frequency': expected one of r, c, f"),
+])
+def test_category_statistics_values_are_checked(edit, needle, tmp_path):
+    cats = json.loads(gzip.decompress(_LVIS_CATS.read_bytes()))
+    cats[3].update(edit)
+    p = tmp_path / "cats.json"
+    p.write_text(json.dumps(cats))
+    for command in ("margins", "groups"):
+        one_line_exit_2([command, str(p)], p, "categories[3]", needle)
+
+
+def test_category_statistics_list_at_most_100000_categories(tmp_path):
+    p = tmp_path / "cats.json"
+    p.write_text("[" + ",".join('{"id":%d,"instance_count":1,"image_count":1}' % i for i in range(100_001)) + "]")
+    one_line_exit_2(["groups", str(p)], p, "100,001 categories", "at most 100,000")

@@ -125,7 +125,7 @@ def _reusable(mpath: Path, cfg) -> dict | None:
     if not mpath.exists():
         return None
     try:
-        old = read_json(mpath, "run-metrics", type=dict)  # bounded: a FIFO or a huge file is not a finished run
+        old = read_json(mpath, "run-record", type=dict)  # bounded: a FIFO or a huge file is not a finished run
         have = {k: old["settings"].get(k) for k in _REUSE_KEYS}
         want = {k: getattr(cfg, k) for k in _REUSE_KEYS}
         if want["box_loss"] is None:

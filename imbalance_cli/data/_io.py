@@ -168,12 +168,12 @@ def line_col(path: str | os.PathLike, offset: int) -> tuple[int, int] | None:
 #: README's limits table lists them. Kinds are added here, never bounded ad hoc at the caller.
 READ_LIMITS: dict[str, tuple[int, str]] = {
     "rules": (1024**2, "a rules file"),  # a complete rules file is ~2 kB
-    "baseline": (16 * 1024**2, "a baseline stats.json"),  # LVIS (1,230 classes): 0.4 MB
+    "baseline": (16 * 1024**2, "a baseline stats.json"),  # an LVIS v0.5 report (1,230 classes): 0.4 MB
     "cache-meta": (16 * 1024**2, "a cache entry's meta.json"),
-    "category-statistics": (64 * 1024**2, "a category-statistics file"),  # LVIS v1 train: 0.2 MB
+    "category-statistics": (16 * 1024**2, "a category-statistics file"),  # LVIS v1 train: 0.2 MB
     "class-list": (64 * 1024**2, "a class list"),  # Open Images' 20k-class list: 0.6 MB
     "ecm-counts": (16 * 1024**2, "an ecm_counts.json"),
-    "run-metrics": (64 * 1024**2, "a run's metrics.json"),
+    "run-record": (64 * 1024**2, "a run's metrics.json or synthetic-lt config.json"),
 }
 #: Deepest nesting of a JSON or TOML document read whole (real rules, baselines and metadata nest at most 6
 #: deep); deeper is refused before parsing, since every parser here recurses once per level.

@@ -34,6 +34,8 @@ from imbalance_cli.stats.classes import class_counts
 #: Largest instance or image count of a category-statistics file: sums over classes stay exact in float64
 #: and within int64 (a count near 2^63 made the ECM total wrap around).
 MAX_COUNT = 2**53
+#: Most categories of a category-statistics file (LVIS has 1,203; as many as a baseline may list).
+MAX_CATEGORIES = 100_000
 
 
 @dataclass
@@ -98,6 +100,9 @@ def is_category_statistics(obj) -> bool:
 
 
 def _from_statistics(cats: list, path: str, num_images: int | None) -> ClassCounts:
+    if len(cats) > MAX_CATEGORIES:
+        raise InputError(f"{len(cats):,} categories; a category-statistics file may list at most {MAX_CATEGORIES:,}",
+                         path=path)
     ids, names, inst, imgs, freq = [], [], [], [], []
     for i, c in enumerate(cats):
         where = f"categories[{i}]"
