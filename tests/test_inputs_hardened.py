@@ -678,3 +678,14 @@ def test_category_statistics_list_at_most_100000_categories(tmp_path):
     p = tmp_path / "cats.json"
     p.write_text("[" + ",".join('{"id":%d,"instance_count":1,"image_count":1}' % i for i in range(100_001)) + "]")
     one_line_exit_2(["groups", str(p)], p, "100,001 categories", "at most 100,000")
+
+
+def test_anchors_none_on_the_command_line_turns_the_rules_files_anchors_off(tmp_path):
+    from imbalance_cli.check import load_rules
+
+    p = tmp_path / "rules.toml"
+    p.write_text('[anchors]\npreset = "retinanet"\nmatcher = "mmdet"\n')
+    r = load_rules(p, anchors="none")
+    assert r.anchors is None and r.anchor_options == {}
+    r = load_rules(p)
+    assert r.anchors == "retinanet" and r.anchor_options == {"matcher": "mmdet"}

@@ -222,6 +222,8 @@ def load_rules(path: str | os.PathLike | None = None, fail_on: str | None = None
         raise InputError(f"--fail-on must be 'error' or 'warning', got {r.fail_on!r}")
     if anchors is not None:
         r.anchors = None if anchors == "none" else anchors
+        if r.anchors is None:  # --anchors none turns the file's whole [anchors] table off
+            r.anchor_options = {}
     if r.anchors is not None:
         _check_anchor_settings(r, p if anchors is None else None)
     elif r.anchor_options:
