@@ -4,9 +4,9 @@ Limits (also listed in the README's "Bad input" section):
 
 * :data:`MAX_IMAGE_SIDE`: an image width or height above this many pixels is refused (every loader), and
   one below 1 pixel (:data:`SUBPIXEL_IMAGE`).
-* :data:`MAX_IN_MEMORY_BYTES`: a file read whole into memory (VOC XML, side CSVs, category-statistics
-  JSON, ``imbalance check``) may not exceed this many bytes, compressed or decompressed; the
-  COCO / LVIS / Objects365 JSON and the Open Images box CSV are streamed and have no size bound.
+* :data:`MAX_IN_MEMORY_BYTES`: the default bound of :func:`read_bytes` (``imbalance check``'s record-by-record
+  scan of a refused COCO-style file), compressed or decompressed; the COCO / LVIS / Objects365 JSON and the
+  Open Images box and sizes CSVs are streamed and have no size bound.
 * Only regular files (and, for VOC, directories) are read: ``/dev/zero``, FIFOs and sockets are refused.
 * :data:`READ_LIMITS`: the bound of each kind of file read whole by :func:`read_file` (rules, baselines,
   cache metadata, class lists, category statistics, ...), and :data:`MAX_NESTING`, the deepest JSON or TOML
