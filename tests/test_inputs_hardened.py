@@ -101,7 +101,7 @@ def test_json_nested_300000_deep_is_one_line_in_every_command(where, tmp_path):
     for name, args in LOADING_COMMANDS.items():
         line = one_line_exit_2(args(str(p)), p, "nested too deeply")
         if name != "check":  # (check reports the same refusal; one command's numbers are enough)
-            assert f"300,003 levels" in line and f"(byte {passing})" in line, line
+            assert "300,003 levels" in line and f"(byte {passing})" in line, line
 
 
 def test_json_nested_a_million_deep_through_the_real_cli(tmp_path):

@@ -12,7 +12,6 @@ distance computed here from the two count vectors.
 import json
 import math
 import tracemalloc
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
