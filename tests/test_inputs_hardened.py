@@ -74,23 +74,15 @@ def one_line_exit_2(args, *needles):
 
 # ---- JSON nested far deeper than any parser recurses -------------------------------------------------------
 def _deep_doc(where: str, depth: int) -> tuple[str, int]:
-    """A COCO document with ``depth`` nested arrays at ``where``; and the byte where the nesting passes 900 levels
-    (the document itself opens ``outer`` levels before the nested value: top object, array, record)."""
+    """A COCO document with ``depth`` nested arrays in one record of ``where``, and the byte where the nesting passes
+    900 levels (the record lies 3 levels deep: top object, array, record)."""
     d = json.loads(json.dumps(BASE))
-    marker = "\"@@DEEP@@\""
-    if where == "segmentation":
-        d["annotations"][1]["segmentation"] = "@@DEEP@@"
-        outer = 3
-    elif where == "images":
-        d["images"][0]["extra"] = "@@DEEP@@"
-        outer = 3
-    else:  # categories
-        d["categories"][1]["extra"] = "@@DEEP@@"
-        outer = 3
+    record = {"segmentation": d["annotations"][1], "images": d["images"][0], "categories": d["categories"][1]}[where]
+    record["segmentation" if where == "segmentation" else "extra"] = "@@DEEP@@"
     text = json.dumps(d)
-    start = text.index(marker)
-    # the bracket at start + k opens level outer + k + 1; level 901 is the first past 900
-    return text.replace(marker, "[" * depth + "]" * depth), start + (900 - outer)
+    start = text.index('"@@DEEP@@"')
+    # the bracket at start + k opens level 3 + k + 1; level 901 is the first past 900
+    return text.replace('"@@DEEP@@"', "[" * depth + "]" * depth), start + (900 - 3)
 
 
 @pytest.mark.parametrize("where", ["segmentation", "images", "categories"])
