@@ -61,7 +61,7 @@ def test_report_load_round_trip(good, tmp_path):
     p.write_text(json.dumps(good))
     assert Report.load(p).to_dict() == good
     p.write_text('{"schema": "imbalance.stats/1"')
-    with pytest.raises(InputError, match="not valid JSON"):
+    with pytest.raises(InputError, match="malformed or truncated JSON"):
         Report.load(p)
     p.write_text('{"schema": "imbalance.stats/1"}')
     with pytest.raises(InputError, match="missing key 'dataset'"):

@@ -8,7 +8,7 @@ Rules (every threshold and severity can be set in a TOML rules file, see :data:`
 * structure (errors; a COCO-style JSON file the loader refuses is walked record by record by
   :func:`imbalance_cli.data.validate.load_with_problems`, so every broken record is reported and the
   well-formed rest is checked further): ``missing_field``, ``duplicate_id``, ``undefined_image``,
-  ``undefined_category``, ``invalid_image`` (non-positive size); ``invalid_box`` (non-finite,
+  ``undefined_category``, ``invalid_image`` (a side below 1 or above 1,000,000 pixels); ``invalid_box`` (non-finite,
   non-positive size or outside the image; any format);
 * Datumaro's validator defaults as the starting point (warnings): ``few_instances`` (classes with
   <= 1 instance), ``imbalance_ratio`` (max/min instances over used classes >= 50), ``size_outlier``
@@ -46,22 +46,16 @@ Rules file (TOML)::
 from __future__ import annotations
 
 import copy
-import gzip
-import json
 import math
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
-
+from imbalance_cli.check.baseline import check_baseline, load_baseline  # noqa: F401 (re-exported)
 from imbalance_cli.check.findings import LEVEL, SEVERITIES, CheckResult, Finding
+from imbalance_cli.data._io import read_toml
 from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import INVALID_REASONS
 from imbalance_cli.data.validate import Problem, load_with_problems
@@ -119,49 +113,108 @@ class Rules:
         return self.rules[rule]["severity"]
 
 
+#: What each rule setting holds, checked by type then range when a rules file is read: ``(kind, low, high)``,
+#: kind ``share`` (a number in [low, high]), ``number`` (finite, >= low), ``count`` (an integer >= low) or
+#: ``bins`` (an integer in [low, high]). A string, boolean or array is never a number.
+SETTING_SCHEMA: dict[str, dict[str, tuple]] = {
+    "invalid_box": {"max_share": ("share", 0.0, 1.0)},
+    "few_instances": {"threshold": ("count", 0, None)},
+    "imbalance_ratio": {"threshold": ("number", 0.0, None)},
+    "size_outlier": {"sigma": ("number", 0.0, None)},
+    "skewed_distribution": {"dominance": ("share", 0.0, 1.0), "top_bins": ("share", 0.0, 1.0),
+                            "bins": ("bins", 1, 1000), "min_instances": ("count", 0, None)},
+    "images_without_boxes": {"max_share": ("share", 0.0, 1.0)},
+    "anchor_no_positive": {"threshold": ("share", 0.0, 1.0)},
+    "anchor_neg_pos_ratio": {"threshold": ("number", 0.0, None)},
+    "drift_class_tv": {"threshold": ("share", 0.0, 1.0)},
+    "drift_scale_wasserstein": {"threshold": ("number", 0.0, None)},
+}
+_ANCHOR_KEYS = ("preset", "matcher", "pos_iou", "neg_iou")
+#: Largest integer setting (counts compare with int64 instance counts).
+_MAX_COUNT = 2**53
+
+
+def _setting(field: str, value, kind: str, low, high, path):
+    """``value`` checked against its schema entry; an :class:`InputError` naming the file and the field otherwise."""
+    def refuse(expected: str):
+        raise InputError(f"field '{field}': expected {expected}, got {_toml_repr(value)}", path=path)
+
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    is_num = is_int or isinstance(value, float)
+    if kind in ("count", "bins"):
+        top = _MAX_COUNT if high is None else high
+        if not is_int or not low <= value <= top:
+            refuse(f"an integer from {low} to {top:,}")
+        return value
+    if not is_num or not math.isfinite(value) or value < low or (high is not None and value > high):
+        refuse(f"a number from {low:g} to {high:g}" if high is not None else f"a finite number >= {low:g}")
+    return value
+
+
+def _toml_repr(value) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def load_rules(path: str | os.PathLike | None = None, fail_on: str | None = None, anchors: str | None = None) -> Rules:
-    """Defaults, overridden by a TOML rules file, overridden by explicit ``fail_on``/``anchors`` (CLI options)."""
+    """Defaults, overridden by a TOML rules file, overridden by explicit ``fail_on``/``anchors`` (CLI options).
+
+    The file is read by the bounded reader (regular file, :data:`~imbalance_cli.data._io.READ_LIMITS`
+    ``rules``, nesting checked before parsing) and checked against :data:`SETTING_SCHEMA`: every wrong
+    key, type or range is one :class:`InputError` naming the file and the field.
+    """
     r = Rules()
+    p = None
     if path is not None:
         p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError("no such rules file", path=p) from None
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            raise InputError(f"malformed TOML rules file: {e}", path=p) from None
+        data = read_toml(p, "rules")
         unknown = set(data) - {"fail_on", "anchors", "rules"}
         if unknown:
             raise InputError(f"unknown top-level key(s) {sorted(unknown)}; expected fail_on, anchors, rules", path=p)
         if "fail_on" in data:
+            if data["fail_on"] not in ("error", "warning"):
+                raise InputError(f"field 'fail_on': expected \"error\" or \"warning\", got {_toml_repr(data['fail_on'])}",
+                                 path=p)
             r.fail_on = data["fail_on"]
         a = data.get("anchors", {})
         if not isinstance(a, dict):
-            raise InputError("[anchors] must be a table", path=p)
-        if a.get("preset") not in (None, "none"):
-            r.anchors = str(a["preset"])
-        bad = set(a) - {"preset", "matcher", "pos_iou", "neg_iou"}
+            raise InputError(f"field 'anchors': expected a table, got {_toml_repr(a)}", path=p)
+        bad = set(a) - set(_ANCHOR_KEYS)
         if bad:
-            raise InputError(f"[anchors] has unknown key(s) {sorted(bad)}; expected preset, matcher, pos_iou, neg_iou",
-                             path=p)
+            raise InputError(f"[anchors] has unknown key(s) {sorted(bad)}; expected {', '.join(_ANCHOR_KEYS)}", path=p)
+        for key in ("preset", "matcher"):
+            if key in a and (not isinstance(a[key], str) or not a[key].strip()):
+                raise InputError(f"field 'anchors.{key}': expected a name, got {_toml_repr(a[key])}", path=p)
+        for key in ("pos_iou", "neg_iou"):
+            if key in a:
+                _setting(f"anchors.{key}", a[key], "share", 0.0, 1.0, p)
+        if a.get("preset") not in (None, "none"):
+            r.anchors = a["preset"]
         r.anchor_options = {k: v for k, v in a.items() if k != "preset"}
         rules = data.get("rules", {})
         if not isinstance(rules, dict):
-            raise InputError("[rules] must be a table of rule tables", path=p)
+            raise InputError(f"field 'rules': expected a table of rule tables, got {_toml_repr(rules)}", path=p)
         for name, settings in rules.items():
             if name not in DEFAULT_RULES:
                 raise InputError(f"unknown rule '{name}'; known: {', '.join(DEFAULT_RULES)}", path=p)
             if not isinstance(settings, dict):
-                raise InputError(f"[rules.{name}] must be a table", path=p)
+                raise InputError(f"field 'rules.{name}': expected a table, got {_toml_repr(settings)}", path=p)
             for key, value in settings.items():
                 if key not in DEFAULT_RULES[name]:
                     raise InputError(f"rule '{name}' has no setting '{key}' (settings: "
                                      f"{', '.join(DEFAULT_RULES[name])})", path=p)
                 if key == "severity":
                     if value not in (*SEVERITIES, "off"):
-                        raise InputError(f"rule '{name}': severity must be error, warning, info or off, got {value!r}", path=p)
-                elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                    raise InputError(f"rule '{name}': '{key}' must be a non-negative number, got {value!r}", path=p)
+                        raise InputError(f"field 'rules.{name}.severity': expected error, warning, info or off, "
+                                         f"got {_toml_repr(value)}", path=p)
+                else:
+                    _setting(f"rules.{name}.{key}", value, *SETTING_SCHEMA[name][key], p)
                 r.rules[name][key] = value
     if fail_on is not None:
         r.fail_on = fail_on
@@ -169,7 +222,34 @@ def load_rules(path: str | os.PathLike | None = None, fail_on: str | None = None
         raise InputError(f"--fail-on must be 'error' or 'warning', got {r.fail_on!r}")
     if anchors is not None:
         r.anchors = None if anchors == "none" else anchors
+        if r.anchors is None:  # --anchors none turns the file's whole [anchors] table off
+            r.anchor_options = {}
+    if r.anchors is not None:
+        _check_anchor_settings(r, p if anchors is None else None)
+    elif r.anchor_options:
+        raise InputError(f"[anchors] sets {', '.join(sorted(r.anchor_options))} but no anchor preset is given "
+                         "(set [anchors] preset or --anchors)", path=p)
     return r
+
+
+def _check_anchor_settings(r: Rules, path) -> None:
+    """The anchor preset and its [anchors] settings resolved once, before any data is read (torch is not loaded);
+    errors name the rules file ``path`` when the preset came from it."""
+    from imbalance_cli.anchors.presets import get_preset
+    from imbalance_cli.specs import resolve_semantics
+
+    opts = r.anchor_options
+    try:
+        preset = get_preset(r.anchors, pos_iou=opts.get("pos_iou"), neg_iou=opts.get("neg_iou"))
+        if opts.get("matcher") is not None:
+            if preset.assigner != "max_iou" and str(opts["matcher"]).lower() != "auto":
+                raise InputError(f"matcher {opts['matcher']!r} does not apply to preset {preset.name!r} (it assigns "
+                                 f"with {preset.assigner})")
+            resolve_semantics(opts["matcher"], preset)
+    except InputError as e:
+        if path is None:  # the preset came from --anchors
+            raise
+        raise InputError(f"[anchors]: {e.one_line()}", path=path) from None
 
 
 def load_for_check(path: str | os.PathLike, format: str | None = None):
@@ -210,7 +290,7 @@ _NOUNS = {"missing_field": "record(s) with missing or malformed required fields"
           "duplicate_id": "record(s) with a duplicate id",
           "undefined_image": "annotation(s) with an undefined image_id",
           "undefined_category": "annotation(s) with an undefined category_id",
-          "invalid_image": "image(s) without a positive finite width and height"}
+          "invalid_image": "image(s) whose width or height is not a finite number from 1 to 1,000,000 pixels"}
 
 
 def structure_findings(problems: list[Problem], rules: Rules) -> list[Finding]:
@@ -344,40 +424,15 @@ def anchor_findings(dataset, rules: Rules) -> list[Finding]:
 
 
 # --------------------------------------------------------------------------------------- drift
-def load_baseline(path: str | os.PathLike) -> dict:
-    """Read a baseline ``stats.json`` (``imbalance.stats/1``, gzip accepted); :class:`InputError` when it is not one."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such baseline file", path=p) from None
-    except OSError as e:
-        raise InputError(f"cannot read baseline: {e.strerror or e}", path=p) from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (EOFError, OSError, zlib.error) as e:
-            raise InputError(f"corrupt or truncated gzip data ({e})", path=p) from None
-    try:
-        d = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InputError(f"malformed JSON baseline: {e}", path=p) from None
-    if not isinstance(d, dict) or not str(d.get("schema", "")).startswith("imbalance.stats/"):
-        raise InputError("not an imbalance.stats report (make one with `imbalance stats FILE --json > stats.json`)", path=p)
-    if not isinstance(d.get("classes"), list) or not all(isinstance(c, dict) and "id" in c and "instances" in c
-                                                          for c in d["classes"]):
-        raise InputError("baseline 'classes' must be a list of {id, instances, ...}", path=p)
-    return d
-
-
 def drift_findings(dataset, baseline: dict, rules: Rules) -> list[Finding]:
     """Drift of ``dataset`` against a baseline stats report (class TV, scale W1, new/missing classes)."""
+    baseline = check_baseline(baseline)  # a dict from the API is checked like a file
     out: list[Finding] = []
     valid = dataset.valid_mask()
     inst, _ = class_counts(dataset, valid)
-    b_ids = [int(c["id"]) for c in baseline["classes"]]
-    b_inst = [float(c["instances"] or 0) for c in baseline["classes"]]
-    names = {int(c["id"]): str(c.get("name", c["id"])) for c in baseline["classes"]}
+    b_ids = [c.id for c in baseline.classes]
+    b_inst = np.array([c.instances for c in baseline.classes], dtype=np.float64)
+    names = {c.id: c.name if c.name is not None else str(c.id) for c in baseline.classes}
     names.update({int(i): str(n) for i, n in zip(dataset.category_ids, dataset.category_names)})
     row_of = {int(c): k for k, c in enumerate(dataset.category_ids)}
     ids, cur, base = aligned_class_counts(dataset.category_ids, inst, b_ids, b_inst)
@@ -395,17 +450,14 @@ def drift_findings(dataset, baseline: dict, rules: Rules) -> list[Finding]:
         cid = int(ids[i])
         _emit(out, rules, "drift_missing_class", f"class '{names[cid]}' is in the baseline "
               f"({int(base[i])} instances) but not used here", category_id=cid, category=names[cid], value=int(base[i]))
-    scale = baseline.get("scale") or {}
     sizes = relative_sizes(dataset, valid)  # relative sizes: valid with or without image sizes
     thr = rules.get("drift_scale_wasserstein", "threshold")
     for key in ("relative_width", "relative_height", "relative_area"):
-        h = scale.get(key)
-        if not isinstance(h, dict) or "edges" not in h or "counts" not in h:
+        h = getattr(baseline.scale, key) if baseline.scale is not None else None
+        if h is None:
             continue
-        edges = np.asarray(h["edges"], dtype=np.float64)
-        if len(edges) != len(h["counts"]) + 1:
-            raise InputError(f"baseline scale.{key}: {len(h['counts'])} counts for {len(edges)} edges")
-        w = wasserstein_hist(histogram(sizes[key], edges), h["counts"], edges)
+        edges = np.asarray(h.edges, dtype=np.float64)
+        w = wasserstein_hist(histogram(sizes[key], edges), np.asarray(h.counts, dtype=np.float64), edges)
         if w is not None and w > thr:
             _emit(out, rules, "drift_scale_wasserstein", f"{key.replace('_', ' ')} distribution drifted: "
                   f"Wasserstein distance {w:.4f} > {thr:g}", value=w, threshold=thr)

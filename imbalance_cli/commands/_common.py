@@ -66,6 +66,18 @@ def _one_line_warning(show: Callable) -> Callable:
     return showwarning
 
 
+def refuse_inapplicable(why: str, **given: bool) -> None:
+    """Refuse, with one line, the options in ``given`` (``"--name": was it given``) that cannot apply ``why``.
+
+    The developers' standard: an option that cannot apply is rejected, never recorded and ignored.
+    """
+    names = [name for name, was_given in given.items() if was_given]
+    if names:
+        names = [n if n.startswith("-") else "--" + n.replace("_", "-") for n in names]
+        verb = "does" if len(names) == 1 else "do"
+        raise InputError(f"{', '.join(names)} {verb} not apply {why}")
+
+
 def flag(*names: str, help: str) -> Any:
     """A boolean flag (default off) shown in ``--help`` as a bare flag, without a ``<bool>`` value column."""
     return typer.Option(False, *names, help=help, metavar="")

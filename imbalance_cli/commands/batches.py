@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._common import (
+    check_out, echo_json, flag, handle_errors, out_option, refuse_inapplicable, set_quiet, wrote,
+)
 from imbalance_cli.data import load
 from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.fileio import dumps_json
@@ -27,7 +29,9 @@ def register(app):
         sampler: str = typer.Option("uniform", "--sampler", help="uniform | repeat-factor | class-aware."),
         epochs: int = typer.Option(1, "--epochs", help="Epochs to draw (the stream is cut into batches)."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
-        repeat_threshold: float = typer.Option(0.001, "--repeat-threshold", help="Repeat-factor threshold t."),
+        repeat_threshold: Optional[float] = typer.Option(None, "--repeat-threshold", help="Repeat-factor threshold t "
+                                                         "(--sampler repeat-factor only; default 0.001).",
+                                                         show_default=False),
         anchors: Optional[str] = typer.Option(None, "--anchors", help="Also measure the foreground anchor share per "
                                               "batch under this preset (retinanet|rpn|ssd300|my.toml)."),
         fmt: Optional[str] = typer.Option(None, "--format", help="Annotation format override."),
@@ -44,9 +48,13 @@ def register(app):
         """
         set_quiet(quiet)
         check_out(out, file, own=render.OWN_FILES)
+        if sampler != "repeat-factor":
+            refuse_inapplicable(f"to --sampler {sampler} (only repeat-factor sampling has a threshold)",
+                                repeat_threshold=repeat_threshold is not None)
         dataset = load(file, spec=LoadSpec.build(format=fmt, workers=workers, cache=not no_cache))
         report = batch_statistics(dataset, batch_size=batch_size, sampler=sampler, epochs=epochs, seed=seed,
-                                  repeat_threshold=repeat_threshold, anchors=parse_anchors(anchors), keep_per_batch=out is not None)
+                                  repeat_threshold=0.001 if repeat_threshold is None else repeat_threshold,
+                                  anchors=parse_anchors(anchors), keep_per_batch=out is not None)
         written = []
         if out is not None:
             written = render.write_outputs(report, out)

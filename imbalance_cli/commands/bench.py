@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import choice_metavar, choice_parser, echo_json, handle_errors, set_quiet
+from imbalance_cli.commands._common import (
+    choice_metavar, choice_parser, echo_json, handle_errors, set_quiet,
+)
+from imbalance_cli.commands.train import SYNTHETIC_DEFAULTS, refuse_data_options
+from imbalance_cli.data._io import read_json
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import claim_files, dumps_json, make_dirs
 from imbalance_cli.losses.registry import BoxLossName, SamplerName, get_loss
@@ -53,8 +56,8 @@ def bench(
                                           show_default=False),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per iteration."),
     lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate."),
-    train_images: int = typer.Option(1600, "--train-images", help="synthetic-lt training images."),
-    val_images: int = typer.Option(400, "--val-images", help="synthetic-lt held-out images."),
+    train_images: int = typer.Option(SYNTHETIC_DEFAULTS["train_images"], "--train-images", help="synthetic-lt training images."),
+    val_images: int = typer.Option(SYNTHETIC_DEFAULTS["val_images"], "--val-images", help="synthetic-lt held-out images."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     out: Path = typer.Option(Path("runs/bench"), "--out", help="Output folder: one sub-folder per run, bench.json, "
                              "bench.csv, bench.md, bench.png."),
@@ -78,6 +81,7 @@ def bench(
     if seeds < 1:
         raise InputError(f"--seeds must be >= 1, got {seeds}", record="--seeds")
     order, pairs = plan(names)
+    refuse_data_options(data, images, train_images=train_images, val_images=val_images)
     make_dirs(out, "the bench folder")  # before any training: a folder that cannot be written is one line
     claim_files(out, "bench", report_bench.FILE_NAMES, legacy=("*-s[0-9]*", "synthetic-lt", ".*.tmp"))
     box = box_loss.value if box_loss is not None else None
@@ -114,19 +118,33 @@ def bench(
 
 
 def _reusable(mpath: Path, cfg) -> dict | None:
-    """The metrics of a finished run with the same settings, else ``None``."""
+    """The metrics of a finished run with the same settings, else ``None`` (the run is trained again).
+
+    The file is read by the bounded reader and what the table reads is checked by type (AP values numbers in
+    [0, 1] or null, ``AP_bins`` a list, ``timing.train_seconds`` a number): a damaged or foreign
+    ``metrics.json`` is not a finished run.
+    """
     if not mpath.exists():
         return None
     try:
-        old = json.loads(mpath.read_text())
+        old = read_json(mpath, "run-record", type=dict)  # bounded: a FIFO or a huge file is not a finished run
         have = {k: old["settings"].get(k) for k in _REUSE_KEYS}
         want = {k: getattr(cfg, k) for k in _REUSE_KEYS}
         if want["box_loss"] is None:
             want["box_loss"] = have["box_loss"]
         if want["anchors"] is None:
             want["anchors"] = have["anchors"]
-        return old if have == want else None
-    except (OSError, ValueError, KeyError, TypeError):
+        if have != want or not isinstance(old.get("AP_bins"), list):
+            return None
+        seconds = old["timing"]["train_seconds"]
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+            return None
+        for k in TABLE_KEYS:
+            v = old[k]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
+                return None
+        return old
+    except (InputError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -13,7 +13,8 @@ from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import compare as render
-from imbalance_cli.specs import parse_anchors
+from imbalance_cli.specs import check_bins, parse_anchors
+from imbalance_cli.stats.geometry import MAX_SCALE_BINS
 from imbalance_cli.stats.compare import compare_datasets
 
 
@@ -44,8 +45,9 @@ def register(app):
         set_quiet(quiet)
         check_out(out, file_a, file_b, own=render.OWN_FILES)
         spec = LoadSpec.build(format=fmt, workers=workers, cache=not no_cache)
-        if scale_bins < 1 or location_bins < 1:
-            raise InputError("--scale-bins and --location-bins must be >= 1")
+        if not 1 <= scale_bins <= MAX_SCALE_BINS:
+            raise InputError(f"--scale-bins must be from 1 to {MAX_SCALE_BINS:,}, got {scale_bins}")
+        check_bins("--location-bins", location_bins)
         a = load(file_a, spec=spec)
         b = load(file_b, spec=spec)
         report = compare_datasets(a, b, anchors=parse_anchors(anchors), scale_bins=scale_bins, location_bins=location_bins,

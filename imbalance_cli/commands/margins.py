@@ -8,7 +8,9 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._common import (
+    check_out, echo_json, flag, handle_errors, out_option, refuse_inapplicable, set_quiet, wrote,
+)
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import margins as render
@@ -46,8 +48,9 @@ def register(app):
         check_out(out, file, own=render.OWN_FILES)
         if anchors is not None and fg_bg_ratio is not None:
             raise InputError("give either --fg-bg-ratio or --anchors, not both")
-        if anchors is not None and one_stage:
-            raise InputError("--one-stage leaves the background out: do not combine it with --anchors")
+        if one_stage:  # the background is left out, so no background ratio can apply
+            refuse_inapplicable("with --one-stage (it leaves the background out, so no background ratio is used)",
+                                anchors=anchors is not None, fg_bg_ratio=fg_bg_ratio is not None)
         if top < 0:
             raise InputError(f"--top must be >= 0, got {top}")
         counts = class_counts_from(file, format=fmt)

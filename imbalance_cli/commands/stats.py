@@ -10,14 +10,16 @@ import typer
 from imbalance_cli.commands._anchor_options import (
     ChunkSizeOpt, DeviceOpt, EngineOpt, MatcherOpt, NegativeSampleOpt, NegIouOpt, PosIouOpt, WorkersOpt, build_spec,
 )
-from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._common import (
+    check_out, echo_json, flag, handle_errors, out_option, refuse_inapplicable, set_quiet, wrote,
+)
 from imbalance_cli.data import load
 from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import splits as render_splits
 from imbalance_cli.report import stats as render
-from imbalance_cli.specs import DEFAULT_CHUNK_IMAGES, Device, Engine, Matcher, check_bins
+from imbalance_cli.specs import DEFAULT_CHUNK_IMAGES, Device, Engine, Matcher, check_bins, parse_anchors
 from imbalance_cli.stats import analyze
 from imbalance_cli.stats.splits import has_splits, split_statistics
 from imbalance_cli.anchors.yolov5 import is_yolov5_toml, preset_from_toml
@@ -88,6 +90,20 @@ def stats(
             preset, matcher=matcher, device=device, engine=engine, pos_iou=pos_iou, neg_iou=neg_iou,
             negative_iou_sample=negative_iou_sample, workers=workers, chunk_size=chunk_size)
 
+    def refuse_unused(preset):  # anchor-pass options without an anchor pass, or that the yolov5 path does not use
+        yolo = _is_yolov5(preset)
+        if preset is not None and parse_anchors(preset) is not None and not yolo:
+            return
+        why = ("to the yolov5 preset (YOLOv5's build_targets assignment runs on the CPU, with no IoU histogram)"
+               if yolo else "with --anchors none (no anchor pass)")
+        refuse_inapplicable(why, matcher=not yolo and matcher != Matcher.auto, device=device != Device.auto,
+                            engine=engine != Engine.auto, pos_iou=not yolo and pos_iou is not None,
+                            neg_iou=not yolo and neg_iou is not None,
+                            negative_iou_sample=negative_iou_sample is not None,
+                            chunk_size=chunk_size != DEFAULT_CHUNK_IMAGES)
+
+    if anchors is not None:
+        refuse_unused(anchors)
     spec = make_spec(anchors) if anchors is not None else None
 
     load_spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers or None,
@@ -95,6 +111,7 @@ def stats(
     dataset = load(str(file), spec=load_spec)
     if anchors is None:  # the detector a dataset's users train: YOLOv5 for YOLO datasets, RetinaNet otherwise
         anchors = ("yolov5" if dataset.has_image_sizes else "none") if dataset.format == "yolo" else "retinanet"
+        refuse_unused(anchors)
         spec = make_spec(anchors)
     if dataset.info.get("bad_line_count"):  # YOLO label files: bad lines (file:line) are fatal with --strict
         if strict:

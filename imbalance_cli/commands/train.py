@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._common import choice_metavar, choice_parser, echo_json, handle_errors, set_quiet
+from imbalance_cli.commands._common import (
+    choice_metavar, choice_parser, echo_json, handle_errors, refuse_inapplicable, set_quiet,
+)
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import train as report_train
 from imbalance_cli.report.train import summary_lines
@@ -19,6 +21,26 @@ BOX_HELP = (f"Box loss (default {DEFAULT_BOX_LOSS}). Not accepted with a loss th
 SAMPLER_HELP = "Which negatives enter the classification loss (random / ohem / iou-balanced: 1:3 pos:neg)."
 
 
+#: Defaults of the options that apply to one kind of data only (an option given away from its default where
+#: it cannot apply is refused).
+SYNTHETIC_DEFAULTS = {"data_seed": 0, "train_images": 1600, "val_images": 400, "tail": "lvis"}
+DEFAULT_VAL_FRACTION = 0.2
+
+
+def refuse_data_options(data: str, images=None, val_data=None, val_fraction=DEFAULT_VAL_FRACTION, **synthetic) -> None:
+    """Options for an annotation file given with synthetic-lt, synthetic-lt's options given with a file, and
+    ``--val-fraction`` beside ``--val-data``: refused with one line (``synthetic``: its options' values)."""
+    if data == "synthetic-lt":
+        refuse_inapplicable("with --data synthetic-lt (they are for an annotation file)", images=images is not None,
+                            val_data=val_data is not None, val_fraction=val_fraction != DEFAULT_VAL_FRACTION)
+        return
+    refuse_inapplicable("with --data FILE (they shape the built-in synthetic-lt data)",
+                        **{k: v != SYNTHETIC_DEFAULTS[k] for k, v in synthetic.items()})
+    if val_data is not None:
+        refuse_inapplicable("with --val-data (that file is the held-out split)",
+                            val_fraction=val_fraction != DEFAULT_VAL_FRACTION)
+
+
 def train(
     loss: LossName = typer.Option("focal", "--loss", parser=choice_parser(LossName, "--loss"), metavar=choice_metavar(LossName), help=LOSS_HELP),
     box_loss: Optional[BoxLossName] = typer.Option(None, "--box-loss", parser=choice_parser(BoxLossName, "--box-loss"), metavar=choice_metavar(BoxLossName), help=BOX_HELP, show_default=False),
@@ -27,7 +49,7 @@ def train(
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --data FILE.", show_default=False),
     val_data: Optional[Path] = typer.Option(None, "--val-data", help="Held-out annotation file (default: hold out "
                                             "--val-fraction of --data's images).", show_default=False),
-    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of --data's images held out for evaluation."),
+    val_fraction: float = typer.Option(DEFAULT_VAL_FRACTION, "--val-fraction", help="Share of --data's images held out for evaluation."),
     anchors: Optional[str] = typer.Option(None, "--anchors", help="Anchor preset: synthetic-lt | compact | retinanet | "
                                           "path to a preset TOML (strides 8..128). Default: synthetic-lt for the "
                                           "synthetic data, compact (RetinaNet anchors, 512 px) for real data.",
@@ -39,10 +61,10 @@ def train(
     out: Path = typer.Option(Path("runs/train"), "--out", help="Output folder (checkpoint, log, metrics, plots)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (same options required)."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and sampling."),
-    data_seed: int = typer.Option(0, "--data-seed", help="Seed of the synthetic-lt images."),
-    train_images: int = typer.Option(1600, "--train-images", help="synthetic-lt training images."),
-    val_images: int = typer.Option(400, "--val-images", help="synthetic-lt held-out images."),
-    tail: str = typer.Option("lvis", "--tail", help="synthetic-lt class-frequency profile: lvis | exp | uniform."),
+    data_seed: int = typer.Option(SYNTHETIC_DEFAULTS["data_seed"], "--data-seed", help="Seed of the synthetic-lt images."),
+    train_images: int = typer.Option(SYNTHETIC_DEFAULTS["train_images"], "--train-images", help="synthetic-lt training images."),
+    val_images: int = typer.Option(SYNTHETIC_DEFAULTS["val_images"], "--val-images", help="synthetic-lt held-out images."),
+    tail: str = typer.Option(SYNTHETIC_DEFAULTS["tail"], "--tail", help="synthetic-lt class-frequency profile: lvis | exp | uniform."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0 = the cores not already busy)."),
     json_out: bool = typer.Option(False, "--json", help="Print metrics.json to stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or per-epoch lines."),
@@ -52,6 +74,8 @@ def train(
     Writes OUT/metrics.json (AP, AP50, AP75, APs/m/l from pycocotools; APr/APc/APf from lvis; AP per BAGS bin; the settings), OUT/train_log.jsonl (per-iteration task losses and gradient norms), OUT/checkpoint.pt (each epoch) and the plots loss_paces.png, ap_vs_instances.png and weight_norms.png.
     """
     set_quiet(quiet)
+    refuse_data_options(data, images, val_data, val_fraction, data_seed=data_seed, train_images=train_images,
+                        val_images=val_images, tail=tail)
     from imbalance_cli.detector.train import TrainConfig, train as run  # torch: lazy
 
     cfg = TrainConfig(loss=loss.value, box_loss=box_loss.value if box_loss is not None else None, sampler=sampler.value, data=data, images=str(images) if images else None,

@@ -2,11 +2,15 @@
 
 Limits (also listed in the README's "Bad input" section):
 
-* :data:`MAX_IMAGE_SIDE`: an image width or height above this many pixels is refused (every loader).
-* :data:`MAX_IN_MEMORY_BYTES`: a file read whole into memory (VOC XML, side CSVs, category-statistics
-  JSON, ``imbalance check``) may not exceed this many bytes, compressed or decompressed; the
-  COCO / LVIS / Objects365 JSON and the Open Images box CSV are streamed and have no size bound.
+* :data:`MAX_IMAGE_SIDE`: an image width or height above this many pixels is refused (every loader), and
+  one below 1 pixel (:data:`SUBPIXEL_IMAGE`).
+* :data:`MAX_IN_MEMORY_BYTES`: the default bound of :func:`read_bytes` (``imbalance check``'s record-by-record
+  scan of a refused COCO-style file), compressed or decompressed; the COCO / LVIS / Objects365 JSON and the
+  Open Images box and sizes CSVs are streamed and have no size bound.
 * Only regular files (and, for VOC, directories) are read: ``/dev/zero``, FIFOs and sockets are refused.
+* :data:`READ_LIMITS`: the bound of each kind of file read whole by :func:`read_file` (rules, baselines,
+  cache metadata, class lists, category statistics, ...), and :data:`MAX_NESTING`, the deepest JSON or TOML
+  nesting those readers accept, checked before the document is parsed (:func:`read_json`, :func:`read_toml`).
 """
 
 from __future__ import annotations
@@ -14,14 +18,19 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import stat
 import zlib
 from pathlib import Path
+
+import numpy as np
 
 from imbalance_cli.errors import InputError
 
 #: Largest accepted image width or height, in pixels (larger values are refused, never cast).
 MAX_IMAGE_SIDE = 1_000_000
+#: The refusal of an image narrower or lower than one pixel (0.5 x 0.5 is no image a detector reads).
+SUBPIXEL_IMAGE = "image width and height must be at least 1 pixel (a sub-pixel image)"
 #: Largest file read whole into memory (the streaming JSON and CSV paths have no bound).
 MAX_IN_MEMORY_BYTES = 2 * 1024**3
 #: UTF-8 byte-order mark (Windows tools write it); skipped by every reader.
@@ -69,15 +78,16 @@ def open_stream(path: str | os.PathLike):
     return raw, raw
 
 
-def read_bytes(path: str | os.PathLike, limit: int = MAX_IN_MEMORY_BYTES) -> bytes:
+def read_bytes(path: str | os.PathLike, limit: int = MAX_IN_MEMORY_BYTES, what: str = "this format") -> bytes:
     """Read a whole (regular) file, decompressing gzip, at most ``limit`` bytes; a leading UTF-8 BOM is dropped.
 
-    Raises :class:`InputError` for a missing, unreadable, non-regular, empty, too large or truncated file.
+    ``what`` names the kind of file in the size messages. Raises :class:`InputError` for a missing,
+    unreadable, non-regular, empty, too large or truncated file.
     """
     p = Path(path)
     st = check_regular(p)
     if st.st_size > limit:
-        raise InputError(f"file is larger than the {limit / 1024**3:g} GiB read into memory for this format", path=p)
+        raise InputError(f"file is larger than the {_size(limit)} read into memory for {what}", path=p)
     stream, raw = open_stream(p)
     try:
         data = stream.read(limit + 1)
@@ -86,7 +96,7 @@ def read_bytes(path: str | os.PathLike, limit: int = MAX_IN_MEMORY_BYTES) -> byt
     finally:
         raw.close()
     if len(data) > limit:
-        raise InputError(f"decompressed data exceed the {limit / 1024**3:g} GiB read into memory for this format", path=p)
+        raise InputError(f"decompressed data exceed the {_size(limit)} read into memory for {what}", path=p)
     if data.startswith(BOM):
         data = data[len(BOM):]
     if not data.strip():
@@ -147,3 +157,198 @@ def line_col(path: str | os.PathLike, offset: int) -> tuple[int, int] | None:
     finally:
         raw.close()
     return line, offset - last_nl
+
+
+# ------------------------------------------------------------------------------------------------ bounded reader
+# One reader for every small file the tool reads whole besides the annotations themselves: regular files only,
+# a byte bound per kind (compressed and decompressed: a gzip bomb stops at the bound), UTF-8 errors with their
+# byte offset, and the nesting depth of JSON and TOML checked before a parser (each recursing per level) runs.
+
+#: Bound (bytes, compressed or decompressed) and name of each kind of file :func:`read_file` reads whole; the
+#: README's limits table lists them. Kinds are added here, never bounded ad hoc at the caller.
+READ_LIMITS: dict[str, tuple[int, str]] = {
+    "rules": (1024**2, "a rules file"),  # a complete rules file is ~2 kB
+    "baseline": (16 * 1024**2, "a baseline stats.json"),  # an LVIS v0.5 report (1,230 classes): 0.4 MB
+    "cache-meta": (16 * 1024**2, "a cache entry's meta.json"),
+    "category-statistics": (16 * 1024**2, "a category-statistics file"),  # LVIS v1 train: 0.2 MB
+    "class-list": (64 * 1024**2, "a class list"),  # Open Images' 20k-class list: 0.6 MB
+    "ecm-counts": (16 * 1024**2, "an ecm_counts.json"),
+    "run-record": (64 * 1024**2, "a run's metrics.json or synthetic-lt config.json"),
+}
+#: Deepest nesting of a JSON or TOML document read whole (real rules, baselines and metadata nest at most 6
+#: deep); deeper is refused before parsing, since every parser here recurses once per level.
+MAX_NESTING = 64
+#: How every refusal for nesting begins (``imbalance check`` re-raises it instead of walking the records).
+NESTING_ERROR = "nested too deeply"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} bytes"
+
+
+def read_file(path: str | os.PathLike, kind: str) -> bytes:
+    """The bytes of a file of ``kind`` (a key of :data:`READ_LIMITS`), read whole within its bound.
+
+    Regular files only (a FIFO, device or socket, or a link to one, is refused before it is opened), the
+    size on disk and the decompressed size (gzip, detected by magic bytes) both within the bound, a
+    leading UTF-8 BOM dropped; any failure is one :class:`InputError` naming the file.
+    """
+    limit, what = READ_LIMITS[kind]
+    return read_bytes(path, limit=limit, what=what)
+
+
+def decode_utf8(data: bytes, path: str | os.PathLike) -> str:
+    """``data`` as text; invalid UTF-8 is an :class:`InputError` with its line and byte offset."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(f"invalid UTF-8 at line {line} (byte {e.start})", path=path) from None
+
+
+def json_nesting(data: bytes, limit: int = MAX_NESTING) -> tuple[int, int | None]:
+    """``(deepest nesting, byte offset of the first bracket opening a level deeper than limit or None)``.
+
+    Brackets inside JSON strings do not count (the streaming scanner's string-aware bracket pass).
+    """
+    from imbalance_cli.data.jsonscan import _State, _structure
+
+    pos, delta = _structure(bytes(data), _State())
+    return _deepest(pos, delta, limit)
+
+
+#: TOML strings and comments, whose brackets do not nest (multi-line forms first).
+_TOML_INERT = re.compile(rb'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*', re.S)
+
+
+#: Bytes a run of dotted keys is made of (bare-key characters, dots, blanks): strings are blanked before.
+_TOML_KEY_RUN = np.zeros(256, dtype=bool)
+for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-. \t":
+    _TOML_KEY_RUN[_c] = True
+
+
+def toml_nesting(data: bytes, limit: int = MAX_NESTING) -> tuple[int, int | None]:
+    """As :func:`json_nesting` for TOML, whose tables nest two ways: arrays and inline tables (``[`` / ``{``
+    outside strings and comments) and dotted keys (``a.b.c = 1`` or ``[a.b.c]``: the dots in one run of key
+    characters; tomllib's time grows with the square of a key's depth). The deeper of the two is returned, and
+    the first byte past ``limit`` of either."""
+    blank = bytearray(data)
+    for m in _TOML_INERT.finditer(data):
+        blank[m.start():m.end()] = b" " * (m.end() - m.start())
+    a = np.frombuffer(bytes(blank), dtype=np.uint8)
+    pos = np.flatnonzero((a == 0x5B) | (a == 0x5D) | (a == 0x7B) | (a == 0x7D))
+    delta = np.where((a[pos] == 0x5B) | (a[pos] == 0x7B), 1, -1).astype(np.int64)
+    deepest, at = _deepest(pos, delta, limit)
+    dots = np.flatnonzero(a == 0x2E)
+    if len(dots):
+        run = np.cumsum(~_TOML_KEY_RUN[a])[dots]  # the run of key characters each dot lies in
+        starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+        levels = np.arange(len(dots)) - np.repeat(starts, np.diff(np.r_[starts, len(dots)])) + 2  # a.b: 2 levels
+        deepest = max(deepest, int(levels.max()))
+        over = np.flatnonzero(levels > limit)
+        if len(over) and (at is None or dots[over[0]] < at):
+            at = int(dots[over[0]])
+    return deepest, at
+
+
+def _deepest(pos: np.ndarray, delta: np.ndarray, limit: int) -> tuple[int, int | None]:
+    if not len(pos):
+        return 0, None
+    depth = np.cumsum(delta)
+    over = np.flatnonzero(depth > limit)
+    return int(depth.max()), (int(pos[over[0]]) if len(over) else None)
+
+
+def check_nesting(data: bytes, path: str | os.PathLike, language: str = "json", limit: int = MAX_NESTING) -> None:
+    """Refuse ``data`` nested deeper than ``limit`` levels (before any parser recurses into it)."""
+    deepest, at = (json_nesting if language == "json" else toml_nesting)(data, limit)
+    if at is not None:
+        line = data.count(b"\n", 0, at) + 1
+        what = "arrays or objects" if language == "json" else "arrays, tables or dotted keys"
+        raise InputError(f"{NESTING_ERROR}: {deepest:,} levels of nested {what} where at most {limit} are read "
+                         f"(line {line}, byte {at})", path=path)
+
+
+def read_json(path: str | os.PathLike, kind: str, type=None):
+    """A JSON file of ``kind`` (see :func:`read_file`), nesting checked before parsing.
+
+    With ``type`` (a msgspec type: Structs, lists, ``Annotated`` bounds) the document is decoded into it
+    and validated by it, and a value of the wrong type or range is an :class:`InputError` naming the
+    field (``field 'classes[3].id': expected int, got float``); without, it is parsed to plain objects.
+    """
+    data = read_file(path, kind)
+    check_nesting(data, path, "json")
+    if type is None:
+        return parse_json(data, path)
+    return decode_typed(data, type, path)
+
+
+_FIELD_AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.S)
+
+
+def validation_message(err) -> str:
+    """A msgspec ``ValidationError`` as ``field 'classes[3].id': expected int, got float``."""
+    msg, where = _FIELD_AT.match(str(err)).groups()
+    msg = msg.replace("`", "")
+    msg = msg[:1].lower() + msg[1:]
+    field = (where or "").lstrip(".")
+    return f"field '{field}': {msg}" if field else msg
+
+
+def decode_typed(data: bytes, type, path: str | os.PathLike):
+    """Decode JSON ``data`` into the msgspec ``type``; wrong types and ranges name the field, malformed JSON its
+    line and byte offset, invalid UTF-8 its byte offset."""
+    import msgspec
+
+    try:
+        return msgspec.json.decode(data, type=type)
+    except msgspec.ValidationError as e:
+        raise InputError(validation_message(e), path=path) from None
+    except msgspec.DecodeError as e:
+        if "UTF-8" in str(e):
+            decode_utf8(data, path)
+        m = re.search(r"\(byte (\d+)\)", str(e))
+        text = str(e).replace("JSON is malformed: ", "")
+        if m:
+            at = int(m.group(1))
+            line = data.count(b"\n", 0, at) + 1
+            text = text.replace(m.group(0), f"at line {line} (byte {at})")
+        raise InputError(f"malformed JSON: {text}", path=path) from None
+    except RecursionError:  # unreachable after check_nesting; kept so a parser's recursion never escapes
+        raise InputError(f"{NESTING_ERROR} for the JSON parser", path=path) from None
+
+
+def read_toml(path: str | os.PathLike, kind: str) -> dict:
+    """A TOML file of ``kind`` (see :func:`read_file`): UTF-8 checked with its byte offset, nesting checked before
+    parsing, syntax errors as one line with TOML's own line and column."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    data = read_file(path, kind)
+    text = decode_utf8(data, path)
+    check_nesting(data, path, "toml")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"malformed TOML: {e}", path=path) from None
+    except RecursionError:  # unreachable after check_nesting (see decode_typed)
+        raise InputError(f"{NESTING_ERROR} for the TOML parser", path=path) from None
+
+
+def parser_nesting_error(text, base: int, path: str | os.PathLike, outer: int = 0) -> InputError:
+    """The one-line error for a streamed JSON piece (``text`` at document offset ``base``, inside ``outer``
+    levels) that the JSON parser refused for its nesting (msgspec recurses once per level, up to Python's
+    recursion limit, 1,000 by default): how deep the piece nests and where it passes 900 levels."""
+    import sys
+
+    limit = sys.getrecursionlimit()
+    mark = max(min(limit - 100, 900) - outer, 1)
+    deepest, at = json_nesting(text, mark)
+    where = f", passing {mark + outer} levels (byte {base + at})" if at is not None else ""
+    return InputError(f"malformed JSON: {NESTING_ERROR}: {deepest + outer:,} levels of nested arrays or objects, "
+                      f"beyond the JSON parser's limit of about {limit:,}{where}", path=path)

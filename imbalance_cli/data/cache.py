@@ -10,12 +10,19 @@ most ~18 MiB of reading whatever the file size), the loading options that change
 (format, Open Images side files, keyed the same way) and :data:`VERSION`. Any change to the file
 gives a new key; an old entry is then simply not found.
 
-Entry: a directory ``<key>/`` holding ``meta.json`` (scalars, string and dtype information, and the
-CRC-32 and length of every column file) and one ``.npy`` per numeric column; string columns are
-stored as one UTF-8 blob plus int64 offsets (never pickled objects). It is written into a
-temporary sibling directory and renamed into place, so a reader sees a complete entry or none.
-On read every column is checked against its length and CRC; anything unexpected (missing file,
-bad header, wrong shape, CRC mismatch, unparsable meta) discards the entry, which is rebuilt.
+Entry: a directory ``<key>/`` holding ``meta.json`` (scalars, string and dtype information, the
+CRC-32 and length of every column file, the entry's key, and ``meta_crc32``, the CRC-32 of the rest)
+and one ``.npy`` per numeric column; string columns are stored as one UTF-8 blob plus int64 offsets
+(never pickled objects). It is written into a temporary sibling directory and renamed into place, so
+a reader sees a complete entry or none.
+
+On read nothing is trusted that the loaders would check: ``meta.json`` is read by the bounded reader
+(a regular file of at most 16 MiB, not a link) and checked against its own CRC and a schema (known
+format, types of every field); every column against its length, CRC, dtype and shape; and the values
+as a loader checks them (image sizes finite, >= 1 and <= ``MAX_IMAGE_SIDE`` px, ids unique, indices in
+range, UTF-8 strings cut at character boundaries, LVIS id lists naming defined categories). Anything
+unexpected discards the entry, which is rebuilt from the annotation file, so a damaged or forged entry
+(even one whose CRCs were recomputed) is never used.
 """
 
 from __future__ import annotations
@@ -26,19 +33,25 @@ import json
 import mmap
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import warnings
 import zlib
 from pathlib import Path
+from typing import Annotated, Literal
 
+import msgspec
 import numpy as np
 
+from imbalance_cli.data._io import MAX_IMAGE_SIDE, read_json
 from imbalance_cli.data.dataset import Dataset, LazyStrings, Ragged
+from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import OutputWarning, os_reason
 
-#: Bump when the Dataset layout or the loaders' semantics change.
-VERSION = 2
+#: Bump when the Dataset layout or the loaders' semantics change (2: meta.json checksummed, images >= 1 px;
+#: 3: the integer_boxes column).
+VERSION = 3
 _SAMPLE = 1024 * 1024
 _NUMERIC = ("image_ids", "widths", "heights", "boxes", "box_image", "box_category", "category_ids", "box_ids",
             "crowd", "area", "difficult", "integer_boxes", "category_image_count", "category_instance_count")
@@ -92,12 +105,18 @@ def load(key: str) -> Dataset | None:
         entry = cache_dir() / key
     except (RuntimeError, KeyError):  # no home directory to put the default cache in
         return None
-    if not entry.is_dir():
+    try:
+        if not stat.S_ISDIR(os.lstat(entry).st_mode):  # (a link is not an entry this program wrote)
+            raise ValueError("not a directory")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        _remove(entry)
         return None
     try:
         return _read(entry)
     except Exception:  # noqa: BLE001 - anything wrong with an entry means: not trusted, rebuilt
-        shutil.rmtree(entry, ignore_errors=True)
+        _remove(entry)
         return None
 
 
@@ -105,6 +124,16 @@ def warn_unwritable(root: Path | str, exc: OSError) -> None:
     """Say in one line (an :class:`~imbalance_cli.fileio.OutputWarning`) that the cache at ``root`` was skipped."""
     warnings.warn(f"the load cache {root} cannot be written ({os_reason(exc)}); this load is not cached: free "
                   "space or set IMBALANCE_CACHE to a writable folder (or use --no-cache)", OutputWarning, stacklevel=3)
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_symlink() or entry.is_file():
+        try:
+            entry.unlink()
+        except OSError:
+            pass
+    else:
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def save(key: str, ds: Dataset) -> Path | None:
@@ -126,7 +155,7 @@ def save(key: str, ds: Dataset) -> Path | None:
         return None
     final = root / key
     try:
-        meta = {"version": VERSION, "columns": {}, "strings": {}, "ragged": {}, "format": ds.format,
+        meta = {"version": VERSION, "key": key, "columns": {}, "strings": {}, "ragged": {}, "format": ds.format,
                 "has_image_sizes": bool(ds.has_image_sizes), "info": ds.info}
         for name in _NUMERIC:
             col = getattr(ds, name)
@@ -147,7 +176,9 @@ def save(key: str, ds: Dataset) -> Path | None:
             if r is not None:
                 meta["ragged"][name] = {"offsets": _write_npy(tmp / f"{name}.off.npy", r.offsets),
                                         "values": _write_npy(tmp / f"{name}.val.npy", r.values)}
-        (tmp / "meta.json").write_text(json.dumps(meta, default=str))
+        meta = json.loads(json.dumps(meta, default=str))  # what a reader will see (info's odd values as strings)
+        meta["meta_crc32"] = _meta_crc(meta)
+        (tmp / "meta.json").write_text(json.dumps(meta))
         if final.exists():
             shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
@@ -183,12 +214,21 @@ def _write_npy(path: Path, arr: np.ndarray) -> dict:
     return {"file": path.name, "bytes": w.bytes, "crc32": w.crc}
 
 
-def _read_npy(entry: Path, info: dict) -> np.ndarray:
-    path = entry / info["file"]
-    if path.name != info["file"] or "/" in info["file"] or "\\" in info["file"]:
+def _meta_crc(meta: dict) -> int:
+    """CRC-32 of the metadata without its own checksum, in one canonical JSON form."""
+    body = {k: v for k, v in meta.items() if k != "meta_crc32"}
+    return zlib.crc32(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _read_npy(entry: Path, info: ColumnFile) -> np.ndarray:
+    path = entry / info.file
+    if path.name != info.file or "/" in info.file or "\\" in info.file:
         raise ValueError("bad file name")
-    size = os.stat(path).st_size
-    if size != info["bytes"]:
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):  # a link, FIFO or device is not a column this program wrote
+        raise ValueError("not a regular file")
+    size = st.st_size
+    if size != info.bytes:
         raise ValueError("size mismatch")
     if size == 0:
         raise ValueError("empty file")
@@ -199,7 +239,7 @@ def _read_npy(entry: Path, info: dict) -> np.ndarray:
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
     if len(data) != size:
         raise ValueError("short read")
-    if zlib.crc32(data) != info["crc32"]:
+    if zlib.crc32(data) != info.crc32:
         raise ValueError("crc mismatch")
     bio = io.BytesIO(data[:min(size, 1 << 17)])
     version = np.lib.format.read_magic(bio)
@@ -216,29 +256,147 @@ def _read_npy(entry: Path, info: dict) -> np.ndarray:
     return arr.reshape(shape)
 
 
-def _read(entry: Path) -> Dataset:
-    meta = json.loads((entry / "meta.json").read_text())
-    if meta.get("version") != VERSION:
+class ColumnFile(msgspec.Struct, forbid_unknown_fields=True):
+    """A column file of an entry: its name, length and CRC-32."""
+
+    file: str
+    bytes: Annotated[int, msgspec.Meta(ge=1, le=2**48)]
+    crc32: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+
+
+class _StringColumn(msgspec.Struct, forbid_unknown_fields=True):
+    offsets: ColumnFile
+    blob: ColumnFile
+
+
+class _RaggedColumn(msgspec.Struct, forbid_unknown_fields=True):
+    offsets: ColumnFile
+    values: ColumnFile
+
+
+class EntryMeta(msgspec.Struct, forbid_unknown_fields=True):
+    """The schema of an entry's ``meta.json``."""
+
+    version: int
+    key: str
+    format: Literal["coco", "lvis", "objects365", "openimages"]
+    has_image_sizes: bool
+    info: dict
+    columns: dict[Literal[_NUMERIC], ColumnFile]
+    strings: dict[Literal[_STRINGS], _StringColumn]
+    ragged: dict[Literal[_RAGGED], _RaggedColumn]
+    meta_crc32: int
+
+
+#: dtype and shape of every numeric column: ("images" | "boxes" | "categories", trailing dimensions).
+_LAYOUT = {"image_ids": ("<i8", "images"), "widths": ("<f8", "images"), "heights": ("<f8", "images"),
+           "boxes": ("<f8", "boxes", 4), "box_image": ("<i8", "boxes"), "box_category": ("<i8", "boxes"),
+           "category_ids": ("<i8", "categories"), "box_ids": ("<i8", "boxes"), "crowd": ("|b1", "boxes"),
+           "area": ("<f8", "boxes"), "difficult": ("|b1", "boxes"), "category_image_count": ("<i8", "categories"),
+           "category_instance_count": ("<i8", "categories")}
+
+
+def _read_meta(entry: Path) -> EntryMeta:
+    """``meta.json`` through the bounded reader, its own CRC and the schema (a ValueError when anything is off)."""
+    path = entry / "meta.json"
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise ValueError("meta.json is not a regular file")
+    try:
+        raw = read_json(path, "cache-meta", type=dict)
+    except InputError as e:
+        raise ValueError(e.message) from None
+    if raw.get("version") != VERSION:
         raise ValueError("old version")
-    kw = {name: _read_npy(entry, info) for name, info in meta["columns"].items() if name in _NUMERIC}
-    for name, info in meta["strings"].items():
-        if name not in _STRINGS:
-            continue
-        offsets = _read_npy(entry, info["offsets"])
-        blob = _read_npy(entry, info["blob"])
-        if offsets.ndim != 1 or blob.ndim != 1 or offsets.dtype.kind != "i" or blob.dtype != np.uint8:
+    if raw.get("meta_crc32") != _meta_crc(raw):
+        raise ValueError("meta.json crc mismatch")
+    if raw.get("key") != entry.name:  # an entry moved or copied under another key
+        raise ValueError("entry of another key")
+    return msgspec.convert(raw, EntryMeta)
+
+
+def _read(entry: Path) -> Dataset:
+    meta = _read_meta(entry)
+    kw = {name: _read_npy(entry, info) for name, info in meta.columns.items()}
+    for name, info in meta.strings.items():
+        offsets = _read_npy(entry, info.offsets)
+        blob = _read_npy(entry, info.blob)
+        if offsets.ndim != 1 or blob.ndim != 1 or offsets.dtype != np.dtype("<i8") or blob.dtype != np.uint8:
             raise ValueError("bad string column")
         if len(offsets) and (offsets[0] != 0 or offsets[-1] != len(blob) or np.any(np.diff(offsets) < 0)):
             raise ValueError("bad offsets")
+        _check_utf8(blob, offsets)
         strings = LazyStrings(blob, offsets)
         # file names (one per image) are decoded on first use; the small category columns now
         kw[name] = strings if name == "file_names" else strings.materialize()
-    for name, info in meta["ragged"].items():
-        if name in _RAGGED:
-            kw[name] = Ragged(_read_npy(entry, info["offsets"]), _read_npy(entry, info["values"]))
-    ds = Dataset(format=meta["format"], has_image_sizes=meta["has_image_sizes"], info=meta.get("info") or {}, **kw)
+    for name, info in meta.ragged.items():
+        r = Ragged(_read_npy(entry, info.offsets), _read_npy(entry, info.values))
+        if r.offsets.dtype != np.dtype("<i8") or r.values.dtype != np.dtype("<i8") or r.offsets.ndim != 1 \
+                or r.values.ndim != 1 or not len(r.offsets) or r.offsets[0] != 0 or r.offsets[-1] != len(r.values) \
+                or np.any(np.diff(r.offsets) < 0):
+            raise ValueError("bad ragged column")
+        kw[name] = r
+    _check_layout(kw)
+    ds = Dataset(format=meta.format, has_image_sizes=meta.has_image_sizes, info=meta.info, **kw)
+    _check_values(ds)
+    return ds
+
+
+def _check_utf8(blob: np.ndarray, offsets: np.ndarray) -> None:
+    """Every string of a column is UTF-8 (as written: lone surrogates allowed) and starts at a character."""
+    try:
+        blob.tobytes().decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise ValueError("a string column is not UTF-8") from None
+    starts = offsets[:-1][offsets[:-1] < len(blob)]
+    if np.any((blob[starts] & 0xC0) == 0x80):  # a string would begin inside a character
+        raise ValueError("a string offset cuts a character")
+
+
+def _check_layout(kw: dict) -> None:
+    """Each numeric column has its dtype and a shape consistent with the others (no silent cast)."""
+    for key in ("image_ids", "widths", "heights", "boxes", "box_image", "box_category", "category_ids"):
+        if key not in kw:
+            raise ValueError(f"missing column {key}")
+    counts = {"images": len(kw["image_ids"]), "boxes": len(kw["boxes"]), "categories": len(kw["category_ids"])}
+    for name, (dtype, rows, *rest) in _LAYOUT.items():
+        col = kw.get(name)
+        if col is not None and (col.dtype != np.dtype(dtype) or col.shape != (counts[rows], *rest)):
+            raise ValueError(f"column {name}: {col.dtype} {col.shape}")
+    for name in _RAGGED:
+        if name in kw and len(kw[name]) != counts["images"]:
+            raise ValueError(f"column {name}: {len(kw[name])} rows for {counts['images']} images")
+
+
+def _check_values(ds: Dataset) -> None:
+    """The values a loader would have refused (see module docstring): raises ValueError."""
     n_box, n_img = ds.num_boxes, ds.num_images
     if n_box and (ds.box_image.min() < 0 or ds.box_image.max() >= n_img
                   or ds.box_category.min() < 0 or ds.box_category.max() >= ds.num_categories):
         raise ValueError("indices out of range")
-    return ds
+    if ds.has_image_sizes:
+        with np.errstate(invalid="ignore"):
+            for side in (ds.widths, ds.heights):
+                if not np.all((side >= 1) & (side <= MAX_IMAGE_SIDE)):  # (NaN fails too)
+                    raise ValueError("image sizes out of range")
+    elif ds.format != "openimages" or not (np.all(np.isnan(ds.widths)) and np.all(np.isnan(ds.heights))):
+        raise ValueError("image sizes missing where the format has them")
+    for ids in (ds.image_ids, ds.box_ids, ds.category_ids):
+        if not _unique(ids):
+            raise ValueError("duplicate ids")
+    for name in ("category_image_count", "category_instance_count"):
+        col = getattr(ds, name)
+        if col is not None and np.any(col < -1):
+            raise ValueError(f"{name} below -1")
+    for name in _RAGGED:
+        r = getattr(ds, name)
+        if r is not None and len(r.values) and not np.all(np.isin(r.values, ds.category_ids)):
+            raise ValueError(f"{name} names an undefined category")
+
+
+def _unique(ids: np.ndarray) -> bool:
+    if len(ids) < 2:
+        return True
+    if np.all(ids[1:] > ids[:-1]):  # ids are usually increasing: no sort needed
+        return True
+    s = np.sort(ids)
+    return not np.any(s[1:] == s[:-1])

@@ -35,7 +35,7 @@ from typing import Annotated, Union
 import msgspec
 import numpy as np
 
-from imbalance_cli.data._io import MAX_IMAGE_SIDE
+from imbalance_cli.data._io import MAX_IMAGE_SIDE, SUBPIXEL_IMAGE, parser_nesting_error
 from imbalance_cli.data.arrays import index_of
 from imbalance_cli.data.dataset import Dataset, Ragged
 from imbalance_cli.errors import InputError
@@ -105,6 +105,8 @@ def decode_chunk(key: str, text: bytes, base: int, path: str) -> dict:
             raise _validation_error(e, key, text, path) from None
         except msgspec.DecodeError as e:
             raise _decode_error(e, base, path) from None
+        except RecursionError:  # nested past the parser's limit (e.g. a 300,000-deep segmentation)
+            raise parser_nesting_error(text, base, path, outer=1) from None
         if key == "annotations":
             return _ann_columns(recs)
         return _img_columns(recs)
@@ -265,7 +267,7 @@ def _record_id(text: bytes, i: int):
         rec = msgspec.json.decode(raw)
         rid = rec.get("id") if isinstance(rec, dict) else None
         return rid if isinstance(rid, (int, str)) and not isinstance(rid, bool) else None
-    except (msgspec.DecodeError, IndexError):
+    except (msgspec.DecodeError, IndexError, RecursionError):
         return None
 
 
@@ -289,6 +291,8 @@ def decode_categories(data: bytes, base: int, path: str) -> list:
         raise _globalise(err, 0) from None
     except msgspec.DecodeError as e:
         raise _decode_error(e, base, path) from None
+    except RecursionError:  # (data[0] lies at document offset base + 1: see assemble)
+        raise parser_nesting_error(data, base + 1, path, outer=1) from None
 
 
 def _globalise(err: InputError, first: int) -> InputError:
@@ -312,6 +316,8 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
             info = msgspec.json.decode(members["info"][1])
         except msgspec.DecodeError as e:
             raise _decode_error(e, members["info"][2], path) from None
+        except RecursionError:
+            raise parser_nesting_error(members["info"][1], members["info"][2], path, outer=1) from None
     if "categories" in skeleton and "images" not in skeleton and "annotations" not in skeleton:
         raise InputError(
             "this is a category-statistics file (categories only, no images or annotations): "
@@ -352,11 +358,12 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(widths) & np.isfinite(heights) & (widths > 0) & (heights > 0)
         big = ok & ((widths > MAX_IMAGE_SIDE) | (heights > MAX_IMAGE_SIDE))
-    bad = np.flatnonzero(~ok | big)
+        small = ok & ((widths < 1) | (heights < 1))
+    bad = np.flatnonzero(~ok | big | small)
     if len(bad):
         i = int(bad[0])
         what = (f"image width and height must be at most {MAX_IMAGE_SIDE:,} pixels" if big[i]
-                else "image width and height must be positive finite numbers")
+                else SUBPIXEL_IMAGE if small[i] else "image width and height must be positive finite numbers")
         raise InputError(f"{what}, got {widths[i]:g} x {heights[i]:g}", path=path,
                          record=f"images[{i}] (id {int(img_ids[i])})")
     ragged = {}

@@ -16,6 +16,7 @@ Detection (``format=None``), after transparent gzip decompression:
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 from imbalance_cli import dist
@@ -72,17 +73,20 @@ def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Datase
             raise InputError(e.message, path=p) from None
     fmt = None if spec.format is None else spec.format.value
     st = check_regular(p, allow_dir=True)
+    refuse_settings_file(p)
     if fmt == "yolo" or (fmt is None and spec.image_sizes is None and yolo.is_yolo_path(p)):  # data.yaml or labels dir
         return yolo.load(p, classes=spec.classes, cache=spec.cache)
     if os.path.isdir(p):
         if fmt not in (None, "voc"):
             raise InputError(f"a directory can only be read as Pascal VOC, not {fmt}", path=p)
+        _no_side_files(spec, p, "a Pascal VOC directory")
         return voc.load(p)
     if st.st_size == 0:
         raise InputError("file is empty", path=p)
     if fmt is None:
         fmt = detect_format(_head(p), p)
     if fmt == "voc":
+        _no_side_files(spec, p, "Pascal VOC XML")
         return voc.load(p)
     if fmt != "openimages" and (spec.classes is not None or spec.image_sizes is not None):
         raise InputError("--classes and --image-sizes apply to Open Images CSV only", path=p)
@@ -120,6 +124,19 @@ def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Datase
     return ds
 
 
+def _no_side_files(spec: LoadSpec, p: Path, what: str) -> None:
+    if spec.classes is not None or spec.image_sizes is not None:
+        raise InputError(f"--classes and --image-sizes do not apply to {what} (Open Images CSV only)", path=p)
+
+
+def refuse_settings_file(p: Path) -> None:
+    """Refuse a TOML file given where annotations are expected (an anchor preset or a rules file: they are passed
+    with ``--anchors`` / ``--rules``, and a command without those options takes neither)."""
+    if p.suffix.lower() == ".toml" and p.is_file():
+        raise InputError("a TOML file (an anchor preset or a rules file) is not an annotation file: presets are "
+                         "given with --anchors, rules with `imbalance check --rules`", path=p)
+
+
 def _with_line(e: InputError, p: Path) -> InputError:
     """Add the line and column to a byte offset in a JSON error message."""
     import re
@@ -138,7 +155,7 @@ def _head(p: Path) -> bytes:
     stream, raw = open_stream(p)
     try:
         return stream.read(4096)
-    except (EOFError, OSError) as e:
+    except (EOFError, OSError, zlib.error) as e:
         raise InputError(f"corrupt or truncated gzip data ({e})", path=p) from None
     finally:
         raw.close()

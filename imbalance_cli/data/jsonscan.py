@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import mmap
 import re
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -121,8 +122,8 @@ def _verified(chunk: Chunk, path) -> bool:
     try:
         text = chunk.text(path)
         _RAW_ARRAY.decode(text[0])
-    except (InputError, msgspec.DecodeError, msgspec.ValidationError):
-        return False
+    except (InputError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return False  # (nested past the parser's limit: the exact scan goes on, and the decoder reports it)
     chunk._text = text
     return True
 
@@ -306,7 +307,7 @@ def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chu
                 else:
                     buf = stream.read(size)
                     got = len(buf)
-            except (EOFError, OSError) as e:  # gzip truncation or corruption
+            except (EOFError, OSError, zlib.error) as e:  # gzip truncation or corruption
                 raise InputError(f"corrupt or truncated gzip data ({e})", path=path) from None
             if on_progress is not None:
                 on_progress()

@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imbalance_cli.data._io import BOM, GZIP_MAGIC, MAX_IMAGE_SIDE, check_regular, read_bytes
+from imbalance_cli.data._io import (
+    BOM, GZIP_MAGIC, MAX_IMAGE_SIDE, SUBPIXEL_IMAGE, check_regular, decode_utf8, read_file,
+)
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 
@@ -46,9 +48,16 @@ def _input(path):
     return pa.input_stream(str(path), compression="gzip" if gz else None)
 
 
+def _gzip_error(path, e) -> InputError:
+    return InputError(f"corrupt or truncated gzip data ({e})", path=path)
+
+
 def _header(path) -> list[str]:
-    with _input(path) as s:
-        head = s.read(65536)
+    try:
+        with _input(path) as s:
+            head = s.read(65536)
+    except (OSError, EOFError) as e:  # pyarrow's gzip errors are OSErrors
+        raise _gzip_error(path, e) from None
     if head.startswith(BOM):
         head = head[len(BOM):]
     line = head.split(b"\n", 1)[0].decode("utf-8", "replace").strip("\r")
@@ -66,24 +75,47 @@ def _read_table(path, columns: dict, line_of_error_check):
                 stream, read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
                 convert_options=pacsv.ConvertOptions(include_columns=list(columns), column_types=columns,
                                                      strings_can_be_null=False, quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError) as e:
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise line_of_error_check(str(e)) from None
+    except (OSError, EOFError) as e:  # reading or decompressing (pyarrow's gzip errors are OSErrors)
+        raise _gzip_error(path, e) from None
 
 
 def _find_bad_line(path, check) -> int | None:
     """Slow path (errors only): the first data line (1-based, header = line 1) failing ``check(fields)``."""
-    with _input(path) as s:
-        text = io.TextIOWrapper(s, encoding="utf-8-sig", errors="replace", newline="")
-        reader = csv.reader(text)
-        header = next(reader, [])
-        for i, row in enumerate(reader):
-            if check(header, row):
-                return i + 2
+    try:
+        with _input(path) as s:
+            text = io.TextIOWrapper(s, encoding="utf-8-sig", errors="replace", newline="")
+            reader = csv.reader(text)
+            header = next(reader, [])
+            for i, row in enumerate(reader):
+                if check(header, row):
+                    return i + 2
+    except (OSError, EOFError) as e:
+        raise _gzip_error(path, e) from None
+    return None
+
+
+def _first_non_utf8_line(path) -> int | None:
+    """Slow path (errors only): the first line (1-based) that is not valid UTF-8."""
+    try:
+        with _input(path) as s:
+            for i, line in enumerate(io.BufferedReader(s)):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return i + 1
+    except (OSError, EOFError) as e:
+        raise _gzip_error(path, e) from None
     return None
 
 
 def _csv_error(path, message: str, expected: int | None = None, numeric: tuple = ()) -> InputError:
     first = message.splitlines()[0]
+    if "invalid UTF8" in first:
+        line = _first_non_utf8_line(path)
+        return InputError("invalid UTF-8 in a text field (ImageID, Source or LabelName)", path=path,
+                          record=f"line {line}" if line else None)
     if "Expected" in first and "columns" in first:
         line = _find_bad_line(path, lambda h, r: len(r) != len(h))
         got = first.split("got ", 1)[-1].split(":", 1)[0] if "got " in first else "?"
@@ -109,8 +141,8 @@ def _csv_error(path, message: str, expected: int | None = None, numeric: tuple =
 
 
 def read_classes(path) -> tuple[list[str], list[str]]:
-    """Read ``MID,DisplayName`` rows (no header) -> (mids, names)."""
-    text = read_bytes(path).decode("utf-8", "replace")
+    """Read ``MID,DisplayName`` rows (no header) -> (mids, names), by the bounded reader (kind ``class-list``)."""
+    text = decode_utf8(read_file(path, "class-list"), path)
     rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
     if not rows or any(len(r) < 2 for r in rows):
         bad = next((i for i, r in enumerate(rows) if len(r) < 2), 0)
@@ -140,10 +172,12 @@ def read_image_sizes(path):
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(w) & np.isfinite(h) & (w > 0) & (h > 0)
         big = ok & ((w > MAX_IMAGE_SIDE) | (h > MAX_IMAGE_SIDE))
-    bad = np.flatnonzero(~ok | big)
+        small = ok & ((w < 1) | (h < 1))
+    bad = np.flatnonzero(~ok | big | small)
     if len(bad):
         i = int(bad[0])
         what = (f"Width and Height must be at most {MAX_IMAGE_SIDE:,} pixels" if big[i]
+                else f"{SUBPIXEL_IMAGE}, got {w[i]:g} x {h[i]:g}" if small[i]
                 else "Width and Height must be positive finite numbers")
         raise InputError(what, path=path, record=f"line {i + 2}")
     ids = t.column("ImageID").combine_chunks()
@@ -197,8 +231,12 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
                "YMin": pa.float64(), "YMax": pa.float64()}
     if "IsGroupOf" in header:
         columns["IsGroupOf"] = pa.float64()
+    if "Source" in header:  # decoded only so that its UTF-8 is checked like the other text fields (no measured cost)
+        columns["Source"] = dict_t
     numeric = ("XMin", "XMax", "YMin", "YMax") + (("IsGroupOf",) if "IsGroupOf" in header else ())
     t = _read_table(path, columns, lambda m: _csv_error(path, m, numeric=numeric))
+    if "Source" in header:
+        t = t.drop_columns(["Source"])
     n = t.num_rows
 
     boxes = np.empty((n, 4), dtype=np.float64)

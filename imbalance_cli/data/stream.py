@@ -19,6 +19,7 @@ import numpy as np
 
 from imbalance_cli import memory
 from imbalance_cli.data import coco
+from imbalance_cli.data._io import NESTING_ERROR
 from imbalance_cli.data.jsonscan import Chunk, Member, records_start, scan
 from imbalance_cli.errors import InputError
 from imbalance_cli.data.progress import ByteProgress
@@ -275,6 +276,8 @@ def _keep(parts, counts, key, res) -> None:
 def _skeleton(data: bytes, path: str) -> dict:
     try:
         top = msgspec.json.decode(data)
+    except RecursionError:  # (the skeleton holds placeholders for containers: not reached by real nesting)
+        raise InputError(f"malformed JSON: {NESTING_ERROR} at the top level", path=path) from None
     except msgspec.DecodeError as e:
         msg = coco._BYTE.sub("", str(e).replace("JSON is malformed: ", "")).strip()
         raise InputError(f"malformed JSON at the top level: {msg}", path=path) from None

@@ -11,7 +11,7 @@ their loader's error is raised as is.
 
 Problem kinds (the ``check`` rule names): ``missing_field`` (missing or malformed required
 field), ``duplicate_id``, ``undefined_image``, ``undefined_category``, ``invalid_image``
-(width/height not positive finite numbers).
+(width or height not a finite number from 1 to ``MAX_IMAGE_SIDE`` pixels).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imbalance_cli.data import coco
-from imbalance_cli.data._io import parse_json, read_bytes
+from imbalance_cli.data._io import MAX_IMAGE_SIDE, NESTING_ERROR, parse_json, read_bytes
 from imbalance_cli.data.dataset import Dataset
-from imbalance_cli.data.detect import FORMATS, _detect_json, load
+from imbalance_cli.data.detect import FORMATS, _detect_json, load, refuse_settings_file
 from imbalance_cli.errors import InputError
 
 PROBLEM_KINDS = ("missing_field", "duplicate_id", "undefined_image", "undefined_category", "invalid_image")
@@ -59,13 +59,14 @@ def load_with_problems(path: str | os.PathLike, format: str | None = None) -> tu
     error) is raised as :class:`InputError`.
     """
     p = Path(path)
+    refuse_settings_file(p)
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}", path=p)
     try:
         return load(p, format=format), []
     except InputError as refused:
-        if format not in (None, "coco", "lvis", "objects365") or not p.is_file():
-            raise
+        if format not in (None, "coco", "lvis", "objects365") or not p.is_file() or NESTING_ERROR in refused.message:
+            raise  # (a document nested past the loader's parser is refused as a whole, not walked record by record)
         data = read_bytes(p)
         if data.lstrip()[:1] not in (b"{", b"["):
             raise
@@ -157,7 +158,8 @@ def scan_coco(d: dict, flavour: str = "coco") -> tuple[dict, list[Problem]]:
         w, h = im["width"], im["height"]
         img_ids.add(iid)  # defined, even if its size is broken
         names[iid] = fname
-        if not (_is_num(w) and _is_num(h) and math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+        if not (_is_num(w) and _is_num(h) and math.isfinite(w) and math.isfinite(h) and 1 <= w <= MAX_IMAGE_SIDE
+                and 1 <= h <= MAX_IMAGE_SIDE):
             problems.append(Problem("invalid_image", where, f"width {w!r}, height {h!r}", image_id=iid, file_name=fname))
             continue
         images.append(im)

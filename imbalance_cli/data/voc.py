@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imbalance_cli.data._io import MAX_IMAGE_SIDE, read_bytes
+from imbalance_cli.data._io import MAX_IMAGE_SIDE, SUBPIXEL_IMAGE, read_bytes
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 
@@ -48,11 +48,16 @@ def _number(node, tag, path, record) -> float:
 
 #: Largest VOC XML file read (one image's annotation is a few kB).
 MAX_XML_BYTES = 64 * 1024 * 1024
+#: Most tags (``<`` characters) in one VOC XML file, counted before parsing: the element tree costs ~200 bytes
+#: per element, so 64 MiB of ``<a/>`` would take ~3 GiB; 500,000 is ~30,000 objects in one image.
+MAX_XML_TAGS = 500_000
 
 
 def parse_file(path, data: bytes | None = None) -> dict:
     """Parse one VOC XML file into a plain dict (file name, size, objects)."""
-    data = read_bytes(path, limit=MAX_XML_BYTES) if data is None else data
+    data = read_bytes(path, limit=MAX_XML_BYTES, what="a VOC XML file") if data is None else data
+    if data.count(b"<") > MAX_XML_TAGS:
+        raise InputError(f"more than {MAX_XML_TAGS:,} tags in one VOC annotation file", path=path)
     try:
         root = ET.fromstring(data)
     except ET.ParseError as e:
@@ -73,6 +78,8 @@ def parse_file(path, data: bytes | None = None) -> dict:
     if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
         raise InputError(f"image width and height must be positive finite numbers, got {w:g} x {h:g}", path=path,
                          record="<size>")
+    if w < 1 or h < 1:
+        raise InputError(f"{SUBPIXEL_IMAGE}, got {w:g} x {h:g}", path=path, record="<size>")
     if w > MAX_IMAGE_SIDE or h > MAX_IMAGE_SIDE:
         raise InputError(f"image width and height must be at most {MAX_IMAGE_SIDE:,} pixels, got {w:g} x {h:g}",
                          path=path, record="<size>")

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from imbalance_cli.data._io import read_json
+from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import atomic_path, write_json
 from imbalance_cli.stats.classes import lvis_frequency
 
@@ -370,10 +372,10 @@ def write_synthetic_lt(out_dir, cfg: SyntheticConfig | None = None) -> dict:
     paths = {"train": out / "train.json", "val": out / "val.json", "images": out / "images"}
     stamp = out / "config.json"
     if stamp.exists() and paths["train"].exists() and paths["val"].exists():
-        try:
-            if json.loads(stamp.read_text()) == {**asdict(cfg), "generator_version": GENERATOR_VERSION}:
+        try:  # (the bounded reader: a FIFO or a huge stamp is not a finished build)
+            if read_json(stamp, "run-record", type=dict) == {**asdict(cfg), "generator_version": GENERATOR_VERSION}:
                 return paths
-        except (OSError, ValueError):
+        except (InputError, OSError, ValueError):
             pass
     data = generate(cfg)
     paths["images"].mkdir(parents=True, exist_ok=True)

@@ -17,16 +17,25 @@ category list with ``instance_count`` and ``image_count``, e.g. LVIS v1's
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from imbalance_cli.data import load
-from imbalance_cli.data._io import parse_json, read_bytes
+from imbalance_cli.data._io import BOM, check_nesting, open_stream, parse_json, read_file
 from imbalance_cli.data.dataset import Dataset
+from imbalance_cli.data.detect import refuse_settings_file
 from imbalance_cli.errors import InputError
 from imbalance_cli.stats.classes import class_counts
+
+
+#: Largest instance or image count of a category-statistics file: sums over classes stay exact in float64
+#: and within int64 (a count near 2^63 made the ECM total wrap around).
+MAX_COUNT = 2**53
+#: Most categories of a category-statistics file (LVIS has 1,203; as many as a baseline may list).
+MAX_CATEGORIES = 100_000
 
 
 @dataclass
@@ -91,6 +100,9 @@ def is_category_statistics(obj) -> bool:
 
 
 def _from_statistics(cats: list, path: str, num_images: int | None) -> ClassCounts:
+    if len(cats) > MAX_CATEGORIES:
+        raise InputError(f"{len(cats):,} categories; a category-statistics file may list at most {MAX_CATEGORIES:,}",
+                         path=path)
     ids, names, inst, imgs, freq = [], [], [], [], []
     for i, c in enumerate(cats):
         where = f"categories[{i}]"
@@ -100,9 +112,16 @@ def _from_statistics(cats: list, path: str, num_images: int | None) -> ClassCoun
             if key not in c:
                 raise InputError(f"missing required key '{key}'", path=path, record=where)
             v = c[key]
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v > 2**63 - 1:
-                raise InputError(f"'{key}' must be a non-negative integer below 2^63, got {v!r}", path=path,
-                                 record=where)
+            low = -(2**63) if key == "id" else 0
+            high = 2**63 - 1 if key == "id" else MAX_COUNT
+            if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+                what = "an integer within int64" if key == "id" else "a non-negative integer up to 2^53"
+                raise InputError(f"field '{key}': expected {what}, got {v!r}", path=path, record=where)
+        for key, allowed in (("name", None), ("frequency", ("r", "c", "f", ""))):
+            v = c.get(key)
+            if v is not None and (not isinstance(v, str) or (allowed is not None and v not in allowed)):
+                what = "a string" if allowed is None else "one of r, c, f"
+                raise InputError(f"field '{key}': expected {what}, got {v!r}", path=path, record=where)
         if c["image_count"] > c["instance_count"]:
             raise InputError(f"image_count {c['image_count']} exceeds instance_count {c['instance_count']}",
                              path=path, record=f"{where} (id {c['id']})")
@@ -141,11 +160,19 @@ def class_counts_from(path_or_dataset, num_images: int | None = None, format: st
         return from_dataset(path_or_dataset, num_images)
     path = os.fspath(path_or_dataset)
     p = Path(path)
-    if format is None and p.is_file():
-        data = read_bytes(p)
-        head = data.lstrip()[:1]
-        if head in (b"[", b"{"):
+    too_big = None
+    refuse_settings_file(p)
+    if format is None and p.is_file() and _json_head(p) in (b"[", b"{"):
+        try:  # a statistics file is small: read whole by the bounded reader (a bigger one is an annotation file)
+            data = read_file(p, "category-statistics")
+        except InputError as e:
+            if _json_head(p) == b"[" or "read into memory" not in e.message:
+                raise
+            data, too_big = None, e
+        if data is not None:
+            check_nesting(data, p, "json")
             obj = parse_json(data, p)
+            del data
             if is_category_statistics(obj):
                 cats = obj if isinstance(obj, list) else obj["categories"]
                 counts = _from_statistics(cats, path, None if num_images is None else int(num_images))
@@ -153,6 +180,26 @@ def class_counts_from(path_or_dataset, num_images: int | None = None, format: st
             if isinstance(obj, list):
                 raise InputError("a JSON list is read as category statistics only, and its entries lack "
                                  "'instance_count'/'image_count'", path=path)
-    dataset = load(path, format=format)
+    try:
+        dataset = load(path, format=format)
+    except InputError as e:
+        if too_big is not None and "category-statistics file" in e.message:
+            raise too_big from None  # a statistics file over the bound: say so, not "this is a statistics file"
+        raise
     return from_dataset(dataset, num_images)
+
+
+def _json_head(p: Path) -> bytes:
+    """The first non-blank byte of the (decompressed) file, or b"" (the loaders report unreadable files)."""
+    try:
+        stream, raw = open_stream(p)
+    except InputError:
+        return b""
+    try:
+        head = stream.read(4096)
+    except (EOFError, OSError, zlib.error):
+        return b""
+    finally:
+        raw.close()
+    return head.removeprefix(BOM).lstrip()[:1]
 

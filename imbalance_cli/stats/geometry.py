@@ -27,6 +27,9 @@ import numpy as np
 from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
 
+#: Most bins of a relative-size histogram (``--hist-bins``, ``--scale-bins``; a baseline's histograms alike):
+#: the bound is checked before the edges are allocated.
+MAX_SCALE_BINS = 10_000
 COCO_SMALL_MAX_AREA = 32.0**2
 COCO_MEDIUM_MAX_AREA = 96.0**2
 

@@ -26,12 +26,15 @@ project's loss takes directly: ``ecm_loss(logits, labels, **load_ecm_counts(path
 
 from __future__ import annotations
 
-import json
+import math
 import os
 from pathlib import Path
+from typing import Annotated, Optional
 
+import msgspec
 import numpy as np
 
+from imbalance_cli.data._io import read_json, validation_message
 from imbalance_cli.errors import InputError
 from imbalance_cli.stats.batches import anchor_counts
 from imbalance_cli.stats.counts import ClassCounts
@@ -127,18 +130,27 @@ def ecm_counts(report: dict) -> dict:
     }
 
 
+class _EcmCounts(msgspec.Struct):
+    schema: str
+    counts: Annotated[list[Annotated[int, msgspec.Meta(ge=0, le=2**53)]], msgspec.Meta(max_length=1_000_000)]
+    fg_bg_ratio: Optional[Annotated[float, msgspec.Meta(ge=0)]] = None
+
+
 def load_ecm_counts(path: str | os.PathLike) -> dict:
     """Read an ``ecm_counts.json`` export; returns ``{"counts": [...], "fg_bg_ratio": r | None}``.
 
-    The result splats into the loss: ``ecm_loss(logits, labels, **load_ecm_counts(path))``.
+    The result splats into the loss: ``ecm_loss(logits, labels, **load_ecm_counts(path))``. Read by the bounded
+    reader (kind ``ecm-counts``) and checked by type: counts are integers from 0 to 2^53, the ratio a finite
+    number >= 0 or null; anything else is one :class:`InputError` naming the file and the field.
     """
     p = Path(path)
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", path=p) from None
-    except ValueError as e:
-        raise InputError(f"malformed JSON ({e})", path=p) from None
-    if not isinstance(obj, dict) or obj.get("schema") != ECM_COUNTS_SCHEMA or "counts" not in obj:
+    obj = read_json(p, "ecm-counts", type=dict)
+    if obj.get("schema") != ECM_COUNTS_SCHEMA or "counts" not in obj:
         raise InputError(f"not an {ECM_COUNTS_SCHEMA} file (from `imbalance margins --out`)", path=p)
-    return {"counts": [int(c) for c in obj["counts"]], "fg_bg_ratio": obj.get("fg_bg_ratio")}
+    try:
+        e = msgspec.convert(obj, _EcmCounts)
+    except msgspec.ValidationError as err:
+        raise InputError(validation_message(err), path=p) from None
+    if e.fg_bg_ratio is not None and not math.isfinite(e.fg_bg_ratio):
+        raise InputError(f"field 'fg_bg_ratio': expected a finite number, got {e.fg_bg_ratio}", path=p)
+    return {"counts": e.counts, "fg_bg_ratio": e.fg_bg_ratio}

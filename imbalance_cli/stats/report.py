@@ -15,7 +15,6 @@ returns) is the renderers' business: :mod:`imbalance_cli.report.stats`.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -202,8 +201,8 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
         raise TypeError(f"analyze() got unexpected keyword argument(s) {sorted(unknown)}")
     if int(location_bins) < 1:
         raise InputError(f"--location-bins must be >= 1, got {location_bins}")
-    if int(hist_bins) < 1:
-        raise InputError(f"--hist-bins must be >= 1, got {hist_bins}")
+    if not 1 <= int(hist_bins) <= geometry.MAX_SCALE_BINS:
+        raise InputError(f"--hist-bins must be from 1 to {geometry.MAX_SCALE_BINS:,}, got {hist_bins}")
     edges = _parse_edges(bags_edges)
     anchors = parse_anchors(anchors)
     want_anchors = anchors is not None
@@ -337,11 +336,9 @@ class Report:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Report":
         """Read a ``stats.json`` written by ``imbalance stats`` (validated; :class:`InputError` if it is not one)."""
-        try:
-            with open(path, "rb") as f:
-                data = json.loads(f.read())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"not valid JSON ({e})", path=os.fspath(path)) from None
+        from imbalance_cli.data._io import read_json
+
+        data = read_json(path, "baseline")  # the bounded reader: regular file, 16 MiB, nesting checked first
         return cls(validate(data, path=os.fspath(path)))
 
     def __getitem__(self, key: str) -> Any:
