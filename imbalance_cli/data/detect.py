@@ -73,7 +73,9 @@ def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Datase
     fmt = None if spec.format is None else spec.format.value
     st = check_regular(p, allow_dir=True)
     if fmt == "yolo" or (fmt is None and spec.image_sizes is None and yolo.is_yolo_path(p)):  # data.yaml or labels dir
-        return yolo.load(p, classes=spec.classes, cache=spec.cache)
+        return yolo.load(p, classes=spec.classes, cache=spec.cache, version=spec.yolo_version, strict=spec.strict)
+    if spec.yolo_version != 8:
+        raise InputError("--yolo-version applies to YOLO datasets (data.yaml or a labels folder) only", path=p)
     if os.path.isdir(p):
         if fmt not in (None, "voc"):
             raise InputError(f"a directory can only be read as Pascal VOC, not {fmt}", path=p)
