@@ -156,3 +156,113 @@ def test_corrupt_entries_name_file_and_line(monkeypatch):
     theirs = _record("ultralytics")["datasets"]["data.yaml"]["splits"]
     assert ds.info["bad_line_count"] + ds.info["unreadable_images"] == ds.info["corrupt_image_count"] \
         == theirs["train"]["corrupt"] + theirs["val"]["corrupt"]
+
+
+# ---- imbalance check on YOLO data: findings with file and line, exit 1 -----------------------------------------------
+def test_check_fails_naming_file_and_line(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from imbalance_cli.cli import app
+
+    monkeypatch.chdir(FIXTURES)
+    runner = CliRunner()
+    r = runner.invoke(app, ["check", "yolo-variants/data.yaml", "--report-format", "json", "-q"])
+    assert r.exit_code == 1, r.output
+    rep = json.loads(r.stdout)
+    by_rule = {f["rule"]: f for f in rep["findings"]}
+    assert by_rule["corrupt_label"]["severity"] == "error"
+    locs = {(_norm(x["file"]), x.get("line")) for x in by_rule["corrupt_label"]["locations"]}
+    assert ("<root>/labels/train/cls_out_of_range.txt", 2) in locs and ("<root>/labels/train/mixed.txt", 2) in locs
+    # every corrupt image the trainer skips is a finding (label or image), each with its file
+    theirs = _record("ultralytics")["datasets"]["data.yaml"]["splits"]
+    n = sum(s["corrupt"] for s in theirs.values())
+    assert by_rule["corrupt_label"]["value"] + by_rule["corrupt_image"]["value"] == n
+    assert by_rule["missing_label"]["value"] == 1 and by_rule["duplicate_label"]["value"] == 3
+    assert ("<root>/labels/train/dup_exact.txt", 2) in {(_norm(x["file"]), x.get("line"))
+                                                       for x in by_rule["duplicate_label"]["locations"]}
+    # GitHub annotations point at each label file and line
+    r = runner.invoke(app, ["check", "yolo-variants/data.yaml", "--report-format", "github", "-q"])
+    assert r.exit_code == 1
+    assert any(ln.startswith("::error file=") and "cls_out_of_range.txt,line=2," in ln for ln in r.stdout.splitlines())
+    # severities are configurable in the rules file
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[rules.corrupt_label]\nseverity = 'warning'\n[rules.corrupt_image]\nseverity = 'off'\n"
+                     "[rules.missing_label]\nseverity = 'info'\n[rules.duplicate_label]\nseverity = 'off'\n"
+                     "[rules.invalid_box]\nseverity = 'warning'\n")  # zero-size and clipped-away boxes
+    r = runner.invoke(app, ["check", "yolo-variants/data.yaml", "--rules", str(rules), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "PASSED" in r.output
+
+
+def test_check_a_single_class_out_of_range_exits_1(tmp_path):
+    """The issue's case: one label line '999 0.5 0.5 0.1 0.1' must fail the gate with the file and line."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from imbalance_cli.cli import app
+
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "labels" / split).mkdir(parents=True)
+        for k in range(2):
+            Image.new("RGB", (64, 48)).save(tmp_path / "images" / split / f"{k}.png")
+            (tmp_path / "labels" / split / f"{k}.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.2 0.2\n")
+    (tmp_path / "labels" / "train" / "1.txt").write_text("0 0.5 0.5 0.2 0.2\n999 0.5 0.5 0.1 0.1\n")
+    (tmp_path / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [a, b]\n")
+    r = CliRunner().invoke(app, ["check", str(tmp_path / "data.yaml"), "-q"])
+    assert r.exit_code == 1
+    assert f"{tmp_path / 'labels' / 'train' / '1.txt'}:2: class 999 is not below nc=2" in r.output
+    assert "Traceback" not in r.output
+
+
+# ---- the yolov5 preset in batches, compare and check; compare by name ----------------------------------------------
+def test_yolov5_preset_in_batches_compare_and_check_equals_stats():
+    from typer.testing import CliRunner
+
+    from imbalance_cli import load
+    from imbalance_cli.cli import app
+    from imbalance_cli.stats.batches import anchor_counts
+    from imbalance_cli.stats.yolov5 import yolov5_statistics
+
+    from conftest import REAL
+
+    sample = REAL / "yolo-coco-mini" / "data.yaml"
+    train = yolo.split_datasets(load(sample))["train"]
+    st = yolov5_statistics(train)
+    ac = anchor_counts(train, "yolov5")
+    # the same assignment as `stats --anchors yolov5`: distinct foreground anchors, entries per class, boxes without
+    assert ac["foreground_total"] == st["foreground"] and ac["background_total"] == st["background"]
+    assert {str(k): int(v) for k, v in enumerate(ac["per_class_positive"])} == st["per_class_positive"]
+    assert ac["boxes_without_positive"] == st["boxes_without_positive"]
+    runner = CliRunner()
+    r = runner.invoke(app, ["batches", str(sample), "--anchors", "yolov5", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["foreground_share"]["preset"] == "yolov5"
+    r = runner.invoke(app, ["check", str(sample), "--anchors", "yolov5", "--report-format", "json", "-q"])
+    assert r.exit_code in (0, 1) and "anchor_no_positive" in json.loads(r.stdout)["rules_run"]
+
+
+def test_compare_pairs_classes_by_name_when_both_name_them(tmp_path):
+    """A YOLO dataset (class 0 = person) against its COCO original (person = id 1): paired by name, TV 0."""
+    from typer.testing import CliRunner
+
+    from imbalance_cli.cli import app
+
+    from conftest import COCO_VAL, REAL
+
+    y = tmp_path / "val.yaml"
+    names = (REAL / "yolo-coco-mini" / "data.yaml").read_text().split("names:", 1)[1]
+    y.write_text(f"path: {REAL / 'yolo-coco-mini'}\ntrain: images/val2017\nval: images/val2017\nnames:{names}")
+    r = CliRunner().invoke(app, ["compare", str(y), str(COCO_VAL), "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)["classes"]
+    assert c["paired_by"] == "name"
+    person = [x for x in c["per_class"] if x["name"] == "person"][0]
+    assert (person["id_a"], person["id_b"]) == (0, 1)
+    # train+val of the same 79 images against their COCO file: every class share equal, twice the instances
+    assert c["tv"] == pytest.approx(0.0, abs=1e-12)
+    assert all(x["instances_a"] == 2 * x["instances_b"] for x in c["per_class"])
+    # 'nc' alone names nothing: paired by id, and said
+    y.write_text(f"path: {REAL / 'yolo-coco-mini'}\ntrain: images/val2017\nval: images/val2017\nnc: 80\n")
+    r = CliRunner().invoke(app, ["compare", str(y), str(COCO_VAL), "--json", "-q"])
+    assert json.loads(r.stdout)["classes"]["paired_by"] == "id"

@@ -31,7 +31,8 @@ FORMATS = tuple(f.value for f in Format)
 
 
 def load(path: str | os.PathLike, format: str | None = None, *, classes=None, image_sizes=None,
-         workers: int | None = None, cache: bool = True, spec: LoadSpec | None = None) -> Dataset:
+         workers: int | None = None, cache: bool = True, spec: LoadSpec | None = None,
+         yolo_version: int | None = None) -> Dataset:
     """Load an annotation file (or a VOC directory) into a columnar :class:`Dataset`.
 
     Parameters
@@ -50,6 +51,8 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
         Read and write the columnar cache (:mod:`imbalance_cli.data.cache`); JSON and CSV files only.
     spec:
         A :class:`~imbalance_cli.data.spec.LoadSpec` instead of the keyword arguments above.
+    yolo_version:
+        YOLO only: count as Ultralytics 8.x reads the dataset (8, default) or as YOLOv5 7.0 does (5).
 
     Raises
     ------
@@ -58,16 +61,17 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
     """
     # under torchrun: rank 0 loads and broadcasts (or every rank loads: IMBALANCE_DIST_LOAD=each)
     ds = dist.load_shared(_load, path, format, classes=classes, image_sizes=image_sizes, workers=workers,
-                          cache=cache, spec=spec)
+                          cache=cache, spec=spec, yolo_version=yolo_version)
     memory.release_free_memory()  # what parsing freed goes back to the system (imbalance_cli.memory)
     return ds
 
 
-def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Dataset:
+def _load(path, format, *, classes, image_sizes, workers, cache, spec, yolo_version=None) -> Dataset:
     p = Path(path)
     if spec is None:
         try:
-            spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers, cache=cache)
+            spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers, cache=cache,
+                                  yolo_version=yolo_version)
         except InputError as e:
             raise InputError(e.message, path=p) from None
     fmt = None if spec.format is None else spec.format.value

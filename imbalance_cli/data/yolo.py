@@ -537,6 +537,7 @@ def _report(table: dict) -> tuple[np.ndarray, dict]:
             if fm[i]:
                 line, _, why = fm[i].partition("\t")
                 fatal.append(f"{labels[i]}:{line}: {why}")
+    missing = [labels[i] for i in np.flatnonzero((kind == 1) & keep).tolist()]
     counts = {
         "images_listed": len(files), "images": int(keep.sum()), "corrupt_images": len(corrupt),
         "label_files_found": int(((kind != 1) & ~img_bad).sum()), "label_files_missing": int(((kind == 1) & keep).sum()),
@@ -545,7 +546,8 @@ def _report(table: dict) -> tuple[np.ndarray, dict]:
         "duplicate_labels": len(duplicates), "segment_lines": int(table["segments"][keep].sum()),
     }
     return keep, {"counts": counts, "corrupt": corrupt, "bad_lines": bad_lines, "unreadable": unreadable,
-                  "duplicates": duplicates, "fatal": fatal, "corrupt_files": corrupt_files}
+                  "duplicates": duplicates, "fatal": fatal, "corrupt_files": corrupt_files,
+                  "missing": missing}
 
 
 def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, nc_known: bool, version: int,
@@ -554,7 +556,7 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
     splits: dict[str, list[int]] = {}
     info = {"yolo_version": version, "trainer": "Ultralytics 8.x" if version == 8 else "YOLOv5 7.0",
             "corrupt": [], "corrupt_files": [], "bad_lines": [], "unreadable_image_files": [], "duplicates": [],
-            "fatal": [], "split_counts": {}}
+            "fatal": [], "missing_labels": [], "split_counts": {}}
     totals: dict[str, int] = {}
     n_img = 0
     for split, t in tables:
@@ -577,7 +579,8 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
         for k, v in rep["counts"].items():
             totals[k] = totals.get(k, 0) + v
         for k, key in (("corrupt", "corrupt"), ("bad_lines", "bad_lines"), ("unreadable", "unreadable_image_files"),
-                       ("duplicates", "duplicates"), ("fatal", "fatal"), ("corrupt_files", "corrupt_files")):
+                       ("duplicates", "duplicates"), ("fatal", "fatal"), ("corrupt_files", "corrupt_files"),
+                       ("missing", "missing_labels")):
             info[key].extend(rep[k])
     cls = np.concatenate(cls_all) if cls_all else np.zeros(0, np.int64)
     xywh = (np.concatenate(xywh_all) if xywh_all else np.zeros((0, 4), np.float32)).astype(np.float64)
@@ -643,7 +646,9 @@ def load_yaml(path: str | os.PathLike, *, strict: bool = False, cache: bool = Tr
             sources.append(q)
         files = image_files(sources, p, k, version)
         tables.append((k, scan(files, len(names), version, f"{p.resolve()}#{k}", cache)))
-    return _build(tables, names, str(p), True, version, strict)
+    ds = _build(tables, names, str(p), True, version, strict)
+    ds.info["names_generated"] = d.get("names") is None  # 'nc' alone: class_0, class_1, ... name nothing
+    return ds
 
 
 def load_dir(path: str | os.PathLike, *, classes: str | os.PathLike | None = None, strict: bool = False,
@@ -683,7 +688,9 @@ def load_dir(path: str | os.PathLike, *, classes: str | os.PathLike | None = Non
         else:
             return _labels_only(labels, names, known, str(p), version, strict)
     table = scan(images, nc, version, str(p.resolve()), cache)
-    return _build([(None, table)], names, str(p), known, version, strict)
+    ds = _build([(None, table)], names, str(p), known, version, strict)
+    ds.info["names_generated"] = not known
+    return ds
 
 
 def _labels_only(labels: list[str], names: list[str], known: bool, path: str, version: int, strict: bool) -> Dataset:
@@ -697,6 +704,7 @@ def _labels_only(labels: list[str], names: list[str], known: bool, path: str, ve
     ds.widths[:] = np.nan
     ds.heights[:] = np.nan
     ds.has_image_sizes = False
+    ds.info["names_generated"] = not known
     return ds
 
 
@@ -732,8 +740,8 @@ def _read_head(p: Path) -> bytes:
 #: The loader's label-file findings every report carries under ``labels`` (one definition for all outputs).
 LABEL_KEYS = ("trainer", "yolo_version", "images_listed", "images", "corrupt_image_count", "corrupt",
               "bad_line_count", "bad_lines", "unreadable_images", "unreadable_image_files", "label_files_found",
-              "label_files_missing", "label_files_empty", "background_images", "segment_lines", "duplicate_labels",
-              "duplicates", "fatal", "split_counts")
+              "label_files_missing", "missing_labels", "label_files_empty", "background_images", "segment_lines",
+              "duplicate_labels", "duplicates", "fatal", "split_counts")
 
 
 def label_summary(dataset: Dataset) -> dict:
