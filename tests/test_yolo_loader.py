@@ -292,25 +292,22 @@ def test_cli_default_anchors_yolov5_for_yolo_and_none_without_images(tmp_path):
 
 
 def test_label_cache_second_run_reads_no_label_and_opens_no_image(tmp_path, monkeypatch):
-    from imbalance_cli.data import yolo_rules
-
     root = _tree(tmp_path)
     (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n")
     first = load(root / "data.yaml")
-    real_verify, real_parse = yolo.verify_images, yolo.parse_label
+    real_verify, real_parse = yolo.verify_images, yolo.parse_labels
     opened, parsed = [], []
 
     def verify(paths, version=8, threads=None):
         opened.extend(paths)
         return real_verify(paths, version, threads)
 
-    def parse(data, nc, version=8):
-        parsed.append(data)
-        return real_parse(data, nc, version)
+    def parse(datas, nc, version=8):
+        parsed.extend(datas)
+        return real_parse(datas, nc, version)
 
     monkeypatch.setattr(yolo, "verify_images", verify)
-    monkeypatch.setattr(yolo, "parse_label", parse)
-    monkeypatch.setattr(yolo_rules, "parse_label", parse)
+    monkeypatch.setattr(yolo, "parse_labels", parse)
     again = load(root / "data.yaml")
     assert opened == [] and parsed == []
     for col in ("widths", "heights", "boxes", "box_category", "box_image"):

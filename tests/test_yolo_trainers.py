@@ -266,3 +266,72 @@ def test_compare_pairs_classes_by_name_when_both_name_them(tmp_path):
     y.write_text(f"path: {REAL / 'yolo-coco-mini'}\ntrain: images/val2017\nval: images/val2017\nnc: 80\n")
     r = CliRunner().invoke(app, ["compare", str(y), str(COCO_VAL), "--json", "-q"])
     assert json.loads(r.stdout)["classes"]["paired_by"] == "id"
+
+
+# ---- the fast paths agree with the exact ones ---------------------------------------------------------------------
+def test_image_fast_path_agrees_with_pillow_on_every_fixture_and_mutation(monkeypatch):
+    """Plain PNG/JPEG files are read without Pillow; on every fixture image, and on byte-flipped and truncated copies
+    of a PNG and a JPEG, the verdict equals Pillow's open + verify path (the trainers' own check)."""
+    import random
+
+    from imbalance_cli.data import yolo_images as Y
+
+    from conftest import REAL
+
+    files = sorted(str(p) for p in (VARIANTS / "images").rglob("*.*")) + \
+        sorted(str(p) for p in (REAL / "yolo-coco-mini" / "images").rglob("*.png"))[:20]
+
+    def exact(path, version):
+        with monkeypatch.context() as m:
+            m.setattr(Y, "_fast", lambda *a: None)
+            return Y.verify_image(path, version)
+
+    answered = 0
+    for f in files:
+        for v in (8, 5):
+            assert Y.verify_image(f, v) == exact(f, v), (f, v)
+        answered += Y._fast(f, 8, Y.FORMATS[8]) is not None
+    assert answered >= 20  # the fast path does answer for plain files
+    rng = random.Random(0)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        for src in ("img_jpeg_ok.jpg", "ok.png"):
+            data = (VARIANTS / "images" / "train" / src).read_bytes()
+            for k in range(150):
+                b = bytearray(data)
+                if k % 3 == 0:
+                    b = b[:rng.randrange(1, len(b))]
+                else:
+                    for _ in range(rng.randint(1, 3)):
+                        b[rng.randrange(len(b))] = rng.randrange(256)
+                p = f"{d}/m{k}{src[-4:]}"
+                with open(p, "wb") as fh:
+                    fh.write(bytes(b))
+                assert Y.verify_image(p) == exact(p, 8), (src, k)
+
+
+def test_label_batch_parser_agrees_with_the_file_parser():
+    """parse_labels (plain files parsed together) gives what parse_label gives file by file, on every fixture label and
+    on generated plain, duplicated, out-of-range and malformed files."""
+    from imbalance_cli.data.yolo_rules import parse_label, parse_labels
+
+    datas = [p.read_bytes() for p in sorted((VARIANTS / "labels").rglob("*.txt"))]
+    rng = np.random.default_rng(1)
+    for k in range(300):
+        n = int(rng.integers(1, 9))
+        rows = [f"{int(rng.integers(-1, 5))} {rng.uniform(-0.02, 1.02):.6f} {rng.uniform(0, 1):.4f} "
+                f"{rng.uniform(-0.01, 1):.5f} {rng.uniform(0, 1):.3f}" for _ in range(n)]
+        if k % 7 == 0:
+            rows.append(rows[0])
+        if k % 11 == 0:
+            rows.insert(0, "  ")
+        datas.append(("\r\n" if k % 5 == 0 else "\n").join(rows).encode() + (b"\n" if k % 2 else b""))
+    for version in (8, 5):
+        for nc in (3, None):
+            batch = parse_labels(datas, nc, version)
+            for d, got in zip(datas, batch):
+                exp = parse_label(d, nc, version)
+                assert (got.bad, got.empty, got.fatal, got.duplicates) == (exp.bad, exp.empty, exp.fatal, exp.duplicates), d
+                assert np.array_equal(got.cls, exp.cls) and np.array_equal(got.xywhn, exp.xywhn), d
+                assert np.array_equal(got.lines, exp.lines), d

@@ -28,11 +28,11 @@ import numpy as np
 from imbalance_cli.data import cache as _cache
 
 #: Bump when the stored layout or the rules change.
-VERSION = 1
+VERSION = 2
 #: Arrays every cache file holds, with their dtypes.
 FIELDS = {"img_st": np.int64, "lab_st": np.int64, "wh": np.int64, "lab_kind": np.int8, "row_off": np.int64,
           "cls": np.int64, "xywhn": np.float32, "lines": np.int64, "dup_off": np.int64, "dups": np.int64,
-          "segments": np.int64, "stamp": np.int64}
+          "segments": np.int64, "stem_id": np.int64, "stamp": np.int64}
 
 
 def cache_path(source: str, version: int, nc: int | None) -> Path:
@@ -42,19 +42,20 @@ def cache_path(source: str, version: int, nc: int | None) -> Path:
 
 
 def join_strings(items: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 blob and int64 offsets of a list of strings."""
-    enc = [s.encode("utf-8", "surrogateescape") for s in items]
-    off = np.zeros(len(enc) + 1, np.int64)
-    if enc:
-        np.cumsum(np.fromiter((len(b) for b in enc), np.int64, len(enc)), out=off[1:])
-    return np.frombuffer(b"".join(enc), np.uint8), off
+    """UTF-8 blob of NUL-separated strings (none may hold a NUL) and ``[count, bytes]`` for checking it."""
+    raw = "\0".join(items).encode("utf-8", "surrogateescape")
+    return np.frombuffer(raw, np.uint8), np.array([len(items), len(raw)], np.int64)
 
 
 def split_strings(blob: np.ndarray, off: np.ndarray) -> list[str]:
-    """Inverse of :func:`join_strings`."""
-    raw = blob.tobytes()
-    o = off.tolist()
-    return [raw[o[i]:o[i + 1]].decode("utf-8", "surrogateescape") for i in range(len(o) - 1)]
+    """Inverse of :func:`join_strings` (ValueError when the blob does not hold the stated count)."""
+    n = int(off[0])
+    if n == 0:
+        return []
+    out = blob.tobytes().decode("utf-8", "surrogateescape").split("\0")
+    if len(out) != n:
+        raise ValueError("string count")
+    return out
 
 
 def load(path: Path, n_expected: int | None = None) -> dict | None:
@@ -76,12 +77,13 @@ def load(path: Path, n_expected: int | None = None) -> dict | None:
               and len(t["segments"]) == n and t["xywhn"].shape == (len(t["cls"]), 4)
               and len(t["lines"]) == len(t["cls"]) and int(t["row_off"][-1]) == len(t["cls"])
               and t["dups"].shape == (int(t["dup_off"][-1]), 2))
-        for name in ("paths", "img_msg", "lab_msg", "fatal"):
-            if len(t[name + "_off"]) != n + 1 or int(t[name + "_off"][-1]) != len(t[name + "_blob"]):
+        for name in ("paths", "labels", "img_msg", "lab_msg", "fatal"):
+            if t[name + "_off"].tolist() != [n, len(t[name + "_blob"])] and not (n == 0 and len(t[name + "_blob"]) == 0):
                 ok = False
+        ok = ok and t["stem_id"].shape == (n,)
         if not ok or (np.diff(t["row_off"]) < 0).any() or (np.diff(t["dup_off"]) < 0).any():
             return None
-    except (KeyError, IndexError, ValueError):
+    except (KeyError, IndexError, ValueError, TypeError):
         return None
     return t
 
@@ -104,3 +106,34 @@ def save(path: Path, table: dict) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+# ------------------------------------------------------------------------------------------------ folder listings
+def listing_path(top: str, suffixes) -> Path:
+    """Where the listing of one image folder is kept."""
+    key = f"v{VERSION}|{os.path.abspath(top)}|{','.join(sorted(suffixes))}"
+    return _cache.cache_dir() / f"yolo-listing-{hashlib.blake2b(key.encode(), digest_size=16).hexdigest()}.npz"
+
+
+def load_listing(path: Path):
+    """``(folders, their mtime_ns, time written ns, files)`` of a kept listing, or None."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            t = {k: z[k] for k in z.files}
+        if int(t["stamp"][0]) != VERSION:
+            return None
+        dirs = split_strings(t["dirs_blob"], t["dirs_off"])
+        files = split_strings(t["files_blob"], t["files_off"])
+        if len(t["mtimes"]) != len(dirs) or t["mtimes"].dtype != np.int64:
+            return None
+        return dirs, t["mtimes"], int(t["written"][0]), files
+    except (OSError, ValueError, KeyError, EOFError, IndexError, UnicodeDecodeError, zipfile.BadZipFile):
+        return None
+
+
+def save_listing(path: Path, dirs: list[str], mtimes: np.ndarray, written_ns: int, files: list[str]) -> None:
+    """Keep a folder listing (see :func:`imbalance_cli.data.yolo._glob_images`)."""
+    db, do = join_strings(dirs)
+    fb, fo = join_strings(files)
+    save(path, {"dirs_blob": db, "dirs_off": do, "files_blob": fb, "files_off": fo,
+                "mtimes": np.asarray(mtimes, np.int64), "written": np.array([written_ns], np.int64)})

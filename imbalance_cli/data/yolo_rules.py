@@ -36,11 +36,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 #: Largest label file read (bytes); a larger one makes its image corrupt (the limit is named).
-MAX_LABEL_BYTES = 64 * 1024 * 1024
+MAX_LABEL_BYTES = 16 * 1024 * 1024
 #: Most lines in one label file (the densest real datasets have a few thousand objects per image).
-MAX_LABEL_LINES = 1_000_000
-#: Most fields in one label line (a segment of 500,000 points).
-MAX_LABEL_FIELDS = 1_000_001
+MAX_LABEL_LINES = 100_000
+#: Most fields in one label line (a segment of 50,000 points), counted before the line is split.
+MAX_LABEL_FIELDS = 100_001
+_LINE_BREAKS = (b"\n", b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")  # str.splitlines' ASCII separators
 VERSIONS = (8, 5)
 _F32 = np.float32
 _TOL_HI = _F32(1.01)
@@ -107,32 +108,44 @@ def _rows(text: str, version: int) -> list[tuple[int, list[str]]]:
     if version == 8:
         for n, ln in enumerate(text.splitlines(), 1):
             if ln.strip():
-                out.append((n, ln.split()))
+                out.append((n, _fields(ln, n)))
         return out
     # YOLOv5: f.read().strip().splitlines(), lines kept when len(x): whitespace-only lines inside stay (empty rows)
     lead = text[:len(text) - len(text.lstrip())]
     first = len((lead + "x").splitlines())  # line breaks before the first character kept, plus one
     for n, ln in enumerate(text.strip().splitlines(), first):
         if len(ln):
-            out.append((n, ln.split()))
+            out.append((n, _fields(ln, n)))
     return out
+
+
+def _fields(line: str, n: int) -> list[str]:
+    """``line.split()``, refused past :data:`MAX_LABEL_FIELDS` fields without splitting the rest of the line."""
+    f = line.split(None, MAX_LABEL_FIELDS)
+    if len(f) > MAX_LABEL_FIELDS:
+        raise _Corrupt(n, f"more than {MAX_LABEL_FIELDS:,} fields (imbalance's limit)")
+    return f
 
 
 def parse_label(data: bytes, nc: int | None, version: int = 8) -> LabelResult:
     """One label file's bytes -> :class:`LabelResult` (see module docstring). ``nc=None`` skips the class-range check."""
     if len(data) > MAX_LABEL_BYTES:
         return _result(bad=(None, f"label file larger than {MAX_LABEL_BYTES:,} bytes (imbalance's limit)"))
+    if sum(data.count(b) for b in _LINE_BREAKS) > 2 * MAX_LABEL_LINES:  # before any line is made
+        return _result(bad=(None, f"more than {MAX_LABEL_LINES:,} lines (imbalance's limit)"))
     text, err = decode(data, version)
     if err is not None:
         return _result(bad=err)
-    if text.count("\n") >= MAX_LABEL_LINES:
+    if text.count("\x85") + text.count("\u2028") + text.count("\u2029") > MAX_LABEL_LINES:
         return _result(bad=(None, f"more than {MAX_LABEL_LINES:,} lines (imbalance's limit)"))
-    rows = _rows(text, version)
+    try:
+        rows = _rows(text, version)
+    except _Corrupt as e:
+        return _result(bad=e.args)
+    if len(rows) > MAX_LABEL_LINES:
+        return _result(bad=(None, f"more than {MAX_LABEL_LINES:,} lines (imbalance's limit)"))
     if not rows:
         return _result(empty=True)
-    for n, f in rows:
-        if len(f) > MAX_LABEL_FIELDS:
-            return _result(bad=(n, f"{len(f):,} fields (imbalance's limit is {MAX_LABEL_FIELDS:,})"))
     segment = any(len(f) > 6 for _n, f in rows)
     try:
         lb, nseg, keys = _segment_rows(rows, version) if segment else _box_rows(rows, version)
@@ -243,3 +256,80 @@ def _dedup(lb: np.ndarray, keys, lines: np.ndarray):
         else:
             dups.append((int(lines[i]), int(lines[j])))
     return np.array(keep, np.int64), dups
+
+
+# ------------------------------------------------------------------------------------------------ many files at once
+_NUM = rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_ROW = rb"[ \t]*" + rb"[ \t]+".join([_NUM] * 5) + rb"[ \t]*"
+#: A plain box file: ASCII rows of exactly five plain decimal numbers, one per line, no blank line.
+_PLAIN = __import__("re").compile(rb"(?:" + _ROW + rb"\r?\n)*" + _ROW + rb"(?:\r?\n)?")
+
+
+def parse_labels(datas: list[bytes], nc: int | None, version: int = 8) -> list[LabelResult]:
+    """:func:`parse_label` of many files, the plain ones (:data:`_PLAIN`) parsed and checked together.
+
+    A plain file's numbers are parsed as float64 and rounded to float32 -- what NumPy's string parsing
+    does -- in one call for all of them; a file with any row the value checks or the duplicate check
+    would flag, and every file that is not plain, goes through :func:`parse_label` (which words the reason).
+    """
+    out: list = [None] * len(datas)
+    plain, texts, rows = [], [], []
+    for i, d in enumerate(datas):
+        body = d[3:] if version == 8 and d[:3] == b"\xef\xbb\xbf" else d
+        if body and len(body) <= MAX_LABEL_BYTES and _PLAIN.fullmatch(body):
+            plain.append(i)
+            texts.append(body if body.endswith(b"\n") else body + b"\n")
+            rows.append(body.count(b"\n") + (0 if body.endswith(b"\n") else 1))
+        else:
+            out[i] = parse_label(d, nc, version)
+    if plain:
+        vals = np.array(b"".join(texts).split(), dtype=np.float64).astype(_F32)
+        counts = np.asarray(rows, np.int64)
+        if len(vals) != 5 * int(counts.sum()):  # cannot happen for plain files; never trust it blindly
+            for i in plain:
+                out[i] = parse_label(datas[i], nc, version)
+            return out
+        lb = vals.reshape(-1, 5)
+        owner = np.repeat(np.arange(len(plain)), counts)
+        bad = _bad_rows(lb, nc, version) | _duplicate_rows(lb, owner)
+        bad_file = np.zeros(len(plain), bool)
+        bad_file[owner[bad]] = True
+        off = np.concatenate([[0], np.cumsum(counts)])
+        cls = np.trunc(lb[:, 0]).astype(np.int64)
+        xywhn = lb[:, 1:5]
+        for k, i in enumerate(plain):
+            if bad_file[k]:
+                out[i] = parse_label(datas[i], nc, version)
+                continue
+            a, b = int(off[k]), int(off[k + 1])
+            res = LabelResult(cls=cls[a:b], xywhn=xywhn[a:b], lines=np.arange(1, b - a + 1, dtype=np.int64))
+            if version == 5 and nc is not None and b > a and int(res.cls.max()) >= nc:
+                out[i] = parse_label(datas[i], nc, version)  # words the fatal class
+                continue
+            out[i] = res
+    return out
+
+
+def _bad_rows(lb: np.ndarray, nc: int | None, version: int) -> np.ndarray:
+    """Rows :func:`_check_values` would flag (vectorised over many files)."""
+    c, pts = lb[:, 0], lb[:, 1:5]
+    if version == 8:
+        bad = ~(pts <= _TOL_HI).all(1) | ~(lb >= _TOL_LO).all(1) | ~(lb[:, 3:5] >= 0).all(1) | ~(np.mod(c, _F32(1)) == 0)
+        if nc is not None:
+            bad |= c >= nc
+        return bad
+    return ~(pts <= _F32(1)).all(1) | ~(lb >= 0).all(1)
+
+
+def _duplicate_rows(lb: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Rows equal (float32, -0 == 0) to another row of the same file."""
+    if len(lb) < 2:
+        return np.zeros(len(lb), bool)
+    key = np.column_stack([owner.astype(np.float64), lb.astype(np.float64) + 0.0])  # + 0.0: -0 -> 0
+    order = np.lexsort(key.T[::-1])
+    k = key[order]
+    same = (k[1:] == k[:-1]).all(1)
+    dup = np.zeros(len(lb), bool)
+    dup[order[1:][same]] = True
+    dup[order[:-1][same]] = True
+    return dup
