@@ -335,3 +335,18 @@ def test_label_batch_parser_agrees_with_the_file_parser():
                 assert (got.bad, got.empty, got.fatal, got.duplicates) == (exp.bad, exp.empty, exp.fatal, exp.duplicates), d
                 assert np.array_equal(got.cls, exp.cls) and np.array_equal(got.xywhn, exp.xywhn), d
                 assert np.array_equal(got.lines, exp.lines), d
+
+
+def test_yolov5_version_stats_stops_on_a_class_over_nc_as_train_py(monkeypatch):
+    from typer.testing import CliRunner
+
+    from imbalance_cli.cli import app
+
+    monkeypatch.chdir(FIXTURES)
+    r = CliRunner().invoke(app, ["stats", "yolo-variants/data.yaml", "--yolo-version", "5", "--anchors", "none", "-q"])
+    assert r.exit_code == 2 and "class 3 exceeds nc=3" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["stats", "yolo-variants/data.yaml", "--yolo-version", "7", "--anchors", "none"])
+    assert r.exit_code == 2 and "--yolo-version must be 8" in r.output
+    r = CliRunner().invoke(app, ["stats", str(FIXTURES.parent.parent / "examples" / "data" /
+                                             "coco-mini_instances_val2017.json.gz"), "--yolo-version", "5"])
+    assert r.exit_code == 2 and "--yolo-version applies to YOLO datasets" in r.output

@@ -386,8 +386,8 @@ def _stat_pairs(paths: list[str]) -> np.ndarray:
     if len(paths) >= STAT_THREADS_FROM:
         from concurrent.futures import ThreadPoolExecutor
 
-        step = 4096
-        with ThreadPoolExecutor(max_workers=8) as ex:
+        step = 2048
+        with ThreadPoolExecutor(max_workers=16) as ex:
             parts = list(ex.map(_stat_chunk, [paths[i:i + step] for i in range(0, len(paths), step)]))
         return np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
     return _stat_chunk(paths)
