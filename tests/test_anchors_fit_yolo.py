@@ -102,7 +102,7 @@ def small_box_yolo(root: Path, images: int = 24, seed: int = 7) -> Path:
             cx, cy = rng.uniform(80, 560), rng.uniform(80, 400)
             lines.append(f"{int(rng.integers(0, 3))} {cx / 640:.6f} {cy / 480:.6f} {w / 640:.6f} {h / 480:.6f}")
         (root / "labels" / "train" / f"{i:03d}.txt").write_text("\n".join(lines) + "\n")
-    (root / "data.yaml").write_text("path: .\ntrain: images/train\nnames: [a, b, c]\n")
+    (root / "data.yaml").write_text("train: images/train\nnames: [a, b, c]\n")
     return root / "data.yaml"
 
 

@@ -228,6 +228,18 @@ def test_cache_that_cannot_be_written_is_one_warning_and_the_run_goes_on(tmp_pat
     assert line.startswith(f"warning: the load cache {blocker} cannot be written (File exists (EEXIST))")
 
 
+def test_yolo_label_cache_that_cannot_be_written_is_one_warning(tmp_path, monkeypatch):
+    from conftest import REAL
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("IMBALANCE_CACHE", str(blocker))
+    res = CliRunner().invoke(app, ["stats", str(REAL / "yolo-coco-mini" / "data.yaml"), "--anchors", "none", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["schema"] == "imbalance.splits/1"
+    line = _one_line(res)  # two splits, one label cache file each: still one line
+    assert line.startswith(f"warning: the load cache {blocker} cannot be written (File exists (EEXIST))")
+
+
 def test_cache_full_midway_leaves_no_partial_entry(tmp_path, monkeypatch):
     from imbalance_cli.data import load
 

@@ -116,7 +116,7 @@ def _tree(tmp_path: Path) -> Path:
 
 def test_data_yaml_dirs_names_dict_and_background(tmp_path):
     root = _tree(tmp_path)
-    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n  0: cat\n  1: dog\n")
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames:\n  0: cat\n  1: dog\n")
     ds = load(root / "data.yaml")
     assert list(ds.category_names) == ["cat", "dog"]
     assert ds.info["splits"] == {"train": [0, 3], "val": [3, 5]}
@@ -126,21 +126,42 @@ def test_data_yaml_dirs_names_dict_and_background(tmp_path):
     assert files == ["a.png", "b.png", "bg.png", "c.png", "empty.png"]
     a = ds.boxes[ds.box_image == 0]
     # image a is 100 x 50: (0.5, 0.5, 0.2, 0.4) -> x 40..60, y 15..35; (0.25, 0.5, 0.5, 1) -> x 0..50, y 0..50
-    np.testing.assert_allclose(a, [[40, 15, 60, 35], [0, 0, 50, 50]])
+    np.testing.assert_allclose(a, [[40, 15, 60, 35], [0, 0, 50, 50]], atol=1e-5)
     # segment (0.1,0.2) (0.3,0.7) (0.5,0.4) on 40 x 80 -> bbox x 0.1..0.5, y 0.2..0.7 -> 4..20, 16..56
-    np.testing.assert_allclose(ds.boxes[ds.box_image == 1], [[4, 16, 20, 56]])
+    np.testing.assert_allclose(ds.boxes[ds.box_image == 1], [[4, 16, 20, 56]], atol=1e-5)
     assert ds.box_category.tolist() == [0, 1, 1, 0]
 
 
-def test_data_yaml_list_files_names_list_and_nc(tmp_path):
+def test_data_yaml_list_files_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """'./' lines are relative to the list's folder, other relative lines to the working directory (Ultralytics)."""
     root = _tree(tmp_path)
     (root / "train.txt").write_text("./images/train/a.png\nimages/train/b.png\n\nimages/train/readme.md\n")
     (root / "data.yaml").write_text(f"path: {root}\ntrain: [train.txt, images/val]\nnames: [cat, dog]\nnc: 2\n")
+    monkeypatch.chdir(tmp_path)  # images/train/b.png is not there
     ds = load(root / "data.yaml")
     assert list(ds.info["splits"]) == ["train"]
-    assert [Path(f).name for f in ds.file_names] == ["a.png", "b.png", "c.png", "empty.png"]
+    assert [Path(f).name for f in ds.file_names] == ["a.png", "c.png", "empty.png"]
+    assert ds.info["corrupt"] == ["images/train/b.png: no such image file"]
+    monkeypatch.chdir(root)  # now it is (sorted as strings: the relative path after the absolute ones)
+    assert [Path(f).name for f in load(root / "data.yaml").file_names] == ["a.png", "c.png", "empty.png", "b.png"]
     (root / "d2.yaml").write_text("train: images/train\nnc: 3\n")
-    assert list(load(root / "d2.yaml").category_names) == ["0", "1", "2"]
+    assert list(load(root / "d2.yaml").category_names) == ["class_0", "class_1", "class_2"]
+
+
+def test_path_key_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """Ultralytics' check_det_dataset: a relative 'path' resolves against the working directory; no 'path': the YAML's folder."""
+    root = _tree(tmp_path)
+    (root / "dot.yaml").write_text("path: .\ntrain: images/train\nnames: [cat, dog]\n")
+    monkeypatch.chdir(root)
+    assert load(root / "dot.yaml").num_images == 3
+    monkeypatch.chdir(tmp_path)  # '.' is now tmp_path, which has no images/train
+    with pytest.raises(InputError, match="no such directory"):
+        load(root / "dot.yaml")
+    (root / "rel.yaml").write_text("path: nowhere/else\ntrain: images/train\nnames: [cat, dog]\n")
+    with pytest.raises(InputError, match="does not exist relative to the working directory"):
+        load(root / "rel.yaml")
+    # the bundled sample has no 'path' key: it loads from any folder
+    assert load(SAMPLE).num_images == 159
 
 
 @pytest.mark.parametrize("text,msg", [
@@ -157,42 +178,41 @@ def test_data_yaml_errors(tmp_path, text, msg):
         load(root / "bad.yaml")
 
 
-def test_bad_lines_counted_with_file_line_and_fatal_with_strict(tmp_path):
+def test_a_bad_line_drops_the_whole_image_and_names_file_and_line(tmp_path):
     root = _tree(tmp_path)
     (root / "labels" / "train" / "a.txt").write_text(
         "0 0.5 0.5 0.2 0.4\n"      # good
-        "0 0.5 0.5 0.2\n"          # 4 fields
+        "0 0.5 0.5 0.2\n"          # 4 fields: the first bad line
         "2 0.5 0.5 0.2 0.2\n"      # class out of range (nc 2)
-        "1 0.5 1.2 0.2 0.2\n"      # coordinate > 1
-        "x 0.5 0.5 0.2 0.2\n"      # not a number
-        "0.5 0.5 0.5 0.2 0.2\n"    # class not an integer
-        "1 0.5 0.5 0.1 0.1 0.3\n"  # 6 fields
     )
     (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n")
     ds = load(root / "data.yaml")
     f = str(root / "labels" / "train" / "a.txt")
-    assert ds.info["bad_line_count"] == 6
-    assert [s.split(": ", 1)[0] for s in ds.info["bad_lines"]] == [f"{f}:{n}" for n in range(2, 8)]
-    assert "out of range" in ds.info["bad_lines"][1] and "outside [0, 1]" in ds.info["bad_lines"][2]
-    assert "not a number: x" in ds.info["bad_lines"][3]
-    assert int((ds.box_image == 0).sum()) == 1
-    with pytest.raises(InputError, match="line 2"):
+    assert ds.info["bad_line_count"] == 1 and ds.info["corrupt_image_count"] == 1
+    assert ds.info["bad_lines"] == [f"{f}:2: 4 fields (a box is 'class cx cy w h')"]
+    assert "a.png" not in [Path(x).name for x in ds.file_names]  # skipped, as the trainer skips it
+    with pytest.raises(InputError, match=":2: 4 fields"):
         yolo.load(root / "data.yaml", strict=True)
     r = runner.invoke(app, ["stats", str(root / "data.yaml"), "--anchors", "none", "--strict"])
     assert r.exit_code == 2 and f"{f}:2" in r.output and "Traceback" not in r.output
 
 
 def test_exif_orientation_swaps_size_as_exif_size(tmp_path):
-    p6, p1 = tmp_path / "images" / "r6.jpg", tmp_path / "images" / "r1.jpg"
-    _img(p6, 64, 32, exif_orientation=6, fmt="JPEG")
-    _img(p1, 64, 32, exif_orientation=1, fmt="JPEG")
-    assert yolo.image_size(str(p6)) == (32, 64)
-    assert yolo.image_size(str(p1)) == (64, 32)
-    assert yolo.image_size(str(tmp_path / "nothing.jpg")) is None
+    from imbalance_cli.data.yolo_images import verify_image
+
+    for o, swapped in ((1, False), (3, False), (5, True), (6, True), (7, True), (8, True)):
+        p = tmp_path / "images" / f"r{o}.jpg"
+        _img(p, 64, 32, exif_orientation=o, fmt="JPEG")
+        assert verify_image(str(p)) == ((32, 64) if swapped else (64, 32)), o
+        # YOLOv5's exif_size swaps for 6 and 8 only
+        assert verify_image(str(p), 5) == ((32, 64) if o in (6, 8) else (64, 32)), o
+    assert isinstance(verify_image(str(tmp_path / "nothing.jpg")), str)
 
 
 def test_sizes_never_decode_pixels(tmp_path, monkeypatch):
     from PIL import ImageFile
+
+    from imbalance_cli.data.yolo_images import verify_image
 
     files = []
     for fmt, suf in (("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("BMP", "bmp"), ("TIFF", "tif")):
@@ -204,15 +224,17 @@ def test_sizes_never_decode_pixels(tmp_path, monkeypatch):
         raise AssertionError("pixels decoded")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
-    # exif_size swaps for orientation 6 where Pillow has _getexif (JPEG, PNG, WebP); Pillow itself already
-    # reports a TIFF of orientation 6 as 24 x 48, and exif_size leaves it; BMP carries no EXIF
+    # orientation 6 swaps JPEG, PNG and WebP; Pillow itself already reports a TIFF of orientation 6 as 24 x 48;
+    # BMP carries no EXIF
     for fmt, p in files:
-        assert yolo.image_size(str(p)) == ((48, 24) if fmt == "BMP" else (24, 48)), fmt
+        assert verify_image(str(p)) == ((48, 24) if fmt == "BMP" else (24, 48)), fmt
 
 
-def test_threaded_header_reading_equals_sequential():
+def test_threaded_verification_equals_sequential():
+    from imbalance_cli.data.yolo_images import verify_image, verify_images
+
     files = sorted(str(p) for p in (REAL / "yolo-coco-mini" / "images").rglob("*.png"))
-    assert yolo.image_sizes(files, threads=4) == [yolo.image_size(f) for f in files]
+    assert verify_images(files, threads=4) == [verify_image(f) for f in files]
 
 
 def test_bare_labels_folder_with_classes_and_images(tmp_path):
@@ -269,32 +291,45 @@ def test_cli_default_anchors_yolov5_for_yolo_and_none_without_images(tmp_path):
     assert {c["name"]: c["instances"] for c in d["classes"]} == {"cat": 1, "dog": 1}
 
 
-def test_image_sizes_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
+def test_label_cache_second_run_reads_no_label_and_opens_no_image(tmp_path, monkeypatch):
     root = _tree(tmp_path)
-    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [cat, dog]\n")
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n")
     first = load(root / "data.yaml")
-    real = yolo.image_size
-    # second load: no image is opened (image_size would raise), the same dataset comes back
-    monkeypatch.setattr(yolo, "image_size", lambda p: (_ for _ in ()).throw(AssertionError(f"opened {p}")))
+    real_verify, real_parse = yolo.verify_images, yolo.parse_labels
+    opened, parsed = [], []
+
+    def verify(paths, version=8, threads=None):
+        opened.extend(paths)
+        return real_verify(paths, version, threads)
+
+    def parse(datas, nc, version=8):
+        parsed.extend(datas)
+        return real_parse(datas, nc, version)
+
+    monkeypatch.setattr(yolo, "verify_images", verify)
+    monkeypatch.setattr(yolo, "parse_labels", parse)
     again = load(root / "data.yaml")
-    assert np.array_equal(first.widths, again.widths) and np.array_equal(first.heights, again.heights)
-    assert np.array_equal(first.boxes, again.boxes)
-    # an image that changes (new size on disk) is read again, and only that one
-    changed = sorted((root / "images" / "train").iterdir())[0]
+    assert opened == [] and parsed == []
+    for col in ("widths", "heights", "boxes", "box_category", "box_image"):
+        assert np.array_equal(getattr(first, col), getattr(again, col)), col
+    assert first.info["corrupt"] == again.info["corrupt"] and list(first.file_names) == list(again.file_names)
+    # an image that changes is verified again, alone; a label file that changes is parsed again, alone
+    changed = root / "images" / "train" / "a.png"
     _img(changed, 33, 21)
-    opened = []
-    monkeypatch.setattr(yolo, "image_size", lambda p: opened.append(p) or real(p))
+    (root / "labels" / "train" / "b.txt").write_text("0 0.5 0.5 0.5 0.5\n")
     third = load(root / "data.yaml")
-    assert opened == [str(changed)]
-    row = list(third.file_names).index(str(changed))
+    assert opened == [str(changed)] and parsed == [b"0 0.5 0.5 0.5 0.5\n"]
+    row = [Path(f).name for f in third.file_names].index("a.png")
     assert (third.widths[row], third.heights[row]) == (33, 21)
-    # a damaged cache file is not trusted: every image is read again, with the same result
-    for f in Path(os.environ["IMBALANCE_CACHE"]).glob("yolo-sizes-*.npz"):
+    assert third.box_category[third.box_image == 1].tolist() == [0]
+    # a damaged cache file is not trusted: everything is read again, with the same result
+    for f in Path(os.environ["IMBALANCE_CACHE"]).glob("yolo-labels-*.npz"):
         f.write_bytes(b"not a cache")
     opened.clear()
+    parsed.clear()
     fourth = load(root / "data.yaml")
-    assert len(opened) == len(fourth.file_names) and np.array_equal(third.widths, fourth.widths)
-    # --no-cache (cache=False) never reads the cache
+    assert len(opened) == 5 and len(parsed) == 4 and np.array_equal(third.boxes, fourth.boxes)
+    # cache=False (--no-cache) never reads it
     opened.clear()
     load(root / "data.yaml", cache=False)
-    assert len(opened) == len(fourth.file_names)
+    assert len(opened) == 5

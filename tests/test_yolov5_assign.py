@@ -140,7 +140,7 @@ def test_letterbox_geometry_by_hand():
     assert px.tolist() == [0.0, 0.0, 11.0] and py.tolist() == [10.5, 0.0, 0.0]
     assert r.tolist() == pytest.approx([1.0, 1.28, 1.28])
     b = letterbox_boxes(np.array([[10.0, 20.0, 30.0, 40.0]]), np.array([500]), np.array([333]))
-    np.testing.assert_allclose(b, [[10 * 1.28 + 11, 20 * 1.28, 30 * 1.28 + 11, 40 * 1.28]])
+    np.testing.assert_allclose(b, [[10 * 1.28 + 11, 20 * 1.28, 30 * 1.28 + 11, 40 * 1.28]], rtol=1e-6)
     assert num_anchors(YOLOV5, np.array([640]), np.array([640])).tolist() == [3 * (80 * 80 + 40 * 40 + 20 * 20)]
 
 
@@ -198,3 +198,45 @@ def test_matches_slow_reimplementation_on_grid_aligned_and_border_boxes():
     boxes, bi = np.array(rows), np.array(bi)
     res = assign_yolov5(YOLOV5, boxes, bi, ph, pw)
     assert decode(res, ph, pw) == slow_build_targets(boxes, bi, ph, pw)
+
+
+def test_positives_per_box_equal_yolov5_build_targets_on_the_sample():
+    """Every box of the bundled sample's train split gets exactly the (level, anchor, gj, gi) entries YOLOv5's own
+    ``ComputeLoss.build_targets`` gives it, through YOLOv5's own letterbox / xywhn2xyxy / xyxy2xywhn(clip, eps)
+    (tests/data/yolo-variants/yolov5-build-targets.json, recorded by tools/yolo_fixtures.py with yolov5 7.0.14)."""
+    from pathlib import Path
+
+    from imbalance_cli import load
+    from imbalance_cli.data.yolo import split_datasets
+
+    from conftest import FIXTURES
+
+    rec = json.loads((FIXTURES / "yolo-variants" / "yolov5-build-targets.json").read_text())["images"]
+    train = split_datasets(load(REAL / "yolo-coco-mini" / "data.yaml"))["train"]
+    H, W = train.heights, train.widths
+    order = np.arange(train.num_boxes)  # the sample has only valid boxes, in label-file order per image
+    assert train.valid_mask().all()
+    bimg = train.box_image
+    r, ph, pw, _px, _py = letterbox_geometry(H, W)
+    lb = letterbox_boxes(train.boxes[order], H[bimg], W[bimg])
+    res = assign_yolov5(YOLOV5, lb, bimg, ph, pw)
+    got: dict[int, list] = {}
+    for im, anc, lv, box in zip(res.pos_image, res.pos_anchor, res.pos_level, res.pos_box):
+        im, lv = int(im), int(lv)
+        off = sum((ph[im] // s) * (pw[im] // s) * 3 for s in STRIDES[:lv])
+        cell, a = divmod(int(anc) - off, 3)
+        gj, gi = divmod(cell, pw[im] // STRIDES[lv])
+        got.setdefault(int(box), []).append([lv, a, gj, gi])
+    checked = 0
+    for row, name in enumerate(train.file_names):
+        e = rec.get(Path(name).name)
+        boxes = np.flatnonzero(bimg == row)
+        if e is None:
+            assert len(boxes) == 0
+            continue
+        assert e["padded_hw"] == [int(ph[row]), int(pw[row])]
+        assert len(e["entries"]) == len(boxes)
+        for k, b in enumerate(boxes):
+            assert sorted(got.get(int(b), [])) == e["entries"][k], (name, k)
+            checked += 1
+    assert checked == train.num_boxes == 731

@@ -10,7 +10,8 @@ stride=32)``, the minimum-rectangle letterbox YOLOv5 uses for inference on singl
 (``detect.py`` through ``LoadImages``): ``r = min(640 / h, 640 / w)``, resized size
 ``round(w r) x round(h r)`` (Python's round, half to even), each side padded up to a multiple of 32,
 the padding split evenly (``dw / 2`` left). Boxes move as ``LoadImagesAndLabels.__getitem__`` moves
-labels: ``x = x_norm * r * w + dw / 2`` (float padding), then are normalised by the padded size.
+labels (:func:`letterbox_boxes`), in float32: ``x = (r w) (x_norm - w_norm / 2) + dw / 2``, clipped
+to ``[0, W - 0.001]`` by ``xyxy2xywhn(clip=True, eps=1e-3)``, then normalised by the padded size.
 Training at 640 without ``--rect`` pads every image to 640 x 640 instead; rectangular validation
 pads a whole aspect-sorted batch to one shape -- both give the same box sizes in pixels (so the
 same width/height matches) but other grids.
@@ -148,10 +149,34 @@ def letterbox_geometry(heights, widths, preset: YoloV5Preset = YOLOV5):
 
 
 def letterbox_boxes(boxes_xyxy, heights, widths, preset: YoloV5Preset = YOLOV5) -> np.ndarray:
-    """Original-pixel boxes (N, 4) -> pixels of the letterboxed input (float64), per box's image size."""
+    """Original-pixel boxes (N, 4) -> float32 boxes in pixels of the letterboxed input, per box's image size.
+
+    YOLOv5's own label arithmetic (``LoadImagesAndLabels.__getitem__``), in float32 as its numpy
+    labels are: the normalised label ``(cx, cy, w, h)`` (recovered exactly from the pixel box), then
+    ``xywhn2xyxy(label, r * w0, r * h0, padw=dw / 2, padh=dh / 2)`` and the clip of
+    ``xyxy2xywhn(clip=True, eps=1e-3)``: x to ``[0, W - 0.001]``, y to ``[0, H - 0.001]`` of the
+    padded input. The normalised values ``build_targets`` receives are then ``xyxy2xywhn`` of these
+    (:func:`assign_yolov5` does that division).
+    """
     b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    r, _ph, _pw, px, py = letterbox_geometry(heights, widths, preset)
-    return np.stack([b[:, 0] * r + px, b[:, 1] * r + py, b[:, 2] * r + px, b[:, 3] * r + py], axis=1)
+    h0 = np.asarray(heights, dtype=np.float64)
+    w0 = np.asarray(widths, dtype=np.float64)
+    r, ph, pw, px, py = letterbox_geometry(h0, w0, preset)
+    cx = ((b[:, 0] + b[:, 2]) / 2 / w0).astype(F32)  # the label file's float32 values (exact round trip)
+    cy = ((b[:, 1] + b[:, 3]) / 2 / h0).astype(F32)
+    w = ((b[:, 2] - b[:, 0]) / w0).astype(F32)
+    h = ((b[:, 3] - b[:, 1]) / h0).astype(F32)
+    sw, sh = (r * w0).astype(F32), (r * h0).astype(F32)  # ratio[0] * w0: a Python float, float32 in the product
+    half = F32(2)
+    x1 = sw * (cx - w / half) + px.astype(F32)
+    y1 = sh * (cy - h / half) + py.astype(F32)
+    x2 = sw * (cx + w / half) + px.astype(F32)
+    y2 = sh * (cy + h / half) + py.astype(F32)
+    xmax = (pw - 1e-3).astype(F32)  # clip_boxes(x, (h - eps, w - eps))
+    ymax = (ph - 1e-3).astype(F32)
+    x1, x2 = np.clip(x1, F32(0), xmax), np.clip(x2, F32(0), xmax)
+    y1, y2 = np.clip(y1, F32(0), ymax), np.clip(y2, F32(0), ymax)
+    return np.stack([x1, y1, x2, y2], axis=1).astype(F32)
 
 
 def level_grids(preset: YoloV5Preset, padded_h, padded_w):
@@ -333,6 +358,19 @@ def is_yolov5_toml(path) -> bool:
     from imbalance_cli.anchors.presets import _load_toml
 
     return _load_toml(p).get("kind") == "yolov5"
+
+
+def resolve(anchors) -> YoloV5Preset | None:
+    """The YOLOv5 preset ``anchors`` names -- a :class:`YoloV5Preset`, a name in :data:`PRESETS` (any case) or a
+    ``kind = "yolov5"`` TOML -- or None for anything else (a grid preset, handled by the anchor engine)."""
+    if isinstance(anchors, YoloV5Preset):
+        return anchors
+    if not isinstance(anchors, str):
+        return None
+    name = anchors.strip().lower()
+    if name in PRESETS:
+        return PRESETS[name]
+    return preset_from_toml(anchors) if is_yolov5_toml(anchors) else None
 
 
 def preset_from_toml(path) -> YoloV5Preset:

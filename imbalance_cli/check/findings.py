@@ -11,10 +11,11 @@ The ``imbalance.check/1`` report (``CheckResult.to_dict``)::
                    "annotation_ids": [...],   # every annotation (box) involved
                    "image_ids": [...],        # every image involved
                    "file_names": [...],       # the images' file names, aligned with image_ids ("" unknown)
-                   "records": [...]}]}        # structural rules: every broken record, "annotations[3] (id 7): ..."
+                   "records": [...],          # structural rules: every broken record, "annotations[3] (id 7): ..."
+                   "locations": [{"file", "line"}]}]}  # YOLO label rules: every file (and line) at fault
 
-``annotation_ids``, ``image_ids``, ``file_names``, ``records`` and ``category`` were added to
-schema 1 without changing any earlier field.
+``annotation_ids``, ``image_ids``, ``file_names``, ``records``, ``category`` and ``locations`` were
+added to schema 1 without changing any earlier field.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Finding:
     image_ids: list[int] = field(default_factory=list)
     file_names: list[str] = field(default_factory=list)
     records: list[str] = field(default_factory=list)
+    locations: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Plain dict; optional keys only when set (lists only when non-empty)."""
@@ -54,7 +56,7 @@ class Finding:
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
-        for k in ("annotation_ids", "image_ids", "file_names", "records"):
+        for k in ("annotation_ids", "image_ids", "file_names", "records", "locations"):
             v = getattr(self, k)
             if v:
                 d[k] = list(v)

@@ -48,6 +48,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,7 @@ from imbalance_cli.data.validate import Problem, load_with_problems
 from imbalance_cli.errors import InputError
 from imbalance_cli.stats.batches import anchor_counts
 from imbalance_cli.stats.classes import class_counts
-from imbalance_cli.stats.compare import aligned_class_counts, tv_distance, wasserstein_hist
+from imbalance_cli.stats.compare import names_given, pair_classes, paired_counts, tv_distance, wasserstein_hist
 from imbalance_cli.stats.geometry import histogram, relative_sizes
 
 DEFAULT_RULES: dict[str, dict] = {
@@ -84,6 +85,11 @@ DEFAULT_RULES: dict[str, dict] = {
     "drift_scale_wasserstein": {"severity": "warning", "threshold": 0.05},
     "drift_new_class": {"severity": "warning"},
     "drift_missing_class": {"severity": "warning"},
+    "corrupt_image": {"severity": "error"},
+    "corrupt_label": {"severity": "error"},
+    "missing_label": {"severity": "error"},
+    "duplicate_label": {"severity": "error"},
+    "label_class_exceeds_nc": {"severity": "error"},
 }
 RULE_GROUPS = {
     "structure": ("missing_field", "duplicate_id", "undefined_image", "undefined_category", "invalid_image", "invalid_box"),
@@ -91,6 +97,7 @@ RULE_GROUPS = {
                      "images_without_boxes"),
     "anchors": ("anchor_no_positive", "anchor_neg_pos_ratio"),
     "drift": ("drift_class_tv", "drift_scale_wasserstein", "drift_new_class", "drift_missing_class"),
+    "labels": ("corrupt_image", "corrupt_label", "missing_label", "duplicate_label", "label_class_exceeds_nc"),
 }
 GROUP_OF = {r: g for g, rs in RULE_GROUPS.items() for r in rs}
 
@@ -236,10 +243,18 @@ def _check_anchor_settings(r: Rules, path) -> None:
     """The anchor preset and its [anchors] settings resolved once, before any data is read (torch is not loaded);
     errors name the rules file ``path`` when the preset came from it."""
     from imbalance_cli.anchors.presets import get_preset
+    from imbalance_cli.anchors.yolov5 import resolve as resolve_yolov5
     from imbalance_cli.specs import resolve_semantics
 
     opts = r.anchor_options
     try:
+        yolo = resolve_yolov5(r.anchors)
+        if yolo is not None:  # YOLOv5's build_targets: no IoU matcher, no thresholds
+            given = sorted(k for k in ("pos_iou", "neg_iou") if opts.get(k) is not None)
+            if given or str(opts.get("matcher") or "auto").lower() not in ("auto", "yolov5"):
+                raise InputError(f"{', '.join(given) or 'matcher'} does not apply to the yolov5 preset (it assigns "
+                                 "by YOLOv5's width/height ratio test)")
+            return
         preset = get_preset(r.anchors, pos_iou=opts.get("pos_iou"), neg_iou=opts.get("neg_iou"))
         if opts.get("matcher") is not None:
             if preset.assigner != "max_iou" and str(opts["matcher"]).lower() != "auto":
@@ -423,33 +438,79 @@ def anchor_findings(dataset, rules: Rules) -> list[Finding]:
     return out
 
 
+# --------------------------------------------------------------------------------------- YOLO labels
+_LOCATION = re.compile(r"^(.*?):(\d+): ")
+_LABEL_RULES = (  # rule, info key, what
+    ("corrupt_image", "unreadable_image_files", "corrupt image(s) the trainer skips"),
+    ("corrupt_label", "bad_lines", "corrupt label file(s): the trainer skips their images"),
+    ("missing_label", "missing_labels", "image(s) without a label file (read as background images)"),
+    ("duplicate_label", "duplicates", "duplicate label row(s) the trainer removes"),
+    ("label_class_exceeds_nc", "fatal", "label row(s) whose class exceeds nc (YOLOv5's train.py stops)"),
+)
+
+
+def _location(entry: str) -> dict:
+    m = _LOCATION.match(entry)
+    if m:
+        return {"file": m.group(1), "line": int(m.group(2))}
+    return {"file": entry.split(": ", 1)[0]}
+
+
+def label_findings(dataset, rules: Rules) -> list[Finding]:
+    """YOLO datasets: what the loader found by the trainer's rules (:mod:`imbalance_cli.data.yolo`), one finding per
+    rule listing every file (and line) at fault as ``records`` and ``locations``."""
+    out: list[Finding] = []
+    info = dataset.info
+    for rule, key, what in _LABEL_RULES:
+        entries = info.get(key) or []
+        if not entries:
+            continue
+        trainer = info.get("trainer", "the trainer")
+        _emit(out, rules, rule, f"{len(entries):,} {what} ({trainer}'s rules)", value=len(entries),
+              records=list(entries), locations=[_location(e) for e in entries])
+    return out
+
+
 # --------------------------------------------------------------------------------------- drift
-def drift_findings(dataset, baseline: dict, rules: Rules) -> list[Finding]:
-    """Drift of ``dataset`` against a baseline stats report (class TV, scale W1, new/missing classes)."""
+def baseline_pairing(dataset, baseline) -> dict:
+    """The dataset's classes paired with the (checked) baseline's: by name when both name theirs, else by id."""
+    baseline = check_baseline(baseline)
+    b_ids = [c.id for c in baseline.classes]
+    b_names = [c.name if c.name is not None else str(c.id) for c in baseline.classes]
+    by_name = names_given(dataset) and all(c.name is not None for c in baseline.classes)
+    return pair_classes(dataset.category_ids, dataset.category_names, b_ids, b_names, by_name)
+
+
+def drift_findings(dataset, baseline, rules: Rules) -> list[Finding]:
+    """Drift of ``dataset`` against a baseline stats report (class TV, scale W1, new/missing classes).
+
+    Classes are paired by name when both the dataset and the baseline name theirs (unique names), else by
+    id (:func:`imbalance_cli.stats.compare.pair_classes`); each class finding says which.
+    """
     baseline = check_baseline(baseline)  # a dict from the API is checked like a file
     out: list[Finding] = []
     valid = dataset.valid_mask()
     inst, _ = class_counts(dataset, valid)
-    b_ids = [c.id for c in baseline.classes]
-    b_inst = np.array([c.instances for c in baseline.classes], dtype=np.float64)
-    names = {c.id: c.name if c.name is not None else str(c.id) for c in baseline.classes}
-    names.update({int(i): str(n) for i, n in zip(dataset.category_ids, dataset.category_names)})
-    row_of = {int(c): k for k, c in enumerate(dataset.category_ids)}
-    ids, cur, base = aligned_class_counts(dataset.category_ids, inst, b_ids, b_inst)
+    b_inst = [float(c.instances) for c in baseline.classes]
+    pairing = baseline_pairing(dataset, baseline)
+    cur, base = paired_counts(pairing, inst, b_inst)
+    by = f"classes paired by {pairing['by']}"
     tv = tv_distance(cur, base)
     thr = rules.get("drift_class_tv", "threshold")
     if tv is not None and tv > thr:
-        _emit(out, rules, "drift_class_tv", f"class distribution drifted from the baseline: TV distance {tv:.3f} > {thr:g}",
-              value=tv, threshold=thr)
+        _emit(out, rules, "drift_class_tv", f"class distribution drifted from the baseline: TV distance {tv:.3f} > "
+              f"{thr:g} ({by})", value=tv, threshold=thr)
     for i in np.flatnonzero((cur > 0) & (base == 0)):
-        cid = int(ids[i])
-        boxes = np.flatnonzero(valid & (dataset.box_category == row_of[cid]))
-        _emit(out, rules, "drift_new_class", f"class '{names[cid]}' is used but not in the baseline",
-              category_id=cid, category=names[cid], value=int(cur[i]), **_involved(dataset, boxes=boxes))
+        row = int(pairing["index_a"][i])
+        cid, name = int(dataset.category_ids[row]), pairing["names"][i]
+        boxes = np.flatnonzero(valid & (dataset.box_category == row))
+        _emit(out, rules, "drift_new_class", f"class '{name}' is used but not in the baseline ({by})",
+              category_id=cid, category=name, value=int(cur[i]), **_involved(dataset, boxes=boxes))
     for i in np.flatnonzero((cur == 0) & (base > 0)):
-        cid = int(ids[i])
-        _emit(out, rules, "drift_missing_class", f"class '{names[cid]}' is in the baseline "
-              f"({int(base[i])} instances) but not used here", category_id=cid, category=names[cid], value=int(base[i]))
+        cid, name = int(pairing["ids_b"][i]), pairing["names"][i]
+        _emit(out, rules, "drift_missing_class", f"class '{name}' is in the baseline "
+              f"({int(base[i])} instances) but not used here ({by})", category_id=cid, category=name,
+              value=int(base[i]))
     sizes = relative_sizes(dataset, valid)  # relative sizes: valid with or without image sizes
     thr = rules.get("drift_scale_wasserstein", "threshold")
     for key in ("relative_width", "relative_height", "relative_area"):
@@ -466,16 +527,20 @@ def drift_findings(dataset, baseline: dict, rules: Rules) -> list[Finding]:
 
 # --------------------------------------------------------------------------------------- run
 def run_check(path: str | os.PathLike, rules: Rules | None = None, baseline: dict | None = None,
-              format: str | None = None) -> CheckResult:
+              format: str | None = None, yolo_version: int | None = None) -> CheckResult:
     """Run every enabled rule on the file at ``path`` (plus anchors/drift rules when configured).
 
-    ``format`` is the annotation format (coco, lvis, objects365, openimages, voc; detected when None).
+    ``format`` is the annotation format (coco, lvis, objects365, openimages, voc, yolo; detected when None);
+    ``yolo_version`` whose rules a YOLO dataset is read by (8: Ultralytics 8.x, default; 5: YOLOv5 7.0).
     """
     rules = rules or Rules()
-    dataset, problems = load_with_problems(path, format)
+    dataset, problems = load_with_problems(path, format, yolo_version=yolo_version)
     findings = structure_findings(problems, rules)
-    findings += distribution_findings(dataset, rules)
     run = list(RULE_GROUPS["structure"]) + list(RULE_GROUPS["distribution"])
+    if dataset.format == "yolo":
+        findings += label_findings(dataset, rules)
+        run = list(RULE_GROUPS["labels"]) + run
+    findings += distribution_findings(dataset, rules)
     if rules.anchors:
         findings += anchor_findings(dataset, rules)
         run += list(RULE_GROUPS["anchors"])
@@ -486,4 +551,8 @@ def run_check(path: str | os.PathLike, rules: Rules | None = None, baseline: dic
     findings.sort(key=lambda f: (-LEVEL[f.severity], run.index(f.rule) if f.rule in run else 99))
     summary = {"format": dataset.format, "images": dataset.num_images, "annotations": dataset.num_boxes,
                "categories": dataset.num_categories, "anchors": rules.anchors, "baseline": baseline is not None}
+    if baseline is not None:
+        summary["classes_paired_by"] = baseline_pairing(dataset, baseline)["by"]
+    if dataset.format == "yolo":
+        summary["yolo_trainer"] = dataset.info.get("trainer")
     return CheckResult(str(path), findings, rules.fail_on, run, summary)

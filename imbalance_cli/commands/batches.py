@@ -33,7 +33,7 @@ def register(app):
                                                          "(--sampler repeat-factor only; default 0.001).",
                                                          show_default=False),
         anchors: Optional[str] = typer.Option(None, "--anchors", help="Also measure the foreground anchor share per "
-                                              "batch under this preset (retinanet|rpn|ssd300|my.toml)."),
+                                              "batch under this preset (retinanet|rpn|ssd300|yolov5|my.toml)."),
         fmt: Optional[str] = typer.Option(None, "--format", help="Annotation format override."),
         json_out: bool = flag("--json", help="Print the imbalance.batches/1 JSON to stdout only."),
         out: Optional[Path] = out_option("batches.json, per_batch.csv and batches.png"),
@@ -41,6 +41,10 @@ def register(app):
         workers: Optional[int] = typer.Option(None, "--workers", help="Processes decoding JSON chunks (default: all "
                                               "cores); results do not depend on it.", show_default=False),
         no_cache: bool = flag("--no-cache", help="Neither read nor write the columnar cache ($IMBALANCE_CACHE)."),
+
+        yolo_version: Optional[int] = typer.Option(None, "--yolo-version", help="YOLO datasets: count as Ultralytics "
+                                                   "8.x reads them (8, default) or as YOLOv5 7.0 does (5).",
+                                                   show_default=False),
     ):
         """Per-batch class coverage, frequency-group absence, divergence from the dataset, foreground share.
 
@@ -51,7 +55,8 @@ def register(app):
         if sampler != "repeat-factor":
             refuse_inapplicable(f"to --sampler {sampler} (only repeat-factor sampling has a threshold)",
                                 repeat_threshold=repeat_threshold is not None)
-        dataset = load(file, spec=LoadSpec.build(format=fmt, workers=workers, cache=not no_cache))
+        dataset = load(file, spec=LoadSpec.build(format=fmt, workers=workers, cache=not no_cache,
+                                                  yolo_version=yolo_version))
         report = batch_statistics(dataset, batch_size=batch_size, sampler=sampler, epochs=epochs, seed=seed,
                                   repeat_threshold=0.001 if repeat_threshold is None else repeat_threshold,
                                   anchors=parse_anchors(anchors), keep_per_batch=out is not None)

@@ -42,7 +42,8 @@ def register(app):
     @handle_errors
     def check(
         files: list[Path] = typer.Argument(..., help="Annotation file(s) to check (COCO/LVIS/Objects365 JSON, Open "
-                                           "Images CSV, VOC); several files (e.g. from pre-commit) are checked in turn."),
+                                           "Images CSV, VOC, YOLO data.yaml or labels folder); several files (e.g. "
+                                           "from pre-commit) are checked in turn."),
         rules: Optional[Path] = typer.Option(None, "--rules", help="TOML rules file: thresholds, severities, fail_on, the "
                                              "anchors table's preset (see examples/ci/rules.toml)."),
         baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline stats.json (imbalance stats --json) "
@@ -50,7 +51,7 @@ def register(app):
         fail_on: Optional[FailOn] = typer.Option(None, "--fail-on", help="Lowest severity that fails the run "
                                                  "(default: the rules file's, else error)."),
         anchors: Optional[str] = typer.Option(None, "--anchors", help="Run the anchor rules with this preset "
-                                              "(retinanet|rpn|ssd300|my.toml|none); only these load torch."),
+                                              "(retinanet|rpn|ssd300|yolov5|my.toml|none); only these load torch."),
         data_format: Optional[AnnotationFormat] = typer.Option(None, "--format", "-f", help="Annotation format: "
                                                                "override detection (as in `imbalance stats`)."),
         legacy_format: Optional[AnnotationFormat] = typer.Option(None, "--data-format", hidden=True,
@@ -62,6 +63,9 @@ def register(app):
         summary: Optional[Path] = typer.Option(None, "--summary", help="Append the Markdown summary to this file "
                                                "(default: $GITHUB_STEP_SUMMARY when set)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+        yolo_version: Optional[int] = typer.Option(None, "--yolo-version", help="YOLO datasets: check them as "
+                                                   "Ultralytics 8.x reads them (8, default) or as YOLOv5 7.0 does (5).",
+                                                   show_default=False),
     ):
         """Check a dataset: structural errors, distribution warnings, anchor rules, drift against a baseline.
 
@@ -78,7 +82,8 @@ def register(app):
         fmt = data_format or legacy_format
         r = load_rules(rules, fail_on=fail_on.value if fail_on is not None else None, anchors=anchors)
         base = load_baseline(baseline) if baseline is not None else None
-        results = [run_check(f, r, base, format=fmt.value if fmt is not None else None) for f in files]
+        results = [run_check(f, r, base, format=fmt.value if fmt is not None else None, yolo_version=yolo_version)
+                   for f in files]
         typer.echo(render_many(results, report_format.value), nl=False)
         if report_format.value in ("json", "junit", "markdown"):  # machine output on stdout: the verdict to stderr
             for res in results:

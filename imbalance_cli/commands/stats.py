@@ -14,6 +14,7 @@ from imbalance_cli.commands._common import (
     check_out, echo_json, flag, handle_errors, out_option, refuse_inapplicable, set_quiet, wrote,
 )
 from imbalance_cli.data import load
+from imbalance_cli.data.yolo import label_summary
 from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
@@ -75,6 +76,9 @@ def stats(
     quiet: bool = flag("--quiet", "-q", help="No progress bars or status messages."),
     strict: bool = flag("--strict", help="Fail (exit 2) on the first invalid box instead of counting it."),
     no_cache: bool = flag("--no-cache", help="Neither read nor write the columnar cache ($IMBALANCE_CACHE)."),
+    yolo_version: Optional[int] = typer.Option(None, "--yolo-version", help="YOLO datasets: count as Ultralytics "
+                                               "8.x reads them (8, default) or as YOLOv5 7.0 does (5).",
+                                               show_default=False),
 ) -> None:
     """Dataset imbalance statistics (survey Figs. 4, 5, 7, 13): class long tail, objects and classes per image,
     scale, location, imbalance measures, verdicts, and (unless --anchors none) anchor statistics."""
@@ -107,18 +111,13 @@ def stats(
     spec = make_spec(anchors) if anchors is not None else None
 
     load_spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers or None,
-                               cache=not no_cache, strict=strict)
+                               cache=not no_cache, strict=strict, yolo_version=yolo_version)
     dataset = load(str(file), spec=load_spec)
     if anchors is None:  # the detector a dataset's users train: YOLOv5 for YOLO datasets, RetinaNet otherwise
         anchors = ("yolov5" if dataset.has_image_sizes else "none") if dataset.format == "yolo" else "retinanet"
         refuse_unused(anchors)
         spec = make_spec(anchors)
-    if dataset.info.get("bad_line_count"):  # YOLO label files: bad lines (file:line) are fatal with --strict
-        if strict:
-            raise InputError(f"{dataset.info['bad_lines'][0]} (--strict makes bad label lines fatal)")
-        if not json_out:
-            typer.echo(f"warning: {dataset.info['bad_line_count']} bad label line(s) dropped, first: "
-                       f"{dataset.info['bad_lines'][0]}", err=True)
+    yolo_warnings(dataset, quiet=json_out)
     if spec is not None and dataset.has_image_sizes:  # the anchor limits, before any statistic is computed
         spec.check_images(dataset.heights, dataset.widths, dataset.image_ids, path=dataset.path)
     anchor_arg, anchor_kwargs = spec, {}
@@ -142,12 +141,31 @@ def stats(
                      bags_edges=edges, hist_bins=hist_bins, strict=strict, **anchor_kwargs)
 
     data = report.to_dict()
+    if dataset.format == "yolo":  # what the trainer's rules found in the label files (see data/yolo.py)
+        data["labels"] = label_summary(dataset)
     written = render.write_outputs(data, out) if out is not None else []
     if json_out:
-        echo_json(report.to_json())
+        echo_json(dumps_json(data) if "labels" in data else report.to_json())
         return
     render.render_terminal(data)
     wrote(out, written, quiet)
+
+
+def yolo_warnings(dataset, quiet: bool = False, shown: int = 5) -> None:
+    """YOLO: the corrupt images the trainer skips (first ``shown`` as ``file[:line]: reason``) on stderr; a class
+    YOLOv5's train.py stops on is an error (exit 2)."""
+    info = dataset.info
+    if info.get("fatal"):
+        raise InputError(f"{info['fatal'][0]} ({len(info['fatal'])} such label line(s); use --yolo-version 8 to "
+                         "count them as Ultralytics 8.x does)")
+    n = info.get("corrupt_image_count") or 0
+    if n and not quiet:
+        typer.echo(f"warning: {n:,} corrupt image(s) skipped as {info.get('trainer', 'the trainer')} skips them "
+                   "(all listed in the JSON report's labels.corrupt):", err=True)
+        for line in info["corrupt"][:shown]:
+            typer.echo(f"  {line}", err=True)
+        if n > shown:
+            typer.echo(f"  ... and {n - shown:,} more", err=True)
 
 
 def register(app: typer.Typer) -> None:

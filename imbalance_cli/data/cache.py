@@ -120,8 +120,16 @@ def load(key: str) -> Dataset | None:
         return None
 
 
+#: Cache folders already reported unwritable in this process (one warning each, however many entries fail).
+_WARNED_UNWRITABLE: set[str] = set()
+
+
 def warn_unwritable(root: Path | str, exc: OSError) -> None:
-    """Say in one line (an :class:`~imbalance_cli.fileio.OutputWarning`) that the cache at ``root`` was skipped."""
+    """Say in one line (an :class:`~imbalance_cli.fileio.OutputWarning`) that the cache at ``root`` was skipped;
+    once per folder and process."""
+    if str(root) in _WARNED_UNWRITABLE:
+        return
+    _WARNED_UNWRITABLE.add(str(root))
     warnings.warn(f"the load cache {root} cannot be written ({os_reason(exc)}); this load is not cached: free "
                   "space or set IMBALANCE_CACHE to a writable folder (or use --no-cache)", OutputWarning, stacklevel=3)
 

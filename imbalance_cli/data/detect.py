@@ -32,7 +32,8 @@ FORMATS = tuple(f.value for f in Format)
 
 
 def load(path: str | os.PathLike, format: str | None = None, *, classes=None, image_sizes=None,
-         workers: int | None = None, cache: bool = True, spec: LoadSpec | None = None) -> Dataset:
+         workers: int | None = None, cache: bool = True, spec: LoadSpec | None = None,
+         yolo_version: int | None = None) -> Dataset:
     """Load an annotation file (or a VOC directory) into a columnar :class:`Dataset`.
 
     Parameters
@@ -51,6 +52,8 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
         Read and write the columnar cache (:mod:`imbalance_cli.data.cache`); JSON and CSV files only.
     spec:
         A :class:`~imbalance_cli.data.spec.LoadSpec` instead of the keyword arguments above.
+    yolo_version:
+        YOLO only: count as Ultralytics 8.x reads the dataset (8, default) or as YOLOv5 7.0 does (5).
 
     Raises
     ------
@@ -59,23 +62,26 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
     """
     # under torchrun: rank 0 loads and broadcasts (or every rank loads: IMBALANCE_DIST_LOAD=each)
     ds = dist.load_shared(_load, path, format, classes=classes, image_sizes=image_sizes, workers=workers,
-                          cache=cache, spec=spec)
+                          cache=cache, spec=spec, yolo_version=yolo_version)
     memory.release_free_memory()  # what parsing freed goes back to the system (imbalance_cli.memory)
     return ds
 
 
-def _load(path, format, *, classes, image_sizes, workers, cache, spec) -> Dataset:
+def _load(path, format, *, classes, image_sizes, workers, cache, spec, yolo_version=None) -> Dataset:
     p = Path(path)
     if spec is None:
         try:
-            spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers, cache=cache)
+            spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers, cache=cache,
+                                  yolo_version=yolo_version)
         except InputError as e:
             raise InputError(e.message, path=p) from None
     fmt = None if spec.format is None else spec.format.value
     st = check_regular(p, allow_dir=True)
     refuse_settings_file(p)
     if fmt == "yolo" or (fmt is None and spec.image_sizes is None and yolo.is_yolo_path(p)):  # data.yaml or labels dir
-        return yolo.load(p, classes=spec.classes, cache=spec.cache)
+        return yolo.load(p, classes=spec.classes, cache=spec.cache, version=spec.yolo_version, strict=spec.strict)
+    if spec.yolo_version != 8:
+        raise InputError("--yolo-version applies to YOLO datasets (data.yaml or a labels folder) only", path=p)
     if os.path.isdir(p):
         if fmt not in (None, "voc"):
             raise InputError(f"a directory can only be read as Pascal VOC, not {fmt}", path=p)

@@ -41,6 +41,7 @@ class LoadSpec:
     workers: processes decoding JSON chunks (>= 1; default: the machine's cores). Results do not depend on it.
     cache: use the columnar cache in ``$IMBALANCE_CACHE`` (see :mod:`imbalance_cli.data.cache`).
     strict: reserved for the analyses (an invalid box is fatal); loading itself is always strict about structure.
+    yolo_version: whose rules a YOLO dataset is read by: 8 (Ultralytics 8.x, default) or 5 (YOLOv5 7.0).
     """
 
     format: Format | None = None
@@ -49,9 +50,11 @@ class LoadSpec:
     workers: int = 1
     cache: bool = True
     strict: bool = False
+    yolo_version: int = 8
 
     @classmethod
-    def build(cls, format=None, classes=None, image_sizes=None, workers=None, cache=True, strict=False) -> "LoadSpec":
+    def build(cls, format=None, classes=None, image_sizes=None, workers=None, cache=True, strict=False,
+              yolo_version=None) -> "LoadSpec":
         """Validate raw arguments (strings, paths, ints) into a spec; bad values raise :class:`InputError`."""
         fmt = None
         if format is not None:
@@ -69,6 +72,12 @@ class LoadSpec:
             raise InputError("--image-sizes applies to Open Images CSV only")
         if classes is not None and fmt not in (None, Format.openimages, Format.yolo):
             raise InputError("--classes applies to Open Images CSV and YOLO labels folders only")
+        if yolo_version is None:
+            yolo_version = 8
+        elif str(yolo_version).strip() not in ("5", "8") or isinstance(yolo_version, bool):
+            raise InputError(f"--yolo-version must be 8 (Ultralytics 8.x) or 5 (YOLOv5 7.0), got {yolo_version!r}")
+        elif fmt not in (None, Format.yolo):
+            raise InputError("--yolo-version applies to YOLO datasets only")
         return cls(format=fmt, classes=None if classes is None else Path(classes),
                    image_sizes=None if image_sizes is None else Path(image_sizes), workers=workers,
-                   cache=bool(cache), strict=bool(strict))
+                   cache=bool(cache), strict=bool(strict), yolo_version=int(str(yolo_version).strip()))

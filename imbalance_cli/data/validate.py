@@ -50,7 +50,8 @@ class Problem:
         return f"{self.record}: {self.message}"
 
 
-def load_with_problems(path: str | os.PathLike, format: str | None = None) -> tuple[Dataset, list[Problem]]:
+def load_with_problems(path: str | os.PathLike, format: str | None = None,
+                       yolo_version: int | None = None) -> tuple[Dataset, list[Problem]]:
     """Load ``path`` like :func:`imbalance_cli.data.load`, listing structural problems of COCO-style JSON.
 
     Returns ``(dataset, problems)``: for a file the loader accepts, its dataset and ``[]``; for a
@@ -63,7 +64,7 @@ def load_with_problems(path: str | os.PathLike, format: str | None = None) -> tu
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}", path=p)
     try:
-        return load(p, format=format), []
+        return load(p, format=format, yolo_version=yolo_version), []
     except InputError as refused:
         if format not in (None, "coco", "lvis", "objects365") or not p.is_file() or NESTING_ERROR in refused.message:
             raise  # (a document nested past the loader's parser is refused as a whole, not walked record by record)

@@ -1,73 +1,80 @@
-"""YOLO / Ultralytics datasets (``data.yaml`` + ``labels/*.txt``) -> :class:`Dataset`.
+"""YOLO / Ultralytics datasets (``data.yaml`` + ``labels/*.txt``) -> :class:`Dataset`, counted as the trainer reads them.
 
 Two entry points, both through :func:`load`:
 
-* a ``data.yaml`` (Ultralytics YOLOv5/YOLOv8 dataset file): ``path`` (the dataset root; relative
-  to the YAML file's folder, default that folder), ``train`` / ``val`` / ``test`` each a directory
-  of images, a text file listing image paths, or a list of either (relative to ``path``), ``names``
-  as a list or as a dict ``{index: name}``, and ``nc`` (checked against ``names``; alone it names
-  the classes ``"0"``, ``"1"``, ...). Every split found is loaded; the images of all splits are
-  concatenated in the order train, val, test (then any other split key) and
-  ``Dataset.info["splits"]`` maps each split name to its ``[first, end)`` image rows.
-* a bare folder of label files (``labels/train/*.txt``) or of images, with the class names from
-  ``classes=`` (a text file, one name per line), else a ``classes.txt`` beside the labels, else
-  the indices themselves.
+* a ``data.yaml``: ``path`` (the dataset root), ``train`` / ``val`` / ``test`` each a directory of
+  images, a text file listing image paths, or a list of either (relative to the root), ``names`` (a
+  list, or a dict ``{index: name}``) and/or ``nc``. Every split found is loaded; the images of all
+  splits are concatenated in the order train, val, test and ``Dataset.info["splits"]`` maps each
+  split to its ``[first, end)`` image rows;
+* a bare folder of label files (``labels/train/*.txt``) or of images, class names from ``classes=``
+  (one per line), else a ``classes.txt`` beside the labels, else the indices.
 
-Semantics follow ultralytics/yolov5 ``utils/dataloaders.py``:
+By default every rule is Ultralytics 8.x's (``ultralytics/data/utils.py`` ``check_det_dataset``,
+``verify_image_label``; ``ultralytics/data/base.py`` ``get_img_files``); ``version=5``
+(``--yolo-version 5``) applies YOLOv5 7.0's (``utils/dataloaders.py``, ``utils/general.py``):
 
-* image files: a directory is searched recursively; a list file's lines starting with ``./`` are
-  relative to the list file's folder (other relative lines are taken relative to it too, where
-  YOLOv5 takes them relative to the working directory); only the image suffixes of ``IMG_FORMATS``
-  count; each split's images are sorted.
-* label file of an image (``img2label_paths``): the last ``/images/`` in the path becomes
-  ``/labels/`` and the suffix becomes ``.txt``. An image without a label file, or with an empty
-  one, is a **background image** (no boxes).
-* a line ``class cx cy w h`` is a box in normalised centre/size coordinates; a line with more than
-  six fields ``class x1 y1 x2 y2 ...`` is a segment and becomes its bounding box (min/max of its
-  points, as ``segments2boxes``). YOLOv5 switches a whole file to segments when any line is one;
-  here each line is read by its own field count.
-* image sizes from the image header only (Pillow's lazy ``Image.open`` reads no pixels), with
-  width and height swapped for EXIF orientations 6 and 8 as ``exif_size`` does: for the formats
-  whose Pillow image has ``_getexif`` (JPEG/MPO, WebP, PNG); TIFF sizes stay as Pillow reports them
-  (``exif_size`` finds no ``_getexif`` there). A PNG's ``eXIf`` chunk is read only when it precedes
-  the pixel data (Pillow would otherwise decode the image to find it). A thread pool reads the
-  headers for large datasets.
-* bad lines -- wrong field count (not 5 and not an odd number >= 7), a non-number, a class that is
-  not an integer in ``[0, nc)``, a coordinate outside [0, 1] -- are dropped, counted and listed as
-  ``file:line: reason`` in ``Dataset.info["bad_lines"]`` (with ``strict=True`` the first is fatal).
-  YOLOv5 instead drops the whole image as corrupt; duplicate rows, which YOLOv5 removes, are kept
-  and counted in ``info["duplicate_labels"]``.
+* the root: a relative ``path`` is relative to the **working directory** (it must exist there;
+  Ultralytics would then look in its ``datasets_dir`` setting, which imbalance does not read);
+  without ``path`` the YAML's folder. A split string that does not exist and starts with ``../`` is
+  retried without it. (YOLOv5 resolves a relative root against its own package folder; imbalance
+  applies Ultralytics' rule under ``--yolo-version 5`` too.)
+* names: ``nc`` alone names the classes ``class_0``, ``class_1``, ... (YOLOv5: ``class0``, ...);
+  a dict needs integer keys ``0..n-1`` (float and bool keys refused); ``nc`` must equal the names'
+  count; at most :data:`MAX_CLASSES` classes;
+* images: a directory is searched recursively as ``glob('**/*.*')`` does (names starting with a dot
+  skipped); a list file is read as UTF-8 (a byte-order mark dropped; YOLOv5 keeps it, which spoils
+  the first line), lines as they are (only the file's ends stripped), a line starting with ``./``
+  relative to the list's folder (the first ``./`` replaced) and **any other relative line relative
+  to the working directory**; only the image suffixes of
+  :data:`imbalance_cli.data.yolo_images.SUFFIXES` count (case-insensitive); each split's images are
+  sorted as strings;
+* each image is verified (:mod:`imbalance_cli.data.yolo_images`) and its label file
+  (``img2label_paths``: the last ``/images/`` becomes ``/labels/``, the suffix ``.txt``) parsed
+  (:mod:`imbalance_cli.data.yolo_rules`); a corrupt image or label drops the **whole image**, as the
+  trainer skips it; every one is listed as ``file[:line]: reason`` in ``info["corrupt"]``. A missing
+  label file, or one without rows, makes a background image. A label file that is not a regular
+  file makes its image corrupt (Ultralytics reads it as missing);
+* boxes become pixel ``(x1, y1, x2, y2)`` of the (EXIF-oriented) image, clipped to the image (the
+  trainer's transforms clip the boxes its 1% tolerance lets through); category ids are the class
+  indices ``0..nc-1``; the image id is the file stem when every stem is a unique number, else the
+  row number + 1.
 
-Boxes become pixel ``(x1, y1, x2, y2)`` of the original (EXIF-corrected) image; category ids are
-the YOLO class indices ``0..nc-1``; the image id is the file stem when every stem is a unique
-number (COCO-style ``000000397133.jpg`` -> 397133), else the row number + 1.
+A label cache (:mod:`imbalance_cli.data.yolo_cache`) keeps every verdict keyed by each file's size
+and mtime, so a second run on an unchanged dataset opens no label file and no image.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import stat
+import time
 from pathlib import Path
 
 import numpy as np
 
-from imbalance_cli.data import cache as _cache
+from imbalance_cli import progress
+from imbalance_cli.data import yolo_cache
+from imbalance_cli.data._io import BOM, check_regular
 from imbalance_cli.data.dataset import Dataset
+from imbalance_cli.data.yolo_images import SUFFIXES, verify_images
+from imbalance_cli.data.yolo_rules import MAX_LABEL_BYTES, VERSIONS, LabelResult, parse_labels
 from imbalance_cli.errors import InputError
 
-#: Image suffixes YOLOv5 accepts (``utils/dataloaders.py`` ``IMG_FORMATS``).
-IMG_FORMATS = ("bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm")
-#: Split keys read from a data.yaml, in this order (other keys holding paths are not splits).
+#: Image suffixes of the default trainer (Ultralytics 8.x).
+IMG_FORMATS = tuple(sorted(SUFFIXES[8]))
+#: Split keys read from a data.yaml, in this order.
 SPLIT_KEYS = ("train", "val", "test")
-#: Images from which header reading uses a thread pool (it pays on slow or network storage; on a warm
-#: local disk the GIL makes it no faster, see benchmarks/yolo.py).
-THREAD_THRESHOLD = 100_000
-#: How many bad lines are kept verbatim in ``info["bad_lines"]`` (all are counted).
-MAX_LISTED = 200
-_EXIF_ORIENTATION = 274
+#: Largest data.yaml, image-list or class-names file read (bytes).
+MAX_YAML_BYTES = 16 * 1024 * 1024
+MAX_LIST_BYTES = 1024 * 1024 * 1024
+MAX_NAMES_BYTES = 64 * 1024 * 1024
+#: Most classes (``nc`` or names) accepted, checked before any name is made.
+MAX_CLASSES = 1_000_000
+#: Deepest nesting and most aliases a data.yaml may use (a "billion laughs" file is refused, not expanded).
+MAX_YAML_DEPTH = 64
+MAX_YAML_ALIASES = 1_000
+MAX_YAML_NODES = 2_000_000
 
 
 def is_yolo_path(path: str | os.PathLike) -> bool:
@@ -78,19 +85,20 @@ def is_yolo_path(path: str | os.PathLike) -> bool:
     if not p.is_dir():
         return False
     has_txt = has_img = False
+    suffixes = SUFFIXES[8] | SUFFIXES[5]
     for f in p.rglob("*"):
         s = f.suffix.lower()
         if s == ".xml":
             return False
         if s == ".txt":
             has_txt = True
-        elif s[1:] in IMG_FORMATS:
+        elif s[1:] in suffixes:
             has_img = True
     return has_txt or has_img
 
 
 def img2label_path(image_path: str) -> str:
-    """The label file of an image as YOLOv5's ``img2label_paths``: last ``/images/`` -> ``/labels/``, suffix -> ``.txt``."""
+    """The label file of an image as ``img2label_paths``: last ``/images/`` -> ``/labels/``, suffix -> ``.txt``."""
     sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
     return sb.join(image_path.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
 
@@ -101,41 +109,154 @@ def label2img_stem(label_path: str) -> str:
     return sb.join(label_path.rsplit(sa, 1)).rsplit(".", 1)[0]
 
 
-# ---------------------------------------------------------------------------------------------------
+def _version(version) -> int:
+    v = int(version) if isinstance(version, (int, str)) and str(version).strip() in ("5", "8") else None
+    if v not in VERSIONS:
+        raise InputError(f"--yolo-version must be 8 (Ultralytics 8.x, the default) or 5 (YOLOv5 7.0), got {version!r}")
+    return v
+
+
+# --------------------------------------------------------------------------------------------- small files
+def _read_text(path: str | os.PathLike, limit: int, what: str, sig: bool = True) -> str:
+    """A whole regular file of at most ``limit`` bytes as UTF-8 (a BOM dropped when ``sig``); InputError otherwise."""
+    p = Path(path)
+    st = check_regular(p)
+    if st.st_size > limit:
+        raise InputError(f"{what} is larger than the {limit:,} bytes imbalance reads", path=p)
+    try:
+        with open(p, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise InputError(f"cannot read {what}: {e.strerror or e}", path=p) from None
+    if len(data) > limit:
+        raise InputError(f"{what} is larger than the {limit:,} bytes imbalance reads", path=p)
+    if sig and data.startswith(BOM):
+        data = data[len(BOM):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(f"{what} is not UTF-8 text (byte {e.start})", path=p, record=f"line {line}") from None
+
+
 def read_names(path: str | os.PathLike) -> list[str]:
     """Class names from a text file, one per line (blank lines ignored)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"cannot read class names: {e.strerror or e}", path=p) from None
+    text = _read_text(path, MAX_NAMES_BYTES, "class names file")
     names = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not names:
-        raise InputError("class names file is empty", path=p)
+        raise InputError("class names file is empty", path=path)
+    if len(names) > MAX_CLASSES:
+        raise InputError(f"{len(names):,} class names: more than the {MAX_CLASSES:,} imbalance accepts", path=path)
     return names
 
 
-def _names_from_yaml(d: dict, where) -> list[str]:
+def _yaml_loader():
+    import yaml
+
+    class Bounded(yaml.SafeLoader):
+        """SafeLoader that refuses deep nesting and many aliases before composing them (billion laughs)."""
+
+        def __init__(self, stream):
+            super().__init__(stream)
+            self._depth = 0
+            self._aliases = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                self._aliases += 1
+                if self._aliases > MAX_YAML_ALIASES:
+                    raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (refused: they can expand without bound)")
+            self._depth += 1
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError(f"nested deeper than {MAX_YAML_DEPTH} levels")
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+    return Bounded
+
+
+def _expanded_size(obj, limit: int) -> int:
+    """Nodes of ``obj`` with aliases expanded, counted up to ``limit`` (a shared list counts at every use)."""
+    count, stack = 0, [obj]
+    while stack:
+        x = stack.pop()
+        count += 1
+        if count > limit:
+            return count
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return count
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """A data.yaml as a dict: regular file, bounded size, depth, aliases and expanded size; InputError otherwise."""
+    import yaml
+
+    p = Path(path)
+    text = _read_text(p, MAX_YAML_BYTES, "data.yaml")
+    try:
+        d = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else None
+        raise InputError(f"malformed YAML: {getattr(e, 'problem', None) or e}", path=p, record=where) from None
+    except RecursionError:
+        raise InputError(f"malformed YAML: nested deeper than {MAX_YAML_DEPTH} levels", path=p) from None
+    if not isinstance(d, dict):
+        raise InputError("a data.yaml must be a mapping with train/val and names", path=p)
+    if _expanded_size(d, MAX_YAML_NODES) > MAX_YAML_NODES:
+        raise InputError(f"data.yaml expands to more than {MAX_YAML_NODES:,} values through its aliases (refused)",
+                         path=p)
+    return d
+
+
+def names_from_yaml(d: dict, where, version: int = 8) -> list[str]:
+    """Class names from a data.yaml's ``names`` / ``nc`` by the trainer's rules (see module docstring)."""
     names, nc = d.get("names"), d.get("nc")
-    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 1):
-        raise InputError(f"'nc' must be a positive integer, got {nc!r}", path=where, record="nc")
+    if nc is not None:
+        ok = not isinstance(nc, bool)
+        if ok and not isinstance(nc, int):
+            try:  # Ultralytics accepts integer-like values ('10', 10.0)
+                f = float(nc)
+                ok = f == int(f)
+                nc = int(f)
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+        if not ok or nc < 1:
+            raise InputError(f"'nc' must be a positive integer, got {d.get('nc')!r}", path=where, record="nc")
+        if nc > MAX_CLASSES:
+            raise InputError(f"'nc' is {nc:,}: more than the {MAX_CLASSES:,} classes imbalance accepts", path=where,
+                             record="nc")
     if names is None:
         if nc is None:
             raise InputError("data.yaml needs 'names' (a list or a dict index: name) or 'nc'", path=where)
-        return [str(i) for i in range(nc)]
+        return [f"class_{i}" if version == 8 else f"class{i}" for i in range(nc)]
+    if isinstance(names, (dict, list)) and len(names) > MAX_CLASSES:
+        raise InputError(f"'names' has {len(names):,} entries: more than the {MAX_CLASSES:,} imbalance accepts",
+                         path=where, record="names")
     if isinstance(names, dict):
-        try:
-            keys = sorted(int(k) for k in names)
-        except (TypeError, ValueError):
-            raise InputError("'names' as a dict needs integer keys (class index: name)", path=where,
-                             record="names") from None
-        if keys != list(range(len(keys))):
-            raise InputError(f"'names' keys must be 0..{len(keys) - 1} without gaps, got {keys[:10]}",
-                             path=where, record="names")
-        by_int = {int(k): v for k, v in names.items()}
-        out = [str(by_int[i]) for i in range(len(keys))]
+        keys = []
+        for k in names:
+            if isinstance(k, bool) or isinstance(k, float) or not isinstance(k, (int, str)):
+                raise InputError(f"'names' keys must be integers (class index: name), got {k!r}", path=where,
+                                 record="names")
+            try:
+                keys.append(int(k))
+            except ValueError:
+                raise InputError(f"'names' keys must be integers (class index: name), got {k!r}", path=where,
+                                 record="names") from None
+        if sorted(keys) != list(range(len(keys))):
+            raise InputError(f"'names' keys must be 0..{len(keys) - 1} without gaps or repeats, got "
+                             f"{sorted(keys)[:10]}", path=where, record="names")
+        by_int = dict(zip(keys, names.values()))
+        out = [_name(by_int[i], where) for i in range(len(keys))]
     elif isinstance(names, list):
-        out = [str(n) for n in names]
+        out = [_name(n, where) for n in names]
     else:
         raise InputError(f"'names' must be a list or a dict, got {type(names).__name__}", path=where, record="names")
     if not out:
@@ -145,393 +266,602 @@ def _names_from_yaml(d: dict, where) -> list[str]:
     return out
 
 
-def _image_files(source: Path, where, key: str) -> list[str]:
-    """Image paths of one split entry: a directory (recursive) or a list file (as YOLOv5's ``LoadImagesAndLabels``)."""
-    if source.is_dir():
-        files = [str(f) for f in source.rglob("*.*") if f.is_file()]
-    elif source.is_file():
-        parent = source.parent
+def _name(v, where) -> str:
+    if isinstance(v, (dict, list)):
+        raise InputError(f"a class name must be text, got a {type(v).__name__}", path=where, record="names")
+    return str(v)
+
+
+def _root(d: dict, p: Path) -> Path:
+    root = d.get("path")
+    if root in (None, ""):
+        return p.parent
+    if not isinstance(root, str):
+        raise InputError(f"'path' must be text, got {type(root).__name__}", path=p, record="path")
+    r = Path(root)
+    if not r.is_absolute() and not r.exists():
+        raise InputError(f"'path: {root}' does not exist relative to the working directory {os.getcwd()} (Ultralytics "
+                         "resolves a relative 'path' there, then in its datasets_dir setting): run from that folder, "
+                         "make 'path' absolute, or remove it to use the data.yaml's folder", path=p, record="path")
+    return r
+
+
+# --------------------------------------------------------------------------------------------- listing
+def _walk_images(top: str, suffixes) -> tuple[list[str], list[str]]:
+    """``glob(top/**/*.*, recursive=True)`` filtered by suffix (hidden names skipped, symlinked folders followed):
+    ``(files, folders visited)``."""
+    out, dirs, stack = [], [], [top]
+    join = os.path.join
+    while stack:
+        d = stack.pop()
         try:
-            lines = source.read_text(encoding="utf-8").splitlines()
-        except OSError as e:
-            raise InputError(f"cannot read image list: {e.strerror or e}", path=source) from None
-        files = []
-        for ln in lines:
-            ln = ln.strip()
-            if not ln:
-                continue
-            q = Path(ln[2:]) if ln.startswith("./") else Path(ln)
-            files.append(str(q if q.is_absolute() else parent / q))
-    else:
-        raise InputError(f"split '{key}': no such directory or image list file: {source}", path=where, record=key)
-    return sorted(f for f in files if f.rsplit(".", 1)[-1].lower() in IMG_FORMATS)
-
-
-# ---------------------------------------------------------------------------------------------------
-def image_size(path: str) -> tuple[int, int] | None:
-    """(width, height) from the image header (no pixel decoding), EXIF orientation 6/8 swapped; None if unreadable."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            try:
-                if im.format == "PNG":  # PngImageFile.getexif() decodes the pixels to find a late eXIf chunk
-                    raw = im.info.get("exif")
-                    ex = Image.Exif()
-                    if raw:
-                        ex.load(raw)
-                    rot = ex.get(_EXIF_ORIENTATION)
-                elif hasattr(im, "_getexif"):  # JPEG/MPO (APP1), WebP: parsed from the header
-                    rot = im.getexif().get(_EXIF_ORIENTATION)
-                else:  # no _getexif (TIFF, BMP, ...): exif_size leaves the size as Pillow reports it
-                    rot = None
-            except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, as YOLOv5's exif_size does
-                rot = None
-    except Exception:  # noqa: BLE001 - any unreadable or unknown file is reported by the caller
-        return None
-    if rot in (6, 8):
-        w, h = h, w
-    return int(w), int(h)
-
-
-def _read_sizes(paths: list[str], threads: int | None = None) -> list[tuple[int, int] | None]:
-    if len(paths) < THREAD_THRESHOLD and not threads:
-        return [image_size(p) for p in paths]
-    workers = threads or min(32, (os.cpu_count() or 1) * 4)
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        return list(ex.map(image_size, paths, chunksize=256))
-
-
-def _size_cache_file(paths: list[str]) -> Path:
-    common = os.path.commonpath([os.path.abspath(p) for p in paths])
-    return _cache.cache_dir() / f"yolo-sizes-{hashlib.blake2b(common.encode(), digest_size=12).hexdigest()}.npz"
-
-
-def _load_size_cache(path: Path) -> dict:
-    """``{abs path: (size, mtime_ns, w, h)}`` from a sizes cache file; {} when absent or damaged (then rebuilt)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            names = bytes(z["names"]).decode("utf-8").split("\n")
-            meta = z["meta"]
-        if meta.ndim != 2 or meta.shape != (len(names), 4):
-            raise ValueError("shape")
-        return {n: tuple(int(v) for v in row) for n, row in zip(names, meta)}
-    except Exception:  # noqa: BLE001 - a missing or damaged cache file is not trusted: rebuilt below
-        return {}
-
-
-def _save_size_cache(path: Path, table: dict) -> None:
-    names = list(table)
-    meta = np.array([table[n] for n in names], dtype=np.int64).reshape(-1, 4)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, names=np.frombuffer("\n".join(names).encode("utf-8"), dtype=np.uint8), meta=meta)
-        os.replace(tmp, path)
-    except OSError as e:  # an unwritable cache only costs the next run the header reads: one warning
-        _cache.warn_unwritable(path.parent, e)
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
-
-
-def image_sizes(paths: list[str], threads: int | None = None, cache: bool = True) -> list[tuple[int, int] | None]:
-    """:func:`image_size` of many images; a thread pool (I/O bound) above :data:`THREAD_THRESHOLD` images.
-
-    With ``cache`` the sizes are kept in the columnar cache directory (``$IMBALANCE_CACHE``), one file
-    per dataset folder, keyed per image by its absolute path, byte size and modification time: a
-    second load stats the images instead of opening them, and an image that changed is read again.
-    """
-    if not cache or not paths:
-        return _read_sizes(paths, threads)
-    cache_file = _size_cache_file(paths)
-    table = _load_size_cache(cache_file)
-    keys, todo = [], []
-    for i, p in enumerate(paths):
-        try:
-            st = os.stat(p)
-            key = (os.path.abspath(p), int(st.st_size), int(st.st_mtime_ns))
+            it = os.scandir(d)
         except OSError:
-            key = None
-        keys.append(key)
-        hit = table.get(key[0]) if key else None
-        if key is None or hit is None or hit[:2] != key[1:]:
-            todo.append(i)
-    out: list = [None] * len(paths)
-    fresh = _read_sizes([paths[i] for i in todo], threads) if todo else []
-    got = dict(zip(todo, fresh))
-    changed = False
-    for i, key in enumerate(keys):
-        if i in got:
-            out[i] = got[i]
-            if key is not None and got[i] is not None:
-                table[key[0]] = (key[1], key[2], got[i][0], got[i][1])
-                changed = True
-        else:
-            hit = table[key[0]]
-            out[i] = (hit[2], hit[3])
-    if changed:
-        _save_size_cache(cache_file, table)
+            continue
+        dirs.append(d)
+        with it:
+            for e in it:
+                name = e.name
+                if name[0] == ".":
+                    continue
+                dot = name.rfind(".")
+                if dot > 0 and name[dot + 1:].lower() in suffixes:
+                    out.append(join(d, name))
+                try:
+                    if e.is_dir():
+                        stack.append(join(d, name))
+                except OSError:
+                    pass
+    return out, dirs
+
+
+def _glob_images(top: str, suffixes, cache: bool = False) -> list[str]:
+    """:func:`_walk_images`' files, reused from the listing cache while no folder's mtime has changed (adding,
+    removing or renaming a file changes its folder's mtime; a folder changed within 2 s of the listing is walked
+    again, as a file system may keep coarse timestamps)."""
+    if not cache:
+        return _walk_images(top, suffixes)[0]
+    path = yolo_cache.listing_path(top, suffixes)
+    hit = yolo_cache.load_listing(path)
+    if hit is not None:
+        dirs, mtimes, written, files = hit
+        now = _dir_mtimes(dirs)
+        if np.array_equal(now, mtimes) and (now < written - 2_000_000_000).all():
+            return files
+    t0 = time.time_ns()
+    files, dirs = _walk_images(top, suffixes)
+    yolo_cache.save_listing(path, dirs, _dir_mtimes(dirs), t0, files)
+    return files
+
+
+def _dir_mtimes(dirs: list[str]) -> np.ndarray:
+    out = np.full(len(dirs), -1, np.int64)
+    for i, d in enumerate(dirs):
+        try:
+            out[i] = os.stat(d).st_mtime_ns
+        except OSError:
+            pass
     return out
 
 
-def parse_label_text(text: str, nc: int | None, file: str, bad: list, counts: dict):
-    """Parse one label file's text into ``(classes int64 (n,), xywhn float64 (n, 4))``; bad lines go to ``bad``.
+def _list_file(p: Path, version: int, suffixes) -> list[str]:
+    text = _read_text(p, MAX_LIST_BYTES, "image list", sig=version == 8)
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise InputError("NUL byte in an image path", path=p, record=f"line {line}")
+    parent = str(p.parent) + os.sep
+    out = []
+    for x in text.strip().splitlines():
+        if x.rpartition(".")[2].lower() in suffixes:
+            out.append(x.replace("./", parent, 1) if x.startswith("./") else x)
+    return out
 
-    ``bad`` receives ``"file:line: reason"`` strings (at most :data:`MAX_LISTED` kept) and
-    ``counts["bad"]`` counts every bad line. ``nc=None`` accepts any non-negative class.
-    """
-    cls, rows = [], []
-    counts["first"] = None  # the first bad line of this file, for --strict
-    for n, raw in enumerate(text.splitlines(), 1):
-        parts = raw.split()
-        if not parts:
-            continue
-        reason = None
-        k = len(parts)
+
+def image_files(sources: list[Path], where, key: str, version: int, cache: bool = False) -> list[str]:
+    """Image paths of one split (see module docstring), sorted as strings (folder listings cached with ``cache``)."""
+    suffixes = SUFFIXES[version]
+    files: list[str] = []
+    for s in sources:
+        if s.is_dir():
+            files.extend(_glob_images(str(s), suffixes, cache))
+        elif s.exists():
+            files.extend(_list_file(s, version, suffixes))
+        else:
+            raise InputError(f"split '{key}': no such directory or image list file: {s}", path=where, record=key)
+    if os.sep != "/":
+        files = [f.replace("/", os.sep) for f in files]
+    files.sort()
+    if not files:
+        raise InputError(f"split '{key}' has no images ({', '.join(sorted(suffixes))})", path=where, record=key)
+    return files
+
+
+# --------------------------------------------------------------------------------------------- scanning
+#: Paths from which :func:`_stat_pairs` stats in a thread pool (the system calls release the GIL: 1.5-2x on 2 cores).
+STAT_THREADS_FROM = 16_384
+
+
+def _stat_pairs(paths: list[str]) -> np.ndarray:
+    """``(size, mtime_ns)`` per path; ``(-1, -1)`` missing, ``(-2, -2)`` not a regular file or unreadable."""
+    if len(paths) >= STAT_THREADS_FROM:
+        from concurrent.futures import ThreadPoolExecutor
+
+        step = 2048
+        with ThreadPoolExecutor(max_workers=16) as ex:
+            parts = list(ex.map(_stat_chunk, [paths[i:i + step] for i in range(0, len(paths), step)]))
+        return np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
+    return _stat_chunk(paths)
+
+
+def _stat_chunk(paths: list[str]) -> np.ndarray:
+    try:  # every path there (the common case): one tight pass
+        sts = list(map(os.stat, paths))
+        mode = np.fromiter((s.st_mode for s in sts), np.int64, len(sts))
+        if ((mode & 0o170000) == stat.S_IFREG).all():
+            out = np.empty((len(paths), 2), np.int64)
+            out[:, 0] = np.fromiter((s.st_size for s in sts), np.int64, len(sts))
+            out[:, 1] = np.fromiter((s.st_mtime_ns for s in sts), np.int64, len(sts))
+            return out
+    except (OSError, ValueError):
+        pass
+    out = np.empty((len(paths), 2), np.int64)
+    st_reg = stat.S_ISREG
+    for i, p in enumerate(paths):
         try:
-            vals = [float(v) for v in parts]
-        except ValueError:
-            vals = None
-            reason = "not a number: " + next(v for v in parts if not _is_float(v))
-        if reason is None and not (k == 5 or (k >= 7 and k % 2 == 1)):
-            reason = f"{k} fields (expected 'class cx cy w h', or 'class x1 y1 x2 y2 ...' for a segment)"
-        if reason is None:
-            c = vals[0]
-            if not (math.isfinite(c) and c == int(c)):
-                reason = f"class {parts[0]} is not an integer"
-            elif c < 0 or (nc is not None and c >= nc):
-                reason = f"class {parts[0]} out of range 0..{(nc or 1) - 1}"
-            else:
-                coords = vals[1:]
-                if not all(0.0 <= v <= 1.0 for v in coords):  # NaN and inf fail the comparison too
-                    reason = "coordinate outside [0, 1]"
-                elif k == 5:
-                    cls.append(int(c))
-                    rows.append(coords)
-                else:  # segments2boxes: the min/max of the points, as centre and size
-                    xs, ys = coords[0::2], coords[1::2]
-                    x1, x2, y1, y2 = min(xs), max(xs), min(ys), max(ys)
-                    cls.append(int(c))
-                    rows.append([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
-                    counts["segments"] += 1
-        if reason is not None:
-            counts["bad"] += 1
-            if counts["first"] is None:
-                counts["first"] = (n, reason)
-            if len(bad) < MAX_LISTED:
-                bad.append(f"{file}:{n}: {reason}")
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros((0, 4))
-    return np.asarray(cls, np.int64), np.asarray(rows, dtype=np.float64)
+            st = os.stat(p)
+        except FileNotFoundError:
+            out[i] = -1
+            continue
+        except (OSError, ValueError):
+            out[i] = -2
+            continue
+        out[i] = (st.st_size, st.st_mtime_ns) if st_reg(st.st_mode) else (-2, -2)
+    return out
 
 
-def _is_float(v: str) -> bool:
+def _bad(reason: str) -> LabelResult:
+    return LabelResult(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.int64), bad=(None, reason))
+
+
+def _label_bytes(path: str, st) -> bytes | LabelResult | None:
+    """A label file's bytes; None when it does not exist (a background image); a bad :class:`LabelResult` when
+    it cannot be read (not a regular file, over :data:`MAX_LABEL_BYTES`, an I/O error)."""
+    if st[0] == -1:
+        return None
+    if st[0] == -2:
+        return _bad("label file is not a regular file (devices, FIFOs and directories are refused)")
+    if st[0] > MAX_LABEL_BYTES:
+        return _bad(f"label file larger than {MAX_LABEL_BYTES:,} bytes (imbalance's limit)")
     try:
-        float(v)
-        return True
-    except ValueError:
-        return False
-
-
-def _read_label(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        with open(path, "rb") as f:
+            data = f.read(MAX_LABEL_BYTES + 1)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read label file: {getattr(e, 'strerror', None) or e}", path=path) from None
+    except OSError as e:
+        return _bad(f"cannot read label file: {e.strerror or e}")
+    if len(data) > MAX_LABEL_BYTES:
+        return _bad(f"label file larger than {MAX_LABEL_BYTES:,} bytes (imbalance's limit)")
+    return data
 
 
-# ---------------------------------------------------------------------------------------------------
-def _build(items: list[tuple[str, str | None, tuple[int, int] | None]], names: list[str], path: str,
-           splits: dict[str, list[int]], nc_known: bool, strict: bool, extra_info: dict) -> Dataset:
-    """items: (image file or label stem, label file or None, (w, h) or None) in image-row order."""
-    bad: list[str] = []
-    counts = {"bad": 0, "segments": 0, "first": None}
-    nc = len(names) if nc_known else None
-    cls_all, xywh_all, img_all = [], [], []
-    missing = empty = 0
-    for i, (_img, lab, _wh) in enumerate(items):
-        text = _read_label(lab) if lab is not None else None
-        if text is None:
-            missing += 1
+def _any_exists(paths: list[str]) -> bool:
+    """Whether any path exists, from one listing per folder (a million missing images answer in about a second)."""
+    if os.path.exists(paths[0]):
+        return True
+    by_dir: dict[str, list[str]] = {}
+    for p in paths:
+        i = p.rfind(os.sep)
+        d = p[:i] if i > 0 else (os.sep if i == 0 else ".")
+        by_dir.setdefault(d, []).append(p[i + 1:])
+    for d, names in by_dir.items():
+        try:
+            listed = set(os.listdir(d))
+        except FileNotFoundError:
             continue
-        if not text.strip():
-            empty += 1
+        except OSError:
+            return True  # an unlistable folder: its files are stat-ed one by one
+        if not listed.isdisjoint(names):
+            return True
+    return False
+
+
+def _read_labels(paths: list[str], stats, nc: int | None, version: int) -> list:
+    """The verdicts of many label files (None: missing), plain files parsed together (``parse_labels``)."""
+    raw = [_label_bytes(p, s) for p, s in zip(paths, stats)]
+    idx = [i for i, r in enumerate(raw) if isinstance(r, bytes)]
+    for i, res in zip(idx, parse_labels([raw[i] for i in idx], nc, version)):
+        raw[i] = res
+    return raw
+
+
+def _clean(s: str) -> str:
+    return " ".join(str(s).replace("\0", "").split())
+
+
+def scan(files: list[str], nc: int | None, version: int, source: str | None, cache: bool = True) -> dict:
+    """Verify the images and parse the label files of one split, reusing the label cache for unchanged files.
+
+    Returns the table :mod:`imbalance_cli.data.yolo_cache` stores (arrays per image and per kept row,
+    strings as blobs) plus ``paths`` (the image paths) and ``labels`` (their label files).
+    """
+    cpath = yolo_cache.cache_path(source, version, nc) if cache and source else None
+    old = yolo_cache.load(cpath) if cpath is not None else None
+    try:
+        old_paths = yolo_cache.split_strings(old["paths_blob"], old["paths_off"]) if old is not None else []
+    except (ValueError, UnicodeDecodeError):
+        old, old_paths = None, []
+    if old is not None and old_paths == files:
+        labels = yolo_cache.split_strings(old["labels_blob"], old["labels_off"])
+    else:
+        labels = [img2label_path(f) for f in files]
+    if len(files) and not _any_exists(files):
+        raise InputError(f"none of the {len(files):,} images listed exists (first: {files[0]}); list lines without "
+                         "'./' are relative to the working directory", path=source)
+    both = _stat_pairs(files + labels)
+    img_st, lab_st = both[:len(files)], both[len(files):]
+    if old is not None and old_paths == files and np.array_equal(old["img_st"], img_st) \
+            and np.array_equal(old["lab_st"], lab_st):
+        old["paths"], old["labels"] = files, labels
+        return old
+    index = {p: j for j, p in enumerate(old_paths)}
+    n = len(files)
+    img_res: list = [None] * n
+    lab_res: list = [None] * n
+    todo_img, todo_lab = [], []
+    if old is not None:
+        o_img_msg = yolo_cache.split_strings(old["img_msg_blob"], old["img_msg_off"])
+    for i, f in enumerate(files):
+        j = index.get(f)
+        if j is not None and (old["img_st"][j] == img_st[i]).all() and img_st[i, 0] >= 0:
+            img_res[i] = tuple(old["wh"][j].tolist()) if old["wh"][j, 0] >= 0 else o_img_msg[j]
+        else:
+            todo_img.append(i)
+        if j is not None and (old["lab_st"][j] == lab_st[i]).all() and lab_st[i, 0] != -2:
+            lab_res[i] = ("cached", j)
+        else:
+            todo_lab.append(i)
+    if todo_img:
+        with progress.counter(len(todo_img), "verifying images") as bar:
+            step = 4096
+            for a in range(0, len(todo_img), step):
+                part = todo_img[a:a + step]
+                for i, r in zip(part, verify_images([files[i] for i in part], version)):
+                    img_res[i] = r
+                bar.advance(len(part))
+    step = 8192
+    for a in range(0, len(todo_lab), step):
+        part = todo_lab[a:a + step]
+        for i, r in zip(part, _read_labels([labels[i] for i in part], lab_st[part], nc, version)):
+            lab_res[i] = r
+    table = _assemble(files, labels, img_st, lab_st, img_res, lab_res, old)
+    if cpath is not None:
+        yolo_cache.save(cpath, {k: v for k, v in table.items() if k not in ("paths", "labels")})
+    table["paths"], table["labels"] = files, labels
+    return table
+
+
+def _stem_ids(files: list[str]) -> np.ndarray:
+    """Each file stem as an integer when it is all digits (COCO-style ``000000397133.jpg``), else -1."""
+    out = np.full(len(files), -1, np.int64)
+    for i, f in enumerate(files):
+        stem = f[f.rfind(os.sep) + 1:f.rfind(".")]
+        if stem.isdigit() and len(stem) < 19:
+            out[i] = int(stem)
+    return out
+
+
+def _assemble(files, labels, img_st, lab_st, img_res, lab_res, old) -> dict:
+    n = len(files)
+    wh = np.full((n, 2), -1, np.int64)
+    kind = np.zeros(n, np.int8)  # 0 rows, 1 missing, 2 empty, 3 bad
+    img_msg, lab_msg, fatal = [""] * n, [""] * n, [""] * n
+    cls, xywhn, lines, counts, dups, dcounts = [], [], [], np.zeros(n, np.int64), [], np.zeros(n, np.int64)
+    segments = np.zeros(n, np.int64)
+    if old is not None:
+        o_lab_msg = yolo_cache.split_strings(old["lab_msg_blob"], old["lab_msg_off"])
+        o_fatal = yolo_cache.split_strings(old["fatal_blob"], old["fatal_off"])
+    for i in range(n):
+        r = img_res[i]
+        if isinstance(r, str):
+            img_msg[i] = _clean(r)
+        else:
+            wh[i] = r
+        lr = lab_res[i]
+        if isinstance(lr, tuple):  # from the cache
+            j = lr[1]
+            kind[i] = old["lab_kind"][j]
+            lab_msg[i], fatal[i] = o_lab_msg[j], o_fatal[j]
+            a, b = int(old["row_off"][j]), int(old["row_off"][j + 1])
+            cls.append(old["cls"][a:b])
+            xywhn.append(old["xywhn"][a:b])
+            lines.append(old["lines"][a:b])
+            counts[i] = b - a
+            a, b = int(old["dup_off"][j]), int(old["dup_off"][j + 1])
+            dups.append(old["dups"][a:b])
+            dcounts[i] = b - a
+            segments[i] = old["segments"][j]
             continue
-        before = counts["bad"]
-        c, b = parse_label_text(text, nc, lab, bad, counts)
-        if strict and counts["bad"] > before:
-            line, reason = counts["first"]
-            raise InputError(f"bad label line: {reason} (--strict makes bad lines fatal)", path=lab,
-                             record=f"line {line}")
-        cls_all.append(c)
-        xywh_all.append(b)
-        img_all.append(np.full(len(c), i, np.int64))
+        if lr is None:
+            kind[i] = 1
+            continue
+        if lr.bad is not None:
+            kind[i] = 3
+            lab_msg[i] = f"{'' if lr.bad[0] is None else lr.bad[0]}\t{_clean(lr.bad[1])}"
+            continue
+        if lr.empty:
+            kind[i] = 2
+            continue
+        cls.append(lr.cls)
+        xywhn.append(lr.xywhn)
+        lines.append(lr.lines)
+        counts[i] = len(lr.cls)
+        if lr.duplicates:
+            dups.append(np.asarray(lr.duplicates, np.int64).reshape(-1, 2))
+            dcounts[i] = len(lr.duplicates)
+        segments[i] = lr.segments
+        if lr.fatal is not None:
+            fatal[i] = f"{lr.fatal[0]}\t{_clean(lr.fatal[1])}"
+    row_off = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=row_off[1:])
+    dup_off = np.zeros(n + 1, np.int64)
+    np.cumsum(dcounts, out=dup_off[1:])
+    t = {"img_st": img_st, "lab_st": lab_st, "wh": wh, "lab_kind": kind, "row_off": row_off,
+         "cls": np.concatenate(cls) if cls else np.zeros(0, np.int64),
+         "xywhn": np.concatenate(xywhn) if xywhn else np.zeros((0, 4), np.float32),
+         "lines": np.concatenate(lines) if lines else np.zeros(0, np.int64),
+         "dup_off": dup_off, "dups": np.concatenate(dups) if dups else np.zeros((0, 2), np.int64),
+         "segments": segments, "stem_id": _stem_ids(files)}
+    for name, items in (("paths", files), ("labels", labels), ("img_msg", img_msg), ("lab_msg", lab_msg),
+                        ("fatal", fatal)):
+        t[name + "_blob"], t[name + "_off"] = yolo_cache.join_strings(items)
+    return t
+
+
+# --------------------------------------------------------------------------------------------- building
+def _report(table: dict) -> tuple[np.ndarray, dict]:
+    """Kept-image mask and the label findings of one scanned split (messages as ``file[:line]: reason``)."""
+    files, labels = table["paths"], table["labels"]
+    wh, kind = table["wh"], table["lab_kind"]
+    img_bad = wh[:, 0] < 0
+    lab_bad = (kind == 3) & ~img_bad
+    keep = ~img_bad & ~lab_bad
+    img_msg = yolo_cache.split_strings(table["img_msg_blob"], table["img_msg_off"]) if img_bad.any() else None
+    lab_msg = yolo_cache.split_strings(table["lab_msg_blob"], table["lab_msg_off"]) if lab_bad.any() else None
+    corrupt, bad_lines, unreadable = [], [], []
+    corrupt_files = [files[i] for i in np.flatnonzero(img_bad | lab_bad).tolist()]
+    for i in np.flatnonzero(img_bad | lab_bad).tolist():
+        if img_bad[i]:
+            s = f"{files[i]}: {img_msg[i]}"
+            unreadable.append(s)
+        else:
+            line, _, why = lab_msg[i].partition("\t")
+            s = f"{labels[i]}:{line}: {why}" if line else f"{labels[i]}: {why}"
+            bad_lines.append(s)
+        corrupt.append(s)
+    duplicates = []
+    d_off, d = table["dup_off"], table["dups"]
+    for i in np.flatnonzero(np.diff(d_off) > 0).tolist():
+        if keep[i]:
+            for line, first in d[d_off[i]:d_off[i + 1]].tolist():
+                duplicates.append(f"{labels[i]}:{line}: duplicate of line {first} (removed)")
+    fatal = []
+    if int(table["fatal_off"][-1]):
+        fm = yolo_cache.split_strings(table["fatal_blob"], table["fatal_off"])
+        for i in np.flatnonzero(keep).tolist():
+            if fm[i]:
+                line, _, why = fm[i].partition("\t")
+                fatal.append(f"{labels[i]}:{line}: {why}")
+    missing = [labels[i] for i in np.flatnonzero((kind == 1) & keep).tolist()]
+    counts = {
+        "images_listed": len(files), "images": int(keep.sum()), "corrupt_images": len(corrupt),
+        "label_files_found": int(((kind != 1) & ~img_bad).sum()), "label_files_missing": int(((kind == 1) & keep).sum()),
+        "label_files_empty": int(((kind == 2) & keep).sum()),
+        "boxes": int(np.diff(table["row_off"])[keep].sum()),
+        "duplicate_labels": len(duplicates), "segment_lines": int(table["segments"][keep].sum()),
+    }
+    return keep, {"counts": counts, "corrupt": corrupt, "bad_lines": bad_lines, "unreadable": unreadable,
+                  "duplicates": duplicates, "fatal": fatal, "corrupt_files": corrupt_files,
+                  "missing": missing}
+
+
+def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, nc_known: bool, version: int,
+           strict: bool) -> Dataset:
+    files, whs, cls_all, xywh_all, img_all, stem_ids = [], [], [], [], [], []
+    splits: dict[str, list[int]] = {}
+    info = {"yolo_version": version, "trainer": "Ultralytics 8.x" if version == 8 else "YOLOv5 7.0",
+            "corrupt": [], "corrupt_files": [], "bad_lines": [], "unreadable_image_files": [], "duplicates": [],
+            "fatal": [], "missing_labels": [], "split_counts": {}}
+    totals: dict[str, int] = {}
+    n_img = 0
+    for split, t in tables:
+        keep, rep = _report(t)
+        if strict and rep["corrupt"]:
+            raise InputError(f"corrupt image or label (--strict makes it fatal): {rep['corrupt'][0]}")
+        rows = np.flatnonzero(keep)
+        counts = np.diff(t["row_off"])
+        sel = np.repeat(keep, counts)
+        cls_all.append(t["cls"][sel])
+        xywh_all.append(t["xywhn"][sel])
+        img_all.append(n_img + np.repeat(np.arange(len(rows)), counts[rows]))
+        paths = t["paths"]
+        files.extend(paths if len(rows) == len(paths) else [paths[i] for i in rows.tolist()])
+        whs.append(t["wh"][rows])
+        stem_ids.append(t["stem_id"][rows])
+        if split is not None:
+            splits[split] = [n_img, n_img + len(rows)]
+            info["split_counts"][split] = rep["counts"]
+        n_img += len(rows)
+        for k, v in rep["counts"].items():
+            totals[k] = totals.get(k, 0) + v
+        for k, key in (("corrupt", "corrupt"), ("bad_lines", "bad_lines"), ("unreadable", "unreadable_image_files"),
+                       ("duplicates", "duplicates"), ("fatal", "fatal"), ("corrupt_files", "corrupt_files"),
+                       ("missing", "missing_labels")):
+            info[key].extend(rep[k])
     cls = np.concatenate(cls_all) if cls_all else np.zeros(0, np.int64)
-    xywh = np.concatenate(xywh_all) if xywh_all else np.zeros((0, 4))
-    bimg = np.concatenate(img_all) if img_all else np.zeros(0, np.int64)
-    if not nc_known and len(cls):
-        top = int(cls.max())
-        if top >= len(names):
-            names = names + [str(k) for k in range(len(names), top + 1)]
-    has_sizes = all(wh is not None for _i, _l, wh in items) and len(items) > 0
-    W = np.array([wh[0] if wh else np.nan for _i, _l, wh in items], dtype=np.float64)
-    H = np.array([wh[1] if wh else np.nan for _i, _l, wh in items], dtype=np.float64)
-    if has_sizes:
-        sw, sh = W[bimg], H[bimg]
+    xywh = (np.concatenate(xywh_all) if xywh_all else np.zeros((0, 4), np.float32)).astype(np.float64)
+    bimg = np.concatenate(img_all).astype(np.int64) if img_all else np.zeros(0, np.int64)
+    wh = np.concatenate(whs).astype(np.float64) if whs else np.zeros((0, 2))
+    if not nc_known and len(cls) and int(cls.max()) >= len(names):
+        names = names + [str(k) for k in range(len(names), int(cls.max()) + 1)]
+    if len(cls) and int(cls.max()) >= len(names):  # YOLOv5 keeps them, then train.py stops: listed in info["fatal"]
+        ok = cls < len(names)
+        info["fatal_boxes"] = int((~ok).sum())
+        cls, xywh, bimg = cls[ok], xywh[ok], bimg[ok]
+    has_sizes = n_img > 0
+    W, H = wh[:, 0], wh[:, 1]
+    sw, sh = W[bimg], H[bimg]
+    x1 = (xywh[:, 0] - xywh[:, 2] / 2) * sw
+    y1 = (xywh[:, 1] - xywh[:, 3] / 2) * sh
+    x2 = (xywh[:, 0] + xywh[:, 2] / 2) * sw
+    y2 = (xywh[:, 1] + xywh[:, 3] / 2) * sh
+    if version == 8:  # the trainer clips what its 1% tolerance lets through (Instances.clip)
+        x1, x2 = np.clip(x1, 0, sw), np.clip(x2, 0, sw)
+        y1, y2 = np.clip(y1, 0, sh), np.clip(y2, 0, sh)
+    boxes = np.stack([x1, y1, x2, y2], axis=1) if len(cls) else np.zeros((0, 4))
+    ids = np.concatenate(stem_ids) if stem_ids else np.zeros(0, np.int64)
+    if n_img and (ids >= 0).all() and len(np.unique(ids)) == n_img:
+        image_ids = ids
     else:
-        sw = sh = np.ones(len(bimg))
-        W[:] = np.nan
-        H[:] = np.nan
-    boxes = np.stack([(xywh[:, 0] - xywh[:, 2] / 2) * sw, (xywh[:, 1] - xywh[:, 3] / 2) * sh,
-                      (xywh[:, 0] + xywh[:, 2] / 2) * sw, (xywh[:, 1] + xywh[:, 3] / 2) * sh], axis=1) \
-        if len(xywh) else np.zeros((0, 4))
-    dup = 0
-    if len(cls):
-        key = np.concatenate([bimg[:, None].astype(np.float64), cls[:, None].astype(np.float64), xywh], axis=1)
-        dup = int(len(key) - len(np.unique(key, axis=0)))
-    stems = [Path(it[0]).stem for it in items]
-    if stems and all(s.isdigit() for s in stems) and len(set(stems)) == len(stems):
-        image_ids = np.array([int(s) for s in stems], dtype=np.int64)
-    else:
-        image_ids = np.arange(1, len(items) + 1, dtype=np.int64)
-    info = dict(extra_info)
+        image_ids = np.arange(1, n_img + 1, dtype=np.int64)
+    info.update(totals)
     info.update({
-        "splits": splits,
-        "label_files_missing": int(missing), "label_files_empty": int(empty),
-        "background_images": int(missing + empty),
-        "bad_line_count": int(counts["bad"]), "bad_lines": bad,
-        "segment_lines": int(counts["segments"]), "duplicate_labels": dup,
+        "splits": splits, "background_images": totals.get("label_files_missing", 0) + totals.get("label_files_empty", 0),
+        "bad_line_count": len(info["bad_lines"]), "unreadable_images": len(info["unreadable_image_files"]),
+        "corrupt_image_count": len(info["corrupt"]),
     })
     return Dataset(
-        image_ids=image_ids, widths=W, heights=H, file_names=np.array([it[0] for it in items], dtype=object),
-        boxes=boxes, box_image=bimg, box_category=cls, category_ids=np.arange(len(names)),
+        image_ids=image_ids, widths=W.copy(), heights=H.copy(), file_names=np.array(files, dtype=object),
+        boxes=boxes, box_image=bimg, box_category=cls.astype(np.int64), category_ids=np.arange(len(names)),
         category_names=np.array(names, dtype=object), format="yolo", path=path, has_image_sizes=has_sizes, info=info,
     )
 
 
-def _sized_items(images: list[str], cache: bool = True) -> tuple[list, list[str]]:
-    sizes = image_sizes(images, cache=cache)
-    unreadable = [p for p, s in zip(images, sizes) if s is None]
-    items = [(p, img2label_path(p), s) for p, s in zip(images, sizes) if s is not None]
-    return items, unreadable
-
-
-def load_yaml(path: str | os.PathLike, *, strict: bool = False, cache: bool = True) -> Dataset:
-    """Load every split of an Ultralytics ``data.yaml`` (see module docstring) into one :class:`Dataset`."""
-    import yaml
-
+def load_yaml(path: str | os.PathLike, *, strict: bool = False, cache: bool = True, version: int = 8) -> Dataset:
+    """Load every split of a ``data.yaml`` (see module docstring) into one :class:`Dataset`."""
+    version = _version(version)
     p = Path(path)
-    try:
-        d = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror or e}", path=p) from None
-    except UnicodeDecodeError:
-        raise InputError("not a YOLO data.yaml (not UTF-8 text)", path=p) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else None
-        raise InputError(f"malformed YAML: {getattr(e, 'problem', None) or e}", path=p, record=where) from None
-    if not isinstance(d, dict):
-        raise InputError("a data.yaml must be a mapping with train/val and names", path=p)
-    names = _names_from_yaml(d, p)
-    root = d.get("path")
-    root = p.parent if root in (None, "") else Path(str(root))
-    if not root.is_absolute():
-        root = p.parent / root
+    d = read_yaml(p)
+    names = names_from_yaml(d, p, version)
+    root = _root(d, p)
     keys = [k for k in SPLIT_KEYS if d.get(k)]
     if not keys:
         raise InputError("data.yaml names no split: give 'train' and/or 'val' (and optionally 'test')", path=p)
-    items: list = []
-    splits: dict[str, list[int]] = {}
-    unreadable: list[str] = []
+    tables = []
     for k in keys:
         entries = d[k] if isinstance(d[k], list) else [d[k]]
-        images: list[str] = []
+        if len(entries) > 10_000:
+            raise InputError(f"split '{k}' lists {len(entries):,} sources (at most 10,000)", path=p, record=k)
+        sources = []
         for e in entries:
             if not isinstance(e, str):
-                raise InputError(f"split '{k}' entries must be paths, got {e!r}", path=p, record=k)
-            q = Path(e)
-            q = q if q.is_absolute() else root / q
-            images.extend(_image_files(q, p, k))
-        if not images:
-            raise InputError(f"split '{k}' has no images ({', '.join(IMG_FORMATS)})", path=p, record=k)
-        got, bad_imgs = _sized_items(sorted(images), cache)
-        unreadable.extend(bad_imgs)
-        splits[k] = [len(items), len(items) + len(got)]
-        items.extend(got)
-    if unreadable and strict:
-        raise InputError("image header unreadable (--strict makes it fatal)", path=unreadable[0])
-    return _build(items, names, str(p), splits, True, strict,
-                  {"unreadable_images": len(unreadable), "unreadable_image_files": unreadable[:MAX_LISTED]})
+                raise InputError(f"split '{k}' entries must be paths, got {type(e).__name__}", path=p, record=k)
+            q = (root / e).resolve()
+            if not q.exists() and isinstance(d[k], str) and e.startswith("../"):
+                q = (root / e[3:]).resolve()
+            sources.append(q)
+        files = image_files(sources, p, k, version, cache)
+        tables.append((k, scan(files, len(names), version, f"{p.resolve()}#{k}", cache)))
+    ds = _build(tables, names, str(p), True, version, strict)
+    ds.info["names_generated"] = d.get("names") is None  # 'nc' alone: class_0, class_1, ... name nothing
+    return ds
 
 
 def load_dir(path: str | os.PathLike, *, classes: str | os.PathLike | None = None, strict: bool = False,
-             cache: bool = True) -> Dataset:
-    """Load a bare folder of YOLO label files (or of images whose labels follow ``img2label_paths``).
+             cache: bool = True, version: int = 8) -> Dataset:
+    """Load a bare folder of YOLO label files, or of images whose labels follow ``img2label_paths``.
 
-    For a labels folder the images are looked for by the inverse mapping (``/labels/`` ->
-    ``/images/``, any suffix of :data:`IMG_FORMATS`); when every label file has its image the boxes
-    are in pixels, otherwise image sizes are unknown and boxes stay normalised
-    (``has_image_sizes=False``). Class names: ``classes`` file, else ``classes.txt`` in the folder,
-    else the indices found.
+    A folder holding images is read as a split of them. A folder of labels only: each label's image is
+    looked for by the inverse mapping (``/labels/`` -> ``/images/``, any image suffix); when every label
+    has its image the dataset is read through the images; otherwise image sizes are unknown, boxes stay
+    normalised (``has_image_sizes=False``) and each label file is still parsed by the trainer's rules.
     """
+    version = _version(version)
     p = Path(path)
-    files = sorted(str(f) for f in p.rglob("*") if f.is_file())
-    images = [f for f in files if f.rsplit(".", 1)[-1].lower() in IMG_FORMATS]
+    suffixes = SUFFIXES[version]
+    images = sorted(_glob_images(str(p), suffixes, cache))
     if classes is not None:
         names, known = read_names(classes), True
     elif (p / "classes.txt").is_file():
         names, known = read_names(p / "classes.txt"), True
     else:
         names, known = [], False
-    if images:
-        items, unreadable = _sized_items(images, cache)
-    else:
-        labels = [f for f in files if f.endswith(".txt") and Path(f).name != "classes.txt"]
+    nc = len(names) if known else None
+    if not images:
+        labels = sorted(str(f) for f in p.rglob("*.txt") if f.is_file() and f.name != "classes.txt")
         if not labels:
             raise InputError("no YOLO label (.txt) or image files found in directory", path=p)
         index: dict[str, str] = {}
-        for root in {str(Path(label2img_stem(lf)).parent) for lf in labels}:
+        for root in {os.path.dirname(label2img_stem(lf)) for lf in labels}:
             if os.path.isdir(root):
-                for f in os.listdir(root):
+                for f in sorted(os.listdir(root)):
                     stem, _, suf = f.rpartition(".")
-                    if suf.lower() in IMG_FORMATS:
+                    if suf.lower() in suffixes:
                         index.setdefault(os.path.join(root, stem), os.path.join(root, f))
         found = [index.get(label2img_stem(lf)) for lf in labels]
-        sizes = image_sizes([f for f in found if f], cache=cache) if any(found) else []
-        it = iter(sizes)
-        items, unreadable = [], []
-        for lf, img in zip(labels, found):
-            wh = next(it) if img else None
-            if img and wh is None:
-                unreadable.append(img)
-            items.append((img or lf, lf, wh))
-    if unreadable and strict:
-        raise InputError("image header unreadable (--strict makes it fatal)", path=unreadable[0])
-    return _build(items, names, str(p), {}, known, strict,
-                  {"unreadable_images": len(unreadable), "unreadable_image_files": unreadable[:MAX_LISTED]})
+        if all(found):
+            images = sorted(found)
+        else:
+            return _labels_only(labels, names, known, str(p), version, strict)
+    table = scan(images, nc, version, str(p.resolve()), cache)
+    ds = _build([(None, table)], names, str(p), known, version, strict)
+    ds.info["names_generated"] = not known
+    return ds
+
+
+def _labels_only(labels: list[str], names: list[str], known: bool, path: str, version: int, strict: bool) -> Dataset:
+    """Label files without images: sizes unknown, boxes normalised; corrupt labels listed as usual."""
+    nc = len(names) if known else None
+    st = _stat_pairs(labels)
+    res = _read_labels(labels, st, nc, version)
+    table = _assemble(labels, labels, st, st, [(1, 1)] * len(labels), res, None)
+    table["paths"], table["labels"] = labels, labels
+    ds = _build([(None, table)], names, path, known, version, strict)
+    ds.widths[:] = np.nan
+    ds.heights[:] = np.nan
+    ds.has_image_sizes = False
+    ds.info["names_generated"] = not known
+    return ds
 
 
 def load(path: str | os.PathLike, *, classes: str | os.PathLike | None = None, strict: bool = False,
-         cache: bool = True) -> Dataset:
+         cache: bool = True, version: int = 8) -> Dataset:
     """Load a ``data.yaml`` or a bare YOLO labels/images folder (see module docstring).
 
-    ``cache``: keep image sizes in the columnar cache directory (see :func:`image_sizes`)."""
+    ``cache``: keep every verdict in the label cache (:mod:`imbalance_cli.data.yolo_cache`);
+    ``version``: 8 (Ultralytics 8.x, default) or 5 (YOLOv5 7.0) rules."""
     p = Path(path)
     if not p.exists():
         raise InputError("no such file or directory", path=p)
     if p.is_dir():
-        return load_dir(p, classes=classes, strict=strict, cache=cache)
+        return load_dir(p, classes=classes, strict=strict, cache=cache, version=version)
     if classes is not None:
         raise InputError("--classes applies to a bare YOLO labels folder; a data.yaml has its own 'names'", path=p)
-    return load_yaml(p, strict=strict, cache=cache)
+    check_regular(p)
+    if p.suffix.lower() not in (".yaml", ".yml"):
+        head = _read_head(p)
+        if head[:1] in (b"{", b"[", b"<", b"\x1f"):
+            raise InputError("not a YOLO data.yaml (looks like JSON, XML or gzip)", path=p)
+    return load_yaml(p, strict=strict, cache=cache, version=version)
+
+
+def _read_head(p: Path) -> bytes:
+    try:
+        with open(p, "rb") as f:
+            return f.read(64).lstrip()
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror or e}", path=p) from None
+
+
+#: The loader's label-file findings every report carries under ``labels`` (one definition for all outputs).
+LABEL_KEYS = ("trainer", "yolo_version", "images_listed", "images", "corrupt_image_count", "corrupt",
+              "bad_line_count", "bad_lines", "unreadable_images", "unreadable_image_files", "label_files_found",
+              "label_files_missing", "missing_labels", "label_files_empty", "background_images", "segment_lines",
+              "duplicate_labels", "duplicates", "fatal", "split_counts")
+
+
+def label_summary(dataset: Dataset) -> dict:
+    """The ``labels`` block of a report: what the trainer's rules found in the label files and images (all listed)."""
+    return {k: dataset.info[k] for k in LABEL_KEYS if k in dataset.info}
 
 
 def split_datasets(dataset: Dataset) -> dict[str, Dataset]:

@@ -26,6 +26,7 @@ from imbalance_cli.fileio import append_text, dumps_json
 from imbalance_cli.report.writer import check_out_dir, write_report
 
 SHOW = 5  # ids / records shown per finding outside JSON
+GITHUB_LOCATIONS = 50  # file/line annotations per finding in the github format (all are in JSON)
 JUNIT_SHOW = 50
 REPORT_FORMATS = ("text", "json", "junit", "github", "markdown")
 FILE_NAMES = {"text": "check.txt", "json": "check.json", "junit": "check.xml", "github": "check.github.txt",
@@ -131,6 +132,10 @@ def render_github(result: CheckResult) -> str:
         text = "\n".join([f.message, *detail_lines(f)])
         lines.append(f"::{cmd[f.severity]} file={_gh_escape(result.path, True)},"
                      f"title={_gh_escape('imbalance ' + f.rule, True)}::{_gh_escape(text)}")
+        for loc, rec in zip(f.locations[:GITHUB_LOCATIONS], f.records):  # YOLO: an annotation on each file and line
+            at = f",line={int(loc['line'])}" if loc.get("line") else ""
+            lines.append(f"::{cmd[f.severity]} file={_gh_escape(str(loc['file']), True)}{at},"
+                         f"title={_gh_escape('imbalance ' + f.rule, True)}::{_gh_escape(rec)}")
     lines.append(verdict_line(result))
     return "\n".join(lines) + "\n"
 

@@ -37,7 +37,8 @@ def render_terminal(r: dict, console=None) -> None:
         t.add_column(col, justify="left" if col == "distribution" else "right")
     t.add_row("images / valid boxes", f"{r['a']['images']} / {r['a']['boxes']}", f"{r['b']['images']} / {r['b']['boxes']}", "")
     c = r["classes"]
-    t.add_row("classes (instances)", f"{sum(x['instances_a'] > 0 for x in c['per_class'])} used",
+    t.add_row(f"classes (instances, paired by {c.get('paired_by', 'id')})",
+              f"{sum(x['instances_a'] > 0 for x in c['per_class'])} used",
               f"{sum(x['instances_b'] > 0 for x in c['per_class'])} used", f"TV {_f(c['tv'])}, JS {_f(c['js'])}")
     for key, s in r["scale"].items():
         t.add_row(key.replace("_", " "), "", "", f"W1 {_f(s['wasserstein'])}, TV {_f(s['tv'])}")
@@ -48,13 +49,15 @@ def render_terminal(r: dict, console=None) -> None:
                   f"per-class positives TV {_f(an['per_class_positive_tv'])}")
     console.print(t)
     if c["only_in_a"] or c["only_in_b"]:
-        names = {x["id"]: x["name"] for x in c["per_class"]}
+        names_a = {x.get("id_a", x["id"]): x["name"] for x in c["per_class"]}
+        names_b = {x.get("id_b", x["id"]): x["name"] for x in c["per_class"]}
 
-        def listed(ids):
+        def listed(ids, names):
             shown = ", ".join(str(names.get(i, i)) for i in ids[:8])
             return f"{len(ids)}" + (f" ({shown}{', ...' if len(ids) > 8 else ''})" if ids else "")
 
-        console.print(f"classes only in A: {listed(c['only_in_a'])}; only in B: {listed(c['only_in_b'])}")
+        console.print(f"classes only in A: {listed(c['only_in_a'], names_a)}; "
+                      f"only in B: {listed(c['only_in_b'], names_b)}")
 
 
 def figures(report: dict) -> list:

@@ -85,18 +85,16 @@ def label_rows(report: dict, n: int = 5) -> list[str]:
     out = []
     if lab.get("background_images") is not None:
         out.append(f"background images (no or empty label file): {lab['background_images']:,}")
-    if lab.get("bad_line_count"):
-        out.append(f"bad label lines dropped: {lab['bad_line_count']:,} (--strict makes them fatal)")
-        out.extend("  " + s for s in lab.get("bad_lines", [])[:n])
-        if lab["bad_line_count"] > n:
-            out.append(f"  ... and {lab['bad_line_count'] - n:,} more (all counted; up to 200 listed in JSON)")
+    if lab.get("corrupt_image_count"):
+        out.append(f"corrupt images skipped as {lab.get('trainer', 'the trainer')} skips them: "
+                   f"{lab['corrupt_image_count']:,} (--strict makes them fatal)")
+        out.extend("  " + s for s in lab.get("corrupt", [])[:n])
+        if lab["corrupt_image_count"] > n:
+            out.append(f"  ... and {lab['corrupt_image_count'] - n:,} more (all listed in JSON)")
     if lab.get("segment_lines"):
         out.append(f"segment lines read as their bounding box: {lab['segment_lines']:,}")
     if lab.get("duplicate_labels"):
-        out.append(f"duplicate label rows (kept; YOLOv5 removes them): {lab['duplicate_labels']:,}")
-    if lab.get("unreadable_images"):
-        out.append(f"images with unreadable headers (skipped): {lab['unreadable_images']:,}")
-        out.extend("  " + s for s in lab.get("unreadable_image_files", [])[:n])
+        out.append(f"duplicate label rows removed (as the trainer removes them): {lab['duplicate_labels']:,}")
     return out
 
 

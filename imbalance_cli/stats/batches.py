@@ -94,8 +94,16 @@ def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: fl
     ``anchors``, ``foreground``, ``ignored``, ``background`` (= anchors - foreground - ignored), the
     totals ``foreground_total``/``background_total``, positives per category row ``per_class_positive``,
     and ``boxes_without_positive`` (valid boxes no anchor is assigned to) out of ``boxes``, with their
-    dataset box rows in ``box_without_positive``.
+    dataset box rows in ``box_without_positive``. A YOLOv5 preset (``yolov5`` or a ``kind = "yolov5"`` TOML) is
+    counted by YOLOv5's own assignment (:func:`imbalance_cli.stats.yolov5.yolov5_anchor_counts`).
     """
+    from imbalance_cli.anchors.yolov5 import resolve
+
+    yolo_preset = resolve(anchors)
+    if yolo_preset is not None:  # YOLOv5's build_targets (stats/yolov5.py), not an IoU matcher
+        from imbalance_cli.stats.yolov5 import yolov5_anchor_counts
+
+        return yolov5_anchor_counts(dataset, yolo_preset, matcher=matcher, pos_iou=pos_iou, neg_iou=neg_iou)
     lp = label_anchors(dataset, anchors, matcher=matcher or "auto", pos_iou=pos_iou, neg_iou=neg_iou)
     per_image = lp.per_image(dataset.num_images)
     res = lp.result

@@ -3,7 +3,9 @@
 Distances (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §9.2 names both families: distribution distances and optimal transport):
 
 * total-variation distance of two discrete distributions ``TV(p, q) = 1/2 sum_i |p_i - q_i|`` after
-  normalising each to sum 1 (class instance distributions are aligned by category id);
+  normalising each to sum 1 (class instance distributions are paired by class **name** when both files
+  name their classes with unique names, else by category id -- a YOLO dataset's class 0 is COCO's id 1;
+  :func:`pair_classes`; every report says which in ``paired_by``);
 * Jensen-Shannon divergence (natural log, in [0, log 2]) of the same;
 * 1-D Wasserstein-1 distance of two histograms on the same edges, with each bin's mass at its centre:
   ``W1 = sum_i |F_p(i) - F_q(i)| * (c_{i+1} - c_i)`` over consecutive bin centres ``c`` (``F`` the CDFs).
@@ -75,6 +77,47 @@ def aligned_class_counts(ids_a, counts_a, ids_b, counts_b) -> tuple[np.ndarray, 
     return ids, a, b
 
 
+def names_given(dataset) -> bool:
+    """True when the dataset's file names its classes (not a YOLO ``nc`` alone, nor label files without names)."""
+    return not dataset.info.get("names_generated", False)
+
+
+def pair_classes(ids_a, names_a, ids_b, names_b, by_name: bool) -> dict:
+    """Pair two class lists: by name when ``by_name`` and the names are unique on both sides, else by id.
+
+    Returns ``{"by": "name" | "id", "ids_a", "ids_b" (int64, -1 where the class is absent), "names",
+    "index_a", "index_b" (row of each pair in the inputs, -1 where absent)}``, pairs ordered by A's
+    order (ids ascending when paired by id), then B's classes missing from A.
+    """
+    ids_a = [int(i) for i in ids_a]
+    ids_b = [int(i) for i in ids_b]
+    names_a = [str(n) for n in names_a]
+    names_b = [str(n) for n in names_b]
+    by = "name" if by_name and len(set(names_a)) == len(names_a) and len(set(names_b)) == len(names_b) else "id"
+    key_a = names_a if by == "name" else ids_a
+    key_b = names_b if by == "name" else ids_b
+    row_a = {k: r for r, k in enumerate(key_a)}
+    row_b = {k: r for r, k in enumerate(key_b)}
+    keys = list(key_a) + [k for k in key_b if k not in row_a]
+    if by == "id":
+        keys = sorted(keys)
+    ia = np.array([row_a.get(k, -1) for k in keys], np.int64)
+    ib = np.array([row_b.get(k, -1) for k in keys], np.int64)
+    return {"by": by, "index_a": ia, "index_b": ib,
+            "ids_a": np.array([ids_a[r] if r >= 0 else -1 for r in ia], np.int64),
+            "ids_b": np.array([ids_b[r] if r >= 0 else -1 for r in ib], np.int64),
+            "names": [names_a[a] if a >= 0 else names_b[b] for a, b in zip(ia, ib)]}
+
+
+def paired_counts(pairing: dict, counts_a, counts_b) -> tuple[np.ndarray, np.ndarray]:
+    """Two per-class count vectors laid out on a :func:`pair_classes` pairing (0 where a side lacks the class)."""
+    ca, cb = np.asarray(counts_a, np.float64), np.asarray(counts_b, np.float64)
+    ia, ib = pairing["index_a"], pairing["index_b"]
+    a = np.where(ia >= 0, ca[np.maximum(ia, 0)] if len(ca) else 0.0, 0.0)
+    b = np.where(ib >= 0, cb[np.maximum(ib, 0)] if len(cb) else 0.0, 0.0)
+    return a, b
+
+
 def dataset_profile(dataset, scale_bins: int = 50, location_bins: int = 20, anchors: str | None = None) -> dict:
     """Class, scale, location (and, with ``anchors``, foreground) distributions of one dataset."""
     valid = dataset.valid_mask()
@@ -87,7 +130,8 @@ def dataset_profile(dataset, scale_bins: int = 50, location_bins: int = 20, anch
     loc, _, _ = np.histogram2d(np.clip(cy, 0, 1), np.clip(cx, 0, 1), bins=[loc_edges, loc_edges])
     prof = {
         "path": dataset.path, "format": dataset.format, "images": dataset.num_images, "boxes": int(valid.sum()),
-        "category_ids": dataset.category_ids, "names": dataset.category_names, "instances": inst, "images_per_class": imgs,
+        "category_ids": dataset.category_ids, "names": dataset.category_names, "names_given": names_given(dataset),
+        "instances": inst, "images_per_class": imgs,
         "scale": scale, "location": loc,
     }
     if anchors is not None:
@@ -102,14 +146,22 @@ def dataset_profile(dataset, scale_bins: int = 50, location_bins: int = 20, anch
 
 
 def compare_profiles(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> dict:
-    """The ``imbalance.compare/1`` report from two :func:`dataset_profile` results."""
-    ids, ca, cb = aligned_class_counts(a["category_ids"], a["instances"], b["category_ids"], b["instances"])
-    name_of = {int(i): str(n) for i, n in zip(b["category_ids"], b["names"])}
-    name_of.update({int(i): str(n) for i, n in zip(a["category_ids"], a["names"])})
+    """The ``imbalance.compare/1`` report from two :func:`dataset_profile` results.
+
+    Classes are paired by :func:`pair_classes` (by name when both name their classes); ``classes.paired_by``
+    says which; each ``per_class`` row has ``id`` (A's id, else B's), ``id_a`` / ``id_b`` (None where absent),
+    and ``only_in_a`` / ``only_in_b`` list each side's own ids.
+    """
+    pairing = pair_classes(a["category_ids"], a["names"], b["category_ids"], b["names"],
+                           by_name=bool(a.get("names_given", True) and b.get("names_given", True)))
+    ca, cb = paired_counts(pairing, a["instances"], b["instances"])
     pa, pb = _normalise(ca), _normalise(cb)
-    classes = [{"id": int(i), "name": name_of[int(i)], "instances_a": int(x), "instances_b": int(y),
+    ida, idb = pairing["ids_a"], pairing["ids_b"]
+    classes = [{"id": int(ida[k] if ida[k] >= 0 else idb[k]), "name": pairing["names"][k],
+                "id_a": int(ida[k]) if ida[k] >= 0 else None, "id_b": int(idb[k]) if idb[k] >= 0 else None,
+                "instances_a": int(x), "instances_b": int(y),
                 "share_a": None if pa is None else float(pa[k]), "share_b": None if pb is None else float(pb[k])}
-               for k, (i, x, y) in enumerate(zip(ids, ca, cb))]
+               for k, (x, y) in enumerate(zip(ca, cb))]
     scale = {}
     for key in SCALE_KEYS:
         ha, hb = a["scale"][key], b["scale"][key]
@@ -121,9 +173,9 @@ def compare_profiles(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> d
         "a": {"name": names[0], "path": a["path"], "format": a["format"], "images": a["images"], "boxes": a["boxes"]},
         "b": {"name": names[1], "path": b["path"], "format": b["format"], "images": b["images"], "boxes": b["boxes"]},
         "classes": {
-            "tv": tv_distance(ca, cb), "js": js_divergence(ca, cb),
-            "only_in_a": [int(i) for i, x, y in zip(ids, ca, cb) if x > 0 and y == 0],
-            "only_in_b": [int(i) for i, x, y in zip(ids, ca, cb) if y > 0 and x == 0],
+            "paired_by": pairing["by"], "tv": tv_distance(ca, cb), "js": js_divergence(ca, cb),
+            "only_in_a": [int(ida[k]) for k, (x, y) in enumerate(zip(ca, cb)) if x > 0 and y == 0],
+            "only_in_b": [int(idb[k]) for k, (x, y) in enumerate(zip(ca, cb)) if y > 0 and x == 0],
             "per_class": classes,
         },
         "scale": scale,
@@ -135,8 +187,7 @@ def compare_profiles(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> d
         edges = np.linspace(0.0, 0.01, 21)
         ha = np.histogram(np.clip(a["anchors"]["per_image_foreground_share"], 0, 0.01), bins=edges)[0]
         hb = np.histogram(np.clip(b["anchors"]["per_image_foreground_share"], 0, 0.01), bins=edges)[0]
-        _, fa, fb = aligned_class_counts(a["category_ids"], a["anchors"]["per_class_positive"],
-                                         b["category_ids"], b["anchors"]["per_class_positive"])
+        fa, fb = paired_counts(pairing, a["anchors"]["per_class_positive"], b["anchors"]["per_class_positive"])
         report["anchors"] = {
             "per_class_positive_tv": tv_distance(fa, fb), "per_class_positive_js": js_divergence(fa, fb),
             "foreground_share_a": a["anchors"]["foreground_share"], "foreground_share_b": b["anchors"]["foreground_share"],

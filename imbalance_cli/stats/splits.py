@@ -17,13 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from imbalance_cli.data.dataset import Dataset
-from imbalance_cli.data.yolo import split_datasets
+from imbalance_cli.data.yolo import label_summary, split_datasets
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import to_jsonable
 
 SCHEMA = "imbalance.splits/1"
-_LABEL_KEYS = ("background_images", "label_files_missing", "label_files_empty", "bad_line_count", "bad_lines",
-               "segment_lines", "duplicate_labels", "unreadable_images", "unreadable_image_files")
 
 
 def has_splits(dataset: Dataset) -> bool:
@@ -69,6 +67,6 @@ def split_statistics(dataset: Dataset, *, compare: tuple[str, str] | None = None
     return {
         "schema": SCHEMA, "path": dataset.path, "format": dataset.format, "order": names,
         "splits": reports, "compared": list(pair) if pair else None, "comparison": comparison,
-        "labels": {k: dataset.info[k] for k in _LABEL_KEYS if k in dataset.info},
+        "labels": label_summary(dataset),
     }
 

@@ -44,6 +44,29 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> list[int]:
     return np.bincount(b, minlength=len(edges) - 1).astype(int).tolist()
 
 
+def _assigned(dataset: Dataset, preset: YoloV5Preset, matcher, pos_iou, neg_iou):
+    """The options checked, then YOLOv5's letterbox and ``build_targets`` over the valid boxes:
+    ``(order, box images, padded heights, padded widths, letterboxed boxes, CulledOutput)``."""
+    if matcher is not None and str(matcher).lower() not in ("auto", "torchvision", "yolov5"):
+        raise InputError(f"--matcher {matcher} does not apply to the yolov5 preset (YOLOv5's build_targets assigns)")
+    if pos_iou is not None or neg_iou is not None:
+        raise InputError("--pos-iou/--neg-iou do not apply to the yolov5 preset (it assigns by width/height ratio, "
+                         f"anchor_t = {preset.anchor_t})")
+    if not dataset.has_image_sizes:
+        raise InputError("YOLOv5 anchor statistics need image sizes (the images themselves, or --anchors none)",
+                         path=dataset.path)
+    H, W = dataset.heights, dataset.widths
+    bad = np.flatnonzero(~(np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(f"image {int(dataset.image_ids[i])} has no usable size ({W[i]} x {H[i]})", path=dataset.path)
+    order, _ = dataset.image_offsets(dataset.valid_mask())
+    bimg = dataset.box_image[order]
+    _r, ph, pw, _px, _py = letterbox_geometry(H, W, preset)
+    lb = letterbox_boxes(dataset.boxes[order], H[bimg], W[bimg], preset)
+    return order, bimg, ph, pw, lb, assign_yolov5(preset, lb, bimg, ph, pw)
+
+
 def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoanchor_seed: int | None = None,
                       spatial_bins: int = SPATIAL_BINS, matcher: str | None = None, pos_iou: float | None = None,
                       neg_iou: float | None = None, device: str = "auto", negative_iou_sample=None,
@@ -55,26 +78,10 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     are rejected (YOLOv5 has no IoU threshold; its ``anchor_t`` is fixed by the preset); ``device``,
     ``negative_iou_sample`` and ``seed`` are ignored (CPU, no negative IoU histogram).
     """
-    if matcher is not None and str(matcher).lower() not in ("auto", "torchvision", "yolov5"):
-        raise InputError(f"--matcher {matcher} does not apply to the yolov5 preset (YOLOv5's build_targets assigns)")
-    if pos_iou is not None or neg_iou is not None:
-        raise InputError("--pos-iou/--neg-iou do not apply to the yolov5 preset (it assigns by width/height ratio, "
-                         f"anchor_t = {preset.anchor_t})")
     t0 = time.perf_counter()
-    if not dataset.has_image_sizes:
-        raise InputError("YOLOv5 anchor statistics need image sizes (the images themselves, or --anchors none)",
-                         path=dataset.path)
+    order, bimg, ph, pw, lb, res = _assigned(dataset, preset, matcher, pos_iou, neg_iou)
     H, W = dataset.heights, dataset.widths
-    bad = np.flatnonzero(~(np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)))
-    if bad.size:
-        i = int(bad[0])
-        raise InputError(f"image {int(dataset.image_ids[i])} has no usable size ({W[i]} x {H[i]})", path=dataset.path)
-    order, _ = dataset.image_offsets(dataset.valid_mask())
-    bimg = dataset.box_image[order]
     n_img = dataset.num_images
-    _r, ph, pw, _px, _py = letterbox_geometry(H, W, preset)
-    lb = letterbox_boxes(dataset.boxes[order], H[bimg], W[bimg], preset)
-    res = assign_yolov5(preset, lb, bimg, ph, pw)
 
     C = dataset.num_categories
     per_img_anchors = num_anchors(preset, ph, pw)
@@ -163,6 +170,31 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
                   "build_targets entries (box, anchor, cell)", "IoU fields hold the width/height ratio metric, threshold 1/anchor_t"],
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def yolov5_anchor_counts(dataset: Dataset, preset: YoloV5Preset = YOLOV5, matcher: str | None = None,
+                         pos_iou: float | None = None, neg_iou: float | None = None) -> dict:
+    """:func:`imbalance_cli.stats.batches.anchor_counts` under YOLOv5's assignment (``batches``, ``compare --anchors``,
+    ``check``'s anchor rules): per image ``anchors`` (grid cells x anchors of the letterboxed input),
+    ``foreground`` (distinct anchors with an objectness target), ``ignored`` (zeros) and ``background``;
+    ``per_class_positive`` counts build_targets entries per class; boxes without any entry.
+    """
+    order, _bimg, ph, pw, _lb, res = _assigned(dataset, preset, matcher, pos_iou, neg_iou)
+    n_img = dataset.num_images
+    per_anchors = num_anchors(preset, ph, pw).astype(np.int64)
+    fg = np.zeros(n_img, np.int64)
+    if len(res.pos_box):
+        key = unique_ints(res.pos_image.astype(np.int64) * (int(per_anchors.max(initial=1)) + 1) + res.pos_anchor)
+        fg = np.bincount(key // (int(per_anchors.max(initial=1)) + 1), minlength=n_img).astype(np.int64)
+    has_pos = np.zeros(len(order), bool)
+    has_pos[res.pos_box] = True
+    return {"preset": preset.name, "anchors": per_anchors, "foreground": fg, "ignored": np.zeros(n_img, np.int64),
+            "background": per_anchors - fg, "foreground_total": int(fg.sum()),
+            "background_total": int((per_anchors - fg).sum()),
+            "per_class_positive": np.bincount(dataset.box_category[order][res.pos_box],
+                                              minlength=dataset.num_categories).astype(np.int64),
+            "boxes": int(len(order)), "boxes_without_positive": int((~has_pos).sum()),
+            "box_without_positive": order[~has_pos]}
 
 
 def _spatial(preset: YoloV5Preset, res, lb: np.ndarray, ph: np.ndarray, pw: np.ndarray, bins: int) -> dict:

@@ -11,7 +11,7 @@ For each split (train2017, val2017) of ``examples/data/coco-mini_instances_*.jso
   does. Classes are the 80 COCO categories in id order (0..79, the ``coco91_to_coco80`` mapping);
   crowd annotations and boxes with a non-positive width or height are skipped as that converter
   skips them. Images without annotations get no label file (YOLO background images);
-* ``data.yaml`` with ``path``, ``train``, ``val`` and the 80 ``names``.
+* ``data.yaml`` with ``train``, ``val`` and the 80 ``names``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def main() -> None:
     for split in ("train2017", "val2017"):
         print(split, convert(split, names))
     yaml_lines = ["# YOLO-format copy of examples/data/coco-mini_instances_{train,val}2017.json.gz (see NOTICE.md)",
-                  "path: .", "train: images/train2017", "val: images/val2017", f"nc: {len(names)}", "names:"]
+                  "# no \"path\" key: the root is this file's folder, for Ultralytics and imbalance alike, "
+                  "from any working directory", "train: images/train2017", "val: images/val2017", f"nc: {len(names)}", "names:"]
     yaml_lines += [f"  {i}: {n}" for i, n in enumerate(names)]
     (HERE / "data.yaml").write_text("\n".join(yaml_lines) + "\n")
 
