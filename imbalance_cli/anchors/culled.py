@@ -38,6 +38,7 @@ def _expand(counts: np.ndarray):
     return seg, np.arange(total, dtype=np.int64) - starts[seg]
 
 
+@np.errstate(invalid="ignore", over="ignore")  # a box beyond float32 (inf) reaches no anchor; no warning
 def enumerate_pairs(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg: np.ndarray, t: np.ndarray,
                     box_ids: np.ndarray):
     """Candidate (box, anchor) pairs with IoU >= t[box] (float32 compare), with exact float32 IoU.
@@ -61,7 +62,8 @@ def enumerate_pairs(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarra
     if len(bi) == 0:
         return None
     tb = tt[bi]
-    imin = np.maximum(tb / (1 + tb), 0) * (ag[bi] + shapes.area[si])
+    # intersection needed: t (A_g + A_a) / (1 + t); none when t <= 0 (also for a box whose float64 area is inf)
+    imin = np.where(tb > 0, np.maximum(tb / (1 + tb), 0) * (ag[bi] + shapes.area[si]), 0.0)
     my = imin / iw0[bi, si]
     lvl = shapes.level[si]
     img = gimg[bi]
@@ -110,6 +112,7 @@ def enumerate_pairs(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarra
     return {"box": box_ids[cb], "local": cb, "img": cimg, "anchor": anchor, "level": cl, "iou": iou, "coords": coords}
 
 
+@np.errstate(invalid="ignore", over="ignore")
 def _nearest_lower_bound(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg) -> np.ndarray:
     """A lower bound of each box's best IoU: the IoU of its nearest anchor of every shape (max)."""
     n = len(gb)

@@ -111,6 +111,7 @@ def padded_sizes(heights: np.ndarray, widths: np.ndarray, preset: AnchorPreset) 
     return -(-h // d) * d, -(-w // d) * d
 
 
+@np.errstate(over="ignore")  # a coordinate beyond float32 becomes inf, as in the framework's float32 tensors
 def scale_boxes(boxes_xyxy: np.ndarray, heights, widths, preset: AnchorPreset) -> np.ndarray:
     """Scale original-pixel boxes into the resized image in the framework's arithmetic (float32 out).
 

@@ -162,6 +162,7 @@ def check_fittable(preset, objective: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- scoring
+@np.errstate(over="ignore")  # a box beyond float64 (w = h = 1e308): an infinite area, the large group
 def size_groups(dataset: Dataset, order: np.ndarray) -> np.ndarray:
     """COCO size group per box (0 small: area < 32², 1 medium: < 96², 2 large), the file's ``area`` where given,
     else the box's w*h in original pixels (COCO's ``areaRng``)."""
@@ -304,7 +305,7 @@ def kmeans_iou(wh: np.ndarray, k: int, rng: np.random.Generator, iterations: int
 
 def kmeans_start(wh: np.ndarray, L: int, S: int, R: int, rng: np.random.Generator) -> AnchorParams | None:
     """k-means centroids (``L*S*R`` clusters) mapped onto the search space (sizes -> L x S grid, ratios -> R)."""
-    wh = wh[(wh[:, 0] > 0) & (wh[:, 1] > 0)]
+    wh = wh[np.isfinite(wh).all(axis=1) & (wh[:, 0] > 0) & (wh[:, 1] > 0)]  # a box beyond float32 has no shape
     K = L * S * R
     if len(wh) < K:
         return None
