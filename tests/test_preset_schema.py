@@ -245,3 +245,98 @@ def test_fit_with_a_1e308_box_names_no_nan(tmp_path):
     assert r.exit_code == 0, r.output
     fitted = json.loads(r.stdout)
     assert all(np.isfinite(v) for v in np.ravel(fitted["fitted"]["aspect_ratios"]))
+
+
+# ---------------------------------------------------------------------------------------------- yolov5 presets
+def _fitted_toml(tmp_path, **edits):
+    """A yolov5 ``fitted.toml`` as ``imbalance anchors`` writes it, then hand-edited: ``key=line`` replaced."""
+    from imbalance_cli.anchors.yolov5 import YOLOV5
+    from imbalance_cli.stats.fit import yolov5_toml
+
+    lines = yolov5_toml(YOLOV5).splitlines()
+    for key, value in edits.items():
+        lines = [ln for ln in lines if not ln.startswith(f"{key} =")] + ([f"{key} = {value}"] if value is not None else [])
+    f = tmp_path / "fitted.toml"
+    f.write_text("\n".join(lines) + "\n")
+    return f
+
+
+@pytest.mark.parametrize("key, value, field", [
+    ("img_size", "1000000000", "img_size"), ("img_size", "0", "img_size"), ("img_size", "-640", "img_size"),
+    ("img_size", "650", "img_size"), ("img_size", '"640"', "img_size"), ("img_size", "640.0", "img_size"),
+    ("anchors", "[[[nan, 13]], [[30, 61]], [[116, 90]]]", "anchors[0][0][0]"),
+    ("anchors", "[[[10, inf]], [[30, 61]], [[116, 90]]]", "anchors[0][0][1]"),
+    ("anchors", "[[[10, 13]], [[1e308, 61]], [[116, 90]]]", "anchors[1][0][0]"),
+    ("anchors", "[[[10, 13]], [[30]], [[116, 90]]]", "anchors[1][0]"),
+    ("anchors", "[[[10, 13]], [], [[116, 90]]]", "anchors[1]"),
+    ("anchors", "[[[0.5, 13]], [[30, 61]], [[116, 90]]]", "anchors[0][0][0]"),
+    ("offset_g", "100", "offset_g"), ("offset_g", "nan", "offset_g"), ("anchor_t", "inf", "anchor_t"),
+    ("anchor_t", "1", "anchor_t"), ("anchor_t", '"4.0"', "anchor_t"), ("pad_stride", "0", "pad_stride"),
+    ("pad_stride", "-32", "pad_stride"), ("strides", "[8.7, 16, 32]", "strides[0]"), ("strides", "[0, 16, 32]", "strides[0]"),
+    ("strides", "[8, 24, 32]", "strides[1]"), ("strides", "[8, 16]", "anchors"), ("level_names", "[3, 4, 5]", "level_names[0]"),
+    ("name", "true", "name"), ("kind", None, "kind"),
+])
+def test_hand_edited_yolov5_preset_one_line_naming_file_and_field(tmp_path, key, value, field):
+    f = _fitted_toml(tmp_path, **{key: value})
+    data = _coco(tmp_path, [[10, 10, 50, 40]])
+    for args in (["stats", str(data), "--anchors", str(f), "--no-cache"], ["anchors", str(data), "--preset", str(f)]):
+        r = runner.invoke(app, args)
+        _one_line_exit_2(r, "fitted.toml", f"field {field!r}")
+
+
+def test_yolov5_preset_levels_and_anchor_budget(tmp_path):
+    levels = 1000  # was OverflowError (int8 level index)
+    f = tmp_path / "many.toml"
+    f.write_text('kind = "yolov5"\nanchors = [' + ", ".join(["[[10, 13]]"] * levels) + "]\nstrides = ["
+                 + ", ".join(["8"] * levels) + "]\n")
+    from imbalance_cli.anchors.yolov5 import preset_from_toml
+
+    with pytest.raises(InputError, match="field 'anchors': must have 1 to 16 items, got 1000"):
+        preset_from_toml(f)
+    # stride 1 at img_size 99968, 3 anchors per level: 3 (99968^2 + 6248^2 + 3124^2) anchors on one letterboxed image
+    g = _fitted_toml(tmp_path, strides="[1, 16, 32]", img_size="99968")
+    worst = 3 * (99968 ** 2 + 6248 ** 2 + 3124 ** 2)
+    with pytest.raises(InputError, match=f"field 'strides'.* {worst:,} anchors"):
+        preset_from_toml(g)
+    assert preset_from_toml(_fitted_toml(tmp_path, strides="[1, 16, 32]")).strides == (1, 16, 32)  # 640: 1,232,896
+
+
+@pytest.mark.parametrize("width, height, img_size, ok, needle", [
+    (100_000, 100, 640, True, None),                       # exactly the image-side limit
+    (150_000, 100, 640, False, "beyond the limit"),          # was exit 0 on the yolov5 path
+    (150_000_000, 100, 640, False, "at most 1,000,000 pixels"),  # the loaders' own limit
+    (100_000, 1, 640, False, "letterboxes to a side of 0"),  # round(1 x 640 / 100,000) = 0
+    (16_000, 16_000, 16_000, True, None),                    # P3 grid 2000 x 2000 = exactly 4,000,000 cells
+    (16_032, 16_032, 16_032, False, "cells per level"),      # 2004 x 2004
+])
+def test_yolov5_path_holds_the_image_side_and_grid_limits(tmp_path, width, height, img_size, ok, needle):
+    f = _fitted_toml(tmp_path, img_size=str(img_size), anchors="[[[10, 13]], [[30, 61]], [[116, 90]]]")
+    data = _coco(tmp_path, [[10, 10, 50, 40]], width=width, height=height)
+    for args in (["stats", str(data), "--anchors", str(f), "--no-cache", "--json"],
+                 ["anchors", str(data), "--preset", str(f), "--iterations", "0", "--json"]):
+        r = runner.invoke(app, args)
+        if ok:
+            assert r.exit_code == 0, r.output
+        else:
+            _one_line_exit_2(r, "d.json", "id 1", needle)
+
+
+@pytest.mark.parametrize("command", ["margins", "train"])
+def test_commands_that_cannot_use_a_yolov5_preset_say_so(tmp_path, command):
+    data = _coco(tmp_path, [[10, 10, 50, 40]])
+    for preset in ("yolov5", str(_fitted_toml(tmp_path))):
+        args = [command, str(data), "--anchors", preset] if command == "margins" else \
+            ["train", "--anchors", preset, "--out", str(tmp_path / "run")]
+        r = runner.invoke(app, args)
+        _one_line_exit_2(r, f"imbalance {command} does not take yolov5 presets")
+        assert not (tmp_path / "run").exists()
+    # and a yolov5 file where only grid presets are read (the library's get_preset)
+    with pytest.raises(InputError, match="is a yolov5 preset"):
+        get_preset(str(_fitted_toml(tmp_path)))
+
+
+def test_fifo_yolov5_preset_refused(tmp_path):
+    fifo = tmp_path / "fitted.toml"
+    os.mkfifo(fifo)
+    r = _run_cli(["stats", str(_coco(tmp_path, [[10, 10, 50, 40]])), "--anchors", str(fifo), "--no-cache", "-q"])
+    assert r.returncode == 2 and "not a regular file" in r.stderr and len(r.stderr.strip().splitlines()) == 1

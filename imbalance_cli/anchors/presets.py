@@ -445,11 +445,6 @@ _RESIZE_KEYS = set(RESIZE_FIELDS)
 _YOLOV5_KEYS = {"anchors", "anchor_t", "img_size", "pad_stride", "offset_g"}
 
 
-def is_yolov5_dict(data) -> bool:
-    """Whether a preset dict declares itself a yolov5 preset (``kind = "yolov5"``) or has only yolov5's keys."""
-    return isinstance(data, dict) and (data.get("kind") == "yolov5" or bool(_YOLOV5_KEYS & set(data)))
-
-
 def yolov5_refused(name: str, where: str | None = None) -> InputError:
     """The error for a yolov5 preset given where only IoU-matched presets apply."""
     return InputError(f"{name} is a yolov5 preset (YOLOv5's width/height ratio test, no IoU): this command lays "
@@ -466,8 +461,11 @@ def preset_from_dict(data: dict, where: str | None = None) -> AnchorPreset:
     if not isinstance(data, dict):
         raise InputError(f"an anchor preset must be a table of keys, got {S.describe(data)}", path=where)
     unknown = set(data) - _KNOWN_KEYS
-    if is_yolov5_dict(data) and (unknown or data.get("kind") == "yolov5"):
+    if data.get("kind") == "yolov5":
         raise yolov5_refused("this file", where)
+    if "kind" not in data and unknown and unknown <= _YOLOV5_KEYS:
+        raise InputError(f"has the keys of a yolov5 preset ({', '.join(sorted(unknown))}) but no kind: add "
+                         'kind = "yolov5" (or write a grid preset)', path=where, record="field 'kind'")
     if unknown:
         raise InputError(f"unknown key(s) in anchor preset: {', '.join(sorted(map(str, unknown)))} "
                          f"(known: {', '.join(sorted(_KNOWN_KEYS))})", path=where)

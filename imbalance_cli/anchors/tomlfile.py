@@ -75,6 +75,8 @@ def read_toml(path: str | os.PathLike, what: str = "anchor preset") -> dict:
         import tomllib  # Python >= 3.11
     except ModuleNotFoundError:  # pragma: no cover - Python 3.10
         import tomli as tomllib
+    if os.path.isdir(path):
+        raise InputError(f"is a directory, not a {what} file", path=path)
     st = check_regular(path)
     if st.st_size > MAX_PRESET_BYTES:
         raise InputError(f"{what} file is {st.st_size:,} bytes; at most {MAX_PRESET_BYTES:,} are read "

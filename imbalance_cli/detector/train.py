@@ -32,6 +32,7 @@ from imbalance_cli import dist
 from imbalance_cli.anchors.generator import grid_anchors, level_layout
 from imbalance_cli.anchors.matcher import dense_match_batched
 from imbalance_cli.anchors.presets import get_preset, preset_from_dict
+from imbalance_cli.anchors.yolov5_schema import refuse_yolov5
 from imbalance_cli.boxes import iou_aligned
 from imbalance_cli.detector import data as D
 from imbalance_cli.detector.evaluate import evaluate
@@ -177,6 +178,8 @@ def validate(cfg: TrainConfig) -> None:
         raise InputError(f"unknown tail {cfg.tail!r}: use lvis, exp or uniform", record="--tail")
     check_options(cfg.loss, cfg.box_loss)
     check_sampler(cfg.sampler)
+    refuse_yolov5(cfg.anchors, "train", "the compact detector's RetinaNet-style heads label anchors by max IoU "
+                  "(strides 8..128); use synthetic-lt, compact, retinanet or a grid TOML")
     if cfg.data != "synthetic-lt":
         if not Path(cfg.data).exists():
             raise InputError("annotation file not found (or use --data synthetic-lt)", path=cfg.data, record="--data")

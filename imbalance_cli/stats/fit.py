@@ -68,6 +68,7 @@ from imbalance_cli.anchors.presets import get_preset
 from imbalance_cli.anchors.yolov5 import assign_yolov5, autoanchor_metric, letterbox_boxes, letterbox_geometry
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
+from imbalance_cli.specs import check_letterbox_images
 from imbalance_cli.stats.anchors import label_anchors
 
 SCHEMA = "imbalance.anchors/1"
@@ -446,7 +447,11 @@ def _baseline(score_preset, build, original, dataset: Dataset, sub: Dataset, row
     def evaluate(params) -> tuple[float, dict]:
         k = params.key()
         if k not in cache:
-            m, _ = score_preset(build(params), sub)
+            try:
+                m, _ = score_preset(build(params), sub)
+            except InputError:  # outside the preset limits (a base anchor under 1 px once rounded): never chosen
+                cache[k] = (-math.inf, None)
+                return cache[k]
             cache[k] = (objective_score(m, objective, ref), m)
         return cache[k]
 
@@ -596,11 +601,7 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
 
     if not dataset.has_image_sizes:
         raise InputError("fitting YOLOv5 anchors needs image sizes (the images themselves)", path=dataset.path)
-    H, W = dataset.heights, dataset.widths
-    bad = np.flatnonzero(~(np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)))
-    if bad.size:
-        i = int(bad[0])
-        raise InputError(f"image {int(dataset.image_ids[i])} has no usable size ({W[i]} x {H[i]})", path=dataset.path)
+    check_letterbox_images(original, dataset.heights, dataset.widths, dataset.image_ids, dataset.path)
     rows = _sample(dataset, sample, seed)
     sub = dataset.subset_images(rows) if len(rows) < dataset.num_images else dataset
     freq = frequency_groups(dataset)
