@@ -111,10 +111,11 @@ def choice(field: str, v: Any, names: Sequence[str]) -> str:
 
 def array(field: str, v: Any, lo: int, hi: int) -> list:
     """An array (list or tuple) of ``lo`` to ``hi`` items."""
+    count = f"{lo}" if lo == hi else f"{lo} to {hi}"
     if not isinstance(v, (list, tuple)):
-        raise FieldError(field, f"must be an array of {lo} to {hi} items, got {describe(v)}")
+        raise FieldError(field, f"must be an array of {count} items, got {describe(v)}")
     if not lo <= len(v) <= hi:
-        raise FieldError(field, f"must have {lo} to {hi} items, got {len(v)}")
+        raise FieldError(field, f"must have {count} items, got {len(v)}")
     return list(v)
 
 
