@@ -169,6 +169,7 @@ def resize_boxes(boxes_f32: np.ndarray, heights, widths, preset: AnchorPreset) -
     return np.stack((b[:, 0] * rw, b[:, 1] * rh, b[:, 2] * rw, b[:, 3] * rh), axis=1).astype(F32)
 
 
+@np.errstate(over="ignore")  # w * h of a box beyond float64 range: inf, kept as the framework keeps it
 def box_keep(preset: AnchorPreset, boxes_xyxy: np.ndarray, heights, widths, area=None) -> np.ndarray:
     """Which (already valid, non-crowd) boxes the framework's data pipeline keeps as targets.
 
