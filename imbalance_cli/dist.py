@@ -93,17 +93,121 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+#: environment variable: seconds every torchrun process waits for the others to join (the rendezvous)
+TIMEOUT_ENV = "IMBALANCE_DIST_TIMEOUT"
+#: default of :data:`TIMEOUT_ENV`: long enough for nodes started one after the other, short enough that a process
+#: started with torchrun's variables but no peers ends with a message instead of waiting for ever
+DEFAULT_RENDEZVOUS_TIMEOUT = 300.0
+#: largest :data:`TIMEOUT_ENV` (one week), and the delay after which a waiting process says what it waits for
+MAX_RENDEZVOUS_TIMEOUT = 7 * 24 * 3600.0
+WAIT_NOTICE_SECONDS = 5.0
+
+
+def rendezvous_timeout() -> float:
+    """Seconds to wait for every process to join (:data:`TIMEOUT_ENV`, default :data:`DEFAULT_RENDEZVOUS_TIMEOUT`)."""
+    from imbalance_cli.errors import InputError
+
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RENDEZVOUS_TIMEOUT
+    try:
+        t = float(raw)
+    except ValueError:
+        t = float("nan")
+    if not 0 < t <= MAX_RENDEZVOUS_TIMEOUT:  # NaN fails too
+        raise InputError(f"{TIMEOUT_ENV} must be a number of seconds in (0, {MAX_RENDEZVOUS_TIMEOUT:g}], got {raw!r}",
+                         record="environment")
+    return t
+
+
+def _env_int(name: str, lo: int, hi: int, why: str) -> int:
+    from imbalance_cli.errors import InputError
+
+    raw = os.environ.get(name, "")
+    try:
+        v = int(raw.strip())
+    except ValueError:
+        v = None
+    if v is None or not lo <= v <= hi:
+        raise InputError(f"{name}={raw!r}: must be an integer in [{lo}, {hi}] ({why}); unset torchrun's variables "
+                         "to run in one process", record="environment")
+    return v
+
+
+def check_environment() -> None:
+    """Refuse invalid multi-process settings before anything runs (one line each, launched or not).
+
+    :data:`LOAD_ENV` and :data:`TIMEOUT_ENV` are checked in every mode. When torchrun's variables are all set,
+    ``WORLD_SIZE`` >= 1, ``RANK`` in ``[0, WORLD_SIZE)``, ``LOCAL_WORLD_SIZE`` in ``[1, WORLD_SIZE]``,
+    ``LOCAL_RANK`` in ``[0, LOCAL_WORLD_SIZE)``, ``MASTER_PORT`` a TCP port and ``MASTER_ADDR`` a name that resolves.
+    """
+    import socket
+
+    from imbalance_cli.errors import InputError
+
+    load_mode()
+    rendezvous_timeout()
+    if not all(os.environ.get(k) for k in TORCHRUN_ENV):
+        return
+    world = _env_int("WORLD_SIZE", 1, 1 << 20, "the number of processes")
+    _env_int("RANK", 0, world - 1, "this process's rank, below WORLD_SIZE")
+    local_world = _env_int("LOCAL_WORLD_SIZE", 1, world, "processes on this node") \
+        if os.environ.get("LOCAL_WORLD_SIZE") else world
+    _env_int("LOCAL_RANK", 0, local_world - 1, "this process's rank on its node")
+    port = _env_int("MASTER_PORT", 1, 65535, "the rendezvous TCP port")
+    addr = os.environ["MASTER_ADDR"].strip()
+    if world > 1:
+        try:
+            socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as e:
+            raise InputError(f"MASTER_ADDR={addr!r} does not resolve ({e}); torchrun sets it to the rendezvous "
+                             "host", record="environment") from None
+
+
+@contextlib.contextmanager
+def _stderr_held():
+    """While the rendezvous runs, what is written to file descriptor 2 (c10d logs each failed connection attempt
+    with its C++ frames) is held in a temporary file and written out afterwards, unless ``drop()`` was called.
+    Yields ``(say, drop)``: ``say(text)`` writes to the real stderr at once."""
+    import tempfile
+
+    sys.stderr.flush()
+    real = os.dup(2)
+    held = tempfile.TemporaryFile()
+    os.dup2(held.fileno(), 2)
+    dropped = []
+    try:
+        yield (lambda text: os.write(real, text.encode())), (lambda: dropped.append(True))
+    finally:
+        sys.stderr.flush()
+        os.dup2(real, 2)
+        if not dropped:
+            held.seek(0)
+            for block in iter(lambda: held.read(1 << 16), b""):
+                os.write(2, block)
+        os.close(real)
+        held.close()
+
+
 def init() -> bool:
     """Join the process group when launched with more than one rank; returns whether this call joined it.
 
     Backend ``gloo`` (CPU tensors), plus ``nccl`` for CUDA tensors when CUDA is available; the
-    rank's ``LOCAL_RANK`` GPU becomes the current device.
+    rank's ``LOCAL_RANK`` GPU becomes the current device. The rendezvous (torch's ``env://``) waits at most
+    :func:`rendezvous_timeout` seconds for every process; after :data:`WAIT_NOTICE_SECONDS` a waiting process says
+    on stderr, in one line, what it waits for, and a timeout is an :class:`InputError` saying the same.
     """
     r = rank_info()
     if not launched() or r.world_size <= 1:
         return False
+    import threading
+    from datetime import timedelta
+
     import torch
     import torch.distributed as dist
+    from torch.distributed.constants import default_pg_timeout
+
+    from imbalance_cli.errors import InputError
 
     if dist.is_initialized():
         return False
@@ -111,7 +215,26 @@ def init() -> bool:
     if torch.cuda.is_available():
         torch.cuda.set_device(r.local_rank % torch.cuda.device_count())
         backend = "cpu:gloo,cuda:nccl"
-    dist.init_process_group(backend=backend, rank=r.rank, world_size=r.world_size)
+    timeout = rendezvous_timeout()
+    what = (f"all {r.world_size} torchrun processes (this is rank {r.rank}) to join at "
+            f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}")
+    with _stderr_held() as (say, drop):
+        notice = threading.Timer(WAIT_NOTICE_SECONDS, say, (f"waiting up to {timeout:g} s for {what} ({TIMEOUT_ENV} "
+                                                            "sets the limit)\n",))
+        notice.daemon = True
+        notice.start()
+        try:
+            store, rank, world = next(dist.rendezvous("env://", r.rank, r.world_size,
+                                                      timeout=timedelta(seconds=timeout)))
+        except (RuntimeError, OSError, ValueError) as e:  # DistStoreError / DistNetworkError subclass RuntimeError
+            drop()  # c10d's own retry log and C++ frames: the one line below says it
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise InputError(f"gave up after {timeout:g} s waiting for {what} ({first}); started without torchrun? "
+                             f"unset WORLD_SIZE and RANK, or raise {TIMEOUT_ENV}", record="environment") from None
+        finally:
+            notice.cancel()
+    store.set_timeout(default_pg_timeout)  # joined: later store waits (a rank loading for minutes) get torch's default
+    dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     return True
 
 
@@ -134,6 +257,7 @@ def command_session(kwargs: dict, outputs: tuple = OUTPUT_ARGUMENTS) -> Iterator
     to ``None`` on ranks other than 0 (a command that writes on rank 0 by itself passes ``()``).
     A no-op in a single process.
     """
+    check_environment()
     if not launched() or rank_info().world_size <= 1:
         yield kwargs
         return

@@ -291,14 +291,15 @@ def manifest_bytes(files: dict[str, str]) -> bytes:
 
 
 def claim_files(folder: str | os.PathLike, kind: str, names: Iterable[str], legacy: Iterable[str] = (),
-                markers: Iterable[str] | None = None, option: str = "--out") -> None:
+                markers: Iterable[str] | None = None, option: str = "--out", record: bool = True) -> None:
     """Record in ``folder``'s manifest that this tool writes ``names`` there, refusing to take over a file of yours.
 
     For folders written file by file (``train``, ``bench``). A file with one of ``names`` that the manifest
     does not list is the user's: refused with one line (nothing is overwritten). A folder from an earlier
     version (no manifest) is taken over only when it holds one of ``markers`` (default ``names[0]``: what
     every such run writes first) and every entry in it matches ``names`` or the glob patterns ``legacy``
-    (what such a run left there). The manifest itself is replaced atomically.
+    (what such a run left there). The manifest itself is replaced atomically; with ``record=False`` only the
+    refusals are checked and nothing is written (a run checks early, and records just before its first write).
     """
     import fnmatch
 
@@ -320,7 +321,7 @@ def claim_files(folder: str | os.PathLike, kind: str, names: Iterable[str], lega
         raise InputError(f"holds '{taken[0]}', which {kind} writes but no earlier run wrote (not in {MANIFEST}): "
                          f"move it or choose another {option}", path=str(folder))
     files = dict(manifest or {})
-    if all(files.get(n) == kind for n in names):
+    if not record or all(files.get(n) == kind for n in names):
         return
     files.update(dict.fromkeys(names, kind))
     write_bytes(folder / MANIFEST, manifest_bytes(files), what="the output manifest", option=option)

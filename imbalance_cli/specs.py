@@ -241,23 +241,7 @@ class AnchorSpec:
         """
         from imbalance_cli.anchors.generator import level_layout, padded_sizes, resized_sizes
 
-        H = np.asarray(heights, np.float64)
-        W = np.asarray(widths, np.float64)
-        ids = np.arange(len(H)) if image_ids is None else np.asarray(image_ids)
-
-        def bad(i: int, why: str):
-            raise InputError(f"image {ids[i]}: {why}; anchor statistics need every image's width and height "
-                             f"finite and in [1, {MAX_IMAGE_SIDE}]", path=path, record=f"image id {ids[i]}")
-
-        with np.errstate(invalid="ignore"):
-            usable = np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)
-        if not usable.all():
-            i = int(np.flatnonzero(~usable)[0])
-            bad(i, f"no usable size ({W[i]} x {H[i]})")
-        big = (H > MAX_IMAGE_SIDE) | (W > MAX_IMAGE_SIDE)
-        if big.any():
-            i = int(np.flatnonzero(big)[0])
-            bad(i, f"size {W[i]:g} x {H[i]:g} is beyond the limit")
+        H, W, ids = check_image_sides(heights, widths, image_ids, path)
         rh, rw = resized_sizes(H, W, self.preset)
         zero = (rh < 1) | (rw < 1)
         if zero.any():
@@ -280,6 +264,57 @@ class AnchorSpec:
                         f"limits ({MAX_ANCHORS_PER_IMAGE:,} anchors per image, {MAX_GRID_CELLS:,} cells per level)",
                         path=path, record=f"image id {ids[i]}")
         return ph, pw
+
+
+def check_image_sides(heights, widths, image_ids=None, path: str | None = None):
+    """Image widths and heights as float64 arrays (and the ids that name them), each finite, >= 1 and <=
+    :data:`MAX_IMAGE_SIDE`; :class:`InputError` naming the first image that is not."""
+    H = np.asarray(heights, np.float64)
+    W = np.asarray(widths, np.float64)
+    ids = np.arange(len(H)) if image_ids is None else np.asarray(image_ids)
+
+    def bad(i: int, why: str):
+        raise InputError(f"image {ids[i]}: {why}; anchor statistics need every image's width and height "
+                         f"finite and in [1, {MAX_IMAGE_SIDE}]", path=path, record=f"image id {ids[i]}")
+
+    with np.errstate(invalid="ignore"):
+        usable = np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)
+    if not usable.all():
+        i = int(np.flatnonzero(~usable)[0])
+        bad(i, f"no usable size ({W[i]} x {H[i]})")
+    big = (H > MAX_IMAGE_SIDE) | (W > MAX_IMAGE_SIDE)
+    if big.any():
+        i = int(np.flatnonzero(big)[0])
+        bad(i, f"size {W[i]:g} x {H[i]:g} is beyond the limit")
+    return H, W, ids
+
+
+def check_letterbox_images(preset, heights, widths, image_ids=None, path: str | None = None):
+    """The anchor pass's limits on the yolov5 path: sides as :func:`check_image_sides`, every image letterboxed to
+    at least 1 pixel a side (YOLOv5's resize of a 1 x 100,000 image to 640 gives a side of 0), every level's grid
+    <= :data:`MAX_GRID_CELLS` and every image <= :data:`MAX_ANCHORS_PER_IMAGE` anchors. Returns the letterboxed,
+    padded sizes ``(ph, pw)``; :class:`InputError` naming the first bad image. Arithmetic on the sizes only."""
+    from imbalance_cli.anchors.yolov5 import letterbox_geometry, level_grids
+
+    H, W, ids = check_image_sides(heights, widths, image_ids, path)
+    _r, ph, pw, _px, _py = letterbox_geometry(H, W, preset)
+    zero = (ph < 1) | (pw < 1)
+    if zero.any():
+        i = int(np.flatnonzero(zero)[0])
+        raise InputError(f"image {ids[i]} ({W[i]:g} x {H[i]:g}) letterboxes to a side of 0 pixels at img_size "
+                         f"{preset.img_size} under preset {preset.name!r}: it has no anchors", path=path,
+                         record=f"image id {ids[i]}")
+    gh, gw, _ = level_grids(preset, ph, pw)
+    per = np.array([len(a) for a in preset.anchors], np.int64)[:, None]
+    cells, total = (gh * gw).max(axis=0, initial=0), (gh * gw * per).sum(axis=0)
+    over = (cells > MAX_GRID_CELLS) | (total > MAX_ANCHORS_PER_IMAGE)
+    if over.any():
+        i = int(np.flatnonzero(over)[0])
+        raise InputError(f"image {ids[i]} ({W[i]:g} x {H[i]:g}) is letterboxed to {int(pw[i])} x {int(ph[i])} under "
+                         f"preset {preset.name!r}: {int(total[i]):,} anchors and {int(cells[i]):,} grid cells on a "
+                         f"level exceed the limits ({MAX_ANCHORS_PER_IMAGE:,} anchors per image, "
+                         f"{MAX_GRID_CELLS:,} cells per level)", path=path, record=f"image id {ids[i]}")
+    return ph, pw
 
 
 def anchor_spec(anchors: Any = "retinanet", **options: Any) -> AnchorSpec:

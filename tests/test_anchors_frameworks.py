@@ -382,13 +382,13 @@ def test_assigner_presets_label_and_refuse_a_matcher(tmp_path):
 # ---------------------------------------------------------------------------------------------- limits
 @pytest.mark.parametrize("text, fragment", [
     ("strides = [inf]\nsizes = [[32]]\n", "strides"),
-    ("strides = [8]\nsizes = [[32]]\n[resize]\nmin_size = inf\n", "malformed"),
+    ("strides = [8]\nsizes = [[32]]\n[resize]\nmin_size = inf\n", "resize.min_size"),
     ("strides = [8]\nsizes = [[32]]\n[resize]\nsize_divisible = 1e9\n", "size_divisible"),
     ("strides = [1]\nsizes = [[32]]\n[resize]\nmin_size = 100000000\nmax_size = 100000000\n", "min_size"),
     ("strides = [1]\nsizes = [[32]]\n[resize]\nmin_size = 100000\nmax_size = 100000\n", "anchors on one"),
     ("strides = [8]\nsizes = [[32]]\n[resize]\nfixed = [1000000000, 1000000000]\n", "fixed"),
-    ("strides = [8]\nsizes = [[%s]]\n" % ", ".join(str(16 + i) for i in range(5000)), "anchors per grid position"),
-    ("strides = [8]\nsizes = [[1e308]]\n", "anchor sizes"),
+    ("strides = [8]\nsizes = [[%s]]\n" % ", ".join(str(16 + i) for i in range(5000)), "field 'sizes[0]': must have 1 to 1000 items"),
+    ("strides = [8]\nsizes = [[1e308]]\n", "field 'sizes[0][0]'"),
     ("strides = [8]\nsizes = [[32]]\nstride_rule = \"odd\"\n", "stride_rule"),
     ("strides = [8]\nsizes = [[32]]\nassigner = \"simota\"\n", "assigner"),
     ("kind = \"point\"\nstrides = [8]\nassigner = \"fcos\"\n", "regress_ranges"),

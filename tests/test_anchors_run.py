@@ -119,7 +119,7 @@ def test_assigner_dispatch_through_the_registry():
         assert s["boxes_without_positive"] <= ref["boxes_without_positive"]
     finally:
         rules.ASSIGNERS.pop("test-mmdet", None)
-    with pytest.raises(InputError, match="(unknown anchor assigner|assigner must be one of).*'nope'"):
+    with pytest.raises(InputError, match="(unknown anchor assigner|assigner must be one of|field 'assigner': must be one of).*'nope'"):
         anchor_statistics(Dataset(image_ids=[1], widths=[64], heights=[48], boxes=[[4, 4, 40, 30]], box_image=[0],
                                   box_category=[0], category_ids=[1], category_names=["x"]),
                           dataclasses.replace(preset, assigner="nope"), device="cpu")

@@ -38,6 +38,20 @@ def _expand(counts: np.ndarray):
     return seg, np.arange(total, dtype=np.int64) - starts[seg]
 
 
+def rounding_slack(lay: ImageLayouts, shapes: ShapeTable) -> float:
+    """How far (pixels) a float32 anchor coordinate can lie from its exact value: two float32 spacings at the
+    largest coordinate any anchor of these images has (one rounding of ``shift + base`` is half a spacing).
+
+    At a 1,344-pixel image that is 2.4e-4 px; at the 100,000-pixel limit 0.016 px, where a fixed 1e-6 px margin let
+    the culled engine miss (box, anchor) pairs of unrounded (mmdetection, detectron2) anchors.
+    """
+    side = float(max(lay.padded_h.max(initial=0), lay.padded_w.max(initial=0)))
+    reach = float(max(np.abs(shapes.ox).max(initial=0), np.abs(shapes.oy).max(initial=0)))
+    size = float(max(shapes.wa.max(initial=0), shapes.ha.max(initial=0)))
+    return 2.0 * float(np.spacing(np.float32(side + reach + size)))
+
+
+@np.errstate(invalid="ignore", over="ignore")  # a box beyond float32 (inf) reaches no anchor; no warning
 def enumerate_pairs(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg: np.ndarray, t: np.ndarray,
                     box_ids: np.ndarray):
     """Candidate (box, anchor) pairs with IoU >= t[box] (float32 compare), with exact float32 IoU.
@@ -52,20 +66,23 @@ def enumerate_pairs(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarra
     wg, hg = g[:, 2] - g[:, 0], g[:, 3] - g[:, 1]
     ag = wg * hg
     tt = t.astype(np.float64) * (1 - 1e-5) - 1e-7  # conservative against float32 rounding
-    # -- stage 1: (box, shape) pairs
-    iw0 = np.minimum(wg[:, None], shapes.wa[None, :])
-    ih0 = np.minimum(hg[:, None], shapes.ha[None, :])
+    # a float32 anchor edge lies within `slack` of its exact value: its width within 2 slack of the shape's
+    slack = max(shapes.slack, rounding_slack(lay, shapes))
+    area_lo = np.maximum(shapes.wa - 2 * slack, 0) * np.maximum(shapes.ha - 2 * slack, 0)
+    # -- stage 1: (box, shape) pairs (IoU <= largest intersection / (A_g + smallest A_a - it))
+    iw0 = np.minimum(wg[:, None], shapes.wa[None, :] + 2 * slack)
+    ih0 = np.minimum(hg[:, None], shapes.ha[None, :] + 2 * slack)
     inter0 = iw0 * ih0
-    ub = inter0 / (ag[:, None] + shapes.area[None, :] - inter0)
+    ub = inter0 / (ag[:, None] + area_lo[None, :] - inter0)
     bi, si = np.nonzero(ub >= tt[:, None])
     if len(bi) == 0:
         return None
     tb = tt[bi]
-    imin = np.maximum(tb / (1 + tb), 0) * (ag[bi] + shapes.area[si])
+    # intersection needed: t (A_g + A_a) / (1 + t); none when t <= 0 (also for a box whose float64 area is inf)
+    imin = np.where(tb > 0, np.maximum(tb / (1 + tb), 0) * (ag[bi] + area_lo[si]), 0.0)
     my = imin / iw0[bi, si]
     lvl = shapes.level[si]
     img = gimg[bi]
-    slack = shapes.slack
     oy, ha, sy = shapes.oy[si], shapes.ha[si], lay.step_y[img, lvl]
     i_lo = np.maximum(np.ceil((g[bi, 1] + my - ha - oy - slack) / sy), 0).astype(np.int64)
     i_hi = np.minimum(np.floor((g[bi, 3] - my - oy + slack) / sy), lay.gh[img, lvl] - 1).astype(np.int64)
@@ -110,6 +127,7 @@ def enumerate_pairs(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarra
     return {"box": box_ids[cb], "local": cb, "img": cimg, "anchor": anchor, "level": cl, "iou": iou, "coords": coords}
 
 
+@np.errstate(invalid="ignore", over="ignore")
 def _nearest_lower_bound(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg) -> np.ndarray:
     """A lower bound of each box's best IoU: the IoU of its nearest anchor of every shape (max)."""
     n = len(gb)

@@ -111,6 +111,7 @@ def padded_sizes(heights: np.ndarray, widths: np.ndarray, preset: AnchorPreset) 
     return -(-h // d) * d, -(-w // d) * d
 
 
+@np.errstate(over="ignore")  # a coordinate beyond float32 becomes inf, as in the framework's float32 tensors
 def scale_boxes(boxes_xyxy: np.ndarray, heights, widths, preset: AnchorPreset, integer=None) -> np.ndarray:
     """Scale original-pixel boxes into the resized image in the framework's arithmetic (float32 out).
 
@@ -176,6 +177,7 @@ def resize_boxes(boxes_f32: np.ndarray, heights, widths, preset: AnchorPreset) -
     return np.stack((b[:, 0] * rw, b[:, 1] * rh, b[:, 2] * rw, b[:, 3] * rh), axis=1).astype(F32)
 
 
+@np.errstate(over="ignore")  # w * h of a box beyond float64 range: inf, kept as the framework keeps it
 def box_keep(preset: AnchorPreset, boxes_xyxy: np.ndarray, heights, widths, area=None, integer=None) -> np.ndarray:
     """Which (already valid, non-crowd) boxes the framework's data pipeline keeps as targets.
 

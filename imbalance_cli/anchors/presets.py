@@ -59,7 +59,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
+
+from imbalance_cli.anchors import schema as S
+from imbalance_cli.anchors.tomlfile import read_toml
 from imbalance_cli.errors import InputError
 
 MATCHER_SEMANTICS = ("torchvision", "mmdet", "ssd")
@@ -234,116 +239,183 @@ MAX_PER_LOCATION = 1000  # anchors per grid position (sizes x ratios, or SSD box
 MAX_ANCHORS_PER_IMAGE = 50_000_000  # at the largest padded size the resize can produce
 
 
-def _registered_assigners() -> set:
-    """Names registered in :data:`imbalance_cli.anchors.rules.ASSIGNERS` (rules imports this module, hence lazily)."""
+MIN_ANCHOR_SIDE = 1.0  # every base anchor's width and height after the anchor rule's rounding (pixels)
+MIN_RATIO, MAX_RATIO = 1e-4, 1e4  # aspect ratios h / w
+KINDS = ("grid", "ssd", "point")
+
+
+def _registered_assigners() -> tuple:
+    """Assigner names: the built-in ones and any registered in :data:`imbalance_cli.anchors.rules.ASSIGNERS`
+    (rules imports this module, hence lazily)."""
     from imbalance_cli.anchors import rules
 
-    return set(rules.ASSIGNERS)
+    return tuple(dict.fromkeys(ASSIGNER_NAMES + tuple(rules.ASSIGNERS)))
+
+
+def _levels(check: Callable, lo: int, hi: int) -> Callable:
+    """A per-level field: an array of levels, each an array of ``lo`` to ``hi`` values passing ``check``."""
+    def levels(field: str, v):
+        return S.each(field, S.array(field, v, 0, MAX_LEVELS), lambda f, lv: S.each(f, S.array(f, lv, lo, hi), check))
+    return levels
+
+
+def _optional(check: Callable) -> Callable:
+    """``check``, or ``None`` (the Python API's "no bound"; a TOML file cannot write it)."""
+    return lambda field, v: None if v is None else check(field, v)
+
+
+def _pair(check: Callable) -> Callable:
+    return lambda field, v: S.each(field, S.array(field, v, 2, 2), check)
+
+
+def _regress_range(field: str, v) -> tuple[float, float]:
+    """An FCOS regression range ``[low, high]``: low finite in [-1, 1e8], high above it (``inf``: unbounded)."""
+    lo, hi = S.array(field, v, 2, 2)
+    lo = S.number(f"{field}[0]", lo, -1.0, FCOS_INF)
+    if not (S.is_number(hi) and float(hi) > lo):  # NaN fails too
+        raise S.FieldError(f"{field}[1]", f"must be a number above low ({lo:g}; inf for no bound), got {S.describe(hi)}")
+    return lo, float(hi)
+
+
+_SIDE = lambda f, v: S.integer(f, v, 1, MAX_SIDE)  # noqa: E731 - resize sides (pixels)
+
+#: Every field of :class:`AnchorPreset` (also the TOML keys) and its check: type and stated range.
+FIELDS: dict[str, Callable] = {
+    "name": S.string,
+    "kind": lambda f, v: S.choice(f, v, KINDS),
+    "strides": lambda f, v: S.each(f, S.array(f, v, 1, MAX_LEVELS), lambda g, s: S.integer(g, s, 1, MAX_STRIDE)),
+    "sizes": _levels(lambda f, v: S.number(f, v, 0, MAX_SIDE, lo_open=True), 1, MAX_PER_LOCATION),
+    "aspect_ratios": _levels(lambda f, v: S.number(f, v, MIN_RATIO, MAX_RATIO), 0, MAX_PER_LOCATION),
+    "level_names": lambda f, v: S.each(f, S.array(f, v, 1, MAX_LEVELS), S.string),
+    "pos_iou": lambda f, v: S.number(f, v, 0.0, 1.0, lo_open=True),
+    "neg_iou": lambda f, v: S.number(f, v, 0.0, 1.0),
+    "allow_low_quality": S.boolean,
+    "scales": lambda f, v: S.each(f, S.array(f, v, 0, MAX_LEVELS + 1), lambda g, x: S.number(g, x, 0, 100, lo_open=True)),
+    "clip": S.boolean,
+    "matcher": lambda f, v: S.choice(f, v, MATCHER_SEMANTICS),
+    "stride_rule": lambda f, v: S.choice(f, v, STRIDE_RULES),
+    "anchor_rule": lambda f, v: S.choice(f, v, FRAMEWORK_RULES),
+    "box_rule": lambda f, v: S.choice(f, v, FRAMEWORK_RULES),
+    "center_offset": lambda f, v: S.number(f, v, 0.0, 1.0),
+    "assigner": lambda f, v: v if isinstance(v, str) and v in ASSIGNER_NAMES else S.choice(f, v, _registered_assigners()),
+    "topk": lambda f, v: S.integer(f, v, 1, 1000),
+    "center_radius": lambda f, v: S.number(f, v, 0.0, 100.0),
+    "regress_ranges": lambda f, v: S.each(f, S.array(f, v, 0, MAX_LEVELS), _regress_range),
+}
+#: The fields of :class:`ResizePolicy` (TOML table ``[resize]``).
+RESIZE_FIELDS: dict[str, Callable] = {
+    "min_size": _optional(_SIDE),
+    "max_size": _optional(_SIDE),
+    "fixed": _optional(_pair(_SIDE)),
+    "size_divisible": lambda f, v: S.integer(f, v, 1, MAX_STRIDE),
+    "rule": lambda f, v: S.choice(f, v, RESIZE_RULES),
+}
 
 
 def validate_preset(preset: AnchorPreset, where: str | None = None) -> AnchorPreset:
-    """Check a preset's consistency and limits; raise :class:`InputError` naming ``where`` on failure.
+    """Check a preset's fields, their consistency and the limits; raise :class:`InputError` naming ``where``
+    and the field on failure.
 
-    Limits (stated in the README): 1..16 levels; strides integers in [1, 4096]; anchor sizes,
-    ``resize.min_size`` / ``max_size`` / ``fixed`` sides finite and in (0, 100000]; ``size_divisible``
-    in [1, 4096]; at most 1000 anchors per grid position; at most 50 million anchors per image at
-    the largest padded size the resize can produce. All checked before anything is allocated.
+    Each field's type and range is :data:`FIELDS` / :data:`RESIZE_FIELDS` (stated in the README): 1..16
+    levels; strides integers in [1, 4096]; anchor sizes in (0, 100000]; aspect ratios in [1e-4, 1e4];
+    resize sides integers in [1, 100000]; ``size_divisible`` in [1, 4096]. Then the rules between fields
+    (:data:`RULES`): one entry per level everywhere, ``neg_iou <= pos_iou``, the assigner fitting the kind,
+    at most 1000 anchors per grid position, every base anchor at least :data:`MIN_ANCHOR_SIDE` pixels wide
+    and high after the anchor rule's rounding, at most 50 million anchors per image at the largest padded
+    size the resize can produce. All checked before anything is allocated.
     """
-
-    def bad(msg: str):
-        raise InputError(msg, path=where)
-
-    def finite_pos(v, hi) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v <= hi
-
-    n = len(preset.strides)
-    if n == 0:
-        bad("anchor preset needs at least one level (strides)")
-    if n > MAX_LEVELS:
-        bad(f"anchor preset has {n} levels; at most {MAX_LEVELS} are allowed")
-    if preset.kind not in ("grid", "ssd", "point"):
-        bad(f"anchor preset kind must be 'grid', 'ssd' or 'point', got {preset.kind!r}")
-    if any((not isinstance(s, int)) or isinstance(s, bool) or not (1 <= s <= MAX_STRIDE) for s in preset.strides):
-        bad(f"strides must be integers in [1, {MAX_STRIDE}], got {list(preset.strides)}")
-    if len(preset.aspect_ratios) != n:
-        bad(f"aspect_ratios has {len(preset.aspect_ratios)} levels but strides has {n}")
-    if len(preset.level_names) != n:
-        bad(f"level_names has {len(preset.level_names)} entries but strides has {n}")
-    for ratios in preset.aspect_ratios:
-        if len(ratios) == 0 and preset.kind == "grid":
-            bad("every level needs at least one aspect ratio")
-        if any(not finite_pos(r, 1e4) or r < 1e-4 for r in ratios):
-            bad(f"aspect ratios must be numbers in [1e-4, 1e4], got {list(ratios)}")
-    if preset.kind == "grid":
-        if len(preset.sizes) != n:
-            bad(f"sizes has {len(preset.sizes)} levels but strides has {n}")
-        for s in preset.sizes:
-            if len(s) == 0 or any(not finite_pos(v, MAX_SIDE) for v in s):
-                bad(f"every level needs anchor sizes in (0, {MAX_SIDE}], got {list(s)}")
-    elif preset.kind == "ssd":
-        if len(preset.scales) != n + 1:
-            bad(f"an ssd preset needs {n + 1} scales (levels + 1), got {len(preset.scales)}")
-        if any(not finite_pos(v, 100.0) for v in preset.scales):
-            bad(f"scales must be positive numbers up to 100, got {list(preset.scales)}")
-        if preset.resize.fixed is None:
-            bad("an ssd preset needs a fixed resize ([resize] fixed = [height, width])")
-    for lvl in range(n):
-        k = preset.anchors_per_location(lvl)
-        if k > MAX_PER_LOCATION:
-            bad(f"level {lvl} has {k} anchors per grid position; at most {MAX_PER_LOCATION} are allowed")
-    if not (0.0 <= preset.neg_iou <= preset.pos_iou <= 1.0):
-        bad(f"thresholds must satisfy 0 <= neg_iou <= pos_iou <= 1, got pos {preset.pos_iou}, neg {preset.neg_iou}")
-    if preset.pos_iou <= 0:
-        bad(f"pos_iou must be > 0, got {preset.pos_iou}")
-    if preset.matcher not in MATCHER_SEMANTICS:
-        bad(f"matcher must be one of {', '.join(MATCHER_SEMANTICS)}, got {preset.matcher!r}")
-    if preset.stride_rule not in STRIDE_RULES:
-        bad(f"stride_rule must be one of {', '.join(STRIDE_RULES)}, got {preset.stride_rule!r}")
-    for name in ("anchor_rule", "box_rule"):
-        if getattr(preset, name) not in FRAMEWORK_RULES:
-            bad(f"{name} must be one of {', '.join(FRAMEWORK_RULES)}, got {getattr(preset, name)!r}")
-    if not (math.isfinite(preset.center_offset) and 0.0 <= preset.center_offset <= 1.0):
-        bad(f"center_offset must be in [0, 1], got {preset.center_offset}")
-    if preset.assigner not in ASSIGNER_NAMES and preset.assigner not in _registered_assigners():
-        bad(f"assigner must be one of {', '.join(ASSIGNER_NAMES)} (or one registered in anchors.rules.ASSIGNERS), "
-            f"got {preset.assigner!r}")
-    if preset.kind == "point" and preset.assigner != "fcos":
-        bad("a point preset (kind = 'point') needs assigner = 'fcos' (points have no IoU)")
-    if preset.assigner == "fcos":
-        if preset.kind != "point":
-            bad("assigner 'fcos' needs kind = 'point'")
-        if len(preset.regress_ranges) != n:
-            bad(f"regress_ranges has {len(preset.regress_ranges)} levels but strides has {n}")
-        for rr in preset.regress_ranges:
-            if len(rr) != 2 or any(math.isnan(v) for v in rr) or not rr[0] < rr[1]:
-                bad(f"each regress range must be [low, high] with low < high, got {list(rr)}")
-        if not (math.isfinite(preset.center_radius) and 0.0 <= preset.center_radius <= 100.0):
-            bad(f"center_radius must be in [0, 100], got {preset.center_radius}")
-    if preset.assigner == "atss":
-        if preset.kind != "grid":
-            bad("assigner 'atss' needs a grid preset")
-        if not (isinstance(preset.topk, int) and 1 <= preset.topk <= 1000):
-            bad(f"topk must be an integer in [1, 1000], got {preset.topk}")
-    r = preset.resize
-    if r.rule not in RESIZE_RULES:
-        bad(f"resize.rule must be one of {', '.join(RESIZE_RULES)}, got {r.rule!r}")
-    if r.fixed is not None and (len(r.fixed) != 2 or any(not finite_pos(v, MAX_SIDE) for v in r.fixed)):
-        bad(f"resize.fixed must be [height, width], integers in [1, {MAX_SIDE}], got {list(r.fixed)}")
-    for name in ("min_size", "max_size"):
-        v = getattr(r, name)
-        if v is not None and not finite_pos(v, MAX_SIDE):
-            bad(f"resize.{name} must be in [1, {MAX_SIDE}], got {v}")
-    if r.rule == "detectron2" and r.fixed is None and r.min_size is None:
-        bad("resize.rule 'detectron2' needs resize.min_size (the short edge length)")
-    if not (isinstance(r.size_divisible, int) and 1 <= r.size_divisible <= MAX_STRIDE):
-        bad(f"resize.size_divisible must be an integer in [1, {MAX_STRIDE}], got {r.size_divisible}")
-    side = _largest_padded_side(r)
-    if side is not None:
-        worst = sum((-(-side // s)) ** 2 * preset.anchors_per_location(lvl) for lvl, s in enumerate(preset.strides))
-        if worst > MAX_ANCHORS_PER_IMAGE:
-            bad(f"this preset lays up to {worst:,} anchors on one {side} x {side} image; at most "
-                f"{MAX_ANCHORS_PER_IMAGE:,} are allowed (raise the strides or lower the resize)")
+    if not isinstance(preset, AnchorPreset) or not isinstance(preset.resize, ResizePolicy):
+        raise InputError(f"not an anchor preset: {type(preset).__name__}", path=where)
+    try:
+        for name, check in FIELDS.items():
+            check(name, getattr(preset, name))
+        for name, check in RESIZE_FIELDS.items():
+            check(f"resize.{name}", getattr(preset.resize, name))
+        for rule in RULES:
+            rule(preset)
+    except S.FieldError as e:
+        raise S.as_input_error(e, where) from None
     return preset
+
+
+def _same_levels(p: AnchorPreset) -> None:
+    n = p.num_levels
+    for name in ("aspect_ratios", "level_names") + (("sizes",) if p.kind == "grid" else ()):
+        if len(getattr(p, name)) != n:
+            raise S.FieldError(name, f"{name} has {len(getattr(p, name))} levels but strides has {n}")
+    if p.kind == "grid" and any(len(r) == 0 for r in p.aspect_ratios):
+        raise S.FieldError("aspect_ratios", "every level needs at least one aspect ratio")
+    if p.kind == "ssd":
+        if len(p.scales) != n + 1:
+            raise S.FieldError("scales", f"an ssd preset needs {n + 1} scales (levels + 1), got {len(p.scales)}")
+        if p.resize.fixed is None:
+            raise S.FieldError("resize.fixed", "an ssd preset needs a fixed resize ([resize] fixed = [height, width])")
+    if p.assigner == "fcos":
+        if len(p.regress_ranges) != n:
+            raise S.FieldError("regress_ranges", f"regress_ranges has {len(p.regress_ranges)} levels but strides has {n}")
+
+
+def _per_location(p: AnchorPreset) -> None:
+    for lvl in range(p.num_levels):
+        k = p.anchors_per_location(lvl)
+        if k > MAX_PER_LOCATION:
+            raise S.FieldError("sizes" if p.kind == "grid" else "aspect_ratios",
+                               f"level {lvl} has {k} anchors per grid position; at most {MAX_PER_LOCATION} are allowed")
+
+
+def _thresholds(p: AnchorPreset) -> None:
+    if p.neg_iou > p.pos_iou:
+        raise S.FieldError("neg_iou", f"thresholds must satisfy 0 <= neg_iou <= pos_iou <= 1, got pos {p.pos_iou:g}, "
+                           f"neg {p.neg_iou:g}")
+
+
+def _assigner_fits(p: AnchorPreset) -> None:
+    if p.kind == "point" and p.assigner != "fcos":
+        raise S.FieldError("assigner", "a point preset (kind = 'point') needs assigner = 'fcos' (points have no IoU)")
+    if p.assigner == "fcos" and p.kind != "point":
+        raise S.FieldError("kind", "assigner 'fcos' needs kind = 'point'")
+    if p.assigner == "atss" and p.kind != "grid":
+        raise S.FieldError("kind", "assigner 'atss' needs a grid preset")
+    if p.resize.rule == "detectron2" and p.resize.fixed is None and p.resize.min_size is None:
+        raise S.FieldError("resize.min_size", "resize.rule 'detectron2' needs resize.min_size (the short edge length)")
+
+
+def _anchor_sides(p: AnchorPreset) -> None:
+    """Every base anchor at least :data:`MIN_ANCHOR_SIDE` wide and high, as the anchor rule builds it.
+
+    A narrower anchor is rounded to (or is, in float32) a line of no area: its IoU with any box is 0, and
+    the culled engine's bounds divide by its width. torchvision rounds base anchors to whole pixels, so
+    size 32 with aspect ratio 1e4 is 0 x 3200 pixels there; size 1e-300 is no anchor at all.
+    """
+    if p.kind == "point":
+        return
+    from imbalance_cli.anchors.generator import level_shape_params  # generator imports this module
+
+    side = _largest_padded_side(p.resize) or 1
+    for lvl in range(p.num_levels):
+        _, _, wa, ha, _, _ = level_shape_params(p, lvl, side, side)
+        small = np.flatnonzero((wa < MIN_ANCHOR_SIDE) | (ha < MIN_ANCHOR_SIDE))
+        if len(small):
+            k = int(small[0])
+            field = "scales" if p.kind == "ssd" else f"sizes[{lvl}]"
+            raise S.FieldError(field, f"level {lvl} lays a base anchor of {wa[k]:g} x {ha[k]:g} pixels (shape {k}, "
+                               f"{p.anchor_rule if p.kind == 'grid' else 'ssd'} arithmetic); every anchor needs a width "
+                               f"and height of at least {MIN_ANCHOR_SIDE:g} pixel (raise the size or bring the aspect "
+                               "ratio nearer 1)")
+
+
+def _anchor_budget(p: AnchorPreset) -> None:
+    side = _largest_padded_side(p.resize)
+    if side is not None:
+        worst = sum((-(-side // s)) ** 2 * p.anchors_per_location(lvl) for lvl, s in enumerate(p.strides))
+        if worst > MAX_ANCHORS_PER_IMAGE:
+            raise S.FieldError("strides", f"this preset lays up to {worst:,} anchors on one {side} x {side} image; at "
+                               f"most {MAX_ANCHORS_PER_IMAGE:,} are allowed (raise the strides or lower the resize)")
+
+
+#: The rules between fields, in the order :func:`validate_preset` applies them.
+RULES: tuple[Callable[[AnchorPreset], None], ...] = (_same_levels, _per_location, _thresholds, _assigner_fits,
+                                                     _anchor_sides, _anchor_budget)
 
 
 def _largest_padded_side(r: ResizePolicy) -> int | None:
@@ -363,101 +435,98 @@ for _p in (_retinanet(), _rpn(), _ssd300(), _mmdet_retinanet(), _detectron2_reti
 
 
 def _load_toml(path: Path) -> dict:
-    try:
-        import tomllib  # Python >= 3.11
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as e:
-        raise InputError(f"cannot read anchor preset: {e.strerror or e}", path=str(path)) from None
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"invalid TOML: {e}", path=str(path)) from None
+    """A preset TOML file as a dict, read within bounds (:func:`imbalance_cli.anchors.tomlfile.read_toml`)."""
+    return read_toml(path)
 
 
-_KNOWN_KEYS = {"name", "kind", "strides", "sizes", "aspect_ratios", "level_names", "pos_iou", "neg_iou",
-               "allow_low_quality", "resize", "scales", "clip", "matcher", "stride_rule", "anchor_rule", "box_rule",
-               "center_offset", "assigner", "topk", "center_radius", "regress_ranges"}
-_RESIZE_KEYS = {"min_size", "max_size", "fixed", "size_divisible", "rule"}
+_KNOWN_KEYS = set(FIELDS) | {"resize"}
+_RESIZE_KEYS = set(RESIZE_FIELDS)
+#: Keys only a yolov5 preset has: seeing one names the preset kind in the error.
+_YOLOV5_KEYS = {"anchors", "anchor_t", "img_size", "pad_stride", "offset_g"}
+
+
+def yolov5_refused(name: str, where: str | None = None) -> InputError:
+    """The error for a yolov5 preset given where only IoU-matched presets apply."""
+    return InputError(f"{name} is a yolov5 preset (YOLOv5's width/height ratio test, no IoU): this command lays "
+                      "IoU-matched anchors only; use a grid preset (retinanet, rpn, ssd300, mmdet-retinanet, "
+                      "detectron2-retinanet, atss, fcos or a grid TOML)", path=where)
 
 
 def preset_from_dict(data: dict, where: str | None = None) -> AnchorPreset:
-    """Build an :class:`AnchorPreset` from a TOML-shaped dict (see module docstring); InputError on bad data."""
+    """Build an :class:`AnchorPreset` from a TOML-shaped dict (see module docstring); InputError on bad data.
 
-    def bad(msg: str):
-        raise InputError(msg, path=where)
-
+    Every value is checked for its type and range where it enters (:data:`FIELDS`): a string is never read
+    as a boolean or a number, an integer field refuses ``8.7``; the error names the file and the field.
+    """
+    if not isinstance(data, dict):
+        raise InputError(f"an anchor preset must be a table of keys, got {S.describe(data)}", path=where)
     unknown = set(data) - _KNOWN_KEYS
+    if data.get("kind") == "yolov5":
+        raise yolov5_refused("this file", where)
+    if "kind" not in data and unknown and unknown <= _YOLOV5_KEYS:
+        raise InputError(f"has the keys of a yolov5 preset ({', '.join(sorted(unknown))}) but no kind: add "
+                         'kind = "yolov5" (or write a grid preset)', path=where, record="field 'kind'")
     if unknown:
-        bad(f"unknown key(s) in anchor preset: {', '.join(sorted(unknown))} (known: {', '.join(sorted(_KNOWN_KEYS))})")
-    kind = data.get("kind", "grid")
-    if "strides" not in data:
-        bad("anchor preset needs 'strides' (one per level)")
+        raise InputError(f"unknown key(s) in anchor preset: {', '.join(sorted(map(str, unknown)))} "
+                         f"(known: {', '.join(sorted(_KNOWN_KEYS))})", path=where)
     try:
-        if not isinstance(data["strides"], (list, tuple)) or any(
-                isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) for s in data["strides"]):
-            bad(f"strides must be a list of finite integers, got {data['strides']}")
-        strides = tuple(int(s) for s in data["strides"])
-        if any(float(s) != int(s) for s in data["strides"]):
-            bad(f"strides must be integers, got {data['strides']}")
-        n = len(strides)
-        ratios = data.get("aspect_ratios", [[0.5, 1.0, 2.0]] if kind == "grid" else [[2.0]])
-        if not isinstance(ratios, (list, tuple)):
-            bad("aspect_ratios must be a list of numbers or a list of lists (one per level)")
-        if all(not isinstance(r, (list, tuple)) for r in ratios):
-            ratios = [list(ratios)]  # one list for every level
-        ratios = [list(r) if isinstance(r, (list, tuple)) else [r] for r in ratios]
-        if len(ratios) == 1 and n > 1:
-            ratios = ratios * n
-        aspect_ratios = tuple(tuple(float(r) for r in level) for level in ratios)
-        if kind == "grid":
-            if "sizes" not in data:
-                bad("a grid anchor preset needs 'sizes' (a list of sizes per level)")
-            sizes = tuple(tuple(float(v) for v in (lvl if isinstance(lvl, (list, tuple)) else [lvl])) for lvl in data["sizes"])
-            scales: tuple[float, ...] = ()
-        elif kind == "ssd":
-            if "scales" not in data:
-                bad("an ssd anchor preset needs 'scales' (levels + 1 relative scales)")
-            scales = tuple(float(v) for v in data["scales"])
-            sizes = ()
-        elif kind == "point":
-            scales, sizes = (), ()
-        else:
-            bad(f"anchor preset kind must be 'grid', 'ssd' or 'point', got {kind!r}")
-        level_names = tuple(str(x) for x in data.get("level_names", [f"L{i}" for i in range(n)]))
-        rz = data.get("resize", {})
-        if not isinstance(rz, dict):
-            bad("'resize' must be a table ([resize])")
-        unknown_rz = set(rz) - _RESIZE_KEYS
-        if unknown_rz:
-            bad(f"unknown key(s) in [resize]: {', '.join(sorted(unknown_rz))}")
-        fixed = rz.get("fixed")
-        resize = ResizePolicy(
-            min_size=None if rz.get("min_size", 800) is None else int(rz.get("min_size", 800)),
-            max_size=None if rz.get("max_size", 1333) is None else int(rz.get("max_size", 1333)),
-            fixed=None if fixed is None else (int(fixed[0]), int(fixed[1])),
-            size_divisible=int(rz.get("size_divisible", 1 if kind == "ssd" else 32)),
-            rule=str(rz.get("rule", "torchvision")),
-        )
-        default_matcher = "ssd" if kind == "ssd" else "torchvision"
-        preset = AnchorPreset(
-            name=str(data.get("name", Path(where).stem if where else "custom")), sizes=sizes,
-            aspect_ratios=aspect_ratios, strides=strides, level_names=level_names, resize=resize,
-            pos_iou=float(data.get("pos_iou", 0.5)), neg_iou=float(data.get("neg_iou", data.get("pos_iou", 0.5) if kind == "ssd" else 0.4)),
-            allow_low_quality=bool(data.get("allow_low_quality", kind == "grid")), kind=kind, scales=scales,
-            clip=bool(data.get("clip", True)), matcher=str(data.get("matcher", default_matcher)),
-            stride_rule=str(data.get("stride_rule", "fixed")), anchor_rule=str(data.get("anchor_rule", "torchvision")),
-            box_rule=str(data.get("box_rule", "torchvision")), center_offset=float(data.get("center_offset", 0.0)),
-            assigner=str(data.get("assigner", "fcos" if kind == "point" else "max_iou")),
-            topk=int(data.get("topk", 9)), center_radius=float(data.get("center_radius", 1.5)),
-            regress_ranges=tuple((float(a), float(b)) for a, b in data.get("regress_ranges", [])),
-        )
-    except InputError:
-        raise
-    except (TypeError, ValueError, IndexError, KeyError, OverflowError) as e:
-        bad(f"malformed anchor preset: {e}")
+        preset = _preset_fields(data, where)
+    except S.FieldError as e:
+        raise S.as_input_error(e, where) from None
     return validate_preset(preset, where)
+
+
+def _per_level(raw, one_level: bool) -> list:
+    """Per-level lists from a TOML value: a flat list is one level (``one_level``) or one value per level."""
+    if not isinstance(raw, (list, tuple)):
+        return raw  # the field check names the type
+    if one_level and all(not isinstance(r, (list, tuple)) for r in raw):
+        return [list(raw)]
+    return [list(r) if isinstance(r, (list, tuple)) else [r] for r in raw]
+
+
+def _preset_fields(data: dict, where: str | None) -> AnchorPreset:
+    """The dataclass of a preset dict, every field checked by :data:`FIELDS` (defaults by kind)."""
+    kind = FIELDS["kind"]("kind", data.get("kind", "grid"))
+    if "strides" not in data:
+        raise S.FieldError("strides", "anchor preset needs 'strides' (one per level)")
+    n = len(FIELDS["strides"]("strides", data["strides"]))
+    if kind == "grid" and "sizes" not in data:
+        raise S.FieldError("sizes", "a grid anchor preset needs 'sizes' (a list of sizes per level)")
+    if kind == "ssd" and "scales" not in data:
+        raise S.FieldError("scales", "an ssd anchor preset needs 'scales' (levels + 1 relative scales)")
+    stem = Path(where).stem[:200] if where else "custom"
+    defaults = {
+        "name": stem or "custom", "sizes": [], "aspect_ratios": [[0.5, 1.0, 2.0]] if kind == "grid" else [[2.0]],
+        "level_names": [f"L{i}" for i in range(n)], "pos_iou": 0.5, "allow_low_quality": kind == "grid",
+        "scales": [], "clip": True, "matcher": "ssd" if kind == "ssd" else "torchvision", "stride_rule": "fixed",
+        "anchor_rule": "torchvision", "box_rule": "torchvision", "center_offset": 0.0,
+        "assigner": "fcos" if kind == "point" else "max_iou", "topk": 9, "center_radius": 1.5, "regress_ranges": [],
+    }
+    raw = {k: data.get(k, defaults.get(k)) for k in FIELDS if k not in ("neg_iou", "kind")}
+    raw["kind"] = kind
+    raw["neg_iou"] = data.get("neg_iou", raw["pos_iou"] if kind == "ssd" else 0.4)
+    raw["sizes"] = _per_level(raw["sizes"], one_level=False) if kind == "grid" else []
+    raw["aspect_ratios"] = _per_level(raw["aspect_ratios"], one_level=True)
+    if isinstance(raw["aspect_ratios"], list) and len(raw["aspect_ratios"]) == 1 and n > 1:
+        raw["aspect_ratios"] = raw["aspect_ratios"] * n
+    if kind != "ssd":
+        raw["scales"] = []
+    values = {k: FIELDS[k](k, v) for k, v in raw.items()}
+    return AnchorPreset(**values, resize=_resize_fields(data.get("resize", {}), kind))
+
+
+def _resize_fields(rz, kind: str) -> ResizePolicy:
+    """The ``[resize]`` table as a :class:`ResizePolicy`, every key checked by :data:`RESIZE_FIELDS`."""
+    if not isinstance(rz, dict):
+        raise S.FieldError("resize", f"must be a table ([resize]), got {S.describe(rz)}")
+    unknown = set(rz) - _RESIZE_KEYS
+    if unknown:
+        raise S.FieldError("resize", f"unknown key(s) in [resize]: {', '.join(sorted(map(str, unknown)))} "
+                           f"(known: {', '.join(sorted(_RESIZE_KEYS))})")
+    defaults = {"min_size": 800, "max_size": 1333, "fixed": None, "size_divisible": 1 if kind == "ssd" else 32,
+                "rule": "torchvision"}
+    return ResizePolicy(**{k: RESIZE_FIELDS[k](f"resize.{k}", rz.get(k, d)) for k, d in defaults.items()})
 
 
 def get_preset(name_or_path: "str | AnchorPreset", pos_iou: float | None = None, neg_iou: float | None = None) -> AnchorPreset:
@@ -473,6 +542,8 @@ def get_preset(name_or_path: "str | AnchorPreset", pos_iou: float | None = None,
     elif isinstance(name_or_path, str) and name_or_path in PRESETS:
         preset = PRESETS[name_or_path]
         where = None
+    elif isinstance(name_or_path, str) and name_or_path.strip().lower() == "yolov5":
+        raise yolov5_refused("preset 'yolov5'")
     else:
         path = Path(str(name_or_path))
         if path.suffix.lower() != ".toml" or not path.exists():

@@ -117,17 +117,12 @@ class YoloV5Preset:
 YOLOV5 = YoloV5Preset()
 
 
-def validate(preset: YoloV5Preset) -> YoloV5Preset:
-    """Check a YOLOv5 preset's consistency; InputError otherwise."""
-    if len(preset.anchors) != len(preset.strides) or len(preset.level_names) != len(preset.strides):
-        raise InputError("yolov5 preset: anchors, strides and level_names need one entry per level")
-    if any(int(s) <= 0 or preset.pad_stride % int(s) for s in preset.strides):
-        raise InputError(f"yolov5 preset: strides must be positive divisors of pad_stride {preset.pad_stride}")
-    if not preset.anchor_t > 1:
-        raise InputError(f"yolov5 preset: anchor_t must be > 1, got {preset.anchor_t}")
-    if any(len(lv) == 0 or any(w <= 0 or h <= 0 for w, h in lv) for lv in preset.anchors):
-        raise InputError("yolov5 preset: every level needs anchors with positive width and height")
-    return preset
+def validate(preset: YoloV5Preset, where: str | None = None) -> YoloV5Preset:
+    """Check a YOLOv5 preset's fields, their rules and limits; InputError naming ``where`` and the field otherwise
+    (:func:`imbalance_cli.anchors.yolov5_schema.validate_yolov5`)."""
+    from imbalance_cli.anchors.yolov5_schema import validate_yolov5
+
+    return validate_yolov5(preset, where)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -344,20 +339,20 @@ PRESETS = {"yolov5": YOLOV5}
 
 
 # --------------------------------------------------------------------------------------------------- TOML
-#: Keys of a yolov5 preset TOML (``kind = "yolov5"``), as :func:`imbalance_cli.stats.fit.preset_to_toml` writes.
-TOML_KEYS = {"name", "kind", "anchors", "strides", "level_names", "img_size", "pad_stride", "anchor_t", "offset_g"}
+# The keys of a yolov5 preset TOML and their checks: imbalance_cli.anchors.yolov5_schema.TOML_FIELDS.
 
 
 def is_yolov5_toml(path) -> bool:
-    """True when ``path`` is a readable ``.toml`` file declaring ``kind = "yolov5"``."""
+    """True when ``path`` is a ``.toml`` file declaring ``kind = "yolov5"`` (read within the preset reader's bounds:
+    a FIFO, a device or an oversized file is refused with one line, never read)."""
     from pathlib import Path
 
     p = Path(str(path))
-    if p.suffix.lower() != ".toml" or not p.is_file():
+    if p.suffix.lower() != ".toml" or not p.exists():
         return False
-    from imbalance_cli.anchors.presets import _load_toml
+    from imbalance_cli.anchors.tomlfile import read_toml
 
-    return _load_toml(p).get("kind") == "yolov5"
+    return read_toml(p).get("kind") == "yolov5"
 
 
 def resolve(anchors) -> YoloV5Preset | None:
@@ -375,30 +370,8 @@ def resolve(anchors) -> YoloV5Preset | None:
 
 def preset_from_toml(path) -> YoloV5Preset:
     """Load a yolov5 preset TOML (``kind = "yolov5"``; ``anchors`` = per level a list of ``[w, h]`` pairs in
-    pixels of the letterboxed input; other fields default to :data:`YOLOV5`'s). Bad fields raise InputError."""
-    from imbalance_cli.anchors.presets import _load_toml
+    pixels of the letterboxed input; other fields default to :data:`YOLOV5`'s). Every field is checked for its
+    exact type and range (:mod:`imbalance_cli.anchors.yolov5_schema`); InputError naming the file and field."""
+    from imbalance_cli.anchors.yolov5_schema import yolov5_from_toml
 
-    where = str(path)
-    d = _load_toml(path)
-    unknown = sorted(set(d) - TOML_KEYS)
-    if unknown:
-        raise InputError(f"unknown key {unknown[0]!r} in a yolov5 preset (known: {', '.join(sorted(TOML_KEYS))})",
-                         path=where)
-    if d.get("kind") != "yolov5":
-        raise InputError("a yolov5 preset TOML needs kind = \"yolov5\"", path=where)
-    try:
-        anchors = tuple(tuple((float(a[0]), float(a[1])) for a in lv) for lv in d["anchors"])
-        if any(len(a) != 2 for lv in d["anchors"] for a in lv):
-            raise ValueError("each anchor is [width, height]")
-        p = YoloV5Preset(name=str(d.get("name", "yolov5-custom")), anchors=anchors,
-                         strides=tuple(int(s) for s in d.get("strides", YOLOV5.strides)),
-                         level_names=tuple(str(n) for n in d.get("level_names", YOLOV5.level_names)),
-                         img_size=int(d.get("img_size", YOLOV5.img_size)),
-                         pad_stride=int(d.get("pad_stride", YOLOV5.pad_stride)),
-                         anchor_t=float(d.get("anchor_t", YOLOV5.anchor_t)),
-                         offset_g=float(d.get("offset_g", YOLOV5.offset_g)))
-    except KeyError:
-        raise InputError("a yolov5 preset TOML needs 'anchors' ([[w, h], ...] per level)", path=where) from None
-    except (TypeError, ValueError, IndexError) as e:
-        raise InputError(f"bad yolov5 preset field: {e}", path=where) from None
-    return validate(p)
+    return yolov5_from_toml(path)

@@ -27,11 +27,15 @@ def handle_errors(fn: Callable) -> Callable:
     """
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with dist.command_session(kwargs, getattr(fn, "rank_zero_outputs", dist.OUTPUT_ARGUMENTS)) as kwargs:  # under torchrun: process group, rank 0 alone outputs
-            return _run(fn, args, kwargs)
+    def wrapper(*args, **kwargs):  # a bad torchrun setting or a rendezvous timeout is one line too
+        return _run(_in_session, (fn, args, kwargs), {})
 
     return wrapper
+
+
+def _in_session(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    with dist.command_session(kwargs, getattr(fn, "rank_zero_outputs", dist.OUTPUT_ARGUMENTS)) as kwargs:  # under torchrun: process group, rank 0 alone outputs
+        return _run(fn, args, kwargs)
 
 
 def _run(fn: Callable, args: tuple, kwargs: dict) -> Any:

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from imbalance_cli.anchors.yolov5_schema import refuse_yolov5
 from imbalance_cli.commands._common import (
     check_out, echo_json, flag, handle_errors, out_option, refuse_inapplicable, set_quiet, wrote,
 )
@@ -53,6 +54,9 @@ def register(app):
                                 anchors=anchors is not None, fg_bg_ratio=fg_bg_ratio is not None)
         if top < 0:
             raise InputError(f"--top must be >= 0, got {top}")
+        refuse_yolov5(anchors, "margins", "ECM's background ratio is measured from IoU-matched background anchors, "
+                      "which YOLOv5's ratio-test assignment does not define; use an IoU preset (retinanet, rpn, "
+                      "ssd300, a grid TOML) or --fg-bg-ratio")
         counts = class_counts_from(file, format=fmt)
         source = None if fg_bg_ratio is None else "option"
         if anchors is not None:

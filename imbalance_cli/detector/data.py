@@ -15,6 +15,8 @@ evaluation. Only valid, non-crowd boxes are training targets (the Dataset's vali
 from __future__ import annotations
 
 import math
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from torch import Tensor
 from imbalance_cli.errors import InputError
 from imbalance_cli.anchors.generator import resized_size
 from imbalance_cli.data import load
+from imbalance_cli.data._io import MAX_IMAGE_SIDE
 from imbalance_cli.detector.synthetic import write_synthetic_lt
 from imbalance_cli.progress import progress
 from imbalance_cli.stats.classes import class_counts, lvis_frequency
@@ -74,18 +77,38 @@ def resize_scale(h: int, w: int, preset) -> tuple[float, float, int, int]:
 
 
 def _read_image(path: Path, h: int, w: int) -> Tensor:
+    """The image file decoded to RGB and resized to ``h x w``; every failure one :class:`InputError` naming it.
+
+    Only a regular file is opened (a FIFO would block); its header size must lie within the loaders' side limit
+    (:data:`~imbalance_cli.data._io.MAX_IMAGE_SIDE`) before any pixel is decoded, and Pillow's own
+    decompression-bomb limit holds. Whatever a Pillow decoder raises (``OSError``, ``SyntaxError``,
+    ``DecompressionBombError``, ``struct.error``, ...) is reported as the image's error, never a traceback.
+    """
     from PIL import Image
 
     try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError("image file not found (check --images)", path=str(path)) from None
+    except OSError as e:
+        raise InputError(f"cannot read image: {e.strerror or e}", path=str(path)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError("not a regular file (devices, FIFOs and sockets are refused)", path=str(path))
+    try:
         with Image.open(path) as im:
+            iw, ih = im.size
+            if not (1 <= iw <= MAX_IMAGE_SIDE and 1 <= ih <= MAX_IMAGE_SIDE):
+                raise InputError(f"image header says {iw} x {ih} pixels; sides must be in [1, {MAX_IMAGE_SIDE:,}]",
+                                 path=str(path))
             im = im.convert("RGB")
             if im.size != (w, h):
                 im = im.resize((w, h), Image.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
-    except FileNotFoundError:
-        raise InputError("image file not found (check --images)", path=str(path)) from None
-    except OSError as e:
-        raise InputError(f"cannot read image: {e}", path=str(path)) from None
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoder failure is the file's (Pillow raises many kinds)
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise InputError(f"cannot read image: {type(e).__name__}: {first}", path=str(path)) from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
@@ -96,6 +119,9 @@ def confined_image_path(images_dir: Path, file_name: str, data_path, record: str
     lead outside ``images_dir``, is an :class:`InputError` naming the annotation file and record.
     """
     name = str(file_name)
+    if "\x00" in name:
+        raise InputError(f"file_name {name!r} holds a NUL byte, which no path can", path=data_path,
+                         record=f"{record}: file_name")
     root = images_dir.resolve()
     if Path(name).is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise InputError(f"file_name {name!r} is an absolute path; it must be relative to --images",
@@ -105,6 +131,20 @@ def confined_image_path(images_dir: Path, file_name: str, data_path, record: str
         raise InputError(f"file_name {name!r} points outside the --images folder", path=data_path,
                          record=f"{record}: file_name")
     return target
+
+
+def _check_train_size(ds, i: int, preset) -> None:
+    """An image's annotated size usable for training: at least 1 pixel a side (a 0.5-pixel image has no pixel
+    rows to read), within the loaders' side limit, and at least 1 pixel a side after the preset's resize."""
+    h, w = float(ds.heights[i]), float(ds.widths[i])
+    where = dict(path=ds.path, record=f"image id {int(ds.image_ids[i])}")
+    if not (math.isfinite(h) and math.isfinite(w) and 1 <= h <= MAX_IMAGE_SIDE and 1 <= w <= MAX_IMAGE_SIDE):
+        raise InputError(f"image size {w:g} x {h:g}: training needs whole images of 1 to {MAX_IMAGE_SIDE:,} pixels "
+                         "a side (sub-pixel images are refused)", **where)
+    _sy, _sx, nh, nw = resize_scale(int(h), int(w), preset)
+    if nh < 1 or nw < 1:
+        raise InputError(f"image size {w:g} x {h:g} resizes to {nw} x {nh} under preset {preset.name!r}: a side of "
+                         "0 pixels", **where)
 
 
 def _split_from_dataset(ds, rows: np.ndarray, images_dir: Path, preset) -> Split:
@@ -117,6 +157,7 @@ def _split_from_dataset(ds, rows: np.ndarray, images_dir: Path, preset) -> Split
         if ds.file_names is None or not ds.file_names[i]:
             raise InputError("image has no file name", path=ds.path, record=f"image id {int(ds.image_ids[i])}")
         paths[i] = confined_image_path(images_dir, str(ds.file_names[i]), ds.path, f"image id {int(ds.image_ids[i])}")
+        _check_train_size(ds, i, preset)
     for i in progress(rows, total=len(rows), description="reading images"):
         i = int(i)
         oh, ow = int(ds.heights[i]), int(ds.widths[i])

@@ -32,11 +32,13 @@ from imbalance_cli import dist
 from imbalance_cli.anchors.generator import grid_anchors, level_layout
 from imbalance_cli.anchors.matcher import dense_match_batched
 from imbalance_cli.anchors.presets import get_preset, preset_from_dict
+from imbalance_cli.anchors.yolov5_schema import refuse_yolov5
 from imbalance_cli.boxes import iou_aligned
 from imbalance_cli.detector import data as D
 from imbalance_cli.detector.evaluate import evaluate
 from imbalance_cli.detector.model import Detector, ModelConfig, PostProcess, postprocess
 from imbalance_cli.detector.objectives import resolve_objectives, sample_anchors
+from imbalance_cli.detector.resume import check_archive, check_checkpoint, check_states, kept_log_lines
 from imbalance_cli.detector.synthetic import SyntheticConfig
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import AppendFile, claim_files, make_dirs, write_json, write_text, write_via
@@ -177,6 +179,8 @@ def validate(cfg: TrainConfig) -> None:
         raise InputError(f"unknown tail {cfg.tail!r}: use lvis, exp or uniform", record="--tail")
     check_options(cfg.loss, cfg.box_loss)
     check_sampler(cfg.sampler)
+    refuse_yolov5(cfg.anchors, "train", "the compact detector's RetinaNet-style heads label anchors by max IoU "
+                  "(strides 8..128); use synthetic-lt, compact, retinanet or a grid TOML")
     if cfg.data != "synthetic-lt":
         if not Path(cfg.data).exists():
             raise InputError("annotation file not found (or use --data synthetic-lt)", path=cfg.data, record="--data")
@@ -269,16 +273,16 @@ def load_checkpoint(path: Path, device) -> dict:
     """Load ``checkpoint.pt`` with ``torch.load(weights_only=True)``: tensors and plain types only.
 
     A file holding anything else (e.g. a pickle that would run code on load) is refused with an
-    :class:`InputError`; nothing in it is executed.
+    :class:`InputError`; nothing in it is executed. Before it is read the archive is checked
+    (:func:`imbalance_cli.detector.resume.check_archive`: regular file, size bound, no compressed record).
     """
+    check_archive(path)
     try:
         ck = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means: not a checkpoint we wrote
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise InputError(f"refusing to load the checkpoint: it is not a plain weights file ({first})",
                          path=str(path), record="--resume") from None
-    if not isinstance(ck, dict) or not {"model", "optimizer", "objective", "rng", "epoch", "settings"} <= set(ck):
-        raise InputError("not a checkpoint written by imbalance train", path=str(path), record="--resume")
     return ck
 
 
@@ -411,13 +415,12 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
         if not ckpt_path.exists():
             raise InputError("no checkpoint to resume from", path=str(ckpt_path), record="--resume")
         ck = load_checkpoint(ckpt_path, device)
-        if ck["settings"] != settings:
-            diff = sorted(k for k in settings if ck["settings"].get(k) != settings[k])
-            raise InputError(f"checkpoint was written with other settings ({', '.join(diff)}); use the same options or another --out", path=str(ckpt_path), record="--resume")
-    if main:  # before any work: refuse to overwrite a file of the user's named like an output
-        plots = tuple(getattr(renderer, "FILE_NAMES", ()))
-        claim_files(out, "train", RUN_FILES + (plots if cfg.plots else ()), legacy=("synthetic-lt", ".*.tmp", *plots),
-                    markers=RUN_FILES[:2])
+        check_checkpoint(ck, ckpt_path, settings, cfg.epochs)
+    plots = tuple(getattr(renderer, "FILE_NAMES", ()))
+    claim = dict(kind="train", names=RUN_FILES + (plots if cfg.plots else ()), legacy=("synthetic-lt", ".*.tmp", *plots),
+                 markers=RUN_FILES[:2])
+    if main:  # before any work: refuse to overwrite a file of the user's named like an output (recorded below)
+        claim_files(out, **claim, record=False)
     t0 = time.perf_counter()
     if not main:  # rank 0 builds (and caches) the data first; the others then read the same files
         dist.barrier()
@@ -440,6 +443,7 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     total_steps = ipe * cfg.epochs
     start_epoch, train_seconds = 0, 0.0
     if ck is not None:
+        check_states(ck, ckpt_path, model, opt, obj, box_obj)  # shapes, dtypes, finite values: before any step
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         obj.load_state_dict(ck["objective"])
@@ -450,15 +454,9 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
         train_seconds = float(ck.get("train_seconds", 0.0))
         echo(f"resuming after epoch {start_epoch} of {cfg.epochs}")
     # the log keeps exactly the iterations before the resume point
-    keep_lines = []
-    if start_epoch > 0 and log_path.exists():
-        for line in log_path.read_text().splitlines():
-            try:
-                if json.loads(line)["iter"] < start_epoch * ipe:
-                    keep_lines.append(line)
-            except (ValueError, KeyError):
-                break
-    if main:
+    keep_lines = kept_log_lines(log_path, start_epoch * ipe) if start_epoch > 0 else []
+    if main:  # the first write of the run: the manifest records what it will write
+        claim_files(out, **claim)
         write_text(log_path, "".join(l + "\n" for l in keep_lines))
     anchors_fn = _Anchors(preset, device)
     net = dist.wrap_ddp(model, device)  # the model itself in one process

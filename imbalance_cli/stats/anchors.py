@@ -79,6 +79,7 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.bincount(b, minlength=len(edges) - 1).astype(np.int64)
 
 
+@np.errstate(over="ignore")
 def _size_group(dataset: Dataset, order: np.ndarray) -> np.ndarray:
     """COCO size group (0 small, 1 medium, 2 large) of the boxes ``order``, int8, block by block."""
     out = np.empty(len(order), np.int8)

@@ -68,6 +68,7 @@ from imbalance_cli.anchors.presets import get_preset
 from imbalance_cli.anchors.yolov5 import assign_yolov5, autoanchor_metric, letterbox_boxes, letterbox_geometry
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
+from imbalance_cli.specs import check_letterbox_images
 from imbalance_cli.stats.anchors import label_anchors
 
 SCHEMA = "imbalance.anchors/1"
@@ -162,6 +163,7 @@ def check_fittable(preset, objective: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- scoring
+@np.errstate(over="ignore")  # a box beyond float64 (w = h = 1e308): an infinite area, the large group
 def size_groups(dataset: Dataset, order: np.ndarray) -> np.ndarray:
     """COCO size group per box (0 small: area < 32², 1 medium: < 96², 2 large), the file's ``area`` where given,
     else the box's w*h in original pixels (COCO's ``areaRng``)."""
@@ -304,7 +306,7 @@ def kmeans_iou(wh: np.ndarray, k: int, rng: np.random.Generator, iterations: int
 
 def kmeans_start(wh: np.ndarray, L: int, S: int, R: int, rng: np.random.Generator) -> AnchorParams | None:
     """k-means centroids (``L*S*R`` clusters) mapped onto the search space (sizes -> L x S grid, ratios -> R)."""
-    wh = wh[(wh[:, 0] > 0) & (wh[:, 1] > 0)]
+    wh = wh[np.isfinite(wh).all(axis=1) & (wh[:, 0] > 0) & (wh[:, 1] > 0)]  # a box beyond float32 has no shape
     K = L * S * R
     if len(wh) < K:
         return None
@@ -445,7 +447,11 @@ def _baseline(score_preset, build, original, dataset: Dataset, sub: Dataset, row
     def evaluate(params) -> tuple[float, dict]:
         k = params.key()
         if k not in cache:
-            m, _ = score_preset(build(params), sub)
+            try:
+                m, _ = score_preset(build(params), sub)
+            except InputError:  # outside the preset limits (a base anchor under 1 px once rounded): never chosen
+                cache[k] = (-math.inf, None)
+                return cache[k]
             cache[k] = (objective_score(m, objective, ref), m)
         return cache[k]
 
@@ -595,11 +601,7 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
 
     if not dataset.has_image_sizes:
         raise InputError("fitting YOLOv5 anchors needs image sizes (the images themselves)", path=dataset.path)
-    H, W = dataset.heights, dataset.widths
-    bad = np.flatnonzero(~(np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)))
-    if bad.size:
-        i = int(bad[0])
-        raise InputError(f"image {int(dataset.image_ids[i])} has no usable size ({W[i]} x {H[i]})", path=dataset.path)
+    check_letterbox_images(original, dataset.heights, dataset.widths, dataset.image_ids, dataset.path)
     rows = _sample(dataset, sample, seed)
     sub = dataset.subset_images(rows) if len(rows) < dataset.num_images else dataset
     freq = frequency_groups(dataset)

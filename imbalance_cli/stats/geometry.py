@@ -186,6 +186,7 @@ def _image_sizes(dataset: Dataset, img: np.ndarray) -> tuple[np.ndarray, np.ndar
     return dataset.widths[img], dataset.heights[img]
 
 
+@np.errstate(over="ignore")  # a box beyond float64 range (w = h = 1e308) has an infinite area: the large group
 def scale_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins: int = 50) -> dict:
     """The report's ``scale`` block: three relative histograms over [0, 1] with ``bins`` bins and the size groups.
 

@@ -30,6 +30,7 @@ from imbalance_cli.anchors.yolov5 import (YOLOV5, YoloV5Preset, assign_yolov5, a
 from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
+from imbalance_cli.specs import check_letterbox_images
 
 SPATIAL_BINS = 40
 SPATIAL_RANGE = (-1.0, 1.0)
@@ -56,6 +57,7 @@ def _assigned(dataset: Dataset, preset: YoloV5Preset, matcher, pos_iou, neg_iou)
         raise InputError("YOLOv5 anchor statistics need image sizes (the images themselves, or --anchors none)",
                          path=dataset.path)
     H, W = dataset.heights, dataset.widths
+    check_letterbox_images(preset, H, W, dataset.image_ids, dataset.path)  # the anchor pass's limits, before any work
     bad = np.flatnonzero(~(np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)))
     if bad.size:
         i = int(bad[0])
