@@ -143,6 +143,7 @@ def letterbox_geometry(heights, widths, preset: YoloV5Preset = YOLOV5):
     return r, new_h + dh, new_w + dw, dw / 2.0, dh / 2.0
 
 
+@np.errstate(over="ignore", invalid="ignore")  # a box beyond float32 range: inf/NaN, as YOLOv5's float32 labels
 def letterbox_boxes(boxes_xyxy, heights, widths, preset: YoloV5Preset = YOLOV5) -> np.ndarray:
     """Original-pixel boxes (N, 4) -> float32 boxes in pixels of the letterboxed input, per box's image size.
 
@@ -236,6 +237,7 @@ def autoanchor_wh(boxes_xyxy, heights, widths, preset: YoloV5Preset = YOLOV5, se
 
 
 # ---------------------------------------------------------------------------------------------------
+@np.errstate(invalid="ignore")  # a NaN box (beyond float32) matches nothing: comparisons with NaN are false
 def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray, padded_h: np.ndarray,
                   padded_w: np.ndarray, *, semantics: str = "yolov5", images=None) -> CulledOutput:
     """YOLOv5 ``build_targets`` over a whole dataset (see module docstring for the rule and the fields).
