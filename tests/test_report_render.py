@@ -213,8 +213,14 @@ def test_fig5b_fig7_fig13_data():
 
     fig = figmod.scale_figure(report)
     assert [a.get_yscale() for a in fig.axes[:3]] == ["log"] * 3
-    bars = fig.axes[3].patches  # size groups: box area series then area-field series
-    assert [b.get_height() for b in bars] == [70, 40, 21, 72, 39, 20]
+    bars = fig.axes[3].patches  # size groups: one definition (box w*h), the area field only when asked
+    assert [b.get_height() for b in bars] == [70, 40, 21]
+    assert "box w·h" in fig.axes[3].get_title()
+    report["scale"]["size_groups_by"] = "area_field"
+    report["scale"]["size_groups"] = report["scale"]["size_groups_by_area_field"]
+    fig = figmod.scale_figure(report)
+    assert [b.get_height() for b in fig.axes[3].patches] == [72, 39, 20]
+    assert "COCO-eval" in fig.axes[3].get_title() and "area" in fig.axes[3].get_title()
 
     fig = figmod.location_figure(report)
     image = fig.axes[0].images[0]
@@ -271,7 +277,7 @@ def test_write_outputs_csv(written):
     groups = _read_csv(out / "scale_size_groups.csv")
     assert [r["group"] for r in groups] == ["small", "medium", "large"]
     assert float(groups[0]["share"]) == pytest.approx(70 / 131)
-    assert [int(r["boxes_by_area_field"]) for r in groups] == [72, 39, 20]
+    assert [r["area_of"] for r in groups] == ["box w*h"] * 3 and "boxes_by_area_field" not in groups[0]
     loc = _read_csv(out / "location.csv")
     counts = report["location"]["counts"]
     assert len(loc) == 25

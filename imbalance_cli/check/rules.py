@@ -16,7 +16,9 @@ Rules (every threshold and severity can be set in a TOML rules file, see :data:`
   (a class whose width/height/area histogram puts >= 80% of its mass in the top 10% of bins),
   ``unused_class`` (defined but no valid box), ``images_without_boxes``;
 * anchors (with ``--anchors`` or ``[anchors] preset``): ``anchor_no_positive`` (share of boxes
-  with no positive anchor > threshold) and ``anchor_neg_pos_ratio`` (background/foreground anchors
+  with no positive anchor at all, low-quality matches counted, > threshold), ``anchor_below_positive_iou``
+  (share of boxes with no anchor at IoU >= the positive threshold, trained only through low-quality
+  matches, > threshold 0.25) and ``anchor_neg_pos_ratio`` (background/foreground anchors
   > threshold). Only these import the anchor engine (and so torch);
 * drift against a baseline ``stats.json`` (``imbalance stats --json``): ``drift_class_tv``
   (total-variation distance of class instance distributions), ``drift_scale_wasserstein``
@@ -85,6 +87,7 @@ DEFAULT_RULES: dict[str, dict] = {
     "unused_class": {"severity": "warning"},
     "images_without_boxes": {"severity": "warning", "max_share": 0.0},
     "anchor_no_positive": {"severity": "warning", "threshold": 0.0},
+    "anchor_below_positive_iou": {"severity": "warning", "threshold": 0.25},
     "anchor_neg_pos_ratio": {"severity": "warning", "threshold": 1000.0},
     "drift_class_tv": {"severity": "warning", "threshold": 0.1},
     "drift_scale_wasserstein": {"severity": "warning", "threshold": 0.05},
@@ -95,7 +98,7 @@ RULE_GROUPS = {
     "structure": ("missing_field", "duplicate_id", "undefined_image", "undefined_category", "invalid_image", "invalid_box"),
     "distribution": ("few_instances", "imbalance_ratio", "size_outlier", "skewed_distribution", "unused_class",
                      "images_without_boxes"),
-    "anchors": ("anchor_no_positive", "anchor_neg_pos_ratio"),
+    "anchors": ("anchor_no_positive", "anchor_below_positive_iou", "anchor_neg_pos_ratio"),
     "drift": ("drift_class_tv", "drift_scale_wasserstein", "drift_new_class", "drift_missing_class"),
 }
 GROUP_OF = {r: g for g, rs in RULE_GROUPS.items() for r in rs}
@@ -329,11 +332,21 @@ def anchor_findings(dataset, rules: Rules) -> list[Finding]:
     if a["boxes"]:
         share = a["boxes_without_positive"] / a["boxes"]
         thr = rules.get("anchor_no_positive", "threshold")
+        below = a.get("boxes_below_positive_iou")
+        other = "" if below is None else (f"; {below} ({below / a['boxes']:.2%}) have no anchor at IoU >= "
+                                          f"{a['pos_iou']:g} (positives only through low-quality matches)")
         if share > thr:
             rows = a.get("box_without_positive")
             _emit(out, rules, "anchor_no_positive", f"{a['boxes_without_positive']} of {a['boxes']} boxes ({share:.2%}) "
-                  f"have no positive anchor under '{rules.anchors}'", value=share, threshold=thr,
-                  **(_involved(dataset, boxes=np.sort(rows)) if rows is not None else {}))
+                  f"have no positive anchor under '{rules.anchors}' (low-quality matches counted){other}",
+                  value=share, threshold=thr, **(_involved(dataset, boxes=np.sort(rows)) if rows is not None else {}))
+        if below is not None and below / a["boxes"] > rules.get("anchor_below_positive_iou", "threshold"):
+            rows = a.get("box_below_positive_iou")
+            _emit(out, rules, "anchor_below_positive_iou", f"{below} of {a['boxes']} boxes ({below / a['boxes']:.2%}) "
+                  f"have no anchor at IoU >= {a['pos_iou']:g} under '{rules.anchors}': positives only through "
+                  f"low-quality matches ({a['boxes_without_positive']} without any positive)",
+                  value=below / a["boxes"], threshold=rules.get("anchor_below_positive_iou", "threshold"),
+                  **_involved(dataset, boxes=np.sort(rows)))
     fg, bg = float(a["foreground_total"]), float(a["background_total"])
     thr = rules.get("anchor_neg_pos_ratio", "threshold")
     ratio = math.inf if fg == 0 else bg / fg

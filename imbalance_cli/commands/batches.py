@@ -31,6 +31,8 @@ def register(app):
         anchors: Optional[str] = typer.Option(None, "--anchors", help="Also measure the foreground anchor share per "
                                               "batch under this preset (retinanet|rpn|ssd300|my.toml)."),
         fmt: Optional[str] = typer.Option(None, "--format", help="Annotation format override."),
+        drop_last: bool = flag("--drop-last", help="Drop the last, partial batch (PyTorch's DataLoader "
+                               "drop_last=True); by default it is kept and counted."),
         json_out: bool = flag("--json", help="Print the imbalance.batches/1 JSON to stdout only."),
         out: Optional[Path] = out_option("batches.json, per_batch.csv and batches.png"),
         quiet: bool = flag("--quiet", "-q", help="No progress bars."),
@@ -46,7 +48,8 @@ def register(app):
         check_out(out)
         dataset = load(file, spec=LoadSpec.build(format=fmt, workers=workers, cache=not no_cache))
         report = batch_statistics(dataset, batch_size=batch_size, sampler=sampler, epochs=epochs, seed=seed,
-                                  repeat_threshold=repeat_threshold, anchors=parse_anchors(anchors), keep_per_batch=out is not None)
+                                  repeat_threshold=repeat_threshold, anchors=parse_anchors(anchors), keep_per_batch=out is not None,
+                                  drop_last=drop_last)
         written = []
         if out is not None:
             written = render.write_outputs(report, out)

@@ -24,9 +24,9 @@ def register(app):
     def margins(
         file: Path = typer.Argument(..., help="Annotation file (COCO/LVIS/...) or an LVIS-style category-statistics "
                                     "JSON with instance_count/image_count (e.g. lvis_v1_train_cat_info.json)."),
-        fg_bg_ratio: Optional[float] = typer.Option(None, "--fg-bg-ratio", help="Background/foreground ratio r of the "
+        fg_bg_ratio: Optional[float] = typer.Option(None, "--fg-bg-ratio", help="Background per foreground anchor, r, of the "
                                                     "classification layer (ECM's LVIS value: 6.3313). n_bg = r * sum n_c."),
-        anchors: Optional[str] = typer.Option(None, "--anchors", help="Measure r as background/foreground anchors of "
+        anchors: Optional[str] = typer.Option(None, "--anchors", help="Measure r (background per foreground anchor) with "
                                               "this preset (retinanet|rpn|ssd300|my.toml); needs a full annotation file."),
         one_stage: bool = flag("--one-stage", help="Leave the background out (one-stage detectors, Cho & "
                                "Kraehenbuehl, ECCV 2022, supp. F)."),

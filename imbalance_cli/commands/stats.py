@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from imbalance_cli.commands._anchor_options import (
-    ChunkSizeOpt, DeviceOpt, EngineOpt, MatcherOpt, NegativeSampleOpt, NegIouOpt, PosIouOpt, WorkersOpt, build_spec,
+    ChunkSizeOpt, CocoEvalSizesOpt, DeviceOpt, EngineOpt, MatcherOpt, NegativeSampleOpt, NegIouOpt, PosIouOpt,
+    WorkersOpt, build_spec, size_by,
 )
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.data import load
@@ -68,6 +69,7 @@ def stats(
     per_class_location: bool = flag("--per-class-location", help="Also a centre histogram per class."),
     bags_edges: str = typer.Option("0,10,100,1000,inf", "--bags-edges", help="BAGS group edges on instance counts."),
     hist_bins: int = typer.Option(50, "--hist-bins", help="Bins of the relative width/height/area histograms."),
+    coco_eval_sizes: CocoEvalSizesOpt = False,
     json_out: bool = flag("--json", help="Print only the report JSON to stdout."),
     out: Optional[Path] = out_option("stats.json, CSVs, PNG figures and report.html"),
     quiet: bool = flag("--quiet", "-q", help="No progress bars or status messages."),
@@ -113,7 +115,7 @@ def stats(
     if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
         split_report = split_statistics(dataset, anchors=anchor_arg, location_bins=location_bins,
                                         per_class_location=per_class_location, bags_edges=edges, scale_bins=hist_bins,
-                                        strict=strict, **anchor_kwargs)
+                                        strict=strict, size_by=size_by(coco_eval_sizes), **anchor_kwargs)
         written = render_splits.write_outputs(split_report, out) if out is not None else []
         if json_out:
             echo_json(dumps_json(split_report))
@@ -122,7 +124,8 @@ def stats(
         wrote(out, written, quiet)
         return
     report = analyze(dataset, anchors=anchor_arg, location_bins=location_bins, per_class_location=per_class_location,
-                     bags_edges=edges, hist_bins=hist_bins, strict=strict, **anchor_kwargs)
+                     bags_edges=edges, hist_bins=hist_bins, strict=strict, size_by=size_by(coco_eval_sizes),
+                     **anchor_kwargs)
 
     data = report.to_dict()
     written = render.write_outputs(data, out) if out is not None else []

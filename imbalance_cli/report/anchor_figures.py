@@ -23,7 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from imbalance_cli import vocabulary
 from imbalance_cli.report._common import new_figure, num
+from imbalance_cli.report.tables import _COVERAGE_KEYS as _COVERAGE_TERMS
+from imbalance_cli.report.tables import coverage_columns, size_groups_label, size_groups_note
 
 _FG, _IGN, _BG = "#d62728", "#ff7f0e", "#1f77b4"
 
@@ -158,22 +161,28 @@ def spatial_figure(a: dict):
 
 
 def coverage_figure(a: dict):
-    """Coverage: share of boxes without a positive-IoU anchor / below the negative threshold, by size."""
-    by = (a.get("coverage") or {}).get("by_size") or {}
+    """Coverage by size group: share of boxes without a positive anchor, below the positive IoU and below the
+    negative IoU (the columns of :func:`imbalance_cli.report.tables.coverage_columns`, named by the vocabulary)."""
+    coverage = a.get("coverage") or {}
+    by = coverage.get("by_size") or {}
     groups = [g for g in ("small", "medium", "large") if g in by]
-    fig = new_figure(5.5, 3.4)
+    cols = coverage_columns(a)
+    fig = new_figure(6.0, 3.4)
     ax = fig.subplots()
     x = list(range(len(groups)))
-    w = 0.4
+    w = 0.8 / max(len(cols), 1)
     share = lambda g, k: 100.0 * num(by[g].get(k)) / num(by[g].get("boxes")) if num(by[g].get("boxes")) else 0.0
     th = a.get("thresholds") or {}
-    ax.bar([i - w / 2 for i in x], [share(g, "without_positive") for g in groups], w, color=_IGN,
-           label=f"no anchor with IoU ≥ {th.get('pos_iou')}")
-    ax.bar([i + w / 2 for i in x], [share(g, "below_negative") for g in groups], w, color=_BG,
-           label=f"best IoU < {th.get('neg_iou')}")
+    colours = {"without_positive": _FG, "below_positive_iou": _IGN, "below_negative": _BG}
+    thr = {"below_positive_iou": f" ({th.get('pos_iou')})", "below_negative": f" ({th.get('neg_iou')})"}
+    for i, (k, _head) in enumerate(cols):
+        term = dict(_COVERAGE_TERMS)[k]
+        ax.bar([j + (i - (len(cols) - 1) / 2) * w for j in x], [share(g, k) for g in groups], w, color=colours[k],
+               label=vocabulary.label(term) + thr.get(k, ""))
     ax.set_xticks(x, [f"{g}\n({int(num(by[g].get('boxes'))):,} boxes)" for g in groups])
-    ax.set_ylabel("% of boxes")
-    ax.set_title("Anchor coverage by COCO size group")
+    ax.set_xlabel(size_groups_label(coverage.get("size_groups_by")))
+    ax.set_ylabel("% of boxes in the group")
+    ax.set_title("Anchor coverage by size group")
     ax.legend(fontsize=7)
     return fig
 
@@ -203,7 +212,8 @@ def figures(anchors: dict, names: dict | None = None) -> list[tuple[str, str, An
          "Top-left corner of each positive anchor in its matched box's normalised frame; the dashed square is "
          "the box. Survey Fig. 14."),
         ("anchor_coverage.png", "Anchor coverage by object size", coverage_figure(a),
-         "Share of boxes with no anchor at or above the positive IoU threshold (positive only through the "
-         "low-quality rule) and of boxes whose best IoU is below the negative threshold, by COCO size group."),
+         "Share of boxes, by size group (" + size_groups_note((a.get("coverage") or {}).get("size_groups_by"))
+         + "): " + "; ".join(f"{vocabulary.label(dict(_COVERAGE_TERMS)[k])}: {vocabulary.meaning(dict(_COVERAGE_TERMS)[k])}"
+                              for k, _h in coverage_columns(a)) + "."),
     ]
     return out

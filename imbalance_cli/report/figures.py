@@ -32,6 +32,8 @@ from imbalance_cli.report.tables import (
     histogram_bins,
     location_summary,
     lvis_groups_shown,
+    size_groups_label,
+    size_groups_note,
     sorted_classes,
 )
 
@@ -227,15 +229,14 @@ def scale_figure(report: dict):
 
 def _size_groups_panel(ax, scale: dict) -> None:
     groups = scale.get("size_groups")
-    by_field = scale.get("size_groups_by_area_field")
-    ax.set_title("(d) COCO size groups (box area in pixels)", fontsize=10)
+    by_area_field = scale.get("size_groups_by") == "area_field"
+    ax.set_title(f"(d) {size_groups_label(scale.get('size_groups_by'))}", fontsize=10)
     names = ["small", "medium", "large"]
     labels = ["small\n< 32²", "medium\n32² – 96²", "large\n≥ 96²"]
     series = []
     if isinstance(groups, dict):
-        series.append(("box area w·h", [num(groups.get(k)) for k in names], "#8172b2"))
-    if isinstance(by_field, dict):
-        series.append(("file's `area` field", [num(by_field.get(k)) for k in names], "#ccb974"))
+        series.append(("file's area field" if by_area_field else "box area w·h", [num(groups.get(k)) for k in names],
+                       "#ccb974" if by_area_field else "#8172b2"))
     if not series or all(sum(v) <= 0 for _, v, _ in series):
         _empty(ax, "not available (no image sizes)" if not series else "no valid boxes")
         return
@@ -250,6 +251,7 @@ def _size_groups_panel(ax, scale: dict) -> None:
                             textcoords="offset points", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(3))
     ax.set_xticklabels(labels, fontsize=9)
+    ax.set_xlabel("area in pixels of the original image")
     ax.set_ylabel("boxes")
     ax.margins(y=0.15)
     if len(series) > 1:
@@ -350,7 +352,7 @@ def figures(report: dict) -> list[tuple[str, str, str, Any]]:
             "fig7_scale.png",
             "Scale imbalance (survey Fig. 7)",
             "Distributions of box width (a), height (b) and area (c) relative to the image, log-scale y, as in "
-            "the survey's Fig. 7; (d) COCO size groups by absolute box area.",
+            f"the survey's Fig. 7; (d) {size_groups_note(report['scale'].get('size_groups_by'))}.",
             scale_figure(report),
         ))
     loc = report.get("location")

@@ -92,6 +92,16 @@ def render_terminal(report: dict, console=None, snippets: bool = True) -> None:
     for row in comparison_rows(report):
         t.add_row(*row)
     console.print(t)
+    v = report.get("verdict")
+    if v:
+        from rich.text import Text
+
+        from imbalance_cli.report.tables import LEVEL_STYLE
+
+        line = Text("verdict ", style="bold")
+        line.append(v["level"].upper(), style=LEVEL_STYLE.get(v["level"], ""))
+        line.append(f"  {v['message']}")
+        console.print(line)
     console.print(f"score ({report['objective']}): before {b['score']:.4f}, after {a['score']:.4f}; search on "
                   f"{report['sample_images']:,} images, seed {report['seed']}, {s['iterations_done']} of "
                   f"{s['iterations_asked']} iterations ({s['stopped']}), {s['seconds']:.1f} s")
@@ -114,7 +124,10 @@ def figure(report: dict):
     fig = Figure(figsize=(10, 6.4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 2)
-    for row, section, title in ((0, "by_size", "size group (COCO area)"), (1, "by_frequency", "class frequency group")):
+    from imbalance_cli.report.tables import size_groups_label
+
+    for row, section, title in ((0, "by_size", size_groups_label(report.get("size_groups_by"))),
+                                (1, "by_frequency", "class frequency group")):
         names = list(b[section])
         x = list(range(len(names)))
         for col, key, ylabel in ((0, "coverage", "coverage at the positive threshold"),
@@ -170,6 +183,10 @@ def render_html(report: dict, png: bytes | None) -> str:
         f"Score before {b['score']:.4f}, after {a['score']:.4f}.</p>",
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
     ]
+    v = report.get("verdict")
+    if v:
+        parts.append(f"<p class='verdict {escape(v['level'])}'><b>Verdict: {escape(v['level'])}</b> — "
+                     f"{escape(v['message'])}</p>")
     if png:
         parts.append(f"<img alt='before/after figure' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
     parts.append(f"<h2>Fitted numbers</h2><p>{escape(_params_text(report))}.</p>")

@@ -16,6 +16,8 @@ from imbalance_cli.report.tables import (
     FREQUENCY_LABELS,
     MEASURE_INFO,
     anchor_summary_rows,
+    coverage_caption,
+    coverage_columns,
     disagreement_text,
     distribution_rows,
     fmt_int,
@@ -23,6 +25,7 @@ from imbalance_cli.report.tables import (
     fmt_pct,
     lvis_groups_shown,
     lvis_groups_text,
+    size_groups_label,
     sorted_classes,
 )
 
@@ -46,6 +49,7 @@ h3 { font-size: 15px; margin: 0 0 8px; }
                border-radius: 8px; padding: 9px 12px; }
 .verdicts li.ok { border-left-color: var(--ok); } .verdicts li.moderate { border-left-color: var(--moderate); }
 .verdicts li.severe { border-left-color: var(--severe); }
+.verdicts li.undetermined { border-left-color: var(--muted); }
 .badge { display: inline-block; min-width: 78px; font-size: 11.5px; font-weight: 700; letter-spacing: .04em;
          text-transform: uppercase; border-radius: 999px; padding: 1px 8px; margin-right: 8px; text-align: center;
          color: #fff; background: var(--muted); }
@@ -172,7 +176,7 @@ def render_html(report: dict, figures: list, top: int = 15) -> str:
         parts.append("<h2>Verdicts</h2><ul class=\"verdicts\">")
         for v in verdicts:
             level = str(v.get("level", ""))
-            css = level if level in ("ok", "moderate", "severe") else ""
+            css = level if level in ("ok", "moderate", "severe", "undetermined") else ""
             parts.append(
                 f'<li class="{css}"><span class="badge {css}">{escape(level)}</span>'
                 f'<span class="vt">{escape(str(v.get("type", "")).replace("_", "-"))}</span>{escape(str(v.get("message", "")))}</li>'
@@ -251,17 +255,18 @@ def render_html(report: dict, figures: list, top: int = 15) -> str:
             parts.append("<div><h3>Pyramid levels (survey §5.4.1)</h3>" + _table(
                 [("level", ""), ("stride", "n"), ("anchors", "n"), ("positives", "n"), ("pos. share", "n"),
                  ("boxes best here", "n")], lrows) + "</div>")
-        by_size = (anchors.get("coverage") or {}).get("by_size") if isinstance(anchors.get("coverage"), dict) else None
+        coverage = anchors.get("coverage") if isinstance(anchors.get("coverage"), dict) else {}
+        by_size = coverage.get("by_size")
         if isinstance(by_size, dict) and by_size:
+            cols = coverage_columns(anchors)
             crow = []
             for g, v in by_size.items():
                 v = v if isinstance(v, dict) else {}
-                crow.append([(str(g), ""), (fmt_int(v.get("boxes")), "n"),
-                             (f"{fmt_int(v.get('without_positive'))} ({fmt_pct(v.get('without_positive'), v.get('boxes'))})", "n"),
-                             (f"{fmt_int(v.get('below_negative'))} ({fmt_pct(v.get('below_negative'), v.get('boxes'))})", "n")])
-            parts.append("<div><h3>Coverage by COCO size group</h3>" + _table(
-                [("size", ""), ("boxes", "n"), ("no anchor ≥ pos. IoU", "n"), ("best IoU < neg. IoU", "n")], crow)
-                + "</div>")
+                crow.append([(str(g), ""), (fmt_int(v.get("boxes")), "n")]
+                            + [(f"{fmt_int(v.get(k))} ({fmt_pct(v.get(k), v.get('boxes'))})", "n") for k, _h in cols])
+            parts.append(f"<div><h3>Coverage by {escape(size_groups_label(coverage.get('size_groups_by')))}</h3>"
+                         + _table([("size", ""), ("boxes", "n")] + [(h, "n") for _k, h in cols], crow)
+                         + f'<p class="note">{escape(coverage_caption(anchors))}</p></div>')
         per_class = _positives_per_instance(anchors, classes)
         if per_class:
             prow = [[(name, ""), (fmt_int(inst), "n"), (fmt_int(pos), "n"), (fmt_num(ratio), "n")]
