@@ -66,6 +66,7 @@ except ImportError:  # Python 3.10
 from imbalance_cli.check.findings import LEVEL, SEVERITIES, CheckResult, Finding
 from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import INVALID_REASONS
+from imbalance_cli.data.splits import has_splits, split_names, split_of
 from imbalance_cli.data.validate import Problem, load_with_problems
 from imbalance_cli.errors import InputError
 from imbalance_cli.stats.batches import anchor_counts
@@ -427,13 +428,34 @@ def drift_findings(dataset, baseline: dict, rules: Rules) -> list[Finding]:
 
 # --------------------------------------------------------------------------------------- run
 def run_check(path: str | os.PathLike, rules: Rules | None = None, baseline: dict | None = None,
-              format: str | None = None) -> CheckResult:
+              format: str | None = None, split: str | None = None) -> CheckResult:
     """Run every enabled rule on the file at ``path`` (plus anchors/drift rules when configured).
 
-    ``format`` is the annotation format (coco, lvis, objects365, openimages, voc; detected when None).
+    ``format`` is the annotation format (coco, lvis, objects365, openimages, voc; detected when None);
+    ``split`` one split of a multi-split data.yaml (:func:`run_check_splits` checks every split).
     """
+    results = run_check_splits(path, rules, baseline, format, split)
+    if len(results) != 1:
+        raise InputError(f"the file has {len(results)} splits: pass split= (or use run_check_splits)", path=path)
+    return results[0]
+
+
+def run_check_splits(path: str | os.PathLike, rules: Rules | None = None, baseline: dict | None = None,
+                     format: str | None = None, split: str | None = None) -> list[CheckResult]:
+    """:func:`run_check` of split ``split``, or of every split of a multi-split data.yaml in turn (one result
+    each, named ``file[split]``), never of the splits merged; one result for a file without splits."""
     rules = rules or Rules()
     dataset, problems = load_with_problems(path, format)
+    if split is not None:
+        parts = [split_of(dataset, split)]
+    elif has_splits(dataset):
+        parts = [split_of(dataset, name) for name in split_names(dataset)]
+    else:
+        parts = [dataset]
+    return [_check_dataset(d, problems, rules, baseline, d.path if d is not dataset else path) for d in parts]
+
+
+def _check_dataset(dataset, problems, rules: Rules, baseline: dict | None, path) -> CheckResult:
     findings = structure_findings(problems, rules)
     findings += distribution_findings(dataset, rules)
     run = list(RULE_GROUPS["structure"]) + list(RULE_GROUPS["distribution"])

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._split import SplitOpt, pick_split
 from imbalance_cli.data import load
 from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.fileio import dumps_json
@@ -31,6 +32,7 @@ def register(app):
         anchors: Optional[str] = typer.Option(None, "--anchors", help="Also measure the foreground anchor share per "
                                               "batch under this preset (retinanet|rpn|ssd300|my.toml)."),
         fmt: Optional[str] = typer.Option(None, "--format", help="Annotation format override."),
+        split: SplitOpt = None,
         drop_last: bool = flag("--drop-last", help="Drop the last, partial batch (PyTorch's DataLoader "
                                "drop_last=True); by default it is kept and counted."),
         json_out: bool = flag("--json", help="Print the imbalance.batches/1 JSON to stdout only."),
@@ -46,7 +48,8 @@ def register(app):
         """
         set_quiet(quiet)
         check_out(out)
-        dataset = load(file, spec=LoadSpec.build(format=fmt, workers=workers, cache=not no_cache))
+        dataset = pick_split(load(file, spec=LoadSpec.build(format=fmt, workers=workers, cache=not no_cache)), split,
+                             quiet=quiet)
         report = batch_statistics(dataset, batch_size=batch_size, sampler=sampler, epochs=epochs, seed=seed,
                                   repeat_threshold=repeat_threshold, anchors=parse_anchors(anchors), keep_per_batch=out is not None,
                                   drop_last=drop_last)

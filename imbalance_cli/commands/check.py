@@ -15,7 +15,8 @@ from typing import Optional
 import typer
 
 from imbalance_cli.choices import Choice
-from imbalance_cli.check import load_baseline, load_rules, run_check
+from imbalance_cli.check import load_baseline, load_rules
+from imbalance_cli.check.rules import run_check_splits
 from imbalance_cli.commands._common import handle_errors, set_quiet
 from imbalance_cli.data.detect import FORMATS
 from imbalance_cli.errors import FindingsError
@@ -59,6 +60,9 @@ def register(app):
                                            + ", ".join(FILE_NAMES.values()) + "."),
         summary: Optional[Path] = typer.Option(None, "--summary", help="Append the Markdown summary to this file "
                                                "(default: $GITHUB_STEP_SUMMARY when set)."),
+        split: Optional[str] = typer.Option(None, "--split", metavar="NAME", show_default=False,
+                                            help="One split of a multi-split YOLO data.yaml; default: every split "
+                                            "checked in turn, each named FILE[split] (never merged)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ):
         """Check a dataset: structural errors, distribution warnings, anchor rules, drift against a baseline.
@@ -71,7 +75,8 @@ def register(app):
         fmt = data_format or legacy_format
         r = load_rules(rules, fail_on=fail_on.value if fail_on is not None else None, anchors=anchors)
         base = load_baseline(baseline) if baseline is not None else None
-        results = [run_check(f, r, base, format=fmt.value if fmt is not None else None) for f in files]
+        results = [res for f in files
+                   for res in run_check_splits(f, r, base, format=fmt.value if fmt is not None else None, split=split)]
         typer.echo(render_many(results, report_format.value), nl=False)
         if report_format.value in ("json", "junit", "markdown"):  # machine output on stdout: the verdict to stderr
             for res in results:

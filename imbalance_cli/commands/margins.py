@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._split import SplitOpt, split_note
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import margins as render
@@ -32,6 +33,7 @@ def register(app):
                                "Kraehenbuehl, ECCV 2022, supp. F)."),
         fmt: Optional[str] = typer.Option(None, "--format", help="Annotation format override (coco|lvis|openimages|"
                                           "objects365|voc)."),
+        split: SplitOpt = None,
         top: int = typer.Option(15, "--top", help="Rows of the terminal table at each end (rarest and most frequent)."),
         json_out: bool = flag("--json", help="Print the imbalance.margins/1 JSON to stdout only."),
         out: Optional[Path] = out_option("margins.json, margins.csv, instance_counts.json, ecm_counts.json and "
@@ -50,7 +52,7 @@ def register(app):
             raise InputError("--one-stage leaves the background out: do not combine it with --anchors")
         if top < 0:
             raise InputError(f"--top must be >= 0, got {top}")
-        counts = class_counts_from(file, format=fmt)
+        counts = class_counts_from(file, format=fmt, split=split, note=None if quiet else split_note)
         source = None if fg_bg_ratio is None else "option"
         if anchors is not None:
             if counts.dataset is None:

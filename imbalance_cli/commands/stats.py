@@ -14,6 +14,8 @@ from imbalance_cli.commands._anchor_options import (
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.data import load
 from imbalance_cli.data.spec import LoadSpec
+from imbalance_cli.commands._split import names_hint
+from imbalance_cli.data.splits import split_of
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import splits as render_splits
@@ -70,6 +72,9 @@ def stats(
     bags_edges: str = typer.Option("0,10,100,1000,inf", "--bags-edges", help="BAGS group edges on instance counts."),
     hist_bins: int = typer.Option(50, "--hist-bins", help="Bins of the relative width/height/area histograms."),
     coco_eval_sizes: CocoEvalSizesOpt = False,
+    split: Optional[str] = typer.Option(None, "--split", metavar="NAME", show_default=False, help="One split of a "
+                                        "multi-split YOLO data.yaml (train, val, ...). Default: every split side by "
+                                        "side, with the train vs val distances."),
     json_out: bool = flag("--json", help="Print only the report JSON to stdout."),
     out: Optional[Path] = out_option("stats.json, CSVs, PNG figures and report.html"),
     quiet: bool = flag("--quiet", "-q", help="No progress bars or status messages."),
@@ -95,6 +100,9 @@ def stats(
     load_spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers or None,
                                cache=not no_cache, strict=strict)
     dataset = load(str(file), spec=load_spec)
+    if split is not None:
+        dataset = split_of(dataset, split)
+    names_hint(dataset, quiet or json_out)
     if anchors is None:  # the detector a dataset's users train: YOLOv5 for YOLO datasets, RetinaNet otherwise
         anchors = ("yolov5" if dataset.has_image_sizes else "none") if dataset.format == "yolo" else "retinanet"
         spec = make_spec(anchors)

@@ -39,6 +39,7 @@ from imbalance_cli.detector.model import Detector, ModelConfig, PostProcess, pos
 from imbalance_cli.detector.objectives import resolve_objectives, sample_anchors
 from imbalance_cli.detector.synthetic import SyntheticConfig
 from imbalance_cli.errors import InputError
+from imbalance_cli.data.yolo import is_yolo_path
 from imbalance_cli.fileio import atomic_path, write_json, write_text
 from imbalance_cli.losses.registry import check_options, check_sampler
 from imbalance_cli.losses.regression import decode_deltas, encode_deltas
@@ -85,6 +86,7 @@ class TrainConfig:
     sampler: str = "none"
     data: str = "synthetic-lt"
     images: str | None = None
+    split: str | None = None  # a YOLO data.yaml's training split (None: train)
     val_data: str | None = None
     val_fraction: float = 0.2
     anchors: str | None = None  # None: synthetic-lt preset or "compact"
@@ -177,11 +179,13 @@ def validate(cfg: TrainConfig) -> None:
         raise InputError(f"unknown tail {cfg.tail!r}: use lvis, exp or uniform", record="--tail")
     check_options(cfg.loss, cfg.box_loss)
     check_sampler(cfg.sampler)
+    if cfg.split is not None and (cfg.data == "synthetic-lt" or not is_yolo_path(cfg.data)):
+        raise InputError(f"--split {cfg.split}: only a YOLO data.yaml has splits", record="--split")
     if cfg.data != "synthetic-lt":
         if not Path(cfg.data).exists():
             raise InputError("annotation file not found (or use --data synthetic-lt)", path=cfg.data, record="--data")
-        if not cfg.images:
-            raise InputError("--images DIR is required with --data FILE")
+        if not cfg.images and not is_yolo_path(cfg.data):
+            raise InputError("--images DIR is required with --data FILE (a YOLO data.yaml lists its own images)")
     resolve_device(cfg.device)
     if cfg.resume and not (Path(cfg.out) / "checkpoint.pt").exists():
         raise InputError("no checkpoint to resume from", path=str(Path(cfg.out) / "checkpoint.pt"), record="--resume")
@@ -197,7 +201,7 @@ def load_data(cfg: TrainConfig, preset):
             return D.load_synthetic(cache, scfg, preset)
         except ValueError as e:
             raise InputError(f"cannot build synthetic-lt with these sizes: {e}", record="--train-images") from None
-    return D.load_real(cfg.data, cfg.images, preset, cfg.val_fraction, cfg.seed, cfg.val_data)
+    return D.load_real(cfg.data, cfg.images, preset, cfg.val_fraction, cfg.seed, cfg.val_data, split=cfg.split)
 
 
 class _Anchors:

@@ -31,8 +31,10 @@ def render_terminal(r: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
     console = console or Console()
-    t = Table(title=f"A = {r['a']['name']}  vs  B = {r['b']['name']}")
+    t = Table(title=escape(f"A = {r['a']['name']}  vs  B = {r['b']['name']}"))  # "data.yaml[val]" is no markup
     for col in ("distribution", "A", "B", "distance"):
         t.add_column(col, justify="left" if col == "distribution" else "right")
     t.add_row("images / valid boxes", f"{r['a']['images']} / {r['a']['boxes']}", f"{r['b']['images']} / {r['b']['boxes']}", "")
