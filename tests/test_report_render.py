@@ -333,12 +333,16 @@ def test_write_outputs_with_anchors_and_optional_figures(tmp_path, monkeypatch):
 
     from imbalance_cli.report import anchor_figures as fake
 
-    def anchor_figures(anchors, names=None):
-        fig = Figure(figsize=(3, 2))
-        fig.add_subplot().bar([0, 1], [anchors["foreground"], anchors["background"]])
-        return [("fig4a_foreground_background.png", "Foreground vs background (survey Fig. 4a)", fig)]
+    def anchor_figure_jobs(anchors, names=None):
+        def build():
+            fig = Figure(figsize=(3, 2))
+            fig.add_subplot().bar([0, 1], [anchors["foreground"], anchors["background"]])
+            return fig
 
-    monkeypatch.setattr(fake, "figures", anchor_figures)
+        return [("fig4a_foreground_background.png", "Foreground vs background (survey Fig. 4a)", build,
+                 "Foreground vs background (survey Fig. 4a)")]
+
+    monkeypatch.setattr(fake, "figure_jobs", anchor_figure_jobs)
     full = make_report(anchors=True)
     report = {k: full[k] for k in ("schema", "dataset", "classes", "anchors")}  # fewer figures: faster
     second = next(c for c in report["classes"] if c["name"] == "class_001")

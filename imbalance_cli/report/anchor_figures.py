@@ -192,26 +192,31 @@ def figures(anchors: dict, names: dict | None = None) -> list[tuple[str, str, An
 
     ``names`` maps category ids (strings) to class names for the axis labels.
     """
+    return [(f, t, build(), c) for f, t, build, c in figure_jobs(anchors, names)]
+
+
+def figure_jobs(anchors: dict, names: dict | None = None) -> list[tuple[str, str, Any, str]]:
+    """The anchor figures not drawn yet: ``[(filename, title, build, caption)]`` (``build()`` -> Figure)."""
     a = anchors or {}
     out = [
         ("fig4a_foreground_background.png", "Foreground-background imbalance (survey Fig. 4a)",
-         foreground_background_figure(a),
+         lambda: foreground_background_figure(a),
          "(a) Mean foreground (positive), ignored and background anchors per image, log scale, with the anchor "
          "and the sigmoid-task pos:neg ratios (RS-loss supp. Table S7); (b) anchors, positives and boxes whose best "
          "anchor lies on each pyramid level. Survey Fig. 4a."),
         ("fig4b_positives_per_class.png", "Positive anchors per class (survey Fig. 4b)",
-         positives_per_class_figure(a, names),
+         lambda: positives_per_class_figure(a, names),
          "(a) Positive anchors per class, classes sorted, log scale, with the instances per class (dots); "
          "(b) positive anchors per instance by class: the anchor long tail beside the instance long tail."),
-        ("fig12a_anchor_iou.png", "IoU distribution of anchors (survey Fig. 12a)", iou_figure(a),
+        ("fig12a_anchor_iou.png", "IoU distribution of anchors (survey Fig. 12a)", lambda: iou_figure(a),
          "(a) IoU of positive anchors with their matched box in 0.05 bins (low-quality positives below the "
          "threshold visible); (b) best IoU of negative anchors over [0, negative threshold) with exactly-zero "
          "IoU counted apart (the bins IoU-based hard negative sampling uses)."),
         ("fig14_positive_spatial.png", "Relative spatial distribution of positives (survey Fig. 14)",
-         spatial_figure(a),
+         lambda: spatial_figure(a),
          "Top-left corner of each positive anchor in its matched box's normalised frame; the dashed square is "
          "the box. Survey Fig. 14."),
-        ("anchor_coverage.png", "Anchor coverage by object size", coverage_figure(a),
+        ("anchor_coverage.png", "Anchor coverage by object size", lambda: coverage_figure(a),
          "Share of boxes, by size group (" + size_groups_note((a.get("coverage") or {}).get("size_groups_by"))
          + "): " + "; ".join(f"{vocabulary.label(dict(_COVERAGE_TERMS)[k])}: {vocabulary.meaning(dict(_COVERAGE_TERMS)[k])}"
                               for k, _h in coverage_columns(a)) + "."),

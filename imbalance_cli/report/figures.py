@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from imbalance_cli import progress
 from imbalance_cli.report import anchor_figures
 from imbalance_cli.report._common import new_figure, num
 from imbalance_cli.report.tables import (
@@ -312,6 +314,80 @@ def location_per_class_figure(report: dict, max_classes: int = 12):
 # --------------------------------------------------------------------------------------
 # all figures
 # --------------------------------------------------------------------------------------
+@dataclass
+class FigureJob:
+    """A figure not drawn yet: file name, title, caption and ``build()`` returning the Figure (or None when the
+    report turns out to have nothing to draw). Jobs are built in worker processes by :func:`render_jobs`."""
+
+    filename: str
+    title: str
+    caption: str
+    build: Callable[[], Any]
+
+
+def figure_jobs(report: dict) -> list[FigureJob]:
+    """Every figure the report supports, not drawn yet (see :func:`figures` for the list)."""
+    out: list[FigureJob] = []
+    if report.get("classes"):
+        scope = report.get("frequency_scope") if isinstance(report.get("frequency_scope"), dict) else {}
+        lvis = ("Colours give the LVIS frequency group, LVIS's thresholds on images per class (rare ≤ 10, "
+                "common 11–100, frequent > 100)." if lvis_groups_shown(report) else
+                f"No LVIS frequency colours: {scope.get('reason', 'hidden')}.")
+        out.append(FigureJob(
+            "fig5a_class_long_tail.png",
+            "Class long tail (survey Fig. 5a)",
+            "Instances per class (bars, log scale) with classes sorted by instances, and the number of images "
+            f"containing each class (dots). {lvis} Re-draws Fig. 5a of Oksuz et al., Imbalance Problems in "
+            "Object Detection, TPAMI 2020.",
+            lambda: class_long_tail_figure(report),
+        ))
+    if isinstance(report.get("objects_per_image"), dict):
+        out.append(FigureJob(
+            "fig5b_objects_per_image.png",
+            "Objects per image (survey Fig. 5b)",
+            "Number of images (log scale) against the number of valid objects in an image; survey Fig. 5b.",
+            lambda: per_image_figure(report["objects_per_image"], "objects", "b"),
+        ))
+    if isinstance(report.get("classes_per_image"), dict):
+        out.append(FigureJob(
+            "fig5c_classes_per_image.png",
+            "Classes per image (survey Fig. 5c)",
+            "Number of images (log scale) against the number of distinct classes in an image; survey Fig. 5c.",
+            lambda: per_image_figure(report["classes_per_image"], "classes", "c"),
+        ))
+    if isinstance(report.get("scale"), dict):
+        out.append(FigureJob(
+            "fig7_scale.png",
+            "Scale imbalance (survey Fig. 7)",
+            "Distributions of box width (a), height (b) and area (c) relative to the image, log-scale y, as in "
+            f"the survey's Fig. 7; (d) {size_groups_note(report['scale'].get('size_groups_by'))}.",
+            lambda: scale_figure(report),
+        ))
+    loc = report.get("location")
+    if isinstance(loc, dict) and loc.get("counts") is not None:
+        out.append(FigureJob(
+            "fig13_location.png",
+            "Spatial imbalance: object centres (survey Fig. 13)",
+            "Heat map of box centres over the normalised image (top of the image at the top); survey Fig. 13. "
+            "A uniform map would mean every image region holds objects equally often.",
+            lambda: location_figure(report),
+        ))
+        if isinstance(loc.get("per_class"), dict) and loc["per_class"]:
+            out.append(FigureJob(
+                "fig13_location_per_class.png",
+                "Object centres per class (survey Fig. 13, by class)",
+                "Box-centre heat maps of the classes with most instances (count in brackets); each map has its "
+                "own colour scale.",
+                lambda: location_per_class_figure(report),
+            ))
+    anchors = report.get("anchors")
+    if isinstance(anchors, dict) and anchors:
+        names = {str(c.get("id")): str(c.get("name")) for c in report.get("classes") or [] if isinstance(c, dict)}
+        for filename, title, build, caption in anchor_figures.figure_jobs(anchors, names or None):
+            out.append(FigureJob(filename, title, caption, build))
+    return out
+
+
 def figures(report: dict) -> list[tuple[str, str, str, Any]]:
     """Build every figure the report supports: ``[(filename, title, caption, Figure), ...]``.
 
@@ -319,67 +395,11 @@ def figures(report: dict) -> list[tuple[str, str, str, Any]]:
     report; anchor figures are appended from ``anchor_figures.figures(report["anchors"])``
     when the report has anchors.
     """
-    out: list[tuple[str, str, str, Any]] = []
-    if report.get("classes"):
-        scope = report.get("frequency_scope") if isinstance(report.get("frequency_scope"), dict) else {}
-        lvis = ("Colours give the LVIS frequency group, LVIS's thresholds on images per class (rare ≤ 10, "
-                "common 11–100, frequent > 100)." if lvis_groups_shown(report) else
-                f"No LVIS frequency colours: {scope.get('reason', 'hidden')}.")
-        out.append((
-            "fig5a_class_long_tail.png",
-            "Class long tail (survey Fig. 5a)",
-            "Instances per class (bars, log scale) with classes sorted by instances, and the number of images "
-            f"containing each class (dots). {lvis} Re-draws Fig. 5a of Oksuz et al., Imbalance Problems in "
-            "Object Detection, TPAMI 2020.",
-            class_long_tail_figure(report),
-        ))
-    if isinstance(report.get("objects_per_image"), dict):
-        out.append((
-            "fig5b_objects_per_image.png",
-            "Objects per image (survey Fig. 5b)",
-            "Number of images (log scale) against the number of valid objects in an image; survey Fig. 5b.",
-            per_image_figure(report["objects_per_image"], "objects", "b"),
-        ))
-    if isinstance(report.get("classes_per_image"), dict):
-        out.append((
-            "fig5c_classes_per_image.png",
-            "Classes per image (survey Fig. 5c)",
-            "Number of images (log scale) against the number of distinct classes in an image; survey Fig. 5c.",
-            per_image_figure(report["classes_per_image"], "classes", "c"),
-        ))
-    if isinstance(report.get("scale"), dict):
-        out.append((
-            "fig7_scale.png",
-            "Scale imbalance (survey Fig. 7)",
-            "Distributions of box width (a), height (b) and area (c) relative to the image, log-scale y, as in "
-            f"the survey's Fig. 7; (d) {size_groups_note(report['scale'].get('size_groups_by'))}.",
-            scale_figure(report),
-        ))
-    loc = report.get("location")
-    if isinstance(loc, dict) and loc.get("counts") is not None:
-        out.append((
-            "fig13_location.png",
-            "Spatial imbalance: object centres (survey Fig. 13)",
-            "Heat map of box centres over the normalised image (top of the image at the top); survey Fig. 13. "
-            "A uniform map would mean every image region holds objects equally often.",
-            location_figure(report),
-        ))
-        per_class = location_per_class_figure(report)
-        if per_class is not None:
-            out.append((
-                "fig13_location_per_class.png",
-                "Object centres per class (survey Fig. 13, by class)",
-                "Box-centre heat maps of the classes with most instances (count in brackets); each map has its "
-                "own colour scale.",
-                per_class,
-            ))
-    anchors = report.get("anchors")
-    if isinstance(anchors, dict) and anchors:
-        names = {str(c.get("id")): str(c.get("name")) for c in report.get("classes") or [] if isinstance(c, dict)}
-        for item in anchor_figures.figures(anchors, **({"names": names} if names else {})):
-            filename, title, fig = item[0], item[1], item[2]
-            caption = item[3] if len(item) > 3 else title
-            out.append((filename, title, caption, fig))
+    out = []
+    for job in figure_jobs(report):
+        fig = job.build()
+        if fig is not None:
+            out.append((job.filename, job.title, job.caption, fig))
     return out
 
 
@@ -390,7 +410,9 @@ def figure_png(fig: Any, dpi: int = 110) -> bytes:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
         FigureCanvasAgg(fig)
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    # constrained layout already fits every label inside the figure: no bbox_inches="tight" (its extra draw
+    # cost 22% of the rendering CPU time, measured on the bundled sample's ten figures)
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
     if "matplotlib.pyplot" in sys.modules:  # figures made with pyplot (e.g. by other modules) are closed
         sys.modules["matplotlib.pyplot"].close(fig)
     return buf.getvalue()
@@ -401,6 +423,61 @@ def render_figure_list(figs: list, dpi: int = 110) -> dict[str, bytes]:
     return {item[0]: figure_png(item[2], dpi) for item in figs}
 
 
-def render_figures(report: dict, dpi: int = 110) -> list[RenderedFigure]:
-    """Build and render every figure of :func:`figures` to PNG bytes."""
-    return [RenderedFigure(name, title, caption, figure_png(fig, dpi)) for name, title, caption, fig in figures(report)]
+def render_figures(report: dict, dpi: int = 110, workers: int | None = None) -> list[RenderedFigure]:
+    """Build and render every figure of :func:`figure_jobs` to PNG bytes (in parallel: :func:`render_jobs`)."""
+    return [RenderedFigure(job.filename, job.title, job.caption, png)
+            for job, png in render_jobs(figure_jobs(report), dpi=dpi, workers=workers)]
+
+
+_JOBS: list = []
+
+
+def _render_job(args: tuple[int, int]) -> tuple[int, bytes | None]:
+    i, dpi = args
+    fig = _JOBS[i].build()
+    return i, None if fig is None else figure_png(fig, dpi)
+
+
+def figure_workers(jobs: int) -> int:
+    """Processes drawing ``jobs`` figures: the cores this process may use, at most one per figure; 1 where
+    the platform cannot fork (the workers inherit the report instead of receiving it)."""
+    import multiprocessing
+
+    if jobs < 2 or "fork" not in multiprocessing.get_all_start_methods() or sys.platform == "win32":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, jobs))
+
+
+def render_jobs(jobs: list[FigureJob], dpi: int = 110, workers: int | None = None,
+                description: str = "figures") -> list[tuple[FigureJob, bytes]]:
+    """``[(job, PNG bytes)]`` of the jobs that draw something, in job order.
+
+    Figures are drawn on :func:`figure_workers` forked processes (each builds and renders its figures; the
+    PNG bytes come back), one at a time in this process otherwise; a progress bar counts them on a terminal
+    (one line off a terminal). The PNGs do not depend on the number of workers. Drawing is most of a small
+    report's time (bundled val: ten figures), and it parallelises: see ``benchmarks/report.py``.
+    """
+    import matplotlib  # noqa: F401  (imported once here: forked workers inherit it)
+
+    workers = figure_workers(len(jobs)) if workers is None else max(1, min(int(workers), len(jobs)))
+    out: dict[int, bytes | None] = {}
+    with progress.counter(len(jobs), description if workers == 1 else f"{description} on {workers} processes") as bar:
+        if workers == 1:
+            for i, job in enumerate(jobs):
+                fig = job.build()
+                out[i] = None if fig is None else figure_png(fig, dpi)
+                bar.advance(1)
+        else:
+            import multiprocessing
+
+            global _JOBS
+            _JOBS = jobs
+            try:
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    for i, png in pool.imap_unordered(_render_job, [(i, dpi) for i in range(len(jobs))]):
+                        out[i] = png
+                        bar.advance(1)
+            finally:
+                _JOBS = []
+    return [(job, out[i]) for i, job in enumerate(jobs) if out.get(i) is not None]
