@@ -23,3 +23,39 @@ def num(v: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return 0.0 if math.isnan(f) else f
+
+
+def plain(text: Any) -> str:
+    """Text shown literally by matplotlib (a ``$`` would otherwise start mathtext)."""
+    return str(text).replace("$", r"\$")
+
+
+#: Up to this many classes a class axis names every class (Fig. 5a names all 80 COCO classes); above it the
+#: classes are ranked and the :data:`EXTREME_CLASSES` first and last are named at their bars.
+ALL_NAMES_MAX = 100
+EXTREME_CLASSES = 5
+
+
+def name_classes(ax, names: list, heights: list | None = None, x0: int = 0) -> None:
+    """Label the categorical x axis of ``ax`` (bar or point ``i`` = class ``names[i]``) with class names.
+
+    Every name, rotated, when there are at most :data:`ALL_NAMES_MAX`; otherwise the axis is a rank axis
+    ("class rank, 1 = ...", set by the caller's label) and the names of the :data:`EXTREME_CLASSES` first and
+    last classes are written above their bars (``heights``: the bar tops, for placing them). Bar ``i`` sits at
+    ``x0 + i``.
+    """
+    n = len(names)
+    if n == 0:
+        return
+    if n <= ALL_NAMES_MAX:
+        ax.set_xticks([x0 + i for i in range(n)], [plain(s) for s in names], rotation=90,
+                      fontsize=max(4.5, min(8.0, 560.0 / n)))
+        ax.tick_params(axis="x", length=2, pad=1)
+        return
+    ends = list(range(EXTREME_CLASSES)) + list(range(n - EXTREME_CLASSES, n))
+    for i in ends:
+        y = num(heights[i]) if heights is not None else 0.0
+        ax.annotate(plain(names[i]), xy=(x0 + i, y if y > 0 else 1.0), xytext=(0, 3), textcoords="offset points",
+                    rotation=90, ha="center", va="bottom", fontsize=6.5, color="0.25")
+    ax.text(0.5, 0.97, f"{n:,} classes: the {EXTREME_CLASSES} first and last are named", ha="center",
+            va="top", transform=ax.transAxes, fontsize=7.5, color="0.35")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from imbalance_cli import vocabulary
-from imbalance_cli.report._common import new_figure, num
+from imbalance_cli.report._common import name_classes, new_figure, num
 from imbalance_cli.report.tables import _COVERAGE_KEYS as _COVERAGE_TERMS
 from imbalance_cli.report.tables import coverage_columns, size_groups_label, size_groups_note
 
@@ -81,33 +81,36 @@ def foreground_background_figure(a: dict):
 
 
 def positives_per_class_figure(a: dict, names: dict | None = None):
-    """Fig. 4b: positives per class (sorted, log) with instances per class, and positives per instance."""
+    """Fig. 4b: positives per class (sorted, log) with instances per class, and positives per instance, each class
+    named on the axis (all up to 100 classes, else ranked with the first and last named)."""
     pos = {k: num(v) for k, v in (a.get("per_class_positive") or {}).items()}
     inst = {k: num(v) for k, v in (a.get("instances_per_class") or {}).items()}
+    names = {str(k): str(v) for k, v in (names or a.get("class_names") or {}).items()}
     keys = [k for k in pos if inst.get(k, 0) > 0 or pos[k] > 0]
     keys.sort(key=lambda k: (-pos[k], k))
-    fig = new_figure(9.0, 3.8)
-    ax1, ax2 = fig.subplots(1, 2)
+    fig = new_figure(12.0, 8.2)
+    ax1, ax2 = fig.subplots(2, 1)
     x = list(range(len(keys)))
     pos_values = [pos[k] for k in keys]
     inst_values = [inst.get(k, 0) for k in keys]
-    ax1.bar(x, pos_values, color=_FG, width=1.0, label="positive anchors")
-    ax1.plot(x, [v if v > 0 else float("nan") for v in inst_values], "k.", markersize=3, label="instances")
+    ax1.bar(x, pos_values, color=_FG, width=0.85, label="positive anchors")
+    ax1.plot(x, [v if v > 0 else float("nan") for v in inst_values], "k.", markersize=4, label="instances")
     _log_axis(ax1, pos_values + inst_values)
-    ax1.set_xlabel("classes sorted by positive anchors")
-    ax1.set_ylabel("count")
-    ax1.set_title("(a) positives per class (survey Fig. 4b)")
-    ax1.legend(fontsize=7)
+    ax1.set_xlabel("class, sorted by positive anchors" if len(keys) <= 100 else
+                   f"class rank by positive anchors (1 = most; {len(keys)} classes)")
+    ax1.set_ylabel("count (log scale)")
+    ax1.set_title("(a) positive anchors per class (survey Fig. 4b)", loc="left", fontsize=11)
+    ax1.legend(fontsize=8, loc="upper right")
+    name_classes(ax1, [names.get(k, f"id {k}") for k in keys], pos_values)
     ppi = a.get("positives_per_instance") or {}
-    k2 = sorted(ppi, key=lambda k: -num(ppi[k]))
-    ax2.bar(range(len(k2)), [num(ppi[k]) for k in k2], color="#9467bd", width=1.0)
-    ax2.set_xlabel("classes sorted by positives per instance")
+    k2 = sorted(ppi, key=lambda k: (-num(ppi[k]), k))
+    v2 = [num(ppi[k]) for k in k2]
+    ax2.bar(range(len(k2)), v2, color="#9467bd", width=0.85)
+    ax2.set_xlabel("class, sorted by positives per instance" if len(k2) <= 100 else
+                   f"class rank by positives per instance (1 = most; {len(k2)} classes)")
     ax2.set_ylabel("positive anchors per instance")
-    ax2.set_title("(b) positives per instance by class")
-    names = {str(k): v for k, v in (names or a.get("class_names") or {}).items()}
-    for ax, ks in ((ax1, keys), (ax2, k2)):
-        if 0 < len(ks) <= 30:
-            ax.set_xticks(range(len(ks)), [str(names.get(k, k)) for k in ks], rotation=90, fontsize=6)
+    ax2.set_title("(b) positive anchors per instance, by class", loc="left", fontsize=11)
+    name_classes(ax2, [names.get(k, f"id {k}") for k in k2], v2)
     return fig
 
 
@@ -160,30 +163,47 @@ def spatial_figure(a: dict):
     return fig
 
 
-def coverage_figure(a: dict):
-    """Coverage by size group: share of boxes without a positive anchor, below the positive IoU and below the
-    negative IoU (the columns of :func:`imbalance_cli.report.tables.coverage_columns`, named by the vocabulary)."""
+def coverage_figure(a: dict, names: dict | None = None):
+    """Coverage: (a) by size group, the share of boxes without a positive anchor, below the positive IoU and below
+    the negative IoU (the columns of :func:`imbalance_cli.report.tables.coverage_columns`, named by the
+    vocabulary); (b) by class, the same shares, classes sorted by the first and named on the axis."""
     coverage = a.get("coverage") or {}
     by = coverage.get("by_size") or {}
+    by_class = {k: v for k, v in (coverage.get("by_class") or {}).items() if num((v or {}).get("boxes"))}
     groups = [g for g in ("small", "medium", "large") if g in by]
     cols = coverage_columns(a)
-    fig = new_figure(6.0, 3.4)
-    ax = fig.subplots()
+    fig = new_figure(12.0, 7.6 if by_class else 3.6)
+    ax, axc = fig.subplots(2, 1, height_ratios=(1, 1.25)) if by_class else (fig.subplots(), None)
     x = list(range(len(groups)))
     w = 0.8 / max(len(cols), 1)
-    share = lambda g, k: 100.0 * num(by[g].get(k)) / num(by[g].get("boxes")) if num(by[g].get("boxes")) else 0.0
+    share = lambda row, k: 100.0 * num(row.get(k)) / num(row.get("boxes")) if num(row.get("boxes")) else 0.0
     th = a.get("thresholds") or {}
     colours = {"without_positive": _FG, "below_positive_iou": _IGN, "below_negative": _BG}
     thr = {"below_positive_iou": f" ({th.get('pos_iou')})", "below_negative": f" ({th.get('neg_iou')})"}
     for i, (k, _head) in enumerate(cols):
         term = dict(_COVERAGE_TERMS)[k]
-        ax.bar([j + (i - (len(cols) - 1) / 2) * w for j in x], [share(g, k) for g in groups], w, color=colours[k],
+        ax.bar([j + (i - (len(cols) - 1) / 2) * w for j in x], [share(by[g], k) for g in groups], w, color=colours[k],
                label=vocabulary.label(term) + thr.get(k, ""))
     ax.set_xticks(x, [f"{g}\n({int(num(by[g].get('boxes'))):,} boxes)" for g in groups])
     ax.set_xlabel(size_groups_label(coverage.get("size_groups_by")))
     ax.set_ylabel("% of boxes in the group")
-    ax.set_title("Anchor coverage by size group")
+    ax.set_title("(a) anchor coverage by size group", loc="left", fontsize=11)
     ax.legend(fontsize=7)
+    if axc is not None:
+        names = {str(k): str(v) for k, v in (names or a.get("class_names") or {}).items()}
+        key = cols[1][0] if len(cols) > 1 else cols[0][0]  # below the positive IoU where there is an IoU rule
+        order = sorted(by_class, key=lambda c: (-share(by_class[c], key), -num(by_class[c].get("boxes")), c))
+        xs = list(range(len(order)))
+        wc = 0.85 / max(len(cols), 1)
+        for i, (k, _head) in enumerate(cols):
+            axc.bar([j + (i - (len(cols) - 1) / 2) * wc for j in xs], [share(by_class[c], k) for c in order], wc,
+                    color=colours[k], label=vocabulary.label(dict(_COVERAGE_TERMS)[k]))
+        axc.set_ylabel("% of the class's boxes")
+        axc.set_xlabel("class, sorted by " + vocabulary.label(dict(_COVERAGE_TERMS)[key]).replace("boxes ", "share ")
+                       if len(order) <= 100 else f"class rank ({len(order)} classes)")
+        axc.set_title("(b) anchor coverage by class", loc="left", fontsize=11)
+        axc.legend(fontsize=7, loc="upper right")
+        name_classes(axc, [names.get(c, f"id {c}") for c in order], [share(by_class[c], key) for c in order])
     return fig
 
 
@@ -216,9 +236,9 @@ def figure_jobs(anchors: dict, names: dict | None = None) -> list[tuple[str, str
          lambda: spatial_figure(a),
          "Top-left corner of each positive anchor in its matched box's normalised frame; the dashed square is "
          "the box. Survey Fig. 14."),
-        ("anchor_coverage.png", "Anchor coverage by object size", lambda: coverage_figure(a),
-         "Share of boxes, by size group (" + size_groups_note((a.get("coverage") or {}).get("size_groups_by"))
-         + "): " + "; ".join(f"{vocabulary.label(dict(_COVERAGE_TERMS)[k])}: {vocabulary.meaning(dict(_COVERAGE_TERMS)[k])}"
+        ("anchor_coverage.png", "Anchor coverage by size group and by class", lambda: coverage_figure(a, names),
+         "Share of boxes, (a) by size group (" + size_groups_note((a.get("coverage") or {}).get("size_groups_by"))
+         + ") and (b) by class: " + "; ".join(f"{vocabulary.label(dict(_COVERAGE_TERMS)[k])}: {vocabulary.meaning(dict(_COVERAGE_TERMS)[k])}"
                               for k, _h in coverage_columns(a)) + "."),
     ]
     return out

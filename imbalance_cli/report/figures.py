@@ -27,7 +27,7 @@ import numpy as np
 
 from imbalance_cli import progress
 from imbalance_cli.report import anchor_figures
-from imbalance_cli.report._common import new_figure, num
+from imbalance_cli.report._common import name_classes, new_figure, num, plain
 from imbalance_cli.report.tables import (
     FREQUENCY_LABELS,
     fmt_num,
@@ -54,8 +54,8 @@ class RenderedFigure:
     png: bytes
 
 def _plain(text: Any) -> str:
-    """Text shown literally by matplotlib (a ``$`` would otherwise start mathtext)."""
-    return str(text).replace("$", r"\$")
+    """Text shown literally by matplotlib (:func:`imbalance_cli.report._common.plain`)."""
+    return plain(text)
 
 
 def _empty(ax, text: str) -> None:
@@ -110,13 +110,9 @@ def class_long_tail_figure(report: dict):
     ax.set_xlim(0.3, n + 0.7)
     ax.grid(axis="y", which="major", color="0.85", linewidth=0.6)
     ax.set_axisbelow(True)
-    if n <= 100:
-        ax.set_xticks(x)
-        ax.set_xticklabels([_plain(c.get("name", c.get("id", ""))) for c in classes], rotation=90,
-                           fontsize=max(5.0, min(8.0, 560.0 / n)))
-        ax.set_xlabel("class (sorted by instances)")
-    else:
-        ax.set_xlabel(f"class rank (1 = most instances; {n} classes)")
+    # classes named on the axis: all up to 100, else the extremes at their bars
+    name_classes(ax, [c.get("name", c.get("id", "")) for c in classes], instances, x0=1)
+    ax.set_xlabel("class (sorted by instances)" if n <= 100 else f"class rank (1 = most instances; {n} classes)")
 
     handles = []
     present = [f for f in ("f", "c", "r") if f in freqs]
