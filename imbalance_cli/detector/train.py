@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from imbalance_cli import dist
+from imbalance_cli.progress import counter as progress_counter
 from imbalance_cli.anchors.generator import grid_anchors, level_layout
 from imbalance_cli.anchors.matcher import dense_match_batched
 from imbalance_cli.anchors.presets import get_preset, preset_from_dict
@@ -549,22 +550,31 @@ def predict(model, obj, split, preset, device, batch_size: int = 32) -> list[dic
     anchors_fn = _Anchors(preset, device)
     results = []
     pp = PostProcess()
-    for s in range(0, len(split), batch_size):
-        idx = list(range(s, min(len(split), s + batch_size)))
-        x, _, _ = D.collate(split, idx, preset.resize.size_divisible)
-        x = x.to(device)
-        logits, deltas, _ = model(x)
-        anchors, counts = anchors_fn(x.shape[-2], x.shape[-1])
-        for j, i in enumerate(idx):
-            h, w = int(split.images[i].shape[1]), int(split.images[i].shape[2])
-            b, sc, cl = postprocess(obj.scores(logits[j]), deltas[j], anchors, counts, (h, w), pp)
-            sy, sx = split.scales[i]
-            b = b.cpu().double()
-            b[:, 0::2] /= sx
-            b[:, 1::2] /= sy
-            for bb, ss, cc in zip(b.tolist(), sc.tolist(), cl.tolist()):
-                results.append({"image_id": split.image_ids[i], "category_id": int(cc), "score": float(ss),
-                                "bbox": [bb[0], bb[1], bb[2] - bb[0], bb[3] - bb[1]]})
+    with progress_counter(len(split), "inference on the held-out images") as bar:
+        for s in range(0, len(split), batch_size):
+            idx = list(range(s, min(len(split), s + batch_size)))
+            results += _predict_batch(model, obj, split, idx, preset, device, anchors_fn, pp)
+            bar.advance(len(idx))
+    return results
+
+
+def _predict_batch(model, obj, split, idx, preset, device, anchors_fn, pp) -> list[dict]:
+    """Detections of the images ``idx`` of ``split`` (one forward pass)."""
+    results = []
+    x, _, _ = D.collate(split, idx, preset.resize.size_divisible)
+    x = x.to(device)
+    logits, deltas, _ = model(x)
+    anchors, counts = anchors_fn(x.shape[-2], x.shape[-1])
+    for j, i in enumerate(idx):
+        h, w = int(split.images[i].shape[1]), int(split.images[i].shape[2])
+        b, sc, cl = postprocess(obj.scores(logits[j]), deltas[j], anchors, counts, (h, w), pp)
+        sy, sx = split.scales[i]
+        b = b.cpu().double()
+        b[:, 0::2] /= sx
+        b[:, 1::2] /= sy
+        for bb, ss, cc in zip(b.tolist(), sc.tolist(), cl.tolist()):
+            results.append({"image_id": split.image_ids[i], "category_id": int(cc), "score": float(ss),
+                            "bbox": [bb[0], bb[1], bb[2] - bb[0], bb[3] - bb[1]]})
     return results
 
 
