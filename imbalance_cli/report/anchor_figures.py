@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from imbalance_cli import vocabulary
-from imbalance_cli.report._common import name_classes, new_figure, num
+from imbalance_cli.report._common import name_classes, names_fontsize, names_margin, new_figure, num, place
 from imbalance_cli.report.tables import _COVERAGE_KEYS as _COVERAGE_TERMS
 from imbalance_cli.report.tables import coverage_columns, size_groups_label, size_groups_note
 
@@ -37,16 +37,20 @@ _FG, _IGN, _BG = "#d62728", "#ff7f0e", "#1f77b4"
 
 def _log_axis(ax, values) -> None:
     """Log y axis whose floor sits just under the smallest positive value (zero bars stay empty)."""
+    from matplotlib.ticker import NullLocator
+
     positive = [v for v in values if v > 0]
     ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(NullLocator())  # major ticks only: minor ones cost a tenth of the drawing
     if positive:
         ax.set_ylim(bottom=min(positive) / 2)
 
 
 def foreground_background_figure(a: dict):
     """Fig. 4a: anchors per image by label (log scale) and anchors / positives per pyramid level."""
-    fig = new_figure(9.0, 3.6)
+    fig = new_figure(9.0, 3.6, constrained=False)
     ax1, ax2 = fig.subplots(1, 2)
+    place(fig, cols=2, left=0.8, right=0.6, top=0.4, bottom=0.65, wspace=0.9)
     pi = a.get("per_image") or {}
     labels = ["foreground", "ignored", "background"]
     vals = [num(pi.get(k)) for k in labels]
@@ -88,8 +92,11 @@ def positives_per_class_figure(a: dict, names: dict | None = None):
     names = {str(k): str(v) for k, v in (names or a.get("class_names") or {}).items()}
     keys = [k for k in pos if inst.get(k, 0) > 0 or pos[k] > 0]
     keys.sort(key=lambda k: (-pos[k], k))
-    fig = new_figure(12.0, 8.2)
+    n = len(keys)
+    below = names_margin([names.get(k, f"id {k}") for k in keys], names_fontsize(n)) if n <= 100 else 0.6
+    fig = new_figure(12.0, 5.2 + 2 * below, constrained=False)
     ax1, ax2 = fig.subplots(2, 1)
+    place(fig, rows=2, left=0.8, right=0.2, top=0.4, bottom=below, hspace=below + 0.45)
     x = list(range(len(keys)))
     pos_values = [pos[k] for k in keys]
     inst_values = [inst.get(k, 0) for k in keys]
@@ -116,8 +123,9 @@ def positives_per_class_figure(a: dict, names: dict | None = None):
 
 def iou_figure(a: dict):
     """Fig. 12a: IoU of positives with their matched box, and negatives' best IoU (exact zeros apart)."""
-    fig = new_figure(9.0, 3.6)
+    fig = new_figure(9.0, 3.6, constrained=False)
     ax1, ax2 = fig.subplots(1, 2)
+    place(fig, cols=2, left=0.8, right=0.2, top=0.4, bottom=0.6, wspace=0.9)
     pi = a.get("positive_iou") or {}
     e, c = pi.get("edges") or [], pi.get("counts") or []
     th = a.get("thresholds") or {}
@@ -125,9 +133,14 @@ def iou_figure(a: dict):
         ax1.bar(e[:-1], c, width=[e[i + 1] - e[i] for i in range(len(c))], align="edge", color=_FG, edgecolor="white")
         if th.get("pos_iou") is not None:
             ax1.axvline(num(th["pos_iou"]), color="k", ls="--", lw=1)
-    ax1.set_xlabel("IoU with matched box")
-    ax1.set_ylabel("positive anchors")
-    ax1.set_title(f"(a) positives (low-quality below threshold: {pi.get('low_quality', 0):,})")
+    if th.get("anchor_t") is not None:  # YOLOv5 assigns by width/height ratio: AutoAnchor's metric, not an IoU
+        ax1.set_xlabel("width/height ratio metric min(r, 1/r) with the matched box")
+        ax1.set_ylabel("positive entries (build_targets)")
+        ax1.set_title(f"(a) positives: ratio test < anchor_t {th.get('anchor_t'):g} (no IoU)")
+    else:
+        ax1.set_xlabel("IoU with matched box")
+        ax1.set_ylabel("positive anchors")
+        ax1.set_title(f"(a) positives (low-quality below threshold: {pi.get('low_quality', 0):,})")
     ni = a.get("negative_iou") or {}
     e2, c2 = ni.get("edges") or [], ni.get("counts") or []
     if c2:
@@ -150,8 +163,9 @@ def spatial_figure(a: dict):
     sp = a.get("spatial") or {}
     counts = np.asarray(sp.get("counts") or [[0]], dtype=float)
     lo, hi = (sp.get("range") or [-1.0, 1.0])[:2]
-    fig = new_figure(5.0, 4.4)
+    fig = new_figure(5.0, 4.4, constrained=False)
     ax = fig.subplots()
+    place(fig, left=0.8, right=0.15, top=0.4, bottom=0.6)
     im = ax.imshow(counts, origin="upper", extent=(lo, hi, hi, lo), cmap="viridis", interpolation="nearest")
     ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, ec="white", lw=1, ls="--"))
     ax.set_xlabel("(x1 anchor - x1 box) / box width")
@@ -172,8 +186,13 @@ def coverage_figure(a: dict, names: dict | None = None):
     by_class = {k: v for k, v in (coverage.get("by_class") or {}).items() if num((v or {}).get("boxes"))}
     groups = [g for g in ("small", "medium", "large") if g in by]
     cols = coverage_columns(a)
-    fig = new_figure(12.0, 7.6 if by_class else 3.6)
+    names = {str(k): str(v) for k, v in (names or a.get("class_names") or {}).items()}
+    below = names_margin([names.get(c, f"id {c}") for c in by_class], names_fontsize(len(by_class))) \
+        if 0 < len(by_class) <= 100 else 0.6
+    fig = new_figure(12.0, 6.2 + below if by_class else 3.6, constrained=False)
     ax, axc = fig.subplots(2, 1, height_ratios=(1, 1.25)) if by_class else (fig.subplots(), None)
+    place(fig, rows=2 if by_class else 1, left=0.8, right=0.2, top=0.4, bottom=below if by_class else 0.85,
+          hspace=1.05)
     x = list(range(len(groups)))
     w = 0.8 / max(len(cols), 1)
     share = lambda row, k: 100.0 * num(row.get(k)) / num(row.get("boxes")) if num(row.get("boxes")) else 0.0
@@ -190,7 +209,6 @@ def coverage_figure(a: dict, names: dict | None = None):
     ax.set_title("(a) anchor coverage by size group", loc="left", fontsize=11)
     ax.legend(fontsize=7)
     if axc is not None:
-        names = {str(k): str(v) for k, v in (names or a.get("class_names") or {}).items()}
         key = cols[1][0] if len(cols) > 1 else cols[0][0]  # below the positive IoU where there is an IoU rule
         order = sorted(by_class, key=lambda c: (-share(by_class[c], key), -num(by_class[c].get("boxes")), c))
         xs = list(range(len(order)))

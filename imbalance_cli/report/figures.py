@@ -27,7 +27,7 @@ import numpy as np
 
 from imbalance_cli import progress
 from imbalance_cli.report import anchor_figures
-from imbalance_cli.report._common import name_classes, new_figure, num, plain
+from imbalance_cli.report._common import name_classes, names_fontsize, names_margin, new_figure, num, place, plain
 from imbalance_cli.report.tables import (
     FREQUENCY_LABELS,
     fmt_num,
@@ -65,8 +65,12 @@ def _empty(ax, text: str) -> None:
 
 
 def _log_y(ax, values) -> None:
+    """A log y axis when any value is positive, major ticks only (minor ticks cost a tenth of the drawing)."""
     if any(num(v) > 0 for v in values):
+        from matplotlib.ticker import NullLocator
+
         ax.set_yscale("log")
+        ax.yaxis.set_minor_locator(NullLocator())
 
 
 # --------------------------------------------------------------------------------------
@@ -86,8 +90,11 @@ def class_long_tail_figure(report: dict):
     classes = sorted_classes(report)
     n = len(classes)
     width = 12.0 if n <= 80 else 13.0
-    fig = new_figure(width, 4.6 if n <= 100 else 4.0)
+    names = [c.get("name", c.get("id", "")) for c in classes]
+    below = names_margin(names, names_fontsize(n)) if n <= 100 else 0.6
+    fig = new_figure(width, 3.6 + below, constrained=False)
     ax = fig.add_subplot()
+    place(fig, left=0.75, right=0.2, top=0.45, bottom=below)
     ax.set_title("Instances per class, classes sorted by instances", fontsize=11, loc="left")
     instances = [num(c.get("instances")) for c in classes]
     images = [num(c.get("images")) for c in classes]
@@ -103,7 +110,7 @@ def class_long_tail_figure(report: dict):
     if has_images:
         ax.plot(x, [v if v > 0 else float("nan") for v in images], linestyle="none", marker="o",
                 markersize=2.5 if n <= 200 else 1.2, color="black", alpha=0.75)
-    ax.set_yscale("log")
+    _log_y(ax, instances)
     top = max(instances + images + ([100.5] if any(f in FREQUENCY_COLORS for f in freqs) else []))
     ax.set_ylim(0.75, top * 1.8)
     ax.set_ylabel("count (log scale)")
@@ -111,7 +118,7 @@ def class_long_tail_figure(report: dict):
     ax.grid(axis="y", which="major", color="0.85", linewidth=0.6)
     ax.set_axisbelow(True)
     # classes named on the axis: all up to 100, else the extremes at their bars
-    name_classes(ax, [c.get("name", c.get("id", "")) for c in classes], instances, x0=1)
+    name_classes(ax, names, instances, x0=1)
     ax.set_xlabel("class (sorted by instances)" if n <= 100 else f"class rank (1 = most instances; {n} classes)")
 
     handles = []
@@ -142,8 +149,9 @@ def class_long_tail_figure(report: dict):
 # --------------------------------------------------------------------------------------
 def per_image_figure(hist: dict, what: str, panel: str):
     """Survey Fig. 5b/5c: number of images vs number of ``what`` per image, log-scale y."""
-    fig = new_figure(6.0, 3.8)
+    fig = new_figure(6.0, 3.8, constrained=False)
     ax = fig.add_subplot()
+    place(fig, left=0.8, right=0.2, top=0.4, bottom=0.6)
     ax.set_title(f"({panel}) Images vs number of {what} in an image", fontsize=11)
     bins = histogram_bins(hist)
     counts = [c for _, _, c in bins]
@@ -196,8 +204,9 @@ def scale_figure(report: dict):
     """Survey Fig. 7: relative width (a), height (b), area (c) histograms, log-scale y; (d) size groups."""
     scale = report.get("scale") or {}
     tv = scale.get("tv_to_uniform") if isinstance(scale.get("tv_to_uniform"), dict) else {}
-    fig = new_figure(11.0, 7.2)
+    fig = new_figure(11.0, 7.2, constrained=False)
     axes = fig.subplots(2, 2)
+    place(fig, rows=2, cols=2, left=0.8, right=0.2, top=0.35, bottom=0.85, wspace=0.9, hspace=0.85)
     panels = (
         ("relative_width", "(a) relative width w / W"),
         ("relative_height", "(b) relative height h / H"),
@@ -264,8 +273,9 @@ def location_figure(report: dict):
 
     loc = report.get("location") or {}
     counts = np.asarray(loc.get("counts") or [], dtype=float)
-    fig = new_figure(6.2, 5.4)
+    fig = new_figure(6.2, 5.4, constrained=False)
     ax = fig.add_subplot()
+    place(fig, left=0.8, right=0.15, top=0.4, bottom=0.95)
     ax.set_title("Box centres over the normalised image", fontsize=11)
     if counts.ndim != 2 or counts.size == 0 or counts.sum() <= 0:
         _empty(ax, "no valid boxes")
@@ -295,8 +305,9 @@ def location_per_class_figure(report: dict, max_classes: int = 12):
         return None
     cols = min(4, len(chosen))
     rows = math.ceil(len(chosen) / cols)
-    fig = new_figure(2.6 * cols, 2.6 * rows + 0.3)
+    fig = new_figure(2.6 * cols, 2.6 * rows + 0.3, constrained=False)
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    place(fig, rows=rows, cols=cols, left=0.1, right=0.1, top=0.35, bottom=0.1, wspace=0.2, hspace=0.4)
     for ax, (c, m) in zip(axes, chosen):
         ax.imshow(m, extent=(0, 1, 1, 0), origin="upper", cmap="magma", interpolation="nearest")
         ax.set_title(f"{_plain(c.get('name', c.get('id')))} ({int(m.sum()):,})", fontsize=9)
