@@ -64,13 +64,19 @@ ALL_NAMES_MAX = 100
 EXTREME_CLASSES = 5
 
 
+def shown_names(names: list) -> list:
+    """The class names a class axis writes under itself: all up to :data:`ALL_NAMES_MAX`, none beyond (the
+    extremes are then listed inside the axes), for sizing the margin with :func:`names_margin`."""
+    return list(names) if len(names) <= ALL_NAMES_MAX else []
+
+
 def name_classes(ax, names: list, heights: list | None = None, x0: int = 0) -> None:
     """Label the categorical x axis of ``ax`` (bar or point ``i`` = class ``names[i]``) with class names.
 
     Every name, rotated, when there are at most :data:`ALL_NAMES_MAX`; otherwise the axis is a rank axis
-    ("class rank, 1 = ...", set by the caller's label) and the names of the :data:`EXTREME_CLASSES` first and
-    last classes are written above their bars (``heights``: the bar tops, for placing them). Bar ``i`` sits at
-    ``x0 + i``.
+    ("class rank, 1 = ...", set by the caller's label), the :data:`EXTREME_CLASSES` first and last classes get
+    a tick and are named, in rank order, in two lines at the top of the axes (``heights`` is unused; kept for
+    callers). Bar ``i`` sits at ``x0 + i``.
     """
     n = len(names)
     if n == 0:
@@ -79,10 +85,11 @@ def name_classes(ax, names: list, heights: list | None = None, x0: int = 0) -> N
         ax.set_xticks([x0 + i for i in range(n)], [plain(s) for s in names], rotation=90, fontsize=names_fontsize(n))
         ax.tick_params(axis="x", length=2, pad=1)
         return
-    ends = list(range(EXTREME_CLASSES)) + list(range(n - EXTREME_CLASSES, n))
-    for i in ends:
-        y = num(heights[i]) if heights is not None else 0.0
-        ax.annotate(plain(names[i]), xy=(x0 + i, y if y > 0 else 1.0), xytext=(0, 3), textcoords="offset points",
-                    rotation=90, ha="center", va="bottom", fontsize=6.5, color="0.25")
-    ax.text(0.5, 0.97, f"{n:,} classes: the {EXTREME_CLASSES} first and last are named", ha="center",
-            va="top", transform=ax.transAxes, fontsize=7.5, color="0.35")
+    k = EXTREME_CLASSES
+    ax.set_xticks([x0 + i for i in list(range(k)) + list(range(n - k, n))], minor=True)
+    ax.tick_params(axis="x", which="minor", length=5, color="#d62728")
+    first = ", ".join(plain(s) for s in names[:k])
+    last = ", ".join(plain(s) for s in names[-k:])
+    ax.text(0.5, 0.97, f"{n:,} classes (red ticks): first {k}: {first}\nlast {k}: {last}", ha="center", va="top",
+            transform=ax.transAxes, fontsize=7.5, color="0.25", linespacing=1.4,
+            bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})

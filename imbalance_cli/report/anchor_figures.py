@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from imbalance_cli import vocabulary
-from imbalance_cli.report._common import name_classes, names_fontsize, names_margin, new_figure, num, place
+from imbalance_cli.report._common import name_classes, names_fontsize, names_margin, new_figure, num, place, shown_names
 from imbalance_cli.report.tables import _COVERAGE_KEYS as _COVERAGE_TERMS
 from imbalance_cli.report.tables import coverage_columns, size_groups_label, size_groups_note
 
@@ -93,11 +93,14 @@ def positives_per_class_figure(a: dict, names: dict | None = None):
     keys = [k for k in pos if inst.get(k, 0) > 0 or pos[k] > 0]
     keys.sort(key=lambda k: (-pos[k], k))
     n = len(keys)
-    below = names_margin([names.get(k, f"id {k}") for k in keys], names_fontsize(n)) if n <= 100 else 0.6
+    ppi = a.get("positives_per_instance") or {}
+    k2 = sorted(ppi, key=lambda k: (-num(ppi[k]), k))
+    below = max(names_margin(shown_names([names.get(k, f"id {k}") for k in ks]),
+                             names_fontsize(len(ks)) if len(ks) <= 100 else 6.5) for ks in (keys, k2))
     fig = new_figure(12.0, 5.2 + 2 * below, constrained=False)
     ax1, ax2 = fig.subplots(2, 1)
     place(fig, rows=2, left=0.8, right=0.2, top=0.4, bottom=below, hspace=below + 0.45)
-    x = list(range(len(keys)))
+    x = list(range(1, len(keys) + 1))  # rank 1 = most
     pos_values = [pos[k] for k in keys]
     inst_values = [inst.get(k, 0) for k in keys]
     ax1.bar(x, pos_values, color=_FG, width=0.85, label="positive anchors")
@@ -108,16 +111,14 @@ def positives_per_class_figure(a: dict, names: dict | None = None):
     ax1.set_ylabel("count (log scale)")
     ax1.set_title("(a) positive anchors per class (survey Fig. 4b)", loc="left", fontsize=11)
     ax1.legend(fontsize=8, loc="upper right")
-    name_classes(ax1, [names.get(k, f"id {k}") for k in keys], pos_values)
-    ppi = a.get("positives_per_instance") or {}
-    k2 = sorted(ppi, key=lambda k: (-num(ppi[k]), k))
+    name_classes(ax1, [names.get(k, f"id {k}") for k in keys], pos_values, x0=1)
     v2 = [num(ppi[k]) for k in k2]
-    ax2.bar(range(len(k2)), v2, color="#9467bd", width=0.85)
+    ax2.bar(range(1, len(k2) + 1), v2, color="#9467bd", width=0.85)
     ax2.set_xlabel("class, sorted by positives per instance" if len(k2) <= 100 else
                    f"class rank by positives per instance (1 = most; {len(k2)} classes)")
     ax2.set_ylabel("positive anchors per instance")
     ax2.set_title("(b) positive anchors per instance, by class", loc="left", fontsize=11)
-    name_classes(ax2, [names.get(k, f"id {k}") for k in k2], v2)
+    name_classes(ax2, [names.get(k, f"id {k}") for k in k2], v2, x0=1)
     return fig
 
 
@@ -187,8 +188,8 @@ def coverage_figure(a: dict, names: dict | None = None):
     groups = [g for g in ("small", "medium", "large") if g in by]
     cols = coverage_columns(a)
     names = {str(k): str(v) for k, v in (names or a.get("class_names") or {}).items()}
-    below = names_margin([names.get(c, f"id {c}") for c in by_class], names_fontsize(len(by_class))) \
-        if 0 < len(by_class) <= 100 else 0.6
+    below = names_margin(shown_names([names.get(c, f"id {c}") for c in by_class]),
+                         names_fontsize(len(by_class)) if len(by_class) <= 100 else 6.5) if by_class else 0.6
     fig = new_figure(12.0, 6.2 + below if by_class else 3.6, constrained=False)
     ax, axc = fig.subplots(2, 1, height_ratios=(1, 1.25)) if by_class else (fig.subplots(), None)
     place(fig, rows=2 if by_class else 1, left=0.8, right=0.2, top=0.4, bottom=below if by_class else 0.85,
@@ -211,7 +212,7 @@ def coverage_figure(a: dict, names: dict | None = None):
     if axc is not None:
         key = cols[1][0] if len(cols) > 1 else cols[0][0]  # below the positive IoU where there is an IoU rule
         order = sorted(by_class, key=lambda c: (-share(by_class[c], key), -num(by_class[c].get("boxes")), c))
-        xs = list(range(len(order)))
+        xs = list(range(1, len(order) + 1))
         wc = 0.85 / max(len(cols), 1)
         for i, (k, _head) in enumerate(cols):
             axc.bar([j + (i - (len(cols) - 1) / 2) * wc for j in xs], [share(by_class[c], k) for c in order], wc,
@@ -221,7 +222,7 @@ def coverage_figure(a: dict, names: dict | None = None):
                        if len(order) <= 100 else f"class rank ({len(order)} classes)")
         axc.set_title("(b) anchor coverage by class", loc="left", fontsize=11)
         axc.legend(fontsize=7, loc="upper right")
-        name_classes(axc, [names.get(c, f"id {c}") for c in order], [share(by_class[c], key) for c in order])
+        name_classes(axc, [names.get(c, f"id {c}") for c in order], [share(by_class[c], key) for c in order], x0=1)
     return fig
 
 

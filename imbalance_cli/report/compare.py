@@ -69,7 +69,7 @@ def figures(report: dict) -> list:
     order = sorted(per, key=lambda r: -r["instances_a"])
     fig = new_figure(12, 4.8)
     ax = fig.subplots()
-    x = np.arange(len(order))
+    x = np.arange(1, len(order) + 1)  # rank 1 = most instances in A
     ax.plot(x, [r["share_a"] or np.nan for r in order], "o-", ms=3, lw=1, label=na, color="tab:blue")
     ax.plot(x, [r["share_b"] or np.nan for r in order], "s-", ms=3, lw=1, label=nb, color="tab:orange", alpha=0.8)
     ax.set_yscale("log")
@@ -77,7 +77,7 @@ def figures(report: dict) -> list:
                   f"class rank by instances in A ({na}; {len(order)} classes)")
     ax.set_ylabel("share of the dataset's instances (log scale)")
     ax.set_title(f"Class distributions of A and B (TV = {report['classes']['tv'] or 0:.3f})", loc="left")
-    name_classes(ax, [r["name"] for r in order], [max(r["share_a"] or 0, r["share_b"] or 0) for r in order])
+    name_classes(ax, [r["name"] for r in order], [max(r["share_a"] or 0, r["share_b"] or 0) for r in order], x0=1)
     ax.legend(fontsize=8)
     out.append(("compare_classes.png", "Class distributions", fig))
 

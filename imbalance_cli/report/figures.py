@@ -27,7 +27,8 @@ import numpy as np
 
 from imbalance_cli import progress
 from imbalance_cli.report import anchor_figures
-from imbalance_cli.report._common import name_classes, names_fontsize, names_margin, new_figure, num, place, plain
+from imbalance_cli.report._common import (name_classes, names_fontsize, names_margin, new_figure, num, place, plain,
+                                          shown_names)
 from imbalance_cli.report.tables import (
     FREQUENCY_LABELS,
     fmt_num,
@@ -91,7 +92,7 @@ def class_long_tail_figure(report: dict):
     n = len(classes)
     width = 12.0 if n <= 80 else 13.0
     names = [c.get("name", c.get("id", "")) for c in classes]
-    below = names_margin(names, names_fontsize(n)) if n <= 100 else 0.6
+    below = names_margin(shown_names(names), names_fontsize(n) if n <= 100 else 6.5)
     fig = new_figure(width, 3.6 + below, constrained=False)
     ax = fig.add_subplot()
     place(fig, left=0.75, right=0.2, top=0.45, bottom=below)
