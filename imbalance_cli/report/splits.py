@@ -16,6 +16,7 @@ import html
 import os
 from pathlib import Path
 
+from imbalance_cli import vocabulary
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report.compare import figures as compare_figures
@@ -27,8 +28,8 @@ from imbalance_cli.report.stats import render_terminal as render_stats
 _COLUMNS = (("split", "split"), ("images", "images"), ("boxes", "boxes"), ("images_without_boxes", "background imgs"),
             ("classes_used", "classes used"), ("imbalance_ratio", "imb. ratio"), ("gini", "Gini"),
             ("normalized_entropy", "norm. entropy"), ("positives_per_box", "YOLOv5 pos./box"),
-            ("boxes_without_positive", "boxes w/o pos."), ("bpr", "AutoAnchor BPR"),
-            ("anchors_above_threshold", "anchors/target"))
+            ("boxes_without_positive", vocabulary.term("boxes_without_positive").column),
+            ("bpr", vocabulary.label("bpr")), ("anchors_above_threshold", vocabulary.label("aat")))
 
 
 def summary_rows(report: dict) -> list[dict]:
