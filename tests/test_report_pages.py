@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
+from test_report_render import _chromium  # the one lookup of the browser the tests use
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 COCO_VAL = DATA / "coco-mini_instances_val2017.json.gz"
@@ -51,14 +50,6 @@ window.addEventListener('load', () => { setTimeout(() => {
   }, 50);
 }, 50); });
 </script>"""
-
-
-def _chromium() -> str | None:
-    for name in ("/usr/bin/chromium", "chromium", "chromium-browser"):
-        path = shutil.which(name) if not os.path.isabs(name) else (name if os.access(name, os.X_OK) else None)
-        if path:
-            return path
-    return None
 
 
 def probe(page: Path, tmp_path: Path) -> dict:

@@ -238,15 +238,20 @@ def load_real(data_file: str, images_dir: str, preset, val_fraction: float, seed
             raise InputError("held-out file's categories differ from the training file's", path=val_file)
         return from_dataset(ds, vds, np.arange(ds.num_images), np.arange(vds.num_images), idir, preset,
                             {"data": data_file, "val": val_file, "images": images_dir})
-    if not (0.0 < val_fraction < 1.0):
-        raise InputError(f"--val-fraction must be in (0, 1), got {val_fraction}")
-    perm = np.random.default_rng(seed).permutation(ds.num_images)
-    n_val = max(1, int(round(val_fraction * ds.num_images)))
-    if n_val >= ds.num_images:
-        raise InputError("dataset too small to hold out images for evaluation", path=data_file)
-    val_rows, train_rows = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    train_rows, val_rows = _held_out(ds.num_images, val_fraction, seed, data_file)
     return from_dataset(ds, ds, train_rows, val_rows, idir, preset,
                         {"data": data_file, "images": images_dir, "val_fraction": val_fraction})
+
+
+def _held_out(n_images: int, val_fraction: float, seed: int, data_file) -> tuple[np.ndarray, np.ndarray]:
+    """``(train rows, held-out rows)``: a seeded ``val_fraction`` of the images held out for evaluation."""
+    if not (0.0 < val_fraction < 1.0):
+        raise InputError(f"--val-fraction must be in (0, 1), got {val_fraction}")
+    perm = np.random.default_rng(seed).permutation(n_images)
+    n_val = max(1, int(round(val_fraction * n_images)))
+    if n_val >= n_images:
+        raise InputError("dataset too small to hold out images for evaluation", path=data_file)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 def _load_yolo(data_file, images_dir, preset, val_fraction, seed, val_file, split) -> DetectionData:
@@ -262,19 +267,13 @@ def _load_yolo(data_file, images_dir, preset, val_fraction, seed, val_file, spli
         raise InputError("training needs the images (their sizes): none found beside the labels", path=data_file)
     source = {"data": data_file, "split": train_name if split_names(full) else None}
     if val_file:
-        raise InputError("--val-data does not apply to a YOLO data.yaml: its val split is evaluated", path=data_file,
-                         record="--val-data")
+        raise InputError("--val-data does not apply to a YOLO data.yaml: its val split is evaluated, or "
+                         "--val-fraction of the training split when it has none", path=data_file, record="--val-data")
     if "val" in split_names(full) and train_name != "val":
         vds = split_of(full, "val")
         return from_dataset(ds, vds, np.arange(ds.num_images), np.arange(vds.num_images), None, preset,
                             {**source, "val_split": "val"})
-    if not (0.0 < val_fraction < 1.0):
-        raise InputError(f"--val-fraction must be in (0, 1), got {val_fraction}")
-    perm = np.random.default_rng(seed).permutation(ds.num_images)
-    n_val = max(1, int(round(val_fraction * ds.num_images)))
-    if n_val >= ds.num_images:
-        raise InputError("dataset too small to hold out images for evaluation", path=data_file)
-    val_rows, train_rows = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    train_rows, val_rows = _held_out(ds.num_images, val_fraction, seed, data_file)
     return from_dataset(ds, ds, train_rows, val_rows, None, preset, {**source, "val_fraction": val_fraction})
 
 
