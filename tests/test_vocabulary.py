@@ -24,7 +24,7 @@ from imbalance_cli import vocabulary
 from imbalance_cli.cli import app
 from imbalance_cli.report import tables
 from imbalance_cli.report.html import render_html
-from imbalance_cli.report.stats import render_terminal, report_files
+from imbalance_cli.report.stats import render_terminal
 from imbalance_cli.stats import measures
 from imbalance_cli.stats.report import verdicts
 
@@ -77,9 +77,9 @@ def test_small_is_one_definition_in_stats_coverage_fit_and_yolo(raw_val, val_rep
     assert im.analyze(val, anchors="none").to_dict()["scale"]["size_groups"] == expected
     # every renderer names the definition
     assert "size groups (box w·h)" in _terminal(val_report)
-    files = report_files(val_report)
-    assert "size groups (box w·h)" in files["report.html"]
-    assert "box w*h" in files["scale_size_groups.csv"] and "by_area_field" not in files["scale_size_groups.csv"]
+    assert "size groups (box w·h)" in render_html(val_report, [])
+    csv = tables.csv_tables(val_report)["scale_size_groups.csv"]
+    assert "box w*h" in csv and "by_area_field" not in csv
 
 
 def test_coco_eval_groups_only_when_asked_and_labelled(raw_val):
@@ -127,7 +127,7 @@ def test_two_meanings_of_positive_named_apart_in_stats_and_check(tmp_path):
     # terminal and HTML show both, each under its one label
     rep = json.loads(runner.invoke(app, ["stats", str(path), "--json", "-q", "--device", "cpu"]).stdout)
     text = _terminal(rep)
-    html = report_files(rep)["report.html"]
+    html = render_html(rep, [])
     for key in ("boxes_without_positive", "boxes_below_positive_iou"):
         assert vocabulary.label(key) in text and vocabulary.label(key) in html
         assert rep["definitions"][key] == vocabulary.term(key).as_dict()
@@ -276,7 +276,7 @@ def test_json_definitions_are_the_vocabulary(val_report):
     for key in ("boxes", "gini", "foreground", "boxes_without_positive", "boxes_below_positive_iou", "small"):
         assert key in d
     # CSV: measures and anchor summary carry the vocabulary's meaning
-    files = report_files(val_report)
+    files = tables.csv_tables(val_report)
     assert vocabulary.meaning("gini") in files["measures.csv"]
     assert vocabulary.meaning("boxes_below_positive_iou") in files["anchors_summary.csv"]
 
