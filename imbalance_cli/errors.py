@@ -41,3 +41,14 @@ class FindingsError(Exception):
     """Raised by commands (e.g. ``imbalance check``) whose findings reach the fail level: exit code 1."""
 
     exit_code = 1
+
+
+def did_you_mean(name: object, choices) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` to ``name`` (any case), or ``""``."""
+    import difflib
+
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(name).strip().lower(), [c.lower() for c in choices], n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {next(c for c in choices if c.lower() == close[0])!r}?)"

@@ -17,6 +17,54 @@ T = TypeVar("T")
 _ENABLED = True
 _BAR: Optional[Callable[[Iterable, Optional[int], str], Iterator]] = None
 _COUNTER: Optional[Callable[[int, str, str], Any]] = None
+_PHASE: Optional[Callable[[str], None]] = None
+
+
+def set_phase_printer(printer: Optional[Callable[[str], None]]) -> None:
+    """Install the function that prints one line per phase when stderr is not a terminal (the CLI installs one;
+    library callers stay silent). ``--quiet`` turns it off with the bars (:func:`set_enabled`)."""
+    global _PHASE
+    _PHASE = printer
+
+
+def phase(text: str) -> None:
+    """Announce a phase of long work: one line on stderr when progress is enabled, stderr is not a terminal
+    (a log, CI) and a printer is installed, as pip and Ultralytics log their steps; nothing on a terminal,
+    where the bars show it."""
+    if _logging_phases():
+        _PHASE(text)
+
+
+def _logging_phases() -> bool:
+    return _ENABLED and _PHASE is not None and not sys.stderr.isatty()
+
+
+#: A bar's phase line is printed off a terminal only when its phase is still running after this many seconds:
+#: long work says what it is doing, quick work (and a one-line error right after it) stays quiet.
+PHASE_DELAY = 1.0
+
+
+class _DelayedPhase:
+    """Prints ``text`` (one phase line) after :data:`PHASE_DELAY` seconds unless closed first."""
+
+    def __init__(self, text: str):
+        import threading
+
+        self.timer = threading.Timer(PHASE_DELAY, _PHASE, (text,))
+        self.timer.daemon = True
+        self.timer.start()
+
+    def close(self) -> None:
+        """The phase is over: no line if it has not been printed yet."""
+        self.timer.cancel()
+
+
+def _phased(iterable: Iterable[T], text: str) -> Iterator[T]:
+    ph = _DelayedPhase(text)
+    try:
+        yield from iterable
+    finally:
+        ph.close()
 
 
 def set_enabled(enabled: bool) -> None:
@@ -37,8 +85,10 @@ def enabled() -> bool:
 
 
 def progress(iterable: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T] | Iterable[T]:
-    """Iterate ``iterable``, showing a progress bar on a terminal only."""
+    """Iterate ``iterable``, showing a progress bar on a terminal only (off a terminal: one :func:`phase` line)."""
     if not enabled():
+        if description and _logging_phases():
+            return _phased(iterable, description + (f" ({total:,})" if total else ""))
         return iterable
     return _BAR(iterable, total, description)
 
@@ -51,10 +101,17 @@ def set_counter(factory: Optional[Callable[[int, str, str], Any]]) -> None:
 
 
 class _NoCounter:
+    def __init__(self, phase_text: str | None = None):
+        self.phase_text, self._phase = phase_text, None
+
     def __enter__(self) -> "_NoCounter":
+        if self.phase_text:
+            self._phase = _DelayedPhase(self.phase_text)
         return self
 
     def __exit__(self, *exc) -> bool:
+        if self._phase is not None:
+            self._phase.close()
         return False
 
     def advance(self, n: int) -> None:
@@ -65,7 +122,11 @@ class _NoCounter:
 
 
 def counter(total: int | None, description: str, unit: str = "items") -> Any:
-    """A bar counting up to ``total`` (``advance(n)``, ``update(completed)``) on a terminal; a no-op otherwise."""
+    """A bar counting up to ``total`` (``advance(n)``, ``update(completed)``) on a terminal; a no-op otherwise
+    (off a terminal: one :func:`phase` line)."""
     if not total or _COUNTER is None or not enabled():
+        if description and _logging_phases():
+            size = "" if not total else (f" ({total / 1e6:,.1f} MB)" if unit == "bytes" else f" ({total:,})")
+            return _NoCounter(description + size)
         return _NoCounter()
     return _COUNTER(int(total), description, unit)

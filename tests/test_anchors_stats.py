@@ -53,7 +53,12 @@ def test_hand_dataset_totals():
     assert s["pos_neg_ratio"] == pytest.approx(5 / 7)
     # C = 2 sigmoid classifiers: negative tasks = 5 * (2 - 1) + 7 * 2 (RS-loss supp. Table S7)
     assert s["task_pos_neg_ratio"] == pytest.approx(5 / (5 * 1 + 7 * 2))
-    assert s["boxes_without_positive"] == 1 and s["boxes_below_negative"] == 1  # the tie box: best IoU 1/7
+    # the tie box: best IoU 1/7, below the positive IoU, yet trained by its 4 low-quality positives (the two
+    # meanings of "no positive", named apart in imbalance_cli.vocabulary)
+    assert s["boxes_without_positive"] == 0 and s["boxes_below_positive_iou"] == 1
+    assert s["boxes_below_negative"] == 1
+    assert s["coverage"]["by_size"]["small"] == {"boxes": 2, "without_positive": 0, "below_positive_iou": 1,
+                                                 "below_negative": 1}
     assert s["positive_iou"]["low_quality"] == 4
     assert sum(s["positive_iou"]["counts"]) == 5 and s["positive_iou"]["counts"][-1] == 1  # IoU 1.0 in last bin
     assert s["positive_iou"]["counts"][int((1 / 7) / 0.05)] == 4
@@ -93,7 +98,7 @@ def test_real_coco_subset_matches_straightforward_method():
     p = get_preset("retinanet")
     s = anchor_statistics(ds, "retinanet", device="cpu", negative_iou_sample="all")
     valid = ds.valid_mask()
-    fg = ign = bg = total = no_pos = below = 0
+    fg = ign = bg = total = no_pos = below_pos = below = 0
     per_class = np.zeros(ds.num_categories, np.int64)
     zero = 0
     for im in range(ds.num_images):
@@ -112,12 +117,15 @@ def test_real_coco_subset_matches_straightforward_method():
         ign += int((m == -2).sum())
         bg += int((m == -1).sum())
         np.add.at(per_class, ds.box_category[sel][m[m >= 0].numpy()], 1)
-        no_pos += int((best < 0.5).sum())
+        no_pos += len(sel) - len(set(m[m >= 0].tolist()))  # boxes no anchor is matched to (low-quality counted)
+        below_pos += int((best < 0.5).sum())  # boxes whose best IoU misses the positive threshold
         below += int((best < 0.4).sum())
         zero += int(((m == -1) & (iou.max(dim=0).values == 0)).sum())
     assert (s["anchors"], s["foreground"], s["ignored"], s["background"]) == (total, fg, ign, bg)
     assert s["per_class_positive"] == {str(int(c)): int(v) for c, v in zip(ds.category_ids, per_class)}
-    assert (s["boxes_without_positive"], s["boxes_below_negative"]) == (no_pos, below)
+    assert (s["boxes_without_positive"], s["boxes_below_positive_iou"], s["boxes_below_negative"]) == (
+        no_pos, below_pos, below)
+    assert below_pos > no_pos  # low-quality matching trains boxes below the positive IoU
     assert s["negative_iou"]["zero"] == zero
     assert fg > 0 and bg > 100 * fg  # the survey's foreground-background imbalance
 

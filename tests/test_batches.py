@@ -69,14 +69,17 @@ def test_seeded_and_cli(tmp_path):
                               "--epochs", "2", "--json", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
-    assert rep["schema"] == "imbalance.batches/1" and rep["batches"] == rep["samples"] // 4
+    # the last, partial batch is kept (PyTorch's drop_last=False) and counted
+    assert rep["schema"] == "imbalance.batches/1" and rep["batches"] == -(-rep["samples"] // 4)
+    assert rep["last_batch_size"] == (rep["samples"] % 4 or 4) and rep["dropped_samples"] == 0
     # LVIS val carries the train frequencies: the file's own letters define the groups
     assert rep["group_absence"]["frequency_source"] == "file"
     assert set(rep["group_absence"]["frequency"]) == {"r", "c", "f"}
     assert 0 <= rep["divergence"]["mean"] <= rep["divergence"]["max"] <= 1
     lines = (tmp_path / "per_batch.csv").read_text().splitlines()
     assert len(lines) == rep["batches"] + 1 and (tmp_path / "batches.png").stat().st_size > 0
-    for args in (["--sampler", "nope"], ["--batch-size", "0"], ["--epochs", "0"], ["--batch-size", "100000"]):
+    for args in (["--sampler", "nope"], ["--batch-size", "0"], ["--epochs", "0"],
+                 ["--batch-size", "100000", "--drop-last"]):
         r = runner.invoke(app, ["batches", str(LVIS_V05), *args])
         assert r.exit_code == 2, (args, r.output)
 

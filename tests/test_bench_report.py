@@ -56,3 +56,42 @@ def test_write_outputs(tmp_path):
     assert csv[0].startswith("loss,baseline,seeds,AP_mean")
     assert csv[2].startswith("ecm-focal,focal,3,")
     assert json.loads((tmp_path / "bench.json").read_text())["versus_baseline"][0]["baseline"] == "focal"
+
+
+def _terminal(summary, versus, seeds, width=80) -> str:
+    import io
+
+    from rich.console import Console
+
+    from imbalance_cli.report.bench import render_terminal
+
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    render_terminal(summary, versus, seeds, 3, console=console)
+    return console.file.getvalue()
+
+
+def test_terminal_table_fits_80_columns_with_every_value():
+    runs = _runs()
+    for loss in ("eqlv2", "sigmoid-ce", "seesaw", "softmax-ce"):  # the README's longest names
+        runs += [dict(r, loss=loss) for r in runs if r["loss"] == "focal"]
+    losses = ["focal", "ecm-focal", "sigmoid-ce", "eqlv2", "softmax-ce", "seesaw"]
+    rows = summarize(runs, losses)
+    vs = versus_baseline(runs, [("ecm-focal", "focal"), ("eqlv2", "sigmoid-ce"), ("seesaw", "softmax-ce")])
+    text = _terminal(rows, vs, 3)
+    lines = text.splitlines()
+    assert max(len(ln) for ln in lines) <= 80 and "…" not in text
+    v = vs[0]
+    for needle in ("0.200", "±0.100", f"{v['AP_diff_mean']:+.3f}", f"±{v['AP_diff_std']:.3f}", "seesaw", "softmax-ce"):
+        assert needle in text, needle
+    assert not any(ln.rstrip().endswith(("0.", "0.0")) for ln in lines)  # no value cut short
+
+
+def test_one_seed_shows_no_spread():
+    runs = [r for r in _runs() if r["seed"] == 0]
+    rows = summarize(runs, ["focal", "ecm-focal"])
+    vs = versus_baseline(runs, [("ecm-focal", "focal")])
+    assert rows[0]["AP_std"] is None and vs[0]["AP_diff_std"] is None
+    text = _terminal(rows, vs, 1)
+    assert "±" not in text.split("\n", 1)[1] and "one seed" in text
+    md = markdown_table(rows, vs)
+    assert "±" not in md and "| 0.100 |" in md and "+0.050" in md

@@ -213,8 +213,14 @@ def test_fig5b_fig7_fig13_data():
 
     fig = figmod.scale_figure(report)
     assert [a.get_yscale() for a in fig.axes[:3]] == ["log"] * 3
-    bars = fig.axes[3].patches  # size groups: box area series then area-field series
-    assert [b.get_height() for b in bars] == [70, 40, 21, 72, 39, 20]
+    bars = fig.axes[3].patches  # size groups: one definition (box w*h), the area field only when asked
+    assert [b.get_height() for b in bars] == [70, 40, 21]
+    assert "box w·h" in fig.axes[3].get_title()
+    report["scale"]["size_groups_by"] = "area_field"
+    report["scale"]["size_groups"] = report["scale"]["size_groups_by_area_field"]
+    fig = figmod.scale_figure(report)
+    assert [b.get_height() for b in fig.axes[3].patches] == [72, 39, 20]
+    assert "COCO-eval" in fig.axes[3].get_title() and "area" in fig.axes[3].get_title()
 
     fig = figmod.location_figure(report)
     image = fig.axes[0].images[0]
@@ -272,7 +278,7 @@ def test_write_outputs_csv(written):
     groups = _read_csv(out / "scale_size_groups.csv")
     assert [r["group"] for r in groups] == ["small", "medium", "large"]
     assert float(groups[0]["share"]) == pytest.approx(70 / 131)
-    assert [int(r["boxes_by_area_field"]) for r in groups] == [72, 39, 20]
+    assert [r["area_of"] for r in groups] == ["box w*h"] * 3 and "boxes_by_area_field" not in groups[0]
     loc = _read_csv(out / "location.csv")
     counts = report["location"]["counts"]
     assert len(loc) == 25
@@ -328,12 +334,16 @@ def test_write_outputs_with_anchors_and_optional_figures(tmp_path, monkeypatch):
 
     from imbalance_cli.report import anchor_figures as fake
 
-    def anchor_figures(anchors, names=None):
-        fig = Figure(figsize=(3, 2))
-        fig.add_subplot().bar([0, 1], [anchors["foreground"], anchors["background"]])
-        return [("fig4a_foreground_background.png", "Foreground vs background (survey Fig. 4a)", fig)]
+    def anchor_figure_jobs(anchors, names=None):
+        def build():
+            fig = Figure(figsize=(3, 2))
+            fig.add_subplot().bar([0, 1], [anchors["foreground"], anchors["background"]])
+            return fig
 
-    monkeypatch.setattr(fake, "figures", anchor_figures)
+        return [("fig4a_foreground_background.png", "Foreground vs background (survey Fig. 4a)", build,
+                 "Foreground vs background (survey Fig. 4a)")]
+
+    monkeypatch.setattr(fake, "figure_jobs", anchor_figure_jobs)
     full = make_report(anchors=True)
     report = {k: full[k] for k in ("schema", "dataset", "classes", "anchors")}  # fewer figures: faster
     second = next(c for c in report["classes"] if c["name"] == "class_001")

@@ -9,7 +9,7 @@
 Layers (an import may point down or sideways, never up)::
 
     0  errors, fileio, boxes, progress, dist,        top-level utility modules, usable by all
-       memory, choices
+       memory, choices, vocabulary
     1  data                                           loaders -> columnar Dataset
     2  stats, anchors, losses, detector, check,       analyses (detector sits with losses, check with stats;
        specs                                          specs resolves options into presets, beside anchors)
@@ -36,7 +36,8 @@ from pathlib import Path
 
 PACKAGE = "imbalance_cli"
 LAYERS = {
-    **dict.fromkeys(("errors", "fileio", "boxes", "progress", "dist", "memory", "choices", "__version__"), 0),
+    **dict.fromkeys(("errors", "fileio", "boxes", "progress", "dist", "memory", "choices", "vocabulary",
+                     "__version__"), 0),
     "data": 1,
     **dict.fromkeys(("stats", "anchors", "losses", "detector", "check", "specs"), 2),
     "report": 3,
@@ -198,7 +199,7 @@ def _cycles(nodes: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
 
 def render(res: dict, verbose: bool = False) -> str:
     """The analysis as text."""
-    lines = ["Layers: utilities (errors fileio boxes progress dist memory choices) -> data -> analyses (stats anchors losses "
+    lines = ["Layers: utilities (errors fileio boxes progress dist memory choices vocabulary) -> data -> analyses (stats anchors losses "
              "detector check specs) -> report -> cli (commands cli api __main__ __init__); imports may point down or sideways.",
              "", f"Internal imports between packages ({res['internal_imports']} internal import statements in all):",
              f"  {'from':10s} -> {'to':10s} {'module-level':>12s} {'in-function':>12s}"]

@@ -65,7 +65,7 @@ import numpy as np
 
 from imbalance_cli.anchors import schema as S
 from imbalance_cli.anchors.tomlfile import read_toml
-from imbalance_cli.errors import InputError
+from imbalance_cli.errors import InputError, did_you_mean
 
 MATCHER_SEMANTICS = ("torchvision", "mmdet", "ssd")
 
@@ -547,9 +547,10 @@ def get_preset(name_or_path: "str | AnchorPreset", pos_iou: float | None = None,
     else:
         path = Path(str(name_or_path))
         if path.suffix.lower() != ".toml" or not path.exists():
+            names = (*PRESETS, "yolov5")  # yolov5 is its own kind (anchors/yolov5.py), offered by the same option
             raise InputError(
-                f"unknown anchor preset {str(name_or_path)!r}: use one of {', '.join(PRESETS)} or a path to a .toml file",
-                record="--anchors")
+                f"unknown anchor preset {str(name_or_path)!r}{did_you_mean(name_or_path, names)}: use one of "
+                f"{', '.join(names)} or a path to a .toml file", record="--anchors")
         where = str(path)
         preset = preset_from_dict(_load_toml(path), where)
     changes = {}

@@ -16,7 +16,9 @@ Rules (every threshold and severity can be set in a TOML rules file, see :data:`
   (a class whose width/height/area histogram puts >= 80% of its mass in the top 10% of bins),
   ``unused_class`` (defined but no valid box), ``images_without_boxes``;
 * anchors (with ``--anchors`` or ``[anchors] preset``): ``anchor_no_positive`` (share of boxes
-  with no positive anchor > threshold) and ``anchor_neg_pos_ratio`` (background/foreground anchors
+  with no positive anchor at all, low-quality matches counted, > threshold), ``anchor_below_positive_iou``
+  (share of boxes with no anchor at IoU >= the positive threshold, trained only through low-quality
+  matches, > threshold 0.25) and ``anchor_neg_pos_ratio`` (background/foreground anchors
   > threshold). Only these import the anchor engine (and so torch);
 * drift against a baseline ``stats.json`` (``imbalance stats --json``): ``drift_class_tv``
   (total-variation distance of class instance distributions), ``drift_scale_wasserstein``
@@ -59,6 +61,7 @@ from imbalance_cli.check.findings import LEVEL, SEVERITIES, CheckResult, Finding
 from imbalance_cli.data._io import read_toml
 from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import INVALID_REASONS
+from imbalance_cli.data.splits import has_splits, split_names, split_of
 from imbalance_cli.data.validate import Problem, load_with_problems
 from imbalance_cli.errors import InputError
 from imbalance_cli.stats.batches import anchor_counts
@@ -80,6 +83,7 @@ DEFAULT_RULES: dict[str, dict] = {
     "unused_class": {"severity": "warning"},
     "images_without_boxes": {"severity": "warning", "max_share": 0.0},
     "anchor_no_positive": {"severity": "warning", "threshold": 0.0},
+    "anchor_below_positive_iou": {"severity": "warning", "threshold": 0.25},
     "anchor_neg_pos_ratio": {"severity": "warning", "threshold": 1000.0},
     "drift_class_tv": {"severity": "warning", "threshold": 0.1},
     "drift_scale_wasserstein": {"severity": "warning", "threshold": 0.05},
@@ -95,7 +99,7 @@ RULE_GROUPS = {
     "structure": ("missing_field", "duplicate_id", "undefined_image", "undefined_category", "invalid_image", "invalid_box"),
     "distribution": ("few_instances", "imbalance_ratio", "size_outlier", "skewed_distribution", "unused_class",
                      "images_without_boxes"),
-    "anchors": ("anchor_no_positive", "anchor_neg_pos_ratio"),
+    "anchors": ("anchor_no_positive", "anchor_below_positive_iou", "anchor_neg_pos_ratio"),
     "drift": ("drift_class_tv", "drift_scale_wasserstein", "drift_new_class", "drift_missing_class"),
     "labels": ("corrupt_image", "corrupt_label", "missing_label", "duplicate_label", "label_class_exceeds_nc"),
 }
@@ -424,11 +428,21 @@ def anchor_findings(dataset, rules: Rules) -> list[Finding]:
     if a["boxes"]:
         share = a["boxes_without_positive"] / a["boxes"]
         thr = rules.get("anchor_no_positive", "threshold")
+        below = a.get("boxes_below_positive_iou")
+        other = "" if below is None else (f"; {below} ({below / a['boxes']:.2%}) have no anchor at IoU >= "
+                                          f"{a['pos_iou']:g} (positives only through low-quality matches)")
         if share > thr:
             rows = a.get("box_without_positive")
             _emit(out, rules, "anchor_no_positive", f"{a['boxes_without_positive']} of {a['boxes']} boxes ({share:.2%}) "
-                  f"have no positive anchor under '{rules.anchors}'", value=share, threshold=thr,
-                  **(_involved(dataset, boxes=np.sort(rows)) if rows is not None else {}))
+                  f"have no positive anchor under '{rules.anchors}' (low-quality matches counted){other}",
+                  value=share, threshold=thr, **(_involved(dataset, boxes=np.sort(rows)) if rows is not None else {}))
+        if below is not None and below / a["boxes"] > rules.get("anchor_below_positive_iou", "threshold"):
+            rows = a.get("box_below_positive_iou")
+            _emit(out, rules, "anchor_below_positive_iou", f"{below} of {a['boxes']} boxes ({below / a['boxes']:.2%}) "
+                  f"have no anchor at IoU >= {a['pos_iou']:g} under '{rules.anchors}': positives only through "
+                  f"low-quality matches ({a['boxes_without_positive']} without any positive)",
+                  value=below / a["boxes"], threshold=rules.get("anchor_below_positive_iou", "threshold"),
+                  **_involved(dataset, boxes=np.sort(rows)))
     fg, bg = float(a["foreground_total"]), float(a["background_total"])
     thr = rules.get("anchor_neg_pos_ratio", "threshold")
     ratio = math.inf if fg == 0 else bg / fg
@@ -527,14 +541,37 @@ def drift_findings(dataset, baseline, rules: Rules) -> list[Finding]:
 
 # --------------------------------------------------------------------------------------- run
 def run_check(path: str | os.PathLike, rules: Rules | None = None, baseline: dict | None = None,
-              format: str | None = None, yolo_version: int | None = None) -> CheckResult:
+              format: str | None = None, split: str | None = None,
+              yolo_version: int | None = None) -> CheckResult:
     """Run every enabled rule on the file at ``path`` (plus anchors/drift rules when configured).
 
     ``format`` is the annotation format (coco, lvis, objects365, openimages, voc, yolo; detected when None);
+    ``split`` one split of a multi-split data.yaml (:func:`run_check_splits` checks every split);
     ``yolo_version`` whose rules a YOLO dataset is read by (8: Ultralytics 8.x, default; 5: YOLOv5 7.0).
     """
+    results = run_check_splits(path, rules, baseline, format, split, yolo_version)
+    if len(results) != 1:
+        raise InputError(f"the file has {len(results)} splits: pass split= (or use run_check_splits)", path=path)
+    return results[0]
+
+
+def run_check_splits(path: str | os.PathLike, rules: Rules | None = None, baseline: dict | None = None,
+                     format: str | None = None, split: str | None = None,
+                     yolo_version: int | None = None) -> list[CheckResult]:
+    """:func:`run_check` of split ``split``, or of every split of a multi-split data.yaml in turn (one result
+    each, named ``file[split]``), never of the splits merged; one result for a file without splits."""
     rules = rules or Rules()
     dataset, problems = load_with_problems(path, format, yolo_version=yolo_version)
+    if split is not None:
+        parts = [split_of(dataset, split)]
+    elif has_splits(dataset):
+        parts = [split_of(dataset, name) for name in split_names(dataset)]
+    else:
+        parts = [dataset]
+    return [_check_dataset(d, problems, rules, baseline, d.path if d is not dataset else path) for d in parts]
+
+
+def _check_dataset(dataset, problems, rules: Rules, baseline: dict | None, path) -> CheckResult:
     findings = structure_findings(problems, rules)
     run = list(RULE_GROUPS["structure"]) + list(RULE_GROUPS["distribution"])
     if dataset.format == "yolo":

@@ -62,3 +62,13 @@ def build_spec(anchors: Optional[str], *, matcher: Matcher = Matcher.auto, devic
         return None
     return AnchorSpec.build(preset, matcher=matcher, device=device, engine=engine, pos_iou=pos_iou, neg_iou=neg_iou,
                             negative_iou_sample=negative_iou_sample, workers=workers, chunk_images=chunk_size)
+
+CocoEvalSizesOpt = Annotated[bool, typer.Option(
+    "--coco-eval-sizes", metavar="",
+    help="Size groups by the file's `area` field, as COCO evaluation (pycocotools areaRng) forms them, labelled "
+         "so in every output; default: the box's own w x h in original pixels (small < 32², medium < 96²).")]
+
+
+def size_by(coco_eval_sizes: bool) -> str:
+    """The size-group definition an option value asks for (:mod:`imbalance_cli.vocabulary`)."""
+    return "area_field" if coco_eval_sizes else "box"

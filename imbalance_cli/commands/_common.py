@@ -110,7 +110,13 @@ def set_quiet(quiet: bool) -> None:
     """Apply ``--quiet`` (no progress bars); otherwise bars are drawn with rich on a terminal."""
     progress.set_bar(rich_bar)
     progress.set_counter(RichCounter)
+    progress.set_phase_printer(_phase_line)
     progress.set_enabled(not quiet)
+
+
+def _phase_line(text: str) -> None:
+    """One line per phase on stderr off a terminal (``imbalance: anchors (culled) (79 images)``)."""
+    typer.echo(f"imbalance: {text}", err=True)
 
 
 def echo_json(text: str) -> None:

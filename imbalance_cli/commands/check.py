@@ -16,7 +16,8 @@ import typer
 
 from imbalance_cli import dist
 from imbalance_cli.choices import Choice
-from imbalance_cli.check import load_baseline, load_rules, run_check
+from imbalance_cli.check import load_baseline, load_rules
+from imbalance_cli.check.rules import run_check_splits
 from imbalance_cli.commands._common import check_out, handle_errors, set_quiet
 from imbalance_cli.data.detect import FORMATS
 from imbalance_cli.errors import FindingsError
@@ -62,6 +63,9 @@ def register(app):
                                            + ", ".join(FILE_NAMES.values()) + "."),
         summary: Optional[Path] = typer.Option(None, "--summary", help="Append the Markdown summary to this file "
                                                "(default: $GITHUB_STEP_SUMMARY when set)."),
+        split: Optional[str] = typer.Option(None, "--split", metavar="NAME", show_default=False,
+                                            help="One split of a multi-split YOLO data.yaml; default: every split "
+                                            "checked in turn, each named FILE[split] (never merged)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
         yolo_version: Optional[int] = typer.Option(None, "--yolo-version", help="YOLO datasets: check them as "
                                                    "Ultralytics 8.x reads them (8, default) or as YOLOv5 7.0 does (5).",
@@ -82,8 +86,9 @@ def register(app):
         fmt = data_format or legacy_format
         r = load_rules(rules, fail_on=fail_on.value if fail_on is not None else None, anchors=anchors)
         base = load_baseline(baseline) if baseline is not None else None
-        results = [run_check(f, r, base, format=fmt.value if fmt is not None else None, yolo_version=yolo_version)
-                   for f in files]
+        results = [res for f in files
+                   for res in run_check_splits(f, r, base, format=fmt.value if fmt is not None else None, split=split,
+                                               yolo_version=yolo_version)]
         typer.echo(render_many(results, report_format.value), nl=False)
         if report_format.value in ("json", "junit", "markdown"):  # machine output on stdout: the verdict to stderr
             for res in results:

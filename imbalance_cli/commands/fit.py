@@ -7,8 +7,9 @@ from typing import Optional
 
 import typer
 
-from imbalance_cli.commands._anchor_options import DeviceOpt
+from imbalance_cli.commands._anchor_options import CocoEvalSizesOpt, DeviceOpt, size_by
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._split import SplitOpt, pick_split
 from imbalance_cli.data import load
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
@@ -60,7 +61,9 @@ def anchors(
     seed: int = typer.Option(0, "--seed", help="Seed of the image sample, the k-means start and the evolution."),
     target: str = typer.Option("all", "--target", help="Framework snippets: all | comma-separated torchvision, "
                                "mmdet, detectron2, ultralytics (a target that cannot express the fit is refused)."),
-    device: DeviceOpt = Device.cpu,
+    device: DeviceOpt = Device.auto,
+    coco_eval_sizes: CocoEvalSizesOpt = False,
+    split: SplitOpt = None,
     format: Optional[str] = typer.Option(None, "--format", "-f", help="Annotation format override: "
                                          + "|".join(FORMAT_CHOICES) + ".", show_default=False),
     json_out: bool = flag("--json", help="Print only the imbalance.anchors/1 JSON to stdout."),
@@ -97,9 +100,10 @@ def anchors(
         raise InputError(f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); preset "
                          f"{p.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2")
 
-    dataset = load(str(file), format=None if format is None else format.lower())
+    dataset = pick_split(load(str(file), format=None if format is None else format.lower()), split, quiet=quiet)
     res = fit_anchors(dataset, p, objective=objective, sample=n_sample, seed=seed, iterations=iterations,
-                      budget=budget, device=device.value, progress_factory=progress)
+                      budget=budget, device=device.value, progress_factory=progress,
+                      size_by=size_by(coco_eval_sizes))
     report = to_report(res, targets)
     written = render.write_outputs(report, out) if out is not None else []
     if res.stopped == "interrupted" and not quiet:

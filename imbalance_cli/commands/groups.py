@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
+from imbalance_cli.commands._split import SplitOpt, split_note
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import groups as render
 from imbalance_cli.stats.counts import class_counts_from
@@ -28,6 +29,7 @@ def register(app):
         repeat_threshold: float = typer.Option(0.001, "--repeat-threshold", help="Repeat-factor threshold t."),
         cb_beta: float = typer.Option(0.999, "--cb-beta", help="Class-balanced (effective number) beta in [0, 1)."),
         fmt: Optional[str] = typer.Option(None, "--format", help="Annotation format override."),
+        split: SplitOpt = None,
         json_out: bool = flag("--json", help="Print the imbalance.groups/1 JSON to stdout only."),
         out: Optional[Path] = out_option("groups.json, classes.csv, bags.json, label2binlabel.pt and pred_slice.pt"),
         quiet: bool = flag("--quiet", "-q", help="No progress bars."),
@@ -39,7 +41,8 @@ def register(app):
         set_quiet(quiet)
         check_out(out, file, own=render.OWN_FILES)
         edges = parse_edges(bags_edges)
-        counts = class_counts_from(file, num_images=num_images, format=fmt)
+        counts = class_counts_from(file, num_images=num_images, format=fmt, split=split,
+                                   note=None if quiet else split_note)
         report = long_tail_groups(counts, edges=edges, repeat_threshold=repeat_threshold, cb_beta=cb_beta)
         written = []
         if out is not None:

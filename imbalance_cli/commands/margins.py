@@ -12,6 +12,7 @@ from imbalance_cli.anchors.yolov5_schema import refuse_yolov5
 from imbalance_cli.commands._common import (
     check_out, echo_json, flag, handle_errors, out_option, refuse_inapplicable, set_quiet, wrote,
 )
+from imbalance_cli.commands._split import SplitOpt, split_note
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import margins as render
@@ -27,14 +28,15 @@ def register(app):
     def margins(
         file: Path = typer.Argument(..., help="Annotation file (COCO/LVIS/...) or an LVIS-style category-statistics "
                                     "JSON with instance_count/image_count (e.g. lvis_v1_train_cat_info.json)."),
-        fg_bg_ratio: Optional[float] = typer.Option(None, "--fg-bg-ratio", help="Background/foreground ratio r of the "
+        fg_bg_ratio: Optional[float] = typer.Option(None, "--fg-bg-ratio", help="Background per foreground anchor, r, of the "
                                                     "classification layer (ECM's LVIS value: 6.3313). n_bg = r * sum n_c."),
-        anchors: Optional[str] = typer.Option(None, "--anchors", help="Measure r as background/foreground anchors of "
+        anchors: Optional[str] = typer.Option(None, "--anchors", help="Measure r (background per foreground anchor) with "
                                               "this preset (retinanet|rpn|ssd300|my.toml); needs a full annotation file."),
         one_stage: bool = flag("--one-stage", help="Leave the background out (one-stage detectors, Cho & "
                                "Kraehenbuehl, ECCV 2022, supp. F)."),
         fmt: Optional[str] = typer.Option(None, "--format", help="Annotation format override (coco|lvis|openimages|"
                                           "objects365|voc)."),
+        split: SplitOpt = None,
         top: int = typer.Option(15, "--top", help="Rows of the terminal table at each end (rarest and most frequent)."),
         json_out: bool = flag("--json", help="Print the imbalance.margins/1 JSON to stdout only."),
         out: Optional[Path] = out_option("margins.json, margins.csv, instance_counts.json, ecm_counts.json and "
@@ -57,7 +59,7 @@ def register(app):
         refuse_yolov5(anchors, "margins", "ECM's background ratio is measured from IoU-matched background anchors, "
                       "which YOLOv5's ratio-test assignment does not define; use an IoU preset (retinanet, rpn, "
                       "ssd300, a grid TOML) or --fg-bg-ratio")
-        counts = class_counts_from(file, format=fmt)
+        counts = class_counts_from(file, format=fmt, split=split, note=None if quiet else split_note)
         source = None if fg_bg_ratio is None else "option"
         if anchors is not None:
             if counts.dataset is None:

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from imbalance_cli.commands._anchor_options import (
-    ChunkSizeOpt, DeviceOpt, EngineOpt, MatcherOpt, NegativeSampleOpt, NegIouOpt, PosIouOpt, WorkersOpt, build_spec,
+    ChunkSizeOpt, CocoEvalSizesOpt, DeviceOpt, EngineOpt, MatcherOpt, NegativeSampleOpt, NegIouOpt, PosIouOpt,
+    WorkersOpt, build_spec, size_by,
 )
 from imbalance_cli.commands._common import (
     check_out, echo_json, flag, handle_errors, out_option, refuse_inapplicable, set_quiet, wrote,
@@ -16,6 +17,8 @@ from imbalance_cli.commands._common import (
 from imbalance_cli.data import load
 from imbalance_cli.data.yolo import label_summary
 from imbalance_cli.data.spec import LoadSpec
+from imbalance_cli.commands._split import names_hint
+from imbalance_cli.data.splits import split_of
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import splits as render_splits
@@ -71,6 +74,10 @@ def stats(
     per_class_location: bool = flag("--per-class-location", help="Also a centre histogram per class."),
     bags_edges: str = typer.Option("0,10,100,1000,inf", "--bags-edges", help="BAGS group edges on instance counts."),
     hist_bins: int = typer.Option(50, "--hist-bins", help="Bins of the relative width/height/area histograms."),
+    coco_eval_sizes: CocoEvalSizesOpt = False,
+    split: Optional[str] = typer.Option(None, "--split", metavar="NAME", show_default=False, help="One split of a "
+                                        "multi-split YOLO data.yaml (train, val, ...). Default: every split side by "
+                                        "side, with the train vs val distances."),
     json_out: bool = flag("--json", help="Print only the report JSON to stdout."),
     out: Optional[Path] = out_option("stats.json, CSVs, PNG figures and report.html"),
     quiet: bool = flag("--quiet", "-q", help="No progress bars or status messages."),
@@ -113,6 +120,9 @@ def stats(
     load_spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers or None,
                                cache=not no_cache, strict=strict, yolo_version=yolo_version)
     dataset = load(str(file), spec=load_spec)
+    if split is not None:
+        dataset = split_of(dataset, split)
+    names_hint(dataset, quiet or json_out)
     if anchors is None:  # the detector a dataset's users train: YOLOv5 for YOLO datasets, RetinaNet otherwise
         anchors = ("yolov5" if dataset.has_image_sizes else "none") if dataset.format == "yolo" else "retinanet"
         refuse_unused(anchors)
@@ -129,7 +139,7 @@ def stats(
     if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
         split_report = split_statistics(dataset, anchors=anchor_arg, location_bins=location_bins,
                                         per_class_location=per_class_location, bags_edges=edges, scale_bins=hist_bins,
-                                        strict=strict, **anchor_kwargs)
+                                        strict=strict, size_by=size_by(coco_eval_sizes), **anchor_kwargs)
         written = render_splits.write_outputs(split_report, out) if out is not None else []
         if json_out:
             echo_json(dumps_json(split_report))
@@ -138,7 +148,8 @@ def stats(
         wrote(out, written, quiet)
         return
     report = analyze(dataset, anchors=anchor_arg, location_bins=location_bins, per_class_location=per_class_location,
-                     bags_edges=edges, hist_bins=hist_bins, strict=strict, **anchor_kwargs)
+                     bags_edges=edges, hist_bins=hist_bins, strict=strict, size_by=size_by(coco_eval_sizes),
+                     **anchor_kwargs)
 
     data = report.to_dict()
     if dataset.format == "yolo":  # what the trainer's rules found in the label files (see data/yolo.py)

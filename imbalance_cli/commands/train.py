@@ -45,8 +45,15 @@ def train(
     loss: LossName = typer.Option("focal", "--loss", parser=choice_parser(LossName, "--loss"), metavar=choice_metavar(LossName), help=LOSS_HELP),
     box_loss: Optional[BoxLossName] = typer.Option(None, "--box-loss", parser=choice_parser(BoxLossName, "--box-loss"), metavar=choice_metavar(BoxLossName), help=BOX_HELP, show_default=False),
     sampler: SamplerName = typer.Option("none", "--sampler", parser=choice_parser(SamplerName, "--sampler"), metavar=choice_metavar(SamplerName), help=SAMPLER_HELP),
-    data: str = typer.Option("synthetic-lt", "--data", help="synthetic-lt (built in) or a COCO/LVIS/VOC annotation file."),
-    images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --data FILE.", show_default=False),
+    data: str = typer.Option("synthetic-lt", "--data", help="synthetic-lt (built in), a COCO/LVIS/VOC annotation "
+                             "file (with --images), or a YOLO data.yaml (its own images: trains on its train split, "
+                             "evaluates on its val split; no --images)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Image folder for a COCO/LVIS/VOC --data FILE "
+                                          "(file_name is relative to it); not for a YOLO data.yaml.",
+                                          show_default=False),
+    split: Optional[str] = typer.Option(None, "--split", metavar="NAME", show_default=False,
+                                        help="Training split of a YOLO data.yaml (default train; its val split is "
+                                        "evaluated)."),
     val_data: Optional[Path] = typer.Option(None, "--val-data", help="Held-out annotation file (default: hold out "
                                             "--val-fraction of --data's images).", show_default=False),
     val_fraction: float = typer.Option(DEFAULT_VAL_FRACTION, "--val-fraction", help="Share of --data's images held out for evaluation."),
@@ -78,7 +85,7 @@ def train(
                         val_images=val_images, tail=tail)
     from imbalance_cli.detector.train import TrainConfig, train as run  # torch: lazy
 
-    cfg = TrainConfig(loss=loss.value, box_loss=box_loss.value if box_loss is not None else None, sampler=sampler.value, data=data, images=str(images) if images else None,
+    cfg = TrainConfig(loss=loss.value, box_loss=box_loss.value if box_loss is not None else None, sampler=sampler.value, data=data, images=str(images) if images else None, split=split,
                       val_data=str(val_data) if val_data else None, val_fraction=val_fraction, anchors=anchors,
                       epochs=epochs, batch_size=batch_size, lr=lr, device=device, out=str(out), resume=resume, seed=seed,
                       data_seed=data_seed, train_images=train_images, val_images=val_images, tail=tail, threads=threads)

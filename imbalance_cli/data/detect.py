@@ -67,7 +67,42 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
     return ds
 
 
+_JSON_FAMILY = (None, "coco", "lvis", "objects365")
+
+
 def _load(path, format, *, classes, image_sizes, workers, cache, spec, yolo_version=None) -> Dataset:
+    try:
+        return _load_as(path, format, classes=classes, image_sizes=image_sizes, workers=workers, cache=cache,
+                        spec=spec, yolo_version=yolo_version)
+    except InputError as e:
+        forced = format if spec is None else (None if spec.format is None else spec.format.value)
+        raise _wrong_format(e, Path(path), forced) from None
+
+
+def _wrong_format(e: InputError, p: Path, forced: str | None) -> InputError:
+    """``e`` with a pointer to the right ``--format`` when a forced format refused a file of another kind (e.g.
+    ``--format voc`` on COCO JSON fails as "malformed XML": say it is JSON)."""
+    if forced is None:
+        return e
+    try:
+        if yolo.is_yolo_path(p):
+            found = "yolo"
+        elif os.path.isdir(p):
+            found = "voc"
+        else:
+            found = detect_format(_head(p), p)
+    except (InputError, OSError):
+        return e
+    if found == forced or (found in _JSON_FAMILY and forced in _JSON_FAMILY):
+        return e
+    kind = {"voc": "Pascal VOC XML", "openimages": "an Open Images box CSV", "yolo": "a YOLO data.yaml or labels "
+            "folder"}.get(found, "COCO-style JSON")
+    fix = "--format coco (or lvis / objects365)" if found is None else f"--format {found}"
+    return InputError(f"{e.message}; the file is {kind}, not {forced}: leave --format out or pass {fix}",
+                      path=e.path or p, record=e.record)
+
+
+def _load_as(path, format, *, classes, image_sizes, workers, cache, spec, yolo_version=None) -> Dataset:
     p = Path(path)
     if spec is None:
         try:

@@ -664,13 +664,19 @@ def _report(table: dict) -> tuple[np.ndarray, dict]:
                   "missing": missing}
 
 
+#: What :func:`_report` lists per split (its key) and the dataset's ``info`` key holding every split's entries.
+_REPORT_LISTS = (("corrupt", "corrupt"), ("bad_lines", "bad_lines"), ("unreadable", "unreadable_image_files"),
+                 ("duplicates", "duplicates"), ("fatal", "fatal"), ("corrupt_files", "corrupt_files"),
+                 ("missing", "missing_labels"))
+
+
 def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, nc_known: bool, version: int,
            strict: bool) -> Dataset:
     files, whs, cls_all, xywh_all, img_all, stem_ids = [], [], [], [], [], []
     splits: dict[str, list[int]] = {}
     info = {"yolo_version": version, "trainer": "Ultralytics 8.x" if version == 8 else "YOLOv5 7.0",
             "corrupt": [], "corrupt_files": [], "bad_lines": [], "unreadable_image_files": [], "duplicates": [],
-            "fatal": [], "missing_labels": [], "split_counts": {}}
+            "fatal": [], "missing_labels": [], "split_counts": {}, "split_lists": {}}
     totals: dict[str, int] = {}
     n_img = 0
     for split, t in tables:
@@ -687,16 +693,16 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
         files.extend(paths if len(rows) == len(paths) else [paths[i] for i in rows.tolist()])
         whs.append(t["wh"][rows])
         stem_ids.append(t["stem_id"][rows])
+        lists = {key: rep[k] for k, key in _REPORT_LISTS}
         if split is not None:
             splits[split] = [n_img, n_img + len(rows)]
             info["split_counts"][split] = rep["counts"]
+            info["split_lists"][split] = lists
         n_img += len(rows)
         for k, v in rep["counts"].items():
             totals[k] = totals.get(k, 0) + v
-        for k, key in (("corrupt", "corrupt"), ("bad_lines", "bad_lines"), ("unreadable", "unreadable_image_files"),
-                       ("duplicates", "duplicates"), ("fatal", "fatal"), ("corrupt_files", "corrupt_files"),
-                       ("missing", "missing_labels")):
-            info[key].extend(rep[k])
+        for key, entries in lists.items():
+            info[key].extend(entries)
     cls = np.concatenate(cls_all) if cls_all else np.zeros(0, np.int64)
     xywh = (np.concatenate(xywh_all) if xywh_all else np.zeros((0, 4), np.float32)).astype(np.float64)
     bimg = np.concatenate(img_all).astype(np.int64) if img_all else np.zeros(0, np.int64)
@@ -864,6 +870,23 @@ def label_summary(dataset: Dataset) -> dict:
     return {k: dataset.info[k] for k in LABEL_KEYS if k in dataset.info}
 
 
+def _own_split_info(sub: dict, whole: dict, name: str) -> None:
+    """A split's ``info``: its own label lists and counts (the whole dataset's hold every split's)."""
+    lists = (whole.get("split_lists") or {}).get(name)
+    counts = (whole.get("split_counts") or {}).get(name)
+    sub.pop("split_lists", None)
+    sub.pop("split_counts", None)
+    if lists is None or counts is None:
+        return
+    sub.update({k: list(v) for k, v in lists.items()})
+    sub.update(counts)
+    sub.update({"background_images": counts.get("label_files_missing", 0) + counts.get("label_files_empty", 0),
+                "bad_line_count": len(lists["bad_lines"]), "unreadable_images": len(lists["unreadable_image_files"]),
+                "corrupt_image_count": len(lists["corrupt"])})
+    if not lists["fatal"]:  # (boxes whose class exceeds nc are counted over the whole file)
+        sub.pop("fatal_boxes", None)
+
+
 def split_datasets(dataset: Dataset) -> dict[str, Dataset]:
     """The per-split :class:`Dataset` s of a data.yaml load (``info["splits"]``), in file order; {} if none."""
     out = {}
@@ -871,5 +894,6 @@ def split_datasets(dataset: Dataset) -> dict[str, Dataset]:
         sub = dataset.subset_images(np.arange(int(a), int(b)))
         sub.path = f"{dataset.path}[{name}]"
         sub.info.pop("splits", None)
+        _own_split_info(sub.info, dataset.info, name)
         out[name] = sub
     return out

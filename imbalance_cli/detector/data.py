@@ -28,6 +28,8 @@ from imbalance_cli.errors import InputError
 from imbalance_cli.anchors.generator import resized_size
 from imbalance_cli.data import load
 from imbalance_cli.data._io import MAX_IMAGE_SIDE
+from imbalance_cli.data.splits import TRAIN_SPLIT, select_split, split_names, split_of
+from imbalance_cli.data.yolo import is_yolo_path
 from imbalance_cli.detector.synthetic import write_synthetic_lt
 from imbalance_cli.progress import progress
 from imbalance_cli.stats.classes import class_counts, lvis_frequency
@@ -147,7 +149,9 @@ def _check_train_size(ds, i: int, preset) -> None:
                          "0 pixels", **where)
 
 
-def _split_from_dataset(ds, rows: np.ndarray, images_dir: Path, preset) -> Split:
+def _split_from_dataset(ds, rows: np.ndarray, images_dir: Path | None, preset) -> Split:
+    """One split in memory; ``images_dir`` None: the file names are the image paths (a YOLO data.yaml lists its
+    images itself, as the Ultralytics trainer reads them)."""
     valid = ds.valid_mask()
     order, offsets = ds.image_offsets(valid)
     images, boxes, labels, ids, scales, sizes = [], [], [], [], [], []
@@ -156,7 +160,8 @@ def _split_from_dataset(ds, rows: np.ndarray, images_dir: Path, preset) -> Split
         i = int(i)
         if ds.file_names is None or not ds.file_names[i]:
             raise InputError("image has no file name", path=ds.path, record=f"image id {int(ds.image_ids[i])}")
-        paths[i] = confined_image_path(images_dir, str(ds.file_names[i]), ds.path, f"image id {int(ds.image_ids[i])}")
+        paths[i] = Path(str(ds.file_names[i])) if images_dir is None else confined_image_path(
+            images_dir, str(ds.file_names[i]), ds.path, f"image id {int(ds.image_ids[i])}")
         _check_train_size(ds, i, preset)
     for i in progress(rows, total=len(rows), description="reading images"):
         i = int(i)
@@ -247,9 +252,17 @@ def load_synthetic(cache_dir, cfg, preset) -> DetectionData:
                         {"data": "synthetic-lt", "path": str(cache_dir)})
 
 
-def load_real(data_file: str, images_dir: str, preset, val_fraction: float, seed: int, val_file: str | None = None) -> DetectionData:
-    """Load a COCO/LVIS/VOC file; hold out ``val_fraction`` of its images (seeded) unless ``val_file`` is given."""
+def load_real(data_file: str, images_dir: str, preset, val_fraction: float, seed: int, val_file: str | None = None,
+              split: str | None = None) -> DetectionData:
+    """Load a COCO/LVIS/VOC file; hold out ``val_fraction`` of its images (seeded) unless ``val_file`` is given.
 
+    A YOLO dataset (data.yaml) is read as the Ultralytics trainer reads it: its own image paths (no ``--images``),
+    training on split ``split`` (default ``train``) and evaluating on its ``val`` split when it has one.
+    """
+    if is_yolo_path(data_file):
+        return _load_yolo(data_file, images_dir, preset, val_fraction, seed, val_file, split)
+    if split is not None:
+        raise InputError(f"--split {split}: only a YOLO data.yaml has splits", path=data_file)
     if not images_dir:
         raise InputError("--images DIR is required with --data FILE")
     idir = Path(images_dir)
@@ -266,15 +279,43 @@ def load_real(data_file: str, images_dir: str, preset, val_fraction: float, seed
             raise InputError("held-out file's categories differ from the training file's", path=val_file)
         return from_dataset(ds, vds, np.arange(ds.num_images), np.arange(vds.num_images), idir, preset,
                             {"data": data_file, "val": val_file, "images": images_dir})
-    if not (0.0 < val_fraction < 1.0):
-        raise InputError(f"--val-fraction must be in (0, 1), got {val_fraction}")
-    perm = np.random.default_rng(seed).permutation(ds.num_images)
-    n_val = max(1, int(round(val_fraction * ds.num_images)))
-    if n_val >= ds.num_images:
-        raise InputError("dataset too small to hold out images for evaluation", path=data_file)
-    val_rows, train_rows = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    train_rows, val_rows = _held_out(ds.num_images, val_fraction, seed, data_file)
     return from_dataset(ds, ds, train_rows, val_rows, idir, preset,
                         {"data": data_file, "images": images_dir, "val_fraction": val_fraction})
+
+
+def _held_out(n_images: int, val_fraction: float, seed: int, data_file) -> tuple[np.ndarray, np.ndarray]:
+    """``(train rows, held-out rows)``: a seeded ``val_fraction`` of the images held out for evaluation."""
+    if not (0.0 < val_fraction < 1.0):
+        raise InputError(f"--val-fraction must be in (0, 1), got {val_fraction}")
+    perm = np.random.default_rng(seed).permutation(n_images)
+    n_val = max(1, int(round(val_fraction * n_images)))
+    if n_val >= n_images:
+        raise InputError("dataset too small to hold out images for evaluation", path=data_file)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _load_yolo(data_file, images_dir, preset, val_fraction, seed, val_file, split) -> DetectionData:
+    if images_dir:
+        raise InputError("--images does not apply to a YOLO dataset: the data.yaml lists its images (the labels sit "
+                         "beside them); leave --images out", path=data_file)
+    full = load(data_file)
+    train_name = split or TRAIN_SPLIT
+    ds = select_split(full, split, default=TRAIN_SPLIT) if split_names(full) else full
+    if ds.num_images == 0 or ds.num_categories == 0:
+        raise InputError("dataset has no images or no categories", path=data_file)
+    if not ds.has_image_sizes:
+        raise InputError("training needs the images (their sizes): none found beside the labels", path=data_file)
+    source = {"data": data_file, "split": train_name if split_names(full) else None}
+    if val_file:
+        raise InputError("--val-data does not apply to a YOLO data.yaml: its val split is evaluated, or "
+                         "--val-fraction of the training split when it has none", path=data_file, record="--val-data")
+    if "val" in split_names(full) and train_name != "val":
+        vds = split_of(full, "val")
+        return from_dataset(ds, vds, np.arange(ds.num_images), np.arange(vds.num_images), None, preset,
+                            {**source, "val_split": "val"})
+    train_rows, val_rows = _held_out(ds.num_images, val_fraction, seed, data_file)
+    return from_dataset(ds, ds, train_rows, val_rows, None, preset, {**source, "val_fraction": val_fraction})
 
 
 def collate(split: Split, indices: list[int], size_divisible: int, flip: list[bool] | None = None) -> tuple[Tensor, list[Tensor], list[Tensor]]:

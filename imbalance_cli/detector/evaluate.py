@@ -25,6 +25,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from imbalance_cli import progress
 from imbalance_cli.fileio import write_error
 from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups
 
@@ -151,8 +152,11 @@ def ap_bins(per_class_ap: np.ndarray, train_instances: Sequence[int], edges: Seq
 
 def evaluate(gt: dict, detections: list[dict], train_instances: Sequence[int]) -> dict:
     """All metrics of a run: COCO AP family, LVIS APr/APc/APf, ``AP_per_class``, ``AP_bins``."""
-    stats, per = coco_eval(gt, detections)
-    stats.update(lvis_eval(gt, detections))
+    with progress.counter(2, "evaluating (pycocotools, then lvis)") as bar:
+        stats, per = coco_eval(gt, detections)
+        bar.advance(1)
+        stats.update(lvis_eval(gt, detections))
+        bar.advance(1)
     stats["AP_per_class"] = [None if np.isnan(v) else float(v) for v in per]
     stats["AP_bins"] = ap_bins(per, train_instances)
     return stats

@@ -73,10 +73,19 @@ def check_archive(path) -> None:
         raise _bad(path, "", f"records claim {total:,} bytes, more than the file's {st.st_size:,}: a damaged archive")
 
 
+def _differs(saved: Any, wanted: Any) -> bool:
+    """A saved setting differs from this run's: another type, or another value (a tensor or anything whose
+    comparison does not give one truth value differs)."""
+    try:
+        return type(saved) is not type(wanted) or bool(saved != wanted)
+    except Exception:  # noqa: BLE001 - e.g. a tensor of several values: not a setting this run wrote
+        return True
+
+
 def _settings_diff(saved: Any, settings: dict, path) -> None:
     if not isinstance(saved, dict) or not all(isinstance(k, str) for k in saved):
         raise _bad(path, "settings", f"must be a table of the run's options, got a {type(saved).__name__}")
-    diff = sorted(set(saved) ^ set(settings)) + sorted(k for k in settings if k in saved and saved[k] != settings[k])
+    diff = sorted(set(saved) ^ set(settings)) + sorted(k for k in settings if k in saved and _differs(saved[k], settings[k]))
     if diff:
         raise InputError(f"checkpoint was written with other settings ({', '.join(diff)}); use the same options or "
                          "another --out", path=str(path), record="--resume")

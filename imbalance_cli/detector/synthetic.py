@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imbalance_cli import progress
 from imbalance_cli.data._io import read_json
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import atomic_path, write_json
@@ -280,7 +281,8 @@ def generate(cfg: SyntheticConfig) -> dict:
         layouts = _split_layout(labels, n_img, cfg.max_objects_per_image, rng)
         images = np.empty((n_img, cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
         boxes = []
-        for i, cls in enumerate(layouts):
+        for i, cls in progress.progress(enumerate(layouts), total=n_img,
+                                        description=f"generating synthetic-lt {split} images"):
             images[i], b = render_image(cls, cfg, rng)
             boxes.append(b)
         out[split] = (layouts, images, boxes)
@@ -385,7 +387,8 @@ def write_synthetic_lt(out_dir, cfg: SyntheticConfig | None = None) -> dict:
     for split in ("train", "val"):
         layouts, images, boxes = data[split]
         gt = train_json if split == "train" else to_lvis_json(layouts, boxes, cfg, split, train_image_counts=train_imgc)
-        for rec, arr in zip(gt["images"], images):
+        for rec, arr in progress.progress(zip(gt["images"], images), total=len(images),
+                                          description=f"writing synthetic-lt {split} images"):
             with atomic_path(paths["images"] / rec["file_name"]) as tmp:
                 Image.fromarray(arr).save(tmp, format="PNG")
         write_json(paths[split], gt)

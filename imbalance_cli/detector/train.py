@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from imbalance_cli import dist
+from imbalance_cli.progress import counter as progress_counter
 from imbalance_cli.anchors.generator import grid_anchors, level_layout
 from imbalance_cli.anchors.matcher import dense_match_batched
 from imbalance_cli.anchors.presets import get_preset, preset_from_dict
@@ -41,6 +42,7 @@ from imbalance_cli.detector.objectives import resolve_objectives, sample_anchors
 from imbalance_cli.detector.resume import check_archive, check_checkpoint, check_states, kept_log_lines
 from imbalance_cli.detector.synthetic import SyntheticConfig
 from imbalance_cli.errors import InputError
+from imbalance_cli.data.yolo import is_yolo_path
 from imbalance_cli.fileio import AppendFile, claim_files, make_dirs, write_json, write_text, write_via
 from imbalance_cli.losses.registry import check_options, check_sampler
 from imbalance_cli.losses.regression import decode_deltas, encode_deltas
@@ -87,6 +89,7 @@ class TrainConfig:
     sampler: str = "none"
     data: str = "synthetic-lt"
     images: str | None = None
+    split: str | None = None  # a YOLO data.yaml's training split (None: train)
     val_data: str | None = None
     val_fraction: float = 0.2
     anchors: str | None = None  # None: synthetic-lt preset or "compact"
@@ -181,11 +184,13 @@ def validate(cfg: TrainConfig) -> None:
     check_sampler(cfg.sampler)
     refuse_yolov5(cfg.anchors, "train", "the compact detector's RetinaNet-style heads label anchors by max IoU "
                   "(strides 8..128); use synthetic-lt, compact, retinanet or a grid TOML")
+    if cfg.split is not None and (cfg.data == "synthetic-lt" or not is_yolo_path(cfg.data)):
+        raise InputError(f"--split {cfg.split}: only a YOLO data.yaml has splits", record="--split")
     if cfg.data != "synthetic-lt":
         if not Path(cfg.data).exists():
             raise InputError("annotation file not found (or use --data synthetic-lt)", path=cfg.data, record="--data")
-        if not cfg.images:
-            raise InputError("--images DIR is required with --data FILE")
+        if not cfg.images and not is_yolo_path(cfg.data):
+            raise InputError("--images DIR is required with --data FILE (a YOLO data.yaml lists its own images)")
     resolve_device(cfg.device)
     if cfg.resume and not (Path(cfg.out) / "checkpoint.pt").exists():
         raise InputError("no checkpoint to resume from", path=str(Path(cfg.out) / "checkpoint.pt"), record="--resume")
@@ -201,7 +206,7 @@ def load_data(cfg: TrainConfig, preset):
             return D.load_synthetic(cache, scfg, preset)
         except ValueError as e:
             raise InputError(f"cannot build synthetic-lt with these sizes: {e}", record="--train-images") from None
-    return D.load_real(cfg.data, cfg.images, preset, cfg.val_fraction, cfg.seed, cfg.val_data)
+    return D.load_real(cfg.data, cfg.images, preset, cfg.val_fraction, cfg.seed, cfg.val_data, split=cfg.split)
 
 
 class _Anchors:
@@ -550,22 +555,31 @@ def predict(model, obj, split, preset, device, batch_size: int = 32) -> list[dic
     anchors_fn = _Anchors(preset, device)
     results = []
     pp = PostProcess()
-    for s in range(0, len(split), batch_size):
-        idx = list(range(s, min(len(split), s + batch_size)))
-        x, _, _ = D.collate(split, idx, preset.resize.size_divisible)
-        x = x.to(device)
-        logits, deltas, _ = model(x)
-        anchors, counts = anchors_fn(x.shape[-2], x.shape[-1])
-        for j, i in enumerate(idx):
-            h, w = int(split.images[i].shape[1]), int(split.images[i].shape[2])
-            b, sc, cl = postprocess(obj.scores(logits[j]), deltas[j], anchors, counts, (h, w), pp)
-            sy, sx = split.scales[i]
-            b = b.cpu().double()
-            b[:, 0::2] /= sx
-            b[:, 1::2] /= sy
-            for bb, ss, cc in zip(b.tolist(), sc.tolist(), cl.tolist()):
-                results.append({"image_id": split.image_ids[i], "category_id": int(cc), "score": float(ss),
-                                "bbox": [bb[0], bb[1], bb[2] - bb[0], bb[3] - bb[1]]})
+    with progress_counter(len(split), "inference on the held-out images") as bar:
+        for s in range(0, len(split), batch_size):
+            idx = list(range(s, min(len(split), s + batch_size)))
+            results += _predict_batch(model, obj, split, idx, preset, device, anchors_fn, pp)
+            bar.advance(len(idx))
+    return results
+
+
+def _predict_batch(model, obj, split, idx, preset, device, anchors_fn, pp) -> list[dict]:
+    """Detections of the images ``idx`` of ``split`` (one forward pass)."""
+    results = []
+    x, _, _ = D.collate(split, idx, preset.resize.size_divisible)
+    x = x.to(device)
+    logits, deltas, _ = model(x)
+    anchors, counts = anchors_fn(x.shape[-2], x.shape[-1])
+    for j, i in enumerate(idx):
+        h, w = int(split.images[i].shape[1]), int(split.images[i].shape[2])
+        b, sc, cl = postprocess(obj.scores(logits[j]), deltas[j], anchors, counts, (h, w), pp)
+        sy, sx = split.scales[i]
+        b = b.cpu().double()
+        b[:, 0::2] /= sx
+        b[:, 1::2] /= sy
+        for bb, ss, cc in zip(b.tolist(), sc.tolist(), cl.tolist()):
+            results.append({"image_id": split.image_ids[i], "category_id": int(cc), "score": float(ss),
+                            "bbox": [bb[0], bb[1], bb[2] - bb[0], bb[3] - bb[1]]})
     return results
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from imbalance_cli.report.tables import anchor_summary_rows, fmt_int, fmt_num, fmt_pct, sparkline
+from imbalance_cli import vocabulary
+from imbalance_cli.report.tables import (anchor_summary_rows, coverage_caption, coverage_columns, fmt_int, fmt_num,
+                                         fmt_pct, size_groups_label, sparkline)
 
 
 def _f(v: Any) -> float:
@@ -59,8 +61,12 @@ def render(anchors: dict, console=None, worst: int = 5, names: dict | None = Non
     ht.add_column()
     pi = a.get("positive_iou") or {}
     if pi.get("counts"):
-        ht.add_row("positives, IoU 0..1", sparkline(pi["counts"], log=True),
-                   f"{fmt_int(pi.get('low_quality'))} low-quality below the positive threshold")
+        if (a.get("thresholds") or {}).get("anchor_t") is not None:  # YOLOv5: no IoU, AutoAnchor's ratio metric
+            ht.add_row("positives, w/h ratio metric 0..1", sparkline(pi["counts"], log=True),
+                       "min(r, 1/r) of each entry (YOLOv5 assigns by ratio, not IoU)")
+        else:
+            ht.add_row("positives, IoU 0..1", sparkline(pi["counts"], log=True),
+                       f"{fmt_int(pi.get('low_quality'))} {vocabulary.label('low_quality')}")
     if ni.get("counts"):
         e = ni.get("edges") or [0, 0]
         ht.add_row(f"negatives, IoU 0..{fmt_num(e[-1])}", sparkline(ni["counts"], log=True),
@@ -68,15 +74,19 @@ def render(anchors: dict, console=None, worst: int = 5, names: dict | None = Non
     if ht.row_count:
         console.print(ht)
 
-    cov = (a.get("coverage") or {}).get("by_size") or {}
+    coverage = a.get("coverage") or {}
+    cov = coverage.get("by_size") or {}
     if cov:
-        ct = Table(title="Coverage by COCO size group", title_justify="left")
-        for col in ("size", "boxes", "no anchor ≥ pos. IoU", "best IoU < neg. IoU"):
-            ct.add_column(col, justify="left" if col == "size" else "right")
+        ct = Table(title=f"Coverage by {size_groups_label(coverage.get('size_groups_by'))}", title_justify="left",
+                   caption=coverage_caption(a), caption_justify="left")
+        cols = coverage_columns(a)
+        ct.add_column("size")
+        ct.add_column("boxes", justify="right")
+        for _key, head in cols:
+            ct.add_column(head, justify="right")
         for g, v in cov.items():
             ct.add_row(g, fmt_int(v.get("boxes")),
-                       f"{fmt_int(v.get('without_positive'))} ({fmt_pct(v.get('without_positive'), v.get('boxes'))})",
-                       f"{fmt_int(v.get('below_negative'))} ({fmt_pct(v.get('below_negative'), v.get('boxes'))})")
+                       *(f"{fmt_int(v.get(k))} ({fmt_pct(v.get(k), v.get('boxes'))})" for k, _h in cols))
         console.print(ct)
 
     ppi = a.get("positives_per_instance") or {}

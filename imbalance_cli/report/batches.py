@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imbalance_cli import vocabulary
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report._common import new_figure
 from imbalance_cli.report.figures import render_figure_list
@@ -30,17 +31,17 @@ def render_terminal(r: dict, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    console.print(f"[bold]{r['sampler']}[/bold] sampler: {r['batches']} batches of {r['batch_size']} from "
+    console.print(f"[bold]{r['sampler']}[/bold] sampler: {batches_text(r)} from "
                   f"{r['epochs']} epoch(s) ({r['samples_per_epoch']:.1f} samples/epoch over {r['images']} images, "
                   f"seed {r['seed']})")
     t = Table(title="per batch")
     for col in ("statistic", "mean", "p5", "median", "p95", "max"):
         t.add_column(col, justify="left" if col == "statistic" else "right")
-    rows = [("instances", r["instances_per_batch"]), ("distinct classes", r["coverage"])]
-    if r["foreground_share"]:
-        rows.append(("foreground anchor share", r["foreground_share"]))
-    for name, s in rows:
-        t.add_row(name, *(_fmt(s[k], ".4g") for k in ("mean", "p5", "median", "p95", "max")))
+    rows = [("instances", r["instances_per_batch"], ".4g"), ("distinct classes", r["coverage"], ".4g")]
+    if r["foreground_share"]:  # a share: shown as a percentage, as `imbalance compare` shows it
+        rows.append((f"{vocabulary.label('foreground_share')} (%)", r["foreground_share"], ".3%"))
+    for name, s, spec in rows:
+        t.add_row(name, *(_fmt(s[k], spec) for k in ("mean", "p5", "median", "p95", "max")))
     console.print(t)
     d = r["divergence"]
     console.print(f"TV(batch, dataset) class distribution: mean {_fmt(d['mean'])}, p95 {_fmt(d['p95'])}, "
@@ -59,6 +60,17 @@ def render_terminal(r: dict, console=None) -> None:
                   f"{r['classes_used']} used classes on average; never sampled: {r['coverage']['classes_never_sampled']}")
 
 
+def batches_text(r: dict) -> str:
+    """``N batches of B`` and what happened to the last, partial batch (kept, or dropped with --drop-last)."""
+    text = f"{r['batches']:,} batches of {r['batch_size']}"
+    last, dropped = r.get("last_batch_size"), r.get("dropped_samples") or 0
+    if dropped:
+        text += f" ({dropped} samples of a partial last batch dropped: --drop-last)"
+    elif last is not None and last != r["batch_size"]:
+        text += f" (the last one partial: {last} images)"
+    return text
+
+
 def figures(report: dict) -> list:
     """Histograms of per-batch class coverage and TV divergence (needs ``keep_per_batch``): ``[(name, title, Figure)]``."""
     pb = report["per_batch"]
@@ -72,8 +84,10 @@ def figures(report: dict) -> list:
     axes[1].hist(tv[np.isfinite(tv)], bins=30, color="tab:orange")
     axes[1].set_xlabel("TV(batch, dataset) class distribution")
     if n == 3:
-        axes[2].hist(np.asarray(pb["foreground_share"]), bins=30, color="tab:green")
-        axes[2].set_xlabel("foreground anchor share per batch")
+        axes[2].hist(100.0 * np.asarray(pb["foreground_share"]), bins=30, color="tab:green")
+        axes[2].set_xlabel(f"{vocabulary.label('foreground_share')} per batch (%)")
+    for ax in axes[1:]:
+        ax.set_ylabel("batches")
     fig.suptitle(f"{report['sampler']} sampler, batch size {report['batch_size']}, {report['epochs']} epoch(s)")
     return [("batches.png", "batch-level imbalance (survey Fig. 6)", fig)]
 

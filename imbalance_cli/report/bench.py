@@ -21,12 +21,19 @@ def _finite(values) -> np.ndarray:
     return np.array([v for v in values if v is not None and v == v], dtype=np.float64)
 
 
-def _mean_std(v: np.ndarray) -> tuple[float, float]:
-    return (float(v.mean()) if len(v) else float("nan"), float(v.std(ddof=1)) if len(v) > 1 else 0.0)
+def _mean_std(v: np.ndarray) -> tuple[float, float | None]:
+    """Mean and sample std (ddof 1); the std is None for fewer than two values (no spread to show)."""
+    return (float(v.mean()) if len(v) else float("nan"), float(v.std(ddof=1)) if len(v) > 1 else None)
+
+
+def _pm(mean: float, std: float | None, sign: bool = False) -> str:
+    """``0.023 ± 0.002``, or ``0.023`` alone for one seed (never "± 0.000" for a spread that does not exist)."""
+    m = f"{mean:+.3f}" if sign else f"{mean:.3f}"
+    return m if std is None else f"{m} ± {std:.3f}"
 
 
 def summarize(runs: list[dict], losses: list[str], keys=TABLE_KEYS) -> list[dict]:
-    """Mean and sample standard deviation (ddof 1; 0 for one seed) per loss and metric.
+    """Mean and sample standard deviation (ddof 1; None for one seed) per loss and metric.
 
     ``runs`` are dicts with ``loss``, ``seed`` and the metric keys (NaN for an undefined metric
     is left out of that metric's mean).
@@ -45,8 +52,8 @@ def versus_baseline(runs: list[dict], pairs: list[tuple[str, str]], keys=TABLE_K
     """Paired differences ``loss - baseline`` per seed (same data, schedule and seed), mean and std.
 
     ``pairs`` are ``(loss, baseline)``. A seed where either metric is undefined is left out of
-    that metric. ``{k}_diff_mean``, ``{k}_diff_std`` (ddof 1) and ``{k}_wins`` (seeds where the
-    loss is higher) per metric.
+    that metric. ``{k}_diff_mean``, ``{k}_diff_std`` (ddof 1; None for one seed) and ``{k}_wins`` (seeds where
+    the loss is higher) per metric.
     """
     by = {(r["loss"], r["seed"]): r for r in runs}
     out = []
@@ -75,11 +82,14 @@ def bench_figure(rows: list[dict], keys=TABLE_KEYS):
     width = 0.8 / max(n, 1)
     x = np.arange(len(keys))
     for i, r in enumerate(rows):
-        ax.bar(x + (i - (n - 1) / 2) * width, [r[f"{k}_mean"] for k in keys], width,
-               yerr=[r[f"{k}_std"] for k in keys], label=r["loss"], capsize=2)
+        yerr = None if any(r[f"{k}_std"] is None for k in keys) else [r[f"{k}_std"] for k in keys]
+        ax.bar(x + (i - (n - 1) / 2) * width, [r[f"{k}_mean"] for k in keys], width, yerr=yerr, label=r["loss"],
+               capsize=2)
     ax.set_xticks(x, keys)
+    ax.set_xlabel("metric (pycocotools / lvis, held-out images)")
     ax.set_ylabel("held-out AP")
-    ax.set_title(f"imbalance bench (mean ± std over {max(r['seeds'] for r in rows) if rows else 0} seeds)")
+    seeds = max(r["seeds"] for r in rows) if rows else 0
+    ax.set_title(f"imbalance bench (mean ± std over {seeds} seeds)" if seeds > 1 else "imbalance bench (one seed)")
     ax.legend(fontsize=8, ncol=min(n, 4))
     fig.tight_layout()
     return fig
@@ -93,8 +103,8 @@ def markdown_table(summary: list[dict], versus: list[dict], keys=TABLE_KEYS) -> 
     vs = {v["loss"]: v for v in versus}
     for r in summary:
         v = vs.get(r["loss"])
-        cells = [f"{r[f'{k}_mean']:.3f} ± {r[f'{k}_std']:.3f}" for k in keys]
-        diffs = [f"{v[f'{k}_diff_mean']:+.3f} ± {v[f'{k}_diff_std']:.3f}" for k in keys] if v else ["" for _ in keys]
+        cells = [_pm(r[f"{k}_mean"], r[f"{k}_std"]) for k in keys]
+        diffs = [_pm(v[f"{k}_diff_mean"], v[f"{k}_diff_std"], sign=True) for k in keys] if v else ["" for _ in keys]
         lines.append(f"| {r['loss']} | {v['baseline'] if v else '(baseline)'} | " + " | ".join(cells) + " | "
                      + " | ".join(diffs) + " |")
     return "\n".join(lines) + "\n"
@@ -115,31 +125,55 @@ def write_outputs(out: Path, payload: dict) -> list[Path]:
     lines = [header]
     for r in summary:
         v = vs.get(r["loss"])
-        diffs = ",".join(f"{v[f'{k}_diff_mean']:.6f},{v[f'{k}_diff_std']:.6f}" if v else "," for k in TABLE_KEYS)
+        diffs = ",".join(f"{v[f'{k}_diff_mean']:.6f},{_num(v[f'{k}_diff_std'])}" if v else "," for k in TABLE_KEYS)
         lines.append(f"{r['loss']},{v['baseline'] if v else ''},{r['seeds']}," +
-                     ",".join(f"{r[f'{k}_mean']:.6f},{r[f'{k}_std']:.6f}" for k in TABLE_KEYS) + "," + diffs)
+                     ",".join(f"{r[f'{k}_mean']:.6f},{_num(r[f'{k}_std'])}" for k in TABLE_KEYS) + "," + diffs)
     write_text(out / "bench.csv", "\n".join(lines) + "\n")
     write_text(out / "bench.md", markdown_table(summary, versus))
     save_figure(bench_figure(summary), out / "bench.png")
     return [out / n for n in FILE_NAMES]
 
 
-def render_terminal(summary: list[dict], versus: list[dict], seeds: int, epochs: int) -> None:
-    """Rich table: each loss's mean ± std and its paired difference to its baseline."""
+def _num(v: float | None) -> str:
+    """A CSV number (empty for None: no spread over one seed)."""
+    return "" if v is None else f"{v:.6f}"
+
+
+def render_terminal(summary: list[dict], versus: list[dict], seeds: int, epochs: int, console=None) -> None:
+    """Two rich tables readable at 80 columns: each loss's mean (± std over seeds, on a second line), then each
+    loss's paired difference to its baseline. One seed: values only (no spread to show)."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"imbalance bench: mean ± std over {seeds} seed(s), {epochs} epochs; Δ = loss - its baseline")
-    table.add_column("loss")
-    table.add_column("baseline")
+    console = console or Console()
+
+    def cell(mean: float, std: float | None, sign: bool = False) -> Text:
+        if mean != mean:  # undefined (e.g. APr without rare classes)
+            return Text("–")
+        t = Text(f"{mean:+.3f}" if sign else f"{mean:.3f}")
+        if std is not None:
+            t.append(f"\n±{std:.3f}", style="dim")
+        return t
+
+    spread = "mean, ±std below" if seeds > 1 else "one seed: no spread"
+    table = Table(title=f"imbalance bench: held-out AP, {seeds} seed(s), {epochs} epochs ({spread})",
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+    table.add_column("loss", overflow="fold")
     for k in TABLE_KEYS:
-        table.add_column(k, justify="right")
-    for k in TABLE_KEYS:
-        table.add_column(f"Δ{k}", justify="right")
-    vs = {v["loss"]: v for v in versus}
+        table.add_column(k, justify="right", no_wrap=True)
     for r in summary:
-        v = vs.get(r["loss"])
-        table.add_row(r["loss"], v["baseline"] if v else "-",
-                      *[f"{r[f'{k}_mean']:.3f} ± {r[f'{k}_std']:.3f}" for k in TABLE_KEYS],
-                      *[(f"{v[f'{k}_diff_mean']:+.3f} ± {v[f'{k}_diff_std']:.3f}" if v else "") for k in TABLE_KEYS])
-    Console().print(table)
+        table.add_row(r["loss"], *[cell(r[f"{k}_mean"], r[f"{k}_std"]) for k in TABLE_KEYS])
+    console.print(table)
+    if versus:
+        diff = Table(title="Δ = loss − its paper's baseline, paired by seed", title_justify="left",
+                     box=box.SIMPLE_HEAD, padding=(0, 1))
+        diff.add_column("loss", overflow="fold")
+        diff.add_column("baseline", overflow="fold")
+        for k in TABLE_KEYS:
+            diff.add_column(f"Δ{k}", justify="right", no_wrap=True)
+        for v in versus:
+            diff.add_row(v["loss"], v["baseline"],
+                         *[cell(v[f"{k}_diff_mean"], v[f"{k}_diff_std"], sign=True) for k in TABLE_KEYS])
+        console.print(diff)

@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from imbalance_cli.fileio import dumps_json
-from imbalance_cli.report._common import new_figure
+from imbalance_cli.report._common import ALL_NAMES_MAX, name_classes, new_figure
 from imbalance_cli.report.figures import render_figure_list
 from imbalance_cli.report.writer import write_report
 
 SCALE_KEYS = ("relative_width", "relative_height", "relative_area")
+SCALE_LABELS = {"relative_width": "relative width w / W", "relative_height": "relative height h / H",
+                "relative_area": "relative area √(wh / WH)"}
 OWN_FILES = ("compare.json", "compare_classes.csv", "compare_*.png")
 
 
@@ -31,8 +33,10 @@ def render_terminal(r: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
     console = console or Console()
-    t = Table(title=f"A = {r['a']['name']}  vs  B = {r['b']['name']}")
+    t = Table(title=escape(f"A = {r['a']['name']}  vs  B = {r['b']['name']}"))  # "data.yaml[val]" is no markup
     for col in ("distribution", "A", "B", "distance"):
         t.add_column(col, justify="left" if col == "distribution" else "right")
     t.add_row("images / valid boxes", f"{r['a']['images']} / {r['a']['boxes']}", f"{r['b']['images']} / {r['b']['boxes']}", "")
@@ -66,19 +70,19 @@ def figures(report: dict) -> list:
     out = []
     per = report["classes"]["per_class"]
     order = sorted(per, key=lambda r: -r["instances_a"])
-    fig = new_figure(10, 4)
+    fig = new_figure(12, 4.8)
     ax = fig.subplots()
-    x = np.arange(len(order))
-    ax.plot(x, [r["share_a"] or 0 for r in order], label=na, color="tab:blue")
-    ax.plot(x, [r["share_b"] or 0 for r in order], label=nb, color="tab:orange", alpha=0.8)
+    x = np.arange(1, len(order) + 1)  # rank 1 = most instances in A
+    ax.plot(x, [r["share_a"] or np.nan for r in order], "o-", ms=3, lw=1, label=na, color="tab:blue")
+    ax.plot(x, [r["share_b"] or np.nan for r in order], "s-", ms=3, lw=1, label=nb, color="tab:orange", alpha=0.8)
     ax.set_yscale("log")
-    ax.set_xlabel(f"class (sorted by {na} instances)")
-    ax.set_ylabel("share of instances")
-    ax.set_title(f"class distributions (TV = {report['classes']['tv'] or 0:.3f})")
-    if 0 < len(order) <= 40:
-        ax.set_xticks(x, [str(r["name"]) for r in order], rotation=90, fontsize=6)
-    ax.legend()
-    out.append(("compare_classes.png", "class distributions", fig))
+    ax.set_xlabel(f"class, sorted by instances in A ({na})" if len(order) <= ALL_NAMES_MAX else
+                  f"class rank by instances in A ({na}; {len(order)} classes)")
+    ax.set_ylabel("share of the dataset's instances (log scale)")
+    ax.set_title(f"Class distributions of A and B (TV = {report['classes']['tv'] or 0:.3f})", loc="left")
+    name_classes(ax, [r["name"] for r in order], [max(r["share_a"] or 0, r["share_b"] or 0) for r in order], x0=1)
+    ax.legend(fontsize=8)
+    out.append(("compare_classes.png", "Class distributions", fig))
 
     fig = new_figure(13, 3.6)
     axes = fig.subplots(1, 3)
@@ -90,8 +94,11 @@ def figures(report: dict) -> list:
             ax.stairs(c / max(c.sum(), 1), e, label=lab, color=col)
         w = s["wasserstein"]
         ax.set_title(f"{key.replace('_', ' ')} (W1 = {w if w is not None else float('nan'):.3f})")
-        ax.legend()
-    out.append(("compare_scale.png", "scale distributions", fig))
+        ax.set_xlabel(SCALE_LABELS[key])
+        ax.set_ylabel("share of the dataset's boxes")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Box sizes relative to the image: A = {na}, B = {nb}")
+    out.append(("compare_scale.png", "Scale distributions", fig))
 
     fig = new_figure(13, 4)
     axes = fig.subplots(1, 3)
@@ -102,14 +109,17 @@ def figures(report: dict) -> list:
     for ax, m, title in ((axes[0], la_n, "A"), (axes[1], lb_n, "B")):
         im = ax.imshow(m, origin="upper", extent=(0, 1, 1, 0), cmap="viridis")
         ax.set_title(f"box centres of {title}")
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.colorbar(im, ax=ax, fraction=0.046, label="share of boxes per cell")
     d = lb_n - la_n
     lim = max(np.abs(d).max(), 1e-12)
     im = axes[2].imshow(d, origin="upper", extent=(0, 1, 1, 0), cmap="coolwarm", vmin=-lim, vmax=lim)
     axes[2].set_title(f"B - A (TV = {report['location']['tv'] or 0:.3f})")
-    fig.colorbar(im, ax=axes[2], fraction=0.046)
-    fig.suptitle(f"A = {na}, B = {nb}")
-    out.append(("compare_location.png", "location distributions", fig))
+    fig.colorbar(im, ax=axes[2], fraction=0.046, label="share in B - share in A")
+    for ax in axes:
+        ax.set_xlabel("x / W (centre)")
+        ax.set_ylabel("y / H (centre; 0 = top)")
+    fig.suptitle(f"Box centres over the normalised image: A = {na}, B = {nb}")
+    out.append(("compare_location.png", "Location distributions", fig))
     return out
 
 

@@ -18,20 +18,25 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from imbalance_cli import progress
 from imbalance_cli.report import anchor_figures
-from imbalance_cli.report._common import new_figure, num
+from imbalance_cli.report._common import (name_classes, names_fontsize, names_margin, new_figure, num, place, plain,
+                                          shown_names)
 from imbalance_cli.report.tables import (
     FREQUENCY_LABELS,
     fmt_num,
     histogram_bins,
     location_summary,
     lvis_groups_shown,
+    size_groups_label,
+    size_groups_note,
     sorted_classes,
 )
 
@@ -50,8 +55,8 @@ class RenderedFigure:
     png: bytes
 
 def _plain(text: Any) -> str:
-    """Text shown literally by matplotlib (a ``$`` would otherwise start mathtext)."""
-    return str(text).replace("$", r"\$")
+    """Text shown literally by matplotlib (:func:`imbalance_cli.report._common.plain`)."""
+    return plain(text)
 
 
 def _empty(ax, text: str) -> None:
@@ -61,8 +66,12 @@ def _empty(ax, text: str) -> None:
 
 
 def _log_y(ax, values) -> None:
+    """A log y axis when any value is positive, major ticks only (minor ticks cost a tenth of the drawing)."""
     if any(num(v) > 0 for v in values):
+        from matplotlib.ticker import NullLocator
+
         ax.set_yscale("log")
+        ax.yaxis.set_minor_locator(NullLocator())
 
 
 # --------------------------------------------------------------------------------------
@@ -82,8 +91,11 @@ def class_long_tail_figure(report: dict):
     classes = sorted_classes(report)
     n = len(classes)
     width = 12.0 if n <= 80 else 13.0
-    fig = new_figure(width, 4.6 if n <= 100 else 4.0)
+    names = [c.get("name", c.get("id", "")) for c in classes]
+    below = names_margin(shown_names(names), names_fontsize(n) if n <= 100 else 6.5)
+    fig = new_figure(width, 3.6 + below, constrained=False)
     ax = fig.add_subplot()
+    place(fig, left=0.75, right=0.2, top=0.45, bottom=below)
     ax.set_title("Instances per class, classes sorted by instances", fontsize=11, loc="left")
     instances = [num(c.get("instances")) for c in classes]
     images = [num(c.get("images")) for c in classes]
@@ -99,20 +111,16 @@ def class_long_tail_figure(report: dict):
     if has_images:
         ax.plot(x, [v if v > 0 else float("nan") for v in images], linestyle="none", marker="o",
                 markersize=2.5 if n <= 200 else 1.2, color="black", alpha=0.75)
-    ax.set_yscale("log")
+    _log_y(ax, instances)
     top = max(instances + images + ([100.5] if any(f in FREQUENCY_COLORS for f in freqs) else []))
     ax.set_ylim(0.75, top * 1.8)
     ax.set_ylabel("count (log scale)")
     ax.set_xlim(0.3, n + 0.7)
     ax.grid(axis="y", which="major", color="0.85", linewidth=0.6)
     ax.set_axisbelow(True)
-    if n <= 100:
-        ax.set_xticks(x)
-        ax.set_xticklabels([_plain(c.get("name", c.get("id", ""))) for c in classes], rotation=90,
-                           fontsize=max(5.0, min(8.0, 560.0 / n)))
-        ax.set_xlabel("class (sorted by instances)")
-    else:
-        ax.set_xlabel(f"class rank (1 = most instances; {n} classes)")
+    # classes named on the axis: all up to 100, else the extremes at their bars
+    name_classes(ax, names, instances, x0=1)
+    ax.set_xlabel("class (sorted by instances)" if n <= 100 else f"class rank (1 = most instances; {n} classes)")
 
     handles = []
     present = [f for f in ("f", "c", "r") if f in freqs]
@@ -142,8 +150,9 @@ def class_long_tail_figure(report: dict):
 # --------------------------------------------------------------------------------------
 def per_image_figure(hist: dict, what: str, panel: str):
     """Survey Fig. 5b/5c: number of images vs number of ``what`` per image, log-scale y."""
-    fig = new_figure(6.0, 3.8)
+    fig = new_figure(6.0, 3.8, constrained=False)
     ax = fig.add_subplot()
+    place(fig, left=0.8, right=0.2, top=0.4, bottom=0.6)
     ax.set_title(f"({panel}) Images vs number of {what} in an image", fontsize=11)
     bins = histogram_bins(hist)
     counts = [c for _, _, c in bins]
@@ -196,8 +205,9 @@ def scale_figure(report: dict):
     """Survey Fig. 7: relative width (a), height (b), area (c) histograms, log-scale y; (d) size groups."""
     scale = report.get("scale") or {}
     tv = scale.get("tv_to_uniform") if isinstance(scale.get("tv_to_uniform"), dict) else {}
-    fig = new_figure(11.0, 7.2)
+    fig = new_figure(11.0, 7.2, constrained=False)
     axes = fig.subplots(2, 2)
+    place(fig, rows=2, cols=2, left=0.8, right=0.2, top=0.35, bottom=0.85, wspace=0.9, hspace=0.85)
     panels = (
         ("relative_width", "(a) relative width w / W"),
         ("relative_height", "(b) relative height h / H"),
@@ -227,15 +237,14 @@ def scale_figure(report: dict):
 
 def _size_groups_panel(ax, scale: dict) -> None:
     groups = scale.get("size_groups")
-    by_field = scale.get("size_groups_by_area_field")
-    ax.set_title("(d) COCO size groups (box area in pixels)", fontsize=10)
+    by_area_field = scale.get("size_groups_by") == "area_field"
+    ax.set_title(f"(d) {size_groups_label(scale.get('size_groups_by'))}", fontsize=10)
     names = ["small", "medium", "large"]
     labels = ["small\n< 32²", "medium\n32² – 96²", "large\n≥ 96²"]
     series = []
     if isinstance(groups, dict):
-        series.append(("box area w·h", [num(groups.get(k)) for k in names], "#8172b2"))
-    if isinstance(by_field, dict):
-        series.append(("file's `area` field", [num(by_field.get(k)) for k in names], "#ccb974"))
+        series.append(("file's area field" if by_area_field else "box area w·h", [num(groups.get(k)) for k in names],
+                       "#ccb974" if by_area_field else "#8172b2"))
     if not series or all(sum(v) <= 0 for _, v, _ in series):
         _empty(ax, "not available (no image sizes)" if not series else "no valid boxes")
         return
@@ -250,6 +259,7 @@ def _size_groups_panel(ax, scale: dict) -> None:
                             textcoords="offset points", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(3))
     ax.set_xticklabels(labels, fontsize=9)
+    ax.set_xlabel("area in pixels of the original image")
     ax.set_ylabel("boxes")
     ax.margins(y=0.15)
     if len(series) > 1:
@@ -264,8 +274,9 @@ def location_figure(report: dict):
 
     loc = report.get("location") or {}
     counts = np.asarray(loc.get("counts") or [], dtype=float)
-    fig = new_figure(6.2, 5.4)
+    fig = new_figure(6.2, 5.4, constrained=False)
     ax = fig.add_subplot()
+    place(fig, left=0.8, right=0.15, top=0.4, bottom=0.95)
     ax.set_title("Box centres over the normalised image", fontsize=11)
     if counts.ndim != 2 or counts.size == 0 or counts.sum() <= 0:
         _empty(ax, "no valid boxes")
@@ -295,8 +306,9 @@ def location_per_class_figure(report: dict, max_classes: int = 12):
         return None
     cols = min(4, len(chosen))
     rows = math.ceil(len(chosen) / cols)
-    fig = new_figure(2.6 * cols, 2.6 * rows + 0.3)
+    fig = new_figure(2.6 * cols, 2.6 * rows + 0.3, constrained=False)
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    place(fig, rows=rows, cols=cols, left=0.1, right=0.1, top=0.35, bottom=0.1, wspace=0.2, hspace=0.4)
     for ax, (c, m) in zip(axes, chosen):
         ax.imshow(m, extent=(0, 1, 1, 0), origin="upper", cmap="magma", interpolation="nearest")
         ax.set_title(f"{_plain(c.get('name', c.get('id')))} ({int(m.sum()):,})", fontsize=9)
@@ -310,6 +322,80 @@ def location_per_class_figure(report: dict, max_classes: int = 12):
 # --------------------------------------------------------------------------------------
 # all figures
 # --------------------------------------------------------------------------------------
+@dataclass
+class FigureJob:
+    """A figure not drawn yet: file name, title, caption and ``build()`` returning the Figure (or None when the
+    report turns out to have nothing to draw). Jobs are built in worker processes by :func:`render_jobs`."""
+
+    filename: str
+    title: str
+    caption: str
+    build: Callable[[], Any]
+
+
+def figure_jobs(report: dict) -> list[FigureJob]:
+    """Every figure the report supports, not drawn yet (see :func:`figures` for the list)."""
+    out: list[FigureJob] = []
+    if report.get("classes"):
+        scope = report.get("frequency_scope") if isinstance(report.get("frequency_scope"), dict) else {}
+        lvis = ("Colours give the LVIS frequency group, LVIS's thresholds on images per class (rare ≤ 10, "
+                "common 11–100, frequent > 100)." if lvis_groups_shown(report) else
+                f"No LVIS frequency colours: {scope.get('reason', 'hidden')}.")
+        out.append(FigureJob(
+            "fig5a_class_long_tail.png",
+            "Class long tail (survey Fig. 5a)",
+            "Instances per class (bars, log scale) with classes sorted by instances, and the number of images "
+            f"containing each class (dots). {lvis} Re-draws Fig. 5a of Oksuz et al., Imbalance Problems in "
+            "Object Detection, TPAMI 2020.",
+            lambda: class_long_tail_figure(report),
+        ))
+    if isinstance(report.get("objects_per_image"), dict):
+        out.append(FigureJob(
+            "fig5b_objects_per_image.png",
+            "Objects per image (survey Fig. 5b)",
+            "Number of images (log scale) against the number of valid objects in an image; survey Fig. 5b.",
+            lambda: per_image_figure(report["objects_per_image"], "objects", "b"),
+        ))
+    if isinstance(report.get("classes_per_image"), dict):
+        out.append(FigureJob(
+            "fig5c_classes_per_image.png",
+            "Classes per image (survey Fig. 5c)",
+            "Number of images (log scale) against the number of distinct classes in an image; survey Fig. 5c.",
+            lambda: per_image_figure(report["classes_per_image"], "classes", "c"),
+        ))
+    if isinstance(report.get("scale"), dict):
+        out.append(FigureJob(
+            "fig7_scale.png",
+            "Scale imbalance (survey Fig. 7)",
+            "Distributions of box width (a), height (b) and area (c) relative to the image, log-scale y, as in "
+            f"the survey's Fig. 7; (d) {size_groups_note(report['scale'].get('size_groups_by'))}.",
+            lambda: scale_figure(report),
+        ))
+    loc = report.get("location")
+    if isinstance(loc, dict) and loc.get("counts") is not None:
+        out.append(FigureJob(
+            "fig13_location.png",
+            "Spatial imbalance: object centres (survey Fig. 13)",
+            "Heat map of box centres over the normalised image (top of the image at the top); survey Fig. 13. "
+            "A uniform map would mean every image region holds objects equally often.",
+            lambda: location_figure(report),
+        ))
+        if isinstance(loc.get("per_class"), dict) and loc["per_class"]:
+            out.append(FigureJob(
+                "fig13_location_per_class.png",
+                "Object centres per class (survey Fig. 13, by class)",
+                "Box-centre heat maps of the classes with most instances (count in brackets); each map has its "
+                "own colour scale.",
+                lambda: location_per_class_figure(report),
+            ))
+    anchors = report.get("anchors")
+    if isinstance(anchors, dict) and anchors:
+        names = {str(c.get("id")): str(c.get("name")) for c in report.get("classes") or [] if isinstance(c, dict)}
+        for filename, title, build, caption in anchor_figures.figure_jobs(anchors, names or None):
+            out.append(FigureJob(filename, title, caption, build))
+    return out
+
+
 def figures(report: dict) -> list[tuple[str, str, str, Any]]:
     """Build every figure the report supports: ``[(filename, title, caption, Figure), ...]``.
 
@@ -317,67 +403,11 @@ def figures(report: dict) -> list[tuple[str, str, str, Any]]:
     report; anchor figures are appended from ``anchor_figures.figures(report["anchors"])``
     when the report has anchors.
     """
-    out: list[tuple[str, str, str, Any]] = []
-    if report.get("classes"):
-        scope = report.get("frequency_scope") if isinstance(report.get("frequency_scope"), dict) else {}
-        lvis = ("Colours give the LVIS frequency group, LVIS's thresholds on images per class (rare ≤ 10, "
-                "common 11–100, frequent > 100)." if lvis_groups_shown(report) else
-                f"No LVIS frequency colours: {scope.get('reason', 'hidden')}.")
-        out.append((
-            "fig5a_class_long_tail.png",
-            "Class long tail (survey Fig. 5a)",
-            "Instances per class (bars, log scale) with classes sorted by instances, and the number of images "
-            f"containing each class (dots). {lvis} Re-draws Fig. 5a of Oksuz et al., Imbalance Problems in "
-            "Object Detection, TPAMI 2020.",
-            class_long_tail_figure(report),
-        ))
-    if isinstance(report.get("objects_per_image"), dict):
-        out.append((
-            "fig5b_objects_per_image.png",
-            "Objects per image (survey Fig. 5b)",
-            "Number of images (log scale) against the number of valid objects in an image; survey Fig. 5b.",
-            per_image_figure(report["objects_per_image"], "objects", "b"),
-        ))
-    if isinstance(report.get("classes_per_image"), dict):
-        out.append((
-            "fig5c_classes_per_image.png",
-            "Classes per image (survey Fig. 5c)",
-            "Number of images (log scale) against the number of distinct classes in an image; survey Fig. 5c.",
-            per_image_figure(report["classes_per_image"], "classes", "c"),
-        ))
-    if isinstance(report.get("scale"), dict):
-        out.append((
-            "fig7_scale.png",
-            "Scale imbalance (survey Fig. 7)",
-            "Distributions of box width (a), height (b) and area (c) relative to the image, log-scale y, as in "
-            "the survey's Fig. 7; (d) COCO size groups by absolute box area.",
-            scale_figure(report),
-        ))
-    loc = report.get("location")
-    if isinstance(loc, dict) and loc.get("counts") is not None:
-        out.append((
-            "fig13_location.png",
-            "Spatial imbalance: object centres (survey Fig. 13)",
-            "Heat map of box centres over the normalised image (top of the image at the top); survey Fig. 13. "
-            "A uniform map would mean every image region holds objects equally often.",
-            location_figure(report),
-        ))
-        per_class = location_per_class_figure(report)
-        if per_class is not None:
-            out.append((
-                "fig13_location_per_class.png",
-                "Object centres per class (survey Fig. 13, by class)",
-                "Box-centre heat maps of the classes with most instances (count in brackets); each map has its "
-                "own colour scale.",
-                per_class,
-            ))
-    anchors = report.get("anchors")
-    if isinstance(anchors, dict) and anchors:
-        names = {str(c.get("id")): str(c.get("name")) for c in report.get("classes") or [] if isinstance(c, dict)}
-        for item in anchor_figures.figures(anchors, **({"names": names} if names else {})):
-            filename, title, fig = item[0], item[1], item[2]
-            caption = item[3] if len(item) > 3 else title
-            out.append((filename, title, caption, fig))
+    out = []
+    for job in figure_jobs(report):
+        fig = job.build()
+        if fig is not None:
+            out.append((job.filename, job.title, job.caption, fig))
     return out
 
 
@@ -388,7 +418,9 @@ def figure_png(fig: Any, dpi: int = 110) -> bytes:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
         FigureCanvasAgg(fig)
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    # constrained layout already fits every label inside the figure: no bbox_inches="tight" (its extra draw
+    # cost 22% of the rendering CPU time, measured on the bundled sample's ten figures)
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
     if "matplotlib.pyplot" in sys.modules:  # figures made with pyplot (e.g. by other modules) are closed
         sys.modules["matplotlib.pyplot"].close(fig)
     return buf.getvalue()
@@ -399,6 +431,61 @@ def render_figure_list(figs: list, dpi: int = 110) -> dict[str, bytes]:
     return {item[0]: figure_png(item[2], dpi) for item in figs}
 
 
-def render_figures(report: dict, dpi: int = 110) -> list[RenderedFigure]:
-    """Build and render every figure of :func:`figures` to PNG bytes."""
-    return [RenderedFigure(name, title, caption, figure_png(fig, dpi)) for name, title, caption, fig in figures(report)]
+def render_figures(report: dict, dpi: int = 110, workers: int | None = None) -> list[RenderedFigure]:
+    """Build and render every figure of :func:`figure_jobs` to PNG bytes (in parallel: :func:`render_jobs`)."""
+    return [RenderedFigure(job.filename, job.title, job.caption, png)
+            for job, png in render_jobs(figure_jobs(report), dpi=dpi, workers=workers)]
+
+
+_JOBS: list = []
+
+
+def _render_job(args: tuple[int, int]) -> tuple[int, bytes | None]:
+    i, dpi = args
+    fig = _JOBS[i].build()
+    return i, None if fig is None else figure_png(fig, dpi)
+
+
+def figure_workers(jobs: int) -> int:
+    """Processes drawing ``jobs`` figures: the cores this process may use, at most one per figure; 1 where
+    the platform cannot fork (the workers inherit the report instead of receiving it)."""
+    import multiprocessing
+
+    if jobs < 2 or "fork" not in multiprocessing.get_all_start_methods() or sys.platform == "win32":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, jobs))
+
+
+def render_jobs(jobs: list[FigureJob], dpi: int = 110, workers: int | None = None,
+                description: str = "figures") -> list[tuple[FigureJob, bytes]]:
+    """``[(job, PNG bytes)]`` of the jobs that draw something, in job order.
+
+    Figures are drawn on :func:`figure_workers` forked processes (each builds and renders its figures; the
+    PNG bytes come back), one at a time in this process otherwise; a progress bar counts them on a terminal
+    (one line off a terminal). The PNGs do not depend on the number of workers. Drawing is most of a small
+    report's time (bundled val: ten figures), and it parallelises: see ``benchmarks/report.py``.
+    """
+    import matplotlib  # noqa: F401  (imported once here: forked workers inherit it)
+
+    workers = figure_workers(len(jobs)) if workers is None else max(1, min(int(workers), len(jobs)))
+    out: dict[int, bytes | None] = {}
+    with progress.counter(len(jobs), description if workers == 1 else f"{description} on {workers} processes") as bar:
+        if workers == 1:
+            for i, job in enumerate(jobs):
+                fig = job.build()
+                out[i] = None if fig is None else figure_png(fig, dpi)
+                bar.advance(1)
+        else:
+            import multiprocessing
+
+            global _JOBS
+            _JOBS = jobs
+            try:
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    for i, png in pool.imap_unordered(_render_job, [(i, dpi) for i in range(len(jobs))]):
+                        out[i] = png
+                        bar.advance(1)
+            finally:
+                _JOBS = []
+    return [(job, out[i]) for i, job in enumerate(jobs) if out.get(i) is not None]

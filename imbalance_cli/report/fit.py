@@ -21,6 +21,13 @@ SNIPPET_FILES = {"torchvision": "torchvision_anchor_generator.py", "mmdet": "mmd
 OWN_FILES = ("anchors.json", "fitted.toml", "anchors.png", "report.html", *SNIPPET_FILES.values())
 
 
+def size_groups_label(size_by) -> str:
+    """How the size groups are named (:func:`imbalance_cli.report.tables.size_groups_label`)."""
+    from imbalance_cli.report.tables import size_groups_label as label
+
+    return label(size_by)
+
+
 def _scores(report: dict) -> tuple[str, dict, dict]:
     """(label, before, after): the all-image scores when computed, else the sample's."""
     if report.get("all"):
@@ -94,6 +101,16 @@ def render_terminal(report: dict, console=None, snippets: bool = True) -> None:
     for row in comparison_rows(report):
         t.add_row(*row)
     console.print(t)
+    v = report.get("verdict")
+    if v:
+        from rich.text import Text
+
+        from imbalance_cli.report.tables import LEVEL_STYLE
+
+        line = Text("verdict ", style="bold")
+        line.append(v["level"].upper(), style=LEVEL_STYLE.get(v["level"], ""))
+        line.append(f"  {v['message']}")
+        console.print(line)
     console.print(f"score ({report['objective']}): before {b['score']:.4f}, after {a['score']:.4f}; search on "
                   f"{report['sample_images']:,} images, seed {report['seed']}, {s['iterations_done']} of "
                   f"{s['iterations_asked']} iterations ({s['stopped']}), {s['seconds']:.1f} s")
@@ -116,7 +133,8 @@ def figure(report: dict):
     fig = Figure(figsize=(10, 6.4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 2)
-    for row, section, title in ((0, "by_size", "size group (COCO area)"), (1, "by_frequency", "class frequency group")):
+    for row, section, title in ((0, "by_size", size_groups_label(report.get("size_groups_by"))),
+                                (1, "by_frequency", "class frequency group")):
         names = list(b[section])
         x = list(range(len(names)))
         for col, key, ylabel in ((0, "coverage", "coverage at the positive threshold"),
@@ -146,47 +164,53 @@ def figure_png(report: dict, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:24px auto;padding:0 16px;color:#222}
-table{border-collapse:collapse;margin:12px 0}td,th{border-bottom:1px solid #ddd;padding:4px 10px}
-td.n,th.n{text-align:right}pre{background:#f6f6f6;padding:10px;border-radius:6px;overflow-x:auto}
-.muted{color:#666;font-size:13px}img{max-width:100%}"""
-
-
 def render_html(report: dict, png: bytes | None) -> str:
-    """A self-contained HTML page: the before/after table, the figure, the fitted numbers and the snippets."""
-    import base64
+    """The ``imbalance anchors`` page, on the shared page template (:mod:`imbalance_cli.report.page`): verdict,
+    the before/after table and figure, the fitted numbers, the search, the framework snippets and the TOML."""
+    from imbalance_cli.report.page import Section, figure_html, render_page, table, verdict_item
 
     label, b, a = _scores(report)
     s = report["search"]
-    head = "".join(f'<th class="{"" if i == 0 else "n"}">{escape(h)}</th>' for i, h in enumerate(
-        ("group", "boxes", "coverage before", "after", "positives/box before", "after")))
-    body = "".join("<tr>" + "".join(f'<td class="{"" if i == 0 else "n"}">{escape(v)}</td>' for i, v in enumerate(r))
-                   + "</tr>" for r in comparison_rows(report))
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>imbalance anchors</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>Fitted anchors: {escape(report['original']['name'])} &rarr; {escape(report['fitted']['name'])}</h1>",
-        f"<p>Objective <b>{escape(report['objective'])}</b>; scores on {escape(label)}; coverage = share of boxes "
-        f"with a positive ({escape(_criterion(report))}) under the preset's own matcher "
-        f"({escape(report['original']['matcher'])}, assigner {escape(report['original']['assigner'])}). "
-        f"Score before {b['score']:.4f}, after {a['score']:.4f}.</p>",
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
-    ]
+    o, f = report["original"], report["fitted"]
+    sections = []
+    v = report.get("verdict")
+    summary = (f"<p>Objective <b>{escape(report['objective'])}</b>; scores on {escape(label)}; coverage = share of "
+               f"boxes with a positive ({escape(_criterion(report))}) under the preset's own matcher "
+               f"({escape(o['matcher'])}, assigner {escape(o['assigner'])}). Score before {b['score']:.4f}, after "
+               f"{a['score']:.4f}.</p>")
+    if v:
+        summary = f'<ul class="verdicts">{verdict_item(v["level"], "fit", v["message"])}</ul>' + summary
+    sections.append(Section("verdict", "Verdict", summary))
+    rows = [[(c, "" if i == 0 else "n") for i, c in enumerate(r)] for r in comparison_rows(report)]
+    body = table([(h, "" if i == 0 else "n") for i, h in enumerate(
+        ("group", "boxes", "coverage before", "after", "positives/box before", "after"))], rows)
     if png:
-        parts.append(f"<img alt='before/after figure' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
-    parts.append(f"<h2>Fitted numbers</h2><p>{escape(_params_text(report))}.</p>")
+        body += figure_html("before-after-figure", png, "Coverage and positives per box, before and after",
+                            f"by {size_groups_label(report.get('size_groups_by'))} and by class-frequency group "
+                            f"({label})", "anchors.png")
+    sections.append(Section("before-after", "Before and after", body,
+                            [("before-after-figure", "Figure")] if png else []))
+    text = f"<p>{escape(_params_text(report))}.</p>"
     if _bpr_text(report):
-        parts.append(f"<p>{escape(_bpr_text(report))}.</p>")
-    parts.append(f"<p class='muted'>Search: {escape(s['method'])}; {s['iterations_done']} of {s['iterations_asked']} "
-                 f"iterations ({escape(s['stopped'])}) on a seeded sample of {report['sample_images']:,} images "
-                 f"(seed {report['seed']}), {s['seconds']:.1f} s.</p>")
-    parts.append("<h2>Configuration</h2>")
+        text += f"<p>{escape(_bpr_text(report))}.</p>"
+    sections.append(Section("fitted", "Fitted anchors", text))
+    sections.append(Section("search", "Search", f"<p class='note'>{escape(s['method'])}; {s['iterations_done']} of "
+                            f"{s['iterations_asked']} iterations ({escape(s['stopped'])}) on a seeded sample of "
+                            f"{report['sample_images']:,} images (seed {report['seed']}), {s['seconds']:.1f} s.</p>"))
+    conf, entries = [], []
     for fw, c in report["configs"].items():
-        parts.append(f"<h3>{escape(fw)}</h3><p class='muted'>{'exact' if c['exact'] else 'not exact'}: "
-                     f"{escape(c['note'])}</p><pre>{escape(c['text'])}</pre>")
-    parts.append(f"<h3>preset TOML (--anchors fitted.toml)</h3><pre>{escape(report['toml'])}</pre>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        entries.append((f"config-{fw}", fw))
+        conf.append(f"<h3 id='config-{escape(fw)}'>{escape(fw)}</h3><p class='note'>"
+                    f"{'exact' if c['exact'] else 'not exact'}: {escape(c['note'])}</p><pre>{escape(c['text'])}</pre>")
+    conf.append(f"<h3 id='config-toml'>preset TOML (--anchors fitted.toml)</h3><pre>{escape(report['toml'])}</pre>")
+    entries.append(("config-toml", "preset TOML"))
+    sections.append(Section("configuration", "Configuration", "".join(conf), entries))
+    facts = [str(report.get("dataset") or ""), f"preset {o['name']} -> {f['name']}", f"objective {report['objective']}",
+             f"schema {report.get('schema', '')}"]
+    return render_page(kind="anchor fit", title=f"Anchor fit — {str(report.get('dataset') or '').rsplit('/', 1)[-1]}",
+                       facts=facts, sections=sections,
+                       footer="Every candidate was labelled by the preset's own resize, grid and matcher "
+                              "(imbalance_cli.stats.anchors.label_anchors); the full report is anchors.json.")
 
 
 def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imbalance_cli import vocabulary
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report._common import new_figure
 from imbalance_cli.report.figures import render_figure_list
@@ -32,11 +33,7 @@ def render_terminal(report: dict, top: int = 15, console=None) -> None:
     from rich.table import Table
 
     console = console or Console(width=None if sys.stdout.isatty() else 150)
-    if report["one_stage"]:
-        head = "one-stage: background left out"
-    else:
-        head = f"fg/bg ratio r = {report['fg_bg_ratio']:.6g} ({report['fg_bg_ratio_source'] or 'given'})"
-    t = Table(title=f"ECM margins: {report['num_classes']} classes, {report['total_instances']} instances; {head}")
+    t = Table(title=f"ECM margins: {header_text(report)}")
     for col in ("id", "name", "n+", "n-", "γ+", "γ-", "w+", "w-", "m+", "m-", "weight"):
         t.add_column(col, justify="left" if col == "name" else "right")
 
@@ -54,6 +51,20 @@ def render_terminal(report: dict, top: int = 15, console=None) -> None:
     if report["background"]:
         row(report["background"], "-", "background")
     console.print(t)
+
+
+def header_text(report: dict) -> str:
+    """Classes, instances (true counts and, when they differ, the formulas' count) and the background ratio."""
+    text = f"{report['num_classes']} classes, {report['total_instances']:,} instances"
+    formula = report.get("formula_instances")
+    if formula is not None and formula != report["total_instances"]:
+        empty = report.get("empty_classes") or formula - report["total_instances"]
+        text += (f" ({formula:,} {vocabulary.label('formula_instances')}: {empty} class"
+                 f"{'es' if empty != 1 else ''} without instances count as one)")
+    if report["one_stage"]:
+        return text + "; one-stage: background left out"
+    return (text + f"; {vocabulary.label('fg_bg_ratio')} = {report['fg_bg_ratio']:.6g} "
+            f"({report['fg_bg_ratio_source'] or 'given'})")
 
 
 def figures(report: dict) -> list:
@@ -109,7 +120,7 @@ def figures(report: dict) -> list:
     ax2.set_title(r"negative weights $w_c^-$ (sorted)")
     ax2.set_xlabel("class (sorted)")
     ratio = report["fg_bg_ratio"]
-    fig.suptitle("one-stage (no background)" if report["one_stage"] else f"fg/bg ratio r = {ratio:.4g}")
+    fig.suptitle("one-stage (no background)" if report["one_stage"] else f"{vocabulary.label('fg_bg_ratio')} = {ratio:.4g}")
     out.append(("weights_sorted.png", "ECM weights per class, sorted (Cho & Kraehenbuehl, ECCV 2022, Fig. 7)", fig))
     return out
 

@@ -16,6 +16,7 @@ import html
 import os
 from pathlib import Path
 
+from imbalance_cli import vocabulary
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report.compare import figures as compare_figures
@@ -24,13 +25,12 @@ from imbalance_cli.report.stats import OWN_FILES as STATS_OWN_FILES
 from imbalance_cli.report.stats import report_files as stats_report_files
 from imbalance_cli.report.writer import check_out_dir, write_report
 from imbalance_cli.report.stats import render_terminal as render_stats
-from imbalance_cli.report.html import data_uri
 
 _COLUMNS = (("split", "split"), ("images", "images"), ("boxes", "boxes"), ("images_without_boxes", "background imgs"),
             ("classes_used", "classes used"), ("imbalance_ratio", "imb. ratio"), ("gini", "Gini"),
             ("normalized_entropy", "norm. entropy"), ("positives_per_box", "YOLOv5 pos./box"),
-            ("boxes_without_positive", "boxes w/o pos."), ("bpr", "AutoAnchor BPR"),
-            ("anchors_above_threshold", "anchors/target"))
+            ("boxes_without_positive", vocabulary.term("boxes_without_positive").column),
+            ("bpr", vocabulary.label("bpr")), ("anchors_above_threshold", vocabulary.label("aat")))
 
 
 def summary_rows(report: dict) -> list[dict]:
@@ -132,28 +132,38 @@ def render_terminal(report: dict, console=None, per_split: bool = True) -> None:
 
 
 def render_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
-    """The standalone ``splits.html`` page (side-by-side table, distances, label findings, comparison figures)."""
+    """The ``splits.html`` page on the shared page template (:mod:`imbalance_cli.report.page`): the side-by-side
+    table (each split linked to its own report page), the two-split distances, the label-file findings and
+    the comparison figures."""
+    from imbalance_cli.report.page import Section, anchor_id, figure_html, render_page, table
 
     esc = html.escape
-    head = "".join(f"<th>{esc(lab)}</th>" for _k, lab in _COLUMNS)
+    head = "".join(f"<th{' class=n' if k != 'split' else ''}>{esc(lab)}</th>" for k, lab in _COLUMNS)
     body = "".join("<tr>" + "".join(
         f"<td><a href=\"{esc(row['split'])}/report.html\">{esc(row['split'])}</a></td>" if k == "split"
         else f"<td class=n>{esc(_fmt(row[k]))}</td>" for k, _l in _COLUMNS) + "</tr>" for row in summary_rows(report))
-    parts = [f"<h1>Splits of {esc(str(report.get('path')))}</h1>", f"<table><tr>{head}</tr>{body}</table>"]
+    sections = [Section("splits", "Splits side by side",
+                        f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+                        "<p class='note'>Each split's own report (dataset, anchors, figures): its link.</p>")]
     dr = distance_rows(report)
     if dr:
         a, b = report["compared"]
-        parts.append(f"<h2>{esc(a)} vs {esc(b)}</h2><table>" + "".join(
-            f"<tr><td>{esc(k)}</td><td class=n>{esc(v)}</td></tr>" for k, v in dr) + "</table>")
+        sections.append(Section("distances", f"{a} vs {b}: distances",
+                                table([("distance", ""), ("value", "n")], ([(k, ""), (v, "n")] for k, v in dr))))
     lr = label_rows(report, n=20)
     if lr:
-        parts.append("<h2>Label files</h2><pre>" + esc("\n".join(lr)) + "</pre>")
-    for name, title, png in figures:
-        parts.append(f"<h3>{esc(title)}</h3><img alt=\"{esc(name)}\" src=\"{data_uri(png)}\">")
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-             "padding:3px 8px}.n{text-align:right}img{max-width:100%}")
-    return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>splits</title><style>{style}</style></head>"
-            f"<body>{''.join(parts)}</body></html>")
+        sections.append(Section("labels", "Label files", "<pre>" + esc("\n".join(lr)) + "</pre>"))
+    if figures:
+        entries = [(anchor_id(name.rsplit(".", 1)[0]), title) for name, title, _png in figures]
+        sections.append(Section("figures", "Comparison figures", "".join(
+            figure_html(fid, png, title, "", name) for (fid, _t), (name, title, png) in zip(entries, figures)),
+            entries))
+    path = str(report.get("path") or "")
+    facts = [path, f"format {report.get('format')}", f"{len(report['order'])} splits: {', '.join(report['order'])}",
+             f"schema {report.get('schema', '')}"]
+    return render_page(kind="splits", title=f"Splits of {path.rsplit('/', 1)[-1] or 'the dataset'}", facts=facts,
+                       sections=sections, footer="Each split's full report sits in its own folder; all numbers are "
+                       "in splits.json.")
 
 
 def _figures(report: dict, dpi: int) -> list[tuple[str, str, bytes]]:

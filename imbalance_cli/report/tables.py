@@ -15,17 +15,14 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from imbalance_cli import vocabulary
 from imbalance_cli.report._common import num
 
-#: Human-readable meaning of each class-distribution measure (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §9.2).
+#: Label and meaning of each class-distribution measure (Oksuz et al., Imbalance Problems in Object Detection,
+#: TPAMI 2021, §9.2), read from the one vocabulary (:mod:`imbalance_cli.vocabulary`).
 MEASURE_INFO: dict[str, tuple[str, str]] = {
-    "imbalance_ratio": ("Imbalance ratio", "max / min instances (1 = balanced)"),
-    "gini": ("Gini coefficient", "0 = balanced, towards 1 = one class has all"),
-    "normalized_entropy": ("Normalised entropy", "H / log K (1 = uniform)"),
-    "tv_to_uniform": ("TV distance to uniform", "share of instances to move to reach uniform"),
-    "kl_to_uniform": ("KL divergence to uniform", "in nats (0 = uniform)"),
-    "cv": ("Coefficient of variation", "std / mean of instances per class"),
-    "classes_used": ("Classes used (K)", "classes with at least one valid box"),
+    k: (vocabulary.label(k), vocabulary.meaning(k))
+    for k in ("imbalance_ratio", "gini", "normalized_entropy", "tv_to_uniform", "kl_to_uniform", "cv", "classes_used")
 }
 
 #: Labels of the LVIS frequency groups (rare <= 10 images, common 11-100, frequent > 100).
@@ -36,7 +33,8 @@ LVIS_GROUPS_TITLE = "LVIS frequency groups (LVIS's thresholds on images per clas
     "frequent > 100)"
 
 #: Colours per verdict level, shared by terminal and HTML.
-LEVEL_STYLE = {"ok": "green", "moderate": "yellow", "severe": "bold red"}
+LEVEL_STYLE = {"ok": "green", "moderate": "yellow", "severe": "bold red", "undetermined": "dim",
+               "better": "green", "trade-off": "yellow", "no gain": "bold red"}
 
 _SPARK = "▁▂▃▄▅▆▇█"
 
@@ -209,17 +207,49 @@ def distribution_rows(report: dict, spark_width: int = 40) -> list[tuple[str, st
                 text += f" · TV to uniform {fmt_num(tv.get(key))}"
             rows.append((label, "Fig. 7", text, sparkline(h.get("counts") or [], width=spark_width)))
     groups = scale.get("size_groups")
+    label = size_groups_label(scale.get("size_groups_by"))
     if isinstance(groups, dict):
         total = sum(num(groups.get(k)) for k in ("small", "medium", "large"))
-        text = ", ".join(f"{k} {fmt_pct(groups.get(k), total)}" for k in ("small", "medium", "large"))
-        rows.append(("COCO size groups", "Fig. 7", text, ""))
+        text = ", ".join(f"{k} {fmt_int(groups.get(k))} ({fmt_pct(groups.get(k), total)})"
+                         for k in ("small", "medium", "large"))
+        rows.append((label, "Fig. 7", text, ""))
     elif "size_groups" in scale:
-        rows.append(("COCO size groups", "Fig. 7", "not available (no image sizes)", ""))
+        rows.append((label, "Fig. 7", "not available (no image sizes)", ""))
     loc = report.get("location")
     if isinstance(loc, dict) and loc.get("counts") is not None:
         text = location_summary(loc)
         rows.append(("object centres", "Fig. 13", text, ""))
     return rows
+
+
+def size_groups_label(size_by: Any) -> str:
+    """How an output names the size groups: by box area (the default) or COCO-eval groups (the file's area)."""
+    return "COCO-eval size groups (file's area)" if size_by == "area_field" else "size groups (box w·h)"
+
+
+def size_groups_note(size_by: Any) -> str:
+    """The size-group definition in one line (:mod:`imbalance_cli.vocabulary`)."""
+    return vocabulary.size_definition_text(size_by if size_by in vocabulary.SIZE_DEFINITIONS else None)
+
+
+def thresholds_text(anchors: dict) -> str | None:
+    """The matching rule in words: IoU thresholds, or YOLOv5's width/height ratio test (which has no IoU)."""
+    th = anchors.get("thresholds")
+    if not isinstance(th, dict):
+        return None
+    if th.get("anchor_t") is not None:
+        text = (f"width/height ratio test max(r, 1/r) < {fmt_num(th.get('anchor_t'))} (YOLOv5 anchor_t; no IoU)")
+        if th.get("offset_g") is not None:
+            text += f", neighbour-cell offset {fmt_num(th.get('offset_g'))}"
+        return text
+    if th.get("pos_iou") is None:
+        return None
+    text = f"positive IoU ≥ {fmt_num(th.get('pos_iou'))}"
+    if th.get("neg_iou") is not None:
+        text += f", negative < {fmt_num(th.get('neg_iou'))}"
+    if th.get("allow_low_quality") is not None:
+        text += f", low-quality matches {'on' if th.get('allow_low_quality') else 'off'}"
+    return text
 
 
 def location_summary(loc: dict) -> str:
@@ -269,9 +299,14 @@ def _count(values: Iterable[Any]) -> dict[str, int]:
 
 
 def disagreement_text(report: dict) -> str:
-    """"N classes whose file frequency differs ..." when the report lists disagreements, else ""."""
+    """"N classes whose file frequency differs ..." when the report lists disagreements, else "".
+
+    Nothing when the LVIS groups are hidden for the dataset's size (``frequency_scope``): the groups
+    computed from so few images mostly reflect the size, so their disagreement with the file's own
+    field (LVIS val files carry train's) is that same size artefact, not a finding.
+    """
     dis = report.get("frequency_disagreements")
-    if not isinstance(dis, list) or not dis:
+    if not isinstance(dis, list) or not dis or not lvis_groups_shown(report):
         return ""
     names = ", ".join(str(d.get("name", d.get("id", ""))) for d in dis[:5] if isinstance(d, dict))
     more = f" and {len(dis) - 5} more" if len(dis) > 5 else ""
@@ -285,14 +320,10 @@ def anchor_summary_rows(anchors: dict) -> list[tuple[str, str]]:
     for key, label in (("preset", "preset"), ("matcher", "matcher"), ("device", "device")):
         if anchors.get(key) is not None:
             rows.append((label, str(anchors.get(key))))
-    th = anchors.get("thresholds")
-    if isinstance(th, dict) and th.get("pos_iou") is not None:
-        text = f"positive IoU ≥ {fmt_num(th.get('pos_iou'))}"
-        if th.get("neg_iou") is not None:
-            text += f", negative < {fmt_num(th.get('neg_iou'))}"
-        if th.get("allow_low_quality") is not None:
-            text += f", low-quality matches {'on' if th.get('allow_low_quality') else 'off'}"
-        rows.append(("thresholds", text))
+    text = thresholds_text(anchors)
+    if text:
+        rows.append(("matching rule" if (anchors.get("thresholds") or {}).get("anchor_t") is not None
+                     else "thresholds", text))
     per_image = anchors.get("per_image") if isinstance(anchors.get("per_image"), dict) else {}
     total = anchors.get("anchors")
     for key, label in (
@@ -315,11 +346,42 @@ def anchor_summary_rows(anchors: dict) -> list[tuple[str, str]]:
         rows.append(
             ("positive : negative tasks (sigmoid)", f"1 : {fmt_num(_inverse(anchors.get('task_pos_neg_ratio')))}")
         )
-    if "boxes_without_positive" in anchors:
-        rows.append(("boxes with no anchor ≥ positive IoU", fmt_int(_scalar(anchors.get("boxes_without_positive")))))
-    if "boxes_below_negative" in anchors:
-        rows.append(("boxes whose best IoU < negative IoU", fmt_int(_scalar(anchors.get("boxes_below_negative")))))
+    boxes = anchors.get("boxes")
+    for key in ("boxes_without_positive", "boxes_below_positive_iou", "boxes_below_negative"):
+        if anchors.get(key) is None or (key == "boxes_below_negative" and _no_iou(anchors)):
+            continue
+        value = fmt_int(_scalar(anchors.get(key)))
+        if boxes:
+            value += f" of {fmt_int(boxes)} ({fmt_pct(_scalar(anchors.get(key)), boxes)})"
+        rows.append((vocabulary.label(key), value))
     return rows
+
+
+#: Coverage-table columns: the key in a coverage row and the vocabulary term naming it.
+_COVERAGE_KEYS = (("without_positive", "boxes_without_positive"), ("below_positive_iou", "boxes_below_positive_iou"),
+                  ("below_negative", "boxes_below_negative"))
+
+
+def coverage_columns(anchors: dict) -> list[tuple[str, str]]:
+    """``(row key, column header)`` of the coverage columns this anchor report has (YOLOv5: no IoU columns)."""
+    by = (anchors.get("coverage") or {}).get("by_size") or {}
+    first = next(iter(by.values()), {}) if by else {}
+    keys = [k for k, _t in _COVERAGE_KEYS if k in first]
+    if _no_iou(anchors):
+        keys = [k for k in keys if k == "without_positive"]
+    return [(k, vocabulary.term(t).column) for k, t in _COVERAGE_KEYS if k in keys]
+
+
+def coverage_caption(anchors: dict) -> str:
+    """What the coverage columns mean, from the vocabulary (one line per column shown)."""
+    terms = dict(_COVERAGE_KEYS)
+    return "\n".join(f"{vocabulary.term(terms[k]).column}: {vocabulary.meaning(terms[k])}"
+                     for k, _h in coverage_columns(anchors))
+
+
+def _no_iou(anchors: dict) -> bool:
+    """True for presets that assign without IoU (YOLOv5's ratio test)."""
+    return (anchors.get("thresholds") or {}).get("anchor_t") is not None
 
 
 def _inverse(ratio: Any) -> float | None:
@@ -415,23 +477,14 @@ def csv_tables(report: dict) -> dict[str, str]:
             if isinstance(scale.get(key), dict):
                 out[f"scale_{key}.csv"] = _histogram_csv(scale[key], "boxes")
         groups = scale.get("size_groups")
-        by_field = scale.get("size_groups_by_area_field")
-        if isinstance(groups, dict) or isinstance(by_field, dict):
-            header = ["group", "area_range_px", "boxes", "share"]
-            g = groups if isinstance(groups, dict) else {}
-            total = sum(num(g.get(k)) for k in ("small", "medium", "large"))
+        if isinstance(groups, dict):  # one definition (scale.size_groups_by), named in every row
+            by = scale.get("size_groups_by") or "box"
+            total = sum(num(groups.get(k)) for k in ("small", "medium", "large"))
             ranges = {"small": "< 32^2", "medium": "32^2 to < 96^2", "large": ">= 96^2"}
-            if isinstance(by_field, dict):
-                header += ["boxes_by_area_field"]
-            rows = []
-            for k in ("small", "medium", "large"):
-                row = [k, ranges[k], g.get(k), _clean(num(g.get(k)) / total) if total else None]
-                if isinstance(by_field, dict):
-                    row.append(by_field.get(k))
-                rows.append(row)
-            if isinstance(by_field, dict) and num(by_field.get("missing")) > 0:
-                rows.append(["missing", "no area field", None, None, by_field.get("missing")])
-            out["scale_size_groups.csv"] = _csv(header, rows)
+            measured = "area field (COCO eval)" if by == "area_field" else "box w*h"
+            rows = [[k, ranges[k], measured, groups.get(k), _clean(num(groups.get(k)) / total) if total else None]
+                    for k in ("small", "medium", "large")]
+            out["scale_size_groups.csv"] = _csv(["group", "area_range_px", "area_of", "boxes", "share"], rows)
 
     loc = report.get("location")
     if isinstance(loc, dict) and loc.get("counts") is not None:
@@ -481,7 +534,9 @@ def _anchor_csvs(anchors: dict, classes: list[dict]) -> dict[str, str]:
         elif not isinstance(v, list):
             summary.append((k, v))
     out["anchors_summary.csv"] = _csv(
-        ["statistic", "value"], ((k, _clean(v) if isinstance(v, float) else v) for k, v in summary)
+        ["statistic", "value", "meaning"],
+        ((k, _clean(v) if isinstance(v, float) else v,
+          vocabulary.meaning(k) if k in vocabulary.TERMS else "") for k, v in summary)
     )
     levels = anchors.get("levels")
     if isinstance(levels, list) and levels:

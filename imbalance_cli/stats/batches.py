@@ -5,8 +5,9 @@ can be absent from a batch and a rare one can dominate it. This module draws the
 run would see and measures them.
 
 Samplers (all seeded with ``numpy.random.default_rng(seed)``; the stream of every epoch is
-concatenated and cut into batches of ``batch_size``, the last incomplete batch is dropped, as an
-infinite training sampler does):
+concatenated and cut into batches of ``batch_size``; the last batch may be partial and is kept, as PyTorch's
+``DataLoader(drop_last=False)`` default does, unless ``drop_last`` (the report says which, and how many samples
+were dropped or how large the last batch is):
 
 * ``uniform``: each epoch is a random permutation of the images;
 * ``repeat-factor``: LVIS / detectron2 repeat-factor sampling; image ``i`` has factor
@@ -93,9 +94,11 @@ def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: fl
     semantics (``ssd`` for SSD presets, else ``torchvision``). Returns numpy arrays per image
     ``anchors``, ``foreground``, ``ignored``, ``background`` (= anchors - foreground - ignored), the
     totals ``foreground_total``/``background_total``, positives per category row ``per_class_positive``,
-    and ``boxes_without_positive`` (valid boxes no anchor is assigned to) out of ``boxes``, with their
-    dataset box rows in ``box_without_positive``. A YOLOv5 preset (``yolov5`` or a ``kind = "yolov5"`` TOML) is
-    counted by YOLOv5's own assignment (:func:`imbalance_cli.stats.yolov5.yolov5_anchor_counts`).
+    ``boxes_without_positive`` (valid boxes no anchor is assigned to, low-quality matches counted) and
+    ``boxes_below_positive_iou`` (valid boxes with no positive at IoU >= the positive threshold; None for
+    assigners without a fixed threshold) out of ``boxes`` (:mod:`imbalance_cli.vocabulary`), with their
+    dataset box rows in ``box_without_positive`` / ``box_below_positive_iou``. A YOLOv5 preset (``yolov5`` or a ``kind = "yolov5"`` TOML) is counted by
+    YOLOv5's own assignment (:func:`imbalance_cli.stats.yolov5.yolov5_anchor_counts`).
     """
     from imbalance_cli.anchors.yolov5 import resolve
 
@@ -109,18 +112,25 @@ def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: fl
     res = lp.result
     has_pos = np.zeros(len(lp.order), dtype=bool)
     has_pos[res.pos_box] = True
+    strong = None
+    if getattr(lp.preset, "assigner", "max_iou") == "max_iou":
+        strong = np.zeros(len(lp.order), dtype=bool)
+        strong[np.asarray(res.pos_box)[np.asarray(res.pos_iou) >= np.float32(lp.preset.pos_iou)]] = True
     return {"preset": anchors, **per_image,
             "foreground_total": int(per_image["foreground"].sum()),
             "background_total": int(per_image["background"].sum()),
             "per_class_positive": np.bincount(dataset.box_category[lp.order][res.pos_box],
                                               minlength=dataset.num_categories).astype(np.int64),
             "boxes": int(len(lp.order)), "boxes_without_positive": int((~has_pos).sum()),
-            "box_without_positive": lp.order[~has_pos]}
+            "box_without_positive": lp.order[~has_pos],
+            "boxes_below_positive_iou": None if strong is None else int((~strong).sum()),
+            "box_below_positive_iou": None if strong is None else lp.order[~strong],
+            "pos_iou": float(lp.preset.pos_iou)}
 
 
 def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform", epochs: int = 1, seed: int = 0,
                      repeat_threshold: float = 0.001, anchors: str | None = None, keep_per_batch: bool = False,
-                     anchor_options: dict | None = None) -> dict:
+                     anchor_options: dict | None = None, drop_last: bool = False) -> dict:
     """The ``imbalance.batches/1`` report for one sampler (see module docstring)."""
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
@@ -154,10 +164,13 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
         class_index = class_image_index(dataset, valid)
     stream = np.concatenate([epoch_order(sampler, rng, n_img, image_factors, class_index) for _ in range(epochs)])
     drawn = len(stream)
-    n_batches = len(stream) // batch_size
-    if n_batches == 0:
-        raise InputError(f"--batch-size {batch_size} is larger than the {len(stream)} samples drawn")
-    stream = stream[: n_batches * batch_size]
+    full, rest = divmod(len(stream), batch_size)
+    if drop_last:
+        if full == 0:
+            raise InputError(f"--batch-size {batch_size} is larger than the {len(stream)} samples drawn "
+                             "(--drop-last leaves no batch)")
+        stream = stream[: full * batch_size]
+    n_batches = full + (1 if rest and not drop_last else 0)
     batch_of_sample = np.arange(len(stream)) // batch_size
 
     # expand samples to (batch, class, count) entries
@@ -208,7 +221,7 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
         bf = np.bincount(batch_of_sample, weights=fg[stream], minlength=n_batches)
         ba = np.bincount(batch_of_sample, weights=na[stream], minlength=n_batches)
         per_batch_fg = np.divide(bf, ba, out=np.zeros_like(bf), where=ba > 0)
-        fg_share = {"preset": anchors, **_summary(per_batch_fg)}
+        fg_share = {"preset": anchors, "unit": "share (0-1); shown as %", **_summary(per_batch_fg)}
 
     report = {
         "schema": SCHEMA,
@@ -222,6 +235,9 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
         "samples": int(len(stream)),
         "samples_per_epoch": float(drawn / epochs),
         "batches": int(n_batches),
+        "drop_last": bool(drop_last),
+        "last_batch_size": int(rest if rest and not drop_last else batch_size),
+        "dropped_samples": int(rest if drop_last else 0),
         "empty_batches": int((~nonempty).sum()),
         "classes_used": int(used.sum()),
         "instances_per_batch": _summary(per_batch_total),

@@ -28,6 +28,7 @@ from imbalance_cli.data._io import BOM, check_nesting, open_stream, parse_json, 
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.detect import refuse_settings_file
 from imbalance_cli.errors import InputError
+from imbalance_cli.data.splits import select_split
 from imbalance_cli.stats.classes import class_counts
 
 
@@ -147,17 +148,20 @@ def from_dataset(dataset: Dataset, num_images: int | None = None) -> ClassCounts
                        frequency_from_file=freq, dataset=dataset, source=dataset.path)
 
 
-def class_counts_from(path_or_dataset, num_images: int | None = None, format: str | None = None) -> ClassCounts:
+def class_counts_from(path_or_dataset, num_images: int | None = None, format: str | None = None,
+                      split: str | None = None, note=None) -> ClassCounts:
     """Per-class counts from a :class:`Dataset`, a category-statistics file or an annotation file.
 
     ``num_images`` supplies (or overrides) the image total. A statistics file is recognised by
     content (see module docstring); ``format`` is passed to :func:`imbalance_cli.load` otherwise.
+    A multi-split dataset (a YOLO data.yaml) is counted on split ``split``, by default ``train``
+    (:func:`imbalance_cli.data.splits.select_split`; ``note`` is told the default choice).
     Raises :class:`InputError` on unreadable files or bad records.
     """
     if num_images is not None and int(num_images) <= 0:
         raise InputError(f"--num-images must be a positive integer, got {num_images}")
     if isinstance(path_or_dataset, Dataset):
-        return from_dataset(path_or_dataset, num_images)
+        return from_dataset(select_split(path_or_dataset, split, note=note), num_images)
     path = os.fspath(path_or_dataset)
     p = Path(path)
     too_big = None
@@ -174,6 +178,8 @@ def class_counts_from(path_or_dataset, num_images: int | None = None, format: st
             obj = parse_json(data, p)
             del data
             if is_category_statistics(obj):
+                if split is not None:
+                    raise InputError(f"--split {split}: a category-statistics file has no splits", path=path)
                 cats = obj if isinstance(obj, list) else obj["categories"]
                 counts = _from_statistics(cats, path, None if num_images is None else int(num_images))
                 return counts
@@ -181,7 +187,7 @@ def class_counts_from(path_or_dataset, num_images: int | None = None, format: st
                 raise InputError("a JSON list is read as category statistics only, and its entries lack "
                                  "'instance_count'/'image_count'", path=path)
     try:
-        dataset = load(path, format=format)
+        dataset = select_split(load(path, format=format), split, note=note)
     except InputError as e:
         if too_big is not None and "category-statistics file" in e.message:
             raise too_big from None  # a statistics file over the bound: say so, not "this is a statistics file"

@@ -70,6 +70,8 @@ from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 from imbalance_cli.specs import check_letterbox_images
 from imbalance_cli.stats.anchors import label_anchors
+from imbalance_cli.stats.geometry import check_size_by, size_group_codes
+from imbalance_cli.vocabulary import definitions
 
 SCHEMA = "imbalance.anchors/1"
 OBJECTIVES = ("coverage", "positives", "bpr")
@@ -163,15 +165,11 @@ def check_fittable(preset, objective: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- scoring
-@np.errstate(over="ignore")  # a box beyond float64 (w = h = 1e308): an infinite area, the large group
-def size_groups(dataset: Dataset, order: np.ndarray) -> np.ndarray:
-    """COCO size group per box (0 small: area < 32², 1 medium: < 96², 2 large), the file's ``area`` where given,
-    else the box's w*h in original pixels (COCO's ``areaRng``)."""
-    b = dataset.boxes[order]
-    area = dataset.area[order] if dataset.area is not None else np.full(len(order), np.nan)
-    wh = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    a = np.where(np.isfinite(area) & (area > 0), area, wh)
-    return np.where(a < 32 ** 2, 0, np.where(a < 96 ** 2, 1, 2)).astype(np.int64)
+def size_groups(dataset: Dataset, order: np.ndarray, size_by: str = "box") -> np.ndarray:
+    """Size group per box (0 small: area < 32², 1 medium: < 96², 2 large): the box's w·h in original pixels, or
+    the file's ``area`` with ``size_by="area_field"`` (COCO-eval groups); the one definition of
+    :func:`imbalance_cli.stats.geometry.size_group_codes`."""
+    return size_group_codes(dataset, order, size_by).astype(np.int64)
 
 
 def frequency_groups(dataset: Dataset) -> np.ndarray:
@@ -201,10 +199,13 @@ def _group_table(covered, pos_count, groups, names) -> dict:
     return out
 
 
-def label_metrics(lp, dataset: Dataset, freq_of_class: np.ndarray) -> dict:
+def label_metrics(lp, dataset: Dataset, freq_of_class: np.ndarray, size_by: str = "box") -> dict:
     """Coverage and positives per box, overall and by size / class-frequency group, from one labelling pass.
 
-    ``lp`` is an :class:`imbalance_cli.stats.anchors.AnchorLabels` over ``dataset``.
+    ``lp`` is an :class:`imbalance_cli.stats.anchors.AnchorLabels` over ``dataset``. ``boxes_without_positive``
+    counts boxes without any positive (low-quality matches counted), ``boxes_below_positive_iou`` boxes not
+    covered at the positive threshold (:mod:`imbalance_cli.vocabulary`); ``background_per_foreground`` is
+    background / foreground anchors (None where the pass does not count anchors).
     """
     res, preset = lp.result, lp.preset
     n = len(lp.order)
@@ -214,19 +215,27 @@ def label_metrics(lp, dataset: Dataset, freq_of_class: np.ndarray) -> dict:
         covered = np.bincount(np.asarray(res.pos_box)[strong], minlength=n) > 0 if n else np.zeros(0, bool)
     else:
         covered = pos_count > 0
-    sg = size_groups(dataset, lp.order)
+    sg = size_groups(dataset, lp.order, size_by)
     fg = freq_of_class[dataset.box_category[lp.order]]
     by_size = _group_table(covered, pos_count, sg, SIZE_GROUPS)
     by_freq = _group_table(covered, pos_count, fg, FREQUENCY_GROUPS)
     ppb = [v["positives_per_box"] for v in by_size.values() if v["boxes"]]
+    foreground = int(len(res.pos_box))
+    background = None
+    if getattr(lp, "anchors_per_image", None) is not None:
+        per = lp.per_image(dataset.num_images)
+        foreground, background = int(per["foreground"].sum()), int(per["background"].sum())
     return {
         "images": int(dataset.num_images), "boxes": int(n),
         "coverage": float(covered.mean()) if n else None,
         "positives_per_box": float(pos_count.mean()) if n else None,
-        "boxes_without_positive": int(n - covered.sum()),
+        "boxes_without_positive": int((pos_count == 0).sum()),
+        "boxes_below_positive_iou": int(n - covered.sum()),
         "size_balance": (min(ppb) / max(ppb)) if ppb and max(ppb) > 0 else None,
         "by_size": by_size, "by_frequency": by_freq,
-        "foreground": int(len(res.pos_box)),
+        "foreground": foreground,
+        "background": background,
+        "background_per_foreground": background / foreground if background is not None and foreground else None,
     }
 
 
@@ -344,6 +353,7 @@ class FitResult:
     history: list = field(default_factory=list)
     seconds: float = 0.0
     dataset_path: str | None = None
+    size_by: str = "box"
 
 
 def _sample(dataset: Dataset, n: int | None, seed: int) -> np.ndarray:
@@ -357,7 +367,7 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
                 sample: int | None = DEFAULT_SAMPLE, seed: int = DEFAULT_SEED, iterations: int = DEFAULT_ITERATIONS,
                 budget: float | None = None, device: str = "cpu", final_all: bool = True,
                 on_candidate: Callable[[int, float, float], None] | None = None,
-                progress_factory: Callable | None = None) -> FitResult:
+                progress_factory: Callable | None = None, size_by: str = "box") -> FitResult:
     """Fit ``preset``'s anchor sizes and ratios to ``dataset`` (see the module docstring).
 
     Parameters
@@ -370,9 +380,11 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
     on_candidate: called ``(iteration, candidate_score, best_score)`` after each scored candidate (a hook for
         progress and tests; a ``KeyboardInterrupt`` raised in it stops the search like Ctrl-C).
     progress_factory: ``f(iterable, total, description)`` wrapping the iteration range (a progress bar).
+    size_by: size groups, ``box`` (w·h, default) or ``area_field`` (COCO-eval groups by the file's ``area``).
     """
 
     t0 = time.perf_counter()
+    check_size_by(size_by)
     original = resolve_preset(preset)
     check_fittable(original, objective)
     if iterations < 0:
@@ -384,7 +396,7 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
     if is_yolo(original):
         return _fit_yolov5(dataset, original, objective=objective, sample=sample, seed=seed, iterations=iterations,
                            budget=budget, final_all=final_all, on_candidate=on_candidate,
-                           progress_factory=progress_factory, t0=t0)
+                           progress_factory=progress_factory, t0=t0, size_by=size_by)
     rows = _sample(dataset, sample, seed)
     sub = dataset.subset_images(rows) if len(rows) < dataset.num_images else dataset
     freq = frequency_groups(dataset)
@@ -395,7 +407,7 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
 
     def score_preset(p, ds):
         lp = label_anchors(ds, p, device=device)
-        m = label_metrics(lp, ds, freq)
+        m = label_metrics(lp, ds, freq, size_by)
         if objective == "bpr":  # YOLO-style: AutoAnchor's metric over the resized shapes
             wh = lp.scaled_boxes[:, 2:4] - lp.scaled_boxes[:, 0:2]
             m.update(bpr_metrics(wh, np.array([a for lv in p.anchors for a in lv]), getattr(p, BPR_PRESET_ATTRIBUTE)))
@@ -428,7 +440,7 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
         progress_factory=progress_factory)
     return _finish(dataset, sub, rows, original, apply_params(original, best), best, evaluate, score_preset,
                    before, ref, objective=objective, seed=seed, iterations=iterations, done=done, stopped=stopped,
-                   starts=starts, history=history, final_all=final_all, t0=t0)
+                   starts=starts, history=history, final_all=final_all, t0=t0, size_by=size_by)
 
 
 def _baseline(score_preset, build, original, dataset: Dataset, sub: Dataset, rows, objective: str):
@@ -499,7 +511,7 @@ def _evolve(best, evaluate, *, encode, decode, rng, iterations, budget, t0, obje
 
 
 def _finish(dataset, sub, rows, original, fitted, best, evaluate, score_preset, before, ref, *, objective, seed,
-            iterations, done, stopped, starts, history, final_all, t0) -> FitResult:
+            iterations, done, stopped, starts, history, final_all, t0, size_by="box") -> FitResult:
     """Score the fitted set on the sample and (``final_all``) both sets on all images; the :class:`FitResult`."""
     after = evaluate(best)[1]
     all_before = all_after = None
@@ -517,7 +529,7 @@ def _finish(dataset, sub, rows, original, fitted, best, evaluate, score_preset, 
                      sample_images=int(len(rows)), iterations_asked=int(iterations), iterations_done=int(done),
                      stopped=stopped, starts=starts, sample_before=before, sample_after=after,
                      all_before=all_before, all_after=all_after, history=history,
-                     seconds=round(time.perf_counter() - t0, 3), dataset_path=dataset.path)
+                     seconds=round(time.perf_counter() - t0, 3), dataset_path=dataset.path, size_by=size_by)
 
 
 # --------------------------------------------------------------------------------------------- YOLO presets
@@ -595,7 +607,7 @@ def _yolo_pass(ds: Dataset, preset, lb_cache: dict):
 
 
 def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iterations, budget, final_all, on_candidate,
-                progress_factory, t0) -> FitResult:
+                progress_factory, t0, size_by="box") -> FitResult:
     """:func:`fit_anchors` for a YOLOv5 preset: free (w, h) anchors, each candidate judged by ``build_targets``
     on the letterboxed sample; BPR / anchors above threshold as AutoAnchor's ``metric()``."""
 
@@ -610,7 +622,7 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
 
     def score_preset(p, ds):
         lp = _yolo_pass(ds, p, lb_cache)
-        m = label_metrics(lp, ds, freq)
+        m = label_metrics(lp, ds, freq, size_by)
         wh = lp.scaled_boxes[:, 2:4] - lp.scaled_boxes[:, 0:2]
         m.update(bpr_metrics(wh, p.anchor_array(), p.anchor_t))
         m["aat"] = autoanchor_metric(wh, p.anchor_array(), p.anchor_t)["aat"]
@@ -647,7 +659,7 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
         progress_factory=progress_factory)
     return _finish(dataset, sub, rows, original, make(best), best, evaluate, score_preset, before, ref,
                    objective=objective, seed=seed, iterations=iterations, done=done, stopped=stopped, starts=starts,
-                   history=history, final_all=final_all, t0=t0)
+                   history=history, final_all=final_all, t0=t0, size_by=size_by)
 
 
 def yolov5_toml(preset) -> str:
@@ -803,6 +815,59 @@ def _pct(v):
     return None if v is None else float(v)
 
 
+#: What the fit verdict calls a cost (our choice): positives per box falling by 20 % or more, background anchors
+#: per foreground anchor growing by 1.25x or more, coverage falling by more than half a point.
+FIT_COSTS = {"positives_per_box_drop": 0.20, "background_per_foreground_growth": 1.25, "coverage_drop": 0.005}
+
+
+def fit_verdict(before: dict, after: dict) -> dict:
+    """The fit's verdict from the before / after scores (all-image scores when computed): ``{level, message,
+    gains, costs}``.
+
+    ``level``: ``better`` (the objective improved at no cost of :data:`FIT_COSTS`), ``trade-off`` (it
+    improved, but a cost applies: e.g. coverage up while positives per box fall 23.3 -> 9.4 or the
+    background per foreground anchor ratio grows 2.6x, which a detector's classifier then faces; survey
+    Oksuz et al., TPAMI 2020, §4.1, Fig. 4a-b), or ``no gain`` (the objective did not improve).
+    """
+    gains, costs = [], []
+    cb, ca = before.get("coverage"), after.get("coverage")
+    if cb is not None and ca is not None:
+        text = f"coverage {100 * cb:.1f}% -> {100 * ca:.1f}%"
+        if ca < cb - FIT_COSTS["coverage_drop"]:
+            costs.append(text)
+        elif ca > cb:
+            gains.append(text)
+    pb, pa = before.get("positives_per_box"), after.get("positives_per_box")
+    if pb and pa is not None:
+        text = f"positives per box {pb:.1f} -> {pa:.1f} ({100 * (pa / pb - 1):+.0f}%)"
+        (costs if pa < pb * (1 - FIT_COSTS["positives_per_box_drop"]) else gains).append(text)
+    rb, ra = before.get("background_per_foreground"), after.get("background_per_foreground")
+    if rb and ra:
+        text = f"background per foreground anchor {rb:,.0f} -> {ra:,.0f} ({ra / rb:.2g}x)"
+        (costs if ra >= rb * FIT_COSTS["background_per_foreground_growth"] else gains).append(text)
+    if (after.get("score") or 0.0) <= (before.get("score") or 0.0):
+        level = "no gain"
+    else:
+        level = "trade-off" if costs else "better"
+    head = {"better": "the fit improves the objective at no listed cost",
+            "trade-off": "the fit improves the objective at a cost",
+            "no gain": "the fit does not improve the objective"}[level]
+    message = head + ": " + "; ".join(costs + gains) if (costs or gains) else head
+    return {"level": level, "message": message, "gains": gains, "costs": costs, "limits": dict(FIT_COSTS)}
+
+
+_FIT_TERMS = ("coverage", "positives_per_box", "boxes_without_positive", "boxes_below_positive_iou", "size_balance",
+              "foreground", "background", "background_per_foreground", "score", "bpr", "aat", "small", "medium",
+              "large")
+
+
+def _verdict_and_terms(res: FitResult) -> dict:
+    before, after = (res.all_before, res.all_after) if res.all_before is not None else (res.sample_before,
+                                                                                        res.sample_after)
+    return {"verdict": fit_verdict(before, after), "size_groups_by": res.size_by,
+            "definitions": definitions(_FIT_TERMS, size_groups_by=res.size_by)}
+
+
 def to_report(res: FitResult, targets: tuple[str, ...] | None = None) -> dict:
     """The ``imbalance.anchors/1`` JSON dict of a fit (documented in the README, "Fitting anchors")."""
     o, f = res.original, res.fitted
@@ -832,6 +897,7 @@ def to_report(res: FitResult, targets: tuple[str, ...] | None = None) -> dict:
         "all": None if res.all_before is None else {"before": res.all_before, "after": res.all_after},
         "configs": framework_configs(f, res.params, targets),
         "toml": preset_to_toml(f),
+        **_verdict_and_terms(res),
     }
 
 
@@ -859,4 +925,5 @@ def _yolo_report(res: FitResult, targets) -> dict:
         "all": None if res.all_before is None else {"before": res.all_before, "after": res.all_after},
         "configs": yolo_configs(res.fitted, targets),
         "toml": yolov5_toml(res.fitted),
+        **_verdict_and_terms(res),
     }

@@ -8,10 +8,12 @@ Everything is vectorised over the dataset's columns; only valid boxes
   images without valid boxes are in bin 0; ``mean`` is over all images.
 * scale (Fig. 7, §5.1): relative width w/W, relative height h/H and relative area
   sqrt(w h / (W H)) of each box in its image, histogrammed over [0, 1] (values above 1,
-  boxes larger than their image, fall in the last bin). COCO size groups by box area in
-  pixels: small < 32^2, medium < 96^2, large otherwise (COCO detection evaluation); and,
-  where the file has an ``area`` field (COCO: the segment's area, what pycocotools uses),
-  by that field too.
+  boxes larger than their image, fall in the last bin). Size groups (one definition for every
+  command, :mod:`imbalance_cli.vocabulary`): the box's area w·h in original pixels against COCO's
+  thresholds, small < 32^2, medium < 96^2, large otherwise; COCO-evaluation groups by the file's
+  ``area`` field (the segment's area, what pycocotools uses) only when asked
+  (``size_by="area_field"``, ``--coco-eval-sizes``). ``size_groups_by_area_field`` always holds the
+  file-field groups where the file has that field, under that explicit name.
 * location (Fig. 13, §6.3): 2-D histogram of box centres ((x1 + x2) / 2W, (y1 + y2) / 2H)
   over the normalised image, ``bins x bins``, rows = y (top row = top of the image);
   centres outside [0, 1] (boxes partly outside) are clipped into the border bins.
@@ -26,12 +28,43 @@ import numpy as np
 
 from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
+from imbalance_cli.errors import InputError
+from imbalance_cli.vocabulary import MEDIUM_MAX_AREA, SIZE_DEFINITIONS, SMALL_MAX_AREA, size_group_code
 
 #: Most bins of a relative-size histogram (``--hist-bins``, ``--scale-bins``; a baseline's histograms alike):
 #: the bound is checked before the edges are allocated.
 MAX_SCALE_BINS = 10_000
-COCO_SMALL_MAX_AREA = 32.0**2
-COCO_MEDIUM_MAX_AREA = 96.0**2
+COCO_SMALL_MAX_AREA = SMALL_MAX_AREA
+COCO_MEDIUM_MAX_AREA = MEDIUM_MAX_AREA
+SIZE_BY = tuple(SIZE_DEFINITIONS)
+
+
+def check_size_by(size_by: str) -> str:
+    """``size_by`` validated: ``"box"`` (w·h of the box) or ``"area_field"`` (the file's ``area``)."""
+    if size_by not in SIZE_DEFINITIONS:
+        raise InputError(f"size groups must be by one of {', '.join(SIZE_DEFINITIONS)}, got {size_by!r}")
+    return size_by
+
+
+@np.errstate(over="ignore")  # a box beyond float64 range (w = h = 1e308): an infinite area, the large group
+def size_group_codes(dataset: Dataset, rows: np.ndarray, size_by: str = "box", block: int = 1 << 20) -> np.ndarray:
+    """Size group (0 small, 1 medium, 2 large; int8) of the dataset's boxes ``rows``, block by block.
+
+    ``size_by="box"``: the box's w·h in original pixels (the one definition every output uses);
+    ``"area_field"``: the file's ``area`` where finite and > 0, else w·h (COCO-evaluation groups).
+    """
+    check_size_by(size_by)
+    rows = np.asarray(rows)
+    out = np.empty(len(rows), np.int8)
+    for a in range(0, len(rows), block):
+        o = rows[a:a + block]
+        b = dataset.boxes[o]
+        g = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        if size_by == "area_field" and dataset.area is not None:
+            area = dataset.area[o]
+            g = np.where(np.isfinite(area) & (area > 0), area, g)
+        out[a:a + len(o)] = size_group_code(g)
+    return out
 
 
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -132,11 +165,8 @@ def relative_sizes(dataset: Dataset, valid: np.ndarray | None = None) -> dict[st
 
 
 def _size_groups(area: np.ndarray) -> dict:
-    return {
-        "small": int(np.count_nonzero(area < COCO_SMALL_MAX_AREA)),
-        "medium": int(np.count_nonzero((area >= COCO_SMALL_MAX_AREA) & (area < COCO_MEDIUM_MAX_AREA))),
-        "large": int(np.count_nonzero(area >= COCO_MEDIUM_MAX_AREA)),
-    }
+    c = np.bincount(size_group_code(area), minlength=3)
+    return {"small": int(c[0]), "medium": int(c[1]), "large": int(c[2])}
 
 
 def size_groups(dataset: Dataset, valid: np.ndarray | None = None) -> dict | None:
@@ -187,18 +217,23 @@ def _image_sizes(dataset: Dataset, img: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 @np.errstate(over="ignore")  # a box beyond float64 range (w = h = 1e308) has an infinite area: the large group
-def scale_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins: int = 50) -> dict:
+def scale_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins: int = 50,
+                     size_by: str = "box") -> dict:
     """The report's ``scale`` block: three relative histograms over [0, 1] with ``bins`` bins and the size groups.
 
     Same values as :func:`relative_sizes`, :func:`size_groups` and :func:`size_groups_by_area_field`,
-    computed over blocks of boxes (integer counts add up exactly).
+    computed over blocks of boxes (integer counts add up exactly). ``size_groups`` follow ``size_by``
+    (``box``: w·h, needs image sizes; ``area_field``: the file's ``area``, COCO-evaluation groups),
+    recorded as ``size_groups_by``.
     """
+    check_size_by(size_by)
     valid = dataset.valid_mask() if valid is None else valid
     edges = np.linspace(0.0, 1.0, bins + 1)
     names = ("relative_width", "relative_height", "relative_area")
     counts = {k: np.zeros(bins, dtype=np.int64) for k in names}
     groups = np.zeros(3, dtype=np.int64)
     area_groups = np.zeros(3, dtype=np.int64)
+    area_field_groups = np.zeros(3, dtype=np.int64)
     have_area = missing_area = 0
     for b, img, sl, m in _valid_blocks(dataset, valid):
         W, H = _image_sizes(dataset, img)
@@ -208,9 +243,12 @@ def scale_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins: in
         rh = h / H
         for name, values in zip(names, (rw, rh, np.sqrt(rw * rh))):
             counts[name] += histogram(values, edges)
+        wh = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
         if dataset.has_image_sizes:
-            groups += _group_counts((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+            groups += _group_counts(wh)
         area = dataset.area[sl][m]
+        if size_by == "area_field":
+            area_field_groups += _group_counts(np.where(np.isfinite(area) & (area > 0), area, wh))
         have = np.isfinite(area)
         k = int(np.count_nonzero(have))
         have_area += k
@@ -223,6 +261,9 @@ def scale_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins: in
         out["size_groups_by_area_field"] = dict(_groups_dict(area_groups), missing=int(missing_area))
     else:
         out["size_groups_by_area_field"] = None
+    if size_by == "area_field" and dataset.has_image_sizes:  # COCO-eval groups: the field, w·h where missing
+        out["size_groups"] = _groups_dict(area_field_groups)
+    out["size_groups_by"] = size_by
     return out
 
 

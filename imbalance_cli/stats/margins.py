@@ -38,6 +38,7 @@ from imbalance_cli.data._io import read_json, validation_message
 from imbalance_cli.errors import InputError
 from imbalance_cli.stats.batches import anchor_counts
 from imbalance_cli.stats.counts import ClassCounts
+from imbalance_cli.vocabulary import definitions
 
 SCHEMA = "imbalance.margins/1"
 ECM_COUNTS_SCHEMA = "imbalance.ecm_counts/1"
@@ -105,8 +106,11 @@ def effective_class_margins(counts: ClassCounts, fg_bg_ratio: float | None = Non
         "one_stage": bool(one_stage),
         "num_classes": C,
         "total_instances": int(counts.instances.sum()),
+        "formula_instances": int(np.maximum(counts.instances, 1).sum()),  # empty classes enter as n+ = 1
+        "empty_classes": int((counts.instances == 0).sum()),
         "classes": classes,
         "background": background,
+        "definitions": definitions(("fg_bg_ratio", "total_instances", "formula_instances")),
     }
 
 

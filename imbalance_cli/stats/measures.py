@@ -130,3 +130,77 @@ def class_measures(counts) -> dict:
 def histogram_tv(counts) -> float | None:
     """TV distance of a histogram (any shape; every bin counts) to uniform over its bins; Oksuz et al., TPAMI 2021, §9.2."""
     return tv_to_uniform(np.asarray(counts).reshape(-1), used_only=False)
+
+
+# ------------------------------------------------------------------------------------------
+# chance levels: what a perfectly balanced dataset of the same size shows by sampling alone
+# ------------------------------------------------------------------------------------------
+def expected_histogram_tv(n: int, bins: int) -> float | None:
+    """Expected TV distance to uniform of the histogram of ``n`` draws spread uniformly over ``bins`` bins.
+
+    Exact: each bin's count is X ~ Binomial(n, p = 1/B), so E[TV] = (B / 2n) E|X - n p|, with the binomial's
+    mean absolute deviation from De Moivre's formula E|X - np| = 2 (m + 1) C(n, m + 1) p^(m+1) (1 - p)^(n-m),
+    m = floor(n p) (taken in logs, so any n works). A measured TV at or below this level says nothing about
+    imbalance: a balanced dataset of this size shows it by chance. None when ``n`` < 1.
+    """
+    n, bins = int(n), int(bins)
+    if n < 1 or bins < 1:
+        return None
+    if bins == 1:
+        return 0.0
+    p = 1.0 / bins
+    m = math.floor(n * p)
+    if m + 1 > n:  # n p is an integer equal to n: impossible for bins > 1
+        return 0.0
+    log_mad = (math.log(2.0 * (m + 1)) + math.lgamma(n + 1) - math.lgamma(m + 2) - math.lgamma(n - m)
+               + (m + 1) * math.log(p) + (n - m) * math.log1p(-p))
+    return min(1.0, bins / (2.0 * n) * math.exp(log_mad))
+
+
+def _gini_rows(counts: np.ndarray) -> np.ndarray:
+    """:func:`gini` of every row of a 2-D count array (over each row's used classes), vectorised."""
+    n = np.sort(np.asarray(counts, dtype=np.float64), axis=1)
+    k = (n > 0).sum(axis=1).astype(np.float64)
+    total = n.sum(axis=1)
+    rank = np.arange(1, n.shape[1] + 1, dtype=np.float64)[None, :] - (n.shape[1] - k)[:, None]  # ranks of used
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = 2.0 * (rank * n).sum(axis=1) / (k * total) - (k + 1.0) / k
+    return np.where(k > 0, np.maximum(g, 0.0), np.nan)
+
+
+#: Draws of the seeded Monte Carlo behind the chance levels' p-values.
+CHANCE_DRAWS = 1000
+
+
+def histogram_tv_chance(n: int, bins: int, value: float | None = None, draws: int = CHANCE_DRAWS,
+                        seed: int = 0) -> tuple[float | None, float | None]:
+    """``(expected TV, p-value)`` of a histogram of ``n`` boxes over ``bins`` bins against a balanced dataset of
+    the same size: the exact expectation (:func:`expected_histogram_tv`) and the share of ``draws`` seeded
+    balanced samples whose TV reaches ``value`` (None without a value)."""
+    expected = expected_histogram_tv(n, bins)
+    if expected is None or value is None:
+        return expected, None
+    rng = np.random.default_rng(seed)
+    sims = rng.multinomial(int(n), np.full(int(bins), 1.0 / int(bins)), size=draws) / float(n)
+    tv = 0.5 * np.abs(sims - 1.0 / int(bins)).sum(axis=1)
+    return expected, float(np.mean(tv >= value - 1e-12))
+
+
+def gini_chance(n: int, k: int, value: float | None = None, draws: int = CHANCE_DRAWS,
+                seed: int = 0) -> tuple[float | None, float | None]:
+    """``(expected Gini, p-value)`` of ``n`` instances over ``k`` classes against a balanced dataset of the same
+    size (each instance's class uniform; :func:`gini` over the classes a draw uses), by seeded Monte Carlo."""
+    n, k = int(n), int(k)
+    if n < 1 or k < 1:
+        return None, None
+    if k == 1:
+        return 0.0, (None if value is None else float(value <= 1e-12))
+    rng = np.random.default_rng(seed)
+    g = _gini_rows(rng.multinomial(n, np.full(k, 1.0 / k), size=draws))
+    return float(np.nanmean(g)), None if value is None else float(np.mean(g >= value - 1e-12))
+
+
+def expected_gini(n: int, k: int, draws: int = 200, seed: int = 0) -> float | None:
+    """Mean Gini coefficient (over used classes, as :func:`gini`) of ``n`` instances drawn uniformly over ``k``
+    classes: the Gini a balanced dataset of this size shows by chance (seeded Monte Carlo, ``draws`` samples)."""
+    return gini_chance(n, k, None, draws=draws, seed=seed)[0]

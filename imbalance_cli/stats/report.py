@@ -38,6 +38,7 @@ from imbalance_cli.stats.classes import (
 )
 from imbalance_cli.stats.schema import SCHEMA, validate
 from imbalance_cli.stats.yolov5 import yolov5_statistics
+from imbalance_cli.vocabulary import definitions
 
 #: Verdict thresholds (level "ok" below the first, "moderate" below the second, else "severe").
 #: class: Gini coefficient of instances per used class; scale/location: TV distance to
@@ -73,10 +74,56 @@ FG_BG_REFERENCE_SOURCE = "COCO 2017 (bundled 159-image subsets), same preset, me
 
 _ANCHOR_OPTIONS = ("matcher", "device", "pos_iou", "neg_iou", "negative_iou_sample", "seed")
 
+#: The quantities of an ``imbalance.stats/1`` report whose label, unit and meaning its ``definitions`` carry.
+STATS_TERMS = ("images", "annotations", "boxes", "crowd", "invalid", "categories", "categories_used",
+               "images_without_boxes", "imbalance_ratio", "gini", "normalized_entropy", "tv_to_uniform",
+               "kl_to_uniform", "cv", "classes_used", "small", "medium", "large", "size_groups", "anchors",
+               "foreground", "background", "ignored", "pos_neg_ratio", "task_pos_neg_ratio",
+               "background_per_foreground", "boxes_without_positive", "boxes_below_positive_iou",
+               "boxes_below_negative", "low_quality", "positives_per_instance", "positives_per_box")
+
+
+#: Verdict levels; ``undetermined``: the sample is too small for the measure to say anything (see
+#: :data:`UNDETERMINED_CHANCE`).
+VERDICT_LEVELS = ("ok", "moderate", "severe", "undetermined")
+
+#: A measure is told apart from sampling noise when a balanced dataset of the same size reaches it in at most
+#: this share of seeded draws (a one-sided test at 1 %).
+SIGNIFICANCE = 0.01
+
+#: A class, scale or location verdict is ``undetermined`` when the measure is within sampling noise and a
+#: balanced dataset of the same size shows at least this value of it by chance (our choice: half of the
+#: measure's range is noise; e.g. 2 boxes in a 50-bin histogram give TV 0.96 however they are spread).
+UNDETERMINED_CHANCE = 0.5
+
 
 def _level(kind: str, value: float) -> str:
     lo, hi = VERDICT_THRESHOLDS[kind]
     return "ok" if value < lo else ("moderate" if value < hi else "severe")
+
+
+def _judged(kind: str, value: float, chance: tuple, n: int, what: str) -> tuple[str, dict, str]:
+    """``(level, {chance, p_value, excess}, text)`` of a measure in [0, 1] for a sample of ``n`` ``what``.
+
+    ``chance`` is ``(expected value, p-value)`` under a balanced dataset of the same size
+    (:mod:`imbalance_cli.stats.measures`). The thresholds of :data:`VERDICT_THRESHOLDS` apply to the excess over
+    chance, ``(value - expected) / (1 - expected)``, when the value is told apart from noise (p-value <=
+    :data:`SIGNIFICANCE`); within noise the level is ``ok`` (no more imbalance than sampling gives), or
+    ``undetermined`` when the sample is too small to say (:data:`UNDETERMINED_CHANCE`). A large dataset is
+    judged on its value (its expected value is near 0); a small one is not called imbalanced for the noise of
+    its own size.
+    """
+    expected, p = chance
+    if expected is None:
+        return _level(kind, value), {"chance": None, "p_value": None, "excess": None}, ""
+    excess = max(0.0, (value - expected) / (1.0 - expected)) if expected < 1 else 0.0
+    facts = {"chance": expected, "p_value": p, "excess": excess}
+    if p is not None and p > SIGNIFICANCE:
+        if expected >= UNDETERMINED_CHANCE:
+            return "undetermined", facts, (f"; too few {what} to judge ({n:,}): a balanced dataset of this size "
+                                           f"shows {expected:.2f} by chance")
+        return "ok", facts, f" (within sampling noise: {expected:.2f} by chance at {n:,} {what})"
+    return _level(kind, excess), facts, f" ({expected:.2f} by chance at {n:,} {what}: excess {excess:.2f})"
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
@@ -89,7 +136,9 @@ def verdicts(report: dict) -> list[dict]:
     ``message`` is one line without the type and level (renderers show those beside it).
 
     Types: ``class`` (by Gini), ``scale`` (TV of the relative-area histogram), ``location``
-    (TV of the centre histogram) and, with anchor statistics, ``foreground_background``
+    (TV of the centre histogram), each judged on its excess over the value a balanced dataset of the
+    same size shows by chance (``chance``, ``excess``; ``undetermined`` when the sample is too small, see
+    :func:`_judged` and :mod:`imbalance_cli.stats.measures`) and, with anchor statistics, ``foreground_background``
     (background anchors per foreground anchor, survey Fig. 4a; ``value`` is that ratio). The
     foreground-background level compares the ratio with what the same preset sees on COCO
     (:data:`FG_BG_REFERENCE`, stored as ``reference`` with ``reference_source``): ok below 2x,
@@ -103,30 +152,36 @@ def verdicts(report: dict) -> list[dict]:
     if m.get("gini") is None:
         out.append({"type": "class", "level": "ok", "value": None, "message": "no valid boxes"})
     else:
-        lvl = _level("class", m["gini"])
-        out.append({"type": "class", "level": lvl, "value": m["gini"], "message":
-                    f"imbalance ratio {m['imbalance_ratio']:.1f}:1 over {m['classes_used']} used "
-                    f"classes, Gini {m['gini']:.2f}, normalised entropy {_fmt(m['normalized_entropy'])}"})
+        n_inst = sum(int(c.get("instances") or 0) for c in report.get("classes") or [])
+        chance = measures.gini_chance(n_inst, m["classes_used"], m["gini"]) if n_inst else (None, None)
+        lvl, facts, note = _judged("class", m["gini"], chance, n_inst, "instances")
+        out.append({"type": "class", "level": lvl, "value": m["gini"], **facts,
+                    "message": f"imbalance ratio {m['imbalance_ratio']:.1f}:1 over {m['classes_used']} used "
+                    f"classes, Gini {m['gini']:.2f}{note}, normalised entropy {_fmt(m['normalized_entropy'])}"})
+    n_boxes = int((report.get("dataset") or {}).get("boxes") or 0)
     tv = report["scale"]["tv_to_uniform"]["relative_area"]
     if tv is None:
         out.append({"type": "scale", "level": "ok", "value": None, "message": "no valid boxes"})
     else:
-        lvl = _level("scale", tv)
-        msg = f"relative-area histogram TV distance to uniform {tv:.2f}"
+        bins = len(report["scale"]["relative_area"]["counts"])
+        chance = measures.histogram_tv_chance(n_boxes, bins, tv) if n_boxes else (None, None)
+        lvl, facts, note = _judged("scale", tv, chance, n_boxes, "boxes")
+        msg = f"relative-area histogram TV distance to uniform {tv:.2f}{note}"
         sg = report["scale"].get("size_groups")
         total = sum(sg.values()) if sg else 0
         if total:
             msg += (f"; small/medium/large {100 * sg['small'] / total:.0f}%/{100 * sg['medium'] / total:.0f}%/"
                     f"{100 * sg['large'] / total:.0f}%")
-        out.append({"type": "scale", "level": lvl, "value": tv, "message": msg})
+        out.append({"type": "scale", "level": lvl, "value": tv, **facts, "message": msg})
     tv = report["location"]["tv_to_uniform"]
     if tv is None:
         out.append({"type": "location", "level": "ok", "value": None, "message": "no valid boxes"})
     else:
-        lvl = _level("location", tv)
         b = report["location"]["bins"]
-        out.append({"type": "location", "level": lvl, "value": tv, "message":
-                    f"box-centre histogram ({b}x{b}) TV distance to uniform {tv:.2f}"})
+        chance = measures.histogram_tv_chance(n_boxes, b * b, tv) if n_boxes else (None, None)
+        lvl, facts, note = _judged("location", tv, chance, n_boxes, "boxes")
+        out.append({"type": "location", "level": lvl, "value": tv, **facts, "message":
+                    f"box-centre histogram ({b}x{b}) TV distance to uniform {tv:.2f}{note}"})
     a = report.get("anchors")
     if a:
         fg, bg = a.get("foreground"), a.get("background")
@@ -173,7 +228,7 @@ def _parse_edges(edges: Sequence[float]) -> list[float]:
 
 def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int = 20, per_class_location: bool = False,
             bags_edges: Sequence[float] = DEFAULT_BAGS_EDGES, hist_bins: int = 50, strict: bool = False,
-            **anchor_options: Any) -> "Report":
+            size_by: str = "box", **anchor_options: Any) -> "Report":
     """Compute the ``imbalance.stats/1`` report of ``dataset`` (see :mod:`imbalance_cli.report.schema`).
 
     Parameters
@@ -192,10 +247,14 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
         Bins over [0, 1] of the relative width/height/area histograms (survey Fig. 7).
     strict:
         Raise :class:`InputError` naming the first invalid box instead of counting it.
+    size_by:
+        Size groups (:mod:`imbalance_cli.vocabulary`): ``"box"`` (w·h of the box, default) or
+        ``"area_field"`` (COCO-evaluation groups by the file's ``area``; the CLI's ``--coco-eval-sizes``).
     anchor_options:
         ``matcher``, ``device``, ``pos_iou``, ``neg_iou``, ``negative_iou_sample``, ``seed``,
         passed to ``anchor_statistics``.
     """
+    geometry.check_size_by(size_by)
     unknown = set(anchor_options) - set(_ANCHOR_OPTIONS)
     if unknown:
         raise TypeError(f"analyze() got unexpected keyword argument(s) {sorted(unknown)}")
@@ -221,7 +280,7 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
     # on the Objects365-tenth file); results are the same, the steps are reported in order
     with ThreadPoolExecutor(max_workers=2) as pool:
         background = {
-            "scale": pool.submit(geometry.scale_statistics, dataset, valid, bins=int(hist_bins)),
+            "scale": pool.submit(geometry.scale_statistics, dataset, valid, bins=int(hist_bins), size_by=size_by),
             "location": pool.submit(geometry.location_statistics, dataset, valid, bins=int(location_bins),
                                     per_class=per_class_location),
         }
@@ -249,10 +308,11 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
             elif step == "anchors":
                 if (isinstance(anchors, str) and anchors.lower() == "yolov5") or getattr(anchors, "kind", None) == "yolov5":
                     yp = {} if isinstance(anchors, str) else {"preset": anchors}  # a YoloV5Preset (fitted TOML)
-                    report["anchors"] = yolov5_statistics(dataset, **yp, **anchor_options)
+                    report["anchors"] = yolov5_statistics(dataset, **yp, size_by=size_by, **anchor_options)
                 else:
-                    report["anchors"] = anchor_statistics(dataset, anchors, **anchor_options)
+                    report["anchors"] = anchor_statistics(dataset, anchors, size_by=size_by, **anchor_options)
     report["verdicts"] = verdicts(report)
+    report["definitions"] = definitions(STATS_TERMS, size_groups_by=size_by)
     return Report(report)
 
 

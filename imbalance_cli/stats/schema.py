@@ -33,15 +33,26 @@ classes_per_image: {edges, counts, mean, max}    # counts[k] = images with k dis
 scale: {relative_width: {edges, counts},   # w/W over [0, 1]
         relative_height: {edges, counts},  # h/H
         relative_area: {edges, counts},    # sqrt(wh/WH)
-        size_groups: {small, medium, large} | null,            # box area < 32^2, < 96^2, else; null w/o image sizes
-        size_groups_by_area_field: {small, medium, large, missing} | null,   # the file's `area`
+        size_groups: {small, medium, large} | null,            # by `size_groups_by`; null w/o image sizes
+        size_groups_by: "box" | "area_field",                   # box: w*h of the box < 32^2, < 96^2, else
+                                                               # (default); area_field: --coco-eval-sizes
+        size_groups_by_area_field: {small, medium, large, missing} | null,   # the file's `area`, always
         tv_to_uniform: {relative_width, relative_height, relative_area}}
 location: {bins, edges, counts,            # counts: bins x bins, rows = y (top first), box centres
            tv_to_uniform, [per_class: {"<category id>": bins x bins}]}
 verdicts: [{type: "class"|"scale"|"location"|"foreground_background",
-            level: "ok"|"moderate"|"severe", value, message,
+            level: "ok"|"moderate"|"severe"|"undetermined", value, message,
+            [chance, p_value, excess],     # class/scale/location: what a balanced dataset of this size shows
+                                           # by chance, how often, and the excess over it (added within /1)
             [reference, reference_source]}]  # foreground_background: bg/fg on COCO, same preset (added within /1)
-[anchors: {...}]                           # only with --anchors other than none; see the anchor statistics
+[anchors: {...,                            # only with --anchors other than none; see the anchor statistics
+           boxes_without_positive,         # no positive anchor at all (low-quality matches counted)
+           boxes_below_positive_iou,       # no anchor at IoU >= pos_iou (null: ATSS/FCOS/YOLOv5); added within /1
+           coverage: {by_size, by_class, size_groups_by}}]   # rows: boxes, without_positive,
+                                           #   below_positive_iou, below_negative
+definitions: {key: {label, unit, meaning}, size_groups_by: {value, label, unit, meaning}}
+                                           # the one vocabulary (imbalance_cli/vocabulary.py) for every
+                                           # quantity above: the words the terminal, CSV and HTML use
 ```
 """
 

@@ -29,6 +29,7 @@ from imbalance_cli.anchors.yolov5 import (YOLOV5, YoloV5Preset, assign_yolov5, a
                                           letterbox_boxes, letterbox_geometry, level_grids, num_anchors)
 from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
+from imbalance_cli.stats.geometry import size_group_codes
 from imbalance_cli.errors import InputError
 from imbalance_cli.specs import check_letterbox_images
 
@@ -72,7 +73,7 @@ def _assigned(dataset: Dataset, preset: YoloV5Preset, matcher, pos_iou, neg_iou)
 def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoanchor_seed: int | None = None,
                       spatial_bins: int = SPATIAL_BINS, matcher: str | None = None, pos_iou: float | None = None,
                       neg_iou: float | None = None, device: str = "auto", negative_iou_sample=None,
-                      seed: int = 0) -> dict:
+                      seed: int = 0, size_by: str = "box") -> dict:
     """YOLOv5 assignment statistics of ``dataset`` (see module docstring); the report's ``anchors`` dict.
 
     The IoU-matcher options of ``analyze`` are accepted only where they mean nothing here: ``matcher``
@@ -112,10 +113,7 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     thr = preset.pos_iou
     edges = _edges_01()
     no_pos = per_box == 0
-    area = dataset.area[order]
-    bw, bh = dataset.boxes[order, 2] - dataset.boxes[order, 0], dataset.boxes[order, 3] - dataset.boxes[order, 1]
-    a = np.where(np.isfinite(area) & (area > 0), area, bw * bh)
-    sg = np.where(a < 32 ** 2, 0, np.where(a < 96 ** 2, 1, 2))
+    sg = size_group_codes(dataset, order, size_by)  # the one size-group definition (box w·h by default)
     cov_size = {g: {"boxes": int((sg == i).sum()), "without_positive": int((no_pos & (sg == i)).sum()),
                     "below_negative": int((no_pos & (sg == i)).sum())} for i, g in enumerate(("small", "medium", "large"))}
     wp = np.bincount(cat_of_box[no_pos], minlength=C)
@@ -163,7 +161,8 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
         "box_max_iou": {"edges": edges.tolist(), "counts": _hist(res.box_max_iou.astype(np.float64), edges)},
         "boxes_without_positive": int(no_pos.sum()),
         "boxes_below_negative": int(no_pos.sum()),
-        "coverage": {"by_class": cov_class, "by_size": cov_size},
+        "boxes_below_positive_iou": None,  # no IoU: the ratio test assigns (vocabulary: boxes_without_positive)
+        "coverage": {"by_class": cov_class, "by_size": cov_size, "size_groups_by": size_by},
         "spatial": _spatial(preset, res, lb, ph, pw, int(spatial_bins)),
         "autoanchor": aa,
         "images_without_boxes": int(np.sum(np.bincount(bimg, minlength=n_img) == 0)) if n_img else 0,
