@@ -9,6 +9,8 @@ so logs and CI output stay clean. The analyses call it; the bar itself (rich) is
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
@@ -40,8 +42,27 @@ def _logging_phases() -> bool:
 
 
 #: A bar's phase line is printed off a terminal only when its phase is still running after this many seconds:
-#: long work says what it is doing, quick work (and a one-line error right after it) stays quiet.
+#: long work says what it is doing, quick work (and a one-line error right after it) stays quiet. The
+#: environment variable :data:`PHASE_DELAY_ENV` sets another delay (seconds >= 0; a large one: no phase lines).
 PHASE_DELAY = 1.0
+PHASE_DELAY_ENV = "IMBALANCE_PHASE_DELAY"
+
+
+def phase_delay() -> float:
+    """The phase-line delay in seconds: ``$IMBALANCE_PHASE_DELAY`` when set, else :data:`PHASE_DELAY`.
+
+    Raises ``ValueError`` (one line) when the variable is not a finite number >= 0.
+    """
+    raw = os.environ.get(PHASE_DELAY_ENV, "").strip()
+    if not raw:
+        return PHASE_DELAY
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{PHASE_DELAY_ENV} must be a number of seconds >= 0, got {raw!r}")
+    return value
 
 
 class _DelayedPhase:
@@ -50,7 +71,7 @@ class _DelayedPhase:
     def __init__(self, text: str):
         import threading
 
-        self.timer = threading.Timer(PHASE_DELAY, _PHASE, (text,))
+        self.timer = threading.Timer(phase_delay(), _PHASE, (text,))
         self.timer.daemon = True
         self.timer.start()
 

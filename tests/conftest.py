@@ -23,3 +23,6 @@ def coco_val_path():
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test (and every subprocess it starts) uses a private columnar cache, never the home directory."""
     monkeypatch.setenv("IMBALANCE_CACHE", str(tmp_path_factory.mktemp("imbalance-cache")))
+    # no phase lines on stderr unless a test asks for them: whether a phase outlasts the default 1 s depends on
+    # the machine's load, and tests compare stderr exactly (tests/test_progress.py sets its own delays)
+    monkeypatch.setenv("IMBALANCE_PHASE_DELAY", "3600")

@@ -238,6 +238,22 @@ def test_box_of_1e308_under_default_anchors(tmp_path):
     assert out["culled"]["levels"] == out["dense"]["levels"]
 
 
+def test_box_of_1e308_under_yolov5_matches_nothing_and_warns_nothing(tmp_path):
+    # YOLOv5's float32 label arithmetic makes the box inf/NaN: no width/height ratio test passes, so it takes no
+    # anchor and the other box's assignment is what it is without it
+    normal = [10, 20, 90, 100]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    r_both = runner.invoke(app, ["stats", str(_coco(tmp_path / "a", [[0, 0, 1e308, 1e308], normal])), "--anchors",
+                                 "yolov5", "--json", "--no-cache"])
+    r_one = runner.invoke(app, ["stats", str(_coco(tmp_path / "b", [normal])), "--anchors", "yolov5", "--json",
+                                "--no-cache"])
+    assert r_both.exit_code == r_one.exit_code == 0 and r_both.stderr == "", r_both.output
+    both, one = json.loads(r_both.stdout)["anchors"], json.loads(r_one.stdout)["anchors"]
+    assert both["foreground"] == one["foreground"] > 0
+    assert both["boxes_without_positive"] == one["boxes_without_positive"] + 1
+
+
 def test_fit_with_a_1e308_box_names_no_nan(tmp_path):
     # k-means needs at least levels x scales x ratios = 45 boxes; the 1e308 box has no finite shape
     boxes = [[0, 0, 1e308, 1e308]] + [[10 + i, 10, 30 + 3 * i, 20 + 2 * i] for i in range(60)]

@@ -106,7 +106,7 @@ def test_train_inference_counts_the_held_out_images(terminal, tmp_path):
 
 
 def test_one_line_per_long_phase_off_a_terminal_and_none_with_quiet(monkeypatch, tmp_path):
-    monkeypatch.setattr(progress, "PHASE_DELAY", 0.0)  # every phase counts as long here
+    monkeypatch.setenv("IMBALANCE_PHASE_DELAY", "0")  # every phase counts as long here
     res = runner.invoke(app, ["stats", str(COCO_VAL), "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("imbalance: ")]
@@ -116,7 +116,12 @@ def test_one_line_per_long_phase_off_a_terminal_and_none_with_quiet(monkeypatch,
     assert res.exit_code == 0 and "imbalance: " not in res.stderr
 
 
-def test_quick_work_and_errors_stay_one_line_off_a_terminal(tmp_path):
+def test_quick_work_and_errors_stay_one_line_off_a_terminal(tmp_path, monkeypatch):
     # the default delay: phases shorter than it print nothing, so an early error is the only line
+    monkeypatch.delenv("IMBALANCE_PHASE_DELAY")
     res = runner.invoke(app, ["stats", str(COCO_VAL), "--bags-edges", "10,5"])
     assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    for bad in ("-1", "soon", "inf"):
+        monkeypatch.setenv("IMBALANCE_PHASE_DELAY", bad)
+        res = runner.invoke(app, ["stats", str(COCO_VAL), "--anchors", "none", "--json"])
+        assert res.exit_code == 2 and res.stderr.startswith("error: IMBALANCE_PHASE_DELAY must be"), res.stderr

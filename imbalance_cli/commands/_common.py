@@ -112,6 +112,10 @@ def set_quiet(quiet: bool) -> None:
     progress.set_counter(RichCounter)
     progress.set_phase_printer(_phase_line)
     progress.set_enabled(not quiet)
+    try:
+        progress.phase_delay()  # a bad $IMBALANCE_PHASE_DELAY is refused before any work
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 def _phase_line(text: str) -> None:
