@@ -334,11 +334,17 @@ def culled_negative_histogram(preset, boxes: np.ndarray, box_image: np.ndarray, 
                 b0 = b1
                 pb = boxes[part]
                 ent = rect_entries(shapes, lay, pb, box_image[part], np.full(len(part), tiny, F32))
+                top = len(best) - 1
                 for g in rect_groups(ent):  # every anchor's best IoU, without a record per pair
-                    m = g.iou >= tiny
-                    r, di, dj = np.nonzero(m)
-                    e = g.idx[r]
-                    np.maximum.at(best, base[ent.img[e]] + ent.a0[e] + di * ent.rstep[e] + dj * ent.cstep[e], g.iou[m])
+                    e = g.idx
+                    n_g, PI, PJ = g.iou.shape
+                    # the whole padded rectangle: padding (IoU 0) may point at other anchors, never changes them
+                    at = (base[ent.img[e]] + ent.a0[e])[:, None, None] \
+                        + (np.arange(PI)[None, :] * ent.rstep[e][:, None])[:, :, None] \
+                        + (np.arange(PJ)[None, :] * ent.cstep[e][:, None])[:, None, :]
+                    np.minimum(at, top, out=at)
+                    v = np.where(g.iou >= tiny, g.iou, F32(0))
+                    np.maximum.at(best, at.reshape(-1), v.reshape(-1))
         mine = np.isin(pos_img, imgs)
         best[base[pos_img[mine]] + pos_anchor[mine]] = -1  # positives are not negatives
         v = best[(best > 0) & (best < lo)]  # ignored anchors (>= the negative threshold) drop out here
