@@ -103,9 +103,49 @@ class Timer:
             self.n = 0
 
 
-def floor_chunk(args) -> dict:
+class TorchTimer:
+    """The same IoU in torch on ``device`` (CUDA: timed between synchronisations, copies not counted)."""
+
+    def __init__(self, device: str = "cuda", block: int = 1 << 24):
+        import torch
+
+        self.torch, self.device, self.block = torch, torch.device(device), block
+        self.pending: list = []
+        self.n = 0
+        self.seconds = 0.0
+        self.pairs = 0
+        self.add(np.zeros((8, 4), F32), np.ones((8, 4), F32))  # warm-up: context and kernels, not counted
+        self.flush()
+        self.seconds, self.pairs = 0.0, 0
+
+    def add(self, boxes: np.ndarray, anchors: np.ndarray) -> None:
+        self.pending.append(np.concatenate((boxes, anchors), axis=1).astype(F32).T)
+        self.n += len(boxes)
+        if self.n >= self.block:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.n:
+            return
+        torch = self.torch
+        c = torch.from_numpy(np.ascontiguousarray(np.concatenate(self.pending, axis=1))).to(self.device)
+        gx1, gy1, gx2, gy2, ax1, ay1, ax2, ay2 = c
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        sync()
+        t = time.perf_counter()
+        inter = (torch.minimum(gx2, ax2) - torch.maximum(gx1, ax1)).clamp_(min=0) * \
+            (torch.minimum(gy2, ay2) - torch.maximum(gy1, ay1)).clamp_(min=0)
+        iou = inter / ((gx2 - gx1) * (gy2 - gy1) + (ax2 - ax1) * (ay2 - ay1) - inter)
+        sync()
+        self.seconds += time.perf_counter() - t
+        self.pairs += self.n
+        del iou
+        self.pending, self.n = [], 0
+
+
+def floor_chunk(args, timer=None) -> dict:
     """Find and time the unavoidable pairs of one chunk of images (runs in a worker)."""
-    from imbalance_cli.anchors.culled import _best_box_full, enumerate_pairs
+    from imbalance_cli.anchors.culled import enumerate_pairs
     from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
 
     spec, boxes, bimg, ph, pw, sample = args
@@ -113,7 +153,7 @@ def floor_chunk(args) -> dict:
     neg = F32(p.neg_iou if spec.semantics != "ssd" else p.pos_iou)
     lay = ImageLayouts(p, ph, pw)
     shapes = ShapeTable(p, int(ph[0]), int(pw[0]))
-    timer = Timer()
+    timer = Timer() if timer is None else timer
     counts = {"at_or_above_neg": 0, "low_quality_ties": 0, "ties_own_best_box": 0, "negative_histogram": 0}
     ids = np.arange(len(boxes))
     best = np.full(len(boxes), -1.0, F32)
@@ -161,12 +201,17 @@ def floor_chunk(args) -> dict:
             if c3 is not None:
                 counts["negative_histogram"] += len(c3["iou"])
                 timer.add(boxes[c3["box"]], c3["coords"])
-    timer.flush()
+    if isinstance(timer, Timer):
+        timer.flush()
     return {"counts": counts, "iou_cpu": timer.seconds, "pairs": timer.pairs}
 
 
-def measure_floor(ds, spec, workers: int, chunk_images: int = 2000, sample=None) -> dict:
-    """The floor over the whole dataset on ``workers`` processes: pair counts and IoU CPU seconds."""
+def measure_floor(ds, spec, workers: int, chunk_images: int = 2000, sample=None, timer=None) -> dict:
+    """The floor over the whole dataset on ``workers`` processes: pair counts and IoU CPU seconds.
+
+    With a ``timer`` (e.g. :class:`TorchTimer` on CUDA) the chunks run in this process, one after another,
+    and ``iou_cpu`` is that timer's seconds.
+    """
     import multiprocessing
 
     from imbalance_cli.stats.anchors import _inputs
@@ -181,8 +226,14 @@ def measure_floor(ds, spec, workers: int, chunk_images: int = 2000, sample=None)
         jobs.append((spec, inp.scaled[b0:b1], inp.box_image[b0:b1] - i0, inp.padded_h[i0:i1], inp.padded_w[i0:i1],
                      smp))
     t = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        parts = pool.map(floor_chunk, jobs, chunksize=1)
+    if timer is not None:
+        parts = [floor_chunk(j, timer) for j in jobs]
+        timer.flush()
+        parts = [dict(parts[0], iou_cpu=timer.seconds, pairs=timer.pairs)] + [dict(q, iou_cpu=0.0, pairs=0)
+                                                                              for q in parts[1:]]
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(floor_chunk, jobs, chunksize=1)
     wall = time.perf_counter() - t
     counts = {k: sum(p["counts"][k] for p in parts) for k in parts[0]["counts"]}
     return {"counts": counts, "pairs": sum(p["pairs"] for p in parts), "iou_cpu": sum(p["iou_cpu"] for p in parts),

@@ -242,16 +242,24 @@ def _nearest_lower_bound(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.n
 
 
 def _best_box_full(boxes: np.ndarray, first_box_of_img: np.ndarray, img: np.ndarray, coords: np.ndarray):
-    """Best box (first on ties) and IoU of each anchor against every box of its image."""
+    """Best box (first on ties) and IoU of each anchor against every box of its image.
+
+    Every anchor asked about overlaps some box (it ties a box's best IoU, which is > 0), so pairs
+    without horizontal overlap (IoU 0) are dropped before the rest of the arithmetic.
+    """
     cnt = first_box_of_img[img + 1] - first_box_of_img[img]
-    rep = np.repeat(np.arange(len(img)), cnt)
     starts = np.zeros(len(cnt), np.int64)
     np.cumsum(cnt[:-1], out=starts[1:])
-    bidx = first_box_of_img[img][rep] + (np.arange(int(cnt.sum())) - starts[rep])
-    iou = aligned_iou32(boxes[bidx], coords[rep])
-    m = np.maximum.reduceat(iou, starts)
-    posn = np.where(iou == m[rep], np.arange(len(iou)), len(iou))
-    first = np.minimum.reduceat(posn, starts)
+    bidx = np.repeat(first_box_of_img[img] - starts, cnt) + np.arange(int(cnt.sum()))
+    anc = np.repeat(np.arange(len(img)), cnt)
+    w = np.minimum(boxes[bidx, 2], np.repeat(coords[:, 2], cnt)) - np.maximum(boxes[bidx, 0], np.repeat(coords[:, 0], cnt))
+    keep = np.flatnonzero(w > 0)
+    bidx, anc = bidx[keep], anc[keep]
+    iou = aligned_iou32(boxes[bidx], coords[anc])
+    st = np.searchsorted(anc, np.arange(len(img)))
+    m = np.maximum.reduceat(iou, st)
+    posn = np.where(iou == m[anc], np.arange(len(iou)), len(iou))
+    first = np.minimum.reduceat(posn, st)
     return bidx[first], m
 
 
