@@ -19,6 +19,7 @@ pycocotools' is: with ``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__``, ev
 compile the package's sources again (~0.3 s).
 
     python benchmarks/load.py --kind objects365 --scale 0.1 [--workers 2]
+    python benchmarks/load.py --kind objects365 --scale 0.1 --repeat 3 --default-stats --base ../base  # before/after
     python benchmarks/load.py --kind coco-train --kind lvis --kind openimages --scale 1
 
 Files are generated under ``--data`` (default /work/bench-data, outside the repository) and reused:

@@ -62,6 +62,20 @@ class Entries:
         return len(self.box)
 
 
+def rounding_slack(lay: ImageLayouts, shapes: ShapeTable) -> float:
+    """How far (pixels) a float32 anchor coordinate can lie from its exact value: two float32 spacings at the
+    largest coordinate any anchor of these images has (one rounding of ``shift + base`` is half a spacing).
+
+    At a 1,344-pixel image that is 2.4e-4 px; at the 100,000-pixel limit 0.016 px, where a fixed 1e-6 px margin let
+    the culled engine miss (box, anchor) pairs of unrounded (mmdetection, detectron2) anchors.
+    """
+    side = float(max(lay.padded_h.max(initial=0), lay.padded_w.max(initial=0)))
+    reach = float(max(np.abs(shapes.ox).max(initial=0), np.abs(shapes.oy).max(initial=0)))
+    size = float(max(shapes.wa.max(initial=0), shapes.ha.max(initial=0)))
+    return 2.0 * float(np.spacing(np.float32(side + reach + size)))
+
+
+@np.errstate(invalid="ignore", over="ignore", divide="ignore")  # a box beyond float32 (inf) reaches no anchor
 def rect_entries(shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg: np.ndarray, t: np.ndarray) -> Entries:
     """The enumeration: (box, shape) entries and their grid rectangles for thresholds ``t`` (one per box).
 
@@ -75,20 +89,23 @@ def rect_entries(shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg: np
     wg, hg = g[:, 2] - g[:, 0], g[:, 3] - g[:, 1]
     ag = wg * hg
     tt = t.astype(np.float64) * (1 - 1e-5) - 1e-7  # conservative against float32 rounding
-    iw0 = np.minimum(wg[:, None], shapes.wa[None, :])
-    ih0 = np.minimum(hg[:, None], shapes.ha[None, :])
+    # a float32 anchor edge lies within `slack` of its exact value: its width within 2 slack of the shape's
+    slack = max(shapes.slack, rounding_slack(lay, shapes))
+    area_lo = np.maximum(shapes.wa - 2 * slack, 0) * np.maximum(shapes.ha - 2 * slack, 0)
+    # (box, shape) pairs: IoU <= largest intersection / (A_g + smallest A_a - it)
+    iw0 = np.minimum(wg[:, None], shapes.wa[None, :] + 2 * slack)
+    ih0 = np.minimum(hg[:, None], shapes.ha[None, :] + 2 * slack)
     inter0 = iw0 * ih0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ub = inter0 / (ag[:, None] + shapes.area[None, :] - inter0)
+    ub = inter0 / (ag[:, None] + area_lo[None, :] - inter0)
     bi, si = np.nonzero(ub >= tt[:, None])
     tb = tt[bi]
-    imin = np.maximum(tb / (1 + tb), 0) * (ag[bi] + shapes.area[si])
+    # intersection needed: t (A_g + A_a) / (1 + t); none when t <= 0 (also for a box whose float64 area is inf)
+    imin = np.where(tb > 0, np.maximum(tb / (1 + tb), 0) * (ag[bi] + area_lo[si]), 0.0)
     w0, h0 = iw0[bi, si], ih0[bi, si]
     my = np.where(w0 > 0, imin / np.where(w0 > 0, w0, 1), 0.0)
     mx = np.where(h0 > 0, imin / np.where(h0 > 0, h0, 1), 0.0)
     lvl = shapes.level[si]
     img = gimg[bi]
-    slack = shapes.slack
     gh, gw = lay.gh[img, lvl], lay.gw[img, lvl]
     sy, sx = lay.step_y[img, lvl], lay.step_x[img, lvl]
     i_lo = np.maximum(np.ceil((g[bi, 1] + my - shapes.ha[si] - shapes.oy[si] - slack) / sy), 0).astype(np.int64)
@@ -110,6 +127,7 @@ def rect_entries(shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg: np
                    cols=cols[1])
 
 
+@np.errstate(invalid="ignore")
 def _axis(extent, img, shape, lo, n, g1, g2):
     """(first flat index of each entry, {"a1", "a2", "overlap", "size"} flat arrays plus a sentinel) along one axis."""
     seg, off = _expand(n)
@@ -159,6 +177,7 @@ def rect_groups(ent: Entries, elements: int = GROUP_ELEMENTS):
             yield _rect(ent, order[a:min(s1, a + step)], PI, PJ)
 
 
+@np.errstate(invalid="ignore", over="ignore")
 def _rect(ent, idx, PI, PJ) -> Group:
     prev = phases.switch("enumeration")
     ar_i, ar_j = np.arange(PI), np.arange(PJ)
@@ -220,6 +239,7 @@ def enumerate_pairs(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarra
             "coords": np.stack((rec["x1"], rec["y1"], rec["x2"], rec["y2"]), axis=1)}
 
 
+@np.errstate(invalid="ignore", over="ignore")
 def _nearest_lower_bound(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg) -> np.ndarray:
     """A lower bound of each box's best IoU: the IoU of its nearest anchor of every shape (max)."""
     n = len(gb)
