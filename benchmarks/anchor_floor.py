@@ -310,7 +310,7 @@ def main(argv=None) -> None:
     print(f"\nPASS in one process: {total:.2f} CPU s; with {args.workers} workers: {wall:.2f} s wall "
           f"(totals {'identical' if same else 'DIFFERENT'}: foreground {s['foreground']:,}, ignored {s['ignored']:,})")
     print(f"RATIO pass / floor: {total / fl['iou_cpu']:.1f}x (CPU seconds)\n")
-    print(f"| phase | pass, CPU s | share | x floor |\n|---|---|---|---|")
+    print("| phase | pass, CPU s | share | x floor |\n|---|---|---|---|")
     for k, v in prof["phases"].items():
         print(f"| {k} | {v:.2f} | {100 * v / total:.0f}% | {v / fl['iou_cpu']:.2f} |")
     print(f"| **total** | **{total:.2f}** | 100% | **{total / fl['iou_cpu']:.1f}** |")

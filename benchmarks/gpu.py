@@ -163,8 +163,6 @@ def main() -> None:
     if not o365.exists():
         objects365_size.write(str(o365), objects365_size.TENTH_IMAGES)
 
-    from imbalance_cli.data import load
-
     fr = floor_ratio(str(coco))
     out["floor"] = fr
     print(f"2. floor (COCO-train-size, retinanet, negative sample 100 images): {fr['pairs']:,} unavoidable pairs, "

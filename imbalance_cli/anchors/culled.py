@@ -1,10 +1,13 @@
 """The culled engine (numpy, CPU): only (box, anchor) pairs that can reach a threshold are compared.
 
 Only anchors whose shape (centre-aligned IoU bound) and position (intersection bound
-``I >= t (A_g + A_a) / (1 + t)``) can reach the enumeration threshold are compared with a box. The
-threshold is ``neg_iou``; a box whose best IoU is below it is enumerated again down to a lower
-bound of its best IoU (the IoU of its nearest anchor of every shape), so each box's highest IoU
-and all its ties are exact. Anchors tying a box's best IoU below ``neg_iou`` are compared with
+``I >= t (A_g + A_a) / (1 + t)``) can reach the enumeration threshold are compared with a box:
+for each (box, shape) entry they form a rectangle of grid rows x columns (:func:`rect_entries`),
+whose IoUs are one separable outer product (:func:`rect_groups`). The threshold is ``neg_iou``; a
+box whose best IoU is below it is enumerated again down to a lower bound of its best IoU (the IoU
+of its nearest anchor of every shape), so each box's highest IoU and all its ties are exact.
+Anchors of a rectangle no other box's rectangle meets have one candidate box and are labelled
+per rectangle; the others are grouped by anchor (:func:`_match_chunk`). Anchors tying a box's best IoU below ``neg_iou`` are compared with
 every box of their image to find their own best box. Images where some box touches no anchor at
 all (best IoU 0) fall back to the dense engine. Background = anchors per image (arithmetic) -
 positives - ignored. Labels follow :mod:`imbalance_cli.anchors.rules`; geometry comes from
