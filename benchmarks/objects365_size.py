@@ -10,7 +10,7 @@ from 0.01 to 0.9 with log-normal aspect ratios. No segmentations (Objects365 has
 
 ``dataset(n_images)`` builds the columnar :class:`~imbalance_cli.data.dataset.Dataset` directly
 (for measuring the anchor pass apart from the loader); ``write(path, n_images)`` writes the
-COCO-style JSON (448 MB at a tenth) for end-to-end runs. Deterministic for a given seed.
+COCO-style JSON (422 MB at a tenth, 4.27 GB full) for end-to-end runs. Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def write(path: str | Path, n_images: int = TENTH_IMAGES, seed: int = 0, step: i
     (Python ``json.dump``'s ``", "`` and ``": "``): images ``height, id, license, width, file_name,
     url``; annotations ``id, iscrowd, isfake, area, isreflected, bbox, image_id, category_id``;
     categories ``name, id``; a ``licenses`` list. Coordinates carry 2 decimals (the real file's
-    carry up to 10), so the tenth is 448 MB, the file issue 25 measured.
+    carry up to 10): the tenth is 422 MB (issue 25 measured a 448 MB file of the same fields).
     """
     path = Path(path)
     if path.exists():
