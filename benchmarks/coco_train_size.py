@@ -5,6 +5,12 @@ module replicates the 159 real images of ``examples/data/coco-mini_*`` with jitt
 and scaled a little, clipped to the image; segmentation polygons copied so the file has a
 realistic size) until it reaches that size. Deterministic for a given seed.
 
+Every field the real ``instances_train2017.json`` carries, in its order (images ``license,
+file_name, coco_url, height, width, date_captured, flickr_url, id``; annotations ``segmentation,
+area, iscrowd, image_id, bbox, category_id, id``), written with the real file's separators
+(``","`` between items, ``": "`` after keys: ``json.dumps(..., separators=(",", ": "))``).
+``--no-segmentation`` leaves the polygons out (the loader's hardest case against ``COCO()``).
+
     python benchmarks/coco_train_size.py /tmp/coco_train_size.json
 """
 
@@ -30,10 +36,11 @@ def build_dataset(images: int = COCO_TRAIN_IMAGES, annotations: int = COCO_TRAIN
     """
     rng = np.random.default_rng(seed)
     src_images, src_anns = [], {}
-    categories = None
+    categories, licenses, info = None, [], {}
     for path in SOURCES:
         d = json.loads(gzip.decompress(path.read_bytes()))
         categories = categories or d["categories"]
+        licenses, info = licenses or d.get("licenses", []), info or d.get("info", {})
         src_images += d["images"]
         for a in d["annotations"]:
             src_anns.setdefault(a["image_id"], []).append(a)
@@ -45,8 +52,11 @@ def build_dataset(images: int = COCO_TRAIN_IMAGES, annotations: int = COCO_TRAIN
         src = src_images[i % len(src_images)]
         W, H = src["width"], src["height"]
         image_id = i + 1
-        out_images.append({"id": image_id, "file_name": f"{image_id:012d}.jpg", "width": W, "height": H,
-                           "license": src.get("license", 1), "coco_url": src.get("coco_url", "")})
+        name = f"{image_id:012d}.jpg"
+        out_images.append({"license": src.get("license", 1), "file_name": name,
+                           "coco_url": f"http://images.cocodataset.org/train2017/{name}", "height": H, "width": W,
+                           "date_captured": src.get("date_captured", ""), "flickr_url": src.get("flickr_url", ""),
+                           "id": image_id})
         for a in src_anns.get(src["id"], []):
             if rng.random() > keep_p:
                 continue
@@ -56,25 +66,32 @@ def build_dataset(images: int = COCO_TRAIN_IMAGES, annotations: int = COCO_TRAIN
             nw, nh = w * s, h * s
             nx = float(np.clip(x + dx, 0, max(W - nw, 0)))
             ny = float(np.clip(y + dy, 0, max(H - nh, 0)))
-            rec = {"id": ann_id, "image_id": image_id, "category_id": a["category_id"],
-                   "bbox": [round(nx, 2), round(ny, 2), round(nw, 2), round(nh, 2)],
-                   "area": round(a["area"] * s * s, 2), "iscrowd": a["iscrowd"]}
-            if segmentation:
-                rec["segmentation"] = a["segmentation"]
+            rec = {"segmentation": a["segmentation"]} if segmentation else {}
+            rec.update({"area": a["area"] * s * s, "iscrowd": a["iscrowd"], "image_id": image_id,
+                        "bbox": [round(nx, 2), round(ny, 2), round(nw, 2), round(nh, 2)],
+                        "category_id": a["category_id"], "id": ann_id})
             out_anns.append(rec)
             ann_id += 1
-    return {"info": {"description": "COCO-train-size replica of real COCO 2017 subsets (benchmark only)"},
-            "licenses": [], "images": out_images, "annotations": out_anns, "categories": categories}
+    info = dict(info, description="COCO-train-size replica of real COCO 2017 subsets (benchmark only)")
+    return {"info": info, "licenses": licenses, "images": out_images, "annotations": out_anns, "categories": categories}
 
 
 def write(path: str | Path, **kw) -> Path:
-    """Build the dataset and write it as JSON to ``path`` (skipped if it already exists)."""
+    """Build the dataset and write it as JSON to ``path`` (skipped if it already exists), COCO's separators."""
     path = Path(path)
     if not path.exists():
-        import orjson
-
+        d = build_dataset(**kw)
+        dump = lambda o: json.dumps(o, separators=(",", ": "))
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(build_dataset(**kw)))
+        with open(tmp, "w") as f:
+            f.write('{"info": ' + dump(d["info"]) + ',"licenses": ' + dump(d["licenses"]))
+            for key in ("images", "annotations"):
+                recs = d[key]
+                f.write(',"%s": [' % key)
+                for a in range(0, len(recs), 100_000):
+                    f.write(("," if a else "") + ",".join(map(dump, recs[a:a + 100_000])))
+                f.write("]")
+            f.write(',"categories": ' + dump(d["categories"]) + "}")
         tmp.replace(path)
     return path
 

@@ -19,10 +19,13 @@ pycocotools' is: with ``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__``, ev
 compile the package's sources again (~0.3 s).
 
     python benchmarks/load.py --kind objects365 --scale 0.1 [--workers 2]
+    python benchmarks/load.py --kind objects365 --scale 0.1 --repeat 3 --default-stats --base ../base  # before/after
     python benchmarks/load.py --kind coco-train --kind lvis --kind openimages --scale 1
 
-Files are generated under ``--data`` (default /work/bench-data, outside the repository) by
-``benchmarks/synthetic_sizes.py`` and ``benchmarks/coco_train_size.py`` and reused.
+Files are generated under ``--data`` (default /work/bench-data, outside the repository) and reused:
+Objects365 by ``benchmarks/objects365_size.py`` and COCO-train size by ``benchmarks/coco_train_size.py``
+(every field the real files carry, with their separators), LVIS and Open Images by
+``benchmarks/synthetic_sizes.py``.
 """
 
 from __future__ import annotations
@@ -77,11 +80,17 @@ def make(kind: str, scale: float, data: Path) -> Path:
     """Generate (or reuse) the benchmark file of ``kind`` at ``scale``."""
     data.mkdir(parents=True, exist_ok=True)
     tag = f"{scale:g}".replace(".", "p")
-    if kind == "coco-train":
-        p = data / f"coco_train_size_noseg_{tag}.json"
+    if kind == "coco-train":  # every field of instances_train2017.json but the polygons, COCO's separators
+        p = data / f"coco_train_fields_noseg_{tag}.json"
         if not p.exists():
             subprocess.run([sys.executable, str(HERE / "coco_train_size.py"), str(p), "--scale", str(scale),
                             "--no-segmentation"], check=True)
+        return p
+    if kind == "objects365":  # every field of the Objects365 v2 train file, its separators
+        p = data / f"objects365_fields_{tag}.json"
+        if not p.exists():
+            subprocess.run([sys.executable, str(HERE / "objects365_size.py"), str(p), "--scale", str(scale)],
+                           check=True)
         return p
     if kind == "openimages":
         p = data / f"openimages_{tag}" / "train-annotations-bbox.csv"
@@ -109,6 +118,9 @@ def main(argv=None) -> None:
                     "(alternating); their medians are compared.")
     ap.add_argument("--default-stats", action="store_true", help="Also run the default `imbalance stats FILE` "
                     "(RetinaNet anchors, no cache) and report its time and peak RSS.")
+    ap.add_argument("--base", type=Path, default=None, help="A checkout of the previous commit (e.g. `git worktree "
+                    "add ../base main`): its `stats` commands run alternating with this tree's, --repeat times each, "
+                    "and the medians are compared (before / after side by side).")
     args = ap.parse_args(argv)
     workers = args.workers or len(os.sched_getaffinity(0))
     py = sys.executable
@@ -116,6 +128,13 @@ def main(argv=None) -> None:
     root = str(HERE.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     subprocess.run([py, "-m", "compileall", "-q", str(HERE.parent / "imbalance_cli")], check=True)
+    trees = [("", env)]
+    if args.base is not None:
+        benv = dict(os.environ)
+        benv["PYTHONPATH"] = str(args.base) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH")
+                                               else "")
+        subprocess.run([py, "-m", "compileall", "-q", str(args.base / "imbalance_cli")], check=True)
+        trees.append(("before: ", benv))
     print(f"python {sys.version.split()[0]}, {len(os.sched_getaffinity(0))} cores, workers={workers}; "
           f"load average {os.getloadavg()[0]:.1f} at start; imbalance_cli bytecode compiled")
     for kind in args.kind or ["objects365"]:
@@ -126,19 +145,32 @@ def main(argv=None) -> None:
         stats = [py, "-m", "imbalance_cli", "stats", str(path), "--anchors", "none", "--json", "--quiet",
                  "--workers", str(workers)]
         if kind != "openimages" and not args.skip_coco:
-            runs = {"coco": [], "stats": []}
+            runs = {"coco": [], "stats": [], "before: stats": []}
             for _ in range(max(1, args.repeat)):
                 runs["coco"].append(run_one([py, "-c", COCO_CHILD, str(path)], env))
-                runs["stats"].append(run_one(stats + ["--no-cache"], env))
+                for tag, tenv in trees:
+                    runs[tag + "stats"].append(run_one(stats + ["--no-cache"], tenv))
             rows["pycocotools COCO()"] = _median(runs["coco"])
+            if args.base is not None:
+                rows["before: stats --anchors none"] = _median(runs["before: stats"])
             if args.repeat > 1:
                 for name in runs:
-                    print(f"{name} runs: " + ", ".join(f"{r['seconds']:.2f}" for r in runs[name]) + " s")
+                    if runs[name]:
+                        print(f"{name} runs: " + ", ".join(f"{r['seconds']:.2f}" for r in runs[name]) + " s")
         if args.default_stats:
             full = [a for a in stats if a not in ("--anchors", "none")]
-            r = run_one(full + ["--no-cache"], env)
-            print(f"{'imbalance stats (RetinaNet anchors)':34s} {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:8,.0f} MiB",
-                  flush=True)
+            druns = {tag: [] for tag, _ in trees}
+            for _ in range(max(1, args.repeat)):
+                for tag, tenv in trees:
+                    druns[tag].append(run_one(full + ["--no-cache"], tenv))
+            for tag, rs in druns.items():
+                r = _median(rs)
+                print(f"{tag + 'imbalance stats (RetinaNet anchors)':42s} {r['seconds']:8.2f} s  peak RSS "
+                      f"{r['rss_mib']:8,.0f} MiB  (runs " + ", ".join(f"{x['seconds']:.2f}" for x in rs) + ")",
+                      flush=True)
+            if args.base is not None:
+                print(f"speed-up of the default `stats` over before (medians): "
+                      f"{_median(druns['before: '])['seconds'] / _median(druns[''])['seconds']:.2f}x", flush=True)
         if args.quick:
             with tempfile.TemporaryDirectory(dir=args.data) as cache:
                 cenv = dict(env, IMBALANCE_CACHE=cache)
@@ -161,7 +193,9 @@ def main(argv=None) -> None:
             c = rows["pycocotools COCO()"]["seconds"]
             print(f"speed-up of `stats --anchors none` over COCO(): "
                   f"{c / rows['imbalance stats --anchors none']['seconds']:.2f}x; "
-                  f"of load(): {c / rows['imbalance load']['seconds']:.2f}x")
+                  f"of load(): {c / rows['imbalance load']['seconds']:.2f}x"
+                  + (f"; before: {c / rows['before: stats --anchors none']['seconds']:.2f}x"
+                     if "before: stats --anchors none" in rows else ""))
     print(f"\nload average {os.getloadavg()[0]:.1f} at end (the machine is shared: compare ratios, not seconds)")
 
 

@@ -10,12 +10,11 @@ from 0.01 to 0.9 with log-normal aspect ratios. No segmentations (Objects365 has
 
 ``dataset(n_images)`` builds the columnar :class:`~imbalance_cli.data.dataset.Dataset` directly
 (for measuring the anchor pass apart from the loader); ``write(path, n_images)`` writes the
-COCO-style JSON (448 MB at a tenth) for end-to-end runs. Deterministic for a given seed.
+COCO-style JSON (422 MB at a tenth, 4.27 GB full) for end-to-end runs. Deterministic for a given seed.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -72,29 +71,47 @@ def dataset(n_images: int = TENTH_IMAGES, seed: int = 0):
                    category_names=[f"class_{i}" for i in range(1, NUM_CLASSES + 1)])
 
 
-def write(path: str | Path, n_images: int = TENTH_IMAGES, seed: int = 0) -> Path:
-    """Write the COCO-style JSON (Objects365 layout, no segmentation) once; reuse an existing file."""
+def write(path: str | Path, n_images: int = TENTH_IMAGES, seed: int = 0, step: int = 100_000) -> Path:
+    """Write the JSON once (reusing an existing file), streamed ``step`` images at a time.
+
+    Every field the real Objects365 v2 train file carries, in its order and with its separators
+    (Python ``json.dump``'s ``", "`` and ``": "``): images ``height, id, license, width, file_name,
+    url``; annotations ``id, iscrowd, isfake, area, isreflected, bbox, image_id, category_id``;
+    categories ``name, id``; a ``licenses`` list. Coordinates carry 2 decimals (the real file's
+    carry up to 10): the tenth is 422 MB (issue 25 measured a 448 MB file of the same fields).
+    """
     path = Path(path)
     if path.exists():
         return path
     c = columns(n_images, seed)
-    b = c["boxes"]
+    b, bimg, bcat = c["boxes"], c["box_image"], c["box_category"]
+    W, H = c["widths"].astype(np.int64), c["heights"].astype(np.int64)
+    lic = np.random.default_rng(seed + 1).integers(1, 9, n_images)
+    first = np.searchsorted(bimg, np.arange(0, n_images + step, step))
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w") as f:
         f.write('{"images": [')
-        f.write(",".join(json.dumps({"id": i + 1, "width": int(c["widths"][i]), "height": int(c["heights"][i]),
-                                     "file_name": f"objects365_v2_{i + 1:08d}.jpg"}) for i in range(n_images)))
+        for s in range(0, n_images, step):
+            f.write((", " if s else "") + ", ".join(
+                '{"height": %d, "id": %d, "license": %d, "width": %d, "file_name": '
+                '"images/v2/patch%d/objects365_v2_%08d.jpg", "url": ""}' % (H[i], i + 1, lic[i], W[i], i % 51, i + 1)
+                for i in range(s, min(n_images, s + step))))
         f.write('], "annotations": [')
-        parts = []
-        for k in range(len(b)):
-            w, h = b[k, 2] - b[k, 0], b[k, 3] - b[k, 1]
-            parts.append('{"id": %d, "image_id": %d, "category_id": %d, "bbox": [%.2f, %.2f, %.2f, %.2f], '
-                         '"area": %.2f, "iscrowd": 0, "isfake": 0, "isreflected": 0}'
-                         % (k + 1, c["box_image"][k] + 1, c["box_category"][k] + 1, b[k, 0], b[k, 1], w, h, w * h))
-        f.write(",".join(parts))
+        for k in range(len(first) - 1):
+            k0, k1 = int(first[k]), int(min(first[k + 1], len(b)))
+            if k1 <= k0:
+                continue
+            bb = b[k0:k1]
+            w, h = bb[:, 2] - bb[:, 0], bb[:, 3] - bb[:, 1]
+            f.write((", " if k0 else "") + ", ".join(
+                '{"id": %d, "iscrowd": 0, "isfake": 0, "area": %.2f, "isreflected": 0, '
+                '"bbox": [%.2f, %.2f, %.2f, %.2f], "image_id": %d, "category_id": %d}'
+                % (k0 + q + 1, w[q] * h[q], bb[q, 0], bb[q, 1], w[q], h[q], bimg[k0 + q] + 1, bcat[k0 + q] + 1)
+                for q in range(k1 - k0)))
         f.write('], "categories": [')
-        f.write(",".join(json.dumps({"id": i, "name": f"class_{i}", "supercategory": "object"})
-                         for i in range(1, NUM_CLASSES + 1)))
+        f.write(", ".join('{"name": "class_%d", "id": %d}' % (i, i) for i in range(1, NUM_CLASSES + 1)))
+        f.write('], "licenses": [')
+        f.write(", ".join('{"name": "License %d", "id": %d, "url": ""}' % (i, i) for i in range(1, 9)))
         f.write("]}")
     tmp.replace(path)
     return path
@@ -106,5 +123,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="write the Objects365-shaped synthetic JSON")
     ap.add_argument("path")
     ap.add_argument("--images", type=int, default=TENTH_IMAGES)
+    ap.add_argument("--scale", type=float, default=None, help="images as a fraction of the full 1,742,289")
     a = ap.parse_args()
-    print(write(a.path, a.images))
+    p = write(a.path, a.images if a.scale is None else int(round(FULL_IMAGES * a.scale)))
+    print(p, f"{p.stat().st_size / 1e6:.0f} MB")

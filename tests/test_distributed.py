@@ -126,15 +126,39 @@ def test_gpu_script_fails_in_one_line_without_cuda_and_its_checks_run_on_the_cpu
     spec.loader.exec_module(gpu)
     # the script's label check, with the dense engine on the CPU: it finds no mismatch on a real subset
     assert gpu.check_labels("cpu", gpu.SUBSETS[:1], ["retinanet", "ssd300"]) == 0
-    # the floor's pair count: anchors x boxes summed over images, recomputed here from the preset's geometry
-    from imbalance_cli.anchors.generator import level_layout, padded_sizes
-    from imbalance_cli.anchors.presets import get_preset
-    from imbalance_cli.data import load
+    # the floor's unavoidable pairs (benchmarks/anchor_floor.py, which gpu.py times on the GPU), counted here
+    # again from every anchor x box IoU of each image (torchvision's box_iou written out, anchors from the generator)
+    import numpy as np
 
-    ds = load(str(COCO_VAL))
-    pairs, sec = gpu.floor_seconds(ds, 1e9)
-    preset = get_preset("retinanet")
-    ph, pw = padded_sizes(ds.heights, ds.widths, preset)
-    boxes = [int(v) for v in __import__("numpy").bincount(ds.box_image[ds.valid_mask()], minlength=ds.num_images)]
-    want = sum(sum(l.count for l in level_layout(preset, int(h), int(w))) * b for h, w, b in zip(ph, pw, boxes))
-    assert pairs == want and sec == pytest.approx(want / 1e9)
+    from imbalance_cli.anchors.generator import grid_anchors
+    from imbalance_cli.data import load
+    from imbalance_cli.specs import AnchorSpec
+    from imbalance_cli.stats.anchors import _inputs
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import anchor_floor
+
+    ds = load(str(COCO_VAL)).subset_images(np.arange(12))
+    spec = AnchorSpec.build("retinanet", device="cpu")
+    sample = np.array([1, 4, 7])
+    got = anchor_floor.measure_floor(ds, spec, 1, chunk_images=5, sample=sample, timer=anchor_floor.Timer())
+    inp = _inputs(ds, spec)
+    sb = inp.scaled.materialise()
+    want = dict.fromkeys(got["counts"], 0)
+    for im in range(ds.num_images):
+        b = torch.from_numpy(sb[inp.box_start[im]:inp.box_start[im + 1]])
+        if len(b) == 0:
+            continue
+        a, _ = grid_anchors(spec.preset, int(inp.padded_h[im]), int(inp.padded_w[im]))
+        inter = ((torch.min(b[:, None, 2], a[None, :, 2]) - torch.max(b[:, None, 0], a[None, :, 0])).clamp(min=0)
+                 * (torch.min(b[:, None, 3], a[None, :, 3]) - torch.max(b[:, None, 1], a[None, :, 1])).clamp(min=0))
+        iou = inter / (((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[:, None] + ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[None, :] - inter)
+        want["at_or_above_neg"] += int((iou >= 0.4).sum())
+        best = iou.max(dim=1).values
+        for g in torch.nonzero(best < 0.4).flatten().tolist():
+            tied = torch.nonzero(iou[g] == best[g]).flatten()
+            want["low_quality_ties"] += len(tied)
+            want["ties_own_best_box"] += int((iou[:, tied] > 0).sum())
+        if im in sample:
+            want["negative_histogram"] += int((iou > 0).sum())
+    assert got["counts"] == want and got["pairs"] == sum(want.values()) and want["low_quality_ties"] > 0

@@ -94,3 +94,35 @@ def test_speculative_chunk_cuts_give_the_records_in_order(tmp_path):
                     if isinstance(item, Chunk) and item.key == "annotations":
                         got.extend(json.loads(item.text("t.json")[0]))
                 assert got == anns, (indent, chunk, block, speculate)
+
+
+def test_a_rejected_guess_at_an_array_end_is_rejected_once(monkeypatch):
+    """A speculative stretch that holds the end of ``images`` fails its check once; the scan then stays exact
+    past that stretch (it used to guess again at the same place until it gave up speculating for the rest
+    of the file). At most one rejection per array end; every record once, in order (``json.loads``)."""
+    import io
+    import json
+
+    from imbalance_cli.data import jsonscan
+
+    images = [{"height": 480, "id": i + 1, "license": 1, "width": 640, "file_name": f"p/{i:08d}.jpg", "url": ""}
+              for i in range(400)]
+    anns = [{"id": i + 1, "iscrowd": 0, "area": 1.5, "bbox": [i, 0, 1, 1.5], "image_id": 1 + i % 400,
+             "category_id": 1} for i in range(2000)]
+    data = json.dumps({"images": images, "annotations": anns, "categories": [{"name": "c", "id": 1}]}).encode()
+    rejected = []
+    real = jsonscan._verified
+
+    def counting(chunk, path):
+        ok = real(chunk, path)
+        rejected.extend([chunk.offset] * (not ok))
+        return ok
+
+    monkeypatch.setattr(jsonscan, "_verified", counting)
+    monkeypatch.setattr(jsonscan, "EXACT_BLOCK", 64)
+    got = {"images": [], "annotations": []}
+    for item in jsonscan.scan(io.BytesIO(data), "t.json", chunk_bytes=4000, block=1024, verify=False):
+        if isinstance(item, jsonscan.Chunk):
+            got[item.key].extend(json.loads(item.text("t.json")[0]))
+    assert got == {"images": images, "annotations": anns}
+    assert 1 <= len(rejected) <= 2 and len(set(rejected)) == len(rejected)

@@ -83,7 +83,8 @@ class MatchOutput:
     matched box, float32).
     ``ignored_per_image`` (n_img,); ``box_max_iou`` / ``box_best_anchor`` / ``box_best_level`` (N,):
     each box's highest IoU and the first anchor (lowest index) attaining it; ``fallback_images``:
-    images the culled engine handed to the dense engine.
+    images the culled engine handed to the dense engine; ``pos_x1`` / ``pos_y1`` (float32 or None):
+    the positives' anchor top-left corners where the engine has them (the culled engine does).
     """
 
     pos_image: np.ndarray
@@ -96,6 +97,8 @@ class MatchOutput:
     box_best_anchor: np.ndarray
     box_best_level: np.ndarray
     fallback_images: int = 0
+    pos_x1: np.ndarray | None = None
+    pos_y1: np.ndarray | None = None
 
 
 #: the historical name of :class:`MatchOutput`

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from imbalance_cli import progress
-from imbalance_cli.anchors import rules
+from imbalance_cli.anchors import phases, rules
 from imbalance_cli.anchors.culled import culled_match_dataset
 from imbalance_cli.anchors.rules import MatchOutput
 
@@ -136,9 +136,15 @@ def run_chunks(spec, chunks: Iterator[Chunk], task: Callable[[Any, Chunk], Any],
     ctx = _fork_context() if workers > 1 else None
     with progress.counter(num_images, description) as bar:
         if ctx is None:
+            prev = phases.switch("set-up")  # making a chunk (its scaled boxes)
             for ch in chunks:
-                fold(ch.image_start, ch.box_start, task(spec, ch))
+                phases.switch("labelling")
+                part = task(spec, ch)
+                phases.switch("accumulators")
+                fold(ch.image_start, ch.box_start, part)
                 bar.advance(ch.num_images)
+                phases.switch("set-up")
+            phases.switch(prev)
             return
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, task)) as pool:
             pending: dict[int, Any] = {}

@@ -285,6 +285,10 @@ def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chu
     spec = False  # speculative mode: ``win`` holds bytes after a known record boundary, not yet scanned
     win = _Window(chunk_bytes + 3 * block)  # the most a stretch holds: see the fallback below
     spec_failures = 0
+    # after a rejected guess: (start of its array, end of its stretch); the scan stays exact until it
+    # passes that end or the array closes (re-guessing at once failed again the same way: a stretch
+    # holding an array's end made 8 failures in a row and left the rest of the file to the exact scan)
+    hold = (-1, -1)
     eof = False
     # bytes already read but not yet scanned: what a failed speculation hands back to the exact scan
     carry, carry_pos = b"", 0
@@ -321,7 +325,7 @@ def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chu
                 offset += len(BOM)
             first = False
         if spec or (speculate and not eof and cur is not None and cur["chunked"]
-                    and spec_failures < MAX_SPECULATION_FAILURES):
+                    and spec_failures < MAX_SPECULATION_FAILURES and (cur["start"] != hold[0] or offset >= hold[1])):
             # Speculative cuts (see module docstring). Inside a chunked array ``pending`` always starts
             # at a record boundary (after the array's "[" or the last cut: depth 2, outside strings),
             # so the next cut is guessed at a "}, {" after chunk_bytes and checked by parsing the
@@ -369,6 +373,7 @@ def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chu
             # the images -> annotations boundary of the COCO-train-size file 0.26 -> 0.05 s)
             spec_failures += not ok
             spec = False
+            hold = (cur["start"], pending_off + win.n) if not ok else hold
             rest = win.take() + carry[carry_pos:]
             buf, carry, carry_pos = rest[:EXACT_BLOCK], rest, min(EXACT_BLOCK, len(rest))
             offset = pending_off

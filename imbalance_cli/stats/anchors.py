@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from imbalance_cli.anchors.culled import enumerate_pairs
+from imbalance_cli.anchors import phases
+from imbalance_cli.anchors.culled import rect_entries, rect_groups
 from imbalance_cli.anchors.dense import dense_match_dataset
 from imbalance_cli.anchors.generator import F32, box_keep, level_layout, num_anchors, scale_boxes
 from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
@@ -300,6 +301,7 @@ def culled_negative_histogram(preset, boxes: np.ndarray, box_image: np.ndarray, 
         return counts, negatives
     lay = ImageLayouts(preset, ph, pw)
     shapes = ShapeTable(preset, int(ph[0]), int(pw[0]))
+    lay.axis_tables(preset, shapes)
     tiny = F32(np.finfo(np.float32).tiny)
     lo = F32(edges[-1])
     e32 = np.asarray(edges, dtype=F32)  # float32 edges, as the dense engine's bucketize
@@ -330,10 +332,19 @@ def culled_negative_histogram(preset, boxes: np.ndarray, box_image: np.ndarray, 
                 b1 = max(b0 + 1, int(np.searchsorted(cum, (cum[b0 - 1] if b0 else 0.0) + pairs_budget, side="right")))
                 part = sel[b0:b1]
                 b0 = b1
-                cand = enumerate_pairs(preset, shapes, lay, boxes[part], box_image[part],
-                                       np.full(len(part), tiny, F32), part)
-                if cand is not None:
-                    np.maximum.at(best, base[cand["img"]] + cand["anchor"], cand["iou"])
+                pb = boxes[part]
+                ent = rect_entries(shapes, lay, pb, box_image[part], np.full(len(part), tiny, F32))
+                top = len(best) - 1
+                for g in rect_groups(ent):  # every anchor's best IoU, without a record per pair
+                    e = g.idx
+                    n_g, PI, PJ = g.iou.shape
+                    # the whole padded rectangle: padding (IoU 0) may point at other anchors, never changes them
+                    at = (base[ent.img[e]] + ent.a0[e])[:, None, None] \
+                        + (np.arange(PI)[None, :] * ent.rstep[e][:, None])[:, :, None] \
+                        + (np.arange(PJ)[None, :] * ent.cstep[e][:, None])[:, None, :]
+                    np.minimum(at, top, out=at)
+                    v = np.where(g.iou >= tiny, g.iou, F32(0))
+                    np.maximum.at(best, at.reshape(-1), v.reshape(-1))
         mine = np.isin(pos_img, imgs)
         best[base[pos_img[mine]] + pos_anchor[mine]] = -1  # positives are not negatives
         v = best[(best > 0) & (best < lo)]  # ignored anchors (>= the negative threshold) drop out here
@@ -349,16 +360,19 @@ def spatial_histogram(preset, res: MatchOutput, sb: np.ndarray, ph: np.ndarray, 
     """2-D histogram (rows = y) of positives' top-left corners in their box's normalised frame (Fig. 14).
 
     Bins are ``bins`` equal steps over :data:`SPATIAL_RANGE` per axis; corners outside are counted
-    apart. Returns ``(counts (bins, bins), outside)``. Anchor coordinates come from the generator.
+    apart. Returns ``(counts (bins, bins), outside)``. Anchor coordinates come from the generator (the
+    engine's ``pos_x1`` / ``pos_y1`` where it gives them).
     """
     lo, hi = SPATIAL_RANGE
     P = len(res.pos_box)
     if not P:
         return np.zeros((bins, bins), np.int64), 0
-    lay = ImageLayouts(preset, ph, pw)
-    img = res.pos_image.astype(np.int64)
-    a = lay.coords(preset, img, res.pos_anchor, res.pos_level.astype(np.int64))
-    ax1, ay1 = a[:, 0].astype(np.float64), a[:, 1].astype(np.float64)
+    if res.pos_x1 is not None and len(res.pos_x1) == P:
+        ax1, ay1 = res.pos_x1.astype(np.float64), res.pos_y1.astype(np.float64)
+    else:
+        lay = ImageLayouts(preset, ph, pw)
+        a = lay.coords(preset, res.pos_image.astype(np.int64), res.pos_anchor, res.pos_level.astype(np.int64))
+        ax1, ay1 = a[:, 0].astype(np.float64), a[:, 1].astype(np.float64)
     g = sb[res.pos_box].astype(np.float64)
     rx = (ax1 - g[:, 0]) / (g[:, 2] - g[:, 0])
     ry = (ay1 - g[:, 1]) / (g[:, 3] - g[:, 1])
@@ -368,6 +382,14 @@ def spatial_histogram(preset, res: MatchOutput, sb: np.ndarray, ph: np.ndarray, 
     by = np.minimum(((ry[inside] - lo) * scale).astype(np.int64), bins - 1)
     counts = np.bincount(by * bins + bx, minlength=bins * bins).reshape(bins, bins).astype(np.int64)
     return counts, int(P - inside.sum())
+
+
+def _positive_hist(iou: np.ndarray) -> np.ndarray:
+    """:func:`_hist` of positives' IoUs over 0.05 bins of [0, 1] (the values are float32 in [0, 1])."""
+    prev = phases.switch("histograms")
+    out = _hist(iou.astype(np.float64), _edges(1.0))
+    phases.switch(prev)
+    return out
 
 
 def _neg_edges(spec: AnchorSpec) -> np.ndarray:
@@ -383,7 +405,9 @@ def chunk_statistics(spec: AnchorSpec, chunk: Chunk) -> dict:
     ignored counts, per-box best IoU and best level, and fixed-size counters and histograms.
     """
     preset = spec.preset
+    prev = phases.switch("labelling")
     res = match_chunk(spec, chunk)
+    phases.switch("accumulators")
     n = chunk.num_images
     C = int(chunk.extra["num_classes"][0]) if "num_classes" in chunk.extra else 0
     L = preset.num_levels
@@ -395,10 +419,11 @@ def chunk_statistics(spec: AnchorSpec, chunk: Chunk) -> dict:
         "box_positives": np.bincount(res.pos_box, minlength=len(res.box_max_iou)).astype(np.int64),
         "per_class": np.bincount(chunk.extra["box_class"][res.pos_box], minlength=C).astype(np.int64),
         "per_level": np.bincount(res.pos_level, minlength=L).astype(np.int64),
-        "positive_iou": _hist(res.pos_iou.astype(np.float64), _edges(1.0)),
+        "positive_iou": _positive_hist(res.pos_iou),
         "low_quality": int((res.pos_iou < pos_t).sum()),
         "fallback": int(res.fallback_images),
     }
+    phases.switch("histograms")
     out["spatial"], out["outside"] = spatial_histogram(preset, res, chunk.boxes, chunk.padded_h, chunk.padded_w,
                                                        spec.spatial_bins)
     edges = _neg_edges(spec)
@@ -416,6 +441,7 @@ def chunk_statistics(spec: AnchorSpec, chunk: Chunk) -> dict:
         out["negative"], out["zero"] = np.asarray(c, np.int64), int(z)
     else:
         out["negative"], out["zero"] = np.zeros(len(edges) - 1, np.int64), 0
+    phases.switch(prev)
     return out
 
 
@@ -546,6 +572,7 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     run_chunks(spec, with_classes(chunks), chunk_statistics, acc.fold, num_chunks=len(bounds), num_images=n_img,
                description=f"anchors ({spec.engine})")
     acc.all_reduce()  # under torchrun: every rank's chunks summed (a no-op in one process)
+    prev_phase = phases.switch("accumulators")  # the report from the accumulators
 
     # ---- totals
     per_image_anchors = num_anchors(preset, ph, pw)
@@ -615,6 +642,7 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
                "counts": acc.spatial.tolist(), "outside": int(acc.outside)}
 
     per_image = {"anchors": total / n, "foreground": fg / n, "background": bg / n, "ignored": ign / n}
+    phases.switch(prev_phase)
     return {
         "preset": preset.name, "assigner": preset.assigner, "matcher": semantics, "device": spec.device, "engine": spec.engine,
         "thresholds": {"pos_iou": float(preset.pos_iou), "neg_iou": neg_f,

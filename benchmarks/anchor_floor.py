@@ -1,0 +1,322 @@
+"""The anchor pass against its floor: the IoU work the exact statistics cannot avoid, timed on this machine.
+
+    python benchmarks/anchor_floor.py [--kind objects365 --scale 0.1 | --file PATH] [--images N] [--workers W]
+
+1. **The floor.** For every chunk of images, the (box, anchor) pairs the statistics of the default
+   ``stats`` (``--anchors retinanet``) cannot do without:
+
+   * every pair with IoU at or above the lowest threshold the preset reports on (``neg_iou``):
+     positives, ignored anchors, each box's best IoU and its ties;
+   * for each box whose best IoU is below it (the low-quality rule): the pairs at its best IoU
+     (its tying anchors), and each tying anchor's pairs with IoU > 0 with every box of its image
+     (torchvision matches it to *its own* best box);
+   * the sampled negative-IoU histogram (100 images on a CPU): every pair with IoU > 0 there.
+
+   The pairs are found with the engine's enumeration (held equal to the dense engine by the tests),
+   laid out as eight contiguous float32 columns, and only then is one fully vectorised float32 IoU
+   (torchvision's ``box_iou`` arithmetic, output buffers reused) timed over them, block by block,
+   on ``W`` processes at once. The floor is the CPU seconds of that IoU alone: no enumeration, no
+   bookkeeping.
+2. **The pass**, in one process with :mod:`imbalance_cli.anchors.phases` on: CPU seconds per
+   phase (set-up, enumeration, IoU, labelling, accumulators, histograms, and the inter-process
+   transfer: each chunk and each partial result pickled and unpickled as the worker pool does),
+   then the wall time of the same pass on ``W`` worker processes.
+3. The table: each phase's CPU seconds, its share, and its multiple of the floor.
+
+CPU seconds are used because the machine is shared: wall time also counts other processes' turns.
+The load average is printed at the start and the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+F32 = np.float32
+BLOCK = 1 << 18  # pairs per timed IoU block (eight float32 columns: 8 MiB, cache-sized)
+
+
+def iou_columns(c: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    """float32 IoU of pairs given as columns ``c`` (8, n): box x1 y1 x2 y2, anchor x1 y1 x2 y2 (``box_iou``'s
+    arithmetic: ``inter / ((area_box + area_anchor) - inter)``), into ``out`` (n,) with scratch ``tmp`` (3, n)."""
+    gx1, gy1, gx2, gy2, ax1, ay1, ax2, ay2 = c
+    iw, ih, u = tmp
+    np.minimum(gx2, ax2, out=iw)
+    iw -= np.maximum(gx1, ax1, out=u)
+    np.maximum(iw, F32(0), out=iw)
+    np.minimum(gy2, ay2, out=ih)
+    ih -= np.maximum(gy1, ay1, out=u)
+    np.maximum(ih, F32(0), out=ih)
+    np.multiply(iw, ih, out=out)  # inter
+    np.subtract(gx2, gx1, out=iw)
+    np.subtract(gy2, gy1, out=ih)
+    np.multiply(iw, ih, out=u)  # area of the box
+    np.subtract(ax2, ax1, out=iw)
+    np.subtract(ay2, ay1, out=ih)
+    iw *= ih  # area of the anchor
+    u += iw
+    u -= out
+    return np.divide(out, u, out=out)
+
+
+class Timer:
+    """CPU seconds of the IoU alone over blocks of pair columns."""
+
+    def __init__(self):
+        self.cols = np.empty((8, BLOCK), F32)
+        self.out = np.empty(BLOCK, F32)
+        self.tmp = np.empty((3, BLOCK), F32)
+        self.n = 0
+        self.seconds = 0.0
+        self.pairs = 0
+
+    def add(self, boxes: np.ndarray, anchors: np.ndarray) -> None:
+        """Queue pairs (box corners (n, 4), anchor corners (n, 4)); full blocks are timed."""
+        a = 0
+        while a < len(boxes):
+            k = min(BLOCK - self.n, len(boxes) - a)
+            self.cols[:4, self.n:self.n + k] = boxes[a:a + k].T
+            self.cols[4:, self.n:self.n + k] = anchors[a:a + k].T
+            self.n += k
+            a += k
+            if self.n == BLOCK:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.n:
+            n = self.n
+            c = self.cols[:, :n] if n < BLOCK else self.cols
+            t = time.process_time()
+            iou_columns(c, self.out[:n], self.tmp[:, :n])
+            self.seconds += time.process_time() - t
+            self.pairs += n
+            self.n = 0
+
+
+class TorchTimer:
+    """The same IoU in torch on ``device`` (CUDA: timed between synchronisations, copies not counted)."""
+
+    def __init__(self, device: str = "cuda", block: int = 1 << 24):
+        import torch
+
+        self.torch, self.device, self.block = torch, torch.device(device), block
+        self.pending: list = []
+        self.n = 0
+        self.seconds = 0.0
+        self.pairs = 0
+        self.add(np.zeros((8, 4), F32), np.ones((8, 4), F32))  # warm-up: context and kernels, not counted
+        self.flush()
+        self.seconds, self.pairs = 0.0, 0
+
+    def add(self, boxes: np.ndarray, anchors: np.ndarray) -> None:
+        self.pending.append(np.concatenate((boxes, anchors), axis=1).astype(F32).T)
+        self.n += len(boxes)
+        if self.n >= self.block:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.n:
+            return
+        torch = self.torch
+        c = torch.from_numpy(np.ascontiguousarray(np.concatenate(self.pending, axis=1))).to(self.device)
+        gx1, gy1, gx2, gy2, ax1, ay1, ax2, ay2 = c
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        sync()
+        t = time.perf_counter()
+        inter = (torch.minimum(gx2, ax2) - torch.maximum(gx1, ax1)).clamp_(min=0) * \
+            (torch.minimum(gy2, ay2) - torch.maximum(gy1, ay1)).clamp_(min=0)
+        iou = inter / ((gx2 - gx1) * (gy2 - gy1) + (ax2 - ax1) * (ay2 - ay1) - inter)
+        sync()
+        self.seconds += time.perf_counter() - t
+        self.pairs += self.n
+        del iou
+        self.pending, self.n = [], 0
+
+
+def floor_chunk(args, timer=None) -> dict:
+    """Find and time the unavoidable pairs of one chunk of images (runs in a worker)."""
+    from imbalance_cli.anchors.culled import enumerate_pairs
+    from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
+
+    spec, boxes, bimg, ph, pw, sample = args
+    p = spec.preset
+    neg = F32(p.neg_iou if spec.semantics != "ssd" else p.pos_iou)
+    lay = ImageLayouts(p, ph, pw)
+    shapes = ShapeTable(p, int(ph[0]), int(pw[0]))
+    timer = Timer() if timer is None else timer
+    counts = {"at_or_above_neg": 0, "low_quality_ties": 0, "ties_own_best_box": 0, "negative_histogram": 0}
+    ids = np.arange(len(boxes))
+    best = np.full(len(boxes), -1.0, F32)
+    if len(boxes):
+        cand = enumerate_pairs(p, shapes, lay, boxes, bimg, np.full(len(boxes), neg, F32), ids)
+        if cand is not None:
+            counts["at_or_above_neg"] = len(cand["iou"])
+            timer.add(boxes[cand["local"]], cand["coords"])
+            np.maximum.at(best, cand["local"], cand["iou"])
+            del cand
+        low = np.flatnonzero(best < neg)
+        if len(low) and (spec.semantics == "ssd" or p.allow_low_quality):
+            from imbalance_cli.anchors.culled import _nearest_lower_bound
+
+            lb = _nearest_lower_bound(p, shapes, lay, boxes[low], bimg[low])
+            low = low[lb > 0]
+            lb = lb[lb > 0]
+            if len(low):
+                c2 = enumerate_pairs(p, shapes, lay, boxes[low], bimg[low], lb.astype(F32), low)
+                b2 = np.full(len(boxes), -1.0, F32)
+                np.maximum.at(b2, c2["box"], c2["iou"])
+                tie = c2["iou"] == b2[c2["box"]]
+                counts["low_quality_ties"] = int(tie.sum())
+                timer.add(boxes[c2["box"][tie]], c2["coords"][tie])
+                if spec.semantics == "torchvision":  # each tying anchor against every box of its image
+                    first = np.searchsorted(bimg, np.arange(len(ph) + 1))
+                    img, coords = c2["img"][tie], c2["coords"][tie]
+                    cnt = first[img + 1] - first[img]
+                    rep = np.repeat(np.arange(len(img)), cnt)
+                    st = np.zeros(len(cnt), np.int64)
+                    np.cumsum(cnt[:-1], out=st[1:])
+                    bidx = first[img][rep] + (np.arange(int(cnt.sum())) - st[rep])
+                    from imbalance_cli.anchors.iou import aligned_iou32
+
+                    v = aligned_iou32(boxes[bidx], coords[rep])
+                    nz = v > 0
+                    counts["ties_own_best_box"] = int(nz.sum())
+                    timer.add(boxes[bidx[nz]], coords[rep][nz])
+    for im in sample:  # the negative histogram: every pair with IoU > 0 in the sampled images
+        sel = np.flatnonzero(bimg == im)
+        for a in range(0, len(sel), 4):
+            part = sel[a:a + 4]
+            c3 = enumerate_pairs(p, shapes, lay, boxes[part], bimg[part],
+                                 np.full(len(part), np.finfo(np.float32).tiny, F32), part)
+            if c3 is not None:
+                counts["negative_histogram"] += len(c3["iou"])
+                timer.add(boxes[c3["box"]], c3["coords"])
+    if isinstance(timer, Timer):
+        timer.flush()
+    return {"counts": counts, "iou_cpu": timer.seconds, "pairs": timer.pairs}
+
+
+def measure_floor(ds, spec, workers: int, chunk_images: int = 2000, sample=None, timer=None) -> dict:
+    """The floor over the whole dataset on ``workers`` processes: pair counts and IoU CPU seconds.
+
+    With a ``timer`` (e.g. :class:`TorchTimer` on CUDA) the chunks run in this process, one after another,
+    and ``iou_cpu`` is that timer's seconds.
+    """
+    import multiprocessing
+
+    from imbalance_cli.stats.anchors import _inputs
+
+    inp = _inputs(ds, spec)
+    n = ds.num_images
+    jobs = []
+    for i0 in range(0, n, chunk_images):
+        i1 = min(n, i0 + chunk_images)
+        b0, b1 = int(inp.box_start[i0]), int(inp.box_start[i1])
+        smp = np.asarray([s - i0 for s in (sample if sample is not None else []) if i0 <= s < i1], np.int64)
+        jobs.append((spec, inp.scaled[b0:b1], inp.box_image[b0:b1] - i0, inp.padded_h[i0:i1], inp.padded_w[i0:i1],
+                     smp))
+    t = time.perf_counter()
+    if timer is not None:
+        parts = [floor_chunk(j, timer) for j in jobs]
+        timer.flush()
+        parts = [dict(parts[0], iou_cpu=timer.seconds, pairs=timer.pairs)] + [dict(q, iou_cpu=0.0, pairs=0)
+                                                                              for q in parts[1:]]
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(floor_chunk, jobs, chunksize=1)
+    wall = time.perf_counter() - t
+    counts = {k: sum(p["counts"][k] for p in parts) for k in parts[0]["counts"]}
+    return {"counts": counts, "pairs": sum(p["pairs"] for p in parts), "iou_cpu": sum(p["iou_cpu"] for p in parts),
+            "search_wall": wall}
+
+
+def profile_pass(ds, spec) -> dict:
+    """CPU seconds per phase of ``anchor_statistics`` in one process, transfer included (pickled as a pool would)."""
+    import imbalance_cli.stats.anchors as sa
+    from imbalance_cli.anchors import phases
+
+    real = sa.chunk_statistics
+
+    def through_a_pipe(spec_, chunk):
+        prev = phases.switch("transfer")
+        chunk = pickle.loads(pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
+        phases.switch(prev)
+        out = real(spec_, chunk)
+        prev = phases.switch("transfer")
+        out = pickle.loads(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+        phases.switch(prev)
+        return out
+
+    sa.chunk_statistics = through_a_pipe
+    try:
+        one = sa.AnchorSpec.build("retinanet", device="cpu", workers=1, negative_iou_sample=spec.negative_iou_sample)
+        c = time.process_time()
+        phases.enable()
+        s = sa.anchor_statistics(ds, spec=one)
+        times = phases.read()
+        cpu = time.process_time() - c
+    finally:
+        sa.chunk_statistics = real
+    return {"phases": times, "cpu": cpu, "foreground": s["foreground"], "ignored": s["ignored"]}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kind", default="objects365", choices=["objects365", "coco-train"])
+    ap.add_argument("--scale", type=float, default=0.1)
+    ap.add_argument("--file", default=None, help="an annotation file instead of a generated one")
+    ap.add_argument("--data", type=Path, default=Path("/work/bench-data"))
+    ap.add_argument("--images", type=int, default=None, help="only the first N images")
+    ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    args = ap.parse_args(argv)
+    import imbalance_cli
+    import load as load_bench
+    from imbalance_cli.specs import AnchorSpec
+    from imbalance_cli.stats.anchors import anchor_statistics
+
+    path = Path(args.file) if args.file else load_bench.make(args.kind, args.scale, args.data)
+    print(f"{len(os.sched_getaffinity(0))} cores, workers={args.workers}; load average {os.getloadavg()[0]:.1f} at start")
+    ds = imbalance_cli.load(str(path))
+    if args.images and args.images < ds.num_images:
+        ds = ds.subset_images(np.arange(args.images))
+    print(f"{path.name}: {ds.num_images:,} images, {ds.num_boxes:,} boxes; preset retinanet (torchvision matcher)")
+    spec = AnchorSpec.build("retinanet", device="cpu", workers=args.workers)
+    sample = None
+    if spec.negative_iou_sample is not None and spec.negative_iou_sample < ds.num_images:
+        sample = np.sort(np.random.default_rng(spec.seed).choice(ds.num_images, size=spec.negative_iou_sample,
+                                                                 replace=False))
+    fl = measure_floor(ds, spec, args.workers, sample=sample)
+    print("\nunavoidable pairs: " + ", ".join(f"{k} {v:,}" for k, v in fl["counts"].items())
+          + f"; total {fl['pairs']:,}")
+    print(f"FLOOR: one vectorised float32 IoU of those pairs: {fl['iou_cpu']:.2f} CPU s "
+          f"= {fl['iou_cpu'] / args.workers:.2f} s on {args.workers} cores "
+          f"({1e9 * fl['iou_cpu'] / max(fl['pairs'], 1):.1f} ns per pair)")
+    prof = profile_pass(ds, spec)
+    t = time.perf_counter()
+    s = anchor_statistics(ds, spec=spec)
+    wall = time.perf_counter() - t
+    same = (s["foreground"], s["ignored"]) == (prof["foreground"], prof["ignored"])
+    total = sum(prof["phases"].values())
+    print(f"\nPASS in one process: {total:.2f} CPU s; with {args.workers} workers: {wall:.2f} s wall "
+          f"(totals {'identical' if same else 'DIFFERENT'}: foreground {s['foreground']:,}, ignored {s['ignored']:,})")
+    print(f"RATIO pass / floor: {total / fl['iou_cpu']:.1f}x (CPU seconds)\n")
+    print("| phase | pass, CPU s | share | x floor |\n|---|---|---|---|")
+    for k, v in prof["phases"].items():
+        print(f"| {k} | {v:.2f} | {100 * v / total:.0f}% | {v / fl['iou_cpu']:.2f} |")
+    print(f"| **total** | **{total:.2f}** | 100% | **{total / fl['iou_cpu']:.1f}** |")
+    print(f"| floor: IoU of the unavoidable pairs | {fl['iou_cpu']:.2f} | | 1 |")
+    print(f"\nload average {os.getloadavg()[0]:.1f} at end (the machine is shared: CPU seconds, not wall, compared)")
+
+
+if __name__ == "__main__":
+    main()
