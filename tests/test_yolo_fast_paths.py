@@ -125,17 +125,18 @@ def test_splits_as_views_equal_subset_images():
 
 def _profiles_equal(a: dict, b: dict):
     assert a.keys() == b.keys()
-    for k in a:
+    for k, va in a.items():
+        vb = b[k]
         if k == "scale":
-            assert a[k].keys() == b[k].keys()
-            for s in a[k]:
+            assert va.keys() == vb.keys()
+            for s, hist in va.items():
                 for part in ("edges", "counts"):
-                    x, y = np.asarray(a[k][s][part]), np.asarray(b[k][s][part])
+                    x, y = np.asarray(hist[part]), np.asarray(vb[s][part])
                     assert x.dtype == y.dtype and np.array_equal(x, y), (s, part)
-        elif isinstance(a[k], np.ndarray):
-            assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+        elif isinstance(va, np.ndarray):
+            assert va.dtype == vb.dtype and np.array_equal(va, vb), k
         else:
-            assert a[k] == b[k], k
+            assert va == vb, k
 
 
 def _hand_made() -> list[Dataset]:
@@ -143,13 +144,14 @@ def _hand_made() -> list[Dataset]:
     image and on bin edges, a box larger than its image, an image without boxes, unused classes."""
     boxes = [[0, 0, 10, 10], [-30, -30, 10, 10], [95, 40, 130, 60], [50, 50, 50, 60], [np.nan, 0, 1, 1],
              [0, 0, 100, 100], [0, 0, 250, 40], [200, 200, 210, 210], [25, 0, 25.0000001, 100], [10, 20, 30, 40]]
-    common = dict(image_ids=[1, 2, 3], widths=[100, 200, 50], heights=[100, 80, 50], boxes=boxes,
-                  box_image=[0, 0, 0, 0, 0, 1, 1, 1, 1, 0], box_category=[0, 1, 1, 2, 0, 3, 0, 1, 2, 1],
-                  category_ids=[1, 2, 3, 4, 5], category_names=["a", "b", "c", "d", "e"])
+    common = {"image_ids": [1, 2, 3], "widths": [100, 200, 50], "heights": [100, 80, 50], "boxes": boxes,
+              "box_image": [0, 0, 0, 0, 0, 1, 1, 1, 1, 0], "box_category": [0, 1, 1, 2, 0, 3, 0, 1, 2, 1],
+              "category_ids": [1, 2, 3, 4, 5], "category_names": ["a", "b", "c", "d", "e"]}
     crowd = [False, False, False, False, False, True, False, False, False, False]
     norm = np.clip(np.nan_to_num(np.asarray(boxes, float)) / 250.0, -0.2, 1.2)
     return [Dataset(**common), Dataset(**common, crowd=crowd),
-            Dataset(**dict(common, boxes=norm, widths=[np.nan] * 3, heights=[np.nan] * 3), has_image_sizes=False)]
+            Dataset(**{**common, "boxes": norm, "widths": [np.nan] * 3, "heights": [np.nan] * 3},
+                    has_image_sizes=False)]
 
 
 @pytest.mark.parametrize("scale_bins,location_bins", [(50, 20), (7, 3), (1, 1)])
