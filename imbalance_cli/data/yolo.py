@@ -128,7 +128,7 @@ def _read_text(path: str | os.PathLike, limit: int, what: str, sig: bool = True)
         raise InputError(f"{what} is larger than the {limit:,} bytes imbalance reads", path=p)
     try:
         with open(p, "rb") as f:
-            data = f.read(limit + 1)
+            data = _read_upto(f, limit, st.st_size)
     except OSError as e:
         raise InputError(f"cannot read {what}: {e.strerror or e}", path=p) from None
     if len(data) > limit:
@@ -140,6 +140,25 @@ def _read_text(path: str | os.PathLike, limit: int, what: str, sig: bool = True)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise InputError(f"{what} is not UTF-8 text (byte {e.start})", path=p, record=f"line {line}") from None
+
+
+def _read_upto(f, limit: int, size: int) -> bytes:
+    """The bytes of the open file ``f``, at most ``limit + 1`` (one more than allowed: the caller refuses it).
+
+    Read in steps sized by the file's stated ``size``, not ``f.read(limit + 1)``: a read reserves the memory it
+    asks for before reading, so a 1 GiB limit made every small list file a 1 GiB allocation (and every label file
+    one of 16 MiB). A file that grew after it was stat-ed is read on in 1 MiB steps, up to the limit.
+    """
+    parts, total, want = [], 0, min(limit, max(size, 0)) + 1
+    while total <= limit:
+        want = min(want, limit + 1 - total)
+        chunk = f.read(want)
+        parts.append(chunk)
+        total += len(chunk)
+        if len(chunk) < want:  # a short read of a regular file: its end
+            break
+        want = 1 << 20
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def read_names(path: str | os.PathLike) -> list[str]:
@@ -463,7 +482,7 @@ def _label_bytes(path: str, st) -> bytes | LabelResult | None:
         return _bad(f"label file larger than {MAX_LABEL_BYTES:,} bytes (imbalance's limit)")
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_LABEL_BYTES + 1)
+            data = _read_upto(f, MAX_LABEL_BYTES, st[0])
     except FileNotFoundError:
         return None
     except OSError as e:
