@@ -171,3 +171,28 @@ def test_listing_cache_keeps_the_sorted_listing(tmp_path):
     first = yolo._glob_images(str(root), {"png"}, cache=True)
     kept = yolo_cache.load_listing(yolo_cache.listing_path(str(root), {"png"}))
     assert first == kept[3] == sorted(str(root / n) for n in names) and Path(first[0]).name == "000.png"
+
+
+@pytest.mark.parametrize("size,stated,limit", [(0, 0, 10), (3, 3, 10), (10, 10, 10), (11, 11, 10), (11, 3, 10),
+                                               (3 << 20, 5, 5 << 20), (6 << 20, 0, 5 << 20)])
+def test_read_upto_reads_the_file_up_to_one_byte_past_the_limit(tmp_path, size, stated, limit):
+    """A file that grew after it was stat-ed (``stated`` < ``size``) is read on; never more than limit + 1 bytes."""
+    p = tmp_path / "f"
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    p.write_bytes(data)
+    with open(p, "rb") as f:
+        assert yolo._read_upto(f, limit, stated) == data[:limit + 1]
+
+
+def test_a_small_list_file_is_not_read_through_a_limit_sized_buffer(tmp_path):
+    import tracemalloc
+
+    p = tmp_path / "list.txt"
+    p.write_text("a.png\n")
+    tracemalloc.start()
+    try:
+        yolo._read_text(p, yolo.MAX_LIST_BYTES, "image list")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # (f.read(limit + 1) reserved the 1 GiB limit)
