@@ -787,7 +787,8 @@ def _kept_rows(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 #: Rows per block in :func:`_pixel_boxes`: its temporaries stay small and are reused block after block
-#: (whole-column temporaries were fresh memory, zero-filled by the system: 0.2 s at 700,000 boxes, measured).
+#: (whole-column temporaries were fresh memory, zero-filled by the kernel: up to 0.2 s of system time at 700,000
+#: boxes, measured).
 BOX_BLOCK = 1 << 16
 
 
@@ -904,7 +905,7 @@ def load(path: str | os.PathLike, *, classes: str | os.PathLike | None = None, s
     ``version``: 8 (Ultralytics 8.x, default) or 5 (YOLOv5 7.0) rules."""
     # The cyclic collector is off while loading: the scan makes ~10^5 short-lived tracked objects (stat results,
     # rows) that hold no cycle, and the ~200 collections they triggered per 100,000 images walked them for nothing
-    # (4% of a cached run's CPU time in perf samples). Reference counting still frees everything.
+    # (about 4% of a cached run's CPU time in perf samples). Reference counting still frees everything.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
