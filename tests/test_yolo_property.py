@@ -303,14 +303,19 @@ def _mutate_label(text: str, data) -> bytes:
             lines = lines[:i] + [list(lines[i]) for _ in range(data.draw(st.sampled_from([2, 50, 3000])))] + lines[i:]
     sep = data.draw(st.sampled_from(_BREAKS))
     raw = (sep.join(" ".join(f) for f in lines) + data.draw(st.sampled_from([sep, ""]))).encode("utf-8")
+    return _damage(raw, data, [b"\x00", b"\xff", b"\xc3", b"\t", b"\xef\xbb\xbf", b"#"])
+
+
+def _damage(raw: bytes, data, inserts: list[bytes]) -> bytes:
+    """Mostly nothing; else a leading BOM, a truncation, or one of ``inserts`` put anywhere."""
     op = data.draw(st.sampled_from(["none", "none", "none", "bom", "truncate", "insert"]))
     if op == "bom":
-        raw = b"\xef\xbb\xbf" + raw
-    elif op == "truncate":
-        raw = raw[: data.draw(st.integers(0, len(raw)))]
-    elif op == "insert":
+        return b"\xef\xbb\xbf" + raw
+    if op == "truncate":
+        return raw[: data.draw(st.integers(0, len(raw)))]
+    if op == "insert":
         at = data.draw(st.integers(0, len(raw)))
-        raw = raw[:at] + data.draw(st.sampled_from([b"\x00", b"\xff", b"\xc3", b"\t", b"\xef\xbb\xbf", b"#"])) + raw[at:]
+        return raw[:at] + data.draw(st.sampled_from(inserts)) + raw[at:]
     return raw
 
 
@@ -355,16 +360,7 @@ def _mutate_list(root: Path, data) -> bytes:
         elif op == "absolute":
             lines.append(str(root / data.draw(st.sampled_from(sorted(IMAGES)))))
     sep = data.draw(st.sampled_from(["\n", "\r\n", "\r", "\u2028"]))
-    raw = sep.join(lines).encode("utf-8")
-    op = data.draw(st.sampled_from(["none", "none", "none", "bom", "truncate", "insert"]))
-    if op == "bom":
-        raw = b"\xef\xbb\xbf" + raw
-    elif op == "truncate":
-        raw = raw[: data.draw(st.integers(0, len(raw)))]
-    elif op == "insert":
-        at = data.draw(st.integers(0, len(raw)))
-        raw = raw[:at] + data.draw(st.sampled_from([b"\x00", b"\xff", b"\n", b" ", b"./"])) + raw[at:]
-    return raw
+    return _damage(sep.join(lines).encode("utf-8"), data, [b"\x00", b"\xff", b"\n", b" ", b"./"])
 
 
 @_SETTINGS
@@ -397,7 +393,7 @@ _VALUES = {
 
 def _yaml_text(d: dict, data) -> bytes:
     text = yaml.safe_dump(d, allow_unicode=True)
-    op = data.draw(st.sampled_from(["none", "none", "none", "alias", "deep", "flow", "bom", "truncate", "insert"]))
+    op = data.draw(st.sampled_from(["none", "none", "none", "alias", "deep", "flow"]))
     if op == "alias":  # names through an anchor and an alias (accepted), or many aliases (refused)
         many = data.draw(st.sampled_from([1, 2000]))
         text = "base: &n [a, b, c]\n" + "".join(f"k{i}: *n\n" for i in range(many)) + \
@@ -408,16 +404,8 @@ def _yaml_text(d: dict, data) -> bytes:
         text += f"extra: {'[' * depth}1{']' * depth}\n"
     elif op == "flow":
         text = json.dumps(d) + "\n"
-    raw = text.encode("utf-8")
-    if op == "bom":
-        raw = b"\xef\xbb\xbf" + raw
-    elif op == "truncate":
-        raw = raw[: data.draw(st.integers(0, len(raw)))]
-    elif op == "insert":
-        at = data.draw(st.integers(0, len(raw)))
-        raw = raw[:at] + data.draw(st.sampled_from([b"\t", b":", b"[", b"{", b"&", b"*", b"\xff", b"\x00", b"%",
-                                                    b"---\n", b"- ", b"'", b'"'])) + raw[at:]
-    return raw
+    return _damage(text.encode("utf-8"), data, [b"\t", b":", b"[", b"{", b"&", b"*", b"\xff", b"\x00", b"%", b"---\n",
+                                                b"- ", b"'", b'"'])
 
 
 @_SETTINGS
