@@ -196,3 +196,27 @@ def test_a_small_list_file_is_not_read_through_a_limit_sized_buffer(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20  # (f.read(limit + 1) reserved the 1 GiB limit)
+
+
+def _modules_after_stats(runs: int, *extra) -> str:
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import sys\nfrom imbalance_cli.cli import main\n"
+            f"sys.argv = ['imbalance', 'stats', {str(SAMPLE)!r}, '--anchors', 'none', '-q', *{list(extra)!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'matplotlib', 'pandas', 'numpy.ma') if m in sys.modules))\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for _ in range(runs):  # the last run: label cache warm when runs > 1
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                           check=False)
+        assert r.returncode == 0, r.stderr
+    return r.stdout.strip().splitlines()[-1]
+
+
+def test_cached_yolo_stats_imports_no_heavy_module():
+    """``stats --anchors none --json`` on a data.yaml, label cache warm: no torch, matplotlib, pandas or numpy.ma
+    (``np.unique`` imports it) in the process."""
+    assert _modules_after_stats(2, "--json") == "[]"
