@@ -38,7 +38,7 @@ def _stat_one_by_one(paths):
     return out
 
 
-@pytest.mark.parametrize("threads_from,step", [(1, 3), (10**9, 1024)])
+@pytest.mark.parametrize("threads_from,step", [(1, 3), (10**9, 1024)])  # threaded, then one thread
 def test_stat_pairs_equal_os_stat_path_by_path(tmp_path, monkeypatch, threads_from, step):
     files = []
     for i in range(23):
@@ -53,10 +53,19 @@ def test_stat_pairs_equal_os_stat_path_by_path(tmp_path, monkeypatch, threads_fr
     paths = files[:7] + odd + files[7:] + ["bad\0path"]  # odd entries between plain ones, in every thread's slice
     real = yolo._stat_chunk
     monkeypatch.setattr(yolo, "STAT_THREADS_FROM", threads_from)
+    monkeypatch.setattr(yolo, "_stat_threads", lambda: yolo.STAT_THREADS)  # as on an idle machine
     monkeypatch.setattr(yolo, "_stat_chunk", lambda ps: real(ps, step=step))
     got = yolo._stat_pairs(paths).tolist()
     expected = _stat_one_by_one(paths[:-1]) + [(-2, -2)]  # a NUL in a path: unreadable
     assert got == [list(e) for e in expected]
+
+
+@pytest.mark.parametrize("cores,load,threads", [(2, 0.3, 3), (2, 1.0, 3), (2, 1.2, 1), (2, 4.5, 1), (16, 4.5, 3),
+                                                (1, 0.0, 1)])
+def test_stat_threads_only_with_an_idle_core(monkeypatch, cores, load, threads):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert yolo._stat_threads() == threads
 
 
 def test_stat_pairs_raise_a_worker_threads_error_in_the_caller(monkeypatch):
@@ -64,6 +73,7 @@ def test_stat_pairs_raise_a_worker_threads_error_in_the_caller(monkeypatch):
         raise MemoryError("in a worker")
 
     monkeypatch.setattr(yolo, "STAT_THREADS_FROM", 1)
+    monkeypatch.setattr(yolo, "_stat_threads", lambda: yolo.STAT_THREADS)
     monkeypatch.setattr(yolo, "_stat_chunk", fail)
     with pytest.raises(MemoryError, match="in a worker"):
         yolo._stat_pairs(["a", "b", "c", "d"])
