@@ -235,6 +235,8 @@ def mmdet_losses(torch) -> list:
     cases += empty_cases(torch, il, bl1, sl1, fl)
     cases += ghm_cases(torch, ghm_loss)
     cases += seesaw_cases(torch)
+    cases += seesaw_module_cases(torch)
+    cases += cross_entropy_cases(torch)
     return cases
 
 
@@ -316,6 +318,109 @@ def seesaw_cases(torch) -> list:
              "inputs": {"logits": logits, "labels": {"int": labels}, "counts": counts},
              "params": {"p": 0.8, "q": 2.0, "eps": 1e-2}, "value": tolist(out), "grad": {"logits": tolist(grad)},
              "source": "mmdet mmdet.models.losses.seesaw_loss.seesaw_ce_loss"}]
+
+
+def seesaw_module_cases(torch) -> list:
+    """mmdetection's ``SeesawLoss`` module over several calls: its cumulative counts, then values and gradients.
+
+    The module takes ``C + 2`` columns (C classes, then two objectness logits) and labels ``0..C`` (C the
+    background); each call first adds every label of the batch to ``cum_samples`` (length C + 1), then
+    computes the class term on the positives (``loss_cls_classes``, what the seesaw factors act on) and a
+    plain 2-way cross-entropy on the objectness columns. Recorded per call: ``cum_samples``, both terms and
+    the gradient of ``loss_cls_classes`` w.r.t. the whole ``cls_score``.
+    """
+    from mmdet.models.losses.seesaw_loss import SeesawLoss
+
+    C = 5
+    g = torch.Generator().manual_seed(29)
+    label_sets = [
+        [0, 0, 0, 1, 5, 5, 0, 1, 0, 5],          # classes 2..4 not seen yet (their count clamps to 1)
+        [2, 0, 5, 5, 5, 1, 0, 0, 3, 0, 0, 5],    # 2 and 3 appear
+        [5, 5, 5, 5],                            # background only: no class term
+        [4, 3, 2, 1, 0, 0, 0, 0, 0, 2, 5, 0, 1, 4],
+        [1, 1, 4, 0, 3],
+    ]
+    module = SeesawLoss(p=0.8, q=2.0, num_classes=C, eps=1e-2, reduction="mean", loss_weight=1.0)
+    calls = []
+    for k, labels in enumerate(label_sets):
+        logits = torch.randn(len(labels), C + 2, generator=g, dtype=torch.float32) * 2
+        if k == 3:
+            logits[0, 1] = 40.0   # a very confident wrong class: the compensation factor at its largest
+            logits[2, 2] = -30.0
+        x = logits.clone().requires_grad_(True)
+        out = module(x, torch.tensor(labels))
+        cls_term, obj = out["loss_cls_classes"], out["loss_cls_objectness"]
+        grad = torch.autograd.grad(cls_term, x, allow_unused=True)[0] if cls_term.requires_grad else None
+        calls.append({"logits": logits.tolist(), "labels": labels, "cum_samples": tolist(module.cum_samples),
+                      "loss_cls_classes": float(cls_term.detach()), "loss_cls_objectness": float(obj.detach()),
+                      "grad_cls_score": tolist(grad) if grad is not None else tolist(torch.zeros_like(x))})
+    return [{"name": "seesaw-module-5calls", "loss": "seesaw-module", "dtype": "float32", "calls": calls,
+             "params": {"num_classes": C, "p": 0.8, "q": 2.0, "eps": 1e-2, "reduction": "mean"},
+             "source": "mmdet mmdet.models.losses.seesaw_loss.SeesawLoss (forward, several calls)"}]
+
+
+def cross_entropy_cases(torch) -> list:
+    """mmdetection's ``CrossEntropyLoss`` module, softmax and sigmoid, with the arguments ``sigmoid_ce`` /
+    ``softmax_ce`` map onto: class weights, sample weights, ``ignore_index``, ``avg_non_ignore``,
+    ``avg_factor`` and each reduction. ``value`` is the module's output (element-wise for "none"),
+    ``grad`` the gradient of its sum w.r.t. ``cls_score``.
+    """
+    from mmdet.models.losses import CrossEntropyLoss
+
+    g = torch.Generator().manual_seed(31)
+    C = 4
+    N = 14
+    logits = (torch.randn(N, C + 1, generator=g, dtype=torch.float64) * 3)
+    logits[0] = torch.tensor([60.0, -60.0, 0.0, 1.0, -2.0])     # extreme logits
+    logits[1] = torch.tensor([-100.0, 100.0, 17.0, 0.0, 0.0])
+    soft_labels = [0, 1, 2, 3, 4, 4, 4, -1, 0, 2, 4, 255, 1, 4]  # C (= 4) is the background class
+    class_weight = [1.0, 2.5, 0.5, 3.0, 0.25]
+    sample_weight = (torch.rand(N, generator=g, dtype=torch.float64) * 2).tolist()
+    soft_targets = torch.rand(N, C, generator=g, dtype=torch.float64).tolist()
+    cases = []
+
+    def one(name, use_sigmoid, cls_score, label, module_args, call_args, dtype):
+        dt = getattr(torch, dtype)
+        m = CrossEntropyLoss(use_sigmoid=use_sigmoid, **module_args)
+        x = torch.tensor(cls_score, dtype=dt, requires_grad=True)
+        lab = torch.tensor(label["int"]) if isinstance(label, dict) else torch.tensor(label, dtype=dt)
+        kw = {k: (torch.tensor(v, dtype=dt) if k == "weight" else v) for k, v in call_args.items()}
+        out = m(x, lab, **kw)
+        grad = torch.autograd.grad(out.sum(), x)[0]
+        cases.append({"name": f"ce-{name}-{dtype}", "loss": "sigmoid-ce" if use_sigmoid else "softmax-ce",
+                      "dtype": dtype, "inputs": {"logits": cls_score, "labels": label},
+                      "params": {"module": module_args, "call": call_args}, "value": tolist(out),
+                      "grad": {"logits": tolist(grad)},
+                      "source": "mmdet mmdet.models.losses.cross_entropy_loss.CrossEntropyLoss"})
+
+    lab_ign = {"int": [y if y != 255 else 4 for y in soft_labels]}        # -1 ignored, 255 -> background
+    lab_255 = {"int": [y if y != -1 else 2 for y in soft_labels]}         # 255 ignored
+    full = logits.tolist()
+    cls_only = logits[:, :C].tolist()
+    n_pos = sum(1 for y in lab_ign["int"] if 0 <= y < C)
+    for dtype in ("float64", "float32"):
+        # softmax: C + 1 columns, background last
+        one("softmax-none", False, full, lab_ign, {"ignore_index": -1, "reduction": "none"}, {}, dtype)
+        one("softmax-classweight-none", False, full, lab_ign,
+            {"ignore_index": -1, "class_weight": class_weight, "reduction": "none"}, {}, dtype)
+        one("softmax-classweight-mean-nonignore", False, full, lab_ign,
+            {"ignore_index": -1, "class_weight": class_weight, "avg_non_ignore": True}, {}, dtype)
+        one("softmax-sum", False, full, lab_ign, {"ignore_index": -1, "reduction": "sum"}, {}, dtype)
+        one("softmax-avgfactor", False, full, lab_ign, {"ignore_index": -1}, {"avg_factor": n_pos}, dtype)
+        one("softmax-ignore255-mean-nonignore", False, full, lab_255, {"ignore_index": 255, "avg_non_ignore": True},
+            {}, dtype)
+        # sigmoid: C columns, integer labels expanded to one-hot (background C: all zeros)
+        one("sigmoid-onehot-none", True, cls_only, lab_ign, {"ignore_index": -1, "reduction": "none"}, {}, dtype)
+        one("sigmoid-onehot-mean", True, cls_only, lab_ign, {"ignore_index": -1}, {}, dtype)
+        one("sigmoid-onehot-avgfactor", True, cls_only, lab_ign, {"ignore_index": -1}, {"avg_factor": n_pos}, dtype)
+        one("sigmoid-onehot-sampleweight-none", True, cls_only, lab_ign, {"ignore_index": -1, "reduction": "none"},
+            {"weight": sample_weight}, dtype)
+        one("sigmoid-onehot-classweight-none", True, cls_only, lab_ign,
+            {"ignore_index": -1, "class_weight": class_weight[:C], "reduction": "none"}, {}, dtype)
+        one("sigmoid-soft-none", True, cls_only, soft_targets, {"reduction": "none"}, {}, dtype)
+        one("sigmoid-soft-elementweight-sum", True, cls_only, soft_targets, {"reduction": "sum"},
+            {"weight": [[w * (1 + j) for j in range(C)] for w in sample_weight]}, dtype)
+    return cases
 
 
 # ------------------------------------------------------------------------------------------ authors' losses
