@@ -9,6 +9,7 @@ Not run by CI (it needs the frameworks); the files it writes are, by ``tests/tes
                                                               # detectron2's pure-Python dependencies
     /work/venvs/mmdet/bin/python tools/make_framework_oracles.py losses  --sources /work/.mirror
     /work/venvs/mmdet/bin/python tools/make_framework_oracles.py anchors --sources /work/.mirror
+    /work/venvs/mmdet/bin/python tools/make_framework_oracles.py torchvision   # rpn, ssd300: torchvision's models
 
 ``--sources`` holds git mirrors of the authors' repositories and detectron2, one folder per
 ``owner+name`` with the git directory at ``repo`` or ``repo/.git`` (what the session's fetch tool
@@ -725,7 +726,7 @@ def write_json(path: Path, data) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=["install", "losses", "anchors"])
+    ap.add_argument("step", choices=["install", "losses", "anchors", "torchvision"])
     ap.add_argument("--venv", type=Path, default=VENV)
     ap.add_argument("--sources", type=Path, default=Path("/work/.mirror"))
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "data")
@@ -748,9 +749,9 @@ def main(argv=None) -> int:
                    {"made_by": versions(torch, args.sources, keys), "tool": "tools/make_framework_oracles.py losses",
                     "cases": authors_losses(torch, args.sources)})
         return 0
-    from make_anchor_oracles import anchors  # noqa: E402  (same folder; needs the frameworks)
+    from make_anchor_oracles import anchors, torchvision_anchors  # noqa: E402  (same folder; needs the frameworks)
 
-    anchors(torch, args)
+    (torchvision_anchors if args.step == "torchvision" else anchors)(torch, args)
     return 0
 
 
