@@ -296,6 +296,32 @@ def test_fixtures_name_their_makers():
     assert AUTHORS["made_by"]["kemaloksuz/aLRPLoss"].startswith("2cfaa8e")
 
 
+@pytest.mark.parametrize("case", _cases(AUTHORS, {"rs-self-balance"}))
+def test_authors_rs_value_self_balance(case):
+    """``self_balance(L_rank + L_sort, L_box)`` against the released ``RankBasedATSSHead.loss`` (RS + its
+    ``SB_weight``): the summed value and its gradients w.r.t. the logits and the per-positive box losses.
+
+    Input mapping: the head's box term is ``sum(w * loss_bbox) / sum(w)`` with the positives' detached max
+    scores ``w`` (``sum(w)`` below its ``EPS`` counts as 1); that box term is what ours balances. With box
+    losses of exactly 0 the released code gives NaN (``0 * inf``); ours must be finite there (the checker
+    requires it) and gives ``L_rank + L_sort``.
+    """
+    def fn(t, p):
+        w = t["bbox_weights"].detach()
+        avg = w.sum() if float(w.sum()) >= p["EPS"] else torch.ones((), dtype=w.dtype)
+        box = (w * t["loss_bbox"]).sum() / avg
+        r, s = L.rank_sort_loss(t["logits"], t["targets"], delta=p["delta"])
+        return L.self_balance(r + s, box)
+
+    ref = case["value"]
+    total = sum(float(v) for v in ref)  # "nan" reads as NaN
+    _check(dict(case, value=total), fn, ("logits", "loss_bbox"))
+    if "zero-box" in case["name"]:
+        assert math.isnan(total)
+        t = _tensors(case)
+        assert float(fn(t, case["params"])) == pytest.approx(float(ref[0]) + float(ref[1]), rel=1e-6)
+
+
 @pytest.mark.parametrize("case", _cases(AUTHORS, {"ranking-no-positives"}))
 def test_authors_ranking_losses_without_positives(case):
     """The released RS, AP and aLRP forwards raise on a batch without positives; ours give 0 and a zero update."""

@@ -47,6 +47,8 @@ AUTHORS = {
     "ap": ("kemaloksuz+aLRPLoss", "2cfaa8ec3150692cca8b085221f1bd8c8c78db8e", "mmdet/models/losses/ap_loss.py"),
     "rs": ("kemaloksuz+RankSortLoss", "b41f64df70b1f8e3260e5c04015e0c7b59b339d9",
            "mmdet/models/losses/ranking_losses.py"),
+    "rs_head": ("kemaloksuz+RankSortLoss", "b41f64df70b1f8e3260e5c04015e0c7b59b339d9",
+                "mmdet/models/dense_heads/rank_based_atss_head.py"),
     "ecm": ("janghyuncho+ECM-Loss", "a6372408876e69b02c2d70817ed6b2f334400c12",
             "mmdet/models/losses/effective_class_margin_loss.py"),
     "ecm_utils": ("janghyuncho+ECM-Loss", "a6372408876e69b02c2d70817ed6b2f334400c12", "mmdet/models/losses/ecm_utils.py"),
@@ -430,6 +432,7 @@ def authors_losses(torch, sources: Path) -> list:
     cases = []
     cases += ranking_cases(torch, sources)
     cases += alrp_head_cases(torch, sources)
+    cases += rs_self_balance_cases(torch, sources)
     cases += ecm_cases(torch, sources)
     cases += iou_balanced_cases(torch, sources)
     cases += eqlv2_cases(torch, sources)
@@ -588,6 +591,56 @@ def alrp_head_cases(torch, sources: Path) -> list:
         cases.append({"name": f"alrp-head-period{period}", "loss": "alrp-head", "dtype": "float32",
                       "params": {"period": period, "init": 50.0, "delta": 1.0}, "iterations": iters,
                       "source": "aLRPLoss alrp_loss.aLRPLoss + alrp_loss_retina_head.aLRPLossRetinaHead.loss"})
+    return cases
+
+
+def rs_self_balance_cases(torch, sources: Path) -> list:
+    """RS loss's value-based self-balance: the released ``RankBasedATSSHead.loss`` statements, run as written.
+
+    From the ``RankSort`` call to ``losses_bbox *= self.SB_weight`` (the box loss averaged with the
+    positives' detached max scores as weights, then ``SB = (L_rank + L_sort) / L_box`` from detached values)
+    on given logits, RS targets, per-positive box losses and score weights. Recorded: ranking, sorting,
+    the balanced box term, ``SB_weight`` and the gradients of their sum w.r.t. the logits and box losses.
+    """
+    ns = authors_namespace(torch)
+    load_defs(source_text(sources, "rs"), ["RankSort"], ns)
+    tree = ast.parse(source_text(sources, "rs_head"))
+    loss_fn = next(n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body
+                   if isinstance(n, ast.FunctionDef) and n.name == "loss")
+    branch = next(n for n in ast.walk(loss_fn) if isinstance(n, ast.If) and "len(pos_inds)" in ast.unparse(n.test))
+    first = next(i for i, st in enumerate(branch.body) if "loss_rank.apply" in ast.unparse(st))
+    last = next(i for i, st in enumerate(branch.body) if "losses_bbox *= self.SB_weight" in ast.unparse(st))
+    block = compile(ast.Module(body=branch.body[first:last + 1], type_ignores=[]), "<rs head>", "exec")
+    eps = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+               and any(getattr(t, "id", None) == "EPS" for t in n.targets))
+    g = torch.Generator().manual_seed(37)
+    cases = []
+    sets = {k: v for k, v in _ranking_inputs(torch).items() if k in ("random", "ties", "one_positive")}
+    for key, (logits, labels) in sets.items():
+        n_pos = int(sum(1 for y in labels if y == 1))
+        ious = (torch.rand(n_pos, generator=g, dtype=torch.float64) * 0.8 + 0.15).tolist()
+        it = iter(ious)
+        targets = [next(it) if y == 1 else y for y in labels]
+        box = (torch.rand(n_pos, generator=g, dtype=torch.float64) * 1.5).tolist()
+        weights = (torch.rand(n_pos, generator=g, dtype=torch.float64) * 0.9 + 0.05).tolist()
+        variants = {"": (box, weights), "-tiny-weights": (box, [1e-14] * n_pos), "-zero-box": ([0.0] * n_pos, weights)}
+        for suffix, (b, w) in variants.items():
+            head = types.SimpleNamespace(loss_rank=ns["RankSort"], delta=0.5, SB_weight=None)
+            x = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
+            lb = torch.tensor(b, dtype=torch.float32, requires_grad=True)
+            local = {"self": head, "flat_preds": x, "flat_labels": torch.tensor(targets, dtype=torch.float32),
+                     "loss_bbox": lb, "bbox_weights": torch.tensor(w, dtype=torch.float32), "torch": torch, "EPS": eps}
+            exec(block, dict(local), local)
+            r, srt, bx = local["ranking_loss"], local["sorting_loss"], local["losses_bbox"]
+            gx, gl = torch.autograd.grad(r + srt + bx, [x, lb])
+            fin = lambda v: v if math.isfinite(v) else str(v)  # noqa: E731
+            cases.append({"name": f"rs-self-balance-{key}{suffix}", "loss": "rs-self-balance", "dtype": "float32",
+                          "inputs": {"logits": logits, "targets": targets, "loss_bbox": b, "bbox_weights": w},
+                          "params": {"delta": 0.5, "EPS": eps},
+                          "value": [fin(float(r.detach())), fin(float(srt.detach())), fin(float(bx.detach()))],
+                          "sb_weight": fin(float(head.SB_weight)),
+                          "grad": {"logits": tolist(gx), "loss_bbox": tolist(gl)},
+                          "source": "RankSortLoss rank_based_atss_head.RankBasedATSSHead.loss (RankSort + self-balance)"})
     return cases
 
 

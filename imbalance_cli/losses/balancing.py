@@ -28,15 +28,20 @@ def fixed_weights(losses: Mapping[str, Tensor], weights: Mapping[str, float] | N
     return sum(float(weights.get(name, 1.0)) * value for name, value in losses.items())
 
 
-def self_balance(cls_loss: Tensor, box_loss: Tensor, eps: float = 1e-12) -> Tensor:
+def self_balance(cls_loss: Tensor, box_loss: Tensor) -> Tensor:
     """Value-based self-balance of RS loss (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. Eq. S17 with ``λ_box = L_RS / L_box``).
 
     Returns ``L_cls + λ L_box`` with ``λ = L_cls / L_box`` recomputed every iteration from detached
-    values (tuning-free; Table S1). ``λ = 0`` when the box loss is zero.
+    values (tuning-free; Table S1), as the released head computes it (kemaloksuz/RankSortLoss b41f64d,
+    ``mmdet/models/dense_heads/rank_based_atss_head.py``, ``RankBasedATSSHead.loss``:
+    ``SB_weight = (ranking_loss + sorting_loss).detach() / float(losses_bbox.item())``), however small
+    the box loss. Where the box loss is exactly 0 (or the ratio overflows) the released code gives
+    ``0 * inf = NaN``; here ``λ = 0`` and the result is ``L_cls``.
     """
     with torch.no_grad():
         box = box_loss.detach()
-        lam = torch.where(box.abs() > eps, cls_loss.detach() / box.clamp(min=eps), torch.zeros_like(box))
+        lam = cls_loss.detach() / box
+        lam = torch.where((box != 0) & torch.isfinite(lam), lam, torch.zeros_like(lam))
     return cls_loss + lam * box_loss
 
 
