@@ -322,6 +322,18 @@ def test_authors_rs_value_self_balance(case):
         assert float(fn(t, case["params"])) == pytest.approx(float(ref[0]) + float(ref[1]), rel=1e-6)
 
 
+@pytest.mark.parametrize("case", _cases(AUTHORS, {"guided"}))
+def test_authors_guided_loss(case):
+    """``guided_loss(cls, reg)`` against the sampling-free first release's RetinaNet block (its learnable scale at
+    its initial 1): the summed value and the gradients w.r.t. both losses. Where ``L_cls`` is 0 the release gives
+    NaN (``inf * 0``); ours must be finite there (the checker requires it) and equals ``L_reg``."""
+    fn = lambda t, p: L.guided_loss(t["cls_loss"], t["reg_loss"], w_reg=p["w_reg"])  # noqa: E731
+    case = dict(case, value=float(case["value"]), grad={k: float(v) for k, v in case["grad"].items()})
+    _check(case, fn, ("cls_loss", "reg_loss"))
+    if case["name"] == "guided-zero-cls":
+        assert float(fn(_tensors(case), case["params"])) == pytest.approx(case["inputs"]["reg_loss"])
+
+
 @pytest.mark.parametrize("case", _cases(AUTHORS, {"ranking-no-positives"}))
 def test_authors_ranking_losses_without_positives(case):
     """The released RS, AP and aLRP forwards raise on a batch without positives; ours give 0 and a zero update."""

@@ -57,6 +57,8 @@ AUTHORS = {
     "eqlv2": ("tztztztztz+eqlv2", None, "mmdet/models/losses/eqlv2.py"),
     "bags": ("FishYuLi+BalancedGroupSoftmax", "90e04fd8ccecd2bc61bbe6053a741ae708da2794",
              "mmdet/models/bbox_heads/gs_bbox_head_with0.py"),
+    "guided": ("chenjoya+sampling-free", "1e93d9a606935d68d87142ed6d9e73f0865a84bc",
+               "sampling_free/modeling/rpn/retinanet/loss.py"),
     "detectron2": ("facebookresearch+detectron2", None, ""),
 }
 
@@ -433,6 +435,7 @@ def authors_losses(torch, sources: Path) -> list:
     cases += ranking_cases(torch, sources)
     cases += alrp_head_cases(torch, sources)
     cases += rs_self_balance_cases(torch, sources)
+    cases += guided_cases(torch, sources)
     cases += ecm_cases(torch, sources)
     cases += iou_balanced_cases(torch, sources)
     cases += eqlv2_cases(torch, sources)
@@ -644,6 +647,42 @@ def rs_self_balance_cases(torch, sources: Path) -> list:
     return cases
 
 
+def guided_cases(torch, sources: Path) -> list:
+    """Guided loss: the ``if self.sampling_free:`` block of the first release's ``RetinaNetLossComputation.__call__``.
+
+    Run as written on given classification and regression loss values, its learnable ``self.delta`` at its
+    initial value 1 (``norm = -log delta^2 = 0``). Recorded: the returned terms and the gradients of their
+    sum w.r.t. both losses. (The repository's later ``GuidedLoss`` module, with a ratio frozen after 100
+    warm-up iterations and learnable uncertainty weights, is a different rule and not held here.)
+    """
+    tree = ast.parse(source_text(sources, "guided"))
+    call = next(n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body
+                if isinstance(n, ast.FunctionDef) and n.name == "__call__")
+    branch = next(n for n in ast.walk(call) if isinstance(n, ast.If) and "self.sampling_free" in ast.unparse(n.test))
+    fn = ast.FunctionDef(name="guided", args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in (
+        "self", "retinanet_cls_loss", "retinanet_regression_loss")], kwonlyargs=[], kw_defaults=[], defaults=[]),
+        body=branch.body, decorator_list=[], returns=None, type_params=[])
+    ns = {"torch": torch}
+    exec(compile(ast.fix_missing_locations(ast.Module(body=[fn], type_ignores=[])), "<guided>", "exec"), ns)
+    cases = []
+    for name, (c, r) in {"ordinary": (0.9, 0.3), "small-cls": (1e-3, 2.0), "tiny-cls": (1e-14, 0.7),
+                         "zero-reg": (5.0, 0.0), "zero-cls": (0.0, 0.5), "large": (1234.5, 0.02)}.items():
+        head = types.SimpleNamespace(delta=torch.nn.Parameter(torch.ones(1)))
+        cl = torch.tensor(c, dtype=torch.float32, requires_grad=True)
+        rl = torch.tensor(r, dtype=torch.float32, requires_grad=True)
+        out = ns["guided"](head, cl, rl)
+        total = out["retinanet_cls_loss"].sum() + out["retinanet_regression_loss"] + out["norm"].sum()
+        gc, gr = torch.autograd.grad(total, [cl, rl])
+        fin = lambda v: v if math.isfinite(v) else str(v)  # noqa: E731
+        cases.append({"name": f"guided-{name}", "loss": "guided", "dtype": "float32",
+                      "inputs": {"cls_loss": c, "reg_loss": r}, "params": {"w_reg": 1.0, "delta": 1.0},
+                      "value": fin(float(total.detach())),
+                      "terms": {k: fin(float(v.detach().sum())) for k, v in out.items()},
+                      "grad": {"cls_loss": fin(float(gc)), "reg_loss": fin(float(gr))},
+                      "source": "sampling-free rpn/retinanet/loss.py RetinaNetLossComputation.__call__ (sampling_free)"})
+    return cases
+
+
 def ecm_cases(torch, sources: Path) -> list:
     ns = authors_namespace(torch)
     ns["accuracy"] = None
@@ -797,7 +836,7 @@ def main(argv=None) -> int:
         write_json(args.out / "mmdet-oracle" / "losses.json",
                    {"made_by": versions(torch, args.sources, []), "tool": "tools/make_framework_oracles.py losses",
                     "cases": mmdet_losses(torch)})
-        keys = ["alrp", "rs", "ecm", "ioub", "eqlv2", "bags"]
+        keys = ["alrp", "rs", "ecm", "ioub", "eqlv2", "bags", "guided"]
         write_json(args.out / "authors-oracle" / "losses.json",
                    {"made_by": versions(torch, args.sources, keys), "tool": "tools/make_framework_oracles.py losses",
                     "cases": authors_losses(torch, args.sources)})
