@@ -334,6 +334,40 @@ def test_authors_guided_loss(case):
         assert float(fn(_tensors(case), case["params"])) == pytest.approx(case["inputs"]["reg_loss"])
 
 
+_CB_PATH = DATA / "authors-oracle" / "class_balanced.json"
+CB = json.loads(_CB_PATH.read_text()) if _CB_PATH.exists() else {"cases": []}
+
+
+@pytest.mark.parametrize("case", _cases(CB, {"class-balanced"}))
+def test_authors_class_balanced(case):
+    """``class_balanced`` against the authors' TensorFlow code (class-balanced-loss ``src/cifar_main.py``: the
+    weights of ``main``, the softmax / sigmoid / focal branches of ``_tower_fn``, ``focal_loss``).
+
+    Mapping: their softmax loss is ``tf.losses.softmax_cross_entropy`` with per-sample weights (sum over the
+    N nonzero weights) -> ours "mean"; their sigmoid and focal losses are summed and divided by the number of
+    positives (N, one per sample) -> ours "sum" / N; their focal loss has no alpha -> ``alpha=-1``.
+    """
+    p = case["params"]
+    counts = case["inputs"]["counts"]
+    np.testing.assert_allclose(L.class_balanced_weights(counts, p["beta"]), case["weights"], rtol=1e-12)
+
+    def fn(t, q):
+        x, y = t["logits"], t["labels"]
+        if q["loss"] == "softmax":
+            return L.class_balanced(x, y, counts, beta=q["beta"], loss="softmax", reduction="mean")
+        onehot = torch.nn.functional.one_hot(y, x.shape[1]).to(x.dtype)
+        out = L.class_balanced(x, onehot, counts, beta=q["beta"], loss=q["loss"], gamma=q["gamma"], alpha=-1.0,
+                               reduction="sum")
+        return out / x.shape[0]
+
+    _check(case, fn, ("logits",))
+
+
+def test_class_balanced_oracle_present():
+    """The TensorFlow fixture is in the repository (the test above must not silently collect nothing)."""
+    assert CB["cases"] and CB["made_by"]["tensorflow"].startswith("2.")
+
+
 @pytest.mark.parametrize("case", _cases(AUTHORS, {"ranking-no-positives"}))
 def test_authors_ranking_losses_without_positives(case):
     """The released RS, AP and aLRP forwards raise on a batch without positives; ours give 0 and a zero update."""

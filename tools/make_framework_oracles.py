@@ -10,6 +10,7 @@ Not run by CI (it needs the frameworks); the files it writes are, by ``tests/tes
     /work/venvs/mmdet/bin/python tools/make_framework_oracles.py losses  --sources /work/.mirror
     /work/venvs/mmdet/bin/python tools/make_framework_oracles.py anchors --sources /work/.mirror
     /work/venvs/mmdet/bin/python tools/make_framework_oracles.py torchvision   # rpn, ssd300: torchvision's models
+    /work/venvs/tf/bin/python tools/make_framework_oracles.py class-balanced   # a venv with tensorflow-cpu 2.21
 
 ``--sources`` holds git mirrors of the authors' repositories and detectron2, one folder per
 ``owner+name`` with the git directory at ``repo`` or ``repo/.git`` (what the session's fetch tool
@@ -59,6 +60,7 @@ AUTHORS = {
              "mmdet/models/bbox_heads/gs_bbox_head_with0.py"),
     "guided": ("chenjoya+sampling-free", "1e93d9a606935d68d87142ed6d9e73f0865a84bc",
                "sampling_free/modeling/rpn/retinanet/loss.py"),
+    "class_balanced": ("richardaecn+class-balanced-loss", "1d7857208a2abc03d84e35a9d5383af8225d4b4d", "src/cifar_main.py"),
     "detectron2": ("facebookresearch+detectron2", None, ""),
 }
 
@@ -795,6 +797,63 @@ def eqlv2_cases(torch, sources: Path) -> list:
              "source": "eqlv2 eqlv2.EQLv2"}]
 
 
+def class_balanced_cases(sources: Path) -> dict:
+    """Class-balanced loss (Cui et al., CVPR 2019) from the authors' TensorFlow code, run as written in TF 2 eager.
+
+    From ``src/cifar_main.py``: the class weights as ``main`` computes them (``(1 - beta) / (1 - beta^n)``,
+    normalised to sum to C), ``focal_loss``, and the statements of ``_tower_fn`` from ``one_hot_labels`` to the
+    three loss branches ("softmax", "sigmoid", "focal"), with ``tf`` bound to ``tf.compat.v1`` (the code is
+    TF 1). Recorded: the tower loss (without the weight decay term, which needs the model) and its gradient
+    w.r.t. the logits (``tf.GradientTape``), in float32 as their code casts.
+    """
+    import numpy as np
+    import tensorflow as tf2
+
+    tf = tf2.compat.v1
+    text = source_text(sources, "class_balanced")
+    tree = ast.parse(text)
+    ns = {"tf": tf, "np": np}
+    load_defs(text, ["focal_loss"], ns)
+    tower = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_tower_fn")
+    first = next(i for i, st in enumerate(tower.body) if "one_hot_labels = " in ast.unparse(st))
+    last = next(i for i, st in enumerate(tower.body) if "model_params = " in ast.unparse(st))
+    block = compile(ast.Module(body=tower.body[first:last], type_ignores=[]), "<cb tower>", "exec")
+    main_fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+    w_first = next(i for i, st in enumerate(main_fn.body) if "effective_num = " in ast.unparse(st))
+    w_block = compile(ast.Module(body=main_fn.body[w_first:w_first + 3], type_ignores=[]), "<cb weights>", "exec")
+    rng = np.random.default_rng(41)
+    cases = []
+    for name, counts, beta, n in (("cifar-like", [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50], 0.999, 24),
+                                  ("beta-0.9999", [4000, 400, 40, 4, 1], 0.9999, 12),
+                                  ("beta-0.9", [300, 30, 3], 0.9, 9)):
+        C = len(counts)
+        local = {"np": np, "hparams": {"beta": beta, "data_version": str(C)}, "img_num_per_cls": counts}
+        exec(w_block, dict(local), local)
+        weights = local["weights"]
+        logits = (rng.standard_normal((n, C)) * 2.5).astype(np.float32)
+        logits[0, 0] = 30.0
+        logits[1, 1 % C] = -25.0
+        labels = [int(v) for v in rng.integers(0, C, n)]
+        for loss_type, gamma in (("softmax", 1.0), ("sigmoid", 1.0), ("focal", 2.0), ("focal", 0.5)):
+            x = tf2.Variable(logits)
+            with tf2.GradientTape() as tape:
+                loc = dict(ns, logits=x, label=tf2.constant(labels), num_classes=C, weights=weights,
+                           loss_type=loss_type, gamma=gamma)
+                exec(block, loc, loc)
+                out = loc["tower_loss"]
+            grad = tape.gradient(out, x)
+            cases.append({"name": f"class-balanced-{name}-{loss_type}-g{gamma}", "loss": "class-balanced",
+                          "dtype": "float32", "inputs": {"logits": logits.tolist(), "labels": {"int": labels},
+                                                         "counts": counts},
+                          "params": {"beta": beta, "loss": loss_type, "gamma": gamma},
+                          "weights": [float(v) for v in weights], "value": [float(out.numpy())],
+                          "grad": {"logits": grad.numpy().astype(np.float64).tolist()},
+                          "source": "class-balanced-loss src/cifar_main.py (main weights, _tower_fn losses, focal_loss)"})
+    return {"made_by": {"tensorflow": tf2.__version__, "python": sys.version.split()[0],
+                        "richardaecn/class-balanced-loss": commit_of(sources, "class_balanced")},
+            "tool": "tools/make_framework_oracles.py class-balanced", "cases": cases}
+
+
 # ------------------------------------------------------------------------------------------ main
 def versions(torch, sources: Path, keys) -> dict:
     import mmcv
@@ -818,7 +877,7 @@ def write_json(path: Path, data) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=["install", "losses", "anchors", "torchvision"])
+    ap.add_argument("step", choices=["install", "losses", "anchors", "torchvision", "class-balanced"])
     ap.add_argument("--venv", type=Path, default=VENV)
     ap.add_argument("--sources", type=Path, default=Path("/work/.mirror"))
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "data")
@@ -827,6 +886,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.step == "install":
         install(args.venv)
+        return 0
+    if args.step == "class-balanced":  # TensorFlow, its own venv: python -m venv V && V/bin/pip install tensorflow-cpu
+        write_json(args.out / "authors-oracle" / "class_balanced.json", class_balanced_cases(args.sources))
         return 0
     stub_mmcv_ext()
     import torch
