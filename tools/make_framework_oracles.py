@@ -126,6 +126,18 @@ def load_defs(text: str, names: list[str], namespace: dict) -> dict:
     return namespace
 
 
+def head_block(text: str, test: str, start: str, end: str | None, label: str):
+    """Compile statements of a head's ``loss`` method, as written: in the ``if`` whose test contains ``test``,
+    from the statement containing ``start`` through the one containing ``end`` (or the branch's end)."""
+    tree = ast.parse(text)
+    loss_fn = next(n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body
+                   if isinstance(n, ast.FunctionDef) and n.name == "loss")
+    branch = next(n for n in ast.walk(loss_fn) if isinstance(n, ast.If) and test in ast.unparse(n.test))
+    first = next(i for i, st in enumerate(branch.body) if start in ast.unparse(st))
+    last = len(branch.body) - 1 if end is None else next(i for i, st in enumerate(branch.body) if end in ast.unparse(st))
+    return compile(ast.Module(body=branch.body[first:last + 1], type_ignores=[]), label, "exec")
+
+
 class _Registry:
     def register_module(self, *a, **k):
         return lambda cls: cls
@@ -561,12 +573,7 @@ def alrp_head_cases(torch, sources: Path) -> list:
 
     ns = authors_namespace(torch)
     load_defs(source_text(sources, "alrp"), ["aLRPLoss"], ns)
-    tree = ast.parse(source_text(sources, "alrp_head"))
-    loss_fn = next(n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body
-                   if isinstance(n, ast.FunctionDef) and n.name == "loss")
-    branch = next(n for n in ast.walk(loss_fn) if isinstance(n, ast.If) and "pos_idx.sum()" in ast.unparse(n.test))
-    first = next(i for i, s in enumerate(branch.body) if "aLRP_Loss.apply" in ast.unparse(s))
-    block = compile(ast.Module(body=branch.body[first:], type_ignores=[]), "<alrp head>", "exec")
+    block = head_block(source_text(sources, "alrp_head"), "pos_idx.sum()", "aLRP_Loss.apply", None, "<alrp head>")
     ranking = _ranking_inputs(torch)
     g = torch.Generator().manual_seed(9)
     cases = []
@@ -609,13 +616,9 @@ def rs_self_balance_cases(torch, sources: Path) -> list:
     """
     ns = authors_namespace(torch)
     load_defs(source_text(sources, "rs"), ["RankSort"], ns)
-    tree = ast.parse(source_text(sources, "rs_head"))
-    loss_fn = next(n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body
-                   if isinstance(n, ast.FunctionDef) and n.name == "loss")
-    branch = next(n for n in ast.walk(loss_fn) if isinstance(n, ast.If) and "len(pos_inds)" in ast.unparse(n.test))
-    first = next(i for i, st in enumerate(branch.body) if "loss_rank.apply" in ast.unparse(st))
-    last = next(i for i, st in enumerate(branch.body) if "losses_bbox *= self.SB_weight" in ast.unparse(st))
-    block = compile(ast.Module(body=branch.body[first:last + 1], type_ignores=[]), "<rs head>", "exec")
+    text = source_text(sources, "rs_head")
+    tree = ast.parse(text)
+    block = head_block(text, "len(pos_inds)", "loss_rank.apply", "losses_bbox *= self.SB_weight", "<rs head>")
     eps = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
                and any(getattr(t, "id", None) == "EPS" for t in n.targets))
     g = torch.Generator().manual_seed(37)
