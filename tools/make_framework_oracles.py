@@ -251,6 +251,15 @@ def mmdet_losses(torch) -> list:
                                 reduction="none")
         cases.append(case(f"focal-{dtype}", "focal", dtype, inputs, {"gamma": 2.0, "alpha": 0.25}, value[0], grads,
                           source="mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss"))
+    # gamma < 1 with confidently right negatives: 1 - p_t must not be formed by subtraction (a NaN gradient
+    # otherwise). A positive whose sigmoid rounds to 1 gives NaN in mmdetection too (0^gamma): left out.
+    inputs = {"pred": [[12.0, -30.0, 0.7], [-20.0, 18.0, -1.5]], "target": [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]}
+    for gamma, alpha in ((0.5, 0.25), (0.5, 0.75), (1.5, 0.5)):
+        value, grads = run_case(torch, fl.py_sigmoid_focal_loss, inputs, "float32", ("pred",), gamma=gamma, alpha=alpha,
+                                reduction="none")
+        cases.append(case(f"focal-gamma{gamma}-alpha{alpha}-float32", "focal", "float32", inputs,
+                          {"gamma": gamma, "alpha": alpha}, value[0], grads,
+                          source="mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss"))
     cases += empty_cases(torch, il, bl1, sl1, fl)
     cases += ghm_cases(torch, ghm_loss)
     cases += seesaw_cases(torch)
