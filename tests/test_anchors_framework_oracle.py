@@ -8,6 +8,10 @@ Expected values: ``tests/data/mmdet-oracle/anchors.json`` (mmdetection 3.3.0: ``
 ``Matcher``), made by ``tools/make_framework_oracles.py anchors`` on the bundled COCO subsets and on the
 small synthetic files stored in the fixtures (integer boxes, the issue's examples, exact ATSS ties,
 tiny, degenerate and border boxes, an image without boxes).
+``tests/data/torchvision-models-oracle/anchors.json``: ``rpn`` and ``ssd300`` from torchvision 0.28's own
+``fasterrcnn_resnet50_fpn`` (transform, backbone feature sizes, ``rpn.anchor_generator``,
+``rpn.assign_targets_to_anchors``) and ``ssd300_vgg16`` (transform, ``DefaultBoxGenerator``, ``SSDMatcher``),
+made by ``tools/make_framework_oracles.py torchvision`` on both COCO subsets and two synthetic files.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from imbalance_cli.stats.anchors import label_anchors
 DATA = Path(__file__).parent / "data"
 EXAMPLES = Path(__file__).parent.parent / "examples" / "data"
 ORACLES = {"mmdet": json.loads((DATA / "mmdet-oracle" / "anchors.json").read_text()),
-           "detectron2": json.loads((DATA / "detectron2-oracle" / "anchors.json").read_text())}
-PRESETS = {"mmdet": ("mmdet-retinanet", "atss", "fcos"), "detectron2": ("detectron2-retinanet",)}
+           "detectron2": json.loads((DATA / "detectron2-oracle" / "anchors.json").read_text()),
+           "torchvision": json.loads((DATA / "torchvision-models-oracle" / "anchors.json").read_text())}
+PRESETS = {"mmdet": ("mmdet-retinanet", "atss", "fcos"), "detectron2": ("detectron2-retinanet",),
+           "torchvision": ("rpn", "ssd300")}
 _LOADED: dict = {}
 
 
@@ -61,7 +67,8 @@ def test_per_image_labels_equal_the_framework(framework, name, preset, tmp_path_
     for rec in entry["images"]:
         k = row_of[rec["image_id"]]
         exp = rec[preset]
-        assert (int(lab.padded_h[k]), int(lab.padded_w[k])) == tuple(rec["padded"]), rec["image_id"]
+        padded = rec["padded"] if "padded" in rec else exp["padded"]  # torchvision's: per model
+        assert (int(lab.padded_h[k]), int(lab.padded_w[k])) == tuple(padded), rec["image_id"]
         assert int(nbox[k]) == rec["boxes"], (rec["image_id"], "boxes kept")
         got = {f: int(per[f][k]) for f in ("anchors", "foreground", "ignored", "background")}
         assert got == {f: exp[f] for f in got}, (rec["image_id"], got, exp)
@@ -78,3 +85,14 @@ def test_the_issue_examples_are_in_the_fixtures():
     assert atss["foreground"] == 9 and atss["per_class_positive"] == {"1": 7, "2": 2}
     assert ORACLES["mmdet"]["made_by"]["mmdet"] == "3.3.0"
     assert ORACLES["detectron2"]["made_by"]["facebookresearch/detectron2"].startswith("02b5c4e")
+
+
+def test_torchvision_models_oracle_totals_and_versions():
+    """The bundled val subset's totals from torchvision's own models (the README's table quotes them)."""
+    tv = ORACLES["torchvision"]
+    assert tv["made_by"]["torchvision"].startswith("0.28") and tv["made_by"]["torch"].startswith("2.13")
+    images = tv["datasets"]["coco-mini_instances_val2017"]["images"]
+    tot = {p: [sum(r[p][k] for r in images) for k in ("anchors", "foreground", "ignored", "background")]
+           for p in ("rpn", "ssd300")}
+    assert tot == {"rpn": [17965551, 3789, 89847, 17871915], "ssd300": [689828, 2405, 0, 687423]}
+    assert all(r["ssd300"]["anchors"] == 8732 for r in images)

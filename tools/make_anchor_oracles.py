@@ -247,3 +247,111 @@ def anchors(torch, args) -> None:
         print(name, "done")
     write_json(args.out / "detectron2-oracle" / "anchors.json", d2_out)
     write_json(args.out / "mmdet-oracle" / "anchors.json", mm_out)
+
+
+# ------------------------------------------------------------------------------------------ torchvision models
+def _torchvision_boxes(torch, coco: dict):
+    """Per image: float32 xyxy boxes and category ids as torchvision's references build them.
+
+    The same rule as ``shared/tools/make_torchvision_oracle.py`` (which holds ``retinanet``): x2 = float32 x1 +
+    float32 w, crowd boxes and boxes with w <= 0 or h <= 0 left out, not clipped.
+    """
+    by = {}
+    for a in coco["annotations"]:
+        by.setdefault(a["image_id"], []).append(a)
+    for im in coco["images"]:
+        boxes, cats = [], []
+        for a in by.get(im["id"], []):
+            if a.get("iscrowd", 0):
+                continue
+            x, y, w, h = a["bbox"]
+            if not (w > 0 and h > 0):
+                continue
+            t = torch.tensor([x, y, w, h], dtype=torch.float32)
+            t[2:] += t[:2]
+            boxes.append(t.tolist())
+            cats.append(a["category_id"])
+        yield im, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), cats
+
+
+def torchvision_dataset(torch, tv, coco: dict) -> list:
+    """``rpn`` and ``ssd300`` labels per image from torchvision's own models, built without weights.
+
+    rpn: ``fasterrcnn_resnet50_fpn``'s ``transform`` (800 / 1333, pad 32), its backbone run on the padded
+    image for the feature map sizes, ``rpn.anchor_generator`` and ``rpn.assign_targets_to_anchors``
+    (``box_iou`` + ``Matcher(0.7, 0.3, allow_low_quality_matches=True)``: 1 foreground, 0 background,
+    -1 discarded). ssd300: ``ssd300_vgg16``'s ``transform`` (fixed 300 x 300), its VGG backbone's feature
+    maps, ``anchor_generator`` (``DefaultBoxGenerator``) and ``proposal_matcher`` (``SSDMatcher(0.5)``) on
+    ``box_iou``, foreground ``matched_idxs >= 0`` as ``SSD.compute_loss`` takes it (no ignored zone).
+    """
+    out = []
+    feats_cache: dict = {}
+
+    def features(model, key, tensors):
+        shape = tuple(tensors.shape[-2:])
+        if (key, shape) not in feats_cache:
+            with torch.no_grad():
+                f = model.backbone(tensors)
+            f = list(f.values()) if isinstance(f, dict) else [f]
+            feats_cache[(key, shape)] = [torch.zeros(1, 1, *x.shape[-2:]) for x in f]
+        return feats_cache[(key, shape)]
+
+    for im, boxes, cats in _torchvision_boxes(torch, coco):
+        h, w = im["height"], im["width"]
+        row = {"image_id": im["id"], "boxes": len(cats)}
+        for name, model in (("rpn", tv.frcnn), ("ssd300", tv.ssd)):
+            target = [{"boxes": boxes.clone(), "labels": torch.zeros(len(cats), dtype=torch.int64)}]
+            images, targets = model.transform([torch.zeros(3, h, w)], target)
+            feats = features(model, name, images.tensors)
+            if name == "rpn":
+                anchors = model.rpn.anchor_generator(images, feats)
+                labels, _ = model.rpn.assign_targets_to_anchors(anchors, targets)
+                labels = labels[0]
+                fg, ign = labels == 1, labels == -1
+                idx = (model.rpn.proposal_matcher(model.rpn.box_similarity(targets[0]["boxes"], anchors[0]))
+                       if len(cats) else None)
+            else:
+                anchors = model.anchor_generator(images, feats)
+                if len(cats):
+                    idx = model.proposal_matcher(tv.box_iou(targets[0]["boxes"], anchors[0]))
+                else:
+                    idx = torch.full((len(anchors[0]),), -1, dtype=torch.int64)
+                fg, ign = idx >= 0, torch.zeros(len(idx), dtype=torch.bool)
+            n = len(anchors[0])
+            matched = [cats[k] for k in idx[fg].tolist()] if len(cats) else []
+            row[name] = _record({"resized": list(images.image_sizes[0]), "padded": list(images.tensors.shape[-2:]),
+                                 "feature_maps": [list(f.shape[-2:]) for f in feats]},
+                                None, matched, int(fg.sum()), int(ign.sum()), n)
+        out.append(row)
+    return out
+
+
+def torchvision_anchors(torch, args) -> None:
+    """The ``torchvision`` step: ``tests/data/torchvision-models-oracle/anchors.json`` for ``rpn`` and ``ssd300``."""
+    sys.path.insert(0, "/work/shared/tools")
+    import tvshim  # noqa: F401  (torchvision's pure-Python parts on a CPU torch without its C ops)
+    import torchvision
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn, ssd300_vgg16
+    from torchvision.ops import box_iou
+
+    from make_framework_oracles import write_json
+
+    torch.manual_seed(0)
+    tv = types.SimpleNamespace(frcnn=fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).train(),
+                               ssd=ssd300_vgg16(weights=None, weights_backbone=None).train(), box_iou=box_iou)
+    files = {**bundled(), **{k: v for k, v in synthetic().items() if k in ("integer-boxes", "tiny-border-empty")}}
+    res = {"made_by": {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": sys.version.split()[0]},
+           "tool": "tools/make_framework_oracles.py torchvision",
+           "conventions": ("boxes as torchvision's references build them (float32 x1 + float32 w; crowd, w <= 0 and "
+                           "h <= 0 left out; not clipped); each image a batch of one through the model's own "
+                           "GeneralizedRCNNTransform in training mode; feature map sizes from the model's own "
+                           "backbone on the padded image (random weights); rpn: rpn.anchor_generator + "
+                           "rpn.assign_targets_to_anchors (ignored = label -1); ssd300: anchor_generator + "
+                           "proposal_matcher on box_iou, foreground = matched_idxs >= 0"),
+           "datasets": {}}
+    with torch.no_grad():
+        for name, coco in files.items():
+            inline = None if name.startswith("coco-mini") else coco
+            res["datasets"][name] = {"coco": inline, "images": torchvision_dataset(torch, tv, coco)}
+            print(name, "done")
+    write_json(args.out / "torchvision-models-oracle" / "anchors.json", res)

@@ -9,6 +9,8 @@ Not run by CI (it needs the frameworks); the files it writes are, by ``tests/tes
                                                               # detectron2's pure-Python dependencies
     /work/venvs/mmdet/bin/python tools/make_framework_oracles.py losses  --sources /work/.mirror
     /work/venvs/mmdet/bin/python tools/make_framework_oracles.py anchors --sources /work/.mirror
+    /work/venvs/mmdet/bin/python tools/make_framework_oracles.py torchvision   # rpn, ssd300: torchvision's models
+    /work/venvs/tf/bin/python tools/make_framework_oracles.py class-balanced   # a venv with tensorflow-cpu 2.21
 
 ``--sources`` holds git mirrors of the authors' repositories and detectron2, one folder per
 ``owner+name`` with the git directory at ``repo`` or ``repo/.git`` (what the session's fetch tool
@@ -46,6 +48,8 @@ AUTHORS = {
     "ap": ("kemaloksuz+aLRPLoss", "2cfaa8ec3150692cca8b085221f1bd8c8c78db8e", "mmdet/models/losses/ap_loss.py"),
     "rs": ("kemaloksuz+RankSortLoss", "b41f64df70b1f8e3260e5c04015e0c7b59b339d9",
            "mmdet/models/losses/ranking_losses.py"),
+    "rs_head": ("kemaloksuz+RankSortLoss", "b41f64df70b1f8e3260e5c04015e0c7b59b339d9",
+                "mmdet/models/dense_heads/rank_based_atss_head.py"),
     "ecm": ("janghyuncho+ECM-Loss", "a6372408876e69b02c2d70817ed6b2f334400c12",
             "mmdet/models/losses/effective_class_margin_loss.py"),
     "ecm_utils": ("janghyuncho+ECM-Loss", "a6372408876e69b02c2d70817ed6b2f334400c12", "mmdet/models/losses/ecm_utils.py"),
@@ -54,6 +58,9 @@ AUTHORS = {
     "eqlv2": ("tztztztztz+eqlv2", None, "mmdet/models/losses/eqlv2.py"),
     "bags": ("FishYuLi+BalancedGroupSoftmax", "90e04fd8ccecd2bc61bbe6053a741ae708da2794",
              "mmdet/models/bbox_heads/gs_bbox_head_with0.py"),
+    "guided": ("chenjoya+sampling-free", "1e93d9a606935d68d87142ed6d9e73f0865a84bc",
+               "sampling_free/modeling/rpn/retinanet/loss.py"),
+    "class_balanced": ("richardaecn+class-balanced-loss", "1d7857208a2abc03d84e35a9d5383af8225d4b4d", "src/cifar_main.py"),
     "detectron2": ("facebookresearch+detectron2", None, ""),
 }
 
@@ -117,6 +124,18 @@ def load_defs(text: str, names: list[str], namespace: dict) -> dict:
         raise SystemExit(f"not found in source: {sorted(missing)}")
     exec(compile(ast.Module(body=keep, type_ignores=[]), "<authors>", "exec"), namespace)
     return namespace
+
+
+def head_block(text: str, test: str, start: str, end: str | None, label: str):
+    """Compile statements of a head's ``loss`` method, as written: in the ``if`` whose test contains ``test``,
+    from the statement containing ``start`` through the one containing ``end`` (or the branch's end)."""
+    tree = ast.parse(text)
+    loss_fn = next(n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body
+                   if isinstance(n, ast.FunctionDef) and n.name == "loss")
+    branch = next(n for n in ast.walk(loss_fn) if isinstance(n, ast.If) and test in ast.unparse(n.test))
+    first = next(i for i, st in enumerate(branch.body) if start in ast.unparse(st))
+    last = len(branch.body) - 1 if end is None else next(i for i, st in enumerate(branch.body) if end in ast.unparse(st))
+    return compile(ast.Module(body=branch.body[first:last + 1], type_ignores=[]), label, "exec")
 
 
 class _Registry:
@@ -232,9 +251,20 @@ def mmdet_losses(torch) -> list:
                                 reduction="none")
         cases.append(case(f"focal-{dtype}", "focal", dtype, inputs, {"gamma": 2.0, "alpha": 0.25}, value[0], grads,
                           source="mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss"))
+    # gamma < 1 with confidently right negatives: 1 - p_t must not be formed by subtraction (a NaN gradient
+    # otherwise). A positive whose sigmoid rounds to 1 gives NaN in mmdetection too (0^gamma): left out.
+    inputs = {"pred": [[12.0, -30.0, 0.7], [-20.0, 18.0, -1.5]], "target": [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]}
+    for gamma, alpha in ((0.5, 0.25), (0.5, 0.75), (1.5, 0.5)):
+        value, grads = run_case(torch, fl.py_sigmoid_focal_loss, inputs, "float32", ("pred",), gamma=gamma, alpha=alpha,
+                                reduction="none")
+        cases.append(case(f"focal-gamma{gamma}-alpha{alpha}-float32", "focal", "float32", inputs,
+                          {"gamma": gamma, "alpha": alpha}, value[0], grads,
+                          source="mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss"))
     cases += empty_cases(torch, il, bl1, sl1, fl)
     cases += ghm_cases(torch, ghm_loss)
     cases += seesaw_cases(torch)
+    cases += seesaw_module_cases(torch)
+    cases += cross_entropy_cases(torch)
     return cases
 
 
@@ -318,12 +348,117 @@ def seesaw_cases(torch) -> list:
              "source": "mmdet mmdet.models.losses.seesaw_loss.seesaw_ce_loss"}]
 
 
+def seesaw_module_cases(torch) -> list:
+    """mmdetection's ``SeesawLoss`` module over several calls: its cumulative counts, then values and gradients.
+
+    The module takes ``C + 2`` columns (C classes, then two objectness logits) and labels ``0..C`` (C the
+    background); each call first adds every label of the batch to ``cum_samples`` (length C + 1), then
+    computes the class term on the positives (``loss_cls_classes``, what the seesaw factors act on) and a
+    plain 2-way cross-entropy on the objectness columns. Recorded per call: ``cum_samples``, both terms and
+    the gradient of ``loss_cls_classes`` w.r.t. the whole ``cls_score``.
+    """
+    from mmdet.models.losses.seesaw_loss import SeesawLoss
+
+    C = 5
+    g = torch.Generator().manual_seed(29)
+    label_sets = [
+        [0, 0, 0, 1, 5, 5, 0, 1, 0, 5],          # classes 2..4 not seen yet (their count clamps to 1)
+        [2, 0, 5, 5, 5, 1, 0, 0, 3, 0, 0, 5],    # 2 and 3 appear
+        [5, 5, 5, 5],                            # background only: no class term
+        [4, 3, 2, 1, 0, 0, 0, 0, 0, 2, 5, 0, 1, 4],
+        [1, 1, 4, 0, 3],
+    ]
+    module = SeesawLoss(p=0.8, q=2.0, num_classes=C, eps=1e-2, reduction="mean", loss_weight=1.0)
+    calls = []
+    for k, labels in enumerate(label_sets):
+        logits = torch.randn(len(labels), C + 2, generator=g, dtype=torch.float32) * 2
+        if k == 3:
+            logits[0, 1] = 40.0   # a very confident wrong class: the compensation factor at its largest
+            logits[2, 2] = -30.0
+        x = logits.clone().requires_grad_(True)
+        out = module(x, torch.tensor(labels))
+        cls_term, obj = out["loss_cls_classes"], out["loss_cls_objectness"]
+        grad = torch.autograd.grad(cls_term, x, allow_unused=True)[0] if cls_term.requires_grad else None
+        calls.append({"logits": logits.tolist(), "labels": labels, "cum_samples": tolist(module.cum_samples),
+                      "loss_cls_classes": float(cls_term.detach()), "loss_cls_objectness": float(obj.detach()),
+                      "grad_cls_score": tolist(grad) if grad is not None else tolist(torch.zeros_like(x))})
+    return [{"name": "seesaw-module-5calls", "loss": "seesaw-module", "dtype": "float32", "calls": calls,
+             "params": {"num_classes": C, "p": 0.8, "q": 2.0, "eps": 1e-2, "reduction": "mean"},
+             "source": "mmdet mmdet.models.losses.seesaw_loss.SeesawLoss (forward, several calls)"}]
+
+
+def cross_entropy_cases(torch) -> list:
+    """mmdetection's ``CrossEntropyLoss`` module, softmax and sigmoid, with the arguments ``sigmoid_ce`` /
+    ``softmax_ce`` map onto: class weights, sample weights, ``ignore_index``, ``avg_non_ignore``,
+    ``avg_factor`` and each reduction. ``value`` is the module's output (element-wise for "none"),
+    ``grad`` the gradient of its sum w.r.t. ``cls_score``.
+    """
+    from mmdet.models.losses import CrossEntropyLoss
+
+    g = torch.Generator().manual_seed(31)
+    C = 4
+    N = 14
+    logits = (torch.randn(N, C + 1, generator=g, dtype=torch.float64) * 3)
+    logits[0] = torch.tensor([60.0, -60.0, 0.0, 1.0, -2.0])     # extreme logits
+    logits[1] = torch.tensor([-100.0, 100.0, 17.0, 0.0, 0.0])
+    soft_labels = [0, 1, 2, 3, 4, 4, 4, -1, 0, 2, 4, 255, 1, 4]  # C (= 4) is the background class
+    class_weight = [1.0, 2.5, 0.5, 3.0, 0.25]
+    sample_weight = (torch.rand(N, generator=g, dtype=torch.float64) * 2).tolist()
+    soft_targets = torch.rand(N, C, generator=g, dtype=torch.float64).tolist()
+    cases = []
+
+    def one(name, use_sigmoid, cls_score, label, module_args, call_args, dtype):
+        dt = getattr(torch, dtype)
+        m = CrossEntropyLoss(use_sigmoid=use_sigmoid, **module_args)
+        x = torch.tensor(cls_score, dtype=dt, requires_grad=True)
+        lab = torch.tensor(label["int"]) if isinstance(label, dict) else torch.tensor(label, dtype=dt)
+        kw = {k: (torch.tensor(v, dtype=dt) if k == "weight" else v) for k, v in call_args.items()}
+        out = m(x, lab, **kw)
+        grad = torch.autograd.grad(out.sum(), x)[0]
+        cases.append({"name": f"ce-{name}-{dtype}", "loss": "sigmoid-ce" if use_sigmoid else "softmax-ce",
+                      "dtype": dtype, "inputs": {"logits": cls_score, "labels": label},
+                      "params": {"module": module_args, "call": call_args}, "value": tolist(out),
+                      "grad": {"logits": tolist(grad)},
+                      "source": "mmdet mmdet.models.losses.cross_entropy_loss.CrossEntropyLoss"})
+
+    lab_ign = {"int": [y if y != 255 else 4 for y in soft_labels]}        # -1 ignored, 255 -> background
+    lab_255 = {"int": [y if y != -1 else 2 for y in soft_labels]}         # 255 ignored
+    full = logits.tolist()
+    cls_only = logits[:, :C].tolist()
+    n_pos = sum(1 for y in lab_ign["int"] if 0 <= y < C)
+    for dtype in ("float64", "float32"):
+        # softmax: C + 1 columns, background last
+        one("softmax-none", False, full, lab_ign, {"ignore_index": -1, "reduction": "none"}, {}, dtype)
+        one("softmax-classweight-none", False, full, lab_ign,
+            {"ignore_index": -1, "class_weight": class_weight, "reduction": "none"}, {}, dtype)
+        one("softmax-classweight-mean-nonignore", False, full, lab_ign,
+            {"ignore_index": -1, "class_weight": class_weight, "avg_non_ignore": True}, {}, dtype)
+        one("softmax-sum", False, full, lab_ign, {"ignore_index": -1, "reduction": "sum"}, {}, dtype)
+        one("softmax-avgfactor", False, full, lab_ign, {"ignore_index": -1}, {"avg_factor": n_pos}, dtype)
+        one("softmax-ignore255-mean-nonignore", False, full, lab_255, {"ignore_index": 255, "avg_non_ignore": True},
+            {}, dtype)
+        # sigmoid: C columns, integer labels expanded to one-hot (background C: all zeros)
+        one("sigmoid-onehot-none", True, cls_only, lab_ign, {"ignore_index": -1, "reduction": "none"}, {}, dtype)
+        one("sigmoid-onehot-mean", True, cls_only, lab_ign, {"ignore_index": -1}, {}, dtype)
+        one("sigmoid-onehot-avgfactor", True, cls_only, lab_ign, {"ignore_index": -1}, {"avg_factor": n_pos}, dtype)
+        one("sigmoid-onehot-sampleweight-none", True, cls_only, lab_ign, {"ignore_index": -1, "reduction": "none"},
+            {"weight": sample_weight}, dtype)
+        one("sigmoid-onehot-classweight-none", True, cls_only, lab_ign,
+            {"ignore_index": -1, "class_weight": class_weight[:C], "reduction": "none"}, {}, dtype)
+        one("sigmoid-soft-none", True, cls_only, soft_targets, {"reduction": "none"}, {}, dtype)
+        one("sigmoid-soft-elementweight-sum", True, cls_only, soft_targets, {"reduction": "sum"},
+            {"weight": [[w * (1 + j) for j in range(C)] for w in sample_weight]}, dtype)
+    return cases
+
+
 # ------------------------------------------------------------------------------------------ authors' losses
 def authors_losses(torch, sources: Path) -> list:
     torch.Tensor.cuda = lambda self, *a, **k: self  # the authors' buffers are made with .cuda()
     cases = []
     cases += ranking_cases(torch, sources)
     cases += alrp_head_cases(torch, sources)
+    cases += rs_self_balance_cases(torch, sources)
+    cases += guided_cases(torch, sources)
     cases += ecm_cases(torch, sources)
     cases += iou_balanced_cases(torch, sources)
     cases += eqlv2_cases(torch, sources)
@@ -447,12 +582,7 @@ def alrp_head_cases(torch, sources: Path) -> list:
 
     ns = authors_namespace(torch)
     load_defs(source_text(sources, "alrp"), ["aLRPLoss"], ns)
-    tree = ast.parse(source_text(sources, "alrp_head"))
-    loss_fn = next(n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body
-                   if isinstance(n, ast.FunctionDef) and n.name == "loss")
-    branch = next(n for n in ast.walk(loss_fn) if isinstance(n, ast.If) and "pos_idx.sum()" in ast.unparse(n.test))
-    first = next(i for i, s in enumerate(branch.body) if "aLRP_Loss.apply" in ast.unparse(s))
-    block = compile(ast.Module(body=branch.body[first:], type_ignores=[]), "<alrp head>", "exec")
+    block = head_block(source_text(sources, "alrp_head"), "pos_idx.sum()", "aLRP_Loss.apply", None, "<alrp head>")
     ranking = _ranking_inputs(torch)
     g = torch.Generator().manual_seed(9)
     cases = []
@@ -482,6 +612,88 @@ def alrp_head_cases(torch, sources: Path) -> list:
         cases.append({"name": f"alrp-head-period{period}", "loss": "alrp-head", "dtype": "float32",
                       "params": {"period": period, "init": 50.0, "delta": 1.0}, "iterations": iters,
                       "source": "aLRPLoss alrp_loss.aLRPLoss + alrp_loss_retina_head.aLRPLossRetinaHead.loss"})
+    return cases
+
+
+def rs_self_balance_cases(torch, sources: Path) -> list:
+    """RS loss's value-based self-balance: the released ``RankBasedATSSHead.loss`` statements, run as written.
+
+    From the ``RankSort`` call to ``losses_bbox *= self.SB_weight`` (the box loss averaged with the
+    positives' detached max scores as weights, then ``SB = (L_rank + L_sort) / L_box`` from detached values)
+    on given logits, RS targets, per-positive box losses and score weights. Recorded: ranking, sorting,
+    the balanced box term, ``SB_weight`` and the gradients of their sum w.r.t. the logits and box losses.
+    """
+    ns = authors_namespace(torch)
+    load_defs(source_text(sources, "rs"), ["RankSort"], ns)
+    text = source_text(sources, "rs_head")
+    tree = ast.parse(text)
+    block = head_block(text, "len(pos_inds)", "loss_rank.apply", "losses_bbox *= self.SB_weight", "<rs head>")
+    eps = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+               and any(getattr(t, "id", None) == "EPS" for t in n.targets))
+    g = torch.Generator().manual_seed(37)
+    cases = []
+    sets = {k: v for k, v in _ranking_inputs(torch).items() if k in ("random", "ties", "one_positive")}
+    for key, (logits, labels) in sets.items():
+        n_pos = int(sum(1 for y in labels if y == 1))
+        ious = (torch.rand(n_pos, generator=g, dtype=torch.float64) * 0.8 + 0.15).tolist()
+        it = iter(ious)
+        targets = [next(it) if y == 1 else y for y in labels]
+        box = (torch.rand(n_pos, generator=g, dtype=torch.float64) * 1.5).tolist()
+        weights = (torch.rand(n_pos, generator=g, dtype=torch.float64) * 0.9 + 0.05).tolist()
+        variants = {"": (box, weights), "-tiny-weights": (box, [1e-14] * n_pos), "-zero-box": ([0.0] * n_pos, weights)}
+        for suffix, (b, w) in variants.items():
+            head = types.SimpleNamespace(loss_rank=ns["RankSort"], delta=0.5, SB_weight=None)
+            x = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
+            lb = torch.tensor(b, dtype=torch.float32, requires_grad=True)
+            local = {"self": head, "flat_preds": x, "flat_labels": torch.tensor(targets, dtype=torch.float32),
+                     "loss_bbox": lb, "bbox_weights": torch.tensor(w, dtype=torch.float32), "torch": torch, "EPS": eps}
+            exec(block, dict(local), local)
+            r, srt, bx = local["ranking_loss"], local["sorting_loss"], local["losses_bbox"]
+            gx, gl = torch.autograd.grad(r + srt + bx, [x, lb])
+            fin = lambda v: v if math.isfinite(v) else str(v)  # noqa: E731
+            cases.append({"name": f"rs-self-balance-{key}{suffix}", "loss": "rs-self-balance", "dtype": "float32",
+                          "inputs": {"logits": logits, "targets": targets, "loss_bbox": b, "bbox_weights": w},
+                          "params": {"delta": 0.5, "EPS": eps},
+                          "value": [fin(float(r.detach())), fin(float(srt.detach())), fin(float(bx.detach()))],
+                          "sb_weight": fin(float(head.SB_weight)),
+                          "grad": {"logits": tolist(gx), "loss_bbox": tolist(gl)},
+                          "source": "RankSortLoss rank_based_atss_head.RankBasedATSSHead.loss (RankSort + self-balance)"})
+    return cases
+
+
+def guided_cases(torch, sources: Path) -> list:
+    """Guided loss: the ``if self.sampling_free:`` block of the first release's ``RetinaNetLossComputation.__call__``.
+
+    Run as written on given classification and regression loss values, its learnable ``self.delta`` at its
+    initial value 1 (``norm = -log delta^2 = 0``). Recorded: the returned terms and the gradients of their
+    sum w.r.t. both losses. (The repository's later ``GuidedLoss`` module, with a ratio frozen after 100
+    warm-up iterations and learnable uncertainty weights, is a different rule and not held here.)
+    """
+    tree = ast.parse(source_text(sources, "guided"))
+    call = next(n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body
+                if isinstance(n, ast.FunctionDef) and n.name == "__call__")
+    branch = next(n for n in ast.walk(call) if isinstance(n, ast.If) and "self.sampling_free" in ast.unparse(n.test))
+    fn = ast.FunctionDef(name="guided", args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in (
+        "self", "retinanet_cls_loss", "retinanet_regression_loss")], kwonlyargs=[], kw_defaults=[], defaults=[]),
+        body=branch.body, decorator_list=[], returns=None, type_params=[])
+    ns = {"torch": torch}
+    exec(compile(ast.fix_missing_locations(ast.Module(body=[fn], type_ignores=[])), "<guided>", "exec"), ns)
+    cases = []
+    for name, (c, r) in {"ordinary": (0.9, 0.3), "small-cls": (1e-3, 2.0), "tiny-cls": (1e-14, 0.7),
+                         "zero-reg": (5.0, 0.0), "zero-cls": (0.0, 0.5), "large": (1234.5, 0.02)}.items():
+        head = types.SimpleNamespace(delta=torch.nn.Parameter(torch.ones(1)))
+        cl = torch.tensor(c, dtype=torch.float32, requires_grad=True)
+        rl = torch.tensor(r, dtype=torch.float32, requires_grad=True)
+        out = ns["guided"](head, cl, rl)
+        total = out["retinanet_cls_loss"].sum() + out["retinanet_regression_loss"] + out["norm"].sum()
+        gc, gr = torch.autograd.grad(total, [cl, rl])
+        fin = lambda v: v if math.isfinite(v) else str(v)  # noqa: E731
+        cases.append({"name": f"guided-{name}", "loss": "guided", "dtype": "float32",
+                      "inputs": {"cls_loss": c, "reg_loss": r}, "params": {"w_reg": 1.0, "delta": 1.0},
+                      "value": fin(float(total.detach())),
+                      "terms": {k: fin(float(v.detach().sum())) for k, v in out.items()},
+                      "grad": {"cls_loss": fin(float(gc)), "reg_loss": fin(float(gr))},
+                      "source": "sampling-free rpn/retinanet/loss.py RetinaNetLossComputation.__call__ (sampling_free)"})
     return cases
 
 
@@ -597,6 +809,63 @@ def eqlv2_cases(torch, sources: Path) -> list:
              "source": "eqlv2 eqlv2.EQLv2"}]
 
 
+def class_balanced_cases(sources: Path) -> dict:
+    """Class-balanced loss (Cui et al., CVPR 2019) from the authors' TensorFlow code, run as written in TF 2 eager.
+
+    From ``src/cifar_main.py``: the class weights as ``main`` computes them (``(1 - beta) / (1 - beta^n)``,
+    normalised to sum to C), ``focal_loss``, and the statements of ``_tower_fn`` from ``one_hot_labels`` to the
+    three loss branches ("softmax", "sigmoid", "focal"), with ``tf`` bound to ``tf.compat.v1`` (the code is
+    TF 1). Recorded: the tower loss (without the weight decay term, which needs the model) and its gradient
+    w.r.t. the logits (``tf.GradientTape``), in float32 as their code casts.
+    """
+    import numpy as np
+    import tensorflow as tf2
+
+    tf = tf2.compat.v1
+    text = source_text(sources, "class_balanced")
+    tree = ast.parse(text)
+    ns = {"tf": tf, "np": np}
+    load_defs(text, ["focal_loss"], ns)
+    tower = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_tower_fn")
+    first = next(i for i, st in enumerate(tower.body) if "one_hot_labels = " in ast.unparse(st))
+    last = next(i for i, st in enumerate(tower.body) if "model_params = " in ast.unparse(st))
+    block = compile(ast.Module(body=tower.body[first:last], type_ignores=[]), "<cb tower>", "exec")
+    main_fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+    w_first = next(i for i, st in enumerate(main_fn.body) if "effective_num = " in ast.unparse(st))
+    w_block = compile(ast.Module(body=main_fn.body[w_first:w_first + 3], type_ignores=[]), "<cb weights>", "exec")
+    rng = np.random.default_rng(41)
+    cases = []
+    for name, counts, beta, n in (("cifar-like", [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50], 0.999, 24),
+                                  ("beta-0.9999", [4000, 400, 40, 4, 1], 0.9999, 12),
+                                  ("beta-0.9", [300, 30, 3], 0.9, 9)):
+        C = len(counts)
+        local = {"np": np, "hparams": {"beta": beta, "data_version": str(C)}, "img_num_per_cls": counts}
+        exec(w_block, dict(local), local)
+        weights = local["weights"]
+        logits = (rng.standard_normal((n, C)) * 2.5).astype(np.float32)
+        logits[0, 0] = 30.0
+        logits[1, 1 % C] = -25.0
+        labels = [int(v) for v in rng.integers(0, C, n)]
+        for loss_type, gamma in (("softmax", 1.0), ("sigmoid", 1.0), ("focal", 2.0), ("focal", 0.5)):
+            x = tf2.Variable(logits)
+            with tf2.GradientTape() as tape:
+                loc = dict(ns, logits=x, label=tf2.constant(labels), num_classes=C, weights=weights,
+                           loss_type=loss_type, gamma=gamma)
+                exec(block, loc, loc)
+                out = loc["tower_loss"]
+            grad = tape.gradient(out, x)
+            cases.append({"name": f"class-balanced-{name}-{loss_type}-g{gamma}", "loss": "class-balanced",
+                          "dtype": "float32", "inputs": {"logits": logits.tolist(), "labels": {"int": labels},
+                                                         "counts": counts},
+                          "params": {"beta": beta, "loss": loss_type, "gamma": gamma},
+                          "weights": [float(v) for v in weights], "value": [float(out.numpy())],
+                          "grad": {"logits": grad.numpy().astype(np.float64).tolist()},
+                          "source": "class-balanced-loss src/cifar_main.py (main weights, _tower_fn losses, focal_loss)"})
+    return {"made_by": {"tensorflow": tf2.__version__, "python": sys.version.split()[0],
+                        "richardaecn/class-balanced-loss": commit_of(sources, "class_balanced")},
+            "tool": "tools/make_framework_oracles.py class-balanced", "cases": cases}
+
+
 # ------------------------------------------------------------------------------------------ main
 def versions(torch, sources: Path, keys) -> dict:
     import mmcv
@@ -620,7 +889,7 @@ def write_json(path: Path, data) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=["install", "losses", "anchors"])
+    ap.add_argument("step", choices=["install", "losses", "anchors", "torchvision", "class-balanced"])
     ap.add_argument("--venv", type=Path, default=VENV)
     ap.add_argument("--sources", type=Path, default=Path("/work/.mirror"))
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "data")
@@ -630,6 +899,9 @@ def main(argv=None) -> int:
     if args.step == "install":
         install(args.venv)
         return 0
+    if args.step == "class-balanced":  # TensorFlow, its own venv: python -m venv V && V/bin/pip install tensorflow-cpu
+        write_json(args.out / "authors-oracle" / "class_balanced.json", class_balanced_cases(args.sources))
+        return 0
     stub_mmcv_ext()
     import torch
 
@@ -638,14 +910,14 @@ def main(argv=None) -> int:
         write_json(args.out / "mmdet-oracle" / "losses.json",
                    {"made_by": versions(torch, args.sources, []), "tool": "tools/make_framework_oracles.py losses",
                     "cases": mmdet_losses(torch)})
-        keys = ["alrp", "rs", "ecm", "ioub", "eqlv2", "bags"]
+        keys = ["alrp", "rs", "ecm", "ioub", "eqlv2", "bags", "guided"]
         write_json(args.out / "authors-oracle" / "losses.json",
                    {"made_by": versions(torch, args.sources, keys), "tool": "tools/make_framework_oracles.py losses",
                     "cases": authors_losses(torch, args.sources)})
         return 0
-    from make_anchor_oracles import anchors  # noqa: E402  (same folder; needs the frameworks)
+    from make_anchor_oracles import anchors, torchvision_anchors  # noqa: E402  (same folder; needs the frameworks)
 
-    anchors(torch, args)
+    (torchvision_anchors if args.step == "torchvision" else anchors)(torch, args)
     return 0
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from imbalance_cli.losses.balancing import ALRPSelfBalance
+from imbalance_cli.losses.balancing import ALRPSelfBalance, self_balance
 from imbalance_cli.losses.classification import GHMC, focal_loss, iou_balanced_cls, sigmoid_ce, softmax_ce
 from imbalance_cli.losses.longtail import EQLv2, SeesawLoss, bags_loss, class_balanced, ecm_loss, ecm_margins
 from imbalance_cli.losses.ranking import alrp_loss, ap_loss, rank_sort_loss
@@ -185,9 +185,7 @@ def combine_weighted(state, cls: Tensor, box: Tensor, box_weight: float) -> Tens
 
 def combine_value(state, cls: Tensor, box: Tensor, box_weight: float) -> Tensor:
     """RS value-based self-balance (Oksuz et al., ICCV 2021, supp. Eq. S17): ``cls + (L_cls / L_box) box``, detached ratio."""
-    b = box.detach()
-    lam = cls.detach() / b.clamp_min(1e-12) if float(b) > 0 else torch.zeros((), device=cls.device)
-    return cls + lam * box
+    return self_balance(cls, box)
 
 
 def combine_state(state, cls: Tensor, box: Tensor, box_weight: float) -> Tensor:

@@ -28,28 +28,38 @@ def fixed_weights(losses: Mapping[str, Tensor], weights: Mapping[str, float] | N
     return sum(float(weights.get(name, 1.0)) * value for name, value in losses.items())
 
 
-def self_balance(cls_loss: Tensor, box_loss: Tensor, eps: float = 1e-12) -> Tensor:
+def self_balance(cls_loss: Tensor, box_loss: Tensor) -> Tensor:
     """Value-based self-balance of RS loss (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. Eq. S17 with ``λ_box = L_RS / L_box``).
 
     Returns ``L_cls + λ L_box`` with ``λ = L_cls / L_box`` recomputed every iteration from detached
-    values (tuning-free; Table S1). ``λ = 0`` when the box loss is zero.
+    values (tuning-free; Table S1), as the released head computes it (kemaloksuz/RankSortLoss b41f64d,
+    ``mmdet/models/dense_heads/rank_based_atss_head.py``, ``RankBasedATSSHead.loss``:
+    ``SB_weight = (ranking_loss + sorting_loss).detach() / float(losses_bbox.item())``), however small
+    the box loss. Where the box loss is exactly 0 (or the ratio overflows) the released code gives
+    ``0 * inf = NaN``; here ``λ = 0`` and the result is ``L_cls``.
     """
     with torch.no_grad():
         box = box_loss.detach()
-        lam = torch.where(box.abs() > eps, cls_loss.detach() / box.clamp(min=eps), torch.zeros_like(box))
+        lam = cls_loss.detach() / box
+        lam = torch.where((box != 0) & torch.isfinite(lam), lam, torch.zeros_like(lam))
     return cls_loss + lam * box_loss
 
 
-def guided_loss(cls_loss: Tensor, reg_loss: Tensor, w_reg: float = 1.0, eps: float = 1e-12) -> Tensor:
+def guided_loss(cls_loss: Tensor, reg_loss: Tensor, w_reg: float = 1.0) -> Tensor:
     """Guided loss (Chen et al. 2019; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 24).
 
     The classification loss is rescaled by ``w_reg L_reg / L_cls`` (detached), so its magnitude
     follows the regression loss, which is normalised by the foreground count:
-    ``L = (w_reg L_reg / L_cls) L_cls + w_reg L_reg``.
+    ``L = (w_reg L_reg / L_cls) L_cls + w_reg L_reg``. With ``w_reg = 1`` this is the authors' first
+    release (chenjoya/sampling-free 1e93d9a, ``sampling_free/modeling/rpn/retinanet/loss.py``,
+    ``RetinaNetLossComputation.__call__``: ``r = reg / cls`` under ``no_grad``, ``cls = r * cls``) at its
+    learnable scale's initial value 1, however small ``L_cls``. Where ``L_cls`` is exactly 0 (or the ratio
+    overflows) that code gives ``inf * 0 = NaN``; here the scale is 1 and the result ``w_reg L_reg``.
     """
     with torch.no_grad():
         c = cls_loss.detach()
-        k = torch.where(c.abs() > eps, w_reg * reg_loss.detach() / c.clamp(min=eps), torch.ones_like(c))
+        k = w_reg * reg_loss.detach() / c
+        k = torch.where((c != 0) & torch.isfinite(k), k, torch.ones_like(k))
     return k * cls_loss + w_reg * reg_loss
 
 

@@ -86,16 +86,19 @@ def focal_loss(
 
     ``FL = -α_t (1 - p_t)^γ log p_t`` with ``p_t = p y + (1 - p)(1 - y)`` and
     ``α_t = α y + (1 - α)(1 - y)``; a negative ``alpha`` disables α-weighting. Defaults
-    α = 0.25, γ = 2 (RetinaNet). Same behaviour and numbers as
-    ``torchvision.ops.sigmoid_focal_loss``.
+    α = 0.25, γ = 2 (RetinaNet). Computed as mmdetection 3.3.0's ``py_sigmoid_focal_loss``
+    (``mmdet/models/losses/focal_loss.py``): ``1 - p_t`` directly as ``(1 - p) y + p (1 - y)``, so it
+    does not cancel to 0 for a confidently right negative, and the gradient stays finite for γ < 1
+    (torchvision's ``sigmoid_focal_loss`` forms ``1 - p_t`` by subtraction: the same values up to
+    rounding, but a NaN gradient there).
     """
     targets = targets.to(logits.dtype)
     p = torch.sigmoid(logits)
-    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce * ((1 - p_t) ** gamma)
+    q = (1 - p) * targets + p * (1 - targets)  # 1 - p_t
+    weight = q.pow(gamma)
     if alpha >= 0:
-        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+        weight = (alpha * targets + (1 - alpha) * (1 - targets)) * weight
+    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weight
     return reduce_loss(loss, reduction)
 
 

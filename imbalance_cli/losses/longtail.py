@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from imbalance_cli.losses.classification import focal_loss, reduce_loss, sigmoid_ce
+from imbalance_cli.losses.classification import reduce_loss, sigmoid_ce
 from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups
 
 __all__ = [
@@ -301,6 +301,15 @@ def class_balanced_weights(counts, beta: float = 0.999) -> np.ndarray:
     return w * len(w) / w.sum()
 
 
+def _cb_focal_modulator(logits: Tensor, t: Tensor, gamma: float) -> Tensor:
+    """``(1 - p_t)^γ`` as the authors write it, ``exp(-γ (t x + log(1 + e^-x)))`` (class-balanced-loss 1d78572,
+    ``src/cifar_main.py``, ``focal_loss``): the same value for 0/1 targets, and a finite gradient where
+    ``p_t`` rounds to 1 and γ < 1 (the power form's gradient is NaN there)."""
+    if gamma == 0:
+        return torch.ones_like(logits)
+    return torch.exp(-gamma * (t * logits + F.softplus(-logits)))
+
+
 def class_balanced(
     logits: Tensor,
     targets: Tensor,
@@ -318,7 +327,8 @@ def class_balanced(
 
     * "sigmoid" / "focal": ``targets`` one-hot (or soft) ``(B, C)``; the whole row is weighted by
       its positive class's weight; rows without a positive (background) by ``bg_weight``. "focal"
-      uses γ = ``gamma`` and α = ``alpha`` (−1 = no α, as in the paper's CB focal loss);
+      uses γ = ``gamma`` and α = ``alpha`` (−1 = no α, as in the paper's CB focal loss), with the
+      authors' modulator ``exp(-γ (t x + log(1 + e^-x)))`` (equal to ``(1 - p_t)^γ`` for 0/1 targets);
     * "softmax": ``targets`` integer labels ``(B,)``; ``logits`` ``(B, C)`` or ``(B, C + 1)``
       with a background last column whose samples get ``bg_weight``.
 
@@ -330,7 +340,11 @@ def class_balanced(
         t = targets.to(logits.dtype)
         if t.shape != logits.shape or logits.shape[-1] != num:
             raise ValueError(f"class_balanced expects logits and one-hot targets of shape (B, {num})")
-        base = sigmoid_ce(logits, t) if loss == "sigmoid" else focal_loss(logits, t, alpha, gamma)
+        base = sigmoid_ce(logits, t)
+        if loss == "focal":
+            base = _cb_focal_modulator(logits, t, gamma) * base
+            if alpha >= 0:
+                base = (alpha * t + (1 - alpha) * (1 - t)) * base
         npos = t.sum(-1, keepdim=True)
         row = torch.where(npos > 0, (t * w).sum(-1, keepdim=True) / npos.clamp(min=1e-12), torch.full_like(npos, bg_weight))
         return reduce_loss(base * row, reduction)
