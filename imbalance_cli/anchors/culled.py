@@ -273,7 +273,7 @@ def _replace_with_dense(res: MatchOutput, preset, boxes, box_image, first_box_of
              "box": [res.pos_box[keep]], "iou": [res.pos_iou[keep]], "x1": [res.pos_x1[keep]],
              "y1": [res.pos_y1[keep]]}
     ignored = res.ignored_per_image.copy()
-    ignored_box = res.ignored_per_box.copy()
+    ignored_box = res.box_ignored.copy()
     for im in images:
         b0, b1 = int(first_box_of_img[im]), int(first_box_of_img[im + 1])
         anc, lv = grid_anchors_numpy(preset, int(ph[im]), int(pw[im]))

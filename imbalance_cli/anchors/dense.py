@@ -216,7 +216,7 @@ def dense_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.n
             neg_counts += torch.bincount(b, minlength=len(negative_edges) - 1)
     cat = (lambda k, dt: np.concatenate(parts[k]).astype(dt) if parts[k] else np.zeros(0, dt))
     res = MatchOutput(cat("img", IDX), cat("anchor", np.int64), cat("level", np.int8), cat("box", IDX),
-                      cat("iou", F32), ignored, box_max, box_best, box_best_level, 0, ignored_per_box=ignored_box)
+                      cat("iou", F32), ignored, box_max, box_best, box_best_level, 0, box_ignored=ignored_box)
     if want_neg:
         return res, neg_counts.cpu().numpy(), zeros
     return res, None, None

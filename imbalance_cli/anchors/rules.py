@@ -85,8 +85,9 @@ class MatchOutput:
     each box's highest IoU and the first anchor (lowest index) attaining it; ``fallback_images``:
     images the culled engine handed to the dense engine; ``pos_x1`` / ``pos_y1`` (float32 or None):
     the positives' anchor top-left corners where the engine has them (the culled engine does);
-    ``ignored_per_box`` (N,) int64 or None: ignored anchors by their best box (first on ties, as ``torch.max``;
-    an anchor with IoU 0 with every box: its image's first box), where the engine gives it (both engines do).
+    ``box_ignored`` (N,) int64: ignored anchors by their best box (first on ties, as ``torch.max``; an
+    anchor with IoU 0 with every box: its image's first box); zeros where none is given (the ATSS / FCOS /
+    YOLOv5 assigners ignore no anchor).
     """
 
     pos_image: np.ndarray
@@ -101,7 +102,11 @@ class MatchOutput:
     fallback_images: int = 0
     pos_x1: np.ndarray | None = None
     pos_y1: np.ndarray | None = None
-    ignored_per_box: np.ndarray | None = None
+    box_ignored: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.box_ignored is None:
+            self.box_ignored = np.zeros(len(self.box_max_iou), np.int64)
 
 
 #: the historical name of :class:`MatchOutput`

@@ -230,6 +230,7 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
     box_max = np.zeros(N, F32)
     box_best = np.zeros(N, np.int64)
     box_best_level = np.zeros(N, np.int64)
+    box_ignored = np.zeros(N, np.int64)
     fallback = [0]
 
     def fold(i0: int, b0: int, r: MatchOutput) -> None:
@@ -238,6 +239,7 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
         nb = len(r.box_max_iou)
         box_max[b0:b0 + nb], box_best[b0:b0 + nb], box_best_level[b0:b0 + nb] = \
             r.box_max_iou, r.box_best_anchor, r.box_best_level
+        box_ignored[b0:b0 + nb] = r.box_ignored
         fallback[0] += int(r.fallback_images)
 
     bounds = dist.shard(chunk_bounds(n_img, dist.chunk_images_for_ranks(n_img, spec.chunk_images)))
@@ -254,7 +256,8 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
     res = MatchOutput(cat(lambda i0, b0, r: r.pos_image.astype(np.int64) + i0, IDX),
                       cat(lambda i0, b0, r: r.pos_anchor, np.int64), cat(lambda i0, b0, r: r.pos_level, np.int8),
                       cat(lambda i0, b0, r: r.pos_box.astype(np.int64) + b0, IDX),
-                      cat(lambda i0, b0, r: r.pos_iou, F32), ignored, box_max, box_best, box_best_level, fallback[0])
+                      cat(lambda i0, b0, r: r.pos_iou, F32), ignored, box_max, box_best, box_best_level, fallback[0],
+                      box_ignored=box_ignored)
     return AnchorLabels(spec.preset, spec.semantics, spec.device, spec.engine, inp.order, inp.box_image,
                         inp.padded_h, inp.padded_w, num_anchors(spec.preset, inp.padded_h, inp.padded_w),
                         inp.scaled.materialise(), res)
@@ -370,8 +373,7 @@ def _match_statistics(spec: AnchorSpec, chunk: Chunk, res: MatchOutput, sample: 
         "ignored": np.asarray(res.ignored_per_image, np.int64),
         "box_max_iou": res.box_max_iou, "box_best_level": np.asarray(res.box_best_level, np.int64),
         "box_positives": np.bincount(res.pos_box, minlength=nb).astype(np.int64),
-        "box_ignored": (np.zeros(nb, np.int64) if res.ignored_per_box is None
-                        else np.asarray(res.ignored_per_box, np.int64)),  # assigners ignore no anchor
+        "box_ignored": np.asarray(res.box_ignored, np.int64),
         "per_class": np.bincount(chunk.extra["box_class"][res.pos_box], minlength=C).astype(np.int64),
         "per_level": np.bincount(res.pos_level, minlength=L).astype(np.int64),
         "positive_iou": _positive_hist(res.pos_iou),
