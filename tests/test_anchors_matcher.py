@@ -298,7 +298,7 @@ def test_dataset_engines_agree_on_many_images():
         od = np.lexsort((d.pos_anchor, d.pos_image))
         for f in ("pos_image", "pos_anchor", "pos_level", "pos_box", "pos_iou"):
             assert np.array_equal(getattr(c, f)[oc], getattr(d, f)[od]), (sem, f)
-        for f in ("ignored_per_image", "box_max_iou", "box_best_anchor", "box_best_level"):
+        for f in ("ignored_per_image", "box_max_iou", "box_best_anchor", "box_best_level", "box_ignored"):
             assert np.array_equal(getattr(c, f), getattr(d, f)), (sem, f)
 
 
