@@ -23,7 +23,7 @@ from imbalance_cli.anchors.matcher import culled_match_dataset
 from imbalance_cli.anchors.run import Chunk
 from imbalance_cli.specs import AnchorSpec
 from imbalance_cli.stats.anchors import _match_statistics, chunk_statistics
-from test_anchors_matcher import RETINA_SMALL, SMALL, ref_iou
+from test_anchors_matcher import RETINA_SMALL, SMALL, draw_boxes, ref_iou
 
 SIZES = ((128, 192), (96, 128), (160, 96))
 
@@ -37,36 +37,9 @@ def chunks(draw, sizes=SIZES):
         h, w = draw(st.sampled_from(sizes))
         ph.append(h)
         pw.append(w)
-        mine = []
-        for _ in range(draw(st.integers(0, 6))):
-            kind = draw(st.sampled_from(["any", "tiny", "huge", "thin", "outside", "grid", "dup", "far"]))
-            if kind == "dup" and mine:
-                mine.append(list(mine[draw(st.integers(0, len(mine) - 1))]))
-                continue
-            x = draw(st.floats(-20, w, allow_nan=False))
-            y = draw(st.floats(-20, h, allow_nan=False))
-            if kind == "tiny":
-                bw, bh = draw(st.floats(0.05, 3)), draw(st.floats(0.05, 3))
-            elif kind == "huge":
-                bw, bh = draw(st.floats(150, 900)), draw(st.floats(150, 900))
-                x, y = x - bw / 2, y - bh / 2
-            elif kind == "thin":
-                bw, bh = draw(st.floats(0.5, 4)), draw(st.floats(40, 200))
-                if draw(st.booleans()):
-                    bw, bh = bh, bw
-            elif kind == "outside":
-                bw, bh = draw(st.floats(10, 100)), draw(st.floats(10, 100))
-                x, y = -bw / 2, h - bh / 2
-            elif kind == "far":  # beyond every anchor: best IoU 0, the image goes to the dense engine
-                bw, bh = 5.0, 5.0
-                x, y = w + 400.0, h + 400.0
-            elif kind == "grid":  # on the anchor grid: exact ties
-                s = draw(st.sampled_from([8, 16]))
-                x, y = s * draw(st.integers(0, 12)), s * draw(st.integers(0, 10))
-                bw, bh = s * draw(st.integers(1, 6)), s * draw(st.integers(1, 6))
-            else:
-                bw, bh = draw(st.floats(1, 150)), draw(st.floats(1, 150))
-            mine.append([x, y, x + bw, y + bh])
+        mine = draw_boxes(draw, draw(st.integers(0, 6)), h, w)
+        if draw(st.integers(0, 4)) == 0:  # beyond every anchor: best IoU 0, the image goes to the dense engine
+            mine.append([w + 400.0, h + 400.0, w + 405.0, h + 405.0])
         boxes += mine
         box_image += [im] * len(mine)
     in_sample = np.array(draw(st.lists(st.booleans(), min_size=n_img, max_size=n_img)))
