@@ -1,17 +1,17 @@
-"""The culled engine (numpy, CPU): only (box, anchor) pairs that can reach a threshold are compared.
+"""The culled engine (CPU): only (box, anchor) pairs that can reach a threshold are compared.
 
 Only anchors whose shape (centre-aligned IoU bound) and position (intersection bound
 ``I >= t (A_g + A_a) / (1 + t)``) can reach the enumeration threshold are compared with a box:
-for each (box, shape) entry they form a rectangle of grid rows x columns (:func:`rect_entries`),
-whose IoUs are one separable outer product (:func:`rect_groups`). The threshold is ``neg_iou``; a
-box whose best IoU is below it is enumerated again down to a lower bound of its best IoU (the IoU
-of its nearest anchor of every shape), so each box's highest IoU and all its ties are exact.
-Anchors of a rectangle no other box's rectangle meets have one candidate box and are labelled
-per rectangle; the others are grouped by anchor (:func:`_match_chunk`). Anchors tying a box's best IoU below ``neg_iou`` are compared with
-every box of their image to find their own best box. Images where some box touches no anchor at
-all (best IoU 0) fall back to the dense engine. Background = anchors per image (arithmetic) -
-positives - ignored. Labels follow :mod:`imbalance_cli.anchors.rules`; geometry comes from
-:mod:`imbalance_cli.anchors.layouts` (the generator's functions).
+for each (box, shape) entry they form a rectangle of grid rows x columns. The threshold is
+``neg_iou``; a box whose best IoU is below it is enumerated again down to a lower bound of its best
+IoU (the IoU of its nearest anchor of every shape), so each box's highest IoU and all its ties are
+exact. The enumeration, the IoUs, the labels (:mod:`imbalance_cli.anchors.rules`' semantics) and the
+statistics' counters are one compiled pass per chunk of images (:mod:`imbalance_cli.anchors.kernel`,
+driven by :func:`kernel_pass`); images where some box touches no anchor at all (best IoU 0) fall back
+to the dense engine. Background = anchors per image (arithmetic) - positives - ignored. Geometry comes
+from :mod:`imbalance_cli.anchors.layouts` (the generator's functions). The NumPy form of the
+enumeration (:func:`rect_entries`, :func:`rect_groups`, :func:`enumerate_pairs`) remains for the
+single-image matcher's ignored anchors and ``benchmarks/anchor_floor.py``'s pair counts.
 """
 
 from __future__ import annotations
