@@ -10,6 +10,8 @@ duplicates), images without boxes, boxes reaching no anchor (the dense fallback)
 The per-box ignored counts are also checked against a plain re-computation (``ref_iou``, first best box).
 """
 
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -129,3 +131,13 @@ def test_kernel_statistics_equal_dense_on_many_images():
         a = chunk_statistics(spec, chunk)
         _, b = _dense_statistics(spec, chunk)
         _assert_same(a, b, sem)
+
+
+def test_kernel_imports_and_runs_without_a_writable_cache():
+    """numba refuses ``cache=True`` where no cache location is writable: the kernel then compiles in memory."""
+    code = ("import numba.core.caching as c; c.CacheImpl._locator_classes = []\n"
+            "from imbalance_cli.anchors import kernel as K\n"
+            "assert not K._nmin._can_compile or K._nmin._cache.__class__.__name__ == 'NullCache'\n"
+            "print(K._count_le(__import__('numpy').array([0.0, 1.0, 2.0]), 1.0))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "2", r.stderr

@@ -38,6 +38,16 @@ from numba import njit
 F32 = np.float32
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}  # bit-exact float32: no fastmath
 
+
+def _jit(fn):
+    """``njit`` with the on-disk cache, or without it where numba finds no writable cache location (it refuses
+    ``cache=True`` then: read-only package and no user cache directory; ``NUMBA_CACHE_DIR`` sets one): compiled in
+    memory on every run instead of failing at import."""
+    try:
+        return njit(**_JIT)(fn)
+    except RuntimeError:
+        return njit(**{**_JIT, "cache": False})(fn)
+
 #: low-quality / forced match modes of :func:`label_images`
 LQ_NONE, LQ_TORCHVISION, LQ_MMDET, LQ_SSD = 0, 1, 2, 3
 #: columns of the per-image output ``img_i``: foreground, ignored, fallback (1: handed to the dense engine)
@@ -52,19 +62,19 @@ CNT_LOW_QUALITY, CNT_OUTSIDE = 0, 1
 # scalar helpers
 # ----------------------------------------------------------------------------------------------
 
-@njit(**_JIT)
+@_jit
 def _nmin(a, b):
     """``numpy.minimum`` of two scalars (NaN propagates)."""
     return a if (a < b or a != a) else b
 
 
-@njit(**_JIT)
+@_jit
 def _nmax(a, b):
     """``numpy.maximum`` of two scalars (NaN propagates)."""
     return a if (a > b or a != a) else b
 
 
-@njit(**_JIT)
+@_jit
 def _bounds(gx1, gy1, gx2, gy2, t, ox, oy, wa, ha, area_lo, slack, sx, sy, gh, gw):
     """Grid rectangle ``(i_lo, i_hi, j_lo, j_hi)`` of one (box, shape) at threshold ``t`` (empty: ``i_hi < i_lo``).
 
@@ -94,7 +104,7 @@ def _bounds(gx1, gy1, gx2, gy2, t, ox, oy, wa, ha, area_lo, slack, sx, sy, gh, g
     return int(ilo), int(ihi), int(jlo), int(jhi)
 
 
-@njit(**_JIT)
+@_jit
 def _iou(gx1, gy1, gx2, gy2, area_g, ax1, ay1, ax2, ay2):
     """float32 IoU of one box and one anchor, ``box_iou``'s operations (``area_g`` precomputed the same way)."""
     zero = np.float32(0)
@@ -108,7 +118,7 @@ def _iou(gx1, gy1, gx2, gy2, area_g, ax1, ay1, ax2, ay2):
     return inter / ((area_g + (ax2 - ax1) * (ay2 - ay1)) - inter)
 
 
-@njit(**_JIT)
+@_jit
 def _reserve(a, n, more):
     """``a`` (rows, k) if ``n + more`` rows fit, else a copy of its first ``n`` rows with room for at least that many
     (doubling). Called before a loop fills rows, never inside it: an array assigned in a hot loop keeps numba from
@@ -120,7 +130,7 @@ def _reserve(a, n, more):
     return b
 
 
-@njit(**_JIT)
+@_jit
 def _count_le(edges, v):
     """Number of ``edges`` (sorted) that are <= ``v`` (``searchsorted(edges, v, "right")``)."""
     lo, hi = 0, len(edges)
@@ -133,12 +143,12 @@ def _count_le(edges, v):
     return lo
 
 
-@njit(**_JIT)
+@_jit
 def _pack(s, i, j):
     return (s << 40) | (i << 20) | j
 
 
-@njit(**_JIT)
+@_jit
 def _count_lt(edges, v):
     """Number of ``edges`` (sorted) that are < ``v`` (``searchsorted(edges, v, "left")``)."""
     lo, hi = 0, len(edges)
@@ -151,7 +161,7 @@ def _count_lt(edges, v):
     return lo
 
 
-@njit(**_JIT)
+@_jit
 def _shape_span(gx1, gy1, gx2, gy2, t, alo_sorted, delta):
     """``(q0, q1)``: only the shapes at positions ``q0 .. q1 - 1`` of the area order can pass :func:`_bounds`.
 
@@ -168,7 +178,7 @@ def _shape_span(gx1, gy1, gx2, gy2, t, alo_sorted, delta):
             _count_le(alo_sorted, ag / tt * (1 + 1e-9)))
 
 
-@njit(**_JIT)
+@_jit
 def _spatial_bin(a1, g1, g2, lo, hi, scale, bins):
     """Bin of an anchor's corner ``a1`` in its box's frame ``(a1 - g1) / (g2 - g1)`` (float64), or -1 outside
     ``[lo, hi]`` (as :func:`imbalance_cli.stats.anchors.spatial_histogram`)."""
@@ -178,7 +188,7 @@ def _spatial_bin(a1, g1, g2, lo, hi, scale, bins):
     return -1
 
 
-@njit(**_JIT)
+@_jit
 def _pos_bin(v, edges):
     """Bin of a float32 IoU in float64 ``edges`` (:func:`imbalance_cli.stats.anchors._hist`: half-open bins, the
     last closed), or -1 outside."""
@@ -194,7 +204,7 @@ def _pos_bin(v, edges):
 # 1. enumeration
 # ----------------------------------------------------------------------------------------------
 
-@njit(**_JIT)
+@_jit
 def enumerate_rects(boxes, box_img, t, gi, gf, sh_i, sh_f, sh_ord, alo_sorted, delta, slack):
     """Rectangles of every box's (box, shape) pairs that can reach threshold ``t`` (float32).
 
@@ -232,7 +242,7 @@ def enumerate_rects(boxes, box_img, t, gi, gf, sh_i, sh_f, sh_ord, alo_sorted, d
 # 2. IoU of the rectangles
 # ----------------------------------------------------------------------------------------------
 
-@njit(**_JIT)
+@_jit
 def rect_ious(r0, r1, rects, boxes, box_img, size_id, ybase, xbase, ytab, xtab, buf, rmax):
     """IoU of every anchor of rectangles ``r0 .. r1 - 1`` into ``buf`` (row-major per rectangle, in order),
     each rectangle's maximum into ``rmax[r - r0]``."""
@@ -277,7 +287,7 @@ def rect_ious(r0, r1, rects, boxes, box_img, size_id, ybase, xbase, ytab, xtab, 
 # 3. labels
 # ----------------------------------------------------------------------------------------------
 
-@njit(**_JIT)
+@_jit
 def _nearest_bound(m, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f):
     """A lower bound of box ``m``'s best IoU: the IoU of its nearest anchor of every shape (max; -1 if none)."""
     gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
@@ -301,7 +311,7 @@ def _nearest_bound(m, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i
     return best
 
 
-@njit(**_JIT)
+@_jit
 def _walk(m, t, target, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, sh_ord, alo_sorted, delta,
           slack, ties):
     """Box ``m``'s anchors in its rectangles at threshold ``t`` (IoU on the fly): with ``target < 0`` returns
@@ -339,7 +349,7 @@ def _walk(m, t, target, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh
     return ties, n, best if target < 0 else target
 
 
-@njit(**_JIT)
+@_jit
 def _own_best(a_x1, a_y1, a_x2, a_y2, boxes, b0, b1):
     """(IoU, box) of an anchor's best box among boxes ``b0 .. b1 - 1`` (first on ties, as ``torch.max``)."""
     bv, bm = np.float32(-1), b0
@@ -351,7 +361,7 @@ def _own_best(a_x1, a_y1, a_x2, a_y2, boxes, b0, b1):
     return bv, bm
 
 
-@njit(**_JIT)
+@_jit
 def label_images(i0, i1, boxes, img_start, n_anch, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, sh_ord,
                  alo_sorted, delta, slack, rects, box_rect, r0, roff, buf, rmax, pos, neg, lq, flag, best, bx, ties,
                  extra, box_max, box_i, img_i, records, rec_i, rec_f, npos, want_stats, box_class, per_class,
@@ -613,7 +623,7 @@ def label_images(i0, i1, boxes, img_start, n_anch, gi, gf, size_id, ybase, xbase
 # 4. the sampled negative-IoU histogram
 # ----------------------------------------------------------------------------------------------
 
-@njit(**_JIT)
+@_jit
 def negative_histogram(images, boxes, img_start, n_anch, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f,
                        slack, smp, nsmp, lo, edges, counts, nonzero):
     """Histogram of the negative anchors' best IoU over float32 ``edges`` (into ``counts``) for ``images``
