@@ -345,7 +345,7 @@ def test_culled_equals_dense_for_every_max_iou_preset(name, rule):
         od = np.lexsort((d.pos_anchor, d.pos_image))
         for f in ("pos_image", "pos_anchor", "pos_box", "pos_iou"):
             assert np.array_equal(getattr(c, f)[oc], getattr(d, f)[od]), (sem, f)
-        for f in ("ignored_per_image", "box_max_iou", "box_best_anchor"):
+        for f in ("ignored_per_image", "box_max_iou", "box_best_anchor", "box_ignored"):
             assert np.array_equal(getattr(c, f), getattr(d, f)), (sem, f)
 
 

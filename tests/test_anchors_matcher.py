@@ -217,10 +217,9 @@ SMALL = AnchorPreset(name="small", sizes=((16.0, 24.0), (48.0,)), aspect_ratios=
 RETINA_SMALL = AnchorPreset(**{**get_preset("retinanet").__dict__, "resize": ResizePolicy(None, None, (128, 192), 32)})
 
 
-@st.composite
-def box_sets(draw):
-    h, w = 128, 192
-    n = draw(st.integers(1, 7))
+def draw_boxes(draw, n, h=128, w=192):
+    """``n`` boxes [x1, y1, x2, y2] of every kind (tiny, huge, thin, partly outside, on the grid, duplicated) for an
+    image of padded size ``h`` x ``w`` (also used by ``test_anchors_kernel.py``)."""
     boxes = []
     for _ in range(n):
         kind = draw(st.sampled_from(["any", "tiny", "huge", "thin", "outside", "grid", "dup"]))
@@ -248,7 +247,12 @@ def box_sets(draw):
         else:
             bw, bh = draw(st.floats(1, 150)), draw(st.floats(1, 150))
         boxes.append([x, y, x + bw, y + bh])
-    return torch.tensor(boxes, dtype=torch.float32)
+    return boxes
+
+
+@st.composite
+def box_sets(draw):
+    return torch.tensor(draw_boxes(draw, draw(st.integers(1, 7))), dtype=torch.float32)
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -298,7 +302,7 @@ def test_dataset_engines_agree_on_many_images():
         od = np.lexsort((d.pos_anchor, d.pos_image))
         for f in ("pos_image", "pos_anchor", "pos_level", "pos_box", "pos_iou"):
             assert np.array_equal(getattr(c, f)[oc], getattr(d, f)[od]), (sem, f)
-        for f in ("ignored_per_image", "box_max_iou", "box_best_anchor", "box_best_level"):
+        for f in ("ignored_per_image", "box_max_iou", "box_best_anchor", "box_best_level", "box_ignored"):
             assert np.array_equal(getattr(c, f), getattr(d, f)), (sem, f)
 
 

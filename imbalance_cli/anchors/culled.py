@@ -1,36 +1,32 @@
-"""The culled engine (numpy, CPU): only (box, anchor) pairs that can reach a threshold are compared.
+"""The culled engine (CPU): only (box, anchor) pairs that can reach a threshold are compared.
 
 Only anchors whose shape (centre-aligned IoU bound) and position (intersection bound
 ``I >= t (A_g + A_a) / (1 + t)``) can reach the enumeration threshold are compared with a box:
-for each (box, shape) entry they form a rectangle of grid rows x columns (:func:`rect_entries`),
-whose IoUs are one separable outer product (:func:`rect_groups`). The threshold is ``neg_iou``; a
-box whose best IoU is below it is enumerated again down to a lower bound of its best IoU (the IoU
-of its nearest anchor of every shape), so each box's highest IoU and all its ties are exact.
-Anchors of a rectangle no other box's rectangle meets have one candidate box and are labelled
-per rectangle; the others are grouped by anchor (:func:`_match_chunk`). Anchors tying a box's best IoU below ``neg_iou`` are compared with
-every box of their image to find their own best box. Images where some box touches no anchor at
-all (best IoU 0) fall back to the dense engine. Background = anchors per image (arithmetic) -
-positives - ignored. Labels follow :mod:`imbalance_cli.anchors.rules`; geometry comes from
-:mod:`imbalance_cli.anchors.layouts` (the generator's functions).
+for each (box, shape) entry they form a rectangle of grid rows x columns. The threshold is
+``neg_iou``; a box whose best IoU is below it is enumerated again down to a lower bound of its best
+IoU (the IoU of its nearest anchor of every shape), so each box's highest IoU and all its ties are
+exact. The enumeration, the IoUs, the labels (:mod:`imbalance_cli.anchors.rules`' semantics) and the
+statistics' counters are one compiled pass per chunk of images (:mod:`imbalance_cli.anchors.kernel`,
+driven by :func:`kernel_pass`); images where some box touches no anchor at all (best IoU 0) fall back
+to the dense engine. Background = anchors per image (arithmetic) - positives - ignored. Geometry comes
+from :mod:`imbalance_cli.anchors.layouts` (the generator's functions). The NumPy form of the
+enumeration (:func:`rect_entries`, :func:`rect_groups`, :func:`enumerate_pairs`) remains for the
+single-image matcher's ignored anchors and ``benchmarks/anchor_floor.py``'s pair counts.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
 
 from imbalance_cli.anchors import phases, rules
-from imbalance_cli.anchors.generator import F32, grid_anchors_numpy
+from imbalance_cli.anchors.generator import F32, grid_anchors_numpy, num_anchors
 from imbalance_cli.anchors.iou import aligned_iou32
 from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
 from imbalance_cli.anchors.presets import AnchorPreset
 from imbalance_cli.anchors.rules import IDX, MatchOutput, group_starts
-from imbalance_cli.data.arrays import unique_ints
-
-_EMPTY_KEYS = (("box", np.int64), ("local", np.int64), ("img", np.int64), ("anchor", np.int64),
-               ("level", np.int64), ("iou", F32))
-
 
 def _expand(counts: np.ndarray):
     """For segment lengths ``counts``: (segment index, offset within segment) of every element."""
@@ -264,28 +260,6 @@ def _nearest_lower_bound(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.n
     return iou.max(axis=1)
 
 
-def _best_box_full(boxes: np.ndarray, first_box_of_img: np.ndarray, img: np.ndarray, coords: np.ndarray):
-    """Best box (first on ties) and IoU of each anchor against every box of its image.
-
-    Every anchor asked about overlaps some box (it ties a box's best IoU, which is > 0), so pairs
-    without horizontal overlap (IoU 0) are dropped before the rest of the arithmetic.
-    """
-    cnt = first_box_of_img[img + 1] - first_box_of_img[img]
-    starts = np.zeros(len(cnt), np.int64)
-    np.cumsum(cnt[:-1], out=starts[1:])
-    bidx = np.repeat(first_box_of_img[img] - starts, cnt) + np.arange(int(cnt.sum()))
-    anc = np.repeat(np.arange(len(img)), cnt)
-    w = np.minimum(boxes[bidx, 2], np.repeat(coords[:, 2], cnt)) - np.maximum(boxes[bidx, 0], np.repeat(coords[:, 0], cnt))
-    keep = np.flatnonzero(w > 0)
-    bidx, anc = bidx[keep], anc[keep]
-    iou = aligned_iou32(boxes[bidx], coords[anc])
-    st = np.searchsorted(anc, np.arange(len(img)))
-    m = np.maximum.reduceat(iou, st)
-    posn = np.where(iou == m[anc], np.arange(len(iou)), len(iou))
-    first = np.minimum.reduceat(posn, st)
-    return bidx[first], m
-
-
 def _replace_with_dense(res: MatchOutput, preset, boxes, box_image, first_box_of_img, ph, pw, images,
                         pos, neg, lowq, semantics) -> MatchOutput:
     """Recompute the given images with the dense engine (boxes that touch no anchor at all)."""
@@ -299,6 +273,7 @@ def _replace_with_dense(res: MatchOutput, preset, boxes, box_image, first_box_of
              "box": [res.pos_box[keep]], "iou": [res.pos_iou[keep]], "x1": [res.pos_x1[keep]],
              "y1": [res.pos_y1[keep]]}
     ignored = res.ignored_per_image.copy()
+    ignored_box = res.box_ignored.copy()
     for im in images:
         b0, b1 = int(first_box_of_img[im]), int(first_box_of_img[im + 1])
         anc, lv = grid_anchors_numpy(preset, int(ph[im]), int(pw[im]))
@@ -310,262 +285,233 @@ def _replace_with_dense(res: MatchOutput, preset, boxes, box_image, first_box_of
         parts["box"].append(b0 + m[p]); parts["iou"].append(out.iou[0].numpy()[p])
         parts["x1"].append(anc[p, 0]); parts["y1"].append(anc[p, 1])
         ignored[im] = int((m == -2).sum())
+        ignored_box[b0:b1] = np.bincount(out.anchor_box[0].numpy()[m == -2], minlength=b1 - b0)
         res.box_max_iou[b0:b1] = out.box_max[0].numpy()
         res.box_best_anchor[b0:b1] = out.box_best[0].numpy()
         res.box_best_level[b0:b1] = lv[out.box_best[0].numpy()]
     cat = lambda k, dt: np.concatenate(parts[k]).astype(dt)
     return MatchOutput(cat("img", IDX), cat("anchor", np.int64), cat("level", np.int8), cat("box", IDX),
                        cat("iou", F32), ignored, res.box_max_iou, res.box_best_anchor, res.box_best_level, len(images),
-                       cat("x1", F32), cat("y1", F32))
+                       cat("x1", F32), cat("y1", F32), ignored_box)
 
 
-def _shared_entries(ent: Entries, n_shapes: int, points: dict | None = None) -> np.ndarray:
-    """Entries whose anchors another box may also reach: rectangles meeting another entry's rectangle of the
-    same image and shape, or holding one of ``points`` (``img``, ``shape``, ``i``, ``j`` arrays)."""
-    n = len(ent)
-    shared = np.zeros(n, bool)
-    if n == 0:
-        return shared
-    gk = ent.img * n_shapes + ent.shape
-    o = np.argsort(gk, kind="stable")
-    ks = gk[o]
-    st = group_starts(ks)
-    cnt = np.diff(np.append(st, n))
-    multi = np.flatnonzero(cnt >= 2)
-    if len(multi):  # every ordered pair of distinct entries within a group
-        gs, gc = st[multi], cnt[multi]
-        mem, off = _expand(gc)  # member positions
-        a = gs[mem] + off
-        seg, off2 = _expand(gc[mem])
-        pa, pb = o[a[seg]], o[gs[mem[seg]] + off2]
-        keep = pa != pb
-        pa, pb = pa[keep], pb[keep]
-        hit = ((np.maximum(ent.i_lo[pa], ent.i_lo[pb]) < np.minimum(ent.i_lo[pa] + ent.ni[pa], ent.i_lo[pb] + ent.ni[pb]))
-               & (np.maximum(ent.j_lo[pa], ent.j_lo[pb]) < np.minimum(ent.j_lo[pa] + ent.nj[pa], ent.j_lo[pb] + ent.nj[pb])))
-        shared[pa[hit]] = True
-    if points is not None and len(points["img"]):
-        pk = points["img"] * n_shapes + points["shape"]
-        lo, hi = np.searchsorted(ks, pk, "left"), np.searchsorted(ks, pk, "right")
-        seg, off = _expand(hi - lo)
-        e = o[lo[seg] + off]
-        di, dj = points["i"][seg] - ent.i_lo[e], points["j"][seg] - ent.j_lo[e]
-        shared[e[(di >= 0) & (di < ent.ni[e]) & (dj >= 0) & (dj < ent.nj[e])]] = True
-    return shared
+# ----------------------------------------------------------------------------------------------
+# the compiled pass (imbalance_cli.anchors.kernel) over a chunk of images
+# ----------------------------------------------------------------------------------------------
+
+#: IoU values one kernel call buffers (float32): images are labelled in batches of about this many rectangle
+#: elements, so the buffer stays in cache-sized pieces whatever the chunk (one image larger than it is one batch).
+KERNEL_ELEMENTS = 1 << 20
 
 
-def _sort_order(keys: np.ndarray) -> np.ndarray:
-    """``np.argsort(keys, kind="stable")`` for non-negative int64 keys, by sorting (key, position) packed in one
-    int64 where they fit (NumPy's sort of plain int64 values is ~3x faster than its argsort, measured)."""
-    n = len(keys)
-    if n < 2:
-        return np.arange(n)
-    pbits = int(n - 1).bit_length()
-    lo, hi = int(keys.min()), int(keys.max())
-    if (hi - lo) >= 1 << (63 - pbits):
-        return np.argsort(keys, kind="stable")
-    packed = np.sort(((keys - lo) << pbits) | np.arange(n))
-    return packed & ((1 << pbits) - 1)
+class Geometry:
+    """What the compiled pass reads about some images (per image and level) and the preset's anchor shapes.
 
-
-def _box_max(ent: Entries, groups: list, nb: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each entry's highest IoU (its rectangle's max) and each box's (-1 without entries)."""
-    emax = np.full(len(ent), -1.0, F32)
-    for g in groups:
-        emax[g.idx] = g.iou.reshape(len(g.idx), -1).max(axis=1)
-    gmax = np.full(nb, -1.0, F32)
-    np.maximum.at(gmax, ent.box, emax)
-    return emax, gmax
-
-
-def _ties(ent: Entries, groups: list, emax: np.ndarray, gmax: np.ndarray, boxes_sel: np.ndarray) -> dict:
-    """Records of every anchor attaining its box's highest IoU, for the boxes in ``boxes_sel`` (mask)."""
-    is_tie = (emax == gmax[ent.box]) & boxes_sel[ent.box]
-    parts = []
-    for g in groups:
-        rows = np.flatnonzero(is_tie[g.idx])
-        if len(rows):
-            v = gmax[ent.box[g.idx[rows]]]
-            parts.append(_records(ent, g, rows, g.iou[rows] == v[:, None, None], "xyxy"))
-    return _cat(parts, "xyxy")
-
-
-def _match_chunk(preset, shapes, lay, gb, gimg, c0, pos, neg, lowq, semantics, best_box_of, n_img):
-    """Label one chunk of whole images (boxes ``gb`` with image rows ``gimg``; ``c0`` the first box's index).
-
-    Entries at ``neg`` give each box's highest IoU; boxes below ``neg`` are enumerated again down
-    to a lower bound of their best IoU. Anchors of an entry that no other entry can reach
-    (:func:`_shared_entries`) have one candidate box: their label is their IoU's, counted per entry
-    (positives kept as records, ignored anchors only counted); anchors of shared entries are grouped
-    by anchor (best IoU, first box on ties). The low-quality / forced matches of each box's tying
-    anchors are applied last (:func:`rules.sparse_updates` semantics).
+    ``gi`` int64 (images, levels, 4): grid rows, grid columns, first anchor index, anchors per location;
+    ``gf`` float64 (images, levels, 2): grid steps x, y; ``n_anch`` anchors per image; ``size_id`` each image's
+    padded size in ``ybase`` / ``xbase`` (sizes, shapes): the first row of ``ytab`` / column of ``xtab``
+    (float32 (y1, y2) / (x1, x2) extents from the generator, :meth:`ImageLayouts.axis_tables`) of a shape;
+    ``sh_i`` (shapes, 2) level and index within the location, ``sh_f`` (shapes, 5) offsets ``ox``, ``oy``,
+    sizes ``wa``, ``ha`` and the smallest float32 area ``area_lo`` (float64); ``slack`` the bounds' margin;
+    ``sh_ord`` the shapes by ``area_lo`` (``alo_sorted``), ``delta`` the largest float32 area above ``area_lo``.
     """
-    prev = phases.switch("labelling")
-    nb = len(gb)
-    S = len(shapes.level)
-    ent = rect_entries(shapes, lay, gb, gimg, np.full(nb, neg, F32))
-    groups = list(rect_groups(ent))
-    emax, gmax = _box_max(ent, groups, nb)
-    low = np.flatnonzero(gmax < neg)
-    fallback: list[int] = []
-    is_low = np.zeros(nb, bool)
-    ent2, groups2 = None, []
-    if len(low):
-        lb = np.maximum(_nearest_lower_bound(preset, shapes, lay, gb[low], gimg[low]), gmax[low])
-        zero = lb <= 0
-        if zero.any():
-            fallback = unique_ints(gimg[low[zero]]).tolist()
-        low = low[~zero]
-        is_low[low] = True
-        ent2 = rect_entries(shapes, lay, gb[low], gimg[low], lb[~zero].astype(F32))
-        ent2.box = low[ent2.box]
-        groups2 = list(rect_groups(ent2))
-        emax2, gmax2 = _box_max(ent2, groups2, nb)
-        gmax[low] = gmax2[low]
-    # ---- each box's tying anchors (its best IoU and first best anchor)
-    tie1 = _ties(ent, groups, emax, gmax, ~is_low & (gmax >= neg))
-    tie1["pass"] = np.ones(len(tie1["e"]), np.int8)
-    tie_parts = [(ent, tie1)]
-    if ent2 is not None and len(ent2):
-        tie2 = _ties(ent2, groups2, emax2, gmax, is_low)
-        tie_parts.append((ent2, tie2))
-    T = {k: np.concatenate([t[k] for _, t in tie_parts]) for k in ("anchor", "iou", "x1", "y1", "x2", "y2")}
-    for k in ("box", "img", "level", "shape"):
-        T[k] = np.concatenate([en.__dict__[k][t["e"]] for en, t in tie_parts])
-    n1 = len(tie1["e"])
-    span = int(lay.counts[gimg[0]:gimg[-1] + 1].sum(axis=1).max()) if nb else 1  # anchors per image < span
-    T["key"] = T["img"] * span + T["anchor"]
-    box_max = gmax.copy()
-    box_best = np.zeros(nb, np.int64)
-    box_best_level = np.zeros(nb, np.int64)
-    if len(T["key"]):
-        o = np.lexsort((T["anchor"], T["box"]))
-        st = group_starts(T["box"][o])
-        box_best[T["box"][o][st]] = T["anchor"][o][st]
-        box_best_level[T["box"][o][st]] = T["level"][o][st]
-    # ---- which entries share anchors with another box (pass-2 ties inside a pass-1 rectangle count too)
-    pts = None
-    if len(T["key"]) > n1:
-        e2 = tie_parts[1][1]["e"]
-        cell = (tie_parts[1][1]["anchor"] - ent2.a0[e2])
-        di, dj = cell // ent2.rstep[e2], (cell % ent2.rstep[e2]) // ent2.cstep[e2]
-        pts = {"img": ent2.img[e2], "shape": ent2.shape[e2], "i": ent2.i_lo[e2] + di, "j": ent2.j_lo[e2] + dj}
-    shared = _shared_entries(ent, S, pts)
-    # ---- labels: unshared entries counted, shared ones grouped by anchor
-    ign_e = np.zeros(len(ent), np.int64)
-    pos_parts, sh_parts = [], []
-    for g in groups:
-        t_pos = g.iou >= pos
-        kept = g.iou >= neg
-        sh = shared[g.idx]
-        n_g = len(g.idx)
-        ign_e[g.idx] = np.count_nonzero(kept.reshape(n_g, -1), axis=1) - np.count_nonzero(t_pos.reshape(n_g, -1), axis=1)
-        if sh.any():
-            rows = np.flatnonzero(sh)
-            sh_parts.append(_records(ent, g, rows, kept[rows]))
-            t_pos[rows] = False
-        pos_parts.append(_records(ent, g, None, t_pos))
-    P = _cat(pos_parts)
-    own = ~shared
-    ignored = np.bincount(ent.img[own], weights=ign_e[own], minlength=n_img).astype(np.int64)
-    G = _cat(sh_parts)
-    ge = G["e"]
-    gkey = ent.img[ge] * span + G["anchor"]
-    o = _sort_order(gkey)
-    ks = gkey[o]
-    st = group_starts(ks)
-    iou_s = G["iou"][o]
-    amax = np.maximum.reduceat(iou_s, st) if len(st) else np.zeros(0, F32)
-    grp = np.repeat(np.arange(len(st)), np.diff(np.append(st, len(ks))))
-    box_s = ent.box[ge][o]
-    a_box = np.minimum.reduceat(np.where(iou_s == amax[grp], box_s, nb), st) if len(st) else np.zeros(0, np.int64)
-    a_key = ks[st]
-    rep = o[st]
-    A = {"img": ent.img[ge][rep], "anchor": G["anchor"][rep], "level": ent.level[ge][rep], "box": a_box,
-         "iou": amax, "x1": G["x1"][rep], "y1": G["y1"][rep]}
-    a_pos = amax >= pos
-    new_parts = []
-    # ---- low-quality / forced matches of each box's tying anchors
-    if len(T["key"]) and rules.has_low_quality_step(semantics, lowq):
-        own_tie = np.zeros(len(T["key"]), bool)
-        own_tie[:n1] = ~shared[tie1["e"]]
-        upd_key, upd_src, upd_box, upd_iou = _tie_updates(semantics, T, own_tie, box_max, a_key, A, best_box_of)
-        at = np.minimum(np.searchsorted(a_key, upd_key), max(len(a_key) - 1, 0))
-        hit = (a_key[at] == upd_key) if len(a_key) else np.zeros(len(upd_key), bool)
-        own_u = own_tie[upd_src]
-        # unshared: the box's own anchor; ignored (below pos) -> positive with that box
-        cv = own_u & (upd_iou < pos)
-        # grouped anchors: take the update; an ignored one stops being ignored
-        h = np.flatnonzero(hit & ~own_u)
-        ignored -= np.bincount(T["img"][upd_src[cv]], minlength=n_img)  # grouped ones: counted below
-        A["box"][at[h]] = upd_box[h]
-        A["iou"][at[h]] = upd_iou[h]
-        a_pos[at[h]] = True
-        new = cv | (~hit & ~own_u)
-        src = upd_src[new]
-        new_parts.append({"img": T["img"][src], "anchor": T["anchor"][src], "level": T["level"][src],
-                          "box": upd_box[new], "iou": upd_iou[new], "x1": T["x1"][src], "y1": T["y1"][src]})
-    ignored += np.bincount(A["img"][~a_pos], minlength=n_img)
-    pe = P["e"]
-    out = [{"img": ent.img[pe], "anchor": P["anchor"], "level": ent.level[pe], "box": ent.box[pe], "iou": P["iou"],
-            "x1": P["x1"], "y1": P["y1"]},
-           {k: v[a_pos] for k, v in A.items()}] + new_parts
-    for part in out:
-        part["box"] = part["box"] + c0
+
+    def __init__(self, preset: AnchorPreset, padded_h: np.ndarray, padded_w: np.ndarray):
+        lay = ImageLayouts(preset, padded_h, padded_w)
+        shapes = ShapeTable(preset, int(padded_h[0]), int(padded_w[0]))
+        lay.axis_tables(preset, shapes)
+        per = np.broadcast_to(lay.per_loc[None, :], lay.grid_h.shape)
+        c = np.ascontiguousarray
+        self.gi = c(np.stack([lay.grid_h, lay.grid_w, lay.offset, per], axis=2), dtype=np.int64)
+        self.gf = c(np.stack([lay.step_x, lay.step_y], axis=2), dtype=np.float64)
+        self.n_anch = c(lay.counts.sum(axis=1), dtype=np.int64)
+        self.size_id = c(lay.size_id, dtype=np.int64)
+        ybase, xbase, y1, y2, x1, x2 = lay._tables
+        self.ybase, self.xbase = c(ybase, dtype=np.int64), c(xbase, dtype=np.int64)
+        self.ytab, self.xtab = c(np.stack([y1, y2], 1), dtype=F32), c(np.stack([x1, x2], 1), dtype=F32)
+        self.slack = float(max(shapes.slack, rounding_slack(lay, shapes)))
+        s2 = 2 * self.slack
+        area_lo = np.maximum(shapes.wa - s2, 0) * np.maximum(shapes.ha - s2, 0)
+        self.sh_i = c(np.stack([shapes.level, shapes.k], 1), dtype=np.int64)
+        self.sh_f = c(np.stack([shapes.ox, shapes.oy, shapes.wa, shapes.ha, area_lo], 1), dtype=np.float64)
+        # shapes by area, for the kernel's necessary condition on a (box, shape) pair's areas
+        self.sh_ord = c(np.argsort(area_lo, kind="stable"), dtype=np.int64)
+        self.alo_sorted = c(area_lo[self.sh_ord], dtype=np.float64)
+        self.delta = float(np.max((shapes.wa + s2) * (shapes.ha + s2) - area_lo, initial=0.0))
+
+    def images(self, i0: int, i1: int) -> "Geometry":
+        """The same geometry for images ``i0 .. i1 - 1`` (views)."""
+        g = copy.copy(self)
+        g.gi, g.gf, g.n_anch, g.size_id = self.gi[i0:i1], self.gf[i0:i1], self.n_anch[i0:i1], self.size_id[i0:i1]
+        return g
+
+    @property
+    def num_levels(self) -> int:
+        """Pyramid levels."""
+        return self.gi.shape[1]
+
+
+def low_quality_mode(semantics: str, allow_low_quality: bool) -> int:
+    """The kernel's low-quality / forced match mode (:data:`imbalance_cli.anchors.kernel.LQ_NONE` ...)."""
+    from imbalance_cli.anchors import kernel as K
+
+    if not rules.has_low_quality_step(semantics, allow_low_quality):
+        return K.LQ_NONE
+    return {"torchvision": K.LQ_TORCHVISION, "mmdet": K.LQ_MMDET, "ssd": K.LQ_SSD}[semantics]
+
+
+class ChunkStats:
+    """Inputs and fixed-size outputs of the counting in :func:`kernel_pass` (see :func:`culled_chunk_statistics`)."""
+
+    def __init__(self, box_class, num_classes, num_levels, in_sample, pos_edges, pos_t, neg_edges, spatial_bins,
+                 spatial_range):
+        self.box_class = np.ascontiguousarray(box_class, dtype=np.int64)
+        self.in_sample = np.ascontiguousarray(in_sample, dtype=np.bool_)
+        self.pos_edges = np.ascontiguousarray(pos_edges, dtype=np.float64)
+        self.pos_t = F32(pos_t)
+        self.neg_edges = np.asarray(neg_edges, dtype=np.float64)
+        self.sp_lo, self.sp_hi = float(spatial_range[0]), float(spatial_range[1])
+        self.per_class = np.zeros(max(int(num_classes), 1), np.int64)
+        self.per_level = np.zeros(num_levels, np.int64)
+        self.pos_hist = np.zeros(len(pos_edges) - 1, np.int64)
+        self.spatial = np.zeros((spatial_bins, spatial_bins), np.int64)
+        self.counters = np.zeros(2, np.int64)
+        self.negative = np.zeros(len(neg_edges) - 1, np.int64)
+        self.zero = 0
+
+    @staticmethod
+    def none(n_boxes: int, n_images: int, num_levels: int) -> "ChunkStats":
+        """Placeholders of the right types when only labels are wanted."""
+        return ChunkStats(np.zeros(n_boxes, np.int64), 1, num_levels, np.zeros(n_images, bool), np.zeros(2), 1.0,
+                          np.zeros(2), 1, (-1.0, 1.0))
+
+
+def kernel_pass(geo: Geometry, boxes: np.ndarray, box_image: np.ndarray, pos: float, neg: float, lq: int, *,
+                records: bool, stats: ChunkStats | None = None, elements: int = KERNEL_ELEMENTS) -> dict:
+    """The compiled pass over some images (``boxes`` float32 (N, 4), ``box_image`` sorted rows of ``geo``'s images).
+
+    Returns ``img_i`` (images, 3: foreground, ignored, fallback flag), ``box_max`` (N,), ``box_i`` (N, 4: first
+    best anchor, its level, positives, ignored anchors); with ``records`` the positives ``rec_i`` (image, anchor,
+    level, box) and ``rec_f`` (IoU, anchor x1, y1); with ``stats`` its counters filled (fallback images, flagged
+    in ``img_i``, are left out of everything).
+    """
+    from imbalance_cli.anchors import kernel as K
+
+    n_img, N = len(geo.n_anch), len(boxes)
+    boxes = np.ascontiguousarray(boxes, dtype=F32)
+    box_image = np.ascontiguousarray(box_image, dtype=np.int64)
+    img_start = np.searchsorted(box_image, np.arange(n_img + 1)).astype(np.int64)
+    prev = phases.switch("enumeration")
+    rects, box_rect = K.enumerate_rects(boxes, box_image, F32(neg), geo.gi, geo.gf, geo.sh_i, geo.sh_f, geo.sh_ord,
+                                        geo.alo_sorted, geo.delta, geo.slack)
+    cum = np.zeros(len(rects) + 1, np.int64)
+    np.cumsum(rects[:, 3] * rects[:, 5], out=cum[1:])
+    img_el = cum[box_rect[img_start]]  # IoU values before each image's rectangles
+    cuts = [0]
+    while cuts[-1] < n_img:
+        i = cuts[-1]
+        cuts.append(min(n_img, max(i + 1, int(np.searchsorted(img_el, img_el[i] + elements, "right")) - 1)))
+    cuts = np.asarray(cuts)
+    buf = np.empty(int(np.max(img_el[cuts[1:]] - img_el[cuts[:-1]], initial=0)), F32)
+    a_max = int(geo.n_anch.max(initial=1))
+    flag, best, bx = np.zeros(a_max, np.uint8), np.empty(a_max, F32), np.empty(a_max, np.int32)
+    ties, extra, smp = (np.empty((1024, 2), np.int64) for _ in range(3))
+    rec_i, rec_f = np.empty((1024 if records else 0, 4), np.int64), np.empty((1024 if records else 0, 3), F32)
+    box_max, box_i, img_i = np.zeros(N, F32), np.zeros((N, 4), np.int64), np.zeros((n_img, 3), np.int64)
+    st = stats if stats is not None else ChunkStats.none(N, n_img, geo.num_levels)
+    npos = nsmp = 0
+    pos32, neg32 = F32(pos), F32(neg)
+    for c0, c1 in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+        ra, rb = int(box_rect[img_start[c0]]), int(box_rect[img_start[c1]])
+        roff = cum[ra:rb + 1] - cum[ra]
+        rmax = np.empty(rb - ra, F32)
+        phases.switch("iou")
+        K.rect_ious(ra, rb, rects, boxes, box_image, geo.size_id, geo.ybase, geo.xbase, geo.ytab, geo.xtab, buf, rmax)
+        phases.switch("labelling")
+        ties, extra, rec_i, rec_f, npos, smp, nsmp = K.label_images(
+            c0, c1, boxes, img_start, geo.n_anch, geo.gi, geo.gf, geo.size_id, geo.ybase, geo.xbase, geo.ytab,
+            geo.xtab, geo.sh_i, geo.sh_f, geo.sh_ord, geo.alo_sorted, geo.delta, geo.slack, rects, box_rect, ra, roff,
+            buf, rmax, pos32, neg32, lq, flag, best, bx, ties, extra, box_max, box_i, img_i, records, rec_i, rec_f,
+            npos, stats is not None, st.box_class,
+            st.per_class, st.per_level, st.pos_edges, st.pos_t, st.pos_hist, st.spatial, st.sp_lo, st.sp_hi,
+            st.counters, st.in_sample, smp, nsmp)
+    fallback = img_i[:, K.IMG_FALLBACK] == 1
+    lo = F32(st.neg_edges[-1])
+    if stats is not None and lo > 0 and st.in_sample.any():
+        phases.switch("histograms")
+        imgs = np.flatnonzero(st.in_sample & ~fallback)
+        nonzero = np.zeros(len(imgs), np.int64)
+        K.negative_histogram(imgs, boxes, img_start, geo.n_anch, geo.gi, geo.gf, geo.size_id, geo.ybase, geo.xbase,
+                             geo.ytab, geo.xtab, geo.sh_i, geo.sh_f, geo.slack, smp, nsmp, lo,
+                             st.neg_edges.astype(F32), st.negative, nonzero)
+        negatives = geo.n_anch[imgs] - img_i[imgs, K.IMG_FG] - img_i[imgs, K.IMG_IGN]
+        st.zero = int(negatives.sum() - nonzero.sum())
     phases.switch(prev)
-    return out, ignored, fallback, (box_max, box_best, box_best_level)
+    return {"img_i": img_i, "box_max": box_max, "box_i": box_i, "rec_i": rec_i[:npos], "rec_f": rec_f[:npos],
+            "fallback": np.flatnonzero(fallback)}
 
 
-def _tie_updates(semantics, T, own_tie, box_max, a_key, A, best_box_of):
-    """``(keys, source tie rows, boxes, ious)`` of the anchors the low-quality / forced step labels positive.
+def warm_kernel(preset: AnchorPreset) -> None:
+    """Load the compiled pass (or, the first time after an install, compile it) by running it on one small image.
 
-    torchvision: every tying anchor takes its own best box (its entry's box when no other box can
-    reach it, the grouped best among candidates, else the best of every box of its image); mmdet:
-    the last tying box (box order) and that box's best IoU; ssd: each box's first tying anchor
-    (lowest index), the last such box winning.
+    Called before worker processes are forked (:func:`imbalance_cli.anchors.run.run_chunks`): they inherit it
+    instead of each loading it again (about 0.3-0.6 CPU s per process) or compiling it (about 20 CPU s).
     """
-    key = T["key"]
-    if semantics == "ssd":
-        o = np.lexsort((T["anchor"], T["box"]))
-        first = o[group_starts(T["box"][o])]
-        sel = first
+    geo = Geometry(preset, np.array([256]), np.array([256]))
+    st = ChunkStats(np.zeros(1, np.int64), 1, geo.num_levels, np.ones(1, bool), np.linspace(0, 1, 21), 0.5,
+                    np.linspace(0, 0.4, 9), 4, (-0.5, 1.5))
+    kernel_pass(geo, np.array([[8, 8, 72, 56]], F32), np.zeros(1, np.int64), 0.5, 0.4, 1, records=True, stats=st)
+
+
+def culled_chunk_statistics(preset: AnchorPreset, semantics: str, boxes: np.ndarray, box_image: np.ndarray,
+                            padded_h: np.ndarray, padded_w: np.ndarray, stats: ChunkStats) -> tuple[dict, np.ndarray]:
+    """One chunk's anchor statistics from the compiled pass, no positive kept: ``(partial, fallback images)``.
+
+    ``partial`` has the keys of :func:`imbalance_cli.stats.anchors.chunk_statistics`; images whose boxes reach
+    no anchor (listed in the second value) are left out of it (all zero) for the caller to label densely.
+    """
+    from imbalance_cli.anchors import kernel as K
+
+    pos, neg, lowq = rules.thresholds(preset, semantics)
+    n_img = len(padded_h)
+    if len(boxes) == 0:
+        geo = None
+        out = {"img_i": np.zeros((n_img, 3), np.int64), "box_max": np.zeros(0, F32),
+               "box_i": np.zeros((0, 4), np.int64), "fallback": np.zeros(0, np.int64)}
+        if stats.in_sample.any() and stats.neg_edges[-1] > 0:
+            stats.zero = int(num_anchors(preset, padded_h[stats.in_sample], padded_w[stats.in_sample]).sum())
     else:
-        sel = np.arange(len(key))
-    if semantics in ("ssd", "mmdet"):
-        o = sel[np.lexsort((T["box"][sel], key[sel]))]
-        last = np.append(key[o][1:] != key[o][:-1], True)
-        src = o[last]
-        return key[src], src, T["box"][src], box_max[T["box"][src]]
-    o = np.argsort(key, kind="stable")
-    src = o[group_starts(key[o])]
-    ub, ui = T["box"][src].copy(), T["iou"][src].copy()
-    at = np.minimum(np.searchsorted(a_key, key[src]), max(len(a_key) - 1, 0))
-    hit = (a_key[at] == key[src]) if len(a_key) else np.zeros(len(src), bool)
-    grouped = hit & ~own_tie[src]
-    ub[grouped], ui[grouped] = A["box"][at[grouped]], A["iou"][at[grouped]]
-    unk = np.flatnonzero(~hit & ~own_tie[src])
-    if len(unk):
-        s = src[unk]
-        b, v = best_box_of(T["img"][s], np.stack((T["x1"][s], T["y1"][s], T["x2"][s], T["y2"][s]), axis=1))
-        ub[unk], ui[unk] = b, v
-    return key[src], src, ub, ui
+        geo = Geometry(preset, padded_h, padded_w)
+        out = kernel_pass(geo, boxes, box_image, pos, neg, low_quality_mode(semantics, lowq), records=False,
+                          stats=stats)
+    bi = out["box_i"]
+    part = {
+        "foreground": out["img_i"][:, K.IMG_FG].copy(), "ignored": out["img_i"][:, K.IMG_IGN].copy(),
+        "box_max_iou": out["box_max"], "box_best_level": bi[:, K.BOX_LEVEL].copy(),
+        "box_positives": bi[:, K.BOX_POS].copy(), "box_ignored": bi[:, K.BOX_IGN].copy(),
+        "per_class": stats.per_class, "per_level": stats.per_level, "positive_iou": stats.pos_hist,
+        "low_quality": int(stats.counters[K.CNT_LOW_QUALITY]), "fallback": len(out["fallback"]),
+        "spatial": stats.spatial, "outside": int(stats.counters[K.CNT_OUTSIDE]),
+        "negative": stats.negative, "zero": int(stats.zero),
+    }
+    return part, out["fallback"]
 
 
 def culled_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.ndarray, padded_h: np.ndarray,
                          padded_w: np.ndarray, *, pos_iou: float | None = None, neg_iou: float | None = None,
                          allow_low_quality: bool | None = None, semantics: str = "torchvision",
                          chunk_boxes: int = 10000, threads: int | None = None) -> MatchOutput:
-    """Culled matcher over many images at once (see module docstring).
+    """Culled matcher over many images at once (see module docstring), every positive kept.
 
     ``boxes`` float32 (N, 4) in resized-image pixels, ``box_image`` (N,) image rows **sorted
     ascending** (a box's position among its image's boxes is its gt index), ``padded_h/w``
-    (n_img,) padded sizes. Returns a :class:`MatchOutput` whose ``pos_box`` index ``boxes``.
-    Chunks of about ``chunk_boxes`` boxes (whole images) run on ``threads`` threads (default: CPU
-    count, at most 8); the output does not depend on either. For bounded memory over a large
-    dataset use :func:`imbalance_cli.anchors.run.run_anchor_pass`.
+    (n_img,) padded sizes. Returns a :class:`MatchOutput` whose ``pos_box`` index ``boxes`` (positives
+    image by image). Chunks of about ``chunk_boxes`` boxes (whole images) run on ``threads`` threads
+    (default: CPU count, at most 8); the output does not depend on either. For bounded memory over a
+    large dataset use :func:`imbalance_cli.anchors.run.run_anchor_pass`.
     """
     rules.check(semantics, "culled")
     pos, neg, lowq = rules.thresholds(preset, semantics, pos_iou, neg_iou, allow_low_quality)
-    pos, neg = F32(pos), F32(neg)
     boxes = np.ascontiguousarray(boxes, dtype=F32).reshape(-1, 4)
     box_image = np.asarray(box_image, dtype=np.int64)
     ph = np.asarray(padded_h, dtype=np.int64)
@@ -575,53 +521,44 @@ def culled_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.
         raise ValueError("box_image must be sorted ascending")
     if preset.kind == "ssd" and n_img and (np.any(ph != ph[0]) or np.any(pw != pw[0])):
         raise ValueError("ssd presets need one fixed image size")
-    box_max = np.zeros(N, F32)
-    box_best = np.zeros(N, np.int64)
-    box_best_level = np.zeros(N, np.int64)
     ignored = np.zeros(n_img, np.int64)
     if N == 0:
         z = lambda dt: np.zeros(0, dt)
-        return MatchOutput(z(IDX), z(np.int64), z(np.int8), z(IDX), z(F32), ignored, box_max, box_best,
-                           box_best_level, 0)
-    # only images with boxes need a layout; shapes do not depend on the image size (ssd: one fixed size)
-    lay = ImageLayouts(preset, ph, pw)
-    shapes = ShapeTable(preset, int(ph[0]), int(pw[0]))
-    lay.axis_tables(preset, shapes)  # once, before any thread reads it
-    fallback_imgs: list[int] = []
+        return MatchOutput(z(IDX), z(np.int64), z(np.int8), z(IDX), z(F32), ignored, z(F32), z(np.int64), z(np.int64),
+                           0, z(F32), z(F32), z(np.int64))
+    geo = Geometry(preset, ph, pw)
+    lq = low_quality_mode(semantics, lowq)
     img_start = np.searchsorted(box_image, np.arange(n_img + 1))
-    first_box_of_img = img_start
-    bounds = [0]
-    while bounds[-1] < N:  # chunk on image boundaries
-        target = min(N, bounds[-1] + chunk_boxes)
-        if target < N:
-            target = int(img_start[box_image[target]])  # start of that image
-            if target <= bounds[-1]:
-                target = int(img_start[box_image[bounds[-1]] + 1])
-        bounds.append(target)
-    best_box_of = lambda img, coords: _best_box_full(boxes, first_box_of_img, img, coords)
+    cuts = [0]
+    while cuts[-1] < n_img:  # chunks of whole images
+        i = cuts[-1]
+        cuts.append(min(n_img, max(i + 1, int(np.searchsorted(img_start, img_start[i] + chunk_boxes, "right")) - 1)))
 
-    def _chunk(c0: int, c1: int):
-        local_best = lambda img, coords: (lambda b, v: (b - c0, v))(*best_box_of(img, coords))
-        return _match_chunk(preset, shapes, lay, boxes[c0:c1], box_image[c0:c1], c0, pos, neg, lowq, semantics,
-                            local_best, n_img)
+    def _chunk(i0: int, i1: int) -> dict:
+        c0, c1 = int(img_start[i0]), int(img_start[i1])
+        return kernel_pass(geo.images(i0, i1), boxes[c0:c1], box_image[c0:c1] - i0, pos, neg, lq, records=True)
 
-    n_workers = max(1, min(len(bounds) - 1, threads if threads else (os.cpu_count() or 1), 8))
+    spans = list(zip(cuts[:-1], cuts[1:]))
+    n_workers = max(1, min(len(spans), threads if threads else (os.cpu_count() or 1), 8))
     if n_workers > 1:
-        from concurrent.futures import ThreadPoolExecutor  # numpy releases the GIL in its kernels
+        from concurrent.futures import ThreadPoolExecutor  # the kernel releases the GIL
 
         with ThreadPoolExecutor(n_workers) as pool:
-            results = list(pool.map(lambda ab: _chunk(*ab), zip(bounds[:-1], bounds[1:])))
+            results = list(pool.map(lambda ab: _chunk(*ab), spans))
     else:
-        results = [_chunk(c0, c1) for c0, c1 in zip(bounds[:-1], bounds[1:])]
-    parts = [p for r in results for p in r[0]]
-    for (c0, c1), r in zip(zip(bounds[:-1], bounds[1:]), results):
-        ignored += r[1]
-        fallback_imgs.extend(r[2])
-        box_max[c0:c1], box_best[c0:c1], box_best_level[c0:c1] = r[3]
-    cat = (lambda k, dt: np.concatenate([p[k] for p in parts]).astype(dt) if parts else np.zeros(0, dt))
-    res = MatchOutput(cat("img", IDX), cat("anchor", np.int64), cat("level", np.int8), cat("box", IDX),
-                      cat("iou", F32), ignored, box_max, box_best, box_best_level, 0, cat("x1", F32), cat("y1", F32))
-    if fallback_imgs:
-        res = _replace_with_dense(res, preset, boxes, box_image, first_box_of_img, ph, pw, sorted(set(fallback_imgs)),
-                                  float(pos), float(neg), lowq, semantics)
+        results = [_chunk(i0, i1) for i0, i1 in spans]
+    from imbalance_cli.anchors import kernel as K
+
+    box_max = np.concatenate([r["box_max"] for r in results])
+    box_i = np.concatenate([r["box_i"] for r in results])
+    img_i = np.concatenate([r["img_i"] for r in results])
+    rec_i = np.concatenate([r["rec_i"] + np.array([i0, 0, 0, img_start[i0]]) for (i0, _), r in zip(spans, results)])
+    rec_f = np.concatenate([r["rec_f"] for r in results])
+    fallback = np.concatenate([r["fallback"] + i0 for (i0, _), r in zip(spans, results)])
+    res = MatchOutput(rec_i[:, 0].astype(IDX), rec_i[:, 1].copy(), rec_i[:, 2].astype(np.int8), rec_i[:, 3].astype(IDX),
+                      rec_f[:, 0].copy(), img_i[:, K.IMG_IGN].copy(), box_max, box_i[:, K.BOX_BEST].copy(),
+                      box_i[:, K.BOX_LEVEL].copy(), 0, rec_f[:, 1].copy(), rec_f[:, 2].copy(), box_i[:, K.BOX_IGN].copy())
+    if len(fallback):
+        res = _replace_with_dense(res, preset, boxes, box_image, img_start, ph, pw, fallback.tolist(), float(pos),
+                                  float(neg), lowq, semantics)
     return res

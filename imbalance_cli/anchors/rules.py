@@ -84,7 +84,10 @@ class MatchOutput:
     ``ignored_per_image`` (n_img,); ``box_max_iou`` / ``box_best_anchor`` / ``box_best_level`` (N,):
     each box's highest IoU and the first anchor (lowest index) attaining it; ``fallback_images``:
     images the culled engine handed to the dense engine; ``pos_x1`` / ``pos_y1`` (float32 or None):
-    the positives' anchor top-left corners where the engine has them (the culled engine does).
+    the positives' anchor top-left corners where the engine has them (the culled engine does);
+    ``box_ignored`` (N,) int64: ignored anchors by their best box (first on ties, as ``torch.max``; an
+    anchor with IoU 0 with every box: its image's first box); zeros where none is given (the ATSS / FCOS /
+    YOLOv5 assigners ignore no anchor).
     """
 
     pos_image: np.ndarray
@@ -99,6 +102,11 @@ class MatchOutput:
     fallback_images: int = 0
     pos_x1: np.ndarray | None = None
     pos_y1: np.ndarray | None = None
+    box_ignored: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.box_ignored is None:
+            self.box_ignored = np.zeros(len(self.box_max_iou), np.int64)
 
 
 #: the historical name of :class:`MatchOutput`
@@ -180,7 +188,7 @@ def ssd_forced(matched, gbest, valid):
 
 
 # ----------------------------------------------------------------------------------------------
-# sparse (numpy) form of the rules, on candidate (box, anchor) pairs
+# sorted-key helpers (the culled engine's sparse form of the rules is its compiled pass, anchors/kernel.py)
 # ----------------------------------------------------------------------------------------------
 
 def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
@@ -188,50 +196,3 @@ def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
     if len(sorted_keys) == 0:
         return np.zeros(0, np.int64)
     return np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
-
-
-def first_per_box(tie: dict) -> np.ndarray:
-    """Indices into ``tie`` of each box's lowest-index tie anchor (its argmax, torch's first occurrence)."""
-    o = np.lexsort((tie["anchor"], tie["local"]))
-    st = group_starts(tie["local"][o])
-    return o[st]
-
-
-def sparse_updates(semantics: str, tie: dict, box_max: np.ndarray, a_key: np.ndarray, a_box: np.ndarray,
-                   a_iou: np.ndarray, best_box_of: Callable):
-    """Low-quality / forced matches from the tie pairs of every box: ``(keys, boxes, ious)`` to set.
-
-    ``tie`` holds (box, anchor) pairs whose IoU equals the box's best (``box_max[tie["local"]]``);
-    ``a_key``/``a_box``/``a_iou`` are the sorted anchor keys with their best box and IoU among
-    candidates at or above the negative threshold; ``best_box_of(image rows, coords)`` finds the
-    best box of anchors not among them (torchvision only). Keys are ``image << 40 | anchor``.
-    """
-    t_key = (tie["img"] << 40) | tie["anchor"]
-    if semantics == "ssd":
-        f = first_per_box(tie)
-        fk, fb, fi = t_key[f], tie["box"][f], box_max[tie["local"][f]]
-        o = np.lexsort((fb, fk))
-        fk, fb, fi = fk[o], fb[o], fi[o]
-        last = np.append(fk[1:] != fk[:-1], True)
-        return fk[last], fb[last], fi[last]
-    if semantics == "mmdet":
-        o = np.lexsort((tie["box"], t_key))
-        tk, tb = t_key[o], tie["box"][o]
-        ti = box_max[tie["local"][o]]
-        last = np.append(tk[1:] != tk[:-1], True)
-        return tk[last], tb[last], ti[last]
-    # torchvision: tie anchors take their own best box
-    u_key, u_idx = np.unique(t_key, return_index=True)
-    known = np.minimum(np.searchsorted(a_key, u_key), max(len(a_key) - 1, 0))
-    is_known = (a_key[known] == u_key) if len(a_key) else np.zeros(len(u_key), bool)
-    upd_box = np.empty(len(u_key), np.int64)
-    upd_iou = np.empty(len(u_key), F32)
-    upd_box[is_known] = a_box[known[is_known]]
-    upd_iou[is_known] = a_iou[known[is_known]]
-    unk = np.flatnonzero(~is_known)
-    if len(unk):
-        src = u_idx[unk]
-        b, v = best_box_of(tie["img"][src], tie["coords"][src])
-        upd_box[unk] = b
-        upd_iou[unk] = v
-    return u_key, upd_box, upd_iou

@@ -123,6 +123,14 @@ def _fork_context():
     return None
 
 
+def _warm(spec) -> None:
+    """The culled engine's compiled pass loaded here once, before the workers fork (they inherit it)."""
+    if getattr(spec, "engine", None) == "culled" and getattr(spec.preset, "assigner", "max_iou") == "max_iou":
+        from imbalance_cli.anchors.culled import warm_kernel
+
+        warm_kernel(spec.preset)
+
+
 def run_chunks(spec, chunks: Iterator[Chunk], task: Callable[[Any, Chunk], Any],
                fold: Callable[[Chunk | None, int, int, Any], None], *, num_chunks: int, num_images: int,
                description: str = "anchors") -> None:
@@ -146,6 +154,7 @@ def run_chunks(spec, chunks: Iterator[Chunk], task: Callable[[Any, Chunk], Any],
                 phases.switch("set-up")
             phases.switch(prev)
             return
+        _warm(spec)
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, task)) as pool:
             pending: dict[int, Any] = {}
             done: dict[int, Any] = {}

@@ -38,14 +38,13 @@ from typing import Any
 import numpy as np
 
 from imbalance_cli.anchors import phases
-from imbalance_cli.anchors.culled import rect_entries, rect_groups
+from imbalance_cli.anchors.culled import ChunkStats, culled_chunk_statistics
 from imbalance_cli.anchors.dense import dense_match_dataset
 from imbalance_cli.anchors.generator import F32, box_keep, level_layout, num_anchors, scale_boxes
-from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
+from imbalance_cli.anchors.layouts import ImageLayouts
 from imbalance_cli.anchors.rules import IDX, MatchOutput
 from imbalance_cli import dist
 from imbalance_cli.anchors.run import Chunk, chunk_bounds, make_chunks, match_chunk, run_chunks
-from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.stats.geometry import check_size_by, size_group_codes
 from imbalance_cli.specs import (
@@ -54,7 +53,7 @@ from imbalance_cli.specs import (
 from imbalance_cli.errors import InputError
 
 __all__ = ["anchor_statistics", "label_anchors", "AnchorLabels", "AnchorAccumulator", "chunk_statistics",
-           "culled_negative_histogram", "spatial_histogram", "DEFAULT_NEGATIVE_IOU_SAMPLE", "SPATIAL_BINS",
+           "spatial_histogram", "DEFAULT_NEGATIVE_IOU_SAMPLE", "SPATIAL_BINS",
            "resolve_device", "resolve_semantics"]
 
 IOU_BIN = 0.05
@@ -231,6 +230,7 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
     box_max = np.zeros(N, F32)
     box_best = np.zeros(N, np.int64)
     box_best_level = np.zeros(N, np.int64)
+    box_ignored = np.zeros(N, np.int64)
     fallback = [0]
 
     def fold(i0: int, b0: int, r: MatchOutput) -> None:
@@ -239,6 +239,7 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
         nb = len(r.box_max_iou)
         box_max[b0:b0 + nb], box_best[b0:b0 + nb], box_best_level[b0:b0 + nb] = \
             r.box_max_iou, r.box_best_anchor, r.box_best_level
+        box_ignored[b0:b0 + nb] = r.box_ignored
         fallback[0] += int(r.fallback_images)
 
     bounds = dist.shard(chunk_bounds(n_img, dist.chunk_images_for_ranks(n_img, spec.chunk_images)))
@@ -255,7 +256,8 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
     res = MatchOutput(cat(lambda i0, b0, r: r.pos_image.astype(np.int64) + i0, IDX),
                       cat(lambda i0, b0, r: r.pos_anchor, np.int64), cat(lambda i0, b0, r: r.pos_level, np.int8),
                       cat(lambda i0, b0, r: r.pos_box.astype(np.int64) + b0, IDX),
-                      cat(lambda i0, b0, r: r.pos_iou, F32), ignored, box_max, box_best, box_best_level, fallback[0])
+                      cat(lambda i0, b0, r: r.pos_iou, F32), ignored, box_max, box_best, box_best_level, fallback[0],
+                      box_ignored=box_ignored)
     return AnchorLabels(spec.preset, spec.semantics, spec.device, spec.engine, inp.order, inp.box_image,
                         inp.padded_h, inp.padded_w, num_anchors(spec.preset, inp.padded_h, inp.padded_w),
                         inp.scaled.materialise(), res)
@@ -264,96 +266,6 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
 # ----------------------------------------------------------------------------------------------
 # statistics: per-chunk reduction and fixed-size accumulators
 # ----------------------------------------------------------------------------------------------
-
-#: enumerated (box, anchor) pairs held at once by :func:`culled_negative_histogram` (about 100 bytes each)
-NEGATIVE_PAIRS_BUDGET = 1_000_000
-#: anchors whose best IoU is buffered at once by :func:`culled_negative_histogram` (4 bytes each)
-NEGATIVE_ANCHOR_BUFFER = 8_000_000
-
-
-def culled_negative_histogram(preset, boxes: np.ndarray, box_image: np.ndarray, padded_h: np.ndarray,
-                              padded_w: np.ndarray, images: np.ndarray, edges: np.ndarray, result: MatchOutput,
-                              pairs_budget: int = NEGATIVE_PAIRS_BUDGET) -> tuple[np.ndarray, int]:
-    """Histogram of negative anchors' best IoU over ``edges`` (exact zeros apart) for some images, on a CPU.
-
-    Every anchor with a non-zero IoU with some box of a listed image is enumerated (the culled
-    bounds at a threshold just above 0) and its best IoU kept in a per-anchor buffer of its image;
-    negatives are the anchors that ``result`` (the matcher's output for the same boxes) neither made
-    positive nor ignored (best IoU below the negative threshold). Boxes are enumerated in batches of
-    about ``pairs_budget`` estimated pairs and images buffered up to :data:`NEGATIVE_ANCHOR_BUFFER`
-    anchors, so memory is bounded whatever the boxes' sizes. Returns ``(counts, zeros)``; identical
-    to the dense engine's histogram.
-    """
-    boxes = np.ascontiguousarray(boxes, dtype=F32).reshape(-1, 4)
-    box_image = np.asarray(box_image, np.int64)
-    ph = np.asarray(padded_h, np.int64)
-    pw = np.asarray(padded_w, np.int64)
-    images = unique_ints(np.asarray(images, np.int64))
-    n_img = len(ph)
-    counts = np.zeros(len(edges) - 1, np.int64)
-    if len(images) == 0:
-        return counts, 0
-    start = np.searchsorted(box_image, np.arange(n_img + 1))
-    per_img = num_anchors(preset, ph[images], pw[images])
-    pos_per_img = np.bincount(result.pos_image, minlength=n_img)
-    negatives = int((per_img - pos_per_img[images] - result.ignored_per_image[images]).sum())
-    if len(boxes) == 0:
-        return counts, negatives
-    lay = ImageLayouts(preset, ph, pw)
-    shapes = ShapeTable(preset, int(ph[0]), int(pw[0]))
-    lay.axis_tables(preset, shapes)
-    tiny = F32(np.finfo(np.float32).tiny)
-    lo = F32(edges[-1])
-    e32 = np.asarray(edges, dtype=F32)  # float32 edges, as the dense engine's bucketize
-    in_sel = np.isin(result.pos_image, images)
-    pos_img, pos_anchor = result.pos_image[in_sel].astype(np.int64), result.pos_anchor[in_sel]
-    nonzero_neg = 0
-    i0 = 0
-    while i0 < len(images):  # groups of whole images whose anchors fit the buffer
-        i1, acc = i0 + 1, int(per_img[i0])
-        while i1 < len(images) and acc + int(per_img[i1]) <= NEGATIVE_ANCHOR_BUFFER:
-            acc += int(per_img[i1])
-            i1 += 1
-        imgs = images[i0:i1]
-        base = np.zeros(n_img, np.int64)
-        base[imgs] = np.concatenate(([0], np.cumsum(per_img[i0:i1])[:-1]))
-        i0 = i1
-        best = np.zeros(acc, F32)  # best IoU of every anchor of the group (0: touches no box)
-        sel = np.concatenate([np.arange(start[im], start[im + 1]) for im in imgs])
-        if len(sel):
-            # estimated pairs per box: anchors of every shape whose extent can overlap the box
-            g = boxes[sel].astype(np.float64)
-            simg, lvl = box_image[sel], shapes.level
-            est = ((((g[:, 2] - g[:, 0])[:, None] + shapes.wa[None, :]) / lay.step_x[simg][:, lvl] + 2)
-                   * (((g[:, 3] - g[:, 1])[:, None] + shapes.ha[None, :]) / lay.step_y[simg][:, lvl] + 2)).sum(axis=1)
-            cum = np.cumsum(est)
-            b0 = 0
-            while b0 < len(sel):
-                b1 = max(b0 + 1, int(np.searchsorted(cum, (cum[b0 - 1] if b0 else 0.0) + pairs_budget, side="right")))
-                part = sel[b0:b1]
-                b0 = b1
-                pb = boxes[part]
-                ent = rect_entries(shapes, lay, pb, box_image[part], np.full(len(part), tiny, F32))
-                top = len(best) - 1
-                for g in rect_groups(ent):  # every anchor's best IoU, without a record per pair
-                    e = g.idx
-                    n_g, PI, PJ = g.iou.shape
-                    # the whole padded rectangle: padding (IoU 0) may point at other anchors, never changes them
-                    at = (base[ent.img[e]] + ent.a0[e])[:, None, None] \
-                        + (np.arange(PI)[None, :] * ent.rstep[e][:, None])[:, :, None] \
-                        + (np.arange(PJ)[None, :] * ent.cstep[e][:, None])[:, None, :]
-                    np.minimum(at, top, out=at)
-                    v = np.where(g.iou >= tiny, g.iou, F32(0))
-                    np.maximum.at(best, at.reshape(-1), v.reshape(-1))
-        mine = np.isin(pos_img, imgs)
-        best[base[pos_img[mine]] + pos_anchor[mine]] = -1  # positives are not negatives
-        v = best[(best > 0) & (best < lo)]  # ignored anchors (>= the negative threshold) drop out here
-        nonzero_neg += len(v)
-        b = np.searchsorted(e32, v, side="right") - 1
-        b = b[(b >= 0) & (b < len(counts))]
-        counts += np.bincount(b, minlength=len(counts))
-    return counts, negatives - nonzero_neg
-
 
 def spatial_histogram(preset, res: MatchOutput, sb: np.ndarray, ph: np.ndarray, pw: np.ndarray,
                       bins: int) -> tuple[np.ndarray, int]:
@@ -402,21 +314,66 @@ def chunk_statistics(spec: AnchorSpec, chunk: Chunk) -> dict:
 
     ``chunk.extra`` holds ``box_class`` (per box), ``in_sample`` (per image, bool) and ``num_classes``
     is read from ``chunk.extra["num_classes"]`` (a length-1 array). Returns per-image foreground and
-    ignored counts, per-box best IoU and best level, and fixed-size counters and histograms.
+    ignored counts; per box its best IoU (``box_max_iou``), the level of its first best anchor
+    (``box_best_level``), its positive anchors (``box_positives``) and the ignored anchors whose best box
+    it is (``box_ignored``, first box on ties); and fixed-size counters and histograms. The culled engine
+    counts in its compiled pass without keeping positives (:func:`~imbalance_cli.anchors.culled.
+    culled_chunk_statistics`); other engines and assigners reduce their :class:`MatchOutput`.
     """
-    preset = spec.preset
+    if spec.engine == "culled" and spec.preset.assigner == "max_iou":
+        return _culled_statistics(spec, chunk)
     prev = phases.switch("labelling")
     res = match_chunk(spec, chunk)
-    phases.switch("accumulators")
+    out = _match_statistics(spec, chunk, res, np.flatnonzero(chunk.extra["in_sample"]))
+    phases.switch(prev)
+    return out
+
+
+def _culled_statistics(spec: AnchorSpec, chunk: Chunk) -> dict:
+    """:func:`chunk_statistics` by the compiled pass; images it hands back (a box reaching no anchor) are
+    labelled by the dense engine on the CPU and their counts merged in."""
+    preset = spec.preset
+    prev = phases.switch("labelling")
+    C = int(chunk.extra["num_classes"][0]) if "num_classes" in chunk.extra else 0
+    st = ChunkStats(chunk.extra["box_class"], C, preset.num_levels, chunk.extra["in_sample"], _edges(1.0),
+                    preset.pos_iou, _neg_edges(spec), spec.spatial_bins, SPATIAL_RANGE)
+    out, fallback = culled_chunk_statistics(preset, spec.semantics, chunk.boxes, chunk.box_image, chunk.padded_h,
+                                            chunk.padded_w, st)
+    if len(fallback):
+        res, _, _ = dense_match_dataset(preset, chunk.boxes, chunk.box_image, chunk.padded_h, chunk.padded_w,
+                                        semantics=spec.semantics, device="cpu", images=fallback,
+                                        progress_description=None)
+        res.fallback_images = len(fallback)
+        fb = _match_statistics(spec, chunk, res, np.intersect1d(fallback, np.flatnonzero(chunk.extra["in_sample"])))
+        start = np.searchsorted(chunk.box_image, np.arange(chunk.num_images + 1))
+        boxes_fb = np.concatenate([np.arange(start[i], start[i + 1]) for i in fallback])
+        for k, v in out.items():
+            if k in ("foreground", "ignored"):
+                v[fallback] = fb[k][fallback]
+            elif k.startswith("box_"):
+                v[boxes_fb] = fb[k][boxes_fb]
+            elif k != "fallback":
+                out[k] = v + fb[k]
+    phases.switch(prev)
+    return out
+
+
+def _match_statistics(spec: AnchorSpec, chunk: Chunk, res: MatchOutput, sample: np.ndarray) -> dict:
+    """:func:`chunk_statistics` of a :class:`MatchOutput` (the negative-IoU histogram over the images ``sample``
+    by the dense engine)."""
+    preset = spec.preset
+    prev = phases.switch("accumulators")
     n = chunk.num_images
     C = int(chunk.extra["num_classes"][0]) if "num_classes" in chunk.extra else 0
     L = preset.num_levels
     pos_t = F32(preset.pos_iou)
+    nb = len(res.box_max_iou)
     out = {
         "foreground": np.bincount(res.pos_image, minlength=n).astype(np.int64),
         "ignored": np.asarray(res.ignored_per_image, np.int64),
         "box_max_iou": res.box_max_iou, "box_best_level": np.asarray(res.box_best_level, np.int64),
-        "box_positives": np.bincount(res.pos_box, minlength=len(res.box_max_iou)).astype(np.int64),
+        "box_positives": np.bincount(res.pos_box, minlength=nb).astype(np.int64),
+        "box_ignored": np.asarray(res.box_ignored, np.int64),
         "per_class": np.bincount(chunk.extra["box_class"][res.pos_box], minlength=C).astype(np.int64),
         "per_level": np.bincount(res.pos_level, minlength=L).astype(np.int64),
         "positive_iou": _positive_hist(res.pos_iou),
@@ -427,14 +384,10 @@ def chunk_statistics(spec: AnchorSpec, chunk: Chunk) -> dict:
     out["spatial"], out["outside"] = spatial_histogram(preset, res, chunk.boxes, chunk.padded_h, chunk.padded_w,
                                                        spec.spatial_bins)
     edges = _neg_edges(spec)
-    sample = np.flatnonzero(chunk.extra["in_sample"])
     if preset.assigner != "max_iou":  # ATSS / FCOS / YOLOv5: negatives have no IoU band to histogram
         sample = sample[:0]
     neg_t = F32(edges[-1])
-    if neg_t > 0 and len(sample) and spec.engine == "culled":
-        out["negative"], out["zero"] = culled_negative_histogram(preset, chunk.boxes, chunk.box_image, chunk.padded_h,
-                                                                 chunk.padded_w, sample, edges, res)
-    elif neg_t > 0 and len(sample):
+    if neg_t > 0 and len(sample):
         _, c, z = dense_match_dataset(preset, chunk.boxes, chunk.box_image, chunk.padded_h, chunk.padded_w,
                                       semantics=spec.semantics, device=spec.device, images=sample,
                                       negative_edges=edges, progress_description=None)
