@@ -261,7 +261,7 @@ class AnchorSpec:
         if zero.any():
             i = int(np.flatnonzero(zero)[0])
             raise InputError(f"image {ids[i]} ({W[i]:g} x {H[i]:g}) resizes to {int(rw[i])} x {int(rh[i])} under "
-                             f"preset {self.preset.name!r}: a side of 0 pixels has no anchors",
+                             f"preset {self.preset.name!r}{_from(self.preset)}: a side of 0 pixels has no anchors",
                              path=path, record=f"image id {ids[i]}")
         ph, pw = padded_sizes(H, W, self.preset)
         if len(ph):
@@ -274,10 +274,16 @@ class AnchorSpec:
                     i = int(np.flatnonzero((ph == h) & (pw == w))[0])
                     raise InputError(
                         f"image {ids[i]} ({W[i]:g} x {H[i]:g}) is padded to {int(w)} x {int(h)} under preset "
-                        f"{self.preset.name!r}: {total:,} anchors and {cells:,} grid cells on a level exceed the "
+                        f"{self.preset.name!r}{_from(self.preset)}: {total:,} anchors and {cells:,} grid cells on a level exceed the "
                         f"limits ({MAX_ANCHORS_PER_IMAGE:,} anchors per image, {MAX_GRID_CELLS:,} cells per level)",
                         path=path, record=f"image id {ids[i]}")
         return ph, pw
+
+
+def _from(preset) -> str:
+    """`` (from FILE)`` for a preset read from a TOML file, so an error it causes names that file too."""
+    src = getattr(preset, "source", None)
+    return f" (from {src})" if src else ""
 
 
 def check_image_sides(heights, widths, image_ids=None, path: str | None = None):

@@ -184,3 +184,21 @@ def test_mutated_presets_through_stats(tmp_path, case):
     else:
         err = r.stderr.strip()
         assert r.exit_code == 2 and "\n" not in err and "mutated.toml" in err, r.output
+
+
+def test_preset_that_resizes_an_image_to_nothing_is_named(tmp_path):
+    """A TOML preset whose max_size shrinks a 64 x 48 image to 1 x 0 (torchvision's scale = min(800 / 48, 1 / 64)):
+    one line naming both the data file's image and the preset file that caused it."""
+    d = dict(BASES["grid"], resize=dict(BASES["grid"]["resize"], max_size=1))
+    preset = tmp_path / "shrinks.toml"
+    preset.write_text(to_toml(d))
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps({
+        "images": [{"id": 1, "width": 64, "height": 48, "file_name": "a.jpg"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 20, 16], "area": 320, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "a"}]}))
+    r = CliRunner().invoke(app, ["stats", str(data), "--anchors", str(preset), "--json", "--no-cache",
+                                 "--workers", "1"])
+    err = r.stderr.strip()
+    assert r.exit_code == 2 and "\n" not in err, r.output
+    assert "d.json" in err and "shrinks.toml" in err and "1 x 0" in err, err

@@ -125,6 +125,8 @@ class AnchorPreset:
     topk: int = 9  # atss: candidates per level
     center_radius: float = 1.5  # fcos: centre sampling radius (units of stride); 0 = no centre sampling
     regress_ranges: tuple[tuple[float, float], ...] = ()  # fcos: per-level (low, high) of max(l, t, r, b)
+    #: the TOML file the preset was read from (None for a built-in): errors a preset causes name it
+    source: str | None = field(default=None, compare=False)
 
     @property
     def num_levels(self) -> int:
@@ -552,7 +554,7 @@ def get_preset(name_or_path: "str | AnchorPreset", pos_iou: float | None = None,
                 f"unknown anchor preset {str(name_or_path)!r}{did_you_mean(name_or_path, names)}: use one of "
                 f"{', '.join(names)} or a path to a .toml file", record="--anchors")
         where = str(path)
-        preset = preset_from_dict(_load_toml(path), where)
+        preset = replace(preset_from_dict(_load_toml(path), where), source=where)
     changes = {}
     if pos_iou is not None:
         changes["pos_iou"] = float(pos_iou)
