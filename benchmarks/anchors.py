@@ -174,7 +174,8 @@ def main() -> None:
     import coco_train_size
     import imbalance_cli
     from imbalance_cli.anchors.generator import grid_anchors, num_anchors, padded_sizes, scale_boxes
-    from imbalance_cli.anchors.matcher import culled_match_dataset, dense_match_dataset
+    from imbalance_cli.anchors.culled import culled_match_dataset
+    from imbalance_cli.anchors.dense import dense_match_dataset
     from imbalance_cli.anchors.presets import get_preset
 
     print(f"CPU threads: torch {torch.get_num_threads()}, os.cpu_count {os.cpu_count()}")

@@ -16,7 +16,8 @@ from imbalance_cli.anchors.assigners import ASSIGNERS, atss_assign_image, fcos_a
 from imbalance_cli.anchors.generator import (
     anchor_coords, base_anchors, box_keep, grid_anchors_numpy, level_layout, padded_sizes, resized_sizes, scale_boxes,
 )
-from imbalance_cli.anchors.matcher import culled_match_dataset, dense_match_dataset
+from imbalance_cli.anchors.culled import culled_match_dataset
+from imbalance_cli.anchors.dense import dense_match_dataset
 from imbalance_cli.anchors.presets import FCOS_INF, PRESETS, AnchorPreset, ResizePolicy, get_preset
 from imbalance_cli.data import load
 from imbalance_cli.errors import InputError

@@ -17,7 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imbalance_cli.anchors.generator import grid_anchors, padded_size, scale_boxes
-from imbalance_cli.anchors.matcher import culled_match_dataset, dense_match_dataset, match
+from imbalance_cli.anchors.culled import culled_match_dataset
+from imbalance_cli.anchors.dense import dense_match_dataset
+from imbalance_cli.anchors.matcher import match
 from imbalance_cli.anchors.presets import AnchorPreset, ResizePolicy, get_preset
 
 

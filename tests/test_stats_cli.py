@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
-from imbalance_cli.report.schema import REQUIRED, SCHEMA, validate
+from imbalance_cli.stats.schema import REQUIRED, SCHEMA, validate
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 COCO_VAL = DATA / "coco-mini_instances_val2017.json.gz"

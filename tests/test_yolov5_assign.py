@@ -61,7 +61,7 @@ def slow_build_targets(boxes, box_image, ph, pw, anchor_t=4.0, g=0.5):
 
 
 def decode(res, ph, pw):
-    """CulledOutput positives -> sorted (image, level, anchor, gj, gi, box) using an independent layout."""
+    """MatchOutput positives -> sorted (image, level, anchor, gj, gi, box) using an independent layout."""
     out = []
     for im, anc, lv, box in zip(res.pos_image, res.pos_anchor, res.pos_level, res.pos_box):
         im, lv = int(im), int(lv)

@@ -28,7 +28,8 @@ grid ``nx = W / stride``, ``ny = H / stride``:
    anchor); cell indices are clamped to the grid.
 
 Every (box, level, anchor, cell) produced is one entry of the loss (box and class losses sum over
-them); two boxes can therefore claim the same anchor. In the :class:`CulledOutput` returned:
+them); two boxes can therefore claim the same anchor. In the
+:class:`~imbalance_cli.anchors.rules.MatchOutput` returned:
 
 * ``pos_*`` arrays: one row per entry (``pos_anchor`` indexes the image's anchors ordered level,
   row, column, anchor -- the order of the Detect head's flattened outputs), in the order they are
@@ -54,7 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imbalance_cli.anchors.matcher import CulledOutput
+from imbalance_cli.anchors.rules import MatchOutput
 from imbalance_cli.errors import InputError
 
 F32 = np.float32
@@ -239,7 +240,7 @@ def autoanchor_wh(boxes_xyxy, heights, widths, preset: YoloV5Preset = YOLOV5, se
 # ---------------------------------------------------------------------------------------------------
 @np.errstate(invalid="ignore")  # a NaN box (beyond float32) matches nothing: comparisons with NaN are false
 def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray, padded_h: np.ndarray,
-                  padded_w: np.ndarray, *, semantics: str = "yolov5", images=None) -> CulledOutput:
+                  padded_w: np.ndarray, *, semantics: str = "yolov5", images=None) -> MatchOutput:
     """YOLOv5 ``build_targets`` over a whole dataset (see module docstring for the rule and the fields).
 
     ``boxes`` (N, 4) ``x1, y1, x2, y2`` in pixels of the letterboxed input (:func:`letterbox_boxes`),
@@ -327,7 +328,7 @@ def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray
     pimg, panc, plvl, pbox, px = cat("img", np.int32), cat("anc", np.int64), cat("lvl", np.int8), \
         cat("box", np.int32), cat("x", np.float32)
     # order: box chunk, level, cell offset, box (not sorted by image: the statistics only bincount them)
-    return CulledOutput(
+    return MatchOutput(
         pos_image=pimg, pos_anchor=panc, pos_level=plvl, pos_box=pbox, pos_iou=px,
         ignored_per_image=np.zeros(n_img, np.int64), box_max_iou=best_x.astype(np.float32),
         box_best_anchor=best_anchor, box_best_level=best_level.astype(np.int8),

@@ -27,8 +27,6 @@ from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.detect import FORMATS, _detect_json, load, refuse_settings_file
 from imbalance_cli.errors import InputError
 
-PROBLEM_KINDS = ("missing_field", "duplicate_id", "undefined_image", "undefined_category", "invalid_image")
-
 
 @dataclass(frozen=True)
 class Problem:

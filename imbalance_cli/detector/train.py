@@ -31,7 +31,7 @@ import torch
 from imbalance_cli import dist
 from imbalance_cli.progress import counter as progress_counter
 from imbalance_cli.anchors.generator import grid_anchors, level_layout
-from imbalance_cli.anchors.matcher import dense_match_batched
+from imbalance_cli.anchors.dense import dense_match_batched
 from imbalance_cli.anchors.presets import get_preset, preset_from_dict
 from imbalance_cli.anchors.yolov5_schema import refuse_yolov5
 from imbalance_cli.boxes import iou_aligned

@@ -64,9 +64,6 @@ SIZE_GROUPS = ("small", "medium", "large")
 #: boxes handled at once by the whole-dataset set-up (validity, the framework's box filter, scaling)
 SETUP_BLOCK = 1 << 20
 
-_SPEC_KEYS = ("matcher", "device", "pos_iou", "neg_iou", "engine", "negative_iou_sample", "seed", "spatial_bins",
-              "chunk_images", "workers")
-
 
 def _edges(hi: float, step: float = IOU_BIN) -> np.ndarray:
     n = int(np.ceil(hi / step - 1e-9))

@@ -1,7 +1,7 @@
 """`analyze()` and the :class:`Report` it returns: the survey's dataset statistics as plain data.
 
 ``analyze(dataset)`` computes the ``imbalance.stats/1`` report (schema documented in
-:mod:`imbalance_cli.report.schema`): summary, class long tail (Oksuz et al., TPAMI 2021, Fig. 5a; LVIS
+:mod:`imbalance_cli.stats.schema`): summary, class long tail (Oksuz et al., TPAMI 2021, Fig. 5a; LVIS
 frequency groups; BAGS groups, Li et al., BAGS, CVPR 2020, Eq. 3), objects/classes per image (Figs. 5b, 5c),
 scale (Fig. 7), location (Fig. 13), the imbalance measures of §9.2
 (:mod:`imbalance_cli.stats.measures`), one verdict per imbalance type and, when asked,
@@ -229,7 +229,7 @@ def _parse_edges(edges: Sequence[float]) -> list[float]:
 def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int = 20, per_class_location: bool = False,
             bags_edges: Sequence[float] = DEFAULT_BAGS_EDGES, hist_bins: int = 50, strict: bool = False,
             size_by: str = "box", **anchor_options: Any) -> "Report":
-    """Compute the ``imbalance.stats/1`` report of ``dataset`` (see :mod:`imbalance_cli.report.schema`).
+    """Compute the ``imbalance.stats/1`` report of ``dataset`` (see :mod:`imbalance_cli.stats.schema`).
 
     Parameters
     ----------

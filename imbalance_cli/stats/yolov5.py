@@ -48,7 +48,7 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> list[int]:
 
 def _assigned(dataset: Dataset, preset: YoloV5Preset, matcher, pos_iou, neg_iou):
     """The options checked, then YOLOv5's letterbox and ``build_targets`` over the valid boxes:
-    ``(order, box images, padded heights, padded widths, letterboxed boxes, CulledOutput)``."""
+    ``(order, box images, padded heights, padded widths, letterboxed boxes, MatchOutput)``."""
     if matcher is not None and str(matcher).lower() not in ("auto", "torchvision", "yolov5"):
         raise InputError(f"--matcher {matcher} does not apply to the yolov5 preset (YOLOv5's build_targets assigns)")
     if pos_iou is not None or neg_iou is not None:
