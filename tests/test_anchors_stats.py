@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from brute_force import brute_force_match
 from imbalance_cli.anchors.generator import grid_anchors, padded_size, scale_boxes
 from imbalance_cli.anchors.presets import AnchorPreset, ResizePolicy, get_preset
 from imbalance_cli.data.dataset import Dataset
@@ -19,25 +20,6 @@ DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
 
 TINY = AnchorPreset(name="tiny", sizes=((16.0,),), aspect_ratios=((1.0,),), strides=(16,), level_names=("P",),
                     resize=ResizePolicy(None, None, (32, 32), 32), pos_iou=0.5, neg_iou=0.4)
-
-
-def straightforward(anchors, boxes, hi=0.5, lo=0.4):
-    """Per-image all-anchors x all-boxes IoU, then torchvision's Matcher rule (vectorised, written here)."""
-    area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    area_a = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
-    lt = torch.max(boxes[:, None, :2], anchors[None, :, :2])
-    rb = torch.min(boxes[:, None, 2:], anchors[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    iou = inter / (area_b[:, None] + area_a[None, :] - inter)
-    vals, idx = iou.max(dim=0)
-    m = idx.clone()
-    m[vals < lo] = -1
-    m[(vals >= lo) & (vals < hi)] = -2
-    best = iou.max(dim=1).values
-    _, pred = torch.where(iou == best[:, None])
-    m[pred] = idx[pred]
-    return m, iou, best
 
 
 def test_hand_dataset_totals():
@@ -112,7 +94,7 @@ def test_real_coco_subset_matches_straightforward_method():
             zero += len(anchors)
             continue
         b = torch.from_numpy(scale_boxes(ds.boxes[sel], np.full(len(sel), H), np.full(len(sel), W), p))
-        m, iou, best = straightforward(anchors, b)
+        m, iou, best = brute_force_match(anchors, b)
         fg += int((m >= 0).sum())
         ign += int((m == -2).sum())
         bg += int((m == -1).sum())

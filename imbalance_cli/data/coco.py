@@ -39,6 +39,7 @@ from imbalance_cli.data._io import MAX_IMAGE_SIDE, SUBPIXEL_IMAGE, parser_nestin
 from imbalance_cli.data.arrays import index_of
 from imbalance_cli.data.dataset import Dataset, Ragged
 from imbalance_cli.errors import InputError
+from imbalance_cli.values import is_int
 
 UNSET = msgspec.UNSET
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -266,7 +267,7 @@ def _record_id(text: bytes, i: int):
         raw = msgspec.json.decode(text, type=list[msgspec.Raw])[i]
         rec = msgspec.json.decode(raw)
         rid = rec.get("id") if isinstance(rec, dict) else None
-        return rid if isinstance(rid, (int, str)) and not isinstance(rid, bool) else None
+        return rid if is_int(rid) or isinstance(rid, str) else None
     except (msgspec.DecodeError, IndexError, RecursionError):
         return None
 

@@ -58,13 +58,19 @@ def _decode(job):
 
 
 #: This process's buffer for chunks read from the file: reused, so a chunk costs no fresh pages.
-_SPAN_BUFFER: list = [bytearray()]
+_SPAN_BUFFER = bytearray()
 
 
 def _span_buffer(size: int) -> bytearray:
-    if len(_SPAN_BUFFER[0]) < size:
-        _SPAN_BUFFER[0] = bytearray(size + size // 8)
-    return _SPAN_BUFFER[0]
+    global _SPAN_BUFFER
+    if len(_SPAN_BUFFER) < size:
+        _SPAN_BUFFER = bytearray(size + size // 8)
+    return _SPAN_BUFFER
+
+
+def _free_span_buffer() -> None:
+    global _SPAN_BUFFER
+    _SPAN_BUFFER = bytearray()
 
 
 class _Slots:
@@ -225,7 +231,7 @@ def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
             _SLOTS.close()
-        _SPAN_BUFFER[0] = bytearray()
+        _free_span_buffer()
     if _identity(file) != before:
         raise InputError("the file changed while it was read: run again", path=path)
     memory.release_free_memory()

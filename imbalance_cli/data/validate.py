@@ -26,6 +26,7 @@ from imbalance_cli.data._io import MAX_IMAGE_SIDE, NESTING_ERROR, parse_json, re
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.detect import FORMATS, _detect_json, load, refuse_settings_file
 from imbalance_cli.errors import InputError
+from imbalance_cli.values import is_int, is_number
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,8 @@ def _rec(section: str, i: int, rec) -> str:
 
 
 def _is_int(v) -> bool:
-    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """An integer or an integral float (``1.0``): what the loaders read as an id."""
+    return is_int(v) or (isinstance(v, float) and v.is_integer())
 
 
 def _int_or_none(v) -> int | None:
@@ -157,7 +155,7 @@ def scan_coco(d: dict, flavour: str = "coco") -> tuple[dict, list[Problem]]:
         w, h = im["width"], im["height"]
         img_ids.add(iid)  # defined, even if its size is broken
         names[iid] = fname
-        if not (_is_num(w) and _is_num(h) and math.isfinite(w) and math.isfinite(h) and 1 <= w <= MAX_IMAGE_SIDE
+        if not (is_number(w) and is_number(h) and math.isfinite(w) and math.isfinite(h) and 1 <= w <= MAX_IMAGE_SIDE
                 and 1 <= h <= MAX_IMAGE_SIDE):
             problems.append(Problem("invalid_image", where, f"width {w!r}, height {h!r}", image_id=iid, file_name=fname))
             continue
@@ -186,7 +184,7 @@ def scan_coco(d: dict, flavour: str = "coco") -> tuple[dict, list[Problem]]:
             add("missing_field", f"{', '.join(repr(k) for k in bad)} not an integer")
             continue
         b = a["bbox"]
-        if not isinstance(b, list) or len(b) != 4 or any(v is not None and not _is_num(v) for v in b):
+        if not isinstance(b, list) or len(b) != 4 or any(v is not None and not is_number(v) for v in b):
             add("missing_field", f"'bbox' is not [x, y, w, h], got {b!r}"[:200])
             continue
         if "id" in a:

@@ -47,6 +47,7 @@ from imbalance_cli.fileio import AppendFile, claim_files, make_dirs, write_json,
 from imbalance_cli.losses.registry import check_options, check_sampler
 from imbalance_cli.losses.regression import decode_deltas, encode_deltas
 from imbalance_cli.progress import enabled as progress_enabled
+from imbalance_cli.specs import resolve_device
 
 #: The anchor preset for ``synthetic-lt``'s 128 px images: strides 8/16/32, three octave scales
 #: and ratios 0.5/1/2 per level (sizes 16-101 px), RetinaNet thresholds 0.5/0.4.
@@ -129,20 +130,6 @@ def auto_threads() -> int:
     return max(1, min(n, int(n - busy + 0.5)))
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA if available else CPU; ``cuda`` without a GPU -> InputError."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError("CUDA is not available on this machine", record="--device")
-        return torch.device(name)
-    raise InputError(f"unknown device {name!r}: use auto, cpu or cuda", record="--device")
-
-
 def resolve_preset(cfg: TrainConfig):
     """The anchor preset of a run; checks it fits the detector (grid kind, strides 8, 16, ... 128)."""
     if cfg.anchors:
@@ -191,7 +178,7 @@ def validate(cfg: TrainConfig) -> None:
             raise InputError("annotation file not found (or use --data synthetic-lt)", path=cfg.data, record="--data")
         if not cfg.images and not is_yolo_path(cfg.data):
             raise InputError("--images DIR is required with --data FILE (a YOLO data.yaml lists its own images)")
-    resolve_device(cfg.device)
+    resolve_device(cfg.device)  # an unknown name or CUDA without a GPU is refused before any work
     if cfg.resume and not (Path(cfg.out) / "checkpoint.pt").exists():
         raise InputError("no checkpoint to resume from", path=str(Path(cfg.out) / "checkpoint.pt"), record="--resume")
 
@@ -403,7 +390,7 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     if cfg.batch_size < world:
         raise InputError(f"--batch-size {cfg.batch_size} is the global batch: it needs at least one image per "
                          f"rank ({world} ranks)", record="--batch-size")
-    device = resolve_device(cfg.device)  # under torchrun "cuda" is this rank's LOCAL_RANK GPU (dist.init)
+    device = torch.device(resolve_device(cfg.device))  # under torchrun "cuda" is this rank's LOCAL_RANK GPU (dist.init)
     threads = cfg.threads or dist.local_share(auto_threads())
     torch.set_num_threads(threads)
     out = Path(cfg.out)

@@ -70,7 +70,7 @@ from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 from imbalance_cli.specs import check_letterbox_images
 from imbalance_cli.stats.anchors import label_anchors
-from imbalance_cli.stats.geometry import check_size_by, size_group_codes
+from imbalance_cli.stats.geometry import SIZE_GROUPS, check_size_by, size_group_codes
 from imbalance_cli.vocabulary import definitions
 
 SCHEMA = "imbalance.anchors/1"
@@ -79,7 +79,6 @@ TARGETS = ("torchvision", "mmdet", "detectron2", "ultralytics")
 DEFAULT_SAMPLE = 500
 DEFAULT_ITERATIONS = 300
 DEFAULT_SEED = 0
-SIZE_GROUPS = ("small", "medium", "large")
 FREQUENCY_GROUPS = ("rare third", "middle third", "frequent third")
 #: A preset declares BPR (YOLO-style ratio matching) by carrying this attribute (the ratio threshold).
 BPR_PRESET_ATTRIBUTE = "anchor_t"

@@ -29,21 +29,12 @@ from imbalance_cli.anchors.yolov5 import (YOLOV5, YoloV5Preset, assign_yolov5, a
                                           letterbox_boxes, letterbox_geometry, level_grids, num_anchors)
 from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
-from imbalance_cli.stats.geometry import size_group_codes
+from imbalance_cli.stats.geometry import SIZE_GROUPS, iou_counts, iou_edges, size_group_codes
 from imbalance_cli.errors import InputError
 from imbalance_cli.specs import check_letterbox_images
 
 SPATIAL_BINS = 40
 SPATIAL_RANGE = (-1.0, 1.0)
-
-
-def _edges_01(step: float = 0.05) -> np.ndarray:
-    return np.round(np.linspace(0.0, 1.0, int(round(1 / step)) + 1), 10)
-
-
-def _hist(values: np.ndarray, edges: np.ndarray) -> list[int]:
-    b = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
-    return np.bincount(b, minlength=len(edges) - 1).astype(int).tolist()
 
 
 def _assigned(dataset: Dataset, preset: YoloV5Preset, matcher, pos_iou, neg_iou):
@@ -111,11 +102,11 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
                "anchor_sizes": [list(map(float, a)) for a in preset.anchors[lv]]} for lv in range(L)]
 
     thr = preset.pos_iou
-    edges = _edges_01()
+    edges = iou_edges(1.0)
     no_pos = per_box == 0
     sg = size_group_codes(dataset, order, size_by)  # the one size-group definition (box w·h by default)
     cov_size = {g: {"boxes": int((sg == i).sum()), "without_positive": int((no_pos & (sg == i)).sum()),
-                    "below_negative": int((no_pos & (sg == i)).sum())} for i, g in enumerate(("small", "medium", "large"))}
+                    "below_negative": int((no_pos & (sg == i)).sum())} for i, g in enumerate(SIZE_GROUPS)}
     wp = np.bincount(cat_of_box[no_pos], minlength=C)
     cov_class = {cid: {"boxes": int(inst[k]), "without_positive": int(wp[k]), "below_negative": int(wp[k])}
                  for k, cid in enumerate(cat_ids) if inst[k]}
@@ -155,10 +146,10 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
         "pos_neg_ratio_text": _ratio_text(pos_neg), "task_pos_neg_ratio_text": _ratio_text(task),
         "num_classes": int(C),
         "levels": levels,
-        "positive_iou": {"edges": edges.tolist(), "counts": _hist(res.pos_iou.astype(np.float64), edges),
+        "positive_iou": {"edges": edges.tolist(), "counts": iou_counts(res.pos_iou.astype(np.float64), edges).tolist(),
                          "low_quality": 0},
         "negative_iou": {},
-        "box_max_iou": {"edges": edges.tolist(), "counts": _hist(res.box_max_iou.astype(np.float64), edges)},
+        "box_max_iou": {"edges": edges.tolist(), "counts": iou_counts(res.box_max_iou.astype(np.float64), edges).tolist()},
         "boxes_without_positive": int(no_pos.sum()),
         "boxes_below_negative": int(no_pos.sum()),
         "boxes_below_positive_iou": None,  # no IoU: the ratio test assigns (vocabulary: boxes_without_positive)
