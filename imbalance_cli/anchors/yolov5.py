@@ -335,40 +335,9 @@ def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray
     )
 
 
-#: Assigners by preset name (the registry the statistics dispatch on).
-ASSIGNERS = {"yolov5": assign_yolov5}
-#: Presets defined here, by name.
-PRESETS = {"yolov5": YOLOV5}
-
-
 # --------------------------------------------------------------------------------------------------- TOML
-# The keys of a yolov5 preset TOML and their checks: imbalance_cli.anchors.yolov5_schema.TOML_FIELDS.
-
-
-def is_yolov5_toml(path) -> bool:
-    """True when ``path`` is a ``.toml`` file declaring ``kind = "yolov5"`` (read within the preset reader's bounds:
-    a FIFO, a device or an oversized file is refused with one line, never read)."""
-    from pathlib import Path
-
-    p = Path(str(path))
-    if p.suffix.lower() != ".toml" or not p.exists():
-        return False
-    from imbalance_cli.anchors.tomlfile import read_toml
-
-    return read_toml(p).get("kind") == "yolov5"
-
-
-def resolve(anchors) -> YoloV5Preset | None:
-    """The YOLOv5 preset ``anchors`` names -- a :class:`YoloV5Preset`, a name in :data:`PRESETS` (any case) or a
-    ``kind = "yolov5"`` TOML -- or None for anything else (a grid preset, handled by the anchor engine)."""
-    if isinstance(anchors, YoloV5Preset):
-        return anchors
-    if not isinstance(anchors, str):
-        return None
-    name = anchors.strip().lower()
-    if name in PRESETS:
-        return PRESETS[name]
-    return preset_from_toml(anchors) if is_yolov5_toml(anchors) else None
+# The keys of a yolov5 preset TOML and their checks: imbalance_cli.anchors.yolov5_schema.TOML_FIELDS. The kind,
+# its built-in preset and its assigner are registered in imbalance_cli.anchors.kinds.KINDS.
 
 
 def preset_from_toml(path) -> YoloV5Preset:

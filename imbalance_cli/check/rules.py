@@ -246,7 +246,7 @@ def _check_anchor_settings(r: Rules, path) -> None:
     """The anchor preset and its [anchors] settings resolved once, before any data is read (torch is not loaded);
     errors name the rules file ``path`` when the preset came from it."""
     from imbalance_cli.anchors.presets import get_preset
-    from imbalance_cli.anchors.yolov5 import resolve as resolve_yolov5
+    from imbalance_cli.anchors.kinds import resolve as resolve_yolov5
     from imbalance_cli.specs import resolve_semantics
 
     opts = r.anchor_options

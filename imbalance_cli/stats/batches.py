@@ -100,7 +100,7 @@ def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: fl
     dataset box rows in ``box_without_positive`` / ``box_below_positive_iou``. A YOLOv5 preset (``yolov5`` or a ``kind = "yolov5"`` TOML) is counted by
     YOLOv5's own assignment (:func:`imbalance_cli.stats.yolov5.yolov5_anchor_counts`).
     """
-    from imbalance_cli.anchors.yolov5 import resolve
+    from imbalance_cli.anchors.kinds import resolve
 
     yolo_preset = resolve(anchors)
     if yolo_preset is not None:  # YOLOv5's build_targets (stats/yolov5.py), not an IoU matcher

@@ -63,7 +63,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from imbalance_cli.anchors import yolov5
+from imbalance_cli.anchors.kinds import KINDS, kind_of, resolve as resolve_kind
 from imbalance_cli.anchors.presets import get_preset
 from imbalance_cli.anchors.yolov5 import assign_yolov5, autoanchor_metric, letterbox_boxes, letterbox_geometry
 from imbalance_cli.data.dataset import Dataset
@@ -159,7 +159,7 @@ def check_fittable(preset, objective: str) -> None:
         raise InputError(f"preset {preset.name!r} builds its default boxes from relative scales (SSD); fitting "
                          "covers grid presets (retinanet, rpn, mmdet-retinanet, detectron2-retinanet, atss or a "
                          "grid TOML)")
-    if kind not in ("grid", "yolov5"):
+    if kind != "grid" and kind not in KINDS:
         raise InputError(f"fitting preset kind {kind!r} is not supported; grid presets and yolov5 only")
 
 
@@ -533,8 +533,8 @@ def _finish(dataset, sub, rows, original, fitted, best, evaluate, score_preset, 
 
 # --------------------------------------------------------------------------------------------- YOLO presets
 def is_yolo(preset) -> bool:
-    """True for a YOLOv5-style preset (anchors as free (w, h) pairs per level, ratio-test assignment)."""
-    return getattr(preset, "kind", None) == "yolov5"
+    """True for a YOLOv5-style preset object (anchors as free (w, h) pairs per level, ratio-test assignment)."""
+    return not isinstance(preset, str) and kind_of(preset) is not None
 
 
 def resolve_preset(preset):
@@ -544,13 +544,10 @@ def resolve_preset(preset):
     goes through :func:`imbalance_cli.anchors.presets.get_preset`.
     """
 
-    if is_yolo(preset):
-        return yolov5.validate(preset)
-    if isinstance(preset, str) and preset.strip().lower() == "yolov5":
-        return yolov5.YOLOV5
-    if isinstance(preset, str) and yolov5.is_yolov5_toml(preset):
-        return yolov5.preset_from_toml(preset)
-    return get_preset(preset)
+    kind = kind_of(preset)
+    if kind is None:
+        return get_preset(preset)
+    return kind.validate(preset) if isinstance(preset, kind.preset_type) else resolve_kind(preset)
 
 
 @dataclass(frozen=True)

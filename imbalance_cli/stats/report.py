@@ -26,6 +26,7 @@ from imbalance_cli.data.dataset import INVALID_REASONS, Dataset
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json, to_jsonable
 from imbalance_cli.progress import progress
+from imbalance_cli.anchors.kinds import resolve as resolve_kind
 from imbalance_cli.specs import parse_anchors
 from imbalance_cli.stats import geometry, measures
 from imbalance_cli.stats.anchors import anchor_statistics
@@ -306,9 +307,9 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
                 report["location"] = loc
                 pool.shutdown(wait=True)  # no idle threads left when the anchor pass forks its workers
             elif step == "anchors":
-                if (isinstance(anchors, str) and anchors.lower() == "yolov5") or getattr(anchors, "kind", None) == "yolov5":
-                    yp = {} if isinstance(anchors, str) else {"preset": anchors}  # a YoloV5Preset (fitted TOML)
-                    report["anchors"] = yolov5_statistics(dataset, **yp, size_by=size_by, **anchor_options)
+                own_kind = resolve_kind(anchors)  # YOLOv5's build_targets, not the IoU engine (stats/yolov5.py)
+                if own_kind is not None:
+                    report["anchors"] = yolov5_statistics(dataset, own_kind, size_by=size_by, **anchor_options)
                 else:
                     report["anchors"] = anchor_statistics(dataset, anchors, size_by=size_by, **anchor_options)
     report["verdicts"] = verdicts(report)
