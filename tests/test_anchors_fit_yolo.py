@@ -24,7 +24,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from imbalance_cli import load
-from imbalance_cli.stats.fit import check_fittable, fit_anchors, resolve_preset, to_report
+from imbalance_cli.anchors.kinds import any_preset
+from imbalance_cli.stats.fit import check_fittable, fit_anchors, to_report
 from imbalance_cli.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,7 +207,7 @@ def test_snippet_parses_and_toml_round_trips_into_stats(synth, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [".imbalance-manifest.json", "anchors.json", "anchors.png",
                                                      "fitted.toml", "report.html",
                                                      "ultralytics_anchors.yaml"]
-    p = resolve_preset(str(out / "fitted.toml"))
+    p = any_preset(str(out / "fitted.toml"))
     assert [[list(a) for a in lv] for lv in p.anchors] == fitted and p.anchor_t == 4.0
     # imbalance stats routes the TOML to the YOLOv5 statistics with the fitted anchors
     r = runner.invoke(app, ["stats", str(path), "--anchors", str(out / "fitted.toml"), "--json"])
@@ -223,7 +224,7 @@ def test_snippet_parses_and_toml_round_trips_into_stats(synth, tmp_path):
 
 def test_check_fittable_accepts_yolov5_for_every_objective():
     for objective in ("coverage", "positives", "bpr"):
-        check_fittable(resolve_preset("yolov5"), objective)
+        check_fittable(any_preset("yolov5"), objective)
 
 
 @pytest.mark.parametrize("args, needle", [

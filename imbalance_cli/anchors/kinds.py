@@ -85,3 +85,14 @@ def resolve(value: Any) -> Any | None:
         return value if kind is not None else None
     name = value.strip().lower()
     return kind.presets[name] if name in kind.presets else kind.from_toml(value)
+
+
+def any_preset(value: Any) -> Any:
+    """The preset object of any ``--anchors`` / ``--preset`` value: a registered kind's (an object checked, a name
+    or a TOML read) or an IoU-matched one (:func:`imbalance_cli.anchors.presets.get_preset`)."""
+    kind = kind_of(value)
+    if kind is None:
+        from imbalance_cli.anchors.presets import get_preset
+
+        return get_preset(value)
+    return kind.validate(value) if isinstance(value, kind.preset_type) else resolve(value)

@@ -11,7 +11,7 @@ and matcher or assigner) on a seeded sample of images, and scored by what the de
 * **positives per box** -- mean number of positive anchors per box;
 * the **balance** of both across COCO size groups (area < 32², < 96², else) and class-frequency groups
   (classes split into thirds by instance count in the dataset) -- the imbalance of positives across scales
-  and classes of Oksuz et al., "Imbalance Problems in Object Detection: A Review", TPAMI 2020, §5.4 and
+  and classes of Oksuz et al., "Imbalance Problems in Object Detection: A Review", TPAMI 2021, §5.4 and
   Fig. 4b;
 * **BPR** (best possible recall of AutoAnchor's ratio metric) for presets that declare a ratio threshold
   (``anchor_t``, YOLO-style); see :data:`BPR_PRESET_ATTRIBUTE`.
@@ -63,8 +63,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from imbalance_cli.anchors.kinds import KINDS, kind_of, resolve as resolve_kind
-from imbalance_cli.anchors.presets import get_preset
+from imbalance_cli.anchors.kinds import KINDS, any_preset, kind_of
 from imbalance_cli.anchors.yolov5 import assign_yolov5, autoanchor_metric, letterbox_boxes, letterbox_geometry
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
@@ -384,7 +383,7 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
 
     t0 = time.perf_counter()
     check_size_by(size_by)
-    original = resolve_preset(preset)
+    original = any_preset(preset)
     check_fittable(original, objective)
     if iterations < 0:
         raise InputError(f"--iterations must be >= 0, got {iterations}")
@@ -535,19 +534,6 @@ def _finish(dataset, sub, rows, original, fitted, best, evaluate, score_preset, 
 def is_yolo(preset) -> bool:
     """True for a YOLOv5-style preset object (anchors as free (w, h) pairs per level, ratio-test assignment)."""
     return not isinstance(preset, str) and kind_of(preset) is not None
-
-
-def resolve_preset(preset):
-    """A preset object from a built-in name, a TOML path (grid or ``kind = "yolov5"``) or an object.
-
-    ``yolov5`` and a yolov5 TOML give a :class:`imbalance_cli.anchors.yolov5.YoloV5Preset`; everything else
-    goes through :func:`imbalance_cli.anchors.presets.get_preset`.
-    """
-
-    kind = kind_of(preset)
-    if kind is None:
-        return get_preset(preset)
-    return kind.validate(preset) if isinstance(preset, kind.preset_type) else resolve_kind(preset)
 
 
 @dataclass(frozen=True)
@@ -823,7 +809,7 @@ def fit_verdict(before: dict, after: dict) -> dict:
     ``level``: ``better`` (the objective improved at no cost of :data:`FIT_COSTS`), ``trade-off`` (it
     improved, but a cost applies: e.g. coverage up while positives per box fall 23.3 -> 9.4 or the
     background per foreground anchor ratio grows 2.6x, which a detector's classifier then faces; survey
-    Oksuz et al., TPAMI 2020, §4.1, Fig. 4a-b), or ``no gain`` (the objective did not improve).
+    Oksuz et al., TPAMI 2021, §4.1, Fig. 4a-b), or ``no gain`` (the objective did not improve).
     """
     gains, costs = [], []
     cb, ca = before.get("coverage"), after.get("coverage")
