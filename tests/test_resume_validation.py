@@ -30,7 +30,7 @@ from imbalance_cli.detector.objectives import resolve_objectives
 from imbalance_cli.detector.resume import check_archive, check_checkpoint, check_states, kept_log_lines
 from imbalance_cli.detector.synthetic import SyntheticConfig, write_synthetic_lt
 from imbalance_cli.detector.train import (TrainConfig, _Anchors, _set_rng_state, _settings, build_model,
-                                          compute_losses, load_checkpoint, load_data, resolve_preset, train)
+                                          compute_losses, load_checkpoint, load_data, detector_preset, train)
 from imbalance_cli.errors import InputError
 
 runner = CliRunner()
@@ -67,7 +67,7 @@ class _Parts(dict):
 def parts(run):
     """This run's model, optimizer and objectives (fresh) and its checkpoint, to check mutations against."""
     cfg, out = run
-    preset = resolve_preset(cfg)
+    preset = detector_preset(cfg)
     obj, box_obj = resolve_objectives(cfg.loss, cfg.box_loss, torch.device("cpu"))
     data = load_data(cfg, preset)
     obj.prepare(data.train_instances, torch.device("cpu"))
