@@ -56,7 +56,7 @@ def test_hand_dataset_totals():
     json.dumps(s)
 
 
-def test_issue3_json_names():
+def test_anchor_statistics_json_names():
     ds = Dataset(image_ids=[1], widths=[64], heights=[48], boxes=[[4, 4, 40, 30]], box_image=[0], box_category=[0],
                  category_ids=[1], category_names=["x"])
     s = anchor_statistics(ds, "retinanet", device="cpu")

@@ -93,7 +93,7 @@ def test_per_image_labels_equal_torchvision(subset, rule, engine):
     assert int(per["foreground"].sum()) == tot["foreground"] and int(per["ignored"].sum()) == tot["ignored"]
 
 
-def test_oracle_totals_state_the_issue_numbers():
+def test_oracle_totals_of_the_coco_mini_subset():
     val = json.loads((ORACLE / "anchors_coco-mini_instances_val2017.json").read_text())
     assert val["totals_model"]["foreground"] == 14574 and val["totals_fixed"]["foreground"] == 14189
     assert get_preset("retinanet").stride_rule == "model"

@@ -79,7 +79,7 @@ def test_ecm_loss_three_classes_by_hand(ratio):
     assert torch.autograd.gradcheck(lambda z: ecm_loss(z, labels, counts, ratio), (x,))
 
 
-def test_ecm_issue_vector_official_value():
+def test_ecm_official_value_on_a_hand_vector():
     # counts (100, 10, 1), fg:bg 6.3313 (the authors' default), two boxes: the official
     # EffectiveClassMarginLoss gives 0.06334 (value computed by hand below, term by term)
     x = torch.tensor([[2.0, -1, -3, -2], [-2, -2, -2, 1]], dtype=torch.float64)

@@ -264,7 +264,7 @@ def test_cli_symlink_to_working_directory_refused_and_user_file_kept(tmp_path, m
     assert (tmp_path / "figure_draft.png").read_bytes() == b"draft"
 
 
-def test_cli_issue_scenario_user_files_survive_reruns(tmp_path):
+def test_cli_user_files_survive_reruns(tmp_path):
     from imbalance_cli.cli import app
 
     out = tmp_path / "rep"

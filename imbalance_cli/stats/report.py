@@ -61,7 +61,7 @@ VERDICT_THRESHOLDS = {
 #: mmdet-retinanet 27,203,434 / 30,948; detectron2-retinanet 27,203,439 / 30,933; atss 3,020,259 / 12,261;
 #: fcos 3,020,335 / 12,185 (ATSS / FCOS count locations, one anchor or point each).
 #: ``tests/test_stats_verdicts.py`` re-measures them. (About 1:1000 for RetinaNet is what the
-#: survey's Fig. 4a shows; Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2020.)
+#: survey's Fig. 4a shows; Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021.)
 FG_BG_REFERENCE = {
     "retinanet": 27_202_200 / 31_585,
     "rpn": 36_158_342 / 8_031,
