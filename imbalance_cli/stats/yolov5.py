@@ -74,7 +74,6 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     """
     t0 = time.perf_counter()
     order, bimg, ph, pw, lb, res = _assigned(dataset, preset, matcher, pos_iou, neg_iou)
-    H, W = dataset.heights, dataset.widths
     n_img = dataset.num_images
 
     C = dataset.num_categories
@@ -91,16 +90,7 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     cat_ids = [str(int(c)) for c in dataset.category_ids]
     per_box = np.bincount(res.pos_box, minlength=len(order)).astype(np.int64)
 
-    L = preset.num_levels
-    gh, gw, _ = level_grids(preset, ph, pw)
-    per = np.array([preset.anchors_per_location(lv) for lv in range(L)], np.int64)
-    lev_anchors = (gh * gw).sum(1) * per if n_img else np.zeros(L, np.int64)
-    lev_fg = np.bincount(res.pos_level.astype(np.int64), minlength=L)
-    lev_best = np.bincount(res.box_best_level.astype(np.int64), minlength=L) if len(order) else np.zeros(L, np.int64)
-    levels = [{"name": preset.level_names[lv], "stride": int(preset.strides[lv]), "anchors": int(lev_anchors[lv]),
-               "foreground": int(lev_fg[lv]), "best_level_boxes": int(lev_best[lv]),
-               "anchor_sizes": [list(map(float, a)) for a in preset.anchors[lv]]} for lv in range(L)]
-
+    levels = _levels(preset, res, ph, pw, n_img, len(order))
     thr = preset.pos_iou
     edges = iou_edges(1.0)
     no_pos = per_box == 0
@@ -111,15 +101,7 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     cov_class = {cid: {"boxes": int(inst[k]), "without_positive": int(wp[k]), "below_negative": int(wp[k])}
                  for k, cid in enumerate(cat_ids) if inst[k]}
 
-    # AutoAnchor: every valid label, sizes as check_anchors builds them
-    wh = autoanchor_wh(dataset.boxes[order], H[bimg], W[bimg], preset, seed=autoanchor_seed)
-    aa = autoanchor_metric(wh, preset.anchor_array(), preset.anchor_t)
-    aa.update({"threshold": float(preset.anchor_t), "good_fit_bpr": float(preset.bpr_good),
-               "good_fit": None if aa["bpr"] is None else bool(aa["bpr"] > preset.bpr_good),
-               "random_scale": autoanchor_seed is not None,
-               "seed": autoanchor_seed,
-               "source": "ultralytics/yolov5 utils/autoanchor.py check_anchors metric()"})
-
+    aa = _autoanchor(dataset, order, bimg, preset, autoanchor_seed)
     pos_neg = distinct / bg if bg > 0 else None
     neg_tasks = distinct * (C - 1) + bg * C
     task = distinct / neg_tasks if neg_tasks > 0 else None
@@ -162,6 +144,32 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
                   "build_targets entries (box, anchor, cell)", "IoU fields hold the width/height ratio metric, threshold 1/anchor_t"],
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def _levels(preset: YoloV5Preset, res, ph, pw, n_img: int, n_boxes: int) -> list[dict]:
+    """Per output level: its anchors, foreground entries, boxes whose best anchor is there, anchor sizes."""
+    L = preset.num_levels
+    gh, gw, _ = level_grids(preset, ph, pw)
+    per = np.array([preset.anchors_per_location(lv) for lv in range(L)], np.int64)
+    lev_anchors = (gh * gw).sum(1) * per if n_img else np.zeros(L, np.int64)
+    lev_fg = np.bincount(res.pos_level.astype(np.int64), minlength=L)
+    lev_best = np.bincount(res.box_best_level.astype(np.int64), minlength=L) if n_boxes else np.zeros(L, np.int64)
+    return [{"name": preset.level_names[lv], "stride": int(preset.strides[lv]), "anchors": int(lev_anchors[lv]),
+             "foreground": int(lev_fg[lv]), "best_level_boxes": int(lev_best[lv]),
+             "anchor_sizes": [list(map(float, a)) for a in preset.anchors[lv]]} for lv in range(L)]
+
+
+def _autoanchor(dataset: Dataset, order, bimg, preset: YoloV5Preset, seed: int | None) -> dict:
+    """AutoAnchor's fit of the preset: every valid label, sizes as ``check_anchors`` builds them."""
+    H, W = dataset.heights, dataset.widths
+    wh = autoanchor_wh(dataset.boxes[order], H[bimg], W[bimg], preset, seed=seed)
+    aa = autoanchor_metric(wh, preset.anchor_array(), preset.anchor_t)
+    aa.update({"threshold": float(preset.anchor_t), "good_fit_bpr": float(preset.bpr_good),
+               "good_fit": None if aa["bpr"] is None else bool(aa["bpr"] > preset.bpr_good),
+               "random_scale": seed is not None,
+               "seed": seed,
+               "source": "ultralytics/yolov5 utils/autoanchor.py check_anchors metric()"})
+    return aa
 
 
 def yolov5_anchor_counts(dataset: Dataset, preset: YoloV5Preset = YOLOV5, matcher: str | None = None,
