@@ -647,17 +647,14 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
 def yolov5_toml(preset) -> str:
     """A yolov5 preset as TOML (``kind = "yolov5"``) that ``imbalance stats --anchors FILE`` and
     ``imbalance anchors --preset FILE`` load back (:func:`imbalance_cli.anchors.yolov5.preset_from_toml`)."""
-    def q(s: str) -> str:
-        return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
     return "\n".join([
         "# YOLOv5 anchor preset fitted by `imbalance anchors` (load with --anchors THIS_FILE).",
-        f"name = {q(preset.name)}",
+        f"name = {_toml_str(preset.name)}",
         'kind = "yolov5"',
         "anchors = [" + ", ".join("[" + ", ".join(f"[{_num(w)}, {_num(h)}]" for w, h in lv) + "]"
                                   for lv in preset.anchors) + "]",
         "strides = [" + ", ".join(str(int(s)) for s in preset.strides) + "]",
-        "level_names = [" + ", ".join(q(n) for n in preset.level_names) + "]",
+        "level_names = [" + ", ".join(_toml_str(n) for n in preset.level_names) + "]",
         f"img_size = {int(preset.img_size)}",
         f"pad_stride = {int(preset.pad_stride)}",
         f"anchor_t = {_num(preset.anchor_t)}",
@@ -689,6 +686,11 @@ def yolo_configs(preset, targets: tuple[str, ...] | None = None) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- outputs
+def _toml_str(s: str) -> str:
+    """``s`` as a TOML basic string (backslashes and double quotes escaped)."""
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _num(v: float) -> str:
     """A float as the shortest text that reads back to the same float (an integer-valued one keeps '.0')."""
     return repr(float(v))
@@ -696,29 +698,26 @@ def _num(v: float) -> str:
 
 def preset_to_toml(preset) -> str:
     """The grid preset as TOML that :func:`imbalance_cli.anchors.presets.get_preset` loads back unchanged."""
-    def q(s: str) -> str:
-        return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
     def nums(vals) -> str:
         return "[" + ", ".join(_num(v) for v in vals) + "]"
 
     lines = [
         "# Anchor preset fitted by `imbalance anchors` (load with --anchors THIS_FILE).",
-        f"name = {q(preset.name)}",
-        f"kind = {q(preset.kind)}",
+        f"name = {_toml_str(preset.name)}",
+        f"kind = {_toml_str(preset.kind)}",
         "strides = [" + ", ".join(str(int(s)) for s in preset.strides) + "]",
         "sizes = [" + ", ".join(nums(s) for s in preset.sizes) + "]",
         "aspect_ratios = [" + ", ".join(nums(r) for r in preset.aspect_ratios) + "]",
-        "level_names = [" + ", ".join(q(n) for n in preset.level_names) + "]",
+        "level_names = [" + ", ".join(_toml_str(n) for n in preset.level_names) + "]",
         f"pos_iou = {_num(preset.pos_iou)}",
         f"neg_iou = {_num(preset.neg_iou)}",
         f"allow_low_quality = {'true' if preset.allow_low_quality else 'false'}",
-        f"matcher = {q(preset.matcher)}",
-        f"stride_rule = {q(preset.stride_rule)}",
-        f"anchor_rule = {q(preset.anchor_rule)}",
-        f"box_rule = {q(preset.box_rule)}",
+        f"matcher = {_toml_str(preset.matcher)}",
+        f"stride_rule = {_toml_str(preset.stride_rule)}",
+        f"anchor_rule = {_toml_str(preset.anchor_rule)}",
+        f"box_rule = {_toml_str(preset.box_rule)}",
         f"center_offset = {_num(preset.center_offset)}",
-        f"assigner = {q(preset.assigner)}",
+        f"assigner = {_toml_str(preset.assigner)}",
         f"topk = {int(preset.topk)}",
         f"center_radius = {_num(preset.center_radius)}",
         "",
@@ -731,7 +730,7 @@ def preset_to_toml(preset) -> str:
         lines.append(f"max_size = {int(r.max_size)}")
     if r.fixed is not None:
         lines.append(f"fixed = [{int(r.fixed[0])}, {int(r.fixed[1])}]")
-    lines += [f"size_divisible = {int(r.size_divisible)}", f"rule = {q(r.rule)}", ""]
+    lines += [f"size_divisible = {int(r.size_divisible)}", f"rule = {_toml_str(r.rule)}", ""]
     if r.min_size is None or r.max_size is None:
         raise InputError("the fitted preset has an unbounded resize (min_size or max_size missing), which the TOML "
                          "format cannot express as 'none'; give both bounds in the source preset")
