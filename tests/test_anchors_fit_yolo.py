@@ -132,6 +132,7 @@ def test_oracle_reproduces_the_default_preset_on_the_sample():
     assert b["positives_per_box"] == pytest.approx(o["positives_per_box"], abs=0.02)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["bpr", "coverage"])
 def test_bundled_sample_fitted_anchors_raise_bpr_and_coverage(objective):
     imgs = read_yolo(SAMPLE.parent)
@@ -193,6 +194,7 @@ def test_interrupt_keeps_best_so_far(synth):
     assert a.params == b.params
 
 
+@pytest.mark.slow
 def test_snippet_parses_and_toml_round_trips_into_stats(synth, tmp_path):
     import yaml
     path, ds, imgs = synth

@@ -256,6 +256,7 @@ def box_sets(draw):
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(boxes=box_sets(), preset=st.sampled_from([SMALL, RETINA_SMALL]),
        semantics=st.sampled_from(["torchvision", "mmdet", "ssd"]), allow=st.booleans())
+@pytest.mark.slow
 def test_property_culled_equals_dense_equals_oracle(boxes, preset, semantics, allow):
     ph, pw = preset.resize.fixed
     anchors, _ = grid_anchors(preset, ph, pw)
@@ -277,6 +278,7 @@ def test_property_culled_equals_dense_equals_oracle(boxes, preset, semantics, al
     assert d.matched.tolist() == expected.tolist()
 
 
+@pytest.mark.slow
 def test_dataset_engines_agree_on_many_images():
     rng = np.random.default_rng(3)
     p = get_preset("retinanet")

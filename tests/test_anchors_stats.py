@@ -72,6 +72,7 @@ def test_anchor_statistics_json_names():
     assert s["anchors"] == len(grid_anchors(get_preset("retinanet"), ph, pw)[0])
 
 
+@pytest.mark.slow
 def test_real_coco_subset_matches_straightforward_method():
     import imbalance_cli
 
@@ -112,6 +113,7 @@ def test_real_coco_subset_matches_straightforward_method():
     assert fg > 0 and bg > 100 * fg  # the survey's foreground-background imbalance
 
 
+@pytest.mark.slow
 def test_dense_engine_gives_same_statistics():
     ds = Dataset(image_ids=[1, 2], widths=[200, 90], heights=[150, 120],
                  boxes=[[10, 10, 80, 60], [12, 12, 82, 64], [0, 0, 3, 2], [30, 40, 90, 119]], box_image=[0, 0, 0, 1],
@@ -160,6 +162,7 @@ def test_negative_sample_is_seeded_and_stated():
     assert [5 * v for v in a["negative_iou"]["counts"]] == [2 * v for v in full["negative_iou"]["counts"]]
 
 
+@pytest.mark.slow
 def test_figures_and_tables_render():
     from rich.console import Console
 

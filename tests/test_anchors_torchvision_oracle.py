@@ -66,6 +66,7 @@ def _dataset(name):
     return _DATASETS[name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subset", ["val", "train"])
 @pytest.mark.parametrize("rule", ["fixed", "model"])
 @pytest.mark.parametrize("engine", ["culled", "dense"])
@@ -99,6 +100,7 @@ def test_oracle_totals_of_the_coco_mini_subset():
     assert get_preset("retinanet").stride_rule == "model"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subset", ["val", "train"])
 def test_statistics_set_up_in_small_blocks_equal_torchvision(subset, monkeypatch):
     # the whole-dataset set-up (validity, scaling, size groups) runs block by block at full size;
@@ -121,6 +123,7 @@ def test_statistics_set_up_in_small_blocks_equal_torchvision(subset, monkeypatch
     assert {c: n for c, n in res["per_class_positive"].items() if n} == per_class
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mmdet-retinanet", "detectron2-retinanet"])
 def test_framework_box_filters_do_not_depend_on_the_set_up_block(name, monkeypatch):
     # mmdetection and detectron2 drop some boxes (box_keep); filtering 3 boxes at a time keeps the same ones

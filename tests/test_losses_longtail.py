@@ -66,6 +66,7 @@ def _ecm_by_hand(x, labels, counts, ratio):
     return out / x.shape[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ratio", [None, 3.0])
 def test_ecm_loss_three_classes_by_hand(ratio):
     counts = [2, 30, 400]
@@ -154,6 +155,7 @@ def _bags_by_hand(x, labels, l2b, ps, keep_others):
     return total
 
 
+@pytest.mark.slow
 def test_bags_loss_all_others_kept_matches_eq5():
     l2b, ps = bags_label2binlabel(COUNTS).numpy(), bags_pred_slice(COUNTS).numpy()
     g = torch.Generator().manual_seed(1)

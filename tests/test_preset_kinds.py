@@ -33,6 +33,7 @@ def _name_comparisons(path: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_no_caller_branches_on_a_preset_name():
     found = [hit for p in sorted(PACKAGE.rglob("*.py")) if str(p.relative_to(PACKAGE)) not in OWNERS
              for hit in _name_comparisons(p)]

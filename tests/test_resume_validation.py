@@ -90,6 +90,7 @@ def _refused(p, ck, field):
     return msg
 
 
+@pytest.mark.slow
 def test_the_unchanged_checkpoint_passes(parts):
     _validate(parts, parts["ck"])
 
@@ -123,6 +124,7 @@ def test_the_unchanged_checkpoint_passes(parts):
     (lambda ck: ck["optimizer"].update(state=[]), "optimizer.state"),
     (lambda ck: ck.update(objective={"momentum": torch.zeros(3)}), "objective"),
 ])
+@pytest.mark.slow
 def test_forged_fields_refused_in_one_line(parts, mutate, field):
     ck = copy.deepcopy(parts["ck"])
     mutate(ck)
@@ -163,6 +165,7 @@ def _set(obj, path, value, delete=False):
     return type(obj)(out) if isinstance(obj, tuple) else out
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_property_mutated_checkpoints_load_or_are_refused_in_one_line(parts, data):
@@ -215,6 +218,7 @@ def _three_gib_of_zeros_deflated() -> tuple[bytes, int]:
     return block * 48 + c.flush(), 48 * len(chunk)
 
 
+@pytest.mark.slow
 def test_a_3_gib_tensor_in_a_deflated_record_is_refused_before_reading(tmp_path, run):
     cfg, out = run
     bomb, size = _three_gib_of_zeros_deflated()

@@ -48,6 +48,7 @@ def test_options_reach_the_report():
     assert len(d["scale"]["relative_area"]["counts"]) == 16
 
 
+@pytest.mark.slow
 def test_terminal_summary_and_out_dir(tmp_path):
     out = tmp_path / "report"
     res = invoke(COCO_VAL, "--anchors", "none", "--out", out)
