@@ -150,8 +150,8 @@ class _Window:
     """The bytes of a speculative stretch (after the last record boundary), in one buffer kept for the whole scan.
 
     Blocks are read straight into it and what follows a cut is moved to its front, so the stretch
-    costs no new memory per block (a growing and shrinking ``bytearray`` was reallocated, and its
-    fresh pages faulted in, for every block: 0.2 s of the parent's CPU on the COCO-train-size file).
+    costs no new memory per block (a growing and shrinking ``bytearray`` would be reallocated, and its
+    fresh pages faulted in, for every block).
     """
 
     def __init__(self, capacity: int = 0):
@@ -342,8 +342,7 @@ class _Scanner:
         """The next block to scan as ``(bytes or None (read into the window), count read)``; None at the end."""
         at = self.at
         # a speculative stretch reads whole blocks; an exact one reads EXACT_BLOCK at a time, so the
-        # exact scan (the costly part) stops soon after an array opens (measured: parent CPU -0.2 s
-        # on the COCO-train-size file, where 3 of its 7 blocks were scanned exactly)
+        # exact scan (the costly part) stops soon after an array opens instead of running to the block's end
         in_array = at.spec or (self.speculate and at.cur is not None and at.cur["chunked"])
         size = self.block if in_array else min(self.block, EXACT_BLOCK)
         if at.carry_pos < len(at.carry):
@@ -423,8 +422,8 @@ class _Scanner:
         if ok and not at.eof and win.n <= chunk_bytes + 2 * self.block:
             return _GO_ON
         # scan exactly from the last verified record boundary, EXACT_BLOCK at a time: once the
-        # array has ended and the next one opened, speculation resumes (measured: the exact scan at
-        # the images -> annotations boundary of the COCO-train-size file 0.26 -> 0.05 s)
+        # array has ended and the next one opened, speculation resumes, so only the stretch around the
+        # boundary between two arrays is scanned exactly
         at.spec_failures += not ok
         at.spec = False
         at.hold = (cur["start"], at.pending_off + win.n) if not ok else at.hold
