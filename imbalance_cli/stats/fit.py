@@ -849,62 +849,49 @@ def _verdict_and_terms(res: FitResult) -> dict:
             "definitions": definitions(_FIT_TERMS, size_groups_by=res.size_by)}
 
 
+#: How each search space is searched, as the report states it.
+_SEARCH_METHODS = {
+    "grid": "(1+1) evolution in log space from the best start (preset projection, scaled projections, 1-IoU k-means)",
+    "yolo": "(1+1) evolution of free (w, h) anchors in log space from the best start (preset, scaled preset, 1-IoU "
+            "k-means of the letterboxed box shapes)",
+}
+
+
+def _grid_preset_dict(p) -> dict:
+    return {"name": p.name, "sizes": [list(s) for s in p.sizes], "aspect_ratios": [list(r) for r in p.aspect_ratios],
+            "strides": list(p.strides), "level_names": list(p.level_names), "pos_iou": float(p.pos_iou),
+            "neg_iou": float(p.neg_iou), "matcher": p.matcher, "assigner": p.assigner,
+            "anchor_rule": p.anchor_rule}
+
+
+def _yolo_preset_dict(p) -> dict:
+    return {"name": p.name, "kind": "yolov5", "anchors": [[list(a) for a in lv] for lv in p.anchors],
+            "strides": list(p.strides), "level_names": list(p.level_names), "img_size": int(p.img_size),
+            "anchor_t": float(p.anchor_t), "pos_iou": float(p.pos_iou), "neg_iou": float(p.neg_iou),
+            "matcher": p.matcher, "assigner": p.assigner}
+
+
 def to_report(res: FitResult, targets: tuple[str, ...] | None = None) -> dict:
-    """The ``imbalance.anchors/1`` JSON dict of a fit (documented in the README, "Fitting anchors")."""
-    o, f = res.original, res.fitted
-    if is_yolo(o):
-        return _yolo_report(res, targets)
-
-    def preset_dict(p):
-        return {"name": p.name, "sizes": [list(s) for s in p.sizes], "aspect_ratios": [list(r) for r in p.aspect_ratios],
-                "strides": list(p.strides), "level_names": list(p.level_names), "pos_iou": float(p.pos_iou),
-                "neg_iou": float(p.neg_iou), "matcher": p.matcher, "assigner": p.assigner,
-                "anchor_rule": p.anchor_rule}
-
+    """The ``imbalance.anchors/1`` JSON dict of a fit (documented in the README, "Fitting anchors"): the same keys
+    for both search spaces; the presets, snippets and TOML are written the way their space's presets are."""
+    yolo = is_yolo(res.original)
+    preset_dict = _yolo_preset_dict if yolo else _grid_preset_dict
+    f = res.fitted
     return {
         "schema": SCHEMA,
         "dataset": res.dataset_path,
         "objective": res.objective,
         "seed": res.seed,
         "sample_images": res.sample_images,
-        "search": {"method": "(1+1) evolution in log space from the best start (preset projection, scaled "
-                             "projections, 1-IoU k-means)", "iterations_asked": res.iterations_asked,
+        "search": {"method": _SEARCH_METHODS["yolo" if yolo else "grid"], "iterations_asked": res.iterations_asked,
                    "iterations_done": res.iterations_done, "stopped": res.stopped, "starts": res.starts,
                    "history": res.history, "seconds": res.seconds},
-        "original": preset_dict(o),
+        "original": preset_dict(res.original),
         "fitted": preset_dict(f),
         "fitted_params": res.params.to_dict(),
         "sample": {"before": res.sample_before, "after": res.sample_after},
         "all": None if res.all_before is None else {"before": res.all_before, "after": res.all_after},
-        "configs": framework_configs(f, res.params, targets),
-        "toml": preset_to_toml(f),
-        **_verdict_and_terms(res),
-    }
-
-
-def _yolo_report(res: FitResult, targets) -> dict:
-    def preset_dict(p):
-        return {"name": p.name, "kind": "yolov5", "anchors": [[list(a) for a in lv] for lv in p.anchors],
-                "strides": list(p.strides), "level_names": list(p.level_names), "img_size": int(p.img_size),
-                "anchor_t": float(p.anchor_t), "pos_iou": float(p.pos_iou), "neg_iou": float(p.neg_iou),
-                "matcher": p.matcher, "assigner": p.assigner}
-
-    return {
-        "schema": SCHEMA,
-        "dataset": res.dataset_path,
-        "objective": res.objective,
-        "seed": res.seed,
-        "sample_images": res.sample_images,
-        "search": {"method": "(1+1) evolution of free (w, h) anchors in log space from the best start (preset, "
-                             "scaled preset, 1-IoU k-means of the letterboxed box shapes)",
-                   "iterations_asked": res.iterations_asked, "iterations_done": res.iterations_done,
-                   "stopped": res.stopped, "starts": res.starts, "history": res.history, "seconds": res.seconds},
-        "original": preset_dict(res.original),
-        "fitted": preset_dict(res.fitted),
-        "fitted_params": res.params.to_dict(),
-        "sample": {"before": res.sample_before, "after": res.sample_after},
-        "all": None if res.all_before is None else {"before": res.all_before, "after": res.all_after},
-        "configs": yolo_configs(res.fitted, targets),
-        "toml": yolov5_toml(res.fitted),
+        "configs": yolo_configs(f, targets) if yolo else framework_configs(f, res.params, targets),
+        "toml": yolov5_toml(f) if yolo else preset_to_toml(f),
         **_verdict_and_terms(res),
     }
