@@ -4,7 +4,7 @@
 
 1. Builds (once, cached) the COCO-train-size file (118,287 images, ~860k boxes) by replicating the
    bundled real COCO subsets with jitter (``benchmarks/coco_train_size.py``) and loads it.
-2. Baseline: the straightforward per-image method written here -- all anchors x all boxes IoU
+2. Baseline: the straightforward per-image method of ``tests/brute_force.py`` -- all anchors x all boxes IoU
    (torch, float32), then torchvision's ``Matcher(0.5, 0.4, allow_low_quality_matches=True)``
    rule -- timed on a random sample of images and *extrapolated* to the whole dataset
    (time per image x images; stated in the output).
@@ -42,27 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if "--child" not in sys.argv:  # a --child run imports the package from its PYTHONPATH (this tree or --ref)
     sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "benchmarks"))
-
-
-def baseline_image(anchors, boxes, hi=0.5, lo=0.4):
-    """Straightforward per-image method: (M, A) IoU, then torchvision's Matcher rule. Returns labels."""
-    import torch
-
-    area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    area_a = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
-    lt = torch.max(boxes[:, None, :2], anchors[None, :, :2])
-    rb = torch.min(boxes[:, None, 2:], anchors[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    iou = inter / (area_b[:, None] + area_a[None, :] - inter)
-    vals, idx = iou.max(dim=0)
-    m = idx.clone()
-    m[vals < lo] = -1
-    m[(vals >= lo) & (vals < hi)] = -2
-    best = iou.max(dim=1).values
-    _, pred = torch.where(iou == best[:, None])
-    m[pred] = idx[pred]
-    return m
+sys.path.append(str(ROOT / "tests"))  # the brute-force reference matcher (tests/brute_force.py)
 
 
 def _columns_file(n_images: int) -> Path:
@@ -172,9 +152,11 @@ def main() -> None:
     import torch
 
     import coco_train_size
+    from brute_force import brute_force_match
     import imbalance_cli
     from imbalance_cli.anchors.generator import grid_anchors, num_anchors, padded_sizes, scale_boxes
-    from imbalance_cli.anchors.matcher import culled_match_dataset, dense_match_dataset
+    from imbalance_cli.anchors.culled import culled_match_dataset
+    from imbalance_cli.anchors.dense import dense_match_dataset
     from imbalance_cli.anchors.presets import get_preset
 
     print(f"CPU threads: torch {torch.get_num_threads()}, os.cpu_count {os.cpu_count()}")
@@ -207,7 +189,7 @@ def main() -> None:
         if len(b) == 0:
             base["bg"] += len(anchors)
             continue
-        m = baseline_image(anchors, b)
+        m, _, _ = brute_force_match(anchors, b)
         base["fg"] += int((m >= 0).sum())
         base["ign"] += int((m == -2).sum())
         base["bg"] += int((m == -1).sum())

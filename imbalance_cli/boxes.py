@@ -23,18 +23,6 @@ import torch
 from torch import Tensor
 
 
-def xywh_to_xyxy(boxes: Tensor) -> Tensor:
-    """Convert COCO ``(x, y, w, h)`` boxes to ``(x1, y1, x2, y2)``."""
-    x, y, w, h = boxes.unbind(-1)
-    return torch.stack((x, y, x + w, y + h), dim=-1)
-
-
-def xyxy_to_xywh(boxes: Tensor) -> Tensor:
-    """Convert ``(x1, y1, x2, y2)`` boxes to COCO ``(x, y, w, h)``."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack((x1, y1, x2 - x1, y2 - y1), dim=-1)
-
-
 def box_area(boxes: Tensor) -> Tensor:
     """Area ``(x2 - x1) * (y2 - y1)`` of each box (as ``torchvision.ops.box_area``)."""
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
@@ -55,17 +43,6 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Pairwise IoU, ``(N, M)``; same arithmetic as ``torchvision.ops.box_iou``."""
     inter, union = _pairwise_inter_union(boxes1, boxes2)
     return inter / union
-
-
-def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
-    """Pairwise GIoU (survey Eq. 19), ``(N, M)``, values in (-1, 1]."""
-    inter, union = _pairwise_inter_union(boxes1, boxes2)
-    iou = inter / union
-    lt = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])
-    rb = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    enclosing = wh[..., 0] * wh[..., 1]
-    return iou - (enclosing - union) / enclosing
 
 
 def _aligned_terms(boxes1: Tensor, boxes2: Tensor):

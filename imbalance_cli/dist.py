@@ -304,19 +304,21 @@ def load_mode() -> str:
     return mode
 
 
-_LOCAL_LOADS = [False]
+#: True inside :func:`local_loads`.
+_LOCAL_LOADS = False
 
 
 @contextlib.contextmanager
 def local_loads() -> Iterator[None]:
     """Inside this block :func:`load_shared` loads on the calling rank alone (no collective), for
     code that loads on some ranks only (the trainer: rank 0 builds the synthetic data first)."""
-    saved = _LOCAL_LOADS[0]
-    _LOCAL_LOADS[0] = True
+    global _LOCAL_LOADS
+    saved = _LOCAL_LOADS
+    _LOCAL_LOADS = True
     try:
         yield
     finally:
-        _LOCAL_LOADS[0] = saved
+        _LOCAL_LOADS = saved
 
 
 def load_shared(loader, *args, **kwargs):
@@ -326,7 +328,7 @@ def load_shared(loader, *args, **kwargs):
     there too, so all ranks fail alike. In one process, or inside :func:`local_loads`, this is
     ``loader(*args, **kwargs)``; otherwise every rank must call it (it is a collective).
     """
-    if not active() or _LOCAL_LOADS[0] or load_mode() == "each":
+    if not active() or _LOCAL_LOADS or load_mode() == "each":
         return loader(*args, **kwargs)
     if rank_info().is_main:
         try:

@@ -81,11 +81,12 @@ def write_error(path: str | os.PathLike, exc: OSError, what: str = "the file", o
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, what: str = "the file", option: str = "--out") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it onto ``path``.
+def replaced_atomically(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; when the block succeeds, rename it onto ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left untouched; an ``OSError``
-    (from the caller's writing or the rename) becomes a :class:`WriteError` naming ``path``.
+    The one way a file is replaced whole (a reader sees the old file or the new one, never a part). On any
+    exception the temporary file is removed, ``path`` is left untouched and the exception passes on
+    (an ``OSError`` as the system raised it: :func:`atomic_path` turns it into a :class:`WriteError`).
     """
     path = Path(path)
     tmp_path = None
@@ -97,12 +98,22 @@ def atomic_path(path: str | os.PathLike, what: str = "the file", option: str = "
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
         yield tmp_path
         os.replace(tmp_path, path)
-    except OSError as e:
-        raise write_error(path, e, what, option) from None
+        tmp_path = None
     finally:
         if tmp_path is not None:
             with contextlib.suppress(OSError):
                 tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, what: str = "the file", option: str = "--out") -> Iterator[Path]:
+    """:func:`replaced_atomically`, with an ``OSError`` (from the caller's writing or the rename) turned into a
+    :class:`WriteError` naming ``path``."""
+    try:
+        with replaced_atomically(path) as tmp:
+            yield tmp
+    except OSError as e:
+        raise write_error(path, e, what, option) from None
 
 
 class _ErrorRecorder:

@@ -26,12 +26,14 @@ __all__ = ["RELEASE_EVERY", "keep_freed_memory", "release_free_memory"]
 
 #: Chunks decoded between two calls of :func:`release_free_memory` in the streaming loader.
 RELEASE_EVERY = 32
-_LIBC: list = []
+#: glibc once looked up: None before the first look-up, False where it is not available.
+_LIBC = None
 
 
 def _glibc():
-    if not _LIBC:
-        lib = None
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = False
         if sys.platform.startswith("linux"):
             try:
                 # glibc's soname first: ``find_library`` runs ``ldconfig -p`` in a subprocess (a fork and exec)
@@ -40,10 +42,10 @@ def _glibc():
                 except OSError:
                     lib = ctypes.CDLL(ctypes.util.find_library("c"))
                 lib.malloc_trim  # noqa: B018 - exists in glibc
+                _LIBC = lib
             except (OSError, AttributeError):
-                lib = None
-        _LIBC.append(lib)
-    return _LIBC[0]
+                pass
+    return _LIBC or None
 
 
 def release_free_memory() -> bool:

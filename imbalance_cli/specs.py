@@ -27,6 +27,7 @@ from imbalance_cli.anchors.presets import AnchorPreset, get_preset
 from imbalance_cli.data.spec import default_workers  # noqa: F401  (one definition, shared with loading)
 from imbalance_cli.choices import Choice
 from imbalance_cli.errors import InputError
+from imbalance_cli.values import is_int, is_number
 
 #: Largest image width or height accepted (original pixels) for anchor statistics.
 MAX_IMAGE_SIDE = 100_000
@@ -138,14 +139,14 @@ def parse_sample(value: Any) -> int | None:
             value = int(value)
         except ValueError:
             raise InputError(f"--negative-iou-sample must be a positive integer or 'all', got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
+    if not is_int(value) or int(value) < 1:
         raise InputError(f"--negative-iou-sample must be a positive integer or 'all', got {value!r}")
     return int(value)
 
 
 def check_bins(name: str, bins: Any) -> int:
     """A per-axis histogram bin count in [1, :data:`MAX_HISTOGRAM_BINS`] (refused before allocating)."""
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)):
+    if not is_int(bins):
         raise InputError(f"{name} must be an integer, got {bins!r}")
     if not 1 <= int(bins) <= MAX_HISTOGRAM_BINS:
         raise InputError(f"{name} must be between 1 and {MAX_HISTOGRAM_BINS}, got {bins}")
@@ -202,8 +203,7 @@ class AnchorSpec:
         if anchors is None:
             raise InputError("no anchor preset given")
         for name, v in (("--pos-iou", pos_iou), ("--neg-iou", neg_iou)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer))
-                                  or not np.isfinite(v)):
+            if v is not None and (not is_number(v) or not np.isfinite(v)):
                 raise InputError(f"{name} must be a number, got {v!r}")
         preset = get_preset(anchors, pos_iou=pos_iou, neg_iou=neg_iou)
         if preset.assigner != "max_iou" and matcher is not None and str(_value(matcher)).lower() != "auto":
@@ -222,7 +222,7 @@ class AnchorSpec:
             sample = None if dev.startswith("cuda") else DEFAULT_NEGATIVE_IOU_SAMPLE
         else:
             sample = parse_sample(negative_iou_sample)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        if not is_int(seed):
             raise InputError(f"seed must be an integer, got {seed!r}")
         bins = check_bins("spatial bins", spatial_bins)
         if chunk_images is None or (isinstance(chunk_images, str) and chunk_images.strip().lower() == "all"):
@@ -234,9 +234,9 @@ class AnchorSpec:
                 chunk = 0
             if isinstance(chunk_images, bool) or chunk < 1:
                 raise InputError(f"--chunk-size must be a positive integer or 'all', got {chunk_images!r}")
-        if workers is None or (not isinstance(workers, bool) and isinstance(workers, (int, np.integer)) and workers == 0):
+        if workers is None or (is_int(workers) and workers == 0):
             nw = dist.local_share(default_workers())  # under torchrun: this rank's share of the node
-        elif isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or not 1 <= workers <= MAX_WORKERS:
+        elif not is_int(workers) or not 1 <= workers <= MAX_WORKERS:
             raise InputError(f"--workers must be between 1 and {MAX_WORKERS} (0: the machine's cores), got {workers!r}")
         else:
             nw = int(workers)

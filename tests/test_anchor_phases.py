@@ -19,6 +19,7 @@ from imbalance_cli.stats.anchors import anchor_statistics
 COCO_VAL = Path(__file__).resolve().parent.parent / "examples" / "data" / "coco-mini_instances_val2017.json.gz"
 
 
+@pytest.mark.slow
 def test_phases_add_up_to_the_pass_and_are_off_by_default():
     ds = load(str(COCO_VAL))
     assert phases.read() == {}  # off: nothing was being recorded

@@ -105,6 +105,7 @@ def small(tmp_path_factory):
     return path, ds, res
 
 
+@pytest.mark.slow
 def test_small_boxes_fitted_covers_strictly_more_by_independent_matcher(small):
     path, ds, res = small
     p0 = PRESETS["retinanet"]
@@ -116,6 +117,7 @@ def test_small_boxes_fitted_covers_strictly_more_by_independent_matcher(small):
     assert res.all_after["coverage"] == pytest.approx(after, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_deterministic_for_a_seed(small):
     path, ds, res = small
     again = fit_anchors(ds, "retinanet", iterations=40, sample=None, seed=0)
@@ -128,6 +130,7 @@ def test_deterministic_for_a_seed(small):
     assert other.sample_images == 15
 
 
+@pytest.mark.slow
 def test_interrupt_keeps_best_so_far_and_equals_a_shorter_run(small, tmp_path):
     path, ds, _ = small
 
@@ -148,6 +151,7 @@ def test_interrupt_keeps_best_so_far_and_equals_a_shorter_run(small, tmp_path):
     assert json.loads((tmp_path / "out" / "anchors.json").read_text())["search"]["stopped"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_toml_round_trip_and_stats_loads_it(small, tmp_path):
     path, ds, res = small
     toml_path = tmp_path / "fitted.toml"
@@ -247,6 +251,7 @@ def test_bpr_metric_by_hand():
     assert m["fitness"] == pytest.approx((1.0 + 1 / 3 + 0.0) / 3)
 
 
+@pytest.mark.slow
 def test_real_coco_val_subset_coverage_rises():
     ds = load(str(VAL))
     res = fit_anchors(ds, "retinanet", iterations=25, sample=40, seed=0)
@@ -279,6 +284,7 @@ def test_check_fittable_refuses_bpr_for_every_current_preset():
             check_fittable(p, "bpr")
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_writes_outputs(tmp_path, small):
     path, _, _ = small
     out = tmp_path / "fit"
@@ -321,6 +327,7 @@ def test_positives_objective_keeps_coverage(small):
     assert res.sample_after["score"] >= res.sample_before["score"]
 
 
+@pytest.mark.slow
 def test_budget_stops_early_and_iterations_reproduce_it(small):
     _, ds, _ = small
     import time

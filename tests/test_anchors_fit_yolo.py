@@ -24,7 +24,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from imbalance_cli import load
-from imbalance_cli.stats.fit import check_fittable, fit_anchors, resolve_preset, to_report
+from imbalance_cli.anchors.kinds import any_preset
+from imbalance_cli.stats.fit import check_fittable, fit_anchors, to_report
 from imbalance_cli.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,6 +132,7 @@ def test_oracle_reproduces_the_default_preset_on_the_sample():
     assert b["positives_per_box"] == pytest.approx(o["positives_per_box"], abs=0.02)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["bpr", "coverage"])
 def test_bundled_sample_fitted_anchors_raise_bpr_and_coverage(objective):
     imgs = read_yolo(SAMPLE.parent)
@@ -192,6 +194,7 @@ def test_interrupt_keeps_best_so_far(synth):
     assert a.params == b.params
 
 
+@pytest.mark.slow
 def test_snippet_parses_and_toml_round_trips_into_stats(synth, tmp_path):
     import yaml
     path, ds, imgs = synth
@@ -206,7 +209,7 @@ def test_snippet_parses_and_toml_round_trips_into_stats(synth, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [".imbalance-manifest.json", "anchors.json", "anchors.png",
                                                      "fitted.toml", "report.html",
                                                      "ultralytics_anchors.yaml"]
-    p = resolve_preset(str(out / "fitted.toml"))
+    p = any_preset(str(out / "fitted.toml"))
     assert [[list(a) for a in lv] for lv in p.anchors] == fitted and p.anchor_t == 4.0
     # imbalance stats routes the TOML to the YOLOv5 statistics with the fitted anchors
     r = runner.invoke(app, ["stats", str(path), "--anchors", str(out / "fitted.toml"), "--json"])
@@ -223,7 +226,7 @@ def test_snippet_parses_and_toml_round_trips_into_stats(synth, tmp_path):
 
 def test_check_fittable_accepts_yolov5_for_every_objective():
     for objective in ("coverage", "positives", "bpr"):
-        check_fittable(resolve_preset("yolov5"), objective)
+        check_fittable(any_preset("yolov5"), objective)
 
 
 @pytest.mark.parametrize("args, needle", [

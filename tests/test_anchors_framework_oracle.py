@@ -54,6 +54,7 @@ def _params():
                 yield pytest.param(fw, name, preset, id=f"{preset}-{name}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("framework", "name", "preset"), list(_params()))
 def test_per_image_labels_equal_the_framework(framework, name, preset, tmp_path_factory):
     entry = ORACLES[framework]["datasets"][name]

@@ -16,7 +16,8 @@ from imbalance_cli.anchors.assigners import ASSIGNERS, atss_assign_image, fcos_a
 from imbalance_cli.anchors.generator import (
     anchor_coords, base_anchors, box_keep, grid_anchors_numpy, level_layout, padded_sizes, resized_sizes, scale_boxes,
 )
-from imbalance_cli.anchors.matcher import culled_match_dataset, dense_match_dataset
+from imbalance_cli.anchors.culled import culled_match_dataset
+from imbalance_cli.anchors.dense import dense_match_dataset
 from imbalance_cli.anchors.presets import FCOS_INF, PRESETS, AnchorPreset, ResizePolicy, get_preset
 from imbalance_cli.data import load
 from imbalance_cli.errors import InputError
@@ -218,6 +219,7 @@ def ref_atss(anchors, counts, boxes, topk=9):
     return torch.where(mx != -float("inf"), arg, torch.full_like(arg, -1)).numpy()
 
 
+@pytest.mark.slow
 def test_atss_equals_reimplementation_on_random_boxes():
     p = PRESETS["atss"]
     rng = np.random.default_rng(5)
@@ -306,6 +308,7 @@ def ref_fcos(points, levels, strides, ranges, radius, boxes):
     return torch.where(amin == FCOS_INF, torch.full_like(arg, -1), arg).numpy()
 
 
+@pytest.mark.slow
 def test_fcos_equals_reimplementation_on_random_boxes():
     p = PRESETS["fcos"]
     rng = np.random.default_rng(7)
@@ -320,6 +323,7 @@ def test_fcos_equals_reimplementation_on_random_boxes():
 
 
 # ---------------------------------------------------------------------------------------------- engines
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["retinanet", "rpn", "mmdet-retinanet", "detectron2-retinanet"])
 @pytest.mark.parametrize("rule", ["fixed", "model"])
 def test_culled_equals_dense_for_every_max_iou_preset(name, rule):

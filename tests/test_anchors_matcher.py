@@ -17,7 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imbalance_cli.anchors.generator import grid_anchors, padded_size, scale_boxes
-from imbalance_cli.anchors.matcher import culled_match_dataset, dense_match_dataset, match
+from imbalance_cli.anchors.culled import culled_match_dataset
+from imbalance_cli.anchors.dense import dense_match_dataset
+from imbalance_cli.anchors.matcher import match
 from imbalance_cli.anchors.presets import AnchorPreset, ResizePolicy, get_preset
 
 
@@ -258,6 +260,7 @@ def box_sets(draw):
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(boxes=box_sets(), preset=st.sampled_from([SMALL, RETINA_SMALL]),
        semantics=st.sampled_from(["torchvision", "mmdet", "ssd"]), allow=st.booleans())
+@pytest.mark.slow
 def test_property_culled_equals_dense_equals_oracle(boxes, preset, semantics, allow):
     ph, pw = preset.resize.fixed
     anchors, _ = grid_anchors(preset, ph, pw)
@@ -279,6 +282,7 @@ def test_property_culled_equals_dense_equals_oracle(boxes, preset, semantics, al
     assert d.matched.tolist() == expected.tolist()
 
 
+@pytest.mark.slow
 def test_dataset_engines_agree_on_many_images():
     rng = np.random.default_rng(3)
     p = get_preset("retinanet")

@@ -68,11 +68,13 @@ def _expected(name):
     return ref
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [c[0] for c in CASES])
 def test_chunked_pass_equals_unchunked_reference(name):
     assert _diff(_report(name, chunk_images=7, workers=2), _expected(name)) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [c[0] for c in CASES])
 def test_renamed_keys_keep_the_reference_values(name):
     """The reference's "without positive" counted boxes below the positive IoU: that count is now
@@ -87,6 +89,7 @@ def test_renamed_keys_keep_the_reference_values(name):
     assert now["boxes_without_positive"] <= ref["boxes_without_positive"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", [1, 7, "all"])
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("name", ["coco_val_retinanet_mmdet", "coco_val_ssd300"])

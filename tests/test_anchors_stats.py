@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from brute_force import brute_force_match
 from imbalance_cli.anchors.generator import grid_anchors, padded_size, scale_boxes
 from imbalance_cli.anchors.presets import AnchorPreset, ResizePolicy, get_preset
 from imbalance_cli.data.dataset import Dataset
@@ -19,25 +20,6 @@ DATA = Path(__file__).resolve().parent.parent / "examples" / "data"
 
 TINY = AnchorPreset(name="tiny", sizes=((16.0,),), aspect_ratios=((1.0,),), strides=(16,), level_names=("P",),
                     resize=ResizePolicy(None, None, (32, 32), 32), pos_iou=0.5, neg_iou=0.4)
-
-
-def straightforward(anchors, boxes, hi=0.5, lo=0.4):
-    """Per-image all-anchors x all-boxes IoU, then torchvision's Matcher rule (vectorised, written here)."""
-    area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    area_a = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
-    lt = torch.max(boxes[:, None, :2], anchors[None, :, :2])
-    rb = torch.min(boxes[:, None, 2:], anchors[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    iou = inter / (area_b[:, None] + area_a[None, :] - inter)
-    vals, idx = iou.max(dim=0)
-    m = idx.clone()
-    m[vals < lo] = -1
-    m[(vals >= lo) & (vals < hi)] = -2
-    best = iou.max(dim=1).values
-    _, pred = torch.where(iou == best[:, None])
-    m[pred] = idx[pred]
-    return m, iou, best
 
 
 def test_hand_dataset_totals():
@@ -74,7 +56,7 @@ def test_hand_dataset_totals():
     json.dumps(s)
 
 
-def test_issue3_json_names():
+def test_anchor_statistics_json_names():
     ds = Dataset(image_ids=[1], widths=[64], heights=[48], boxes=[[4, 4, 40, 30]], box_image=[0], box_category=[0],
                  category_ids=[1], category_names=["x"])
     s = anchor_statistics(ds, "retinanet", device="cpu")
@@ -90,6 +72,7 @@ def test_issue3_json_names():
     assert s["anchors"] == len(grid_anchors(get_preset("retinanet"), ph, pw)[0])
 
 
+@pytest.mark.slow
 def test_real_coco_subset_matches_straightforward_method():
     import imbalance_cli
 
@@ -112,7 +95,7 @@ def test_real_coco_subset_matches_straightforward_method():
             zero += len(anchors)
             continue
         b = torch.from_numpy(scale_boxes(ds.boxes[sel], np.full(len(sel), H), np.full(len(sel), W), p))
-        m, iou, best = straightforward(anchors, b)
+        m, iou, best = brute_force_match(anchors, b)
         fg += int((m >= 0).sum())
         ign += int((m == -2).sum())
         bg += int((m == -1).sum())
@@ -130,6 +113,7 @@ def test_real_coco_subset_matches_straightforward_method():
     assert fg > 0 and bg > 100 * fg  # the survey's foreground-background imbalance
 
 
+@pytest.mark.slow
 def test_dense_engine_gives_same_statistics():
     ds = Dataset(image_ids=[1, 2], widths=[200, 90], heights=[150, 120],
                  boxes=[[10, 10, 80, 60], [12, 12, 82, 64], [0, 0, 3, 2], [30, 40, 90, 119]], box_image=[0, 0, 0, 1],
@@ -178,6 +162,7 @@ def test_negative_sample_is_seeded_and_stated():
     assert [5 * v for v in a["negative_iou"]["counts"]] == [2 * v for v in full["negative_iou"]["counts"]]
 
 
+@pytest.mark.slow
 def test_figures_and_tables_render():
     from rich.console import Console
 

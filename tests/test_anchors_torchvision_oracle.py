@@ -66,6 +66,7 @@ def _dataset(name):
     return _DATASETS[name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subset", ["val", "train"])
 @pytest.mark.parametrize("rule", ["fixed", "model"])
 @pytest.mark.parametrize("engine", ["culled", "dense"])
@@ -93,12 +94,13 @@ def test_per_image_labels_equal_torchvision(subset, rule, engine):
     assert int(per["foreground"].sum()) == tot["foreground"] and int(per["ignored"].sum()) == tot["ignored"]
 
 
-def test_oracle_totals_state_the_issue_numbers():
+def test_oracle_totals_of_the_coco_mini_subset():
     val = json.loads((ORACLE / "anchors_coco-mini_instances_val2017.json").read_text())
     assert val["totals_model"]["foreground"] == 14574 and val["totals_fixed"]["foreground"] == 14189
     assert get_preset("retinanet").stride_rule == "model"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subset", ["val", "train"])
 def test_statistics_set_up_in_small_blocks_equal_torchvision(subset, monkeypatch):
     # the whole-dataset set-up (validity, scaling, size groups) runs block by block at full size;
@@ -121,6 +123,7 @@ def test_statistics_set_up_in_small_blocks_equal_torchvision(subset, monkeypatch
     assert {c: n for c, n in res["per_class_positive"].items() if n} == per_class
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mmdet-retinanet", "detectron2-retinanet"])
 def test_framework_box_filters_do_not_depend_on_the_set_up_block(name, monkeypatch):
     # mmdetection and detectron2 drop some boxes (box_keep); filtering 3 boxes at a time keeps the same ones

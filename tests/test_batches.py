@@ -61,6 +61,7 @@ def test_class_aware_picks_classes_uniformly():
     assert rep["coverage"]["classes_never_sampled"] == 0
 
 
+@pytest.mark.slow
 def test_seeded_and_cli(tmp_path):
     a = batch_statistics(_ds(), batch_size=3, sampler="uniform", epochs=5, seed=7)
     b = batch_statistics(_ds(), batch_size=3, sampler="uniform", epochs=5, seed=7)

@@ -46,6 +46,7 @@ def test_summary_and_paired_differences_by_hand():
     assert "| ecm-focal | focal |" in md and f"{m:+.3f}" in md
 
 
+@pytest.mark.slow
 def test_write_outputs(tmp_path):
     runs = _runs()
     rows = summarize(runs, ["focal", "ecm-focal"])

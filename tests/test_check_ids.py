@@ -169,6 +169,7 @@ def _modules_after_check(tmp_path, *extra, pre: str = ""):
     return r.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_check_never_imports_torch_without_anchor_rules(tmp_path):
     assert _modules_after_check(tmp_path, "--report-format", "markdown") == "[]"
     # the control: the probe sees torch when it is loaded (so the test above can fail). Anchor rules themselves

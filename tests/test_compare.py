@@ -47,6 +47,7 @@ def test_two_tiny_datasets():
     assert np.asarray(rep["location"]["counts_b"])[1, 1] == 1
 
 
+@pytest.mark.slow
 def test_real_subsets_self_zero_and_cli(tmp_path):
     res = runner.invoke(app, ["compare", str(COCO_VAL), str(COCO_VAL), "--json"])
     assert res.exit_code == 0, res.output

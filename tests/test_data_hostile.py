@@ -212,6 +212,7 @@ def _load_json_reference(path):
     return d
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("src", [COCO_VAL, LVIS_V05], ids=["coco", "lvis"])
 def test_chunked_results_equal_whatever_chunk_block_and_workers(src, tmp_path, monkeypatch):
     d = _load_json_reference(src)
@@ -239,6 +240,7 @@ def test_chunked_results_equal_whatever_chunk_block_and_workers(src, tmp_path, m
             np.testing.assert_array_equal(ds.neg_category_ids.offsets, base.neg_category_ids.offsets)
 
 
+@pytest.mark.slow
 def test_strings_with_escapes_and_brackets_across_block_edges(tmp_path):
     d = _doc()
     names = ['a "quoted" } ] name', "back\\slash\\", "\\\\\"}{[", "\u00e9\u4e2d\\u", "x" * 300 + "\\"]
@@ -406,6 +408,7 @@ def test_cache_defaults_to_the_user_cache_dir(monkeypatch, tmp_path):
 
 
 # ---- CLI: exit 2, one line, no traceback ------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["images_number", "lvis_neg_undefined"])
 def test_cli_exit_2_one_line(case, tmp_path):
     p = _write(tmp_path, _doc(TYPE_CASES[case][0]))
@@ -418,6 +421,7 @@ def test_cli_exit_2_one_line(case, tmp_path):
         assert str(p) in r.stderr and TYPE_CASES[case][1] in r.stderr
 
 
+@pytest.mark.slow
 def test_cli_workers_option_is_validated(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for bad in ("-1", "100000"):  # 0 means the machine's cores (README); a negative or absurd count is refused

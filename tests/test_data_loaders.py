@@ -284,6 +284,7 @@ def test_malformed_json_location_is_in_the_original_bytes(tmp_path):
         imbalance_cli.load(p)
 
 
+@pytest.mark.slow
 def test_cli_version_and_module_entry():
     import subprocess
     import sys

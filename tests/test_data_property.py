@@ -13,6 +13,7 @@ import json
 import tracemalloc
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -134,6 +135,7 @@ def _mutated_json_file(name, data, tmp_path):
     return p
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(name=st.sampled_from(sorted(_DOCS)), data=st.data())
 def test_mutated_json_loads_or_fails_cleanly(name, data, tmp_path):
@@ -142,11 +144,13 @@ def test_mutated_json_loads_or_fails_cleanly(name, data, tmp_path):
 
 @settings(max_examples=15, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(name=st.sampled_from(sorted(_DOCS)), data=st.data())
 def test_mutated_json_through_the_cli_exits_0_or_2_with_one_line(name, data, tmp_path):
     _cli_check(_mutated_json_file(name, data, tmp_path))
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(data=st.data())
 def test_mutated_openimages_csv_loads_or_fails_cleanly(data, tmp_path):
@@ -175,6 +179,7 @@ def test_mutated_openimages_csv_loads_or_fails_cleanly(data, tmp_path):
     _check(p)
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(data=st.data())
 def test_mutated_voc_xml_loads_or_fails_cleanly(data, tmp_path):

@@ -45,6 +45,7 @@ def test_batched_nms_is_per_class():
     assert keep == [0, 1]  # box 2 is suppressed by box 0 (same class), box 1 survives (other class)
 
 
+@pytest.mark.slow
 def test_model_shapes_and_prior_init():
     torch.manual_seed(0)
     m = Detector(num_logits=5, num_anchors=9, head="sigmoid", config=ModelConfig(num_levels=3)).eval()

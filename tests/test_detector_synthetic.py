@@ -33,6 +33,7 @@ def _digest(out: Path) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     a = write_synthetic_lt(tmp_path / "a", SMALL)
     b = write_synthetic_lt(tmp_path / "b", SMALL)

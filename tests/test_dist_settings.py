@@ -55,6 +55,7 @@ def _torchrun_env(monkeypatch, **values):
     ({dist.TIMEOUT_ENV: "nan"}, "IMBALANCE_DIST_TIMEOUT"),
     ({dist.LOAD_ENV: "garbage"}, "IMBALANCE_DIST_LOAD must be each or broadcast"),
 ])
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["stats", "check", "groups"])
 def test_bad_torchrun_settings_one_line_before_any_work(monkeypatch, values, needle, command):
     _torchrun_env(monkeypatch, **values)
@@ -71,6 +72,7 @@ def test_settings_checked_in_one_process_too(monkeypatch, values):
     assert r.exit_code == 2 and list(values)[0] in r.stderr and "\n" not in r.stderr.strip()
 
 
+@pytest.mark.slow
 def test_rendezvous_without_peers_ends_with_what_it_waited_for(monkeypatch, capfd):
     # rank 0 (serving the store) and rank 1 (connecting to nobody), in this process, with a short limit
     for rank in ("0", "1"):
@@ -89,6 +91,7 @@ def test_rendezvous_without_peers_ends_with_what_it_waited_for(monkeypatch, capf
                                f"127.0.0.1:{os.environ['MASTER_PORT']} (IMBALANCE_DIST_TIMEOUT sets the limit)"), err
 
 
+@pytest.mark.slow
 def test_stray_torchrun_variables_end_in_one_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0",
            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), dist.TIMEOUT_ENV: "2"}

@@ -46,6 +46,7 @@ def _strip_times(d):
     return d
 
 
+@pytest.mark.slow
 def test_two_process_stats_equal_one_process_and_rank_zero_alone_prints(tmp_path):
     one = subprocess.run([sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--json"],
                          capture_output=True, text=True, env=_env(tmp_path), timeout=240)
@@ -80,6 +81,7 @@ def _log(path):
     return [json.loads(l) for l in (path / "train_log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_two_process_training_checkpoints_resumes_and_matches_one_process(tmp_path):
     from imbalance_cli.detector.train import TrainConfig, train
 
@@ -107,6 +109,7 @@ def test_two_process_training_checkpoints_resumes_and_matches_one_process(tmp_pa
     assert one["timing"]["ranks"] == 1
 
 
+@pytest.mark.slow
 def test_gpu_script_fails_in_one_line_without_cuda_and_its_checks_run_on_the_cpu(tmp_path):
     import importlib.util
 

@@ -3,9 +3,12 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_api_example_runs(tmp_path):
     out = tmp_path / "rep"
     r = subprocess.run([sys.executable, str(ROOT / "examples" / "api_example.py"), str(ROOT / "examples" / "data" /

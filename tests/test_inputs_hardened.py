@@ -85,6 +85,7 @@ def _deep_doc(where: str, depth: int) -> tuple[str, int]:
     return text.replace('"@@DEEP@@"', "[" * depth + "]" * depth), start + (900 - 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["segmentation", "images", "categories"])
 def test_json_nested_300000_deep_is_one_line_in_every_command(where, tmp_path):
     text, passing = _deep_doc(where, 300_000)
@@ -96,6 +97,7 @@ def test_json_nested_300000_deep_is_one_line_in_every_command(where, tmp_path):
             assert "300,003 levels" in line and f"(byte {passing})" in line, line
 
 
+@pytest.mark.slow
 def test_json_nested_a_million_deep_through_the_real_cli(tmp_path):
     text, passing = _deep_doc("segmentation", 1_000_000)
     p = tmp_path / "deep.json"
@@ -221,6 +223,7 @@ def _straddling(names):
     return np.frombuffer(blob[:cut - 1] + "\u00e9".encode() + blob[cut + 1:], np.uint8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(FORGED_COLUMNS))
 def test_a_forged_column_with_consistent_crcs_is_rebuilt(case, tmp_path, monkeypatch):
     p, first, entry, calls = _cached(tmp_path, monkeypatch)
@@ -442,6 +445,7 @@ BASELINE_CASES = {  # edit -> the field the one line names
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BASELINE_CASES))
 def test_bad_baselines_are_one_line_naming_the_field(case, real_baseline, tmp_path):
     edit, needle = BASELINE_CASES[case]
@@ -459,6 +463,7 @@ def test_bad_baselines_are_one_line_naming_the_field(case, real_baseline, tmp_pa
     assert needle.split(":")[0] in e.value.one_line()
 
 
+@pytest.mark.slow
 def test_baseline_nan_and_a_million_classes_and_deep_nesting(real_baseline, tmp_path):
     import tracemalloc
 
@@ -522,6 +527,7 @@ SIDE_FILE_COMMANDS = {  # where a whole-read file enters, and how the CLI passes
 _OI_BOXES = ROOT / "tests" / "data" / "openimages_from_coco_val.csv"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", sorted(SIDE_FILE_COMMANDS))
 def test_fifos_dev_zero_sparse_files_and_gzip_bombs_are_one_line_within_seconds(where, hostile):
     import resource

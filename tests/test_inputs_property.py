@@ -13,6 +13,7 @@ import json
 import math
 import tracemalloc
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -178,6 +179,7 @@ _RANGES = {"max_share": (False, 0, 1), "dominance": (False, 0, 1), "top_bins": (
 _THRESHOLD = {"few_instances": (True, 0, 2**53), "anchor_no_positive": (False, 0, 1), "drift_class_tv": (False, 0, 1)}
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(data=st.data())
 def test_mutated_rules_files_are_sane_or_one_line(data, tmp_path):
@@ -229,6 +231,7 @@ def _tv(p: dict, q: dict) -> float | None:
     return 0.5 * sum(abs(p.get(k, 0) / sp - q.get(k, 0) / sq) for k in set(p) | set(q))
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(data=st.data())
 def test_mutated_baselines_are_sane_or_one_line(data, tmp_path):

@@ -5,6 +5,8 @@ import importlib.util
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -15,6 +17,7 @@ def _tool():
     return mod
 
 
+@pytest.mark.slow
 def test_no_backward_edges_and_no_cycles_in_the_package():
     res = _tool().analyze(ROOT / "imbalance_cli")
     assert res["unknown_packages"] == [], "give every package a layer in tools/imports.py"

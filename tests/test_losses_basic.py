@@ -75,6 +75,7 @@ def test_focal_loss_matches_torchvision_formula(alpha, gamma):
     )
 
 
+@pytest.mark.slow
 def test_focal_gamma0_is_ce_and_bad_reduction():
     x = _rand((3, 3))
     t = (x > 0).double()

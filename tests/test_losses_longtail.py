@@ -66,6 +66,7 @@ def _ecm_by_hand(x, labels, counts, ratio):
     return out / x.shape[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ratio", [None, 3.0])
 def test_ecm_loss_three_classes_by_hand(ratio):
     counts = [2, 30, 400]
@@ -79,7 +80,7 @@ def test_ecm_loss_three_classes_by_hand(ratio):
     assert torch.autograd.gradcheck(lambda z: ecm_loss(z, labels, counts, ratio), (x,))
 
 
-def test_ecm_issue_vector_official_value():
+def test_ecm_official_value_on_a_hand_vector():
     # counts (100, 10, 1), fg:bg 6.3313 (the authors' default), two boxes: the official
     # EffectiveClassMarginLoss gives 0.06334 (value computed by hand below, term by term)
     x = torch.tensor([[2.0, -1, -3, -2], [-2, -2, -2, 1]], dtype=torch.float64)
@@ -154,6 +155,7 @@ def _bags_by_hand(x, labels, l2b, ps, keep_others):
     return total
 
 
+@pytest.mark.slow
 def test_bags_loss_all_others_kept_matches_eq5():
     l2b, ps = bags_label2binlabel(COUNTS).numpy(), bags_pred_slice(COUNTS).numpy()
     g = torch.Generator().manual_seed(1)

@@ -79,6 +79,7 @@ def test_three_class_hand_example():
     assert rep["background"]["gamma_pos"] == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_out_dir_exports_load_into_ecm_loss(tmp_path):
     import torch
 

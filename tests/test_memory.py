@@ -34,6 +34,7 @@ _PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_release_free_memory_returns_freed_heap_blocks():
     out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True).stdout
     kept, after, released = out.split()
@@ -60,6 +61,7 @@ _KEEP_PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_keep_freed_memory_keeps_freed_blocks_for_reuse():
     # by default glibc maps 5 MB blocks afresh (or trims the heap top when they are freed), so their pages
     # go back to the system; after keep_freed_memory they stay on the heap for the next chunk to reuse

@@ -8,6 +8,7 @@ their float neighbours, values outside the range, NaN and infinities.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from imbalance_cli.data.arrays import index_of, unique_ints
 from imbalance_cli.data.dataset import Dataset, LazyStrings
@@ -64,6 +65,7 @@ def test_lazy_file_names_read_like_an_array():
     assert d.subset_images(np.array([3, 1])).file_names.tolist() == ["x" * 300, "dir/ü.png"]
 
 
+@pytest.mark.slow
 def test_speculative_chunk_cuts_give_the_records_in_order(tmp_path):
     """Cuts guessed at '}, {' and checked by parsing: every record once, in order, whatever the traps.
 

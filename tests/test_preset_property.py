@@ -15,6 +15,7 @@ import math
 import tracemalloc
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -142,6 +143,7 @@ def _read(kind, path):
     return preset_from_toml(path) if kind == "yolov5" else get_preset(str(path))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=mutated())
 def test_mutated_presets_sane_or_one_line(tmp_path, case):
@@ -163,6 +165,7 @@ def test_mutated_presets_sane_or_one_line(tmp_path, case):
     assert peak < 32 * 1024**2
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=mutated())
 def test_mutated_presets_through_stats(tmp_path, case):

@@ -122,6 +122,7 @@ def _run_cli(args, timeout=60):
                           timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_fifo_and_devices_as_preset_refused_without_reading(tmp_path):
     data = _coco(tmp_path, [[10, 10, 50, 40]])
     fifo = tmp_path / "fifo.toml"
@@ -202,6 +203,7 @@ def test_minimum_anchor_side_boundary_in_each_rule(tmp_path):
                 get_preset(str(f))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["torchvision", "mmdet", "detectron2"])
 def test_labels_exact_at_the_smallest_and_most_elongated_anchors(rule):
     # ratios exactly at the stated limits 1e-4 and 1e4 with sizes that keep every side >= 1 pixel, and the
@@ -254,6 +256,7 @@ def test_box_of_1e308_under_yolov5_matches_nothing_and_warns_nothing(tmp_path):
     assert both["boxes_without_positive"] == one["boxes_without_positive"] + 1
 
 
+@pytest.mark.slow
 def test_fit_with_a_1e308_box_names_no_nan(tmp_path):
     # k-means needs at least levels x scales x ratios = 45 boxes; the 1e308 box has no finite shape
     boxes = [[0, 0, 1e308, 1e308]] + [[10 + i, 10, 30 + 3 * i, 20 + 2 * i] for i in range(60)]
@@ -294,6 +297,7 @@ def _fitted_toml(tmp_path, **edits):
     ("strides", "[8, 24, 32]", "strides[1]"), ("strides", "[8, 16]", "anchors"), ("level_names", "[3, 4, 5]", "level_names[0]"),
     ("name", "true", "name"), ("kind", None, "kind"),
 ])
+@pytest.mark.slow
 def test_hand_edited_yolov5_preset_one_line_naming_file_and_field(tmp_path, key, value, field):
     f = _fitted_toml(tmp_path, **{key: value})
     data = _coco(tmp_path, [[10, 10, 50, 40]])
@@ -360,6 +364,7 @@ def test_fifo_yolov5_preset_refused(tmp_path):
     assert r.returncode == 2 and "not a regular file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["mmdet", "detectron2", "torchvision"])
 def test_labels_exact_at_the_image_side_limit(rule):
     # unrounded anchors far from the origin: float32 puts their edges up to 0.004 px off the exact values; the

@@ -57,6 +57,7 @@ def _bar(prefix: str) -> Recorder:
     return next(r for r in Recorder.made if r.description.startswith(prefix))
 
 
+@pytest.mark.slow
 def test_anchors_bar_moves_through_the_pass(terminal):
     from imbalance_cli.stats.anchors import anchor_statistics
 
@@ -67,6 +68,7 @@ def test_anchors_bar_moves_through_the_pass(terminal):
     assert len(bar.values) >= 8 and bar.values == sorted(bar.values)  # 8 chunks of 10 images, not 0 -> 79
 
 
+@pytest.mark.slow
 def test_figure_rendering_counts_every_figure(terminal):
     from imbalance_cli.report.figures import render_figures
 
@@ -95,6 +97,7 @@ def test_train_data_generation_and_evaluation_report_progress(terminal, tmp_path
     assert _bar("evaluating").values == [1, 2]
 
 
+@pytest.mark.slow
 def test_train_inference_counts_the_held_out_images(terminal, tmp_path):
     from imbalance_cli.detector.train import TrainConfig, train
 
@@ -105,6 +108,7 @@ def test_train_inference_counts_the_held_out_images(terminal, tmp_path):
     assert bar.total == 6 and bar.values[-1] == 6
 
 
+@pytest.mark.slow
 def test_one_line_per_long_phase_off_a_terminal_and_none_with_quiet(monkeypatch, tmp_path):
     monkeypatch.setenv("IMBALANCE_PHASE_DELAY", "0")  # every phase counts as long here
     res = runner.invoke(app, ["stats", str(COCO_VAL), "--out", str(tmp_path / "r")])

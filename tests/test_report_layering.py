@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PKG = Path(__file__).resolve().parents[1] / "imbalance_cli"
 
 
@@ -44,6 +46,7 @@ def test_cli_import_is_light():
     assert out.stdout.strip() == ""
 
 
+@pytest.mark.slow
 def test_a_command_imports_only_its_own_module_and_help_lists_every_command():
     env = dict(os.environ, PYTHONPATH=str(PKG.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     code = ("import sys\nfrom imbalance_cli import cli\nsys.argv = ['imbalance'] + sys.argv[1:]\n"
@@ -62,6 +65,7 @@ def test_a_command_imports_only_its_own_module_and_help_lists_every_command():
         assert f"│ {command} " in out, command
 
 
+@pytest.mark.slow
 def test_renderer_figures_use_no_pyplot():
     code = """
 import sys

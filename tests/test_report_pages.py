@@ -90,6 +90,7 @@ def pages(tmp_path_factory) -> dict[str, Path]:
                                                         ("fit", "imbalance · anchor fit", 5),
                                                         ("splits", "imbalance · splits", 3),
                                                         ("split", "imbalance · dataset statistics", 7)])
+@pytest.mark.slow
 def test_every_page_has_the_shared_header_and_a_contents_that_leads_somewhere(pages, tmp_path, kind, brand,
                                                                               min_sections):
     r = probe(pages[kind], tmp_path)
@@ -104,6 +105,7 @@ def test_every_page_has_the_shared_header_and_a_contents_that_leads_somewhere(pa
     assert r["scrollY"] > 0 and -5 <= r["jump"] <= r["innerH"] - 40  # the last entry brings its target into view
 
 
+@pytest.mark.slow
 def test_stats_page_lists_every_figure_in_the_contents(pages, tmp_path):
     r = probe(pages["stats"], tmp_path)
     figs = [x for x in r["links"] if x.startswith(("fig", "anchor-coverage")) and x != "figures"]
@@ -111,6 +113,7 @@ def test_stats_page_lists_every_figure_in_the_contents(pages, tmp_path):
     assert r["links"][:3] == ["summary", "verdicts", "dataset"]
 
 
+@pytest.mark.slow  # the pages fixture runs three commands
 def test_splits_page_is_titled_and_links_each_split(pages):
     text = pages["splits"].read_text(encoding="utf-8")
     assert "<title>Splits of data.yaml</title>" in text
@@ -148,6 +151,7 @@ def _tick_names(ax) -> list[str]:
     return [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
 
 
+@pytest.mark.slow
 def test_fig4b_and_coverage_by_class_name_every_class():
     from imbalance_cli.report.anchor_figures import coverage_figure, positives_per_class_figure
 
@@ -162,6 +166,7 @@ def test_fig4b_and_coverage_by_class_name_every_class():
     assert sorted(_tick_names(fig.axes[1])) == sorted(names.values())
 
 
+@pytest.mark.slow
 def test_large_vocabularies_name_their_extremes():
     from imbalance_cli.report.anchor_figures import positives_per_class_figure
 
@@ -178,6 +183,7 @@ def test_large_vocabularies_name_their_extremes():
     assert "rank" in ax.get_xlabel() and not set(_tick_names(ax)) & set(names.values())
 
 
+@pytest.mark.slow
 def test_compare_plots_name_classes_and_label_axes():
     from imbalance_cli.report.compare import figures
 

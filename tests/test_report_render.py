@@ -247,6 +247,7 @@ def written(tmp_path_factory):
     return report, out, paths
 
 
+@pytest.mark.slow
 def test_write_outputs_json_roundtrip(written):
     report, out, paths = written
     assert all(p.exists() for p in paths)
@@ -256,6 +257,7 @@ def test_write_outputs_json_roundtrip(written):
     assert loaded == json.loads(json.dumps(report))
 
 
+@pytest.mark.slow
 def test_write_outputs_csv(written):
     report, out, _ = written
     rows = _read_csv(out / "classes.csv")
@@ -441,6 +443,7 @@ def _chromium() -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_report_html_in_headless_chromium(written, tmp_path):
     chromium = _chromium()
     if chromium is None:
@@ -470,6 +473,7 @@ def test_report_html_in_headless_chromium(written, tmp_path):
     assert len(colours) > 200  # text, tables and embedded figures, not a flat error page
 
 
+@pytest.mark.slow
 def test_no_image_sizes_report(tmp_path):
     report = make_report()
     report["scale"]["size_groups"] = None

@@ -264,7 +264,8 @@ def test_cli_symlink_to_working_directory_refused_and_user_file_kept(tmp_path, m
     assert (tmp_path / "figure_draft.png").read_bytes() == b"draft"
 
 
-def test_cli_issue_scenario_user_files_survive_reruns(tmp_path):
+@pytest.mark.slow
+def test_cli_user_files_survive_reruns(tmp_path):
     from imbalance_cli.cli import app
 
     out = tmp_path / "rep"
@@ -399,6 +400,7 @@ def test_a_name_too_long_for_the_file_system_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("command", [["stats", str(DATA), "--anchors", "none"], ["check", str(DATA)],
                                      ["margins", str(DATA), "--one-stage"]])
+@pytest.mark.slow
 def test_cli_250_character_out_names_work(tmp_path, monkeypatch, command):
     from imbalance_cli.cli import app
 
@@ -409,6 +411,7 @@ def test_cli_250_character_out_names_work(tmp_path, monkeypatch, command):
     assert (tmp_path / name / MANIFEST).is_file() and _temp_entries(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_cli_full_disk_on_existing_report_is_one_line_and_keeps_it(tmp_path, monkeypatch):
     from imbalance_cli.cli import app
 

@@ -30,7 +30,7 @@ from imbalance_cli.detector.objectives import resolve_objectives
 from imbalance_cli.detector.resume import check_archive, check_checkpoint, check_states, kept_log_lines
 from imbalance_cli.detector.synthetic import SyntheticConfig, write_synthetic_lt
 from imbalance_cli.detector.train import (TrainConfig, _Anchors, _set_rng_state, _settings, build_model,
-                                          compute_losses, load_checkpoint, load_data, resolve_preset, train)
+                                          compute_losses, load_checkpoint, load_data, detector_preset, train)
 from imbalance_cli.errors import InputError
 
 runner = CliRunner()
@@ -67,7 +67,7 @@ class _Parts(dict):
 def parts(run):
     """This run's model, optimizer and objectives (fresh) and its checkpoint, to check mutations against."""
     cfg, out = run
-    preset = resolve_preset(cfg)
+    preset = detector_preset(cfg)
     obj, box_obj = resolve_objectives(cfg.loss, cfg.box_loss, torch.device("cpu"))
     data = load_data(cfg, preset)
     obj.prepare(data.train_instances, torch.device("cpu"))
@@ -90,6 +90,7 @@ def _refused(p, ck, field):
     return msg
 
 
+@pytest.mark.slow
 def test_the_unchanged_checkpoint_passes(parts):
     _validate(parts, parts["ck"])
 
@@ -123,6 +124,7 @@ def test_the_unchanged_checkpoint_passes(parts):
     (lambda ck: ck["optimizer"].update(state=[]), "optimizer.state"),
     (lambda ck: ck.update(objective={"momentum": torch.zeros(3)}), "objective"),
 ])
+@pytest.mark.slow
 def test_forged_fields_refused_in_one_line(parts, mutate, field):
     ck = copy.deepcopy(parts["ck"])
     mutate(ck)
@@ -163,6 +165,7 @@ def _set(obj, path, value, delete=False):
     return type(obj)(out) if isinstance(obj, tuple) else out
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_property_mutated_checkpoints_load_or_are_refused_in_one_line(parts, data):
@@ -215,6 +218,7 @@ def _three_gib_of_zeros_deflated() -> tuple[bytes, int]:
     return block * 48 + c.flush(), 48 * len(chunk)
 
 
+@pytest.mark.slow
 def test_a_3_gib_tensor_in_a_deflated_record_is_refused_before_reading(tmp_path, run):
     cfg, out = run
     bomb, size = _three_gib_of_zeros_deflated()

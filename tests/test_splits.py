@@ -64,6 +64,7 @@ def test_pick_pair():
         pick_pair(["train", "test"], ("train", "val"))
 
 
+@pytest.mark.slow
 def test_cli_json_terminal_and_outputs(tmp_path):
     r = runner.invoke(app, ["stats", str(SAMPLE), "--anchors", "none", "--json"])
     assert r.exit_code == 0, r.output

@@ -118,6 +118,7 @@ def test_split_errors_are_one_line():
     assert res.exit_code == 2 and "no splits" in res.stderr
 
 
+@pytest.mark.slow
 def test_train_takes_a_data_yaml_without_images(tmp_path):
     from imbalance_cli.detector import data as D
     from imbalance_cli.detector.train import COMPACT_PRESET_SPEC

@@ -7,7 +7,7 @@ import pytest
 
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
-from imbalance_cli.report.schema import SCHEMA, problems, validate
+from imbalance_cli.stats.schema import SCHEMA, problems, validate
 from imbalance_cli.stats import Report, analyze
 
 NAN = float("nan")

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
-from imbalance_cli.report.schema import REQUIRED, SCHEMA, validate
+from imbalance_cli.stats.schema import REQUIRED, SCHEMA, validate
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 COCO_VAL = DATA / "coco-mini_instances_val2017.json.gz"
@@ -48,6 +48,7 @@ def test_options_reach_the_report():
     assert len(d["scale"]["relative_area"]["counts"]) == 16
 
 
+@pytest.mark.slow
 def test_terminal_summary_and_out_dir(tmp_path):
     out = tmp_path / "report"
     res = invoke(COCO_VAL, "--anchors", "none", "--out", out)

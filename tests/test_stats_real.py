@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import imbalance_cli
-from imbalance_cli.report.schema import validate
+from imbalance_cli.stats.schema import validate
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 COCO_FILES = ["coco-mini_instances_val2017.json.gz", "coco-mini_instances_train2017.json.gz"]

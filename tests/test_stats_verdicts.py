@@ -52,6 +52,7 @@ def test_preset_without_reference_says_so():
     assert v["level"] == "ok" and v["reference"] is None and "no COCO reference" in v["message"]
 
 
+@pytest.mark.slow
 def test_reference_reproduces_on_bundled_coco():
     """The reference numbers are what the engine measures on the two bundled COCO subsets, per preset."""
     import imbalance_cli as im
@@ -78,6 +79,7 @@ def test_lvis_scope_by_image_count():
     assert lvis_frequency_scope(None)["shown"] is True  # category statistics: image total unknown
 
 
+@pytest.mark.slow
 def test_stats_on_small_coco_hides_lvis_groups_and_names_classes(tmp_path):
     res = runner.invoke(app, ["stats", str(COCO_VAL), "--anchors", "ssd300", "-o", str(tmp_path / "r"), "-q"],
                         env={"COLUMNS": "200"})

@@ -24,6 +24,7 @@ def _weights(path):
     return torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=True)["model"]
 
 
+@pytest.mark.slow
 def test_resume_after_one_epoch_gives_identical_weights_and_metrics(tmp_path, syn_dir):
     straight = tmp_path / "straight"
     m1 = train(TrainConfig(epochs=2, out=str(straight), synthetic_dir=syn_dir, **TINY), renderer=report_train)
@@ -62,6 +63,7 @@ def test_resume_after_one_epoch_gives_identical_weights_and_metrics(tmp_path, sy
         assert rec[k] >= 0
 
 
+@pytest.mark.slow
 def test_every_registered_loss_takes_a_step(tmp_path, syn_dir):
     from imbalance_cli.losses.registry import CLASSIFICATION
 
@@ -96,6 +98,7 @@ def test_cli_bad_options_exit_2(tmp_path):
         assert "Traceback" not in r.output
 
 
+@pytest.mark.slow
 def test_cli_trains_on_a_real_format_file_and_stats_commands_read_synthetic(tmp_path, syn_dir):
     """--data FILE --images DIR (an LVIS-format file: the synthetic train split) holds out images and
     evaluates them; `imbalance stats/margins/groups` accept the synthetic ground truth."""
@@ -126,6 +129,7 @@ def test_cli_trains_on_a_real_format_file_and_stats_commands_read_synthetic(tmp_
     assert r.exit_code == 2 and "grid" in r.output
 
 
+@pytest.mark.slow
 def test_every_box_loss_takes_a_step_and_ghm_r_resumes(tmp_path, syn_dir):
     from imbalance_cli.losses.registry import BOX
 
@@ -142,12 +146,14 @@ def test_every_box_loss_takes_a_step_and_ghm_r_resumes(tmp_path, syn_dir):
     assert ck["box_objective"]["w_loc"] > 0
 
 
+@pytest.mark.slow
 def test_alrp_records_no_box_loss(tmp_path, syn_dir):
     m = train(TrainConfig(loss="alrp", epochs=1, max_iters=1, out=str(tmp_path / "a"), synthetic_dir=syn_dir,
                           plots=False, **TINY))
     assert m["settings"]["box_loss"] is None
 
 
+@pytest.mark.slow
 def test_alrp_self_balance_follows_the_released_heads_period(tmp_path, syn_dir):
     """The released aLRP head (kemaloksuz/aLRPLoss, ``aLRPLossRetinaHead.loss``) recomputes
     SB = (mean L_cls + mean L_loc) / mean L_loc when an iteration completes the period (one epoch of
@@ -169,6 +175,7 @@ def test_alrp_self_balance_follows_the_released_heads_period(tmp_path, syn_dir):
     assert 0.0 <= m["AP"] <= 1.0
 
 
+@pytest.mark.slow
 def test_planted_pickle_checkpoint_is_refused_without_running_it(tmp_path, syn_dir):
     import pickle
     import subprocess
@@ -195,6 +202,7 @@ def test_planted_pickle_checkpoint_is_refused_without_running_it(tmp_path, syn_d
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_resume_truncates_the_log_to_the_checkpoint_iteration(tmp_path, syn_dir):
     out = tmp_path / "run"
     cfg = dict(epochs=2, out=str(out), synthetic_dir=syn_dir, plots=False, **TINY)

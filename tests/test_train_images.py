@@ -104,6 +104,7 @@ def test_nul_byte_in_file_name(tmp_path):
     _one_line(r, "ann.json", "image id 3: file_name", "NUL byte")
 
 
+@pytest.mark.slow
 def test_fifo_image_refused_without_blocking(tmp_path):
     ann, img_dir = _dataset(tmp_path)
     (img_dir / "3.png").unlink()
@@ -114,6 +115,7 @@ def test_fifo_image_refused_without_blocking(tmp_path):
     assert r.returncode == 2 and len(lines) == 1 and "not a regular file" in lines[0] and "3.png" in lines[0], r.stderr
 
 
+@pytest.mark.slow
 def test_good_images_train(tmp_path):
     ann, img_dir = _dataset(tmp_path)
     r = runner.invoke(app, _train(ann, img_dir, tmp_path / "run"))

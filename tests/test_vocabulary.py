@@ -57,6 +57,7 @@ def _valid(raw) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ "small"
+@pytest.mark.slow
 def test_small_is_one_definition_in_stats_coverage_fit_and_yolo(raw_val, val_report):
     from imbalance_cli.data.yolo import split_datasets
     from imbalance_cli.stats.anchors import label_anchors
@@ -82,6 +83,7 @@ def test_small_is_one_definition_in_stats_coverage_fit_and_yolo(raw_val, val_rep
     assert "box w*h" in csv and "by_area_field" not in csv
 
 
+@pytest.mark.slow
 def test_coco_eval_groups_only_when_asked_and_labelled(raw_val):
     valid = _valid(raw_val)
     area = np.array([a["area"] for a in valid])

@@ -158,6 +158,7 @@ class _FullAfter:
         self.f.close()
 
 
+@pytest.mark.slow
 def test_checkpoint_on_a_full_disk_is_one_line_and_keeps_the_previous_one(tmp_path, monkeypatch):
     from imbalance_cli.detector.train import TrainConfig, train
     from imbalance_cli.report import train as report_train

@@ -227,6 +227,7 @@ def _modules_after_stats(runs: int, *extra) -> str:
     return r.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_cached_yolo_stats_imports_no_heavy_module():
     """``stats --anchors none --json`` on a data.yaml, label cache warm: no torch, matplotlib, pandas or numpy.ma
     (``np.unique`` imports it) in the process."""

@@ -55,12 +55,14 @@ def _refused(r, fragment: str):
 
 
 # ---- data.yaml --------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_deep_flow_sequence_names_refused(tmp_path):
     y = _ds(tmp_path)
     y.write_text("train: images/train\nnames: " + "[" * 20000 + "]" * 20000 + "\n")
     _refused(_stats(y), "nested deeper than")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["names", "train", "nc"])
 def test_billion_laughs_refused_quickly(tmp_path, key):
     y = _ds(tmp_path)
@@ -146,6 +148,7 @@ def test_label_line_and_line_count_limits():
     assert peak < 256 * MiB
 
 
+@pytest.mark.slow
 def test_image_list_with_nul_fifo_entry_and_a_million_missing_images(tmp_path):
     y = _ds(tmp_path)
     lst = tmp_path / "list.txt"

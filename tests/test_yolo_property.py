@@ -31,6 +31,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -319,6 +320,7 @@ def _damage(raw: bytes, data, inserts: list[bytes]) -> bytes:
     return raw
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(data=st.data())
 def test_mutated_label_files_count_as_the_plain_reading(data, tmp_path):
@@ -363,6 +365,7 @@ def _mutate_list(root: Path, data) -> bytes:
     return _damage(sep.join(lines).encode("utf-8"), data, [b"\x00", b"\xff", b"\n", b" ", b"./"])
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(data=st.data())
 def test_mutated_image_lists_count_as_the_plain_reading(data, tmp_path):
@@ -408,6 +411,7 @@ def _yaml_text(d: dict, data) -> bytes:
                                                 b"- ", b"'", b'"'])
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(data=st.data())
 def test_mutated_data_yaml_counts_as_the_plain_reading(data, tmp_path):

@@ -12,7 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from imbalance_cli.anchors.yolov5 import (ASSIGNERS, YOLOV5, assign_yolov5, autoanchor_metric, letterbox_boxes,
+from imbalance_cli.anchors.kinds import KINDS, kind_of, resolve
+from imbalance_cli.anchors.yolov5 import (YOLOV5, assign_yolov5, autoanchor_metric, letterbox_boxes,
                                           letterbox_geometry, num_anchors)
 
 from conftest import COCO_TRAIN, REAL
@@ -61,7 +62,7 @@ def slow_build_targets(boxes, box_image, ph, pw, anchor_t=4.0, g=0.5):
 
 
 def decode(res, ph, pw):
-    """CulledOutput positives -> sorted (image, level, anchor, gj, gi, box) using an independent layout."""
+    """MatchOutput positives -> sorted (image, level, anchor, gj, gi, box) using an independent layout."""
     out = []
     for im, anc, lv, box in zip(res.pos_image, res.pos_anchor, res.pos_level, res.pos_box):
         im, lv = int(im), int(lv)
@@ -73,7 +74,9 @@ def decode(res, ph, pw):
 
 
 def test_registry():
-    assert ASSIGNERS["yolov5"] is assign_yolov5
+    assert KINDS["yolov5"].assigner is assign_yolov5 and KINDS["yolov5"].presets == {"yolov5": YOLOV5}
+    assert kind_of(" YOLOv5") is KINDS["yolov5"] and resolve("yolov5") is YOLOV5 and resolve(YOLOV5) is YOLOV5
+    assert kind_of("retinanet") is None and resolve("retinanet") is None and resolve(None) is None
     assert [list(map(tuple, lv)) for lv in YOLOV5.anchors] == ANCHORS and list(YOLOV5.strides) == STRIDES
 
 

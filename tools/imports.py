@@ -9,7 +9,7 @@
 Layers (an import may point down or sideways, never up)::
 
     0  errors, fileio, boxes, progress, dist,        top-level utility modules, usable by all
-       memory, choices, vocabulary
+       memory, choices, vocabulary, values
     1  data                                           loaders -> columnar Dataset
     2  stats, anchors, losses, detector, check,       analyses (detector sits with losses, check with stats;
        specs                                          specs resolves options into presets, beside anchors)
@@ -36,7 +36,7 @@ from pathlib import Path
 
 PACKAGE = "imbalance_cli"
 LAYERS = {
-    **dict.fromkeys(("errors", "fileio", "boxes", "progress", "dist", "memory", "choices", "vocabulary",
+    **dict.fromkeys(("errors", "fileio", "boxes", "progress", "dist", "memory", "choices", "vocabulary", "values",
                      "__version__"), 0),
     "data": 1,
     **dict.fromkeys(("stats", "anchors", "losses", "detector", "check", "specs"), 2),

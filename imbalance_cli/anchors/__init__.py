@@ -11,11 +11,11 @@ from imbalance_cli.anchors.generator import (
 from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
 from imbalance_cli.anchors.matcher import MatchResult, match
 from imbalance_cli.anchors.presets import PRESETS, AnchorPreset, ResizePolicy, get_preset
-from imbalance_cli.anchors.rules import ASSIGNERS, CulledOutput, MatchOutput, register_assigner
+from imbalance_cli.anchors.rules import ASSIGNERS, MatchOutput, register_assigner
 
 __all__ = [
     "AnchorPreset", "ResizePolicy", "PRESETS", "get_preset", "resized_size", "padded_size", "padded_sizes",
     "scale_boxes", "grid_anchors", "level_layout", "num_anchors", "match", "MatchResult", "culled_match_dataset",
-    "dense_match_dataset", "MatchOutput", "CulledOutput", "ImageLayouts", "ShapeTable", "ASSIGNERS",
+    "dense_match_dataset", "MatchOutput", "ImageLayouts", "ShapeTable", "ASSIGNERS",
     "register_assigner",
 ]

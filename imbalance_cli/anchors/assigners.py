@@ -2,7 +2,7 @@
 
 Both are computed from annotations alone (no predictions), image by image, over the anchors or points
 that :mod:`imbalance_cli.anchors.generator` lays for the preset; the result is the engine-neutral
-:class:`~imbalance_cli.anchors.matcher.CulledOutput`, so every anchor statistic is reported the same
+:class:`~imbalance_cli.anchors.rules.MatchOutput`, so every anchor statistic is reported the same
 way ("foreground / background" counted over the assigner's anchors or points; nothing is ignored).
 
 * ``atss`` -- Zhang et al., "Bridging the Gap Between Anchor-based and Anchor-free Detection via
@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from imbalance_cli.anchors.generator import F32, grid_anchors_numpy, level_layout
-from imbalance_cli.anchors.matcher import CulledOutput
+from imbalance_cli.anchors.rules import MatchOutput
 from imbalance_cli.anchors.presets import FCOS_INF, AnchorPreset
 from imbalance_cli.anchors.rules import register_assigner
 
@@ -53,7 +53,7 @@ def _iou_matrix(anchors: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return (inter / union).astype(F32)
 
 
-def _per_image(preset: AnchorPreset, boxes, box_image, padded_h, padded_w, images, assign_one) -> CulledOutput:
+def _per_image(preset: AnchorPreset, boxes, box_image, padded_h, padded_w, images, assign_one) -> MatchOutput:
     boxes = np.ascontiguousarray(boxes, dtype=F32).reshape(-1, 4)
     box_image = np.asarray(box_image, np.int64)
     ph = np.asarray(padded_h, np.int64)
@@ -88,7 +88,7 @@ def _per_image(preset: AnchorPreset, boxes, box_image, padded_h, padded_w, image
         box_best[b0:b1] = bbest
         box_best_level[b0:b1] = lv[bbest]
     cat = (lambda k, dt: np.concatenate(parts[k]).astype(dt) if parts[k] else np.zeros(0, dt))
-    return CulledOutput(cat("img", _IDX), cat("anchor", np.int64), cat("level", np.int8), cat("box", _IDX),
+    return MatchOutput(cat("img", _IDX), cat("anchor", np.int64), cat("level", np.int8), cat("box", _IDX),
                         cat("iou", F32), np.zeros(n_img, np.int64), box_max, box_best, box_best_level, 0)
 
 
@@ -183,13 +183,13 @@ def fcos_assign_image(preset: AnchorPreset, points: np.ndarray, levels: np.ndarr
 
 
 def atss(preset: AnchorPreset, boxes, box_image, padded_h, padded_w, *, semantics: str = "mmdet",
-         images=None) -> CulledOutput:
+         images=None) -> MatchOutput:
     """ATSS labels of a dataset (see module docstring); ``semantics`` is accepted for a uniform signature."""
     return _per_image(preset, boxes, box_image, padded_h, padded_w, images, atss_assign_image)
 
 
 def fcos(preset: AnchorPreset, boxes, box_image, padded_h, padded_w, *, semantics: str = "mmdet",
-         images=None) -> CulledOutput:
+         images=None) -> MatchOutput:
     """FCOS labels of a dataset (see module docstring); ``semantics`` is accepted for a uniform signature."""
     return _per_image(preset, boxes, box_image, padded_h, padded_w, images, fcos_assign_image)
 

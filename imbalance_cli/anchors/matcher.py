@@ -1,11 +1,10 @@
-"""Per-image matching API and the public names of the matcher modules.
+"""Matching one image's anchors to its boxes with either engine (:func:`match`).
 
 The matcher is split by responsibility: IoU kernels (:mod:`~imbalance_cli.anchors.iou`), per-image
 layouts (:mod:`~imbalance_cli.anchors.layouts`), labelling semantics and the result type
 (:mod:`~imbalance_cli.anchors.rules`), the dense engine (:mod:`~imbalance_cli.anchors.dense`), the
 culled engine (:mod:`~imbalance_cli.anchors.culled`) and the bounded-memory, multi-process pass over
-a dataset (:mod:`~imbalance_cli.anchors.run`). This module keeps :func:`match` (one image) and
-re-exports the engines' entry points under their historical names.
+a dataset (:mod:`~imbalance_cli.anchors.run`). This module holds the one-image entry point.
 """
 
 from __future__ import annotations
@@ -16,13 +15,12 @@ import numpy as np
 
 from imbalance_cli.anchors import rules
 from imbalance_cli.anchors.culled import culled_match_dataset, enumerate_pairs
-from imbalance_cli.anchors.dense import DenseOutput, dense_match_batched, dense_match_dataset
+from imbalance_cli.anchors.dense import dense_match_batched
 from imbalance_cli.anchors.generator import F32, num_anchors
 from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
-from imbalance_cli.anchors.rules import ENGINES, CulledOutput, MatchOutput, group_starts
+from imbalance_cli.anchors.rules import MatchOutput, group_starts
 
-__all__ = ["MatchResult", "match", "culled_match_dataset", "dense_match_dataset", "dense_match_batched",
-           "DenseOutput", "MatchOutput", "CulledOutput", "ENGINES"]
+__all__ = ["MatchResult", "match"]
 
 
 class MatchResult(NamedTuple):

@@ -15,34 +15,37 @@ import time
 #: The phases, in the order a report lists them.
 PHASES = ("set-up", "enumeration", "iou", "labelling", "accumulators", "histograms", "transfer")
 TIMES: dict | None = None
-_STATE = {"phase": None, "since": 0.0}
+#: The phase open now and the process time it opened at.
+_OPEN: str | None = None
+_SINCE = 0.0
 
 
 def enable(start: str = "set-up") -> None:
     """Start accounting (clearing any earlier times); ``start`` is the phase open now."""
-    global TIMES
+    global TIMES, _OPEN, _SINCE
     TIMES = dict.fromkeys(PHASES, 0.0)
-    _STATE["phase"], _STATE["since"] = start, time.process_time()
+    _OPEN, _SINCE = start, time.process_time()
 
 
 def switch(phase: str | None) -> str | None:
     """Close the open phase and open ``phase``; returns the phase that was open (to switch back to)."""
-    prev = _STATE["phase"]
+    global _OPEN, _SINCE
+    prev = _OPEN
     if TIMES is None or phase == prev or phase is None:
         return prev
     now = time.process_time()
-    TIMES[prev] = TIMES.get(prev, 0.0) + now - _STATE["since"]
-    _STATE["phase"], _STATE["since"] = phase, now
+    TIMES[prev] = TIMES.get(prev, 0.0) + now - _SINCE
+    _OPEN, _SINCE = phase, now
     return prev
 
 
 def read() -> dict:
     """Seconds per phase so far (the open phase included), and stop accounting."""
-    global TIMES
+    global TIMES, _OPEN
     if TIMES is None:
         return {}
     switch("__end__")
     out = {k: v for k, v in TIMES.items() if k != "__end__"}
     TIMES = None
-    _STATE["phase"] = None
+    _OPEN = None
     return out

@@ -447,6 +447,14 @@ _RESIZE_KEYS = set(RESIZE_FIELDS)
 _YOLOV5_KEYS = {"anchors", "anchor_t", "img_size", "pad_stride", "offset_g"}
 
 
+def _kinds():
+    """:mod:`imbalance_cli.anchors.kinds` (imported on use: it imports the YOLOv5 kind, which imports the engine's
+    rules, which import this module)."""
+    from imbalance_cli.anchors import kinds
+
+    return kinds
+
+
 def yolov5_refused(name: str, where: str | None = None) -> InputError:
     """The error for a yolov5 preset given where only IoU-matched presets apply."""
     return InputError(f"{name} is a yolov5 preset (YOLOv5's width/height ratio test, no IoU): this command lays "
@@ -463,7 +471,7 @@ def preset_from_dict(data: dict, where: str | None = None) -> AnchorPreset:
     if not isinstance(data, dict):
         raise InputError(f"an anchor preset must be a table of keys, got {S.describe(data)}", path=where)
     unknown = set(data) - _KNOWN_KEYS
-    if data.get("kind") == "yolov5":
+    if isinstance(data.get("kind"), str) and data["kind"] in _kinds().KINDS:
         raise yolov5_refused("this file", where)
     if "kind" not in data and unknown and unknown <= _YOLOV5_KEYS:
         raise InputError(f"has the keys of a yolov5 preset ({', '.join(sorted(unknown))}) but no kind: add "
@@ -544,12 +552,12 @@ def get_preset(name_or_path: "str | AnchorPreset", pos_iou: float | None = None,
     elif isinstance(name_or_path, str) and name_or_path in PRESETS:
         preset = PRESETS[name_or_path]
         where = None
-    elif isinstance(name_or_path, str) and name_or_path.strip().lower() == "yolov5":
-        raise yolov5_refused("preset 'yolov5'")
+    elif isinstance(name_or_path, str) and name_or_path.strip().lower() in _kinds().preset_names():
+        raise yolov5_refused(f"preset {name_or_path.strip().lower()!r}")
     else:
         path = Path(str(name_or_path))
         if path.suffix.lower() != ".toml" or not path.exists():
-            names = (*PRESETS, "yolov5")  # yolov5 is its own kind (anchors/yolov5.py), offered by the same option
+            names = (*PRESETS, *_kinds().preset_names())  # presets of their own kinds (anchors/kinds.py), same option
             raise InputError(
                 f"unknown anchor preset {str(name_or_path)!r}{did_you_mean(name_or_path, names)}: use one of "
                 f"{', '.join(names)} or a path to a .toml file", record="--anchors")

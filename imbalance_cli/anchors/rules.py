@@ -109,9 +109,6 @@ class MatchOutput:
             self.box_ignored = np.zeros(len(self.box_max_iou), np.int64)
 
 
-#: the historical name of :class:`MatchOutput`
-CulledOutput = MatchOutput
-
 
 def thresholds(preset, semantics: str, pos_iou=None, neg_iou=None, allow_low_quality=None) -> tuple[float, float, bool]:
     """Positive/negative IoU thresholds and the low-quality flag of a semantics (overrides win over the preset).

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from imbalance_cli.errors import InputError
+from imbalance_cli.values import is_int, is_number
 
 
 class FieldError(ValueError):
@@ -54,16 +55,6 @@ def describe(v: Any) -> str:
     if v is None:
         return "nothing (null)"
     return f"a {type(v).__name__}"
-
-
-def is_int(v: Any) -> bool:
-    """An integer (Python or numpy), not a boolean."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def is_number(v: Any) -> bool:
-    """An integer or a float (Python or numpy), not a boolean."""
-    return is_int(v) or isinstance(v, (float, np.floating))
 
 
 def _interval(lo: float, hi: float, lo_open: bool, hi_open: bool) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 
-from imbalance_cli.data._io import BOM, check_regular
+from imbalance_cli.data._io import BOM, check_regular, toml_parser
 from imbalance_cli.errors import InputError
 
 #: Largest preset TOML file read, in bytes.
@@ -71,10 +71,7 @@ def nesting_depth(text: str, limit: int = MAX_TOML_DEPTH) -> tuple[int, int]:
 
 def read_toml(path: str | os.PathLike, what: str = "anchor preset") -> dict:
     """Parse the TOML file ``path`` within the bounds above; :class:`InputError` naming the file otherwise."""
-    try:
-        import tomllib  # Python >= 3.11
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+    tomllib = toml_parser()
     if os.path.isdir(path):
         raise InputError(f"is a directory, not a {what} file", path=path)
     st = check_regular(path)

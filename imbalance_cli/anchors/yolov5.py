@@ -28,7 +28,8 @@ grid ``nx = W / stride``, ``ny = H / stride``:
    anchor); cell indices are clamped to the grid.
 
 Every (box, level, anchor, cell) produced is one entry of the loss (box and class losses sum over
-them); two boxes can therefore claim the same anchor. In the :class:`CulledOutput` returned:
+them); two boxes can therefore claim the same anchor. In the
+:class:`~imbalance_cli.anchors.rules.MatchOutput` returned:
 
 * ``pos_*`` arrays: one row per entry (``pos_anchor`` indexes the image's anchors ordered level,
   row, column, anchor -- the order of the Detect head's flattened outputs), in the order they are
@@ -54,7 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imbalance_cli.anchors.matcher import CulledOutput
+from imbalance_cli.anchors.rules import MatchOutput
 from imbalance_cli.errors import InputError
 
 F32 = np.float32
@@ -239,7 +240,7 @@ def autoanchor_wh(boxes_xyxy, heights, widths, preset: YoloV5Preset = YOLOV5, se
 # ---------------------------------------------------------------------------------------------------
 @np.errstate(invalid="ignore")  # a NaN box (beyond float32) matches nothing: comparisons with NaN are false
 def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray, padded_h: np.ndarray,
-                  padded_w: np.ndarray, *, semantics: str = "yolov5", images=None) -> CulledOutput:
+                  padded_w: np.ndarray, *, semantics: str = "yolov5", images=None) -> MatchOutput:
     """YOLOv5 ``build_targets`` over a whole dataset (see module docstring for the rule and the fields).
 
     ``boxes`` (N, 4) ``x1, y1, x2, y2`` in pixels of the letterboxed input (:func:`letterbox_boxes`),
@@ -327,47 +328,16 @@ def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray
     pimg, panc, plvl, pbox, px = cat("img", np.int32), cat("anc", np.int64), cat("lvl", np.int8), \
         cat("box", np.int32), cat("x", np.float32)
     # order: box chunk, level, cell offset, box (not sorted by image: the statistics only bincount them)
-    return CulledOutput(
+    return MatchOutput(
         pos_image=pimg, pos_anchor=panc, pos_level=plvl, pos_box=pbox, pos_iou=px,
         ignored_per_image=np.zeros(n_img, np.int64), box_max_iou=best_x.astype(np.float32),
         box_best_anchor=best_anchor, box_best_level=best_level.astype(np.int8),
     )
 
 
-#: Assigners by preset name (the registry the statistics dispatch on).
-ASSIGNERS = {"yolov5": assign_yolov5}
-#: Presets defined here, by name.
-PRESETS = {"yolov5": YOLOV5}
-
-
 # --------------------------------------------------------------------------------------------------- TOML
-# The keys of a yolov5 preset TOML and their checks: imbalance_cli.anchors.yolov5_schema.TOML_FIELDS.
-
-
-def is_yolov5_toml(path) -> bool:
-    """True when ``path`` is a ``.toml`` file declaring ``kind = "yolov5"`` (read within the preset reader's bounds:
-    a FIFO, a device or an oversized file is refused with one line, never read)."""
-    from pathlib import Path
-
-    p = Path(str(path))
-    if p.suffix.lower() != ".toml" or not p.exists():
-        return False
-    from imbalance_cli.anchors.tomlfile import read_toml
-
-    return read_toml(p).get("kind") == "yolov5"
-
-
-def resolve(anchors) -> YoloV5Preset | None:
-    """The YOLOv5 preset ``anchors`` names -- a :class:`YoloV5Preset`, a name in :data:`PRESETS` (any case) or a
-    ``kind = "yolov5"`` TOML -- or None for anything else (a grid preset, handled by the anchor engine)."""
-    if isinstance(anchors, YoloV5Preset):
-        return anchors
-    if not isinstance(anchors, str):
-        return None
-    name = anchors.strip().lower()
-    if name in PRESETS:
-        return PRESETS[name]
-    return preset_from_toml(anchors) if is_yolov5_toml(anchors) else None
+# The keys of a yolov5 preset TOML and their checks: imbalance_cli.anchors.yolov5_schema.TOML_FIELDS. The kind,
+# its built-in preset and its assigner are registered in imbalance_cli.anchors.kinds.KINDS.
 
 
 def preset_from_toml(path) -> YoloV5Preset:

@@ -116,21 +116,10 @@ def yolov5_from_toml(path) -> YoloV5Preset:
     return yolov5_from_dict(read_toml(path, what="yolov5 preset"), str(path))
 
 
-def is_yolov5_preset(value) -> bool:
-    """Whether an ``--anchors`` / ``--preset`` value names a yolov5 preset: ``yolov5``, a :class:`YoloV5Preset`,
-    or a ``.toml`` file declaring ``kind = "yolov5"`` (read within the reader's bounds)."""
-    if isinstance(value, YoloV5Preset):
-        return True
-    if not isinstance(value, str):
-        return False
-    if value.strip().lower() == "yolov5":
-        return True
-    from imbalance_cli.anchors.yolov5 import is_yolov5_toml
-
-    return is_yolov5_toml(value)
-
-
 def refuse_yolov5(value, command: str, why: str) -> None:
-    """:class:`InputError` (one line, ``--anchors``) when ``value`` is a yolov5 preset that ``command`` cannot use."""
-    if value is not None and is_yolov5_preset(value):
+    """:class:`InputError` (one line, ``--anchors``) when ``value`` is a yolov5 preset (named, an object or a TOML
+    declaring the kind: :func:`imbalance_cli.anchors.kinds.kind_of`) that ``command`` cannot use."""
+    from imbalance_cli.anchors.kinds import kind_of
+
+    if value is not None and kind_of(value) is not None:
         raise InputError(f"imbalance {command} does not take yolov5 presets: {why}", record="--anchors")

@@ -68,6 +68,7 @@ from imbalance_cli.stats.batches import anchor_counts
 from imbalance_cli.stats.classes import class_counts
 from imbalance_cli.stats.compare import names_given, pair_classes, paired_counts, tv_distance, wasserstein_hist
 from imbalance_cli.stats.geometry import histogram, relative_sizes
+from imbalance_cli.values import is_int, is_number
 
 DEFAULT_RULES: dict[str, dict] = {
     "missing_field": {"severity": "error"},
@@ -150,14 +151,12 @@ def _setting(field: str, value, kind: str, low, high, path):
     def refuse(expected: str):
         raise InputError(f"field '{field}': expected {expected}, got {_toml_repr(value)}", path=path)
 
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    is_num = is_int or isinstance(value, float)
     if kind in ("count", "bins"):
         top = _MAX_COUNT if high is None else high
-        if not is_int or not low <= value <= top:
+        if not is_int(value) or not low <= value <= top:
             refuse(f"an integer from {low} to {top:,}")
         return value
-    if not is_num or not math.isfinite(value) or value < low or (high is not None and value > high):
+    if not is_number(value) or not math.isfinite(value) or value < low or (high is not None and value > high):
         refuse(f"a number from {low:g} to {high:g}" if high is not None else f"a finite number >= {low:g}")
     return value
 
@@ -247,7 +246,7 @@ def _check_anchor_settings(r: Rules, path) -> None:
     """The anchor preset and its [anchors] settings resolved once, before any data is read (torch is not loaded);
     errors name the rules file ``path`` when the preset came from it."""
     from imbalance_cli.anchors.presets import get_preset
-    from imbalance_cli.anchors.yolov5 import resolve as resolve_yolov5
+    from imbalance_cli.anchors.kinds import resolve as resolve_yolov5
     from imbalance_cli.specs import resolve_semantics
 
     opts = r.anchor_options

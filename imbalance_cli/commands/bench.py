@@ -18,6 +18,7 @@ from imbalance_cli.losses.registry import BoxLossName, SamplerName, get_loss
 from imbalance_cli.report import bench as report_bench
 from imbalance_cli.report import train as report_train
 from imbalance_cli.report.bench import TABLE_KEYS
+from imbalance_cli.values import is_number
 
 DEFAULT_LOSSES = "ecm,ecm-focal,bags,rs,eqlv2,seesaw"
 
@@ -137,11 +138,11 @@ def _reusable(mpath: Path, cfg) -> dict | None:
         if have != want or not isinstance(old.get("AP_bins"), list):
             return None
         seconds = old["timing"]["train_seconds"]
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        if not is_number(seconds) or not seconds >= 0:
             return None
         for k in TABLE_KEYS:
             v = old[k]
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
+            if v is not None and (not is_number(v) or not 0 <= v <= 1):
                 return None
         return old
     except (InputError, OSError, ValueError, KeyError, TypeError, AttributeError):

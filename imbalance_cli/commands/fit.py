@@ -16,7 +16,8 @@ from imbalance_cli.fileio import dumps_json
 from imbalance_cli.progress import progress
 from imbalance_cli.report import fit as render
 from imbalance_cli.specs import Device
-from imbalance_cli.stats.fit import TARGETS, check_fittable, fit_anchors, is_yolo, resolve_preset, to_report
+from imbalance_cli.anchors.kinds import any_preset
+from imbalance_cli.stats.fit import TARGETS, check_fittable, fit_anchors, is_yolo, to_report
 
 FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
 
@@ -86,7 +87,7 @@ def anchors(
         raise InputError(f"--budget must be a positive number of seconds, got {budget}")
     n_sample = _parse_sample(sample)
     targets = _parse_targets(target)
-    p = resolve_preset(preset)
+    p = any_preset(preset)
     check_fittable(p, objective)
     if is_yolo(p):
         if device is Device.cuda:

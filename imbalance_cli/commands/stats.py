@@ -26,7 +26,7 @@ from imbalance_cli.report import stats as render
 from imbalance_cli.specs import DEFAULT_CHUNK_IMAGES, Device, Engine, Matcher, check_bins, parse_anchors
 from imbalance_cli.stats import analyze
 from imbalance_cli.stats.splits import has_splits, split_statistics
-from imbalance_cli.anchors.yolov5 import is_yolov5_toml, preset_from_toml
+from imbalance_cli.anchors.kinds import kind_of, resolve as resolve_kind
 
 FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
 
@@ -39,12 +39,8 @@ def _parse_bags_edges(text: str) -> list[float]:
 
 
 def _is_yolov5(anchors) -> bool:
-    if not isinstance(anchors, str):
-        return False
-    if anchors.strip().lower() == "yolov5":
-        return True
-
-    return is_yolov5_toml(anchors)
+    """A preset of a kind with its own assignment (YOLOv5: :mod:`imbalance_cli.anchors.kinds`), named or in a TOML."""
+    return isinstance(anchors, str) and kind_of(anchors) is not None
 
 
 def stats(
@@ -132,10 +128,8 @@ def stats(
         spec.check_images(dataset.heights, dataset.widths, dataset.image_ids, path=dataset.path)
     anchor_arg, anchor_kwargs = spec, {}
     if _is_yolov5(anchors):  # YOLOv5 build_targets + AutoAnchor (no IoU matcher: see stats/yolov5.py)
-        anchor_arg, anchor_kwargs = "yolov5", {"matcher": matcher.value, "pos_iou": pos_iou, "neg_iou": neg_iou}
-        if anchors.strip().lower() != "yolov5":  # a yolov5 preset TOML
-
-            anchor_arg = preset_from_toml(anchors)
+        anchor_arg, anchor_kwargs = resolve_kind(anchors), {"matcher": matcher.value, "pos_iou": pos_iou,
+                                                            "neg_iou": neg_iou}
     if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
         split_report = split_statistics(dataset, anchors=anchor_arg, location_bins=location_bins,
                                         per_class_location=per_class_location, bags_edges=edges, scale_bins=hist_bins,

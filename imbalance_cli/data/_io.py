@@ -321,14 +321,20 @@ def decode_typed(data: bytes, type, path: str | os.PathLike):
         raise InputError(f"{NESTING_ERROR} for the JSON parser", path=path) from None
 
 
+def toml_parser():
+    """The TOML parser module: :mod:`tomllib` (Python >= 3.11), else its backport ``tomli`` (a dependency on
+    Python 3.10). Imported when a TOML file is read, so commands that read none do not pay for it."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    return tomllib
+
+
 def read_toml(path: str | os.PathLike, kind: str) -> dict:
     """A TOML file of ``kind`` (see :func:`read_file`): UTF-8 checked with its byte offset, nesting checked before
     parsing, syntax errors as one line with TOML's own line and column."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-
+    tomllib = toml_parser()
     data = read_file(path, kind)
     text = decode_utf8(data, path)
     check_nesting(data, path, "toml")

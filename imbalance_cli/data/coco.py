@@ -39,6 +39,7 @@ from imbalance_cli.data._io import MAX_IMAGE_SIDE, SUBPIXEL_IMAGE, parser_nestin
 from imbalance_cli.data.arrays import index_of
 from imbalance_cli.data.dataset import Dataset, Ragged
 from imbalance_cli.errors import InputError
+from imbalance_cli.values import is_int
 
 UNSET = msgspec.UNSET
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -266,7 +267,7 @@ def _record_id(text: bytes, i: int):
         raw = msgspec.json.decode(text, type=list[msgspec.Raw])[i]
         rec = msgspec.json.decode(raw)
         rid = rec.get("id") if isinstance(rec, dict) else None
-        return rid if isinstance(rid, (int, str)) and not isinstance(rid, bool) else None
+        return rid if is_int(rid) or isinstance(rid, str) else None
     except (msgspec.DecodeError, IndexError, RecursionError):
         return None
 
@@ -310,6 +311,30 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
     top-level key to ``("array"|"object", bytes or None, offset)`` for the non-chunked members,
     ``img_parts``/``ann_parts`` the decoded chunks in file order.
     """
+    info = _decode_info(members, path)
+    _check_top_level(skeleton, members, path)
+    _, cdata, coff = members["categories"]
+    if cdata is None:
+        raise InputError("'categories' is larger than 512 MiB", path=path, record="categories")
+    cats = decode_categories(cdata, coff - 1, path)
+    cat_ids, extra = _category_columns(cats, path)
+    img_ids, widths, heights, file_names, ragged = _image_columns(img_parts, cat_ids, path)
+    if flavour is None:
+        flavour = _detect(cats, img_parts, ann_parts, info, cat_ids)
+    ann_ids, img_index, cat_index, boxes, crowd, area, integer_boxes = _annotation_columns(
+        ann_parts, img_ids, cat_ids, flavour == "objects365", path)
+    return Dataset(
+        image_ids=img_ids, widths=widths, heights=heights, file_names=file_names,
+        boxes=boxes, box_image=img_index, box_category=cat_index, box_ids=ann_ids, crowd=crowd, area=area,
+        integer_boxes=integer_boxes,
+        category_ids=cat_ids, category_names=np.array([c.name for c in cats], dtype=object),
+        neg_category_ids=ragged.get("neg_category_ids"), not_exhaustive_category_ids=ragged.get("not_exhaustive_category_ids"),
+        format=flavour, path=str(path), info=info if isinstance(info, dict) else {}, **extra,
+    )
+
+
+def _decode_info(members: dict, path: str):
+    """The top-level ``info`` object decoded ({} when absent or not an object)."""
     info = {}
     if "info" in members and members["info"][1] is not None and members["info"][0] == "object":
         try:
@@ -318,6 +343,11 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
             raise _decode_error(e, members["info"][2], path) from None
         except RecursionError:
             raise parser_nesting_error(members["info"][1], members["info"][2], path, outer=1) from None
+    return info
+
+
+def _check_top_level(skeleton, members: dict, path: str) -> None:
+    """``images``, ``annotations`` and ``categories`` present and lists (a category-statistics file named as such)."""
     if "categories" in skeleton and "images" not in skeleton and "annotations" not in skeleton:
         raise InputError(
             "this is a category-statistics file (categories only, no images or annotations): "
@@ -328,12 +358,10 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
         kind = _kind(skeleton[key], members.get(key))
         if kind != "array":
             raise InputError(f"'{key}' must be a list, got {kind}", path=path, record=key)
-    kind, cdata, coff = members["categories"]
-    if cdata is None:
-        raise InputError("'categories' is larger than 512 MiB", path=path, record="categories")
-    cats = decode_categories(cdata, coff - 1, path)
 
-    # ---- categories ----
+
+def _category_columns(cats: list, path: str):
+    """Category ids (checked unique) and the optional per-category columns (LVIS frequency and counts, ...)."""
     cat_ids = np.array([c.id for c in cats], dtype=np.int64)
     _check_unique(cat_ids, "categories", "category id", path)
     extra = {}
@@ -348,7 +376,11 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
         if any(v is not UNSET for v in vals):
             extra[key] = np.array([v or "" if v is not UNSET else "" for v in vals], dtype=object)
 
-    # ---- images ----
+    return cat_ids, extra
+
+
+def _image_columns(img_parts: list, cat_ids: np.ndarray, path: str):
+    """Image ids (unique), sizes (checked), file names and the LVIS per-image category lists."""
     n_img = sum(p["n"] for p in img_parts)
     img_ids = _take(img_parts, "ids", np.int64)
     widths = _take(img_parts, "widths", np.float64)
@@ -382,12 +414,12 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
                                  path=path, record=f"images[{i}] (id {int(img_ids[i])})")
             ragged[key] = r
 
-    # ---- flavour ----
-    if flavour is None:
-        flavour = _detect(cats, img_parts, ann_parts, info, cat_ids)
-    tolerant = flavour == "objects365"
+    return img_ids, widths, heights, file_names, ragged
 
-    # ---- annotations ----
+
+def _annotation_columns(ann_parts: list, img_ids: np.ndarray, cat_ids: np.ndarray, tolerant: bool, path: str):
+    """Annotation ids, image and category rows, xyxy boxes, crowd flags, areas and integer flags; ``tolerant``
+    (Objects365) accepts boolean crowd flags and numbers missing ids."""
     starts = np.cumsum([0] + [p["n"] for p in ann_parts])
     for k, p in enumerate(ann_parts):
         if p["bad_crowd"] is not None:
@@ -420,14 +452,8 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
     crowd = _take(ann_parts, "crowd", bool)
     area = _take(ann_parts, "area", np.float64)
     integer_boxes = _take(ann_parts, "integer_bbox", bool)
-    return Dataset(
-        image_ids=img_ids, widths=widths, heights=heights, file_names=file_names,
-        boxes=boxes, box_image=img_index, box_category=cat_index, box_ids=ann_ids, crowd=crowd, area=area,
-        integer_boxes=integer_boxes,
-        category_ids=cat_ids, category_names=np.array([c.name for c in cats], dtype=object),
-        neg_category_ids=ragged.get("neg_category_ids"), not_exhaustive_category_ids=ragged.get("not_exhaustive_category_ids"),
-        format=flavour, path=str(path), info=info if isinstance(info, dict) else {}, **extra,
-    )
+    return ann_ids, img_index, cat_index, boxes, crowd, area, integer_boxes
+
 
 
 def _kind(value, member) -> str:

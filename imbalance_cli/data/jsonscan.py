@@ -150,8 +150,8 @@ class _Window:
     """The bytes of a speculative stretch (after the last record boundary), in one buffer kept for the whole scan.
 
     Blocks are read straight into it and what follows a cut is moved to its front, so the stretch
-    costs no new memory per block (a growing and shrinking ``bytearray`` was reallocated, and its
-    fresh pages faulted in, for every block: 0.2 s of the parent's CPU on the COCO-train-size file).
+    costs no new memory per block (a growing and shrinking ``bytearray`` would be reallocated, and its
+    fresh pages faulted in, for every block).
     """
 
     def __init__(self, capacity: int = 0):
@@ -273,113 +273,169 @@ def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chu
     chunk that is not checked here carries no bytes (``body=None``, ``offset`` and ``size``), and the
     decoder reads it from the file itself; the records are never copied or sent between processes.
     """
-    st = _State()
-    res = ScanResult()
-    offset = 0  # global offset of the current block
-    skeleton = bytearray()
-    first = True
-    cur = None  # current depth-1 container: dict(kind, key, start, chunked, pieces, chunk_start, size)
-    pending = bytearray()  # bytes of the current chunk (chunked) or member (not chunked)
-    pending_off = 0
-    started = False
-    spec = False  # speculative mode: ``win`` holds bytes after a known record boundary, not yet scanned
-    win = _Window(chunk_bytes + 3 * block)  # the most a stretch holds: see the fallback below
-    spec_failures = 0
+    scanner = _Scanner(stream, path, chunked, chunk_bytes, on_progress, block, speculate, verify, direct)
+    return scanner.run()
+
+
+#: What :meth:`_Scanner._speculate` returns when its stretch goes on: read the next block.
+_GO_ON = object()
+
+
+@dataclass
+class _Position:
+    """Where a scan stands between blocks (the bracket and string state is :class:`_State`)."""
+
+    offset: int = 0  # document offset of the current block
+    skeleton: bytearray = field(default_factory=bytearray)
+    first: bool = True  # before the first block (a BOM is dropped there)
+    started: bool = False  # the top-level value has opened
+    cur: dict | None = None  # current depth-1 container: key, chunked, start, k, cut
+    pending: bytearray = field(default_factory=bytearray)  # bytes of the current chunk or member
+    pending_off: int = 0
+    pos: int = 0  # position in the current block up to which bytes have been routed
+    spec: bool = False  # speculative mode: the window holds bytes after a known record boundary, not yet scanned
+    spec_failures: int = 0
     # after a rejected guess: (start of its array, end of its stretch); the scan stays exact until it
     # passes that end or the array closes (re-guessing at once failed again the same way: a stretch
     # holding an array's end made 8 failures in a row and left the rest of the file to the exact scan)
-    hold = (-1, -1)
-    eof = False
+    hold: tuple[int, int] = (-1, -1)
+    eof: bool = False
     # bytes already read but not yet scanned: what a failed speculation hands back to the exact scan
-    carry, carry_pos = b"", 0
-    while True:
+    carry: bytes = b""
+    carry_pos: int = 0
+
+
+class _Scanner:
+    """One scan of :func:`scan`: reads blocks, speculates inside chunked arrays, scans the rest exactly."""
+
+    def __init__(self, stream, path, chunked, chunk_bytes, on_progress, block, speculate, verify, direct):
+        self.stream, self.path, self.chunked, self.chunk_bytes = stream, path, chunked, chunk_bytes
+        self.on_progress, self.block, self.speculate, self.verify, self.direct = (on_progress, block, speculate,
+                                                                                  verify, direct)
+        self.st = _State()
+        self.res = ScanResult()
+        self.at = _Position()
+        self.win = _Window(chunk_bytes + 3 * block)  # the most a stretch holds: see the fallback in _speculate
+
+    def run(self) -> Iterator[Chunk | ScanResult]:
+        at = self.at
+        while True:
+            read = self._read()
+            if read is None:
+                break
+            buf, got = read
+            if at.first and buf:  # (never in a speculative stretch: one starts after an array opens)
+                if buf.startswith(BOM):
+                    buf = buf[len(BOM):]
+                    at.offset += len(BOM)
+                at.first = False
+            if self._speculating():
+                buf = yield from self._speculate(buf, got)
+                if buf is _GO_ON:
+                    continue
+                if not buf:
+                    break
+            yield from self._exact(buf)
+        yield self._finish()
+
+    def _read(self):
+        """The next block to scan as ``(bytes or None (read into the window), count read)``; None at the end."""
+        at = self.at
         # a speculative stretch reads whole blocks; an exact one reads EXACT_BLOCK at a time, so the
-        # exact scan (the costly part) stops soon after an array opens (measured: parent CPU -0.2 s
-        # on the COCO-train-size file, where 3 of its 7 blocks were scanned exactly)
-        in_array = spec or (speculate and cur is not None and cur["chunked"])
-        size = block if in_array else min(block, EXACT_BLOCK)
-        if carry_pos < len(carry):
-            buf = carry[carry_pos:carry_pos + size]
-            carry_pos += len(buf)
-        elif eof:
-            break
-        else:
-            try:
-                if spec:  # straight into the window (no bytes object per block)
-                    buf = None
-                    got = win.read(stream, size)
-                else:
-                    buf = stream.read(size)
-                    got = len(buf)
-            except (EOFError, OSError, zlib.error) as e:  # gzip truncation or corruption
-                raise InputError(f"corrupt or truncated gzip data ({e})", path=path) from None
-            if on_progress is not None:
-                on_progress()
-            if not got:
-                if not spec:
-                    break
-                eof = True
-        if first and buf:  # (never in a speculative stretch: one starts after an array opens)
-            if buf.startswith(BOM):
-                buf = buf[len(BOM):]
-                offset += len(BOM)
-            first = False
-        if spec or (speculate and not eof and cur is not None and cur["chunked"]
-                    and spec_failures < MAX_SPECULATION_FAILURES and (cur["start"] != hold[0] or offset >= hold[1])):
-            # Speculative cuts (see module docstring). Inside a chunked array ``pending`` always starts
-            # at a record boundary (after the array's "[" or the last cut: depth 2, outside strings),
-            # so the next cut is guessed at a "}, {" after chunk_bytes and checked by parsing the
-            # chunk's structure; only a failed check (or the array's end) scans exactly, from there.
-            if not spec:  # entering: the window starts with the chunk's bytes scanned exactly so far
-                win.append(pending)
-                pending = bytearray()
-            spec = True
-            if buf is None:
-                offset += got
+        # exact scan (the costly part) stops soon after an array opens instead of running to the block's end
+        in_array = at.spec or (self.speculate and at.cur is not None and at.cur["chunked"])
+        size = self.block if in_array else min(self.block, EXACT_BLOCK)
+        if at.carry_pos < len(at.carry):
+            buf = at.carry[at.carry_pos:at.carry_pos + size]
+            at.carry_pos += len(buf)
+            return buf, len(buf)
+        if at.eof:
+            return None
+        try:
+            if at.spec:  # straight into the window (no bytes object per block)
+                buf = None
+                got = self.win.read(self.stream, size)
             else:
-                win.append(buf)
-                offset += len(buf)
-            wbuf, wn = win.buf, win.n
-            ok = True
-            start = 0  # the next chunk starts at wbuf[start] (one compaction per block, not per cut)
-            while wn - start >= chunk_bytes:
-                m = _CUT.search(wbuf, start + max(chunk_bytes - 1, 0), wn)
-                if m is None:
-                    break
-                c = m.start()
-                try:
-                    records_start(wbuf, start, c + 1, cur["cut"], pending_off, path)
-                except InputError:  # no comma after the boundary: the array ended there, scan exactly
+                buf = self.stream.read(size)
+                got = len(buf)
+        except (EOFError, OSError, zlib.error) as e:  # gzip truncation or corruption
+            raise InputError(f"corrupt or truncated gzip data ({e})", path=self.path) from None
+        if self.on_progress is not None:
+            self.on_progress()
+        if not got:
+            if not at.spec:
+                return None
+            at.eof = True
+        return buf, got
+
+    def _speculating(self) -> bool:
+        at = self.at
+        return at.spec or (self.speculate and not at.eof and at.cur is not None and at.cur["chunked"]
+                           and at.spec_failures < MAX_SPECULATION_FAILURES
+                           and (at.cur["start"] != at.hold[0] or at.offset >= at.hold[1]))
+
+    def _speculate(self, buf, got):
+        """Speculative cuts (see module docstring); returns :data:`_GO_ON`, or the bytes to scan exactly from the
+        last verified record boundary (empty: the end of the document).
+
+        Inside a chunked array ``pending`` always starts at a record boundary (after the array's "[" or the last
+        cut: depth 2, outside strings), so the next cut is guessed at a "}, {" after chunk_bytes and checked by
+        parsing the chunk's structure; only a failed check (or the array's end) scans exactly, from there.
+        """
+        at, win, cur, path, chunk_bytes = self.at, self.win, self.at.cur, self.path, self.chunk_bytes
+        if not at.spec:  # entering: the window starts with the chunk's bytes scanned exactly so far
+            win.append(at.pending)
+            at.pending = bytearray()
+        at.spec = True
+        if buf is None:
+            at.offset += got
+        else:
+            win.append(buf)
+            at.offset += len(buf)
+        wbuf, wn = win.buf, win.n
+        ok = True
+        start = 0  # the next chunk starts at wbuf[start] (one compaction per block, not per cut)
+        while wn - start >= chunk_bytes:
+            m = _CUT.search(wbuf, start + max(chunk_bytes - 1, 0), wn)
+            if m is None:
+                break
+            c = m.start()
+            try:
+                records_start(wbuf, start, c + 1, cur["cut"], at.pending_off, path)
+            except InputError:  # no comma after the boundary: the array ended there, scan exactly
+                ok = False
+                break
+            check = self.verify or _ARRAY_END.search(wbuf, start, c + 1) is not None
+            if self.direct and not check:
+                piece = Chunk(cur["key"], cur["cut"], at.pending_off, None, size=c + 1 - start)
+            else:
+                text = array_text(wbuf, start, c + 1, cur["cut"], at.pending_off, path)
+                piece = Chunk(cur["key"], cur["cut"], at.pending_off, memoryview(text[0])[1:-1], text)
+                if check and not _verified(piece, path):
                     ok = False
                     break
-                check = verify or _ARRAY_END.search(wbuf, start, c + 1) is not None
-                if direct and not check:
-                    piece = Chunk(cur["key"], cur["cut"], pending_off, None, size=c + 1 - start)
-                else:
-                    text = array_text(wbuf, start, c + 1, cur["cut"], pending_off, path)
-                    piece = Chunk(cur["key"], cur["cut"], pending_off, memoryview(text[0])[1:-1], text)
-                    if check and not _verified(piece, path):
-                        ok = False
-                        break
-                yield piece
-                cur["cut"] = True
-                pending_off += c + 1 - start
-                start = c + 1
-            win.drop(start)
-            if ok and not eof and win.n <= chunk_bytes + 2 * block:
-                continue
-            # scan exactly from the last verified record boundary, EXACT_BLOCK at a time: once the
-            # array has ended and the next one opened, speculation resumes (measured: the exact scan at
-            # the images -> annotations boundary of the COCO-train-size file 0.26 -> 0.05 s)
-            spec_failures += not ok
-            spec = False
-            hold = (cur["start"], pending_off + win.n) if not ok else hold
-            rest = win.take() + carry[carry_pos:]
-            buf, carry, carry_pos = rest[:EXACT_BLOCK], rest, min(EXACT_BLOCK, len(rest))
-            offset = pending_off
-            st.depth, st.in_str, st.trail_bs = 2, False, 0
-            if not buf:
-                break
+            yield piece
+            cur["cut"] = True
+            at.pending_off += c + 1 - start
+            start = c + 1
+        win.drop(start)
+        if ok and not at.eof and win.n <= chunk_bytes + 2 * self.block:
+            return _GO_ON
+        # scan exactly from the last verified record boundary, EXACT_BLOCK at a time: once the
+        # array has ended and the next one opened, speculation resumes, so only the stretch around the
+        # boundary between two arrays is scanned exactly
+        at.spec_failures += not ok
+        at.spec = False
+        at.hold = (cur["start"], at.pending_off + win.n) if not ok else at.hold
+        rest = win.take() + at.carry[at.carry_pos:]
+        buf, at.carry, at.carry_pos = rest[:EXACT_BLOCK], rest, min(EXACT_BLOCK, len(rest))
+        at.offset = at.pending_off
+        self.st.depth, self.st.in_str, self.st.trail_bs = 2, False, 0
+        return buf
+
+    def _exact(self, buf: bytes):
+        """Scan ``buf`` byte by byte: route its bytes to the skeleton, the members and the chunks."""
+        at, st = self.at, self.st
         br, delta = _structure(buf, st)
         depth_after = st.depth + np.cumsum(delta)
         depth_before = depth_after - delta
@@ -387,93 +443,109 @@ def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chu
         # and closes of records (2 after) in chunked arrays.
         top = (depth_before <= 1) | (depth_after <= 1)
         rc_all = br[(depth_after == 2) & (delta < 0)]  # closes of records at array depth
-        pos = 0  # position in buf up to which bytes have been routed
-
-        def cuts(lo, hi):
-            """Chunk cuts among record closes in buf[lo:hi] of the current chunked member."""
-            nonlocal pending, pending_off, pos
-            rc = rc_all[(rc_all >= lo) & (rc_all < hi)]
-            while len(rc):
-                need = chunk_bytes - len(pending)  # bytes still wanted from buf[pos:]
-                j = int(np.searchsorted(rc, pos + need - 1))
-                if j >= len(rc):
-                    break
-                c = int(rc[j])
-                pending += buf[pos:c + 1]
-                yield Chunk(cur["key"], cur["cut"], pending_off, bytes(pending))
-                cur["cut"] = True
-                pending = bytearray()
-                pending_off = offset + c + 1
-                pos = c + 1
-                rc = rc[j + 1:]
-
+        at.pos = 0
         for p, d_b, d_a in zip(br[top].tolist(), depth_before[top].tolist(), depth_after[top].tolist()):
-            if cur is not None and cur["chunked"]:
-                yield from cuts(pos, p)
-            if d_b == 0 and d_a == 1:  # open of the top-level value
-                if started:
-                    raise InputError(f"malformed JSON: more than one top-level value (byte {offset + p})", path=path)
-                started = True
-                if buf[p] == 0x5B:  # '['
-                    raise InputError(
-                        "a JSON list is not an annotation file (a category-statistics list is read by "
-                        "`imbalance margins` and `imbalance groups`)", path=path)
-                skeleton += buf[pos:p + 1]
-                pos = p + 1
-            elif d_b == 1 and d_a == 2:  # a member container opens
-                skeleton += buf[pos:p]
-                pos = p
-                k = len(res.members)
-                m = _KEY.search(bytes(skeleton[-4096:]))
-                key = _decode_key(m.group(1)) if m else None
-                is_arr = buf[p] == 0x5B
-                skeleton += (b"[%d]" % k) if is_arr else (b'{"#":%d}' % k)
-                is_chunked = is_arr and key in chunked
-                cur = {"key": key, "chunked": is_chunked, "start": offset + p, "k": k, "cut": False}
-                res.members.append(key if is_chunked else None)
-                pending = bytearray()
-                pending_off = offset + p + 1
-                pos = p + 1 if is_chunked else p
-            elif d_b == 2 and d_a == 1:  # a member container closes
-                if cur is not None and cur["chunked"]:
-                    pending += buf[pos:p]
-                    if bytes(pending).strip():
-                        yield Chunk(cur["key"], cur["cut"], pending_off, bytes(pending))
-                else:
-                    pending += buf[pos:p + 1]
-                    if cur is not None:
-                        data = bytes(pending) if len(pending) <= MAX_MEMBER_BYTES else None
-                        res.members[cur["k"]] = Member(cur["key"], cur["start"], data)
-                pending = bytearray()
-                pos = p + 1
-                cur = None
-            elif d_b == 1 and d_a == 0:  # the top-level value closes
-                skeleton += buf[pos:p + 1]
-                pos = p + 1
-            if len(skeleton) > MAX_SKELETON_BYTES:
-                raise InputError("the top-level object has more than 16 MiB outside its arrays and objects", path=path)
+            if at.cur is not None and at.cur["chunked"]:
+                yield from self._cuts(buf, rc_all, at.pos, p)
+            yield from self._event(buf, p, d_b, d_a)
+            self._check_skeleton()
         # route the rest of the block
-        if cur is not None and cur["chunked"]:
-            yield from cuts(pos, len(buf))
-        if cur is not None:
-            pending += buf[pos:]
-            if not cur["chunked"] and len(pending) > MAX_MEMBER_BYTES:
-                del pending[MAX_MEMBER_BYTES + 1:]  # keep the bound; the member is not decoded
+        if at.cur is not None and at.cur["chunked"]:
+            yield from self._cuts(buf, rc_all, at.pos, len(buf))
+        if at.cur is not None:
+            at.pending += buf[at.pos:]
+            if not at.cur["chunked"] and len(at.pending) > MAX_MEMBER_BYTES:
+                del at.pending[MAX_MEMBER_BYTES + 1:]  # keep the bound; the member is not decoded
         else:
-            skeleton += buf[pos:]
-            if len(skeleton) > MAX_SKELETON_BYTES:
-                raise InputError("the top-level object has more than 16 MiB outside its arrays and objects", path=path)
+            at.skeleton += buf[at.pos:]
+            self._check_skeleton()
         st.depth += int(delta.sum())
         if st.depth < 0:
-            raise InputError(f"malformed JSON: unbalanced closing bracket before byte {offset + len(buf)}", path=path)
-        offset += len(buf)
-    res.size = offset
-    if st.depth != 0 or st.in_str:
-        where = f" inside '{cur['key']}'" if cur is not None and cur.get("key") else ""
-        raise InputError(f"truncated JSON: the file ends{where} at byte {offset} with unclosed brackets or strings",
-                         path=path)
-    res.skeleton = bytes(skeleton)
-    yield res
+            raise InputError(f"malformed JSON: unbalanced closing bracket before byte {at.offset + len(buf)}",
+                             path=self.path)
+        at.offset += len(buf)
+
+    def _check_skeleton(self) -> None:
+        if len(self.at.skeleton) > MAX_SKELETON_BYTES:
+            raise InputError("the top-level object has more than 16 MiB outside its arrays and objects", path=self.path)
+
+    def _cuts(self, buf, rc_all, lo, hi):
+        """Chunk cuts among record closes in buf[lo:hi] of the current chunked member."""
+        at = self.at
+        rc = rc_all[(rc_all >= lo) & (rc_all < hi)]
+        while len(rc):
+            need = self.chunk_bytes - len(at.pending)  # bytes still wanted from buf[pos:]
+            j = int(np.searchsorted(rc, at.pos + need - 1))
+            if j >= len(rc):
+                break
+            c = int(rc[j])
+            at.pending += buf[at.pos:c + 1]
+            yield Chunk(at.cur["key"], at.cur["cut"], at.pending_off, bytes(at.pending))
+            at.cur["cut"] = True
+            at.pending = bytearray()
+            at.pending_off = at.offset + c + 1
+            at.pos = c + 1
+            rc = rc[j + 1:]
+
+    def _event(self, buf, p: int, d_b: int, d_a: int):
+        """The bracket at ``buf[p]`` takes the depth from ``d_b`` to ``d_a`` at the top two levels."""
+        at, path = self.at, self.path
+        if d_b == 0 and d_a == 1:  # open of the top-level value
+            if at.started:
+                raise InputError(f"malformed JSON: more than one top-level value (byte {at.offset + p})", path=path)
+            at.started = True
+            if buf[p] == 0x5B:  # '['
+                raise InputError(
+                    "a JSON list is not an annotation file (a category-statistics list is read by "
+                    "`imbalance margins` and `imbalance groups`)", path=path)
+            at.skeleton += buf[at.pos:p + 1]
+            at.pos = p + 1
+        elif d_b == 1 and d_a == 2:  # a member container opens
+            self._member_opens(buf, p)
+        elif d_b == 2 and d_a == 1:  # a member container closes
+            cur = at.cur
+            if cur is not None and cur["chunked"]:
+                at.pending += buf[at.pos:p]
+                if bytes(at.pending).strip():
+                    yield Chunk(cur["key"], cur["cut"], at.pending_off, bytes(at.pending))
+            else:
+                at.pending += buf[at.pos:p + 1]
+                if cur is not None:
+                    data = bytes(at.pending) if len(at.pending) <= MAX_MEMBER_BYTES else None
+                    self.res.members[cur["k"]] = Member(cur["key"], cur["start"], data)
+            at.pending = bytearray()
+            at.pos = p + 1
+            at.cur = None
+        elif d_b == 1 and d_a == 0:  # the top-level value closes
+            at.skeleton += buf[at.pos:p + 1]
+            at.pos = p + 1
+
+    def _member_opens(self, buf, p: int) -> None:
+        """A container member opens at ``buf[p]``: a placeholder in the skeleton, then its chunks or its bytes."""
+        at = self.at
+        at.skeleton += buf[at.pos:p]
+        at.pos = p
+        k = len(self.res.members)
+        m = _KEY.search(bytes(at.skeleton[-4096:]))
+        key = _decode_key(m.group(1)) if m else None
+        is_arr = buf[p] == 0x5B
+        at.skeleton += (b"[%d]" % k) if is_arr else (b'{"#":%d}' % k)
+        is_chunked = is_arr and key in self.chunked
+        at.cur = {"key": key, "chunked": is_chunked, "start": at.offset + p, "k": k, "cut": False}
+        self.res.members.append(key if is_chunked else None)
+        at.pending = bytearray()
+        at.pending_off = at.offset + p + 1
+        at.pos = p + 1 if is_chunked else p
+
+    def _finish(self) -> ScanResult:
+        at, res = self.at, self.res
+        res.size = at.offset
+        if self.st.depth != 0 or self.st.in_str:
+            where = f" inside '{at.cur['key']}'" if at.cur is not None and at.cur.get("key") else ""
+            raise InputError(f"truncated JSON: the file ends{where} at byte {at.offset} with unclosed brackets or "
+                             "strings", path=self.path)
+        res.skeleton = bytes(at.skeleton)
+        return res
 
 
 def _decode_key(raw: bytes) -> str | None:

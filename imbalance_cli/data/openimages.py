@@ -211,10 +211,6 @@ def _dict_column(table, name):
     return idx, col.chunks[0].dictionary
 
 
-def _first_row(idx: np.ndarray, bad_codes: np.ndarray) -> int:
-    return int(np.flatnonzero(np.isin(idx, bad_codes))[0])
-
-
 def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dataset:
     """Load an Open Images box CSV (see module docstring for the optional side files)."""
     import pyarrow as pa

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from imbalance_cli.choices import Choice
 from imbalance_cli.errors import InputError
+from imbalance_cli.values import is_int
 
 
 class Format(Choice):
@@ -66,7 +67,7 @@ class LoadSpec:
                                  f"{', '.join(f.value for f in Format)}") from None
         if workers is None:
             workers = default_workers()
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1 or workers > 1024:
+        if not is_int(workers) or workers < 1 or workers > 1024:
             raise InputError(f"--workers must be an integer from 1 to 1024, got {workers!r}")
         if image_sizes is not None and fmt not in (None, Format.openimages):
             raise InputError("--image-sizes applies to Open Images CSV only")

@@ -26,8 +26,7 @@ from imbalance_cli.data._io import MAX_IMAGE_SIDE, NESTING_ERROR, parse_json, re
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.detect import FORMATS, _detect_json, load, refuse_settings_file
 from imbalance_cli.errors import InputError
-
-PROBLEM_KINDS = ("missing_field", "duplicate_id", "undefined_image", "undefined_category", "invalid_image")
+from imbalance_cli.values import is_int, is_number
 
 
 @dataclass(frozen=True)
@@ -90,11 +89,8 @@ def _rec(section: str, i: int, rec) -> str:
 
 
 def _is_int(v) -> bool:
-    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """An integer or an integral float (``1.0``): what the loaders read as an id."""
+    return is_int(v) or (isinstance(v, float) and v.is_integer())
 
 
 def _int_or_none(v) -> int | None:
@@ -108,6 +104,19 @@ def scan_coco(d: dict, flavour: str = "coco") -> tuple[dict, list[Problem]]:
     loader accepts) and one :class:`Problem` per broken record, in file order per section.
     """
     problems: list[Problem] = []
+    sections = _sections(d, problems)
+    cats, cat_ids = _scan_categories(sections["categories"], problems)
+    images, img_ids, names = _scan_images(sections["images"], problems)
+    # Objects365 files may omit annotation ids (numbered in file order)
+    anns = _scan_annotations(sections["annotations"], problems, cat_ids, img_ids, names, images,
+                             tolerant_ann_id=flavour == "objects365")
+    clean = {k: v for k, v in d.items() if k not in ("images", "annotations", "categories")}
+    clean.update(images=images, annotations=anns, categories=cats)
+    return clean, problems
+
+
+def _sections(d: dict, problems: list) -> dict:
+    """The three record lists of ``d`` (an empty list for a missing or non-list one, reported)."""
     sections = {}
     for key in ("images", "annotations", "categories"):
         v = d.get(key)
@@ -118,10 +127,13 @@ def scan_coco(d: dict, flavour: str = "coco") -> tuple[dict, list[Problem]]:
             problems.append(Problem("missing_field", "top level", f"'{key}' is not a list"))
             v = []
         sections[key] = v
-    tolerant_ann_id = flavour == "objects365"  # Objects365 files may omit annotation ids (numbered in file order)
+    return sections
 
+
+def _scan_categories(records: list, problems: list) -> tuple[list, set]:
+    """The well-formed categories and their ids; a problem per broken one."""
     cats, cat_ids = [], set()
-    for i, c in enumerate(sections["categories"]):
+    for i, c in enumerate(records):
         where = _rec("categories", i, c)
         if not isinstance(c, dict):
             problems.append(Problem("missing_field", f"categories[{i}]", "not an object"))
@@ -136,9 +148,13 @@ def scan_coco(d: dict, flavour: str = "coco") -> tuple[dict, list[Problem]]:
         else:
             cat_ids.add(int(c["id"]))
             cats.append(c)
+    return cats, cat_ids
 
+
+def _scan_images(records: list, problems: list) -> tuple[list, set, dict]:
+    """The well-formed images, every defined image id (a broken size still defines it), file names by id."""
     images, img_ids, names = [], set(), {}
-    for i, im in enumerate(sections["images"]):
+    for i, im in enumerate(records):
         where = _rec("images", i, im)
         if not isinstance(im, dict):
             problems.append(Problem("missing_field", f"images[{i}]", "not an object"))
@@ -159,16 +175,21 @@ def scan_coco(d: dict, flavour: str = "coco") -> tuple[dict, list[Problem]]:
         w, h = im["width"], im["height"]
         img_ids.add(iid)  # defined, even if its size is broken
         names[iid] = fname
-        if not (_is_num(w) and _is_num(h) and math.isfinite(w) and math.isfinite(h) and 1 <= w <= MAX_IMAGE_SIDE
+        if not (is_number(w) and is_number(h) and math.isfinite(w) and math.isfinite(h) and 1 <= w <= MAX_IMAGE_SIDE
                 and 1 <= h <= MAX_IMAGE_SIDE):
             problems.append(Problem("invalid_image", where, f"width {w!r}, height {h!r}", image_id=iid, file_name=fname))
             continue
         images.append(im)
-    good_img = {int(im["id"]) for im in images}
+    return images, img_ids, names
 
+
+def _scan_annotations(records: list, problems: list, cat_ids: set, img_ids: set, names: dict, images: list,
+                      tolerant_ann_id: bool) -> list:
+    """The well-formed annotations of defined, valid images and defined categories; a problem per broken one."""
+    good_img = {int(im["id"]) for im in images}
     anns, ann_ids = [], set()
     required = ("image_id", "category_id", "bbox") if tolerant_ann_id else ("id", "image_id", "category_id", "bbox")
-    for i, a in enumerate(sections["annotations"]):
+    for i, a in enumerate(records):
         where = _rec("annotations", i, a)
         if not isinstance(a, dict):
             problems.append(Problem("missing_field", f"annotations[{i}]", "not an object"))
@@ -188,7 +209,7 @@ def scan_coco(d: dict, flavour: str = "coco") -> tuple[dict, list[Problem]]:
             add("missing_field", f"{', '.join(repr(k) for k in bad)} not an integer")
             continue
         b = a["bbox"]
-        if not isinstance(b, list) or len(b) != 4 or any(v is not None and not _is_num(v) for v in b):
+        if not isinstance(b, list) or len(b) != 4 or any(v is not None and not is_number(v) for v in b):
             add("missing_field", f"'bbox' is not [x, y, w, h], got {b!r}"[:200])
             continue
         if "id" in a:
@@ -208,7 +229,4 @@ def scan_coco(d: dict, flavour: str = "coco") -> tuple[dict, list[Problem]]:
             add("missing_field", f"'iscrowd' must be 0 or 1, got {a.get('iscrowd')!r}")
             continue
         anns.append(a)
-
-    clean = {k: v for k, v in d.items() if k not in ("images", "annotations", "categories")}
-    clean.update(images=images, annotations=anns, categories=cats)
-    return clean, problems
+    return anns

@@ -63,6 +63,7 @@ from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.yolo_images import SUFFIXES, verify_images
 from imbalance_cli.data.yolo_rules import MAX_LABEL_BYTES, VERSIONS, LabelResult, parse_labels
 from imbalance_cli.errors import InputError
+from imbalance_cli.values import is_int
 
 #: Image suffixes of the default trainer (Ultralytics 8.x).
 IMG_FORMATS = tuple(sorted(SUFFIXES[8]))
@@ -264,7 +265,7 @@ def names_from_yaml(d: dict, where, version: int = 8) -> list[str]:
     if isinstance(names, dict):
         keys = []
         for k in names:
-            if isinstance(k, bool) or isinstance(k, float) or not isinstance(k, (int, str)):
+            if not (is_int(k) or isinstance(k, str)):
                 raise InputError(f"'names' keys must be integers (class index: name), got {k!r}", path=where,
                                  record="names")
             try:

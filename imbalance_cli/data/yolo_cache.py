@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from imbalance_cli.data import cache as _cache
+from imbalance_cli.fileio import replaced_atomically
 
 #: Bump when the stored layout or the rules change.
 VERSION = 2
@@ -90,22 +90,11 @@ def load(path: Path, n_expected: int | None = None) -> dict | None:
 
 def save(path: Path, table: dict) -> None:
     """Write ``table`` atomically; an unwritable cache directory only costs the next run the reading."""
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
+        with replaced_atomically(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, stamp=np.array([VERSION], np.int64), **table)
-        os.replace(tmp, path)
-        tmp = None
     except OSError as e:  # an unwritable cache only costs the next run the reading: one warning
         _cache.warn_unwritable(path.parent, e)
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 # ------------------------------------------------------------------------------------------------ folder listings

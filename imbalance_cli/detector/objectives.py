@@ -26,7 +26,6 @@ from torch.nn import functional as F
 from imbalance_cli.losses import adapters
 from imbalance_cli.losses.longtail import bags_label2binlabel, bags_merge, bags_num_outputs, bags_pred_slice
 from imbalance_cli.losses.registry import (
-    BOX,
     CLASSIFICATION,
     SAMPLER_NAMES,
     LossEntry,
@@ -190,11 +189,6 @@ class BoxObjective:
 def cls_objectives() -> dict[str, LossEntry]:
     """The classification registry (name -> entry)."""
     return dict(CLASSIFICATION)
-
-
-def box_objectives() -> dict[str, LossEntry]:
-    """The box registry (name -> entry)."""
-    return dict(BOX)
 
 
 def get_cls_objective(name) -> ClsObjective:

@@ -36,6 +36,7 @@ import torch
 
 from imbalance_cli.data._io import check_regular
 from imbalance_cli.errors import InputError
+from imbalance_cli.values import is_int, is_number
 
 #: Largest checkpoint read (bytes): the compact detector's is about 11 MB at 24 classes, 0.3 GB at 10,000.
 MAX_CHECKPOINT_BYTES = 2 * 1024**3
@@ -122,7 +123,7 @@ def _check_rng(rng: Any, path) -> None:
     py = rng["python"]
     try:
         if not (isinstance(py, tuple) and len(py) == 3 and isinstance(py[1], tuple) and len(py[1]) == 625
-                and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**32 for x in py[1])
+                and all(is_int(x) and 0 <= x < 2**32 for x in py[1])
                 and (py[2] is None or isinstance(py[2], float))):
             raise ValueError("(version, 625 integers in [0, 2^32), gauss) needed")
         random.Random().setstate(py)
@@ -139,11 +140,11 @@ def check_checkpoint(ck: Any, path, settings: dict, epochs: int) -> None:
         raise _bad(path, missing[0], "missing: not a checkpoint written by imbalance train")
     _settings_diff(ck["settings"], settings, path)
     epoch = ck["epoch"]
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < epochs:
+    if not is_int(epoch) or not 0 <= epoch < epochs:
         raise _bad(path, "epoch", f"must be an integer in [0, {epochs - 1}] (the run has {epochs} epochs), got "
                    f"{epoch!r}"[:200])
     secs = ck.get("train_seconds", 0.0)
-    if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not (math.isfinite(secs) and secs >= 0):
+    if not is_number(secs) or not (math.isfinite(secs) and secs >= 0):
         raise _bad(path, "train_seconds", f"must be a finite number of seconds >= 0, got {secs!r}"[:200])
     for key in ("model", "optimizer", "objective", "box_objective"):
         if key in ck and not isinstance(ck[key], dict):
@@ -175,7 +176,7 @@ def same_structure(ref: Any, got: Any, field: str, path, none_takes_number: bool
         for i, (a, b) in enumerate(zip(ref, got)):
             same_structure(a, b, f"{field}[{i}]", path, none_takes_number)
     elif ref is None:
-        number = isinstance(got, (int, float)) and not isinstance(got, bool) and math.isfinite(got)
+        number = is_number(got) and math.isfinite(got)
         if got is not None and not (none_takes_number and number):
             raise _bad(path, field, f"must be empty (None), got {got!r}"[:200])
     elif isinstance(ref, bool) or isinstance(got, bool):
@@ -213,7 +214,7 @@ def _check_optimizer(saved: dict, opt, path) -> None:
     keys = _adam_state_keys()
     for k, s in state.items():
         field = f"optimizer.state[{k}]"
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(params):
+        if not is_int(k) or not 0 <= k < len(params):
             raise _bad(path, field, f"names no parameter (0..{len(params) - 1})")
         p = params[k]
         ref_s = {n: torch.zeros((), dtype=torch.float32) if n == "step" else torch.zeros_like(p, device="cpu")
@@ -272,14 +273,13 @@ def kept_log_lines(path: Path, before_iter: int) -> list[str]:
             raise InputError(f"line {n} is not JSON (only the last line may be partial)", path=str(path),
                              record="--resume")
         it = rec.get("iter")
-        if isinstance(it, bool) or not isinstance(it, int):
+        if not is_int(it):
             raise InputError(f"line {n}: 'iter' must be an integer, got {it!r}"[:200], path=str(path), record="--resume")
         if it >= before_iter:
             continue
         for key, integer in LOG_KEYS.items():
             v = rec.get(key)
-            ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-            if isinstance(v, bool) or not ok:
+            if not (is_int(v) if integer else is_number(v)):
                 raise InputError(f"line {n}: {key!r} must be {'an integer' if integer else 'a number'}, got {v!r} "
                                  "(the log before the checkpoint must be intact: restore it or start another --out)"[:300],
                                  path=str(path), record="--resume")

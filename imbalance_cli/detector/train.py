@@ -23,6 +23,7 @@ import os
 import random
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ import torch
 from imbalance_cli import dist
 from imbalance_cli.progress import counter as progress_counter
 from imbalance_cli.anchors.generator import grid_anchors, level_layout
-from imbalance_cli.anchors.matcher import dense_match_batched
+from imbalance_cli.anchors.dense import dense_match_batched
 from imbalance_cli.anchors.presets import get_preset, preset_from_dict
 from imbalance_cli.anchors.yolov5_schema import refuse_yolov5
 from imbalance_cli.boxes import iou_aligned
@@ -47,6 +48,7 @@ from imbalance_cli.fileio import AppendFile, claim_files, make_dirs, write_json,
 from imbalance_cli.losses.registry import check_options, check_sampler
 from imbalance_cli.losses.regression import decode_deltas, encode_deltas
 from imbalance_cli.progress import enabled as progress_enabled
+from imbalance_cli.specs import resolve_device
 
 #: The anchor preset for ``synthetic-lt``'s 128 px images: strides 8/16/32, three octave scales
 #: and ratios 0.5/1/2 per level (sizes 16-101 px), RetinaNet thresholds 0.5/0.4.
@@ -129,21 +131,7 @@ def auto_threads() -> int:
     return max(1, min(n, int(n - busy + 0.5)))
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA if available else CPU; ``cuda`` without a GPU -> InputError."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError("CUDA is not available on this machine", record="--device")
-        return torch.device(name)
-    raise InputError(f"unknown device {name!r}: use auto, cpu or cuda", record="--device")
-
-
-def resolve_preset(cfg: TrainConfig):
+def detector_preset(cfg: TrainConfig):
     """The anchor preset of a run; checks it fits the detector (grid kind, strides 8, 16, ... 128)."""
     if cfg.anchors:
         if cfg.anchors == "synthetic-lt":
@@ -191,7 +179,7 @@ def validate(cfg: TrainConfig) -> None:
             raise InputError("annotation file not found (or use --data synthetic-lt)", path=cfg.data, record="--data")
         if not cfg.images and not is_yolo_path(cfg.data):
             raise InputError("--images DIR is required with --data FILE (a YOLO data.yaml lists its own images)")
-    resolve_device(cfg.device)
+    resolve_device(cfg.device)  # an unknown name or CUDA without a GPU is refused before any work
     if cfg.resume and not (Path(cfg.out) / "checkpoint.pt").exists():
         raise InputError("no checkpoint to resume from", path=str(Path(cfg.out) / "checkpoint.pt"), record="--resume")
 
@@ -403,15 +391,14 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     if cfg.batch_size < world:
         raise InputError(f"--batch-size {cfg.batch_size} is the global batch: it needs at least one image per "
                          f"rank ({world} ranks)", record="--batch-size")
-    device = resolve_device(cfg.device)  # under torchrun "cuda" is this rank's LOCAL_RANK GPU (dist.init)
+    device = torch.device(resolve_device(cfg.device))  # under torchrun "cuda" is this rank's LOCAL_RANK GPU (dist.init)
     threads = cfg.threads or dist.local_share(auto_threads())
     torch.set_num_threads(threads)
     out = Path(cfg.out)
     if main:  # before any work: a folder that cannot be written
         make_dirs(out, "the run folder")
     ckpt_path = out / "checkpoint.pt"
-    log_path = out / "train_log.jsonl"
-    preset = resolve_preset(cfg)
+    preset = detector_preset(cfg)
     obj, box_obj = resolve_objectives(cfg.loss, cfg.box_loss, device)
     sampler = check_sampler(cfg.sampler)
     settings = _settings(cfg)
@@ -445,92 +432,145 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     torch.manual_seed(cfg.seed)
     model = build_model(obj, data, preset, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total_steps = ipe * cfg.epochs
-    start_epoch, train_seconds = 0, 0.0
+    run = _Run(cfg, device, preset, data, model, opt, obj, box_obj, sampler, settings, ckpt_path, ipe, world, main)
     if ck is not None:
-        check_states(ck, ckpt_path, model, opt, obj, box_obj)  # shapes, dtypes, finite values: before any step
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        obj.load_state_dict(ck["objective"])
-        if box_obj is not None:
-            box_obj.load_state_dict(ck.get("box_objective", {}))
-        _set_rng_state(ck["rng"])
-        start_epoch = int(ck["epoch"]) + 1
-        train_seconds = float(ck.get("train_seconds", 0.0))
-        echo(f"resuming after epoch {start_epoch} of {cfg.epochs}")
+        run.start_epoch, run.train_seconds = _restore(ck, run, echo)
+    log_path = out / "train_log.jsonl"
     # the log keeps exactly the iterations before the resume point
-    keep_lines = kept_log_lines(log_path, start_epoch * ipe) if start_epoch > 0 else []
+    keep_lines = kept_log_lines(log_path, run.start_epoch * ipe) if run.start_epoch > 0 else []
     if main:  # the first write of the run: the manifest records what it will write
         claim_files(out, **claim)
         write_text(log_path, "".join(l + "\n" for l in keep_lines))
-    anchors_fn = _Anchors(preset, device)
-    net = dist.wrap_ddp(model, device)  # the model itself in one process
-    cls_params = list(model.cls_tower.parameters()) + list(model.cls_out.parameters())
-    box_params = list(model.box_tower.parameters()) + list(model.box_out.parameters())
-    bar = (renderer.ProgressBar(total_steps, start_epoch * ipe)
+    bar = (renderer.ProgressBar(ipe * cfg.epochs, run.start_epoch * ipe)
            if main and renderer is not None and progress_enabled() else None)
     try:
         with AppendFile(log_path, "the training log") if main else open(os.devnull, "a") as log:
-            for epoch in range(start_epoch, cfg.epochs):
-                model.train()
+            for epoch in range(run.start_epoch, cfg.epochs):
                 t_ep = time.perf_counter()
-                g = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
-                perm = torch.randperm(n, generator=g).tolist()
-                flips = (torch.rand(n, generator=g) < 0.5).tolist()
-                for it in range(ipe):
-                    step = epoch * ipe + it
-                    idx = perm[it * cfg.batch_size : (it + 1) * cfg.batch_size]
-                    if len(idx) < world:  # (one process: empty) every rank needs an image
-                        break
-                    idx = dist.shard(idx)  # this rank's images of the global batch: idx[rank::world]
-                    lr = _lr_at(step, total_steps, cfg.lr)
-                    for pg in opt.param_groups:
-                        pg["lr"] = lr
-                    x, gb, gl = D.collate(data.train, idx, preset.resize.size_divisible, [flips[i] for i in idx] if cfg.flip else None)
-                    x = x.to(device)
-                    total, cls, box, num_pos = compute_losses(net, obj, box_obj, sampler, preset, anchors_fn, x, gb, gl, step, cfg.box_weight)
-                    opt.zero_grad(set_to_none=True)
-                    total.backward()  # under DDP the gradients are averaged over the ranks here
-                    gc, gr = _grad_norm(cls_params), _grad_norm(box_params)
-                    gall = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0))
-                    # logged losses: the mean over ranks of each rank's loss (the loss DDP's averaged
-                    # gradient belongs to); positives summed; grad norms are of the averaged gradient
-                    t_loss, t_cls, t_box = dist.mean_floats(float(total.detach()), float(cls.detach()),
-                                                            float(box.detach()))
-                    num_pos = dist.sum_scalars(int(num_pos))[0]
-                    if math.isfinite(t_loss):  # the same decision on every rank
-                        opt.step()
-                    rec = {"iter": step, "epoch": epoch, "lr": lr, "loss": t_loss, "cls_loss": t_cls,
-                           "reg_loss": t_box, "cls_grad_norm": gc, "reg_grad_norm": gr, "grad_norm": gall,
-                           "num_pos": num_pos}
-                    log.write(json.dumps(rec) + "\n")
-                    if step % 20 == 0:
-                        log.flush()
-                    if bar:
-                        bar.update(step + 1, rec)
-                log.flush()
-                obj.end_epoch()
-                train_seconds += time.perf_counter() - t_ep
+                rec = _train_epoch(run, epoch, log, bar)
+                run.train_seconds += time.perf_counter() - t_ep
                 if main:  # rank 0 checkpoints (its stateful-loss state; see the README "Scaling out")
-                    _save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                                 "objective": obj.state_dict(),
-                                                 "box_objective": box_obj.state_dict() if box_obj is not None else {},
-                                                 "rng": _rng_state(), "epoch": epoch,
-                                                 "settings": settings, "train_seconds": train_seconds})
+                    _checkpoint(run, epoch)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch)
-                echo(f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} (cls {rec['cls_loss']:.4f}, reg {rec['reg_loss']:.4f}), {train_seconds:.0f}s")
+                echo(f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} (cls {rec['cls_loss']:.4f}, reg {rec['reg_loss']:.4f}), {run.train_seconds:.0f}s")
     finally:
         if bar:
             bar.close()
     if not main:  # rank 0 evaluates and writes; the others receive its metrics
         return dist.broadcast_object(None)
+    metrics = _evaluate(run, threads, t_data)
+    if cfg.plots and renderer is not None:
+        renderer.write_all(out, metrics, log_path)
+    return dist.broadcast_object(metrics)
+
+
+@dataclass
+class _Run:
+    """What a training run's steps share: its settings, model, optimiser and objectives, and where it stands."""
+
+    cfg: TrainConfig
+    device: torch.device
+    preset: Any
+    data: Any
+    model: Any
+    opt: Any
+    obj: Any
+    box_obj: Any
+    sampler: Any
+    settings: dict
+    ckpt_path: Path
+    ipe: int  # iterations per epoch
+    world: int
+    main: bool
+    start_epoch: int = 0
+    train_seconds: float = 0.0
+
+    def __post_init__(self):
+        self.anchors_fn = _Anchors(self.preset, self.device)
+        self.net = dist.wrap_ddp(self.model, self.device)  # the model itself in one process
+        m = self.model
+        self.cls_params = list(m.cls_tower.parameters()) + list(m.cls_out.parameters())
+        self.box_params = list(m.box_tower.parameters()) + list(m.box_out.parameters())
+
+
+def _restore(ck: dict, run: _Run, echo) -> tuple[int, float]:
+    """Load a checked checkpoint's states into the run; ``(first epoch to train, training seconds so far)``."""
+    check_states(ck, run.ckpt_path, run.model, run.opt, run.obj, run.box_obj)  # shapes, dtypes, finite values: before any step
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.obj.load_state_dict(ck["objective"])
+    if run.box_obj is not None:
+        run.box_obj.load_state_dict(ck.get("box_objective", {}))
+    _set_rng_state(ck["rng"])
+    start_epoch = int(ck["epoch"]) + 1
+    echo(f"resuming after epoch {start_epoch} of {run.cfg.epochs}")
+    return start_epoch, float(ck.get("train_seconds", 0.0))
+
+
+def _train_epoch(run: _Run, epoch: int, log, bar) -> dict:
+    """One epoch's iterations (each logged to ``log``); returns the last iteration's log record."""
+    cfg, model, opt, world = run.cfg, run.model, run.opt, run.world
+    model.train()
+    n = len(run.data.train)
+    total_steps = run.ipe * cfg.epochs
+    g = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    flips = (torch.rand(n, generator=g) < 0.5).tolist()
+    for it in range(run.ipe):
+        step = epoch * run.ipe + it
+        idx = perm[it * cfg.batch_size : (it + 1) * cfg.batch_size]
+        if len(idx) < world:  # (one process: empty) every rank needs an image
+            break
+        idx = dist.shard(idx)  # this rank's images of the global batch: idx[rank::world]
+        lr = _lr_at(step, total_steps, cfg.lr)
+        for pg in opt.param_groups:
+            pg["lr"] = lr
+        x, gb, gl = D.collate(run.data.train, idx, run.preset.resize.size_divisible, [flips[i] for i in idx] if cfg.flip else None)
+        x = x.to(run.device)
+        total, cls, box, num_pos = compute_losses(run.net, run.obj, run.box_obj, run.sampler, run.preset, run.anchors_fn,
+                                                  x, gb, gl, step, cfg.box_weight)
+        opt.zero_grad(set_to_none=True)
+        total.backward()  # under DDP the gradients are averaged over the ranks here
+        gc, gr = _grad_norm(run.cls_params), _grad_norm(run.box_params)
+        gall = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0))
+        # logged losses: the mean over ranks of each rank's loss (the loss DDP's averaged
+        # gradient belongs to); positives summed; grad norms are of the averaged gradient
+        t_loss, t_cls, t_box = dist.mean_floats(float(total.detach()), float(cls.detach()), float(box.detach()))
+        num_pos = dist.sum_scalars(int(num_pos))[0]
+        if math.isfinite(t_loss):  # the same decision on every rank
+            opt.step()
+        rec = {"iter": step, "epoch": epoch, "lr": lr, "loss": t_loss, "cls_loss": t_cls,
+               "reg_loss": t_box, "cls_grad_norm": gc, "reg_grad_norm": gr, "grad_norm": gall,
+               "num_pos": num_pos}
+        log.write(json.dumps(rec) + "\n")
+        if step % 20 == 0:
+            log.flush()
+        if bar:
+            bar.update(step + 1, rec)
+    log.flush()
+    run.obj.end_epoch()
+    return rec
+
+
+def _checkpoint(run: _Run, epoch: int) -> None:
+    """Write the run's state after ``epoch`` (what :func:`_restore` reads back)."""
+    _save_checkpoint(run.ckpt_path, {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+                                     "objective": run.obj.state_dict(),
+                                     "box_objective": run.box_obj.state_dict() if run.box_obj is not None else {},
+                                     "rng": _rng_state(), "epoch": epoch,
+                                     "settings": run.settings, "train_seconds": run.train_seconds})
+
+
+def _evaluate(run: _Run, threads: int, t_data: float) -> dict:
+    """Evaluate on the held-out split, write ``detections.json`` and ``metrics.json``; return the metrics."""
+    cfg, model, obj, data, box_obj = run.cfg, run.model, run.obj, run.data, run.box_obj
     t1 = time.perf_counter()
-    metrics, detections = evaluate_model(model, obj, data, preset, device)
+    metrics, detections = evaluate_model(model, obj, data, run.preset, run.device)
     eval_seconds = time.perf_counter() - t1
-    metrics["settings"] = {**asdict(cfg), "anchors": preset.name, "box_loss": box_obj.name if box_obj else None,
+    metrics["settings"] = {**asdict(cfg), "anchors": run.preset.name, "box_loss": box_obj.name if box_obj else None,
                           "threads": threads,
-                          "device": str(device)}
+                          "device": str(run.device)}
     metrics["classes"] = {
         "names": data.category_names,
         "train_instances": data.train_instances.tolist(),
@@ -539,13 +579,12 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     }
     metrics["data"] = {**data.source, "train_images": len(data.train), "val_images": len(data.val),
                        "val_image_ids": list(data.val.image_ids)}
-    metrics["timing"] = {"data_seconds": t_data, "train_seconds": train_seconds, "eval_seconds": eval_seconds,
-                         "iterations": total_steps, "ranks": world}
+    metrics["timing"] = {"data_seconds": t_data, "train_seconds": run.train_seconds, "eval_seconds": eval_seconds,
+                         "iterations": run.ipe * cfg.epochs, "ranks": run.world}
+    out = Path(cfg.out)
     write_json(out / "detections.json", detections)
     write_json(out / "metrics.json", metrics)
-    if cfg.plots and renderer is not None:
-        renderer.write_all(out, metrics, log_path)
-    return dist.broadcast_object(metrics)
+    return metrics
 
 
 @torch.no_grad()

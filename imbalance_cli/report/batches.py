@@ -2,7 +2,7 @@
 
 Files: ``batches.json`` (the report without the per-batch arrays), ``per_batch.csv`` (one row per
 batch: instances, distinct classes, TV divergence, foreground share) and ``batches.png`` (their
-histograms; survey Oksuz et al., TPAMI 2020, §4.2.2 and Fig. 6).
+histograms; survey Oksuz et al., TPAMI 2021, §4.2.2 and Fig. 6).
 """
 
 from __future__ import annotations

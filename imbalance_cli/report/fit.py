@@ -44,7 +44,10 @@ def _f(v: Any, d: int = 2) -> str:
 
 
 def _is_yolo(report: dict) -> bool:
-    return report["original"].get("kind") == "yolov5"
+    """The report is of a preset kind with its own assignment (YOLOv5's ratio test: :mod:`anchors.kinds`)."""
+    from imbalance_cli.anchors.kinds import KINDS
+
+    return report["original"].get("kind") in KINDS
 
 
 def _criterion(report: dict) -> str:

@@ -46,7 +46,8 @@ from imbalance_cli.anchors.rules import IDX, MatchOutput
 from imbalance_cli import dist
 from imbalance_cli.anchors.run import Chunk, chunk_bounds, make_chunks, match_chunk, run_chunks
 from imbalance_cli.data.dataset import Dataset
-from imbalance_cli.stats.geometry import check_size_by, size_group_codes
+from imbalance_cli.stats.geometry import SIZE_GROUPS, check_size_by, size_group_codes
+from imbalance_cli.stats.geometry import iou_counts as _hist, iou_edges as _edges
 from imbalance_cli.specs import (
     DEFAULT_NEGATIVE_IOU_SAMPLE, DEFAULT_SPATIAL_BINS, AnchorSpec, resolve_device, resolve_semantics,
 )
@@ -56,30 +57,10 @@ __all__ = ["anchor_statistics", "label_anchors", "AnchorLabels", "AnchorAccumula
            "spatial_histogram", "DEFAULT_NEGATIVE_IOU_SAMPLE", "SPATIAL_BINS",
            "resolve_device", "resolve_semantics"]
 
-IOU_BIN = 0.05
 SPATIAL_BINS = DEFAULT_SPATIAL_BINS
 SPATIAL_RANGE = (-1.0, 1.0)
-SIZE_GROUPS = ("small", "medium", "large")
 #: boxes handled at once by the whole-dataset set-up (validity, the framework's box filter, scaling)
 SETUP_BLOCK = 1 << 20
-
-_SPEC_KEYS = ("matcher", "device", "pos_iou", "neg_iou", "engine", "negative_iou_sample", "seed", "spatial_bins",
-              "chunk_images", "workers")
-
-
-def _edges(hi: float, step: float = IOU_BIN) -> np.ndarray:
-    n = int(np.ceil(hi / step - 1e-9))
-    e = np.round(np.arange(n + 1) * step, 10)
-    e[-1] = hi
-    return e
-
-
-def _hist(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts over half-open bins [e_i, e_{i+1}); the last bin also takes values equal to its right edge."""
-    b = np.searchsorted(edges, values, side="right") - 1
-    b = np.where(values == edges[-1], len(edges) - 2, b)
-    b = b[(b >= 0) & (b < len(edges) - 1)]
-    return np.bincount(b, minlength=len(edges) - 1).astype(np.int64)
 
 
 def _size_group(dataset: Dataset, order: np.ndarray, size_by: str = "box") -> np.ndarray:

@@ -100,7 +100,7 @@ def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: fl
     dataset box rows in ``box_without_positive`` / ``box_below_positive_iou``. A YOLOv5 preset (``yolov5`` or a ``kind = "yolov5"`` TOML) is counted by
     YOLOv5's own assignment (:func:`imbalance_cli.stats.yolov5.yolov5_anchor_counts`).
     """
-    from imbalance_cli.anchors.yolov5 import resolve
+    from imbalance_cli.anchors.kinds import resolve
 
     yolo_preset = resolve(anchors)
     if yolo_preset is not None:  # YOLOv5's build_targets (stats/yolov5.py), not an IoU matcher
@@ -149,41 +149,11 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
     q = inst / total
     used = inst > 0
 
-    # per-image class counts as CSR over (image, class) pairs
-    pair_keys, pair_counts = np.unique(dataset.box_image[valid].astype(np.int64) * K + dataset.box_category[valid],
-                                       return_counts=True)
-    pair_img, pair_cls = pair_keys // K, pair_keys % K
-    img_off = np.zeros(n_img + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pair_img, minlength=n_img), out=img_off[1:])
-
-    rng = np.random.default_rng(seed)
-    image_factors = class_index = None
-    if sampler == "repeat-factor":
-        image_factors = image_repeat_factors(dataset, repeat_factors(imgs, n_img, repeat_threshold))
-    elif sampler == "class-aware":
-        class_index = class_image_index(dataset, valid)
-    stream = np.concatenate([epoch_order(sampler, rng, n_img, image_factors, class_index) for _ in range(epochs)])
-    drawn = len(stream)
-    full, rest = divmod(len(stream), batch_size)
-    if drop_last:
-        if full == 0:
-            raise InputError(f"--batch-size {batch_size} is larger than the {len(stream)} samples drawn "
-                             "(--drop-last leaves no batch)")
-        stream = stream[: full * batch_size]
-    n_batches = full + (1 if rest and not drop_last else 0)
+    stream, drawn, rest = _draw(dataset, valid, imgs, sampler=sampler, seed=seed, epochs=epochs,
+                                repeat_threshold=repeat_threshold, batch_size=batch_size, drop_last=drop_last)
+    n_batches = len(stream) // batch_size + (1 if rest and not drop_last else 0)
     batch_of_sample = np.arange(len(stream)) // batch_size
-
-    # expand samples to (batch, class, count) entries
-    lens = img_off[stream + 1] - img_off[stream]
-    starts = np.repeat(img_off[stream], lens)
-    within = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
-    entry = starts + within
-    e_batch = np.repeat(batch_of_sample, lens)
-    e_cls = pair_cls[entry]
-    e_cnt = pair_counts[entry]
-    bk, inv = np.unique(e_batch * K + e_cls, return_inverse=True)
-    bc_count = np.bincount(inv, weights=e_cnt)
-    b_of, c_of = bk // K, bk % K
+    b_of, c_of, bc_count = _batch_class_counts(dataset, valid, stream, batch_of_sample)
     per_batch_total = np.bincount(b_of, weights=bc_count, minlength=n_batches)
     coverage = np.bincount(b_of, minlength=n_batches)
     nonempty = per_batch_total > 0
@@ -196,16 +166,7 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
     sampled = np.bincount(c_of, weights=bc_count, minlength=K)
 
     def absence(groups: np.ndarray, labels) -> dict:
-        out = {}
-        for g in labels:
-            members = (groups == g) & used
-            if not members.any():
-                out[str(g)] = None
-                continue
-            hit = np.zeros(n_batches, dtype=bool)
-            hit[b_of[members[c_of]]] = True
-            out[str(g)] = float(1.0 - hit.mean())
-        return out
+        return _absence(groups, labels, used, b_of, c_of, n_batches)
 
     file_freq = dataset.frequency
     if file_freq is not None and all(f in ("r", "c", "f") for f in file_freq):
@@ -213,14 +174,9 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
     else:
         freq, freq_source = lvis_frequency(imgs), "image_counts"
     bags = bags_groups(inst)
-    fg_share = None
-    per_batch_fg = None
+    fg_share = per_batch_fg = None
     if anchors is not None:
-        ac = anchor_counts(dataset, anchors, **(anchor_options or {}))
-        fg, na = ac["foreground"].astype(np.float64), ac["anchors"].astype(np.float64)
-        bf = np.bincount(batch_of_sample, weights=fg[stream], minlength=n_batches)
-        ba = np.bincount(batch_of_sample, weights=na[stream], minlength=n_batches)
-        per_batch_fg = np.divide(bf, ba, out=np.zeros_like(bf), where=ba > 0)
+        per_batch_fg = _foreground_share(dataset, anchors, anchor_options, stream, batch_of_sample, n_batches)
         fg_share = {"preset": anchors, "unit": "share (0-1); shown as %", **_summary(per_batch_fg)}
 
     report = {
@@ -256,3 +212,69 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
         report["per_batch"] = {"instances": per_batch_total, "classes": coverage,
                                "tv": np.where(nonempty, tv, np.nan), "foreground_share": per_batch_fg}
     return report
+
+
+def _draw(dataset, valid, imgs, *, sampler, seed, epochs, repeat_threshold, batch_size, drop_last):
+    """The sampler's image stream over all epochs (cut to whole batches with ``drop_last``), the samples drawn,
+    and the size of the last partial batch (0 when none)."""
+    n_img = dataset.num_images
+    rng = np.random.default_rng(seed)
+    image_factors = class_index = None
+    if sampler == "repeat-factor":
+        image_factors = image_repeat_factors(dataset, repeat_factors(imgs, n_img, repeat_threshold))
+    elif sampler == "class-aware":
+        class_index = class_image_index(dataset, valid)
+    stream = np.concatenate([epoch_order(sampler, rng, n_img, image_factors, class_index) for _ in range(epochs)])
+    drawn = len(stream)
+    full, rest = divmod(len(stream), batch_size)
+    if drop_last:
+        if full == 0:
+            raise InputError(f"--batch-size {batch_size} is larger than the {len(stream)} samples drawn "
+                             "(--drop-last leaves no batch)")
+        stream = stream[: full * batch_size]
+    return stream, drawn, rest
+
+
+def _batch_class_counts(dataset, valid, stream, batch_of_sample):
+    """Instances per (batch, class) pair present: ``(batch, class, count)`` arrays, sorted by batch then class."""
+    n_img, K = dataset.num_images, dataset.num_categories
+    # per-image class counts as CSR over (image, class) pairs
+    pair_keys, pair_counts = np.unique(dataset.box_image[valid].astype(np.int64) * K + dataset.box_category[valid],
+                                       return_counts=True)
+    pair_img, pair_cls = pair_keys // K, pair_keys % K
+    img_off = np.zeros(n_img + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pair_img, minlength=n_img), out=img_off[1:])
+    # expand samples to (batch, class, count) entries
+    lens = img_off[stream + 1] - img_off[stream]
+    starts = np.repeat(img_off[stream], lens)
+    within = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+    entry = starts + within
+    e_batch = np.repeat(batch_of_sample, lens)
+    e_cls = pair_cls[entry]
+    e_cnt = pair_counts[entry]
+    bk, inv = np.unique(e_batch * K + e_cls, return_inverse=True)
+    bc_count = np.bincount(inv, weights=e_cnt)
+    return bk // K, bk % K, bc_count
+
+
+def _absence(groups: np.ndarray, labels, used, b_of, c_of, n_batches: int) -> dict:
+    """Per group label: the share of batches holding no instance of the group's used classes (None: no class)."""
+    out = {}
+    for g in labels:
+        members = (groups == g) & used
+        if not members.any():
+            out[str(g)] = None
+            continue
+        hit = np.zeros(n_batches, dtype=bool)
+        hit[b_of[members[c_of]]] = True
+        out[str(g)] = float(1.0 - hit.mean())
+    return out
+
+
+def _foreground_share(dataset, anchors, anchor_options, stream, batch_of_sample, n_batches: int) -> np.ndarray:
+    """Per batch: foreground anchors over all anchors of its images (0 for a batch without anchors)."""
+    ac = anchor_counts(dataset, anchors, **(anchor_options or {}))
+    fg, na = ac["foreground"].astype(np.float64), ac["anchors"].astype(np.float64)
+    bf = np.bincount(batch_of_sample, weights=fg[stream], minlength=n_batches)
+    ba = np.bincount(batch_of_sample, weights=na[stream], minlength=n_batches)
+    return np.divide(bf, ba, out=np.zeros_like(bf), where=ba > 0)

@@ -30,6 +30,7 @@ from imbalance_cli.data.detect import refuse_settings_file
 from imbalance_cli.errors import InputError
 from imbalance_cli.data.splits import select_split
 from imbalance_cli.stats.classes import class_counts
+from imbalance_cli.values import is_int
 
 
 #: Largest instance or image count of a category-statistics file: sums over classes stay exact in float64
@@ -115,7 +116,7 @@ def _from_statistics(cats: list, path: str, num_images: int | None) -> ClassCoun
             v = c[key]
             low = -(2**63) if key == "id" else 0
             high = 2**63 - 1 if key == "id" else MAX_COUNT
-            if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+            if not is_int(v) or not low <= v <= high:
                 what = "an integer within int64" if key == "id" else "a non-negative integer up to 2^53"
                 raise InputError(f"field '{key}': expected {what}, got {v!r}", path=path, record=where)
         for key, allowed in (("name", None), ("frequency", ("r", "c", "f", ""))):

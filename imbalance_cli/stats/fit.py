@@ -11,7 +11,7 @@ and matcher or assigner) on a seeded sample of images, and scored by what the de
 * **positives per box** -- mean number of positive anchors per box;
 * the **balance** of both across COCO size groups (area < 32², < 96², else) and class-frequency groups
   (classes split into thirds by instance count in the dataset) -- the imbalance of positives across scales
-  and classes of Oksuz et al., "Imbalance Problems in Object Detection: A Review", TPAMI 2020, §5.4 and
+  and classes of Oksuz et al., "Imbalance Problems in Object Detection: A Review", TPAMI 2021, §5.4 and
   Fig. 4b;
 * **BPR** (best possible recall of AutoAnchor's ratio metric) for presets that declare a ratio threshold
   (``anchor_t``, YOLO-style); see :data:`BPR_PRESET_ATTRIBUTE`.
@@ -63,14 +63,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from imbalance_cli.anchors import yolov5
-from imbalance_cli.anchors.presets import get_preset
+from imbalance_cli.anchors.kinds import KINDS, any_preset, kind_of
 from imbalance_cli.anchors.yolov5 import assign_yolov5, autoanchor_metric, letterbox_boxes, letterbox_geometry
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 from imbalance_cli.specs import check_letterbox_images
 from imbalance_cli.stats.anchors import label_anchors
-from imbalance_cli.stats.geometry import check_size_by, size_group_codes
+from imbalance_cli.stats.geometry import SIZE_GROUPS, check_size_by, size_group_codes
 from imbalance_cli.vocabulary import definitions
 
 SCHEMA = "imbalance.anchors/1"
@@ -79,7 +78,6 @@ TARGETS = ("torchvision", "mmdet", "detectron2", "ultralytics")
 DEFAULT_SAMPLE = 500
 DEFAULT_ITERATIONS = 300
 DEFAULT_SEED = 0
-SIZE_GROUPS = ("small", "medium", "large")
 FREQUENCY_GROUPS = ("rare third", "middle third", "frequent third")
 #: A preset declares BPR (YOLO-style ratio matching) by carrying this attribute (the ratio threshold).
 BPR_PRESET_ATTRIBUTE = "anchor_t"
@@ -160,7 +158,7 @@ def check_fittable(preset, objective: str) -> None:
         raise InputError(f"preset {preset.name!r} builds its default boxes from relative scales (SSD); fitting "
                          "covers grid presets (retinanet, rpn, mmdet-retinanet, detectron2-retinanet, atss or a "
                          "grid TOML)")
-    if kind not in ("grid", "yolov5"):
+    if kind != "grid" and kind not in KINDS:
         raise InputError(f"fitting preset kind {kind!r} is not supported; grid presets and yolov5 only")
 
 
@@ -385,7 +383,7 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
 
     t0 = time.perf_counter()
     check_size_by(size_by)
-    original = resolve_preset(preset)
+    original = any_preset(preset)
     check_fittable(original, objective)
     if iterations < 0:
         raise InputError(f"--iterations must be >= 0, got {iterations}")
@@ -534,24 +532,8 @@ def _finish(dataset, sub, rows, original, fitted, best, evaluate, score_preset, 
 
 # --------------------------------------------------------------------------------------------- YOLO presets
 def is_yolo(preset) -> bool:
-    """True for a YOLOv5-style preset (anchors as free (w, h) pairs per level, ratio-test assignment)."""
-    return getattr(preset, "kind", None) == "yolov5"
-
-
-def resolve_preset(preset):
-    """A preset object from a built-in name, a TOML path (grid or ``kind = "yolov5"``) or an object.
-
-    ``yolov5`` and a yolov5 TOML give a :class:`imbalance_cli.anchors.yolov5.YoloV5Preset`; everything else
-    goes through :func:`imbalance_cli.anchors.presets.get_preset`.
-    """
-
-    if is_yolo(preset):
-        return yolov5.validate(preset)
-    if isinstance(preset, str) and preset.strip().lower() == "yolov5":
-        return yolov5.YOLOV5
-    if isinstance(preset, str) and yolov5.is_yolov5_toml(preset):
-        return yolov5.preset_from_toml(preset)
-    return get_preset(preset)
+    """True for a YOLOv5-style preset object (anchors as free (w, h) pairs per level, ratio-test assignment)."""
+    return not isinstance(preset, str) and kind_of(preset) is not None
 
 
 @dataclass(frozen=True)
@@ -665,17 +647,14 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
 def yolov5_toml(preset) -> str:
     """A yolov5 preset as TOML (``kind = "yolov5"``) that ``imbalance stats --anchors FILE`` and
     ``imbalance anchors --preset FILE`` load back (:func:`imbalance_cli.anchors.yolov5.preset_from_toml`)."""
-    def q(s: str) -> str:
-        return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
     return "\n".join([
         "# YOLOv5 anchor preset fitted by `imbalance anchors` (load with --anchors THIS_FILE).",
-        f"name = {q(preset.name)}",
+        f"name = {_toml_str(preset.name)}",
         'kind = "yolov5"',
         "anchors = [" + ", ".join("[" + ", ".join(f"[{_num(w)}, {_num(h)}]" for w, h in lv) + "]"
                                   for lv in preset.anchors) + "]",
         "strides = [" + ", ".join(str(int(s)) for s in preset.strides) + "]",
-        "level_names = [" + ", ".join(q(n) for n in preset.level_names) + "]",
+        "level_names = [" + ", ".join(_toml_str(n) for n in preset.level_names) + "]",
         f"img_size = {int(preset.img_size)}",
         f"pad_stride = {int(preset.pad_stride)}",
         f"anchor_t = {_num(preset.anchor_t)}",
@@ -707,6 +686,11 @@ def yolo_configs(preset, targets: tuple[str, ...] | None = None) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- outputs
+def _toml_str(s: str) -> str:
+    """``s`` as a TOML basic string (backslashes and double quotes escaped)."""
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _num(v: float) -> str:
     """A float as the shortest text that reads back to the same float (an integer-valued one keeps '.0')."""
     return repr(float(v))
@@ -714,29 +698,26 @@ def _num(v: float) -> str:
 
 def preset_to_toml(preset) -> str:
     """The grid preset as TOML that :func:`imbalance_cli.anchors.presets.get_preset` loads back unchanged."""
-    def q(s: str) -> str:
-        return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
     def nums(vals) -> str:
         return "[" + ", ".join(_num(v) for v in vals) + "]"
 
     lines = [
         "# Anchor preset fitted by `imbalance anchors` (load with --anchors THIS_FILE).",
-        f"name = {q(preset.name)}",
-        f"kind = {q(preset.kind)}",
+        f"name = {_toml_str(preset.name)}",
+        f"kind = {_toml_str(preset.kind)}",
         "strides = [" + ", ".join(str(int(s)) for s in preset.strides) + "]",
         "sizes = [" + ", ".join(nums(s) for s in preset.sizes) + "]",
         "aspect_ratios = [" + ", ".join(nums(r) for r in preset.aspect_ratios) + "]",
-        "level_names = [" + ", ".join(q(n) for n in preset.level_names) + "]",
+        "level_names = [" + ", ".join(_toml_str(n) for n in preset.level_names) + "]",
         f"pos_iou = {_num(preset.pos_iou)}",
         f"neg_iou = {_num(preset.neg_iou)}",
         f"allow_low_quality = {'true' if preset.allow_low_quality else 'false'}",
-        f"matcher = {q(preset.matcher)}",
-        f"stride_rule = {q(preset.stride_rule)}",
-        f"anchor_rule = {q(preset.anchor_rule)}",
-        f"box_rule = {q(preset.box_rule)}",
+        f"matcher = {_toml_str(preset.matcher)}",
+        f"stride_rule = {_toml_str(preset.stride_rule)}",
+        f"anchor_rule = {_toml_str(preset.anchor_rule)}",
+        f"box_rule = {_toml_str(preset.box_rule)}",
         f"center_offset = {_num(preset.center_offset)}",
-        f"assigner = {q(preset.assigner)}",
+        f"assigner = {_toml_str(preset.assigner)}",
         f"topk = {int(preset.topk)}",
         f"center_radius = {_num(preset.center_radius)}",
         "",
@@ -749,7 +730,7 @@ def preset_to_toml(preset) -> str:
         lines.append(f"max_size = {int(r.max_size)}")
     if r.fixed is not None:
         lines.append(f"fixed = [{int(r.fixed[0])}, {int(r.fixed[1])}]")
-    lines += [f"size_divisible = {int(r.size_divisible)}", f"rule = {q(r.rule)}", ""]
+    lines += [f"size_divisible = {int(r.size_divisible)}", f"rule = {_toml_str(r.rule)}", ""]
     if r.min_size is None or r.max_size is None:
         raise InputError("the fitted preset has an unbounded resize (min_size or max_size missing), which the TOML "
                          "format cannot express as 'none'; give both bounds in the source preset")
@@ -827,7 +808,7 @@ def fit_verdict(before: dict, after: dict) -> dict:
     ``level``: ``better`` (the objective improved at no cost of :data:`FIT_COSTS`), ``trade-off`` (it
     improved, but a cost applies: e.g. coverage up while positives per box fall 23.3 -> 9.4 or the
     background per foreground anchor ratio grows 2.6x, which a detector's classifier then faces; survey
-    Oksuz et al., TPAMI 2020, §4.1, Fig. 4a-b), or ``no gain`` (the objective did not improve).
+    Oksuz et al., TPAMI 2021, §4.1, Fig. 4a-b), or ``no gain`` (the objective did not improve).
     """
     gains, costs = [], []
     cb, ca = before.get("coverage"), after.get("coverage")
@@ -868,62 +849,49 @@ def _verdict_and_terms(res: FitResult) -> dict:
             "definitions": definitions(_FIT_TERMS, size_groups_by=res.size_by)}
 
 
+#: How each search space is searched, as the report states it.
+_SEARCH_METHODS = {
+    "grid": "(1+1) evolution in log space from the best start (preset projection, scaled projections, 1-IoU k-means)",
+    "yolo": "(1+1) evolution of free (w, h) anchors in log space from the best start (preset, scaled preset, 1-IoU "
+            "k-means of the letterboxed box shapes)",
+}
+
+
+def _grid_preset_dict(p) -> dict:
+    return {"name": p.name, "sizes": [list(s) for s in p.sizes], "aspect_ratios": [list(r) for r in p.aspect_ratios],
+            "strides": list(p.strides), "level_names": list(p.level_names), "pos_iou": float(p.pos_iou),
+            "neg_iou": float(p.neg_iou), "matcher": p.matcher, "assigner": p.assigner,
+            "anchor_rule": p.anchor_rule}
+
+
+def _yolo_preset_dict(p) -> dict:
+    return {"name": p.name, "kind": "yolov5", "anchors": [[list(a) for a in lv] for lv in p.anchors],
+            "strides": list(p.strides), "level_names": list(p.level_names), "img_size": int(p.img_size),
+            "anchor_t": float(p.anchor_t), "pos_iou": float(p.pos_iou), "neg_iou": float(p.neg_iou),
+            "matcher": p.matcher, "assigner": p.assigner}
+
+
 def to_report(res: FitResult, targets: tuple[str, ...] | None = None) -> dict:
-    """The ``imbalance.anchors/1`` JSON dict of a fit (documented in the README, "Fitting anchors")."""
-    o, f = res.original, res.fitted
-    if is_yolo(o):
-        return _yolo_report(res, targets)
-
-    def preset_dict(p):
-        return {"name": p.name, "sizes": [list(s) for s in p.sizes], "aspect_ratios": [list(r) for r in p.aspect_ratios],
-                "strides": list(p.strides), "level_names": list(p.level_names), "pos_iou": float(p.pos_iou),
-                "neg_iou": float(p.neg_iou), "matcher": p.matcher, "assigner": p.assigner,
-                "anchor_rule": p.anchor_rule}
-
+    """The ``imbalance.anchors/1`` JSON dict of a fit (documented in the README, "Fitting anchors"): the same keys
+    for both search spaces; the presets, snippets and TOML are written the way their space's presets are."""
+    yolo = is_yolo(res.original)
+    preset_dict = _yolo_preset_dict if yolo else _grid_preset_dict
+    f = res.fitted
     return {
         "schema": SCHEMA,
         "dataset": res.dataset_path,
         "objective": res.objective,
         "seed": res.seed,
         "sample_images": res.sample_images,
-        "search": {"method": "(1+1) evolution in log space from the best start (preset projection, scaled "
-                             "projections, 1-IoU k-means)", "iterations_asked": res.iterations_asked,
+        "search": {"method": _SEARCH_METHODS["yolo" if yolo else "grid"], "iterations_asked": res.iterations_asked,
                    "iterations_done": res.iterations_done, "stopped": res.stopped, "starts": res.starts,
                    "history": res.history, "seconds": res.seconds},
-        "original": preset_dict(o),
+        "original": preset_dict(res.original),
         "fitted": preset_dict(f),
         "fitted_params": res.params.to_dict(),
         "sample": {"before": res.sample_before, "after": res.sample_after},
         "all": None if res.all_before is None else {"before": res.all_before, "after": res.all_after},
-        "configs": framework_configs(f, res.params, targets),
-        "toml": preset_to_toml(f),
-        **_verdict_and_terms(res),
-    }
-
-
-def _yolo_report(res: FitResult, targets) -> dict:
-    def preset_dict(p):
-        return {"name": p.name, "kind": "yolov5", "anchors": [[list(a) for a in lv] for lv in p.anchors],
-                "strides": list(p.strides), "level_names": list(p.level_names), "img_size": int(p.img_size),
-                "anchor_t": float(p.anchor_t), "pos_iou": float(p.pos_iou), "neg_iou": float(p.neg_iou),
-                "matcher": p.matcher, "assigner": p.assigner}
-
-    return {
-        "schema": SCHEMA,
-        "dataset": res.dataset_path,
-        "objective": res.objective,
-        "seed": res.seed,
-        "sample_images": res.sample_images,
-        "search": {"method": "(1+1) evolution of free (w, h) anchors in log space from the best start (preset, "
-                             "scaled preset, 1-IoU k-means of the letterboxed box shapes)",
-                   "iterations_asked": res.iterations_asked, "iterations_done": res.iterations_done,
-                   "stopped": res.stopped, "starts": res.starts, "history": res.history, "seconds": res.seconds},
-        "original": preset_dict(res.original),
-        "fitted": preset_dict(res.fitted),
-        "fitted_params": res.params.to_dict(),
-        "sample": {"before": res.sample_before, "after": res.sample_after},
-        "all": None if res.all_before is None else {"before": res.all_before, "after": res.all_after},
-        "configs": yolo_configs(res.fitted, targets),
-        "toml": yolov5_toml(res.fitted),
+        "configs": yolo_configs(f, targets) if yolo else framework_configs(f, res.params, targets),
+        "toml": yolov5_toml(f) if yolo else preset_to_toml(f),
         **_verdict_and_terms(res),
     }

@@ -37,6 +37,8 @@ MAX_SCALE_BINS = 10_000
 COCO_SMALL_MAX_AREA = SMALL_MAX_AREA
 COCO_MEDIUM_MAX_AREA = MEDIUM_MAX_AREA
 SIZE_BY = tuple(SIZE_DEFINITIONS)
+#: The size groups by their codes (:func:`size_group_codes`): 0 small, 1 medium, 2 large.
+SIZE_GROUPS = ("small", "medium", "large")
 
 
 def check_size_by(size_by: str) -> str:
@@ -65,6 +67,27 @@ def size_group_codes(dataset: Dataset, rows: np.ndarray, size_by: str = "box", b
             g = np.where(np.isfinite(area) & (area > 0), area, g)
         out[a:a + len(o)] = size_group_code(g)
     return out
+
+
+#: Width of the IoU histograms' bins (positive, negative and best-per-box IoU of the anchor statistics).
+IOU_BIN = 0.05
+
+
+def iou_edges(hi: float, step: float = IOU_BIN) -> np.ndarray:
+    """Edges ``0, step, 2 step, ...`` up to ``hi`` (the last edge exactly ``hi``) of an IoU histogram."""
+    n = int(np.ceil(hi / step - 1e-9))
+    e = np.round(np.arange(n + 1) * step, 10)
+    e[-1] = hi
+    return e
+
+
+def iou_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """IoU histogram counts over half-open bins [e_i, e_{i+1}); the last bin also takes values equal to its right
+    edge; values outside the edges (and NaN) are not counted."""
+    b = np.searchsorted(edges, values, side="right") - 1
+    b = np.where(values == edges[-1], len(edges) - 2, b)
+    b = b[(b >= 0) & (b < len(edges) - 1)]
+    return np.bincount(b, minlength=len(edges) - 1).astype(np.int64)
 
 
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:

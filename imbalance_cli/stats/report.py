@@ -1,7 +1,7 @@
 """`analyze()` and the :class:`Report` it returns: the survey's dataset statistics as plain data.
 
 ``analyze(dataset)`` computes the ``imbalance.stats/1`` report (schema documented in
-:mod:`imbalance_cli.report.schema`): summary, class long tail (Oksuz et al., TPAMI 2021, Fig. 5a; LVIS
+:mod:`imbalance_cli.stats.schema`): summary, class long tail (Oksuz et al., TPAMI 2021, Fig. 5a; LVIS
 frequency groups; BAGS groups, Li et al., BAGS, CVPR 2020, Eq. 3), objects/classes per image (Figs. 5b, 5c),
 scale (Fig. 7), location (Fig. 13), the imbalance measures of §9.2
 (:mod:`imbalance_cli.stats.measures`), one verdict per imbalance type and, when asked,
@@ -26,6 +26,7 @@ from imbalance_cli.data.dataset import INVALID_REASONS, Dataset
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json, to_jsonable
 from imbalance_cli.progress import progress
+from imbalance_cli.anchors.kinds import resolve as resolve_kind
 from imbalance_cli.specs import parse_anchors
 from imbalance_cli.stats import geometry, measures
 from imbalance_cli.stats.anchors import anchor_statistics
@@ -60,7 +61,7 @@ VERDICT_THRESHOLDS = {
 #: mmdet-retinanet 27,203,434 / 30,948; detectron2-retinanet 27,203,439 / 30,933; atss 3,020,259 / 12,261;
 #: fcos 3,020,335 / 12,185 (ATSS / FCOS count locations, one anchor or point each).
 #: ``tests/test_stats_verdicts.py`` re-measures them. (About 1:1000 for RetinaNet is what the
-#: survey's Fig. 4a shows; Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2020.)
+#: survey's Fig. 4a shows; Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021.)
 FG_BG_REFERENCE = {
     "retinanet": 27_202_200 / 31_585,
     "rpn": 36_158_342 / 8_031,
@@ -229,7 +230,7 @@ def _parse_edges(edges: Sequence[float]) -> list[float]:
 def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int = 20, per_class_location: bool = False,
             bags_edges: Sequence[float] = DEFAULT_BAGS_EDGES, hist_bins: int = 50, strict: bool = False,
             size_by: str = "box", **anchor_options: Any) -> "Report":
-    """Compute the ``imbalance.stats/1`` report of ``dataset`` (see :mod:`imbalance_cli.report.schema`).
+    """Compute the ``imbalance.stats/1`` report of ``dataset`` (see :mod:`imbalance_cli.stats.schema`).
 
     Parameters
     ----------
@@ -306,9 +307,9 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
                 report["location"] = loc
                 pool.shutdown(wait=True)  # no idle threads left when the anchor pass forks its workers
             elif step == "anchors":
-                if (isinstance(anchors, str) and anchors.lower() == "yolov5") or getattr(anchors, "kind", None) == "yolov5":
-                    yp = {} if isinstance(anchors, str) else {"preset": anchors}  # a YoloV5Preset (fitted TOML)
-                    report["anchors"] = yolov5_statistics(dataset, **yp, size_by=size_by, **anchor_options)
+                own_kind = resolve_kind(anchors)  # YOLOv5's build_targets, not the IoU engine (stats/yolov5.py)
+                if own_kind is not None:
+                    report["anchors"] = yolov5_statistics(dataset, own_kind, size_by=size_by, **anchor_options)
                 else:
                     report["anchors"] = anchor_statistics(dataset, anchors, size_by=size_by, **anchor_options)
     report["verdicts"] = verdicts(report)

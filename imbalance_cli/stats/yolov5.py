@@ -29,7 +29,7 @@ from imbalance_cli.anchors.yolov5 import (YOLOV5, YoloV5Preset, assign_yolov5, a
                                           letterbox_boxes, letterbox_geometry, level_grids, num_anchors)
 from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
-from imbalance_cli.stats.geometry import size_group_codes
+from imbalance_cli.stats.geometry import SIZE_GROUPS, iou_counts, iou_edges, size_group_codes
 from imbalance_cli.errors import InputError
 from imbalance_cli.specs import check_letterbox_images
 
@@ -37,18 +37,9 @@ SPATIAL_BINS = 40
 SPATIAL_RANGE = (-1.0, 1.0)
 
 
-def _edges_01(step: float = 0.05) -> np.ndarray:
-    return np.round(np.linspace(0.0, 1.0, int(round(1 / step)) + 1), 10)
-
-
-def _hist(values: np.ndarray, edges: np.ndarray) -> list[int]:
-    b = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
-    return np.bincount(b, minlength=len(edges) - 1).astype(int).tolist()
-
-
 def _assigned(dataset: Dataset, preset: YoloV5Preset, matcher, pos_iou, neg_iou):
     """The options checked, then YOLOv5's letterbox and ``build_targets`` over the valid boxes:
-    ``(order, box images, padded heights, padded widths, letterboxed boxes, CulledOutput)``."""
+    ``(order, box images, padded heights, padded widths, letterboxed boxes, MatchOutput)``."""
     if matcher is not None and str(matcher).lower() not in ("auto", "torchvision", "yolov5"):
         raise InputError(f"--matcher {matcher} does not apply to the yolov5 preset (YOLOv5's build_targets assigns)")
     if pos_iou is not None or neg_iou is not None:
@@ -83,7 +74,6 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     """
     t0 = time.perf_counter()
     order, bimg, ph, pw, lb, res = _assigned(dataset, preset, matcher, pos_iou, neg_iou)
-    H, W = dataset.heights, dataset.widths
     n_img = dataset.num_images
 
     C = dataset.num_categories
@@ -100,35 +90,18 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     cat_ids = [str(int(c)) for c in dataset.category_ids]
     per_box = np.bincount(res.pos_box, minlength=len(order)).astype(np.int64)
 
-    L = preset.num_levels
-    gh, gw, _ = level_grids(preset, ph, pw)
-    per = np.array([preset.anchors_per_location(lv) for lv in range(L)], np.int64)
-    lev_anchors = (gh * gw).sum(1) * per if n_img else np.zeros(L, np.int64)
-    lev_fg = np.bincount(res.pos_level.astype(np.int64), minlength=L)
-    lev_best = np.bincount(res.box_best_level.astype(np.int64), minlength=L) if len(order) else np.zeros(L, np.int64)
-    levels = [{"name": preset.level_names[lv], "stride": int(preset.strides[lv]), "anchors": int(lev_anchors[lv]),
-               "foreground": int(lev_fg[lv]), "best_level_boxes": int(lev_best[lv]),
-               "anchor_sizes": [list(map(float, a)) for a in preset.anchors[lv]]} for lv in range(L)]
-
+    levels = _levels(preset, res, ph, pw, n_img, len(order))
     thr = preset.pos_iou
-    edges = _edges_01()
+    edges = iou_edges(1.0)
     no_pos = per_box == 0
     sg = size_group_codes(dataset, order, size_by)  # the one size-group definition (box w·h by default)
     cov_size = {g: {"boxes": int((sg == i).sum()), "without_positive": int((no_pos & (sg == i)).sum()),
-                    "below_negative": int((no_pos & (sg == i)).sum())} for i, g in enumerate(("small", "medium", "large"))}
+                    "below_negative": int((no_pos & (sg == i)).sum())} for i, g in enumerate(SIZE_GROUPS)}
     wp = np.bincount(cat_of_box[no_pos], minlength=C)
     cov_class = {cid: {"boxes": int(inst[k]), "without_positive": int(wp[k]), "below_negative": int(wp[k])}
                  for k, cid in enumerate(cat_ids) if inst[k]}
 
-    # AutoAnchor: every valid label, sizes as check_anchors builds them
-    wh = autoanchor_wh(dataset.boxes[order], H[bimg], W[bimg], preset, seed=autoanchor_seed)
-    aa = autoanchor_metric(wh, preset.anchor_array(), preset.anchor_t)
-    aa.update({"threshold": float(preset.anchor_t), "good_fit_bpr": float(preset.bpr_good),
-               "good_fit": None if aa["bpr"] is None else bool(aa["bpr"] > preset.bpr_good),
-               "random_scale": autoanchor_seed is not None,
-               "seed": autoanchor_seed,
-               "source": "ultralytics/yolov5 utils/autoanchor.py check_anchors metric()"})
-
+    aa = _autoanchor(dataset, order, bimg, preset, autoanchor_seed)
     pos_neg = distinct / bg if bg > 0 else None
     neg_tasks = distinct * (C - 1) + bg * C
     task = distinct / neg_tasks if neg_tasks > 0 else None
@@ -155,10 +128,10 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
         "pos_neg_ratio_text": _ratio_text(pos_neg), "task_pos_neg_ratio_text": _ratio_text(task),
         "num_classes": int(C),
         "levels": levels,
-        "positive_iou": {"edges": edges.tolist(), "counts": _hist(res.pos_iou.astype(np.float64), edges),
+        "positive_iou": {"edges": edges.tolist(), "counts": iou_counts(res.pos_iou.astype(np.float64), edges).tolist(),
                          "low_quality": 0},
         "negative_iou": {},
-        "box_max_iou": {"edges": edges.tolist(), "counts": _hist(res.box_max_iou.astype(np.float64), edges)},
+        "box_max_iou": {"edges": edges.tolist(), "counts": iou_counts(res.box_max_iou.astype(np.float64), edges).tolist()},
         "boxes_without_positive": int(no_pos.sum()),
         "boxes_below_negative": int(no_pos.sum()),
         "boxes_below_positive_iou": None,  # no IoU: the ratio test assigns (vocabulary: boxes_without_positive)
@@ -171,6 +144,32 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
                   "build_targets entries (box, anchor, cell)", "IoU fields hold the width/height ratio metric, threshold 1/anchor_t"],
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def _levels(preset: YoloV5Preset, res, ph, pw, n_img: int, n_boxes: int) -> list[dict]:
+    """Per output level: its anchors, foreground entries, boxes whose best anchor is there, anchor sizes."""
+    L = preset.num_levels
+    gh, gw, _ = level_grids(preset, ph, pw)
+    per = np.array([preset.anchors_per_location(lv) for lv in range(L)], np.int64)
+    lev_anchors = (gh * gw).sum(1) * per if n_img else np.zeros(L, np.int64)
+    lev_fg = np.bincount(res.pos_level.astype(np.int64), minlength=L)
+    lev_best = np.bincount(res.box_best_level.astype(np.int64), minlength=L) if n_boxes else np.zeros(L, np.int64)
+    return [{"name": preset.level_names[lv], "stride": int(preset.strides[lv]), "anchors": int(lev_anchors[lv]),
+             "foreground": int(lev_fg[lv]), "best_level_boxes": int(lev_best[lv]),
+             "anchor_sizes": [list(map(float, a)) for a in preset.anchors[lv]]} for lv in range(L)]
+
+
+def _autoanchor(dataset: Dataset, order, bimg, preset: YoloV5Preset, seed: int | None) -> dict:
+    """AutoAnchor's fit of the preset: every valid label, sizes as ``check_anchors`` builds them."""
+    H, W = dataset.heights, dataset.widths
+    wh = autoanchor_wh(dataset.boxes[order], H[bimg], W[bimg], preset, seed=seed)
+    aa = autoanchor_metric(wh, preset.anchor_array(), preset.anchor_t)
+    aa.update({"threshold": float(preset.anchor_t), "good_fit_bpr": float(preset.bpr_good),
+               "good_fit": None if aa["bpr"] is None else bool(aa["bpr"] > preset.bpr_good),
+               "random_scale": seed is not None,
+               "seed": seed,
+               "source": "ultralytics/yolov5 utils/autoanchor.py check_anchors metric()"})
+    return aa
 
 
 def yolov5_anchor_counts(dataset: Dataset, preset: YoloV5Preset = YOLOV5, matcher: str | None = None,
