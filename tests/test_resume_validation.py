@@ -231,9 +231,10 @@ def test_a_3_gib_tensor_in_a_deflated_record_is_refused_before_reading(tmp_path,
     work = tmp_path / "work"
     shutil.copytree(out, work)
     shutil.copy(path, work / "checkpoint.pt")
-    code = ("import resource, sys, runpy; sys.argv = sys.argv[1:]\ntry:\n    runpy.run_module('imbalance_cli', "
-            "run_name='__main__')\nfinally:\n    print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-            "file=sys.stderr)")
+    # VmHWM: this process's own peak (getrusage's maxrss also takes the parent's peak when it spawned by vfork)
+    code = ("import re, sys, runpy; sys.argv = sys.argv[1:]\ntry:\n    runpy.run_module('imbalance_cli', "
+            "run_name='__main__')\nfinally:\n    print('maxrss', re.search(r'VmHWM:\\s*(\\d+)', "
+            "open('/proc/self/status').read()).group(1), file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code, "imbalance", "train", "--resume", "--data", cfg.data, "--images",
                         cfg.images, "--anchors", "synthetic-lt", "--epochs", "2", "--batch-size", "8", "--val-fraction",
                         "0.25", "--threads", "1", "--device", "cpu", "--out", str(work), "-q"],
