@@ -82,11 +82,18 @@ def rank_info() -> Rank:
     return Rank(_int_env("RANK", 0), world, _int_env("LOCAL_RANK", 0), _int_env("LOCAL_WORLD_SIZE", world))
 
 
+#: set inside :func:`alone`
+_ALONE = [False]
+
+
 def active() -> bool:
     """Whether a process group of more than one rank is joined (then the helpers below communicate).
 
-    Never imports torch: without ``torch.distributed`` already imported no group can be joined.
+    Never imports torch: without ``torch.distributed`` already imported no group can be joined. Inside
+    :func:`alone` it is False: the rank works as a process of its own.
     """
+    if _ALONE[0]:
+        return False
     dist = sys.modules.get("torch.distributed")
     if dist is None:
         return False
@@ -289,6 +296,37 @@ def command_session(kwargs: dict, outputs: tuple = OUTPUT_ARGUMENTS) -> Iterator
 #: environment variable choosing how ranks get the dataset: ``broadcast`` (default) or ``each``
 LOAD_ENV = "IMBALANCE_DIST_LOAD"
 LOAD_MODES = ("each", "broadcast")
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Inside this block the calling rank works as one process (:func:`active` is False: no sharding, no
+    collective), for work one rank does for all (``stats``' advice and gallery on rank 0)."""
+    saved = _ALONE[0]
+    _ALONE[0] = True
+    try:
+        yield
+    finally:
+        _ALONE[0] = saved
+
+
+def on_main(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` computed on rank 0 alone (:func:`alone`) and sent to every rank; an exception there
+    is raised on every rank. In one process: ``fn(*args, **kwargs)``."""
+    if not active():
+        return fn(*args, **kwargs)
+    if rank_info().is_main:
+        try:
+            with alone():
+                payload = (True, fn(*args, **kwargs))
+        except Exception as e:  # sent to the other ranks, raised everywhere
+            payload = (False, e)
+    else:
+        payload = None
+    ok, value = broadcast_object(payload)
+    if not ok:
+        raise value
+    return value
 
 
 def load_mode() -> str:

@@ -299,6 +299,7 @@ def _replace_with_dense(res: MatchOutput, preset, boxes, box_image, first_box_of
              "box": [res.pos_box[keep]], "iou": [res.pos_iou[keep]], "x1": [res.pos_x1[keep]],
              "y1": [res.pos_y1[keep]]}
     ignored = res.ignored_per_image.copy()
+    box_ign = res.box_ignored.copy()
     for im in images:
         b0, b1 = int(first_box_of_img[im]), int(first_box_of_img[im + 1])
         anc, lv = grid_anchors_numpy(preset, int(ph[im]), int(pw[im]))
@@ -310,13 +311,14 @@ def _replace_with_dense(res: MatchOutput, preset, boxes, box_image, first_box_of
         parts["box"].append(b0 + m[p]); parts["iou"].append(out.iou[0].numpy()[p])
         parts["x1"].append(anc[p, 0]); parts["y1"].append(anc[p, 1])
         ignored[im] = int((m == -2).sum())
+        box_ign[b0:b1] = np.bincount(out.anchor_box[0].numpy()[m == -2], minlength=b1 - b0)
         res.box_max_iou[b0:b1] = out.box_max[0].numpy()
         res.box_best_anchor[b0:b1] = out.box_best[0].numpy()
         res.box_best_level[b0:b1] = lv[out.box_best[0].numpy()]
     cat = lambda k, dt: np.concatenate(parts[k]).astype(dt)
     return MatchOutput(cat("img", IDX), cat("anchor", np.int64), cat("level", np.int8), cat("box", IDX),
                        cat("iou", F32), ignored, res.box_max_iou, res.box_best_anchor, res.box_best_level, len(images),
-                       cat("x1", F32), cat("y1", F32))
+                       cat("x1", F32), cat("y1", F32), box_ign)
 
 
 def _shared_entries(ent: Entries, n_shapes: int, points: dict | None = None) -> np.ndarray:
@@ -467,6 +469,7 @@ def _match_chunk(preset, shapes, lay, gb, gimg, c0, pos, neg, lowq, semantics, b
     P = _cat(pos_parts)
     own = ~shared
     ignored = np.bincount(ent.img[own], weights=ign_e[own], minlength=n_img).astype(np.int64)
+    box_ign = np.bincount(ent.box[own], weights=ign_e[own], minlength=nb).astype(np.int64)  # per box (cheap)
     G = _cat(sh_parts)
     ge = G["e"]
     gkey = ent.img[ge] * span + G["anchor"]
@@ -497,6 +500,7 @@ def _match_chunk(preset, shapes, lay, gb, gimg, c0, pos, neg, lowq, semantics, b
         # grouped anchors: take the update; an ignored one stops being ignored
         h = np.flatnonzero(hit & ~own_u)
         ignored -= np.bincount(T["img"][upd_src[cv]], minlength=n_img)  # grouped ones: counted below
+        box_ign -= np.bincount(T["box"][upd_src[cv]], minlength=nb)
         A["box"][at[h]] = upd_box[h]
         A["iou"][at[h]] = upd_iou[h]
         a_pos[at[h]] = True
@@ -505,6 +509,7 @@ def _match_chunk(preset, shapes, lay, gb, gimg, c0, pos, neg, lowq, semantics, b
         new_parts.append({"img": T["img"][src], "anchor": T["anchor"][src], "level": T["level"][src],
                           "box": upd_box[new], "iou": upd_iou[new], "x1": T["x1"][src], "y1": T["y1"][src]})
     ignored += np.bincount(A["img"][~a_pos], minlength=n_img)
+    box_ign += np.bincount(A["box"][~a_pos], minlength=nb)
     pe = P["e"]
     out = [{"img": ent.img[pe], "anchor": P["anchor"], "level": ent.level[pe], "box": ent.box[pe], "iou": P["iou"],
             "x1": P["x1"], "y1": P["y1"]},
@@ -512,7 +517,7 @@ def _match_chunk(preset, shapes, lay, gb, gimg, c0, pos, neg, lowq, semantics, b
     for part in out:
         part["box"] = part["box"] + c0
     phases.switch(prev)
-    return out, ignored, fallback, (box_max, box_best, box_best_level)
+    return out, ignored, fallback, (box_max, box_best, box_best_level, box_ign)
 
 
 def _tie_updates(semantics, T, own_tie, box_max, a_key, A, best_box_of):
@@ -578,11 +583,12 @@ def culled_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.
     box_max = np.zeros(N, F32)
     box_best = np.zeros(N, np.int64)
     box_best_level = np.zeros(N, np.int64)
+    box_ign = np.zeros(N, np.int64)
     ignored = np.zeros(n_img, np.int64)
     if N == 0:
         z = lambda dt: np.zeros(0, dt)
         return MatchOutput(z(IDX), z(np.int64), z(np.int8), z(IDX), z(F32), ignored, box_max, box_best,
-                           box_best_level, 0)
+                           box_best_level, 0, box_ignored=box_ign)
     # only images with boxes need a layout; shapes do not depend on the image size (ssd: one fixed size)
     lay = ImageLayouts(preset, ph, pw)
     shapes = ShapeTable(preset, int(ph[0]), int(pw[0]))
@@ -617,10 +623,11 @@ def culled_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.
     for (c0, c1), r in zip(zip(bounds[:-1], bounds[1:]), results):
         ignored += r[1]
         fallback_imgs.extend(r[2])
-        box_max[c0:c1], box_best[c0:c1], box_best_level[c0:c1] = r[3]
+        box_max[c0:c1], box_best[c0:c1], box_best_level[c0:c1], box_ign[c0:c1] = r[3]
     cat = (lambda k, dt: np.concatenate([p[k] for p in parts]).astype(dt) if parts else np.zeros(0, dt))
     res = MatchOutput(cat("img", IDX), cat("anchor", np.int64), cat("level", np.int8), cat("box", IDX),
-                      cat("iou", F32), ignored, box_max, box_best, box_best_level, 0, cat("x1", F32), cat("y1", F32))
+                      cat("iou", F32), ignored, box_max, box_best, box_best_level, 0, cat("x1", F32), cat("y1", F32),
+                      box_ign)
     if fallback_imgs:
         res = _replace_with_dense(res, preset, boxes, box_image, first_box_of_img, ph, pw, sorted(set(fallback_imgs)),
                                   float(pos), float(neg), lowq, semantics)

@@ -23,13 +23,15 @@ from imbalance_cli.progress import progress
 class DenseOutput(NamedTuple):
     """Batched dense result: matched (B, A), iou (B, A) (IoU with the matched box for positives,
     best IoU otherwise), anchor_max (B, A) best IoU of each anchor (-1 when the image has no box),
-    box_max (B, M), box_best (B, M) first anchor index attaining ``box_max``."""
+    box_max (B, M), box_best (B, M) first anchor index attaining ``box_max``; anchor_box (B, A) each anchor's
+    own best box (first on ties; the box an ignored anchor is counted for)."""
 
     matched: "object"
     iou: "object"
     anchor_max: "object"
     box_max: "object"
     box_best: "object"
+    anchor_box: "object" = None
 
 
 def dense_match_batched(anchors, boxes, valid, pos_iou: float, neg_iou: float, allow_low_quality: bool = True,
@@ -53,7 +55,7 @@ def dense_match_batched(anchors, boxes, valid, pos_iou: float, neg_iou: float, a
     if M == 0 or A == 0:
         z = torch.full((B, A), -1, dtype=torch.int64, device=dev)
         return DenseOutput(z, torch.full((B, A), -1.0, device=dev), torch.full((B, A), -1.0, device=dev),
-                           torch.zeros((B, M), device=dev), torch.zeros((B, M), dtype=torch.int64, device=dev))
+                           torch.zeros((B, M), device=dev), torch.zeros((B, M), dtype=torch.int64, device=dev), z)
     chunk = max(1, min(A, max_elements // max(1, B * M)))
     neg_fill = torch.tensor(-1.0, device=dev)
     amax = torch.empty((B, A), dtype=torch.float32, device=dev)
@@ -95,7 +97,7 @@ def dense_match_batched(anchors, boxes, valid, pos_iou: float, neg_iou: float, a
             mi = matched[bi, ai]
             # IoU of a forced/overridden anchor with its box equals that box's max IoU
             iou_out[bi, ai] = gmax[bi, mi]
-    return DenseOutput(matched, iou_out, amax, gmax, gbest)
+    return DenseOutput(matched, iou_out, amax, gmax, gbest, aarg)
 
 
 def default_max_elements(dev) -> int:
@@ -141,6 +143,7 @@ def dense_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.n
     box_max = np.zeros(N, F32)
     box_best = np.zeros(N, np.int64)
     box_best_level = np.zeros(N, np.int64)
+    box_ignored = np.zeros(N, np.int64)
     parts = {k: [] for k in ("img", "anchor", "level", "box", "iou")}
     want_neg = negative_edges is not None
     if want_neg:
@@ -196,6 +199,8 @@ def dense_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.n
         parts["box"].append((start_t[bi] + mb).cpu().numpy())
         parts["iou"].append(out.iou[bi, ai].cpu().numpy())
         ignored[imgs] = (m == -2).sum(dim=1).cpu().numpy()
+        ib, ia = torch.nonzero(m == -2, as_tuple=True)
+        np.add.at(box_ignored, (start_t[ib] + out.anchor_box[ib, ia]).cpu().numpy(), 1)
         gm, gb = out.box_max.cpu().numpy(), out.box_best.cpu().numpy()
         flat = idx[valid_np]
         box_max[flat] = gm[valid_np]
@@ -210,7 +215,7 @@ def dense_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.n
             neg_counts += torch.bincount(b, minlength=len(negative_edges) - 1)
     cat = (lambda k, dt: np.concatenate(parts[k]).astype(dt) if parts[k] else np.zeros(0, dt))
     res = MatchOutput(cat("img", IDX), cat("anchor", np.int64), cat("level", np.int8), cat("box", IDX),
-                      cat("iou", F32), ignored, box_max, box_best, box_best_level, 0)
+                      cat("iou", F32), ignored, box_max, box_best, box_best_level, 0, box_ignored=box_ignored)
     if want_neg:
         return res, neg_counts.cpu().numpy(), zeros
     return res, None, None

@@ -84,7 +84,9 @@ class MatchOutput:
     ``ignored_per_image`` (n_img,); ``box_max_iou`` / ``box_best_anchor`` / ``box_best_level`` (N,):
     each box's highest IoU and the first anchor (lowest index) attaining it; ``fallback_images``:
     images the culled engine handed to the dense engine; ``pos_x1`` / ``pos_y1`` (float32 or None):
-    the positives' anchor top-left corners where the engine has them (the culled engine does).
+    the positives' anchor top-left corners where the engine has them (the culled engine does);
+    ``box_ignored`` (N,) int64 or None: per box, the ignored anchors whose own best box (highest IoU,
+    first box on ties) it is, so that it sums to ``ignored_per_image`` (None: the assigner ignores nothing).
     """
 
     pos_image: np.ndarray
@@ -99,6 +101,7 @@ class MatchOutput:
     fallback_images: int = 0
     pos_x1: np.ndarray | None = None
     pos_y1: np.ndarray | None = None
+    box_ignored: np.ndarray | None = None
 
 
 #: the historical name of :class:`MatchOutput`

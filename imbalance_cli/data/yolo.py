@@ -672,7 +672,7 @@ _REPORT_LISTS = (("corrupt", "corrupt"), ("bad_lines", "bad_lines"), ("unreadabl
 
 def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, nc_known: bool, version: int,
            strict: bool) -> Dataset:
-    files, whs, cls_all, xywh_all, img_all, stem_ids = [], [], [], [], [], []
+    files, whs, cls_all, xywh_all, img_all, stem_ids, lines_all = [], [], [], [], [], [], []
     splits: dict[str, list[int]] = {}
     info = {"yolo_version": version, "trainer": "Ultralytics 8.x" if version == 8 else "YOLOv5 7.0",
             "corrupt": [], "corrupt_files": [], "bad_lines": [], "unreadable_image_files": [], "duplicates": [],
@@ -688,6 +688,7 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
         sel = np.repeat(keep, counts)
         cls_all.append(t["cls"][sel])
         xywh_all.append(t["xywhn"][sel])
+        lines_all.append(t["lines"][sel])
         img_all.append(n_img + np.repeat(np.arange(len(rows)), counts[rows]))
         paths = t["paths"]
         files.extend(paths if len(rows) == len(paths) else [paths[i] for i in rows.tolist()])
@@ -706,13 +707,14 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
     cls = np.concatenate(cls_all) if cls_all else np.zeros(0, np.int64)
     xywh = (np.concatenate(xywh_all) if xywh_all else np.zeros((0, 4), np.float32)).astype(np.float64)
     bimg = np.concatenate(img_all).astype(np.int64) if img_all else np.zeros(0, np.int64)
+    lines = np.concatenate(lines_all).astype(np.int64) if lines_all else np.zeros(0, np.int64)
     wh = np.concatenate(whs).astype(np.float64) if whs else np.zeros((0, 2))
     if not nc_known and len(cls) and int(cls.max()) >= len(names):
         names = names + [str(k) for k in range(len(names), int(cls.max()) + 1)]
     if len(cls) and int(cls.max()) >= len(names):  # YOLOv5 keeps them, then train.py stops: listed in info["fatal"]
         ok = cls < len(names)
         info["fatal_boxes"] = int((~ok).sum())
-        cls, xywh, bimg = cls[ok], xywh[ok], bimg[ok]
+        cls, xywh, bimg, lines = cls[ok], xywh[ok], bimg[ok], lines[ok]
     has_sizes = n_img > 0
     W, H = wh[:, 0], wh[:, 1]
     sw, sh = W[bimg], H[bimg]
@@ -739,6 +741,7 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
         image_ids=image_ids, widths=W.copy(), heights=H.copy(), file_names=np.array(files, dtype=object),
         boxes=boxes, box_image=bimg, box_category=cls.astype(np.int64), category_ids=np.arange(len(names)),
         category_names=np.array(names, dtype=object), format="yolo", path=path, has_image_sizes=has_sizes, info=info,
+        label_lines=lines,
     )
 
 
