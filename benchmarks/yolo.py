@@ -2,6 +2,7 @@
 
     python benchmarks/yolo.py generate [--images 100000] [--boxes 7] [--root /work/bench-data/yolo-100k]
     python benchmarks/yolo.py run [--root ...] [--ultralytics /work/venvs/ultralytics/bin/python] [--repeats 3]
+                                  [--second-only]
     python benchmarks/yolo.py assign [--boxes 1000000]
 
 ``generate`` writes ``--images`` small PNG files (sizes drawn from the bundled COCO subset, one
@@ -19,8 +20,15 @@ template per size) under ``images/train`` with one label file of ``--boxes`` ran
   (``pip install torch==2.14.1 torchvision==0.29.1 ultralytics`` in a venv of its own);
 * Ultralytics, second run: the same with its ``.cache`` files present.
 
-It prints each time, the medians and the ratios Ultralytics / imbalance (first and second runs). The machine
-is shared: the numbers are medians of alternated runs and still move with the other load.
+Both run from compiled bytecode, as installed packages do (pip compiles Ultralytics' and its dependencies'
+``.pyc`` files at install): imbalance's run uses a temporary ``PYTHONPYCACHEPREFIX``, filled before any
+timing by ``compileall`` and one untimed run on the bundled sample (a checkout run with
+``PYTHONDONTWRITEBYTECODE`` would otherwise compile every module again in every run). ``--second-only`` times the second runs alone (a quick look; the README quotes
+full runs).
+
+It prints each time (wall, and the CPU time user + system of the process and its threads), the load
+average around each round, the medians and the ratios Ultralytics / imbalance (first and second runs). The
+machine is shared: the numbers are medians of alternated runs and still move with the other load.
 ``assign`` times :func:`imbalance_cli.anchors.yolov5.assign_yolov5` against the per-box loop of
 ``tests/test_yolov5_assign.py`` (extrapolated).
 """
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -97,49 +106,80 @@ def generate(root: Path, images: int, boxes: int, seed: int = 0) -> None:
     print(f"wrote {images:,} images with {boxes} boxes each under {root}")
 
 
-def _timed(cmd: list[str], env: dict) -> tuple[float, str]:
+def _timed(cmd: list[str], env: dict) -> tuple[float, float, str]:
+    """Wall and CPU seconds (user + system of the child and its threads) of one whole process, and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     dt = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
-    return dt, r.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return dt, cpu, r.stdout
 
 
-def run(root: Path, ultralytics: str, repeats: int) -> None:
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def run(root: Path, ultralytics: str, repeats: int, second_only: bool = False) -> None:
     """Time both tools' first and second runs, alternating (see module docstring)."""
     yaml = str(root / "data.yaml")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    pyc = tempfile.mkdtemp(prefix="imb-pyc-")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONPYCACHEPREFIX=pyc)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     ours = [sys.executable, "-m", "imbalance_cli", "stats", yaml, "--anchors", "none", "--json", "-q"]
+    # compile once, untimed: the prefix then holds the .pyc of every module the command imports
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "imbalance_cli")], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    _timed(ours[:4] + [str(ROOT / "examples" / "data" / "yolo-coco-mini" / "data.yaml")] + ours[5:] + ["--no-cache"],
+           env)
     theirs = [ultralytics, "-c", ULTRALYTICS_DRIVER, yaml]
-    times: dict[str, list[float]] = {"imbalance first": [], "imbalance second": [], "ultralytics first": [],
-                                     "ultralytics second": []}
-    for rep in range(repeats):
-        with tempfile.TemporaryDirectory(prefix="imb-cache-") as cache:
-            e = dict(env, IMBALANCE_CACHE=cache)
-            dt, _ = _timed(ours, e)
-            times["imbalance first"].append(dt)
-            for f in (root / "labels").glob("*.cache"):
-                f.unlink()
-            dt, out_u = _timed(theirs, env)
-            times["ultralytics first"].append(dt)
-            dt, out = _timed(ours, e)
-            times["imbalance second"].append(dt)
-            dt, _ = _timed(theirs, env)
-            times["ultralytics second"].append(dt)
-        print(f"round {rep + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+    keys = [f"{tool} {which}" for which in ("first", "second") for tool in ("imbalance", "ultralytics")]
+    times: dict[str, list[float]] = {k: [] for k in keys}
+    cpus: dict[str, list[float]] = {k: [] for k in keys}
+
+    def timed(key: str, cmd: list[str], e: dict) -> str:
+        dt, cpu, out = _timed(cmd, e)
+        times[key].append(dt)
+        cpus[key].append(cpu)
+        return out
+
+    out = out_u = ""
+    try:
+        for rep in range(repeats):
+            load = _load()
+            with tempfile.TemporaryDirectory(prefix="imb-cache-") as cache:
+                e = dict(env, IMBALANCE_CACHE=cache)
+                if second_only:  # fill both caches untimed
+                    _timed(ours, e)
+                    _timed(theirs, env)
+                else:
+                    timed("imbalance first", ours, e)
+                    for f in (root / "labels").glob("*.cache"):
+                        f.unlink()
+                    out_u = timed("ultralytics first", theirs, env)
+                out = timed("imbalance second", ours, e)
+                out_u = timed("ultralytics second", theirs, env)
+            print(f"round {rep + 1} (load {load} -> {_load()}): " + ", ".join(
+                f"{k} {times[k][-1]:.2f} s (cpu {cpus[k][-1]:.2f})" for k in keys if times[k]), flush=True)
+    finally:
+        shutil.rmtree(pyc, ignore_errors=True)
     import json
 
     boxes = json.loads(out)["splits"]
     n_ours = sum(s["dataset"]["boxes"] for s in boxes.values())
-    med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n{root}: boxes imbalance {n_ours:,}, Ultralytics {int(out_u.strip().splitlines()[-1]):,}")
-    print("| run | imbalance (s) | Ultralytics (s) | Ultralytics / imbalance |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| run | imbalance (s) | Ultralytics (s) | Ultralytics / imbalance | CPU imbalance / Ultralytics (s) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for which in ("first", "second"):
-        a, b = med[f"imbalance {which}"], med[f"ultralytics {which}"]
-        print(f"| {which} | {a:.2f} | {b:.2f} | {b / a:.2f}x |")
-    print(f"(medians of {repeats} alternated runs each; the machine is shared)")
+        if not times[f"imbalance {which}"]:
+            continue
+        a, b = (statistics.median(times[f"{t} {which}"]) for t in ("imbalance", "ultralytics"))
+        ca, cb = (statistics.median(cpus[f"{t} {which}"]) for t in ("imbalance", "ultralytics"))
+        print(f"| {which} | {a:.2f} | {b:.2f} | {b / a:.2f}x | {ca:.2f} / {cb:.2f} |")
+    print(f"(medians of {repeats} alternated runs each; the machine is shared: load average {_load()} at the end)")
 
 
 def assign(n_boxes: int) -> None:
@@ -178,13 +218,14 @@ def main() -> None:
     r.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     r.add_argument("--ultralytics", default="/work/venvs/ultralytics/bin/python")
     r.add_argument("--repeats", type=int, default=3)
+    r.add_argument("--second-only", action="store_true", help="time the second runs alone (caches filled untimed)")
     a = sub.add_parser("assign")
     a.add_argument("--boxes", type=int, default=1_000_000)
     args = ap.parse_args()
     if args.cmd == "generate":
         generate(args.root, args.images, args.boxes)
     elif args.cmd == "run":
-        run(args.root, args.ultralytics, args.repeats)
+        run(args.root, args.ultralytics, args.repeats, args.second_only)
     else:
         assign(args.boxes)
 

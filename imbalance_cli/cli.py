@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import sys
+
+# NumPy's OpenBLAS starts a pool of threads at import that spin, waiting for work (0.05 s of CPU per command,
+# measured); imbalance hands NumPy's BLAS tiny vectors only (torch brings its own MKL): one thread unless set.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 

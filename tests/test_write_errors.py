@@ -57,7 +57,7 @@ def test_github_step_summary_that_cannot_be_written_is_one_line(tmp_path, monkey
     assert res.exit_code == 2 and "choose another GITHUB_STEP_SUMMARY" in _one_line(res)
     from imbalance_cli.commands import check as check_cmd
 
-    monkeypatch.setattr(check_cmd, "run_check", lambda *a, **k: pytest.fail("checked before refusing the summary"))
+    monkeypatch.setattr(check_cmd, "run_check_splits", lambda *a, **k: pytest.fail("checked before refusing the summary"))
     for target, why in ((tmp_path, "it is a folder: name a file"), (tmp_path / "no" / "summary.md", "does not exist")):
         monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(target))
         res = CliRunner().invoke(app, ["check", str(DATA), "-q"])

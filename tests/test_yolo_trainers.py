@@ -169,7 +169,13 @@ def test_check_fails_naming_file_and_line(monkeypatch, tmp_path):
     r = runner.invoke(app, ["check", "yolo-variants/data.yaml", "--report-format", "json", "-q"])
     assert r.exit_code == 1, r.output
     rep = json.loads(r.stdout)
-    by_rule = {f["rule"]: f for f in rep["findings"]}
+    # one result per split (data.yaml[train], data.yaml[val]), each with that split's own findings
+    assert [_norm(f["path"]).rsplit("/", 1)[-1] for f in rep["files"]] == ["data.yaml[train]", "data.yaml[val]"]
+    by_rule = {}
+    for f in (f for file in rep["files"] for f in file["findings"]):
+        agg = by_rule.setdefault(f["rule"], {"severity": f["severity"], "value": 0, "locations": []})
+        agg["value"] += f["value"]
+        agg["locations"] += f.get("locations", [])
     assert by_rule["corrupt_label"]["severity"] == "error"
     locs = {(_norm(x["file"]), x.get("line")) for x in by_rule["corrupt_label"]["locations"]}
     assert ("<root>/labels/train/cls_out_of_range.txt", 2) in locs and ("<root>/labels/train/mixed.txt", 2) in locs
@@ -238,7 +244,8 @@ def test_yolov5_preset_in_batches_compare_and_check_equals_stats():
     r = runner.invoke(app, ["batches", str(sample), "--anchors", "yolov5", "--json", "-q"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["foreground_share"]["preset"] == "yolov5"
-    r = runner.invoke(app, ["check", str(sample), "--anchors", "yolov5", "--report-format", "json", "-q"])
+    r = runner.invoke(app, ["check", str(sample), "--split", "train", "--anchors", "yolov5", "--report-format", "json",
+                            "-q"])
     assert r.exit_code in (0, 1) and "anchor_no_positive" in json.loads(r.stdout)["rules_run"]
 
 
@@ -253,18 +260,18 @@ def test_compare_pairs_classes_by_name_when_both_name_them(tmp_path):
     y = tmp_path / "val.yaml"
     names = (REAL / "yolo-coco-mini" / "data.yaml").read_text().split("names:", 1)[1]
     y.write_text(f"path: {REAL / 'yolo-coco-mini'}\ntrain: images/val2017\nval: images/val2017\nnames:{names}")
-    r = CliRunner().invoke(app, ["compare", str(y), str(COCO_VAL), "--json", "-q"])
+    r = CliRunner().invoke(app, ["compare", str(y), str(COCO_VAL), "--split", "val", "--json", "-q"])
     assert r.exit_code == 0, r.output
     c = json.loads(r.stdout)["classes"]
     assert c["paired_by"] == "name"
     person = [x for x in c["per_class"] if x["name"] == "person"][0]
     assert (person["id_a"], person["id_b"]) == (0, 1)
-    # train+val of the same 79 images against their COCO file: every class share equal, twice the instances
+    # the val split (the same 79 images) against their COCO file: every class equal
     assert c["tv"] == pytest.approx(0.0, abs=1e-12)
-    assert all(x["instances_a"] == 2 * x["instances_b"] for x in c["per_class"])
+    assert all(x["instances_a"] == x["instances_b"] for x in c["per_class"])
     # 'nc' alone names nothing: paired by id, and said
     y.write_text(f"path: {REAL / 'yolo-coco-mini'}\ntrain: images/val2017\nval: images/val2017\nnc: 80\n")
-    r = CliRunner().invoke(app, ["compare", str(y), str(COCO_VAL), "--json", "-q"])
+    r = CliRunner().invoke(app, ["compare", str(y), str(COCO_VAL), "--split", "val", "--json", "-q"])
     assert json.loads(r.stdout)["classes"]["paired_by"] == "id"
 
 

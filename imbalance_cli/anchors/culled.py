@@ -44,7 +44,7 @@ def _expand(counts: np.ndarray):
 #: Padded rectangle sides: a (box, shape) entry's ni x nj grid rectangle is computed in a group of
 #: entries padded to the next ladder sizes (1, 2, 3, 4, 6, 8, 12, 16, ...: few groups, at most 50% padding
 #: per side; a finer ladder made ~4x more groups, whose per-call cost outweighed the padding saved).
-LADDER = np.unique(np.concatenate([[1, 2, 3], (2.0 ** np.arange(2, 40)[:, None] * [1, 1.5]).reshape(-1)])).astype(np.int64)
+LADDER = np.array(sorted({1, 2, 3} | {int(m * 2 ** k) for k in range(2, 40) for m in (1, 1.5)}), dtype=np.int64)
 #: IoU values computed at once by one rectangle group (float32 temporaries of this many elements).
 GROUP_ELEMENTS = 1 << 19
 

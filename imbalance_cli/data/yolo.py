@@ -46,8 +46,10 @@ and mtime, so a second run on an unchanged dataset opens no label file and no im
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -56,6 +58,7 @@ import numpy as np
 from imbalance_cli import progress
 from imbalance_cli.data import yolo_cache
 from imbalance_cli.data._io import BOM, check_regular
+from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.yolo_images import SUFFIXES, verify_images
 from imbalance_cli.data.yolo_rules import MAX_LABEL_BYTES, VERSIONS, LabelResult, parse_labels
@@ -125,7 +128,7 @@ def _read_text(path: str | os.PathLike, limit: int, what: str, sig: bool = True)
         raise InputError(f"{what} is larger than the {limit:,} bytes imbalance reads", path=p)
     try:
         with open(p, "rb") as f:
-            data = f.read(limit + 1)
+            data = _read_upto(f, limit, st.st_size)
     except OSError as e:
         raise InputError(f"cannot read {what}: {e.strerror or e}", path=p) from None
     if len(data) > limit:
@@ -137,6 +140,25 @@ def _read_text(path: str | os.PathLike, limit: int, what: str, sig: bool = True)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise InputError(f"{what} is not UTF-8 text (byte {e.start})", path=p, record=f"line {line}") from None
+
+
+def _read_upto(f, limit: int, size: int) -> bytes:
+    """The bytes of the open file ``f``, at most ``limit + 1`` (one more than allowed: the caller refuses it).
+
+    Read in steps sized by the file's stated ``size``, not ``f.read(limit + 1)``: a read reserves the memory it
+    asks for before reading, so a 1 GiB limit made every small list file a 1 GiB allocation (and every label file
+    one of 16 MiB). A file that grew after it was stat-ed is read on in 1 MiB steps, up to the limit.
+    """
+    parts, total, want = [], 0, min(limit, max(size, 0)) + 1
+    while total <= limit:
+        want = min(want, limit + 1 - total)
+        chunk = f.read(want)
+        parts.append(chunk)
+        total += len(chunk)
+        if len(chunk) < want:  # a short read of a regular file: its end
+            break
+        want = 1 << 20
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def read_names(path: str | os.PathLike) -> list[str]:
@@ -330,6 +352,7 @@ def _glob_images(top: str, suffixes, cache: bool = False) -> list[str]:
             return files
     t0 = time.time_ns()
     files, dirs = _walk_images(top, suffixes)
+    files.sort()  # kept sorted: the split's sort then costs one comparison per file (0.05 s per 100,000 saved)
     yolo_cache.save_listing(path, dirs, _dir_mtimes(dirs), t0, files)
     return files
 
@@ -377,33 +400,73 @@ def image_files(sources: list[Path], where, key: str, version: int, cache: bool 
 
 
 # --------------------------------------------------------------------------------------------- scanning
-#: Paths from which :func:`_stat_pairs` stats in a thread pool (the system calls release the GIL: 1.5-2x on 2 cores).
+#: Paths from which :func:`_stat_pairs` stats on :data:`STAT_THREADS` threads, when a core is idle
+#: (:func:`_stat_threads`): ``os.stat`` releases the GIL, so one thread's system call runs while another builds
+#: its result. With every core busy the threads only contend for the GIL: on the shared 2-core machine at load
+#: average 4-5, 200,000 stats took 1.5-1.9 s on one thread (1.0 s CPU, no context switch) and 1.4-2.6 s on three
+#: (1.1-1.8 s CPU, 2,000-8,000 context switches; up to 20,000 in a whole run). A few threads with one long slice
+#: each: a pool of 16 threads over small chunks spent more in starting threads (on the loaded machine a start
+#: waited up to 20 ms) and handing chunks over than it saved.
 STAT_THREADS_FROM = 16_384
+STAT_THREADS = 3
+
+
+def _stat_threads() -> int:
+    """:data:`STAT_THREADS` when at least one core of this process's is idle (load average below the cores less
+    one), else 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # platforms without them: the threads
+        return STAT_THREADS
+    return STAT_THREADS if cores > 1 and load <= cores - 1 else 1
 
 
 def _stat_pairs(paths: list[str]) -> np.ndarray:
     """``(size, mtime_ns)`` per path; ``(-1, -1)`` missing, ``(-2, -2)`` not a regular file or unreadable."""
-    if len(paths) >= STAT_THREADS_FROM:
-        from concurrent.futures import ThreadPoolExecutor
+    n = _stat_threads() if len(paths) >= STAT_THREADS_FROM else 1
+    if n == 1:
+        return _stat_chunk(paths)
+    step = -(-len(paths) // n)
+    parts: list = [None] * n
 
-        step = 2048
-        with ThreadPoolExecutor(max_workers=16) as ex:
-            parts = list(ex.map(_stat_chunk, [paths[i:i + step] for i in range(0, len(paths), step)]))
-        return np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
-    return _stat_chunk(paths)
+    def work(k: int) -> None:
+        try:
+            parts[k] = _stat_chunk(paths[k * step:(k + 1) * step])
+        except BaseException as e:  # noqa: BLE001 - raised again below, in the caller's thread
+            parts[k] = e
+
+    threads = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(1, n)]
+    for t in threads:
+        t.start()
+    work(0)
+    for t in threads:
+        t.join()
+    for part in parts:
+        if isinstance(part, BaseException):
+            raise part
+    return np.concatenate(parts)
 
 
-def _stat_chunk(paths: list[str]) -> np.ndarray:
-    try:  # every path there (the common case): one tight pass
-        sts = list(map(os.stat, paths))
-        mode = np.fromiter((s.st_mode for s in sts), np.int64, len(sts))
-        if ((mode & 0o170000) == stat.S_IFREG).all():
-            out = np.empty((len(paths), 2), np.int64)
-            out[:, 0] = np.fromiter((s.st_size for s in sts), np.int64, len(sts))
-            out[:, 1] = np.fromiter((s.st_mtime_ns for s in sts), np.int64, len(sts))
-            return out
-    except (OSError, ValueError):
-        pass
+def _stat_chunk(paths: list[str], step: int = 1024) -> np.ndarray:
+    out = np.empty((len(paths), 2), np.int64)
+    for a in range(0, len(paths), step):  # small steps: the stat results' memory is reused, not faulted in afresh
+        part = paths[a:a + step]
+        try:  # every path there (the common case): one tight pass
+            sts = list(map(os.stat, part))
+            n = len(sts)
+            mode = np.fromiter((s.st_mode for s in sts), np.int64, n)
+            if ((mode & 0o170000) == stat.S_IFREG).all():
+                out[a:a + n, 0] = np.fromiter((s.st_size for s in sts), np.int64, n)
+                out[a:a + n, 1] = np.fromiter((s.st_mtime_ns for s in sts), np.int64, n)
+                continue
+        except (OSError, ValueError):
+            pass
+        out[a:a + len(part)] = _stat_each(part)
+    return out
+
+
+def _stat_each(paths: list[str]) -> np.ndarray:
     out = np.empty((len(paths), 2), np.int64)
     st_reg = stat.S_ISREG
     for i, p in enumerate(paths):
@@ -434,7 +497,7 @@ def _label_bytes(path: str, st) -> bytes | LabelResult | None:
         return _bad(f"label file larger than {MAX_LABEL_BYTES:,} bytes (imbalance's limit)")
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_LABEL_BYTES + 1)
+            data = _read_upto(f, MAX_LABEL_BYTES, st[0])
     except FileNotFoundError:
         return None
     except OSError as e:
@@ -672,7 +735,7 @@ _REPORT_LISTS = (("corrupt", "corrupt"), ("bad_lines", "bad_lines"), ("unreadabl
 
 def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, nc_known: bool, version: int,
            strict: bool) -> Dataset:
-    files, whs, cls_all, xywh_all, img_all, stem_ids, lines_all = [], [], [], [], [], [], []
+    files, whs, parts, stem_ids = [], [], [], []
     splits: dict[str, list[int]] = {}
     info = {"yolo_version": version, "trainer": "Ultralytics 8.x" if version == 8 else "YOLOv5 7.0",
             "corrupt": [], "corrupt_files": [], "bad_lines": [], "unreadable_image_files": [], "duplicates": [],
@@ -685,11 +748,8 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
             raise InputError(f"corrupt image or label (--strict makes it fatal): {rep['corrupt'][0]}")
         rows = np.flatnonzero(keep)
         counts = np.diff(t["row_off"])
-        sel = np.repeat(keep, counts)
-        cls_all.append(t["cls"][sel])
-        xywh_all.append(t["xywhn"][sel])
-        lines_all.append(t["lines"][sel])
-        img_all.append(n_img + np.repeat(np.arange(len(rows)), counts[rows]))
+        sel = None if len(rows) == len(keep) else np.repeat(keep, counts)  # None: every row kept
+        parts.append((t, n_img, counts[rows], sel))
         paths = t["paths"]
         files.extend(paths if len(rows) == len(paths) else [paths[i] for i in rows.tolist()])
         whs.append(t["wh"][rows])
@@ -704,30 +764,19 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
             totals[k] = totals.get(k, 0) + v
         for key, entries in lists.items():
             info[key].extend(entries)
-    cls = np.concatenate(cls_all) if cls_all else np.zeros(0, np.int64)
-    xywh = (np.concatenate(xywh_all) if xywh_all else np.zeros((0, 4), np.float32)).astype(np.float64)
-    bimg = np.concatenate(img_all).astype(np.int64) if img_all else np.zeros(0, np.int64)
-    lines = np.concatenate(lines_all).astype(np.int64) if lines_all else np.zeros(0, np.int64)
+    cls, xywh, bimg, lines = _kept_rows(parts)
     wh = np.concatenate(whs).astype(np.float64) if whs else np.zeros((0, 2))
+    W, H = wh[:, 0], wh[:, 1]
+    boxes = _pixel_boxes(xywh, bimg, W, H, clip=version == 8)
     if not nc_known and len(cls) and int(cls.max()) >= len(names):
         names = names + [str(k) for k in range(len(names), int(cls.max()) + 1)]
     if len(cls) and int(cls.max()) >= len(names):  # YOLOv5 keeps them, then train.py stops: listed in info["fatal"]
         ok = cls < len(names)
         info["fatal_boxes"] = int((~ok).sum())
-        cls, xywh, bimg, lines = cls[ok], xywh[ok], bimg[ok], lines[ok]
+        cls, boxes, bimg, lines = cls[ok], boxes[ok], bimg[ok], lines[ok]
     has_sizes = n_img > 0
-    W, H = wh[:, 0], wh[:, 1]
-    sw, sh = W[bimg], H[bimg]
-    x1 = (xywh[:, 0] - xywh[:, 2] / 2) * sw
-    y1 = (xywh[:, 1] - xywh[:, 3] / 2) * sh
-    x2 = (xywh[:, 0] + xywh[:, 2] / 2) * sw
-    y2 = (xywh[:, 1] + xywh[:, 3] / 2) * sh
-    if version == 8:  # the trainer clips what its 1% tolerance lets through (Instances.clip)
-        x1, x2 = np.clip(x1, 0, sw), np.clip(x2, 0, sw)
-        y1, y2 = np.clip(y1, 0, sh), np.clip(y2, 0, sh)
-    boxes = np.stack([x1, y1, x2, y2], axis=1) if len(cls) else np.zeros((0, 4))
     ids = np.concatenate(stem_ids) if stem_ids else np.zeros(0, np.int64)
-    if n_img and (ids >= 0).all() and len(np.unique(ids)) == n_img:
+    if n_img and (ids >= 0).all() and ((np.diff(ids) > 0).all() or len(unique_ints(ids)) == n_img):
         image_ids = ids
     else:
         image_ids = np.arange(1, n_img + 1, dtype=np.int64)
@@ -739,10 +788,51 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
     })
     return Dataset(
         image_ids=image_ids, widths=W.copy(), heights=H.copy(), file_names=np.array(files, dtype=object),
-        boxes=boxes, box_image=bimg, box_category=cls.astype(np.int64), category_ids=np.arange(len(names)),
+        boxes=boxes, box_image=bimg, box_category=cls, category_ids=np.arange(len(names)),
         category_names=np.array(names, dtype=object), format="yolo", path=path, has_image_sizes=has_sizes, info=info,
         label_lines=lines,
     )
+
+
+def _kept_rows(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Class, float32 ``(cx, cy, w, h)``, image row and 1-based label-file line of every kept label row of the
+    scanned splits ``parts`` (``(table, first image row, rows per kept image, row mask or None for all)``), in one
+    array each."""
+    n = sum(len(t["cls"]) if sel is None else int(np.count_nonzero(sel)) for t, _, _, sel in parts)
+    cls, xywh, bimg = np.empty(n, np.int64), np.empty((n, 4), np.float32), np.empty(n, np.int64)
+    lines = np.empty(n, np.int64)
+    o = 0
+    for t, first, counts, sel in parts:
+        c, x, ln = (t["cls"], t["xywhn"], t["lines"]) if sel is None else (t["cls"][sel], t["xywhn"][sel],
+                                                                            t["lines"][sel])
+        cls[o:o + len(c)], xywh[o:o + len(c)], lines[o:o + len(c)] = c, x, ln
+        bimg[o:o + len(c)] = np.repeat(np.arange(first, first + len(counts)), counts)
+        o += len(c)
+    return cls, xywh, bimg, lines
+
+
+#: Rows per block in :func:`_pixel_boxes`: its temporaries stay small and are reused block after block
+#: (whole-column temporaries were fresh memory, zero-filled by the kernel: up to 0.2 s of system time at 700,000
+#: boxes, measured).
+BOX_BLOCK = 1 << 16
+
+
+def _pixel_boxes(xywh: np.ndarray, img: np.ndarray, W: np.ndarray, H: np.ndarray, clip: bool) -> np.ndarray:
+    """Pixel ``(x1, y1, x2, y2)`` (float64) of normalised float32 ``(cx, cy, w, h)`` rows in images ``img`` of
+    ``W`` x ``H`` pixels; with ``clip`` clipped to the image, as Ultralytics' transforms clip what its 1%
+    tolerance lets through (``Instances.clip``)."""
+    boxes = np.empty((len(xywh), 4))
+    for a in range(0, len(xywh), BOX_BLOCK):
+        x = xywh[a:a + BOX_BLOCK].astype(np.float64)
+        sw, sh = W[img[a:a + BOX_BLOCK]], H[img[a:a + BOX_BLOCK]]
+        out = boxes[a:a + BOX_BLOCK]
+        out[:, 0] = (x[:, 0] - x[:, 2] / 2) * sw
+        out[:, 1] = (x[:, 1] - x[:, 3] / 2) * sh
+        out[:, 2] = (x[:, 0] + x[:, 2] / 2) * sw
+        out[:, 3] = (x[:, 1] + x[:, 3] / 2) * sh
+        if clip:
+            np.clip(out, 0, np.stack([sw, sh, sw, sh], axis=1), out=out)
+    return boxes
 
 
 def load_yaml(path: str | os.PathLike, *, strict: bool = False, cache: bool = True, version: int = 8) -> Dataset:
@@ -838,6 +928,19 @@ def load(path: str | os.PathLike, *, classes: str | os.PathLike | None = None, s
 
     ``cache``: keep every verdict in the label cache (:mod:`imbalance_cli.data.yolo_cache`);
     ``version``: 8 (Ultralytics 8.x, default) or 5 (YOLOv5 7.0) rules."""
+    # The cyclic collector is off while loading: the scan makes ~10^5 short-lived tracked objects (stat results,
+    # rows) that hold no cycle, and the ~200 collections they triggered per 100,000 images walked them for nothing
+    # (about 4% of a cached run's CPU time in perf samples). Reference counting still frees everything.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(path, classes=classes, strict=strict, cache=cache, version=version)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load(path, *, classes, strict: bool, cache: bool, version: int) -> Dataset:
     p = Path(path)
     if not p.exists():
         raise InputError("no such file or directory", path=p)
@@ -893,10 +996,38 @@ def _own_split_info(sub: dict, whole: dict, name: str) -> None:
 def split_datasets(dataset: Dataset) -> dict[str, Dataset]:
     """The per-split :class:`Dataset` s of a data.yaml load (``info["splits"]``), in file order; {} if none."""
     out = {}
+    by_image = bool(len(dataset.box_image) < 2 or (np.diff(dataset.box_image) >= 0).all())  # as _build makes it
     for name, (a, b) in (dataset.info.get("splits") or {}).items():
-        sub = dataset.subset_images(np.arange(int(a), int(b)))
+        if by_image:
+            sub = _image_range(dataset, int(a), int(b))
+        else:
+            sub = dataset.subset_images(np.arange(int(a), int(b)))
         sub.path = f"{dataset.path}[{name}]"
         sub.info.pop("splits", None)
         _own_split_info(sub.info, dataset.info, name)
         out[name] = sub
     return out
+
+
+def _image_range(ds: Dataset, a: int, b: int) -> Dataset:
+    """``ds.subset_images(np.arange(a, b))`` for boxes ordered by image, made of views (no column copied): the
+    split statistics only read their split."""
+    lo, hi = (int(x) for x in np.searchsorted(ds.box_image, [a, b]))
+    img, box = slice(a, b), slice(lo, hi)
+
+    def part(col, s):
+        return None if col is None else col[s]
+
+    if ds.neg_category_ids is not None or ds.not_exhaustive_category_ids is not None:  # not YOLO's: copies
+        return ds.subset_images(np.arange(a, b))
+    return Dataset(
+        image_ids=ds.image_ids[img], widths=ds.widths[img], heights=ds.heights[img], boxes=ds.boxes[box],
+        box_image=ds.box_image[box] - a if a else ds.box_image[box], box_category=ds.box_category[box],
+        category_ids=ds.category_ids,
+        category_names=ds.category_names, file_names=part(ds.file_names, img), box_ids=ds.box_ids[box],
+        crowd=ds.crowd[box], area=ds.area[box], difficult=part(ds.difficult, box),
+        integer_boxes=part(ds.integer_boxes, box), supercategory=ds.supercategory, frequency=ds.frequency,
+        category_image_count=ds.category_image_count, category_instance_count=ds.category_instance_count,
+        synset=ds.synset, category_codes=ds.category_codes, format=ds.format, path=ds.path,
+        has_image_sizes=ds.has_image_sizes, info=dict(ds.info),
+    )

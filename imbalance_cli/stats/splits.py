@@ -50,7 +50,7 @@ def split_statistics(dataset: Dataset, *, compare: tuple[str, str] | None = None
     histograms and the comparison's. ``box_tables``, when given, is filled with each split's per-box table
     (:class:`imbalance_cli.stats.boxes.BoxTable`, with anchors).
     """
-    from imbalance_cli.stats.compare import compare_datasets
+    from imbalance_cli.stats.compare import compare_profiles
     from imbalance_cli.stats.report import analyze
 
     parts = split_datasets(dataset)
@@ -66,11 +66,37 @@ def split_statistics(dataset: Dataset, *, compare: tuple[str, str] | None = None
     pair = pick_pair(names, compare)
     comparison = None
     if pair is not None:
-        comparison = to_jsonable(compare_datasets(parts[pair[0]], parts[pair[1]], scale_bins=scale_bins,
-                                                  location_bins=location_bins, names=pair))
+        a, b = (report_profile(parts[k], reports[k], scale_bins) for k in pair)
+        comparison = to_jsonable(compare_profiles(a, b, names=pair))
     return {
         "schema": SCHEMA, "path": dataset.path, "format": dataset.format, "order": names,
         "splits": reports, "compared": list(pair) if pair else None, "comparison": comparison,
         "labels": label_summary(dataset),
     }
 
+
+
+def report_profile(dataset: Dataset, report: dict, scale_bins: int = 50) -> dict:
+    """:func:`imbalance_cli.stats.compare.dataset_profile` of ``dataset`` (without anchors), read off its own
+    ``imbalance.stats/1`` ``report`` (made with ``hist_bins=scale_bins``) instead of computed again.
+
+    Both count the same valid boxes into the same bins: instances and images per class are the report's
+    per-class rows, the relative width/height/area histograms its ``scale`` counts on the same
+    ``linspace(0, 1, scale_bins + 1)`` edges, the centre histogram its ``location`` counts (rows = y; a
+    centre outside [0, 1] in the border bin, as ``dataset_profile`` clips it).
+    """
+    import numpy as np
+
+    from imbalance_cli.stats.compare import SCALE_KEYS, names_given
+
+    rows = report["classes"]
+    edges = np.linspace(0.0, 1.0, scale_bins + 1)
+    return {
+        "path": dataset.path, "format": dataset.format, "images": dataset.num_images,
+        "boxes": int(report["dataset"]["boxes"]), "category_ids": dataset.category_ids,
+        "names": dataset.category_names, "names_given": names_given(dataset),
+        "instances": np.array([r["instances"] for r in rows], np.int64),
+        "images_per_class": np.array([r["images"] for r in rows], np.int64),
+        "scale": {k: {"edges": edges, "counts": np.array(report["scale"][k]["counts"], np.int64)} for k in SCALE_KEYS},
+        "location": np.array(report["location"]["counts"], np.float64),
+    }
