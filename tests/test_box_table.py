@@ -269,3 +269,23 @@ def test_dense_and_culled_tables_are_equal():
     assert a.positive_anchors.tolist() == arrays["positives"].tolist()
     assert a.ignored_anchors.tolist() == arrays["ignored"].tolist()
     assert a.best_iou.tolist() == arrays["max_iou"].tolist()
+
+
+def test_two_process_table_equals_one_process(tmp_path):
+    """Under torchrun (2 CPU ranks, gloo, chunks dealt round-robin) the table is gathered in image order: the same
+    Parquet rows as one process; rank 0 alone writes the report (gallery included)."""
+    import subprocess
+    import sys
+
+    from test_distributed import _env, _torchrun
+
+    one = subprocess.run([sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--out", str(tmp_path / "one"),
+                          "--gallery", "2", "-q"], capture_output=True, text=True, env=_env(tmp_path), timeout=240)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = _torchrun(["-m", "imbalance_cli", "stats", str(COCO_VAL), "--out", str(tmp_path / "two"), "--gallery", "2",
+                     "--chunk-size", "7", "--workers", "1", "-q"], tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = (pd.read_parquet(tmp_path / d / "boxes.parquet") for d in ("one", "two"))
+    pd.testing.assert_frame_equal(a, b)
+    ga, gb = (json.loads((tmp_path / d / "stats.json").read_text())["gallery"] for d in ("one", "two"))
+    assert ga == gb and ga["images"] == 2
