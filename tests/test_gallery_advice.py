@@ -277,3 +277,19 @@ def test_thresholds_come_from_the_check_rules_and_no_advice_turns_it_off(tmp_pat
     assert res.exit_code == 0 and "advice" not in json.loads(res.stdout)
     res = runner.invoke(app, ["stats", str(COCO_VAL), "--no-advice", "--advice-budget", "2"])
     assert res.exit_code == 2 and "--advice-budget" in res.output
+
+
+def test_the_schema_checks_the_advice(reports):
+    import copy
+
+    _, rep = reports["coco"]
+    assert problems(rep) == []
+    bad = copy.deepcopy(rep)
+    bad["advice"]["items"].reverse()
+    assert problems(bad) == ["advice.items must be ordered by size, largest first"]
+    bad = copy.deepcopy(rep)
+    del bad["advice"]["items"][0]["effect"]["metrics"][0]["after"]
+    assert problems(bad) == ["advice.items[0].effect.metrics must list before/after pairs"]
+    bad = copy.deepcopy(rep)
+    bad["advice"]["items"][0]["finding"]["threshold"] = None
+    assert problems(bad) == ["advice.items[0].finding.threshold is missing or of the wrong type"]
