@@ -315,10 +315,20 @@ def on_main(fn, *args, **kwargs):
     is raised on every rank. In one process: ``fn(*args, **kwargs)``."""
     if not active():
         return fn(*args, **kwargs)
+
+    def alone_fn():
+        with alone():
+            return fn(*args, **kwargs)
+
+    return _from_main(alone_fn)
+
+
+def _from_main(fn):
+    """``fn()``'s value computed on rank 0 and broadcast to every rank (a collective); an exception raised on rank
+    0 is sent and raised on every rank, so all ranks fail alike."""
     if rank_info().is_main:
         try:
-            with alone():
-                payload = (True, fn(*args, **kwargs))
+            payload = (True, fn())
         except Exception as e:  # sent to the other ranks, raised everywhere
             payload = (False, e)
     else:
@@ -366,17 +376,7 @@ def load_shared(loader, *args, **kwargs):
     """
     if not active() or _LOCAL_LOADS[0] or load_mode() == "each":
         return loader(*args, **kwargs)
-    if rank_info().is_main:
-        try:
-            payload = (True, loader(*args, **kwargs))
-        except Exception as e:  # sent to the other ranks, raised everywhere
-            payload = (False, e)
-    else:
-        payload = None
-    ok, value = broadcast_object(payload)
-    if not ok:
-        raise value
-    return value
+    return _from_main(lambda: loader(*args, **kwargs))
 
 
 def local_share(cores: int) -> int:

@@ -14,7 +14,6 @@ import html
 import json
 import math
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
 from imbalance_cli.stats.schema import problems
-from test_report_render import _chromium
+import test_report_pages as report_pages
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 COCO_VAL = DATA / "coco-mini_instances_val2017.json.gz"
@@ -47,22 +46,7 @@ window.addEventListener('load', () => { setTimeout(() => {
 
 
 def probe(page: Path, tmp_path: Path) -> dict:
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("chromium is not installed")
-    copy = page.with_name(page.stem + ".probe.html")
-    copy.write_text(page.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8")
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-           "--disable-background-networking", "--disable-component-update", "--allow-file-access-from-files",
-           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,900",
-           "--virtual-time-budget=10000", "--dump-dom", copy.resolve().as_uri()]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
-    finally:
-        copy.unlink()
-    m = re.search(r'data-probe="([^"]*)"', out)
-    assert m, f"the probe did not run: {out[:500]}"
-    return json.loads(html.unescape(m.group(1)))
+    return report_pages.probe(page, tmp_path, _PROBE)
 
 
 def _stats(args):

@@ -53,13 +53,14 @@ window.addEventListener('load', () => { setTimeout(() => {
 </script>"""
 
 
-def probe(page: Path, tmp_path: Path) -> dict:
-    """Load a copy of ``page`` with the probe script in headless Chromium; the facts it measured."""
+def probe(page: Path, tmp_path: Path, script: str = _PROBE) -> dict:
+    """Load a copy of ``page`` with the probe ``script`` in headless Chromium; the facts it measured (the script
+    writes them as JSON into ``body[data-probe]``)."""
     chromium = _chromium()
     if chromium is None:
         pytest.skip("chromium is not installed (`.ci/run` installs it)")
     copy = page.with_name(page.stem + ".probe.html")
-    copy.write_text(page.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    copy.write_text(page.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
     cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,900",
