@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from imbalance_cli.anchors.presets import AnchorPreset, get_preset
+from imbalance_cli.anchors.presets import get_preset
 from imbalance_cli.anchors.yolov5 import YoloV5Preset, resolve as resolve_yolov5
 from imbalance_cli.check.rules import Rules
 from imbalance_cli.data.dataset import Dataset

@@ -18,9 +18,14 @@ zip members carry CRC-32s, checked on read, and any damage or unexpected content
 from __future__ import annotations
 
 import hashlib
+import io
+import mmap
 import os
+import stat
+import struct
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +63,67 @@ def split_strings(blob: np.ndarray, off: np.ndarray) -> list[str]:
     return out
 
 
+def read_npz(path: Path) -> dict | None:
+    """The arrays of an ``.npz`` file :func:`save` wrote, as read-only views of the file mapped into memory (no
+    copy: reading the label cache of 100,000 images copied 45 MB into fresh, kernel-zeroed pages); None when it is
+    missing, not a regular file, not such an archive, or any member's CRC-32 or ``.npy`` header is wrong.
+
+    Only what ``np.savez`` writes is accepted: stored (uncompressed) members named ``*.npy`` holding plain
+    (not object) arrays. Every byte read is checked: each member's data by its CRC-32, its place by the local
+    header's signature and name; bytes nothing is read from (time stamps, attributes) are not."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO put there does not block the open
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
+        return None
+    finally:
+        os.close(fd)
+    try:
+        out = {}
+        with zipfile.ZipFile(mm) as z:
+            members = z.infolist()
+        view = memoryview(mm)
+        for info in members:
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                return None
+            head = view[info.header_offset:info.header_offset + 30]
+            if len(head) != 30 or bytes(head[:4]) != b"PK\x03\x04":
+                return None
+            name_len, extra_len = struct.unpack("<HH", head[26:30])
+            name_at = info.header_offset + 30
+            if bytes(view[name_at:name_at + name_len]) != info.filename.encode():  # as zipfile checks it
+                return None
+            start = name_at + name_len + extra_len
+            data = view[start:start + info.compress_size]
+            if len(data) != info.compress_size or zlib.crc32(data) != info.CRC:
+                return None
+            header = io.BytesIO(data[:min(len(data), 1 << 16)])
+            version = np.lib.format.read_magic(header)
+            if version not in ((1, 0), (2, 0)):
+                return None
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(header)
+            if dtype.hasobject or fortran:
+                return None
+            count = int(np.prod(shape, dtype=np.int64))
+            arr = np.frombuffer(data, dtype=dtype, count=count, offset=header.tell())
+            out[info.filename[:-4]] = arr.reshape(shape)
+        return out
+    except (ValueError, KeyError, EOFError, OSError, TypeError, OverflowError, NotImplementedError, struct.error,
+            zipfile.BadZipFile):  # (zipfile raises NotImplementedError for a version field it does not know)
+        return None
+
+
 def load(path: Path, n_expected: int | None = None) -> dict | None:
     """The stored table, or None when absent, damaged or of another layout (then it is rebuilt)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            t = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    t = read_npz(path)
+    if t is None:
         return None
     try:
         if int(t["stamp"][0]) != VERSION:

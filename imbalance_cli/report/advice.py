@@ -43,7 +43,7 @@ def finding_text(f: dict) -> str:
     share = f.get("count") is not None
     value = f"{100 * f['value']:.2f}%" if share else f"{f['value']:,.4g}"
     thr = f"{100 * f['threshold']:.2f}%" if share else f"{f['threshold']:,.4g}"
-    group = f" (small boxes)" if f.get("group") else ""
+    group = " (small boxes)" if f.get("group") else ""
     return (f"{f['rule']}{group}: {value} against threshold {thr} (survey {f['survey']}) — {f['text']}")
 
 

@@ -26,12 +26,16 @@ from dataclasses import dataclass
 from html import escape
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imbalance_cli import dist, vocabulary
 from imbalance_cli.data._io import MAX_IMAGE_SIDE, confined_image_path
 from imbalance_cli.errors import InputError
 from imbalance_cli.report.page import Section
 from imbalance_cli.stats.gallery import DEFAULT_IMAGES, gallery_plan
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 @dataclass(frozen=True)
 class GalleryOptions:

@@ -19,7 +19,6 @@ as the anchor pass scaled them, anchors as the preset lays them. Rendering (pixe
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
