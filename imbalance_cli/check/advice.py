@@ -52,7 +52,7 @@ from imbalance_cli.stats.groups import image_repeat_factors, repeat_factors
 #: Default ``--advice-budget``: seconds of anchor search (the fit's starts are scored first, whatever the budget).
 DEFAULT_BUDGET = 1.0
 #: Images (seeded) the anchor and input-size measurements use; all images of a smaller dataset.
-SAMPLE = 200
+SAMPLE = 100
 SEED = 0
 #: The larger input the ``input_size`` item measures: every resize side times this (YOLOv5: img_size).
 INPUT_SCALE = 1.5
