@@ -194,6 +194,8 @@ def test_every_item_carries_its_measurement_ordered_by_size(reports, kind):
             assert e["measured"] and all("before" in m and "after" in m for m in e["metrics"])
     ids = [it["id"] for it in items]
     assert "repeat_factor" in ids and "anchors" in ids
+    if kind == "yolo":  # YOLOv5 assigns by a width/height ratio: no IoU threshold to report against
+        assert all(m["measure"] != "boxes_below_positive_iou" for it in items for m in it["effect"].get("metrics", []))
 
 
 def test_anchor_effect_before_is_the_run_and_after_is_the_fitted_preset_measured_again(reports, tmp_path):

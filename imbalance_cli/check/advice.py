@@ -191,7 +191,8 @@ def _fit_item(a, dataset, sub, preset, spec, rules, fire_np, fire_bp, n, budget,
         return None
     b, f = res.sample_before, res.sample_after
     metrics = [{"measure": k, "before": b.get(k), "after": f.get(k)}
-               for k in ("coverage", "boxes_without_positive", "boxes_below_positive_iou", "positives_per_box")]
+               for k in ("coverage", "boxes_without_positive", "boxes_below_positive_iou", "positives_per_box")
+               if not (k == "boxes_below_positive_iou" and kind == "yolov5")]  # YOLOv5 has no IoU threshold
     metrics.append({"measure": "coverage", "group": "small", "before": (b["by_size"].get("small") or {}).get("coverage"),
                     "after": (f["by_size"].get("small") or {}).get("coverage")})
     fw, cfg = next(((k, v) for k, v in rep["configs"].items() if v.get("exact")), next(iter(rep["configs"].items())))
