@@ -279,3 +279,30 @@ def test_the_schema_checks_the_advice(reports):
     bad = copy.deepcopy(rep)
     bad["advice"]["items"][0]["finding"]["threshold"] = None
     assert problems(bad) == ["advice.items[0].finding.threshold is missing or of the wrong type"]
+
+
+@pytest.mark.parametrize("kind", ["coco", "yolo"])
+def test_every_printed_command_parses_and_the_quick_ones_run(reports, kind, tmp_path, monkeypatch):
+    """Each fix's commands are this tool's own command lines: every one is accepted by the CLI's parser (options
+    and values), and the quick ones (batches, groups, margins) run to exit 0 on the same data."""
+    import shlex
+
+    import typer
+
+    _, rep = reports[kind]
+    group = typer.main.get_command(app)
+    monkeypatch.chdir(tmp_path)
+    ran = 0
+    for it in rep["advice"]["items"]:
+        for line in it["fix"]["commands"]:
+            argv = shlex.split(line.split("#")[0])
+            assert argv[0] == "imbalance"
+            argv = [a.replace("IMAGES", str(tmp_path)).replace("PRESET.toml", "retinanet") for a in argv[1:]]
+            sub = group.get_command(None, argv[0])
+            with sub.make_context(argv[0], list(argv[1:]), resilient_parsing=False) as ctx:  # parses, runs nothing
+                assert ctx.params
+            if argv[0] in ("batches", "groups", "margins"):
+                res = runner.invoke(app, [*argv, "-q"] if argv[0] != "groups" else argv)
+                assert res.exit_code == 0, (line, res.output)
+                ran += 1
+    assert ran >= 2

@@ -379,23 +379,21 @@ def _class_items(report: dict, dataset: Dataset, preset, rules: Rules, checked: 
                             "dataset=...))\n"}]}
         items.append(_item("repeat_factor", "Repeat-factor sampling for the tail classes", tv, finding, fix, effect))
     name = CLASS_LOSS.get(getattr(preset, "name", ""), DEFAULT_CLASS_LOSS) if preset is not None else DEFAULT_CLASS_LOSS
-    items.append(_loss_item("class_loss", "A long-tail loss", tv, finding, name, file))
+    items.append(_loss_item("class_loss", "A long-tail loss", tv, finding, name, file, dataset.format == "yolo"))
     return items
 
 
-def _loss_item(id_: str, title: str, size: float, finding: dict, name: str, file: str) -> dict:
+def _loss_item(id_: str, title: str, size: float, finding: dict, name: str, file: str, yolo: bool) -> dict:
     e = get_loss(name)
     base = get_loss(e.baseline) if e.baseline else None
     commands = [f"imbalance bench --losses {e.name}   # {e.name} against {e.baseline} on synthetic-lt"]
     snippets = []
-    if "counts" in e.needs and e.name.startswith("ecm"):
-        commands.insert(0, f"imbalance margins {file} --out margins/")
-        snippets.append({"framework": "imbalance", "language": "python", "exact": True, "text":
-                         "import imbalance_cli.losses as L\nfrom imbalance_cli.stats.margins import load_ecm_counts\n"
-                         "loss = L.ecm_loss(logits, labels, **load_ecm_counts('margins/ecm_counts.json'))\n"})
+    if e.name == "ecm-focal":  # the one-stage form: margins without the background (ECM supp. F)
+        commands.insert(0, f"imbalance margins {file} --one-stage --out margins/   # its margins and weights")
     elif e.name == "bags":
         commands.insert(0, f"imbalance groups {file} --out groups/   # label2binlabel, pred_slice")
-    commands.append(f"imbalance train --data {file} --images IMAGES --loss {e.name}   # the compact detector")
+    images = "" if yolo else " --images IMAGES"  # a YOLO data.yaml lists its images
+    commands.append(f"imbalance train --data {file}{images} --loss {e.name}   # the compact detector")
     fix = {"kind": "loss", "text": f"loss {e.name}: {e.description}", "loss": e.name, "paper": e.citation,
            "baseline": e.baseline, "baseline_paper": None if base is None else base.citation, "commands": commands,
            "snippets": snippets}
@@ -404,7 +402,7 @@ def _loss_item(id_: str, title: str, size: float, finding: dict, name: str, file
     return _item(id_, title, size, finding, fix, effect)
 
 
-def _foreground_items(report: dict, preset, rules: Rules, checked: list, file: str) -> list[dict]:
+def _foreground_items(report: dict, preset, rules: Rules, checked: list, file: str, yolo: bool) -> list[dict]:
     a = report.get("anchors") or {}
     fg, bg = a.get("foreground"), a.get("background")
     if not fg or bg is None:
@@ -417,7 +415,7 @@ def _foreground_items(report: dict, preset, rules: Rules, checked: list, file: s
                        f"{ratio:,.0f} background anchors per foreground anchor under {getattr(preset, 'name', '')!r}")
     size = 1.0 - thr / ratio if ratio > 0 else 0.0
     return [_loss_item("foreground_loss", "A ranking-based loss for the foreground-background imbalance", size,
-                       finding, FOREGROUND_LOSS, file)]
+                       finding, FOREGROUND_LOSS, file, yolo)]
 
 
 # --------------------------------------------------------------------------------------------- entry point
@@ -441,7 +439,7 @@ def advise(report: dict, dataset: Dataset, anchors: Any = None, rules: Rules | N
     if anchors is not None and report.get("anchors"):
         preset, _ = _preset(anchors)
         items += _anchor_items(report, dataset, anchors, rules, budget, checked, skipped, t0, file)
-        items += _foreground_items(report, preset, rules, checked, file)
+        items += _foreground_items(report, preset, rules, checked, file, dataset.format == "yolo")
     items += _class_items(report, dataset, preset, rules, checked, file)
     items.sort(key=lambda i: (-i["size"], not i["effect"]["measured"]))
     return {"rules": rules_source or "defaults", "budget_seconds": float(budget),
