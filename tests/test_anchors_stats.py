@@ -21,15 +21,20 @@ TINY = AnchorPreset(name="tiny", sizes=((16.0,),), aspect_ratios=((1.0,),), stri
                     resize=ResizePolicy(None, None, (32, 32), 32), pos_iou=0.5, neg_iou=0.4)
 
 
-def straightforward(anchors, boxes, hi=0.5, lo=0.4):
-    """Per-image all-anchors x all-boxes IoU, then torchvision's Matcher rule (vectorised, written here)."""
+def pairwise_iou(boxes, anchors):
+    """(boxes x anchors) IoU of xyxy tensors, every pair (written here, not the package's)."""
     area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     area_a = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
     lt = torch.max(boxes[:, None, :2], anchors[None, :, :2])
     rb = torch.min(boxes[:, None, 2:], anchors[None, :, 2:])
     wh = (rb - lt).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
-    iou = inter / (area_b[:, None] + area_a[None, :] - inter)
+    return inter / (area_b[:, None] + area_a[None, :] - inter)
+
+
+def straightforward(anchors, boxes, hi=0.5, lo=0.4):
+    """Per-image all-anchors x all-boxes IoU, then torchvision's Matcher rule (vectorised, written here)."""
+    iou = pairwise_iou(boxes, anchors)
     vals, idx = iou.max(dim=0)
     m = idx.clone()
     m[vals < lo] = -1

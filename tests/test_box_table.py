@@ -28,6 +28,7 @@ from imbalance_cli.anchors.matcher import culled_match_dataset, dense_match_data
 from imbalance_cli.anchors.presets import AnchorPreset, ResizePolicy, get_preset
 from imbalance_cli.cli import app
 from imbalance_cli.data.dataset import Dataset
+from test_anchors_stats import pairwise_iou
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
@@ -40,13 +41,7 @@ runner = CliRunner()
 # ------------------------------------------------------------------------------------------------ a plain matcher
 def plain_labels(boxes: torch.Tensor, anchors: torch.Tensor, hi: float, lo: float, semantics: str, low_quality: bool):
     """(labels per anchor: box index, -1 negative, -2 ignored; each anchor's own best box), every pair compared."""
-    area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    area_a = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
-    lt = torch.max(boxes[:, None, :2], anchors[None, :, :2])
-    rb = torch.min(boxes[:, None, 2:], anchors[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    iou = inter / (area_b[:, None] + area_a[None, :] - inter)
+    iou = pairwise_iou(boxes, anchors)
     M, A = iou.shape
     own = torch.tensor([int(torch.nonzero(iou[:, a] == iou[:, a].max())[0]) for a in range(A)])  # first box on ties
     best = iou.max(dim=0).values
