@@ -306,3 +306,18 @@ def test_every_printed_command_parses_and_the_quick_ones_run(reports, kind, tmp_
                 assert res.exit_code == 0, (line, res.output)
                 ran += 1
     assert ran >= 2
+
+
+def test_python_api_gives_the_table_the_advice_and_saves_the_gallery(reports, tmp_path):
+    import pandas as pd
+
+    import imbalance_cli as im
+
+    _, rep = reports["coco"]
+    r = im.analyze(im.load(str(COCO_VAL)), anchors="retinanet", advice=True)
+    assert [i["id"] for i in r.to_dict()["advice"]["items"]] == [i["id"] for i in rep["advice"]["items"]]
+    assert len(r.boxes) == rep["anchors"]["boxes"]
+    r.save(tmp_path / "out", gallery=2)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out" / "boxes.parquet"), r.boxes)
+    g = json.loads((tmp_path / "out" / "stats.json").read_text())["gallery"]
+    assert g["images"] == 2 and all((tmp_path / "out" / f).is_file() for f in g["files"])
