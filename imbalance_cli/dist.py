@@ -82,11 +82,18 @@ def rank_info() -> Rank:
     return Rank(_int_env("RANK", 0), world, _int_env("LOCAL_RANK", 0), _int_env("LOCAL_WORLD_SIZE", world))
 
 
+#: set inside :func:`alone`
+_ALONE = [False]
+
+
 def active() -> bool:
     """Whether a process group of more than one rank is joined (then the helpers below communicate).
 
-    Never imports torch: without ``torch.distributed`` already imported no group can be joined.
+    Never imports torch: without ``torch.distributed`` already imported no group can be joined. Inside
+    :func:`alone` it is False: the rank works as a process of its own.
     """
+    if _ALONE[0]:
+        return False
     dist = sys.modules.get("torch.distributed")
     if dist is None:
         return False
@@ -291,6 +298,47 @@ LOAD_ENV = "IMBALANCE_DIST_LOAD"
 LOAD_MODES = ("each", "broadcast")
 
 
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Inside this block the calling rank works as one process (:func:`active` is False: no sharding, no
+    collective), for work one rank does for all (``stats``' advice and gallery on rank 0)."""
+    saved = _ALONE[0]
+    _ALONE[0] = True
+    try:
+        yield
+    finally:
+        _ALONE[0] = saved
+
+
+def on_main(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` computed on rank 0 alone (:func:`alone`) and sent to every rank; an exception there
+    is raised on every rank. In one process: ``fn(*args, **kwargs)``."""
+    if not active():
+        return fn(*args, **kwargs)
+
+    def alone_fn():
+        with alone():
+            return fn(*args, **kwargs)
+
+    return _from_main(alone_fn)
+
+
+def _from_main(fn):
+    """``fn()``'s value computed on rank 0 and broadcast to every rank (a collective); an exception raised on rank
+    0 is sent and raised on every rank, so all ranks fail alike."""
+    if rank_info().is_main:
+        try:
+            payload = (True, fn())
+        except Exception as e:  # sent to the other ranks, raised everywhere
+            payload = (False, e)
+    else:
+        payload = None
+    ok, value = broadcast_object(payload)
+    if not ok:
+        raise value
+    return value
+
+
 def load_mode() -> str:
     """``broadcast`` (default: rank 0 loads, the others receive) or ``each`` (every rank loads the file itself).
 
@@ -330,17 +378,7 @@ def load_shared(loader, *args, **kwargs):
     """
     if not active() or _LOCAL_LOADS or load_mode() == "each":
         return loader(*args, **kwargs)
-    if rank_info().is_main:
-        try:
-            payload = (True, loader(*args, **kwargs))
-        except Exception as e:  # sent to the other ranks, raised everywhere
-            payload = (False, e)
-    else:
-        payload = None
-    ok, value = broadcast_object(payload)
-    if not ok:
-        raise value
-    return value
+    return _from_main(lambda: loader(*args, **kwargs))
 
 
 def local_share(cores: int) -> int:

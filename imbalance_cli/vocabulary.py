@@ -120,6 +120,49 @@ TERMS: dict[str, Term] = {
                                    "/ its valid boxes"),
     "positives_per_box": Term("positives per box", "anchors per box", "positive anchors (YOLOv5: build_targets "
                               "entries) per valid box"),
+    "boxes_ignored_only": Term("boxes with only ignored anchors", "boxes", "boxes without a positive anchor that "
+                               "are the best box of some ignored anchors: trained neither as an object nor as "
+                               "background there (a subset of the boxes without a positive anchor)",
+                               short="ignored only"),
+    # ---------------------------------------------------------------- the per-box table (boxes.parquet)
+    "annotation_id": Term("annotation id", "id", "the box's id in the annotation file (YOLO and files without ids: "
+                          "its record number, from 1)"),
+    "image_id": Term("image id", "id", "the id of the box's image in the annotation file"),
+    "file_name": Term("file name", "path", "the image's file name as the annotation file gives it (YOLO: the "
+                      "image path)"),
+    "category_id": Term("category id", "id", "the box's category id in the annotation file (YOLO: the class index)"),
+    "category": Term("class", "name", "the box's category name"),
+    "size_group": Term("size group", "small | medium | large", "the box's COCO size group under the definition "
+                       "in use (`size_groups_by`)"),
+    "resized_width": Term("width after resize", "pixels", "the box's width in the detector's input: after the "
+                          "preset's resize (YOLOv5: letterbox), before padding"),
+    "resized_height": Term("height after resize", "pixels", "the box's height in the detector's input: after the "
+                           "preset's resize (YOLOv5: letterbox)"),
+    "best_level": Term("level of the best anchor", "level", "the pyramid level of the anchor with the box's "
+                       "highest IoU (the first such anchor)"),
+    "best_iou": Term("best IoU", "IoU", "the box's highest IoU with any anchor of its image (YOLOv5: AutoAnchor's "
+                     "width/height ratio metric, threshold 1/anchor_t)"),
+    "positive_anchors": Term("positive anchors", "anchors", "anchors the matcher assigns to this box, low-quality "
+                             "matches included (YOLOv5: build_targets entries)"),
+    "ignored_anchors": Term("ignored anchors", "anchors", "ignored anchors (between the thresholds) whose own best "
+                            "box (highest IoU, first box on ties) is this box; they sum to the ignored anchors"),
+    "status": Term("status", "positive | ignored-only | none", "positive: at least one positive anchor; "
+                   "ignored-only: no positive anchor but ignored ones; none: neither (positive anchors 0 = "
+                   "boxes without a positive anchor = ignored-only + none)"),
+    "label_file": Term("label file", "path", "YOLO: the box's label file (img2label_paths of its image)"),
+    "label_line": Term("label line", "line", "YOLO: the 1-based line of the box in its label file"),
+    # ---------------------------------------------------------------- advice (what to change)
+    "anchors_per_image": Term("anchors per image", "anchors", "anchors (or points) the preset lays over one image, "
+                              "mean over the images"),
+    "tail_instances_per_batch": Term("tail-class instances per batch", "boxes per batch", "valid boxes of the tail "
+                                     "classes (the rarest third of the used classes by instances) per batch of the "
+                                     "simulated stream: tail boxes drawn per image times the batch size"),
+    "tail_share": Term("tail-class share of instances", "share of boxes", "boxes of the tail classes among the "
+                       "boxes drawn by the sampler"),
+    "batches_with_tail": Term("batches with a tail class", "share of batches", "batches holding at least one box "
+                              "of a tail class"),
+    "samples_per_epoch": Term("samples per epoch", "images", "images drawn per epoch by the sampler (repeat-factor "
+                              "sampling repeats images)"),
     # ---------------------------------------------------------------- anchor fitting (imbalance anchors)
     "coverage": Term("coverage", "share of boxes", "share of boxes with at least one positive at the positive "
                      "threshold (IoU presets: low-quality matches not counted; YOLOv5: a build_targets entry)"),

@@ -10,15 +10,20 @@ its best box (first on ties), IoU >= ``hi`` positive, [``lo``, ``hi``) ignored (
 import torch
 
 
-def brute_force_match(anchors, boxes, hi=0.5, lo=0.4):
-    """``(labels (A,), iou (M, A), best IoU per box (M,))`` for one image's anchors (A, 4) and boxes (M, 4)."""
+def pairwise_iou(boxes, anchors):
+    """(boxes x anchors) IoU of xyxy tensors, every pair (torchvision's ``box_iou`` arithmetic, written here)."""
     area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     area_a = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
     lt = torch.max(boxes[:, None, :2], anchors[None, :, :2])
     rb = torch.min(boxes[:, None, 2:], anchors[None, :, 2:])
     wh = (rb - lt).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
-    iou = inter / (area_b[:, None] + area_a[None, :] - inter)
+    return inter / (area_b[:, None] + area_a[None, :] - inter)
+
+
+def brute_force_match(anchors, boxes, hi=0.5, lo=0.4):
+    """``(labels (A,), iou (M, A), best IoU per box (M,))`` for one image's anchors (A, 4) and boxes (M, 4)."""
+    iou = pairwise_iou(boxes, anchors)
     vals, idx = iou.max(dim=0)
     m = idx.clone()
     m[vals < lo] = -1

@@ -26,3 +26,6 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     # no phase lines on stderr unless a test asks for them: whether a phase outlasts the default 1 s depends on
     # the machine's load, and tests compare stderr exactly (tests/test_progress.py sets its own delays)
     monkeypatch.setenv("IMBALANCE_PHASE_DELAY", "3600")
+    # no advice ("What to change": a time-bounded anchor fit, about 1 s a run) unless a test asks for it
+    # (tests/test_gallery_advice.py and the report pages test set IMBALANCE_ADVICE=on)
+    monkeypatch.setenv("IMBALANCE_ADVICE", "off")

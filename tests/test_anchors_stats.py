@@ -39,8 +39,8 @@ def test_hand_dataset_totals():
     # meanings of "no positive", named apart in imbalance_cli.vocabulary)
     assert s["boxes_without_positive"] == 0 and s["boxes_below_positive_iou"] == 1
     assert s["boxes_below_negative"] == 1
-    assert s["coverage"]["by_size"]["small"] == {"boxes": 2, "without_positive": 0, "below_positive_iou": 1,
-                                                 "below_negative": 1}
+    assert s["coverage"]["by_size"]["small"] == {"boxes": 2, "without_positive": 0, "ignored_only": 0,
+                                                 "below_positive_iou": 1, "below_negative": 1}
     assert s["positive_iou"]["low_quality"] == 4
     assert sum(s["positive_iou"]["counts"]) == 5 and s["positive_iou"]["counts"][-1] == 1  # IoU 1.0 in last bin
     assert s["positive_iou"]["counts"][int((1 / 7) / 0.05)] == 4

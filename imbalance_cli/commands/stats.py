@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from imbalance_cli import dist
+from imbalance_cli.check.advice import ADVICE_ENV, DEFAULT_BUDGET, advice_default, advise
+from imbalance_cli.check.rules import Rules, load_rules
 from imbalance_cli.commands._anchor_options import (
     ChunkSizeOpt, CocoEvalSizesOpt, DeviceOpt, EngineOpt, MatcherOpt, NegativeSampleOpt, NegIouOpt, PosIouOpt,
     WorkersOpt, build_spec, size_by,
@@ -15,7 +19,7 @@ from imbalance_cli.commands._common import (
     check_out, echo_json, flag, handle_errors, out_option, refuse_inapplicable, set_quiet, wrote,
 )
 from imbalance_cli.data import load
-from imbalance_cli.data.yolo import label_summary
+from imbalance_cli.data.yolo import label_summary, split_datasets
 from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.commands._split import names_hint
 from imbalance_cli.data.splits import split_of
@@ -23,6 +27,8 @@ from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import splits as render_splits
 from imbalance_cli.report import stats as render
+from imbalance_cli.report.gallery import GalleryOptions
+from imbalance_cli.stats.gallery import DEFAULT_IMAGES as DEFAULT_GALLERY
 from imbalance_cli.specs import DEFAULT_CHUNK_IMAGES, Device, Engine, Matcher, check_bins, parse_anchors
 from imbalance_cli.stats import analyze
 from imbalance_cli.stats.splits import has_splits, split_statistics
@@ -82,6 +88,19 @@ def stats(
     yolo_version: Optional[int] = typer.Option(None, "--yolo-version", help="YOLO datasets: count as Ultralytics "
                                                "8.x reads them (8, default) or as YOLOv5 7.0 does (5).",
                                                show_default=False),
+    gallery: Optional[int] = typer.Option(None, "--gallery", metavar="N", show_default=False, help="report.html's "
+                                          "gallery decodes or draws at most N images, as the detector sees them "
+                                          f"(0: no gallery; default {DEFAULT_GALLERY}; needs --out and anchors)."),
+    images: Optional[Path] = typer.Option(None, "--images", metavar="DIR", show_default=False, help="Image folder of "
+                                          "a COCO-style file: the gallery draws the pixels (file_name relative to DIR; "
+                                          "YOLO datasets list their images). Default: a blank canvas of each image's "
+                                          "size."),
+    no_advice: bool = flag("--no-advice", help="No 'What to change' section (no anchor fit, no batch simulation)."),
+    advice_budget: Optional[float] = typer.Option(None, "--advice-budget", metavar="SECONDS", show_default=False,
+                                                  help="Seconds the advice's anchor search may take (default "
+                                                  f"{DEFAULT_BUDGET:g}; the fit's starts are scored first)."),
+    rules: Optional[Path] = typer.Option(None, "--rules", metavar="TOML", show_default=False, help="The advice's "
+                                         "thresholds: an `imbalance check` rules file (default: check's defaults)."),
 ) -> None:
     """Dataset imbalance statistics (survey Figs. 4, 5, 7, 13): class long tail, objects and classes per image,
     scale, location, imbalance measures, verdicts, and (unless --anchors none) anchor statistics."""
@@ -91,6 +110,8 @@ def stats(
         raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
     check_bins("--location-bins", location_bins)
     edges = _parse_bags_edges(bags_edges)
+    advice_rules, gallery_opts = _advice_and_gallery_options(out, gallery, images, no_advice, advice_budget, rules,
+                                                            anchors)
 
     def make_spec(preset):  # one AnchorSpec from the options (None for none/yolov5), validated before loading
         return None if _is_yolov5(preset) else build_spec(
@@ -123,6 +144,9 @@ def stats(
         anchors = ("yolov5" if dataset.has_image_sizes else "none") if dataset.format == "yolo" else "retinanet"
         refuse_unused(anchors)
         spec = make_spec(anchors)
+    _refuse_for_dataset(dataset, anchors, gallery, images, advice_budget)
+    if advice_rules is not None:
+        _rules_agree(advice_rules[0], rules, anchors, spec)
     yolo_warnings(dataset, quiet=json_out)
     if spec is not None and dataset.has_image_sizes:  # the anchor limits, before any statistic is computed
         spec.check_images(dataset.heights, dataset.widths, dataset.image_ids, path=dataset.path)
@@ -131,10 +155,20 @@ def stats(
         anchor_arg, anchor_kwargs = resolve_kind(anchors), {"matcher": matcher.value, "pos_iou": pos_iou,
                                                             "neg_iou": neg_iou}
     if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
+        box_tables: dict = {}
         split_report = split_statistics(dataset, anchors=anchor_arg, location_bins=location_bins,
                                         per_class_location=per_class_location, bags_edges=edges, scale_bins=hist_bins,
-                                        strict=strict, size_by=size_by(coco_eval_sizes), **anchor_kwargs)
-        written = render_splits.write_outputs(split_report, out) if out is not None else []
+                                        strict=strict, size_by=size_by(coco_eval_sizes), box_tables=box_tables,
+                                        **anchor_kwargs)
+        if advice_rules is not None:
+            parts = split_datasets(dataset)
+            for name in split_report["order"]:
+                split_report["splits"][name]["advice"] = dist.on_main(
+                    advise, split_report["splits"][name], parts[name], anchor_arg if spec is None else spec,
+                    advice_rules[0], advice_rules[1], advice_rules[2], f"{file} --split {name}")
+        written = render_splits.write_outputs(split_report, out, box_tables=box_tables,
+                                              gallery=gallery_opts) if out is not None else []
+        _gallery_warnings([r.get("gallery") for r in split_report["splits"].values()], quiet or json_out)
         if json_out:
             echo_json(dumps_json(split_report))
             return
@@ -148,12 +182,89 @@ def stats(
     data = report.to_dict()
     if dataset.format == "yolo":  # what the trainer's rules found in the label files (see data/yolo.py)
         data["labels"] = label_summary(dataset)
-    written = render.write_outputs(data, out) if out is not None else []
+    if advice_rules is not None:  # computed by rank 0 alone under torchrun (a time-bounded search)
+        data["advice"] = dist.on_main(advise, data, dataset, anchor_arg if spec is None else spec, *advice_rules,
+                                      str(file) if split is None else f"{file} --split {split}")
+    written = render.write_outputs(data, out, box_table=report.box_table, gallery=gallery_opts) \
+        if out is not None else []
+    _gallery_warnings([data.get("gallery")], quiet or json_out)
     if json_out:
-        echo_json(dumps_json(data) if "labels" in data else report.to_json())
+        echo_json(dumps_json(data))
         return
     render.render_terminal(data)
     wrote(out, written, quiet)
+
+
+def _advice_and_gallery_options(out, gallery, images, no_advice, advice_budget, rules, anchors):
+    """The advice's ``(rules, budget, rules source)`` (None with --no-advice) and the gallery's options (None: no
+    gallery), checked before any data is read; options that cannot apply are refused."""
+    off = not no_advice and not advice_default()
+    refuse_inapplicable(f"with --no-advice{f' ({ADVICE_ENV}=off)' if off else ''}",
+                        advice_budget=(no_advice or off) and advice_budget is not None,
+                        rules=(no_advice or off) and rules is not None)
+    no_advice = no_advice or off
+    if advice_budget is not None and not (advice_budget > 0 and math.isfinite(advice_budget)):
+        raise InputError(f"--advice-budget must be a positive number of seconds, got {advice_budget}")
+    if gallery is not None and gallery < 0:
+        raise InputError(f"--gallery must be 0 (no gallery) or a number of images, got {gallery}")
+    main = not dist.launched() or dist.rank_info().is_main  # other ranks under torchrun write nothing
+    refuse_inapplicable("without --out (the gallery is part of the report directory)",
+                        gallery=main and out is None and gallery is not None,
+                        images=main and out is None and images is not None)
+    refuse_inapplicable("with --gallery 0", images=images is not None and gallery == 0)
+    none = anchors is not None and parse_anchors(anchors) is None
+    refuse_inapplicable("with --anchors none (the gallery draws anchors; the advice's budget bounds an anchor fit)",
+                        gallery=none and gallery is not None, images=none and images is not None,
+                        advice_budget=none and advice_budget is not None)
+    if images is not None and not images.is_dir():
+        raise InputError("--images must be a folder of images", path=str(images))
+    advice = None
+    if not no_advice:
+        advice = (load_rules(rules) if rules is not None else Rules(), DEFAULT_BUDGET if advice_budget is None
+                  else float(advice_budget), None if rules is None else str(rules))
+    opts = None if out is None else GalleryOptions(DEFAULT_GALLERY if gallery is None else int(gallery), images)
+    return advice, opts
+
+
+def _refuse_for_dataset(dataset, anchors, gallery, images, advice_budget) -> None:
+    """What the loaded dataset rules out: --images on a YOLO dataset (it lists its own image files), and the
+    gallery and the advice budget once the default preset turns out to be none (a YOLO labels folder)."""
+    if images is not None and dataset.format == "yolo":
+        raise InputError("--images does not apply to a YOLO dataset: it lists its own image files")
+    if parse_anchors(anchors) is None:
+        refuse_inapplicable("without anchors (this dataset has no image sizes)", gallery=gallery is not None,
+                            images=images is not None, advice_budget=advice_budget is not None)
+
+
+def _rules_agree(r, path, anchors, spec) -> None:
+    """A rules file's ``[anchors]`` table is ``imbalance check``'s: ``stats`` takes its preset from --anchors, so the
+    table must describe the same anchors (preset, and matcher and thresholds where it sets them), else refused."""
+    if r.anchors is None:
+        return
+    ours = "none" if parse_anchors(anchors) is None else str(anchors)
+    if str(r.anchors).strip().lower() != ours.strip().lower():
+        raise InputError(f"[anchors] preset = {r.anchors!r} differs from this run's --anchors {ours}: pass --anchors "
+                         f"{r.anchors} or a rules file without [anchors] (its preset is imbalance check's)",
+                         path=str(path))
+    opts = r.anchor_options
+    if spec is None or not opts:
+        return
+    from imbalance_cli.specs import resolve_semantics
+
+    same = (("matcher" not in opts or resolve_semantics(opts["matcher"], spec.preset) == spec.semantics)
+            and ("pos_iou" not in opts or float(opts["pos_iou"]) == float(spec.preset.pos_iou))
+            and ("neg_iou" not in opts or float(opts["neg_iou"]) == float(spec.preset.neg_iou)))
+    if not same:
+        raise InputError(f"[anchors] sets {', '.join(sorted(opts))} unlike this run's --matcher/--pos-iou/--neg-iou: "
+                         "give the same values, or a rules file without them", path=str(path))
+
+
+def _gallery_warnings(summaries, quiet: bool) -> None:
+    """One line on stderr per gallery whose images could not all be read (all are listed in report.html)."""
+    for g in summaries:
+        if g and g.get("problems") and not quiet:
+            typer.echo(f"warning: {len(g['problems'])} gallery image(s) drawn on a blank canvas (listed in "
+                       f"report.html): {g['problems'][0]}", err=True)
 
 
 def yolo_warnings(dataset, quiet: bool = False, shown: int = 5) -> None:

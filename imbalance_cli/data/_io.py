@@ -358,3 +358,24 @@ def parser_nesting_error(text, base: int, path: str | os.PathLike, outer: int = 
     where = f", passing {mark + outer} levels (byte {base + at})" if at is not None else ""
     return InputError(f"malformed JSON: {NESTING_ERROR}: {deepest + outer:,} levels of nested arrays or objects, "
                       f"beyond the JSON parser's limit of about {limit:,}{where}", path=path)
+
+
+def confined_image_path(images_dir: Path, file_name: str, data_path, record: str) -> Path:
+    """``images_dir / file_name``, refusing a name that leaves the folder.
+
+    An absolute ``file_name``, or one whose ``..`` components (after resolving symbolic links)
+    lead outside ``images_dir``, is an :class:`InputError` naming the annotation file and record.
+    """
+    name = str(file_name)
+    if "\x00" in name:
+        raise InputError(f"file_name {name!r} holds a NUL byte, which no path can", path=data_path,
+                         record=f"{record}: file_name")
+    root = images_dir.resolve()
+    if Path(name).is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise InputError(f"file_name {name!r} is an absolute path; it must be relative to --images",
+                         path=data_path, record=f"{record}: file_name")
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        raise InputError(f"file_name {name!r} points outside the --images folder", path=data_path,
+                         record=f"{record}: file_name")
+    return target

@@ -137,6 +137,7 @@ class Dataset:
     area: np.ndarray | None = None  # float64, the file's own `area`, NaN where absent
     difficult: np.ndarray | None = None  # bool; VOC `difficult`
     integer_boxes: np.ndarray | None = None  # bool; COCO bbox written as four JSON integers (detectron2 truncates those)
+    label_lines: np.ndarray | None = None  # int64; YOLO: the 1-based line of each box in its image's label file
     supercategory: np.ndarray | None = None  # object (str)
     frequency: np.ndarray | None = None  # object: "r" | "c" | "f" | "" (the file's LVIS field)
     category_image_count: np.ndarray | None = None  # int64, the file's own field, -1 where absent
@@ -172,6 +173,7 @@ class Dataset:
         self.box_ids = np.arange(1, n_box + 1, dtype=np.int64) if self.box_ids is None else _opt(self.box_ids, n_box, np.int64)
         self.difficult = _opt(self.difficult, n_box, bool)
         self.integer_boxes = _opt(self.integer_boxes, n_box, bool)
+        self.label_lines = _opt(self.label_lines, n_box, np.int64)
         lazy = self.__dict__.get("_lazy_file_names")
         if isinstance(lazy, LazyStrings):
             if len(lazy) != n_img:
@@ -292,6 +294,7 @@ class Dataset:
             category_ids=self.category_ids, category_names=self.category_names,
             file_names=sel(self.file_names, image_index), box_ids=self.box_ids[keep], crowd=self.crowd[keep],
             area=self.area[keep], difficult=sel(self.difficult, keep), integer_boxes=sel(self.integer_boxes, keep),
+            label_lines=sel(self.label_lines, keep),
             supercategory=self.supercategory,
             frequency=self.frequency, category_image_count=self.category_image_count,
             category_instance_count=self.category_instance_count, synset=self.synset, category_codes=self.category_codes,

@@ -765,7 +765,7 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
             totals[k] = totals.get(k, 0) + v
         for key, entries in lists.items():
             info[key].extend(entries)
-    cls, xywh, bimg = _kept_rows(parts)
+    cls, xywh, bimg, lines = _kept_rows(parts)
     wh = np.concatenate(whs).astype(np.float64) if whs else np.zeros((0, 2))
     W, H = wh[:, 0], wh[:, 1]
     boxes = _pixel_boxes(xywh, bimg, W, H, clip=version == 8)
@@ -774,7 +774,7 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
     if len(cls) and int(cls.max()) >= len(names):  # YOLOv5 keeps them, then train.py stops: listed in info["fatal"]
         ok = cls < len(names)
         info["fatal_boxes"] = int((~ok).sum())
-        cls, boxes, bimg = cls[ok], boxes[ok], bimg[ok]
+        cls, boxes, bimg, lines = cls[ok], boxes[ok], bimg[ok], lines[ok]
     has_sizes = n_img > 0
     ids = np.concatenate(stem_ids) if stem_ids else np.zeros(0, np.int64)
     if n_img and (ids >= 0).all() and ((np.diff(ids) > 0).all() or len(unique_ints(ids)) == n_img):
@@ -791,21 +791,25 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
         image_ids=image_ids, widths=W.copy(), heights=H.copy(), file_names=np.array(files, dtype=object),
         boxes=boxes, box_image=bimg, box_category=cls, category_ids=np.arange(len(names)),
         category_names=np.array(names, dtype=object), format="yolo", path=path, has_image_sizes=has_sizes, info=info,
+        label_lines=lines,
     )
 
 
-def _kept_rows(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Class, float32 ``(cx, cy, w, h)`` and image row of every kept label row of the scanned splits ``parts``
-    (``(table, first image row, rows per kept image, row mask or None for all)``), in one array each."""
+def _kept_rows(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Class, float32 ``(cx, cy, w, h)``, image row and 1-based label-file line of every kept label row of the
+    scanned splits ``parts`` (``(table, first image row, rows per kept image, row mask or None for all)``), in one
+    array each."""
     n = sum(len(t["cls"]) if sel is None else int(np.count_nonzero(sel)) for t, _, _, sel in parts)
     cls, xywh, bimg = np.empty(n, np.int64), np.empty((n, 4), np.float32), np.empty(n, np.int64)
+    lines = np.empty(n, np.int64)
     o = 0
     for t, first, counts, sel in parts:
-        c, x = (t["cls"], t["xywhn"]) if sel is None else (t["cls"][sel], t["xywhn"][sel])
-        cls[o:o + len(c)], xywh[o:o + len(c)] = c, x
+        c, x, ln = (t["cls"], t["xywhn"], t["lines"]) if sel is None else (t["cls"][sel], t["xywhn"][sel],
+                                                                            t["lines"][sel])
+        cls[o:o + len(c)], xywh[o:o + len(c)], lines[o:o + len(c)] = c, x, ln
         bimg[o:o + len(c)] = np.repeat(np.arange(first, first + len(counts)), counts)
         o += len(c)
-    return cls, xywh, bimg
+    return cls, xywh, bimg, lines
 
 
 #: Rows per block in :func:`_pixel_boxes`: its temporaries stay small and are reused block after block
@@ -1023,7 +1027,8 @@ def _image_range(ds: Dataset, a: int, b: int) -> Dataset:
         category_ids=ds.category_ids,
         category_names=ds.category_names, file_names=part(ds.file_names, img), box_ids=ds.box_ids[box],
         crowd=ds.crowd[box], area=ds.area[box], difficult=part(ds.difficult, box),
-        integer_boxes=part(ds.integer_boxes, box), supercategory=ds.supercategory, frequency=ds.frequency,
+        integer_boxes=part(ds.integer_boxes, box), label_lines=part(ds.label_lines, box),
+        supercategory=ds.supercategory, frequency=ds.frequency,
         category_image_count=ds.category_image_count, category_instance_count=ds.category_instance_count,
         synset=ds.synset, category_codes=ds.category_codes, format=ds.format, path=ds.path,
         has_image_sizes=ds.has_image_sizes, info=dict(ds.info),

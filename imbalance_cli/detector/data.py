@@ -27,7 +27,7 @@ from torch import Tensor
 from imbalance_cli.errors import InputError
 from imbalance_cli.anchors.generator import resized_size
 from imbalance_cli.data import load
-from imbalance_cli.data._io import MAX_IMAGE_SIDE
+from imbalance_cli.data._io import MAX_IMAGE_SIDE, confined_image_path
 from imbalance_cli.data.splits import TRAIN_SPLIT, select_split, split_names, split_of
 from imbalance_cli.data.yolo import is_yolo_path
 from imbalance_cli.detector.synthetic import write_synthetic_lt
@@ -112,27 +112,6 @@ def _read_image(path: Path, h: int, w: int) -> Tensor:
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise InputError(f"cannot read image: {type(e).__name__}: {first}", path=str(path)) from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
-
-
-def confined_image_path(images_dir: Path, file_name: str, data_path, record: str) -> Path:
-    """``images_dir / file_name``, refusing a name that leaves the folder.
-
-    An absolute ``file_name``, or one whose ``..`` components (after resolving symbolic links)
-    lead outside ``images_dir``, is an :class:`InputError` naming the annotation file and record.
-    """
-    name = str(file_name)
-    if "\x00" in name:
-        raise InputError(f"file_name {name!r} holds a NUL byte, which no path can", path=data_path,
-                         record=f"{record}: file_name")
-    root = images_dir.resolve()
-    if Path(name).is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise InputError(f"file_name {name!r} is an absolute path; it must be relative to --images",
-                         path=data_path, record=f"{record}: file_name")
-    target = (root / name).resolve()
-    if target != root and root not in target.parents:
-        raise InputError(f"file_name {name!r} points outside the --images folder", path=data_path,
-                         record=f"{record}: file_name")
-    return target
 
 
 def _check_train_size(ds, i: int, preset) -> None:

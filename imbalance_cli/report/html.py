@@ -10,6 +10,7 @@ from html import escape
 from typing import Any, Iterable
 
 from imbalance_cli import vocabulary
+from imbalance_cli.report.advice import section as advice_section
 from imbalance_cli.report.page import Section, anchor_id, figure_html, render_page, table, verdict_item
 from imbalance_cli.report.page import data_uri as _data_uri
 from imbalance_cli.report.tables import (
@@ -130,6 +131,10 @@ def stats_sections(report: dict, figures: list, top: int = 15) -> list[Section]:
         out.append(Section("verdicts", "Verdicts", '<ul class="verdicts">' + "".join(
             verdict_item(str(v.get("level", "")), str(v.get("type", "")).replace("_", "-"), str(v.get("message", "")))
             for v in verdicts) + "</ul>"))
+
+    # what to change (advice) ------------------------------------------------------------------
+    if isinstance(report.get("advice"), dict):
+        out.append(advice_section(report["advice"]))
 
     # dataset + measures ---------------------------------------------------------------------
     parts = ['<div class="grid2">']

@@ -88,6 +88,14 @@ figcaption b { color: var(--fg); }
 .figs2 figure { margin: 0; }
 .tag { display: inline-block; padding: 0 6px; border-radius: 4px; font-size: 12px; font-weight: 600; color: #fff; }
 .tag.r { background: #d62728; } .tag.c { background: #ff7f0e; } .tag.f { background: #1f77b4; }
+.advice { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 10px 14px;
+          margin: 0 0 14px; scroll-margin-top: 12px; }
+.advice p { margin: 6px 0; }
+.gallery { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.gallery figure { margin: 0; flex: 0 1 auto; max-width: 100%; }
+img.strip { display: block; max-width: 100%; height: auto; }
+.swatch { display: inline-block; width: 12px; height: 10px; border: 3px solid; margin: 0 4px 0 8px;
+          vertical-align: middle; }
 footer { color: var(--muted); font-size: 12.5px; margin-top: 36px; }
 @media (max-width: 900px) {
   .page { display: block; }

@@ -176,8 +176,10 @@ def _figures(report: dict, dpi: int) -> list[tuple[str, str, bytes]]:
 OWN_FILES = ("splits.json", "splits.csv", "splits.html", "compare_*.png")
 
 
-def report_files(report: dict, dpi: int = 110) -> dict:
-    """Every file of the splits directory, rendered in memory: ``{name or split/name: content}``."""
+def report_files(report: dict, dpi: int = 110, box_tables: dict | None = None, gallery=None) -> dict:
+    """Every file of the splits directory, rendered in memory: ``{name or split/name: content}``; ``box_tables``
+    (split name -> :class:`imbalance_cli.stats.boxes.BoxTable`) adds each split's ``boxes.parquet`` and, with
+    ``gallery`` (:class:`imbalance_cli.report.gallery.GalleryOptions`), its gallery."""
     import pandas as pd
 
     for name in report["order"]:
@@ -186,7 +188,9 @@ def report_files(report: dict, dpi: int = 110) -> dict:
     figs = _figures(report, dpi)
     files: dict = {}
     for name in report["order"]:
-        for fname, content in stats_report_files(report["splits"][name], dpi=dpi).items():
+        table = (box_tables or {}).get(name)
+        for fname, content in stats_report_files(report["splits"][name], dpi=dpi, box_table=table,
+                                                 gallery=gallery).items():
             files[f"{name}/{fname}"] = content
     files["splits.json"] = dumps_json(report)
     files["splits.csv"] = pd.DataFrame(summary_rows(report)).to_csv(index=False)
@@ -196,8 +200,10 @@ def report_files(report: dict, dpi: int = 110) -> dict:
     return files
 
 
-def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:
+def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110, box_tables: dict | None = None,
+                  gallery=None) -> list[Path]:
     """Write the splits report directory (see module docstring), all or nothing; return the written paths."""
     check_out_dir(out_dir)
     own = OWN_FILES + tuple(report["order"]) + tuple(f"{n}/{p}" for n in report["order"] for p in STATS_OWN_FILES)
-    return write_report(out_dir, report_files(report, dpi=dpi), own=own, kind="splits")
+    files = report_files(report, dpi=dpi, box_tables=box_tables, gallery=gallery)
+    return write_report(out_dir, files, own=own, kind="splits")

@@ -18,7 +18,9 @@ from typing import Any
 
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import anchor_tables, tables
+from imbalance_cli.report.advice import render_terminal as render_advice
 from imbalance_cli.report.figures import render_figures
+from imbalance_cli.report.gallery import GalleryOptions, gallery_files
 from imbalance_cli.report.html import render_html
 from imbalance_cli.report.tables import (
     LEVEL_STYLE,
@@ -39,21 +41,34 @@ from imbalance_cli.report.writer import check_out_dir, write_report
 #: Every file name a stats report directory may hold (replaced as a whole on the next run).
 OWN_FILES = ("stats.json", "report.html", "classes.csv", "measures.csv", "objects_per_image.csv",
              "classes_per_image.csv", "scale_*.csv", "location.csv", "location_per_class.csv", "anchors_*.csv",
-             "fig*.png", "anchor_coverage.png")
+             "fig*.png", "anchor_coverage.png", "boxes.parquet", "gallery_*.jpg", "gallery_*.png")
 
 
-def report_files(report: dict, dpi: int = 110) -> dict[str, str | bytes]:
-    """Every file of the report directory, rendered in memory: ``{file name: content}`` in writing order."""
-    files: dict[str, str | bytes] = {"stats.json": dumps_json(report)}
+def report_files(report: dict, dpi: int = 110, box_table=None, gallery: GalleryOptions | None = None) -> dict:
+    """Every file of the report directory, rendered in memory: ``{file name: content}`` in writing order.
+
+    ``box_table`` (:class:`imbalance_cli.stats.boxes.BoxTable`, with anchors) adds ``boxes.parquet``, written by
+    the report writer straight into its temporary folder (a function of the path), and, with ``gallery``
+    (:class:`imbalance_cli.report.gallery.GalleryOptions`), the gallery's thumbnails and section; what the
+    gallery drew is recorded under ``gallery`` in ``report`` (the caller's dict) and ``stats.json``.
+    """
+    shots, section, summary = gallery_files(box_table, gallery)
+    if summary is not None:
+        report["gallery"] = summary
+    files: dict = {"stats.json": dumps_json(report)}
     files.update(tables.csv_tables(report))
+    if box_table is not None:
+        files["boxes.parquet"] = box_table.write_parquet
     rendered = render_figures(report, dpi=dpi)
     for fig in rendered:
         files[fig.filename] = fig.png
-    files["report.html"] = render_html(report, rendered)
+    files.update(shots)
+    files["report.html"] = render_html(report, rendered, extra_sections=[section] if section is not None else ())
     return files
 
 
-def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:
+def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110, box_table=None,
+                  gallery: GalleryOptions | None = None) -> list[Path]:
     """Write the report directory and return the written paths (in writing order).
 
     Everything is rendered in memory first, so a failure while building (bad report, plotting
@@ -62,7 +77,7 @@ def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> l
     complete report or the new one, never a mix.
     """
     check_out_dir(out_dir)  # before rendering anything
-    files = report_files(report, dpi=dpi)
+    files = report_files(report, dpi=dpi, box_table=box_table, gallery=gallery)
     return write_report(out_dir, files, own=OWN_FILES, kind="stats")
 
 
@@ -163,6 +178,10 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
             t.add_row(str(v.get("type", "")).replace("_", "-"), Text(level.upper(), style=LEVEL_STYLE.get(level, "")),
                       str(v.get("message", "")))
         console.print(t)
+
+    # what to change ------------------------------------------------------------------------
+    if isinstance(report.get("advice"), dict):
+        render_advice(report["advice"], console)
 
 
 def _dataset_rows(ds: dict) -> list[tuple[str, str, str]]:

@@ -392,6 +392,7 @@ class AnchorAccumulator:
         self.box_max_iou = np.zeros(num_boxes, F32)
         self.box_best_level = np.zeros(num_boxes, np.int32)
         self.box_positives = np.zeros(num_boxes, np.int32)
+        self.box_ignored = np.zeros(num_boxes, np.int32)
         self.per_class = np.zeros(num_classes, np.int64)
         self.per_level = np.zeros(num_levels, np.int64)
         self.positive_iou = np.zeros(len(_edges(1.0)) - 1, np.int64)
@@ -410,6 +411,7 @@ class AnchorAccumulator:
         self.box_max_iou[box_start:box_start + nb] = part["box_max_iou"]
         self.box_best_level[box_start:box_start + nb] = part["box_best_level"]
         self.box_positives[box_start:box_start + nb] = part["box_positives"]
+        self.box_ignored[box_start:box_start + nb] = part["box_ignored"]
         self.per_class += part["per_class"]
         self.per_level += part["per_level"]
         self.positive_iou += part["positive_iou"]
@@ -429,7 +431,7 @@ class AnchorAccumulator:
         if not dist.active():
             return
         dist.sum_arrays(self.foreground, self.ignored, self.box_max_iou, self.box_best_level, self.box_positives,
-                        self.per_class, self.per_level, self.positive_iou, self.spatial, self.negative)
+                        self.box_ignored, self.per_class, self.per_level, self.positive_iou, self.spatial, self.negative)
         self.low_quality, self.fallback, self.outside, self.zero = dist.sum_scalars(
             self.low_quality, self.fallback, self.outside, self.zero)
 
@@ -438,7 +440,7 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
                       device: Any = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
                       negative_iou_sample: int | str | None = None, seed: int = 0, engine: Any = None,
                       spatial_bins: int = SPATIAL_BINS, chunk_images: Any = "default", workers: int | None = None,
-                      spec: AnchorSpec | None = None, size_by: str = "box") -> dict:
+                      spec: AnchorSpec | None = None, size_by: str = "box", box_arrays: dict | None = None) -> dict:
     """Anchor statistics of ``dataset`` (see module docstring); returns the report's ``anchors`` dict.
 
     Pass a built ``spec`` (:meth:`imbalance_cli.specs.AnchorSpec.build`, or an ``AnchorSpec`` as
@@ -455,6 +457,10 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     spatial_bins: bins per axis of the Fig. 14 histogram.
     chunk_images: images per chunk (``None``/``"all"``: one chunk); workers: processes (default: cores).
     size_by: size groups of the coverage table, ``box`` (w·h) or ``area_field`` (COCO-eval groups).
+    box_arrays: a dict this call fills with the pass's per-box arrays, valid boxes in image order (the
+        per-box table, :mod:`imbalance_cli.stats.boxes`): ``order`` (dataset box rows), ``max_iou``,
+        ``best_level``, ``positives``, ``ignored``, ``size_group``, ``scaled`` (boxes in the resized image,
+        a :class:`ScaledBoxes`) and ``preset``.
     The result does not depend on ``chunk_images`` or ``workers``.
     """
     t0 = time.perf_counter()
@@ -547,13 +553,15 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     # ---- coverage: the two meanings of "no positive" (vocabulary: boxes_without_positive counts
     # low-quality matches as positives; boxes_below_positive_iou does not)
     no_pos = acc.box_positives == 0
+    ign_only = no_pos & (acc.box_ignored > 0)  # no positive, but ignored anchors: in neither loss there
     iou_rule = spec.preset.assigner == "max_iou"  # ATSS / FCOS have no fixed positive IoU
     below_pos = box_max < pos_t if iou_rule else None
     below = box_max < neg_t
     sg = _size_group(dataset, order, size_by)
 
     def counts_of(m):
-        row = {"boxes": int(m.sum()), "without_positive": int((no_pos & m).sum())}
+        row = {"boxes": int(m.sum()), "without_positive": int((no_pos & m).sum()),
+               "ignored_only": int((ign_only & m).sum())}
         if below_pos is not None:
             row["below_positive_iou"] = int((below_pos & m).sum())
         row["below_negative"] = int((below & m).sum())
@@ -562,8 +570,8 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     by_size = {key: counts_of(sg == i) for i, key in enumerate(SIZE_GROUPS)}
     cov_class = {}
     by_cat = {k: np.bincount(cat_of_box[m], minlength=C) for k, m in
-              (("without_positive", no_pos), ("below_positive_iou", below_pos), ("below_negative", below))
-              if m is not None}
+              (("without_positive", no_pos), ("ignored_only", ign_only), ("below_positive_iou", below_pos),
+                            ("below_negative", below)) if m is not None}
     for ci, cid in enumerate(cat_ids):
         if inst[ci]:
             cov_class[cid] = {"boxes": int(inst[ci]), **{k: int(v[ci]) for k, v in by_cat.items()}}
@@ -576,6 +584,9 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
                "counts": acc.spatial.tolist(), "outside": int(acc.outside)}
 
     per_image = {"anchors": total / n, "foreground": fg / n, "background": bg / n, "ignored": ign / n}
+    if box_arrays is not None:
+        box_arrays.update(order=order, max_iou=box_max, best_level=acc.box_best_level, positives=acc.box_positives,
+                       ignored=acc.box_ignored, size_group=sg, scaled=inp.scaled, preset=preset)
     phases.switch(prev_phase)
     return {
         "preset": preset.name, "assigner": preset.assigner, "matcher": semantics, "device": spec.device, "engine": spec.engine,
@@ -598,6 +609,7 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
         "negative_iou": negative_iou,
         "box_max_iou": box_best_hist,
         "boxes_without_positive": int(no_pos.sum()),
+        "boxes_ignored_only": int(ign_only.sum()),
         "boxes_below_positive_iou": None if below_pos is None else int(below_pos.sum()),
         "boxes_below_negative": int(below.sum()),
         "coverage": coverage,

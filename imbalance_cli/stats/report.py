@@ -30,6 +30,7 @@ from imbalance_cli.anchors.kinds import resolve as resolve_kind
 from imbalance_cli.specs import parse_anchors
 from imbalance_cli.stats import geometry, measures
 from imbalance_cli.stats.anchors import anchor_statistics
+from imbalance_cli.stats.boxes import BoxTable
 from imbalance_cli.stats.classes import (
     DEFAULT_BAGS_EDGES,
     bags_groups,
@@ -80,8 +81,9 @@ STATS_TERMS = ("images", "annotations", "boxes", "crowd", "invalid", "categories
                "images_without_boxes", "imbalance_ratio", "gini", "normalized_entropy", "tv_to_uniform",
                "kl_to_uniform", "cv", "classes_used", "small", "medium", "large", "size_groups", "anchors",
                "foreground", "background", "ignored", "pos_neg_ratio", "task_pos_neg_ratio",
-               "background_per_foreground", "boxes_without_positive", "boxes_below_positive_iou",
-               "boxes_below_negative", "low_quality", "positives_per_instance", "positives_per_box")
+               "background_per_foreground", "boxes_without_positive", "boxes_ignored_only",
+               "boxes_below_positive_iou", "boxes_below_negative", "low_quality", "positives_per_instance",
+               "positives_per_box")
 
 
 #: Verdict levels; ``undetermined``: the sample is too small for the measure to say anything (see
@@ -275,6 +277,7 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
     reason = dataset.invalid_reason()
     valid = (~dataset.crowd) & (reason < 0)
     report: dict = {"schema": SCHEMA}
+    box_arrays: dict = {}  # the anchor pass's per-box arrays (the per-box table)
     steps = ["summary", "classes", "per_image", "scale", "location"] + (["anchors"] if want_anchors else [])
     # scale and location are independent of the other steps and spend their time in NumPy, which
     # releases the GIL: they run on two threads while the class statistics run here (0.64 -> 0.48 s
@@ -309,12 +312,15 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
             elif step == "anchors":
                 own_kind = resolve_kind(anchors)  # YOLOv5's build_targets, not the IoU engine (stats/yolov5.py)
                 if own_kind is not None:
-                    report["anchors"] = yolov5_statistics(dataset, own_kind, size_by=size_by, **anchor_options)
+                    report["anchors"] = yolov5_statistics(dataset, own_kind, size_by=size_by, box_arrays=box_arrays,
+                                                          **anchor_options)
                 else:
-                    report["anchors"] = anchor_statistics(dataset, anchors, size_by=size_by, **anchor_options)
+                    report["anchors"] = anchor_statistics(dataset, anchors, size_by=size_by, box_arrays=box_arrays,
+                                                          **anchor_options)
     report["verdicts"] = verdicts(report)
     report["definitions"] = definitions(STATS_TERMS, size_groups_by=size_by)
-    return Report(report)
+    table = BoxTable(dataset, box_arrays, size_by, anchors=anchors) if box_arrays else None
+    return Report(report, box_table=table)
 
 
 def _summary(dataset: Dataset, reason: np.ndarray, valid: np.ndarray) -> dict:
@@ -388,11 +394,18 @@ _TABLE_SCALE = ("relative_width", "relative_height", "relative_area")
 class Report:
     """The result of :func:`analyze`: a dict of plain data (``imbalance.stats/1``) with pandas views.
 
-    ``report["measures"]`` indexes the dict directly.
+    ``report["measures"]`` indexes the dict directly. ``box_table`` (with anchors) is the per-box table
+    (:class:`imbalance_cli.stats.boxes.BoxTable`), kept apart from the JSON dict; :attr:`boxes` is its DataFrame.
     """
 
-    def __init__(self, data: dict):
+    def __init__(self, data: dict, box_table: BoxTable | None = None):
         self._data = to_jsonable(data)
+        self.box_table = box_table
+
+    @property
+    def boxes(self):
+        """The per-box table as a pandas DataFrame, one row per valid box in image order (None without anchors)."""
+        return None if self.box_table is None else self.box_table.to_pandas()
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Report":

@@ -50,6 +50,17 @@ verdicts: [{type: "class"|"scale"|"location"|"foreground_background",
            boxes_below_positive_iou,       # no anchor at IoU >= pos_iou (null: ATSS/FCOS/YOLOv5); added within /1
            coverage: {by_size, by_class, size_groups_by}}]   # rows: boxes, without_positive,
                                            #   below_positive_iou, below_negative
+[gallery: {images, decoded, blank,        # report directory only (--out, anchors, --gallery N > 0): images
+           problems: [str], files: [str]}]  # drawn, decoded from files, blank canvases, unreadable ones listed
+[advice: {rules, budget_seconds, seconds,  # "What to change" (imbalance stats; --no-advice: absent); rules =
+                                           #   "defaults" or the rules file whose thresholds fired
+          items: [{id, title, size,        # ordered by size (the measured share of the problem), descending
+                   finding: {rule, measure, value, threshold, survey, survey_source, text},
+                   fix: {kind, text, commands: [str], snippets: [{framework, language, text, exact}]},
+                   effect: {measured: true, method, images, metrics: [{measure, [group], before, after}]}
+                         | {measured: false, why, [how]}}],
+          checked: [{rule, group, value, threshold, severity, fired}],   # every rule looked at
+          skipped: [str]}]                 # measurements the budget or the data left out, with the reason
 definitions: {key: {label, unit, meaning}, size_groups_by: {value, label, unit, meaning}}
                                            # the one vocabulary (imbalance_cli/vocabulary.py) for every
                                            # quantity above: the words the terminal, CSV and HTML use
@@ -174,6 +185,48 @@ def problems(report: Any) -> list[str]:
         b = loc["bins"]
         if len(loc["counts"]) != b or any(not isinstance(r, list) or len(r) != b for r in loc["counts"]):
             out.append(f"location.counts must be {b} x {b}")
+    out.extend(_advice_problems(report.get("advice")))
+    return out
+
+
+#: Keys of an advice item, its finding and fix, and of a measured effect's metrics.
+ADVICE_ITEM_KEYS = {"id": (str,), "title": (str,), "size": (int, float), "finding": (dict,), "fix": (dict,),
+                    "effect": (dict,)}
+ADVICE_FINDING_KEYS = {"rule": (str,), "measure": (str,), "value": (int, float), "threshold": (int, float),
+                       "survey": (str,), "text": (str,)}
+
+
+def _advice_problems(advice: Any) -> list[str]:
+    """How an ``advice`` section departs from the schema (absent: none)."""
+    if advice is None:
+        return []
+    if not isinstance(advice, dict) or not isinstance(advice.get("items"), list):
+        return ["advice must be an object with a list 'items'"]
+    out = []
+    sizes = []
+    for i, it in enumerate(advice["items"]):
+        if not isinstance(it, dict):
+            out.append(f"advice.items[{i}] is not an object")
+            continue
+        for key, types in ADVICE_ITEM_KEYS.items():
+            if not _type_ok(it.get(key), types):
+                out.append(f"advice.items[{i}].{key} is missing or of the wrong type")
+        f, e = it.get("finding"), it.get("effect")
+        for key, types in ADVICE_FINDING_KEYS.items():
+            if isinstance(f, dict) and not _type_ok(f.get(key), types):
+                out.append(f"advice.items[{i}].finding.{key} is missing or of the wrong type")
+        if isinstance(e, dict):
+            if e.get("measured") is True:
+                ms = e.get("metrics")
+                if not isinstance(ms, list) or not ms or any(
+                        not isinstance(m, dict) or "before" not in m or "after" not in m for m in ms):
+                    out.append(f"advice.items[{i}].effect.metrics must list before/after pairs")
+            elif e.get("measured") is not False or not isinstance(e.get("why"), str):
+                out.append(f"advice.items[{i}].effect must be measured (metrics) or say why not")
+        if isinstance(it.get("size"), (int, float)) and not isinstance(it.get("size"), bool):
+            sizes.append(it["size"])
+    if sizes != sorted(sizes, reverse=True):
+        out.append("advice.items must be ordered by size, largest first")
     return out
 
 

@@ -42,12 +42,13 @@ def pick_pair(names: list[str], compare: tuple[str, str] | None = None) -> tuple
 
 
 def split_statistics(dataset: Dataset, *, compare: tuple[str, str] | None = None, scale_bins: int = 50,
-                     location_bins: int = 20, **analyze_options: Any) -> dict:
+                     location_bins: int = 20, box_tables: dict | None = None, **analyze_options: Any) -> dict:
     """Per-split statistics and a two-split comparison (see module docstring).
 
     ``analyze_options`` go to :func:`~imbalance_cli.stats.report.analyze` for every split (e.g.
     ``anchors="yolov5"``, ``strict``); ``scale_bins``/``location_bins`` set both the per-split
-    histograms and the comparison's.
+    histograms and the comparison's. ``box_tables``, when given, is filled with each split's per-box table
+    (:class:`imbalance_cli.stats.boxes.BoxTable`, with anchors).
     """
     from imbalance_cli.stats.compare import compare_profiles
     from imbalance_cli.stats.report import analyze
@@ -58,7 +59,10 @@ def split_statistics(dataset: Dataset, *, compare: tuple[str, str] | None = None
     names = list(parts)
     reports = {}
     for name, sub in parts.items():
-        reports[name] = analyze(sub, hist_bins=scale_bins, location_bins=location_bins, **analyze_options).to_dict()
+        rep = analyze(sub, hist_bins=scale_bins, location_bins=location_bins, **analyze_options)
+        reports[name] = rep.to_dict()
+        if box_tables is not None and rep.box_table is not None:
+            box_tables[name] = rep.box_table
     pair = pick_pair(names, compare)
     comparison = None
     if pair is not None:

@@ -64,13 +64,15 @@ def _assigned(dataset: Dataset, preset: YoloV5Preset, matcher, pos_iou, neg_iou)
 def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoanchor_seed: int | None = None,
                       spatial_bins: int = SPATIAL_BINS, matcher: str | None = None, pos_iou: float | None = None,
                       neg_iou: float | None = None, device: str = "auto", negative_iou_sample=None,
-                      seed: int = 0, size_by: str = "box") -> dict:
+                      seed: int = 0, size_by: str = "box", box_arrays: dict | None = None) -> dict:
     """YOLOv5 assignment statistics of ``dataset`` (see module docstring); the report's ``anchors`` dict.
 
     The IoU-matcher options of ``analyze`` are accepted only where they mean nothing here: ``matcher``
     must be None, ``auto``, ``torchvision`` (the CLI default) or ``yolov5``; ``pos_iou``/``neg_iou``
     are rejected (YOLOv5 has no IoU threshold; its ``anchor_t`` is fixed by the preset); ``device``,
-    ``negative_iou_sample`` and ``seed`` are ignored (CPU, no negative IoU histogram).
+    ``negative_iou_sample`` and ``seed`` are ignored (CPU, no negative IoU histogram). ``box_arrays``: filled with
+    the per-box arrays as :func:`imbalance_cli.stats.anchors.anchor_statistics` fills it (``max_iou`` the ratio
+    metric, ``positives`` build_targets entries, ``ignored`` zeros, ``scaled`` the letterboxed boxes).
     """
     t0 = time.perf_counter()
     order, bimg, ph, pw, lb, res = _assigned(dataset, preset, matcher, pos_iou, neg_iou)
@@ -96,10 +98,15 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     no_pos = per_box == 0
     sg = size_group_codes(dataset, order, size_by)  # the one size-group definition (box w·h by default)
     cov_size = {g: {"boxes": int((sg == i).sum()), "without_positive": int((no_pos & (sg == i)).sum()),
-                    "below_negative": int((no_pos & (sg == i)).sum())} for i, g in enumerate(SIZE_GROUPS)}
+                    "ignored_only": 0, "below_negative": int((no_pos & (sg == i)).sum())}
+                for i, g in enumerate(SIZE_GROUPS)}
     wp = np.bincount(cat_of_box[no_pos], minlength=C)
-    cov_class = {cid: {"boxes": int(inst[k]), "without_positive": int(wp[k]), "below_negative": int(wp[k])}
-                 for k, cid in enumerate(cat_ids) if inst[k]}
+    cov_class = {cid: {"boxes": int(inst[k]), "without_positive": int(wp[k]), "ignored_only": 0,
+                       "below_negative": int(wp[k])} for k, cid in enumerate(cat_ids) if inst[k]}
+    if box_arrays is not None:  # YOLOv5 ignores no anchor
+        box_arrays.update(order=order, max_iou=res.box_max_iou, best_level=np.asarray(res.box_best_level, np.int64),
+                       positives=per_box, ignored=np.zeros(len(order), np.int32),
+                       size_group=sg, scaled=lb, preset=preset)
 
     aa = _autoanchor(dataset, order, bimg, preset, autoanchor_seed)
     pos_neg = distinct / bg if bg > 0 else None
@@ -133,6 +140,7 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
         "negative_iou": {},
         "box_max_iou": {"edges": edges.tolist(), "counts": iou_counts(res.box_max_iou.astype(np.float64), edges).tolist()},
         "boxes_without_positive": int(no_pos.sum()),
+        "boxes_ignored_only": 0,
         "boxes_below_negative": int(no_pos.sum()),
         "boxes_below_positive_iou": None,  # no IoU: the ratio test assigns (vocabulary: boxes_without_positive)
         "coverage": {"by_class": cov_class, "by_size": cov_size, "size_groups_by": size_by},
