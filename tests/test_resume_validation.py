@@ -106,6 +106,7 @@ def test_the_unchanged_checkpoint_passes(parts):
     (lambda ck: ck["rng"].update(torch=torch.zeros(10, dtype=torch.uint8)), "rng.torch"),
     (lambda ck: ck["rng"]["numpy"].update(keys=torch.zeros(5, dtype=torch.int64)), "rng.numpy"),
     (lambda ck: ck["rng"]["numpy"].update(pos=700), "rng.numpy"),
+    (lambda ck: ck["rng"].update(numpy=torch.zeros(3)), "rng.numpy"),  # a tensor where the state's table goes
     (lambda ck: ck["rng"].update(python=(3, (1, 2), None)), "rng.python"),
     (lambda ck: ck.update(model=[]), "model"),
     (lambda ck: ck["model"].popitem(), "model"),

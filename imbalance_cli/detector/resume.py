@@ -105,6 +105,8 @@ def _check_rng(rng: Any, path) -> None:
         raise _bad(path, "rng.torch", f"not a torch generator state ({str(e).splitlines()[0][:120]})") from None
     n = rng["numpy"]
     try:
+        if not isinstance(n, dict):
+            raise TypeError(f"a {type(n).__name__}, not a table of the state's fields")
         keys = n["keys"]
         if not (isinstance(keys, torch.Tensor) and keys.dtype == torch.int64 and keys.shape == (624,)
                 and bool(((keys >= 0) & (keys < 2**32)).all())):
