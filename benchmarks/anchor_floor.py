@@ -85,8 +85,8 @@ class Timer:
         a = 0
         while a < len(boxes):
             k = min(BLOCK - self.n, len(boxes) - a)
-            self.cols[:4, self.n:self.n + k] = boxes[a:a + k].T
-            self.cols[4:, self.n:self.n + k] = anchors[a:a + k].T
+            self.cols[:4, self.n : self.n + k] = boxes[a : a + k].T
+            self.cols[4:, self.n : self.n + k] = anchors[a : a + k].T
             self.n += k
             a += k
             if self.n == BLOCK:
@@ -133,8 +133,9 @@ class TorchTimer:
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         sync()
         t = time.perf_counter()
-        inter = (torch.minimum(gx2, ax2) - torch.maximum(gx1, ax1)).clamp_(min=0) * \
-            (torch.minimum(gy2, ay2) - torch.maximum(gy1, ay1)).clamp_(min=0)
+        inter = (torch.minimum(gx2, ax2) - torch.maximum(gx1, ax1)).clamp_(min=0) * (
+            torch.minimum(gy2, ay2) - torch.maximum(gy1, ay1)
+        ).clamp_(min=0)
         iou = inter / ((gx2 - gx1) * (gy2 - gy1) + (ax2 - ax1) * (ay2 - ay1) - inter)
         sync()
         self.seconds += time.perf_counter() - t
@@ -195,9 +196,10 @@ def floor_chunk(args, timer=None) -> dict:
     for im in sample:  # the negative histogram: every pair with IoU > 0 in the sampled images
         sel = np.flatnonzero(bimg == im)
         for a in range(0, len(sel), 4):
-            part = sel[a:a + 4]
-            c3 = enumerate_pairs(p, shapes, lay, boxes[part], bimg[part],
-                                 np.full(len(part), np.finfo(np.float32).tiny, F32), part)
+            part = sel[a : a + 4]
+            c3 = enumerate_pairs(
+                p, shapes, lay, boxes[part], bimg[part], np.full(len(part), np.finfo(np.float32).tiny, F32), part
+            )
             if c3 is not None:
                 counts["negative_histogram"] += len(c3["iou"])
                 timer.add(boxes[c3["box"]], c3["coords"])
@@ -223,21 +225,25 @@ def measure_floor(ds, spec, workers: int, chunk_images: int = 2000, sample=None,
         i1 = min(n, i0 + chunk_images)
         b0, b1 = int(inp.box_start[i0]), int(inp.box_start[i1])
         smp = np.asarray([s - i0 for s in (sample if sample is not None else []) if i0 <= s < i1], np.int64)
-        jobs.append((spec, inp.scaled[b0:b1], inp.box_image[b0:b1] - i0, inp.padded_h[i0:i1], inp.padded_w[i0:i1],
-                     smp))
+        jobs.append((spec, inp.scaled[b0:b1], inp.box_image[b0:b1] - i0, inp.padded_h[i0:i1], inp.padded_w[i0:i1], smp))
     t = time.perf_counter()
     if timer is not None:
         parts = [floor_chunk(j, timer) for j in jobs]
         timer.flush()
-        parts = [dict(parts[0], iou_cpu=timer.seconds, pairs=timer.pairs)] + [dict(q, iou_cpu=0.0, pairs=0)
-                                                                              for q in parts[1:]]
+        parts = [dict(parts[0], iou_cpu=timer.seconds, pairs=timer.pairs)] + [
+            dict(q, iou_cpu=0.0, pairs=0) for q in parts[1:]
+        ]
     else:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             parts = pool.map(floor_chunk, jobs, chunksize=1)
     wall = time.perf_counter() - t
     counts = {k: sum(p["counts"][k] for p in parts) for k in parts[0]["counts"]}
-    return {"counts": counts, "pairs": sum(p["pairs"] for p in parts), "iou_cpu": sum(p["iou_cpu"] for p in parts),
-            "search_wall": wall}
+    return {
+        "counts": counts,
+        "pairs": sum(p["pairs"] for p in parts),
+        "iou_cpu": sum(p["iou_cpu"] for p in parts),
+        "search_wall": wall,
+    }
 
 
 def profile_pass(ds, spec) -> dict:
@@ -279,13 +285,16 @@ def main(argv=None) -> None:
     ap.add_argument("--images", type=int, default=None, help="only the first N images")
     ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     args = ap.parse_args(argv)
-    import imbalance_cli
     import load as load_bench
+
+    import imbalance_cli
     from imbalance_cli.specs import AnchorSpec
     from imbalance_cli.stats.anchors import anchor_statistics
 
     path = Path(args.file) if args.file else load_bench.make(args.kind, args.scale, args.data)
-    print(f"{len(os.sched_getaffinity(0))} cores, workers={args.workers}; load average {os.getloadavg()[0]:.1f} at start")
+    print(
+        f"{len(os.sched_getaffinity(0))} cores, workers={args.workers}; load average {os.getloadavg()[0]:.1f} at start"
+    )
     ds = imbalance_cli.load(str(path))
     if args.images and args.images < ds.num_images:
         ds = ds.subset_images(np.arange(args.images))
@@ -293,22 +302,28 @@ def main(argv=None) -> None:
     spec = AnchorSpec.build("retinanet", device="cpu", workers=args.workers)
     sample = None
     if spec.negative_iou_sample is not None and spec.negative_iou_sample < ds.num_images:
-        sample = np.sort(np.random.default_rng(spec.seed).choice(ds.num_images, size=spec.negative_iou_sample,
-                                                                 replace=False))
+        sample = np.sort(
+            np.random.default_rng(spec.seed).choice(ds.num_images, size=spec.negative_iou_sample, replace=False)
+        )
     fl = measure_floor(ds, spec, args.workers, sample=sample)
-    print("\nunavoidable pairs: " + ", ".join(f"{k} {v:,}" for k, v in fl["counts"].items())
-          + f"; total {fl['pairs']:,}")
-    print(f"FLOOR: one vectorised float32 IoU of those pairs: {fl['iou_cpu']:.2f} CPU s "
-          f"= {fl['iou_cpu'] / args.workers:.2f} s on {args.workers} cores "
-          f"({1e9 * fl['iou_cpu'] / max(fl['pairs'], 1):.1f} ns per pair)")
+    print(
+        "\nunavoidable pairs: " + ", ".join(f"{k} {v:,}" for k, v in fl["counts"].items()) + f"; total {fl['pairs']:,}"
+    )
+    print(
+        f"FLOOR: one vectorised float32 IoU of those pairs: {fl['iou_cpu']:.2f} CPU s "
+        f"= {fl['iou_cpu'] / args.workers:.2f} s on {args.workers} cores "
+        f"({1e9 * fl['iou_cpu'] / max(fl['pairs'], 1):.1f} ns per pair)"
+    )
     prof = profile_pass(ds, spec)
     t = time.perf_counter()
     s = anchor_statistics(ds, spec=spec)
     wall = time.perf_counter() - t
     same = (s["foreground"], s["ignored"]) == (prof["foreground"], prof["ignored"])
     total = sum(prof["phases"].values())
-    print(f"\nPASS in one process: {total:.2f} CPU s; with {args.workers} workers: {wall:.2f} s wall "
-          f"(totals {'identical' if same else 'DIFFERENT'}: foreground {s['foreground']:,}, ignored {s['ignored']:,})")
+    print(
+        f"\nPASS in one process: {total:.2f} CPU s; with {args.workers} workers: {wall:.2f} s wall "
+        f"(totals {'identical' if same else 'DIFFERENT'}: foreground {s['foreground']:,}, ignored {s['ignored']:,})"
+    )
     print(f"RATIO pass / floor: {total / fl['iou_cpu']:.1f}x (CPU seconds)\n")
     print("| phase | pass, CPU s | share | x floor |\n|---|---|---|---|")
     for k, v in prof["phases"].items():

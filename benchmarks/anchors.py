@@ -61,16 +61,23 @@ def _child(args) -> None:
     """Load the columns, run the anchor pass once, print one JSON line (runs in a fresh process)."""
     import json
 
+    import torch  # noqa: F401  (imported before the baseline RSS, as the CLI does)
+
     from imbalance_cli.data.dataset import Dataset
     from imbalance_cli.stats.anchors import anchor_statistics
 
-    import torch  # noqa: F401  (imported before the baseline RSS, as the CLI does)
-
     c = np.load(args.child)
     n = len(c["widths"])
-    ds = Dataset(image_ids=np.arange(1, n + 1), widths=c["widths"], heights=c["heights"], boxes=c["boxes"],
-                 box_image=c["box_image"], box_category=c["box_category"], category_ids=np.arange(1, 366),
-                 category_names=[f"class_{i}" for i in range(1, 366)])
+    ds = Dataset(
+        image_ids=np.arange(1, n + 1),
+        widths=c["widths"],
+        heights=c["heights"],
+        boxes=c["boxes"],
+        box_image=c["box_image"],
+        box_category=c["box_category"],
+        category_ids=np.arange(1, 366),
+        category_names=[f"class_{i}" for i in range(1, 366)],
+    )
     del c
     rss0 = _vmrss_mb()
     kw = {} if args.workers is None else {"workers": args.workers}
@@ -79,11 +86,22 @@ def _child(args) -> None:
     dt = time.perf_counter() - t
     import imbalance_cli
 
-    print(json.dumps({"package": str(Path(imbalance_cli.__file__).parent), "images": n, "boxes": ds.num_boxes, "rss_loaded_mb": rss0,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-                      "seconds": dt, "foreground": s["foreground"], "ignored": s["ignored"],
-                      "negative_zero": s["negative_iou"]["zero"]}))
+    print(
+        json.dumps(
+            {
+                "package": str(Path(imbalance_cli.__file__).parent),
+                "images": n,
+                "boxes": ds.num_boxes,
+                "rss_loaded_mb": rss0,
+                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                "seconds": dt,
+                "foreground": s["foreground"],
+                "ignored": s["ignored"],
+                "negative_zero": s["negative_iou"]["zero"],
+            }
+        )
+    )
 
 
 def _vmrss_mb() -> float:
@@ -118,17 +136,22 @@ def pass_memory(args) -> None:
         if not r["package"].startswith(str(tree)):
             print(f"{label}: imported {r['package']}, not {tree}: run it with a clean PYTHONPATH")
             continue
-        print(f"{label:17s} {n:>8,} images {r['boxes']:>10,} boxes workers {workers or '-'}: pass {r['seconds']:7.1f} s, "
-              f"RSS loaded {r['rss_loaded_mb']:6.0f} MB, peak {r['peak_mb']:6.0f} MB (pass adds "
-              f"{r['peak_mb'] - r['rss_loaded_mb']:5.0f} MB), worker peak {r['worker_peak_mb']:5.0f} MB; "
-              f"fg {r['foreground']:,} ign {r['ignored']:,}", flush=True)
+        print(
+            f"{label:17s} {n:>8,} images {r['boxes']:>10,} boxes workers {workers or '-'}: pass {r['seconds']:7.1f} s, "
+            f"RSS loaded {r['rss_loaded_mb']:6.0f} MB, peak {r['peak_mb']:6.0f} MB (pass adds "
+            f"{r['peak_mb'] - r['rss_loaded_mb']:5.0f} MB), worker peak {r['worker_peak_mb']:5.0f} MB; "
+            f"fg {r['foreground']:,} ign {r['ignored']:,}",
+            flush=True,
+        )
     b = results.get(("before (17c0ee0)", args.before_images, None))
     a = results.get(("after", args.before_images, 2))
     if a and b:
         same = all(a[k] == b[k] for k in ("foreground", "ignored", "negative_zero"))
-        print(f"RATIO on {args.before_images:,} images: pass memory over the loaded columns before/after "
-              f"{(b['peak_mb'] - b['rss_loaded_mb']) / max(1, a['peak_mb'] - a['rss_loaded_mb']):.1f}x, time "
-              f"before/after {b['seconds'] / a['seconds']:.2f}x; totals {'IDENTICAL' if same else 'DIFFERENT'}")
+        print(
+            f"RATIO on {args.before_images:,} images: pass memory over the loaded columns before/after "
+            f"{(b['peak_mb'] - b['rss_loaded_mb']) / max(1, a['peak_mb'] - a['rss_loaded_mb']):.1f}x, time "
+            f"before/after {b['seconds'] / a['seconds']:.2f}x; totals {'IDENTICAL' if same else 'DIFFERENT'}"
+        )
 
 
 def main() -> None:
@@ -149,14 +172,14 @@ def main() -> None:
     if args.pass_memory:
         return pass_memory(args)
 
-    import torch
-
     import coco_train_size
+    import torch
     from brute_force import brute_force_match
+
     import imbalance_cli
-    from imbalance_cli.anchors.generator import grid_anchors, num_anchors, padded_sizes, scale_boxes
     from imbalance_cli.anchors.culled import culled_match_dataset
     from imbalance_cli.anchors.dense import dense_match_dataset
+    from imbalance_cli.anchors.generator import grid_anchors, num_anchors, padded_sizes, scale_boxes
     from imbalance_cli.anchors.presets import get_preset
 
     print(f"CPU threads: torch {torch.get_num_threads()}, os.cpu_count {os.cpu_count()}")
@@ -185,7 +208,7 @@ def main() -> None:
     t = time.perf_counter()
     for im in sample:
         anchors, _ = grid_anchors(p, int(ph[im]), int(pw[im]))
-        b = torch.from_numpy(sb[start[im]:start[im + 1]])
+        b = torch.from_numpy(sb[start[im] : start[im + 1]])
         if len(b) == 0:
             base["bg"] += len(anchors)
             continue
@@ -207,9 +230,11 @@ def main() -> None:
     ign = int(r.ignored_per_image.sum())
     bg = int(num_anchors(p, ph[sample], pw[sample]).sum()) - fg - ign
     same = (fg, ign, bg) == (base["fg"], base["ign"], base["bg"])
-    print(f"sample of {len(sample)} images: baseline {t_base_sample:.2f} s ({1000 * per_image:.1f} ms/image), "
-          f"culled {t_culled_sample:.3f} s; totals fg/ign/bg baseline {base['fg']}/{base['ign']}/{base['bg']} "
-          f"culled {fg}/{ign}/{bg} -> {'IDENTICAL' if same else 'DIFFERENT'}")
+    print(
+        f"sample of {len(sample)} images: baseline {t_base_sample:.2f} s ({1000 * per_image:.1f} ms/image), "
+        f"culled {t_culled_sample:.3f} s; totals fg/ign/bg baseline {base['fg']}/{base['ign']}/{base['bg']} "
+        f"culled {fg}/{ign}/{bg} -> {'IDENTICAL' if same else 'DIFFERENT'}"
+    )
 
     # ---- culled on the whole dataset
     t = time.perf_counter()
@@ -217,8 +242,10 @@ def main() -> None:
     t_culled = time.perf_counter() - t
     print(f"culled engine, whole dataset ({n_img:,} images): {t_culled:.1f} s, {len(r.pos_box):,} positives")
     print(f"baseline extrapolated from the sample: {t_base_full:.0f} s ({t_base_full / 60:.1f} min)")
-    print(f"RATIO culled vs baseline (whole dataset, baseline extrapolated): {t_base_full / t_culled:.0f}x "
-          f"(target >= 50x); on the sample alone: {t_base_sample / t_culled_sample:.0f}x")
+    print(
+        f"RATIO culled vs baseline (whole dataset, baseline extrapolated): {t_base_full / t_culled:.0f}x "
+        f"(target >= 50x); on the sample alone: {t_base_sample / t_culled_sample:.0f}x"
+    )
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
     # ---- CUDA dense engine
@@ -228,8 +255,10 @@ def main() -> None:
         d, _, _ = dense_match_dataset(p, sb, bimg, ph, pw, device="cuda")
         torch.cuda.synchronize()
         t_cuda = time.perf_counter() - t
-        print(f"dense engine on CUDA ({torch.cuda.get_device_name()}): {t_cuda:.1f} s, {len(d.pos_box):,} positives "
-              f"({'identical' if len(d.pos_box) == len(r.pos_box) and np.array_equal(d.ignored_per_image, r.ignored_per_image) else 'DIFFERENT'})")
+        print(
+            f"dense engine on CUDA ({torch.cuda.get_device_name()}): {t_cuda:.1f} s, {len(d.pos_box):,} positives "
+            f"({'identical' if len(d.pos_box) == len(r.pos_box) and np.array_equal(d.ignored_per_image, r.ignored_per_image) else 'DIFFERENT'})"
+        )
     else:
         print("no CUDA device: dense GPU engine not timed")
 
@@ -237,13 +266,20 @@ def main() -> None:
     if not args.skip_cli:
         cmd = [sys.executable, "-m", "imbalance_cli", "stats", str(path), "--json", "--quiet", "--device", "cpu"]
         t = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        proc = subprocess.run(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
         t_cli = time.perf_counter() - t
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
-        print(f"`imbalance stats` (load + dataset stats + RetinaNet anchor stats, CPU): {t_cli:.1f} s "
-              f"(target <= 60 s), peak RSS {rss:.0f} MB, {status}")
+        print(
+            f"`imbalance stats` (load + dataset stats + RetinaNet anchor stats, CPU): {t_cli:.1f} s "
+            f"(target <= 60 s), peak RSS {rss:.0f} MB, {status}"
+        )
 
 
 if __name__ == "__main__":

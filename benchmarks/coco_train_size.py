@@ -28,8 +28,9 @@ COCO_TRAIN_IMAGES = 118_287
 COCO_TRAIN_ANNOTATIONS = 860_001
 
 
-def build_dataset(images: int = COCO_TRAIN_IMAGES, annotations: int = COCO_TRAIN_ANNOTATIONS, seed: int = 0,
-                  segmentation: bool = True) -> dict:
+def build_dataset(
+    images: int = COCO_TRAIN_IMAGES, annotations: int = COCO_TRAIN_ANNOTATIONS, seed: int = 0, segmentation: bool = True
+) -> dict:
     """Return a COCO instances dict with ``images`` images and about ``annotations`` annotations.
 
     ``segmentation=False`` leaves the polygons out (a COCO-train-size file without segmentations).
@@ -53,10 +54,18 @@ def build_dataset(images: int = COCO_TRAIN_IMAGES, annotations: int = COCO_TRAIN
         W, H = src["width"], src["height"]
         image_id = i + 1
         name = f"{image_id:012d}.jpg"
-        out_images.append({"license": src.get("license", 1), "file_name": name,
-                           "coco_url": f"http://images.cocodataset.org/train2017/{name}", "height": H, "width": W,
-                           "date_captured": src.get("date_captured", ""), "flickr_url": src.get("flickr_url", ""),
-                           "id": image_id})
+        out_images.append(
+            {
+                "license": src.get("license", 1),
+                "file_name": name,
+                "coco_url": f"http://images.cocodataset.org/train2017/{name}",
+                "height": H,
+                "width": W,
+                "date_captured": src.get("date_captured", ""),
+                "flickr_url": src.get("flickr_url", ""),
+                "id": image_id,
+            }
+        )
         for a in src_anns.get(src["id"], []):
             if rng.random() > keep_p:
                 continue
@@ -67,9 +76,16 @@ def build_dataset(images: int = COCO_TRAIN_IMAGES, annotations: int = COCO_TRAIN
             nx = float(np.clip(x + dx, 0, max(W - nw, 0)))
             ny = float(np.clip(y + dy, 0, max(H - nh, 0)))
             rec = {"segmentation": a["segmentation"]} if segmentation else {}
-            rec.update({"area": a["area"] * s * s, "iscrowd": a["iscrowd"], "image_id": image_id,
-                        "bbox": [round(nx, 2), round(ny, 2), round(nw, 2), round(nh, 2)],
-                        "category_id": a["category_id"], "id": ann_id})
+            rec.update(
+                {
+                    "area": a["area"] * s * s,
+                    "iscrowd": a["iscrowd"],
+                    "image_id": image_id,
+                    "bbox": [round(nx, 2), round(ny, 2), round(nw, 2), round(nh, 2)],
+                    "category_id": a["category_id"],
+                    "id": ann_id,
+                }
+            )
             out_anns.append(rec)
             ann_id += 1
     info = dict(info, description="COCO-train-size replica of real COCO 2017 subsets (benchmark only)")
@@ -81,7 +97,10 @@ def write(path: str | Path, **kw) -> Path:
     path = Path(path)
     if not path.exists():
         d = build_dataset(**kw)
-        dump = lambda o: json.dumps(o, separators=(",", ": "))
+
+        def dump(o):
+            return json.dumps(o, separators=(",", ": "))
+
         tmp = path.with_suffix(".tmp")
         with open(tmp, "w") as f:
             f.write('{"info": ' + dump(d["info"]) + ',"licenses": ' + dump(d["licenses"]))
@@ -89,7 +108,7 @@ def write(path: str | Path, **kw) -> Path:
                 recs = d[key]
                 f.write(',"%s": [' % key)
                 for a in range(0, len(recs), 100_000):
-                    f.write(("," if a else "") + ",".join(map(dump, recs[a:a + 100_000])))
+                    f.write(("," if a else "") + ",".join(map(dump, recs[a : a + 100_000])))
                 f.write("]")
             f.write(',"categories": ' + dump(d["categories"]) + "}")
         tmp.replace(path)
@@ -104,6 +123,10 @@ if __name__ == "__main__":
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--no-segmentation", action="store_true")
     a = ap.parse_args()
-    p = write(a.out, images=int(COCO_TRAIN_IMAGES * a.scale), annotations=int(COCO_TRAIN_ANNOTATIONS * a.scale),
-              segmentation=not a.no_segmentation)
+    p = write(
+        a.out,
+        images=int(COCO_TRAIN_IMAGES * a.scale),
+        annotations=int(COCO_TRAIN_ANNOTATIONS * a.scale),
+        segmentation=not a.no_segmentation,
+    )
     print(p, f"{p.stat().st_size / 1e6:.0f} MB")

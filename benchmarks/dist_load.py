@@ -39,8 +39,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     idist.init()
-    ways = [(f"{name} {c}", fn, c == "cache") for c in ("no-cache", "cache")
-            for name, fn in (("each", _each), ("broadcast", _broadcast))]
+    ways = [
+        (f"{name} {c}", fn, c == "cache")
+        for c in ("no-cache", "cache")
+        for name, fn in (("each", _each), ("broadcast", _broadcast))
+    ]
     times: dict[str, list[float]] = {w[0]: [] for w in ways}
     sizes = None
     if dist.get_rank() == 0:

@@ -29,7 +29,6 @@ def build(path: Path) -> Path:
     if path.exists():
         return path
     import orjson
-
     from coco_train_size import build_dataset
 
     d = build_dataset()
@@ -67,17 +66,22 @@ def main() -> None:
             marks["search_end"] = time.perf_counter()
 
     t0 = time.perf_counter()
-    res = fitmod.fit_anchors(ds, args.preset, sample=args.sample, iterations=args.iterations, seed=0,
-                             on_candidate=on_candidate)
+    res = fitmod.fit_anchors(
+        ds, args.preset, sample=args.sample, iterations=args.iterations, seed=0, on_candidate=on_candidate
+    )
     t_total = time.perf_counter() - t0
     t_search = marks.get("search_end", t0 + t_total) - t0
     print(f"search ({res.iterations_done} iterations on {res.sample_images} images): {t_search:.1f} s")
     print(f"final scores on all images (original + fitted): {t_total - t_search:.1f} s")
-    print(f"total fit (search + final): {t_total:.1f} s = {t_total / TARGET_SECONDS:.2f} x the {TARGET_SECONDS:.0f} s "
-          "target (loaded shared machine)")
+    print(
+        f"total fit (search + final): {t_total:.1f} s = {t_total / TARGET_SECONDS:.2f} x the {TARGET_SECONDS:.0f} s "
+        "target (loaded shared machine)"
+    )
     b, a = res.all_before, res.all_after
-    print(f"coverage at IoU >= 0.5, all images: {b['coverage']:.4f} -> {a['coverage']:.4f}; positives/box "
-          f"{b['positives_per_box']:.2f} -> {a['positives_per_box']:.2f}")
+    print(
+        f"coverage at IoU >= 0.5, all images: {b['coverage']:.4f} -> {a['coverage']:.4f}; positives/box "
+        f"{b['positives_per_box']:.2f} -> {a['positives_per_box']:.2f}"
+    )
     print(f"fitted: {res.params.to_dict()}")
 
 

@@ -39,9 +39,13 @@ SUBSETS = [  # (file, loader keyword arguments): every bundled real subset that 
     (ROOT / "examples" / "data" / "coco-mini_instances_train2017.json.gz", {}),
     (ROOT / "examples" / "data" / "lvis_v0.5_val_100.json.gz", {}),
     (ROOT / "tests" / "data" / "objects365_from_coco_val.json", {}),
-    (ROOT / "tests" / "data" / "openimages_from_coco_val.csv",
-     {"classes": str(ROOT / "tests" / "data" / "openimages_from_coco_val_classes.csv"),
-      "image_sizes": str(ROOT / "tests" / "data" / "openimages_from_coco_val_sizes.csv")}),
+    (
+        ROOT / "tests" / "data" / "openimages_from_coco_val.csv",
+        {
+            "classes": str(ROOT / "tests" / "data" / "openimages_from_coco_val_classes.csv"),
+            "image_sizes": str(ROOT / "tests" / "data" / "openimages_from_coco_val_sizes.csv"),
+        },
+    ),
     (ROOT / "examples" / "data" / "VOC2007_Annotations_000001.xml", {}),
 ]
 TARGETS = {"coco-train-size": 5.0, "objects365-tenth": 10.0}
@@ -63,18 +67,24 @@ def check_labels(device: str = "cuda", subsets=None, presets=None) -> int:
     from imbalance_cli.stats.anchors import label_anchors
 
     bad = 0
-    for path, kw in (SUBSETS if subsets is None else subsets):
+    for path, kw in SUBSETS if subsets is None else subsets:
         ds = load(str(path), **kw)
         for name in sorted(PRESETS) if presets is None else presets:
             cpu = label_anchors(ds, spec=AnchorSpec.build(name, device="cpu", engine="culled")).result
             gpu = label_anchors(ds, spec=AnchorSpec.build(name, device=device, engine="dense")).result
-            key = lambda r: np.lexsort((r.pos_anchor, r.pos_box, r.pos_image))
+
+            def key(r):
+                return np.lexsort((r.pos_anchor, r.pos_box, r.pos_image))
+
             kc, kg = key(cpu), key(gpu)
             same = len(kc) == len(kg) and all(
                 np.array_equal(np.asarray(getattr(cpu, f))[kc], np.asarray(getattr(gpu, f))[kg])
-                for f in ("pos_image", "pos_anchor", "pos_box", "pos_level", "pos_iou"))
-            same = same and all(np.array_equal(np.asarray(getattr(cpu, f)), np.asarray(getattr(gpu, f)))
-                                for f in ("ignored_per_image", "box_max_iou", "box_best_anchor", "box_best_level"))
+                for f in ("pos_image", "pos_anchor", "pos_box", "pos_level", "pos_iou")
+            )
+            same = same and all(
+                np.array_equal(np.asarray(getattr(cpu, f)), np.asarray(getattr(gpu, f)))
+                for f in ("ignored_per_image", "box_max_iou", "box_best_anchor", "box_best_level")
+            )
             bad += not same
             print(f"  {'ok  ' if same else 'DIFF'} {path.name} {name}: {len(kc):,} / {len(kg):,} positives")
     return bad
@@ -83,8 +93,8 @@ def check_labels(device: str = "cuda", subsets=None, presets=None) -> int:
 def floor_ratio(path: str, device: str = "cuda") -> dict:
     """The floor on ``device`` (pairs found on the CPU, their IoU timed on the device) and the dense pass against it."""
     import numpy as np
-
     from anchor_floor import TorchTimer, measure_floor
+
     from imbalance_cli.data import load
     from imbalance_cli.specs import AnchorSpec
     from imbalance_cli.stats.anchors import anchor_statistics
@@ -92,16 +102,24 @@ def floor_ratio(path: str, device: str = "cuda") -> dict:
     ds = load(path)
     cpu_spec = AnchorSpec.build("retinanet", device="cpu")
     k = cpu_spec.negative_iou_sample
-    sample = None if k is None or k >= ds.num_images else \
-        np.sort(np.random.default_rng(cpu_spec.seed).choice(ds.num_images, size=k, replace=False))
+    sample = (
+        None
+        if k is None or k >= ds.num_images
+        else np.sort(np.random.default_rng(cpu_spec.seed).choice(ds.num_images, size=k, replace=False))
+    )
     fl = measure_floor(ds, cpu_spec, 1, sample=sample, timer=TorchTimer(device))
     spec = AnchorSpec.build("retinanet", device=device, engine="dense", negative_iou_sample=k)
     anchor_statistics(ds, spec=AnchorSpec.build("retinanet", device=device, engine="dense", negative_iou_sample=10))
     t0 = time.perf_counter()
     anchor_statistics(ds, spec=spec)
     sec = time.perf_counter() - t0
-    return {"pairs": fl["pairs"], "counts": fl["counts"], "floor_seconds": fl["iou_cpu"], "pass_seconds": sec,
-            "ratio": sec / max(fl["iou_cpu"], 1e-9)}
+    return {
+        "pairs": fl["pairs"],
+        "counts": fl["counts"],
+        "floor_seconds": fl["iou_cpu"],
+        "pass_seconds": sec,
+        "ratio": sec / max(fl["iou_cpu"], 1e-9),
+    }
 
 
 def time_pass(path: str) -> tuple[float, dict]:
@@ -112,8 +130,9 @@ def time_pass(path: str) -> tuple[float, dict]:
 
     ds = load(path)
     spec = AnchorSpec.build("retinanet", device="cuda", engine="dense", negative_iou_sample="all")
-    anchor_statistics(ds, spec=AnchorSpec.build("retinanet", device="cuda", engine="dense",
-                                                 negative_iou_sample=10))  # warm-up: CUDA context, kernels
+    anchor_statistics(
+        ds, spec=AnchorSpec.build("retinanet", device="cuda", engine="dense", negative_iou_sample=10)
+    )  # warm-up: CUDA context, kernels
     t0 = time.perf_counter()
     s = anchor_statistics(ds, spec=spec)
     return time.perf_counter() - t0, {"images": s["images"], "boxes": s["boxes"], "foreground": s["foreground"]}
@@ -123,8 +142,16 @@ def train_throughput(loss: str, work: Path) -> float:
     """Images per second of one synthetic-lt training epoch (1,600 images, batch 16) on CUDA."""
     from imbalance_cli.detector.train import TrainConfig, train
 
-    m = train(TrainConfig(loss=loss, device="cuda", epochs=2, out=str(work / f"train-{loss}"),
-                          synthetic_dir=str(work / "synthetic-lt"), plots=False))
+    m = train(
+        TrainConfig(
+            loss=loss,
+            device="cuda",
+            epochs=2,
+            out=str(work / f"train-{loss}"),
+            synthetic_dir=str(work / "synthetic-lt"),
+            plots=False,
+        )
+    )
     return m["data"]["train_images"] * 2 / m["timing"]["train_seconds"]
 
 
@@ -141,8 +168,10 @@ def main() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        fail("benchmarks/gpu.py needs a CUDA device, and torch.cuda.is_available() is False on this machine "
-             f"(torch {torch.__version__}, CUDA build {torch.version.cuda})")
+        fail(
+            "benchmarks/gpu.py needs a CUDA device, and torch.cuda.is_available() is False on this machine "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda})"
+        )
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     gpu = torch.cuda.get_device_name()
@@ -157,23 +186,31 @@ def main() -> None:
 
     coco = work / "coco_train_size.json"
     if not coco.exists():
-        coco_train_size.write(str(coco), images=coco_train_size.COCO_TRAIN_IMAGES,
-                              annotations=coco_train_size.COCO_TRAIN_ANNOTATIONS, segmentation=False)
+        coco_train_size.write(
+            str(coco),
+            images=coco_train_size.COCO_TRAIN_IMAGES,
+            annotations=coco_train_size.COCO_TRAIN_ANNOTATIONS,
+            segmentation=False,
+        )
     o365 = work / "objects365_tenth.json"
     if not o365.exists():
         objects365_size.write(str(o365), objects365_size.TENTH_IMAGES)
 
     fr = floor_ratio(str(coco))
     out["floor"] = fr
-    print(f"2. floor (COCO-train-size, retinanet, negative sample 100 images): {fr['pairs']:,} unavoidable pairs, "
-          f"their IoU {fr['floor_seconds']:.3f} s on the GPU; dense pass {fr['pass_seconds']:.2f} s: "
-          f"{fr['ratio']:.1f}x the floor")
+    print(
+        f"2. floor (COCO-train-size, retinanet, negative sample 100 images): {fr['pairs']:,} unavoidable pairs, "
+        f"their IoU {fr['floor_seconds']:.3f} s on the GPU; dense pass {fr['pass_seconds']:.2f} s: "
+        f"{fr['ratio']:.1f}x the floor"
+    )
 
     for name, path in (("coco-train-size", coco), ("objects365-tenth", o365)):
         sec, info = time_pass(str(path))
         out[name] = {"seconds": sec, **info, "target": TARGETS[name]}
-        print(f"3. anchor pass {name}: {sec:.2f} s (target {TARGETS[name]:.0f} s) for {info['images']:,} images, "
-              f"{info['boxes']:,} boxes")
+        print(
+            f"3. anchor pass {name}: {sec:.2f} s (target {TARGETS[name]:.0f} s) for {info['images']:,} images, "
+            f"{info['boxes']:,} boxes"
+        )
 
     if not args.skip_train:
         for loss in ("focal", "rs"):

@@ -68,7 +68,11 @@ def run_one(cmd: list[str], env=None) -> dict:
         text = out.read().decode()
         if p.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {err.read().decode()[-2000:]}")
-    return {"seconds": dt, "rss_mib": usage.ru_maxrss / 1024, "out": text.strip().splitlines()[-1] if text.strip() else ""}
+    return {
+        "seconds": dt,
+        "rss_mib": usage.ru_maxrss / 1024,
+        "out": text.strip().splitlines()[-1] if text.strip() else "",
+    }
 
 
 def _median(runs: list[dict]) -> dict:
@@ -83,25 +87,31 @@ def make(kind: str, scale: float, data: Path) -> Path:
     if kind == "coco-train":  # every field of instances_train2017.json but the polygons, COCO's separators
         p = data / f"coco_train_fields_noseg_{tag}.json"
         if not p.exists():
-            subprocess.run([sys.executable, str(HERE / "coco_train_size.py"), str(p), "--scale", str(scale),
-                            "--no-segmentation"], check=True)
+            subprocess.run(
+                [sys.executable, str(HERE / "coco_train_size.py"), str(p), "--scale", str(scale), "--no-segmentation"],
+                check=True,
+            )
         return p
     if kind == "objects365":  # every field of the Objects365 v2 train file, its separators
         p = data / f"objects365_fields_{tag}.json"
         if not p.exists():
-            subprocess.run([sys.executable, str(HERE / "objects365_size.py"), str(p), "--scale", str(scale)],
-                           check=True)
+            subprocess.run(
+                [sys.executable, str(HERE / "objects365_size.py"), str(p), "--scale", str(scale)], check=True
+            )
         return p
     if kind == "openimages":
         p = data / f"openimages_{tag}" / "train-annotations-bbox.csv"
         if not p.exists():
-            subprocess.run([sys.executable, str(HERE / "synthetic_sizes.py"), "openimages", str(p), "--scale",
-                            str(scale)], check=True)
+            subprocess.run(
+                [sys.executable, str(HERE / "synthetic_sizes.py"), "openimages", str(p), "--scale", str(scale)],
+                check=True,
+            )
         return p
     p = data / f"{kind}_{tag}.json"
     if not p.exists():
-        subprocess.run([sys.executable, str(HERE / "synthetic_sizes.py"), kind, str(p), "--scale", str(scale)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, str(HERE / "synthetic_sizes.py"), kind, str(p), "--scale", str(scale)], check=True
+        )
     return p
 
 
@@ -112,15 +122,32 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--data", type=Path, default=Path("/work/bench-data"))
     ap.add_argument("--skip-coco", action="store_true", help="Do not run pycocotools (e.g. at full size).")
-    ap.add_argument("--quick", action="store_true", help="Only `stats --anchors none` (cold, writing the cache) and "
-                    "then load() from the cache: two passes instead of five, for full-size files.")
-    ap.add_argument("--repeat", type=int, default=1, help="Runs of COCO() and of `stats --anchors none --no-cache` "
-                    "(alternating); their medians are compared.")
-    ap.add_argument("--default-stats", action="store_true", help="Also run the default `imbalance stats FILE` "
-                    "(RetinaNet anchors, no cache) and report its time and peak RSS.")
-    ap.add_argument("--base", type=Path, default=None, help="A checkout of the previous commit (e.g. `git worktree "
-                    "add ../base main`): its `stats` commands run alternating with this tree's, --repeat times each, "
-                    "and the medians are compared (before / after side by side).")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="Only `stats --anchors none` (cold, writing the cache) and "
+        "then load() from the cache: two passes instead of five, for full-size files.",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Runs of COCO() and of `stats --anchors none --no-cache` (alternating); their medians are compared.",
+    )
+    ap.add_argument(
+        "--default-stats",
+        action="store_true",
+        help="Also run the default `imbalance stats FILE` "
+        "(RetinaNet anchors, no cache) and report its time and peak RSS.",
+    )
+    ap.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        help="A checkout of the previous commit (e.g. `git worktree "
+        "add ../base main`): its `stats` commands run alternating with this tree's, --repeat times each, "
+        "and the medians are compared (before / after side by side).",
+    )
     args = ap.parse_args(argv)
     workers = args.workers or len(os.sched_getaffinity(0))
     py = sys.executable
@@ -131,19 +158,33 @@ def main(argv=None) -> None:
     trees = [("", env)]
     if args.base is not None:
         benv = dict(os.environ)
-        benv["PYTHONPATH"] = str(args.base) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH")
-                                               else "")
+        benv["PYTHONPATH"] = str(args.base) + (
+            os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""
+        )
         subprocess.run([py, "-m", "compileall", "-q", str(args.base / "imbalance_cli")], check=True)
         trees.append(("before: ", benv))
-    print(f"python {sys.version.split()[0]}, {len(os.sched_getaffinity(0))} cores, workers={workers}; "
-          f"load average {os.getloadavg()[0]:.1f} at start; imbalance_cli bytecode compiled")
+    print(
+        f"python {sys.version.split()[0]}, {len(os.sched_getaffinity(0))} cores, workers={workers}; "
+        f"load average {os.getloadavg()[0]:.1f} at start; imbalance_cli bytecode compiled"
+    )
     for kind in args.kind or ["objects365"]:
         path = make(kind, args.scale, args.data)
         size = path.stat().st_size
         print(f"\n== {kind} x{args.scale:g}: {path} ({size / 1e6:,.0f} MB)")
         rows = {}
-        stats = [py, "-m", "imbalance_cli", "stats", str(path), "--anchors", "none", "--json", "--quiet",
-                 "--workers", str(workers)]
+        stats = [
+            py,
+            "-m",
+            "imbalance_cli",
+            "stats",
+            str(path),
+            "--anchors",
+            "none",
+            "--json",
+            "--quiet",
+            "--workers",
+            str(workers),
+        ]
         if kind != "openimages" and not args.skip_coco:
             runs = {"coco": [], "stats": [], "before: stats": []}
             for _ in range(max(1, args.repeat)):
@@ -165,12 +206,17 @@ def main(argv=None) -> None:
                     druns[tag].append(run_one(full + ["--no-cache"], tenv))
             for tag, rs in druns.items():
                 r = _median(rs)
-                print(f"{tag + 'imbalance stats (RetinaNet anchors)':42s} {r['seconds']:8.2f} s  peak RSS "
-                      f"{r['rss_mib']:8,.0f} MiB  (runs " + ", ".join(f"{x['seconds']:.2f}" for x in rs) + ")",
-                      flush=True)
+                print(
+                    f"{tag + 'imbalance stats (RetinaNet anchors)':42s} {r['seconds']:8.2f} s  peak RSS "
+                    f"{r['rss_mib']:8,.0f} MiB  (runs " + ", ".join(f"{x['seconds']:.2f}" for x in rs) + ")",
+                    flush=True,
+                )
             if args.base is not None:
-                print(f"speed-up of the default `stats` over before (medians): "
-                      f"{_median(druns['before: '])['seconds'] / _median(druns[''])['seconds']:.2f}x", flush=True)
+                print(
+                    f"speed-up of the default `stats` over before (medians): "
+                    f"{_median(druns['before: '])['seconds'] / _median(druns[''])['seconds']:.2f}x",
+                    flush=True,
+                )
         if args.quick:
             with tempfile.TemporaryDirectory(dir=args.data) as cache:
                 cenv = dict(env, IMBALANCE_CACHE=cache)
@@ -180,8 +226,9 @@ def main(argv=None) -> None:
                 print(f"{name:34s} {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:8,.0f} MiB", flush=True)
             continue
         rows["imbalance load"] = run_one([py, "-c", LOAD_CHILD, str(path), str(workers), "no-cache"], env)
-        rows["imbalance stats --anchors none"] = _median(runs["stats"]) if "pycocotools COCO()" in rows \
-            else run_one(stats + ["--no-cache"], env)
+        rows["imbalance stats --anchors none"] = (
+            _median(runs["stats"]) if "pycocotools COCO()" in rows else run_one(stats + ["--no-cache"], env)
+        )
         with tempfile.TemporaryDirectory(dir=args.data) as cache:
             cenv = dict(env, IMBALANCE_CACHE=cache)
             rows["  first run, cache on"] = run_one(stats, cenv)
@@ -191,11 +238,16 @@ def main(argv=None) -> None:
             print(f"{name:34s} {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:8,.0f} MiB")
         if "pycocotools COCO()" in rows:
             c = rows["pycocotools COCO()"]["seconds"]
-            print(f"speed-up of `stats --anchors none` over COCO(): "
-                  f"{c / rows['imbalance stats --anchors none']['seconds']:.2f}x; "
-                  f"of load(): {c / rows['imbalance load']['seconds']:.2f}x"
-                  + (f"; before: {c / rows['before: stats --anchors none']['seconds']:.2f}x"
-                     if "before: stats --anchors none" in rows else ""))
+            print(
+                f"speed-up of `stats --anchors none` over COCO(): "
+                f"{c / rows['imbalance stats --anchors none']['seconds']:.2f}x; "
+                f"of load(): {c / rows['imbalance load']['seconds']:.2f}x"
+                + (
+                    f"; before: {c / rows['before: stats --anchors none']['seconds']:.2f}x"
+                    if "before: stats --anchors none" in rows
+                    else ""
+                )
+            )
     print(f"\nload average {os.getloadavg()[0]:.1f} at end (the machine is shared: compare ratios, not seconds)")
 
 

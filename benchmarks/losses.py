@@ -76,7 +76,10 @@ def main() -> None:
     ap.add_argument("--delta", type=float, default=0.5)
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     ap.add_argument(
-        "--threads", type=int, nargs="*", default=None,
+        "--threads",
+        type=int,
+        nargs="*",
+        default=None,
         help="torch intra-op thread counts to measure (default: 1 and torch's default)",
     )
     args = ap.parse_args()
@@ -115,8 +118,12 @@ def _run(args) -> None:
         t_vec = min(t_vec, t)
         t, (r2, s2, g2) = _time(loop, 1)
         t_loop = min(t_loop, t)
-    print(f"rank_sort_loss  P={args.pos} N={args.neg} delta={args.delta} dtype={args.dtype} threads={torch.get_num_threads()}")
-    print(f"  vectorised: {t_vec * 1000:9.1f} ms   per-positive loop: {t_loop * 1000:9.1f} ms   speed-up: {t_loop / t_vec:6.1f}x")
+    print(
+        f"rank_sort_loss  P={args.pos} N={args.neg} delta={args.delta} dtype={args.dtype} threads={torch.get_num_threads()}"
+    )
+    print(
+        f"  vectorised: {t_vec * 1000:9.1f} ms   per-positive loop: {t_loop * 1000:9.1f} ms   speed-up: {t_loop / t_vec:6.1f}x"
+    )
     print(f"  ranking  {r1.item():.8f} vs {r2.item():.8f}   sorting {s1.item():.8f} vs {s2.item():.8f}")
     dv = max(abs(r1.item() - r2.item()), abs(s1.item() - s2.item()))
     dg = (g1.to(torch.float64) - g2.to(torch.float64)).abs().max().item()

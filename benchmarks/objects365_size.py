@@ -45,13 +45,13 @@ def columns(n_images: int, seed: int = 0) -> dict:
     N = int(nb.sum())
     box_image = np.repeat(np.arange(n_images, dtype=np.int64), nb)
     ranks = np.arange(1, NUM_CLASSES + 1, dtype=np.float64)
-    p = ranks ** -0.6 * np.exp(-ranks / 70)  # head ~10% of boxes, rarest class ~400 boxes at full size
+    p = ranks**-0.6 * np.exp(-ranks / 70)  # head ~10% of boxes, rarest class ~400 boxes at full size
     p /= p.sum()
     box_category = rng.choice(NUM_CLASSES, size=N, p=p).astype(np.int64)
     Wb, Hb = W[box_image], H[box_image]
     rel = np.exp(rng.uniform(np.log(0.01), np.log(0.9), size=N))  # sqrt(relative area)
     asp = np.exp(rng.normal(0.0, 0.5, size=N))
-    area = (rel ** 2) * Wb * Hb
+    area = (rel**2) * Wb * Hb
     bw = np.minimum(np.sqrt(area * asp), Wb)
     bh = np.minimum(np.sqrt(area / asp), Hb)
     x1 = rng.random(N) * (Wb - bw)
@@ -65,10 +65,16 @@ def dataset(n_images: int = TENTH_IMAGES, seed: int = 0):
     from imbalance_cli.data.dataset import Dataset
 
     c = columns(n_images, seed)
-    return Dataset(image_ids=np.arange(1, n_images + 1), widths=c["widths"], heights=c["heights"], boxes=c["boxes"],
-                   box_image=c["box_image"], box_category=c["box_category"],
-                   category_ids=np.arange(1, NUM_CLASSES + 1),
-                   category_names=[f"class_{i}" for i in range(1, NUM_CLASSES + 1)])
+    return Dataset(
+        image_ids=np.arange(1, n_images + 1),
+        widths=c["widths"],
+        heights=c["heights"],
+        boxes=c["boxes"],
+        box_image=c["box_image"],
+        box_category=c["box_category"],
+        category_ids=np.arange(1, NUM_CLASSES + 1),
+        category_names=[f"class_{i}" for i in range(1, NUM_CLASSES + 1)],
+    )
 
 
 def write(path: str | Path, n_images: int = TENTH_IMAGES, seed: int = 0, step: int = 100_000) -> Path:
@@ -92,10 +98,15 @@ def write(path: str | Path, n_images: int = TENTH_IMAGES, seed: int = 0, step: i
     with open(tmp, "w") as f:
         f.write('{"images": [')
         for s in range(0, n_images, step):
-            f.write((", " if s else "") + ", ".join(
-                '{"height": %d, "id": %d, "license": %d, "width": %d, "file_name": '
-                '"images/v2/patch%d/objects365_v2_%08d.jpg", "url": ""}' % (H[i], i + 1, lic[i], W[i], i % 51, i + 1)
-                for i in range(s, min(n_images, s + step))))
+            f.write(
+                (", " if s else "")
+                + ", ".join(
+                    '{"height": %d, "id": %d, "license": %d, "width": %d, "file_name": '
+                    '"images/v2/patch%d/objects365_v2_%08d.jpg", "url": ""}'
+                    % (H[i], i + 1, lic[i], W[i], i % 51, i + 1)
+                    for i in range(s, min(n_images, s + step))
+                )
+            )
         f.write('], "annotations": [')
         for k in range(len(first) - 1):
             k0, k1 = int(first[k]), int(min(first[k + 1], len(b)))
@@ -103,11 +114,15 @@ def write(path: str | Path, n_images: int = TENTH_IMAGES, seed: int = 0, step: i
                 continue
             bb = b[k0:k1]
             w, h = bb[:, 2] - bb[:, 0], bb[:, 3] - bb[:, 1]
-            f.write((", " if k0 else "") + ", ".join(
-                '{"id": %d, "iscrowd": 0, "isfake": 0, "area": %.2f, "isreflected": 0, '
-                '"bbox": [%.2f, %.2f, %.2f, %.2f], "image_id": %d, "category_id": %d}'
-                % (k0 + q + 1, w[q] * h[q], bb[q, 0], bb[q, 1], w[q], h[q], bimg[k0 + q] + 1, bcat[k0 + q] + 1)
-                for q in range(k1 - k0)))
+            f.write(
+                (", " if k0 else "")
+                + ", ".join(
+                    '{"id": %d, "iscrowd": 0, "isfake": 0, "area": %.2f, "isreflected": 0, '
+                    '"bbox": [%.2f, %.2f, %.2f, %.2f], "image_id": %d, "category_id": %d}'
+                    % (k0 + q + 1, w[q] * h[q], bb[q, 0], bb[q, 1], w[q], h[q], bimg[k0 + q] + 1, bcat[k0 + q] + 1)
+                    for q in range(k1 - k0)
+                )
+            )
         f.write('], "categories": [')
         f.write(", ".join('{"name": "class_%d", "id": %d}' % (i, i) for i in range(1, NUM_CLASSES + 1)))
         f.write('], "licenses": [')

@@ -33,8 +33,9 @@ TARGET_S = 10.0
 
 def export(rev: str, dest: Path) -> str:
     """Export revision ``rev`` of this repository into ``dest``; return its full commit id."""
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], check=True, capture_output=True,
-                            text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", rev], check=True, capture_output=True, text=True
+    ).stdout.strip()
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return commit
@@ -75,8 +76,10 @@ def main() -> None:
         if a.json_too:
             cases.append(("--json only", lambda t: run(t, ["--json"], None)))
         load0 = os.getloadavg()
-        print(f"before: {a.before} = {commit[:10]}; after: working tree {ROOT}; {a.repeat} runs each, alternating; "
-              f"{os.cpu_count()} cores; load average at start {load0[0]:.2f}")
+        print(
+            f"before: {a.before} = {commit[:10]}; after: working tree {ROOT}; {a.repeat} runs each, alternating; "
+            f"{os.cpu_count()} cores; load average at start {load0[0]:.2f}"
+        )
         for name, fn in cases:
             res: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
             fn(ROOT)  # one untimed run each: file-system caches warm for both
@@ -89,12 +92,16 @@ def main() -> None:
             for k in ("before", "after"):
                 walls = ", ".join(f"{w:.2f}" for w, _ in res[k])
                 print(f"  {k:6s} median wall {med[k][0]:6.2f} s, CPU {med[k][1]:6.2f} s   (runs: {walls})")
-            print(f"  after / before: wall {med['after'][0] / med['before'][0]:.2f}x "
-                  f"({med['before'][0] / med['after'][0]:.2f}x faster), CPU {med['after'][1] / med['before'][1]:.2f}x")
+            print(
+                f"  after / before: wall {med['after'][0] / med['before'][0]:.2f}x "
+                f"({med['before'][0] / med['after'][0]:.2f}x faster), CPU {med['after'][1] / med['before'][1]:.2f}x"
+            )
             if name.startswith("full"):
                 met = "met" if med["after"][0] < TARGET_S else "NOT met"
-                print(f"  target: full report under {TARGET_S:.0f} s on this machine: {met} "
-                      f"(median {med['after'][0]:.2f} s)")
+                print(
+                    f"  target: full report under {TARGET_S:.0f} s on this machine: {met} "
+                    f"(median {med['after'][0]:.2f} s)"
+                )
         print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -33,8 +33,21 @@ LVIS_CATEGORIES = 1_203
 OI_ROWS = 14_610_229
 OI_IMAGES = 1_743_042
 OI_CLASSES = 600
-_SIZES = np.array([(640, 480), (480, 640), (1024, 768), (800, 600), (1920, 1080), (1280, 720), (640, 427),
-                   (500, 375), (1024, 683), (2048, 1536)], dtype=np.float64)
+_SIZES = np.array(
+    [
+        (640, 480),
+        (480, 640),
+        (1024, 768),
+        (800, 600),
+        (1920, 1080),
+        (1280, 720),
+        (640, 427),
+        (500, 375),
+        (1024, 683),
+        (2048, 1536),
+    ],
+    dtype=np.float64,
+)
 
 
 def _long_tail(rng, n_classes: int, n: int, alpha: float = 1.3) -> np.ndarray:
@@ -83,8 +96,15 @@ def objects365(path, scale: float = 1.0, seed: int = 0) -> Path:
 
     def images():
         for s in range(0, n_img, step):
-            yield [{"id": i + 1, "file_name": f"images/v2/patch{i % 51}/objects365_v2_{i + 1:08d}.jpg",
-                    "width": int(sizes[i, 0]), "height": int(sizes[i, 1])} for i in range(s, min(n_img, s + step))]
+            yield [
+                {
+                    "id": i + 1,
+                    "file_name": f"images/v2/patch{i % 51}/objects365_v2_{i + 1:08d}.jpg",
+                    "width": int(sizes[i, 0]),
+                    "height": int(sizes[i, 1]),
+                }
+                for i in range(s, min(n_img, s + step))
+            ]
 
     def annotations():
         ann_id = 1
@@ -95,9 +115,18 @@ def objects365(path, scale: float = 1.0, seed: int = 0) -> Path:
             x, y, w, h = _boxes(rng, W, H)
             cat = _long_tail(rng, 365, len(img)) + 1
             area = np.round(w * h, 2)
-            chunk = [{"id": ann_id + k, "image_id": int(img[k]) + 1, "category_id": int(cat[k]),
-                      "bbox": [float(x[k]), float(y[k]), float(w[k]), float(h[k])], "area": float(area[k]),
-                      "isfake": 0, "isreflected": 0} for k in range(len(img))]
+            chunk = [
+                {
+                    "id": ann_id + k,
+                    "image_id": int(img[k]) + 1,
+                    "category_id": int(cat[k]),
+                    "bbox": [float(x[k]), float(y[k]), float(w[k]), float(h[k])],
+                    "area": float(area[k]),
+                    "isfake": 0,
+                    "isreflected": 0,
+                }
+                for k in range(len(img))
+            ]
             ann_id += len(img)
             yield chunk
 
@@ -125,10 +154,17 @@ def lvis(path, scale: float = 1.0, seed: int = 0) -> Path:
         for s in range(0, n_img, step):
             chunk = []
             for i in range(s, min(n_img, s + step)):
-                chunk.append({"id": i + 1, "width": int(sizes[i, 0]), "height": int(sizes[i, 1]),
-                              "coco_url": f"http://images.cocodataset.org/train2017/{i + 1:012d}.jpg",
-                              "license": 1, "neg_category_ids": rng.integers(1, LVIS_CATEGORIES + 1, 3).tolist(),
-                              "not_exhaustive_category_ids": rng.integers(1, LVIS_CATEGORIES + 1, 1).tolist()})
+                chunk.append(
+                    {
+                        "id": i + 1,
+                        "width": int(sizes[i, 0]),
+                        "height": int(sizes[i, 1]),
+                        "coco_url": f"http://images.cocodataset.org/train2017/{i + 1:012d}.jpg",
+                        "license": 1,
+                        "neg_category_ids": rng.integers(1, LVIS_CATEGORIES + 1, 3).tolist(),
+                        "not_exhaustive_category_ids": rng.integers(1, LVIS_CATEGORIES + 1, 1).tolist(),
+                    }
+                )
             yield chunk
 
     def annotations():
@@ -144,14 +180,31 @@ def lvis(path, scale: float = 1.0, seed: int = 0) -> Path:
                 px = np.round(x[k] + w[k] / 2 * (1 + np.cos(t)), 2)
                 py = np.round(y[k] + h[k] / 2 * (1 + np.sin(t)), 2)
                 poly = np.stack([px, py], 1).reshape(-1).tolist()
-                chunk.append({"id": s + k + 1, "image_id": int(img[k]) + 1, "category_id": int(cat_of[s + k]),
-                              "bbox": [float(x[k]), float(y[k]), float(w[k]), float(h[k])],
-                              "area": round(float(np.pi * w[k] * h[k] / 4), 2), "segmentation": [poly]})
+                chunk.append(
+                    {
+                        "id": s + k + 1,
+                        "image_id": int(img[k]) + 1,
+                        "category_id": int(cat_of[s + k]),
+                        "bbox": [float(x[k]), float(y[k]), float(w[k]), float(h[k])],
+                        "area": round(float(np.pi * w[k] * h[k] / 4), 2),
+                        "segmentation": [poly],
+                    }
+                )
             yield chunk
 
-    cats = [{"id": i + 1, "name": f"synset_{i + 1}", "synset": f"synset_{i + 1}.n.01", "frequency": str(freq[i]),
-             "image_count": int(min(inst[i], n_img)), "instance_count": int(inst[i]), "def": "a thing",
-             "synonyms": [f"s{i}"]} for i in range(LVIS_CATEGORIES)]
+    cats = [
+        {
+            "id": i + 1,
+            "name": f"synset_{i + 1}",
+            "synset": f"synset_{i + 1}.n.01",
+            "frequency": str(freq[i]),
+            "image_count": int(min(inst[i], n_img)),
+            "instance_count": int(inst[i]),
+            "def": "a thing",
+            "synonyms": [f"s{i}"],
+        }
+        for i in range(LVIS_CATEGORIES)
+    ]
     head = b'{"info":{"description":"LVIS v1 train-shaped synthetic benchmark file"},"licenses":[],'
     tail = b',"categories":' + orjson.dumps(cats) + b"}"
     return _write_json(Path(path), head, [("images", images()), ("annotations", annotations())], tail)
@@ -173,12 +226,35 @@ def openimages(path, scale: float = 1.0, seed: int = 0) -> Path:
     img_of = np.sort(rng.integers(0, n_img, n_rows))
     tmp = path.with_name(path.name + ".tmp")
     step = 1_000_000
-    with pacsv.CSVWriter(str(tmp), pa.schema([(c, pa.string() if c in ("ImageID", "Source", "LabelName") else
-                                                (pa.float64() if c.startswith(("X", "Y")) else pa.int8()))
-                                               for c in ("ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax",
-                                                         "YMin", "YMax", "IsOccluded", "IsTruncated", "IsGroupOf",
-                                                         "IsDepiction", "IsInside")]),
-                         write_options=pacsv.WriteOptions(quoting_style="none")) as w:
+    with pacsv.CSVWriter(
+        str(tmp),
+        pa.schema(
+            [
+                (
+                    c,
+                    pa.string()
+                    if c in ("ImageID", "Source", "LabelName")
+                    else (pa.float64() if c.startswith(("X", "Y")) else pa.int8()),
+                )
+                for c in (
+                    "ImageID",
+                    "Source",
+                    "LabelName",
+                    "Confidence",
+                    "XMin",
+                    "XMax",
+                    "YMin",
+                    "YMax",
+                    "IsOccluded",
+                    "IsTruncated",
+                    "IsGroupOf",
+                    "IsDepiction",
+                    "IsInside",
+                )
+            ]
+        ),
+        write_options=pacsv.WriteOptions(quoting_style="none"),
+    ) as w:
         for s in range(0, n_rows, step):
             e = min(n_rows, s + step)
             n = e - s
@@ -187,13 +263,36 @@ def openimages(path, scale: float = 1.0, seed: int = 0) -> Path:
             y0 = rng.uniform(0, 1, n) * (1 - rel[:, 1])
             flags = [pa.array(rng.integers(0, 2, n).astype(np.int8)) for _ in range(5)]
             flags[2] = pa.array((rng.random(n) < 0.05).astype(np.int8))
-            w.write_table(pa.table([
-                pa.array(image_keys[img_of[s:e]]), pa.array(np.full(n, "xclick")),
-                pa.array(mids[_long_tail(rng, OI_CLASSES, n, alpha=1.2)]), pa.array(np.ones(n, np.int8)),
-                pa.array(np.round(x0, 6)), pa.array(np.round(x0 + rel[:, 0], 6)),
-                pa.array(np.round(y0, 6)), pa.array(np.round(y0 + rel[:, 1], 6)), *flags],
-                names=["ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax", "IsOccluded",
-                       "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside"]))
+            w.write_table(
+                pa.table(
+                    [
+                        pa.array(image_keys[img_of[s:e]]),
+                        pa.array(np.full(n, "xclick")),
+                        pa.array(mids[_long_tail(rng, OI_CLASSES, n, alpha=1.2)]),
+                        pa.array(np.ones(n, np.int8)),
+                        pa.array(np.round(x0, 6)),
+                        pa.array(np.round(x0 + rel[:, 0], 6)),
+                        pa.array(np.round(y0, 6)),
+                        pa.array(np.round(y0 + rel[:, 1], 6)),
+                        *flags,
+                    ],
+                    names=[
+                        "ImageID",
+                        "Source",
+                        "LabelName",
+                        "Confidence",
+                        "XMin",
+                        "XMax",
+                        "YMin",
+                        "YMax",
+                        "IsOccluded",
+                        "IsTruncated",
+                        "IsGroupOf",
+                        "IsDepiction",
+                        "IsInside",
+                    ],
+                )
+            )
     tmp.replace(path)
     return path
 

@@ -41,27 +41,58 @@ def main() -> None:
     if not a.skip_focal:
         wall = None
         if not (focal / "metrics.json").exists():
-            wall = _run(["train", "--loss", "focal", "--data", "synthetic-lt", "--out", str(focal), "--quiet",
-                         "--threads", str(a.threads)])
+            wall = _run(
+                [
+                    "train",
+                    "--loss",
+                    "focal",
+                    "--data",
+                    "synthetic-lt",
+                    "--out",
+                    str(focal),
+                    "--quiet",
+                    "--threads",
+                    str(a.threads),
+                ]
+            )
         m = json.loads((focal / "metrics.json").read_text())
         t = m["timing"]
         print("Target 1: imbalance train --loss focal --data synthetic-lt (defaults)")
-        print(f"  wall {wall:.0f} s" if wall is not None else "  wall: reused run (see timing)",
-              f"| data {t['data_seconds']:.0f} s, train {t['train_seconds']:.0f} s, eval {t['eval_seconds']:.0f} s,"
-              f" {t['iterations']} iterations, {m['settings']['threads']} thread(s)")
+        print(
+            f"  wall {wall:.0f} s" if wall is not None else "  wall: reused run (see timing)",
+            f"| data {t['data_seconds']:.0f} s, train {t['train_seconds']:.0f} s, eval {t['eval_seconds']:.0f} s,"
+            f" {t['iterations']} iterations, {m['settings']['threads']} thread(s)",
+        )
         print("  " + "  ".join(f"{k} {m[k]:.3f}" for k in ("AP", "AP50", "AP75", "APr", "APc", "APf")))
         print(f"  AP50 >= 0.5: {'yes' if m['AP50'] >= 0.5 else 'NO'}")
     bench = out / "bench"
-    _run(["bench", "--losses", "ecm,ecm-focal,bags", "--seeds", str(a.seeds), "--epochs", str(a.bench_epochs),
-          "--out", str(bench), "--quiet", "--threads", str(a.threads)])
+    _run(
+        [
+            "bench",
+            "--losses",
+            "ecm,ecm-focal,bags",
+            "--seeds",
+            str(a.seeds),
+            "--epochs",
+            str(a.bench_epochs),
+            "--out",
+            str(bench),
+            "--quiet",
+            "--threads",
+            str(a.threads),
+        ]
+    )
     b = json.loads((bench / "bench.json").read_text())
     keys = ("AP", "AP50", "APr", "APc", "APf")
     print(f"\nTarget 2: {a.seeds} seeds, {a.bench_epochs} epochs (mean ± std; Δ = loss - its baseline, paired by seed)")
     for r in b["summary"]:
         print(f"  {r['loss']:<11} " + " ".join(f"{k} {r[k + '_mean']:.3f} ± {r[k + '_std']:.3f}" for k in keys))
     for v in b["versus_baseline"]:
-        print(f"  {v['loss']:<11} vs {v['baseline']:<11} " +
-              " ".join(f"Δ{k} {v[k + '_diff_mean']:+.3f} ± {v[k + '_diff_std']:.3f}" for k in keys))
+        print(
+            f"  {v['loss']:<11} vs {v['baseline']:<11} "
+            + " ".join(f"Δ{k} {v[k + '_diff_mean']:+.3f} ± {v[k + '_diff_std']:.3f}" for k in keys)
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -101,7 +101,8 @@ def generate(root: Path, images: int, boxes: int, seed: int = 0) -> None:
             cy = rng.uniform(h / 2, 1 - h / 2)
             c = rng.integers(0, 80, boxes)
             (lab_dir / f"{k:07d}.txt").write_text(
-                "".join(f"{a} {b:.6f} {d:.6f} {e:.6f} {f:.6f}\n" for a, b, d, e, f in zip(c, cx, cy, w, h)))
+                "".join(f"{a} {b:.6f} {d:.6f} {e:.6f} {f:.6f}\n" for a, b, d, e, f in zip(c, cx, cy, w, h))
+            )
     (root / "data.yaml").write_text("train: images/train\nval: images/val\nnc: 80\n")
     print(f"wrote {images:,} images with {boxes} boxes each under {root}")
 
@@ -131,10 +132,15 @@ def run(root: Path, ultralytics: str, repeats: int, second_only: bool = False) -
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     ours = [sys.executable, "-m", "imbalance_cli", "stats", yaml, "--anchors", "none", "--json", "-q"]
     # compile once, untimed: the prefix then holds the .pyc of every module the command imports
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "imbalance_cli")], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    _timed(ours[:4] + [str(ROOT / "examples" / "data" / "yolo-coco-mini" / "data.yaml")] + ours[5:] + ["--no-cache"],
-           env)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "imbalance_cli")],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    _timed(
+        ours[:4] + [str(ROOT / "examples" / "data" / "yolo-coco-mini" / "data.yaml")] + ours[5:] + ["--no-cache"], env
+    )
     theirs = [ultralytics, "-c", ULTRALYTICS_DRIVER, yaml]
     keys = [f"{tool} {which}" for which in ("first", "second") for tool in ("imbalance", "ultralytics")]
     times: dict[str, list[float]] = {k: [] for k in keys}
@@ -162,8 +168,11 @@ def run(root: Path, ultralytics: str, repeats: int, second_only: bool = False) -
                     out_u = timed("ultralytics first", theirs, env)
                 out = timed("imbalance second", ours, e)
                 out_u = timed("ultralytics second", theirs, env)
-            print(f"round {rep + 1} (load {load} -> {_load()}): " + ", ".join(
-                f"{k} {times[k][-1]:.2f} s (cpu {cpus[k][-1]:.2f})" for k in keys if times[k]), flush=True)
+            print(
+                f"round {rep + 1} (load {load} -> {_load()}): "
+                + ", ".join(f"{k} {times[k][-1]:.2f} s (cpu {cpus[k][-1]:.2f})" for k in keys if times[k]),
+                flush=True,
+            )
     finally:
         shutil.rmtree(pyc, ignore_errors=True)
     import json
@@ -184,8 +193,9 @@ def run(root: Path, ultralytics: str, repeats: int, second_only: bool = False) -
 
 def assign(n_boxes: int) -> None:
     """assign_yolov5 against the per-box reference loop (extrapolated)."""
-    from imbalance_cli.anchors.yolov5 import YOLOV5, assign_yolov5
     from test_yolov5_assign import slow_build_targets
+
+    from imbalance_cli.anchors.yolov5 import YOLOV5, assign_yolov5
 
     rng = np.random.default_rng(0)
     n_img = max(1, n_boxes // 7)
@@ -203,8 +213,10 @@ def assign(n_boxes: int) -> None:
     t = time.perf_counter()
     slow_build_targets(boxes[:m], bi[:m], ph, pw)
     t_slow = (time.perf_counter() - t) * n_boxes / m
-    print(f"assign_yolov5 on {n_boxes:,} boxes: {t_fast:.2f} s, {len(res.pos_box):,} entries; per-box loop "
-          f"extrapolated from {m:,} boxes: {t_slow:.1f} s (ratio {t_slow / t_fast:.0f}x)")
+    print(
+        f"assign_yolov5 on {n_boxes:,} boxes: {t_fast:.2f} s, {len(res.pos_box):,} entries; per-box loop "
+        f"extrapolated from {m:,} boxes: {t_slow:.1f} s (ratio {t_slow / t_fast:.0f}x)"
+    )
 
 
 def main() -> None:

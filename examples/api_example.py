@@ -24,8 +24,10 @@ d = report.to_dict()
 a = d["anchors"]
 print(f"valid boxes {d['dataset']['boxes']}, classes used {d['dataset']['categories_used']}")
 print(f"Gini of the class long tail {d['measures']['gini']:.3f}")
-print(f"anchors per image {a['per_image']['anchors']:.0f}: foreground {a['per_image']['foreground']:.1f}, "
-      f"background {a['per_image']['background']:.1f} (1 : {1 / a['pos_neg_ratio']:.0f})")
+print(
+    f"anchors per image {a['per_image']['anchors']:.0f}: foreground {a['per_image']['foreground']:.1f}, "
+    f"background {a['per_image']['background']:.1f} (1 : {1 / a['pos_neg_ratio']:.0f})"
+)
 print(report.classes.head(5).to_string(index=False))
 
 # Effective Class-Margins with the background count measured by the same anchor engine

@@ -36,8 +36,9 @@ class Report(_stats_report.Report):
         new.box_table = report.box_table
         return new
 
-    def save(self, out_dir: str | os.PathLike, gallery: int = DEFAULT_GALLERY,
-             images: str | os.PathLike | None = None) -> list[Path]:
+    def save(
+        self, out_dir: str | os.PathLike, gallery: int = DEFAULT_GALLERY, images: str | os.PathLike | None = None
+    ) -> list[Path]:
         """Write stats.json, CSV tables, PNG figures, report.html and (with anchors) the per-box table
         ``boxes.parquet`` and the gallery (at most ``gallery`` images, 0: none; pixels from ``images`` for a
         COCO-style file) into ``out_dir`` (the directory is swapped in whole, see
@@ -46,8 +47,14 @@ class Report(_stats_report.Report):
         return write_outputs(self.to_dict(), out_dir, box_table=self.box_table, gallery=opts)
 
 
-def analyze(dataset: Dataset, *, advice: bool = False, advice_budget: float = DEFAULT_BUDGET,
-            rules: str | os.PathLike | Rules | None = None, **options: Any) -> Report:
+def analyze(
+    dataset: Dataset,
+    *,
+    advice: bool = False,
+    advice_budget: float = DEFAULT_BUDGET,
+    rules: str | os.PathLike | Rules | None = None,
+    **options: Any,
+) -> Report:
     """:func:`imbalance_cli.stats.analyze` (same options), returning a :class:`Report` that can :meth:`~Report.save`.
 
     ``advice=True`` adds "What to change" (:func:`imbalance_cli.check.advice.advise`: the check rules' thresholds
@@ -58,7 +65,13 @@ def analyze(dataset: Dataset, *, advice: bool = False, advice_budget: float = DE
     if advice:
         r = rules if isinstance(rules, Rules) or rules is None else load_rules(rules)
         anchors = report.box_table.anchors if report.box_table is not None else None
-        found = advise(report.to_dict(), dataset, anchors, r, advice_budget,
-                       None if rules is None or isinstance(rules, Rules) else str(rules))
+        found = advise(
+            report.to_dict(),
+            dataset,
+            anchors,
+            r,
+            advice_budget,
+            None if rules is None or isinstance(rules, Rules) else str(rules),
+        )
         report._data["advice"] = to_jsonable(found)
     return report

@@ -113,6 +113,7 @@ def ciou_aligned(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
     with torch.no_grad():
         denom = 1 - iou + v
         # identical boxes in float32 give 0 / 0 (NaN in mmdetection); α v is 0 there either way
-        alpha = torch.where(denom > 0, (iou > 0.5).to(v.dtype) * v / denom.clamp(min=torch.finfo(v.dtype).tiny),
-                            torch.zeros_like(v))
+        alpha = torch.where(
+            denom > 0, (iou > 0.5).to(v.dtype) * v / denom.clamp(min=torch.finfo(v.dtype).tiny), torch.zeros_like(v)
+        )
     return iou - (rho2 / c2 + alpha * v)

@@ -21,8 +21,17 @@ import typer
 from imbalance_cli import __version__
 
 #: Each command and its module ``imbalance_cli/commands/<module>.py``, in the order ``--help`` lists them.
-COMMANDS = {"stats": "stats", "anchors": "fit", "margins": "margins", "groups": "groups", "check": "check",
-            "compare": "compare", "batches": "batches", "train": "train", "bench": "bench"}
+COMMANDS = {
+    "stats": "stats",
+    "anchors": "fit",
+    "margins": "margins",
+    "groups": "groups",
+    "check": "check",
+    "compare": "compare",
+    "batches": "batches",
+    "train": "train",
+    "bench": "bench",
+}
 
 
 def _root(

@@ -122,8 +122,10 @@ def rendezvous_timeout() -> float:
     except ValueError:
         t = float("nan")
     if not 0 < t <= MAX_RENDEZVOUS_TIMEOUT:  # NaN fails too
-        raise InputError(f"{TIMEOUT_ENV} must be a number of seconds in (0, {MAX_RENDEZVOUS_TIMEOUT:g}], got {raw!r}",
-                         record="environment")
+        raise InputError(
+            f"{TIMEOUT_ENV} must be a number of seconds in (0, {MAX_RENDEZVOUS_TIMEOUT:g}], got {raw!r}",
+            record="environment",
+        )
     return t
 
 
@@ -136,8 +138,11 @@ def _env_int(name: str, lo: int, hi: int, why: str) -> int:
     except ValueError:
         v = None
     if v is None or not lo <= v <= hi:
-        raise InputError(f"{name}={raw!r}: must be an integer in [{lo}, {hi}] ({why}); unset torchrun's variables "
-                         "to run in one process", record="environment")
+        raise InputError(
+            f"{name}={raw!r}: must be an integer in [{lo}, {hi}] ({why}); unset torchrun's variables "
+            "to run in one process",
+            record="environment",
+        )
     return v
 
 
@@ -158,8 +163,11 @@ def check_environment() -> None:
         return
     world = _env_int("WORLD_SIZE", 1, 1 << 20, "the number of processes")
     _env_int("RANK", 0, world - 1, "this process's rank, below WORLD_SIZE")
-    local_world = _env_int("LOCAL_WORLD_SIZE", 1, world, "processes on this node") \
-        if os.environ.get("LOCAL_WORLD_SIZE") else world
+    local_world = (
+        _env_int("LOCAL_WORLD_SIZE", 1, world, "processes on this node")
+        if os.environ.get("LOCAL_WORLD_SIZE")
+        else world
+    )
     _env_int("LOCAL_RANK", 0, local_world - 1, "this process's rank on its node")
     port = _env_int("MASTER_PORT", 1, 65535, "the rendezvous TCP port")
     addr = os.environ["MASTER_ADDR"].strip()
@@ -167,8 +175,10 @@ def check_environment() -> None:
         try:
             socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as e:
-            raise InputError(f"MASTER_ADDR={addr!r} does not resolve ({e}); torchrun sets it to the rendezvous "
-                             "host", record="environment") from None
+            raise InputError(
+                f"MASTER_ADDR={addr!r} does not resolve ({e}); torchrun sets it to the rendezvous host",
+                record="environment",
+            ) from None
 
 
 @contextlib.contextmanager
@@ -223,21 +233,28 @@ def init() -> bool:
         torch.cuda.set_device(r.local_rank % torch.cuda.device_count())
         backend = "cpu:gloo,cuda:nccl"
     timeout = rendezvous_timeout()
-    what = (f"all {r.world_size} torchrun processes (this is rank {r.rank}) to join at "
-            f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}")
+    what = (
+        f"all {r.world_size} torchrun processes (this is rank {r.rank}) to join at "
+        f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+    )
     with _stderr_held() as (say, drop):
-        notice = threading.Timer(WAIT_NOTICE_SECONDS, say, (f"waiting up to {timeout:g} s for {what} ({TIMEOUT_ENV} "
-                                                            "sets the limit)\n",))
+        notice = threading.Timer(
+            WAIT_NOTICE_SECONDS, say, (f"waiting up to {timeout:g} s for {what} ({TIMEOUT_ENV} sets the limit)\n",)
+        )
         notice.daemon = True
         notice.start()
         try:
-            store, rank, world = next(dist.rendezvous("env://", r.rank, r.world_size,
-                                                      timeout=timedelta(seconds=timeout)))
+            store, rank, world = next(
+                dist.rendezvous("env://", r.rank, r.world_size, timeout=timedelta(seconds=timeout))
+            )
         except (RuntimeError, OSError, ValueError) as e:  # DistStoreError / DistNetworkError subclass RuntimeError
             drop()  # c10d's own retry log and C++ frames: the one line below says it
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-            raise InputError(f"gave up after {timeout:g} s waiting for {what} ({first}); started without torchrun? "
-                             f"unset WORLD_SIZE and RANK, or raise {TIMEOUT_ENV}", record="environment") from None
+            raise InputError(
+                f"gave up after {timeout:g} s waiting for {what} ({first}); started without torchrun? "
+                f"unset WORLD_SIZE and RANK, or raise {TIMEOUT_ENV}",
+                record="environment",
+            ) from None
         finally:
             notice.cancel()
     store.set_timeout(default_pg_timeout)  # joined: later store waits (a rank loading for minutes) get torch's default
@@ -403,7 +420,7 @@ def shard(items: list) -> list:
     if not active():
         return list(items)
     r = rank_info()
-    return list(items[r.rank::r.world_size])
+    return list(items[r.rank :: r.world_size])
 
 
 def sum_arrays(*arrays: np.ndarray) -> None:

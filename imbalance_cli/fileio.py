@@ -38,7 +38,7 @@ _ADVICE = {
     errno.EFBIG: "the file is too large for this file system: choose another {option}",
     errno.ENAMETOOLONG: "a name is too long for this file system: choose a shorter {option}",
     errno.EXDEV: "it is on another file system than its parent folder (a mount point?): name a folder inside it "
-                 "or choose another {option}",
+    "or choose another {option}",
     errno.EBUSY: "it is in use (a mount point?): name a folder inside it or choose another {option}",
     errno.EIO: "the device reported an I/O error: check the disk or choose another {option}",
     errno.ENOTDIR: "a part of the path is a file, not a folder: choose another {option}",
@@ -134,8 +134,9 @@ class _ErrorRecorder:
         return getattr(self.f, name)
 
 
-def write_via(path: str | os.PathLike, write: Callable[[Any], None], what: str = "the file",
-              option: str = "--out") -> Path:
+def write_via(
+    path: str | os.PathLike, write: Callable[[Any], None], what: str = "the file", option: str = "--out"
+) -> Path:
     """Write ``path`` atomically through ``write(binary file)`` (e.g. ``torch.save``), flushed and fsync'ed.
 
     A library that turns the system's error into its own (``torch.save`` raises a ``RuntimeError``
@@ -195,7 +196,7 @@ def append_text(path: str | os.PathLike, text: str, what: str = "the file", opti
         start = os.fstat(fd).st_size
         try:
             while data:
-                data = data[os.write(fd, data):]
+                data = data[os.write(fd, data) :]
         except OSError:
             with contextlib.suppress(OSError):
                 if stat.S_ISREG(os.fstat(fd).st_mode):
@@ -210,8 +211,13 @@ def append_text(path: str | os.PathLike, text: str, what: str = "the file", opti
 def check_append_target(path: str | os.PathLike, what: str = "the file", option: str = "--out") -> None:
     """Refuse, before any work, a file that cannot be appended to: a folder, or one whose folder is missing."""
     p = Path(path)
-    problem = ("it is a folder: name a file" if p.is_dir() else
-               None if p.parent.is_dir() else f"its folder {p.parent} does not exist: create it")
+    problem = (
+        "it is a folder: name a file"
+        if p.is_dir()
+        else None
+        if p.parent.is_dir()
+        else f"its folder {p.parent} does not exist: create it"
+    )
     if problem:
         raise WriteError(f"cannot write {what}: {problem} or choose another {option}", path=os.fspath(path))
 
@@ -281,8 +287,11 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, str] | None:
             if bad:
                 problem = f"bad entry {bad[0]!r}"
     if problem:
-        raise InputError(f"not a valid output manifest ({problem}): it decides which files a run may replace; "
-                         "repair or remove it only if the folder holds nothing of yours", path=str(path))
+        raise InputError(
+            f"not a valid output manifest ({problem}): it decides which files a run may replace; "
+            "repair or remove it only if the folder holds nothing of yours",
+            path=str(path),
+        )
     return dict(files)
 
 
@@ -291,8 +300,7 @@ def _plain_rel(name: Any) -> bool:
     if not isinstance(name, str):
         return False
     parts = name.split("/")
-    return 1 <= len(parts) <= 2 and all(p and p not in (".", "..") and "\\" not in p and "\0" not in p
-                                        for p in parts)
+    return 1 <= len(parts) <= 2 and all(p and p not in (".", "..") and "\\" not in p and "\0" not in p for p in parts)
 
 
 def manifest_bytes(files: dict[str, str]) -> bytes:
@@ -301,8 +309,15 @@ def manifest_bytes(files: dict[str, str]) -> bytes:
     return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def claim_files(folder: str | os.PathLike, kind: str, names: Iterable[str], legacy: Iterable[str] = (),
-                markers: Iterable[str] | None = None, option: str = "--out", record: bool = True) -> None:
+def claim_files(
+    folder: str | os.PathLike,
+    kind: str,
+    names: Iterable[str],
+    legacy: Iterable[str] = (),
+    markers: Iterable[str] | None = None,
+    option: str = "--out",
+    record: bool = True,
+) -> None:
     """Record in ``folder``'s manifest that this tool writes ``names`` there, refusing to take over a file of yours.
 
     For folders written file by file (``train``, ``bench``). A file with one of ``names`` that the manifest
@@ -326,11 +341,17 @@ def claim_files(folder: str | os.PathLike, kind: str, names: Iterable[str], lega
             taken = []
         else:
             why = f"'{foreign[0]}', which it does not" if foreign else f"no '{markers[0]}', which it always does"
-            raise InputError(f"holds '{taken[0]}', which {kind} writes, and {why}, but no {MANIFEST} of an earlier "
-                             f"run: move your files or choose another {option}", path=str(folder))
+            raise InputError(
+                f"holds '{taken[0]}', which {kind} writes, and {why}, but no {MANIFEST} of an earlier "
+                f"run: move your files or choose another {option}",
+                path=str(folder),
+            )
     if taken:
-        raise InputError(f"holds '{taken[0]}', which {kind} writes but no earlier run wrote (not in {MANIFEST}): "
-                         f"move it or choose another {option}", path=str(folder))
+        raise InputError(
+            f"holds '{taken[0]}', which {kind} writes but no earlier run wrote (not in {MANIFEST}): "
+            f"move it or choose another {option}",
+            path=str(folder),
+        )
     files = dict(manifest or {})
     if not record or all(files.get(n) == kind for n in names):
         return

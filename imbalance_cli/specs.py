@@ -24,8 +24,8 @@ import numpy as np
 
 from imbalance_cli import dist
 from imbalance_cli.anchors.presets import AnchorPreset, get_preset
-from imbalance_cli.data.spec import default_workers  # noqa: F401  (one definition, shared with loading)
 from imbalance_cli.choices import Choice
+from imbalance_cli.data.spec import default_workers  # noqa: F401  (one definition, shared with loading)
 from imbalance_cli.errors import InputError
 from imbalance_cli.values import is_int, is_number
 
@@ -187,10 +187,21 @@ class AnchorSpec:
         return thresholds(self.preset, self.semantics)
 
     @classmethod
-    def build(cls, anchors: Any = "retinanet", *, matcher: Any = "auto", device: Any = "auto",
-              pos_iou: float | None = None, neg_iou: float | None = None, engine: Any = None,
-              negative_iou_sample: Any = None, seed: int = 0, spatial_bins: Any = DEFAULT_SPATIAL_BINS,
-              chunk_images: Any = DEFAULT_CHUNK_IMAGES, workers: Any = None) -> "AnchorSpec":
+    def build(
+        cls,
+        anchors: Any = "retinanet",
+        *,
+        matcher: Any = "auto",
+        device: Any = "auto",
+        pos_iou: float | None = None,
+        neg_iou: float | None = None,
+        engine: Any = None,
+        negative_iou_sample: Any = None,
+        seed: int = 0,
+        spatial_bins: Any = DEFAULT_SPATIAL_BINS,
+        chunk_images: Any = DEFAULT_CHUNK_IMAGES,
+        workers: Any = None,
+    ) -> "AnchorSpec":
         """Validate CLI or API arguments into a spec (raises :class:`InputError` naming the option).
 
         ``anchors``: preset name, TOML path or ``AnchorPreset`` (an ``AnchorSpec`` is returned as is).
@@ -207,8 +218,10 @@ class AnchorSpec:
                 raise InputError(f"{name} must be a number, got {v!r}")
         preset = get_preset(anchors, pos_iou=pos_iou, neg_iou=neg_iou)
         if preset.assigner != "max_iou" and matcher is not None and str(_value(matcher)).lower() != "auto":
-            raise InputError(f"--matcher {_value(matcher)} does not apply to preset {preset.name!r}: it assigns with "
-                             f"{preset.assigner}, not a max-IoU matcher (leave --matcher at auto)")
+            raise InputError(
+                f"--matcher {_value(matcher)} does not apply to preset {preset.name!r}: it assigns with "
+                f"{preset.assigner}, not a max-IoU matcher (leave --matcher at auto)"
+            )
         semantics = resolve_semantics(matcher, preset)
         dev = resolve_device(device)
         eng = "auto" if engine is None else str(_value(engine)).lower()
@@ -244,8 +257,9 @@ class AnchorSpec:
             nw = 1  # one process drives the GPU
         return cls(preset, semantics, dev, eng, sample, int(seed), bins, chunk, nw)
 
-    def check_images(self, heights: np.ndarray, widths: np.ndarray, image_ids: np.ndarray | None = None,
-                     path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def check_images(
+        self, heights: np.ndarray, widths: np.ndarray, image_ids: np.ndarray | None = None, path: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Validate image sizes against the limits and return the padded sizes (int64).
 
         Every width and height must be finite, >= 1 and <= :data:`MAX_IMAGE_SIDE`; after the
@@ -260,9 +274,12 @@ class AnchorSpec:
         zero = (rh < 1) | (rw < 1)
         if zero.any():
             i = int(np.flatnonzero(zero)[0])
-            raise InputError(f"image {ids[i]} ({W[i]:g} x {H[i]:g}) resizes to {int(rw[i])} x {int(rh[i])} under "
-                             f"preset {self.preset.name!r}{_from(self.preset)}: a side of 0 pixels has no anchors",
-                             path=path, record=f"image id {ids[i]}")
+            raise InputError(
+                f"image {ids[i]} ({W[i]:g} x {H[i]:g}) resizes to {int(rw[i])} x {int(rh[i])} under "
+                f"preset {self.preset.name!r}{_from(self.preset)}: a side of 0 pixels has no anchors",
+                path=path,
+                record=f"image id {ids[i]}",
+            )
         ph, pw = padded_sizes(H, W, self.preset)
         if len(ph):
             sizes = np.unique(np.stack([ph, pw], 1), axis=0)
@@ -276,7 +293,9 @@ class AnchorSpec:
                         f"image {ids[i]} ({W[i]:g} x {H[i]:g}) is padded to {int(w)} x {int(h)} under preset "
                         f"{self.preset.name!r}{_from(self.preset)}: {total:,} anchors and {cells:,} grid cells on a level exceed the "
                         f"limits ({MAX_ANCHORS_PER_IMAGE:,} anchors per image, {MAX_GRID_CELLS:,} cells per level)",
-                        path=path, record=f"image id {ids[i]}")
+                        path=path,
+                        record=f"image id {ids[i]}",
+                    )
         return ph, pw
 
 
@@ -294,8 +313,12 @@ def check_image_sides(heights, widths, image_ids=None, path: str | None = None):
     ids = np.arange(len(H)) if image_ids is None else np.asarray(image_ids)
 
     def bad(i: int, why: str):
-        raise InputError(f"image {ids[i]}: {why}; anchor statistics need every image's width and height "
-                         f"finite and in [1, {MAX_IMAGE_SIDE}]", path=path, record=f"image id {ids[i]}")
+        raise InputError(
+            f"image {ids[i]}: {why}; anchor statistics need every image's width and height "
+            f"finite and in [1, {MAX_IMAGE_SIDE}]",
+            path=path,
+            record=f"image id {ids[i]}",
+        )
 
     with np.errstate(invalid="ignore"):
         usable = np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)
@@ -321,19 +344,26 @@ def check_letterbox_images(preset, heights, widths, image_ids=None, path: str | 
     zero = (ph < 1) | (pw < 1)
     if zero.any():
         i = int(np.flatnonzero(zero)[0])
-        raise InputError(f"image {ids[i]} ({W[i]:g} x {H[i]:g}) letterboxes to a side of 0 pixels at img_size "
-                         f"{preset.img_size} under preset {preset.name!r}: it has no anchors", path=path,
-                         record=f"image id {ids[i]}")
+        raise InputError(
+            f"image {ids[i]} ({W[i]:g} x {H[i]:g}) letterboxes to a side of 0 pixels at img_size "
+            f"{preset.img_size} under preset {preset.name!r}: it has no anchors",
+            path=path,
+            record=f"image id {ids[i]}",
+        )
     gh, gw, _ = level_grids(preset, ph, pw)
     per = np.array([len(a) for a in preset.anchors], np.int64)[:, None]
     cells, total = (gh * gw).max(axis=0, initial=0), (gh * gw * per).sum(axis=0)
     over = (cells > MAX_GRID_CELLS) | (total > MAX_ANCHORS_PER_IMAGE)
     if over.any():
         i = int(np.flatnonzero(over)[0])
-        raise InputError(f"image {ids[i]} ({W[i]:g} x {H[i]:g}) is letterboxed to {int(pw[i])} x {int(ph[i])} under "
-                         f"preset {preset.name!r}: {int(total[i]):,} anchors and {int(cells[i]):,} grid cells on a "
-                         f"level exceed the limits ({MAX_ANCHORS_PER_IMAGE:,} anchors per image, "
-                         f"{MAX_GRID_CELLS:,} cells per level)", path=path, record=f"image id {ids[i]}")
+        raise InputError(
+            f"image {ids[i]} ({W[i]:g} x {H[i]:g}) is letterboxed to {int(pw[i])} x {int(ph[i])} under "
+            f"preset {preset.name!r}: {int(total[i]):,} anchors and {int(cells[i]):,} grid cells on a "
+            f"level exceed the limits ({MAX_ANCHORS_PER_IMAGE:,} anchors per image, "
+            f"{MAX_GRID_CELLS:,} cells per level)",
+            path=path,
+            record=f"image id {ids[i]}",
+        )
     return ph, pw
 
 

@@ -18,12 +18,20 @@ import pytest
 from typer.testing import CliRunner
 
 from imbalance_cli import load
-from imbalance_cli.stats.fit import (bpr_metrics, check_fittable, fit_anchors, framework_configs,
-                                       kmeans_iou, preset_to_toml, project_preset, to_report)
 from imbalance_cli.anchors.presets import PRESETS, get_preset
 from imbalance_cli.cli import app
 from imbalance_cli.errors import InputError
 from imbalance_cli.report.fit import render_html, write_outputs
+from imbalance_cli.stats.fit import (
+    bpr_metrics,
+    check_fittable,
+    fit_anchors,
+    framework_configs,
+    kmeans_iou,
+    preset_to_toml,
+    project_preset,
+    to_report,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL = ROOT / "examples" / "data" / "coco-mini_instances_val2017.json.gz"
@@ -42,8 +50,16 @@ def small_box_coco(path: Path, images: int = 30, seed: int = 3) -> Path:
             else:
                 w, h = rng.integers(40, 121, 2)
             x, y = rng.integers(0, 640 - 121, 2)
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": int(rng.integers(1, 3)),
-                         "bbox": [int(x), int(y), int(w), int(h)], "area": int(w * h), "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i + 1,
+                    "category_id": int(rng.integers(1, 3)),
+                    "bbox": [int(x), int(y), int(w), int(h)],
+                    "area": int(w * h),
+                    "iscrowd": 0,
+                }
+            )
     cats = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
     path.write_text(json.dumps({"images": imgs, "annotations": anns, "categories": cats}))
     return path
@@ -158,8 +174,21 @@ def test_toml_round_trip_and_stats_loads_it(small, tmp_path):
     toml_path.write_text(preset_to_toml(res.fitted))
     loaded = get_preset(str(toml_path))
     assert loaded == res.fitted
-    r = runner.invoke(app, ["stats", str(path), "--anchors", str(toml_path), "--device", "cpu", "--json",
-                            "--negative-iou-sample", "2", "-q"])
+    r = runner.invoke(
+        app,
+        [
+            "stats",
+            str(path),
+            "--anchors",
+            str(toml_path),
+            "--device",
+            "cpu",
+            "--json",
+            "--negative-iou-sample",
+            "2",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
     a = report["anchors"]
@@ -175,8 +204,12 @@ def test_snippets_parse_and_carry_the_fitted_numbers(small):
     seen = {}
     mod = types.ModuleType("torchvision.models.detection.anchor_utils")
     mod.AnchorGenerator = lambda **kw: seen.update(kw)
-    names = ["torchvision", "torchvision.models", "torchvision.models.detection",
-             "torchvision.models.detection.anchor_utils"]
+    names = [
+        "torchvision",
+        "torchvision.models",
+        "torchvision.models.detection",
+        "torchvision.models.detection.anchor_utils",
+    ]
     saved = {n: sys.modules.get(n) for n in names}
     for n in names[:-1]:
         sys.modules[n] = types.ModuleType(n)
@@ -259,18 +292,21 @@ def test_real_coco_val_subset_coverage_rises():
     assert res.all_after["coverage"] > res.all_before["coverage"]
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--objective", "bpr"], "--objective bpr needs a YOLO-style preset"),
-    (["--objective", "recall"], "--objective must be one of"),
-    (["--preset", "fcos"], "has no anchors to fit"),
-    (["--preset", "ssd300"], "relative scales"),
-    (["--preset", "nope"], "unknown anchor preset"),
-    (["--sample", "0"], "--sample must be"),
-    (["--budget", "-1"], "--budget must be"),
-    (["--iterations", "-3"], "--iterations must be"),
-    (["--target", "ultralytics"], "--target ultralytics needs a YOLO preset"),
-    (["--target", "keras"], "--target must be"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--objective", "bpr"], "--objective bpr needs a YOLO-style preset"),
+        (["--objective", "recall"], "--objective must be one of"),
+        (["--preset", "fcos"], "has no anchors to fit"),
+        (["--preset", "ssd300"], "relative scales"),
+        (["--preset", "nope"], "unknown anchor preset"),
+        (["--sample", "0"], "--sample must be"),
+        (["--budget", "-1"], "--budget must be"),
+        (["--iterations", "-3"], "--iterations must be"),
+        (["--target", "ultralytics"], "--target ultralytics needs a YOLO preset"),
+        (["--target", "keras"], "--target must be"),
+    ],
+)
 def test_bad_options_one_line_exit_2(args, needle):
     r = runner.invoke(app, ["anchors", str(VAL), *args])
     assert r.exit_code == 2
@@ -302,15 +338,20 @@ def test_cli_end_to_end_writes_outputs(tmp_path, small):
 def _metrics(cov, ppb, size, freq):
     names = ("small", "medium", "large")
     fnames = ("rare third", "middle third", "frequent third")
-    return {"coverage": cov, "positives_per_box": ppb,
-            "by_size": {n: {"boxes": b, "coverage": c, "positives_per_box": p} for n, (b, c, p) in zip(names, size)},
-            "by_frequency": {n: {"boxes": b, "coverage": c, "positives_per_box": p} for n, (b, c, p) in zip(fnames, freq)}}
+    return {
+        "coverage": cov,
+        "positives_per_box": ppb,
+        "by_size": {n: {"boxes": b, "coverage": c, "positives_per_box": p} for n, (b, c, p) in zip(names, size)},
+        "by_frequency": {n: {"boxes": b, "coverage": c, "positives_per_box": p} for n, (b, c, p) in zip(fnames, freq)},
+    }
 
 
 def test_objective_formulas_by_hand():
     from imbalance_cli.stats.fit import objective_score
 
-    m = _metrics(0.8, 10.0, [(10, 0.6, 5.0), (10, 0.9, 10.0), (0, None, None)], [(5, 0.8, 8.0), (5, 0.8, 12.0), (10, 0.8, 10.0)])
+    m = _metrics(
+        0.8, 10.0, [(10, 0.6, 5.0), (10, 0.9, 10.0), (0, None, None)], [(5, 0.8, 8.0), (5, 0.8, 12.0), (10, 0.8, 10.0)]
+    )
     # coverage: 0.5 * 0.8 + 0.25 * mean(0.6, 0.9) + 0.25 * 0.6 (the empty large group is left out)
     assert objective_score(m, "coverage") == pytest.approx(0.4 + 0.25 * 0.75 + 0.15)
     # positives: min/max over size and frequency groups = 5 / 12, times min(1, 10 / 20) against the reference
@@ -335,8 +376,15 @@ def test_budget_stops_early_and_iterations_reproduce_it(small):
     t = time.perf_counter()
     fit_anchors(ds, "retinanet", iterations=0, sample=None, seed=0, final_all=False)
     starts = time.perf_counter() - t
-    res = fit_anchors(ds, "retinanet", iterations=100000, sample=None, seed=0, budget=starts + 1.5,
-                      on_candidate=lambda it, s, b: time.sleep(0.1))
+    res = fit_anchors(
+        ds,
+        "retinanet",
+        iterations=100000,
+        sample=None,
+        seed=0,
+        budget=starts + 1.5,
+        on_candidate=lambda it, s, b: time.sleep(0.1),
+    )
     assert res.stopped == "budget" and res.iterations_done < 100000
     again = fit_anchors(ds, "retinanet", iterations=res.iterations_done, sample=None, seed=0)
     assert again.params == res.params
@@ -344,7 +392,14 @@ def test_budget_stops_early_and_iterations_reproduce_it(small):
 
 def test_no_valid_boxes_is_refused(tmp_path):
     f = tmp_path / "empty.json"
-    f.write_text(json.dumps({"images": [{"id": 1, "width": 640, "height": 480, "file_name": "a.jpg"}],
-                             "annotations": [], "categories": [{"id": 1, "name": "a"}]}))
+    f.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "width": 640, "height": 480, "file_name": "a.jpg"}],
+                "annotations": [],
+                "categories": [{"id": 1, "name": "a"}],
+            }
+        )
+    )
     r = runner.invoke(app, ["anchors", str(f), "--iterations", "2", "-q"])
     assert r.exit_code == 2 and "no valid boxes to fit anchors to" in r.stderr and str(f) in r.stderr

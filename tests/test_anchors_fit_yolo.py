@@ -25,13 +25,16 @@ from typer.testing import CliRunner
 
 from imbalance_cli import load
 from imbalance_cli.anchors.kinds import any_preset
-from imbalance_cli.stats.fit import check_fittable, fit_anchors, to_report
 from imbalance_cli.cli import app
+from imbalance_cli.stats.fit import check_fittable, fit_anchors, to_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "data" / "yolo-coco-mini" / "data.yaml"
-DEFAULT_ANCHORS = [[(10, 13), (16, 30), (33, 23)], [(30, 61), (62, 45), (59, 119)],
-                   [(116, 90), (156, 198), (373, 326)]]  # ultralytics/yolov5 models/yolov5s.yaml
+DEFAULT_ANCHORS = [
+    [(10, 13), (16, 30), (33, 23)],
+    [(30, 61), (62, 45), (59, 119)],
+    [(116, 90), (156, 198), (373, 326)],
+]  # ultralytics/yolov5 models/yolov5s.yaml
 STRIDES = (8, 16, 32)
 runner = CliRunner()
 
@@ -86,8 +89,12 @@ def oracle(images, anchors, anchor_t=4.0, g=0.5) -> dict:
             lw, lh = x2 - x1, y2 - y1  # label size in pixels of the 640 input (check_anchors' wh)
             best = max(min(min(lw / aw, aw / lw), min(lh / ah, ah / lh)) for aw, ah in flat)
             best_all.append(best)
-    return {"coverage": float(np.mean(covered)), "positives_per_box": float(np.mean(positives)),
-            "bpr": float(np.mean(np.array(best_all) > thr)), "boxes": len(covered)}
+    return {
+        "coverage": float(np.mean(covered)),
+        "positives_per_box": float(np.mean(positives)),
+        "bpr": float(np.mean(np.array(best_all) > thr)),
+        "boxes": len(covered),
+    }
 
 
 def small_box_yolo(root: Path, images: int = 24, seed: int = 7) -> Path:
@@ -197,18 +204,40 @@ def test_interrupt_keeps_best_so_far(synth):
 @pytest.mark.slow
 def test_snippet_parses_and_toml_round_trips_into_stats(synth, tmp_path):
     import yaml
+
     path, ds, imgs = synth
     out = tmp_path / "fit"
-    r = runner.invoke(app, ["anchors", str(path), "--preset", "yolov5", "--iterations", "10", "--sample", "all",
-                            "--objective", "bpr", "--out", str(out), "-q"])
+    r = runner.invoke(
+        app,
+        [
+            "anchors",
+            str(path),
+            "--preset",
+            "yolov5",
+            "--iterations",
+            "10",
+            "--sample",
+            "all",
+            "--objective",
+            "bpr",
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "anchors.json").read_text())
     fitted = rep["fitted"]["anchors"]
     y = yaml.safe_load((out / "ultralytics_anchors.yaml").read_text())
     assert y["anchors"] == [[v for a in lv for v in a] for lv in fitted]
-    assert sorted(p.name for p in out.iterdir()) == [".imbalance-manifest.json", "anchors.json", "anchors.png",
-                                                     "fitted.toml", "report.html",
-                                                     "ultralytics_anchors.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".imbalance-manifest.json",
+        "anchors.json",
+        "anchors.png",
+        "fitted.toml",
+        "report.html",
+        "ultralytics_anchors.yaml",
+    ]
     p = any_preset(str(out / "fitted.toml"))
     assert [[list(a) for a in lv] for lv in p.anchors] == fitted and p.anchor_t == 4.0
     # imbalance stats routes the TOML to the YOLOv5 statistics with the fitted anchors
@@ -218,8 +247,10 @@ def test_snippet_parses_and_toml_round_trips_into_stats(synth, tmp_path):
     assert anchors["autoanchor"]["bpr"] == pytest.approx(oracle(imgs, anchors_of(rep["fitted"]))["bpr"])
     assert [lv["anchor_sizes"] for lv in anchors["levels"]] == fitted
     # and `imbalance anchors --preset fitted.toml` starts from it
-    r = runner.invoke(app, ["anchors", str(path), "--preset", str(out / "fitted.toml"), "--iterations", "0",
-                            "--sample", "all", "--json"])
+    r = runner.invoke(
+        app,
+        ["anchors", str(path), "--preset", str(out / "fitted.toml"), "--iterations", "0", "--sample", "all", "--json"],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["original"]["anchors"] == fitted
 
@@ -229,13 +260,16 @@ def test_check_fittable_accepts_yolov5_for_every_objective():
         check_fittable(any_preset("yolov5"), objective)
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--preset", "yolov5", "--target", "torchvision"], "--target torchvision cannot express YOLO anchors"),
-    (["--preset", "yolov5", "--target", "ultralytics,mmdet"], "--target mmdet cannot express YOLO anchors"),
-    (["--preset", "retinanet", "--target", "ultralytics"], "--target ultralytics needs a YOLO preset"),
-    (["--preset", "retinanet", "--objective", "bpr"], "--objective bpr needs a YOLO-style preset"),
-    (["--preset", "yolov5", "--objective", "recall"], "--objective must be one of"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--preset", "yolov5", "--target", "torchvision"], "--target torchvision cannot express YOLO anchors"),
+        (["--preset", "yolov5", "--target", "ultralytics,mmdet"], "--target mmdet cannot express YOLO anchors"),
+        (["--preset", "retinanet", "--target", "ultralytics"], "--target ultralytics needs a YOLO preset"),
+        (["--preset", "retinanet", "--objective", "bpr"], "--objective bpr needs a YOLO-style preset"),
+        (["--preset", "yolov5", "--objective", "recall"], "--objective must be one of"),
+    ],
+)
 def test_bad_options_one_line_exit_2(args, needle):
     r = runner.invoke(app, ["anchors", str(SAMPLE), *args])
     assert r.exit_code == 2

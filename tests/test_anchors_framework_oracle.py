@@ -28,11 +28,16 @@ from imbalance_cli.stats.anchors import label_anchors
 
 DATA = Path(__file__).parent / "data"
 EXAMPLES = Path(__file__).parent.parent / "examples" / "data"
-ORACLES = {"mmdet": json.loads((DATA / "mmdet-oracle" / "anchors.json").read_text()),
-           "detectron2": json.loads((DATA / "detectron2-oracle" / "anchors.json").read_text()),
-           "torchvision": json.loads((DATA / "torchvision-models-oracle" / "anchors.json").read_text())}
-PRESETS = {"mmdet": ("mmdet-retinanet", "atss", "fcos"), "detectron2": ("detectron2-retinanet",),
-           "torchvision": ("rpn", "ssd300")}
+ORACLES = {
+    "mmdet": json.loads((DATA / "mmdet-oracle" / "anchors.json").read_text()),
+    "detectron2": json.loads((DATA / "detectron2-oracle" / "anchors.json").read_text()),
+    "torchvision": json.loads((DATA / "torchvision-models-oracle" / "anchors.json").read_text()),
+}
+PRESETS = {
+    "mmdet": ("mmdet-retinanet", "atss", "fcos"),
+    "detectron2": ("detectron2-retinanet",),
+    "torchvision": ("rpn", "ssd300"),
+}
 _LOADED: dict = {}
 
 
@@ -93,7 +98,9 @@ def test_torchvision_models_oracle_totals_and_versions():
     tv = ORACLES["torchvision"]
     assert tv["made_by"]["torchvision"].startswith("0.28") and tv["made_by"]["torch"].startswith("2.13")
     images = tv["datasets"]["coco-mini_instances_val2017"]["images"]
-    tot = {p: [sum(r[p][k] for r in images) for k in ("anchors", "foreground", "ignored", "background")]
-           for p in ("rpn", "ssd300")}
+    tot = {
+        p: [sum(r[p][k] for r in images) for k in ("anchors", "foreground", "ignored", "background")]
+        for p in ("rpn", "ssd300")
+    }
     assert tot == {"rpn": [17965551, 3789, 89847, 17871915], "ssd300": [689828, 2405, 0, 687423]}
     assert all(r["ssd300"]["anchors"] == 8732 for r in images)

@@ -13,11 +13,18 @@ import pytest
 import torch
 
 from imbalance_cli.anchors.assigners import ASSIGNERS, atss_assign_image, fcos_assign_image
-from imbalance_cli.anchors.generator import (
-    anchor_coords, base_anchors, box_keep, grid_anchors_numpy, level_layout, padded_sizes, resized_sizes, scale_boxes,
-)
 from imbalance_cli.anchors.culled import culled_match_dataset
 from imbalance_cli.anchors.dense import dense_match_dataset
+from imbalance_cli.anchors.generator import (
+    anchor_coords,
+    base_anchors,
+    box_keep,
+    grid_anchors_numpy,
+    level_layout,
+    padded_sizes,
+    resized_sizes,
+    scale_boxes,
+)
 from imbalance_cli.anchors.presets import FCOS_INF, PRESETS, AnchorPreset, ResizePolicy, get_preset
 from imbalance_cli.data import load
 from imbalance_cli.errors import InputError
@@ -69,7 +76,9 @@ def test_resize_equals_framework_code_on_many_sizes():
 # ---------------------------------------------------------------------------------------------- anchors
 def ref_mmdet_base(stride, octave_base_scale, scales_per_octave, ratios):
     """mmdetection AnchorGenerator.gen_single_level_base_anchors (center_offset 0, scale_major)."""
-    scales = torch.Tensor(np.array([2 ** (i / scales_per_octave) for i in range(scales_per_octave)]) * octave_base_scale)
+    scales = torch.Tensor(
+        np.array([2 ** (i / scales_per_octave) for i in range(scales_per_octave)]) * octave_base_scale
+    )
     ratios = torch.Tensor(ratios)
     w = h = stride
     h_ratios = torch.sqrt(ratios)
@@ -83,7 +92,7 @@ def ref_d2_cell(sizes, ratios):
     """detectron2 DefaultAnchorGenerator.generate_cell_anchors."""
     out = []
     for size in sizes:
-        area = size ** 2.0
+        area = size**2.0
         for r in ratios:
             w = math.sqrt(area / r)
             h = r * w
@@ -124,15 +133,15 @@ def test_model_stride_rule_on_level_boundaries():
     p = PRESETS["retinanet"]
     lay = level_layout(p, 800, 1216)
     # grids ceil(800 / s) x ceil(1216 / s); steps padded // grid (torchvision AnchorGenerator.forward)
-    assert [(l.grid_h, l.grid_w) for l in lay] == [(100, 152), (50, 76), (25, 38), (13, 19), (7, 10)]
-    assert [(l.stride_y, l.stride_x) for l in lay] == [(8, 8), (16, 16), (32, 32), (61, 64), (114, 121)]
+    assert [(lv.grid_h, lv.grid_w) for lv in lay] == [(100, 152), (50, 76), (25, 38), (13, 19), (7, 10)]
+    assert [(lv.stride_y, lv.stride_x) for lv in lay] == [(8, 8), (16, 16), (32, 32), (61, 64), (114, 121)]
     # anchor (P7, row 1, column 1, base 0) = (121, 114) + rounded base anchor
     c = anchor_coords(p, 4, [0], [1], [1], 800, 1216)[0]
     assert c.tolist() == (base_anchors(p, 4)[0] + np.array([121, 114, 121, 114])).tolist()
     fixed = replace(p, stride_rule="fixed")
-    assert [(l.stride_y, l.stride_x) for l in level_layout(fixed, 800, 1216)][3:] == [(64, 64), (128, 128)]
+    assert [(lv.stride_y, lv.stride_x) for lv in level_layout(fixed, 800, 1216)][3:] == [(64, 64), (128, 128)]
     # a padded size that is a multiple of 128 gives the nominal strides under both rules
-    assert [(l.stride_y, l.stride_x) for l in level_layout(p, 768, 1024)] == [(s, s) for s in p.strides]
+    assert [(lv.stride_y, lv.stride_x) for lv in level_layout(p, 768, 1024)] == [(s, s) for s in p.strides]
 
 
 # ---------------------------------------------------------------------------------------------- boxes
@@ -157,16 +166,30 @@ def test_detectron2_box_transform_clipping_and_empty_filter():
     b = np.array([[-5.0, 10.0, 100.0, 600.0], [639.999999, 0.0, 650.0, 10.0]])
     out = scale_boxes(b, np.array([480, 480]), np.array([640, 640]), p)
     s = 1067 / 640
-    assert out[0].tolist() == [0.0, np.float32(10 * (800 / 480)), np.float32(np.float64(np.float32(100.0)) * s),
-                               np.float32(800.0)]
+    assert out[0].tolist() == [
+        0.0,
+        np.float32(10 * (800 / 480)),
+        np.float32(np.float64(np.float32(100.0)) * s),
+        np.float32(800.0),
+    ]
     keep = box_keep(p, b, np.array([480, 480]), np.array([640, 640]))
     assert keep.tolist() == [True, False]  # the second is clipped to a width below 1e-5
 
 
 # ---------------------------------------------------------------------------------------------- ATSS
-ONE_LEVEL = AnchorPreset(name="one", sizes=((16.0,),), aspect_ratios=((1.0,),), strides=(8,), level_names=("P3",),
-                         resize=ResizePolicy(None, None, (32, 32), 32), anchor_rule="mmdet", box_rule="mmdet",
-                         matcher="mmdet", assigner="atss", topk=9)
+ONE_LEVEL = AnchorPreset(
+    name="one",
+    sizes=((16.0,),),
+    aspect_ratios=((1.0,),),
+    strides=(8,),
+    level_names=("P3",),
+    resize=ResizePolicy(None, None, (32, 32), 32),
+    anchor_rule="mmdet",
+    box_rule="mmdet",
+    matcher="mmdet",
+    assigner="atss",
+    topk=9,
+)
 
 
 def test_atss_hand_case():
@@ -199,7 +222,7 @@ def ref_atss(anchors, counts, boxes, topk=9):
     cand, s = [], 0
     for n in counts:
         k = min(topk, n)
-        _, idx = dist[s:s + n].topk(k, dim=0, largest=False)
+        _, idx = dist[s : s + n].topk(k, dim=0, largest=False)
         cand.append(idx + s)
         s += n
     cand = torch.cat(cand, 0)
@@ -225,7 +248,7 @@ def test_atss_equals_reimplementation_on_random_boxes():
     rng = np.random.default_rng(5)
     ph, pw = 320, 416
     anchors, lv = grid_anchors_numpy(p, ph, pw)
-    counts = [l.count for l in level_layout(p, ph, pw)]
+    counts = [lv.count for lv in level_layout(p, ph, pw)]
     for _ in range(15):
         n = int(rng.integers(1, 8))
         xy = rng.uniform(-10, 380, (n, 2))
@@ -236,10 +259,22 @@ def test_atss_equals_reimplementation_on_random_boxes():
 
 
 # ---------------------------------------------------------------------------------------------- FCOS
-TWO = AnchorPreset(name="two", sizes=(), aspect_ratios=((1.0,), (1.0,)), strides=(8, 16), level_names=("P3", "P4"),
-                   resize=ResizePolicy(None, None, (256, 256), 32), kind="point", center_offset=0.5,
-                   assigner="fcos", center_radius=0.0, regress_ranges=((-1.0, 64.0), (64.0, 128.0)),
-                   anchor_rule="mmdet", box_rule="mmdet", matcher="mmdet")
+TWO = AnchorPreset(
+    name="two",
+    sizes=(),
+    aspect_ratios=((1.0,), (1.0,)),
+    strides=(8, 16),
+    level_names=("P3", "P4"),
+    resize=ResizePolicy(None, None, (256, 256), 32),
+    kind="point",
+    center_offset=0.5,
+    assigner="fcos",
+    center_radius=0.0,
+    regress_ranges=((-1.0, 64.0), (64.0, 128.0)),
+    anchor_rule="mmdet",
+    box_rule="mmdet",
+    matcher="mmdet",
+)
 
 
 def _fcos(preset, boxes):
@@ -361,9 +396,14 @@ def _coco(tmp_path, images, anns):
 
 
 def test_image_resized_to_an_empty_side_is_refused(tmp_path):
-    ds = _coco(tmp_path, [{"id": 1, "width": 640, "height": 480, "file_name": "a"},
-                          {"id": 7, "width": 1334, "height": 1, "file_name": "b"}],
-               [{"id": 1, "image_id": 1, "bbox": [1, 1, 50, 50], "area": 2500, "iscrowd": 0, "category_id": 1}])
+    ds = _coco(
+        tmp_path,
+        [
+            {"id": 1, "width": 640, "height": 480, "file_name": "a"},
+            {"id": 7, "width": 1334, "height": 1, "file_name": "b"},
+        ],
+        [{"id": 1, "image_id": 1, "bbox": [1, 1, 50, 50], "area": 2500, "iscrowd": 0, "category_id": 1}],
+    )
     with pytest.raises(InputError) as e:
         label_anchors(ds, "retinanet", device="cpu")
     assert "image 7" in str(e.value) and "\n" not in str(e.value)
@@ -373,8 +413,11 @@ def test_image_resized_to_an_empty_side_is_refused(tmp_path):
 
 
 def test_assigner_presets_label_and_refuse_a_matcher(tmp_path):
-    ds = _coco(tmp_path, [{"id": 1, "width": 640, "height": 480, "file_name": "a"}],
-               [{"id": 1, "image_id": 1, "bbox": [100, 100, 120, 90], "area": 10800, "iscrowd": 0, "category_id": 1}])
+    ds = _coco(
+        tmp_path,
+        [{"id": 1, "width": 640, "height": 480, "file_name": "a"}],
+        [{"id": 1, "image_id": 1, "bbox": [100, 100, 120, 90], "area": 10800, "iscrowd": 0, "category_id": 1}],
+    )
     for name in ("atss", "fcos"):
         lab = label_anchors(ds, name, device="cpu")
         assert len(lab.result.pos_box) > 0 and lab.result.ignored_per_image.tolist() == [0]
@@ -384,19 +427,25 @@ def test_assigner_presets_label_and_refuse_a_matcher(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- limits
-@pytest.mark.parametrize("text, fragment", [
-    ("strides = [inf]\nsizes = [[32]]\n", "strides"),
-    ("strides = [8]\nsizes = [[32]]\n[resize]\nmin_size = inf\n", "resize.min_size"),
-    ("strides = [8]\nsizes = [[32]]\n[resize]\nsize_divisible = 1e9\n", "size_divisible"),
-    ("strides = [1]\nsizes = [[32]]\n[resize]\nmin_size = 100000000\nmax_size = 100000000\n", "min_size"),
-    ("strides = [1]\nsizes = [[32]]\n[resize]\nmin_size = 100000\nmax_size = 100000\n", "anchors on one"),
-    ("strides = [8]\nsizes = [[32]]\n[resize]\nfixed = [1000000000, 1000000000]\n", "fixed"),
-    ("strides = [8]\nsizes = [[%s]]\n" % ", ".join(str(16 + i) for i in range(5000)), "field 'sizes[0]': must have 1 to 1000 items"),
-    ("strides = [8]\nsizes = [[1e308]]\n", "field 'sizes[0][0]'"),
-    ("strides = [8]\nsizes = [[32]]\nstride_rule = \"odd\"\n", "stride_rule"),
-    ("strides = [8]\nsizes = [[32]]\nassigner = \"simota\"\n", "assigner"),
-    ("kind = \"point\"\nstrides = [8]\nassigner = \"fcos\"\n", "regress_ranges"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("strides = [inf]\nsizes = [[32]]\n", "strides"),
+        ("strides = [8]\nsizes = [[32]]\n[resize]\nmin_size = inf\n", "resize.min_size"),
+        ("strides = [8]\nsizes = [[32]]\n[resize]\nsize_divisible = 1e9\n", "size_divisible"),
+        ("strides = [1]\nsizes = [[32]]\n[resize]\nmin_size = 100000000\nmax_size = 100000000\n", "min_size"),
+        ("strides = [1]\nsizes = [[32]]\n[resize]\nmin_size = 100000\nmax_size = 100000\n", "anchors on one"),
+        ("strides = [8]\nsizes = [[32]]\n[resize]\nfixed = [1000000000, 1000000000]\n", "fixed"),
+        (
+            "strides = [8]\nsizes = [[%s]]\n" % ", ".join(str(16 + i) for i in range(5000)),
+            "field 'sizes[0]': must have 1 to 1000 items",
+        ),
+        ("strides = [8]\nsizes = [[1e308]]\n", "field 'sizes[0][0]'"),
+        ('strides = [8]\nsizes = [[32]]\nstride_rule = "odd"\n', "stride_rule"),
+        ('strides = [8]\nsizes = [[32]]\nassigner = "simota"\n', "assigner"),
+        ('kind = "point"\nstrides = [8]\nassigner = "fcos"\n', "regress_ranges"),
+    ],
+)
 def test_preset_limits_refused_with_one_line(tmp_path, text, fragment):
     f = tmp_path / "bad.toml"
     f.write_text(text)
@@ -408,11 +457,18 @@ def test_preset_limits_refused_with_one_line(tmp_path, text, fragment):
 
 def test_framework_presets_from_toml(tmp_path):
     f = tmp_path / "d2.toml"
-    f.write_text('name = "d2"\nstrides = [8, 16]\nsizes = [[32, 40.31747359663594], [64]]\nanchor_rule = "detectron2"\n'
-                 'box_rule = "detectron2"\nstride_rule = "fixed"\ncenter_offset = 0.5\n[resize]\nrule = "detectron2"\n'
-                 'min_size = 800\nmax_size = 1333\n')
+    f.write_text(
+        'name = "d2"\nstrides = [8, 16]\nsizes = [[32, 40.31747359663594], [64]]\nanchor_rule = "detectron2"\n'
+        'box_rule = "detectron2"\nstride_rule = "fixed"\ncenter_offset = 0.5\n[resize]\nrule = "detectron2"\n'
+        "min_size = 800\nmax_size = 1333\n"
+    )
     p = get_preset(str(f))
-    assert (p.anchor_rule, p.box_rule, p.resize.rule, p.center_offset) == ("detectron2", "detectron2", "detectron2", 0.5)
+    assert (p.anchor_rule, p.box_rule, p.resize.rule, p.center_offset) == (
+        "detectron2",
+        "detectron2",
+        "detectron2",
+        0.5,
+    )
     # offset 0.5: the first cell anchor of size 32, ratio 0.5 centred on (4, 4)
     c = anchor_coords(p, 0, [0], [0], [0], 64, 64)[0]
     assert np.allclose((c[0] + c[2]) / 2, 4.0) and np.allclose((c[1] + c[3]) / 2, 4.0)

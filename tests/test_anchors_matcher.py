@@ -16,9 +16,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imbalance_cli.anchors.generator import grid_anchors, padded_size, scale_boxes
 from imbalance_cli.anchors.culled import culled_match_dataset
 from imbalance_cli.anchors.dense import dense_match_dataset
+from imbalance_cli.anchors.generator import grid_anchors, padded_size, scale_boxes
 from imbalance_cli.anchors.matcher import match
 from imbalance_cli.anchors.presets import AnchorPreset, ResizePolicy, get_preset
 
@@ -125,8 +125,16 @@ def ref_ssd_boxes():
 # ------------------------------------------------------------------------------------------------
 # hand-computed cases
 # ------------------------------------------------------------------------------------------------
-TINY = AnchorPreset(name="tiny", sizes=((16.0,),), aspect_ratios=((1.0,),), strides=(16,), level_names=("P",),
-                    resize=ResizePolicy(None, None, (32, 32), 32), pos_iou=0.5, neg_iou=0.4)
+TINY = AnchorPreset(
+    name="tiny",
+    sizes=((16.0,),),
+    aspect_ratios=((1.0,),),
+    strides=(16,),
+    level_names=("P",),
+    resize=ResizePolicy(None, None, (32, 32), 32),
+    pos_iou=0.5,
+    neg_iou=0.4,
+)
 
 
 def _tiny_match(boxes, semantics="torchvision", allow=True, engine="dense"):
@@ -213,9 +221,16 @@ def test_dense_chunking_does_not_change_result():
 # ------------------------------------------------------------------------------------------------
 # property test: culled == dense == oracle
 # ------------------------------------------------------------------------------------------------
-SMALL = AnchorPreset(name="small", sizes=((16.0, 24.0), (48.0,)), aspect_ratios=((0.5, 1.0, 2.0), (1.0, 3.0)),
-                     strides=(8, 32), level_names=("A", "B"), resize=ResizePolicy(None, None, (96, 128), 32),
-                     pos_iou=0.5, neg_iou=0.4)
+SMALL = AnchorPreset(
+    name="small",
+    sizes=((16.0, 24.0), (48.0,)),
+    aspect_ratios=((0.5, 1.0, 2.0), (1.0, 3.0)),
+    strides=(8, 32),
+    level_names=("A", "B"),
+    resize=ResizePolicy(None, None, (96, 128), 32),
+    pos_iou=0.5,
+    neg_iou=0.4,
+)
 RETINA_SMALL = AnchorPreset(**{**get_preset("retinanet").__dict__, "resize": ResizePolicy(None, None, (128, 192), 32)})
 
 
@@ -258,8 +273,12 @@ def box_sets(draw):
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(boxes=box_sets(), preset=st.sampled_from([SMALL, RETINA_SMALL]),
-       semantics=st.sampled_from(["torchvision", "mmdet", "ssd"]), allow=st.booleans())
+@given(
+    boxes=box_sets(),
+    preset=st.sampled_from([SMALL, RETINA_SMALL]),
+    semantics=st.sampled_from(["torchvision", "mmdet", "ssd"]),
+    allow=st.booleans(),
+)
 @pytest.mark.slow
 def test_property_culled_equals_dense_equals_oracle(boxes, preset, semantics, allow):
     ph, pw = preset.resize.fixed

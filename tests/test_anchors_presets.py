@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from imbalance_cli.anchors.generator import (
-    base_anchors, grid_anchors_numpy, level_layout, num_anchors, padded_size, padded_sizes, resized_size,
+    base_anchors,
+    grid_anchors_numpy,
+    level_layout,
+    num_anchors,
+    padded_size,
+    padded_sizes,
+    resized_size,
     scale_boxes,
 )
 from imbalance_cli.anchors.presets import PRESETS, AnchorPreset, ResizePolicy, get_preset
@@ -58,8 +64,9 @@ def test_resize_and_padding_like_generalized_rcnn_transform():
 def test_resize_agrees_with_torchvision_arithmetic_on_many_sizes():
     p = get_preset("retinanet")
     rng = np.random.default_rng(0)
-    sizes = np.concatenate([rng.integers(1, 4000, size=(300, 2)), [[480, 640], [427, 640], [1, 11], [333, 500],
-                            [3402, 2548], [375, 500]]])
+    sizes = np.concatenate(
+        [rng.integers(1, 4000, size=(300, 2)), [[480, 640], [427, 640], [1, 11], [333, 500], [3402, 2548], [375, 500]]]
+    )
     # 375 x 500: torchvision 0.28 gives 800 x 1066 (an older float32 scale gave 799)
     assert resized_size(375, 500, p) == (800, 1066)
     h, w = padded_sizes(sizes[:, 0], sizes[:, 1], p)
@@ -94,8 +101,8 @@ def test_grid_order_and_centres():
     p = get_preset("retinanet")
     anchors, level = grid_anchors_numpy(p, 64, 96)
     lay = level_layout(p, 64, 96)
-    assert [(l.grid_h, l.grid_w) for l in lay] == [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]
-    assert len(anchors) == sum(l.count for l in lay) == int(num_anchors(p, 64, 96))
+    assert [(lv.grid_h, lv.grid_w) for lv in lay] == [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]
+    assert len(anchors) == sum(lv.count for lv in lay) == int(num_anchors(p, 64, 96))
     # anchor (level 0, row 1, column 2, base 4) = base + (2*8, 1*8)
     idx = (1 * 12 + 2) * 9 + 4
     assert anchors[idx].tolist() == (base_anchors(p, 0)[4] + np.array([16, 8, 16, 8])).tolist()
@@ -104,8 +111,10 @@ def test_grid_order_and_centres():
 
 def test_toml_user_preset(tmp_path):
     f = tmp_path / "small.toml"
-    f.write_text('name = "small"\nstrides = [8, 16]\nsizes = [[16, 24], [32]]\naspect_ratios = [1.0, 2.0]\n'
-                 'pos_iou = 0.6\nneg_iou = 0.3\n[resize]\nfixed = [128, 160]\nsize_divisible = 16\n')
+    f.write_text(
+        'name = "small"\nstrides = [8, 16]\nsizes = [[16, 24], [32]]\naspect_ratios = [1.0, 2.0]\n'
+        "pos_iou = 0.6\nneg_iou = 0.3\n[resize]\nfixed = [128, 160]\nsize_divisible = 16\n"
+    )
     p = get_preset(str(f))
     assert isinstance(p, AnchorPreset)
     assert p.name == "small" and p.aspect_ratios == ((1.0, 2.0), (1.0, 2.0)) and p.sizes == ((16.0, 24.0), (32.0,))
@@ -116,13 +125,16 @@ def test_toml_user_preset(tmp_path):
     assert (q.pos_iou, q.neg_iou) == (0.7, 0.5)
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ('strides = [8]\nsizes = [[16], [32]]\n', "sizes has 2 levels"),
-    ('strides = [8]\nsizes = [[16]]\npos_iou = 0.3\nneg_iou = 0.5\n', "neg_iou <= pos_iou"),
-    ('strides = [8]\nsizes = [[16]]\ncolour = 1\n', "unknown key"),
-    ('strides = [8\n', "invalid TOML"),
-    ('sizes = [[16]]\n', "needs 'strides'"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("strides = [8]\nsizes = [[16], [32]]\n", "sizes has 2 levels"),
+        ("strides = [8]\nsizes = [[16]]\npos_iou = 0.3\nneg_iou = 0.5\n", "neg_iou <= pos_iou"),
+        ("strides = [8]\nsizes = [[16]]\ncolour = 1\n", "unknown key"),
+        ("strides = [8\n", "invalid TOML"),
+        ("sizes = [[16]]\n", "needs 'strides'"),
+    ],
+)
 def test_bad_toml_raises_input_error(tmp_path, text, fragment):
     f = tmp_path / "bad.toml"
     f.write_text(text)

@@ -109,7 +109,10 @@ def test_label_anchors_chunked_equals_one_whole_dataset_call():
     whole = culled_match_dataset(p, sb, bimg, ph, pw)
     spec = AnchorSpec.build("retinanet", device="cpu", chunk_images=5, workers=2)
     lp = label_anchors(ds, spec=spec)
-    key = lambda r: np.lexsort((r.pos_anchor, r.pos_image))
+
+    def key(r):
+        return np.lexsort((r.pos_anchor, r.pos_image))
+
     a, b = lp.result, whole
     ka, kb = key(a), key(b)
     for f in ("pos_image", "pos_anchor", "pos_level", "pos_box", "pos_iou"):
@@ -146,8 +149,15 @@ def test_assigner_dispatch_through_the_registry():
         # An assigner preset has no negative IoU band (no negative-IoU histogram) and a box counts as covered
         # when it got a positive, so those fields are compared apart.
         ref = REFERENCE[name]["report"]
-        apart = {"boxes_without_positive", "boxes_below_negative", "coverage", "negative_iou", "matcher", "assigner",
-                 *ADDED}
+        apart = {
+            "boxes_without_positive",
+            "boxes_below_negative",
+            "coverage",
+            "negative_iou",
+            "matcher",
+            "assigner",
+            *ADDED,
+        }
         assert sorted(set(_diff(s, ref)) - apart) == [] and sum(calls) == _data(path).num_images and len(calls) > 1
         assert s["assigner"] == "test-mmdet" and s["negative_iou"]["sample_images"] == 0
         assert sum(s["negative_iou"]["counts"]) == 0
@@ -155,26 +165,55 @@ def test_assigner_dispatch_through_the_registry():
         assert s["boxes_without_positive"] <= ref["boxes_without_positive"]
     finally:
         rules.ASSIGNERS.pop("test-mmdet", None)
-    with pytest.raises(InputError, match="(unknown anchor assigner|assigner must be one of|field 'assigner': must be one of).*'nope'"):
-        anchor_statistics(Dataset(image_ids=[1], widths=[64], heights=[48], boxes=[[4, 4, 40, 30]], box_image=[0],
-                                  box_category=[0], category_ids=[1], category_names=["x"]),
-                          dataclasses.replace(preset, assigner="nope"), device="cpu")
+    with pytest.raises(
+        InputError, match="(unknown anchor assigner|assigner must be one of|field 'assigner': must be one of).*'nope'"
+    ):
+        anchor_statistics(
+            Dataset(
+                image_ids=[1],
+                widths=[64],
+                heights=[48],
+                boxes=[[4, 4, 40, 30]],
+                box_image=[0],
+                box_category=[0],
+                category_ids=[1],
+                category_names=["x"],
+            ),
+            dataclasses.replace(preset, assigner="nope"),
+            device="cpu",
+        )
 
 
 # ----------------------------------------------------------------------------------------------
 # limits: refused before allocating, one line
 # ----------------------------------------------------------------------------------------------
 
+
 def _one(width, height, box=(4, 4, 40, 30)):
-    return Dataset(image_ids=[7], widths=[width], heights=[height], boxes=[list(box)], box_image=[0],
-                   box_category=[0], category_ids=[1], category_names=["x"])
+    return Dataset(
+        image_ids=[7],
+        widths=[width],
+        heights=[height],
+        boxes=[list(box)],
+        box_image=[0],
+        box_category=[0],
+        category_ids=[1],
+        category_names=["x"],
+    )
 
 
-@pytest.mark.parametrize("w, h, needle", [
-    (1e9, 500, "beyond the limit"), (500, 1e9, "beyond the limit"), (1e308, 500, "beyond the limit"),
-    (MAX_IMAGE_SIDE + 1, 10, "beyond the limit"), (float("inf"), 10, "no usable size"), (0, 10, "no usable size"),
-    (30000, 1, "resizes to"),  # retinanet: 1 x 30000 -> 0 x 1333
-])
+@pytest.mark.parametrize(
+    "w, h, needle",
+    [
+        (1e9, 500, "beyond the limit"),
+        (500, 1e9, "beyond the limit"),
+        (1e308, 500, "beyond the limit"),
+        (MAX_IMAGE_SIDE + 1, 10, "beyond the limit"),
+        (float("inf"), 10, "no usable size"),
+        (0, 10, "no usable size"),
+        (30000, 1, "resizes to"),  # retinanet: 1 x 30000 -> 0 x 1333
+    ],
+)
 def test_image_size_limits(w, h, needle):
     with pytest.raises(InputError, match=needle) as e:
         anchor_statistics(_one(w, h), "retinanet", device="cpu")
@@ -182,8 +221,14 @@ def test_image_size_limits(w, h, needle):
 
 
 def test_anchors_per_image_limit_before_allocating():
-    huge = AnchorPreset(name="huge", sizes=((16.0,),), aspect_ratios=((1.0,),), strides=(1,), level_names=("P",),
-                        resize=ResizePolicy(None, None, (100_000, 100_000), 1))
+    huge = AnchorPreset(
+        name="huge",
+        sizes=((16.0,),),
+        aspect_ratios=((1.0,),),
+        strides=(1,),
+        level_names=("P",),
+        resize=ResizePolicy(None, None, (100_000, 100_000), 1),
+    )
     # refused by the preset's own bounds (anchors/presets.py) or, failing that, by the spec's per-image limit
     with pytest.raises(InputError, match="exceed the limits|at most 50,000,000 are allowed"):
         anchor_statistics(_one(64, 48), huge, device="cpu")
@@ -195,11 +240,18 @@ def test_spatial_bins_limit(bins):
         AnchorSpec.build("retinanet", device="cpu", spatial_bins=bins)
 
 
-@pytest.mark.parametrize("kw, needle", [
-    ({"workers": -1}, "--workers"), ({"workers": 10_000}, "--workers"), ({"chunk_images": 0}, "--chunk-size"),
-    ({"engine": "fast"}, "--engine"), ({"engine": "culled", "device": "cuda:0"}, None),
-    ({"negative_iou_sample": 0}, "--negative-iou-sample"), ({"pos_iou": float("nan")}, "--pos-iou"),
-])
+@pytest.mark.parametrize(
+    "kw, needle",
+    [
+        ({"workers": -1}, "--workers"),
+        ({"workers": 10_000}, "--workers"),
+        ({"chunk_images": 0}, "--chunk-size"),
+        ({"engine": "fast"}, "--engine"),
+        ({"engine": "culled", "device": "cuda:0"}, None),
+        ({"negative_iou_sample": 0}, "--negative-iou-sample"),
+        ({"pos_iou": float("nan")}, "--pos-iou"),
+    ],
+)
 def test_spec_rejects_bad_options(kw, needle):
     import torch
 
@@ -214,8 +266,13 @@ def test_spec_rejects_bad_options(kw, needle):
 
 def test_spec_is_resolved_once():
     s = AnchorSpec.build("ssd300", matcher="torchvision", device="cpu", negative_iou_sample="all", chunk_images="all")
-    assert (s.semantics, s.engine, s.device, s.negative_iou_sample, s.chunk_images) == ("ssd", "culled", "cpu", None,
-                                                                                         None)
+    assert (s.semantics, s.engine, s.device, s.negative_iou_sample, s.chunk_images) == (
+        "ssd",
+        "culled",
+        "cpu",
+        None,
+        None,
+    )
     s = AnchorSpec.build("rpn", device="cpu", pos_iou=0.6, neg_iou=0.2, workers=3)
     assert (s.preset.pos_iou, s.preset.neg_iou, s.workers, s.negative_iou_sample) == (0.6, 0.2, 3, 100)
     assert AnchorSpec.build(s) is s
@@ -238,12 +295,15 @@ def test_cli_voc_huge_width_one_line(tmp_path):
     assert err.count("\n") == 0 and "huge.xml" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--location-bins", "100000"], "--location-bins"),
-    (["--engine", "warp"], "--engine"),
-    (["--workers", "-2"], "--workers"),
-    (["--chunk-size", "0"], "--chunk-size"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--location-bins", "100000"], "--location-bins"),
+        (["--engine", "warp"], "--engine"),
+        (["--workers", "-2"], "--workers"),
+        (["--chunk-size", "0"], "--chunk-size"),
+    ],
+)
 def test_cli_rejects_bad_anchor_options_in_one_line(args, needle):
     res = _cli(ROOT / "examples" / "data" / "VOC2007_Annotations_000001.xml", "--device", "cpu", *args)
     assert res.exit_code == 2 and needle in res.stderr and res.stderr.count("\n") == 1, res.stderr

@@ -5,13 +5,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import LVIS_V05
 from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.stats.batches import batch_statistics, epoch_order
-
-from conftest import LVIS_V05
 
 runner = CliRunner()
 
@@ -21,8 +20,16 @@ def _ds():
     boxes = [[0, 0, 10, 10]] * 12
     box_image = list(range(9)) + [9, 9, 9]
     box_cat = [0] * 9 + [1] * 3
-    return Dataset(image_ids=list(range(1, 11)), widths=[100] * 10, heights=[100] * 10, boxes=boxes,
-                   box_image=box_image, box_category=box_cat, category_ids=[1, 2], category_names=["a", "b"])
+    return Dataset(
+        image_ids=list(range(1, 11)),
+        widths=[100] * 10,
+        heights=[100] * 10,
+        boxes=boxes,
+        box_image=box_image,
+        box_category=box_cat,
+        category_ids=[1, 2],
+        category_names=["a", "b"],
+    )
 
 
 def test_one_batch_of_everything_matches_dataset():
@@ -66,8 +73,22 @@ def test_seeded_and_cli(tmp_path):
     a = batch_statistics(_ds(), batch_size=3, sampler="uniform", epochs=5, seed=7)
     b = batch_statistics(_ds(), batch_size=3, sampler="uniform", epochs=5, seed=7)
     assert a == b
-    res = runner.invoke(app, ["batches", str(LVIS_V05), "--batch-size", "4", "--sampler", "repeat-factor",
-                              "--epochs", "2", "--json", "--out", str(tmp_path)])
+    res = runner.invoke(
+        app,
+        [
+            "batches",
+            str(LVIS_V05),
+            "--batch-size",
+            "4",
+            "--sampler",
+            "repeat-factor",
+            "--epochs",
+            "2",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     # the last, partial batch is kept (PyTorch's drop_last=False) and counted
@@ -79,8 +100,12 @@ def test_seeded_and_cli(tmp_path):
     assert 0 <= rep["divergence"]["mean"] <= rep["divergence"]["max"] <= 1
     lines = (tmp_path / "per_batch.csv").read_text().splitlines()
     assert len(lines) == rep["batches"] + 1 and (tmp_path / "batches.png").stat().st_size > 0
-    for args in (["--sampler", "nope"], ["--batch-size", "0"], ["--epochs", "0"],
-                 ["--batch-size", "100000", "--drop-last"]):
+    for args in (
+        ["--sampler", "nope"],
+        ["--batch-size", "0"],
+        ["--epochs", "0"],
+        ["--batch-size", "100000", "--drop-last"],
+    ):
         r = runner.invoke(app, ["batches", str(LVIS_V05), *args])
         assert r.exit_code == 2, (args, r.output)
 
@@ -88,9 +113,16 @@ def test_seeded_and_cli(tmp_path):
 def test_foreground_share_per_batch_aggregates_anchor_counts():
     from imbalance_cli.stats.batches import anchor_counts
 
-    ds = Dataset(image_ids=[1, 2], widths=[800, 640], heights=[800, 480],
-                 boxes=[[384, 384, 416, 416], [10, 10, 200, 300], [300, 100, 340, 200]], box_image=[0, 1, 1],
-                 box_category=[0, 0, 1], category_ids=[1, 2], category_names=["a", "b"])
+    ds = Dataset(
+        image_ids=[1, 2],
+        widths=[800, 640],
+        heights=[800, 480],
+        boxes=[[384, 384, 416, 416], [10, 10, 200, 300], [300, 100, 340, 200]],
+        box_image=[0, 1, 1],
+        box_category=[0, 0, 1],
+        category_ids=[1, 2],
+        category_names=["a", "b"],
+    )
     ac = anchor_counts(ds, "retinanet")
     assert (ac["foreground"] >= 1).all() and ac["boxes_without_positive"] == 0
     assert ac["per_class_positive"].sum() == ac["foreground"].sum()

@@ -14,8 +14,14 @@ from imbalance_cli.report.bench import markdown_table, summarize, versus_baselin
 def test_plan_pairs_each_loss_with_its_baseline_once():
     order, pairs = plan(["ecm", "ecm-focal", "bags", "rs", "eqlv2", "seesaw"])
     assert order == ["sigmoid-ce", "ecm", "focal", "ecm-focal", "softmax-ce", "bags", "rs", "eqlv2", "seesaw"]
-    assert pairs == [("ecm", "sigmoid-ce"), ("ecm-focal", "focal"), ("bags", "softmax-ce"), ("rs", "focal"),
-                     ("eqlv2", "sigmoid-ce"), ("seesaw", "softmax-ce")]
+    assert pairs == [
+        ("ecm", "sigmoid-ce"),
+        ("ecm-focal", "focal"),
+        ("bags", "softmax-ce"),
+        ("rs", "focal"),
+        ("eqlv2", "sigmoid-ce"),
+        ("seesaw", "softmax-ce"),
+    ]
 
 
 def _runs():
@@ -23,7 +29,9 @@ def _runs():
     loss = {0: 0.15, 1: 0.18, 2: 0.40}
     runs = []
     for s in range(3):
-        runs.append({"loss": "focal", "seed": s, "AP": base[s], "AP50": 0.5, "APr": float("nan"), "APc": 0.1, "APf": 0.2})
+        runs.append(
+            {"loss": "focal", "seed": s, "AP": base[s], "AP50": 0.5, "APr": float("nan"), "APc": 0.1, "APf": 0.2}
+        )
         runs.append({"loss": "ecm-focal", "seed": s, "AP": loss[s], "AP50": 0.6, "APr": 0.05, "APc": 0.1, "APf": 0.2})
     return runs
 

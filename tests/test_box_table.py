@@ -18,18 +18,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from brute_force import pairwise_iou
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from imbalance_cli import analyze, load
-from imbalance_cli.anchors.generator import grid_anchors
 from imbalance_cli.anchors.culled import culled_match_dataset
 from imbalance_cli.anchors.dense import dense_match_dataset
+from imbalance_cli.anchors.generator import grid_anchors
 from imbalance_cli.anchors.presets import AnchorPreset, ResizePolicy, get_preset
 from imbalance_cli.cli import app
 from imbalance_cli.data.dataset import Dataset
-from brute_force import pairwise_iou
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
@@ -62,9 +62,16 @@ def plain_counts(boxes, anchors, semantics, low_quality):
     return pos, ign
 
 
-SMALL = AnchorPreset(name="small", sizes=((16.0, 24.0), (64.0,)), aspect_ratios=((0.5, 1.0, 2.0), (1.0,)),
-                     strides=(8, 32), level_names=("A", "B"), resize=ResizePolicy(None, None, (96, 128), 32),
-                     pos_iou=0.5, neg_iou=0.4)
+SMALL = AnchorPreset(
+    name="small",
+    sizes=((16.0, 24.0), (64.0,)),
+    aspect_ratios=((0.5, 1.0, 2.0), (1.0,)),
+    strides=(8, 32),
+    level_names=("A", "B"),
+    resize=ResizePolicy(None, None, (96, 128), 32),
+    pos_iou=0.5,
+    neg_iou=0.4,
+)
 
 
 @st.composite
@@ -136,10 +143,14 @@ def test_parquet_has_one_row_per_valid_box_with_the_file_ids(coco_report):
     row = {a["id"]: a for a in valid}
     for r in df.itertuples():
         a = row[r.annotation_id]
-        assert (r.image_id, r.file_name, r.category_id, r.category) == (a["image_id"], names[a["image_id"]],
-                                                                        a["category_id"], cats[a["category_id"]])
+        assert (r.image_id, r.file_name, r.category_id, r.category) == (
+            a["image_id"],
+            names[a["image_id"]],
+            a["category_id"],
+            cats[a["category_id"]],
+        )
         area = a["bbox"][2] * a["bbox"][3]  # COCO's thresholds on the box's own w*h
-        assert r.size_group == ("small" if area < 32 ** 2 else "medium" if area < 96 ** 2 else "large")
+        assert r.size_group == ("small" if area < 32**2 else "medium" if area < 96**2 else "large")
     assert list(df.image_id) == sorted(df.image_id, key=[im["id"] for im in raw["images"]].index)  # image order
     assert set(df.status.cat.categories) == {"positive", "ignored-only", "none"}
 
@@ -160,8 +171,9 @@ def test_parquet_status_counts_agree_with_stats_json_per_class_and_size_group(co
             assert int((sel.status == "ignored-only").sum()) == row["ignored_only"], (key, group)
             assert int((sel.best_iou < a["thresholds"]["pos_iou"]).sum()) == row["below_positive_iou"], (key, group)
     per_class = df.groupby("category_id")["positive_anchors"].sum()
-    assert {str(k): int(v) for k, v in per_class.items()} == {k: v for k, v in a["per_class_positive"].items()
-                                                              if k in a["coverage"]["by_class"]}
+    assert {str(k): int(v) for k, v in per_class.items()} == {
+        k: v for k, v in a["per_class_positive"].items() if k in a["coverage"]["by_class"]
+    }
     levels = df.best_level.value_counts()
     assert {lv["name"]: lv["best_level_boxes"] for lv in a["levels"]} == {k: int(v) for k, v in levels.items()}
 
@@ -204,13 +216,14 @@ def test_no_table_without_anchors(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ YOLO
 def test_yolo_rows_name_their_label_file_and_line(tmp_path):
-    res = runner.invoke(app, ["stats", str(YOLO), "--split", "val", "--out", str(tmp_path / "r"), "--no-advice",
-                              "-q"])
+    res = runner.invoke(app, ["stats", str(YOLO), "--split", "val", "--out", str(tmp_path / "r"), "--no-advice", "-q"])
     assert res.exit_code == 0, res.output
     df = pd.read_parquet(tmp_path / "r" / "boxes.parquet")
     rep = json.loads((tmp_path / "r" / "stats.json").read_text())
-    assert len(df) == rep["anchors"]["boxes"] and int((df.positive_anchors == 0).sum()) == \
-        rep["anchors"]["boxes_without_positive"]
+    assert (
+        len(df) == rep["anchors"]["boxes"]
+        and int((df.positive_anchors == 0).sum()) == rep["anchors"]["boxes_without_positive"]
+    )
     assert (df.ignored_anchors == 0).all() and set(df.status) <= {"positive", "none"}  # YOLOv5 ignores nothing
     lines = {}
     for r in df.itertuples():
@@ -238,12 +251,27 @@ def test_ignored_only_and_none_by_hand():
     positive -> ignored-only. D = [20, 20, 26, 26]: with a3 = 16 / (256 + 36 - 16) = 0.058 (a3's best box is A)
     -> none.
     """
-    preset = AnchorPreset(name="tiny", sizes=((16.0,),), aspect_ratios=((1.0,),), strides=(16,), level_names=("P",),
-                          resize=ResizePolicy(None, None, (32, 32), 32), pos_iou=0.5, neg_iou=0.4,
-                          allow_low_quality=False)
-    ds = Dataset(image_ids=[1], widths=[32], heights=[32],
-                 boxes=[[8, 8, 24, 20], [-8, -8, 8, 2], [9, 0, 24, 8], [20, 20, 26, 26]], box_image=[0] * 4,
-                 box_category=[0, 0, 1, 1], category_ids=[1, 2], category_names=["a", "b"])
+    preset = AnchorPreset(
+        name="tiny",
+        sizes=((16.0,),),
+        aspect_ratios=((1.0,),),
+        strides=(16,),
+        level_names=("P",),
+        resize=ResizePolicy(None, None, (32, 32), 32),
+        pos_iou=0.5,
+        neg_iou=0.4,
+        allow_low_quality=False,
+    )
+    ds = Dataset(
+        image_ids=[1],
+        widths=[32],
+        heights=[32],
+        boxes=[[8, 8, 24, 20], [-8, -8, 8, 2], [9, 0, 24, 8], [20, 20, 26, 26]],
+        box_image=[0] * 4,
+        box_category=[0, 0, 1, 1],
+        category_ids=[1, 2],
+        category_names=["a", "b"],
+    )
     rep = analyze(ds, anchors=preset, device="cpu")
     df = rep.boxes
     assert list(df.status) == ["positive", "positive", "ignored-only", "none"]
@@ -275,11 +303,43 @@ def test_two_process_table_equals_one_process(tmp_path):
 
     from test_distributed import _env, _torchrun
 
-    one = subprocess.run([sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--out", str(tmp_path / "one"),
-                          "--gallery", "2", "-q"], capture_output=True, text=True, env=_env(tmp_path), timeout=240)
+    one = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imbalance_cli",
+            "stats",
+            str(COCO_VAL),
+            "--out",
+            str(tmp_path / "one"),
+            "--gallery",
+            "2",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=240,
+    )
     assert one.returncode == 0, one.stderr[-2000:]
-    two = _torchrun(["-m", "imbalance_cli", "stats", str(COCO_VAL), "--out", str(tmp_path / "two"), "--gallery", "2",
-                     "--chunk-size", "7", "--workers", "1", "-q"], tmp_path)
+    two = _torchrun(
+        [
+            "-m",
+            "imbalance_cli",
+            "stats",
+            str(COCO_VAL),
+            "--out",
+            str(tmp_path / "two"),
+            "--gallery",
+            "2",
+            "--chunk-size",
+            "7",
+            "--workers",
+            "1",
+            "-q",
+        ],
+        tmp_path,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = (pd.read_parquet(tmp_path / d / "boxes.parquet") for d in ("one", "two"))
     pd.testing.assert_frame_equal(a, b)

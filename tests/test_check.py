@@ -6,12 +6,11 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from conftest import COCO_TRAIN, COCO_VAL
 from typer.testing import CliRunner
 
 from imbalance_cli.check import load_rules, run_check
 from imbalance_cli.cli import app
-
-from conftest import COCO_TRAIN, COCO_VAL
 
 runner = CliRunner()
 
@@ -21,10 +20,19 @@ def _clean():
     images = [{"id": i, "width": 100, "height": 100, "file_name": f"{i}.jpg"} for i in (1, 2, 3)]
     cats = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
     anns = []
-    for k, (img, cat, bbox) in enumerate([(1, 1, [10, 10, 21, 21]), (1, 2, [50, 50, 31, 31]), (2, 1, [5, 5, 22, 18]),
-                                          (2, 2, [40, 40, 25, 35]), (3, 1, [0, 0, 18, 24]), (3, 2, [60, 10, 28, 33])]):
-        anns.append({"id": k + 1, "image_id": img, "category_id": cat, "bbox": bbox, "area": bbox[2] * bbox[3],
-                     "iscrowd": 0})
+    for k, (img, cat, bbox) in enumerate(
+        [
+            (1, 1, [10, 10, 21, 21]),
+            (1, 2, [50, 50, 31, 31]),
+            (2, 1, [5, 5, 22, 18]),
+            (2, 2, [40, 40, 25, 35]),
+            (3, 1, [0, 0, 18, 24]),
+            (3, 2, [60, 10, 28, 33]),
+        ]
+    ):
+        anns.append(
+            {"id": k + 1, "image_id": img, "category_id": cat, "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": 0}
+        )
     return {"images": images, "annotations": anns, "categories": cats}
 
 
@@ -42,18 +50,19 @@ def test_clean_dataset_passes_exit_0(tmp_path):
 
 def _broken():
     d = _clean()
-    d["annotations"].append({"id": 7, "image_id": 1, "category_id": 99, "bbox": [1, 1, 5, 5]})   # undefined category
-    d["annotations"].append({"id": 8, "image_id": 42, "category_id": 1, "bbox": [1, 1, 5, 5]})   # undefined image
-    d["annotations"].append({"id": 9, "image_id": 2, "category_id": 1, "bbox": [1, 1, -5, 5]})   # negative width
+    d["annotations"].append({"id": 7, "image_id": 1, "category_id": 99, "bbox": [1, 1, 5, 5]})  # undefined category
+    d["annotations"].append({"id": 8, "image_id": 42, "category_id": 1, "bbox": [1, 1, 5, 5]})  # undefined image
+    d["annotations"].append({"id": 9, "image_id": 2, "category_id": 1, "bbox": [1, 1, -5, 5]})  # negative width
     d["annotations"].append({"id": 10, "image_id": 2, "category_id": 2, "bbox": [500, 1, 5, 5]})  # outside image
-    d["annotations"].append({"id": 11, "image_id": 3, "category_id": 2})                         # missing bbox
-    d["annotations"].append({"id": 3, "image_id": 3, "category_id": 2, "bbox": [1, 1, 5, 5]})    # duplicate id
+    d["annotations"].append({"id": 11, "image_id": 3, "category_id": 2})  # missing bbox
+    d["annotations"].append({"id": 3, "image_id": 3, "category_id": 2, "bbox": [1, 1, 5, 5]})  # duplicate id
     return d
 
 
 def test_broken_dataset_fails_exit_1_with_readable_junit(tmp_path):
-    res = runner.invoke(app, ["check", str(_write(tmp_path, _broken())), "--report-format", "junit", "--out",
-                              str(tmp_path / "out")])
+    res = runner.invoke(
+        app, ["check", str(_write(tmp_path, _broken())), "--report-format", "junit", "--out", str(tmp_path / "out")]
+    )
     out = tmp_path / "out" / "check.xml"
     assert res.exit_code == 1, res.output
     assert "FAILED" in res.output
@@ -86,8 +95,8 @@ def test_json_schema_and_counts(tmp_path):
 def test_github_format(tmp_path):
     res = runner.invoke(app, ["check", str(_write(tmp_path, _broken())), "--report-format", "github"])
     assert res.exit_code == 1
-    lines = [l for l in res.stdout.splitlines() if l.startswith("::")]
-    assert any(l.startswith("::error file=") and "title=imbalance undefined_category::" in l for l in lines)
+    lines = [line for line in res.stdout.splitlines() if line.startswith("::")]
+    assert any(line.startswith("::error file=") and "title=imbalance undefined_category::" in line for line in lines)
 
 
 def test_distribution_warnings_by_hand(tmp_path):
@@ -118,10 +127,12 @@ def test_distribution_warnings_by_hand(tmp_path):
     assert runner.invoke(app, ["check", str(p), "--fail-on", "warning"]).exit_code == 1
     # a rules file can raise thresholds and switch rules off
     rules_toml = tmp_path / "rules.toml"
-    rules_toml.write_text('fail_on = "warning"\n[rules.imbalance_ratio]\nthreshold = 100\n'
-                          '[rules.few_instances]\nseverity = "off"\n[rules.unused_class]\nseverity = "info"\n'
-                          '[rules.images_without_boxes]\nmax_share = 0.5\n[rules.size_outlier]\nseverity = "off"\n'
-                          '[rules.skewed_distribution]\nseverity = "off"\n')
+    rules_toml.write_text(
+        'fail_on = "warning"\n[rules.imbalance_ratio]\nthreshold = 100\n'
+        '[rules.few_instances]\nseverity = "off"\n[rules.unused_class]\nseverity = "info"\n'
+        '[rules.images_without_boxes]\nmax_share = 0.5\n[rules.size_outlier]\nseverity = "off"\n'
+        '[rules.skewed_distribution]\nseverity = "off"\n'
+    )
     res2 = run_check(p, load_rules(rules_toml))
     assert {f.rule for f in res2.findings} == {"unused_class"} and res2.passed
     assert runner.invoke(app, ["check", str(p), "--rules", str(rules_toml)]).exit_code == 0
@@ -131,9 +142,11 @@ def test_drift_against_baseline(tmp_path):
     p = _write(tmp_path, _clean())
     edges = np.linspace(0, 1, 11).tolist()
     # baseline: class 1 only (+ class 5 no longer used), all relative areas in the last bin
-    baseline = {"schema": "imbalance.stats/1", "classes": [{"id": 1, "name": "cat", "instances": 3},
-                                                          {"id": 5, "name": "gone", "instances": 3}],
-                "scale": {"relative_area": {"edges": edges, "counts": [0] * 9 + [6]}}}
+    baseline = {
+        "schema": "imbalance.stats/1",
+        "classes": [{"id": 1, "name": "cat", "instances": 3}, {"id": 5, "name": "gone", "instances": 3}],
+        "scale": {"relative_area": {"edges": edges, "counts": [0] * 9 + [6]}},
+    }
     b = _write(tmp_path, baseline, "stats.json")
     res = runner.invoke(app, ["check", str(p), "--baseline", str(b), "--report-format", "json"])
     assert res.exit_code == 0  # drift rules are warnings by default
@@ -169,6 +182,7 @@ def test_real_coco_subset_passes_and_bad_input_exit_2(tmp_path):
 
 def test_train_vs_val_drift_uses_class_tv(tmp_path):
     """Baseline built from the real COCO train subset's raw JSON; the TV is recomputed here."""
+
     def counts(path):
         d = json.loads(gzip.decompress(path.read_bytes()))
         c = {}
@@ -182,8 +196,11 @@ def test_train_vs_val_drift_uses_class_tv(tmp_path):
     pt = np.array([ct.get(i, 0) for i in ids], float)
     pv = np.array([cv.get(i, 0) for i in ids], float)
     tv = 0.5 * np.abs(pt / pt.sum() - pv / pv.sum()).sum()
-    base = _write(tmp_path, {"schema": "imbalance.stats/1",
-                             "classes": [{"id": i, "instances": ct.get(i, 0)} for i in ids]}, "stats.json")
+    base = _write(
+        tmp_path,
+        {"schema": "imbalance.stats/1", "classes": [{"id": i, "instances": ct.get(i, 0)} for i in ids]},
+        "stats.json",
+    )
     rep = run_check(COCO_VAL, load_rules(None), json.loads(base.read_text()))
     f = [x for x in rep.findings if x.rule == "drift_class_tv"]
     assert f and f[0].value == pytest.approx(tv)

@@ -9,6 +9,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import COCO_VAL, ROOT, VOC_XML
 from typer.testing import CliRunner
 
 from imbalance_cli.check import run_check
@@ -16,18 +17,26 @@ from imbalance_cli.cli import app
 from imbalance_cli.data import load
 from imbalance_cli.data.validate import load_with_problems
 
-from conftest import COCO_VAL, ROOT, VOC_XML
-
 runner = CliRunner()
 
 
 def _base():
     """3 images (file names a.jpg, b.jpg, c.jpg), 2 classes, 6 valid boxes."""
-    images = [{"id": i, "width": 100, "height": 100, "file_name": f"{n}.jpg"} for i, n in ((1, "a"), (2, "b"), (3, "c"))]
+    images = [
+        {"id": i, "width": 100, "height": 100, "file_name": f"{n}.jpg"} for i, n in ((1, "a"), (2, "b"), (3, "c"))
+    ]
     cats = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
     anns = []
-    for k, (img, cat, bbox) in enumerate([(1, 1, [10, 10, 21, 21]), (1, 2, [50, 50, 31, 31]), (2, 1, [5, 5, 22, 18]),
-                                          (2, 2, [40, 40, 25, 35]), (3, 1, [0, 0, 18, 24]), (3, 2, [60, 10, 28, 33])]):
+    for k, (img, cat, bbox) in enumerate(
+        [
+            (1, 1, [10, 10, 21, 21]),
+            (1, 2, [50, 50, 31, 31]),
+            (2, 1, [5, 5, 22, 18]),
+            (2, 2, [40, 40, 25, 35]),
+            (3, 1, [0, 0, 18, 24]),
+            (3, 2, [60, 10, 28, 33]),
+        ]
+    ):
         anns.append({"id": k + 1, "image_id": img, "category_id": cat, "bbox": bbox, "iscrowd": 0})
     return {"images": images, "annotations": anns, "categories": cats}
 
@@ -35,12 +44,12 @@ def _base():
 def _broken():
     d = _base()
     d["annotations"] += [
-        {"id": 7, "image_id": 1, "category_id": 99, "bbox": [1, 1, 5, 5]},    # undefined category, image a.jpg
-        {"id": 8, "image_id": 42, "category_id": 1, "bbox": [1, 1, 5, 5]},    # undefined image 42
-        {"id": 9, "image_id": 2, "category_id": 1, "bbox": [1, 1, -5, 5]},    # negative width, image b.jpg
+        {"id": 7, "image_id": 1, "category_id": 99, "bbox": [1, 1, 5, 5]},  # undefined category, image a.jpg
+        {"id": 8, "image_id": 42, "category_id": 1, "bbox": [1, 1, 5, 5]},  # undefined image 42
+        {"id": 9, "image_id": 2, "category_id": 1, "bbox": [1, 1, -5, 5]},  # negative width, image b.jpg
         {"id": 10, "image_id": 2, "category_id": 2, "bbox": [500, 1, 5, 5]},  # outside image b.jpg
-        {"id": 11, "image_id": 3, "category_id": 2},                          # missing bbox, image c.jpg
-        {"id": 3, "image_id": 3, "category_id": 2, "bbox": [1, 1, 5, 5]},     # duplicate id 3, image c.jpg
+        {"id": 11, "image_id": 3, "category_id": 2},  # missing bbox, image c.jpg
+        {"id": 3, "image_id": 3, "category_id": 2, "bbox": [1, 1, 5, 5]},  # duplicate id 3, image c.jpg
     ]
     return d
 
@@ -86,7 +95,9 @@ def test_distribution_findings_name_classes_and_boxes(tmp_path):
     d["annotations"].append({"id": 999, "image_id": 3, "category_id": 1, "bbox": [0, 0, 99, 99], "iscrowd": 0})
     res = run_check(_write(tmp_path, d))
     few = [f for f in res.findings if f.rule == "few_instances"]
-    assert [(f.category, f.annotation_ids, f.image_ids, f.file_names) for f in few] == [("single", [20], [1], ["a.jpg"])]
+    assert [(f.category, f.annotation_ids, f.image_ids, f.file_names) for f in few] == [
+        ("single", [20], [1], ["a.jpg"])
+    ]
     assert "'single'" in few[0].message and "id 4" not in few[0].message
     # the one 'cat' box of 99 x 99 among 63 boxes of <= 22 px is the width/height/area outlier
     out = [f for f in res.findings if f.rule == "size_outlier" and f.category == "cat"]
@@ -108,12 +119,18 @@ def test_text_junit_github_show_first_ids_with_count(tmp_path):
     (inv,) = _by_rule(js["findings"])["invalid_box"]
     assert inv["annotation_ids"] == bad_ids  # all of them in JSON
     gh = runner.invoke(app, ["check", str(p), "--report-format", "github"]).stdout
-    (line,) = [l for l in gh.splitlines() if "title=imbalance invalid_box" in l]
+    (line,) = [ln for ln in gh.splitlines() if "title=imbalance invalid_box" in ln]
     assert line.startswith("::error file=") and "50, 51, 52, 53, 54, ... (7 in all)" in line and "%0A" in line
     out = tmp_path / "out"
     assert runner.invoke(app, ["check", str(p), "-o", str(out)]).exit_code == 1
-    assert sorted(x.name for x in out.iterdir()) == [".imbalance-manifest.json", "check.github.txt", "check.json",
-                                                     "check.md", "check.txt", "check.xml"]
+    assert sorted(x.name for x in out.iterdir()) == [
+        ".imbalance-manifest.json",
+        "check.github.txt",
+        "check.json",
+        "check.md",
+        "check.txt",
+        "check.xml",
+    ]
     case = [c for c in ET.parse(out / "check.xml").getroot().iter("testcase") if c.get("name") == "invalid_box"][0]
     assert "50, 51, 52, 53, 54, 55, 56" in case.find("failure").text
     assert json.loads((out / "check.json").read_text())["findings"][0]["annotation_ids"] == bad_ids
@@ -128,7 +145,7 @@ def test_markdown_step_summary_from_env_and_option(tmp_path, monkeypatch):
     md = summary.read_text()
     assert md.startswith("previous step\n")  # appended, as GitHub expects
     assert "imbalance check: FAILED" in md and "| severity | rule | class | finding |" in md
-    row = [l for l in md.splitlines() if "`undefined_category`" in l][0]
+    row = [ln for ln in md.splitlines() if "`undefined_category`" in ln][0]
     assert "| 7 |" in row and "1 (a.jpg)" in row
     monkeypatch.delenv("GITHUB_STEP_SUMMARY")
     other = tmp_path / "other.md"
@@ -152,16 +169,23 @@ def test_structural_walk_agrees_with_the_loader(tmp_path):
     ref = load(good)
     assert problems == [] and (ds.box_ids == ref.box_ids).all() and (ds.boxes == ref.boxes).all()
     ds, problems = load_with_problems(_write(tmp_path, _broken(), "bad.json"))
-    assert sorted(p.kind for p in problems) == ["duplicate_id", "missing_field", "undefined_category", "undefined_image"]
+    assert sorted(p.kind for p in problems) == [
+        "duplicate_id",
+        "missing_field",
+        "undefined_category",
+        "undefined_image",
+    ]
     assert sorted(int(i) for i in ds.box_ids) == [1, 2, 3, 4, 5, 6, 9, 10]  # the well-formed rest, invalid boxes kept
 
 
 def _modules_after_check(tmp_path, *extra, pre: str = ""):
     p = _write(tmp_path, _base())
-    code = (f"import sys\n{pre}\nfrom imbalance_cli.cli import app\n"
-            f"try:\n    app([{', '.join(repr(a) for a in ['check', str(p), *extra])}])\n"
-            "except SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'matplotlib', 'rich', 'pandas') if m in sys.modules))\n")
+    code = (
+        f"import sys\n{pre}\nfrom imbalance_cli.cli import app\n"
+        f"try:\n    app([{', '.join(repr(a) for a in ['check', str(p), *extra])}])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'matplotlib', 'rich', 'pandas') if m in sys.modules))\n"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("GITHUB_STEP_SUMMARY", None)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
@@ -202,7 +226,9 @@ def test_examples_ci_use_existing_check_options():
 
     cmd = typer.main.get_command(app).commands["check"]
     known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
-    texts = [(ROOT / "examples" / "ci" / n).read_text() for n in ("imbalance-check.yml", "pre-commit-config.example.yaml")]
+    texts = [
+        (ROOT / "examples" / "ci" / n).read_text() for n in ("imbalance-check.yml", "pre-commit-config.example.yaml")
+    ]
     texts.append((ROOT / ".pre-commit-hooks.yaml").read_text())
     used = []
     for text in texts:

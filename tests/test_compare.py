@@ -5,13 +5,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import COCO_TRAIN, COCO_VAL
 from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.stats.compare import compare_datasets, js_divergence, tv_distance, wasserstein_hist
-
-from conftest import COCO_TRAIN, COCO_VAL
 
 runner = CliRunner()
 
@@ -30,13 +29,21 @@ def test_distances_by_hand():
 
 
 def _ds(boxes, cats, ids=(1, 2)):
-    return Dataset(image_ids=[1], widths=[100], heights=[100], boxes=boxes, box_image=[0] * len(boxes),
-                   box_category=cats, category_ids=list(ids), category_names=[f"c{i}" for i in ids])
+    return Dataset(
+        image_ids=[1],
+        widths=[100],
+        heights=[100],
+        boxes=boxes,
+        box_image=[0] * len(boxes),
+        box_category=cats,
+        category_ids=list(ids),
+        category_names=[f"c{i}" for i in ids],
+    )
 
 
 def test_two_tiny_datasets():
-    a = _ds([[0, 0, 10, 10], [0, 0, 10, 10]], [0, 0])          # 2 x class 1, relative area 0.1, centre (0.05, 0.05)
-    b = _ds([[50, 50, 100, 100], [0, 0, 10, 10]], [1, 0])     # class 2 (area 0.5) + class 1
+    a = _ds([[0, 0, 10, 10], [0, 0, 10, 10]], [0, 0])  # 2 x class 1, relative area 0.1, centre (0.05, 0.05)
+    b = _ds([[50, 50, 100, 100], [0, 0, 10, 10]], [1, 0])  # class 2 (area 0.5) + class 1
     rep = compare_datasets(a, b, scale_bins=10, location_bins=2)
     assert rep["classes"]["tv"] == pytest.approx(0.5)
     assert rep["classes"]["only_in_b"] == [2] and rep["classes"]["only_in_a"] == []
@@ -71,8 +78,13 @@ def test_real_subsets_self_zero_and_cli(tmp_path):
     pa = np.array([raw["a"].get(i, 0) for i in ids], float)
     pb = np.array([raw["b"].get(i, 0) for i in ids], float)
     assert rep["classes"]["tv"] == pytest.approx(0.5 * np.abs(pa / pa.sum() - pb / pb.sum()).sum())
-    for name in ("compare.json", "compare_classes.csv", "compare_classes.png", "compare_scale.png",
-                 "compare_location.png"):
+    for name in (
+        "compare.json",
+        "compare_classes.csv",
+        "compare_classes.png",
+        "compare_scale.png",
+        "compare_location.png",
+    ):
         assert (tmp_path / name).stat().st_size > 0
     assert runner.invoke(app, ["compare", str(COCO_VAL), str(tmp_path / "none.json")]).exit_code == 2
     assert runner.invoke(app, ["compare", str(COCO_VAL), str(COCO_VAL), "--scale-bins", "0"]).exit_code == 2

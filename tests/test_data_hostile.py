@@ -13,19 +13,24 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import COCO_VAL, FIXTURES, LVIS_V05, ROOT, VOC_XML
 
 import imbalance_cli
 from imbalance_cli.data import cache as data_cache
 from imbalance_cli.data import stream as data_stream
 from imbalance_cli.errors import InputError
 
-from conftest import COCO_VAL, FIXTURES, LVIS_V05, ROOT, VOC_XML
-
-BASE = {"images": [{"id": 1, "width": 10, "height": 10, "file_name": "a.jpg"},
-                   {"id": 2, "width": 20, "height": 10, "file_name": "b.jpg"}],
-        "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "iscrowd": 0},
-                        {"id": 8, "image_id": 2, "category_id": 2, "bbox": [1, 1, 5, 5], "iscrowd": 0}],
-        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+BASE = {
+    "images": [
+        {"id": 1, "width": 10, "height": 10, "file_name": "a.jpg"},
+        {"id": 2, "width": 20, "height": 10, "file_name": "b.jpg"},
+    ],
+    "annotations": [
+        {"id": 7, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "iscrowd": 0},
+        {"id": 8, "image_id": 2, "category_id": 2, "bbox": [1, 1, 5, 5], "iscrowd": 0},
+    ],
+    "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+}
 
 
 def _doc(fn=None):
@@ -73,20 +78,32 @@ TYPE_CASES = {
     "iscrowd_bool_coco": (_set("annotations", 1, iscrowd=True), "annotations[1] (id 8): field 'iscrowd'"),
     "id_huge": (_set("annotations", 0, id=2**64 - 1), "annotations[0]"),
     "category_name_number": (_set("categories", 0, name=5), "categories[0] (id 1): field 'name'"),
-    "instance_count_huge": (_set("categories", 0, instance_count=2**64 - 1, frequency="f"),
-                            "categories[0] (id 1): field 'instance_count'"),
+    "instance_count_huge": (
+        _set("categories", 0, instance_count=2**64 - 1, frequency="f"),
+        "categories[0] (id 1): field 'instance_count'",
+    ),
     "record_not_object": (lambda d: d["annotations"].append(5), "annotations[2]: record is not a JSON object"),
-    "missing_image_id": (lambda d: d["annotations"][1].pop("image_id"), "annotations[1] (id 8): missing required key 'image_id'"),
+    "missing_image_id": (
+        lambda d: d["annotations"][1].pop("image_id"),
+        "annotations[1] (id 8): missing required key 'image_id'",
+    ),
     "width_zero": (_set("images", 1, width=0), "images[1] (id 2): image width and height must be positive"),
     "width_negative": (_set("images", 0, height=-3), "images[0] (id 1): image width and height must be positive"),
     "width_1e9": (_set("images", 0, width=1e9), "at most 1,000,000 pixels"),
     "width_1e20": (_set("images", 1, width=1e20), "at most 1,000,000 pixels"),
     "width_1e308": (_set("images", 1, height=1e308), "at most 1,000,000 pixels"),
-    "lvis_neg_undefined": (_set("images", 0, neg_category_ids=[1, 99]),
-                           "images[0] (id 1): 'neg_category_ids' names category 99"),
-    "lvis_not_exhaustive_undefined": (_set("images", 1, not_exhaustive_category_ids=[42]),
-                                      "images[1] (id 2): 'not_exhaustive_category_ids' names category 42"),
-    "undefined_image": (_set("annotations", 1, image_id=5), "annotations[1] (id 8): image_id 5 refers to an undefined image"),
+    "lvis_neg_undefined": (
+        _set("images", 0, neg_category_ids=[1, 99]),
+        "images[0] (id 1): 'neg_category_ids' names category 99",
+    ),
+    "lvis_not_exhaustive_undefined": (
+        _set("images", 1, not_exhaustive_category_ids=[42]),
+        "images[1] (id 2): 'not_exhaustive_category_ids' names category 42",
+    ),
+    "undefined_image": (
+        _set("annotations", 1, image_id=5),
+        "annotations[1] (id 8): image_id 5 refers to an undefined image",
+    ),
 }
 
 
@@ -141,8 +158,10 @@ def test_voc_sizes_rejected_like_coco(value, tmp_path):
 
 def test_openimages_malformed_rows_and_sizes(tmp_path):
     c = tmp_path / "boxes.csv"
-    c.write_text("ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,"
-                 "IsDepiction,IsInside\nabc,x,/m/1,1,0.1,0.2,0.1,0.3,0,0,0,0,0\nabd,x,/m/1,0.1\n")
+    c.write_text(
+        "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,"
+        "IsDepiction,IsInside\nabc,x,/m/1,1,0.1,0.2,0.1,0.3,0,0,0,0,0\nabd,x,/m/1,0.1\n"
+    )
     msg = _err(c, cache=False)
     assert "malformed CSV" in msg and "line 3" in msg and "4 fields" in msg
     c.write_text("ImageID,LabelName,XMin,XMax,YMin,YMax\nabc,/m/1,0.1,0.2,0.1,0.3\n")
@@ -243,11 +262,19 @@ def test_chunked_results_equal_whatever_chunk_block_and_workers(src, tmp_path, m
 @pytest.mark.slow
 def test_strings_with_escapes_and_brackets_across_block_edges(tmp_path):
     d = _doc()
-    names = ['a "quoted" } ] name', "back\\slash\\", "\\\\\"}{[", "\u00e9\u4e2d\\u", "x" * 300 + "\\"]
+    names = ['a "quoted" } ] name', "back\\slash\\", '\\\\"}{[', "\u00e9\u4e2d\\u", "x" * 300 + "\\"]
     for i, n in enumerate(names):
         d["images"].append({"id": 10 + i, "width": 5, "height": 5, "file_name": n})
-        d["annotations"].append({"id": 100 + i, "image_id": 10 + i, "category_id": 1, "bbox": [0, 0, 1, 1],
-                                 "note": n, "segmentation": {"counts": n, "size": [5, 5]}})
+        d["annotations"].append(
+            {
+                "id": 100 + i,
+                "image_id": 10 + i,
+                "category_id": 1,
+                "bbox": [0, 0, 1, 1],
+                "note": n,
+                "segmentation": {"counts": n, "size": [5, 5]},
+            }
+        )
     d["info"] = {"description": '} ] "annotations": [', "x": "\\"}
     p = _write(tmp_path, json.dumps(d, indent=1, ensure_ascii=False).encode())
     from imbalance_cli.data._io import open_stream
@@ -268,8 +295,16 @@ def test_wrong_speculative_cuts_are_caught_by_the_decoders_and_read_again(tmp_pa
     d = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "a"}]}
     for i in range(60):
         d["images"].append({"id": i, "width": 50, "height": 40, "file_name": f"img}}, {{{i}.jpg" + "x" * (i % 7)})
-        d["annotations"].append({"id": 1000 + i, "image_id": i, "category_id": 1, "bbox": [i % 5, 1, 3, 2 + i % 4],
-                                 "attributes": [{"k": "}, {"}, {"k": i}], "note": "a" * (i % 11) + "}, {"})
+        d["annotations"].append(
+            {
+                "id": 1000 + i,
+                "image_id": i,
+                "category_id": 1,
+                "bbox": [i % 5, 1, 3, 2 + i % 4],
+                "attributes": [{"k": "}, {"}, {"k": i}],
+                "note": "a" * (i % 11) + "}, {",
+            }
+        )
     p = _write(tmp_path, json.dumps(d, indent=1).encode())
     from imbalance_cli.data._io import open_stream
 
@@ -414,8 +449,9 @@ def test_cli_exit_2_one_line(case, tmp_path):
     p = _write(tmp_path, _doc(TYPE_CASES[case][0]))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for cmd in (["stats", str(p), "--workers", "2", "--no-cache"],):
-        r = subprocess.run([sys.executable, "-m", "imbalance_cli", *cmd], capture_output=True, text=True, env=env,
-                           timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "imbalance_cli", *cmd], capture_output=True, text=True, env=env, timeout=120
+        )
         assert r.returncode == 2, r.stderr
         assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
         assert str(p) in r.stderr and TYPE_CASES[case][1] in r.stderr
@@ -425,8 +461,13 @@ def test_cli_exit_2_one_line(case, tmp_path):
 def test_cli_workers_option_is_validated(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for bad in ("-1", "100000"):  # 0 means the machine's cores (README); a negative or absurd count is refused
-        r = subprocess.run([sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--workers", bad],
-                           capture_output=True, text=True, env=env, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--workers", bad],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert r.returncode == 2 and "--workers" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -454,8 +495,9 @@ def test_chunks_the_decoders_read_from_the_file_equal_the_document(tmp_path, wor
             jobs.clear()
             s, raw = open_stream(p)
             with raw:
-                ds = data_stream.load_json_stream(s, raw, str(p), workers=workers, chunk_bytes=chunk, block=50_000,
-                                                  verify_cuts=False)
+                ds = data_stream.load_json_stream(
+                    s, raw, str(p), workers=workers, chunk_bytes=chunk, block=50_000, verify_cuts=False
+                )
             assert sum(jobs) > 10  # most chunks were read by the decoders
             anns = d["annotations"]
             assert ds.box_ids.tolist() == [a["id"] for a in anns]
@@ -475,15 +517,18 @@ def test_columns_too_big_for_their_shared_slot_come_back_pickled(tmp_path, monke
     # with chunks of ~1 record most columns do not fit and are pickled; values against the json module
     d = _doc()
     for i in range(40):
-        d["annotations"].append({"id": 1000 + i, "image_id": 2, "category_id": 2, "bbox": [i, 1, 2, 3], "area": 1.5 * i})
+        d["annotations"].append(
+            {"id": 1000 + i, "image_id": 2, "category_id": 2, "bbox": [i, 1, 2, 3], "area": 1.5 * i}
+        )
     p = _write(tmp_path, json.dumps(d).encode())
     monkeypatch.setattr(data_stream, "SLOT_MARGIN", 0)
     from imbalance_cli.data._io import open_stream
 
     s, raw = open_stream(p)
     with raw:
-        ds = data_stream.load_json_stream(s, raw, str(p), workers=2, chunk_bytes=40, block=64, verify_cuts=False,
-                                          total=10**9)
+        ds = data_stream.load_json_stream(
+            s, raw, str(p), workers=2, chunk_bytes=40, block=64, verify_cuts=False, total=10**9
+        )
     anns = d["annotations"]
     assert ds.box_ids.tolist() == [a["id"] for a in anns]
     xywh = np.array([a["bbox"] for a in anns], dtype=float)

@@ -7,13 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import COCO_TRAIN, COCO_VAL, FIXTURES, LVIS_V05, VOC_XML
 
 import imbalance_cli
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 from imbalance_cli.stats.classes import class_counts
-
-from conftest import COCO_TRAIN, COCO_VAL, FIXTURES, LVIS_V05, VOC_XML
 
 
 def _unzipped(src, tmp_path):
@@ -79,10 +78,22 @@ def test_lvis_v05_against_lvis_api(tmp_path):
 
 
 def test_lvis_v1_image_without_file_name_uses_coco_url(tmp_path):
-    d = {"images": [{"id": 5, "width": 10, "height": 10, "coco_url": "http://images.cocodataset.org/train2017/000000000005.jpg",
-                     "neg_category_ids": [], "not_exhaustive_category_ids": []}],
-         "annotations": [{"id": 1, "image_id": 5, "category_id": 1, "bbox": [0, 0, 2, 2], "area": 4}],
-         "categories": [{"id": 1, "name": "a", "frequency": "r", "image_count": 1, "instance_count": 1, "synset": "a.n.01"}]}
+    d = {
+        "images": [
+            {
+                "id": 5,
+                "width": 10,
+                "height": 10,
+                "coco_url": "http://images.cocodataset.org/train2017/000000000005.jpg",
+                "neg_category_ids": [],
+                "not_exhaustive_category_ids": [],
+            }
+        ],
+        "annotations": [{"id": 1, "image_id": 5, "category_id": 1, "bbox": [0, 0, 2, 2], "area": 4}],
+        "categories": [
+            {"id": 1, "name": "a", "frequency": "r", "image_count": 1, "instance_count": 1, "synset": "a.n.01"}
+        ],
+    }
     p = tmp_path / "lvis_v1.json"
     p.write_text(json.dumps(d))
     ds = imbalance_cli.load(p)
@@ -114,9 +125,11 @@ def test_objects365_fixture_equals_coco_original():
 
 def test_openimages_fixture_equals_coco_original():
     coco = imbalance_cli.load(COCO_VAL)
-    oi = imbalance_cli.load(FIXTURES / "openimages_from_coco_val.csv",
-                            classes=FIXTURES / "openimages_from_coco_val_classes.csv",
-                            image_sizes=FIXTURES / "openimages_from_coco_val_sizes.csv")
+    oi = imbalance_cli.load(
+        FIXTURES / "openimages_from_coco_val.csv",
+        classes=FIXTURES / "openimages_from_coco_val_classes.csv",
+        image_sizes=FIXTURES / "openimages_from_coco_val_sizes.csv",
+    )
     assert oi.format == "openimages" and oi.has_image_sizes
     _same_statistics(coco, oi)
     assert oi.num_categories == 80
@@ -164,19 +177,28 @@ def test_format_override():
 
 
 def test_invalid_boxes_by_reason():
-    ds = Dataset(image_ids=[1], widths=[100], heights=[50],
-                 boxes=[[0, 0, 10, 10], [5, 5, 5, 9], [np.nan, 0, 1, 1], [120, 0, 130, 10], [0, 0, 10, 10], [90, 40, 110, 60]],
-                 box_image=[0] * 6, box_category=[0] * 6, category_ids=[1], category_names=["a"],
-                 crowd=[0, 0, 0, 0, 1, 0])
+    ds = Dataset(
+        image_ids=[1],
+        widths=[100],
+        heights=[50],
+        boxes=[[0, 0, 10, 10], [5, 5, 5, 9], [np.nan, 0, 1, 1], [120, 0, 130, 10], [0, 0, 10, 10], [90, 40, 110, 60]],
+        box_image=[0] * 6,
+        box_category=[0] * 6,
+        category_ids=[1],
+        category_names=["a"],
+        crowd=[0, 0, 0, 0, 1, 0],
+    )
     # valid, zero width, non-finite, entirely right of the image, crowd, partly outside (still valid)
     assert ds.invalid_reason().tolist() == [-1, 1, 0, 2, -1, -1]
     assert ds.valid_mask().tolist() == [True, False, False, False, False, True]
 
 
 # ---- bad input: one InputError naming the file and the record ----------------------------------
-BASE = {"images": [{"id": 1, "width": 10, "height": 10, "file_name": "a.jpg"}],
-        "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "iscrowd": 0}],
-        "categories": [{"id": 1, "name": "a"}]}
+BASE = {
+    "images": [{"id": 1, "width": 10, "height": 10, "file_name": "a.jpg"}],
+    "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "iscrowd": 0}],
+    "categories": [{"id": 1, "name": "a"}],
+}
 
 
 def _mutate(fn):
@@ -196,8 +218,14 @@ BAD = {
     "undefined_category": (_mutate(lambda d: d["annotations"][0].update(category_id=99)), "category_id 99"),
     "undefined_image": (_mutate(lambda d: d["annotations"][0].update(image_id=42)), "image_id 42"),
     "duplicate_image": (_mutate(lambda d: d["images"].append(dict(d["images"][0]))), "duplicate image id 1"),
-    "duplicate_annotation": (_mutate(lambda d: d["annotations"].append(dict(d["annotations"][0]))), "duplicate annotation id 7"),
-    "duplicate_category": (_mutate(lambda d: d["categories"].append({"id": 1, "name": "b"})), "duplicate category id 1"),
+    "duplicate_annotation": (
+        _mutate(lambda d: d["annotations"].append(dict(d["annotations"][0]))),
+        "duplicate annotation id 7",
+    ),
+    "duplicate_category": (
+        _mutate(lambda d: d["categories"].append({"id": 1, "name": "b"})),
+        "duplicate category id 1",
+    ),
     "bad_width": (_mutate(lambda d: d["images"][0].update(width="wide")), "images[0] (id 1)"),
     "bad_iscrowd": (_mutate(lambda d: d["annotations"][0].update(iscrowd=3)), "iscrowd"),
 }
@@ -262,8 +290,16 @@ def test_segmentations_are_skipped_and_change_nothing(tmp_path):
     plain = tmp_path / "plain.json"
     plain.write_text(json.dumps(d))
     d["annotations"][0]["segmentation"] = [[0, 0, 2, 0, 2.5e0, 2]]
-    d["annotations"].append({"id": 8, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3], "iscrowd": 1,
-                             "segmentation": {"counts": "a]b\\\"}{[", "size": [10, 10]}})
+    d["annotations"].append(
+        {
+            "id": 8,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [1, 1, 3, 3],
+            "iscrowd": 1,
+            "segmentation": {"counts": 'a]b\\"}{[', "size": [10, 10]},
+        }
+    )
     d["categories"][0]["name"] = 'tricky "segmentation": [[1, 2]] name ]}'
     tricky = tmp_path / "tricky.json"
     tricky.write_text(json.dumps(d))

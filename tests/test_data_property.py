@@ -14,16 +14,15 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import COCO_VAL, FIXTURES, LVIS_V05, VOC_XML
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import imbalance_cli
-from imbalance_cli.data._io import MAX_IMAGE_SIDE
 from imbalance_cli.cli import app
+from imbalance_cli.data._io import MAX_IMAGE_SIDE
 from imbalance_cli.errors import InputError
-
-from conftest import COCO_VAL, FIXTURES, LVIS_V05, VOC_XML
 
 _DOCS = {
     "coco": json.loads(gzip.decompress(COCO_VAL.read_bytes())),
@@ -36,10 +35,34 @@ for _d in _DOCS.values():  # keep examples quick: the first 30 images and their 
     _d["annotations"] = [a for a in _d["annotations"] if a["image_id"] in keep]
 _CSV = (FIXTURES / "openimages_from_coco_val.csv").read_bytes()
 _XML = VOC_XML.read_bytes()
-_WEIRD = [True, False, None, "10", "", 0.5, -1, 0, 1e308, -1e308, 1e-308, 2**63, 2**64 - 1, -(2**63) - 1, [], {},
-          [1, 2], [[1.0, 2.0]], {"a": 1}, "\u00e9\\\"}]"]
-_SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
-                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+_WEIRD = [
+    True,
+    False,
+    None,
+    "10",
+    "",
+    0.5,
+    -1,
+    0,
+    1e308,
+    -1e308,
+    1e-308,
+    2**63,
+    2**64 - 1,
+    -(2**63) - 1,
+    [],
+    {},
+    [1, 2],
+    [[1.0, 2.0]],
+    {"a": 1},
+    '\u00e9\\"}]',
+]
+_SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 #: Stated memory bound of one mutated small file's load + statistics (Python and numpy allocations, tracemalloc):
@@ -142,8 +165,12 @@ def test_mutated_json_loads_or_fails_cleanly(name, data, tmp_path):
     _check(_mutated_json_file(name, data, tmp_path))
 
 
-@settings(max_examples=15, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @pytest.mark.slow
 @given(name=st.sampled_from(sorted(_DOCS)), data=st.data())
 def test_mutated_json_through_the_cli_exits_0_or_2_with_one_line(name, data, tmp_path):
@@ -195,7 +222,7 @@ def test_mutated_voc_xml_loads_or_fails_cleanly(data, tmp_path):
             value = data.draw(st.sampled_from([b"", b"x", b"1e308", b"-1", b"nan", b"inf", b"0", b"1e9"]))
             text = text[: start + len(tag) + 2] + value + text[end:]
         elif start >= 0:
-            text = text[:start] + text[end + len(tag) + 3:]
+            text = text[:start] + text[end + len(tag) + 3 :]
     p = tmp_path / "a.xml"
     p.write_bytes(text)
     _check(p)

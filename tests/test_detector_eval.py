@@ -15,8 +15,11 @@ from imbalance_cli.detector.evaluate import ap_bins, coco_eval, evaluate, lvis_e
 
 def _gt_and_dets(seed=0):
     rng = np.random.default_rng(seed)
-    cats = [{"id": 1, "name": "a", "frequency": "f"}, {"id": 2, "name": "b", "frequency": "c"},
-            {"id": 3, "name": "c", "frequency": "r"}]
+    cats = [
+        {"id": 1, "name": "a", "frequency": "f"},
+        {"id": 2, "name": "b", "frequency": "c"},
+        {"id": 3, "name": "c", "frequency": "r"},
+    ]
     images, anns, dets = [], [], []
     for i in range(1, 9):
         present = set()
@@ -24,17 +27,45 @@ def _gt_and_dets(seed=0):
             c = int(rng.integers(1, 4))
             x, y = rng.uniform(0, 60, 2)
             w, h = rng.uniform(8, 40, 2)
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": c, "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": c,
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
             present.add(c)
             if rng.random() < 0.8:  # a jittered true positive
                 j = rng.normal(0, 3, 4)
-                dets.append({"image_id": i, "category_id": c, "score": float(rng.uniform(0.3, 1)),
-                             "bbox": [x + j[0], y + j[1], max(1.0, w + j[2]), max(1.0, h + j[3])]})
+                dets.append(
+                    {
+                        "image_id": i,
+                        "category_id": c,
+                        "score": float(rng.uniform(0.3, 1)),
+                        "bbox": [x + j[0], y + j[1], max(1.0, w + j[2]), max(1.0, h + j[3])],
+                    }
+                )
         for _ in range(2):  # false positives
-            dets.append({"image_id": i, "category_id": int(rng.integers(1, 4)), "score": float(rng.uniform(0, 0.6)),
-                         "bbox": [float(v) for v in rng.uniform(0, 60, 2)] + [20.0, 20.0]})
-        images.append({"id": i, "width": 100, "height": 100, "not_exhaustive_category_ids": [],
-                       "neg_category_ids": [c for c in (1, 2, 3) if c not in present]})
+            dets.append(
+                {
+                    "image_id": i,
+                    "category_id": int(rng.integers(1, 4)),
+                    "score": float(rng.uniform(0, 0.6)),
+                    "bbox": [float(v) for v in rng.uniform(0, 60, 2)] + [20.0, 20.0],
+                }
+            )
+        images.append(
+            {
+                "id": i,
+                "width": 100,
+                "height": 100,
+                "not_exhaustive_category_ids": [],
+                "neg_category_ids": [c for c in (1, 2, 3) if c not in present],
+            }
+        )
     return {"images": images, "annotations": anns, "categories": cats}, dets
 
 

@@ -39,7 +39,10 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     b = write_synthetic_lt(tmp_path / "b", SMALL)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     c = write_synthetic_lt(tmp_path / "c", SyntheticConfig(**{**SMALL.__dict__, "seed": 1}))
-    assert json.loads(Path(a["train"]).read_text())["annotations"] != json.loads(Path(c["train"]).read_text())["annotations"]
+    assert (
+        json.loads(Path(a["train"]).read_text())["annotations"]
+        != json.loads(Path(c["train"]).read_text())["annotations"]
+    )
     assert Path(b["images"]).is_dir()
 
 
@@ -101,7 +104,9 @@ def test_split_json_counts_frequencies_and_boxes(tmp_path):
 
 
 def test_objects_have_their_class_colour_inside_their_box():
-    cfg = SyntheticConfig(train_images=12, val_images=4, tail="uniform", max_instances=2, min_instances=1, distractors=0)
+    cfg = SyntheticConfig(
+        train_images=12, val_images=4, tail="uniform", max_instances=2, min_instances=1, distractors=0
+    )
     data = generate(cfg)
     layouts, images, boxes = data["train"]
     for cls, img, b in zip(layouts, images, boxes):

@@ -40,7 +40,9 @@ def _torchrun(args, tmp_path, nproc=2, **extra):
 
 def _strip_times(d):
     if isinstance(d, dict):
-        return {k: _strip_times(v) for k, v in d.items() if k not in ("seconds", "generated", "created", "wall_seconds")}
+        return {
+            k: _strip_times(v) for k, v in d.items() if k not in ("seconds", "generated", "created", "wall_seconds")
+        }
     if isinstance(d, list):
         return [_strip_times(v) for v in d]
     return d
@@ -48,12 +50,18 @@ def _strip_times(d):
 
 @pytest.mark.slow
 def test_two_process_stats_equal_one_process_and_rank_zero_alone_prints(tmp_path):
-    one = subprocess.run([sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--json"],
-                         capture_output=True, text=True, env=_env(tmp_path), timeout=240)
+    one = subprocess.run(
+        [sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--json"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=240,
+    )
     assert one.returncode == 0, one.stderr[-2000:]
     # chunks of 7 images: 12 chunks dealt round-robin to the 2 ranks
-    two = _torchrun(["-m", "imbalance_cli", "stats", str(COCO_VAL), "--json", "--chunk-size", "7", "--workers", "1"],
-                    tmp_path)
+    two = _torchrun(
+        ["-m", "imbalance_cli", "stats", str(COCO_VAL), "--json", "--chunk-size", "7", "--workers", "1"], tmp_path
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = json.loads(one.stdout), json.loads(two.stdout)  # one JSON document each: rank 1 printed nothing
     assert a["anchors"]["foreground"] > 0 and a["anchors"]["images"] == 79
@@ -73,12 +81,23 @@ def test_rank_helpers_are_identity_in_one_process(monkeypatch):
         dist.load_mode()
 
 
-TINY = dict(train_images=16, val_images=6, tail="exp", max_instances=6, min_instances=1, batch_size=8, threads=1,
-            device="cpu", lr=2e-3, epochs=2, plots=False)
+TINY = dict(
+    train_images=16,
+    val_images=6,
+    tail="exp",
+    max_instances=6,
+    min_instances=1,
+    batch_size=8,
+    threads=1,
+    device="cpu",
+    lr=2e-3,
+    epochs=2,
+    plots=False,
+)
 
 
 def _log(path):
-    return [json.loads(l) for l in (path / "train_log.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (path / "train_log.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow
@@ -117,12 +136,22 @@ def test_gpu_script_fails_in_one_line_without_cuda_and_its_checks_run_on_the_cpu
 
     script = ROOT / "benchmarks" / "gpu.py"
     if not torch.cuda.is_available():
-        res = subprocess.run([sys.executable, str(script), "--work", str(tmp_path)], capture_output=True, text=True,
-                             env=_env(tmp_path), timeout=120)
+        res = subprocess.run(
+            [sys.executable, str(script), "--work", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path),
+            timeout=120,
+        )
         assert res.returncode == 2 and res.stdout == ""
         assert len(res.stderr.strip().splitlines()) == 1 and "CUDA" in res.stderr
-        cli = subprocess.run([sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--device", "cuda"],
-                             capture_output=True, text=True, env=_env(tmp_path), timeout=120)
+        cli = subprocess.run(
+            [sys.executable, "-m", "imbalance_cli", "stats", str(COCO_VAL), "--device", "cuda"],
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path),
+            timeout=120,
+        )
         assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1 and "CUDA" in cli.stderr
     spec = importlib.util.spec_from_file_location("gpu_bench", script)
     gpu = importlib.util.module_from_spec(spec)
@@ -149,13 +178,18 @@ def test_gpu_script_fails_in_one_line_without_cuda_and_its_checks_run_on_the_cpu
     sb = inp.scaled.materialise()
     want = dict.fromkeys(got["counts"], 0)
     for im in range(ds.num_images):
-        b = torch.from_numpy(sb[inp.box_start[im]:inp.box_start[im + 1]])
+        b = torch.from_numpy(sb[inp.box_start[im] : inp.box_start[im + 1]])
         if len(b) == 0:
             continue
         a, _ = grid_anchors(spec.preset, int(inp.padded_h[im]), int(inp.padded_w[im]))
-        inter = ((torch.min(b[:, None, 2], a[None, :, 2]) - torch.max(b[:, None, 0], a[None, :, 0])).clamp(min=0)
-                 * (torch.min(b[:, None, 3], a[None, :, 3]) - torch.max(b[:, None, 1], a[None, :, 1])).clamp(min=0))
-        iou = inter / (((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[:, None] + ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[None, :] - inter)
+        inter = (torch.min(b[:, None, 2], a[None, :, 2]) - torch.max(b[:, None, 0], a[None, :, 0])).clamp(min=0) * (
+            torch.min(b[:, None, 3], a[None, :, 3]) - torch.max(b[:, None, 1], a[None, :, 1])
+        ).clamp(min=0)
+        iou = inter / (
+            ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[:, None]
+            + ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[None, :]
+            - inter
+        )
         want["at_or_above_neg"] += int((iou >= 0.4).sum())
         best = iou.max(dim=1).values
         for g in torch.nonzero(best < 0.4).flatten().tolist():

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_report_pages as report_pages
 from PIL import Image
 from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
 from imbalance_cli.stats.schema import problems
-import test_report_pages as report_pages
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 COCO_VAL = DATA / "coco-mini_instances_val2017.json.gz"
@@ -144,8 +144,20 @@ def test_missing_and_unreadable_images_are_listed_never_fatal(tmp_path):
     names = [i["file_name"] for i in coco["images"]]
     for n in names[:40]:  # a third of the files unreadable, the rest missing
         (images / n).write_bytes(b"not an image")
-    res = runner.invoke(app, ["stats", str(COCO_VAL), "--images", str(images), "--gallery", "6", "--no-advice",
-                              "--out", str(tmp_path / "r")])
+    res = runner.invoke(
+        app,
+        [
+            "stats",
+            str(COCO_VAL),
+            "--images",
+            str(images),
+            "--gallery",
+            "6",
+            "--no-advice",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     g = json.loads((tmp_path / "r" / "stats.json").read_text())["gallery"]
     assert g["images"] == g["blank"] == len(g["problems"]) > 0 and g["decoded"] == 0
@@ -155,10 +167,13 @@ def test_missing_and_unreadable_images_are_listed_never_fatal(tmp_path):
 
 
 def test_gallery_options_are_refused_where_they_cannot_apply(tmp_path):
-    for args, word in ((["--gallery", "3"], "--out"), (["--images", str(tmp_path)], "--out"),
-                       (["--gallery", "0", "--images", str(tmp_path), "--out", str(tmp_path / "o")], "--gallery 0"),
-                       (["--anchors", "none", "--gallery", "2", "--out", str(tmp_path / "o")], "none"),
-                       (["--gallery", "-1", "--out", str(tmp_path / "o")], "--gallery")):
+    for args, word in (
+        (["--gallery", "3"], "--out"),
+        (["--images", str(tmp_path)], "--out"),
+        (["--gallery", "0", "--images", str(tmp_path), "--out", str(tmp_path / "o")], "--gallery 0"),
+        (["--anchors", "none", "--gallery", "2", "--out", str(tmp_path / "o")], "none"),
+        (["--gallery", "-1", "--out", str(tmp_path / "o")], "--gallery"),
+    ):
         res = runner.invoke(app, ["stats", str(COCO_VAL), *args])
         assert res.exit_code == 2 and word in res.output, (args, res.output)
     res = runner.invoke(app, ["stats", str(YOLO), "--images", str(tmp_path), "--out", str(tmp_path / "y")])
@@ -209,8 +224,9 @@ def test_anchor_effect_before_is_the_run_and_after_is_the_fitted_preset_measured
     assert m[("coverage", None)]["before"] == pytest.approx(1 - a["boxes_below_positive_iou"] / n)
     toml = next(s["text"] for s in it["fix"]["snippets"] if s["framework"] == "imbalance")
     (tmp_path / "fitted.toml").write_text(toml)
-    res = runner.invoke(app, ["stats", str(COCO_VAL), "--anchors", str(tmp_path / "fitted.toml"), "--no-advice",
-                              "--json"])
+    res = runner.invoke(
+        app, ["stats", str(COCO_VAL), "--anchors", str(tmp_path / "fitted.toml"), "--no-advice", "--json"]
+    )
     assert res.exit_code == 0, res.output
     b = json.loads(res.stdout)["anchors"]
     assert m[("boxes_without_positive", None)]["after"] == b["boxes_without_positive"]
@@ -233,7 +249,7 @@ def test_repeat_factor_effect_agrees_with_lvis_rule(reports):
         inst[a["category_id"]] += 1
         imgs_of[a["category_id"]].add(a["image_id"])
     used = sorted((c for c in inst if inst[c]), key=lambda c: (inst[c], c))
-    tail = set(used[:len(used) // 3])  # the rarest third, ties by id
+    tail = set(used[: len(used) // 3])  # the rarest third, ties by id
     assert e["tail_classes"] == len(tail)
     n_img = len(coco["images"])
     tail_per_img = {i["id"]: 0 for i in coco["images"]}

@@ -6,14 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from conftest import LVIS_V1_CATS
 from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.stats.counts import class_counts_from
 from imbalance_cli.stats.groups import long_tail_groups
-
-from conftest import LVIS_V1_CATS
 
 runner = CliRunner()
 
@@ -34,7 +33,7 @@ def test_lvis_v1_done_when_numbers():
         exp = max(1.0, math.sqrt(0.001 / (c["image_count"] / 100170)))
         assert rep["repeat_factors"]["per_class"][str(c["id"])] == pytest.approx(exp, rel=1e-12)
         n = c["instance_count"]
-        assert rep["class_balanced"]["per_class"][str(c["id"])] == pytest.approx((1 - 0.999) / (1 - 0.999 ** n))
+        assert rep["class_balanced"]["per_class"][str(c["id"])] == pytest.approx((1 - 0.999) / (1 - 0.999**n))
     lo, hi = rep["repeat_factors"]["expected_epoch_images_bounds"]
     assert 100170 <= lo <= hi
     assert rep["repeat_factors"]["expected_epoch_images"] is None
@@ -50,8 +49,16 @@ def _tiny():
     boxes = [[0, 0, 5, 5]] * 13
     box_image = [0] + [1] * 4 + [2] * 4 + [3] * 4
     box_cat = [0] + [1] * 12
-    return Dataset(image_ids=[1, 2, 3, 4], widths=[10] * 4, heights=[10] * 4, boxes=boxes, box_image=box_image,
-                   box_category=box_cat, category_ids=[10, 20, 30], category_names=["a", "b", "c"])
+    return Dataset(
+        image_ids=[1, 2, 3, 4],
+        widths=[10] * 4,
+        heights=[10] * 4,
+        boxes=boxes,
+        box_image=box_image,
+        box_category=box_cat,
+        category_ids=[10, 20, 30],
+        category_names=["a", "b", "c"],
+    )
 
 
 def test_repeat_factors_and_epoch_length_by_hand():
@@ -62,8 +69,8 @@ def test_repeat_factors_and_epoch_length_by_hand():
     assert rf["per_class"]["20"] == 1.0 and rf["per_class"]["30"] is None
     assert rf["expected_epoch_images"] == pytest.approx(math.sqrt(2) + 3)
     cb = rep["class_balanced"]
-    assert cb["per_class"]["20"] == pytest.approx((1 - 0.999) / (1 - 0.999 ** 12))
-    w10, w20 = 1.0, (1 - 0.999) / (1 - 0.999 ** 12)
+    assert cb["per_class"]["20"] == pytest.approx((1 - 0.999) / (1 - 0.999**12))
+    w10, w20 = 1.0, (1 - 0.999) / (1 - 0.999**12)
     assert cb["normalized"]["10"] == pytest.approx(2 * w10 / (w10 + w20))
     assert cb["per_class"]["30"] is None
     assert [g["category_ids"] for g in rep["bags"]["groups"]] == [[10, 30], [20], [], []]
@@ -90,7 +97,9 @@ def test_out_dir_mappings_match_seed_002(tmp_path):
     import torch
 
     counts = [5, 150, 12, 3000, 0, 40, 999]
-    cats = [{"id": 100 + i, "name": f"c{i}", "instance_count": n, "image_count": min(n, 3)} for i, n in enumerate(counts)]
+    cats = [
+        {"id": 100 + i, "name": f"c{i}", "instance_count": n, "image_count": min(n, 3)} for i, n in enumerate(counts)
+    ]
     f = tmp_path / "cats.json"
     f.write_text(json.dumps({"categories": cats}))
     res = runner.invoke(app, ["groups", str(f), "--out", str(tmp_path / "o")])
@@ -110,8 +119,13 @@ def test_custom_edges_and_bad_input(tmp_path):
     assert res.exit_code == 0
     rep = json.loads(res.stdout)
     assert [g["classes"] for g in rep["bags"]["groups"]] == [200 + 412, 334 + 257]
-    for args in (["--bags-edges", "0,10,5"], ["--bags-edges", "a,b"], ["--cb-beta", "1.5"], ["--num-images", "0"],
-                 ["--repeat-threshold", "0"]):
+    for args in (
+        ["--bags-edges", "0,10,5"],
+        ["--bags-edges", "a,b"],
+        ["--cb-beta", "1.5"],
+        ["--num-images", "0"],
+        ["--repeat-threshold", "0"],
+    ):
         r = runner.invoke(app, ["groups", str(LVIS_V1_CATS), *args])
         assert r.exit_code == 2, (args, r.output)
     bad = tmp_path / "x.json"

@@ -18,6 +18,7 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import COCO_VAL, ROOT
 from typer.testing import CliRunner
 
 import imbalance_cli
@@ -25,15 +26,19 @@ from imbalance_cli.cli import app
 from imbalance_cli.data import cache as data_cache
 from imbalance_cli.data import stream as data_stream
 
-from conftest import COCO_VAL, ROOT
-
 runner = CliRunner()
 
-BASE = {"images": [{"id": 1, "width": 10, "height": 10, "file_name": "a.jpg"},
-                   {"id": 2, "width": 20, "height": 10, "file_name": "b.jpg"}],
-        "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "iscrowd": 0},
-                        {"id": 8, "image_id": 2, "category_id": 2, "bbox": [1, 1, 5, 5], "iscrowd": 0}],
-        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+BASE = {
+    "images": [
+        {"id": 1, "width": 10, "height": 10, "file_name": "a.jpg"},
+        {"id": 2, "width": 20, "height": 10, "file_name": "b.jpg"},
+    ],
+    "annotations": [
+        {"id": 7, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "iscrowd": 0},
+        {"id": 8, "image_id": 2, "category_id": 2, "bbox": [1, 1, 5, 5], "iscrowd": 0},
+    ],
+    "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+}
 
 #: Commands that load an annotation file, with the arguments that make them run on one file quickly.
 LOADING_COMMANDS = {
@@ -48,6 +53,7 @@ LOADING_COMMANDS = {
 @contextlib.contextmanager
 def within(seconds: int):
     """Fail (instead of hanging) when the block takes longer than ``seconds`` (a FIFO read would block forever)."""
+
     def expire(signum, frame):
         raise TimeoutError(f"took longer than {seconds} s")
 
@@ -104,8 +110,24 @@ def test_json_nested_a_million_deep_through_the_real_cli(tmp_path):
     p.write_text(text)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for workers in ("1", "2"):
-        r = subprocess.run([sys.executable, "-m", "imbalance_cli", "stats", str(p), "--anchors", "none", "--workers",
-                            workers, "--no-cache"], capture_output=True, text=True, env=env, timeout=120)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "imbalance_cli",
+                "stats",
+                str(p),
+                "--anchors",
+                "none",
+                "--workers",
+                workers,
+                "--no-cache",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.count("\n") == 1 and "1,000,003 levels" in r.stderr and f"(byte {passing})" in r.stderr
 
@@ -133,8 +155,10 @@ def test_corrupt_gzip_is_one_line_in_every_command(at, tmp_path):
 def test_corrupt_gzip_open_images_and_voc(tmp_path):
     from conftest import FIXTURES, VOC_XML
 
-    for name, raw in (("boxes.csv.gz", (FIXTURES / "openimages_from_coco_val.csv").read_bytes() * 40),
-                      ("a.xml.gz", VOC_XML.read_bytes())):
+    for name, raw in (
+        ("boxes.csv.gz", (FIXTURES / "openimages_from_coco_val.csv").read_bytes() * 40),
+        ("a.xml.gz", VOC_XML.read_bytes()),
+    ):
         for at in (0.0, 0.7):
             p = tmp_path / name
             p.write_bytes(_corrupt_gzip(raw, at))
@@ -169,8 +193,12 @@ def _forge(entry, edit_meta=None, column=None, array=None):
         np.save(buf, array, allow_pickle=False)
         data = buf.getvalue()
         (entry / column).write_bytes(data)
-        infos = [i for group in ("columns", "strings", "ragged") for v in meta[group].values()
-                 for i in ([v] if "file" in v else v.values())]
+        infos = [
+            i
+            for group in ("columns", "strings", "ragged")
+            for v in meta[group].values()
+            for i in ([v] if "file" in v else v.values())
+        ]
         (info,) = [i for i in infos if i["file"] == column]
         info.update(bytes=len(data), crc32=zlib.crc32(data))
     if edit_meta is not None:
@@ -209,8 +237,10 @@ FORGED_COLUMNS = {  # (column file, the forged array from the loaded dataset)
     "box_category_negative": ("box_category.npy", lambda f: _with(f.box_category, 0, -1)),
     "duplicate_image_id": ("image_ids.npy", lambda f: _with(f.image_ids, 1, f.image_ids[0])),
     "duplicate_box_id": ("box_ids.npy", lambda f: _with(f.box_ids, 5, f.box_ids[9])),
-    "file_names_not_utf8": ("file_names.blob.npy",
-                            lambda f: _with(np.frombuffer("".join(f.file_names).encode(), np.uint8), 5, 0xFF)),
+    "file_names_not_utf8": (
+        "file_names.blob.npy",
+        lambda f: _with(np.frombuffer("".join(f.file_names).encode(), np.uint8), 5, 0xFF),
+    ),
     "file_names_cut_in_a_character": ("file_names.blob.npy", lambda f: _straddling(f.file_names)),
 }
 
@@ -220,7 +250,7 @@ def _straddling(names):
     second name would start inside it."""
     blob = "".join(names).encode()
     cut = len(names[0].encode())
-    return np.frombuffer(blob[:cut - 1] + "\u00e9".encode() + blob[cut + 1:], np.uint8)
+    return np.frombuffer(blob[: cut - 1] + "\u00e9".encode() + blob[cut + 1 :], np.uint8)
 
 
 @pytest.mark.slow
@@ -254,8 +284,17 @@ def test_an_edited_meta_json_is_rebuilt(edit, tmp_path, monkeypatch):
     _rebuilt_equal(p, first, calls)
 
 
-@pytest.mark.parametrize("edit", [{"has_image_sizes": False}, {"format": "yaml"}, {"version": "2"},
-                                  {"columns": {}}, {"key": "0" * 40}, {"extra": 1}])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"has_image_sizes": False},
+        {"format": "yaml"},
+        {"version": "2"},
+        {"columns": {}},
+        {"key": "0" * 40},
+        {"extra": 1},
+    ],
+)
 def test_meta_json_forged_with_a_consistent_crc_is_still_checked(edit, tmp_path, monkeypatch):
     p, first, entry, calls = _cached(tmp_path, monkeypatch)
     _forge(entry, edit_meta=lambda m: m.update(edit))
@@ -296,15 +335,19 @@ def test_sub_pixel_images_are_refused_like_zero_size_ones(w, h, tmp_path):
     found = {f["rule"]: f for f in json.loads(r.stdout)["findings"]}
     assert found["invalid_image"]["image_ids"] == [2]
     x = tmp_path / "a.xml"
-    x.write_text(VOC_XML.read_text().replace("<width>353</width>", f"<width>{w}</width>")
-                 .replace("<height>500</height>", f"<height>{h}</height>"))
+    x.write_text(
+        VOC_XML.read_text()
+        .replace("<width>353</width>", f"<width>{w}</width>")
+        .replace("<height>500</height>", f"<height>{h}</height>")
+    )
     one_line_exit_2(["stats", str(x), "--anchors", "none"], x, "<size>", "at least 1 pixel")
     sizes = tmp_path / "sizes.csv"
     sizes.write_text(f"ImageID,Width,Height\nabc,{w},{h}\n")
     boxes = tmp_path / "boxes.csv"
     boxes.write_text("ImageID,LabelName,XMin,XMax,YMin,YMax\nabc,/m/1,0.1,0.2,0.1,0.3\n")
-    one_line_exit_2(["stats", str(boxes), "--image-sizes", str(sizes), "--anchors", "none"], sizes, "line 2",
-                    "at least 1 pixel")
+    one_line_exit_2(
+        ["stats", str(boxes), "--image-sizes", str(sizes), "--anchors", "none"], sizes, "line 2", "at least 1 pixel"
+    )
 
 
 def test_one_pixel_images_are_accepted(tmp_path):
@@ -327,8 +370,11 @@ def test_invalid_utf8_in_open_images_text_fields_names_the_line(column, tmp_path
     classes = tmp_path / "classes.csv"
     classes.write_bytes(b"/m/04dr76w,Per\xffson\n")
     good = FIXTURES / "openimages_from_coco_val.csv"
-    one_line_exit_2(["stats", str(good), "--classes", str(classes), "--anchors", "none"], classes,
-                    "invalid UTF-8 at line 1 (byte 14)")
+    one_line_exit_2(
+        ["stats", str(good), "--classes", str(classes), "--anchors", "none"],
+        classes,
+        "invalid UTF-8 at line 1 (byte 14)",
+    )
 
 
 def test_a_voc_folder_without_xml_and_a_tag_flood_are_refused(tmp_path):
@@ -337,8 +383,12 @@ def test_a_voc_folder_without_xml_and_a_tag_flood_are_refused(tmp_path):
     (d / "notes.txt").write_text("not an annotation\n")
     one_line_exit_2(["stats", str(d), "--format", "voc", "--anchors", "none"], d, "no .xml annotation files")
     x = tmp_path / "flood.xml"
-    x.write_text("<annotation><size><width>10</width><height>10</height></size>" + "<a>" * 300_000
-                 + "</a>" * 300_000 + "</annotation>")
+    x.write_text(
+        "<annotation><size><width>10</width><height>10</height></size>"
+        + "<a>" * 300_000
+        + "</a>" * 300_000
+        + "</annotation>"
+    )
     one_line_exit_2(["stats", str(x), "--anchors", "none"], x, "more than 500,000 tags")
 
 
@@ -346,29 +396,35 @@ def test_a_voc_folder_without_xml_and_a_tag_flood_are_refused(tmp_path):
 RULES_CASES = {  # TOML text -> what the one line must name
     "fail_on_number": ("fail_on = 3\n", "field 'fail_on'"),
     "severity_number": ("[rules.few_instances]\nseverity = 1\n", "field 'rules.few_instances.severity'"),
-    "sigma_string": ("[rules.size_outlier]\nsigma = \"5\"\n", "field 'rules.size_outlier.sigma'"),
+    "sigma_string": ('[rules.size_outlier]\nsigma = "5"\n', "field 'rules.size_outlier.sigma'"),
     "bins_float": ("[rules.skewed_distribution]\nbins = 2.5\n", "field 'rules.skewed_distribution.bins'"),
     "bins_zero": ("[rules.skewed_distribution]\nbins = 0\n", "field 'rules.skewed_distribution.bins'"),
     "bins_huge": ("[rules.skewed_distribution]\nbins = 1000000000000\n", "field 'rules.skewed_distribution.bins'"),
     "share_above_one": ("[rules.invalid_box]\nmax_share = 1.5\n", "field 'rules.invalid_box.max_share'"),
     "threshold_nan": ("[rules.imbalance_ratio]\nthreshold = nan\n", "field 'rules.imbalance_ratio.threshold'"),
-    "threshold_inf": ("[rules.anchor_neg_pos_ratio]\nthreshold = inf\n", "field 'rules.anchor_neg_pos_ratio.threshold'"),
+    "threshold_inf": (
+        "[rules.anchor_neg_pos_ratio]\nthreshold = inf\n",
+        "field 'rules.anchor_neg_pos_ratio.threshold'",
+    ),
     "threshold_bool": ("[rules.drift_class_tv]\nthreshold = true\n", "field 'rules.drift_class_tv.threshold'"),
     "count_negative": ("[rules.few_instances]\nthreshold = -1\n", "field 'rules.few_instances.threshold'"),
-    "count_float": ("[rules.skewed_distribution]\nmin_instances = 2.0\n", "field 'rules.skewed_distribution.min_instances'"),
+    "count_float": (
+        "[rules.skewed_distribution]\nmin_instances = 2.0\n",
+        "field 'rules.skewed_distribution.min_instances'",
+    ),
     "rule_not_table": ("[rules]\nsize_outlier = 5\n", "field 'rules.size_outlier'"),
-    "anchors_not_table": ("anchors = \"retinanet\"\n", "field 'anchors'"),
+    "anchors_not_table": ('anchors = "retinanet"\n', "field 'anchors'"),
     "preset_number": ("[anchors]\npreset = 5\n", "field 'anchors.preset'"),
-    "pos_iou_two": ("[anchors]\npreset = \"retinanet\"\npos_iou = 2\n", "field 'anchors.pos_iou'"),
-    "pos_below_neg": ("[anchors]\npreset = \"retinanet\"\npos_iou = 0.3\nneg_iou = 0.5\n", "[anchors]"),
-    "matcher_unknown": ("[anchors]\npreset = \"retinanet\"\nmatcher = \"best\"\n", "[anchors]"),
-    "preset_unknown": ("[anchors]\npreset = \"retinanett\"\n", "[anchors]"),
-    "matcher_without_preset": ("[anchors]\nmatcher = \"mmdet\"\n", "no anchor preset is given"),
+    "pos_iou_two": ('[anchors]\npreset = "retinanet"\npos_iou = 2\n', "field 'anchors.pos_iou'"),
+    "pos_below_neg": ('[anchors]\npreset = "retinanet"\npos_iou = 0.3\nneg_iou = 0.5\n', "[anchors]"),
+    "matcher_unknown": ('[anchors]\npreset = "retinanet"\nmatcher = "best"\n', "[anchors]"),
+    "preset_unknown": ('[anchors]\npreset = "retinanett"\n', "[anchors]"),
+    "matcher_without_preset": ('[anchors]\nmatcher = "mmdet"\n', "no anchor preset is given"),
     "deep_arrays": ("a = " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply: 50,000 levels"),
     "deep_inline_tables": ("a = " + "{b=" * 20_000 + "1" + "}" * 20_000 + "\n", "nested too deeply: 20,000 levels"),
     "deep_dotted_key": ("a" + ".a" * 50_000 + " = 1\n", "nested too deeply: 50,001 levels"),
     "deep_table_header": ("[" + "a." * 50_000 + "a]\n", "nested too deeply: 50,001 levels"),
-    "malformed": ("fail_on = \"error\nx\n", "malformed TOML"),
+    "malformed": ('fail_on = "error\nx\n', "malformed TOML"),
 }
 
 
@@ -385,9 +441,11 @@ def test_brackets_and_dots_inside_strings_and_comments_do_not_nest(tmp_path):
     from imbalance_cli.check import load_rules
 
     p = tmp_path / "rules.toml"
-    p.write_text('# [[[[ a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v\n'
-                 'fail_on = "warning"  # ' + "[" * 100 + "\n[rules.size_outlier]\nsigma = 4.5\n"
-                 '[rules."images_without_boxes"]\nseverity = "off"\n')
+    p.write_text(
+        "# [[[[ a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v\n"
+        'fail_on = "warning"  # ' + "[" * 100 + "\n[rules.size_outlier]\nsigma = 4.5\n"
+        '[rules."images_without_boxes"]\nseverity = "off"\n'
+    )
     r = load_rules(p)
     assert r.fail_on == "warning" and r.get("size_outlier", "sigma") == 4.5
     assert r.severity("images_without_boxes") == "off"
@@ -430,17 +488,34 @@ BASELINE_CASES = {  # edit -> the field the one line names
     "classes_object": (lambda d: d.__setitem__("classes", {"a": 1}), "field 'classes': expected array"),
     "scale_list": (lambda d: d.__setitem__("scale", [1]), "field 'scale'"),
     "counts_number": (_set_hist("relative_width", "counts", 5), "field 'scale.relative_width.counts'"),
-    "counts_strings": (_set_hist("relative_width", "counts", lambda c: [str(x) for x in c]),
-                       "field 'scale.relative_width.counts[0]'"),
-    "counts_negative": (_set_hist("relative_area", "counts", lambda c: [-5] + c[1:]),
-                        "field 'scale.relative_area.counts[0]'"),
-    "counts_one_short": (_set_hist("relative_height", "counts", lambda c: c[1:]), "field 'scale.relative_height.counts'"),
-    "edges_strings": (_set_hist("relative_width", "edges", lambda e: [str(x) for x in e]),
-                      "field 'scale.relative_width.edges[0]'"),
-    "edges_descending": (_set_hist("relative_width", "edges", lambda e: e[::-1]), "field 'scale.relative_width.edges[1]'"),
-    "edges_null": (_set_hist("relative_width", "edges", lambda e: e[:3] + [None] + e[4:]),
-                   "field 'scale.relative_width.edges[3]'"),
-    "edges_repeated": (_set_hist("relative_area", "edges", lambda e: [e[0]] + e[:-1]), "field 'scale.relative_area.edges[1]'"),
+    "counts_strings": (
+        _set_hist("relative_width", "counts", lambda c: [str(x) for x in c]),
+        "field 'scale.relative_width.counts[0]'",
+    ),
+    "counts_negative": (
+        _set_hist("relative_area", "counts", lambda c: [-5] + c[1:]),
+        "field 'scale.relative_area.counts[0]'",
+    ),
+    "counts_one_short": (
+        _set_hist("relative_height", "counts", lambda c: c[1:]),
+        "field 'scale.relative_height.counts'",
+    ),
+    "edges_strings": (
+        _set_hist("relative_width", "edges", lambda e: [str(x) for x in e]),
+        "field 'scale.relative_width.edges[0]'",
+    ),
+    "edges_descending": (
+        _set_hist("relative_width", "edges", lambda e: e[::-1]),
+        "field 'scale.relative_width.edges[1]'",
+    ),
+    "edges_null": (
+        _set_hist("relative_width", "edges", lambda e: e[:3] + [None] + e[4:]),
+        "field 'scale.relative_width.edges[3]'",
+    ),
+    "edges_repeated": (
+        _set_hist("relative_area", "edges", lambda e: [e[0]] + e[:-1]),
+        "field 'scale.relative_area.edges[1]'",
+    ),
     "schema_other": (lambda d: d.__setitem__("schema", "imbalance.compare/1"), "not an imbalance.stats report"),
 }
 
@@ -477,11 +552,18 @@ def test_baseline_nan_and_a_million_classes_and_deep_nesting(real_baseline, tmp_
     text = '{"schema": "imbalance.stats/1", "classes": ' + "[" * 150_000 + "]" * 150_000 + "}"
     deep.write_text(text)
     # the bracket at start + k opens level k + 2 (the object is level 1): level 65 is the first past 64
-    one_line_exit_2(["check", str(COCO_VAL), "--baseline", str(deep)], deep, "nested too deeply: 150,001 levels",
-                    f"byte {text.index('[') + 63})")
+    one_line_exit_2(
+        ["check", str(COCO_VAL), "--baseline", str(deep)],
+        deep,
+        "nested too deeply: 150,001 levels",
+        f"byte {text.index('[') + 63})",
+    )
     many = tmp_path / "many.json"
-    many.write_text('{"schema": "imbalance.stats/1", "classes": ['
-                    + ",".join('{"id":%d,"instances":1}' % i for i in range(600_000)) + "]}")
+    many.write_text(
+        '{"schema": "imbalance.stats/1", "classes": ['
+        + ",".join('{"id":%d,"instances":1}' % i for i in range(600_000))
+        + "]}"
+    )
     assert many.stat().st_size < 16 * 2**20
     tracemalloc.start()
     try:
@@ -506,9 +588,13 @@ def _hostile_files(tmp_path):
         f.truncate(3 * 2**30)
     bomb = tmp_path / "bomb.json.gz"
     bomb.write_bytes(gzip.compress(b" " * 2**24, compresslevel=9) * (3 * 2**6))  # 192 gzip members of 16 MiB
-    return {"fifo": (fifo, "not a regular file"), "dev_zero": ("/dev/zero", "not a regular file"),
-            "link_to_dev_zero": (link, "not a regular file"), "sparse_3gib": (sparse, "larger than"),
-            "gzip_bomb": (bomb, "read into memory")}  # (on-disk size or decompressed size, by the kind's bound)
+    return {
+        "fifo": (fifo, "not a regular file"),
+        "dev_zero": ("/dev/zero", "not a regular file"),
+        "link_to_dev_zero": (link, "not a regular file"),
+        "sparse_3gib": (sparse, "larger than"),
+        "gzip_bomb": (bomb, "read into memory"),
+    }  # (on-disk size or decompressed size, by the kind's bound)
 
 
 @pytest.fixture(scope="module")
@@ -562,47 +648,120 @@ _LVIS_CATS = ROOT / "examples" / "data" / "lvis_v1_train_cat_info.json.gz"
 _VOC = ROOT / "examples" / "data" / "VOC2007_Annotations_000001.xml"
 
 INAPPLICABLE = {  # arguments -> what the one line names
-    "no_anchor_pass_engine": (["stats", str(COCO_VAL), "--anchors", "none", "--engine", "dense"],
-                              ["--engine", "--anchors none"]),
-    "no_anchor_pass_many": (["stats", str(COCO_VAL), "--anchors", "none", "--pos-iou", "0.6", "--chunk-size", "7",
-                             "--negative-iou-sample", "5", "--matcher", "mmdet", "--device", "cpu"],
-                            ["--matcher, --device, --pos-iou, --negative-iou-sample, --chunk-size"]),
+    "no_anchor_pass_engine": (
+        ["stats", str(COCO_VAL), "--anchors", "none", "--engine", "dense"],
+        ["--engine", "--anchors none"],
+    ),
+    "no_anchor_pass_many": (
+        [
+            "stats",
+            str(COCO_VAL),
+            "--anchors",
+            "none",
+            "--pos-iou",
+            "0.6",
+            "--chunk-size",
+            "7",
+            "--negative-iou-sample",
+            "5",
+            "--matcher",
+            "mmdet",
+            "--device",
+            "cpu",
+        ],
+        ["--matcher, --device, --pos-iou, --negative-iou-sample, --chunk-size"],
+    ),
     "yolov5_device": (["stats", str(COCO_VAL), "--anchors", "yolov5", "--device", "cpu"], ["--device", "yolov5"]),
-    "yolov5_engine_chunks": (["stats", str(COCO_VAL), "--anchors", "yolov5", "--engine", "culled", "--chunk-size", "3"],
-                             ["--engine, --chunk-size", "yolov5"]),
-    "yolo_default_yolov5_sample": (["stats", str(_YAML), "--negative-iou-sample", "all"],
-                                   ["--negative-iou-sample", "yolov5"]),
-    "classes_with_coco": (["stats", str(COCO_VAL), "--classes", str(_LVIS_CATS), "--anchors", "none"],
-                          ["--classes", "Open Images"]),
-    "classes_with_voc": (["stats", str(_VOC), "--classes", str(_LVIS_CATS), "--anchors", "none"],
-                         ["--classes", "Pascal VOC"]),
-    "sizes_with_voc_dir": (["stats", "vocdir", "--image-sizes", str(_LVIS_CATS), "--anchors", "none"],
-                           ["--image-sizes", "Pascal VOC directory"]),
-    "sizes_with_format_voc": (["stats", "vocdir", "--format", "voc", "--image-sizes", str(_LVIS_CATS)],
-                              ["--image-sizes", "Open Images"]),
-    "one_stage_ratio": (["margins", str(_LVIS_CATS), "--one-stage", "--fg-bg-ratio", "6.3313"],
-                        ["--fg-bg-ratio", "--one-stage"]),
-    "one_stage_anchors": (["margins", str(COCO_VAL), "--one-stage", "--anchors", "retinanet"],
-                          ["--anchors", "--one-stage"]),
-    "repeat_threshold_uniform": (["batches", str(COCO_VAL), "--repeat-threshold", "0.01"],
-                                 ["--repeat-threshold", "--sampler uniform"]),
-    "repeat_threshold_class_aware": (["batches", str(COCO_VAL), "--sampler", "class-aware", "--repeat-threshold",
-                                      "0.01"], ["--repeat-threshold", "--sampler class-aware"]),
+    "yolov5_engine_chunks": (
+        ["stats", str(COCO_VAL), "--anchors", "yolov5", "--engine", "culled", "--chunk-size", "3"],
+        ["--engine, --chunk-size", "yolov5"],
+    ),
+    "yolo_default_yolov5_sample": (
+        ["stats", str(_YAML), "--negative-iou-sample", "all"],
+        ["--negative-iou-sample", "yolov5"],
+    ),
+    "classes_with_coco": (
+        ["stats", str(COCO_VAL), "--classes", str(_LVIS_CATS), "--anchors", "none"],
+        ["--classes", "Open Images"],
+    ),
+    "classes_with_voc": (
+        ["stats", str(_VOC), "--classes", str(_LVIS_CATS), "--anchors", "none"],
+        ["--classes", "Pascal VOC"],
+    ),
+    "sizes_with_voc_dir": (
+        ["stats", "vocdir", "--image-sizes", str(_LVIS_CATS), "--anchors", "none"],
+        ["--image-sizes", "Pascal VOC directory"],
+    ),
+    "sizes_with_format_voc": (
+        ["stats", "vocdir", "--format", "voc", "--image-sizes", str(_LVIS_CATS)],
+        ["--image-sizes", "Open Images"],
+    ),
+    "one_stage_ratio": (
+        ["margins", str(_LVIS_CATS), "--one-stage", "--fg-bg-ratio", "6.3313"],
+        ["--fg-bg-ratio", "--one-stage"],
+    ),
+    "one_stage_anchors": (
+        ["margins", str(COCO_VAL), "--one-stage", "--anchors", "retinanet"],
+        ["--anchors", "--one-stage"],
+    ),
+    "repeat_threshold_uniform": (
+        ["batches", str(COCO_VAL), "--repeat-threshold", "0.01"],
+        ["--repeat-threshold", "--sampler uniform"],
+    ),
+    "repeat_threshold_class_aware": (
+        ["batches", str(COCO_VAL), "--sampler", "class-aware", "--repeat-threshold", "0.01"],
+        ["--repeat-threshold", "--sampler class-aware"],
+    ),
     "train_images_with_synthetic": (["train", "--images", "imgs/", "--out", "unused"], ["--images", "synthetic-lt"]),
-    "train_val_data_with_synthetic": (["train", "--val-data", "v.json", "--val-fraction", "0.3", "--out", "unused"],
-                                      ["--val-data, --val-fraction", "synthetic-lt"]),
-    "train_tail_with_a_file": (["train", "--data", str(COCO_VAL), "--images", "imgs/", "--tail", "exp",
-                                "--train-images", "10", "--out", "unused"], ["--train-images, --tail", "--data FILE"]),
-    "train_fraction_with_val_data": (["train", "--data", str(COCO_VAL), "--images", "imgs/", "--val-data",
-                                      str(COCO_VAL), "--val-fraction", "0.5", "--out", "unused"],
-                                     ["--val-fraction", "--val-data"]),
-    "bench_val_images_with_a_file": (["bench", "--data", str(COCO_VAL), "--images", "imgs/", "--val-images", "9",
-                                      "--out", "unused"], ["--val-images", "--data FILE"]),
+    "train_val_data_with_synthetic": (
+        ["train", "--val-data", "v.json", "--val-fraction", "0.3", "--out", "unused"],
+        ["--val-data, --val-fraction", "synthetic-lt"],
+    ),
+    "train_tail_with_a_file": (
+        [
+            "train",
+            "--data",
+            str(COCO_VAL),
+            "--images",
+            "imgs/",
+            "--tail",
+            "exp",
+            "--train-images",
+            "10",
+            "--out",
+            "unused",
+        ],
+        ["--train-images, --tail", "--data FILE"],
+    ),
+    "train_fraction_with_val_data": (
+        [
+            "train",
+            "--data",
+            str(COCO_VAL),
+            "--images",
+            "imgs/",
+            "--val-data",
+            str(COCO_VAL),
+            "--val-fraction",
+            "0.5",
+            "--out",
+            "unused",
+        ],
+        ["--val-fraction", "--val-data"],
+    ),
+    "bench_val_images_with_a_file": (
+        ["bench", "--data", str(COCO_VAL), "--images", "imgs/", "--val-images", "9", "--out", "unused"],
+        ["--val-images", "--data FILE"],
+    ),
     "bench_images_with_synthetic": (["bench", "--images", "imgs/", "--out", "unused"], ["--images", "synthetic-lt"]),
-    "hist_bins_huge": (["stats", str(COCO_VAL), "--anchors", "none", "--hist-bins", str(10**12)],
-                       ["--hist-bins must be from 1 to 10,000"]),
-    "scale_bins_huge": (["compare", str(COCO_VAL), str(COCO_VAL), "--scale-bins", str(10**12)],
-                        ["--scale-bins must be from 1 to 10,000"]),
+    "hist_bins_huge": (
+        ["stats", str(COCO_VAL), "--anchors", "none", "--hist-bins", str(10**12)],
+        ["--hist-bins must be from 1 to 10,000"],
+    ),
+    "scale_bins_huge": (
+        ["compare", str(COCO_VAL), str(COCO_VAL), "--scale-bins", str(10**12)],
+        ["--scale-bins must be from 1 to 10,000"],
+    ),
 }
 
 
@@ -625,8 +784,9 @@ def test_a_toml_preset_given_as_the_annotation_file_is_refused(command, tmp_path
 
 
 def test_the_options_that_apply_still_work(tmp_path):
-    r = runner.invoke(app, ["batches", str(COCO_VAL), "--sampler", "repeat-factor", "--repeat-threshold", "0.01",
-                            "--json"])
+    r = runner.invoke(
+        app, ["batches", str(COCO_VAL), "--sampler", "repeat-factor", "--repeat-threshold", "0.01", "--json"]
+    )
     assert r.exit_code == 0 and json.loads(r.stdout)["repeat_threshold"] == 0.01
     r = runner.invoke(app, ["batches", str(COCO_VAL), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["repeat_threshold"] is None
@@ -640,13 +800,28 @@ def test_bench_reuses_only_a_sane_finished_run(tmp_path):
     from imbalance_cli.commands.bench import _REUSE_KEYS, _reusable
 
     cfg = SimpleNamespace(**{k: 1 for k in _REUSE_KEYS})
-    good = {"settings": {k: 1 for k in _REUSE_KEYS}, "AP": 0.3, "AP50": 0.5, "APr": None, "APc": 0.1, "APf": 0.2,
-            "AP_bins": [], "timing": {"train_seconds": 12.5}}
+    good = {
+        "settings": {k: 1 for k in _REUSE_KEYS},
+        "AP": 0.3,
+        "AP50": 0.5,
+        "APr": None,
+        "APc": 0.1,
+        "APf": 0.2,
+        "AP_bins": [],
+        "timing": {"train_seconds": 12.5},
+    }
     p = tmp_path / "metrics.json"
     p.write_text(json.dumps(good))
     assert _reusable(p, cfg) == good
-    for bad in ({"AP": "0.3"}, {"AP": 7.0}, {"AP50": True}, {"settings": [1]}, {"AP_bins": {}},
-                {"timing": {"train_seconds": "x"}}, {"settings": {**good["settings"], "seed": 2}}):
+    for bad in (
+        {"AP": "0.3"},
+        {"AP": 7.0},
+        {"AP50": True},
+        {"settings": [1]},
+        {"AP_bins": {}},
+        {"timing": {"train_seconds": "x"}},
+        {"settings": {**good["settings"], "seed": 2}},
+    ):
         p.write_text(json.dumps({**good, **bad}))
         assert _reusable(p, cfg) is None, bad
     fifo = tmp_path / "fifo.json"
@@ -656,13 +831,16 @@ def test_bench_reuses_only_a_sane_finished_run(tmp_path):
 
 
 # ---- category-statistics files: by type and range, a bounded number of categories --------------------------------
-@pytest.mark.parametrize("edit, needle", [
-    ({"instance_count": 2**60}, "field 'instance_count': expected a non-negative integer up to 2^53"),
-    ({"image_count": -1}, "field 'image_count'"),
-    ({"id": 1.5}, "field 'id': expected an integer within int64"),
-    ({"name": {"en": "x"}}, "field 'name': expected a string"),
-    ({"frequency": "x"}, "field 'frequency': expected one of r, c, f"),
-])
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        ({"instance_count": 2**60}, "field 'instance_count': expected a non-negative integer up to 2^53"),
+        ({"image_count": -1}, "field 'image_count'"),
+        ({"id": 1.5}, "field 'id': expected an integer within int64"),
+        ({"name": {"en": "x"}}, "field 'name': expected a string"),
+        ({"frequency": "x"}, "field 'frequency': expected one of r, c, f"),
+    ],
+)
 def test_category_statistics_values_are_checked(edit, needle, tmp_path):
     cats = json.loads(gzip.decompress(_LVIS_CATS.read_bytes()))
     cats[3].update(edit)

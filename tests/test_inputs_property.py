@@ -14,13 +14,12 @@ import math
 import tracemalloc
 
 import pytest
+from conftest import COCO_VAL, ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
-
-from conftest import COCO_VAL, ROOT
 
 try:
     import tomllib
@@ -28,13 +27,43 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 runner = CliRunner()
-_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
-                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+_SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 MEMORY_BOUND = 256 * 2**20
 _RULES = tomllib.loads((ROOT / "examples" / "ci" / "rules.toml").read_text())
-_WEIRD = [True, False, "5", "", "error", "off", 0, -1, 1, 2, 0.5, 1.5, -0.0, 1e308, -1e308, 5e-324, 2**63, -(2**63) - 1,
-          float("nan"), float("inf"), float("-inf"), [], [1, 2], {}, {"a": 1}, "\u00e9[{\"]}"]
-_BYTES = [b"[", b"]", b"{", b"}", b".", b"\"", b"'", b"=", b"#", b"\n", b"\xff", b"\xc3", b"\\", b"[[", b"a.b.c"]
+_WEIRD = [
+    True,
+    False,
+    "5",
+    "",
+    "error",
+    "off",
+    0,
+    -1,
+    1,
+    2,
+    0.5,
+    1.5,
+    -0.0,
+    1e308,
+    -1e308,
+    5e-324,
+    2**63,
+    -(2**63) - 1,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    [],
+    [1, 2],
+    {},
+    {"a": 1},
+    '\u00e9[{"]}',
+]
+_BYTES = [b"[", b"]", b"{", b"}", b".", b'"', b"'", b"=", b"#", b"\n", b"\xff", b"\xc3", b"\\", b"[[", b"a.b.c"]
 
 
 def _toml_value(v) -> str:
@@ -79,8 +108,9 @@ def _mutate_tree(d, data):
             break
         node, path = child, path + [key]
     children = list(node.keys()) if isinstance(node, dict) else list(range(len(node)))
-    op = data.draw(st.sampled_from(["swap", "swap", "same_type", "same_type", "delete", "add", "duplicate", "reverse",
-                                    "nest"]))
+    op = data.draw(
+        st.sampled_from(["swap", "swap", "same_type", "same_type", "delete", "add", "duplicate", "reverse", "nest"])
+    )
     if not children:
         op = "add"
     key = data.draw(st.sampled_from(children)) if children else None
@@ -98,8 +128,9 @@ def _mutate_tree(d, data):
         del node[key]
     elif op == "add":
         if isinstance(node, dict):
-            node[data.draw(st.sampled_from(["x", "threshold", "severity", "name", "id", "edges"]))] = \
-                data.draw(st.sampled_from(_WEIRD))
+            node[data.draw(st.sampled_from(["x", "threshold", "severity", "name", "id", "edges"]))] = data.draw(
+                st.sampled_from(_WEIRD)
+            )
         else:
             node.append(data.draw(st.sampled_from(_WEIRD)))
     elif op == "duplicate" and isinstance(node, list):
@@ -174,8 +205,14 @@ def _run_check(args, path):
 
 # ---- rules files -------------------------------------------------------------------------------------------------
 #: The ranges the README states for each setting: (integer?, low, high).
-_RANGES = {"max_share": (False, 0, 1), "dominance": (False, 0, 1), "top_bins": (False, 0, 1), "bins": (True, 1, 1000),
-           "min_instances": (True, 0, 2**53), "sigma": (False, 0, math.inf)}
+_RANGES = {
+    "max_share": (False, 0, 1),
+    "dominance": (False, 0, 1),
+    "top_bins": (False, 0, 1),
+    "bins": (True, 1, 1000),
+    "min_instances": (True, 0, 2**53),
+    "sigma": (False, 0, math.inf),
+}
 _THRESHOLD = {"few_instances": (True, 0, 2**53), "anchor_no_positive": (False, 0, 1), "drift_class_tv": (False, 0, 1)}
 
 
@@ -191,8 +228,11 @@ def test_mutated_rules_files_are_sane_or_one_line(data, tmp_path):
             _mutate_tree(d["rules"][data.draw(st.sampled_from(sorted(d["rules"])))], data)
         else:
             d = _mutate_tree(d, data)
-    d["anchors"] = {k: v for k, v in d.get("anchors", {}).items() if k != "preset"} \
-        if isinstance(d.get("anchors"), dict) else d.get("anchors")
+    d["anchors"] = (
+        {k: v for k, v in d.get("anchors", {}).items() if k != "preset"}
+        if isinstance(d.get("anchors"), dict)
+        else d.get("anchors")
+    )
     p = tmp_path / "rules.toml"
     p.write_bytes(_damage(_dumps(d, toml=True).encode(), data))
     report = _run_check(["--rules", str(p)], p)
@@ -207,7 +247,11 @@ def test_mutated_rules_files_are_sane_or_one_line(data, tmp_path):
                 assert value in ("error", "warning", "info", "off")
                 continue
             integer, low, high = _THRESHOLD.get(rule, (False, 0, math.inf)) if key == "threshold" else _RANGES[key]
-            assert not isinstance(value, bool) and isinstance(value, int if integer else (int, float)), (rule, key, value)
+            assert not isinstance(value, bool) and isinstance(value, int if integer else (int, float)), (
+                rule,
+                key,
+                value,
+            )
             assert math.isfinite(value) and low <= value <= high, (rule, key, value)
     assert r.fail_on in ("error", "warning") and report["fail_on"] == r.fail_on
 

@@ -17,16 +17,27 @@ from imbalance_cli.anchors.presets import get_preset
 from imbalance_cli.data import load
 from imbalance_cli.data.coco import from_dict
 
-BOXES = [[201, 1123, 45, 755], [201.0, 1123, 45, 755], [10, 20, 30, 40.5], [0, 0, 567, 1234], [3, 4, 5, None],
-         [7, 8, 9, 10], [1.5, 2, 3, 4]]
+BOXES = [
+    [201, 1123, 45, 755],
+    [201.0, 1123, 45, 755],
+    [10, 20, 30, 40.5],
+    [0, 0, 567, 1234],
+    [3, 4, 5, None],
+    [7, 8, 9, 10],
+    [1.5, 2, 3, 4],
+]
 
 
 def _doc(boxes=BOXES, crowd=None):
     crowd = crowd or [0] * len(boxes)
-    return {"images": [{"id": 1, "width": 567, "height": 1234}],
-            "annotations": [{"id": k + 1, "image_id": 1, "category_id": 1, "bbox": b, "iscrowd": c}
-                            for k, (b, c) in enumerate(zip(boxes, crowd))],
-            "categories": [{"id": 1, "name": "a"}]}
+    return {
+        "images": [{"id": 1, "width": 567, "height": 1234}],
+        "annotations": [
+            {"id": k + 1, "image_id": 1, "category_id": 1, "bbox": b, "iscrowd": c}
+            for k, (b, c) in enumerate(zip(boxes, crowd))
+        ],
+        "categories": [{"id": 1, "name": "a"}],
+    }
 
 
 EXPECTED = [True, False, False, True, False, True, False]
@@ -90,5 +101,7 @@ def test_integer_box_truncated_to_nothing_is_dropped_like_filter_empty_instances
     assert box_keep(p, b, H, W, integer=np.array([False]))[0]
     assert not box_keep(p, b, H, W, integer=np.array([True]))[0]
     # other presets ignore the flag
-    assert np.array_equal(scale_boxes(b, H, W, get_preset("mmdet-retinanet"), integer=np.array([True])),
-                          scale_boxes(b, H, W, get_preset("mmdet-retinanet")))
+    assert np.array_equal(
+        scale_boxes(b, H, W, get_preset("mmdet-retinanet"), integer=np.array([True])),
+        scale_boxes(b, H, W, get_preset("mmdet-retinanet")),
+    )

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -36,11 +35,15 @@ def test_tool_finds_backward_edges_cycles_and_hidden_imports(tmp_path):
     _write(pkg, "__init__.py", "__version__ = '1'\n")
     _write(pkg, "errors.py", "")
     _write(pkg, "data/__init__.py", "from imbalance_cli.errors import *\n")
-    _write(pkg, "data/coco.py", "from ..report import figures\n")            # backward, relative import
+    _write(pkg, "data/coco.py", "from ..report import figures\n")  # backward, relative import
     _write(pkg, "stats/__init__.py", "")
     _write(pkg, "stats/classes.py", "from imbalance_cli.losses import x\nfrom . import other\n")
     _write(pkg, "stats/other.py", "")
-    _write(pkg, "losses/__init__.py", "def f():\n    import torch\n    import numpy\n    from imbalance_cli.stats import classes\n")
+    _write(
+        pkg,
+        "losses/__init__.py",
+        "def f():\n    import torch\n    import numpy\n    from imbalance_cli.stats import classes\n",
+    )
     _write(pkg, "report/__init__.py", "from imbalance_cli import __version__\nfrom imbalance_cli import data\n")
     _write(pkg, "report/figures.py", "")
     _write(pkg, "commands/__init__.py", "from imbalance_cli import load\n")
@@ -53,6 +56,7 @@ def test_tool_finds_backward_edges_cycles_and_hidden_imports(tmp_path):
     edges = {(e["source"], e["target"]): (e["module_level"], e["in_function"]) for e in res["edges"]}
     assert edges[("report", "data")] == (1, 0) and edges[("commands", "__init__")] == (1, 0)
     assert ("report", "__version__") in edges and ("stats", "stats") not in edges
-    out = subprocess.run([sys.executable, str(ROOT / "tools" / "imports.py"), str(pkg), "--check"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "imports.py"), str(pkg), "--check"], capture_output=True, text=True
+    )
     assert out.returncode == 1 and "BACKWARD" in out.stdout and "losses <-> stats" in out.stdout

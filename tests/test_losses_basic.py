@@ -61,7 +61,7 @@ def test_focal_loss_matches_torchvision_formula(alpha, gamma):
     # torchvision.ops.sigmoid_focal_loss, written out in numpy
     x = _rand((7, 3), 2).numpy() * 4
     t = np.random.default_rng(0).random((7, 3))
-    t[:3] = (t[:3] > 0.5)  # hard and soft targets
+    t[:3] = t[:3] > 0.5  # hard and soft targets
     p = _np_sigmoid(x)
     ce = -(t * np.log(p) + (1 - t) * np.log(1 - p))
     p_t = p * t + (1 - p) * (1 - t)
@@ -131,7 +131,9 @@ def test_iou_family_losses_match_numpy():
     area_c = cw * ch
     giou = iou - (area_c - union) / (area_c + 1e-7)
     c2 = cw**2 + ch**2 + 1e-7
-    rho2 = ((b1[:, 0] + b1[:, 2] - b2[:, 0] - b2[:, 2]) / 2) ** 2 + ((b1[:, 1] + b1[:, 3] - b2[:, 1] - b2[:, 3]) / 2) ** 2
+    rho2 = ((b1[:, 0] + b1[:, 2] - b2[:, 0] - b2[:, 2]) / 2) ** 2 + (
+        (b1[:, 1] + b1[:, 3] - b2[:, 1] - b2[:, 3]) / 2
+    ) ** 2
     diou = iou - rho2 / c2
     w1, h1 = b1[:, 2] - b1[:, 0], b1[:, 3] - b1[:, 1]
     w2, h2 = b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1]

@@ -46,14 +46,18 @@ def _grad(fn, x):
 
 def test_sigmoid_and_softmax_ce_gradients():
     x, t, labels = _data(1)
-    np.testing.assert_allclose(_grad(lambda z: sigmoid_ce(z, torch.tensor(t), reduction="sum"), x), sig(x) - t, atol=1e-12)
+    np.testing.assert_allclose(
+        _grad(lambda z: sigmoid_ce(z, torch.tensor(t), reduction="sum"), x), sig(x) - t, atol=1e-12
+    )
     z = np.random.default_rng(2).normal(size=(5, 4))
     lab = np.array([0, 3, 1, -1, 2])
     p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
     oh = np.zeros_like(p)
     oh[np.arange(5)[lab >= 0], lab[lab >= 0]] = 1
     expect = (p - oh) * (lab >= 0)[:, None] / 4  # mean over the 4 non-ignored rows
-    np.testing.assert_allclose(_grad(lambda v: softmax_ce(v, torch.tensor(lab), reduction="mean"), z), expect, atol=1e-12)
+    np.testing.assert_allclose(
+        _grad(lambda v: softmax_ce(v, torch.tensor(lab), reduction="mean"), z), expect, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("alpha,gamma", [(0.25, 2.0), (-1.0, 1.5)])

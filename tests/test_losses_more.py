@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from imbalance_cli.losses import (
-    EQLv2,
     GHMC,
     GHMR,
+    EQLv2,
     SeesawLoss,
     balanced_l1,
     bounded_iou,
@@ -125,7 +125,9 @@ def test_ghm_c_matches_mmdetection_loop():
     w = w.reshape(x.shape)
     got = ghm_c(torch.tensor(x), torch.tensor(t), bins=10, reduction="none")
     np.testing.assert_allclose(got.numpy(), w * bce(x, t), rtol=1e-10)
-    assert ghm_c(torch.tensor(x), torch.tensor(t), bins=10).item() == pytest.approx((w * bce(x, t)).sum() / tot, abs=1e-12)
+    assert ghm_c(torch.tensor(x), torch.tensor(t), bins=10).item() == pytest.approx(
+        (w * bce(x, t)).sum() / tot, abs=1e-12
+    )
 
 
 def test_ghm_c_momentum_module_first_and_second_call():
@@ -230,7 +232,8 @@ def test_eqlv2_weights_loss_and_accumulation():
     np.testing.assert_allclose(m.pos_grad.numpy(), pos_grad + (gabs * t).sum(0), rtol=1e-9)
     np.testing.assert_allclose(m.neg_grad.numpy(), neg_grad + (gabs * (1 - t)).sum(0), rtol=1e-9)
     assert torch.autograd.gradcheck(
-        lambda z: eqlv2(z, torch.tensor(labels), torch.tensor(pos_grad), torch.tensor(neg_grad)), (xt.detach().clone().requires_grad_(),)
+        lambda z: eqlv2(z, torch.tensor(labels), torch.tensor(pos_grad), torch.tensor(neg_grad)),
+        (xt.detach().clone().requires_grad_(),),
     )
 
 

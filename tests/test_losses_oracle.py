@@ -72,7 +72,9 @@ _BOX = {
     "giou": lambda t, p: L.giou_loss(t["pred"], t["target"], eps=p["eps"]),
     "iou": lambda t, p: L.iou_loss(t["pred"], t["target"], mode=p["mode"], eps=p["eps"]),
     "bounded-iou": lambda t, p: L.bounded_iou(t["pred"], t["target"], beta=p["beta"], eps=p["eps"]),
-    "balanced-l1": lambda t, p: L.balanced_l1(t["pred"], t["target"], alpha=p["alpha"], gamma=p["gamma"], beta=p["beta"]),
+    "balanced-l1": lambda t, p: L.balanced_l1(
+        t["pred"], t["target"], alpha=p["alpha"], gamma=p["gamma"], beta=p["beta"]
+    ),
     "smooth-l1": lambda t, p: L.smooth_l1(t["pred"], t["target"], beta=p["beta"]),
     "l1": lambda t, p: L.l1(t["pred"], t["target"]),
     "focal": lambda t, p: L.focal_loss(t["pred"], t["target"], alpha=p["alpha"], gamma=p["gamma"]),
@@ -97,7 +99,9 @@ def test_mmdet_issue_vectors():
     assert by["ciou-default-float64"]["value"][rows.index("issue")] == pytest.approx(1.0561497, abs=1e-7)
     assert by["iou-log-float64"]["value"][rows.index("disjoint")] == pytest.approx(-math.log(1e-6), rel=1e-9)
     assert by["iou-linear-float64"]["grad"]["pred"][rows.index("touching")] == [0.0, 0.0, 0.0, 0.0]
-    assert sum(by["bounded-iou-default-float64"]["value"][rows.index("bounded_issue")]) == pytest.approx(1.5286, abs=1e-4)
+    assert sum(by["bounded-iou-default-float64"]["value"][rows.index("bounded_issue")]) == pytest.approx(
+        1.5286, abs=1e-4
+    )
     b = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
     assert float(L.ciou_loss(b, torch.tensor([[5.0, 5.0, 25.0, 15.0]]))) == pytest.approx(1.0561497, abs=1e-6)
 
@@ -106,8 +110,11 @@ def test_mmdet_issue_vectors():
 def test_mmdet_ghm_multi_call(case):
     """GHM-C / GHM-R modules over successive batches (momentum state), float32 edges included."""
     p = case["params"]
-    module = (L.GHMC(bins=p["bins"], momentum=p["momentum"]) if case["loss"] == "ghm-c"
-              else L.GHMR(mu=p["mu"], bins=p["bins"], momentum=p["momentum"]))
+    module = (
+        L.GHMC(bins=p["bins"], momentum=p["momentum"])
+        if case["loss"] == "ghm-c"
+        else L.GHMR(mu=p["mu"], bins=p["bins"], momentum=p["momentum"])
+    )
     for k, (call, value, grad) in enumerate(zip(case["calls"], case["value"], case["grad"])):
         x = torch.tensor(call["pred"], dtype=torch.float32, requires_grad=True)
         y = torch.tensor(call["target"], dtype=torch.float32)
@@ -119,9 +126,13 @@ def test_mmdet_ghm_multi_call(case):
 
 def test_mmdet_seesaw():
     (case,) = [c for c in MMDET["cases"] if c["loss"] == "seesaw"]
-    p = case["params"]
-    _check(case, lambda t, q: L.seesaw(t["logits"], t["labels"], case["inputs"]["counts"], p=q["p"], q=q["q"],
-                                       eps=q["eps"], reduction="none"), ("logits",))
+    _check(
+        case,
+        lambda t, q: L.seesaw(
+            t["logits"], t["labels"], case["inputs"]["counts"], p=q["p"], q=q["q"], eps=q["eps"], reduction="none"
+        ),
+        ("logits",),
+    )
 
 
 def test_mmdet_seesaw_module_multi_call():
@@ -269,12 +280,33 @@ def test_authors_ecm_extreme_logits_stay_finite():
 def test_authors_iou_balanced(case):
     """IoU-balanced classification (focal base, eta 1.5) and localisation (lambda 1.5) against the authors' functions."""
     if case["loss"] == "iou-balanced":
-        fn = lambda t, p: L.iou_balanced_cls(t["logits"], t["targets"], t["ious"], eta=p["eta"], loss="focal",  # noqa: E731
-                                             alpha=p["alpha"], gamma=p["gamma"], reduction="sum")
+
+        def fn(t, p):
+            return L.iou_balanced_cls(
+                t["logits"],
+                t["targets"],
+                t["ious"],
+                eta=p["eta"],
+                loss="focal",  # noqa: E731
+                alpha=p["alpha"],
+                gamma=p["gamma"],
+                reduction="sum",
+            )
+
         _check(case, fn, ("logits",))
     else:
-        fn = lambda t, p: L.iou_balanced_l1(t["pred"], t["target"], t["ious"], lam=p["lam"], w_loc=1.0,  # noqa: E731
-                                            beta=p["beta"], reduction="sum")
+
+        def fn(t, p):
+            return L.iou_balanced_l1(
+                t["pred"],
+                t["target"],
+                t["ious"],
+                lam=p["lam"],
+                w_loc=1.0,  # noqa: E731
+                beta=p["beta"],
+                reduction="sum",
+            )
+
         _check(case, fn, ("pred",))
 
 
@@ -306,6 +338,7 @@ def test_authors_rs_value_self_balance(case):
     losses of exactly 0 the released code gives NaN (``0 * inf``); ours must be finite there (the checker
     requires it) and gives ``L_rank + L_sort``.
     """
+
     def fn(t, p):
         w = t["bbox_weights"].detach()
         avg = w.sum() if float(w.sum()) >= p["EPS"] else torch.ones((), dtype=w.dtype)
@@ -356,8 +389,9 @@ def test_authors_class_balanced(case):
         if q["loss"] == "softmax":
             return L.class_balanced(x, y, counts, beta=q["beta"], loss="softmax", reduction="mean")
         onehot = torch.nn.functional.one_hot(y, x.shape[1]).to(x.dtype)
-        out = L.class_balanced(x, onehot, counts, beta=q["beta"], loss=q["loss"], gamma=q["gamma"], alpha=-1.0,
-                               reduction="sum")
+        out = L.class_balanced(
+            x, onehot, counts, beta=q["beta"], loss=q["loss"], gamma=q["gamma"], alpha=-1.0, reduction="sum"
+        )
         return out / x.shape[0]
 
     _check(case, fn, ("logits",))

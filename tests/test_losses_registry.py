@@ -75,8 +75,12 @@ def test_options_a_loss_cannot_use_are_refused():
 def test_no_caller_branches_on_a_loss_name():
     """Loss-specific behaviour comes from entries: train/objectives/bench never compare to a loss name."""
     names = set(CLASSIFICATION) | set(BOX)
-    for rel in ("imbalance_cli/detector/train.py", "imbalance_cli/detector/objectives.py",
-                "imbalance_cli/commands/bench.py", "imbalance_cli/commands/train.py"):
+    for rel in (
+        "imbalance_cli/detector/train.py",
+        "imbalance_cli/detector/objectives.py",
+        "imbalance_cli/commands/bench.py",
+        "imbalance_cli/commands/train.py",
+    ):
         tree = ast.parse((ROOT / rel).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Compare):
@@ -85,8 +89,10 @@ def test_no_caller_branches_on_a_loss_name():
 
 
 def test_registry_import_does_not_load_torch():
-    code = ("import sys; import imbalance_cli.losses.registry, imbalance_cli.losses.grouping; "
-            "import imbalance_cli.commands.train, imbalance_cli.commands.bench; print('torch' in sys.modules)")
+    code = (
+        "import sys; import imbalance_cli.losses.registry, imbalance_cli.losses.grouping; "
+        "import imbalance_cli.commands.train, imbalance_cli.commands.bench; print('torch' in sys.modules)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
@@ -119,7 +125,7 @@ def test_ecm_focal_adapter_value_by_hand():
     for i in range(3):
         for c in range(2):
             npos, nneg = counts[c], n - counts[c]
-            qp, qn = npos ** 0.25, nneg ** 0.25
+            qp, qn = npos**0.25, nneg**0.25
             mp, mn = math.log((qp + qn) / qn), math.log((qp + qn) / qp)
             a = nneg / npos
             w = a * math.log((1 + a) / a)

@@ -71,7 +71,9 @@ def test_iou_balanced_equal_per_bin():
     assert counts == [10, 10, 10]
     # random sampling would mostly pick the low-IoU negatives
     # shortfall: 90 negatives wanted, bin 3 has 30 -> all of it, rest filled from the others
-    m = iou_balanced_sampler(pos, ious, num_samples=100, positive_fraction=0.1, num_bins=3, generator=torch.Generator().manual_seed(0))
+    m = iou_balanced_sampler(
+        pos, ious, num_samples=100, positive_fraction=0.1, num_bins=3, generator=torch.Generator().manual_seed(0)
+    )
     sel = ious[m & ~pos]
     assert sel.numel() == 90 and int((sel >= 0.2).sum()) == 30
 

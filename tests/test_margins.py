@@ -5,14 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from conftest import COCO_VAL, LVIS_V1_CATS
 from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.stats.counts import class_counts_from
 from imbalance_cli.stats.margins import effective_class_margins, load_ecm_counts
-
-from conftest import COCO_VAL, LVIS_V1_CATS
 
 runner = CliRunner()
 
@@ -28,11 +27,22 @@ def _reference(n, r):
     rows = []
     for npos in chans:
         nneg = chans.sum() - npos
-        gp = nneg ** 0.25 / (npos ** 0.25 + nneg ** 0.25)
+        gp = nneg**0.25 / (npos**0.25 + nneg**0.25)
         gn = 1 - gp
         a = nneg / npos
-        rows.append(dict(n_pos=npos, n_neg=nneg, gamma_pos=gp, gamma_neg=gn, w_pos=1 / gp, w_neg=1 / gn,
-                         m_pos=np.log(1 / gp), m_neg=np.log(1 / gn), weight=a * np.log((1 + a) / a)))
+        rows.append(
+            dict(
+                n_pos=npos,
+                n_neg=nneg,
+                gamma_pos=gp,
+                gamma_neg=gn,
+                w_pos=1 / gp,
+                w_neg=1 / gn,
+                m_pos=np.log(1 / gp),
+                m_neg=np.log(1 / gn),
+                weight=a * np.log((1 + a) / a),
+            )
+        )
     return rows
 
 
@@ -67,11 +77,18 @@ def test_one_stage_leaves_background_out():
 
 def test_three_class_hand_example():
     # counts 1, 16, 81 and r = 1: n_bg = 98, total 196 -> class 0: n- = 195
-    ds = Dataset(image_ids=[1], widths=[100], heights=[100],
-                 boxes=[[0, 0, 10, 10]] * 98, box_image=[0] * 98, box_category=[0] + [1] * 16 + [2] * 81,
-                 category_ids=[5, 7, 9], category_names=["a", "b", "c"])
+    ds = Dataset(
+        image_ids=[1],
+        widths=[100],
+        heights=[100],
+        boxes=[[0, 0, 10, 10]] * 98,
+        box_image=[0] * 98,
+        box_category=[0] + [1] * 16 + [2] * 81,
+        category_ids=[5, 7, 9],
+        category_names=["a", "b", "c"],
+    )
     rep = effective_class_margins(class_counts_from(ds), fg_bg_ratio=1.0)
-    g = 195 ** 0.25 / (1 + 195 ** 0.25)
+    g = 195**0.25 / (1 + 195**0.25)
     assert rep["classes"][0]["gamma_pos"] == pytest.approx(g)
     assert rep["classes"][0]["w_neg"] == pytest.approx(1 / (1 - g))
     assert rep["classes"][0]["weight"] == pytest.approx(195 * np.log(196 / 195))
@@ -87,14 +104,26 @@ def test_out_dir_exports_load_into_ecm_loss(tmp_path):
 
     res = runner.invoke(app, ["margins", str(COCO_VAL), "--fg-bg-ratio", "3", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    for name in ("margins.json", "margins.csv", "instance_counts.json", "ecm_counts.json",
-                 "margins_vs_ratio.png", "weights_sorted.png"):
+    for name in (
+        "margins.json",
+        "margins.csv",
+        "instance_counts.json",
+        "ecm_counts.json",
+        "margins_vs_ratio.png",
+        "weights_sorted.png",
+    ):
         assert (tmp_path / name).stat().st_size > 0, name
     # instance counts in category-id order equal an independent count from the raw COCO JSON
     raw = json.loads(gzip.decompress(COCO_VAL.read_bytes()))
     ids = sorted(c["id"] for c in raw["categories"])
-    exp = [sum(1 for a in raw["annotations"] if a["category_id"] == i and not a.get("iscrowd", 0)
-               and a["bbox"][2] > 0 and a["bbox"][3] > 0) for i in ids]
+    exp = [
+        sum(
+            1
+            for a in raw["annotations"]
+            if a["category_id"] == i and not a.get("iscrowd", 0) and a["bbox"][2] > 0 and a["bbox"][3] > 0
+        )
+        for i in ids
+    ]
     assert json.loads((tmp_path / "instance_counts.json").read_text()) == exp
     kw = load_ecm_counts(tmp_path / "ecm_counts.json")
     assert kw == {"counts": exp, "fg_bg_ratio": 3.0}
@@ -105,13 +134,16 @@ def test_out_dir_exports_load_into_ecm_loss(tmp_path):
     assert len(csv) == 1 + len(exp) + 1 and csv[-1].split(",")[1] == "background"
 
 
-@pytest.mark.parametrize("args", [
-    [],                                              # no ratio, no --one-stage
-    ["--fg-bg-ratio", "2", "--one-stage"],
-    ["--fg-bg-ratio", "-1"],
-    ["--fg-bg-ratio", "2", "--anchors", "retinanet"],
-    ["--anchors", "retinanet"],                      # category statistics cannot be matched to anchors
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],  # no ratio, no --one-stage
+        ["--fg-bg-ratio", "2", "--one-stage"],
+        ["--fg-bg-ratio", "-1"],
+        ["--fg-bg-ratio", "2", "--anchors", "retinanet"],
+        ["--anchors", "retinanet"],  # category statistics cannot be matched to anchors
+    ],
+)
 def test_bad_options_exit_2(args):
     res = runner.invoke(app, ["margins", str(LVIS_V1_CATS), *args])
     assert res.exit_code == 2, res.output
@@ -151,10 +183,18 @@ def _retinanet_anchors_800():
 
 def test_measured_ratio_with_anchors_matches_brute_force():
     box = np.array([384.0, 384.0, 416.0, 416.0])
-    ds = Dataset(image_ids=[1], widths=[800], heights=[800], boxes=[box], box_image=[0], box_category=[0],
-                 category_ids=[1], category_names=["a"])
+    ds = Dataset(
+        image_ids=[1],
+        widths=[800],
+        heights=[800],
+        boxes=[box],
+        box_image=[0],
+        box_category=[0],
+        category_ids=[1],
+        category_names=["a"],
+    )
     a = _retinanet_anchors_800()
-    assert len(a) == 9 * (100 ** 2 + 50 ** 2 + 25 ** 2 + 13 ** 2 + 7 ** 2)
+    assert len(a) == 9 * (100**2 + 50**2 + 25**2 + 13**2 + 7**2)
     ix = np.clip(np.minimum(a[:, 2], box[2]) - np.maximum(a[:, 0], box[0]), 0, None)
     iy = np.clip(np.minimum(a[:, 3], box[3]) - np.maximum(a[:, 1], box[1]), 0, None)
     inter = ix * iy

@@ -66,8 +66,9 @@ def test_keep_freed_memory_keeps_freed_blocks_for_reuse():
     # by default glibc maps 5 MB blocks afresh (or trims the heap top when they are freed), so their pages
     # go back to the system; after keep_freed_memory they stay on the heap for the next chunk to reuse
     def run(mode):
-        out = subprocess.run([sys.executable, "-c", _KEEP_PROBE, mode], capture_output=True, text=True,
-                             check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", _KEEP_PROBE, mode], capture_output=True, text=True, check=True
+        ).stdout.split()
         return out[0], float(out[1])
 
     ok, kept = run("keep")

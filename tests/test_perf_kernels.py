@@ -24,8 +24,12 @@ def test_unique_ints_matches_sorted_set():
 
 def test_index_of_dense_and_sparse_ids():
     rng = np.random.default_rng(1)
-    for ids in (np.arange(1, 5001), rng.permutation(np.arange(7, 3007)), rng.choice(10**12, 3000, replace=False),
-                np.array([5])):
+    for ids in (
+        np.arange(1, 5001),
+        rng.permutation(np.arange(7, 3007)),
+        rng.choice(10**12, 3000, replace=False),
+        np.array([5]),
+    ):
         row = {int(v): i for i, v in enumerate(ids)}
         refs = rng.choice(ids, 20_000)
         idx, ok = index_of(ids, refs)
@@ -42,10 +46,16 @@ def test_bin_index_equals_binary_search():
     cases = [np.linspace(0, 1, b + 1) for b in (1, 2, 3, 7, 20, 50, 1000)]
     cases += [np.linspace(-3, 7, 11), np.array([0.0, 0.1, 0.5, 1.0])]
     for e in cases:
-        v = np.concatenate([rng.random(150_000) * (e[-1] - e[0]) * 1.4 + e[0] - 0.2 * (e[-1] - e[0]),
-                            e, np.nextafter(e, np.inf), np.nextafter(e, -np.inf),
-                            np.arange(3 * (len(e) - 1) + 1) / (3 * (len(e) - 1)),
-                            [np.nan, np.inf, -np.inf, -0.0]])
+        v = np.concatenate(
+            [
+                rng.random(150_000) * (e[-1] - e[0]) * 1.4 + e[0] - 0.2 * (e[-1] - e[0]),
+                e,
+                np.nextafter(e, np.inf),
+                np.nextafter(e, -np.inf),
+                np.arange(3 * (len(e) - 1) + 1) / (3 * (len(e) - 1)),
+                [np.nan, np.inf, -np.inf, -0.0],
+            ]
+        )
         v = rng.permutation(v)
         ref = np.clip(np.searchsorted(e, v, side="right") - 1, 0, len(e) - 2)
         assert np.array_equal(bin_index(v, e), ref)
@@ -56,10 +66,28 @@ def test_lazy_file_names_read_like_an_array():
     enc = [s.encode() for s in names]
     off = np.cumsum([0] + [len(b) for b in enc]).astype(np.int64)
     blob = np.frombuffer(b"".join(enc), dtype=np.uint8)
-    d = Dataset(image_ids=[1, 2, 3, 4], widths=[9] * 4, heights=[9] * 4, boxes=np.zeros((0, 4)), box_image=[],
-                box_category=[], category_ids=[1], category_names=["c"], file_names=LazyStrings(blob, off))
-    plain = Dataset(image_ids=[1, 2, 3, 4], widths=[9] * 4, heights=[9] * 4, boxes=np.zeros((0, 4)), box_image=[],
-                    box_category=[], category_ids=[1], category_names=["c"], file_names=names)
+    d = Dataset(
+        image_ids=[1, 2, 3, 4],
+        widths=[9] * 4,
+        heights=[9] * 4,
+        boxes=np.zeros((0, 4)),
+        box_image=[],
+        box_category=[],
+        category_ids=[1],
+        category_names=["c"],
+        file_names=LazyStrings(blob, off),
+    )
+    plain = Dataset(
+        image_ids=[1, 2, 3, 4],
+        widths=[9] * 4,
+        heights=[9] * 4,
+        boxes=np.zeros((0, 4)),
+        box_image=[],
+        box_category=[],
+        category_ids=[1],
+        category_names=["c"],
+        file_names=names,
+    )
     assert d.file_names.dtype == object and d.file_names.tolist() == names
     assert plain.file_names.tolist() == names
     assert d.subset_images(np.array([3, 1])).file_names.tolist() == ["x" * 300, "dir/ü.png"]
@@ -85,8 +113,11 @@ def test_speculative_chunk_cuts_give_the_records_in_order(tmp_path):
         if i % 5 == 0:
             rec["parts"] = [{"a": 1}, {"b": [{"c": 2}, {"d": 3}]}]
         anns.append(rec)
-    doc = {"images": [{"id": 1, "width": 9, "height": 9}], "annotations": anns,
-           "categories": [{"id": 1, "name": "c"}, {"id": 2, "name": "},{"}]}
+    doc = {
+        "images": [{"id": 1, "width": 9, "height": 9}],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "c"}, {"id": 2, "name": "},{"}],
+    }
     for indent in (None, 1):
         data = json.dumps(doc, indent=indent).encode()
         for chunk, block in ((40, 7), (300, 64), (5000, 333), (10**6, 1 << 16)):
@@ -107,10 +138,14 @@ def test_a_rejected_guess_at_an_array_end_is_rejected_once(monkeypatch):
 
     from imbalance_cli.data import jsonscan
 
-    images = [{"height": 480, "id": i + 1, "license": 1, "width": 640, "file_name": f"p/{i:08d}.jpg", "url": ""}
-              for i in range(400)]
-    anns = [{"id": i + 1, "iscrowd": 0, "area": 1.5, "bbox": [i, 0, 1, 1.5], "image_id": 1 + i % 400,
-             "category_id": 1} for i in range(2000)]
+    images = [
+        {"height": 480, "id": i + 1, "license": 1, "width": 640, "file_name": f"p/{i:08d}.jpg", "url": ""}
+        for i in range(400)
+    ]
+    anns = [
+        {"id": i + 1, "iscrowd": 0, "area": 1.5, "bbox": [i, 0, 1, 1.5], "image_id": 1 + i % 400, "category_id": 1}
+        for i in range(2000)
+    ]
     data = json.dumps({"images": images, "annotations": anns, "categories": [{"name": "c", "id": 1}]}).encode()
     rejected = []
     real = jsonscan._verified

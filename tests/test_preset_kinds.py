@@ -35,22 +35,30 @@ def _name_comparisons(path: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_no_caller_branches_on_a_preset_name():
-    found = [hit for p in sorted(PACKAGE.rglob("*.py")) if str(p.relative_to(PACKAGE)) not in OWNERS
-             for hit in _name_comparisons(p)]
+    found = [
+        hit
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if str(p.relative_to(PACKAGE)) not in OWNERS
+        for hit in _name_comparisons(p)
+    ]
     assert not found, "\n".join(found)
 
 
 def test_the_grep_sees_a_branch_on_a_name(tmp_path):
     bad = tmp_path / "caller.py"
-    bad.write_text('def f(anchors, matcher):\n    if matcher == "yolov5":\n        return 0\n'
-                   '    return anchors.strip().lower() in ("retinanet", "yolov5")\n')
+    bad.write_text(
+        'def f(anchors, matcher):\n    if matcher == "yolov5":\n        return 0\n'
+        '    return anchors.strip().lower() in ("retinanet", "yolov5")\n'
+    )
     assert len(_name_comparisons(bad)) == 1
 
 
 def test_kind_of_a_toml_reads_its_declared_kind(tmp_path):
     toml = tmp_path / "fitted.toml"
-    toml.write_text('kind = "yolov5"\nname = "fitted"\nanchors = [[[10, 13], [16, 30], [33, 23]], '
-                    '[[30, 61], [62, 45], [59, 119]], [[116, 90], [156, 198], [373, 326]]]\n')
+    toml.write_text(
+        'kind = "yolov5"\nname = "fitted"\nanchors = [[[10, 13], [16, 30], [33, 23]], '
+        "[[30, 61], [62, 45], [59, 119]], [[116, 90], [156, 198], [373, 326]]]\n"
+    )
     assert kind_of(str(toml)) is KINDS["yolov5"]
     p = resolve(str(toml))
     assert p.name == "fitted" and p.anchors == YOLOV5.anchors

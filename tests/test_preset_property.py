@@ -27,19 +27,57 @@ from imbalance_cli.cli import app
 from imbalance_cli.errors import InputError
 
 BASES = {
-    "grid": {"name": "small", "strides": [8, 16, 32], "sizes": [[32, 40, 50], [64], [128]],
-             "aspect_ratios": [0.5, 1.0, 2.0], "pos_iou": 0.5, "neg_iou": 0.4, "allow_low_quality": True,
-             "stride_rule": "fixed", "anchor_rule": "torchvision", "box_rule": "torchvision", "center_offset": 0.0,
-             "resize": {"min_size": 800, "max_size": 1333, "size_divisible": 32, "rule": "torchvision"}},
-    "ssd": {"kind": "ssd", "strides": [8, 16], "scales": [0.1, 0.3, 0.6], "aspect_ratios": [[2.0], [2.0, 3.0]],
-            "clip": False, "resize": {"fixed": [300, 300]}},
-    "point": {"kind": "point", "strides": [8, 16], "regress_ranges": [[-1, 64], [64, 1e8]], "center_radius": 1.5,
-              "center_offset": 0.5, "anchor_rule": "mmdet", "box_rule": "mmdet"},
-    "atss": {"strides": [8, 16], "sizes": [[64], [128]], "aspect_ratios": [1.0], "assigner": "atss", "topk": 9,
-             "anchor_rule": "mmdet", "resize": {"rule": "mmcv"}},
-    "yolov5": {"kind": "yolov5", "name": "fitted", "anchors": [[[10, 13], [16, 30]], [[30, 61]], [[116, 90]]],
-               "strides": [8, 16, 32], "level_names": ["P3", "P4", "P5"], "img_size": 640, "pad_stride": 32,
-               "anchor_t": 4.0, "offset_g": 0.5},
+    "grid": {
+        "name": "small",
+        "strides": [8, 16, 32],
+        "sizes": [[32, 40, 50], [64], [128]],
+        "aspect_ratios": [0.5, 1.0, 2.0],
+        "pos_iou": 0.5,
+        "neg_iou": 0.4,
+        "allow_low_quality": True,
+        "stride_rule": "fixed",
+        "anchor_rule": "torchvision",
+        "box_rule": "torchvision",
+        "center_offset": 0.0,
+        "resize": {"min_size": 800, "max_size": 1333, "size_divisible": 32, "rule": "torchvision"},
+    },
+    "ssd": {
+        "kind": "ssd",
+        "strides": [8, 16],
+        "scales": [0.1, 0.3, 0.6],
+        "aspect_ratios": [[2.0], [2.0, 3.0]],
+        "clip": False,
+        "resize": {"fixed": [300, 300]},
+    },
+    "point": {
+        "kind": "point",
+        "strides": [8, 16],
+        "regress_ranges": [[-1, 64], [64, 1e8]],
+        "center_radius": 1.5,
+        "center_offset": 0.5,
+        "anchor_rule": "mmdet",
+        "box_rule": "mmdet",
+    },
+    "atss": {
+        "strides": [8, 16],
+        "sizes": [[64], [128]],
+        "aspect_ratios": [1.0],
+        "assigner": "atss",
+        "topk": 9,
+        "anchor_rule": "mmdet",
+        "resize": {"rule": "mmcv"},
+    },
+    "yolov5": {
+        "kind": "yolov5",
+        "name": "fitted",
+        "anchors": [[[10, 13], [16, 30]], [[30, 61]], [[116, 90]]],
+        "strides": [8, 16, 32],
+        "level_names": ["P3", "P4", "P5"],
+        "img_size": 640,
+        "pad_stride": 32,
+        "anchor_t": 4.0,
+        "offset_g": 0.5,
+    },
 }
 
 VALUES = st.one_of(
@@ -124,7 +162,9 @@ def _sane_grid(p) -> None:
     if p.kind == "point":
         return
     side = p.resize.fixed[0] if p.resize.fixed else (p.resize.max_size or 1333) + 1
-    side = -(-max(side, p.resize.fixed[1] if p.resize.fixed else 0) // p.resize.size_divisible) * p.resize.size_divisible
+    side = (
+        -(-max(side, p.resize.fixed[1] if p.resize.fixed else 0) // p.resize.size_divisible) * p.resize.size_divisible
+    )
     assert int(num_anchors(p, side, side)) <= 50_000_000
     for lvl in range(p.num_levels):
         _, _, wa, ha, sx, sy = level_shape_params(p, lvl, side, side)
@@ -174,12 +214,20 @@ def test_mutated_presets_through_stats(tmp_path, case):
     preset = tmp_path / "mutated.toml"
     preset.write_text(to_toml(d))
     data = tmp_path / "d.json"
-    data.write_text(json.dumps({
-        "images": [{"id": 1, "width": 64, "height": 48, "file_name": "a.jpg"}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 20, 16], "area": 320, "iscrowd": 0}],
-        "categories": [{"id": 1, "name": "a"}]}))
-    r = CliRunner().invoke(app, ["stats", str(data), "--anchors", str(preset), "--json", "--no-cache",
-                                 "--workers", "1"])
+    data.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "width": 64, "height": 48, "file_name": "a.jpg"}],
+                "annotations": [
+                    {"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 20, 16], "area": 320, "iscrowd": 0}
+                ],
+                "categories": [{"id": 1, "name": "a"}],
+            }
+        )
+    )
+    r = CliRunner().invoke(
+        app, ["stats", str(data), "--anchors", str(preset), "--json", "--no-cache", "--workers", "1"]
+    )
     assert "Traceback" not in r.output
     if r.exit_code == 0:
         a = json.loads(r.stdout)["anchors"]
@@ -196,12 +244,20 @@ def test_preset_that_resizes_an_image_to_nothing_is_named(tmp_path):
     preset = tmp_path / "shrinks.toml"
     preset.write_text(to_toml(d))
     data = tmp_path / "d.json"
-    data.write_text(json.dumps({
-        "images": [{"id": 1, "width": 64, "height": 48, "file_name": "a.jpg"}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 20, 16], "area": 320, "iscrowd": 0}],
-        "categories": [{"id": 1, "name": "a"}]}))
-    r = CliRunner().invoke(app, ["stats", str(data), "--anchors", str(preset), "--json", "--no-cache",
-                                 "--workers", "1"])
+    data.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "width": 64, "height": 48, "file_name": "a.jpg"}],
+                "annotations": [
+                    {"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 20, 16], "area": 320, "iscrowd": 0}
+                ],
+                "categories": [{"id": 1, "name": "a"}],
+            }
+        )
+    )
+    r = CliRunner().invoke(
+        app, ["stats", str(data), "--anchors", str(preset), "--json", "--no-cache", "--workers", "1"]
+    )
     err = r.stderr.strip()
     assert r.exit_code == 2 and "\n" not in err, r.output
     assert "d.json" in err and "shrinks.toml" in err and "1 x 0" in err, err

@@ -84,15 +84,18 @@ def test_train_data_generation_and_evaluation_report_progress(terminal, tmp_path
     from imbalance_cli.detector.evaluate import evaluate
     from imbalance_cli.detector.synthetic import SyntheticConfig, write_synthetic_lt
 
-    paths = write_synthetic_lt(tmp_path / "syn", SyntheticConfig(train_images=16, val_images=6, tail="exp",
-                                                                 max_instances=6, min_instances=1))
+    paths = write_synthetic_lt(
+        tmp_path / "syn", SyntheticConfig(train_images=16, val_images=6, tail="exp", max_instances=6, min_instances=1)
+    )
     names = [r.description for r in Recorder.made]
     for split in ("train", "val"):
         assert f"generating synthetic-lt {split} images" in names and f"writing synthetic-lt {split} images" in names
     gt = json.loads(Path(paths["val"]).read_text())
     Recorder.made = []
-    dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
-            for a in gt["annotations"]]
+    dets = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
+        for a in gt["annotations"]
+    ]
     evaluate(gt, dets, [1] * len(gt["categories"]))
     assert _bar("evaluating").values == [1, 2]
 
@@ -101,9 +104,23 @@ def test_train_data_generation_and_evaluation_report_progress(terminal, tmp_path
 def test_train_inference_counts_the_held_out_images(terminal, tmp_path):
     from imbalance_cli.detector.train import TrainConfig, train
 
-    train(TrainConfig(epochs=1, max_iters=1, out=str(tmp_path / "run"), synthetic_dir=str(tmp_path / "syn"),
-                      plots=False, train_images=16, val_images=6, tail="exp", max_instances=6, min_instances=1,
-                      batch_size=8, threads=1, device="cpu"))
+    train(
+        TrainConfig(
+            epochs=1,
+            max_iters=1,
+            out=str(tmp_path / "run"),
+            synthetic_dir=str(tmp_path / "syn"),
+            plots=False,
+            train_images=16,
+            val_images=6,
+            tail="exp",
+            max_instances=6,
+            min_instances=1,
+            batch_size=8,
+            threads=1,
+            device="cpu",
+        )
+    )
     bar = _bar("inference")
     assert bar.total == 6 and bar.values[-1] == 6
 

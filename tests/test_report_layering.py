@@ -27,8 +27,12 @@ def _imports(path: Path) -> set[str]:
 def test_analyses_never_import_renderers_or_terminal_libraries():
     files = sorted((PKG / "stats").glob("*.py")) + [PKG / n for n in ("fileio.py", "progress.py", "errors.py")]
     for f in files:
-        bad = {m for m in _imports(f) if m.split(".")[0] in ("matplotlib", "rich")
-               or m.startswith(("imbalance_cli.report", "imbalance_cli.commands", "imbalance_cli.cli"))}
+        bad = {
+            m
+            for m in _imports(f)
+            if m.split(".")[0] in ("matplotlib", "rich")
+            or m.startswith(("imbalance_cli.report", "imbalance_cli.commands", "imbalance_cli.cli"))
+        }
         assert not bad, f"{f.relative_to(PKG)} imports {sorted(bad)}"
 
 
@@ -39,8 +43,10 @@ def test_renderers_hold_no_analysis_imports_of_commands():
 
 
 def test_cli_import_is_light():
-    code = ("import sys; from imbalance_cli.cli import app; "
-            "print(','.join(m for m in ('torch', 'matplotlib', 'pandas', 'rich') if m in sys.modules))")
+    code = (
+        "import sys; from imbalance_cli.cli import app; "
+        "print(','.join(m for m in ('torch', 'matplotlib', 'pandas', 'rich') if m in sys.modules))"
+    )
     env = dict(os.environ, PYTHONPATH=str(PKG.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
@@ -49,18 +55,27 @@ def test_cli_import_is_light():
 @pytest.mark.slow
 def test_a_command_imports_only_its_own_module_and_help_lists_every_command():
     env = dict(os.environ, PYTHONPATH=str(PKG.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    code = ("import sys\nfrom imbalance_cli import cli\nsys.argv = ['imbalance'] + sys.argv[1:]\n"
-            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
-            "print('MODULES', ','.join(sorted(m for m in sys.modules if m.startswith('imbalance_cli.commands.'))))")
-    out = subprocess.run([sys.executable, "-c", code, "margins", "--help"], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys\nfrom imbalance_cli import cli\nsys.argv = ['imbalance'] + sys.argv[1:]\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print('MODULES', ','.join(sorted(m for m in sys.modules if m.startswith('imbalance_cli.commands.'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "margins", "--help"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     assert "Usage: imbalance margins" in out
     loaded = out.rsplit("MODULES ", 1)[1].split()[0].split(",")
     assert "imbalance_cli.commands.margins" in loaded
-    assert not {"imbalance_cli.commands.train", "imbalance_cli.commands.stats", "imbalance_cli.commands.fit",
-                "imbalance_cli.commands.check", "imbalance_cli.commands.bench"} & set(loaded)
-    out = subprocess.run([sys.executable, "-m", "imbalance_cli", "--help"], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    assert not {
+        "imbalance_cli.commands.train",
+        "imbalance_cli.commands.stats",
+        "imbalance_cli.commands.fit",
+        "imbalance_cli.commands.check",
+        "imbalance_cli.commands.bench",
+    } & set(loaded)
+    out = subprocess.run(
+        [sys.executable, "-m", "imbalance_cli", "--help"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     for command in ("stats", "anchors", "margins", "groups", "check", "compare", "batches", "train", "bench"):
         assert f"│ {command} " in out, command
 
@@ -92,5 +107,7 @@ print(sorted(pngs), "matplotlib.pyplot" in sys.modules)
     env = dict(os.environ, PYTHONPATH=str(PKG.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == ("['batches.png', 'compare_classes.png', 'compare_location.png', 'compare_scale.png', "
-                                  "'margins_vs_ratio.png', 'weights_sorted.png'] False")
+    assert out.stdout.strip() == (
+        "['batches.png', 'compare_classes.png', 'compare_location.png', 'compare_scale.png', "
+        "'margins_vs_ratio.png', 'weights_sorted.png'] False"
+    )

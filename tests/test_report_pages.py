@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_report_render import _chromium  # the one lookup of the browser the tests use
 from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
-from test_report_render import _chromium  # the one lookup of the browser the tests use
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 COCO_VAL = DATA / "coco-mini_instances_val2017.json.gz"
@@ -61,10 +61,22 @@ def probe(page: Path, tmp_path: Path, script: str = _PROBE) -> dict:
         pytest.skip("chromium is not installed (`.ci/run` installs it)")
     copy = page.with_name(page.stem + ".probe.html")
     copy.write_text(page.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,900",
-           "--virtual-time-budget=10000", "--dump-dom", copy.resolve().as_uri()]
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1280,900",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        copy.resolve().as_uri(),
+    ]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
     except subprocess.TimeoutExpired:
@@ -81,23 +93,35 @@ def pages(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pages")
     mp = pytest.MonkeyPatch()  # the pages as `imbalance stats` writes them by default: with "What to change"
     mp.setenv("IMBALANCE_ADVICE", "on")
-    for args in (["stats", str(COCO_VAL), "--out", str(root / "stats")],
-                 ["anchors", str(COCO_VAL), "--iterations", "2", "--sample", "20", "--out", str(root / "fit")],
-                 ["stats", str(YOLO), "--out", str(root / "splits")]):
+    for args in (
+        ["stats", str(COCO_VAL), "--out", str(root / "stats")],
+        ["anchors", str(COCO_VAL), "--iterations", "2", "--sample", "20", "--out", str(root / "fit")],
+        ["stats", str(YOLO), "--out", str(root / "splits")],
+    ):
         res = runner.invoke(app, [*args, "-q"])
         assert res.exit_code == 0, res.output
     mp.undo()
-    return {"stats": root / "stats" / "report.html", "fit": root / "fit" / "report.html",
-            "splits": root / "splits" / "splits.html", "split": root / "splits" / "val" / "report.html"}
+    return {
+        "stats": root / "stats" / "report.html",
+        "fit": root / "fit" / "report.html",
+        "splits": root / "splits" / "splits.html",
+        "split": root / "splits" / "val" / "report.html",
+    }
 
 
-@pytest.mark.parametrize("kind, brand, min_sections", [("stats", "imbalance · dataset statistics", 7),
-                                                        ("fit", "imbalance · anchor fit", 5),
-                                                        ("splits", "imbalance · splits", 3),
-                                                        ("split", "imbalance · dataset statistics", 7)])
+@pytest.mark.parametrize(
+    "kind, brand, min_sections",
+    [
+        ("stats", "imbalance · dataset statistics", 7),
+        ("fit", "imbalance · anchor fit", 5),
+        ("splits", "imbalance · splits", 3),
+        ("split", "imbalance · dataset statistics", 7),
+    ],
+)
 @pytest.mark.slow
-def test_every_page_has_the_shared_header_and_a_contents_that_leads_somewhere(pages, tmp_path, kind, brand,
-                                                                              min_sections):
+def test_every_page_has_the_shared_header_and_a_contents_that_leads_somewhere(
+    pages, tmp_path, kind, brand, min_sections
+):
     r = probe(pages[kind], tmp_path)
     assert r["brand"] == brand and r["h1"]
     assert len(r["sections"]) >= min_sections
@@ -131,8 +155,9 @@ def test_the_page_template_takes_extra_sections():
     from imbalance_cli.report.page import Section
 
     report = {"schema": "imbalance.stats/1", "dataset": {"path": "x.json", "images": 1}}
-    page = render_html(report, [], extra_sections=[Section("gallery", "Image gallery", "<p>images</p>",
-                                                           [("img-1", "first image")])])
+    page = render_html(
+        report, [], extra_sections=[Section("gallery", "Image gallery", "<p>images</p>", [("img-1", "first image")])]
+    )
     assert '<section id="gallery">' in page and 'href="#gallery"' in page and 'href="#img-1"' in page
 
 
@@ -142,14 +167,21 @@ def _anchors(n: int) -> dict:
     ids = [str(i) for i in range(1, n + 1)]
     inst = {k: int(v) for k, v in zip(ids, rng.integers(1, 50, n))}
     pos = {k: int(v * rng.integers(0, 30)) for k, v in inst.items()}
-    cov = {k: {"boxes": v, "without_positive": int(v > 40), "below_positive_iou": v // 3, "below_negative": v // 5}
-           for k, v in inst.items()}
-    return {"per_class_positive": pos, "instances_per_class": inst,
-            "positives_per_instance": {k: pos[k] / inst[k] for k in ids},
-            "thresholds": {"pos_iou": 0.5, "neg_iou": 0.4},
-            "coverage": {"by_size": {"small": {"boxes": 3, "without_positive": 1, "below_positive_iou": 2,
-                                               "below_negative": 1}},
-                         "by_class": cov, "size_groups_by": "box"}}
+    cov = {
+        k: {"boxes": v, "without_positive": int(v > 40), "below_positive_iou": v // 3, "below_negative": v // 5}
+        for k, v in inst.items()
+    }
+    return {
+        "per_class_positive": pos,
+        "instances_per_class": inst,
+        "positives_per_instance": {k: pos[k] / inst[k] for k in ids},
+        "thresholds": {"pos_iou": 0.5, "neg_iou": 0.4},
+        "coverage": {
+            "by_size": {"small": {"boxes": 3, "without_positive": 1, "below_positive_iou": 2, "below_negative": 1}},
+            "by_class": cov,
+            "size_groups_by": "box",
+        },
+    }
 
 
 def _tick_names(ax) -> list[str]:

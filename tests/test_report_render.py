@@ -14,17 +14,14 @@ import math
 import os
 import shutil
 import subprocess
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from imbalance_cli.errors import InputError
-from imbalance_cli.report import render_terminal, write_outputs
 from imbalance_cli.report import figures as figmod
-from imbalance_cli.report import tables
+from imbalance_cli.report import render_terminal, tables, write_outputs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -39,15 +36,17 @@ def make_report(n_classes: int = 6, seed: int = 0, anchors: bool = False) -> dic
     for rank in order:
         inst = instances[rank]
         imgs = (inst + 1) // 2
-        classes.append({
-            "id": int(rank) * 3 + 1,
-            "name": f"class_{rank:03d}",
-            "instances": inst,
-            "images": imgs,
-            "frequency": "r" if imgs <= 10 else ("c" if imgs <= 100 else "f"),
-            "bags_group": 1 + int(np.searchsorted([10, 100, 1000], inst, side="right")),
-            "file_frequency": "f",
-        })
+        classes.append(
+            {
+                "id": int(rank) * 3 + 1,
+                "name": f"class_{rank:03d}",
+                "instances": inst,
+                "images": imgs,
+                "frequency": "r" if imgs <= 10 else ("c" if imgs <= 100 else "f"),
+                "bags_group": 1 + int(np.searchsorted([10, 100, 1000], inst, side="right")),
+                "file_frequency": "f",
+            }
+        )
     opi_edges = list(range(0, 9))
     opi_counts = [3, 10, 7, 5, 2, 0, 1, 1]
     cpi_counts = [3, 14, 9, 2, 1, 0, 0, 0]
@@ -56,13 +55,27 @@ def make_report(n_classes: int = 6, seed: int = 0, anchors: bool = False) -> dic
     report = {
         "schema": "imbalance.stats/1",
         "dataset": {
-            "format": "coco", "path": "tests/data/tiny.json", "images": 29, "annotations": 140, "boxes": 131,
-            "crowd": 4, "invalid": 5, "invalid_by_reason": {"non_finite": 1, "non_positive_size": 3, "outside_image": 1},
-            "categories": n_classes, "categories_used": n_classes - 1, "images_without_boxes": 3,
+            "format": "coco",
+            "path": "tests/data/tiny.json",
+            "images": 29,
+            "annotations": 140,
+            "boxes": 131,
+            "crowd": 4,
+            "invalid": 5,
+            "invalid_by_reason": {"non_finite": 1, "non_positive_size": 3, "outside_image": 1},
+            "categories": n_classes,
+            "categories_used": n_classes - 1,
+            "images_without_boxes": 3,
         },
         "classes": classes,
-        "measures": {"imbalance_ratio": 57.25, "gini": 0.6125, "normalized_entropy": 0.7, "tv_to_uniform": 0.41,
-                     "kl_to_uniform": None, "cv": 1.9},
+        "measures": {
+            "imbalance_ratio": 57.25,
+            "gini": 0.6125,
+            "normalized_entropy": 0.7,
+            "tv_to_uniform": 0.41,
+            "kl_to_uniform": None,
+            "cv": 1.9,
+        },
         "objects_per_image": {"edges": opi_edges, "counts": opi_counts, "mean": 2.4, "max": 7},
         "classes_per_image": {"edges": opi_edges, "counts": cpi_counts, "mean": 1.5, "max": 4},
         "scale": {
@@ -83,22 +96,37 @@ def make_report(n_classes: int = 6, seed: int = 0, anchors: bool = False) -> dic
     }
     if anchors:
         report["anchors"] = {
-            "preset": "retinanet", "matcher": "torchvision", "device": "cpu", "images": 29, "anchors": 29000,
-            "foreground": 300, "background": 28500, "ignored": 200,
+            "preset": "retinanet",
+            "matcher": "torchvision",
+            "device": "cpu",
+            "images": 29,
+            "anchors": 29000,
+            "foreground": 300,
+            "background": 28500,
+            "ignored": 200,
             "per_image": {"anchors": 1000, "foreground": 10.3, "background": 982.8, "ignored": 6.9},
             "per_class_positive": {str(c["id"]): 2 * c["instances"] for c in classes},
-            "pos_neg_ratio": 300 / 28500, "task_pos_neg_ratio": 300 / (300 * 5 + 28500 * 6),
-            "levels": [{"name": f"P{i}", "stride": 2 ** i, "anchors": 1000, "foreground": 60, "best_level_boxes": 5}
-                       for i in range(3, 8)],
+            "pos_neg_ratio": 300 / 28500,
+            "task_pos_neg_ratio": 300 / (300 * 5 + 28500 * 6),
+            "levels": [
+                {"name": f"P{i}", "stride": 2**i, "anchors": 1000, "foreground": 60, "best_level_boxes": 5}
+                for i in range(3, 8)
+            ],
             "positive_iou": {"edges": np.linspace(0, 1, 21).tolist(), "counts": [0] * 8 + [5] * 12},
             "negative_iou": {"edges": np.linspace(0, 0.4, 9).tolist(), "counts": [100] * 8, "zero": 27000},
-            "boxes_without_positive": 7, "boxes_below_negative": 2,
+            "boxes_without_positive": 7,
+            "boxes_below_negative": 2,
             "thresholds": {"pos_iou": 0.5, "neg_iou": 0.4, "allow_low_quality": True},
-            "coverage": {"by_size": {"small": {"boxes": 70, "without_positive": 6, "below_negative": 2},
-                                     "medium": {"boxes": 40, "without_positive": 1, "below_negative": 0},
-                                     "large": {"boxes": 21, "without_positive": 0, "below_negative": 0}},
-                         "by_class": {str(c["id"]): {"boxes": c["instances"], "without_positive": 0,
-                                                     "below_negative": 0} for c in classes}},
+            "coverage": {
+                "by_size": {
+                    "small": {"boxes": 70, "without_positive": 6, "below_negative": 2},
+                    "medium": {"boxes": 40, "without_positive": 1, "below_negative": 0},
+                    "large": {"boxes": 21, "without_positive": 0, "below_negative": 0},
+                },
+                "by_class": {
+                    str(c["id"]): {"boxes": c["instances"], "without_positive": 0, "below_negative": 0} for c in classes
+                },
+            },
         }
     return report
 
@@ -149,8 +177,12 @@ def test_terminal_top_and_bottom_when_many_classes():
 
 
 def test_terminal_tolerates_missing_sections():
-    for report in ({}, {"schema": "imbalance.stats/1"}, {"classes": [], "measures": {"gini": None}},
-                   {"scale": {"size_groups": None}}):
+    for report in (
+        {},
+        {"schema": "imbalance.stats/1"},
+        {"classes": [], "measures": {"gini": None}},
+        {"scale": {"size_groups": None}},
+    ):
         console = _console()
         render_terminal(report, console)
     assert "not available" in console.file.getvalue()
@@ -160,7 +192,9 @@ def test_terminal_calls_anchor_tables(monkeypatch):
     from imbalance_cli.report import anchor_tables
 
     calls = []
-    monkeypatch.setattr(anchor_tables, "render", lambda anchors, console, names=None: calls.append((anchors["preset"], names["1"])))
+    monkeypatch.setattr(
+        anchor_tables, "render", lambda anchors, console, names=None: calls.append((anchors["preset"], names["1"]))
+    )
     render_terminal(make_report(anchors=True), _console())
     assert calls == [("retinanet", "class_000")]
 
@@ -232,8 +266,14 @@ def test_figures_many_classes_and_per_class_location():
     report = make_report(n_classes=150)
     report["location"]["per_class"] = {str(c["id"]): report["location"]["counts"] for c in report["classes"][:3]}
     names = [f[0] for f in figmod.figures(report)]
-    assert names == ["fig5a_class_long_tail.png", "fig5b_objects_per_image.png", "fig5c_classes_per_image.png",
-                     "fig7_scale.png", "fig13_location.png", "fig13_location_per_class.png"]
+    assert names == [
+        "fig5a_class_long_tail.png",
+        "fig5b_objects_per_image.png",
+        "fig5c_classes_per_image.png",
+        "fig7_scale.png",
+        "fig13_location.png",
+        "fig13_location_per_class.png",
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -295,8 +335,15 @@ def test_write_outputs_csv(written):
 def test_write_outputs_png_and_html(written):
     report, out, _ = written
     pngs = sorted(out.glob("*.png"))
-    assert [p.name for p in pngs] == sorted(["fig5a_class_long_tail.png", "fig5b_objects_per_image.png",
-                                             "fig5c_classes_per_image.png", "fig7_scale.png", "fig13_location.png"])
+    assert [p.name for p in pngs] == sorted(
+        [
+            "fig5a_class_long_tail.png",
+            "fig5b_objects_per_image.png",
+            "fig5c_classes_per_image.png",
+            "fig7_scale.png",
+            "fig13_location.png",
+        ]
+    )
     html = (out / "report.html").read_text(encoding="utf-8")
     for p in pngs:
         data = p.read_bytes()
@@ -342,8 +389,14 @@ def test_write_outputs_with_anchors_and_optional_figures(tmp_path, monkeypatch):
             fig.add_subplot().bar([0, 1], [anchors["foreground"], anchors["background"]])
             return fig
 
-        return [("fig4a_foreground_background.png", "Foreground vs background (survey Fig. 4a)", build,
-                 "Foreground vs background (survey Fig. 4a)")]
+        return [
+            (
+                "fig4a_foreground_background.png",
+                "Foreground vs background (survey Fig. 4a)",
+                build,
+                "Foreground vs background (survey Fig. 4a)",
+            )
+        ]
 
     monkeypatch.setattr(fake, "figure_jobs", anchor_figure_jobs)
     full = make_report(anchors=True)
@@ -368,7 +421,7 @@ def test_write_outputs_with_anchors_and_optional_figures(tmp_path, monkeypatch):
     assert "8.6%" in html  # 6 of 70 small boxes without a positive anchor
     summary = {r["statistic"]: r["value"] for r in _read_csv(tmp_path / "anchors_summary.csv")}
     assert summary["negative_iou.zero"] == "27000" and summary["foreground"] == "300"
-    section = html[html.index("Fewest positive anchors per instance"):]
+    section = html[html.index("Fewest positive anchors per instance") :]
     assert section.index("class_001") < section.index("class_000")
 
 
@@ -451,9 +504,18 @@ def test_report_html_in_headless_chromium(written, tmp_path):
     _, out, _ = written
     shot = tmp_path / "shot.png"
     cmd = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,2000",
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={shot}",
+        "--window-size=1280,2000",
         (out / "report.html").resolve().as_uri(),
     ]
     try:
@@ -502,8 +564,9 @@ def test_real_coco_subset_report(tmp_path):
     raw.write_bytes(gzip.decompress(path.read_bytes()))
     with redirect_stdout(io.StringIO()):
         coco = pycocotools.COCO(str(raw))
-    counts = Counter(a["category_id"] for a in coco.loadAnns(coco.getAnnIds(iscrowd=False))
-                     if a["bbox"][2] > 0 and a["bbox"][3] > 0)
+    counts = Counter(
+        a["category_id"] for a in coco.loadAnns(coco.getAnnIds(iscrowd=False)) if a["bbox"][2] > 0 and a["bbox"][3] > 0
+    )
     top_id, top_n = counts.most_common(1)[0]
 
     report = im.analyze(im.load(str(path)), anchors="none").to_dict()

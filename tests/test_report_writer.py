@@ -27,8 +27,14 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "examples" / "data" / "coco-mini_instances_val2017.json.gz"
 STATS_OWN = ("stats.json", "classes.csv", "scale_*.csv", "anchors_*.csv", "fig*.png")
 #: The issue's user files: names that look like report files, which a name-pattern writer deleted.
-USER_FILES = {"anchors_todo.csv": b"todo\n", "fig_mine.png": b"my png", "figure_draft.png": b"draft",
-              "scale_plan.csv": b"plan\n", "README.md": b"mine", ".hidden": b"h"}
+USER_FILES = {
+    "anchors_todo.csv": b"todo\n",
+    "fig_mine.png": b"my png",
+    "figure_draft.png": b"draft",
+    "scale_plan.csv": b"plan\n",
+    "README.md": b"mine",
+    ".hidden": b"h",
+}
 #: Every errno the issue lists for a write.
 ERRNOS = ("EACCES", "EROFS", "ENOSPC", "EDQUOT", "ENAMETOOLONG", "EXDEV", "EIO")
 
@@ -55,8 +61,11 @@ def _manifest(d: Path) -> dict:
 
 
 def _temp_entries(parent: Path) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if "imbalance-tmp" in p.name or "imbalance-old" in p.name
-                  or p.name.endswith(".tmp"))
+    return sorted(
+        p.name
+        for p in parent.iterdir()
+        if "imbalance-tmp" in p.name or "imbalance-old" in p.name or p.name.endswith(".tmp")
+    )
 
 
 def _dead_pid() -> int:
@@ -91,8 +100,9 @@ def _one_line(res) -> str:
 # --------------------------------------------------------------------------------------------------------------------
 def test_fresh_directory_gets_a_manifest_of_exactly_its_files(tmp_path):
     out = tmp_path / "a" / "report"
-    paths = write_report(out, {"stats.json": '{"x": 1}\n', "b.bin": b"\x00\x01", "c.txt": lambda p: p.write_text("c")},
-                         kind="stats")
+    paths = write_report(
+        out, {"stats.json": '{"x": 1}\n', "b.bin": b"\x00\x01", "c.txt": lambda p: p.write_text("c")}, kind="stats"
+    )
     assert paths == [out / "stats.json", out / "b.bin", out / "c.txt"]
     assert _files(out) == {"b.bin": b"\x00\x01", "c.txt": b"c", "stats.json": b'{"x": 1}\n'}
     assert _manifest(out) == {"b.bin": "stats", "c.txt": "stats", "stats.json": "stats"}
@@ -138,9 +148,13 @@ def test_directory_without_manifest_refused_when_it_holds_other_files(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_bytes(b"mine")
     (out / "figure_draft.png").write_bytes(b"draft")
-    for call in (lambda: check_out_dir(out, own=STATS_OWN),  # before any work (the CLI's check_out)
-                 lambda: write_report(out, {"stats.json": "x"}, own=STATS_OWN, kind="stats")):
-        with pytest.raises(InputError, match=f"has no {MANIFEST}.*'notes.txt', which (a stats|this) report does not write"):
+    for call in (
+        lambda: check_out_dir(out, own=STATS_OWN),  # before any work (the CLI's check_out)
+        lambda: write_report(out, {"stats.json": "x"}, own=STATS_OWN, kind="stats"),
+    ):
+        with pytest.raises(
+            InputError, match=f"has no {MANIFEST}.*'notes.txt', which (a stats|this) report does not write"
+        ):
             call()
     assert _tree(out) == {"figure_draft.png": b"draft", "notes.txt": b"mine"}
     assert _temp_entries(tmp_path) == []
@@ -154,8 +168,11 @@ def test_report_of_an_earlier_version_is_taken_over_keeping_what_it_does_not_rew
     write_report(out, {"stats.json": "new", "classes.csv": "new"}, own=STATS_OWN, kind="stats")
     # rewritten names replaced; the figure (the earlier run's or the user's: no record says) kept; the stray gone
     assert _files(out) == {"classes.csv": b"new", "fig4a_foreground_background.png": b"old png", "stats.json": b"new"}
-    assert _manifest(out) == {"classes.csv": "stats", "fig4a_foreground_background.png": "legacy",
-                              "stats.json": "stats"}
+    assert _manifest(out) == {
+        "classes.csv": "stats",
+        "fig4a_foreground_background.png": "legacy",
+        "stats.json": "stats",
+    }
     write_report(out, {"stats.json": "n2"}, own=STATS_OWN, kind="stats")  # a legacy file is never removed...
     assert "fig4a_foreground_background.png" in _files(out)
     write_report(out, {"stats.json": "n3", "fig4a_foreground_background.png": b"png"}, own=STATS_OWN, kind="stats")
@@ -184,9 +201,16 @@ def test_folders_of_yours_are_refused_and_split_folders_keep_your_files(tmp_path
     assert _files(splits) == {"splits.json": b"s2", "train/notes.txt": b"mine", "train/stats.json": b"t2"}
 
 
-@pytest.mark.parametrize("content", [b"{not json", b'{"schema": "imbalance.manifest/1", "files": {"../x": "stats"}}',
-                                     b'{"schema": "other", "files": {}}', b'{"schema": "imbalance.manifest/1", '
-                                     b'"files": {"a": 3}}', b"[]"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b'{"schema": "imbalance.manifest/1", "files": {"../x": "stats"}}',
+        b'{"schema": "other", "files": {}}',
+        b'{"schema": "imbalance.manifest/1", "files": {"a": 3}}',
+        b"[]",
+    ],
+)
 def test_damaged_manifest_is_refused_naming_it(tmp_path, content):
     out = tmp_path / "report"
     _old_report(out)
@@ -332,8 +356,11 @@ def test_errors_of_the_other_steps_are_one_line_too(tmp_path, monkeypatch):
         return real_mkdir(self, *a, **k)
 
     monkeypatch.setattr(Path, "mkdir", no_temp_dir)
-    with pytest.raises(WriteError, match=rf"^{out}: cannot write the report \(it is built in a hidden folder in "
-                                         rf"{tmp_path}, then swapped in\): Read-only file system \(EROFS\)"):
+    with pytest.raises(
+        WriteError,
+        match=rf"^{out}: cannot write the report \(it is built in a hidden folder in "
+        rf"{tmp_path}, then swapped in\): Read-only file system \(EROFS\)",
+    ):
         write_report(out, {"stats.json": "new"}, own=STATS_OWN, kind="stats")
     monkeypatch.setattr(Path, "mkdir", real_mkdir)
 
@@ -365,8 +392,9 @@ def test_a_folder_that_cannot_take_a_report_is_named_not_the_temporary():
         pytest.skip("no /proc on this system")
     with pytest.raises(WriteError) as info:
         write_report("/proc/imbalance-out", {"stats.json": "x"})
-    assert str(info.value).startswith("/proc/imbalance-out: cannot write the report (it is built in a hidden folder "
-                                      "in /proc, then swapped in): ") and "imbalance-tmp" not in str(info.value)
+    assert str(info.value).startswith(
+        "/proc/imbalance-out: cannot write the report (it is built in a hidden folder in /proc, then swapped in): "
+    ) and "imbalance-tmp" not in str(info.value)
 
 
 def test_hard_links_refused_fall_back_to_copies(tmp_path, monkeypatch):
@@ -398,8 +426,9 @@ def test_a_name_too_long_for_the_file_system_is_one_line(tmp_path):
     assert _temp_entries(tmp_path) == []
 
 
-@pytest.mark.parametrize("command", [["stats", str(DATA), "--anchors", "none"], ["check", str(DATA)],
-                                     ["margins", str(DATA), "--one-stage"]])
+@pytest.mark.parametrize(
+    "command", [["stats", str(DATA), "--anchors", "none"], ["check", str(DATA)], ["margins", str(DATA), "--one-stage"]]
+)
 @pytest.mark.slow
 def test_cli_250_character_out_names_work(tmp_path, monkeypatch, command):
     from imbalance_cli.cli import app
@@ -422,8 +451,10 @@ def test_cli_full_disk_on_existing_report_is_one_line_and_keeps_it(tmp_path, mon
     _failing_write(monkeypatch, errno.ENOSPC, after=3)
     res = runner.invoke(app, ["stats", str(DATA), "-o", str(out), "--anchors", "none", "-q"])
     assert res.exit_code == 2
-    assert _one_line(res) == (f"error: {out}: cannot write the report: No space left on device (ENOSPC); the disk "
-                              "is full: free some space or choose another --out")
+    assert _one_line(res) == (
+        f"error: {out}: cannot write the report: No space left on device (ENOSPC); the disk "
+        "is full: free some space or choose another --out"
+    )
     assert _tree(out) == before and _temp_entries(tmp_path) == []
 
 

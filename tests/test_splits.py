@@ -6,14 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from conftest import COCO_TRAIN, COCO_VAL, REAL
 from typer.testing import CliRunner
 
 from imbalance_cli import load
 from imbalance_cli.cli import app
 from imbalance_cli.stats import analyze
 from imbalance_cli.stats.splits import pick_pair, split_statistics
-
-from conftest import COCO_TRAIN, COCO_VAL, REAL
 
 SAMPLE = REAL / "yolo-coco-mini" / "data.yaml"
 runner = CliRunner()
@@ -74,8 +73,7 @@ def test_cli_json_terminal_and_outputs(tmp_path):
     r = runner.invoke(app, ["stats", str(SAMPLE), "--anchors", "yolov5", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert "splits side by side" in r.output and "AutoAnchor BPR" in r.output and "train vs val" in r.output
-    for f in ("splits.json", "splits.csv", "splits.html", "compare_classes.png", "train/stats.json",
-              "val/report.html"):
+    for f in ("splits.json", "splits.csv", "splits.html", "compare_classes.png", "train/stats.json", "val/report.html"):
         assert (out / f).is_file(), f
     page = (out / "splits.html").read_text()
     assert "train/report.html" in page and "data:image/png;base64," in page
@@ -86,7 +84,9 @@ def test_cli_json_terminal_and_outputs(tmp_path):
 
 def test_single_split_yaml_gives_plain_report(tmp_path):
     y = tmp_path / "one.yaml"
-    y.write_text(f"path: {SAMPLE.parent}\nval: images/val2017\nnames: {json.dumps(list(load(COCO_VAL).category_names))}\n")
+    y.write_text(
+        f"path: {SAMPLE.parent}\nval: images/val2017\nnames: {json.dumps(list(load(COCO_VAL).category_names))}\n"
+    )
     r = runner.invoke(app, ["stats", str(y), "--anchors", "none", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["schema"].startswith("imbalance.stats/")

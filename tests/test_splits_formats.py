@@ -25,8 +25,10 @@ def _split_facts(split_dir: str) -> tuple[int, int]:
     """(images, label lines) of one split folder of the bundled YOLO sample."""
     root = DATA / "yolo-coco-mini"
     images = len(list((root / "images" / split_dir).glob("*.png")))
-    lines = sum(len([ln for ln in f.read_text().splitlines() if ln.strip()])
-                for f in (root / "labels" / split_dir).glob("*.txt"))
+    lines = sum(
+        len([ln for ln in f.read_text().splitlines() if ln.strip()])
+        for f in (root / "labels" / split_dir).glob("*.txt")
+    )
     return images, lines
 
 
@@ -80,8 +82,9 @@ def test_batches_split():
 
 
 def test_anchors_fits_on_train_not_on_train_plus_val():
-    res = runner.invoke(app, ["anchors", str(YOLO), "--preset", "yolov5", "--iterations", "0", "--sample", "10",
-                              "--json"])
+    res = runner.invoke(
+        app, ["anchors", str(YOLO), "--preset", "yolov5", "--iterations", "0", "--sample", "10", "--json"]
+    )
     assert res.exit_code == 0, res.stderr
     rep = json.loads(res.stdout)
     assert rep["dataset"].endswith("[train]") and rep["all"]["before"]["images"] == TRAIN[0]
@@ -110,8 +113,11 @@ def test_compare_two_splits_of_one_file():
 
 
 def test_split_errors_are_one_line():
-    for args in (["stats", str(YOLO), "--split", "trian"], ["margins", str(YOLO), "--split", "vall"],
-                 ["check", str(YOLO), "--split", "tain"]):
+    for args in (
+        ["stats", str(YOLO), "--split", "trian"],
+        ["margins", str(YOLO), "--split", "vall"],
+        ["check", str(YOLO), "--split", "tain"],
+    ):
         res = runner.invoke(app, args)
         assert res.exit_code == 2 and "did you mean" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     res = runner.invoke(app, ["stats", str(COCO_VAL), "--split", "val"])
@@ -120,17 +126,27 @@ def test_split_errors_are_one_line():
 
 @pytest.mark.slow
 def test_train_takes_a_data_yaml_without_images(tmp_path):
+    from imbalance_cli.anchors.presets import preset_from_dict
     from imbalance_cli.detector import data as D
     from imbalance_cli.detector.train import COMPACT_PRESET_SPEC
-    from imbalance_cli.anchors.presets import preset_from_dict
 
     preset = preset_from_dict(COMPACT_PRESET_SPEC)
     d = D.load_real(str(YOLO), None, preset, 0.2, 0)
     assert (len(d.train), len(d.val)) == (TRAIN[0], VAL[0])  # train split trained, val split evaluated
     assert len(d.val_gt["annotations"]) == VAL[1] and d.source["val_split"] == "val"
     assert all(im.shape[0] == 3 for im in d.train.images[:3])
-    res = runner.invoke(app, ["train", "--data", str(YOLO), "--images", str(DATA / "yolo-coco-mini" / "images"),
-                              "--out", str(tmp_path / "run")])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(YOLO),
+            "--images",
+            str(DATA / "yolo-coco-mini" / "images"),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert res.exit_code == 2 and "--images does not apply to a YOLO dataset" in res.stderr
     res = runner.invoke(app, ["train", "--split", "val", "--out", str(tmp_path / "run2")])
     assert res.exit_code == 2 and "only a YOLO data.yaml has splits" in res.stderr
@@ -158,11 +174,15 @@ def test_preset_typo_says_did_you_mean_and_lists_yolov5():
     assert res.exit_code == 2 and "did you mean 'yolov5'" in res.stderr
 
 
-@pytest.mark.parametrize("fmt, path, kind", [
-    ("voc", COCO_VAL, "COCO-style JSON"), ("openimages", COCO_VAL, "COCO-style JSON"),
-    ("coco", DATA / "VOC2007_Annotations_000001.xml", "Pascal VOC XML"),
-    ("coco", DATA / "openimages-coco-mini_val-bbox.csv", "an Open Images box CSV"),
-])
+@pytest.mark.parametrize(
+    "fmt, path, kind",
+    [
+        ("voc", COCO_VAL, "COCO-style JSON"),
+        ("openimages", COCO_VAL, "COCO-style JSON"),
+        ("coco", DATA / "VOC2007_Annotations_000001.xml", "Pascal VOC XML"),
+        ("coco", DATA / "openimages-coco-mini_val-bbox.csv", "an Open Images box CSV"),
+    ],
+)
 def test_forced_format_on_a_file_of_another_kind_names_the_right_one(fmt, path, kind):
     res = runner.invoke(app, ["stats", str(path), "--format", fmt, "--anchors", "none"])
     assert res.exit_code == 2 and f"the file is {kind}, not {fmt}" in res.stderr

@@ -7,8 +7,8 @@ import pytest
 
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
-from imbalance_cli.stats.schema import SCHEMA, problems, validate
 from imbalance_cli.stats import Report, analyze
+from imbalance_cli.stats.schema import SCHEMA, problems, validate
 
 NAN = float("nan")
 
@@ -27,14 +27,27 @@ def tiny() -> Dataset:
     7    1      C    NaN               non_finite
     """
     return Dataset(
-        image_ids=[10, 11, 12], widths=[100, 50, 10], heights=[200, 50, 10],
-        boxes=[[0, 0, 50, 100], [10, 20, 25, 50], [0, 0, 100, 200], [5, 5, 42, 15],
-               [0, 0, 10, 10], [10, 10, 10, 20], [60, 60, 70, 70], [NAN, 0, 5, 5]],
-        box_image=[0, 0, 0, 1, 1, 1, 1, 1], box_category=[0, 0, 1, 1, 0, 2, 2, 2],
+        image_ids=[10, 11, 12],
+        widths=[100, 50, 10],
+        heights=[200, 50, 10],
+        boxes=[
+            [0, 0, 50, 100],
+            [10, 20, 25, 50],
+            [0, 0, 100, 200],
+            [5, 5, 42, 15],
+            [0, 0, 10, 10],
+            [10, 10, 10, 20],
+            [60, 60, 70, 70],
+            [NAN, 0, 5, 5],
+        ],
+        box_image=[0, 0, 0, 1, 1, 1, 1, 1],
+        box_category=[0, 0, 1, 1, 0, 2, 2, 2],
         box_ids=[101, 102, 103, 104, 105, 106, 107, 108],
         crowd=[0, 0, 0, 0, 1, 0, 0, 0],
         area=[4000, 500, 9000, NAN, 80, 0, 100, NAN],
-        category_ids=[3, 5, 7, 9], category_names=["A", "B", "C", "D"], path="tiny.json",
+        category_ids=[3, 5, 7, 9],
+        category_names=["A", "B", "C", "D"],
+        path="tiny.json",
     )
 
 
@@ -61,8 +74,12 @@ def test_summary_and_classes():
 def test_per_image_histograms():
     r = analyze(tiny()).to_dict()
     # valid boxes per image: 3, 1, 0
-    assert r["objects_per_image"] == {"edges": [0, 1, 2, 3, 4], "counts": [1, 1, 0, 1], "mean": pytest.approx(4 / 3),
-                                      "max": 3}
+    assert r["objects_per_image"] == {
+        "edges": [0, 1, 2, 3, 4],
+        "counts": [1, 1, 0, 1],
+        "mean": pytest.approx(4 / 3),
+        "max": 3,
+    }
     # distinct classes per image: {A, B}, {B}, {}
     assert r["classes_per_image"] == {"edges": [0, 1, 2, 3], "counts": [1, 1, 1], "mean": 1.0, "max": 2}
 
@@ -119,10 +136,17 @@ def long_tail() -> Dataset:
     cats = [0] * 12 + [1] * 101 + [2] * 10
     imgs = list(range(12)) + list(range(101)) + [5] * 10
     return Dataset(
-        image_ids=np.arange(1, n_img + 1), widths=np.full(n_img, 100), heights=np.full(n_img, 100),
-        boxes=np.tile([10, 10, 30, 40], (len(cats), 1)), box_image=imgs, box_category=cats,
-        category_ids=[1, 2, 3, 4], category_names=["X", "Y", "Z", "W"],
-        frequency=["c", "c", "r", ""], category_image_count=[50, 300, 2, 0], category_instance_count=[60, 900, 2, 0],
+        image_ids=np.arange(1, n_img + 1),
+        widths=np.full(n_img, 100),
+        heights=np.full(n_img, 100),
+        boxes=np.tile([10, 10, 30, 40], (len(cats), 1)),
+        box_image=imgs,
+        box_category=cats,
+        category_ids=[1, 2, 3, 4],
+        category_names=["X", "Y", "Z", "W"],
+        frequency=["c", "c", "r", ""],
+        category_image_count=[50, 300, 2, 0],
+        category_instance_count=[60, 900, 2, 0],
         format="lvis",
     )
 
@@ -138,8 +162,9 @@ def test_frequency_bags_and_measures():
     assert r["bags_edges"] == [0, 10, 100, 1000, None]  # inf -> null in JSON
     assert r["frequency_groups"] == {"r": 2, "c": 1, "f": 1}
     # the file says Y is common; computed says frequent. W has no file frequency.
-    assert r["frequency_disagreements"] == [{"id": 2, "name": "Y", "images": 101, "frequency": "f",
-                                             "file_frequency": "c"}]
+    assert r["frequency_disagreements"] == [
+        {"id": 2, "name": "Y", "images": 101, "frequency": "f", "file_frequency": "c"}
+    ]
     assert r["frequency_groups_from_file_counts"] == {"r": 2, "c": 1, "f": 1}  # 50 c, 300 f, 2 r, 0 r
     assert rows["Y"]["file_images"] == 300 and rows["Y"]["file_instances"] == 900
     n = [12.0, 101.0, 10.0]  # used classes
@@ -163,8 +188,15 @@ def test_report_tables_and_json():
     df = rep.classes
     assert list(df["name"]) == ["Y", "X", "Z", "W"]  # sorted by instances, descending
     t = rep.tables()
-    assert set(t) == {"classes", "objects_per_image", "classes_per_image", "relative_width", "relative_height",
-                      "relative_area", "location"}
+    assert set(t) == {
+        "classes",
+        "objects_per_image",
+        "classes_per_image",
+        "relative_width",
+        "relative_height",
+        "relative_area",
+        "location",
+    }
     assert len(t["relative_area"]) == 8 and int(t["relative_area"]["count"].sum()) == 123
     assert len(t["location"]) == 25 and int(t["location"]["count"].sum()) == 123
     assert int(t["objects_per_image"]["images"].sum()) == 101
@@ -189,20 +221,44 @@ def test_verdicts():
 
 
 def test_empty_and_single_class():
-    empty = Dataset(image_ids=[], widths=[], heights=[], boxes=np.zeros((0, 4)), box_image=[], box_category=[],
-                    category_ids=[], category_names=[])
+    empty = Dataset(
+        image_ids=[],
+        widths=[],
+        heights=[],
+        boxes=np.zeros((0, 4)),
+        box_image=[],
+        box_category=[],
+        category_ids=[],
+        category_names=[],
+    )
     r = analyze(empty).to_dict()
     assert r["dataset"]["images"] == 0 and r["classes"] == []
     assert all(r["measures"][k] is None for k in ("imbalance_ratio", "gini", "normalized_entropy", "cv"))
     assert r["objects_per_image"]["mean"] is None and r["location"]["tv_to_uniform"] is None
     assert problems(r) == []
-    no_boxes = Dataset(image_ids=[1, 2], widths=[10, 10], heights=[10, 10], boxes=np.zeros((0, 4)), box_image=[],
-                       box_category=[], category_ids=[1], category_names=["a"])
+    no_boxes = Dataset(
+        image_ids=[1, 2],
+        widths=[10, 10],
+        heights=[10, 10],
+        boxes=np.zeros((0, 4)),
+        box_image=[],
+        box_category=[],
+        category_ids=[1],
+        category_names=["a"],
+    )
     r = analyze(no_boxes).to_dict()
     assert r["objects_per_image"]["counts"] == [2] and r["dataset"]["images_without_boxes"] == 2
     assert r["measures"]["gini"] is None and r["scale"]["size_groups"] == {"small": 0, "medium": 0, "large": 0}
-    one = Dataset(image_ids=[1], widths=[10], heights=[10], boxes=[[1, 1, 5, 5], [2, 2, 4, 4]], box_image=[0, 0],
-                  box_category=[0, 0], category_ids=[1], category_names=["a"])
+    one = Dataset(
+        image_ids=[1],
+        widths=[10],
+        heights=[10],
+        boxes=[[1, 1, 5, 5], [2, 2, 4, 4]],
+        box_image=[0, 0],
+        box_category=[0, 0],
+        category_ids=[1],
+        category_names=["a"],
+    )
     r = analyze(one).to_dict()
     assert r["measures"]["imbalance_ratio"] == 1 and r["measures"]["normalized_entropy"] is None
     assert {x["type"]: x["level"] for x in r["verdicts"]}["class"] == "ok"
@@ -210,9 +266,19 @@ def test_empty_and_single_class():
 
 def test_without_image_sizes():
     # Open Images without a sizes CSV: normalised boxes, NaN sizes
-    ds = Dataset(image_ids=[1], widths=[NAN], heights=[NAN], boxes=[[0.1, 0.2, 0.35, 0.6], [0.5, 0.5, 0.95, 0.7]],
-                 box_image=[0, 0], box_category=[0, 1], category_ids=[1, 2], category_names=["a", "b"],
-                 has_image_sizes=False, format="openimages", path="boxes.csv")
+    ds = Dataset(
+        image_ids=[1],
+        widths=[NAN],
+        heights=[NAN],
+        boxes=[[0.1, 0.2, 0.35, 0.6], [0.5, 0.5, 0.95, 0.7]],
+        box_image=[0, 0],
+        box_category=[0, 1],
+        category_ids=[1, 2],
+        category_names=["a", "b"],
+        has_image_sizes=False,
+        format="openimages",
+        path="boxes.csv",
+    )
     r = analyze(ds, hist_bins=10, location_bins=2).to_dict()
     assert r["dataset"]["boxes"] == 2
     assert r["scale"]["size_groups"] is None

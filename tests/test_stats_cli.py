@@ -34,8 +34,20 @@ def test_json_output_carries_schema_keys():
 
 
 def test_options_reach_the_report():
-    res = invoke(COCO_VAL, "--anchors", "none", "--json", "--location-bins", "7", "--per-class-location",
-                 "--bags-edges", "0,5,50,inf", "--hist-bins", "16", "--quiet")
+    res = invoke(
+        COCO_VAL,
+        "--anchors",
+        "none",
+        "--json",
+        "--location-bins",
+        "7",
+        "--per-class-location",
+        "--bags-edges",
+        "0,5,50,inf",
+        "--hist-bins",
+        "16",
+        "--quiet",
+    )
     assert res.exit_code == 0, res.stderr
     d = json.loads(res.stdout)
     assert d["location"]["bins"] == 7 and len(d["location"]["counts"]) == 7
@@ -64,8 +76,10 @@ def _write_coco(path: Path, boxes):
     doc = {
         "images": [{"id": 1, "width": 100, "height": 80, "file_name": "a.jpg"}],
         "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
-        "annotations": [{"id": 10 + i, "image_id": 1, "category_id": 1 + i % 2, "bbox": b, "area": 1.0, "iscrowd": 0}
-                        for i, b in enumerate(boxes)],
+        "annotations": [
+            {"id": 10 + i, "image_id": 1, "category_id": 1 + i % 2, "bbox": b, "area": 1.0, "iscrowd": 0}
+            for i, b in enumerate(boxes)
+        ],
     }
     path.write_text(json.dumps(doc))
     return path
@@ -83,16 +97,19 @@ def test_strict_names_first_invalid_record(tmp_path):
     assert err.count("\n") == 0 and "bad.json" in err and "annotation id 11" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--bags-edges", "0,ten,inf"], "--bags-edges"),
-    (["--bags-edges", "10,5"], "--bags-edges"),
-    (["--bags-edges", "5,10"], "--bags-edges"),
-    (["--location-bins", "0"], "--location-bins"),
-    (["--negative-iou-sample", "-3"], "--negative-iou-sample"),
-    (["--format", "darknet"], "--format"),
-    (["--matcher", "best"], "--matcher"),
-    (["--device", "tpu"], "--device"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--bags-edges", "0,ten,inf"], "--bags-edges"),
+        (["--bags-edges", "10,5"], "--bags-edges"),
+        (["--bags-edges", "5,10"], "--bags-edges"),
+        (["--location-bins", "0"], "--location-bins"),
+        (["--negative-iou-sample", "-3"], "--negative-iou-sample"),
+        (["--format", "darknet"], "--format"),
+        (["--matcher", "best"], "--matcher"),
+        (["--device", "tpu"], "--device"),
+    ],
+)
 def test_bad_options_exit_2(args, needle):
     res = invoke(COCO_VAL, "--anchors", "none", *args)
     assert res.exit_code == 2, (res.stdout, res.stderr)
@@ -113,7 +130,8 @@ def test_open_images_without_sizes_refuses_anchors(tmp_path):
     boxes.write_text(
         "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\n"
         "img1,xclick,/m/01,1,0.1,0.51,0.2,0.6,0,0,0,0,0\n"
-        "img1,xclick,/m/02,1,0.6,0.9,0.1,0.3,0,0,1,0,0\n")
+        "img1,xclick,/m/02,1,0.6,0.9,0.1,0.3,0,0,1,0,0\n"
+    )
     (tmp_path / "class-descriptions-boxable.csv").write_text("/m/01,Cat\n/m/02,Dog\n")
     res = invoke(boxes, "--anchors", "retinanet")
     assert res.exit_code == 2 and "anchor statistics need image sizes" in res.stderr
@@ -141,8 +159,20 @@ def test_default_anchors_and_pass_through(tmp_path):
     assert a["foreground"] + a["background"] + a["ignored"] == a["anchors"]
     fb = next(v for v in d["verdicts"] if v["type"] == "foreground_background")
     assert fb["value"] == pytest.approx(a["background"] / a["foreground"])
-    res = invoke(f, "--json", "--matcher", "mmdet", "--pos-iou", "0.6", "--neg-iou", "0.3",
-                 "--negative-iou-sample", "all", "--device", "cpu")
+    res = invoke(
+        f,
+        "--json",
+        "--matcher",
+        "mmdet",
+        "--pos-iou",
+        "0.6",
+        "--neg-iou",
+        "0.3",
+        "--negative-iou-sample",
+        "all",
+        "--device",
+        "cpu",
+    )
     assert res.exit_code == 0, res.stderr
     a2 = json.loads(res.stdout)["anchors"]
     assert a2["matcher"] == "mmdet" and a2["device"] == "cpu" and a2["anchors"] == a["anchors"]
@@ -156,10 +186,22 @@ def test_anchor_dict_stored_unchanged():
     from imbalance_cli.stats import analyze
     from imbalance_cli.stats.anchors import anchor_statistics
 
-    ds = Dataset(image_ids=[1], widths=[120], heights=[90], boxes=[[10, 10, 60, 50]], box_image=[0],
-                 box_category=[0], category_ids=[1], category_names=["a"])
+    ds = Dataset(
+        image_ids=[1],
+        widths=[120],
+        heights=[90],
+        boxes=[[10, 10, 60, 50]],
+        box_image=[0],
+        box_category=[0],
+        category_ids=[1],
+        category_names=["a"],
+    )
     got = analyze(ds, anchors="retinanet", negative_iou_sample="all").to_dict()["anchors"]
-    want = json.loads(json.dumps(anchor_statistics(ds, "retinanet", negative_iou_sample="all"),
-                                 default=lambda o: o.tolist() if isinstance(o, np.ndarray) else o.item()))
+    want = json.loads(
+        json.dumps(
+            anchor_statistics(ds, "retinanet", negative_iou_sample="all"),
+            default=lambda o: o.tolist() if isinstance(o, np.ndarray) else o.item(),
+        )
+    )
     got.pop("seconds", None), want.pop("seconds", None)
     assert got == want

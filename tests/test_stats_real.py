@@ -65,8 +65,10 @@ def test_summary_and_per_image_against_raw_json(coco_case):
     # COCO size groups by the box's w*h and by the file's area field
     box_area = np.array([a["bbox"][2] * a["bbox"][3] for a in valid])
     seg_area = np.array([a["area"] for a in valid])
-    for got, area in ((report["scale"]["size_groups"], box_area), (report["scale"]["size_groups_by_area_field"],
-                                                                    seg_area)):
+    for got, area in (
+        (report["scale"]["size_groups"], box_area),
+        (report["scale"]["size_groups_by_area_field"], seg_area),
+    ):
         assert got["small"] == int((area < 32**2).sum()) and got["large"] == int((area >= 96**2).sum())
         assert got["small"] + got["medium"] + got["large"] == len(valid)
     validate(report)

@@ -22,13 +22,17 @@ runner = CliRunner()
 
 
 def _minimal(preset: str, fg: int, bg: int) -> dict:
-    return {"measures": {"gini": None}, "scale": {"tv_to_uniform": {"relative_area": None}},
-            "location": {"tv_to_uniform": None}, "anchors": {"preset": preset, "matcher": "torchvision",
-                                                               "foreground": fg, "background": bg}}
+    return {
+        "measures": {"gini": None},
+        "scale": {"tv_to_uniform": {"relative_area": None}},
+        "location": {"tv_to_uniform": None},
+        "anchors": {"preset": preset, "matcher": "torchvision", "foreground": fg, "background": bg},
+    }
 
 
-@pytest.mark.parametrize("factor, level", [(0.5, "ok"), (1.0, "ok"), (1.99, "ok"), (2.01, "moderate"),
-                                           (4.9, "moderate"), (5.1, "severe")])
+@pytest.mark.parametrize(
+    "factor, level", [(0.5, "ok"), (1.0, "ok"), (1.99, "ok"), (2.01, "moderate"), (4.9, "moderate"), (5.1, "severe")]
+)
 def test_fg_bg_level_is_relative_to_the_preset_reference(factor, level):
     ref = 27_202_200 / 31_585  # RetinaNet on the two bundled COCO subsets (see FG_BG_REFERENCE)
     fg = 1000
@@ -81,8 +85,9 @@ def test_lvis_scope_by_image_count():
 
 @pytest.mark.slow
 def test_stats_on_small_coco_hides_lvis_groups_and_names_classes(tmp_path):
-    res = runner.invoke(app, ["stats", str(COCO_VAL), "--anchors", "ssd300", "-o", str(tmp_path / "r"), "-q"],
-                        env={"COLUMNS": "200"})
+    res = runner.invoke(
+        app, ["stats", str(COCO_VAL), "--anchors", "ssd300", "-o", str(tmp_path / "r"), "-q"], env={"COLUMNS": "200"}
+    )
     assert res.exit_code == 0, res.output
     text = res.stdout
     assert "LVIS frequency groups hidden" in text and "100,170" in text
@@ -94,7 +99,7 @@ def test_stats_on_small_coco_hides_lvis_groups_and_names_classes(tmp_path):
         names = {str(c["id"]): c["name"] for c in json.load(f)["categories"]}
     ppi = d["anchors"]["positives_per_instance"]
     worst = min(ppi, key=lambda k: (ppi[k], k))
-    section = text[text.index("Fewest positive anchors per instance"):]
+    section = text[text.index("Fewest positive anchors per instance") :]
     first_row = next(line for line in section.splitlines() if line.startswith("│"))
     assert first_row.split("│")[1].strip() == names[worst]
     html = (tmp_path / "r" / "report.html").read_text()
@@ -123,8 +128,15 @@ def test_help_shows_flags_as_flags_and_out_as_directory(command):
     assert "-o" in out and "DIR" in out and "directory" in res.stdout
 
 
-@pytest.mark.parametrize("args", [["margins", str(COCO_VAL), "--one-stage"], ["groups", str(COCO_VAL)],
-                                  ["compare", str(COCO_VAL), str(COCO_VAL)], ["batches", str(COCO_VAL)]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["margins", str(COCO_VAL), "--one-stage"],
+        ["groups", str(COCO_VAL)],
+        ["compare", str(COCO_VAL), str(COCO_VAL)],
+        ["batches", str(COCO_VAL)],
+    ],
+)
 def test_out_must_be_a_directory(tmp_path, args):
     target = tmp_path / "file.txt"
     target.write_text("x")

@@ -11,8 +11,17 @@ from typer.testing import CliRunner
 from imbalance_cli.detector.train import TrainConfig, train
 from imbalance_cli.report import train as report_train
 
-TINY = dict(train_images=16, val_images=6, tail="exp", max_instances=6, min_instances=1, batch_size=8,
-            threads=1, device="cpu", lr=2e-3)
+TINY = dict(
+    train_images=16,
+    val_images=6,
+    tail="exp",
+    max_instances=6,
+    min_instances=1,
+    batch_size=8,
+    threads=1,
+    device="cpu",
+    lr=2e-3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +58,8 @@ def test_resume_after_one_epoch_gives_identical_weights_and_metrics(tmp_path, sy
         assert m1[k] == m2[k] or (m1[k] != m1[k] and m2[k] != m2[k])
     log1 = (straight / "train_log.jsonl").read_text().splitlines()
     log2 = (split / "train_log.jsonl").read_text().splitlines()
-    assert [json.loads(l)["iter"] for l in log2] == list(range(len(log1)))
-    assert [json.loads(l)["loss"] for l in log1] == [json.loads(l)["loss"] for l in log2]
+    assert [json.loads(line)["iter"] for line in log2] == list(range(len(log1)))
+    assert [json.loads(line)["loss"] for line in log1] == [json.loads(line)["loss"] for line in log2]
     # outputs of the straight run
     saved = json.loads((straight / "metrics.json").read_text())
     for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AP_bins", "settings"):
@@ -70,8 +79,11 @@ def test_every_registered_loss_takes_a_step(tmp_path, syn_dir):
     for name in CLASSIFICATION:
         if name in ("focal", "sigmoid-ce"):
             continue
-        m = train(TrainConfig(loss=name, epochs=1, max_iters=1, out=str(tmp_path / name), synthetic_dir=syn_dir,
-                              plots=False, **TINY))
+        m = train(
+            TrainConfig(
+                loss=name, epochs=1, max_iters=1, out=str(tmp_path / name), synthetic_dir=syn_dir, plots=False, **TINY
+            )
+        )
         assert 0.0 <= m["AP"] <= 1.0, name
         rec = json.loads((tmp_path / name / "train_log.jsonl").read_text().splitlines()[0])
         assert rec["cls_loss"] == rec["cls_loss"] and rec["cls_grad_norm"] > 0, name
@@ -109,9 +121,31 @@ def test_cli_trains_on_a_real_format_file_and_stats_commands_read_synthetic(tmp_
     paths = write_synthetic_lt(tmp_path / "syn", cfg)
     runner = CliRunner()
     out = tmp_path / "real"
-    r = runner.invoke(app, ["train", "--data", str(paths["train"]), "--images", str(paths["images"]),
-                            "--anchors", "synthetic-lt", "--epochs", "1", "--batch-size", "8", "--val-fraction", "0.25",
-                            "--threads", "1", "--device", "cpu", "--out", str(out), "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(paths["train"]),
+            "--images",
+            str(paths["images"]),
+            "--anchors",
+            "synthetic-lt",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--val-fraction",
+            "0.25",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     metrics = json.loads(r.stdout)
     assert metrics["settings"]["data"] == str(paths["train"])
@@ -124,8 +158,20 @@ def test_cli_trains_on_a_real_format_file_and_stats_commands_read_synthetic(tmp_
         r = runner.invoke(app, [*cmd, str(paths["train"])])
         assert r.exit_code == 0, (cmd, r.output)
     # a preset the detector cannot use is refused with exit code 2
-    r = runner.invoke(app, ["train", "--data", str(paths["train"]), "--images", str(paths["images"]),
-                            "--anchors", "ssd300", "--out", str(tmp_path / "bad")])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(paths["train"]),
+            "--images",
+            str(paths["images"]),
+            "--anchors",
+            "ssd300",
+            "--out",
+            str(tmp_path / "bad"),
+        ],
+    )
     assert r.exit_code == 2 and "grid" in r.output
 
 
@@ -134,8 +180,17 @@ def test_every_box_loss_takes_a_step_and_ghm_r_resumes(tmp_path, syn_dir):
     from imbalance_cli.losses.registry import BOX
 
     for name in BOX:
-        m = train(TrainConfig(box_loss=name, epochs=1, max_iters=1, out=str(tmp_path / name), synthetic_dir=syn_dir,
-                              plots=False, **TINY))
+        m = train(
+            TrainConfig(
+                box_loss=name,
+                epochs=1,
+                max_iters=1,
+                out=str(tmp_path / name),
+                synthetic_dir=syn_dir,
+                plots=False,
+                **TINY,
+            )
+        )
         assert m["settings"]["box_loss"] == name
         rec = json.loads((tmp_path / name / "train_log.jsonl").read_text().splitlines()[0])
         assert rec["reg_loss"] > 0 and rec["reg_grad_norm"] > 0, name
@@ -148,8 +203,11 @@ def test_every_box_loss_takes_a_step_and_ghm_r_resumes(tmp_path, syn_dir):
 
 @pytest.mark.slow
 def test_alrp_records_no_box_loss(tmp_path, syn_dir):
-    m = train(TrainConfig(loss="alrp", epochs=1, max_iters=1, out=str(tmp_path / "a"), synthetic_dir=syn_dir,
-                          plots=False, **TINY))
+    m = train(
+        TrainConfig(
+            loss="alrp", epochs=1, max_iters=1, out=str(tmp_path / "a"), synthetic_dir=syn_dir, plots=False, **TINY
+        )
+    )
     assert m["settings"]["box_loss"] is None
 
 
@@ -191,12 +249,38 @@ def test_planted_pickle_checkpoint_is_refused_without_running_it(tmp_path, syn_d
 
     torch.save({"model": Evil()}, out / "checkpoint.pt", pickle_module=pickle)
     env = dict(__import__("os").environ)
-    r = subprocess.run([sys.executable, "-m", "imbalance_cli", "train", "--resume", "--epochs", "1", "--out", str(out),
-                        "--train-images", "16", "--val-images", "6", "--tail", "exp", "--batch-size", "8",
-                        "--threads", "1", "--device", "cpu", "--quiet"], capture_output=True, text=True, env=env,
-                       timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imbalance_cli",
+            "train",
+            "--resume",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--train-images",
+            "16",
+            "--val-images",
+            "6",
+            "--tail",
+            "exp",
+            "--batch-size",
+            "8",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 2, r.stderr
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "checkpoint.pt" in lines[0] and "refusing" in lines[0], r.stderr
     assert "Traceback" not in r.stderr
     assert not marker.exists()
@@ -221,7 +305,7 @@ def test_resume_truncates_the_log_to_the_checkpoint_iteration(tmp_path, syn_dir)
         train(TrainConfig(**cfg), on_epoch_end=kill)
     ipe = 2  # 16 images, batch 8
     train(TrainConfig(resume=True, **cfg))
-    recs = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    recs = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["iter"] for r in recs] == list(range(2 * ipe))
     assert all(r["loss"] != 123.0 for r in recs)
 
@@ -241,8 +325,26 @@ def test_images_outside_the_folder_are_refused(tmp_path, syn_dir):
         g["images"][3]["file_name"] = bad
         f = tmp_path / "bad.json"
         f.write_text(json.dumps(g))
-        r = runner.invoke(app, ["train", "--data", str(f), "--images", str(paths["images"]), "--anchors", "synthetic-lt",
-                                "--epochs", "1", "--threads", "1", "--device", "cpu", "--out", str(tmp_path / "o")])
+        r = runner.invoke(
+            app,
+            [
+                "train",
+                "--data",
+                str(f),
+                "--images",
+                str(paths["images"]),
+                "--anchors",
+                "synthetic-lt",
+                "--epochs",
+                "1",
+                "--threads",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "o"),
+            ],
+        )
         assert r.exit_code == 2, r.output
         assert f"image id {g['images'][3]['id']}" in r.output and "file_name" in r.output and "bad.json" in r.output
         assert "Traceback" not in r.output

@@ -16,10 +16,10 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import ROOT
 from imbalance_cli.cli import app
 
 runner = CliRunner()
@@ -27,11 +27,16 @@ runner = CliRunner()
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG signature and IHDR chunk (valid CRC) for ``width x height`` RGB, then an IDAT of garbage and IEND."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _dataset(tmp_path, bad_name=None, bad_bytes=None, size=(32, 32), file_name=None):
@@ -54,8 +59,28 @@ def _dataset(tmp_path, bad_name=None, bad_bytes=None, size=(32, 32), file_name=N
 
 
 def _train(ann, img_dir, out):
-    return ["train", "--data", str(ann), "--images", str(img_dir), "--anchors", "synthetic-lt", "--epochs", "1",
-            "--batch-size", "2", "--val-fraction", "0.4", "--threads", "1", "--device", "cpu", "--out", str(out), "-q"]
+    return [
+        "train",
+        "--data",
+        str(ann),
+        "--images",
+        str(img_dir),
+        "--anchors",
+        "synthetic-lt",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--val-fraction",
+        "0.4",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "-q",
+    ]
 
 
 def _one_line(r, *needles):
@@ -74,24 +99,30 @@ def _truncated_png() -> bytes:
     return buf.getvalue()[:300]
 
 
-@pytest.mark.parametrize("bad, needle", [
-    (_png_header(20000, 20000), "DecompressionBombError"),   # Pillow's own limit, not an OSError
-    (_png_header(1_000_001, 1), "image header says 1000001 x 1 pixels"),
-    (_truncated_png(), "cannot read image"),
-    (b"\x00" * 100, "UnidentifiedImageError"),
-    (_png_header(32, 32)[:20], "cannot read image"),
-])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        (_png_header(20000, 20000), "DecompressionBombError"),  # Pillow's own limit, not an OSError
+        (_png_header(1_000_001, 1), "image header says 1000001 x 1 pixels"),
+        (_truncated_png(), "cannot read image"),
+        (b"\x00" * 100, "UnidentifiedImageError"),
+        (_png_header(32, 32)[:20], "cannot read image"),
+    ],
+)
 def test_every_pillow_error_is_one_line_naming_the_image(tmp_path, bad, needle):
     ann, img_dir = _dataset(tmp_path, bad_bytes=bad)
     r = runner.invoke(app, _train(ann, img_dir, tmp_path / "run"))
     _one_line(r, str(img_dir / "3.png"), needle)
 
 
-@pytest.mark.parametrize("size, needle", [
-    ((0.5, 0.5), "at least 1 pixel"),        # was ZeroDivisionError
-    ((32, 0.9), "at least 1 pixel"),
-    ((1_000_001, 32), "1,000,000"),
-])
+@pytest.mark.parametrize(
+    "size, needle",
+    [
+        ((0.5, 0.5), "at least 1 pixel"),  # was ZeroDivisionError
+        ((32, 0.9), "at least 1 pixel"),
+        ((1_000_001, 32), "1,000,000"),
+    ],
+)
 def test_image_sizes_held_to_the_loaders_limits(tmp_path, size, needle):
     ann, img_dir = _dataset(tmp_path, size=size)
     r = runner.invoke(app, _train(ann, img_dir, tmp_path / "run"))
@@ -109,8 +140,13 @@ def test_fifo_image_refused_without_blocking(tmp_path):
     ann, img_dir = _dataset(tmp_path)
     (img_dir / "3.png").unlink()
     os.mkfifo(img_dir / "3.png")
-    r = subprocess.run([sys.executable, "-m", "imbalance_cli", *_train(ann, img_dir, tmp_path / "run")],
-                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run(
+        [sys.executable, "-m", "imbalance_cli", *_train(ann, img_dir, tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and "not a regular file" in lines[0] and "3.png" in lines[0], r.stderr
 

@@ -11,8 +11,6 @@ import gzip
 import io
 import itertools
 import json
-import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +63,11 @@ def test_small_is_one_definition_in_stats_coverage_fit_and_yolo(raw_val, val_rep
 
     valid = _valid(raw_val)
     wh = np.array([a["bbox"][2] * a["bbox"][3] for a in valid])
-    expected = {"small": int((wh < 32 ** 2).sum()), "medium": int(((wh >= 32 ** 2) & (wh < 96 ** 2)).sum()),
-                "large": int((wh >= 96 ** 2).sum())}
+    expected = {
+        "small": int((wh < 32**2).sum()),
+        "medium": int(((wh >= 32**2) & (wh < 96**2)).sum()),
+        "large": int((wh >= 96**2).sum()),
+    }
     assert expected["small"] == 224  # the issue's "36.2% (224 boxes)"
     assert val_report["scale"]["size_groups"] == expected and val_report["scale"]["size_groups_by"] == "box"
     cov = val_report["anchors"]["coverage"]
@@ -87,7 +88,7 @@ def test_small_is_one_definition_in_stats_coverage_fit_and_yolo(raw_val, val_rep
 def test_coco_eval_groups_only_when_asked_and_labelled(raw_val):
     valid = _valid(raw_val)
     area = np.array([a["area"] for a in valid])
-    small = int((area < 32 ** 2).sum())
+    small = int((area < 32**2).sum())
     assert small == 284  # the file's area field: the issue's second denominator
     res = runner.invoke(app, ["stats", str(COCO_VAL), "--coco-eval-sizes", "--json", "-q", "--device", "cpu"])
     assert res.exit_code == 0, res.output
@@ -104,12 +105,14 @@ def _hand_coco(tmp_path) -> Path:
     """One 800 x 800 image (retinanet keeps its size): box 1 equals the P3 anchor of size 32 centred at (400, 400)
     (IoU 1); box 2 is 4 x 4 px: every anchor's IoU with it is at most 16 / 1024 < 0.4, so it is below the
     positive and the negative IoU, and only the low-quality rule gives it positives."""
-    d = {"images": [{"id": 1, "width": 800, "height": 800, "file_name": "a.jpg"}],
-         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [384, 384, 32, 32], "area": 1024,
-                          "iscrowd": 0},
-                         {"id": 2, "image_id": 1, "category_id": 2, "bbox": [100, 100, 4, 4], "area": 16,
-                          "iscrowd": 0}],
-         "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+    d = {
+        "images": [{"id": 1, "width": 800, "height": 800, "file_name": "a.jpg"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [384, 384, 32, 32], "area": 1024, "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 2, "bbox": [100, 100, 4, 4], "area": 16, "iscrowd": 0},
+        ],
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+    }
     p = tmp_path / "hand.json"
     p.write_text(json.dumps(d))
     return p
@@ -138,8 +141,10 @@ def test_two_meanings_of_positive_named_apart_in_stats_and_check(tmp_path):
 def test_low_quality_off_makes_the_two_counts_equal(tmp_path):
     path = _hand_coco(tmp_path)
     toml = tmp_path / "p.toml"
-    toml.write_text("strides = [8]\nsizes = [[32]]\naspect_ratios = [1.0]\npos_iou = 0.5\nneg_iou = 0.4\n"
-                    "allow_low_quality = false\n[resize]\nmin_size = 800\nmax_size = 1333\nsize_divisible = 32\n")
+    toml.write_text(
+        "strides = [8]\nsizes = [[32]]\naspect_ratios = [1.0]\npos_iou = 0.5\nneg_iou = 0.4\n"
+        "allow_low_quality = false\n[resize]\nmin_size = 800\nmax_size = 1333\nsize_divisible = 32\n"
+    )
     res = runner.invoke(app, ["stats", str(path), "--anchors", str(toml), "--json", "-q", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     a = json.loads(res.stdout)["anchors"]
@@ -193,7 +198,7 @@ def _enumerated_tv(n: int, bins: int) -> float:
     for cells in itertools.product(range(bins), repeat=n):
         c = np.bincount(cells, minlength=bins) / n
         total += 0.5 * np.abs(c - 1 / bins).sum()
-    return total / bins ** n
+    return total / bins**n
 
 
 @pytest.mark.parametrize("n, bins", [(1, 2), (2, 3), (3, 4), (5, 3), (4, 6)])
@@ -214,11 +219,17 @@ def test_one_voc_image_is_not_called_severe():
 def test_a_large_concentrated_sample_is_still_severe_and_a_balanced_one_ok():
     rng = np.random.default_rng(3)
     n = 4000
-    ok = {"dataset": {"boxes": n}, "measures": {"gini": None},
-          "scale": {"tv_to_uniform": {"relative_area": measures.histogram_tv(np.bincount(rng.integers(0, 50, n),
-                                                                                          minlength=50))},
-                    "relative_area": {"counts": [0] * 50}},
-          "location": {"tv_to_uniform": 1 - 1 / 400, "bins": 20}}
+    ok = {
+        "dataset": {"boxes": n},
+        "measures": {"gini": None},
+        "scale": {
+            "tv_to_uniform": {
+                "relative_area": measures.histogram_tv(np.bincount(rng.integers(0, 50, n), minlength=50))
+            },
+            "relative_area": {"counts": [0] * 50},
+        },
+        "location": {"tv_to_uniform": 1 - 1 / 400, "bins": 20},
+    }
     v = {x["type"]: x for x in verdicts(ok)}
     assert v["scale"]["level"] == "ok" and v["scale"]["p_value"] > 0.01  # uniform draws: within noise
     assert v["location"]["level"] == "severe" and v["location"]["excess"] > 0.9  # every box in one cell
@@ -250,7 +261,8 @@ def test_fit_report_carries_the_verdict_and_shows_it(tmp_path):
     from test_anchors_fit import small_box_coco
 
     ds = im.load(str(small_box_coco(tmp_path / "small.json", images=30, seed=5)))
-    from imbalance_cli.report.fit import render_html as fit_html, render_terminal as fit_terminal
+    from imbalance_cli.report.fit import render_html as fit_html
+    from imbalance_cli.report.fit import render_terminal as fit_terminal
     from imbalance_cli.stats.fit import fit_anchors, to_report
 
     rep = to_report(fit_anchors(ds, "retinanet", iterations=5, sample=None, seed=5))

@@ -20,15 +20,48 @@ from imbalance_cli import fileio
 from imbalance_cli.cli import app
 from imbalance_cli.data import cache
 from imbalance_cli.errors import InputError
-from imbalance_cli.fileio import (MANIFEST, AppendFile, OutputWarning, WriteError, append_text, claim_files,
-                                  make_dirs, write_text, write_via)
+from imbalance_cli.fileio import (
+    MANIFEST,
+    AppendFile,
+    OutputWarning,
+    WriteError,
+    append_text,
+    claim_files,
+    make_dirs,
+    write_text,
+    write_via,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "examples" / "data" / "coco-mini_instances_val2017.json.gz"
-TINY = dict(train_images=16, val_images=6, tail="exp", max_instances=6, min_instances=1, batch_size=8,
-            threads=1, device="cpu", lr=2e-3)
-TINY_CLI = ["--train-images", "16", "--val-images", "6", "--tail", "exp", "--batch-size", "8", "--threads", "1",
-            "--device", "cpu", "--epochs", "1", "-q"]
+TINY = dict(
+    train_images=16,
+    val_images=6,
+    tail="exp",
+    max_instances=6,
+    min_instances=1,
+    batch_size=8,
+    threads=1,
+    device="cpu",
+    lr=2e-3,
+)
+TINY_CLI = [
+    "--train-images",
+    "16",
+    "--val-images",
+    "6",
+    "--tail",
+    "exp",
+    "--batch-size",
+    "8",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+    "--epochs",
+    "1",
+    "-q",
+]
 
 
 def _one_line(res) -> str:
@@ -47,8 +80,10 @@ def _no_temporaries(folder: Path) -> bool:
 def test_check_summary_on_a_full_device_is_one_line():
     res = CliRunner().invoke(app, ["check", str(DATA), "--summary", "/dev/full", "-q"])
     assert res.exit_code == 2
-    assert _one_line(res) == ("error: /dev/full: cannot write the Markdown summary: No space left on device (ENOSPC); "
-                              "the disk is full: free some space or choose another --summary")
+    assert _one_line(res) == (
+        "error: /dev/full: cannot write the Markdown summary: No space left on device (ENOSPC); "
+        "the disk is full: free some space or choose another --summary"
+    )
 
 
 def test_github_step_summary_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
@@ -57,7 +92,9 @@ def test_github_step_summary_that_cannot_be_written_is_one_line(tmp_path, monkey
     assert res.exit_code == 2 and "choose another GITHUB_STEP_SUMMARY" in _one_line(res)
     from imbalance_cli.commands import check as check_cmd
 
-    monkeypatch.setattr(check_cmd, "run_check_splits", lambda *a, **k: pytest.fail("checked before refusing the summary"))
+    monkeypatch.setattr(
+        check_cmd, "run_check_splits", lambda *a, **k: pytest.fail("checked before refusing the summary")
+    )
     for target, why in ((tmp_path, "it is a folder: name a file"), (tmp_path / "no" / "summary.md", "does not exist")):
         monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(target))
         res = CliRunner().invoke(app, ["check", str(DATA), "-q"])
@@ -130,7 +167,7 @@ def test_claim_files_records_takes_over_earlier_runs_and_refuses_yours(tmp_path)
     with pytest.raises(InputError, match="no 'train_log.jsonl', which it always does"):
         claim_files(mine, "train", names)
     (run / MANIFEST).write_text(json.dumps({"schema": "imbalance.manifest/1", "files": {"stats.json": "stats"}}))
-    with pytest.raises(InputError, match=f"holds 'metrics.json', which train writes but no earlier run wrote"):
+    with pytest.raises(InputError, match="holds 'metrics.json', which train writes but no earlier run wrote"):
         claim_files(run, "train", names)
     assert (mine / "metrics.json").read_text() == "mine" and not (mine / MANIFEST).exists()
 
@@ -175,8 +212,10 @@ def test_checkpoint_on_a_full_disk_is_one_line_and_keeps_the_previous_one(tmp_pa
     monkeypatch.setattr(fileio, "open", full_open, raising=False)
     with pytest.raises(WriteError) as info:
         train(TrainConfig(epochs=1, seed=1, out=str(out), synthetic_dir=syn, **TINY), renderer=report_train)
-    assert str(info.value) == (f"{out / 'checkpoint.pt'}: cannot write the checkpoint: No space left on device "
-                               "(ENOSPC); the disk is full: free some space or choose another --out")
+    assert str(info.value) == (
+        f"{out / 'checkpoint.pt'}: cannot write the checkpoint: No space left on device "
+        "(ENOSPC); the disk is full: free some space or choose another --out"
+    )
     assert info.value.errno == errno.ENOSPC
     assert (out / "checkpoint.pt").read_bytes() == before and _no_temporaries(tmp_path)
 
@@ -268,6 +307,9 @@ def test_evaluation_temporary_file_that_cannot_be_written_is_one_line(monkeypatc
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
     monkeypatch.setattr(evaluate.tempfile, "mkstemp", read_only)
-    with pytest.raises(WriteError, match=r"cannot write the evaluation's ground-truth file: Read-only file system "
-                                         r"\(EROFS\); the file system is read-only: choose another TMPDIR"):
+    with pytest.raises(
+        WriteError,
+        match=r"cannot write the evaluation's ground-truth file: Read-only file system "
+        r"\(EROFS\); the file system is read-only: choose another TMPDIR",
+    ):
         evaluate.lvis_eval({"images": [], "annotations": [], "categories": []}, [{"image_id": 1}])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REAL
 
 from imbalance_cli import load
 from imbalance_cli.data import yolo, yolo_cache
@@ -20,8 +21,6 @@ from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.stats import analyze
 from imbalance_cli.stats.compare import dataset_profile
 from imbalance_cli.stats.splits import report_profile
-
-from conftest import REAL
 
 SAMPLE = REAL / "yolo-coco-mini" / "data.yaml"
 
@@ -60,8 +59,9 @@ def test_stat_pairs_equal_os_stat_path_by_path(tmp_path, monkeypatch, threads_fr
     assert got == [list(e) for e in expected]
 
 
-@pytest.mark.parametrize("cores,load,threads", [(2, 0.3, 3), (2, 1.0, 3), (2, 1.2, 1), (2, 4.5, 1), (16, 4.5, 3),
-                                                (1, 0.0, 1)])
+@pytest.mark.parametrize(
+    "cores,load,threads", [(2, 0.3, 3), (2, 1.0, 3), (2, 1.2, 1), (2, 4.5, 1), (16, 4.5, 3), (1, 0.0, 1)]
+)
 def test_stat_threads_only_with_an_idle_core(monkeypatch, cores, load, threads):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
@@ -124,10 +124,18 @@ def test_splits_as_views_equal_subset_images():
         assert np.shares_memory(parts[name].boxes, ds.boxes)  # views, not copies
     # boxes not ordered by image (not what the loader makes): the copying path, same result
     order = np.random.default_rng(0).permutation(ds.num_boxes)
-    shuffled = Dataset(image_ids=ds.image_ids, widths=ds.widths, heights=ds.heights, boxes=ds.boxes[order],
-                       box_image=ds.box_image[order], box_category=ds.box_category[order],
-                       category_ids=ds.category_ids, category_names=ds.category_names, format="yolo",
-                       info=dict(ds.info))
+    shuffled = Dataset(
+        image_ids=ds.image_ids,
+        widths=ds.widths,
+        heights=ds.heights,
+        boxes=ds.boxes[order],
+        box_image=ds.box_image[order],
+        box_category=ds.box_category[order],
+        category_ids=ds.category_ids,
+        category_names=ds.category_names,
+        format="yolo",
+        info=dict(ds.info),
+    )
     for name, sub in yolo.split_datasets(shuffled).items():
         a, b = ds.info["splits"][name]
         assert sub.num_images == b - a
@@ -153,16 +161,35 @@ def _profiles_equal(a: dict, b: dict):
 def _hand_made() -> list[Dataset]:
     """Datasets with what the split comparison must count alike: crowd and invalid boxes, centres outside the
     image and on bin edges, a box larger than its image, an image without boxes, unused classes."""
-    boxes = [[0, 0, 10, 10], [-30, -30, 10, 10], [95, 40, 130, 60], [50, 50, 50, 60], [np.nan, 0, 1, 1],
-             [0, 0, 100, 100], [0, 0, 250, 40], [200, 200, 210, 210], [25, 0, 25.0000001, 100], [10, 20, 30, 40]]
-    common = {"image_ids": [1, 2, 3], "widths": [100, 200, 50], "heights": [100, 80, 50], "boxes": boxes,
-              "box_image": [0, 0, 0, 0, 0, 1, 1, 1, 1, 0], "box_category": [0, 1, 1, 2, 0, 3, 0, 1, 2, 1],
-              "category_ids": [1, 2, 3, 4, 5], "category_names": ["a", "b", "c", "d", "e"]}
+    boxes = [
+        [0, 0, 10, 10],
+        [-30, -30, 10, 10],
+        [95, 40, 130, 60],
+        [50, 50, 50, 60],
+        [np.nan, 0, 1, 1],
+        [0, 0, 100, 100],
+        [0, 0, 250, 40],
+        [200, 200, 210, 210],
+        [25, 0, 25.0000001, 100],
+        [10, 20, 30, 40],
+    ]
+    common = {
+        "image_ids": [1, 2, 3],
+        "widths": [100, 200, 50],
+        "heights": [100, 80, 50],
+        "boxes": boxes,
+        "box_image": [0, 0, 0, 0, 0, 1, 1, 1, 1, 0],
+        "box_category": [0, 1, 1, 2, 0, 3, 0, 1, 2, 1],
+        "category_ids": [1, 2, 3, 4, 5],
+        "category_names": ["a", "b", "c", "d", "e"],
+    }
     crowd = [False, False, False, False, False, True, False, False, False, False]
     norm = np.clip(np.nan_to_num(np.asarray(boxes, float)) / 250.0, -0.2, 1.2)
-    return [Dataset(**common), Dataset(**common, crowd=crowd),
-            Dataset(**{**common, "boxes": norm, "widths": [np.nan] * 3, "heights": [np.nan] * 3},
-                    has_image_sizes=False)]
+    return [
+        Dataset(**common),
+        Dataset(**common, crowd=crowd),
+        Dataset(**{**common, "boxes": norm, "widths": [np.nan] * 3, "heights": [np.nan] * 3}, has_image_sizes=False),
+    ]
 
 
 @pytest.mark.parametrize("scale_bins,location_bins", [(50, 20), (7, 3), (1, 1)])
@@ -184,15 +211,17 @@ def test_listing_cache_keeps_the_sorted_listing(tmp_path):
     assert first == kept[3] == sorted(str(root / n) for n in names) and Path(first[0]).name == "000.png"
 
 
-@pytest.mark.parametrize("size,stated,limit", [(0, 0, 10), (3, 3, 10), (10, 10, 10), (11, 11, 10), (11, 3, 10),
-                                               (3 << 20, 5, 5 << 20), (6 << 20, 0, 5 << 20)])
+@pytest.mark.parametrize(
+    "size,stated,limit",
+    [(0, 0, 10), (3, 3, 10), (10, 10, 10), (11, 11, 10), (11, 3, 10), (3 << 20, 5, 5 << 20), (6 << 20, 0, 5 << 20)],
+)
 def test_read_upto_reads_the_file_up_to_one_byte_past_the_limit(tmp_path, size, stated, limit):
     """A file that grew after it was stat-ed (``stated`` < ``size``) is read on; never more than limit + 1 bytes."""
     p = tmp_path / "f"
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
     p.write_bytes(data)
     with open(p, "rb") as f:
-        assert yolo._read_upto(f, limit, stated) == data[:limit + 1]
+        assert yolo._read_upto(f, limit, stated) == data[: limit + 1]
 
 
 def test_a_small_list_file_is_not_read_through_a_limit_sized_buffer(tmp_path):
@@ -215,14 +244,17 @@ def _modules_after_stats(runs: int, *extra) -> str:
 
     from conftest import ROOT
 
-    code = ("import sys\nfrom imbalance_cli.cli import main\n"
-            f"sys.argv = ['imbalance', 'stats', {str(SAMPLE)!r}, '--anchors', 'none', '-q', *{list(extra)!r}]\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'matplotlib', 'pandas', 'numpy.ma') if m in sys.modules))\n")
+    code = (
+        "import sys\nfrom imbalance_cli.cli import main\n"
+        f"sys.argv = ['imbalance', 'stats', {str(SAMPLE)!r}, '--anchors', 'none', '-q', *{list(extra)!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'matplotlib', 'pandas', 'numpy.ma') if m in sys.modules))\n"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for _ in range(runs):  # the last run: label cache warm when runs > 1
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
-                           check=False)
+        r = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
+        )
         assert r.returncode == 0, r.stderr
     return r.stdout.strip().splitlines()[-1]
 

@@ -70,8 +70,11 @@ def test_billion_laughs_refused_quickly(tmp_path, key):
     for i, name in enumerate("bcdefghi"):
         prev = "abcdefghi"[i]
         lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 10) + "]")
-    body = {"names": "train: images/train\nnames: *i\n", "train": "train: *i\nnames: [a, b]\n",
-            "nc": "train: images/train\nnc: *i\n"}[key]
+    body = {
+        "names": "train: images/train\nnames: *i\n",
+        "train": "train: *i\nnames: [a, b]\n",
+        "nc": "train: images/train\nnc: *i\n",
+    }[key]
     y.write_text("\n".join(lines) + "\n" + body)
     tracemalloc.start()
     r = _stats(y, timeout=20)
@@ -183,8 +186,12 @@ def _png_header(w: int, h: int) -> bytes:
     def chunk(t, d):
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 4)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 4))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("w,h,why", [(2_000_000, 10, "above imbalance's limit"), (0, 20, ""), (20, 0, "")])
@@ -207,7 +214,7 @@ def test_jpeg_sof_height_zero_is_corrupt(tmp_path):
     Image.new("RGB", (32, 24)).save(b, "JPEG")
     data = bytearray(b.getvalue())
     i = data.index(b"\xff\xc0")
-    data[i + 5:i + 7] = b"\x00\x00"  # SOF0 height
+    data[i + 5 : i + 7] = b"\x00\x00"  # SOF0 height
     (tmp_path / "images" / "train" / "0.jpg").write_bytes(bytes(data))
     (tmp_path / "labels" / "train" / "0.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     ds = yolo.load(y, cache=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import COCO_TRAIN, COCO_VAL, REAL
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -16,8 +17,6 @@ from imbalance_cli import load
 from imbalance_cli.cli import app
 from imbalance_cli.data import yolo
 from imbalance_cli.errors import InputError
-
-from conftest import COCO_TRAIN, COCO_VAL, REAL
 
 SAMPLE = REAL / "yolo-coco-mini" / "data.yaml"
 runner = CliRunner()
@@ -55,8 +54,13 @@ def test_sample_matches_coco_original(split, coco_path):
     row_of = {int(i): r for r, i in enumerate(part.image_ids)}
     for iid in sizes:
         mine = part.boxes[part.box_image == row_of[iid]]
-        ref = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                        for a in anns if a["image_id"] == iid]).reshape(-1, 4)
+        ref = np.array(
+            [
+                [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                for a in anns
+                if a["image_id"] == iid
+            ]
+        ).reshape(-1, 4)
         assert len(mine) == len(ref)
         if len(ref):  # one-to-one nearest match, every coordinate within 0.01 px
             dist = np.abs(ref[:, None, :] - mine[None, :, :]).max(axis=2)
@@ -164,13 +168,16 @@ def test_path_key_is_relative_to_the_working_directory(tmp_path, monkeypatch):
     assert load(SAMPLE).num_images == 159
 
 
-@pytest.mark.parametrize("text,msg", [
-    ("train: images/train\nnames: [a]\nnc: 2\n", "'nc' is 2 but 'names' has 1"),
-    ("names: [a, b]\n", "names no split"),
-    ("train: nowhere\nnames: [a, b]\n", "no such directory"),
-    ("train: [images/train\n", "malformed YAML"),
-    ("train: images/train\nnames: {0: a, 2: b}\n", "without gaps"),
-])
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ("train: images/train\nnames: [a]\nnc: 2\n", "'nc' is 2 but 'names' has 1"),
+        ("names: [a, b]\n", "names no split"),
+        ("train: nowhere\nnames: [a, b]\n", "no such directory"),
+        ("train: [images/train\n", "malformed YAML"),
+        ("train: images/train\nnames: {0: a, 2: b}\n", "without gaps"),
+    ],
+)
 def test_data_yaml_errors(tmp_path, text, msg):
     root = _tree(tmp_path)
     (root / "bad.yaml").write_text(text)
@@ -181,9 +188,9 @@ def test_data_yaml_errors(tmp_path, text, msg):
 def test_a_bad_line_drops_the_whole_image_and_names_file_and_line(tmp_path):
     root = _tree(tmp_path)
     (root / "labels" / "train" / "a.txt").write_text(
-        "0 0.5 0.5 0.2 0.4\n"      # good
-        "0 0.5 0.5 0.2\n"          # 4 fields: the first bad line
-        "2 0.5 0.5 0.2 0.2\n"      # class out of range (nc 2)
+        "0 0.5 0.5 0.2 0.4\n"  # good
+        "0 0.5 0.5 0.2\n"  # 4 fields: the first bad line
+        "2 0.5 0.5 0.2 0.2\n"  # class out of range (nc 2)
     )
     (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n")
     ds = load(root / "data.yaml")

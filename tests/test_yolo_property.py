@@ -41,24 +41,36 @@ from typer.testing import CliRunner
 from imbalance_cli.cli import app
 
 runner = CliRunner()
-_SETTINGS = settings(max_examples=20, deadline=None, derandomize=True,
-                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+_SETTINGS = settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 MEMORY_BOUND = 256 * 2**20
 #: Ultralytics 8.x's image suffixes (``IMG_FORMATS`` in ``ultralytics/data/utils.py``; the README lists them).
 FORMATS = {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"}
 
 # ---- the dataset every example starts from -----------------------------------------------------------------------
 #: Image (relative to the dataset folder) -> (width, height).
-IMAGES = {"images/train/a.png": (64, 48), "images/train/b.png": (100, 20), "images/train/c.png": (30, 90),
-          "images/train/d.png": (50, 50), "images/listed/l1.png": (40, 40), "images/listed/l2.png": (70, 35),
-          "images/listed/l3.png": (12, 80)}
-LABELS = {"labels/train/a.txt": "0 0.5 0.5 0.2 0.4\n1 0.25 0.5 0.5 1.0\n",
-          "labels/train/b.txt": "2 0.1 0.2 0.3 0.7 0.5 0.4\n",  # a segment: 3 points
-          "labels/train/c.txt": "0 0.5 0.5 1 1\n1 0.3 0.3 0.1 0.1\n2 0.7 0.7 0.2 0.2\n",
-          # d.png has no label file: a background image
-          "labels/listed/l1.txt": "1 0.5 0.5 0.5 0.5\n",
-          "labels/listed/l2.txt": "",
-          "labels/listed/l3.txt": "2 0.5 0.5 0.9 0.9\n0 0.5 0.5 0.9 0.9\n"}
+IMAGES = {
+    "images/train/a.png": (64, 48),
+    "images/train/b.png": (100, 20),
+    "images/train/c.png": (30, 90),
+    "images/train/d.png": (50, 50),
+    "images/listed/l1.png": (40, 40),
+    "images/listed/l2.png": (70, 35),
+    "images/listed/l3.png": (12, 80),
+}
+LABELS = {
+    "labels/train/a.txt": "0 0.5 0.5 0.2 0.4\n1 0.25 0.5 0.5 1.0\n",
+    "labels/train/b.txt": "2 0.1 0.2 0.3 0.7 0.5 0.4\n",  # a segment: 3 points
+    "labels/train/c.txt": "0 0.5 0.5 1 1\n1 0.3 0.3 0.1 0.1\n2 0.7 0.7 0.2 0.2\n",
+    # d.png has no label file: a background image
+    "labels/listed/l1.txt": "1 0.5 0.5 0.5 0.5\n",
+    "labels/listed/l2.txt": "",
+    "labels/listed/l3.txt": "2 0.5 0.5 0.9 0.9\n0 0.5 0.5 0.9 0.9\n",
+}
 VAL_LIST = "./images/listed/l1.png\n./images/listed/l2.png\nds/images/listed/l3.png\n"  # the last: working dir
 DATA = {"train": "images/train", "val": "val.txt", "names": ["a", "b", "c"]}
 _PNG: dict = {}
@@ -112,8 +124,9 @@ def _checked_rows(rows: list[list[str]], segment: bool, nc: int) -> np.ndarray |
             pts = [np.array(r[1:], np.float32).reshape(-1, 2) for r in rows]
             lo = [p.min(axis=0) for p in pts]  # ValueError for a segment without points
             hi = [p.max(axis=0) for p in pts]
-            box = np.array([[(a[0] + b[0]) / 2, (a[1] + b[1]) / 2, b[0] - a[0], b[1] - a[1]] for a, b in zip(lo, hi)],
-                           np.float32)
+            box = np.array(
+                [[(a[0] + b[0]) / 2, (a[1] + b[1]) / 2, b[0] - a[0], b[1] - a[1]] for a, b in zip(lo, hi)], np.float32
+            )
             lb = np.concatenate([cls[:, None], box], axis=1)
             keys = [c.tobytes() + p.tobytes() for c, p in zip(cls, pts)]  # a segment repeats when bytes repeat
         else:
@@ -149,7 +162,7 @@ def _valid(row: np.ndarray, w: int, h: int) -> bool:
 def _label_path(image: str) -> str:
     i = image.rfind(f"{os.sep}images{os.sep}")
     if i >= 0:
-        image = f"{image[:i]}{os.sep}labels{os.sep}{image[i + 8:]}"
+        image = f"{image[:i]}{os.sep}labels{os.sep}{image[i + 8 :]}"
     return image.rsplit(".", 1)[0] + ".txt"
 
 
@@ -240,8 +253,12 @@ def _check(report: dict, expected: dict) -> None:
     for name, exp in expected.items():
         rep = per_split[name]
         got = {c["id"]: c["instances"] for c in rep["classes"] if c["instances"]}
-        assert (counts[name]["images_listed"], rep["dataset"]["images"], rep["dataset"]["annotations"], got) == \
-            (exp["listed"], exp["images"], exp["annotations"], exp["instances"]), name
+        assert (counts[name]["images_listed"], rep["dataset"]["images"], rep["dataset"]["annotations"], got) == (
+            exp["listed"],
+            exp["images"],
+            exp["annotations"],
+            exp["instances"],
+        ), name
 
 
 def _fresh(tmp_path: Path) -> Path:
@@ -264,23 +281,68 @@ def test_the_unmutated_dataset_is_read_as_the_plain_reading(tmp_path):
     y = root / "data.yaml"
     report = _in(base, lambda: _run(y, [y]))
     exp = _in(base, lambda: _expected(y))
-    assert exp == {"train": {"listed": 4, "images": 4, "annotations": 6, "instances": {0: 2, 1: 2, 2: 2}},
-                   "val": {"listed": 3, "images": 3, "annotations": 3, "instances": {0: 1, 1: 1, 2: 1}}}
+    assert exp == {
+        "train": {"listed": 4, "images": 4, "annotations": 6, "instances": {0: 2, 1: 2, 2: 2}},
+        "val": {"listed": 3, "images": 3, "annotations": 3, "instances": {0: 1, 1: 1, 2: 1}},
+    }
     _check(report, exp)
 
 
 # ---- label files -------------------------------------------------------------------------------------------------
-_TOKENS = ["0", "1", "2", "3", "-1", "-0", "1.0", "2.", "1.5", "2e0", "1e-40", "nan", "NaN", "inf", "-inf", "abc",
-           "0x1", "1_0", "+1", "\uff11", "\u0661", "0.5", "0.999", "1", "1.01", "1.0100001", "1.02", "-0.01",
-           "-0.0100001", "-0.02", "-0.005", "0.00", "3.4e38", "3.5e38", "1e400", ".5", ".", "", " ", "0 0", "1,5"]
+_TOKENS = [
+    "0",
+    "1",
+    "2",
+    "3",
+    "-1",
+    "-0",
+    "1.0",
+    "2.",
+    "1.5",
+    "2e0",
+    "1e-40",
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "abc",
+    "0x1",
+    "1_0",
+    "+1",
+    "\uff11",
+    "\u0661",
+    "0.5",
+    "0.999",
+    "1",
+    "1.01",
+    "1.0100001",
+    "1.02",
+    "-0.01",
+    "-0.0100001",
+    "-0.02",
+    "-0.005",
+    "0.00",
+    "3.4e38",
+    "3.5e38",
+    "1e400",
+    ".5",
+    ".",
+    "",
+    " ",
+    "0 0",
+    "1,5",
+]
 _BREAKS = ["\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x85", "\u2028"]
 
 
 def _mutate_label(text: str, data) -> bytes:
     lines = [ln.split(" ") for ln in text.splitlines()] or [["0", "0.5", "0.5", "0.5", "0.5"]]
     for _ in range(data.draw(st.integers(1, 3))):
-        op = data.draw(st.sampled_from(["token", "token", "token", "duplicate", "delete", "swap", "blank", "segment",
-                                        "short", "long", "many"]))
+        op = data.draw(
+            st.sampled_from(
+                ["token", "token", "token", "duplicate", "delete", "swap", "blank", "segment", "short", "long", "many"]
+            )
+        )
         i = data.draw(st.integers(0, len(lines) - 1)) if lines else 0
         if op == "token" and lines and lines[i]:
             lines[i][data.draw(st.integers(0, len(lines[i]) - 1))] = data.draw(st.sampled_from(_TOKENS))
@@ -339,11 +401,28 @@ def test_mutated_label_files_count_as_the_plain_reading(data, tmp_path):
 
 
 # ---- image-list files --------------------------------------------------------------------------------------------
-_LIST_LINES = ["./images/listed/l1.png", "./images/listed/l2.png", "ds/images/listed/l3.png", "images/listed/l1.png",
-               "./images/listed/nothere.png", "./images/listed/l1.PNG", "./images/listed/l1.png ",
-               " ./images/listed/l1.png", "././images/listed/l2.png", "./images/listed/../listed/l3.png",
-               "./images/train/a.png", "./labels/listed/l1.txt", "./images/listed", "# a comment", "", "   ",
-               "x.jpg", "../ds/images/listed/l2.png", "ds/images/train/b.png", "./images/listed/l1.png\t"]
+_LIST_LINES = [
+    "./images/listed/l1.png",
+    "./images/listed/l2.png",
+    "ds/images/listed/l3.png",
+    "images/listed/l1.png",
+    "./images/listed/nothere.png",
+    "./images/listed/l1.PNG",
+    "./images/listed/l1.png ",
+    " ./images/listed/l1.png",
+    "././images/listed/l2.png",
+    "./images/listed/../listed/l3.png",
+    "./images/train/a.png",
+    "./labels/listed/l1.txt",
+    "./images/listed",
+    "# a comment",
+    "",
+    "   ",
+    "x.jpg",
+    "../ds/images/listed/l2.png",
+    "ds/images/train/b.png",
+    "./images/listed/l1.png\t",
+]
 
 
 def _mutate_list(root: Path, data) -> bytes:
@@ -381,13 +460,39 @@ def test_mutated_image_lists_count_as_the_plain_reading(data, tmp_path):
 
 # ---- data.yaml ---------------------------------------------------------------------------------------------------
 _VALUES = {
-    "names": [["a", "b"], ["a", "b", "c", "d"], {0: "a", 1: "b", 2: "c"}, {"0": "a", "1": "b", "2": "c"},
-              {0: "a", 2: "c"}, {0.0: "a", 1: "b", 2: "c"}, {True: "a", 0: "b"}, "abc", [["a"], "b", "c"], [], None,
-              42, [str(i) for i in range(1000)], ["a", 1, 2.5]],
+    "names": [
+        ["a", "b"],
+        ["a", "b", "c", "d"],
+        {0: "a", 1: "b", 2: "c"},
+        {"0": "a", "1": "b", "2": "c"},
+        {0: "a", 2: "c"},
+        {0.0: "a", 1: "b", 2: "c"},
+        {True: "a", 0: "b"},
+        "abc",
+        [["a"], "b", "c"],
+        [],
+        None,
+        42,
+        [str(i) for i in range(1000)],
+        ["a", 1, 2.5],
+    ],
     "nc": [3, 2, 4, "3", 3.0, 3.5, 0, -1, True, 10**12, "x", None, [3]],
-    "train": ["images/train", "images/listed", "val.txt", "nothere", ["images/train", "val.txt"],
-              ["images/train", "images/train"], [], 5, None, "", "../ds/images/train", "./images/train", "images",
-              "../nothere/images/train"],
+    "train": [
+        "images/train",
+        "images/listed",
+        "val.txt",
+        "nothere",
+        ["images/train", "val.txt"],
+        ["images/train", "images/train"],
+        [],
+        5,
+        None,
+        "",
+        "../ds/images/train",
+        "./images/train",
+        "images",
+        "../nothere/images/train",
+    ],
     "val": ["val.txt", "images/listed", "nothere.txt", ["val.txt", "images/listed"], None, "", 7, "data.yaml"],
     "test": ["images/listed", "nothere", None],
     "path": ["", ".", "ds", "nothere", 5, ["x"], "ds/"],
@@ -399,16 +504,22 @@ def _yaml_text(d: dict, data) -> bytes:
     op = data.draw(st.sampled_from(["none", "none", "none", "alias", "deep", "flow"]))
     if op == "alias":  # names through an anchor and an alias (accepted), or many aliases (refused)
         many = data.draw(st.sampled_from([1, 2000]))
-        text = "base: &n [a, b, c]\n" + "".join(f"k{i}: *n\n" for i in range(many)) + \
-            "".join(ln + "\n" for ln in text.splitlines() if not ln.startswith(("names", "- ")))
+        text = (
+            "base: &n [a, b, c]\n"
+            + "".join(f"k{i}: *n\n" for i in range(many))
+            + "".join(ln + "\n" for ln in text.splitlines() if not ln.startswith(("names", "- ")))
+        )
         text += "names: *n\n"
     elif op == "deep":
         depth = data.draw(st.sampled_from([10, 70, 5000]))
         text += f"extra: {'[' * depth}1{']' * depth}\n"
     elif op == "flow":
         text = json.dumps(d) + "\n"
-    return _damage(text.encode("utf-8"), data, [b"\t", b":", b"[", b"{", b"&", b"*", b"\xff", b"\x00", b"%", b"---\n",
-                                                b"- ", b"'", b'"'])
+    return _damage(
+        text.encode("utf-8"),
+        data,
+        [b"\t", b":", b"[", b"{", b"&", b"*", b"\xff", b"\x00", b"%", b"---\n", b"- ", b"'", b'"'],
+    )
 
 
 @pytest.mark.slow

@@ -17,10 +17,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 from imbalance_cli.data import yolo
-
-from conftest import FIXTURES
 
 VARIANTS = FIXTURES / "yolo-variants"
 
@@ -57,9 +56,10 @@ def _ours(monkeypatch, version: int, yaml_name: str = "data.yaml"):
     return yolo.load(f"yolo-variants/{yaml_name}", version=version, cache=False)
 
 
-@pytest.mark.parametrize("framework,version,yaml_name", [("ultralytics", 8, "data.yaml"),
-                                                         ("ultralytics", 8, "data-cwd.yaml"),
-                                                         ("yolov5", 5, "data.yaml")])
+@pytest.mark.parametrize(
+    "framework,version,yaml_name",
+    [("ultralytics", 8, "data.yaml"), ("ultralytics", 8, "data-cwd.yaml"), ("yolov5", 5, "data.yaml")],
+)
 def test_counts_as_the_trainer(monkeypatch, framework, version, yaml_name):
     rec = _record(framework)["datasets"][yaml_name]
     ds = _ours(monkeypatch, version, yaml_name)
@@ -91,12 +91,14 @@ def test_counts_as_the_trainer(monkeypatch, framework, version, yaml_name):
             exp = sorted(map(tuple, _pixels(v, clip=version == 8)))
             got = sorted(map(tuple, np.column_stack([part.box_category[sel], part.boxes[sel]]).tolist()))
             assert len(got) == len(exp), f
-            np.testing.assert_allclose(np.array(got).reshape(-1, 5), np.array(exp).reshape(-1, 5), atol=1e-9,
-                                       err_msg=f)
+            np.testing.assert_allclose(np.array(got).reshape(-1, 5), np.array(exp).reshape(-1, 5), atol=1e-9, err_msg=f)
             cls_all += [int(c) for c in np.trunc(v["cls"])]
         # duplicates removed per image
-        ours_dups = Counter(_norm(yolo.label2img_stem(d.split(":")[0])) for d in ds.info["duplicates"]
-                            if _norm(d).startswith(f"<root>/labels/{'train' if split == 'train' else 'listed'}"))
+        ours_dups = Counter(
+            _norm(yolo.label2img_stem(d.split(":")[0]))
+            for d in ds.info["duplicates"]
+            if _norm(d).startswith(f"<root>/labels/{'train' if split == 'train' else 'listed'}")
+        )
         theirs_dups = {f.rsplit(".", 1)[0]: n for f, n in _dups_in(theirs["messages"]).items()}
         if split == "train":
             assert dict(ours_dups) == theirs_dups
@@ -117,8 +119,14 @@ def _pixels(v: dict, clip: bool) -> list:
     Ultralytics' transforms clip (``Instances.clip``) when ``clip``."""
     H, W = v["shape_hw"]
     a = np.array(v["xywhn"], np.float32).astype(np.float64).reshape(-1, 4)
-    xyxy = np.column_stack([(a[:, 0] - a[:, 2] / 2) * W, (a[:, 1] - a[:, 3] / 2) * H,
-                            (a[:, 0] + a[:, 2] / 2) * W, (a[:, 1] + a[:, 3] / 2) * H])
+    xyxy = np.column_stack(
+        [
+            (a[:, 0] - a[:, 2] / 2) * W,
+            (a[:, 1] - a[:, 3] / 2) * H,
+            (a[:, 0] + a[:, 2] / 2) * W,
+            (a[:, 1] + a[:, 3] / 2) * H,
+        ]
+    )
     if clip:
         xyxy = np.clip(xyxy, 0, [W, H, W, H])
     return np.column_stack([np.trunc(v["cls"]), xyxy]).tolist()
@@ -139,10 +147,12 @@ def test_tolerance_rows_are_clipped_to_the_image(monkeypatch):
 def test_yolov5_fatal_class_and_bom(monkeypatch):
     ds = _ours(monkeypatch, 5)
     fatal = [_norm(f) for f in ds.info["fatal"]]
-    assert fatal == ["<root>/labels/train/cls_equal_nc.txt:1: class 3 exceeds nc=3 (YOLOv5's train.py stops: "
-                     "'Label class exceeds nc')",
-                     "<root>/labels/train/cls_out_of_range.txt:2: class 999 exceeds nc=3 (YOLOv5's train.py stops: "
-                     "'Label class exceeds nc')"]
+    assert fatal == [
+        "<root>/labels/train/cls_equal_nc.txt:1: class 3 exceeds nc=3 (YOLOv5's train.py stops: "
+        "'Label class exceeds nc')",
+        "<root>/labels/train/cls_out_of_range.txt:2: class 999 exceeds nc=3 (YOLOv5's train.py stops: "
+        "'Label class exceeds nc')",
+    ]
     assert any(_norm(c).startswith("<root>/labels/train/bom.txt:1: ") for c in ds.info["corrupt"])
 
 
@@ -150,12 +160,17 @@ def test_corrupt_entries_name_file_and_line(monkeypatch):
     ds = _ours(monkeypatch, 8)
     entries = {_norm(c) for c in ds.info["corrupt"]}
     assert "<root>/labels/train/cls_out_of_range.txt:2: class 999 is not below nc=3 (classes 0..2)" in entries
-    assert "<root>/labels/train/mixed.txt:2: a box row in a file of segment rows (Ultralytics: 'labels mix " \
-           "segment and detection rows')" in entries
+    assert (
+        "<root>/labels/train/mixed.txt:2: a box row in a file of segment rows (Ultralytics: 'labels mix "
+        "segment and detection rows')" in entries
+    )
     assert any(e.startswith("<root>/images/train/img_jpeg_half.jpg: ") for e in entries)
     theirs = _record("ultralytics")["datasets"]["data.yaml"]["splits"]
-    assert ds.info["bad_line_count"] + ds.info["unreadable_images"] == ds.info["corrupt_image_count"] \
+    assert (
+        ds.info["bad_line_count"] + ds.info["unreadable_images"]
+        == ds.info["corrupt_image_count"]
         == theirs["train"]["corrupt"] + theirs["val"]["corrupt"]
+    )
 
 
 # ---- imbalance check on YOLO data: findings with file and line, exit 1 -----------------------------------------------
@@ -184,17 +199,20 @@ def test_check_fails_naming_file_and_line(monkeypatch, tmp_path):
     n = sum(s["corrupt"] for s in theirs.values())
     assert by_rule["corrupt_label"]["value"] + by_rule["corrupt_image"]["value"] == n
     assert by_rule["missing_label"]["value"] == 1 and by_rule["duplicate_label"]["value"] == 3
-    assert ("<root>/labels/train/dup_exact.txt", 2) in {(_norm(x["file"]), x.get("line"))
-                                                       for x in by_rule["duplicate_label"]["locations"]}
+    assert ("<root>/labels/train/dup_exact.txt", 2) in {
+        (_norm(x["file"]), x.get("line")) for x in by_rule["duplicate_label"]["locations"]
+    }
     # GitHub annotations point at each label file and line
     r = runner.invoke(app, ["check", "yolo-variants/data.yaml", "--report-format", "github", "-q"])
     assert r.exit_code == 1
     assert any(ln.startswith("::error file=") and "cls_out_of_range.txt,line=2," in ln for ln in r.stdout.splitlines())
     # severities are configurable in the rules file
     rules = tmp_path / "rules.toml"
-    rules.write_text("[rules.corrupt_label]\nseverity = 'warning'\n[rules.corrupt_image]\nseverity = 'off'\n"
-                     "[rules.missing_label]\nseverity = 'info'\n[rules.duplicate_label]\nseverity = 'off'\n"
-                     "[rules.invalid_box]\nseverity = 'warning'\n")  # zero-size and clipped-away boxes
+    rules.write_text(
+        "[rules.corrupt_label]\nseverity = 'warning'\n[rules.corrupt_image]\nseverity = 'off'\n"
+        "[rules.missing_label]\nseverity = 'info'\n[rules.duplicate_label]\nseverity = 'off'\n"
+        "[rules.invalid_box]\nseverity = 'warning'\n"
+    )  # zero-size and clipped-away boxes
     r = runner.invoke(app, ["check", "yolo-variants/data.yaml", "--rules", str(rules), "-q"])
     assert r.exit_code == 0, r.output
     assert "PASSED" in r.output
@@ -223,14 +241,13 @@ def test_check_a_single_class_out_of_range_exits_1(tmp_path):
 
 # ---- the yolov5 preset in batches, compare and check; compare by name ----------------------------------------------
 def test_yolov5_preset_in_batches_compare_and_check_equals_stats():
+    from conftest import REAL
     from typer.testing import CliRunner
 
     from imbalance_cli import load
     from imbalance_cli.cli import app
     from imbalance_cli.stats.batches import anchor_counts
     from imbalance_cli.stats.yolov5 import yolov5_statistics
-
-    from conftest import REAL
 
     sample = REAL / "yolo-coco-mini" / "data.yaml"
     train = yolo.split_datasets(load(sample))["train"]
@@ -244,18 +261,18 @@ def test_yolov5_preset_in_batches_compare_and_check_equals_stats():
     r = runner.invoke(app, ["batches", str(sample), "--anchors", "yolov5", "--json", "-q"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["foreground_share"]["preset"] == "yolov5"
-    r = runner.invoke(app, ["check", str(sample), "--split", "train", "--anchors", "yolov5", "--report-format", "json",
-                            "-q"])
+    r = runner.invoke(
+        app, ["check", str(sample), "--split", "train", "--anchors", "yolov5", "--report-format", "json", "-q"]
+    )
     assert r.exit_code in (0, 1) and "anchor_no_positive" in json.loads(r.stdout)["rules_run"]
 
 
 def test_compare_pairs_classes_by_name_when_both_name_them(tmp_path):
     """A YOLO dataset (class 0 = person) against its COCO original (person = id 1): paired by name, TV 0."""
+    from conftest import COCO_VAL, REAL
     from typer.testing import CliRunner
 
     from imbalance_cli.cli import app
-
-    from conftest import COCO_VAL, REAL
 
     y = tmp_path / "val.yaml"
     names = (REAL / "yolo-coco-mini" / "data.yaml").read_text().split("names:", 1)[1]
@@ -281,12 +298,14 @@ def test_image_fast_path_agrees_with_pillow_on_every_fixture_and_mutation(monkey
     of a PNG and a JPEG, the verdict equals Pillow's open + verify path (the trainers' own check)."""
     import random
 
-    from imbalance_cli.data import yolo_images as Y
-
     from conftest import REAL
 
-    files = sorted(str(p) for p in (VARIANTS / "images").rglob("*.*")) + \
-        sorted(str(p) for p in (REAL / "yolo-coco-mini" / "images").rglob("*.png"))[:20]
+    from imbalance_cli.data import yolo_images as Y
+
+    files = (
+        sorted(str(p) for p in (VARIANTS / "images").rglob("*.*"))
+        + sorted(str(p) for p in (REAL / "yolo-coco-mini" / "images").rglob("*.png"))[:20]
+    )
 
     def exact(path, version):
         with monkeypatch.context() as m:
@@ -308,7 +327,7 @@ def test_image_fast_path_agrees_with_pillow_on_every_fixture_and_mutation(monkey
             for k in range(150):
                 b = bytearray(data)
                 if k % 3 == 0:
-                    b = b[:rng.randrange(1, len(b))]
+                    b = b[: rng.randrange(1, len(b))]
                 else:
                     for _ in range(rng.randint(1, 3)):
                         b[rng.randrange(len(b))] = rng.randrange(256)
@@ -327,8 +346,11 @@ def test_label_batch_parser_agrees_with_the_file_parser():
     rng = np.random.default_rng(1)
     for k in range(300):
         n = int(rng.integers(1, 9))
-        rows = [f"{int(rng.integers(-1, 5))} {rng.uniform(-0.02, 1.02):.6f} {rng.uniform(0, 1):.4f} "
-                f"{rng.uniform(-0.01, 1):.5f} {rng.uniform(0, 1):.3f}" for _ in range(n)]
+        rows = [
+            f"{int(rng.integers(-1, 5))} {rng.uniform(-0.02, 1.02):.6f} {rng.uniform(0, 1):.4f} "
+            f"{rng.uniform(-0.01, 1):.5f} {rng.uniform(0, 1):.3f}"
+            for _ in range(n)
+        ]
         if k % 7 == 0:
             rows.append(rows[0])
         if k % 11 == 0:
@@ -339,7 +361,12 @@ def test_label_batch_parser_agrees_with_the_file_parser():
             batch = parse_labels(datas, nc, version)
             for d, got in zip(datas, batch):
                 exp = parse_label(d, nc, version)
-                assert (got.bad, got.empty, got.fatal, got.duplicates) == (exp.bad, exp.empty, exp.fatal, exp.duplicates), d
+                assert (got.bad, got.empty, got.fatal, got.duplicates) == (
+                    exp.bad,
+                    exp.empty,
+                    exp.fatal,
+                    exp.duplicates,
+                ), d
                 assert np.array_equal(got.cls, exp.cls) and np.array_equal(got.xywhn, exp.xywhn), d
                 assert np.array_equal(got.lines, exp.lines), d
 
@@ -354,6 +381,13 @@ def test_yolov5_version_stats_stops_on_a_class_over_nc_as_train_py(monkeypatch):
     assert r.exit_code == 2 and "class 3 exceeds nc=3" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["stats", "yolo-variants/data.yaml", "--yolo-version", "7", "--anchors", "none"])
     assert r.exit_code == 2 and "--yolo-version must be 8" in r.output
-    r = CliRunner().invoke(app, ["stats", str(FIXTURES.parent.parent / "examples" / "data" /
-                                             "coco-mini_instances_val2017.json.gz"), "--yolo-version", "5"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "stats",
+            str(FIXTURES.parent.parent / "examples" / "data" / "coco-mini_instances_val2017.json.gz"),
+            "--yolo-version",
+            "5",
+        ],
+    )
     assert r.exit_code == 2 and "--yolo-version applies to YOLO datasets" in r.output

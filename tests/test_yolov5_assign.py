@@ -11,12 +11,17 @@ import json
 
 import numpy as np
 import pytest
+from conftest import COCO_TRAIN, REAL
 
 from imbalance_cli.anchors.kinds import KINDS, kind_of, resolve
-from imbalance_cli.anchors.yolov5 import (YOLOV5, assign_yolov5, autoanchor_metric, letterbox_boxes,
-                                          letterbox_geometry, num_anchors)
-
-from conftest import COCO_TRAIN, REAL
+from imbalance_cli.anchors.yolov5 import (
+    YOLOV5,
+    assign_yolov5,
+    autoanchor_metric,
+    letterbox_boxes,
+    letterbox_geometry,
+    num_anchors,
+)
 
 F = np.float32
 ANCHORS = [[(10, 13), (16, 30), (33, 23)], [(30, 61), (62, 45), (59, 119)], [(116, 90), (156, 198), (373, 326)]]
@@ -90,8 +95,10 @@ def test_hand_case_one_box():
     ph, pw = np.array([640]), np.array([640])
     res = assign_yolov5(YOLOV5, np.array([[91.0, 91.0, 111.0, 111.0]]), np.array([0]), ph, pw)
     got = decode(res, ph, pw)
-    exp = sorted([(0, 0, a, gj, gi, 0) for a in range(3) for gj, gi in ((12, 12), (12, 13), (13, 12))]
-                 + [(0, 1, a, gj, gi, 0) for a in range(2) for gj, gi in ((6, 6), (6, 5), (5, 6))])
+    exp = sorted(
+        [(0, 0, a, gj, gi, 0) for a in range(3) for gj, gi in ((12, 12), (12, 13), (13, 12))]
+        + [(0, 1, a, gj, gi, 0) for a in range(2) for gj, gi in ((6, 6), (6, 5), (5, 6))]
+    )
     assert got == exp
     # best ratio metric: 16x30 gives min(16/20, 20/30) = 2/3 on P3 (the box's best anchor, centre cell 12, 12)
     assert res.box_max_iou[0] == pytest.approx(2 / 3, rel=1e-6)
@@ -106,8 +113,12 @@ def test_hand_case_edges_and_no_match():
     # a box centred in cell (0, 0) of P3 (gx = 0.25 < 1: no left neighbour although frac < .5);
     # a 2x2 box matches nothing (smallest anchor 10x13: ratio 5 > 4).
     ph, pw = np.array([64]), np.array([64])
-    boxes = np.array([[-3.0, -3.0, 7.0, 7.0],  # 10x10 centred at (2, 2): gx = 0.25
-                      [30.0, 30.0, 32.0, 32.0]])
+    boxes = np.array(
+        [
+            [-3.0, -3.0, 7.0, 7.0],  # 10x10 centred at (2, 2): gx = 0.25
+            [30.0, 30.0, 32.0, 32.0],
+        ]
+    )
     res = assign_yolov5(YOLOV5, boxes, np.array([0, 0]), ph, pw)
     got = decode(res, ph, pw)
     assert all(e[5] == 0 for e in got)
@@ -182,7 +193,11 @@ def test_autoanchor_bpr_of_sample_from_coco_original():
     assert aa["aat"] == pytest.approx(np.mean(above), abs=1e-6)
     # every box whose best metric passes gets at least its centre cell; the others get none
     assert st["boxes_without_positive"] == int(np.sum(np.array(best) <= 0.25))
-    assert sum(st["per_class_positive"].values()) == st["foreground_entries"] == sum(lv["foreground"] for lv in st["levels"])
+    assert (
+        sum(st["per_class_positive"].values())
+        == st["foreground_entries"]
+        == sum(lv["foreground"] for lv in st["levels"])
+    )
     assert st["foreground"] + st["background"] == st["anchors"]
     assert st["foreground"] <= st["foreground_entries"]
 
@@ -209,10 +224,10 @@ def test_positives_per_box_equal_yolov5_build_targets_on_the_sample():
     (tests/data/yolo-variants/yolov5-build-targets.json, recorded by tools/yolo_fixtures.py with yolov5 7.0.14)."""
     from pathlib import Path
 
+    from conftest import FIXTURES
+
     from imbalance_cli import load
     from imbalance_cli.data.yolo import split_datasets
-
-    from conftest import FIXTURES
 
     rec = json.loads((FIXTURES / "yolo-variants" / "yolov5-build-targets.json").read_text())["images"]
     train = split_datasets(load(REAL / "yolo-coco-mini" / "data.yaml"))["train"]

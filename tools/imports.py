@@ -36,8 +36,9 @@ from pathlib import Path
 
 PACKAGE = "imbalance_cli"
 LAYERS = {
-    **dict.fromkeys(("errors", "fileio", "boxes", "progress", "dist", "memory", "choices", "vocabulary", "values",
-                     "__version__"), 0),
+    **dict.fromkeys(
+        ("errors", "fileio", "boxes", "progress", "dist", "memory", "choices", "vocabulary", "values", "__version__"), 0
+    ),
     "data": 1,
     **dict.fromkeys(("stats", "anchors", "losses", "detector", "check", "specs"), 2),
     "report": 3,
@@ -107,13 +108,24 @@ def scan(root: str | Path) -> list[dict]:
                 if base == root.name:  # `from imbalance_cli import data` names a subpackage or module;
                     # `from imbalance_cli import load` a re-export of the root (the public API, top layer);
                     # `from imbalance_cli import __version__` package metadata (bottom layer)
-                    targets = [f"{base}.{n}" if (root / n).is_dir() or (root / f"{n}.py").exists() or n.startswith("__")
-                               else base for n in names]
+                    targets = [
+                        f"{base}.{n}"
+                        if (root / n).is_dir() or (root / f"{n}.py").exists() or n.startswith("__")
+                        else base
+                        for n in names
+                    ]
             else:
                 targets = [target]
             for t in targets:
-                out.append({"source": module, "file": str(path.relative_to(root.parent)), "line": line,
-                            "target": t, "in_function": in_func})
+                out.append(
+                    {
+                        "source": module,
+                        "file": str(path.relative_to(root.parent)),
+                        "line": line,
+                        "target": t,
+                        "in_function": in_func,
+                    }
+                )
     return out
 
 
@@ -146,9 +158,17 @@ def analyze(root: str | Path) -> dict:
         return LAYERS[p]
 
     unknown = sorted({p for pair in edges for p in pair if p not in LAYERS})
-    backward = [{"source": s, "target": d, "source_layer": LAYER_NAMES[layer(s)], "target_layer": LAYER_NAMES[layer(d)],
-                 "where": e["where"]}
-                for (s, d), e in sorted(edges.items()) if s in LAYERS and d in LAYERS and layer(d) > layer(s)]
+    backward = [
+        {
+            "source": s,
+            "target": d,
+            "source_layer": LAYER_NAMES[layer(s)],
+            "target_layer": LAYER_NAMES[layer(d)],
+            "where": e["where"],
+        }
+        for (s, d), e in sorted(edges.items())
+        if s in LAYERS and d in LAYERS and layer(d) > layer(s)
+    ]
     back_pairs = {(b["source"], b["target"]) for b in backward}
     cycles = _cycles(sorted({p for pair in edges for p in pair}), [e for e in edges if e not in back_pairs])
     return {
@@ -199,31 +219,43 @@ def _cycles(nodes: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
 
 def render(res: dict, verbose: bool = False) -> str:
     """The analysis as text."""
-    lines = ["Layers: utilities (errors fileio boxes progress dist memory choices vocabulary) -> data -> analyses (stats anchors losses "
-             "detector check specs) -> report -> cli (commands cli api __main__ __init__); imports may point down or sideways.",
-             "", f"Internal imports between packages ({res['internal_imports']} internal import statements in all):",
-             f"  {'from':10s} -> {'to':10s} {'module-level':>12s} {'in-function':>12s}"]
+    lines = [
+        "Layers: utilities (errors fileio boxes progress dist memory choices vocabulary) -> data -> analyses (stats anchors losses "
+        "detector check specs) -> report -> cli (commands cli api __main__ __init__); imports may point down or sideways.",
+        "",
+        f"Internal imports between packages ({res['internal_imports']} internal import statements in all):",
+        f"  {'from':10s} -> {'to':10s} {'module-level':>12s} {'in-function':>12s}",
+    ]
     back = {(b["source"], b["target"]) for b in res["backward"]}
     cyc = {p for c in res["cycles"] for p in c}
     for e in res["edges"]:
         mark = "  BACKWARD" if (e["source"], e["target"]) in back else ""
-        if not mark and e["source"] in cyc and e["target"] in cyc and any(
-                e["source"] in c and e["target"] in c for c in res["cycles"]):
+        if (
+            not mark
+            and e["source"] in cyc
+            and e["target"] in cyc
+            and any(e["source"] in c and e["target"] in c for c in res["cycles"])
+        ):
             mark = "  CYCLE"
         lines.append(f"  {e['source']:10s} -> {e['target']:10s} {e['module_level']:12d} {e['in_function']:12d}{mark}")
     lines += ["", f"Backward edges: {len(res['backward'])}"]
     for b in res["backward"]:
-        lines.append(f"  {b['source']} ({b['source_layer']}) -> {b['target']} ({b['target_layer']}): "
-                     + ", ".join(b["where"][: None if verbose else 3])
-                     + ("" if verbose or len(b["where"]) <= 3 else f", ... ({len(b['where'])} imports)"))
+        lines.append(
+            f"  {b['source']} ({b['source_layer']}) -> {b['target']} ({b['target_layer']}): "
+            + ", ".join(b["where"][: None if verbose else 3])
+            + ("" if verbose or len(b["where"]) <= 3 else f", ... ({len(b['where'])} imports)")
+        )
     lines.append(f"Cycles between packages: {len(res['cycles'])}")
     for c in res["cycles"]:
         lines.append("  " + " <-> ".join(c))
     if res["unknown_packages"]:
         lines.append(f"Packages without a layer (add them to LAYERS): {', '.join(res['unknown_packages'])}")
     h = res["hidden"]
-    lines += ["", f"Imports inside functions: {h['internal']} internal, {h['allowed_lazy']} allowed lazy "
-              f"({', '.join(ALLOWED_LAZY)}), {h['other']} other libraries"]
+    lines += [
+        "",
+        f"Imports inside functions: {h['internal']} internal, {h['allowed_lazy']} allowed lazy "
+        f"({', '.join(ALLOWED_LAZY)}), {h['other']} other libraries",
+    ]
     if verbose:
         for k in ("internal", "other"):
             for item in res["hidden_list"][k]:
@@ -234,8 +266,12 @@ def render(res: dict, verbose: bool = False) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("root", nargs="?", default=str(Path(__file__).resolve().parent.parent / PACKAGE),
-                    help="package directory (default: imbalance_cli next to tools/)")
+    ap.add_argument(
+        "root",
+        nargs="?",
+        default=str(Path(__file__).resolve().parent.parent / PACKAGE),
+        help="package directory (default: imbalance_cli next to tools/)",
+    )
     ap.add_argument("--json", action="store_true", help="print JSON")
     ap.add_argument("--verbose", "-v", action="store_true", help="list every backward and every hidden import")
     ap.add_argument("--check", action="store_true", help="exit 1 on a backward edge or a cycle")

@@ -41,10 +41,14 @@ STRIDES = (8, 16, 32, 64, 128)
 
 # ------------------------------------------------------------------------------------------ inputs
 def _coco(images, anns, cats=((1, "a"), (2, "b"))):
-    return {"images": [{"id": i, "width": w, "height": h, "file_name": f"{i}.jpg"} for i, w, h in images],
-            "annotations": [{"id": k + 1, "image_id": im, "category_id": c, "bbox": b, "iscrowd": cr,
-                             "area": float(b[2]) * float(b[3])} for k, (im, c, b, cr) in enumerate(anns)],
-            "categories": [{"id": i, "name": n} for i, n in cats]}
+    return {
+        "images": [{"id": i, "width": w, "height": h, "file_name": f"{i}.jpg"} for i, w, h in images],
+        "annotations": [
+            {"id": k + 1, "image_id": im, "category_id": c, "bbox": b, "iscrowd": cr, "area": float(b[2]) * float(b[3])}
+            for k, (im, c, b, cr) in enumerate(anns)
+        ],
+        "categories": [{"id": i, "name": n} for i, n in cats],
+    }
 
 
 def synthetic() -> dict:
@@ -56,18 +60,41 @@ def synthetic() -> dict:
     # integer boxes of every kind: border, tiny (1 px), beyond the image, mixed int/float, crowd, degenerate
     out["integer-boxes"] = _coco(
         [(1, 640, 480), (2, 500, 375), (3, 1333, 800), (4, 333, 1000), (5, 37, 1999)],
-        [(1, 1, [0, 0, 640, 480], 0), (1, 2, [5, 7, 1, 1], 0), (1, 1, [600, 440, 60, 60], 0),
-         (1, 2, [13, 17, 3, 2], 0), (2, 1, [1, 1, 498, 373], 0), (2, 2, [250, 187, 1, 2], 0),
-         (2, 1, [120, 30, 77, 41.5], 0), (2, 2, [33, 44, 55, 66], 1), (3, 1, [0, 790, 1333, 10], 0),
-         (3, 2, [1332, 0, 1, 800], 0), (3, 1, [400, 300, 0, 20], 0), (4, 1, [10, 10, 313, 979], 0),
-         (4, 2, [166, 499, 1, 1], 0), (5, 1, [0, 0, 37, 1999], 0), (5, 2, [3, 1000, 30, 3], 0),
-         (5, 1, [18, 18, 1, 1], 0)])
+        [
+            (1, 1, [0, 0, 640, 480], 0),
+            (1, 2, [5, 7, 1, 1], 0),
+            (1, 1, [600, 440, 60, 60], 0),
+            (1, 2, [13, 17, 3, 2], 0),
+            (2, 1, [1, 1, 498, 373], 0),
+            (2, 2, [250, 187, 1, 2], 0),
+            (2, 1, [120, 30, 77, 41.5], 0),
+            (2, 2, [33, 44, 55, 66], 1),
+            (3, 1, [0, 790, 1333, 10], 0),
+            (3, 2, [1332, 0, 1, 800], 0),
+            (3, 1, [400, 300, 0, 20], 0),
+            (4, 1, [10, 10, 313, 979], 0),
+            (4, 2, [166, 499, 1, 1], 0),
+            (5, 1, [0, 0, 37, 1999], 0),
+            (5, 2, [3, 1000, 30, 3], 0),
+            (5, 1, [18, 18, 1, 1], 0),
+        ],
+    )
     # the issue's ATSS tie: one 1333 x 800 image, two boxes whose centres tie at the 9th candidate
     out["issue-atss-tie"] = _coco([(1, 1333, 800)], [(1, 1, [240, 0, 192, 216], 0), (1, 2, [228, 0, 216, 192], 0)])
     # more exact ties: boxes centred on anchor-cell corners and midpoints, squares and their transposes
     images, anns = [], []
-    for k, (cx, cy, w, h) in enumerate([(64, 64, 32, 32), (100, 36, 40, 24), (96, 96, 48, 48), (400, 400, 100, 60),
-                                        (256, 128, 64, 64), (40, 40, 16, 16), (640, 384, 256, 256), (8, 8, 16, 16)]):
+    for k, (cx, cy, w, h) in enumerate(
+        [
+            (64, 64, 32, 32),
+            (100, 36, 40, 24),
+            (96, 96, 48, 48),
+            (400, 400, 100, 60),
+            (256, 128, 64, 64),
+            (40, 40, 16, 16),
+            (640, 384, 256, 256),
+            (8, 8, 16, 16),
+        ]
+    ):
         im = k // 2 + 1
         if k % 2 == 0:
             images.append((im, 1333, 800))
@@ -77,16 +104,27 @@ def synthetic() -> dict:
     # tiny, thin and float border boxes, duplicates, and an image without annotations
     out["tiny-border-empty"] = _coco(
         [(1, 800, 600), (2, 1024, 683), (3, 300, 300)],
-        [(1, 1, [0.0, 0.0, 0.5, 0.5], 0), (1, 2, [799.2, 599.1, 0.8, 0.9], 0), (1, 1, [10.3, 20.7, 700.1, 2.2], 0),
-         (1, 1, [10.3, 20.7, 700.1, 2.2], 0), (1, 2, [-5.5, 100.0, 40.0, 40.0], 0), (2, 1, [0.01, 0.02, 1023.9, 682.9], 0),
-         (2, 2, [511.5, 341.5, 1.0, 1.0], 0), (2, 1, [300.25, 200.75, 0.0, 10.0], 0)])
+        [
+            (1, 1, [0.0, 0.0, 0.5, 0.5], 0),
+            (1, 2, [799.2, 599.1, 0.8, 0.9], 0),
+            (1, 1, [10.3, 20.7, 700.1, 2.2], 0),
+            (1, 1, [10.3, 20.7, 700.1, 2.2], 0),
+            (1, 2, [-5.5, 100.0, 40.0, 40.0], 0),
+            (2, 1, [0.01, 0.02, 1023.9, 682.9], 0),
+            (2, 2, [511.5, 341.5, 1.0, 1.0], 0),
+            (2, 1, [300.25, 200.75, 0.0, 10.0], 0),
+        ],
+    )
     return out
 
 
 def bundled() -> dict:
-    return {f"coco-mini_instances_{s}2017": json.loads(gzip.open(ROOT / "examples" / "data" /
-                                                                  f"coco-mini_instances_{s}2017.json.gz").read())
-            for s in SUBSETS}
+    return {
+        f"coco-mini_instances_{s}2017": json.loads(
+            gzip.open(ROOT / "examples" / "data" / f"coco-mini_instances_{s}2017.json.gz").read()
+        )
+        for s in SUBSETS
+    }
 
 
 def _record(counts: dict, cat_ids, matched_labels, fg, ignored, n):
@@ -94,8 +132,13 @@ def _record(counts: dict, cat_ids, matched_labels, fg, ignored, n):
     for lab in np.asarray(matched_labels).tolist():
         key = str(int(lab if cat_ids is None else cat_ids[lab]))
         per_class[key] = per_class.get(key, 0) + 1
-    counts.update(anchors=int(n), foreground=int(fg), ignored=int(ignored), background=int(n - fg - ignored),
-                  per_class_positive=per_class)
+    counts.update(
+        anchors=int(n),
+        foreground=int(fg),
+        ignored=int(ignored),
+        background=int(n - fg - ignored),
+        per_class_positive=per_class,
+    )
     return counts
 
 
@@ -113,8 +156,15 @@ def detectron2_modules(src: Path):
     from detectron2.modeling.matcher import Matcher
     from detectron2.structures import ImageList, pairwise_iou
 
-    return types.SimpleNamespace(utils=utils, T=T, load_coco_json=load_coco_json, DefaultAnchorGenerator=DefaultAnchorGenerator,
-                                 Matcher=Matcher, ImageList=ImageList, pairwise_iou=pairwise_iou)
+    return types.SimpleNamespace(
+        utils=utils,
+        T=T,
+        load_coco_json=load_coco_json,
+        DefaultAnchorGenerator=DefaultAnchorGenerator,
+        Matcher=Matcher,
+        ImageList=ImageList,
+        pairwise_iou=pairwise_iou,
+    )
 
 
 def detectron2_dataset(torch, d2, coco: dict) -> list:
@@ -131,8 +181,11 @@ def detectron2_dataset(torch, d2, coco: dict) -> list:
         aug = d2.T.ResizeShortestEdge(800, 1333, "choice")
         tf = aug.get_transform(np.zeros((h, w, 1), dtype=np.uint8))
         nh, nw = tf.new_h, tf.new_w
-        annos = [d2.utils.transform_instance_annotations(obj, [tf], (nh, nw))
-                 for obj in rec.get("annotations", []) if obj.get("iscrowd", 0) == 0]
+        annos = [
+            d2.utils.transform_instance_annotations(obj, [tf], (nh, nw))
+            for obj in rec.get("annotations", [])
+            if obj.get("iscrowd", 0) == 0
+        ]
         inst = d2.utils.filter_empty_instances(d2.utils.annotations_to_instances(annos, (nh, nw)))
         images = d2.ImageList.from_tensors([torch.zeros(1, nh, nw)], size_divisibility=32)
         ph, pw = images.tensor.shape[-2:]
@@ -149,8 +202,9 @@ def detectron2_dataset(torch, d2, coco: dict) -> list:
         idx, labels = matcher(iou)
         fg = labels == 1
         cats = inst.gt_classes[idx[fg]]
-        out.append({**row, "detectron2-retinanet": _record({}, None, cats, int(fg.sum()),
-                                                           int((labels == -1).sum()), n)})
+        out.append(
+            {**row, "detectron2-retinanet": _record({}, None, cats, int(fg.sum()), int((labels == -1).sum()), n)}
+        )
     return out
 
 
@@ -166,17 +220,32 @@ def mmdet_dataset(torch, coco: dict) -> list:
     names = tuple(c["name"] for c in sorted(coco["categories"], key=lambda c: c["id"]))
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(coco, f)
-    ds = CocoDataset(ann_file=f.name, data_prefix=dict(img=""), metainfo=dict(classes=names), pipeline=[],
-                     filter_cfg=None, test_mode=False)
+    ds = CocoDataset(
+        ann_file=f.name,
+        data_prefix=dict(img=""),
+        metainfo=dict(classes=names),
+        pipeline=[],
+        filter_cfg=None,
+        test_mode=False,
+    )
     Path(f.name).unlink()
     label_to_cat = {v: k for k, v in ds.cat2label.items()}
-    retina_gen = AnchorGenerator(octave_base_scale=4, scales_per_octave=3, ratios=[0.5, 1.0, 2.0], strides=list(STRIDES))
+    retina_gen = AnchorGenerator(
+        octave_base_scale=4, scales_per_octave=3, ratios=[0.5, 1.0, 2.0], strides=list(STRIDES)
+    )
     atss_gen = AnchorGenerator(ratios=[1.0], octave_base_scale=8, scales_per_octave=1, strides=list(STRIDES))
     points_gen = MlvlPointGenerator(list(STRIDES), offset=0.5)
     max_iou = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0, ignore_iof_thr=-1)
     atss = ATSSAssigner(topk=9)
-    fcos = FCOSHead(num_classes=len(names), in_channels=32, feat_channels=32, stacked_convs=1, center_sampling=True,
-                    center_sample_radius=1.5, strides=list(STRIDES))
+    fcos = FCOSHead(
+        num_classes=len(names),
+        in_channels=32,
+        feat_channels=32,
+        stacked_convs=1,
+        center_sampling=True,
+        center_sample_radius=1.5,
+        strides=list(STRIDES),
+    )
     ranges = ((-1, 64), (64, 128), (128, 256), (256, 512), (512, 1e8))
     load, resize = LoadAnnotations(with_bbox=True), Resize(scale=(1333, 800), keep_ratio=True)
     out = []
@@ -192,7 +261,12 @@ def mmdet_dataset(torch, coco: dict) -> list:
         labels = torch.as_tensor(res["gt_bboxes_labels"][keep], dtype=torch.long)
         gt = InstanceData(bboxes=boxes, labels=labels)
         fsz = [(math.ceil(ph / s), math.ceil(pw / s)) for s in STRIDES]
-        row = {"image_id": info["img_id"], "resized": [int(nh), int(nw)], "padded": [int(ph), int(pw)], "boxes": len(boxes)}
+        row = {
+            "image_id": info["img_id"],
+            "resized": [int(nh), int(nw)],
+            "padded": [int(ph), int(pw)],
+            "boxes": len(boxes),
+        }
         cats = [label_to_cat[k] for k in range(len(names))]
         for name, gen in (("mmdet-retinanet", retina_gen), ("atss", atss_gen)):
             levels = gen.grid_priors(fsz, device="cpu")
@@ -230,14 +304,19 @@ def anchors(torch, args) -> None:
         src = Path(tempfile.mkdtemp(prefix="detectron2-src-"))
         gd = args.sources / AUTHORS["detectron2"][0] / "repo"
         gd = gd / ".git" if (gd / ".git").is_dir() else gd
-        tar = subprocess.run(["git", "--git-dir", str(gd), "archive", commit_of(args.sources, "detectron2"), "detectron2"],
-                             check=True, capture_output=True).stdout
+        tar = subprocess.run(
+            ["git", "--git-dir", str(gd), "archive", commit_of(args.sources, "detectron2"), "detectron2"],
+            check=True,
+            capture_output=True,
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(src)], input=tar, check=True)
     d2 = detectron2_modules(src)
     files = {**bundled(), **synthetic()}
     made = versions(torch, args.sources, ["detectron2"])
-    conventions = ("each image a batch of one; feature maps ceil(padded / stride); crowd boxes left out; no image "
-                   "filters; no random flip; detectron2's single 800 short side")
+    conventions = (
+        "each image a batch of one; feature maps ceil(padded / stride); crowd boxes left out; no image "
+        "filters; no random flip; detectron2's single 800 short side"
+    )
     d2_out = {"made_by": made, "conventions": conventions, "datasets": {}}
     mm_out = {"made_by": made, "conventions": conventions, "datasets": {}}
     for name, coco in files.items():
@@ -308,8 +387,11 @@ def torchvision_dataset(torch, tv, coco: dict) -> list:
                 labels, _ = model.rpn.assign_targets_to_anchors(anchors, targets)
                 labels = labels[0]
                 fg, ign = labels == 1, labels == -1
-                idx = (model.rpn.proposal_matcher(model.rpn.box_similarity(targets[0]["boxes"], anchors[0]))
-                       if len(cats) else None)
+                idx = (
+                    model.rpn.proposal_matcher(model.rpn.box_similarity(targets[0]["boxes"], anchors[0]))
+                    if len(cats)
+                    else None
+                )
             else:
                 anchors = model.anchor_generator(images, feats)
                 if len(cats):
@@ -319,9 +401,18 @@ def torchvision_dataset(torch, tv, coco: dict) -> list:
                 fg, ign = idx >= 0, torch.zeros(len(idx), dtype=torch.bool)
             n = len(anchors[0])
             matched = [cats[k] for k in idx[fg].tolist()] if len(cats) else []
-            row[name] = _record({"resized": list(images.image_sizes[0]), "padded": list(images.tensors.shape[-2:]),
-                                 "feature_maps": [list(f.shape[-2:]) for f in feats]},
-                                None, matched, int(fg.sum()), int(ign.sum()), n)
+            row[name] = _record(
+                {
+                    "resized": list(images.image_sizes[0]),
+                    "padded": list(images.tensors.shape[-2:]),
+                    "feature_maps": [list(f.shape[-2:]) for f in feats],
+                },
+                None,
+                matched,
+                int(fg.sum()),
+                int(ign.sum()),
+                n,
+            )
         out.append(row)
     return out
 
@@ -329,26 +420,36 @@ def torchvision_dataset(torch, tv, coco: dict) -> list:
 def torchvision_anchors(torch, args) -> None:
     """The ``torchvision`` step: ``tests/data/torchvision-models-oracle/anchors.json`` for ``rpn`` and ``ssd300``."""
     sys.path.insert(0, "/work/shared/tools")
-    import tvshim  # noqa: F401  (torchvision's pure-Python parts on a CPU torch without its C ops)
     import torchvision
+    import tvshim  # noqa: F401  (torchvision's pure-Python parts on a CPU torch without its C ops)
+    from make_framework_oracles import write_json
     from torchvision.models.detection import fasterrcnn_resnet50_fpn, ssd300_vgg16
     from torchvision.ops import box_iou
 
-    from make_framework_oracles import write_json
-
     torch.manual_seed(0)
-    tv = types.SimpleNamespace(frcnn=fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).train(),
-                               ssd=ssd300_vgg16(weights=None, weights_backbone=None).train(), box_iou=box_iou)
+    tv = types.SimpleNamespace(
+        frcnn=fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).train(),
+        ssd=ssd300_vgg16(weights=None, weights_backbone=None).train(),
+        box_iou=box_iou,
+    )
     files = {**bundled(), **{k: v for k, v in synthetic().items() if k in ("integer-boxes", "tiny-border-empty")}}
-    res = {"made_by": {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": sys.version.split()[0]},
-           "tool": "tools/make_framework_oracles.py torchvision",
-           "conventions": ("boxes as torchvision's references build them (float32 x1 + float32 w; crowd, w <= 0 and "
-                           "h <= 0 left out; not clipped); each image a batch of one through the model's own "
-                           "GeneralizedRCNNTransform in training mode; feature map sizes from the model's own "
-                           "backbone on the padded image (random weights); rpn: rpn.anchor_generator + "
-                           "rpn.assign_targets_to_anchors (ignored = label -1); ssd300: anchor_generator + "
-                           "proposal_matcher on box_iou, foreground = matched_idxs >= 0"),
-           "datasets": {}}
+    res = {
+        "made_by": {
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "python": sys.version.split()[0],
+        },
+        "tool": "tools/make_framework_oracles.py torchvision",
+        "conventions": (
+            "boxes as torchvision's references build them (float32 x1 + float32 w; crowd, w <= 0 and "
+            "h <= 0 left out; not clipped); each image a batch of one through the model's own "
+            "GeneralizedRCNNTransform in training mode; feature map sizes from the model's own "
+            "backbone on the padded image (random weights); rpn: rpn.anchor_generator + "
+            "rpn.assign_targets_to_anchors (ignored = label -1); ssd300: anchor_generator + "
+            "proposal_matcher on box_iou, foreground = matched_idxs >= 0"
+        ),
+        "datasets": {},
+    }
     with torch.no_grad():
         for name, coco in files.items():
             inline = None if name.startswith("coco-mini") else coco

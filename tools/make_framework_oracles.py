@@ -43,24 +43,53 @@ VENV = Path("/work/venvs/mmdet")
 #: authors' repositories: key -> (owner+name, commit, file)
 AUTHORS = {
     "alrp": ("kemaloksuz+aLRPLoss", "2cfaa8ec3150692cca8b085221f1bd8c8c78db8e", "mmdet/models/losses/alrp_loss.py"),
-    "alrp_head": ("kemaloksuz+aLRPLoss", "2cfaa8ec3150692cca8b085221f1bd8c8c78db8e",
-                  "mmdet/models/dense_heads/alrp_loss_retina_head.py"),
+    "alrp_head": (
+        "kemaloksuz+aLRPLoss",
+        "2cfaa8ec3150692cca8b085221f1bd8c8c78db8e",
+        "mmdet/models/dense_heads/alrp_loss_retina_head.py",
+    ),
     "ap": ("kemaloksuz+aLRPLoss", "2cfaa8ec3150692cca8b085221f1bd8c8c78db8e", "mmdet/models/losses/ap_loss.py"),
-    "rs": ("kemaloksuz+RankSortLoss", "b41f64df70b1f8e3260e5c04015e0c7b59b339d9",
-           "mmdet/models/losses/ranking_losses.py"),
-    "rs_head": ("kemaloksuz+RankSortLoss", "b41f64df70b1f8e3260e5c04015e0c7b59b339d9",
-                "mmdet/models/dense_heads/rank_based_atss_head.py"),
-    "ecm": ("janghyuncho+ECM-Loss", "a6372408876e69b02c2d70817ed6b2f334400c12",
-            "mmdet/models/losses/effective_class_margin_loss.py"),
-    "ecm_utils": ("janghyuncho+ECM-Loss", "a6372408876e69b02c2d70817ed6b2f334400c12", "mmdet/models/losses/ecm_utils.py"),
-    "ioub": ("ShengkaiWu+IoU-aware-single-stage-object-detector", "67b8955eb59137590dbadc6aac45529ae9459e4a",
-             "mmdet/core/loss/losses.py"),
+    "rs": (
+        "kemaloksuz+RankSortLoss",
+        "b41f64df70b1f8e3260e5c04015e0c7b59b339d9",
+        "mmdet/models/losses/ranking_losses.py",
+    ),
+    "rs_head": (
+        "kemaloksuz+RankSortLoss",
+        "b41f64df70b1f8e3260e5c04015e0c7b59b339d9",
+        "mmdet/models/dense_heads/rank_based_atss_head.py",
+    ),
+    "ecm": (
+        "janghyuncho+ECM-Loss",
+        "a6372408876e69b02c2d70817ed6b2f334400c12",
+        "mmdet/models/losses/effective_class_margin_loss.py",
+    ),
+    "ecm_utils": (
+        "janghyuncho+ECM-Loss",
+        "a6372408876e69b02c2d70817ed6b2f334400c12",
+        "mmdet/models/losses/ecm_utils.py",
+    ),
+    "ioub": (
+        "ShengkaiWu+IoU-aware-single-stage-object-detector",
+        "67b8955eb59137590dbadc6aac45529ae9459e4a",
+        "mmdet/core/loss/losses.py",
+    ),
     "eqlv2": ("tztztztztz+eqlv2", None, "mmdet/models/losses/eqlv2.py"),
-    "bags": ("FishYuLi+BalancedGroupSoftmax", "90e04fd8ccecd2bc61bbe6053a741ae708da2794",
-             "mmdet/models/bbox_heads/gs_bbox_head_with0.py"),
-    "guided": ("chenjoya+sampling-free", "1e93d9a606935d68d87142ed6d9e73f0865a84bc",
-               "sampling_free/modeling/rpn/retinanet/loss.py"),
-    "class_balanced": ("richardaecn+class-balanced-loss", "1d7857208a2abc03d84e35a9d5383af8225d4b4d", "src/cifar_main.py"),
+    "bags": (
+        "FishYuLi+BalancedGroupSoftmax",
+        "90e04fd8ccecd2bc61bbe6053a741ae708da2794",
+        "mmdet/models/bbox_heads/gs_bbox_head_with0.py",
+    ),
+    "guided": (
+        "chenjoya+sampling-free",
+        "1e93d9a606935d68d87142ed6d9e73f0865a84bc",
+        "sampling_free/modeling/rpn/retinanet/loss.py",
+    ),
+    "class_balanced": (
+        "richardaecn+class-balanced-loss",
+        "1d7857208a2abc03d84e35a9d5383af8225d4b4d",
+        "src/cifar_main.py",
+    ),
     "detectron2": ("facebookresearch+detectron2", None, ""),
 }
 
@@ -75,8 +104,9 @@ def install(venv: Path) -> None:
     # detectron2's pure-Python modules (imported from its source) need these; torchvision's compiled ops do not
     # load on this torch, its Python parts are imported through /work/shared/tools/tvshim.py
     subprocess.check_call(pip + ["torchvision==0.28.0", "--no-deps"])
-    subprocess.check_call(pip + ["fvcore", "iopath", "omegaconf", "hydra-core", "termcolor", "tabulate", "yacs",
-                                 "cloudpickle", "Pillow"])
+    subprocess.check_call(
+        pip + ["fvcore", "iopath", "omegaconf", "hydra-core", "termcolor", "tabulate", "yacs", "cloudpickle", "Pillow"]
+    )
 
 
 def stub_mmcv_ext() -> None:
@@ -89,6 +119,7 @@ def stub_mmcv_ext() -> None:
 
         def f(*a, **k):
             raise RuntimeError(f"mmcv._ext.{name} is a stub: this oracle must not need compiled ops")
+
         return f
 
     ext.__getattr__ = missing
@@ -105,14 +136,16 @@ def commit_of(sources: Path, key: str) -> str:
     pinned = AUTHORS[key][1]
     if pinned:
         return pinned
-    return subprocess.check_output(["git", "--git-dir", str(git_dir(sources, key)), "rev-parse", "HEAD"],
-                                   text=True).strip()
+    return subprocess.check_output(
+        ["git", "--git-dir", str(git_dir(sources, key)), "rev-parse", "HEAD"], text=True
+    ).strip()
 
 
 def source_text(sources: Path, key: str) -> str:
     _, _, path = AUTHORS[key]
-    return subprocess.check_output(["git", "--git-dir", str(git_dir(sources, key)), "show",
-                                    f"{commit_of(sources, key)}:{path}"], text=True)
+    return subprocess.check_output(
+        ["git", "--git-dir", str(git_dir(sources, key)), "show", f"{commit_of(sources, key)}:{path}"], text=True
+    )
 
 
 def load_defs(text: str, names: list[str], namespace: dict) -> dict:
@@ -130,12 +163,19 @@ def head_block(text: str, test: str, start: str, end: str | None, label: str):
     """Compile statements of a head's ``loss`` method, as written: in the ``if`` whose test contains ``test``,
     from the statement containing ``start`` through the one containing ``end`` (or the branch's end)."""
     tree = ast.parse(text)
-    loss_fn = next(n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body
-                   if isinstance(n, ast.FunctionDef) and n.name == "loss")
+    loss_fn = next(
+        n
+        for c in tree.body
+        if isinstance(c, ast.ClassDef)
+        for n in c.body
+        if isinstance(n, ast.FunctionDef) and n.name == "loss"
+    )
     branch = next(n for n in ast.walk(loss_fn) if isinstance(n, ast.If) and test in ast.unparse(n.test))
     first = next(i for i, st in enumerate(branch.body) if start in ast.unparse(st))
-    last = len(branch.body) - 1 if end is None else next(i for i, st in enumerate(branch.body) if end in ast.unparse(st))
-    return compile(ast.Module(body=branch.body[first:last + 1], type_ignores=[]), label, "exec")
+    last = (
+        len(branch.body) - 1 if end is None else next(i for i, st in enumerate(branch.body) if end in ast.unparse(st))
+    )
+    return compile(ast.Module(body=branch.body[first : last + 1], type_ignores=[]), label, "exec")
 
 
 class _Registry:
@@ -151,9 +191,18 @@ def authors_namespace(torch) -> dict:
     import torch.nn.functional as F
 
     fake_dist = types.SimpleNamespace(all_reduce=lambda t, *a, **k: t)
-    return {"torch": torch, "nn": nn, "F": F, "np": np, "LOSSES": _Registry(), "MODELS": _Registry(),
-            "partial": functools.partial, "dist": fake_dist, "get_root_logger": lambda: types.SimpleNamespace(info=print),
-            "math": math}
+    return {
+        "torch": torch,
+        "nn": nn,
+        "F": F,
+        "np": np,
+        "LOSSES": _Registry(),
+        "MODELS": _Registry(),
+        "partial": functools.partial,
+        "dist": fake_dist,
+        "get_root_logger": lambda: types.SimpleNamespace(info=print),
+        "math": math,
+    }
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -181,8 +230,16 @@ def run_case(torch, fn, inputs: dict, dtype: str, grad: tuple = (), **params):
 
 
 def case(name, loss, dtype, inputs, params, value, grads, **extra):
-    return {"name": name, "loss": loss, "dtype": dtype, "inputs": inputs, "params": params, "value": value,
-            "grad": grads, **extra}
+    return {
+        "name": name,
+        "loss": loss,
+        "dtype": dtype,
+        "inputs": inputs,
+        "params": params,
+        "value": value,
+        "grad": grads,
+        **extra,
+    }
 
 
 # ------------------------------------------------------------------------------------------ mmdet losses
@@ -206,8 +263,10 @@ BOX_PAIRS = {  # pred, target (xyxy)
 def mmdet_losses(torch) -> list:
     import importlib
 
-    bl1, fl, ghm_loss, il, sl1 = (importlib.import_module(f"mmdet.models.losses.{m}") for m in (
-        "balanced_l1_loss", "focal_loss", "ghm_loss", "iou_loss", "smooth_l1_loss"))
+    bl1, fl, ghm_loss, il, sl1 = (
+        importlib.import_module(f"mmdet.models.losses.{m}")
+        for m in ("balanced_l1_loss", "focal_loss", "ghm_loss", "iou_loss", "smooth_l1_loss")
+    )
 
     raw = lambda f: getattr(f, "__wrapped__", f)  # noqa: E731  (mmdet's weighted_loss wrapper, reduction none)
     cases = []
@@ -226,40 +285,103 @@ def mmdet_losses(torch) -> list:
             ("bounded-iou", raw(il.bounded_iou_loss), {"beta": 0.2, "eps": 1e-3}),
         ):
             value, grads = run_case(torch, fn, inputs, dtype, ("pred",), **params)
-            cases.append(case(f"{loss}-{params.get('mode', 'default')}-{dtype}", loss, dtype, inputs, params,
-                              value[0], grads, rows=names, source=f"mmdet {fn.__module__}.{fn.__name__}"))
+            cases.append(
+                case(
+                    f"{loss}-{params.get('mode', 'default')}-{dtype}",
+                    loss,
+                    dtype,
+                    inputs,
+                    params,
+                    value[0],
+                    grads,
+                    rows=names,
+                    source=f"mmdet {fn.__module__}.{fn.__name__}",
+                )
+            )
     # l1 family on deltas
     x = [0.0, 0.05, 0.11, 0.5, 0.999, 1.0, 1.5, 3.0, -0.05, -0.5, -2.0, 1.0 / 9]
     inputs = {"pred": [[v, -v, 2 * v, v / 3] for v in x], "target": [[0.0, 0.0, 0.0, 0.0]] * len(x)}
     for beta in (1.0, 0.11, 1.0 / 9):
         params = {"beta": beta, "alpha": 0.5, "gamma": 1.5}
         value, grads = run_case(torch, raw(bl1.balanced_l1_loss), inputs, "float64", ("pred",), **params)
-        cases.append(case(f"balanced-l1-beta{beta:.4f}", "balanced-l1", "float64", inputs, params, value[0], grads,
-                          source="mmdet mmdet.models.losses.balanced_l1_loss.balanced_l1_loss"))
+        cases.append(
+            case(
+                f"balanced-l1-beta{beta:.4f}",
+                "balanced-l1",
+                "float64",
+                inputs,
+                params,
+                value[0],
+                grads,
+                source="mmdet mmdet.models.losses.balanced_l1_loss.balanced_l1_loss",
+            )
+        )
     for beta in (1.0, 1.0 / 9):
         value, grads = run_case(torch, raw(sl1.smooth_l1_loss), inputs, "float64", ("pred",), beta=beta)
-        cases.append(case(f"smooth-l1-beta{beta:.4f}", "smooth-l1", "float64", inputs, {"beta": beta}, value[0], grads,
-                          source="mmdet mmdet.models.losses.smooth_l1_loss.smooth_l1_loss"))
+        cases.append(
+            case(
+                f"smooth-l1-beta{beta:.4f}",
+                "smooth-l1",
+                "float64",
+                inputs,
+                {"beta": beta},
+                value[0],
+                grads,
+                source="mmdet mmdet.models.losses.smooth_l1_loss.smooth_l1_loss",
+            )
+        )
     value, grads = run_case(torch, raw(sl1.l1_loss), inputs, "float64", ("pred",))
-    cases.append(case("l1", "l1", "float64", inputs, {}, value[0], grads, source="mmdet mmdet.models.losses.smooth_l1_loss.l1_loss"))
+    cases.append(
+        case(
+            "l1",
+            "l1",
+            "float64",
+            inputs,
+            {},
+            value[0],
+            grads,
+            source="mmdet mmdet.models.losses.smooth_l1_loss.l1_loss",
+        )
+    )
     # focal loss (the pure-PyTorch form) on ordinary and extreme logits
     logits = [[-3.0, 0.0, 2.5], [60.0, -60.0, 0.3], [-100.0, 100.0, 17.0], [1e-3, -1e-3, 4.0]]
     targets = [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
     for dtype in ("float64", "float32"):
         inputs = {"pred": logits, "target": targets}
-        value, grads = run_case(torch, fl.py_sigmoid_focal_loss, inputs, dtype, ("pred",), gamma=2.0, alpha=0.25,
-                                reduction="none")
-        cases.append(case(f"focal-{dtype}", "focal", dtype, inputs, {"gamma": 2.0, "alpha": 0.25}, value[0], grads,
-                          source="mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss"))
+        value, grads = run_case(
+            torch, fl.py_sigmoid_focal_loss, inputs, dtype, ("pred",), gamma=2.0, alpha=0.25, reduction="none"
+        )
+        cases.append(
+            case(
+                f"focal-{dtype}",
+                "focal",
+                dtype,
+                inputs,
+                {"gamma": 2.0, "alpha": 0.25},
+                value[0],
+                grads,
+                source="mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss",
+            )
+        )
     # gamma < 1 with confidently right negatives: 1 - p_t must not be formed by subtraction (a NaN gradient
     # otherwise). A positive whose sigmoid rounds to 1 gives NaN in mmdetection too (0^gamma): left out.
     inputs = {"pred": [[12.0, -30.0, 0.7], [-20.0, 18.0, -1.5]], "target": [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]}
     for gamma, alpha in ((0.5, 0.25), (0.5, 0.75), (1.5, 0.5)):
-        value, grads = run_case(torch, fl.py_sigmoid_focal_loss, inputs, "float32", ("pred",), gamma=gamma, alpha=alpha,
-                                reduction="none")
-        cases.append(case(f"focal-gamma{gamma}-alpha{alpha}-float32", "focal", "float32", inputs,
-                          {"gamma": gamma, "alpha": alpha}, value[0], grads,
-                          source="mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss"))
+        value, grads = run_case(
+            torch, fl.py_sigmoid_focal_loss, inputs, "float32", ("pred",), gamma=gamma, alpha=alpha, reduction="none"
+        )
+        cases.append(
+            case(
+                f"focal-gamma{gamma}-alpha{alpha}-float32",
+                "focal",
+                "float32",
+                inputs,
+                {"gamma": gamma, "alpha": alpha},
+                value[0],
+                grads,
+                source="mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss",
+            )
+        )
     cases += empty_cases(torch, il, bl1, sl1, fl)
     cases += ghm_cases(torch, ghm_loss)
     cases += seesaw_cases(torch)
@@ -271,28 +393,51 @@ def mmdet_losses(torch) -> list:
 def empty_cases(torch, il, bl1, sl1, fl) -> list:
     """Empty batches through mmdetection's own wrappers with ``reduction="mean"`` (NaN where it averages nothing)."""
     out = []
-    for loss, fn, params in (("ciou", il.ciou_loss, {}), ("diou", il.diou_loss, {}), ("giou", il.giou_loss, {}),
-                             ("iou", il.iou_loss, {"mode": "log"}), ("bounded-iou", il.bounded_iou_loss, {}),
-                             ("balanced-l1", bl1.balanced_l1_loss, {}), ("smooth-l1", sl1.smooth_l1_loss, {}),
-                             ("l1", sl1.l1_loss, {})):
+    for loss, fn, params in (
+        ("ciou", il.ciou_loss, {}),
+        ("diou", il.diou_loss, {}),
+        ("giou", il.giou_loss, {}),
+        ("iou", il.iou_loss, {"mode": "log"}),
+        ("bounded-iou", il.bounded_iou_loss, {}),
+        ("balanced-l1", bl1.balanced_l1_loss, {}),
+        ("smooth-l1", sl1.smooth_l1_loss, {}),
+        ("l1", sl1.l1_loss, {}),
+    ):
         pred = torch.zeros(0, 4, requires_grad=True)
         v = fn(pred, torch.zeros(0, 4), reduction="mean", **params)
         value = float(v)
-        out.append({"name": f"{loss}-empty", "loss": "empty", "dtype": "float32", "params": {"which": loss, **params},
-                    "value": [value if math.isfinite(value) else str(value)], "grad": {},
-                    "source": f"mmdet {fn.__module__}.{fn.__name__} (weighted_loss wrapper, reduction mean)"})
+        out.append(
+            {
+                "name": f"{loss}-empty",
+                "loss": "empty",
+                "dtype": "float32",
+                "params": {"which": loss, **params},
+                "value": [value if math.isfinite(value) else str(value)],
+                "grad": {},
+                "source": f"mmdet {fn.__module__}.{fn.__name__} (weighted_loss wrapper, reduction mean)",
+            }
+        )
     v = fl.py_sigmoid_focal_loss(torch.zeros(0, 3), torch.zeros(0, 3), reduction="mean")
-    out.append({"name": "focal-empty", "loss": "empty", "dtype": "float32", "params": {"which": "focal"},
-                "value": [float(v) if math.isfinite(float(v)) else str(float(v))], "grad": {},
-                "source": "mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss (reduction mean)"})
+    out.append(
+        {
+            "name": "focal-empty",
+            "loss": "empty",
+            "dtype": "float32",
+            "params": {"which": "focal"},
+            "value": [float(v) if math.isfinite(float(v)) else str(float(v))],
+            "grad": {},
+            "source": "mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss (reduction mean)",
+        }
+    )
     return out
 
 
 def ghm_cases(torch, ghm_loss) -> list:
     cases = []
     # the issue's float32 bin edge: g = sigmoid(x) equal to a float32 edge that rounds below k / bins
-    calls = [{"pred": [[0.26826388, 0.3091045, 0.17376928]], "target": [[0.0, 0.0, 0.0]],
-              "label_weight": [[1.0, 1.0, 1.0]]}]
+    calls = [
+        {"pred": [[0.26826388, 0.3091045, 0.17376928]], "target": [[0.0, 0.0, 0.0]], "label_weight": [[1.0, 1.0, 1.0]]}
+    ]
     for bins, mmt in ((30, 0.0), (10, 0.0)):
         cases.append(ghm_run(torch, ghm_loss.GHMC, "ghm-c", f"ghm-c-edge-bins{bins}", calls, bins=bins, momentum=mmt))
     g = torch.Generator().manual_seed(7)
@@ -325,8 +470,16 @@ def ghm_run(torch, cls, loss, name, calls, **params):
         out = module(pred, torch.tensor(c["target"], dtype=torch.float32), torch.tensor(c["label_weight"]))
         values.append(float(out))
         grads.append(tolist(torch.autograd.grad(out, pred)[0]))
-    return {"name": name, "loss": loss, "dtype": "float32", "calls": calls, "params": params, "value": values,
-            "grad": grads, "source": f"mmdet mmdet.models.losses.ghm_loss.{cls.__name__}"}
+    return {
+        "name": name,
+        "loss": loss,
+        "dtype": "float32",
+        "calls": calls,
+        "params": params,
+        "value": values,
+        "grad": grads,
+        "source": f"mmdet mmdet.models.losses.ghm_loss.{cls.__name__}",
+    }
 
 
 def seesaw_cases(torch) -> list:
@@ -339,13 +492,31 @@ def seesaw_cases(torch) -> list:
     labels = [0, 1, 2, 3, 4, 4, 0, 0, 1, 3, 2, 4]
     counts = [50.0, 10.0, 3.0, 1.0, 0.0]  # cumulative samples per class (a class never seen counts as 1)
     cls_score = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
-    out = seesaw_ce_loss(cls_score, torch.tensor(labels), None, torch.tensor(counts, dtype=torch.float64), C, 0.8, 2.0,
-                         1e-2, "none", None)
+    out = seesaw_ce_loss(
+        cls_score,
+        torch.tensor(labels),
+        None,
+        torch.tensor(counts, dtype=torch.float64),
+        C,
+        0.8,
+        2.0,
+        1e-2,
+        "none",
+        None,
+    )
     grad = torch.autograd.grad(out.sum(), cls_score)[0]
-    return [{"name": "seesaw-ce", "loss": "seesaw", "dtype": "float64",
-             "inputs": {"logits": logits, "labels": {"int": labels}, "counts": counts},
-             "params": {"p": 0.8, "q": 2.0, "eps": 1e-2}, "value": tolist(out), "grad": {"logits": tolist(grad)},
-             "source": "mmdet mmdet.models.losses.seesaw_loss.seesaw_ce_loss"}]
+    return [
+        {
+            "name": "seesaw-ce",
+            "loss": "seesaw",
+            "dtype": "float64",
+            "inputs": {"logits": logits, "labels": {"int": labels}, "counts": counts},
+            "params": {"p": 0.8, "q": 2.0, "eps": 1e-2},
+            "value": tolist(out),
+            "grad": {"logits": tolist(grad)},
+            "source": "mmdet mmdet.models.losses.seesaw_loss.seesaw_ce_loss",
+        }
+    ]
 
 
 def seesaw_module_cases(torch) -> list:
@@ -362,9 +533,9 @@ def seesaw_module_cases(torch) -> list:
     C = 5
     g = torch.Generator().manual_seed(29)
     label_sets = [
-        [0, 0, 0, 1, 5, 5, 0, 1, 0, 5],          # classes 2..4 not seen yet (their count clamps to 1)
-        [2, 0, 5, 5, 5, 1, 0, 0, 3, 0, 0, 5],    # 2 and 3 appear
-        [5, 5, 5, 5],                            # background only: no class term
+        [0, 0, 0, 1, 5, 5, 0, 1, 0, 5],  # classes 2..4 not seen yet (their count clamps to 1)
+        [2, 0, 5, 5, 5, 1, 0, 0, 3, 0, 0, 5],  # 2 and 3 appear
+        [5, 5, 5, 5],  # background only: no class term
         [4, 3, 2, 1, 0, 0, 0, 0, 0, 2, 5, 0, 1, 4],
         [1, 1, 4, 0, 3],
     ]
@@ -373,18 +544,32 @@ def seesaw_module_cases(torch) -> list:
     for k, labels in enumerate(label_sets):
         logits = torch.randn(len(labels), C + 2, generator=g, dtype=torch.float32) * 2
         if k == 3:
-            logits[0, 1] = 40.0   # a very confident wrong class: the compensation factor at its largest
+            logits[0, 1] = 40.0  # a very confident wrong class: the compensation factor at its largest
             logits[2, 2] = -30.0
         x = logits.clone().requires_grad_(True)
         out = module(x, torch.tensor(labels))
         cls_term, obj = out["loss_cls_classes"], out["loss_cls_objectness"]
         grad = torch.autograd.grad(cls_term, x, allow_unused=True)[0] if cls_term.requires_grad else None
-        calls.append({"logits": logits.tolist(), "labels": labels, "cum_samples": tolist(module.cum_samples),
-                      "loss_cls_classes": float(cls_term.detach()), "loss_cls_objectness": float(obj.detach()),
-                      "grad_cls_score": tolist(grad) if grad is not None else tolist(torch.zeros_like(x))})
-    return [{"name": "seesaw-module-5calls", "loss": "seesaw-module", "dtype": "float32", "calls": calls,
-             "params": {"num_classes": C, "p": 0.8, "q": 2.0, "eps": 1e-2, "reduction": "mean"},
-             "source": "mmdet mmdet.models.losses.seesaw_loss.SeesawLoss (forward, several calls)"}]
+        calls.append(
+            {
+                "logits": logits.tolist(),
+                "labels": labels,
+                "cum_samples": tolist(module.cum_samples),
+                "loss_cls_classes": float(cls_term.detach()),
+                "loss_cls_objectness": float(obj.detach()),
+                "grad_cls_score": tolist(grad) if grad is not None else tolist(torch.zeros_like(x)),
+            }
+        )
+    return [
+        {
+            "name": "seesaw-module-5calls",
+            "loss": "seesaw-module",
+            "dtype": "float32",
+            "calls": calls,
+            "params": {"num_classes": C, "p": 0.8, "q": 2.0, "eps": 1e-2, "reduction": "mean"},
+            "source": "mmdet mmdet.models.losses.seesaw_loss.SeesawLoss (forward, several calls)",
+        }
+    ]
 
 
 def cross_entropy_cases(torch) -> list:
@@ -398,8 +583,8 @@ def cross_entropy_cases(torch) -> list:
     g = torch.Generator().manual_seed(31)
     C = 4
     N = 14
-    logits = (torch.randn(N, C + 1, generator=g, dtype=torch.float64) * 3)
-    logits[0] = torch.tensor([60.0, -60.0, 0.0, 1.0, -2.0])     # extreme logits
+    logits = torch.randn(N, C + 1, generator=g, dtype=torch.float64) * 3
+    logits[0] = torch.tensor([60.0, -60.0, 0.0, 1.0, -2.0])  # extreme logits
     logits[1] = torch.tensor([-100.0, 100.0, 17.0, 0.0, 0.0])
     soft_labels = [0, 1, 2, 3, 4, 4, 4, -1, 0, 2, 4, 255, 1, 4]  # C (= 4) is the background class
     class_weight = [1.0, 2.5, 0.5, 3.0, 0.25]
@@ -415,39 +600,88 @@ def cross_entropy_cases(torch) -> list:
         kw = {k: (torch.tensor(v, dtype=dt) if k == "weight" else v) for k, v in call_args.items()}
         out = m(x, lab, **kw)
         grad = torch.autograd.grad(out.sum(), x)[0]
-        cases.append({"name": f"ce-{name}-{dtype}", "loss": "sigmoid-ce" if use_sigmoid else "softmax-ce",
-                      "dtype": dtype, "inputs": {"logits": cls_score, "labels": label},
-                      "params": {"module": module_args, "call": call_args}, "value": tolist(out),
-                      "grad": {"logits": tolist(grad)},
-                      "source": "mmdet mmdet.models.losses.cross_entropy_loss.CrossEntropyLoss"})
+        cases.append(
+            {
+                "name": f"ce-{name}-{dtype}",
+                "loss": "sigmoid-ce" if use_sigmoid else "softmax-ce",
+                "dtype": dtype,
+                "inputs": {"logits": cls_score, "labels": label},
+                "params": {"module": module_args, "call": call_args},
+                "value": tolist(out),
+                "grad": {"logits": tolist(grad)},
+                "source": "mmdet mmdet.models.losses.cross_entropy_loss.CrossEntropyLoss",
+            }
+        )
 
-    lab_ign = {"int": [y if y != 255 else 4 for y in soft_labels]}        # -1 ignored, 255 -> background
-    lab_255 = {"int": [y if y != -1 else 2 for y in soft_labels]}         # 255 ignored
+    lab_ign = {"int": [y if y != 255 else 4 for y in soft_labels]}  # -1 ignored, 255 -> background
+    lab_255 = {"int": [y if y != -1 else 2 for y in soft_labels]}  # 255 ignored
     full = logits.tolist()
     cls_only = logits[:, :C].tolist()
     n_pos = sum(1 for y in lab_ign["int"] if 0 <= y < C)
     for dtype in ("float64", "float32"):
         # softmax: C + 1 columns, background last
         one("softmax-none", False, full, lab_ign, {"ignore_index": -1, "reduction": "none"}, {}, dtype)
-        one("softmax-classweight-none", False, full, lab_ign,
-            {"ignore_index": -1, "class_weight": class_weight, "reduction": "none"}, {}, dtype)
-        one("softmax-classweight-mean-nonignore", False, full, lab_ign,
-            {"ignore_index": -1, "class_weight": class_weight, "avg_non_ignore": True}, {}, dtype)
+        one(
+            "softmax-classweight-none",
+            False,
+            full,
+            lab_ign,
+            {"ignore_index": -1, "class_weight": class_weight, "reduction": "none"},
+            {},
+            dtype,
+        )
+        one(
+            "softmax-classweight-mean-nonignore",
+            False,
+            full,
+            lab_ign,
+            {"ignore_index": -1, "class_weight": class_weight, "avg_non_ignore": True},
+            {},
+            dtype,
+        )
         one("softmax-sum", False, full, lab_ign, {"ignore_index": -1, "reduction": "sum"}, {}, dtype)
         one("softmax-avgfactor", False, full, lab_ign, {"ignore_index": -1}, {"avg_factor": n_pos}, dtype)
-        one("softmax-ignore255-mean-nonignore", False, full, lab_255, {"ignore_index": 255, "avg_non_ignore": True},
-            {}, dtype)
+        one(
+            "softmax-ignore255-mean-nonignore",
+            False,
+            full,
+            lab_255,
+            {"ignore_index": 255, "avg_non_ignore": True},
+            {},
+            dtype,
+        )
         # sigmoid: C columns, integer labels expanded to one-hot (background C: all zeros)
         one("sigmoid-onehot-none", True, cls_only, lab_ign, {"ignore_index": -1, "reduction": "none"}, {}, dtype)
         one("sigmoid-onehot-mean", True, cls_only, lab_ign, {"ignore_index": -1}, {}, dtype)
         one("sigmoid-onehot-avgfactor", True, cls_only, lab_ign, {"ignore_index": -1}, {"avg_factor": n_pos}, dtype)
-        one("sigmoid-onehot-sampleweight-none", True, cls_only, lab_ign, {"ignore_index": -1, "reduction": "none"},
-            {"weight": sample_weight}, dtype)
-        one("sigmoid-onehot-classweight-none", True, cls_only, lab_ign,
-            {"ignore_index": -1, "class_weight": class_weight[:C], "reduction": "none"}, {}, dtype)
+        one(
+            "sigmoid-onehot-sampleweight-none",
+            True,
+            cls_only,
+            lab_ign,
+            {"ignore_index": -1, "reduction": "none"},
+            {"weight": sample_weight},
+            dtype,
+        )
+        one(
+            "sigmoid-onehot-classweight-none",
+            True,
+            cls_only,
+            lab_ign,
+            {"ignore_index": -1, "class_weight": class_weight[:C], "reduction": "none"},
+            {},
+            dtype,
+        )
         one("sigmoid-soft-none", True, cls_only, soft_targets, {"reduction": "none"}, {}, dtype)
-        one("sigmoid-soft-elementweight-sum", True, cls_only, soft_targets, {"reduction": "sum"},
-            {"weight": [[w * (1 + j) for j in range(C)] for w in sample_weight]}, dtype)
+        one(
+            "sigmoid-soft-elementweight-sum",
+            True,
+            cls_only,
+            soft_targets,
+            {"reduction": "sum"},
+            {"weight": [[w * (1 + j) for j in range(C)] for w in sample_weight]},
+            dtype,
+        )
     return cases
 
 
@@ -483,10 +717,13 @@ def bags_cases(torch, sources: Path) -> list:
 
     tree = ast.parse(source_text(sources, "bags"))
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "GSBBoxHeadWith0")
-    methods = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name in ("_sample_others", "_remap_labels",
-                                                                                       "_slice_preds", "loss")]
+    methods = [
+        n
+        for n in cls.body
+        if isinstance(n, ast.FunctionDef) and n.name in ("_sample_others", "_remap_labels", "_slice_preds", "loss")
+    ]
     ns = authors_namespace(torch)
-    ns["force_fp32"] = lambda **k: (lambda f: f)
+    ns["force_fp32"] = lambda **k: lambda f: f
     body = ast.ClassDef(name="Head", bases=[], keywords=[], body=methods, decorator_list=[])
     exec(compile(ast.fix_missing_locations(ast.Module(body=[body], type_ignores=[])), "<bags>", "exec"), ns)
     cases = []
@@ -510,11 +747,19 @@ def bags_cases(torch, sources: Path) -> list:
         losses = head.loss(x, None, their_labels, None, None, None)
         total = sum(losses.values())
         grad = torch.autograd.grad(total, x)[0]
-        cases.append({"name": f"bags-{name}", "loss": "bags", "dtype": "float64",
-                      "inputs": {"logits": logits, "labels": {"int": labels}, "counts": counts},
-                      "params": {"beta": ratio if ratio < 1e8 else "inf"}, "value": [float(total)],
-                      "per_group": [float(v) for v in losses.values()], "grad": {"logits": tolist(grad)},
-                      "source": "BalancedGroupSoftmax gs_bbox_head_with0.GSBBoxHeadWith0 (_remap_labels, _sample_others, loss)"})
+        cases.append(
+            {
+                "name": f"bags-{name}",
+                "loss": "bags",
+                "dtype": "float64",
+                "inputs": {"logits": logits, "labels": {"int": labels}, "counts": counts},
+                "params": {"beta": ratio if ratio < 1e8 else "inf"},
+                "value": [float(total)],
+                "per_group": [float(v) for v in losses.values()],
+                "grad": {"logits": tolist(grad)},
+                "source": "BalancedGroupSoftmax gs_bbox_head_with0.GSBBoxHeadWith0 (_remap_labels, _sample_others, loss)",
+            }
+        )
     return cases
 
 
@@ -540,16 +785,29 @@ def ranking_cases(torch, sources: Path) -> list:
     load_defs(source_text(sources, "ap"), ["APLoss"], ns)
     load_defs(source_text(sources, "alrp"), ["aLRPLoss"], ns)
     cases = []
-    for name, fn in (("rs", lambda x, y: ns["RankSort"].apply(x, y, 0.5)), ("ap", lambda x, y: ns["APLoss"].apply(x, y, 1.0)),
-                     ("alrp", lambda x, y: ns["aLRPLoss"].apply(x, y, torch.zeros(0), 1.0))):
+    for name, fn in (
+        ("rs", lambda x, y: ns["RankSort"].apply(x, y, 0.5)),
+        ("ap", lambda x, y: ns["APLoss"].apply(x, y, 1.0)),
+        ("alrp", lambda x, y: ns["aLRPLoss"].apply(x, y, torch.zeros(0), 1.0)),
+    ):
         try:  # a batch without positives
             fn(torch.tensor([0.3, -1.0, 2.0]), torch.tensor([0.0, 0.0, -1.0]))
             raised = None
         except Exception as e:  # noqa: BLE001  (recorded, whatever it is)
             raised = f"{type(e).__name__}: {e}"
-        cases.append({"name": f"{name}-no-positives", "loss": "ranking-no-positives", "dtype": "float32",
-                      "inputs": {"logits": [0.3, -1.0, 2.0], "targets": [0.0, 0.0, -1.0]}, "params": {"which": name},
-                      "raises": raised, "value": None, "grad": {}, "source": f"{name} official forward"})
+        cases.append(
+            {
+                "name": f"{name}-no-positives",
+                "loss": "ranking-no-positives",
+                "dtype": "float32",
+                "inputs": {"logits": [0.3, -1.0, 2.0], "targets": [0.0, 0.0, -1.0]},
+                "params": {"which": name},
+                "raises": raised,
+                "value": None,
+                "grad": {},
+                "source": f"{name} official forward",
+            }
+        )
     for key, (logits, labels) in _ranking_inputs(torch).items():
         g = torch.Generator().manual_seed(5)
         ious = (torch.rand(len(labels), generator=g, dtype=torch.float64) * 0.8 + 0.15).tolist()
@@ -558,16 +816,33 @@ def ranking_cases(torch, sources: Path) -> list:
             x = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
             r, s = ns["RankSort"].apply(x, torch.tensor(rs_targets, dtype=torch.float32), delta)
             grad = torch.autograd.grad(r + s, x)[0]
-            cases.append({"name": f"rs-{key}-delta{delta}", "loss": "rs", "dtype": "float32",
-                          "inputs": {"logits": logits, "targets": rs_targets}, "params": {"delta": delta},
-                          "value": [float(r), float(s)], "grad": {"logits": tolist(grad)},
-                          "source": "RankSortLoss ranking_losses.RankSort"})
+            cases.append(
+                {
+                    "name": f"rs-{key}-delta{delta}",
+                    "loss": "rs",
+                    "dtype": "float32",
+                    "inputs": {"logits": logits, "targets": rs_targets},
+                    "params": {"delta": delta},
+                    "value": [float(r), float(s)],
+                    "grad": {"logits": tolist(grad)},
+                    "source": "RankSortLoss ranking_losses.RankSort",
+                }
+            )
         x = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
         v = ns["APLoss"].apply(x, torch.tensor(labels, dtype=torch.float32), 1.0)
         grad = torch.autograd.grad(v, x)[0]
-        cases.append({"name": f"ap-{key}", "loss": "ap", "dtype": "float32", "inputs": {"logits": logits, "targets": labels},
-                      "params": {"delta": 1.0}, "value": [float(v)], "grad": {"logits": tolist(grad)},
-                      "source": "aLRPLoss ap_loss.APLoss"})
+        cases.append(
+            {
+                "name": f"ap-{key}",
+                "loss": "ap",
+                "dtype": "float32",
+                "inputs": {"logits": logits, "targets": labels},
+                "params": {"delta": 1.0},
+                "value": [float(v)],
+                "grad": {"logits": tolist(grad)},
+                "source": "aLRPLoss ap_loss.APLoss",
+            }
+        )
     return cases
 
 
@@ -586,11 +861,18 @@ def alrp_head_cases(torch, sources: Path) -> list:
     ranking = _ranking_inputs(torch)
     g = torch.Generator().manual_seed(9)
     cases = []
-    for period, keys in ((3, ["random", "ties", "one_positive", "none", "extreme", "random", "ties"]),
-                         (2, ["ties", "random", "none", "one_positive", "random"])):
-        head = types.SimpleNamespace(aLRP_Loss=ns["aLRPLoss"], SB_weight=50, counter=0, period=period,
-                                     cls_LRP_hist=collections.deque(maxlen=period),
-                                     reg_LRP_hist=collections.deque(maxlen=period))
+    for period, keys in (
+        (3, ["random", "ties", "one_positive", "none", "extreme", "random", "ties"]),
+        (2, ["ties", "random", "none", "one_positive", "random"]),
+    ):
+        head = types.SimpleNamespace(
+            aLRP_Loss=ns["aLRPLoss"],
+            SB_weight=50,
+            counter=0,
+            period=period,
+            cls_LRP_hist=collections.deque(maxlen=period),
+            reg_LRP_hist=collections.deque(maxlen=period),
+        )
         iters = []
         for key in keys:
             if key == "none":  # an iteration without positives: the head returns zeros and records nothing
@@ -601,17 +883,38 @@ def alrp_head_cases(torch, sources: Path) -> list:
             loc = (torch.rand(n_pos, generator=g, dtype=torch.float64) * 0.9).tolist()
             x = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
             lb = torch.tensor(loc, dtype=torch.float32, requires_grad=True)
-            local = {"self": head, "flat_preds": x, "flat_labels": torch.tensor(labels, dtype=torch.float32),
-                     "loss_bbox": lb, "torch": torch, "np": ns["np"]}
+            local = {
+                "self": head,
+                "flat_preds": x,
+                "flat_labels": torch.tensor(labels, dtype=torch.float32),
+                "loss_bbox": lb,
+                "torch": torch,
+                "np": ns["np"],
+            }
             exec(block, dict(local), local)
             cls, box = local["losses_cls"], local["losses_bbox"]
             gx, gl = torch.autograd.grad(cls + box, [x, lb])
-            iters.append({"logits": logits, "targets": labels, "loc": loc,
-                          "value": [float(cls), float(box)], "sb_weight": float(head.SB_weight),
-                          "grad_logits": tolist(gx), "grad_loc": tolist(gl)})
-        cases.append({"name": f"alrp-head-period{period}", "loss": "alrp-head", "dtype": "float32",
-                      "params": {"period": period, "init": 50.0, "delta": 1.0}, "iterations": iters,
-                      "source": "aLRPLoss alrp_loss.aLRPLoss + alrp_loss_retina_head.aLRPLossRetinaHead.loss"})
+            iters.append(
+                {
+                    "logits": logits,
+                    "targets": labels,
+                    "loc": loc,
+                    "value": [float(cls), float(box)],
+                    "sb_weight": float(head.SB_weight),
+                    "grad_logits": tolist(gx),
+                    "grad_loc": tolist(gl),
+                }
+            )
+        cases.append(
+            {
+                "name": f"alrp-head-period{period}",
+                "loss": "alrp-head",
+                "dtype": "float32",
+                "params": {"period": period, "init": 50.0, "delta": 1.0},
+                "iterations": iters,
+                "source": "aLRPLoss alrp_loss.aLRPLoss + alrp_loss_retina_head.aLRPLossRetinaHead.loss",
+            }
+        )
     return cases
 
 
@@ -628,8 +931,11 @@ def rs_self_balance_cases(torch, sources: Path) -> list:
     text = source_text(sources, "rs_head")
     tree = ast.parse(text)
     block = head_block(text, "len(pos_inds)", "loss_rank.apply", "losses_bbox *= self.SB_weight", "<rs head>")
-    eps = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
-               and any(getattr(t, "id", None) == "EPS" for t in n.targets))
+    eps = next(
+        ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "EPS" for t in n.targets)
+    )
     g = torch.Generator().manual_seed(37)
     cases = []
     sets = {k: v for k, v in _ranking_inputs(torch).items() if k in ("random", "ties", "one_positive")}
@@ -645,19 +951,32 @@ def rs_self_balance_cases(torch, sources: Path) -> list:
             head = types.SimpleNamespace(loss_rank=ns["RankSort"], delta=0.5, SB_weight=None)
             x = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
             lb = torch.tensor(b, dtype=torch.float32, requires_grad=True)
-            local = {"self": head, "flat_preds": x, "flat_labels": torch.tensor(targets, dtype=torch.float32),
-                     "loss_bbox": lb, "bbox_weights": torch.tensor(w, dtype=torch.float32), "torch": torch, "EPS": eps}
+            local = {
+                "self": head,
+                "flat_preds": x,
+                "flat_labels": torch.tensor(targets, dtype=torch.float32),
+                "loss_bbox": lb,
+                "bbox_weights": torch.tensor(w, dtype=torch.float32),
+                "torch": torch,
+                "EPS": eps,
+            }
             exec(block, dict(local), local)
             r, srt, bx = local["ranking_loss"], local["sorting_loss"], local["losses_bbox"]
             gx, gl = torch.autograd.grad(r + srt + bx, [x, lb])
             fin = lambda v: v if math.isfinite(v) else str(v)  # noqa: E731
-            cases.append({"name": f"rs-self-balance-{key}{suffix}", "loss": "rs-self-balance", "dtype": "float32",
-                          "inputs": {"logits": logits, "targets": targets, "loss_bbox": b, "bbox_weights": w},
-                          "params": {"delta": 0.5, "EPS": eps},
-                          "value": [fin(float(r.detach())), fin(float(srt.detach())), fin(float(bx.detach()))],
-                          "sb_weight": fin(float(head.SB_weight)),
-                          "grad": {"logits": tolist(gx), "loss_bbox": tolist(gl)},
-                          "source": "RankSortLoss rank_based_atss_head.RankBasedATSSHead.loss (RankSort + self-balance)"})
+            cases.append(
+                {
+                    "name": f"rs-self-balance-{key}{suffix}",
+                    "loss": "rs-self-balance",
+                    "dtype": "float32",
+                    "inputs": {"logits": logits, "targets": targets, "loss_bbox": b, "bbox_weights": w},
+                    "params": {"delta": 0.5, "EPS": eps},
+                    "value": [fin(float(r.detach())), fin(float(srt.detach())), fin(float(bx.detach()))],
+                    "sb_weight": fin(float(head.SB_weight)),
+                    "grad": {"logits": tolist(gx), "loss_bbox": tolist(gl)},
+                    "source": "RankSortLoss rank_based_atss_head.RankBasedATSSHead.loss (RankSort + self-balance)",
+                }
+            )
     return cases
 
 
@@ -670,17 +989,39 @@ def guided_cases(torch, sources: Path) -> list:
     warm-up iterations and learnable uncertainty weights, is a different rule and not held here.)
     """
     tree = ast.parse(source_text(sources, "guided"))
-    call = next(n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body
-                if isinstance(n, ast.FunctionDef) and n.name == "__call__")
+    call = next(
+        n
+        for c in tree.body
+        if isinstance(c, ast.ClassDef)
+        for n in c.body
+        if isinstance(n, ast.FunctionDef) and n.name == "__call__"
+    )
     branch = next(n for n in ast.walk(call) if isinstance(n, ast.If) and "self.sampling_free" in ast.unparse(n.test))
-    fn = ast.FunctionDef(name="guided", args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=a) for a in (
-        "self", "retinanet_cls_loss", "retinanet_regression_loss")], kwonlyargs=[], kw_defaults=[], defaults=[]),
-        body=branch.body, decorator_list=[], returns=None, type_params=[])
+    fn = ast.FunctionDef(
+        name="guided",
+        args=ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(arg=a) for a in ("self", "retinanet_cls_loss", "retinanet_regression_loss")],
+            kwonlyargs=[],
+            kw_defaults=[],
+            defaults=[],
+        ),
+        body=branch.body,
+        decorator_list=[],
+        returns=None,
+        type_params=[],
+    )
     ns = {"torch": torch}
     exec(compile(ast.fix_missing_locations(ast.Module(body=[fn], type_ignores=[])), "<guided>", "exec"), ns)
     cases = []
-    for name, (c, r) in {"ordinary": (0.9, 0.3), "small-cls": (1e-3, 2.0), "tiny-cls": (1e-14, 0.7),
-                         "zero-reg": (5.0, 0.0), "zero-cls": (0.0, 0.5), "large": (1234.5, 0.02)}.items():
+    for name, (c, r) in {
+        "ordinary": (0.9, 0.3),
+        "small-cls": (1e-3, 2.0),
+        "tiny-cls": (1e-14, 0.7),
+        "zero-reg": (5.0, 0.0),
+        "zero-cls": (0.0, 0.5),
+        "large": (1234.5, 0.02),
+    }.items():
         head = types.SimpleNamespace(delta=torch.nn.Parameter(torch.ones(1)))
         cl = torch.tensor(c, dtype=torch.float32, requires_grad=True)
         rl = torch.tensor(r, dtype=torch.float32, requires_grad=True)
@@ -688,12 +1029,19 @@ def guided_cases(torch, sources: Path) -> list:
         total = out["retinanet_cls_loss"].sum() + out["retinanet_regression_loss"] + out["norm"].sum()
         gc, gr = torch.autograd.grad(total, [cl, rl])
         fin = lambda v: v if math.isfinite(v) else str(v)  # noqa: E731
-        cases.append({"name": f"guided-{name}", "loss": "guided", "dtype": "float32",
-                      "inputs": {"cls_loss": c, "reg_loss": r}, "params": {"w_reg": 1.0, "delta": 1.0},
-                      "value": fin(float(total.detach())),
-                      "terms": {k: fin(float(v.detach().sum())) for k, v in out.items()},
-                      "grad": {"cls_loss": fin(float(gc)), "reg_loss": fin(float(gr))},
-                      "source": "sampling-free rpn/retinanet/loss.py RetinaNetLossComputation.__call__ (sampling_free)"})
+        cases.append(
+            {
+                "name": f"guided-{name}",
+                "loss": "guided",
+                "dtype": "float32",
+                "inputs": {"cls_loss": c, "reg_loss": r},
+                "params": {"w_reg": 1.0, "delta": 1.0},
+                "value": fin(float(total.detach())),
+                "terms": {k: fin(float(v.detach().sum())) for k, v in out.items()},
+                "grad": {"cls_loss": fin(float(gc)), "reg_loss": fin(float(gr))},
+                "source": "sampling-free rpn/retinanet/loss.py RetinaNetLossComputation.__call__ (sampling_free)",
+            }
+        )
     return cases
 
 
@@ -705,7 +1053,10 @@ def ecm_cases(torch, sources: Path) -> list:
     cls = ns["EffectiveClassMarginLoss"]
     cases = []
     g = torch.Generator().manual_seed(13)
-    for name, counts, ratio in (("small", [100.0, 10.0, 1.0], 6.3313), ("lvis-like", [5000.0, 120.0, 7.0, 2.0, 1.0], 6.3313)):
+    for name, counts, ratio in (
+        ("small", [100.0, 10.0, 1.0], 6.3313),
+        ("lvis-like", [5000.0, 120.0, 7.0, 2.0, 1.0], 6.3313),
+    ):
         C = len(counts)
         logits = (torch.randn(6, C + 1, generator=g, dtype=torch.float64) * 2).tolist()
         logits[0][0] = 30.0
@@ -722,11 +1073,19 @@ def ecm_cases(torch, sources: Path) -> list:
             x = torch.tensor(logits, dtype=dt, requires_grad=True)
             out = m(x, torch.tensor(labels))
             grad = torch.autograd.grad(out, x)[0]
-            cases.append({"name": f"ecm-{name}-{dtype}", "loss": "ecm", "dtype": dtype,
-                          "inputs": {"logits": logits, "labels": {"int": labels}, "counts": counts},
-                          "params": {"fg_bg_ratio": ratio}, "value": [float(out)], "grad": {"logits": tolist(grad)},
-                          "detection_weight": tolist(m.detection_cls_weight.reshape(-1)),
-                          "source": "ECM-Loss effective_class_margin_loss.EffectiveClassMarginLoss (+ ecm_utils)"})
+            cases.append(
+                {
+                    "name": f"ecm-{name}-{dtype}",
+                    "loss": "ecm",
+                    "dtype": dtype,
+                    "inputs": {"logits": logits, "labels": {"int": labels}, "counts": counts},
+                    "params": {"fg_bg_ratio": ratio},
+                    "value": [float(out)],
+                    "grad": {"logits": tolist(grad)},
+                    "detection_weight": tolist(m.detection_cls_weight.reshape(-1)),
+                    "source": "ECM-Loss effective_class_margin_loss.EffectiveClassMarginLoss (+ ecm_utils)",
+                }
+            )
     # |logit| > 52: the authors' exp/log form gives NaN (float32) where the BCE-with-logits form stays finite
     m_logits = [[60.0, -60.0, 0.0, 1.0], [-53.0, 2.0, 0.5, 0.0]]
     m = cls.__new__(cls)
@@ -737,17 +1096,33 @@ def ecm_cases(torch, sources: Path) -> list:
     m.register_buffer("sample_n", n)
     m.register_buffer("detection_cls_weight", ns["get_detection_weight"](n))
     out = m(torch.tensor(m_logits), torch.tensor([1, 3]))
-    cases.append({"name": "ecm-extreme-float32", "loss": "ecm-nan", "dtype": "float32",
-                  "inputs": {"logits": m_logits, "labels": {"int": [1, 3]}, "counts": [100.0, 10.0, 1.0]},
-                  "params": {"fg_bg_ratio": 6.3313}, "value": [float(out) if math.isfinite(float(out)) else str(float(out))],
-                  "grad": {}, "source": "ECM-Loss effective_class_margin_loss.EffectiveClassMarginLoss"})
+    cases.append(
+        {
+            "name": "ecm-extreme-float32",
+            "loss": "ecm-nan",
+            "dtype": "float32",
+            "inputs": {"logits": m_logits, "labels": {"int": [1, 3]}, "counts": [100.0, 10.0, 1.0]},
+            "params": {"fg_bg_ratio": 6.3313},
+            "value": [float(out) if math.isfinite(float(out)) else str(float(out))],
+            "grad": {},
+            "source": "ECM-Loss effective_class_margin_loss.EffectiveClassMarginLoss",
+        }
+    )
     return cases
 
 
 def iou_balanced_cases(torch, sources: Path) -> list:
     ns = authors_namespace(torch)
-    load_defs(source_text(sources, "ioub"), ["py_sigmoid_focal_loss", "iou_balanced_sigmoid_focal_loss",
-                                             "smooth_l1_loss", "weighted_iou_balanced_smoothl1"], ns)
+    load_defs(
+        source_text(sources, "ioub"),
+        [
+            "py_sigmoid_focal_loss",
+            "iou_balanced_sigmoid_focal_loss",
+            "smooth_l1_loss",
+            "weighted_iou_balanced_smoothl1",
+        ],
+        ns,
+    )
     cases = []
     g = torch.Generator().manual_seed(17)
     sets = {
@@ -767,25 +1142,48 @@ def iou_balanced_cases(torch, sources: Path) -> list:
             dt = getattr(torch, dtype)
             x = torch.tensor(logits, dtype=dt, requires_grad=True)
             t = torch.tensor(target, dtype=dt)
-            out = ns["iou_balanced_sigmoid_focal_loss"](x, t, torch.ones_like(t), torch.tensor(iou, dtype=dt),
-                                                        gamma=2.0, alpha=0.25, eta=1.5, avg_factor=1.0)
+            out = ns["iou_balanced_sigmoid_focal_loss"](
+                x, t, torch.ones_like(t), torch.tensor(iou, dtype=dt), gamma=2.0, alpha=0.25, eta=1.5, avg_factor=1.0
+            )
             grad = torch.autograd.grad(out.sum(), x)[0]
-            cases.append({"name": f"iou-balanced-cls-{name}-{dtype}", "loss": "iou-balanced", "dtype": dtype,
-                          "inputs": {"logits": logits, "targets": target, "ious": iou},
-                          "params": {"eta": 1.5, "alpha": 0.25, "gamma": 2.0}, "value": [float(out.sum())],
-                          "grad": {"logits": tolist(grad)},
-                          "source": "IoU-aware-single-stage-object-detector losses.iou_balanced_sigmoid_focal_loss"})
+            cases.append(
+                {
+                    "name": f"iou-balanced-cls-{name}-{dtype}",
+                    "loss": "iou-balanced",
+                    "dtype": dtype,
+                    "inputs": {"logits": logits, "targets": target, "ious": iou},
+                    "params": {"eta": 1.5, "alpha": 0.25, "gamma": 2.0},
+                    "value": [float(out.sum())],
+                    "grad": {"logits": tolist(grad)},
+                    "source": "IoU-aware-single-stage-object-detector losses.iou_balanced_sigmoid_focal_loss",
+                }
+            )
     pred = (torch.randn(12, 4, generator=g, dtype=torch.float64) * 0.3).tolist()
     tgt = (torch.randn(12, 4, generator=g, dtype=torch.float64) * 0.1).tolist()
     iou = (torch.rand(12, generator=g, dtype=torch.float64)).tolist()
     x = torch.tensor(pred, dtype=torch.float64, requires_grad=True)
-    out = ns["weighted_iou_balanced_smoothl1"](x, torch.tensor(tgt, dtype=torch.float64), torch.tensor(iou, dtype=torch.float64),
-                                               torch.ones(12, 4, dtype=torch.float64), beta=1.0 / 9, delta=1.5, avg_factor=1.0)
+    out = ns["weighted_iou_balanced_smoothl1"](
+        x,
+        torch.tensor(tgt, dtype=torch.float64),
+        torch.tensor(iou, dtype=torch.float64),
+        torch.ones(12, 4, dtype=torch.float64),
+        beta=1.0 / 9,
+        delta=1.5,
+        avg_factor=1.0,
+    )
     grad = torch.autograd.grad(out.sum(), x)[0]
-    cases.append({"name": "iou-balanced-l1", "loss": "iou-balanced-l1", "dtype": "float64",
-                  "inputs": {"pred": pred, "target": tgt, "ious": iou}, "params": {"lam": 1.5, "beta": 1.0 / 9},
-                  "value": [float(out.sum())], "grad": {"pred": tolist(grad)},
-                  "source": "IoU-aware-single-stage-object-detector losses.weighted_iou_balanced_smoothl1"})
+    cases.append(
+        {
+            "name": "iou-balanced-l1",
+            "loss": "iou-balanced-l1",
+            "dtype": "float64",
+            "inputs": {"pred": pred, "target": tgt, "ious": iou},
+            "params": {"lam": 1.5, "beta": 1.0 / 9},
+            "value": [float(out.sum())],
+            "grad": {"pred": tolist(grad)},
+            "source": "IoU-aware-single-stage-object-detector losses.weighted_iou_balanced_smoothl1",
+        }
+    )
     return cases
 
 
@@ -797,16 +1195,25 @@ def eqlv2_cases(torch, sources: Path) -> list:
     g = torch.Generator().manual_seed(19)
     calls, values, grads = [], [], []
     for k in range(3):
-        logits = (torch.randn(10, C + 1, generator=g, dtype=torch.float64) * 2)
+        logits = torch.randn(10, C + 1, generator=g, dtype=torch.float64) * 2
         labels = torch.randint(0, C + 1, (10,), generator=g)
         x = logits.clone().requires_grad_(True)
         out = m(x, labels)
         values.append(float(out))
         grads.append(tolist(torch.autograd.grad(out, x)[0]))
         calls.append({"logits": logits.tolist(), "labels": labels.tolist()})
-    return [{"name": "eqlv2-3calls", "loss": "eqlv2", "dtype": "float64", "calls": calls,
-             "params": {"gamma": 12.0, "mu": 0.8, "alpha": 4.0}, "value": values, "grad": grads,
-             "source": "eqlv2 eqlv2.EQLv2"}]
+    return [
+        {
+            "name": "eqlv2-3calls",
+            "loss": "eqlv2",
+            "dtype": "float64",
+            "calls": calls,
+            "params": {"gamma": 12.0, "mu": 0.8, "alpha": 4.0},
+            "value": values,
+            "grad": grads,
+            "source": "eqlv2 eqlv2.EQLv2",
+        }
+    ]
 
 
 def class_balanced_cases(sources: Path) -> dict:
@@ -832,12 +1239,14 @@ def class_balanced_cases(sources: Path) -> dict:
     block = compile(ast.Module(body=tower.body[first:last], type_ignores=[]), "<cb tower>", "exec")
     main_fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
     w_first = next(i for i, st in enumerate(main_fn.body) if "effective_num = " in ast.unparse(st))
-    w_block = compile(ast.Module(body=main_fn.body[w_first:w_first + 3], type_ignores=[]), "<cb weights>", "exec")
+    w_block = compile(ast.Module(body=main_fn.body[w_first : w_first + 3], type_ignores=[]), "<cb weights>", "exec")
     rng = np.random.default_rng(41)
     cases = []
-    for name, counts, beta, n in (("cifar-like", [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50], 0.999, 24),
-                                  ("beta-0.9999", [4000, 400, 40, 4, 1], 0.9999, 12),
-                                  ("beta-0.9", [300, 30, 3], 0.9, 9)):
+    for name, counts, beta, n in (
+        ("cifar-like", [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50], 0.999, 24),
+        ("beta-0.9999", [4000, 400, 40, 4, 1], 0.9999, 12),
+        ("beta-0.9", [300, 30, 3], 0.9, 9),
+    ):
         C = len(counts)
         local = {"np": np, "hparams": {"beta": beta, "data_version": str(C)}, "img_num_per_cls": counts}
         exec(w_block, dict(local), local)
@@ -849,21 +1258,40 @@ def class_balanced_cases(sources: Path) -> dict:
         for loss_type, gamma in (("softmax", 1.0), ("sigmoid", 1.0), ("focal", 2.0), ("focal", 0.5)):
             x = tf2.Variable(logits)
             with tf2.GradientTape() as tape:
-                loc = dict(ns, logits=x, label=tf2.constant(labels), num_classes=C, weights=weights,
-                           loss_type=loss_type, gamma=gamma)
+                loc = dict(
+                    ns,
+                    logits=x,
+                    label=tf2.constant(labels),
+                    num_classes=C,
+                    weights=weights,
+                    loss_type=loss_type,
+                    gamma=gamma,
+                )
                 exec(block, loc, loc)
                 out = loc["tower_loss"]
             grad = tape.gradient(out, x)
-            cases.append({"name": f"class-balanced-{name}-{loss_type}-g{gamma}", "loss": "class-balanced",
-                          "dtype": "float32", "inputs": {"logits": logits.tolist(), "labels": {"int": labels},
-                                                         "counts": counts},
-                          "params": {"beta": beta, "loss": loss_type, "gamma": gamma},
-                          "weights": [float(v) for v in weights], "value": [float(out.numpy())],
-                          "grad": {"logits": grad.numpy().astype(np.float64).tolist()},
-                          "source": "class-balanced-loss src/cifar_main.py (main weights, _tower_fn losses, focal_loss)"})
-    return {"made_by": {"tensorflow": tf2.__version__, "python": sys.version.split()[0],
-                        "richardaecn/class-balanced-loss": commit_of(sources, "class_balanced")},
-            "tool": "tools/make_framework_oracles.py class-balanced", "cases": cases}
+            cases.append(
+                {
+                    "name": f"class-balanced-{name}-{loss_type}-g{gamma}",
+                    "loss": "class-balanced",
+                    "dtype": "float32",
+                    "inputs": {"logits": logits.tolist(), "labels": {"int": labels}, "counts": counts},
+                    "params": {"beta": beta, "loss": loss_type, "gamma": gamma},
+                    "weights": [float(v) for v in weights],
+                    "value": [float(out.numpy())],
+                    "grad": {"logits": grad.numpy().astype(np.float64).tolist()},
+                    "source": "class-balanced-loss src/cifar_main.py (main weights, _tower_fn losses, focal_loss)",
+                }
+            )
+    return {
+        "made_by": {
+            "tensorflow": tf2.__version__,
+            "python": sys.version.split()[0],
+            "richardaecn/class-balanced-loss": commit_of(sources, "class_balanced"),
+        },
+        "tool": "tools/make_framework_oracles.py class-balanced",
+        "cases": cases,
+    }
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -872,8 +1300,13 @@ def versions(torch, sources: Path, keys) -> dict:
     import mmdet
     import mmengine
 
-    out = {"torch": torch.__version__, "mmdet": mmdet.__version__, "mmengine": mmengine.__version__,
-           "mmcv-lite": mmcv.__version__, "python": sys.version.split()[0]}
+    out = {
+        "torch": torch.__version__,
+        "mmdet": mmdet.__version__,
+        "mmengine": mmengine.__version__,
+        "mmcv-lite": mmcv.__version__,
+        "python": sys.version.split()[0],
+    }
     for k in keys:
         out[AUTHORS[k][0].replace("+", "/")] = commit_of(sources, k)
     return out
@@ -893,8 +1326,12 @@ def main(argv=None) -> int:
     ap.add_argument("--venv", type=Path, default=VENV)
     ap.add_argument("--sources", type=Path, default=Path("/work/.mirror"))
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "data")
-    ap.add_argument("--detectron2-src", type=Path, default=None,
-                    help="a detectron2 source tree (default: extracted from the mirror in --sources at its HEAD)")
+    ap.add_argument(
+        "--detectron2-src",
+        type=Path,
+        default=None,
+        help="a detectron2 source tree (default: extracted from the mirror in --sources at its HEAD)",
+    )
     args = ap.parse_args(argv)
     if args.step == "install":
         install(args.venv)
@@ -907,13 +1344,23 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     if args.step == "losses":
-        write_json(args.out / "mmdet-oracle" / "losses.json",
-                   {"made_by": versions(torch, args.sources, []), "tool": "tools/make_framework_oracles.py losses",
-                    "cases": mmdet_losses(torch)})
+        write_json(
+            args.out / "mmdet-oracle" / "losses.json",
+            {
+                "made_by": versions(torch, args.sources, []),
+                "tool": "tools/make_framework_oracles.py losses",
+                "cases": mmdet_losses(torch),
+            },
+        )
         keys = ["alrp", "rs", "ecm", "ioub", "eqlv2", "bags", "guided"]
-        write_json(args.out / "authors-oracle" / "losses.json",
-                   {"made_by": versions(torch, args.sources, keys), "tool": "tools/make_framework_oracles.py losses",
-                    "cases": authors_losses(torch, args.sources)})
+        write_json(
+            args.out / "authors-oracle" / "losses.json",
+            {
+                "made_by": versions(torch, args.sources, keys),
+                "tool": "tools/make_framework_oracles.py losses",
+                "cases": authors_losses(torch, args.sources),
+            },
+        )
         return 0
     from make_anchor_oracles import anchors, torchvision_anchors  # noqa: E402  (same folder; needs the frameworks)
 

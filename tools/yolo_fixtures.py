@@ -167,13 +167,19 @@ def make() -> None:
     for n in ("l1", "l2", "l3", "l4"):
         Image.new("RGB", (32, 24), (1, 2, 3)).save(listed / f"{n}.png")
         (lab / f"{n}.txt").write_text("1 0.5 0.5 0.5 0.5\n")
-    (OUT / "val.txt").write_bytes("\ufeff./images/listed/l1.png\n./images/listed/./l2.png\n"
-                                  "yolo-variants/images/listed/l3.png\nimages/listed/l4.png\n"
-                                  "./images/listed/l1.png  \n./images/listed/nothere.png\n\n".encode("utf-8"))
-    (OUT / "data.yaml").write_text("# YOLO loader variants: see tests/data/yolo-variants/README.md\n"
-                                   "train: images/train\nval: val.txt\nnames: [a, b, c]\n")
-    (OUT / "data-cwd.yaml").write_text("# 'path' relative to the working directory (Ultralytics' rule)\n"
-                                       "path: yolo-variants\ntrain: images/listed\nval: images/listed\nnc: 3\n")
+    (OUT / "val.txt").write_bytes(
+        "\ufeff./images/listed/l1.png\n./images/listed/./l2.png\n"
+        "yolo-variants/images/listed/l3.png\nimages/listed/l4.png\n"
+        "./images/listed/l1.png  \n./images/listed/nothere.png\n\n".encode("utf-8")
+    )
+    (OUT / "data.yaml").write_text(
+        "# YOLO loader variants: see tests/data/yolo-variants/README.md\n"
+        "train: images/train\nval: val.txt\nnames: [a, b, c]\n"
+    )
+    (OUT / "data-cwd.yaml").write_text(
+        "# 'path' relative to the working directory (Ultralytics' rule)\n"
+        "path: yolo-variants\ntrain: images/listed\nval: images/listed\nnc: 3\n"
+    )
     print(f"wrote {sum(1 for _ in OUT.rglob('*'))} files under {OUT}")
 
 
@@ -191,9 +197,11 @@ def _copy() -> tuple[Path, Path]:
 def _label_record(files, labels, shapes, root):
     out = {}
     for f, lb, shape in zip(files, labels, shapes):
-        out[_norm(str(f), root)] = {"shape_hw": [int(shape[0]), int(shape[1])],
-                                    "cls": [float(c) for c in lb[:, 0]],
-                                    "xywhn": [[float(v) for v in row] for row in lb[:, 1:5]]}
+        out[_norm(str(f), root)] = {
+            "shape_hw": [int(shape[0]), int(shape[1])],
+            "cls": [float(c) for c in lb[:, 0]],
+            "xywhn": [[float(v) for v in row] for row in lb[:, 1:5]],
+        }
     return out
 
 
@@ -209,25 +217,43 @@ def record_ultralytics() -> None:
     os.chdir(tmp)
     rec = {"ultralytics": ultralytics.__version__, "numpy": np.__version__, "cwd": "<root>/..", "datasets": {}}
     import PIL
+
     rec["pillow"] = PIL.__version__
     for yaml_name in ("data.yaml", "data-cwd.yaml"):
         data = check_det_dataset(str(root / yaml_name))
         splits = {}
         for split in ("train", "val"):
-            ds = YOLODataset(img_path=data[split], data=data, task="detect", augment=False, hyp=get_cfg(),
-                             imgsz=640, batch_size=1, rect=False, prefix=f"{split}: ")
+            ds = YOLODataset(
+                img_path=data[split],
+                data=data,
+                task="detect",
+                augment=False,
+                hyp=get_cfg(),
+                imgsz=640,
+                batch_size=1,
+                rect=False,
+                prefix=f"{split}: ",
+            )
             cache = np.load(str(Path(ds.label_files[0]).parent.with_suffix(".cache")), allow_pickle=True).item()
             nf, nm, ne, nc, total = cache["results"]
             labels = ds.labels
             cls = np.concatenate([lb["cls"].reshape(-1) for lb in labels]) if labels else np.zeros(0)
             splits[split] = {
-                "images": len(labels), "listed": int(total), "found": int(nf), "missing": int(nm), "empty": int(ne),
-                "corrupt": int(nc), "boxes": int(len(cls)),
+                "images": len(labels),
+                "listed": int(total),
+                "found": int(nf),
+                "missing": int(nm),
+                "empty": int(ne),
+                "corrupt": int(nc),
+                "boxes": int(len(cls)),
                 "instances": {str(k): int(v) for k, v in zip(*np.unique(cls.astype(int).tolist(), return_counts=True))},
                 "messages": sorted(_norm(m, str(root)) for m in cache["msgs"]),
-                "labels": _label_record([lb["im_file"] for lb in labels], [np.concatenate(
-                    [lb["cls"].reshape(-1, 1), lb["bboxes"].reshape(-1, 4)], 1) for lb in labels],
-                    [lb["shape"] for lb in labels], str(root)),
+                "labels": _label_record(
+                    [lb["im_file"] for lb in labels],
+                    [np.concatenate([lb["cls"].reshape(-1, 1), lb["bboxes"].reshape(-1, 4)], 1) for lb in labels],
+                    [lb["shape"] for lb in labels],
+                    str(root),
+                ),
             }
         rec["datasets"][yaml_name] = {"names": [data["names"][i] for i in range(len(data["names"]))], "splits": splits}
     (OUT / "record-ultralytics.json").write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
@@ -260,8 +286,9 @@ def record_yolov5() -> None:
         orig = dl.LOGGER.info
         dl.LOGGER.info = lambda m, *a, **k: msgs.append(str(m))
         try:
-            ds = dl.LoadImagesAndLabels(str(src), img_size=640, batch_size=1, augment=False, rect=False,
-                                        prefix=f"{split}: ")
+            ds = dl.LoadImagesAndLabels(
+                str(src), img_size=640, batch_size=1, augment=False, rect=False, prefix=f"{split}: "
+            )
         finally:
             dl.LOGGER.info = orig
         cache_path = (src if src.is_file() else Path(ds.label_files[0]).parent).with_suffix(".cache")
@@ -269,8 +296,13 @@ def record_yolov5() -> None:
         nf, nm, ne, nc, total = cache["results"]
         cls = np.concatenate([lb[:, 0] for lb in ds.labels]) if len(ds.labels) else np.zeros(0)
         splits[split] = {
-            "images": len(ds.im_files), "listed": int(total), "found": int(nf), "missing": int(nm), "empty": int(ne),
-            "corrupt": int(nc), "boxes": int(len(cls)),
+            "images": len(ds.im_files),
+            "listed": int(total),
+            "found": int(nf),
+            "missing": int(nm),
+            "empty": int(ne),
+            "corrupt": int(nc),
+            "boxes": int(len(cls)),
             "instances": {str(k): int(v) for k, v in zip(*np.unique(cls.astype(int).tolist(), return_counts=True))},
             "messages": sorted(_norm(m, str(root)) for m in cache["msgs"]),
             "labels": _label_record(ds.im_files, list(ds.labels), [s[::-1] for s in ds.shapes], str(root)),
@@ -288,15 +320,16 @@ def record_build_targets() -> None:
     import yaml
 
     _yolov5_modules()
+    from PIL import Image
     from yolov5.models.yolo import Model
     from yolov5.utils.augmentations import letterbox
     from yolov5.utils.general import xywhn2xyxy, xyxy2xywhn
     from yolov5.utils.loss import ComputeLoss
 
-    from PIL import Image
-
     model = Model(str(Path(sys.modules["yolov5"].__file__).parent / "models" / "yolov5s.yaml"), ch=3, nc=80)
-    hyp = yaml.safe_load((Path(sys.modules["yolov5"].__file__).parent / "data" / "hyps" / "hyp.scratch-low.yaml").read_text())
+    hyp = yaml.safe_load(
+        (Path(sys.modules["yolov5"].__file__).parent / "data" / "hyps" / "hyp.scratch-low.yaml").read_text()
+    )
     model.hyp = hyp
     loss = ComputeLoss(model)
     det = model.model[-1]
@@ -330,8 +363,12 @@ def record_build_targets() -> None:
 
 
 if __name__ == "__main__":
-    cmds = {"make": make, "record-ultralytics": record_ultralytics, "record-yolov5": record_yolov5,
-            "record-build-targets": record_build_targets}
+    cmds = {
+        "make": make,
+        "record-ultralytics": record_ultralytics,
+        "record-yolov5": record_yolov5,
+        "record-build-targets": record_build_targets,
+    }
     if len(sys.argv) != 2 or sys.argv[1] not in cmds:
         sys.exit(f"usage: {sys.argv[0]} {'|'.join(cmds)}")
     cmds[sys.argv[1]]()

@@ -87,7 +87,6 @@ def _strategy_runs(n: int, make) -> None:
 def labels(n: int) -> None:
     """Label files: the test's ``_label_rows`` against ``verify_image_label``."""
     import numpy as np
-
     import test_yolo_property as t
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,8 +100,14 @@ def labels(n: int) -> None:
             count[0] += 1
 
         _strategy_runs(n, make)
-        theirs = json.loads(subprocess.run([ULTRALYTICS, "-c", _VERIFY, str(src), str(Path(tmp) / "work")],
-                                           capture_output=True, text=True, check=True).stdout)
+        theirs = json.loads(
+            subprocess.run(
+                [ULTRALYTICS, "-c", _VERIFY, str(src), str(Path(tmp) / "work")],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         differ = 0
         for name, rows in sorted(theirs.items()):
             mine = t._label_rows((src / name).read_bytes(), 3)
@@ -111,8 +116,10 @@ def labels(n: int) -> None:
             if a != b:
                 differ += 1
                 print("differs:", (src / name).read_bytes()[:120], a, b)
-        print(f"{len(theirs)} label files, {sum(v is None for v in theirs.values())} corrupt for Ultralytics, "
-              f"{differ} differ")
+        print(
+            f"{len(theirs)} label files, {sum(v is None for v in theirs.values())} corrupt for Ultralytics, "
+            f"{differ} differ"
+        )
 
 
 def datasets(n: int) -> None:
@@ -146,8 +153,9 @@ def datasets(n: int) -> None:
                 expected[base.name] = None
 
         _strategy_runs(n, make)
-        theirs = json.loads(subprocess.run([ULTRALYTICS, "-c", _SCAN, str(out)], capture_output=True, text=True,
-                                           check=True).stdout)
+        theirs = json.loads(
+            subprocess.run([ULTRALYTICS, "-c", _SCAN, str(out)], capture_output=True, text=True, check=True).stdout
+        )
         both = differ = 0
         for name, splits in sorted(theirs.items()):
             if isinstance(splits, str) or expected[name] is None:
@@ -157,8 +165,9 @@ def datasets(n: int) -> None:
                     continue
                 both += 1
                 mine = expected[name].get(split)
-                if mine is None or [mine[k] for k in ("listed", "images", "annotations")] != \
-                        [u[k] for k in ("listed", "images", "annotations")]:
+                if mine is None or [mine[k] for k in ("listed", "images", "annotations")] != [
+                    u[k] for k in ("listed", "images", "annotations")
+                ]:
                     differ += 1
                     print("differs:", name, split, mine, u)
         print(f"{len(theirs)} datasets, {both} splits read by both, {differ} differ")

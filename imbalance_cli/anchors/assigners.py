@@ -33,9 +33,8 @@ from __future__ import annotations
 import numpy as np
 
 from imbalance_cli.anchors.generator import F32, grid_anchors_numpy, level_layout
-from imbalance_cli.anchors.rules import MatchOutput
 from imbalance_cli.anchors.presets import FCOS_INF, AnchorPreset
-from imbalance_cli.anchors.rules import register_assigner
+from imbalance_cli.anchors.rules import MatchOutput, register_assigner
 
 _IDX = np.int32
 
@@ -87,9 +86,22 @@ def _per_image(preset: AnchorPreset, boxes, box_image, padded_h, padded_w, image
         box_max[b0:b1] = bmax
         box_best[b0:b1] = bbest
         box_best_level[b0:b1] = lv[bbest]
-    cat = (lambda k, dt: np.concatenate(parts[k]).astype(dt) if parts[k] else np.zeros(0, dt))
-    return MatchOutput(cat("img", _IDX), cat("anchor", np.int64), cat("level", np.int8), cat("box", _IDX),
-                        cat("iou", F32), np.zeros(n_img, np.int64), box_max, box_best, box_best_level, 0)
+
+    def cat(k, dt):
+        return np.concatenate(parts[k]).astype(dt) if parts[k] else np.zeros(0, dt)
+
+    return MatchOutput(
+        cat("img", _IDX),
+        cat("anchor", np.int64),
+        cat("level", np.int8),
+        cat("box", _IDX),
+        cat("iou", F32),
+        np.zeros(n_img, np.int64),
+        box_max,
+        box_best,
+        box_best_level,
+        0,
+    )
 
 
 def _topk_per_level(dist: np.ndarray, counts, topk: int) -> list:
@@ -106,7 +118,7 @@ def _topk_per_level(dist: np.ndarray, counts, topk: int) -> list:
     for n in counts:
         k = min(topk, int(n))
         if k > 0:
-            out.append(full[s:s + n, :].topk(k, dim=0, largest=False).indices.numpy() + s)
+            out.append(full[s : s + n, :].topk(k, dim=0, largest=False).indices.numpy() + s)
         s += n
     return out
 
@@ -128,8 +140,9 @@ def atss_assign_image(preset: AnchorPreset, anchors: np.ndarray, levels: np.ndar
     thr = (mean + std).astype(F32)
     is_pos = cov >= thr[None, :]
     cx, cy = acx[cand], acy[cand]
-    inside = np.minimum.reduce([cx - boxes[None, :, 0], cy - boxes[None, :, 1],
-                                boxes[None, :, 2] - cx, boxes[None, :, 3] - cy]) > F32(0.01)
+    inside = np.minimum.reduce(
+        [cx - boxes[None, :, 0], cy - boxes[None, :, 1], boxes[None, :, 2] - cx, boxes[None, :, 3] - cy]
+    ) > F32(0.01)
     is_pos &= inside
     ov_inf = np.full((A, M), -np.inf, F32)
     ci, gi = np.nonzero(is_pos)
@@ -182,14 +195,16 @@ def fcos_assign_image(preset: AnchorPreset, points: np.ndarray, levels: np.ndarr
     return matched, np.full(len(points), np.nan, F32), np.full(M, np.nan, F32), best
 
 
-def atss(preset: AnchorPreset, boxes, box_image, padded_h, padded_w, *, semantics: str = "mmdet",
-         images=None) -> MatchOutput:
+def atss(
+    preset: AnchorPreset, boxes, box_image, padded_h, padded_w, *, semantics: str = "mmdet", images=None
+) -> MatchOutput:
     """ATSS labels of a dataset (see module docstring); ``semantics`` is accepted for a uniform signature."""
     return _per_image(preset, boxes, box_image, padded_h, padded_w, images, atss_assign_image)
 
 
-def fcos(preset: AnchorPreset, boxes, box_image, padded_h, padded_w, *, semantics: str = "mmdet",
-         images=None) -> MatchOutput:
+def fcos(
+    preset: AnchorPreset, boxes, box_image, padded_h, padded_w, *, semantics: str = "mmdet", images=None
+) -> MatchOutput:
     """FCOS labels of a dataset (see module docstring); ``semantics`` is accepted for a uniform signature."""
     return _per_image(preset, boxes, box_image, padded_h, padded_w, images, fcos_assign_image)
 

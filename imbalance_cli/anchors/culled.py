@@ -28,6 +28,7 @@ from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable
 from imbalance_cli.anchors.presets import AnchorPreset
 from imbalance_cli.anchors.rules import IDX, MatchOutput, group_starts
 
+
 def _expand(counts: np.ndarray):
     """For segment lengths ``counts``: (segment index, offset within segment) of every element."""
     total = int(counts.sum())
@@ -40,7 +41,7 @@ def _expand(counts: np.ndarray):
 #: Padded rectangle sides: a (box, shape) entry's ni x nj grid rectangle is computed in a group of
 #: entries padded to the next ladder sizes (1, 2, 3, 4, 6, 8, 12, 16, ...: few groups, at most 50% padding
 #: per side; a finer ladder made ~4x more groups, whose per-call cost outweighed the padding saved).
-LADDER = np.array(sorted({1, 2, 3} | {int(m * 2 ** k) for k in range(2, 40) for m in (1, 1.5)}), dtype=np.int64)
+LADDER = np.array(sorted({1, 2, 3} | {int(m * 2**k) for k in range(2, 40) for m in (1, 1.5)}), dtype=np.int64)
 #: IoU values computed at once by one rectangle group (float32 temporaries of this many elements).
 GROUP_ELEMENTS = 1 << 19
 
@@ -117,13 +118,30 @@ def rect_entries(shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg: np
     ni, nj = i_hi - i_lo + 1, j_hi - j_lo + 1
     # every rectangle's rows and columns, flat: extents from the layout's tables, the box's overlap in float32
     # (torchvision: ``(min(x2) - max(x1)).clamp(0)``); a last sentinel row / column stands for padding
-    rows, cols = _axis(lay.row_extent, img, si, i_lo, ni, gb[bi][:, 1], gb[bi][:, 3]), \
-        _axis(lay.col_extent, img, si, j_lo, nj, gb[bi][:, 0], gb[bi][:, 2])
+    rows, cols = (
+        _axis(lay.row_extent, img, si, i_lo, ni, gb[bi][:, 1], gb[bi][:, 3]),
+        _axis(lay.col_extent, img, si, j_lo, nj, gb[bi][:, 0], gb[bi][:, 2]),
+    )
     phases.switch(prev)
-    return Entries(box=bi, shape=si, img=img, level=lvl, i_lo=i_lo, j_lo=j_lo, ni=ni, nj=nj, t=t[bi],
-                   a0=lay.offset[img, lvl] + (i_lo * gw + j_lo) * per + shapes.k[si], rstep=gw * per, cstep=per,
-                   rs=rows[0], cs=cols[0], area=((gb[:, 2] - gb[:, 0]) * (gb[:, 3] - gb[:, 1]))[bi], rows=rows[1],
-                   cols=cols[1])
+    return Entries(
+        box=bi,
+        shape=si,
+        img=img,
+        level=lvl,
+        i_lo=i_lo,
+        j_lo=j_lo,
+        ni=ni,
+        nj=nj,
+        t=t[bi],
+        a0=lay.offset[img, lvl] + (i_lo * gw + j_lo) * per + shapes.k[si],
+        rstep=gw * per,
+        cstep=per,
+        rs=rows[0],
+        cs=cols[0],
+        area=((gb[:, 2] - gb[:, 0]) * (gb[:, 3] - gb[:, 1]))[bi],
+        rows=rows[1],
+        cols=cols[1],
+    )
 
 
 @np.errstate(invalid="ignore")
@@ -136,8 +154,12 @@ def _axis(extent, img, shape, lo, n, g1, g2):
     start = np.zeros(len(n), np.int64)
     np.cumsum(n[:-1], out=start[1:])
     z, one = np.zeros(1, F32), np.ones(1, F32)
-    return start, {"a1": np.concatenate((a1, z)), "a2": np.concatenate((a2, z)), "overlap": np.concatenate((ov, z)),
-                   "size": np.concatenate((a2 - a1, one))}
+    return start, {
+        "a1": np.concatenate((a1, z)),
+        "a2": np.concatenate((a2, z)),
+        "overlap": np.concatenate((ov, z)),
+        "size": np.concatenate((a2 - a1, one)),
+    }
 
 
 class Group:
@@ -173,7 +195,7 @@ def rect_groups(ent: Entries, elements: int = GROUP_ELEMENTS):
         PI, PJ = int(pi[order[s0]]), int(pj[order[s0]])
         step = max(1, elements // (PI * PJ))
         for a in range(s0, s1, step):
-            yield _rect(ent, order[a:min(s1, a + step)], PI, PJ)
+            yield _rect(ent, order[a : min(s1, a + step)], PI, PJ)
 
 
 @np.errstate(invalid="ignore", over="ignore")
@@ -204,8 +226,13 @@ def _records(ent: Entries, g: Group, rows: np.ndarray | None, mask: np.ndarray, 
     if rows is not None:
         r = rows[r]
     e = g.idx[r]
-    out = {"e": e, "anchor": ent.a0[e] + di * ent.rstep[e] + dj * ent.cstep[e], "iou": iou,
-           "x1": g.x1[r, dj], "y1": g.y1[r, di]}
+    out = {
+        "e": e,
+        "anchor": ent.a0[e] + di * ent.rstep[e] + dj * ent.cstep[e],
+        "iou": iou,
+        "x1": g.x1[r, dj],
+        "y1": g.y1[r, di],
+    }
     if corners == "xyxy":
         out["x2"], out["y2"] = ent.cols["a2"][g.ci[r, dj]], ent.rows["a2"][g.ri[r, di]]
     return out
@@ -218,8 +245,9 @@ def _cat(parts: list, corners: str = "xy") -> dict:
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
 
-def enumerate_pairs(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg: np.ndarray, t: np.ndarray,
-                    box_ids: np.ndarray):
+def enumerate_pairs(
+    preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg: np.ndarray, t: np.ndarray, box_ids: np.ndarray
+):
     """Candidate (box, anchor) pairs with IoU >= t[box] (float32 compare), with exact float32 IoU.
 
     :func:`rect_entries` and :func:`rect_groups`, every element at or above its threshold kept.
@@ -233,9 +261,15 @@ def enumerate_pairs(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarra
     if len(rec["e"]) == 0:
         return None
     e = rec["e"]
-    return {"box": box_ids[ent.box[e]], "local": ent.box[e], "img": ent.img[e], "anchor": rec["anchor"],
-            "level": ent.level[e], "iou": rec["iou"],
-            "coords": np.stack((rec["x1"], rec["y1"], rec["x2"], rec["y2"]), axis=1)}
+    return {
+        "box": box_ids[ent.box[e]],
+        "local": ent.box[e],
+        "img": ent.img[e],
+        "anchor": rec["anchor"],
+        "level": ent.level[e],
+        "iou": rec["iou"],
+        "coords": np.stack((rec["x1"], rec["y1"], rec["x2"], rec["y2"]), axis=1),
+    }
 
 
 @np.errstate(invalid="ignore", over="ignore")
@@ -260,8 +294,9 @@ def _nearest_lower_bound(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.n
     return iou.max(axis=1)
 
 
-def _replace_with_dense(res: MatchOutput, preset, boxes, box_image, first_box_of_img, ph, pw, images,
-                        pos, neg, lowq, semantics) -> MatchOutput:
+def _replace_with_dense(
+    res: MatchOutput, preset, boxes, box_image, first_box_of_img, ph, pw, images, pos, neg, lowq, semantics
+) -> MatchOutput:
     """Recompute the given images with the dense engine (boxes that touch no anchor at all)."""
     import torch
 
@@ -269,30 +304,62 @@ def _replace_with_dense(res: MatchOutput, preset, boxes, box_image, first_box_of
 
     images = np.asarray(images, np.int64)
     keep = ~np.isin(res.pos_image, images)
-    parts = {"img": [res.pos_image[keep]], "anchor": [res.pos_anchor[keep]], "level": [res.pos_level[keep]],
-             "box": [res.pos_box[keep]], "iou": [res.pos_iou[keep]], "x1": [res.pos_x1[keep]],
-             "y1": [res.pos_y1[keep]]}
+    parts = {
+        "img": [res.pos_image[keep]],
+        "anchor": [res.pos_anchor[keep]],
+        "level": [res.pos_level[keep]],
+        "box": [res.pos_box[keep]],
+        "iou": [res.pos_iou[keep]],
+        "x1": [res.pos_x1[keep]],
+        "y1": [res.pos_y1[keep]],
+    }
     ignored = res.ignored_per_image.copy()
     ignored_box = res.box_ignored.copy()
     for im in images:
         b0, b1 = int(first_box_of_img[im]), int(first_box_of_img[im + 1])
         anc, lv = grid_anchors_numpy(preset, int(ph[im]), int(pw[im]))
-        out = dense_match_batched(torch.from_numpy(anc), torch.from_numpy(boxes[b0:b1])[None],
-                                  torch.ones((1, b1 - b0), dtype=torch.bool), pos, neg, lowq, semantics)
+        out = dense_match_batched(
+            torch.from_numpy(anc),
+            torch.from_numpy(boxes[b0:b1])[None],
+            torch.ones((1, b1 - b0), dtype=torch.bool),
+            pos,
+            neg,
+            lowq,
+            semantics,
+        )
         m = out.matched[0].numpy()
         p = np.flatnonzero(m >= 0)
-        parts["img"].append(np.full(len(p), im)); parts["anchor"].append(p); parts["level"].append(lv[p])
-        parts["box"].append(b0 + m[p]); parts["iou"].append(out.iou[0].numpy()[p])
-        parts["x1"].append(anc[p, 0]); parts["y1"].append(anc[p, 1])
+        parts["img"].append(np.full(len(p), im))
+        parts["anchor"].append(p)
+        parts["level"].append(lv[p])
+        parts["box"].append(b0 + m[p])
+        parts["iou"].append(out.iou[0].numpy()[p])
+        parts["x1"].append(anc[p, 0])
+        parts["y1"].append(anc[p, 1])
         ignored[im] = int((m == -2).sum())
         ignored_box[b0:b1] = np.bincount(out.anchor_box[0].numpy()[m == -2], minlength=b1 - b0)
         res.box_max_iou[b0:b1] = out.box_max[0].numpy()
         res.box_best_anchor[b0:b1] = out.box_best[0].numpy()
         res.box_best_level[b0:b1] = lv[out.box_best[0].numpy()]
-    cat = lambda k, dt: np.concatenate(parts[k]).astype(dt)
-    return MatchOutput(cat("img", IDX), cat("anchor", np.int64), cat("level", np.int8), cat("box", IDX),
-                       cat("iou", F32), ignored, res.box_max_iou, res.box_best_anchor, res.box_best_level, len(images),
-                       cat("x1", F32), cat("y1", F32), ignored_box)
+
+    def cat(k, dt):
+        return np.concatenate(parts[k]).astype(dt)
+
+    return MatchOutput(
+        cat("img", IDX),
+        cat("anchor", np.int64),
+        cat("level", np.int8),
+        cat("box", IDX),
+        cat("iou", F32),
+        ignored,
+        res.box_max_iou,
+        res.box_best_anchor,
+        res.box_best_level,
+        len(images),
+        cat("x1", F32),
+        cat("y1", F32),
+        ignored_box,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -363,8 +430,9 @@ def low_quality_mode(semantics: str, allow_low_quality: bool) -> int:
 class ChunkStats:
     """Inputs and fixed-size outputs of the counting in :func:`kernel_pass` (see :func:`culled_chunk_statistics`)."""
 
-    def __init__(self, box_class, num_classes, num_levels, in_sample, pos_edges, pos_t, neg_edges, spatial_bins,
-                 spatial_range):
+    def __init__(
+        self, box_class, num_classes, num_levels, in_sample, pos_edges, pos_t, neg_edges, spatial_bins, spatial_range
+    ):
         self.box_class = np.ascontiguousarray(box_class, dtype=np.int64)
         self.in_sample = np.ascontiguousarray(in_sample, dtype=np.bool_)
         self.pos_edges = np.ascontiguousarray(pos_edges, dtype=np.float64)
@@ -382,12 +450,31 @@ class ChunkStats:
     @staticmethod
     def none(n_boxes: int, n_images: int, num_levels: int) -> "ChunkStats":
         """Placeholders of the right types when only labels are wanted."""
-        return ChunkStats(np.zeros(n_boxes, np.int64), 1, num_levels, np.zeros(n_images, bool), np.zeros(2), 1.0,
-                          np.zeros(2), 1, (-1.0, 1.0))
+        return ChunkStats(
+            np.zeros(n_boxes, np.int64),
+            1,
+            num_levels,
+            np.zeros(n_images, bool),
+            np.zeros(2),
+            1.0,
+            np.zeros(2),
+            1,
+            (-1.0, 1.0),
+        )
 
 
-def kernel_pass(geo: Geometry, boxes: np.ndarray, box_image: np.ndarray, pos: float, neg: float, lq: int, *,
-                records: bool, stats: ChunkStats | None = None, elements: int = KERNEL_ELEMENTS) -> dict:
+def kernel_pass(
+    geo: Geometry,
+    boxes: np.ndarray,
+    box_image: np.ndarray,
+    pos: float,
+    neg: float,
+    lq: int,
+    *,
+    records: bool,
+    stats: ChunkStats | None = None,
+    elements: int = KERNEL_ELEMENTS,
+) -> dict:
     """The compiled pass over some images (``boxes`` float32 (N, 4), ``box_image`` sorted rows of ``geo``'s images).
 
     Returns ``img_i`` (images, 3: foreground, ignored, fallback flag), ``box_max`` (N,), ``box_i`` (N, 4: first
@@ -402,8 +489,9 @@ def kernel_pass(geo: Geometry, boxes: np.ndarray, box_image: np.ndarray, pos: fl
     box_image = np.ascontiguousarray(box_image, dtype=np.int64)
     img_start = np.searchsorted(box_image, np.arange(n_img + 1)).astype(np.int64)
     prev = phases.switch("enumeration")
-    rects, box_rect = K.enumerate_rects(boxes, box_image, F32(neg), geo.gi, geo.gf, geo.sh_i, geo.sh_f, geo.sh_ord,
-                                        geo.alo_sorted, geo.delta, geo.slack)
+    rects, box_rect = K.enumerate_rects(
+        boxes, box_image, F32(neg), geo.gi, geo.gf, geo.sh_i, geo.sh_f, geo.sh_ord, geo.alo_sorted, geo.delta, geo.slack
+    )
     cum = np.zeros(len(rects) + 1, np.int64)
     np.cumsum(rects[:, 3] * rects[:, 5], out=cum[1:])
     img_el = cum[box_rect[img_start]]  # IoU values before each image's rectangles
@@ -423,32 +511,105 @@ def kernel_pass(geo: Geometry, boxes: np.ndarray, box_image: np.ndarray, pos: fl
     pos32, neg32 = F32(pos), F32(neg)
     for c0, c1 in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
         ra, rb = int(box_rect[img_start[c0]]), int(box_rect[img_start[c1]])
-        roff = cum[ra:rb + 1] - cum[ra]
+        roff = cum[ra : rb + 1] - cum[ra]
         rmax = np.empty(rb - ra, F32)
         phases.switch("iou")
         K.rect_ious(ra, rb, rects, boxes, box_image, geo.size_id, geo.ybase, geo.xbase, geo.ytab, geo.xtab, buf, rmax)
         phases.switch("labelling")
         ties, extra, rec_i, rec_f, npos, smp, nsmp = K.label_images(
-            c0, c1, boxes, img_start, geo.n_anch, geo.gi, geo.gf, geo.size_id, geo.ybase, geo.xbase, geo.ytab,
-            geo.xtab, geo.sh_i, geo.sh_f, geo.sh_ord, geo.alo_sorted, geo.delta, geo.slack, rects, box_rect, ra, roff,
-            buf, rmax, pos32, neg32, lq, flag, best, bx, ties, extra, box_max, box_i, img_i, records, rec_i, rec_f,
-            npos, stats is not None, st.box_class,
-            st.per_class, st.per_level, st.pos_edges, st.pos_t, st.pos_hist, st.spatial, st.sp_lo, st.sp_hi,
-            st.counters, st.in_sample, smp, nsmp)
+            c0,
+            c1,
+            boxes,
+            img_start,
+            geo.n_anch,
+            geo.gi,
+            geo.gf,
+            geo.size_id,
+            geo.ybase,
+            geo.xbase,
+            geo.ytab,
+            geo.xtab,
+            geo.sh_i,
+            geo.sh_f,
+            geo.sh_ord,
+            geo.alo_sorted,
+            geo.delta,
+            geo.slack,
+            rects,
+            box_rect,
+            ra,
+            roff,
+            buf,
+            rmax,
+            pos32,
+            neg32,
+            lq,
+            flag,
+            best,
+            bx,
+            ties,
+            extra,
+            box_max,
+            box_i,
+            img_i,
+            records,
+            rec_i,
+            rec_f,
+            npos,
+            stats is not None,
+            st.box_class,
+            st.per_class,
+            st.per_level,
+            st.pos_edges,
+            st.pos_t,
+            st.pos_hist,
+            st.spatial,
+            st.sp_lo,
+            st.sp_hi,
+            st.counters,
+            st.in_sample,
+            smp,
+            nsmp,
+        )
     fallback = img_i[:, K.IMG_FALLBACK] == 1
     lo = F32(st.neg_edges[-1])
     if stats is not None and lo > 0 and st.in_sample.any():
         phases.switch("histograms")
         imgs = np.flatnonzero(st.in_sample & ~fallback)
         nonzero = np.zeros(len(imgs), np.int64)
-        K.negative_histogram(imgs, boxes, img_start, geo.n_anch, geo.gi, geo.gf, geo.size_id, geo.ybase, geo.xbase,
-                             geo.ytab, geo.xtab, geo.sh_i, geo.sh_f, geo.slack, smp, nsmp, lo,
-                             st.neg_edges.astype(F32), st.negative, nonzero)
+        K.negative_histogram(
+            imgs,
+            boxes,
+            img_start,
+            geo.n_anch,
+            geo.gi,
+            geo.gf,
+            geo.size_id,
+            geo.ybase,
+            geo.xbase,
+            geo.ytab,
+            geo.xtab,
+            geo.sh_i,
+            geo.sh_f,
+            geo.slack,
+            smp,
+            nsmp,
+            lo,
+            st.neg_edges.astype(F32),
+            st.negative,
+            nonzero,
+        )
         negatives = geo.n_anch[imgs] - img_i[imgs, K.IMG_FG] - img_i[imgs, K.IMG_IGN]
         st.zero = int(negatives.sum() - nonzero.sum())
     phases.switch(prev)
-    return {"img_i": img_i, "box_max": box_max, "box_i": box_i, "rec_i": rec_i[:npos], "rec_f": rec_f[:npos],
-            "fallback": np.flatnonzero(fallback)}
+    return {
+        "img_i": img_i,
+        "box_max": box_max,
+        "box_i": box_i,
+        "rec_i": rec_i[:npos],
+        "rec_f": rec_f[:npos],
+        "fallback": np.flatnonzero(fallback),
+    }
 
 
 def warm_kernel(preset: AnchorPreset) -> None:
@@ -458,13 +619,29 @@ def warm_kernel(preset: AnchorPreset) -> None:
     instead of each loading it again (about 0.3-0.6 CPU s per process) or compiling it (about 20 CPU s).
     """
     geo = Geometry(preset, np.array([256]), np.array([256]))
-    st = ChunkStats(np.zeros(1, np.int64), 1, geo.num_levels, np.ones(1, bool), np.linspace(0, 1, 21), 0.5,
-                    np.linspace(0, 0.4, 9), 4, (-0.5, 1.5))
+    st = ChunkStats(
+        np.zeros(1, np.int64),
+        1,
+        geo.num_levels,
+        np.ones(1, bool),
+        np.linspace(0, 1, 21),
+        0.5,
+        np.linspace(0, 0.4, 9),
+        4,
+        (-0.5, 1.5),
+    )
     kernel_pass(geo, np.array([[8, 8, 72, 56]], F32), np.zeros(1, np.int64), 0.5, 0.4, 1, records=True, stats=st)
 
 
-def culled_chunk_statistics(preset: AnchorPreset, semantics: str, boxes: np.ndarray, box_image: np.ndarray,
-                            padded_h: np.ndarray, padded_w: np.ndarray, stats: ChunkStats) -> tuple[dict, np.ndarray]:
+def culled_chunk_statistics(
+    preset: AnchorPreset,
+    semantics: str,
+    boxes: np.ndarray,
+    box_image: np.ndarray,
+    padded_h: np.ndarray,
+    padded_w: np.ndarray,
+    stats: ChunkStats,
+) -> tuple[dict, np.ndarray]:
     """One chunk's anchor statistics from the compiled pass, no positive kept: ``(partial, fallback images)``.
 
     ``partial`` has the keys of :func:`imbalance_cli.stats.anchors.chunk_statistics`; images whose boxes reach
@@ -476,31 +653,54 @@ def culled_chunk_statistics(preset: AnchorPreset, semantics: str, boxes: np.ndar
     n_img = len(padded_h)
     if len(boxes) == 0:
         geo = None
-        out = {"img_i": np.zeros((n_img, 3), np.int64), "box_max": np.zeros(0, F32),
-               "box_i": np.zeros((0, 4), np.int64), "fallback": np.zeros(0, np.int64)}
+        out = {
+            "img_i": np.zeros((n_img, 3), np.int64),
+            "box_max": np.zeros(0, F32),
+            "box_i": np.zeros((0, 4), np.int64),
+            "fallback": np.zeros(0, np.int64),
+        }
         if stats.in_sample.any() and stats.neg_edges[-1] > 0:
             stats.zero = int(num_anchors(preset, padded_h[stats.in_sample], padded_w[stats.in_sample]).sum())
     else:
         geo = Geometry(preset, padded_h, padded_w)
-        out = kernel_pass(geo, boxes, box_image, pos, neg, low_quality_mode(semantics, lowq), records=False,
-                          stats=stats)
+        out = kernel_pass(
+            geo, boxes, box_image, pos, neg, low_quality_mode(semantics, lowq), records=False, stats=stats
+        )
     bi = out["box_i"]
     part = {
-        "foreground": out["img_i"][:, K.IMG_FG].copy(), "ignored": out["img_i"][:, K.IMG_IGN].copy(),
-        "box_max_iou": out["box_max"], "box_best_level": bi[:, K.BOX_LEVEL].copy(),
-        "box_positives": bi[:, K.BOX_POS].copy(), "box_ignored": bi[:, K.BOX_IGN].copy(),
-        "per_class": stats.per_class, "per_level": stats.per_level, "positive_iou": stats.pos_hist,
-        "low_quality": int(stats.counters[K.CNT_LOW_QUALITY]), "fallback": len(out["fallback"]),
-        "spatial": stats.spatial, "outside": int(stats.counters[K.CNT_OUTSIDE]),
-        "negative": stats.negative, "zero": int(stats.zero),
+        "foreground": out["img_i"][:, K.IMG_FG].copy(),
+        "ignored": out["img_i"][:, K.IMG_IGN].copy(),
+        "box_max_iou": out["box_max"],
+        "box_best_level": bi[:, K.BOX_LEVEL].copy(),
+        "box_positives": bi[:, K.BOX_POS].copy(),
+        "box_ignored": bi[:, K.BOX_IGN].copy(),
+        "per_class": stats.per_class,
+        "per_level": stats.per_level,
+        "positive_iou": stats.pos_hist,
+        "low_quality": int(stats.counters[K.CNT_LOW_QUALITY]),
+        "fallback": len(out["fallback"]),
+        "spatial": stats.spatial,
+        "outside": int(stats.counters[K.CNT_OUTSIDE]),
+        "negative": stats.negative,
+        "zero": int(stats.zero),
     }
     return part, out["fallback"]
 
 
-def culled_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.ndarray, padded_h: np.ndarray,
-                         padded_w: np.ndarray, *, pos_iou: float | None = None, neg_iou: float | None = None,
-                         allow_low_quality: bool | None = None, semantics: str = "torchvision",
-                         chunk_boxes: int = 10000, threads: int | None = None) -> MatchOutput:
+def culled_match_dataset(
+    preset: AnchorPreset,
+    boxes: np.ndarray,
+    box_image: np.ndarray,
+    padded_h: np.ndarray,
+    padded_w: np.ndarray,
+    *,
+    pos_iou: float | None = None,
+    neg_iou: float | None = None,
+    allow_low_quality: bool | None = None,
+    semantics: str = "torchvision",
+    chunk_boxes: int = 10000,
+    threads: int | None = None,
+) -> MatchOutput:
     """Culled matcher over many images at once (see module docstring), every positive kept.
 
     ``boxes`` float32 (N, 4) in resized-image pixels, ``box_image`` (N,) image rows **sorted
@@ -523,9 +723,25 @@ def culled_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.
         raise ValueError("ssd presets need one fixed image size")
     ignored = np.zeros(n_img, np.int64)
     if N == 0:
-        z = lambda dt: np.zeros(0, dt)
-        return MatchOutput(z(IDX), z(np.int64), z(np.int8), z(IDX), z(F32), ignored, z(F32), z(np.int64), z(np.int64),
-                           0, z(F32), z(F32), z(np.int64))
+
+        def z(dt):
+            return np.zeros(0, dt)
+
+        return MatchOutput(
+            z(IDX),
+            z(np.int64),
+            z(np.int8),
+            z(IDX),
+            z(F32),
+            ignored,
+            z(F32),
+            z(np.int64),
+            z(np.int64),
+            0,
+            z(F32),
+            z(F32),
+            z(np.int64),
+        )
     geo = Geometry(preset, ph, pw)
     lq = low_quality_mode(semantics, lowq)
     img_start = np.searchsorted(box_image, np.arange(n_img + 1))
@@ -555,10 +771,23 @@ def culled_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.
     rec_i = np.concatenate([r["rec_i"] + np.array([i0, 0, 0, img_start[i0]]) for (i0, _), r in zip(spans, results)])
     rec_f = np.concatenate([r["rec_f"] for r in results])
     fallback = np.concatenate([r["fallback"] + i0 for (i0, _), r in zip(spans, results)])
-    res = MatchOutput(rec_i[:, 0].astype(IDX), rec_i[:, 1].copy(), rec_i[:, 2].astype(np.int8), rec_i[:, 3].astype(IDX),
-                      rec_f[:, 0].copy(), img_i[:, K.IMG_IGN].copy(), box_max, box_i[:, K.BOX_BEST].copy(),
-                      box_i[:, K.BOX_LEVEL].copy(), 0, rec_f[:, 1].copy(), rec_f[:, 2].copy(), box_i[:, K.BOX_IGN].copy())
+    res = MatchOutput(
+        rec_i[:, 0].astype(IDX),
+        rec_i[:, 1].copy(),
+        rec_i[:, 2].astype(np.int8),
+        rec_i[:, 3].astype(IDX),
+        rec_f[:, 0].copy(),
+        img_i[:, K.IMG_IGN].copy(),
+        box_max,
+        box_i[:, K.BOX_BEST].copy(),
+        box_i[:, K.BOX_LEVEL].copy(),
+        0,
+        rec_f[:, 1].copy(),
+        rec_f[:, 2].copy(),
+        box_i[:, K.BOX_IGN].copy(),
+    )
     if len(fallback):
-        res = _replace_with_dense(res, preset, boxes, box_image, img_start, ph, pw, fallback.tolist(), float(pos),
-                                  float(neg), lowq, semantics)
+        res = _replace_with_dense(
+            res, preset, boxes, box_image, img_start, ph, pw, fallback.tolist(), float(pos), float(neg), lowq, semantics
+        )
     return res

@@ -34,8 +34,16 @@ class DenseOutput(NamedTuple):
     anchor_box: "object"
 
 
-def dense_match_batched(anchors, boxes, valid, pos_iou: float, neg_iou: float, allow_low_quality: bool = True,
-                        semantics: str = "torchvision", max_elements: int = 1 << 24) -> DenseOutput:
+def dense_match_batched(
+    anchors,
+    boxes,
+    valid,
+    pos_iou: float,
+    neg_iou: float,
+    allow_low_quality: bool = True,
+    semantics: str = "torchvision",
+    max_elements: int = 1 << 24,
+) -> DenseOutput:
     """Dense matcher over a batch of images sharing one anchor set.
 
     ``anchors`` (A, 4), ``boxes`` (B, M, 4) padded with anything where ``valid`` (B, M) is False.
@@ -54,9 +62,14 @@ def dense_match_batched(anchors, boxes, valid, pos_iou: float, neg_iou: float, a
     anchors = anchors.to(torch.float32)
     if M == 0 or A == 0:
         z = torch.full((B, A), -1, dtype=torch.int64, device=dev)
-        return DenseOutput(z, torch.full((B, A), -1.0, device=dev), torch.full((B, A), -1.0, device=dev),
-                           torch.zeros((B, M), device=dev), torch.zeros((B, M), dtype=torch.int64, device=dev),
-                           torch.zeros((B, A), dtype=torch.int64, device=dev))
+        return DenseOutput(
+            z,
+            torch.full((B, A), -1.0, device=dev),
+            torch.full((B, A), -1.0, device=dev),
+            torch.zeros((B, M), device=dev),
+            torch.zeros((B, M), dtype=torch.int64, device=dev),
+            torch.zeros((B, A), dtype=torch.int64, device=dev),
+        )
     chunk = max(1, min(A, max_elements // max(1, B * M)))
     neg_fill = torch.tensor(-1.0, device=dev)
     amax = torch.empty((B, A), dtype=torch.float32, device=dev)
@@ -65,13 +78,13 @@ def dense_match_batched(anchors, boxes, valid, pos_iou: float, neg_iou: float, a
     gbest = torch.zeros((B, M), dtype=torch.int64, device=dev)
     kept = None
     for s in range(0, A, chunk):
-        iou = box_iou_batched(boxes, anchors[s:s + chunk])
+        iou = box_iou_batched(boxes, anchors[s : s + chunk])
         iou = torch.where(valid[:, :, None], iou, neg_fill)
         if chunk >= A:
             kept = iou
         v, ix = iou.max(dim=1)
-        amax[:, s:s + chunk] = v
-        aarg[:, s:s + chunk] = ix
+        amax[:, s : s + chunk] = v
+        aarg[:, s : s + chunk] = ix
         cv, cix = iou.max(dim=2)
         better = cv > gmax  # strict: earlier chunks win ties (first index)
         gmax = torch.where(better, cv, gmax)
@@ -81,11 +94,15 @@ def dense_match_batched(anchors, boxes, valid, pos_iou: float, neg_iou: float, a
     if semantics in ("torchvision", "mmdet") and allow_low_quality:
         order = torch.arange(1, M + 1, device=dev)[None, :, None]
         for s in range(0, A, chunk):
-            iou = kept if kept is not None else torch.where(valid[:, :, None],
-                                                            box_iou_batched(boxes, anchors[s:s + chunk]), neg_fill)
+            iou = (
+                kept
+                if kept is not None
+                else torch.where(valid[:, :, None], box_iou_batched(boxes, anchors[s : s + chunk]), neg_fill)
+            )
             tie = (iou == gmax[:, :, None]) & valid[:, :, None]
-            matched[:, s:s + chunk] = rules.low_quality_update(matched[:, s:s + chunk], aarg[:, s:s + chunk], tie,
-                                                               order, semantics)
+            matched[:, s : s + chunk] = rules.low_quality_update(
+                matched[:, s : s + chunk], aarg[:, s : s + chunk], tie, order, semantics
+            )
     elif semantics == "ssd":
         matched = rules.ssd_forced(matched, gbest, valid)
     matched = torch.where(has_box, matched, torch.full_like(matched, -1))
@@ -111,11 +128,23 @@ def default_max_elements(dev) -> int:
     return 1 << 22
 
 
-def dense_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.ndarray, padded_h: np.ndarray,
-                        padded_w: np.ndarray, *, pos_iou: float | None = None, neg_iou: float | None = None,
-                        allow_low_quality: bool | None = None, semantics: str = "torchvision", device="cpu",
-                        images: np.ndarray | None = None, negative_edges: np.ndarray | None = None,
-                        max_elements: int | None = None, progress_description: str | None = "anchors (dense)"):
+def dense_match_dataset(
+    preset: AnchorPreset,
+    boxes: np.ndarray,
+    box_image: np.ndarray,
+    padded_h: np.ndarray,
+    padded_w: np.ndarray,
+    *,
+    pos_iou: float | None = None,
+    neg_iou: float | None = None,
+    allow_low_quality: bool | None = None,
+    semantics: str = "torchvision",
+    device="cpu",
+    images: np.ndarray | None = None,
+    negative_edges: np.ndarray | None = None,
+    max_elements: int | None = None,
+    progress_description: str | None = "anchors (dense)",
+):
     """Dense matcher over a dataset: images sharing a padded size share one anchor tensor and are
     batched (fewest boxes first) so that about ``max_elements`` IoU values exist at a time.
 
@@ -174,8 +203,11 @@ def dense_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.n
             batches.append(imgs[b0:b1])
             b0 = b1
     cache_key, anchors_t, level_t, level_np = None, None, None, None
-    it = batches if progress_description is None else progress(batches, total=len(batches),
-                                                                description=progress_description)
+    it = (
+        batches
+        if progress_description is None
+        else progress(batches, total=len(batches), description=progress_description)
+    )
     for imgs in it:
         k = (int(ph[imgs[0]]), int(pw[imgs[0]]))
         if k != cache_key:
@@ -214,9 +246,23 @@ def dense_match_dataset(preset: AnchorPreset, boxes: np.ndarray, box_image: np.n
             b = torch.bucketize(nz, edges_t, right=True) - 1
             b = b[(b >= 0) & (b < len(negative_edges) - 1)]
             neg_counts += torch.bincount(b, minlength=len(negative_edges) - 1)
-    cat = (lambda k, dt: np.concatenate(parts[k]).astype(dt) if parts[k] else np.zeros(0, dt))
-    res = MatchOutput(cat("img", IDX), cat("anchor", np.int64), cat("level", np.int8), cat("box", IDX),
-                      cat("iou", F32), ignored, box_max, box_best, box_best_level, 0, box_ignored=ignored_box)
+
+    def cat(k, dt):
+        return np.concatenate(parts[k]).astype(dt) if parts[k] else np.zeros(0, dt)
+
+    res = MatchOutput(
+        cat("img", IDX),
+        cat("anchor", np.int64),
+        cat("level", np.int8),
+        cat("box", IDX),
+        cat("iou", F32),
+        ignored,
+        box_max,
+        box_best,
+        box_best_level,
+        0,
+        box_ignored=ignored_box,
+    )
     if want_neg:
         return res, neg_counts.cpu().numpy(), zeros
     return res, None, None

@@ -152,8 +152,15 @@ def scale_boxes(boxes_xyxy: np.ndarray, heights, widths, preset: AnchorPreset, i
     if rule == "detectron2":
         sx = nw * 1.0 / w.astype(np.int64)
         sy = nh * 1.0 / h.astype(np.int64)
-        out = np.stack((x1.astype(np.float64) * sx, y1.astype(np.float64) * sy,
-                        x2.astype(np.float64) * sx, y2.astype(np.float64) * sy), axis=1)
+        out = np.stack(
+            (
+                x1.astype(np.float64) * sx,
+                y1.astype(np.float64) * sy,
+                x2.astype(np.float64) * sx,
+                y2.astype(np.float64) * sy,
+            ),
+            axis=1,
+        )
         if integer is not None:
             ints = np.asarray(integer, dtype=bool).reshape(-1)
             if ints.any():
@@ -237,7 +244,9 @@ def base_anchors(preset: AnchorPreset, level: int) -> np.ndarray:
         ws = ((F32(b) * w_ratios)[:, None] * scales[None, :]).reshape(-1)
         hs = ((F32(b) * h_ratios)[:, None] * scales[None, :]).reshape(-1)
         c = F32(preset.center_offset * b)
-        return np.stack([c - F32(0.5) * ws, c - F32(0.5) * hs, c + F32(0.5) * ws, c + F32(0.5) * hs], axis=1).astype(F32)
+        return np.stack([c - F32(0.5) * ws, c - F32(0.5) * hs, c + F32(0.5) * ws, c + F32(0.5) * hs], axis=1).astype(
+            F32
+        )
     scales = np.asarray(preset.sizes[level], dtype=F32)
     ratios = np.asarray(preset.aspect_ratios[level], dtype=F32)
     h_ratios = np.sqrt(ratios)
@@ -391,8 +400,9 @@ def anchor_coords(preset: AnchorPreset, level: int, k, i, j, padded_h, padded_w)
         wh = ssd_wh_pairs(preset, level)[k]
         hw = F32(0.5) * wh
         W, H = pw.astype(F32), ph.astype(F32)
-        return np.stack(((cx - hw[:, 0]) * W, (cy - hw[:, 1]) * H, (cx + hw[:, 0]) * W, (cy + hw[:, 1]) * H),
-                        axis=1).astype(F32)
+        return np.stack(
+            ((cx - hw[:, 0]) * W, (cy - hw[:, 1]) * H, (cx + hw[:, 0]) * W, (cy + hw[:, 1]) * H), axis=1
+        ).astype(F32)
     sy, sx = _steps(preset, level, padded_h, padded_w)
     if np.ndim(padded_h) == 0 and np.ndim(padded_w) == 0:
         sy, sx = sy[0], sx[0]
@@ -412,7 +422,9 @@ def grid_anchors_numpy(preset: AnchorPreset, padded_h: int, padded_w: int) -> tu
     """All anchors of a padded image as numpy: float32 ``(A, 4)`` and the level index int64 ``(A,)``."""
     boxes, levels = [], []
     for lvl, lay in enumerate(level_layout(preset, padded_h, padded_w)):
-        ii, jj, kk = np.meshgrid(np.arange(lay.grid_h), np.arange(lay.grid_w), np.arange(lay.per_location), indexing="ij")
+        ii, jj, kk = np.meshgrid(
+            np.arange(lay.grid_h), np.arange(lay.grid_w), np.arange(lay.per_location), indexing="ij"
+        )
         boxes.append(anchor_coords(preset, lvl, kk.reshape(-1), ii.reshape(-1), jj.reshape(-1), padded_h, padded_w))
         levels.append(np.full(lay.count, lvl, dtype=np.int64))
     if not boxes:

@@ -48,6 +48,7 @@ def _jit(fn):
     except RuntimeError:
         return njit(**{**_JIT, "cache": False})(fn)
 
+
 #: low-quality / forced match modes of :func:`label_images`
 LQ_NONE, LQ_TORCHVISION, LQ_MMDET, LQ_SSD = 0, 1, 2, 3
 #: columns of the per-image output ``img_i``: foreground, ignored, fallback (1: handed to the dense engine)
@@ -61,6 +62,7 @@ CNT_LOW_QUALITY, CNT_OUTSIDE = 0, 1
 # ----------------------------------------------------------------------------------------------
 # scalar helpers
 # ----------------------------------------------------------------------------------------------
+
 
 @_jit
 def _nmin(a, b):
@@ -174,8 +176,7 @@ def _shape_span(gx1, gy1, gx2, gy2, t, alo_sorted, delta):
     ag = (gx2 - gx1) * (gy2 - gy1)
     if not (tt > 0 and ag > 0 and ag < np.inf):
         return 0, S
-    return (_count_lt(alo_sorted, tt * ag / (1 + tt) * (1 - 1e-9) - delta),
-            _count_le(alo_sorted, ag / tt * (1 + 1e-9)))
+    return (_count_lt(alo_sorted, tt * ag / (1 + tt) * (1 - 1e-9) - delta), _count_le(alo_sorted, ag / tt * (1 + 1e-9)))
 
 
 @_jit
@@ -204,6 +205,7 @@ def _pos_bin(v, edges):
 # 1. enumeration
 # ----------------------------------------------------------------------------------------------
 
+
 @_jit
 def enumerate_rects(boxes, box_img, t, gi, gf, sh_i, sh_f, sh_ord, alo_sorted, delta, slack):
     """Rectangles of every box's (box, shape) pairs that can reach threshold ``t`` (float32).
@@ -226,9 +228,23 @@ def enumerate_rects(boxes, box_img, t, gi, gf, sh_i, sh_f, sh_ord, alo_sorted, d
         for q in range(q0, q1):
             s = sh_ord[q]
             lvl = sh_i[s, 0]
-            ilo, ihi, jlo, jhi = _bounds(gx1, gy1, gx2, gy2, tf, sh_f[s, 0], sh_f[s, 1], sh_f[s, 2], sh_f[s, 3],
-                                         sh_f[s, 4], slack, gf[im, lvl, 0], gf[im, lvl, 1], gi[im, lvl, 0],
-                                         gi[im, lvl, 1])
+            ilo, ihi, jlo, jhi = _bounds(
+                gx1,
+                gy1,
+                gx2,
+                gy2,
+                tf,
+                sh_f[s, 0],
+                sh_f[s, 1],
+                sh_f[s, 2],
+                sh_f[s, 3],
+                sh_f[s, 4],
+                slack,
+                gf[im, lvl, 0],
+                gf[im, lvl, 1],
+                gi[im, lvl, 0],
+                gi[im, lvl, 1],
+            )
             if ihi < ilo:
                 continue
             out[r, 0], out[r, 1], out[r, 2] = m, s, ilo
@@ -241,6 +257,7 @@ def enumerate_rects(boxes, box_img, t, gi, gf, sh_i, sh_f, sh_ord, alo_sorted, d
 # ----------------------------------------------------------------------------------------------
 # 2. IoU of the rectangles
 # ----------------------------------------------------------------------------------------------
+
 
 @_jit
 def rect_ious(r0, r1, rects, boxes, box_img, size_id, ybase, xbase, ytab, xtab, buf, rmax):
@@ -287,6 +304,7 @@ def rect_ious(r0, r1, rects, boxes, box_img, size_id, ybase, xbase, ytab, xtab, 
 # 3. labels
 # ----------------------------------------------------------------------------------------------
 
+
 @_jit
 def _nearest_bound(m, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f):
     """A lower bound of box ``m``'s best IoU: the IoU of its nearest anchor of every shape (max; -1 if none)."""
@@ -312,8 +330,27 @@ def _nearest_bound(m, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i
 
 
 @_jit
-def _walk(m, t, target, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, sh_ord, alo_sorted, delta,
-          slack, ties):
+def _walk(
+    m,
+    t,
+    target,
+    boxes,
+    im,
+    gi,
+    gf,
+    size_id,
+    ybase,
+    xbase,
+    ytab,
+    xtab,
+    sh_i,
+    sh_f,
+    sh_ord,
+    alo_sorted,
+    delta,
+    slack,
+    ties,
+):
     """Box ``m``'s anchors in its rectangles at threshold ``t`` (IoU on the fly): with ``target < 0`` returns
     ``(ties, 0, max IoU)``; otherwise the anchors whose IoU equals ``target`` put in ``ties`` (anchor index,
     packed shape / row / column): ``(ties, count, target)``."""
@@ -329,8 +366,23 @@ def _walk(m, t, target, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh
         s = sh_ord[q]
         lvl, k = sh_i[s, 0], sh_i[s, 1]
         gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
-        ilo, ihi, jlo, jhi = _bounds(g0, g1, g2, g3, tf, sh_f[s, 0], sh_f[s, 1], sh_f[s, 2], sh_f[s, 3], sh_f[s, 4],
-                                     slack, gf[im, lvl, 0], gf[im, lvl, 1], gi[im, lvl, 0], gw)
+        ilo, ihi, jlo, jhi = _bounds(
+            g0,
+            g1,
+            g2,
+            g3,
+            tf,
+            sh_f[s, 0],
+            sh_f[s, 1],
+            sh_f[s, 2],
+            sh_f[s, 3],
+            sh_f[s, 4],
+            slack,
+            gf[im, lvl, 0],
+            gf[im, lvl, 1],
+            gi[im, lvl, 0],
+            gw,
+        )
         if target >= 0 and ihi >= ilo:
             ties = _reserve(ties, n, (ihi - ilo + 1) * (jhi - jlo + 1))
         for i in range(ilo, ihi + 1):
@@ -362,10 +414,61 @@ def _own_best(a_x1, a_y1, a_x2, a_y2, boxes, b0, b1):
 
 
 @_jit
-def label_images(i0, i1, boxes, img_start, n_anch, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, sh_ord,
-                 alo_sorted, delta, slack, rects, box_rect, r0, roff, buf, rmax, pos, neg, lq, flag, best, bx, ties,
-                 extra, box_max, box_i, img_i, records, rec_i, rec_f, npos, want_stats, box_class, per_class,
-                 per_level, pos_edges, pos_t, pos_hist, spatial, sp_lo, sp_hi, counters, in_sample, smp, nsmp):
+def label_images(
+    i0,
+    i1,
+    boxes,
+    img_start,
+    n_anch,
+    gi,
+    gf,
+    size_id,
+    ybase,
+    xbase,
+    ytab,
+    xtab,
+    sh_i,
+    sh_f,
+    sh_ord,
+    alo_sorted,
+    delta,
+    slack,
+    rects,
+    box_rect,
+    r0,
+    roff,
+    buf,
+    rmax,
+    pos,
+    neg,
+    lq,
+    flag,
+    best,
+    bx,
+    ties,
+    extra,
+    box_max,
+    box_i,
+    img_i,
+    records,
+    rec_i,
+    rec_f,
+    npos,
+    want_stats,
+    box_class,
+    per_class,
+    per_level,
+    pos_edges,
+    pos_t,
+    pos_hist,
+    spatial,
+    sp_lo,
+    sp_hi,
+    counters,
+    in_sample,
+    smp,
+    nsmp,
+):
     """Label images ``i0 .. i1 - 1`` (see the module docstring) and fold them into the outputs.
 
     Rectangles at ``neg`` (``rects``; box ``m``'s are ``box_rect[m] .. box_rect[m + 1] - 1``) and their IoUs
@@ -439,15 +542,34 @@ def label_images(i0, i1, boxes, img_start, n_anch, gi, gf, size_id, ybase, xbase
             if not lb > zero:  # touches no anchor (or not finite): the dense engine's degenerate rule
                 fallback = True
                 break
-            box_max[m] = _walk(m, lb, np.float32(-1), boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i,
-                               sh_f, sh_ord, alo_sorted, delta, slack, ties)[2]
+            box_max[m] = _walk(
+                m,
+                lb,
+                np.float32(-1),
+                boxes,
+                im,
+                gi,
+                gf,
+                size_id,
+                ybase,
+                xbase,
+                ytab,
+                xtab,
+                sh_i,
+                sh_f,
+                sh_ord,
+                alo_sorted,
+                delta,
+                slack,
+                ties,
+            )[2]
         if fallback:
             for r in range(box_rect[b0], box_rect[b1]):
                 s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
                 gw = gi[im, sh_i[s, 0], 1]
                 for di in range(ni):
                     x = sbase[s] + (ilo + di) * gw + jlo
-                    flag[x:x + nj] = 0
+                    flag[x : x + nj] = 0
             for m in range(b0, b1):
                 box_max[m] = zero
             img_i[im, IMG_FALLBACK] = 1
@@ -475,8 +597,27 @@ def label_images(i0, i1, boxes, img_start, n_anch, gi, gf, size_id, ybase, xbase
                                 nti += 1
                             e += 1
             else:  # the ties are the anchors at or above the maximum itself
-                ties, nti, _ = _walk(m, gm, gm, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f,
-                                     sh_ord, alo_sorted, delta, slack, ties)
+                ties, nti, _ = _walk(
+                    m,
+                    gm,
+                    gm,
+                    boxes,
+                    im,
+                    gi,
+                    gf,
+                    size_id,
+                    ybase,
+                    xbase,
+                    ytab,
+                    xtab,
+                    sh_i,
+                    sh_f,
+                    sh_ord,
+                    alo_sorted,
+                    delta,
+                    slack,
+                    ties,
+                )
             fa, fp = ties[0, 0], ties[0, 1]
             for q in range(1, nti):
                 if ties[q, 0] < fa:
@@ -541,9 +682,16 @@ def label_images(i0, i1, boxes, img_start, n_anch, gi, gf, size_id, ybase, xbase
                             if f == 3 or v >= pos:
                                 n_r += 1
                                 if records:
-                                    rec_i[npos, 0], rec_i[npos, 1] = im, gi[im, lvl, 2] + ((ilo + di) * gw + jlo + dj) * per + sh_i[s, 1]
+                                    rec_i[npos, 0], rec_i[npos, 1] = (
+                                        im,
+                                        gi[im, lvl, 2] + ((ilo + di) * gw + jlo + dj) * per + sh_i[s, 1],
+                                    )
                                     rec_i[npos, 2], rec_i[npos, 3] = lvl, m
-                                    rec_f[npos, 0], rec_f[npos, 1], rec_f[npos, 2] = v, xtab[xb + dj, 0], ytab[yb + di, 0]
+                                    rec_f[npos, 0], rec_f[npos, 1], rec_f[npos, 2] = (
+                                        v,
+                                        xtab[xb + dj, 0],
+                                        ytab[yb + di, 0],
+                                    )
                                     npos += 1
                                 if want_stats:
                                     b = _pos_bin(v, pos_edges)
@@ -553,9 +701,13 @@ def label_images(i0, i1, boxes, img_start, n_anch, gi, gf, size_id, ybase, xbase
                                         counters[CNT_LOW_QUALITY] += 1
                                     if not binned:  # the rectangle's columns and rows in the box's frame, once
                                         for k in range(nj):
-                                            colb[k] = _spatial_bin(xtab[xb + k, 0], g0, g2, sp_lo, sp_hi, sp_scale, bins)
+                                            colb[k] = _spatial_bin(
+                                                xtab[xb + k, 0], g0, g2, sp_lo, sp_hi, sp_scale, bins
+                                            )
                                         for k in range(ni):
-                                            rowb[k] = _spatial_bin(ytab[yb + k, 0], g1, g3, sp_lo, sp_hi, sp_scale, bins)
+                                            rowb[k] = _spatial_bin(
+                                                ytab[yb + k, 0], g1, g3, sp_lo, sp_hi, sp_scale, bins
+                                            )
                                         binned = True
                                     if colb[dj] >= 0 and rowb[di] >= 0:
                                         spatial[rowb[di], colb[dj]] += 1
@@ -623,9 +775,30 @@ def label_images(i0, i1, boxes, img_start, n_anch, gi, gf, size_id, ybase, xbase
 # 4. the sampled negative-IoU histogram
 # ----------------------------------------------------------------------------------------------
 
+
 @_jit
-def negative_histogram(images, boxes, img_start, n_anch, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f,
-                       slack, smp, nsmp, lo, edges, counts, nonzero):
+def negative_histogram(
+    images,
+    boxes,
+    img_start,
+    n_anch,
+    gi,
+    gf,
+    size_id,
+    ybase,
+    xbase,
+    ytab,
+    xtab,
+    sh_i,
+    sh_f,
+    slack,
+    smp,
+    nsmp,
+    lo,
+    edges,
+    counts,
+    nonzero,
+):
     """Histogram of the negative anchors' best IoU over float32 ``edges`` (into ``counts``) for ``images``
     (ascending); ``nonzero[k]`` gets the number of image ``images[k]``'s negatives with a best IoU in (0, lo).
 
@@ -658,9 +831,23 @@ def negative_histogram(images, boxes, img_start, n_anch, gi, gf, size_id, ybase,
             for s in range(S):
                 lvl = sh_i[s, 0]
                 gw = gi[im, lvl, 1]
-                ilo, ihi, jlo, jhi = _bounds(g0, g1, g2, g3, np.float64(tiny), sh_f[s, 0], sh_f[s, 1], sh_f[s, 2],
-                                             sh_f[s, 3], sh_f[s, 4], slack, gf[im, lvl, 0], gf[im, lvl, 1],
-                                             gi[im, lvl, 0], gw)
+                ilo, ihi, jlo, jhi = _bounds(
+                    g0,
+                    g1,
+                    g2,
+                    g3,
+                    np.float64(tiny),
+                    sh_f[s, 0],
+                    sh_f[s, 1],
+                    sh_f[s, 2],
+                    sh_f[s, 3],
+                    sh_f[s, 4],
+                    slack,
+                    gf[im, lvl, 0],
+                    gf[im, lvl, 1],
+                    gi[im, lvl, 0],
+                    gw,
+                )
                 for i in range(ilo, ihi + 1):
                     yk = ybase[u, s] + i
                     ay1, ay2 = ytab[yk, 0], ytab[yk, 1]

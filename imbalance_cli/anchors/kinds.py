@@ -41,8 +41,16 @@ def register_kind(kind: PresetKind) -> PresetKind:
     return kind
 
 
-register_kind(PresetKind("yolov5", yolov5.YoloV5Preset, {"yolov5": yolov5.YOLOV5}, yolov5.preset_from_toml,
-                         yolov5.validate, yolov5.assign_yolov5))
+register_kind(
+    PresetKind(
+        "yolov5",
+        yolov5.YoloV5Preset,
+        {"yolov5": yolov5.YOLOV5},
+        yolov5.preset_from_toml,
+        yolov5.validate,
+        yolov5.assign_yolov5,
+    )
+)
 
 
 def preset_names() -> tuple[str, ...]:

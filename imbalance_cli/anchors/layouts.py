@@ -93,19 +93,28 @@ class ImageLayouts:
                 K = len(idx)
                 gh, gw = int(self._size_grid_h[u, lv]), int(self._size_grid_w[u, lv])
                 kk = shapes.k[idx]
-                r = anchor_coords(preset, lv, np.repeat(kk, gh), np.tile(np.arange(gh), K), np.zeros(K * gh, np.int64),
-                                  int(h), int(w))
-                c = anchor_coords(preset, lv, np.repeat(kk, gw), np.zeros(K * gw, np.int64), np.tile(np.arange(gw), K),
-                                  int(h), int(w))
-                ys.append(np.asarray(r, F32)[:, [1, 3]]); xs.append(np.asarray(c, F32)[:, [0, 2]])
+                r = anchor_coords(
+                    preset, lv, np.repeat(kk, gh), np.tile(np.arange(gh), K), np.zeros(K * gh, np.int64), int(h), int(w)
+                )
+                c = anchor_coords(
+                    preset, lv, np.repeat(kk, gw), np.zeros(K * gw, np.int64), np.tile(np.arange(gw), K), int(h), int(w)
+                )
+                ys.append(np.asarray(r, F32)[:, [1, 3]])
+                xs.append(np.asarray(c, F32)[:, [0, 2]])
                 ybase[u, idx] = ycur + np.arange(K) * gh
                 xbase[u, idx] = xcur + np.arange(K) * gw
                 ycur += K * gh
                 xcur += K * gw
         ytab = np.concatenate(ys) if ys else np.zeros((0, 2), F32)
         xtab = np.concatenate(xs) if xs else np.zeros((0, 2), F32)
-        self._tables = (ybase, xbase, np.ascontiguousarray(ytab[:, 0]), np.ascontiguousarray(ytab[:, 1]),
-                        np.ascontiguousarray(xtab[:, 0]), np.ascontiguousarray(xtab[:, 1]))
+        self._tables = (
+            ybase,
+            xbase,
+            np.ascontiguousarray(ytab[:, 0]),
+            np.ascontiguousarray(ytab[:, 1]),
+            np.ascontiguousarray(xtab[:, 0]),
+            np.ascontiguousarray(xtab[:, 1]),
+        )
 
     def row_extent(self, img: np.ndarray, shape: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(y1, y2) float32 of anchors of base shape ``shape`` (ShapeTable row) in grid row ``i`` of image ``img``."""
@@ -119,8 +128,9 @@ class ImageLayouts:
         at = xbase[self.size_id[img], shape] + j
         return x1[at], x2[at]
 
-    def coords(self, preset: AnchorPreset, img: np.ndarray, anchor: np.ndarray,
-               level: np.ndarray | None = None) -> np.ndarray:
+    def coords(
+        self, preset: AnchorPreset, img: np.ndarray, anchor: np.ndarray, level: np.ndarray | None = None
+    ) -> np.ndarray:
         """Exact float32 coordinates (N, 4) of anchors given by image row and index."""
         lvl, k, i, j = self.decode(img, anchor, level)
         return level_coords(preset, lvl, k, i, j, self.padded_h[img], self.padded_w[img])
@@ -143,9 +153,10 @@ def level_coords(preset: AnchorPreset, level, k, i, j, ph, pw) -> np.ndarray:
     o = np.argsort(level.astype(np.uint8 if len(cnt) <= 256 else np.int64), kind="stable")  # radix sort
     ends = np.cumsum(cnt)
     for lvl in present:
-        sel = o[ends[lvl] - cnt[lvl]:ends[lvl]]
-        out[sel] = anchor_coords(preset, int(lvl), k[sel], i[sel], j[sel],
-                                 ph[sel] if np.ndim(ph) else ph, pw[sel] if np.ndim(pw) else pw)
+        sel = o[ends[lvl] - cnt[lvl] : ends[lvl]]
+        out[sel] = anchor_coords(
+            preset, int(lvl), k[sel], i[sel], j[sel], ph[sel] if np.ndim(ph) else ph, pw[sel] if np.ndim(pw) else pw
+        )
     return out
 
 
@@ -160,8 +171,12 @@ class ShapeTable:
         for lvl in range(preset.num_levels):
             p = level_shape_params(preset, lvl, ph, pw)
             n = len(p[2])
-            lv.append(np.full(n, lvl)); kk.append(np.arange(n))
-            ox.append(p[0]); oy.append(p[1]); wa.append(p[2]); ha.append(p[3])
+            lv.append(np.full(n, lvl))
+            kk.append(np.arange(n))
+            ox.append(p[0])
+            oy.append(p[1])
+            wa.append(p[2])
+            ha.append(p[3])
         cat = np.concatenate
         self.level, self.k = cat(lv).astype(np.int64), cat(kk).astype(np.int64)
         self.ox, self.oy = cat(ox).astype(np.float64), cat(oy).astype(np.float64)

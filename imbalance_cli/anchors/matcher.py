@@ -37,9 +37,17 @@ class MatchResult(NamedTuple):
     box_max_iou: "object"
 
 
-def match(anchors, boxes, pos_iou: float, neg_iou: float, allow_low_quality: bool = True,
-          semantics: str = "torchvision", engine: str = "dense", layout: tuple | None = None,
-          max_elements: int = 1 << 24) -> MatchResult:
+def match(
+    anchors,
+    boxes,
+    pos_iou: float,
+    neg_iou: float,
+    allow_low_quality: bool = True,
+    semantics: str = "torchvision",
+    engine: str = "dense",
+    layout: tuple | None = None,
+    max_elements: int = 1 << 24,
+) -> MatchResult:
     """Match one image's anchors (A, 4) to its boxes (M, 4) (torch tensors, xyxy, same image frame).
 
     ``engine="culled"`` needs ``layout=(preset, padded_h, padded_w)`` describing how ``anchors``
@@ -51,8 +59,16 @@ def match(anchors, boxes, pos_iou: float, neg_iou: float, allow_low_quality: boo
     rules.check(semantics, engine)
     if engine == "dense":
         valid = torch.ones((1, boxes.shape[0]), dtype=torch.bool, device=anchors.device)
-        out = dense_match_batched(anchors, boxes.reshape(1, -1, 4).to(anchors.device), valid, pos_iou, neg_iou,
-                                  allow_low_quality, semantics, max_elements)
+        out = dense_match_batched(
+            anchors,
+            boxes.reshape(1, -1, 4).to(anchors.device),
+            valid,
+            pos_iou,
+            neg_iou,
+            allow_low_quality,
+            semantics,
+            max_elements,
+        )
         return MatchResult(out.matched[0], out.iou[0], out.box_max[0])
     if layout is None:
         raise ValueError("engine='culled' needs layout=(preset, padded_h, padded_w) of the anchors")
@@ -66,8 +82,17 @@ def match(anchors, boxes, pos_iou: float, neg_iou: float, allow_low_quality: boo
     iou = np.full(A, np.nan, F32)
     if M == 0:
         return MatchResult(torch.from_numpy(matched), torch.from_numpy(iou), torch.zeros(0))
-    res = culled_match_dataset(preset, b, np.zeros(M, np.int64), np.array([ph]), np.array([pw]), pos_iou=pos_iou,
-                               neg_iou=neg_iou, allow_low_quality=allow_low_quality, semantics=semantics)
+    res = culled_match_dataset(
+        preset,
+        b,
+        np.zeros(M, np.int64),
+        np.array([ph]),
+        np.array([pw]),
+        pos_iou=pos_iou,
+        neg_iou=neg_iou,
+        allow_low_quality=allow_low_quality,
+        semantics=semantics,
+    )
     ign, ign_iou = _ignored_anchors(preset, b, ph, pw, res, pos_iou, neg_iou, semantics)
     matched[ign] = -2
     iou[ign] = ign_iou

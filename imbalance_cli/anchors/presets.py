@@ -145,31 +145,54 @@ class AnchorPreset:
 def _retinanet() -> AnchorPreset:
     sizes = tuple((x, int(x * 2 ** (1.0 / 3)), int(x * 2 ** (2.0 / 3))) for x in (32, 64, 128, 256, 512))
     return AnchorPreset(
-        name="retinanet", sizes=tuple(tuple(float(v) for v in s) for s in sizes),
-        aspect_ratios=((0.5, 1.0, 2.0),) * 5, strides=(8, 16, 32, 64, 128),
-        level_names=("P3", "P4", "P5", "P6", "P7"), resize=ResizePolicy(800, 1333, None, 32),
-        pos_iou=0.5, neg_iou=0.4, allow_low_quality=True, kind="grid", matcher="torchvision", stride_rule="model",
+        name="retinanet",
+        sizes=tuple(tuple(float(v) for v in s) for s in sizes),
+        aspect_ratios=((0.5, 1.0, 2.0),) * 5,
+        strides=(8, 16, 32, 64, 128),
+        level_names=("P3", "P4", "P5", "P6", "P7"),
+        resize=ResizePolicy(800, 1333, None, 32),
+        pos_iou=0.5,
+        neg_iou=0.4,
+        allow_low_quality=True,
+        kind="grid",
+        matcher="torchvision",
+        stride_rule="model",
     )
 
 
 def _rpn() -> AnchorPreset:
     return AnchorPreset(
-        name="rpn", sizes=((32.0,), (64.0,), (128.0,), (256.0,), (512.0,)),
-        aspect_ratios=((0.5, 1.0, 2.0),) * 5, strides=(4, 8, 16, 32, 64),
-        level_names=("P2", "P3", "P4", "P5", "P6"), resize=ResizePolicy(800, 1333, None, 32),
-        pos_iou=0.7, neg_iou=0.3, allow_low_quality=True, kind="grid", matcher="torchvision", stride_rule="model",
+        name="rpn",
+        sizes=((32.0,), (64.0,), (128.0,), (256.0,), (512.0,)),
+        aspect_ratios=((0.5, 1.0, 2.0),) * 5,
+        strides=(4, 8, 16, 32, 64),
+        level_names=("P2", "P3", "P4", "P5", "P6"),
+        resize=ResizePolicy(800, 1333, None, 32),
+        pos_iou=0.7,
+        neg_iou=0.3,
+        allow_low_quality=True,
+        kind="grid",
+        matcher="torchvision",
+        stride_rule="model",
     )
 
 
 def _ssd300() -> AnchorPreset:
     scales = (0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05)
     return AnchorPreset(
-        name="ssd300", sizes=tuple((s * 300.0,) for s in scales[:-1]),
+        name="ssd300",
+        sizes=tuple((s * 300.0,) for s in scales[:-1]),
         aspect_ratios=((2.0,), (2.0, 3.0), (2.0, 3.0), (2.0, 3.0), (2.0,), (2.0,)),
         strides=(8, 16, 32, 64, 100, 300),
         level_names=("conv4_3", "fc7", "conv8_2", "conv9_2", "conv10_2", "conv11_2"),
-        resize=ResizePolicy(300, 300, (300, 300), 1), pos_iou=0.5, neg_iou=0.5,
-        allow_low_quality=False, kind="ssd", scales=scales, clip=True, matcher="ssd",
+        resize=ResizePolicy(300, 300, (300, 300), 1),
+        pos_iou=0.5,
+        neg_iou=0.5,
+        allow_low_quality=False,
+        kind="ssd",
+        scales=scales,
+        clip=True,
+        matcher="ssd",
     )
 
 
@@ -179,45 +202,93 @@ _STRIDES = (8, 16, 32, 64, 128)
 
 def _mmdet_octave_sizes(octave_base_scale: float, scales_per_octave: int) -> tuple[tuple[float, ...], ...]:
     """mmdetection ``AnchorGenerator``: base size = stride, scales ``octave_base_scale * 2^(i / n)``."""
-    return tuple(tuple(float(s) * (2 ** (i / scales_per_octave) * octave_base_scale) for i in range(scales_per_octave))
-                 for s in _STRIDES)
+    return tuple(
+        tuple(float(s) * (2 ** (i / scales_per_octave) * octave_base_scale) for i in range(scales_per_octave))
+        for s in _STRIDES
+    )
 
 
 def _mmdet_retinanet() -> AnchorPreset:
     return AnchorPreset(
-        name="mmdet-retinanet", sizes=_mmdet_octave_sizes(4, 3), aspect_ratios=((0.5, 1.0, 2.0),) * 5,
-        strides=_STRIDES, level_names=_P3_P7, resize=ResizePolicy(800, 1333, None, 32, "mmcv"),
-        pos_iou=0.5, neg_iou=0.4, allow_low_quality=True, kind="grid", matcher="mmdet", stride_rule="fixed",
-        anchor_rule="mmdet", box_rule="mmdet", center_offset=0.0,
+        name="mmdet-retinanet",
+        sizes=_mmdet_octave_sizes(4, 3),
+        aspect_ratios=((0.5, 1.0, 2.0),) * 5,
+        strides=_STRIDES,
+        level_names=_P3_P7,
+        resize=ResizePolicy(800, 1333, None, 32, "mmcv"),
+        pos_iou=0.5,
+        neg_iou=0.4,
+        allow_low_quality=True,
+        kind="grid",
+        matcher="mmdet",
+        stride_rule="fixed",
+        anchor_rule="mmdet",
+        box_rule="mmdet",
+        center_offset=0.0,
     )
 
 
 def _detectron2_retinanet() -> AnchorPreset:
     sizes = tuple((x, x * 2 ** (1.0 / 3), x * 2 ** (2.0 / 3)) for x in (32, 64, 128, 256, 512))
     return AnchorPreset(
-        name="detectron2-retinanet", sizes=tuple(tuple(float(v) for v in s) for s in sizes),
-        aspect_ratios=((0.5, 1.0, 2.0),) * 5, strides=_STRIDES, level_names=_P3_P7,
-        resize=ResizePolicy(800, 1333, None, 32, "detectron2"), pos_iou=0.5, neg_iou=0.4, allow_low_quality=True,
-        kind="grid", matcher="torchvision", stride_rule="fixed", anchor_rule="detectron2", box_rule="detectron2",
+        name="detectron2-retinanet",
+        sizes=tuple(tuple(float(v) for v in s) for s in sizes),
+        aspect_ratios=((0.5, 1.0, 2.0),) * 5,
+        strides=_STRIDES,
+        level_names=_P3_P7,
+        resize=ResizePolicy(800, 1333, None, 32, "detectron2"),
+        pos_iou=0.5,
+        neg_iou=0.4,
+        allow_low_quality=True,
+        kind="grid",
+        matcher="torchvision",
+        stride_rule="fixed",
+        anchor_rule="detectron2",
+        box_rule="detectron2",
         center_offset=0.0,
     )
 
 
 def _atss() -> AnchorPreset:
     return AnchorPreset(
-        name="atss", sizes=_mmdet_octave_sizes(8, 1), aspect_ratios=((1.0,),) * 5, strides=_STRIDES,
-        level_names=_P3_P7, resize=ResizePolicy(800, 1333, None, 32, "mmcv"), pos_iou=0.5, neg_iou=0.4,
-        allow_low_quality=False, kind="grid", matcher="mmdet", stride_rule="fixed", anchor_rule="mmdet",
-        box_rule="mmdet", assigner="atss", topk=9,
+        name="atss",
+        sizes=_mmdet_octave_sizes(8, 1),
+        aspect_ratios=((1.0,),) * 5,
+        strides=_STRIDES,
+        level_names=_P3_P7,
+        resize=ResizePolicy(800, 1333, None, 32, "mmcv"),
+        pos_iou=0.5,
+        neg_iou=0.4,
+        allow_low_quality=False,
+        kind="grid",
+        matcher="mmdet",
+        stride_rule="fixed",
+        anchor_rule="mmdet",
+        box_rule="mmdet",
+        assigner="atss",
+        topk=9,
     )
 
 
 def _fcos() -> AnchorPreset:
     return AnchorPreset(
-        name="fcos", sizes=(), aspect_ratios=((1.0,),) * 5, strides=_STRIDES, level_names=_P3_P7,
-        resize=ResizePolicy(800, 1333, None, 32, "mmcv"), pos_iou=0.5, neg_iou=0.4, allow_low_quality=False,
-        kind="point", matcher="mmdet", stride_rule="fixed", anchor_rule="mmdet", box_rule="mmdet",
-        center_offset=0.5, assigner="fcos", center_radius=1.5,
+        name="fcos",
+        sizes=(),
+        aspect_ratios=((1.0,),) * 5,
+        strides=_STRIDES,
+        level_names=_P3_P7,
+        resize=ResizePolicy(800, 1333, None, 32, "mmcv"),
+        pos_iou=0.5,
+        neg_iou=0.4,
+        allow_low_quality=False,
+        kind="point",
+        matcher="mmdet",
+        stride_rule="fixed",
+        anchor_rule="mmdet",
+        box_rule="mmdet",
+        center_offset=0.5,
+        assigner="fcos",
+        center_radius=1.5,
         regress_ranges=((-1.0, 64.0), (64.0, 128.0), (128.0, 256.0), (256.0, 512.0), (512.0, FCOS_INF)),
     )
 
@@ -256,8 +327,10 @@ def _registered_assigners() -> tuple:
 
 def _levels(check: Callable, lo: int, hi: int) -> Callable:
     """A per-level field: an array of levels, each an array of ``lo`` to ``hi`` values passing ``check``."""
+
     def levels(field: str, v):
         return S.each(field, S.array(field, v, 0, MAX_LEVELS), lambda f, lv: S.each(f, S.array(f, lv, lo, hi), check))
+
     return levels
 
 
@@ -275,7 +348,9 @@ def _regress_range(field: str, v) -> tuple[float, float]:
     lo, hi = S.array(field, v, 2, 2)
     lo = S.number(f"{field}[0]", lo, -1.0, FCOS_INF)
     if not (S.is_number(hi) and float(hi) > lo):  # NaN fails too
-        raise S.FieldError(f"{field}[1]", f"must be a number above low ({lo:g}; inf for no bound), got {S.describe(hi)}")
+        raise S.FieldError(
+            f"{field}[1]", f"must be a number above low ({lo:g}; inf for no bound), got {S.describe(hi)}"
+        )
     return lo, float(hi)
 
 
@@ -292,14 +367,18 @@ FIELDS: dict[str, Callable] = {
     "pos_iou": lambda f, v: S.number(f, v, 0.0, 1.0, lo_open=True),
     "neg_iou": lambda f, v: S.number(f, v, 0.0, 1.0),
     "allow_low_quality": S.boolean,
-    "scales": lambda f, v: S.each(f, S.array(f, v, 0, MAX_LEVELS + 1), lambda g, x: S.number(g, x, 0, 100, lo_open=True)),
+    "scales": lambda f, v: S.each(
+        f, S.array(f, v, 0, MAX_LEVELS + 1), lambda g, x: S.number(g, x, 0, 100, lo_open=True)
+    ),
     "clip": S.boolean,
     "matcher": lambda f, v: S.choice(f, v, MATCHER_SEMANTICS),
     "stride_rule": lambda f, v: S.choice(f, v, STRIDE_RULES),
     "anchor_rule": lambda f, v: S.choice(f, v, FRAMEWORK_RULES),
     "box_rule": lambda f, v: S.choice(f, v, FRAMEWORK_RULES),
     "center_offset": lambda f, v: S.number(f, v, 0.0, 1.0),
-    "assigner": lambda f, v: v if isinstance(v, str) and v in ASSIGNER_NAMES else S.choice(f, v, _registered_assigners()),
+    "assigner": lambda f, v: (
+        v if isinstance(v, str) and v in ASSIGNER_NAMES else S.choice(f, v, _registered_assigners())
+    ),
     "topk": lambda f, v: S.integer(f, v, 1, 1000),
     "center_radius": lambda f, v: S.number(f, v, 0.0, 100.0),
     "regress_ranges": lambda f, v: S.each(f, S.array(f, v, 0, MAX_LEVELS), _regress_range),
@@ -354,21 +433,26 @@ def _same_levels(p: AnchorPreset) -> None:
             raise S.FieldError("resize.fixed", "an ssd preset needs a fixed resize ([resize] fixed = [height, width])")
     if p.assigner == "fcos":
         if len(p.regress_ranges) != n:
-            raise S.FieldError("regress_ranges", f"regress_ranges has {len(p.regress_ranges)} levels but strides has {n}")
+            raise S.FieldError(
+                "regress_ranges", f"regress_ranges has {len(p.regress_ranges)} levels but strides has {n}"
+            )
 
 
 def _per_location(p: AnchorPreset) -> None:
     for lvl in range(p.num_levels):
         k = p.anchors_per_location(lvl)
         if k > MAX_PER_LOCATION:
-            raise S.FieldError("sizes" if p.kind == "grid" else "aspect_ratios",
-                               f"level {lvl} has {k} anchors per grid position; at most {MAX_PER_LOCATION} are allowed")
+            raise S.FieldError(
+                "sizes" if p.kind == "grid" else "aspect_ratios",
+                f"level {lvl} has {k} anchors per grid position; at most {MAX_PER_LOCATION} are allowed",
+            )
 
 
 def _thresholds(p: AnchorPreset) -> None:
     if p.neg_iou > p.pos_iou:
-        raise S.FieldError("neg_iou", f"thresholds must satisfy 0 <= neg_iou <= pos_iou <= 1, got pos {p.pos_iou:g}, "
-                           f"neg {p.neg_iou:g}")
+        raise S.FieldError(
+            "neg_iou", f"thresholds must satisfy 0 <= neg_iou <= pos_iou <= 1, got pos {p.pos_iou:g}, neg {p.neg_iou:g}"
+        )
 
 
 def _assigner_fits(p: AnchorPreset) -> None:
@@ -400,10 +484,13 @@ def _anchor_sides(p: AnchorPreset) -> None:
         if len(small):
             k = int(small[0])
             field = "scales" if p.kind == "ssd" else f"sizes[{lvl}]"
-            raise S.FieldError(field, f"level {lvl} lays a base anchor of {wa[k]:g} x {ha[k]:g} pixels (shape {k}, "
-                               f"{p.anchor_rule if p.kind == 'grid' else 'ssd'} arithmetic); every anchor needs a width "
-                               f"and height of at least {MIN_ANCHOR_SIDE:g} pixel (raise the size or bring the aspect "
-                               "ratio nearer 1)")
+            raise S.FieldError(
+                field,
+                f"level {lvl} lays a base anchor of {wa[k]:g} x {ha[k]:g} pixels (shape {k}, "
+                f"{p.anchor_rule if p.kind == 'grid' else 'ssd'} arithmetic); every anchor needs a width "
+                f"and height of at least {MIN_ANCHOR_SIDE:g} pixel (raise the size or bring the aspect "
+                "ratio nearer 1)",
+            )
 
 
 def _anchor_budget(p: AnchorPreset) -> None:
@@ -411,13 +498,22 @@ def _anchor_budget(p: AnchorPreset) -> None:
     if side is not None:
         worst = sum((-(-side // s)) ** 2 * p.anchors_per_location(lvl) for lvl, s in enumerate(p.strides))
         if worst > MAX_ANCHORS_PER_IMAGE:
-            raise S.FieldError("strides", f"this preset lays up to {worst:,} anchors on one {side} x {side} image; at "
-                               f"most {MAX_ANCHORS_PER_IMAGE:,} are allowed (raise the strides or lower the resize)")
+            raise S.FieldError(
+                "strides",
+                f"this preset lays up to {worst:,} anchors on one {side} x {side} image; at "
+                f"most {MAX_ANCHORS_PER_IMAGE:,} are allowed (raise the strides or lower the resize)",
+            )
 
 
 #: The rules between fields, in the order :func:`validate_preset` applies them.
-RULES: tuple[Callable[[AnchorPreset], None], ...] = (_same_levels, _per_location, _thresholds, _assigner_fits,
-                                                     _anchor_sides, _anchor_budget)
+RULES: tuple[Callable[[AnchorPreset], None], ...] = (
+    _same_levels,
+    _per_location,
+    _thresholds,
+    _assigner_fits,
+    _anchor_sides,
+    _anchor_budget,
+)
 
 
 def _largest_padded_side(r: ResizePolicy) -> int | None:
@@ -457,9 +553,12 @@ def _kinds():
 
 def yolov5_refused(name: str, where: str | None = None) -> InputError:
     """The error for a yolov5 preset given where only IoU-matched presets apply."""
-    return InputError(f"{name} is a yolov5 preset (YOLOv5's width/height ratio test, no IoU): this command lays "
-                      "IoU-matched anchors only; use a grid preset (retinanet, rpn, ssd300, mmdet-retinanet, "
-                      "detectron2-retinanet, atss, fcos or a grid TOML)", path=where)
+    return InputError(
+        f"{name} is a yolov5 preset (YOLOv5's width/height ratio test, no IoU): this command lays "
+        "IoU-matched anchors only; use a grid preset (retinanet, rpn, ssd300, mmdet-retinanet, "
+        "detectron2-retinanet, atss, fcos or a grid TOML)",
+        path=where,
+    )
 
 
 def preset_from_dict(data: dict, where: str | None = None) -> AnchorPreset:
@@ -474,11 +573,18 @@ def preset_from_dict(data: dict, where: str | None = None) -> AnchorPreset:
     if isinstance(data.get("kind"), str) and data["kind"] in _kinds().KINDS:
         raise yolov5_refused("this file", where)
     if "kind" not in data and unknown and unknown <= _YOLOV5_KEYS:
-        raise InputError(f"has the keys of a yolov5 preset ({', '.join(sorted(unknown))}) but no kind: add "
-                         'kind = "yolov5" (or write a grid preset)', path=where, record="field 'kind'")
+        raise InputError(
+            f"has the keys of a yolov5 preset ({', '.join(sorted(unknown))}) but no kind: add "
+            'kind = "yolov5" (or write a grid preset)',
+            path=where,
+            record="field 'kind'",
+        )
     if unknown:
-        raise InputError(f"unknown key(s) in anchor preset: {', '.join(sorted(map(str, unknown)))} "
-                         f"(known: {', '.join(sorted(_KNOWN_KEYS))})", path=where)
+        raise InputError(
+            f"unknown key(s) in anchor preset: {', '.join(sorted(map(str, unknown)))} "
+            f"(known: {', '.join(sorted(_KNOWN_KEYS))})",
+            path=where,
+        )
     try:
         preset = _preset_fields(data, where)
     except S.FieldError as e:
@@ -507,11 +613,23 @@ def _preset_fields(data: dict, where: str | None) -> AnchorPreset:
         raise S.FieldError("scales", "an ssd anchor preset needs 'scales' (levels + 1 relative scales)")
     stem = Path(where).stem[:200] if where else "custom"
     defaults = {
-        "name": stem or "custom", "sizes": [], "aspect_ratios": [[0.5, 1.0, 2.0]] if kind == "grid" else [[2.0]],
-        "level_names": [f"L{i}" for i in range(n)], "pos_iou": 0.5, "allow_low_quality": kind == "grid",
-        "scales": [], "clip": True, "matcher": "ssd" if kind == "ssd" else "torchvision", "stride_rule": "fixed",
-        "anchor_rule": "torchvision", "box_rule": "torchvision", "center_offset": 0.0,
-        "assigner": "fcos" if kind == "point" else "max_iou", "topk": 9, "center_radius": 1.5, "regress_ranges": [],
+        "name": stem or "custom",
+        "sizes": [],
+        "aspect_ratios": [[0.5, 1.0, 2.0]] if kind == "grid" else [[2.0]],
+        "level_names": [f"L{i}" for i in range(n)],
+        "pos_iou": 0.5,
+        "allow_low_quality": kind == "grid",
+        "scales": [],
+        "clip": True,
+        "matcher": "ssd" if kind == "ssd" else "torchvision",
+        "stride_rule": "fixed",
+        "anchor_rule": "torchvision",
+        "box_rule": "torchvision",
+        "center_offset": 0.0,
+        "assigner": "fcos" if kind == "point" else "max_iou",
+        "topk": 9,
+        "center_radius": 1.5,
+        "regress_ranges": [],
     }
     raw = {k: data.get(k, defaults.get(k)) for k in FIELDS if k not in ("neg_iou", "kind")}
     raw["kind"] = kind
@@ -532,14 +650,24 @@ def _resize_fields(rz, kind: str) -> ResizePolicy:
         raise S.FieldError("resize", f"must be a table ([resize]), got {S.describe(rz)}")
     unknown = set(rz) - _RESIZE_KEYS
     if unknown:
-        raise S.FieldError("resize", f"unknown key(s) in [resize]: {', '.join(sorted(map(str, unknown)))} "
-                           f"(known: {', '.join(sorted(_RESIZE_KEYS))})")
-    defaults = {"min_size": 800, "max_size": 1333, "fixed": None, "size_divisible": 1 if kind == "ssd" else 32,
-                "rule": "torchvision"}
+        raise S.FieldError(
+            "resize",
+            f"unknown key(s) in [resize]: {', '.join(sorted(map(str, unknown)))} "
+            f"(known: {', '.join(sorted(_RESIZE_KEYS))})",
+        )
+    defaults = {
+        "min_size": 800,
+        "max_size": 1333,
+        "fixed": None,
+        "size_divisible": 1 if kind == "ssd" else 32,
+        "rule": "torchvision",
+    }
     return ResizePolicy(**{k: RESIZE_FIELDS[k](f"resize.{k}", rz.get(k, d)) for k, d in defaults.items()})
 
 
-def get_preset(name_or_path: "str | AnchorPreset", pos_iou: float | None = None, neg_iou: float | None = None) -> AnchorPreset:
+def get_preset(
+    name_or_path: "str | AnchorPreset", pos_iou: float | None = None, neg_iou: float | None = None
+) -> AnchorPreset:
     """Resolve a preset by built-in name, TOML path, or pass an :class:`AnchorPreset` through.
 
     ``pos_iou`` / ``neg_iou`` override the preset's thresholds (the CLI's ``--pos-iou`` /
@@ -560,7 +688,9 @@ def get_preset(name_or_path: "str | AnchorPreset", pos_iou: float | None = None,
             names = (*PRESETS, *_kinds().preset_names())  # presets of their own kinds (anchors/kinds.py), same option
             raise InputError(
                 f"unknown anchor preset {str(name_or_path)!r}{did_you_mean(name_or_path, names)}: use one of "
-                f"{', '.join(names)} or a path to a .toml file", record="--anchors")
+                f"{', '.join(names)} or a path to a .toml file",
+                record="--anchors",
+            )
         where = str(path)
         preset = replace(preset_from_dict(_load_toml(path), where), source=where)
     changes = {}
@@ -569,7 +699,12 @@ def get_preset(name_or_path: "str | AnchorPreset", pos_iou: float | None = None,
     if neg_iou is not None:
         changes["neg_iou"] = float(neg_iou)
     if changes:
-        if preset.kind == "ssd" and "pos_iou" in changes and "neg_iou" not in changes and preset.neg_iou == preset.pos_iou:
+        if (
+            preset.kind == "ssd"
+            and "pos_iou" in changes
+            and "neg_iou" not in changes
+            and preset.neg_iou == preset.pos_iou
+        ):
             changes["neg_iou"] = changes["pos_iou"]  # SSD has one threshold
         preset = replace(preset, **changes)
         for k, v in changes.items():

@@ -109,7 +109,6 @@ class MatchOutput:
             self.box_ignored = np.zeros(len(self.box_max_iou), np.int64)
 
 
-
 def thresholds(preset, semantics: str, pos_iou=None, neg_iou=None, allow_low_quality=None) -> tuple[float, float, bool]:
     """Positive/negative IoU thresholds and the low-quality flag of a semantics (overrides win over the preset).
 
@@ -139,6 +138,7 @@ def has_low_quality_step(semantics: str, allow_low_quality: bool) -> bool:
 # ----------------------------------------------------------------------------------------------
 # dense (torch) form of the rules
 # ----------------------------------------------------------------------------------------------
+
 
 def threshold_labels(amax, aarg, hi, lo, semantics: str):
     """Labels before the low-quality step from each anchor's best IoU ``amax`` and best box ``aarg``."""
@@ -177,8 +177,9 @@ def ssd_forced(matched, gbest, valid):
 
     B, M = gbest.shape
     dev = gbest.device
-    src = torch.where(valid, torch.arange(M, device=dev)[None, :].expand(B, M),
-                      torch.full((B, M), -1, device=dev, dtype=torch.int64))
+    src = torch.where(
+        valid, torch.arange(M, device=dev)[None, :].expand(B, M), torch.full((B, M), -1, device=dev, dtype=torch.int64)
+    )
     forced = torch.full_like(matched, -1)
     forced.scatter_reduce_(1, gbest, src, reduce="amax", include_self=True)
     return torch.where(forced >= 0, forced, matched)
@@ -187,6 +188,7 @@ def ssd_forced(matched, gbest, valid):
 # ----------------------------------------------------------------------------------------------
 # sorted-key helpers (the culled engine's sparse form of the rules is its compiled pass, anchors/kernel.py)
 # ----------------------------------------------------------------------------------------------
+
 
 def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
     """Start index of every run of equal values in a sorted array."""

@@ -63,15 +63,37 @@ def match_chunk(spec, chunk: Chunk) -> MatchOutput:
     assigner = getattr(spec.preset, "assigner", "max_iou")
     if assigner != "max_iou":
         fn = rules.get_assigner(assigner)
-        return fn(spec.preset, chunk.boxes, chunk.box_image, chunk.padded_h, chunk.padded_w,
-                  semantics=spec.semantics, images=None)
+        return fn(
+            spec.preset,
+            chunk.boxes,
+            chunk.box_image,
+            chunk.padded_h,
+            chunk.padded_w,
+            semantics=spec.semantics,
+            images=None,
+        )
     if spec.engine == "culled":
-        return culled_match_dataset(spec.preset, chunk.boxes, chunk.box_image, chunk.padded_h, chunk.padded_w,
-                                    semantics=spec.semantics, threads=1)
+        return culled_match_dataset(
+            spec.preset,
+            chunk.boxes,
+            chunk.box_image,
+            chunk.padded_h,
+            chunk.padded_w,
+            semantics=spec.semantics,
+            threads=1,
+        )
     from imbalance_cli.anchors.dense import dense_match_dataset
 
-    res, _, _ = dense_match_dataset(spec.preset, chunk.boxes, chunk.box_image, chunk.padded_h, chunk.padded_w,
-                                    semantics=spec.semantics, device=spec.device, progress_description=None)
+    res, _, _ = dense_match_dataset(
+        spec.preset,
+        chunk.boxes,
+        chunk.box_image,
+        chunk.padded_h,
+        chunk.padded_w,
+        semantics=spec.semantics,
+        device=spec.device,
+        progress_description=None,
+    )
     return res
 
 
@@ -83,9 +105,16 @@ def chunk_bounds(num_images: int, chunk_images: int | None) -> list[tuple[int, i
     return [(i, min(num_images, i + step)) for i in range(0, num_images, step)]
 
 
-def make_chunks(bounds: list[tuple[int, int]], box_start: np.ndarray, boxes: np.ndarray, box_image: np.ndarray,
-                padded_h: np.ndarray, padded_w: np.ndarray, per_box: dict | None = None,
-                per_image: dict | None = None) -> Iterator[Chunk]:
+def make_chunks(
+    bounds: list[tuple[int, int]],
+    box_start: np.ndarray,
+    boxes: np.ndarray,
+    box_image: np.ndarray,
+    padded_h: np.ndarray,
+    padded_w: np.ndarray,
+    per_box: dict | None = None,
+    per_image: dict | None = None,
+) -> Iterator[Chunk]:
     """Chunks (lazily) from dataset-wide arrays; ``box_start`` (n_images + 1,) is each image's first box.
 
     ``per_box``/``per_image`` arrays are sliced into ``chunk.extra`` under the same names.
@@ -131,9 +160,16 @@ def _warm(spec) -> None:
         warm_kernel(spec.preset)
 
 
-def run_chunks(spec, chunks: Iterator[Chunk], task: Callable[[Any, Chunk], Any],
-               fold: Callable[[Chunk | None, int, int, Any], None], *, num_chunks: int, num_images: int,
-               description: str = "anchors") -> None:
+def run_chunks(
+    spec,
+    chunks: Iterator[Chunk],
+    task: Callable[[Any, Chunk], Any],
+    fold: Callable[[Chunk | None, int, int, Any], None],
+    *,
+    num_chunks: int,
+    num_images: int,
+    description: str = "anchors",
+) -> None:
     """Run ``task(spec, chunk)`` on every chunk and call ``fold(image_start, box_start, partial)`` in chunk order.
 
     Uses ``min(spec.workers, num_chunks)`` processes (in this process when that is 1 or the

@@ -30,8 +30,12 @@ MAX_TOML_DEPTH = 32
 
 # the characters that open or close strings, comments and nesting, scanned instead of every byte
 _TOKENS = re.compile(r'"""|\'\'\'|"|\'|#|\[|\]|\{|\}')
-_STRING_END = {'"""': re.compile(r'(?:[^"\\]|\\.|"(?!""))*"""', re.S), "'''": re.compile(r"(?:[^']|'(?!''))*'''", re.S),
-               '"': re.compile(r'(?:[^"\\\n]|\\.)*"'), "'": re.compile(r"[^'\n]*'")}
+_STRING_END = {
+    '"""': re.compile(r'(?:[^"\\]|\\.|"(?!""))*"""', re.S),
+    "'''": re.compile(r"(?:[^']|'(?!''))*'''", re.S),
+    '"': re.compile(r'(?:[^"\\\n]|\\.)*"'),
+    "'": re.compile(r"[^'\n]*'"),
+}
 
 
 def nesting_depth(text: str, limit: int = MAX_TOML_DEPTH) -> tuple[int, int]:
@@ -76,8 +80,11 @@ def read_toml(path: str | os.PathLike, what: str = "anchor preset") -> dict:
         raise InputError(f"is a directory, not a {what} file", path=path)
     st = check_regular(path)
     if st.st_size > MAX_PRESET_BYTES:
-        raise InputError(f"{what} file is {st.st_size:,} bytes; at most {MAX_PRESET_BYTES:,} are read "
-                         "(a preset is a few hundred bytes)", path=path)
+        raise InputError(
+            f"{what} file is {st.st_size:,} bytes; at most {MAX_PRESET_BYTES:,} are read "
+            "(a preset is a few hundred bytes)",
+            path=path,
+        )
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_PRESET_BYTES + 1)
@@ -86,17 +93,22 @@ def read_toml(path: str | os.PathLike, what: str = "anchor preset") -> dict:
     if len(data) > MAX_PRESET_BYTES:
         raise InputError(f"{what} file grew past {MAX_PRESET_BYTES:,} bytes while being read", path=path)
     if data.startswith(BOM):
-        data = data[len(BOM):]
+        data = data[len(BOM) :]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise InputError(f"{what} is not UTF-8 text: byte 0x{data[e.start]:02x} at byte offset {e.start} "
-                         "(TOML files are UTF-8)", path=path) from None
+        raise InputError(
+            f"{what} is not UTF-8 text: byte 0x{data[e.start]:02x} at byte offset {e.start} (TOML files are UTF-8)",
+            path=path,
+        ) from None
     depth, at = nesting_depth(text)
     if depth > MAX_TOML_DEPTH:
         line = text.count("\n", 0, at) + 1
-        raise InputError(f"{what} nests arrays or inline tables more than {MAX_TOML_DEPTH} deep (line {line}); "
-                         "a preset needs at most 3", path=path)
+        raise InputError(
+            f"{what} nests arrays or inline tables more than {MAX_TOML_DEPTH} deep (line {line}); "
+            "a preset needs at most 3",
+            path=path,
+        )
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -239,8 +239,16 @@ def autoanchor_wh(boxes_xyxy, heights, widths, preset: YoloV5Preset = YOLOV5, se
 
 # ---------------------------------------------------------------------------------------------------
 @np.errstate(invalid="ignore")  # a NaN box (beyond float32) matches nothing: comparisons with NaN are false
-def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray, padded_h: np.ndarray,
-                  padded_w: np.ndarray, *, semantics: str = "yolov5", images=None) -> MatchOutput:
+def assign_yolov5(
+    preset: YoloV5Preset,
+    boxes: np.ndarray,
+    box_image: np.ndarray,
+    padded_h: np.ndarray,
+    padded_w: np.ndarray,
+    *,
+    semantics: str = "yolov5",
+    images=None,
+) -> MatchOutput:
     """YOLOv5 ``build_targets`` over a whole dataset (see module docstring for the rule and the fields).
 
     ``boxes`` (N, 4) ``x1, y1, x2, y2`` in pixels of the letterboxed input (:func:`letterbox_boxes`),
@@ -269,7 +277,7 @@ def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray
     g = F32(preset.offset_g)
     idx_all = np.flatnonzero(active)
     for start in range(0, len(idx_all), CHUNK):
-        idx = idx_all[start:start + CHUNK]
+        idx = idx_all[start : start + CHUNK]
         bi = bimg[idx]
         bb = b[idx].astype(F32)
         W, H = pw[bi].astype(F32), ph[bi].astype(F32)
@@ -295,9 +303,13 @@ def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray
                 metric = np.minimum(np.minimum(rw, F32(1) / rw), np.minimum(rh, F32(1) / rh))  # ratio metric
             # cells: centre, left, up, right, down (build_targets' offsets j, k, l, m)
             gxi, gyi = nx - gx, ny - gy
-            use = [np.ones(len(idx), bool),
-                   (np.mod(gx, F32(1)) < g) & (gx > 1), (np.mod(gy, F32(1)) < g) & (gy > 1),
-                   (np.mod(gxi, F32(1)) < g) & (gxi > 1), (np.mod(gyi, F32(1)) < g) & (gyi > 1)]
+            use = [
+                np.ones(len(idx), bool),
+                (np.mod(gx, F32(1)) < g) & (gx > 1),
+                (np.mod(gy, F32(1)) < g) & (gy > 1),
+                (np.mod(gxi, F32(1)) < g) & (gxi > 1),
+                (np.mod(gyi, F32(1)) < g) & (gyi > 1),
+            ]
             offs = ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1))
             gwl, ghl = gw[lv, bi], gh[lv, bi]
             for (ox, oy), u in zip(offs, use):
@@ -324,14 +336,28 @@ def assign_yolov5(preset: YoloV5Preset, boxes: np.ndarray, box_image: np.ndarray
         best_anchor[idx] = offset[lv_of, bi] + (cj * gwb + ci) * per + kk
         best_level[idx] = lv_of
         del strides
-    cat = (lambda k, dt: np.concatenate(outs[k]).astype(dt) if outs[k] else np.zeros(0, dt))
-    pimg, panc, plvl, pbox, px = cat("img", np.int32), cat("anc", np.int64), cat("lvl", np.int8), \
-        cat("box", np.int32), cat("x", np.float32)
+
+    def cat(k, dt):
+        return np.concatenate(outs[k]).astype(dt) if outs[k] else np.zeros(0, dt)
+
+    pimg, panc, plvl, pbox, px = (
+        cat("img", np.int32),
+        cat("anc", np.int64),
+        cat("lvl", np.int8),
+        cat("box", np.int32),
+        cat("x", np.float32),
+    )
     # order: box chunk, level, cell offset, box (not sorted by image: the statistics only bincount them)
     return MatchOutput(
-        pos_image=pimg, pos_anchor=panc, pos_level=plvl, pos_box=pbox, pos_iou=px,
-        ignored_per_image=np.zeros(n_img, np.int64), box_max_iou=best_x.astype(np.float32),
-        box_best_anchor=best_anchor, box_best_level=best_level.astype(np.int8),
+        pos_image=pimg,
+        pos_anchor=panc,
+        pos_level=plvl,
+        pos_box=pbox,
+        pos_iou=px,
+        ignored_per_image=np.zeros(n_img, np.int64),
+        box_max_iou=best_x.astype(np.float32),
+        box_best_anchor=best_anchor,
+        box_best_level=best_level.astype(np.int8),
     )
 
 

@@ -34,8 +34,9 @@ def _anchor(field: str, v) -> tuple[float, float]:
 TOML_FIELDS: dict[str, Callable] = {
     "name": S.string,
     "kind": lambda f, v: S.choice(f, v, ("yolov5",)),
-    "anchors": lambda f, v: S.each(f, S.array(f, v, 1, MAX_LEVELS),
-                                   lambda g, lv: S.each(g, S.array(g, lv, 1, MAX_PER_LOCATION), _anchor)),
+    "anchors": lambda f, v: S.each(
+        f, S.array(f, v, 1, MAX_LEVELS), lambda g, lv: S.each(g, S.array(g, lv, 1, MAX_PER_LOCATION), _anchor)
+    ),
     "strides": lambda f, v: S.each(f, S.array(f, v, 1, MAX_LEVELS), lambda g, s: S.integer(g, s, 1, MAX_STRIDE)),
     "level_names": lambda f, v: S.each(f, S.array(f, v, 1, MAX_LEVELS), S.string),
     "img_size": lambda f, v: S.integer(f, v, 1, MAX_SIDE),
@@ -61,16 +62,25 @@ def _rules(p: YoloV5Preset) -> None:
             raise S.FieldError(name, f"{name} has {len(getattr(p, name))} levels but strides has {n}")
     for lv, s in enumerate(p.strides):
         if p.pad_stride % s:
-            raise S.FieldError(f"strides[{lv}]", f"stride {s} does not divide pad_stride {p.pad_stride} (the "
-                               "letterbox pads to a multiple of pad_stride; every level's grid must tile it)")
+            raise S.FieldError(
+                f"strides[{lv}]",
+                f"stride {s} does not divide pad_stride {p.pad_stride} (the "
+                "letterbox pads to a multiple of pad_stride; every level's grid must tile it)",
+            )
     if p.img_size % p.pad_stride:
-        raise S.FieldError("img_size", f"img_size {p.img_size} is not a multiple of pad_stride {p.pad_stride} "
-                           "(YOLOv5's check_img_size rounds it up to one)")
+        raise S.FieldError(
+            "img_size",
+            f"img_size {p.img_size} is not a multiple of pad_stride {p.pad_stride} "
+            "(YOLOv5's check_img_size rounds it up to one)",
+        )
     worst = sum((p.img_size // s) ** 2 * len(a) for s, a in zip(p.strides, p.anchors))
     if worst > MAX_ANCHORS_PER_IMAGE:
-        raise S.FieldError("strides", f"this preset lays {worst:,} anchors on one {p.img_size} x {p.img_size} "
-                           f"letterboxed image; at most {MAX_ANCHORS_PER_IMAGE:,} are allowed (raise the strides or "
-                           "lower img_size)")
+        raise S.FieldError(
+            "strides",
+            f"this preset lays {worst:,} anchors on one {p.img_size} x {p.img_size} "
+            f"letterboxed image; at most {MAX_ANCHORS_PER_IMAGE:,} are allowed (raise the strides or "
+            "lower img_size)",
+        )
 
 
 def validate_yolov5(preset: YoloV5Preset, where: str | None = None) -> YoloV5Preset:
@@ -94,16 +104,24 @@ def yolov5_from_dict(data: dict, where: str | None = None) -> YoloV5Preset:
         raise InputError(f"a yolov5 preset must be a table of keys, got {S.describe(data)}", path=where)
     unknown = sorted(map(str, set(data) - set(TOML_FIELDS)))
     if unknown:
-        raise InputError(f"unknown key {unknown[0]!r} in a yolov5 preset (known: {', '.join(sorted(TOML_FIELDS))})",
-                         path=where)
+        raise InputError(
+            f"unknown key {unknown[0]!r} in a yolov5 preset (known: {', '.join(sorted(TOML_FIELDS))})", path=where
+        )
     if data.get("kind") != "yolov5":
         raise InputError('a yolov5 preset TOML needs kind = "yolov5"', path=where, record="field 'kind'")
     if "anchors" not in data:
-        raise InputError("a yolov5 preset TOML needs 'anchors' ([[w, h], ...] per level)", path=where,
-                         record="field 'anchors'")
-    defaults = {"name": "yolov5-custom", "strides": list(YOLOV5.strides), "level_names": list(YOLOV5.level_names),
-                "img_size": YOLOV5.img_size, "pad_stride": YOLOV5.pad_stride, "anchor_t": YOLOV5.anchor_t,
-                "offset_g": YOLOV5.offset_g}
+        raise InputError(
+            "a yolov5 preset TOML needs 'anchors' ([[w, h], ...] per level)", path=where, record="field 'anchors'"
+        )
+    defaults = {
+        "name": "yolov5-custom",
+        "strides": list(YOLOV5.strides),
+        "level_names": list(YOLOV5.level_names),
+        "img_size": YOLOV5.img_size,
+        "pad_stride": YOLOV5.pad_stride,
+        "anchor_t": YOLOV5.anchor_t,
+        "offset_g": YOLOV5.offset_g,
+    }
     try:
         values = {k: check(k, data.get(k, defaults.get(k))) for k, check in TOML_FIELDS.items()}
     except S.FieldError as e:

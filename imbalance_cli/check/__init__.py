@@ -12,12 +12,40 @@ Rendering (text, JSON, JUnit, GitHub annotations, Markdown) lives in :mod:`imbal
 """
 
 from imbalance_cli.check.findings import LEVEL, SCHEMA, SEVERITIES, CheckResult, Finding, many_to_dict
-from imbalance_cli.check.rules import (DEFAULT_RULES, GROUP_OF, RULE_GROUPS, Rules, anchor_findings,
-                                       distribution_findings, drift_findings, label_findings, load_baseline,
-                                       load_for_check,
-                                       load_rules, run_check, structure_findings)
+from imbalance_cli.check.rules import (
+    DEFAULT_RULES,
+    GROUP_OF,
+    RULE_GROUPS,
+    Rules,
+    anchor_findings,
+    distribution_findings,
+    drift_findings,
+    label_findings,
+    load_baseline,
+    load_for_check,
+    load_rules,
+    run_check,
+    structure_findings,
+)
 
-__all__ = ["LEVEL", "SCHEMA", "SEVERITIES", "CheckResult", "Finding", "many_to_dict", "DEFAULT_RULES", "GROUP_OF",
-           "RULE_GROUPS", "Rules", "anchor_findings", "distribution_findings", "drift_findings", "label_findings",
-           "load_baseline",
-           "load_for_check", "load_rules", "run_check", "structure_findings"]
+__all__ = [
+    "LEVEL",
+    "SCHEMA",
+    "SEVERITIES",
+    "CheckResult",
+    "Finding",
+    "many_to_dict",
+    "DEFAULT_RULES",
+    "GROUP_OF",
+    "RULE_GROUPS",
+    "Rules",
+    "anchor_findings",
+    "distribution_findings",
+    "drift_findings",
+    "label_findings",
+    "load_baseline",
+    "load_for_check",
+    "load_rules",
+    "run_check",
+    "structure_findings",
+]

@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from imbalance_cli.anchors.kinds import preset_names
+from imbalance_cli.anchors.kinds import resolve as resolve_kind
 from imbalance_cli.anchors.presets import PRESETS, get_preset
-from imbalance_cli.anchors.kinds import preset_names, resolve as resolve_kind
 from imbalance_cli.anchors.yolov5 import YoloV5Preset
 from imbalance_cli.check.rules import Rules
 from imbalance_cli.data.dataset import Dataset
@@ -109,29 +110,48 @@ def _item(id_: str, title: str, size: float, finding: dict, fix: dict, effect: d
 
 
 def _finding(rule: str, measure: str, value, threshold, survey: str, text: str, **extra) -> dict:
-    return {"rule": rule, "measure": measure, "value": value, "threshold": threshold, "survey": survey,
-            "survey_source": SURVEY, "text": text, **extra}
+    return {
+        "rule": rule,
+        "measure": measure,
+        "value": value,
+        "threshold": threshold,
+        "survey": survey,
+        "survey_source": SURVEY,
+        "text": text,
+        **extra,
+    }
 
 
 def _not_measured(why: str, how: str | None = None) -> dict:
     return {"measured": False, "why": why, "how": how}
 
 
-def _fired(rules: Rules, rule: str, value: float | None, checked: list, strict: bool = True,
-           group: str | None = None) -> bool:
+def _fired(
+    rules: Rules, rule: str, value: float | None, checked: list, strict: bool = True, group: str | None = None
+) -> bool:
     """Whether ``rule`` fires on ``value`` (> its threshold as ``imbalance check`` compares it; ``strict=False``:
     >=), recorded in ``checked`` (``group``: the rule applied to one size group)."""
     sev = rules.severity(rule)
     thr = rules.get(rule, "threshold")
     fired = value is not None and sev != "off" and (value > thr if strict else value >= thr)
-    checked.append({"rule": rule, "group": group, "value": value, "threshold": thr, "severity": sev,
-                    "fired": bool(fired)})
+    checked.append(
+        {"rule": rule, "group": group, "value": value, "threshold": thr, "severity": sev, "fired": bool(fired)}
+    )
     return bool(fired)
 
 
 # --------------------------------------------------------------------------------------------- anchors
-def _anchor_items(report: dict, dataset: Dataset, anchors: Any, rules: Rules, budget: float, checked: list,
-                  skipped: list, t0: float, file: str) -> list[dict]:
+def _anchor_items(
+    report: dict,
+    dataset: Dataset,
+    anchors: Any,
+    rules: Rules,
+    budget: float,
+    checked: list,
+    skipped: list,
+    t0: float,
+    file: str,
+) -> list[dict]:
     a = report.get("anchors") or {}
     n = int(a.get("boxes") or 0)
     if not n:
@@ -147,10 +167,8 @@ def _anchor_items(report: dict, dataset: Dataset, anchors: Any, rules: Rules, bu
     small = (a.get("coverage") or {}).get("by_size", {}).get("small") or {}
     uncovered_key = "below_positive_iou" if iou_rule else "without_positive"
     rule = "anchor_below_positive_iou" if iou_rule else "anchor_no_positive"
-    if small.get("boxes") and _fired(rules, rule, small.get(uncovered_key, 0) / small["boxes"], checked,
-                                     group="small"):
-        out.append(_input_size_item(a, dataset, sub, preset, spec, rules, rule, uncovered_key, small, n, skipped,
-                                    file))
+    if small.get("boxes") and _fired(rules, rule, small.get(uncovered_key, 0) / small["boxes"], checked, group="small"):
+        out.append(_input_size_item(a, dataset, sub, preset, spec, rules, rule, uncovered_key, small, n, skipped, file))
     if fire_np or fire_bp:
         item = _fit_item(a, dataset, sub, preset, spec, rules, fire_np, fire_bp, n, budget, t0, skipped, file)
         if item is not None:
@@ -162,53 +180,103 @@ def _fit_item(a, dataset, sub, preset, spec, rules, fire_np, fire_bp, n, budget,
     kind = getattr(preset, "kind", "grid")
     own = isinstance(preset, YoloV5Preset)  # YOLOv5's ratio test: fitted by `imbalance anchors`, no IoU threshold
     if kind != "grid" and not own:
-        skipped.append({"id": "anchors", "why": f"preset {preset.name!r} ({kind}) cannot be fitted: `imbalance "
-                        "anchors` fits grid presets and yolov5"})
+        skipped.append(
+            {
+                "id": "anchors",
+                "why": f"preset {preset.name!r} ({kind}) cannot be fitted: `imbalance "
+                "anchors` fits grid presets and yolov5",
+            }
+        )
         return None
     no_pos, below = a["boxes_without_positive"], a.get("boxes_below_positive_iou")
     share = max(no_pos, below or 0) / n
     rule = "anchor_below_positive_iou" if fire_bp else "anchor_no_positive"
-    value = (below if fire_bp else no_pos)
+    value = below if fire_bp else no_pos
     measure = "boxes_below_positive_iou" if fire_bp else "boxes_without_positive"
-    finding = _finding(rule, measure, value / n, rules.get(rule, "threshold"), "§6.5.3",
-                       f"{value:,} of {n:,} boxes ({100 * value / n:.1f}%) "
-                       + ("have no anchor at IoU >= the positive threshold" if fire_bp else
-                          "get no positive anchor at all") + f" under {preset.name!r}",
-                       count=int(value), boxes=int(n), also=None if not (fire_np and fire_bp) else
-                       {"boxes_without_positive": int(no_pos)})
+    finding = _finding(
+        rule,
+        measure,
+        value / n,
+        rules.get(rule, "threshold"),
+        "§6.5.3",
+        f"{value:,} of {n:,} boxes ({100 * value / n:.1f}%) "
+        + ("have no anchor at IoU >= the positive threshold" if fire_bp else "get no positive anchor at all")
+        + f" under {preset.name!r}",
+        count=int(value),
+        boxes=int(n),
+        also=None if not (fire_np and fire_bp) else {"boxes_without_positive": int(no_pos)},
+    )
     command = f"imbalance anchors {file} --preset {_preset_arg(preset)} --out fit/"
     if kind == "grid" and getattr(preset, "assigner", "max_iou") != "max_iou":
         fix = {"kind": "anchors", "text": "anchors fitted to the boxes", "commands": [command], "snippets": []}
-        return _item("anchors", "Anchors that cover the boxes", share, finding, fix, _not_measured(
-            f"scoring a candidate under {preset.assigner.upper()}'s assigner takes seconds per image batch, beyond "
-            "a statistics run's budget", command + " --budget 600"))
+        return _item(
+            "anchors",
+            "Anchors that cover the boxes",
+            share,
+            finding,
+            fix,
+            _not_measured(
+                f"scoring a candidate under {preset.assigner.upper()}'s assigner takes seconds per image batch, beyond "
+                "a statistics run's budget",
+                command + " --budget 600",
+            ),
+        )
     left = max(0.05, budget - (time.perf_counter() - t0))
     started = time.perf_counter()
     try:
-        res = fit_anchors(sub, preset, objective="coverage", sample=None, seed=SEED, budget=left, final_all=False,
-                          device=spec.device if spec is not None else "cpu")
+        res = fit_anchors(
+            sub,
+            preset,
+            objective="coverage",
+            sample=None,
+            seed=SEED,
+            budget=left,
+            final_all=False,
+            device=spec.device if spec is not None else "cpu",
+        )
         rep = to_report(res)
     except InputError as e:
         skipped.append({"id": "anchors", "why": f"the fit could not run: {e.one_line()}"})
         return None
     b, f = res.sample_before, res.sample_after
-    metrics = [{"measure": k, "before": b.get(k), "after": f.get(k)}
-               for k in ("coverage", "boxes_without_positive", "boxes_below_positive_iou", "positives_per_box")
-               if not (k == "boxes_below_positive_iou" and own)]  # YOLOv5 has no IoU threshold
-    metrics.append({"measure": "coverage", "group": "small", "before": (b["by_size"].get("small") or {}).get("coverage"),
-                    "after": (f["by_size"].get("small") or {}).get("coverage")})
+    metrics = [
+        {"measure": k, "before": b.get(k), "after": f.get(k)}
+        for k in ("coverage", "boxes_without_positive", "boxes_below_positive_iou", "positives_per_box")
+        if not (k == "boxes_below_positive_iou" and own)
+    ]  # YOLOv5 has no IoU threshold
+    metrics.append(
+        {
+            "measure": "coverage",
+            "group": "small",
+            "before": (b["by_size"].get("small") or {}).get("coverage"),
+            "after": (f["by_size"].get("small") or {}).get("coverage"),
+        }
+    )
     fw, cfg = next(((k, v) for k, v in rep["configs"].items() if v.get("exact")), next(iter(rep["configs"].items())))
-    effect = {"measured": True, "method": "a short `imbalance anchors` fit (objective coverage) scored by the "
-              "preset's own matcher on the sample; before = the preset, after = the fitted anchors",
-              "images": int(b["images"]), "boxes": int(b["boxes"]), "sample_seed": SEED,
-              "iterations": int(res.iterations_done), "stopped": res.stopped, "budget_seconds": round(left, 3),
-              "seconds": round(time.perf_counter() - started, 3), "metrics": metrics,
-              "verdict": rep["verdict"]["message"], "verdict_level": rep["verdict"]["level"]}
-    fix = {"kind": "anchors", "text": f"anchors fitted to the boxes ({fw} syntax; run the full fit for the final "
-           "set)", "commands": [command, f"imbalance stats {file} --anchors fit/fitted.toml"],
-           "snippets": [{"framework": fw, "language": cfg["language"], "text": cfg["text"],
-                         "exact": bool(cfg.get("exact"))},
-                        {"framework": "imbalance", "language": "toml", "text": rep["toml"], "exact": True}]}
+    effect = {
+        "measured": True,
+        "method": "a short `imbalance anchors` fit (objective coverage) scored by the "
+        "preset's own matcher on the sample; before = the preset, after = the fitted anchors",
+        "images": int(b["images"]),
+        "boxes": int(b["boxes"]),
+        "sample_seed": SEED,
+        "iterations": int(res.iterations_done),
+        "stopped": res.stopped,
+        "budget_seconds": round(left, 3),
+        "seconds": round(time.perf_counter() - started, 3),
+        "metrics": metrics,
+        "verdict": rep["verdict"]["message"],
+        "verdict_level": rep["verdict"]["level"],
+    }
+    fix = {
+        "kind": "anchors",
+        "text": f"anchors fitted to the boxes ({fw} syntax; run the full fit for the final set)",
+        "commands": [command, f"imbalance stats {file} --anchors fit/fitted.toml"],
+        "snippets": [
+            {"framework": fw, "language": cfg["language"], "text": cfg["text"], "exact": bool(cfg.get("exact"))},
+            {"framework": "imbalance", "language": "toml", "text": rep["toml"], "exact": True},
+        ],
+    }
     return _item("anchors", "Anchors that cover the boxes", share, finding, fix, effect)
 
 
@@ -226,8 +294,10 @@ def _bigger(preset):
     r = preset.resize
     if r.fixed is not None or r.min_size is None or r.max_size is None:
         return None
-    return replace(preset, resize=replace(r, min_size=int(round(r.min_size * INPUT_SCALE)),
-                                          max_size=int(round(r.max_size * INPUT_SCALE))))
+    return replace(
+        preset,
+        resize=replace(r, min_size=int(round(r.min_size * INPUT_SCALE)), max_size=int(round(r.max_size * INPUT_SCALE))),
+    )
 
 
 def _small_uncovered(dataset: Dataset, preset, spec, key: str) -> tuple[float | None, int, float]:
@@ -247,11 +317,20 @@ def _input_size_item(a, dataset, sub, preset, spec, rules, rule, key, small, n, 
         skipped.append({"id": "input_size", "why": f"preset {preset.name!r} resizes to a fixed size"})
         return None
     share = small[key] / small["boxes"]
-    what = "have no anchor at IoU >= the positive threshold" if key == "below_positive_iou" else \
-        "get no positive anchor"
-    finding = _finding(rule, f"boxes_{key}", share, rules.get(rule, "threshold"), "§5.1",
-                       f"{small[key]:,} of {small['boxes']:,} small boxes ({100 * share:.1f}%) {what}",
-                       count=int(small[key]), boxes=int(small["boxes"]), group="small")
+    what = (
+        "have no anchor at IoU >= the positive threshold" if key == "below_positive_iou" else "get no positive anchor"
+    )
+    finding = _finding(
+        rule,
+        f"boxes_{key}",
+        share,
+        rules.get(rule, "threshold"),
+        "§5.1",
+        f"{small[key]:,} of {small['boxes']:,} small boxes ({100 * share:.1f}%) {what}",
+        count=int(small[key]),
+        boxes=int(small["boxes"]),
+        group="small",
+    )
     started = time.perf_counter()
     try:
         before, boxes, anchors_before = _small_uncovered(sub, preset, spec, key)
@@ -261,38 +340,61 @@ def _input_size_item(a, dataset, sub, preset, spec, rules, rule, key, small, n, 
         return None
     if isinstance(preset, YoloV5Preset):
         old, new = f"{preset.img_size}", f"{big.img_size}"
-        snippets = [{"framework": "ultralytics", "language": "shell", "exact": True,
-                     "text": f"python train.py --img {big.img_size}   # YOLOv5; Ultralytics: yolo train imgsz="
-                             f"{big.img_size}\n"}]
+        snippets = [
+            {
+                "framework": "ultralytics",
+                "language": "shell",
+                "exact": True,
+                "text": f"python train.py --img {big.img_size}   # YOLOv5; Ultralytics: yolo train imgsz="
+                f"{big.img_size}\n",
+            }
+        ]
         toml = None
     else:
         r0, r1 = preset.resize, big.resize
         old, new = f"{r0.min_size}/{r0.max_size}", f"{r1.min_size}/{r1.max_size}"
         snippets = _resize_snippets(preset, r1.min_size, r1.max_size)
         toml = f"[resize]\nmin_size = {r1.min_size}\nmax_size = {r1.max_size}\n"
-    metrics = [{"measure": f"boxes_{key}", "group": "small", "unit": "share of small boxes", "before": before,
-                "after": after},
-               {"measure": "anchors_per_image", "before": anchors_before, "after": anchors_after}]
-    effect = {"measured": True, "method": f"the preset's labelling of the sample at input {old} (before) and "
-              f"{new} (after, x{INPUT_SCALE:g})", "images": int(sub.num_images), "boxes": int(boxes),
-              "sample_seed": SEED, "seconds": round(time.perf_counter() - started, 3), "metrics": metrics}
-    fix = {"kind": "input_size", "text": f"a larger input: {old} -> {new} (costs anchors and compute per image)",
-           "commands": [f"imbalance stats {file} --anchors PRESET.toml   # the preset with [resize] as below"
-                        if toml else f"imbalance stats {file} --anchors PRESET.toml   # img_size = {new}"],
-           "snippets": snippets + ([{"framework": "imbalance", "language": "toml", "text": toml, "exact": True}]
-                                   if toml else [])}
+    metrics = [
+        {"measure": f"boxes_{key}", "group": "small", "unit": "share of small boxes", "before": before, "after": after},
+        {"measure": "anchors_per_image", "before": anchors_before, "after": anchors_after},
+    ]
+    effect = {
+        "measured": True,
+        "method": f"the preset's labelling of the sample at input {old} (before) and {new} (after, x{INPUT_SCALE:g})",
+        "images": int(sub.num_images),
+        "boxes": int(boxes),
+        "sample_seed": SEED,
+        "seconds": round(time.perf_counter() - started, 3),
+        "metrics": metrics,
+    }
+    fix = {
+        "kind": "input_size",
+        "text": f"a larger input: {old} -> {new} (costs anchors and compute per image)",
+        "commands": [
+            f"imbalance stats {file} --anchors PRESET.toml   # the preset with [resize] as below"
+            if toml
+            else f"imbalance stats {file} --anchors PRESET.toml   # img_size = {new}"
+        ],
+        "snippets": snippets
+        + ([{"framework": "imbalance", "language": "toml", "text": toml, "exact": True}] if toml else []),
+    }
     return _item("input_size", "A larger input for small boxes", small[key] / n, finding, fix, effect)
 
 
 def _resize_snippets(preset, lo: int, hi: int) -> list[dict]:
     rule = getattr(preset, "anchor_rule", "torchvision")
     text = {
-        "torchvision": ("python", f"retinanet_resnet50_fpn(..., min_size={lo}, max_size={hi})  # "
-                                  "GeneralizedRCNNTransform\n"),
-        "mmdet": ("python", f"dict(type='Resize', scale=({hi}, {lo}), keep_ratio=True)  # train and test "
-                            "pipelines\n"),
-        "detectron2": ("yaml", f"INPUT:\n  MIN_SIZE_TRAIN: ({lo},)\n  MAX_SIZE_TRAIN: {hi}\n  MIN_SIZE_TEST: {lo}\n"
-                               f"  MAX_SIZE_TEST: {hi}\n"),
+        "torchvision": (
+            "python",
+            f"retinanet_resnet50_fpn(..., min_size={lo}, max_size={hi})  # GeneralizedRCNNTransform\n",
+        ),
+        "mmdet": ("python", f"dict(type='Resize', scale=({hi}, {lo}), keep_ratio=True)  # train and test pipelines\n"),
+        "detectron2": (
+            "yaml",
+            f"INPUT:\n  MIN_SIZE_TRAIN: ({lo},)\n  MAX_SIZE_TRAIN: {hi}\n  MIN_SIZE_TEST: {lo}\n"
+            f"  MAX_SIZE_TEST: {hi}\n",
+        ),
     }
     lang, t = text.get(rule, text["torchvision"])
     return [{"framework": rule, "language": lang, "text": t, "exact": True}]
@@ -318,8 +420,15 @@ def sim_epochs(num_images: int) -> int:
     return int(min(100, max(EPOCHS, -(-SIM_SAMPLES // max(num_images, 1)))))
 
 
-def tail_per_batch(dataset: Dataset, tail: np.ndarray, sampler: str, threshold: float,
-                   batch_size: int = BATCH_SIZE, epochs: int = EPOCHS, seed: int = SEED) -> dict:
+def tail_per_batch(
+    dataset: Dataset,
+    tail: np.ndarray,
+    sampler: str,
+    threshold: float,
+    batch_size: int = BATCH_SIZE,
+    epochs: int = EPOCHS,
+    seed: int = SEED,
+) -> dict:
     """Tail-class instances per batch under ``sampler``: the stream of ``imbalance batches`` (same sampler code,
     seed and epochs). ``tail_instances_per_batch`` = tail instances drawn per sample x ``batch_size`` (a partial
     last batch does not dilute it), ``tail_share`` = tail instances / instances drawn, ``batches_with_tail`` =
@@ -336,10 +445,13 @@ def tail_per_batch(dataset: Dataset, tail: np.ndarray, sampler: str, threshold: 
     batches = -(-len(stream) // batch_size)
     per_batch = np.bincount(np.arange(len(stream)) // batch_size, weights=per_image[stream], minlength=batches)
     drawn = float(all_image[stream].sum())
-    return {"tail_instances_per_batch": float(per_image[stream].sum() / len(stream) * batch_size) if len(stream)
-            else None, "tail_share": float(per_image[stream].sum() / drawn) if drawn else None,
-            "batches_with_tail": float((per_batch > 0).mean()) if batches else None,
-            "samples_per_epoch": float(len(stream) / epochs), "batches": int(batches)}
+    return {
+        "tail_instances_per_batch": float(per_image[stream].sum() / len(stream) * batch_size) if len(stream) else None,
+        "tail_share": float(per_image[stream].sum() / drawn) if drawn else None,
+        "batches_with_tail": float((per_batch > 0).mean()) if batches else None,
+        "samples_per_epoch": float(len(stream) / epochs),
+        "batches": int(batches),
+    }
 
 
 def _class_items(report: dict, dataset: Dataset, preset, rules: Rules, checked: list, file: str) -> list[dict]:
@@ -348,10 +460,16 @@ def _class_items(report: dict, dataset: Dataset, preset, rules: Rules, checked: 
     if not _fired(rules, "imbalance_ratio", ratio, checked, strict=False):
         return []
     tv = float(m.get("tv_to_uniform") or 0.0)
-    finding = _finding("imbalance_ratio", "imbalance_ratio", float(ratio), rules.get("imbalance_ratio", "threshold"),
-                       "§4.2.1", f"the most frequent class has {ratio:,.1f}x the instances of the rarest "
-                       f"({m.get('classes_used')} used classes; TV distance to uniform {tv:.2f})",
-                       tv_to_uniform=tv)
+    finding = _finding(
+        "imbalance_ratio",
+        "imbalance_ratio",
+        float(ratio),
+        rules.get("imbalance_ratio", "threshold"),
+        "§4.2.1",
+        f"the most frequent class has {ratio:,.1f}x the instances of the rarest "
+        f"({m.get('classes_used')} used classes; TV distance to uniform {tv:.2f})",
+        tv_to_uniform=tv,
+    )
     items = []
     tail = tail_classes(dataset)
     if tail.any():
@@ -360,26 +478,48 @@ def _class_items(report: dict, dataset: Dataset, preset, rules: Rules, checked: 
         epochs = sim_epochs(dataset.num_images)
         before = tail_per_batch(dataset, tail, "uniform", t, epochs=epochs)
         after = tail_per_batch(dataset, tail, "repeat-factor", t, epochs=epochs)
-        metrics = [{"measure": k, "before": before[k], "after": after[k]}
-                   for k in ("tail_instances_per_batch", "tail_share", "batches_with_tail", "samples_per_epoch")]
+        metrics = [
+            {"measure": k, "before": before[k], "after": after[k]}
+            for k in ("tail_instances_per_batch", "tail_share", "batches_with_tail", "samples_per_epoch")
+        ]
         names = [str(x) for x in dataset.category_names[tail]]
-        effect = {"measured": True, "method": f"the batch simulation of `imbalance batches` (batch size {BATCH_SIZE}, "
-                  f"{epochs} epoch(s), seed {SEED}): uniform sampling (before) against repeat-factor sampling at "
-                  f"t = {t:.4g} (after)", "tail_classes": int(tail.sum()), "tail_class_names": names[:20],
-                  "epochs": epochs,
-                  "images": int(dataset.num_images), "seconds": round(time.perf_counter() - started, 3),
-                  "metrics": metrics}
-        fix = {"kind": "sampler", "text": f"repeat-factor sampling with threshold t = {t:.4g} (Gupta et al., LVIS, "
-               "CVPR 2019: image factor max over its classes of max(1, sqrt(t / f(c))))",
-               "commands": [f"imbalance batches {file} --sampler repeat-factor --repeat-threshold {t:.4g} "
-                            f"--batch-size {BATCH_SIZE} --epochs {epochs}",
-                            f"imbalance groups {file}   # repeat factors per class"],
-               "snippets": [
-                   {"framework": "detectron2", "language": "yaml", "exact": True,
-                    "text": f"DATALOADER:\n  SAMPLER_TRAIN: RepeatFactorTrainingSampler\n  REPEAT_THRESHOLD: {t:.4g}\n"},
-                   {"framework": "mmdet", "language": "python", "exact": True,
+        effect = {
+            "measured": True,
+            "method": f"the batch simulation of `imbalance batches` (batch size {BATCH_SIZE}, "
+            f"{epochs} epoch(s), seed {SEED}): uniform sampling (before) against repeat-factor sampling at "
+            f"t = {t:.4g} (after)",
+            "tail_classes": int(tail.sum()),
+            "tail_class_names": names[:20],
+            "epochs": epochs,
+            "images": int(dataset.num_images),
+            "seconds": round(time.perf_counter() - started, 3),
+            "metrics": metrics,
+        }
+        fix = {
+            "kind": "sampler",
+            "text": f"repeat-factor sampling with threshold t = {t:.4g} (Gupta et al., LVIS, "
+            "CVPR 2019: image factor max over its classes of max(1, sqrt(t / f(c))))",
+            "commands": [
+                f"imbalance batches {file} --sampler repeat-factor --repeat-threshold {t:.4g} "
+                f"--batch-size {BATCH_SIZE} --epochs {epochs}",
+                f"imbalance groups {file}   # repeat factors per class",
+            ],
+            "snippets": [
+                {
+                    "framework": "detectron2",
+                    "language": "yaml",
+                    "exact": True,
+                    "text": f"DATALOADER:\n  SAMPLER_TRAIN: RepeatFactorTrainingSampler\n  REPEAT_THRESHOLD: {t:.4g}\n",
+                },
+                {
+                    "framework": "mmdet",
+                    "language": "python",
+                    "exact": True,
                     "text": f"train_dataloader = dict(dataset=dict(type='ClassBalancedDataset', oversample_thr={t:.4g}, "
-                            "dataset=...))\n"}]}
+                    "dataset=...))\n",
+                },
+            ],
+        }
         items.append(_item("repeat_factor", "Repeat-factor sampling for the tail classes", tv, finding, fix, effect))
     name = CLASS_LOSS.get(getattr(preset, "name", ""), DEFAULT_CLASS_LOSS) if preset is not None else DEFAULT_CLASS_LOSS
     items.append(_loss_item("class_loss", "A long-tail loss", tv, finding, name, file, dataset.format == "yolo"))
@@ -397,11 +537,20 @@ def _loss_item(id_: str, title: str, size: float, finding: dict, name: str, file
         commands.insert(0, f"imbalance groups {file} --out groups/   # label2binlabel, pred_slice")
     images = "" if yolo else " --images IMAGES"  # a YOLO data.yaml lists its images
     commands.append(f"imbalance train --data {file}{images} --loss {e.name}   # the compact detector")
-    fix = {"kind": "loss", "text": f"loss {e.name}: {e.description}", "loss": e.name, "paper": e.citation,
-           "baseline": e.baseline, "baseline_paper": None if base is None else base.citation, "commands": commands,
-           "snippets": snippets}
-    effect = _not_measured("a loss changes how the detector trains; a statistics run cannot measure it",
-                           f"imbalance bench --losses {e.name}")
+    fix = {
+        "kind": "loss",
+        "text": f"loss {e.name}: {e.description}",
+        "loss": e.name,
+        "paper": e.citation,
+        "baseline": e.baseline,
+        "baseline_paper": None if base is None else base.citation,
+        "commands": commands,
+        "snippets": snippets,
+    }
+    effect = _not_measured(
+        "a loss changes how the detector trains; a statistics run cannot measure it",
+        f"imbalance bench --losses {e.name}",
+    )
     return _item(id_, title, size, finding, fix, effect)
 
 
@@ -414,16 +563,38 @@ def _foreground_items(report: dict, preset, rules: Rules, checked: list, file: s
     if not _fired(rules, "anchor_neg_pos_ratio", ratio, checked):
         return []
     thr = rules.get("anchor_neg_pos_ratio", "threshold")
-    finding = _finding("anchor_neg_pos_ratio", "background_per_foreground", ratio, thr, "§4.1",
-                       f"{ratio:,.0f} background anchors per foreground anchor under {getattr(preset, 'name', '')!r}")
+    finding = _finding(
+        "anchor_neg_pos_ratio",
+        "background_per_foreground",
+        ratio,
+        thr,
+        "§4.1",
+        f"{ratio:,.0f} background anchors per foreground anchor under {getattr(preset, 'name', '')!r}",
+    )
     size = 1.0 - thr / ratio if ratio > 0 else 0.0
-    return [_loss_item("foreground_loss", "A ranking-based loss for the foreground-background imbalance", size,
-                       finding, FOREGROUND_LOSS, file, yolo)]
+    return [
+        _loss_item(
+            "foreground_loss",
+            "A ranking-based loss for the foreground-background imbalance",
+            size,
+            finding,
+            FOREGROUND_LOSS,
+            file,
+            yolo,
+        )
+    ]
 
 
 # --------------------------------------------------------------------------------------------- entry point
-def advise(report: dict, dataset: Dataset, anchors: Any = None, rules: Rules | None = None,
-           budget: float = DEFAULT_BUDGET, rules_source: str | None = None, file: str | None = None) -> dict:
+def advise(
+    report: dict,
+    dataset: Dataset,
+    anchors: Any = None,
+    rules: Rules | None = None,
+    budget: float = DEFAULT_BUDGET,
+    rules_source: str | None = None,
+    file: str | None = None,
+) -> dict:
     """The report's ``advice`` section (see the module docstring).
 
     ``anchors`` is what the anchor pass ran (an :class:`AnchorSpec`, ``"yolov5"``, a YOLOv5 preset, a grid
@@ -445,5 +616,11 @@ def advise(report: dict, dataset: Dataset, anchors: Any = None, rules: Rules | N
         items += _foreground_items(report, preset, rules, checked, file, dataset.format == "yolo")
     items += _class_items(report, dataset, preset, rules, checked, file)
     items.sort(key=lambda i: (-i["size"], not i["effect"]["measured"]))
-    return {"rules": rules_source or "defaults", "budget_seconds": float(budget),
-            "seconds": round(time.perf_counter() - t0, 3), "items": items, "checked": checked, "skipped": skipped}
+    return {
+        "rules": rules_source or "defaults",
+        "budget_seconds": float(budget),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "items": items,
+        "checked": checked,
+        "skipped": skipped,
+    }

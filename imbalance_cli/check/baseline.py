@@ -124,9 +124,14 @@ def _cross_checked(b: Baseline, path) -> Baseline:
                 if not math.isfinite(e):
                     raise InputError(f"field '{field}.edges[{j}]': expected a finite number, got {e}", path=path)
                 if j and e <= h.edges[j - 1]:
-                    raise InputError(f"field '{field}.edges[{j}]': edges must increase strictly, got "
-                                     f"{h.edges[j - 1]!r} then {e!r}", path=path)
+                    raise InputError(
+                        f"field '{field}.edges[{j}]': edges must increase strictly, got {h.edges[j - 1]!r} then {e!r}",
+                        path=path,
+                    )
             if len(h.counts) != len(h.edges) - 1:
-                raise InputError(f"field '{field}.counts': {len(h.counts)} counts for {len(h.edges)} edges "
-                                 f"(one count per bin expected)", path=path)
+                raise InputError(
+                    f"field '{field}.counts': {len(h.counts)} counts for {len(h.edges)} edges "
+                    f"(one count per bin expected)",
+                    path=path,
+                )
     return b

@@ -98,14 +98,25 @@ class CheckResult:
 
     def to_dict(self) -> dict:
         """The ``imbalance.check/1`` report."""
-        return {"schema": SCHEMA, "path": self.path, "passed": self.passed, "fail_on": self.fail_on,
-                "counts": self.counts(), "summary": self.summary, "rules_run": self.rules_run,
-                "findings": [f.to_dict() for f in self.findings]}
+        return {
+            "schema": SCHEMA,
+            "path": self.path,
+            "passed": self.passed,
+            "fail_on": self.fail_on,
+            "counts": self.counts(),
+            "summary": self.summary,
+            "rules_run": self.rules_run,
+            "findings": [f.to_dict() for f in self.findings],
+        }
 
 
 def many_to_dict(results: list[CheckResult]) -> dict:
     """One report for one file, or ``{"schema", "passed", "fail_on", "files": [reports]}`` for several."""
     if len(results) == 1:
         return results[0].to_dict()
-    return {"schema": SCHEMA, "passed": all(r.passed for r in results), "fail_on": results[0].fail_on,
-            "files": [r.to_dict() for r in results]}
+    return {
+        "schema": SCHEMA,
+        "passed": all(r.passed for r in results),
+        "fail_on": results[0].fail_on,
+        "files": [r.to_dict() for r in results],
+    }

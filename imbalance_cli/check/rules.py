@@ -97,9 +97,22 @@ DEFAULT_RULES: dict[str, dict] = {
     "label_class_exceeds_nc": {"severity": "error"},
 }
 RULE_GROUPS = {
-    "structure": ("missing_field", "duplicate_id", "undefined_image", "undefined_category", "invalid_image", "invalid_box"),
-    "distribution": ("few_instances", "imbalance_ratio", "size_outlier", "skewed_distribution", "unused_class",
-                     "images_without_boxes"),
+    "structure": (
+        "missing_field",
+        "duplicate_id",
+        "undefined_image",
+        "undefined_category",
+        "invalid_image",
+        "invalid_box",
+    ),
+    "distribution": (
+        "few_instances",
+        "imbalance_ratio",
+        "size_outlier",
+        "skewed_distribution",
+        "unused_class",
+        "images_without_boxes",
+    ),
     "anchors": ("anchor_no_positive", "anchor_below_positive_iou", "anchor_neg_pos_ratio"),
     "drift": ("drift_class_tv", "drift_scale_wasserstein", "drift_new_class", "drift_missing_class"),
     "labels": ("corrupt_image", "corrupt_label", "missing_label", "duplicate_label", "label_class_exceeds_nc"),
@@ -133,8 +146,12 @@ SETTING_SCHEMA: dict[str, dict[str, tuple]] = {
     "few_instances": {"threshold": ("count", 0, None)},
     "imbalance_ratio": {"threshold": ("number", 0.0, None)},
     "size_outlier": {"sigma": ("number", 0.0, None)},
-    "skewed_distribution": {"dominance": ("share", 0.0, 1.0), "top_bins": ("share", 0.0, 1.0),
-                            "bins": ("bins", 1, 1000), "min_instances": ("count", 0, None)},
+    "skewed_distribution": {
+        "dominance": ("share", 0.0, 1.0),
+        "top_bins": ("share", 0.0, 1.0),
+        "bins": ("bins", 1, 1000),
+        "min_instances": ("count", 0, None),
+    },
     "images_without_boxes": {"max_share": ("share", 0.0, 1.0)},
     "anchor_no_positive": {"threshold": ("share", 0.0, 1.0)},
     "anchor_neg_pos_ratio": {"threshold": ("number", 0.0, None)},
@@ -148,6 +165,7 @@ _MAX_COUNT = 2**53
 
 def _setting(field: str, value, kind: str, low, high, path):
     """``value`` checked against its schema entry; an :class:`InputError` naming the file and the field otherwise."""
+
     def refuse(expected: str):
         raise InputError(f"field '{field}': expected {expected}, got {_toml_repr(value)}", path=path)
 
@@ -189,8 +207,9 @@ def load_rules(path: str | os.PathLike | None = None, fail_on: str | None = None
             raise InputError(f"unknown top-level key(s) {sorted(unknown)}; expected fail_on, anchors, rules", path=p)
         if "fail_on" in data:
             if data["fail_on"] not in ("error", "warning"):
-                raise InputError(f"field 'fail_on': expected \"error\" or \"warning\", got {_toml_repr(data['fail_on'])}",
-                                 path=p)
+                raise InputError(
+                    f'field \'fail_on\': expected "error" or "warning", got {_toml_repr(data["fail_on"])}', path=p
+                )
             r.fail_on = data["fail_on"]
         a = data.get("anchors", {})
         if not isinstance(a, dict):
@@ -217,12 +236,16 @@ def load_rules(path: str | os.PathLike | None = None, fail_on: str | None = None
                 raise InputError(f"field 'rules.{name}': expected a table, got {_toml_repr(settings)}", path=p)
             for key, value in settings.items():
                 if key not in DEFAULT_RULES[name]:
-                    raise InputError(f"rule '{name}' has no setting '{key}' (settings: "
-                                     f"{', '.join(DEFAULT_RULES[name])})", path=p)
+                    raise InputError(
+                        f"rule '{name}' has no setting '{key}' (settings: {', '.join(DEFAULT_RULES[name])})", path=p
+                    )
                 if key == "severity":
                     if value not in (*SEVERITIES, "off"):
-                        raise InputError(f"field 'rules.{name}.severity': expected error, warning, info or off, "
-                                         f"got {_toml_repr(value)}", path=p)
+                        raise InputError(
+                            f"field 'rules.{name}.severity': expected error, warning, info or off, "
+                            f"got {_toml_repr(value)}",
+                            path=p,
+                        )
                 else:
                     _setting(f"rules.{name}.{key}", value, *SETTING_SCHEMA[name][key], p)
                 r.rules[name][key] = value
@@ -237,16 +260,19 @@ def load_rules(path: str | os.PathLike | None = None, fail_on: str | None = None
     if r.anchors is not None:
         _check_anchor_settings(r, p if anchors is None else None)
     elif r.anchor_options:
-        raise InputError(f"[anchors] sets {', '.join(sorted(r.anchor_options))} but no anchor preset is given "
-                         "(set [anchors] preset or --anchors)", path=p)
+        raise InputError(
+            f"[anchors] sets {', '.join(sorted(r.anchor_options))} but no anchor preset is given "
+            "(set [anchors] preset or --anchors)",
+            path=p,
+        )
     return r
 
 
 def _check_anchor_settings(r: Rules, path) -> None:
     """The anchor preset and its [anchors] settings resolved once, before any data is read (torch is not loaded);
     errors name the rules file ``path`` when the preset came from it."""
-    from imbalance_cli.anchors.presets import get_preset
     from imbalance_cli.anchors.kinds import resolve as resolve_yolov5
+    from imbalance_cli.anchors.presets import get_preset
     from imbalance_cli.specs import resolve_semantics
 
     opts = r.anchor_options
@@ -255,14 +281,18 @@ def _check_anchor_settings(r: Rules, path) -> None:
         if yolo is not None:  # YOLOv5's build_targets: no IoU matcher, no thresholds
             given = sorted(k for k in ("pos_iou", "neg_iou") if opts.get(k) is not None)
             if given or str(opts.get("matcher") or "auto").lower() not in ("auto", "yolov5"):
-                raise InputError(f"{', '.join(given) or 'matcher'} does not apply to the yolov5 preset (it assigns "
-                                 "by YOLOv5's width/height ratio test)")
+                raise InputError(
+                    f"{', '.join(given) or 'matcher'} does not apply to the yolov5 preset (it assigns "
+                    "by YOLOv5's width/height ratio test)"
+                )
             return
         preset = get_preset(r.anchors, pos_iou=opts.get("pos_iou"), neg_iou=opts.get("neg_iou"))
         if opts.get("matcher") is not None:
             if preset.assigner != "max_iou" and str(opts["matcher"]).lower() != "auto":
-                raise InputError(f"matcher {opts['matcher']!r} does not apply to preset {preset.name!r} (it assigns "
-                                 f"with {preset.assigner})")
+                raise InputError(
+                    f"matcher {opts['matcher']!r} does not apply to preset {preset.name!r} (it assigns "
+                    f"with {preset.assigner})"
+                )
             resolve_semantics(opts["matcher"], preset)
     except InputError as e:
         if path is None:  # the preset came from --anchors
@@ -304,11 +334,13 @@ def _class(dataset, row: int) -> dict:
 
 
 # --------------------------------------------------------------------------------------- structure
-_NOUNS = {"missing_field": "record(s) with missing or malformed required fields",
-          "duplicate_id": "record(s) with a duplicate id",
-          "undefined_image": "annotation(s) with an undefined image_id",
-          "undefined_category": "annotation(s) with an undefined category_id",
-          "invalid_image": "image(s) whose width or height is not a finite number from 1 to 1,000,000 pixels"}
+_NOUNS = {
+    "missing_field": "record(s) with missing or malformed required fields",
+    "duplicate_id": "record(s) with a duplicate id",
+    "undefined_image": "annotation(s) with an undefined image_id",
+    "undefined_category": "annotation(s) with an undefined category_id",
+    "invalid_image": "image(s) whose width or height is not a finite number from 1 to 1,000,000 pixels",
+}
 
 
 def structure_findings(problems: list[Problem], rules: Rules) -> list[Finding]:
@@ -322,9 +354,17 @@ def structure_findings(problems: list[Problem], rules: Rules) -> list[Finding]:
         for pr in prs:
             if pr.image_id is not None and pr.image_id not in images:
                 images[pr.image_id] = pr.file_name or ""
-        _emit(out, rules, rule, f"{len(prs)} {_NOUNS[rule]}", value=len(prs),
-              annotation_ids=[pr.annotation_id for pr in prs if pr.annotation_id is not None],
-              image_ids=list(images), file_names=list(images.values()), records=[pr.describe() for pr in prs])
+        _emit(
+            out,
+            rules,
+            rule,
+            f"{len(prs)} {_NOUNS[rule]}",
+            value=len(prs),
+            annotation_ids=[pr.annotation_id for pr in prs if pr.annotation_id is not None],
+            image_ids=list(images),
+            file_names=list(images.values()),
+            records=[pr.describe() for pr in prs],
+        )
     return out
 
 
@@ -345,8 +385,15 @@ def distribution_findings(dataset, rules: Rules) -> list[Finding]:
         idx = np.flatnonzero(reason == k)
         share = len(idx) / n_box
         if len(idx) and share > rules.get("invalid_box", "max_share"):
-            _emit(out, rules, "invalid_box", f"{len(idx)} invalid box(es) ({name.replace('_', ' ')})", value=len(idx),
-                  threshold=rules.get("invalid_box", "max_share"), **_involved(dataset, boxes=idx))
+            _emit(
+                out,
+                rules,
+                "invalid_box",
+                f"{len(idx)} invalid box(es) ({name.replace('_', ' ')})",
+                value=len(idx),
+                threshold=rules.get("invalid_box", "max_share"),
+                **_involved(dataset, boxes=idx),
+            )
 
     valid = dataset.valid_mask()
     valid_idx = np.flatnonzero(valid)
@@ -362,18 +409,42 @@ def distribution_findings(dataset, rules: Rules) -> list[Finding]:
 
     thr = rules.get("few_instances", "threshold")
     for i in np.flatnonzero(used & (inst <= thr)):
-        _emit(out, rules, "few_instances", f"class '{names[i]}' has only {inst[i]} instance(s)",
-              value=int(inst[i]), threshold=thr, **_class(dataset, i), **_involved(dataset, boxes=boxes_of(i)))
+        _emit(
+            out,
+            rules,
+            "few_instances",
+            f"class '{names[i]}' has only {inst[i]} instance(s)",
+            value=int(inst[i]),
+            threshold=thr,
+            **_class(dataset, i),
+            **_involved(dataset, boxes=boxes_of(i)),
+        )
     for i in np.flatnonzero(~used):
-        _emit(out, rules, "unused_class", f"class '{names[i]}' is defined but has no valid box", value=0,
-              **_class(dataset, i))
+        _emit(
+            out,
+            rules,
+            "unused_class",
+            f"class '{names[i]}' is defined but has no valid box",
+            value=0,
+            **_class(dataset, i),
+        )
     if used.sum() >= 1:
         ratio = float(inst[used].max() / inst[used].min())
         thr = rules.get("imbalance_ratio", "threshold")
         if ratio >= thr:
-            hi, lo = int(np.argmax(np.where(used, inst, -1))), int(np.argmin(np.where(used, inst, np.iinfo(np.int64).max)))
-            _emit(out, rules, "imbalance_ratio", f"imbalance ratio {ratio:.1f} (max '{names[hi]}': {inst[hi]}, "
-                  f"min '{names[lo]}': {inst[lo]}) >= {thr:g}", value=ratio, threshold=thr)
+            hi, lo = (
+                int(np.argmax(np.where(used, inst, -1))),
+                int(np.argmin(np.where(used, inst, np.iinfo(np.int64).max))),
+            )
+            _emit(
+                out,
+                rules,
+                "imbalance_ratio",
+                f"imbalance ratio {ratio:.1f} (max '{names[hi]}': {inst[hi]}, "
+                f"min '{names[lo]}': {inst[lo]}) >= {thr:g}",
+                value=ratio,
+                threshold=thr,
+            )
 
     n_img = dataset.num_images
     if n_img:
@@ -383,8 +454,15 @@ def distribution_findings(dataset, rules: Rules) -> list[Finding]:
         share = empty / n_img
         thr = rules.get("images_without_boxes", "max_share")
         if empty and share > thr:
-            _emit(out, rules, "images_without_boxes", f"{empty} of {n_img} images ({share:.1%}) have no valid box",
-                  value=share, threshold=thr, **_involved(dataset, images=np.flatnonzero(~has)))
+            _emit(
+                out,
+                rules,
+                "images_without_boxes",
+                f"{empty} of {n_img} images ({share:.1%}) have no valid box",
+                value=share,
+                threshold=thr,
+                **_involved(dataset, images=np.flatnonzero(~has)),
+            )
 
     # per-class attribute outliers and skew (width, height, area of valid boxes)
     attrs = _box_attributes(dataset, valid)
@@ -403,16 +481,30 @@ def distribution_findings(dataset, rules: Rules) -> list[Finding]:
                 far = np.abs(v - mean) > sigma * std
                 n_out = int(far.sum())
                 if n_out:
-                    _emit(out, rules, "size_outlier", f"class '{names[c]}': {n_out} box(es) with {attr} beyond "
-                          f"{sigma:g} sigma of the class mean ({mean:.4g} +- {std:.4g})", value=n_out, threshold=sigma,
-                          **_class(dataset, c), **_involved(dataset, boxes=valid_idx[sel[far]]))
+                    _emit(
+                        out,
+                        rules,
+                        "size_outlier",
+                        f"class '{names[c]}': {n_out} box(es) with {attr} beyond "
+                        f"{sigma:g} sigma of the class mean ({mean:.4g} +- {std:.4g})",
+                        value=n_out,
+                        threshold=sigma,
+                        **_class(dataset, c),
+                        **_involved(dataset, boxes=valid_idx[sel[far]]),
+                    )
             if len(sel) >= sk["min_instances"] and v.max() > v.min():
                 hist, _ = np.histogram(v, bins=bins)
                 mass = float(np.sort(hist)[::-1][:top].sum() / len(v))
                 if mass >= sk["dominance"]:
-                    _emit(out, rules, "skewed_distribution", f"class '{names[c]}': {mass:.0%} of its {attr} "
-                          f"distribution in the top {top} of {bins} bins", value=mass, threshold=sk["dominance"],
-                          **_class(dataset, c))
+                    _emit(
+                        out,
+                        rules,
+                        "skewed_distribution",
+                        f"class '{names[c]}': {mass:.0%} of its {attr} distribution in the top {top} of {bins} bins",
+                        value=mass,
+                        threshold=sk["dominance"],
+                        **_class(dataset, c),
+                    )
     return out
 
 
@@ -428,26 +520,51 @@ def anchor_findings(dataset, rules: Rules) -> list[Finding]:
         share = a["boxes_without_positive"] / a["boxes"]
         thr = rules.get("anchor_no_positive", "threshold")
         below = a.get("boxes_below_positive_iou")
-        other = "" if below is None else (f"; {below} ({below / a['boxes']:.2%}) have no anchor at IoU >= "
-                                          f"{a['pos_iou']:g} (positives only through low-quality matches)")
+        other = (
+            ""
+            if below is None
+            else (
+                f"; {below} ({below / a['boxes']:.2%}) have no anchor at IoU >= "
+                f"{a['pos_iou']:g} (positives only through low-quality matches)"
+            )
+        )
         if share > thr:
             rows = a.get("box_without_positive")
-            _emit(out, rules, "anchor_no_positive", f"{a['boxes_without_positive']} of {a['boxes']} boxes ({share:.2%}) "
-                  f"have no positive anchor under '{rules.anchors}' (low-quality matches counted){other}",
-                  value=share, threshold=thr, **(_involved(dataset, boxes=np.sort(rows)) if rows is not None else {}))
+            _emit(
+                out,
+                rules,
+                "anchor_no_positive",
+                f"{a['boxes_without_positive']} of {a['boxes']} boxes ({share:.2%}) "
+                f"have no positive anchor under '{rules.anchors}' (low-quality matches counted){other}",
+                value=share,
+                threshold=thr,
+                **(_involved(dataset, boxes=np.sort(rows)) if rows is not None else {}),
+            )
         if below is not None and below / a["boxes"] > rules.get("anchor_below_positive_iou", "threshold"):
             rows = a.get("box_below_positive_iou")
-            _emit(out, rules, "anchor_below_positive_iou", f"{below} of {a['boxes']} boxes ({below / a['boxes']:.2%}) "
-                  f"have no anchor at IoU >= {a['pos_iou']:g} under '{rules.anchors}': positives only through "
-                  f"low-quality matches ({a['boxes_without_positive']} without any positive)",
-                  value=below / a["boxes"], threshold=rules.get("anchor_below_positive_iou", "threshold"),
-                  **_involved(dataset, boxes=np.sort(rows)))
+            _emit(
+                out,
+                rules,
+                "anchor_below_positive_iou",
+                f"{below} of {a['boxes']} boxes ({below / a['boxes']:.2%}) "
+                f"have no anchor at IoU >= {a['pos_iou']:g} under '{rules.anchors}': positives only through "
+                f"low-quality matches ({a['boxes_without_positive']} without any positive)",
+                value=below / a["boxes"],
+                threshold=rules.get("anchor_below_positive_iou", "threshold"),
+                **_involved(dataset, boxes=np.sort(rows)),
+            )
     fg, bg = float(a["foreground_total"]), float(a["background_total"])
     thr = rules.get("anchor_neg_pos_ratio", "threshold")
     ratio = math.inf if fg == 0 else bg / fg
     if ratio > thr:
-        _emit(out, rules, "anchor_neg_pos_ratio", f"background:foreground anchors {ratio:.1f}:1 under "
-              f"'{rules.anchors}' exceeds {thr:g}:1", value=ratio if math.isfinite(ratio) else None, threshold=thr)
+        _emit(
+            out,
+            rules,
+            "anchor_neg_pos_ratio",
+            f"background:foreground anchors {ratio:.1f}:1 under '{rules.anchors}' exceeds {thr:g}:1",
+            value=ratio if math.isfinite(ratio) else None,
+            threshold=thr,
+        )
     return out
 
 
@@ -479,8 +596,15 @@ def label_findings(dataset, rules: Rules) -> list[Finding]:
         if not entries:
             continue
         trainer = info.get("trainer", "the trainer")
-        _emit(out, rules, rule, f"{len(entries):,} {what} ({trainer}'s rules)", value=len(entries),
-              records=list(entries), locations=[_location(e) for e in entries])
+        _emit(
+            out,
+            rules,
+            rule,
+            f"{len(entries):,} {what} ({trainer}'s rules)",
+            value=len(entries),
+            records=list(entries),
+            locations=[_location(e) for e in entries],
+        )
     return out
 
 
@@ -511,19 +635,39 @@ def drift_findings(dataset, baseline, rules: Rules) -> list[Finding]:
     tv = tv_distance(cur, base)
     thr = rules.get("drift_class_tv", "threshold")
     if tv is not None and tv > thr:
-        _emit(out, rules, "drift_class_tv", f"class distribution drifted from the baseline: TV distance {tv:.3f} > "
-              f"{thr:g} ({by})", value=tv, threshold=thr)
+        _emit(
+            out,
+            rules,
+            "drift_class_tv",
+            f"class distribution drifted from the baseline: TV distance {tv:.3f} > {thr:g} ({by})",
+            value=tv,
+            threshold=thr,
+        )
     for i in np.flatnonzero((cur > 0) & (base == 0)):
         row = int(pairing["index_a"][i])
         cid, name = int(dataset.category_ids[row]), pairing["names"][i]
         boxes = np.flatnonzero(valid & (dataset.box_category == row))
-        _emit(out, rules, "drift_new_class", f"class '{name}' is used but not in the baseline ({by})",
-              category_id=cid, category=name, value=int(cur[i]), **_involved(dataset, boxes=boxes))
+        _emit(
+            out,
+            rules,
+            "drift_new_class",
+            f"class '{name}' is used but not in the baseline ({by})",
+            category_id=cid,
+            category=name,
+            value=int(cur[i]),
+            **_involved(dataset, boxes=boxes),
+        )
     for i in np.flatnonzero((cur == 0) & (base > 0)):
         cid, name = int(pairing["ids_b"][i]), pairing["names"][i]
-        _emit(out, rules, "drift_missing_class", f"class '{name}' is in the baseline "
-              f"({int(base[i])} instances) but not used here ({by})", category_id=cid, category=name,
-              value=int(base[i]))
+        _emit(
+            out,
+            rules,
+            "drift_missing_class",
+            f"class '{name}' is in the baseline ({int(base[i])} instances) but not used here ({by})",
+            category_id=cid,
+            category=name,
+            value=int(base[i]),
+        )
     sizes = relative_sizes(dataset, valid)  # relative sizes: valid with or without image sizes
     thr = rules.get("drift_scale_wasserstein", "threshold")
     for key in ("relative_width", "relative_height", "relative_area"):
@@ -533,15 +677,26 @@ def drift_findings(dataset, baseline, rules: Rules) -> list[Finding]:
         edges = np.asarray(h.edges, dtype=np.float64)
         w = wasserstein_hist(histogram(sizes[key], edges), np.asarray(h.counts, dtype=np.float64), edges)
         if w is not None and w > thr:
-            _emit(out, rules, "drift_scale_wasserstein", f"{key.replace('_', ' ')} distribution drifted: "
-                  f"Wasserstein distance {w:.4f} > {thr:g}", value=w, threshold=thr)
+            _emit(
+                out,
+                rules,
+                "drift_scale_wasserstein",
+                f"{key.replace('_', ' ')} distribution drifted: Wasserstein distance {w:.4f} > {thr:g}",
+                value=w,
+                threshold=thr,
+            )
     return out
 
 
 # --------------------------------------------------------------------------------------- run
-def run_check(path: str | os.PathLike, rules: Rules | None = None, baseline: dict | None = None,
-              format: str | None = None, split: str | None = None,
-              yolo_version: int | None = None) -> CheckResult:
+def run_check(
+    path: str | os.PathLike,
+    rules: Rules | None = None,
+    baseline: dict | None = None,
+    format: str | None = None,
+    split: str | None = None,
+    yolo_version: int | None = None,
+) -> CheckResult:
     """Run every enabled rule on the file at ``path`` (plus anchors/drift rules when configured).
 
     ``format`` is the annotation format (coco, lvis, objects365, openimages, voc, yolo; detected when None);
@@ -554,9 +709,14 @@ def run_check(path: str | os.PathLike, rules: Rules | None = None, baseline: dic
     return results[0]
 
 
-def run_check_splits(path: str | os.PathLike, rules: Rules | None = None, baseline: dict | None = None,
-                     format: str | None = None, split: str | None = None,
-                     yolo_version: int | None = None) -> list[CheckResult]:
+def run_check_splits(
+    path: str | os.PathLike,
+    rules: Rules | None = None,
+    baseline: dict | None = None,
+    format: str | None = None,
+    split: str | None = None,
+    yolo_version: int | None = None,
+) -> list[CheckResult]:
     """:func:`run_check` of split ``split``, or of every split of a multi-split data.yaml in turn (one result
     each, named ``file[split]``), never of the splits merged; one result for a file without splits."""
     rules = rules or Rules()
@@ -585,8 +745,14 @@ def _check_dataset(dataset, problems, rules: Rules, baseline: dict | None, path)
         run += list(RULE_GROUPS["drift"])
     run = [r for r in run if rules.severity(r) != "off"]
     findings.sort(key=lambda f: (-LEVEL[f.severity], run.index(f.rule) if f.rule in run else 99))
-    summary = {"format": dataset.format, "images": dataset.num_images, "annotations": dataset.num_boxes,
-               "categories": dataset.num_categories, "anchors": rules.anchors, "baseline": baseline is not None}
+    summary = {
+        "format": dataset.format,
+        "images": dataset.num_images,
+        "annotations": dataset.num_boxes,
+        "categories": dataset.num_categories,
+        "anchors": rules.anchors,
+        "baseline": baseline is not None,
+    }
     if baseline is not None:
         summary["classes_paired_by"] = baseline_pairing(dataset, baseline)["by"]
     if dataset.format == "yolo":

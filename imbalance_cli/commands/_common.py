@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import sys
 import warnings
-from pathlib import Path
 from enum import Enum
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import typer
@@ -34,7 +34,9 @@ def handle_errors(fn: Callable) -> Callable:
 
 
 def _in_session(fn: Callable, args: tuple, kwargs: dict) -> Any:
-    with dist.command_session(kwargs, getattr(fn, "rank_zero_outputs", dist.OUTPUT_ARGUMENTS)) as kwargs:  # under torchrun: process group, rank 0 alone outputs
+    with dist.command_session(
+        kwargs, getattr(fn, "rank_zero_outputs", dist.OUTPUT_ARGUMENTS)
+    ) as kwargs:  # under torchrun: process group, rank 0 alone outputs
         return _run(fn, args, kwargs)
 
 
@@ -89,9 +91,15 @@ def flag(*names: str, help: str) -> Any:
 
 def out_option(writes: str) -> Any:
     """The ``-o/--out DIR`` option every command shares: a directory, swapped in whole (see the README)."""
-    return typer.Option(None, "--out", "-o", help=f"Write {writes} into this directory (created if needed; the "
-                        "whole directory is replaced at once, files of yours in it are kept).",
-                        metavar="DIR", show_default=False)
+    return typer.Option(
+        None,
+        "--out",
+        "-o",
+        help=f"Write {writes} into this directory (created if needed; the "
+        "whole directory is replaced at once, files of yours in it are kept).",
+        metavar="DIR",
+        show_default=False,
+    )
 
 
 def check_out(out: Path | None, *inputs: Path, own: Iterable[str] | None = None) -> None:

@@ -10,15 +10,22 @@ import typer
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.splits import TRAIN_SPLIT, select_split
 
-SPLIT_HELP = ("Split of a multi-split YOLO data.yaml (train, val, test, ...). Default: {default}.")
+SPLIT_HELP = "Split of a multi-split YOLO data.yaml (train, val, test, ...). Default: {default}."
 
-SplitOpt = Annotated[Optional[str], typer.Option(
-    "--split", metavar="NAME", show_default=False,
-    help=SPLIT_HELP.format(default="'train', the split a detector trains on (said on stderr)"))]
+SplitOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--split",
+        metavar="NAME",
+        show_default=False,
+        help=SPLIT_HELP.format(default="'train', the split a detector trains on (said on stderr)"),
+    ),
+]
 
 
-def pick_split(dataset: Dataset, split: str | None, *, quiet: bool = False, default: str | None = TRAIN_SPLIT
-               ) -> Dataset:
+def pick_split(
+    dataset: Dataset, split: str | None, *, quiet: bool = False, default: str | None = TRAIN_SPLIT
+) -> Dataset:
     """The split the command works on (:func:`imbalance_cli.data.splits.select_split`); the default choice is
     said on stderr unless ``quiet``."""
     note = None if quiet else (lambda text: typer.echo(text, err=True))
@@ -38,6 +45,9 @@ def names_hint(dataset: Dataset, quiet: bool = False) -> None:
         return
     if dataset.info.get("splits"):  # a data.yaml names its classes itself (its `names` may be indices on purpose)
         return
-    typer.echo(f"note: the classes of {dataset.path} are shown as their label indices 0..{len(names) - 1}: pass "
-               "--classes names.txt (one name per line, line k naming class k) or put a classes.txt beside the "
-               "label files", err=True)
+    typer.echo(
+        f"note: the classes of {dataset.path} are shown as their label indices 0..{len(names) - 1}: pass "
+        "--classes names.txt (one name per line, line k naming class k) or put a classes.txt beside the "
+        "label files",
+        err=True,
+    )

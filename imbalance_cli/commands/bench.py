@@ -8,7 +8,11 @@ from typing import Optional
 import typer
 
 from imbalance_cli.commands._common import (
-    choice_metavar, choice_parser, echo_json, handle_errors, set_quiet,
+    choice_metavar,
+    choice_parser,
+    echo_json,
+    handle_errors,
+    set_quiet,
 )
 from imbalance_cli.commands.train import SYNTHETIC_DEFAULTS, refuse_data_options
 from imbalance_cli.data._io import read_json
@@ -22,8 +26,19 @@ from imbalance_cli.values import is_number
 
 DEFAULT_LOSSES = "ecm,ecm-focal,bags,rs,eqlv2,seesaw"
 
-_REUSE_KEYS = ("loss", "box_loss", "sampler", "data", "epochs", "batch_size", "lr", "seed", "train_images",
-               "val_images", "anchors")
+_REUSE_KEYS = (
+    "loss",
+    "box_loss",
+    "sampler",
+    "data",
+    "epochs",
+    "batch_size",
+    "lr",
+    "seed",
+    "train_images",
+    "val_images",
+    "anchors",
+)
 
 
 def plan(names: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -41,27 +56,52 @@ def plan(names: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 def bench(
-    losses: str = typer.Option(DEFAULT_LOSSES, "--losses", help="Comma-separated --loss names; each is trained "
-                               "together with the baseline its paper compares against (registry 'baseline': ECM "
-                               "sigmoid vs sigmoid CE, ECM one-stage vs focal, BAGS vs softmax CE, RS vs focal, "
-                               "EQLv2 vs sigmoid CE, Seesaw vs softmax CE)."),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds per loss (0, 1, ...); every loss and its baseline see the "
-                              "same seeds."),
+    losses: str = typer.Option(
+        DEFAULT_LOSSES,
+        "--losses",
+        help="Comma-separated --loss names; each is trained "
+        "together with the baseline its paper compares against (registry 'baseline': ECM "
+        "sigmoid vs sigmoid CE, ECM one-stage vs focal, BAGS vs softmax CE, RS vs focal, "
+        "EQLv2 vs sigmoid CE, Seesaw vs softmax CE).",
+    ),
+    seeds: int = typer.Option(
+        3, "--seeds", help="Seeds per loss (0, 1, ...); every loss and its baseline see the same seeds."
+    ),
     epochs: int = typer.Option(10, "--epochs", help="Training epochs of every run."),
-    box_loss: Optional[BoxLossName] = typer.Option(None, "--box-loss", parser=choice_parser(BoxLossName, "--box-loss"), metavar=choice_metavar(BoxLossName), help="Box loss of every run that takes one "
-                                                   "(default: giou).", show_default=False),
-    sampler: SamplerName = typer.Option("none", "--sampler", parser=choice_parser(SamplerName, "--sampler"), metavar=choice_metavar(SamplerName), help="Sampler of every run."),
+    box_loss: Optional[BoxLossName] = typer.Option(
+        None,
+        "--box-loss",
+        parser=choice_parser(BoxLossName, "--box-loss"),
+        metavar=choice_metavar(BoxLossName),
+        help="Box loss of every run that takes one (default: giou).",
+        show_default=False,
+    ),
+    sampler: SamplerName = typer.Option(
+        "none",
+        "--sampler",
+        parser=choice_parser(SamplerName, "--sampler"),
+        metavar=choice_metavar(SamplerName),
+        help="Sampler of every run.",
+    ),
     data: str = typer.Option("synthetic-lt", "--data", help="synthetic-lt or an annotation file."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --data FILE.", show_default=False),
-    anchors: Optional[str] = typer.Option(None, "--anchors", help="Anchor preset (see `imbalance train --help`).",
-                                          show_default=False),
+    anchors: Optional[str] = typer.Option(
+        None, "--anchors", help="Anchor preset (see `imbalance train --help`).", show_default=False
+    ),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per iteration."),
     lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate."),
-    train_images: int = typer.Option(SYNTHETIC_DEFAULTS["train_images"], "--train-images", help="synthetic-lt training images."),
-    val_images: int = typer.Option(SYNTHETIC_DEFAULTS["val_images"], "--val-images", help="synthetic-lt held-out images."),
+    train_images: int = typer.Option(
+        SYNTHETIC_DEFAULTS["train_images"], "--train-images", help="synthetic-lt training images."
+    ),
+    val_images: int = typer.Option(
+        SYNTHETIC_DEFAULTS["val_images"], "--val-images", help="synthetic-lt held-out images."
+    ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-    out: Path = typer.Option(Path("runs/bench"), "--out", help="Output folder: one sub-folder per run, bench.json, "
-                             "bench.csv, bench.md, bench.png."),
+    out: Path = typer.Option(
+        Path("runs/bench"),
+        "--out",
+        help="Output folder: one sub-folder per run, bench.json, bench.csv, bench.md, bench.png.",
+    ),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0 = the cores not already busy)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -74,7 +114,8 @@ def bench(
     where it stopped.
     """
     set_quiet(quiet)
-    from imbalance_cli.detector.train import TrainConfig, train as run  # torch: lazy
+    from imbalance_cli.detector.train import TrainConfig  # torch: lazy
+    from imbalance_cli.detector.train import train as run
 
     names = [s.strip() for s in losses.split(",") if s.strip()]
     if not names:
@@ -93,23 +134,51 @@ def bench(
             entry = get_loss(name)
             run_box = box if entry.box_loss else None
             run_dir = out / f"{name}-s{seed}"
-            cfg = TrainConfig(loss=name, box_loss=run_box, sampler=sampler.value, data=data,
-                              images=str(images) if images else None, anchors=anchors, epochs=epochs,
-                              batch_size=batch_size, lr=lr, device=device, out=str(run_dir), seed=seed,
-                              train_images=train_images, val_images=val_images, threads=threads,
-                              synthetic_dir=str(out / "synthetic-lt"))
+            cfg = TrainConfig(
+                loss=name,
+                box_loss=run_box,
+                sampler=sampler.value,
+                data=data,
+                images=str(images) if images else None,
+                anchors=anchors,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                device=device,
+                out=str(run_dir),
+                seed=seed,
+                train_images=train_images,
+                val_images=val_images,
+                threads=threads,
+                synthetic_dir=str(out / "synthetic-lt"),
+            )
             metrics = _reusable(run_dir / "metrics.json", cfg)
             if metrics is not None:
                 echo(f"{name} seed {seed}: reusing {run_dir / 'metrics.json'}")
             else:
                 echo(f"{name} seed {seed}: training")
                 metrics = run(cfg, renderer=report_train, echo=echo)
-            runs.append({"loss": name, "seed": seed, **{k: metrics[k] for k in TABLE_KEYS},
-                         "AP_bins": metrics["AP_bins"], "train_seconds": metrics["timing"]["train_seconds"]})
+            runs.append(
+                {
+                    "loss": name,
+                    "seed": seed,
+                    **{k: metrics[k] for k in TABLE_KEYS},
+                    "AP_bins": metrics["AP_bins"],
+                    "train_seconds": metrics["timing"]["train_seconds"],
+                }
+            )
     summary = report_bench.summarize(runs, order)
     versus = report_bench.versus_baseline(runs, pairs)
-    payload = {"runs": runs, "summary": summary, "versus_baseline": versus, "epochs": epochs, "seeds": seeds,
-               "data": data, "train_images": train_images, "val_images": val_images}
+    payload = {
+        "runs": runs,
+        "summary": summary,
+        "versus_baseline": versus,
+        "epochs": epochs,
+        "seeds": seeds,
+        "data": data,
+        "train_images": train_images,
+        "val_images": val_images,
+    }
     report_bench.write_outputs(out, payload)
     if json_out:
         echo_json(dumps_json({"runs": runs, "summary": summary, "versus_baseline": versus}))

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from imbalance_cli.anchors.kinds import any_preset
 from imbalance_cli.commands._anchor_options import CocoEvalSizesOpt, DeviceOpt, size_by
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.commands._split import SplitOpt, pick_split
@@ -16,7 +17,6 @@ from imbalance_cli.fileio import dumps_json
 from imbalance_cli.progress import progress
 from imbalance_cli.report import fit as render
 from imbalance_cli.specs import Device
-from imbalance_cli.anchors.kinds import any_preset
 from imbalance_cli.stats.fit import TARGETS, check_fittable, fit_anchors, is_yolo, to_report
 
 FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
@@ -45,28 +45,54 @@ def _parse_targets(text: str) -> tuple[str, ...] | None:
 
 
 def anchors(
-    file: Path = typer.Argument(..., help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC, "
-                                "YOLO data.yaml; .gz accepted) with image sizes.", show_default=False),
-    preset: str = typer.Option("retinanet", "--preset", help="Preset to fit: retinanet | rpn | mmdet-retinanet | "
-                               "detectron2-retinanet | atss | yolov5 | path to a grid or yolov5 preset TOML."),
-    objective: str = typer.Option("coverage", "--objective", help="coverage (share of boxes with a positive at the "
-                                  "positive threshold, worst size group weighted in) | positives (positives per box "
-                                  "balanced across size and class-frequency groups, coverage kept) | bpr (YOLO-style "
-                                  "presets only: AutoAnchor's best possible recall)."),
-    budget: Optional[float] = typer.Option(None, "--budget", help="Stop the search after this many seconds (the "
-                                           "JSON records the iterations done; rerun with --iterations N to reproduce).",
-                                           show_default=False),
-    iterations: int = typer.Option(300, "--iterations", help="Evolution candidates scored after the starts (preset, scaled preset, k-means)."),
-    sample: str = typer.Option("500", "--sample", help="Images (seeded sample) each candidate is scored on, or "
-                               "'all'. Final scores always use all images."),
+    file: Path = typer.Argument(
+        ...,
+        help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC, "
+        "YOLO data.yaml; .gz accepted) with image sizes.",
+        show_default=False,
+    ),
+    preset: str = typer.Option(
+        "retinanet",
+        "--preset",
+        help="Preset to fit: retinanet | rpn | mmdet-retinanet | "
+        "detectron2-retinanet | atss | yolov5 | path to a grid or yolov5 preset TOML.",
+    ),
+    objective: str = typer.Option(
+        "coverage",
+        "--objective",
+        help="coverage (share of boxes with a positive at the "
+        "positive threshold, worst size group weighted in) | positives (positives per box "
+        "balanced across size and class-frequency groups, coverage kept) | bpr (YOLO-style "
+        "presets only: AutoAnchor's best possible recall).",
+    ),
+    budget: Optional[float] = typer.Option(
+        None,
+        "--budget",
+        help="Stop the search after this many seconds (the "
+        "JSON records the iterations done; rerun with --iterations N to reproduce).",
+        show_default=False,
+    ),
+    iterations: int = typer.Option(
+        300, "--iterations", help="Evolution candidates scored after the starts (preset, scaled preset, k-means)."
+    ),
+    sample: str = typer.Option(
+        "500",
+        "--sample",
+        help="Images (seeded sample) each candidate is scored on, or 'all'. Final scores always use all images.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the image sample, the k-means start and the evolution."),
-    target: str = typer.Option("all", "--target", help="Framework snippets: all | comma-separated torchvision, "
-                               "mmdet, detectron2, ultralytics (a target that cannot express the fit is refused)."),
+    target: str = typer.Option(
+        "all",
+        "--target",
+        help="Framework snippets: all | comma-separated torchvision, "
+        "mmdet, detectron2, ultralytics (a target that cannot express the fit is refused).",
+    ),
     device: DeviceOpt = Device.auto,
     coco_eval_sizes: CocoEvalSizesOpt = False,
     split: SplitOpt = None,
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="Annotation format override: "
-                                         + "|".join(FORMAT_CHOICES) + ".", show_default=False),
+    format: Optional[str] = typer.Option(
+        None, "--format", "-f", help="Annotation format override: " + "|".join(FORMAT_CHOICES) + ".", show_default=False
+    ),
     json_out: bool = flag("--json", help="Print only the imbalance.anchors/1 JSON to stdout."),
     out: Optional[Path] = out_option("anchors.json, fitted.toml, the framework snippets, anchors.png and report.html"),
     quiet: bool = flag("--quiet", "-q", help="No progress bar."),
@@ -91,20 +117,35 @@ def anchors(
     check_fittable(p, objective)
     if is_yolo(p):
         if device is Device.cuda:
-            raise InputError("--device cuda does not apply to the yolov5 preset: YOLOv5's assignment runs on the CPU "
-                             "(leave --device at cpu or auto)")
+            raise InputError(
+                "--device cuda does not apply to the yolov5 preset: YOLOv5's assignment runs on the CPU "
+                "(leave --device at cpu or auto)"
+            )
         if targets is not None and any(t != "ultralytics" for t in targets):
             bad = next(t for t in targets if t != "ultralytics")
-            raise InputError(f"--target {bad} cannot express YOLO anchors (free width,height pairs per level); "
-                             "for a yolov5 preset use --target ultralytics")
+            raise InputError(
+                f"--target {bad} cannot express YOLO anchors (free width,height pairs per level); "
+                "for a yolov5 preset use --target ultralytics"
+            )
     elif targets is not None and "ultralytics" in targets:
-        raise InputError(f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); preset "
-                         f"{p.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2")
+        raise InputError(
+            f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); preset "
+            f"{p.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2"
+        )
 
     dataset = pick_split(load(str(file), format=None if format is None else format.lower()), split, quiet=quiet)
-    res = fit_anchors(dataset, p, objective=objective, sample=n_sample, seed=seed, iterations=iterations,
-                      budget=budget, device=device.value, progress_factory=progress,
-                      size_by=size_by(coco_eval_sizes))
+    res = fit_anchors(
+        dataset,
+        p,
+        objective=objective,
+        sample=n_sample,
+        seed=seed,
+        iterations=iterations,
+        budget=budget,
+        device=device.value,
+        progress_factory=progress,
+        size_by=size_by(coco_eval_sizes),
+    )
     report = to_report(res, targets)
     written = render.write_outputs(report, out) if out is not None else []
     if res.stopped == "interrupted" and not quiet:

@@ -22,10 +22,16 @@ def register(app):
     @handle_errors
     def groups(
         file: Path = typer.Argument(..., help="Annotation file or an LVIS-style category-statistics JSON."),
-        bags_edges: str = typer.Option("0,10,100,1000,inf", "--bags-edges", help="BAGS group edges on training-"
-                                       "instance counts (Li et al., CVPR 2020, Eq. 3)."),
-        num_images: Optional[int] = typer.Option(None, "--num-images", help="Image total (needed for repeat factors "
-                                                 "with a category-statistics file; LVIS v1 train: 100170)."),
+        bags_edges: str = typer.Option(
+            "0,10,100,1000,inf",
+            "--bags-edges",
+            help="BAGS group edges on training-instance counts (Li et al., CVPR 2020, Eq. 3).",
+        ),
+        num_images: Optional[int] = typer.Option(
+            None,
+            "--num-images",
+            help="Image total (needed for repeat factors with a category-statistics file; LVIS v1 train: 100170).",
+        ),
         repeat_threshold: float = typer.Option(0.001, "--repeat-threshold", help="Repeat-factor threshold t."),
         cb_beta: float = typer.Option(0.999, "--cb-beta", help="Class-balanced (effective number) beta in [0, 1)."),
         fmt: Optional[str] = typer.Option(None, "--format", help="Annotation format override."),
@@ -41,8 +47,9 @@ def register(app):
         set_quiet(quiet)
         check_out(out, file, own=render.OWN_FILES)
         edges = parse_edges(bags_edges)
-        counts = class_counts_from(file, num_images=num_images, format=fmt, split=split,
-                                   note=None if quiet else split_note)
+        counts = class_counts_from(
+            file, num_images=num_images, format=fmt, split=split, note=None if quiet else split_note
+        )
         report = long_tail_groups(counts, edges=edges, repeat_threshold=repeat_threshold, cb_beta=cb_beta)
         written = []
         if out is not None:

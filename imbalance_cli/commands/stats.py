@@ -9,30 +9,47 @@ from typing import Optional
 import typer
 
 from imbalance_cli import dist
+from imbalance_cli.anchors.kinds import kind_of
+from imbalance_cli.anchors.kinds import resolve as resolve_kind
 from imbalance_cli.check.advice import ADVICE_ENV, DEFAULT_BUDGET, advice_default, advise
 from imbalance_cli.check.rules import Rules, load_rules
 from imbalance_cli.commands._anchor_options import (
-    ChunkSizeOpt, CocoEvalSizesOpt, DeviceOpt, EngineOpt, MatcherOpt, NegativeSampleOpt, NegIouOpt, PosIouOpt,
-    WorkersOpt, build_spec, size_by,
+    ChunkSizeOpt,
+    CocoEvalSizesOpt,
+    DeviceOpt,
+    EngineOpt,
+    MatcherOpt,
+    NegativeSampleOpt,
+    NegIouOpt,
+    PosIouOpt,
+    WorkersOpt,
+    build_spec,
+    size_by,
 )
 from imbalance_cli.commands._common import (
-    check_out, echo_json, flag, handle_errors, out_option, refuse_inapplicable, set_quiet, wrote,
+    check_out,
+    echo_json,
+    flag,
+    handle_errors,
+    out_option,
+    refuse_inapplicable,
+    set_quiet,
+    wrote,
 )
-from imbalance_cli.data import load
-from imbalance_cli.data.yolo import label_summary, split_datasets
-from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.commands._split import names_hint
+from imbalance_cli.data import load
+from imbalance_cli.data.spec import LoadSpec
 from imbalance_cli.data.splits import split_of
+from imbalance_cli.data.yolo import label_summary, split_datasets
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report import splits as render_splits
 from imbalance_cli.report import stats as render
 from imbalance_cli.report.gallery import GalleryOptions
-from imbalance_cli.stats.gallery import DEFAULT_IMAGES as DEFAULT_GALLERY
 from imbalance_cli.specs import DEFAULT_CHUNK_IMAGES, Device, Engine, Matcher, check_bins, parse_anchors
 from imbalance_cli.stats import analyze
+from imbalance_cli.stats.gallery import DEFAULT_IMAGES as DEFAULT_GALLERY
 from imbalance_cli.stats.splits import has_splits, split_statistics
-from imbalance_cli.anchors.kinds import kind_of, resolve as resolve_kind
 
 FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
 
@@ -50,20 +67,38 @@ def _is_yolov5(anchors) -> bool:
 
 
 def stats(
-    file: Path = typer.Argument(..., help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC XML or "
-                                "directory, YOLO data.yaml or labels folder; .gz accepted).", show_default=False),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="Override format detection: "
-                                         + "|".join(FORMAT_CHOICES) + ".", show_default=False),
-    classes: Optional[Path] = typer.Option(None, "--classes", help="Open Images class-descriptions-boxable.csv "
-                                           "(default: looked for beside FILE), or the names.txt of a YOLO labels "
-                                           "folder.", show_default=False),
-    image_sizes: Optional[Path] = typer.Option(None, "--image-sizes", help="Open Images image sizes CSV "
-                                               "(ImageID,Width,Height); without it only relative statistics.",
-                                               show_default=False),
-    anchors: Optional[str] = typer.Option(None, "--anchors", help="Anchor preset for anchor statistics: none | "
-                                          "retinanet | rpn | ssd300 | mmdet-retinanet | detectron2-retinanet | atss | fcos | "
-                                          "yolov5 | path to a preset TOML. "
-                                          "Default: retinanet; yolov5 for a YOLO dataset with images.", show_default=False),
+    file: Path = typer.Argument(
+        ...,
+        help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC XML or "
+        "directory, YOLO data.yaml or labels folder; .gz accepted).",
+        show_default=False,
+    ),
+    format: Optional[str] = typer.Option(
+        None, "--format", "-f", help="Override format detection: " + "|".join(FORMAT_CHOICES) + ".", show_default=False
+    ),
+    classes: Optional[Path] = typer.Option(
+        None,
+        "--classes",
+        help="Open Images class-descriptions-boxable.csv "
+        "(default: looked for beside FILE), or the names.txt of a YOLO labels "
+        "folder.",
+        show_default=False,
+    ),
+    image_sizes: Optional[Path] = typer.Option(
+        None,
+        "--image-sizes",
+        help="Open Images image sizes CSV (ImageID,Width,Height); without it only relative statistics.",
+        show_default=False,
+    ),
+    anchors: Optional[str] = typer.Option(
+        None,
+        "--anchors",
+        help="Anchor preset for anchor statistics: none | "
+        "retinanet | rpn | ssd300 | mmdet-retinanet | detectron2-retinanet | atss | fcos | "
+        "yolov5 | path to a preset TOML. "
+        "Default: retinanet; yolov5 for a YOLO dataset with images.",
+        show_default=False,
+    ),
     matcher: MatcherOpt = Matcher.auto,
     device: DeviceOpt = Device.auto,
     engine: EngineOpt = Engine.auto,
@@ -77,30 +112,61 @@ def stats(
     bags_edges: str = typer.Option("0,10,100,1000,inf", "--bags-edges", help="BAGS group edges on instance counts."),
     hist_bins: int = typer.Option(50, "--hist-bins", help="Bins of the relative width/height/area histograms."),
     coco_eval_sizes: CocoEvalSizesOpt = False,
-    split: Optional[str] = typer.Option(None, "--split", metavar="NAME", show_default=False, help="One split of a "
-                                        "multi-split YOLO data.yaml (train, val, ...). Default: every split side by "
-                                        "side, with the train vs val distances."),
+    split: Optional[str] = typer.Option(
+        None,
+        "--split",
+        metavar="NAME",
+        show_default=False,
+        help="One split of a "
+        "multi-split YOLO data.yaml (train, val, ...). Default: every split side by "
+        "side, with the train vs val distances.",
+    ),
     json_out: bool = flag("--json", help="Print only the report JSON to stdout."),
     out: Optional[Path] = out_option("stats.json, CSVs, PNG figures and report.html"),
     quiet: bool = flag("--quiet", "-q", help="No progress bars or status messages."),
     strict: bool = flag("--strict", help="Fail (exit 2) on the first invalid box instead of counting it."),
     no_cache: bool = flag("--no-cache", help="Neither read nor write the columnar cache ($IMBALANCE_CACHE)."),
-    yolo_version: Optional[int] = typer.Option(None, "--yolo-version", help="YOLO datasets: count as Ultralytics "
-                                               "8.x reads them (8, default) or as YOLOv5 7.0 does (5).",
-                                               show_default=False),
-    gallery: Optional[int] = typer.Option(None, "--gallery", metavar="N", show_default=False, help="report.html's "
-                                          "gallery decodes or draws at most N images, as the detector sees them "
-                                          f"(0: no gallery; default {DEFAULT_GALLERY}; needs --out and anchors)."),
-    images: Optional[Path] = typer.Option(None, "--images", metavar="DIR", show_default=False, help="Image folder of "
-                                          "a COCO-style file: the gallery draws the pixels (file_name relative to DIR; "
-                                          "YOLO datasets list their images). Default: a blank canvas of each image's "
-                                          "size."),
+    yolo_version: Optional[int] = typer.Option(
+        None,
+        "--yolo-version",
+        help="YOLO datasets: count as Ultralytics 8.x reads them (8, default) or as YOLOv5 7.0 does (5).",
+        show_default=False,
+    ),
+    gallery: Optional[int] = typer.Option(
+        None,
+        "--gallery",
+        metavar="N",
+        show_default=False,
+        help="report.html's "
+        "gallery decodes or draws at most N images, as the detector sees them "
+        f"(0: no gallery; default {DEFAULT_GALLERY}; needs --out and anchors).",
+    ),
+    images: Optional[Path] = typer.Option(
+        None,
+        "--images",
+        metavar="DIR",
+        show_default=False,
+        help="Image folder of "
+        "a COCO-style file: the gallery draws the pixels (file_name relative to DIR; "
+        "YOLO datasets list their images). Default: a blank canvas of each image's "
+        "size.",
+    ),
     no_advice: bool = flag("--no-advice", help="No 'What to change' section (no anchor fit, no batch simulation)."),
-    advice_budget: Optional[float] = typer.Option(None, "--advice-budget", metavar="SECONDS", show_default=False,
-                                                  help="Seconds the advice's anchor search may take (default "
-                                                  f"{DEFAULT_BUDGET:g}; the fit's starts are scored first)."),
-    rules: Optional[Path] = typer.Option(None, "--rules", metavar="TOML", show_default=False, help="The advice's "
-                                         "thresholds: an `imbalance check` rules file (default: check's defaults)."),
+    advice_budget: Optional[float] = typer.Option(
+        None,
+        "--advice-budget",
+        metavar="SECONDS",
+        show_default=False,
+        help="Seconds the advice's anchor search may take (default "
+        f"{DEFAULT_BUDGET:g}; the fit's starts are scored first).",
+    ),
+    rules: Optional[Path] = typer.Option(
+        None,
+        "--rules",
+        metavar="TOML",
+        show_default=False,
+        help="The advice's thresholds: an `imbalance check` rules file (default: check's defaults).",
+    ),
 ) -> None:
     """Dataset imbalance statistics (survey Figs. 4, 5, 7, 13): class long tail, objects and classes per image,
     scale, location, imbalance measures, verdicts, and (unless --anchors none) anchor statistics."""
@@ -110,32 +176,60 @@ def stats(
         raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
     check_bins("--location-bins", location_bins)
     edges = _parse_bags_edges(bags_edges)
-    advice_rules, gallery_opts = _advice_and_gallery_options(out, gallery, images, no_advice, advice_budget, rules,
-                                                            anchors)
+    advice_rules, gallery_opts = _advice_and_gallery_options(
+        out, gallery, images, no_advice, advice_budget, rules, anchors
+    )
 
     def make_spec(preset):  # one AnchorSpec from the options (None for none/yolov5), validated before loading
-        return None if _is_yolov5(preset) else build_spec(
-            preset, matcher=matcher, device=device, engine=engine, pos_iou=pos_iou, neg_iou=neg_iou,
-            negative_iou_sample=negative_iou_sample, workers=workers, chunk_size=chunk_size)
+        return (
+            None
+            if _is_yolov5(preset)
+            else build_spec(
+                preset,
+                matcher=matcher,
+                device=device,
+                engine=engine,
+                pos_iou=pos_iou,
+                neg_iou=neg_iou,
+                negative_iou_sample=negative_iou_sample,
+                workers=workers,
+                chunk_size=chunk_size,
+            )
+        )
 
     def refuse_unused(preset):  # anchor-pass options without an anchor pass, or that the yolov5 path does not use
         yolo = _is_yolov5(preset)
         if preset is not None and parse_anchors(preset) is not None and not yolo:
             return
-        why = ("to the yolov5 preset (YOLOv5's build_targets assignment runs on the CPU, with no IoU histogram)"
-               if yolo else "with --anchors none (no anchor pass)")
-        refuse_inapplicable(why, matcher=not yolo and matcher != Matcher.auto, device=device != Device.auto,
-                            engine=engine != Engine.auto, pos_iou=not yolo and pos_iou is not None,
-                            neg_iou=not yolo and neg_iou is not None,
-                            negative_iou_sample=negative_iou_sample is not None,
-                            chunk_size=chunk_size != DEFAULT_CHUNK_IMAGES)
+        why = (
+            "to the yolov5 preset (YOLOv5's build_targets assignment runs on the CPU, with no IoU histogram)"
+            if yolo
+            else "with --anchors none (no anchor pass)"
+        )
+        refuse_inapplicable(
+            why,
+            matcher=not yolo and matcher != Matcher.auto,
+            device=device != Device.auto,
+            engine=engine != Engine.auto,
+            pos_iou=not yolo and pos_iou is not None,
+            neg_iou=not yolo and neg_iou is not None,
+            negative_iou_sample=negative_iou_sample is not None,
+            chunk_size=chunk_size != DEFAULT_CHUNK_IMAGES,
+        )
 
     if anchors is not None:
         refuse_unused(anchors)
     spec = make_spec(anchors) if anchors is not None else None
 
-    load_spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers or None,
-                               cache=not no_cache, strict=strict, yolo_version=yolo_version)
+    load_spec = LoadSpec.build(
+        format=format,
+        classes=classes,
+        image_sizes=image_sizes,
+        workers=workers or None,
+        cache=not no_cache,
+        strict=strict,
+        yolo_version=yolo_version,
+    )
     dataset = load(str(file), spec=load_spec)
     if split is not None:
         dataset = split_of(dataset, split)
@@ -152,22 +246,42 @@ def stats(
         spec.check_images(dataset.heights, dataset.widths, dataset.image_ids, path=dataset.path)
     anchor_arg, anchor_kwargs = spec, {}
     if _is_yolov5(anchors):  # YOLOv5 build_targets + AutoAnchor (no IoU matcher: see stats/yolov5.py)
-        anchor_arg, anchor_kwargs = resolve_kind(anchors), {"matcher": matcher.value, "pos_iou": pos_iou,
-                                                            "neg_iou": neg_iou}
+        anchor_arg, anchor_kwargs = (
+            resolve_kind(anchors),
+            {"matcher": matcher.value, "pos_iou": pos_iou, "neg_iou": neg_iou},
+        )
     if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
         box_tables: dict = {}
-        split_report = split_statistics(dataset, anchors=anchor_arg, location_bins=location_bins,
-                                        per_class_location=per_class_location, bags_edges=edges, scale_bins=hist_bins,
-                                        strict=strict, size_by=size_by(coco_eval_sizes), box_tables=box_tables,
-                                        **anchor_kwargs)
+        split_report = split_statistics(
+            dataset,
+            anchors=anchor_arg,
+            location_bins=location_bins,
+            per_class_location=per_class_location,
+            bags_edges=edges,
+            scale_bins=hist_bins,
+            strict=strict,
+            size_by=size_by(coco_eval_sizes),
+            box_tables=box_tables,
+            **anchor_kwargs,
+        )
         if advice_rules is not None:
             parts = split_datasets(dataset)
             for name in split_report["order"]:
                 split_report["splits"][name]["advice"] = dist.on_main(
-                    advise, split_report["splits"][name], parts[name], anchor_arg if spec is None else spec,
-                    advice_rules[0], advice_rules[1], advice_rules[2], f"{file} --split {name}")
-        written = render_splits.write_outputs(split_report, out, box_tables=box_tables,
-                                              gallery=gallery_opts) if out is not None else []
+                    advise,
+                    split_report["splits"][name],
+                    parts[name],
+                    anchor_arg if spec is None else spec,
+                    advice_rules[0],
+                    advice_rules[1],
+                    advice_rules[2],
+                    f"{file} --split {name}",
+                )
+        written = (
+            render_splits.write_outputs(split_report, out, box_tables=box_tables, gallery=gallery_opts)
+            if out is not None
+            else []
+        )
         _gallery_warnings([r.get("gallery") for r in split_report["splits"].values()], quiet or json_out)
         if json_out:
             echo_json(dumps_json(split_report))
@@ -175,18 +289,33 @@ def stats(
         render_splits.render_terminal(split_report)
         wrote(out, written, quiet)
         return
-    report = analyze(dataset, anchors=anchor_arg, location_bins=location_bins, per_class_location=per_class_location,
-                     bags_edges=edges, hist_bins=hist_bins, strict=strict, size_by=size_by(coco_eval_sizes),
-                     **anchor_kwargs)
+    report = analyze(
+        dataset,
+        anchors=anchor_arg,
+        location_bins=location_bins,
+        per_class_location=per_class_location,
+        bags_edges=edges,
+        hist_bins=hist_bins,
+        strict=strict,
+        size_by=size_by(coco_eval_sizes),
+        **anchor_kwargs,
+    )
 
     data = report.to_dict()
     if dataset.format == "yolo":  # what the trainer's rules found in the label files (see data/yolo.py)
         data["labels"] = label_summary(dataset)
     if advice_rules is not None:  # computed by rank 0 alone under torchrun (a time-bounded search)
-        data["advice"] = dist.on_main(advise, data, dataset, anchor_arg if spec is None else spec, *advice_rules,
-                                      str(file) if split is None else f"{file} --split {split}")
-    written = render.write_outputs(data, out, box_table=report.box_table, gallery=gallery_opts) \
-        if out is not None else []
+        data["advice"] = dist.on_main(
+            advise,
+            data,
+            dataset,
+            anchor_arg if spec is None else spec,
+            *advice_rules,
+            str(file) if split is None else f"{file} --split {split}",
+        )
+    written = (
+        render.write_outputs(data, out, box_table=report.box_table, gallery=gallery_opts) if out is not None else []
+    )
     _gallery_warnings([data.get("gallery")], quiet or json_out)
     if json_out:
         echo_json(dumps_json(data))
@@ -199,29 +328,39 @@ def _advice_and_gallery_options(out, gallery, images, no_advice, advice_budget, 
     """The advice's ``(rules, budget, rules source)`` (None with --no-advice) and the gallery's options (None: no
     gallery), checked before any data is read; options that cannot apply are refused."""
     off = not no_advice and not advice_default()
-    refuse_inapplicable(f"with --no-advice{f' ({ADVICE_ENV}=off)' if off else ''}",
-                        advice_budget=(no_advice or off) and advice_budget is not None,
-                        rules=(no_advice or off) and rules is not None)
+    refuse_inapplicable(
+        f"with --no-advice{f' ({ADVICE_ENV}=off)' if off else ''}",
+        advice_budget=(no_advice or off) and advice_budget is not None,
+        rules=(no_advice or off) and rules is not None,
+    )
     no_advice = no_advice or off
     if advice_budget is not None and not (advice_budget > 0 and math.isfinite(advice_budget)):
         raise InputError(f"--advice-budget must be a positive number of seconds, got {advice_budget}")
     if gallery is not None and gallery < 0:
         raise InputError(f"--gallery must be 0 (no gallery) or a number of images, got {gallery}")
     main = not dist.launched() or dist.rank_info().is_main  # other ranks under torchrun write nothing
-    refuse_inapplicable("without --out (the gallery is part of the report directory)",
-                        gallery=main and out is None and gallery is not None,
-                        images=main and out is None and images is not None)
+    refuse_inapplicable(
+        "without --out (the gallery is part of the report directory)",
+        gallery=main and out is None and gallery is not None,
+        images=main and out is None and images is not None,
+    )
     refuse_inapplicable("with --gallery 0", images=images is not None and gallery == 0)
     none = anchors is not None and parse_anchors(anchors) is None
-    refuse_inapplicable("with --anchors none (the gallery draws anchors; the advice's budget bounds an anchor fit)",
-                        gallery=none and gallery is not None, images=none and images is not None,
-                        advice_budget=none and advice_budget is not None)
+    refuse_inapplicable(
+        "with --anchors none (the gallery draws anchors; the advice's budget bounds an anchor fit)",
+        gallery=none and gallery is not None,
+        images=none and images is not None,
+        advice_budget=none and advice_budget is not None,
+    )
     if images is not None and not images.is_dir():
         raise InputError("--images must be a folder of images", path=str(images))
     advice = None
     if not no_advice:
-        advice = (load_rules(rules) if rules is not None else Rules(), DEFAULT_BUDGET if advice_budget is None
-                  else float(advice_budget), None if rules is None else str(rules))
+        advice = (
+            load_rules(rules) if rules is not None else Rules(),
+            DEFAULT_BUDGET if advice_budget is None else float(advice_budget),
+            None if rules is None else str(rules),
+        )
     opts = None if out is None else GalleryOptions(DEFAULT_GALLERY if gallery is None else int(gallery), images)
     return advice, opts
 
@@ -232,8 +371,12 @@ def _refuse_for_dataset(dataset, anchors, gallery, images, advice_budget) -> Non
     if images is not None and dataset.format == "yolo":
         raise InputError("--images does not apply to a YOLO dataset: it lists its own image files")
     if parse_anchors(anchors) is None:
-        refuse_inapplicable("without anchors (this dataset has no image sizes)", gallery=gallery is not None,
-                            images=images is not None, advice_budget=advice_budget is not None)
+        refuse_inapplicable(
+            "without anchors (this dataset has no image sizes)",
+            gallery=gallery is not None,
+            images=images is not None,
+            advice_budget=advice_budget is not None,
+        )
 
 
 def _rules_agree(r, path, anchors, spec) -> None:
@@ -243,28 +386,38 @@ def _rules_agree(r, path, anchors, spec) -> None:
         return
     ours = "none" if parse_anchors(anchors) is None else str(anchors)
     if str(r.anchors).strip().lower() != ours.strip().lower():
-        raise InputError(f"[anchors] preset = {r.anchors!r} differs from this run's --anchors {ours}: pass --anchors "
-                         f"{r.anchors} or a rules file without [anchors] (its preset is imbalance check's)",
-                         path=str(path))
+        raise InputError(
+            f"[anchors] preset = {r.anchors!r} differs from this run's --anchors {ours}: pass --anchors "
+            f"{r.anchors} or a rules file without [anchors] (its preset is imbalance check's)",
+            path=str(path),
+        )
     opts = r.anchor_options
     if spec is None or not opts:
         return
     from imbalance_cli.specs import resolve_semantics
 
-    same = (("matcher" not in opts or resolve_semantics(opts["matcher"], spec.preset) == spec.semantics)
-            and ("pos_iou" not in opts or float(opts["pos_iou"]) == float(spec.preset.pos_iou))
-            and ("neg_iou" not in opts or float(opts["neg_iou"]) == float(spec.preset.neg_iou)))
+    same = (
+        ("matcher" not in opts or resolve_semantics(opts["matcher"], spec.preset) == spec.semantics)
+        and ("pos_iou" not in opts or float(opts["pos_iou"]) == float(spec.preset.pos_iou))
+        and ("neg_iou" not in opts or float(opts["neg_iou"]) == float(spec.preset.neg_iou))
+    )
     if not same:
-        raise InputError(f"[anchors] sets {', '.join(sorted(opts))} unlike this run's --matcher/--pos-iou/--neg-iou: "
-                         "give the same values, or a rules file without them", path=str(path))
+        raise InputError(
+            f"[anchors] sets {', '.join(sorted(opts))} unlike this run's --matcher/--pos-iou/--neg-iou: "
+            "give the same values, or a rules file without them",
+            path=str(path),
+        )
 
 
 def _gallery_warnings(summaries, quiet: bool) -> None:
     """One line on stderr per gallery whose images could not all be read (all are listed in report.html)."""
     for g in summaries:
         if g and g.get("problems") and not quiet:
-            typer.echo(f"warning: {len(g['problems'])} gallery image(s) drawn on a blank canvas (listed in "
-                       f"report.html): {g['problems'][0]}", err=True)
+            typer.echo(
+                f"warning: {len(g['problems'])} gallery image(s) drawn on a blank canvas (listed in "
+                f"report.html): {g['problems'][0]}",
+                err=True,
+            )
 
 
 def yolo_warnings(dataset, quiet: bool = False, shown: int = 5) -> None:
@@ -272,12 +425,17 @@ def yolo_warnings(dataset, quiet: bool = False, shown: int = 5) -> None:
     YOLOv5's train.py stops on is an error (exit 2)."""
     info = dataset.info
     if info.get("fatal"):
-        raise InputError(f"{info['fatal'][0]} ({len(info['fatal'])} such label line(s); use --yolo-version 8 to "
-                         "count them as Ultralytics 8.x does)")
+        raise InputError(
+            f"{info['fatal'][0]} ({len(info['fatal'])} such label line(s); use --yolo-version 8 to "
+            "count them as Ultralytics 8.x does)"
+        )
     n = info.get("corrupt_image_count") or 0
     if n and not quiet:
-        typer.echo(f"warning: {n:,} corrupt image(s) skipped as {info.get('trainer', 'the trainer')} skips them "
-                   "(all listed in the JSON report's labels.corrupt):", err=True)
+        typer.echo(
+            f"warning: {n:,} corrupt image(s) skipped as {info.get('trainer', 'the trainer')} skips them "
+            "(all listed in the JSON report's labels.corrupt):",
+            err=True,
+        )
         for line in info["corrupt"][:shown]:
             typer.echo(f"  {line}", err=True)
         if n > shown:

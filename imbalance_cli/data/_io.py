@@ -98,7 +98,7 @@ def read_bytes(path: str | os.PathLike, limit: int = MAX_IN_MEMORY_BYTES, what: 
     if len(data) > limit:
         raise InputError(f"decompressed data exceed the {_size(limit)} read into memory for {what}", path=p)
     if data.startswith(BOM):
-        data = data[len(BOM):]
+        data = data[len(BOM) :]
     if not data.strip():
         raise InputError("file is empty", path=p)
     return data
@@ -110,7 +110,7 @@ def parse_json(data: bytes, path: str | os.PathLike):
     The annotation loaders do not use it: COCO-style files are streamed and segmentations never decoded.
     """
     if data.startswith(BOM):
-        data = data[len(BOM):]
+        data = data[len(BOM) :]
     import orjson
 
     try:
@@ -237,7 +237,7 @@ def toml_nesting(data: bytes, limit: int = MAX_NESTING) -> tuple[int, int | None
     the first byte past ``limit`` of either."""
     blank = bytearray(data)
     for m in _TOML_INERT.finditer(data):
-        blank[m.start():m.end()] = b" " * (m.end() - m.start())
+        blank[m.start() : m.end()] = b" " * (m.end() - m.start())
     a = np.frombuffer(bytes(blank), dtype=np.uint8)
     pos = np.flatnonzero((a == 0x5B) | (a == 0x5D) | (a == 0x7B) | (a == 0x7D))
     delta = np.where((a[pos] == 0x5B) | (a[pos] == 0x7B), 1, -1).astype(np.int64)
@@ -268,8 +268,11 @@ def check_nesting(data: bytes, path: str | os.PathLike, language: str = "json", 
     if at is not None:
         line = data.count(b"\n", 0, at) + 1
         what = "arrays or objects" if language == "json" else "arrays, tables or dotted keys"
-        raise InputError(f"{NESTING_ERROR}: {deepest:,} levels of nested {what} where at most {limit} are read "
-                         f"(line {line}, byte {at})", path=path)
+        raise InputError(
+            f"{NESTING_ERROR}: {deepest:,} levels of nested {what} where at most {limit} are read "
+            f"(line {line}, byte {at})",
+            path=path,
+        )
 
 
 def read_json(path: str | os.PathLike, kind: str, type=None):
@@ -356,8 +359,11 @@ def parser_nesting_error(text, base: int, path: str | os.PathLike, outer: int = 
     mark = max(min(limit - 100, 900) - outer, 1)
     deepest, at = json_nesting(text, mark)
     where = f", passing {mark + outer} levels (byte {base + at})" if at is not None else ""
-    return InputError(f"malformed JSON: {NESTING_ERROR}: {deepest + outer:,} levels of nested arrays or objects, "
-                      f"beyond the JSON parser's limit of about {limit:,}{where}", path=path)
+    return InputError(
+        f"malformed JSON: {NESTING_ERROR}: {deepest + outer:,} levels of nested arrays or objects, "
+        f"beyond the JSON parser's limit of about {limit:,}{where}",
+        path=path,
+    )
 
 
 def confined_image_path(images_dir: Path, file_name: str, data_path, record: str) -> Path:
@@ -368,14 +374,19 @@ def confined_image_path(images_dir: Path, file_name: str, data_path, record: str
     """
     name = str(file_name)
     if "\x00" in name:
-        raise InputError(f"file_name {name!r} holds a NUL byte, which no path can", path=data_path,
-                         record=f"{record}: file_name")
+        raise InputError(
+            f"file_name {name!r} holds a NUL byte, which no path can", path=data_path, record=f"{record}: file_name"
+        )
     root = images_dir.resolve()
     if Path(name).is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise InputError(f"file_name {name!r} is an absolute path; it must be relative to --images",
-                         path=data_path, record=f"{record}: file_name")
+        raise InputError(
+            f"file_name {name!r} is an absolute path; it must be relative to --images",
+            path=data_path,
+            record=f"{record}: file_name",
+        )
     target = (root / name).resolve()
     if target != root and root not in target.parents:
-        raise InputError(f"file_name {name!r} points outside the --images folder", path=data_path,
-                         record=f"{record}: file_name")
+        raise InputError(
+            f"file_name {name!r} points outside the --images folder", path=data_path, record=f"{record}: file_name"
+        )
     return target

@@ -53,8 +53,22 @@ from imbalance_cli.fileio import OutputWarning, os_reason
 #: 3: the integer_boxes column).
 VERSION = 3
 _SAMPLE = 1024 * 1024
-_NUMERIC = ("image_ids", "widths", "heights", "boxes", "box_image", "box_category", "category_ids", "box_ids",
-            "crowd", "area", "difficult", "integer_boxes", "category_image_count", "category_instance_count")
+_NUMERIC = (
+    "image_ids",
+    "widths",
+    "heights",
+    "boxes",
+    "box_image",
+    "box_category",
+    "category_ids",
+    "box_ids",
+    "crowd",
+    "area",
+    "difficult",
+    "integer_boxes",
+    "category_image_count",
+    "category_instance_count",
+)
 _STRINGS = ("category_names", "file_names", "supercategory", "frequency", "synset", "category_codes")
 _RAGGED = ("neg_category_ids", "not_exhaustive_category_ids")
 
@@ -130,8 +144,12 @@ def warn_unwritable(root: Path | str, exc: OSError) -> None:
     if str(root) in _WARNED_UNWRITABLE:
         return
     _WARNED_UNWRITABLE.add(str(root))
-    warnings.warn(f"the load cache {root} cannot be written ({os_reason(exc)}); this load is not cached: free "
-                  "space or set IMBALANCE_CACHE to a writable folder (or use --no-cache)", OutputWarning, stacklevel=3)
+    warnings.warn(
+        f"the load cache {root} cannot be written ({os_reason(exc)}); this load is not cached: free "
+        "space or set IMBALANCE_CACHE to a writable folder (or use --no-cache)",
+        OutputWarning,
+        stacklevel=3,
+    )
 
 
 def _remove(entry: Path) -> None:
@@ -163,8 +181,16 @@ def save(key: str, ds: Dataset) -> Path | None:
         return None
     final = root / key
     try:
-        meta = {"version": VERSION, "key": key, "columns": {}, "strings": {}, "ragged": {}, "format": ds.format,
-                "has_image_sizes": bool(ds.has_image_sizes), "info": ds.info}
+        meta = {
+            "version": VERSION,
+            "key": key,
+            "columns": {},
+            "strings": {},
+            "ragged": {},
+            "format": ds.format,
+            "has_image_sizes": bool(ds.has_image_sizes),
+            "info": ds.info,
+        }
         for name in _NUMERIC:
             col = getattr(ds, name)
             if col is not None:
@@ -177,13 +203,17 @@ def save(key: str, ds: Dataset) -> Path | None:
                 offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
                 np.cumsum(lengths, out=offsets[1:])
                 blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-                meta["strings"][name] = {"offsets": _write_npy(tmp / f"{name}.off.npy", offsets),
-                                         "blob": _write_npy(tmp / f"{name}.blob.npy", blob)}
+                meta["strings"][name] = {
+                    "offsets": _write_npy(tmp / f"{name}.off.npy", offsets),
+                    "blob": _write_npy(tmp / f"{name}.blob.npy", blob),
+                }
         for name in _RAGGED:
             r = getattr(ds, name)
             if r is not None:
-                meta["ragged"][name] = {"offsets": _write_npy(tmp / f"{name}.off.npy", r.offsets),
-                                        "values": _write_npy(tmp / f"{name}.val.npy", r.values)}
+                meta["ragged"][name] = {
+                    "offsets": _write_npy(tmp / f"{name}.off.npy", r.offsets),
+                    "values": _write_npy(tmp / f"{name}.val.npy", r.values),
+                }
         meta = json.loads(json.dumps(meta, default=str))  # what a reader will see (info's odd values as strings)
         meta["meta_crc32"] = _meta_crc(meta)
         (tmp / "meta.json").write_text(json.dumps(meta))
@@ -249,7 +279,7 @@ def _read_npy(entry: Path, info: ColumnFile) -> np.ndarray:
         raise ValueError("short read")
     if zlib.crc32(data) != info.crc32:
         raise ValueError("crc mismatch")
-    bio = io.BytesIO(data[:min(size, 1 << 17)])
+    bio = io.BytesIO(data[: min(size, 1 << 17)])
     version = np.lib.format.read_magic(bio)
     if version == (1, 0):
         shape, fortran, dtype = np.lib.format.read_array_header_1_0(bio, max_header_size=1 << 16)
@@ -297,11 +327,21 @@ class EntryMeta(msgspec.Struct, forbid_unknown_fields=True):
 
 
 #: dtype and shape of every numeric column: ("images" | "boxes" | "categories", trailing dimensions).
-_LAYOUT = {"image_ids": ("<i8", "images"), "widths": ("<f8", "images"), "heights": ("<f8", "images"),
-           "boxes": ("<f8", "boxes", 4), "box_image": ("<i8", "boxes"), "box_category": ("<i8", "boxes"),
-           "category_ids": ("<i8", "categories"), "box_ids": ("<i8", "boxes"), "crowd": ("|b1", "boxes"),
-           "area": ("<f8", "boxes"), "difficult": ("|b1", "boxes"), "category_image_count": ("<i8", "categories"),
-           "category_instance_count": ("<i8", "categories")}
+_LAYOUT = {
+    "image_ids": ("<i8", "images"),
+    "widths": ("<f8", "images"),
+    "heights": ("<f8", "images"),
+    "boxes": ("<f8", "boxes", 4),
+    "box_image": ("<i8", "boxes"),
+    "box_category": ("<i8", "boxes"),
+    "category_ids": ("<i8", "categories"),
+    "box_ids": ("<i8", "boxes"),
+    "crowd": ("|b1", "boxes"),
+    "area": ("<f8", "boxes"),
+    "difficult": ("|b1", "boxes"),
+    "category_image_count": ("<i8", "categories"),
+    "category_instance_count": ("<i8", "categories"),
+}
 
 
 def _read_meta(entry: Path) -> EntryMeta:
@@ -338,9 +378,16 @@ def _read(entry: Path) -> Dataset:
         kw[name] = strings if name == "file_names" else strings.materialize()
     for name, info in meta.ragged.items():
         r = Ragged(_read_npy(entry, info.offsets), _read_npy(entry, info.values))
-        if r.offsets.dtype != np.dtype("<i8") or r.values.dtype != np.dtype("<i8") or r.offsets.ndim != 1 \
-                or r.values.ndim != 1 or not len(r.offsets) or r.offsets[0] != 0 or r.offsets[-1] != len(r.values) \
-                or np.any(np.diff(r.offsets) < 0):
+        if (
+            r.offsets.dtype != np.dtype("<i8")
+            or r.values.dtype != np.dtype("<i8")
+            or r.offsets.ndim != 1
+            or r.values.ndim != 1
+            or not len(r.offsets)
+            or r.offsets[0] != 0
+            or r.offsets[-1] != len(r.values)
+            or np.any(np.diff(r.offsets) < 0)
+        ):
             raise ValueError("bad ragged column")
         kw[name] = r
     _check_layout(kw)
@@ -378,8 +425,12 @@ def _check_layout(kw: dict) -> None:
 def _check_values(ds: Dataset) -> None:
     """The values a loader would have refused (see module docstring): raises ValueError."""
     n_box, n_img = ds.num_boxes, ds.num_images
-    if n_box and (ds.box_image.min() < 0 or ds.box_image.max() >= n_img
-                  or ds.box_category.min() < 0 or ds.box_category.max() >= ds.num_categories):
+    if n_box and (
+        ds.box_image.min() < 0
+        or ds.box_image.max() >= n_img
+        or ds.box_category.min() < 0
+        or ds.box_category.max() >= ds.num_categories
+    ):
         raise ValueError("indices out of range")
     if ds.has_image_sizes:
         with np.errstate(invalid="ignore"):

@@ -137,11 +137,18 @@ def _ann_columns(recs: list) -> dict:
         return np.array([-1 if v is UNSET else v for v in ids], dtype=np.int64)
 
     box_ids = _fast(map(_get_id, recs), np.int64, n, ids_with_unset)
-    xywh = _fast(itertools.chain.from_iterable(map(_get_bbox, recs)), np.float64, 4 * n,
-                 lambda: np.fromiter(map(_as_float, itertools.chain.from_iterable(map(_get_bbox, recs))),
-                                     np.float64, 4 * n)).reshape(n, 4)
-    area = _fast(map(_get_area, recs), np.float64, n,
-                 lambda: np.array([np.nan if v is None else v for v in map(_get_area, recs)], dtype=np.float64))
+    xywh = _fast(
+        itertools.chain.from_iterable(map(_get_bbox, recs)),
+        np.float64,
+        4 * n,
+        lambda: np.fromiter(map(_as_float, itertools.chain.from_iterable(map(_get_bbox, recs))), np.float64, 4 * n),
+    ).reshape(n, 4)
+    area = _fast(
+        map(_get_area, recs),
+        np.float64,
+        n,
+        lambda: np.array([np.nan if v is None else v for v in map(_get_area, recs)], dtype=np.float64),
+    )
     crowd_raw = list(map(_get_crowd, recs))
     crowd, bool_crowd, bad = _crowd_column(crowd_raw, n)
     return {
@@ -222,8 +229,10 @@ def _img_columns(recs: list) -> dict:
         vals = [getattr(r, key) for r in recs]
         if any(v is not UNSET for v in vals):
             lists = [v if isinstance(v, list) else [] for v in vals]
-            out[key] = (np.fromiter((len(x) for x in lists), dtype=np.int64, count=n),
-                        np.fromiter((v for x in lists for v in x), dtype=np.int64))
+            out[key] = (
+                np.fromiter((len(x) for x in lists), dtype=np.int64, count=n),
+                np.fromiter((v for x in lists for v in x), dtype=np.int64),
+            )
     return out
 
 
@@ -322,14 +331,28 @@ def assemble(path: str, skeleton, members: dict, img_parts: list, ann_parts: lis
     if flavour is None:
         flavour = _detect(cats, img_parts, ann_parts, info, cat_ids)
     ann_ids, img_index, cat_index, boxes, crowd, area, integer_boxes = _annotation_columns(
-        ann_parts, img_ids, cat_ids, flavour == "objects365", path)
+        ann_parts, img_ids, cat_ids, flavour == "objects365", path
+    )
     return Dataset(
-        image_ids=img_ids, widths=widths, heights=heights, file_names=file_names,
-        boxes=boxes, box_image=img_index, box_category=cat_index, box_ids=ann_ids, crowd=crowd, area=area,
+        image_ids=img_ids,
+        widths=widths,
+        heights=heights,
+        file_names=file_names,
+        boxes=boxes,
+        box_image=img_index,
+        box_category=cat_index,
+        box_ids=ann_ids,
+        crowd=crowd,
+        area=area,
         integer_boxes=integer_boxes,
-        category_ids=cat_ids, category_names=np.array([c.name for c in cats], dtype=object),
-        neg_category_ids=ragged.get("neg_category_ids"), not_exhaustive_category_ids=ragged.get("not_exhaustive_category_ids"),
-        format=flavour, path=str(path), info=info if isinstance(info, dict) else {}, **extra,
+        category_ids=cat_ids,
+        category_names=np.array([c.name for c in cats], dtype=object),
+        neg_category_ids=ragged.get("neg_category_ids"),
+        not_exhaustive_category_ids=ragged.get("not_exhaustive_category_ids"),
+        format=flavour,
+        path=str(path),
+        info=info if isinstance(info, dict) else {},
+        **extra,
     )
 
 
@@ -351,7 +374,9 @@ def _check_top_level(skeleton, members: dict, path: str) -> None:
     if "categories" in skeleton and "images" not in skeleton and "annotations" not in skeleton:
         raise InputError(
             "this is a category-statistics file (categories only, no images or annotations): "
-            "`imbalance margins` and `imbalance groups` accept it; `stats` needs a full annotation file", path=path)
+            "`imbalance margins` and `imbalance groups` accept it; `stats` needs a full annotation file",
+            path=path,
+        )
     for key in ("images", "annotations", "categories"):
         if key not in skeleton:
             raise InputError(f"missing required top-level key '{key}'", path=path)
@@ -366,7 +391,9 @@ def _category_columns(cats: list, path: str):
     _check_unique(cat_ids, "categories", "category id", path)
     extra = {}
     if any(c.frequency is not UNSET for c in cats):
-        extra["frequency"] = np.array([c.frequency or "" if c.frequency is not UNSET else "" for c in cats], dtype=object)
+        extra["frequency"] = np.array(
+            [c.frequency or "" if c.frequency is not UNSET else "" for c in cats], dtype=object
+        )
     for src, dst in (("image_count", "category_image_count"), ("instance_count", "category_instance_count")):
         vals = [getattr(c, src) for c in cats]
         if any(v is not UNSET for v in vals):
@@ -394,10 +421,16 @@ def _image_columns(img_parts: list, cat_ids: np.ndarray, path: str):
     bad = np.flatnonzero(~ok | big | small)
     if len(bad):
         i = int(bad[0])
-        what = (f"image width and height must be at most {MAX_IMAGE_SIDE:,} pixels" if big[i]
-                else SUBPIXEL_IMAGE if small[i] else "image width and height must be positive finite numbers")
-        raise InputError(f"{what}, got {widths[i]:g} x {heights[i]:g}", path=path,
-                         record=f"images[{i}] (id {int(img_ids[i])})")
+        what = (
+            f"image width and height must be at most {MAX_IMAGE_SIDE:,} pixels"
+            if big[i]
+            else SUBPIXEL_IMAGE
+            if small[i]
+            else "image width and height must be positive finite numbers"
+        )
+        raise InputError(
+            f"{what}, got {widths[i]:g} x {heights[i]:g}", path=path, record=f"images[{i}] (id {int(img_ids[i])})"
+        )
     ragged = {}
     for key in ("neg_category_ids", "not_exhaustive_category_ids"):
         if any(key in p for p in img_parts):
@@ -410,8 +443,11 @@ def _image_columns(img_parts: list, cat_ids: np.ndarray, path: str):
             if undefined.any():
                 j = int(np.flatnonzero(undefined)[0])
                 i = int(np.searchsorted(offsets, j, side="right") - 1)
-                raise InputError(f"'{key}' names category {int(values[j])}, which is not defined in 'categories'",
-                                 path=path, record=f"images[{i}] (id {int(img_ids[i])})")
+                raise InputError(
+                    f"'{key}' names category {int(values[j])}, which is not defined in 'categories'",
+                    path=path,
+                    record=f"images[{i}] (id {int(img_ids[i])})",
+                )
             ragged[key] = r
 
     return img_ids, widths, heights, file_names, ragged
@@ -424,12 +460,18 @@ def _annotation_columns(ann_parts: list, img_ids: np.ndarray, cat_ids: np.ndarra
     for k, p in enumerate(ann_parts):
         if p["bad_crowd"] is not None:
             i, v = p["bad_crowd"]
-            raise InputError(f"field 'iscrowd': must be 0 or 1, got {v!r}", path=path,
-                             record=_ann_rec(int(starts[k]) + i, p["box_ids"][i]))
+            raise InputError(
+                f"field 'iscrowd': must be 0 or 1, got {v!r}",
+                path=path,
+                record=_ann_rec(int(starts[k]) + i, p["box_ids"][i]),
+            )
         if p["bool_crowd"] >= 0 and not tolerant:
             i = p["bool_crowd"]
-            raise InputError("field 'iscrowd': must be 0 or 1, got a boolean (accepted only for Objects365)",
-                             path=path, record=_ann_rec(int(starts[k]) + i, p["box_ids"][i]))
+            raise InputError(
+                "field 'iscrowd': must be 0 or 1, got a boolean (accepted only for Objects365)",
+                path=path,
+                record=_ann_rec(int(starts[k]) + i, p["box_ids"][i]),
+            )
     missing = [(k, p["missing_id"]) for k, p in enumerate(ann_parts) if p["missing_id"] >= 0]
     n_box = int(starts[-1])
     if missing and tolerant:
@@ -455,7 +497,6 @@ def _annotation_columns(ann_parts: list, img_ids: np.ndarray, cat_ids: np.ndarra
     return ann_ids, img_index, cat_index, boxes, crowd, area, integer_boxes
 
 
-
 def _kind(value, member) -> str:
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], int):
         return "array"
@@ -477,8 +518,12 @@ def _detect(cats, img_parts, ann_parts, info, cat_ids) -> str:
         return "lvis"
     if isinstance(info, dict) and "objects365" in str(info.get("description", "")).lower().replace(" ", ""):
         return "objects365"
-    if (len(cat_ids) == 365 and set(cat_ids.tolist()) == set(range(1, 366)) and ann_parts
-            and not ann_parts[0].get("crowd_given_first_100", True)):
+    if (
+        len(cat_ids) == 365
+        and set(cat_ids.tolist()) == set(range(1, 366))
+        and ann_parts
+        and not ann_parts[0].get("crowd_given_first_100", True)
+    ):
         return "objects365"
     return "coco"
 
@@ -500,7 +545,7 @@ def _take(parts: list, key: str, dtype) -> np.ndarray:
     at = 0
     for p in parts:
         piece = p.pop(key)
-        out[at:at + len(piece)] = piece
+        out[at : at + len(piece)] = piece
         at += len(piece)
         del piece
     return out
@@ -528,8 +573,9 @@ def _lookup(defined: np.ndarray, refs: np.ndarray, ann_ids: np.ndarray, key: str
     index, ok = index_of(defined, refs)
     if ok is not None:
         i = int(np.flatnonzero(~ok)[0])
-        raise InputError(f"{key} {int(refs[i])} refers to an undefined {what}", path=path,
-                         record=_ann_rec(i, ann_ids[i]))
+        raise InputError(
+            f"{key} {int(refs[i])} refers to an undefined {what}", path=path, record=_ann_rec(i, ann_ids[i])
+        )
     return index
 
 
@@ -546,8 +592,8 @@ def from_dict(d: dict, path: str, flavour: str = "coco") -> Dataset:
         data = orjson.dumps(d)
     except (TypeError, orjson.JSONEncodeError) as e:
         raise InputError(f"cannot re-encode the document: {e}", path=path) from None
-    from imbalance_cli.data.stream import load_json_stream
     from imbalance_cli.data._io import bytes_stream
+    from imbalance_cli.data.stream import load_json_stream
 
     stream, raw = bytes_stream(data)
     return load_json_stream(stream, raw, str(path), flavour=flavour, workers=1)

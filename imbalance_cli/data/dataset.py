@@ -136,7 +136,9 @@ class Dataset:
     crowd: np.ndarray | None = None  # bool; COCO iscrowd / Open Images IsGroupOf
     area: np.ndarray | None = None  # float64, the file's own `area`, NaN where absent
     difficult: np.ndarray | None = None  # bool; VOC `difficult`
-    integer_boxes: np.ndarray | None = None  # bool; COCO bbox written as four JSON integers (detectron2 truncates those)
+    integer_boxes: np.ndarray | None = (
+        None  # bool; COCO bbox written as four JSON integers (detectron2 truncates those)
+    )
     label_lines: np.ndarray | None = None  # int64; YOLO: the 1-based line of each box in its image's label file
     supercategory: np.ndarray | None = None  # object (str)
     frequency: np.ndarray | None = None  # object: "r" | "c" | "f" | "" (the file's LVIS field)
@@ -170,7 +172,9 @@ class Dataset:
         if self.area is None:
             self.area = np.full(n_box, np.nan)
         self.area = np.asarray(self.area, dtype=np.float64).reshape(n_box)
-        self.box_ids = np.arange(1, n_box + 1, dtype=np.int64) if self.box_ids is None else _opt(self.box_ids, n_box, np.int64)
+        self.box_ids = (
+            np.arange(1, n_box + 1, dtype=np.int64) if self.box_ids is None else _opt(self.box_ids, n_box, np.int64)
+        )
         self.difficult = _opt(self.difficult, n_box, bool)
         self.integer_boxes = _opt(self.integer_boxes, n_box, bool)
         self.label_lines = _opt(self.label_lines, n_box, np.int64)
@@ -195,8 +199,14 @@ class Dataset:
         inverse[order] = np.arange(len(order))
         self.category_ids = self.category_ids[order]
         self.category_names = self.category_names[order]
-        for name in ("supercategory", "frequency", "category_image_count", "category_instance_count", "synset",
-                     "category_codes"):
+        for name in (
+            "supercategory",
+            "frequency",
+            "category_image_count",
+            "category_instance_count",
+            "synset",
+            "category_codes",
+        ):
             col = getattr(self, name)
             if col is not None:
                 setattr(self, name, col[order])
@@ -289,17 +299,33 @@ class Dataset:
             return Ragged.from_lists([r.row(i).tolist() for i in image_index])
 
         return Dataset(
-            image_ids=self.image_ids[image_index], widths=self.widths[image_index], heights=self.heights[image_index],
-            boxes=self.boxes[keep], box_image=remap[self.box_image[keep]], box_category=self.box_category[keep],
-            category_ids=self.category_ids, category_names=self.category_names,
-            file_names=sel(self.file_names, image_index), box_ids=self.box_ids[keep], crowd=self.crowd[keep],
-            area=self.area[keep], difficult=sel(self.difficult, keep), integer_boxes=sel(self.integer_boxes, keep),
+            image_ids=self.image_ids[image_index],
+            widths=self.widths[image_index],
+            heights=self.heights[image_index],
+            boxes=self.boxes[keep],
+            box_image=remap[self.box_image[keep]],
+            box_category=self.box_category[keep],
+            category_ids=self.category_ids,
+            category_names=self.category_names,
+            file_names=sel(self.file_names, image_index),
+            box_ids=self.box_ids[keep],
+            crowd=self.crowd[keep],
+            area=self.area[keep],
+            difficult=sel(self.difficult, keep),
+            integer_boxes=sel(self.integer_boxes, keep),
             label_lines=sel(self.label_lines, keep),
             supercategory=self.supercategory,
-            frequency=self.frequency, category_image_count=self.category_image_count,
-            category_instance_count=self.category_instance_count, synset=self.synset, category_codes=self.category_codes,
-            neg_category_ids=rag(self.neg_category_ids), not_exhaustive_category_ids=rag(self.not_exhaustive_category_ids),
-            format=self.format, path=self.path, has_image_sizes=self.has_image_sizes, info=dict(self.info),
+            frequency=self.frequency,
+            category_image_count=self.category_image_count,
+            category_instance_count=self.category_instance_count,
+            synset=self.synset,
+            category_codes=self.category_codes,
+            neg_category_ids=rag(self.neg_category_ids),
+            not_exhaustive_category_ids=rag(self.not_exhaustive_category_ids),
+            format=self.format,
+            path=self.path,
+            has_image_sizes=self.has_image_sizes,
+            info=dict(self.info),
         )
 
     def category_index(self) -> dict[int, int]:
@@ -307,8 +333,10 @@ class Dataset:
         return {int(c): i for i, c in enumerate(self.category_ids)}
 
     def __repr__(self) -> str:
-        return (f"Dataset(format={self.format!r}, images={self.num_images}, boxes={self.num_boxes}, "
-                f"categories={self.num_categories}, path={self.path!r})")
+        return (
+            f"Dataset(format={self.format!r}, images={self.num_images}, boxes={self.num_boxes}, "
+            f"categories={self.num_categories}, path={self.path!r})"
+        )
 
 
 # After the dataclass is built, so ``__init__`` keeps its plain ``file_names=None`` parameter.

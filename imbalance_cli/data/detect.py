@@ -19,21 +19,28 @@ import os
 import zlib
 from pathlib import Path
 
-from imbalance_cli import dist
+from imbalance_cli import dist, memory
 from imbalance_cli.data import cache as _cache
 from imbalance_cli.data import openimages, voc, yolo
 from imbalance_cli.data._io import BOM, check_regular, line_col, open_stream
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.spec import Format, LoadSpec
 from imbalance_cli.errors import InputError
-from imbalance_cli import memory
 
 FORMATS = tuple(f.value for f in Format)
 
 
-def load(path: str | os.PathLike, format: str | None = None, *, classes=None, image_sizes=None,
-         workers: int | None = None, cache: bool = True, spec: LoadSpec | None = None,
-         yolo_version: int | None = None) -> Dataset:
+def load(
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    classes=None,
+    image_sizes=None,
+    workers: int | None = None,
+    cache: bool = True,
+    spec: LoadSpec | None = None,
+    yolo_version: int | None = None,
+) -> Dataset:
     """Load an annotation file (or a VOC directory) into a columnar :class:`Dataset`.
 
     Parameters
@@ -61,8 +68,17 @@ def load(path: str | os.PathLike, format: str | None = None, *, classes=None, im
         One-line, actionable message naming the file and record, for anything malformed.
     """
     # under torchrun: rank 0 loads and broadcasts (or every rank loads: IMBALANCE_DIST_LOAD=each)
-    ds = dist.load_shared(_load, path, format, classes=classes, image_sizes=image_sizes, workers=workers,
-                          cache=cache, spec=spec, yolo_version=yolo_version)
+    ds = dist.load_shared(
+        _load,
+        path,
+        format,
+        classes=classes,
+        image_sizes=image_sizes,
+        workers=workers,
+        cache=cache,
+        spec=spec,
+        yolo_version=yolo_version,
+    )
     memory.release_free_memory()  # what parsing freed goes back to the system (imbalance_cli.memory)
     return ds
 
@@ -72,8 +88,16 @@ _JSON_FAMILY = (None, "coco", "lvis", "objects365")
 
 def _load(path, format, *, classes, image_sizes, workers, cache, spec, yolo_version=None) -> Dataset:
     try:
-        return _load_as(path, format, classes=classes, image_sizes=image_sizes, workers=workers, cache=cache,
-                        spec=spec, yolo_version=yolo_version)
+        return _load_as(
+            path,
+            format,
+            classes=classes,
+            image_sizes=image_sizes,
+            workers=workers,
+            cache=cache,
+            spec=spec,
+            yolo_version=yolo_version,
+        )
     except InputError as e:
         forced = format if spec is None else (None if spec.format is None else spec.format.value)
         raise _wrong_format(e, Path(path), forced) from None
@@ -95,19 +119,31 @@ def _wrong_format(e: InputError, p: Path, forced: str | None) -> InputError:
         return e
     if found == forced or (found in _JSON_FAMILY and forced in _JSON_FAMILY):
         return e
-    kind = {"voc": "Pascal VOC XML", "openimages": "an Open Images box CSV", "yolo": "a YOLO data.yaml or labels "
-            "folder"}.get(found, "COCO-style JSON")
+    kind = {
+        "voc": "Pascal VOC XML",
+        "openimages": "an Open Images box CSV",
+        "yolo": "a YOLO data.yaml or labels folder",
+    }.get(found, "COCO-style JSON")
     fix = "--format coco (or lvis / objects365)" if found is None else f"--format {found}"
-    return InputError(f"{e.message}; the file is {kind}, not {forced}: leave --format out or pass {fix}",
-                      path=e.path or p, record=e.record)
+    return InputError(
+        f"{e.message}; the file is {kind}, not {forced}: leave --format out or pass {fix}",
+        path=e.path or p,
+        record=e.record,
+    )
 
 
 def _load_as(path, format, *, classes, image_sizes, workers, cache, spec, yolo_version=None) -> Dataset:
     p = Path(path)
     if spec is None:
         try:
-            spec = LoadSpec.build(format=format, classes=classes, image_sizes=image_sizes, workers=workers, cache=cache,
-                                  yolo_version=yolo_version)
+            spec = LoadSpec.build(
+                format=format,
+                classes=classes,
+                image_sizes=image_sizes,
+                workers=workers,
+                cache=cache,
+                yolo_version=yolo_version,
+            )
         except InputError as e:
             raise InputError(e.message, path=p) from None
     fmt = None if spec.format is None else spec.format.value
@@ -174,8 +210,11 @@ def refuse_settings_file(p: Path) -> None:
     """Refuse a TOML file given where annotations are expected (an anchor preset or a rules file: they are passed
     with ``--anchors`` / ``--rules``, and a command without those options takes neither)."""
     if p.suffix.lower() == ".toml" and p.is_file():
-        raise InputError("a TOML file (an anchor preset or a rules file) is not an annotation file: presets are "
-                         "given with --anchors, rules with `imbalance check --rules`", path=p)
+        raise InputError(
+            "a TOML file (an anchor preset or a rules file) is not an annotation file: presets are "
+            "given with --anchors, rules with `imbalance check --rules`",
+            path=p,
+        )
 
 
 def _with_line(e: InputError, p: Path) -> InputError:
@@ -205,7 +244,7 @@ def _head(p: Path) -> bytes:
 def detect_format(data: bytes, path) -> str | None:
     """Guess the format from the first bytes; ``None`` means COCO-style JSON (flavour decided after parsing)."""
     if data.startswith(BOM):
-        data = data[len(BOM):]
+        data = data[len(BOM) :]
     head = data.lstrip()[:4096]
     if not head:
         raise InputError("file is empty", path=path)
@@ -218,21 +257,30 @@ def detect_format(data: bytes, path) -> str | None:
         return "openimages"
     raise InputError(
         "unrecognised annotation format (expected COCO/LVIS/Objects365 JSON, Open Images CSV or VOC XML); "
-        "pass --format to force one", path=path)
+        "pass --format to force one",
+        path=path,
+    )
 
 
 def _detect_json(d, path) -> str:
     """The flavour of an already-parsed COCO-style dict (``imbalance check`` parses whole documents)."""
-    if isinstance(d, list) or (isinstance(d, dict) and "categories" in d and "annotations" not in d and "images" not in d):
+    if isinstance(d, list) or (
+        isinstance(d, dict) and "categories" in d and "annotations" not in d and "images" not in d
+    ):
         raise InputError(
             "this is a category-statistics file (categories only, no images or annotations): "
-            "`imbalance margins` and `imbalance groups` accept it; `stats` needs a full annotation file", path=path)
+            "`imbalance margins` and `imbalance groups` accept it; `stats` needs a full annotation file",
+            path=path,
+        )
     if not isinstance(d, dict) or not {"images", "annotations", "categories"} & set(d):
-        raise InputError("unrecognised JSON: expected a COCO-style object with images, annotations and categories", path=path)
+        raise InputError(
+            "unrecognised JSON: expected a COCO-style object with images, annotations and categories", path=path
+        )
     cats = d.get("categories") if isinstance(d.get("categories"), list) else []
     images = d.get("images") if isinstance(d.get("images"), list) else []
     if any(isinstance(c, dict) and ("frequency" in c or "image_count" in c) for c in cats[:2000]) or any(
-        isinstance(im, dict) and ("neg_category_ids" in im or "not_exhaustive_category_ids" in im) for im in images[:1000]
+        isinstance(im, dict) and ("neg_category_ids" in im or "not_exhaustive_category_ids" in im)
+        for im in images[:1000]
     ):
         return "lvis"
     info = d.get("info")

@@ -163,21 +163,21 @@ class _Window:
         if self.n + more > len(self.buf):
             # an anonymous mapping: its pages are made when first written (a bytearray would zero them all)
             grown = mmap.mmap(-1, max(2 * len(self.buf), self.n + more, self.capacity, 1))
-            grown[:self.n] = self.buf[:self.n]
+            grown[: self.n] = self.buf[: self.n]
             self.buf = grown
 
     def append(self, data) -> None:
         if not len(data):
             return
         self._reserve(len(data))
-        self.buf[self.n:self.n + len(data)] = data
+        self.buf[self.n : self.n + len(data)] = data
         self.n += len(data)
 
     def read(self, stream, size: int) -> int:
         """Read up to ``size`` bytes of ``stream`` onto the end; the count read (0 at the end of the stream)."""
         self._reserve(size)
         with memoryview(self.buf) as mv:
-            got = stream.readinto(mv[self.n:self.n + size])
+            got = stream.readinto(mv[self.n : self.n + size])
         self.n += got or 0
         return got or 0
 
@@ -185,12 +185,12 @@ class _Window:
         """Forget the first ``k`` bytes."""
         if k:
             with memoryview(self.buf) as mv:
-                mv[:self.n - k] = mv[k:self.n]
+                mv[: self.n - k] = mv[k : self.n]
             self.n -= k
 
     def take(self) -> bytes:
         """All the bytes, and empty the window."""
-        out = bytes(memoryview(self.buf)[:self.n])
+        out = bytes(memoryview(self.buf)[: self.n])
         self.n = 0
         return out
 
@@ -257,9 +257,17 @@ def _structure(buf: bytes, st: _State):
     return br, delta
 
 
-def scan(stream, path, chunked: tuple[str, ...] = ("images", "annotations"), chunk_bytes: int = 8 * 1024 * 1024,
-         on_progress: Callable[[], None] | None = None, block: int = BLOCK,
-         speculate: bool = True, verify: bool = True, direct: bool = False) -> Iterator[Chunk | ScanResult]:
+def scan(
+    stream,
+    path,
+    chunked: tuple[str, ...] = ("images", "annotations"),
+    chunk_bytes: int = 8 * 1024 * 1024,
+    on_progress: Callable[[], None] | None = None,
+    block: int = BLOCK,
+    speculate: bool = True,
+    verify: bool = True,
+    direct: bool = False,
+) -> Iterator[Chunk | ScanResult]:
     """Scan a JSON document from ``stream``; yield :class:`Chunk` s as they complete, then one :class:`ScanResult`.
 
     ``speculate=False`` scans every byte exactly (the chunks then differ only in where they are cut).
@@ -310,8 +318,13 @@ class _Scanner:
 
     def __init__(self, stream, path, chunked, chunk_bytes, on_progress, block, speculate, verify, direct):
         self.stream, self.path, self.chunked, self.chunk_bytes = stream, path, chunked, chunk_bytes
-        self.on_progress, self.block, self.speculate, self.verify, self.direct = (on_progress, block, speculate,
-                                                                                  verify, direct)
+        self.on_progress, self.block, self.speculate, self.verify, self.direct = (
+            on_progress,
+            block,
+            speculate,
+            verify,
+            direct,
+        )
         self.st = _State()
         self.res = ScanResult()
         self.at = _Position()
@@ -326,7 +339,7 @@ class _Scanner:
             buf, got = read
             if at.first and buf:  # (never in a speculative stretch: one starts after an array opens)
                 if buf.startswith(BOM):
-                    buf = buf[len(BOM):]
+                    buf = buf[len(BOM) :]
                     at.offset += len(BOM)
                 at.first = False
             if self._speculating():
@@ -346,7 +359,7 @@ class _Scanner:
         in_array = at.spec or (self.speculate and at.cur is not None and at.cur["chunked"])
         size = self.block if in_array else min(self.block, EXACT_BLOCK)
         if at.carry_pos < len(at.carry):
-            buf = at.carry[at.carry_pos:at.carry_pos + size]
+            buf = at.carry[at.carry_pos : at.carry_pos + size]
             at.carry_pos += len(buf)
             return buf, len(buf)
         if at.eof:
@@ -370,9 +383,14 @@ class _Scanner:
 
     def _speculating(self) -> bool:
         at = self.at
-        return at.spec or (self.speculate and not at.eof and at.cur is not None and at.cur["chunked"]
-                           and at.spec_failures < MAX_SPECULATION_FAILURES
-                           and (at.cur["start"] != at.hold[0] or at.offset >= at.hold[1]))
+        return at.spec or (
+            self.speculate
+            and not at.eof
+            and at.cur is not None
+            and at.cur["chunked"]
+            and at.spec_failures < MAX_SPECULATION_FAILURES
+            and (at.cur["start"] != at.hold[0] or at.offset >= at.hold[1])
+        )
 
     def _speculate(self, buf, got):
         """Speculative cuts (see module docstring); returns :data:`_GO_ON`, or the bytes to scan exactly from the
@@ -427,7 +445,7 @@ class _Scanner:
         at.spec_failures += not ok
         at.spec = False
         at.hold = (cur["start"], at.pending_off + win.n) if not ok else at.hold
-        rest = win.take() + at.carry[at.carry_pos:]
+        rest = win.take() + at.carry[at.carry_pos :]
         buf, at.carry, at.carry_pos = rest[:EXACT_BLOCK], rest, min(EXACT_BLOCK, len(rest))
         at.offset = at.pending_off
         self.st.depth, self.st.in_str, self.st.trail_bs = 2, False, 0
@@ -453,16 +471,17 @@ class _Scanner:
         if at.cur is not None and at.cur["chunked"]:
             yield from self._cuts(buf, rc_all, at.pos, len(buf))
         if at.cur is not None:
-            at.pending += buf[at.pos:]
+            at.pending += buf[at.pos :]
             if not at.cur["chunked"] and len(at.pending) > MAX_MEMBER_BYTES:
-                del at.pending[MAX_MEMBER_BYTES + 1:]  # keep the bound; the member is not decoded
+                del at.pending[MAX_MEMBER_BYTES + 1 :]  # keep the bound; the member is not decoded
         else:
-            at.skeleton += buf[at.pos:]
+            at.skeleton += buf[at.pos :]
             self._check_skeleton()
         st.depth += int(delta.sum())
         if st.depth < 0:
-            raise InputError(f"malformed JSON: unbalanced closing bracket before byte {at.offset + len(buf)}",
-                             path=self.path)
+            raise InputError(
+                f"malformed JSON: unbalanced closing bracket before byte {at.offset + len(buf)}", path=self.path
+            )
         at.offset += len(buf)
 
     def _check_skeleton(self) -> None:
@@ -479,13 +498,13 @@ class _Scanner:
             if j >= len(rc):
                 break
             c = int(rc[j])
-            at.pending += buf[at.pos:c + 1]
+            at.pending += buf[at.pos : c + 1]
             yield Chunk(at.cur["key"], at.cur["cut"], at.pending_off, bytes(at.pending))
             at.cur["cut"] = True
             at.pending = bytearray()
             at.pending_off = at.offset + c + 1
             at.pos = c + 1
-            rc = rc[j + 1:]
+            rc = rc[j + 1 :]
 
     def _event(self, buf, p: int, d_b: int, d_a: int):
         """The bracket at ``buf[p]`` takes the depth from ``d_b`` to ``d_a`` at the top two levels."""
@@ -497,19 +516,21 @@ class _Scanner:
             if buf[p] == 0x5B:  # '['
                 raise InputError(
                     "a JSON list is not an annotation file (a category-statistics list is read by "
-                    "`imbalance margins` and `imbalance groups`)", path=path)
-            at.skeleton += buf[at.pos:p + 1]
+                    "`imbalance margins` and `imbalance groups`)",
+                    path=path,
+                )
+            at.skeleton += buf[at.pos : p + 1]
             at.pos = p + 1
         elif d_b == 1 and d_a == 2:  # a member container opens
             self._member_opens(buf, p)
         elif d_b == 2 and d_a == 1:  # a member container closes
             cur = at.cur
             if cur is not None and cur["chunked"]:
-                at.pending += buf[at.pos:p]
+                at.pending += buf[at.pos : p]
                 if bytes(at.pending).strip():
                     yield Chunk(cur["key"], cur["cut"], at.pending_off, bytes(at.pending))
             else:
-                at.pending += buf[at.pos:p + 1]
+                at.pending += buf[at.pos : p + 1]
                 if cur is not None:
                     data = bytes(at.pending) if len(at.pending) <= MAX_MEMBER_BYTES else None
                     self.res.members[cur["k"]] = Member(cur["key"], cur["start"], data)
@@ -517,13 +538,13 @@ class _Scanner:
             at.pos = p + 1
             at.cur = None
         elif d_b == 1 and d_a == 0:  # the top-level value closes
-            at.skeleton += buf[at.pos:p + 1]
+            at.skeleton += buf[at.pos : p + 1]
             at.pos = p + 1
 
     def _member_opens(self, buf, p: int) -> None:
         """A container member opens at ``buf[p]``: a placeholder in the skeleton, then its chunks or its bytes."""
         at = self.at
-        at.skeleton += buf[at.pos:p]
+        at.skeleton += buf[at.pos : p]
         at.pos = p
         k = len(self.res.members)
         m = _KEY.search(bytes(at.skeleton[-4096:]))
@@ -542,8 +563,10 @@ class _Scanner:
         res.size = at.offset
         if self.st.depth != 0 or self.st.in_str:
             where = f" inside '{at.cur['key']}'" if at.cur is not None and at.cur.get("key") else ""
-            raise InputError(f"truncated JSON: the file ends{where} at byte {at.offset} with unclosed brackets or "
-                             "strings", path=self.path)
+            raise InputError(
+                f"truncated JSON: the file ends{where} at byte {at.offset} with unclosed brackets or strings",
+                path=self.path,
+            )
         res.skeleton = bytes(at.skeleton)
         return res
 

@@ -30,7 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from imbalance_cli.data._io import (
-    BOM, GZIP_MAGIC, MAX_IMAGE_SIDE, SUBPIXEL_IMAGE, check_regular, decode_utf8, read_file,
+    BOM,
+    GZIP_MAGIC,
+    MAX_IMAGE_SIDE,
+    SUBPIXEL_IMAGE,
+    check_regular,
+    decode_utf8,
+    read_file,
 )
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
@@ -59,7 +65,7 @@ def _header(path) -> list[str]:
     except (OSError, EOFError) as e:  # pyarrow's gzip errors are OSErrors
         raise _gzip_error(path, e) from None
     if head.startswith(BOM):
-        head = head[len(BOM):]
+        head = head[len(BOM) :]
     line = head.split(b"\n", 1)[0].decode("utf-8", "replace").strip("\r")
     return next(csv.reader([line]), [])
 
@@ -72,9 +78,15 @@ def _read_table(path, columns: dict, line_of_error_check):
     try:
         with _input(path) as stream:
             return pacsv.read_csv(
-                stream, read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
-                convert_options=pacsv.ConvertOptions(include_columns=list(columns), column_types=columns,
-                                                     strings_can_be_null=False, quoted_strings_can_be_null=False))
+                stream,
+                read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 24),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=list(columns),
+                    column_types=columns,
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise line_of_error_check(str(e)) from None
     except (OSError, EOFError) as e:  # reading or decompressing (pyarrow's gzip errors are OSErrors)
@@ -114,14 +126,21 @@ def _csv_error(path, message: str, expected: int | None = None, numeric: tuple =
     first = message.splitlines()[0]
     if "invalid UTF8" in first:
         line = _first_non_utf8_line(path)
-        return InputError("invalid UTF-8 in a text field (ImageID, Source or LabelName)", path=path,
-                          record=f"line {line}" if line else None)
+        return InputError(
+            "invalid UTF-8 in a text field (ImageID, Source or LabelName)",
+            path=path,
+            record=f"line {line}" if line else None,
+        )
     if "Expected" in first and "columns" in first:
         line = _find_bad_line(path, lambda h, r: len(r) != len(h))
         got = first.split("got ", 1)[-1].split(":", 1)[0] if "got " in first else "?"
-        return InputError(f"malformed CSV: a row has {got} fields where the header has {len(_header(path))}",
-                          path=path, record=f"line {line}" if line else None)
+        return InputError(
+            f"malformed CSV: a row has {got} fields where the header has {len(_header(path))}",
+            path=path,
+            record=f"line {line}" if line else None,
+        )
     if "conversion error" in first:
+
         def bad(h, r):
             for name in numeric:
                 if name in h and h.index(name) < len(r):
@@ -135,8 +154,11 @@ def _csv_error(path, message: str, expected: int | None = None, numeric: tuple =
             return False
 
         line = _find_bad_line(path, bad)
-        return InputError(f"{'/'.join(numeric)} must be numbers ({first.split(': ', 1)[-1]})", path=path,
-                          record=f"line {line}" if line else None)
+        return InputError(
+            f"{'/'.join(numeric)} must be numbers ({first.split(': ', 1)[-1]})",
+            path=path,
+            record=f"line {line}" if line else None,
+        )
     return InputError(f"malformed CSV: {first}", path=path)
 
 
@@ -163,10 +185,16 @@ def read_image_sizes(path):
     header = _header(path)
     missing = [c for c in ("ImageID", "Width", "Height") if c not in header]
     if missing:
-        raise InputError(f"image-sizes CSV needs columns ImageID,Width,Height; missing {', '.join(missing)}",
-                         path=path, record="header")
-    t = _read_table(path, {"ImageID": pa.string(), "Width": pa.float64(), "Height": pa.float64()},
-                    lambda m: _csv_error(path, m, numeric=("Width", "Height")))
+        raise InputError(
+            f"image-sizes CSV needs columns ImageID,Width,Height; missing {', '.join(missing)}",
+            path=path,
+            record="header",
+        )
+    t = _read_table(
+        path,
+        {"ImageID": pa.string(), "Width": pa.float64(), "Height": pa.float64()},
+        lambda m: _csv_error(path, m, numeric=("Width", "Height")),
+    )
     w = t.column("Width").to_numpy(zero_copy_only=False).astype(np.float64)
     h = t.column("Height").to_numpy(zero_copy_only=False).astype(np.float64)
     with np.errstate(invalid="ignore"):
@@ -176,9 +204,13 @@ def read_image_sizes(path):
     bad = np.flatnonzero(~ok | big | small)
     if len(bad):
         i = int(bad[0])
-        what = (f"Width and Height must be at most {MAX_IMAGE_SIDE:,} pixels" if big[i]
-                else f"{SUBPIXEL_IMAGE}, got {w[i]:g} x {h[i]:g}" if small[i]
-                else "Width and Height must be positive finite numbers")
+        what = (
+            f"Width and Height must be at most {MAX_IMAGE_SIDE:,} pixels"
+            if big[i]
+            else f"{SUBPIXEL_IMAGE}, got {w[i]:g} x {h[i]:g}"
+            if small[i]
+            else "Width and Height must be positive finite numbers"
+        )
         raise InputError(what, path=path, record=f"line {i + 2}")
     ids = t.column("ImageID").combine_chunks()
     import pyarrow.compute as pc
@@ -220,11 +252,18 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
     header = _header(path)
     missing = [c for c in BOX_COLUMNS if c not in header]
     if missing:
-        raise InputError(f"not an Open Images box CSV: missing column(s) {', '.join(missing)}", path=path,
-                         record="header")
+        raise InputError(
+            f"not an Open Images box CSV: missing column(s) {', '.join(missing)}", path=path, record="header"
+        )
     dict_t = pa.dictionary(pa.int32(), pa.string())
-    columns = {"ImageID": dict_t, "LabelName": dict_t, "XMin": pa.float64(), "XMax": pa.float64(),
-               "YMin": pa.float64(), "YMax": pa.float64()}
+    columns = {
+        "ImageID": dict_t,
+        "LabelName": dict_t,
+        "XMin": pa.float64(),
+        "XMax": pa.float64(),
+        "YMin": pa.float64(),
+        "YMax": pa.float64(),
+    }
     if "IsGroupOf" in header:
         columns["IsGroupOf"] = pa.float64()
     if "Source" in header:  # decoded only so that its UTF-8 is checked like the other text fields (no measured cost)
@@ -255,11 +294,18 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
     if classes is not None:
         mids, names = read_classes(classes)
         code = pc.index_in(lab_dict, value_set=pa.array(mids, pa.string())).to_numpy(zero_copy_only=False)
-        code = np.where(np.isnan(code.astype(np.float64)), -1, code).astype(np.int64) if len(code) else code.astype(np.int64)
+        code = (
+            np.where(np.isnan(code.astype(np.float64)), -1, code).astype(np.int64)
+            if len(code)
+            else code.astype(np.int64)
+        )
         if len(lab_idx) and (code[lab_idx] < 0).any():
             i = int(np.flatnonzero(code[lab_idx] < 0)[0])
-            raise InputError(f"LabelName {lab_dict[int(lab_idx[i])].as_py()!r} is not in the class list "
-                             f"{Path(classes).name}", path=path, record=f"line {i + 2}")
+            raise InputError(
+                f"LabelName {lab_dict[int(lab_idx[i])].as_py()!r} is not in the class list {Path(classes).name}",
+                path=path,
+                record=f"line {i + 2}",
+            )
     else:
         used = np.flatnonzero(np.bincount(lab_idx, minlength=len(lab_dict))) if len(lab_idx) else np.zeros(0, np.int64)
         values = [lab_dict[int(k)].as_py() for k in used]
@@ -277,8 +323,11 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
         pos = np.where(np.isnan(pos.astype(np.float64)), -1, pos).astype(np.int64) if len(pos) else pos.astype(np.int64)
         if n and (pos[img_idx] < 0).any():
             i = int(np.flatnonzero(pos[img_idx] < 0)[0])
-            raise InputError(f"ImageID {img_dict[int(img_idx[i])].as_py()!r} has no entry in the image-sizes file",
-                             path=path, record=f"line {i + 2}")
+            raise InputError(
+                f"ImageID {img_dict[int(img_idx[i])].as_py()!r} has no entry in the image-sizes file",
+                path=path,
+                record=f"line {i + 2}",
+            )
         box_image = pos[img_idx] if n else np.zeros(0, np.int64)
         image_keys = size_ids.to_pylist()
         boxes = boxes * np.stack([W, H, W, H], axis=1)[box_image]
@@ -296,15 +345,24 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
         group = np.where(np.isnan(group), 0, group)
         bad = np.flatnonzero(~np.isin(group, (0, 1, -1)))
         if len(bad):
-            raise InputError(f"IsGroupOf must be 0 or 1, got {group[bad[0]]:g}", path=path,
-                             record=f"line {int(bad[0]) + 2}")
+            raise InputError(
+                f"IsGroupOf must be 0 or 1, got {group[bad[0]]:g}", path=path, record=f"line {int(bad[0]) + 2}"
+            )
     else:
         group = np.zeros(n)
     return Dataset(
-        image_ids=np.arange(1, len(image_keys) + 1), widths=W, heights=H,
+        image_ids=np.arange(1, len(image_keys) + 1),
+        widths=W,
+        heights=H,
         file_names=np.array([f"{k}.jpg" for k in image_keys], dtype=object),
-        boxes=boxes, box_image=box_image, box_category=box_category, crowd=group == 1,
-        category_ids=np.arange(1, len(mids) + 1), category_names=np.array(names, dtype=object),
+        boxes=boxes,
+        box_image=box_image,
+        box_category=box_category,
+        crowd=group == 1,
+        category_ids=np.arange(1, len(mids) + 1),
+        category_names=np.array(names, dtype=object),
         category_codes=np.array(mids, dtype=object),
-        format="openimages", path=str(path), has_image_sizes=image_sizes is not None,
+        format="openimages",
+        path=str(path),
+        has_image_sizes=image_sizes is not None,
     )

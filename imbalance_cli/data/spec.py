@@ -54,8 +54,9 @@ class LoadSpec:
     yolo_version: int = 8
 
     @classmethod
-    def build(cls, format=None, classes=None, image_sizes=None, workers=None, cache=True, strict=False,
-              yolo_version=None) -> "LoadSpec":
+    def build(
+        cls, format=None, classes=None, image_sizes=None, workers=None, cache=True, strict=False, yolo_version=None
+    ) -> "LoadSpec":
         """Validate raw arguments (strings, paths, ints) into a spec; bad values raise :class:`InputError`."""
         fmt = None
         if format is not None:
@@ -63,8 +64,9 @@ class LoadSpec:
             try:
                 fmt = Format(value)
             except ValueError:
-                raise InputError(f"unknown format {format!r}; choose one of "
-                                 f"{', '.join(f.value for f in Format)}") from None
+                raise InputError(
+                    f"unknown format {format!r}; choose one of {', '.join(f.value for f in Format)}"
+                ) from None
         if workers is None:
             workers = default_workers()
         if not is_int(workers) or workers < 1 or workers > 1024:
@@ -79,6 +81,12 @@ class LoadSpec:
             raise InputError(f"--yolo-version must be 8 (Ultralytics 8.x) or 5 (YOLOv5 7.0), got {yolo_version!r}")
         elif fmt not in (None, Format.yolo):
             raise InputError("--yolo-version applies to YOLO datasets only")
-        return cls(format=fmt, classes=None if classes is None else Path(classes),
-                   image_sizes=None if image_sizes is None else Path(image_sizes), workers=workers,
-                   cache=bool(cache), strict=bool(strict), yolo_version=int(str(yolo_version).strip()))
+        return cls(
+            format=fmt,
+            classes=None if classes is None else Path(classes),
+            image_sizes=None if image_sizes is None else Path(image_sizes),
+            workers=workers,
+            cache=bool(cache),
+            strict=bool(strict),
+            yolo_version=int(str(yolo_version).strip()),
+        )

@@ -39,11 +39,14 @@ def split_of(dataset: Dataset, name: str) -> Dataset:
     """
     names = split_names(dataset)
     if not names:
-        raise InputError(f"--split {name}: this file has no splits (only a data.yaml with train/val/test has)",
-                         path=dataset.path)
+        raise InputError(
+            f"--split {name}: this file has no splits (only a data.yaml with train/val/test has)", path=dataset.path
+        )
     if name not in names:
-        raise InputError(f"--split {name}: no such split{did_you_mean(name, names)}; the file has "
-                         f"{', '.join(names)}", path=dataset.path)
+        raise InputError(
+            f"--split {name}: no such split{did_you_mean(name, names)}; the file has {', '.join(names)}",
+            path=dataset.path,
+        )
     from imbalance_cli.data.yolo import split_datasets
 
     sub = split_datasets(dataset)[name]
@@ -51,8 +54,7 @@ def split_of(dataset: Dataset, name: str) -> Dataset:
     return sub
 
 
-def select_split(dataset: Dataset, name: str | None, *, default: str | None = TRAIN_SPLIT,
-                 note=None) -> Dataset:
+def select_split(dataset: Dataset, name: str | None, *, default: str | None = TRAIN_SPLIT, note=None) -> Dataset:
     """The one dataset a command works on: split ``name``, or ``default`` of a multi-split dataset.
 
     ``name`` None and a dataset with fewer than two splits: the dataset itself (a single split is that
@@ -65,10 +67,11 @@ def select_split(dataset: Dataset, name: str | None, *, default: str | None = TR
     if len(names) < 2:
         return dataset
     if default is None or default not in names:
-        raise InputError(f"the file has splits {', '.join(names)}: choose one with --split NAME (statistics of "
-                         "several splits merged would describe no dataset a detector sees)", path=dataset.path)
+        raise InputError(
+            f"the file has splits {', '.join(names)}: choose one with --split NAME (statistics of "
+            "several splits merged would describe no dataset a detector sees)",
+            path=dataset.path,
+        )
     if note is not None:
         note(f"using split '{default}' of {dataset.path} (splits: {', '.join(names)}; --split NAME to choose)")
     return split_of(dataset, default)
-
-

@@ -21,8 +21,8 @@ from imbalance_cli import memory
 from imbalance_cli.data import coco
 from imbalance_cli.data._io import NESTING_ERROR
 from imbalance_cli.data.jsonscan import Chunk, Member, records_start, scan
-from imbalance_cli.errors import InputError
 from imbalance_cli.data.progress import ByteProgress
+from imbalance_cli.errors import InputError
 
 #: Bytes of records per chunk.
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -48,13 +48,13 @@ def _decode(job):
     file, offset, size, cont = base
     buf = _span_buffer(size + 2)
     with memoryview(buf) as mv:
-        _read_exactly(file, mv[1:size + 1], offset, path)
+        _read_exactly(file, mv[1 : size + 1], offset, path)
         mv[size + 1] = 0x5D  # "]"
         # the records start after the comma that continues the array: "[" takes the comma's place
         start = records_start(buf, 1, size + 1, cont, offset, path) - 1 if cont else 0
         mv[start] = 0x5B  # "["
         # buffer index i holds document byte offset + i - 1
-        return coco.decode_chunk(key, mv[start:size + 2], offset + start - 1, path)
+        return coco.decode_chunk(key, mv[start : size + 2], offset + start - 1, path)
 
 
 #: This process's buffer for chunks read from the file: reused, so a chunk costs no fresh pages.
@@ -131,8 +131,9 @@ def _start_workers(workers: int, chunk_bytes: int) -> ProcessPoolExecutor:
     # one slot per chunk in flight (at most 2 x workers + 1); columns take ~0.6 x a COCO chunk's
     # bytes and at most ~1.3 x for the smallest records; bigger ones are pickled
     _SLOTS = _Slots(2 * workers + 2, 2 * chunk_bytes + SLOT_MARGIN)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=memory.keep_freed_memory)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=memory.keep_freed_memory
+    )
 
 
 def _read_exactly(file: str, into: memoryview, offset: int, path: str) -> None:
@@ -142,13 +143,21 @@ def _read_exactly(file: str, into: memoryview, offset: int, path: str) -> None:
         while got < len(into):
             n = f.readinto(into[got:])
             if not n:
-                raise InputError(f"the file changed while it was read (it ends before byte {offset + len(into)})",
-                                 path=path)
+                raise InputError(
+                    f"the file changed while it was read (it ends before byte {offset + len(into)})", path=path
+                )
             got += n
 
 
-def load_json_file(open_stream, path: str, flavour: str | None = None, workers: int = 1, total: int | None = None,
-                   chunk_bytes: int = CHUNK_BYTES, block: int | None = None):
+def load_json_file(
+    open_stream,
+    path: str,
+    flavour: str | None = None,
+    workers: int = 1,
+    total: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+    block: int | None = None,
+):
     """Load a COCO / LVIS / Objects365 file: one pass whose cuts the decoders check, a checked pass on any error.
 
     ``open_stream()`` returns ``(stream, raw)`` for a fresh read of the file. The first pass lets the
@@ -158,11 +167,21 @@ def load_json_file(open_stream, path: str, flavour: str | None = None, workers: 
     chunk decodes the result is right. On any error the file is read again with cuts checked as it is
     scanned, which either succeeds or reports the error an exact scan reports.
     """
+
     def one_pass(verify: bool):
         stream, raw = open_stream()
         try:
-            return load_json_stream(stream, raw, path, flavour=flavour, workers=workers, total=total,
-                                    chunk_bytes=chunk_bytes, block=block, verify_cuts=verify)
+            return load_json_stream(
+                stream,
+                raw,
+                path,
+                flavour=flavour,
+                workers=workers,
+                total=total,
+                chunk_bytes=chunk_bytes,
+                block=block,
+                verify_cuts=verify,
+            )
         finally:
             raw.close()
 
@@ -172,8 +191,17 @@ def load_json_file(open_stream, path: str, flavour: str | None = None, workers: 
         return one_pass(True)
 
 
-def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers: int = 1, total: int | None = None,
-                     chunk_bytes: int = CHUNK_BYTES, block: int | None = None, verify_cuts: bool = True):
+def load_json_stream(
+    stream,
+    raw,
+    path: str,
+    flavour: str | None = None,
+    workers: int = 1,
+    total: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+    block: int | None = None,
+    verify_cuts: bool = True,
+):
     """Load a COCO / LVIS / Objects365 document from a binary stream (see module docstring).
 
     ``raw`` is the underlying file (its ``tell()`` drives the progress bar over ``total`` bytes).
@@ -196,8 +224,15 @@ def load_json_stream(stream, raw, path: str, flavour: str | None = None, workers
     result = None
     try:
         with bar:
-            for item in scan(stream, path, chunk_bytes=chunk_bytes, on_progress=lambda: bar.update(raw.tell()),
-                             verify=verify_cuts, direct=file is not None, **kw):
+            for item in scan(
+                stream,
+                path,
+                chunk_bytes=chunk_bytes,
+                on_progress=lambda: bar.update(raw.tell()),
+                verify=verify_cuts,
+                direct=file is not None,
+                **kw,
+            ):
                 if not isinstance(item, Chunk):
                     result = item
                     break
@@ -287,9 +322,11 @@ def _skeleton(data: bytes, path: str) -> dict:
         msg = coco._BYTE.sub("", str(e).replace("JSON is malformed: ", "")).strip()
         raise InputError(f"malformed JSON at the top level: {msg}", path=path) from None
     if not isinstance(top, dict):
-        raise InputError("unrecognised JSON: expected a COCO-style object with images, annotations and categories",
-                         path=path)
+        raise InputError(
+            "unrecognised JSON: expected a COCO-style object with images, annotations and categories", path=path
+        )
     if not {"images", "annotations", "categories"} & set(top):
-        raise InputError("unrecognised JSON: expected a COCO-style object with images, annotations and categories",
-                         path=path)
+        raise InputError(
+            "unrecognised JSON: expected a COCO-style object with images, annotations and categories", path=path
+        )
     return top

@@ -49,8 +49,9 @@ class Problem:
         return f"{self.record}: {self.message}"
 
 
-def load_with_problems(path: str | os.PathLike, format: str | None = None,
-                       yolo_version: int | None = None) -> tuple[Dataset, list[Problem]]:
+def load_with_problems(
+    path: str | os.PathLike, format: str | None = None, yolo_version: int | None = None
+) -> tuple[Dataset, list[Problem]]:
     """Load ``path`` like :func:`imbalance_cli.data.load`, listing structural problems of COCO-style JSON.
 
     Returns ``(dataset, problems)``: for a file the loader accepts, its dataset and ``[]``; for a
@@ -74,7 +75,9 @@ def load_with_problems(path: str | os.PathLike, format: str | None = None,
         del data
         if not isinstance(d, dict) or not ({"images", "annotations"} & set(d)):
             raise
-        probe = {k: (v if isinstance(v, list) else []) for k, v in d.items() if k in ("images", "annotations", "categories")}
+        probe = {
+            k: (v if isinstance(v, list) else []) for k, v in d.items() if k in ("images", "annotations", "categories")
+        }
         probe["info"] = d.get("info")
         flavour = format or _detect_json(probe, p)
         clean, problems = scan_coco(d, flavour)
@@ -108,8 +111,9 @@ def scan_coco(d: dict, flavour: str = "coco") -> tuple[dict, list[Problem]]:
     cats, cat_ids = _scan_categories(sections["categories"], problems)
     images, img_ids, names = _scan_images(sections["images"], problems)
     # Objects365 files may omit annotation ids (numbered in file order)
-    anns = _scan_annotations(sections["annotations"], problems, cat_ids, img_ids, names, images,
-                             tolerant_ann_id=flavour == "objects365")
+    anns = _scan_annotations(
+        sections["annotations"], problems, cat_ids, img_ids, names, images, tolerant_ann_id=flavour == "objects365"
+    )
     clean = {k: v for k, v in d.items() if k not in ("images", "annotations", "categories")}
     clean.update(images=images, annotations=anns, categories=cats)
     return clean, problems
@@ -163,8 +167,11 @@ def _scan_images(records: list, problems: list) -> tuple[list, set, dict]:
         fname = str(im.get("file_name") or "") or str(im.get("coco_url") or "").rsplit("/", 1)[-1] or None
         miss = [k for k in ("id", "width", "height") if k not in im]
         if miss:
-            problems.append(Problem("missing_field", where, f"missing {', '.join(repr(k) for k in miss)}",
-                                    image_id=iid, file_name=fname))
+            problems.append(
+                Problem(
+                    "missing_field", where, f"missing {', '.join(repr(k) for k in miss)}", image_id=iid, file_name=fname
+                )
+            )
             continue
         if iid is None:
             problems.append(Problem("missing_field", where, "'id' is not an integer", file_name=fname))
@@ -175,16 +182,25 @@ def _scan_images(records: list, problems: list) -> tuple[list, set, dict]:
         w, h = im["width"], im["height"]
         img_ids.add(iid)  # defined, even if its size is broken
         names[iid] = fname
-        if not (is_number(w) and is_number(h) and math.isfinite(w) and math.isfinite(h) and 1 <= w <= MAX_IMAGE_SIDE
-                and 1 <= h <= MAX_IMAGE_SIDE):
-            problems.append(Problem("invalid_image", where, f"width {w!r}, height {h!r}", image_id=iid, file_name=fname))
+        if not (
+            is_number(w)
+            and is_number(h)
+            and math.isfinite(w)
+            and math.isfinite(h)
+            and 1 <= w <= MAX_IMAGE_SIDE
+            and 1 <= h <= MAX_IMAGE_SIDE
+        ):
+            problems.append(
+                Problem("invalid_image", where, f"width {w!r}, height {h!r}", image_id=iid, file_name=fname)
+            )
             continue
         images.append(im)
     return images, img_ids, names
 
 
-def _scan_annotations(records: list, problems: list, cat_ids: set, img_ids: set, names: dict, images: list,
-                      tolerant_ann_id: bool) -> list:
+def _scan_annotations(
+    records: list, problems: list, cat_ids: set, img_ids: set, names: dict, images: list, tolerant_ann_id: bool
+) -> list:
     """The well-formed annotations of defined, valid images and defined categories; a problem per broken one."""
     good_img = {int(im["id"]) for im in images}
     anns, ann_ids = [], set()

@@ -24,8 +24,26 @@ from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
 
 VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
-    "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 
 
@@ -69,20 +87,25 @@ def parse_file(path, data: bytes | None = None) -> dict:
     if size is None:
         raise InputError("missing <size>", path=path, record="<annotation>")
     out = {
-        "file_name": _text(root, "filename", path, "<annotation>", required=False) or Path(path).with_suffix(".jpg").name,
+        "file_name": _text(root, "filename", path, "<annotation>", required=False)
+        or Path(path).with_suffix(".jpg").name,
         "width": _number(size, "width", path, "<size>"),
         "height": _number(size, "height", path, "<size>"),
         "objects": [],
     }
     w, h = out["width"], out["height"]
     if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
-        raise InputError(f"image width and height must be positive finite numbers, got {w:g} x {h:g}", path=path,
-                         record="<size>")
+        raise InputError(
+            f"image width and height must be positive finite numbers, got {w:g} x {h:g}", path=path, record="<size>"
+        )
     if w < 1 or h < 1:
         raise InputError(f"{SUBPIXEL_IMAGE}, got {w:g} x {h:g}", path=path, record="<size>")
     if w > MAX_IMAGE_SIDE or h > MAX_IMAGE_SIDE:
-        raise InputError(f"image width and height must be at most {MAX_IMAGE_SIDE:,} pixels, got {w:g} x {h:g}",
-                         path=path, record="<size>")
+        raise InputError(
+            f"image width and height must be at most {MAX_IMAGE_SIDE:,} pixels, got {w:g} x {h:g}",
+            path=path,
+            record="<size>",
+        )
     for k, obj in enumerate(root.findall("object")):
         record = f"<object> #{k + 1}"
         name = _text(obj, "name", path, record)
@@ -123,9 +146,16 @@ def load(path) -> Dataset:
             box_cat.append(cls_index[name])
             difficult.append(diff)
     return Dataset(
-        image_ids=image_ids, widths=[p["width"] for p in parsed], heights=[p["height"] for p in parsed],
+        image_ids=image_ids,
+        widths=[p["width"] for p in parsed],
+        heights=[p["height"] for p in parsed],
         file_names=np.array([p["file_name"] for p in parsed], dtype=object),
-        boxes=np.array(boxes, dtype=np.float64).reshape(-1, 4), box_image=box_image, box_category=box_cat,
-        difficult=np.array(difficult, dtype=bool), category_ids=np.arange(1, len(classes) + 1),
-        category_names=np.array(classes, dtype=object), format="voc", path=str(path),
+        boxes=np.array(boxes, dtype=np.float64).reshape(-1, 4),
+        box_image=box_image,
+        box_category=box_cat,
+        difficult=np.array(difficult, dtype=bool),
+        category_ids=np.arange(1, len(classes) + 1),
+        category_names=np.array(classes, dtype=object),
+        format="voc",
+        path=str(path),
     )

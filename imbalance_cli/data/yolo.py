@@ -135,7 +135,7 @@ def _read_text(path: str | os.PathLike, limit: int, what: str, sig: bool = True)
     if len(data) > limit:
         raise InputError(f"{what} is larger than the {limit:,} bytes imbalance reads", path=p)
     if sig and data.startswith(BOM):
-        data = data[len(BOM):]
+        data = data[len(BOM) :]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -188,7 +188,9 @@ def _yaml_loader():
             if self.check_event(yaml.AliasEvent):
                 self._aliases += 1
                 if self._aliases > MAX_YAML_ALIASES:
-                    raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (refused: they can expand without bound)")
+                    raise yaml.YAMLError(
+                        f"more than {MAX_YAML_ALIASES} aliases (refused: they can expand without bound)"
+                    )
             self._depth += 1
             if self._depth > MAX_YAML_DEPTH:
                 raise yaml.YAMLError(f"nested deeper than {MAX_YAML_DEPTH} levels")
@@ -233,8 +235,9 @@ def read_yaml(path: str | os.PathLike) -> dict:
     if not isinstance(d, dict):
         raise InputError("a data.yaml must be a mapping with train/val and names", path=p)
     if _expanded_size(d, MAX_YAML_NODES) > MAX_YAML_NODES:
-        raise InputError(f"data.yaml expands to more than {MAX_YAML_NODES:,} values through its aliases (refused)",
-                         path=p)
+        raise InputError(
+            f"data.yaml expands to more than {MAX_YAML_NODES:,} values through its aliases (refused)", path=p
+        )
     return d
 
 
@@ -253,29 +256,38 @@ def names_from_yaml(d: dict, where, version: int = 8) -> list[str]:
         if not ok or nc < 1:
             raise InputError(f"'nc' must be a positive integer, got {d.get('nc')!r}", path=where, record="nc")
         if nc > MAX_CLASSES:
-            raise InputError(f"'nc' is {nc:,}: more than the {MAX_CLASSES:,} classes imbalance accepts", path=where,
-                             record="nc")
+            raise InputError(
+                f"'nc' is {nc:,}: more than the {MAX_CLASSES:,} classes imbalance accepts", path=where, record="nc"
+            )
     if names is None:
         if nc is None:
             raise InputError("data.yaml needs 'names' (a list or a dict index: name) or 'nc'", path=where)
         return [f"class_{i}" if version == 8 else f"class{i}" for i in range(nc)]
     if isinstance(names, (dict, list)) and len(names) > MAX_CLASSES:
-        raise InputError(f"'names' has {len(names):,} entries: more than the {MAX_CLASSES:,} imbalance accepts",
-                         path=where, record="names")
+        raise InputError(
+            f"'names' has {len(names):,} entries: more than the {MAX_CLASSES:,} imbalance accepts",
+            path=where,
+            record="names",
+        )
     if isinstance(names, dict):
         keys = []
         for k in names:
             if not (is_int(k) or isinstance(k, str)):
-                raise InputError(f"'names' keys must be integers (class index: name), got {k!r}", path=where,
-                                 record="names")
+                raise InputError(
+                    f"'names' keys must be integers (class index: name), got {k!r}", path=where, record="names"
+                )
             try:
                 keys.append(int(k))
             except ValueError:
-                raise InputError(f"'names' keys must be integers (class index: name), got {k!r}", path=where,
-                                 record="names") from None
+                raise InputError(
+                    f"'names' keys must be integers (class index: name), got {k!r}", path=where, record="names"
+                ) from None
         if sorted(keys) != list(range(len(keys))):
-            raise InputError(f"'names' keys must be 0..{len(keys) - 1} without gaps or repeats, got "
-                             f"{sorted(keys)[:10]}", path=where, record="names")
+            raise InputError(
+                f"'names' keys must be 0..{len(keys) - 1} without gaps or repeats, got {sorted(keys)[:10]}",
+                path=where,
+                record="names",
+            )
         by_int = dict(zip(keys, names.values()))
         out = [_name(by_int[i], where) for i in range(len(keys))]
     elif isinstance(names, list):
@@ -303,9 +315,13 @@ def _root(d: dict, p: Path) -> Path:
         raise InputError(f"'path' must be text, got {type(root).__name__}", path=p, record="path")
     r = Path(root)
     if not r.is_absolute() and not r.exists():
-        raise InputError(f"'path: {root}' does not exist relative to the working directory {os.getcwd()} (Ultralytics "
-                         "resolves a relative 'path' there, then in its datasets_dir setting): run from that folder, "
-                         "make 'path' absolute, or remove it to use the data.yaml's folder", path=p, record="path")
+        raise InputError(
+            f"'path: {root}' does not exist relative to the working directory {os.getcwd()} (Ultralytics "
+            "resolves a relative 'path' there, then in its datasets_dir setting): run from that folder, "
+            "make 'path' absolute, or remove it to use the data.yaml's folder",
+            path=p,
+            record="path",
+        )
     return r
 
 
@@ -328,7 +344,7 @@ def _walk_images(top: str, suffixes) -> tuple[list[str], list[str]]:
                 if name[0] == ".":
                     continue
                 dot = name.rfind(".")
-                if dot > 0 and name[dot + 1:].lower() in suffixes:
+                if dot > 0 and name[dot + 1 :].lower() in suffixes:
                     out.append(join(d, name))
                 try:
                     if e.is_dir():
@@ -433,7 +449,7 @@ def _stat_pairs(paths: list[str]) -> np.ndarray:
 
     def work(k: int) -> None:
         try:
-            parts[k] = _stat_chunk(paths[k * step:(k + 1) * step])
+            parts[k] = _stat_chunk(paths[k * step : (k + 1) * step])
         except BaseException as e:  # noqa: BLE001 - raised again below, in the caller's thread
             parts[k] = e
 
@@ -452,18 +468,18 @@ def _stat_pairs(paths: list[str]) -> np.ndarray:
 def _stat_chunk(paths: list[str], step: int = 1024) -> np.ndarray:
     out = np.empty((len(paths), 2), np.int64)
     for a in range(0, len(paths), step):  # small steps: the stat results' memory is reused, not faulted in afresh
-        part = paths[a:a + step]
+        part = paths[a : a + step]
         try:  # every path there (the common case): one tight pass
             sts = list(map(os.stat, part))
             n = len(sts)
             mode = np.fromiter((s.st_mode for s in sts), np.int64, n)
             if ((mode & 0o170000) == stat.S_IFREG).all():
-                out[a:a + n, 0] = np.fromiter((s.st_size for s in sts), np.int64, n)
-                out[a:a + n, 1] = np.fromiter((s.st_mtime_ns for s in sts), np.int64, n)
+                out[a : a + n, 0] = np.fromiter((s.st_size for s in sts), np.int64, n)
+                out[a : a + n, 1] = np.fromiter((s.st_mtime_ns for s in sts), np.int64, n)
                 continue
         except (OSError, ValueError):
             pass
-        out[a:a + len(part)] = _stat_each(part)
+        out[a : a + len(part)] = _stat_each(part)
     return out
 
 
@@ -516,7 +532,7 @@ def _any_exists(paths: list[str]) -> bool:
     for p in paths:
         i = p.rfind(os.sep)
         d = p[:i] if i > 0 else (os.sep if i == 0 else ".")
-        by_dir.setdefault(d, []).append(p[i + 1:])
+        by_dir.setdefault(d, []).append(p[i + 1 :])
     for d, names in by_dir.items():
         try:
             listed = set(os.listdir(d))
@@ -559,12 +575,19 @@ def scan(files: list[str], nc: int | None, version: int, source: str | None, cac
     else:
         labels = [img2label_path(f) for f in files]
     if len(files) and not _any_exists(files):
-        raise InputError(f"none of the {len(files):,} images listed exists (first: {files[0]}); list lines without "
-                         "'./' are relative to the working directory", path=source)
+        raise InputError(
+            f"none of the {len(files):,} images listed exists (first: {files[0]}); list lines without "
+            "'./' are relative to the working directory",
+            path=source,
+        )
     both = _stat_pairs(files + labels)
-    img_st, lab_st = both[:len(files)], both[len(files):]
-    if old is not None and old_paths == files and np.array_equal(old["img_st"], img_st) \
-            and np.array_equal(old["lab_st"], lab_st):
+    img_st, lab_st = both[: len(files)], both[len(files) :]
+    if (
+        old is not None
+        and old_paths == files
+        and np.array_equal(old["img_st"], img_st)
+        and np.array_equal(old["lab_st"], lab_st)
+    ):
         old["paths"], old["labels"] = files, labels
         return old
     index = {p: j for j, p in enumerate(old_paths)}
@@ -588,13 +611,13 @@ def scan(files: list[str], nc: int | None, version: int, source: str | None, cac
         with progress.counter(len(todo_img), "verifying images") as bar:
             step = 4096
             for a in range(0, len(todo_img), step):
-                part = todo_img[a:a + step]
+                part = todo_img[a : a + step]
                 for i, r in zip(part, verify_images([files[i] for i in part], version)):
                     img_res[i] = r
                 bar.advance(len(part))
     step = 8192
     for a in range(0, len(todo_lab), step):
-        part = todo_lab[a:a + step]
+        part = todo_lab[a : a + step]
         for i, r in zip(part, _read_labels([labels[i] for i in part], lab_st[part], nc, version)):
             lab_res[i] = r
     table = _assemble(files, labels, img_st, lab_st, img_res, lab_res, old)
@@ -608,7 +631,7 @@ def _stem_ids(files: list[str]) -> np.ndarray:
     """Each file stem as an integer when it is all digits (COCO-style ``000000397133.jpg``), else -1."""
     out = np.full(len(files), -1, np.int64)
     for i, f in enumerate(files):
-        stem = f[f.rfind(os.sep) + 1:f.rfind(".")]
+        stem = f[f.rfind(os.sep) + 1 : f.rfind(".")]
         if stem.isdigit() and len(stem) < 19:
             out[i] = int(stem)
     return out
@@ -669,14 +692,27 @@ def _assemble(files, labels, img_st, lab_st, img_res, lab_res, old) -> dict:
     np.cumsum(counts, out=row_off[1:])
     dup_off = np.zeros(n + 1, np.int64)
     np.cumsum(dcounts, out=dup_off[1:])
-    t = {"img_st": img_st, "lab_st": lab_st, "wh": wh, "lab_kind": kind, "row_off": row_off,
-         "cls": np.concatenate(cls) if cls else np.zeros(0, np.int64),
-         "xywhn": np.concatenate(xywhn) if xywhn else np.zeros((0, 4), np.float32),
-         "lines": np.concatenate(lines) if lines else np.zeros(0, np.int64),
-         "dup_off": dup_off, "dups": np.concatenate(dups) if dups else np.zeros((0, 2), np.int64),
-         "segments": segments, "stem_id": _stem_ids(files)}
-    for name, items in (("paths", files), ("labels", labels), ("img_msg", img_msg), ("lab_msg", lab_msg),
-                        ("fatal", fatal)):
+    t = {
+        "img_st": img_st,
+        "lab_st": lab_st,
+        "wh": wh,
+        "lab_kind": kind,
+        "row_off": row_off,
+        "cls": np.concatenate(cls) if cls else np.zeros(0, np.int64),
+        "xywhn": np.concatenate(xywhn) if xywhn else np.zeros((0, 4), np.float32),
+        "lines": np.concatenate(lines) if lines else np.zeros(0, np.int64),
+        "dup_off": dup_off,
+        "dups": np.concatenate(dups) if dups else np.zeros((0, 2), np.int64),
+        "segments": segments,
+        "stem_id": _stem_ids(files),
+    }
+    for name, items in (
+        ("paths", files),
+        ("labels", labels),
+        ("img_msg", img_msg),
+        ("lab_msg", lab_msg),
+        ("fatal", fatal),
+    ):
         t[name + "_blob"], t[name + "_off"] = yolo_cache.join_strings(items)
     return t
 
@@ -706,7 +742,7 @@ def _report(table: dict) -> tuple[np.ndarray, dict]:
     d_off, d = table["dup_off"], table["dups"]
     for i in np.flatnonzero(np.diff(d_off) > 0).tolist():
         if keep[i]:
-            for line, first in d[d_off[i]:d_off[i + 1]].tolist():
+            for line, first in d[d_off[i] : d_off[i + 1]].tolist():
                 duplicates.append(f"{labels[i]}:{line}: duplicate of line {first} (removed)")
     fatal = []
     if int(table["fatal_off"][-1]):
@@ -717,30 +753,58 @@ def _report(table: dict) -> tuple[np.ndarray, dict]:
                 fatal.append(f"{labels[i]}:{line}: {why}")
     missing = [labels[i] for i in np.flatnonzero((kind == 1) & keep).tolist()]
     counts = {
-        "images_listed": len(files), "images": int(keep.sum()), "corrupt_images": len(corrupt),
-        "label_files_found": int(((kind != 1) & ~img_bad).sum()), "label_files_missing": int(((kind == 1) & keep).sum()),
+        "images_listed": len(files),
+        "images": int(keep.sum()),
+        "corrupt_images": len(corrupt),
+        "label_files_found": int(((kind != 1) & ~img_bad).sum()),
+        "label_files_missing": int(((kind == 1) & keep).sum()),
         "label_files_empty": int(((kind == 2) & keep).sum()),
         "boxes": int(np.diff(table["row_off"])[keep].sum()),
-        "duplicate_labels": len(duplicates), "segment_lines": int(table["segments"][keep].sum()),
+        "duplicate_labels": len(duplicates),
+        "segment_lines": int(table["segments"][keep].sum()),
     }
-    return keep, {"counts": counts, "corrupt": corrupt, "bad_lines": bad_lines, "unreadable": unreadable,
-                  "duplicates": duplicates, "fatal": fatal, "corrupt_files": corrupt_files,
-                  "missing": missing}
+    return keep, {
+        "counts": counts,
+        "corrupt": corrupt,
+        "bad_lines": bad_lines,
+        "unreadable": unreadable,
+        "duplicates": duplicates,
+        "fatal": fatal,
+        "corrupt_files": corrupt_files,
+        "missing": missing,
+    }
 
 
 #: What :func:`_report` lists per split (its key) and the dataset's ``info`` key holding every split's entries.
-_REPORT_LISTS = (("corrupt", "corrupt"), ("bad_lines", "bad_lines"), ("unreadable", "unreadable_image_files"),
-                 ("duplicates", "duplicates"), ("fatal", "fatal"), ("corrupt_files", "corrupt_files"),
-                 ("missing", "missing_labels"))
+_REPORT_LISTS = (
+    ("corrupt", "corrupt"),
+    ("bad_lines", "bad_lines"),
+    ("unreadable", "unreadable_image_files"),
+    ("duplicates", "duplicates"),
+    ("fatal", "fatal"),
+    ("corrupt_files", "corrupt_files"),
+    ("missing", "missing_labels"),
+)
 
 
-def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, nc_known: bool, version: int,
-           strict: bool) -> Dataset:
+def _build(
+    tables: list[tuple[str | None, dict]], names: list[str], path: str, nc_known: bool, version: int, strict: bool
+) -> Dataset:
     files, whs, parts, stem_ids = [], [], [], []
     splits: dict[str, list[int]] = {}
-    info = {"yolo_version": version, "trainer": "Ultralytics 8.x" if version == 8 else "YOLOv5 7.0",
-            "corrupt": [], "corrupt_files": [], "bad_lines": [], "unreadable_image_files": [], "duplicates": [],
-            "fatal": [], "missing_labels": [], "split_counts": {}, "split_lists": {}}
+    info = {
+        "yolo_version": version,
+        "trainer": "Ultralytics 8.x" if version == 8 else "YOLOv5 7.0",
+        "corrupt": [],
+        "corrupt_files": [],
+        "bad_lines": [],
+        "unreadable_image_files": [],
+        "duplicates": [],
+        "fatal": [],
+        "missing_labels": [],
+        "split_counts": {},
+        "split_lists": {},
+    }
     totals: dict[str, int] = {}
     n_img = 0
     for split, t in tables:
@@ -782,15 +846,29 @@ def _build(tables: list[tuple[str | None, dict]], names: list[str], path: str, n
     else:
         image_ids = np.arange(1, n_img + 1, dtype=np.int64)
     info.update(totals)
-    info.update({
-        "splits": splits, "background_images": totals.get("label_files_missing", 0) + totals.get("label_files_empty", 0),
-        "bad_line_count": len(info["bad_lines"]), "unreadable_images": len(info["unreadable_image_files"]),
-        "corrupt_image_count": len(info["corrupt"]),
-    })
+    info.update(
+        {
+            "splits": splits,
+            "background_images": totals.get("label_files_missing", 0) + totals.get("label_files_empty", 0),
+            "bad_line_count": len(info["bad_lines"]),
+            "unreadable_images": len(info["unreadable_image_files"]),
+            "corrupt_image_count": len(info["corrupt"]),
+        }
+    )
     return Dataset(
-        image_ids=image_ids, widths=W.copy(), heights=H.copy(), file_names=np.array(files, dtype=object),
-        boxes=boxes, box_image=bimg, box_category=cls, category_ids=np.arange(len(names)),
-        category_names=np.array(names, dtype=object), format="yolo", path=path, has_image_sizes=has_sizes, info=info,
+        image_ids=image_ids,
+        widths=W.copy(),
+        heights=H.copy(),
+        file_names=np.array(files, dtype=object),
+        boxes=boxes,
+        box_image=bimg,
+        box_category=cls,
+        category_ids=np.arange(len(names)),
+        category_names=np.array(names, dtype=object),
+        format="yolo",
+        path=path,
+        has_image_sizes=has_sizes,
+        info=info,
         label_lines=lines,
     )
 
@@ -804,10 +882,11 @@ def _kept_rows(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     lines = np.empty(n, np.int64)
     o = 0
     for t, first, counts, sel in parts:
-        c, x, ln = (t["cls"], t["xywhn"], t["lines"]) if sel is None else (t["cls"][sel], t["xywhn"][sel],
-                                                                            t["lines"][sel])
-        cls[o:o + len(c)], xywh[o:o + len(c)], lines[o:o + len(c)] = c, x, ln
-        bimg[o:o + len(c)] = np.repeat(np.arange(first, first + len(counts)), counts)
+        c, x, ln = (
+            (t["cls"], t["xywhn"], t["lines"]) if sel is None else (t["cls"][sel], t["xywhn"][sel], t["lines"][sel])
+        )
+        cls[o : o + len(c)], xywh[o : o + len(c)], lines[o : o + len(c)] = c, x, ln
+        bimg[o : o + len(c)] = np.repeat(np.arange(first, first + len(counts)), counts)
         o += len(c)
     return cls, xywh, bimg, lines
 
@@ -824,9 +903,9 @@ def _pixel_boxes(xywh: np.ndarray, img: np.ndarray, W: np.ndarray, H: np.ndarray
     tolerance lets through (``Instances.clip``)."""
     boxes = np.empty((len(xywh), 4))
     for a in range(0, len(xywh), BOX_BLOCK):
-        x = xywh[a:a + BOX_BLOCK].astype(np.float64)
-        sw, sh = W[img[a:a + BOX_BLOCK]], H[img[a:a + BOX_BLOCK]]
-        out = boxes[a:a + BOX_BLOCK]
+        x = xywh[a : a + BOX_BLOCK].astype(np.float64)
+        sw, sh = W[img[a : a + BOX_BLOCK]], H[img[a : a + BOX_BLOCK]]
+        out = boxes[a : a + BOX_BLOCK]
         out[:, 0] = (x[:, 0] - x[:, 2] / 2) * sw
         out[:, 1] = (x[:, 1] - x[:, 3] / 2) * sh
         out[:, 2] = (x[:, 0] + x[:, 2] / 2) * sw
@@ -866,8 +945,14 @@ def load_yaml(path: str | os.PathLike, *, strict: bool = False, cache: bool = Tr
     return ds
 
 
-def load_dir(path: str | os.PathLike, *, classes: str | os.PathLike | None = None, strict: bool = False,
-             cache: bool = True, version: int = 8) -> Dataset:
+def load_dir(
+    path: str | os.PathLike,
+    *,
+    classes: str | os.PathLike | None = None,
+    strict: bool = False,
+    cache: bool = True,
+    version: int = 8,
+) -> Dataset:
     """Load a bare folder of YOLO label files, or of images whose labels follow ``img2label_paths``.
 
     A folder holding images is read as a split of them. A folder of labels only: each label's image is
@@ -923,8 +1008,14 @@ def _labels_only(labels: list[str], names: list[str], known: bool, path: str, ve
     return ds
 
 
-def load(path: str | os.PathLike, *, classes: str | os.PathLike | None = None, strict: bool = False,
-         cache: bool = True, version: int = 8) -> Dataset:
+def load(
+    path: str | os.PathLike,
+    *,
+    classes: str | os.PathLike | None = None,
+    strict: bool = False,
+    cache: bool = True,
+    version: int = 8,
+) -> Dataset:
     """Load a ``data.yaml`` or a bare YOLO labels/images folder (see module docstring).
 
     ``cache``: keep every verdict in the label cache (:mod:`imbalance_cli.data.yolo_cache`);
@@ -966,10 +1057,28 @@ def _read_head(p: Path) -> bytes:
 
 
 #: The loader's label-file findings every report carries under ``labels`` (one definition for all outputs).
-LABEL_KEYS = ("trainer", "yolo_version", "images_listed", "images", "corrupt_image_count", "corrupt",
-              "bad_line_count", "bad_lines", "unreadable_images", "unreadable_image_files", "label_files_found",
-              "label_files_missing", "missing_labels", "label_files_empty", "background_images", "segment_lines",
-              "duplicate_labels", "duplicates", "fatal", "split_counts")
+LABEL_KEYS = (
+    "trainer",
+    "yolo_version",
+    "images_listed",
+    "images",
+    "corrupt_image_count",
+    "corrupt",
+    "bad_line_count",
+    "bad_lines",
+    "unreadable_images",
+    "unreadable_image_files",
+    "label_files_found",
+    "label_files_missing",
+    "missing_labels",
+    "label_files_empty",
+    "background_images",
+    "segment_lines",
+    "duplicate_labels",
+    "duplicates",
+    "fatal",
+    "split_counts",
+)
 
 
 def label_summary(dataset: Dataset) -> dict:
@@ -987,9 +1096,14 @@ def _own_split_info(sub: dict, whole: dict, name: str) -> None:
         return
     sub.update({k: list(v) for k, v in lists.items()})
     sub.update(counts)
-    sub.update({"background_images": counts.get("label_files_missing", 0) + counts.get("label_files_empty", 0),
-                "bad_line_count": len(lists["bad_lines"]), "unreadable_images": len(lists["unreadable_image_files"]),
-                "corrupt_image_count": len(lists["corrupt"])})
+    sub.update(
+        {
+            "background_images": counts.get("label_files_missing", 0) + counts.get("label_files_empty", 0),
+            "bad_line_count": len(lists["bad_lines"]),
+            "unreadable_images": len(lists["unreadable_image_files"]),
+            "corrupt_image_count": len(lists["corrupt"]),
+        }
+    )
     if not lists["fatal"]:  # (boxes whose class exceeds nc are counted over the whole file)
         sub.pop("fatal_boxes", None)
 
@@ -1022,14 +1136,29 @@ def _image_range(ds: Dataset, a: int, b: int) -> Dataset:
     if ds.neg_category_ids is not None or ds.not_exhaustive_category_ids is not None:  # not YOLO's: copies
         return ds.subset_images(np.arange(a, b))
     return Dataset(
-        image_ids=ds.image_ids[img], widths=ds.widths[img], heights=ds.heights[img], boxes=ds.boxes[box],
-        box_image=ds.box_image[box] - a if a else ds.box_image[box], box_category=ds.box_category[box],
+        image_ids=ds.image_ids[img],
+        widths=ds.widths[img],
+        heights=ds.heights[img],
+        boxes=ds.boxes[box],
+        box_image=ds.box_image[box] - a if a else ds.box_image[box],
+        box_category=ds.box_category[box],
         category_ids=ds.category_ids,
-        category_names=ds.category_names, file_names=part(ds.file_names, img), box_ids=ds.box_ids[box],
-        crowd=ds.crowd[box], area=ds.area[box], difficult=part(ds.difficult, box),
-        integer_boxes=part(ds.integer_boxes, box), label_lines=part(ds.label_lines, box),
-        supercategory=ds.supercategory, frequency=ds.frequency,
-        category_image_count=ds.category_image_count, category_instance_count=ds.category_instance_count,
-        synset=ds.synset, category_codes=ds.category_codes, format=ds.format, path=ds.path,
-        has_image_sizes=ds.has_image_sizes, info=dict(ds.info),
+        category_names=ds.category_names,
+        file_names=part(ds.file_names, img),
+        box_ids=ds.box_ids[box],
+        crowd=ds.crowd[box],
+        area=ds.area[box],
+        difficult=part(ds.difficult, box),
+        integer_boxes=part(ds.integer_boxes, box),
+        label_lines=part(ds.label_lines, box),
+        supercategory=ds.supercategory,
+        frequency=ds.frequency,
+        category_image_count=ds.category_image_count,
+        category_instance_count=ds.category_instance_count,
+        synset=ds.synset,
+        category_codes=ds.category_codes,
+        format=ds.format,
+        path=ds.path,
+        has_image_sizes=ds.has_image_sizes,
+        info=dict(ds.info),
     )

@@ -30,9 +30,21 @@ from imbalance_cli.fileio import replaced_atomically
 #: Bump when the stored layout or the rules change.
 VERSION = 2
 #: Arrays every cache file holds, with their dtypes.
-FIELDS = {"img_st": np.int64, "lab_st": np.int64, "wh": np.int64, "lab_kind": np.int8, "row_off": np.int64,
-          "cls": np.int64, "xywhn": np.float32, "lines": np.int64, "dup_off": np.int64, "dups": np.int64,
-          "segments": np.int64, "stem_id": np.int64, "stamp": np.int64}
+FIELDS = {
+    "img_st": np.int64,
+    "lab_st": np.int64,
+    "wh": np.int64,
+    "lab_kind": np.int8,
+    "row_off": np.int64,
+    "cls": np.int64,
+    "xywhn": np.float32,
+    "lines": np.int64,
+    "dup_off": np.int64,
+    "dups": np.int64,
+    "segments": np.int64,
+    "stem_id": np.int64,
+    "stamp": np.int64,
+}
 
 
 def cache_path(source: str, version: int, nc: int | None) -> Path:
@@ -72,13 +84,23 @@ def load(path: Path, n_expected: int | None = None) -> dict | None:
             if t[k].dtype != dt:
                 return None
         n = len(t["img_st"])
-        ok = (t["img_st"].shape == (n, 2) and t["lab_st"].shape == (n, 2) and t["wh"].shape == (n, 2)
-              and len(t["lab_kind"]) == n and len(t["row_off"]) == n + 1 and len(t["dup_off"]) == n + 1
-              and len(t["segments"]) == n and t["xywhn"].shape == (len(t["cls"]), 4)
-              and len(t["lines"]) == len(t["cls"]) and int(t["row_off"][-1]) == len(t["cls"])
-              and t["dups"].shape == (int(t["dup_off"][-1]), 2))
+        ok = (
+            t["img_st"].shape == (n, 2)
+            and t["lab_st"].shape == (n, 2)
+            and t["wh"].shape == (n, 2)
+            and len(t["lab_kind"]) == n
+            and len(t["row_off"]) == n + 1
+            and len(t["dup_off"]) == n + 1
+            and len(t["segments"]) == n
+            and t["xywhn"].shape == (len(t["cls"]), 4)
+            and len(t["lines"]) == len(t["cls"])
+            and int(t["row_off"][-1]) == len(t["cls"])
+            and t["dups"].shape == (int(t["dup_off"][-1]), 2)
+        )
         for name in ("paths", "labels", "img_msg", "lab_msg", "fatal"):
-            if t[name + "_off"].tolist() != [n, len(t[name + "_blob"])] and not (n == 0 and len(t[name + "_blob"]) == 0):
+            if t[name + "_off"].tolist() != [n, len(t[name + "_blob"])] and not (
+                n == 0 and len(t[name + "_blob"]) == 0
+            ):
                 ok = False
         ok = ok and t["stem_id"].shape == (n,)
         if not ok or (np.diff(t["row_off"]) < 0).any() or (np.diff(t["dup_off"]) < 0).any():
@@ -124,5 +146,14 @@ def save_listing(path: Path, dirs: list[str], mtimes: np.ndarray, written_ns: in
     """Keep a folder listing (see :func:`imbalance_cli.data.yolo._glob_images`)."""
     db, do = join_strings(dirs)
     fb, fo = join_strings(files)
-    save(path, {"dirs_blob": db, "dirs_off": do, "files_blob": fb, "files_off": fo,
-                "mtimes": np.asarray(mtimes, np.int64), "written": np.array([written_ns], np.int64)})
+    save(
+        path,
+        {
+            "dirs_blob": db,
+            "dirs_off": do,
+            "files_blob": fb,
+            "files_off": fo,
+            "mtimes": np.asarray(mtimes, np.int64),
+            "written": np.array([written_ns], np.int64),
+        },
+    )

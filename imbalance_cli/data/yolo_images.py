@@ -64,8 +64,9 @@ def _open(f, path: str):
             f.seek(0)
             return Image.open(f)
         if path.rpartition(".")[2].lower() in ("heic", "heif"):
-            raise ValueError("HEIC/HEIF images need the pi-heif package (pip install pi-heif), as Ultralytics "
-                             "installs it") from None
+            raise ValueError(
+                "HEIC/HEIF images need the pi-heif package (pip install pi-heif), as Ultralytics installs it"
+            ) from None
         raise
 
 
@@ -115,8 +116,25 @@ def _jpeg_decodes(path: str) -> str | None:
 # with the same size -- and hands anything else (EXIF, ICC, text chunks, a bad CRC, truncation, odd markers, a
 # JPEG without end marker) to Pillow, whose verdict then decides, exactly as in the trainers.
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
-_PNG_MODES = frozenset({(1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (8, 2), (16, 2), (1, 3), (2, 3), (4, 3), (8, 3),
-                        (8, 4), (16, 4), (8, 6), (16, 6)})  # PIL.PngImagePlugin._MODES
+_PNG_MODES = frozenset(
+    {
+        (1, 0),
+        (2, 0),
+        (4, 0),
+        (8, 0),
+        (16, 0),
+        (8, 2),
+        (16, 2),
+        (1, 3),
+        (2, 3),
+        (4, 3),
+        (8, 3),
+        (8, 4),
+        (16, 4),
+        (8, 6),
+        (16, 6),
+    }
+)  # PIL.PngImagePlugin._MODES
 _PNG_BEFORE_IDAT = {b"PLTE": None, b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"pHYs": 9}  # chunk: required length
 _CID = re.compile(rb"\w\w\w\w")  # PIL.PngImagePlugin.is_cid
 _JPEG_HEAD = 65536
@@ -140,7 +158,7 @@ def _png_fast(data: bytes) -> tuple[int, int] | None:
     while True:
         if pos + 8 > n:
             return None
-        length, cid = struct.unpack(">I4s", data[pos:pos + 8])
+        length, cid = struct.unpack(">I4s", data[pos : pos + 8])
         if not _CID.match(cid):
             return None
         if cid == b"IEND":
@@ -154,7 +172,7 @@ def _png_fast(data: bytes) -> tuple[int, int] | None:
             need = _PNG_BEFORE_IDAT.get(cid, -1)
             if need == -1 or (need is not None and length != need):
                 return None
-        if crc32(data[pos + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
+        if crc32(data[pos + 4 : end - 4]) != struct.unpack(">I", data[end - 4 : end])[0]:
             return None
         pos = end
 
@@ -170,7 +188,7 @@ def _jpeg_fast(head: bytes) -> tuple[int, int] | None:
             return None
         m = head[pos + 1]
         length = (head[pos + 2] << 8) | head[pos + 3]
-        seg = head[pos + 4:pos + 2 + length]
+        seg = head[pos + 4 : pos + 2 + length]
         if length < 2 or len(seg) != length - 2:
             return None
         if m == 0xDA:

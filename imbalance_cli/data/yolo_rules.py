@@ -111,7 +111,7 @@ def _rows(text: str, version: int) -> list[tuple[int, list[str]]]:
                 out.append((n, _fields(ln, n)))
         return out
     # YOLOv5: f.read().strip().splitlines(), lines kept when len(x): whitespace-only lines inside stay (empty rows)
-    lead = text[:len(text) - len(text.lstrip())]
+    lead = text[: len(text) - len(text.lstrip())]
     first = len((lead + "x").splitlines())  # line breaks before the first character kept, plus one
     for n, ln in enumerate(text.strip().splitlines(), first):
         if len(ln):
@@ -156,12 +156,19 @@ def parse_label(data: bytes, nc: int | None, version: int = 8) -> LabelResult:
         return _result(bad=bad)
     lines = np.array([n for n, _f in rows], np.int64)
     keep, dups = _dedup(lb, keys, lines)
-    res = LabelResult(cls=np.trunc(lb[keep, 0]).astype(np.int64), xywhn=np.ascontiguousarray(lb[keep, 1:5]),
-                      lines=lines[keep], duplicates=dups, segments=nseg if segment else 0)
+    res = LabelResult(
+        cls=np.trunc(lb[keep, 0]).astype(np.int64),
+        xywhn=np.ascontiguousarray(lb[keep, 1:5]),
+        lines=lines[keep],
+        duplicates=dups,
+        segments=nseg if segment else 0,
+    )
     if version == 5 and nc is not None and len(res.cls) and int(res.cls.max()) >= nc:
         k = int(np.argmax(res.cls >= nc))
-        res.fatal = (int(res.lines[k]), f"class {int(res.cls[k])} exceeds nc={nc} (YOLOv5's train.py stops: "
-                                        "'Label class exceeds nc')")
+        res.fatal = (
+            int(res.lines[k]),
+            f"class {int(res.cls[k])} exceeds nc={nc} (YOLOv5's train.py stops: 'Label class exceeds nc')",
+        )
     return res
 
 
@@ -184,8 +191,9 @@ def _segment_rows(rows, version):
     if version == 8:
         for n, f in rows:
             if len(f) == 5:
-                raise _Corrupt(n, "a box row in a file of segment rows (Ultralytics: 'labels mix segment and "
-                                  "detection rows')")
+                raise _Corrupt(
+                    n, "a box row in a file of segment rows (Ultralytics: 'labels mix segment and detection rows')"
+                )
     for n, f in rows:  # classes are parsed first, then each segment
         if not f:
             raise _Corrupt(n, "a line with only whitespace in a segment file")
@@ -314,7 +322,9 @@ def _bad_rows(lb: np.ndarray, nc: int | None, version: int) -> np.ndarray:
     """Rows :func:`_check_values` would flag (vectorised over many files)."""
     c, pts = lb[:, 0], lb[:, 1:5]
     if version == 8:
-        bad = ~(pts <= _TOL_HI).all(1) | ~(lb >= _TOL_LO).all(1) | ~(lb[:, 3:5] >= 0).all(1) | ~(np.mod(c, _F32(1)) == 0)
+        bad = (
+            ~(pts <= _TOL_HI).all(1) | ~(lb >= _TOL_LO).all(1) | ~(lb[:, 3:5] >= 0).all(1) | ~(np.mod(c, _F32(1)) == 0)
+        )
         if nc is not None:
             bad |= c >= nc
         return bad

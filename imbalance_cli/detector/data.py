@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from imbalance_cli.errors import InputError
 from imbalance_cli.anchors.generator import resized_size
 from imbalance_cli.data import load
 from imbalance_cli.data._io import MAX_IMAGE_SIDE, confined_image_path
 from imbalance_cli.data.splits import TRAIN_SPLIT, select_split, split_names, split_of
 from imbalance_cli.data.yolo import is_yolo_path
 from imbalance_cli.detector.synthetic import write_synthetic_lt
+from imbalance_cli.errors import InputError
 from imbalance_cli.progress import progress
 from imbalance_cli.stats.classes import class_counts, lvis_frequency
 
@@ -100,8 +100,9 @@ def _read_image(path: Path, h: int, w: int) -> Tensor:
         with Image.open(path) as im:
             iw, ih = im.size
             if not (1 <= iw <= MAX_IMAGE_SIDE and 1 <= ih <= MAX_IMAGE_SIDE):
-                raise InputError(f"image header says {iw} x {ih} pixels; sides must be in [1, {MAX_IMAGE_SIDE:,}]",
-                                 path=str(path))
+                raise InputError(
+                    f"image header says {iw} x {ih} pixels; sides must be in [1, {MAX_IMAGE_SIDE:,}]", path=str(path)
+                )
             im = im.convert("RGB")
             if im.size != (w, h):
                 im = im.resize((w, h), Image.BILINEAR)
@@ -120,12 +121,16 @@ def _check_train_size(ds, i: int, preset) -> None:
     h, w = float(ds.heights[i]), float(ds.widths[i])
     where = dict(path=ds.path, record=f"image id {int(ds.image_ids[i])}")
     if not (math.isfinite(h) and math.isfinite(w) and 1 <= h <= MAX_IMAGE_SIDE and 1 <= w <= MAX_IMAGE_SIDE):
-        raise InputError(f"image size {w:g} x {h:g}: training needs whole images of 1 to {MAX_IMAGE_SIDE:,} pixels "
-                         "a side (sub-pixel images are refused)", **where)
+        raise InputError(
+            f"image size {w:g} x {h:g}: training needs whole images of 1 to {MAX_IMAGE_SIDE:,} pixels "
+            "a side (sub-pixel images are refused)",
+            **where,
+        )
     _sy, _sx, nh, nw = resize_scale(int(h), int(w), preset)
     if nh < 1 or nw < 1:
-        raise InputError(f"image size {w:g} x {h:g} resizes to {nw} x {nh} under preset {preset.name!r}: a side of "
-                         "0 pixels", **where)
+        raise InputError(
+            f"image size {w:g} x {h:g} resizes to {nw} x {nh} under preset {preset.name!r}: a side of 0 pixels", **where
+        )
 
 
 def _split_from_dataset(ds, rows: np.ndarray, images_dir: Path | None, preset) -> Split:
@@ -139,8 +144,11 @@ def _split_from_dataset(ds, rows: np.ndarray, images_dir: Path | None, preset) -
         i = int(i)
         if ds.file_names is None or not ds.file_names[i]:
             raise InputError("image has no file name", path=ds.path, record=f"image id {int(ds.image_ids[i])}")
-        paths[i] = Path(str(ds.file_names[i])) if images_dir is None else confined_image_path(
-            images_dir, str(ds.file_names[i]), ds.path, f"image id {int(ds.image_ids[i])}")
+        paths[i] = (
+            Path(str(ds.file_names[i]))
+            if images_dir is None
+            else confined_image_path(images_dir, str(ds.file_names[i]), ds.path, f"image id {int(ds.image_ids[i])}")
+        )
         _check_train_size(ds, i, preset)
     for i in progress(rows, total=len(rows), description="reading images"):
         i = int(i)
@@ -181,8 +189,16 @@ def gt_dict(ds, rows: np.ndarray, frequency: list[str]) -> dict:
         cid = cat_ids[int(ds.box_category[k])]
         x1, y1 = float(ds.boxes[k, 0]), float(ds.boxes[k, 1])
         area = float(ds.area[k]) if np.isfinite(ds.area[k]) else float(w[k] * h[k])
-        anns.append({"id": len(anns) + 1, "image_id": int(ds.image_ids[r]), "category_id": cid,
-                     "bbox": [x1, y1, float(w[k]), float(h[k])], "area": area, "iscrowd": int(bool(ds.crowd[k]))})
+        anns.append(
+            {
+                "id": len(anns) + 1,
+                "image_id": int(ds.image_ids[r]),
+                "category_id": cid,
+                "bbox": [x1, y1, float(w[k]), float(h[k])],
+                "area": area,
+                "iscrowd": int(bool(ds.crowd[k])),
+            }
+        )
         present[r].add(cid)
     for r in rows:
         r = int(r)
@@ -227,12 +243,26 @@ def load_synthetic(cache_dir, cfg, preset) -> DetectionData:
     paths = write_synthetic_lt(cache_dir, cfg)
     tr = load(str(paths["train"]))
     va = load(str(paths["val"]))
-    return from_dataset(tr, va, np.arange(tr.num_images), np.arange(va.num_images), Path(paths["images"]), preset,
-                        {"data": "synthetic-lt", "path": str(cache_dir)})
+    return from_dataset(
+        tr,
+        va,
+        np.arange(tr.num_images),
+        np.arange(va.num_images),
+        Path(paths["images"]),
+        preset,
+        {"data": "synthetic-lt", "path": str(cache_dir)},
+    )
 
 
-def load_real(data_file: str, images_dir: str, preset, val_fraction: float, seed: int, val_file: str | None = None,
-              split: str | None = None) -> DetectionData:
+def load_real(
+    data_file: str,
+    images_dir: str,
+    preset,
+    val_fraction: float,
+    seed: int,
+    val_file: str | None = None,
+    split: str | None = None,
+) -> DetectionData:
     """Load a COCO/LVIS/VOC file; hold out ``val_fraction`` of its images (seeded) unless ``val_file`` is given.
 
     A YOLO dataset (data.yaml) is read as the Ultralytics trainer reads it: its own image paths (no ``--images``),
@@ -256,11 +286,25 @@ def load_real(data_file: str, images_dir: str, preset, val_fraction: float, seed
         vds = load(val_file)
         if list(vds.category_ids) != list(ds.category_ids):
             raise InputError("held-out file's categories differ from the training file's", path=val_file)
-        return from_dataset(ds, vds, np.arange(ds.num_images), np.arange(vds.num_images), idir, preset,
-                            {"data": data_file, "val": val_file, "images": images_dir})
+        return from_dataset(
+            ds,
+            vds,
+            np.arange(ds.num_images),
+            np.arange(vds.num_images),
+            idir,
+            preset,
+            {"data": data_file, "val": val_file, "images": images_dir},
+        )
     train_rows, val_rows = _held_out(ds.num_images, val_fraction, seed, data_file)
-    return from_dataset(ds, ds, train_rows, val_rows, idir, preset,
-                        {"data": data_file, "images": images_dir, "val_fraction": val_fraction})
+    return from_dataset(
+        ds,
+        ds,
+        train_rows,
+        val_rows,
+        idir,
+        preset,
+        {"data": data_file, "images": images_dir, "val_fraction": val_fraction},
+    )
 
 
 def _held_out(n_images: int, val_fraction: float, seed: int, data_file) -> tuple[np.ndarray, np.ndarray]:
@@ -276,8 +320,11 @@ def _held_out(n_images: int, val_fraction: float, seed: int, data_file) -> tuple
 
 def _load_yolo(data_file, images_dir, preset, val_fraction, seed, val_file, split) -> DetectionData:
     if images_dir:
-        raise InputError("--images does not apply to a YOLO dataset: the data.yaml lists its images (the labels sit "
-                         "beside them); leave --images out", path=data_file)
+        raise InputError(
+            "--images does not apply to a YOLO dataset: the data.yaml lists its images (the labels sit "
+            "beside them); leave --images out",
+            path=data_file,
+        )
     full = load(data_file)
     train_name = split or TRAIN_SPLIT
     ds = select_split(full, split, default=TRAIN_SPLIT) if split_names(full) else full
@@ -287,17 +334,24 @@ def _load_yolo(data_file, images_dir, preset, val_fraction, seed, val_file, spli
         raise InputError("training needs the images (their sizes): none found beside the labels", path=data_file)
     source = {"data": data_file, "split": train_name if split_names(full) else None}
     if val_file:
-        raise InputError("--val-data does not apply to a YOLO data.yaml: its val split is evaluated, or "
-                         "--val-fraction of the training split when it has none", path=data_file, record="--val-data")
+        raise InputError(
+            "--val-data does not apply to a YOLO data.yaml: its val split is evaluated, or "
+            "--val-fraction of the training split when it has none",
+            path=data_file,
+            record="--val-data",
+        )
     if "val" in split_names(full) and train_name != "val":
         vds = split_of(full, "val")
-        return from_dataset(ds, vds, np.arange(ds.num_images), np.arange(vds.num_images), None, preset,
-                            {**source, "val_split": "val"})
+        return from_dataset(
+            ds, vds, np.arange(ds.num_images), np.arange(vds.num_images), None, preset, {**source, "val_split": "val"}
+        )
     train_rows, val_rows = _held_out(ds.num_images, val_fraction, seed, data_file)
     return from_dataset(ds, ds, train_rows, val_rows, None, preset, {**source, "val_fraction": val_fraction})
 
 
-def collate(split: Split, indices: list[int], size_divisible: int, flip: list[bool] | None = None) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+def collate(
+    split: Split, indices: list[int], size_divisible: int, flip: list[bool] | None = None
+) -> tuple[Tensor, list[Tensor], list[Tensor]]:
     """Stack images ``indices`` into a zero-padded float batch (0-1 scaled, padded to a multiple of
     ``size_divisible``); optionally flip some horizontally (boxes flipped too)."""
     imgs = [split.images[i] for i in indices]

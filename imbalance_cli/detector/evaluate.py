@@ -126,7 +126,9 @@ def lvis_eval(gt: dict, detections: list[dict], max_dets: int = 300) -> dict:
     return {k: (float(res[k]) if res[k] > -1 else float("nan")) for k in ("APr", "APc", "APf")}
 
 
-def ap_bins(per_class_ap: np.ndarray, train_instances: Sequence[int], edges: Sequence[float] | None = None) -> list[dict]:
+def ap_bins(
+    per_class_ap: np.ndarray, train_instances: Sequence[int], edges: Sequence[float] | None = None
+) -> list[dict]:
     """Mean per-class AP in each BAGS bin of training-instance counts (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3).
 
     Returns one dict per bin ``{"bin": "[lo, hi)", "classes": n, "AP": mean or None}``; classes

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from imbalance_cli.boxes import box_iou
 from imbalance_cli.losses.regression import decode_deltas as decode
 
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the compact detector (plain data)."""
@@ -77,7 +78,7 @@ class FPN(nn.Module):
 
     def forward(self, feats: list[Tensor]) -> list[Tensor]:
         """P3..P5 from C3..C5."""
-        lat = [l(f) for l, f in zip(self.lateral, feats)]
+        lat = [conv(f) for conv, f in zip(self.lateral, feats)]
         for i in range(len(lat) - 2, -1, -1):
             lat[i] = lat[i] + F.interpolate(lat[i + 1], size=lat[i].shape[-2:], mode="nearest")
         return [o(x) for o, x in zip(self.output, lat)]
@@ -106,7 +107,14 @@ class Detector(nn.Module):
         Optional explicit initial bias per logit (length ``num_logits``); overrides ``head``'s rule.
     """
 
-    def __init__(self, num_logits: int, num_anchors: int, head: str = "sigmoid", config: ModelConfig | None = None, bias_init: Tensor | None = None):
+    def __init__(
+        self,
+        num_logits: int,
+        num_anchors: int,
+        head: str = "sigmoid",
+        config: ModelConfig | None = None,
+        bias_init: Tensor | None = None,
+    ):
         super().__init__()
         cfg = config or ModelConfig()
         self.config = cfg
@@ -123,7 +131,9 @@ class Detector(nn.Module):
         self.box_out = nn.Conv2d(ch, num_anchors * 4, 3, 1, 1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.01) if m in (self.cls_out, self.box_out) else nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.normal_(m.weight, std=0.01) if m in (self.cls_out, self.box_out) else nn.init.kaiming_normal_(
+                    m.weight, nonlinearity="relu"
+                )
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
         with torch.no_grad():
@@ -214,7 +224,14 @@ class PostProcess:
     max_detections: int = 100
 
 
-def postprocess(scores: Tensor, deltas: Tensor, anchors: Tensor, level_counts: list[int], image_size: tuple[int, int], cfg: PostProcess = PostProcess()) -> tuple[Tensor, Tensor, Tensor]:
+def postprocess(
+    scores: Tensor,
+    deltas: Tensor,
+    anchors: Tensor,
+    level_counts: list[int],
+    image_size: tuple[int, int],
+    cfg: PostProcess = PostProcess(),
+) -> tuple[Tensor, Tensor, Tensor]:
     """Detections of one image from per-anchor class scores ``(A, C)`` (probabilities).
 
     Per level: keep (anchor, class) pairs with score > threshold, the ``topk_candidates``

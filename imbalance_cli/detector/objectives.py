@@ -36,8 +36,17 @@ from imbalance_cli.losses.registry import (
 )
 from imbalance_cli.losses.sampling import iou_balanced_sampler, ohem_sampler, random_sampler
 
-__all__ = ["ClsObjective", "BoxObjective", "cls_objectives", "get_cls_objective", "get_box_objective",
-           "resolve_objectives", "check_sampler", "sample_anchors", "SAMPLER_NAMES"]
+__all__ = [
+    "ClsObjective",
+    "BoxObjective",
+    "cls_objectives",
+    "get_cls_objective",
+    "get_box_objective",
+    "resolve_objectives",
+    "check_sampler",
+    "sample_anchors",
+    "SAMPLER_NAMES",
+]
 
 
 class ClsObjective:
@@ -106,15 +115,27 @@ class ClsObjective:
         return idx
 
     # --- training / inference -----------------------------------------------------------------
-    def inputs(self, logits: Tensor, labels: Tensor, num_pos: float, step: int, ious: Tensor | None = None,
-               loc_errors: Tensor | None = None) -> adapters.LossInputs:
+    def inputs(
+        self,
+        logits: Tensor,
+        labels: Tensor,
+        num_pos: float,
+        step: int,
+        ious: Tensor | None = None,
+        loc_errors: Tensor | None = None,
+    ) -> adapters.LossInputs:
         """The adapter's inputs; only what the entry ``needs`` is filled in."""
         return adapters.LossInputs(
-            logits=logits, labels=labels, num_classes=self.num_classes, num_pos=num_pos, step=step,
+            logits=logits,
+            labels=labels,
+            num_classes=self.num_classes,
+            num_pos=num_pos,
+            step=step,
             counts=self.counts if "counts" in self.needs else None,
             ious=ious if "ious" in self.needs else None,
             loc_errors=loc_errors if "loc_errors" in self.needs else None,
-            tables=self.tables if "tables" in self.needs else None)
+            tables=self.tables if "tables" in self.needs else None,
+        )
 
     def loss(self, inputs: adapters.LossInputs) -> tuple[Tensor, Tensor | None]:
         """``(cls, own_box)`` of one batch (``own_box`` only for losses with their own localisation term)."""
@@ -214,8 +235,14 @@ _SAMPLERS = {
 }
 
 
-def sample_anchors(name: str, labels: Tensor, anchor_max_iou: Tensor, losses: Tensor | None, num_classes: int,
-                   generator: torch.Generator) -> Tensor:
+def sample_anchors(
+    name: str,
+    labels: Tensor,
+    anchor_max_iou: Tensor,
+    losses: Tensor | None,
+    num_classes: int,
+    generator: torch.Generator,
+) -> Tensor:
     """Boolean mask over anchors (positives and negatives; ignored anchors already removed).
 
     ``none`` keeps every anchor (focal-style). The others keep all positives and draw
@@ -226,4 +253,3 @@ def sample_anchors(name: str, labels: Tensor, anchor_max_iou: Tensor, losses: Te
     if name == "none":
         return torch.ones_like(labels, dtype=torch.bool)
     return _SAMPLERS[name](labels < num_classes, anchor_max_iou, losses, generator)
-

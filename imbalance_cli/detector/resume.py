@@ -43,8 +43,18 @@ MAX_CHECKPOINT_BYTES = 2 * 1024**3
 #: Keys every checkpoint written by ``imbalance train`` has.
 CHECKPOINT_KEYS = ("model", "optimizer", "objective", "rng", "epoch", "settings")
 #: Keys of one ``train_log.jsonl`` record and whether each is an integer (else any JSON number).
-LOG_KEYS = {"iter": True, "epoch": True, "lr": False, "loss": False, "cls_loss": False, "reg_loss": False,
-            "cls_grad_norm": False, "reg_grad_norm": False, "grad_norm": False, "num_pos": True}
+LOG_KEYS = {
+    "iter": True,
+    "epoch": True,
+    "lr": False,
+    "loss": False,
+    "cls_loss": False,
+    "reg_loss": False,
+    "cls_grad_norm": False,
+    "reg_grad_norm": False,
+    "grad_norm": False,
+    "num_pos": True,
+}
 #: Bytes of ``train_log.jsonl`` read per logged iteration (a record is about 300 bytes), plus a fixed allowance.
 LOG_BYTES_PER_ITERATION = 4096
 LOG_BYTES_MIN = 64 * 1024**2
@@ -67,8 +77,12 @@ def check_archive(path) -> None:
     total = 0
     for info in infos:
         if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
-            raise _bad(path, "", f"record {info.filename!r} is compressed ({info.file_size:,} bytes once inflated); "
-                       "torch.save stores records uncompressed, so this is not a checkpoint it wrote")
+            raise _bad(
+                path,
+                "",
+                f"record {info.filename!r} is compressed ({info.file_size:,} bytes once inflated); "
+                "torch.save stores records uncompressed, so this is not a checkpoint it wrote",
+            )
         total += info.file_size
     if total > st.st_size:
         raise _bad(path, "", f"records claim {total:,} bytes, more than the file's {st.st_size:,}: a damaged archive")
@@ -86,10 +100,15 @@ def _differs(saved: Any, wanted: Any) -> bool:
 def _settings_diff(saved: Any, settings: dict, path) -> None:
     if not isinstance(saved, dict) or not all(isinstance(k, str) for k in saved):
         raise _bad(path, "settings", f"must be a table of the run's options, got a {type(saved).__name__}")
-    diff = sorted(set(saved) ^ set(settings)) + sorted(k for k in settings if k in saved and _differs(saved[k], settings[k]))
+    diff = sorted(set(saved) ^ set(settings)) + sorted(
+        k for k in settings if k in saved and _differs(saved[k], settings[k])
+    )
     if diff:
-        raise InputError(f"checkpoint was written with other settings ({', '.join(diff)}); use the same options or "
-                         "another --out", path=str(path), record="--resume")
+        raise InputError(
+            f"checkpoint was written with other settings ({', '.join(diff)}); use the same options or another --out",
+            path=str(path),
+            record="--resume",
+        )
 
 
 def _check_rng(rng: Any, path) -> None:
@@ -108,25 +127,41 @@ def _check_rng(rng: Any, path) -> None:
         if not isinstance(n, dict):
             raise TypeError(f"a {type(n).__name__}, not a table of the state's fields")
         keys = n["keys"]
-        if not (isinstance(keys, torch.Tensor) and keys.dtype == torch.int64 and keys.shape == (624,)
-                and bool(((keys >= 0) & (keys < 2**32)).all())):
+        if not (
+            isinstance(keys, torch.Tensor)
+            and keys.dtype == torch.int64
+            and keys.shape == (624,)
+            and bool(((keys >= 0) & (keys < 2**32)).all())
+        ):
             raise ValueError("keys must be 624 integers in [0, 2^32)")
         for k, kinds in (("kind", str), ("pos", int), ("has_gauss", int), ("cached_gaussian", float)):
             if not isinstance(n[k], kinds) or isinstance(n[k], bool):
                 raise ValueError(f"{k} is a {type(n[k]).__name__}")
-        if n["kind"] != "MT19937" or not 0 <= n["pos"] <= 624 or n["has_gauss"] not in (0, 1) or \
-                not math.isfinite(n["cached_gaussian"]):  # NumPy does not bound pos: 700 would read past the keys
-            raise ValueError(f"kind MT19937, pos in [0, 624], has_gauss 0 or 1 needed, got {n['kind']!r}, {n['pos']}, "
-                             f"{n['has_gauss']}")
-        np.random.RandomState().set_state((n["kind"], keys.numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                                           n["cached_gaussian"]))
+        if (
+            n["kind"] != "MT19937"
+            or not 0 <= n["pos"] <= 624
+            or n["has_gauss"] not in (0, 1)
+            or not math.isfinite(n["cached_gaussian"])
+        ):  # NumPy does not bound pos: 700 would read past the keys
+            raise ValueError(
+                f"kind MT19937, pos in [0, 624], has_gauss 0 or 1 needed, got {n['kind']!r}, {n['pos']}, "
+                f"{n['has_gauss']}"
+            )
+        np.random.RandomState().set_state(
+            (n["kind"], keys.numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+        )
     except (KeyError, TypeError, ValueError) as e:
         raise _bad(path, "rng.numpy", f"not a NumPy random state ({e})") from None
     py = rng["python"]
     try:
-        if not (isinstance(py, tuple) and len(py) == 3 and isinstance(py[1], tuple) and len(py[1]) == 625
-                and all(is_int(x) and 0 <= x < 2**32 for x in py[1])
-                and (py[2] is None or isinstance(py[2], float))):
+        if not (
+            isinstance(py, tuple)
+            and len(py) == 3
+            and isinstance(py[1], tuple)
+            and len(py[1]) == 625
+            and all(is_int(x) and 0 <= x < 2**32 for x in py[1])
+            and (py[2] is None or isinstance(py[2], float))
+        ):
             raise ValueError("(version, 625 integers in [0, 2^32), gauss) needed")
         random.Random().setstate(py)
     except (TypeError, ValueError, KeyError, IndexError) as e:
@@ -143,8 +178,9 @@ def check_checkpoint(ck: Any, path, settings: dict, epochs: int) -> None:
     _settings_diff(ck["settings"], settings, path)
     epoch = ck["epoch"]
     if not is_int(epoch) or not 0 <= epoch < epochs:
-        raise _bad(path, "epoch", f"must be an integer in [0, {epochs - 1}] (the run has {epochs} epochs), got "
-                   f"{epoch!r}"[:200])
+        raise _bad(
+            path, "epoch", f"must be an integer in [0, {epochs - 1}] (the run has {epochs} epochs), got {epoch!r}"[:200]
+        )
     secs = ck.get("train_seconds", 0.0)
     if not is_number(secs) or not (math.isfinite(secs) and secs >= 0):
         raise _bad(path, "train_seconds", f"must be a finite number of seconds >= 0, got {secs!r}"[:200])
@@ -160,16 +196,23 @@ def same_structure(ref: Any, got: Any, field: str, path, none_takes_number: bool
     ``ref`` also accepts a finite number (a state a loss fills at its first step)."""
     if isinstance(ref, torch.Tensor):
         if not isinstance(got, torch.Tensor) or got.shape != ref.shape or got.dtype != ref.dtype:
-            what = (f"a {tuple(got.shape)} {got.dtype} tensor" if isinstance(got, torch.Tensor)
-                    else f"a {type(got).__name__}")
+            what = (
+                f"a {tuple(got.shape)} {got.dtype} tensor"
+                if isinstance(got, torch.Tensor)
+                else f"a {type(got).__name__}"
+            )
             raise _bad(path, field, f"must be a {tuple(ref.shape)} {ref.dtype} tensor, got {what}")
         if got.is_floating_point() and not bool(torch.isfinite(got).all()):
             raise _bad(path, field, "holds NaN or infinite values")
     elif isinstance(ref, dict):
         if not isinstance(got, dict) or set(got) != set(ref):
             keys = sorted(map(str, set(got) ^ set(ref))) if isinstance(got, dict) else []
-            raise _bad(path, field, f"must be a table with the keys of this run's state"
-                       + (f" (differs in: {', '.join(keys[:5])})" if keys else f", got a {type(got).__name__}"))
+            raise _bad(
+                path,
+                field,
+                "must be a table with the keys of this run's state"
+                + (f" (differs in: {', '.join(keys[:5])})" if keys else f", got a {type(got).__name__}"),
+            )
         for k in ref:
             same_structure(ref[k], got[k], f"{field}.{k}" if field else str(k), path, none_takes_number)
     elif isinstance(ref, (list, tuple)):
@@ -185,8 +228,11 @@ def same_structure(ref: Any, got: Any, field: str, path, none_takes_number: bool
         if type(got) is not type(ref):
             raise _bad(path, field, f"must be a {type(ref).__name__}, got {got!r}"[:200])
     elif isinstance(ref, (int, float)):
-        if not isinstance(got, (int, float)) or (isinstance(ref, int) and not isinstance(got, int)) or \
-                not math.isfinite(got):
+        if (
+            not isinstance(got, (int, float))
+            or (isinstance(ref, int) and not isinstance(got, int))
+            or not math.isfinite(got)
+        ):
             raise _bad(path, field, f"must be a finite {type(ref).__name__}, got {got!r}"[:200])
     elif type(got) is not type(ref):
         raise _bad(path, field, f"must be a {type(ref).__name__}, got a {type(got).__name__}")
@@ -219,23 +265,31 @@ def _check_optimizer(saved: dict, opt, path) -> None:
         if not is_int(k) or not 0 <= k < len(params):
             raise _bad(path, field, f"names no parameter (0..{len(params) - 1})")
         p = params[k]
-        ref_s = {n: torch.zeros((), dtype=torch.float32) if n == "step" else torch.zeros_like(p, device="cpu")
-                 for n in keys}
-        same_structure(ref_s, {n: (v.cpu() if isinstance(v, torch.Tensor) else v) for n, v in s.items()}
-                       if isinstance(s, dict) else s, field, path)
+        ref_s = {
+            n: torch.zeros((), dtype=torch.float32) if n == "step" else torch.zeros_like(p, device="cpu") for n in keys
+        }
+        same_structure(
+            ref_s,
+            {n: (v.cpu() if isinstance(v, torch.Tensor) else v) for n, v in s.items()} if isinstance(s, dict) else s,
+            field,
+            path,
+        )
         if float(s["step"]) < 0:
             raise _bad(path, f"{field}.step", f"must be >= 0, got {float(s['step']):g}")
 
 
 def check_states(ck: dict, path, model, opt, obj, box_obj) -> None:
     """Model, optimizer and objective states shaped like this run's (before the first training step)."""
-    same_structure({k: v.cpu() for k, v in model.state_dict().items()},
-                   {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in ck["model"].items()}, "model", path)
+    same_structure(
+        {k: v.cpu() for k, v in model.state_dict().items()},
+        {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in ck["model"].items()},
+        "model",
+        path,
+    )
     _check_optimizer(ck["optimizer"], opt, path)
     same_structure(obj.state_dict(), ck["objective"], "objective", path, none_takes_number=True)
     if box_obj is not None:
-        same_structure(box_obj.state_dict(), ck.get("box_objective", {}), "box_objective", path,
-                       none_takes_number=True)
+        same_structure(box_obj.state_dict(), ck.get("box_objective", {}), "box_objective", path, none_takes_number=True)
 
 
 def _log_record(line: str, n: int, path) -> dict | None:
@@ -259,8 +313,11 @@ def kept_log_lines(path: Path, before_iter: int) -> list[str]:
     st = check_regular(path)
     limit = max(LOG_BYTES_MIN, LOG_BYTES_PER_ITERATION * before_iter)
     if st.st_size > limit:
-        raise InputError(f"training log is {st.st_size:,} bytes, more than {limit:,} for {before_iter:,} iterations",
-                         path=str(path), record="--resume")
+        raise InputError(
+            f"training log is {st.st_size:,} bytes, more than {limit:,} for {before_iter:,} iterations",
+            path=str(path),
+            record="--resume",
+        )
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -272,22 +329,31 @@ def kept_log_lines(path: Path, before_iter: int) -> list[str]:
         if rec is None:
             if j == len(numbered) - 1:
                 break  # the partial tail of a killed run
-            raise InputError(f"line {n} is not JSON (only the last line may be partial)", path=str(path),
-                             record="--resume")
+            raise InputError(
+                f"line {n} is not JSON (only the last line may be partial)", path=str(path), record="--resume"
+            )
         it = rec.get("iter")
         if not is_int(it):
-            raise InputError(f"line {n}: 'iter' must be an integer, got {it!r}"[:200], path=str(path), record="--resume")
+            raise InputError(
+                f"line {n}: 'iter' must be an integer, got {it!r}"[:200], path=str(path), record="--resume"
+            )
         if it >= before_iter:
             continue
         for key, integer in LOG_KEYS.items():
             v = rec.get(key)
             if not (is_int(v) if integer else is_number(v)):
-                raise InputError(f"line {n}: {key!r} must be {'an integer' if integer else 'a number'}, got {v!r} "
-                                 "(the log before the checkpoint must be intact: restore it or start another --out)"[:300],
-                                 path=str(path), record="--resume")
+                raise InputError(
+                    f"line {n}: {key!r} must be {'an integer' if integer else 'a number'}, got {v!r} "
+                    "(the log before the checkpoint must be intact: restore it or start another --out)"[:300],
+                    path=str(path),
+                    record="--resume",
+                )
         if it <= last:
-            raise InputError(f"line {n}: iteration {it} follows iteration {last} (the log must be in order)",
-                             path=str(path), record="--resume")
+            raise InputError(
+                f"line {n}: iteration {it} follows iteration {last} (the log must be in order)",
+                path=str(path),
+                record="--resume",
+            )
         last = it
         keep.append(line)
     return keep

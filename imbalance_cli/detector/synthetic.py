@@ -236,7 +236,9 @@ def render_image(classes: list[int], cfg: SyntheticConfig, rng: np.random.Genera
     return np.clip(img, 0, 255).astype(np.uint8), np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
-def _split_layout(instance_classes: np.ndarray, n_images: int, max_per_image: int, rng: np.random.Generator) -> list[list[int]]:
+def _split_layout(
+    instance_classes: np.ndarray, n_images: int, max_per_image: int, rng: np.random.Generator
+) -> list[list[int]]:
     """Distribute a shuffled multiset of class labels over ``n_images`` images (each >= 1 object)."""
     labels = instance_classes.copy()
     rng.shuffle(labels)
@@ -281,8 +283,9 @@ def generate(cfg: SyntheticConfig) -> dict:
         layouts = _split_layout(labels, n_img, cfg.max_objects_per_image, rng)
         images = np.empty((n_img, cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
         boxes = []
-        for i, cls in progress.progress(enumerate(layouts), total=n_img,
-                                        description=f"generating synthetic-lt {split} images"):
+        for i, cls in progress.progress(
+            enumerate(layouts), total=n_img, description=f"generating synthetic-lt {split} images"
+        ):
             images[i], b = render_image(cls, cfg, rng)
             boxes.append(b)
         out[split] = (layouts, images, boxes)
@@ -368,7 +371,6 @@ def write_synthetic_lt(out_dir, cfg: SyntheticConfig | None = None) -> dict:
     """
     from PIL import Image
 
-
     cfg = cfg or SyntheticConfig()
     out = Path(out_dir)
     paths = {"train": out / "train.json", "val": out / "val.json", "images": out / "images"}
@@ -387,8 +389,9 @@ def write_synthetic_lt(out_dir, cfg: SyntheticConfig | None = None) -> dict:
     for split in ("train", "val"):
         layouts, images, boxes = data[split]
         gt = train_json if split == "train" else to_lvis_json(layouts, boxes, cfg, split, train_image_counts=train_imgc)
-        for rec, arr in progress.progress(zip(gt["images"], images), total=len(images),
-                                          description=f"writing synthetic-lt {split} images"):
+        for rec, arr in progress.progress(
+            zip(gt["images"], images), total=len(images), description=f"writing synthetic-lt {split} images"
+        ):
             with atomic_path(paths["images"] / rec["file_name"]) as tmp:
                 Image.fromarray(arr).save(tmp, format="PNG")
         write_json(paths[split], gt)

@@ -23,19 +23,19 @@ import os
 import random
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from imbalance_cli import dist
-from imbalance_cli.progress import counter as progress_counter
-from imbalance_cli.anchors.generator import grid_anchors, level_layout
 from imbalance_cli.anchors.dense import dense_match_batched
+from imbalance_cli.anchors.generator import grid_anchors, level_layout
 from imbalance_cli.anchors.presets import get_preset, preset_from_dict
 from imbalance_cli.anchors.yolov5_schema import refuse_yolov5
 from imbalance_cli.boxes import iou_aligned
+from imbalance_cli.data.yolo import is_yolo_path
 from imbalance_cli.detector import data as D
 from imbalance_cli.detector.evaluate import evaluate
 from imbalance_cli.detector.model import Detector, ModelConfig, PostProcess, postprocess
@@ -43,10 +43,10 @@ from imbalance_cli.detector.objectives import resolve_objectives, sample_anchors
 from imbalance_cli.detector.resume import check_archive, check_checkpoint, check_states, kept_log_lines
 from imbalance_cli.detector.synthetic import SyntheticConfig
 from imbalance_cli.errors import InputError
-from imbalance_cli.data.yolo import is_yolo_path
 from imbalance_cli.fileio import AppendFile, claim_files, make_dirs, write_json, write_text, write_via
 from imbalance_cli.losses.registry import check_options, check_sampler
 from imbalance_cli.losses.regression import decode_deltas, encode_deltas
+from imbalance_cli.progress import counter as progress_counter
 from imbalance_cli.progress import enabled as progress_enabled
 from imbalance_cli.specs import resolve_device
 
@@ -143,16 +143,26 @@ def detector_preset(cfg: TrainConfig):
     else:
         preset = preset_from_dict(SYNTHETIC_PRESET_SPEC if cfg.data == "synthetic-lt" else COMPACT_PRESET_SPEC)
     if preset.kind != "grid":
-        raise InputError(f"the detector needs a grid anchor preset, {preset.name!r} is {preset.kind!r}", record="--anchors")
+        raise InputError(
+            f"the detector needs a grid anchor preset, {preset.name!r} is {preset.kind!r}", record="--anchors"
+        )
     if preset.assigner != "max_iou":
-        raise InputError(f"the detector labels anchors by max IoU; preset {preset.name!r} assigns with {preset.assigner}",
-                         record="--anchors")
+        raise InputError(
+            f"the detector labels anchors by max IoU; preset {preset.name!r} assigns with {preset.assigner}",
+            record="--anchors",
+        )
     n = preset.num_levels
     if n < 1 or n > 5 or tuple(preset.strides) != tuple(8 * 2**i for i in range(n)):
-        raise InputError(f"the detector's levels have strides 8, 16, 32, 64, 128; preset {preset.name!r} has {list(preset.strides)}", record="--anchors")
+        raise InputError(
+            f"the detector's levels have strides 8, 16, 32, 64, 128; preset {preset.name!r} has {list(preset.strides)}",
+            record="--anchors",
+        )
     per = {preset.anchors_per_location(i) for i in range(n)}
     if len(per) != 1:
-        raise InputError(f"preset {preset.name!r} must have the same number of anchors per location on every level", record="--anchors")
+        raise InputError(
+            f"preset {preset.name!r} must have the same number of anchors per location on every level",
+            record="--anchors",
+        )
     return preset
 
 
@@ -170,8 +180,12 @@ def validate(cfg: TrainConfig) -> None:
         raise InputError(f"unknown tail {cfg.tail!r}: use lvis, exp or uniform", record="--tail")
     check_options(cfg.loss, cfg.box_loss)
     check_sampler(cfg.sampler)
-    refuse_yolov5(cfg.anchors, "train", "the compact detector's RetinaNet-style heads label anchors by max IoU "
-                  "(strides 8..128); use synthetic-lt, compact, retinanet or a grid TOML")
+    refuse_yolov5(
+        cfg.anchors,
+        "train",
+        "the compact detector's RetinaNet-style heads label anchors by max IoU "
+        "(strides 8..128); use synthetic-lt, compact, retinanet or a grid TOML",
+    )
     if cfg.split is not None and (cfg.data == "synthetic-lt" or not is_yolo_path(cfg.data)):
         raise InputError(f"--split {cfg.split}: only a YOLO data.yaml has splits", record="--split")
     if cfg.data != "synthetic-lt":
@@ -187,8 +201,14 @@ def validate(cfg: TrainConfig) -> None:
 def load_data(cfg: TrainConfig, preset):
     """Synthetic or real data for a run (see :mod:`imbalance_cli.detector.data`)."""
     if cfg.data == "synthetic-lt":
-        scfg = SyntheticConfig(seed=cfg.data_seed, train_images=cfg.train_images, val_images=cfg.val_images, tail=cfg.tail,
-                               max_instances=cfg.max_instances, min_instances=cfg.min_instances)
+        scfg = SyntheticConfig(
+            seed=cfg.data_seed,
+            train_images=cfg.train_images,
+            val_images=cfg.val_images,
+            tail=cfg.tail,
+            max_instances=cfg.max_instances,
+            min_instances=cfg.min_instances,
+        )
         cache = Path(cfg.synthetic_dir) if cfg.synthetic_dir else Path(cfg.out) / "synthetic-lt"
         try:
             return D.load_synthetic(cache, scfg, preset)
@@ -225,8 +245,12 @@ def _match_batch(preset, anchors, gt_boxes, device):
         boxes[i, : b.shape[0]] = b.to(device)
         valid[i, : b.shape[0]] = True
     if M == 0:
-        return torch.full((B, anchors.shape[0]), -1, dtype=torch.int64, device=device), torch.zeros(B, anchors.shape[0], device=device)
-    out = dense_match_batched(anchors, boxes, valid, preset.pos_iou, preset.neg_iou, preset.allow_low_quality, preset.matcher)
+        return torch.full((B, anchors.shape[0]), -1, dtype=torch.int64, device=device), torch.zeros(
+            B, anchors.shape[0], device=device
+        )
+    out = dense_match_batched(
+        anchors, boxes, valid, preset.pos_iou, preset.neg_iou, preset.allow_low_quality, preset.matcher
+    )
     return out.matched, out.anchor_max.clamp_min(0)
 
 
@@ -249,16 +273,25 @@ def _grad_norm(params) -> float:
 def _rng_state() -> dict:
     """Every RNG state as tensors and plain types (checkpoints load with ``weights_only=True``)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-            "python": random.getstate()}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": random.getstate(),
+    }
 
 
 def _set_rng_state(s: dict) -> None:
     torch.set_rng_state(s["torch"])
     n = s["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     random.setstate(s["python"])
 
 
@@ -274,8 +307,11 @@ def load_checkpoint(path: Path, device) -> dict:
         ck = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means: not a checkpoint we wrote
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise InputError(f"refusing to load the checkpoint: it is not a plain weights file ({first})",
-                         path=str(path), record="--resume") from None
+        raise InputError(
+            f"refusing to load the checkpoint: it is not a plain weights file ({first})",
+            path=str(path),
+            record="--resume",
+        ) from None
     return ck
 
 
@@ -297,8 +333,13 @@ def _settings(cfg: TrainConfig) -> dict:
 def build_model(obj, data, preset, device):
     """The detector for an objective (head kind, logits, bias) and a preset (levels, anchors)."""
     C = data.num_classes
-    return Detector(obj.num_logits(C), preset.anchors_per_location(0), obj.head,
-                    ModelConfig(num_levels=preset.num_levels), bias_init=obj.bias_init(C)).to(device)
+    return Detector(
+        obj.num_logits(C),
+        preset.anchors_per_location(0),
+        obj.head,
+        ModelConfig(num_levels=preset.num_levels),
+        bias_init=obj.bias_init(C),
+    ).to(device)
 
 
 def compute_losses(model, obj, box_obj, sampler, preset, anchors_fn, x, gt_boxes, gt_labels, step, box_weight):
@@ -389,8 +430,10 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     rk = dist.rank_info() if dist.active() else dist.Rank()  # under torchrun: DistributedDataParallel
     world, main = rk.world_size, rk.is_main
     if cfg.batch_size < world:
-        raise InputError(f"--batch-size {cfg.batch_size} is the global batch: it needs at least one image per "
-                         f"rank ({world} ranks)", record="--batch-size")
+        raise InputError(
+            f"--batch-size {cfg.batch_size} is the global batch: it needs at least one image per rank ({world} ranks)",
+            record="--batch-size",
+        )
     device = torch.device(resolve_device(cfg.device))  # under torchrun "cuda" is this rank's LOCAL_RANK GPU (dist.init)
     threads = cfg.threads or dist.local_share(auto_threads())
     torch.set_num_threads(threads)
@@ -409,8 +452,12 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
         ck = load_checkpoint(ckpt_path, device)
         check_checkpoint(ck, ckpt_path, settings, cfg.epochs)
     plots = tuple(getattr(renderer, "FILE_NAMES", ()))
-    claim = dict(kind="train", names=RUN_FILES + (plots if cfg.plots else ()), legacy=("synthetic-lt", ".*.tmp", *plots),
-                 markers=RUN_FILES[:2])
+    claim = dict(
+        kind="train",
+        names=RUN_FILES + (plots if cfg.plots else ()),
+        legacy=("synthetic-lt", ".*.tmp", *plots),
+        markers=RUN_FILES[:2],
+    )
     if main:  # before any work: refuse to overwrite a file of the user's named like an output (recorded below)
         claim_files(out, **claim, record=False)
     t0 = time.perf_counter()
@@ -440,9 +487,12 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     keep_lines = kept_log_lines(log_path, run.start_epoch * ipe) if run.start_epoch > 0 else []
     if main:  # the first write of the run: the manifest records what it will write
         claim_files(out, **claim)
-        write_text(log_path, "".join(l + "\n" for l in keep_lines))
-    bar = (renderer.ProgressBar(ipe * cfg.epochs, run.start_epoch * ipe)
-           if main and renderer is not None and progress_enabled() else None)
+        write_text(log_path, "".join(line + "\n" for line in keep_lines))
+    bar = (
+        renderer.ProgressBar(ipe * cfg.epochs, run.start_epoch * ipe)
+        if main and renderer is not None and progress_enabled()
+        else None
+    )
     try:
         with AppendFile(log_path, "the training log") if main else open(os.devnull, "a") as log:
             for epoch in range(run.start_epoch, cfg.epochs):
@@ -453,7 +503,9 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
                     _checkpoint(run, epoch)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch)
-                echo(f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} (cls {rec['cls_loss']:.4f}, reg {rec['reg_loss']:.4f}), {run.train_seconds:.0f}s")
+                echo(
+                    f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} (cls {rec['cls_loss']:.4f}, reg {rec['reg_loss']:.4f}), {run.train_seconds:.0f}s"
+                )
     finally:
         if bar:
             bar.close()
@@ -496,7 +548,9 @@ class _Run:
 
 def _restore(ck: dict, run: _Run, echo) -> tuple[int, float]:
     """Load a checked checkpoint's states into the run; ``(first epoch to train, training seconds so far)``."""
-    check_states(ck, run.ckpt_path, run.model, run.opt, run.obj, run.box_obj)  # shapes, dtypes, finite values: before any step
+    check_states(
+        ck, run.ckpt_path, run.model, run.opt, run.obj, run.box_obj
+    )  # shapes, dtypes, finite values: before any step
     run.model.load_state_dict(ck["model"])
     run.opt.load_state_dict(ck["optimizer"])
     run.obj.load_state_dict(ck["objective"])
@@ -526,10 +580,13 @@ def _train_epoch(run: _Run, epoch: int, log, bar) -> dict:
         lr = _lr_at(step, total_steps, cfg.lr)
         for pg in opt.param_groups:
             pg["lr"] = lr
-        x, gb, gl = D.collate(run.data.train, idx, run.preset.resize.size_divisible, [flips[i] for i in idx] if cfg.flip else None)
+        x, gb, gl = D.collate(
+            run.data.train, idx, run.preset.resize.size_divisible, [flips[i] for i in idx] if cfg.flip else None
+        )
         x = x.to(run.device)
-        total, cls, box, num_pos = compute_losses(run.net, run.obj, run.box_obj, run.sampler, run.preset, run.anchors_fn,
-                                                  x, gb, gl, step, cfg.box_weight)
+        total, cls, box, num_pos = compute_losses(
+            run.net, run.obj, run.box_obj, run.sampler, run.preset, run.anchors_fn, x, gb, gl, step, cfg.box_weight
+        )
         opt.zero_grad(set_to_none=True)
         total.backward()  # under DDP the gradients are averaged over the ranks here
         gc, gr = _grad_norm(run.cls_params), _grad_norm(run.box_params)
@@ -540,9 +597,18 @@ def _train_epoch(run: _Run, epoch: int, log, bar) -> dict:
         num_pos = dist.sum_scalars(int(num_pos))[0]
         if math.isfinite(t_loss):  # the same decision on every rank
             opt.step()
-        rec = {"iter": step, "epoch": epoch, "lr": lr, "loss": t_loss, "cls_loss": t_cls,
-               "reg_loss": t_box, "cls_grad_norm": gc, "reg_grad_norm": gr, "grad_norm": gall,
-               "num_pos": num_pos}
+        rec = {
+            "iter": step,
+            "epoch": epoch,
+            "lr": lr,
+            "loss": t_loss,
+            "cls_loss": t_cls,
+            "reg_loss": t_box,
+            "cls_grad_norm": gc,
+            "reg_grad_norm": gr,
+            "grad_norm": gall,
+            "num_pos": num_pos,
+        }
         log.write(json.dumps(rec) + "\n")
         if step % 20 == 0:
             log.flush()
@@ -555,11 +621,19 @@ def _train_epoch(run: _Run, epoch: int, log, bar) -> dict:
 
 def _checkpoint(run: _Run, epoch: int) -> None:
     """Write the run's state after ``epoch`` (what :func:`_restore` reads back)."""
-    _save_checkpoint(run.ckpt_path, {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
-                                     "objective": run.obj.state_dict(),
-                                     "box_objective": run.box_obj.state_dict() if run.box_obj is not None else {},
-                                     "rng": _rng_state(), "epoch": epoch,
-                                     "settings": run.settings, "train_seconds": run.train_seconds})
+    _save_checkpoint(
+        run.ckpt_path,
+        {
+            "model": run.model.state_dict(),
+            "optimizer": run.opt.state_dict(),
+            "objective": run.obj.state_dict(),
+            "box_objective": run.box_obj.state_dict() if run.box_obj is not None else {},
+            "rng": _rng_state(),
+            "epoch": epoch,
+            "settings": run.settings,
+            "train_seconds": run.train_seconds,
+        },
+    )
 
 
 def _evaluate(run: _Run, threads: int, t_data: float) -> dict:
@@ -568,19 +642,32 @@ def _evaluate(run: _Run, threads: int, t_data: float) -> dict:
     t1 = time.perf_counter()
     metrics, detections = evaluate_model(model, obj, data, run.preset, run.device)
     eval_seconds = time.perf_counter() - t1
-    metrics["settings"] = {**asdict(cfg), "anchors": run.preset.name, "box_loss": box_obj.name if box_obj else None,
-                          "threads": threads,
-                          "device": str(run.device)}
+    metrics["settings"] = {
+        **asdict(cfg),
+        "anchors": run.preset.name,
+        "box_loss": box_obj.name if box_obj else None,
+        "threads": threads,
+        "device": str(run.device),
+    }
     metrics["classes"] = {
         "names": data.category_names,
         "train_instances": data.train_instances.tolist(),
         "frequency": data.frequency,
         "weight_norm": model.classifier_weight_norms()[torch.as_tensor(obj.class_logit_index())].tolist(),
     }
-    metrics["data"] = {**data.source, "train_images": len(data.train), "val_images": len(data.val),
-                       "val_image_ids": list(data.val.image_ids)}
-    metrics["timing"] = {"data_seconds": t_data, "train_seconds": run.train_seconds, "eval_seconds": eval_seconds,
-                         "iterations": run.ipe * cfg.epochs, "ranks": run.world}
+    metrics["data"] = {
+        **data.source,
+        "train_images": len(data.train),
+        "val_images": len(data.val),
+        "val_image_ids": list(data.val.image_ids),
+    }
+    metrics["timing"] = {
+        "data_seconds": t_data,
+        "train_seconds": run.train_seconds,
+        "eval_seconds": eval_seconds,
+        "iterations": run.ipe * cfg.epochs,
+        "ranks": run.world,
+    }
     out = Path(cfg.out)
     write_json(out / "detections.json", detections)
     write_json(out / "metrics.json", metrics)
@@ -617,8 +704,14 @@ def _predict_batch(model, obj, split, idx, preset, device, anchors_fn, pp) -> li
         b[:, 0::2] /= sx
         b[:, 1::2] /= sy
         for bb, ss, cc in zip(b.tolist(), sc.tolist(), cl.tolist()):
-            results.append({"image_id": split.image_ids[i], "category_id": int(cc), "score": float(ss),
-                            "bbox": [bb[0], bb[1], bb[2] - bb[0], bb[3] - bb[1]]})
+            results.append(
+                {
+                    "image_id": split.image_ids[i],
+                    "category_id": int(cc),
+                    "score": float(ss),
+                    "bbox": [bb[0], bb[1], bb[2] - bb[0], bb[3] - bb[1]],
+                }
+            )
     return results
 
 

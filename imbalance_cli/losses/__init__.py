@@ -76,8 +76,12 @@ def _build(name: str):
         return {n: e.function() for n, e in BOX.items()}
     if name == "SAMPLERS":
         sampling = importlib.import_module("imbalance_cli.losses.sampling")
-        fns = {"none": sampling.none_sampler, "random": sampling.random_sampler, "ohem": sampling.ohem_sampler,
-               "iou-balanced": sampling.iou_balanced_sampler}
+        fns = {
+            "none": sampling.none_sampler,
+            "random": sampling.random_sampler,
+            "ohem": sampling.ohem_sampler,
+            "iou-balanced": sampling.iou_balanced_sampler,
+        }
         return {n: fns[n] for n in SAMPLER_NAMES}
     raise AttributeError(name)
 

@@ -236,8 +236,9 @@ def cls_ecm(state, x: LossInputs):
 def cls_ecm_focal(state, x: LossInputs):
     """Focal loss on the ECM surrogate logit ``2 f + m+ - m-`` times the ECM detection weight (Cho & Krähenbühl, supp. F)."""
     mg = ecm_margins(x.counts, None)
-    scale, shift = (torch.as_tensor(v, dtype=x.logits.dtype, device=x.logits.device)
-                    for v in ecm_surrogate(x.counts, mg))
+    scale, shift = (
+        torch.as_tensor(v, dtype=x.logits.dtype, device=x.logits.device) for v in ecm_surrogate(x.counts, mg)
+    )
     w = torch.as_tensor(mg["weight"], dtype=x.logits.dtype, device=x.logits.device)
     t = onehot(x.labels, x.num_classes, x.logits.dtype)
     return (focal_loss(scale * x.logits + shift, t, reduction="none") * w).sum() / x.num_pos, None
@@ -267,7 +268,9 @@ def cls_ap(state, x: LossInputs):
 def cls_iou_balanced(state, x: LossInputs):
     """IoU-balanced classification on focal (eta 1.5), summed, / positives."""
     t = onehot(x.labels, x.num_classes, x.logits.dtype)
-    return iou_balanced_cls(x.logits, t, x.ious.to(x.logits.dtype), eta=1.5, loss="focal", reduction="sum") / x.num_pos, None
+    return iou_balanced_cls(
+        x.logits, t, x.ious.to(x.logits.dtype), eta=1.5, loss="focal", reduction="sum"
+    ) / x.num_pos, None
 
 
 def cls_ghm_c(state, x: LossInputs):
@@ -360,4 +363,3 @@ def box_iou_balanced_l1(state, pd, td, pb, tb, ious, num_pos):
 def box_ghm_r(state, pd, td, pb, tb, ious, num_pos):
     """GHM-R on deltas with momentum (its own normaliser: the number of elements, as mmdetection)."""
     return state.module(pd, td, reduction="mean")
-

@@ -57,7 +57,9 @@ def _as_counts(counts, name: str = "counts") -> np.ndarray:
 # ----------------------------------------------------------------------------------------- ECM
 
 
-def ecm_margins(counts: Sequence[float] | np.ndarray | Tensor, fg_bg_ratio: float | None = None) -> dict[str, np.ndarray]:
+def ecm_margins(
+    counts: Sequence[float] | np.ndarray | Tensor, fg_bg_ratio: float | None = None
+) -> dict[str, np.ndarray]:
     """Effective class-margins and detection weights from instance counts (Cho & Krähenbühl, ECCV 2022, Eq. 8, supp. F).
 
     ``counts`` are the C foreground training-instance counts. With ``fg_bg_ratio`` r (two-stage
@@ -346,7 +348,9 @@ def class_balanced(
             if alpha >= 0:
                 base = (alpha * t + (1 - alpha) * (1 - t)) * base
         npos = t.sum(-1, keepdim=True)
-        row = torch.where(npos > 0, (t * w).sum(-1, keepdim=True) / npos.clamp(min=1e-12), torch.full_like(npos, bg_weight))
+        row = torch.where(
+            npos > 0, (t * w).sum(-1, keepdim=True) / npos.clamp(min=1e-12), torch.full_like(npos, bg_weight)
+        )
         return reduce_loss(base * row, reduction)
     if loss == "softmax":
         labels = targets.long()
@@ -369,8 +373,14 @@ def _onehot_channels(labels: Tensor, channels: int, dtype) -> Tensor:
     return out[:, :channels]
 
 
-def eqlv2_weights(pos_grad: Tensor, neg_grad: Tensor, gamma: float = 12.0, mu: float = 0.8, alpha: float = 4.0,
-                  ratio: Tensor | None = None):
+def eqlv2_weights(
+    pos_grad: Tensor,
+    neg_grad: Tensor,
+    gamma: float = 12.0,
+    mu: float = 0.8,
+    alpha: float = 4.0,
+    ratio: Tensor | None = None,
+):
     """EQLv2 per-class weights from accumulated gradients (Tan et al., "Equalization Loss v2", CVPR 2021, Eqs. 5-7).
 
     ``g_j = pos_grad_j / (neg_grad_j + 1e-10)`` (or ``ratio`` when given, the authors' cached
@@ -421,7 +431,9 @@ def eqlv2(
 def _eqlv2_element_weights(logits, labels, pos_grad, neg_grad, gamma, mu, alpha, has_background, ratio=None):
     num = pos_grad.numel()
     if logits.shape[1] != num + (1 if has_background else 0):
-        raise ValueError(f"eqlv2 expects logits with {num + (1 if has_background else 0)} columns, got {logits.shape[1]}")
+        raise ValueError(
+            f"eqlv2 expects logits with {num + (1 if has_background else 0)} columns, got {logits.shape[1]}"
+        )
     r = None if ratio is None else ratio.to(logits.dtype)
     pos_w, neg_w = eqlv2_weights(pos_grad.to(logits.dtype), neg_grad.to(logits.dtype), gamma, mu, alpha, r)
     if has_background:
@@ -441,7 +453,9 @@ class EQLv2(nn.Module):
     elements, and refreshes ``pos_neg = pos_grad / (neg_grad + 1e-10)`` (Tan et al. 2021, §3.2).
     """
 
-    def __init__(self, num_classes: int, gamma: float = 12.0, mu: float = 0.8, alpha: float = 4.0, has_background: bool = False):
+    def __init__(
+        self, num_classes: int, gamma: float = 12.0, mu: float = 0.8, alpha: float = 4.0, has_background: bool = False
+    ):
         super().__init__()
         self.num_classes, self.gamma, self.mu, self.alpha = num_classes, gamma, mu, alpha
         self.has_background = has_background
@@ -488,7 +502,9 @@ def seesaw(
     C foreground classes only, background samples and the background logit use plain softmax CE.
     Labels below 0 are ignored; "mean" averages over the rest.
     """
-    n = torch.as_tensor(counts if not isinstance(counts, np.ndarray) else counts.astype(np.float64), device=logits.device)
+    n = torch.as_tensor(
+        counts if not isinstance(counts, np.ndarray) else counts.astype(np.float64), device=logits.device
+    )
     n = n.to(logits.dtype).clamp(min=1.0)
     c = n.numel()
     k = logits.shape[1]

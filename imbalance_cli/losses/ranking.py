@@ -228,7 +228,11 @@ def _ap_core(split: _Split, delta: float, loc_errors: Tensor | None, interpolate
     loc_above = torch.zeros_like(sp)  # sum_{k != i} E_loc(k) H(x_ik)
     e = None
     if loc_errors is not None:
-        e = loc_errors.detach().reshape(-1)[split.pos_idx.to(loc_errors.device)].to(device=sp.device, dtype=torch.float64)
+        e = (
+            loc_errors.detach()
+            .reshape(-1)[split.pos_idx.to(loc_errors.device)]
+            .to(device=sp.device, dtype=torch.float64)
+        )
     for rows in _chunks(n_pos):
         h = smoothed_step(sp[None, :] - sp[rows, None], delta)
         rank_pos[rows] = 1.0 + h.sum(1) - h_self

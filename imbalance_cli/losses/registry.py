@@ -103,10 +103,35 @@ class LossEntry:
         return getattr(importlib.import_module("imbalance_cli.losses.adapters"), self.state)(**context)
 
 
-def _cls(name, head, description, citation, library, adapter, needs=(), state=None, balance="weighted",
-         box_loss=True, baseline=None, surrogate=None) -> LossEntry:
-    return LossEntry(name, "cls", description, citation, library, adapter, head, frozenset(needs), state, balance,
-                     box_loss, baseline, surrogate)
+def _cls(
+    name,
+    head,
+    description,
+    citation,
+    library,
+    adapter,
+    needs=(),
+    state=None,
+    balance="weighted",
+    box_loss=True,
+    baseline=None,
+    surrogate=None,
+) -> LossEntry:
+    return LossEntry(
+        name,
+        "cls",
+        description,
+        citation,
+        library,
+        adapter,
+        head,
+        frozenset(needs),
+        state,
+        balance,
+        box_loss,
+        baseline,
+        surrogate,
+    )
 
 
 def _box(name, description, citation, library, adapter, needs=(), state=None) -> LossEntry:
@@ -127,60 +152,221 @@ _EQL = "Tan et al., Equalization Loss v2, CVPR 2021, Eqs. 5-7"
 _SEESAW = "Wang et al., Seesaw Loss for Long-Tailed Instance Segmentation, CVPR 2021, Eqs. 2-5"
 
 #: Classification losses by ``--loss`` name.
-CLASSIFICATION: dict[str, LossEntry] = {e.name: e for e in [
-    _cls("focal", "sigmoid", "sigmoid focal loss (alpha 0.25, gamma 2; RetinaNet default)", _FOCAL, "focal_loss",
-         "cls_focal"),
-    _cls("sigmoid-ce", "sigmoid", "sigmoid cross-entropy over all anchors", _SURVEY + ", Eq. 2", "sigmoid_ce",
-         "cls_sigmoid_ce"),
-    _cls("ce", "sigmoid", "sigmoid cross-entropy over all anchors (alias of sigmoid-ce)", _SURVEY + ", Eq. 2",
-         "sigmoid_ce", "cls_sigmoid_ce"),
-    _cls("softmax-ce", "softmax", "softmax cross-entropy with a background class", _SURVEY + ", Eq. 2", "softmax_ce",
-         "cls_softmax_ce"),
-    _cls("ecm", "sigmoid", "Effective Class-Margin loss, sigmoid head (official parametrisation sigmoid(2f + m+ - m-))",
-         _ECM, "ecm_loss", "cls_ecm", needs=("counts",), baseline="sigmoid-ce", surrogate="ecm_surrogate"),
-    _cls("ecm-focal", "sigmoid", "focal loss on the ECM surrogate with ECM detection weights (one-stage form)",
-         _ECM + ", supp. F", "ecm_margins", "cls_ecm_focal", needs=("counts",), baseline="focal",
-         surrogate="ecm_surrogate"),
-    _cls("bags", "grouped", "Balanced Group Softmax (beta 8, per-group mean; merge §4.4)", _BAGS, "bags_loss",
-         "cls_bags", needs=("counts", "tables"), baseline="softmax-ce"),
-    _cls("rs", "sigmoid", "Rank & Sort loss (delta 0.5) with RS value-based self-balance", _RS, "rank_sort_loss",
-         "cls_rank_sort", needs=("ious",), balance="value", baseline="focal"),
-    _cls("ap", "sigmoid", "AP loss (delta 1, interpolated as the released APLoss), value-based self-balance", _AP,
-         "ap_loss", "cls_ap", balance="value", baseline="focal"),
-    _cls("iou-balanced", "sigmoid", "IoU-balanced classification loss on focal (eta 1.5)", _IOUB + ", Eqs. 1-2",
-         "iou_balanced_cls", "cls_iou_balanced", needs=("ious",), baseline="focal"),
-    _cls("alrp", "sigmoid", "aLRP loss (delta 1) with its own localisation term and epoch self-balance", _ALRP,
-         "alrp_loss", "cls_alrp", needs=("loc_errors",), state="ALRPState", balance="state", box_loss=False,
-         baseline="focal"),
-    _cls("ghm-c", "sigmoid", "gradient harmonizing classification loss (30 bins, momentum 0.75)", _GHM + ", Eqs. 3-8",
-         "ghm_c", "cls_ghm_c", state="GHMCState", baseline="focal"),
-    _cls("class-balanced", "sigmoid", "class-balanced focal loss by effective number (beta 0.999)", _CB,
-         "class_balanced", "cls_class_balanced", needs=("counts",), baseline="focal"),
-    _cls("eqlv2", "sigmoid", "Equalization Loss v2 (gamma 12, mu 0.8, alpha 4; weights 1 at start)", _EQL, "eqlv2",
-         "cls_eqlv2", needs=("counts",), state="EQLv2State", baseline="sigmoid-ce"),
-    _cls("seesaw", "softmax", "Seesaw loss (p 0.8, q 2) with a background class", _SEESAW, "seesaw", "cls_seesaw",
-         needs=("counts",), state="SeesawState", baseline="softmax-ce"),
-]}
+CLASSIFICATION: dict[str, LossEntry] = {
+    e.name: e
+    for e in [
+        _cls(
+            "focal",
+            "sigmoid",
+            "sigmoid focal loss (alpha 0.25, gamma 2; RetinaNet default)",
+            _FOCAL,
+            "focal_loss",
+            "cls_focal",
+        ),
+        _cls(
+            "sigmoid-ce",
+            "sigmoid",
+            "sigmoid cross-entropy over all anchors",
+            _SURVEY + ", Eq. 2",
+            "sigmoid_ce",
+            "cls_sigmoid_ce",
+        ),
+        _cls(
+            "ce",
+            "sigmoid",
+            "sigmoid cross-entropy over all anchors (alias of sigmoid-ce)",
+            _SURVEY + ", Eq. 2",
+            "sigmoid_ce",
+            "cls_sigmoid_ce",
+        ),
+        _cls(
+            "softmax-ce",
+            "softmax",
+            "softmax cross-entropy with a background class",
+            _SURVEY + ", Eq. 2",
+            "softmax_ce",
+            "cls_softmax_ce",
+        ),
+        _cls(
+            "ecm",
+            "sigmoid",
+            "Effective Class-Margin loss, sigmoid head (official parametrisation sigmoid(2f + m+ - m-))",
+            _ECM,
+            "ecm_loss",
+            "cls_ecm",
+            needs=("counts",),
+            baseline="sigmoid-ce",
+            surrogate="ecm_surrogate",
+        ),
+        _cls(
+            "ecm-focal",
+            "sigmoid",
+            "focal loss on the ECM surrogate with ECM detection weights (one-stage form)",
+            _ECM + ", supp. F",
+            "ecm_margins",
+            "cls_ecm_focal",
+            needs=("counts",),
+            baseline="focal",
+            surrogate="ecm_surrogate",
+        ),
+        _cls(
+            "bags",
+            "grouped",
+            "Balanced Group Softmax (beta 8, per-group mean; merge §4.4)",
+            _BAGS,
+            "bags_loss",
+            "cls_bags",
+            needs=("counts", "tables"),
+            baseline="softmax-ce",
+        ),
+        _cls(
+            "rs",
+            "sigmoid",
+            "Rank & Sort loss (delta 0.5) with RS value-based self-balance",
+            _RS,
+            "rank_sort_loss",
+            "cls_rank_sort",
+            needs=("ious",),
+            balance="value",
+            baseline="focal",
+        ),
+        _cls(
+            "ap",
+            "sigmoid",
+            "AP loss (delta 1, interpolated as the released APLoss), value-based self-balance",
+            _AP,
+            "ap_loss",
+            "cls_ap",
+            balance="value",
+            baseline="focal",
+        ),
+        _cls(
+            "iou-balanced",
+            "sigmoid",
+            "IoU-balanced classification loss on focal (eta 1.5)",
+            _IOUB + ", Eqs. 1-2",
+            "iou_balanced_cls",
+            "cls_iou_balanced",
+            needs=("ious",),
+            baseline="focal",
+        ),
+        _cls(
+            "alrp",
+            "sigmoid",
+            "aLRP loss (delta 1) with its own localisation term and epoch self-balance",
+            _ALRP,
+            "alrp_loss",
+            "cls_alrp",
+            needs=("loc_errors",),
+            state="ALRPState",
+            balance="state",
+            box_loss=False,
+            baseline="focal",
+        ),
+        _cls(
+            "ghm-c",
+            "sigmoid",
+            "gradient harmonizing classification loss (30 bins, momentum 0.75)",
+            _GHM + ", Eqs. 3-8",
+            "ghm_c",
+            "cls_ghm_c",
+            state="GHMCState",
+            baseline="focal",
+        ),
+        _cls(
+            "class-balanced",
+            "sigmoid",
+            "class-balanced focal loss by effective number (beta 0.999)",
+            _CB,
+            "class_balanced",
+            "cls_class_balanced",
+            needs=("counts",),
+            baseline="focal",
+        ),
+        _cls(
+            "eqlv2",
+            "sigmoid",
+            "Equalization Loss v2 (gamma 12, mu 0.8, alpha 4; weights 1 at start)",
+            _EQL,
+            "eqlv2",
+            "cls_eqlv2",
+            needs=("counts",),
+            state="EQLv2State",
+            baseline="sigmoid-ce",
+        ),
+        _cls(
+            "seesaw",
+            "softmax",
+            "Seesaw loss (p 0.8, q 2) with a background class",
+            _SEESAW,
+            "seesaw",
+            "cls_seesaw",
+            needs=("counts",),
+            state="SeesawState",
+            baseline="softmax-ce",
+        ),
+    ]
+}
 
 #: Box regression losses by ``--box-loss`` name.
-BOX: dict[str, LossEntry] = {e.name: e for e in [
-    _box("giou", "GIoU loss on decoded boxes", "Rezatofighi et al., Generalized Intersection over Union, CVPR 2019",
-         "giou_loss", "box_giou"),
-    _box("diou", "DIoU loss on decoded boxes", "Zheng et al., Distance-IoU Loss, AAAI 2020", "diou_loss", "box_diou"),
-    _box("ciou", "CIoU loss on decoded boxes", "Zheng et al., Distance-IoU Loss, AAAI 2020", "ciou_loss", "box_ciou"),
-    _box("l1", "L1 on (dx, dy, dw, dh) deltas", _SURVEY + ", §6.2", "l1", "box_l1"),
-    _box("smooth-l1", "smooth L1 on deltas (beta 1/9)", "Girshick, Fast R-CNN, ICCV 2015, Eq. 3", "smooth_l1",
-         "box_smooth_l1"),
-    _box("balanced-l1", "balanced L1 on deltas (alpha 0.5, gamma 1.5, beta 1; mmdetection's form)",
-         "Pang et al., Libra R-CNN, CVPR 2019, Eqs. 7-9", "balanced_l1", "box_balanced_l1"),
-    _box("iou", "-ln IoU loss on decoded boxes", "Yu et al., UnitBox, ACM MM 2016", "iou_loss", "box_iou"),
-    _box("bounded-iou", "bounded IoU loss on decoded boxes", "Tychsen-Smith & Petersson, Improving Object "
-         "Localization with Fitness NMS and Bounded IoU Loss, CVPR 2018", "bounded_iou", "box_bounded_iou"),
-    _box("iou-balanced-l1", "IoU-balanced smooth L1 on deltas (lambda 1.5, Eq. 4: w_loc fixed at the first step)",
-         _IOUB + ", Eqs. 3-4", "iou_balanced_l1", "box_iou_balanced_l1", needs=("ious",), state="IoUBalancedL1State"),
-    _box("ghm-r", "GHM-R: ASL1 (mu 0.02) with gradient-density weights (10 bins, momentum 0.7)", _GHM + ", Eqs. 9-12",
-         "ghm_r", "box_ghm_r", state="GHMRState"),
-]}
+BOX: dict[str, LossEntry] = {
+    e.name: e
+    for e in [
+        _box(
+            "giou",
+            "GIoU loss on decoded boxes",
+            "Rezatofighi et al., Generalized Intersection over Union, CVPR 2019",
+            "giou_loss",
+            "box_giou",
+        ),
+        _box(
+            "diou", "DIoU loss on decoded boxes", "Zheng et al., Distance-IoU Loss, AAAI 2020", "diou_loss", "box_diou"
+        ),
+        _box(
+            "ciou", "CIoU loss on decoded boxes", "Zheng et al., Distance-IoU Loss, AAAI 2020", "ciou_loss", "box_ciou"
+        ),
+        _box("l1", "L1 on (dx, dy, dw, dh) deltas", _SURVEY + ", §6.2", "l1", "box_l1"),
+        _box(
+            "smooth-l1",
+            "smooth L1 on deltas (beta 1/9)",
+            "Girshick, Fast R-CNN, ICCV 2015, Eq. 3",
+            "smooth_l1",
+            "box_smooth_l1",
+        ),
+        _box(
+            "balanced-l1",
+            "balanced L1 on deltas (alpha 0.5, gamma 1.5, beta 1; mmdetection's form)",
+            "Pang et al., Libra R-CNN, CVPR 2019, Eqs. 7-9",
+            "balanced_l1",
+            "box_balanced_l1",
+        ),
+        _box("iou", "-ln IoU loss on decoded boxes", "Yu et al., UnitBox, ACM MM 2016", "iou_loss", "box_iou"),
+        _box(
+            "bounded-iou",
+            "bounded IoU loss on decoded boxes",
+            "Tychsen-Smith & Petersson, Improving Object Localization with Fitness NMS and Bounded IoU Loss, CVPR 2018",
+            "bounded_iou",
+            "box_bounded_iou",
+        ),
+        _box(
+            "iou-balanced-l1",
+            "IoU-balanced smooth L1 on deltas (lambda 1.5, Eq. 4: w_loc fixed at the first step)",
+            _IOUB + ", Eqs. 3-4",
+            "iou_balanced_l1",
+            "box_iou_balanced_l1",
+            needs=("ious",),
+            state="IoUBalancedL1State",
+        ),
+        _box(
+            "ghm-r",
+            "GHM-R: ASL1 (mu 0.02) with gradient-density weights (10 bins, momentum 0.7)",
+            _GHM + ", Eqs. 9-12",
+            "ghm_r",
+            "box_ghm_r",
+            state="GHMRState",
+        ),
+    ]
+}
 
 #: ``--sampler`` names (functions in :data:`imbalance_cli.losses.SAMPLERS`).
 SAMPLER_NAMES: tuple[str, ...] = ("none", "random", "ohem", "iou-balanced")
@@ -235,7 +421,9 @@ def check_options(loss, box_loss=None) -> tuple[LossEntry, LossEntry | None]:
     entry = get_loss(loss)
     if not entry.box_loss:
         if box_loss is not None:
-            raise InputError(f"--loss {entry.name} has its own localisation term; --box-loss cannot be used with it",
-                             record="--box-loss")
+            raise InputError(
+                f"--loss {entry.name} has its own localisation term; --box-loss cannot be used with it",
+                record="--box-loss",
+            )
         return entry, None
     return entry, get_box_loss(DEFAULT_BOX_LOSS if box_loss is None else box_loss)

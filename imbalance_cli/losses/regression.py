@@ -32,7 +32,9 @@ __all__ = [
 _DELTA_CLAMP = math.log(1000.0 / 16)
 
 
-def encode_deltas(anchors: Tensor, boxes: Tensor, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> Tensor:
+def encode_deltas(
+    anchors: Tensor, boxes: Tensor, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+) -> Tensor:
     """R-CNN box deltas of ``boxes`` relative to ``anchors`` (both xyxy, same shape ``(..., 4)``).
 
     ``dx = wx (x - xa) / wa``, ``dy = wy (y - ya) / ha``, ``dw = ww log(w / wa)``,
@@ -52,7 +54,9 @@ def encode_deltas(anchors: Tensor, boxes: Tensor, weights: tuple[float, float, f
     )
 
 
-def decode_deltas(anchors: Tensor, deltas: Tensor, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> Tensor:
+def decode_deltas(
+    anchors: Tensor, deltas: Tensor, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+) -> Tensor:
     """Inverse of :func:`encode_deltas`: xyxy boxes from ``anchors`` and ``deltas``.
 
     ``dw, dh`` are clamped at ``log(1000/16)`` (as Detectron) so an untrained head cannot overflow.

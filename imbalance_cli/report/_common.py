@@ -21,16 +21,32 @@ def new_figure(width: float, height: float, constrained: bool = True):
     return fig
 
 
-def place(fig, *, rows: int = 1, cols: int = 1, left: float = 0.8, right: float = 0.2, top: float = 0.4,
-          bottom: float = 0.6, wspace: float = 0.7, hspace: float = 0.7) -> None:
+def place(
+    fig,
+    *,
+    rows: int = 1,
+    cols: int = 1,
+    left: float = 0.8,
+    right: float = 0.2,
+    top: float = 0.4,
+    bottom: float = 0.6,
+    wspace: float = 0.7,
+    hspace: float = 0.7,
+) -> None:
     """Fixed margins and gaps, in inches, for a figure's grid of ``rows`` x ``cols`` axes (one layout, no
     measuring pass): ``left`` holds the y tick labels and label, ``bottom`` the x tick labels and label, ``top``
     the title, ``wspace`` / ``hspace`` the room between axes for the same."""
     w, h = fig.get_size_inches()
     ax_w = max((w - left - right - (cols - 1) * wspace) / cols, 0.1)
     ax_h = max((h - top - bottom - (rows - 1) * hspace) / rows, 0.1)
-    fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h,
-                        wspace=wspace / ax_w, hspace=hspace / ax_h)
+    fig.subplots_adjust(
+        left=left / w,
+        right=1 - right / w,
+        top=1 - top / h,
+        bottom=bottom / h,
+        wspace=wspace / ax_w,
+        hspace=hspace / ax_h,
+    )
 
 
 def names_margin(names: list, fontsize: float) -> float:
@@ -90,6 +106,15 @@ def name_classes(ax, names: list, heights: list | None = None, x0: int = 0) -> N
     ax.tick_params(axis="x", which="minor", length=5, color="#d62728")
     first = ", ".join(plain(s) for s in names[:k])
     last = ", ".join(plain(s) for s in names[-k:])
-    ax.text(0.5, 0.97, f"{n:,} classes (red ticks): first {k}: {first}\nlast {k}: {last}", ha="center", va="top",
-            transform=ax.transAxes, fontsize=7.5, color="0.25", linespacing=1.4,
-            bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})
+    ax.text(
+        0.5,
+        0.97,
+        f"{n:,} classes (red ticks): first {k}: {first}\nlast {k}: {last}",
+        ha="center",
+        va="top",
+        transform=ax.transAxes,
+        fontsize=7.5,
+        color="0.25",
+        linespacing=1.4,
+        bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "0.8", "alpha": 0.9},
+    )

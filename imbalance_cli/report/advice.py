@@ -44,7 +44,7 @@ def finding_text(f: dict) -> str:
     value = f"{100 * f['value']:.2f}%" if share else f"{f['value']:,.4g}"
     thr = f"{100 * f['threshold']:.2f}%" if share else f"{f['threshold']:,.4g}"
     group = " (small boxes)" if f.get("group") else ""
-    return (f"{f['rule']}{group}: {value} against threshold {thr} (survey {f['survey']}) — {f['text']}")
+    return f"{f['rule']}{group}: {value} against threshold {thr} (survey {f['survey']}) — {f['text']}"
 
 
 def effect_text(e: dict) -> str:
@@ -52,8 +52,10 @@ def effect_text(e: dict) -> str:
     if not e.get("measured"):
         how = f"; measure it with: {e['how']}" if e.get("how") else ""
         return f"not measured: {e['why']}{how}"
-    parts = [f"{metric_label(m)} {fmt_value(m['before'], _unit(m))} -> {fmt_value(m['after'], _unit(m))}"
-             for m in e["metrics"]]
+    parts = [
+        f"{metric_label(m)} {fmt_value(m['before'], _unit(m))} -> {fmt_value(m['after'], _unit(m))}"
+        for m in e["metrics"]
+    ]
     where = f" (on {e['images']:,} images" + (f", {e['boxes']:,} boxes" if e.get("boxes") else "") + ")"
     return "; ".join(parts) + where
 
@@ -64,8 +66,14 @@ def render_terminal(advice: dict, console) -> None:
     from rich.text import Text
 
     items = advice.get("items") or []
-    t = Table(title=f"What to change (thresholds: {advice.get('rules', 'defaults')} rules; ordered by the measured "
-              "size of the problem)", title_justify="left", show_header=False, box=None, padding=(0, 1))
+    t = Table(
+        title=f"What to change (thresholds: {advice.get('rules', 'defaults')} rules; ordered by the measured "
+        "size of the problem)",
+        title_justify="left",
+        show_header=False,
+        box=None,
+        padding=(0, 1),
+    )
     t.add_column(style="cyan", no_wrap=True)
     t.add_column()
     if not items:
@@ -87,9 +95,11 @@ def render_terminal(advice: dict, console) -> None:
 def section(advice: dict) -> Section:
     """The HTML section "What to change": one card per item (finding, fix, commands, snippets, effect table)."""
     items = advice.get("items") or []
-    parts = [f'<p class="sub">Thresholds: {escape(str(advice.get("rules", "defaults")))} rules of '
-             "<code>imbalance check</code>; items ordered by the measured size of the problem; every effect "
-             "measured on this data in this run where the tool can measure it.</p>"]
+    parts = [
+        f'<p class="sub">Thresholds: {escape(str(advice.get("rules", "defaults")))} rules of '
+        "<code>imbalance check</code>; items ordered by the measured size of the problem; every effect "
+        "measured on this data in this run where the tool can measure it.</p>"
+    ]
     if not items:
         parts.append('<p class="note">No rule fired: nothing to change.</p>')
     entries = []
@@ -97,28 +107,44 @@ def section(advice: dict) -> Section:
         aid = f"advice-{it['id'].replace('_', '-')}"
         entries.append((aid, it["title"]))
         e = it["effect"]
-        body = [f'<div class="advice" id="{escape(aid)}"><h3>{k}. {escape(it["title"])} '
-                f'<span class="badge">{100 * it["size"]:.1f}%</span></h3>',
-                f'<p><b>Finding.</b> {escape(finding_text(it["finding"]))}</p>',
-                f'<p><b>Fix.</b> {escape(it["fix"]["text"])}</p>']
+        body = [
+            f'<div class="advice" id="{escape(aid)}"><h3>{k}. {escape(it["title"])} '
+            f'<span class="badge">{100 * it["size"]:.1f}%</span></h3>',
+            f"<p><b>Finding.</b> {escape(finding_text(it['finding']))}</p>",
+            f"<p><b>Fix.</b> {escape(it['fix']['text'])}</p>",
+        ]
         if it["fix"].get("paper"):
             base = it["fix"].get("baseline")
-            body.append(f'<p class="note">{escape(it["fix"]["paper"])}'
-                        + (f"; baseline {escape(base)}" + (f" ({escape(it['fix']['baseline_paper'])})"
-                                                           if it["fix"].get("baseline_paper") else "") if base else "")
-                        + "</p>")
+            body.append(
+                f'<p class="note">{escape(it["fix"]["paper"])}'
+                + (
+                    f"; baseline {escape(base)}"
+                    + (f" ({escape(it['fix']['baseline_paper'])})" if it["fix"].get("baseline_paper") else "")
+                    if base
+                    else ""
+                )
+                + "</p>"
+            )
         cmds = it["fix"].get("commands") or []
         if cmds:
             body.append("<pre>" + escape("\n".join("$ " + c for c in cmds)) + "</pre>")
         for sn in it["fix"].get("snippets") or []:
             exact = "" if sn.get("exact", True) else " (numbers only: that framework's own rounding applies)"
-            body.append(f'<p class="note">{escape(sn["framework"])} ({escape(sn["language"])}){escape(exact)}</p>'
-                        f"<pre>{escape(sn['text'])}</pre>")
+            body.append(
+                f'<p class="note">{escape(sn["framework"])} ({escape(sn["language"])}){escape(exact)}</p>'
+                f"<pre>{escape(sn['text'])}</pre>"
+            )
         if e.get("measured"):
-            rows = [[(metric_label(m), ""), (fmt_value(m["before"], _unit(m)), "n"),
-                     (fmt_value(m["after"], _unit(m)), "n")] for m in e["metrics"]]
-            body.append("<p><b>Effect, measured.</b> " + escape(e.get("method", "")) + "</p>"
-                        + table([("quantity", ""), ("before", "n"), ("after", "n")], rows))
+            rows = [
+                [(metric_label(m), ""), (fmt_value(m["before"], _unit(m)), "n"), (fmt_value(m["after"], _unit(m)), "n")]
+                for m in e["metrics"]
+            ]
+            body.append(
+                "<p><b>Effect, measured.</b> "
+                + escape(e.get("method", ""))
+                + "</p>"
+                + table([("quantity", ""), ("before", "n"), ("after", "n")], rows)
+            )
             extra = [f"{e['images']:,} images"] + ([f"{e['boxes']:,} boxes"] if e.get("boxes") else [])
             if e.get("iterations") is not None:
                 extra.append(f"{e['iterations']} search iterations ({e.get('stopped')})")
@@ -126,7 +152,7 @@ def section(advice: dict) -> Section:
                 extra.append(e["verdict"])
             body.append(f'<p class="note">{escape("; ".join(extra))}</p>')
         else:
-            body.append(f'<p><b>Effect.</b> {escape(effect_text(e))}</p>')
+            body.append(f"<p><b>Effect.</b> {escape(effect_text(e))}</p>")
         body.append("</div>")
         parts.append("".join(body))
     return Section("advice", "What to change", "".join(parts), entries)

@@ -31,10 +31,6 @@ from imbalance_cli.report.tables import coverage_columns, size_groups_label, siz
 _FG, _IGN, _BG = "#d62728", "#ff7f0e", "#1f77b4"
 
 
-
-
-
-
 def _log_axis(ax, values) -> None:
     """Log y axis whose floor sits just under the smallest positive value (zero bars stay empty)."""
     from matplotlib.ticker import NullLocator
@@ -62,8 +58,15 @@ def foreground_background_figure(a: dict):
         ax1.annotate(f"{v:,.1f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
     ratio = a.get("pos_neg_ratio_text")
     if ratio:
-        ax1.text(0.02, 0.98, f"pos:neg {ratio}\ntask pos:neg {a.get('task_pos_neg_ratio_text')}",
-                 transform=ax1.transAxes, ha="left", va="top", fontsize=8)
+        ax1.text(
+            0.02,
+            0.98,
+            f"pos:neg {ratio}\ntask pos:neg {a.get('task_pos_neg_ratio_text')}",
+            transform=ax1.transAxes,
+            ha="left",
+            va="top",
+            fontsize=8,
+        )
     levels = a.get("levels") or []
     names = [str(lv.get("name")) for lv in levels]
     x = list(range(len(levels)))
@@ -92,11 +95,14 @@ def positives_per_class_figure(a: dict, names: dict | None = None):
     names = {str(k): str(v) for k, v in (names or a.get("class_names") or {}).items()}
     keys = [k for k in pos if inst.get(k, 0) > 0 or pos[k] > 0]
     keys.sort(key=lambda k: (-pos[k], k))
-    n = len(keys)
     ppi = a.get("positives_per_instance") or {}
     k2 = sorted(ppi, key=lambda k: (-num(ppi[k]), k))
-    below = max(names_margin(shown_names([names.get(k, f"id {k}") for k in ks]),
-                             names_fontsize(len(ks)) if len(ks) <= 100 else 6.5) for ks in (keys, k2))
+    below = max(
+        names_margin(
+            shown_names([names.get(k, f"id {k}") for k in ks]), names_fontsize(len(ks)) if len(ks) <= 100 else 6.5
+        )
+        for ks in (keys, k2)
+    )
     fig = new_figure(12.0, 5.2 + 2 * below, constrained=False)
     ax1, ax2 = fig.subplots(2, 1)
     place(fig, rows=2, left=0.8, right=0.2, top=0.4, bottom=below, hspace=below + 0.45)
@@ -106,16 +112,22 @@ def positives_per_class_figure(a: dict, names: dict | None = None):
     ax1.bar(x, pos_values, color=_FG, width=0.85, label="positive anchors")
     ax1.plot(x, [v if v > 0 else float("nan") for v in inst_values], "k.", markersize=4, label="instances")
     _log_axis(ax1, pos_values + inst_values)
-    ax1.set_xlabel("class, sorted by positive anchors" if len(keys) <= 100 else
-                   f"class rank by positive anchors (1 = most; {len(keys)} classes)")
+    ax1.set_xlabel(
+        "class, sorted by positive anchors"
+        if len(keys) <= 100
+        else f"class rank by positive anchors (1 = most; {len(keys)} classes)"
+    )
     ax1.set_ylabel("count (log scale)")
     ax1.set_title("(a) positive anchors per class (survey Fig. 4b)", loc="left", fontsize=11)
     ax1.legend(fontsize=8, loc="upper right")
     name_classes(ax1, [names.get(k, f"id {k}") for k in keys], pos_values, x0=1)
     v2 = [num(ppi[k]) for k in k2]
     ax2.bar(range(1, len(k2) + 1), v2, color="#9467bd", width=0.85)
-    ax2.set_xlabel("class, sorted by positives per instance" if len(k2) <= 100 else
-                   f"class rank by positives per instance (1 = most; {len(k2)} classes)")
+    ax2.set_xlabel(
+        "class, sorted by positives per instance"
+        if len(k2) <= 100
+        else f"class rank by positives per instance (1 = most; {len(k2)} classes)"
+    )
     ax2.set_ylabel("positive anchors per instance")
     ax2.set_title("(b) positive anchors per instance, by class", loc="left", fontsize=11)
     name_classes(ax2, [names.get(k, f"id {k}") for k in k2], v2, x0=1)
@@ -146,14 +158,22 @@ def iou_figure(a: dict):
     e2, c2 = ni.get("edges") or [], ni.get("counts") or []
     if c2:
         neg_values = [num(v) for v in c2]
-        ax2.bar(e2[:-1], neg_values, width=[e2[i + 1] - e2[i] for i in range(len(c2))],
-                align="edge", color=_BG, edgecolor="white")
+        ax2.bar(
+            e2[:-1],
+            neg_values,
+            width=[e2[i + 1] - e2[i] for i in range(len(c2))],
+            align="edge",
+            color=_BG,
+            edgecolor="white",
+        )
         _log_axis(ax2, neg_values)
     sample = ni.get("sample_images")
     ax2.set_xlabel("best IoU of negative anchor")
     ax2.set_ylabel("negative anchors")
     ax2.set_title(f"(b) negatives, IoU > 0 ({'all' if ni.get('exact') else sample} images)")
-    ax2.text(0.98, 0.95, f"IoU = 0: {int(num(ni.get('zero'))):,}", transform=ax2.transAxes, ha="right", va="top", fontsize=8)
+    ax2.text(
+        0.98, 0.95, f"IoU = 0: {int(num(ni.get('zero'))):,}", transform=ax2.transAxes, ha="right", va="top", fontsize=8
+    )
     return fig
 
 
@@ -188,22 +208,35 @@ def coverage_figure(a: dict, names: dict | None = None):
     groups = [g for g in ("small", "medium", "large") if g in by]
     cols = coverage_columns(a)
     names = {str(k): str(v) for k, v in (names or a.get("class_names") or {}).items()}
-    below = names_margin(shown_names([names.get(c, f"id {c}") for c in by_class]),
-                         names_fontsize(len(by_class)) if len(by_class) <= 100 else 6.5) if by_class else 0.6
+    below = (
+        names_margin(
+            shown_names([names.get(c, f"id {c}") for c in by_class]),
+            names_fontsize(len(by_class)) if len(by_class) <= 100 else 6.5,
+        )
+        if by_class
+        else 0.6
+    )
     fig = new_figure(12.0, 6.2 + below if by_class else 3.6, constrained=False)
     ax, axc = fig.subplots(2, 1, height_ratios=(1, 1.25)) if by_class else (fig.subplots(), None)
-    place(fig, rows=2 if by_class else 1, left=0.8, right=0.2, top=0.4, bottom=below if by_class else 0.85,
-          hspace=1.05)
+    place(fig, rows=2 if by_class else 1, left=0.8, right=0.2, top=0.4, bottom=below if by_class else 0.85, hspace=1.05)
     x = list(range(len(groups)))
     w = 0.8 / max(len(cols), 1)
-    share = lambda row, k: 100.0 * num(row.get(k)) / num(row.get("boxes")) if num(row.get("boxes")) else 0.0
+
+    def share(row, k):
+        return 100.0 * num(row.get(k)) / num(row.get("boxes")) if num(row.get("boxes")) else 0.0
+
     th = a.get("thresholds") or {}
     colours = {"without_positive": _FG, "below_positive_iou": _IGN, "below_negative": _BG}
     thr = {"below_positive_iou": f" ({th.get('pos_iou')})", "below_negative": f" ({th.get('neg_iou')})"}
     for i, (k, _head) in enumerate(cols):
         term = dict(_COVERAGE_TERMS)[k]
-        ax.bar([j + (i - (len(cols) - 1) / 2) * w for j in x], [share(by[g], k) for g in groups], w, color=colours[k],
-               label=vocabulary.label(term) + thr.get(k, ""))
+        ax.bar(
+            [j + (i - (len(cols) - 1) / 2) * w for j in x],
+            [share(by[g], k) for g in groups],
+            w,
+            color=colours[k],
+            label=vocabulary.label(term) + thr.get(k, ""),
+        )
     ax.set_xticks(x, [f"{g}\n({int(num(by[g].get('boxes'))):,} boxes)" for g in groups])
     ax.set_xlabel(size_groups_label(coverage.get("size_groups_by")))
     ax.set_ylabel("% of boxes in the group")
@@ -215,11 +248,19 @@ def coverage_figure(a: dict, names: dict | None = None):
         xs = list(range(1, len(order) + 1))
         wc = 0.85 / max(len(cols), 1)
         for i, (k, _head) in enumerate(cols):
-            axc.bar([j + (i - (len(cols) - 1) / 2) * wc for j in xs], [share(by_class[c], k) for c in order], wc,
-                    color=colours[k], label=vocabulary.label(dict(_COVERAGE_TERMS)[k]))
+            axc.bar(
+                [j + (i - (len(cols) - 1) / 2) * wc for j in xs],
+                [share(by_class[c], k) for c in order],
+                wc,
+                color=colours[k],
+                label=vocabulary.label(dict(_COVERAGE_TERMS)[k]),
+            )
         axc.set_ylabel("% of the class's boxes")
-        axc.set_xlabel("class, sorted by " + vocabulary.label(dict(_COVERAGE_TERMS)[key]).replace("boxes ", "share ")
-                       if len(order) <= 100 else f"class rank ({len(order)} classes)")
+        axc.set_xlabel(
+            "class, sorted by " + vocabulary.label(dict(_COVERAGE_TERMS)[key]).replace("boxes ", "share ")
+            if len(order) <= 100
+            else f"class rank ({len(order)} classes)"
+        )
         axc.set_title("(b) anchor coverage by class", loc="left", fontsize=11)
         axc.legend(fontsize=7, loc="upper right")
         name_classes(axc, [names.get(c, f"id {c}") for c in order], [share(by_class[c], key) for c in order], x0=1)
@@ -238,26 +279,48 @@ def figure_jobs(anchors: dict, names: dict | None = None) -> list[tuple[str, str
     """The anchor figures not drawn yet: ``[(filename, title, build, caption)]`` (``build()`` -> Figure)."""
     a = anchors or {}
     out = [
-        ("fig4a_foreground_background.png", "Foreground-background imbalance (survey Fig. 4a)",
-         lambda: foreground_background_figure(a),
-         "(a) Mean foreground (positive), ignored and background anchors per image, log scale, with the anchor "
-         "and the sigmoid-task pos:neg ratios (RS-loss supp. Table S7); (b) anchors, positives and boxes whose best "
-         "anchor lies on each pyramid level. Survey Fig. 4a."),
-        ("fig4b_positives_per_class.png", "Positive anchors per class (survey Fig. 4b)",
-         lambda: positives_per_class_figure(a, names),
-         "(a) Positive anchors per class, classes sorted, log scale, with the instances per class (dots); "
-         "(b) positive anchors per instance by class: the anchor long tail beside the instance long tail."),
-        ("fig12a_anchor_iou.png", "IoU distribution of anchors (survey Fig. 12a)", lambda: iou_figure(a),
-         "(a) IoU of positive anchors with their matched box in 0.05 bins (low-quality positives below the "
-         "threshold visible); (b) best IoU of negative anchors over [0, negative threshold) with exactly-zero "
-         "IoU counted apart (the bins IoU-based hard negative sampling uses)."),
-        ("fig14_positive_spatial.png", "Relative spatial distribution of positives (survey Fig. 14)",
-         lambda: spatial_figure(a),
-         "Top-left corner of each positive anchor in its matched box's normalised frame; the dashed square is "
-         "the box. Survey Fig. 14."),
-        ("anchor_coverage.png", "Anchor coverage by size group and by class", lambda: coverage_figure(a, names),
-         "Share of boxes, (a) by size group (" + size_groups_note((a.get("coverage") or {}).get("size_groups_by"))
-         + ") and (b) by class: " + "; ".join(f"{vocabulary.label(dict(_COVERAGE_TERMS)[k])}: {vocabulary.meaning(dict(_COVERAGE_TERMS)[k])}"
-                              for k, _h in coverage_columns(a)) + "."),
+        (
+            "fig4a_foreground_background.png",
+            "Foreground-background imbalance (survey Fig. 4a)",
+            lambda: foreground_background_figure(a),
+            "(a) Mean foreground (positive), ignored and background anchors per image, log scale, with the anchor "
+            "and the sigmoid-task pos:neg ratios (RS-loss supp. Table S7); (b) anchors, positives and boxes whose best "
+            "anchor lies on each pyramid level. Survey Fig. 4a.",
+        ),
+        (
+            "fig4b_positives_per_class.png",
+            "Positive anchors per class (survey Fig. 4b)",
+            lambda: positives_per_class_figure(a, names),
+            "(a) Positive anchors per class, classes sorted, log scale, with the instances per class (dots); "
+            "(b) positive anchors per instance by class: the anchor long tail beside the instance long tail.",
+        ),
+        (
+            "fig12a_anchor_iou.png",
+            "IoU distribution of anchors (survey Fig. 12a)",
+            lambda: iou_figure(a),
+            "(a) IoU of positive anchors with their matched box in 0.05 bins (low-quality positives below the "
+            "threshold visible); (b) best IoU of negative anchors over [0, negative threshold) with exactly-zero "
+            "IoU counted apart (the bins IoU-based hard negative sampling uses).",
+        ),
+        (
+            "fig14_positive_spatial.png",
+            "Relative spatial distribution of positives (survey Fig. 14)",
+            lambda: spatial_figure(a),
+            "Top-left corner of each positive anchor in its matched box's normalised frame; the dashed square is "
+            "the box. Survey Fig. 14.",
+        ),
+        (
+            "anchor_coverage.png",
+            "Anchor coverage by size group and by class",
+            lambda: coverage_figure(a, names),
+            "Share of boxes, (a) by size group ("
+            + size_groups_note((a.get("coverage") or {}).get("size_groups_by"))
+            + ") and (b) by class: "
+            + "; ".join(
+                f"{vocabulary.label(dict(_COVERAGE_TERMS)[k])}: {vocabulary.meaning(dict(_COVERAGE_TERMS)[k])}"
+                for k, _h in coverage_columns(a)
+            )
+            + ".",
+        ),
     ]
     return out

@@ -10,8 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from imbalance_cli import vocabulary
-from imbalance_cli.report.tables import (anchor_summary_rows, coverage_caption, coverage_columns, fmt_int, fmt_num,
-                                         fmt_pct, size_groups_label, sparkline)
+from imbalance_cli.report.tables import (
+    anchor_summary_rows,
+    coverage_caption,
+    coverage_columns,
+    fmt_int,
+    fmt_num,
+    fmt_pct,
+    size_groups_label,
+    sparkline,
+)
 
 
 def _f(v: Any) -> float:
@@ -32,15 +40,23 @@ def render(anchors: dict, console=None, worst: int = 5, names: dict | None = Non
 
     console = console or Console()
     a = anchors or {}
-    t = Table(title="Anchors: foreground vs background (survey Fig. 4a)", show_header=False, title_justify="left",
-              box=None, padding=(0, 2))
+    t = Table(
+        title="Anchors: foreground vs background (survey Fig. 4a)",
+        show_header=False,
+        title_justify="left",
+        box=None,
+        padding=(0, 2),
+    )
     t.add_column(style="cyan", no_wrap=True)
     t.add_column()
     for label, value in anchor_summary_rows(a):
         t.add_row(label, value)
     ni = a.get("negative_iou") or {}
     if ni:
-        t.add_row("negative IoU histogram", "all images" if ni.get("exact") else f"sample of {fmt_int(ni.get('sample_images'))} images")
+        t.add_row(
+            "negative IoU histogram",
+            "all images" if ni.get("exact") else f"sample of {fmt_int(ni.get('sample_images'))} images",
+        )
     console.print(t)
 
     levels = a.get("levels") or []
@@ -49,44 +65,66 @@ def render(anchors: dict, console=None, worst: int = 5, names: dict | None = Non
         for col in ("level", "stride", "anchors", "positives", "pos. share", "boxes best here"):
             lt.add_column(col, justify="left" if col == "level" else "right")
         for lv in levels:
-            lt.add_row(str(lv.get("name")), fmt_int(lv.get("stride")), fmt_int(lv.get("anchors")),
-                       fmt_int(lv.get("foreground")), fmt_pct(lv.get("foreground"), lv.get("anchors")),
-                       fmt_int(lv.get("best_level_boxes")))
+            lt.add_row(
+                str(lv.get("name")),
+                fmt_int(lv.get("stride")),
+                fmt_int(lv.get("anchors")),
+                fmt_int(lv.get("foreground")),
+                fmt_pct(lv.get("foreground"), lv.get("anchors")),
+                fmt_int(lv.get("best_level_boxes")),
+            )
         console.print(lt)
 
-    ht = Table(title="IoU distributions (survey Fig. 12a)", show_header=False, title_justify="left", box=None,
-               padding=(0, 2))
+    ht = Table(
+        title="IoU distributions (survey Fig. 12a)", show_header=False, title_justify="left", box=None, padding=(0, 2)
+    )
     ht.add_column(style="cyan", no_wrap=True)
     ht.add_column(no_wrap=True)
     ht.add_column()
     pi = a.get("positive_iou") or {}
     if pi.get("counts"):
         if (a.get("thresholds") or {}).get("anchor_t") is not None:  # YOLOv5: no IoU, AutoAnchor's ratio metric
-            ht.add_row("positives, w/h ratio metric 0..1", sparkline(pi["counts"], log=True),
-                       "min(r, 1/r) of each entry (YOLOv5 assigns by ratio, not IoU)")
+            ht.add_row(
+                "positives, w/h ratio metric 0..1",
+                sparkline(pi["counts"], log=True),
+                "min(r, 1/r) of each entry (YOLOv5 assigns by ratio, not IoU)",
+            )
         else:
-            ht.add_row("positives, IoU 0..1", sparkline(pi["counts"], log=True),
-                       f"{fmt_int(pi.get('low_quality'))} {vocabulary.label('low_quality')}")
+            ht.add_row(
+                "positives, IoU 0..1",
+                sparkline(pi["counts"], log=True),
+                f"{fmt_int(pi.get('low_quality'))} {vocabulary.label('low_quality')}",
+            )
     if ni.get("counts"):
         e = ni.get("edges") or [0, 0]
-        ht.add_row(f"negatives, IoU 0..{fmt_num(e[-1])}", sparkline(ni["counts"], log=True),
-                   f"{fmt_int(ni.get('zero'))} with IoU exactly 0")
+        ht.add_row(
+            f"negatives, IoU 0..{fmt_num(e[-1])}",
+            sparkline(ni["counts"], log=True),
+            f"{fmt_int(ni.get('zero'))} with IoU exactly 0",
+        )
     if ht.row_count:
         console.print(ht)
 
     coverage = a.get("coverage") or {}
     cov = coverage.get("by_size") or {}
     if cov:
-        ct = Table(title=f"Coverage by {size_groups_label(coverage.get('size_groups_by'))}", title_justify="left",
-                   caption=coverage_caption(a), caption_justify="left")
+        ct = Table(
+            title=f"Coverage by {size_groups_label(coverage.get('size_groups_by'))}",
+            title_justify="left",
+            caption=coverage_caption(a),
+            caption_justify="left",
+        )
         cols = coverage_columns(a)
         ct.add_column("size")
         ct.add_column("boxes", justify="right")
         for _key, head in cols:
             ct.add_column(head, justify="right")
         for g, v in cov.items():
-            ct.add_row(g, fmt_int(v.get("boxes")),
-                       *(f"{fmt_int(v.get(k))} ({fmt_pct(v.get(k), v.get('boxes'))})" for k, _h in cols))
+            ct.add_row(
+                g,
+                fmt_int(v.get("boxes")),
+                *(f"{fmt_int(v.get(k))} ({fmt_pct(v.get(k), v.get('boxes'))})" for k, _h in cols),
+            )
         console.print(ct)
 
     ppi = a.get("positives_per_instance") or {}

@@ -31,9 +31,11 @@ def render_terminal(r: dict, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    console.print(f"[bold]{r['sampler']}[/bold] sampler: {batches_text(r)} from "
-                  f"{r['epochs']} epoch(s) ({r['samples_per_epoch']:.1f} samples/epoch over {r['images']} images, "
-                  f"seed {r['seed']})")
+    console.print(
+        f"[bold]{r['sampler']}[/bold] sampler: {batches_text(r)} from "
+        f"{r['epochs']} epoch(s) ({r['samples_per_epoch']:.1f} samples/epoch over {r['images']} images, "
+        f"seed {r['seed']})"
+    )
     t = Table(title="per batch")
     for col in ("statistic", "mean", "p5", "median", "p95", "max"):
         t.add_column(col, justify="left" if col == "statistic" else "right")
@@ -44,20 +46,30 @@ def render_terminal(r: dict, console=None) -> None:
         t.add_row(name, *(_fmt(s[k], spec) for k in ("mean", "p5", "median", "p95", "max")))
     console.print(t)
     d = r["divergence"]
-    console.print(f"TV(batch, dataset) class distribution: mean {_fmt(d['mean'])}, p95 {_fmt(d['p95'])}, "
-                  f"max {_fmt(d['max'])}; all sampled vs dataset {_fmt(d['sampled_vs_dataset_tv'])}")
+    console.print(
+        f"TV(batch, dataset) class distribution: mean {_fmt(d['mean'])}, p95 {_fmt(d['p95'])}, "
+        f"max {_fmt(d['max'])}; all sampled vs dataset {_fmt(d['sampled_vs_dataset_tv'])}"
+    )
     ga = r["group_absence"]
     scope = ga.get("frequency_scope") or {}
     bags = "BAGS groups " + ", ".join(f"{k}: {_fmt(v, '.1%')}" for k, v in ga["bags"].items())
     if scope.get("shown") is False:
         console.print(f"batches without any instance of: {bags} (LVIS frequency groups {scope.get('reason')})")
     else:
-        source = "the file's LVIS frequency" if ga.get("frequency_source") == "file" else \
-            "LVIS's thresholds on this dataset's image counts"
-        console.print("batches without any instance of: " + ", ".join(
-            f"LVIS {k} {_fmt(v, '.1%')}" for k, v in ga["frequency"].items()) + f" ({source}); {bags}")
-    console.print(f"classes covered per batch: {r['coverage']['mean_fraction_of_used']:.1%} of the "
-                  f"{r['classes_used']} used classes on average; never sampled: {r['coverage']['classes_never_sampled']}")
+        source = (
+            "the file's LVIS frequency"
+            if ga.get("frequency_source") == "file"
+            else "LVIS's thresholds on this dataset's image counts"
+        )
+        console.print(
+            "batches without any instance of: "
+            + ", ".join(f"LVIS {k} {_fmt(v, '.1%')}" for k, v in ga["frequency"].items())
+            + f" ({source}); {bags}"
+        )
+    console.print(
+        f"classes covered per batch: {r['coverage']['mean_fraction_of_used']:.1%} of the "
+        f"{r['classes_used']} used classes on average; never sampled: {r['coverage']['classes_never_sampled']}"
+    )
 
 
 def batches_text(r: dict) -> str:

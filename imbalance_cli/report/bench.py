@@ -13,8 +13,15 @@ from imbalance_cli.fileio import save_figure, write_json, write_text
 
 TABLE_KEYS = ("AP", "AP50", "APr", "APc", "APf")
 
-__all__ = ["TABLE_KEYS", "summarize", "versus_baseline", "bench_figure", "write_outputs", "render_terminal",
-           "markdown_table"]
+__all__ = [
+    "TABLE_KEYS",
+    "summarize",
+    "versus_baseline",
+    "bench_figure",
+    "write_outputs",
+    "render_terminal",
+    "markdown_table",
+]
 
 
 def _finite(values) -> np.ndarray:
@@ -58,12 +65,15 @@ def versus_baseline(runs: list[dict], pairs: list[tuple[str, str]], keys=TABLE_K
     by = {(r["loss"], r["seed"]): r for r in runs}
     out = []
     for loss, base in pairs:
-        seeds = sorted(s for (l, s) in by if l == loss and (base, s) in by)
+        seeds = sorted(s for (name, s) in by if name == loss and (base, s) in by)
         row = {"loss": loss, "baseline": base, "seeds": len(seeds)}
         for k in keys:
-            d = _finite(by[(loss, s)].get(k) - by[(base, s)].get(k)
-                        if by[(loss, s)].get(k) is not None and by[(base, s)].get(k) is not None else None
-                        for s in seeds)
+            d = _finite(
+                by[(loss, s)].get(k) - by[(base, s)].get(k)
+                if by[(loss, s)].get(k) is not None and by[(base, s)].get(k) is not None
+                else None
+                for s in seeds
+            )
             row[f"{k}_diff_mean"], row[f"{k}_diff_std"] = _mean_std(d)
             row[f"{k}_wins"] = int((d > 0).sum())
         out.append(row)
@@ -83,8 +93,9 @@ def bench_figure(rows: list[dict], keys=TABLE_KEYS):
     x = np.arange(len(keys))
     for i, r in enumerate(rows):
         yerr = None if any(r[f"{k}_std"] is None for k in keys) else [r[f"{k}_std"] for k in keys]
-        ax.bar(x + (i - (n - 1) / 2) * width, [r[f"{k}_mean"] for k in keys], width, yerr=yerr, label=r["loss"],
-               capsize=2)
+        ax.bar(
+            x + (i - (n - 1) / 2) * width, [r[f"{k}_mean"] for k in keys], width, yerr=yerr, label=r["loss"], capsize=2
+        )
     ax.set_xticks(x, keys)
     ax.set_xlabel("metric (pycocotools / lvis, held-out images)")
     ax.set_ylabel("held-out AP")
@@ -105,8 +116,13 @@ def markdown_table(summary: list[dict], versus: list[dict], keys=TABLE_KEYS) -> 
         v = vs.get(r["loss"])
         cells = [_pm(r[f"{k}_mean"], r[f"{k}_std"]) for k in keys]
         diffs = [_pm(v[f"{k}_diff_mean"], v[f"{k}_diff_std"], sign=True) for k in keys] if v else ["" for _ in keys]
-        lines.append(f"| {r['loss']} | {v['baseline'] if v else '(baseline)'} | " + " | ".join(cells) + " | "
-                     + " | ".join(diffs) + " |")
+        lines.append(
+            f"| {r['loss']} | {v['baseline'] if v else '(baseline)'} | "
+            + " | ".join(cells)
+            + " | "
+            + " | ".join(diffs)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -120,14 +136,22 @@ def write_outputs(out: Path, payload: dict) -> list[Path]:
     summary, versus = payload["summary"], payload["versus_baseline"]
     write_json(out / "bench.json", payload)
     vs = {v["loss"]: v for v in versus}
-    header = "loss,baseline,seeds," + ",".join(f"{k}_mean,{k}_std" for k in TABLE_KEYS) + "," + \
-        ",".join(f"{k}_diff_mean,{k}_diff_std" for k in TABLE_KEYS)
+    header = (
+        "loss,baseline,seeds,"
+        + ",".join(f"{k}_mean,{k}_std" for k in TABLE_KEYS)
+        + ","
+        + ",".join(f"{k}_diff_mean,{k}_diff_std" for k in TABLE_KEYS)
+    )
     lines = [header]
     for r in summary:
         v = vs.get(r["loss"])
         diffs = ",".join(f"{v[f'{k}_diff_mean']:.6f},{_num(v[f'{k}_diff_std'])}" if v else "," for k in TABLE_KEYS)
-        lines.append(f"{r['loss']},{v['baseline'] if v else ''},{r['seeds']}," +
-                     ",".join(f"{r[f'{k}_mean']:.6f},{_num(r[f'{k}_std'])}" for k in TABLE_KEYS) + "," + diffs)
+        lines.append(
+            f"{r['loss']},{v['baseline'] if v else ''},{r['seeds']},"
+            + ",".join(f"{r[f'{k}_mean']:.6f},{_num(r[f'{k}_std'])}" for k in TABLE_KEYS)
+            + ","
+            + diffs
+        )
     write_text(out / "bench.csv", "\n".join(lines) + "\n")
     write_text(out / "bench.md", markdown_table(summary, versus))
     save_figure(bench_figure(summary), out / "bench.png")
@@ -158,8 +182,12 @@ def render_terminal(summary: list[dict], versus: list[dict], seeds: int, epochs:
         return t
 
     spread = "mean, ±std below" if seeds > 1 else "one seed: no spread"
-    table = Table(title=f"imbalance bench: held-out AP, {seeds} seed(s), {epochs} epochs ({spread})",
-                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+    table = Table(
+        title=f"imbalance bench: held-out AP, {seeds} seed(s), {epochs} epochs ({spread})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+    )
     table.add_column("loss", overflow="fold")
     for k in TABLE_KEYS:
         table.add_column(k, justify="right", no_wrap=True)
@@ -167,13 +195,20 @@ def render_terminal(summary: list[dict], versus: list[dict], seeds: int, epochs:
         table.add_row(r["loss"], *[cell(r[f"{k}_mean"], r[f"{k}_std"]) for k in TABLE_KEYS])
     console.print(table)
     if versus:
-        diff = Table(title="Δ = loss − its paper's baseline, paired by seed", title_justify="left",
-                     box=box.SIMPLE_HEAD, padding=(0, 1))
+        diff = Table(
+            title="Δ = loss − its paper's baseline, paired by seed",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1),
+        )
         diff.add_column("loss", overflow="fold")
         diff.add_column("baseline", overflow="fold")
         for k in TABLE_KEYS:
             diff.add_column(f"Δ{k}", justify="right", no_wrap=True)
         for v in versus:
-            diff.add_row(v["loss"], v["baseline"],
-                         *[cell(v[f"{k}_diff_mean"], v[f"{k}_diff_std"], sign=True) for k in TABLE_KEYS])
+            diff.add_row(
+                v["loss"],
+                v["baseline"],
+                *[cell(v[f"{k}_diff_mean"], v[f"{k}_diff_std"], sign=True) for k in TABLE_KEYS],
+            )
         console.print(diff)

@@ -29,8 +29,13 @@ SHOW = 5  # ids / records shown per finding outside JSON
 GITHUB_LOCATIONS = 50  # file/line annotations per finding in the github format (all are in JSON)
 JUNIT_SHOW = 50
 REPORT_FORMATS = ("text", "json", "junit", "github", "markdown")
-FILE_NAMES = {"text": "check.txt", "json": "check.json", "junit": "check.xml", "github": "check.github.txt",
-              "markdown": "check.md"}
+FILE_NAMES = {
+    "text": "check.txt",
+    "json": "check.json",
+    "junit": "check.xml",
+    "github": "check.github.txt",
+    "markdown": "check.md",
+}
 
 
 def _first(items: list, n: int) -> str:
@@ -55,8 +60,10 @@ def detail_lines(f: Finding, n: int = SHOW) -> list[str]:
 def verdict_line(result: CheckResult) -> str:
     """``PASSED|FAILED: e error(s), w warning(s), i info (fail on X) - path``."""
     c = result.counts()
-    return (f"{'PASSED' if result.passed else 'FAILED'}: {c['error']} error(s), {c['warning']} warning(s), "
-            f"{c['info']} info (fail on {result.fail_on}) - {result.path}")
+    return (
+        f"{'PASSED' if result.passed else 'FAILED'}: {c['error']} error(s), {c['warning']} warning(s), "
+        f"{c['info']} info (fail on {result.fail_on}) - {result.path}"
+    )
 
 
 def render_text(result: CheckResult) -> str:
@@ -100,16 +107,29 @@ def _junit_suite(suites, result: CheckResult) -> tuple[int, int]:
     by_rule: dict[str, list[Finding]] = {}
     for f in result.findings:
         by_rule.setdefault(f.rule, []).append(f)
-    failing = [r for r in result.rules_run if any(LEVEL[f.severity] >= LEVEL[result.fail_on] for f in by_rule.get(r, []))]
-    suite = ET.SubElement(suites, "testsuite", name=f"imbalance check {result.path}", tests=str(len(result.rules_run)),
-                          failures=str(len(failing)), errors="0", skipped="0")
+    failing = [
+        r for r in result.rules_run if any(LEVEL[f.severity] >= LEVEL[result.fail_on] for f in by_rule.get(r, []))
+    ]
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=f"imbalance check {result.path}",
+        tests=str(len(result.rules_run)),
+        failures=str(len(failing)),
+        errors="0",
+        skipped="0",
+    )
     for rule in result.rules_run:
         case = ET.SubElement(suite, "testcase", classname=f"imbalance.check.{GROUP_OF[rule]}", name=rule)
         fs = by_rule.get(rule, [])
         bad = [f for f in fs if LEVEL[f.severity] >= LEVEL[result.fail_on]]
         if bad:
-            fail = ET.SubElement(case, "failure", message=f"{len(bad)} {bad[0].severity} finding(s): {bad[0].message}"[:500],
-                                 type=bad[0].severity)
+            fail = ET.SubElement(
+                case,
+                "failure",
+                message=f"{len(bad)} {bad[0].severity} finding(s): {bad[0].message}"[:500],
+                type=bad[0].severity,
+            )
             fail.text = _junit_text(bad)
         rest = [f for f in fs if f not in bad]
         if rest:
@@ -130,12 +150,16 @@ def render_github(result: CheckResult) -> str:
     lines = []
     for f in result.findings:
         text = "\n".join([f.message, *detail_lines(f)])
-        lines.append(f"::{cmd[f.severity]} file={_gh_escape(result.path, True)},"
-                     f"title={_gh_escape('imbalance ' + f.rule, True)}::{_gh_escape(text)}")
+        lines.append(
+            f"::{cmd[f.severity]} file={_gh_escape(result.path, True)},"
+            f"title={_gh_escape('imbalance ' + f.rule, True)}::{_gh_escape(text)}"
+        )
         for loc, rec in zip(f.locations[:GITHUB_LOCATIONS], f.records):  # YOLO: an annotation on each file and line
             at = f",line={int(loc['line'])}" if loc.get("line") else ""
-            lines.append(f"::{cmd[f.severity]} file={_gh_escape(str(loc['file']), True)}{at},"
-                         f"title={_gh_escape('imbalance ' + f.rule, True)}::{_gh_escape(rec)}")
+            lines.append(
+                f"::{cmd[f.severity]} file={_gh_escape(str(loc['file']), True)}{at},"
+                f"title={_gh_escape('imbalance ' + f.rule, True)}::{_gh_escape(rec)}"
+            )
     lines.append(verdict_line(result))
     return "\n".join(lines) + "\n"
 
@@ -152,9 +176,11 @@ def render_markdown(result: "CheckResult | list[CheckResult]") -> str:
         c = res.counts()
         s = res.summary
         out.append(f"### imbalance check: {'PASSED' if res.passed else 'FAILED'} - `{_md(res.path)}`\n")
-        out.append(f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info (fail on {res.fail_on}); "
-                   f"{s.get('images', '?')} images, {s.get('annotations', '?')} annotations, "
-                   f"{s.get('categories', '?')} classes ({s.get('format', '?')}).\n")
+        out.append(
+            f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info (fail on {res.fail_on}); "
+            f"{s.get('images', '?')} images, {s.get('annotations', '?')} annotations, "
+            f"{s.get('categories', '?')} classes ({s.get('format', '?')}).\n"
+        )
         if not res.findings:
             out.append("No findings.\n")
             continue
@@ -166,14 +192,21 @@ def render_markdown(result: "CheckResult | list[CheckResult]") -> str:
                 msg += "<br>" + "<br>".join(_md(r) for r in f.records[:SHOW])
                 if len(f.records) > SHOW:
                     msg += f"<br>... ({len(f.records)} records in all)"
-            out.append(f"| {f.severity} | `{f.rule}` | {_md(f.category or '')} | {msg} | "
-                       f"{_md(_first(f.annotation_ids, SHOW))} | {_md(_first(f.images(), SHOW))} |")
+            out.append(
+                f"| {f.severity} | `{f.rule}` | {_md(f.category or '')} | {msg} | "
+                f"{_md(_first(f.annotation_ids, SHOW))} | {_md(_first(f.images(), SHOW))} |"
+            )
         out.append("")
     return "\n".join(out) + "\n"
 
 
-RENDERERS = {"text": render_text, "json": render_json, "junit": render_junit, "github": render_github,
-             "markdown": render_markdown}
+RENDERERS = {
+    "text": render_text,
+    "json": render_json,
+    "junit": render_junit,
+    "github": render_github,
+    "markdown": render_markdown,
+}
 
 
 def render_many(results: list[CheckResult], fmt: str) -> str:

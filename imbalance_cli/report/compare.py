@@ -19,8 +19,11 @@ from imbalance_cli.report.figures import render_figure_list
 from imbalance_cli.report.writer import write_report
 
 SCALE_KEYS = ("relative_width", "relative_height", "relative_area")
-SCALE_LABELS = {"relative_width": "relative width w / W", "relative_height": "relative height h / H",
-                "relative_area": "relative area √(wh / WH)"}
+SCALE_LABELS = {
+    "relative_width": "relative width w / W",
+    "relative_height": "relative height h / H",
+    "relative_area": "relative area √(wh / WH)",
+}
 OWN_FILES = ("compare.json", "compare_classes.csv", "compare_*.png")
 
 
@@ -31,26 +34,34 @@ def _f(v, spec=".4f"):
 def render_terminal(r: dict, console=None) -> None:
     """Print A vs B: sizes, class/scale/location distances and (with anchors) the foreground share."""
     from rich.console import Console
-    from rich.table import Table
-
     from rich.markup import escape
+    from rich.table import Table
 
     console = console or Console()
     t = Table(title=escape(f"A = {r['a']['name']}  vs  B = {r['b']['name']}"))  # "data.yaml[val]" is no markup
     for col in ("distribution", "A", "B", "distance"):
         t.add_column(col, justify="left" if col == "distribution" else "right")
-    t.add_row("images / valid boxes", f"{r['a']['images']} / {r['a']['boxes']}", f"{r['b']['images']} / {r['b']['boxes']}", "")
+    t.add_row(
+        "images / valid boxes", f"{r['a']['images']} / {r['a']['boxes']}", f"{r['b']['images']} / {r['b']['boxes']}", ""
+    )
     c = r["classes"]
-    t.add_row(f"classes (instances, paired by {c.get('paired_by', 'id')})",
-              f"{sum(x['instances_a'] > 0 for x in c['per_class'])} used",
-              f"{sum(x['instances_b'] > 0 for x in c['per_class'])} used", f"TV {_f(c['tv'])}, JS {_f(c['js'])}")
+    t.add_row(
+        f"classes (instances, paired by {c.get('paired_by', 'id')})",
+        f"{sum(x['instances_a'] > 0 for x in c['per_class'])} used",
+        f"{sum(x['instances_b'] > 0 for x in c['per_class'])} used",
+        f"TV {_f(c['tv'])}, JS {_f(c['js'])}",
+    )
     for key, s in r["scale"].items():
         t.add_row(key.replace("_", " "), "", "", f"W1 {_f(s['wasserstein'])}, TV {_f(s['tv'])}")
     t.add_row("box centres", "", "", f"TV {_f(r['location']['tv'])}")
     if r["anchors"]:
         an = r["anchors"]
-        t.add_row("foreground anchor share", _f(an["foreground_share_a"], ".3%"), _f(an["foreground_share_b"], ".3%"),
-                  f"per-class positives TV {_f(an['per_class_positive_tv'])}")
+        t.add_row(
+            "foreground anchor share",
+            _f(an["foreground_share_a"], ".3%"),
+            _f(an["foreground_share_b"], ".3%"),
+            f"per-class positives TV {_f(an['per_class_positive_tv'])}",
+        )
     console.print(t)
     if c["only_in_a"] or c["only_in_b"]:
         names_a = {x.get("id_a", x["id"]): x["name"] for x in c["per_class"]}
@@ -60,8 +71,9 @@ def render_terminal(r: dict, console=None) -> None:
             shown = ", ".join(str(names.get(i, i)) for i in ids[:8])
             return f"{len(ids)}" + (f" ({shown}{', ...' if len(ids) > 8 else ''})" if ids else "")
 
-        console.print(f"classes only in A: {listed(c['only_in_a'], names_a)}; "
-                      f"only in B: {listed(c['only_in_b'], names_b)}")
+        console.print(
+            f"classes only in A: {listed(c['only_in_a'], names_a)}; only in B: {listed(c['only_in_b'], names_b)}"
+        )
 
 
 def figures(report: dict) -> list:
@@ -76,8 +88,11 @@ def figures(report: dict) -> list:
     ax.plot(x, [r["share_a"] or np.nan for r in order], "o-", ms=3, lw=1, label=na, color="tab:blue")
     ax.plot(x, [r["share_b"] or np.nan for r in order], "s-", ms=3, lw=1, label=nb, color="tab:orange", alpha=0.8)
     ax.set_yscale("log")
-    ax.set_xlabel(f"class, sorted by instances in A ({na})" if len(order) <= ALL_NAMES_MAX else
-                  f"class rank by instances in A ({na}; {len(order)} classes)")
+    ax.set_xlabel(
+        f"class, sorted by instances in A ({na})"
+        if len(order) <= ALL_NAMES_MAX
+        else f"class rank by instances in A ({na}; {len(order)} classes)"
+    )
     ax.set_ylabel("share of the dataset's instances (log scale)")
     ax.set_title(f"Class distributions of A and B (TV = {report['classes']['tv'] or 0:.3f})", loc="left")
     name_classes(ax, [r["name"] for r in order], [max(r["share_a"] or 0, r["share_b"] or 0) for r in order], x0=1)
@@ -127,8 +142,10 @@ def report_files(report: dict, plots: bool = True) -> dict:
     """Every file of the compare directory, rendered in memory: ``{file name: content}``."""
     import pandas as pd
 
-    files = {"compare.json": dumps_json(report),
-             "compare_classes.csv": pd.DataFrame(report["classes"]["per_class"]).to_csv(index=False)}
+    files = {
+        "compare.json": dumps_json(report),
+        "compare_classes.csv": pd.DataFrame(report["classes"]["per_class"]).to_csv(index=False),
+    }
     if plots:
         files.update(render_figure_list(figures(report)))
     return files

@@ -27,8 +27,16 @@ import numpy as np
 
 from imbalance_cli import progress
 from imbalance_cli.report import anchor_figures
-from imbalance_cli.report._common import (name_classes, names_fontsize, names_margin, new_figure, num, place, plain,
-                                          shown_names)
+from imbalance_cli.report._common import (
+    name_classes,
+    names_fontsize,
+    names_margin,
+    new_figure,
+    num,
+    place,
+    plain,
+    shown_names,
+)
 from imbalance_cli.report.tables import (
     FREQUENCY_LABELS,
     fmt_num,
@@ -53,6 +61,7 @@ class RenderedFigure:
     title: str
     caption: str
     png: bytes
+
 
 def _plain(text: Any) -> str:
     """Text shown literally by matplotlib (:func:`imbalance_cli.report._common.plain`)."""
@@ -85,8 +94,8 @@ def class_long_tail_figure(report: dict):
     does not hide it (a dataset far smaller than LVIS). Classes with no instance cannot appear on
     a log axis; their number is written in the plot.
     """
-    from matplotlib.patches import Patch
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     classes = sorted_classes(report)
     n = len(classes)
@@ -105,12 +114,20 @@ def class_long_tail_figure(report: dict):
     x = list(range(1, n + 1))
     freqs = [c.get("frequency") if lvis_groups_shown(report) else None for c in classes]
     colors = [FREQUENCY_COLORS.get(f, _NEUTRAL) for f in freqs]
-    ax.bar(x, [v if v > 0 else float("nan") for v in instances], width=0.85 if n <= 200 else 1.0,
-           color=colors, linewidth=0)
+    ax.bar(
+        x, [v if v > 0 else float("nan") for v in instances], width=0.85 if n <= 200 else 1.0, color=colors, linewidth=0
+    )
     has_images = any(v > 0 for v in images)
     if has_images:
-        ax.plot(x, [v if v > 0 else float("nan") for v in images], linestyle="none", marker="o",
-                markersize=2.5 if n <= 200 else 1.2, color="black", alpha=0.75)
+        ax.plot(
+            x,
+            [v if v > 0 else float("nan") for v in images],
+            linestyle="none",
+            marker="o",
+            markersize=2.5 if n <= 200 else 1.2,
+            color="black",
+            alpha=0.75,
+        )
     _log_y(ax, instances)
     top = max(instances + images + ([100.5] if any(f in FREQUENCY_COLORS for f in freqs) else []))
     ax.set_ylim(0.75, top * 1.8)
@@ -129,19 +146,47 @@ def class_long_tail_figure(report: dict):
     if not present:
         handles.append(Patch(color=_NEUTRAL, label="instances"))
     if has_images:
-        handles.append(Line2D([], [], linestyle="none", marker="o", markersize=4, color="black",
-                              label="images containing the class"))
+        handles.append(
+            Line2D(
+                [], [], linestyle="none", marker="o", markersize=4, color="black", label="images containing the class"
+            )
+        )
     if present:
         for y, label in ((10, "LVIS rare ≤ 10 images"), (100, "LVIS common ≤ 100 images")):
             ax.axhline(y + 0.5, color="0.45", linestyle="--", linewidth=0.8)
-            ax.annotate(label, xy=(1.0, y + 0.5), xycoords=("axes fraction", "data"), xytext=(-4, -2),
-                        textcoords="offset points", ha="right", va="top", fontsize=7.5, color="0.3")
-    ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False, ncol=len(handles),
-              bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2, handlelength=1.2, columnspacing=1.2)
+            ax.annotate(
+                label,
+                xy=(1.0, y + 0.5),
+                xycoords=("axes fraction", "data"),
+                xytext=(-4, -2),
+                textcoords="offset points",
+                ha="right",
+                va="top",
+                fontsize=7.5,
+                color="0.3",
+            )
+    ax.legend(
+        handles=handles,
+        loc="lower right",
+        fontsize=8,
+        frameon=False,
+        ncol=len(handles),
+        bbox_to_anchor=(1.0, 1.0),
+        borderaxespad=0.2,
+        handlelength=1.2,
+        columnspacing=1.2,
+    )
     unused = sum(1 for v in instances if v <= 0)
     if unused:
-        ax.text(0.99, 0.62, f"{unused} class{'es' if unused != 1 else ''} with 0 instances (not drawn)",
-                ha="right", transform=ax.transAxes, fontsize=8, color="#d62728")
+        ax.text(
+            0.99,
+            0.62,
+            f"{unused} class{'es' if unused != 1 else ''} with 0 instances (not drawn)",
+            ha="right",
+            transform=ax.transAxes,
+            fontsize=8,
+            color="#d62728",
+        )
     return fig
 
 
@@ -168,11 +213,26 @@ def per_image_figure(hist: dict, what: str, panel: str):
     mean = hist.get("mean")
     if mean is not None and math.isfinite(num(mean)):
         ax.axvline(num(mean), color="#d62728", linestyle="--", linewidth=1)
-        ax.annotate(f"mean {fmt_num(mean)}", xy=(num(mean), 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(4, -12), textcoords="offset points", color="#d62728", fontsize=8)
+        ax.annotate(
+            f"mean {fmt_num(mean)}",
+            xy=(num(mean), 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, -12),
+            textcoords="offset points",
+            color="#d62728",
+            fontsize=8,
+        )
     if hist.get("max") is not None:
-        ax.text(0.99, 0.97, f"max {fmt_num(hist.get('max'))}", ha="right", va="top", transform=ax.transAxes,
-                fontsize=8, color="0.3")
+        ax.text(
+            0.99,
+            0.97,
+            f"max {fmt_num(hist.get('max'))}",
+            ha="right",
+            va="top",
+            transform=ax.transAxes,
+            fontsize=8,
+            color="0.3",
+        )
     return fig
 
 
@@ -181,9 +241,7 @@ def _bars(ax, bins, color) -> None:
     starts = [s for s, _, _ in bins]
     ends = [e for _, e, _ in bins]
     counts = [c for _, _, c in bins]
-    unit = all(
-        s is not None and e is not None and float(s).is_integer() and e - s == 1 for s, e in zip(starts, ends)
-    )
+    unit = all(s is not None and e is not None and float(s).is_integer() and e - s == 1 for s, e in zip(starts, ends))
     if unit or all(e is None for e in ends):
         ax.bar(starts, counts, width=0.85 if len(bins) <= 60 else 1.0, color=color, linewidth=0)
         return
@@ -243,8 +301,13 @@ def _size_groups_panel(ax, scale: dict) -> None:
     labels = ["small\n< 32²", "medium\n32² – 96²", "large\n≥ 96²"]
     series = []
     if isinstance(groups, dict):
-        series.append(("file's area field" if by_area_field else "box area w·h", [num(groups.get(k)) for k in names],
-                       "#ccb974" if by_area_field else "#8172b2"))
+        series.append(
+            (
+                "file's area field" if by_area_field else "box area w·h",
+                [num(groups.get(k)) for k in names],
+                "#ccb974" if by_area_field else "#8172b2",
+            )
+        )
     if not series or all(sum(v) <= 0 for _, v, _ in series):
         _empty(ax, "not available (no image sizes)" if not series else "no valid boxes")
         return
@@ -255,8 +318,15 @@ def _size_groups_panel(ax, scale: dict) -> None:
         total = sum(values)
         for b, v in zip(bars, values):
             if total > 0:
-                ax.annotate(f"{100 * v / total:.1f}%", xy=(b.get_x() + b.get_width() / 2, v), xytext=(0, 2),
-                            textcoords="offset points", ha="center", va="bottom", fontsize=8)
+                ax.annotate(
+                    f"{100 * v / total:.1f}%",
+                    xy=(b.get_x() + b.get_width() / 2, v),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
     ax.set_xticks(range(3))
     ax.set_xticklabels(labels, fontsize=9)
     ax.set_xlabel("area in pixels of the original image")
@@ -281,8 +351,7 @@ def location_figure(report: dict):
     if counts.ndim != 2 or counts.size == 0 or counts.sum() <= 0:
         _empty(ax, "no valid boxes")
         return fig
-    im = ax.imshow(counts, extent=(0, 1, 1, 0), origin="upper", cmap="magma", interpolation="nearest",
-                   aspect="equal")
+    im = ax.imshow(counts, extent=(0, 1, 1, 0), origin="upper", cmap="magma", interpolation="nearest", aspect="equal")
     ax.set_xlabel("x / W (centre)")
     ax.set_ylabel("y / H (centre; 0 = top)")
     cb = fig.colorbar(im, ax=ax, shrink=0.85)
@@ -314,7 +383,7 @@ def location_per_class_figure(report: dict, max_classes: int = 12):
         ax.set_title(f"{_plain(c.get('name', c.get('id')))} ({int(m.sum()):,})", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    for ax in axes[len(chosen):]:
+    for ax in axes[len(chosen) :]:
         ax.axis("off")
     return fig
 
@@ -338,56 +407,71 @@ def figure_jobs(report: dict) -> list[FigureJob]:
     out: list[FigureJob] = []
     if report.get("classes"):
         scope = report.get("frequency_scope") if isinstance(report.get("frequency_scope"), dict) else {}
-        lvis = ("Colours give the LVIS frequency group, LVIS's thresholds on images per class (rare ≤ 10, "
-                "common 11–100, frequent > 100)." if lvis_groups_shown(report) else
-                f"No LVIS frequency colours: {scope.get('reason', 'hidden')}.")
-        out.append(FigureJob(
-            "fig5a_class_long_tail.png",
-            "Class long tail (survey Fig. 5a)",
-            "Instances per class (bars, log scale) with classes sorted by instances, and the number of images "
-            f"containing each class (dots). {lvis} Re-draws Fig. 5a of Oksuz et al., Imbalance Problems in "
-            "Object Detection, TPAMI 2020.",
-            lambda: class_long_tail_figure(report),
-        ))
+        lvis = (
+            "Colours give the LVIS frequency group, LVIS's thresholds on images per class (rare ≤ 10, "
+            "common 11–100, frequent > 100)."
+            if lvis_groups_shown(report)
+            else f"No LVIS frequency colours: {scope.get('reason', 'hidden')}."
+        )
+        out.append(
+            FigureJob(
+                "fig5a_class_long_tail.png",
+                "Class long tail (survey Fig. 5a)",
+                "Instances per class (bars, log scale) with classes sorted by instances, and the number of images "
+                f"containing each class (dots). {lvis} Re-draws Fig. 5a of Oksuz et al., Imbalance Problems in "
+                "Object Detection, TPAMI 2020.",
+                lambda: class_long_tail_figure(report),
+            )
+        )
     if isinstance(report.get("objects_per_image"), dict):
-        out.append(FigureJob(
-            "fig5b_objects_per_image.png",
-            "Objects per image (survey Fig. 5b)",
-            "Number of images (log scale) against the number of valid objects in an image; survey Fig. 5b.",
-            lambda: per_image_figure(report["objects_per_image"], "objects", "b"),
-        ))
+        out.append(
+            FigureJob(
+                "fig5b_objects_per_image.png",
+                "Objects per image (survey Fig. 5b)",
+                "Number of images (log scale) against the number of valid objects in an image; survey Fig. 5b.",
+                lambda: per_image_figure(report["objects_per_image"], "objects", "b"),
+            )
+        )
     if isinstance(report.get("classes_per_image"), dict):
-        out.append(FigureJob(
-            "fig5c_classes_per_image.png",
-            "Classes per image (survey Fig. 5c)",
-            "Number of images (log scale) against the number of distinct classes in an image; survey Fig. 5c.",
-            lambda: per_image_figure(report["classes_per_image"], "classes", "c"),
-        ))
+        out.append(
+            FigureJob(
+                "fig5c_classes_per_image.png",
+                "Classes per image (survey Fig. 5c)",
+                "Number of images (log scale) against the number of distinct classes in an image; survey Fig. 5c.",
+                lambda: per_image_figure(report["classes_per_image"], "classes", "c"),
+            )
+        )
     if isinstance(report.get("scale"), dict):
-        out.append(FigureJob(
-            "fig7_scale.png",
-            "Scale imbalance (survey Fig. 7)",
-            "Distributions of box width (a), height (b) and area (c) relative to the image, log-scale y, as in "
-            f"the survey's Fig. 7; (d) {size_groups_note(report['scale'].get('size_groups_by'))}.",
-            lambda: scale_figure(report),
-        ))
+        out.append(
+            FigureJob(
+                "fig7_scale.png",
+                "Scale imbalance (survey Fig. 7)",
+                "Distributions of box width (a), height (b) and area (c) relative to the image, log-scale y, as in "
+                f"the survey's Fig. 7; (d) {size_groups_note(report['scale'].get('size_groups_by'))}.",
+                lambda: scale_figure(report),
+            )
+        )
     loc = report.get("location")
     if isinstance(loc, dict) and loc.get("counts") is not None:
-        out.append(FigureJob(
-            "fig13_location.png",
-            "Spatial imbalance: object centres (survey Fig. 13)",
-            "Heat map of box centres over the normalised image (top of the image at the top); survey Fig. 13. "
-            "A uniform map would mean every image region holds objects equally often.",
-            lambda: location_figure(report),
-        ))
+        out.append(
+            FigureJob(
+                "fig13_location.png",
+                "Spatial imbalance: object centres (survey Fig. 13)",
+                "Heat map of box centres over the normalised image (top of the image at the top); survey Fig. 13. "
+                "A uniform map would mean every image region holds objects equally often.",
+                lambda: location_figure(report),
+            )
+        )
         if isinstance(loc.get("per_class"), dict) and loc["per_class"]:
-            out.append(FigureJob(
-                "fig13_location_per_class.png",
-                "Object centres per class (survey Fig. 13, by class)",
-                "Box-centre heat maps of the classes with most instances (count in brackets); each map has its "
-                "own colour scale.",
-                lambda: location_per_class_figure(report),
-            ))
+            out.append(
+                FigureJob(
+                    "fig13_location_per_class.png",
+                    "Object centres per class (survey Fig. 13, by class)",
+                    "Box-centre heat maps of the classes with most instances (count in brackets); each map has its "
+                    "own colour scale.",
+                    lambda: location_per_class_figure(report),
+                )
+            )
     anchors = report.get("anchors")
     if isinstance(anchors, dict) and anchors:
         names = {str(c.get("id")): str(c.get("name")) for c in report.get("classes") or [] if isinstance(c, dict)}
@@ -433,8 +517,10 @@ def render_figure_list(figs: list, dpi: int = 110) -> dict[str, bytes]:
 
 def render_figures(report: dict, dpi: int = 110, workers: int | None = None) -> list[RenderedFigure]:
     """Build and render every figure of :func:`figure_jobs` to PNG bytes (in parallel: :func:`render_jobs`)."""
-    return [RenderedFigure(job.filename, job.title, job.caption, png)
-            for job, png in render_jobs(figure_jobs(report), dpi=dpi, workers=workers)]
+    return [
+        RenderedFigure(job.filename, job.title, job.caption, png)
+        for job, png in render_jobs(figure_jobs(report), dpi=dpi, workers=workers)
+    ]
 
 
 _JOBS: list = []
@@ -457,8 +543,9 @@ def figure_workers(jobs: int) -> int:
     return max(1, min(cores, jobs))
 
 
-def render_jobs(jobs: list[FigureJob], dpi: int = 110, workers: int | None = None,
-                description: str = "figures") -> list[tuple[FigureJob, bytes]]:
+def render_jobs(
+    jobs: list[FigureJob], dpi: int = 110, workers: int | None = None, description: str = "figures"
+) -> list[tuple[FigureJob, bytes]]:
     """``[(job, PNG bytes)]`` of the jobs that draw something, in job order.
 
     Figures are drawn on :func:`figure_workers` forked processes (each builds and renders its figures; the

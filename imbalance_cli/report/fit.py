@@ -15,8 +15,12 @@ from typing import Any
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report.writer import check_out_dir, write_report
 
-SNIPPET_FILES = {"torchvision": "torchvision_anchor_generator.py", "mmdet": "mmdet_anchor_generator.py",
-                 "detectron2": "detectron2_anchor_generator.yaml", "ultralytics": "ultralytics_anchors.yaml"}
+SNIPPET_FILES = {
+    "torchvision": "torchvision_anchor_generator.py",
+    "mmdet": "mmdet_anchor_generator.py",
+    "detectron2": "detectron2_anchor_generator.yaml",
+    "ultralytics": "ultralytics_anchors.yaml",
+}
 #: Every file name of an anchors report directory.
 OWN_FILES = ("anchors.json", "fitted.toml", "anchors.png", "report.html", *SNIPPET_FILES.values())
 
@@ -62,8 +66,9 @@ def _params_text(report: dict) -> str:
     p = report["fitted_params"]
     if "anchors" in p:
         return "fitted anchors (w, h) per level " + "; ".join(
-            f"{n}: " + " ".join(f"{w:g},{h:g}" for w, h in lv) for n, lv in zip(report["fitted"]["level_names"],
-                                                                              p["anchors"]))
+            f"{n}: " + " ".join(f"{w:g},{h:g}" for w, h in lv)
+            for n, lv in zip(report["fitted"]["level_names"], p["anchors"])
+        )
     return f"fitted base sizes {p['base_sizes']} x scales {p['scales']}, ratios (h/w) {p['ratios']}"
 
 
@@ -71,20 +76,38 @@ def _bpr_text(report: dict) -> str | None:
     _, b, a = _scores(report)
     if b.get("bpr") is None:
         return None
-    return (f"AutoAnchor BPR {b['bpr']:.4f} -> {a['bpr']:.4f}, anchors above threshold {b.get('aat') or 0:.2f} -> "
-            f"{a.get('aat') or 0:.2f}")
+    return (
+        f"AutoAnchor BPR {b['bpr']:.4f} -> {a['bpr']:.4f}, anchors above threshold {b.get('aat') or 0:.2f} -> "
+        f"{a.get('aat') or 0:.2f}"
+    )
 
 
 def comparison_rows(report: dict) -> list[tuple[str, str, str, str, str, str]]:
     """Rows ``(group, boxes, coverage before, after, positives/box before, after)`` of the before/after table."""
     _, b, a = _scores(report)
-    rows = [("all boxes", f"{b['boxes']:,}", _pct(b["coverage"]), _pct(a["coverage"]),
-             _f(b["positives_per_box"]), _f(a["positives_per_box"]))]
+    rows = [
+        (
+            "all boxes",
+            f"{b['boxes']:,}",
+            _pct(b["coverage"]),
+            _pct(a["coverage"]),
+            _f(b["positives_per_box"]),
+            _f(a["positives_per_box"]),
+        )
+    ]
     for section, prefix in (("by_size", "size: "), ("by_frequency", "classes: ")):
         for name, gb in b[section].items():
             ga = a[section][name]
-            rows.append((prefix + name, f"{gb['boxes']:,}", _pct(gb["coverage"]), _pct(ga["coverage"]),
-                         _f(gb["positives_per_box"]), _f(ga["positives_per_box"])))
+            rows.append(
+                (
+                    prefix + name,
+                    f"{gb['boxes']:,}",
+                    _pct(gb["coverage"]),
+                    _pct(ga["coverage"]),
+                    _f(gb["positives_per_box"]),
+                    _f(ga["positives_per_box"]),
+                )
+            )
     return rows
 
 
@@ -96,9 +119,12 @@ def render_terminal(report: dict, console=None, snippets: bool = True) -> None:
     console = console or Console(width=None if sys.stdout.isatty() else 150)
     label, b, a = _scores(report)
     s = report["search"]
-    t = Table(title=f"Anchors {report['original']['name']} -> {report['fitted']['name']}: objective "
-                    f"{report['objective']}, {label} ({_criterion(report)}; "
-                    f"Oksuz et al. TPAMI 2020 §5.4, Fig. 4b)", title_justify="left")
+    t = Table(
+        title=f"Anchors {report['original']['name']} -> {report['fitted']['name']}: objective "
+        f"{report['objective']}, {label} ({_criterion(report)}; "
+        f"Oksuz et al. TPAMI 2020 §5.4, Fig. 4b)",
+        title_justify="left",
+    )
     for col in ("group", "boxes", "coverage before", "after", "positives/box before", "after"):
         t.add_column(col, justify="left" if col == "group" else "right")
     for row in comparison_rows(report):
@@ -114,16 +140,19 @@ def render_terminal(report: dict, console=None, snippets: bool = True) -> None:
         line.append(v["level"].upper(), style=LEVEL_STYLE.get(v["level"], ""))
         line.append(f"  {v['message']}")
         console.print(line)
-    console.print(f"score ({report['objective']}): before {b['score']:.4f}, after {a['score']:.4f}; search on "
-                  f"{report['sample_images']:,} images, seed {report['seed']}, {s['iterations_done']} of "
-                  f"{s['iterations_asked']} iterations ({s['stopped']}), {s['seconds']:.1f} s")
+    console.print(
+        f"score ({report['objective']}): before {b['score']:.4f}, after {a['score']:.4f}; search on "
+        f"{report['sample_images']:,} images, seed {report['seed']}, {s['iterations_done']} of "
+        f"{s['iterations_asked']} iterations ({s['stopped']}), {s['seconds']:.1f} s"
+    )
     if _bpr_text(report):
         console.print(_bpr_text(report))
     console.print(_params_text(report), highlight=False)
     if snippets:
         for fw, c in report["configs"].items():
-            console.print(f"\n[bold]{fw}[/bold] ({'exact' if c['exact'] else 'not exact'}: {c['note']})",
-                          highlight=False)
+            console.print(
+                f"\n[bold]{fw}[/bold] ({'exact' if c['exact'] else 'not exact'}: {c['note']})", highlight=False
+            )
             console.print(c["text"], markup=False, highlight=False)
 
 
@@ -136,12 +165,16 @@ def figure(report: dict):
     fig = Figure(figsize=(10, 6.4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 2)
-    for row, section, title in ((0, "by_size", size_groups_label(report.get("size_groups_by"))),
-                                (1, "by_frequency", "class frequency group")):
+    for row, section, title in (
+        (0, "by_size", size_groups_label(report.get("size_groups_by"))),
+        (1, "by_frequency", "class frequency group"),
+    ):
         names = list(b[section])
         x = list(range(len(names)))
-        for col, key, ylabel in ((0, "coverage", "coverage at the positive threshold"),
-                                 (1, "positives_per_box", "positives per box")):
+        for col, key, ylabel in (
+            (0, "coverage", "coverage at the positive threshold"),
+            (1, "positives_per_box", "positives per box"),
+        ):
             ax = axes[row][col]
             vb = [b[section][n][key] or 0.0 for n in names]
             va = [a[section][n][key] or 0.0 for n in names]
@@ -177,43 +210,71 @@ def render_html(report: dict, png: bytes | None) -> str:
     o, f = report["original"], report["fitted"]
     sections = []
     v = report.get("verdict")
-    summary = (f"<p>Objective <b>{escape(report['objective'])}</b>; scores on {escape(label)}; coverage = share of "
-               f"boxes with a positive ({escape(_criterion(report))}) under the preset's own matcher "
-               f"({escape(o['matcher'])}, assigner {escape(o['assigner'])}). Score before {b['score']:.4f}, after "
-               f"{a['score']:.4f}.</p>")
+    summary = (
+        f"<p>Objective <b>{escape(report['objective'])}</b>; scores on {escape(label)}; coverage = share of "
+        f"boxes with a positive ({escape(_criterion(report))}) under the preset's own matcher "
+        f"({escape(o['matcher'])}, assigner {escape(o['assigner'])}). Score before {b['score']:.4f}, after "
+        f"{a['score']:.4f}.</p>"
+    )
     if v:
         summary = f'<ul class="verdicts">{verdict_item(v["level"], "fit", v["message"])}</ul>' + summary
     sections.append(Section("verdict", "Verdict", summary))
     rows = [[(c, "" if i == 0 else "n") for i, c in enumerate(r)] for r in comparison_rows(report)]
-    body = table([(h, "" if i == 0 else "n") for i, h in enumerate(
-        ("group", "boxes", "coverage before", "after", "positives/box before", "after"))], rows)
+    body = table(
+        [
+            (h, "" if i == 0 else "n")
+            for i, h in enumerate(("group", "boxes", "coverage before", "after", "positives/box before", "after"))
+        ],
+        rows,
+    )
     if png:
-        body += figure_html("before-after-figure", png, "Coverage and positives per box, before and after",
-                            f"by {size_groups_label(report.get('size_groups_by'))} and by class-frequency group "
-                            f"({label})", "anchors.png")
-    sections.append(Section("before-after", "Before and after", body,
-                            [("before-after-figure", "Figure")] if png else []))
+        body += figure_html(
+            "before-after-figure",
+            png,
+            "Coverage and positives per box, before and after",
+            f"by {size_groups_label(report.get('size_groups_by'))} and by class-frequency group ({label})",
+            "anchors.png",
+        )
+    sections.append(
+        Section("before-after", "Before and after", body, [("before-after-figure", "Figure")] if png else [])
+    )
     text = f"<p>{escape(_params_text(report))}.</p>"
     if _bpr_text(report):
         text += f"<p>{escape(_bpr_text(report))}.</p>"
     sections.append(Section("fitted", "Fitted anchors", text))
-    sections.append(Section("search", "Search", f"<p class='note'>{escape(s['method'])}; {s['iterations_done']} of "
-                            f"{s['iterations_asked']} iterations ({escape(s['stopped'])}) on a seeded sample of "
-                            f"{report['sample_images']:,} images (seed {report['seed']}), {s['seconds']:.1f} s.</p>"))
+    sections.append(
+        Section(
+            "search",
+            "Search",
+            f"<p class='note'>{escape(s['method'])}; {s['iterations_done']} of "
+            f"{s['iterations_asked']} iterations ({escape(s['stopped'])}) on a seeded sample of "
+            f"{report['sample_images']:,} images (seed {report['seed']}), {s['seconds']:.1f} s.</p>",
+        )
+    )
     conf, entries = [], []
     for fw, c in report["configs"].items():
         entries.append((f"config-{fw}", fw))
-        conf.append(f"<h3 id='config-{escape(fw)}'>{escape(fw)}</h3><p class='note'>"
-                    f"{'exact' if c['exact'] else 'not exact'}: {escape(c['note'])}</p><pre>{escape(c['text'])}</pre>")
+        conf.append(
+            f"<h3 id='config-{escape(fw)}'>{escape(fw)}</h3><p class='note'>"
+            f"{'exact' if c['exact'] else 'not exact'}: {escape(c['note'])}</p><pre>{escape(c['text'])}</pre>"
+        )
     conf.append(f"<h3 id='config-toml'>preset TOML (--anchors fitted.toml)</h3><pre>{escape(report['toml'])}</pre>")
     entries.append(("config-toml", "preset TOML"))
     sections.append(Section("configuration", "Configuration", "".join(conf), entries))
-    facts = [str(report.get("dataset") or ""), f"preset {o['name']} -> {f['name']}", f"objective {report['objective']}",
-             f"schema {report.get('schema', '')}"]
-    return render_page(kind="anchor fit", title=f"Anchor fit — {str(report.get('dataset') or '').rsplit('/', 1)[-1]}",
-                       facts=facts, sections=sections,
-                       footer="Every candidate was labelled by the preset's own resize, grid and matcher "
-                              "(imbalance_cli.stats.anchors.label_anchors); the full report is anchors.json.")
+    facts = [
+        str(report.get("dataset") or ""),
+        f"preset {o['name']} -> {f['name']}",
+        f"objective {report['objective']}",
+        f"schema {report.get('schema', '')}",
+    ]
+    return render_page(
+        kind="anchor fit",
+        title=f"Anchor fit — {str(report.get('dataset') or '').rsplit('/', 1)[-1]}",
+        facts=facts,
+        sections=sections,
+        footer="Every candidate was labelled by the preset's own resize, grid and matcher "
+        "(imbalance_cli.stats.anchors.label_anchors); the full report is anchors.json.",
+    )
 
 
 def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:

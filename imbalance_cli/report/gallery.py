@@ -37,6 +37,7 @@ from imbalance_cli.stats.gallery import DEFAULT_IMAGES, gallery_plan
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+
 @dataclass(frozen=True)
 class GalleryOptions:
     """What ``--gallery N`` and ``--images DIR`` ask for: at most ``images`` images (0: no gallery), pixels from
@@ -225,8 +226,9 @@ def _encode(image, photo: bool) -> tuple[bytes, str]:
     return buf.getvalue(), "png"
 
 
-def render_gallery(plan: dict, *, images_dir: Path | None = None, own_paths: bool = False,
-                   threads: int = THREADS) -> tuple[dict, Section | None, dict]:
+def render_gallery(
+    plan: dict, *, images_dir: Path | None = None, own_paths: bool = False, threads: int = THREADS
+) -> tuple[dict, Section | None, dict]:
     """``(files, section, summary)``: the thumbnail files ``{name: bytes}``, the page's section, and what the
     JSON report records (images drawn, decoded, blank, the problems listed)."""
     entries = plan.get("images") or []
@@ -263,11 +265,14 @@ def render_gallery(plan: dict, *, images_dir: Path | None = None, own_paths: boo
             files[name] = data
             e = entries[k]
             counts = [sum(1 for b in e["boxes"] if b["status"] == s) for s in range(3)]
-            cap = (f"{e.get('file_name') or e['image_id']} (image {e['image_id']}): "
-                   + ", ".join(f"{c} {s}" for c, s in zip(counts, plan["statuses"]) if c))
+            cap = f"{e.get('file_name') or e['image_id']} (image {e['image_id']}): " + ", ".join(
+                f"{c} {s}" for c, s in zip(counts, plan["statuses"]) if c
+            )
             figs.append(_figure(name, cap))
-        parts.append('<h3 id="gallery-worst">Images with the most boxes without a positive anchor</h3>'
-                     f'<div class="gallery">{"".join(figs)}</div>')
+        parts.append(
+            '<h3 id="gallery-worst">Images with the most boxes without a positive anchor</h3>'
+            f'<div class="gallery">{"".join(figs)}</div>'
+        )
         entries_toc.append(("gallery-worst", "worst images"))
     if plan.get("levels") is not None and entries[plan["levels"]].get("positives"):
         k = plan["levels"]
@@ -278,15 +283,17 @@ def render_gallery(plan: dict, *, images_dir: Path | None = None, own_paths: boo
             fname = f"gallery_level_{_safe(name)}.{ext}"
             files[fname] = data
             figs.append(_figure(fname, f"{name}: {len(entries[k]['positives'][name])} positive anchors"))
-        parts.append(f'<h3 id="gallery-levels">Positive anchors per pyramid level: '
-                     f'{escape(str(entries[k].get("file_name") or entries[k]["image_id"]))}</h3>'
-                     f'<div class="gallery">{"".join(figs)}</div>')
+        parts.append(
+            f'<h3 id="gallery-levels">Positive anchors per pyramid level: '
+            f"{escape(str(entries[k].get('file_name') or entries[k]['image_id']))}</h3>"
+            f'<div class="gallery">{"".join(figs)}</div>'
+        )
         entries_toc.append(("gallery-levels", "anchors per level"))
     if plan["classes"]:
         rows = []
         for n, c in enumerate(plan["classes"], 1):
             boxes = [entries[i]["boxes"][b] for i, b in c["crops"]]
-            cell = "<td class=\"m\">no image within --gallery</td>"
+            cell = '<td class="m">no image within --gallery</td>'
             if boxes:
                 crops = [_crop(views[i][0], entries[i]["boxes"][b]) for i, b in c["crops"]]
                 photo = any(views[i][1] for i, _b in c["crops"])
@@ -294,23 +301,37 @@ def render_gallery(plan: dict, *, images_dir: Path | None = None, own_paths: boo
                 fname = f"gallery_class_{n:03d}.{ext}"
                 files[fname] = data
                 cell = f'<td><img src="{fname}" alt="{escape(c["category"])} boxes" class="strip"></td>'
-            rows.append(f"<tr><td>{escape(c['category'])}</td><td class=\"n\">{c['instances']:,}</td>"
-                        f"<td class=\"n\">{c['without_positive']:,}</td>{cell}</tr>")
-        parts.append('<h3 id="gallery-classes">Boxes per class, tail first</h3><div class="wide"><table><thead><tr>'
-                     f"<th>class</th><th class=\"n\">instances</th><th class=\"n\">"
-                     f"{escape(vocabulary.term('boxes_without_positive').column)}</th><th>boxes (crops: uncovered "
-                     "first, then lowest best IoU; below each its best IoU and the level of its best anchor)</th>"
-                     f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+            rows.append(
+                f'<tr><td>{escape(c["category"])}</td><td class="n">{c["instances"]:,}</td>'
+                f'<td class="n">{c["without_positive"]:,}</td>{cell}</tr>'
+            )
+        parts.append(
+            '<h3 id="gallery-classes">Boxes per class, tail first</h3><div class="wide"><table><thead><tr>'
+            f'<th>class</th><th class="n">instances</th><th class="n">'
+            f"{escape(vocabulary.term('boxes_without_positive').column)}</th><th>boxes (crops: uncovered "
+            "first, then lowest best IoU; below each its best IoU and the level of its best anchor)</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )
         entries_toc.append(("gallery-classes", "boxes per class"))
     decoded = sum(1 for _v, p, _w in views if p)
     if problems:
-        parts.append(f'<h3 id="gallery-problems">Images not drawn from their file ({len(problems)})</h3>'
-                     '<pre>' + escape("\n".join(problems)) + "</pre>")
+        parts.append(
+            f'<h3 id="gallery-problems">Images not drawn from their file ({len(problems)})</h3>'
+            "<pre>" + escape("\n".join(problems)) + "</pre>"
+        )
         entries_toc.append(("gallery-problems", "images not read"))
-    summary = {"images": len(entries), "decoded": decoded, "blank": len(entries) - decoded, "problems": problems,
-               "files": list(files)}
-    return files, Section("gallery", "Gallery: the images as the detector sees them", "".join(parts),
-                          entries_toc), summary
+    summary = {
+        "images": len(entries),
+        "decoded": decoded,
+        "blank": len(entries) - decoded,
+        "problems": problems,
+        "files": list(files),
+    }
+    return (
+        files,
+        Section("gallery", "Gallery: the images as the detector sees them", "".join(parts), entries_toc),
+        summary,
+    )
 
 
 def _safe(name: str) -> str:
@@ -318,24 +339,36 @@ def _safe(name: str) -> str:
 
 
 def _figure(src: str, caption: str) -> str:
-    return (f'<figure><img src="{escape(src)}" alt="{escape(caption)}"><figcaption>{escape(caption)}'
-            "</figcaption></figure>")
+    return (
+        f'<figure><img src="{escape(src)}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
+    )
 
 
 def _legend(plan: dict, pixels: bool) -> str:
-    sw = "".join(f'<span class="swatch" style="border-color: rgb{c}"></span>{escape(s)} '
-                 for c, s in zip(COLOURS, plan["statuses"]))
-    what = ("pixels from the image files" if pixels else "a blank canvas of each image's size (no image files: "
-            "pass --images DIR to draw the pixels)")
+    sw = "".join(
+        f'<span class="swatch" style="border-color: rgb{c}"></span>{escape(s)} '
+        for c, s in zip(COLOURS, plan["statuses"])
+    )
+    what = (
+        "pixels from the image files"
+        if pixels
+        else "a blank canvas of each image's size (no image files: pass --images DIR to draw the pixels)"
+    )
     metric = plan.get("metric", "IoU")
-    anchors = (f'<span class="swatch" style="border-color: rgb{ANCHOR}"></span>best anchor of a box without a '
-               f"positive, labelled with its {metric}")
+    anchors = (
+        f'<span class="swatch" style="border-color: rgb{ANCHOR}"></span>best anchor of a box without a '
+        f"positive, labelled with its {metric}"
+    )
     if plan.get("pos_iou") is not None:
-        anchors += (f'<span class="swatch" style="border-color: rgb{LIGHT}"></span>best anchor of a box below the '
-                    f"positive IoU ({plan['pos_iou']:g}), trained only through low-quality matches")
-    return (f'<p class="sub">Preset <b>{escape(plan["preset"])}</b>: each image resized and padded as the preset '
-            f'does (padding in {escape(plan.get("fill_meaning", ""))}), drawn on {escape(what)}. Boxes by status: '
-            f"{sw}{anchors}.</p>")
+        anchors += (
+            f'<span class="swatch" style="border-color: rgb{LIGHT}"></span>best anchor of a box below the '
+            f"positive IoU ({plan['pos_iou']:g}), trained only through low-quality matches"
+        )
+    return (
+        f'<p class="sub">Preset <b>{escape(plan["preset"])}</b>: each image resized and padded as the preset '
+        f"does (padding in {escape(plan.get('fill_meaning', ''))}), drawn on {escape(what)}. Boxes by status: "
+        f"{sw}{anchors}.</p>"
+    )
 
 
 def gallery_files(box_table, options: GalleryOptions | None) -> tuple[dict, Section | None, dict | None]:

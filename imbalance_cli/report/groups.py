@@ -35,8 +35,11 @@ def render_terminal(report: dict, console=None) -> None:
     console.print(t)
     f = report["frequency"]
     scope = report.get("frequency_scope") or {}
-    dis = (f" ({len(report['frequency_disagreements'])} disagree with the file)"
-           if report["frequency_disagreements"] else "")
+    dis = (
+        f" ({len(report['frequency_disagreements'])} disagree with the file)"
+        if report["frequency_disagreements"]
+        else ""
+    )
     if scope.get("shown") is False:
         console.print(f"LVIS frequency groups {scope.get('reason')}{dis}")
     else:
@@ -46,8 +49,10 @@ def render_terminal(report: dict, console=None) -> None:
         console.print(f"repeat factors: {rf['note']}")
     else:
         vals = [v for v in rf["per_class"].values() if v is not None]
-        line = (f"repeat factors (t = {rf['threshold']:g}): {sum(v > 1 for v in vals)} classes repeated, "
-                f"max r = {max(vals) if vals else 1:.3g}; ")
+        line = (
+            f"repeat factors (t = {rf['threshold']:g}): {sum(v > 1 for v in vals)} classes repeated, "
+            f"max r = {max(vals) if vals else 1:.3g}; "
+        )
         if rf["expected_epoch_images"] is not None:
             line += f"expected epoch {rf['expected_epoch_images']:,.1f} images (of {rf['num_images']:,})"
         else:
@@ -56,8 +61,10 @@ def render_terminal(report: dict, console=None) -> None:
         console.print(line)
     cb = [v for v in report["class_balanced"]["normalized"].values() if v is not None]
     if cb:
-        console.print(f"class-balanced weights (beta = {report['class_balanced']['beta']:g}, normalised): "
-                      f"min {min(cb):.3g}, max {max(cb):.3g}")
+        console.print(
+            f"class-balanced weights (beta = {report['class_balanced']['beta']:g}, normalised): "
+            f"min {min(cb):.3g}, max {max(cb):.3g}"
+        )
 
 
 def _tensor_file(arr: np.ndarray) -> bytes:
@@ -82,15 +89,21 @@ def report_files(report: dict, label2binlabel: np.ndarray, pred_slice: np.ndarra
     return {
         "groups.json": dumps_json(report),
         "classes.csv": pd.DataFrame(report["classes"]).to_csv(index=False),
-        "bags.json": dumps_json({"edges": report["bags"]["edges"], "category_ids": [c["id"] for c in report["classes"]],
-                                 "label2binlabel": np.asarray(label2binlabel).tolist(),
-                                 "pred_slice": np.asarray(pred_slice).tolist()}),
+        "bags.json": dumps_json(
+            {
+                "edges": report["bags"]["edges"],
+                "category_ids": [c["id"] for c in report["classes"]],
+                "label2binlabel": np.asarray(label2binlabel).tolist(),
+                "pred_slice": np.asarray(pred_slice).tolist(),
+            }
+        ),
         "label2binlabel.pt": _tensor_file(label2binlabel),
         "pred_slice.pt": _tensor_file(pred_slice),
     }
 
 
-def write_outputs(report: dict, out_dir: str | os.PathLike, label2binlabel: np.ndarray,
-                  pred_slice: np.ndarray) -> list[Path]:
+def write_outputs(
+    report: dict, out_dir: str | os.PathLike, label2binlabel: np.ndarray, pred_slice: np.ndarray
+) -> list[Path]:
     """Write groups.json, classes.csv, bags.json, label2binlabel.pt and pred_slice.pt (swapped in whole)."""
     return write_report(out_dir, report_files(report, label2binlabel, pred_slice), own=OWN_FILES, kind="groups")

@@ -31,6 +31,7 @@ from imbalance_cli.report.tables import (
     sorted_classes,
 )
 
+
 def data_uri(png: bytes) -> str:
     """``data:image/png;base64,...`` for embedding PNG bytes (:func:`imbalance_cli.report.page.data_uri`)."""
     return _data_uri(png)
@@ -50,8 +51,16 @@ def _freq_tag(f: Any) -> str:
 def _class_table(classes: list[dict], start: int, total: float, lvis: bool = True) -> str:
     head = "".join(
         f'<th class="{c}">{escape(h)}</th>'
-        for h, c in (("#", "n"), ("class", ""), ("id", "n"), ("instances", "n"), ("share", "n"), ("images", "n"),
-                     *((("LVIS", ""),) if lvis else ()), ("BAGS", "n"))
+        for h, c in (
+            ("#", "n"),
+            ("class", ""),
+            ("id", "n"),
+            ("instances", "n"),
+            ("share", "n"),
+            ("images", "n"),
+            *((("LVIS", ""),) if lvis else ()),
+            ("BAGS", "n"),
+        )
     )
     rows = []
     for i, c in enumerate(classes):
@@ -61,7 +70,7 @@ def _class_table(classes: list[dict], start: int, total: float, lvis: bool = Tru
             f'<td class="n">{escape(str(c.get("id", "")))}</td><td class="n">{fmt_int(c.get("instances"))}</td>'
             f'<td class="n">{fmt_pct(c.get("instances"), total)}</td><td class="n">{fmt_int(c.get("images"))}</td>'
             + (f"<td>{_freq_tag(c.get('frequency'))}</td>" if lvis else "")
-            + f"<td class=\"n\">{escape(str(c.get('bags_group') or '–'))}</td>"
+            + f'<td class="n">{escape(str(c.get("bags_group") or "–"))}</td>'
             "</tr>"
         )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -92,11 +101,14 @@ def render_html(report: dict, figures: list, top: int = 15, extra_sections: Iter
         facts.append(f"format <b>{escape(str(ds.get('format')))}</b>")
     facts.append(f"schema {escape(str(report.get('schema', '')))}")
     sections = stats_sections(report, figures, top) + list(extra_sections)
-    footer = ("Figures re-draw the statistics of Oksuz et al., <i>Imbalance Problems in Object Detection: A Review</i> "
-              "(TPAMI): Figs. 4, 5, 7, 12, 13, 14. Tables as CSV and the full report as stats.json sit next to this "
-              "file; every quantity's name, unit and meaning is under <code>definitions</code> in stats.json.")
-    return render_page(kind="dataset statistics", title=title, facts=facts, sections=sections, footer=footer,
-                       facts_html=True)
+    footer = (
+        "Figures re-draw the statistics of Oksuz et al., <i>Imbalance Problems in Object Detection: A Review</i> "
+        "(TPAMI): Figs. 4, 5, 7, 12, 13, 14. Tables as CSV and the full report as stats.json sit next to this "
+        "file; every quantity's name, unit and meaning is under <code>definitions</code> in stats.json."
+    )
+    return render_page(
+        kind="dataset statistics", title=title, facts=facts, sections=sections, footer=footer, facts_html=True
+    )
 
 
 def stats_sections(report: dict, figures: list, top: int = 15) -> list[Section]:
@@ -121,16 +133,36 @@ def stats_sections(report: dict, figures: list, top: int = 15) -> list[Section]:
         cards.append((f"1 : {fmt_num(1.0 / _num(anchors['pos_neg_ratio']))}", vocabulary.label("pos_neg_ratio")))
     elif isinstance(report.get("objects_per_image"), dict):
         cards.append((fmt_num(report["objects_per_image"].get("mean")), "objects per image (mean)"))
-    out.append(Section("summary", "Summary", '<div class="cards">' + "".join(
-        f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>' for v, k in cards
-    ) + "</div>"))
+    out.append(
+        Section(
+            "summary",
+            "Summary",
+            '<div class="cards">'
+            + "".join(
+                f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
+                for v, k in cards
+            )
+            + "</div>",
+        )
+    )
 
     # verdicts ----------------------------------------------------------------------------------
     verdicts = [v for v in report.get("verdicts") or [] if isinstance(v, dict)]
     if verdicts:
-        out.append(Section("verdicts", "Verdicts", '<ul class="verdicts">' + "".join(
-            verdict_item(str(v.get("level", "")), str(v.get("type", "")).replace("_", "-"), str(v.get("message", "")))
-            for v in verdicts) + "</ul>"))
+        out.append(
+            Section(
+                "verdicts",
+                "Verdicts",
+                '<ul class="verdicts">'
+                + "".join(
+                    verdict_item(
+                        str(v.get("level", "")), str(v.get("type", "")).replace("_", "-"), str(v.get("message", ""))
+                    )
+                    for v in verdicts
+                )
+                + "</ul>",
+            )
+        )
 
     # what to change (advice) ------------------------------------------------------------------
     if isinstance(report.get("advice"), dict):
@@ -139,8 +171,17 @@ def stats_sections(report: dict, figures: list, top: int = 15) -> list[Section]:
     # dataset + measures ---------------------------------------------------------------------
     parts = ['<div class="grid2">']
     rows = []
-    for key in ("images", "annotations", "boxes", "crowd", "invalid", "categories", "categories_used",
-                "images_without_boxes", "difficult"):
+    for key in (
+        "images",
+        "annotations",
+        "boxes",
+        "crowd",
+        "invalid",
+        "categories",
+        "categories_used",
+        "images_without_boxes",
+        "difficult",
+    ):
         if key in ds and ds.get(key) is not None:
             note = ""
             if key == "invalid":
@@ -157,8 +198,11 @@ def stats_sections(report: dict, figures: list, top: int = 15) -> list[Section]:
         label, meaning = MEASURE_INFO.get(key, (key, ""))
         mrows.append([(label, ""), (fmt_num(value, 4), "n"), (meaning, "m")])
     if mrows:
-        parts.append("<div><h3>Measures (survey §9.2, over used classes)</h3>"
-                     + _table([("measure", ""), ("value", "n"), ("meaning", "")], mrows) + "</div>")
+        parts.append(
+            "<div><h3>Measures (survey §9.2, over used classes)</h3>"
+            + _table([("measure", ""), ("value", "n"), ("meaning", "")], mrows)
+            + "</div>"
+        )
     parts.append("</div>")
     out.append(Section("dataset", "Dataset and class imbalance measures", "".join(parts)))
 
@@ -176,8 +220,10 @@ def stats_sections(report: dict, figures: list, top: int = 15) -> list[Section]:
         else:
             parts.append('<div class="grid2">')
             parts.append(f"<div><h3>Top {top} classes</h3>{_class_table(classes[:top], 1, total, lvis)}</div>")
-            parts.append(f"<div><h3>Bottom {top} classes</h3>"
-                         f"{_class_table(classes[-top:], len(classes) - top + 1, total, lvis)}</div>")
+            parts.append(
+                f"<div><h3>Bottom {top} classes</h3>"
+                f"{_class_table(classes[-top:], len(classes) - top + 1, total, lvis)}</div>"
+            )
             parts.append("</div>")
         parts.append('<p class="note">Every class is in classes.csv beside this page.</p>')
         out.append(Section("classes", "Classes", "".join(parts)))
@@ -185,15 +231,23 @@ def stats_sections(report: dict, figures: list, top: int = 15) -> list[Section]:
     # distributions ---------------------------------------------------------------------------
     drows = distribution_rows(report)
     if drows:
-        out.append(Section("distributions", "Distributions", _table(
-            [("what", ""), ("survey", ""), ("summary", ""), ("histogram (log)", "")],
-            ([(n, ""), (f, "m"), (t, ""), (s, "spark")] for n, f, t, s in drows),
-        ) + f'<p class="note">{escape(size_groups_note((report.get("scale") or {}).get("size_groups_by")))}</p>'))
+        out.append(
+            Section(
+                "distributions",
+                "Distributions",
+                _table(
+                    [("what", ""), ("survey", ""), ("summary", ""), ("histogram (log)", "")],
+                    ([(n, ""), (f, "m"), (t, ""), (s, "spark")] for n, f, t, s in drows),
+                )
+                + f'<p class="note">{escape(size_groups_note((report.get("scale") or {}).get("size_groups_by")))}</p>',
+            )
+        )
 
     # anchors -------------------------------------------------------------------------------------
     if anchors:
-        out.append(Section("anchors", "Anchors as the detector sees them (survey Fig. 4)",
-                           _anchor_html(anchors, classes)))
+        out.append(
+            Section("anchors", "Anchors as the detector sees them (survey Fig. 4)", _anchor_html(anchors, classes))
+        )
 
     # figures ----------------------------------------------------------------------------------
     if figures:
@@ -221,20 +275,39 @@ def stats_sections(report: dict, figures: list, top: int = 15) -> list[Section]:
 def _anchor_html(anchors: dict, classes: list[dict]) -> str:
     parts = ['<div class="grid2">']
     arows = [[(k, ""), (v, "n")] for k, v in anchor_summary_rows(anchors)]
-    parts.append("<div><h3>Foreground / background</h3>" + _table([("statistic", ""), ("value", "n")], arows)
-                 + "</div>")
+    parts.append(
+        "<div><h3>Foreground / background</h3>" + _table([("statistic", ""), ("value", "n")], arows) + "</div>"
+    )
     levels = anchors.get("levels")
     if isinstance(levels, list) and levels:
         lrows = []
         for lv in levels:
             lv = lv or {}
-            lrows.append([(str(lv.get("name", "")), ""), (fmt_int(lv.get("stride")), "n"),
-                          (fmt_int(lv.get("anchors")), "n"), (fmt_int(lv.get("foreground")), "n"),
-                          (fmt_pct(lv.get("foreground"), lv.get("anchors")), "n"),
-                          (fmt_int(lv.get("best_level_boxes")), "n")])
-        parts.append("<div><h3>Pyramid levels (survey §5.4.1)</h3>" + _table(
-            [("level", ""), ("stride", "n"), ("anchors", "n"), ("positives", "n"), ("pos. share", "n"),
-             ("boxes best here", "n")], lrows) + "</div>")
+            lrows.append(
+                [
+                    (str(lv.get("name", "")), ""),
+                    (fmt_int(lv.get("stride")), "n"),
+                    (fmt_int(lv.get("anchors")), "n"),
+                    (fmt_int(lv.get("foreground")), "n"),
+                    (fmt_pct(lv.get("foreground"), lv.get("anchors")), "n"),
+                    (fmt_int(lv.get("best_level_boxes")), "n"),
+                ]
+            )
+        parts.append(
+            "<div><h3>Pyramid levels (survey §5.4.1)</h3>"
+            + _table(
+                [
+                    ("level", ""),
+                    ("stride", "n"),
+                    ("anchors", "n"),
+                    ("positives", "n"),
+                    ("pos. share", "n"),
+                    ("boxes best here", "n"),
+                ],
+                lrows,
+            )
+            + "</div>"
+        )
     coverage = anchors.get("coverage") if isinstance(anchors.get("coverage"), dict) else {}
     by_size = coverage.get("by_size")
     if isinstance(by_size, dict) and by_size:
@@ -242,18 +315,26 @@ def _anchor_html(anchors: dict, classes: list[dict]) -> str:
         crow = []
         for g, v in by_size.items():
             v = v if isinstance(v, dict) else {}
-            crow.append([(str(g), ""), (fmt_int(v.get("boxes")), "n")]
-                        + [(f"{fmt_int(v.get(k))} ({fmt_pct(v.get(k), v.get('boxes'))})", "n") for k, _h in cols])
-        parts.append(f"<div><h3>Coverage by {escape(size_groups_label(coverage.get('size_groups_by')))}</h3>"
-                     + _table([("size", ""), ("boxes", "n")] + [(h, "n") for _k, h in cols], crow)
-                     + f'<p class="note">{escape(coverage_caption(anchors))}</p></div>')
+            crow.append(
+                [(str(g), ""), (fmt_int(v.get("boxes")), "n")]
+                + [(f"{fmt_int(v.get(k))} ({fmt_pct(v.get(k), v.get('boxes'))})", "n") for k, _h in cols]
+            )
+        parts.append(
+            f"<div><h3>Coverage by {escape(size_groups_label(coverage.get('size_groups_by')))}</h3>"
+            + _table([("size", ""), ("boxes", "n")] + [(h, "n") for _k, h in cols], crow)
+            + f'<p class="note">{escape(coverage_caption(anchors))}</p></div>'
+        )
     per_class = _positives_per_instance(anchors, classes)
     if per_class:
-        prow = [[(name, ""), (fmt_int(inst), "n"), (fmt_int(pos), "n"), (fmt_num(ratio), "n")]
-                for name, inst, pos, ratio in per_class]
-        parts.append("<div><h3>Fewest positive anchors per instance (survey Fig. 4b)</h3>" + _table(
-            [("class", ""), ("instances", "n"), ("positive anchors", "n"), ("per instance", "n")], prow)
-            + "</div>")
+        prow = [
+            [(name, ""), (fmt_int(inst), "n"), (fmt_int(pos), "n"), (fmt_num(ratio), "n")]
+            for name, inst, pos, ratio in per_class
+        ]
+        parts.append(
+            "<div><h3>Fewest positive anchors per instance (survey Fig. 4b)</h3>"
+            + _table([("class", ""), ("instances", "n"), ("positive anchors", "n"), ("per instance", "n")], prow)
+            + "</div>"
+        )
     parts.append("</div>")
     return "".join(parts)
 
@@ -281,8 +362,10 @@ def _group_summary(report: dict, classes: list[dict]) -> str:
             bags[str(c["bags_group"])] = bags.get(str(c["bags_group"]), 0) + 1
     out = [escape(line) for line in lvis_groups_text(report, classes)]
     if bags:
-        out.append("BAGS groups by instances (Li et al., CVPR 2020, Eq. 3): " + ", ".join(
-            f"group {escape(k)}: {v}" for k, v in sorted(bags.items())))
+        out.append(
+            "BAGS groups by instances (Li et al., CVPR 2020, Eq. 3): "
+            + ", ".join(f"group {escape(k)}: {v}" for k, v in sorted(bags.items()))
+        )
     unused = sum(1 for c in classes if _num(c.get("instances")) == 0)
     if unused:
         out.append(f"{unused} defined class{'es' if unused != 1 else ''} without instances")

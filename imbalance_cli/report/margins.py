@@ -23,8 +23,14 @@ from imbalance_cli.report.figures import render_figure_list
 from imbalance_cli.report.writer import write_report
 from imbalance_cli.stats.margins import ecm_counts, margins_table
 
-OWN_FILES = ("margins.json", "margins.csv", "instance_counts.json", "ecm_counts.json", "margins_vs_ratio.png",
-             "weights_sorted.png")
+OWN_FILES = (
+    "margins.json",
+    "margins.csv",
+    "instance_counts.json",
+    "ecm_counts.json",
+    "margins_vs_ratio.png",
+    "weights_sorted.png",
+)
 
 
 def render_terminal(report: dict, top: int = 15, console=None) -> None:
@@ -38,8 +44,13 @@ def render_terminal(report: dict, top: int = 15, console=None) -> None:
         t.add_column(col, justify="left" if col == "name" else "right")
 
     def row(r, cid, name):
-        t.add_row(cid, name, f"{r.get('instances', r['n_pos']):.0f}", f"{r['n_neg']:.0f}", *(f"{r[k]:.4g}" for k in
-                  ("gamma_pos", "gamma_neg", "w_pos", "w_neg", "m_pos", "m_neg", "weight")))
+        t.add_row(
+            cid,
+            name,
+            f"{r.get('instances', r['n_pos']):.0f}",
+            f"{r['n_neg']:.0f}",
+            *(f"{r[k]:.4g}" for k in ("gamma_pos", "gamma_neg", "w_pos", "w_neg", "m_pos", "m_neg", "weight")),
+        )
 
     cls = sorted(report["classes"], key=lambda r: (r["n_pos"], r["id"]))
     shown = cls if len(cls) <= 2 * top else cls[:top] + [None] + cls[-top:]
@@ -59,12 +70,16 @@ def header_text(report: dict) -> str:
     formula = report.get("formula_instances")
     if formula is not None and formula != report["total_instances"]:
         empty = report.get("empty_classes") or formula - report["total_instances"]
-        text += (f" ({formula:,} {vocabulary.label('formula_instances')}: {empty} class"
-                 f"{'es' if empty != 1 else ''} without instances count as one)")
+        text += (
+            f" ({formula:,} {vocabulary.label('formula_instances')}: {empty} class"
+            f"{'es' if empty != 1 else ''} without instances count as one)"
+        )
     if report["one_stage"]:
         return text + "; one-stage: background left out"
-    return (text + f"; {vocabulary.label('fg_bg_ratio')} = {report['fg_bg_ratio']:.6g} "
-            f"({report['fg_bg_ratio_source'] or 'given'})")
+    return (
+        text + f"; {vocabulary.label('fg_bg_ratio')} = {report['fg_bg_ratio']:.6g} "
+        f"({report['fg_bg_ratio_source'] or 'given'})"
+    )
 
 
 def figures(report: dict) -> list:
@@ -84,7 +99,7 @@ def figures(report: dict) -> list:
     ax1, ax2 = fig.subplots(1, 2)
     lo, hi = max(a.min() / 2, 1e-3) if len(a) else 1e-1, a.max() * 2 if len(a) else 1e6
     grid = np.logspace(np.log10(lo), np.log10(hi), 400)
-    g_pos = grid ** 0.25 / (1 + grid ** 0.25)  # Eq. 8 with n- = a n+
+    g_pos = grid**0.25 / (1 + grid**0.25)  # Eq. 8 with n- = a n+
     ax1.plot(grid, g_pos, color="tab:blue", label=r"$\gamma^+$")
     ax1.plot(grid, 1 - g_pos, color="tab:red", label=r"$\gamma^-$")
     if len(a):
@@ -106,7 +121,13 @@ def figures(report: dict) -> list:
     ax2.set_ylabel("weight")
     ax2.set_title("surrogate-score weights (Eq. 11)")
     ax2.legend()
-    out.append(("margins_vs_ratio.png", "ECM margins and weights against the class ratio (Cho & Kraehenbuehl, ECCV 2022, Fig. 4)", fig))
+    out.append(
+        (
+            "margins_vs_ratio.png",
+            "ECM margins and weights against the class ratio (Cho & Kraehenbuehl, ECCV 2022, Fig. 4)",
+            fig,
+        )
+    )
 
     fig = new_figure(10, 4)
     ax1, ax2 = fig.subplots(1, 2)
@@ -120,7 +141,9 @@ def figures(report: dict) -> list:
     ax2.set_title(r"negative weights $w_c^-$ (sorted)")
     ax2.set_xlabel("class (sorted)")
     ratio = report["fg_bg_ratio"]
-    fig.suptitle("one-stage (no background)" if report["one_stage"] else f"{vocabulary.label('fg_bg_ratio')} = {ratio:.4g}")
+    fig.suptitle(
+        "one-stage (no background)" if report["one_stage"] else f"{vocabulary.label('fg_bg_ratio')} = {ratio:.4g}"
+    )
     out.append(("weights_sorted.png", "ECM weights per class, sorted (Cho & Kraehenbuehl, ECCV 2022, Fig. 7)", fig))
     return out
 

@@ -25,12 +25,24 @@ class RichCounter:
 
     def __init__(self, total: int, description: str, unit: str = "items"):
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         count = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), count, TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            count,
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self.total, self.description, self.task = total, description, None
 
     def __enter__(self) -> "RichCounter":

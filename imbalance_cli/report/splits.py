@@ -22,15 +22,24 @@ from imbalance_cli.fileio import dumps_json
 from imbalance_cli.report.compare import figures as compare_figures
 from imbalance_cli.report.figures import figure_png
 from imbalance_cli.report.stats import OWN_FILES as STATS_OWN_FILES
+from imbalance_cli.report.stats import render_terminal as render_stats
 from imbalance_cli.report.stats import report_files as stats_report_files
 from imbalance_cli.report.writer import check_out_dir, write_report
-from imbalance_cli.report.stats import render_terminal as render_stats
 
-_COLUMNS = (("split", "split"), ("images", "images"), ("boxes", "boxes"), ("images_without_boxes", "background imgs"),
-            ("classes_used", "classes used"), ("imbalance_ratio", "imb. ratio"), ("gini", "Gini"),
-            ("normalized_entropy", "norm. entropy"), ("positives_per_box", "YOLOv5 pos./box"),
-            ("boxes_without_positive", vocabulary.term("boxes_without_positive").column),
-            ("bpr", vocabulary.label("bpr")), ("anchors_above_threshold", vocabulary.label("aat")))
+_COLUMNS = (
+    ("split", "split"),
+    ("images", "images"),
+    ("boxes", "boxes"),
+    ("images_without_boxes", "background imgs"),
+    ("classes_used", "classes used"),
+    ("imbalance_ratio", "imb. ratio"),
+    ("gini", "Gini"),
+    ("normalized_entropy", "norm. entropy"),
+    ("positives_per_box", "YOLOv5 pos./box"),
+    ("boxes_without_positive", vocabulary.term("boxes_without_positive").column),
+    ("bpr", vocabulary.label("bpr")),
+    ("anchors_above_threshold", vocabulary.label("aat")),
+)
 
 
 def summary_rows(report: dict) -> list[dict]:
@@ -42,13 +51,22 @@ def summary_rows(report: dict) -> list[dict]:
         a = r.get("anchors") or {}
         aa = a.get("autoanchor") or {}
         ppi = a.get("positives_per_box") or {}
-        rows.append({
-            "split": name, "images": d["images"], "boxes": d["boxes"], "images_without_boxes": d["images_without_boxes"],
-            "classes_used": d["categories_used"], "imbalance_ratio": m.get("imbalance_ratio"), "gini": m.get("gini"),
-            "normalized_entropy": m.get("normalized_entropy"),
-            "positives_per_box": ppi.get("mean"), "boxes_without_positive": a.get("boxes_without_positive"),
-            "bpr": aa.get("bpr"), "anchors_above_threshold": aa.get("aat"),
-        })
+        rows.append(
+            {
+                "split": name,
+                "images": d["images"],
+                "boxes": d["boxes"],
+                "images_without_boxes": d["images_without_boxes"],
+                "classes_used": d["categories_used"],
+                "imbalance_ratio": m.get("imbalance_ratio"),
+                "gini": m.get("gini"),
+                "normalized_entropy": m.get("normalized_entropy"),
+                "positives_per_box": ppi.get("mean"),
+                "boxes_without_positive": a.get("boxes_without_positive"),
+                "bpr": aa.get("bpr"),
+                "anchors_above_threshold": aa.get("aat"),
+            }
+        )
     return rows
 
 
@@ -69,9 +87,12 @@ def distance_rows(report: dict) -> list[tuple[str, str]]:
     c = report.get("comparison")
     if not c:
         return []
-    rows = [("class distribution TV", _fmt(c["classes"]["tv"])), ("class distribution JS (nats)", _fmt(c["classes"]["js"])),
-            (f"classes only in {c['a']['name']}", _fmt(len(c["classes"]["only_in_a"]))),
-            (f"classes only in {c['b']['name']}", _fmt(len(c["classes"]["only_in_b"])))]
+    rows = [
+        ("class distribution TV", _fmt(c["classes"]["tv"])),
+        ("class distribution JS (nats)", _fmt(c["classes"]["js"])),
+        (f"classes only in {c['a']['name']}", _fmt(len(c["classes"]["only_in_a"]))),
+        (f"classes only in {c['b']['name']}", _fmt(len(c["classes"]["only_in_b"]))),
+    ]
     for key in ("relative_width", "relative_height", "relative_area"):
         s = c["scale"][key]
         rows.append((f"{key.replace('_', ' ')} W1 / TV", f"{_fmt(s['wasserstein'])} / {_fmt(s['tv'])}"))
@@ -86,8 +107,10 @@ def label_rows(report: dict, n: int = 5) -> list[str]:
     if lab.get("background_images") is not None:
         out.append(f"background images (no or empty label file): {lab['background_images']:,}")
     if lab.get("corrupt_image_count"):
-        out.append(f"corrupt images skipped as {lab.get('trainer', 'the trainer')} skips them: "
-                   f"{lab['corrupt_image_count']:,} (--strict makes them fatal)")
+        out.append(
+            f"corrupt images skipped as {lab.get('trainer', 'the trainer')} skips them: "
+            f"{lab['corrupt_image_count']:,} (--strict makes them fatal)"
+        )
         out.extend("  " + s for s in lab.get("corrupt", [])[:n])
         if lab["corrupt_image_count"] > n:
             out.append(f"  ... and {lab['corrupt_image_count'] - n:,} more (all listed in JSON)")
@@ -102,7 +125,6 @@ def render_terminal(report: dict, console=None, per_split: bool = True) -> None:
     """Print each split's report, then the side-by-side table, the distances and label findings."""
     from rich.console import Console
     from rich.table import Table
-
 
     console = console or Console()
     if per_split:
@@ -139,31 +161,64 @@ def render_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
 
     esc = html.escape
     head = "".join(f"<th{' class=n' if k != 'split' else ''}>{esc(lab)}</th>" for k, lab in _COLUMNS)
-    body = "".join("<tr>" + "".join(
-        f"<td><a href=\"{esc(row['split'])}/report.html\">{esc(row['split'])}</a></td>" if k == "split"
-        else f"<td class=n>{esc(_fmt(row[k]))}</td>" for k, _l in _COLUMNS) + "</tr>" for row in summary_rows(report))
-    sections = [Section("splits", "Splits side by side",
-                        f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
-                        "<p class='note'>Each split's own report (dataset, anchors, figures): its link.</p>")]
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td><a href="{esc(row["split"])}/report.html">{esc(row["split"])}</a></td>'
+            if k == "split"
+            else f"<td class=n>{esc(_fmt(row[k]))}</td>"
+            for k, _l in _COLUMNS
+        )
+        + "</tr>"
+        for row in summary_rows(report)
+    )
+    sections = [
+        Section(
+            "splits",
+            "Splits side by side",
+            f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+            "<p class='note'>Each split's own report (dataset, anchors, figures): its link.</p>",
+        )
+    ]
     dr = distance_rows(report)
     if dr:
         a, b = report["compared"]
-        sections.append(Section("distances", f"{a} vs {b}: distances",
-                                table([("distance", ""), ("value", "n")], ([(k, ""), (v, "n")] for k, v in dr))))
+        sections.append(
+            Section(
+                "distances",
+                f"{a} vs {b}: distances",
+                table([("distance", ""), ("value", "n")], ([(k, ""), (v, "n")] for k, v in dr)),
+            )
+        )
     lr = label_rows(report, n=20)
     if lr:
         sections.append(Section("labels", "Label files", "<pre>" + esc("\n".join(lr)) + "</pre>"))
     if figures:
         entries = [(anchor_id(name.rsplit(".", 1)[0]), title) for name, title, _png in figures]
-        sections.append(Section("figures", "Comparison figures", "".join(
-            figure_html(fid, png, title, "", name) for (fid, _t), (name, title, png) in zip(entries, figures)),
-            entries))
+        sections.append(
+            Section(
+                "figures",
+                "Comparison figures",
+                "".join(
+                    figure_html(fid, png, title, "", name) for (fid, _t), (name, title, png) in zip(entries, figures)
+                ),
+                entries,
+            )
+        )
     path = str(report.get("path") or "")
-    facts = [path, f"format {report.get('format')}", f"{len(report['order'])} splits: {', '.join(report['order'])}",
-             f"schema {report.get('schema', '')}"]
-    return render_page(kind="splits", title=f"Splits of {path.rsplit('/', 1)[-1] or 'the dataset'}", facts=facts,
-                       sections=sections, footer="Each split's full report sits in its own folder; all numbers are "
-                       "in splits.json.")
+    facts = [
+        path,
+        f"format {report.get('format')}",
+        f"{len(report['order'])} splits: {', '.join(report['order'])}",
+        f"schema {report.get('schema', '')}",
+    ]
+    return render_page(
+        kind="splits",
+        title=f"Splits of {path.rsplit('/', 1)[-1] or 'the dataset'}",
+        facts=facts,
+        sections=sections,
+        footer="Each split's full report sits in its own folder; all numbers are in splits.json.",
+    )
 
 
 def _figures(report: dict, dpi: int) -> list[tuple[str, str, bytes]]:
@@ -189,8 +244,9 @@ def report_files(report: dict, dpi: int = 110, box_tables: dict | None = None, g
     files: dict = {}
     for name in report["order"]:
         table = (box_tables or {}).get(name)
-        for fname, content in stats_report_files(report["splits"][name], dpi=dpi, box_table=table,
-                                                 gallery=gallery).items():
+        for fname, content in stats_report_files(
+            report["splits"][name], dpi=dpi, box_table=table, gallery=gallery
+        ).items():
             files[f"{name}/{fname}"] = content
     files["splits.json"] = dumps_json(report)
     files["splits.csv"] = pd.DataFrame(summary_rows(report)).to_csv(index=False)
@@ -200,8 +256,9 @@ def report_files(report: dict, dpi: int = 110, box_tables: dict | None = None, g
     return files
 
 
-def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110, box_tables: dict | None = None,
-                  gallery=None) -> list[Path]:
+def write_outputs(
+    report: dict, out_dir: str | os.PathLike, dpi: int = 110, box_tables: dict | None = None, gallery=None
+) -> list[Path]:
     """Write the splits report directory (see module docstring), all or nothing; return the written paths."""
     check_out_dir(out_dir)
     own = OWN_FILES + tuple(report["order"]) + tuple(f"{n}/{p}" for n in report["order"] for p in STATS_OWN_FILES)

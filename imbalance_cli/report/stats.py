@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
 from typing import Any
 
 from imbalance_cli.fileio import dumps_json
@@ -39,9 +38,23 @@ from imbalance_cli.report.tables import (
 from imbalance_cli.report.writer import check_out_dir, write_report
 
 #: Every file name a stats report directory may hold (replaced as a whole on the next run).
-OWN_FILES = ("stats.json", "report.html", "classes.csv", "measures.csv", "objects_per_image.csv",
-             "classes_per_image.csv", "scale_*.csv", "location.csv", "location_per_class.csv", "anchors_*.csv",
-             "fig*.png", "anchor_coverage.png", "boxes.parquet", "gallery_*.jpg", "gallery_*.png")
+OWN_FILES = (
+    "stats.json",
+    "report.html",
+    "classes.csv",
+    "measures.csv",
+    "objects_per_image.csv",
+    "classes_per_image.csv",
+    "scale_*.csv",
+    "location.csv",
+    "location_per_class.csv",
+    "anchors_*.csv",
+    "fig*.png",
+    "anchor_coverage.png",
+    "boxes.parquet",
+    "gallery_*.jpg",
+    "gallery_*.png",
+)
 
 
 def report_files(report: dict, dpi: int = 110, box_table=None, gallery: GalleryOptions | None = None) -> dict:
@@ -67,8 +80,9 @@ def report_files(report: dict, dpi: int = 110, box_table=None, gallery: GalleryO
     return files
 
 
-def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110, box_table=None,
-                  gallery: GalleryOptions | None = None) -> list[Path]:
+def write_outputs(
+    report: dict, out_dir: str | os.PathLike, dpi: int = 110, box_table=None, gallery: GalleryOptions | None = None
+) -> list[Path]:
     """Write the report directory and return the written paths (in writing order).
 
     Everything is rendered in memory first, so a failure while building (bad report, plotting
@@ -118,11 +132,17 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
     freq = lvis_groups_shown(report)
     if classes:
         if len(classes) <= 2 * top:
-            console.print(_class_table(f"Classes by instances (all {len(classes)}, survey Fig. 5a)", classes, 1,
-                                       total_instances, freq))
+            console.print(
+                _class_table(
+                    f"Classes by instances (all {len(classes)}, survey Fig. 5a)", classes, 1, total_instances, freq
+                )
+            )
         else:
-            console.print(_class_table(f"Top {top} classes by instances (survey Fig. 5a)", classes[:top], 1,
-                                       total_instances, freq))
+            console.print(
+                _class_table(
+                    f"Top {top} classes by instances (survey Fig. 5a)", classes[:top], 1, total_instances, freq
+                )
+            )
             start = len(classes) - top + 1
             console.print(_class_table(f"Bottom {top} classes", classes[-top:], start, total_instances, freq))
         groups = _group_line(report, classes)
@@ -175,8 +195,11 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
         t.add_column()
         for v in verdicts:
             level = str(v.get("level", ""))
-            t.add_row(str(v.get("type", "")).replace("_", "-"), Text(level.upper(), style=LEVEL_STYLE.get(level, "")),
-                      str(v.get("message", "")))
+            t.add_row(
+                str(v.get("type", "")).replace("_", "-"),
+                Text(level.upper(), style=LEVEL_STYLE.get(level, "")),
+                str(v.get("message", "")),
+            )
         console.print(t)
 
     # what to change ------------------------------------------------------------------------
@@ -243,8 +266,6 @@ def _class_table(title: str, classes: list[dict], start_rank: int, total: float,
             str(c.get("bags_group") or "–"),
         )
     return t
-
-
 
 
 def _group_line(report: dict, classes: list[dict]):

@@ -29,12 +29,20 @@ MEASURE_INFO: dict[str, tuple[str, str]] = {
 FREQUENCY_LABELS = {"r": "rare", "c": "common", "f": "frequent"}
 
 #: How the LVIS groups are named wherever they are shown: LVIS's thresholds, by image count.
-LVIS_GROUPS_TITLE = "LVIS frequency groups (LVIS's thresholds on images per class: rare ≤ 10, common 11–100, " \
-    "frequent > 100)"
+LVIS_GROUPS_TITLE = (
+    "LVIS frequency groups (LVIS's thresholds on images per class: rare ≤ 10, common 11–100, frequent > 100)"
+)
 
 #: Colours per verdict level, shared by terminal and HTML.
-LEVEL_STYLE = {"ok": "green", "moderate": "yellow", "severe": "bold red", "undetermined": "dim",
-               "better": "green", "trade-off": "yellow", "no gain": "bold red"}
+LEVEL_STYLE = {
+    "ok": "green",
+    "moderate": "yellow",
+    "severe": "bold red",
+    "undetermined": "dim",
+    "better": "green",
+    "trade-off": "yellow",
+    "no gain": "bold red",
+}
 
 _SPARK = "▁▂▃▄▅▆▇█"
 
@@ -93,8 +101,6 @@ def sorted_classes(report: dict) -> list[dict]:
         return (-num(c.get("instances")), -num(c.get("images")), _sortable(c.get("id")))
 
     return sorted(classes, key=key)
-
-
 
 
 def _sortable(v: Any):
@@ -210,8 +216,9 @@ def distribution_rows(report: dict, spark_width: int = 40) -> list[tuple[str, st
     label = size_groups_label(scale.get("size_groups_by"))
     if isinstance(groups, dict):
         total = sum(num(groups.get(k)) for k in ("small", "medium", "large"))
-        text = ", ".join(f"{k} {fmt_int(groups.get(k))} ({fmt_pct(groups.get(k), total)})"
-                         for k in ("small", "medium", "large"))
+        text = ", ".join(
+            f"{k} {fmt_int(groups.get(k))} ({fmt_pct(groups.get(k), total)})" for k in ("small", "medium", "large")
+        )
         rows.append((label, "Fig. 7", text, ""))
     elif "size_groups" in scale:
         rows.append((label, "Fig. 7", "not available (no image sizes)", ""))
@@ -238,7 +245,7 @@ def thresholds_text(anchors: dict) -> str | None:
     if not isinstance(th, dict):
         return None
     if th.get("anchor_t") is not None:
-        text = (f"width/height ratio test max(r, 1/r) < {fmt_num(th.get('anchor_t'))} (YOLOv5 anchor_t; no IoU)")
+        text = f"width/height ratio test max(r, 1/r) < {fmt_num(th.get('anchor_t'))} (YOLOv5 anchor_t; no IoU)"
         if th.get("offset_g") is not None:
             text += f", neighbour-cell offset {fmt_num(th.get('offset_g'))}"
         return text
@@ -281,12 +288,15 @@ def lvis_groups_text(report: dict, classes: list[dict] | None = None) -> list[st
     if not lvis_groups_shown(report):
         lines.append(f"LVIS frequency groups {scope.get('reason', 'hidden')}")
     elif freq:
-        lines.append(f"{LVIS_GROUPS_TITLE}: " + ", ".join(f"{FREQUENCY_LABELS[k]} {freq.get(k, 0)}"
-                                                           for k in ("r", "c", "f")))
+        lines.append(
+            f"{LVIS_GROUPS_TITLE}: " + ", ".join(f"{FREQUENCY_LABELS[k]} {freq.get(k, 0)}" for k in ("r", "c", "f"))
+        )
     own = _count(c.get("file_frequency") for c in classes)
     if own:
-        lines.append("the file's own LVIS frequency field: " + ", ".join(f"{FREQUENCY_LABELS[k]} {own.get(k, 0)}"
-                                                                         for k in ("r", "c", "f")))
+        lines.append(
+            "the file's own LVIS frequency field: "
+            + ", ".join(f"{FREQUENCY_LABELS[k]} {own.get(k, 0)}" for k in ("r", "c", "f"))
+        )
     return lines
 
 
@@ -299,7 +309,7 @@ def _count(values: Iterable[Any]) -> dict[str, int]:
 
 
 def disagreement_text(report: dict) -> str:
-    """"N classes whose file frequency differs ..." when the report lists disagreements, else "".
+    """ "N classes whose file frequency differs ..." when the report lists disagreements, else "".
 
     Nothing when the LVIS groups are hidden for the dataset's size (``frequency_scope``): the groups
     computed from so few images mostly reflect the size, so their disagreement with the file's own
@@ -310,8 +320,10 @@ def disagreement_text(report: dict) -> str:
         return ""
     names = ", ".join(str(d.get("name", d.get("id", ""))) for d in dis[:5] if isinstance(d, dict))
     more = f" and {len(dis) - 5} more" if len(dis) > 5 else ""
-    return (f"{len(dis)} class{'es' if len(dis) != 1 else ''} where the file's own LVIS frequency differs from "
-            f"the one computed from image counts: {names}{more}")
+    return (
+        f"{len(dis)} class{'es' if len(dis) != 1 else ''} where the file's own LVIS frequency differs from "
+        f"the one computed from image counts: {names}{more}"
+    )
 
 
 def anchor_summary_rows(anchors: dict) -> list[tuple[str, str]]:
@@ -322,8 +334,9 @@ def anchor_summary_rows(anchors: dict) -> list[tuple[str, str]]:
             rows.append((label, str(anchors.get(key))))
     text = thresholds_text(anchors)
     if text:
-        rows.append(("matching rule" if (anchors.get("thresholds") or {}).get("anchor_t") is not None
-                     else "thresholds", text))
+        rows.append(
+            ("matching rule" if (anchors.get("thresholds") or {}).get("anchor_t") is not None else "thresholds", text)
+        )
     per_image = anchors.get("per_image") if isinstance(anchors.get("per_image"), dict) else {}
     total = anchors.get("anchors")
     for key, label in (
@@ -358,8 +371,11 @@ def anchor_summary_rows(anchors: dict) -> list[tuple[str, str]]:
 
 
 #: Coverage-table columns: the key in a coverage row and the vocabulary term naming it.
-_COVERAGE_KEYS = (("without_positive", "boxes_without_positive"), ("below_positive_iou", "boxes_below_positive_iou"),
-                  ("below_negative", "boxes_below_negative"))
+_COVERAGE_KEYS = (
+    ("without_positive", "boxes_without_positive"),
+    ("below_positive_iou", "boxes_below_positive_iou"),
+    ("below_negative", "boxes_below_negative"),
+)
 
 
 def coverage_columns(anchors: dict) -> list[tuple[str, str]]:
@@ -375,8 +391,9 @@ def coverage_columns(anchors: dict) -> list[tuple[str, str]]:
 def coverage_caption(anchors: dict) -> str:
     """What the coverage columns mean, from the vocabulary (one line per column shown)."""
     terms = dict(_COVERAGE_KEYS)
-    return "\n".join(f"{vocabulary.term(terms[k]).column}: {vocabulary.meaning(terms[k])}"
-                     for k, _h in coverage_columns(anchors))
+    return "\n".join(
+        f"{vocabulary.term(terms[k]).column}: {vocabulary.meaning(terms[k])}" for k, _h in coverage_columns(anchors)
+    )
 
 
 def _no_iou(anchors: dict) -> bool:
@@ -453,8 +470,16 @@ def csv_tables(report: dict) -> dict[str, str]:
         for i, c in enumerate(classes):
             share = num(c.get("instances")) / total if total else None
             rows.append(
-                [i + 1, c.get("id"), c.get("name"), c.get("instances"), None if share is None else _clean(share),
-                 c.get("images"), c.get("frequency"), c.get("bags_group")]
+                [
+                    i + 1,
+                    c.get("id"),
+                    c.get("name"),
+                    c.get("instances"),
+                    None if share is None else _clean(share),
+                    c.get("images"),
+                    c.get("frequency"),
+                    c.get("bags_group"),
+                ]
                 + [c.get(k) for k in extra]
             )
         out["classes.csv"] = _csv(CLASS_COLUMNS + extra, rows)
@@ -463,8 +488,11 @@ def csv_tables(report: dict) -> dict[str, str]:
     if isinstance(measures, dict):
         out["measures.csv"] = _csv(
             ["measure", "value", "description"],
-            ((k, _clean(v) if isinstance(v, float) else v, MEASURE_INFO.get(k, (k, ""))[1])
-             for k, v in measures.items() if not isinstance(v, (dict, list))),
+            (
+                (k, _clean(v) if isinstance(v, float) else v, MEASURE_INFO.get(k, (k, ""))[1])
+                for k, v in measures.items()
+                if not isinstance(v, (dict, list))
+            ),
         )
 
     for key in ("objects_per_image", "classes_per_image"):
@@ -482,8 +510,10 @@ def csv_tables(report: dict) -> dict[str, str]:
             total = sum(num(groups.get(k)) for k in ("small", "medium", "large"))
             ranges = {"small": "< 32^2", "medium": "32^2 to < 96^2", "large": ">= 96^2"}
             measured = "area field (COCO eval)" if by == "area_field" else "box w*h"
-            rows = [[k, ranges[k], measured, groups.get(k), _clean(num(groups.get(k)) / total) if total else None]
-                    for k in ("small", "medium", "large")]
+            rows = [
+                [k, ranges[k], measured, groups.get(k), _clean(num(groups.get(k)) / total) if total else None]
+                for k in ("small", "medium", "large")
+            ]
             out["scale_size_groups.csv"] = _csv(["group", "area_range_px", "area_of", "boxes", "share"], rows)
 
     loc = report.get("location")
@@ -513,8 +543,17 @@ def _location_rows(counts: Any) -> list[list[Any]]:
     for y, row in enumerate(grid):
         n_x = len(row)
         for x, c in enumerate(row):
-            rows.append([y, x, round(y / n_y, 6), round((y + 1) / n_y, 6), round(x / n_x, 6), round((x + 1) / n_x, 6),
-                         _clean(float(c))])
+            rows.append(
+                [
+                    y,
+                    x,
+                    round(y / n_y, 6),
+                    round((y + 1) / n_y, 6),
+                    round(x / n_x, 6),
+                    round((x + 1) / n_x, 6),
+                    _clean(float(c)),
+                ]
+            )
     return rows
 
 
@@ -527,16 +566,23 @@ def _anchor_csvs(anchors: dict, classes: list[dict]) -> dict[str, str]:
     summary = []
     for k, v in anchors.items():  # scalars, and the scalars of nested dicts as "key.sub"
         if isinstance(v, dict):
-            if k in ("per_class_positive", "per_class_positive_per_image", "positives_per_instance",
-                     "instances_per_class", "coverage"):
+            if k in (
+                "per_class_positive",
+                "per_class_positive_per_image",
+                "positives_per_instance",
+                "instances_per_class",
+                "coverage",
+            ):
                 continue
             summary += [(f"{k}.{sk}", sv) for sk, sv in v.items() if not isinstance(sv, (dict, list))]
         elif not isinstance(v, list):
             summary.append((k, v))
     out["anchors_summary.csv"] = _csv(
         ["statistic", "value", "meaning"],
-        ((k, _clean(v) if isinstance(v, float) else v,
-          vocabulary.meaning(k) if k in vocabulary.TERMS else "") for k, v in summary)
+        (
+            (k, _clean(v) if isinstance(v, float) else v, vocabulary.meaning(k) if k in vocabulary.TERMS else "")
+            for k, v in summary
+        ),
     )
     levels = anchors.get("levels")
     if isinstance(levels, list) and levels:
@@ -553,8 +599,7 @@ def _anchor_csvs(anchors: dict, classes: list[dict]) -> dict[str, str]:
         for cid, count in pcp.items():
             c = by_id.get(str(cid), {})
             inst = num(c.get("instances"))
-            rows.append([cid, c.get("name"), count, c.get("instances"),
-                         _clean(num(count) / inst) if inst else None])
+            rows.append([cid, c.get("name"), count, c.get("instances"), _clean(num(count) / inst) if inst else None])
         rows.sort(key=lambda r: -num(r[2]))
         out["anchors_per_class.csv"] = _csv(
             ["category_id", "name", "positive_anchors", "instances", "positives_per_instance"], rows

@@ -34,7 +34,7 @@ def _smooth(v: np.ndarray, k: int) -> np.ndarray:
 
 def read_log(path) -> dict[str, np.ndarray]:
     """The JSONL training log as columns."""
-    rows = [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     keys = ("iter", "cls_loss", "reg_loss", "cls_grad_norm", "reg_grad_norm")
     return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in keys}
 
@@ -78,7 +78,13 @@ def per_class_scatter(instances, values, frequency, ylabel: str, title: str):
     for f, colour in _FREQ_COLOURS.items():
         sel = np.array([x == f for x in frequency]) & np.isfinite(vals)
         if sel.any():
-            ax.scatter(np.maximum(inst[sel], 0.8), vals[sel], c=colour, label={"r": "rare", "c": "common", "f": "frequent"}[f], s=22)
+            ax.scatter(
+                np.maximum(inst[sel], 0.8),
+                vals[sel],
+                c=colour,
+                label={"r": "rare", "c": "common", "f": "frequent"}[f],
+                s=22,
+            )
     ax.set_xscale("log")
     ax.set_xlabel("training instances")
     ax.set_ylabel(ylabel)
@@ -98,10 +104,26 @@ def write_all(out_dir, metrics: dict, log_path) -> list[Path]:
     cl = metrics["classes"]
     paths = [
         save_figure(loss_paces(read_log(log_path)), out / "loss_paces.png"),
-        save_figure(per_class_scatter(cl["train_instances"], metrics["AP_per_class"], cl["frequency"], "AP (held-out)",
-                                      "per-class AP vs training instances"), out / "ap_vs_instances.png"),
-        save_figure(per_class_scatter(cl["train_instances"], cl["weight_norm"], cl["frequency"], "classifier weight norm",
-                                      "classifier weight norms (BAGS Fig. 1)"), out / "weight_norms.png"),
+        save_figure(
+            per_class_scatter(
+                cl["train_instances"],
+                metrics["AP_per_class"],
+                cl["frequency"],
+                "AP (held-out)",
+                "per-class AP vs training instances",
+            ),
+            out / "ap_vs_instances.png",
+        ),
+        save_figure(
+            per_class_scatter(
+                cl["train_instances"],
+                cl["weight_norm"],
+                cl["frequency"],
+                "classifier weight norm",
+                "classifier weight norms (BAGS Fig. 1)",
+            ),
+            out / "weight_norms.png",
+        ),
     ]
     return paths
 
@@ -112,7 +134,9 @@ SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
 def summary_lines(metrics: dict) -> list[str]:
     """The terminal summary of ``metrics.json``: the AP line and AP per BAGS bin."""
     line = "  ".join(f"{k} {metrics[k]:.3f}" if metrics[k] == metrics[k] else f"{k} n/a" for k in SUMMARY_KEYS)
-    bins = ", ".join(f"{b['bin']}: {b['AP']:.3f}" if b["AP"] is not None else f"{b['bin']}: n/a" for b in metrics["AP_bins"])
+    bins = ", ".join(
+        f"{b['bin']}: {b['AP']:.3f}" if b["AP"] is not None else f"{b['bin']}: n/a" for b in metrics["AP_bins"]
+    )
     return [line, f"AP per BAGS bin (training instances) {bins}"]
 
 
@@ -123,8 +147,15 @@ class ProgressBar:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.p = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"),
-                          TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self.p = Progress(
+            TextColumn("train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[losses]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self.p.start()
         self.task = self.p.add_task("train", total=total, completed=done, losses="")
 

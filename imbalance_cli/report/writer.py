@@ -46,8 +46,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Union
 
 from imbalance_cli.errors import InputError
-from imbalance_cli.fileio import (MANIFEST, fsync_file, manifest_bytes, read_manifest, write_bytes_fsync,
-                                  write_error)
+from imbalance_cli.fileio import MANIFEST, fsync_file, manifest_bytes, read_manifest, write_bytes_fsync, write_error
 
 #: A file's content: bytes, text (written as UTF-8), or a function that writes the file at the path it is given.
 FileContent = Union[bytes, str, Callable[[Path], None]]
@@ -79,7 +78,7 @@ def _stale_of(name: str, out: Path) -> tuple[str, int] | None:
     for tag in (_TMP_TAG, _OLD_TAG):  # before the fixed-length names: .<out>.<tag>-<pid>-<random>
         prefix = f".{out.name}.{tag}-"
         if name.startswith(prefix):
-            pid = name[len(prefix):].split("-", 1)[0]
+            pid = name[len(prefix) :].split("-", 1)[0]
             return (tag, int(pid)) if pid.isdigit() else None
     return None
 
@@ -176,16 +175,25 @@ def resolve_out(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike] 
     elif real == cwd or real in cwd.parents:
         what = "the working directory or one of its parents"
     else:
-        what = next((f"the input {p} or a folder holding it" for p in inputs
-                     if real == _realpath(p) or real in _realpath(p).parents), None)
+        what = next(
+            (
+                f"the input {p} or a folder holding it"
+                for p in inputs
+                if real == _realpath(p) or real in _realpath(p).parents
+            ),
+            None,
+        )
     if what is not None:
-        raise InputError(f"--out must not be {what}{shown}: the report directory is swapped in whole; name a new "
-                         "subdirectory", path=os.fspath(out_dir))
+        raise InputError(
+            f"--out must not be {what}{shown}: the report directory is swapped in whole; name a new subdirectory",
+            path=os.fspath(out_dir),
+        )
     return real
 
 
-def check_out_dir(out_dir: str | os.PathLike, own: Iterable[str] | None = None,
-                  inputs: Iterable[str | os.PathLike] = ()) -> Path:
+def check_out_dir(
+    out_dir: str | os.PathLike, own: Iterable[str] | None = None, inputs: Iterable[str | os.PathLike] = ()
+) -> Path:
     """Check ``--out`` before any work; return its real path.
 
     Refuses (:class:`InputError`, one line) what :func:`resolve_out` refuses, an existing file, a path
@@ -239,10 +247,13 @@ def _refuse_foreign(entries: list[str], own: tuple[str, ...], new: set[str], out
     foreign = [rel for rel in entries if rel not in new and not _matches(rel, own) and not _stray_tmp(rel, own)]
     if foreign:
         what = f"a {kind} report" if kind else "this report"
-        raise InputError(f"is not empty and has no {MANIFEST} (the list of files this tool wrote there), so its "
-                         f"files cannot be told from yours: it holds '{foreign[0]}', which {what} does not write; "
-                         "name a new or empty directory (a report directory of an earlier version holding only "
-                         "report files is taken over)", path=os.fspath(out_dir))
+        raise InputError(
+            f"is not empty and has no {MANIFEST} (the list of files this tool wrote there), so its "
+            f"files cannot be told from yours: it holds '{foreign[0]}', which {what} does not write; "
+            "name a new or empty directory (a report directory of an earlier version holding only "
+            "report files is taken over)",
+            path=os.fspath(out_dir),
+        )
 
 
 @dataclass
@@ -270,14 +281,20 @@ def _plan(out: Path, files: Mapping[str, FileContent], own: tuple[str, ...], kin
     known = set(owned) | new
     for rel in sorted(dirs):
         if "/" in rel or rel in new or not any(p.startswith(rel + "/") for p in known):
-            raise InputError(f"holds a folder '{rel}' that this report does not write (the report directory is "
-                             "swapped in whole and carries files, not folders): move it or use a dedicated "
-                             "directory", path=os.fspath(out_dir))
+            raise InputError(
+                f"holds a folder '{rel}' that this report does not write (the report directory is "
+                "swapped in whole and carries files, not folders): move it or use a dedicated "
+                "directory",
+                path=os.fspath(out_dir),
+            )
     carry = [rel for rel, is_dir in entries if not is_dir and rel not in drop]
     clash = [rel for rel in carry if rel in new or rel in new_dirs]
     if clash:
-        raise InputError(f"holds '{clash[0]}', which this {kind} report writes but no earlier run wrote there (it is "
-                         f"not in {MANIFEST}): move it or choose another --out", path=os.fspath(out_dir))
+        raise InputError(
+            f"holds '{clash[0]}', which this {kind} report writes but no earlier run wrote there (it is "
+            f"not in {MANIFEST}): move it or choose another --out",
+            path=os.fspath(out_dir),
+        )
     kept = {rel: owned[rel] for rel in carry if rel in owned}
     return _Plan(carry, drop, {**kept, **dict.fromkeys(files, kind)})
 
@@ -306,8 +323,9 @@ def _rescue(old: Path, out: Path, drop: set[str]) -> None:
                 os.rename(old / rel, out / rel)
 
 
-def write_report(out_dir: str | os.PathLike, files: Mapping[str, FileContent], own: Iterable[str] = (),
-                 kind: str = "report") -> list[Path]:
+def write_report(
+    out_dir: str | os.PathLike, files: Mapping[str, FileContent], own: Iterable[str] = (), kind: str = "report"
+) -> list[Path]:
     """Write ``files`` as the report directory ``out_dir``, all or nothing; return the final paths.
 
     ``files`` maps file names to their content; a name may hold one folder level
@@ -341,8 +359,9 @@ def _write(out: Path, files: Mapping[str, FileContent], own: tuple[str, ...], ki
     try:
         tmp.mkdir()
     except OSError as e:
-        raise write_error(out_dir, e, f"the report (it is built in a hidden folder in {parent}, then swapped "
-                          "in)") from None
+        raise write_error(
+            out_dir, e, f"the report (it is built in a hidden folder in {parent}, then swapped in)"
+        ) from None
     try:
         _fill(tmp, files, plan, out)
         if out.is_dir():

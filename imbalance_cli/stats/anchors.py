@@ -37,25 +37,39 @@ from typing import Any
 
 import numpy as np
 
+from imbalance_cli import dist
 from imbalance_cli.anchors import phases
 from imbalance_cli.anchors.culled import ChunkStats, culled_chunk_statistics
 from imbalance_cli.anchors.dense import dense_match_dataset
 from imbalance_cli.anchors.generator import F32, box_keep, level_layout, num_anchors, scale_boxes
 from imbalance_cli.anchors.layouts import ImageLayouts
 from imbalance_cli.anchors.rules import IDX, MatchOutput
-from imbalance_cli import dist
 from imbalance_cli.anchors.run import Chunk, chunk_bounds, make_chunks, match_chunk, run_chunks
 from imbalance_cli.data.dataset import Dataset
-from imbalance_cli.stats.geometry import SIZE_GROUPS, check_size_by, size_group_codes
-from imbalance_cli.stats.geometry import iou_counts as _hist, iou_edges as _edges
-from imbalance_cli.specs import (
-    DEFAULT_NEGATIVE_IOU_SAMPLE, DEFAULT_SPATIAL_BINS, AnchorSpec, resolve_device, resolve_semantics,
-)
 from imbalance_cli.errors import InputError
+from imbalance_cli.specs import (
+    DEFAULT_NEGATIVE_IOU_SAMPLE,
+    DEFAULT_SPATIAL_BINS,
+    AnchorSpec,
+    resolve_device,
+    resolve_semantics,
+)
+from imbalance_cli.stats.geometry import SIZE_GROUPS, check_size_by, size_group_codes
+from imbalance_cli.stats.geometry import iou_counts as _hist
+from imbalance_cli.stats.geometry import iou_edges as _edges
 
-__all__ = ["anchor_statistics", "label_anchors", "AnchorLabels", "AnchorAccumulator", "chunk_statistics",
-           "spatial_histogram", "DEFAULT_NEGATIVE_IOU_SAMPLE", "SPATIAL_BINS",
-           "resolve_device", "resolve_semantics"]
+__all__ = [
+    "anchor_statistics",
+    "label_anchors",
+    "AnchorLabels",
+    "AnchorAccumulator",
+    "chunk_statistics",
+    "spatial_histogram",
+    "DEFAULT_NEGATIVE_IOU_SAMPLE",
+    "SPATIAL_BINS",
+    "resolve_device",
+    "resolve_semantics",
+]
 
 SPATIAL_BINS = DEFAULT_SPATIAL_BINS
 SPATIAL_RANGE = (-1.0, 1.0)
@@ -73,7 +87,7 @@ def _blocked_hist(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """:func:`_hist` of ``values`` taken block by block (float64 temporaries O(block))."""
     counts = np.zeros(len(edges) - 1, np.int64)
     for a in range(0, len(values), SETUP_BLOCK):
-        counts += _hist(values[a:a + SETUP_BLOCK].astype(np.float64), edges)
+        counts += _hist(values[a : a + SETUP_BLOCK].astype(np.float64), edges)
     return counts
 
 
@@ -89,6 +103,7 @@ def _spec(anchors: Any, spec: AnchorSpec | None, options: dict) -> AnchorSpec:
 # ----------------------------------------------------------------------------------------------
 # inputs shared by every pass
 # ----------------------------------------------------------------------------------------------
+
 
 class ScaledBoxes:
     """The valid boxes (in ``order``) scaled into the resized image, computed per slice, never all at once.
@@ -119,31 +134,32 @@ class ScaledBoxes:
         """Every scaled box, float32 ``(N, 4)``, filled block by block."""
         out = np.empty((len(self), 4), F32)
         for a in range(0, len(self), SETUP_BLOCK):
-            out[a:a + SETUP_BLOCK] = self[a:a + SETUP_BLOCK]
+            out[a : a + SETUP_BLOCK] = self[a : a + SETUP_BLOCK]
         return out
 
 
 @dataclass
 class _Inputs:
-    order: np.ndarray        # valid box indices grouped by image
-    box_image: np.ndarray    # their image rows (sorted)
-    box_start: np.ndarray    # (n_img + 1,) first box of each image in ``order``
+    order: np.ndarray  # valid box indices grouped by image
+    box_image: np.ndarray  # their image rows (sorted)
+    box_start: np.ndarray  # (n_img + 1,) first box of each image in ``order``
     padded_h: np.ndarray
     padded_w: np.ndarray
-    scaled: ScaledBoxes      # boxes in the resized image, per slice
+    scaled: ScaledBoxes  # boxes in the resized image, per slice
 
 
 def _inputs(dataset: Dataset, spec: AnchorSpec) -> _Inputs:
     """Valid boxes grouped by image, padded sizes, and the scaled boxes (lazily): O(boxes) integers only."""
     if not dataset.has_image_sizes:
-        raise InputError("anchor statistics need image sizes (pass an image sizes file or --anchors none)",
-                         path=dataset.path)
+        raise InputError(
+            "anchor statistics need image sizes (pass an image sizes file or --anchors none)", path=dataset.path
+        )
     H, W = dataset.heights, dataset.widths
     ph, pw = spec.check_images(H, W, dataset.image_ids, path=dataset.path)
     valid = dataset.valid_mask()
     if spec.preset.box_rule != "torchvision":  # torchvision keeps every valid box; others filter, block by block
         for a in range(0, len(valid), SETUP_BLOCK):
-            v = a + np.flatnonzero(valid[a:a + SETUP_BLOCK])
+            v = a + np.flatnonzero(valid[a : a + SETUP_BLOCK])
             bi = dataset.box_image[v]
             ints = None if dataset.integer_boxes is None else dataset.integer_boxes[v]
             valid[v] = box_keep(spec.preset, dataset.boxes[v], H[bi], W[bi], dataset.area[v], ints)
@@ -156,6 +172,7 @@ def _inputs(dataset: Dataset, spec: AnchorSpec) -> _Inputs:
 # ----------------------------------------------------------------------------------------------
 # labels (one pass, every positive kept): label_anchors
 # ----------------------------------------------------------------------------------------------
+
 
 @dataclass
 class AnchorLabels:
@@ -191,9 +208,17 @@ def _label_task(spec: AnchorSpec, chunk: Chunk) -> MatchOutput:
     return match_chunk(spec, chunk)
 
 
-def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any = None,
-                  device: Any = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
-                  engine: Any = None, spec: AnchorSpec | None = None) -> AnchorLabels:
+def label_anchors(
+    dataset: Dataset,
+    anchors: Any = "retinanet",
+    *,
+    matcher: Any = None,
+    device: Any = "auto",
+    pos_iou: float | None = None,
+    neg_iou: float | None = None,
+    engine: Any = None,
+    spec: AnchorSpec | None = None,
+) -> AnchorLabels:
     """Label every anchor of every image with the preset's matcher, keeping every positive.
 
     Boxes are the valid ones, resized like torchvision's ``GeneralizedRCNNTransform``; the culled
@@ -202,8 +227,9 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
     :class:`InputError` without image sizes or for bad options. Memory grows with the number of
     positives; :func:`anchor_statistics` keeps only fixed-size accumulators.
     """
-    spec = _spec(anchors, spec, {"matcher": matcher, "device": device, "pos_iou": pos_iou, "neg_iou": neg_iou,
-                                 "engine": engine})
+    spec = _spec(
+        anchors, spec, {"matcher": matcher, "device": device, "pos_iou": pos_iou, "neg_iou": neg_iou, "engine": engine}
+    )
     inp = _inputs(dataset, spec)
     n_img, N = dataset.num_images, len(inp.order)
     parts: list[tuple[int, int, MatchOutput]] = []
@@ -216,40 +242,72 @@ def label_anchors(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any 
 
     def fold(i0: int, b0: int, r: MatchOutput) -> None:
         parts.append((i0, b0, r))
-        ignored[i0:i0 + len(r.ignored_per_image)] = r.ignored_per_image
+        ignored[i0 : i0 + len(r.ignored_per_image)] = r.ignored_per_image
         nb = len(r.box_max_iou)
-        box_max[b0:b0 + nb], box_best[b0:b0 + nb], box_best_level[b0:b0 + nb] = \
-            r.box_max_iou, r.box_best_anchor, r.box_best_level
-        box_ignored[b0:b0 + nb] = r.box_ignored
+        box_max[b0 : b0 + nb], box_best[b0 : b0 + nb], box_best_level[b0 : b0 + nb] = (
+            r.box_max_iou,
+            r.box_best_anchor,
+            r.box_best_level,
+        )
+        box_ignored[b0 : b0 + nb] = r.box_ignored
         fallback[0] += int(r.fallback_images)
 
     bounds = dist.shard(chunk_bounds(n_img, dist.chunk_images_for_ranks(n_img, spec.chunk_images)))
-    run_chunks(spec, make_chunks(bounds, inp.box_start, inp.scaled, inp.box_image, inp.padded_h, inp.padded_w),
-               _label_task, fold, num_chunks=len(bounds), num_images=n_img, description="anchors")
+    run_chunks(
+        spec,
+        make_chunks(bounds, inp.box_start, inp.scaled, inp.box_image, inp.padded_h, inp.padded_w),
+        _label_task,
+        fold,
+        num_chunks=len(bounds),
+        num_images=n_img,
+        description="anchors",
+    )
     if dist.active():  # under torchrun: every rank's positives, folded in image order (= one process)
         gathered = [p for ps in dist.all_gather_objects(parts) for p in ps]
         parts.clear()
         fallback[0] = 0
         for p in sorted(gathered, key=lambda p: p[0]):
             fold(*p)
-    cat = lambda f, dt: (np.concatenate([f(i0, b0, r) for i0, b0, r in parts]).astype(dt) if parts
-                         else np.zeros(0, dt))
-    res = MatchOutput(cat(lambda i0, b0, r: r.pos_image.astype(np.int64) + i0, IDX),
-                      cat(lambda i0, b0, r: r.pos_anchor, np.int64), cat(lambda i0, b0, r: r.pos_level, np.int8),
-                      cat(lambda i0, b0, r: r.pos_box.astype(np.int64) + b0, IDX),
-                      cat(lambda i0, b0, r: r.pos_iou, F32), ignored, box_max, box_best, box_best_level, fallback[0],
-                      box_ignored=box_ignored)
-    return AnchorLabels(spec.preset, spec.semantics, spec.device, spec.engine, inp.order, inp.box_image,
-                        inp.padded_h, inp.padded_w, num_anchors(spec.preset, inp.padded_h, inp.padded_w),
-                        inp.scaled.materialise(), res)
+
+    def cat(f, dt):
+        return np.concatenate([f(i0, b0, r) for i0, b0, r in parts]).astype(dt) if parts else np.zeros(0, dt)
+
+    res = MatchOutput(
+        cat(lambda i0, b0, r: r.pos_image.astype(np.int64) + i0, IDX),
+        cat(lambda i0, b0, r: r.pos_anchor, np.int64),
+        cat(lambda i0, b0, r: r.pos_level, np.int8),
+        cat(lambda i0, b0, r: r.pos_box.astype(np.int64) + b0, IDX),
+        cat(lambda i0, b0, r: r.pos_iou, F32),
+        ignored,
+        box_max,
+        box_best,
+        box_best_level,
+        fallback[0],
+        box_ignored=box_ignored,
+    )
+    return AnchorLabels(
+        spec.preset,
+        spec.semantics,
+        spec.device,
+        spec.engine,
+        inp.order,
+        inp.box_image,
+        inp.padded_h,
+        inp.padded_w,
+        num_anchors(spec.preset, inp.padded_h, inp.padded_w),
+        inp.scaled.materialise(),
+        res,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # statistics: per-chunk reduction and fixed-size accumulators
 # ----------------------------------------------------------------------------------------------
 
-def spatial_histogram(preset, res: MatchOutput, sb: np.ndarray, ph: np.ndarray, pw: np.ndarray,
-                      bins: int) -> tuple[np.ndarray, int]:
+
+def spatial_histogram(
+    preset, res: MatchOutput, sb: np.ndarray, ph: np.ndarray, pw: np.ndarray, bins: int
+) -> tuple[np.ndarray, int]:
     """2-D histogram (rows = y) of positives' top-left corners in their box's normalised frame (Fig. 14).
 
     Bins are ``bins`` equal steps over :data:`SPATIAL_RANGE` per axis; corners outside are counted
@@ -316,14 +374,32 @@ def _culled_statistics(spec: AnchorSpec, chunk: Chunk) -> dict:
     preset = spec.preset
     prev = phases.switch("labelling")
     C = int(chunk.extra["num_classes"][0]) if "num_classes" in chunk.extra else 0
-    st = ChunkStats(chunk.extra["box_class"], C, preset.num_levels, chunk.extra["in_sample"], _edges(1.0),
-                    preset.pos_iou, _neg_edges(spec), spec.spatial_bins, SPATIAL_RANGE)
-    out, fallback = culled_chunk_statistics(preset, spec.semantics, chunk.boxes, chunk.box_image, chunk.padded_h,
-                                            chunk.padded_w, st)
+    st = ChunkStats(
+        chunk.extra["box_class"],
+        C,
+        preset.num_levels,
+        chunk.extra["in_sample"],
+        _edges(1.0),
+        preset.pos_iou,
+        _neg_edges(spec),
+        spec.spatial_bins,
+        SPATIAL_RANGE,
+    )
+    out, fallback = culled_chunk_statistics(
+        preset, spec.semantics, chunk.boxes, chunk.box_image, chunk.padded_h, chunk.padded_w, st
+    )
     if len(fallback):
-        res, _, _ = dense_match_dataset(preset, chunk.boxes, chunk.box_image, chunk.padded_h, chunk.padded_w,
-                                        semantics=spec.semantics, device="cpu", images=fallback,
-                                        progress_description=None)
+        res, _, _ = dense_match_dataset(
+            preset,
+            chunk.boxes,
+            chunk.box_image,
+            chunk.padded_h,
+            chunk.padded_w,
+            semantics=spec.semantics,
+            device="cpu",
+            images=fallback,
+            progress_description=None,
+        )
         res.fallback_images = len(fallback)
         fb = _match_statistics(spec, chunk, res, np.intersect1d(fallback, np.flatnonzero(chunk.extra["in_sample"])))
         start = np.searchsorted(chunk.box_image, np.arange(chunk.num_images + 1))
@@ -352,7 +428,8 @@ def _match_statistics(spec: AnchorSpec, chunk: Chunk, res: MatchOutput, sample: 
     out = {
         "foreground": np.bincount(res.pos_image, minlength=n).astype(np.int64),
         "ignored": np.asarray(res.ignored_per_image, np.int64),
-        "box_max_iou": res.box_max_iou, "box_best_level": np.asarray(res.box_best_level, np.int64),
+        "box_max_iou": res.box_max_iou,
+        "box_best_level": np.asarray(res.box_best_level, np.int64),
         "box_positives": np.bincount(res.pos_box, minlength=nb).astype(np.int64),
         "box_ignored": np.asarray(res.box_ignored, np.int64),
         "per_class": np.bincount(chunk.extra["box_class"][res.pos_box], minlength=C).astype(np.int64),
@@ -362,16 +439,26 @@ def _match_statistics(spec: AnchorSpec, chunk: Chunk, res: MatchOutput, sample: 
         "fallback": int(res.fallback_images),
     }
     phases.switch("histograms")
-    out["spatial"], out["outside"] = spatial_histogram(preset, res, chunk.boxes, chunk.padded_h, chunk.padded_w,
-                                                       spec.spatial_bins)
+    out["spatial"], out["outside"] = spatial_histogram(
+        preset, res, chunk.boxes, chunk.padded_h, chunk.padded_w, spec.spatial_bins
+    )
     edges = _neg_edges(spec)
     if preset.assigner != "max_iou":  # ATSS / FCOS / YOLOv5: negatives have no IoU band to histogram
         sample = sample[:0]
     neg_t = F32(edges[-1])
     if neg_t > 0 and len(sample):
-        _, c, z = dense_match_dataset(preset, chunk.boxes, chunk.box_image, chunk.padded_h, chunk.padded_w,
-                                      semantics=spec.semantics, device=spec.device, images=sample,
-                                      negative_edges=edges, progress_description=None)
+        _, c, z = dense_match_dataset(
+            preset,
+            chunk.boxes,
+            chunk.box_image,
+            chunk.padded_h,
+            chunk.padded_w,
+            semantics=spec.semantics,
+            device=spec.device,
+            images=sample,
+            negative_edges=edges,
+            progress_description=None,
+        )
         out["negative"], out["zero"] = np.asarray(c, np.int64), int(z)
     else:
         out["negative"], out["zero"] = np.zeros(len(edges) - 1, np.int64), 0
@@ -385,8 +472,9 @@ class AnchorAccumulator:
     :meth:`fold` adds one chunk's :func:`chunk_statistics` result at its image and box offsets.
     """
 
-    def __init__(self, num_images: int, num_boxes: int, num_classes: int, num_levels: int, spatial_bins: int,
-                 negative_bins: int):
+    def __init__(
+        self, num_images: int, num_boxes: int, num_classes: int, num_levels: int, spatial_bins: int, negative_bins: int
+    ):
         self.foreground = np.zeros(num_images, np.int64)
         self.ignored = np.zeros(num_images, np.int64)
         self.box_max_iou = np.zeros(num_boxes, F32)
@@ -406,12 +494,12 @@ class AnchorAccumulator:
     def fold(self, image_start: int, box_start: int, part: dict) -> None:
         """Add one chunk's partial result."""
         n, nb = len(part["foreground"]), len(part["box_max_iou"])
-        self.foreground[image_start:image_start + n] = part["foreground"]
-        self.ignored[image_start:image_start + n] = part["ignored"]
-        self.box_max_iou[box_start:box_start + nb] = part["box_max_iou"]
-        self.box_best_level[box_start:box_start + nb] = part["box_best_level"]
-        self.box_positives[box_start:box_start + nb] = part["box_positives"]
-        self.box_ignored[box_start:box_start + nb] = part["box_ignored"]
+        self.foreground[image_start : image_start + n] = part["foreground"]
+        self.ignored[image_start : image_start + n] = part["ignored"]
+        self.box_max_iou[box_start : box_start + nb] = part["box_max_iou"]
+        self.box_best_level[box_start : box_start + nb] = part["box_best_level"]
+        self.box_positives[box_start : box_start + nb] = part["box_positives"]
+        self.box_ignored[box_start : box_start + nb] = part["box_ignored"]
         self.per_class += part["per_class"]
         self.per_level += part["per_level"]
         self.positive_iou += part["positive_iou"]
@@ -430,17 +518,42 @@ class AnchorAccumulator:
         """
         if not dist.active():
             return
-        dist.sum_arrays(self.foreground, self.ignored, self.box_max_iou, self.box_best_level, self.box_positives,
-                        self.box_ignored, self.per_class, self.per_level, self.positive_iou, self.spatial, self.negative)
+        dist.sum_arrays(
+            self.foreground,
+            self.ignored,
+            self.box_max_iou,
+            self.box_best_level,
+            self.box_positives,
+            self.box_ignored,
+            self.per_class,
+            self.per_level,
+            self.positive_iou,
+            self.spatial,
+            self.negative,
+        )
         self.low_quality, self.fallback, self.outside, self.zero = dist.sum_scalars(
-            self.low_quality, self.fallback, self.outside, self.zero)
+            self.low_quality, self.fallback, self.outside, self.zero
+        )
 
 
-def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: Any = None,
-                      device: Any = "auto", pos_iou: float | None = None, neg_iou: float | None = None,
-                      negative_iou_sample: int | str | None = None, seed: int = 0, engine: Any = None,
-                      spatial_bins: int = SPATIAL_BINS, chunk_images: Any = "default", workers: int | None = None,
-                      spec: AnchorSpec | None = None, size_by: str = "box", box_arrays: dict | None = None) -> dict:
+def anchor_statistics(
+    dataset: Dataset,
+    anchors: Any = "retinanet",
+    *,
+    matcher: Any = None,
+    device: Any = "auto",
+    pos_iou: float | None = None,
+    neg_iou: float | None = None,
+    negative_iou_sample: int | str | None = None,
+    seed: int = 0,
+    engine: Any = None,
+    spatial_bins: int = SPATIAL_BINS,
+    chunk_images: Any = "default",
+    workers: int | None = None,
+    spec: AnchorSpec | None = None,
+    size_by: str = "box",
+    box_arrays: dict | None = None,
+) -> dict:
     """Anchor statistics of ``dataset`` (see module docstring); returns the report's ``anchors`` dict.
 
     Pass a built ``spec`` (:meth:`imbalance_cli.specs.AnchorSpec.build`, or an ``AnchorSpec`` as
@@ -465,9 +578,17 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     """
     t0 = time.perf_counter()
     check_size_by(size_by)
-    opts = {"matcher": matcher, "device": device, "pos_iou": pos_iou, "neg_iou": neg_iou, "engine": engine,
-            "negative_iou_sample": negative_iou_sample, "seed": seed, "spatial_bins": spatial_bins,
-            "workers": workers}
+    opts = {
+        "matcher": matcher,
+        "device": device,
+        "pos_iou": pos_iou,
+        "neg_iou": neg_iou,
+        "engine": engine,
+        "negative_iou_sample": negative_iou_sample,
+        "seed": seed,
+        "spatial_bins": spatial_bins,
+        "workers": workers,
+    }
     if chunk_images != "default":
         opts["chunk_images"] = chunk_images
     if spec is None and not isinstance(anchors, AnchorSpec):
@@ -500,8 +621,16 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     acc = AnchorAccumulator(n_img, len(order), C, L, spec.spatial_bins, len(neg_edges) - 1)
     chunk = dist.chunk_images_for_ranks(n_img, _chunk_for_workers(n_img, spec))
     bounds = dist.shard(chunk_bounds(n_img, chunk))  # this rank's chunks
-    chunks = make_chunks(bounds, inp.box_start, inp.scaled, bimg, ph, pw, per_box={"box_class": cat_of_box},
-                         per_image={"in_sample": in_sample})
+    chunks = make_chunks(
+        bounds,
+        inp.box_start,
+        inp.scaled,
+        bimg,
+        ph,
+        pw,
+        per_box={"box_class": cat_of_box},
+        per_image={"in_sample": in_sample},
+    )
 
     def with_classes(it):
         nc = np.array([C], np.int64)
@@ -509,8 +638,15 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
             ch.extra["num_classes"] = nc
             yield ch
 
-    run_chunks(spec, with_classes(chunks), chunk_statistics, acc.fold, num_chunks=len(bounds), num_images=n_img,
-               description=f"anchors ({spec.engine})")
+    run_chunks(
+        spec,
+        with_classes(chunks),
+        chunk_statistics,
+        acc.fold,
+        num_chunks=len(bounds),
+        num_images=n_img,
+        description=f"anchors ({spec.engine})",
+    )
     acc.all_reduce()  # under torchrun: every rank's chunks summed (a no-op in one process)
     prev_phase = phases.switch("accumulators")  # the report from the accumulators
 
@@ -538,15 +674,32 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
             for lv, lay in enumerate(level_layout(preset, int(h), int(w))):
                 lev_anchors[lv] += lay.count * int(cnt)
     lev_best = np.bincount(acc.box_best_level, minlength=L) if len(acc.box_best_level) else np.zeros(L, np.int64)
-    levels = [{"name": preset.level_names[lv], "stride": int(preset.strides[lv]), "anchors": int(lev_anchors[lv]),
-               "foreground": int(acc.per_level[lv]), "best_level_boxes": int(lev_best[lv])} for lv in range(L)]
+    levels = [
+        {
+            "name": preset.level_names[lv],
+            "stride": int(preset.strides[lv]),
+            "anchors": int(lev_anchors[lv]),
+            "foreground": int(acc.per_level[lv]),
+            "best_level_boxes": int(lev_best[lv]),
+        }
+        for lv in range(L)
+    ]
 
     # ---- IoU histograms
     pos_edges = _edges(1.0)
-    positive_iou = {"edges": pos_edges.tolist(), "counts": acc.positive_iou.tolist(),
-                    "low_quality": int(acc.low_quality)}
-    negative_iou = {"edges": neg_edges.tolist(), "counts": [int(v) for v in acc.negative], "zero": int(acc.zero),
-                    "sample_images": int(sample_n), "exact": bool(sample_n == n_img), "seed": int(spec.seed)}
+    positive_iou = {
+        "edges": pos_edges.tolist(),
+        "counts": acc.positive_iou.tolist(),
+        "low_quality": int(acc.low_quality),
+    }
+    negative_iou = {
+        "edges": neg_edges.tolist(),
+        "counts": [int(v) for v in acc.negative],
+        "zero": int(acc.zero),
+        "sample_images": int(sample_n),
+        "exact": bool(sample_n == n_img),
+        "seed": int(spec.seed),
+    }
     box_max = acc.box_max_iou
     box_best_hist = {"edges": pos_edges.tolist(), "counts": _blocked_hist(box_max, pos_edges).tolist()}
 
@@ -560,8 +713,11 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     sg = _size_group(dataset, order, size_by)
 
     def counts_of(m):
-        row = {"boxes": int(m.sum()), "without_positive": int((no_pos & m).sum()),
-               "ignored_only": int((ign_only & m).sum())}
+        row = {
+            "boxes": int(m.sum()),
+            "without_positive": int((no_pos & m).sum()),
+            "ignored_only": int((ign_only & m).sum()),
+        }
         if below_pos is not None:
             row["below_positive_iou"] = int((below_pos & m).sum())
         row["below_negative"] = int((below & m).sum())
@@ -569,9 +725,16 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
 
     by_size = {key: counts_of(sg == i) for i, key in enumerate(SIZE_GROUPS)}
     cov_class = {}
-    by_cat = {k: np.bincount(cat_of_box[m], minlength=C) for k, m in
-              (("without_positive", no_pos), ("ignored_only", ign_only), ("below_positive_iou", below_pos),
-                            ("below_negative", below)) if m is not None}
+    by_cat = {
+        k: np.bincount(cat_of_box[m], minlength=C)
+        for k, m in (
+            ("without_positive", no_pos),
+            ("ignored_only", ign_only),
+            ("below_positive_iou", below_pos),
+            ("below_negative", below),
+        )
+        if m is not None
+    }
     for ci, cid in enumerate(cat_ids):
         if inst[ci]:
             cov_class[cid] = {"boxes": int(inst[ci]), **{k: int(v[ci]) for k, v in by_cat.items()}}
@@ -580,20 +743,44 @@ def anchor_statistics(dataset: Dataset, anchors: Any = "retinanet", *, matcher: 
     # ---- relative spatial distribution of positives (Fig. 14)
     lo, hi = SPATIAL_RANGE
     bins = spec.spatial_bins
-    spatial = {"bins": bins, "range": [lo, hi], "edges": np.linspace(lo, hi, bins + 1).tolist(),
-               "counts": acc.spatial.tolist(), "outside": int(acc.outside)}
+    spatial = {
+        "bins": bins,
+        "range": [lo, hi],
+        "edges": np.linspace(lo, hi, bins + 1).tolist(),
+        "counts": acc.spatial.tolist(),
+        "outside": int(acc.outside),
+    }
 
     per_image = {"anchors": total / n, "foreground": fg / n, "background": bg / n, "ignored": ign / n}
     if box_arrays is not None:
-        box_arrays.update(order=order, max_iou=box_max, best_level=acc.box_best_level, positives=acc.box_positives,
-                       ignored=acc.box_ignored, size_group=sg, scaled=inp.scaled, preset=preset)
+        box_arrays.update(
+            order=order,
+            max_iou=box_max,
+            best_level=acc.box_best_level,
+            positives=acc.box_positives,
+            ignored=acc.box_ignored,
+            size_group=sg,
+            scaled=inp.scaled,
+            preset=preset,
+        )
     phases.switch(prev_phase)
     return {
-        "preset": preset.name, "assigner": preset.assigner, "matcher": semantics, "device": spec.device, "engine": spec.engine,
-        "thresholds": {"pos_iou": float(preset.pos_iou), "neg_iou": neg_f,
-                       "allow_low_quality": bool(preset.allow_low_quality)},
-        "images": int(n_img), "boxes": int(len(order)),
-        "anchors": total, "foreground": fg, "background": bg, "ignored": ign,
+        "preset": preset.name,
+        "assigner": preset.assigner,
+        "matcher": semantics,
+        "device": spec.device,
+        "engine": spec.engine,
+        "thresholds": {
+            "pos_iou": float(preset.pos_iou),
+            "neg_iou": neg_f,
+            "allow_low_quality": bool(preset.allow_low_quality),
+        },
+        "images": int(n_img),
+        "boxes": int(len(order)),
+        "anchors": total,
+        "foreground": fg,
+        "background": bg,
+        "ignored": ign,
         "per_image": per_image,
         "per_class_positive": per_class_positive,
         "per_class_positive_per_image": {cid: int(v) / n for cid, v in zip(cat_ids, pos_per_class)},

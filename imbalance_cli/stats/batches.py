@@ -49,8 +49,14 @@ def _summary(x: np.ndarray) -> dict:
     x = np.asarray(x, dtype=np.float64)
     if len(x) == 0:
         return {"mean": None, "min": None, "p5": None, "median": None, "p95": None, "max": None}
-    return {"mean": float(x.mean()), "min": float(x.min()), "p5": float(np.percentile(x, 5)),
-            "median": float(np.median(x)), "p95": float(np.percentile(x, 95)), "max": float(x.max())}
+    return {
+        "mean": float(x.mean()),
+        "min": float(x.min()),
+        "p5": float(np.percentile(x, 5)),
+        "median": float(np.median(x)),
+        "p95": float(np.percentile(x, 95)),
+        "max": float(x.max()),
+    }
 
 
 def class_image_index(dataset, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +69,13 @@ def class_image_index(dataset, valid: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return offsets, img
 
 
-def epoch_order(sampler: str, rng: np.random.Generator, num_images: int, image_factors: np.ndarray | None = None,
-                class_index: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def epoch_order(
+    sampler: str,
+    rng: np.random.Generator,
+    num_images: int,
+    image_factors: np.ndarray | None = None,
+    class_index: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """Image indices of one epoch under ``sampler`` (see module docstring)."""
     if sampler == "uniform":
         return rng.permutation(num_images)
@@ -85,8 +96,9 @@ def epoch_order(sampler: str, rng: np.random.Generator, num_images: int, image_f
     raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
 
 
-def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: float | None = None,
-                  neg_iou: float | None = None) -> dict:
+def anchor_counts(
+    dataset, anchors: str, matcher: str | None = None, pos_iou: float | None = None, neg_iou: float | None = None
+) -> dict:
     """Per-image anchor labels counted with the anchor engine (the labelling ``imbalance stats`` reports).
 
     One :func:`imbalance_cli.stats.anchors.label_anchors` pass (the engine ``imbalance stats`` uses:
@@ -116,21 +128,36 @@ def anchor_counts(dataset, anchors: str, matcher: str | None = None, pos_iou: fl
     if getattr(lp.preset, "assigner", "max_iou") == "max_iou":
         strong = np.zeros(len(lp.order), dtype=bool)
         strong[np.asarray(res.pos_box)[np.asarray(res.pos_iou) >= np.float32(lp.preset.pos_iou)]] = True
-    return {"preset": anchors, **per_image,
-            "foreground_total": int(per_image["foreground"].sum()),
-            "background_total": int(per_image["background"].sum()),
-            "per_class_positive": np.bincount(dataset.box_category[lp.order][res.pos_box],
-                                              minlength=dataset.num_categories).astype(np.int64),
-            "boxes": int(len(lp.order)), "boxes_without_positive": int((~has_pos).sum()),
-            "box_without_positive": lp.order[~has_pos],
-            "boxes_below_positive_iou": None if strong is None else int((~strong).sum()),
-            "box_below_positive_iou": None if strong is None else lp.order[~strong],
-            "pos_iou": float(lp.preset.pos_iou)}
+    return {
+        "preset": anchors,
+        **per_image,
+        "foreground_total": int(per_image["foreground"].sum()),
+        "background_total": int(per_image["background"].sum()),
+        "per_class_positive": np.bincount(
+            dataset.box_category[lp.order][res.pos_box], minlength=dataset.num_categories
+        ).astype(np.int64),
+        "boxes": int(len(lp.order)),
+        "boxes_without_positive": int((~has_pos).sum()),
+        "box_without_positive": lp.order[~has_pos],
+        "boxes_below_positive_iou": None if strong is None else int((~strong).sum()),
+        "box_below_positive_iou": None if strong is None else lp.order[~strong],
+        "pos_iou": float(lp.preset.pos_iou),
+    }
 
 
-def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform", epochs: int = 1, seed: int = 0,
-                     repeat_threshold: float = 0.001, anchors: str | None = None, keep_per_batch: bool = False,
-                     anchor_options: dict | None = None, drop_last: bool = False) -> dict:
+def batch_statistics(
+    dataset,
+    *,
+    batch_size: int = 16,
+    sampler: str = "uniform",
+    epochs: int = 1,
+    seed: int = 0,
+    repeat_threshold: float = 0.001,
+    anchors: str | None = None,
+    keep_per_batch: bool = False,
+    anchor_options: dict | None = None,
+    drop_last: bool = False,
+) -> dict:
     """The ``imbalance.batches/1`` report for one sampler (see module docstring)."""
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
@@ -145,12 +172,23 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
     inst, imgs = class_counts(dataset, valid)
     total = inst.sum()
     if total == 0:
-        raise InputError("the dataset has no valid boxes: no class distribution to compare batches with", path=dataset.path)
+        raise InputError(
+            "the dataset has no valid boxes: no class distribution to compare batches with", path=dataset.path
+        )
     q = inst / total
     used = inst > 0
 
-    stream, drawn, rest = _draw(dataset, valid, imgs, sampler=sampler, seed=seed, epochs=epochs,
-                                repeat_threshold=repeat_threshold, batch_size=batch_size, drop_last=drop_last)
+    stream, drawn, rest = _draw(
+        dataset,
+        valid,
+        imgs,
+        sampler=sampler,
+        seed=seed,
+        epochs=epochs,
+        repeat_threshold=repeat_threshold,
+        batch_size=batch_size,
+        drop_last=drop_last,
+    )
     n_batches = len(stream) // batch_size + (1 if rest and not drop_last else 0)
     batch_of_sample = np.arange(len(stream)) // batch_size
     b_of, c_of, bc_count = _batch_class_counts(dataset, valid, stream, batch_of_sample)
@@ -197,20 +235,33 @@ def batch_statistics(dataset, *, batch_size: int = 16, sampler: str = "uniform",
         "empty_batches": int((~nonempty).sum()),
         "classes_used": int(used.sum()),
         "instances_per_batch": _summary(per_batch_total),
-        "coverage": {**_summary(coverage), "mean_fraction_of_used": float(coverage.mean() / max(used.sum(), 1)),
-                     "classes_never_sampled": int((used & (sampled == 0)).sum())},
-        "group_absence": {"frequency": absence(freq, ("r", "c", "f")), "frequency_source": freq_source,
-                          "frequency_scope": None if freq_source == "file" else lvis_frequency_scope(n_img),
-                          "bags": absence(bags, range(1, 5))},
-        "divergence": {"measure": "tv", "mean": float(tv_ne.mean()) if len(tv_ne) else None,
-                       "p95": float(np.percentile(tv_ne, 95)) if len(tv_ne) else None,
-                       "max": float(tv_ne.max()) if len(tv_ne) else None,
-                       "sampled_vs_dataset_tv": float(0.5 * np.abs(sampled / max(sampled.sum(), 1) - q).sum())},
+        "coverage": {
+            **_summary(coverage),
+            "mean_fraction_of_used": float(coverage.mean() / max(used.sum(), 1)),
+            "classes_never_sampled": int((used & (sampled == 0)).sum()),
+        },
+        "group_absence": {
+            "frequency": absence(freq, ("r", "c", "f")),
+            "frequency_source": freq_source,
+            "frequency_scope": None if freq_source == "file" else lvis_frequency_scope(n_img),
+            "bags": absence(bags, range(1, 5)),
+        },
+        "divergence": {
+            "measure": "tv",
+            "mean": float(tv_ne.mean()) if len(tv_ne) else None,
+            "p95": float(np.percentile(tv_ne, 95)) if len(tv_ne) else None,
+            "max": float(tv_ne.max()) if len(tv_ne) else None,
+            "sampled_vs_dataset_tv": float(0.5 * np.abs(sampled / max(sampled.sum(), 1) - q).sum()),
+        },
         "foreground_share": fg_share,
     }
     if keep_per_batch:
-        report["per_batch"] = {"instances": per_batch_total, "classes": coverage,
-                               "tv": np.where(nonempty, tv, np.nan), "foreground_share": per_batch_fg}
+        report["per_batch"] = {
+            "instances": per_batch_total,
+            "classes": coverage,
+            "tv": np.where(nonempty, tv, np.nan),
+            "foreground_share": per_batch_fg,
+        }
     return report
 
 
@@ -229,8 +280,10 @@ def _draw(dataset, valid, imgs, *, sampler, seed, epochs, repeat_threshold, batc
     full, rest = divmod(len(stream), batch_size)
     if drop_last:
         if full == 0:
-            raise InputError(f"--batch-size {batch_size} is larger than the {len(stream)} samples drawn "
-                             "(--drop-last leaves no batch)")
+            raise InputError(
+                f"--batch-size {batch_size} is larger than the {len(stream)} samples drawn "
+                "(--drop-last leaves no batch)"
+            )
         stream = stream[: full * batch_size]
     return stream, drawn, rest
 
@@ -239,8 +292,9 @@ def _batch_class_counts(dataset, valid, stream, batch_of_sample):
     """Instances per (batch, class) pair present: ``(batch, class, count)`` arrays, sorted by batch then class."""
     n_img, K = dataset.num_images, dataset.num_categories
     # per-image class counts as CSR over (image, class) pairs
-    pair_keys, pair_counts = np.unique(dataset.box_image[valid].astype(np.int64) * K + dataset.box_category[valid],
-                                       return_counts=True)
+    pair_keys, pair_counts = np.unique(
+        dataset.box_image[valid].astype(np.int64) * K + dataset.box_category[valid], return_counts=True
+    )
     pair_img, pair_cls = pair_keys // K, pair_keys % K
     img_off = np.zeros(n_img + 1, dtype=np.int64)
     np.cumsum(np.bincount(pair_img, minlength=n_img), out=img_off[1:])

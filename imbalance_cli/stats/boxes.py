@@ -33,8 +33,21 @@ from imbalance_cli.vocabulary import SIZE_GROUP_NAMES, definitions
 
 #: Box status codes 0, 1, 2 (see the module docstring).
 STATUSES = ("positive", "ignored-only", "none")
-COLUMNS = ("annotation_id", "image_id", "file_name", "category_id", "category", "size_group", "resized_width",
-           "resized_height", "best_level", "best_iou", "positive_anchors", "ignored_anchors", "status")
+COLUMNS = (
+    "annotation_id",
+    "image_id",
+    "file_name",
+    "category_id",
+    "category",
+    "size_group",
+    "resized_width",
+    "resized_height",
+    "best_level",
+    "best_iou",
+    "positive_anchors",
+    "ignored_anchors",
+    "status",
+)
 YOLO_COLUMNS = ("label_file", "label_line")
 #: Rows handled at once when columns are built from the resized boxes.
 BLOCK = 1 << 20
@@ -93,9 +106,9 @@ class BoxTable:
         n = len(self)
         w, h = np.empty(n, np.float32), np.empty(n, np.float32)
         for a in range(0, n, BLOCK):
-            b = np.asarray(self.scaled[a:a + BLOCK], np.float32).reshape(-1, 4)
-            w[a:a + len(b)] = b[:, 2] - b[:, 0]
-            h[a:a + len(b)] = b[:, 3] - b[:, 1]
+            b = np.asarray(self.scaled[a : a + BLOCK], np.float32).reshape(-1, 4)
+            w[a : a + len(b)] = b[:, 2] - b[:, 0]
+            h[a : a + len(b)] = b[:, 3] - b[:, 1]
         return w, h
 
     def columns(self) -> tuple[str, ...]:
@@ -104,9 +117,13 @@ class BoxTable:
 
     def metadata(self) -> dict:
         """What the Parquet file carries besides its columns: every column's definition, the preset, the size groups."""
-        return {"schema": "imbalance.boxes/1", "preset": str(getattr(self.preset, "name", self.preset)),
-                "size_groups_by": self.size_groups_by, "statuses": list(STATUSES),
-                "definitions": definitions(self.columns())}
+        return {
+            "schema": "imbalance.boxes/1",
+            "preset": str(getattr(self.preset, "name", self.preset)),
+            "size_groups_by": self.size_groups_by,
+            "statuses": list(STATUSES),
+            "definitions": definitions(self.columns()),
+        }
 
     def to_arrow(self):
         """The table as a ``pyarrow.Table`` (text columns dictionary-encoded; definitions in its metadata)."""
@@ -119,13 +136,15 @@ class BoxTable:
             missing = np.array([v is None for v in values], bool)
             idx = np.asarray(indices, np.int32)
             mask = missing[idx] if missing.any() else None
-            return pa.DictionaryArray.from_arrays(pa.array(idx, mask=mask),
-                                                  pa.array(["" if v is None else str(v) for v in values], pa.string()))
+            return pa.DictionaryArray.from_arrays(
+                pa.array(idx, mask=mask), pa.array(["" if v is None else str(v) for v in values], pa.string())
+            )
 
         names = ds.file_names if ds.file_names is not None else np.full(ds.num_images, None, object)
         w, h = self.resized_wh()
-        levels = [str(x) for x in getattr(self.preset, "level_names", ())] or \
-            [str(i) for i in range(int(self.best_level.max(initial=0)) + 1)]
+        levels = [str(x) for x in getattr(self.preset, "level_names", ())] or [
+            str(i) for i in range(int(self.best_level.max(initial=0)) + 1)
+        ]
         cols: dict[str, Any] = {
             "annotation_id": pa.array(ds.box_ids[self.order]),
             "image_id": pa.array(ds.image_ids[img]),
@@ -175,5 +194,6 @@ class BoxTable:
             raise ValueError(f"by must be None, 'category' or 'size_group', got {by!r}")
         counts = np.zeros((len(keys), len(STATUSES)), np.int64)
         np.add.at(counts, (groups.astype(np.int64), code.astype(np.int64)), 1)
-        return {k: {s: int(counts[g, i]) for i, s in enumerate(STATUSES)} for g, k in enumerate(keys)
-                if counts[g].sum()}
+        return {
+            k: {s: int(counts[g, i]) for i, s in enumerate(STATUSES)} for g, k in enumerate(keys) if counts[g].sum()
+        }

@@ -72,13 +72,24 @@ def lvis_frequency_scope(num_images: int | None) -> dict:
     if share is None:
         shown, reason = True, "image total unknown (category statistics): LVIS thresholds applied unchanged"
     elif share >= LVIS_MIN_SHARE:
-        shown, reason = True, (f"{num_images:,} images, {100 * share:.0f}% of LVIS v1 train: LVIS thresholds "
-                               "applied unchanged")
+        shown, reason = (
+            True,
+            (f"{num_images:,} images, {100 * share:.0f}% of LVIS v1 train: LVIS thresholds applied unchanged"),
+        )
     else:
         shown = False
-        reason = (f"hidden: LVIS's thresholds assume LVIS v1's {LVIS_V1_TRAIN_IMAGES:,} training images; this "
-                  f"dataset has {num_images:,} ({100 * share:.2g}%), under "
-                  f"{100 * LVIS_MIN_SHARE:.0f}%, so the groups would mostly reflect its size")
-    return {"thresholds": "lvis", "rare_max_images": LVIS_RARE_MAX, "common_max_images": LVIS_COMMON_MAX,
-            "reference_images": LVIS_V1_TRAIN_IMAGES, "images": None if num_images is None else int(num_images),
-            "share_of_reference": share, "shown": shown, "reason": reason}
+        reason = (
+            f"hidden: LVIS's thresholds assume LVIS v1's {LVIS_V1_TRAIN_IMAGES:,} training images; this "
+            f"dataset has {num_images:,} ({100 * share:.2g}%), under "
+            f"{100 * LVIS_MIN_SHARE:.0f}%, so the groups would mostly reflect its size"
+        )
+    return {
+        "thresholds": "lvis",
+        "rare_max_images": LVIS_RARE_MAX,
+        "common_max_images": LVIS_COMMON_MAX,
+        "reference_images": LVIS_V1_TRAIN_IMAGES,
+        "images": None if num_images is None else int(num_images),
+        "share_of_reference": share,
+        "shown": shown,
+        "reason": reason,
+    }

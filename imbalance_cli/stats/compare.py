@@ -103,10 +103,14 @@ def pair_classes(ids_a, names_a, ids_b, names_b, by_name: bool) -> dict:
         keys = sorted(keys)
     ia = np.array([row_a.get(k, -1) for k in keys], np.int64)
     ib = np.array([row_b.get(k, -1) for k in keys], np.int64)
-    return {"by": by, "index_a": ia, "index_b": ib,
-            "ids_a": np.array([ids_a[r] if r >= 0 else -1 for r in ia], np.int64),
-            "ids_b": np.array([ids_b[r] if r >= 0 else -1 for r in ib], np.int64),
-            "names": [names_a[a] if a >= 0 else names_b[b] for a, b in zip(ia, ib)]}
+    return {
+        "by": by,
+        "index_a": ia,
+        "index_b": ib,
+        "ids_a": np.array([ids_a[r] if r >= 0 else -1 for r in ia], np.int64),
+        "ids_b": np.array([ids_b[r] if r >= 0 else -1 for r in ib], np.int64),
+        "names": [names_a[a] if a >= 0 else names_b[b] for a, b in zip(ia, ib)],
+    }
 
 
 def paired_counts(pairing: dict, counts_a, counts_b) -> tuple[np.ndarray, np.ndarray]:
@@ -129,15 +133,23 @@ def dataset_profile(dataset, scale_bins: int = 50, location_bins: int = 20, anch
     loc_edges = np.linspace(0.0, 1.0, location_bins + 1)
     loc, _, _ = np.histogram2d(np.clip(cy, 0, 1), np.clip(cx, 0, 1), bins=[loc_edges, loc_edges])
     prof = {
-        "path": dataset.path, "format": dataset.format, "images": dataset.num_images, "boxes": int(valid.sum()),
-        "category_ids": dataset.category_ids, "names": dataset.category_names, "names_given": names_given(dataset),
-        "instances": inst, "images_per_class": imgs,
-        "scale": scale, "location": loc,
+        "path": dataset.path,
+        "format": dataset.format,
+        "images": dataset.num_images,
+        "boxes": int(valid.sum()),
+        "category_ids": dataset.category_ids,
+        "names": dataset.category_names,
+        "names_given": names_given(dataset),
+        "instances": inst,
+        "images_per_class": imgs,
+        "scale": scale,
+        "location": loc,
     }
     if anchors is not None:
         ac = anchor_counts(dataset, anchors)
         prof["anchors"] = {
-            "foreground": ac["foreground_total"], "background": ac["background_total"],
+            "foreground": ac["foreground_total"],
+            "background": ac["background_total"],
             "foreground_share": ac["foreground_total"] / max(1, int(ac["anchors"].sum())),
             "per_image_foreground_share": ac["foreground"] / np.maximum(ac["anchors"], 1),
             "per_class_positive": ac["per_class_positive"],
@@ -152,35 +164,58 @@ def compare_profiles(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> d
     says which; each ``per_class`` row has ``id`` (A's id, else B's), ``id_a`` / ``id_b`` (None where absent),
     and ``only_in_a`` / ``only_in_b`` list each side's own ids.
     """
-    pairing = pair_classes(a["category_ids"], a["names"], b["category_ids"], b["names"],
-                           by_name=bool(a.get("names_given", True) and b.get("names_given", True)))
+    pairing = pair_classes(
+        a["category_ids"],
+        a["names"],
+        b["category_ids"],
+        b["names"],
+        by_name=bool(a.get("names_given", True) and b.get("names_given", True)),
+    )
     ca, cb = paired_counts(pairing, a["instances"], b["instances"])
     pa, pb = _normalise(ca), _normalise(cb)
     ida, idb = pairing["ids_a"], pairing["ids_b"]
-    classes = [{"id": int(ida[k] if ida[k] >= 0 else idb[k]), "name": pairing["names"][k],
-                "id_a": int(ida[k]) if ida[k] >= 0 else None, "id_b": int(idb[k]) if idb[k] >= 0 else None,
-                "instances_a": int(x), "instances_b": int(y),
-                "share_a": None if pa is None else float(pa[k]), "share_b": None if pb is None else float(pb[k])}
-               for k, (x, y) in enumerate(zip(ca, cb))]
+    classes = [
+        {
+            "id": int(ida[k] if ida[k] >= 0 else idb[k]),
+            "name": pairing["names"][k],
+            "id_a": int(ida[k]) if ida[k] >= 0 else None,
+            "id_b": int(idb[k]) if idb[k] >= 0 else None,
+            "instances_a": int(x),
+            "instances_b": int(y),
+            "share_a": None if pa is None else float(pa[k]),
+            "share_b": None if pb is None else float(pb[k]),
+        }
+        for k, (x, y) in enumerate(zip(ca, cb))
+    ]
     scale = {}
     for key in SCALE_KEYS:
         ha, hb = a["scale"][key], b["scale"][key]
-        scale[key] = {"edges": ha["edges"], "counts_a": ha["counts"], "counts_b": hb["counts"],
-                      "wasserstein": wasserstein_hist(ha["counts"], hb["counts"], ha["edges"]),
-                      "tv": tv_distance(ha["counts"], hb["counts"])}
+        scale[key] = {
+            "edges": ha["edges"],
+            "counts_a": ha["counts"],
+            "counts_b": hb["counts"],
+            "wasserstein": wasserstein_hist(ha["counts"], hb["counts"], ha["edges"]),
+            "tv": tv_distance(ha["counts"], hb["counts"]),
+        }
     report = {
         "schema": SCHEMA,
         "a": {"name": names[0], "path": a["path"], "format": a["format"], "images": a["images"], "boxes": a["boxes"]},
         "b": {"name": names[1], "path": b["path"], "format": b["format"], "images": b["images"], "boxes": b["boxes"]},
         "classes": {
-            "paired_by": pairing["by"], "tv": tv_distance(ca, cb), "js": js_divergence(ca, cb),
+            "paired_by": pairing["by"],
+            "tv": tv_distance(ca, cb),
+            "js": js_divergence(ca, cb),
             "only_in_a": [int(ida[k]) for k, (x, y) in enumerate(zip(ca, cb)) if x > 0 and y == 0],
             "only_in_b": [int(idb[k]) for k, (x, y) in enumerate(zip(ca, cb)) if y > 0 and x == 0],
             "per_class": classes,
         },
         "scale": scale,
-        "location": {"bins": int(a["location"].shape[0]), "counts_a": a["location"], "counts_b": b["location"],
-                     "tv": tv_distance(a["location"], b["location"])},
+        "location": {
+            "bins": int(a["location"].shape[0]),
+            "counts_a": a["location"],
+            "counts_b": b["location"],
+            "tv": tv_distance(a["location"], b["location"]),
+        },
         "anchors": None,
     }
     if "anchors" in a and "anchors" in b:
@@ -189,18 +224,34 @@ def compare_profiles(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> d
         hb = np.histogram(np.clip(b["anchors"]["per_image_foreground_share"], 0, 0.01), bins=edges)[0]
         fa, fb = paired_counts(pairing, a["anchors"]["per_class_positive"], b["anchors"]["per_class_positive"])
         report["anchors"] = {
-            "per_class_positive_tv": tv_distance(fa, fb), "per_class_positive_js": js_divergence(fa, fb),
-            "foreground_share_a": a["anchors"]["foreground_share"], "foreground_share_b": b["anchors"]["foreground_share"],
-            "foreground_a": a["anchors"]["foreground"], "foreground_b": b["anchors"]["foreground"],
-            "background_a": a["anchors"]["background"], "background_b": b["anchors"]["background"],
-            "per_image_foreground_share": {"edges": edges, "counts_a": ha, "counts_b": hb,
-                                           "wasserstein": wasserstein_hist(ha, hb, edges), "tv": tv_distance(ha, hb)},
+            "per_class_positive_tv": tv_distance(fa, fb),
+            "per_class_positive_js": js_divergence(fa, fb),
+            "foreground_share_a": a["anchors"]["foreground_share"],
+            "foreground_share_b": b["anchors"]["foreground_share"],
+            "foreground_a": a["anchors"]["foreground"],
+            "foreground_b": b["anchors"]["foreground"],
+            "background_a": a["anchors"]["background"],
+            "background_b": b["anchors"]["background"],
+            "per_image_foreground_share": {
+                "edges": edges,
+                "counts_a": ha,
+                "counts_b": hb,
+                "wasserstein": wasserstein_hist(ha, hb, edges),
+                "tv": tv_distance(ha, hb),
+            },
         }
     return report
 
 
-def compare_datasets(ds_a, ds_b, *, anchors: str | None = None, scale_bins: int = 50, location_bins: int = 20,
-                     names: tuple[str, str] = ("A", "B")) -> dict:
+def compare_datasets(
+    ds_a,
+    ds_b,
+    *,
+    anchors: str | None = None,
+    scale_bins: int = 50,
+    location_bins: int = 20,
+    names: tuple[str, str] = ("A", "B"),
+) -> dict:
     """Compare two datasets: class, scale and location distributions (and foreground with ``anchors``)."""
     pa = dataset_profile(ds_a, scale_bins, location_bins, anchors)
     pb = dataset_profile(ds_b, scale_bins, location_bins, anchors)

@@ -27,11 +27,10 @@ from imbalance_cli.data import load
 from imbalance_cli.data._io import BOM, check_nesting, open_stream, parse_json, read_file
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.data.detect import refuse_settings_file
-from imbalance_cli.errors import InputError
 from imbalance_cli.data.splits import select_split
+from imbalance_cli.errors import InputError
 from imbalance_cli.stats.classes import class_counts
 from imbalance_cli.values import is_int
-
 
 #: Largest instance or image count of a category-statistics file: sums over classes stay exact in float64
 #: and within int64 (a count near 2^63 made the ECM total wrap around).
@@ -103,8 +102,9 @@ def is_category_statistics(obj) -> bool:
 
 def _from_statistics(cats: list, path: str, num_images: int | None) -> ClassCounts:
     if len(cats) > MAX_CATEGORIES:
-        raise InputError(f"{len(cats):,} categories; a category-statistics file may list at most {MAX_CATEGORIES:,}",
-                         path=path)
+        raise InputError(
+            f"{len(cats):,} categories; a category-statistics file may list at most {MAX_CATEGORIES:,}", path=path
+        )
     ids, names, inst, imgs, freq = [], [], [], [], []
     for i, c in enumerate(cats):
         where = f"categories[{i}]"
@@ -125,17 +125,27 @@ def _from_statistics(cats: list, path: str, num_images: int | None) -> ClassCoun
                 what = "a string" if allowed is None else "one of r, c, f"
                 raise InputError(f"field '{key}': expected {what}, got {v!r}", path=path, record=where)
         if c["image_count"] > c["instance_count"]:
-            raise InputError(f"image_count {c['image_count']} exceeds instance_count {c['instance_count']}",
-                             path=path, record=f"{where} (id {c['id']})")
+            raise InputError(
+                f"image_count {c['image_count']} exceeds instance_count {c['instance_count']}",
+                path=path,
+                record=f"{where} (id {c['id']})",
+            )
         ids.append(c["id"])
         names.append(str(c.get("name", c["id"])))
         inst.append(c["instance_count"])
         imgs.append(c["image_count"])
         freq.append(c.get("frequency") or "")
     has_freq = any(freq)
-    return ClassCounts(ids=ids, names=names, instances=inst, images=imgs, num_images=num_images,
-                       frequency_from_file=np.array(freq, dtype=object) if has_freq else None,
-                       dataset=None, source=path)
+    return ClassCounts(
+        ids=ids,
+        names=names,
+        instances=inst,
+        images=imgs,
+        num_images=num_images,
+        frequency_from_file=np.array(freq, dtype=object) if has_freq else None,
+        dataset=None,
+        source=path,
+    )
 
 
 def from_dataset(dataset: Dataset, num_images: int | None = None) -> ClassCounts:
@@ -144,13 +154,21 @@ def from_dataset(dataset: Dataset, num_images: int | None = None) -> ClassCounts
     freq = dataset.frequency
     if freq is not None and not any(bool(f) for f in freq):
         freq = None
-    return ClassCounts(ids=dataset.category_ids, names=dataset.category_names, instances=inst, images=imgs,
-                       num_images=dataset.num_images if num_images is None else int(num_images),
-                       frequency_from_file=freq, dataset=dataset, source=dataset.path)
+    return ClassCounts(
+        ids=dataset.category_ids,
+        names=dataset.category_names,
+        instances=inst,
+        images=imgs,
+        num_images=dataset.num_images if num_images is None else int(num_images),
+        frequency_from_file=freq,
+        dataset=dataset,
+        source=dataset.path,
+    )
 
 
-def class_counts_from(path_or_dataset, num_images: int | None = None, format: str | None = None,
-                      split: str | None = None, note=None) -> ClassCounts:
+def class_counts_from(
+    path_or_dataset, num_images: int | None = None, format: str | None = None, split: str | None = None, note=None
+) -> ClassCounts:
     """Per-class counts from a :class:`Dataset`, a category-statistics file or an annotation file.
 
     ``num_images`` supplies (or overrides) the image total. A statistics file is recognised by
@@ -185,8 +203,11 @@ def class_counts_from(path_or_dataset, num_images: int | None = None, format: st
                 counts = _from_statistics(cats, path, None if num_images is None else int(num_images))
                 return counts
             if isinstance(obj, list):
-                raise InputError("a JSON list is read as category statistics only, and its entries lack "
-                                 "'instance_count'/'image_count'", path=path)
+                raise InputError(
+                    "a JSON list is read as category statistics only, and its entries lack "
+                    "'instance_count'/'image_count'",
+                    path=path,
+                )
     try:
         dataset = select_split(load(path, format=format), split, note=note)
     except InputError as e:
@@ -209,4 +230,3 @@ def _json_head(p: Path) -> bytes:
     finally:
         raw.close()
     return head.removeprefix(BOM).lstrip()[:1]
-

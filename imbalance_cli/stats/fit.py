@@ -137,8 +137,9 @@ def project_preset(preset) -> AnchorParams:
 def apply_params(preset, params: AnchorParams, name: str | None = None):
     """A copy of ``preset`` with ``params``' sizes and ratios (every other field kept)."""
     L = preset.num_levels
-    return replace(preset, name=name or f"{preset.name}-fitted", sizes=params.sizes(),
-                   aspect_ratios=(tuple(params.ratios),) * L)
+    return replace(
+        preset, name=name or f"{preset.name}-fitted", sizes=params.sizes(), aspect_ratios=(tuple(params.ratios),) * L
+    )
 
 
 def check_fittable(preset, objective: str) -> None:
@@ -146,18 +147,24 @@ def check_fittable(preset, objective: str) -> None:
     if objective not in OBJECTIVES:
         raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if objective == "bpr" and not hasattr(preset, BPR_PRESET_ATTRIBUTE):
-        raise InputError(f"--objective bpr needs a YOLO-style preset with a width/height ratio threshold "
-                         f"({BPR_PRESET_ATTRIBUTE}); preset {preset.name!r} matches by "
-                         f"{'IoU' if getattr(preset, 'assigner', 'max_iou') == 'max_iou' else preset.assigner}: "
-                         "use --objective coverage or positives")
+        raise InputError(
+            f"--objective bpr needs a YOLO-style preset with a width/height ratio threshold "
+            f"({BPR_PRESET_ATTRIBUTE}); preset {preset.name!r} matches by "
+            f"{'IoU' if getattr(preset, 'assigner', 'max_iou') == 'max_iou' else preset.assigner}: "
+            "use --objective coverage or positives"
+        )
     kind = getattr(preset, "kind", "grid")
     if kind == "point":
-        raise InputError(f"preset {preset.name!r} has no anchors to fit (points, assigner "
-                         f"{preset.assigner}); fit an anchor preset such as retinanet or atss")
+        raise InputError(
+            f"preset {preset.name!r} has no anchors to fit (points, assigner "
+            f"{preset.assigner}); fit an anchor preset such as retinanet or atss"
+        )
     if kind == "ssd":
-        raise InputError(f"preset {preset.name!r} builds its default boxes from relative scales (SSD); fitting "
-                         "covers grid presets (retinanet, rpn, mmdet-retinanet, detectron2-retinanet, atss or a "
-                         "grid TOML)")
+        raise InputError(
+            f"preset {preset.name!r} builds its default boxes from relative scales (SSD); fitting "
+            "covers grid presets (retinanet, rpn, mmdet-retinanet, detectron2-retinanet, atss or a "
+            "grid TOML)"
+        )
     if kind != "grid" and kind not in KINDS:
         raise InputError(f"fitting preset kind {kind!r} is not supported; grid presets and yolov5 only")
 
@@ -192,8 +199,11 @@ def _group_table(covered, pos_count, groups, names) -> dict:
     for g, name in enumerate(names):
         m = groups == g
         n = int(m.sum())
-        out[name] = {"boxes": n, "coverage": float(covered[m].mean()) if n else None,
-                     "positives_per_box": float(pos_count[m].mean()) if n else None}
+        out[name] = {
+            "boxes": n,
+            "coverage": float(covered[m].mean()) if n else None,
+            "positives_per_box": float(pos_count[m].mean()) if n else None,
+        }
     return out
 
 
@@ -224,13 +234,15 @@ def label_metrics(lp, dataset: Dataset, freq_of_class: np.ndarray, size_by: str 
         per = lp.per_image(dataset.num_images)
         foreground, background = int(per["foreground"].sum()), int(per["background"].sum())
     return {
-        "images": int(dataset.num_images), "boxes": int(n),
+        "images": int(dataset.num_images),
+        "boxes": int(n),
         "coverage": float(covered.mean()) if n else None,
         "positives_per_box": float(pos_count.mean()) if n else None,
         "boxes_without_positive": int((pos_count == 0).sum()),
         "boxes_below_positive_iou": int(n - covered.sum()),
         "size_balance": (min(ppb) / max(ppb)) if ppb and max(ppb) > 0 else None,
-        "by_size": by_size, "by_frequency": by_freq,
+        "by_size": by_size,
+        "by_frequency": by_freq,
         "foreground": foreground,
         "background": background,
         "background_per_foreground": background / foreground if background is not None and foreground else None,
@@ -266,7 +278,9 @@ def objective_score(metrics: dict, objective: str, reference: tuple[float, float
         gc = [v["coverage"] for v in groups] or [cov]
         return 0.5 * cov + 0.25 * float(np.mean(gc)) + 0.25 * float(min(gc))
     if objective == "positives":
-        gp = [v["positives_per_box"] for sec in ("by_size", "by_frequency") for v in metrics[sec].values() if v["boxes"]]
+        gp = [
+            v["positives_per_box"] for sec in ("by_size", "by_frequency") for v in metrics[sec].values() if v["boxes"]
+        ]
         p = metrics["positives_per_box"] or 0.0
         if not gp or max(gp) <= 0:
             return 0.0
@@ -361,11 +375,21 @@ def _sample(dataset: Dataset, n: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(N, size=int(n), replace=False))
 
 
-def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str = "coverage",
-                sample: int | None = DEFAULT_SAMPLE, seed: int = DEFAULT_SEED, iterations: int = DEFAULT_ITERATIONS,
-                budget: float | None = None, device: str = "cpu", final_all: bool = True,
-                on_candidate: Callable[[int, float, float], None] | None = None,
-                progress_factory: Callable | None = None, size_by: str = "box") -> FitResult:
+def fit_anchors(
+    dataset: Dataset,
+    preset: Any = "retinanet",
+    *,
+    objective: str = "coverage",
+    sample: int | None = DEFAULT_SAMPLE,
+    seed: int = DEFAULT_SEED,
+    iterations: int = DEFAULT_ITERATIONS,
+    budget: float | None = None,
+    device: str = "cpu",
+    final_all: bool = True,
+    on_candidate: Callable[[int, float, float], None] | None = None,
+    progress_factory: Callable | None = None,
+    size_by: str = "box",
+) -> FitResult:
     """Fit ``preset``'s anchor sizes and ratios to ``dataset`` (see the module docstring).
 
     Parameters
@@ -392,16 +416,29 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
     if budget is not None and not (budget > 0 and math.isfinite(budget)):
         raise InputError(f"--budget must be a positive number of seconds, got {budget}")
     if is_yolo(original):
-        return _fit_yolov5(dataset, original, objective=objective, sample=sample, seed=seed, iterations=iterations,
-                           budget=budget, final_all=final_all, on_candidate=on_candidate,
-                           progress_factory=progress_factory, t0=t0, size_by=size_by)
+        return _fit_yolov5(
+            dataset,
+            original,
+            objective=objective,
+            sample=sample,
+            seed=seed,
+            iterations=iterations,
+            budget=budget,
+            final_all=final_all,
+            on_candidate=on_candidate,
+            progress_factory=progress_factory,
+            t0=t0,
+            size_by=size_by,
+        )
     rows = _sample(dataset, sample, seed)
     sub = dataset.subset_images(rows) if len(rows) < dataset.num_images else dataset
     freq = frequency_groups(dataset)
     L, S, R = original.num_levels, len(original.sizes[0]), len(original.aspect_ratios[0])
     if any(len(s) != S for s in original.sizes) or any(len(r) != R for r in original.aspect_ratios):
-        raise InputError(f"preset {original.name!r} has different numbers of sizes or ratios per level; a fitted "
-                         "set keeps one count per location for every level (as the frameworks' shared heads need)")
+        raise InputError(
+            f"preset {original.name!r} has different numbers of sizes or ratios per level; a fitted "
+            "set keeps one count per location for every level (as the frameworks' shared heads need)"
+        )
 
     def score_preset(p, ds):
         lp = label_anchors(ds, p, device=device)
@@ -411,8 +448,9 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
             m.update(bpr_metrics(wh, np.array([a for lv in p.anchors for a in lv]), getattr(p, BPR_PRESET_ATTRIBUTE)))
         return m, lp
 
-    before, lp0, ref, evaluate = _baseline(score_preset, lambda params: apply_params(original, params), original,
-                                           dataset, sub, rows, objective)
+    before, lp0, ref, evaluate = _baseline(
+        score_preset, lambda params: apply_params(original, params), original, dataset, sub, rows, objective
+    )
     rng = np.random.default_rng(seed)
 
     starts = {}
@@ -432,13 +470,40 @@ def fit_anchors(dataset: Dataset, preset: Any = "retinanet", *, objective: str =
             best = cand
     n_b, n_s = L, S - 1
     best, history, stopped, done = _evolve(
-        best, evaluate, encode=lambda q: np.log(np.array(q.base + q.scales[1:] + q.ratios)),
-        decode=lambda e: _round_params(e[:n_b], np.concatenate(([1.0], e[n_b:n_b + n_s])), e[n_b + n_s:]),
-        rng=rng, iterations=iterations, budget=budget, t0=t0, objective=objective, on_candidate=on_candidate,
-        progress_factory=progress_factory)
-    return _finish(dataset, sub, rows, original, apply_params(original, best), best, evaluate, score_preset,
-                   before, ref, objective=objective, seed=seed, iterations=iterations, done=done, stopped=stopped,
-                   starts=starts, history=history, final_all=final_all, t0=t0, size_by=size_by)
+        best,
+        evaluate,
+        encode=lambda q: np.log(np.array(q.base + q.scales[1:] + q.ratios)),
+        decode=lambda e: _round_params(e[:n_b], np.concatenate(([1.0], e[n_b : n_b + n_s])), e[n_b + n_s :]),
+        rng=rng,
+        iterations=iterations,
+        budget=budget,
+        t0=t0,
+        objective=objective,
+        on_candidate=on_candidate,
+        progress_factory=progress_factory,
+    )
+    return _finish(
+        dataset,
+        sub,
+        rows,
+        original,
+        apply_params(original, best),
+        best,
+        evaluate,
+        score_preset,
+        before,
+        ref,
+        objective=objective,
+        seed=seed,
+        iterations=iterations,
+        done=done,
+        stopped=stopped,
+        starts=starts,
+        history=history,
+        final_all=final_all,
+        t0=t0,
+        size_by=size_by,
+    )
 
 
 def _baseline(score_preset, build, original, dataset: Dataset, sub: Dataset, rows, objective: str):
@@ -449,8 +514,11 @@ def _baseline(score_preset, build, original, dataset: Dataset, sub: Dataset, row
     """
     before, lp0 = score_preset(original, sub)
     if len(lp0.order) == 0:
-        raise InputError("no valid boxes to fit anchors to" + (f" in the {len(rows)} sampled images (raise --sample)"
-                         if sub is not dataset else ""), path=dataset.path)
+        raise InputError(
+            "no valid boxes to fit anchors to"
+            + (f" in the {len(rows)} sampled images (raise --sample)" if sub is not dataset else ""),
+            path=dataset.path,
+        )
     ref = (before["positives_per_box"], before["coverage"])
     cache: dict = {}
 
@@ -508,8 +576,29 @@ def _evolve(best, evaluate, *, encode, decode, rng, iterations, budget, t0, obje
     return best, history, stopped, done
 
 
-def _finish(dataset, sub, rows, original, fitted, best, evaluate, score_preset, before, ref, *, objective, seed,
-            iterations, done, stopped, starts, history, final_all, t0, size_by="box") -> FitResult:
+def _finish(
+    dataset,
+    sub,
+    rows,
+    original,
+    fitted,
+    best,
+    evaluate,
+    score_preset,
+    before,
+    ref,
+    *,
+    objective,
+    seed,
+    iterations,
+    done,
+    stopped,
+    starts,
+    history,
+    final_all,
+    t0,
+    size_by="box",
+) -> FitResult:
     """Score the fitted set on the sample and (``final_all``) both sets on all images; the :class:`FitResult`."""
     after = evaluate(best)[1]
     all_before = all_after = None
@@ -523,11 +612,26 @@ def _finish(dataset, sub, rows, original, fitted, best, evaluate, score_preset, 
     for m, r in ((before, ref), (after, ref), (all_before, ref_all), (all_after, ref_all)):
         if m is not None:
             m["score"] = objective_score(m, objective, r)
-    return FitResult(original=original, fitted=fitted, params=best, objective=objective, seed=int(seed),
-                     sample_images=int(len(rows)), iterations_asked=int(iterations), iterations_done=int(done),
-                     stopped=stopped, starts=starts, sample_before=before, sample_after=after,
-                     all_before=all_before, all_after=all_after, history=history,
-                     seconds=round(time.perf_counter() - t0, 3), dataset_path=dataset.path, size_by=size_by)
+    return FitResult(
+        original=original,
+        fitted=fitted,
+        params=best,
+        objective=objective,
+        seed=int(seed),
+        sample_images=int(len(rows)),
+        iterations_asked=int(iterations),
+        iterations_done=int(done),
+        stopped=stopped,
+        starts=starts,
+        sample_before=before,
+        sample_after=after,
+        all_before=all_before,
+        all_after=all_after,
+        history=history,
+        seconds=round(time.perf_counter() - t0, 3),
+        dataset_path=dataset.path,
+        size_by=size_by,
+    )
 
 
 # --------------------------------------------------------------------------------------------- YOLO presets
@@ -563,7 +667,7 @@ def round_yolo(wh, per_level: tuple[int, ...]) -> YoloAnchorParams:
     a = a[np.argsort(a[:, 0] * a[:, 1], kind="stable")]
     out, i = [], 0
     for n in per_level:
-        out.append(tuple((float(w), float(h)) for w, h in a[i:i + n]))
+        out.append(tuple((float(w), float(h)) for w, h in a[i : i + n]))
         i += n
     return YoloAnchorParams(tuple(out))
 
@@ -573,7 +677,6 @@ def _yolo_pass(ds: Dataset, preset, lb_cache: dict):
     ``ds`` on the letterboxed input; an object with ``preset``, ``order``, ``scaled_boxes``, ``result`` (what
     :func:`label_metrics` reads). The letterbox does not depend on the anchors and is computed once per dataset."""
     from types import SimpleNamespace
-
 
     key = id(ds)
     if key not in lb_cache:
@@ -588,8 +691,21 @@ def _yolo_pass(ds: Dataset, preset, lb_cache: dict):
     return SimpleNamespace(preset=preset, order=order, scaled_boxes=lb, result=res)
 
 
-def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iterations, budget, final_all, on_candidate,
-                progress_factory, t0, size_by="box") -> FitResult:
+def _fit_yolov5(
+    dataset: Dataset,
+    original,
+    *,
+    objective,
+    sample,
+    seed,
+    iterations,
+    budget,
+    final_all,
+    on_candidate,
+    progress_factory,
+    t0,
+    size_by="box",
+) -> FitResult:
     """:func:`fit_anchors` for a YOLOv5 preset: free (w, h) anchors, each candidate judged by ``build_targets``
     on the letterboxed sample; BPR / anchors above threshold as AutoAnchor's ``metric()``."""
 
@@ -624,8 +740,11 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
     wh = wh[(wh[:, 0] > 0) & (wh[:, 1] > 0)]
     K = int(sum(per_level))
     if len(wh) >= K:
-        kwh = wh if len(wh) <= KMEANS_MAX_BOXES else wh[np.sort(np.random.default_rng(seed).choice(
-            len(wh), KMEANS_MAX_BOXES, replace=False))]
+        kwh = (
+            wh
+            if len(wh) <= KMEANS_MAX_BOXES
+            else wh[np.sort(np.random.default_rng(seed).choice(len(wh), KMEANS_MAX_BOXES, replace=False))]
+        )
         km = round_yolo(kmeans_iou(kwh, K, np.random.default_rng(seed)), per_level)
         starts["kmeans"] = {"params": km.to_dict(), "score": evaluate(km)[0]}
         if starts["kmeans"]["score"] > evaluate(best)[0]:
@@ -636,38 +755,68 @@ def _fit_yolov5(dataset: Dataset, original, *, objective, sample, seed, iteratio
         if evaluate(cand)[0] > evaluate(best)[0]:
             best = cand
     best, history, stopped, done = _evolve(
-        best, evaluate, encode=lambda q: np.log(q.flat().ravel()), decode=lambda e: round_yolo(e, per_level),
-        rng=rng, iterations=iterations, budget=budget, t0=t0, objective=objective, on_candidate=on_candidate,
-        progress_factory=progress_factory)
-    return _finish(dataset, sub, rows, original, make(best), best, evaluate, score_preset, before, ref,
-                   objective=objective, seed=seed, iterations=iterations, done=done, stopped=stopped, starts=starts,
-                   history=history, final_all=final_all, t0=t0, size_by=size_by)
+        best,
+        evaluate,
+        encode=lambda q: np.log(q.flat().ravel()),
+        decode=lambda e: round_yolo(e, per_level),
+        rng=rng,
+        iterations=iterations,
+        budget=budget,
+        t0=t0,
+        objective=objective,
+        on_candidate=on_candidate,
+        progress_factory=progress_factory,
+    )
+    return _finish(
+        dataset,
+        sub,
+        rows,
+        original,
+        make(best),
+        best,
+        evaluate,
+        score_preset,
+        before,
+        ref,
+        objective=objective,
+        seed=seed,
+        iterations=iterations,
+        done=done,
+        stopped=stopped,
+        starts=starts,
+        history=history,
+        final_all=final_all,
+        t0=t0,
+        size_by=size_by,
+    )
 
 
 def yolov5_toml(preset) -> str:
     """A yolov5 preset as TOML (``kind = "yolov5"``) that ``imbalance stats --anchors FILE`` and
     ``imbalance anchors --preset FILE`` load back (:func:`imbalance_cli.anchors.yolov5.preset_from_toml`)."""
-    return "\n".join([
-        "# YOLOv5 anchor preset fitted by `imbalance anchors` (load with --anchors THIS_FILE).",
-        f"name = {_toml_str(preset.name)}",
-        'kind = "yolov5"',
-        "anchors = [" + ", ".join("[" + ", ".join(f"[{_num(w)}, {_num(h)}]" for w, h in lv) + "]"
-                                  for lv in preset.anchors) + "]",
-        "strides = [" + ", ".join(str(int(s)) for s in preset.strides) + "]",
-        "level_names = [" + ", ".join(_toml_str(n) for n in preset.level_names) + "]",
-        f"img_size = {int(preset.img_size)}",
-        f"pad_stride = {int(preset.pad_stride)}",
-        f"anchor_t = {_num(preset.anchor_t)}",
-        f"offset_g = {_num(preset.offset_g)}",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# YOLOv5 anchor preset fitted by `imbalance anchors` (load with --anchors THIS_FILE).",
+            f"name = {_toml_str(preset.name)}",
+            'kind = "yolov5"',
+            "anchors = ["
+            + ", ".join("[" + ", ".join(f"[{_num(w)}, {_num(h)}]" for w, h in lv) + "]" for lv in preset.anchors)
+            + "]",
+            "strides = [" + ", ".join(str(int(s)) for s in preset.strides) + "]",
+            "level_names = [" + ", ".join(_toml_str(n) for n in preset.level_names) + "]",
+            f"img_size = {int(preset.img_size)}",
+            f"pad_stride = {int(preset.pad_stride)}",
+            f"anchor_t = {_num(preset.anchor_t)}",
+            f"offset_g = {_num(preset.offset_g)}",
+            "",
+        ]
+    )
 
 
 def ultralytics_snippet(preset) -> str:
     """The model-yaml ``anchors:`` block (ultralytics/yolov5 ``models/*.yaml``): one ``[w,h, w,h, ...]`` line per
     level, finest level first, in pixels of the ``img_size`` input."""
-    lines = ["# ultralytics/yolov5 model yaml (e.g. models/yolov5s.yaml): replace its anchors: block",
-             "anchors:"]
+    lines = ["# ultralytics/yolov5 model yaml (e.g. models/yolov5s.yaml): replace its anchors: block", "anchors:"]
     for lv, name, stride in zip(preset.anchors, preset.level_names, preset.strides):
         lines.append("  - [" + ", ".join(f"{_num(w)},{_num(h)}" for w, h in lv) + f"]  # {name}/{int(stride)}")
     return "\n".join(lines) + "\n"
@@ -679,10 +828,18 @@ def yolo_configs(preset, targets: tuple[str, ...] | None = None) -> dict:
     targets = ("ultralytics",) if targets is None else tuple(targets)
     bad = [t for t in targets if t != "ultralytics"]
     if bad:
-        raise InputError(f"--target {bad[0]} cannot express YOLO anchors (free width,height pairs per level); "
-                         "for a yolov5 preset use --target ultralytics")
-    return {"ultralytics": {"language": "yaml", "text": ultralytics_snippet(preset), "exact": True,
-                            "note": "the scored anchors (YOLOv5 letterbox, strides, anchor_t and build_targets)"}}
+        raise InputError(
+            f"--target {bad[0]} cannot express YOLO anchors (free width,height pairs per level); "
+            "for a yolov5 preset use --target ultralytics"
+        )
+    return {
+        "ultralytics": {
+            "language": "yaml",
+            "text": ultralytics_snippet(preset),
+            "exact": True,
+            "note": "the scored anchors (YOLOv5 letterbox, strides, anchor_t and build_targets)",
+        }
+    }
 
 
 # --------------------------------------------------------------------------------------------- outputs
@@ -698,6 +855,7 @@ def _num(v: float) -> str:
 
 def preset_to_toml(preset) -> str:
     """The grid preset as TOML that :func:`imbalance_cli.anchors.presets.get_preset` loads back unchanged."""
+
     def nums(vals) -> str:
         return "[" + ", ".join(_num(v) for v in vals) + "]"
 
@@ -732,8 +890,10 @@ def preset_to_toml(preset) -> str:
         lines.append(f"fixed = [{int(r.fixed[0])}, {int(r.fixed[1])}]")
     lines += [f"size_divisible = {int(r.size_divisible)}", f"rule = {_toml_str(r.rule)}", ""]
     if r.min_size is None or r.max_size is None:
-        raise InputError("the fitted preset has an unbounded resize (min_size or max_size missing), which the TOML "
-                         "format cannot express as 'none'; give both bounds in the source preset")
+        raise InputError(
+            "the fitted preset has an unbounded resize (min_size or max_size missing), which the TOML "
+            "format cannot express as 'none'; give both bounds in the source preset"
+        )
     return "\n".join(lines)
 
 
@@ -752,8 +912,10 @@ def framework_configs(preset, params: AnchorParams, targets: tuple[str, ...] | N
     """
     targets = tuple(TARGETS[:3]) if targets is None else tuple(targets)
     if "ultralytics" in targets:
-        raise InputError(f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); "
-                         f"preset {preset.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2")
+        raise InputError(
+            f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); "
+            f"preset {preset.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2"
+        )
     own = _framework_of(preset)
     sizes = params.sizes()
     ratios = list(params.ratios)
@@ -762,32 +924,49 @@ def framework_configs(preset, params: AnchorParams, targets: tuple[str, ...] | N
     def note(fw):
         if fw == own:
             return "the scored anchors (same resize, steps and rounding as this preset)"
-        return (f"same sizes and ratios, but {fw}'s own arithmetic (resize rounding, base-anchor rounding, "
-                f"centre offset, strides) differs from preset {preset.name!r}, which follows {own}")
+        return (
+            f"same sizes and ratios, but {fw}'s own arithmetic (resize rounding, base-anchor rounding, "
+            f"centre offset, strides) differs from preset {preset.name!r}, which follows {own}"
+        )
 
     if "torchvision" in targets:
-        text = ("from torchvision.models.detection.anchor_utils import AnchorGenerator\n\n"
-                "anchor_generator = AnchorGenerator(\n"
-                "    sizes=(" + ", ".join("(" + ", ".join(_num(v) for v in s) + ",)" for s in sizes) + ",),\n"
-                "    aspect_ratios=((" + ", ".join(_num(r) for r in ratios) + ",),) * " + str(len(sizes)) + ",\n"
-                ")\n"
-                "# e.g. torchvision.models.detection.retinanet_resnet50_fpn(anchor_generator=anchor_generator, ...)\n")
-        out["torchvision"] = {"language": "python", "text": text, "exact": own == "torchvision", "note": note("torchvision")}
+        text = (
+            "from torchvision.models.detection.anchor_utils import AnchorGenerator\n\n"
+            "anchor_generator = AnchorGenerator(\n"
+            "    sizes=(" + ", ".join("(" + ", ".join(_num(v) for v in s) + ",)" for s in sizes) + ",),\n"
+            "    aspect_ratios=((" + ", ".join(_num(r) for r in ratios) + ",),) * " + str(len(sizes)) + ",\n"
+            ")\n"
+            "# e.g. torchvision.models.detection.retinanet_resnet50_fpn(anchor_generator=anchor_generator, ...)\n"
+        )
+        out["torchvision"] = {
+            "language": "python",
+            "text": text,
+            "exact": own == "torchvision",
+            "note": note("torchvision"),
+        }
     if "mmdet" in targets:
-        text = ("anchor_generator = dict(\n"
-                "    type='AnchorGenerator',\n"
-                "    base_sizes=[" + ", ".join(_num(b) for b in params.base) + "],\n"
-                "    scales=[" + ", ".join(_num(s) for s in params.scales) + "],\n"
-                "    ratios=[" + ", ".join(_num(r) for r in ratios) + "],\n"
-                "    strides=[" + ", ".join(str(int(s)) for s in preset.strides) + "])\n"
-                "# model.bbox_head.anchor_generator in an mmdetection config\n")
-        n = note("mmdet") + ("; mmdetection multiplies base_size x scale itself, which differs from the stored "
-                             "sizes (rounded to 1e-4 px) by under 5e-5 px" if own == "mmdet" else "")
+        text = (
+            "anchor_generator = dict(\n"
+            "    type='AnchorGenerator',\n"
+            "    base_sizes=[" + ", ".join(_num(b) for b in params.base) + "],\n"
+            "    scales=[" + ", ".join(_num(s) for s in params.scales) + "],\n"
+            "    ratios=[" + ", ".join(_num(r) for r in ratios) + "],\n"
+            "    strides=[" + ", ".join(str(int(s)) for s in preset.strides) + "])\n"
+            "# model.bbox_head.anchor_generator in an mmdetection config\n"
+        )
+        n = note("mmdet") + (
+            "; mmdetection multiplies base_size x scale itself, which differs from the stored "
+            "sizes (rounded to 1e-4 px) by under 5e-5 px"
+            if own == "mmdet"
+            else ""
+        )
         out["mmdet"] = {"language": "python", "text": text, "exact": own == "mmdet", "note": n}
     if "detectron2" in targets:
-        text = ("MODEL:\n  ANCHOR_GENERATOR:\n"
-                "    SIZES: [" + ", ".join("[" + ", ".join(_num(v) for v in s) + "]" for s in sizes) + "]\n"
-                "    ASPECT_RATIOS: [[" + ", ".join(_num(r) for r in ratios) + "]]\n")
+        text = (
+            "MODEL:\n  ANCHOR_GENERATOR:\n"
+            "    SIZES: [" + ", ".join("[" + ", ".join(_num(v) for v in s) + "]" for s in sizes) + "]\n"
+            "    ASPECT_RATIOS: [[" + ", ".join(_num(r) for r in ratios) + "]]\n"
+        )
         out["detectron2"] = {"language": "yaml", "text": text, "exact": own == "detectron2", "note": note("detectron2")}
     return out
 
@@ -830,45 +1009,81 @@ def fit_verdict(before: dict, after: dict) -> dict:
         level = "no gain"
     else:
         level = "trade-off" if costs else "better"
-    head = {"better": "the fit improves the objective at no listed cost",
-            "trade-off": "the fit improves the objective at a cost",
-            "no gain": "the fit does not improve the objective"}[level]
+    head = {
+        "better": "the fit improves the objective at no listed cost",
+        "trade-off": "the fit improves the objective at a cost",
+        "no gain": "the fit does not improve the objective",
+    }[level]
     message = head + ": " + "; ".join(costs + gains) if (costs or gains) else head
     return {"level": level, "message": message, "gains": gains, "costs": costs, "limits": dict(FIT_COSTS)}
 
 
-_FIT_TERMS = ("coverage", "positives_per_box", "boxes_without_positive", "boxes_below_positive_iou", "size_balance",
-              "foreground", "background", "background_per_foreground", "score", "bpr", "aat", "small", "medium",
-              "large")
+_FIT_TERMS = (
+    "coverage",
+    "positives_per_box",
+    "boxes_without_positive",
+    "boxes_below_positive_iou",
+    "size_balance",
+    "foreground",
+    "background",
+    "background_per_foreground",
+    "score",
+    "bpr",
+    "aat",
+    "small",
+    "medium",
+    "large",
+)
 
 
 def _verdict_and_terms(res: FitResult) -> dict:
-    before, after = (res.all_before, res.all_after) if res.all_before is not None else (res.sample_before,
-                                                                                        res.sample_after)
-    return {"verdict": fit_verdict(before, after), "size_groups_by": res.size_by,
-            "definitions": definitions(_FIT_TERMS, size_groups_by=res.size_by)}
+    before, after = (
+        (res.all_before, res.all_after) if res.all_before is not None else (res.sample_before, res.sample_after)
+    )
+    return {
+        "verdict": fit_verdict(before, after),
+        "size_groups_by": res.size_by,
+        "definitions": definitions(_FIT_TERMS, size_groups_by=res.size_by),
+    }
 
 
 #: How each search space is searched, as the report states it.
 _SEARCH_METHODS = {
     "grid": "(1+1) evolution in log space from the best start (preset projection, scaled projections, 1-IoU k-means)",
     "yolo": "(1+1) evolution of free (w, h) anchors in log space from the best start (preset, scaled preset, 1-IoU "
-            "k-means of the letterboxed box shapes)",
+    "k-means of the letterboxed box shapes)",
 }
 
 
 def _grid_preset_dict(p) -> dict:
-    return {"name": p.name, "sizes": [list(s) for s in p.sizes], "aspect_ratios": [list(r) for r in p.aspect_ratios],
-            "strides": list(p.strides), "level_names": list(p.level_names), "pos_iou": float(p.pos_iou),
-            "neg_iou": float(p.neg_iou), "matcher": p.matcher, "assigner": p.assigner,
-            "anchor_rule": p.anchor_rule}
+    return {
+        "name": p.name,
+        "sizes": [list(s) for s in p.sizes],
+        "aspect_ratios": [list(r) for r in p.aspect_ratios],
+        "strides": list(p.strides),
+        "level_names": list(p.level_names),
+        "pos_iou": float(p.pos_iou),
+        "neg_iou": float(p.neg_iou),
+        "matcher": p.matcher,
+        "assigner": p.assigner,
+        "anchor_rule": p.anchor_rule,
+    }
 
 
 def _yolo_preset_dict(p) -> dict:
-    return {"name": p.name, "kind": "yolov5", "anchors": [[list(a) for a in lv] for lv in p.anchors],
-            "strides": list(p.strides), "level_names": list(p.level_names), "img_size": int(p.img_size),
-            "anchor_t": float(p.anchor_t), "pos_iou": float(p.pos_iou), "neg_iou": float(p.neg_iou),
-            "matcher": p.matcher, "assigner": p.assigner}
+    return {
+        "name": p.name,
+        "kind": "yolov5",
+        "anchors": [[list(a) for a in lv] for lv in p.anchors],
+        "strides": list(p.strides),
+        "level_names": list(p.level_names),
+        "img_size": int(p.img_size),
+        "anchor_t": float(p.anchor_t),
+        "pos_iou": float(p.pos_iou),
+        "neg_iou": float(p.neg_iou),
+        "matcher": p.matcher,
+        "assigner": p.assigner,
+    }
 
 
 def to_report(res: FitResult, targets: tuple[str, ...] | None = None) -> dict:
@@ -883,9 +1098,15 @@ def to_report(res: FitResult, targets: tuple[str, ...] | None = None) -> dict:
         "objective": res.objective,
         "seed": res.seed,
         "sample_images": res.sample_images,
-        "search": {"method": _SEARCH_METHODS["yolo" if yolo else "grid"], "iterations_asked": res.iterations_asked,
-                   "iterations_done": res.iterations_done, "stopped": res.stopped, "starts": res.starts,
-                   "history": res.history, "seconds": res.seconds},
+        "search": {
+            "method": _SEARCH_METHODS["yolo" if yolo else "grid"],
+            "iterations_asked": res.iterations_asked,
+            "iterations_done": res.iterations_done,
+            "stopped": res.stopped,
+            "starts": res.starts,
+            "history": res.history,
+            "seconds": res.seconds,
+        },
         "original": preset_dict(res.original),
         "fitted": preset_dict(f),
         "fitted_params": res.params.to_dict(),

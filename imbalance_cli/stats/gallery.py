@@ -24,8 +24,7 @@ import numpy as np
 
 from imbalance_cli.anchors.generator import padded_sizes, resized_sizes
 from imbalance_cli.anchors.layouts import ImageLayouts
-from imbalance_cli.anchors.yolov5 import (YoloV5Preset, assign_yolov5, letterbox_boxes, letterbox_geometry,
-                                          level_grids)
+from imbalance_cli.anchors.yolov5 import YoloV5Preset, assign_yolov5, letterbox_boxes, letterbox_geometry, level_grids
 from imbalance_cli.specs import AnchorSpec
 from imbalance_cli.stats.anchors import label_anchors
 from imbalance_cli.stats.boxes import STATUSES, BoxTable
@@ -39,8 +38,7 @@ CROPS_PER_CLASS = 6
 def _per_image(table: BoxTable, n_img: int, pos_t: float | None):
     img = table.box_image
     uncovered = np.bincount(img, weights=table.status != 0, minlength=n_img)
-    below = np.bincount(img, weights=table.max_iou < pos_t, minlength=n_img) if pos_t is not None \
-        else np.zeros(n_img)
+    below = np.bincount(img, weights=table.max_iou < pos_t, minlength=n_img) if pos_t is not None else np.zeros(n_img)
     lowest = np.full(n_img, np.inf)
     np.minimum.at(lowest, img, table.max_iou.astype(np.float64))
     boxes = np.bincount(img, minlength=n_img)
@@ -55,7 +53,7 @@ def _pick(table: BoxTable, n: int) -> tuple[list[int], int | None, list[dict]]:
     uncovered, below, lowest, boxes = _per_image(table, ds.num_images, pos_t)
     cand = np.flatnonzero((uncovered > 0) | (below > 0))
     cand = cand[np.lexsort((cand, lowest[cand], -below[cand], -uncovered[cand]))]
-    worst = [int(i) for i in cand[:max(1, n // 3)]] if n else []
+    worst = [int(i) for i in cand[: max(1, n // 3)]] if n else []
     chosen: list[int] = list(worst)
     levels_img = None
     if n and len(table):
@@ -81,7 +79,7 @@ def _pick(table: BoxTable, n: int) -> tuple[list[int], int | None, list[dict]]:
         img = table.box_image
         for c in classes:
             crops = []
-            for r in order[starts[c]:starts[c + 1]]:
+            for r in order[starts[c] : starts[c + 1]]:
                 i = int(img[r])
                 if i not in chosen:
                     if len(chosen) >= n:
@@ -90,9 +88,15 @@ def _pick(table: BoxTable, n: int) -> tuple[list[int], int | None, list[dict]]:
                 crops.append(int(r))
                 if len(crops) == CROPS_PER_CLASS:
                     break
-            strips.append({"category": str(ds.category_names[c]), "category_id": int(ds.category_ids[c]),
-                           "instances": int(inst[c]),
-                           "without_positive": int(((cat == c) & (table.status != 0)).sum()), "rows": crops})
+            strips.append(
+                {
+                    "category": str(ds.category_names[c]),
+                    "category_id": int(ds.category_ids[c]),
+                    "instances": int(inst[c]),
+                    "without_positive": int(((cat == c) & (table.status != 0)).sum()),
+                    "rows": crops,
+                }
+            )
     return worst, levels_img, strips
 
 
@@ -103,13 +107,29 @@ def _geometry(preset, H: np.ndarray, W: np.ndarray) -> dict:
         rh, rw = np.round(H * r).astype(np.int64), np.round(W * r).astype(np.int64)
         # YOLOv5's letterbox: top, left = round(dh - 0.1), round(dw - 0.1) of the half paddings
         ox, oy = np.round(px - 0.1).astype(np.int64), np.round(py - 0.1).astype(np.int64)
-        return {"rh": rh, "rw": rw, "ph": ph, "pw": pw, "ox": ox, "oy": oy, "fill": (114, 114, 114),
-                "fill_meaning": "YOLOv5's letterbox grey (114)"}
+        return {
+            "rh": rh,
+            "rw": rw,
+            "ph": ph,
+            "pw": pw,
+            "ox": ox,
+            "oy": oy,
+            "fill": (114, 114, 114),
+            "fill_meaning": "YOLOv5's letterbox grey (114)",
+        }
     rh, rw = resized_sizes(H, W, preset)
     ph, pw = padded_sizes(H, W, preset)
     zero = np.zeros(len(H), np.int64)
-    return {"rh": rh, "rw": rw, "ph": ph, "pw": pw, "ox": zero, "oy": zero, "fill": (124, 116, 104),
-            "fill_meaning": "zero after normalisation (the ImageNet mean colour)"}
+    return {
+        "rh": rh,
+        "rw": rw,
+        "ph": ph,
+        "pw": pw,
+        "ox": zero,
+        "oy": zero,
+        "fill": (124, 116, 104),
+        "fill_meaning": "zero after normalisation (the ImageNet mean colour)",
+    }
 
 
 def _relabel(table: BoxTable, rows: np.ndarray):
@@ -125,6 +145,7 @@ def _relabel(table: BoxTable, rows: np.ndarray):
 
         def corners(img, anchor, level):
             return _yolo_corners(preset, img, anchor, level, ph, pw)
+
         return ds, res, corners
     anchors = table.anchors
     spec = replace(anchors, workers=1) if isinstance(anchors, AnchorSpec) else AnchorSpec.build(preset, workers=1)
@@ -133,6 +154,7 @@ def _relabel(table: BoxTable, rows: np.ndarray):
 
     def corners(img, anchor, level):
         return lay.coords(preset, np.asarray(img, np.int64), np.asarray(anchor, np.int64), np.asarray(level, np.int64))
+
     return ds, lab.result, corners
 
 
@@ -159,14 +181,24 @@ def gallery_plan(table: BoxTable, n: int) -> dict:
     ``worst`` / ``levels`` index ``images``; ``classes``: the strips, each crop ``(image index, box index)``.
     """
     worst, levels_img, strips = _pick(table, int(n))
-    rows = sorted(set(worst) | ({levels_img} if levels_img is not None else set())
-                  | {int(table.box_image[r]) for s in strips for r in s["rows"]})
+    rows = sorted(
+        set(worst)
+        | ({levels_img} if levels_img is not None else set())
+        | {int(table.box_image[r]) for s in strips for r in s["rows"]}
+    )
     preset = table.preset
     names = [str(x) for x in getattr(preset, "level_names", ())]
-    out = {"preset": str(getattr(preset, "name", "")),
-           "metric": "ratio metric" if isinstance(preset, YoloV5Preset) else "IoU", "images": [], "worst": [], "levels": None, "classes": [],
-           "statuses": list(STATUSES), "level_names": names,
-           "pos_iou": float(preset.pos_iou) if getattr(preset, "assigner", "max_iou") == "max_iou" else None}
+    out = {
+        "preset": str(getattr(preset, "name", "")),
+        "metric": "ratio metric" if isinstance(preset, YoloV5Preset) else "IoU",
+        "images": [],
+        "worst": [],
+        "levels": None,
+        "classes": [],
+        "statuses": list(STATUSES),
+        "level_names": names,
+        "pos_iou": float(preset.pos_iou) if getattr(preset, "assigner", "max_iou") == "max_iou" else None,
+    }
     if not rows:
         return out
     ds = table.dataset
@@ -178,12 +210,20 @@ def gallery_plan(table: BoxTable, n: int) -> dict:
     local = np.concatenate([np.arange(start[r], start[r + 1]) for r in rows])  # table rows of the chosen images
     if len(res.box_max_iou) != len(local):
         raise AssertionError("the gallery's images relabelled to a different number of boxes")
-    scaled = np.concatenate([np.asarray(table.scaled[int(start[r]):int(start[r + 1])], np.float32).reshape(-1, 4)
-                             for r in rows]) if len(local) else np.zeros((0, 4), np.float32)
+    scaled = (
+        np.concatenate(
+            [np.asarray(table.scaled[int(start[r]) : int(start[r + 1])], np.float32).reshape(-1, 4) for r in rows]
+        )
+        if len(local)
+        else np.zeros((0, 4), np.float32)
+    )
     status, iou, level = table.status[local], table.max_iou[local], table.best_level[local]
     sub_img = np.repeat(np.arange(len(rows)), [int(start[r + 1] - start[r]) for r in rows])
-    best = corners(sub_img, res.box_best_anchor, np.asarray(res.box_best_level, np.int64)) if len(local) else \
-        np.zeros((0, 4))
+    best = (
+        corners(sub_img, res.box_best_anchor, np.asarray(res.box_best_level, np.int64))
+        if len(local)
+        else np.zeros((0, 4))
+    )
     pos_t = out["pos_iou"]
     draw_best = (status != 0) | ((iou < pos_t) if pos_t is not None else np.zeros(len(local), bool))
     if getattr(preset, "kind", "grid") == "point":  # FCOS points have no box to draw
@@ -193,17 +233,30 @@ def gallery_plan(table: BoxTable, n: int) -> dict:
     cats = ds.category_names[ds.box_category[table.order[local]]]
     for k, r in enumerate(rows):
         sel = np.flatnonzero(sub_img == k)
-        entry = {"row": int(r), "image_id": int(ds.image_ids[r]),
-                 "file_name": None if ds.file_names is None else str(ds.file_names[r]),
-                 "width": float(ds.widths[r]), "height": float(ds.heights[r]),
-                 "resized": [int(geo["rw"][k]), int(geo["rh"][k])], "padded": [int(geo["pw"][k]), int(geo["ph"][k])],
-                 "offset": [int(geo["ox"][k]), int(geo["oy"][k])], "boxes": [], "positives": None}
+        entry = {
+            "row": int(r),
+            "image_id": int(ds.image_ids[r]),
+            "file_name": None if ds.file_names is None else str(ds.file_names[r]),
+            "width": float(ds.widths[r]),
+            "height": float(ds.heights[r]),
+            "resized": [int(geo["rw"][k]), int(geo["rh"][k])],
+            "padded": [int(geo["pw"][k]), int(geo["ph"][k])],
+            "offset": [int(geo["ox"][k]), int(geo["oy"][k])],
+            "boxes": [],
+            "positives": None,
+        }
         for b, s in enumerate(sel):
             box_pos[int(local[s])] = (k, b)
-            entry["boxes"].append({"xyxy": [float(v) for v in scaled[s]], "status": int(status[s]),
-                                   "category": str(cats[s]), "best_iou": float(iou[s]),
-                                   "best_level": names[int(level[s])] if int(level[s]) < len(names) else str(level[s]),
-                                   "best_anchor": [float(v) for v in best[s]] if draw_best[s] else None})
+            entry["boxes"].append(
+                {
+                    "xyxy": [float(v) for v in scaled[s]],
+                    "status": int(status[s]),
+                    "category": str(cats[s]),
+                    "best_iou": float(iou[s]),
+                    "best_level": names[int(level[s])] if int(level[s]) < len(names) else str(level[s]),
+                    "best_anchor": [float(v) for v in best[s]] if draw_best[s] else None,
+                }
+            )
         out["images"].append(entry)
     if levels_img is not None:
         k = index_of[levels_img]
@@ -211,10 +264,17 @@ def gallery_plan(table: BoxTable, n: int) -> dict:
         if m.any():
             xy = corners(np.asarray(res.pos_image)[m], np.asarray(res.pos_anchor)[m], np.asarray(res.pos_level)[m])
             lv = np.asarray(res.pos_level)[m].astype(np.int64)
-            out["images"][k]["positives"] = {names[v] if v < len(names) else str(v): xy[lv == v].tolist()
-                                             for v in range(len(names) or int(lv.max(initial=0)) + 1)}
+            out["images"][k]["positives"] = {
+                names[v] if v < len(names) else str(v): xy[lv == v].tolist()
+                for v in range(len(names) or int(lv.max(initial=0)) + 1)
+            }
         out["levels"] = k
     out["worst"] = [index_of[r] for r in worst]
-    out["classes"] = [{**{key: s[key] for key in ("category", "category_id", "instances", "without_positive")},
-                       "crops": [list(box_pos[r]) for r in s["rows"]]} for s in strips]
+    out["classes"] = [
+        {
+            **{key: s[key] for key in ("category", "category_id", "instances", "without_positive")},
+            "crops": [list(box_pos[r]) for r in s["rows"]],
+        }
+        for s in strips
+    ]
     return out

@@ -59,13 +59,13 @@ def size_group_codes(dataset: Dataset, rows: np.ndarray, size_by: str = "box", b
     rows = np.asarray(rows)
     out = np.empty(len(rows), np.int8)
     for a in range(0, len(rows), block):
-        o = rows[a:a + block]
+        o = rows[a : a + block]
         b = dataset.boxes[o]
         g = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
         if size_by == "area_field" and dataset.area is not None:
             area = dataset.area[o]
             g = np.where(np.isfinite(area) & (area > 0), area, g)
-        out[a:a + len(o)] = size_group_code(g)
+        out[a : a + len(o)] = size_group_code(g)
     return out
 
 
@@ -103,10 +103,10 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     if nb >= 1 and values.size >= 4096 and values.dtype == np.float64 and values.ndim == 1 and _uniform(edges, nb):
         out = np.empty(values.size, dtype=np.intp)
         for a in range(0, values.size, _BLOCK):  # cache-sized blocks: ~2x faster than whole-array temporaries
-            idx = _uniform_bin_index(values[a:a + _BLOCK], edges, nb)
+            idx = _uniform_bin_index(values[a : a + _BLOCK], edges, nb)
             if idx is None:
                 break
-            out[a:a + _BLOCK] = idx
+            out[a : a + _BLOCK] = idx
         else:
             return out
     idx = np.searchsorted(edges, values, side="right") - 1
@@ -240,8 +240,7 @@ def _image_sizes(dataset: Dataset, img: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 @np.errstate(over="ignore")  # a box beyond float64 range (w = h = 1e308) has an infinite area: the large group
-def scale_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins: int = 50,
-                     size_by: str = "box") -> dict:
+def scale_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins: int = 50, size_by: str = "box") -> dict:
     """The report's ``scale`` block: three relative histograms over [0, 1] with ``bins`` bins and the size groups.
 
     Same values as :func:`relative_sizes`, :func:`size_groups` and :func:`size_groups_by_area_field`,
@@ -307,8 +306,9 @@ def box_centres(dataset: Dataset, valid: np.ndarray | None = None) -> tuple[np.n
     return (b[:, 0] + b[:, 2]) / (2.0 * W[valid]), (b[:, 1] + b[:, 3]) / (2.0 * H[valid])
 
 
-def location_statistics(dataset: Dataset, valid: np.ndarray | None = None, bins: int = 20,
-                        per_class: bool = False) -> dict:
+def location_statistics(
+    dataset: Dataset, valid: np.ndarray | None = None, bins: int = 20, per_class: bool = False
+) -> dict:
     """The report's ``location`` block: ``{bins, counts}`` (bins x bins, rows = y) and optionally ``per_class``.
 
     ``per_class`` maps the category id (as a string) of every *used* class to its own

@@ -39,7 +39,9 @@ def parse_edges(text: str) -> tuple[float, ...]:
     try:
         edges = tuple(float(t) for t in str(text).split(",") if t.strip())
     except ValueError:
-        raise InputError(f"--bags-edges must be comma-separated numbers (e.g. 0,10,100,1000,inf), got {text!r}") from None
+        raise InputError(
+            f"--bags-edges must be comma-separated numbers (e.g. 0,10,100,1000,inf), got {text!r}"
+        ) from None
     if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])) or any(math.isnan(e) for e in edges):
         raise InputError(f"--bags-edges must be at least two strictly increasing numbers, got {text!r}")
     return edges
@@ -49,7 +51,9 @@ def _edges_json(edges: Sequence[float]) -> list:
     return ["inf" if math.isinf(e) else (int(e) if float(e).is_integer() else float(e)) for e in edges]
 
 
-def repeat_factors(image_counts: np.ndarray, num_images: int, threshold: float = DEFAULT_REPEAT_THRESHOLD) -> np.ndarray:
+def repeat_factors(
+    image_counts: np.ndarray, num_images: int, threshold: float = DEFAULT_REPEAT_THRESHOLD
+) -> np.ndarray:
     """Per-class repeat factor ``r(c) = max(1, sqrt(t / f(c)))``, ``f(c) = image_counts / num_images``.
 
     LVIS repeat-factor sampling (Gupta et al. 2019, §5). Classes in no image get NaN (no image
@@ -90,8 +94,12 @@ def class_balanced_weights(instance_counts: np.ndarray, beta: float = DEFAULT_CB
     return w, norm
 
 
-def long_tail_groups(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_EDGES,
-                     repeat_threshold: float = DEFAULT_REPEAT_THRESHOLD, cb_beta: float = DEFAULT_CB_BETA) -> dict:
+def long_tail_groups(
+    counts: ClassCounts,
+    edges: Sequence[float] = DEFAULT_BAGS_EDGES,
+    repeat_threshold: float = DEFAULT_REPEAT_THRESHOLD,
+    cb_beta: float = DEFAULT_CB_BETA,
+) -> dict:
     """The ``imbalance.groups/1`` report (see module docstring for every formula)."""
     if counts.num_classes == 0:
         raise InputError("no categories defined", path=counts.source)
@@ -106,19 +114,36 @@ def long_tail_groups(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_
     groups = []
     for n in range(1, N + 1):
         sel = grp == n
-        groups.append({"index": n, "range": _edges_json(edges[n - 1 : n + 1]), "classes": int(sel.sum()),
-                       "instances": int(counts.instances[sel].sum()), "category_ids": ids[sel].tolist()})
+        groups.append(
+            {
+                "index": n,
+                "range": _edges_json(edges[n - 1 : n + 1]),
+                "classes": int(sel.sum()),
+                "instances": int(counts.instances[sel].sum()),
+                "category_ids": ids[sel].tolist(),
+            }
+        )
 
     freq = lvis_frequency(counts.images)
     frequency = {k: int((freq == k).sum()) for k in ("r", "c", "f")}
     disagreements = []
     if counts.frequency_from_file is not None:
         for i in np.flatnonzero((counts.frequency_from_file != "") & (counts.frequency_from_file != freq)):
-            disagreements.append({"id": int(ids[i]), "name": str(counts.names[i]),
-                                  "file": str(counts.frequency_from_file[i]), "computed": str(freq[i])})
+            disagreements.append(
+                {
+                    "id": int(ids[i]),
+                    "name": str(counts.names[i]),
+                    "file": str(counts.frequency_from_file[i]),
+                    "computed": str(freq[i]),
+                }
+            )
 
-    rf: dict = {"threshold": float(repeat_threshold), "num_images": counts.num_images, "per_class": None,
-                "expected_epoch_images": None}
+    rf: dict = {
+        "threshold": float(repeat_threshold),
+        "num_images": counts.num_images,
+        "per_class": None,
+        "expected_epoch_images": None,
+    }
     if counts.num_images is not None:
         r = repeat_factors(counts.images, counts.num_images, repeat_threshold)
         rf["per_class"] = {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, r)}
@@ -128,7 +153,11 @@ def long_tail_groups(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_
             # Without per-image class sets only bounds are known: every image of class c has a factor
             # >= r(c) (lower), and max <= 1 + sum of (r - 1) over its classes (upper).
             rr = np.nan_to_num(r, nan=1.0)
-            lo = float(np.max(counts.images * rr + (counts.num_images - counts.images))) if len(rr) else float(counts.num_images)
+            lo = (
+                float(np.max(counts.images * rr + (counts.num_images - counts.images)))
+                if len(rr)
+                else float(counts.num_images)
+            )
             hi = float(counts.num_images + np.sum(counts.images * (rr - 1.0)))
             rf["expected_epoch_images_bounds"] = [max(lo, float(counts.num_images)), hi]
             rf["note"] = "category statistics only: expected epoch length given as [lower, upper] bounds"
@@ -136,13 +165,23 @@ def long_tail_groups(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_
         rf["note"] = "repeat factors need the image total: pass --num-images N"
 
     w, wn = class_balanced_weights(counts.instances, cb_beta)
-    cb = {"beta": float(cb_beta),
-          "per_class": {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, w)},
-          "normalized": {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, wn)}}
+    cb = {
+        "beta": float(cb_beta),
+        "per_class": {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, w)},
+        "normalized": {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, wn)},
+    }
 
-    per_class = [{"id": int(ids[i]), "name": str(counts.names[i]), "instances": int(counts.instances[i]),
-                  "images": int(counts.images[i]), "bags_group": int(grp[i]), "frequency": str(freq[i])}
-                 for i in range(counts.num_classes)]
+    per_class = [
+        {
+            "id": int(ids[i]),
+            "name": str(counts.names[i]),
+            "instances": int(counts.instances[i]),
+            "images": int(counts.images[i]),
+            "bags_group": int(grp[i]),
+            "frequency": str(freq[i]),
+        }
+        for i in range(counts.num_classes)
+    ]
     return {
         "schema": SCHEMA,
         "num_classes": counts.num_classes,
@@ -181,6 +220,12 @@ def groups_table(report: dict):
 
     rows = [{"group": 0, "range": "background", "classes": 1, "instances": None}]
     for g in report["bags"]["groups"]:
-        rows.append({"group": g["index"], "range": f"[{g['range'][0]}, {g['range'][1]})", "classes": g["classes"],
-                     "instances": g["instances"]})
+        rows.append(
+            {
+                "group": g["index"],
+                "range": f"[{g['range'][0]}, {g['range'][1]})",
+                "classes": g["classes"],
+                "instances": g["instances"],
+            }
+        )
     return pd.DataFrame(rows)

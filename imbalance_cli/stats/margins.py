@@ -60,13 +60,16 @@ def measured_fg_bg_ratio(dataset, anchors: str = "retinanet", **anchor_options) 
     a = anchor_counts(dataset, anchors, **anchor_options)
     fg, bg = float(a["foreground_total"]), float(a["background_total"])
     if fg <= 0:
-        raise InputError(f"no foreground anchors under preset '{anchors}': cannot measure the fg/bg ratio",
-                         path=getattr(dataset, "path", None))
+        raise InputError(
+            f"no foreground anchors under preset '{anchors}': cannot measure the fg/bg ratio",
+            path=getattr(dataset, "path", None),
+        )
     return bg / fg, a
 
 
-def effective_class_margins(counts: ClassCounts, fg_bg_ratio: float | None = None, one_stage: bool = False,
-                            ratio_source: str | None = None) -> dict:
+def effective_class_margins(
+    counts: ClassCounts, fg_bg_ratio: float | None = None, one_stage: bool = False, ratio_source: str | None = None
+) -> dict:
     """The ``imbalance.margins/1`` report: ECM margins and weights for every class (+ background).
 
     ``fg_bg_ratio`` is ``r = background / foreground`` (Cho & Krähenbühl, ECCV 2022, supp. F, Eq. 35); it is required

@@ -152,8 +152,14 @@ def expected_histogram_tv(n: int, bins: int) -> float | None:
     m = math.floor(n * p)
     if m + 1 > n:  # n p is an integer equal to n: impossible for bins > 1
         return 0.0
-    log_mad = (math.log(2.0 * (m + 1)) + math.lgamma(n + 1) - math.lgamma(m + 2) - math.lgamma(n - m)
-               + (m + 1) * math.log(p) + (n - m) * math.log1p(-p))
+    log_mad = (
+        math.log(2.0 * (m + 1))
+        + math.lgamma(n + 1)
+        - math.lgamma(m + 2)
+        - math.lgamma(n - m)
+        + (m + 1) * math.log(p)
+        + (n - m) * math.log1p(-p)
+    )
     return min(1.0, bins / (2.0 * n) * math.exp(log_mad))
 
 
@@ -172,8 +178,9 @@ def _gini_rows(counts: np.ndarray) -> np.ndarray:
 CHANCE_DRAWS = 1000
 
 
-def histogram_tv_chance(n: int, bins: int, value: float | None = None, draws: int = CHANCE_DRAWS,
-                        seed: int = 0) -> tuple[float | None, float | None]:
+def histogram_tv_chance(
+    n: int, bins: int, value: float | None = None, draws: int = CHANCE_DRAWS, seed: int = 0
+) -> tuple[float | None, float | None]:
     """``(expected TV, p-value)`` of a histogram of ``n`` boxes over ``bins`` bins against a balanced dataset of
     the same size: the exact expectation (:func:`expected_histogram_tv`) and the share of ``draws`` seeded
     balanced samples whose TV reaches ``value`` (None without a value)."""
@@ -186,8 +193,9 @@ def histogram_tv_chance(n: int, bins: int, value: float | None = None, draws: in
     return expected, float(np.mean(tv >= value - 1e-12))
 
 
-def gini_chance(n: int, k: int, value: float | None = None, draws: int = CHANCE_DRAWS,
-                seed: int = 0) -> tuple[float | None, float | None]:
+def gini_chance(
+    n: int, k: int, value: float | None = None, draws: int = CHANCE_DRAWS, seed: int = 0
+) -> tuple[float | None, float | None]:
     """``(expected Gini, p-value)`` of ``n`` instances over ``k`` classes against a balanced dataset of the same
     size (each instance's class uniform; :func:`gini` over the classes a draw uses), by seeded Monte Carlo."""
     n, k = int(n), int(k)

@@ -22,11 +22,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from imbalance_cli.anchors.kinds import resolve as resolve_kind
 from imbalance_cli.data.dataset import INVALID_REASONS, Dataset
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json, to_jsonable
 from imbalance_cli.progress import progress
-from imbalance_cli.anchors.kinds import resolve as resolve_kind
 from imbalance_cli.specs import parse_anchors
 from imbalance_cli.stats import geometry, measures
 from imbalance_cli.stats.anchors import anchor_statistics
@@ -77,13 +77,41 @@ FG_BG_REFERENCE_SOURCE = "COCO 2017 (bundled 159-image subsets), same preset, me
 _ANCHOR_OPTIONS = ("matcher", "device", "pos_iou", "neg_iou", "negative_iou_sample", "seed")
 
 #: The quantities of an ``imbalance.stats/1`` report whose label, unit and meaning its ``definitions`` carry.
-STATS_TERMS = ("images", "annotations", "boxes", "crowd", "invalid", "categories", "categories_used",
-               "images_without_boxes", "imbalance_ratio", "gini", "normalized_entropy", "tv_to_uniform",
-               "kl_to_uniform", "cv", "classes_used", "small", "medium", "large", "size_groups", "anchors",
-               "foreground", "background", "ignored", "pos_neg_ratio", "task_pos_neg_ratio",
-               "background_per_foreground", "boxes_without_positive", "boxes_ignored_only",
-               "boxes_below_positive_iou", "boxes_below_negative", "low_quality", "positives_per_instance",
-               "positives_per_box")
+STATS_TERMS = (
+    "images",
+    "annotations",
+    "boxes",
+    "crowd",
+    "invalid",
+    "categories",
+    "categories_used",
+    "images_without_boxes",
+    "imbalance_ratio",
+    "gini",
+    "normalized_entropy",
+    "tv_to_uniform",
+    "kl_to_uniform",
+    "cv",
+    "classes_used",
+    "small",
+    "medium",
+    "large",
+    "size_groups",
+    "anchors",
+    "foreground",
+    "background",
+    "ignored",
+    "pos_neg_ratio",
+    "task_pos_neg_ratio",
+    "background_per_foreground",
+    "boxes_without_positive",
+    "boxes_ignored_only",
+    "boxes_below_positive_iou",
+    "boxes_below_negative",
+    "low_quality",
+    "positives_per_instance",
+    "positives_per_box",
+)
 
 
 #: Verdict levels; ``undetermined``: the sample is too small for the measure to say anything (see
@@ -123,8 +151,11 @@ def _judged(kind: str, value: float, chance: tuple, n: int, what: str) -> tuple[
     facts = {"chance": expected, "p_value": p, "excess": excess}
     if p is not None and p > SIGNIFICANCE:
         if expected >= UNDETERMINED_CHANCE:
-            return "undetermined", facts, (f"; too few {what} to judge ({n:,}): a balanced dataset of this size "
-                                           f"shows {expected:.2f} by chance")
+            return (
+                "undetermined",
+                facts,
+                (f"; too few {what} to judge ({n:,}): a balanced dataset of this size shows {expected:.2f} by chance"),
+            )
         return "ok", facts, f" (within sampling noise: {expected:.2f} by chance at {n:,} {what})"
     return _level(kind, excess), facts, f" ({expected:.2f} by chance at {n:,} {what}: excess {excess:.2f})"
 
@@ -158,9 +189,16 @@ def verdicts(report: dict) -> list[dict]:
         n_inst = sum(int(c.get("instances") or 0) for c in report.get("classes") or [])
         chance = measures.gini_chance(n_inst, m["classes_used"], m["gini"]) if n_inst else (None, None)
         lvl, facts, note = _judged("class", m["gini"], chance, n_inst, "instances")
-        out.append({"type": "class", "level": lvl, "value": m["gini"], **facts,
-                    "message": f"imbalance ratio {m['imbalance_ratio']:.1f}:1 over {m['classes_used']} used "
-                    f"classes, Gini {m['gini']:.2f}{note}, normalised entropy {_fmt(m['normalized_entropy'])}"})
+        out.append(
+            {
+                "type": "class",
+                "level": lvl,
+                "value": m["gini"],
+                **facts,
+                "message": f"imbalance ratio {m['imbalance_ratio']:.1f}:1 over {m['classes_used']} used "
+                f"classes, Gini {m['gini']:.2f}{note}, normalised entropy {_fmt(m['normalized_entropy'])}",
+            }
+        )
     n_boxes = int((report.get("dataset") or {}).get("boxes") or 0)
     tv = report["scale"]["tv_to_uniform"]["relative_area"]
     if tv is None:
@@ -173,8 +211,10 @@ def verdicts(report: dict) -> list[dict]:
         sg = report["scale"].get("size_groups")
         total = sum(sg.values()) if sg else 0
         if total:
-            msg += (f"; small/medium/large {100 * sg['small'] / total:.0f}%/{100 * sg['medium'] / total:.0f}%/"
-                    f"{100 * sg['large'] / total:.0f}%")
+            msg += (
+                f"; small/medium/large {100 * sg['small'] / total:.0f}%/{100 * sg['medium'] / total:.0f}%/"
+                f"{100 * sg['large'] / total:.0f}%"
+            )
         out.append({"type": "scale", "level": lvl, "value": tv, **facts, "message": msg})
     tv = report["location"]["tv_to_uniform"]
     if tv is None:
@@ -183,8 +223,15 @@ def verdicts(report: dict) -> list[dict]:
         b = report["location"]["bins"]
         chance = measures.histogram_tv_chance(n_boxes, b * b, tv) if n_boxes else (None, None)
         lvl, facts, note = _judged("location", tv, chance, n_boxes, "boxes")
-        out.append({"type": "location", "level": lvl, "value": tv, **facts, "message":
-                    f"box-centre histogram ({b}x{b}) TV distance to uniform {tv:.2f}{note}"})
+        out.append(
+            {
+                "type": "location",
+                "level": lvl,
+                "value": tv,
+                **facts,
+                "message": f"box-centre histogram ({b}x{b}) TV distance to uniform {tv:.2f}{note}",
+            }
+        )
     a = report.get("anchors")
     if a:
         fg, bg = a.get("foreground"), a.get("background")
@@ -192,19 +239,35 @@ def verdicts(report: dict) -> list[dict]:
             ratio = bg / fg
             preset = str(a.get("preset", ""))
             ref = FG_BG_REFERENCE.get(preset)
-            msg = (f"{ratio:,.0f} background anchors per foreground anchor "
-                   f"({preset} anchors, {a.get('matcher', '')} matcher)")
+            msg = (
+                f"{ratio:,.0f} background anchors per foreground anchor "
+                f"({preset} anchors, {a.get('matcher', '')} matcher)"
+            )
             if ref is None:
                 lvl = "ok"
                 msg += "; no COCO reference for this preset: run it on COCO to compare"
             else:
                 lvl = _level("foreground_background", ratio / ref)
                 msg += f"; COCO under the same preset: {ref:,.0f} ({ratio / ref:.2g}x)"
-            out.append({"type": "foreground_background", "level": lvl, "value": ratio, "message": msg,
-                        "reference": ref, "reference_source": None if ref is None else FG_BG_REFERENCE_SOURCE})
+            out.append(
+                {
+                    "type": "foreground_background",
+                    "level": lvl,
+                    "value": ratio,
+                    "message": msg,
+                    "reference": ref,
+                    "reference_source": None if ref is None else FG_BG_REFERENCE_SOURCE,
+                }
+            )
         else:
-            out.append({"type": "foreground_background", "level": "severe" if bg else "ok", "value": None,
-                        "message": "no foreground anchor at all"})
+            out.append(
+                {
+                    "type": "foreground_background",
+                    "level": "severe" if bg else "ok",
+                    "value": None,
+                    "message": "no foreground anchor at all",
+                }
+            )
     return out
 
 
@@ -216,7 +279,9 @@ def _check_strict(dataset: Dataset) -> None:
         raise InputError(
             f"invalid box ({INVALID_REASONS[reason[i]].replace('_', ' ')}: {dataset.boxes[i].tolist()}); "
             f"{bad.size} invalid box(es) in all, --strict makes them fatal",
-            path=dataset.path, record=f"annotation id {int(dataset.box_ids[i])}")
+            path=dataset.path,
+            record=f"annotation id {int(dataset.box_ids[i])}",
+        )
 
 
 def _parse_edges(edges: Sequence[float]) -> list[float]:
@@ -229,9 +294,18 @@ def _parse_edges(edges: Sequence[float]) -> list[float]:
     return e
 
 
-def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int = 20, per_class_location: bool = False,
-            bags_edges: Sequence[float] = DEFAULT_BAGS_EDGES, hist_bins: int = 50, strict: bool = False,
-            size_by: str = "box", **anchor_options: Any) -> "Report":
+def analyze(
+    dataset: Dataset,
+    *,
+    anchors: str | Any = None,
+    location_bins: int = 20,
+    per_class_location: bool = False,
+    bags_edges: Sequence[float] = DEFAULT_BAGS_EDGES,
+    hist_bins: int = 50,
+    strict: bool = False,
+    size_by: str = "box",
+    **anchor_options: Any,
+) -> "Report":
     """Compute the ``imbalance.stats/1`` report of ``dataset`` (see :mod:`imbalance_cli.stats.schema`).
 
     Parameters
@@ -269,8 +343,9 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
     anchors = parse_anchors(anchors)
     want_anchors = anchors is not None
     if want_anchors and not dataset.has_image_sizes:
-        raise InputError("anchor statistics need image sizes: pass --image-sizes sizes.csv or --anchors none",
-                         path=dataset.path)
+        raise InputError(
+            "anchor statistics need image sizes: pass --image-sizes sizes.csv or --anchors none", path=dataset.path
+        )
     if strict:
         _check_strict(dataset)
 
@@ -285,8 +360,9 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
     with ThreadPoolExecutor(max_workers=2) as pool:
         background = {
             "scale": pool.submit(geometry.scale_statistics, dataset, valid, bins=int(hist_bins), size_by=size_by),
-            "location": pool.submit(geometry.location_statistics, dataset, valid, bins=int(location_bins),
-                                    per_class=per_class_location),
+            "location": pool.submit(
+                geometry.location_statistics, dataset, valid, bins=int(location_bins), per_class=per_class_location
+            ),
         }
         for step in progress(steps, total=len(steps), description="statistics"):
             if step == "summary":
@@ -297,12 +373,15 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
             elif step == "per_image":
                 report["objects_per_image"] = geometry.objects_per_image(dataset, valid)
                 report["classes_per_image"] = geometry.classes_per_image(dataset, valid)
-                report["dataset"]["images_without_boxes"] = int(report["objects_per_image"]["counts"][0]) \
-                    if dataset.num_images else 0
+                report["dataset"]["images_without_boxes"] = (
+                    int(report["objects_per_image"]["counts"][0]) if dataset.num_images else 0
+                )
             elif step == "scale":
                 scale = background["scale"].result()
-                scale["tv_to_uniform"] = {k: measures.histogram_tv(scale[k]["counts"])
-                                          for k in ("relative_width", "relative_height", "relative_area")}
+                scale["tv_to_uniform"] = {
+                    k: measures.histogram_tv(scale[k]["counts"])
+                    for k in ("relative_width", "relative_height", "relative_area")
+                }
                 report["scale"] = scale
             elif step == "location":
                 loc = background["location"].result()
@@ -312,11 +391,13 @@ def analyze(dataset: Dataset, *, anchors: str | Any = None, location_bins: int =
             elif step == "anchors":
                 own_kind = resolve_kind(anchors)  # YOLOv5's build_targets, not the IoU engine (stats/yolov5.py)
                 if own_kind is not None:
-                    report["anchors"] = yolov5_statistics(dataset, own_kind, size_by=size_by, box_arrays=box_arrays,
-                                                          **anchor_options)
+                    report["anchors"] = yolov5_statistics(
+                        dataset, own_kind, size_by=size_by, box_arrays=box_arrays, **anchor_options
+                    )
                 else:
-                    report["anchors"] = anchor_statistics(dataset, anchors, size_by=size_by, box_arrays=box_arrays,
-                                                          **anchor_options)
+                    report["anchors"] = anchor_statistics(
+                        dataset, anchors, size_by=size_by, box_arrays=box_arrays, **anchor_options
+                    )
     report["verdicts"] = verdicts(report)
     report["definitions"] = definitions(STATS_TERMS, size_groups_by=size_by)
     table = BoxTable(dataset, box_arrays, size_by, anchors=anchors) if box_arrays else None
@@ -350,23 +431,37 @@ def _classes(dataset: Dataset, valid: np.ndarray, edges: list[float]) -> dict:
     try:
         groups = bags_groups(instances, edges)
     except ValueError:
-        raise InputError(f"--bags-edges {edges}: some class has an instance count outside the edges "
-                         f"(counts range {int(instances.min())}..{int(instances.max())})") from None
+        raise InputError(
+            f"--bags-edges {edges}: some class has an instance count outside the edges "
+            f"(counts range {int(instances.min())}..{int(instances.max())})"
+        ) from None
     file_freq = dataset.frequency
     file_imgs = dataset.category_image_count
     file_inst = dataset.category_instance_count
     classes, disagreements = [], []
     for k in range(dataset.num_categories):
-        row = {"id": int(dataset.category_ids[k]), "name": str(dataset.category_names[k]),
-               "instances": int(instances[k]), "images": int(images[k]),
-               "frequency": str(freq[k]), "bags_group": int(groups[k])}
+        row = {
+            "id": int(dataset.category_ids[k]),
+            "name": str(dataset.category_names[k]),
+            "instances": int(instances[k]),
+            "images": int(images[k]),
+            "frequency": str(freq[k]),
+            "bags_group": int(groups[k]),
+        }
         if dataset.supercategory is not None:
             row["supercategory"] = str(dataset.supercategory[k])
         if file_freq is not None and file_freq[k]:
             row["file_frequency"] = str(file_freq[k])
             if file_freq[k] != freq[k]:
-                disagreements.append({"id": row["id"], "name": row["name"], "images": row["images"],
-                                      "frequency": row["frequency"], "file_frequency": row["file_frequency"]})
+                disagreements.append(
+                    {
+                        "id": row["id"],
+                        "name": row["name"],
+                        "images": row["images"],
+                        "frequency": row["frequency"],
+                        "file_frequency": row["file_frequency"],
+                    }
+                )
         if file_imgs is not None and file_imgs[k] >= 0:
             row["file_images"] = int(file_imgs[k])
         if file_inst is not None and file_inst[k] >= 0:
@@ -427,8 +522,10 @@ class Report:
 
     def __repr__(self) -> str:
         d = self._data["dataset"]
-        return (f"Report(schema={self._data['schema']!r}, images={d['images']}, boxes={d['boxes']}, "
-                f"categories_used={d['categories_used']})")
+        return (
+            f"Report(schema={self._data['schema']!r}, images={d['images']}, boxes={d['boxes']}, "
+            f"categories_used={d['categories_used']})"
+        )
 
     def to_dict(self) -> dict:
         """A deep copy of the report as plain JSON-able data (NaN/inf already mapped to None)."""
@@ -473,6 +570,15 @@ class Report:
         counts = np.asarray(loc["counts"], dtype=np.int64).reshape(b, b)
         e = np.linspace(0.0, 1.0, b + 1)
         rows, cols = np.divmod(np.arange(b * b), b)
-        out["location"] = pd.DataFrame({"row": rows, "col": cols, "y_start": e[rows], "y_end": e[rows + 1],
-                                        "x_start": e[cols], "x_end": e[cols + 1], "count": counts.reshape(-1)})
+        out["location"] = pd.DataFrame(
+            {
+                "row": rows,
+                "col": cols,
+                "y_start": e[rows],
+                "y_end": e[rows + 1],
+                "x_start": e[cols],
+                "x_end": e[cols + 1],
+                "count": counts.reshape(-1),
+            }
+        )
         return out

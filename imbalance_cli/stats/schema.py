@@ -123,8 +123,14 @@ REQUIRED: dict[str, tuple] = {
     "location.counts": (list,),
 }
 
-CLASS_KEYS: dict[str, tuple] = {"id": (int,), "name": (str,), "instances": (int,), "images": (int,),
-                                "frequency": (str,), "bags_group": (int,)}
+CLASS_KEYS: dict[str, tuple] = {
+    "id": (int,),
+    "name": (str,),
+    "instances": (int,),
+    "images": (int,),
+    "frequency": (str,),
+    "bags_group": (int,),
+}
 
 
 def _get(d: Any, dotted: str) -> tuple[bool, Any]:
@@ -190,10 +196,22 @@ def problems(report: Any) -> list[str]:
 
 
 #: Keys of an advice item, its finding and fix, and of a measured effect's metrics.
-ADVICE_ITEM_KEYS = {"id": (str,), "title": (str,), "size": (int, float), "finding": (dict,), "fix": (dict,),
-                    "effect": (dict,)}
-ADVICE_FINDING_KEYS = {"rule": (str,), "measure": (str,), "value": (int, float), "threshold": (int, float),
-                       "survey": (str,), "text": (str,)}
+ADVICE_ITEM_KEYS = {
+    "id": (str,),
+    "title": (str,),
+    "size": (int, float),
+    "finding": (dict,),
+    "fix": (dict,),
+    "effect": (dict,),
+}
+ADVICE_FINDING_KEYS = {
+    "rule": (str,),
+    "measure": (str,),
+    "value": (int, float),
+    "threshold": (int, float),
+    "survey": (str,),
+    "text": (str,),
+}
 
 
 def _advice_problems(advice: Any) -> list[str]:
@@ -218,8 +236,11 @@ def _advice_problems(advice: Any) -> list[str]:
         if isinstance(e, dict):
             if e.get("measured") is True:
                 ms = e.get("metrics")
-                if not isinstance(ms, list) or not ms or any(
-                        not isinstance(m, dict) or "before" not in m or "after" not in m for m in ms):
+                if (
+                    not isinstance(ms, list)
+                    or not ms
+                    or any(not isinstance(m, dict) or "before" not in m or "after" not in m for m in ms)
+                ):
                     out.append(f"advice.items[{i}].effect.metrics must list before/after pairs")
             elif e.get("measured") is not False or not isinstance(e.get("why"), str):
                 out.append(f"advice.items[{i}].effect must be measured (metrics) or say why not")

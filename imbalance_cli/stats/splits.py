@@ -41,8 +41,15 @@ def pick_pair(names: list[str], compare: tuple[str, str] | None = None) -> tuple
     return (names[0], names[1]) if len(names) >= 2 else None
 
 
-def split_statistics(dataset: Dataset, *, compare: tuple[str, str] | None = None, scale_bins: int = 50,
-                     location_bins: int = 20, box_tables: dict | None = None, **analyze_options: Any) -> dict:
+def split_statistics(
+    dataset: Dataset,
+    *,
+    compare: tuple[str, str] | None = None,
+    scale_bins: int = 50,
+    location_bins: int = 20,
+    box_tables: dict | None = None,
+    **analyze_options: Any,
+) -> dict:
     """Per-split statistics and a two-split comparison (see module docstring).
 
     ``analyze_options`` go to :func:`~imbalance_cli.stats.report.analyze` for every split (e.g.
@@ -69,11 +76,15 @@ def split_statistics(dataset: Dataset, *, compare: tuple[str, str] | None = None
         a, b = (report_profile(parts[k], reports[k], scale_bins) for k in pair)
         comparison = to_jsonable(compare_profiles(a, b, names=pair))
     return {
-        "schema": SCHEMA, "path": dataset.path, "format": dataset.format, "order": names,
-        "splits": reports, "compared": list(pair) if pair else None, "comparison": comparison,
+        "schema": SCHEMA,
+        "path": dataset.path,
+        "format": dataset.format,
+        "order": names,
+        "splits": reports,
+        "compared": list(pair) if pair else None,
+        "comparison": comparison,
         "labels": label_summary(dataset),
     }
-
 
 
 def report_profile(dataset: Dataset, report: dict, scale_bins: int = 50) -> dict:
@@ -92,9 +103,13 @@ def report_profile(dataset: Dataset, report: dict, scale_bins: int = 50) -> dict
     rows = report["classes"]
     edges = np.linspace(0.0, 1.0, scale_bins + 1)
     return {
-        "path": dataset.path, "format": dataset.format, "images": dataset.num_images,
-        "boxes": int(report["dataset"]["boxes"]), "category_ids": dataset.category_ids,
-        "names": dataset.category_names, "names_given": names_given(dataset),
+        "path": dataset.path,
+        "format": dataset.format,
+        "images": dataset.num_images,
+        "boxes": int(report["dataset"]["boxes"]),
+        "category_ids": dataset.category_ids,
+        "names": dataset.category_names,
+        "names_given": names_given(dataset),
         "instances": np.array([r["instances"] for r in rows], np.int64),
         "images_per_class": np.array([r["images"] for r in rows], np.int64),
         "scale": {k: {"edges": edges, "counts": np.array(report["scale"][k]["counts"], np.int64)} for k in SCALE_KEYS},

@@ -25,13 +25,22 @@ import time
 
 import numpy as np
 
-from imbalance_cli.anchors.yolov5 import (YOLOV5, YoloV5Preset, assign_yolov5, autoanchor_metric, autoanchor_wh,
-                                          letterbox_boxes, letterbox_geometry, level_grids, num_anchors)
+from imbalance_cli.anchors.yolov5 import (
+    YOLOV5,
+    YoloV5Preset,
+    assign_yolov5,
+    autoanchor_metric,
+    autoanchor_wh,
+    letterbox_boxes,
+    letterbox_geometry,
+    level_grids,
+    num_anchors,
+)
 from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
-from imbalance_cli.stats.geometry import SIZE_GROUPS, iou_counts, iou_edges, size_group_codes
 from imbalance_cli.errors import InputError
 from imbalance_cli.specs import check_letterbox_images
+from imbalance_cli.stats.geometry import SIZE_GROUPS, iou_counts, iou_edges, size_group_codes
 
 SPATIAL_BINS = 40
 SPATIAL_RANGE = (-1.0, 1.0)
@@ -43,11 +52,14 @@ def _assigned(dataset: Dataset, preset: YoloV5Preset, matcher, pos_iou, neg_iou)
     if matcher is not None and str(matcher).lower() not in ("auto", "torchvision", "yolov5"):
         raise InputError(f"--matcher {matcher} does not apply to the yolov5 preset (YOLOv5's build_targets assigns)")
     if pos_iou is not None or neg_iou is not None:
-        raise InputError("--pos-iou/--neg-iou do not apply to the yolov5 preset (it assigns by width/height ratio, "
-                         f"anchor_t = {preset.anchor_t})")
+        raise InputError(
+            "--pos-iou/--neg-iou do not apply to the yolov5 preset (it assigns by width/height ratio, "
+            f"anchor_t = {preset.anchor_t})"
+        )
     if not dataset.has_image_sizes:
-        raise InputError("YOLOv5 anchor statistics need image sizes (the images themselves, or --anchors none)",
-                         path=dataset.path)
+        raise InputError(
+            "YOLOv5 anchor statistics need image sizes (the images themselves, or --anchors none)", path=dataset.path
+        )
     H, W = dataset.heights, dataset.widths
     check_letterbox_images(preset, H, W, dataset.image_ids, dataset.path)  # the anchor pass's limits, before any work
     bad = np.flatnonzero(~(np.isfinite(H) & np.isfinite(W) & (H >= 1) & (W >= 1)))
@@ -61,10 +73,21 @@ def _assigned(dataset: Dataset, preset: YoloV5Preset, matcher, pos_iou, neg_iou)
     return order, bimg, ph, pw, lb, assign_yolov5(preset, lb, bimg, ph, pw)
 
 
-def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoanchor_seed: int | None = None,
-                      spatial_bins: int = SPATIAL_BINS, matcher: str | None = None, pos_iou: float | None = None,
-                      neg_iou: float | None = None, device: str = "auto", negative_iou_sample=None,
-                      seed: int = 0, size_by: str = "box", box_arrays: dict | None = None) -> dict:
+def yolov5_statistics(
+    dataset: Dataset,
+    preset: YoloV5Preset = YOLOV5,
+    *,
+    autoanchor_seed: int | None = None,
+    spatial_bins: int = SPATIAL_BINS,
+    matcher: str | None = None,
+    pos_iou: float | None = None,
+    neg_iou: float | None = None,
+    device: str = "auto",
+    negative_iou_sample=None,
+    seed: int = 0,
+    size_by: str = "box",
+    box_arrays: dict | None = None,
+) -> dict:
     """YOLOv5 assignment statistics of ``dataset`` (see module docstring); the report's ``anchors`` dict.
 
     The IoU-matcher options of ``analyze`` are accepted only where they mean nothing here: ``matcher``
@@ -82,8 +105,15 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     per_img_anchors = num_anchors(preset, ph, pw)
     total = int(per_img_anchors.sum())
     entries = int(len(res.pos_box))
-    distinct = int(len(unique_ints(res.pos_image.astype(np.int64) * (int(per_img_anchors.max(initial=1)) + 1)
-                                 + res.pos_anchor))) if entries else 0
+    distinct = (
+        int(
+            len(
+                unique_ints(res.pos_image.astype(np.int64) * (int(per_img_anchors.max(initial=1)) + 1) + res.pos_anchor)
+            )
+        )
+        if entries
+        else 0
+    )
     bg = total - distinct
     n = max(n_img, 1)
     cat_of_box = dataset.box_category[order]
@@ -97,16 +127,32 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     edges = iou_edges(1.0)
     no_pos = per_box == 0
     sg = size_group_codes(dataset, order, size_by)  # the one size-group definition (box w·h by default)
-    cov_size = {g: {"boxes": int((sg == i).sum()), "without_positive": int((no_pos & (sg == i)).sum()),
-                    "ignored_only": 0, "below_negative": int((no_pos & (sg == i)).sum())}
-                for i, g in enumerate(SIZE_GROUPS)}
+    cov_size = {
+        g: {
+            "boxes": int((sg == i).sum()),
+            "without_positive": int((no_pos & (sg == i)).sum()),
+            "ignored_only": 0,
+            "below_negative": int((no_pos & (sg == i)).sum()),
+        }
+        for i, g in enumerate(SIZE_GROUPS)
+    }
     wp = np.bincount(cat_of_box[no_pos], minlength=C)
-    cov_class = {cid: {"boxes": int(inst[k]), "without_positive": int(wp[k]), "ignored_only": 0,
-                       "below_negative": int(wp[k])} for k, cid in enumerate(cat_ids) if inst[k]}
+    cov_class = {
+        cid: {"boxes": int(inst[k]), "without_positive": int(wp[k]), "ignored_only": 0, "below_negative": int(wp[k])}
+        for k, cid in enumerate(cat_ids)
+        if inst[k]
+    }
     if box_arrays is not None:  # YOLOv5 ignores no anchor
-        box_arrays.update(order=order, max_iou=res.box_max_iou, best_level=np.asarray(res.box_best_level, np.int64),
-                       positives=per_box, ignored=np.zeros(len(order), np.int32),
-                       size_group=sg, scaled=lb, preset=preset)
+        box_arrays.update(
+            order=order,
+            max_iou=res.box_max_iou,
+            best_level=np.asarray(res.box_best_level, np.int64),
+            positives=per_box,
+            ignored=np.zeros(len(order), np.int32),
+            size_group=sg,
+            scaled=lb,
+            preset=preset,
+        )
 
     aa = _autoanchor(dataset, order, bimg, preset, autoanchor_seed)
     pos_neg = distinct / bg if bg > 0 else None
@@ -115,30 +161,53 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
     from imbalance_cli.stats.anchors import _ratio_text
 
     return {
-        "preset": preset.name, "matcher": "yolov5", "device": "cpu", "engine": "yolov5",
+        "preset": preset.name,
+        "matcher": "yolov5",
+        "device": "cpu",
+        "engine": "yolov5",
         "assigner": "ultralytics/yolov5 utils/loss.py ComputeLoss.build_targets",
         "letterbox": f"letterbox(auto=True) to {preset.img_size}, padded to a multiple of {preset.pad_stride}",
-        "thresholds": {"pos_iou": float(thr), "neg_iou": float(thr), "allow_low_quality": False,
-                       "anchor_t": float(preset.anchor_t), "offset_g": float(preset.offset_g)},
+        "thresholds": {
+            "pos_iou": float(thr),
+            "neg_iou": float(thr),
+            "allow_low_quality": False,
+            "anchor_t": float(preset.anchor_t),
+            "offset_g": float(preset.offset_g),
+        },
         "iou_meaning": "width/height ratio metric min(min(r, 1/r)) (AutoAnchor), threshold 1/anchor_t",
-        "images": int(n_img), "boxes": int(len(order)),
-        "anchors": total, "foreground": distinct, "foreground_entries": entries, "background": bg, "ignored": 0,
+        "images": int(n_img),
+        "boxes": int(len(order)),
+        "anchors": total,
+        "foreground": distinct,
+        "foreground_entries": entries,
+        "background": bg,
+        "ignored": 0,
         "per_image": {"anchors": total / n, "foreground": distinct / n, "background": bg / n, "ignored": 0.0},
         "per_class_positive": {cid: int(v) for cid, v in zip(cat_ids, pos_per_class)},
         "per_class_positive_per_image": {cid: int(v) / n for cid, v in zip(cat_ids, pos_per_class)},
         "positives_per_instance": {cid: int(p) / int(i) for cid, p, i in zip(cat_ids, pos_per_class, inst) if i},
         "instances_per_class": {cid: int(i) for cid, i in zip(cat_ids, inst)},
         "class_names": {cid: str(nm) for cid, nm in zip(cat_ids, dataset.category_names)},
-        "positives_per_box": {"mean": float(per_box.mean()) if len(per_box) else None,
-                              "counts": np.bincount(per_box, minlength=1).astype(int).tolist()},
-        "pos_neg_ratio": pos_neg, "task_pos_neg_ratio": task,
-        "pos_neg_ratio_text": _ratio_text(pos_neg), "task_pos_neg_ratio_text": _ratio_text(task),
+        "positives_per_box": {
+            "mean": float(per_box.mean()) if len(per_box) else None,
+            "counts": np.bincount(per_box, minlength=1).astype(int).tolist(),
+        },
+        "pos_neg_ratio": pos_neg,
+        "task_pos_neg_ratio": task,
+        "pos_neg_ratio_text": _ratio_text(pos_neg),
+        "task_pos_neg_ratio_text": _ratio_text(task),
         "num_classes": int(C),
         "levels": levels,
-        "positive_iou": {"edges": edges.tolist(), "counts": iou_counts(res.pos_iou.astype(np.float64), edges).tolist(),
-                         "low_quality": 0},
+        "positive_iou": {
+            "edges": edges.tolist(),
+            "counts": iou_counts(res.pos_iou.astype(np.float64), edges).tolist(),
+            "low_quality": 0,
+        },
         "negative_iou": {},
-        "box_max_iou": {"edges": edges.tolist(), "counts": iou_counts(res.box_max_iou.astype(np.float64), edges).tolist()},
+        "box_max_iou": {
+            "edges": edges.tolist(),
+            "counts": iou_counts(res.box_max_iou.astype(np.float64), edges).tolist(),
+        },
         "boxes_without_positive": int(no_pos.sum()),
         "boxes_ignored_only": 0,
         "boxes_below_negative": int(no_pos.sum()),
@@ -148,8 +217,11 @@ def yolov5_statistics(dataset: Dataset, preset: YoloV5Preset = YOLOV5, *, autoan
         "autoanchor": aa,
         "images_without_boxes": int(np.sum(np.bincount(bimg, minlength=n_img) == 0)) if n_img else 0,
         "dense_fallback_images": 0,
-        "notes": ["foreground = distinct positive anchors; per-class, per-level and per-box positives count "
-                  "build_targets entries (box, anchor, cell)", "IoU fields hold the width/height ratio metric, threshold 1/anchor_t"],
+        "notes": [
+            "foreground = distinct positive anchors; per-class, per-level and per-box positives count "
+            "build_targets entries (box, anchor, cell)",
+            "IoU fields hold the width/height ratio metric, threshold 1/anchor_t",
+        ],
         "seconds": round(time.perf_counter() - t0, 3),
     }
 
@@ -162,9 +234,17 @@ def _levels(preset: YoloV5Preset, res, ph, pw, n_img: int, n_boxes: int) -> list
     lev_anchors = (gh * gw).sum(1) * per if n_img else np.zeros(L, np.int64)
     lev_fg = np.bincount(res.pos_level.astype(np.int64), minlength=L)
     lev_best = np.bincount(res.box_best_level.astype(np.int64), minlength=L) if n_boxes else np.zeros(L, np.int64)
-    return [{"name": preset.level_names[lv], "stride": int(preset.strides[lv]), "anchors": int(lev_anchors[lv]),
-             "foreground": int(lev_fg[lv]), "best_level_boxes": int(lev_best[lv]),
-             "anchor_sizes": [list(map(float, a)) for a in preset.anchors[lv]]} for lv in range(L)]
+    return [
+        {
+            "name": preset.level_names[lv],
+            "stride": int(preset.strides[lv]),
+            "anchors": int(lev_anchors[lv]),
+            "foreground": int(lev_fg[lv]),
+            "best_level_boxes": int(lev_best[lv]),
+            "anchor_sizes": [list(map(float, a)) for a in preset.anchors[lv]],
+        }
+        for lv in range(L)
+    ]
 
 
 def _autoanchor(dataset: Dataset, order, bimg, preset: YoloV5Preset, seed: int | None) -> dict:
@@ -172,16 +252,26 @@ def _autoanchor(dataset: Dataset, order, bimg, preset: YoloV5Preset, seed: int |
     H, W = dataset.heights, dataset.widths
     wh = autoanchor_wh(dataset.boxes[order], H[bimg], W[bimg], preset, seed=seed)
     aa = autoanchor_metric(wh, preset.anchor_array(), preset.anchor_t)
-    aa.update({"threshold": float(preset.anchor_t), "good_fit_bpr": float(preset.bpr_good),
-               "good_fit": None if aa["bpr"] is None else bool(aa["bpr"] > preset.bpr_good),
-               "random_scale": seed is not None,
-               "seed": seed,
-               "source": "ultralytics/yolov5 utils/autoanchor.py check_anchors metric()"})
+    aa.update(
+        {
+            "threshold": float(preset.anchor_t),
+            "good_fit_bpr": float(preset.bpr_good),
+            "good_fit": None if aa["bpr"] is None else bool(aa["bpr"] > preset.bpr_good),
+            "random_scale": seed is not None,
+            "seed": seed,
+            "source": "ultralytics/yolov5 utils/autoanchor.py check_anchors metric()",
+        }
+    )
     return aa
 
 
-def yolov5_anchor_counts(dataset: Dataset, preset: YoloV5Preset = YOLOV5, matcher: str | None = None,
-                         pos_iou: float | None = None, neg_iou: float | None = None) -> dict:
+def yolov5_anchor_counts(
+    dataset: Dataset,
+    preset: YoloV5Preset = YOLOV5,
+    matcher: str | None = None,
+    pos_iou: float | None = None,
+    neg_iou: float | None = None,
+) -> dict:
     """:func:`imbalance_cli.stats.batches.anchor_counts` under YOLOv5's assignment (``batches``, ``compare --anchors``,
     ``check``'s anchor rules): per image ``anchors`` (grid cells x anchors of the letterboxed input),
     ``foreground`` (distinct anchors with an objectness target), ``ignored`` (zeros) and ``background``;
@@ -196,13 +286,21 @@ def yolov5_anchor_counts(dataset: Dataset, preset: YoloV5Preset = YOLOV5, matche
         fg = np.bincount(key // (int(per_anchors.max(initial=1)) + 1), minlength=n_img).astype(np.int64)
     has_pos = np.zeros(len(order), bool)
     has_pos[res.pos_box] = True
-    return {"preset": preset.name, "anchors": per_anchors, "foreground": fg, "ignored": np.zeros(n_img, np.int64),
-            "background": per_anchors - fg, "foreground_total": int(fg.sum()),
-            "background_total": int((per_anchors - fg).sum()),
-            "per_class_positive": np.bincount(dataset.box_category[order][res.pos_box],
-                                              minlength=dataset.num_categories).astype(np.int64),
-            "boxes": int(len(order)), "boxes_without_positive": int((~has_pos).sum()),
-            "box_without_positive": order[~has_pos]}
+    return {
+        "preset": preset.name,
+        "anchors": per_anchors,
+        "foreground": fg,
+        "ignored": np.zeros(n_img, np.int64),
+        "background": per_anchors - fg,
+        "foreground_total": int(fg.sum()),
+        "background_total": int((per_anchors - fg).sum()),
+        "per_class_positive": np.bincount(
+            dataset.box_category[order][res.pos_box], minlength=dataset.num_categories
+        ).astype(np.int64),
+        "boxes": int(len(order)),
+        "boxes_without_positive": int((~has_pos).sum()),
+        "box_without_positive": order[~has_pos],
+    }
 
 
 def _spatial(preset: YoloV5Preset, res, lb: np.ndarray, ph: np.ndarray, pw: np.ndarray, bins: int) -> dict:
@@ -235,5 +333,10 @@ def _spatial(preset: YoloV5Preset, res, lb: np.ndarray, ph: np.ndarray, pw: np.n
         bx = np.minimum(((rx[inside] - lo) * scale).astype(np.int64), bins - 1)
         by = np.minimum(((ry[inside] - lo) * scale).astype(np.int64), bins - 1)
         counts = np.bincount(by * bins + bx, minlength=bins * bins).reshape(bins, bins).astype(np.int64)
-    return {"bins": bins, "range": [lo, hi], "edges": np.linspace(lo, hi, bins + 1).tolist(), "counts": counts.tolist(),
-            "outside": outside}
+    return {
+        "bins": bins,
+        "range": [lo, hi],
+        "edges": np.linspace(lo, hi, bins + 1).tolist(),
+        "counts": counts.tolist(),
+        "outside": outside,
+    }

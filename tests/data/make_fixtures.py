@@ -44,13 +44,32 @@ def main() -> None:
             w.writerow([Path(im["file_name"]).stem, im["width"], im["height"]])
     with open(HERE / "openimages_from_coco_val.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow("ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside".split(","))
+        w.writerow(
+            "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside".split(
+                ","
+            )
+        )
         for a in d["annotations"]:
             im = images[a["image_id"]]
             x, y, bw, bh = a["bbox"]
             W, H = im["width"], im["height"]
-            w.writerow([Path(im["file_name"]).stem, "xclick", mids[a["category_id"]], 1,
-                        repr(x / W), repr((x + bw) / W), repr(y / H), repr((y + bh) / H), 0, 0, int(a["iscrowd"]), 0, 0])
+            w.writerow(
+                [
+                    Path(im["file_name"]).stem,
+                    "xclick",
+                    mids[a["category_id"]],
+                    1,
+                    repr(x / W),
+                    repr((x + bw) / W),
+                    repr(y / H),
+                    repr((y + bh) / H),
+                    0,
+                    0,
+                    int(a["iscrowd"]),
+                    0,
+                    0,
+                ]
+            )
 
     o365 = {
         "info": {"description": "Objects365-style fixture converted from a COCO val2017 subset (real COCO boxes)"},

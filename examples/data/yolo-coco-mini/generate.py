@@ -67,9 +67,15 @@ def main() -> None:
     names: list = []
     for split in ("train2017", "val2017"):
         print(split, convert(split, names))
-    yaml_lines = ["# YOLO-format copy of examples/data/coco-mini_instances_{train,val}2017.json.gz (see NOTICE.md)",
-                  "# no \"path\" key: the root is this file's folder, for Ultralytics and imbalance alike, "
-                  "from any working directory", "train: images/train2017", "val: images/val2017", f"nc: {len(names)}", "names:"]
+    yaml_lines = [
+        "# YOLO-format copy of examples/data/coco-mini_instances_{train,val}2017.json.gz (see NOTICE.md)",
+        '# no "path" key: the root is this file\'s folder, for Ultralytics and imbalance alike, '
+        "from any working directory",
+        "train: images/train2017",
+        "val: images/val2017",
+        f"nc: {len(names)}",
+        "names:",
+    ]
     yaml_lines += [f"  {i}: {n}" for i, n in enumerate(names)]
     (HERE / "data.yaml").write_text("\n".join(yaml_lines) + "\n")
 

@@ -20,12 +20,19 @@ OUT = Path(__file__).resolve().parent
 
 CASES = [
     # (name, data file, preset, options)
-    ("coco_val_retinanet", "examples/data/coco-mini_instances_val2017.json.gz", "retinanet",
-     {"negative_iou_sample": "all"}),
-    ("coco_val_retinanet_mmdet", "examples/data/coco-mini_instances_val2017.json.gz", "retinanet",
-     {"matcher": "mmdet", "negative_iou_sample": 7, "seed": 3}),
-    ("coco_train_rpn", "examples/data/coco-mini_instances_train2017.json.gz", "rpn",
-     {"pos_iou": 0.6, "neg_iou": 0.3}),
+    (
+        "coco_val_retinanet",
+        "examples/data/coco-mini_instances_val2017.json.gz",
+        "retinanet",
+        {"negative_iou_sample": "all"},
+    ),
+    (
+        "coco_val_retinanet_mmdet",
+        "examples/data/coco-mini_instances_val2017.json.gz",
+        "retinanet",
+        {"matcher": "mmdet", "negative_iou_sample": 7, "seed": 3},
+    ),
+    ("coco_train_rpn", "examples/data/coco-mini_instances_train2017.json.gz", "rpn", {"pos_iou": 0.6, "neg_iou": 0.3}),
     ("coco_val_ssd300", "examples/data/coco-mini_instances_val2017.json.gz", "ssd300", {}),
     ("lvis_val_retinanet", "examples/data/lvis_v0.5_val_100.json.gz", "retinanet", {"spatial_bins": 16}),
     ("objects365_retinanet", "tests/data/objects365_from_coco_val.json", "retinanet", {}),
