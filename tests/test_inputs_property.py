@@ -224,15 +224,15 @@ def test_mutated_rules_files_are_sane_or_one_line(data, tmp_path):
     d["anchors"] = {}  # (no anchor pass: keeps each example fast; the anchors table is still mutated below)
     for _ in range(data.draw(st.integers(1, 2))):
         where = data.draw(st.sampled_from(["setting", "setting", "setting", "anywhere"]))
-        if where == "setting":  # a rule's table (most mutations land where the thresholds are)
-            _mutate_tree(d["rules"][data.draw(st.sampled_from(sorted(d["rules"])))], data)
-        else:
-            d = _mutate_tree(d, data)
-    d["anchors"] = (
-        {k: v for k, v in d.get("anchors", {}).items() if k != "preset"}
-        if isinstance(d.get("anchors"), dict)
-        else d.get("anchors")
-    )
+        if where == "setting" and isinstance(d.get("rules"), dict) and d["rules"]:  # (an earlier draw may swap it)
+            # a rule's table (most mutations land where the thresholds are)
+            rule = d["rules"][data.draw(st.sampled_from(sorted(d["rules"])))]
+            if isinstance(rule, (dict, list)):
+                _mutate_tree(rule, data)
+                continue
+        d = _mutate_tree(d, data)
+    if isinstance(d.get("anchors"), dict):  # (a deleted or swapped table stays so)
+        d["anchors"] = {k: v for k, v in d["anchors"].items() if k != "preset"}
     p = tmp_path / "rules.toml"
     p.write_bytes(_damage(_dumps(d, toml=True).encode(), data))
     report = _run_check(["--rules", str(p)], p)
