@@ -14,7 +14,7 @@ from imbalance_cli.commands._common import (
     handle_errors,
     set_quiet,
 )
-from imbalance_cli.commands.train import SYNTHETIC_DEFAULTS, refuse_data_options
+from imbalance_cli.commands.train import SYNTHETIC_DEFAULTS, TrainImagesOpt, ValImagesOpt, refuse_data_options
 from imbalance_cli.data._io import read_json
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import claim_files, dumps_json, make_dirs
@@ -90,8 +90,6 @@ BenchSamplerOpt = Annotated[
 BenchAnchorsOpt = Annotated[
     Optional[str], typer.Option("--anchors", help="Anchor preset (see `imbalance train --help`).", show_default=False)
 ]
-TrainImagesOpt = Annotated[int, typer.Option("--train-images", help="synthetic-lt training images.")]
-ValImagesOpt = Annotated[int, typer.Option("--val-images", help="synthetic-lt held-out images.")]
 BenchOutOpt = Annotated[
     Path,
     typer.Option("--out", help="Output folder: one sub-folder per run, bench.json, bench.csv, bench.md, bench.png."),
