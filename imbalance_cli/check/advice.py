@@ -239,19 +239,7 @@ def _fit_item(a, dataset, sub, preset, spec, rules, fire_np, fire_bp, n, budget,
         skipped.append({"id": "anchors", "why": f"the fit could not run: {e.one_line()}"})
         return None
     b, f = res.sample_before, res.sample_after
-    metrics = [
-        {"measure": k, "before": b.get(k), "after": f.get(k)}
-        for k in ("coverage", "boxes_without_positive", "boxes_below_positive_iou", "positives_per_box")
-        if not (k == "boxes_below_positive_iou" and own)
-    ]  # YOLOv5 has no IoU threshold
-    metrics.append(
-        {
-            "measure": "coverage",
-            "group": "small",
-            "before": (b["by_size"].get("small") or {}).get("coverage"),
-            "after": (f["by_size"].get("small") or {}).get("coverage"),
-        }
-    )
+    metrics = _fit_metrics(b, f, own)
     fw, cfg = next(((k, v) for k, v in rep["configs"].items() if v.get("exact")), next(iter(rep["configs"].items())))
     effect = {
         "measured": True,
@@ -278,6 +266,24 @@ def _fit_item(a, dataset, sub, preset, spec, rules, fire_np, fire_bp, n, budget,
         ],
     }
     return _item("anchors", "Anchors that cover the boxes", share, finding, fix, effect)
+
+
+def _fit_metrics(b: dict, f: dict, own: bool) -> list[dict]:
+    """The fit's before/after metrics on the sample (no IoU-threshold measure for YOLOv5's ratio test ``own``)."""
+    metrics = [
+        {"measure": k, "before": b.get(k), "after": f.get(k)}
+        for k in ("coverage", "boxes_without_positive", "boxes_below_positive_iou", "positives_per_box")
+        if not (k == "boxes_below_positive_iou" and own)
+    ]  # YOLOv5 has no IoU threshold
+    metrics.append(
+        {
+            "measure": "coverage",
+            "group": "small",
+            "before": (b["by_size"].get("small") or {}).get("coverage"),
+            "after": (f["by_size"].get("small") or {}).get("coverage"),
+        }
+    )
+    return metrics
 
 
 def _preset_arg(preset) -> str:

@@ -379,6 +379,26 @@ def _box_attributes(dataset, valid: np.ndarray) -> dict[str, np.ndarray]:
 def distribution_findings(dataset, rules: Rules) -> list[Finding]:
     """Invalid boxes and the Datumaro-style distribution warnings (see module docstring)."""
     out: list[Finding] = []
+    _invalid_findings(out, dataset, rules)
+    valid = dataset.valid_mask()
+    valid_idx = np.flatnonzero(valid)
+    inst, _ = class_counts(dataset, valid)
+    cats = dataset.box_category[valid]
+    order = np.argsort(cats, kind="stable")
+    bounds = np.searchsorted(cats[order], np.arange(dataset.num_categories + 1))
+
+    def boxes_of(c):  # dataset rows of class row c's valid boxes
+        return valid_idx[order[bounds[c] : bounds[c + 1]]]
+
+    _class_count_findings(out, dataset, rules, inst, boxes_of)
+    _empty_image_findings(out, dataset, rules, valid)
+    # per-class attribute outliers and skew (width, height, area of valid boxes)
+    _attribute_findings(out, dataset, rules, valid, valid_idx, order, bounds)
+    return out
+
+
+def _invalid_findings(out: list, dataset, rules: Rules) -> None:
+    """``invalid_box``: one finding per invalid-box reason whose share is over the rule's."""
     reason = dataset.invalid_reason()
     n_box = max(dataset.num_boxes, 1)
     for k, name in enumerate(INVALID_REASONS):
@@ -395,18 +415,11 @@ def distribution_findings(dataset, rules: Rules) -> list[Finding]:
                 **_involved(dataset, boxes=idx),
             )
 
-    valid = dataset.valid_mask()
-    valid_idx = np.flatnonzero(valid)
-    inst, _ = class_counts(dataset, valid)
+
+def _class_count_findings(out: list, dataset, rules: Rules, inst: np.ndarray, boxes_of) -> None:
+    """``few_instances``, ``unused_class`` and ``imbalance_ratio`` of the valid boxes' class counts ``inst``."""
     names = dataset.category_names
     used = inst > 0
-    cats = dataset.box_category[valid]
-    order = np.argsort(cats, kind="stable")
-    bounds = np.searchsorted(cats[order], np.arange(dataset.num_categories + 1))
-
-    def boxes_of(c):  # dataset rows of class row c's valid boxes
-        return valid_idx[order[bounds[c] : bounds[c + 1]]]
-
     thr = rules.get("few_instances", "threshold")
     for i in np.flatnonzero(used & (inst <= thr)):
         _emit(
@@ -446,6 +459,9 @@ def distribution_findings(dataset, rules: Rules) -> list[Finding]:
                 threshold=thr,
             )
 
+
+def _empty_image_findings(out: list, dataset, rules: Rules, valid: np.ndarray) -> None:
+    """``images_without_boxes``: images without a valid box, over the rule's share."""
     n_img = dataset.num_images
     if n_img:
         has = np.zeros(n_img, dtype=bool)
@@ -464,7 +480,10 @@ def distribution_findings(dataset, rules: Rules) -> list[Finding]:
                 **_involved(dataset, images=np.flatnonzero(~has)),
             )
 
-    # per-class attribute outliers and skew (width, height, area of valid boxes)
+
+def _attribute_findings(out: list, dataset, rules: Rules, valid, valid_idx, order, bounds) -> None:
+    """``size_outlier`` and ``skewed_distribution`` of each class's valid boxes' width, height and area."""
+    names = dataset.category_names
     attrs = _box_attributes(dataset, valid)
     sigma = rules.get("size_outlier", "sigma")
     sk = rules.rules["skewed_distribution"]
@@ -505,7 +524,6 @@ def distribution_findings(dataset, rules: Rules) -> list[Finding]:
                         threshold=sk["dominance"],
                         **_class(dataset, c),
                     )
-    return out
 
 
 # --------------------------------------------------------------------------------------- anchors

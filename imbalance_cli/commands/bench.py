@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -14,7 +14,7 @@ from imbalance_cli.commands._common import (
     handle_errors,
     set_quiet,
 )
-from imbalance_cli.commands.train import SYNTHETIC_DEFAULTS, refuse_data_options
+from imbalance_cli.commands.train import SYNTHETIC_DEFAULTS, TrainImagesOpt, ValImagesOpt, refuse_data_options
 from imbalance_cli.data._io import read_json
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import claim_files, dumps_json, make_dirs
@@ -55,53 +55,62 @@ def plan(names: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     return order, pairs
 
 
-def bench(
-    losses: str = typer.Option(
-        DEFAULT_LOSSES,
+LossesOpt = Annotated[
+    str,
+    typer.Option(
         "--losses",
         help="Comma-separated --loss names; each is trained "
         "together with the baseline its paper compares against (registry 'baseline': ECM "
         "sigmoid vs sigmoid CE, ECM one-stage vs focal, BAGS vs softmax CE, RS vs focal, "
         "EQLv2 vs sigmoid CE, Seesaw vs softmax CE).",
     ),
-    seeds: int = typer.Option(
-        3, "--seeds", help="Seeds per loss (0, 1, ...); every loss and its baseline see the same seeds."
-    ),
-    epochs: int = typer.Option(10, "--epochs", help="Training epochs of every run."),
-    box_loss: Optional[BoxLossName] = typer.Option(
-        None,
+]
+SeedsOpt = Annotated[
+    int, typer.Option("--seeds", help="Seeds per loss (0, 1, ...); every loss and its baseline see the same seeds.")
+]
+BenchBoxLossOpt = Annotated[
+    Optional[BoxLossName],
+    typer.Option(
         "--box-loss",
         parser=choice_parser(BoxLossName, "--box-loss"),
         metavar=choice_metavar(BoxLossName),
         help="Box loss of every run that takes one (default: giou).",
         show_default=False,
     ),
-    sampler: SamplerName = typer.Option(
-        "none",
+]
+BenchSamplerOpt = Annotated[
+    SamplerName,
+    typer.Option(
         "--sampler",
         parser=choice_parser(SamplerName, "--sampler"),
         metavar=choice_metavar(SamplerName),
         help="Sampler of every run.",
     ),
+]
+BenchAnchorsOpt = Annotated[
+    Optional[str], typer.Option("--anchors", help="Anchor preset (see `imbalance train --help`).", show_default=False)
+]
+BenchOutOpt = Annotated[
+    Path,
+    typer.Option("--out", help="Output folder: one sub-folder per run, bench.json, bench.csv, bench.md, bench.png."),
+]
+
+
+def bench(
+    losses: LossesOpt = DEFAULT_LOSSES,
+    seeds: SeedsOpt = 3,
+    epochs: int = typer.Option(10, "--epochs", help="Training epochs of every run."),
+    box_loss: BenchBoxLossOpt = None,
+    sampler: BenchSamplerOpt = "none",
     data: str = typer.Option("synthetic-lt", "--data", help="synthetic-lt or an annotation file."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder for --data FILE.", show_default=False),
-    anchors: Optional[str] = typer.Option(
-        None, "--anchors", help="Anchor preset (see `imbalance train --help`).", show_default=False
-    ),
+    anchors: BenchAnchorsOpt = None,
     batch_size: int = typer.Option(16, "--batch-size", help="Images per iteration."),
     lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate."),
-    train_images: int = typer.Option(
-        SYNTHETIC_DEFAULTS["train_images"], "--train-images", help="synthetic-lt training images."
-    ),
-    val_images: int = typer.Option(
-        SYNTHETIC_DEFAULTS["val_images"], "--val-images", help="synthetic-lt held-out images."
-    ),
+    train_images: TrainImagesOpt = SYNTHETIC_DEFAULTS["train_images"],
+    val_images: ValImagesOpt = SYNTHETIC_DEFAULTS["val_images"],
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-    out: Path = typer.Option(
-        Path("runs/bench"),
-        "--out",
-        help="Output folder: one sub-folder per run, bench.json, bench.csv, bench.md, bench.png.",
-    ),
+    out: BenchOutOpt = Path("runs/bench"),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0 = the cores not already busy)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -128,45 +137,31 @@ def bench(
     claim_files(out, "bench", report_bench.FILE_NAMES, legacy=("*-s[0-9]*", "synthetic-lt", ".*.tmp"))
     box = box_loss.value if box_loss is not None else None
     echo = (lambda s: None) if (quiet or json_out) else (lambda s: typer.echo(s, err=True))
+    common = dict(
+        sampler=sampler.value,
+        data=data,
+        images=str(images) if images else None,
+        anchors=anchors,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        device=device,
+        train_images=train_images,
+        val_images=val_images,
+        threads=threads,
+        synthetic_dir=str(out / "synthetic-lt"),
+    )
     runs = []
     for seed in range(seeds):  # seed-major: an interrupted bench has every loss at the first seeds
         for name in order:
-            entry = get_loss(name)
-            run_box = box if entry.box_loss else None
-            run_dir = out / f"{name}-s{seed}"
             cfg = TrainConfig(
                 loss=name,
-                box_loss=run_box,
-                sampler=sampler.value,
-                data=data,
-                images=str(images) if images else None,
-                anchors=anchors,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                device=device,
-                out=str(run_dir),
+                box_loss=box if get_loss(name).box_loss else None,
+                out=str(out / f"{name}-s{seed}"),
                 seed=seed,
-                train_images=train_images,
-                val_images=val_images,
-                threads=threads,
-                synthetic_dir=str(out / "synthetic-lt"),
+                **common,
             )
-            metrics = _reusable(run_dir / "metrics.json", cfg)
-            if metrics is not None:
-                echo(f"{name} seed {seed}: reusing {run_dir / 'metrics.json'}")
-            else:
-                echo(f"{name} seed {seed}: training")
-                metrics = run(cfg, renderer=report_train, echo=echo)
-            runs.append(
-                {
-                    "loss": name,
-                    "seed": seed,
-                    **{k: metrics[k] for k in TABLE_KEYS},
-                    "AP_bins": metrics["AP_bins"],
-                    "train_seconds": metrics["timing"]["train_seconds"],
-                }
-            )
+            runs.append(_bench_run(cfg, run, echo))
     summary = report_bench.summarize(runs, order)
     versus = report_bench.versus_baseline(runs, pairs)
     payload = {
@@ -185,6 +180,24 @@ def bench(
         return
     report_bench.render_terminal(summary, versus, seeds, epochs)
     typer.echo(f"wrote {out}/bench.json, bench.csv, bench.md, bench.png")
+
+
+def _bench_run(cfg, run, echo) -> dict:
+    """One run of the bench (reused when its metrics.json holds the same settings): its row of ``runs``."""
+    name, seed, run_dir = cfg.loss, cfg.seed, Path(cfg.out)
+    metrics = _reusable(run_dir / "metrics.json", cfg)
+    if metrics is not None:
+        echo(f"{name} seed {seed}: reusing {run_dir / 'metrics.json'}")
+    else:
+        echo(f"{name} seed {seed}: training")
+        metrics = run(cfg, renderer=report_train, echo=echo)
+    return {
+        "loss": name,
+        "seed": seed,
+        **{k: metrics[k] for k in TABLE_KEYS},
+        "AP_bins": metrics["AP_bins"],
+        "train_seconds": metrics["timing"]["train_seconds"],
+    }
 
 
 def _reusable(mpath: Path, cfg) -> dict | None:

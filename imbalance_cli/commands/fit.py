@@ -115,23 +115,7 @@ def anchors(
     targets = _parse_targets(target)
     p = any_preset(preset)
     check_fittable(p, objective)
-    if is_yolo(p):
-        if device is Device.cuda:
-            raise InputError(
-                "--device cuda does not apply to the yolov5 preset: YOLOv5's assignment runs on the CPU "
-                "(leave --device at cpu or auto)"
-            )
-        if targets is not None and any(t != "ultralytics" for t in targets):
-            bad = next(t for t in targets if t != "ultralytics")
-            raise InputError(
-                f"--target {bad} cannot express YOLO anchors (free width,height pairs per level); "
-                "for a yolov5 preset use --target ultralytics"
-            )
-    elif targets is not None and "ultralytics" in targets:
-        raise InputError(
-            f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); preset "
-            f"{p.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2"
-        )
+    _refuse_for_preset(p, device, targets)
 
     dataset = pick_split(load(str(file), format=None if format is None else format.lower()), split, quiet=quiet)
     res = fit_anchors(
@@ -157,6 +141,28 @@ def anchors(
     wrote(out, written, quiet)
     if written and not quiet:
         typer.echo(f"use --anchors {out}/fitted.toml in every command")
+
+
+def _refuse_for_preset(p, device: Device, targets) -> None:
+    """Refuse what the preset's kind cannot take: --device cuda and grid targets for a yolov5 preset, the ultralytics
+    target for a grid preset."""
+    if is_yolo(p):
+        if device is Device.cuda:
+            raise InputError(
+                "--device cuda does not apply to the yolov5 preset: YOLOv5's assignment runs on the CPU "
+                "(leave --device at cpu or auto)"
+            )
+        if targets is not None and any(t != "ultralytics" for t in targets):
+            bad = next(t for t in targets if t != "ultralytics")
+            raise InputError(
+                f"--target {bad} cannot express YOLO anchors (free width,height pairs per level); "
+                "for a yolov5 preset use --target ultralytics"
+            )
+    elif targets is not None and "ultralytics" in targets:
+        raise InputError(
+            f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); preset "
+            f"{p.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2"
+        )
 
 
 def register(app: typer.Typer) -> None:

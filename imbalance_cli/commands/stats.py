@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, NamedTuple, Optional
 
 import typer
 
@@ -66,32 +66,41 @@ def _is_yolov5(anchors) -> bool:
     return isinstance(anchors, str) and kind_of(anchors) is not None
 
 
-def stats(
-    file: Path = typer.Argument(
-        ...,
+FileArg = Annotated[
+    Path,
+    typer.Argument(
         help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC XML or "
         "directory, YOLO data.yaml or labels folder; .gz accepted).",
         show_default=False,
     ),
-    format: Optional[str] = typer.Option(
-        None, "--format", "-f", help="Override format detection: " + "|".join(FORMAT_CHOICES) + ".", show_default=False
+]
+FormatOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--format", "-f", help="Override format detection: " + "|".join(FORMAT_CHOICES) + ".", show_default=False
     ),
-    classes: Optional[Path] = typer.Option(
-        None,
+]
+ClassesOpt = Annotated[
+    Optional[Path],
+    typer.Option(
         "--classes",
         help="Open Images class-descriptions-boxable.csv "
         "(default: looked for beside FILE), or the names.txt of a YOLO labels "
         "folder.",
         show_default=False,
     ),
-    image_sizes: Optional[Path] = typer.Option(
-        None,
+]
+ImageSizesOpt = Annotated[
+    Optional[Path],
+    typer.Option(
         "--image-sizes",
         help="Open Images image sizes CSV (ImageID,Width,Height); without it only relative statistics.",
         show_default=False,
     ),
-    anchors: Optional[str] = typer.Option(
-        None,
+]
+StatsAnchorsOpt = Annotated[
+    Optional[str],
+    typer.Option(
         "--anchors",
         help="Anchor preset for anchor statistics: none | "
         "retinanet | rpn | ssd300 | mmdet-retinanet | detectron2-retinanet | atss | fcos | "
@@ -99,21 +108,13 @@ def stats(
         "Default: retinanet; yolov5 for a YOLO dataset with images.",
         show_default=False,
     ),
-    matcher: MatcherOpt = Matcher.auto,
-    device: DeviceOpt = Device.auto,
-    engine: EngineOpt = Engine.auto,
-    pos_iou: PosIouOpt = None,
-    neg_iou: NegIouOpt = None,
-    negative_iou_sample: NegativeSampleOpt = None,
-    workers: WorkersOpt = 0,
-    chunk_size: ChunkSizeOpt = DEFAULT_CHUNK_IMAGES,
-    location_bins: int = typer.Option(20, "--location-bins", help="Bins per axis of the box-centre histogram."),
-    per_class_location: bool = flag("--per-class-location", help="Also a centre histogram per class."),
-    bags_edges: str = typer.Option("0,10,100,1000,inf", "--bags-edges", help="BAGS group edges on instance counts."),
-    hist_bins: int = typer.Option(50, "--hist-bins", help="Bins of the relative width/height/area histograms."),
-    coco_eval_sizes: CocoEvalSizesOpt = False,
-    split: Optional[str] = typer.Option(
-        None,
+]
+LocationBinsOpt = Annotated[int, typer.Option("--location-bins", help="Bins per axis of the box-centre histogram.")]
+BagsEdgesOpt = Annotated[str, typer.Option("--bags-edges", help="BAGS group edges on instance counts.")]
+HistBinsOpt = Annotated[int, typer.Option("--hist-bins", help="Bins of the relative width/height/area histograms.")]
+StatsSplitOpt = Annotated[
+    Optional[str],
+    typer.Option(
         "--split",
         metavar="NAME",
         show_default=False,
@@ -121,19 +122,18 @@ def stats(
         "multi-split YOLO data.yaml (train, val, ...). Default: every split side by "
         "side, with the train vs val distances.",
     ),
-    json_out: bool = flag("--json", help="Print only the report JSON to stdout."),
-    out: Optional[Path] = out_option("stats.json, CSVs, PNG figures and report.html"),
-    quiet: bool = flag("--quiet", "-q", help="No progress bars or status messages."),
-    strict: bool = flag("--strict", help="Fail (exit 2) on the first invalid box instead of counting it."),
-    no_cache: bool = flag("--no-cache", help="Neither read nor write the columnar cache ($IMBALANCE_CACHE)."),
-    yolo_version: Optional[int] = typer.Option(
-        None,
+]
+YoloVersionOpt = Annotated[
+    Optional[int],
+    typer.Option(
         "--yolo-version",
         help="YOLO datasets: count as Ultralytics 8.x reads them (8, default) or as YOLOv5 7.0 does (5).",
         show_default=False,
     ),
-    gallery: Optional[int] = typer.Option(
-        None,
+]
+GalleryOpt = Annotated[
+    Optional[int],
+    typer.Option(
         "--gallery",
         metavar="N",
         show_default=False,
@@ -141,8 +141,10 @@ def stats(
         "gallery decodes or draws at most N images, as the detector sees them "
         f"(0: no gallery; default {DEFAULT_GALLERY}; needs --out and anchors).",
     ),
-    images: Optional[Path] = typer.Option(
-        None,
+]
+ImagesOpt = Annotated[
+    Optional[Path],
+    typer.Option(
         "--images",
         metavar="DIR",
         show_default=False,
@@ -151,22 +153,59 @@ def stats(
         "YOLO datasets list their images). Default: a blank canvas of each image's "
         "size.",
     ),
-    no_advice: bool = flag("--no-advice", help="No 'What to change' section (no anchor fit, no batch simulation)."),
-    advice_budget: Optional[float] = typer.Option(
-        None,
+]
+AdviceBudgetOpt = Annotated[
+    Optional[float],
+    typer.Option(
         "--advice-budget",
         metavar="SECONDS",
         show_default=False,
         help="Seconds the advice's anchor search may take (default "
         f"{DEFAULT_BUDGET:g}; the fit's starts are scored first).",
     ),
-    rules: Optional[Path] = typer.Option(
-        None,
+]
+RulesOpt = Annotated[
+    Optional[Path],
+    typer.Option(
         "--rules",
         metavar="TOML",
         show_default=False,
         help="The advice's thresholds: an `imbalance check` rules file (default: check's defaults).",
     ),
+]
+
+
+def stats(
+    file: FileArg,
+    format: FormatOpt = None,
+    classes: ClassesOpt = None,
+    image_sizes: ImageSizesOpt = None,
+    anchors: StatsAnchorsOpt = None,
+    matcher: MatcherOpt = Matcher.auto,
+    device: DeviceOpt = Device.auto,
+    engine: EngineOpt = Engine.auto,
+    pos_iou: PosIouOpt = None,
+    neg_iou: NegIouOpt = None,
+    negative_iou_sample: NegativeSampleOpt = None,
+    workers: WorkersOpt = 0,
+    chunk_size: ChunkSizeOpt = DEFAULT_CHUNK_IMAGES,
+    location_bins: LocationBinsOpt = 20,
+    per_class_location: bool = flag("--per-class-location", help="Also a centre histogram per class."),
+    bags_edges: BagsEdgesOpt = "0,10,100,1000,inf",
+    hist_bins: HistBinsOpt = 50,
+    coco_eval_sizes: CocoEvalSizesOpt = False,
+    split: StatsSplitOpt = None,
+    json_out: bool = flag("--json", help="Print only the report JSON to stdout."),
+    out: Optional[Path] = out_option("stats.json, CSVs, PNG figures and report.html"),
+    quiet: bool = flag("--quiet", "-q", help="No progress bars or status messages."),
+    strict: bool = flag("--strict", help="Fail (exit 2) on the first invalid box instead of counting it."),
+    no_cache: bool = flag("--no-cache", help="Neither read nor write the columnar cache ($IMBALANCE_CACHE)."),
+    yolo_version: YoloVersionOpt = None,
+    gallery: GalleryOpt = None,
+    images: ImagesOpt = None,
+    no_advice: bool = flag("--no-advice", help="No 'What to change' section (no anchor fit, no batch simulation)."),
+    advice_budget: AdviceBudgetOpt = None,
+    rules: RulesOpt = None,
 ) -> None:
     """Dataset imbalance statistics (survey Figs. 4, 5, 7, 13): class long tail, objects and classes per image,
     scale, location, imbalance measures, verdicts, and (unless --anchors none) anchor statistics."""
@@ -179,47 +218,19 @@ def stats(
     advice_rules, gallery_opts = _advice_and_gallery_options(
         out, gallery, images, no_advice, advice_budget, rules, anchors
     )
-
-    def make_spec(preset):  # one AnchorSpec from the options (None for none/yolov5), validated before loading
-        return (
-            None
-            if _is_yolov5(preset)
-            else build_spec(
-                preset,
-                matcher=matcher,
-                device=device,
-                engine=engine,
-                pos_iou=pos_iou,
-                neg_iou=neg_iou,
-                negative_iou_sample=negative_iou_sample,
-                workers=workers,
-                chunk_size=chunk_size,
-            )
-        )
-
-    def refuse_unused(preset):  # anchor-pass options without an anchor pass, or that the yolov5 path does not use
-        yolo = _is_yolov5(preset)
-        if preset is not None and parse_anchors(preset) is not None and not yolo:
-            return
-        why = (
-            "to the yolov5 preset (YOLOv5's build_targets assignment runs on the CPU, with no IoU histogram)"
-            if yolo
-            else "with --anchors none (no anchor pass)"
-        )
-        refuse_inapplicable(
-            why,
-            matcher=not yolo and matcher != Matcher.auto,
-            device=device != Device.auto,
-            engine=engine != Engine.auto,
-            pos_iou=not yolo and pos_iou is not None,
-            neg_iou=not yolo and neg_iou is not None,
-            negative_iou_sample=negative_iou_sample is not None,
-            chunk_size=chunk_size != DEFAULT_CHUNK_IMAGES,
-        )
-
+    anchor_opts = {
+        "matcher": matcher,
+        "device": device,
+        "engine": engine,
+        "pos_iou": pos_iou,
+        "neg_iou": neg_iou,
+        "negative_iou_sample": negative_iou_sample,
+        "workers": workers,
+        "chunk_size": chunk_size,
+    }
     if anchors is not None:
-        refuse_unused(anchors)
-    spec = make_spec(anchors) if anchors is not None else None
+        _refuse_unused(anchors, anchor_opts)
+    spec = _make_spec(anchors, anchor_opts) if anchors is not None else None
 
     load_spec = LoadSpec.build(
         format=format,
@@ -236,92 +247,136 @@ def stats(
     names_hint(dataset, quiet or json_out)
     if anchors is None:  # the detector a dataset's users train: YOLOv5 for YOLO datasets, RetinaNet otherwise
         anchors = ("yolov5" if dataset.has_image_sizes else "none") if dataset.format == "yolo" else "retinanet"
-        refuse_unused(anchors)
-        spec = make_spec(anchors)
+        _refuse_unused(anchors, anchor_opts)
+        spec = _make_spec(anchors, anchor_opts)
     _refuse_for_dataset(dataset, anchors, gallery, images, advice_budget)
     if advice_rules is not None:
         _rules_agree(advice_rules[0], rules, anchors, spec)
     yolo_warnings(dataset, quiet=json_out)
+    anchor_arg, anchor_kwargs = _anchor_arguments(dataset, anchors, spec, anchor_opts)
+    stat_kwargs = dict(
+        anchors=anchor_arg,
+        location_bins=location_bins,
+        per_class_location=per_class_location,
+        bags_edges=edges,
+        strict=strict,
+        size_by=size_by(coco_eval_sizes),
+        **anchor_kwargs,
+    )
+    advice_anchors = anchor_arg if spec is None else spec
+    show = _Show(out=out, gallery_opts=gallery_opts, quiet=quiet, json_out=json_out)
+    if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
+        _stats_of_splits(dataset, file, stat_kwargs, hist_bins, advice_anchors, advice_rules, show)
+        return
+    source = str(file) if split is None else f"{file} --split {split}"
+    _stats_of_dataset(dataset, source, stat_kwargs, hist_bins, advice_anchors, advice_rules, show)
+
+
+def _anchor_arguments(dataset, anchors, spec, anchor_opts: dict) -> tuple:
+    """The statistics' ``anchors`` argument and extra keywords (the yolov5 kind's own), after the anchor limits are
+    checked on the dataset's images."""
     if spec is not None and dataset.has_image_sizes:  # the anchor limits, before any statistic is computed
         spec.check_images(dataset.heights, dataset.widths, dataset.image_ids, path=dataset.path)
     anchor_arg, anchor_kwargs = spec, {}
     if _is_yolov5(anchors):  # YOLOv5 build_targets + AutoAnchor (no IoU matcher: see stats/yolov5.py)
         anchor_arg, anchor_kwargs = (
             resolve_kind(anchors),
-            {"matcher": matcher.value, "pos_iou": pos_iou, "neg_iou": neg_iou},
+            {
+                "matcher": anchor_opts["matcher"].value,
+                "pos_iou": anchor_opts["pos_iou"],
+                "neg_iou": anchor_opts["neg_iou"],
+            },
         )
-    if has_splits(dataset):  # a data.yaml with several splits: each split plus the train-vs-val comparison
-        box_tables: dict = {}
-        split_report = split_statistics(
-            dataset,
-            anchors=anchor_arg,
-            location_bins=location_bins,
-            per_class_location=per_class_location,
-            bags_edges=edges,
-            scale_bins=hist_bins,
-            strict=strict,
-            size_by=size_by(coco_eval_sizes),
-            box_tables=box_tables,
-            **anchor_kwargs,
-        )
-        if advice_rules is not None:
-            parts = split_datasets(dataset)
-            for name in split_report["order"]:
-                split_report["splits"][name]["advice"] = dist.on_main(
-                    advise,
-                    split_report["splits"][name],
-                    parts[name],
-                    anchor_arg if spec is None else spec,
-                    advice_rules[0],
-                    advice_rules[1],
-                    advice_rules[2],
-                    f"{file} --split {name}",
-                )
-        written = (
-            render_splits.write_outputs(split_report, out, box_tables=box_tables, gallery=gallery_opts)
-            if out is not None
-            else []
-        )
-        _gallery_warnings([r.get("gallery") for r in split_report["splits"].values()], quiet or json_out)
-        if json_out:
-            echo_json(dumps_json(split_report))
-            return
-        render_splits.render_terminal(split_report)
-        wrote(out, written, quiet)
+    return anchor_arg, anchor_kwargs
+
+
+def _make_spec(preset, anchor_opts: dict):
+    """One AnchorSpec from the options (None for the yolov5 kind), validated before loading."""
+    return None if _is_yolov5(preset) else build_spec(preset, **anchor_opts)
+
+
+def _refuse_unused(preset, anchor_opts: dict) -> None:
+    """Refuse anchor-pass options without an anchor pass, or that the yolov5 path does not use."""
+    yolo = _is_yolov5(preset)
+    if preset is not None and parse_anchors(preset) is not None and not yolo:
         return
-    report = analyze(
-        dataset,
-        anchors=anchor_arg,
-        location_bins=location_bins,
-        per_class_location=per_class_location,
-        bags_edges=edges,
-        hist_bins=hist_bins,
-        strict=strict,
-        size_by=size_by(coco_eval_sizes),
-        **anchor_kwargs,
+    why = (
+        "to the yolov5 preset (YOLOv5's build_targets assignment runs on the CPU, with no IoU histogram)"
+        if yolo
+        else "with --anchors none (no anchor pass)"
     )
+    o = anchor_opts
+    refuse_inapplicable(
+        why,
+        matcher=not yolo and o["matcher"] != Matcher.auto,
+        device=o["device"] != Device.auto,
+        engine=o["engine"] != Engine.auto,
+        pos_iou=not yolo and o["pos_iou"] is not None,
+        neg_iou=not yolo and o["neg_iou"] is not None,
+        negative_iou_sample=o["negative_iou_sample"] is not None,
+        chunk_size=o["chunk_size"] != DEFAULT_CHUNK_IMAGES,
+    )
+
+
+class _Show(NamedTuple):
+    """Where and how a stats report is shown: --out directory, gallery options, --quiet, --json."""
+
+    out: Optional[Path]
+    gallery_opts: Optional[GalleryOptions]
+    quiet: bool
+    json_out: bool
+
+
+def _stats_of_splits(dataset, file, stat_kwargs, hist_bins, advice_anchors, advice_rules, show: _Show) -> None:
+    """A data.yaml with several splits: each split's statistics (and advice), the train-vs-val comparison, shown."""
+    box_tables: dict = {}
+    split_report = split_statistics(dataset, scale_bins=hist_bins, box_tables=box_tables, **stat_kwargs)
+    if advice_rules is not None:
+        parts = split_datasets(dataset)
+        for name in split_report["order"]:
+            split_report["splits"][name]["advice"] = dist.on_main(
+                advise,
+                split_report["splits"][name],
+                parts[name],
+                advice_anchors,
+                advice_rules[0],
+                advice_rules[1],
+                advice_rules[2],
+                f"{file} --split {name}",
+            )
+    written = (
+        render_splits.write_outputs(split_report, show.out, box_tables=box_tables, gallery=show.gallery_opts)
+        if show.out is not None
+        else []
+    )
+    _gallery_warnings([r.get("gallery") for r in split_report["splits"].values()], show.quiet or show.json_out)
+    if show.json_out:
+        echo_json(dumps_json(split_report))
+        return
+    render_splits.render_terminal(split_report)
+    wrote(show.out, written, show.quiet)
+
+
+def _stats_of_dataset(dataset, source, stat_kwargs, hist_bins, advice_anchors, advice_rules, show: _Show) -> None:
+    """One dataset's statistics (and advice, labelled with ``source``), written and shown."""
+    report = analyze(dataset, hist_bins=hist_bins, **stat_kwargs)
 
     data = report.to_dict()
     if dataset.format == "yolo":  # what the trainer's rules found in the label files (see data/yolo.py)
         data["labels"] = label_summary(dataset)
     if advice_rules is not None:  # computed by rank 0 alone under torchrun (a time-bounded search)
-        data["advice"] = dist.on_main(
-            advise,
-            data,
-            dataset,
-            anchor_arg if spec is None else spec,
-            *advice_rules,
-            str(file) if split is None else f"{file} --split {split}",
-        )
+        data["advice"] = dist.on_main(advise, data, dataset, advice_anchors, *advice_rules, source)
     written = (
-        render.write_outputs(data, out, box_table=report.box_table, gallery=gallery_opts) if out is not None else []
+        render.write_outputs(data, show.out, box_table=report.box_table, gallery=show.gallery_opts)
+        if show.out is not None
+        else []
     )
-    _gallery_warnings([data.get("gallery")], quiet or json_out)
-    if json_out:
+    _gallery_warnings([data.get("gallery")], show.quiet or show.json_out)
+    if show.json_out:
         echo_json(dumps_json(data))
         return
     render.render_terminal(data)
-    wrote(out, written, quiet)
+    wrote(show.out, written, show.quiet)
 
 
 def _advice_and_gallery_options(out, gallery, images, no_advice, advice_budget, rules, anchors):

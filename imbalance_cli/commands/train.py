@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -52,62 +52,92 @@ def refuse_data_options(data: str, images=None, val_data=None, val_fraction=DEFA
         )
 
 
-def train(
-    loss: LossName = typer.Option(
-        "focal", "--loss", parser=choice_parser(LossName, "--loss"), metavar=choice_metavar(LossName), help=LOSS_HELP
-    ),
-    box_loss: Optional[BoxLossName] = typer.Option(
-        None,
+LossOpt = Annotated[
+    LossName,
+    typer.Option("--loss", parser=choice_parser(LossName, "--loss"), metavar=choice_metavar(LossName), help=LOSS_HELP),
+]
+BoxLossOpt = Annotated[
+    Optional[BoxLossName],
+    typer.Option(
         "--box-loss",
         parser=choice_parser(BoxLossName, "--box-loss"),
         metavar=choice_metavar(BoxLossName),
         help=BOX_HELP,
         show_default=False,
     ),
-    sampler: SamplerName = typer.Option(
-        "none",
+]
+SamplerOpt = Annotated[
+    SamplerName,
+    typer.Option(
         "--sampler",
         parser=choice_parser(SamplerName, "--sampler"),
         metavar=choice_metavar(SamplerName),
         help=SAMPLER_HELP,
     ),
-    data: str = typer.Option(
-        "synthetic-lt",
+]
+DataOpt = Annotated[
+    str,
+    typer.Option(
         "--data",
         help="synthetic-lt (built in), a COCO/LVIS/VOC annotation "
         "file (with --images), or a YOLO data.yaml (its own images: trains on its train split, "
         "evaluates on its val split; no --images).",
     ),
-    images: Optional[Path] = typer.Option(
-        None,
+]
+ImagesOpt = Annotated[
+    Optional[Path],
+    typer.Option(
         "--images",
         help="Image folder for a COCO/LVIS/VOC --data FILE (file_name is relative to it); not for a YOLO data.yaml.",
         show_default=False,
     ),
-    split: Optional[str] = typer.Option(
-        None,
+]
+TrainSplitOpt = Annotated[
+    Optional[str],
+    typer.Option(
         "--split",
         metavar="NAME",
         show_default=False,
         help="Training split of a YOLO data.yaml (default train; its val split is evaluated).",
     ),
-    val_data: Optional[Path] = typer.Option(
-        None,
+]
+ValDataOpt = Annotated[
+    Optional[Path],
+    typer.Option(
         "--val-data",
         help="Held-out annotation file (default: hold out --val-fraction of --data's images).",
         show_default=False,
     ),
-    val_fraction: float = typer.Option(
-        DEFAULT_VAL_FRACTION, "--val-fraction", help="Share of --data's images held out for evaluation."
-    ),
-    anchors: Optional[str] = typer.Option(
-        None,
+]
+ValFractionOpt = Annotated[
+    float, typer.Option("--val-fraction", help="Share of --data's images held out for evaluation.")
+]
+TrainAnchorsOpt = Annotated[
+    Optional[str],
+    typer.Option(
         "--anchors",
         help="Anchor preset: synthetic-lt | compact | retinanet | "
         "path to a preset TOML (strides 8..128). Default: synthetic-lt for the "
         "synthetic data, compact (RetinaNet anchors, 512 px) for real data.",
         show_default=False,
     ),
+]
+DataSeedOpt = Annotated[int, typer.Option("--data-seed", help="Seed of the synthetic-lt images.")]
+TrainImagesOpt = Annotated[int, typer.Option("--train-images", help="synthetic-lt training images.")]
+ValImagesOpt = Annotated[int, typer.Option("--val-images", help="synthetic-lt held-out images.")]
+TailOpt = Annotated[str, typer.Option("--tail", help="synthetic-lt class-frequency profile: lvis | exp | uniform.")]
+
+
+def train(
+    loss: LossOpt = "focal",
+    box_loss: BoxLossOpt = None,
+    sampler: SamplerOpt = "none",
+    data: DataOpt = "synthetic-lt",
+    images: ImagesOpt = None,
+    split: TrainSplitOpt = None,
+    val_data: ValDataOpt = None,
+    val_fraction: ValFractionOpt = DEFAULT_VAL_FRACTION,
+    anchors: TrainAnchorsOpt = None,
     epochs: int = typer.Option(10, "--epochs", help="Training epochs."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per iteration."),
     lr: float = typer.Option(2e-3, "--lr", help="Peak AdamW learning rate (warm-up, then cosine decay)."),
@@ -115,18 +145,10 @@ def train(
     out: Path = typer.Option(Path("runs/train"), "--out", help="Output folder (checkpoint, log, metrics, plots)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (same options required)."),
     seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and sampling."),
-    data_seed: int = typer.Option(
-        SYNTHETIC_DEFAULTS["data_seed"], "--data-seed", help="Seed of the synthetic-lt images."
-    ),
-    train_images: int = typer.Option(
-        SYNTHETIC_DEFAULTS["train_images"], "--train-images", help="synthetic-lt training images."
-    ),
-    val_images: int = typer.Option(
-        SYNTHETIC_DEFAULTS["val_images"], "--val-images", help="synthetic-lt held-out images."
-    ),
-    tail: str = typer.Option(
-        SYNTHETIC_DEFAULTS["tail"], "--tail", help="synthetic-lt class-frequency profile: lvis | exp | uniform."
-    ),
+    data_seed: DataSeedOpt = SYNTHETIC_DEFAULTS["data_seed"],
+    train_images: TrainImagesOpt = SYNTHETIC_DEFAULTS["train_images"],
+    val_images: ValImagesOpt = SYNTHETIC_DEFAULTS["val_images"],
+    tail: TailOpt = SYNTHETIC_DEFAULTS["tail"],
     threads: int = typer.Option(0, "--threads", help="CPU threads (0 = the cores not already busy)."),
     json_out: bool = typer.Option(False, "--json", help="Print metrics.json to stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or per-epoch lines."),

@@ -288,7 +288,38 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
     if blank_rows:
         raise InputError("ImageID and LabelName are required", path=path, record=f"line {min(blank_rows) + 2}")
 
-    # classes
+    mids, names, code = _category_codes(path, lab_idx, lab_dict, classes)
+    box_category = code[lab_idx] if n else np.zeros(0, np.int64)
+
+    box_image, image_keys, W, H = _image_index(path, img_idx, img_dict, image_sizes, n)
+    if image_sizes is not None:
+        boxes = boxes * np.stack([W, H, W, H], axis=1)[box_image]
+
+    group = _group_of(path, t, n) if "IsGroupOf" in columns else np.zeros(n)
+    return Dataset(
+        image_ids=np.arange(1, len(image_keys) + 1),
+        widths=W,
+        heights=H,
+        file_names=np.array([f"{k}.jpg" for k in image_keys], dtype=object),
+        boxes=boxes,
+        box_image=box_image,
+        box_category=box_category,
+        crowd=group == 1,
+        category_ids=np.arange(1, len(mids) + 1),
+        category_names=np.array(names, dtype=object),
+        category_codes=np.array(mids, dtype=object),
+        format="openimages",
+        path=str(path),
+        has_image_sizes=image_sizes is not None,
+    )
+
+
+def _category_codes(path: Path, lab_idx: np.ndarray, lab_dict, classes) -> tuple[list, list, np.ndarray]:
+    """``(mids, names, code)``: the class list (the classes file's, default beside ``path``, else the used labels
+    sorted) and each LabelName dictionary entry's class row (-1: none)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if classes is None and (path.parent / CLASSES_FILE).is_file():
         classes = path.parent / CLASSES_FILE
     if classes is not None:
@@ -314,9 +345,14 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
         names = list(mids)
         code = np.full(len(lab_dict), -1, dtype=np.int64)
         code[used[order]] = np.arange(len(mids))
-    box_category = code[lab_idx] if n else np.zeros(0, np.int64)
+    return mids, names, code
 
-    # images
+
+def _image_index(path: Path, img_idx: np.ndarray, img_dict, image_sizes, n: int) -> tuple:
+    """``(box_image, image_keys, W, H)``: the image rows (the image-sizes file's order, else first appearance)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if image_sizes is not None:
         size_ids, W, H = read_image_sizes(image_sizes)
         pos = pc.index_in(img_dict, value_set=size_ids).to_numpy(zero_copy_only=False)
@@ -330,7 +366,6 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
             )
         box_image = pos[img_idx] if n else np.zeros(0, np.int64)
         image_keys = size_ids.to_pylist()
-        boxes = boxes * np.stack([W, H, W, H], axis=1)[box_image]
     else:
         uniq, first = np.unique(img_idx, return_index=True)
         order = uniq[np.argsort(first, kind="stable")]
@@ -339,30 +374,18 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
         box_image = remap[img_idx]
         image_keys = img_dict.take(pa.array(order, pa.int64())).to_pylist() if len(order) else []
         W = H = np.full(len(image_keys), np.nan)
+    return box_image, image_keys, W, H
 
-    if "IsGroupOf" in columns and n:
-        group = t.column("IsGroupOf").to_numpy(zero_copy_only=False).astype(np.float64)
-        group = np.where(np.isnan(group), 0, group)
-        bad = np.flatnonzero(~np.isin(group, (0, 1, -1)))
-        if len(bad):
-            raise InputError(
-                f"IsGroupOf must be 0 or 1, got {group[bad[0]]:g}", path=path, record=f"line {int(bad[0]) + 2}"
-            )
-    else:
-        group = np.zeros(n)
-    return Dataset(
-        image_ids=np.arange(1, len(image_keys) + 1),
-        widths=W,
-        heights=H,
-        file_names=np.array([f"{k}.jpg" for k in image_keys], dtype=object),
-        boxes=boxes,
-        box_image=box_image,
-        box_category=box_category,
-        crowd=group == 1,
-        category_ids=np.arange(1, len(mids) + 1),
-        category_names=np.array(names, dtype=object),
-        category_codes=np.array(mids, dtype=object),
-        format="openimages",
-        path=str(path),
-        has_image_sizes=image_sizes is not None,
-    )
+
+def _group_of(path: Path, t, n: int) -> np.ndarray:
+    """The IsGroupOf column (empty = 0), refused unless 0, 1 or -1."""
+    if not n:
+        return np.zeros(n)
+    group = t.column("IsGroupOf").to_numpy(zero_copy_only=False).astype(np.float64)
+    group = np.where(np.isnan(group), 0, group)
+    bad = np.flatnonzero(~np.isin(group, (0, 1, -1)))
+    if len(bad):
+        raise InputError(
+            f"IsGroupOf must be 0 or 1, got {group[bad[0]]:g}", path=path, record=f"line {int(bad[0]) + 2}"
+        )
+    return group

@@ -7,7 +7,7 @@ the network), so it can be mailed, attached to a CI run or opened offline.
 from __future__ import annotations
 
 from html import escape
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from imbalance_cli import vocabulary
 from imbalance_cli.report.advice import section as advice_section
@@ -119,9 +119,30 @@ def stats_sections(report: dict, figures: list, top: int = 15) -> list[Section]:
     classes = sorted_classes(report)
     total = sum(_num(c.get("instances")) for c in classes)
     lvis = lvis_groups_shown(report)
-    out: list[Section] = []
 
-    # headline cards -----------------------------------------------------------------------
+    out: list[Section] = [_summary_section(report, ds, measures, anchors)]
+    verdicts = _verdicts_section(report)
+    if verdicts is not None:
+        out.append(verdicts)
+    if isinstance(report.get("advice"), dict):  # what to change
+        out.append(advice_section(report["advice"]))
+    out.append(_dataset_section(ds, measures))
+    if classes:
+        out.append(_classes_section(report, classes, total, lvis, top))
+    distributions = _distributions_section(report)
+    if distributions is not None:
+        out.append(distributions)
+    if anchors:
+        out.append(
+            Section("anchors", "Anchors as the detector sees them (survey Fig. 4)", _anchor_html(anchors, classes))
+        )
+    if figures:
+        out.append(_figures_section(figures))
+    return out
+
+
+def _summary_section(report: dict, ds: dict, measures: dict, anchors) -> Section:
+    """The headline cards."""
     cards = [
         (fmt_int(ds.get("images")), vocabulary.label("images")),
         (fmt_int(ds.get("boxes")), vocabulary.label("boxes")),
@@ -133,42 +154,37 @@ def stats_sections(report: dict, figures: list, top: int = 15) -> list[Section]:
         cards.append((f"1 : {fmt_num(1.0 / _num(anchors['pos_neg_ratio']))}", vocabulary.label("pos_neg_ratio")))
     elif isinstance(report.get("objects_per_image"), dict):
         cards.append((fmt_num(report["objects_per_image"].get("mean")), "objects per image (mean)"))
-    out.append(
-        Section(
-            "summary",
-            "Summary",
-            '<div class="cards">'
-            + "".join(
-                f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
-                for v, k in cards
-            )
-            + "</div>",
+    return Section(
+        "summary",
+        "Summary",
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
+            for v, k in cards
         )
+        + "</div>",
     )
 
-    # verdicts ----------------------------------------------------------------------------------
+
+def _verdicts_section(report: dict) -> Optional[Section]:
+    """The verdicts (None without any)."""
     verdicts = [v for v in report.get("verdicts") or [] if isinstance(v, dict)]
-    if verdicts:
-        out.append(
-            Section(
-                "verdicts",
-                "Verdicts",
-                '<ul class="verdicts">'
-                + "".join(
-                    verdict_item(
-                        str(v.get("level", "")), str(v.get("type", "")).replace("_", "-"), str(v.get("message", ""))
-                    )
-                    for v in verdicts
-                )
-                + "</ul>",
-            )
+    if not verdicts:
+        return None
+    return Section(
+        "verdicts",
+        "Verdicts",
+        '<ul class="verdicts">'
+        + "".join(
+            verdict_item(str(v.get("level", "")), str(v.get("type", "")).replace("_", "-"), str(v.get("message", "")))
+            for v in verdicts
         )
+        + "</ul>",
+    )
 
-    # what to change (advice) ------------------------------------------------------------------
-    if isinstance(report.get("advice"), dict):
-        out.append(advice_section(report["advice"]))
 
-    # dataset + measures ---------------------------------------------------------------------
+def _dataset_section(ds: dict, measures: dict) -> Section:
+    """The dataset's counts and the class imbalance measures."""
     parts = ['<div class="grid2">']
     rows = []
     for key in (
@@ -204,72 +220,68 @@ def stats_sections(report: dict, figures: list, top: int = 15) -> list[Section]:
             + "</div>"
         )
     parts.append("</div>")
-    out.append(Section("dataset", "Dataset and class imbalance measures", "".join(parts)))
+    return Section("dataset", "Dataset and class imbalance measures", "".join(parts))
 
-    # classes ----------------------------------------------------------------------------------
-    if classes:
-        parts = []
-        groups = _group_summary(report, classes)
-        if groups:
-            parts.append(f'<p class="sub">{groups}</p>')
-        dis = disagreement_text(report)
-        if dis:
-            parts.append(f'<p class="sub">{escape(dis)}</p>')
-        if len(classes) <= 2 * top:
-            parts.append(f"<h3>All {len(classes)} classes by instances</h3>" + _class_table(classes, 1, total, lvis))
-        else:
-            parts.append('<div class="grid2">')
-            parts.append(f"<div><h3>Top {top} classes</h3>{_class_table(classes[:top], 1, total, lvis)}</div>")
-            parts.append(
-                f"<div><h3>Bottom {top} classes</h3>"
-                f"{_class_table(classes[-top:], len(classes) - top + 1, total, lvis)}</div>"
-            )
-            parts.append("</div>")
-        parts.append('<p class="note">Every class is in classes.csv beside this page.</p>')
-        out.append(Section("classes", "Classes", "".join(parts)))
 
-    # distributions ---------------------------------------------------------------------------
+def _classes_section(report: dict, classes: list[dict], total, lvis, top: int) -> Section:
+    """The classes (all, or the top and bottom ``top``)."""
+    parts = []
+    groups = _group_summary(report, classes)
+    if groups:
+        parts.append(f'<p class="sub">{groups}</p>')
+    dis = disagreement_text(report)
+    if dis:
+        parts.append(f'<p class="sub">{escape(dis)}</p>')
+    if len(classes) <= 2 * top:
+        parts.append(f"<h3>All {len(classes)} classes by instances</h3>" + _class_table(classes, 1, total, lvis))
+    else:
+        parts.append('<div class="grid2">')
+        parts.append(f"<div><h3>Top {top} classes</h3>{_class_table(classes[:top], 1, total, lvis)}</div>")
+        parts.append(
+            f"<div><h3>Bottom {top} classes</h3>"
+            f"{_class_table(classes[-top:], len(classes) - top + 1, total, lvis)}</div>"
+        )
+        parts.append("</div>")
+    parts.append('<p class="note">Every class is in classes.csv beside this page.</p>')
+    return Section("classes", "Classes", "".join(parts))
+
+
+def _distributions_section(report: dict) -> Optional[Section]:
+    """The distributions' table (None without any)."""
     drows = distribution_rows(report)
-    if drows:
-        out.append(
-            Section(
-                "distributions",
-                "Distributions",
-                _table(
-                    [("what", ""), ("survey", ""), ("summary", ""), ("histogram (log)", "")],
-                    ([(n, ""), (f, "m"), (t, ""), (s, "spark")] for n, f, t, s in drows),
-                )
-                + f'<p class="note">{escape(size_groups_note((report.get("scale") or {}).get("size_groups_by")))}</p>',
-            )
+    if not drows:
+        return None
+    return Section(
+        "distributions",
+        "Distributions",
+        _table(
+            [("what", ""), ("survey", ""), ("summary", ""), ("histogram (log)", "")],
+            ([(n, ""), (f, "m"), (t, ""), (s, "spark")] for n, f, t, s in drows),
         )
+        + f'<p class="note">{escape(size_groups_note((report.get("scale") or {}).get("size_groups_by")))}</p>',
+    )
 
-    # anchors -------------------------------------------------------------------------------------
-    if anchors:
-        out.append(
-            Section("anchors", "Anchors as the detector sees them (survey Fig. 4)", _anchor_html(anchors, classes))
-        )
 
-    # figures ----------------------------------------------------------------------------------
-    if figures:
-        parts, pair, entries = [], [], []
-        for f in figures:
-            fid = anchor_id(f.filename.rsplit(".", 1)[0])
-            entries.append((fid, f.title))
-            html_fig = figure_html(fid, f.png, f.title, f.caption, f.filename)
-            if f.filename.startswith(("fig5b", "fig5c")):
-                pair.append(html_fig)
-                if len(pair) == 2:
-                    parts.append('<div class="figs2">' + "".join(pair) + "</div>")
-                    pair = []
-                continue
-            if pair:
+def _figures_section(figures: list) -> Section:
+    """The figures (fig5b and fig5c side by side)."""
+    parts, pair, entries = [], [], []
+    for f in figures:
+        fid = anchor_id(f.filename.rsplit(".", 1)[0])
+        entries.append((fid, f.title))
+        html_fig = figure_html(fid, f.png, f.title, f.caption, f.filename)
+        if f.filename.startswith(("fig5b", "fig5c")):
+            pair.append(html_fig)
+            if len(pair) == 2:
                 parts.append('<div class="figs2">' + "".join(pair) + "</div>")
                 pair = []
-            parts.append(html_fig)
+            continue
         if pair:
             parts.append('<div class="figs2">' + "".join(pair) + "</div>")
-        out.append(Section("figures", "Figures", "".join(parts), entries))
-    return out
+            pair = []
+        parts.append(html_fig)
+    if pair:
+        parts.append('<div class="figs2">' + "".join(pair) + "</div>")
+    return Section("figures", "Figures", "".join(parts), entries)
 
 
 def _anchor_html(anchors: dict, classes: list[dict]) -> str:

@@ -128,43 +128,10 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
 
     # classes -----------------------------------------------------------------------------
     classes = sorted_classes(report)
-    total_instances = sum(num(c.get("instances")) for c in classes)
-    freq = lvis_groups_shown(report)
-    if classes:
-        if len(classes) <= 2 * top:
-            console.print(
-                _class_table(
-                    f"Classes by instances (all {len(classes)}, survey Fig. 5a)", classes, 1, total_instances, freq
-                )
-            )
-        else:
-            console.print(
-                _class_table(
-                    f"Top {top} classes by instances (survey Fig. 5a)", classes[:top], 1, total_instances, freq
-                )
-            )
-            start = len(classes) - top + 1
-            console.print(_class_table(f"Bottom {top} classes", classes[-top:], start, total_instances, freq))
-        groups = _group_line(report, classes)
-        if groups:
-            console.print(groups)
-        dis = disagreement_text(report)
-        if dis:
-            console.print(Text(dis, style="yellow"))
+    _print_classes(console, report, classes, top)
 
     # measures ----------------------------------------------------------------------------
-    measures = report.get("measures")
-    if isinstance(measures, dict) and measures:
-        t = Table(title="Class imbalance measures (survey §9.2, over used classes)", title_justify="left")
-        t.add_column("measure", style="cyan")
-        t.add_column("value", justify="right")
-        t.add_column("meaning", style="dim")
-        for key, value in measures.items():
-            if isinstance(value, (dict, list)):
-                continue
-            label, meaning = MEASURE_INFO.get(key, (key, ""))
-            t.add_row(label, fmt_num(value, 4), meaning)
-        console.print(t)
+    _print_measures(console, report.get("measures"))
 
     # distributions ----------------------------------------------------------------------
     spark_width = max(12, min(48, console.width - 34))
@@ -187,6 +154,63 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
         anchor_tables.render(anchors, console, names=names)
 
     # verdicts -----------------------------------------------------------------------------
+    _print_verdicts(console, report)
+
+    # what to change ------------------------------------------------------------------------
+    if isinstance(report.get("advice"), dict):
+        render_advice(report["advice"], console)
+
+
+def _print_classes(console, report: dict, classes: list[dict], top: int) -> None:
+    """The classes by instances (all, or the top and bottom ``top``), the group line and the disagreement note."""
+    from rich.text import Text
+
+    total_instances = sum(num(c.get("instances")) for c in classes)
+    freq = lvis_groups_shown(report)
+    if not classes:
+        return
+    if len(classes) <= 2 * top:
+        console.print(
+            _class_table(
+                f"Classes by instances (all {len(classes)}, survey Fig. 5a)", classes, 1, total_instances, freq
+            )
+        )
+    else:
+        console.print(
+            _class_table(f"Top {top} classes by instances (survey Fig. 5a)", classes[:top], 1, total_instances, freq)
+        )
+        start = len(classes) - top + 1
+        console.print(_class_table(f"Bottom {top} classes", classes[-top:], start, total_instances, freq))
+    groups = _group_line(report, classes)
+    if groups:
+        console.print(groups)
+    dis = disagreement_text(report)
+    if dis:
+        console.print(Text(dis, style="yellow"))
+
+
+def _print_measures(console, measures) -> None:
+    """The class imbalance measures' table (survey §9.2)."""
+    from rich.table import Table
+
+    if isinstance(measures, dict) and measures:
+        t = Table(title="Class imbalance measures (survey §9.2, over used classes)", title_justify="left")
+        t.add_column("measure", style="cyan")
+        t.add_column("value", justify="right")
+        t.add_column("meaning", style="dim")
+        for key, value in measures.items():
+            if isinstance(value, (dict, list)):
+                continue
+            label, meaning = MEASURE_INFO.get(key, (key, ""))
+            t.add_row(label, fmt_num(value, 4), meaning)
+        console.print(t)
+
+
+def _print_verdicts(console, report: dict) -> None:
+    """One row per verdict."""
+    from rich.table import Table
+    from rich.text import Text
+
     verdicts = [v for v in report.get("verdicts") or [] if isinstance(v, dict)]
     if verdicts:
         t = Table(title="Verdicts", title_justify="left", show_header=False, box=None, padding=(0, 1))
@@ -201,10 +225,6 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
                 str(v.get("message", "")),
             )
         console.print(t)
-
-    # what to change ------------------------------------------------------------------------
-    if isinstance(report.get("advice"), dict):
-        render_advice(report["advice"], console)
 
 
 def _dataset_rows(ds: dict) -> list[tuple[str, str, str]]:

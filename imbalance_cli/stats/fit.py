@@ -409,12 +409,7 @@ def fit_anchors(
     check_size_by(size_by)
     original = any_preset(preset)
     check_fittable(original, objective)
-    if iterations < 0:
-        raise InputError(f"--iterations must be >= 0, got {iterations}")
-    if sample is not None and sample < 1:
-        raise InputError(f"--sample must be a positive integer, got {sample}")
-    if budget is not None and not (budget > 0 and math.isfinite(budget)):
-        raise InputError(f"--budget must be a positive number of seconds, got {budget}")
+    _check_search_options(iterations, sample, budget)
     if is_yolo(original):
         return _fit_yolov5(
             dataset,
@@ -433,41 +428,14 @@ def fit_anchors(
     rows = _sample(dataset, sample, seed)
     sub = dataset.subset_images(rows) if len(rows) < dataset.num_images else dataset
     freq = frequency_groups(dataset)
-    L, S, R = original.num_levels, len(original.sizes[0]), len(original.aspect_ratios[0])
-    if any(len(s) != S for s in original.sizes) or any(len(r) != R for r in original.aspect_ratios):
-        raise InputError(
-            f"preset {original.name!r} has different numbers of sizes or ratios per level; a fitted "
-            "set keeps one count per location for every level (as the frameworks' shared heads need)"
-        )
-
-    def score_preset(p, ds):
-        lp = label_anchors(ds, p, device=device)
-        m = label_metrics(lp, ds, freq, size_by)
-        if objective == "bpr":  # YOLO-style: AutoAnchor's metric over the resized shapes
-            wh = lp.scaled_boxes[:, 2:4] - lp.scaled_boxes[:, 0:2]
-            m.update(bpr_metrics(wh, np.array([a for lv in p.anchors for a in lv]), getattr(p, BPR_PRESET_ATTRIBUTE)))
-        return m, lp
-
+    L, S, R = _uniform_counts(original)
+    score_preset = _preset_scorer(device, freq, size_by, objective)
     before, lp0, ref, evaluate = _baseline(
         score_preset, lambda params: apply_params(original, params), original, dataset, sub, rows, objective
     )
     rng = np.random.default_rng(seed)
 
-    starts = {}
-    proj = project_preset(original)
-    starts["preset"] = {"params": proj.to_dict(), "score": evaluate(proj)[0]}
-    wh = (lp0.scaled_boxes[:, 2:4] - lp0.scaled_boxes[:, 0:2]).astype(np.float64)
-    km = kmeans_start(wh, L, S, R, np.random.default_rng(seed))
-    best = proj
-    if km is not None:
-        starts["kmeans"] = {"params": km.to_dict(), "score": evaluate(km)[0]}
-        if starts["kmeans"]["score"] > starts["preset"]["score"]:
-            best = km
-    for f in SCALE_STARTS:  # the preset's layout, every size scaled by f (a level-consistent re-scaling)
-        cand = _round_params(np.array(proj.base) * f, proj.scales, proj.ratios)
-        starts[f"preset x {f:g}"] = {"params": cand.to_dict(), "score": evaluate(cand)[0]}
-        if evaluate(cand)[0] > evaluate(best)[0]:
-            best = cand
+    starts, best = _search_starts(original, lp0, evaluate, (L, S, R), seed)
     n_b, n_s = L, S - 1
     best, history, stopped, done = _evolve(
         best,
@@ -504,6 +472,63 @@ def fit_anchors(
         t0=t0,
         size_by=size_by,
     )
+
+
+def _check_search_options(iterations: int, sample: int | None, budget: float | None) -> None:
+    """Refuse a negative ``iterations``, a non-positive ``sample`` and a non-positive or infinite ``budget``."""
+    if iterations < 0:
+        raise InputError(f"--iterations must be >= 0, got {iterations}")
+    if sample is not None and sample < 1:
+        raise InputError(f"--sample must be a positive integer, got {sample}")
+    if budget is not None and not (budget > 0 and math.isfinite(budget)):
+        raise InputError(f"--budget must be a positive number of seconds, got {budget}")
+
+
+def _uniform_counts(original) -> tuple[int, int, int]:
+    """``(levels, sizes, ratios)`` of a preset with one count of sizes and of ratios on every level (else refused)."""
+    L, S, R = original.num_levels, len(original.sizes[0]), len(original.aspect_ratios[0])
+    if any(len(s) != S for s in original.sizes) or any(len(r) != R for r in original.aspect_ratios):
+        raise InputError(
+            f"preset {original.name!r} has different numbers of sizes or ratios per level; a fitted "
+            "set keeps one count per location for every level (as the frameworks' shared heads need)"
+        )
+    return L, S, R
+
+
+def _preset_scorer(device: str, freq, size_by: str, objective: str) -> Callable:
+    """``score_preset(preset, dataset) -> (metrics, labelled pass)``: the anchor pass and its fit metrics."""
+
+    def score_preset(p, ds):
+        lp = label_anchors(ds, p, device=device)
+        m = label_metrics(lp, ds, freq, size_by)
+        if objective == "bpr":  # YOLO-style: AutoAnchor's metric over the resized shapes
+            wh = lp.scaled_boxes[:, 2:4] - lp.scaled_boxes[:, 0:2]
+            m.update(bpr_metrics(wh, np.array([a for lv in p.anchors for a in lv]), getattr(p, BPR_PRESET_ATTRIBUTE)))
+        return m, lp
+
+    return score_preset
+
+
+def _search_starts(original, lp0, evaluate, counts: tuple, seed: int) -> tuple[dict, Any]:
+    """The search's starts, scored: the preset's projection, k-means of the boxes, the projection scaled by each of
+    ``SCALE_STARTS``; returns ``(starts, best start)``."""
+    L, S, R = counts
+    starts = {}
+    proj = project_preset(original)
+    starts["preset"] = {"params": proj.to_dict(), "score": evaluate(proj)[0]}
+    wh = (lp0.scaled_boxes[:, 2:4] - lp0.scaled_boxes[:, 0:2]).astype(np.float64)
+    km = kmeans_start(wh, L, S, R, np.random.default_rng(seed))
+    best = proj
+    if km is not None:
+        starts["kmeans"] = {"params": km.to_dict(), "score": evaluate(km)[0]}
+        if starts["kmeans"]["score"] > starts["preset"]["score"]:
+            best = km
+    for f in SCALE_STARTS:  # the preset's layout, every size scaled by f (a level-consistent re-scaling)
+        cand = _round_params(np.array(proj.base) * f, proj.scales, proj.ratios)
+        starts[f"preset x {f:g}"] = {"params": cand.to_dict(), "score": evaluate(cand)[0]}
+        if evaluate(cand)[0] > evaluate(best)[0]:
+            best = cand
+    return starts, best
 
 
 def _baseline(score_preset, build, original, dataset: Dataset, sub: Dataset, rows, objective: str):

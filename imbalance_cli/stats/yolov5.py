@@ -105,15 +105,7 @@ def yolov5_statistics(
     per_img_anchors = num_anchors(preset, ph, pw)
     total = int(per_img_anchors.sum())
     entries = int(len(res.pos_box))
-    distinct = (
-        int(
-            len(
-                unique_ints(res.pos_image.astype(np.int64) * (int(per_img_anchors.max(initial=1)) + 1) + res.pos_anchor)
-            )
-        )
-        if entries
-        else 0
-    )
+    distinct = _distinct_positives(res, per_img_anchors) if entries else 0
     bg = total - distinct
     n = max(n_img, 1)
     cat_of_box = dataset.box_category[order]
@@ -123,36 +115,12 @@ def yolov5_statistics(
     per_box = np.bincount(res.pos_box, minlength=len(order)).astype(np.int64)
 
     levels = _levels(preset, res, ph, pw, n_img, len(order))
-    thr = preset.pos_iou
     edges = iou_edges(1.0)
     no_pos = per_box == 0
     sg = size_group_codes(dataset, order, size_by)  # the one size-group definition (box w·h by default)
-    cov_size = {
-        g: {
-            "boxes": int((sg == i).sum()),
-            "without_positive": int((no_pos & (sg == i)).sum()),
-            "ignored_only": 0,
-            "below_negative": int((no_pos & (sg == i)).sum()),
-        }
-        for i, g in enumerate(SIZE_GROUPS)
-    }
-    wp = np.bincount(cat_of_box[no_pos], minlength=C)
-    cov_class = {
-        cid: {"boxes": int(inst[k]), "without_positive": int(wp[k]), "ignored_only": 0, "below_negative": int(wp[k])}
-        for k, cid in enumerate(cat_ids)
-        if inst[k]
-    }
+    cov_class, cov_size = _coverage(no_pos, sg, cat_of_box, inst, cat_ids)
     if box_arrays is not None:  # YOLOv5 ignores no anchor
-        box_arrays.update(
-            order=order,
-            max_iou=res.box_max_iou,
-            best_level=np.asarray(res.box_best_level, np.int64),
-            positives=per_box,
-            ignored=np.zeros(len(order), np.int32),
-            size_group=sg,
-            scaled=lb,
-            preset=preset,
-        )
+        box_arrays.update(_box_arrays(order, res, per_box, sg, lb, preset))
 
     aa = _autoanchor(dataset, order, bimg, preset, autoanchor_seed)
     pos_neg = distinct / bg if bg > 0 else None
@@ -161,20 +129,7 @@ def yolov5_statistics(
     from imbalance_cli.stats.anchors import _ratio_text
 
     return {
-        "preset": preset.name,
-        "matcher": "yolov5",
-        "device": "cpu",
-        "engine": "yolov5",
-        "assigner": "ultralytics/yolov5 utils/loss.py ComputeLoss.build_targets",
-        "letterbox": f"letterbox(auto=True) to {preset.img_size}, padded to a multiple of {preset.pad_stride}",
-        "thresholds": {
-            "pos_iou": float(thr),
-            "neg_iou": float(thr),
-            "allow_low_quality": False,
-            "anchor_t": float(preset.anchor_t),
-            "offset_g": float(preset.offset_g),
-        },
-        "iou_meaning": "width/height ratio metric min(min(r, 1/r)) (AutoAnchor), threshold 1/anchor_t",
+        **_assigner_fields(preset),
         "images": int(n_img),
         "boxes": int(len(order)),
         "anchors": total,
@@ -183,11 +138,7 @@ def yolov5_statistics(
         "background": bg,
         "ignored": 0,
         "per_image": {"anchors": total / n, "foreground": distinct / n, "background": bg / n, "ignored": 0.0},
-        "per_class_positive": {cid: int(v) for cid, v in zip(cat_ids, pos_per_class)},
-        "per_class_positive_per_image": {cid: int(v) / n for cid, v in zip(cat_ids, pos_per_class)},
-        "positives_per_instance": {cid: int(p) / int(i) for cid, p, i in zip(cat_ids, pos_per_class, inst) if i},
-        "instances_per_class": {cid: int(i) for cid, i in zip(cat_ids, inst)},
-        "class_names": {cid: str(nm) for cid, nm in zip(cat_ids, dataset.category_names)},
+        **_class_fields(cat_ids, pos_per_class, inst, dataset.category_names, n),
         "positives_per_box": {
             "mean": float(per_box.mean()) if len(per_box) else None,
             "counts": np.bincount(per_box, minlength=1).astype(int).tolist(),
@@ -198,16 +149,7 @@ def yolov5_statistics(
         "task_pos_neg_ratio_text": _ratio_text(task),
         "num_classes": int(C),
         "levels": levels,
-        "positive_iou": {
-            "edges": edges.tolist(),
-            "counts": iou_counts(res.pos_iou.astype(np.float64), edges).tolist(),
-            "low_quality": 0,
-        },
-        "negative_iou": {},
-        "box_max_iou": {
-            "edges": edges.tolist(),
-            "counts": iou_counts(res.box_max_iou.astype(np.float64), edges).tolist(),
-        },
+        **_iou_fields(res, edges),
         "boxes_without_positive": int(no_pos.sum()),
         "boxes_ignored_only": 0,
         "boxes_below_negative": int(no_pos.sum()),
@@ -223,6 +165,95 @@ def yolov5_statistics(
             "IoU fields hold the width/height ratio metric, threshold 1/anchor_t",
         ],
         "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _distinct_positives(res, per_img_anchors: np.ndarray) -> int:
+    """Distinct positive anchors: build_targets entries of one (image, anchor) counted once."""
+    key = res.pos_image.astype(np.int64) * (int(per_img_anchors.max(initial=1)) + 1) + res.pos_anchor
+    return int(len(unique_ints(key)))
+
+
+def _coverage(no_pos: np.ndarray, sg: np.ndarray, cat_of_box: np.ndarray, inst: np.ndarray, cat_ids: list) -> tuple:
+    """The ``coverage`` block's ``(by_class, by_size)``: boxes without a positive (YOLOv5 ignores no anchor, so
+    ``below_negative`` is ``without_positive``)."""
+    cov_size = {
+        g: {
+            "boxes": int((sg == i).sum()),
+            "without_positive": int((no_pos & (sg == i)).sum()),
+            "ignored_only": 0,
+            "below_negative": int((no_pos & (sg == i)).sum()),
+        }
+        for i, g in enumerate(SIZE_GROUPS)
+    }
+    wp = np.bincount(cat_of_box[no_pos], minlength=len(cat_ids))
+    cov_class = {
+        cid: {"boxes": int(inst[k]), "without_positive": int(wp[k]), "ignored_only": 0, "below_negative": int(wp[k])}
+        for k, cid in enumerate(cat_ids)
+        if inst[k]
+    }
+    return cov_class, cov_size
+
+
+def _iou_fields(res, edges: np.ndarray) -> dict:
+    """The IoU histograms' fields, of the width/height ratio metric (no negative IoU: YOLOv5 ignores no anchor)."""
+    return {
+        "positive_iou": {
+            "edges": edges.tolist(),
+            "counts": iou_counts(res.pos_iou.astype(np.float64), edges).tolist(),
+            "low_quality": 0,
+        },
+        "negative_iou": {},
+        "box_max_iou": {
+            "edges": edges.tolist(),
+            "counts": iou_counts(res.box_max_iou.astype(np.float64), edges).tolist(),
+        },
+    }
+
+
+def _box_arrays(order, res, per_box: np.ndarray, sg: np.ndarray, lb, preset: YoloV5Preset) -> dict:
+    """The per-box arrays, as :func:`imbalance_cli.stats.anchors.anchor_statistics` fills ``box_arrays``."""
+    return dict(
+        order=order,
+        max_iou=res.box_max_iou,
+        best_level=np.asarray(res.box_best_level, np.int64),
+        positives=per_box,
+        ignored=np.zeros(len(order), np.int32),
+        size_group=sg,
+        scaled=lb,
+        preset=preset,
+    )
+
+
+def _assigner_fields(preset: YoloV5Preset) -> dict:
+    """The report's fields naming the assignment (build_targets) and its thresholds."""
+    thr = preset.pos_iou
+    return {
+        "preset": preset.name,
+        "matcher": "yolov5",
+        "device": "cpu",
+        "engine": "yolov5",
+        "assigner": "ultralytics/yolov5 utils/loss.py ComputeLoss.build_targets",
+        "letterbox": f"letterbox(auto=True) to {preset.img_size}, padded to a multiple of {preset.pad_stride}",
+        "thresholds": {
+            "pos_iou": float(thr),
+            "neg_iou": float(thr),
+            "allow_low_quality": False,
+            "anchor_t": float(preset.anchor_t),
+            "offset_g": float(preset.offset_g),
+        },
+        "iou_meaning": "width/height ratio metric min(min(r, 1/r)) (AutoAnchor), threshold 1/anchor_t",
+    }
+
+
+def _class_fields(cat_ids: list, pos_per_class: np.ndarray, inst: np.ndarray, names, n: int) -> dict:
+    """The per-class fields: positives (build_targets entries), per image and per instance, instances, names."""
+    return {
+        "per_class_positive": {cid: int(v) for cid, v in zip(cat_ids, pos_per_class)},
+        "per_class_positive_per_image": {cid: int(v) / n for cid, v in zip(cat_ids, pos_per_class)},
+        "positives_per_instance": {cid: int(p) / int(i) for cid, p, i in zip(cat_ids, pos_per_class, inst) if i},
+        "instances_per_class": {cid: int(i) for cid, i in zip(cat_ids, inst)},
+        "class_names": {cid: str(nm) for cid, nm in zip(cat_ids, names)},
     }
 
 
