@@ -336,30 +336,11 @@ def _nearest_bound(m, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i
 
 
 @_jit
-def _walk(
-    m,
-    t,
-    target,
-    boxes,
-    im,
-    gi,
-    gf,
-    size_id,
-    ybase,
-    xbase,
-    ytab,
-    xtab,
-    sh_i,
-    sh_f,
-    sh_ord,
-    alo_sorted,
-    delta,
-    slack,
-    ties,
-):
+def _walk(m, t, target, boxes, im, geo, ties):
     """Box ``m``'s anchors in its rectangles at threshold ``t`` (IoU on the fly): with ``target < 0`` returns
     ``(ties, 0, max IoU)``; otherwise the anchors whose IoU equals ``target`` put in ``ties`` (anchor index,
     packed shape / row / column): ``(ties, count, target)``."""
+    gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, sh_ord, alo_sorted, delta, slack = geo
     gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
     area_g = (gx2 - gx1) * (gy2 - gy1)
     g0, g1, g2, g3 = np.float64(gx1), np.float64(gy1), np.float64(gx2), np.float64(gy2)
@@ -417,33 +398,6 @@ def _own_best(a_x1, a_y1, a_x2, a_y2, boxes, b0, b1):
         if v > bv:
             bv, bm = v, m
     return bv, bm
-
-
-@_step
-def _walk_geo(m, t, target, boxes, im, geo, ties):
-    """:func:`_walk` with the geometry tuple of :func:`label_images`."""
-    gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, sh_ord, alo_sorted, delta, slack = geo
-    return _walk(
-        m,
-        t,
-        target,
-        boxes,
-        im,
-        gi,
-        gf,
-        size_id,
-        ybase,
-        xbase,
-        ytab,
-        xtab,
-        sh_i,
-        sh_f,
-        sh_ord,
-        alo_sorted,
-        delta,
-        slack,
-        ties,
-    )
 
 
 @_step
@@ -510,7 +464,7 @@ def _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
             lb = box_max[m]
         if not lb > zero:
             return True
-        box_max[m] = _walk_geo(m, lb, np.float32(-1), boxes, im, geo, ties)[2]
+        box_max[m] = _walk(m, lb, np.float32(-1), boxes, im, geo, ties)[2]
     return False
 
 
@@ -533,7 +487,7 @@ def _box_ties(im, m, gm, boxes, geo, rect, neg, ties):
     """Box ``m``'s anchors at its maximum ``gm`` as (anchor, packed shape-row-column) rows of ``ties``: from its
     rectangles where ``gm`` reaches ``neg``, else walked again. Returns ``(ties, count)``."""
     if not gm >= neg:  # the ties are the anchors at or above the maximum itself
-        ties, nti, _ = _walk_geo(m, gm, gm, boxes, im, geo, ties)
+        ties, nti, _ = _walk(m, gm, gm, boxes, im, geo, ties)
         return ties, nti
     gi, sh_i = geo[0], geo[7]
     rects, box_rect, r0, roff, buf, rmax = rect
