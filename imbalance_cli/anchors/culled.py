@@ -417,6 +417,25 @@ class Geometry:
         """Pyramid levels."""
         return self.gi.shape[1]
 
+    @property
+    def kernel_tuple(self) -> tuple:
+        """The geometry argument of :func:`imbalance_cli.anchors.kernel.label_images`."""
+        return (
+            self.gi,
+            self.gf,
+            self.size_id,
+            self.ybase,
+            self.xbase,
+            self.ytab,
+            self.xtab,
+            self.sh_i,
+            self.sh_f,
+            self.sh_ord,
+            self.alo_sorted,
+            self.delta,
+            self.slack,
+        )
+
 
 def low_quality_mode(semantics: str, allow_low_quality: bool) -> int:
     """The kernel's low-quality / forced match mode (:data:`imbalance_cli.anchors.kernel.LQ_NONE` ...)."""
@@ -462,6 +481,23 @@ class ChunkStats:
             (-1.0, 1.0),
         )
 
+    def kernel_tuple(self, want: bool) -> tuple:
+        """The ``stats`` argument of :func:`imbalance_cli.anchors.kernel.label_images` (counted with ``want``)."""
+        return (
+            want,
+            self.box_class,
+            self.per_class,
+            self.per_level,
+            self.pos_edges,
+            self.pos_t,
+            self.pos_hist,
+            self.spatial,
+            self.sp_lo,
+            self.sp_hi,
+            self.counters,
+            self.in_sample,
+        )
+
 
 def kernel_pass(
     geo: Geometry,
@@ -492,6 +528,39 @@ def kernel_pass(
     rects, box_rect = K.enumerate_rects(
         boxes, box_image, F32(neg), geo.gi, geo.gf, geo.sh_i, geo.sh_f, geo.sh_ord, geo.alo_sorted, geo.delta, geo.slack
     )
+    st = stats if stats is not None else ChunkStats.none(N, n_img, geo.num_levels)
+    out, lists = _label_chunks(
+        geo,
+        boxes,
+        box_image,
+        img_start,
+        (rects, box_rect),
+        (F32(pos), F32(neg), lq),
+        records,
+        st,
+        stats is not None,
+        elements,
+    )
+    img_i = out[2]
+    fallback = img_i[:, K.IMG_FALLBACK] == 1
+    if stats is not None and F32(st.neg_edges[-1]) > 0 and st.in_sample.any():
+        phases.switch("histograms")
+        _negatives(geo, boxes, img_start, img_i, fallback, st, lists[5], lists[6])
+    phases.switch(prev)
+    npos = lists[4]
+    return {
+        "img_i": img_i,
+        "box_max": out[0],
+        "box_i": out[1],
+        "rec_i": lists[2][:npos],
+        "rec_f": lists[3][:npos],
+        "fallback": np.flatnonzero(fallback),
+    }
+
+
+def _chunk_cuts(rects: np.ndarray, box_rect: np.ndarray, img_start: np.ndarray, elements: int):
+    """IoU buffer offsets of the rectangles (``cum``) and image cuts of ~``elements`` IoU values each."""
+    n_img = len(img_start) - 1
     cum = np.zeros(len(rects) + 1, np.int64)
     np.cumsum(rects[:, 3] * rects[:, 5], out=cum[1:])
     img_el = cum[box_rect[img_start]]  # IoU values before each image's rectangles
@@ -500,15 +569,26 @@ def kernel_pass(
         i = cuts[-1]
         cuts.append(min(n_img, max(i + 1, int(np.searchsorted(img_el, img_el[i] + elements, "right")) - 1)))
     cuts = np.asarray(cuts)
-    buf = np.empty(int(np.max(img_el[cuts[1:]] - img_el[cuts[:-1]], initial=0)), F32)
+    return cum, cuts, int(np.max(img_el[cuts[1:]] - img_el[cuts[:-1]], initial=0))
+
+
+def _label_chunks(geo, boxes, box_image, img_start, enum, thresholds, records, st, want, elements):
+    """IoUs then labels, one buffer of ~``elements`` IoU values at a time. Returns ``(box_max, box_i, img_i)`` and
+    the kernel's lists ``(ties, extra, rec_i, rec_f, npos, smp, nsmp)``."""
+    from imbalance_cli.anchors import kernel as K
+
+    rects, box_rect = enum
+    pos32, neg32, lq = thresholds
+    n_img, N = len(geo.n_anch), len(boxes)
+    cum, cuts, buf_len = _chunk_cuts(rects, box_rect, img_start, elements)
+    buf = np.empty(buf_len, F32)
     a_max = int(geo.n_anch.max(initial=1))
-    flag, best, bx = np.zeros(a_max, np.uint8), np.empty(a_max, F32), np.empty(a_max, np.int32)
+    state = (np.zeros(a_max, np.uint8), np.empty(a_max, F32), np.empty(a_max, np.int32))
     ties, extra, smp = (np.empty((1024, 2), np.int64) for _ in range(3))
     rec_i, rec_f = np.empty((1024 if records else 0, 4), np.int64), np.empty((1024 if records else 0, 3), F32)
-    box_max, box_i, img_i = np.zeros(N, F32), np.zeros((N, 4), np.int64), np.zeros((n_img, 3), np.int64)
-    st = stats if stats is not None else ChunkStats.none(N, n_img, geo.num_levels)
-    npos = nsmp = 0
-    pos32, neg32 = F32(pos), F32(neg)
+    out = (np.zeros(N, F32), np.zeros((N, 4), np.int64), np.zeros((n_img, 3), np.int64))
+    lists = (ties, extra, rec_i, rec_f, 0, smp, 0)
+    kgeo, kstats = geo.kernel_tuple, st.kernel_tuple(want)
     for c0, c1 in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
         ra, rb = int(box_rect[img_start[c0]]), int(box_rect[img_start[c1]])
         roff = cum[ra : rb + 1] - cum[ra]
@@ -516,100 +596,43 @@ def kernel_pass(
         phases.switch("iou")
         K.rect_ious(ra, rb, rects, boxes, box_image, geo.size_id, geo.ybase, geo.xbase, geo.ytab, geo.xtab, buf, rmax)
         phases.switch("labelling")
-        ties, extra, rec_i, rec_f, npos, smp, nsmp = K.label_images(
-            c0,
-            c1,
-            boxes,
-            img_start,
-            geo.n_anch,
-            geo.gi,
-            geo.gf,
-            geo.size_id,
-            geo.ybase,
-            geo.xbase,
-            geo.ytab,
-            geo.xtab,
-            geo.sh_i,
-            geo.sh_f,
-            geo.sh_ord,
-            geo.alo_sorted,
-            geo.delta,
-            geo.slack,
-            rects,
-            box_rect,
-            ra,
-            roff,
-            buf,
-            rmax,
-            pos32,
-            neg32,
-            lq,
-            flag,
-            best,
-            bx,
-            ties,
-            extra,
-            box_max,
-            box_i,
-            img_i,
-            records,
-            rec_i,
-            rec_f,
-            npos,
-            stats is not None,
-            st.box_class,
-            st.per_class,
-            st.per_level,
-            st.pos_edges,
-            st.pos_t,
-            st.pos_hist,
-            st.spatial,
-            st.sp_lo,
-            st.sp_hi,
-            st.counters,
-            st.in_sample,
-            smp,
-            nsmp,
+        rect = (rects, box_rect, ra, roff, buf, rmax)
+        lists = K.label_images(
+            c0, c1, boxes, img_start, geo.n_anch, kgeo, rect, pos32, neg32, lq, state, out, kstats, records, lists
         )
-    fallback = img_i[:, K.IMG_FALLBACK] == 1
-    lo = F32(st.neg_edges[-1])
-    if stats is not None and lo > 0 and st.in_sample.any():
-        phases.switch("histograms")
-        imgs = np.flatnonzero(st.in_sample & ~fallback)
-        nonzero = np.zeros(len(imgs), np.int64)
-        K.negative_histogram(
-            imgs,
-            boxes,
-            img_start,
-            geo.n_anch,
-            geo.gi,
-            geo.gf,
-            geo.size_id,
-            geo.ybase,
-            geo.xbase,
-            geo.ytab,
-            geo.xtab,
-            geo.sh_i,
-            geo.sh_f,
-            geo.slack,
-            smp,
-            nsmp,
-            lo,
-            st.neg_edges.astype(F32),
-            st.negative,
-            nonzero,
-        )
-        negatives = geo.n_anch[imgs] - img_i[imgs, K.IMG_FG] - img_i[imgs, K.IMG_IGN]
-        st.zero = int(negatives.sum() - nonzero.sum())
-    phases.switch(prev)
-    return {
-        "img_i": img_i,
-        "box_max": box_max,
-        "box_i": box_i,
-        "rec_i": rec_i[:npos],
-        "rec_f": rec_f[:npos],
-        "fallback": np.flatnonzero(fallback),
-    }
+    return out, lists
+
+
+def _negatives(geo, boxes, img_start, img_i, fallback, st, smp, nsmp) -> None:
+    """The sampled images' negatives' best-IoU histogram into ``st.negative`` and their count at IoU 0 ``st.zero``."""
+    from imbalance_cli.anchors import kernel as K
+
+    imgs = np.flatnonzero(st.in_sample & ~fallback)
+    nonzero = np.zeros(len(imgs), np.int64)
+    K.negative_histogram(
+        imgs,
+        boxes,
+        img_start,
+        geo.n_anch,
+        geo.gi,
+        geo.gf,
+        geo.size_id,
+        geo.ybase,
+        geo.xbase,
+        geo.ytab,
+        geo.xtab,
+        geo.sh_i,
+        geo.sh_f,
+        geo.slack,
+        smp,
+        nsmp,
+        F32(st.neg_edges[-1]),
+        st.neg_edges.astype(F32),
+        st.negative,
+        nonzero,
+    )
+    negatives = geo.n_anch[imgs] - img_i[imgs, K.IMG_FG] - img_i[imgs, K.IMG_IGN]
+    st.zero = int(negatives.sum() - nonzero.sum())
 
 
 def warm_kernel(preset: AnchorPreset) -> None:
@@ -721,30 +744,54 @@ def culled_match_dataset(
         raise ValueError("box_image must be sorted ascending")
     if preset.kind == "ssd" and n_img and (np.any(ph != ph[0]) or np.any(pw != pw[0])):
         raise ValueError("ssd presets need one fixed image size")
-    ignored = np.zeros(n_img, np.int64)
     if N == 0:
-
-        def z(dt):
-            return np.zeros(0, dt)
-
-        return MatchOutput(
-            z(IDX),
-            z(np.int64),
-            z(np.int8),
-            z(IDX),
-            z(F32),
-            ignored,
-            z(F32),
-            z(np.int64),
-            z(np.int64),
-            0,
-            z(F32),
-            z(F32),
-            z(np.int64),
-        )
-    geo = Geometry(preset, ph, pw)
-    lq = low_quality_mode(semantics, lowq)
+        return _empty_output(n_img)
     img_start = np.searchsorted(box_image, np.arange(n_img + 1))
+    spans, results = _run_chunks(
+        Geometry(preset, ph, pw),
+        boxes,
+        box_image,
+        img_start,
+        (pos, neg, low_quality_mode(semantics, lowq)),
+        chunk_boxes,
+        threads,
+    )
+    res, fallback = _merge_chunks(spans, results, img_start)
+    if len(fallback):
+        res = _replace_with_dense(
+            res, preset, boxes, box_image, img_start, ph, pw, fallback.tolist(), float(pos), float(neg), lowq, semantics
+        )
+    return res
+
+
+def _empty_output(n_img: int) -> MatchOutput:
+    """The output for no box: every image with no positive and no ignored anchor."""
+
+    def z(dt):
+        return np.zeros(0, dt)
+
+    return MatchOutput(
+        z(IDX),
+        z(np.int64),
+        z(np.int8),
+        z(IDX),
+        z(F32),
+        np.zeros(n_img, np.int64),
+        z(F32),
+        z(np.int64),
+        z(np.int64),
+        0,
+        z(F32),
+        z(F32),
+        z(np.int64),
+    )
+
+
+def _run_chunks(geo, boxes, box_image, img_start, thresholds, chunk_boxes, threads) -> tuple[list, list]:
+    """:func:`kernel_pass` with records over chunks of whole images of ~``chunk_boxes`` boxes, on ``threads``
+    threads. Returns the chunks' (first, end) images and their results."""
+    pos, neg, lq = thresholds
+    n_img = len(img_start) - 1
     cuts = [0]
     while cuts[-1] < n_img:  # chunks of whole images
         i = cuts[-1]
@@ -760,9 +807,12 @@ def culled_match_dataset(
         from concurrent.futures import ThreadPoolExecutor  # the kernel releases the GIL
 
         with ThreadPoolExecutor(n_workers) as pool:
-            results = list(pool.map(lambda ab: _chunk(*ab), spans))
-    else:
-        results = [_chunk(i0, i1) for i0, i1 in spans]
+            return spans, list(pool.map(lambda ab: _chunk(*ab), spans))
+    return spans, [_chunk(i0, i1) for i0, i1 in spans]
+
+
+def _merge_chunks(spans: list, results: list, img_start: np.ndarray) -> tuple[MatchOutput, np.ndarray]:
+    """The chunks' results as one :class:`MatchOutput` (dataset indices) and the images left to the dense engine."""
     from imbalance_cli.anchors import kernel as K
 
     box_max = np.concatenate([r["box_max"] for r in results])
@@ -786,8 +836,4 @@ def culled_match_dataset(
         rec_f[:, 2].copy(),
         box_i[:, K.BOX_IGN].copy(),
     )
-    if len(fallback):
-        res = _replace_with_dense(
-            res, preset, boxes, box_image, img_start, ph, pw, fallback.tolist(), float(pos), float(neg), lowq, semantics
-        )
-    return res
+    return res, fallback

@@ -169,39 +169,12 @@ def dense_match_dataset(
     start = np.searchsorted(box_image, np.arange(n_img + 1)) if N else np.zeros(n_img + 1, np.int64)
     nbox = np.diff(start)
     sel = np.arange(n_img) if images is None else np.asarray(images, np.int64)
-    ignored = np.zeros(n_img, np.int64)
-    ignored_box = np.zeros(N, np.int64)
-    box_max = np.zeros(N, F32)
-    box_best = np.zeros(N, np.int64)
-    box_best_level = np.zeros(N, np.int64)
-    parts = {k: [] for k in ("img", "anchor", "level", "box", "iou")}
-    want_neg = negative_edges is not None
-    if want_neg:
-        edges_t = torch.as_tensor(np.asarray(negative_edges, np.float32), device=dev)
-        neg_counts = torch.zeros(len(negative_edges) - 1, dtype=torch.int64, device=dev)
-        zeros = 0
+    acc = _DenseFold(n_img, N, negative_edges, dev)
     # images without boxes: all background, every IoU exactly zero
     empty = sel[nbox[sel] == 0]
-    if want_neg and len(empty):
-        zeros += int(num_anchors(preset, ph[empty], pw[empty]).sum())
-    work = sel[nbox[sel] > 0]
-    key = ph[work] * 1_000_003 + pw[work]
-    order = np.lexsort((nbox[work], key))
-    work = work[order]
-    ks = key[order]
-    st = group_starts(ks)
-    bounds = np.append(st, len(work))
-    batches = []
-    for g0, g1 in zip(bounds[:-1], bounds[1:]):
-        imgs = work[g0:g1]
-        A = int(num_anchors(preset, ph[imgs[0]], pw[imgs[0]]))
-        b0 = 0
-        while b0 < len(imgs):
-            b1 = b0 + 1
-            while b1 < len(imgs) and (b1 + 1 - b0) * int(nbox[imgs[b1]]) * A <= max_elements:
-                b1 += 1
-            batches.append(imgs[b0:b1])
-            b0 = b1
+    if acc.want_neg and len(empty):
+        acc.zeros += int(num_anchors(preset, ph[empty], pw[empty]).sum())
+    batches = _batches(preset, sel[nbox[sel] > 0], nbox, ph, pw, max_elements)
     cache_key, anchors_t, level_t, level_np = None, None, None, None
     it = (
         batches
@@ -221,48 +194,102 @@ def dense_match_dataset(
         bt = torch.from_numpy(boxes[idx]).to(dev)
         vt = torch.from_numpy(valid_np).to(dev)
         out = dense_match_batched(anchors_t, bt, vt, pos, neg, lowq, semantics, max_elements)
+        acc.fold(out, imgs, start, idx, valid_np, level_t, level_np)
+    return acc.result()
+
+
+def _batches(preset: AnchorPreset, work: np.ndarray, nbox: np.ndarray, ph: np.ndarray, pw: np.ndarray, max_elements):
+    """Images ``work`` (each with a box) in batches of one padded size, fewest boxes first, of about
+    ``max_elements`` IoU values each (at least one image)."""
+    key = ph[work] * 1_000_003 + pw[work]
+    order = np.lexsort((nbox[work], key))
+    work = work[order]
+    ks = key[order]
+    st = group_starts(ks)
+    bounds = np.append(st, len(work))
+    batches = []
+    for g0, g1 in zip(bounds[:-1], bounds[1:]):
+        imgs = work[g0:g1]
+        A = int(num_anchors(preset, ph[imgs[0]], pw[imgs[0]]))
+        b0 = 0
+        while b0 < len(imgs):
+            b1 = b0 + 1
+            while b1 < len(imgs) and (b1 + 1 - b0) * int(nbox[imgs[b1]]) * A <= max_elements:
+                b1 += 1
+            batches.append(imgs[b0:b1])
+            b0 = b1
+    return batches
+
+
+class _DenseFold:
+    """The dataset outputs of :func:`dense_match_dataset`, batch by batch (:meth:`fold`), then :meth:`result`."""
+
+    def __init__(self, n_img: int, N: int, negative_edges, dev):
+        import torch
+
+        self.ignored = np.zeros(n_img, np.int64)
+        self.ignored_box = np.zeros(N, np.int64)
+        self.box_max = np.zeros(N, F32)
+        self.box_best = np.zeros(N, np.int64)
+        self.box_best_level = np.zeros(N, np.int64)
+        self.parts = {k: [] for k in ("img", "anchor", "level", "box", "iou")}
+        self.want_neg = negative_edges is not None
+        self.zeros = 0
+        if self.want_neg:
+            self.n_edges = len(negative_edges)
+            self.edges_t = torch.as_tensor(np.asarray(negative_edges, np.float32), device=dev)
+            self.neg_counts = torch.zeros(len(negative_edges) - 1, dtype=torch.int64, device=dev)
+
+    def fold(self, out: DenseOutput, imgs, start, idx, valid_np, level_t, level_np) -> None:
+        """One batch's positives, ignored counts, box maxima and (optionally) negatives' best IoU."""
+        import torch
+
+        dev = out.matched.device
         m = out.matched
         bi, ai = torch.nonzero(m >= 0, as_tuple=True)
         mb = m[bi, ai]
         imgs_t = torch.from_numpy(imgs).to(dev)
         start_t = torch.from_numpy(start[imgs]).to(dev)
-        parts["img"].append(imgs_t[bi].cpu().numpy())
-        parts["anchor"].append(ai.cpu().numpy())
-        parts["level"].append(level_t[ai].cpu().numpy())
-        parts["box"].append((start_t[bi] + mb).cpu().numpy())
-        parts["iou"].append(out.iou[bi, ai].cpu().numpy())
-        ignored[imgs] = (m == -2).sum(dim=1).cpu().numpy()
+        self.parts["img"].append(imgs_t[bi].cpu().numpy())
+        self.parts["anchor"].append(ai.cpu().numpy())
+        self.parts["level"].append(level_t[ai].cpu().numpy())
+        self.parts["box"].append((start_t[bi] + mb).cpu().numpy())
+        self.parts["iou"].append(out.iou[bi, ai].cpu().numpy())
+        self.ignored[imgs] = (m == -2).sum(dim=1).cpu().numpy()
         ib, ia = torch.nonzero(m == -2, as_tuple=True)
-        np.add.at(ignored_box, (start_t[ib] + out.anchor_box[ib, ia]).cpu().numpy(), 1)
+        np.add.at(self.ignored_box, (start_t[ib] + out.anchor_box[ib, ia]).cpu().numpy(), 1)
         gm, gb = out.box_max.cpu().numpy(), out.box_best.cpu().numpy()
         flat = idx[valid_np]
-        box_max[flat] = gm[valid_np]
-        box_best[flat] = gb[valid_np]
-        box_best_level[flat] = level_np[gb[valid_np]]
-        if want_neg:
+        self.box_max[flat] = gm[valid_np]
+        self.box_best[flat] = gb[valid_np]
+        self.box_best_level[flat] = level_np[gb[valid_np]]
+        if self.want_neg:
             v = out.anchor_max[m == -1]
             nz = v[v > 0]
-            zeros += int((v == 0).sum())
-            b = torch.bucketize(nz, edges_t, right=True) - 1
-            b = b[(b >= 0) & (b < len(negative_edges) - 1)]
-            neg_counts += torch.bincount(b, minlength=len(negative_edges) - 1)
+            self.zeros += int((v == 0).sum())
+            b = torch.bucketize(nz, self.edges_t, right=True) - 1
+            b = b[(b >= 0) & (b < self.n_edges - 1)]
+            self.neg_counts += torch.bincount(b, minlength=self.n_edges - 1)
 
-    def cat(k, dt):
-        return np.concatenate(parts[k]).astype(dt) if parts[k] else np.zeros(0, dt)
+    def result(self):
+        """``(MatchOutput, negative counts, zeros)``, the last two None without negative edges."""
 
-    res = MatchOutput(
-        cat("img", IDX),
-        cat("anchor", np.int64),
-        cat("level", np.int8),
-        cat("box", IDX),
-        cat("iou", F32),
-        ignored,
-        box_max,
-        box_best,
-        box_best_level,
-        0,
-        box_ignored=ignored_box,
-    )
-    if want_neg:
-        return res, neg_counts.cpu().numpy(), zeros
-    return res, None, None
+        def cat(k, dt):
+            return np.concatenate(self.parts[k]).astype(dt) if self.parts[k] else np.zeros(0, dt)
+
+        res = MatchOutput(
+            cat("img", IDX),
+            cat("anchor", np.int64),
+            cat("level", np.int8),
+            cat("box", IDX),
+            cat("iou", F32),
+            self.ignored,
+            self.box_max,
+            self.box_best,
+            self.box_best_level,
+            0,
+            box_ignored=self.ignored_box,
+        )
+        if self.want_neg:
+            return res, self.neg_counts.cpu().numpy(), self.zeros
+        return res, None, None

@@ -39,14 +39,20 @@ F32 = np.float32
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}  # bit-exact float32: no fastmath
 
 
-def _jit(fn):
+def _jit(fn, **more):
     """``njit`` with the on-disk cache, or without it where numba finds no writable cache location (it refuses
     ``cache=True`` then: read-only package and no user cache directory; ``NUMBA_CACHE_DIR`` sets one): compiled in
     memory on every run instead of failing at import."""
     try:
-        return njit(**_JIT)(fn)
+        return njit(**_JIT, **more)(fn)
     except RuntimeError:
-        return njit(**{**_JIT, "cache": False})(fn)
+        return njit(**{**_JIT, "cache": False}, **more)(fn)
+
+
+def _step(fn):
+    """A step of :func:`label_images`, inlined into it by numba (``inline="always"``): called as a function it
+    would pay a reference count on every array of its tuple arguments per call (2.3x the labelling time)."""
+    return _jit(fn, inline="always")
 
 
 #: low-quality / forced match modes of :func:`label_images`
@@ -330,30 +336,11 @@ def _nearest_bound(m, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i
 
 
 @_jit
-def _walk(
-    m,
-    t,
-    target,
-    boxes,
-    im,
-    gi,
-    gf,
-    size_id,
-    ybase,
-    xbase,
-    ytab,
-    xtab,
-    sh_i,
-    sh_f,
-    sh_ord,
-    alo_sorted,
-    delta,
-    slack,
-    ties,
-):
+def _walk(m, t, target, boxes, im, geo, ties):
     """Box ``m``'s anchors in its rectangles at threshold ``t`` (IoU on the fly): with ``target < 0`` returns
     ``(ties, 0, max IoU)``; otherwise the anchors whose IoU equals ``target`` put in ``ties`` (anchor index,
     packed shape / row / column): ``(ties, count, target)``."""
+    gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, sh_ord, alo_sorted, delta, slack = geo
     gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
     area_g = (gx2 - gx1) * (gy2 - gy1)
     g0, g1, g2, g3 = np.float64(gx1), np.float64(gy1), np.float64(gx2), np.float64(gy2)
@@ -413,82 +400,359 @@ def _own_best(a_x1, a_y1, a_x2, a_y2, boxes, b0, b1):
     return bv, bm
 
 
+@_step
+def _image_best(im, b0, b1, sbase, gi, sh_i, rect, state, box_max, neg):
+    """Each anchor's best IoU and first best box among the boxes reaching ``neg``; each box's maximum there.
+
+    Returns how many anchors it labelled (flag 0 -> 1)."""
+    rects, box_rect, r0, roff, buf, rmax = rect
+    flag, best, bx = state
+    touched = 0
+    for m in range(b0, b1):
+        gm = np.float32(-1)
+        for r in range(box_rect[m], box_rect[m + 1]):
+            rm = rmax[r - r0]
+            if rm > gm:
+                gm = rm
+            if not rm >= neg:
+                continue
+            s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
+            gw = gi[im, sh_i[s, 0], 1]
+            e = roff[r - r0]
+            for di in range(ni):
+                x = sbase[s] + (ilo + di) * gw + jlo
+                for dj in range(nj):
+                    v = buf[e]
+                    if v >= neg:
+                        if flag[x] == 0:
+                            flag[x] = 1
+                            best[x] = v
+                            bx[x] = m
+                            touched += 1
+                        elif v > best[x]:
+                            best[x] = v
+                            bx[x] = m
+                    e += 1
+                    x += 1
+        box_max[m] = gm
+    return touched
+
+
+@_step
+def _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
+    """Boxes below ``neg``: their maximum from rectangles at a lower bound of it (the nearest anchors' IoU).
+
+    Returns True where a box touches no anchor (or is not finite): the image goes to the dense engine's
+    degenerate rule."""
+    zero = np.float32(0)
+    gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f = (
+        geo[0],
+        geo[1],
+        geo[2],
+        geo[3],
+        geo[4],
+        geo[5],
+        geo[6],
+        geo[7],
+        geo[8],
+    )
+    for m in range(b0, b1):
+        if box_max[m] >= neg and box_max[m] > zero:  # (a maximum of 0 means every anchor ties it, neg or not)
+            continue
+        lb = _nearest_bound(m, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f)
+        if box_max[m] > lb:
+            lb = box_max[m]
+        if not lb > zero:
+            return True
+        box_max[m] = _walk(m, lb, np.float32(-1), boxes, im, geo, ties)[2]
+    return False
+
+
+@_step
+def _clear_image(im, b0, b1, sbase, gi, sh_i, rect, flag, box_max):
+    """Undo :func:`_image_best` for an image handed to the dense engine: flags and box maxima back to zero."""
+    rects, box_rect = rect[0], rect[1]
+    for r in range(box_rect[b0], box_rect[b1]):
+        s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
+        gw = gi[im, sh_i[s, 0], 1]
+        for di in range(ni):
+            x = sbase[s] + (ilo + di) * gw + jlo
+            flag[x : x + nj] = 0
+    for m in range(b0, b1):
+        box_max[m] = np.float32(0)
+
+
+@_step
+def _box_ties(im, m, gm, boxes, geo, rect, neg, ties):
+    """Box ``m``'s anchors at its maximum ``gm`` as (anchor, packed shape-row-column) rows of ``ties``: from its
+    rectangles where ``gm`` reaches ``neg``, else walked again. Returns ``(ties, count)``."""
+    if not gm >= neg:  # the ties are the anchors at or above the maximum itself
+        ties, nti, _ = _walk(m, gm, gm, boxes, im, geo, ties)
+        return ties, nti
+    gi, sh_i = geo[0], geo[7]
+    rects, box_rect, r0, roff, buf, rmax = rect
+    nti = 0
+    for r in range(box_rect[m], box_rect[m + 1]):
+        if rmax[r - r0] != gm:
+            continue
+        s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
+        lvl = sh_i[s, 0]
+        gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
+        a0 = gi[im, lvl, 2] + (ilo * gw + jlo) * per + sh_i[s, 1]
+        e = roff[r - r0]
+        ties = _reserve(ties, nti, ni * nj)
+        for di in range(ni):
+            for dj in range(nj):
+                if buf[e] == gm:
+                    ties[nti, 0] = a0 + (di * gw + dj) * per
+                    ties[nti, 1] = _pack(s, ilo + di, jlo + dj)
+                    nti += 1
+                e += 1
+    return ties, nti
+
+
+@_step
+def _force(im, m, gm, b0, b1, sbase, boxes, geo, state, lq, neg, ties, nti, extra, nx):
+    """The low-quality / forced matches of box ``m`` over its ``nti`` tying anchors; the ones outside its
+    rectangles listed in ``extra``. Returns ``(extra, nx, newly touched anchors)``."""
+    mask20 = (1 << 20) - 1
+    gi, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[3], geo[4], geo[5], geo[6], geo[7]
+    flag, best, bx = state
+    u = geo[2][im]
+    touched = 0
+    extra = _reserve(extra, nx, nti)
+    for q in range(nti):
+        p = ties[q, 1]
+        s, i, j = p >> 40, (p >> 20) & mask20, p & mask20
+        x = sbase[s] + i * gi[im, sh_i[s, 0], 1] + j
+        f = flag[x]
+        if lq == LQ_TORCHVISION:  # the anchor's own best box (below neg with every box: among all of them)
+            if f == 0:
+                yk, xk = ybase[u, s] + i, xbase[u, s] + j
+                best[x], bx[x] = _own_best(xtab[xk, 0], ytab[yk, 0], xtab[xk, 1], ytab[yk, 1], boxes, b0, b1)
+            elif f == 1:
+                flag[x] = 3
+        else:  # mmdet / ssd: this box and its highest IoU; later boxes override
+            best[x], bx[x] = gm, m
+            if f != 0 and f != 5:
+                flag[x] = 3 if gm >= neg else 5  # below neg: outside this box's rectangles
+        if flag[x] == 0 or (flag[x] == 5 and f != 5):
+            if f == 0:
+                touched += 1
+            flag[x] = 5
+            extra[nx, 0], extra[nx, 1] = x, p
+            nx += 1
+    return extra, nx, touched
+
+
+@_step
+def _box_matches(im, b0, b1, sbase, boxes, geo, rect, state, neg, lq, box_max, box_i, ties, extra):
+    """Each box's tying anchors (box order): its first best anchor, then the low-quality / forced matches.
+
+    Returns ``(ties, extra, listed anchors, newly touched anchors)``."""
+    sh_i = geo[7]
+    nx, touched = 0, 0
+    for m in range(b0, b1):
+        gm = box_max[m]
+        ties, nti = _box_ties(im, m, gm, boxes, geo, rect, neg, ties)
+        fa, fp = ties[0, 0], ties[0, 1]
+        for q in range(1, nti):
+            if ties[q, 0] < fa:
+                fa, fp = ties[q, 0], ties[q, 1]
+        box_i[m, BOX_BEST] = fa
+        box_i[m, BOX_LEVEL] = sh_i[fp >> 40, 0]
+        if lq == LQ_NONE:
+            continue
+        if lq == LQ_SSD:  # only the box's first best anchor
+            ties[0, 0], ties[0, 1] = fa, fp
+            nti = 1
+        extra, nx, t = _force(im, m, gm, b0, b1, sbase, boxes, geo, state, lq, neg, ties, nti, extra, nx)
+        touched += t
+    return ties, extra, nx, touched
+
+
+@_step
+def _record(rec_i, rec_f, npos, im, a, lvl, m, v, ax1, ay1):
+    """Append a positive to the records at row ``npos`` (room reserved by the caller); returns ``npos + 1``."""
+    rec_i[npos, 0], rec_i[npos, 1], rec_i[npos, 2], rec_i[npos, 3] = im, a, lvl, m
+    rec_f[npos, 0], rec_f[npos, 1], rec_f[npos, 2] = v, ax1, ay1
+    return npos + 1
+
+
+@_step
+def _reserve_recs(recs, records, sampled, more):
+    """Room for ``more`` rows in the records (with ``records``) and the sample list (for a ``sampled`` image)."""
+    rec_i, rec_f, npos, smp, nsmp = recs
+    if records:
+        rec_i = _reserve(rec_i, npos, more)
+        rec_f = _reserve(rec_f, npos, more)
+    if sampled:
+        smp = _reserve(smp, nsmp, more)
+    return rec_i, rec_f, npos, smp, nsmp
+
+
+@_step
+def _positive_hist(v, pos_edges, pos_t, pos_hist, counters):
+    """A positive's IoU into the positive-IoU histogram and the low-quality counter."""
+    b = _pos_bin(v, pos_edges)
+    if b >= 0:
+        pos_hist[b] += 1
+    if v < pos_t:
+        counters[CNT_LOW_QUALITY] += 1
+
+
+@_step
+def _spatial_add(cy, cx, spatial, counters):
+    """A positive into the spatial histogram at bin (``cy``, ``cx``), or the outside counter."""
+    if cx >= 0 and cy >= 0:
+        spatial[cy, cx] += 1
+    else:
+        counters[CNT_OUTSIDE] += 1
+
+
+@_step
+def _bin_rect(boxes, m, xtab, ytab, xb, yb, ni, nj, sp, colb, rowb):
+    """A rectangle's anchor columns and rows in box ``m``'s frame: spatial bins (``sp`` = lo, hi, scale, bins)."""
+    sp_lo, sp_hi, sp_scale, bins = sp
+    g0, g1 = np.float64(boxes[m, 0]), np.float64(boxes[m, 1])
+    g2, g3 = np.float64(boxes[m, 2]), np.float64(boxes[m, 3])
+    for k in range(nj):
+        colb[k] = _spatial_bin(xtab[xb + k, 0], g0, g2, sp_lo, sp_hi, sp_scale, bins)
+    for k in range(ni):
+        rowb[k] = _spatial_bin(ytab[yb + k, 0], g1, g3, sp_lo, sp_hi, sp_scale, bins)
+
+
+@_step
+def _count_boxes(im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, stats, records, recs, colb, rowb):
+    """The labels counted in each box's rectangles (anchors whose box it is), their state reset.
+
+    Returns ``(fg, ignored, recs)``. The tuples are unpacked once here: a rectangle is too small a unit."""
+    zero = np.float32(0)
+    gi, u, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[2][im], geo[3], geo[4], geo[5], geo[6], geo[7]
+    rects, box_rect, r0, rmax = rect[0], rect[1], rect[2], rect[5]
+    flag, best, bx = state
+    want_stats, box_class, per_class, per_level, pos_edges, pos_t, pos_hist, spatial = stats[:8]
+    sp_lo, sp_hi, counters, sampled = stats[8], stats[9], stats[10], stats[11][im]
+    sp = (sp_lo, sp_hi, spatial.shape[0] / (sp_hi - sp_lo), spatial.shape[0])
+    rec_i, rec_f, npos, smp, nsmp = recs
+    fg, ign = 0, 0
+    for m in range(b0, b1):
+        for r in range(box_rect[m], box_rect[m + 1]):
+            if not rmax[r - r0] >= neg:
+                continue
+            s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
+            lvl = sh_i[s, 0]
+            gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
+            yb, xb = ybase[u, s] + ilo, xbase[u, s] + jlo
+            binned, n_r = False, 0
+            if records:
+                rec_i, rec_f = _reserve(rec_i, npos, ni * nj), _reserve(rec_f, npos, ni * nj)
+            if sampled:
+                smp = _reserve(smp, nsmp, ni * nj)
+            for di in range(ni):
+                x = sbase[s] + (ilo + di) * gw + jlo
+                for dj in range(nj):
+                    f = flag[x]
+                    if (f == 1 or f == 3) and bx[x] == m:
+                        flag[x] = 0
+                        v = best[x]
+                        if f == 3 or v >= pos:
+                            n_r += 1
+                            if records:
+                                a = gi[im, lvl, 2] + ((ilo + di) * gw + jlo + dj) * per + sh_i[s, 1]
+                                npos = _record(rec_i, rec_f, npos, im, a, lvl, m, v, xtab[xb + dj, 0], ytab[yb + di, 0])
+                            if want_stats:
+                                _positive_hist(v, pos_edges, pos_t, pos_hist, counters)
+                                if not binned:  # the rectangle's columns and rows in the box's frame, once
+                                    _bin_rect(boxes, m, xtab, ytab, xb, yb, ni, nj, sp, colb, rowb)
+                                    binned = True
+                                _spatial_add(rowb[di], colb[dj], spatial, counters)
+                        else:
+                            ign += 1
+                            box_i[b0 if v == zero else m, BOX_IGN] += 1  # IoU 0 with every box: box 0's
+                        if sampled:
+                            smp[nsmp, 0], smp[nsmp, 1] = im, x
+                            nsmp += 1
+                    x += 1
+            if n_r:
+                fg += n_r
+                box_i[m, BOX_POS] += n_r
+                if want_stats:
+                    per_class[box_class[m]] += n_r
+                    per_level[lvl] += n_r
+    return fg, ign, (rec_i, rec_f, npos, smp, nsmp)
+
+
+@_step
+def _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs):
+    """The labels of the anchors listed in ``extra`` (forced positives outside their box's rectangles), their
+    state reset. Returns ``(fg, recs)``."""
+    mask20 = (1 << 20) - 1
+    gi, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[3], geo[4], geo[5], geo[6], geo[7]
+    flag, best, bx = state
+    want_stats, box_class, per_class, per_level, sp_lo, sp_hi = (
+        stats[0],
+        stats[1],
+        stats[2],
+        stats[3],
+        stats[8],
+        stats[9],
+    )
+    bins = stats[7].shape[0]
+    sp_scale = bins / (sp_hi - sp_lo)
+    u = geo[2][im]
+    sampled = stats[11][im]
+    rec_i, rec_f, npos, smp, nsmp = _reserve_recs(recs, records, sampled, nx)
+    pos_edges, pos_t, pos_hist, spatial, counters = stats[4], stats[5], stats[6], stats[7], stats[10]
+    for q in range(nx):
+        x, p = extra[q, 0], extra[q, 1]
+        flag[x] = 0
+        v, m = best[x], bx[x]
+        s, i, j = p >> 40, (p >> 20) & mask20, p & mask20
+        lvl = sh_i[s, 0]
+        ax1, ay1 = xtab[xbase[u, s] + j, 0], ytab[ybase[u, s] + i, 0]
+        box_i[m, BOX_POS] += 1
+        if records:
+            gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
+            npos = _record(
+                rec_i, rec_f, npos, im, gi[im, lvl, 2] + (i * gw + j) * per + sh_i[s, 1], lvl, m, v, ax1, ay1
+            )
+        if want_stats:
+            per_class[box_class[m]] += 1
+            per_level[lvl] += 1
+            _positive_hist(v, pos_edges, pos_t, pos_hist, counters)
+            cx = _spatial_bin(ax1, np.float64(boxes[m, 0]), np.float64(boxes[m, 2]), sp_lo, sp_hi, sp_scale, bins)
+            cy = _spatial_bin(ay1, np.float64(boxes[m, 1]), np.float64(boxes[m, 3]), sp_lo, sp_hi, sp_scale, bins)
+            _spatial_add(cy, cx, spatial, counters)
+        if sampled:
+            smp[nsmp, 0], smp[nsmp, 1] = im, x
+            nsmp += 1
+    return nx, (rec_i, rec_f, npos, smp, nsmp)
+
+
 @_jit
-def label_images(
-    i0,
-    i1,
-    boxes,
-    img_start,
-    n_anch,
-    gi,
-    gf,
-    size_id,
-    ybase,
-    xbase,
-    ytab,
-    xtab,
-    sh_i,
-    sh_f,
-    sh_ord,
-    alo_sorted,
-    delta,
-    slack,
-    rects,
-    box_rect,
-    r0,
-    roff,
-    buf,
-    rmax,
-    pos,
-    neg,
-    lq,
-    flag,
-    best,
-    bx,
-    ties,
-    extra,
-    box_max,
-    box_i,
-    img_i,
-    records,
-    rec_i,
-    rec_f,
-    npos,
-    want_stats,
-    box_class,
-    per_class,
-    per_level,
-    pos_edges,
-    pos_t,
-    pos_hist,
-    spatial,
-    sp_lo,
-    sp_hi,
-    counters,
-    in_sample,
-    smp,
-    nsmp,
-):
+def label_images(i0, i1, boxes, img_start, n_anch, geo, rect, pos, neg, lq, state, out, stats, records, lists):
     """Label images ``i0 .. i1 - 1`` (see the module docstring) and fold them into the outputs.
 
-    Rectangles at ``neg`` (``rects``; box ``m``'s are ``box_rect[m] .. box_rect[m + 1] - 1``) and their IoUs
-    (rectangle ``r``'s from ``buf[roff[r - r0]]``, its maximum ``rmax[r - r0]``) cover these images' boxes.
-    Per-anchor state of one image, indexed shape-major (shape, row, column: a rectangle's row is contiguous):
-    ``flag`` (uint8, zero on entry and exit: 1 labelled by its IoU, 3 also a low-quality / forced positive
-    counted in its box's rectangle, 5 such a positive outside its box's rectangles, listed in ``extra``),
-    ``best``, ``bx``. ``ties`` / ``extra`` are growable (rows, 2) int64 lists. Outputs: ``box_max``, ``box_i``
-    (:data:`BOX_BEST` ...), ``img_i`` (:data:`IMG_FG` ...); with ``records`` each positive appended to ``rec_i``
-    (image, anchor, level, box) / ``rec_f`` (IoU, anchor x1, y1) from row ``npos``; with ``want_stats`` the class,
+    ``geo`` is the geometry ``(gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, sh_ord, alo_sorted, delta,
+    slack)``. ``rect`` = ``(rects, box_rect, r0, roff, buf, rmax)``: the rectangles at ``neg`` (box ``m``'s are
+    ``box_rect[m] .. box_rect[m + 1] - 1``) and their IoUs (rectangle ``r``'s from ``buf[roff[r - r0]]``, its
+    maximum ``rmax[r - r0]``) cover these images' boxes. ``state`` = ``(flag, best, bx)``: per-anchor state of one
+    image, indexed shape-major (shape, row, column: a rectangle's row is contiguous); ``flag`` (uint8, zero on entry
+    and exit: 1 labelled by its IoU, 3 also a low-quality / forced positive counted in its box's rectangle, 5 such a
+    positive outside its box's rectangles, listed in ``extra``). ``out`` = ``(box_max, box_i, img_i)``
+    (:data:`BOX_BEST` ..., :data:`IMG_FG` ...). ``stats`` = ``(want_stats, box_class, per_class, per_level,
+    pos_edges, pos_t, pos_hist, spatial, sp_lo, sp_hi, counters, in_sample)``: with ``want_stats`` the class,
     level, positive-IoU and spatial histograms and ``counters``; for images with ``in_sample`` every positive or
-    ignored (image, shape-major index) appended to ``smp`` from row ``nsmp``. Returns the lists (possibly grown)
-    and their lengths: ``(ties, extra, rec_i, rec_f, npos, smp, nsmp)``.
+    ignored (image, shape-major index) appended to ``smp``. ``lists`` = ``(ties, extra, rec_i, rec_f, npos, smp,
+    nsmp)``: growable (rows, k) lists and their lengths; with ``records`` each positive appended to ``rec_i``
+    (image, anchor, level, box) / ``rec_f`` (IoU, anchor x1, y1). Returns ``lists``, possibly grown.
     """
-    zero = np.float32(0)
-    bins = spatial.shape[0]
-    sp_scale = bins / (sp_hi - sp_lo)
-    mask20 = (1 << 20) - 1
-    S = sh_i.shape[0]
-    sbase = np.empty(S, np.int64)
+    ties, extra, rec_i, rec_f, npos, smp, nsmp = lists
+    recs = (rec_i, rec_f, npos, smp, nsmp)
+    box_max, box_i, img_i = out
+    gi, sh_i, rects, r0, rmax = geo[0], geo[7], rect[0], rect[2], rect[5]
+    sbase = np.empty(sh_i.shape[0], np.int64)
     wmax, hmax = 1, 1
     for r in range(r0, r0 + len(rmax)):
         hmax, wmax = max(hmax, rects[r, 3]), max(wmax, rects[r, 5])
@@ -497,277 +761,28 @@ def label_images(
         b0, b1 = img_start[im], img_start[im + 1]
         if b0 == b1:
             continue
-        u = size_id[im]
         acc = 0
-        for s in range(S):  # state index of (shape, row, column): sbase[shape] + row * grid width + column
+        for s in range(sh_i.shape[0]):  # state index of (shape, row, column): sbase[shape] + row * grid width + column
             sbase[s] = acc
             acc += gi[im, sh_i[s, 0], 0] * gi[im, sh_i[s, 0], 1]
-        touched = 0
-        # ---- each anchor's best IoU and first best box among the boxes reaching neg; each box's maximum there
-        for m in range(b0, b1):
-            gm = np.float32(-1)
-            for r in range(box_rect[m], box_rect[m + 1]):
-                rm = rmax[r - r0]
-                if rm > gm:
-                    gm = rm
-                if not rm >= neg:
-                    continue
-                s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
-                gw = gi[im, sh_i[s, 0], 1]
-                e = roff[r - r0]
-                for di in range(ni):
-                    x = sbase[s] + (ilo + di) * gw + jlo
-                    for dj in range(nj):
-                        v = buf[e]
-                        if v >= neg:
-                            if flag[x] == 0:
-                                flag[x] = 1
-                                best[x] = v
-                                bx[x] = m
-                                touched += 1
-                            elif v > best[x]:
-                                best[x] = v
-                                bx[x] = m
-                        e += 1
-                        x += 1
-            box_max[m] = gm
-        # ---- boxes below neg: their maximum from rectangles at a lower bound of it
-        fallback = False
-        for m in range(b0, b1):
-            if box_max[m] >= neg and box_max[m] > zero:  # (a maximum of 0 means every anchor ties it, neg or not)
-                continue
-            lb = _nearest_bound(m, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f)
-            if box_max[m] > lb:
-                lb = box_max[m]
-            if not lb > zero:  # touches no anchor (or not finite): the dense engine's degenerate rule
-                fallback = True
-                break
-            box_max[m] = _walk(
-                m,
-                lb,
-                np.float32(-1),
-                boxes,
-                im,
-                gi,
-                gf,
-                size_id,
-                ybase,
-                xbase,
-                ytab,
-                xtab,
-                sh_i,
-                sh_f,
-                sh_ord,
-                alo_sorted,
-                delta,
-                slack,
-                ties,
-            )[2]
-        if fallback:
-            for r in range(box_rect[b0], box_rect[b1]):
-                s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
-                gw = gi[im, sh_i[s, 0], 1]
-                for di in range(ni):
-                    x = sbase[s] + (ilo + di) * gw + jlo
-                    flag[x : x + nj] = 0
-            for m in range(b0, b1):
-                box_max[m] = zero
+        touched = _image_best(im, b0, b1, sbase, gi, sh_i, rect, state, box_max, neg)
+        if _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
+            _clear_image(im, b0, b1, sbase, gi, sh_i, rect, state[0], box_max)
             img_i[im, IMG_FALLBACK] = 1
             continue
-        # ---- each box's tying anchors (box order): its first best anchor, then low-quality / forced matches
-        nx = 0
-        for m in range(b0, b1):
-            gm = box_max[m]
-            nti = 0
-            if gm >= neg:
-                for r in range(box_rect[m], box_rect[m + 1]):
-                    if rmax[r - r0] != gm:
-                        continue
-                    s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
-                    lvl = sh_i[s, 0]
-                    gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
-                    a0 = gi[im, lvl, 2] + (ilo * gw + jlo) * per + sh_i[s, 1]
-                    e = roff[r - r0]
-                    ties = _reserve(ties, nti, ni * nj)
-                    for di in range(ni):
-                        for dj in range(nj):
-                            if buf[e] == gm:
-                                ties[nti, 0] = a0 + (di * gw + dj) * per
-                                ties[nti, 1] = _pack(s, ilo + di, jlo + dj)
-                                nti += 1
-                            e += 1
-            else:  # the ties are the anchors at or above the maximum itself
-                ties, nti, _ = _walk(
-                    m,
-                    gm,
-                    gm,
-                    boxes,
-                    im,
-                    gi,
-                    gf,
-                    size_id,
-                    ybase,
-                    xbase,
-                    ytab,
-                    xtab,
-                    sh_i,
-                    sh_f,
-                    sh_ord,
-                    alo_sorted,
-                    delta,
-                    slack,
-                    ties,
-                )
-            fa, fp = ties[0, 0], ties[0, 1]
-            for q in range(1, nti):
-                if ties[q, 0] < fa:
-                    fa, fp = ties[q, 0], ties[q, 1]
-            box_i[m, BOX_BEST] = fa
-            box_i[m, BOX_LEVEL] = sh_i[fp >> 40, 0]
-            if lq == LQ_NONE:
-                continue
-            if lq == LQ_SSD:  # only the box's first best anchor
-                ties[0, 0], ties[0, 1] = fa, fp
-                nti = 1
-            extra = _reserve(extra, nx, nti)
-            for q in range(nti):
-                p = ties[q, 1]
-                s, i, j = p >> 40, (p >> 20) & mask20, p & mask20
-                x = sbase[s] + i * gi[im, sh_i[s, 0], 1] + j
-                f = flag[x]
-                if lq == LQ_TORCHVISION:  # the anchor's own best box (below neg with every box: among all of them)
-                    if f == 0:
-                        yk, xk = ybase[u, s] + i, xbase[u, s] + j
-                        best[x], bx[x] = _own_best(xtab[xk, 0], ytab[yk, 0], xtab[xk, 1], ytab[yk, 1], boxes, b0, b1)
-                    elif f == 1:
-                        flag[x] = 3
-                else:  # mmdet / ssd: this box and its highest IoU; later boxes override
-                    best[x], bx[x] = gm, m
-                    if f != 0 and f != 5:
-                        flag[x] = 3 if gm >= neg else 5  # below neg: outside this box's rectangles
-                if flag[x] == 0 or (flag[x] == 5 and f != 5):
-                    if f == 0:
-                        touched += 1
-                    flag[x] = 5
-                    extra[nx, 0], extra[nx, 1] = x, p
-                    nx += 1
-        # ---- labels counted in each box's rectangles (anchors whose box it is), then the listed ones; state reset
-        fg, ign = 0, 0
-        sampled = in_sample[im]
-        for m in range(b0, b1):
-            g0, g1 = np.float64(boxes[m, 0]), np.float64(boxes[m, 1])
-            g2, g3 = np.float64(boxes[m, 2]), np.float64(boxes[m, 3])
-            cls = box_class[m]
-            for r in range(box_rect[m], box_rect[m + 1]):
-                if not rmax[r - r0] >= neg:
-                    continue
-                s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
-                lvl = sh_i[s, 0]
-                gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
-                yb, xb = ybase[u, s] + ilo, xbase[u, s] + jlo
-                binned = False
-                n_r = 0
-                if records:
-                    rec_i = _reserve(rec_i, npos, ni * nj)
-                    rec_f = _reserve(rec_f, npos, ni * nj)
-                if sampled:
-                    smp = _reserve(smp, nsmp, ni * nj)
-                for di in range(ni):
-                    x = sbase[s] + (ilo + di) * gw + jlo
-                    for dj in range(nj):
-                        f = flag[x]
-                        if (f == 1 or f == 3) and bx[x] == m:
-                            flag[x] = 0
-                            v = best[x]
-                            if f == 3 or v >= pos:
-                                n_r += 1
-                                if records:
-                                    rec_i[npos, 0], rec_i[npos, 1] = (
-                                        im,
-                                        gi[im, lvl, 2] + ((ilo + di) * gw + jlo + dj) * per + sh_i[s, 1],
-                                    )
-                                    rec_i[npos, 2], rec_i[npos, 3] = lvl, m
-                                    rec_f[npos, 0], rec_f[npos, 1], rec_f[npos, 2] = (
-                                        v,
-                                        xtab[xb + dj, 0],
-                                        ytab[yb + di, 0],
-                                    )
-                                    npos += 1
-                                if want_stats:
-                                    b = _pos_bin(v, pos_edges)
-                                    if b >= 0:
-                                        pos_hist[b] += 1
-                                    if v < pos_t:
-                                        counters[CNT_LOW_QUALITY] += 1
-                                    if not binned:  # the rectangle's columns and rows in the box's frame, once
-                                        for k in range(nj):
-                                            colb[k] = _spatial_bin(
-                                                xtab[xb + k, 0], g0, g2, sp_lo, sp_hi, sp_scale, bins
-                                            )
-                                        for k in range(ni):
-                                            rowb[k] = _spatial_bin(
-                                                ytab[yb + k, 0], g1, g3, sp_lo, sp_hi, sp_scale, bins
-                                            )
-                                        binned = True
-                                    if colb[dj] >= 0 and rowb[di] >= 0:
-                                        spatial[rowb[di], colb[dj]] += 1
-                                    else:
-                                        counters[CNT_OUTSIDE] += 1
-                            else:
-                                ign += 1
-                                box_i[b0 if v == zero else m, BOX_IGN] += 1  # IoU 0 with every box: box 0's
-                            if sampled:
-                                smp[nsmp, 0], smp[nsmp, 1] = im, x
-                                nsmp += 1
-                        x += 1
-                if n_r:
-                    fg += n_r
-                    box_i[m, BOX_POS] += n_r
-                    if want_stats:
-                        per_class[cls] += n_r
-                        per_level[lvl] += n_r
-        if records:
-            rec_i = _reserve(rec_i, npos, nx)
-            rec_f = _reserve(rec_f, npos, nx)
-        if sampled:
-            smp = _reserve(smp, nsmp, nx)
-        for q in range(nx):
-            x, p = extra[q, 0], extra[q, 1]
-            flag[x] = 0
-            v, m = best[x], bx[x]
-            s, i, j = p >> 40, (p >> 20) & mask20, p & mask20
-            lvl = sh_i[s, 0]
-            ax1, ay1 = xtab[xbase[u, s] + j, 0], ytab[ybase[u, s] + i, 0]
-            fg += 1
-            box_i[m, BOX_POS] += 1
-            if records:
-                gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
-                rec_i[npos, 0], rec_i[npos, 1] = im, gi[im, lvl, 2] + (i * gw + j) * per + sh_i[s, 1]
-                rec_i[npos, 2], rec_i[npos, 3] = lvl, m
-                rec_f[npos, 0], rec_f[npos, 1], rec_f[npos, 2] = v, ax1, ay1
-                npos += 1
-            if want_stats:
-                per_class[box_class[m]] += 1
-                per_level[lvl] += 1
-                b = _pos_bin(v, pos_edges)
-                if b >= 0:
-                    pos_hist[b] += 1
-                if v < pos_t:
-                    counters[CNT_LOW_QUALITY] += 1
-                cx = _spatial_bin(ax1, np.float64(boxes[m, 0]), np.float64(boxes[m, 2]), sp_lo, sp_hi, sp_scale, bins)
-                cy = _spatial_bin(ay1, np.float64(boxes[m, 1]), np.float64(boxes[m, 3]), sp_lo, sp_hi, sp_scale, bins)
-                if cx >= 0 and cy >= 0:
-                    spatial[cy, cx] += 1
-                else:
-                    counters[CNT_OUTSIDE] += 1
-            if sampled:
-                smp[nsmp, 0], smp[nsmp, 1] = im, x
-                nsmp += 1
-        if neg <= zero:  # an anchor outside every rectangle has IoU 0 >= neg with every box: ignored
-            ign += n_anch[im] - touched
-            box_i[b0, BOX_IGN] += n_anch[im] - touched
-        img_i[im, IMG_FG] = fg
+        ties, extra, nx, t = _box_matches(
+            im, b0, b1, sbase, boxes, geo, rect, state, neg, lq, box_max, box_i, ties, extra
+        )
+        fg, ign, recs = _count_boxes(
+            im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, stats, records, recs, colb, rowb
+        )
+        fx, recs = _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs)
+        if neg <= np.float32(0):  # an anchor outside every rectangle has IoU 0 >= neg with every box: ignored
+            ign += n_anch[im] - touched - t
+            box_i[b0, BOX_IGN] += n_anch[im] - touched - t
+        img_i[im, IMG_FG] = fg + fx
         img_i[im, IMG_IGN] = ign
+    rec_i, rec_f, npos, smp, nsmp = recs
     return ties, extra, rec_i, rec_f, npos, smp, nsmp
 
 

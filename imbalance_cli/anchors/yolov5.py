@@ -274,7 +274,6 @@ def assign_yolov5(
     best_anchor = np.zeros(N, np.int64)
     best_level = np.zeros(N, np.int64)
     all_k = preset.anchor_array()
-    g = F32(preset.offset_g)
     idx_all = np.flatnonzero(active)
     for start in range(0, len(idx_all), CHUNK):
         idx = idx_all[start : start + CHUNK]
@@ -290,52 +289,9 @@ def assign_yolov5(
         xm = ratio_metric(np.stack([wn.astype(np.float64) * pw[bi], hn.astype(np.float64) * ph[bi]], 1), all_k)
         kbest = np.argmax(xm, axis=1)
         best_x[idx] = xm[np.arange(len(idx)), kbest]
-        for lv, stride in enumerate(preset.strides):
-            nx, ny = gw[lv, bi].astype(F32), gh[lv, bi].astype(F32)
-            gx, gy, tw, th = cxn * nx, cyn * ny, wn * nx, hn * ny
-            anc = np.asarray(preset.anchors[lv], dtype=F32) / F32(stride)  # grid units, as Detect.anchors
-            A = len(anc)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rw = tw[:, None] / anc[None, :, 0]
-                rh = th[:, None] / anc[None, :, 1]
-                worst = np.maximum(np.maximum(rw, F32(1) / rw), np.maximum(rh, F32(1) / rh))
-                match = worst < F32(preset.anchor_t)  # (n, A)
-                metric = np.minimum(np.minimum(rw, F32(1) / rw), np.minimum(rh, F32(1) / rh))  # ratio metric
-            # cells: centre, left, up, right, down (build_targets' offsets j, k, l, m)
-            gxi, gyi = nx - gx, ny - gy
-            use = [
-                np.ones(len(idx), bool),
-                (np.mod(gx, F32(1)) < g) & (gx > 1),
-                (np.mod(gy, F32(1)) < g) & (gy > 1),
-                (np.mod(gxi, F32(1)) < g) & (gxi > 1),
-                (np.mod(gyi, F32(1)) < g) & (gyi > 1),
-            ]
-            offs = ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1))
-            gwl, ghl = gw[lv, bi], gh[lv, bi]
-            for (ox, oy), u in zip(offs, use):
-                ci = np.clip(np.trunc(gx - g * F32(ox)).astype(np.int64), 0, gwl - 1)
-                cj = np.clip(np.trunc(gy - g * F32(oy)).astype(np.int64), 0, ghl - 1)
-                rows, a = np.nonzero(match & u[:, None])
-                if not len(rows):
-                    continue
-                im = bi[rows]
-                outs["img"].append(im.astype(np.int32))
-                outs["anc"].append(offset[lv, im] + (cj[rows] * gwl[rows] + ci[rows]) * A + a)
-                outs["lvl"].append(np.full(len(rows), lv, np.int8))
-                outs["box"].append(idx[rows].astype(np.int32))
-                outs["x"].append(metric[rows, a].astype(np.float32))
-        # best anchor index at the box's own centre cell on its best level
-        lv_of = np.searchsorted(np.cumsum([len(a) for a in preset.anchors]), kbest, side="right")
-        first = np.concatenate([[0], np.cumsum([len(a) for a in preset.anchors])])[lv_of]
-        kk = kbest - first
-        strides = np.asarray(preset.strides, np.int64)[lv_of]
-        gwb, ghb = gw[lv_of, bi], gh[lv_of, bi]
-        ci = np.clip(np.trunc(cxn * gwb.astype(F32)).astype(np.int64), 0, gwb - 1)
-        cj = np.clip(np.trunc(cyn * ghb.astype(F32)).astype(np.int64), 0, ghb - 1)
-        per = np.array([len(a) for a in preset.anchors], np.int64)[lv_of]
-        best_anchor[idx] = offset[lv_of, bi] + (cj * gwb + ci) * per + kk
-        best_level[idx] = lv_of
-        del strides
+        for lv in range(len(preset.strides)):
+            _level_positives(preset, lv, (cxn, cyn, wn, hn), gw, gh, offset, bi, idx, outs)
+        best_anchor[idx], best_level[idx] = _best_anchor(preset, kbest, cxn, cyn, gw, gh, offset, bi)
 
     def cat(k, dt):
         return np.concatenate(outs[k]).astype(dt) if outs[k] else np.zeros(0, dt)
@@ -359,6 +315,60 @@ def assign_yolov5(
         box_best_anchor=best_anchor,
         box_best_level=best_level.astype(np.int8),
     )
+
+
+def _level_positives(preset: YoloV5Preset, lv: int, xywhn, gw, gh, offset, bi, idx, outs: dict) -> None:
+    """``build_targets`` on level ``lv`` for boxes ``idx`` (images ``bi``, normalised centre and size ``xywhn``):
+    each (box, anchor) within ``anchor_t`` at the centre cell and the neighbouring cells it reaches, appended to
+    ``outs``."""
+    cxn, cyn, wn, hn = xywhn
+    g = F32(preset.offset_g)
+    nx, ny = gw[lv, bi].astype(F32), gh[lv, bi].astype(F32)
+    gx, gy, tw, th = cxn * nx, cyn * ny, wn * nx, hn * ny
+    anc = np.asarray(preset.anchors[lv], dtype=F32) / F32(preset.strides[lv])  # grid units, as Detect.anchors
+    A = len(anc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rw = tw[:, None] / anc[None, :, 0]
+        rh = th[:, None] / anc[None, :, 1]
+        worst = np.maximum(np.maximum(rw, F32(1) / rw), np.maximum(rh, F32(1) / rh))
+        match = worst < F32(preset.anchor_t)  # (n, A)
+        metric = np.minimum(np.minimum(rw, F32(1) / rw), np.minimum(rh, F32(1) / rh))  # ratio metric
+    # cells: centre, left, up, right, down (build_targets' offsets j, k, l, m)
+    gxi, gyi = nx - gx, ny - gy
+    use = [
+        np.ones(len(idx), bool),
+        (np.mod(gx, F32(1)) < g) & (gx > 1),
+        (np.mod(gy, F32(1)) < g) & (gy > 1),
+        (np.mod(gxi, F32(1)) < g) & (gxi > 1),
+        (np.mod(gyi, F32(1)) < g) & (gyi > 1),
+    ]
+    offs = ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1))
+    gwl, ghl = gw[lv, bi], gh[lv, bi]
+    for (ox, oy), u in zip(offs, use):
+        ci = np.clip(np.trunc(gx - g * F32(ox)).astype(np.int64), 0, gwl - 1)
+        cj = np.clip(np.trunc(gy - g * F32(oy)).astype(np.int64), 0, ghl - 1)
+        rows, a = np.nonzero(match & u[:, None])
+        if not len(rows):
+            continue
+        im = bi[rows]
+        outs["img"].append(im.astype(np.int32))
+        outs["anc"].append(offset[lv, im] + (cj[rows] * gwl[rows] + ci[rows]) * A + a)
+        outs["lvl"].append(np.full(len(rows), lv, np.int8))
+        outs["box"].append(idx[rows].astype(np.int32))
+        outs["x"].append(metric[rows, a].astype(np.float32))
+
+
+def _best_anchor(preset: YoloV5Preset, kbest, cxn, cyn, gw, gh, offset, bi) -> tuple[np.ndarray, np.ndarray]:
+    """The best anchor's index at the box's own centre cell on its best level (the level of anchor ``kbest``),
+    and that level."""
+    lv_of = np.searchsorted(np.cumsum([len(a) for a in preset.anchors]), kbest, side="right")
+    first = np.concatenate([[0], np.cumsum([len(a) for a in preset.anchors])])[lv_of]
+    kk = kbest - first
+    gwb, ghb = gw[lv_of, bi], gh[lv_of, bi]
+    ci = np.clip(np.trunc(cxn * gwb.astype(F32)).astype(np.int64), 0, gwb - 1)
+    cj = np.clip(np.trunc(cyn * ghb.astype(F32)).astype(np.int64), 0, ghb - 1)
+    per = np.array([len(a) for a in preset.anchors], np.int64)[lv_of]
+    return offset[lv_of, bi] + (cj * gwb + ci) * per + kk, lv_of
 
 
 # --------------------------------------------------------------------------------------------------- TOML

@@ -578,32 +578,116 @@ def anchor_statistics(
     """
     t0 = time.perf_counter()
     check_size_by(size_by)
-    opts = {
-        "matcher": matcher,
-        "device": device,
-        "pos_iou": pos_iou,
-        "neg_iou": neg_iou,
-        "engine": engine,
-        "negative_iou_sample": negative_iou_sample,
-        "seed": seed,
-        "spatial_bins": spatial_bins,
-        "workers": workers,
-    }
-    if chunk_images != "default":
-        opts["chunk_images"] = chunk_images
     if spec is None and not isinstance(anchors, AnchorSpec):
+        opts = {"matcher": matcher, "device": device, "pos_iou": pos_iou, "neg_iou": neg_iou, "engine": engine}
+        opts.update(negative_iou_sample=negative_iou_sample, seed=seed, spatial_bins=spatial_bins, workers=workers)
+        if chunk_images != "default":
+            opts["chunk_images"] = chunk_images
         spec = AnchorSpec.build(anchors, **{k: v for k, v in opts.items() if v is not None or k == "chunk_images"})
     spec = _spec(anchors, spec, {})
     preset, semantics = spec.preset, spec.semantics
     inp = _inputs(dataset, spec)
-    order, bimg, ph, pw = inp.order, inp.box_image, inp.padded_h, inp.padded_w
-    n_img, C, L = dataset.num_images, dataset.num_categories, preset.num_levels
-    pos_t = np.float32(preset.pos_iou)
+    order = inp.order
+    n_img, C = dataset.num_images, dataset.num_categories
     neg_f = float(preset.neg_iou if semantics != "ssd" else preset.pos_iou)
-    neg_t = np.float32(neg_f)
     neg_edges = _neg_edges(spec)
+    in_sample, sample_n = _negative_sample(spec, n_img)
+    cat_of_box = dataset.box_category[order].astype(np.int32)
+    acc = _run_pass(dataset, spec, inp, cat_of_box, in_sample, len(neg_edges) - 1)
+    prev_phase = phases.switch("accumulators")  # the report from the accumulators
 
-    # the negative-IoU sample: the same seeded draw as ever, whatever the chunking
+    inst = np.bincount(cat_of_box, minlength=C).astype(np.int64)
+    cat_ids = [str(int(c)) for c in dataset.category_ids]
+    totals = _totals(acc, int(num_anchors(preset, inp.padded_h, inp.padded_w).sum()), n_img, cat_ids, inst)
+    cov, sg = _coverage(dataset, spec, acc, order, cat_of_box, cat_ids, inst, size_by, np.float32(neg_f))
+    if box_arrays is not None:
+        box_arrays.update(
+            order=order,
+            max_iou=acc.box_max_iou,
+            best_level=acc.box_best_level,
+            positives=acc.box_positives,
+            ignored=acc.box_ignored,
+            size_group=sg,
+            scaled=inp.scaled,
+            preset=preset,
+        )
+    phases.switch(prev_phase)
+    return {
+        "preset": preset.name,
+        "assigner": preset.assigner,
+        "matcher": semantics,
+        "device": spec.device,
+        "engine": spec.engine,
+        "thresholds": {
+            "pos_iou": float(preset.pos_iou),
+            "neg_iou": neg_f,
+            "allow_low_quality": bool(preset.allow_low_quality),
+        },
+        "images": int(n_img),
+        "boxes": int(len(order)),
+        **totals,
+        "levels": _levels(preset, inp.padded_h, inp.padded_w, acc),
+        **_iou_histograms(acc, neg_edges, sample_n, n_img, spec.seed),
+        **cov,
+        "spatial": _spatial(acc, spec.spatial_bins),
+        "images_without_boxes": int(np.sum(np.diff(inp.box_start) == 0)) if n_img else 0,
+        "dense_fallback_images": int(acc.fallback),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _totals(acc: "AnchorAccumulator", total: int, n_img: int, cat_ids: list, inst: np.ndarray) -> dict:
+    """Anchors, foreground / background / ignored (totals and per image), per-class positives, the ratios."""
+    C = len(cat_ids)
+    fg = int(acc.foreground.sum())
+    ign = int(acc.ignored.sum())
+    bg = total - fg - ign
+    n = max(n_img, 1)
+    pos_per_class = acc.per_class
+    pos_neg_ratio = fg / bg if bg > 0 else None
+    neg_tasks = fg * (C - 1) + bg * C
+    task_ratio = fg / neg_tasks if neg_tasks > 0 else None
+    return {
+        "anchors": total,
+        "foreground": fg,
+        "background": bg,
+        "ignored": ign,
+        "per_image": {"anchors": total / n, "foreground": fg / n, "background": bg / n, "ignored": ign / n},
+        "per_class_positive": {cid: int(v) for cid, v in zip(cat_ids, pos_per_class)},
+        "per_class_positive_per_image": {cid: int(v) / n for cid, v in zip(cat_ids, pos_per_class)},
+        "positives_per_instance": {cid: int(p) / int(i) for cid, p, i in zip(cat_ids, pos_per_class, inst) if i},
+        "instances_per_class": {cid: int(i) for cid, i in zip(cat_ids, inst)},
+        "pos_neg_ratio": pos_neg_ratio,
+        "task_pos_neg_ratio": task_ratio,
+        "pos_neg_ratio_text": _ratio_text(pos_neg_ratio),
+        "task_pos_neg_ratio_text": _ratio_text(task_ratio),
+        "num_classes": int(C),
+    }
+
+
+def _iou_histograms(acc: "AnchorAccumulator", neg_edges: np.ndarray, sample_n: int, n_img: int, seed: int) -> dict:
+    """The positives' IoU, the sampled negatives' best IoU and the boxes' best IoU histograms."""
+    pos_edges = _edges(1.0)
+    return {
+        "positive_iou": {
+            "edges": pos_edges.tolist(),
+            "counts": acc.positive_iou.tolist(),
+            "low_quality": int(acc.low_quality),
+        },
+        "negative_iou": {
+            "edges": neg_edges.tolist(),
+            "counts": [int(v) for v in acc.negative],
+            "zero": int(acc.zero),
+            "sample_images": int(sample_n),
+            "exact": bool(sample_n == n_img),
+            "seed": int(seed),
+        },
+        "box_max_iou": {"edges": pos_edges.tolist(), "counts": _blocked_hist(acc.box_max_iou, pos_edges).tolist()},
+    }
+
+
+def _negative_sample(spec: AnchorSpec, n_img: int) -> tuple[np.ndarray, int]:
+    """The negative-IoU sample (images flagged) and its size: the same seeded draw whatever the chunking."""
     if spec.negative_iou_sample is None or spec.negative_iou_sample >= n_img:
         sample_n = n_img
         in_sample = np.ones(n_img, bool)
@@ -616,18 +700,22 @@ def anchor_statistics(
     if spec.preset.assigner != "max_iou":  # ATSS / FCOS: no negative IoU band, no sample
         in_sample[:] = False
         sample_n = 0
+    return in_sample, sample_n
 
-    cat_of_box = dataset.box_category[order].astype(np.int32)
-    acc = AnchorAccumulator(n_img, len(order), C, L, spec.spatial_bins, len(neg_edges) - 1)
+
+def _run_pass(dataset: Dataset, spec: AnchorSpec, inp, cat_of_box, in_sample, neg_bins: int) -> "AnchorAccumulator":
+    """The anchor pass over this rank's chunks, folded into an accumulator summed over ranks."""
+    n_img, C = dataset.num_images, dataset.num_categories
+    acc = AnchorAccumulator(n_img, len(inp.order), C, spec.preset.num_levels, spec.spatial_bins, neg_bins)
     chunk = dist.chunk_images_for_ranks(n_img, _chunk_for_workers(n_img, spec))
     bounds = dist.shard(chunk_bounds(n_img, chunk))  # this rank's chunks
     chunks = make_chunks(
         bounds,
         inp.box_start,
         inp.scaled,
-        bimg,
-        ph,
-        pw,
+        inp.box_image,
+        inp.padded_h,
+        inp.padded_w,
         per_box={"box_class": cat_of_box},
         per_image={"in_sample": in_sample},
     )
@@ -648,33 +736,21 @@ def anchor_statistics(
         description=f"anchors ({spec.engine})",
     )
     acc.all_reduce()  # under torchrun: every rank's chunks summed (a no-op in one process)
-    prev_phase = phases.switch("accumulators")  # the report from the accumulators
+    return acc
 
-    # ---- totals
-    per_image_anchors = num_anchors(preset, ph, pw)
-    total = int(per_image_anchors.sum())
-    fg = int(acc.foreground.sum())
-    ign = int(acc.ignored.sum())
-    bg = total - fg - ign
-    n = max(n_img, 1)
-    pos_per_class = acc.per_class
-    inst = np.bincount(cat_of_box, minlength=C).astype(np.int64)
-    cat_ids = [str(int(c)) for c in dataset.category_ids]
-    per_class_positive = {cid: int(v) for cid, v in zip(cat_ids, pos_per_class)}
-    pos_neg_ratio = fg / bg if bg > 0 else None
-    neg_tasks = fg * (C - 1) + bg * C
-    task_ratio = fg / neg_tasks if neg_tasks > 0 else None
 
-    # ---- levels (arithmetic over the distinct padded sizes)
+def _levels(preset, ph: np.ndarray, pw: np.ndarray, acc: "AnchorAccumulator") -> list[dict]:
+    """Per pyramid level: anchors (arithmetic over the distinct padded sizes), positives, best-level boxes."""
+    L = preset.num_levels
     lev_anchors = np.zeros(L, np.int64)
-    if n_img:
+    if len(ph):
         sizes, inv = np.unique(np.stack([ph, pw], 1), axis=0, return_inverse=True)
         size_count = np.bincount(inv.reshape(-1), minlength=len(sizes))
         for (h, w), cnt in zip(sizes, size_count):
             for lv, lay in enumerate(level_layout(preset, int(h), int(w))):
                 lev_anchors[lv] += lay.count * int(cnt)
     lev_best = np.bincount(acc.box_best_level, minlength=L) if len(acc.box_best_level) else np.zeros(L, np.int64)
-    levels = [
+    return [
         {
             "name": preset.level_names[lv],
             "stride": int(preset.strides[lv]),
@@ -685,30 +761,19 @@ def anchor_statistics(
         for lv in range(L)
     ]
 
-    # ---- IoU histograms
-    pos_edges = _edges(1.0)
-    positive_iou = {
-        "edges": pos_edges.tolist(),
-        "counts": acc.positive_iou.tolist(),
-        "low_quality": int(acc.low_quality),
-    }
-    negative_iou = {
-        "edges": neg_edges.tolist(),
-        "counts": [int(v) for v in acc.negative],
-        "zero": int(acc.zero),
-        "sample_images": int(sample_n),
-        "exact": bool(sample_n == n_img),
-        "seed": int(spec.seed),
-    }
-    box_max = acc.box_max_iou
-    box_best_hist = {"edges": pos_edges.tolist(), "counts": _blocked_hist(box_max, pos_edges).tolist()}
 
-    # ---- coverage: the two meanings of "no positive" (vocabulary: boxes_without_positive counts
-    # low-quality matches as positives; boxes_below_positive_iou does not)
+def _coverage(dataset, spec, acc, order, cat_of_box, cat_ids, inst, size_by, neg_t) -> tuple[dict, np.ndarray]:
+    """Boxes without a positive, ignored only, below the positive / negative IoU: by size group and by class.
+
+    Vocabulary: ``without_positive`` counts low-quality matches as positives; ``below_positive_iou`` does not.
+    Returns the report's ``boxes_*`` counts and ``coverage`` (no ``below_positive_iou`` for ATSS / FCOS: no fixed
+    positive IoU), and each box's size group."""
+    C = dataset.num_categories
+    box_max = acc.box_max_iou
     no_pos = acc.box_positives == 0
     ign_only = no_pos & (acc.box_ignored > 0)  # no positive, but ignored anchors: in neither loss there
-    iou_rule = spec.preset.assigner == "max_iou"  # ATSS / FCOS have no fixed positive IoU
-    below_pos = box_max < pos_t if iou_rule else None
+    iou_rule = spec.preset.assigner == "max_iou"
+    below_pos = box_max < np.float32(spec.preset.pos_iou) if iou_rule else None
     below = box_max < neg_t
     sg = _size_group(dataset, order, size_by)
 
@@ -738,72 +803,24 @@ def anchor_statistics(
     for ci, cid in enumerate(cat_ids):
         if inst[ci]:
             cov_class[cid] = {"boxes": int(inst[ci]), **{k: int(v[ci]) for k, v in by_cat.items()}}
-    coverage = {"by_class": cov_class, "by_size": by_size, "size_groups_by": size_by}
+    return {
+        "boxes_without_positive": int(no_pos.sum()),
+        "boxes_ignored_only": int(ign_only.sum()),
+        "boxes_below_positive_iou": None if below_pos is None else int(below_pos.sum()),
+        "boxes_below_negative": int(below.sum()),
+        "coverage": {"by_class": cov_class, "by_size": by_size, "size_groups_by": size_by},
+    }, sg
 
-    # ---- relative spatial distribution of positives (Fig. 14)
+
+def _spatial(acc: "AnchorAccumulator", bins: int) -> dict:
+    """The relative spatial distribution of positives (the survey's Fig. 14)."""
     lo, hi = SPATIAL_RANGE
-    bins = spec.spatial_bins
-    spatial = {
+    return {
         "bins": bins,
         "range": [lo, hi],
         "edges": np.linspace(lo, hi, bins + 1).tolist(),
         "counts": acc.spatial.tolist(),
         "outside": int(acc.outside),
-    }
-
-    per_image = {"anchors": total / n, "foreground": fg / n, "background": bg / n, "ignored": ign / n}
-    if box_arrays is not None:
-        box_arrays.update(
-            order=order,
-            max_iou=box_max,
-            best_level=acc.box_best_level,
-            positives=acc.box_positives,
-            ignored=acc.box_ignored,
-            size_group=sg,
-            scaled=inp.scaled,
-            preset=preset,
-        )
-    phases.switch(prev_phase)
-    return {
-        "preset": preset.name,
-        "assigner": preset.assigner,
-        "matcher": semantics,
-        "device": spec.device,
-        "engine": spec.engine,
-        "thresholds": {
-            "pos_iou": float(preset.pos_iou),
-            "neg_iou": neg_f,
-            "allow_low_quality": bool(preset.allow_low_quality),
-        },
-        "images": int(n_img),
-        "boxes": int(len(order)),
-        "anchors": total,
-        "foreground": fg,
-        "background": bg,
-        "ignored": ign,
-        "per_image": per_image,
-        "per_class_positive": per_class_positive,
-        "per_class_positive_per_image": {cid: int(v) / n for cid, v in zip(cat_ids, pos_per_class)},
-        "positives_per_instance": {cid: int(p) / int(i) for cid, p, i in zip(cat_ids, pos_per_class, inst) if i},
-        "instances_per_class": {cid: int(i) for cid, i in zip(cat_ids, inst)},
-        "pos_neg_ratio": pos_neg_ratio,
-        "task_pos_neg_ratio": task_ratio,
-        "pos_neg_ratio_text": _ratio_text(pos_neg_ratio),
-        "task_pos_neg_ratio_text": _ratio_text(task_ratio),
-        "num_classes": int(C),
-        "levels": levels,
-        "positive_iou": positive_iou,
-        "negative_iou": negative_iou,
-        "box_max_iou": box_best_hist,
-        "boxes_without_positive": int(no_pos.sum()),
-        "boxes_ignored_only": int(ign_only.sum()),
-        "boxes_below_positive_iou": None if below_pos is None else int(below_pos.sum()),
-        "boxes_below_negative": int(below.sum()),
-        "coverage": coverage,
-        "spatial": spatial,
-        "images_without_boxes": int(np.sum(np.diff(inp.box_start) == 0)) if n_img else 0,
-        "dense_fallback_images": int(acc.fallback),
-        "seconds": round(time.perf_counter() - t0, 3),
     }
 
 
