@@ -445,12 +445,7 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     obj, box_obj = resolve_objectives(cfg.loss, cfg.box_loss, device)
     sampler = check_sampler(cfg.sampler)
     settings = _settings(cfg)
-    ck = None
-    if cfg.resume:  # checked before any data is built: a foreign or mismatched checkpoint fails fast
-        if not ckpt_path.exists():
-            raise InputError("no checkpoint to resume from", path=str(ckpt_path), record="--resume")
-        ck = load_checkpoint(ckpt_path, device)
-        check_checkpoint(ck, ckpt_path, settings, cfg.epochs)
+    ck = _resume_checkpoint(cfg, ckpt_path, device, settings)
     plots = tuple(getattr(renderer, "FILE_NAMES", ()))
     claim = dict(
         kind="train",
@@ -460,14 +455,7 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     )
     if main:  # before any work: refuse to overwrite a file of the user's named like an output (recorded below)
         claim_files(out, **claim, record=False)
-    t0 = time.perf_counter()
-    if not main:  # rank 0 builds (and caches) the data first; the others then read the same files
-        dist.barrier()
-    with dist.local_loads():
-        data = load_data(cfg, preset)
-    if main:
-        dist.barrier()
-    t_data = time.perf_counter() - t0
+    data, t_data = _load_ranked(cfg, preset, main)
     n = len(data.train)
     ipe = math.ceil(n / cfg.batch_size)
     if cfg.max_iters > 0:
@@ -515,6 +503,30 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     if cfg.plots and renderer is not None:
         renderer.write_all(out, metrics, log_path)
     return dist.broadcast_object(metrics)
+
+
+def _resume_checkpoint(cfg: TrainConfig, ckpt_path: Path, device, settings: dict):
+    """The checkpoint to resume from (None without ``cfg.resume``), checked before any data is built: a missing,
+    foreign or mismatched checkpoint fails fast."""
+    if not cfg.resume:
+        return None
+    if not ckpt_path.exists():
+        raise InputError("no checkpoint to resume from", path=str(ckpt_path), record="--resume")
+    ck = load_checkpoint(ckpt_path, device)
+    check_checkpoint(ck, ckpt_path, settings, cfg.epochs)
+    return ck
+
+
+def _load_ranked(cfg: TrainConfig, preset, main: bool):
+    """``(data, seconds)``: rank 0 builds (and caches) the data first; the other ranks then read the same files."""
+    t0 = time.perf_counter()
+    if not main:
+        dist.barrier()
+    with dist.local_loads():
+        data = load_data(cfg, preset)
+    if main:
+        dist.barrier()
+    return data, time.perf_counter() - t0
 
 
 @dataclass

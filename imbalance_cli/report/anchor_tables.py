@@ -59,21 +59,7 @@ def render(anchors: dict, console=None, worst: int = 5, names: dict | None = Non
         )
     console.print(t)
 
-    levels = a.get("levels") or []
-    if levels:
-        lt = Table(title="Anchors per pyramid level (survey §5.4.1)", title_justify="left")
-        for col in ("level", "stride", "anchors", "positives", "pos. share", "boxes best here"):
-            lt.add_column(col, justify="left" if col == "level" else "right")
-        for lv in levels:
-            lt.add_row(
-                str(lv.get("name")),
-                fmt_int(lv.get("stride")),
-                fmt_int(lv.get("anchors")),
-                fmt_int(lv.get("foreground")),
-                fmt_pct(lv.get("foreground"), lv.get("anchors")),
-                fmt_int(lv.get("best_level_boxes")),
-            )
-        console.print(lt)
+    _print_levels(console, a.get("levels") or [])
 
     ht = Table(
         title="IoU distributions (survey Fig. 12a)", show_header=False, title_justify="left", box=None, padding=(0, 2)
@@ -105,6 +91,47 @@ def render(anchors: dict, console=None, worst: int = 5, names: dict | None = Non
     if ht.row_count:
         console.print(ht)
 
+    _print_coverage(console, a)
+
+    ppi = a.get("positives_per_instance") or {}
+    if ppi and worst > 0:
+        pcp = a.get("per_class_positive") or {}
+        inst = a.get("instances_per_class") or {}
+        keys = sorted(ppi, key=lambda k: (_f(ppi[k]), k))[:worst]
+        names = {str(k): str(v) for k, v in (names or anchors.get("class_names") or {}).items()}
+        wt = Table(title=f"Fewest positive anchors per instance ({len(keys)} classes)", title_justify="left")
+        wt.add_column("class", style="cyan")
+        for col in ("id", "instances", "positives", "per instance"):
+            wt.add_column(col, justify="right", style="dim" if col == "id" else None)
+        for k in keys:
+            wt.add_row(names.get(str(k), f"id {k}"), str(k), fmt_int(inst.get(k)), fmt_int(pcp.get(k)), fmt_num(ppi[k]))
+        console.print(wt)
+
+
+def _print_levels(console, levels: list) -> None:
+    """The per-pyramid-level table (anchors, positives, boxes best matched there); nothing when there are no levels."""
+    from rich.table import Table
+
+    if levels:
+        lt = Table(title="Anchors per pyramid level (survey §5.4.1)", title_justify="left")
+        for col in ("level", "stride", "anchors", "positives", "pos. share", "boxes best here"):
+            lt.add_column(col, justify="left" if col == "level" else "right")
+        for lv in levels:
+            lt.add_row(
+                str(lv.get("name")),
+                fmt_int(lv.get("stride")),
+                fmt_int(lv.get("anchors")),
+                fmt_int(lv.get("foreground")),
+                fmt_pct(lv.get("foreground"), lv.get("anchors")),
+                fmt_int(lv.get("best_level_boxes")),
+            )
+        console.print(lt)
+
+
+def _print_coverage(console, a: dict) -> None:
+    """The coverage-by-size table of the anchor statistics ``a``; nothing when it has no ``coverage.by_size``."""
+    from rich.table import Table
+
     coverage = a.get("coverage") or {}
     cov = coverage.get("by_size") or {}
     if cov:
@@ -126,17 +153,3 @@ def render(anchors: dict, console=None, worst: int = 5, names: dict | None = Non
                 *(f"{fmt_int(v.get(k))} ({fmt_pct(v.get(k), v.get('boxes'))})" for k, _h in cols),
             )
         console.print(ct)
-
-    ppi = a.get("positives_per_instance") or {}
-    if ppi and worst > 0:
-        pcp = a.get("per_class_positive") or {}
-        inst = a.get("instances_per_class") or {}
-        keys = sorted(ppi, key=lambda k: (_f(ppi[k]), k))[:worst]
-        names = {str(k): str(v) for k, v in (names or anchors.get("class_names") or {}).items()}
-        wt = Table(title=f"Fewest positive anchors per instance ({len(keys)} classes)", title_justify="left")
-        wt.add_column("class", style="cyan")
-        for col in ("id", "instances", "positives", "per instance"):
-            wt.add_column(col, justify="right", style="dim" if col == "id" else None)
-        for k in keys:
-            wt.add_row(names.get(str(k), f"id {k}"), str(k), fmt_int(inst.get(k)), fmt_int(pcp.get(k)), fmt_num(ppi[k]))
-        console.print(wt)

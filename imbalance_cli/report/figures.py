@@ -94,9 +94,6 @@ def class_long_tail_figure(report: dict):
     does not hide it (a dataset far smaller than LVIS). Classes with no instance cannot appear on
     a log axis; their number is written in the plot.
     """
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     classes = sorted_classes(report)
     n = len(classes)
     width = 12.0 if n <= 80 else 13.0
@@ -139,32 +136,10 @@ def class_long_tail_figure(report: dict):
     name_classes(ax, names, instances, x0=1)
     ax.set_xlabel("class (sorted by instances)" if n <= 100 else f"class rank (1 = most instances; {n} classes)")
 
-    handles = []
     present = [f for f in ("f", "c", "r") if f in freqs]
-    for f in present:
-        handles.append(Patch(color=FREQUENCY_COLORS[f], label=f"instances — LVIS {FREQUENCY_LABELS[f]}"))
-    if not present:
-        handles.append(Patch(color=_NEUTRAL, label="instances"))
-    if has_images:
-        handles.append(
-            Line2D(
-                [], [], linestyle="none", marker="o", markersize=4, color="black", label="images containing the class"
-            )
-        )
+    handles = _long_tail_handles(present, has_images)
     if present:
-        for y, label in ((10, "LVIS rare ≤ 10 images"), (100, "LVIS common ≤ 100 images")):
-            ax.axhline(y + 0.5, color="0.45", linestyle="--", linewidth=0.8)
-            ax.annotate(
-                label,
-                xy=(1.0, y + 0.5),
-                xycoords=("axes fraction", "data"),
-                xytext=(-4, -2),
-                textcoords="offset points",
-                ha="right",
-                va="top",
-                fontsize=7.5,
-                color="0.3",
-            )
+        _lvis_threshold_lines(ax)
     ax.legend(
         handles=handles,
         loc="lower right",
@@ -188,6 +163,42 @@ def class_long_tail_figure(report: dict):
             color="#d62728",
         )
     return fig
+
+
+def _long_tail_handles(present: list, has_images: bool) -> list:
+    """Legend handles of the long-tail figure: a patch per LVIS group ``present`` (or one neutral), the image dots."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = []
+    for f in present:
+        handles.append(Patch(color=FREQUENCY_COLORS[f], label=f"instances — LVIS {FREQUENCY_LABELS[f]}"))
+    if not present:
+        handles.append(Patch(color=_NEUTRAL, label="instances"))
+    if has_images:
+        handles.append(
+            Line2D(
+                [], [], linestyle="none", marker="o", markersize=4, color="black", label="images containing the class"
+            )
+        )
+    return handles
+
+
+def _lvis_threshold_lines(ax) -> None:
+    """Dashed lines at LVIS's rare and common thresholds on image counts (10 and 100 images), labelled."""
+    for y, label in ((10, "LVIS rare ≤ 10 images"), (100, "LVIS common ≤ 100 images")):
+        ax.axhline(y + 0.5, color="0.45", linestyle="--", linewidth=0.8)
+        ax.annotate(
+            label,
+            xy=(1.0, y + 0.5),
+            xycoords=("axes fraction", "data"),
+            xytext=(-4, -2),
+            textcoords="offset points",
+            ha="right",
+            va="top",
+            fontsize=7.5,
+            color="0.3",
+        )
 
 
 # --------------------------------------------------------------------------------------

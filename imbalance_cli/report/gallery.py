@@ -257,37 +257,10 @@ def render_gallery(
     parts = [_legend(plan, images_dir is not None or own_paths)]
     entries_toc = []
     if plan["worst"]:
-        figs = []
-        for n, k in enumerate(plan["worst"], 1):
-            view, photo, _ = views[k]
-            data, ext = _encode(_worst(view, entries[k]), photo)
-            name = f"gallery_worst_{n:02d}.{ext}"
-            files[name] = data
-            e = entries[k]
-            counts = [sum(1 for b in e["boxes"] if b["status"] == s) for s in range(3)]
-            cap = f"{e.get('file_name') or e['image_id']} (image {e['image_id']}): " + ", ".join(
-                f"{c} {s}" for c, s in zip(counts, plan["statuses"]) if c
-            )
-            figs.append(_figure(name, cap))
-        parts.append(
-            '<h3 id="gallery-worst">Images with the most boxes without a positive anchor</h3>'
-            f'<div class="gallery">{"".join(figs)}</div>'
-        )
+        parts.append(_worst_section(plan, entries, views, files))
         entries_toc.append(("gallery-worst", "worst images"))
     if plan.get("levels") is not None and entries[plan["levels"]].get("positives"):
-        k = plan["levels"]
-        view, photo, _ = views[k]
-        figs = []
-        for name, panel in _levels(view, entries[k]).items():
-            data, ext = _encode(panel, photo)
-            fname = f"gallery_level_{_safe(name)}.{ext}"
-            files[fname] = data
-            figs.append(_figure(fname, f"{name}: {len(entries[k]['positives'][name])} positive anchors"))
-        parts.append(
-            f'<h3 id="gallery-levels">Positive anchors per pyramid level: '
-            f"{escape(str(entries[k].get('file_name') or entries[k]['image_id']))}</h3>"
-            f'<div class="gallery">{"".join(figs)}</div>'
-        )
+        parts.append(_levels_section(entries[plan["levels"]], views[plan["levels"]], files))
         entries_toc.append(("gallery-levels", "anchors per level"))
     if plan["classes"]:
         rows = []
@@ -331,6 +304,42 @@ def render_gallery(
         files,
         Section("gallery", "Gallery: the images as the detector sees them", "".join(parts), entries_toc),
         summary,
+    )
+
+
+def _worst_section(plan: dict, entries: list, views: list, files: dict) -> str:
+    """HTML of the worst images (most boxes without a positive anchor); their thumbnails are added to ``files``."""
+    figs = []
+    for n, k in enumerate(plan["worst"], 1):
+        view, photo, _ = views[k]
+        data, ext = _encode(_worst(view, entries[k]), photo)
+        name = f"gallery_worst_{n:02d}.{ext}"
+        files[name] = data
+        e = entries[k]
+        counts = [sum(1 for b in e["boxes"] if b["status"] == s) for s in range(3)]
+        cap = f"{e.get('file_name') or e['image_id']} (image {e['image_id']}): " + ", ".join(
+            f"{c} {s}" for c, s in zip(counts, plan["statuses"]) if c
+        )
+        figs.append(_figure(name, cap))
+    return (
+        '<h3 id="gallery-worst">Images with the most boxes without a positive anchor</h3>'
+        f'<div class="gallery">{"".join(figs)}</div>'
+    )
+
+
+def _levels_section(entry: dict, prepared: tuple, files: dict) -> str:
+    """HTML of one image's positive anchors, a panel per pyramid level; the panels are added to ``files``."""
+    view, photo, _ = prepared
+    figs = []
+    for name, panel in _levels(view, entry).items():
+        data, ext = _encode(panel, photo)
+        fname = f"gallery_level_{_safe(name)}.{ext}"
+        files[fname] = data
+        figs.append(_figure(fname, f"{name}: {len(entry['positives'][name])} positive anchors"))
+    return (
+        f'<h3 id="gallery-levels">Positive anchors per pyramid level: '
+        f"{escape(str(entry.get('file_name') or entry['image_id']))}</h3>"
+        f'<div class="gallery">{"".join(figs)}</div>'
     )
 
 

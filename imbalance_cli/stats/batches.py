@@ -159,12 +159,7 @@ def batch_statistics(
     drop_last: bool = False,
 ) -> dict:
     """The ``imbalance.batches/1`` report for one sampler (see module docstring)."""
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
-    if epochs < 1:
-        raise InputError(f"--epochs must be >= 1, got {epochs}")
-    if sampler not in SAMPLERS:
-        raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    _check_options(batch_size, epochs, sampler)
     n_img, K = dataset.num_images, dataset.num_categories
     if n_img == 0:
         raise InputError("the dataset has no images", path=dataset.path)
@@ -192,25 +187,14 @@ def batch_statistics(
     n_batches = len(stream) // batch_size + (1 if rest and not drop_last else 0)
     batch_of_sample = np.arange(len(stream)) // batch_size
     b_of, c_of, bc_count = _batch_class_counts(dataset, valid, stream, batch_of_sample)
-    per_batch_total = np.bincount(b_of, weights=bc_count, minlength=n_batches)
-    coverage = np.bincount(b_of, minlength=n_batches)
-    nonempty = per_batch_total > 0
-    p = bc_count / per_batch_total[b_of]
-    in_batch_abs = np.bincount(b_of, weights=np.abs(p - q[c_of]), minlength=n_batches)
-    in_batch_q = np.bincount(b_of, weights=q[c_of], minlength=n_batches)
-    tv = 0.5 * (in_batch_abs + 1.0 - in_batch_q)
-    tv_ne = tv[nonempty]
+    per_batch_total, coverage, nonempty, tv = _per_batch_tv(b_of, c_of, bc_count, q, n_batches)
 
     sampled = np.bincount(c_of, weights=bc_count, minlength=K)
 
     def absence(groups: np.ndarray, labels) -> dict:
         return _absence(groups, labels, used, b_of, c_of, n_batches)
 
-    file_freq = dataset.frequency
-    if file_freq is not None and all(f in ("r", "c", "f") for f in file_freq):
-        freq, freq_source = np.asarray(file_freq, dtype=object), "file"
-    else:
-        freq, freq_source = lvis_frequency(imgs), "image_counts"
+    freq, freq_source = _frequency_groups(dataset, imgs)
     bags = bags_groups(inst)
     fg_share = per_batch_fg = None
     if anchors is not None:
@@ -246,13 +230,7 @@ def batch_statistics(
             "frequency_scope": None if freq_source == "file" else lvis_frequency_scope(n_img),
             "bags": absence(bags, range(1, 5)),
         },
-        "divergence": {
-            "measure": "tv",
-            "mean": float(tv_ne.mean()) if len(tv_ne) else None,
-            "p95": float(np.percentile(tv_ne, 95)) if len(tv_ne) else None,
-            "max": float(tv_ne.max()) if len(tv_ne) else None,
-            "sampled_vs_dataset_tv": float(0.5 * np.abs(sampled / max(sampled.sum(), 1) - q).sum()),
-        },
+        "divergence": _divergence(tv[nonempty], sampled, q),
         "foreground_share": fg_share,
     }
     if keep_per_batch:
@@ -263,6 +241,50 @@ def batch_statistics(
             "foreground_share": per_batch_fg,
         }
     return report
+
+
+def _check_options(batch_size: int, epochs: int, sampler: str) -> None:
+    """Reject a batch size or epoch count below 1 and an unknown sampler (before anything is drawn)."""
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    if epochs < 1:
+        raise InputError(f"--epochs must be >= 1, got {epochs}")
+    if sampler not in SAMPLERS:
+        raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+
+
+def _per_batch_tv(b_of, c_of, bc_count, q, n_batches):
+    """Per batch: instances, classes present, non-empty mask and total variation to the dataset's distribution ``q``.
+
+    ``(b_of, c_of, bc_count)`` lists each (batch, class) pair present with its count; the classes absent from a batch
+    add ``q`` to the TV sum, hence ``1 - sum(q over present classes)``."""
+    per_batch_total = np.bincount(b_of, weights=bc_count, minlength=n_batches)
+    coverage = np.bincount(b_of, minlength=n_batches)
+    nonempty = per_batch_total > 0
+    p = bc_count / per_batch_total[b_of]
+    in_batch_abs = np.bincount(b_of, weights=np.abs(p - q[c_of]), minlength=n_batches)
+    in_batch_q = np.bincount(b_of, weights=q[c_of], minlength=n_batches)
+    tv = 0.5 * (in_batch_abs + 1.0 - in_batch_q)
+    return per_batch_total, coverage, nonempty, tv
+
+
+def _frequency_groups(dataset, imgs):
+    """LVIS frequency groups: the file's own ``r``/``c``/``f`` when every class has one, else from image counts."""
+    file_freq = dataset.frequency
+    if file_freq is not None and all(f in ("r", "c", "f") for f in file_freq):
+        return np.asarray(file_freq, dtype=object), "file"
+    return lvis_frequency(imgs), "image_counts"
+
+
+def _divergence(tv_ne, sampled, q) -> dict:
+    """The report's ``divergence`` block: TV over non-empty batches, and of all sampled instances to the dataset."""
+    return {
+        "measure": "tv",
+        "mean": float(tv_ne.mean()) if len(tv_ne) else None,
+        "p95": float(np.percentile(tv_ne, 95)) if len(tv_ne) else None,
+        "max": float(tv_ne.max()) if len(tv_ne) else None,
+        "sampled_vs_dataset_tv": float(0.5 * np.abs(sampled / max(sampled.sum(), 1) - q).sum()),
+    }
 
 
 def _draw(dataset, valid, imgs, *, sampler, seed, epochs, repeat_threshold, batch_size, drop_last):

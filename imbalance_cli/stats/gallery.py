@@ -233,18 +233,7 @@ def gallery_plan(table: BoxTable, n: int) -> dict:
     cats = ds.category_names[ds.box_category[table.order[local]]]
     for k, r in enumerate(rows):
         sel = np.flatnonzero(sub_img == k)
-        entry = {
-            "row": int(r),
-            "image_id": int(ds.image_ids[r]),
-            "file_name": None if ds.file_names is None else str(ds.file_names[r]),
-            "width": float(ds.widths[r]),
-            "height": float(ds.heights[r]),
-            "resized": [int(geo["rw"][k]), int(geo["rh"][k])],
-            "padded": [int(geo["pw"][k]), int(geo["ph"][k])],
-            "offset": [int(geo["ox"][k]), int(geo["oy"][k])],
-            "boxes": [],
-            "positives": None,
-        }
+        entry = _image_entry(ds, geo, int(r), k)
         for b, s in enumerate(sel):
             box_pos[int(local[s])] = (k, b)
             entry["boxes"].append(
@@ -260,14 +249,7 @@ def gallery_plan(table: BoxTable, n: int) -> dict:
         out["images"].append(entry)
     if levels_img is not None:
         k = index_of[levels_img]
-        m = np.asarray(res.pos_image) == k
-        if m.any():
-            xy = corners(np.asarray(res.pos_image)[m], np.asarray(res.pos_anchor)[m], np.asarray(res.pos_level)[m])
-            lv = np.asarray(res.pos_level)[m].astype(np.int64)
-            out["images"][k]["positives"] = {
-                names[v] if v < len(names) else str(v): xy[lv == v].tolist()
-                for v in range(len(names) or int(lv.max(initial=0)) + 1)
-            }
+        out["images"][k]["positives"] = _level_positives(res, corners, k, names)
         out["levels"] = k
     out["worst"] = [index_of[r] for r in worst]
     out["classes"] = [
@@ -278,3 +260,32 @@ def gallery_plan(table: BoxTable, n: int) -> dict:
         for s in strips
     ]
     return out
+
+
+def _image_entry(ds, geo: dict, r: int, k: int) -> dict:
+    """The gallery entry of dataset image ``r`` (``k``-th chosen): ids, sizes, its place in the padded input; no boxes."""
+    return {
+        "row": int(r),
+        "image_id": int(ds.image_ids[r]),
+        "file_name": None if ds.file_names is None else str(ds.file_names[r]),
+        "width": float(ds.widths[r]),
+        "height": float(ds.heights[r]),
+        "resized": [int(geo["rw"][k]), int(geo["rh"][k])],
+        "padded": [int(geo["pw"][k]), int(geo["ph"][k])],
+        "offset": [int(geo["ox"][k]), int(geo["oy"][k])],
+        "boxes": [],
+        "positives": None,
+    }
+
+
+def _level_positives(res, corners, k: int, names: list) -> dict | None:
+    """The positive anchors of chosen image ``k`` as corner boxes per level name; None when it has none."""
+    m = np.asarray(res.pos_image) == k
+    if not m.any():
+        return None
+    xy = corners(np.asarray(res.pos_image)[m], np.asarray(res.pos_anchor)[m], np.asarray(res.pos_level)[m])
+    lv = np.asarray(res.pos_level)[m].astype(np.int64)
+    return {
+        names[v] if v < len(names) else str(v): xy[lv == v].tolist()
+        for v in range(len(names) or int(lv.max(initial=0)) + 1)
+    }

@@ -234,41 +234,41 @@ def verdicts(report: dict) -> list[dict]:
         )
     a = report.get("anchors")
     if a:
-        fg, bg = a.get("foreground"), a.get("background")
-        if fg:
-            ratio = bg / fg
-            preset = str(a.get("preset", ""))
-            ref = FG_BG_REFERENCE.get(preset)
-            msg = (
-                f"{ratio:,.0f} background anchors per foreground anchor "
-                f"({preset} anchors, {a.get('matcher', '')} matcher)"
-            )
-            if ref is None:
-                lvl = "ok"
-                msg += "; no COCO reference for this preset: run it on COCO to compare"
-            else:
-                lvl = _level("foreground_background", ratio / ref)
-                msg += f"; COCO under the same preset: {ref:,.0f} ({ratio / ref:.2g}x)"
-            out.append(
-                {
-                    "type": "foreground_background",
-                    "level": lvl,
-                    "value": ratio,
-                    "message": msg,
-                    "reference": ref,
-                    "reference_source": None if ref is None else FG_BG_REFERENCE_SOURCE,
-                }
-            )
-        else:
-            out.append(
-                {
-                    "type": "foreground_background",
-                    "level": "severe" if bg else "ok",
-                    "value": None,
-                    "message": "no foreground anchor at all",
-                }
-            )
+        out.append(_fg_bg_verdict(a))
     return out
+
+
+def _fg_bg_verdict(a: dict) -> dict:
+    """The ``foreground_background`` verdict of the anchor statistics ``a`` (see :func:`verdicts`)."""
+    fg, bg = a.get("foreground"), a.get("background")
+    if fg:
+        ratio = bg / fg
+        preset = str(a.get("preset", ""))
+        ref = FG_BG_REFERENCE.get(preset)
+        msg = (
+            f"{ratio:,.0f} background anchors per foreground anchor ({preset} anchors, {a.get('matcher', '')} matcher)"
+        )
+        if ref is None:
+            lvl = "ok"
+            msg += "; no COCO reference for this preset: run it on COCO to compare"
+        else:
+            lvl = _level("foreground_background", ratio / ref)
+            msg += f"; COCO under the same preset: {ref:,.0f} ({ratio / ref:.2g}x)"
+        return {
+            "type": "foreground_background",
+            "level": lvl,
+            "value": ratio,
+            "message": msg,
+            "reference": ref,
+            "reference_source": None if ref is None else FG_BG_REFERENCE_SOURCE,
+        }
+    else:
+        return {
+            "type": "foreground_background",
+            "level": "severe" if bg else "ok",
+            "value": None,
+            "message": "no foreground anchor at all",
+        }
 
 
 def _check_strict(dataset: Dataset) -> None:
@@ -331,14 +331,7 @@ def analyze(
         ``matcher``, ``device``, ``pos_iou``, ``neg_iou``, ``negative_iou_sample``, ``seed``,
         passed to ``anchor_statistics``.
     """
-    geometry.check_size_by(size_by)
-    unknown = set(anchor_options) - set(_ANCHOR_OPTIONS)
-    if unknown:
-        raise TypeError(f"analyze() got unexpected keyword argument(s) {sorted(unknown)}")
-    if int(location_bins) < 1:
-        raise InputError(f"--location-bins must be >= 1, got {location_bins}")
-    if not 1 <= int(hist_bins) <= geometry.MAX_SCALE_BINS:
-        raise InputError(f"--hist-bins must be from 1 to {geometry.MAX_SCALE_BINS:,}, got {hist_bins}")
+    _check_options(size_by, anchor_options, location_bins, hist_bins)
     edges = _parse_edges(bags_edges)
     anchors = parse_anchors(anchors)
     want_anchors = anchors is not None
@@ -389,19 +382,31 @@ def analyze(
                 report["location"] = loc
                 pool.shutdown(wait=True)  # no idle threads left when the anchor pass forks its workers
             elif step == "anchors":
-                own_kind = resolve_kind(anchors)  # YOLOv5's build_targets, not the IoU engine (stats/yolov5.py)
-                if own_kind is not None:
-                    report["anchors"] = yolov5_statistics(
-                        dataset, own_kind, size_by=size_by, box_arrays=box_arrays, **anchor_options
-                    )
-                else:
-                    report["anchors"] = anchor_statistics(
-                        dataset, anchors, size_by=size_by, box_arrays=box_arrays, **anchor_options
-                    )
+                report["anchors"] = _anchor_step(dataset, anchors, size_by, box_arrays, anchor_options)
     report["verdicts"] = verdicts(report)
     report["definitions"] = definitions(STATS_TERMS, size_groups_by=size_by)
     table = BoxTable(dataset, box_arrays, size_by, anchors=anchors) if box_arrays else None
     return Report(report, box_table=table)
+
+
+def _check_options(size_by: str, anchor_options: dict, location_bins: int, hist_bins: int) -> None:
+    """Reject an unknown size grouping or anchor option and bin counts out of range, before any work."""
+    geometry.check_size_by(size_by)
+    unknown = set(anchor_options) - set(_ANCHOR_OPTIONS)
+    if unknown:
+        raise TypeError(f"analyze() got unexpected keyword argument(s) {sorted(unknown)}")
+    if int(location_bins) < 1:
+        raise InputError(f"--location-bins must be >= 1, got {location_bins}")
+    if not 1 <= int(hist_bins) <= geometry.MAX_SCALE_BINS:
+        raise InputError(f"--hist-bins must be from 1 to {geometry.MAX_SCALE_BINS:,}, got {hist_bins}")
+
+
+def _anchor_step(dataset: Dataset, anchors: Any, size_by: str, box_arrays: dict, anchor_options: dict) -> dict:
+    """The report's ``anchors`` block: YOLOv5's own assigner for its presets, else the IoU engine."""
+    own_kind = resolve_kind(anchors)  # YOLOv5's build_targets, not the IoU engine (stats/yolov5.py)
+    if own_kind is not None:
+        return yolov5_statistics(dataset, own_kind, size_by=size_by, box_arrays=box_arrays, **anchor_options)
+    return anchor_statistics(dataset, anchors, size_by=size_by, box_arrays=box_arrays, **anchor_options)
 
 
 def _summary(dataset: Dataset, reason: np.ndarray, valid: np.ndarray) -> dict:
