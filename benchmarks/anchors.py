@@ -154,7 +154,7 @@ def pass_memory(args) -> None:
         )
 
 
-def main() -> None:
+def _parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pass-memory", action="store_true", help="before/after memory of the anchor pass")
     ap.add_argument("--images", type=int, default=174_228, help="--pass-memory: images of the large run (0: skip it)")
@@ -166,39 +166,19 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=100, help="images timed with the baseline")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-cli", action="store_true", help="skip the whole `imbalance stats` run")
-    args = ap.parse_args()
-    if args.child:
-        return _child(args)
-    if args.pass_memory:
-        return pass_memory(args)
+    return ap.parse_args()
 
-    import coco_train_size
+
+def _sample_vs_baseline(args, p, sb, bimg, ph, pw, n_img):
+    """Time the baseline and the culled engine on a random sample of images; check their totals agree.
+
+    Returns the baseline's time on the sample and extrapolated to the dataset, and the culled engine's on the sample.
+    """
     import torch
     from brute_force import brute_force_match
 
-    import imbalance_cli
     from imbalance_cli.anchors.culled import culled_match_dataset
-    from imbalance_cli.anchors.dense import dense_match_dataset
-    from imbalance_cli.anchors.generator import grid_anchors, num_anchors, padded_sizes, scale_boxes
-    from imbalance_cli.anchors.presets import get_preset
-
-    print(f"CPU threads: torch {torch.get_num_threads()}, os.cpu_count {os.cpu_count()}")
-    t = time.perf_counter()
-    path = coco_train_size.write(args.file)
-    print(f"dataset file {path} ({path.stat().st_size / 1e6:.0f} MB), ready in {time.perf_counter() - t:.1f} s")
-    t = time.perf_counter()
-    ds = imbalance_cli.load(str(path))
-    print(f"load: {time.perf_counter() - t:.1f} s -> {ds}")
-
-    p = get_preset("retinanet")
-    valid = ds.valid_mask()
-    order, _ = ds.image_offsets(valid)
-    bimg = ds.box_image[order]
-    H, W = ds.heights, ds.widths
-    ph, pw = padded_sizes(H, W, p)
-    sb = scale_boxes(ds.boxes[order], H[bimg], W[bimg], p)
-    n_img = ds.num_images
-    print(f"valid boxes {len(order):,}, anchors {int(num_anchors(p, ph, pw).sum()):,}")
+    from imbalance_cli.anchors.generator import grid_anchors, num_anchors
 
     # ---- sample: baseline vs culled, identical totals
     rng = np.random.default_rng(args.seed)
@@ -235,18 +215,14 @@ def main() -> None:
         f"culled {t_culled_sample:.3f} s; totals fg/ign/bg baseline {base['fg']}/{base['ign']}/{base['bg']} "
         f"culled {fg}/{ign}/{bg} -> {'IDENTICAL' if same else 'DIFFERENT'}"
     )
+    return t_base_sample, t_base_full, t_culled_sample
 
-    # ---- culled on the whole dataset
-    t = time.perf_counter()
-    r = culled_match_dataset(p, sb, bimg, ph, pw)
-    t_culled = time.perf_counter() - t
-    print(f"culled engine, whole dataset ({n_img:,} images): {t_culled:.1f} s, {len(r.pos_box):,} positives")
-    print(f"baseline extrapolated from the sample: {t_base_full:.0f} s ({t_base_full / 60:.1f} min)")
-    print(
-        f"RATIO culled vs baseline (whole dataset, baseline extrapolated): {t_base_full / t_culled:.0f}x "
-        f"(target >= 50x); on the sample alone: {t_base_sample / t_culled_sample:.0f}x"
-    )
-    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+def _cuda_dense(p, sb, bimg, ph, pw, r) -> None:
+    """Time the dense engine on CUDA, when a GPU is present, and compare it with the culled result ``r``."""
+    import torch
+
+    from imbalance_cli.anchors.dense import dense_match_dataset
 
     # ---- CUDA dense engine
     if torch.cuda.is_available():
@@ -262,24 +238,78 @@ def main() -> None:
     else:
         print("no CUDA device: dense GPU engine not timed")
 
-    # ---- whole `imbalance stats`
+
+def _cli_run(path) -> None:
+    """Time the whole ``imbalance stats`` in a subprocess (wall time and peak RSS)."""
+    cmd = [sys.executable, "-m", "imbalance_cli", "stats", str(path), "--json", "--quiet", "--device", "cpu"]
+    t = time.perf_counter()
+    proc = subprocess.run(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    t_cli = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+    print(
+        f"`imbalance stats` (load + dataset stats + RetinaNet anchor stats, CPU): {t_cli:.1f} s "
+        f"(target <= 60 s), peak RSS {rss:.0f} MB, {status}"
+    )
+
+
+def main() -> None:
+    args = _parse_args()
+    if args.child:
+        return _child(args)
+    if args.pass_memory:
+        return pass_memory(args)
+
+    import coco_train_size
+    import torch
+
+    import imbalance_cli
+    from imbalance_cli.anchors.culled import culled_match_dataset
+    from imbalance_cli.anchors.generator import num_anchors, padded_sizes, scale_boxes
+    from imbalance_cli.anchors.presets import get_preset
+
+    print(f"CPU threads: torch {torch.get_num_threads()}, os.cpu_count {os.cpu_count()}")
+    t = time.perf_counter()
+    path = coco_train_size.write(args.file)
+    print(f"dataset file {path} ({path.stat().st_size / 1e6:.0f} MB), ready in {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    ds = imbalance_cli.load(str(path))
+    print(f"load: {time.perf_counter() - t:.1f} s -> {ds}")
+
+    p = get_preset("retinanet")
+    valid = ds.valid_mask()
+    order, _ = ds.image_offsets(valid)
+    bimg = ds.box_image[order]
+    H, W = ds.heights, ds.widths
+    ph, pw = padded_sizes(H, W, p)
+    sb = scale_boxes(ds.boxes[order], H[bimg], W[bimg], p)
+    n_img = ds.num_images
+    print(f"valid boxes {len(order):,}, anchors {int(num_anchors(p, ph, pw).sum()):,}")
+
+    t_base_sample, t_base_full, t_culled_sample = _sample_vs_baseline(args, p, sb, bimg, ph, pw, n_img)
+
+    # ---- culled on the whole dataset
+    t = time.perf_counter()
+    r = culled_match_dataset(p, sb, bimg, ph, pw)
+    t_culled = time.perf_counter() - t
+    print(f"culled engine, whole dataset ({n_img:,} images): {t_culled:.1f} s, {len(r.pos_box):,} positives")
+    print(f"baseline extrapolated from the sample: {t_base_full:.0f} s ({t_base_full / 60:.1f} min)")
+    print(
+        f"RATIO culled vs baseline (whole dataset, baseline extrapolated): {t_base_full / t_culled:.0f}x "
+        f"(target >= 50x); on the sample alone: {t_base_sample / t_culled_sample:.0f}x"
+    )
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+    _cuda_dense(p, sb, bimg, ph, pw, r)
+
     if not args.skip_cli:
-        cmd = [sys.executable, "-m", "imbalance_cli", "stats", str(path), "--json", "--quiet", "--device", "cpu"]
-        t = time.perf_counter()
-        proc = subprocess.run(
-            cmd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        )
-        t_cli = time.perf_counter() - t
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
-        print(
-            f"`imbalance stats` (load + dataset stats + RetinaNet anchor stats, CPU): {t_cli:.1f} s "
-            f"(target <= 60 s), peak RSS {rss:.0f} MB, {status}"
-        )
+        _cli_run(path)
 
 
 if __name__ == "__main__":

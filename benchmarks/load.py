@@ -115,7 +115,7 @@ def make(kind: str, scale: float, data: Path) -> Path:
     return p
 
 
-def main(argv=None) -> None:
+def _parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kind", action="append", choices=["objects365", "coco-train", "lvis", "openimages"])
     ap.add_argument("--scale", type=float, default=0.1)
@@ -148,7 +148,100 @@ def main(argv=None) -> None:
         "add ../base main`): its `stats` commands run alternating with this tree's, --repeat times each, "
         "and the medians are compared (before / after side by side).",
     )
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def _default_stats(args, stats, trees) -> None:
+    """``--default-stats``: the default ``imbalance stats FILE`` (RetinaNet anchors), in each tree, ``--repeat`` times."""
+    full = [a for a in stats if a not in ("--anchors", "none")]
+    druns = {tag: [] for tag, _ in trees}
+    for _ in range(max(1, args.repeat)):
+        for tag, tenv in trees:
+            druns[tag].append(run_one(full + ["--no-cache"], tenv))
+    for tag, rs in druns.items():
+        r = _median(rs)
+        print(
+            f"{tag + 'imbalance stats (RetinaNet anchors)':42s} {r['seconds']:8.2f} s  peak RSS "
+            f"{r['rss_mib']:8,.0f} MiB  (runs " + ", ".join(f"{x['seconds']:.2f}" for x in rs) + ")",
+            flush=True,
+        )
+    if args.base is not None:
+        print(
+            f"speed-up of the default `stats` over before (medians): "
+            f"{_median(druns['before: '])['seconds'] / _median(druns[''])['seconds']:.2f}x",
+            flush=True,
+        )
+
+
+def _bench_kind(args, kind, py, env, trees, workers) -> None:
+    """Generate (or reuse) the file of ``kind`` and time each command on it; print the table and the speed-ups."""
+    path = make(kind, args.scale, args.data)
+    size = path.stat().st_size
+    print(f"\n== {kind} x{args.scale:g}: {path} ({size / 1e6:,.0f} MB)")
+    rows = {}
+    stats = [
+        py,
+        "-m",
+        "imbalance_cli",
+        "stats",
+        str(path),
+        "--anchors",
+        "none",
+        "--json",
+        "--quiet",
+        "--workers",
+        str(workers),
+    ]
+    if kind != "openimages" and not args.skip_coco:
+        runs = {"coco": [], "stats": [], "before: stats": []}
+        for _ in range(max(1, args.repeat)):
+            runs["coco"].append(run_one([py, "-c", COCO_CHILD, str(path)], env))
+            for tag, tenv in trees:
+                runs[tag + "stats"].append(run_one(stats + ["--no-cache"], tenv))
+        rows["pycocotools COCO()"] = _median(runs["coco"])
+        if args.base is not None:
+            rows["before: stats --anchors none"] = _median(runs["before: stats"])
+        if args.repeat > 1:
+            for name in runs:
+                if runs[name]:
+                    print(f"{name} runs: " + ", ".join(f"{r['seconds']:.2f}" for r in runs[name]) + " s")
+    if args.default_stats:
+        _default_stats(args, stats, trees)
+    if args.quick:
+        with tempfile.TemporaryDirectory(dir=args.data) as cache:
+            cenv = dict(env, IMBALANCE_CACHE=cache)
+            rows["imbalance stats --anchors none"] = run_one(stats, cenv)
+            rows["  load(), cached"] = run_one([py, "-c", LOAD_CHILD, str(path), str(workers), "cache"], cenv)
+        for name, r in rows.items():
+            print(f"{name:34s} {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:8,.0f} MiB", flush=True)
+        return
+    rows["imbalance load"] = run_one([py, "-c", LOAD_CHILD, str(path), str(workers), "no-cache"], env)
+    rows["imbalance stats --anchors none"] = (
+        _median(runs["stats"]) if "pycocotools COCO()" in rows else run_one(stats + ["--no-cache"], env)
+    )
+    with tempfile.TemporaryDirectory(dir=args.data) as cache:
+        cenv = dict(env, IMBALANCE_CACHE=cache)
+        rows["  first run, cache on"] = run_one(stats, cenv)
+        rows["  second run, cached"] = run_one(stats, cenv)
+        rows["  load(), cached"] = run_one([py, "-c", LOAD_CHILD, str(path), str(workers), "cache"], cenv)
+    for name, r in rows.items():
+        print(f"{name:34s} {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:8,.0f} MiB")
+    if "pycocotools COCO()" in rows:
+        c = rows["pycocotools COCO()"]["seconds"]
+        print(
+            f"speed-up of `stats --anchors none` over COCO(): "
+            f"{c / rows['imbalance stats --anchors none']['seconds']:.2f}x; "
+            f"of load(): {c / rows['imbalance load']['seconds']:.2f}x"
+            + (
+                f"; before: {c / rows['before: stats --anchors none']['seconds']:.2f}x"
+                if "before: stats --anchors none" in rows
+                else ""
+            )
+        )
+
+
+def main(argv=None) -> None:
+    args = _parse_args(argv)
     workers = args.workers or len(os.sched_getaffinity(0))
     py = sys.executable
     env = dict(os.environ)
@@ -168,86 +261,7 @@ def main(argv=None) -> None:
         f"load average {os.getloadavg()[0]:.1f} at start; imbalance_cli bytecode compiled"
     )
     for kind in args.kind or ["objects365"]:
-        path = make(kind, args.scale, args.data)
-        size = path.stat().st_size
-        print(f"\n== {kind} x{args.scale:g}: {path} ({size / 1e6:,.0f} MB)")
-        rows = {}
-        stats = [
-            py,
-            "-m",
-            "imbalance_cli",
-            "stats",
-            str(path),
-            "--anchors",
-            "none",
-            "--json",
-            "--quiet",
-            "--workers",
-            str(workers),
-        ]
-        if kind != "openimages" and not args.skip_coco:
-            runs = {"coco": [], "stats": [], "before: stats": []}
-            for _ in range(max(1, args.repeat)):
-                runs["coco"].append(run_one([py, "-c", COCO_CHILD, str(path)], env))
-                for tag, tenv in trees:
-                    runs[tag + "stats"].append(run_one(stats + ["--no-cache"], tenv))
-            rows["pycocotools COCO()"] = _median(runs["coco"])
-            if args.base is not None:
-                rows["before: stats --anchors none"] = _median(runs["before: stats"])
-            if args.repeat > 1:
-                for name in runs:
-                    if runs[name]:
-                        print(f"{name} runs: " + ", ".join(f"{r['seconds']:.2f}" for r in runs[name]) + " s")
-        if args.default_stats:
-            full = [a for a in stats if a not in ("--anchors", "none")]
-            druns = {tag: [] for tag, _ in trees}
-            for _ in range(max(1, args.repeat)):
-                for tag, tenv in trees:
-                    druns[tag].append(run_one(full + ["--no-cache"], tenv))
-            for tag, rs in druns.items():
-                r = _median(rs)
-                print(
-                    f"{tag + 'imbalance stats (RetinaNet anchors)':42s} {r['seconds']:8.2f} s  peak RSS "
-                    f"{r['rss_mib']:8,.0f} MiB  (runs " + ", ".join(f"{x['seconds']:.2f}" for x in rs) + ")",
-                    flush=True,
-                )
-            if args.base is not None:
-                print(
-                    f"speed-up of the default `stats` over before (medians): "
-                    f"{_median(druns['before: '])['seconds'] / _median(druns[''])['seconds']:.2f}x",
-                    flush=True,
-                )
-        if args.quick:
-            with tempfile.TemporaryDirectory(dir=args.data) as cache:
-                cenv = dict(env, IMBALANCE_CACHE=cache)
-                rows["imbalance stats --anchors none"] = run_one(stats, cenv)
-                rows["  load(), cached"] = run_one([py, "-c", LOAD_CHILD, str(path), str(workers), "cache"], cenv)
-            for name, r in rows.items():
-                print(f"{name:34s} {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:8,.0f} MiB", flush=True)
-            continue
-        rows["imbalance load"] = run_one([py, "-c", LOAD_CHILD, str(path), str(workers), "no-cache"], env)
-        rows["imbalance stats --anchors none"] = (
-            _median(runs["stats"]) if "pycocotools COCO()" in rows else run_one(stats + ["--no-cache"], env)
-        )
-        with tempfile.TemporaryDirectory(dir=args.data) as cache:
-            cenv = dict(env, IMBALANCE_CACHE=cache)
-            rows["  first run, cache on"] = run_one(stats, cenv)
-            rows["  second run, cached"] = run_one(stats, cenv)
-            rows["  load(), cached"] = run_one([py, "-c", LOAD_CHILD, str(path), str(workers), "cache"], cenv)
-        for name, r in rows.items():
-            print(f"{name:34s} {r['seconds']:8.2f} s  peak RSS {r['rss_mib']:8,.0f} MiB")
-        if "pycocotools COCO()" in rows:
-            c = rows["pycocotools COCO()"]["seconds"]
-            print(
-                f"speed-up of `stats --anchors none` over COCO(): "
-                f"{c / rows['imbalance stats --anchors none']['seconds']:.2f}x; "
-                f"of load(): {c / rows['imbalance load']['seconds']:.2f}x"
-                + (
-                    f"; before: {c / rows['before: stats --anchors none']['seconds']:.2f}x"
-                    if "before: stats --anchors none" in rows
-                    else ""
-                )
-            )
+        _bench_kind(args, kind, py, env, trees, workers)
     print(f"\nload average {os.getloadavg()[0]:.1f} at end (the machine is shared: compare ratios, not seconds)")
 
 

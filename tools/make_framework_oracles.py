@@ -260,15 +260,12 @@ BOX_PAIRS = {  # pred, target (xyxy)
 }
 
 
-def mmdet_losses(torch) -> list:
-    import importlib
+def _raw(f):
+    """The function under mmdet's ``weighted_loss`` wrapper (reduction none)."""
+    return getattr(f, "__wrapped__", f)
 
-    bl1, fl, ghm_loss, il, sl1 = (
-        importlib.import_module(f"mmdet.models.losses.{m}")
-        for m in ("balanced_l1_loss", "focal_loss", "ghm_loss", "iou_loss", "smooth_l1_loss")
-    )
 
-    raw = lambda f: getattr(f, "__wrapped__", f)  # noqa: E731  (mmdet's weighted_loss wrapper, reduction none)
+def _iou_loss_cases(torch, il) -> list:
     cases = []
     pairs = list(BOX_PAIRS.values())
     names = list(BOX_PAIRS)
@@ -277,12 +274,12 @@ def mmdet_losses(torch) -> list:
     inputs = {"pred": pred, "target": target}
     for dtype in ("float64", "float32"):
         for loss, fn, params in (
-            ("ciou", raw(il.ciou_loss), {"eps": 1e-7}),
-            ("diou", raw(il.diou_loss), {"eps": 1e-7}),
-            ("giou", raw(il.giou_loss), {"eps": 1e-7}),
-            ("iou", raw(il.iou_loss), {"mode": "log", "eps": 1e-6}),
-            ("iou", raw(il.iou_loss), {"mode": "linear", "eps": 1e-6}),
-            ("bounded-iou", raw(il.bounded_iou_loss), {"beta": 0.2, "eps": 1e-3}),
+            ("ciou", _raw(il.ciou_loss), {"eps": 1e-7}),
+            ("diou", _raw(il.diou_loss), {"eps": 1e-7}),
+            ("giou", _raw(il.giou_loss), {"eps": 1e-7}),
+            ("iou", _raw(il.iou_loss), {"mode": "log", "eps": 1e-6}),
+            ("iou", _raw(il.iou_loss), {"mode": "linear", "eps": 1e-6}),
+            ("bounded-iou", _raw(il.bounded_iou_loss), {"beta": 0.2, "eps": 1e-3}),
         ):
             value, grads = run_case(torch, fn, inputs, dtype, ("pred",), **params)
             cases.append(
@@ -298,12 +295,17 @@ def mmdet_losses(torch) -> list:
                     source=f"mmdet {fn.__module__}.{fn.__name__}",
                 )
             )
+    return cases
+
+
+def _l1_loss_cases(torch, bl1, sl1) -> list:
+    cases = []
     # l1 family on deltas
     x = [0.0, 0.05, 0.11, 0.5, 0.999, 1.0, 1.5, 3.0, -0.05, -0.5, -2.0, 1.0 / 9]
     inputs = {"pred": [[v, -v, 2 * v, v / 3] for v in x], "target": [[0.0, 0.0, 0.0, 0.0]] * len(x)}
     for beta in (1.0, 0.11, 1.0 / 9):
         params = {"beta": beta, "alpha": 0.5, "gamma": 1.5}
-        value, grads = run_case(torch, raw(bl1.balanced_l1_loss), inputs, "float64", ("pred",), **params)
+        value, grads = run_case(torch, _raw(bl1.balanced_l1_loss), inputs, "float64", ("pred",), **params)
         cases.append(
             case(
                 f"balanced-l1-beta{beta:.4f}",
@@ -317,7 +319,7 @@ def mmdet_losses(torch) -> list:
             )
         )
     for beta in (1.0, 1.0 / 9):
-        value, grads = run_case(torch, raw(sl1.smooth_l1_loss), inputs, "float64", ("pred",), beta=beta)
+        value, grads = run_case(torch, _raw(sl1.smooth_l1_loss), inputs, "float64", ("pred",), beta=beta)
         cases.append(
             case(
                 f"smooth-l1-beta{beta:.4f}",
@@ -330,7 +332,7 @@ def mmdet_losses(torch) -> list:
                 source="mmdet mmdet.models.losses.smooth_l1_loss.smooth_l1_loss",
             )
         )
-    value, grads = run_case(torch, raw(sl1.l1_loss), inputs, "float64", ("pred",))
+    value, grads = run_case(torch, _raw(sl1.l1_loss), inputs, "float64", ("pred",))
     cases.append(
         case(
             "l1",
@@ -343,6 +345,11 @@ def mmdet_losses(torch) -> list:
             source="mmdet mmdet.models.losses.smooth_l1_loss.l1_loss",
         )
     )
+    return cases
+
+
+def _focal_loss_cases(torch, fl) -> list:
+    cases = []
     # focal loss (the pure-PyTorch form) on ordinary and extreme logits
     logits = [[-3.0, 0.0, 2.5], [60.0, -60.0, 0.3], [-100.0, 100.0, 17.0], [1e-3, -1e-3, 4.0]]
     targets = [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
@@ -382,6 +389,20 @@ def mmdet_losses(torch) -> list:
                 source="mmdet mmdet.models.losses.focal_loss.py_sigmoid_focal_loss",
             )
         )
+    return cases
+
+
+def mmdet_losses(torch) -> list:
+    import importlib
+
+    bl1, fl, ghm_loss, il, sl1 = (
+        importlib.import_module(f"mmdet.models.losses.{m}")
+        for m in ("balanced_l1_loss", "focal_loss", "ghm_loss", "iou_loss", "smooth_l1_loss")
+    )
+
+    cases = _iou_loss_cases(torch, il)
+    cases += _l1_loss_cases(torch, bl1, sl1)
+    cases += _focal_loss_cases(torch, fl)
     cases += empty_cases(torch, il, bl1, sl1, fl)
     cases += ghm_cases(torch, ghm_loss)
     cases += seesaw_cases(torch)
@@ -572,6 +593,77 @@ def seesaw_module_cases(torch) -> list:
     ]
 
 
+def _softmax_ce_cases(one, full, lab_ign, lab_255, class_weight, n_pos, dtype) -> None:
+    """``cross_entropy_cases``' softmax cases: C + 1 columns, background last."""
+    # softmax: C + 1 columns, background last
+    one("softmax-none", False, full, lab_ign, {"ignore_index": -1, "reduction": "none"}, {}, dtype)
+    one(
+        "softmax-classweight-none",
+        False,
+        full,
+        lab_ign,
+        {"ignore_index": -1, "class_weight": class_weight, "reduction": "none"},
+        {},
+        dtype,
+    )
+    one(
+        "softmax-classweight-mean-nonignore",
+        False,
+        full,
+        lab_ign,
+        {"ignore_index": -1, "class_weight": class_weight, "avg_non_ignore": True},
+        {},
+        dtype,
+    )
+    one("softmax-sum", False, full, lab_ign, {"ignore_index": -1, "reduction": "sum"}, {}, dtype)
+    one("softmax-avgfactor", False, full, lab_ign, {"ignore_index": -1}, {"avg_factor": n_pos}, dtype)
+    one(
+        "softmax-ignore255-mean-nonignore",
+        False,
+        full,
+        lab_255,
+        {"ignore_index": 255, "avg_non_ignore": True},
+        {},
+        dtype,
+    )
+
+
+def _sigmoid_ce_cases(one, cls_only, lab_ign, soft_targets, sample_weight, class_weight, n_pos, dtype) -> None:
+    """``cross_entropy_cases``' sigmoid cases (``class_weight``: the C foreground classes' weights)."""
+    # sigmoid: C columns, integer labels expanded to one-hot (background C: all zeros)
+    one("sigmoid-onehot-none", True, cls_only, lab_ign, {"ignore_index": -1, "reduction": "none"}, {}, dtype)
+    one("sigmoid-onehot-mean", True, cls_only, lab_ign, {"ignore_index": -1}, {}, dtype)
+    one("sigmoid-onehot-avgfactor", True, cls_only, lab_ign, {"ignore_index": -1}, {"avg_factor": n_pos}, dtype)
+    one(
+        "sigmoid-onehot-sampleweight-none",
+        True,
+        cls_only,
+        lab_ign,
+        {"ignore_index": -1, "reduction": "none"},
+        {"weight": sample_weight},
+        dtype,
+    )
+    one(
+        "sigmoid-onehot-classweight-none",
+        True,
+        cls_only,
+        lab_ign,
+        {"ignore_index": -1, "class_weight": class_weight, "reduction": "none"},
+        {},
+        dtype,
+    )
+    one("sigmoid-soft-none", True, cls_only, soft_targets, {"reduction": "none"}, {}, dtype)
+    one(
+        "sigmoid-soft-elementweight-sum",
+        True,
+        cls_only,
+        soft_targets,
+        {"reduction": "sum"},
+        {"weight": [[w * (1 + j) for j in range(len(cls_only[0]))] for w in sample_weight]},
+        dtype,
+    )
+
+
 def cross_entropy_cases(torch) -> list:
     """mmdetection's ``CrossEntropyLoss`` module, softmax and sigmoid, with the arguments ``sigmoid_ce`` /
     ``softmax_ce`` map onto: class weights, sample weights, ``ignore_index``, ``avg_non_ignore``,
@@ -619,69 +711,8 @@ def cross_entropy_cases(torch) -> list:
     cls_only = logits[:, :C].tolist()
     n_pos = sum(1 for y in lab_ign["int"] if 0 <= y < C)
     for dtype in ("float64", "float32"):
-        # softmax: C + 1 columns, background last
-        one("softmax-none", False, full, lab_ign, {"ignore_index": -1, "reduction": "none"}, {}, dtype)
-        one(
-            "softmax-classweight-none",
-            False,
-            full,
-            lab_ign,
-            {"ignore_index": -1, "class_weight": class_weight, "reduction": "none"},
-            {},
-            dtype,
-        )
-        one(
-            "softmax-classweight-mean-nonignore",
-            False,
-            full,
-            lab_ign,
-            {"ignore_index": -1, "class_weight": class_weight, "avg_non_ignore": True},
-            {},
-            dtype,
-        )
-        one("softmax-sum", False, full, lab_ign, {"ignore_index": -1, "reduction": "sum"}, {}, dtype)
-        one("softmax-avgfactor", False, full, lab_ign, {"ignore_index": -1}, {"avg_factor": n_pos}, dtype)
-        one(
-            "softmax-ignore255-mean-nonignore",
-            False,
-            full,
-            lab_255,
-            {"ignore_index": 255, "avg_non_ignore": True},
-            {},
-            dtype,
-        )
-        # sigmoid: C columns, integer labels expanded to one-hot (background C: all zeros)
-        one("sigmoid-onehot-none", True, cls_only, lab_ign, {"ignore_index": -1, "reduction": "none"}, {}, dtype)
-        one("sigmoid-onehot-mean", True, cls_only, lab_ign, {"ignore_index": -1}, {}, dtype)
-        one("sigmoid-onehot-avgfactor", True, cls_only, lab_ign, {"ignore_index": -1}, {"avg_factor": n_pos}, dtype)
-        one(
-            "sigmoid-onehot-sampleweight-none",
-            True,
-            cls_only,
-            lab_ign,
-            {"ignore_index": -1, "reduction": "none"},
-            {"weight": sample_weight},
-            dtype,
-        )
-        one(
-            "sigmoid-onehot-classweight-none",
-            True,
-            cls_only,
-            lab_ign,
-            {"ignore_index": -1, "class_weight": class_weight[:C], "reduction": "none"},
-            {},
-            dtype,
-        )
-        one("sigmoid-soft-none", True, cls_only, soft_targets, {"reduction": "none"}, {}, dtype)
-        one(
-            "sigmoid-soft-elementweight-sum",
-            True,
-            cls_only,
-            soft_targets,
-            {"reduction": "sum"},
-            {"weight": [[w * (1 + j) for j in range(C)] for w in sample_weight]},
-            dtype,
-        )
+        _softmax_ce_cases(one, full, lab_ign, lab_255, class_weight, n_pos, dtype)
+        _sigmoid_ce_cases(one, cls_only, lab_ign, soft_targets, sample_weight, class_weight[:C], n_pos, dtype)
     return cases
 
 
