@@ -95,40 +95,45 @@ def make_report(n_classes: int = 6, seed: int = 0, anchors: bool = False) -> dic
         "some_future_key": {"ignored": True},
     }
     if anchors:
-        report["anchors"] = {
-            "preset": "retinanet",
-            "matcher": "torchvision",
-            "device": "cpu",
-            "images": 29,
-            "anchors": 29000,
-            "foreground": 300,
-            "background": 28500,
-            "ignored": 200,
-            "per_image": {"anchors": 1000, "foreground": 10.3, "background": 982.8, "ignored": 6.9},
-            "per_class_positive": {str(c["id"]): 2 * c["instances"] for c in classes},
-            "pos_neg_ratio": 300 / 28500,
-            "task_pos_neg_ratio": 300 / (300 * 5 + 28500 * 6),
-            "levels": [
-                {"name": f"P{i}", "stride": 2**i, "anchors": 1000, "foreground": 60, "best_level_boxes": 5}
-                for i in range(3, 8)
-            ],
-            "positive_iou": {"edges": np.linspace(0, 1, 21).tolist(), "counts": [0] * 8 + [5] * 12},
-            "negative_iou": {"edges": np.linspace(0, 0.4, 9).tolist(), "counts": [100] * 8, "zero": 27000},
-            "boxes_without_positive": 7,
-            "boxes_below_negative": 2,
-            "thresholds": {"pos_iou": 0.5, "neg_iou": 0.4, "allow_low_quality": True},
-            "coverage": {
-                "by_size": {
-                    "small": {"boxes": 70, "without_positive": 6, "below_negative": 2},
-                    "medium": {"boxes": 40, "without_positive": 1, "below_negative": 0},
-                    "large": {"boxes": 21, "without_positive": 0, "below_negative": 0},
-                },
-                "by_class": {
-                    str(c["id"]): {"boxes": c["instances"], "without_positive": 0, "below_negative": 0} for c in classes
-                },
-            },
-        }
+        report["anchors"] = _anchors_block(classes)
     return report
+
+
+def _anchors_block(classes: list[dict]) -> dict:
+    """The ``anchors`` section of :func:`make_report` (RetinaNet on 29 images; positives twice each class's count)."""
+    return {
+        "preset": "retinanet",
+        "matcher": "torchvision",
+        "device": "cpu",
+        "images": 29,
+        "anchors": 29000,
+        "foreground": 300,
+        "background": 28500,
+        "ignored": 200,
+        "per_image": {"anchors": 1000, "foreground": 10.3, "background": 982.8, "ignored": 6.9},
+        "per_class_positive": {str(c["id"]): 2 * c["instances"] for c in classes},
+        "pos_neg_ratio": 300 / 28500,
+        "task_pos_neg_ratio": 300 / (300 * 5 + 28500 * 6),
+        "levels": [
+            {"name": f"P{i}", "stride": 2**i, "anchors": 1000, "foreground": 60, "best_level_boxes": 5}
+            for i in range(3, 8)
+        ],
+        "positive_iou": {"edges": np.linspace(0, 1, 21).tolist(), "counts": [0] * 8 + [5] * 12},
+        "negative_iou": {"edges": np.linspace(0, 0.4, 9).tolist(), "counts": [100] * 8, "zero": 27000},
+        "boxes_without_positive": 7,
+        "boxes_below_negative": 2,
+        "thresholds": {"pos_iou": 0.5, "neg_iou": 0.4, "allow_low_quality": True},
+        "coverage": {
+            "by_size": {
+                "small": {"boxes": 70, "without_positive": 6, "below_negative": 2},
+                "medium": {"boxes": 40, "without_positive": 1, "below_negative": 0},
+                "large": {"boxes": 21, "without_positive": 0, "below_negative": 0},
+            },
+            "by_class": {
+                str(c["id"]): {"boxes": c["instances"], "without_positive": 0, "below_negative": 0} for c in classes
+            },
+        },
+    }
 
 
 def _console(width: int = 110):
