@@ -15,6 +15,7 @@ import sys
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -112,6 +113,7 @@ def test_property_kernel_statistics_equal_dense(data, preset, semantics, bins):
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     data=chunks(sizes=((128, 192),)), semantics=st.sampled_from(["torchvision", "mmdet", "ssd"]), allow=st.booleans()
@@ -142,6 +144,7 @@ def test_property_box_ignored_equals_plain_recount(data, semantics, allow):
     )
 
 
+@pytest.mark.slow
 def test_kernel_statistics_equal_dense_on_many_images():
     """A larger deterministic chunk (retinanet at real sizes, many boxes per image) through both engines."""
     rng = np.random.default_rng(5)
@@ -164,6 +167,7 @@ def test_kernel_statistics_equal_dense_on_many_images():
         _assert_same(a, b, sem)
 
 
+@pytest.mark.slow
 def test_kernel_imports_and_runs_without_a_writable_cache():
     """numba refuses ``cache=True`` where no cache location is writable: the kernel then compiles in memory."""
     code = (

@@ -88,6 +88,7 @@ def box_sets(draw):
     return np.array(out, np.float32)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(boxes=box_sets(), semantics=st.sampled_from(["torchvision", "mmdet"]), low_quality=st.booleans())
 def test_per_box_positive_and_ignored_counts_equal_a_plain_matcher(boxes, semantics, low_quality):
@@ -133,6 +134,7 @@ def coco_report(tmp_path_factory):
     return pd.read_parquet(out / "boxes.parquet"), json.loads((out / "stats.json").read_text())
 
 
+@pytest.mark.slow
 def test_parquet_has_one_row_per_valid_box_with_the_file_ids(coco_report):
     df, _ = coco_report
     raw = json.loads(gzip.decompress(COCO_VAL.read_bytes()))
@@ -155,6 +157,7 @@ def test_parquet_has_one_row_per_valid_box_with_the_file_ids(coco_report):
     assert set(df.status.cat.categories) == {"positive", "ignored-only", "none"}
 
 
+@pytest.mark.slow
 def test_parquet_status_counts_agree_with_stats_json_per_class_and_size_group(coco_report):
     df, rep = coco_report
     a = rep["anchors"]
@@ -178,6 +181,7 @@ def test_parquet_status_counts_agree_with_stats_json_per_class_and_size_group(co
     assert {lv["name"]: lv["best_level_boxes"] for lv in a["levels"]} == {k: int(v) for k, v in levels.items()}
 
 
+@pytest.mark.slow
 def test_resized_sides_follow_torchvision_resize(coco_report):
     # torchvision GeneralizedRCNNTransform: s = min(800 / min(H, W), 1333 / max(H, W)); boxes times
     # float32(new) / float32(old) per axis, where new = floor(side * s)
@@ -194,6 +198,7 @@ def test_resized_sides_follow_torchvision_resize(coco_report):
         assert r.resized_height == pytest.approx(float((y + h) * fy - y * fy), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_definitions_travel_with_the_file(coco_report, tmp_path):
     import pyarrow.parquet as pq
 
@@ -207,6 +212,7 @@ def test_definitions_travel_with_the_file(coco_report, tmp_path):
         assert meta["definitions"][col]["meaning"] == vocabulary.meaning(col)
 
 
+@pytest.mark.slow
 def test_no_table_without_anchors(tmp_path):
     res = runner.invoke(app, ["stats", str(COCO_VAL), "--anchors", "none", "--out", str(tmp_path / "r"), "-q"])
     assert res.exit_code == 0, res.output
@@ -215,6 +221,7 @@ def test_no_table_without_anchors(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ YOLO
+@pytest.mark.slow
 def test_yolo_rows_name_their_label_file_and_line(tmp_path):
     res = runner.invoke(app, ["stats", str(YOLO), "--split", "val", "--out", str(tmp_path / "r"), "--no-advice", "-q"])
     assert res.exit_code == 0, res.output
@@ -282,6 +289,7 @@ def test_ignored_only_and_none_by_hand():
     assert a["coverage"]["by_class"]["2"]["ignored_only"] == 1
 
 
+@pytest.mark.slow
 def test_dense_and_culled_tables_are_equal():
     ds = load(str(COCO_VAL)).subset_images(np.arange(20))
     kw = dict(anchors=replace(get_preset("retinanet"), stride_rule="model"), device="cpu", matcher="mmdet")
@@ -295,6 +303,7 @@ def test_dense_and_culled_tables_are_equal():
     assert a.best_iou.tolist() == arrays["max_iou"].tolist()
 
 
+@pytest.mark.slow
 def test_two_process_table_equals_one_process(tmp_path):
     """Under torchrun (2 CPU ranks, gloo, chunks dealt round-robin) the table is gathered in image order: the same
     Parquet rows as one process; rank 0 alone writes the report (gallery included)."""

@@ -69,6 +69,7 @@ def reports(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------------------ the page
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["coco", "yolo"])
 def test_gallery_and_advice_render_in_chromium(reports, tmp_path, kind):
     out, rep = reports[kind]
@@ -87,6 +88,7 @@ def test_gallery_and_advice_render_in_chromium(reports, tmp_path, kind):
     assert "data:image/jpeg" not in text and all(f'src="{f}"' in text for f in files)
 
 
+@pytest.mark.slow
 def test_yolo_gallery_draws_its_own_pixels_letterboxed(reports):
     out, rep = reports["yolo"]
     g = rep["gallery"]
@@ -98,6 +100,7 @@ def test_yolo_gallery_draws_its_own_pixels_letterboxed(reports):
         assert max(w, h) == 640 and w % 32 == 0 and h % 32 == 0
 
 
+@pytest.mark.slow
 def test_coco_gallery_without_images_is_a_blank_canvas_of_the_resized_image(reports):
     import gzip
 
@@ -119,6 +122,7 @@ def test_coco_gallery_without_images_is_a_blank_canvas_of_the_resized_image(repo
 
 
 # ------------------------------------------------------------------------------------------------ bounded
+@pytest.mark.slow
 def test_gallery_is_bounded_and_off_decodes_nothing(tmp_path, monkeypatch):
     import imbalance_cli.report.gallery as gal
 
@@ -135,6 +139,7 @@ def test_gallery_is_bounded_and_off_decodes_nothing(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "three").glob("gallery_*")) == sorted(g["files"])
 
 
+@pytest.mark.slow
 def test_missing_and_unreadable_images_are_listed_never_fatal(tmp_path):
     import gzip
 
@@ -180,6 +185,7 @@ def test_gallery_options_are_refused_where_they_cannot_apply(tmp_path):
     assert res.exit_code == 2 and "YOLO" in res.output
 
 
+@pytest.mark.slow
 def test_synthetic_lt_images_as_a_real_pixel_example(tmp_path):
     from imbalance_cli.detector.synthetic import SyntheticConfig, write_synthetic_lt
 
@@ -193,6 +199,7 @@ def test_synthetic_lt_images_as_a_real_pixel_example(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ advice
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["coco", "yolo"])
 def test_every_item_carries_its_measurement_ordered_by_size(reports, kind):
     _, rep = reports[kind]
@@ -213,6 +220,7 @@ def test_every_item_carries_its_measurement_ordered_by_size(reports, kind):
         assert all(m["measure"] != "boxes_below_positive_iou" for it in items for m in it["effect"].get("metrics", []))
 
 
+@pytest.mark.slow
 def test_anchor_effect_before_is_the_run_and_after_is_the_fitted_preset_measured_again(reports, tmp_path):
     _, rep = reports["coco"]
     it = next(i for i in rep["advice"]["items"] if i["id"] == "anchors")
@@ -234,6 +242,7 @@ def test_anchor_effect_before_is_the_run_and_after_is_the_fitted_preset_measured
     assert m[("coverage", None)]["after"] > m[("coverage", None)]["before"]
 
 
+@pytest.mark.slow
 def test_repeat_factor_effect_agrees_with_lvis_rule(reports):
     import gzip
 
@@ -265,6 +274,7 @@ def test_repeat_factor_effect_agrees_with_lvis_rule(reports):
     assert m["samples_per_epoch"]["after"] == pytest.approx(sum(r_i.values()), rel=0.05)
 
 
+@pytest.mark.slow
 def test_thresholds_come_from_the_check_rules_and_no_advice_turns_it_off(tmp_path, monkeypatch):
     monkeypatch.setenv("IMBALANCE_ADVICE", "on")
     rules = tmp_path / "rules.toml"
@@ -281,6 +291,7 @@ def test_thresholds_come_from_the_check_rules_and_no_advice_turns_it_off(tmp_pat
     assert res.exit_code == 2 and "--advice-budget" in res.output
 
 
+@pytest.mark.slow
 def test_the_schema_checks_the_advice(reports):
     import copy
 
@@ -297,6 +308,7 @@ def test_the_schema_checks_the_advice(reports):
     assert problems(bad) == ["advice.items[0].finding.threshold is missing or of the wrong type"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["coco", "yolo"])
 def test_every_printed_command_parses_and_the_quick_ones_run(reports, kind, tmp_path, monkeypatch):
     """Each fix's commands are this tool's own command lines: every one is accepted by the CLI's parser (options
@@ -324,6 +336,7 @@ def test_every_printed_command_parses_and_the_quick_ones_run(reports, kind, tmp_
     assert ran >= 2
 
 
+@pytest.mark.slow
 def test_python_api_gives_the_table_the_advice_and_saves_the_gallery(reports, tmp_path):
     import pandas as pd
 
