@@ -92,7 +92,7 @@ def _preset(anchors: Any):
     """``(preset, spec or None)``: an :class:`AnchorSpec`, a YOLOv5 preset or name, or a grid preset / name."""
     if isinstance(anchors, AnchorSpec):
         return anchors.preset, anchors
-    y = resolve_kind(anchors) if isinstance(anchors, (str, YoloV5Preset)) else None
+    y = resolve_kind(anchors)  # None for anything the IoU engine handles
     if y is not None:
         return y, None
     return get_preset(anchors), None

@@ -271,13 +271,13 @@ def load_rules(path: str | os.PathLike | None = None, fail_on: str | None = None
 def _check_anchor_settings(r: Rules, path) -> None:
     """The anchor preset and its [anchors] settings resolved once, before any data is read (torch is not loaded);
     errors name the rules file ``path`` when the preset came from it."""
-    from imbalance_cli.anchors.kinds import resolve as resolve_yolov5
+    from imbalance_cli.anchors.kinds import resolve as resolve_kind
     from imbalance_cli.anchors.presets import get_preset
     from imbalance_cli.specs import resolve_semantics
 
     opts = r.anchor_options
     try:
-        yolo = resolve_yolov5(r.anchors)
+        yolo = resolve_kind(r.anchors)
         if yolo is not None:  # YOLOv5's build_targets: no IoU matcher, no thresholds
             given = sorted(k for k in ("pos_iou", "neg_iou") if opts.get(k) is not None)
             if given or str(opts.get("matcher") or "auto").lower() not in ("auto", "yolov5"):
