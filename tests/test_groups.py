@@ -131,3 +131,40 @@ def test_custom_edges_and_bad_input(tmp_path):
     bad = tmp_path / "x.json"
     bad.write_text("[1, 2")
     assert runner.invoke(app, ["groups", str(bad)]).exit_code == 2
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 1 << 20])
+def test_class_and_image_counts_are_the_same_read_in_blocks(monkeypatch, block):
+    """Per-class instances / images, per-image box counts and image repeat factors read block by block equal a plain
+    count over (image, class) pairs written here, whatever the block size (blocks split an image's boxes)."""
+    import imbalance_cli.stats.classes as classes
+    import imbalance_cli.stats.groups as groups
+
+    rng = np.random.default_rng(5)
+    n, n_img, n_cat = 200, 13, 6
+    ds = Dataset(
+        boxes=np.tile([[1.0, 1.0, 5.0, 5.0]], (n, 1)),
+        box_image=rng.integers(0, n_img, n),
+        box_category=rng.integers(0, n_cat, n),
+        image_ids=np.arange(n_img),
+        category_ids=np.arange(n_cat) + 10,
+        category_names=np.array([f"c{i}" for i in range(n_cat)]),
+        widths=np.full(n_img, 10.0),
+        heights=np.full(n_img, 10.0),
+    )
+    mask = rng.random(n) < 0.7
+    monkeypatch.setattr(classes, "BOX_BLOCK", block)
+    monkeypatch.setattr(groups, "BOX_BLOCK", block)
+    inst, imgs = classes.class_counts(ds, mask)
+    pairs = {(int(i), int(c)) for i, c, k in zip(ds.box_image, ds.box_category, mask) if k}
+    assert inst.tolist() == [int(((ds.box_category == c) & mask).sum()) for c in range(n_cat)]
+    assert imgs.tolist() == [sum(1 for _, c2 in pairs if c2 == c) for c in range(n_cat)]
+    per_image = classes.boxes_per_image(ds, mask)
+    assert per_image.tolist() == [int(((ds.box_image == i) & mask).sum()) for i in range(n_img)]
+    factors = np.array([1.5, np.nan, 3.0, 1.0, 2.0, 4.0])
+    got = groups.image_repeat_factors(ds, factors)  # every box is valid here
+    want = [
+        max([1.0] + [np.nan_to_num(factors[c], nan=1.0) for i2, c in zip(ds.box_image, ds.box_category) if i2 == i])
+        for i in range(n_img)
+    ]
+    assert got.tolist() == want

@@ -46,7 +46,7 @@ from imbalance_cli.errors import InputError
 from imbalance_cli.losses.registry import get_loss
 from imbalance_cli.specs import AnchorSpec
 from imbalance_cli.stats.batches import anchor_counts, epoch_order
-from imbalance_cli.stats.classes import class_counts
+from imbalance_cli.stats.classes import boxes_per_image, class_counts
 from imbalance_cli.stats.fit import fit_anchors, frequency_groups, to_report
 from imbalance_cli.stats.geometry import size_group_codes
 from imbalance_cli.stats.groups import image_repeat_factors, repeat_factors
@@ -440,8 +440,8 @@ def tail_per_batch(
     last batch does not dilute it), ``tail_share`` = tail instances / instances drawn, ``batches_with_tail`` =
     share of batches (the last one may be partial) with a tail instance, ``samples_per_epoch``."""
     valid = dataset.valid_mask()
-    per_image = np.bincount(dataset.box_image[valid & tail[dataset.box_category]], minlength=dataset.num_images)
-    all_image = np.bincount(dataset.box_image[valid], minlength=dataset.num_images)
+    all_image = boxes_per_image(dataset, valid)
+    per_image = boxes_per_image(dataset, valid & tail[dataset.box_category])
     rng = np.random.default_rng(seed)
     factors = None
     if sampler == "repeat-factor":

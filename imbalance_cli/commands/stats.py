@@ -360,14 +360,16 @@ def _stats_of_splits(dataset, file, stat_kwargs, hist_bins, advice_anchors, advi
 def _stats_of_dataset(dataset, source, stat_kwargs, hist_bins, advice_anchors, advice_rules, show: _Show) -> None:
     """One dataset's statistics (and advice, labelled with ``source``), written and shown."""
     report = analyze(dataset, hist_bins=hist_bins, **stat_kwargs)
-
+    # the per-box table (about 50 bytes a box) is written only into --out: released before the advice otherwise
+    box_table = report.box_table if show.out is not None else None
     data = report.to_dict()
+    del report
     if dataset.format == "yolo":  # what the trainer's rules found in the label files (see data/yolo.py)
         data["labels"] = label_summary(dataset)
     if advice_rules is not None:  # computed by rank 0 alone under torchrun (a time-bounded search)
         data["advice"] = dist.on_main(advise, data, dataset, advice_anchors, *advice_rules, source)
     written = (
-        render.write_outputs(data, show.out, box_table=report.box_table, gallery=show.gallery_opts)
+        render.write_outputs(data, show.out, box_table=box_table, gallery=show.gallery_opts)
         if show.out is not None
         else []
     )

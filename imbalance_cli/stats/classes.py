@@ -18,6 +18,8 @@ from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups  # noqa: F401  (re-exported here)
 
+#: Boxes read at a time by the per-class and per-image counts (their temporaries stay this size).
+BOX_BLOCK = 1 << 20
 LVIS_RARE_MAX = 10
 LVIS_COMMON_MAX = 100
 #: Training images of LVIS v1 (Gupta et al., LVIS, CVPR 2019; lvis_v1_train.json), on which the
@@ -31,17 +33,32 @@ def class_counts(dataset: Dataset, mask: np.ndarray | None = None) -> tuple[np.n
     """Instances and images per category row (int64 arrays of length ``num_categories``).
 
     Counts valid boxes only unless ``mask`` (a boolean mask over boxes) is given.
-    An image counts once per class however many boxes of that class it holds.
+    An image counts once per class however many boxes of that class it holds. The boxes are read in blocks
+    (:data:`BOX_BLOCK`): the (image, class) pairs are made distinct per block, then across blocks, so the
+    temporaries stay the size of a block and of the distinct pairs, not of every box.
     """
     if mask is None:
         mask = dataset.valid_mask()
-    cats = dataset.box_category[mask]
-    imgs = dataset.box_image[mask]
     n_cat = dataset.num_categories
-    instances = np.bincount(cats, minlength=n_cat).astype(np.int64)
-    pairs = unique_ints(imgs.astype(np.int64) * n_cat + cats)
-    images = np.bincount(pairs % n_cat, minlength=n_cat).astype(np.int64) if n_cat else np.zeros(0, np.int64)
-    return instances, images
+    instances = np.zeros(n_cat, np.int64)
+    pairs = []
+    for a in range(0, len(mask), BOX_BLOCK):
+        keep = mask[a : a + BOX_BLOCK]
+        cats = dataset.box_category[a : a + BOX_BLOCK][keep]
+        instances += np.bincount(cats, minlength=n_cat)
+        pairs.append(unique_ints(dataset.box_image[a : a + BOX_BLOCK][keep].astype(np.int64) * n_cat + cats))
+    if not n_cat:
+        return instances, np.zeros(0, np.int64)
+    distinct = unique_ints(np.concatenate(pairs)) if pairs else np.zeros(0, np.int64)
+    return instances, np.bincount(distinct % n_cat, minlength=n_cat).astype(np.int64)
+
+
+def boxes_per_image(dataset: Dataset, mask: np.ndarray) -> np.ndarray:
+    """Boxes selected by ``mask`` per image (int64, length ``num_images``), read in blocks of :data:`BOX_BLOCK`."""
+    out = np.zeros(dataset.num_images, np.int64)
+    for a in range(0, len(mask), BOX_BLOCK):
+        out += np.bincount(dataset.box_image[a : a + BOX_BLOCK][mask[a : a + BOX_BLOCK]], minlength=dataset.num_images)
+    return out
 
 
 def lvis_frequency(image_counts: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -26,7 +26,13 @@ from typing import Sequence
 import numpy as np
 
 from imbalance_cli.errors import InputError
-from imbalance_cli.stats.classes import DEFAULT_BAGS_EDGES, bags_groups, lvis_frequency, lvis_frequency_scope
+from imbalance_cli.stats.classes import (
+    BOX_BLOCK,
+    DEFAULT_BAGS_EDGES,
+    bags_groups,
+    lvis_frequency,
+    lvis_frequency_scope,
+)
 from imbalance_cli.stats.counts import ClassCounts
 
 SCHEMA = "imbalance.groups/1"
@@ -72,7 +78,11 @@ def image_repeat_factors(dataset, class_factors: np.ndarray) -> np.ndarray:
     mask = dataset.valid_mask()
     out = np.ones(dataset.num_images, dtype=np.float64)
     cf = np.nan_to_num(np.asarray(class_factors, dtype=np.float64), nan=1.0)
-    np.maximum.at(out, dataset.box_image[mask], cf[dataset.box_category[mask]])
+    for a in range(0, len(mask), BOX_BLOCK):  # in blocks: no per-box float64 array at 25 M boxes
+        keep = mask[a : a + BOX_BLOCK]
+        np.maximum.at(
+            out, dataset.box_image[a : a + BOX_BLOCK][keep], cf[dataset.box_category[a : a + BOX_BLOCK][keep]]
+        )
     return out
 
 
