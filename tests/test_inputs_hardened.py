@@ -865,3 +865,23 @@ def test_anchors_none_on_the_command_line_turns_the_rules_files_anchors_off(tmp_
     assert r.anchors is None and r.anchor_options == {}
     r = load_rules(p)
     assert r.anchors == "retinanet" and r.anchor_options == {"matcher": "mmdet"}
+
+
+def test_a_folder_of_notes_is_not_taken_for_yolo_labels(tmp_path):
+    """Without --format, a folder whose only .txt holds prose is no labels folder (the VOC reading then names the
+    missing XML, exit 2); label-shaped text files (rows, an empty file for an image without boxes, a malformed
+    row the YOLO rules report) keep it a YOLO folder."""
+    from imbalance_cli.data.yolo import is_yolo_path
+
+    d = tmp_path / "notes"
+    d.mkdir()
+    (d / "notes.txt").write_text("not an annotation\n")
+    (d / "classes.txt").write_text("person\ncar\n")
+    assert not is_yolo_path(d)
+    one_line_exit_2(["stats", str(d), "--anchors", "none"], d, "no .xml annotation files")
+    for name, text in {"row": "\ufeff\n0 0.5 0.5 0.2 0.2\n", "empty": "", "short": "3 0.5 0.5\n"}.items():
+        e = tmp_path / name
+        e.mkdir()
+        (e / "classes.txt").write_text("person\n")
+        (e / "a.txt").write_text(text)
+        assert is_yolo_path(e), name

@@ -81,24 +81,55 @@ MAX_YAML_ALIASES = 1_000
 MAX_YAML_NODES = 2_000_000
 
 
+#: Text files :func:`is_yolo_path` reads the start of, at most, to find a label file in a folder without images.
+SNIFF_FILES = 50
+SNIFF_BYTES = 4096
+
+
+def _looks_like_labels(path: Path) -> bool:
+    """Whether a ``.txt`` file reads as a YOLO label file: empty (an image without boxes) or its first non-blank line
+    an integer class then numbers (a malformed row still counts: the trainer's rules then report it). A
+    ``notes.txt`` or a class-name list does not."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError:
+        return False
+    for line in head.decode("utf-8", "replace").lstrip("\ufeff").splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            int(fields[0])
+            [float(v) for v in fields[1:]]
+        except ValueError:
+            return False
+        return len(fields) >= 2
+    return True
+
+
 def is_yolo_path(path: str | os.PathLike) -> bool:
-    """True for a ``.yaml``/``.yml`` file, or a directory holding ``.txt`` label files or images but no ``.xml``."""
+    """True for a ``.yaml``/``.yml`` file, or a directory without ``.xml`` files holding images or ``.txt`` files
+    that read as YOLO labels (:func:`_looks_like_labels`, the first :data:`SNIFF_FILES` of them): a folder of notes
+    is not taken for a labels folder."""
     p = Path(path)
     if p.is_file():
         return p.suffix.lower() in (".yaml", ".yml")
     if not p.is_dir():
         return False
-    has_txt = has_img = False
+    has_labels = has_img = False
+    sniffed = 0
     suffixes = SUFFIXES[8] | SUFFIXES[5]
     for f in p.rglob("*"):
         s = f.suffix.lower()
         if s == ".xml":
             return False
-        if s == ".txt":
-            has_txt = True
+        if s == ".txt" and not has_labels and sniffed < SNIFF_FILES and f.is_file():
+            sniffed += 1
+            has_labels = _looks_like_labels(f)
         elif s[1:] in suffixes:
             has_img = True
-    return has_txt or has_img
+    return has_labels or has_img
 
 
 def img2label_path(image_path: str) -> str:
