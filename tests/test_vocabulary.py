@@ -24,7 +24,7 @@ from imbalance_cli.report import tables
 from imbalance_cli.report.html import render_html
 from imbalance_cli.report.stats import render_terminal
 from imbalance_cli.stats import measures
-from imbalance_cli.stats.report import verdicts
+from imbalance_cli.stats.analysis import verdicts
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 COCO_VAL = DATA / "coco-mini_instances_val2017.json.gz"
