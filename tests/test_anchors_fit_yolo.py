@@ -24,9 +24,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from imbalance_cli import load
+from imbalance_cli.anchorfit.outcome import to_report
+from imbalance_cli.anchorfit.search import check_fittable, fit_anchors
 from imbalance_cli.anchors.kinds import any_preset
 from imbalance_cli.cli import app
-from imbalance_cli.stats.fit import check_fittable, fit_anchors, to_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "data" / "yolo-coco-mini" / "data.yaml"

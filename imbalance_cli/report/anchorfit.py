@@ -1,6 +1,6 @@
 """Renderers of an ``imbalance.anchors/1`` report (a fitted anchor set): terminal, figure, HTML, files.
 
-The report dict comes from :func:`imbalance_cli.stats.fit.to_report`; nothing here knows how it was
+The report dict comes from :func:`imbalance_cli.anchorfit.outcome.to_report`; nothing here knows how it was
 computed. rich and matplotlib are imported inside the functions.
 """
 

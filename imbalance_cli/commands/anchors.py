@@ -7,7 +7,10 @@ from typing import Optional
 
 import typer
 
+from imbalance_cli.anchorfit.outcome import to_report
+from imbalance_cli.anchorfit.search import check_fittable, fit_anchors, is_yolo
 from imbalance_cli.anchors.kinds import any_preset
+from imbalance_cli.anchors.snippets import TARGETS
 from imbalance_cli.commands._anchor_options import CocoEvalSizesOpt, DeviceOpt, size_by
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.commands._split import SplitOpt, pick_split
@@ -15,9 +18,8 @@ from imbalance_cli.data import load
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.progress import progress
-from imbalance_cli.report import fit as render
+from imbalance_cli.report import anchorfit as render
 from imbalance_cli.specs import Device
-from imbalance_cli.stats.fit import TARGETS, check_fittable, fit_anchors, is_yolo, to_report
 
 FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
 
