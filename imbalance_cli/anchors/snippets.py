@@ -17,6 +17,25 @@ from imbalance_cli.errors import InputError
 TARGETS = ("torchvision", "mmdet", "detectron2", "ultralytics")
 
 
+def check_yolo_targets(targets: tuple[str, ...] | None) -> None:
+    """Refuse a target other than ``ultralytics`` for a yolov5 preset (None: the default, ultralytics)."""
+    bad = [t for t in targets or () if t != "ultralytics"]
+    if bad:
+        raise InputError(
+            f"--target {bad[0]} cannot express YOLO anchors (free width,height pairs per level); "
+            "for a yolov5 preset use --target ultralytics"
+        )
+
+
+def check_grid_targets(preset, targets: tuple[str, ...] | None) -> None:
+    """Refuse the ``ultralytics`` target for a grid preset (None: the default, every grid framework)."""
+    if targets is not None and "ultralytics" in targets:
+        raise InputError(
+            f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); "
+            f"preset {preset.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2"
+        )
+
+
 def ultralytics_snippet(preset) -> str:
     """The model-yaml ``anchors:`` block (ultralytics/yolov5 ``models/*.yaml``): one ``[w,h, w,h, ...]`` line per
     level, finest level first, in pixels of the ``img_size`` input."""
@@ -31,13 +50,7 @@ def ultralytics_snippet(preset) -> str:
 def yolo_configs(preset, targets: tuple[str, ...] | None = None) -> dict:
     """Snippets for a fitted YOLOv5 preset: only ``ultralytics`` (torchvision / mmdetection / detectron2 lay
     sizes x ratios, which cannot express free (w, h) pairs per level: asking for them raises InputError)."""
-    targets = ("ultralytics",) if targets is None else tuple(targets)
-    bad = [t for t in targets if t != "ultralytics"]
-    if bad:
-        raise InputError(
-            f"--target {bad[0]} cannot express YOLO anchors (free width,height pairs per level); "
-            "for a yolov5 preset use --target ultralytics"
-        )
+    check_yolo_targets(targets)
     return {
         "ultralytics": {
             "language": "yaml",
@@ -98,12 +111,8 @@ def framework_configs(preset, params: Any, targets: tuple[str, ...] | None = Non
     the matching preset to check). Ultralytics has no sizes x ratios anchors: asking for it (``targets``) with a
     grid preset raises InputError.
     """
+    check_grid_targets(preset, targets)
     targets = tuple(TARGETS[:3]) if targets is None else tuple(targets)
-    if "ultralytics" in targets:
-        raise InputError(
-            f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); "
-            f"preset {preset.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2"
-        )
     own = _framework_of(preset)
     sizes = params.sizes()
     ratios = list(params.ratios)

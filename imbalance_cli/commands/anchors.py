@@ -10,7 +10,7 @@ import typer
 from imbalance_cli.anchorfit.outcome import to_report
 from imbalance_cli.anchorfit.search import check_fittable, fit_anchors, is_yolo
 from imbalance_cli.anchors.kinds import any_preset
-from imbalance_cli.anchors.snippets import TARGETS
+from imbalance_cli.anchors.snippets import TARGETS, check_grid_targets, check_yolo_targets
 from imbalance_cli.commands._anchor_options import CocoEvalSizesOpt, DeviceOpt, size_by
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.commands._split import SplitOpt, pick_split
@@ -190,17 +190,9 @@ def _refuse_for_preset(p, device: Device, targets) -> None:
                 "--device cuda does not apply to the yolov5 preset: YOLOv5's assignment runs on the CPU "
                 "(leave --device at cpu or auto)"
             )
-        if targets is not None and any(t != "ultralytics" for t in targets):
-            bad = next(t for t in targets if t != "ultralytics")
-            raise InputError(
-                f"--target {bad} cannot express YOLO anchors (free width,height pairs per level); "
-                "for a yolov5 preset use --target ultralytics"
-            )
-    elif targets is not None and "ultralytics" in targets:
-        raise InputError(
-            f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); preset "
-            f"{p.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2"
-        )
+        check_yolo_targets(targets)
+    else:
+        check_grid_targets(p, targets)
 
 
 def register(app: typer.Typer) -> None:
