@@ -31,7 +31,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from imbalance_cli.anchorfit.grid import AnchorParams, GridSpace
+from imbalance_cli.anchorfit.grid import GridSpace
 from imbalance_cli.anchorfit.scoring import BPR_PRESET_ATTRIBUTE, OBJECTIVES, frequency_groups, objective_score
 from imbalance_cli.anchorfit.yolo import YoloSpace
 from imbalance_cli.anchors.kinds import KINDS, any_preset, kind_of
@@ -92,11 +92,12 @@ def check_fittable(preset, objective: str) -> None:
 
 @dataclass
 class FitResult:
-    """What :func:`fit_anchors` found (all plain data; :meth:`to_report` gives the JSON dict)."""
+    """What :func:`fit_anchors` found (all plain data; :func:`imbalance_cli.anchorfit.outcome.to_report` gives the
+    JSON dict)."""
 
     original: Any
     fitted: Any
-    params: AnchorParams
+    params: Any  # the point of the search space: grid AnchorParams or YoloAnchorParams
     objective: str
     seed: int
     sample_images: int
