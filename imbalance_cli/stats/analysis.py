@@ -311,15 +311,16 @@ def analyze(
     Parameters
     ----------
     anchors:
-        ``None`` (or ``"none"``, as the CLI says it) or an anchor preset (``"retinanet"``, ``"rpn"``, ``"ssd300"``, a TOML path or
-        an ``AnchorPreset``) for :func:`imbalance_cli.stats.anchors.anchor_statistics`; its dict is
+        ``None`` (or ``"none"``, as the CLI says it) or an anchor preset (``"retinanet"``, ``"rpn"``, ``"ssd300"``,
+        a TOML path or an ``AnchorPreset``) for :func:`imbalance_cli.stats.anchors.anchor_statistics`; its dict is
         stored unchanged under ``report["anchors"]``. Needs image sizes.
     location_bins:
         Bins per axis of the box-centre histogram (survey Fig. 13).
     per_class_location:
         Also store one centre histogram per used class under ``location.per_class``.
     bags_edges:
-        BAGS group edges on instance counts (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3); every count must fall inside.
+        BAGS group edges on instance counts (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3); every count must
+        fall inside.
     hist_bins:
         Bins over [0, 1] of the relative width/height/area histograms (survey Fig. 7).
     strict:
