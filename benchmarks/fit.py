@@ -5,7 +5,7 @@
 1. Builds (once, cached) the COCO-train-size file (118,287 images, ~860k boxes; ``benchmarks/coco_train_size.py``,
    segmentation polygons dropped since the fit never reads them) and loads it (timed apart: loading is not the
    search).
-2. Runs :func:`imbalance_cli.stats.fit.fit_anchors` with the command's defaults (retinanet, objective coverage,
+2. Runs :func:`imbalance_cli.anchorfit.search.fit_anchors` with the command's defaults (retinanet, objective coverage,
    500 sampled images, 300 iterations, seed 0), timing the search and the final all-image scores apart.
 3. Prints coverage before / after on all images and the ratio of (search + final scores) to the 300 s target.
 """
@@ -49,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from imbalance_cli import load
-    from imbalance_cli.stats import fit as fitmod
+    from imbalance_cli.anchorfit import search as fitmod
 
     t = time.perf_counter()
     path = build(Path(args.file))

@@ -2,7 +2,7 @@
 
 This module sits on top of every layer (like the commands): it may use the analyses and the
 renderers together. ``analyze`` returns a :class:`Report`, the analysis' plain-data
-:class:`imbalance_cli.stats.Report` plus :meth:`Report.save`, which hands the dict to the
+:class:`imbalance_cli.stats.Analysis` plus :meth:`Report.save`, which hands the dict to the
 renderer :func:`imbalance_cli.report.stats.write_outputs`.
 """
 
@@ -19,17 +19,18 @@ from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.fileio import to_jsonable
 from imbalance_cli.report.gallery import GalleryOptions
 from imbalance_cli.report.stats import write_outputs
-from imbalance_cli.stats import report as _stats_report
+from imbalance_cli.stats.analysis import Analysis
+from imbalance_cli.stats.analysis import analyze as _analyze
 from imbalance_cli.stats.gallery import DEFAULT_IMAGES as DEFAULT_GALLERY
 
 __all__ = ["load", "analyze", "Report"]
 
 
-class Report(_stats_report.Report):
+class Report(Analysis):
     """The result of :func:`analyze`: the ``imbalance.stats/1`` dict, pandas views and :meth:`save`."""
 
     @classmethod
-    def of(cls, report: _stats_report.Report) -> "Report":
+    def of(cls, report: Analysis) -> "Report":
         """The same report data (not copied) as this class."""
         new = cls.__new__(cls)
         new._data = report._data
@@ -61,7 +62,7 @@ def analyze(
     from ``rules``, a rules file or :class:`~imbalance_cli.check.rules.Rules`; the anchor search bounded by
     ``advice_budget`` seconds), as ``imbalance stats`` does by default.
     """
-    report = Report.of(_stats_report.analyze(dataset, **options))
+    report = Report.of(_analyze(dataset, **options))
     if advice:
         r = rules if isinstance(rules, Rules) or rules is None else load_rules(rules)
         anchors = report.box_table.anchors if report.box_table is not None else None

@@ -23,7 +23,7 @@ from imbalance_cli import __version__
 #: Each command and its module ``imbalance_cli/commands/<module>.py``, in the order ``--help`` lists them.
 COMMANDS = {
     "stats": "stats",
-    "anchors": "fit",
+    "anchors": "anchors",
     "margins": "margins",
     "groups": "groups",
     "check": "check",

@@ -18,20 +18,17 @@ import pytest
 from typer.testing import CliRunner
 
 from imbalance_cli import load
+from imbalance_cli.anchorfit.grid import project_preset
+from imbalance_cli.anchorfit.kmeans import kmeans_iou
+from imbalance_cli.anchorfit.outcome import to_report
+from imbalance_cli.anchorfit.scoring import bpr_metrics
+from imbalance_cli.anchorfit.search import check_fittable, fit_anchors
 from imbalance_cli.anchors.presets import PRESETS, get_preset
+from imbalance_cli.anchors.snippets import framework_configs
+from imbalance_cli.anchors.tomlwriter import preset_to_toml
 from imbalance_cli.cli import app
 from imbalance_cli.errors import InputError
-from imbalance_cli.report.fit import render_html, write_outputs
-from imbalance_cli.stats.fit import (
-    bpr_metrics,
-    check_fittable,
-    fit_anchors,
-    framework_configs,
-    kmeans_iou,
-    preset_to_toml,
-    project_preset,
-    to_report,
-)
+from imbalance_cli.report.anchorfit import render_html, write_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL = ROOT / "examples" / "data" / "coco-mini_instances_val2017.json.gz"
@@ -347,7 +344,7 @@ def _metrics(cov, ppb, size, freq):
 
 
 def test_objective_formulas_by_hand():
-    from imbalance_cli.stats.fit import objective_score
+    from imbalance_cli.anchorfit.scoring import objective_score
 
     m = _metrics(
         0.8, 10.0, [(10, 0.6, 5.0), (10, 0.9, 10.0), (0, None, None)], [(5, 0.8, 8.0), (5, 0.8, 12.0), (10, 0.8, 10.0)]

@@ -24,9 +24,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from imbalance_cli import load
+from imbalance_cli.anchorfit.outcome import to_report
+from imbalance_cli.anchorfit.search import check_fittable, fit_anchors
 from imbalance_cli.anchors.kinds import any_preset
 from imbalance_cli.cli import app
-from imbalance_cli.stats.fit import check_fittable, fit_anchors, to_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "data" / "yolo-coco-mini" / "data.yaml"
@@ -284,3 +285,29 @@ def test_bad_yolov5_toml_one_line(tmp_path):
     assert r.exit_code == 2
     err = r.stderr.strip()
     assert "bad.toml" in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("preset", ["retinanet", "yolov5"])
+def test_one_search_for_both_spaces(synth, preset):
+    """The module docstring's search, in the grid space and in the YOLO space alike: the starts in their documented
+    order (projection, k-means, projection x 0.25 .. 2), the evolution from the best of them, and a run of N
+    iterations the first N of a longer one."""
+    _, ds, _ = synth
+    short = fit_anchors(ds, preset, iterations=3, sample=12, seed=1)
+    long = fit_anchors(ds, preset, iterations=6, sample=12, seed=1)
+    scaled = [f"preset x {f}" for f in ("0.25", "0.35", "0.5", "0.71", "1.41", "2")]
+    assert list(long.starts) == ["preset", "kmeans", *scaled]
+    assert long.history[0] == [0, max(s["score"] for s in long.starts.values())]
+    assert short.history == [h for h in long.history if h[0] <= 3]
+    assert short.starts == long.starts
+
+
+def test_both_spaces_report_the_same_keys(synth):
+    """One report for both spaces: the same keys in the same order; each space writes its own presets, snippets
+    and TOML."""
+    _, ds, _ = synth
+    grid, yolo = (to_report(fit_anchors(ds, p, iterations=2, sample=12, seed=0)) for p in ("retinanet", "yolov5"))
+    assert list(grid) == list(yolo) and list(grid["search"]) == list(yolo["search"])
+    assert set(grid["configs"]) == {"torchvision", "mmdet", "detectron2"} and set(yolo["configs"]) == {"ultralytics"}
+    assert 'kind = "grid"' in grid["toml"] and 'kind = "yolov5"' in yolo["toml"]
+    assert "sizes" in grid["fitted"] and "anchors" in yolo["fitted"]

@@ -633,10 +633,10 @@ def test_fifos_dev_zero_sparse_files_and_gzip_bombs_are_one_line_within_seconds(
 
 def test_library_readers_of_whole_files_are_bounded_too(hostile, tmp_path):
     from imbalance_cli.errors import InputError
+    from imbalance_cli.stats.analysis import Analysis
     from imbalance_cli.stats.margins import load_ecm_counts
-    from imbalance_cli.stats.report import Report
 
-    for reader in (load_ecm_counts, Report.load):
+    for reader in (load_ecm_counts, Analysis.load):
         for name, (path, needle) in hostile.items():
             with within(30), pytest.raises(InputError, match=needle):
                 reader(path)

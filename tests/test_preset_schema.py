@@ -310,8 +310,8 @@ def test_fit_with_a_1e308_box_names_no_nan(tmp_path):
 # ---------------------------------------------------------------------------------------------- yolov5 presets
 def _fitted_toml(tmp_path, **edits):
     """A yolov5 ``fitted.toml`` as ``imbalance anchors`` writes it, then hand-edited: ``key=line`` replaced."""
+    from imbalance_cli.anchors.tomlwriter import yolov5_toml
     from imbalance_cli.anchors.yolov5 import YOLOV5
-    from imbalance_cli.stats.fit import yolov5_toml
 
     lines = yolov5_toml(YOLOV5).splitlines()
     for key, value in edits.items():

@@ -7,7 +7,7 @@ import pytest
 
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
-from imbalance_cli.stats import Report, analyze
+from imbalance_cli.stats import Analysis, analyze
 from imbalance_cli.stats.schema import SCHEMA, problems, validate
 
 NAN = float("nan")
@@ -184,7 +184,7 @@ def test_frequency_bags_and_measures():
 
 def test_report_tables_and_json():
     rep = analyze(long_tail(), location_bins=5, hist_bins=8)
-    assert isinstance(rep, Report)
+    assert isinstance(rep, Analysis)
     df = rep.classes
     assert list(df["name"]) == ["Y", "X", "Z", "W"]  # sorted by instances, descending
     t = rep.tables()

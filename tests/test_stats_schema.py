@@ -66,14 +66,14 @@ def test_measures_may_be_null(good):
 def test_report_load_round_trip(good, tmp_path):
     import json
 
-    from imbalance_cli.stats import Report
+    from imbalance_cli.stats import Analysis
 
     p = tmp_path / "stats.json"
     p.write_text(json.dumps(good))
-    assert Report.load(p).to_dict() == good
+    assert Analysis.load(p).to_dict() == good
     p.write_text('{"schema": "imbalance.stats/1"')
     with pytest.raises(InputError, match="malformed or truncated JSON"):
-        Report.load(p)
+        Analysis.load(p)
     p.write_text('{"schema": "imbalance.stats/1"}')
     with pytest.raises(InputError, match="missing key 'dataset'"):
-        Report.load(p)
+        Analysis.load(p)

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from imbalance_cli.cli import app
+from imbalance_cli.stats.analysis import FG_BG_REFERENCE, VERDICT_THRESHOLDS, verdicts
 from imbalance_cli.stats.classes import lvis_frequency_scope
-from imbalance_cli.stats.report import FG_BG_REFERENCE, VERDICT_THRESHOLDS, verdicts
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 COCO_VAL = DATA / "coco-mini_instances_val2017.json.gz"

@@ -24,7 +24,7 @@ from imbalance_cli.report import tables
 from imbalance_cli.report.html import render_html
 from imbalance_cli.report.stats import render_terminal
 from imbalance_cli.stats import measures
-from imbalance_cli.stats.report import verdicts
+from imbalance_cli.stats.analysis import verdicts
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 COCO_VAL = DATA / "coco-mini_instances_val2017.json.gz"
@@ -57,9 +57,9 @@ def _valid(raw) -> list[dict]:
 # ------------------------------------------------------------------------------------------------ "small"
 @pytest.mark.slow
 def test_small_is_one_definition_in_stats_coverage_fit_and_yolo(raw_val, val_report):
+    from imbalance_cli.anchorfit.scoring import frequency_groups, label_metrics
     from imbalance_cli.data.yolo import split_datasets
     from imbalance_cli.stats.anchors import label_anchors
-    from imbalance_cli.stats.fit import frequency_groups, label_metrics
 
     valid = _valid(raw_val)
     wh = np.array([a["bbox"][2] * a["bbox"][3] for a in valid])
@@ -244,7 +244,7 @@ def test_verdict_levels_rendered_from_one_style():
 
 # ------------------------------------------------------------------------------------------------ anchor fit verdict
 def test_fit_verdict_names_its_costs():
-    from imbalance_cli.stats.fit import fit_verdict
+    from imbalance_cli.anchorfit.outcome import fit_verdict
 
     before = {"coverage": 0.881, "positives_per_box": 23.3, "background_per_foreground": 861.0, "score": 0.8}
     after = {"coverage": 0.974, "positives_per_box": 9.4, "background_per_foreground": 861.0 * 2.6, "score": 0.9}
@@ -261,9 +261,10 @@ def test_fit_report_carries_the_verdict_and_shows_it(tmp_path):
     from test_anchors_fit import small_box_coco
 
     ds = im.load(str(small_box_coco(tmp_path / "small.json", images=30, seed=5)))
-    from imbalance_cli.report.fit import render_html as fit_html
-    from imbalance_cli.report.fit import render_terminal as fit_terminal
-    from imbalance_cli.stats.fit import fit_anchors, to_report
+    from imbalance_cli.anchorfit.outcome import to_report
+    from imbalance_cli.anchorfit.search import fit_anchors
+    from imbalance_cli.report.anchorfit import render_html as fit_html
+    from imbalance_cli.report.anchorfit import render_terminal as fit_terminal
 
     rep = to_report(fit_anchors(ds, "retinanet", iterations=5, sample=None, seed=5))
     b, a = rep["all"]["before"], rep["all"]["after"]

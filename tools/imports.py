@@ -12,7 +12,8 @@ Layers (an import may point down or sideways, never up)::
        memory, choices, vocabulary, values
     1  data                                           loaders -> columnar Dataset
     2  stats, anchors, losses, detector, check,       analyses (detector sits with losses, check with stats;
-       specs                                          specs resolves options into presets, beside anchors)
+       specs, anchorfit                               specs resolves options into presets, beside anchors;
+                                                      anchorfit is `imbalance anchors`' search)
     3  report                                         renderers: figures, tables, HTML, writers
     4  commands, cli, api, __main__, __init__         the CLI and the public API (re-exports, api.py)
 
@@ -40,7 +41,7 @@ LAYERS = {
         ("errors", "fileio", "boxes", "progress", "dist", "memory", "choices", "vocabulary", "values", "__version__"), 0
     ),
     "data": 1,
-    **dict.fromkeys(("stats", "anchors", "losses", "detector", "check", "specs"), 2),
+    **dict.fromkeys(("stats", "anchors", "anchorfit", "losses", "detector", "check", "specs"), 2),
     "report": 3,
     **dict.fromkeys(("commands", "cli", "api", "__main__", "__init__"), 4),
 }

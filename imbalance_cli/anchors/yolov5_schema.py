@@ -30,7 +30,8 @@ def _anchor(field: str, v) -> tuple[float, float]:
     return S.each(field, S.array(field, v, 2, 2), lambda f, x: S.number(f, x, MIN_ANCHOR_SIDE, MAX_SIDE))
 
 
-#: The TOML keys of a yolov5 preset (the fields :func:`imbalance_cli.stats.fit.yolov5_toml` writes) and their checks.
+#: The TOML keys of a yolov5 preset (the fields :func:`imbalance_cli.anchors.tomlwriter.yolov5_toml` writes) and
+#: their checks.
 TOML_FIELDS: dict[str, Callable] = {
     "name": S.string,
     "kind": lambda f, v: S.choice(f, v, ("yolov5",)),

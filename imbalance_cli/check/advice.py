@@ -36,6 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from imbalance_cli.anchorfit.outcome import to_report
+from imbalance_cli.anchorfit.scoring import frequency_groups
+from imbalance_cli.anchorfit.search import fit_anchors
 from imbalance_cli.anchors.kinds import preset_names
 from imbalance_cli.anchors.kinds import resolve as resolve_kind
 from imbalance_cli.anchors.presets import PRESETS, get_preset
@@ -47,7 +50,6 @@ from imbalance_cli.losses.registry import get_loss
 from imbalance_cli.specs import AnchorSpec
 from imbalance_cli.stats.batches import anchor_counts, epoch_order
 from imbalance_cli.stats.classes import boxes_per_image, class_counts
-from imbalance_cli.stats.fit import fit_anchors, frequency_groups, to_report
 from imbalance_cli.stats.geometry import size_group_codes
 from imbalance_cli.stats.groups import image_repeat_factors, repeat_factors
 

@@ -1,10 +1,11 @@
-"""Dataset statistics (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021): :func:`analyze` builds the :class:`Report`.
+"""Dataset statistics (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021):
+:func:`analyze` builds the :class:`Analysis`.
 
 Submodules: ``classes`` (per-class counts, LVIS frequency, BAGS groups), ``geometry``
 (objects/classes per image, scale, location), ``measures`` (§9.2 imbalance measures),
-``report`` (``analyze`` and ``Report``), ``anchors`` (anchor statistics).
+``analysis`` (``analyze`` and ``Analysis``), ``anchors`` (anchor statistics).
 """
 
-from imbalance_cli.stats.report import Report, analyze
+from imbalance_cli.stats.analysis import Analysis, analyze
 
-__all__ = ["analyze", "Report"]
+__all__ = ["analyze", "Analysis"]

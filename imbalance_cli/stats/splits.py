@@ -1,6 +1,6 @@
 """Dataset splits side by side (a YOLO ``data.yaml`` with train / val / test).
 
-:func:`split_statistics` runs :func:`imbalance_cli.stats.report.analyze` on every split of a
+:func:`split_statistics` runs :func:`imbalance_cli.stats.analysis.analyze` on every split of a
 dataset loaded from a ``data.yaml`` (``Dataset.info["splits"]``) and compares two of them (train
 vs val by default) with :func:`imbalance_cli.stats.compare.compare_datasets`: total-variation and
 Jensen-Shannon distances of the class distributions, Wasserstein-1 and TV of the relative
@@ -52,13 +52,13 @@ def split_statistics(
 ) -> dict:
     """Per-split statistics and a two-split comparison (see module docstring).
 
-    ``analyze_options`` go to :func:`~imbalance_cli.stats.report.analyze` for every split (e.g.
+    ``analyze_options`` go to :func:`~imbalance_cli.stats.analysis.analyze` for every split (e.g.
     ``anchors="yolov5"``, ``strict``); ``scale_bins``/``location_bins`` set both the per-split
     histograms and the comparison's. ``box_tables``, when given, is filled with each split's per-box table
     (:class:`imbalance_cli.stats.boxes.BoxTable`, with anchors).
     """
+    from imbalance_cli.stats.analysis import analyze
     from imbalance_cli.stats.compare import compare_profiles
-    from imbalance_cli.stats.report import analyze
 
     parts = split_datasets(dataset)
     if not parts:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from imbalance_cli.anchorfit.outcome import to_report
+from imbalance_cli.anchorfit.search import check_fittable, fit_anchors, is_yolo
 from imbalance_cli.anchors.kinds import any_preset
+from imbalance_cli.anchors.snippets import TARGETS, check_grid_targets, check_yolo_targets
 from imbalance_cli.commands._anchor_options import CocoEvalSizesOpt, DeviceOpt, size_by
 from imbalance_cli.commands._common import check_out, echo_json, flag, handle_errors, out_option, set_quiet, wrote
 from imbalance_cli.commands._split import SplitOpt, pick_split
@@ -15,9 +18,8 @@ from imbalance_cli.data import load
 from imbalance_cli.errors import InputError
 from imbalance_cli.fileio import dumps_json
 from imbalance_cli.progress import progress
-from imbalance_cli.report import fit as render
+from imbalance_cli.report import anchorfit as render
 from imbalance_cli.specs import Device
-from imbalance_cli.stats.fit import TARGETS, check_fittable, fit_anchors, is_yolo, to_report
 
 FORMAT_CHOICES = ("coco", "lvis", "openimages", "objects365", "voc", "yolo")
 
@@ -44,55 +46,82 @@ def _parse_targets(text: str) -> tuple[str, ...] | None:
     return out
 
 
-def anchors(
-    file: Path = typer.Argument(
-        ...,
+FileArg = Annotated[
+    Path,
+    typer.Argument(
         help="Annotation file (COCO/LVIS/Objects365 JSON, Open Images CSV, VOC, "
         "YOLO data.yaml; .gz accepted) with image sizes.",
         show_default=False,
     ),
-    preset: str = typer.Option(
-        "retinanet",
+]
+PresetOpt = Annotated[
+    str,
+    typer.Option(
         "--preset",
         help="Preset to fit: retinanet | rpn | mmdet-retinanet | "
         "detectron2-retinanet | atss | yolov5 | path to a grid or yolov5 preset TOML.",
     ),
-    objective: str = typer.Option(
-        "coverage",
+]
+ObjectiveOpt = Annotated[
+    str,
+    typer.Option(
         "--objective",
         help="coverage (share of boxes with a positive at the "
         "positive threshold, worst size group weighted in) | positives (positives per box "
         "balanced across size and class-frequency groups, coverage kept) | bpr (YOLO-style "
         "presets only: AutoAnchor's best possible recall).",
     ),
-    budget: Optional[float] = typer.Option(
-        None,
+]
+BudgetOpt = Annotated[
+    Optional[float],
+    typer.Option(
         "--budget",
         help="Stop the search after this many seconds (the "
         "JSON records the iterations done; rerun with --iterations N to reproduce).",
         show_default=False,
     ),
-    iterations: int = typer.Option(
-        300, "--iterations", help="Evolution candidates scored after the starts (preset, scaled preset, k-means)."
-    ),
-    sample: str = typer.Option(
-        "500",
+]
+IterationsOpt = Annotated[
+    int,
+    typer.Option("--iterations", help="Evolution candidates scored after the starts (preset, scaled preset, k-means)."),
+]
+SampleOpt = Annotated[
+    str,
+    typer.Option(
         "--sample",
         help="Images (seeded sample) each candidate is scored on, or 'all'. Final scores always use all images.",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the image sample, the k-means start and the evolution."),
-    target: str = typer.Option(
-        "all",
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the image sample, the k-means start and the evolution.")]
+TargetOpt = Annotated[
+    str,
+    typer.Option(
         "--target",
         help="Framework snippets: all | comma-separated torchvision, "
         "mmdet, detectron2, ultralytics (a target that cannot express the fit is refused).",
     ),
+]
+FormatOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--format", "-f", help="Annotation format override: " + "|".join(FORMAT_CHOICES) + ".", show_default=False
+    ),
+]
+
+
+def anchors(
+    file: FileArg,
+    preset: PresetOpt = "retinanet",
+    objective: ObjectiveOpt = "coverage",
+    budget: BudgetOpt = None,
+    iterations: IterationsOpt = 300,
+    sample: SampleOpt = "500",
+    seed: SeedOpt = 0,
+    target: TargetOpt = "all",
     device: DeviceOpt = Device.auto,
     coco_eval_sizes: CocoEvalSizesOpt = False,
     split: SplitOpt = None,
-    format: Optional[str] = typer.Option(
-        None, "--format", "-f", help="Annotation format override: " + "|".join(FORMAT_CHOICES) + ".", show_default=False
-    ),
+    format: FormatOpt = None,
     json_out: bool = flag("--json", help="Print only the imbalance.anchors/1 JSON to stdout."),
     out: Optional[Path] = out_option("anchors.json, fitted.toml, the framework snippets, anchors.png and report.html"),
     quiet: bool = flag("--quiet", "-q", help="No progress bar."),
@@ -105,12 +134,7 @@ def anchors(
     """
     set_quiet(quiet)
     check_out(out, file, own=render.OWN_FILES)
-    if format is not None and format.lower() not in FORMAT_CHOICES:
-        raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
-    if iterations < 0:
-        raise InputError(f"--iterations must be >= 0, got {iterations}")
-    if budget is not None and not budget > 0:
-        raise InputError(f"--budget must be a positive number of seconds, got {budget}")
+    _check_numbers(format, iterations, budget)
     n_sample = _parse_sample(sample)
     targets = _parse_targets(target)
     p = any_preset(preset)
@@ -130,7 +154,21 @@ def anchors(
         progress_factory=progress,
         size_by=size_by(coco_eval_sizes),
     )
-    report = to_report(res, targets)
+    _show(res, to_report(res, targets), out, json_out, quiet)
+
+
+def _check_numbers(format: str | None, iterations: int, budget: float | None) -> None:
+    """Refuse an unknown --format, a negative --iterations and a non-positive --budget before anything is read."""
+    if format is not None and format.lower() not in FORMAT_CHOICES:
+        raise InputError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {format!r}")
+    if iterations < 0:
+        raise InputError(f"--iterations must be >= 0, got {iterations}")
+    if budget is not None and not budget > 0:
+        raise InputError(f"--budget must be a positive number of seconds, got {budget}")
+
+
+def _show(res, report: dict, out: Path | None, json_out: bool, quiet: bool) -> None:
+    """Write the --out directory, then print the JSON (--json) or the terminal report and what was written."""
     written = render.write_outputs(report, out) if out is not None else []
     if res.stopped == "interrupted" and not quiet:
         typer.echo(f"interrupted after {res.iterations_done} iterations: kept the best set so far", err=True)
@@ -152,17 +190,9 @@ def _refuse_for_preset(p, device: Device, targets) -> None:
                 "--device cuda does not apply to the yolov5 preset: YOLOv5's assignment runs on the CPU "
                 "(leave --device at cpu or auto)"
             )
-        if targets is not None and any(t != "ultralytics" for t in targets):
-            bad = next(t for t in targets if t != "ultralytics")
-            raise InputError(
-                f"--target {bad} cannot express YOLO anchors (free width,height pairs per level); "
-                "for a yolov5 preset use --target ultralytics"
-            )
-    elif targets is not None and "ultralytics" in targets:
-        raise InputError(
-            f"--target ultralytics needs a YOLO preset (anchors as width,height pairs per level); preset "
-            f"{p.name!r} lays sizes x aspect ratios: use torchvision, mmdet or detectron2"
-        )
+        check_yolo_targets(targets)
+    else:
+        check_grid_targets(p, targets)
 
 
 def register(app: typer.Typer) -> None:

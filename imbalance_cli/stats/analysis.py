@@ -1,4 +1,4 @@
-"""`analyze()` and the :class:`Report` it returns: the survey's dataset statistics as plain data.
+"""`analyze()` and the :class:`Analysis` it returns: the survey's dataset statistics as plain data.
 
 ``analyze(dataset)`` computes the ``imbalance.stats/1`` report (schema documented in
 :mod:`imbalance_cli.stats.schema`): summary, class long tail (Oksuz et al., TPAMI 2021, Fig. 5a; LVIS
@@ -7,7 +7,7 @@ scale (Fig. 7), location (Fig. 13), the imbalance measures of §9.2
 (:mod:`imbalance_cli.stats.measures`), one verdict per imbalance type and, when asked,
 the anchor statistics of :func:`imbalance_cli.stats.anchors.anchor_statistics`.
 
-:class:`Report` wraps the dict: ``.to_dict()``, ``.to_json()``, ``.classes`` and
+:class:`Analysis` wraps the dict: ``.to_dict()``, ``.to_json()``, ``.classes`` and
 ``.tables()`` (pandas). Writing it (``.save(out_dir)`` on the report :func:`imbalance_cli.analyze`
 returns) is the renderers' business: :mod:`imbalance_cli.report.stats`.
 """
@@ -305,21 +305,22 @@ def analyze(
     strict: bool = False,
     size_by: str = "box",
     **anchor_options: Any,
-) -> "Report":
+) -> "Analysis":
     """Compute the ``imbalance.stats/1`` report of ``dataset`` (see :mod:`imbalance_cli.stats.schema`).
 
     Parameters
     ----------
     anchors:
-        ``None`` (or ``"none"``, as the CLI says it) or an anchor preset (``"retinanet"``, ``"rpn"``, ``"ssd300"``, a TOML path or
-        an ``AnchorPreset``) for :func:`imbalance_cli.stats.anchors.anchor_statistics`; its dict is
+        ``None`` (or ``"none"``, as the CLI says it) or an anchor preset (``"retinanet"``, ``"rpn"``, ``"ssd300"``,
+        a TOML path or an ``AnchorPreset``) for :func:`imbalance_cli.stats.anchors.anchor_statistics`; its dict is
         stored unchanged under ``report["anchors"]``. Needs image sizes.
     location_bins:
         Bins per axis of the box-centre histogram (survey Fig. 13).
     per_class_location:
         Also store one centre histogram per used class under ``location.per_class``.
     bags_edges:
-        BAGS group edges on instance counts (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3); every count must fall inside.
+        BAGS group edges on instance counts (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3); every count must
+        fall inside.
     hist_bins:
         Bins over [0, 1] of the relative width/height/area histograms (survey Fig. 7).
     strict:
@@ -386,7 +387,7 @@ def analyze(
     report["verdicts"] = verdicts(report)
     report["definitions"] = definitions(STATS_TERMS, size_groups_by=size_by)
     table = BoxTable(dataset, box_arrays, size_by, anchors=anchors) if box_arrays else None
-    return Report(report, box_table=table)
+    return Analysis(report, box_table=table)
 
 
 def _check_options(size_by: str, anchor_options: dict, location_bins: int, hist_bins: int) -> None:
@@ -491,7 +492,7 @@ _TABLE_HISTS = ("objects_per_image", "classes_per_image")
 _TABLE_SCALE = ("relative_width", "relative_height", "relative_area")
 
 
-class Report:
+class Analysis:
     """The result of :func:`analyze`: a dict of plain data (``imbalance.stats/1``) with pandas views.
 
     ``report["measures"]`` indexes the dict directly. ``box_table`` (with anchors) is the per-box table
@@ -508,7 +509,7 @@ class Report:
         return None if self.box_table is None else self.box_table.to_pandas()
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Report":
+    def load(cls, path: str | os.PathLike) -> "Analysis":
         """Read a ``stats.json`` written by ``imbalance stats`` (validated; :class:`InputError` if it is not one)."""
         from imbalance_cli.data._io import read_json
 
@@ -528,7 +529,7 @@ class Report:
     def __repr__(self) -> str:
         d = self._data["dataset"]
         return (
-            f"Report(schema={self._data['schema']!r}, images={d['images']}, boxes={d['boxes']}, "
+            f"{type(self).__name__}(schema={self._data['schema']!r}, images={d['images']}, boxes={d['boxes']}, "
             f"categories_used={d['categories_used']})"
         )
 

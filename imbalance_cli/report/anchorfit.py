@@ -1,6 +1,6 @@
 """Renderers of an ``imbalance.anchors/1`` report (a fitted anchor set): terminal, figure, HTML, files.
 
-The report dict comes from :func:`imbalance_cli.stats.fit.to_report`; nothing here knows how it was
+The report dict comes from :func:`imbalance_cli.anchorfit.outcome.to_report`; nothing here knows how it was
 computed. rich and matplotlib are imported inside the functions.
 """
 
@@ -203,12 +203,38 @@ def figure_png(report: dict, dpi: int = 110) -> bytes:
 def render_html(report: dict, png: bytes | None) -> str:
     """The ``imbalance anchors`` page, on the shared page template (:mod:`imbalance_cli.report.page`): verdict,
     the before/after table and figure, the fitted numbers, the search, the framework snippets and the TOML."""
-    from imbalance_cli.report.page import Section, figure_html, render_page, table, verdict_item
+    from imbalance_cli.report.page import render_page
+
+    o, f = report["original"], report["fitted"]
+    sections = [
+        _verdict_section(report),
+        _before_after_section(report, png),
+        _fitted_section(report),
+        _search_section(report),
+        _configuration_section(report),
+    ]
+    facts = [
+        str(report.get("dataset") or ""),
+        f"preset {o['name']} -> {f['name']}",
+        f"objective {report['objective']}",
+        f"schema {report.get('schema', '')}",
+    ]
+    return render_page(
+        kind="anchor fit",
+        title=f"Anchor fit — {str(report.get('dataset') or '').rsplit('/', 1)[-1]}",
+        facts=facts,
+        sections=sections,
+        footer="Every candidate was labelled by the preset's own resize, grid and matcher "
+        "(imbalance_cli.stats.anchors.label_anchors); the full report is anchors.json.",
+    )
+
+
+def _verdict_section(report: dict):
+    """The verdict and what the scores mean."""
+    from imbalance_cli.report.page import Section, verdict_item
 
     label, b, a = _scores(report)
-    s = report["search"]
-    o, f = report["original"], report["fitted"]
-    sections = []
+    o = report["original"]
     v = report.get("verdict")
     summary = (
         f"<p>Objective <b>{escape(report['objective'])}</b>; scores on {escape(label)}; coverage = share of "
@@ -218,7 +244,14 @@ def render_html(report: dict, png: bytes | None) -> str:
     )
     if v:
         summary = f'<ul class="verdicts">{verdict_item(v["level"], "fit", v["message"])}</ul>' + summary
-    sections.append(Section("verdict", "Verdict", summary))
+    return Section("verdict", "Verdict", summary)
+
+
+def _before_after_section(report: dict, png: bytes | None):
+    """The before/after table by group and, when drawn, its figure."""
+    from imbalance_cli.report.page import Section, figure_html, table
+
+    label = _scores(report)[0]
     rows = [[(c, "" if i == 0 else "n") for i, c in enumerate(r)] for r in comparison_rows(report)]
     body = table(
         [
@@ -235,22 +268,37 @@ def render_html(report: dict, png: bytes | None) -> str:
             f"by {size_groups_label(report.get('size_groups_by'))} and by class-frequency group ({label})",
             "anchors.png",
         )
-    sections.append(
-        Section("before-after", "Before and after", body, [("before-after-figure", "Figure")] if png else [])
-    )
+    return Section("before-after", "Before and after", body, [("before-after-figure", "Figure")] if png else [])
+
+
+def _fitted_section(report: dict):
+    """The fitted numbers (and BPR where the preset declares it)."""
+    from imbalance_cli.report.page import Section
+
     text = f"<p>{escape(_params_text(report))}.</p>"
     if _bpr_text(report):
         text += f"<p>{escape(_bpr_text(report))}.</p>"
-    sections.append(Section("fitted", "Fitted anchors", text))
-    sections.append(
-        Section(
-            "search",
-            "Search",
-            f"<p class='note'>{escape(s['method'])}; {s['iterations_done']} of "
-            f"{s['iterations_asked']} iterations ({escape(s['stopped'])}) on a seeded sample of "
-            f"{report['sample_images']:,} images (seed {report['seed']}), {s['seconds']:.1f} s.</p>",
-        )
+    return Section("fitted", "Fitted anchors", text)
+
+
+def _search_section(report: dict):
+    """How the search ran: method, iterations, sample, seed, time."""
+    from imbalance_cli.report.page import Section
+
+    s = report["search"]
+    return Section(
+        "search",
+        "Search",
+        f"<p class='note'>{escape(s['method'])}; {s['iterations_done']} of "
+        f"{s['iterations_asked']} iterations ({escape(s['stopped'])}) on a seeded sample of "
+        f"{report['sample_images']:,} images (seed {report['seed']}), {s['seconds']:.1f} s.</p>",
     )
+
+
+def _configuration_section(report: dict):
+    """One snippet per framework, then the preset TOML."""
+    from imbalance_cli.report.page import Section
+
     conf, entries = [], []
     for fw, c in report["configs"].items():
         entries.append((f"config-{fw}", fw))
@@ -260,21 +308,7 @@ def render_html(report: dict, png: bytes | None) -> str:
         )
     conf.append(f"<h3 id='config-toml'>preset TOML (--anchors fitted.toml)</h3><pre>{escape(report['toml'])}</pre>")
     entries.append(("config-toml", "preset TOML"))
-    sections.append(Section("configuration", "Configuration", "".join(conf), entries))
-    facts = [
-        str(report.get("dataset") or ""),
-        f"preset {o['name']} -> {f['name']}",
-        f"objective {report['objective']}",
-        f"schema {report.get('schema', '')}",
-    ]
-    return render_page(
-        kind="anchor fit",
-        title=f"Anchor fit — {str(report.get('dataset') or '').rsplit('/', 1)[-1]}",
-        facts=facts,
-        sections=sections,
-        footer="Every candidate was labelled by the preset's own resize, grid and matcher "
-        "(imbalance_cli.stats.anchors.label_anchors); the full report is anchors.json.",
-    )
+    return Section("configuration", "Configuration", "".join(conf), entries)
 
 
 def write_outputs(report: dict, out_dir: str | os.PathLike, dpi: int = 110) -> list[Path]:
