@@ -128,6 +128,7 @@ ValImagesOpt = Annotated[int, typer.Option("--val-images", help="synthetic-lt he
 TailOpt = Annotated[str, typer.Option("--tail", help="synthetic-lt class-frequency profile: lvis | exp | uniform.")]
 
 
+# long: 23 options, one a line as Typer declares them, then copied one a line into the TrainConfig
 def train(
     loss: LossOpt = "focal",
     box_loss: BoxLossOpt = None,

@@ -581,9 +581,7 @@ def anchor_statistics(
     if spec is None and not isinstance(anchors, AnchorSpec):
         opts = {"matcher": matcher, "device": device, "pos_iou": pos_iou, "neg_iou": neg_iou, "engine": engine}
         opts.update(negative_iou_sample=negative_iou_sample, seed=seed, spatial_bins=spatial_bins, workers=workers)
-        if chunk_images != "default":
-            opts["chunk_images"] = chunk_images
-        spec = AnchorSpec.build(anchors, **{k: v for k, v in opts.items() if v is not None or k == "chunk_images"})
+        spec = _spec_from_options(anchors, opts, chunk_images)
     spec = _spec(anchors, spec, {})
     preset, semantics = spec.preset, spec.semantics
     inp = _inputs(dataset, spec)
@@ -601,16 +599,7 @@ def anchor_statistics(
     totals = _totals(acc, int(num_anchors(preset, inp.padded_h, inp.padded_w).sum()), n_img, cat_ids, inst)
     cov, sg = _coverage(dataset, spec, acc, order, cat_of_box, cat_ids, inst, size_by, np.float32(neg_f))
     if box_arrays is not None:
-        box_arrays.update(
-            order=order,
-            max_iou=acc.box_max_iou,
-            best_level=acc.box_best_level,
-            positives=acc.box_positives,
-            ignored=acc.box_ignored,
-            size_group=sg,
-            scaled=inp.scaled,
-            preset=preset,
-        )
+        box_arrays.update(_box_arrays(acc, inp, sg, preset))
     phases.switch(prev_phase)
     return {
         "preset": preset.name,
@@ -633,6 +622,27 @@ def anchor_statistics(
         "images_without_boxes": int(np.sum(np.diff(inp.box_start) == 0)) if n_img else 0,
         "dense_fallback_images": int(acc.fallback),
         "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _spec_from_options(anchors: Any, opts: dict, chunk_images: Any) -> AnchorSpec:
+    """An :class:`AnchorSpec` from :func:`anchor_statistics`' keyword options (None: the spec's default)."""
+    if chunk_images != "default":
+        opts["chunk_images"] = chunk_images
+    return AnchorSpec.build(anchors, **{k: v for k, v in opts.items() if v is not None or k == "chunk_images"})
+
+
+def _box_arrays(acc: "AnchorAccumulator", inp: Any, size_group: np.ndarray, preset: Any) -> dict:
+    """The pass's per-box arrays for the per-box table (see :func:`anchor_statistics`' ``box_arrays``)."""
+    return {
+        "order": inp.order,
+        "max_iou": acc.box_max_iou,
+        "best_level": acc.box_best_level,
+        "positives": acc.box_positives,
+        "ignored": acc.box_ignored,
+        "size_group": size_group,
+        "scaled": inp.scaled,
+        "preset": preset,
     }
 
 
