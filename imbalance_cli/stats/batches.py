@@ -145,6 +145,7 @@ def anchor_counts(
     }
 
 
+# long: half of it is the imbalance.batches/1 report, one key a line in the schema's order
 def batch_statistics(
     dataset,
     *,
@@ -161,16 +162,8 @@ def batch_statistics(
     """The ``imbalance.batches/1`` report for one sampler (see module docstring)."""
     _check_options(batch_size, epochs, sampler)
     n_img, K = dataset.num_images, dataset.num_categories
-    if n_img == 0:
-        raise InputError("the dataset has no images", path=dataset.path)
-    valid = dataset.valid_mask()
-    inst, imgs = class_counts(dataset, valid)
-    total = inst.sum()
-    if total == 0:
-        raise InputError(
-            "the dataset has no valid boxes: no class distribution to compare batches with", path=dataset.path
-        )
-    q = inst / total
+    valid, inst, imgs = _class_distribution(dataset)
+    q = inst / inst.sum()
     used = inst > 0
 
     stream, drawn, rest = _draw(
@@ -191,11 +184,7 @@ def batch_statistics(
 
     sampled = np.bincount(c_of, weights=bc_count, minlength=K)
 
-    def absence(groups: np.ndarray, labels) -> dict:
-        return _absence(groups, labels, used, b_of, c_of, n_batches)
-
-    freq, freq_source = _frequency_groups(dataset, imgs)
-    bags = bags_groups(inst)
+    group_absence = _group_absence(dataset, inst, imgs, b_of, c_of, n_batches)
     fg_share = per_batch_fg = None
     if anchors is not None:
         per_batch_fg = _foreground_share(dataset, anchors, anchor_options, stream, batch_of_sample, n_batches)
@@ -224,12 +213,7 @@ def batch_statistics(
             "mean_fraction_of_used": float(coverage.mean() / max(used.sum(), 1)),
             "classes_never_sampled": int((used & (sampled == 0)).sum()),
         },
-        "group_absence": {
-            "frequency": absence(freq, ("r", "c", "f")),
-            "frequency_source": freq_source,
-            "frequency_scope": None if freq_source == "file" else lvis_frequency_scope(n_img),
-            "bags": absence(bags, range(1, 5)),
-        },
+        "group_absence": group_absence,
         "divergence": _divergence(tv[nonempty], sampled, q),
         "foreground_share": fg_share,
     }
@@ -241,6 +225,31 @@ def batch_statistics(
             "foreground_share": per_batch_fg,
         }
     return report
+
+
+def _class_distribution(dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(valid mask, instances per class, images per class)``; :class:`InputError` without images or valid boxes."""
+    if dataset.num_images == 0:
+        raise InputError("the dataset has no images", path=dataset.path)
+    valid = dataset.valid_mask()
+    inst, imgs = class_counts(dataset, valid)
+    if inst.sum() == 0:
+        raise InputError(
+            "the dataset has no valid boxes: no class distribution to compare batches with", path=dataset.path
+        )
+    return valid, inst, imgs
+
+
+def _group_absence(dataset, inst: np.ndarray, imgs: np.ndarray, b_of, c_of, n_batches: int) -> dict:
+    """The report's ``group_absence``: batches without any class of each LVIS frequency group and BAGS group."""
+    used = inst > 0
+    freq, freq_source = _frequency_groups(dataset, imgs)
+    return {
+        "frequency": _absence(freq, ("r", "c", "f"), used, b_of, c_of, n_batches),
+        "frequency_source": freq_source,
+        "frequency_scope": None if freq_source == "file" else lvis_frequency_scope(dataset.num_images),
+        "bags": _absence(bags_groups(inst), range(1, 5), used, b_of, c_of, n_batches),
+    }
 
 
 def _check_options(batch_size: int, epochs: int, sampler: str) -> None:
