@@ -208,6 +208,59 @@ def _label_task(spec: AnchorSpec, chunk: Chunk) -> MatchOutput:
     return match_chunk(spec, chunk)
 
 
+class _LabelFold:
+    """The positives of every chunk of :func:`label_anchors`, kept, and the per-image / per-box arrays filled in."""
+
+    def __init__(self, n_img: int, n_box: int) -> None:
+        self.parts: list[tuple[int, int, MatchOutput]] = []
+        self.ignored = np.zeros(n_img, np.int64)
+        self.box_max = np.zeros(n_box, F32)
+        self.box_best = np.zeros(n_box, np.int64)
+        self.box_best_level = np.zeros(n_box, np.int64)
+        self.box_ignored = np.zeros(n_box, np.int64)
+        self.fallback = 0
+
+    def fold(self, i0: int, b0: int, r: MatchOutput) -> None:
+        self.parts.append((i0, b0, r))
+        self.ignored[i0 : i0 + len(r.ignored_per_image)] = r.ignored_per_image
+        nb = len(r.box_max_iou)
+        self.box_max[b0 : b0 + nb], self.box_best[b0 : b0 + nb], self.box_best_level[b0 : b0 + nb] = (
+            r.box_max_iou,
+            r.box_best_anchor,
+            r.box_best_level,
+        )
+        self.box_ignored[b0 : b0 + nb] = r.box_ignored
+        self.fallback += int(r.fallback_images)
+
+    def gather(self) -> None:
+        """Under torchrun: every rank's parts, folded again in image order (as one process folds them)."""
+        gathered = [p for ps in dist.all_gather_objects(self.parts) for p in ps]
+        self.parts.clear()
+        self.fallback = 0
+        for p in sorted(gathered, key=lambda p: p[0]):
+            self.fold(*p)
+
+    def _cat(self, f, dt):
+        parts = self.parts
+        return np.concatenate([f(i0, b0, r) for i0, b0, r in parts]).astype(dt) if parts else np.zeros(0, dt)
+
+    def result(self) -> MatchOutput:
+        """Every positive, in image order, with dataset-wide image and box indices."""
+        return MatchOutput(
+            self._cat(lambda i0, b0, r: r.pos_image.astype(np.int64) + i0, IDX),
+            self._cat(lambda i0, b0, r: r.pos_anchor, np.int64),
+            self._cat(lambda i0, b0, r: r.pos_level, np.int8),
+            self._cat(lambda i0, b0, r: r.pos_box.astype(np.int64) + b0, IDX),
+            self._cat(lambda i0, b0, r: r.pos_iou, F32),
+            self.ignored,
+            self.box_max,
+            self.box_best,
+            self.box_best_level,
+            self.fallback,
+            box_ignored=self.box_ignored,
+        )
+
+
 def label_anchors(
     dataset: Dataset,
     anchors: Any = "retinanet",
@@ -231,60 +284,21 @@ def label_anchors(
         anchors, spec, {"matcher": matcher, "device": device, "pos_iou": pos_iou, "neg_iou": neg_iou, "engine": engine}
     )
     inp = _inputs(dataset, spec)
-    n_img, N = dataset.num_images, len(inp.order)
-    parts: list[tuple[int, int, MatchOutput]] = []
-    ignored = np.zeros(n_img, np.int64)
-    box_max = np.zeros(N, F32)
-    box_best = np.zeros(N, np.int64)
-    box_best_level = np.zeros(N, np.int64)
-    box_ignored = np.zeros(N, np.int64)
-    fallback = [0]
-
-    def fold(i0: int, b0: int, r: MatchOutput) -> None:
-        parts.append((i0, b0, r))
-        ignored[i0 : i0 + len(r.ignored_per_image)] = r.ignored_per_image
-        nb = len(r.box_max_iou)
-        box_max[b0 : b0 + nb], box_best[b0 : b0 + nb], box_best_level[b0 : b0 + nb] = (
-            r.box_max_iou,
-            r.box_best_anchor,
-            r.box_best_level,
-        )
-        box_ignored[b0 : b0 + nb] = r.box_ignored
-        fallback[0] += int(r.fallback_images)
-
+    n_img = dataset.num_images
+    folded = _LabelFold(n_img, len(inp.order))
     bounds = dist.shard(chunk_bounds(n_img, dist.chunk_images_for_ranks(n_img, spec.chunk_images)))
     run_chunks(
         spec,
         make_chunks(bounds, inp.box_start, inp.scaled, inp.box_image, inp.padded_h, inp.padded_w),
         _label_task,
-        fold,
+        folded.fold,
         num_chunks=len(bounds),
         num_images=n_img,
         description="anchors",
     )
     if dist.active():  # under torchrun: every rank's positives, folded in image order (= one process)
-        gathered = [p for ps in dist.all_gather_objects(parts) for p in ps]
-        parts.clear()
-        fallback[0] = 0
-        for p in sorted(gathered, key=lambda p: p[0]):
-            fold(*p)
-
-    def cat(f, dt):
-        return np.concatenate([f(i0, b0, r) for i0, b0, r in parts]).astype(dt) if parts else np.zeros(0, dt)
-
-    res = MatchOutput(
-        cat(lambda i0, b0, r: r.pos_image.astype(np.int64) + i0, IDX),
-        cat(lambda i0, b0, r: r.pos_anchor, np.int64),
-        cat(lambda i0, b0, r: r.pos_level, np.int8),
-        cat(lambda i0, b0, r: r.pos_box.astype(np.int64) + b0, IDX),
-        cat(lambda i0, b0, r: r.pos_iou, F32),
-        ignored,
-        box_max,
-        box_best,
-        box_best_level,
-        fallback[0],
-        box_ignored=box_ignored,
-    )
+        folded.gather()
+    res = folded.result()
     return AnchorLabels(
         spec.preset,
         spec.semantics,
@@ -536,6 +550,7 @@ class AnchorAccumulator:
         )
 
 
+# long: 15 keyword options and their docstring; the body is named steps and the report's key list
 def anchor_statistics(
     dataset: Dataset,
     anchors: Any = "retinanet",
