@@ -136,6 +136,12 @@ def class_long_tail_figure(report: dict):
     name_classes(ax, names, instances, x0=1)
     ax.set_xlabel("class (sorted by instances)" if n <= 100 else f"class rank (1 = most instances; {n} classes)")
 
+    _long_tail_legend(ax, freqs, has_images, instances)
+    return fig
+
+
+def _long_tail_legend(ax, freqs: list, has_images: bool, instances: list) -> None:
+    """The long-tail figure's legend, LVIS threshold lines when groups are shown, and the count of empty classes."""
     present = [f for f in ("f", "c", "r") if f in freqs]
     handles = _long_tail_handles(present, has_images)
     if present:
@@ -162,7 +168,6 @@ def class_long_tail_figure(report: dict):
             fontsize=8,
             color="#d62728",
         )
-    return fig
 
 
 def _long_tail_handles(present: list, has_images: bool) -> list:
@@ -413,6 +418,7 @@ class FigureJob:
     build: Callable[[], Any]
 
 
+# long: one flat table of the report's figures (file, title, caption, builder), one entry each
 def figure_jobs(report: dict) -> list[FigureJob]:
     """Every figure the report supports, not drawn yet (see :func:`figures` for the list)."""
     out: list[FigureJob] = []
