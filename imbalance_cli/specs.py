@@ -186,6 +186,7 @@ class AnchorSpec:
 
         return thresholds(self.preset, self.semantics)
 
+    # long: 11 options, each validated in turn into one field of the spec (one flat sequence of checks)
     @classmethod
     def build(
         cls,
