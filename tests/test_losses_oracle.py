@@ -92,8 +92,8 @@ def test_mmdet_elementwise_losses(case):
     _check(case, lambda t, p: fn(t, p), ("pred",))
 
 
-def test_mmdet_issue_vectors():
-    """The issue's worked examples, read from mmdetection's own output."""
+def test_mmdet_worked_examples():
+    """The worked examples (CIoU, IoU of disjoint boxes, bounded IoU), read from mmdetection's own output."""
     by = {c["name"]: c for c in MMDET["cases"]}
     rows = by["ciou-default-float64"]["rows"]
     assert by["ciou-default-float64"]["value"][rows.index("issue")] == pytest.approx(1.0561497, abs=1e-7)
@@ -243,7 +243,7 @@ def test_authors_alrp_head_self_balance(case):
         _close(gl, it["grad_loc"], "float32", f"iteration {k} grad loc")
 
 
-def test_alrp_issue_period_example():
+def test_alrp_period3_uses_the_new_weight_on_the_third_iteration_with_positives():
     """Period 3: the third iteration with positives already uses the new weight (the released head's order)."""
     (case,) = [c for c in AUTHORS["cases"] if c["name"] == "alrp-head-period3"]
     weights = [it.get("sb_weight") for it in case["iterations"]]

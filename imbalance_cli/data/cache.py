@@ -277,7 +277,7 @@ def _read_npy(entry: Path, info: ColumnFile) -> np.ndarray:
         raise ValueError("size mismatch")
     if size == 0:
         raise ValueError("empty file")
-    # Memory-mapped copy-on-write: no read into a fresh buffer (whose zeroing and copy were most of a
+    # Memory-mapped copy-on-write: no read into a fresh buffer (whose zeroing and copy would be most of a
     # cached load), pages come straight from the page cache, and the arrays stay writable (writes are
     # private to this process; the entry is never modified in place, only replaced by rename).
     with open(path, "rb") as f:

@@ -913,8 +913,8 @@ def _kept_rows(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 
 #: Rows per block in :func:`_pixel_boxes`: its temporaries stay small and are reused block after block
-#: (whole-column temporaries were fresh memory, zero-filled by the kernel: up to 0.2 s of system time at 700,000
-#: boxes, measured).
+#: (whole-column temporaries would be fresh memory, zero-filled by the kernel: up to 0.2 s of system time at
+#: 700,000 boxes, measured).
 BOX_BLOCK = 1 << 16
 
 

@@ -520,7 +520,7 @@ def figure_png(fig: Any, dpi: int = 110) -> bytes:
 
         FigureCanvasAgg(fig)
     # constrained layout already fits every label inside the figure: no bbox_inches="tight" (its extra draw
-    # cost 22% of the rendering CPU time, measured on the bundled sample's ten figures)
+    # costs 22% of the rendering CPU time, measured on the bundled sample's ten figures)
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
     if "matplotlib.pyplot" in sys.modules:  # figures made with pyplot (e.g. by other modules) are closed
         sys.modules["matplotlib.pyplot"].close(fig)
