@@ -211,7 +211,8 @@ def test_mmdet_cross_entropy(case):
 # ------------------------------------------------------------------------------------------ authors' code
 @pytest.mark.parametrize("case", _cases(AUTHORS, {"rs", "ap"}))
 def test_authors_ranking_losses(case):
-    """Rank & Sort (RankSortLoss ``RankSort``, delta 0.5 and 0) and AP loss (aLRPLoss ``APLoss``): values and updates."""
+    """Rank & Sort (RankSortLoss ``RankSort``, delta 0.5 and 0) and AP loss (aLRPLoss
+    ``APLoss``): values and updates."""
     if case["loss"] == "rs":
         fn = lambda t, p: L.rank_sort_loss(t["logits"], t["targets"], delta=p["delta"])  # noqa: E731
     else:
@@ -258,7 +259,10 @@ def test_authors_ecm(case):
     detection weight ``a log((1 + a) / a)`` by float32 rounding of ``(1 + a) / a``, which we do not copy
     (relative error of the weights printed below, at most ~1e-4 on these counts).
     """
-    fn = lambda t, p: L.ecm_loss(t["logits"], t["labels"], case["inputs"]["counts"], fg_bg_ratio=p["fg_bg_ratio"])  # noqa: E731
+
+    def fn(t, p):
+        return L.ecm_loss(t["logits"], t["labels"], case["inputs"]["counts"], fg_bg_ratio=p["fg_bg_ratio"])
+
     if case["dtype"] == "float64":
         _check(case, fn, ("logits",))
         mg = L.ecm_margins(case["inputs"]["counts"], case["params"]["fg_bg_ratio"])
@@ -278,7 +282,8 @@ def test_authors_ecm_extreme_logits_stay_finite():
 
 @pytest.mark.parametrize("case", _cases(AUTHORS, {"iou-balanced", "iou-balanced-l1"}))
 def test_authors_iou_balanced(case):
-    """IoU-balanced classification (focal base, eta 1.5) and localisation (lambda 1.5) against the authors' functions."""
+    """IoU-balanced classification (focal base, eta 1.5) and localisation (lambda 1.5)
+    against the authors' functions."""
     if case["loss"] == "iou-balanced":
 
         def fn(t, p):
@@ -435,7 +440,8 @@ _EMPTY = {
 
 @pytest.mark.parametrize("case", _cases(MMDET, {"empty"}))
 def test_mmdet_empty_batches(case):
-    """An empty batch with ``reduction="mean"``: 0 where mmdetection gives 0, and 0 (not its NaN) where it averages nothing."""
+    """An empty batch with ``reduction="mean"``: 0 where mmdetection gives 0, and 0 (not its
+    NaN) where it averages nothing."""
     pred = torch.zeros(0, 4, requires_grad=True)
     out = _EMPTY[case["params"]["which"]](pred, torch.zeros(0, 4))
     assert float(out.detach()) == 0.0
