@@ -40,7 +40,8 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def _dataset(tmp_path, bad_name=None, bad_bytes=None, size=(32, 32), file_name=None):
-    """Five 32 x 32 images (category 1, one box each); image 3's file replaced by ``bad_bytes`` / named ``file_name``."""
+    """Five 32 x 32 images (category 1, one box each); image 3's file replaced by
+    ``bad_bytes`` / named ``file_name``."""
     img_dir = tmp_path / "images"
     img_dir.mkdir()
     rng = np.random.default_rng(0)

@@ -1,4 +1,5 @@
-"""YOLO / Ultralytics datasets (``data.yaml`` + ``labels/*.txt``) -> :class:`Dataset`, counted as the trainer reads them.
+"""YOLO / Ultralytics datasets (``data.yaml`` + ``labels/*.txt``) -> :class:`Dataset`,
+counted as the trainer reads them.
 
 Two entry points, both through :func:`load`:
 

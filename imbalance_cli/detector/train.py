@@ -6,7 +6,8 @@
 * Every iteration appends one JSON line to ``train_log.jsonl``: classification and regression
   losses and the gradient norm each task puts on its own head (the classification tower + output
   receive gradient only from the classification loss, the box tower + output only from the
-  regression loss), i.e. the objective-imbalance view of the survey (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §7, Figs. 16-17).
+  regression loss), i.e. the objective-imbalance view of the survey (Oksuz et al., Imbalance Problems in Object
+  Detection: A Review, TPAMI 2021, §7, Figs. 16-17).
 * A checkpoint (model, optimizer, stateful-loss state, every RNG state, epoch) is written
   atomically after each epoch; ``resume=True`` continues from it and reaches the same weights
   and metrics as an uninterrupted run (data order and flips come from per-epoch seeded
@@ -525,7 +526,8 @@ def _run_epochs(run: "_Run", log_path: Path, renderer, on_epoch_end, echo) -> No
                 if on_epoch_end is not None:
                     on_epoch_end(epoch)
                 echo(
-                    f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} (cls {rec['cls_loss']:.4f}, reg {rec['reg_loss']:.4f}), {run.train_seconds:.0f}s"
+                    f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} (cls {rec['cls_loss']:.4f}, "
+                    f"reg {rec['reg_loss']:.4f}), {run.train_seconds:.0f}s"
                 )
     finally:
         if bar:

@@ -1,4 +1,5 @@
-"""Anchor figures re-drawing the survey's anchor statistics (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021: Figs. 4a, 4b, 12a, 14).
+"""Anchor figures re-drawing the survey's anchor statistics (Oksuz et al., Imbalance Problems in Object Detection,
+TPAMI 2021: Figs. 4a, 4b, 12a, 14).
 
 ``figures(anchors)`` takes the report's ``anchors`` dict (from
 :func:`imbalance_cli.stats.anchors.anchor_statistics`) and returns

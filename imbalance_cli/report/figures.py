@@ -1,4 +1,5 @@
-"""PNG figures re-drawing the survey's dataset statistics (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021: Figs. 5, 7 and 13).
+"""PNG figures re-drawing the survey's dataset statistics (Oksuz et al., Imbalance Problems in Object Detection,
+TPAMI 2021: Figs. 5, 7 and 13).
 
 * Fig. 5a: instances per class, classes sorted by instances, log-scale y (with images per
   class and the LVIS rare/common thresholds on image counts);

@@ -83,7 +83,8 @@ def header_text(report: dict) -> str:
 
 
 def figures(report: dict) -> list:
-    """Matplotlib figures re-drawing Figs. 4 and 7 of Cho & Kraehenbuehl (Effective Class-Margins, ECCV 2022) for this dataset.
+    """Matplotlib figures re-drawing Figs. 4 and 7 of Cho & Kraehenbuehl (Effective
+    Class-Margins, ECCV 2022) for this dataset.
 
     Returns ``[(filename, title, Figure)]``: ``margins_vs_ratio.png`` (margins gamma+- and weights
     w+- against the negative-to-positive ratio a_c = n-/n+, curves of Eq. 8/11 with this dataset's

@@ -1,4 +1,5 @@
-"""Dataset statistics (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021): :func:`analyze` builds the :class:`Report`.
+"""Dataset statistics (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021):
+:func:`analyze` builds the :class:`Report`.
 
 Submodules: ``classes`` (per-class counts, LVIS frequency, BAGS groups), ``geometry``
 (objects/classes per image, scale, location), ``measures`` (§9.2 imbalance measures),

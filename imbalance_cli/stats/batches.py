@@ -1,4 +1,5 @@
-"""Batch-level foreground-foreground imbalance (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §4.2.2, §4.4.3, Fig. 6).
+"""Batch-level foreground-foreground imbalance (Oksuz et al., Imbalance Problems in Object Detection, TPAMI
+2021, §4.2.2, §4.4.3, Fig. 6).
 
 A dataset's class distribution need not be a batch's: with small batches an over-represented class
 can be absent from a batch and a rare one can dominate it. This module draws the batches a training
@@ -22,7 +23,8 @@ Statistics (valid, non-crowd boxes):
 * class coverage: distinct classes per batch (and as a fraction of the used classes);
 * group absence: share of batches without any instance of each LVIS frequency group (the file's
   own ``frequency`` when every category has one, as LVIS val files carry the train frequencies;
-  otherwise from this dataset's image counts) and of each BAGS group (instance counts, Li et al., BAGS, CVPR 2020, Eq. 3);
+  otherwise from this dataset's image counts) and of each BAGS group (instance counts, Li et al.,
+  BAGS, CVPR 2020, Eq. 3);
 * divergence: total-variation distance ``1/2 sum_c |p_b(c) - q(c)|`` between each batch's class
   instance distribution ``p_b`` and the dataset's ``q``: mean, 95th percentile, max (batches
   without boxes are counted apart); and the TV between all sampled instances and ``q``;
@@ -109,8 +111,9 @@ def anchor_counts(
     ``boxes_without_positive`` (valid boxes no anchor is assigned to, low-quality matches counted) and
     ``boxes_below_positive_iou`` (valid boxes with no positive at IoU >= the positive threshold; None for
     assigners without a fixed threshold) out of ``boxes`` (:mod:`imbalance_cli.vocabulary`), with their
-    dataset box rows in ``box_without_positive`` / ``box_below_positive_iou``. A YOLOv5 preset (``yolov5`` or a ``kind = "yolov5"`` TOML) is counted by
-    YOLOv5's own assignment (:func:`imbalance_cli.stats.yolov5.yolov5_anchor_counts`).
+    dataset box rows in ``box_without_positive`` / ``box_below_positive_iou``. A YOLOv5 preset (``yolov5`` or a
+    ``kind = "yolov5"`` TOML) is counted by YOLOv5's own assignment
+    (:func:`imbalance_cli.stats.yolov5.yolov5_anchor_counts`).
     """
     from imbalance_cli.anchors.kinds import resolve
 

@@ -1,6 +1,7 @@
 """Two datasets side by side (``imbalance compare``) and the distances ``imbalance check`` uses for drift.
 
-Distances (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §9.2 names both families: distribution distances and optimal transport):
+Distances (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §9.2 names both families: distribution
+distances and optimal transport):
 
 * total-variation distance of two discrete distributions ``TV(p, q) = 1/2 sum_i |p_i - q_i|`` after
   normalising each to sum 1 (class instance distributions are paired by class **name** when both files
@@ -33,7 +34,8 @@ def _normalise(x) -> np.ndarray | None:
 
 
 def tv_distance(p, q) -> float | None:
-    """Total-variation distance ``1/2 sum |p - q|`` of two non-negative count vectors (normalised); None if one is empty."""
+    """Total-variation distance ``1/2 sum |p - q|`` of two non-negative count vectors
+    (normalised); None if one is empty."""
     p, q = _normalise(p), _normalise(q)
     if p is None or q is None:
         return None

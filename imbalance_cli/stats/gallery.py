@@ -276,7 +276,8 @@ def _box_entry(xyxy, status, category, iou, level, best_anchor, names: list) -> 
 
 
 def _image_entry(ds, geo: dict, r: int, k: int) -> dict:
-    """The gallery entry of dataset image ``r`` (``k``-th chosen): ids, sizes, its place in the padded input; no boxes."""
+    """The gallery entry of dataset image ``r`` (``k``-th chosen): ids, sizes, its place in
+    the padded input; no boxes."""
     return {
         "row": int(r),
         "image_id": int(ds.image_ids[r]),

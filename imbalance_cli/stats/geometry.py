@@ -1,4 +1,5 @@
-"""Per-image counts, scale and location statistics of valid boxes (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, Figs. 5b/c, 7, 13).
+"""Per-image counts, scale and location statistics of valid boxes (Oksuz et al., Imbalance Problems in Object Detection,
+TPAMI 2021, Figs. 5b/c, 7, 13).
 
 Everything is vectorised over the dataset's columns; only valid boxes
 (:meth:`Dataset.valid_mask`) take part.
@@ -224,7 +225,8 @@ BOX_BLOCK = 1 << 16
 
 
 def _valid_blocks(dataset: Dataset, valid: np.ndarray):
-    """``(boxes, image rows, block slice, block mask)`` of the valid boxes, one block of ``BOX_BLOCK`` boxes at a time."""
+    """``(boxes, image rows, block slice, block mask)`` of the valid boxes, one block of
+    ``BOX_BLOCK`` boxes at a time."""
     n = dataset.num_boxes
     for a in range(0, n, BOX_BLOCK):
         sl = slice(a, min(n, a + BOX_BLOCK))

@@ -1,9 +1,9 @@
 """Long-tail groupings and re-balancing inputs from per-class counts (``imbalance groups``).
 
-* **BAGS groups** (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3): class ``j`` is in group ``n`` when ``s_l^n <= N(j) < s_h^n``
-  (training-instance counts; default edges 0, 10, 100, 1000, inf -> groups 1..4; group 0 is the
-  background). The label mapping ``label2binlabel`` ((N+1, C+1)) and ``pred_slice`` ((N+1, 2)) the
-  BAGS head needs come from :func:`imbalance_cli.losses.longtail.bags_label2binlabel` and
+* **BAGS groups** (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3): class ``j`` is in group ``n`` when
+  ``s_l^n <= N(j) < s_h^n`` (training-instance counts; default edges 0, 10, 100, 1000, inf -> groups 1..4; group 0 is
+  the background). The label mapping ``label2binlabel`` ((N+1, C+1)) and ``pred_slice`` ((N+1, 2)) the BAGS head needs
+  come from :func:`imbalance_cli.losses.longtail.bags_label2binlabel` and
   :func:`~imbalance_cli.losses.longtail.bags_pred_slice` (one definition, shared with the loss).
 * **LVIS frequency groups** from image counts: rare <= 10, common 11-100, frequent > 100 images
   (LVIS's thresholds; ``frequency_scope`` says whether they mean anything for a dataset this size,
@@ -205,7 +205,8 @@ def long_tail_groups(
 
 
 def bags_mappings(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_EDGES) -> tuple[np.ndarray, np.ndarray]:
-    """``(label2binlabel (N+1, C+1), pred_slice (N+1, 2))`` as int64 arrays, from the losses library (Li et al., Balanced Group Softmax, CVPR 2020, §4)."""
+    """``(label2binlabel (N+1, C+1), pred_slice (N+1, 2))`` as int64 arrays, from the losses library (Li et al.,
+    Balanced Group Softmax, CVPR 2020, §4)."""
     from imbalance_cli.losses.longtail import bags_label2binlabel, bags_pred_slice  # torch, lazily
 
     try:
