@@ -145,7 +145,7 @@ def default_max_elements(dev) -> int:
     return 1 << 22
 
 
-# long: 14 keyword options and their docstring; the body is one batching loop
+# long: 14 parameters and the docstring that explains them; the body is one batching loop
 def dense_match_dataset(
     preset: AnchorPreset,
     boxes: np.ndarray,

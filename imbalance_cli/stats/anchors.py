@@ -550,7 +550,7 @@ class AnchorAccumulator:
         )
 
 
-# long: 15 keyword options and their docstring; the body is named steps and the report's key list
+# long: 15 parameters and the docstring that explains them; the body is named steps and the report's key list
 def anchor_statistics(
     dataset: Dataset,
     anchors: Any = "retinanet",
