@@ -231,9 +231,10 @@ def _cuda_dense(p, sb, bimg, ph, pw, r) -> None:
         d, _, _ = dense_match_dataset(p, sb, bimg, ph, pw, device="cuda")
         torch.cuda.synchronize()
         t_cuda = time.perf_counter() - t
+        same = len(d.pos_box) == len(r.pos_box) and np.array_equal(d.ignored_per_image, r.ignored_per_image)
         print(
             f"dense engine on CUDA ({torch.cuda.get_device_name()}): {t_cuda:.1f} s, {len(d.pos_box):,} positives "
-            f"({'identical' if len(d.pos_box) == len(r.pos_box) and np.array_equal(d.ignored_per_image, r.ignored_per_image) else 'DIFFERENT'})"
+            f"({'identical' if same else 'DIFFERENT'})"
         )
     else:
         print("no CUDA device: dense GPU engine not timed")

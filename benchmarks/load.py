@@ -152,7 +152,8 @@ def _parse_args(argv):
 
 
 def _default_stats(args, stats, trees) -> None:
-    """``--default-stats``: the default ``imbalance stats FILE`` (RetinaNet anchors), in each tree, ``--repeat`` times."""
+    """``--default-stats``: the default ``imbalance stats FILE`` (RetinaNet anchors), in
+    each tree, ``--repeat`` times."""
     full = [a for a in stats if a not in ("--anchors", "none")]
     druns = {tag: [] for tag, _ in trees}
     for _ in range(max(1, args.repeat)):

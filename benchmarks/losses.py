@@ -1,4 +1,5 @@
-"""Benchmark: vectorised ``rank_sort_loss`` against a straightforward per-positive loop (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. Eqs. S1-S16).
+"""Benchmark: vectorised ``rank_sort_loss`` against a straightforward per-positive loop (Oksuz et al., Rank & Sort Loss,
+ICCV 2021, supp. Eqs. S1-S16).
 
 Run: ``python benchmarks/losses.py [--pos 500] [--neg 100000] [--repeat 3] [--dtype float32]``
 Prints both timings measured side by side in one run (interleaved, best of several tries), the
@@ -119,10 +120,12 @@ def _run(args) -> None:
         t, (r2, s2, g2) = _time(loop, 1)
         t_loop = min(t_loop, t)
     print(
-        f"rank_sort_loss  P={args.pos} N={args.neg} delta={args.delta} dtype={args.dtype} threads={torch.get_num_threads()}"
+        f"rank_sort_loss  P={args.pos} N={args.neg} delta={args.delta} dtype={args.dtype} "
+        f"threads={torch.get_num_threads()}"
     )
     print(
-        f"  vectorised: {t_vec * 1000:9.1f} ms   per-positive loop: {t_loop * 1000:9.1f} ms   speed-up: {t_loop / t_vec:6.1f}x"
+        f"  vectorised: {t_vec * 1000:9.1f} ms   per-positive loop: {t_loop * 1000:9.1f} ms   "
+        f"speed-up: {t_loop / t_vec:6.1f}x"
     )
     print(f"  ranking  {r1.item():.8f} vs {r2.item():.8f}   sorting {s1.item():.8f} vs {s2.item():.8f}")
     dv = max(abs(r1.item() - r2.item()), abs(s1.item() - s2.item()))

@@ -23,8 +23,8 @@ template per size) under ``images/train`` with one label file of ``--boxes`` ran
 Both run from compiled bytecode, as installed packages do (pip compiles Ultralytics' and its dependencies'
 ``.pyc`` files at install): imbalance's run uses a temporary ``PYTHONPYCACHEPREFIX``, filled before any
 timing by ``compileall`` and one untimed run on the bundled sample (a checkout run with
-``PYTHONDONTWRITEBYTECODE`` would otherwise compile every module again in every run). ``--second-only`` times the second runs alone (a quick look; the README quotes
-full runs).
+``PYTHONDONTWRITEBYTECODE`` would otherwise compile every module again in every run). ``--second-only`` times the second
+runs alone (a quick look; the README quotes full runs).
 
 It prints each time (wall, and the CPU time user + system of the process and its threads), the load
 average around each round, the medians and the ratios Ultralytics / imbalance (first and second runs). The

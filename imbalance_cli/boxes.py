@@ -98,7 +98,8 @@ def diou_aligned(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
 
 
 def ciou_aligned(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
-    """CIoU of ``boxes1[i]`` with ``boxes2[i]`` (survey Eq. 22): DIoU - α v, ``(N,)``, as mmdetection 3.3.0's ``ciou_loss``.
+    """CIoU of ``boxes1[i]`` with ``boxes2[i]`` (survey Eq. 22): DIoU - α v, ``(N,)``, as
+    mmdetection 3.3.0's ``ciou_loss``.
 
     ``boxes1`` are predictions, ``boxes2`` targets; ``v = 4/π² (atan(w̄/(h̄ + eps)) - atan(w/(h + eps)))²``
     and ``α = [IoU > 0.5] v / (1 - IoU + v)``, a constant in the backward pass (Zheng et al., AAAI 2020,

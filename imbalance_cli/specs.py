@@ -186,6 +186,7 @@ class AnchorSpec:
 
         return thresholds(self.preset, self.semantics)
 
+    # long: 11 options, each validated in turn into one field of the spec (one flat sequence of checks)
     @classmethod
     def build(
         cls,
@@ -291,8 +292,9 @@ class AnchorSpec:
                     i = int(np.flatnonzero((ph == h) & (pw == w))[0])
                     raise InputError(
                         f"image {ids[i]} ({W[i]:g} x {H[i]:g}) is padded to {int(w)} x {int(h)} under preset "
-                        f"{self.preset.name!r}{_from(self.preset)}: {total:,} anchors and {cells:,} grid cells on a level exceed the "
-                        f"limits ({MAX_ANCHORS_PER_IMAGE:,} anchors per image, {MAX_GRID_CELLS:,} cells per level)",
+                        f"{self.preset.name!r}{_from(self.preset)}: {total:,} anchors and {cells:,} grid cells on a "
+                        f"level exceed the limits ({MAX_ANCHORS_PER_IMAGE:,} anchors per image, {MAX_GRID_CELLS:,} "
+                        "cells per level)",
                         path=path,
                         record=f"image id {ids[i]}",
                     )

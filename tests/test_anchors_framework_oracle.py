@@ -82,7 +82,7 @@ def test_per_image_labels_equal_the_framework(framework, name, preset, tmp_path_
         assert {str(int(c)): int(n) for c, n in zip(cats, cnt)} == exp["per_class_positive"], rec["image_id"]
 
 
-def test_the_issue_examples_are_in_the_fixtures():
+def test_integer_and_float_bbox_and_atss_tie_examples_are_in_the_fixtures():
     d2 = ORACLES["detectron2"]["datasets"]
     fg = lambda n: d2[n]["images"][0]["detectron2-retinanet"]  # noqa: E731
     assert (fg("issue-integer-bbox")["foreground"], fg("issue-integer-bbox")["ignored"]) == (10, 71)

@@ -197,8 +197,8 @@ def _modules_after_check(tmp_path, *extra, pre: str = ""):
 def test_check_never_imports_torch_without_anchor_rules(tmp_path):
     assert _modules_after_check(tmp_path, "--report-format", "markdown") == "[]"
     # the control: the probe sees torch when it is loaded (so the test above can fail). Anchor rules themselves
-    # load it only where a GPU driver exists: the CPU engine needs no torch (specs.resolve_device no longer
-    # imports it to say "cpu")
+    # load it only where a GPU driver exists: the CPU engine needs no torch (specs.resolve_device says "cpu"
+    # without importing it)
     assert "torch" in _modules_after_check(tmp_path, "--anchors", "retinanet", pre="import torch")
 
 

@@ -97,7 +97,8 @@ def _toml(d: dict) -> str:
 
 
 def _mutate_tree(d, data):
-    """One structural mutation of a JSON/TOML-like tree: swap a value, delete or add a key, duplicate or reverse a list."""
+    """One structural mutation of a JSON/TOML-like tree: swap a value, delete or add a key,
+    duplicate or reverse a list."""
     node, path = d, []
     while True:  # walk down to a random container
         children = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
@@ -186,7 +187,8 @@ def _damage(raw: bytes, data) -> bytes:
 
 
 def _run_check(args, path):
-    """``imbalance check``: exit 0/1 with the JSON report, or exit 2 with one line naming ``path``; peak memory bound."""
+    """``imbalance check``: exit 0/1 with the JSON report, or exit 2 with one line naming
+    ``path``; peak memory bound."""
     tracemalloc.start()
     try:
         r = runner.invoke(app, ["check", str(COCO_VAL), "--report-format", "json", *args])

@@ -47,7 +47,8 @@ def test_ecm_margins_one_stage_and_rare_classes_get_larger_positive_margin():
 
 
 def _ecm_by_hand(x, labels, counts, ratio):
-    """Eq. 10/11 as the authors' code: s^ = w+ e^f / (w+ e^f + w- e^-f) on the raw logit f, one term per (box, channel)."""
+    """Eq. 10/11 as the authors' code: s^ = w+ e^f / (w+ e^f + w- e^-f) on the raw logit f,
+    one term per (box, channel)."""
     n = list(counts) + ([ratio * sum(counts)] if ratio is not None else [])
     total = sum(n)
     out = 0.0

@@ -92,8 +92,8 @@ def test_mmdet_elementwise_losses(case):
     _check(case, lambda t, p: fn(t, p), ("pred",))
 
 
-def test_mmdet_issue_vectors():
-    """The issue's worked examples, read from mmdetection's own output."""
+def test_mmdet_worked_examples():
+    """The worked examples (CIoU, IoU of disjoint boxes, bounded IoU), read from mmdetection's own output."""
     by = {c["name"]: c for c in MMDET["cases"]}
     rows = by["ciou-default-float64"]["rows"]
     assert by["ciou-default-float64"]["value"][rows.index("issue")] == pytest.approx(1.0561497, abs=1e-7)
@@ -211,7 +211,8 @@ def test_mmdet_cross_entropy(case):
 # ------------------------------------------------------------------------------------------ authors' code
 @pytest.mark.parametrize("case", _cases(AUTHORS, {"rs", "ap"}))
 def test_authors_ranking_losses(case):
-    """Rank & Sort (RankSortLoss ``RankSort``, delta 0.5 and 0) and AP loss (aLRPLoss ``APLoss``): values and updates."""
+    """Rank & Sort (RankSortLoss ``RankSort``, delta 0.5 and 0) and AP loss (aLRPLoss
+    ``APLoss``): values and updates."""
     if case["loss"] == "rs":
         fn = lambda t, p: L.rank_sort_loss(t["logits"], t["targets"], delta=p["delta"])  # noqa: E731
     else:
@@ -243,7 +244,7 @@ def test_authors_alrp_head_self_balance(case):
         _close(gl, it["grad_loc"], "float32", f"iteration {k} grad loc")
 
 
-def test_alrp_issue_period_example():
+def test_alrp_period3_uses_the_new_weight_on_the_third_iteration_with_positives():
     """Period 3: the third iteration with positives already uses the new weight (the released head's order)."""
     (case,) = [c for c in AUTHORS["cases"] if c["name"] == "alrp-head-period3"]
     weights = [it.get("sb_weight") for it in case["iterations"]]
@@ -258,7 +259,10 @@ def test_authors_ecm(case):
     detection weight ``a log((1 + a) / a)`` by float32 rounding of ``(1 + a) / a``, which we do not copy
     (relative error of the weights printed below, at most ~1e-4 on these counts).
     """
-    fn = lambda t, p: L.ecm_loss(t["logits"], t["labels"], case["inputs"]["counts"], fg_bg_ratio=p["fg_bg_ratio"])  # noqa: E731
+
+    def fn(t, p):
+        return L.ecm_loss(t["logits"], t["labels"], case["inputs"]["counts"], fg_bg_ratio=p["fg_bg_ratio"])
+
     if case["dtype"] == "float64":
         _check(case, fn, ("logits",))
         mg = L.ecm_margins(case["inputs"]["counts"], case["params"]["fg_bg_ratio"])
@@ -278,7 +282,8 @@ def test_authors_ecm_extreme_logits_stay_finite():
 
 @pytest.mark.parametrize("case", _cases(AUTHORS, {"iou-balanced", "iou-balanced-l1"}))
 def test_authors_iou_balanced(case):
-    """IoU-balanced classification (focal base, eta 1.5) and localisation (lambda 1.5) against the authors' functions."""
+    """IoU-balanced classification (focal base, eta 1.5) and localisation (lambda 1.5)
+    against the authors' functions."""
     if case["loss"] == "iou-balanced":
 
         def fn(t, p):
@@ -435,7 +440,8 @@ _EMPTY = {
 
 @pytest.mark.parametrize("case", _cases(MMDET, {"empty"}))
 def test_mmdet_empty_batches(case):
-    """An empty batch with ``reduction="mean"``: 0 where mmdetection gives 0, and 0 (not its NaN) where it averages nothing."""
+    """An empty batch with ``reduction="mean"``: 0 where mmdetection gives 0, and 0 (not its
+    NaN) where it averages nothing."""
     pred = torch.zeros(0, 4, requires_grad=True)
     out = _EMPTY[case["params"]["which"]](pred, torch.zeros(0, 4))
     assert float(out.detach()) == 0.0

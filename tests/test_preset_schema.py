@@ -84,7 +84,7 @@ def test_grid_preset_field_of_wrong_type_or_range_is_one_line(tmp_path, line, fi
 @pytest.mark.parametrize(
     "text, field",
     [
-        ("strides = [8.7]\nsizes = [[32]]\n", "strides[0]"),  # truncated to 8 before
+        ("strides = [8.7]\nsizes = [[32]]\n", "strides[0]"),  # a fractional stride is refused, never truncated to 8
         ("strides = [8.0]\nsizes = [[32]]\n", "strides[0]"),
         ('strides = ["8"]\nsizes = [[32]]\n', "strides[0]"),
         ("strides = 8\nsizes = [[32]]\n", "strides"),
@@ -364,7 +364,7 @@ def test_hand_edited_yolov5_preset_one_line_naming_file_and_field(tmp_path, key,
 
 
 def test_yolov5_preset_levels_and_anchor_budget(tmp_path):
-    levels = 1000  # was OverflowError (int8 level index)
+    levels = 1000  # more levels than an int8 level index holds: refused by the schema, no overflow
     f = tmp_path / "many.toml"
     f.write_text(
         'kind = "yolov5"\nanchors = ['
@@ -389,7 +389,7 @@ def test_yolov5_preset_levels_and_anchor_budget(tmp_path):
     "width, height, img_size, ok, needle",
     [
         (100_000, 100, 640, True, None),  # exactly the image-side limit
-        (150_000, 100, 640, False, "beyond the limit"),  # was exit 0 on the yolov5 path
+        (150_000, 100, 640, False, "beyond the limit"),  # the yolov5 path checks the limit too
         (150_000_000, 100, 640, False, "at most 1,000,000 pixels"),  # the loaders' own limit
         (100_000, 1, 640, False, "letterboxes to a side of 0"),  # round(1 x 640 / 100,000) = 0
         (16_000, 16_000, 16_000, True, None),  # P3 grid 2000 x 2000 = exactly 4,000,000 cells

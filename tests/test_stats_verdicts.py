@@ -44,8 +44,8 @@ def test_fg_bg_level_is_relative_to_the_preset_reference(factor, level):
     assert "COCO" in v["reference_source"] and "COCO under the same preset" in v["message"]
 
 
-def test_fixed_threshold_no_longer_calls_coco_severe():
-    # about 1:1000 is what RetinaNet sees on COCO: the old fixed threshold (>= 100) called it severe
+def test_coco_like_foreground_background_ratio_is_not_severe():
+    # about 1:1000 is what RetinaNet sees on COCO: a fixed threshold (>= 100) would call every COCO-like dataset severe
     v = next(x for x in verdicts(_minimal("retinanet", 1, 1000)) if x["type"] == "foreground_background")
     assert v["level"] == "ok"
     assert VERDICT_THRESHOLDS["foreground_background"] == (2.0, 5.0)

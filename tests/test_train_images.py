@@ -40,7 +40,8 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def _dataset(tmp_path, bad_name=None, bad_bytes=None, size=(32, 32), file_name=None):
-    """Five 32 x 32 images (category 1, one box each); image 3's file replaced by ``bad_bytes`` / named ``file_name``."""
+    """Five 32 x 32 images (category 1, one box each); image 3's file replaced by
+    ``bad_bytes`` / named ``file_name``."""
     img_dir = tmp_path / "images"
     img_dir.mkdir()
     rng = np.random.default_rng(0)
@@ -118,7 +119,7 @@ def test_every_pillow_error_is_one_line_naming_the_image(tmp_path, bad, needle):
 @pytest.mark.parametrize(
     "size, needle",
     [
-        ((0.5, 0.5), "at least 1 pixel"),  # was ZeroDivisionError
+        ((0.5, 0.5), "at least 1 pixel"),  # a size that rounds to 0: refused, no division by zero
         ((32, 0.9), "at least 1 pixel"),
         ((1_000_001, 32), "1,000,000"),
     ],
@@ -130,7 +131,7 @@ def test_image_sizes_held_to_the_loaders_limits(tmp_path, size, needle):
 
 
 def test_nul_byte_in_file_name(tmp_path):
-    ann, img_dir = _dataset(tmp_path, file_name="3\x00.png")  # was ValueError: embedded null byte
+    ann, img_dir = _dataset(tmp_path, file_name="3\x00.png")  # one line naming the record, not open()'s ValueError
     r = runner.invoke(app, _train(ann, img_dir, tmp_path / "run"))
     _one_line(r, "ann.json", "image id 3: file_name", "NUL byte")
 

@@ -54,7 +54,7 @@ def _refused(r, fragment: str):
     assert len(lines) == 1 and fragment in lines[0], r.output
 
 
-# ---- data.yaml --------------------------------------------------------------------------------------------------------
+# ---- data.yaml -------------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_deep_flow_sequence_names_refused(tmp_path):
     y = _ds(tmp_path)
@@ -112,7 +112,7 @@ def test_data_yaml_fifo_device_and_huge_sparse_refused(tmp_path):
     _refused(_stats(sparse), "larger than")
 
 
-# ---- label files, image lists, --classes ------------------------------------------------------------------------------
+# ---- label files, image lists, --classes -----------------------------------------------------------------------------
 def test_label_fifo_dev_zero_and_sparse_make_the_image_corrupt(tmp_path):
     y = _ds(tmp_path, n=4)
     lab = tmp_path / "labels" / "train"
@@ -178,7 +178,7 @@ def test_classes_file_fifo_and_device_refused(tmp_path):
     _refused(_stats(tmp_path / "labels" / "train", "--classes", "/dev/zero"), "not a regular file")
 
 
-# ---- image headers over the side limits, zero sizes -------------------------------------------------------------------
+# ---- image headers over the side limits, zero sizes ------------------------------------------------------------------
 def _png_header(w: int, h: int) -> bytes:
     import struct
     import zlib

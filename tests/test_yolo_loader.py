@@ -153,7 +153,8 @@ def test_data_yaml_list_files_relative_to_the_working_directory(tmp_path, monkey
 
 
 def test_path_key_is_relative_to_the_working_directory(tmp_path, monkeypatch):
-    """Ultralytics' check_det_dataset: a relative 'path' resolves against the working directory; no 'path': the YAML's folder."""
+    """Ultralytics' check_det_dataset: a relative 'path' resolves against the working directory;
+    no 'path': the YAML's folder."""
     root = _tree(tmp_path)
     (root / "dot.yaml").write_text("path: .\ntrain: images/train\nnames: [cat, dog]\n")
     monkeypatch.chdir(root)

@@ -133,7 +133,8 @@ def _pixels(v: dict, clip: bool) -> list:
 
 
 def test_tolerance_rows_are_clipped_to_the_image(monkeypatch):
-    """tol_over: cx 1.005 (w 0.01) and w 1.009 are accepted by Ultralytics and clipped by its transforms (xyxy to the image)."""
+    """tol_over: cx 1.005 (w 0.01) and w 1.009 are accepted by Ultralytics and clipped by its
+    transforms (xyxy to the image)."""
     ds = _ours(monkeypatch, 8)
     r = [i for i, f in enumerate(ds.file_names) if f.endswith("tol_over.png")][0]
     b = ds.boxes[ds.box_image == r]

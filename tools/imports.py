@@ -221,8 +221,9 @@ def _cycles(nodes: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
 def render(res: dict, verbose: bool = False) -> str:
     """The analysis as text."""
     lines = [
-        "Layers: utilities (errors fileio boxes progress dist memory choices vocabulary) -> data -> analyses (stats anchors losses "
-        "detector check specs) -> report -> cli (commands cli api __main__ __init__); imports may point down or sideways.",
+        "Layers: utilities (errors fileio boxes progress dist memory choices vocabulary) -> data -> analyses "
+        "(stats anchors losses detector check specs) -> report -> cli (commands cli api __main__ __init__); "
+        "imports may point down or sideways.",
         "",
         f"Internal imports between packages ({res['internal_imports']} internal import statements in all):",
         f"  {'from':10s} -> {'to':10s} {'module-level':>12s} {'in-function':>12s}",

@@ -96,7 +96,8 @@ AUTHORS = {
 
 # ------------------------------------------------------------------------------------------ install
 def install(venv: Path) -> None:
-    """Create ``venv`` with torch 2.13 (CPU, first), mmdet 3.3.0, mmengine, mmcv-lite 2.1.0 and detectron2's Python deps."""
+    """Create ``venv`` with torch 2.13 (CPU, first), mmdet 3.3.0, mmengine, mmcv-lite 2.1.0
+    and detectron2's Python deps."""
     subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.check_call(pip + ["torch==2.13.0"])
@@ -788,7 +789,8 @@ def bags_cases(torch, sources: Path) -> list:
                 "value": [float(total)],
                 "per_group": [float(v) for v in losses.values()],
                 "grad": {"logits": tolist(grad)},
-                "source": "BalancedGroupSoftmax gs_bbox_head_with0.GSBBoxHeadWith0 (_remap_labels, _sample_others, loss)",
+                "source": "BalancedGroupSoftmax gs_bbox_head_with0.GSBBoxHeadWith0 "
+                "(_remap_labels, _sample_others, loss)",
             }
         )
     return cases

@@ -34,6 +34,47 @@ class DenseOutput(NamedTuple):
     anchor_box: "object"
 
 
+def _empty_output(B: int, M: int, A: int, dev) -> DenseOutput:
+    """The output for images without boxes or an empty anchor set: every anchor background."""
+    import torch
+
+    z = torch.full((B, A), -1, dtype=torch.int64, device=dev)
+    return DenseOutput(
+        z,
+        torch.full((B, A), -1.0, device=dev),
+        torch.full((B, A), -1.0, device=dev),
+        torch.zeros((B, M), device=dev),
+        torch.zeros((B, M), dtype=torch.int64, device=dev),
+        torch.zeros((B, A), dtype=torch.int64, device=dev),
+    )
+
+
+def _max_iou_pass(boxes, anchors, valid, chunk: int, neg_fill) -> tuple:
+    """One pass over the anchors in chunks: ``(anchor max IoU, its box, box max IoU, its anchor, the IoU matrix
+    when one chunk held every anchor else None)``; ties go to the first index, as ``max`` gives them."""
+    import torch
+
+    B, M, A, dev = boxes.shape[0], boxes.shape[1], anchors.shape[0], anchors.device
+    amax = torch.empty((B, A), dtype=torch.float32, device=dev)
+    aarg = torch.empty((B, A), dtype=torch.int64, device=dev)
+    gmax = torch.full((B, M), -1.0, dtype=torch.float32, device=dev)
+    gbest = torch.zeros((B, M), dtype=torch.int64, device=dev)
+    kept = None
+    for s in range(0, A, chunk):
+        iou = box_iou_batched(boxes, anchors[s : s + chunk])
+        iou = torch.where(valid[:, :, None], iou, neg_fill)
+        if chunk >= A:
+            kept = iou
+        v, ix = iou.max(dim=1)
+        amax[:, s : s + chunk] = v
+        aarg[:, s : s + chunk] = ix
+        cv, cix = iou.max(dim=2)
+        better = cv > gmax  # strict: earlier chunks win ties (first index)
+        gmax = torch.where(better, cv, gmax)
+        gbest = torch.where(better, cix + s, gbest)
+    return amax, aarg, gmax, gbest, kept
+
+
 def dense_match_batched(
     anchors,
     boxes,
@@ -61,34 +102,10 @@ def dense_match_batched(
     boxes = boxes.to(torch.float32)
     anchors = anchors.to(torch.float32)
     if M == 0 or A == 0:
-        z = torch.full((B, A), -1, dtype=torch.int64, device=dev)
-        return DenseOutput(
-            z,
-            torch.full((B, A), -1.0, device=dev),
-            torch.full((B, A), -1.0, device=dev),
-            torch.zeros((B, M), device=dev),
-            torch.zeros((B, M), dtype=torch.int64, device=dev),
-            torch.zeros((B, A), dtype=torch.int64, device=dev),
-        )
+        return _empty_output(B, M, A, dev)
     chunk = max(1, min(A, max_elements // max(1, B * M)))
     neg_fill = torch.tensor(-1.0, device=dev)
-    amax = torch.empty((B, A), dtype=torch.float32, device=dev)
-    aarg = torch.empty((B, A), dtype=torch.int64, device=dev)
-    gmax = torch.full((B, M), -1.0, dtype=torch.float32, device=dev)
-    gbest = torch.zeros((B, M), dtype=torch.int64, device=dev)
-    kept = None
-    for s in range(0, A, chunk):
-        iou = box_iou_batched(boxes, anchors[s : s + chunk])
-        iou = torch.where(valid[:, :, None], iou, neg_fill)
-        if chunk >= A:
-            kept = iou
-        v, ix = iou.max(dim=1)
-        amax[:, s : s + chunk] = v
-        aarg[:, s : s + chunk] = ix
-        cv, cix = iou.max(dim=2)
-        better = cv > gmax  # strict: earlier chunks win ties (first index)
-        gmax = torch.where(better, cv, gmax)
-        gbest = torch.where(better, cix + s, gbest)
+    amax, aarg, gmax, gbest, kept = _max_iou_pass(boxes, anchors, valid, chunk, neg_fill)
     has_box = valid.any(dim=1)[:, None]
     matched = rules.threshold_labels(amax, aarg, hi, lo, semantics)
     if semantics in ("torchvision", "mmdet") and allow_low_quality:
@@ -128,6 +145,7 @@ def default_max_elements(dev) -> int:
     return 1 << 22
 
 
+# long: 14 parameters and the docstring that explains them; the body is one batching loop
 def dense_match_dataset(
     preset: AnchorPreset,
     boxes: np.ndarray,
@@ -187,15 +205,20 @@ def dense_match_dataset(
             anchors_t, level_t = grid_anchors(preset, k[0], k[1], device=dev)
             level_np = level_t.cpu().numpy()
             cache_key = k
-        Mx = int(nbox[imgs].max())
-        idx = start[imgs][:, None] + np.arange(Mx)[None, :]
-        valid_np = np.arange(Mx)[None, :] < nbox[imgs][:, None]
-        idx = np.where(valid_np, idx, start[imgs][:, None])
+        idx, valid_np = _padded_rows(start, nbox, imgs)
         bt = torch.from_numpy(boxes[idx]).to(dev)
         vt = torch.from_numpy(valid_np).to(dev)
         out = dense_match_batched(anchors_t, bt, vt, pos, neg, lowq, semantics, max_elements)
         acc.fold(out, imgs, start, idx, valid_np, level_t, level_np)
     return acc.result()
+
+
+def _padded_rows(start: np.ndarray, nbox: np.ndarray, imgs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(box rows (B, M), valid (B, M))`` of a batch padded to its most boxes (padding repeats the first row)."""
+    Mx = int(nbox[imgs].max())
+    idx = start[imgs][:, None] + np.arange(Mx)[None, :]
+    valid_np = np.arange(Mx)[None, :] < nbox[imgs][:, None]
+    return np.where(valid_np, idx, start[imgs][:, None]), valid_np
 
 
 def _batches(preset: AnchorPreset, work: np.ndarray, nbox: np.ndarray, ph: np.ndarray, pw: np.ndarray, max_elements):

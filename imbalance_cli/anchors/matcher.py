@@ -70,6 +70,13 @@ def match(
             max_elements,
         )
         return MatchResult(out.matched[0], out.iou[0], out.box_max[0])
+    return _match_culled(anchors, boxes, layout, pos_iou, neg_iou, allow_low_quality, semantics)
+
+
+def _match_culled(anchors, boxes, layout, pos_iou: float, neg_iou: float, allow_low_quality: bool, semantics: str):
+    """:func:`match` by the culled engine: one image through :func:`culled_match_dataset`, ignored anchors added."""
+    import torch
+
     if layout is None:
         raise ValueError("engine='culled' needs layout=(preset, padded_h, padded_w) of the anchors")
     preset, ph, pw = layout

@@ -132,7 +132,7 @@ _WORKER: dict = {}
 def _init_worker(spec, task) -> None:
     _WORKER["spec"], _WORKER["task"] = spec, task
     # one thread per worker, without importing torch here: the culled engine does not need it, and importing
-    # it in every worker cost 1.3-2.5 s each on the bundled sample (the parent no longer imports it on a CPU);
+    # it in every worker cost 1.3-2.5 s each on the bundled sample (the parent does not import it on a CPU either);
     # a worker that does import it later (the dense fallback) reads OMP_NUM_THREADS then
     torch = sys.modules.get("torch")
     if torch is not None:

@@ -279,12 +279,7 @@ def assign_yolov5(
         idx = idx_all[start : start + CHUNK]
         bi = bimg[idx]
         bb = b[idx].astype(F32)
-        W, H = pw[bi].astype(F32), ph[bi].astype(F32)
-        # xyxy2xywhn on the letterboxed label (float32, as the dataset's numpy labels)
-        cxn = ((bb[:, 0] + bb[:, 2]) / F32(2)) / W
-        cyn = ((bb[:, 1] + bb[:, 3]) / F32(2)) / H
-        wn = (bb[:, 2] - bb[:, 0]) / W
-        hn = (bb[:, 3] - bb[:, 1]) / H
+        cxn, cyn, wn, hn = _xywhn(bb, pw[bi].astype(F32), ph[bi].astype(F32))
         # best ratio metric over every anchor (AutoAnchor's best), on pixel sizes
         xm = ratio_metric(np.stack([wn.astype(np.float64) * pw[bi], hn.astype(np.float64) * ph[bi]], 1), all_k)
         kbest = np.argmax(xm, axis=1)
@@ -292,29 +287,32 @@ def assign_yolov5(
         for lv in range(len(preset.strides)):
             _level_positives(preset, lv, (cxn, cyn, wn, hn), gw, gh, offset, bi, idx, outs)
         best_anchor[idx], best_level[idx] = _best_anchor(preset, kbest, cxn, cyn, gw, gh, offset, bi)
-
-    def cat(k, dt):
-        return np.concatenate(outs[k]).astype(dt) if outs[k] else np.zeros(0, dt)
-
-    pimg, panc, plvl, pbox, px = (
-        cat("img", np.int32),
-        cat("anc", np.int64),
-        cat("lvl", np.int8),
-        cat("box", np.int32),
-        cat("x", np.float32),
-    )
     # order: box chunk, level, cell offset, box (not sorted by image: the statistics only bincount them)
     return MatchOutput(
-        pos_image=pimg,
-        pos_anchor=panc,
-        pos_level=plvl,
-        pos_box=pbox,
-        pos_iou=px,
+        pos_image=_cat(outs["img"], np.int32),
+        pos_anchor=_cat(outs["anc"], np.int64),
+        pos_level=_cat(outs["lvl"], np.int8),
+        pos_box=_cat(outs["box"], np.int32),
+        pos_iou=_cat(outs["x"], np.float32),
         ignored_per_image=np.zeros(n_img, np.int64),
         box_max_iou=best_x.astype(np.float32),
         box_best_anchor=best_anchor,
         box_best_level=best_level.astype(np.int8),
     )
+
+
+def _xywhn(bb: np.ndarray, W: np.ndarray, H: np.ndarray) -> tuple:
+    """xyxy2xywhn on the letterboxed labels (float32, as the dataset's numpy labels): ``(cx, cy, w, h)`` / size."""
+    cxn = ((bb[:, 0] + bb[:, 2]) / F32(2)) / W
+    cyn = ((bb[:, 1] + bb[:, 3]) / F32(2)) / H
+    wn = (bb[:, 2] - bb[:, 0]) / W
+    hn = (bb[:, 3] - bb[:, 1]) / H
+    return cxn, cyn, wn, hn
+
+
+def _cat(parts: list, dt) -> np.ndarray:
+    """The chunks' entries concatenated as ``dt`` (empty without any)."""
+    return np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
 
 
 def _level_positives(preset: YoloV5Preset, lv: int, xywhn, gw, gh, offset, bi, idx, outs: dict) -> None:

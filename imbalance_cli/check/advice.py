@@ -190,24 +190,7 @@ def _fit_item(a, dataset, sub, preset, spec, rules, fire_np, fire_bp, n, budget,
             }
         )
         return None
-    no_pos, below = a["boxes_without_positive"], a.get("boxes_below_positive_iou")
-    share = max(no_pos, below or 0) / n
-    rule = "anchor_below_positive_iou" if fire_bp else "anchor_no_positive"
-    value = below if fire_bp else no_pos
-    measure = "boxes_below_positive_iou" if fire_bp else "boxes_without_positive"
-    finding = _finding(
-        rule,
-        measure,
-        value / n,
-        rules.get(rule, "threshold"),
-        "§6.5.3",
-        f"{value:,} of {n:,} boxes ({100 * value / n:.1f}%) "
-        + ("have no anchor at IoU >= the positive threshold" if fire_bp else "get no positive anchor at all")
-        + f" under {preset.name!r}",
-        count=int(value),
-        boxes=int(n),
-        also=None if not (fire_np and fire_bp) else {"boxes_without_positive": int(no_pos)},
-    )
+    share, finding = _fit_finding(a, preset, rules, fire_np, fire_bp, n)
     command = f"imbalance anchors {file} --preset {_preset_arg(preset)} --out fit/"
     if kind == "grid" and getattr(preset, "assigner", "max_iou") != "max_iou":
         fix = {"kind": "anchors", "text": "anchors fitted to the boxes", "commands": [command], "snippets": []}
@@ -240,10 +223,16 @@ def _fit_item(a, dataset, sub, preset, spec, rules, fire_np, fire_bp, n, budget,
     except InputError as e:
         skipped.append({"id": "anchors", "why": f"the fit could not run: {e.one_line()}"})
         return None
+    effect = _fit_effect(res, rep, own, left, started)
+    fix = _fit_fix(rep, command, file)
+    return _item("anchors", "Anchors that cover the boxes", share, finding, fix, effect)
+
+
+def _fit_effect(res, rep: dict, own: bool, budget: float, started: float) -> dict:
+    """The measured effect of the short fit: its sample, iterations, time and before/after metrics."""
     b, f = res.sample_before, res.sample_after
     metrics = _fit_metrics(b, f, own)
-    fw, cfg = next(((k, v) for k, v in rep["configs"].items() if v.get("exact")), next(iter(rep["configs"].items())))
-    effect = {
+    return {
         "measured": True,
         "method": "a short `imbalance anchors` fit (objective coverage) scored by the "
         "preset's own matcher on the sample; before = the preset, after = the fitted anchors",
@@ -252,13 +241,41 @@ def _fit_item(a, dataset, sub, preset, spec, rules, fire_np, fire_bp, n, budget,
         "sample_seed": SEED,
         "iterations": int(res.iterations_done),
         "stopped": res.stopped,
-        "budget_seconds": round(left, 3),
+        "budget_seconds": round(budget, 3),
         "seconds": round(time.perf_counter() - started, 3),
         "metrics": metrics,
         "verdict": rep["verdict"]["message"],
         "verdict_level": rep["verdict"]["level"],
     }
-    fix = {
+
+
+def _fit_finding(a: dict, preset, rules, fire_np: bool, fire_bp: bool, n: int) -> tuple[float, dict]:
+    """The share of boxes the anchors miss and the finding of the rule that fired (below the positive IoU first)."""
+    no_pos, below = a["boxes_without_positive"], a.get("boxes_below_positive_iou")
+    share = max(no_pos, below or 0) / n
+    rule = "anchor_below_positive_iou" if fire_bp else "anchor_no_positive"
+    value = below if fire_bp else no_pos
+    measure = "boxes_below_positive_iou" if fire_bp else "boxes_without_positive"
+    finding = _finding(
+        rule,
+        measure,
+        value / n,
+        rules.get(rule, "threshold"),
+        "§6.5.3",
+        f"{value:,} of {n:,} boxes ({100 * value / n:.1f}%) "
+        + ("have no anchor at IoU >= the positive threshold" if fire_bp else "get no positive anchor at all")
+        + f" under {preset.name!r}",
+        count=int(value),
+        boxes=int(n),
+        also=None if not (fire_np and fire_bp) else {"boxes_without_positive": int(no_pos)},
+    )
+    return share, finding
+
+
+def _fit_fix(rep: dict, command: str, file) -> dict:
+    """The fix: the fit's commands and its snippets (the first exact framework's, else the first; and the TOML)."""
+    fw, cfg = next(((k, v) for k, v in rep["configs"].items() if v.get("exact")), next(iter(rep["configs"].items())))
+    return {
         "kind": "anchors",
         "text": f"anchors fitted to the boxes ({fw} syntax; run the full fit for the final set)",
         "commands": [command, f"imbalance stats {file} --anchors fit/fitted.toml"],
@@ -267,7 +284,6 @@ def _fit_item(a, dataset, sub, preset, spec, rules, fire_np, fire_bp, n, budget,
             {"framework": "imbalance", "language": "toml", "text": rep["toml"], "exact": True},
         ],
     }
-    return _item("anchors", "Anchors that cover the boxes", share, finding, fix, effect)
 
 
 def _fit_metrics(b: dict, f: dict, own: bool) -> list[dict]:
@@ -346,23 +362,7 @@ def _input_size_item(a, dataset, sub, preset, spec, rules, rule, key, small, n, 
     except InputError as e:
         skipped.append({"id": "input_size", "why": f"the larger input could not be measured: {e.one_line()}"})
         return None
-    if isinstance(preset, YoloV5Preset):
-        old, new = f"{preset.img_size}", f"{big.img_size}"
-        snippets = [
-            {
-                "framework": "ultralytics",
-                "language": "shell",
-                "exact": True,
-                "text": f"python train.py --img {big.img_size}   # YOLOv5; Ultralytics: yolo train imgsz="
-                f"{big.img_size}\n",
-            }
-        ]
-        toml = None
-    else:
-        r0, r1 = preset.resize, big.resize
-        old, new = f"{r0.min_size}/{r0.max_size}", f"{r1.min_size}/{r1.max_size}"
-        snippets = _resize_snippets(preset, r1.min_size, r1.max_size)
-        toml = f"[resize]\nmin_size = {r1.min_size}\nmax_size = {r1.max_size}\n"
+    old, new, snippets, toml = _input_size_change(preset, big)
     metrics = [
         {"measure": f"boxes_{key}", "group": "small", "unit": "share of small boxes", "before": before, "after": after},
         {"measure": "anchors_per_image", "before": anchors_before, "after": anchors_after},
@@ -388,6 +388,28 @@ def _input_size_item(a, dataset, sub, preset, spec, rules, rule, key, small, n, 
         + ([{"framework": "imbalance", "language": "toml", "text": toml, "exact": True}] if toml else []),
     }
     return _item("input_size", "A larger input for small boxes", small[key] / n, finding, fix, effect)
+
+
+def _input_size_change(preset, big) -> tuple[str, str, list[dict], str | None]:
+    """The input size before and after as text, the frameworks' snippets and the preset TOML (None for YOLOv5)."""
+    if isinstance(preset, YoloV5Preset):
+        old, new = f"{preset.img_size}", f"{big.img_size}"
+        snippets = [
+            {
+                "framework": "ultralytics",
+                "language": "shell",
+                "exact": True,
+                "text": f"python train.py --img {big.img_size}   # YOLOv5; Ultralytics: yolo train imgsz="
+                f"{big.img_size}\n",
+            }
+        ]
+        toml = None
+    else:
+        r0, r1 = preset.resize, big.resize
+        old, new = f"{r0.min_size}/{r0.max_size}", f"{r1.min_size}/{r1.max_size}"
+        snippets = _resize_snippets(preset, r1.min_size, r1.max_size)
+        toml = f"[resize]\nmin_size = {r1.min_size}\nmax_size = {r1.max_size}\n"
+    return old, new, snippets, toml
 
 
 def _resize_snippets(preset, lo: int, hi: int) -> list[dict]:
@@ -481,57 +503,67 @@ def _class_items(report: dict, dataset: Dataset, preset, rules: Rules, checked: 
     items = []
     tail = tail_classes(dataset)
     if tail.any():
-        t = repeat_threshold(dataset, tail)
-        started = time.perf_counter()
-        epochs = sim_epochs(dataset.num_images)
-        before = tail_per_batch(dataset, tail, "uniform", t, epochs=epochs)
-        after = tail_per_batch(dataset, tail, "repeat-factor", t, epochs=epochs)
-        metrics = [
-            {"measure": k, "before": before[k], "after": after[k]}
-            for k in ("tail_instances_per_batch", "tail_share", "batches_with_tail", "samples_per_epoch")
-        ]
-        names = [str(x) for x in dataset.category_names[tail]]
-        effect = {
-            "measured": True,
-            "method": f"the batch simulation of `imbalance batches` (batch size {BATCH_SIZE}, "
-            f"{epochs} epoch(s), seed {SEED}): uniform sampling (before) against repeat-factor sampling at "
-            f"t = {t:.4g} (after)",
-            "tail_classes": int(tail.sum()),
-            "tail_class_names": names[:20],
-            "epochs": epochs,
-            "images": int(dataset.num_images),
-            "seconds": round(time.perf_counter() - started, 3),
-            "metrics": metrics,
-        }
-        fix = {
-            "kind": "sampler",
-            "text": f"repeat-factor sampling with threshold t = {t:.4g} (Gupta et al., LVIS, "
-            "CVPR 2019: image factor max over its classes of max(1, sqrt(t / f(c))))",
-            "commands": [
-                f"imbalance batches {file} --sampler repeat-factor --repeat-threshold {t:.4g} "
-                f"--batch-size {BATCH_SIZE} --epochs {epochs}",
-                f"imbalance groups {file}   # repeat factors per class",
-            ],
-            "snippets": [
-                {
-                    "framework": "detectron2",
-                    "language": "yaml",
-                    "exact": True,
-                    "text": f"DATALOADER:\n  SAMPLER_TRAIN: RepeatFactorTrainingSampler\n  REPEAT_THRESHOLD: {t:.4g}\n",
-                },
-                {
-                    "framework": "mmdet",
-                    "language": "python",
-                    "exact": True,
-                    "text": f"train_dataloader = dict(dataset=dict(type='ClassBalancedDataset', oversample_thr={t:.4g}, "
-                    "dataset=...))\n",
-                },
-            ],
-        }
-        items.append(_item("repeat_factor", "Repeat-factor sampling for the tail classes", tv, finding, fix, effect))
+        items.append(_repeat_factor_item(dataset, tail, tv, finding, file))
     name = CLASS_LOSS.get(getattr(preset, "name", ""), DEFAULT_CLASS_LOSS) if preset is not None else DEFAULT_CLASS_LOSS
     items.append(_loss_item("class_loss", "A long-tail loss", tv, finding, name, file, dataset.format == "yolo"))
     return items
+
+
+def _repeat_factor_item(dataset: Dataset, tail: np.ndarray, tv: float, finding: dict, file: str) -> dict:
+    """Repeat-factor sampling for the tail classes, its effect measured by the batch simulation."""
+    t = repeat_threshold(dataset, tail)
+    started = time.perf_counter()
+    epochs = sim_epochs(dataset.num_images)
+    before = tail_per_batch(dataset, tail, "uniform", t, epochs=epochs)
+    after = tail_per_batch(dataset, tail, "repeat-factor", t, epochs=epochs)
+    metrics = [
+        {"measure": k, "before": before[k], "after": after[k]}
+        for k in ("tail_instances_per_batch", "tail_share", "batches_with_tail", "samples_per_epoch")
+    ]
+    names = [str(x) for x in dataset.category_names[tail]]
+    effect = {
+        "measured": True,
+        "method": f"the batch simulation of `imbalance batches` (batch size {BATCH_SIZE}, "
+        f"{epochs} epoch(s), seed {SEED}): uniform sampling (before) against repeat-factor sampling at "
+        f"t = {t:.4g} (after)",
+        "tail_classes": int(tail.sum()),
+        "tail_class_names": names[:20],
+        "epochs": epochs,
+        "images": int(dataset.num_images),
+        "seconds": round(time.perf_counter() - started, 3),
+        "metrics": metrics,
+    }
+    fix = _repeat_factor_fix(t, epochs, file)
+    return _item("repeat_factor", "Repeat-factor sampling for the tail classes", tv, finding, fix, effect)
+
+
+def _repeat_factor_fix(t: float, epochs: int, file: str) -> dict:
+    """The fix: the threshold ``t``, the commands that show it and the detectron2 and mmdet settings."""
+    return {
+        "kind": "sampler",
+        "text": f"repeat-factor sampling with threshold t = {t:.4g} (Gupta et al., LVIS, "
+        "CVPR 2019: image factor max over its classes of max(1, sqrt(t / f(c))))",
+        "commands": [
+            f"imbalance batches {file} --sampler repeat-factor --repeat-threshold {t:.4g} "
+            f"--batch-size {BATCH_SIZE} --epochs {epochs}",
+            f"imbalance groups {file}   # repeat factors per class",
+        ],
+        "snippets": [
+            {
+                "framework": "detectron2",
+                "language": "yaml",
+                "exact": True,
+                "text": f"DATALOADER:\n  SAMPLER_TRAIN: RepeatFactorTrainingSampler\n  REPEAT_THRESHOLD: {t:.4g}\n",
+            },
+            {
+                "framework": "mmdet",
+                "language": "python",
+                "exact": True,
+                "text": f"train_dataloader = dict(dataset=dict(type='ClassBalancedDataset', oversample_thr={t:.4g}, "
+                "dataset=...))\n",
+            },
+        ],
+    }
 
 
 def _loss_item(id_: str, title: str, size: float, finding: dict, name: str, file: str, yolo: bool) -> dict:

@@ -95,7 +95,8 @@ def load_baseline(path: str | os.PathLike) -> dict:
 
 
 def check_baseline(baseline, path: str | os.PathLike | None = None) -> Baseline:
-    """A baseline given as a dict (the API) or :class:`Baseline`, checked like a file; :class:`InputError` if not one."""
+    """A baseline given as a dict (the API) or :class:`Baseline`, checked like a file;
+    :class:`InputError` if not one."""
     if isinstance(baseline, Baseline):
         return baseline
     if not isinstance(baseline, dict) or not str(baseline.get("schema", "")).startswith("imbalance.stats/"):

@@ -211,44 +211,8 @@ def load_rules(path: str | os.PathLike | None = None, fail_on: str | None = None
                     f'field \'fail_on\': expected "error" or "warning", got {_toml_repr(data["fail_on"])}', path=p
                 )
             r.fail_on = data["fail_on"]
-        a = data.get("anchors", {})
-        if not isinstance(a, dict):
-            raise InputError(f"field 'anchors': expected a table, got {_toml_repr(a)}", path=p)
-        bad = set(a) - set(_ANCHOR_KEYS)
-        if bad:
-            raise InputError(f"[anchors] has unknown key(s) {sorted(bad)}; expected {', '.join(_ANCHOR_KEYS)}", path=p)
-        for key in ("preset", "matcher"):
-            if key in a and (not isinstance(a[key], str) or not a[key].strip()):
-                raise InputError(f"field 'anchors.{key}': expected a name, got {_toml_repr(a[key])}", path=p)
-        for key in ("pos_iou", "neg_iou"):
-            if key in a:
-                _setting(f"anchors.{key}", a[key], "share", 0.0, 1.0, p)
-        if a.get("preset") not in (None, "none"):
-            r.anchors = a["preset"]
-        r.anchor_options = {k: v for k, v in a.items() if k != "preset"}
-        rules = data.get("rules", {})
-        if not isinstance(rules, dict):
-            raise InputError(f"field 'rules': expected a table of rule tables, got {_toml_repr(rules)}", path=p)
-        for name, settings in rules.items():
-            if name not in DEFAULT_RULES:
-                raise InputError(f"unknown rule '{name}'; known: {', '.join(DEFAULT_RULES)}", path=p)
-            if not isinstance(settings, dict):
-                raise InputError(f"field 'rules.{name}': expected a table, got {_toml_repr(settings)}", path=p)
-            for key, value in settings.items():
-                if key not in DEFAULT_RULES[name]:
-                    raise InputError(
-                        f"rule '{name}' has no setting '{key}' (settings: {', '.join(DEFAULT_RULES[name])})", path=p
-                    )
-                if key == "severity":
-                    if value not in (*SEVERITIES, "off"):
-                        raise InputError(
-                            f"field 'rules.{name}.severity': expected error, warning, info or off, "
-                            f"got {_toml_repr(value)}",
-                            path=p,
-                        )
-                else:
-                    _setting(f"rules.{name}.{key}", value, *SETTING_SCHEMA[name][key], p)
-                r.rules[name][key] = value
+        _read_anchors_table(r, data.get("anchors", {}), p)
+        _read_rule_tables(r, data.get("rules", {}), p)
     if fail_on is not None:
         r.fail_on = fail_on
     if r.fail_on not in ("error", "warning"):
@@ -266,6 +230,49 @@ def load_rules(path: str | os.PathLike | None = None, fail_on: str | None = None
             path=p,
         )
     return r
+
+
+def _read_anchors_table(r: Rules, a, p: Path) -> None:
+    """The rules file's ``[anchors]`` table into ``r``: its preset and the matcher options, each checked."""
+    if not isinstance(a, dict):
+        raise InputError(f"field 'anchors': expected a table, got {_toml_repr(a)}", path=p)
+    bad = set(a) - set(_ANCHOR_KEYS)
+    if bad:
+        raise InputError(f"[anchors] has unknown key(s) {sorted(bad)}; expected {', '.join(_ANCHOR_KEYS)}", path=p)
+    for key in ("preset", "matcher"):
+        if key in a and (not isinstance(a[key], str) or not a[key].strip()):
+            raise InputError(f"field 'anchors.{key}': expected a name, got {_toml_repr(a[key])}", path=p)
+    for key in ("pos_iou", "neg_iou"):
+        if key in a:
+            _setting(f"anchors.{key}", a[key], "share", 0.0, 1.0, p)
+    if a.get("preset") not in (None, "none"):
+        r.anchors = a["preset"]
+    r.anchor_options = {k: v for k, v in a.items() if k != "preset"}
+
+
+def _read_rule_tables(r: Rules, rules, p: Path) -> None:
+    """The rules file's ``[rules.NAME]`` tables into ``r``: known rules and settings only, each value checked."""
+    if not isinstance(rules, dict):
+        raise InputError(f"field 'rules': expected a table of rule tables, got {_toml_repr(rules)}", path=p)
+    for name, settings in rules.items():
+        if name not in DEFAULT_RULES:
+            raise InputError(f"unknown rule '{name}'; known: {', '.join(DEFAULT_RULES)}", path=p)
+        if not isinstance(settings, dict):
+            raise InputError(f"field 'rules.{name}': expected a table, got {_toml_repr(settings)}", path=p)
+        for key, value in settings.items():
+            if key not in DEFAULT_RULES[name]:
+                raise InputError(
+                    f"rule '{name}' has no setting '{key}' (settings: {', '.join(DEFAULT_RULES[name])})", path=p
+                )
+            if key == "severity":
+                if value not in (*SEVERITIES, "off"):
+                    raise InputError(
+                        f"field 'rules.{name}.severity': expected error, warning, info or off, got {_toml_repr(value)}",
+                        path=p,
+                    )
+            else:
+                _setting(f"rules.{name}.{key}", value, *SETTING_SCHEMA[name][key], p)
+            r.rules[name][key] = value
 
 
 def _check_anchor_settings(r: Rules, path) -> None:
@@ -686,6 +693,12 @@ def drift_findings(dataset, baseline, rules: Rules) -> list[Finding]:
             category=name,
             value=int(base[i]),
         )
+    _scale_drift(out, dataset, valid, baseline, rules)
+    return out
+
+
+def _scale_drift(out: list, dataset, valid: np.ndarray, baseline, rules: Rules) -> None:
+    """Findings for each relative-size histogram whose Wasserstein distance to the baseline's passes the threshold."""
     sizes = relative_sizes(dataset, valid)  # relative sizes: valid with or without image sizes
     thr = rules.get("drift_scale_wasserstein", "threshold")
     for key in ("relative_width", "relative_height", "relative_area"):
@@ -703,7 +716,6 @@ def drift_findings(dataset, baseline, rules: Rules) -> list[Finding]:
                 value=w,
                 threshold=thr,
             )
-    return out
 
 
 # --------------------------------------------------------------------------------------- run

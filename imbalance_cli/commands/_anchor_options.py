@@ -42,8 +42,8 @@ MatcherOpt = Annotated[
         "--matcher",
         parser=choice_parser(Matcher, "--matcher"),
         metavar=choice_metavar(Matcher),
-        help="Anchor labelling rule: auto (the preset's own) | torchvision (the model's own torchvision matcher; SSDMatcher for ssd300) | mmdet "
-        "(MaxIoUAssigner ties) | ssd.",
+        help="Anchor labelling rule: auto (the preset's own) | torchvision (the model's own torchvision matcher; "
+        "SSDMatcher for ssd300) | mmdet (MaxIoUAssigner ties) | ssd.",
     ),
 ]
 DeviceOpt = Annotated[

@@ -26,9 +26,11 @@ from imbalance_cli.specs import parse_anchors
 from imbalance_cli.stats.batches import batch_statistics
 
 
+# long: holds the command's Typer declaration, one flat list of its options
 def register(app):
     """Add this module's command(s) to the Typer app."""
 
+    # long: one flat list of the command's options, as Typer declares them
     @app.command("batches")
     @handle_errors
     def batches(

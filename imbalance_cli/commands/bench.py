@@ -96,6 +96,7 @@ BenchOutOpt = Annotated[
 ]
 
 
+# long: 17 options, one a line as Typer declares them, and the docstring that is the command's help
 def bench(
     losses: LossesOpt = DEFAULT_LOSSES,
     seeds: SeedsOpt = 3,
@@ -151,17 +152,7 @@ def bench(
         threads=threads,
         synthetic_dir=str(out / "synthetic-lt"),
     )
-    runs = []
-    for seed in range(seeds):  # seed-major: an interrupted bench has every loss at the first seeds
-        for name in order:
-            cfg = TrainConfig(
-                loss=name,
-                box_loss=box if get_loss(name).box_loss else None,
-                out=str(out / f"{name}-s{seed}"),
-                seed=seed,
-                **common,
-            )
-            runs.append(_bench_run(cfg, run, echo))
+    runs = _bench_runs(TrainConfig, run, echo, order, seeds, box, out, common)
     summary = report_bench.summarize(runs, order)
     versus = report_bench.versus_baseline(runs, pairs)
     payload = {
@@ -180,6 +171,22 @@ def bench(
         return
     report_bench.render_terminal(summary, versus, seeds, epochs)
     typer.echo(f"wrote {out}/bench.json, bench.csv, bench.md, bench.png")
+
+
+def _bench_runs(TrainConfig, run, echo, order: list, seeds: int, box, out: Path, common: dict) -> list:
+    """Every loss of ``order`` with every seed, seed-major: an interrupted bench has every loss at the first seeds."""
+    runs = []
+    for seed in range(seeds):
+        for name in order:
+            cfg = TrainConfig(
+                loss=name,
+                box_loss=box if get_loss(name).box_loss else None,
+                out=str(out / f"{name}-s{seed}"),
+                seed=seed,
+                **common,
+            )
+            runs.append(_bench_run(cfg, run, echo))
+    return runs
 
 
 def _bench_run(cfg, run, echo) -> dict:

@@ -42,9 +42,40 @@ class FailOn(Choice):
     warning = "warning"
 
 
+def _run_check(files, rules, baseline, fail_on, anchors, fmt, report_format, out, summary, split, quiet, yolo_version):
+    """Check every file (and split), print the report, write the reports and the summary, fail on findings."""
+    set_quiet(quiet)
+    check_out(out, *files, own=FILE_NAMES.values())
+    env = os.environ.get("GITHUB_STEP_SUMMARY") if dist.rank_info().is_main else None  # torchrun: rank 0 writes
+    target, option = (summary, "--summary") if summary is not None else (env or None, "GITHUB_STEP_SUMMARY")
+    if target is not None:
+        check_append_target(target, "the Markdown summary", option)
+    r = load_rules(rules, fail_on=fail_on.value if fail_on is not None else None, anchors=anchors)
+    base = load_baseline(baseline) if baseline is not None else None
+    results = [
+        res
+        for f in files
+        for res in run_check_splits(
+            f, r, base, format=fmt.value if fmt is not None else None, split=split, yolo_version=yolo_version
+        )
+    ]
+    typer.echo(render_many(results, report_format.value), nl=False)
+    if report_format.value in ("json", "junit", "markdown"):  # machine output on stdout: the verdict to stderr
+        for res in results:
+            typer.echo(verdict_line(res), err=True)
+    if out is not None:
+        write_reports(results, out)
+    if target is not None:
+        append_step_summary(results, target, option)
+    if not all(res.passed for res in results):
+        raise FindingsError(f"{sum(len(res.findings) for res in results)} finding(s)")
+
+
+# long: holds the command's Typer declaration, one flat list of its options
 def register(app):
     """Add this module's command(s) to the Typer app."""
 
+    # long: one flat list of the command's options, as Typer declares them
     @app.command("check")
     @handle_errors
     def check(
@@ -115,29 +146,17 @@ def register(app):
 
         Example: imbalance check train.json --rules rules.toml --baseline stats.json --report-format github -o check/
         """
-        set_quiet(quiet)
-        check_out(out, *files, own=FILE_NAMES.values())
-        env = os.environ.get("GITHUB_STEP_SUMMARY") if dist.rank_info().is_main else None  # torchrun: rank 0 writes
-        target, option = (summary, "--summary") if summary is not None else (env or None, "GITHUB_STEP_SUMMARY")
-        if target is not None:
-            check_append_target(target, "the Markdown summary", option)
-        fmt = data_format or legacy_format
-        r = load_rules(rules, fail_on=fail_on.value if fail_on is not None else None, anchors=anchors)
-        base = load_baseline(baseline) if baseline is not None else None
-        results = [
-            res
-            for f in files
-            for res in run_check_splits(
-                f, r, base, format=fmt.value if fmt is not None else None, split=split, yolo_version=yolo_version
-            )
-        ]
-        typer.echo(render_many(results, report_format.value), nl=False)
-        if report_format.value in ("json", "junit", "markdown"):  # machine output on stdout: the verdict to stderr
-            for res in results:
-                typer.echo(verdict_line(res), err=True)
-        if out is not None:
-            write_reports(results, out)
-        if target is not None:
-            append_step_summary(results, target, option)
-        if not all(res.passed for res in results):
-            raise FindingsError(f"{sum(len(res.findings) for res in results)} finding(s)")
+        _run_check(
+            files,
+            rules,
+            baseline,
+            fail_on,
+            anchors,
+            data_format or legacy_format,
+            report_format,
+            out,
+            summary,
+            split,
+            quiet,
+            yolo_version,
+        )

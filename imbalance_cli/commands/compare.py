@@ -51,9 +51,11 @@ def _pair(file_a: Path, file_b: Path | None, splits: list[str], spec_for) -> tup
     return a, b, tuple(f.name + (f"[{s}]" if s else "") for f, s in ((file_a, sa), (file_b, sb)))
 
 
+# long: holds the command's Typer declaration, one flat list of its options
 def register(app):
     """Add this module's command(s) to the Typer app."""
 
+    # long: one flat list of the command's options, as Typer declares them
     @app.command("compare")
     @handle_errors
     def compare(

@@ -27,6 +27,28 @@ from imbalance_cli.stats.counts import class_counts_from
 from imbalance_cli.stats.margins import effective_class_margins, measured_fg_bg_ratio
 
 
+def _check_options(anchors: Optional[str], fg_bg_ratio: Optional[float], one_stage: bool, top: int) -> None:
+    """Refuse option combinations that cannot apply, before anything is loaded."""
+    if anchors is not None and fg_bg_ratio is not None:
+        raise InputError("give either --fg-bg-ratio or --anchors, not both")
+    if one_stage:  # the background is left out, so no background ratio can apply
+        refuse_inapplicable(
+            "with --one-stage (it leaves the background out, so no background ratio is used)",
+            anchors=anchors is not None,
+            fg_bg_ratio=fg_bg_ratio is not None,
+        )
+    if top < 0:
+        raise InputError(f"--top must be >= 0, got {top}")
+    refuse_yolov5(
+        anchors,
+        "margins",
+        "ECM's background ratio is measured from IoU-matched background anchors, "
+        "which YOLOv5's ratio-test assignment does not define; use an IoU preset (retinanet, rpn, "
+        "ssd300, a grid TOML) or --fg-bg-ratio",
+    )
+
+
+# long: holds the command's Typer declaration, one flat list of its options
 def register(app):
     """Add this module's command(s) to the Typer app."""
 
@@ -71,23 +93,7 @@ def register(app):
         """
         set_quiet(quiet)
         check_out(out, file, own=render.OWN_FILES)
-        if anchors is not None and fg_bg_ratio is not None:
-            raise InputError("give either --fg-bg-ratio or --anchors, not both")
-        if one_stage:  # the background is left out, so no background ratio can apply
-            refuse_inapplicable(
-                "with --one-stage (it leaves the background out, so no background ratio is used)",
-                anchors=anchors is not None,
-                fg_bg_ratio=fg_bg_ratio is not None,
-            )
-        if top < 0:
-            raise InputError(f"--top must be >= 0, got {top}")
-        refuse_yolov5(
-            anchors,
-            "margins",
-            "ECM's background ratio is measured from IoU-matched background anchors, "
-            "which YOLOv5's ratio-test assignment does not define; use an IoU preset (retinanet, rpn, "
-            "ssd300, a grid TOML) or --fg-bg-ratio",
-        )
+        _check_options(anchors, fg_bg_ratio, one_stage, top)
         counts = class_counts_from(file, format=fmt, split=split, note=None if quiet else split_note)
         source = None if fg_bg_ratio is None else "option"
         if anchors is not None:

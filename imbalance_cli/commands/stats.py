@@ -175,6 +175,7 @@ RulesOpt = Annotated[
 ]
 
 
+# long: 30 options, one a line as Typer declares them; the body is the command's steps in order
 def stats(
     file: FileArg,
     format: FormatOpt = None,
@@ -218,16 +219,8 @@ def stats(
     advice_rules, gallery_opts = _advice_and_gallery_options(
         out, gallery, images, no_advice, advice_budget, rules, anchors
     )
-    anchor_opts = {
-        "matcher": matcher,
-        "device": device,
-        "engine": engine,
-        "pos_iou": pos_iou,
-        "neg_iou": neg_iou,
-        "negative_iou_sample": negative_iou_sample,
-        "workers": workers,
-        "chunk_size": chunk_size,
-    }
+    anchor_opts = dict(matcher=matcher, device=device, engine=engine, pos_iou=pos_iou, neg_iou=neg_iou)
+    anchor_opts.update(negative_iou_sample=negative_iou_sample, workers=workers, chunk_size=chunk_size)
     if anchors is not None:
         _refuse_unused(anchors, anchor_opts)
     spec = _make_spec(anchors, anchor_opts) if anchors is not None else None
@@ -241,10 +234,7 @@ def stats(
         strict=strict,
         yolo_version=yolo_version,
     )
-    dataset = load(str(file), spec=load_spec)
-    if split is not None:
-        dataset = split_of(dataset, split)
-    names_hint(dataset, quiet or json_out)
+    dataset = _load_split(file, load_spec, split, quiet or json_out)
     if anchors is None:  # the detector a dataset's users train: YOLOv5 for YOLO datasets, RetinaNet otherwise
         anchors = ("yolov5" if dataset.has_image_sizes else "none") if dataset.format == "yolo" else "retinanet"
         _refuse_unused(anchors, anchor_opts)
@@ -270,6 +260,15 @@ def stats(
         return
     source = str(file) if split is None else f"{file} --split {split}"
     _stats_of_dataset(dataset, source, stat_kwargs, hist_bins, advice_anchors, advice_rules, show)
+
+
+def _load_split(file: Path, load_spec: LoadSpec, split: Optional[str], quiet: bool):
+    """The dataset (one split of it when ``split`` is given), with the class-names hint unless ``quiet``."""
+    dataset = load(str(file), spec=load_spec)
+    if split is not None:
+        dataset = split_of(dataset, split)
+    names_hint(dataset, quiet)
+    return dataset
 
 
 def _anchor_arguments(dataset, anchors, spec, anchor_opts: dict) -> tuple:

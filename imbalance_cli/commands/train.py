@@ -128,6 +128,7 @@ ValImagesOpt = Annotated[int, typer.Option("--val-images", help="synthetic-lt he
 TailOpt = Annotated[str, typer.Option("--tail", help="synthetic-lt class-frequency profile: lvis | exp | uniform.")]
 
 
+# long: 23 options, one a line as Typer declares them, then copied one a line into the TrainConfig
 def train(
     loss: LossOpt = "focal",
     box_loss: BoxLossOpt = None,
@@ -155,7 +156,9 @@ def train(
 ):
     """Train the compact one-stage detector and evaluate it on the held-out split.
 
-    Writes OUT/metrics.json (AP, AP50, AP75, APs/m/l from pycocotools; APr/APc/APf from lvis; AP per BAGS bin; the settings), OUT/train_log.jsonl (per-iteration task losses and gradient norms), OUT/checkpoint.pt (each epoch) and the plots loss_paces.png, ap_vs_instances.png and weight_norms.png.
+    Writes OUT/metrics.json (AP, AP50, AP75, APs/m/l from pycocotools; APr/APc/APf from lvis; AP per BAGS bin; the
+    settings), OUT/train_log.jsonl (per-iteration task losses and gradient norms), OUT/checkpoint.pt (each epoch) and
+    the plots loss_paces.png, ap_vs_instances.png and weight_norms.png.
     """
     set_quiet(quiet)
     refuse_data_options(

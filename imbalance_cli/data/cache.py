@@ -181,39 +181,7 @@ def save(key: str, ds: Dataset) -> Path | None:
         return None
     final = root / key
     try:
-        meta = {
-            "version": VERSION,
-            "key": key,
-            "columns": {},
-            "strings": {},
-            "ragged": {},
-            "format": ds.format,
-            "has_image_sizes": bool(ds.has_image_sizes),
-            "info": ds.info,
-        }
-        for name in _NUMERIC:
-            col = getattr(ds, name)
-            if col is not None:
-                meta["columns"][name] = _write_npy(tmp / f"{name}.npy", np.ascontiguousarray(col))
-        for name in _STRINGS:
-            col = getattr(ds, name)
-            if col is not None:
-                encoded = [str(s).encode("utf-8", "surrogatepass") for s in col.tolist()]
-                lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
-                offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-                np.cumsum(lengths, out=offsets[1:])
-                blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-                meta["strings"][name] = {
-                    "offsets": _write_npy(tmp / f"{name}.off.npy", offsets),
-                    "blob": _write_npy(tmp / f"{name}.blob.npy", blob),
-                }
-        for name in _RAGGED:
-            r = getattr(ds, name)
-            if r is not None:
-                meta["ragged"][name] = {
-                    "offsets": _write_npy(tmp / f"{name}.off.npy", r.offsets),
-                    "values": _write_npy(tmp / f"{name}.val.npy", r.values),
-                }
+        meta = _write_columns(tmp, key, ds)
         meta = json.loads(json.dumps(meta, default=str))  # what a reader will see (info's odd values as strings)
         meta["meta_crc32"] = _meta_crc(meta)
         (tmp / "meta.json").write_text(json.dumps(meta))
@@ -229,6 +197,45 @@ def save(key: str, ds: Dataset) -> Path | None:
     except (TypeError, ValueError):
         shutil.rmtree(tmp, ignore_errors=True)
         return None
+
+
+def _write_columns(tmp: Path, key: str, ds: Dataset) -> dict:
+    """Write every column of ``ds`` into ``tmp`` (numeric arrays, strings as offsets + blob, ragged arrays);
+    returns the entry's metadata naming each file with its size and CRC."""
+    meta = {
+        "version": VERSION,
+        "key": key,
+        "columns": {},
+        "strings": {},
+        "ragged": {},
+        "format": ds.format,
+        "has_image_sizes": bool(ds.has_image_sizes),
+        "info": ds.info,
+    }
+    for name in _NUMERIC:
+        col = getattr(ds, name)
+        if col is not None:
+            meta["columns"][name] = _write_npy(tmp / f"{name}.npy", np.ascontiguousarray(col))
+    for name in _STRINGS:
+        col = getattr(ds, name)
+        if col is not None:
+            encoded = [str(s).encode("utf-8", "surrogatepass") for s in col.tolist()]
+            lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
+            offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+            meta["strings"][name] = {
+                "offsets": _write_npy(tmp / f"{name}.off.npy", offsets),
+                "blob": _write_npy(tmp / f"{name}.blob.npy", blob),
+            }
+    for name in _RAGGED:
+        r = getattr(ds, name)
+        if r is not None:
+            meta["ragged"][name] = {
+                "offsets": _write_npy(tmp / f"{name}.off.npy", r.offsets),
+                "values": _write_npy(tmp / f"{name}.val.npy", r.values),
+            }
+    return meta
 
 
 class _CrcWriter:
@@ -270,7 +277,7 @@ def _read_npy(entry: Path, info: ColumnFile) -> np.ndarray:
         raise ValueError("size mismatch")
     if size == 0:
         raise ValueError("empty file")
-    # Memory-mapped copy-on-write: no read into a fresh buffer (whose zeroing and copy were most of a
+    # Memory-mapped copy-on-write: no read into a fresh buffer (whose zeroing and copy would be most of a
     # cached load), pages come straight from the page cache, and the arrays stay writable (writes are
     # private to this process; the entry is never modified in place, only replaced by rename).
     with open(path, "rb") as f:

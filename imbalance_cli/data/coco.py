@@ -96,7 +96,7 @@ def decode_chunk(key: str, text: bytes, base: int, path: str) -> dict:
     global by the caller (``local_index`` attribute).
     """
     # The cyclic garbage collector is paused while a chunk's records exist: they hold no cycles, and
-    # its generation-0 passes over ~60,000 fresh objects per chunk doubled the decode time (measured).
+    # its generation-0 passes over ~60,000 fresh objects per chunk double the decode time (measured).
     was_enabled = gc.isenabled()
     gc.disable()
     try:

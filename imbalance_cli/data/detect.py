@@ -167,26 +167,12 @@ def _load_as(path, format, *, classes, image_sizes, workers, cache, spec, yolo_v
         return voc.load(p)
     if fmt != "openimages" and (spec.classes is not None or spec.image_sizes is not None):
         raise InputError("--classes and --image-sizes apply to Open Images CSV only", path=p)
-    key = None
-    if spec.cache:
-        options = {"format": fmt or "", "loader": "json" if fmt != "openimages" else "csv"}
-        if fmt == "openimages":
-            classes_file = spec.classes
-            if classes_file is None and (p.parent / openimages.CLASSES_FILE).is_file():
-                classes_file = p.parent / openimages.CLASSES_FILE
-            for name, side in (("classes", classes_file), ("image_sizes", spec.image_sizes)):
-                if side is not None:
-                    check_regular(side)
-                    options[name] = Path(side)
-        try:
-            key = _cache.key_for(p, options)
-        except OSError:
-            key = None
-        if key is not None:
-            ds = _cache.load(key)
-            if ds is not None:
-                ds.path = str(p)
-                return ds
+    key = _cache_key(p, fmt, spec) if spec.cache else None
+    if key is not None:
+        ds = _cache.load(key)
+        if ds is not None:
+            ds.path = str(p)
+            return ds
     if fmt == "openimages":
         ds = openimages.load(p, classes=spec.classes, image_sizes=spec.image_sizes)
     else:
@@ -199,6 +185,23 @@ def _load_as(path, format, *, classes, image_sizes, workers, cache, spec, yolo_v
     if key is not None:
         _cache.save(key, ds)
     return ds
+
+
+def _cache_key(p: Path, fmt: str, spec: LoadSpec):
+    """The columnar cache's key of ``p`` read as ``fmt``, Open Images' side files included (None: no key)."""
+    options = {"format": fmt or "", "loader": "json" if fmt != "openimages" else "csv"}
+    if fmt == "openimages":
+        classes_file = spec.classes
+        if classes_file is None and (p.parent / openimages.CLASSES_FILE).is_file():
+            classes_file = p.parent / openimages.CLASSES_FILE
+        for name, side in (("classes", classes_file), ("image_sizes", spec.image_sizes)):
+            if side is not None:
+                check_regular(side)
+                options[name] = Path(side)
+    try:
+        return _cache.key_for(p, options)
+    except OSError:
+        return None
 
 
 def _no_side_files(spec: LoadSpec, p: Path, what: str) -> None:

@@ -14,13 +14,13 @@ inside strings, and the bracket depth of every ``{ [ ] }`` outside strings. From
 * the whole bytes of the other container members (``categories``, ``info``, ...), up to a bound.
 
 Inside a chunked array the scan *speculates* (measured: ~20% less scanner CPU on the
-Objects365-tenth file, and with ``verify=False`` the check below moves to the decoding workers): ``pending`` always starts at a record boundary (after the array's ``[`` or
-the last cut), so the next cut is guessed at the first ``}, {`` past ``chunk_bytes`` and accepted
-only if ``[`` + chunk + ``]`` parses as one JSON array (msgspec, ``Raw`` values, no records built):
-a guess inside a string or a nested container cannot parse. A rejected guess, the array's end or
-the end of the file make the scan exact again from the last accepted boundary, with the state it
-has there (depth 2, outside strings); after :data:`MAX_SPECULATION_FAILURES` rejections it stays
-exact. Results are the same either way; only where chunks are cut differs.
+Objects365-tenth file, and with ``verify=False`` the check below moves to the decoding workers): ``pending`` always
+starts at a record boundary (after the array's ``[`` or the last cut), so the next cut is guessed at the first ``}, {``
+past ``chunk_bytes`` and accepted only if ``[`` + chunk + ``]`` parses as one JSON array (msgspec, ``Raw`` values, no
+records built): a guess inside a string or a nested container cannot parse. A rejected guess, the array's end or the end
+of the file make the scan exact again from the last accepted boundary, with the state it has there (depth 2, outside
+strings); after :data:`MAX_SPECULATION_FAILURES` rejections it stays exact. Results are the same either way;
+only where chunks are cut differs.
 
 It never validates record contents: the typed decoder does that chunk by chunk, and a bad byte
 anywhere is reported by it (or by the skeleton parse) with its byte offset. A file that ends

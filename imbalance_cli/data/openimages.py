@@ -245,9 +245,6 @@ def _dict_column(table, name):
 
 def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dataset:
     """Load an Open Images box CSV (see module docstring for the optional side files)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     path = Path(path)
     header = _header(path)
     missing = [c for c in BOX_COLUMNS if c not in header]
@@ -255,19 +252,7 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
         raise InputError(
             f"not an Open Images box CSV: missing column(s) {', '.join(missing)}", path=path, record="header"
         )
-    dict_t = pa.dictionary(pa.int32(), pa.string())
-    columns = {
-        "ImageID": dict_t,
-        "LabelName": dict_t,
-        "XMin": pa.float64(),
-        "XMax": pa.float64(),
-        "YMin": pa.float64(),
-        "YMax": pa.float64(),
-    }
-    if "IsGroupOf" in header:
-        columns["IsGroupOf"] = pa.float64()
-    if "Source" in header:  # decoded only so that its UTF-8 is checked like the other text fields (no measured cost)
-        columns["Source"] = dict_t
+    columns = _column_types(header)
     numeric = ("XMin", "XMax", "YMin", "YMax") + (("IsGroupOf",) if "IsGroupOf" in header else ())
     t = _read_table(path, columns, lambda m: _csv_error(path, m, numeric=numeric))
     if "Source" in header:
@@ -280,13 +265,7 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
         t = t.drop_columns([name])  # release the column's buffers now
     img_idx, img_dict = _dict_column(t, "ImageID")
     lab_idx, lab_dict = _dict_column(t, "LabelName")
-    blank_rows = []
-    for idx, dic in ((img_idx, img_dict), (lab_idx, lab_dict)):
-        k = pc.index(dic, "").as_py() if len(dic) else -1
-        if k >= 0 and (idx == k).any():
-            blank_rows.append(int(np.flatnonzero(idx == k)[0]))
-    if blank_rows:
-        raise InputError("ImageID and LabelName are required", path=path, record=f"line {min(blank_rows) + 2}")
+    _refuse_blank(path, (img_idx, img_dict), (lab_idx, lab_dict))
 
     mids, names, code = _category_codes(path, lab_idx, lab_dict, classes)
     box_category = code[lab_idx] if n else np.zeros(0, np.int64)
@@ -312,6 +291,39 @@ def load(path, data: bytes | None = None, classes=None, image_sizes=None) -> Dat
         path=str(path),
         has_image_sizes=image_sizes is not None,
     )
+
+
+def _column_types(header: list) -> dict:
+    """The Arrow type of each column read: ids as dictionaries, coordinates and IsGroupOf as float64."""
+    import pyarrow as pa
+
+    dict_t = pa.dictionary(pa.int32(), pa.string())
+    columns = {
+        "ImageID": dict_t,
+        "LabelName": dict_t,
+        "XMin": pa.float64(),
+        "XMax": pa.float64(),
+        "YMin": pa.float64(),
+        "YMax": pa.float64(),
+    }
+    if "IsGroupOf" in header:
+        columns["IsGroupOf"] = pa.float64()
+    if "Source" in header:  # decoded only so that its UTF-8 is checked like the other text fields (no measured cost)
+        columns["Source"] = dict_t
+    return columns
+
+
+def _refuse_blank(path: Path, *coded) -> None:
+    """An :class:`InputError` at the first line whose ImageID or LabelName is empty (``coded``: (codes, dictionary))."""
+    import pyarrow.compute as pc
+
+    blank_rows = []
+    for idx, dic in coded:
+        k = pc.index(dic, "").as_py() if len(dic) else -1
+        if k >= 0 and (idx == k).any():
+            blank_rows.append(int(np.flatnonzero(idx == k)[0]))
+    if blank_rows:
+        raise InputError("ImageID and LabelName are required", path=path, record=f"line {min(blank_rows) + 2}")
 
 
 def _category_codes(path: Path, lab_idx: np.ndarray, lab_dict, classes) -> tuple[list, list, np.ndarray]:

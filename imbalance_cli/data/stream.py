@@ -78,10 +78,9 @@ class _Slots:
 
     The slots are anonymous shared mappings made before the workers fork, so a worker writes a
     chunk's numeric columns (~5 MB per 8 MiB of COCO annotations) into memory the parent reads, and
-    only their places are pickled. Before, the columns were pickled into a fresh buffer, sent through
-    a pipe, read into another fresh buffer and unpickled: three copies and fresh pages in each process
-    (measured on the COCO-train-size file: the parent's page faults 60 k -> 55 k). Columns that do not
-    fit (or object arrays) are pickled as before.
+    only their places are pickled: pickling the columns through a pipe would make three copies and fresh
+    pages in each process (on the COCO-train-size file the slots save the parent about 5 k of its 60 k page
+    faults, measured). Columns that do not fit (or object arrays) are pickled.
     """
 
     def __init__(self, count: int = 0, size: int = 0):
@@ -191,6 +190,7 @@ def load_json_file(
         return one_pass(True)
 
 
+# long: one read-decode loop under one try: the first error in file order wins and the workers always stop
 def load_json_stream(
     stream,
     raw,
@@ -270,15 +270,22 @@ def load_json_stream(
         raise InputError("the file changed while it was read: run again", path=path)
     memory.release_free_memory()
     skeleton = _skeleton(result.skeleton, path)
+    members = _members(result.members, path)
+    return coco.assemble(path, skeleton, members, parts["images"], parts["annotations"], flavour)
+
+
+def _members(scanned: list, path: str) -> dict:
+    """``{key: (kind, data, offset)}`` of the document's other top-level members; a duplicate images or
+    annotations key is an error."""
     members = {}
-    for m in result.members:
+    for m in scanned:
         if isinstance(m, Member) and m.key is not None:
             kind = "array" if m.data is not None and m.data[:1] == b"[" else "object"
             members[m.key] = (kind, m.data, m.offset)
     for key in ("images", "annotations"):
-        if result.members.count(key) > 1:
+        if scanned.count(key) > 1:
             raise InputError(f"duplicate top-level key '{key}'", path=path)
-    return coco.assemble(path, skeleton, members, parts["images"], parts["annotations"], flavour)
+    return members
 
 
 def _identity(file: str | None):

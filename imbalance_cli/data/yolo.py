@@ -1,4 +1,5 @@
-"""YOLO / Ultralytics datasets (``data.yaml`` + ``labels/*.txt``) -> :class:`Dataset`, counted as the trainer reads them.
+"""YOLO / Ultralytics datasets (``data.yaml`` + ``labels/*.txt``) -> :class:`Dataset`,
+counted as the trainer reads them.
 
 Two entry points, both through :func:`load`:
 
@@ -621,23 +622,7 @@ def scan(files: list[str], nc: int | None, version: int, source: str | None, cac
     ):
         old["paths"], old["labels"] = files, labels
         return old
-    index = {p: j for j, p in enumerate(old_paths)}
-    n = len(files)
-    img_res: list = [None] * n
-    lab_res: list = [None] * n
-    todo_img, todo_lab = [], []
-    if old is not None:
-        o_img_msg = yolo_cache.split_strings(old["img_msg_blob"], old["img_msg_off"])
-    for i, f in enumerate(files):
-        j = index.get(f)
-        if j is not None and (old["img_st"][j] == img_st[i]).all() and img_st[i, 0] >= 0:
-            img_res[i] = tuple(old["wh"][j].tolist()) if old["wh"][j, 0] >= 0 else o_img_msg[j]
-        else:
-            todo_img.append(i)
-        if j is not None and (old["lab_st"][j] == lab_st[i]).all() and lab_st[i, 0] != -2:
-            lab_res[i] = ("cached", j)
-        else:
-            todo_lab.append(i)
+    img_res, lab_res, todo_img, todo_lab = _cached_results(files, old, old_paths, img_st, lab_st)
     if todo_img:
         with progress.counter(len(todo_img), "verifying images") as bar:
             step = 4096
@@ -658,6 +643,29 @@ def scan(files: list[str], nc: int | None, version: int, source: str | None, cac
     return table
 
 
+def _cached_results(files: list[str], old: dict | None, old_paths: list[str], img_st, lab_st) -> tuple:
+    """``(image results, label results, images to verify, labels to read)``: a file whose stat matches the
+    cache's takes its cached result (labels as ``("cached", row)``); the others are listed to do."""
+    index = {p: j for j, p in enumerate(old_paths)}
+    n = len(files)
+    img_res: list = [None] * n
+    lab_res: list = [None] * n
+    todo_img, todo_lab = [], []
+    if old is not None:
+        o_img_msg = yolo_cache.split_strings(old["img_msg_blob"], old["img_msg_off"])
+    for i, f in enumerate(files):
+        j = index.get(f)
+        if j is not None and (old["img_st"][j] == img_st[i]).all() and img_st[i, 0] >= 0:
+            img_res[i] = tuple(old["wh"][j].tolist()) if old["wh"][j, 0] >= 0 else o_img_msg[j]
+        else:
+            todo_img.append(i)
+        if j is not None and (old["lab_st"][j] == lab_st[i]).all() and lab_st[i, 0] != -2:
+            lab_res[i] = ("cached", j)
+        else:
+            todo_lab.append(i)
+    return img_res, lab_res, todo_img, todo_lab
+
+
 def _stem_ids(files: list[str]) -> np.ndarray:
     """Each file stem as an integer when it is all digits (COCO-style ``000000397133.jpg``), else -1."""
     out = np.full(len(files), -1, np.int64)
@@ -668,6 +676,7 @@ def _stem_ids(files: list[str]) -> np.ndarray:
     return out
 
 
+# long: one pass over the images filling the cache table's parallel columns, one branch per source of a file's result
 def _assemble(files, labels, img_st, lab_st, img_res, lab_res, old) -> dict:
     n = len(files)
     wh = np.full((n, 2), -1, np.int64)
@@ -823,19 +832,7 @@ def _build(
 ) -> Dataset:
     files, whs, parts, stem_ids = [], [], [], []
     splits: dict[str, list[int]] = {}
-    info = {
-        "yolo_version": version,
-        "trainer": "Ultralytics 8.x" if version == 8 else "YOLOv5 7.0",
-        "corrupt": [],
-        "corrupt_files": [],
-        "bad_lines": [],
-        "unreadable_image_files": [],
-        "duplicates": [],
-        "fatal": [],
-        "missing_labels": [],
-        "split_counts": {},
-        "split_lists": {},
-    }
+    info = _empty_info(version)
     totals: dict[str, int] = {}
     n_img = 0
     for split, t in tables:
@@ -871,23 +868,9 @@ def _build(
         info["fatal_boxes"] = int((~ok).sum())
         cls, boxes, bimg, lines = cls[ok], boxes[ok], bimg[ok], lines[ok]
     has_sizes = n_img > 0
-    ids = np.concatenate(stem_ids) if stem_ids else np.zeros(0, np.int64)
-    if n_img and (ids >= 0).all() and ((np.diff(ids) > 0).all() or len(unique_ints(ids)) == n_img):
-        image_ids = ids
-    else:
-        image_ids = np.arange(1, n_img + 1, dtype=np.int64)
-    info.update(totals)
-    info.update(
-        {
-            "splits": splits,
-            "background_images": totals.get("label_files_missing", 0) + totals.get("label_files_empty", 0),
-            "bad_line_count": len(info["bad_lines"]),
-            "unreadable_images": len(info["unreadable_image_files"]),
-            "corrupt_image_count": len(info["corrupt"]),
-        }
-    )
+    _finish_info(info, totals, splits)
     return Dataset(
-        image_ids=image_ids,
+        image_ids=_image_ids(stem_ids, n_img),
         widths=W.copy(),
         heights=H.copy(),
         file_names=np.array(files, dtype=object),
@@ -902,6 +885,45 @@ def _build(
         info=info,
         label_lines=lines,
     )
+
+
+def _empty_info(version: int) -> dict:
+    """The dataset's ``info`` before any split is read: the trainer it is read as and empty problem lists."""
+    return {
+        "yolo_version": version,
+        "trainer": "Ultralytics 8.x" if version == 8 else "YOLOv5 7.0",
+        "corrupt": [],
+        "corrupt_files": [],
+        "bad_lines": [],
+        "unreadable_image_files": [],
+        "duplicates": [],
+        "fatal": [],
+        "missing_labels": [],
+        "split_counts": {},
+        "split_lists": {},
+    }
+
+
+def _finish_info(info: dict, totals: dict, splits: dict) -> None:
+    """Add the totals over every split, the split ranges and the problem counts to ``info``."""
+    info.update(totals)
+    info.update(
+        {
+            "splits": splits,
+            "background_images": totals.get("label_files_missing", 0) + totals.get("label_files_empty", 0),
+            "bad_line_count": len(info["bad_lines"]),
+            "unreadable_images": len(info["unreadable_image_files"]),
+            "corrupt_image_count": len(info["corrupt"]),
+        }
+    )
+
+
+def _image_ids(stem_ids: list, n_img: int) -> np.ndarray:
+    """The file stems as image ids when they are unique non-negative integers; else 1..n in file order."""
+    ids = np.concatenate(stem_ids) if stem_ids else np.zeros(0, np.int64)
+    if n_img and (ids >= 0).all() and ((np.diff(ids) > 0).all() or len(unique_ints(ids)) == n_img):
+        return ids
+    return np.arange(1, n_img + 1, dtype=np.int64)
 
 
 def _kept_rows(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -923,8 +945,8 @@ def _kept_rows(parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 
 #: Rows per block in :func:`_pixel_boxes`: its temporaries stay small and are reused block after block
-#: (whole-column temporaries were fresh memory, zero-filled by the kernel: up to 0.2 s of system time at 700,000
-#: boxes, measured).
+#: (whole-column temporaries would be fresh memory, zero-filled by the kernel: up to 0.2 s of system time at
+#: 700,000 boxes, measured).
 BOX_BLOCK = 1 << 16
 
 

@@ -128,7 +128,8 @@ def _fields(line: str, n: int) -> list[str]:
 
 
 def parse_label(data: bytes, nc: int | None, version: int = 8) -> LabelResult:
-    """One label file's bytes -> :class:`LabelResult` (see module docstring). ``nc=None`` skips the class-range check."""
+    """One label file's bytes -> :class:`LabelResult` (see module docstring). ``nc=None``
+    skips the class-range check."""
     if len(data) > MAX_LABEL_BYTES:
         return _result(bad=(None, f"label file larger than {MAX_LABEL_BYTES:,} bytes (imbalance's limit)"))
     if sum(data.count(b) for b in _LINE_BREAKS) > 2 * MAX_LABEL_LINES:  # before any line is made

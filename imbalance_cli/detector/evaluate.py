@@ -129,7 +129,8 @@ def lvis_eval(gt: dict, detections: list[dict], max_dets: int = 300) -> dict:
 def ap_bins(
     per_class_ap: np.ndarray, train_instances: Sequence[int], edges: Sequence[float] | None = None
 ) -> list[dict]:
-    """Mean per-class AP in each BAGS bin of training-instance counts (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3).
+    """Mean per-class AP in each BAGS bin of training-instance counts (Li et al., Balanced
+    Group Softmax, CVPR 2020, Eq. 3).
 
     Returns one dict per bin ``{"bin": "[lo, hi)", "classes": n, "AP": mean or None}``; classes
     without held-out ground truth (NaN AP) are left out of the mean.

@@ -165,7 +165,8 @@ class Detector(nn.Module):
     def classifier_weight_norms(self) -> Tensor:
         """L2 norm of the final classifier's weights per logit (averaged over anchor shapes), (L,).
 
-        The quantity of the BAGS paper's Fig. 1 (Li et al., Balanced Group Softmax, CVPR 2020): head classes grow larger norms.
+        The quantity of the BAGS paper's Fig. 1 (Li et al., Balanced Group Softmax, CVPR 2020):
+        head classes grow larger norms.
         """
         w = self.cls_out.weight.detach().reshape(self.num_anchors, self.num_logits, -1)
         return w.norm(dim=2).mean(dim=0)

@@ -301,7 +301,6 @@ def to_lvis_json(layouts, boxes, cfg: SyntheticConfig, split: str, train_counts=
     """
 
     C = cfg.num_classes
-    names = class_names()
     S = cfg.image_size
     images, anns = [], []
     inst = np.zeros(C, dtype=np.int64)
@@ -337,7 +336,20 @@ def to_lvis_json(layouts, boxes, cfg: SyntheticConfig, split: str, train_counts=
             inst[k] += 1
             ann_id += 1
     freq_source = imgc if train_image_counts is None else np.asarray(train_image_counts)
-    freq = lvis_frequency(freq_source)
+    cats = _categories(C, lvis_frequency(freq_source), imgc, inst)
+    return {
+        "info": {"description": f"synthetic-lt {split} split", "config": asdict(cfg)},
+        "licenses": [],
+        "images": images,
+        "annotations": anns,
+        "categories": cats,
+    }
+
+
+def _categories(C: int, freq: np.ndarray, imgc: np.ndarray, inst: np.ndarray) -> list[dict]:
+    """The LVIS-style categories: name, synset, a definition from the class's look, frequency and this split's
+    image and instance counts."""
+    names = class_names()
     cats = []
     for k in range(C):
         shape, colour, texture = class_attributes(k)
@@ -354,13 +366,7 @@ def to_lvis_json(layouts, boxes, cfg: SyntheticConfig, split: str, train_counts=
                 "instance_count": int(inst[k]),
             }
         )
-    return {
-        "info": {"description": f"synthetic-lt {split} split", "config": asdict(cfg)},
-        "licenses": [],
-        "images": images,
-        "annotations": anns,
-        "categories": cats,
-    }
+    return cats
 
 
 def write_synthetic_lt(out_dir, cfg: SyntheticConfig | None = None) -> dict:

@@ -6,7 +6,8 @@
 * Every iteration appends one JSON line to ``train_log.jsonl``: classification and regression
   losses and the gradient norm each task puts on its own head (the classification tower + output
   receive gradient only from the classification loss, the box tower + output only from the
-  regression loss), i.e. the objective-imbalance view of the survey (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §7, Figs. 16-17).
+  regression loss), i.e. the objective-imbalance view of the survey (Oksuz et al., Imbalance Problems in Object
+  Detection: A Review, TPAMI 2021, §7, Figs. 16-17).
 * A checkpoint (model, optimizer, stateful-loss state, every RNG state, epoch) is written
   atomically after each epoch; ``resume=True`` continues from it and reaches the same weights
   and metrics as an uninterrupted run (data order and flips come from per-epoch seeded
@@ -342,6 +343,36 @@ def build_model(obj, data, preset, device):
     ).to(device)
 
 
+def _batch_labels(matched, gt_boxes, gt_labels, A: int, C: int, device) -> tuple:
+    """Every anchor's label over the batch (``C`` background, -2 ignored), the positives' flat rows and boxes."""
+    all_labels, pos_rows, pos_gt = [], [], []
+    for b, (bx, lb) in enumerate(zip(gt_boxes, gt_labels)):
+        bx = bx.to(device)
+        lb = lb.to(device)
+        m = matched[b]
+        lab = torch.full((A,), C, dtype=torch.int64, device=device)
+        pos = m >= 0
+        lab[pos] = lb[m[pos]]
+        lab[m == -2] = -2
+        all_labels.append(lab)
+        idx = torch.nonzero(pos).squeeze(1)
+        pos_rows.append(idx + b * A)
+        pos_gt.append(bx[m[idx]].reshape(-1, 4))
+    return torch.cat(all_labels), torch.cat(pos_rows), torch.cat(pos_gt).reshape(-1, 4)
+
+
+def _loc_errors(tau: float, n_rows: int, pos_rows, pb, pos_gt, keep_idx, kl, C: int):
+    """aLRP's localisation errors of the kept anchors, ``(kept, C)``: E_loc = (1 - IoU) / (1 - tau), tau = pos_iou,
+    of the positives' decoded boxes (differentiable), placed at each positive's class entry (Oksuz et al.,
+    NeurIPS 2020, Eq. 9)."""
+    device = pb.device
+    loc = torch.zeros(n_rows, device=device)
+    if pos_rows.numel():
+        loc = loc.index_put((pos_rows,), ((1 - iou_aligned(pb, pos_gt)) / (1 - tau)).clamp(0, 1))
+    loc_mat = torch.zeros(keep_idx.numel(), C + 1, device=device, dtype=loc.dtype)
+    return loc_mat.index_put((torch.arange(keep_idx.numel(), device=device), kl), loc[keep_idx])[:, :C]
+
+
 def compute_losses(model, obj, box_obj, sampler, preset, anchors_fn, x, gt_boxes, gt_labels, step, box_weight):
     """One forward pass and the task losses; returns ``(total, cls, box, num_pos)``.
 
@@ -351,25 +382,9 @@ def compute_losses(model, obj, box_obj, sampler, preset, anchors_fn, x, gt_boxes
     C = obj.num_classes
     logits, deltas, _sizes = model(x)
     anchors, _counts = anchors_fn(x.shape[-2], x.shape[-1])
-    all_labels, pos_rows, pos_gt = [], [], []
-    A = anchors.shape[0]
     matched, anchor_iou = _match_batch(preset, anchors, gt_boxes, x.device)
-    for b, (bx, lb) in enumerate(zip(gt_boxes, gt_labels)):
-        bx = bx.to(x.device)
-        lb = lb.to(x.device)
-        m = matched[b]
-        lab = torch.full((A,), C, dtype=torch.int64, device=x.device)
-        pos = m >= 0
-        lab[pos] = lb[m[pos]]
-        lab[m == -2] = -2
-        all_labels.append(lab)
-        idx = torch.nonzero(pos).squeeze(1)
-        pos_rows.append(idx + b * A)
-        pos_gt.append(bx[m[idx]].reshape(-1, 4))
-    labels = torch.cat(all_labels)
+    labels, pos_rows, pos_gt = _batch_labels(matched, gt_boxes, gt_labels, anchors.shape[0], C, x.device)
     anchor_iou = anchor_iou.reshape(-1)
-    pos_rows = torch.cat(pos_rows)
-    pos_gt = torch.cat(pos_gt).reshape(-1, 4)
     flat_logits = logits.reshape(-1, logits.shape[-1])
     flat_deltas = deltas.reshape(-1, 4)
     flat_anchors = anchors.repeat(x.shape[0], 1)
@@ -395,14 +410,7 @@ def compute_losses(model, obj, box_obj, sampler, preset, anchors_fn, x, gt_boxes
     kl = labels[keep_idx]
     loc_mat = None
     if "loc_errors" in obj.needs:
-        # aLRP: E_loc = (1 - IoU) / (1 - tau), tau = pos_iou, of the positives' decoded boxes
-        # (differentiable), placed at each positive's class entry (Oksuz et al., NeurIPS 2020, Eq. 9)
-        tau = float(preset.pos_iou)
-        loc = torch.zeros(labels.shape[0], device=x.device)
-        if pos_rows.numel():
-            loc = loc.index_put((pos_rows,), ((1 - iou_aligned(pb, pos_gt)) / (1 - tau)).clamp(0, 1))
-        loc_mat = torch.zeros(keep_idx.numel(), C + 1, device=x.device, dtype=loc.dtype)
-        loc_mat = loc_mat.index_put((torch.arange(keep_idx.numel(), device=x.device), kl), loc[keep_idx])[:, :C]
+        loc_mat = _loc_errors(float(preset.pos_iou), labels.shape[0], pos_rows, pb, pos_gt, keep_idx, kl, C)
     inputs = obj.inputs(flat_logits[keep_idx], kl, num_pos, step, ious=pred_iou[keep_idx], loc_errors=loc_mat)
     cls, own_box = obj.loss(inputs)
     if own_box is not None:
@@ -427,16 +435,7 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     """
     echo = echo or (lambda s: None)
     validate(cfg)
-    rk = dist.rank_info() if dist.active() else dist.Rank()  # under torchrun: DistributedDataParallel
-    world, main = rk.world_size, rk.is_main
-    if cfg.batch_size < world:
-        raise InputError(
-            f"--batch-size {cfg.batch_size} is the global batch: it needs at least one image per rank ({world} ranks)",
-            record="--batch-size",
-        )
-    device = torch.device(resolve_device(cfg.device))  # under torchrun "cuda" is this rank's LOCAL_RANK GPU (dist.init)
-    threads = cfg.threads or dist.local_share(auto_threads())
-    torch.set_num_threads(threads)
+    world, main, device, threads = _ranks_and_device(cfg)
     out = Path(cfg.out)
     if main:  # before any work: a folder that cannot be written
         make_dirs(out, "the run folder")
@@ -456,15 +455,10 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     if main:  # before any work: refuse to overwrite a file of the user's named like an output (recorded below)
         claim_files(out, **claim, record=False)
     data, t_data = _load_ranked(cfg, preset, main)
-    n = len(data.train)
-    ipe = math.ceil(n / cfg.batch_size)
-    if cfg.max_iters > 0:
-        ipe = min(ipe, cfg.max_iters)
+    ipe = _iters_per_epoch(cfg, len(data.train))
     obj.prepare(data.train_instances, device, iters_per_epoch=ipe)
 
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed % 2**32)
-    torch.manual_seed(cfg.seed)
+    _seed_everything(cfg.seed)
     model = build_model(obj, data, preset, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     run = _Run(cfg, device, preset, data, model, opt, obj, box_obj, sampler, settings, ckpt_path, ipe, world, main)
@@ -476,6 +470,46 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
     if main:  # the first write of the run: the manifest records what it will write
         claim_files(out, **claim)
         write_text(log_path, "".join(line + "\n" for line in keep_lines))
+    _run_epochs(run, log_path, renderer, on_epoch_end, echo)
+    if not main:  # rank 0 evaluates and writes; the others receive its metrics
+        return dist.broadcast_object(None)
+    metrics = _evaluate(run, threads, t_data)
+    if cfg.plots and renderer is not None:
+        renderer.write_all(out, metrics, log_path)
+    return dist.broadcast_object(metrics)
+
+
+def _ranks_and_device(cfg: TrainConfig) -> tuple:
+    """``(world size, is main rank, torch device, CPU threads)``; the global batch needs an image per rank."""
+    rk = dist.rank_info() if dist.active() else dist.Rank()  # under torchrun: DistributedDataParallel
+    world, main = rk.world_size, rk.is_main
+    if cfg.batch_size < world:
+        raise InputError(
+            f"--batch-size {cfg.batch_size} is the global batch: it needs at least one image per rank ({world} ranks)",
+            record="--batch-size",
+        )
+    device = torch.device(resolve_device(cfg.device))  # under torchrun "cuda" is this rank's LOCAL_RANK GPU (dist.init)
+    threads = cfg.threads or dist.local_share(auto_threads())
+    torch.set_num_threads(threads)
+    return world, main, device, threads
+
+
+def _iters_per_epoch(cfg: TrainConfig, n: int) -> int:
+    """Batches in an epoch of ``n`` training images, at most ``cfg.max_iters`` when that is set."""
+    ipe = math.ceil(n / cfg.batch_size)
+    return min(ipe, cfg.max_iters) if cfg.max_iters > 0 else ipe
+
+
+def _seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (initialisation, data order, sampling)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _run_epochs(run: "_Run", log_path: Path, renderer, on_epoch_end, echo) -> None:
+    """The epochs from ``run.start_epoch``: train, log, checkpoint (rank 0), report one line each."""
+    cfg, main, ipe = run.cfg, run.main, run.ipe
     bar = (
         renderer.ProgressBar(ipe * cfg.epochs, run.start_epoch * ipe)
         if main and renderer is not None and progress_enabled()
@@ -492,17 +526,12 @@ def train(cfg: TrainConfig, echo=None, on_epoch_end=None, renderer=None) -> dict
                 if on_epoch_end is not None:
                     on_epoch_end(epoch)
                 echo(
-                    f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} (cls {rec['cls_loss']:.4f}, reg {rec['reg_loss']:.4f}), {run.train_seconds:.0f}s"
+                    f"epoch {epoch + 1}/{cfg.epochs}: loss {rec['loss']:.4f} (cls {rec['cls_loss']:.4f}, "
+                    f"reg {rec['reg_loss']:.4f}), {run.train_seconds:.0f}s"
                 )
     finally:
         if bar:
             bar.close()
-    if not main:  # rank 0 evaluates and writes; the others receive its metrics
-        return dist.broadcast_object(None)
-    metrics = _evaluate(run, threads, t_data)
-    if cfg.plots and renderer is not None:
-        renderer.write_all(out, metrics, log_path)
-    return dist.broadcast_object(metrics)
 
 
 def _resume_checkpoint(cfg: TrainConfig, ckpt_path: Path, device, settings: dict):

@@ -87,7 +87,8 @@ def _build(name: str):
 
 
 def __getattr__(name: str):
-    """Import the module holding ``name`` on first access (keeps ``import imbalance_cli.losses.registry`` torch-free)."""
+    """Import the module holding ``name`` on first access (keeps ``import imbalance_cli.losses.registry``
+    torch-free)."""
     if name in _MODULE_OF:
         value = getattr(importlib.import_module(f"imbalance_cli.losses.{_MODULE_OF[name]}"), name)
     elif name in ("CLASSIFICATION_LOSSES", "REGRESSION_LOSSES", "SAMPLERS"):

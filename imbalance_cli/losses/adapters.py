@@ -184,7 +184,8 @@ def combine_weighted(state, cls: Tensor, box: Tensor, box_weight: float) -> Tens
 
 
 def combine_value(state, cls: Tensor, box: Tensor, box_weight: float) -> Tensor:
-    """RS value-based self-balance (Oksuz et al., ICCV 2021, supp. Eq. S17): ``cls + (L_cls / L_box) box``, detached ratio."""
+    """RS value-based self-balance (Oksuz et al., ICCV 2021, supp. Eq. S17): ``cls + (L_cls / L_box) box``,
+    detached ratio."""
     return self_balance(cls, box)
 
 
@@ -234,7 +235,8 @@ def cls_ecm(state, x: LossInputs):
 
 
 def cls_ecm_focal(state, x: LossInputs):
-    """Focal loss on the ECM surrogate logit ``2 f + m+ - m-`` times the ECM detection weight (Cho & Krähenbühl, supp. F)."""
+    """Focal loss on the ECM surrogate logit ``2 f + m+ - m-`` times the ECM detection weight
+    (Cho & Krähenbühl, supp. F)."""
     mg = ecm_margins(x.counts, None)
     scale, shift = (
         torch.as_tensor(v, dtype=x.logits.dtype, device=x.logits.device) for v in ecm_surrogate(x.counts, mg)

@@ -1,4 +1,5 @@
-"""Task balancing between classification and regression (objective imbalance, Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §7).
+"""Task balancing between classification and regression (objective imbalance, Oksuz et al., Imbalance Problems in Object
+Detection: A Review, TPAMI 2021, §7).
 
 All weights that depend on loss values are computed from detached values, so they rescale the
 gradients of a task without being differentiated themselves.
@@ -15,7 +16,8 @@ __all__ = ["fixed_weights", "self_balance", "guided_loss", "ALRPSelfBalance"]
 
 
 def fixed_weights(losses: Mapping[str, Tensor], weights: Mapping[str, float] | None = None) -> Tensor:
-    """Linear task weighting ``sum_k λ_k L_k`` (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §7, Eq. 1 of most detectors).
+    """Linear task weighting ``sum_k λ_k L_k`` (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI
+    2021, §7, Eq. 1 of most detectors).
 
     ``weights`` maps task names to λ (missing tasks weigh 1); an unknown name raises ``ValueError``.
     """
@@ -29,7 +31,8 @@ def fixed_weights(losses: Mapping[str, Tensor], weights: Mapping[str, float] | N
 
 
 def self_balance(cls_loss: Tensor, box_loss: Tensor) -> Tensor:
-    """Value-based self-balance of RS loss (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. Eq. S17 with ``λ_box = L_RS / L_box``).
+    """Value-based self-balance of RS loss (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. Eq. S17
+    with ``λ_box = L_RS / L_box``).
 
     Returns ``L_cls + λ L_box`` with ``λ = L_cls / L_box`` recomputed every iteration from detached
     values (tuning-free; Table S1), as the released head computes it (kemaloksuz/RankSortLoss b41f64d,
@@ -46,7 +49,8 @@ def self_balance(cls_loss: Tensor, box_loss: Tensor) -> Tensor:
 
 
 def guided_loss(cls_loss: Tensor, reg_loss: Tensor, w_reg: float = 1.0) -> Tensor:
-    """Guided loss (Chen et al. 2019; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 24).
+    """Guided loss (Chen et al. 2019; Oksuz et al., Imbalance Problems in Object Detection:
+    A Review, TPAMI 2021, Eq. 24).
 
     The classification loss is rescaled by ``w_reg L_reg / L_cls`` (detached), so its magnitude
     follows the regression loss, which is normalised by the foreground count:
@@ -85,7 +89,8 @@ class ALRPSelfBalance:
         self._n = 0
 
     def __call__(self, cls_loss: Tensor, loc_loss: Tensor, has_positives: bool = True) -> Tensor:
-        """``cls + SB * loc`` for this iteration; iterations without positives are not recorded (as the released head)."""
+        """``cls + SB * loc`` for this iteration; iterations without positives are not
+        recorded (as the released head)."""
         if has_positives:
             self._cls += float(cls_loss.detach())
             self._loc += float(loc_loss.detach())

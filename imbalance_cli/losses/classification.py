@@ -2,8 +2,8 @@
 
 Conventions: ``logits`` are raw scores; sigmoid losses take ``targets`` of the same shape
 (one-hot or soft labels in [0, 1]); softmax losses take integer ``labels``. ``reduction`` is
-"none" (element-wise), "mean" or "sum". Formulas are quoted from the survey (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021,
-§4.1.2, Eqs. 2-6) and the papers named in each docstring.
+"none" (element-wise), "mean" or "sum". Formulas are quoted from the survey (Oksuz et al., Imbalance Problems in Object
+Detection: A Review, TPAMI 2021, §4.1.2, Eqs. 2-6) and the papers named in each docstring.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
 
 
 def sigmoid_ce(logits: Tensor, targets: Tensor, weight: Tensor | None = None, reduction: str = "none") -> Tensor:
-    """Binary cross-entropy on sigmoid scores (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 2, one binary task per class).
+    """Binary cross-entropy on sigmoid scores (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI
+    2021, Eq. 2, one binary task per class).
 
     ``CE(p, y) = -y log p - (1 - y) log(1 - p)``, ``p = sigmoid(logits)``, computed stably from
     logits. ``targets`` has the shape of ``logits`` (one-hot or soft labels); ``weight``
@@ -59,7 +60,8 @@ def softmax_ce(
     ignore_index: int = -1,
     reduction: str = "none",
 ) -> Tensor:
-    """Softmax cross-entropy ``-log p_y`` (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 2 with the softmax probability).
+    """Softmax cross-entropy ``-log p_y`` (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021,
+    Eq. 2 with the softmax probability).
 
     ``logits`` is ``(B, K)``; ``labels`` ``(B,)`` integer classes in ``0..K-1`` (the detector's
     background is just one of the K classes). Entries equal to ``ignore_index`` get loss 0 and
@@ -82,7 +84,8 @@ def softmax_ce(
 def focal_loss(
     logits: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none"
 ) -> Tensor:
-    """Sigmoid focal loss (Lin et al., ICCV 2017; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 3).
+    """Sigmoid focal loss (Lin et al., ICCV 2017; Oksuz et al., Imbalance Problems in Object
+    Detection: A Review, TPAMI 2021, Eq. 3).
 
     ``FL = -α_t (1 - p_t)^γ log p_t`` with ``p_t = p y + (1 - p)(1 - y)`` and
     ``α_t = α y + (1 - α)(1 - y)``; a negative ``alpha`` disables α-weighting. Defaults
@@ -118,7 +121,8 @@ def iou_balanced_cls(
     gamma: float = 2.0,
     reduction: str = "none",
 ) -> Tensor:
-    """IoU-balanced classification loss (Wu et al., IoU-balanced Loss Functions for Single-stage Object Detection, PRL 2022, Eqs. 1-2), sigmoid form.
+    """IoU-balanced classification loss (Wu et al., IoU-balanced Loss Functions for Single-stage Object Detection, PRL
+    2022, Eqs. 1-2), sigmoid form.
 
     ``L = sum_{i in Pos} w_i CE_i + sum_{i in Neg} CE_i`` with
     ``w_i = iou_i^η * sum_{Pos} CE / (sum_{Pos} iou^η CE + 1e-6)`` (Eq. 2 with the ``+ 1e-6`` of the
@@ -210,11 +214,11 @@ def ghm_c(
     """Gradient Harmonizing classification loss, GHM-C (Li et al., AAAI 2019, Eqs. 3-5, 8).
 
     Gradient norm ``g = |sigmoid(x) - y|`` per element, binned into ``bins`` equal bins of [0, 1]
-    (float32 edges, last edge 1 + 1e-6: :func:`ghm_edges`); weights from :func:`ghm_bin_weights` (``tot / (n R_i)``, or the moving
-    count with ``momentum``, state in ``acc_counts``: a float tensor of length ``bins`` starting at
-    zeros, updated in place; see :class:`GHMC`). Loss ``w_i * BCE_i``; "mean" divides the weighted
-    sum by ``tot`` (the number of valid elements), exactly mmdetection's ``GHMC``. Defaults: 30
-    bins (the paper's setting); momentum 0 here, 0.75 in :class:`GHMC` (the paper's setting).
+    (float32 edges, last edge 1 + 1e-6: :func:`ghm_edges`); weights from :func:`ghm_bin_weights` (``tot / (n R_i)``, or
+    the moving count with ``momentum``, state in ``acc_counts``: a float tensor of length ``bins`` starting at zeros,
+    updated in place; see :class:`GHMC`). Loss ``w_i * BCE_i``; "mean" divides the weighted sum by ``tot`` (the number
+    of valid elements), exactly mmdetection's ``GHMC``. Defaults: 30 bins (the paper's setting); momentum 0 here, 0.75
+    in :class:`GHMC` (the paper's setting).
     """
     if bins < 1:
         raise ValueError("bins must be >= 1")

@@ -116,7 +116,8 @@ def ecm_loss(
     counts: Sequence[float] | np.ndarray | Tensor,
     fg_bg_ratio: float | None = None,
 ) -> Tensor:
-    """Effective Class-Margin loss (Cho & Krähenbühl, ECCV 2022, Eqs. 10-11), summed over boxes and channels, divided by B.
+    """Effective Class-Margin loss (Cho & Krähenbühl, ECCV 2022, Eqs. 10-11), summed over
+    boxes and channels, divided by B.
 
     ``logits`` ``(B, C + 1)`` with the background in the last column and ``labels`` in ``0..C``
     (C = background) when ``fg_bg_ratio`` is given (two-stage heads; the authors' default ratio

@@ -5,8 +5,9 @@ function ``H`` is smoothed linearly, ``H(x) = clamp(x / (2δ) + 0.5, 0, 1)`` (δ
 unit step ``[x >= 0]`` for δ = 0. For a positive i: ``N_FP(i) = sum_{j in N} H(x_ij)``,
 ``rank+(i) = sum_{k in P} H(x_ik)``, ``rank(i) = rank+(i) + N_FP(i)``.
 
-Identity update (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. Eq. S2): the "gradient" of ``L = 1/|P| sum_i sum_j L_ij`` w.r.t. s_i is
-``1/|P| (sum_j L_ji - sum_j L_ij)`` with primary terms ``L_ij = (ℓ(i) - ℓ*(i)) p(j|i)``.
+Identity update (Oksuz et al., Rank & Sort Loss, ICCV 2021, supp. Eq. S2): the "gradient" of
+``L = 1/|P| sum_i sum_j L_ij`` w.r.t. s_i is ``1/|P| (sum_j L_ji - sum_j L_ij)`` with primary terms
+``L_ij = (ℓ(i) - ℓ*(i)) p(j|i)``.
 
 Everything is vectorised: negatives enter only through sums of the piecewise-linear H over
 the 2P breakpoints ``s_i ± δ`` (one binary search and scatter-add per negative, then prefix
@@ -96,7 +97,8 @@ class _Split:
     def __init__(self, logits: Tensor, targets: Tensor, delta: float):
         if logits.numel() != targets.numel():
             raise ValueError(
-                f"logits and targets must have the same number of elements, got {tuple(logits.shape)} and {tuple(targets.shape)}"
+                "logits and targets must have the same number of elements, "
+                f"got {tuple(logits.shape)} and {tuple(targets.shape)}"
             )
         s = logits.detach().reshape(-1)
         y = targets.detach().reshape(-1).to(s.device)
@@ -279,7 +281,8 @@ class _APFunction(torch.autograd.Function):
 
 
 def ap_loss(logits: Tensor, targets: Tensor, delta: float = 1.0, interpolate: bool = True) -> Tensor:
-    """AP loss (Chen et al., "Towards Accurate One-Stage Object Detection with AP-Loss", CVPR 2019) with identity-update gradients.
+    """AP loss (Chen et al., "Towards Accurate One-Stage Object Detection with AP-Loss", CVPR 2019)
+    with identity-update gradients.
 
     ``targets``: > 0 positive, 0 negative, < 0 ignored. With the smoothed step (δ = 1 by default)
     and ``rank(i) = 1 + sum_{k != i} H(x_ik)`` over positives and negatives, the precision error

@@ -141,7 +141,10 @@ def _box(name, description, citation, library, adapter, needs=(), state=None) ->
 _FOCAL = "Lin et al., Focal Loss for Dense Object Detection, ICCV 2017, Eq. 5"
 _SURVEY = "Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021"
 _ECM = "Cho & Krähenbühl, Long-tail Detection with Effective Class-Margins, ECCV 2022, Eqs. 8, 10-11"
-_BAGS = "Li et al., Overcoming Classifier Imbalance for Long-tail Object Detection with Balanced Group Softmax, CVPR 2020, Eqs. 3-5"
+_BAGS = (
+    "Li et al., Overcoming Classifier Imbalance for Long-tail Object Detection with Balanced Group Softmax, CVPR 2020, "
+    "Eqs. 3-5"
+)
 _RS = "Oksuz et al., Rank & Sort Loss for Object Detection and Instance Segmentation, ICCV 2021, Eqs. 7-8, supp. S1-S17"
 _AP = "Chen et al., Towards Accurate One-Stage Object Detection with AP-Loss, CVPR 2019"
 _ALRP = "Oksuz et al., A Ranking-based, Balanced Loss Function Unifying Classification and Localisation, NeurIPS 2020"

@@ -1,4 +1,5 @@
-"""Box regression losses (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §6.2, Eqs. 9-22; Wu et al., IoU-balanced Loss Functions for Single-stage Object Detection, PRL 2022, Eqs. 3-5).
+"""Box regression losses (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §6.2, Eqs. 9-22;
+Wu et al., IoU-balanced Loss Functions for Single-stage Object Detection, PRL 2022, Eqs. 3-5).
 
 Boxes are ``(x1, y1, x2, y2)``. The ℓ1-family losses work on any tensors (coordinates or the
 ``(dx, dy, dw, dh)`` deltas of :func:`encode_deltas`, the form the papers use); IoU-family losses
@@ -75,12 +76,14 @@ def decode_deltas(
 
 
 def l1(pred: Tensor, target: Tensor, reduction: str = "none") -> Tensor:
-    """ℓ1 loss ``|x|`` with ``x = pred - target`` (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §6.2, Eq. 8 family), element-wise."""
+    """ℓ1 loss ``|x|`` with ``x = pred - target`` (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI
+    2021, §6.2, Eq. 8 family), element-wise."""
     return reduce_loss((pred - target).abs(), reduction)
 
 
 def smooth_l1(pred: Tensor, target: Tensor, beta: float = 1.0, reduction: str = "none") -> Tensor:
-    """Smooth ℓ1 (Girshick, Fast R-CNN 2015; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 9), element-wise.
+    """Smooth ℓ1 (Girshick, Fast R-CNN 2015; Oksuz et al., Imbalance Problems in Object Detection: A Review,
+    TPAMI 2021, Eq. 9), element-wise.
 
     ``0.5 x² / β`` if ``|x| < β`` else ``|x| - 0.5 β``, ``x = pred - target``; ``β = 0`` is ℓ1.
     Default β = 1 (as ``torch.nn.functional.smooth_l1_loss``).
@@ -93,7 +96,8 @@ def smooth_l1(pred: Tensor, target: Tensor, beta: float = 1.0, reduction: str = 
 
 
 def giou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
-    """GIoU loss ``1 - GIoU`` (Rezatofighi et al. 2019; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eqs. 19-20), ``(...,)``.
+    """GIoU loss ``1 - GIoU`` (Rezatofighi et al. 2019; Oksuz et al., Imbalance Problems in Object Detection: A Review,
+    TPAMI 2021, Eqs. 19-20), ``(...,)``.
 
     Equals mmdetection 3.3.0's ``giou_loss`` (eps 1e-7 as a floor under union and enclosing area,
     :func:`~imbalance_cli.boxes.giou_aligned`); ``boxes1`` predictions, ``boxes2`` targets, both
@@ -103,7 +107,8 @@ def giou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: floa
 
 
 def diou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
-    """DIoU loss ``1 - IoU + ρ²/c²`` (Zheng et al. 2020; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 21).
+    """DIoU loss ``1 - IoU + ρ²/c²`` (Zheng et al. 2020; Oksuz et al., Imbalance Problems in Object Detection:
+    A Review, TPAMI 2021, Eq. 21).
 
     Equals mmdetection 3.3.0's ``diou_loss`` (eps 1e-7 added to union and enclosing diagonal).
     """
@@ -111,7 +116,8 @@ def diou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: floa
 
 
 def ciou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
-    """CIoU loss ``1 - IoU + ρ²/c² + α v`` (Zheng et al. 2020; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 22).
+    """CIoU loss ``1 - IoU + ρ²/c² + α v`` (Zheng et al. 2020; Oksuz et al., Imbalance Problems in Object Detection:
+    A Review, TPAMI 2021, Eq. 22).
 
     ``v = 4/π² (atan(w̄/h̄) - atan(w/h))²``, ``α = [IoU > 0.5] v / ((1 - IoU) + v)`` held constant
     in the backward pass, and the CIoU term clamped to [-1, 1] before ``1 - CIoU``: mmdetection
@@ -124,7 +130,8 @@ def ciou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: floa
 def balanced_l1(
     pred: Tensor, target: Tensor, alpha: float = 0.5, gamma: float = 1.5, beta: float = 1.0, reduction: str = "none"
 ) -> Tensor:
-    """Balanced ℓ1 loss (Pang et al., Libra R-CNN 2019; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eqs. 10-12), element-wise.
+    """Balanced ℓ1 loss (Pang et al., Libra R-CNN 2019; Oksuz et al., Imbalance Problems in Object Detection: A Review,
+    TPAMI 2021, Eqs. 10-12), element-wise.
 
     Designed from its gradient ``α ln(b|x| + 1)`` for ``|x| < 1`` and ``γ`` beyond (Eq. 10),
     ``x = pred - target``, with ``α ln(b + 1) = γ`` (Eq. 12); integrated (Eq. 11) and written for a
@@ -147,7 +154,8 @@ def balanced_l1(
 
 
 def iou_loss(boxes1: Tensor, boxes2: Tensor, mode: str = "log", reduction: str = "none", eps: float = 1e-6) -> Tensor:
-    """IoU loss: ``-ln IoU`` (Yu et al. 2016, UnitBox; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eq. 14), ``1 - IoU`` (``mode="linear"``) or ``1 - IoU²`` (``"square"``).
+    """IoU loss: ``-ln IoU`` (Yu et al. 2016, UnitBox; Oksuz et al., Imbalance Problems in Object Detection: A Review,
+    TPAMI 2021, Eq. 14), ``1 - IoU`` (``mode="linear"``) or ``1 - IoU²`` (``"square"``).
 
     ``boxes1`` predictions, ``boxes2`` targets (xyxy, ``(..., 4)``). As mmdetection 3.3.0's
     ``iou_loss``: IoU ``= inter / max(union, 1e-6)`` (``bbox_overlaps``), then clamped at ``eps``
@@ -175,7 +183,8 @@ def _cxcywh(boxes: Tensor):
 def bounded_iou(
     boxes1: Tensor, boxes2: Tensor, beta: float = 0.2, reduction: str = "none", eps: float = 1e-3
 ) -> Tensor:
-    """Bounded IoU loss (Tychsen-Smith & Petersson 2018; Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, Eqs. 15-17), ``(..., 4)``.
+    """Bounded IoU loss (Tychsen-Smith & Petersson 2018; Oksuz et al., Imbalance Problems in Object Detection: A Review,
+    TPAMI 2021, Eqs. 15-17), ``(..., 4)``.
 
     For predictions ``boxes1`` and targets ``boxes2`` (xyxy), per parameter of ``(cx, cy, w, h)``:
     ``IoU_B(cx) = max(0, (w - 2|Δcx|) / (w + 2|Δcx| + eps))`` (Eq. 16, w the target width; likewise
@@ -205,7 +214,8 @@ def iou_balanced_l1(
     beta: float = 1.0 / 9,
     reduction: str = "none",
 ) -> Tensor:
-    """IoU-balanced smooth ℓ1 localisation loss (Wu et al., IoU-balanced Loss Functions for Single-stage Object Detection, PRL 2022, Eqs. 3-5), element-wise ``(..., 4)``.
+    """IoU-balanced smooth ℓ1 localisation loss (Wu et al., IoU-balanced Loss Functions for Single-stage Object
+    Detection, PRL 2022, Eqs. 3-5), element-wise ``(..., 4)``.
 
     ``pred``/``target`` are the positives' ``(dx, dy, dw, dh)`` deltas ``(P, 4)``; ``ious`` ``(P,)``
     the IoU of each regressed box with its ground truth, used as a constant (no gradient flows
@@ -236,7 +246,8 @@ def ghm_r(
     acc_counts: Tensor | None = None,
     reduction: str = "mean",
 ) -> Tensor:
-    """Gradient Harmonizing regression loss, GHM-R (Li et al., "Gradient Harmonized Single-stage Detector", AAAI 2019, Eqs. 9-12).
+    """Gradient Harmonizing regression loss, GHM-R (Li et al., "Gradient Harmonized Single-stage
+    Detector", AAAI 2019, Eqs. 9-12).
 
     On the regression deltas ``d = pred - target`` (element-wise, e.g. ``(P, 4)``) the
     authentic smooth ℓ1 loss ``ASL1(d) = sqrt(d² + μ²) - μ`` (Eq. 9, μ = 0.02) has gradient

@@ -1,4 +1,5 @@
-"""Hard samplers for anchors (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §4.1.1): which anchors enter the classification loss.
+"""Hard samplers for anchors (Oksuz et al., Imbalance Problems in Object Detection: A Review, TPAMI 2021, §4.1.1): which
+anchors enter the classification loss.
 
 Every sampler takes either a boolean ``positive`` mask over anchors (optionally with a
 ``negative`` mask; by default every non-positive anchor is a negative, so drop ignored anchors

@@ -134,25 +134,29 @@ def section(advice: dict) -> Section:
                 f'<p class="note">{escape(sn["framework"])} ({escape(sn["language"])}){escape(exact)}</p>'
                 f"<pre>{escape(sn['text'])}</pre>"
             )
-        if e.get("measured"):
-            rows = [
-                [(metric_label(m), ""), (fmt_value(m["before"], _unit(m)), "n"), (fmt_value(m["after"], _unit(m)), "n")]
-                for m in e["metrics"]
-            ]
-            body.append(
-                "<p><b>Effect, measured.</b> "
-                + escape(e.get("method", ""))
-                + "</p>"
-                + table([("quantity", ""), ("before", "n"), ("after", "n")], rows)
-            )
-            extra = [f"{e['images']:,} images"] + ([f"{e['boxes']:,} boxes"] if e.get("boxes") else [])
-            if e.get("iterations") is not None:
-                extra.append(f"{e['iterations']} search iterations ({e.get('stopped')})")
-            if e.get("verdict"):
-                extra.append(e["verdict"])
-            body.append(f'<p class="note">{escape("; ".join(extra))}</p>')
-        else:
-            body.append(f"<p><b>Effect.</b> {escape(effect_text(e))}</p>")
+        body.append(_effect_html(e))
         body.append("</div>")
         parts.append("".join(body))
     return Section("advice", "What to change", "".join(parts), entries)
+
+
+def _effect_html(e: dict) -> str:
+    """An item's effect: the measured before/after table with its sample and method, or why it is not measured."""
+    if not e.get("measured"):
+        return f"<p><b>Effect.</b> {escape(effect_text(e))}</p>"
+    rows = [
+        [(metric_label(m), ""), (fmt_value(m["before"], _unit(m)), "n"), (fmt_value(m["after"], _unit(m)), "n")]
+        for m in e["metrics"]
+    ]
+    measured = (
+        "<p><b>Effect, measured.</b> "
+        + escape(e.get("method", ""))
+        + "</p>"
+        + table([("quantity", ""), ("before", "n"), ("after", "n")], rows)
+    )
+    extra = [f"{e['images']:,} images"] + ([f"{e['boxes']:,} boxes"] if e.get("boxes") else [])
+    if e.get("iterations") is not None:
+        extra.append(f"{e['iterations']} search iterations ({e.get('stopped')})")
+    if e.get("verdict"):
+        extra.append(e["verdict"])
+    return measured + f'<p class="note">{escape("; ".join(extra))}</p>'

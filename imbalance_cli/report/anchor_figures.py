@@ -1,4 +1,5 @@
-"""Anchor figures re-drawing the survey's anchor statistics (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021: Figs. 4a, 4b, 12a, 14).
+"""Anchor figures re-drawing the survey's anchor statistics (Oksuz et al., Imbalance Problems in Object Detection,
+TPAMI 2021: Figs. 4a, 4b, 12a, 14).
 
 ``figures(anchors)`` takes the report's ``anchors`` dict (from
 :func:`imbalance_cli.stats.anchors.anchor_statistics`) and returns
@@ -198,6 +199,11 @@ def spatial_figure(a: dict):
     return fig
 
 
+def _share(row: dict, k: str) -> float:
+    """``row[k]`` as a percentage of ``row["boxes"]`` (0 without boxes)."""
+    return 100.0 * num(row.get(k)) / num(row.get("boxes")) if num(row.get("boxes")) else 0.0
+
+
 def coverage_figure(a: dict, names: dict | None = None):
     """Coverage: (a) by size group, the share of boxes without a positive anchor, below the positive IoU and below
     the negative IoU (the columns of :func:`imbalance_cli.report.tables.coverage_columns`, named by the
@@ -222,9 +228,6 @@ def coverage_figure(a: dict, names: dict | None = None):
     x = list(range(len(groups)))
     w = 0.8 / max(len(cols), 1)
 
-    def share(row, k):
-        return 100.0 * num(row.get(k)) / num(row.get("boxes")) if num(row.get("boxes")) else 0.0
-
     th = a.get("thresholds") or {}
     colours = {"without_positive": _FG, "below_positive_iou": _IGN, "below_negative": _BG}
     thr = {"below_positive_iou": f" ({th.get('pos_iou')})", "below_negative": f" ({th.get('neg_iou')})"}
@@ -232,7 +235,7 @@ def coverage_figure(a: dict, names: dict | None = None):
         term = dict(_COVERAGE_TERMS)[k]
         ax.bar(
             [j + (i - (len(cols) - 1) / 2) * w for j in x],
-            [share(by[g], k) for g in groups],
+            [_share(by[g], k) for g in groups],
             w,
             color=colours[k],
             label=vocabulary.label(term) + thr.get(k, ""),
@@ -243,28 +246,33 @@ def coverage_figure(a: dict, names: dict | None = None):
     ax.set_title("(a) anchor coverage by size group", loc="left", fontsize=11)
     ax.legend(fontsize=7)
     if axc is not None:
-        key = cols[1][0] if len(cols) > 1 else cols[0][0]  # below the positive IoU where there is an IoU rule
-        order = sorted(by_class, key=lambda c: (-share(by_class[c], key), -num(by_class[c].get("boxes")), c))
-        xs = list(range(1, len(order) + 1))
-        wc = 0.85 / max(len(cols), 1)
-        for i, (k, _head) in enumerate(cols):
-            axc.bar(
-                [j + (i - (len(cols) - 1) / 2) * wc for j in xs],
-                [share(by_class[c], k) for c in order],
-                wc,
-                color=colours[k],
-                label=vocabulary.label(dict(_COVERAGE_TERMS)[k]),
-            )
-        axc.set_ylabel("% of the class's boxes")
-        axc.set_xlabel(
-            "class, sorted by " + vocabulary.label(dict(_COVERAGE_TERMS)[key]).replace("boxes ", "share ")
-            if len(order) <= 100
-            else f"class rank ({len(order)} classes)"
-        )
-        axc.set_title("(b) anchor coverage by class", loc="left", fontsize=11)
-        axc.legend(fontsize=7, loc="upper right")
-        name_classes(axc, [names.get(c, f"id {c}") for c in order], [share(by_class[c], key) for c in order], x0=1)
+        _coverage_by_class(axc, by_class, cols, colours, names)
     return fig
+
+
+def _coverage_by_class(axc, by_class: dict, cols: list, colours: dict, names: dict) -> None:
+    """Panel (b) of :func:`coverage_figure`: the coverage shares per class, sorted by the first IoU rule's share."""
+    key = cols[1][0] if len(cols) > 1 else cols[0][0]  # below the positive IoU where there is an IoU rule
+    order = sorted(by_class, key=lambda c: (-_share(by_class[c], key), -num(by_class[c].get("boxes")), c))
+    xs = list(range(1, len(order) + 1))
+    wc = 0.85 / max(len(cols), 1)
+    for i, (k, _head) in enumerate(cols):
+        axc.bar(
+            [j + (i - (len(cols) - 1) / 2) * wc for j in xs],
+            [_share(by_class[c], k) for c in order],
+            wc,
+            color=colours[k],
+            label=vocabulary.label(dict(_COVERAGE_TERMS)[k]),
+        )
+    axc.set_ylabel("% of the class's boxes")
+    axc.set_xlabel(
+        "class, sorted by " + vocabulary.label(dict(_COVERAGE_TERMS)[key]).replace("boxes ", "share ")
+        if len(order) <= 100
+        else f"class rank ({len(order)} classes)"
+    )
+    axc.set_title("(b) anchor coverage by class", loc="left", fontsize=11)
+    axc.legend(fontsize=7, loc="upper right")
+    name_classes(axc, [names.get(c, f"id {c}") for c in order], [_share(by_class[c], key) for c in order], x0=1)
 
 
 def figures(anchors: dict, names: dict | None = None) -> list[tuple[str, str, Any, str]]:

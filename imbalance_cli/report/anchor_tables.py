@@ -61,6 +61,15 @@ def render(anchors: dict, console=None, worst: int = 5, names: dict | None = Non
 
     _print_levels(console, a.get("levels") or [])
 
+    _print_iou(console, a, ni)
+    _print_coverage(console, a)
+    _print_worst(console, a, worst, names)
+
+
+def _print_iou(console, a: dict, ni: dict) -> None:
+    """The positives' and negatives' IoU histograms as sparklines (YOLOv5: the ratio metric of its entries)."""
+    from rich.table import Table
+
     ht = Table(
         title="IoU distributions (survey Fig. 12a)", show_header=False, title_justify="left", box=None, padding=(0, 2)
     )
@@ -91,21 +100,25 @@ def render(anchors: dict, console=None, worst: int = 5, names: dict | None = Non
     if ht.row_count:
         console.print(ht)
 
-    _print_coverage(console, a)
+
+def _print_worst(console, a: dict, worst: int, names: dict | None) -> None:
+    """The ``worst`` classes by positive anchors per instance."""
+    from rich.table import Table
 
     ppi = a.get("positives_per_instance") or {}
-    if ppi and worst > 0:
-        pcp = a.get("per_class_positive") or {}
-        inst = a.get("instances_per_class") or {}
-        keys = sorted(ppi, key=lambda k: (_f(ppi[k]), k))[:worst]
-        names = {str(k): str(v) for k, v in (names or anchors.get("class_names") or {}).items()}
-        wt = Table(title=f"Fewest positive anchors per instance ({len(keys)} classes)", title_justify="left")
-        wt.add_column("class", style="cyan")
-        for col in ("id", "instances", "positives", "per instance"):
-            wt.add_column(col, justify="right", style="dim" if col == "id" else None)
-        for k in keys:
-            wt.add_row(names.get(str(k), f"id {k}"), str(k), fmt_int(inst.get(k)), fmt_int(pcp.get(k)), fmt_num(ppi[k]))
-        console.print(wt)
+    if not ppi or worst <= 0:
+        return
+    pcp = a.get("per_class_positive") or {}
+    inst = a.get("instances_per_class") or {}
+    keys = sorted(ppi, key=lambda k: (_f(ppi[k]), k))[:worst]
+    names = {str(k): str(v) for k, v in (names or a.get("class_names") or {}).items()}
+    wt = Table(title=f"Fewest positive anchors per instance ({len(keys)} classes)", title_justify="left")
+    wt.add_column("class", style="cyan")
+    for col in ("id", "instances", "positives", "per instance"):
+        wt.add_column(col, justify="right", style="dim" if col == "id" else None)
+    for k in keys:
+        wt.add_row(names.get(str(k), f"id {k}"), str(k), fmt_int(inst.get(k)), fmt_int(pcp.get(k)), fmt_num(ppi[k]))
+    console.print(wt)
 
 
 def _print_levels(console, levels: list) -> None:

@@ -84,7 +84,8 @@ def batches_text(r: dict) -> str:
 
 
 def figures(report: dict) -> list:
-    """Histograms of per-batch class coverage and TV divergence (needs ``keep_per_batch``): ``[(name, title, Figure)]``."""
+    """Histograms of per-batch class coverage and TV divergence (needs ``keep_per_batch``):
+    ``[(name, title, Figure)]``."""
     pb = report["per_batch"]
     n = 3 if pb.get("foreground_share") is not None else 2
     fig = new_figure(4.5 * n, 3.6)

@@ -1,4 +1,5 @@
-"""PNG figures re-drawing the survey's dataset statistics (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021: Figs. 5, 7 and 13).
+"""PNG figures re-drawing the survey's dataset statistics (Oksuz et al., Imbalance Problems in Object Detection,
+TPAMI 2021: Figs. 5, 7 and 13).
 
 * Fig. 5a: instances per class, classes sorted by instances, log-scale y (with images per
   class and the LVIS rare/common thresholds on image counts);
@@ -136,6 +137,12 @@ def class_long_tail_figure(report: dict):
     name_classes(ax, names, instances, x0=1)
     ax.set_xlabel("class (sorted by instances)" if n <= 100 else f"class rank (1 = most instances; {n} classes)")
 
+    _long_tail_legend(ax, freqs, has_images, instances)
+    return fig
+
+
+def _long_tail_legend(ax, freqs: list, has_images: bool, instances: list) -> None:
+    """The long-tail figure's legend, LVIS threshold lines when groups are shown, and the count of empty classes."""
     present = [f for f in ("f", "c", "r") if f in freqs]
     handles = _long_tail_handles(present, has_images)
     if present:
@@ -162,7 +169,6 @@ def class_long_tail_figure(report: dict):
             fontsize=8,
             color="#d62728",
         )
-    return fig
 
 
 def _long_tail_handles(present: list, has_images: bool) -> list:
@@ -413,6 +419,7 @@ class FigureJob:
     build: Callable[[], Any]
 
 
+# long: one flat table of the report's figures (file, title, caption, builder), one entry each
 def figure_jobs(report: dict) -> list[FigureJob]:
     """Every figure the report supports, not drawn yet (see :func:`figures` for the list)."""
     out: list[FigureJob] = []
@@ -514,7 +521,7 @@ def figure_png(fig: Any, dpi: int = 110) -> bytes:
 
         FigureCanvasAgg(fig)
     # constrained layout already fits every label inside the figure: no bbox_inches="tight" (its extra draw
-    # cost 22% of the rendering CPU time, measured on the bundled sample's ten figures)
+    # costs 22% of the rendering CPU time, measured on the bundled sample's ten figures)
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
     if "matplotlib.pyplot" in sys.modules:  # figures made with pyplot (e.g. by other modules) are closed
         sys.modules["matplotlib.pyplot"].close(fig)

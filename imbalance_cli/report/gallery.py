@@ -234,24 +234,8 @@ def render_gallery(
     entries = plan.get("images") or []
     if not entries:
         return {}, None, {"images": 0, "decoded": 0, "blank": 0, "problems": []}
-    problems: list[str] = []
-
-    def prepare(k: int):
-        e = entries[k]
-        path, why = _source(e, images_dir, own_paths)
-        pixels = None
-        if path is not None:
-            got = _decode(path, tuple(e["resized"]), exif=own_paths)
-            if isinstance(got, str):
-                why = got
-            else:
-                pixels = got
-        elif why is not None:
-            why = f"{e.get('file_name')}: {why}"
-        return _view(e, pixels, plan["fill"]), pixels is not None, why
-
     with ThreadPoolExecutor(max(1, min(threads, len(entries)))) as pool:
-        views = list(pool.map(prepare, range(len(entries))))
+        views = list(pool.map(lambda e: _prepare(e, images_dir, own_paths, plan["fill"]), entries))
     problems = [w for _v, _p, w in views if w]
     files: dict[str, bytes] = {}
     parts = [_legend(plan, images_dir is not None or own_paths)]
@@ -263,28 +247,7 @@ def render_gallery(
         parts.append(_levels_section(entries[plan["levels"]], views[plan["levels"]], files))
         entries_toc.append(("gallery-levels", "anchors per level"))
     if plan["classes"]:
-        rows = []
-        for n, c in enumerate(plan["classes"], 1):
-            boxes = [entries[i]["boxes"][b] for i, b in c["crops"]]
-            cell = '<td class="m">no image within --gallery</td>'
-            if boxes:
-                crops = [_crop(views[i][0], entries[i]["boxes"][b]) for i, b in c["crops"]]
-                photo = any(views[i][1] for i, _b in c["crops"])
-                data, ext = _encode(_strip(crops, boxes), photo)
-                fname = f"gallery_class_{n:03d}.{ext}"
-                files[fname] = data
-                cell = f'<td><img src="{fname}" alt="{escape(c["category"])} boxes" class="strip"></td>'
-            rows.append(
-                f'<tr><td>{escape(c["category"])}</td><td class="n">{c["instances"]:,}</td>'
-                f'<td class="n">{c["without_positive"]:,}</td>{cell}</tr>'
-            )
-        parts.append(
-            '<h3 id="gallery-classes">Boxes per class, tail first</h3><div class="wide"><table><thead><tr>'
-            f'<th>class</th><th class="n">instances</th><th class="n">'
-            f"{escape(vocabulary.term('boxes_without_positive').column)}</th><th>boxes (crops: uncovered "
-            "first, then lowest best IoU; below each its best IoU and the level of its best anchor)</th>"
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-        )
+        parts.append(_classes_section(plan, entries, views, files))
         entries_toc.append(("gallery-classes", "boxes per class"))
     decoded = sum(1 for _v, p, _w in views if p)
     if problems:
@@ -304,6 +267,47 @@ def render_gallery(
         files,
         Section("gallery", "Gallery: the images as the detector sees them", "".join(parts), entries_toc),
         summary,
+    )
+
+
+def _prepare(e: dict, images_dir: Path | None, own_paths: bool, fill) -> tuple:
+    """``(view, decoded, problem)`` of one image entry: its pixels when its file decodes, else a blank view and why."""
+    path, why = _source(e, images_dir, own_paths)
+    pixels = None
+    if path is not None:
+        got = _decode(path, tuple(e["resized"]), exif=own_paths)
+        if isinstance(got, str):
+            why = got
+        else:
+            pixels = got
+    elif why is not None:
+        why = f"{e.get('file_name')}: {why}"
+    return _view(e, pixels, fill), pixels is not None, why
+
+
+def _classes_section(plan: dict, entries: list, views: list, files: dict) -> str:
+    """The per-class table, tail first, one strip of crops per class (its image added to ``files``)."""
+    rows = []
+    for n, c in enumerate(plan["classes"], 1):
+        boxes = [entries[i]["boxes"][b] for i, b in c["crops"]]
+        cell = '<td class="m">no image within --gallery</td>'
+        if boxes:
+            crops = [_crop(views[i][0], entries[i]["boxes"][b]) for i, b in c["crops"]]
+            photo = any(views[i][1] for i, _b in c["crops"])
+            data, ext = _encode(_strip(crops, boxes), photo)
+            fname = f"gallery_class_{n:03d}.{ext}"
+            files[fname] = data
+            cell = f'<td><img src="{fname}" alt="{escape(c["category"])} boxes" class="strip"></td>'
+        rows.append(
+            f'<tr><td>{escape(c["category"])}</td><td class="n">{c["instances"]:,}</td>'
+            f'<td class="n">{c["without_positive"]:,}</td>{cell}</tr>'
+        )
+    return (
+        '<h3 id="gallery-classes">Boxes per class, tail first</h3><div class="wide"><table><thead><tr>'
+        f'<th>class</th><th class="n">instances</th><th class="n">'
+        f"{escape(vocabulary.term('boxes_without_positive').column)}</th><th>boxes (crops: uncovered "
+        "first, then lowest best IoU; below each its best IoU and the level of its best anchor)</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

@@ -292,50 +292,11 @@ def _anchor_html(anchors: dict, classes: list[dict]) -> str:
     )
     levels = anchors.get("levels")
     if isinstance(levels, list) and levels:
-        lrows = []
-        for lv in levels:
-            lv = lv or {}
-            lrows.append(
-                [
-                    (str(lv.get("name", "")), ""),
-                    (fmt_int(lv.get("stride")), "n"),
-                    (fmt_int(lv.get("anchors")), "n"),
-                    (fmt_int(lv.get("foreground")), "n"),
-                    (fmt_pct(lv.get("foreground"), lv.get("anchors")), "n"),
-                    (fmt_int(lv.get("best_level_boxes")), "n"),
-                ]
-            )
-        parts.append(
-            "<div><h3>Pyramid levels (survey §5.4.1)</h3>"
-            + _table(
-                [
-                    ("level", ""),
-                    ("stride", "n"),
-                    ("anchors", "n"),
-                    ("positives", "n"),
-                    ("pos. share", "n"),
-                    ("boxes best here", "n"),
-                ],
-                lrows,
-            )
-            + "</div>"
-        )
+        parts.append(_levels_html(levels))
     coverage = anchors.get("coverage") if isinstance(anchors.get("coverage"), dict) else {}
     by_size = coverage.get("by_size")
     if isinstance(by_size, dict) and by_size:
-        cols = coverage_columns(anchors)
-        crow = []
-        for g, v in by_size.items():
-            v = v if isinstance(v, dict) else {}
-            crow.append(
-                [(str(g), ""), (fmt_int(v.get("boxes")), "n")]
-                + [(f"{fmt_int(v.get(k))} ({fmt_pct(v.get(k), v.get('boxes'))})", "n") for k, _h in cols]
-            )
-        parts.append(
-            f"<div><h3>Coverage by {escape(size_groups_label(coverage.get('size_groups_by')))}</h3>"
-            + _table([("size", ""), ("boxes", "n")] + [(h, "n") for _k, h in cols], crow)
-            + f'<p class="note">{escape(coverage_caption(anchors))}</p></div>'
-        )
+        parts.append(_coverage_html(anchors, coverage, by_size))
     per_class = _positives_per_instance(anchors, classes)
     if per_class:
         prow = [
@@ -349,6 +310,55 @@ def _anchor_html(anchors: dict, classes: list[dict]) -> str:
         )
     parts.append("</div>")
     return "".join(parts)
+
+
+def _levels_html(levels: list) -> str:
+    """The pyramid levels' table: stride, anchors, positives, their share and the boxes whose best anchor is there."""
+    lrows = []
+    for lv in levels:
+        lv = lv or {}
+        lrows.append(
+            [
+                (str(lv.get("name", "")), ""),
+                (fmt_int(lv.get("stride")), "n"),
+                (fmt_int(lv.get("anchors")), "n"),
+                (fmt_int(lv.get("foreground")), "n"),
+                (fmt_pct(lv.get("foreground"), lv.get("anchors")), "n"),
+                (fmt_int(lv.get("best_level_boxes")), "n"),
+            ]
+        )
+    return (
+        "<div><h3>Pyramid levels (survey §5.4.1)</h3>"
+        + _table(
+            [
+                ("level", ""),
+                ("stride", "n"),
+                ("anchors", "n"),
+                ("positives", "n"),
+                ("pos. share", "n"),
+                ("boxes best here", "n"),
+            ],
+            lrows,
+        )
+        + "</div>"
+    )
+
+
+def _coverage_html(anchors: dict, coverage: dict, by_size: dict) -> str:
+    """The coverage table by size group, with the columns and caption the vocabulary gives."""
+    cols = coverage_columns(anchors)
+    crow = []
+    for g, v in by_size.items():
+        v = v if isinstance(v, dict) else {}
+        crow.append(
+            [(str(g), ""), (fmt_int(v.get("boxes")), "n")]
+            + [(f"{fmt_int(v.get(k))} ({fmt_pct(v.get(k), v.get('boxes'))})", "n") for k, _h in cols]
+        )
+    return (
+        f"<div><h3>Coverage by {escape(size_groups_label(coverage.get('size_groups_by')))}</h3>"
+        + _table([("size", ""), ("boxes", "n")] + [(h, "n") for _k, h in cols], crow)
+        + f'<p class="note">{escape(coverage_caption(anchors))}</p></div>'
+    )
 
 
 def _positives_per_instance(anchors: dict, classes: list[dict], n: int = 10) -> list[tuple]:

@@ -83,7 +83,8 @@ def header_text(report: dict) -> str:
 
 
 def figures(report: dict) -> list:
-    """Matplotlib figures re-drawing Figs. 4 and 7 of Cho & Kraehenbuehl (Effective Class-Margins, ECCV 2022) for this dataset.
+    """Matplotlib figures re-drawing Figs. 4 and 7 of Cho & Kraehenbuehl (Effective
+    Class-Margins, ECCV 2022) for this dataset.
 
     Returns ``[(filename, title, Figure)]``: ``margins_vs_ratio.png`` (margins gamma+- and weights
     w+- against the negative-to-positive ratio a_c = n-/n+, curves of Eq. 8/11 with this dataset's
@@ -93,8 +94,11 @@ def figures(report: dict) -> list:
     n_pos = np.array([r["n_pos"] for r in cls], dtype=float)
     n_neg = np.array([r["n_neg"] for r in cls], dtype=float)
     a = n_neg / n_pos
-    out = []
+    return [_ratio_figure(cls, a), _sorted_weights_figure(report, cls)]
 
+
+def _ratio_figure(cls: list, a: np.ndarray) -> tuple:
+    """Fig. 4: margins and weights against the class ratio a_c, the Eq. 8 / Eq. 11 curves and the classes as points."""
     fig = new_figure(10, 4)
     ax1, ax2 = fig.subplots(1, 2)
     lo, hi = max(a.min() / 2, 1e-3) if len(a) else 1e-1, a.max() * 2 if len(a) else 1e6
@@ -121,14 +125,15 @@ def figures(report: dict) -> list:
     ax2.set_ylabel("weight")
     ax2.set_title("surrogate-score weights (Eq. 11)")
     ax2.legend()
-    out.append(
-        (
-            "margins_vs_ratio.png",
-            "ECM margins and weights against the class ratio (Cho & Kraehenbuehl, ECCV 2022, Fig. 4)",
-            fig,
-        )
+    return (
+        "margins_vs_ratio.png",
+        "ECM margins and weights against the class ratio (Cho & Kraehenbuehl, ECCV 2022, Fig. 4)",
+        fig,
     )
 
+
+def _sorted_weights_figure(report: dict, cls: list) -> tuple:
+    """Fig. 7: the classes' positive and negative weights, each sorted ascending."""
     fig = new_figure(10, 4)
     ax1, ax2 = fig.subplots(1, 2)
     wp = np.sort([r["w_pos"] for r in cls])
@@ -144,8 +149,7 @@ def figures(report: dict) -> list:
     fig.suptitle(
         "one-stage (no background)" if report["one_stage"] else f"{vocabulary.label('fg_bg_ratio')} = {ratio:.4g}"
     )
-    out.append(("weights_sorted.png", "ECM weights per class, sorted (Cho & Kraehenbuehl, ECCV 2022, Fig. 7)", fig))
-    return out
+    return "weights_sorted.png", "ECM weights per class, sorted (Cho & Kraehenbuehl, ECCV 2022, Fig. 7)", fig
 
 
 def report_files(report: dict, plots: bool = True) -> dict:

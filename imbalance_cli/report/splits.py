@@ -160,26 +160,7 @@ def render_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
     from imbalance_cli.report.page import Section, anchor_id, figure_html, render_page, table
 
     esc = html.escape
-    head = "".join(f"<th{' class=n' if k != 'split' else ''}>{esc(lab)}</th>" for k, lab in _COLUMNS)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td><a href="{esc(row["split"])}/report.html">{esc(row["split"])}</a></td>'
-            if k == "split"
-            else f"<td class=n>{esc(_fmt(row[k]))}</td>"
-            for k, _l in _COLUMNS
-        )
-        + "</tr>"
-        for row in summary_rows(report)
-    )
-    sections = [
-        Section(
-            "splits",
-            "Splits side by side",
-            f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
-            "<p class='note'>Each split's own report (dataset, anchors, figures): its link.</p>",
-        )
-    ]
+    sections = [Section("splits", "Splits side by side", _side_by_side(report))]
     dr = distance_rows(report)
     if dr:
         a, b = report["compared"]
@@ -218,6 +199,27 @@ def render_html(report: dict, figures: list[tuple[str, str, bytes]]) -> str:
         facts=facts,
         sections=sections,
         footer="Each split's full report sits in its own folder; all numbers are in splits.json.",
+    )
+
+
+def _side_by_side(report: dict) -> str:
+    """The splits' table, one row per split, each split's name linked to its own report page."""
+    esc = html.escape
+    head = "".join(f"<th{' class=n' if k != 'split' else ''}>{esc(lab)}</th>" for k, lab in _COLUMNS)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td><a href="{esc(row["split"])}/report.html">{esc(row["split"])}</a></td>'
+            if k == "split"
+            else f"<td class=n>{esc(_fmt(row[k]))}</td>"
+            for k, _l in _COLUMNS
+        )
+        + "</tr>"
+        for row in summary_rows(report)
+    )
+    return (
+        f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+        "<p class='note'>Each split's own report (dataset, anchors, figures): its link.</p>"
     )
 
 

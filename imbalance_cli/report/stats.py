@@ -104,7 +104,6 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
     type. When the report carries ``anchors``, :func:`imbalance_cli.report.anchor_tables.render` follows.
     """
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     console = console or Console()
@@ -117,14 +116,7 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
         title += f" ({ds.get('format')})"
     console.rule(Text(title, style="bold"))
 
-    # dataset summary -----------------------------------------------------------------
-    t = Table(title="Dataset", show_header=False, title_justify="left", box=None, padding=(0, 2))
-    t.add_column(style="cyan")
-    t.add_column(justify="right")
-    t.add_column(style="dim")
-    for label, value, note in _dataset_rows(ds):
-        t.add_row(label, value, note)
-    console.print(t)
+    _print_dataset(console, ds)
 
     # classes -----------------------------------------------------------------------------
     classes = sorted_classes(report)
@@ -133,19 +125,7 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
     # measures ----------------------------------------------------------------------------
     _print_measures(console, report.get("measures"))
 
-    # distributions ----------------------------------------------------------------------
-    spark_width = max(12, min(48, console.width - 34))
-    rows = distribution_rows(report, spark_width=spark_width)
-    if rows:
-        t = Table(title="Distributions (sparklines on a log scale)", title_justify="left")
-        t.add_column("what (survey figure)", style="cyan")
-        t.add_column("summary / histogram")
-        for name, fig, text, spark in rows:
-            cell = Text(text)
-            if spark:
-                cell.append("\n" + spark, style="magenta")
-            t.add_row(Text(name + "\n", style="cyan").append(fig, style="dim"), cell)
-        console.print(t)
+    _print_distributions(console, report)
 
     # anchors ----------------------------------------------------------------------------
     anchors = report.get("anchors")
@@ -159,6 +139,38 @@ def render_terminal(report: dict, console=None, top: int = 10) -> None:
     # what to change ------------------------------------------------------------------------
     if isinstance(report.get("advice"), dict):
         render_advice(report["advice"], console)
+
+
+def _print_dataset(console, ds: dict) -> None:
+    """The dataset summary table."""
+    from rich.table import Table
+
+    t = Table(title="Dataset", show_header=False, title_justify="left", box=None, padding=(0, 2))
+    t.add_column(style="cyan")
+    t.add_column(justify="right")
+    t.add_column(style="dim")
+    for label, value, note in _dataset_rows(ds):
+        t.add_row(label, value, note)
+    console.print(t)
+
+
+def _print_distributions(console, report: dict) -> None:
+    """The distributions table: each histogram summarised, with a log-scale sparkline."""
+    from rich.table import Table
+    from rich.text import Text
+
+    spark_width = max(12, min(48, console.width - 34))
+    rows = distribution_rows(report, spark_width=spark_width)
+    if rows:
+        t = Table(title="Distributions (sparklines on a log scale)", title_justify="left")
+        t.add_column("what (survey figure)", style="cyan")
+        t.add_column("summary / histogram")
+        for name, fig, text, spark in rows:
+            cell = Text(text)
+            if spark:
+                cell.append("\n" + spark, style="magenta")
+            t.add_row(Text(name + "\n", style="cyan").append(fig, style="dim"), cell)
+        console.print(t)
 
 
 def _print_classes(console, report: dict, classes: list[dict], top: int) -> None:

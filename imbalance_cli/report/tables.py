@@ -460,30 +460,7 @@ def csv_tables(report: dict) -> dict[str, str]:
     out: dict[str, str] = {}
     classes = sorted_classes(report)
     if "classes" in report:
-        total = sum(num(c.get("instances")) for c in classes)
-        extra: list[str] = []
-        for c in classes:
-            for k, v in c.items():
-                if k not in CLASS_COLUMNS and k not in extra and not isinstance(v, (dict, list)):
-                    extra.append(k)
-        rows = []
-        for i, c in enumerate(classes):
-            share = num(c.get("instances")) / total if total else None
-            rows.append(
-                [
-                    i + 1,
-                    c.get("id"),
-                    c.get("name"),
-                    c.get("instances"),
-                    None if share is None else _clean(share),
-                    c.get("images"),
-                    c.get("frequency"),
-                    c.get("bags_group"),
-                ]
-                + [c.get(k) for k in extra]
-            )
-        out["classes.csv"] = _csv(CLASS_COLUMNS + extra, rows)
-
+        out["classes.csv"] = _classes_csv(classes)
     measures = report.get("measures")
     if isinstance(measures, dict):
         out["measures.csv"] = _csv(
@@ -494,45 +471,81 @@ def csv_tables(report: dict) -> dict[str, str]:
                 if not isinstance(v, (dict, list))
             ),
         )
-
     for key in ("objects_per_image", "classes_per_image"):
         if isinstance(report.get(key), dict):
             out[f"{key}.csv"] = _histogram_csv(report[key], "images")
-
     scale = report.get("scale")
     if isinstance(scale, dict):
-        for key in ("relative_width", "relative_height", "relative_area"):
-            if isinstance(scale.get(key), dict):
-                out[f"scale_{key}.csv"] = _histogram_csv(scale[key], "boxes")
-        groups = scale.get("size_groups")
-        if isinstance(groups, dict):  # one definition (scale.size_groups_by), named in every row
-            by = scale.get("size_groups_by") or "box"
-            total = sum(num(groups.get(k)) for k in ("small", "medium", "large"))
-            ranges = {"small": "< 32^2", "medium": "32^2 to < 96^2", "large": ">= 96^2"}
-            measured = "area field (COCO eval)" if by == "area_field" else "box w*h"
-            rows = [
-                [k, ranges[k], measured, groups.get(k), _clean(num(groups.get(k)) / total) if total else None]
-                for k in ("small", "medium", "large")
-            ]
-            out["scale_size_groups.csv"] = _csv(["group", "area_range_px", "area_of", "boxes", "share"], rows)
-
+        out.update(_scale_csvs(scale))
     loc = report.get("location")
     if isinstance(loc, dict) and loc.get("counts") is not None:
-        out["location.csv"] = _location_csv(loc.get("counts"))
-        per_class = loc.get("per_class")
-        if isinstance(per_class, dict) and per_class:
-            rows = []
-            for cid, counts in per_class.items():
-                for r in _location_rows(counts):
-                    if r[-1]:
-                        rows.append([cid] + r)
-            out["location_per_class.csv"] = _csv(
-                ["category_id", "y_bin", "x_bin", "y_start", "y_end", "x_start", "x_end", "boxes"], rows
-            )
-
+        out.update(_location_csvs(loc))
     anchors = report.get("anchors")
     if isinstance(anchors, dict) and anchors:
         out.update(_anchor_csvs(anchors, classes))
+    return out
+
+
+def _classes_csv(classes: list) -> str:
+    """``classes.csv``: rank, id, name, instances, share, images, frequency, BAGS group, then any extra scalar key."""
+    total = sum(num(c.get("instances")) for c in classes)
+    extra: list[str] = []
+    for c in classes:
+        for k, v in c.items():
+            if k not in CLASS_COLUMNS and k not in extra and not isinstance(v, (dict, list)):
+                extra.append(k)
+    rows = []
+    for i, c in enumerate(classes):
+        share = num(c.get("instances")) / total if total else None
+        rows.append(
+            [
+                i + 1,
+                c.get("id"),
+                c.get("name"),
+                c.get("instances"),
+                None if share is None else _clean(share),
+                c.get("images"),
+                c.get("frequency"),
+                c.get("bags_group"),
+            ]
+            + [c.get(k) for k in extra]
+        )
+    return _csv(CLASS_COLUMNS + extra, rows)
+
+
+def _scale_csvs(scale: dict) -> dict[str, str]:
+    """The relative-size histograms and ``scale_size_groups.csv``."""
+    out = {}
+    for key in ("relative_width", "relative_height", "relative_area"):
+        if isinstance(scale.get(key), dict):
+            out[f"scale_{key}.csv"] = _histogram_csv(scale[key], "boxes")
+    groups = scale.get("size_groups")
+    if isinstance(groups, dict):  # one definition (scale.size_groups_by), named in every row
+        by = scale.get("size_groups_by") or "box"
+        total = sum(num(groups.get(k)) for k in ("small", "medium", "large"))
+        ranges = {"small": "< 32^2", "medium": "32^2 to < 96^2", "large": ">= 96^2"}
+        measured = "area field (COCO eval)" if by == "area_field" else "box w*h"
+        rows = [
+            [k, ranges[k], measured, groups.get(k), _clean(num(groups.get(k)) / total) if total else None]
+            for k in ("small", "medium", "large")
+        ]
+        out["scale_size_groups.csv"] = _csv(["group", "area_range_px", "area_of", "boxes", "share"], rows)
+    return out
+
+
+def _location_csvs(loc: dict) -> dict[str, str]:
+    """``location.csv`` and, when the report has it, ``location_per_class.csv`` (non-empty cells)."""
+    out = {"location.csv": _location_csv(loc.get("counts"))}
+    per_class = loc.get("per_class")
+    if isinstance(per_class, dict) and per_class:
+        rows = []
+        for cid, counts in per_class.items():
+            for r in _location_rows(counts):
+                if r[-1]:
+                    rows.append([cid] + r)
+        out["location_per_class.csv"] = _csv(
+            ["category_id", "y_bin", "x_bin", "y_start", "y_end", "x_start", "x_end", "boxes"], rows
+        )
     return out
 
 
@@ -559,6 +572,28 @@ def _location_rows(counts: Any) -> list[list[Any]]:
 
 def _location_csv(counts: Any) -> str:
     return _csv(["y_bin", "x_bin", "y_start", "y_end", "x_start", "x_end", "boxes"], _location_rows(counts))
+
+
+def _coverage_csvs(coverage: dict, classes: list[dict]) -> dict[str, str]:
+    """``anchors_coverage_by_size.csv`` and ``anchors_coverage_by_class.csv`` (with the class names)."""
+    out = {}
+    names = {str(c.get("id")): c.get("name") for c in classes}
+    for key, label in (("by_size", "group"), ("by_class", "category_id")):
+        table = coverage.get(key)
+        if not isinstance(table, dict) or not table:
+            continue
+        cols: list[str] = []
+        for v in table.values():
+            for k in (v or {}) if isinstance(v, dict) else ():
+                if k not in cols:
+                    cols.append(k)
+        header = [label] + (["name"] if key == "by_class" else []) + cols
+        rows = []
+        for k, v in table.items():
+            v = v if isinstance(v, dict) else {}
+            rows.append([k] + ([names.get(str(k))] if key == "by_class" else []) + [v.get(c) for c in cols])
+        out[f"anchors_coverage_{key}.csv"] = _csv(header, rows)
+    return out
 
 
 def _anchor_csvs(anchors: dict, classes: list[dict]) -> dict[str, str]:
@@ -606,22 +641,7 @@ def _anchor_csvs(anchors: dict, classes: list[dict]) -> dict[str, str]:
         )
     coverage = anchors.get("coverage")
     if isinstance(coverage, dict):
-        names = {str(c.get("id")): c.get("name") for c in classes}
-        for key, label in (("by_size", "group"), ("by_class", "category_id")):
-            table = coverage.get(key)
-            if not isinstance(table, dict) or not table:
-                continue
-            cols: list[str] = []
-            for v in table.values():
-                for k in (v or {}) if isinstance(v, dict) else ():
-                    if k not in cols:
-                        cols.append(k)
-            header = [label] + (["name"] if key == "by_class" else []) + cols
-            rows = []
-            for k, v in table.items():
-                v = v if isinstance(v, dict) else {}
-                rows.append([k] + ([names.get(str(k))] if key == "by_class" else []) + [v.get(c) for c in cols])
-            out[f"anchors_coverage_{key}.csv"] = _csv(header, rows)
+        out.update(_coverage_csvs(coverage, classes))
     if isinstance(anchors.get("positive_iou"), dict):
         out["anchors_positive_iou.csv"] = _histogram_csv(anchors["positive_iou"], "anchors")
     if isinstance(anchors.get("negative_iou"), dict):

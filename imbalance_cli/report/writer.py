@@ -156,7 +156,8 @@ def _realpath(path: str | os.PathLike) -> Path:
 
 
 def resolve_out(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
-    """The real path of ``out_dir`` (symbolic links followed), refused when replacing it could touch what is not a report.
+    """The real path of ``out_dir`` (symbolic links followed), refused when replacing it
+    could touch what is not a report.
 
     Refused with one line: the working directory or one of its parents, the home directory, ``/``,
     and an input (or a folder holding one) of ``inputs``.

@@ -181,61 +181,66 @@ def verdicts(report: dict) -> list[dict]:
     level ``"ok"`` and says so. Thresholds: :data:`VERDICT_THRESHOLDS`. A type without data gets
     level ``"ok"`` and says why.
     """
-    out = []
-    m = report["measures"]
-    if m.get("gini") is None:
-        out.append({"type": "class", "level": "ok", "value": None, "message": "no valid boxes"})
-    else:
-        n_inst = sum(int(c.get("instances") or 0) for c in report.get("classes") or [])
-        chance = measures.gini_chance(n_inst, m["classes_used"], m["gini"]) if n_inst else (None, None)
-        lvl, facts, note = _judged("class", m["gini"], chance, n_inst, "instances")
-        out.append(
-            {
-                "type": "class",
-                "level": lvl,
-                "value": m["gini"],
-                **facts,
-                "message": f"imbalance ratio {m['imbalance_ratio']:.1f}:1 over {m['classes_used']} used "
-                f"classes, Gini {m['gini']:.2f}{note}, normalised entropy {_fmt(m['normalized_entropy'])}",
-            }
-        )
     n_boxes = int((report.get("dataset") or {}).get("boxes") or 0)
-    tv = report["scale"]["tv_to_uniform"]["relative_area"]
-    if tv is None:
-        out.append({"type": "scale", "level": "ok", "value": None, "message": "no valid boxes"})
-    else:
-        bins = len(report["scale"]["relative_area"]["counts"])
-        chance = measures.histogram_tv_chance(n_boxes, bins, tv) if n_boxes else (None, None)
-        lvl, facts, note = _judged("scale", tv, chance, n_boxes, "boxes")
-        msg = f"relative-area histogram TV distance to uniform {tv:.2f}{note}"
-        sg = report["scale"].get("size_groups")
-        total = sum(sg.values()) if sg else 0
-        if total:
-            msg += (
-                f"; small/medium/large {100 * sg['small'] / total:.0f}%/{100 * sg['medium'] / total:.0f}%/"
-                f"{100 * sg['large'] / total:.0f}%"
-            )
-        out.append({"type": "scale", "level": lvl, "value": tv, **facts, "message": msg})
-    tv = report["location"]["tv_to_uniform"]
-    if tv is None:
-        out.append({"type": "location", "level": "ok", "value": None, "message": "no valid boxes"})
-    else:
-        b = report["location"]["bins"]
-        chance = measures.histogram_tv_chance(n_boxes, b * b, tv) if n_boxes else (None, None)
-        lvl, facts, note = _judged("location", tv, chance, n_boxes, "boxes")
-        out.append(
-            {
-                "type": "location",
-                "level": lvl,
-                "value": tv,
-                **facts,
-                "message": f"box-centre histogram ({b}x{b}) TV distance to uniform {tv:.2f}{note}",
-            }
-        )
+    out = [_class_verdict(report), _scale_verdict(report, n_boxes), _location_verdict(report, n_boxes)]
     a = report.get("anchors")
     if a:
         out.append(_fg_bg_verdict(a))
     return out
+
+
+def _class_verdict(report: dict) -> dict:
+    """The ``class`` verdict: Gini judged on its excess over chance (see :func:`verdicts`)."""
+    m = report["measures"]
+    if m.get("gini") is None:
+        return {"type": "class", "level": "ok", "value": None, "message": "no valid boxes"}
+    n_inst = sum(int(c.get("instances") or 0) for c in report.get("classes") or [])
+    chance = measures.gini_chance(n_inst, m["classes_used"], m["gini"]) if n_inst else (None, None)
+    lvl, facts, note = _judged("class", m["gini"], chance, n_inst, "instances")
+    return {
+        "type": "class",
+        "level": lvl,
+        "value": m["gini"],
+        **facts,
+        "message": f"imbalance ratio {m['imbalance_ratio']:.1f}:1 over {m['classes_used']} used "
+        f"classes, Gini {m['gini']:.2f}{note}, normalised entropy {_fmt(m['normalized_entropy'])}",
+    }
+
+
+def _scale_verdict(report: dict, n_boxes: int) -> dict:
+    """The ``scale`` verdict: the relative-area histogram's TV distance to uniform, with the size groups' shares."""
+    tv = report["scale"]["tv_to_uniform"]["relative_area"]
+    if tv is None:
+        return {"type": "scale", "level": "ok", "value": None, "message": "no valid boxes"}
+    bins = len(report["scale"]["relative_area"]["counts"])
+    chance = measures.histogram_tv_chance(n_boxes, bins, tv) if n_boxes else (None, None)
+    lvl, facts, note = _judged("scale", tv, chance, n_boxes, "boxes")
+    msg = f"relative-area histogram TV distance to uniform {tv:.2f}{note}"
+    sg = report["scale"].get("size_groups")
+    total = sum(sg.values()) if sg else 0
+    if total:
+        msg += (
+            f"; small/medium/large {100 * sg['small'] / total:.0f}%/{100 * sg['medium'] / total:.0f}%/"
+            f"{100 * sg['large'] / total:.0f}%"
+        )
+    return {"type": "scale", "level": lvl, "value": tv, **facts, "message": msg}
+
+
+def _location_verdict(report: dict, n_boxes: int) -> dict:
+    """The ``location`` verdict: the box-centre histogram's TV distance to uniform."""
+    tv = report["location"]["tv_to_uniform"]
+    if tv is None:
+        return {"type": "location", "level": "ok", "value": None, "message": "no valid boxes"}
+    b = report["location"]["bins"]
+    chance = measures.histogram_tv_chance(n_boxes, b * b, tv) if n_boxes else (None, None)
+    lvl, facts, note = _judged("location", tv, chance, n_boxes, "boxes")
+    return {
+        "type": "location",
+        "level": lvl,
+        "value": tv,
+        **facts,
+        "message": f"box-centre histogram ({b}x{b}) TV distance to uniform {tv:.2f}{note}",
+    }
 
 
 def _fg_bg_verdict(a: dict) -> dict:
@@ -294,6 +299,7 @@ def _parse_edges(edges: Sequence[float]) -> list[float]:
     return e
 
 
+# long: a docstring that explains each of its nine options; the body is one step loop
 def analyze(
     dataset: Dataset,
     *,
@@ -359,28 +365,8 @@ def analyze(
             ),
         }
         for step in progress(steps, total=len(steps), description="statistics"):
-            if step == "summary":
-                report["dataset"] = _summary(dataset, reason, valid)
-            elif step == "classes":
-                report.update(_classes(dataset, valid, edges))
-                report["dataset"]["categories_used"] = report["measures"]["classes_used"]
-            elif step == "per_image":
-                report["objects_per_image"] = geometry.objects_per_image(dataset, valid)
-                report["classes_per_image"] = geometry.classes_per_image(dataset, valid)
-                report["dataset"]["images_without_boxes"] = (
-                    int(report["objects_per_image"]["counts"][0]) if dataset.num_images else 0
-                )
-            elif step == "scale":
-                scale = background["scale"].result()
-                scale["tv_to_uniform"] = {
-                    k: measures.histogram_tv(scale[k]["counts"])
-                    for k in ("relative_width", "relative_height", "relative_area")
-                }
-                report["scale"] = scale
-            elif step == "location":
-                loc = background["location"].result()
-                loc["tv_to_uniform"] = measures.histogram_tv(loc["counts"])
-                report["location"] = loc
+            _run_step(step, report, dataset, (reason, valid, edges), background)
+            if step == "location":
                 pool.shutdown(wait=True)  # no idle threads left when the anchor pass forks its workers
             elif step == "anchors":
                 report["anchors"] = _anchor_step(dataset, anchors, size_by, box_arrays, anchor_options)
@@ -388,6 +374,33 @@ def analyze(
     report["definitions"] = definitions(STATS_TERMS, size_groups_by=size_by)
     table = BoxTable(dataset, box_arrays, size_by, anchors=anchors) if box_arrays else None
     return Analysis(report, box_table=table)
+
+
+def _run_step(step: str, report: dict, dataset: Dataset, masks: tuple, background: dict) -> None:
+    """One dataset step of :func:`analyze` into ``report`` (``masks`` = invalid reasons, valid boxes, BAGS edges;
+    ``background`` the scale and location futures)."""
+    reason, valid, edges = masks
+    if step == "summary":
+        report["dataset"] = _summary(dataset, reason, valid)
+    elif step == "classes":
+        report.update(_classes(dataset, valid, edges))
+        report["dataset"]["categories_used"] = report["measures"]["classes_used"]
+    elif step == "per_image":
+        report["objects_per_image"] = geometry.objects_per_image(dataset, valid)
+        report["classes_per_image"] = geometry.classes_per_image(dataset, valid)
+        report["dataset"]["images_without_boxes"] = (
+            int(report["objects_per_image"]["counts"][0]) if dataset.num_images else 0
+        )
+    elif step == "scale":
+        scale = background["scale"].result()
+        scale["tv_to_uniform"] = {
+            k: measures.histogram_tv(scale[k]["counts"]) for k in ("relative_width", "relative_height", "relative_area")
+        }
+        report["scale"] = scale
+    elif step == "location":
+        loc = background["location"].result()
+        loc["tv_to_uniform"] = measures.histogram_tv(loc["counts"])
+        report["location"] = loc
 
 
 def _check_options(size_by: str, anchor_options: dict, location_bins: int, hist_bins: int) -> None:

@@ -208,6 +208,59 @@ def _label_task(spec: AnchorSpec, chunk: Chunk) -> MatchOutput:
     return match_chunk(spec, chunk)
 
 
+class _LabelFold:
+    """The positives of every chunk of :func:`label_anchors`, kept, and the per-image / per-box arrays filled in."""
+
+    def __init__(self, n_img: int, n_box: int) -> None:
+        self.parts: list[tuple[int, int, MatchOutput]] = []
+        self.ignored = np.zeros(n_img, np.int64)
+        self.box_max = np.zeros(n_box, F32)
+        self.box_best = np.zeros(n_box, np.int64)
+        self.box_best_level = np.zeros(n_box, np.int64)
+        self.box_ignored = np.zeros(n_box, np.int64)
+        self.fallback = 0
+
+    def fold(self, i0: int, b0: int, r: MatchOutput) -> None:
+        self.parts.append((i0, b0, r))
+        self.ignored[i0 : i0 + len(r.ignored_per_image)] = r.ignored_per_image
+        nb = len(r.box_max_iou)
+        self.box_max[b0 : b0 + nb], self.box_best[b0 : b0 + nb], self.box_best_level[b0 : b0 + nb] = (
+            r.box_max_iou,
+            r.box_best_anchor,
+            r.box_best_level,
+        )
+        self.box_ignored[b0 : b0 + nb] = r.box_ignored
+        self.fallback += int(r.fallback_images)
+
+    def gather(self) -> None:
+        """Under torchrun: every rank's parts, folded again in image order (as one process folds them)."""
+        gathered = [p for ps in dist.all_gather_objects(self.parts) for p in ps]
+        self.parts.clear()
+        self.fallback = 0
+        for p in sorted(gathered, key=lambda p: p[0]):
+            self.fold(*p)
+
+    def _cat(self, f, dt):
+        parts = self.parts
+        return np.concatenate([f(i0, b0, r) for i0, b0, r in parts]).astype(dt) if parts else np.zeros(0, dt)
+
+    def result(self) -> MatchOutput:
+        """Every positive, in image order, with dataset-wide image and box indices."""
+        return MatchOutput(
+            self._cat(lambda i0, b0, r: r.pos_image.astype(np.int64) + i0, IDX),
+            self._cat(lambda i0, b0, r: r.pos_anchor, np.int64),
+            self._cat(lambda i0, b0, r: r.pos_level, np.int8),
+            self._cat(lambda i0, b0, r: r.pos_box.astype(np.int64) + b0, IDX),
+            self._cat(lambda i0, b0, r: r.pos_iou, F32),
+            self.ignored,
+            self.box_max,
+            self.box_best,
+            self.box_best_level,
+            self.fallback,
+            box_ignored=self.box_ignored,
+        )
+
+
 def label_anchors(
     dataset: Dataset,
     anchors: Any = "retinanet",
@@ -231,60 +284,21 @@ def label_anchors(
         anchors, spec, {"matcher": matcher, "device": device, "pos_iou": pos_iou, "neg_iou": neg_iou, "engine": engine}
     )
     inp = _inputs(dataset, spec)
-    n_img, N = dataset.num_images, len(inp.order)
-    parts: list[tuple[int, int, MatchOutput]] = []
-    ignored = np.zeros(n_img, np.int64)
-    box_max = np.zeros(N, F32)
-    box_best = np.zeros(N, np.int64)
-    box_best_level = np.zeros(N, np.int64)
-    box_ignored = np.zeros(N, np.int64)
-    fallback = [0]
-
-    def fold(i0: int, b0: int, r: MatchOutput) -> None:
-        parts.append((i0, b0, r))
-        ignored[i0 : i0 + len(r.ignored_per_image)] = r.ignored_per_image
-        nb = len(r.box_max_iou)
-        box_max[b0 : b0 + nb], box_best[b0 : b0 + nb], box_best_level[b0 : b0 + nb] = (
-            r.box_max_iou,
-            r.box_best_anchor,
-            r.box_best_level,
-        )
-        box_ignored[b0 : b0 + nb] = r.box_ignored
-        fallback[0] += int(r.fallback_images)
-
+    n_img = dataset.num_images
+    folded = _LabelFold(n_img, len(inp.order))
     bounds = dist.shard(chunk_bounds(n_img, dist.chunk_images_for_ranks(n_img, spec.chunk_images)))
     run_chunks(
         spec,
         make_chunks(bounds, inp.box_start, inp.scaled, inp.box_image, inp.padded_h, inp.padded_w),
         _label_task,
-        fold,
+        folded.fold,
         num_chunks=len(bounds),
         num_images=n_img,
         description="anchors",
     )
     if dist.active():  # under torchrun: every rank's positives, folded in image order (= one process)
-        gathered = [p for ps in dist.all_gather_objects(parts) for p in ps]
-        parts.clear()
-        fallback[0] = 0
-        for p in sorted(gathered, key=lambda p: p[0]):
-            fold(*p)
-
-    def cat(f, dt):
-        return np.concatenate([f(i0, b0, r) for i0, b0, r in parts]).astype(dt) if parts else np.zeros(0, dt)
-
-    res = MatchOutput(
-        cat(lambda i0, b0, r: r.pos_image.astype(np.int64) + i0, IDX),
-        cat(lambda i0, b0, r: r.pos_anchor, np.int64),
-        cat(lambda i0, b0, r: r.pos_level, np.int8),
-        cat(lambda i0, b0, r: r.pos_box.astype(np.int64) + b0, IDX),
-        cat(lambda i0, b0, r: r.pos_iou, F32),
-        ignored,
-        box_max,
-        box_best,
-        box_best_level,
-        fallback[0],
-        box_ignored=box_ignored,
-    )
+        folded.gather()
+    res = folded.result()
     return AnchorLabels(
         spec.preset,
         spec.semantics,
@@ -536,6 +550,7 @@ class AnchorAccumulator:
         )
 
 
+# long: 15 parameters and the docstring that explains them; the body is named steps and the report's key list
 def anchor_statistics(
     dataset: Dataset,
     anchors: Any = "retinanet",
@@ -581,9 +596,7 @@ def anchor_statistics(
     if spec is None and not isinstance(anchors, AnchorSpec):
         opts = {"matcher": matcher, "device": device, "pos_iou": pos_iou, "neg_iou": neg_iou, "engine": engine}
         opts.update(negative_iou_sample=negative_iou_sample, seed=seed, spatial_bins=spatial_bins, workers=workers)
-        if chunk_images != "default":
-            opts["chunk_images"] = chunk_images
-        spec = AnchorSpec.build(anchors, **{k: v for k, v in opts.items() if v is not None or k == "chunk_images"})
+        spec = _spec_from_options(anchors, opts, chunk_images)
     spec = _spec(anchors, spec, {})
     preset, semantics = spec.preset, spec.semantics
     inp = _inputs(dataset, spec)
@@ -601,16 +614,7 @@ def anchor_statistics(
     totals = _totals(acc, int(num_anchors(preset, inp.padded_h, inp.padded_w).sum()), n_img, cat_ids, inst)
     cov, sg = _coverage(dataset, spec, acc, order, cat_of_box, cat_ids, inst, size_by, np.float32(neg_f))
     if box_arrays is not None:
-        box_arrays.update(
-            order=order,
-            max_iou=acc.box_max_iou,
-            best_level=acc.box_best_level,
-            positives=acc.box_positives,
-            ignored=acc.box_ignored,
-            size_group=sg,
-            scaled=inp.scaled,
-            preset=preset,
-        )
+        box_arrays.update(_box_arrays(acc, inp, sg, preset))
     phases.switch(prev_phase)
     return {
         "preset": preset.name,
@@ -633,6 +637,27 @@ def anchor_statistics(
         "images_without_boxes": int(np.sum(np.diff(inp.box_start) == 0)) if n_img else 0,
         "dense_fallback_images": int(acc.fallback),
         "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _spec_from_options(anchors: Any, opts: dict, chunk_images: Any) -> AnchorSpec:
+    """An :class:`AnchorSpec` from :func:`anchor_statistics`' keyword options (None: the spec's default)."""
+    if chunk_images != "default":
+        opts["chunk_images"] = chunk_images
+    return AnchorSpec.build(anchors, **{k: v for k, v in opts.items() if v is not None or k == "chunk_images"})
+
+
+def _box_arrays(acc: "AnchorAccumulator", inp: Any, size_group: np.ndarray, preset: Any) -> dict:
+    """The pass's per-box arrays for the per-box table (see :func:`anchor_statistics`' ``box_arrays``)."""
+    return {
+        "order": inp.order,
+        "max_iou": acc.box_max_iou,
+        "best_level": acc.box_best_level,
+        "positives": acc.box_positives,
+        "ignored": acc.box_ignored,
+        "size_group": size_group,
+        "scaled": inp.scaled,
+        "preset": preset,
     }
 
 

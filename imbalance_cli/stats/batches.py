@@ -1,4 +1,5 @@
-"""Batch-level foreground-foreground imbalance (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §4.2.2, §4.4.3, Fig. 6).
+"""Batch-level foreground-foreground imbalance (Oksuz et al., Imbalance Problems in Object Detection, TPAMI
+2021, §4.2.2, §4.4.3, Fig. 6).
 
 A dataset's class distribution need not be a batch's: with small batches an over-represented class
 can be absent from a batch and a rare one can dominate it. This module draws the batches a training
@@ -22,7 +23,8 @@ Statistics (valid, non-crowd boxes):
 * class coverage: distinct classes per batch (and as a fraction of the used classes);
 * group absence: share of batches without any instance of each LVIS frequency group (the file's
   own ``frequency`` when every category has one, as LVIS val files carry the train frequencies;
-  otherwise from this dataset's image counts) and of each BAGS group (instance counts, Li et al., BAGS, CVPR 2020, Eq. 3);
+  otherwise from this dataset's image counts) and of each BAGS group (instance counts, Li et al.,
+  BAGS, CVPR 2020, Eq. 3);
 * divergence: total-variation distance ``1/2 sum_c |p_b(c) - q(c)|`` between each batch's class
   instance distribution ``p_b`` and the dataset's ``q``: mean, 95th percentile, max (batches
   without boxes are counted apart); and the TV between all sampled instances and ``q``;
@@ -109,8 +111,9 @@ def anchor_counts(
     ``boxes_without_positive`` (valid boxes no anchor is assigned to, low-quality matches counted) and
     ``boxes_below_positive_iou`` (valid boxes with no positive at IoU >= the positive threshold; None for
     assigners without a fixed threshold) out of ``boxes`` (:mod:`imbalance_cli.vocabulary`), with their
-    dataset box rows in ``box_without_positive`` / ``box_below_positive_iou``. A YOLOv5 preset (``yolov5`` or a ``kind = "yolov5"`` TOML) is counted by
-    YOLOv5's own assignment (:func:`imbalance_cli.stats.yolov5.yolov5_anchor_counts`).
+    dataset box rows in ``box_without_positive`` / ``box_below_positive_iou``. A YOLOv5 preset (``yolov5`` or a
+    ``kind = "yolov5"`` TOML) is counted by YOLOv5's own assignment
+    (:func:`imbalance_cli.stats.yolov5.yolov5_anchor_counts`).
     """
     from imbalance_cli.anchors.kinds import resolve
 
@@ -145,6 +148,7 @@ def anchor_counts(
     }
 
 
+# long: half of it is the imbalance.batches/1 report, one key a line in the schema's order
 def batch_statistics(
     dataset,
     *,
@@ -161,16 +165,8 @@ def batch_statistics(
     """The ``imbalance.batches/1`` report for one sampler (see module docstring)."""
     _check_options(batch_size, epochs, sampler)
     n_img, K = dataset.num_images, dataset.num_categories
-    if n_img == 0:
-        raise InputError("the dataset has no images", path=dataset.path)
-    valid = dataset.valid_mask()
-    inst, imgs = class_counts(dataset, valid)
-    total = inst.sum()
-    if total == 0:
-        raise InputError(
-            "the dataset has no valid boxes: no class distribution to compare batches with", path=dataset.path
-        )
-    q = inst / total
+    valid, inst, imgs = _class_distribution(dataset)
+    q = inst / inst.sum()
     used = inst > 0
 
     stream, drawn, rest = _draw(
@@ -191,11 +187,7 @@ def batch_statistics(
 
     sampled = np.bincount(c_of, weights=bc_count, minlength=K)
 
-    def absence(groups: np.ndarray, labels) -> dict:
-        return _absence(groups, labels, used, b_of, c_of, n_batches)
-
-    freq, freq_source = _frequency_groups(dataset, imgs)
-    bags = bags_groups(inst)
+    group_absence = _group_absence(dataset, inst, imgs, b_of, c_of, n_batches)
     fg_share = per_batch_fg = None
     if anchors is not None:
         per_batch_fg = _foreground_share(dataset, anchors, anchor_options, stream, batch_of_sample, n_batches)
@@ -224,12 +216,7 @@ def batch_statistics(
             "mean_fraction_of_used": float(coverage.mean() / max(used.sum(), 1)),
             "classes_never_sampled": int((used & (sampled == 0)).sum()),
         },
-        "group_absence": {
-            "frequency": absence(freq, ("r", "c", "f")),
-            "frequency_source": freq_source,
-            "frequency_scope": None if freq_source == "file" else lvis_frequency_scope(n_img),
-            "bags": absence(bags, range(1, 5)),
-        },
+        "group_absence": group_absence,
         "divergence": _divergence(tv[nonempty], sampled, q),
         "foreground_share": fg_share,
     }
@@ -241,6 +228,31 @@ def batch_statistics(
             "foreground_share": per_batch_fg,
         }
     return report
+
+
+def _class_distribution(dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(valid mask, instances per class, images per class)``; :class:`InputError` without images or valid boxes."""
+    if dataset.num_images == 0:
+        raise InputError("the dataset has no images", path=dataset.path)
+    valid = dataset.valid_mask()
+    inst, imgs = class_counts(dataset, valid)
+    if inst.sum() == 0:
+        raise InputError(
+            "the dataset has no valid boxes: no class distribution to compare batches with", path=dataset.path
+        )
+    return valid, inst, imgs
+
+
+def _group_absence(dataset, inst: np.ndarray, imgs: np.ndarray, b_of, c_of, n_batches: int) -> dict:
+    """The report's ``group_absence``: batches without any class of each LVIS frequency group and BAGS group."""
+    used = inst > 0
+    freq, freq_source = _frequency_groups(dataset, imgs)
+    return {
+        "frequency": _absence(freq, ("r", "c", "f"), used, b_of, c_of, n_batches),
+        "frequency_source": freq_source,
+        "frequency_scope": None if freq_source == "file" else lvis_frequency_scope(dataset.num_images),
+        "bags": _absence(bags_groups(inst), range(1, 5), used, b_of, c_of, n_batches),
+    }
 
 
 def _check_options(batch_size: int, epochs: int, sampler: str) -> None:

@@ -1,6 +1,7 @@
 """Per-class counts and the long-tail groupings built on them.
 
-* instances / images per class: valid, non-crowd boxes only (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, Fig. 5a);
+* instances / images per class: valid, non-crowd boxes only (Oksuz et al., Imbalance Problems in Object
+  Detection, TPAMI 2021, Fig. 5a);
 * LVIS frequency groups from image counts: rare <= 10 images, common 11-100, frequent > 100
   (Gupta et al., LVIS, CVPR 2019, §3), thresholds set on LVIS v1's 100,170 training images, so
   :func:`lvis_frequency_scope` says when they are meaningful for another dataset;

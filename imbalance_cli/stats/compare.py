@@ -1,6 +1,7 @@
 """Two datasets side by side (``imbalance compare``) and the distances ``imbalance check`` uses for drift.
 
-Distances (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §9.2 names both families: distribution distances and optimal transport):
+Distances (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, §9.2 names both families: distribution
+distances and optimal transport):
 
 * total-variation distance of two discrete distributions ``TV(p, q) = 1/2 sum_i |p_i - q_i|`` after
   normalising each to sum 1 (class instance distributions are paired by class **name** when both files
@@ -33,7 +34,8 @@ def _normalise(x) -> np.ndarray | None:
 
 
 def tv_distance(p, q) -> float | None:
-    """Total-variation distance ``1/2 sum |p - q|`` of two non-negative count vectors (normalised); None if one is empty."""
+    """Total-variation distance ``1/2 sum |p - q|`` of two non-negative count vectors
+    (normalised); None if one is empty."""
     p, q = _normalise(p), _normalise(q)
     if p is None or q is None:
         return None
@@ -172,9 +174,38 @@ def compare_profiles(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> d
         by_name=bool(a.get("names_given", True) and b.get("names_given", True)),
     )
     ca, cb = paired_counts(pairing, a["instances"], b["instances"])
+    ida, idb = pairing["ids_a"], pairing["ids_b"]
+    report = {
+        "schema": SCHEMA,
+        "a": {"name": names[0], "path": a["path"], "format": a["format"], "images": a["images"], "boxes": a["boxes"]},
+        "b": {"name": names[1], "path": b["path"], "format": b["format"], "images": b["images"], "boxes": b["boxes"]},
+        "classes": {
+            "paired_by": pairing["by"],
+            "tv": tv_distance(ca, cb),
+            "js": js_divergence(ca, cb),
+            "only_in_a": [int(ida[k]) for k, (x, y) in enumerate(zip(ca, cb)) if x > 0 and y == 0],
+            "only_in_b": [int(idb[k]) for k, (x, y) in enumerate(zip(ca, cb)) if y > 0 and x == 0],
+            "per_class": _per_class(pairing, ca, cb),
+        },
+        "scale": _scale(a, b),
+        "location": {
+            "bins": int(a["location"].shape[0]),
+            "counts_a": a["location"],
+            "counts_b": b["location"],
+            "tv": tv_distance(a["location"], b["location"]),
+        },
+        "anchors": None,
+    }
+    if "anchors" in a and "anchors" in b:
+        report["anchors"] = _anchors(a["anchors"], b["anchors"], pairing)
+    return report
+
+
+def _per_class(pairing: dict, ca: np.ndarray, cb: np.ndarray) -> list[dict]:
+    """The paired classes' rows: ids on each side (None where absent), instances and shares."""
     pa, pb = _normalise(ca), _normalise(cb)
     ida, idb = pairing["ids_a"], pairing["ids_b"]
-    classes = [
+    return [
         {
             "id": int(ida[k] if ida[k] >= 0 else idb[k]),
             "name": pairing["names"][k],
@@ -187,6 +218,10 @@ def compare_profiles(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> d
         }
         for k, (x, y) in enumerate(zip(ca, cb))
     ]
+
+
+def _scale(a: dict, b: dict) -> dict:
+    """The relative-size histograms of A and B side by side, with their Wasserstein and TV distances."""
     scale = {}
     for key in SCALE_KEYS:
         ha, hb = a["scale"][key], b["scale"][key]
@@ -197,50 +232,32 @@ def compare_profiles(a: dict, b: dict, names: tuple[str, str] = ("A", "B")) -> d
             "wasserstein": wasserstein_hist(ha["counts"], hb["counts"], ha["edges"]),
             "tv": tv_distance(ha["counts"], hb["counts"]),
         }
-    report = {
-        "schema": SCHEMA,
-        "a": {"name": names[0], "path": a["path"], "format": a["format"], "images": a["images"], "boxes": a["boxes"]},
-        "b": {"name": names[1], "path": b["path"], "format": b["format"], "images": b["images"], "boxes": b["boxes"]},
-        "classes": {
-            "paired_by": pairing["by"],
-            "tv": tv_distance(ca, cb),
-            "js": js_divergence(ca, cb),
-            "only_in_a": [int(ida[k]) for k, (x, y) in enumerate(zip(ca, cb)) if x > 0 and y == 0],
-            "only_in_b": [int(idb[k]) for k, (x, y) in enumerate(zip(ca, cb)) if y > 0 and x == 0],
-            "per_class": classes,
+    return scale
+
+
+def _anchors(aa: dict, ab: dict, pairing: dict) -> dict:
+    """Foreground anchors compared: per-class positives' distances, totals and the per-image foreground share."""
+    edges = np.linspace(0.0, 0.01, 21)
+    ha = np.histogram(np.clip(aa["per_image_foreground_share"], 0, 0.01), bins=edges)[0]
+    hb = np.histogram(np.clip(ab["per_image_foreground_share"], 0, 0.01), bins=edges)[0]
+    fa, fb = paired_counts(pairing, aa["per_class_positive"], ab["per_class_positive"])
+    return {
+        "per_class_positive_tv": tv_distance(fa, fb),
+        "per_class_positive_js": js_divergence(fa, fb),
+        "foreground_share_a": aa["foreground_share"],
+        "foreground_share_b": ab["foreground_share"],
+        "foreground_a": aa["foreground"],
+        "foreground_b": ab["foreground"],
+        "background_a": aa["background"],
+        "background_b": ab["background"],
+        "per_image_foreground_share": {
+            "edges": edges,
+            "counts_a": ha,
+            "counts_b": hb,
+            "wasserstein": wasserstein_hist(ha, hb, edges),
+            "tv": tv_distance(ha, hb),
         },
-        "scale": scale,
-        "location": {
-            "bins": int(a["location"].shape[0]),
-            "counts_a": a["location"],
-            "counts_b": b["location"],
-            "tv": tv_distance(a["location"], b["location"]),
-        },
-        "anchors": None,
     }
-    if "anchors" in a and "anchors" in b:
-        edges = np.linspace(0.0, 0.01, 21)
-        ha = np.histogram(np.clip(a["anchors"]["per_image_foreground_share"], 0, 0.01), bins=edges)[0]
-        hb = np.histogram(np.clip(b["anchors"]["per_image_foreground_share"], 0, 0.01), bins=edges)[0]
-        fa, fb = paired_counts(pairing, a["anchors"]["per_class_positive"], b["anchors"]["per_class_positive"])
-        report["anchors"] = {
-            "per_class_positive_tv": tv_distance(fa, fb),
-            "per_class_positive_js": js_divergence(fa, fb),
-            "foreground_share_a": a["anchors"]["foreground_share"],
-            "foreground_share_b": b["anchors"]["foreground_share"],
-            "foreground_a": a["anchors"]["foreground"],
-            "foreground_b": b["anchors"]["foreground"],
-            "background_a": a["anchors"]["background"],
-            "background_b": b["anchors"]["background"],
-            "per_image_foreground_share": {
-                "edges": edges,
-                "counts_a": ha,
-                "counts_b": hb,
-                "wasserstein": wasserstein_hist(ha, hb, edges),
-                "tv": tv_distance(ha, hb),
-            },
-        }
-    return report
 
 
 def compare_datasets(

@@ -188,17 +188,7 @@ def gallery_plan(table: BoxTable, n: int) -> dict:
     )
     preset = table.preset
     names = [str(x) for x in getattr(preset, "level_names", ())]
-    out = {
-        "preset": str(getattr(preset, "name", "")),
-        "metric": "ratio metric" if isinstance(preset, YoloV5Preset) else "IoU",
-        "images": [],
-        "worst": [],
-        "levels": None,
-        "classes": [],
-        "statuses": list(STATUSES),
-        "level_names": names,
-        "pos_iou": float(preset.pos_iou) if getattr(preset, "assigner", "max_iou") == "max_iou" else None,
-    }
+    out = _empty_plan(preset, names)
     if not rows:
         return out
     ds = table.dataset
@@ -210,13 +200,7 @@ def gallery_plan(table: BoxTable, n: int) -> dict:
     local = np.concatenate([np.arange(start[r], start[r + 1]) for r in rows])  # table rows of the chosen images
     if len(res.box_max_iou) != len(local):
         raise AssertionError("the gallery's images relabelled to a different number of boxes")
-    scaled = (
-        np.concatenate(
-            [np.asarray(table.scaled[int(start[r]) : int(start[r + 1])], np.float32).reshape(-1, 4) for r in rows]
-        )
-        if len(local)
-        else np.zeros((0, 4), np.float32)
-    )
+    scaled = _scaled_boxes(table, start, rows) if len(local) else np.zeros((0, 4), np.float32)
     status, iou, level = table.status[local], table.max_iou[local], table.best_level[local]
     sub_img = np.repeat(np.arange(len(rows)), [int(start[r + 1] - start[r]) for r in rows])
     best = (
@@ -237,14 +221,7 @@ def gallery_plan(table: BoxTable, n: int) -> dict:
         for b, s in enumerate(sel):
             box_pos[int(local[s])] = (k, b)
             entry["boxes"].append(
-                {
-                    "xyxy": [float(v) for v in scaled[s]],
-                    "status": int(status[s]),
-                    "category": str(cats[s]),
-                    "best_iou": float(iou[s]),
-                    "best_level": names[int(level[s])] if int(level[s]) < len(names) else str(level[s]),
-                    "best_anchor": [float(v) for v in best[s]] if draw_best[s] else None,
-                }
+                _box_entry(scaled[s], status[s], cats[s], iou[s], level[s], best[s] if draw_best[s] else None, names)
             )
         out["images"].append(entry)
     if levels_img is not None:
@@ -252,18 +229,55 @@ def gallery_plan(table: BoxTable, n: int) -> dict:
         out["images"][k]["positives"] = _level_positives(res, corners, k, names)
         out["levels"] = k
     out["worst"] = [index_of[r] for r in worst]
-    out["classes"] = [
-        {
-            **{key: s[key] for key in ("category", "category_id", "instances", "without_positive")},
-            "crops": [list(box_pos[r]) for r in s["rows"]],
-        }
-        for s in strips
-    ]
+    out["classes"] = [_strip_entry(s, box_pos) for s in strips]
     return out
 
 
+def _strip_entry(strip: dict, box_pos: dict) -> dict:
+    """One class strip: the class's counts and its crops as ``[image index, box index]``."""
+    return {
+        **{key: strip[key] for key in ("category", "category_id", "instances", "without_positive")},
+        "crops": [list(box_pos[r]) for r in strip["rows"]],
+    }
+
+
+def _empty_plan(preset, names: list) -> dict:
+    """The plan's fields before any image is added (what an empty gallery reports)."""
+    return {
+        "preset": str(getattr(preset, "name", "")),
+        "metric": "ratio metric" if isinstance(preset, YoloV5Preset) else "IoU",
+        "images": [],
+        "worst": [],
+        "levels": None,
+        "classes": [],
+        "statuses": list(STATUSES),
+        "level_names": names,
+        "pos_iou": float(preset.pos_iou) if getattr(preset, "assigner", "max_iou") == "max_iou" else None,
+    }
+
+
+def _scaled_boxes(table: BoxTable, start: np.ndarray, rows: list) -> np.ndarray:
+    """The chosen images' boxes in the resized image, ``(boxes, 4)`` float32, in table order."""
+    return np.concatenate(
+        [np.asarray(table.scaled[int(start[r]) : int(start[r + 1])], np.float32).reshape(-1, 4) for r in rows]
+    )
+
+
+def _box_entry(xyxy, status, category, iou, level, best_anchor, names: list) -> dict:
+    """One box of an image entry: its corners, status, class, best IoU and level, and the best anchor to draw."""
+    return {
+        "xyxy": [float(v) for v in xyxy],
+        "status": int(status),
+        "category": str(category),
+        "best_iou": float(iou),
+        "best_level": names[int(level)] if int(level) < len(names) else str(level),
+        "best_anchor": [float(v) for v in best_anchor] if best_anchor is not None else None,
+    }
+
+
 def _image_entry(ds, geo: dict, r: int, k: int) -> dict:
-    """The gallery entry of dataset image ``r`` (``k``-th chosen): ids, sizes, its place in the padded input; no boxes."""
+    """The gallery entry of dataset image ``r`` (``k``-th chosen): ids, sizes, its place in
+    the padded input; no boxes."""
     return {
         "row": int(r),
         "image_id": int(ds.image_ids[r]),

@@ -1,4 +1,5 @@
-"""Per-image counts, scale and location statistics of valid boxes (Oksuz et al., Imbalance Problems in Object Detection, TPAMI 2021, Figs. 5b/c, 7, 13).
+"""Per-image counts, scale and location statistics of valid boxes (Oksuz et al., Imbalance Problems in Object Detection,
+TPAMI 2021, Figs. 5b/c, 7, 13).
 
 Everything is vectorised over the dataset's columns; only valid boxes
 (:meth:`Dataset.valid_mask`) take part.
@@ -217,14 +218,15 @@ def size_groups_by_area_field(dataset: Dataset, valid: np.ndarray | None = None)
 
 
 #: Boxes per block in the report's scale and location passes: temporaries stay O(block), not
-#: O(boxes) (at 25 M boxes the whole-array version held ~2.6 GB of copies at once). 2^16 boxes keep
+#: O(boxes) (at 25 M boxes whole-array temporaries would hold ~2.6 GB of copies at once). 2^16 boxes keep
 #: each temporary at 0.5 MB, which the allocator reuses block after block: 2^20 (8 MB temporaries,
-#: mapped afresh each time) took 0.17-0.19 s for the scale pass on 860 k boxes, 2^16 0.12 s (measured).
+#: mapped afresh each time) takes 0.17-0.19 s for the scale pass on 860 k boxes, 2^16 0.12 s (measured).
 BOX_BLOCK = 1 << 16
 
 
 def _valid_blocks(dataset: Dataset, valid: np.ndarray):
-    """``(boxes, image rows, block slice, block mask)`` of the valid boxes, one block of ``BOX_BLOCK`` boxes at a time."""
+    """``(boxes, image rows, block slice, block mask)`` of the valid boxes, one block of
+    ``BOX_BLOCK`` boxes at a time."""
     n = dataset.num_boxes
     for a in range(0, n, BOX_BLOCK):
         sl = slice(a, min(n, a + BOX_BLOCK))

@@ -1,9 +1,9 @@
 """Long-tail groupings and re-balancing inputs from per-class counts (``imbalance groups``).
 
-* **BAGS groups** (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3): class ``j`` is in group ``n`` when ``s_l^n <= N(j) < s_h^n``
-  (training-instance counts; default edges 0, 10, 100, 1000, inf -> groups 1..4; group 0 is the
-  background). The label mapping ``label2binlabel`` ((N+1, C+1)) and ``pred_slice`` ((N+1, 2)) the
-  BAGS head needs come from :func:`imbalance_cli.losses.longtail.bags_label2binlabel` and
+* **BAGS groups** (Li et al., Balanced Group Softmax, CVPR 2020, Eq. 3): class ``j`` is in group ``n`` when
+  ``s_l^n <= N(j) < s_h^n`` (training-instance counts; default edges 0, 10, 100, 1000, inf -> groups 1..4; group 0 is
+  the background). The label mapping ``label2binlabel`` ((N+1, C+1)) and ``pred_slice`` ((N+1, 2)) the BAGS head needs
+  come from :func:`imbalance_cli.losses.longtail.bags_label2binlabel` and
   :func:`~imbalance_cli.losses.longtail.bags_pred_slice` (one definition, shared with the loss).
 * **LVIS frequency groups** from image counts: rare <= 10, common 11-100, frequent > 100 images
   (LVIS's thresholds; ``frequency_scope`` says whether they mean anything for a dataset this size,
@@ -104,6 +104,71 @@ def class_balanced_weights(instance_counts: np.ndarray, beta: float = DEFAULT_CB
     return w, norm
 
 
+def _bags_section(counts: ClassCounts, grp: np.ndarray, edges: Sequence[float]) -> dict:
+    """The report's ``bags`` section: each group's count range, classes, instances and category ids."""
+    groups = []
+    for n in range(1, len(edges)):
+        sel = grp == n
+        groups.append(
+            {
+                "index": n,
+                "range": _edges_json(edges[n - 1 : n + 1]),
+                "classes": int(sel.sum()),
+                "instances": int(counts.instances[sel].sum()),
+                "category_ids": counts.ids[sel].tolist(),
+            }
+        )
+    return {"edges": _edges_json(edges), "groups": groups}
+
+
+def _frequency_disagreements(counts: ClassCounts, freq: np.ndarray) -> list:
+    """Classes whose frequency letter in the file differs from the one computed from image counts."""
+    if counts.frequency_from_file is None:
+        return []
+    return [
+        {
+            "id": int(counts.ids[i]),
+            "name": str(counts.names[i]),
+            "file": str(counts.frequency_from_file[i]),
+            "computed": str(freq[i]),
+        }
+        for i in np.flatnonzero((counts.frequency_from_file != "") & (counts.frequency_from_file != freq))
+    ]
+
+
+def _repeat_factor_section(counts: ClassCounts, repeat_threshold: float) -> dict:
+    """The report's ``repeat_factors`` section: per-class factors and the expected epoch length (or its bounds)."""
+    rf: dict = {
+        "threshold": float(repeat_threshold),
+        "num_images": counts.num_images,
+        "per_class": None,
+        "expected_epoch_images": None,
+    }
+    if counts.num_images is None:
+        rf["note"] = "repeat factors need the image total: pass --num-images N"
+        return rf
+    r = repeat_factors(counts.images, counts.num_images, repeat_threshold)
+    rf["per_class"] = _per_class_floats(counts.ids, r)
+    if counts.dataset is not None and counts.num_images == counts.dataset.num_images:
+        rf["expected_epoch_images"] = float(image_repeat_factors(counts.dataset, r).sum())
+        return rf
+    # Without per-image class sets only bounds are known: every image of class c has a factor
+    # >= r(c) (lower), and max <= 1 + sum of (r - 1) over its classes (upper).
+    rr = np.nan_to_num(r, nan=1.0)
+    lo = (
+        float(np.max(counts.images * rr + (counts.num_images - counts.images))) if len(rr) else float(counts.num_images)
+    )
+    hi = float(counts.num_images + np.sum(counts.images * (rr - 1.0)))
+    rf["expected_epoch_images_bounds"] = [max(lo, float(counts.num_images)), hi]
+    rf["note"] = "category statistics only: expected epoch length given as [lower, upper] bounds"
+    return rf
+
+
+def _per_class_floats(ids: np.ndarray, values: np.ndarray) -> dict:
+    """``{category id: value}`` with NaN written as null."""
+    return {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, values)}
+
+
 def long_tail_groups(
     counts: ClassCounts,
     edges: Sequence[float] = DEFAULT_BAGS_EDGES,
@@ -120,67 +185,10 @@ def long_tail_groups(
         grp = bags_groups(counts.instances, edges)
     except ValueError as e:
         raise InputError(str(e)) from None
-    N = len(edges) - 1
-    groups = []
-    for n in range(1, N + 1):
-        sel = grp == n
-        groups.append(
-            {
-                "index": n,
-                "range": _edges_json(edges[n - 1 : n + 1]),
-                "classes": int(sel.sum()),
-                "instances": int(counts.instances[sel].sum()),
-                "category_ids": ids[sel].tolist(),
-            }
-        )
-
     freq = lvis_frequency(counts.images)
-    frequency = {k: int((freq == k).sum()) for k in ("r", "c", "f")}
-    disagreements = []
-    if counts.frequency_from_file is not None:
-        for i in np.flatnonzero((counts.frequency_from_file != "") & (counts.frequency_from_file != freq)):
-            disagreements.append(
-                {
-                    "id": int(ids[i]),
-                    "name": str(counts.names[i]),
-                    "file": str(counts.frequency_from_file[i]),
-                    "computed": str(freq[i]),
-                }
-            )
-
-    rf: dict = {
-        "threshold": float(repeat_threshold),
-        "num_images": counts.num_images,
-        "per_class": None,
-        "expected_epoch_images": None,
-    }
-    if counts.num_images is not None:
-        r = repeat_factors(counts.images, counts.num_images, repeat_threshold)
-        rf["per_class"] = {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, r)}
-        if counts.dataset is not None and counts.num_images == counts.dataset.num_images:
-            rf["expected_epoch_images"] = float(image_repeat_factors(counts.dataset, r).sum())
-        else:
-            # Without per-image class sets only bounds are known: every image of class c has a factor
-            # >= r(c) (lower), and max <= 1 + sum of (r - 1) over its classes (upper).
-            rr = np.nan_to_num(r, nan=1.0)
-            lo = (
-                float(np.max(counts.images * rr + (counts.num_images - counts.images)))
-                if len(rr)
-                else float(counts.num_images)
-            )
-            hi = float(counts.num_images + np.sum(counts.images * (rr - 1.0)))
-            rf["expected_epoch_images_bounds"] = [max(lo, float(counts.num_images)), hi]
-            rf["note"] = "category statistics only: expected epoch length given as [lower, upper] bounds"
-    else:
-        rf["note"] = "repeat factors need the image total: pass --num-images N"
-
+    rf = _repeat_factor_section(counts, repeat_threshold)
     w, wn = class_balanced_weights(counts.instances, cb_beta)
-    cb = {
-        "beta": float(cb_beta),
-        "per_class": {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, w)},
-        "normalized": {str(int(i)): (None if np.isnan(v) else float(v)) for i, v in zip(ids, wn)},
-    }
-
+    cb = {"beta": float(cb_beta), "per_class": _per_class_floats(ids, w), "normalized": _per_class_floats(ids, wn)}
     per_class = [
         {
             "id": int(ids[i]),
@@ -196,10 +204,10 @@ def long_tail_groups(
         "schema": SCHEMA,
         "num_classes": counts.num_classes,
         "num_images": counts.num_images,
-        "bags": {"edges": _edges_json(edges), "groups": groups},
-        "frequency": frequency,
+        "bags": _bags_section(counts, grp, edges),
+        "frequency": {k: int((freq == k).sum()) for k in ("r", "c", "f")},
         "frequency_scope": lvis_frequency_scope(counts.num_images),
-        "frequency_disagreements": disagreements,
+        "frequency_disagreements": _frequency_disagreements(counts, freq),
         "repeat_factors": rf,
         "class_balanced": cb,
         "classes": per_class,
@@ -207,7 +215,8 @@ def long_tail_groups(
 
 
 def bags_mappings(counts: ClassCounts, edges: Sequence[float] = DEFAULT_BAGS_EDGES) -> tuple[np.ndarray, np.ndarray]:
-    """``(label2binlabel (N+1, C+1), pred_slice (N+1, 2))`` as int64 arrays, from the losses library (Li et al., Balanced Group Softmax, CVPR 2020, §4)."""
+    """``(label2binlabel (N+1, C+1), pred_slice (N+1, 2))`` as int64 arrays, from the losses library (Li et al.,
+    Balanced Group Softmax, CVPR 2020, §4)."""
     from imbalance_cli.losses.longtail import bags_label2binlabel, bags_pred_slice  # torch, lazily
 
     try:

@@ -17,11 +17,11 @@ One-stage detectors leave the background out (supp. F): ``n- = sum_c n_c - n+`` 
 background row. The arithmetic itself lives in one place,
 :func:`imbalance_cli.losses.longtail.ecm_margins`, which the ECM loss also uses.
 
-Exports (written by :func:`imbalance_cli.report.margins.write_outputs`): ``margins.json`` (the ``--json`` report), ``margins.csv``,
-``instance_counts.json`` (per-category instance counts as a bare JSON list in category-id order,
-the form the reference ECM code reads) and ``ecm_counts.json``
-(``{"schema": "imbalance.ecm_counts/1", "category_ids", "counts", "fg_bg_ratio"}``), which the
-project's loss takes directly: ``ecm_loss(logits, labels, **load_ecm_counts(path))``.
+Exports (written by :func:`imbalance_cli.report.margins.write_outputs`): ``margins.json`` (the ``--json`` report),
+``margins.csv``, ``instance_counts.json`` (per-category instance counts as a bare JSON list in category-id order, the
+form the reference ECM code reads) and ``ecm_counts.json``
+(``{"schema": "imbalance.ecm_counts/1", "category_ids", "counts", "fg_bg_ratio"}``), which the project's loss takes
+directly: ``ecm_loss(logits, labels, **load_ecm_counts(path))``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def _np(x) -> np.ndarray:
 
 
 def measured_fg_bg_ratio(dataset, anchors: str = "retinanet", **anchor_options) -> tuple[float, dict]:
-    """Background/foreground anchor ratio ``r`` of ``dataset`` under an anchor preset (Cho & Krähenbühl, ECCV 2022, supp. F).
+    """Background/foreground anchor ratio ``r`` of ``dataset`` under an anchor preset (Cho &
+    Krähenbühl, ECCV 2022, supp. F).
 
     Counts come from the anchor engine (:func:`imbalance_cli.stats.batches.anchor_counts`: positives,
     and background = anchors - positives - ignored); returns ``(r, counts)``.

@@ -43,7 +43,8 @@ def _used(counts: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def imbalance_ratio(counts) -> float | None:
-    """Imbalance ratio max_k n_k / min_k n_k over the used classes (n_k > 0); Oksuz et al., TPAMI 2021, §9.2. None if none used."""
+    """Imbalance ratio max_k n_k / min_k n_k over the used classes (n_k > 0); Oksuz et al., TPAMI
+    2021, §9.2. None if none used."""
     n = _used(counts)
     return None if n.size == 0 else float(n.max() / n.min())
 
@@ -97,7 +98,8 @@ def tv_to_uniform(counts, *, used_only: bool = True) -> float | None:
 
 
 def kl_to_uniform(counts) -> float | None:
-    """Kullback-Leibler divergence KL(p || u) = sum_k p_k log(K p_k) = log K - H (nats) over used classes; Oksuz et al., TPAMI 2021, §9.2."""
+    """Kullback-Leibler divergence KL(p || u) = sum_k p_k log(K p_k) = log K - H (nats) over used classes; Oksuz et al.,
+    TPAMI 2021, §9.2."""
     n = _used(counts)
     k = n.size
     if k == 0:
@@ -107,7 +109,8 @@ def kl_to_uniform(counts) -> float | None:
 
 
 def coefficient_of_variation(counts) -> float | None:
-    """Coefficient of variation std(n) / mean(n), population std (ddof 0), over used classes; Oksuz et al., TPAMI 2021, §9.2."""
+    """Coefficient of variation std(n) / mean(n), population std (ddof 0), over used classes; Oksuz et al.,
+    TPAMI 2021, §9.2."""
     n = _used(counts)
     if n.size == 0:
         return None
@@ -128,7 +131,8 @@ def class_measures(counts) -> dict:
 
 
 def histogram_tv(counts) -> float | None:
-    """TV distance of a histogram (any shape; every bin counts) to uniform over its bins; Oksuz et al., TPAMI 2021, §9.2."""
+    """TV distance of a histogram (any shape; every bin counts) to uniform over its bins; Oksuz et al.,
+    TPAMI 2021, §9.2."""
     return tv_to_uniform(np.asarray(counts).reshape(-1), used_only=False)
 
 

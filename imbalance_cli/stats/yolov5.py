@@ -73,6 +73,7 @@ def _assigned(dataset: Dataset, preset: YoloV5Preset, matcher, pos_iou, neg_iou)
     return order, bimg, ph, pw, lb, assign_yolov5(preset, lb, bimg, ph, pw)
 
 
+# long: the report's anchors section, one key a line in the schema's order; each value comes from a named helper
 def yolov5_statistics(
     dataset: Dataset,
     preset: YoloV5Preset = YOLOV5,
@@ -102,11 +103,7 @@ def yolov5_statistics(
     n_img = dataset.num_images
 
     C = dataset.num_categories
-    per_img_anchors = num_anchors(preset, ph, pw)
-    total = int(per_img_anchors.sum())
-    entries = int(len(res.pos_box))
-    distinct = _distinct_positives(res, per_img_anchors) if entries else 0
-    bg = total - distinct
+    counts, ratios = _anchor_counts(res, num_anchors(preset, ph, pw), n_img, C)
     n = max(n_img, 1)
     cat_of_box = dataset.box_category[order]
     pos_per_class = np.bincount(cat_of_box[res.pos_box], minlength=C).astype(np.int64)
@@ -123,30 +120,17 @@ def yolov5_statistics(
         box_arrays.update(_box_arrays(order, res, per_box, sg, lb, preset))
 
     aa = _autoanchor(dataset, order, bimg, preset, autoanchor_seed)
-    pos_neg = distinct / bg if bg > 0 else None
-    neg_tasks = distinct * (C - 1) + bg * C
-    task = distinct / neg_tasks if neg_tasks > 0 else None
-    from imbalance_cli.stats.anchors import _ratio_text
-
     return {
         **_assigner_fields(preset),
         "images": int(n_img),
         "boxes": int(len(order)),
-        "anchors": total,
-        "foreground": distinct,
-        "foreground_entries": entries,
-        "background": bg,
-        "ignored": 0,
-        "per_image": {"anchors": total / n, "foreground": distinct / n, "background": bg / n, "ignored": 0.0},
+        **counts,
         **_class_fields(cat_ids, pos_per_class, inst, dataset.category_names, n),
         "positives_per_box": {
             "mean": float(per_box.mean()) if len(per_box) else None,
             "counts": np.bincount(per_box, minlength=1).astype(int).tolist(),
         },
-        "pos_neg_ratio": pos_neg,
-        "task_pos_neg_ratio": task,
-        "pos_neg_ratio_text": _ratio_text(pos_neg),
-        "task_pos_neg_ratio_text": _ratio_text(task),
+        **ratios,
         "num_classes": int(C),
         "levels": levels,
         **_iou_fields(res, edges),
@@ -166,6 +150,35 @@ def yolov5_statistics(
         ],
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def _anchor_counts(res, per_img_anchors: np.ndarray, n_img: int, C: int) -> tuple[dict, dict]:
+    """The report's anchor totals (foreground: distinct positive anchors) and its two positive-negative ratios."""
+    from imbalance_cli.stats.anchors import _ratio_text
+
+    total = int(per_img_anchors.sum())
+    entries = int(len(res.pos_box))
+    distinct = _distinct_positives(res, per_img_anchors) if entries else 0
+    bg = total - distinct
+    n = max(n_img, 1)
+    counts = {
+        "anchors": total,
+        "foreground": distinct,
+        "foreground_entries": entries,
+        "background": bg,
+        "ignored": 0,
+        "per_image": {"anchors": total / n, "foreground": distinct / n, "background": bg / n, "ignored": 0.0},
+    }
+    pos_neg = distinct / bg if bg > 0 else None
+    neg_tasks = distinct * (C - 1) + bg * C
+    task = distinct / neg_tasks if neg_tasks > 0 else None
+    ratios = {
+        "pos_neg_ratio": pos_neg,
+        "task_pos_neg_ratio": task,
+        "pos_neg_ratio_text": _ratio_text(pos_neg),
+        "task_pos_neg_ratio_text": _ratio_text(task),
+    }
+    return counts, ratios
 
 
 def _distinct_positives(res, per_img_anchors: np.ndarray) -> int:
