@@ -82,8 +82,8 @@ def rank_info() -> Rank:
     return Rank(_int_env("RANK", 0), world, _int_env("LOCAL_RANK", 0), _int_env("LOCAL_WORLD_SIZE", world))
 
 
-#: set inside :func:`alone`
-_ALONE = [False]
+#: True inside :func:`alone`
+_ALONE = False
 
 
 def active() -> bool:
@@ -92,7 +92,7 @@ def active() -> bool:
     Never imports torch: without ``torch.distributed`` already imported no group can be joined. Inside
     :func:`alone` it is False: the rank works as a process of its own.
     """
-    if _ALONE[0]:
+    if _ALONE:
         return False
     dist = sys.modules.get("torch.distributed")
     if dist is None:
@@ -319,12 +319,12 @@ LOAD_MODES = ("each", "broadcast")
 def alone() -> Iterator[None]:
     """Inside this block the calling rank works as one process (:func:`active` is False: no sharding, no
     collective), for work one rank does for all (``stats``' advice and gallery on rank 0)."""
-    saved = _ALONE[0]
-    _ALONE[0] = True
+    global _ALONE
+    saved, _ALONE = _ALONE, True
     try:
         yield
     finally:
-        _ALONE[0] = saved
+        _ALONE = saved
 
 
 def on_main(fn, *args, **kwargs):

@@ -126,11 +126,14 @@ def make_chunks(
         yield Chunk(c, i0, b0, boxes[b0:b1], box_image[b0:b1] - i0, padded_h[i0:i1], padded_w[i0:i1], extra)
 
 
-_WORKER: dict = {}
+#: a pool worker's anchor spec and task, set once by :func:`_init_worker`
+_SPEC = None
+_TASK = None
 
 
 def _init_worker(spec, task) -> None:
-    _WORKER["spec"], _WORKER["task"] = spec, task
+    global _SPEC, _TASK
+    _SPEC, _TASK = spec, task
     # one thread per worker, without importing torch here: the culled engine does not need it, and importing
     # it in every worker cost 1.3-2.5 s each on the bundled sample (the parent does not import it on a CPU either);
     # a worker that does import it later (the dense fallback) reads OMP_NUM_THREADS then
@@ -142,7 +145,7 @@ def _init_worker(spec, task) -> None:
 
 
 def _run_task(chunk: Chunk):
-    return chunk.index, chunk.image_start, chunk.box_start, chunk.num_images, _WORKER["task"](_WORKER["spec"], chunk)
+    return chunk.index, chunk.image_start, chunk.box_start, chunk.num_images, _TASK(_SPEC, chunk)
 
 
 def _fork_context():

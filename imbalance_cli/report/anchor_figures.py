@@ -32,6 +32,15 @@ from imbalance_cli.report.tables import coverage_columns, size_groups_label, siz
 _FG, _IGN, _BG = "#d62728", "#ff7f0e", "#1f77b4"
 
 
+def ratio_text(r: float | None) -> str | None:
+    """A positive-to-negative ratio ``r`` as ``1:N`` (``N`` = 1 / r, no decimals from 10 on), ``0`` or None."""
+    if r is None:
+        return None
+    if r <= 0:
+        return "0"
+    return f"1:{1 / r:,.0f}" if 1 / r >= 10 else f"1:{1 / r:.2f}"
+
+
 def _log_axis(ax, values) -> None:
     """Log y axis whose floor sits just under the smallest positive value (zero bars stay empty)."""
     from matplotlib.ticker import NullLocator
@@ -57,12 +66,11 @@ def foreground_background_figure(a: dict):
     ax1.set_title(f"(a) {a.get('preset', '')} anchors, {a.get('matcher', '')} matcher")
     for b, v in zip(bars, vals):
         ax1.annotate(f"{v:,.1f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
-    ratio = a.get("pos_neg_ratio_text")
-    if ratio:
+    if a.get("pos_neg_ratio") is not None:
         ax1.text(
             0.02,
             0.98,
-            f"pos:neg {ratio}\ntask pos:neg {a.get('task_pos_neg_ratio_text')}",
+            f"pos:neg {ratio_text(a['pos_neg_ratio'])}\ntask pos:neg {ratio_text(a.get('task_pos_neg_ratio'))}",
             transform=ax1.transAxes,
             ha="left",
             va="top",

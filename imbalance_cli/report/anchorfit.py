@@ -122,7 +122,7 @@ def render_terminal(report: dict, console=None, snippets: bool = True) -> None:
     t = Table(
         title=f"Anchors {report['original']['name']} -> {report['fitted']['name']}: objective "
         f"{report['objective']}, {label} ({_criterion(report)}; "
-        f"Oksuz et al. TPAMI 2020 §5.4, Fig. 4b)",
+        f"Oksuz et al. TPAMI 2021 §5.4, Fig. 4b)",
         title_justify="left",
     )
     for col in ("group", "boxes", "coverage before", "after", "positives/box before", "after"):

@@ -437,7 +437,7 @@ def figure_jobs(report: dict) -> list[FigureJob]:
                 "Class long tail (survey Fig. 5a)",
                 "Instances per class (bars, log scale) with classes sorted by instances, and the number of images "
                 f"containing each class (dots). {lvis} Re-draws Fig. 5a of Oksuz et al., Imbalance Problems in "
-                "Object Detection, TPAMI 2020.",
+                "Object Detection, TPAMI 2021.",
                 lambda: class_long_tail_figure(report),
             )
         )

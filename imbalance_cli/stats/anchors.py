@@ -684,8 +684,6 @@ def _totals(acc: "AnchorAccumulator", total: int, n_img: int, cat_ids: list, ins
         "instances_per_class": {cid: int(i) for cid, i in zip(cat_ids, inst)},
         "pos_neg_ratio": pos_neg_ratio,
         "task_pos_neg_ratio": task_ratio,
-        "pos_neg_ratio_text": _ratio_text(pos_neg_ratio),
-        "task_pos_neg_ratio_text": _ratio_text(task_ratio),
         "num_classes": int(C),
     }
 
@@ -863,11 +861,3 @@ def _chunk_for_workers(n_img: int, spec: AnchorSpec) -> int | None:
     if chunk is None or workers == 1 or n_img == 0:
         return chunk
     return min(int(chunk), max(1, -(-n_img // (CHUNKS_PER_WORKER * workers))))
-
-
-def _ratio_text(r: float | None) -> str | None:
-    if r is None:
-        return None
-    if r <= 0:
-        return "0"
-    return f"1:{1 / r:,.0f}" if 1 / r >= 10 else f"1:{1 / r:.2f}"

@@ -154,7 +154,6 @@ def yolov5_statistics(
 
 def _anchor_counts(res, per_img_anchors: np.ndarray, n_img: int, C: int) -> tuple[dict, dict]:
     """The report's anchor totals (foreground: distinct positive anchors) and its two positive-negative ratios."""
-    from imbalance_cli.stats.anchors import _ratio_text
 
     total = int(per_img_anchors.sum())
     entries = int(len(res.pos_box))
@@ -175,8 +174,6 @@ def _anchor_counts(res, per_img_anchors: np.ndarray, n_img: int, C: int) -> tupl
     ratios = {
         "pos_neg_ratio": pos_neg,
         "task_pos_neg_ratio": task,
-        "pos_neg_ratio_text": _ratio_text(pos_neg),
-        "task_pos_neg_ratio_text": _ratio_text(task),
     }
     return counts, ratios
 
