@@ -198,13 +198,21 @@ def _spatial_bin(a1, g1, g2, lo, hi, scale, bins):
 @_jit
 def _pos_bin(v, edges):
     """Bin of a float32 IoU in float64 ``edges`` (:func:`imbalance_cli.stats.anchors._hist`: half-open bins, the
-    last closed), or -1 outside."""
+    last closed), or -1 outside: ``searchsorted(edges, v, "right") - 1``, from a guess for even edges corrected
+    against the edges themselves (no binary search: its branches are unpredictable, one IoU after another)."""
     vd = np.float64(v)
     n = len(edges)
-    b = _count_le(edges, vd) - 1
-    if vd == edges[n - 1]:
-        b = n - 2
-    return b if 0 <= b < n - 1 else -1
+    lo, hi = edges[0], edges[n - 1]
+    if not (vd >= lo and vd <= hi):
+        return -1
+    if vd == hi:
+        return n - 2
+    b = min(max(int((vd - lo) / (hi - lo) * (n - 1)), 0), n - 2)
+    while b > 0 and edges[b] > vd:
+        b -= 1
+    while b < n - 2 and edges[b + 1] <= vd:
+        b += 1
+    return b
 
 
 # ----------------------------------------------------------------------------------------------
@@ -258,52 +266,6 @@ def enumerate_rects(boxes, box_img, t, gi, gf, sh_i, sh_f, sh_ord, alo_sorted, d
             r += 1
     start[n] = r
     return out[:r], start
-
-
-# ----------------------------------------------------------------------------------------------
-# 2. IoU of the rectangles
-# ----------------------------------------------------------------------------------------------
-
-
-@_jit
-def rect_ious(r0, r1, rects, boxes, box_img, size_id, ybase, xbase, ytab, xtab, buf, rmax):
-    """IoU of every anchor of rectangles ``r0 .. r1 - 1`` into ``buf`` (row-major per rectangle, in order),
-    each rectangle's maximum into ``rmax[r - r0]``."""
-    wmax = 1
-    for r in range(r0, r1):
-        wmax = max(wmax, rects[r, 5])
-    cw = np.empty(wmax, np.float32)
-    caw = np.empty(wmax, np.float32)
-    zero = np.float32(0)
-    e = 0
-    for r in range(r0, r1):
-        m, s, ilo, ni, jlo, nj = rects[r, 0], rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
-        u = size_id[box_img[m]]
-        yb, xb = ybase[u, s] + ilo, xbase[u, s] + jlo
-        gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
-        area_g = (gx2 - gx1) * (gy2 - gy1)
-        for dj in range(nj):
-            ax1, ax2 = xtab[xb + dj, 0], xtab[xb + dj, 1]
-            iw = _nmin(gx2, ax2) - _nmax(gx1, ax1)
-            if iw < zero:
-                iw = zero
-            cw[dj] = iw
-            caw[dj] = ax2 - ax1
-        best = np.float32(-1)
-        for di in range(ni):
-            ay1, ay2 = ytab[yb + di, 0], ytab[yb + di, 1]
-            ih = _nmin(gy2, ay2) - _nmax(gy1, ay1)
-            if ih < zero:
-                ih = zero
-            hy = ay2 - ay1
-            for dj in range(nj):
-                inter = cw[dj] * ih
-                v = inter / ((area_g + caw[dj] * hy) - inter)
-                buf[e] = v
-                e += 1
-                if v > best:
-                    best = v
-        rmax[r - r0] = best
 
 
 # ----------------------------------------------------------------------------------------------
@@ -401,41 +363,61 @@ def _own_best(a_x1, a_y1, a_x2, a_y2, boxes, b0, b1):
 
 
 @_step
-def _image_best(im, b0, b1, sbase, gi, sh_i, rect, state, box_max, neg):
-    """Each anchor's best IoU and first best box among the boxes reaching ``neg``; each box's maximum there.
-
-    Returns how many anchors it labelled (flag 0 -> 1)."""
-    rects, box_rect, r0, roff, buf, rmax = rect
-    flag, best, bx = state
-    touched = 0
+def _image_ious(im, b0, b1, boxes, xtab, ytab, rect, state, box_max, neg, per_shape, cw, caw):
+    """The IoU of every anchor of the image's rectangles (torchvision's float32 ``box_iou`` operations), folded at
+    once into each anchor's best IoU and first best box among the pairs reaching ``neg`` (no buffer): each
+    rectangle's maximum into ``rmax``, each box's into ``box_max``, every anchor labelled (flag 0 -> 1) appended to
+    the touched list ``tl`` with its packed shape / row / column in ``tp``. Returns how many it labelled."""
+    rects, box_rect, r0, rmax = rect
+    flag, best, bx, tl, tp = state
+    sbase, sgw, syb, sxb = per_shape
+    zero = np.float32(0)
+    nt = 0
     for m in range(b0, b1):
+        gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
+        area_g = (gx2 - gx1) * (gy2 - gy1)
         gm = np.float32(-1)
         for r in range(box_rect[m], box_rect[m + 1]):
-            rm = rmax[r - r0]
+            s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
+            xb, yb, gw = sxb[s] + jlo, syb[s] + ilo, sgw[s]
+            for dj in range(nj):  # the columns' intersection widths and widths, once per rectangle
+                ax1, ax2 = xtab[xb + dj, 0], xtab[xb + dj, 1]
+                iw = _nmin(gx2, ax2) - _nmax(gx1, ax1)
+                if iw < zero:
+                    iw = zero
+                cw[dj] = iw
+                caw[dj] = ax2 - ax1
+            rm = np.float32(-1)
+            x = sbase[s] + ilo * gw + jlo
+            for di in range(ni):
+                ay1, ay2 = ytab[yb + di, 0], ytab[yb + di, 1]
+                ih = _nmin(gy2, ay2) - _nmax(gy1, ay1)
+                if ih < zero:
+                    ih = zero
+                hy = ay2 - ay1
+                for dj in range(nj):
+                    inter = cw[dj] * ih
+                    v = inter / ((area_g + caw[dj] * hy) - inter)
+                    if v > rm:
+                        rm = v
+                    if v >= neg:
+                        xa = x + dj
+                        if flag[xa] == 0:
+                            flag[xa] = 1
+                            best[xa] = v
+                            bx[xa] = m
+                            tl[nt] = xa
+                            tp[nt] = _pack(s, ilo + di, jlo + dj)
+                            nt += 1
+                        elif v > best[xa]:
+                            best[xa] = v
+                            bx[xa] = m
+                x += gw
+            rmax[r - r0] = rm
             if rm > gm:
                 gm = rm
-            if not rm >= neg:
-                continue
-            s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
-            gw = gi[im, sh_i[s, 0], 1]
-            e = roff[r - r0]
-            for di in range(ni):
-                x = sbase[s] + (ilo + di) * gw + jlo
-                for dj in range(nj):
-                    v = buf[e]
-                    if v >= neg:
-                        if flag[x] == 0:
-                            flag[x] = 1
-                            best[x] = v
-                            bx[x] = m
-                            touched += 1
-                        elif v > best[x]:
-                            best[x] = v
-                            bx[x] = m
-                    e += 1
-                    x += 1
         box_max[m] = gm
-    return touched
+    return nt
 
 
 @_step
@@ -469,15 +451,10 @@ def _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
 
 
 @_step
-def _clear_image(im, b0, b1, sbase, gi, sh_i, rect, flag, box_max):
-    """Undo :func:`_image_best` for an image handed to the dense engine: flags and box maxima back to zero."""
-    rects, box_rect = rect[0], rect[1]
-    for r in range(box_rect[b0], box_rect[b1]):
-        s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
-        gw = gi[im, sh_i[s, 0], 1]
-        for di in range(ni):
-            x = sbase[s] + (ilo + di) * gw + jlo
-            flag[x : x + nj] = 0
+def _clear_image(b0, b1, flag, tl, nt, box_max):
+    """Undo :func:`_image_ious` for an image handed to the dense engine: flags and box maxima back to zero."""
+    for q in range(nt):
+        flag[tl[q]] = 0
     for m in range(b0, b1):
         box_max[m] = np.float32(0)
 
@@ -485,12 +462,15 @@ def _clear_image(im, b0, b1, sbase, gi, sh_i, rect, flag, box_max):
 @_step
 def _box_ties(im, m, gm, boxes, geo, rect, neg, ties):
     """Box ``m``'s anchors at its maximum ``gm`` as (anchor, packed shape-row-column) rows of ``ties``: from its
-    rectangles where ``gm`` reaches ``neg``, else walked again. Returns ``(ties, count)``."""
+    rectangles whose maximum is ``gm`` (their IoUs computed again, the same operations) where ``gm`` reaches
+    ``neg``, else walked again. Returns ``(ties, count)``."""
     if not gm >= neg:  # the ties are the anchors at or above the maximum itself
         ties, nti, _ = _walk(m, gm, gm, boxes, im, geo, ties)
         return ties, nti
-    gi, sh_i = geo[0], geo[7]
-    rects, box_rect, r0, roff, buf, rmax = rect
+    gi, u, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[2][im], geo[3], geo[4], geo[5], geo[6], geo[7]
+    rects, box_rect, r0, rmax = rect
+    gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
+    area_g = (gx2 - gx1) * (gy2 - gy1)
     nti = 0
     for r in range(box_rect[m], box_rect[m + 1]):
         if rmax[r - r0] != gm:
@@ -499,15 +479,15 @@ def _box_ties(im, m, gm, boxes, geo, rect, neg, ties):
         lvl = sh_i[s, 0]
         gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
         a0 = gi[im, lvl, 2] + (ilo * gw + jlo) * per + sh_i[s, 1]
-        e = roff[r - r0]
+        yb, xb = ybase[u, s] + ilo, xbase[u, s] + jlo
         ties = _reserve(ties, nti, ni * nj)
         for di in range(ni):
+            ay1, ay2 = ytab[yb + di, 0], ytab[yb + di, 1]
             for dj in range(nj):
-                if buf[e] == gm:
+                if _iou(gx1, gy1, gx2, gy2, area_g, xtab[xb + dj, 0], ay1, xtab[xb + dj, 1], ay2) == gm:
                     ties[nti, 0] = a0 + (di * gw + dj) * per
                     ties[nti, 1] = _pack(s, ilo + di, jlo + dj)
                     nti += 1
-                e += 1
     return ties, nti
 
 
@@ -517,7 +497,7 @@ def _force(im, m, gm, b0, b1, sbase, boxes, geo, state, lq, neg, ties, nti, extr
     rectangles listed in ``extra``. Returns ``(extra, nx, newly touched anchors)``."""
     mask20 = (1 << 20) - 1
     gi, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[3], geo[4], geo[5], geo[6], geo[7]
-    flag, best, bx = state
+    flag, best, bx = state[0], state[1], state[2]
     u = geo[2][im]
     touched = 0
     extra = _reserve(extra, nx, nti)
@@ -629,8 +609,8 @@ def _count_boxes(im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, st
     Returns ``(fg, ignored, recs)``. The tuples are unpacked once here: a rectangle is too small a unit."""
     zero = np.float32(0)
     gi, u, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[2][im], geo[3], geo[4], geo[5], geo[6], geo[7]
-    rects, box_rect, r0, rmax = rect[0], rect[1], rect[2], rect[5]
-    flag, best, bx = state
+    rects, box_rect, r0, rmax = rect
+    flag, best, bx = state[0], state[1], state[2]
     want_stats, box_class, per_class, per_level, pos_edges, pos_t, pos_hist, spatial = stats[:8]
     sp_lo, sp_hi, counters, sampled = stats[8], stats[9], stats[10], stats[11][im]
     sp = (sp_lo, sp_hi, spatial.shape[0] / (sp_hi - sp_lo), spatial.shape[0])
@@ -684,12 +664,59 @@ def _count_boxes(im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, st
 
 
 @_step
+def _count_touched(im, b0, nt, boxes, geo, state, pos, box_i, stats, recs, per_shape):
+    """The labels of the anchors :func:`_image_ious` labelled, counted by walking its touched list once (each
+    anchor once; the ones listed in ``extra`` are left to :func:`_count_extra`), their state reset; no records.
+
+    Returns ``(fg, ignored, recs)``."""
+    zero = np.float32(0)
+    mask20 = (1 << 20) - 1
+    ytab, xtab, sh_i = geo[5], geo[6], geo[7]
+    flag, best, bx, tl, tp = state
+    syb, sxb = per_shape[2], per_shape[3]
+    want_stats, box_class, per_class, per_level, pos_edges, pos_t, pos_hist, spatial = stats[:8]
+    sp_lo, sp_hi, counters, sampled = stats[8], stats[9], stats[10], stats[11][im]
+    bins = spatial.shape[0]
+    sp_scale = bins / (sp_hi - sp_lo)
+    rec_i, rec_f, npos, smp, nsmp = _reserve_recs(recs, False, sampled, nt)
+    fg, ign = 0, 0
+    for q in range(nt):
+        x = tl[q]
+        f = flag[x]
+        if f == 5:
+            continue
+        flag[x] = 0
+        v, m = best[x], bx[x]
+        if f == 3 or v >= pos:
+            fg += 1
+            box_i[m, BOX_POS] += 1
+            if want_stats:
+                p = tp[q]
+                s, i, j = p >> 40, (p >> 20) & mask20, p & mask20
+                per_class[box_class[m]] += 1
+                per_level[sh_i[s, 0]] += 1
+                _positive_hist(v, pos_edges, pos_t, pos_hist, counters)
+                g0, g2 = np.float64(boxes[m, 0]), np.float64(boxes[m, 2])
+                g1, g3 = np.float64(boxes[m, 1]), np.float64(boxes[m, 3])
+                cx = _spatial_bin(xtab[sxb[s] + j, 0], g0, g2, sp_lo, sp_hi, sp_scale, bins)
+                cy = _spatial_bin(ytab[syb[s] + i, 0], g1, g3, sp_lo, sp_hi, sp_scale, bins)
+                _spatial_add(cy, cx, spatial, counters)
+        else:
+            ign += 1
+            box_i[b0 if v == zero else m, BOX_IGN] += 1  # IoU 0 with every box: box 0's
+        if sampled:
+            smp[nsmp, 0], smp[nsmp, 1] = im, x
+            nsmp += 1
+    return fg, ign, (rec_i, rec_f, npos, smp, nsmp)
+
+
+@_step
 def _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs):
     """The labels of the anchors listed in ``extra`` (forced positives outside their box's rectangles), their
     state reset. Returns ``(fg, recs)``."""
     mask20 = (1 << 20) - 1
     gi, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[3], geo[4], geo[5], geo[6], geo[7]
-    flag, best, bx = state
+    flag, best, bx = state[0], state[1], state[2]
     want_stats, box_class, per_class, per_level, sp_lo, sp_hi = (
         stats[0],
         stats[1],
@@ -731,51 +758,60 @@ def _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs):
 
 
 @_jit
-def label_images(i0, i1, boxes, img_start, n_anch, geo, rect, pos, neg, lq, state, out, stats, records, lists):
+def label_images(i0, i1, boxes, img_start, n_anch, geo, rects, pos, neg, lq, state, out, stats, records, lists):
     """Label images ``i0 .. i1 - 1`` (see the module docstring) and fold them into the outputs.
 
     ``geo`` is the geometry ``(gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, sh_ord, alo_sorted, delta,
-    slack)``. ``rect`` = ``(rects, box_rect, r0, roff, buf, rmax)``: the rectangles at ``neg`` (box ``m``'s are
-    ``box_rect[m] .. box_rect[m + 1] - 1``) and their IoUs (rectangle ``r``'s from ``buf[roff[r - r0]]``, its
-    maximum ``rmax[r - r0]``) cover these images' boxes. ``state`` = ``(flag, best, bx)``: per-anchor state of one
+    slack)``. ``rects`` = ``(rects, box_rect)``: the rectangles at ``neg`` of :func:`enumerate_rects` (box ``m``'s
+    are ``box_rect[m] .. box_rect[m + 1] - 1``). ``state`` = ``(flag, best, bx, tl, tp)``: per-anchor state of one
     image, indexed shape-major (shape, row, column: a rectangle's row is contiguous); ``flag`` (uint8, zero on entry
     and exit: 1 labelled by its IoU, 3 also a low-quality / forced positive counted in its box's rectangle, 5 such a
-    positive outside its box's rectangles, listed in ``extra``). ``out`` = ``(box_max, box_i, img_i)``
-    (:data:`BOX_BEST` ..., :data:`IMG_FG` ...). ``stats`` = ``(want_stats, box_class, per_class, per_level,
-    pos_edges, pos_t, pos_hist, spatial, sp_lo, sp_hi, counters, in_sample)``: with ``want_stats`` the class,
-    level, positive-IoU and spatial histograms and ``counters``; for images with ``in_sample`` every positive or
-    ignored (image, shape-major index) appended to ``smp``. ``lists`` = ``(ties, extra, rec_i, rec_f, npos, smp,
-    nsmp)``: growable (rows, k) lists and their lengths; with ``records`` each positive appended to ``rec_i``
-    (image, anchor, level, box) / ``rec_f`` (IoU, anchor x1, y1). Returns ``lists``, possibly grown.
+    positive outside its box's rectangles, listed in ``extra``); ``tl`` / ``tp`` the touched list (each as long as
+    ``flag``). ``out`` = ``(box_max, box_i, img_i)`` (:data:`BOX_BEST` ..., :data:`IMG_FG` ...). ``stats`` =
+    ``(want_stats, box_class, per_class, per_level, pos_edges, pos_t, pos_hist, spatial, sp_lo, sp_hi, counters,
+    in_sample)``: with ``want_stats`` the class, level, positive-IoU and spatial histograms and ``counters``; for
+    images with ``in_sample`` every positive or ignored (image, shape-major index) appended to ``smp``. ``lists`` =
+    ``(ties, extra, rec_i, rec_f, npos, smp, nsmp)``: growable (rows, k) lists and their lengths; with ``records``
+    each positive appended to ``rec_i`` (image, anchor, level, box) / ``rec_f`` (IoU, anchor x1, y1), box by box
+    (without, the labels are counted from the touched list). Returns ``lists``, possibly grown.
     """
     ties, extra, rec_i, rec_f, npos, smp, nsmp = lists
     recs = (rec_i, rec_f, npos, smp, nsmp)
     box_max, box_i, img_i = out
-    gi, sh_i, rects, r0, rmax = geo[0], geo[7], rect[0], rect[2], rect[5]
-    sbase = np.empty(sh_i.shape[0], np.int64)
+    gi, u_of, ybase, xbase, sh_i = geo[0], geo[2], geo[3], geo[4], geo[7]
+    rect_arr, box_rect = rects
+    r0 = box_rect[img_start[i0]]
+    rect = (rect_arr, box_rect, r0, np.empty(box_rect[img_start[i1]] - r0, np.float32))
+    S = sh_i.shape[0]
+    per_shape = (np.empty(S, np.int64), np.empty(S, np.int64), np.empty(S, np.int64), np.empty(S, np.int64))
+    sbase, sgw, syb, sxb = per_shape
     wmax, hmax = 1, 1
-    for r in range(r0, r0 + len(rmax)):
-        hmax, wmax = max(hmax, rects[r, 3]), max(wmax, rects[r, 5])
+    for r in range(r0, box_rect[img_start[i1]]):
+        hmax, wmax = max(hmax, rect_arr[r, 3]), max(wmax, rect_arr[r, 5])
     colb, rowb = np.empty(wmax, np.int64), np.empty(hmax, np.int64)
+    cw, caw = np.empty(wmax, np.float32), np.empty(wmax, np.float32)
     for im in range(i0, i1):
         b0, b1 = img_start[im], img_start[im + 1]
         if b0 == b1:
             continue
-        acc = 0
-        for s in range(sh_i.shape[0]):  # state index of (shape, row, column): sbase[shape] + row * grid width + column
-            sbase[s] = acc
+        acc, u = 0, u_of[im]
+        for s in range(S):  # state index of (shape, row, column): sbase[shape] + row * grid width + column
+            sbase[s], sgw[s], syb[s], sxb[s] = acc, gi[im, sh_i[s, 0], 1], ybase[u, s], xbase[u, s]
             acc += gi[im, sh_i[s, 0], 0] * gi[im, sh_i[s, 0], 1]
-        touched = _image_best(im, b0, b1, sbase, gi, sh_i, rect, state, box_max, neg)
+        touched = _image_ious(im, b0, b1, boxes, geo[6], geo[5], rect, state, box_max, neg, per_shape, cw, caw)
         if _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
-            _clear_image(im, b0, b1, sbase, gi, sh_i, rect, state[0], box_max)
+            _clear_image(b0, b1, state[0], state[3], touched, box_max)
             img_i[im, IMG_FALLBACK] = 1
             continue
         ties, extra, nx, t = _box_matches(
             im, b0, b1, sbase, boxes, geo, rect, state, neg, lq, box_max, box_i, ties, extra
         )
-        fg, ign, recs = _count_boxes(
-            im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, stats, records, recs, colb, rowb
-        )
+        if records:
+            fg, ign, recs = _count_boxes(
+                im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, stats, records, recs, colb, rowb
+            )
+        else:
+            fg, ign, recs = _count_touched(im, b0, touched, boxes, geo, state, pos, box_i, stats, recs, per_shape)
         fx, recs = _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs)
         if neg <= np.float32(0):  # an anchor outside every rectangle has IoU 0 >= neg with every box: ignored
             ign += n_anch[im] - touched - t
