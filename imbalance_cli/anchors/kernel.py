@@ -50,8 +50,9 @@ def _jit(fn, **more):
 
 
 def _step(fn):
-    """A step of :func:`label_images`, inlined into it by numba (``inline="always"``): called as a function it
-    would pay a reference count on every array of its tuple arguments per call (2.3x the labelling time)."""
+    """A step of :func:`label_images` (or a helper of its per-anchor loops), inlined into it by numba
+    (``inline="always"``): called as a function it would pay a reference count on every array of its tuple
+    arguments per call (2.3x the labelling time)."""
     return _jit(fn, inline="always")
 
 
@@ -185,7 +186,7 @@ def _shape_span(gx1, gy1, gx2, gy2, t, alo_sorted, delta):
     return (_count_lt(alo_sorted, tt * ag / (1 + tt) * (1 - 1e-9) - delta), _count_le(alo_sorted, ag / tt * (1 + 1e-9)))
 
 
-@_jit
+@_step
 def _spatial_bin(a1, g1, g2, lo, hi, scale, bins):
     """Bin of an anchor's corner ``a1`` in its box's frame ``(a1 - g1) / (g2 - g1)`` (float64), or -1 outside
     ``[lo, hi]`` (as :func:`imbalance_cli.stats.anchors.spatial_histogram`)."""
@@ -195,7 +196,7 @@ def _spatial_bin(a1, g1, g2, lo, hi, scale, bins):
     return -1
 
 
-@_jit
+@_step
 def _pos_bin(v, edges):
     """Bin of a float32 IoU in float64 ``edges`` (:func:`imbalance_cli.stats.anchors._hist`: half-open bins, the
     last closed), or -1 outside: ``searchsorted(edges, v, "right") - 1``, from a guess for even edges corrected
@@ -688,25 +689,28 @@ def _count_touched(im, b0, nt, boxes, geo, state, pos, box_i, stats, recs, per_s
         flag[x] = 0
         v, m = best[x], bx[x]
         if f == 3 or v >= pos:
-            fg += 1
             box_i[m, BOX_POS] += 1
-            if want_stats:
-                p = tp[q]
-                s, i, j = p >> 40, (p >> 20) & mask20, p & mask20
-                per_class[box_class[m]] += 1
-                per_level[sh_i[s, 0]] += 1
-                _positive_hist(v, pos_edges, pos_t, pos_hist, counters)
-                g0, g2 = np.float64(boxes[m, 0]), np.float64(boxes[m, 2])
-                g1, g3 = np.float64(boxes[m, 1]), np.float64(boxes[m, 3])
-                cx = _spatial_bin(xtab[sxb[s] + j, 0], g0, g2, sp_lo, sp_hi, sp_scale, bins)
-                cy = _spatial_bin(ytab[syb[s] + i, 0], g1, g3, sp_lo, sp_hi, sp_scale, bins)
-                _spatial_add(cy, cx, spatial, counters)
+            tl[fg], tp[fg] = x, tp[q]  # the positives, compacted in place for the second loop
+            fg += 1
         else:
             ign += 1
             box_i[b0 if v == zero else m, BOX_IGN] += 1  # IoU 0 with every box: box 0's
         if sampled:
             smp[nsmp, 0], smp[nsmp, 1] = im, x
             nsmp += 1
+    if want_stats:  # a loop of its own: no label branch, the divisions of one positive overlap the next's
+        for q in range(fg):
+            x, p = tl[q], tp[q]
+            v, m = best[x], bx[x]
+            s, i, j = p >> 40, (p >> 20) & mask20, p & mask20
+            per_class[box_class[m]] += 1
+            per_level[sh_i[s, 0]] += 1
+            _positive_hist(v, pos_edges, pos_t, pos_hist, counters)
+            g0, g2 = np.float64(boxes[m, 0]), np.float64(boxes[m, 2])
+            g1, g3 = np.float64(boxes[m, 1]), np.float64(boxes[m, 3])
+            cx = _spatial_bin(xtab[sxb[s] + j, 0], g0, g2, sp_lo, sp_hi, sp_scale, bins)
+            cy = _spatial_bin(ytab[syb[s] + i, 0], g1, g3, sp_lo, sp_hi, sp_scale, bins)
+            _spatial_add(cy, cx, spatial, counters)
     return fg, ign, (rec_i, rec_f, npos, smp, nsmp)
 
 
