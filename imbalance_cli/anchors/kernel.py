@@ -1,23 +1,23 @@
 """The culled engine's compiled pass (numba): enumerate, compare, label and count in one sweep per image.
 
-Four functions, each called on a range of images of one chunk (numpy arrays in, counters out; no
+Three functions, each called on a range of images of one chunk (numpy arrays in, counters out; no
 Python object per pair):
 
 1. :func:`enumerate_rects` -- the enumeration: for every (box, anchor shape) pair whose
    centre-aligned IoU can reach ``neg_iou``, the grid rectangle of rows x columns that can reach it
    (the bounds of :func:`imbalance_cli.anchors.culled.rect_entries`, same float64 arithmetic);
-2. :func:`rect_ious` -- the IoU of every anchor of every rectangle, torchvision's float32
+2. :func:`label_images` -- per image: the IoU of every anchor of its rectangles, torchvision's float32
    ``box_iou`` arithmetic element for element (``inter = iw * ih``, ``union = (area_box +
    area_anchor) - inter``, ``iou = inter / union``; no fast-math, so no reassociation or fused
-   multiply-add), into a buffer, with each rectangle's maximum;
-3. :func:`label_images` -- per image: each anchor's best IoU and first best box (pass over the
+   multiply-add), folded as it is computed into each anchor's best IoU and first best box (no IoU
    buffer), each box's highest IoU (boxes below ``neg_iou`` are enumerated again at a lower bound of
-   it, the IoU of their nearest anchor of every shape), each box's tying anchors and first best
-   anchor, the low-quality / forced matches of :mod:`imbalance_cli.anchors.rules` (torchvision: a
-   tying anchor takes its own best box among *all* boxes of its image; mmdet: the last tying box;
-   ssd: each box's first best anchor, the last box winning), then the labels, folded into per-image,
-   per-box and fixed-size counters (or kept as positive records);
-4. :func:`negative_histogram` -- the sampled images' negative anchors' best IoU (every anchor with
+   it, the IoU of their nearest anchor of every shape), each box's tying anchors (their rectangles'
+   IoUs computed again, the same operations) and first best anchor, the low-quality / forced matches
+   of :mod:`imbalance_cli.anchors.rules` (torchvision: a tying anchor takes its own best box among
+   *all* boxes of its image; mmdet: the last tying box; ssd: each box's first best anchor, the last
+   box winning), then the labels, counted from the image's list of touched anchors (each once) into
+   per-image, per-box and fixed-size counters, or kept as positive records box by box;
+3. :func:`negative_histogram` -- the sampled images' negative anchors' best IoU (every anchor with
    an IoU > 0 with some box, enumerated at the smallest float32 threshold).
 
 An image where some box reaches no anchor at all (best IoU 0, or a non-finite box) is not labelled
