@@ -16,12 +16,16 @@
    laid out as eight contiguous float32 columns, and only then is one fully vectorised float32 IoU
    (torchvision's ``box_iou`` arithmetic, output buffers reused) timed over them, block by block,
    on ``W`` processes at once. The floor is the CPU seconds of that IoU alone: no enumeration, no
-   bookkeeping.
+   bookkeeping. The **strict floor** adds the least an exact labeller cannot skip: over exactly the
+   same pairs (in image, then box order), each pair's IoU and its anchor's best-IoU / first-best-box
+   update (an anchor met first in its image takes the pair, later pairs only if higher), in one
+   compiled loop (numba, no fast-math); CPU seconds of that loop alone.
 2. **The pass**, in one process with :mod:`imbalance_cli.anchors.phases` on: CPU seconds per
    phase (set-up, enumeration, IoU, labelling, accumulators, histograms, and the inter-process
    transfer: each chunk and each partial result pickled and unpickled as the worker pool does),
    then the wall time of the same pass on ``W`` worker processes.
-3. The table: each phase's CPU seconds, its share, and its multiple of the floor.
+   The compiled pass's load (once per command: import and numba's cache) is timed in set-up.
+3. The table: each phase's CPU seconds, its share, and its multiple of the floor and of the strict floor.
 
 CPU seconds are used because the machine is shared: wall time also counts other processes' turns.
 The load average is printed at the start and the end.
@@ -223,6 +227,38 @@ class TorchTimer:
         self.pending, self.n = [], 0
 
 
+def _low_quality_pairs(spec, shapes, lay, boxes, bimg, n_img, low, put, counts) -> None:
+    """The floor's pairs of the boxes ``low`` whose best IoU is below ``neg_iou``: their tying anchors and (torchvision)
+    each tying anchor's pairs with IoU > 0 with every box of its image, handed to ``put``; counted in ``counts``."""
+    from imbalance_cli.anchors.culled import _nearest_lower_bound, enumerate_pairs
+    from imbalance_cli.anchors.iou import aligned_iou32
+
+    p = spec.preset
+    lb = _nearest_lower_bound(p, shapes, lay, boxes[low], bimg[low])
+    low = low[lb > 0]
+    lb = lb[lb > 0]
+    if not len(low):
+        return
+    c2 = enumerate_pairs(p, shapes, lay, boxes[low], bimg[low], lb.astype(F32), low)
+    b2 = np.full(len(boxes), -1.0, F32)
+    np.maximum.at(b2, c2["box"], c2["iou"])
+    tie = c2["iou"] == b2[c2["box"]]
+    counts["low_quality_ties"] = int(tie.sum())
+    put(boxes[c2["box"][tie]], c2["coords"][tie], c2["anchor"][tie], c2["img"][tie], c2["box"][tie])
+    if spec.semantics == "torchvision":  # each tying anchor against every box of its image
+        first = np.searchsorted(bimg, np.arange(n_img + 1))
+        img, coords = c2["img"][tie], c2["coords"][tie]
+        cnt = first[img + 1] - first[img]
+        rep = np.repeat(np.arange(len(img)), cnt)
+        st = np.zeros(len(cnt), np.int64)
+        np.cumsum(cnt[:-1], out=st[1:])
+        bidx = first[img][rep] + (np.arange(int(cnt.sum())) - st[rep])
+        v = aligned_iou32(boxes[bidx], coords[rep])
+        nz = v > 0
+        counts["ties_own_best_box"] = int(nz.sum())
+        put(boxes[bidx[nz]], coords[rep][nz], c2["anchor"][tie][rep][nz], img[rep][nz], bidx[nz])
+
+
 def floor_chunk(args, timer=None) -> dict:
     """Find and time the unavoidable pairs of one chunk of images (runs in a worker)."""
     from imbalance_cli.anchors.culled import enumerate_pairs
@@ -254,33 +290,7 @@ def floor_chunk(args, timer=None) -> dict:
             del cand
         low = np.flatnonzero(best < neg)
         if len(low) and (spec.semantics == "ssd" or p.allow_low_quality):
-            from imbalance_cli.anchors.culled import _nearest_lower_bound
-
-            lb = _nearest_lower_bound(p, shapes, lay, boxes[low], bimg[low])
-            low = low[lb > 0]
-            lb = lb[lb > 0]
-            if len(low):
-                c2 = enumerate_pairs(p, shapes, lay, boxes[low], bimg[low], lb.astype(F32), low)
-                b2 = np.full(len(boxes), -1.0, F32)
-                np.maximum.at(b2, c2["box"], c2["iou"])
-                tie = c2["iou"] == b2[c2["box"]]
-                counts["low_quality_ties"] = int(tie.sum())
-                put(boxes[c2["box"][tie]], c2["coords"][tie], c2["anchor"][tie], c2["img"][tie], c2["box"][tie])
-                if spec.semantics == "torchvision":  # each tying anchor against every box of its image
-                    first = np.searchsorted(bimg, np.arange(len(ph) + 1))
-                    img, coords = c2["img"][tie], c2["coords"][tie]
-                    cnt = first[img + 1] - first[img]
-                    rep = np.repeat(np.arange(len(img)), cnt)
-                    st = np.zeros(len(cnt), np.int64)
-                    np.cumsum(cnt[:-1], out=st[1:])
-                    bidx = first[img][rep] + (np.arange(int(cnt.sum())) - st[rep])
-                    from imbalance_cli.anchors.iou import aligned_iou32
-
-                    v = aligned_iou32(boxes[bidx], coords[rep])
-                    nz = v > 0
-                    counts["ties_own_best_box"] = int(nz.sum())
-                    slot = c2["anchor"][tie][rep][nz]
-                    put(boxes[bidx[nz]], coords[rep][nz], slot, img[rep][nz], bidx[nz])
+            _low_quality_pairs(spec, shapes, lay, boxes, bimg, len(ph), low, put, counts)
     for im in sample:  # the negative histogram: every pair with IoU > 0 in the sampled images
         sel = np.flatnonzero(bimg == im)
         for a in range(0, len(sel), 4):
