@@ -199,16 +199,16 @@ def _spatial_bin(a1, g1, g2, lo, hi, scale, bins):
 @_step
 def _pos_bin(v, edges):
     """Bin of a float32 IoU in float64 ``edges`` (:func:`imbalance_cli.stats.anchors._hist`: half-open bins, the
-    last closed), or -1 outside: ``searchsorted(edges, v, "right") - 1``, from a guess for even edges corrected
-    against the edges themselves (no binary search: its branches are unpredictable, one IoU after another)."""
+    last closed), or -1 outside: ``searchsorted(edges, v, "right") - 1``, from a guess for even edges over [0, 1]
+    (the positive-IoU histogram's) corrected against the edges themselves, so exact for any sorted edges (no
+    binary search: its branches are unpredictable, one IoU after another; no division)."""
     vd = np.float64(v)
     n = len(edges)
-    lo, hi = edges[0], edges[n - 1]
-    if not (vd >= lo and vd <= hi):
+    if not (vd >= edges[0] and vd <= edges[n - 1]):
         return -1
-    if vd == hi:
+    if vd == edges[n - 1]:
         return n - 2
-    b = min(max(int((vd - lo) / (hi - lo) * (n - 1)), 0), n - 2)
+    b = min(max(int(vd * (n - 1)), 0), n - 2)
     while b > 0 and edges[b] > vd:
         b -= 1
     while b < n - 2 and edges[b + 1] <= vd:
@@ -659,7 +659,6 @@ def _count_boxes(im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, st
                 fg += n_r
                 box_i[m, BOX_POS] += n_r
                 if want_stats:
-                    per_class[box_class[m]] += n_r
                     per_level[lvl] += n_r
     return fg, ign, (rec_i, rec_f, npos, smp, nsmp)
 
@@ -703,7 +702,6 @@ def _count_touched(im, b0, nt, boxes, geo, state, pos, box_i, stats, recs, per_s
             x, p = tl[q], tp[q]
             v, m = best[x], bx[x]
             s, i, j = p >> 40, (p >> 20) & mask20, p & mask20
-            per_class[box_class[m]] += 1
             per_level[sh_i[s, 0]] += 1
             _positive_hist(v, pos_edges, pos_t, pos_hist, counters)
             g0, g2 = np.float64(boxes[m, 0]), np.float64(boxes[m, 2])
@@ -721,14 +719,7 @@ def _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs):
     mask20 = (1 << 20) - 1
     gi, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[3], geo[4], geo[5], geo[6], geo[7]
     flag, best, bx = state[0], state[1], state[2]
-    want_stats, box_class, per_class, per_level, sp_lo, sp_hi = (
-        stats[0],
-        stats[1],
-        stats[2],
-        stats[3],
-        stats[8],
-        stats[9],
-    )
+    want_stats, per_level, sp_lo, sp_hi = stats[0], stats[3], stats[8], stats[9]
     bins = stats[7].shape[0]
     sp_scale = bins / (sp_hi - sp_lo)
     u = geo[2][im]
@@ -749,7 +740,6 @@ def _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs):
                 rec_i, rec_f, npos, im, gi[im, lvl, 2] + (i * gw + j) * per + sh_i[s, 1], lvl, m, v, ax1, ay1
             )
         if want_stats:
-            per_class[box_class[m]] += 1
             per_level[lvl] += 1
             _positive_hist(v, pos_edges, pos_t, pos_hist, counters)
             cx = _spatial_bin(ax1, np.float64(boxes[m, 0]), np.float64(boxes[m, 2]), sp_lo, sp_hi, sp_scale, bins)
@@ -822,6 +812,9 @@ def label_images(i0, i1, boxes, img_start, n_anch, geo, rects, pos, neg, lq, sta
             box_i[b0, BOX_IGN] += n_anch[im] - touched - t
         img_i[im, IMG_FG] = fg + fx
         img_i[im, IMG_IGN] = ign
+        if stats[0]:  # per class from the boxes' positives (final once the image is counted)
+            for m in range(b0, b1):
+                stats[2][stats[1][m]] += box_i[m, BOX_POS]
     rec_i, rec_f, npos, smp, nsmp = recs
     return ties, extra, rec_i, rec_f, npos, smp, nsmp
 
