@@ -592,6 +592,22 @@ def _spatial_add(cy, cx, spatial, counters):
 
 
 @_step
+def _ignored(box_i, b0, m, v):
+    """An ignored anchor counted for its best box ``m`` (IoU 0 with every box: the image's first box ``b0``)."""
+    box_i[b0 if v == np.float32(0) else m, BOX_IGN] += 1
+
+
+@_step
+def _sample(smp, nsmp, im, x, sampled):
+    """(image, state index) appended to the sample list when the image is ``sampled`` (room reserved by the caller);
+    returns the list's length."""
+    if sampled:
+        smp[nsmp, 0], smp[nsmp, 1] = im, x
+        return nsmp + 1
+    return nsmp
+
+
+@_step
 def _bin_rect(boxes, m, xtab, ytab, xb, yb, ni, nj, sp, colb, rowb):
     """A rectangle's anchor columns and rows in box ``m``'s frame: spatial bins (``sp`` = lo, hi, scale, bins)."""
     sp_lo, sp_hi, sp_scale, bins = sp
@@ -608,7 +624,6 @@ def _count_boxes(im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, st
     """The labels counted in each box's rectangles (anchors whose box it is), their state reset.
 
     Returns ``(fg, ignored, recs)``. The tuples are unpacked once here: a rectangle is too small a unit."""
-    zero = np.float32(0)
     gi, u, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[2][im], geo[3], geo[4], geo[5], geo[6], geo[7]
     rects, box_rect, r0, rmax = rect
     flag, best, bx = state[0], state[1], state[2]
@@ -650,10 +665,8 @@ def _count_boxes(im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, st
                                 _spatial_add(rowb[di], colb[dj], spatial, counters)
                         else:
                             ign += 1
-                            box_i[b0 if v == zero else m, BOX_IGN] += 1  # IoU 0 with every box: box 0's
-                        if sampled:
-                            smp[nsmp, 0], smp[nsmp, 1] = im, x
-                            nsmp += 1
+                            _ignored(box_i, b0, m, v)
+                        nsmp = _sample(smp, nsmp, im, x, sampled)
                     x += 1
             if n_r:
                 fg += n_r
@@ -669,7 +682,6 @@ def _count_touched(im, b0, nt, boxes, geo, state, pos, box_i, stats, recs, per_s
     anchor once; the ones listed in ``extra`` are left to :func:`_count_extra`), their state reset; no records.
 
     Returns ``(fg, ignored, recs)``."""
-    zero = np.float32(0)
     mask20 = (1 << 20) - 1
     ytab, xtab, sh_i = geo[5], geo[6], geo[7]
     flag, best, bx, tl, tp = state
@@ -693,10 +705,8 @@ def _count_touched(im, b0, nt, boxes, geo, state, pos, box_i, stats, recs, per_s
             fg += 1
         else:
             ign += 1
-            box_i[b0 if v == zero else m, BOX_IGN] += 1  # IoU 0 with every box: box 0's
-        if sampled:
-            smp[nsmp, 0], smp[nsmp, 1] = im, x
-            nsmp += 1
+            _ignored(box_i, b0, m, v)
+        nsmp = _sample(smp, nsmp, im, x, sampled)
     if want_stats:  # a loop of its own: no label branch, the divisions of one positive overlap the next's
         for q in range(fg):
             x, p = tl[q], tp[q]
