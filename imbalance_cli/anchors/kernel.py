@@ -761,6 +761,17 @@ def _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs):
     return nx, (rec_i, rec_f, npos, smp, nsmp)
 
 
+@_step
+def _shape_bases(im, gi, u, ybase, xbase, sh_i, per_shape):
+    """Per shape of image ``im``: its first state index (state index of (shape, row, column): ``sbase[shape] + row *
+    grid width + column``), grid width and first row / column in the axis tables."""
+    sbase, sgw, syb, sxb = per_shape
+    acc = 0
+    for s in range(sh_i.shape[0]):
+        sbase[s], sgw[s], syb[s], sxb[s] = acc, gi[im, sh_i[s, 0], 1], ybase[u, s], xbase[u, s]
+        acc += gi[im, sh_i[s, 0], 0] * gi[im, sh_i[s, 0], 1]
+
+
 @_jit
 def label_images(i0, i1, boxes, img_start, n_anch, geo, rects, pos, neg, lq, state, out, stats, records, lists):
     """Label images ``i0 .. i1 - 1`` (see the module docstring) and fold them into the outputs.
@@ -798,10 +809,7 @@ def label_images(i0, i1, boxes, img_start, n_anch, geo, rects, pos, neg, lq, sta
         b0, b1 = img_start[im], img_start[im + 1]
         if b0 == b1:
             continue
-        acc, u = 0, u_of[im]
-        for s in range(S):  # state index of (shape, row, column): sbase[shape] + row * grid width + column
-            sbase[s], sgw[s], syb[s], sxb[s] = acc, gi[im, sh_i[s, 0], 1], ybase[u, s], xbase[u, s]
-            acc += gi[im, sh_i[s, 0], 0] * gi[im, sh_i[s, 0], 1]
+        _shape_bases(im, gi, u_of[im], ybase, xbase, sh_i, per_shape)
         touched = _image_ious(im, b0, b1, boxes, geo[6], geo[5], rect, state, box_max, neg, per_shape, cw, caw)
         if _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
             _clear_image(b0, b1, state[0], state[3], touched, box_max)
@@ -834,6 +842,63 @@ def label_images(i0, i1, boxes, img_start, n_anch, geo, rects, pos, neg, lq, sta
 # ----------------------------------------------------------------------------------------------
 
 
+@_step
+def _box_nonzero(m, im, boxes, sbase, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, slack, nb):
+    """Box ``m``'s IoU with every anchor of its image it reaches (>= the smallest normal float32) folded into the
+    anchors' best IoU ``nb`` (state index)."""
+    tiny = np.finfo(np.float32).tiny
+    u = size_id[im]
+    gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
+    area_g = (gx2 - gx1) * (gy2 - gy1)
+    g0, g1, g2, g3 = np.float64(gx1), np.float64(gy1), np.float64(gx2), np.float64(gy2)
+    for s in range(sh_i.shape[0]):
+        lvl = sh_i[s, 0]
+        gw = gi[im, lvl, 1]
+        ilo, ihi, jlo, jhi = _bounds(
+            g0,
+            g1,
+            g2,
+            g3,
+            np.float64(tiny),
+            sh_f[s, 0],
+            sh_f[s, 1],
+            sh_f[s, 2],
+            sh_f[s, 3],
+            sh_f[s, 4],
+            slack,
+            gf[im, lvl, 0],
+            gf[im, lvl, 1],
+            gi[im, lvl, 0],
+            gw,
+        )
+        for i in range(ilo, ihi + 1):
+            yk = ybase[u, s] + i
+            ay1, ay2 = ytab[yk, 0], ytab[yk, 1]
+            x = sbase[s] + i * gw + jlo
+            for j in range(jlo, jhi + 1):
+                xk = xbase[u, s] + j
+                v = _iou(gx1, gy1, gx2, gy2, area_g, xtab[xk, 0], ay1, xtab[xk, 1], ay2)
+                if v >= tiny and v > nb[x]:
+                    nb[x] = v
+                x += 1
+
+
+@_step
+def _image_negatives(nb, A, lo, edges, counts):
+    """The image's negatives (``nb`` > 0, positives and ignored set to -1) with a best IoU below ``lo`` into the
+    histogram ``counts`` over ``edges``; returns how many."""
+    nbins = len(edges) - 1
+    c = 0
+    for x in range(A):
+        v = nb[x]
+        if v > 0 and v < lo:
+            c += 1
+            b = _count_le(edges, v) - 1
+            if 0 <= b < nbins:
+                counts[b] += 1
+    return c
+
+
 @_jit
 def negative_histogram(
     images,
@@ -864,7 +929,6 @@ def negative_histogram(
     subnormal IoU counts as 0); the positive and ignored anchors (``smp[:nsmp]``: image, shape-major index,
     ascending by image) are not negatives.
     """
-    tiny = np.finfo(np.float32).tiny
     S = sh_i.shape[0]
     sbase = np.empty(S, np.int64)
     amax = 1
@@ -872,61 +936,19 @@ def negative_histogram(
         amax = max(amax, n_anch[im])
     nb = np.zeros(amax, np.float32)
     q = 0
-    nbins = len(edges) - 1
     for k in range(len(images)):
         im = images[k]
         A = n_anch[im]
         nb[:A] = 0
-        u = size_id[im]
         acc = 0
         for s in range(S):
             sbase[s] = acc
             acc += gi[im, sh_i[s, 0], 0] * gi[im, sh_i[s, 0], 1]
         for m in range(img_start[im], img_start[im + 1]):
-            gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
-            area_g = (gx2 - gx1) * (gy2 - gy1)
-            g0, g1, g2, g3 = np.float64(gx1), np.float64(gy1), np.float64(gx2), np.float64(gy2)
-            for s in range(S):
-                lvl = sh_i[s, 0]
-                gw = gi[im, lvl, 1]
-                ilo, ihi, jlo, jhi = _bounds(
-                    g0,
-                    g1,
-                    g2,
-                    g3,
-                    np.float64(tiny),
-                    sh_f[s, 0],
-                    sh_f[s, 1],
-                    sh_f[s, 2],
-                    sh_f[s, 3],
-                    sh_f[s, 4],
-                    slack,
-                    gf[im, lvl, 0],
-                    gf[im, lvl, 1],
-                    gi[im, lvl, 0],
-                    gw,
-                )
-                for i in range(ilo, ihi + 1):
-                    yk = ybase[u, s] + i
-                    ay1, ay2 = ytab[yk, 0], ytab[yk, 1]
-                    x = sbase[s] + i * gw + jlo
-                    for j in range(jlo, jhi + 1):
-                        xk = xbase[u, s] + j
-                        v = _iou(gx1, gy1, gx2, gy2, area_g, xtab[xk, 0], ay1, xtab[xk, 1], ay2)
-                        if v >= tiny and v > nb[x]:
-                            nb[x] = v
-                        x += 1
+            _box_nonzero(m, im, boxes, sbase, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, slack, nb)
         while q < nsmp and smp[q, 0] < im:
             q += 1
         while q < nsmp and smp[q, 0] == im:
             nb[smp[q, 1]] = -1
             q += 1
-        c = 0
-        for x in range(A):
-            v = nb[x]
-            if v > 0 and v < lo:
-                c += 1
-                b = _count_le(edges, v) - 1
-                if 0 <= b < nbins:
-                    counts[b] += 1
-        nonzero[k] = c
+        nonzero[k] = _image_negatives(nb, A, lo, edges, counts)
