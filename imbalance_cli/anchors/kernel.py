@@ -113,6 +113,28 @@ def _bounds(gx1, gy1, gx2, gy2, t, ox, oy, wa, ha, area_lo, slack, sx, sy, gh, g
     return int(ilo), int(ihi), int(jlo), int(jhi)
 
 
+@_step
+def _shape_bounds(g0, g1, g2, g3, t, s, lvl, im, gi, gf, sh_f, slack):
+    """:func:`_bounds` of shape ``s`` (of level ``lvl``) on image ``im``'s grid."""
+    return _bounds(
+        g0,
+        g1,
+        g2,
+        g3,
+        t,
+        sh_f[s, 0],
+        sh_f[s, 1],
+        sh_f[s, 2],
+        sh_f[s, 3],
+        sh_f[s, 4],
+        slack,
+        gf[im, lvl, 0],
+        gf[im, lvl, 1],
+        gi[im, lvl, 0],
+        gi[im, lvl, 1],
+    )
+
+
 @_jit
 def _iou(gx1, gy1, gx2, gy2, area_g, ax1, ay1, ax2, ay2):
     """float32 IoU of one box and one anchor, ``box_iou``'s operations (``area_g`` precomputed the same way)."""
@@ -243,23 +265,7 @@ def enumerate_rects(boxes, box_img, t, gi, gf, sh_i, sh_f, sh_ord, alo_sorted, d
         for q in range(q0, q1):
             s = sh_ord[q]
             lvl = sh_i[s, 0]
-            ilo, ihi, jlo, jhi = _bounds(
-                gx1,
-                gy1,
-                gx2,
-                gy2,
-                tf,
-                sh_f[s, 0],
-                sh_f[s, 1],
-                sh_f[s, 2],
-                sh_f[s, 3],
-                sh_f[s, 4],
-                slack,
-                gf[im, lvl, 0],
-                gf[im, lvl, 1],
-                gi[im, lvl, 0],
-                gi[im, lvl, 1],
-            )
+            ilo, ihi, jlo, jhi = _shape_bounds(gx1, gy1, gx2, gy2, tf, s, lvl, im, gi, gf, sh_f, slack)
             if ihi < ilo:
                 continue
             out[r, 0], out[r, 1], out[r, 2] = m, s, ilo
@@ -316,23 +322,7 @@ def _walk(m, t, target, boxes, im, geo, ties):
         s = sh_ord[q]
         lvl, k = sh_i[s, 0], sh_i[s, 1]
         gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
-        ilo, ihi, jlo, jhi = _bounds(
-            g0,
-            g1,
-            g2,
-            g3,
-            tf,
-            sh_f[s, 0],
-            sh_f[s, 1],
-            sh_f[s, 2],
-            sh_f[s, 3],
-            sh_f[s, 4],
-            slack,
-            gf[im, lvl, 0],
-            gf[im, lvl, 1],
-            gi[im, lvl, 0],
-            gw,
-        )
+        ilo, ihi, jlo, jhi = _shape_bounds(g0, g1, g2, g3, tf, s, lvl, im, gi, gf, sh_f, slack)
         if target >= 0 and ihi >= ilo:
             ties = _reserve(ties, n, (ihi - ilo + 1) * (jhi - jlo + 1))
         for i in range(ilo, ihi + 1):
@@ -854,23 +844,7 @@ def _box_nonzero(m, im, boxes, sbase, gi, gf, size_id, ybase, xbase, ytab, xtab,
     for s in range(sh_i.shape[0]):
         lvl = sh_i[s, 0]
         gw = gi[im, lvl, 1]
-        ilo, ihi, jlo, jhi = _bounds(
-            g0,
-            g1,
-            g2,
-            g3,
-            np.float64(tiny),
-            sh_f[s, 0],
-            sh_f[s, 1],
-            sh_f[s, 2],
-            sh_f[s, 3],
-            sh_f[s, 4],
-            slack,
-            gf[im, lvl, 0],
-            gf[im, lvl, 1],
-            gi[im, lvl, 0],
-            gw,
-        )
+        ilo, ihi, jlo, jhi = _shape_bounds(g0, g1, g2, g3, np.float64(tiny), s, lvl, im, gi, gf, sh_f, slack)
         for i in range(ilo, ihi + 1):
             yk = ybase[u, s] + i
             ay1, ay2 = ytab[yk, 0], ytab[yk, 1]
