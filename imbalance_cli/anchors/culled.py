@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import os
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -366,9 +367,37 @@ def _replace_with_dense(
 # the compiled pass (imbalance_cli.anchors.kernel) over a chunk of images
 # ----------------------------------------------------------------------------------------------
 
-#: IoU values one kernel call buffers (float32): images are labelled in batches of about this many rectangle
-#: elements, so the buffer stays in cache-sized pieces whatever the chunk (one image larger than it is one batch).
-KERNEL_ELEMENTS = 1 << 20
+
+#: per padded size, the tables :class:`Geometry` reads (:func:`_size_tables`), kept across chunks: building them
+#: is per size, not per image (most chunks repeat the same few sizes)
+_SIZE_TABLES: dict = {}
+
+
+def _size_tables(preset: AnchorPreset, shapes: ShapeTable, h: int, w: int) -> tuple:
+    """One padded size's grid rows (levels, 4: rows, columns, first anchor, anchors per location), steps (levels,
+    2), anchors, y / x extents (float32 (rows, 2)) and each shape's first row / column in them (from
+    :meth:`ImageLayouts.axis_tables`), cached in :data:`_SIZE_TABLES` for this ``preset`` object."""
+    key = (id(preset), h, w)
+    hit = _SIZE_TABLES.get(key)
+    if hit is not None and hit[0] is preset:
+        return hit[1]
+    lay = ImageLayouts(preset, np.array([h]), np.array([w]))
+    lay.axis_tables(preset, shapes)
+    per = np.broadcast_to(lay.per_loc[None, :], lay.grid_h.shape)
+    ybase, xbase, y1, y2, x1, x2 = lay._tables
+    out = (
+        np.stack([lay.grid_h, lay.grid_w, lay.offset, per], axis=2)[0].astype(np.int64),
+        np.stack([lay.step_x, lay.step_y], axis=2)[0].astype(np.float64),
+        int(lay.counts.sum()),
+        np.stack([y1, y2], 1).astype(F32),
+        np.stack([x1, x2], 1).astype(F32),
+        ybase[0].astype(np.int64),
+        xbase[0].astype(np.int64),
+    )
+    if len(_SIZE_TABLES) >= 1024:  # bounded: sizes beyond it are built again
+        _SIZE_TABLES.clear()
+    _SIZE_TABLES[key] = (preset, out)
+    return out
 
 
 class Geometry:
@@ -384,19 +413,22 @@ class Geometry:
     """
 
     def __init__(self, preset: AnchorPreset, padded_h: np.ndarray, padded_w: np.ndarray):
-        lay = ImageLayouts(preset, padded_h, padded_w)
-        shapes = ShapeTable(preset, int(padded_h[0]), int(padded_w[0]))
-        lay.axis_tables(preset, shapes)
-        per = np.broadcast_to(lay.per_loc[None, :], lay.grid_h.shape)
+        ph, pw = np.asarray(padded_h, np.int64).reshape(-1), np.asarray(padded_w, np.int64).reshape(-1)
+        shapes = ShapeTable(preset, int(ph[0]), int(pw[0]))
+        sizes, inv = np.unique(np.stack([ph, pw], 1), axis=0, return_inverse=True)
+        parts = [_size_tables(preset, shapes, int(h), int(w)) for h, w in sizes]
         c = np.ascontiguousarray
-        self.gi = c(np.stack([lay.grid_h, lay.grid_w, lay.offset, per], axis=2), dtype=np.int64)
-        self.gf = c(np.stack([lay.step_x, lay.step_y], axis=2), dtype=np.float64)
-        self.n_anch = c(lay.counts.sum(axis=1), dtype=np.int64)
-        self.size_id = c(lay.size_id, dtype=np.int64)
-        ybase, xbase, y1, y2, x1, x2 = lay._tables
-        self.ybase, self.xbase = c(ybase, dtype=np.int64), c(xbase, dtype=np.int64)
-        self.ytab, self.xtab = c(np.stack([y1, y2], 1), dtype=F32), c(np.stack([x1, x2], 1), dtype=F32)
-        self.slack = float(max(shapes.slack, rounding_slack(lay, shapes)))
+        self.size_id = c(inv.reshape(-1), dtype=np.int64)
+        self.gi = c(np.stack([q[0] for q in parts])[self.size_id])
+        self.gf = c(np.stack([q[1] for q in parts])[self.size_id])
+        self.n_anch = c(np.array([q[2] for q in parts], np.int64)[self.size_id])
+        ny = np.cumsum([0] + [len(q[3]) for q in parts[:-1]])
+        nx = np.cumsum([0] + [len(q[4]) for q in parts[:-1]])
+        self.ybase = c(np.stack([q[5] + o for q, o in zip(parts, ny)]), dtype=np.int64)
+        self.xbase = c(np.stack([q[6] + o for q, o in zip(parts, nx)]), dtype=np.int64)
+        self.ytab, self.xtab = c(np.concatenate([q[3] for q in parts])), c(np.concatenate([q[4] for q in parts]))
+        sides = SimpleNamespace(padded_h=ph, padded_w=pw)  # all rounding_slack reads of the layouts
+        self.slack = float(max(shapes.slack, rounding_slack(sides, shapes)))
         s2 = 2 * self.slack
         area_lo = np.maximum(shapes.wa - s2, 0) * np.maximum(shapes.ha - s2, 0)
         self.sh_i = c(np.stack([shapes.level, shapes.k], 1), dtype=np.int64)
@@ -509,7 +541,6 @@ def kernel_pass(
     *,
     records: bool,
     stats: ChunkStats | None = None,
-    elements: int = KERNEL_ELEMENTS,
 ) -> dict:
     """The compiled pass over some images (``boxes`` float32 (N, 4), ``box_image`` sorted rows of ``geo``'s images).
 
@@ -539,7 +570,6 @@ def kernel_pass(
         records,
         st,
         stats is not None,
-        elements,
     )
     img_i = out[2]
     fallback = img_i[:, K.IMG_FALLBACK] == 1
@@ -558,48 +588,43 @@ def kernel_pass(
     }
 
 
-def _chunk_cuts(rects: np.ndarray, box_rect: np.ndarray, img_start: np.ndarray, elements: int):
-    """IoU buffer offsets of the rectangles (``cum``) and image cuts of ~``elements`` IoU values each."""
-    n_img = len(img_start) - 1
-    cum = np.zeros(len(rects) + 1, np.int64)
-    np.cumsum(rects[:, 3] * rects[:, 5], out=cum[1:])
-    img_el = cum[box_rect[img_start]]  # IoU values before each image's rectangles
-    cuts = [0]
-    while cuts[-1] < n_img:
-        i = cuts[-1]
-        cuts.append(min(n_img, max(i + 1, int(np.searchsorted(img_el, img_el[i] + elements, "right")) - 1)))
-    cuts = np.asarray(cuts)
-    return cum, cuts, int(np.max(img_el[cuts[1:]] - img_el[cuts[:-1]], initial=0))
-
-
-def _label_chunks(geo, boxes, box_image, img_start, enum, thresholds, records, st, want, elements):
-    """IoUs then labels, one buffer of ~``elements`` IoU values at a time. Returns ``(box_max, box_i, img_i)`` and
+def _label_chunks(geo, boxes, box_image, img_start, enum, thresholds, records, st, want):
+    """IoUs and labels of every image in one call of the compiled pass. Returns ``(box_max, box_i, img_i)`` and
     the kernel's lists ``(ties, extra, rec_i, rec_f, npos, smp, nsmp)``."""
     from imbalance_cli.anchors import kernel as K
 
-    rects, box_rect = enum
     pos32, neg32, lq = thresholds
     n_img, N = len(geo.n_anch), len(boxes)
-    cum, cuts, buf_len = _chunk_cuts(rects, box_rect, img_start, elements)
-    buf = np.empty(buf_len, F32)
     a_max = int(geo.n_anch.max(initial=1))
-    state = (np.zeros(a_max, np.uint8), np.empty(a_max, F32), np.empty(a_max, np.int32))
+    state = (
+        np.zeros(a_max, np.uint8),
+        np.empty(a_max, F32),
+        np.empty(a_max, np.int32),
+        np.empty(a_max, np.int64),
+        np.empty(a_max, np.int64),
+    )
     ties, extra, smp = (np.empty((1024, 2), np.int64) for _ in range(3))
     rec_i, rec_f = np.empty((1024 if records else 0, 4), np.int64), np.empty((1024 if records else 0, 3), F32)
     out = (np.zeros(N, F32), np.zeros((N, 4), np.int64), np.zeros((n_img, 3), np.int64))
     lists = (ties, extra, rec_i, rec_f, 0, smp, 0)
-    kgeo, kstats = geo.kernel_tuple, st.kernel_tuple(want)
-    for c0, c1 in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
-        ra, rb = int(box_rect[img_start[c0]]), int(box_rect[img_start[c1]])
-        roff = cum[ra : rb + 1] - cum[ra]
-        rmax = np.empty(rb - ra, F32)
-        phases.switch("iou")
-        K.rect_ious(ra, rb, rects, boxes, box_image, geo.size_id, geo.ybase, geo.xbase, geo.ytab, geo.xtab, buf, rmax)
-        phases.switch("labelling")
-        rect = (rects, box_rect, ra, roff, buf, rmax)
-        lists = K.label_images(
-            c0, c1, boxes, img_start, geo.n_anch, kgeo, rect, pos32, neg32, lq, state, out, kstats, records, lists
-        )
+    phases.switch("labelling")  # the IoUs are computed inside the labelling (no buffer)
+    lists = K.label_images(
+        0,
+        n_img,
+        boxes,
+        img_start,
+        geo.n_anch,
+        geo.kernel_tuple,
+        enum,
+        pos32,
+        neg32,
+        lq,
+        state,
+        out,
+        st.kernel_tuple(want),
+        records,
+        lists,
+    )
     return out, lists
 
 

@@ -1,23 +1,23 @@
 """The culled engine's compiled pass (numba): enumerate, compare, label and count in one sweep per image.
 
-Four functions, each called on a range of images of one chunk (numpy arrays in, counters out; no
+Three functions, each called on a range of images of one chunk (numpy arrays in, counters out; no
 Python object per pair):
 
 1. :func:`enumerate_rects` -- the enumeration: for every (box, anchor shape) pair whose
    centre-aligned IoU can reach ``neg_iou``, the grid rectangle of rows x columns that can reach it
    (the bounds of :func:`imbalance_cli.anchors.culled.rect_entries`, same float64 arithmetic);
-2. :func:`rect_ious` -- the IoU of every anchor of every rectangle, torchvision's float32
+2. :func:`label_images` -- per image: the IoU of every anchor of its rectangles, torchvision's float32
    ``box_iou`` arithmetic element for element (``inter = iw * ih``, ``union = (area_box +
    area_anchor) - inter``, ``iou = inter / union``; no fast-math, so no reassociation or fused
-   multiply-add), into a buffer, with each rectangle's maximum;
-3. :func:`label_images` -- per image: each anchor's best IoU and first best box (pass over the
+   multiply-add), folded as it is computed into each anchor's best IoU and first best box (no IoU
    buffer), each box's highest IoU (boxes below ``neg_iou`` are enumerated again at a lower bound of
-   it, the IoU of their nearest anchor of every shape), each box's tying anchors and first best
-   anchor, the low-quality / forced matches of :mod:`imbalance_cli.anchors.rules` (torchvision: a
-   tying anchor takes its own best box among *all* boxes of its image; mmdet: the last tying box;
-   ssd: each box's first best anchor, the last box winning), then the labels, folded into per-image,
-   per-box and fixed-size counters (or kept as positive records);
-4. :func:`negative_histogram` -- the sampled images' negative anchors' best IoU (every anchor with
+   it, the IoU of their nearest anchor of every shape), each box's tying anchors (their rectangles'
+   IoUs computed again, the same operations) and first best anchor, the low-quality / forced matches
+   of :mod:`imbalance_cli.anchors.rules` (torchvision: a tying anchor takes its own best box among
+   *all* boxes of its image; mmdet: the last tying box; ssd: each box's first best anchor, the last
+   box winning), then the labels, counted from the image's list of touched anchors (each once) into
+   per-image, per-box and fixed-size counters, or kept as positive records box by box;
+3. :func:`negative_histogram` -- the sampled images' negative anchors' best IoU (every anchor with
    an IoU > 0 with some box, enumerated at the smallest float32 threshold).
 
 An image where some box reaches no anchor at all (best IoU 0, or a non-finite box) is not labelled
@@ -50,8 +50,9 @@ def _jit(fn, **more):
 
 
 def _step(fn):
-    """A step of :func:`label_images`, inlined into it by numba (``inline="always"``): called as a function it
-    would pay a reference count on every array of its tuple arguments per call (2.3x the labelling time)."""
+    """A step of :func:`label_images` (or a helper of its per-anchor loops), inlined into it by numba
+    (``inline="always"``): called as a function it would pay a reference count on every array of its tuple
+    arguments per call (2.3x the labelling time)."""
     return _jit(fn, inline="always")
 
 
@@ -110,6 +111,28 @@ def _bounds(gx1, gy1, gx2, gy2, t, ox, oy, wa, ha, area_lo, slack, sx, sy, gh, g
     if not (ihi >= ilo and jhi >= jlo):  # also NaN / inf bounds (a box beyond float32)
         return 0, -1, 0, -1
     return int(ilo), int(ihi), int(jlo), int(jhi)
+
+
+@_step
+def _shape_bounds(g0, g1, g2, g3, t, s, lvl, im, gi, gf, sh_f, slack):
+    """:func:`_bounds` of shape ``s`` (of level ``lvl``) on image ``im``'s grid."""
+    return _bounds(
+        g0,
+        g1,
+        g2,
+        g3,
+        t,
+        sh_f[s, 0],
+        sh_f[s, 1],
+        sh_f[s, 2],
+        sh_f[s, 3],
+        sh_f[s, 4],
+        slack,
+        gf[im, lvl, 0],
+        gf[im, lvl, 1],
+        gi[im, lvl, 0],
+        gi[im, lvl, 1],
+    )
 
 
 @_jit
@@ -185,7 +208,7 @@ def _shape_span(gx1, gy1, gx2, gy2, t, alo_sorted, delta):
     return (_count_lt(alo_sorted, tt * ag / (1 + tt) * (1 - 1e-9) - delta), _count_le(alo_sorted, ag / tt * (1 + 1e-9)))
 
 
-@_jit
+@_step
 def _spatial_bin(a1, g1, g2, lo, hi, scale, bins):
     """Bin of an anchor's corner ``a1`` in its box's frame ``(a1 - g1) / (g2 - g1)`` (float64), or -1 outside
     ``[lo, hi]`` (as :func:`imbalance_cli.stats.anchors.spatial_histogram`)."""
@@ -195,16 +218,24 @@ def _spatial_bin(a1, g1, g2, lo, hi, scale, bins):
     return -1
 
 
-@_jit
+@_step
 def _pos_bin(v, edges):
     """Bin of a float32 IoU in float64 ``edges`` (:func:`imbalance_cli.stats.anchors._hist`: half-open bins, the
-    last closed), or -1 outside."""
+    last closed), or -1 outside: ``searchsorted(edges, v, "right") - 1``, from a guess for even edges over [0, 1]
+    (the positive-IoU histogram's) corrected against the edges themselves, so exact for any sorted edges (no
+    binary search: its branches are unpredictable, one IoU after another; no division)."""
     vd = np.float64(v)
     n = len(edges)
-    b = _count_le(edges, vd) - 1
+    if not (vd >= edges[0] and vd <= edges[n - 1]):
+        return -1
     if vd == edges[n - 1]:
-        b = n - 2
-    return b if 0 <= b < n - 1 else -1
+        return n - 2
+    b = min(max(int(vd * (n - 1)), 0), n - 2)
+    while b > 0 and edges[b] > vd:
+        b -= 1
+    while b < n - 2 and edges[b + 1] <= vd:
+        b += 1
+    return b
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,23 +265,7 @@ def enumerate_rects(boxes, box_img, t, gi, gf, sh_i, sh_f, sh_ord, alo_sorted, d
         for q in range(q0, q1):
             s = sh_ord[q]
             lvl = sh_i[s, 0]
-            ilo, ihi, jlo, jhi = _bounds(
-                gx1,
-                gy1,
-                gx2,
-                gy2,
-                tf,
-                sh_f[s, 0],
-                sh_f[s, 1],
-                sh_f[s, 2],
-                sh_f[s, 3],
-                sh_f[s, 4],
-                slack,
-                gf[im, lvl, 0],
-                gf[im, lvl, 1],
-                gi[im, lvl, 0],
-                gi[im, lvl, 1],
-            )
+            ilo, ihi, jlo, jhi = _shape_bounds(gx1, gy1, gx2, gy2, tf, s, lvl, im, gi, gf, sh_f, slack)
             if ihi < ilo:
                 continue
             out[r, 0], out[r, 1], out[r, 2] = m, s, ilo
@@ -258,52 +273,6 @@ def enumerate_rects(boxes, box_img, t, gi, gf, sh_i, sh_f, sh_ord, alo_sorted, d
             r += 1
     start[n] = r
     return out[:r], start
-
-
-# ----------------------------------------------------------------------------------------------
-# 2. IoU of the rectangles
-# ----------------------------------------------------------------------------------------------
-
-
-@_jit
-def rect_ious(r0, r1, rects, boxes, box_img, size_id, ybase, xbase, ytab, xtab, buf, rmax):
-    """IoU of every anchor of rectangles ``r0 .. r1 - 1`` into ``buf`` (row-major per rectangle, in order),
-    each rectangle's maximum into ``rmax[r - r0]``."""
-    wmax = 1
-    for r in range(r0, r1):
-        wmax = max(wmax, rects[r, 5])
-    cw = np.empty(wmax, np.float32)
-    caw = np.empty(wmax, np.float32)
-    zero = np.float32(0)
-    e = 0
-    for r in range(r0, r1):
-        m, s, ilo, ni, jlo, nj = rects[r, 0], rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
-        u = size_id[box_img[m]]
-        yb, xb = ybase[u, s] + ilo, xbase[u, s] + jlo
-        gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
-        area_g = (gx2 - gx1) * (gy2 - gy1)
-        for dj in range(nj):
-            ax1, ax2 = xtab[xb + dj, 0], xtab[xb + dj, 1]
-            iw = _nmin(gx2, ax2) - _nmax(gx1, ax1)
-            if iw < zero:
-                iw = zero
-            cw[dj] = iw
-            caw[dj] = ax2 - ax1
-        best = np.float32(-1)
-        for di in range(ni):
-            ay1, ay2 = ytab[yb + di, 0], ytab[yb + di, 1]
-            ih = _nmin(gy2, ay2) - _nmax(gy1, ay1)
-            if ih < zero:
-                ih = zero
-            hy = ay2 - ay1
-            for dj in range(nj):
-                inter = cw[dj] * ih
-                v = inter / ((area_g + caw[dj] * hy) - inter)
-                buf[e] = v
-                e += 1
-                if v > best:
-                    best = v
-        rmax[r - r0] = best
 
 
 # ----------------------------------------------------------------------------------------------
@@ -353,23 +322,7 @@ def _walk(m, t, target, boxes, im, geo, ties):
         s = sh_ord[q]
         lvl, k = sh_i[s, 0], sh_i[s, 1]
         gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
-        ilo, ihi, jlo, jhi = _bounds(
-            g0,
-            g1,
-            g2,
-            g3,
-            tf,
-            sh_f[s, 0],
-            sh_f[s, 1],
-            sh_f[s, 2],
-            sh_f[s, 3],
-            sh_f[s, 4],
-            slack,
-            gf[im, lvl, 0],
-            gf[im, lvl, 1],
-            gi[im, lvl, 0],
-            gw,
-        )
+        ilo, ihi, jlo, jhi = _shape_bounds(g0, g1, g2, g3, tf, s, lvl, im, gi, gf, sh_f, slack)
         if target >= 0 and ihi >= ilo:
             ties = _reserve(ties, n, (ihi - ilo + 1) * (jhi - jlo + 1))
         for i in range(ilo, ihi + 1):
@@ -401,41 +354,61 @@ def _own_best(a_x1, a_y1, a_x2, a_y2, boxes, b0, b1):
 
 
 @_step
-def _image_best(im, b0, b1, sbase, gi, sh_i, rect, state, box_max, neg):
-    """Each anchor's best IoU and first best box among the boxes reaching ``neg``; each box's maximum there.
-
-    Returns how many anchors it labelled (flag 0 -> 1)."""
-    rects, box_rect, r0, roff, buf, rmax = rect
-    flag, best, bx = state
-    touched = 0
+def _image_ious(im, b0, b1, boxes, xtab, ytab, rect, state, box_max, neg, per_shape, cw, caw):
+    """The IoU of every anchor of the image's rectangles (torchvision's float32 ``box_iou`` operations), folded at
+    once into each anchor's best IoU and first best box among the pairs reaching ``neg`` (no buffer): each
+    rectangle's maximum into ``rmax``, each box's into ``box_max``, every anchor labelled (flag 0 -> 1) appended to
+    the touched list ``tl`` with its packed shape / row / column in ``tp``. Returns how many it labelled."""
+    rects, box_rect, r0, rmax = rect
+    flag, best, bx, tl, tp = state
+    sbase, sgw, syb, sxb = per_shape
+    zero = np.float32(0)
+    nt = 0
     for m in range(b0, b1):
+        gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
+        area_g = (gx2 - gx1) * (gy2 - gy1)
         gm = np.float32(-1)
         for r in range(box_rect[m], box_rect[m + 1]):
-            rm = rmax[r - r0]
+            s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
+            xb, yb, gw = sxb[s] + jlo, syb[s] + ilo, sgw[s]
+            for dj in range(nj):  # the columns' intersection widths and widths, once per rectangle
+                ax1, ax2 = xtab[xb + dj, 0], xtab[xb + dj, 1]
+                iw = _nmin(gx2, ax2) - _nmax(gx1, ax1)
+                if iw < zero:
+                    iw = zero
+                cw[dj] = iw
+                caw[dj] = ax2 - ax1
+            rm = np.float32(-1)
+            x = sbase[s] + ilo * gw + jlo
+            for di in range(ni):
+                ay1, ay2 = ytab[yb + di, 0], ytab[yb + di, 1]
+                ih = _nmin(gy2, ay2) - _nmax(gy1, ay1)
+                if ih < zero:
+                    ih = zero
+                hy = ay2 - ay1
+                for dj in range(nj):
+                    inter = cw[dj] * ih
+                    v = inter / ((area_g + caw[dj] * hy) - inter)
+                    if v > rm:
+                        rm = v
+                    if v >= neg:
+                        xa = x + dj
+                        if flag[xa] == 0:
+                            flag[xa] = 1
+                            best[xa] = v
+                            bx[xa] = m
+                            tl[nt] = xa
+                            tp[nt] = _pack(s, ilo + di, jlo + dj)
+                            nt += 1
+                        elif v > best[xa]:
+                            best[xa] = v
+                            bx[xa] = m
+                x += gw
+            rmax[r - r0] = rm
             if rm > gm:
                 gm = rm
-            if not rm >= neg:
-                continue
-            s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
-            gw = gi[im, sh_i[s, 0], 1]
-            e = roff[r - r0]
-            for di in range(ni):
-                x = sbase[s] + (ilo + di) * gw + jlo
-                for dj in range(nj):
-                    v = buf[e]
-                    if v >= neg:
-                        if flag[x] == 0:
-                            flag[x] = 1
-                            best[x] = v
-                            bx[x] = m
-                            touched += 1
-                        elif v > best[x]:
-                            best[x] = v
-                            bx[x] = m
-                    e += 1
-                    x += 1
         box_max[m] = gm
-    return touched
+    return nt
 
 
 @_step
@@ -469,15 +442,10 @@ def _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
 
 
 @_step
-def _clear_image(im, b0, b1, sbase, gi, sh_i, rect, flag, box_max):
-    """Undo :func:`_image_best` for an image handed to the dense engine: flags and box maxima back to zero."""
-    rects, box_rect = rect[0], rect[1]
-    for r in range(box_rect[b0], box_rect[b1]):
-        s, ilo, ni, jlo, nj = rects[r, 1], rects[r, 2], rects[r, 3], rects[r, 4], rects[r, 5]
-        gw = gi[im, sh_i[s, 0], 1]
-        for di in range(ni):
-            x = sbase[s] + (ilo + di) * gw + jlo
-            flag[x : x + nj] = 0
+def _clear_image(b0, b1, flag, tl, nt, box_max):
+    """Undo :func:`_image_ious` for an image handed to the dense engine: flags and box maxima back to zero."""
+    for q in range(nt):
+        flag[tl[q]] = 0
     for m in range(b0, b1):
         box_max[m] = np.float32(0)
 
@@ -485,12 +453,15 @@ def _clear_image(im, b0, b1, sbase, gi, sh_i, rect, flag, box_max):
 @_step
 def _box_ties(im, m, gm, boxes, geo, rect, neg, ties):
     """Box ``m``'s anchors at its maximum ``gm`` as (anchor, packed shape-row-column) rows of ``ties``: from its
-    rectangles where ``gm`` reaches ``neg``, else walked again. Returns ``(ties, count)``."""
+    rectangles whose maximum is ``gm`` (their IoUs computed again, the same operations) where ``gm`` reaches
+    ``neg``, else walked again. Returns ``(ties, count)``."""
     if not gm >= neg:  # the ties are the anchors at or above the maximum itself
         ties, nti, _ = _walk(m, gm, gm, boxes, im, geo, ties)
         return ties, nti
-    gi, sh_i = geo[0], geo[7]
-    rects, box_rect, r0, roff, buf, rmax = rect
+    gi, u, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[2][im], geo[3], geo[4], geo[5], geo[6], geo[7]
+    rects, box_rect, r0, rmax = rect
+    gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
+    area_g = (gx2 - gx1) * (gy2 - gy1)
     nti = 0
     for r in range(box_rect[m], box_rect[m + 1]):
         if rmax[r - r0] != gm:
@@ -499,15 +470,15 @@ def _box_ties(im, m, gm, boxes, geo, rect, neg, ties):
         lvl = sh_i[s, 0]
         gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
         a0 = gi[im, lvl, 2] + (ilo * gw + jlo) * per + sh_i[s, 1]
-        e = roff[r - r0]
+        yb, xb = ybase[u, s] + ilo, xbase[u, s] + jlo
         ties = _reserve(ties, nti, ni * nj)
         for di in range(ni):
+            ay1, ay2 = ytab[yb + di, 0], ytab[yb + di, 1]
             for dj in range(nj):
-                if buf[e] == gm:
+                if _iou(gx1, gy1, gx2, gy2, area_g, xtab[xb + dj, 0], ay1, xtab[xb + dj, 1], ay2) == gm:
                     ties[nti, 0] = a0 + (di * gw + dj) * per
                     ties[nti, 1] = _pack(s, ilo + di, jlo + dj)
                     nti += 1
-                e += 1
     return ties, nti
 
 
@@ -517,7 +488,7 @@ def _force(im, m, gm, b0, b1, sbase, boxes, geo, state, lq, neg, ties, nti, extr
     rectangles listed in ``extra``. Returns ``(extra, nx, newly touched anchors)``."""
     mask20 = (1 << 20) - 1
     gi, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[3], geo[4], geo[5], geo[6], geo[7]
-    flag, best, bx = state
+    flag, best, bx = state[0], state[1], state[2]
     u = geo[2][im]
     touched = 0
     extra = _reserve(extra, nx, nti)
@@ -611,6 +582,22 @@ def _spatial_add(cy, cx, spatial, counters):
 
 
 @_step
+def _ignored(box_i, b0, m, v):
+    """An ignored anchor counted for its best box ``m`` (IoU 0 with every box: the image's first box ``b0``)."""
+    box_i[b0 if v == np.float32(0) else m, BOX_IGN] += 1
+
+
+@_step
+def _sample(smp, nsmp, im, x, sampled):
+    """(image, state index) appended to the sample list when the image is ``sampled`` (room reserved by the caller);
+    returns the list's length."""
+    if sampled:
+        smp[nsmp, 0], smp[nsmp, 1] = im, x
+        return nsmp + 1
+    return nsmp
+
+
+@_step
 def _bin_rect(boxes, m, xtab, ytab, xb, yb, ni, nj, sp, colb, rowb):
     """A rectangle's anchor columns and rows in box ``m``'s frame: spatial bins (``sp`` = lo, hi, scale, bins)."""
     sp_lo, sp_hi, sp_scale, bins = sp
@@ -627,10 +614,9 @@ def _count_boxes(im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, st
     """The labels counted in each box's rectangles (anchors whose box it is), their state reset.
 
     Returns ``(fg, ignored, recs)``. The tuples are unpacked once here: a rectangle is too small a unit."""
-    zero = np.float32(0)
     gi, u, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[2][im], geo[3], geo[4], geo[5], geo[6], geo[7]
-    rects, box_rect, r0, rmax = rect[0], rect[1], rect[2], rect[5]
-    flag, best, bx = state
+    rects, box_rect, r0, rmax = rect
+    flag, best, bx = state[0], state[1], state[2]
     want_stats, box_class, per_class, per_level, pos_edges, pos_t, pos_hist, spatial = stats[:8]
     sp_lo, sp_hi, counters, sampled = stats[8], stats[9], stats[10], stats[11][im]
     sp = (sp_lo, sp_hi, spatial.shape[0] / (sp_hi - sp_lo), spatial.shape[0])
@@ -669,17 +655,60 @@ def _count_boxes(im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, st
                                 _spatial_add(rowb[di], colb[dj], spatial, counters)
                         else:
                             ign += 1
-                            box_i[b0 if v == zero else m, BOX_IGN] += 1  # IoU 0 with every box: box 0's
-                        if sampled:
-                            smp[nsmp, 0], smp[nsmp, 1] = im, x
-                            nsmp += 1
+                            _ignored(box_i, b0, m, v)
+                        nsmp = _sample(smp, nsmp, im, x, sampled)
                     x += 1
             if n_r:
                 fg += n_r
                 box_i[m, BOX_POS] += n_r
                 if want_stats:
-                    per_class[box_class[m]] += n_r
                     per_level[lvl] += n_r
+    return fg, ign, (rec_i, rec_f, npos, smp, nsmp)
+
+
+@_step
+def _count_touched(im, b0, nt, boxes, geo, state, pos, box_i, stats, recs, per_shape):
+    """The labels of the anchors :func:`_image_ious` labelled, counted by walking its touched list once (each
+    anchor once; the ones listed in ``extra`` are left to :func:`_count_extra`), their state reset; no records.
+
+    Returns ``(fg, ignored, recs)``."""
+    mask20 = (1 << 20) - 1
+    ytab, xtab, sh_i = geo[5], geo[6], geo[7]
+    flag, best, bx, tl, tp = state
+    syb, sxb = per_shape[2], per_shape[3]
+    want_stats, box_class, per_class, per_level, pos_edges, pos_t, pos_hist, spatial = stats[:8]
+    sp_lo, sp_hi, counters, sampled = stats[8], stats[9], stats[10], stats[11][im]
+    bins = spatial.shape[0]
+    sp_scale = bins / (sp_hi - sp_lo)
+    rec_i, rec_f, npos, smp, nsmp = _reserve_recs(recs, False, sampled, nt)
+    fg, ign = 0, 0
+    for q in range(nt):
+        x = tl[q]
+        f = flag[x]
+        if f == 5:
+            continue
+        flag[x] = 0
+        v, m = best[x], bx[x]
+        if f == 3 or v >= pos:
+            box_i[m, BOX_POS] += 1
+            tl[fg], tp[fg] = x, tp[q]  # the positives, compacted in place for the second loop
+            fg += 1
+        else:
+            ign += 1
+            _ignored(box_i, b0, m, v)
+        nsmp = _sample(smp, nsmp, im, x, sampled)
+    if want_stats:  # a loop of its own: no label branch, the divisions of one positive overlap the next's
+        for q in range(fg):
+            x, p = tl[q], tp[q]
+            v, m = best[x], bx[x]
+            s, i, j = p >> 40, (p >> 20) & mask20, p & mask20
+            per_level[sh_i[s, 0]] += 1
+            _positive_hist(v, pos_edges, pos_t, pos_hist, counters)
+            g0, g2 = np.float64(boxes[m, 0]), np.float64(boxes[m, 2])
+            g1, g3 = np.float64(boxes[m, 1]), np.float64(boxes[m, 3])
+            cx = _spatial_bin(xtab[sxb[s] + j, 0], g0, g2, sp_lo, sp_hi, sp_scale, bins)
+            cy = _spatial_bin(ytab[syb[s] + i, 0], g1, g3, sp_lo, sp_hi, sp_scale, bins)
+            _spatial_add(cy, cx, spatial, counters)
     return fg, ign, (rec_i, rec_f, npos, smp, nsmp)
 
 
@@ -689,15 +718,8 @@ def _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs):
     state reset. Returns ``(fg, recs)``."""
     mask20 = (1 << 20) - 1
     gi, ybase, xbase, ytab, xtab, sh_i = geo[0], geo[3], geo[4], geo[5], geo[6], geo[7]
-    flag, best, bx = state
-    want_stats, box_class, per_class, per_level, sp_lo, sp_hi = (
-        stats[0],
-        stats[1],
-        stats[2],
-        stats[3],
-        stats[8],
-        stats[9],
-    )
+    flag, best, bx = state[0], state[1], state[2]
+    want_stats, per_level, sp_lo, sp_hi = stats[0], stats[3], stats[8], stats[9]
     bins = stats[7].shape[0]
     sp_scale = bins / (sp_hi - sp_lo)
     u = geo[2][im]
@@ -718,7 +740,6 @@ def _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs):
                 rec_i, rec_f, npos, im, gi[im, lvl, 2] + (i * gw + j) * per + sh_i[s, 1], lvl, m, v, ax1, ay1
             )
         if want_stats:
-            per_class[box_class[m]] += 1
             per_level[lvl] += 1
             _positive_hist(v, pos_edges, pos_t, pos_hist, counters)
             cx = _spatial_bin(ax1, np.float64(boxes[m, 0]), np.float64(boxes[m, 2]), sp_lo, sp_hi, sp_scale, bins)
@@ -730,58 +751,78 @@ def _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs):
     return nx, (rec_i, rec_f, npos, smp, nsmp)
 
 
+@_step
+def _shape_bases(im, gi, u, ybase, xbase, sh_i, per_shape):
+    """Per shape of image ``im``: its first state index (state index of (shape, row, column): ``sbase[shape] + row *
+    grid width + column``), grid width and first row / column in the axis tables."""
+    sbase, sgw, syb, sxb = per_shape
+    acc = 0
+    for s in range(sh_i.shape[0]):
+        sbase[s], sgw[s], syb[s], sxb[s] = acc, gi[im, sh_i[s, 0], 1], ybase[u, s], xbase[u, s]
+        acc += gi[im, sh_i[s, 0], 0] * gi[im, sh_i[s, 0], 1]
+
+
 @_jit
-def label_images(i0, i1, boxes, img_start, n_anch, geo, rect, pos, neg, lq, state, out, stats, records, lists):
+def label_images(i0, i1, boxes, img_start, n_anch, geo, rects, pos, neg, lq, state, out, stats, records, lists):
     """Label images ``i0 .. i1 - 1`` (see the module docstring) and fold them into the outputs.
 
     ``geo`` is the geometry ``(gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, sh_ord, alo_sorted, delta,
-    slack)``. ``rect`` = ``(rects, box_rect, r0, roff, buf, rmax)``: the rectangles at ``neg`` (box ``m``'s are
-    ``box_rect[m] .. box_rect[m + 1] - 1``) and their IoUs (rectangle ``r``'s from ``buf[roff[r - r0]]``, its
-    maximum ``rmax[r - r0]``) cover these images' boxes. ``state`` = ``(flag, best, bx)``: per-anchor state of one
+    slack)``. ``rects`` = ``(rects, box_rect)``: the rectangles at ``neg`` of :func:`enumerate_rects` (box ``m``'s
+    are ``box_rect[m] .. box_rect[m + 1] - 1``). ``state`` = ``(flag, best, bx, tl, tp)``: per-anchor state of one
     image, indexed shape-major (shape, row, column: a rectangle's row is contiguous); ``flag`` (uint8, zero on entry
     and exit: 1 labelled by its IoU, 3 also a low-quality / forced positive counted in its box's rectangle, 5 such a
-    positive outside its box's rectangles, listed in ``extra``). ``out`` = ``(box_max, box_i, img_i)``
-    (:data:`BOX_BEST` ..., :data:`IMG_FG` ...). ``stats`` = ``(want_stats, box_class, per_class, per_level,
-    pos_edges, pos_t, pos_hist, spatial, sp_lo, sp_hi, counters, in_sample)``: with ``want_stats`` the class,
-    level, positive-IoU and spatial histograms and ``counters``; for images with ``in_sample`` every positive or
-    ignored (image, shape-major index) appended to ``smp``. ``lists`` = ``(ties, extra, rec_i, rec_f, npos, smp,
-    nsmp)``: growable (rows, k) lists and their lengths; with ``records`` each positive appended to ``rec_i``
-    (image, anchor, level, box) / ``rec_f`` (IoU, anchor x1, y1). Returns ``lists``, possibly grown.
+    positive outside its box's rectangles, listed in ``extra``); ``tl`` / ``tp`` the touched list (each as long as
+    ``flag``). ``out`` = ``(box_max, box_i, img_i)`` (:data:`BOX_BEST` ..., :data:`IMG_FG` ...). ``stats`` =
+    ``(want_stats, box_class, per_class, per_level, pos_edges, pos_t, pos_hist, spatial, sp_lo, sp_hi, counters,
+    in_sample)``: with ``want_stats`` the class, level, positive-IoU and spatial histograms and ``counters``; for
+    images with ``in_sample`` every positive or ignored (image, shape-major index) appended to ``smp``. ``lists`` =
+    ``(ties, extra, rec_i, rec_f, npos, smp, nsmp)``: growable (rows, k) lists and their lengths; with ``records``
+    each positive appended to ``rec_i`` (image, anchor, level, box) / ``rec_f`` (IoU, anchor x1, y1), box by box
+    (without, the labels are counted from the touched list). Returns ``lists``, possibly grown.
     """
     ties, extra, rec_i, rec_f, npos, smp, nsmp = lists
     recs = (rec_i, rec_f, npos, smp, nsmp)
     box_max, box_i, img_i = out
-    gi, sh_i, rects, r0, rmax = geo[0], geo[7], rect[0], rect[2], rect[5]
-    sbase = np.empty(sh_i.shape[0], np.int64)
+    gi, u_of, ybase, xbase, sh_i = geo[0], geo[2], geo[3], geo[4], geo[7]
+    rect_arr, box_rect = rects
+    r0 = box_rect[img_start[i0]]
+    rect = (rect_arr, box_rect, r0, np.empty(box_rect[img_start[i1]] - r0, np.float32))
+    S = sh_i.shape[0]
+    per_shape = (np.empty(S, np.int64), np.empty(S, np.int64), np.empty(S, np.int64), np.empty(S, np.int64))
+    sbase, sgw, syb, sxb = per_shape
     wmax, hmax = 1, 1
-    for r in range(r0, r0 + len(rmax)):
-        hmax, wmax = max(hmax, rects[r, 3]), max(wmax, rects[r, 5])
+    for r in range(r0, box_rect[img_start[i1]]):
+        hmax, wmax = max(hmax, rect_arr[r, 3]), max(wmax, rect_arr[r, 5])
     colb, rowb = np.empty(wmax, np.int64), np.empty(hmax, np.int64)
+    cw, caw = np.empty(wmax, np.float32), np.empty(wmax, np.float32)
     for im in range(i0, i1):
         b0, b1 = img_start[im], img_start[im + 1]
         if b0 == b1:
             continue
-        acc = 0
-        for s in range(sh_i.shape[0]):  # state index of (shape, row, column): sbase[shape] + row * grid width + column
-            sbase[s] = acc
-            acc += gi[im, sh_i[s, 0], 0] * gi[im, sh_i[s, 0], 1]
-        touched = _image_best(im, b0, b1, sbase, gi, sh_i, rect, state, box_max, neg)
+        _shape_bases(im, gi, u_of[im], ybase, xbase, sh_i, per_shape)
+        touched = _image_ious(im, b0, b1, boxes, geo[6], geo[5], rect, state, box_max, neg, per_shape, cw, caw)
         if _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
-            _clear_image(im, b0, b1, sbase, gi, sh_i, rect, state[0], box_max)
+            _clear_image(b0, b1, state[0], state[3], touched, box_max)
             img_i[im, IMG_FALLBACK] = 1
             continue
         ties, extra, nx, t = _box_matches(
             im, b0, b1, sbase, boxes, geo, rect, state, neg, lq, box_max, box_i, ties, extra
         )
-        fg, ign, recs = _count_boxes(
-            im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, stats, records, recs, colb, rowb
-        )
+        if records:
+            fg, ign, recs = _count_boxes(
+                im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, stats, records, recs, colb, rowb
+            )
+        else:
+            fg, ign, recs = _count_touched(im, b0, touched, boxes, geo, state, pos, box_i, stats, recs, per_shape)
         fx, recs = _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs)
         if neg <= np.float32(0):  # an anchor outside every rectangle has IoU 0 >= neg with every box: ignored
             ign += n_anch[im] - touched - t
             box_i[b0, BOX_IGN] += n_anch[im] - touched - t
         img_i[im, IMG_FG] = fg + fx
         img_i[im, IMG_IGN] = ign
+        if stats[0]:  # per class from the boxes' positives (final once the image is counted)
+            for m in range(b0, b1):
+                stats[2][stats[1][m]] += box_i[m, BOX_POS]
     rec_i, rec_f, npos, smp, nsmp = recs
     return ties, extra, rec_i, rec_f, npos, smp, nsmp
 
@@ -789,6 +830,47 @@ def label_images(i0, i1, boxes, img_start, n_anch, geo, rect, pos, neg, lq, stat
 # ----------------------------------------------------------------------------------------------
 # 4. the sampled negative-IoU histogram
 # ----------------------------------------------------------------------------------------------
+
+
+@_step
+def _box_nonzero(m, im, boxes, sbase, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, slack, nb):
+    """Box ``m``'s IoU with every anchor of its image it reaches (>= the smallest normal float32) folded into the
+    anchors' best IoU ``nb`` (state index)."""
+    tiny = np.finfo(np.float32).tiny
+    u = size_id[im]
+    gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
+    area_g = (gx2 - gx1) * (gy2 - gy1)
+    g0, g1, g2, g3 = np.float64(gx1), np.float64(gy1), np.float64(gx2), np.float64(gy2)
+    for s in range(sh_i.shape[0]):
+        lvl = sh_i[s, 0]
+        gw = gi[im, lvl, 1]
+        ilo, ihi, jlo, jhi = _shape_bounds(g0, g1, g2, g3, np.float64(tiny), s, lvl, im, gi, gf, sh_f, slack)
+        for i in range(ilo, ihi + 1):
+            yk = ybase[u, s] + i
+            ay1, ay2 = ytab[yk, 0], ytab[yk, 1]
+            x = sbase[s] + i * gw + jlo
+            for j in range(jlo, jhi + 1):
+                xk = xbase[u, s] + j
+                v = _iou(gx1, gy1, gx2, gy2, area_g, xtab[xk, 0], ay1, xtab[xk, 1], ay2)
+                if v >= tiny and v > nb[x]:
+                    nb[x] = v
+                x += 1
+
+
+@_step
+def _image_negatives(nb, A, lo, edges, counts):
+    """The image's negatives (``nb`` > 0, positives and ignored set to -1) with a best IoU below ``lo`` into the
+    histogram ``counts`` over ``edges``; returns how many."""
+    nbins = len(edges) - 1
+    c = 0
+    for x in range(A):
+        v = nb[x]
+        if v > 0 and v < lo:
+            c += 1
+            b = _count_le(edges, v) - 1
+            if 0 <= b < nbins:
+                counts[b] += 1
+    return c
 
 
 @_jit
@@ -821,7 +903,6 @@ def negative_histogram(
     subnormal IoU counts as 0); the positive and ignored anchors (``smp[:nsmp]``: image, shape-major index,
     ascending by image) are not negatives.
     """
-    tiny = np.finfo(np.float32).tiny
     S = sh_i.shape[0]
     sbase = np.empty(S, np.int64)
     amax = 1
@@ -829,61 +910,19 @@ def negative_histogram(
         amax = max(amax, n_anch[im])
     nb = np.zeros(amax, np.float32)
     q = 0
-    nbins = len(edges) - 1
     for k in range(len(images)):
         im = images[k]
         A = n_anch[im]
         nb[:A] = 0
-        u = size_id[im]
         acc = 0
         for s in range(S):
             sbase[s] = acc
             acc += gi[im, sh_i[s, 0], 0] * gi[im, sh_i[s, 0], 1]
         for m in range(img_start[im], img_start[im + 1]):
-            gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
-            area_g = (gx2 - gx1) * (gy2 - gy1)
-            g0, g1, g2, g3 = np.float64(gx1), np.float64(gy1), np.float64(gx2), np.float64(gy2)
-            for s in range(S):
-                lvl = sh_i[s, 0]
-                gw = gi[im, lvl, 1]
-                ilo, ihi, jlo, jhi = _bounds(
-                    g0,
-                    g1,
-                    g2,
-                    g3,
-                    np.float64(tiny),
-                    sh_f[s, 0],
-                    sh_f[s, 1],
-                    sh_f[s, 2],
-                    sh_f[s, 3],
-                    sh_f[s, 4],
-                    slack,
-                    gf[im, lvl, 0],
-                    gf[im, lvl, 1],
-                    gi[im, lvl, 0],
-                    gw,
-                )
-                for i in range(ilo, ihi + 1):
-                    yk = ybase[u, s] + i
-                    ay1, ay2 = ytab[yk, 0], ytab[yk, 1]
-                    x = sbase[s] + i * gw + jlo
-                    for j in range(jlo, jhi + 1):
-                        xk = xbase[u, s] + j
-                        v = _iou(gx1, gy1, gx2, gy2, area_g, xtab[xk, 0], ay1, xtab[xk, 1], ay2)
-                        if v >= tiny and v > nb[x]:
-                            nb[x] = v
-                        x += 1
+            _box_nonzero(m, im, boxes, sbase, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, slack, nb)
         while q < nsmp and smp[q, 0] < im:
             q += 1
         while q < nsmp and smp[q, 0] == im:
             nb[smp[q, 1]] = -1
             q += 1
-        c = 0
-        for x in range(A):
-            v = nb[x]
-            if v > 0 and v < lo:
-                c += 1
-                b = _count_le(edges, v) - 1
-                if 0 <= b < nbins:
-                    counts[b] += 1
-        nonzero[k] = c
+        nonzero[k] = _image_negatives(nb, A, lo, edges, counts)
