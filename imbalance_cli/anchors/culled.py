@@ -76,6 +76,7 @@ def rounding_slack(lay: ImageLayouts, shapes: ShapeTable) -> float:
     return 2.0 * float(np.spacing(np.float32(side + reach + size)))
 
 
+# long: one vectorised derivation of the rectangles' bounds, in the order the docstring's two conditions read
 @np.errstate(invalid="ignore", over="ignore", divide="ignore")  # a box beyond float32 (inf) reaches no anchor
 def rect_entries(shapes: ShapeTable, lay: ImageLayouts, gb: np.ndarray, gimg: np.ndarray, t: np.ndarray) -> Entries:
     """The enumeration: (box, shape) entries and their grid rectangles for thresholds ``t`` (one per box).
@@ -295,6 +296,7 @@ def _nearest_lower_bound(preset, shapes: ShapeTable, lay: ImageLayouts, gb: np.n
     return iou.max(axis=1)
 
 
+# long: one loop over the handed-over images, each filling the same seven positive columns, then the output
 def _replace_with_dense(
     res: MatchOutput, preset, boxes, box_image, first_box_of_img, ph, pw, images, pos, neg, lowq, semantics
 ) -> MatchOutput:

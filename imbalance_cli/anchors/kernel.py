@@ -762,6 +762,7 @@ def _shape_bases(im, gi, u, ybase, xbase, sh_i, per_shape):
         acc += gi[im, sh_i[s, 0], 0] * gi[im, sh_i[s, 0], 1]
 
 
+# long: a 17-line docstring for its grouped tuple arguments; the body is one loop over the images
 @_jit
 def label_images(i0, i1, boxes, img_start, n_anch, geo, rects, pos, neg, lq, state, out, stats, records, lists):
     """Label images ``i0 .. i1 - 1`` (see the module docstring) and fold them into the outputs.
