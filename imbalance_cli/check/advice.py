@@ -437,10 +437,11 @@ def tail_classes(dataset: Dataset) -> np.ndarray:
     return frequency_groups(dataset) == 0
 
 
-def repeat_threshold(dataset: Dataset, tail: np.ndarray) -> float:
+def repeat_threshold(dataset: Dataset, tail: np.ndarray, images: np.ndarray | None = None) -> float:
     """The repeat threshold the advice measures: the image frequency of the most frequent tail class, so every
-    rarer tail class is repeated (LVIS's 0.001 when that is larger)."""
-    _, images = class_counts(dataset, dataset.valid_mask())
+    rarer tail class is repeated (LVIS's 0.001 when that is larger). ``images``: images per class, when counted."""
+    if images is None:
+        _, images = class_counts(dataset, dataset.valid_mask())
     f = images[tail] / max(dataset.num_images, 1)
     return float(max(LVIS_REPEAT_THRESHOLD, f.max(initial=0.0)))
 
@@ -458,19 +459,22 @@ def tail_per_batch(
     batch_size: int = BATCH_SIZE,
     epochs: int = EPOCHS,
     seed: int = SEED,
+    counted: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Tail-class instances per batch under ``sampler``: the stream of ``imbalance batches`` (same sampler code,
     seed and epochs). ``tail_instances_per_batch`` = tail instances drawn per sample x ``batch_size`` (a partial
     last batch does not dilute it), ``tail_share`` = tail instances / instances drawn, ``batches_with_tail`` =
-    share of batches (the last one may be partial) with a tail instance, ``samples_per_epoch``."""
-    valid = dataset.valid_mask()
+    share of batches (the last one may be partial) with a tail instance, ``samples_per_epoch``. ``counted``: the
+    valid-box mask and the images per class, when the caller has them."""
+    valid, images = counted if counted is not None else (dataset.valid_mask(), None)
     all_image = boxes_per_image(dataset, valid)
     per_image = boxes_per_image(dataset, valid & tail[dataset.box_category])
     rng = np.random.default_rng(seed)
     factors = None
     if sampler == "repeat-factor":
-        _, images = class_counts(dataset, valid)
-        factors = image_repeat_factors(dataset, repeat_factors(images, dataset.num_images, threshold))
+        if images is None:
+            _, images = class_counts(dataset, valid)
+        factors = image_repeat_factors(dataset, repeat_factors(images, dataset.num_images, threshold), valid)
     stream = np.concatenate([epoch_order(sampler, rng, dataset.num_images, factors) for _ in range(epochs)])
     batches = -(-len(stream) // batch_size)
     per_batch = np.bincount(np.arange(len(stream)) // batch_size, weights=per_image[stream], minlength=batches)
@@ -511,11 +515,13 @@ def _class_items(report: dict, dataset: Dataset, preset, rules: Rules, checked: 
 
 def _repeat_factor_item(dataset: Dataset, tail: np.ndarray, tv: float, finding: dict, file: str) -> dict:
     """Repeat-factor sampling for the tail classes, its effect measured by the batch simulation."""
-    t = repeat_threshold(dataset, tail)
+    valid = dataset.valid_mask()
+    _, images = class_counts(dataset, valid)
+    t = repeat_threshold(dataset, tail, images)
     started = time.perf_counter()
     epochs = sim_epochs(dataset.num_images)
-    before = tail_per_batch(dataset, tail, "uniform", t, epochs=epochs)
-    after = tail_per_batch(dataset, tail, "repeat-factor", t, epochs=epochs)
+    before = tail_per_batch(dataset, tail, "uniform", t, epochs=epochs, counted=(valid, images))
+    after = tail_per_batch(dataset, tail, "repeat-factor", t, epochs=epochs, counted=(valid, images))
     metrics = [
         {"measure": k, "before": before[k], "after": after[k]}
         for k in ("tail_instances_per_batch", "tail_share", "batches_with_tail", "samples_per_epoch")

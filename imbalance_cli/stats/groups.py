@@ -73,9 +73,10 @@ def repeat_factors(
     return r
 
 
-def image_repeat_factors(dataset, class_factors: np.ndarray) -> np.ndarray:
-    """Per-image factor: max of ``class_factors`` over the classes of its valid boxes (1.0 without boxes)."""
-    mask = dataset.valid_mask()
+def image_repeat_factors(dataset, class_factors: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Per-image factor: max of ``class_factors`` over the classes of its valid boxes (1.0 without boxes);
+    ``mask``: the valid-box mask, when the caller has it."""
+    mask = dataset.valid_mask() if mask is None else mask
     out = np.ones(dataset.num_images, dtype=np.float64)
     cf = np.nan_to_num(np.asarray(class_factors, dtype=np.float64), nan=1.0)
     for a in range(0, len(mask), BOX_BLOCK):  # in blocks: no per-box float64 array at 25 M boxes
