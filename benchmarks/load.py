@@ -21,6 +21,7 @@ compile the package's sources again (~0.3 s).
     python benchmarks/load.py --kind objects365 --scale 0.1 [--workers 2]
     python benchmarks/load.py --kind objects365 --scale 0.1 --repeat 3 --default-stats --base ../base  # before/after
     python benchmarks/load.py --kind coco-train --kind lvis --kind openimages --scale 1
+    python benchmarks/load.py --kind coco-train-polygons --scale 1  # every field of the real file, polygons too
 
 Files are generated under ``--data`` (default /work/bench-data, outside the repository) and reused:
 Objects365 by ``benchmarks/objects365_size.py`` and COCO-train size by ``benchmarks/coco_train_size.py``
@@ -84,13 +85,12 @@ def make(kind: str, scale: float, data: Path) -> Path:
     """Generate (or reuse) the benchmark file of ``kind`` at ``scale``."""
     data.mkdir(parents=True, exist_ok=True)
     tag = f"{scale:g}".replace(".", "p")
-    if kind == "coco-train":  # every field of instances_train2017.json but the polygons, COCO's separators
-        p = data / f"coco_train_fields_noseg_{tag}.json"
+    if kind in ("coco-train", "coco-train-polygons"):  # every field of instances_train2017.json, COCO's separators
+        polygons = kind == "coco-train-polygons"  # coco-train leaves the polygons out: the loader's hardest case
+        p = data / (f"coco_train_fields_{tag}.json" if polygons else f"coco_train_fields_noseg_{tag}.json")
         if not p.exists():
-            subprocess.run(
-                [sys.executable, str(HERE / "coco_train_size.py"), str(p), "--scale", str(scale), "--no-segmentation"],
-                check=True,
-            )
+            cmd = [sys.executable, str(HERE / "coco_train_size.py"), str(p), "--scale", str(scale)]
+            subprocess.run(cmd + ([] if polygons else ["--no-segmentation"]), check=True)
         return p
     if kind == "objects365":  # every field of the Objects365 v2 train file, its separators
         p = data / f"objects365_fields_{tag}.json"
@@ -117,7 +117,9 @@ def make(kind: str, scale: float, data: Path) -> Path:
 
 def _parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kind", action="append", choices=["objects365", "coco-train", "lvis", "openimages"])
+    ap.add_argument(
+        "--kind", action="append", choices=["objects365", "coco-train", "coco-train-polygons", "lvis", "openimages"]
+    )
     ap.add_argument("--scale", type=float, default=0.1)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--data", type=Path, default=Path("/work/bench-data"))
