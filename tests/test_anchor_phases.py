@@ -32,6 +32,8 @@ def test_phases_add_up_to_the_pass_and_are_off_by_default():
     cpu = time.process_time() - c0
     assert set(got) == set(phases.PHASES) and all(v >= 0 for v in got.values())
     assert sum(got.values()) == pytest.approx(cpu, rel=0.05, abs=0.02)
-    for name in ("enumeration", "iou", "labelling", "histograms"):
+    # the compiled pass computes each IoU inside the labelling; "iou" is the vectorised IoU of `enumerate_pairs`
+    # (the gallery's and the NumPy tools' pair lists), which this pass does not run
+    for name in ("enumeration", "labelling", "histograms"):
         assert got[name] > 0, name
     assert s["foreground"] == 14574  # the README's number for this subset: accounting changes nothing
