@@ -32,6 +32,17 @@ from typing import Iterable
 SMALL_MAX_AREA = 32.0**2
 MEDIUM_MAX_AREA = 96.0**2
 SIZE_GROUP_NAMES = ("small", "medium", "large")
+#: The dataset's counts, in the order every output lists them (the ``dataset`` section of ``stats.json``).
+DATASET_COUNTS = (
+    "images",
+    "annotations",
+    "boxes",
+    "crowd",
+    "invalid",
+    "categories",
+    "categories_used",
+    "images_without_boxes",
+)
 
 
 @dataclass(frozen=True)

@@ -187,17 +187,7 @@ def _dataset_section(ds: dict, measures: dict) -> Section:
     """The dataset's counts and the class imbalance measures."""
     parts = ['<div class="grid2">']
     rows = []
-    for key in (
-        "images",
-        "annotations",
-        "boxes",
-        "crowd",
-        "invalid",
-        "categories",
-        "categories_used",
-        "images_without_boxes",
-        "difficult",
-    ):
+    for key in (*vocabulary.DATASET_COUNTS, "difficult"):
         if key in ds and ds.get(key) is not None:
             note = ""
             if key == "invalid":

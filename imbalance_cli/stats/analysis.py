@@ -40,7 +40,7 @@ from imbalance_cli.stats.classes import (
 )
 from imbalance_cli.stats.schema import SCHEMA, validate
 from imbalance_cli.stats.yolov5 import yolov5_statistics
-from imbalance_cli.vocabulary import definitions
+from imbalance_cli.vocabulary import DATASET_COUNTS, definitions
 
 #: Verdict thresholds (level "ok" below the first, "moderate" below the second, else "severe").
 #: class: Gini coefficient of instances per used class; scale/location: TV distance to
@@ -78,14 +78,7 @@ _ANCHOR_OPTIONS = ("matcher", "device", "pos_iou", "neg_iou", "negative_iou_samp
 
 #: The quantities of an ``imbalance.stats/1`` report whose label, unit and meaning its ``definitions`` carry.
 STATS_TERMS = (
-    "images",
-    "annotations",
-    "boxes",
-    "crowd",
-    "invalid",
-    "categories",
-    "categories_used",
-    "images_without_boxes",
+    *DATASET_COUNTS,
     "imbalance_ratio",
     "gini",
     "normalized_entropy",
