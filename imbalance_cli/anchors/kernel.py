@@ -306,9 +306,9 @@ def _nearest_bound(m, boxes, im, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i
 
 @_jit
 def _walk(m, t, target, boxes, im, geo, ties):
-    """Box ``m``'s anchors in its rectangles at threshold ``t`` (IoU on the fly): with ``target < 0`` returns
-    ``(ties, 0, max IoU)``; otherwise the anchors whose IoU equals ``target`` put in ``ties`` (anchor index,
-    packed shape / row / column): ``(ties, count, target)``."""
+    """Box ``m``'s anchors in its rectangles at threshold ``t`` (IoU on the fly) whose IoU equals ``target`` put in
+    ``ties`` (anchor index, packed shape / row / column): ``(ties, count, target)``; with ``target < 0`` the ones
+    at the maximum IoU (the running maximum's ties, in the same order): ``(ties, count, max IoU)``."""
     gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, sh_ord, alo_sorted, delta, slack = geo
     gx1, gy1, gx2, gy2 = boxes[m, 0], boxes[m, 1], boxes[m, 2], boxes[m, 3]
     area_g = (gx2 - gx1) * (gy2 - gy1)
@@ -323,7 +323,7 @@ def _walk(m, t, target, boxes, im, geo, ties):
         lvl, k = sh_i[s, 0], sh_i[s, 1]
         gw, per = gi[im, lvl, 1], gi[im, lvl, 3]
         ilo, ihi, jlo, jhi = _shape_bounds(g0, g1, g2, g3, tf, s, lvl, im, gi, gf, sh_f, slack)
-        if target >= 0 and ihi >= ilo:
+        if ihi >= ilo:
             ties = _reserve(ties, n, (ihi - ilo + 1) * (jhi - jlo + 1))
         for i in range(ilo, ihi + 1):
             yk = ybase[u, s] + i
@@ -333,7 +333,11 @@ def _walk(m, t, target, boxes, im, geo, ties):
                 v = _iou(gx1, gy1, gx2, gy2, area_g, xtab[xk, 0], ay1, xtab[xk, 1], ay2)
                 if target < 0:
                     if v > best:
-                        best = v
+                        best, n = v, 0
+                    if v == best:
+                        ties[n, 0] = gi[im, lvl, 2] + (i * gw + j) * per + k
+                        ties[n, 1] = _pack(s, i, j)
+                        n += 1
                 elif v == target:
                     ties[n, 0] = gi[im, lvl, 2] + (i * gw + j) * per + k
                     ties[n, 1] = _pack(s, i, j)
@@ -413,7 +417,8 @@ def _image_ious(im, b0, b1, boxes, xtab, ytab, rect, state, box_max, neg, per_sh
 
 @_step
 def _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
-    """Boxes below ``neg``: their maximum from rectangles at a lower bound of it (the nearest anchors' IoU).
+    """Boxes below ``neg``: a lower bound of their maximum (the nearest anchors' IoU), stored negated in
+    ``box_max`` for :func:`_box_matches` to walk the box's rectangles at it once (maximum and its ties).
 
     Returns True where a box touches no anchor (or is not finite): the image goes to the dense engine's
     degenerate rule."""
@@ -437,7 +442,7 @@ def _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
             lb = box_max[m]
         if not lb > zero:
             return True
-        box_max[m] = _walk(m, lb, np.float32(-1), boxes, im, geo, ties)[2]
+        box_max[m] = -lb
     return False
 
 
@@ -525,7 +530,13 @@ def _box_matches(im, b0, b1, sbase, boxes, geo, rect, state, neg, lq, box_max, b
     nx, touched = 0, 0
     for m in range(b0, b1):
         gm = box_max[m]
-        ties, nti = _box_ties(im, m, gm, boxes, geo, rect, neg, ties)
+        if gm < 0:  # a box below neg (:func:`_low_box_maxima`): walked once at the bound, its maximum and ties
+            ties, nti, gm = _walk(m, -gm, np.float32(-1), boxes, im, geo, ties)
+            box_max[m] = gm
+            if gm >= neg:  # (its maximum was 0 and neg at most 0: ties from its rectangles, as any box's)
+                ties, nti = _box_ties(im, m, gm, boxes, geo, rect, neg, ties)
+        else:
+            ties, nti = _box_ties(im, m, gm, boxes, geo, rect, neg, ties)
         fa, fp = ties[0, 0], ties[0, 1]
         for q in range(1, nti):
             if ties[q, 0] < fa:
