@@ -678,9 +678,10 @@ def _count_boxes(im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, st
 
 
 @_step
-def _count_touched(im, b0, nt, boxes, geo, state, pos, box_i, stats, recs, per_shape):
+def _count_touched(im, b0, nt, boxes, geo, state, pos, box_i, stats, recs, per_shape, flat):
     """The labels of the anchors :func:`_image_ious` labelled, counted by walking its touched list once (each
     anchor once; the ones listed in ``extra`` are left to :func:`_count_extra`), their state reset; no records.
+    The spatial histogram goes to ``flat`` (row-major, then the outside count), folded in by :func:`label_images`.
 
     Returns ``(fg, ignored, recs)``."""
     mask20 = (1 << 20) - 1
@@ -689,7 +690,7 @@ def _count_touched(im, b0, nt, boxes, geo, state, pos, box_i, stats, recs, per_s
     syb, sxb = per_shape[2], per_shape[3]
     want_stats, box_class, per_class, per_level, pos_edges, pos_t, pos_hist, spatial = stats[:8]
     sp_lo, sp_hi, counters, sampled = stats[8], stats[9], stats[10], stats[11][im]
-    bins = spatial.shape[0]
+    bins, bw, nsp = spatial.shape[0], spatial.shape[1], spatial.size
     sp_scale = bins / (sp_hi - sp_lo)
     rec_i, rec_f, npos, smp, nsmp = _reserve_recs(recs, False, sampled, nt)
     fg, ign = 0, 0
@@ -719,7 +720,7 @@ def _count_touched(im, b0, nt, boxes, geo, state, pos, box_i, stats, recs, per_s
             g1, g3 = np.float64(boxes[m, 1]), np.float64(boxes[m, 3])
             cx = _spatial_bin(xtab[sxb[s] + j, 0], g0, g2, sp_lo, sp_hi, sp_scale, bins)
             cy = _spatial_bin(ytab[syb[s] + i, 0], g1, g3, sp_lo, sp_hi, sp_scale, bins)
-            _spatial_add(cy, cx, spatial, counters)
+            flat[cy * bw + cx if cx >= 0 and cy >= 0 else nsp] += 1  # (no branch: the last slot is outside)
     return fg, ign, (rec_i, rec_f, npos, smp, nsmp)
 
 
@@ -807,6 +808,7 @@ def label_images(i0, i1, boxes, img_start, n_anch, geo, rects, pos, neg, lq, sta
         hmax, wmax = max(hmax, rect_arr[r, 3]), max(wmax, rect_arr[r, 5])
     colb, rowb = np.empty(wmax, np.int64), np.empty(hmax, np.int64)
     cw, caw = np.empty(wmax, np.float32), np.empty(wmax, np.float32)
+    flat = np.zeros(stats[7].size + 1, np.int64)  # the spatial histogram of :func:`_count_touched`, then outside
     for im in range(i0, i1):
         b0, b1 = img_start[im], img_start[im + 1]
         if b0 == b1:
@@ -825,7 +827,7 @@ def label_images(i0, i1, boxes, img_start, n_anch, geo, rects, pos, neg, lq, sta
                 im, b0, b1, sbase, boxes, geo, rect, state, pos, neg, box_i, stats, records, recs, colb, rowb
             )
         else:
-            fg, ign, recs = _count_touched(im, b0, touched, boxes, geo, state, pos, box_i, stats, recs, per_shape)
+            fg, ign, recs = _count_touched(im, b0, touched, boxes, geo, state, pos, box_i, stats, recs, per_shape, flat)
         fx, recs = _count_extra(im, extra, nx, boxes, geo, state, box_i, stats, records, recs)
         if neg <= np.float32(0):  # an anchor outside every rectangle has IoU 0 >= neg with every box: ignored
             ign += n_anch[im] - touched - t
@@ -835,6 +837,11 @@ def label_images(i0, i1, boxes, img_start, n_anch, geo, rects, pos, neg, lq, sta
         if stats[0]:  # per class from the boxes' positives (final once the image is counted)
             for m in range(b0, b1):
                 stats[2][stats[1][m]] += box_i[m, BOX_POS]
+    spatial = stats[7]
+    for cy in range(spatial.shape[0]):
+        for cx in range(spatial.shape[1]):
+            spatial[cy, cx] += flat[cy * spatial.shape[1] + cx]
+    stats[10][CNT_OUTSIDE] += flat[spatial.size]
     rec_i, rec_f, npos, smp, nsmp = recs
     return ties, extra, rec_i, rec_f, npos, smp, nsmp
 
