@@ -710,17 +710,21 @@ def _count_touched(im, b0, nt, boxes, geo, state, pos, box_i, stats, recs, per_s
             _ignored(box_i, b0, m, v)
         nsmp = _sample(smp, nsmp, im, x, sampled)
     if want_stats:  # a loop of its own: no label branch, the divisions of one positive overlap the next's
+        low = 0
         for q in range(fg):
             x, p = tl[q], tp[q]
             v, m = best[x], bx[x]
             s, i, j = p >> 40, (p >> 20) & mask20, p & mask20
             per_level[sh_i[s, 0]] += 1
-            _positive_hist(v, pos_edges, pos_t, pos_hist, counters)
+            b = _pos_bin(v, pos_edges)
+            pos_hist[b] += b >= 0  # (no branch: outside the edges adds 0 to the last bin)
+            low += v < pos_t
             g0, g2 = np.float64(boxes[m, 0]), np.float64(boxes[m, 2])
             g1, g3 = np.float64(boxes[m, 1]), np.float64(boxes[m, 3])
             cx = _spatial_bin(xtab[sxb[s] + j, 0], g0, g2, sp_lo, sp_hi, sp_scale, bins)
             cy = _spatial_bin(ytab[syb[s] + i, 0], g1, g3, sp_lo, sp_hi, sp_scale, bins)
             flat[cy * bw + cx if cx >= 0 and cy >= 0 else nsp] += 1  # (no branch: the last slot is outside)
+        counters[CNT_LOW_QUALITY] += low
     return fg, ign, (rec_i, rec_f, npos, smp, nsmp)
 
 
