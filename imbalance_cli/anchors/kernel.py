@@ -10,9 +10,10 @@ Python object per pair):
    ``box_iou`` arithmetic element for element (``inter = iw * ih``, ``union = (area_box +
    area_anchor) - inter``, ``iou = inter / union``; no fast-math, so no reassociation or fused
    multiply-add), folded as it is computed into each anchor's best IoU and first best box (no IoU
-   buffer), each box's highest IoU (boxes below ``neg_iou`` are enumerated again at a lower bound of
-   it, the IoU of their nearest anchor of every shape), each box's tying anchors (their rectangles'
-   IoUs computed again, the same operations) and first best anchor, the low-quality / forced matches
+   buffer), each box's highest IoU (boxes below ``neg_iou`` are enumerated again, once, at a lower
+   bound of it, the IoU of their nearest anchor of every shape, keeping the running maximum's ties),
+   each box's tying anchors (for the others their rectangles' IoUs computed again, the same
+   operations) and first best anchor, the low-quality / forced matches
    of :mod:`imbalance_cli.anchors.rules` (torchvision: a tying anchor takes its own best box among
    *all* boxes of its image; mmdet: the last tying box; ssd: each box's first best anchor, the last
    box winning), then the labels, counted from the image's list of touched anchors (each once) into
