@@ -290,38 +290,54 @@ class Dataset:
         remap[image_index] = np.arange(len(image_index))
         keep = remap[self.box_image] >= 0
 
-        def sel(col, m):
-            return None if col is None else col[m]
-
         def rag(r):
             if r is None:
                 return None
             return Ragged.from_lists([r.row(i).tolist() for i in image_index])
 
+        lists = (rag(self.neg_category_ids), rag(self.not_exhaustive_category_ids))
+        return self._select(image_index, keep, remap[self.box_image[keep]], lists)
+
+    def image_range(self, a: int, b: int) -> "Dataset":
+        """``subset_images(np.arange(a, b))`` for a dataset whose boxes are ordered by image, made of views (no
+        column copied); a dataset with LVIS's per-image category lists is copied by :meth:`subset_images`."""
+        if self.neg_category_ids is not None or self.not_exhaustive_category_ids is not None:
+            return self.subset_images(np.arange(a, b))
+        lo, hi = (int(x) for x in np.searchsorted(self.box_image, [a, b]))
+        box_image = self.box_image[lo:hi] - a if a else self.box_image[lo:hi]
+        return self._select(slice(a, b), slice(lo, hi), box_image, (None, None))
+
+    def _select(self, img, box, box_image: np.ndarray, lists: tuple) -> "Dataset":
+        """The Dataset of image rows ``img`` and box rows ``box`` (index arrays, masks or slices), with the boxes'
+        new image rows ``box_image`` and the per-image category lists ``lists`` (negative, not exhaustive)."""
+
+        def sel(col, m):
+            return None if col is None else col[m]
+
         return Dataset(
-            image_ids=self.image_ids[image_index],
-            widths=self.widths[image_index],
-            heights=self.heights[image_index],
-            boxes=self.boxes[keep],
-            box_image=remap[self.box_image[keep]],
-            box_category=self.box_category[keep],
+            image_ids=self.image_ids[img],
+            widths=self.widths[img],
+            heights=self.heights[img],
+            boxes=self.boxes[box],
+            box_image=box_image,
+            box_category=self.box_category[box],
             category_ids=self.category_ids,
             category_names=self.category_names,
-            file_names=sel(self.file_names, image_index),
-            box_ids=self.box_ids[keep],
-            crowd=self.crowd[keep],
-            area=self.area[keep],
-            difficult=sel(self.difficult, keep),
-            integer_boxes=sel(self.integer_boxes, keep),
-            label_lines=sel(self.label_lines, keep),
+            file_names=sel(self.file_names, img),
+            box_ids=self.box_ids[box],
+            crowd=self.crowd[box],
+            area=self.area[box],
+            difficult=sel(self.difficult, box),
+            integer_boxes=sel(self.integer_boxes, box),
+            label_lines=sel(self.label_lines, box),
             supercategory=self.supercategory,
             frequency=self.frequency,
             category_image_count=self.category_image_count,
             category_instance_count=self.category_instance_count,
             synset=self.synset,
             category_codes=self.category_codes,
-            neg_category_ids=rag(self.neg_category_ids),
-            not_exhaustive_category_ids=rag(self.not_exhaustive_category_ids),
+            neg_category_ids=lists[0],
+            not_exhaustive_category_ids=lists[1],
             format=self.format,
             path=self.path,
             has_image_sizes=self.has_image_sizes,

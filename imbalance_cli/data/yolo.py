@@ -1167,7 +1167,7 @@ def split_datasets(dataset: Dataset) -> dict[str, Dataset]:
     by_image = bool(len(dataset.box_image) < 2 or (np.diff(dataset.box_image) >= 0).all())  # as _build makes it
     for name, (a, b) in (dataset.info.get("splits") or {}).items():
         if by_image:
-            sub = _image_range(dataset, int(a), int(b))
+            sub = dataset.image_range(int(a), int(b))
         else:
             sub = dataset.subset_images(np.arange(int(a), int(b)))
         sub.path = f"{dataset.path}[{name}]"
@@ -1175,43 +1175,3 @@ def split_datasets(dataset: Dataset) -> dict[str, Dataset]:
         _own_split_info(sub.info, dataset.info, name)
         out[name] = sub
     return out
-
-
-def _image_range(ds: Dataset, a: int, b: int) -> Dataset:
-    """``ds.subset_images(np.arange(a, b))`` for boxes ordered by image, made of views (no column copied): the
-    split statistics only read their split."""
-    lo, hi = (int(x) for x in np.searchsorted(ds.box_image, [a, b]))
-    img, box = slice(a, b), slice(lo, hi)
-
-    def part(col, s):
-        return None if col is None else col[s]
-
-    if ds.neg_category_ids is not None or ds.not_exhaustive_category_ids is not None:  # not YOLO's: copies
-        return ds.subset_images(np.arange(a, b))
-    return Dataset(
-        image_ids=ds.image_ids[img],
-        widths=ds.widths[img],
-        heights=ds.heights[img],
-        boxes=ds.boxes[box],
-        box_image=ds.box_image[box] - a if a else ds.box_image[box],
-        box_category=ds.box_category[box],
-        category_ids=ds.category_ids,
-        category_names=ds.category_names,
-        file_names=part(ds.file_names, img),
-        box_ids=ds.box_ids[box],
-        crowd=ds.crowd[box],
-        area=ds.area[box],
-        difficult=part(ds.difficult, box),
-        integer_boxes=part(ds.integer_boxes, box),
-        label_lines=part(ds.label_lines, box),
-        supercategory=ds.supercategory,
-        frequency=ds.frequency,
-        category_image_count=ds.category_image_count,
-        category_instance_count=ds.category_instance_count,
-        synset=ds.synset,
-        category_codes=ds.category_codes,
-        format=ds.format,
-        path=ds.path,
-        has_image_sizes=ds.has_image_sizes,
-        info=dict(ds.info),
-    )
