@@ -417,7 +417,7 @@ def _image_ious(im, b0, b1, boxes, xtab, ytab, rect, state, box_max, neg, per_sh
 
 
 @_step
-def _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
+def _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg):
     """Boxes below ``neg``: a lower bound of their maximum (the nearest anchors' IoU), stored negated in
     ``box_max`` for :func:`_box_matches` to walk the box's rectangles at it once (maximum and its ties).
 
@@ -820,7 +820,7 @@ def label_images(i0, i1, boxes, img_start, n_anch, geo, rects, pos, neg, lq, sta
             continue
         _shape_bases(im, gi, u_of[im], ybase, xbase, sh_i, per_shape)
         touched = _image_ious(im, b0, b1, boxes, geo[6], geo[5], rect, state, box_max, neg, per_shape, cw, caw)
-        if _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg, ties):
+        if _low_box_maxima(im, b0, b1, boxes, geo, box_max, neg):
             _clear_image(b0, b1, state[0], state[3], touched, box_max)
             img_i[im, IMG_FALLBACK] = 1
             continue
