@@ -191,6 +191,14 @@ def test_invalid_boxes_by_reason():
     # valid, zero width, non-finite, entirely right of the image, crowd, partly outside (still valid)
     assert ds.invalid_reason().tolist() == [-1, 1, 0, 2, -1, -1]
     assert ds.valid_mask().tolist() == [True, False, False, False, False, True]
+    # kept between calls, read-only, and computed again when a column it reads is replaced
+    assert ds.invalid_reason() is ds.invalid_reason()
+    with pytest.raises(ValueError):
+        ds.invalid_reason()[0] = 1
+    ds.widths = np.array([200.0])  # the box right of x = 100 now overlaps the image
+    assert ds.invalid_reason().tolist() == [-1, 1, 0, -1, -1, -1]
+    ds.has_image_sizes = False  # normalised boxes: the image is [0, 1]
+    assert ds.invalid_reason().tolist() == [-1, 1, 0, 2, -1, 2]
 
 
 # ---- bad input: one InputError naming the file and the record ----------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imbalance_cli.data.arrays import index_of, unique_ints
+from imbalance_cli.data.arrays import BITMAP_KEYS, DistinctInts, index_of, unique_ints
 from imbalance_cli.data.dataset import Dataset, LazyStrings
 from imbalance_cli.stats.geometry import bin_index
 
@@ -20,6 +20,21 @@ def test_unique_ints_matches_sorted_set():
     for n, hi in ((0, 5), (1, 5), (2, 1), (1000, 10), (100_000, 10**12)):
         x = rng.integers(-hi, hi, n)
         assert unique_ints(x).tolist() == sorted(set(x.tolist()))
+
+
+def test_unique_ints_with_a_bound_matches_sorted_set():
+    """The byte-map path (a bound up to BITMAP_KEYS) and the sorting path above it give the same sorted set."""
+    rng = np.random.default_rng(2)
+    for n, hi in ((0, 5), (1, 5), (1000, 1), (1000, 10), (100_000, 9_500_000)):
+        x = rng.integers(0, hi, n)
+        assert unique_ints(x, bound=hi).tolist() == sorted(set(x.tolist()))
+    blocks = [rng.integers(0, 50, 300) for _ in range(4)] + [np.zeros(0, np.int64)]
+    for bound in (50, BITMAP_KEYS + 1):  # byte map, then sort per block (the bound is too large for a map)
+        acc = DistinctInts(bound)
+        for b in blocks:
+            acc.add(b)
+        assert acc.values().tolist() == sorted(set(np.concatenate(blocks).tolist()))
+    assert DistinctInts(BITMAP_KEYS + 1).values().tolist() == []
 
 
 def test_index_of_dense_and_sparse_ids():

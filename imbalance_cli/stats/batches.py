@@ -64,7 +64,10 @@ def _summary(x: np.ndarray) -> dict:
 def class_image_index(dataset, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CSR of the images holding each class: ``(offsets (K+1,), images)``; each image once per class."""
     K = dataset.num_categories
-    pairs = unique_ints(dataset.box_category[valid].astype(np.int64) * dataset.num_images + dataset.box_image[valid])
+    pairs = unique_ints(
+        dataset.box_category[valid].astype(np.int64) * dataset.num_images + dataset.box_image[valid],
+        bound=K * dataset.num_images,
+    )
     cls, img = pairs // max(dataset.num_images, 1), pairs % max(dataset.num_images, 1)
     offsets = np.zeros(K + 1, dtype=np.int64)
     np.cumsum(np.bincount(cls, minlength=K), out=offsets[1:])

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from imbalance_cli.data.arrays import unique_ints
+from imbalance_cli.data.arrays import DistinctInts
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.losses.grouping import DEFAULT_BAGS_EDGES, bags_groups  # noqa: F401  (re-exported here)
 
@@ -34,24 +34,31 @@ def class_counts(dataset: Dataset, mask: np.ndarray | None = None) -> tuple[np.n
     """Instances and images per category row (int64 arrays of length ``num_categories``).
 
     Counts valid boxes only unless ``mask`` (a boolean mask over boxes) is given.
-    An image counts once per class however many boxes of that class it holds. The boxes are read in blocks
-    (:data:`BOX_BLOCK`): the (image, class) pairs are made distinct per block, then across blocks, so the
-    temporaries stay the size of a block and of the distinct pairs, not of every box.
+    An image counts once per class however many boxes of that class it holds (:func:`image_class_pairs`).
     """
     if mask is None:
         mask = dataset.valid_mask()
     n_cat = dataset.num_categories
     instances = np.zeros(n_cat, np.int64)
-    pairs = []
     for a in range(0, len(mask), BOX_BLOCK):
-        keep = mask[a : a + BOX_BLOCK]
-        cats = dataset.box_category[a : a + BOX_BLOCK][keep]
-        instances += np.bincount(cats, minlength=n_cat)
-        pairs.append(unique_ints(dataset.box_image[a : a + BOX_BLOCK][keep].astype(np.int64) * n_cat + cats))
+        instances += np.bincount(dataset.box_category[a : a + BOX_BLOCK][mask[a : a + BOX_BLOCK]], minlength=n_cat)
     if not n_cat:
         return instances, np.zeros(0, np.int64)
-    distinct = unique_ints(np.concatenate(pairs)) if pairs else np.zeros(0, np.int64)
-    return instances, np.bincount(distinct % n_cat, minlength=n_cat).astype(np.int64)
+    return instances, np.bincount(image_class_pairs(dataset, mask) % n_cat, minlength=n_cat).astype(np.int64)
+
+
+def image_class_pairs(dataset: Dataset, mask: np.ndarray) -> np.ndarray:
+    """The sorted distinct ``image row * num_categories + category row`` of the boxes selected by ``mask``.
+
+    The boxes are read in blocks (:data:`BOX_BLOCK`) into :class:`~imbalance_cli.data.arrays.DistinctInts`, so the
+    temporaries stay the size of a block and of the distinct pairs, not of every box.
+    """
+    n_cat = dataset.num_categories
+    pairs = DistinctInts(dataset.num_images * n_cat)
+    for a in range(0, len(mask), BOX_BLOCK):
+        keep = mask[a : a + BOX_BLOCK]
+        pairs.add(dataset.box_image[a : a + BOX_BLOCK][keep] * n_cat + dataset.box_category[a : a + BOX_BLOCK][keep])
+    return pairs.values()
 
 
 def boxes_per_image(dataset: Dataset, mask: np.ndarray) -> np.ndarray:

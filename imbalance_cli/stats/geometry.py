@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from imbalance_cli.data.arrays import unique_ints
 from imbalance_cli.data.dataset import Dataset
 from imbalance_cli.errors import InputError
+from imbalance_cli.stats.classes import image_class_pairs
 from imbalance_cli.vocabulary import MEDIUM_MAX_AREA, SIZE_DEFINITIONS, SMALL_MAX_AREA, size_group_code
 
 #: Most bins of a relative-size histogram (``--hist-bins``, ``--scale-bins``; a baseline's histograms alike):
@@ -170,8 +170,7 @@ def classes_per_image(dataset: Dataset, valid: np.ndarray | None = None) -> dict
     """Histogram of the number of distinct classes among an image's valid boxes (Fig. 5c)."""
     valid = dataset.valid_mask() if valid is None else valid
     n_cat = max(dataset.num_categories, 1)
-    pairs = unique_ints(dataset.box_image[valid] * n_cat + dataset.box_category[valid])
-    per_image = np.bincount(pairs // n_cat, minlength=dataset.num_images)
+    per_image = np.bincount(image_class_pairs(dataset, valid) // n_cat, minlength=dataset.num_images)
     return _integer_histogram(per_image)
 
 
