@@ -556,7 +556,7 @@ def _cat(parts: list, dtype) -> np.ndarray:
 
 
 def _check_unique(ids: np.ndarray, section: str, what: str, path: str) -> None:
-    if len(ids) < 2:
+    if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):  # increasing (as files are usually written): no sort
         return
     order = np.argsort(ids, kind="stable")
     s = ids[order]
