@@ -13,7 +13,7 @@ Fixing the ``mmap`` threshold low instead (``mallopt``) bounded the peak as well
 of system time on the Objects365-tenth file (every scanner temporary mapped and zero-filled
 again), so it is not done in the loading process. Worker processes, which live for one load, do the
 opposite (:func:`keep_freed_memory`): they keep what they free for the next chunk. Numbers: README,
-"Benchmarks".
+"Benchmarks", and docs/performance.md.
 """
 
 from __future__ import annotations
