@@ -18,14 +18,20 @@
    on ``W`` processes at once. The floor is the CPU seconds of that IoU alone: no enumeration, no
    bookkeeping. The **strict floor** adds the least an exact labeller cannot skip: over exactly the
    same pairs (in image, then box order), each pair's IoU and its anchor's best-IoU / first-best-box
-   update (an anchor met first in its image takes the pair, later pairs only if higher), in one
-   compiled loop (numba, no fast-math); CPU seconds of that loop alone.
+   update (an anchor met first in its image takes the pair, later pairs only if higher), compiled
+   (numba, no fast-math), in two formulations timed on the same blocks: one fused scalar loop, and
+   the block's IoUs into a buffer by a loop without branches (packed SIMD divisions), then the
+   updates; the cheaper one is reported (and which), split into the labelling's pairs and the
+   negative histogram's. The **output floor** (:mod:`output_floor`) adds, over the same pairs, timed
+   compiled loops producing exactly what the statistics report: the labels of each labelled anchor,
+   each positive's level / IoU / spatial bins and class, each box's ties and the low-quality matches.
 2. **The pass**, in one process with :mod:`imbalance_cli.anchors.phases` on: CPU seconds per
    phase (set-up, enumeration, IoU, labelling, accumulators, histograms, and the inter-process
    transfer: each chunk and each partial result pickled and unpickled as the worker pool does),
    then the wall time of the same pass on ``W`` worker processes.
    The compiled pass's load (once per command: import and numba's cache) is timed in set-up.
-3. The table: each phase's CPU seconds, its share, and its multiple of the floor and of the strict floor.
+3. The tables: each phase's CPU seconds, its share, and its multiple of the floor and of the strict floor;
+   then the pass's phases against the strict floor's and the output floor's parts, and the pass over their sum.
 
 CPU seconds are used because the machine is shared: wall time also counts other processes' turns.
 The load average is printed at the start and the end.
