@@ -178,37 +178,81 @@ def _iou_best_vectorised(njit, opts):
                 best[a] = v[q]
                 bx[a] = box[q]
 
-    return iou_block, best_update
+    @njit(**opts)
+    def iou_separable(c, n, v):
+        """The IoU of a grid anchor from its column's and row's parts (``c``: intersection width and height, anchor
+        width and height, box area; each computed once per column / row of a box's rectangle in the pass):
+        ``inter = iw * ih``, ``inter / ((area_box + aw * ah) - inter)``, the same float32 operations."""
+        for q in range(n):
+            inter = c[0, q] * c[1, q]
+            v[q] = inter / ((c[4, q] + c[2, q] * c[3, q]) - inter)
+
+    @njit(**opts)
+    def best_only(v, n, slot, img, box, best, bx, stamp):
+        """The update of the negative histogram's anchors: the best IoU alone (no box)."""
+        for q in range(n):
+            a = slot[q]
+            if stamp[a] != img[q]:
+                stamp[a] = img[q]
+                best[a] = v[q]
+            elif v[q] > best[a]:
+                best[a] = v[q]
+
+    return iou_block, iou_separable, best_update, best_only
 
 
 def _strict_kernel():
     """The compiled loops of :class:`StrictTimer` (numba, the kernel's options: no fast-math), made once:
-    ``(fused, (iou_block, best_update))``."""
+    ``(fused, iou_block, iou_separable, best_update, best_only)``."""
     if _IOU_BEST:
         return _IOU_BEST[0]
     from numba import njit
 
     opts = {"cache": True, "nogil": True, "error_model": "numpy"}
-    _IOU_BEST.append((_iou_best_fused(njit, opts), _iou_best_vectorised(njit, opts)))
+    _IOU_BEST.append((_iou_best_fused(njit, opts), *_iou_best_vectorised(njit, opts)))
     return _IOU_BEST[0]
+
+
+def separable_parts(c: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
+    """The first ``n`` pairs' separable parts (5, n) into ``out``: intersection width and height (clamped at 0), the
+    anchor's width and height, the box's area (untimed: the pass computes them once per column / row)."""
+    gx1, gy1, gx2, gy2, ax1, ay1, ax2, ay2 = c[:, :n]
+    np.maximum(np.minimum(gx2, ax2) - np.maximum(gx1, ax1), F32(0), out=out[0, :n])
+    np.maximum(np.minimum(gy2, ay2) - np.maximum(gy1, ay1), F32(0), out=out[1, :n])
+    np.subtract(ax2, ax1, out=out[2, :n])
+    np.subtract(ay2, ay1, out=out[3, :n])
+    np.multiply(gx2 - gx1, gy2 - gy1, out=out[4, :n])
+    return out
+
+
+#: the strict floor's formulations (:class:`StrictTimer`)
+FORMULATIONS = {
+    "fused": "one fused scalar loop",
+    "vectorised": "vectorised IoU into a buffer, then the updates",
+    "separable": "vectorised IoU from each pair's column and row parts (as the pass's rows), then the updates",
+}
 
 
 class StrictTimer(Timer):
     """The stricter floor: the same pairs (in image, box order), each pair's IoU **and** its anchor's best-IoU /
-    first-best-box update (the least an exact labeller cannot skip), CPU seconds of that alone, in two formulations
-    on the same blocks, each with its own state: one fused scalar loop (``seconds``), and the block's IoUs vectorised
-    into a buffer, then the updates (``vec_seconds``). Pairs come with their anchor index within the image, image
-    and box."""
+    first-best-box update (the least an exact labeller cannot skip), CPU seconds of that alone, in the
+    :data:`FORMULATIONS` on the same blocks, each with its own state (``by``): one fused scalar loop; the block's IoUs
+    vectorised into a buffer, then the updates; the same from each pair's separable parts (computed untimed).
+    Pairs come with their anchor index within the image, image and box. With ``boxes=False`` (the negative
+    histogram's pairs) the two vectorised formulations update each anchor's best IoU alone, all the histogram needs.
+    """
 
-    def __init__(self, anchors_max: int):
+    def __init__(self, anchors_max: int, boxes: bool = True):
         super().__init__()
-        self.kernel, (self.iou_block, self.best_update) = _strict_kernel()
+        self.kernel, self.iou_block, self.iou_separable, best_update, best_only = _strict_kernel()
+        self.best_update = best_update if boxes else best_only
         self.ids = np.empty((3, BLOCK), np.int64)
+        self.sep = np.empty((5, BLOCK), F32)
         self.state = [
             (np.zeros(anchors_max, F32), np.zeros(anchors_max, np.int64), np.full(anchors_max, -1, np.int64))
-            for _ in range(2)
+            for _ in FORMULATIONS
         ]
-        self.vec_seconds = 0.0
+        self.by = dict.fromkeys(FORMULATIONS, 0.0)
         self.flush_block(0)  # load the compiled loops
 
     def add_ids(self, boxes: np.ndarray, anchors: np.ndarray, slot: np.ndarray, img: np.ndarray, box: np.ndarray):
@@ -224,21 +268,26 @@ class StrictTimer(Timer):
             Timer.add(self, boxes[a : a + k], anchors[a : a + k])  # the columns, then a full block is timed
             a += k
 
-    def flush_block(self, n: int) -> tuple[float, float]:
-        """Both formulations over the first ``n`` queued pairs: their CPU seconds."""
+    def flush_block(self, n: int) -> tuple[float, float, float]:
+        """The formulations over the first ``n`` queued pairs: their CPU seconds."""
         slot, img, box = self.ids
         t0 = time.process_time()
         self.kernel(self.cols, n, slot, img, box, *self.state[0])
         t1 = time.process_time()
         self.iou_block(self.cols, n, self.out)
         self.best_update(self.out, n, slot, img, box, *self.state[1])
-        return t1 - t0, time.process_time() - t1
+        t2 = time.process_time()
+        sep = separable_parts(self.cols, n, self.sep)
+        t3 = time.process_time()
+        self.iou_separable(sep, n, self.out)
+        self.best_update(self.out, n, slot, img, box, *self.state[2])
+        return t1 - t0, t2 - t1, time.process_time() - t3
 
     def flush(self) -> None:
         if self.n:
-            fused, vec = self.flush_block(self.n)
-            self.seconds += fused
-            self.vec_seconds += vec
+            for k, dt in zip(FORMULATIONS, self.flush_block(self.n)):
+                self.by[k] += dt
+            self.seconds = self.by["fused"]
             self.pairs += self.n
             self.n = 0
 
@@ -332,7 +381,7 @@ def floor_chunk(args, timer=None) -> dict:
     timer = Timer() if timer is None else timer
     strict = None  # the strict floor of the labelling's pairs, and of the negative histogram's
     if isinstance(timer, Timer):
-        strict = [StrictTimer(int(num_anchors(p, ph, pw).max(initial=1))) for _ in range(2)]
+        strict = [StrictTimer(int(num_anchors(p, ph, pw).max(initial=1)), boxes=h) for h in (True, False)]
     outputs = OutputFloor() if strict is not None else None
 
     def put(box_xy, anchor_xy, slot, img, box, role="hist", pairs=None, sel=slice(None)):
@@ -385,9 +434,8 @@ def _chunk_result(timer, strict, outputs, counts, chunk) -> dict:
         "counts": counts,
         "iou_cpu": timer.seconds,
         "pairs": timer.pairs,
-        "strict_cpu": sum(st.seconds for st in strict) if strict is not None else nan,
-        "strict_vec_cpu": sum(st.vec_seconds for st in strict) if strict is not None else nan,
-        "strict_hist": (strict[1].seconds, strict[1].vec_seconds) if strict is not None else (nan, nan),
+        "strict": {k: sum(st.by[k] for st in strict) if strict is not None else nan for k in FORMULATIONS},
+        "strict_hist": {k: strict[1].by[k] if strict is not None else nan for k in FORMULATIONS},
         "output_cpu": outputs.seconds if outputs is not None else {},
         "units": outputs.units if outputs is not None else {},
     }
@@ -429,9 +477,8 @@ def measure_floor(ds, spec, workers: int, chunk_images: int = 2000, sample=None,
         "counts": counts,
         "pairs": sum(p["pairs"] for p in parts),
         "iou_cpu": sum(p["iou_cpu"] for p in parts),
-        "strict_cpu": sum(p["strict_cpu"] for p in parts),
-        "strict_vec_cpu": sum(p["strict_vec_cpu"] for p in parts),
-        "strict_hist": tuple(sum(p["strict_hist"][i] for p in parts) for i in range(2)),
+        "strict": {k: sum(p["strict"][k] for p in parts) for k in FORMULATIONS},
+        "strict_hist": {k: sum(p["strict_hist"][k] for p in parts) for k in FORMULATIONS},
         "output_cpu": {k: sum(p["output_cpu"][k] for p in parts) for k in parts[0]["output_cpu"]},
         "units": {k: sum(p["units"][k] for p in parts) for k in parts[0]["units"]},
         "search_wall": wall,
@@ -519,10 +566,9 @@ def main(argv=None) -> None:
 
 
 def _strict(fl: dict) -> tuple[float, str, float]:
-    """The strict floor: the cheaper of its two formulations, which, and its part on the negative histogram's pairs."""
-    if fl["strict_vec_cpu"] < fl["strict_cpu"]:
-        return fl["strict_vec_cpu"], "vectorised IoU into a buffer, then the updates", fl["strict_hist"][1]
-    return fl["strict_cpu"], "one fused scalar loop", fl["strict_hist"][0]
+    """The strict floor: the cheapest of its formulations, which, and its part on the negative histogram's pairs."""
+    k = min(FORMULATIONS, key=lambda f: fl["strict"][f])
+    return fl["strict"][k], FORMULATIONS[k], fl["strict_hist"][k]
 
 
 def _print_floor(fl: dict, workers: int) -> None:
@@ -537,8 +583,8 @@ def _print_floor(fl: dict, workers: int) -> None:
     strict, how, hist = _strict(fl)
     print(
         f"STRICT FLOOR: the same pairs' IoU and each anchor's best-IoU / first-box update, compiled: "
-        f"{strict:.2f} CPU s ({1e9 * strict / n:.1f} ns per pair), the cheaper formulation: {how} "
-        f"(fused scalar loop {fl['strict_cpu']:.2f}, vectorised IoU then updates {fl['strict_vec_cpu']:.2f}); "
+        f"{strict:.2f} CPU s ({1e9 * strict / n:.1f} ns per pair), the cheapest formulation: {how} "
+        "(" + ", ".join(f"{k} {v:.2f}" for k, v in fl["strict"].items()) + "); "
         f"of it the negative histogram's pairs {hist:.2f}"
     )
     out, u = fl["output_cpu"], fl["units"]
