@@ -167,16 +167,20 @@ def _iou_best_vectorised(njit, opts):
             v[q] = inter / (((c[2, q] - c[0, q]) * (c[3, q] - c[1, q]) + area_a) - inter)
 
     @njit(**opts)
-    def best_update(v, n, slot, img, box, best, bx, stamp):
+    def best_update(v, n, slot, img, box, best, bx, stamp, boxes):
+        """Each anchor's best IoU and (with ``boxes``; without, the negative histogram's anchors: all that histogram
+        needs) its first best box."""
         for q in range(n):
             a = slot[q]
             if stamp[a] != img[q]:
                 stamp[a] = img[q]
                 best[a] = v[q]
-                bx[a] = box[q]
+                if boxes:
+                    bx[a] = box[q]
             elif v[q] > best[a]:
                 best[a] = v[q]
-                bx[a] = box[q]
+                if boxes:
+                    bx[a] = box[q]
 
     @njit(**opts)
     def iou_separable(c, n, v):
@@ -187,23 +191,12 @@ def _iou_best_vectorised(njit, opts):
             inter = c[0, q] * c[1, q]
             v[q] = inter / ((c[4, q] + c[2, q] * c[3, q]) - inter)
 
-    @njit(**opts)
-    def best_only(v, n, slot, img, box, best, bx, stamp):
-        """The update of the negative histogram's anchors: the best IoU alone (no box)."""
-        for q in range(n):
-            a = slot[q]
-            if stamp[a] != img[q]:
-                stamp[a] = img[q]
-                best[a] = v[q]
-            elif v[q] > best[a]:
-                best[a] = v[q]
-
-    return iou_block, iou_separable, best_update, best_only
+    return iou_block, iou_separable, best_update
 
 
 def _strict_kernel():
     """The compiled loops of :class:`StrictTimer` (numba, the kernel's options: no fast-math), made once:
-    ``(fused, iou_block, iou_separable, best_update, best_only)``."""
+    ``(fused, iou_block, iou_separable, best_update)``."""
     if _IOU_BEST:
         return _IOU_BEST[0]
     from numba import njit
@@ -244,8 +237,8 @@ class StrictTimer(Timer):
 
     def __init__(self, anchors_max: int, boxes: bool = True):
         super().__init__()
-        self.kernel, self.iou_block, self.iou_separable, best_update, best_only = _strict_kernel()
-        self.best_update = best_update if boxes else best_only
+        self.kernel, self.iou_block, self.iou_separable, self.best_update = _strict_kernel()
+        self.boxes = boxes
         self.ids = np.empty((3, BLOCK), np.int64)
         self.sep = np.empty((5, BLOCK), F32)
         self.state = [
@@ -275,12 +268,12 @@ class StrictTimer(Timer):
         self.kernel(self.cols, n, slot, img, box, *self.state[0])
         t1 = time.process_time()
         self.iou_block(self.cols, n, self.out)
-        self.best_update(self.out, n, slot, img, box, *self.state[1])
+        self.best_update(self.out, n, slot, img, box, *self.state[1], self.boxes)
         t2 = time.process_time()
         sep = separable_parts(self.cols, n, self.sep)
         t3 = time.process_time()
         self.iou_separable(sep, n, self.out)
-        self.best_update(self.out, n, slot, img, box, *self.state[2])
+        self.best_update(self.out, n, slot, img, box, *self.state[2], self.boxes)
         return t1 - t0, t2 - t1, time.process_time() - t3
 
     def flush(self) -> None:
