@@ -47,7 +47,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from output_floor import OutputFloor
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -362,6 +361,8 @@ def _low_quality_pairs(spec, shapes, lay, boxes, bimg, n_img, low, put, counts) 
 def floor_chunk(args, timer=None) -> dict:
     """Find and time the unavoidable pairs of one chunk of images (runs in a worker); with the strict floor, the
     output floor (:mod:`output_floor`) over the same pairs."""
+    from output_floor import OutputFloor
+
     from imbalance_cli.anchors.culled import enumerate_pairs
     from imbalance_cli.anchors.generator import num_anchors
     from imbalance_cli.anchors.layouts import ImageLayouts, ShapeTable

@@ -23,85 +23,83 @@ import time
 
 import numpy as np
 
+from imbalance_cli.anchors.kernel import _pos_bin, _spatial_bin
+
 F32 = np.float32
 ROLES = {"neg": 0, "tie": 1, "own": 2}  # the pairs the output floor reads (the negative histogram's: none)
 _KERNELS: list = []
 
 
+def _ties_forced(start, pv, pa, flag, box_best, tbuf):
+    """(3) Per box: the maximum of its pairs' IoUs ``pv`` and the anchors ``pa`` at it (its first best anchor:
+    the smallest index), each of them flagged a forced positive (torchvision: of its own best box)."""
+    nties = 0
+    for m in range(len(start) - 1):
+        gm, n = F32(-1), 0
+        for e in range(start[m], start[m + 1]):
+            v = pv[e]
+            if v > gm:
+                gm, n = v, 0
+            if v == gm:
+                tbuf[n] = pa[e]
+                n += 1
+        fa = tbuf[0] if n else -1
+        for q in range(n):
+            fa = min(fa, tbuf[q])
+            flag[tbuf[q]] = 1
+        box_best[m] = fa
+        nties += n
+    return nties
+
+
+def _labels(best, bx, img, flag, pos, neg, img_fg, img_ign, box_pos, box_ign, plist):
+    """(1) Each labelled anchor once: positive (IoU >= ``pos`` or forced) or ignored (>= ``neg``), counted per
+    image and per box, the positives listed; the flags reset. Returns (positives, labelled anchors)."""
+    npos, nlab = 0, 0
+    for k in range(len(best)):
+        v, m = best[k], bx[k]
+        if flag[k] == 1 or v >= pos:
+            box_pos[m] += 1
+            img_fg[img[k]] += 1
+            plist[npos] = k
+            npos += 1
+            nlab += 1
+        elif v >= neg:
+            box_ign[m] += 1
+            img_ign[img[k]] += 1
+            nlab += 1
+        flag[k] = 0
+    return npos, nlab
+
+
+def _positives(plist, npos, best, bx, level, corner, boxes, cls, hists, pos_edges, pos_t, sp_lo, sp_hi):
+    """(2) Each positive: its level, positive-IoU bin, spatial bin (flat, the last slot outside), class; returns
+    the low-quality count (below ``pos_t``)."""
+    per_level, pos_hist, flat, per_class = hists
+    bins = int(np.sqrt(flat.size - 1))
+    scale = bins / (sp_hi - sp_lo)
+    low = 0
+    for q in range(npos):
+        k = plist[q]
+        v, m = best[k], bx[k]
+        per_level[level[k]] += 1
+        b = _pos_bin(v, pos_edges)
+        pos_hist[b] += b >= 0
+        low += v < pos_t
+        cx = _spatial_bin(corner[k, 0], np.float64(boxes[m, 0]), np.float64(boxes[m, 2]), sp_lo, sp_hi, scale, bins)
+        cy = _spatial_bin(corner[k, 1], np.float64(boxes[m, 1]), np.float64(boxes[m, 3]), sp_lo, sp_hi, scale, bins)
+        flat[cy * bins + cx if cx >= 0 and cy >= 0 else bins * bins] += 1
+        per_class[cls[m]] += 1
+    return low
+
+
 def kernels():
     """The three compiled loops (made once; numba with the kernel's options: on-disk cache, no fast-math)."""
-    if _KERNELS:
-        return _KERNELS[0]
-    from numba import njit
+    if not _KERNELS:
+        from numba import njit
 
-    from imbalance_cli.anchors.kernel import _pos_bin, _spatial_bin
-
-    opts = {"cache": True, "nogil": True, "error_model": "numpy"}
-
-    @njit(**opts)
-    def ties_forced(start, pv, pa, flag, box_best, tbuf):
-        """(3) Per box: the maximum of its pairs' IoUs ``pv`` and the anchors ``pa`` at it (its first best anchor:
-        the smallest index), each of them flagged a forced positive (torchvision: of its own best box)."""
-        nties = 0
-        for m in range(len(start) - 1):
-            gm, n = F32(-1), 0
-            for e in range(start[m], start[m + 1]):
-                v = pv[e]
-                if v > gm:
-                    gm, n = v, 0
-                if v == gm:
-                    tbuf[n] = pa[e]
-                    n += 1
-            fa = tbuf[0] if n else -1
-            for q in range(n):
-                fa = min(fa, tbuf[q])
-                flag[tbuf[q]] = 1
-            box_best[m] = fa
-            nties += n
-        return nties
-
-    @njit(**opts)
-    def labels(best, bx, img, flag, pos, neg, img_fg, img_ign, box_pos, box_ign, plist):
-        """(1) Each labelled anchor once: positive (IoU >= ``pos`` or forced) or ignored (>= ``neg``), counted per
-        image and per box, the positives listed; the flags reset. Returns (positives, labelled anchors)."""
-        npos, nlab = 0, 0
-        for k in range(len(best)):
-            v, m = best[k], bx[k]
-            if flag[k] == 1 or v >= pos:
-                box_pos[m] += 1
-                img_fg[img[k]] += 1
-                plist[npos] = k
-                npos += 1
-                nlab += 1
-            elif v >= neg:
-                box_ign[m] += 1
-                img_ign[img[k]] += 1
-                nlab += 1
-            flag[k] = 0
-        return npos, nlab
-
-    @njit(**opts)
-    def positives(plist, npos, best, bx, level, corner, boxes, cls, hists, pos_edges, pos_t, sp_lo, sp_hi):
-        """(2) Each positive: its level, positive-IoU bin, spatial bin (flat, the last slot outside), class; returns
-        the low-quality count (below ``pos_t``)."""
-        per_level, pos_hist, flat, per_class = hists
-        bins = int(np.sqrt(flat.size - 1))
-        scale = bins / (sp_hi - sp_lo)
-        low = 0
-        for q in range(npos):
-            k = plist[q]
-            v, m = best[k], bx[k]
-            per_level[level[k]] += 1
-            b = _pos_bin(v, pos_edges)
-            pos_hist[b] += b >= 0
-            low += v < pos_t
-            cx = _spatial_bin(corner[k, 0], np.float64(boxes[m, 0]), np.float64(boxes[m, 2]), sp_lo, sp_hi, scale, bins)
-            cy = _spatial_bin(corner[k, 1], np.float64(boxes[m, 1]), np.float64(boxes[m, 3]), sp_lo, sp_hi, scale, bins)
-            flat[cy * bins + cx if cx >= 0 and cy >= 0 else bins * bins] += 1
-            per_class[cls[m]] += 1
-        return low
-
-    _KERNELS.append((ties_forced, labels, positives))
+        opts = {"cache": True, "nogil": True, "error_model": "numpy"}
+        _KERNELS.append(tuple(njit(**opts)(f) for f in (_ties_forced, _labels, _positives)))
     return _KERNELS[0]
 
 
