@@ -177,6 +177,9 @@ def test_gpu_script_fails_in_one_line_without_cuda_and_its_checks_run_on_the_cpu
     inp = _inputs(ds, spec)
     sb = inp.scaled.materialise()
     want = dict.fromkeys(got["counts"], 0)
+    # the output floor's units, from the same matrices: torchvision's Matcher (positive at >= 0.5, ignored at >= 0.4,
+    # and every anchor at a box's highest IoU a positive); ties: each box's anchors at its highest IoU
+    units = {"labelled anchors": 0, "positives": 0, "boxes": 0, "ties": 0}
     for im in range(ds.num_images):
         b = torch.from_numpy(sb[inp.box_start[im] : inp.box_start[im + 1]])
         if len(b) == 0:
@@ -198,4 +201,11 @@ def test_gpu_script_fails_in_one_line_without_cuda_and_its_checks_run_on_the_cpu
             want["ties_own_best_box"] += int((iou[:, tied] > 0).sum())
         if im in sample:
             want["negative_histogram"] += int((iou > 0).sum())
+        tie = (iou == best[:, None]) & (best[:, None] > 0)
+        positive = (iou.max(dim=0).values >= 0.5) | tie.any(dim=0)
+        units["positives"] += int(positive.sum())
+        units["labelled anchors"] += int((positive | (iou.max(dim=0).values >= 0.4)).sum())
+        units["boxes"] += len(b)
+        units["ties"] += int(tie.sum())
     assert got["counts"] == want and got["pairs"] == sum(want.values()) and want["low_quality_ties"] > 0
+    assert got["units"] == units and units["positives"] > 0
