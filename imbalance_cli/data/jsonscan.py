@@ -107,6 +107,20 @@ _ARRAY_END = re.compile(rb"\}[ \t\r\n]*\]")
 MAX_SPECULATION_FAILURES = 8
 
 
+def _last_cut(buf, lo: int, hi: int) -> int | None:
+    """Where the last record boundary candidate (:data:`_CUT`) in ``buf[lo:hi]`` starts; None when there is none."""
+    a = max(lo, hi - 65536)
+    while True:
+        last = None
+        for last in _CUT.finditer(buf, a, hi):  # noqa: B007 - the last match is wanted
+            pass
+        if last is not None:
+            return last.start()
+        if a == lo:
+            return None
+        a = max(lo, 2 * a - hi)
+
+
 def _verified(chunk: Chunk, path) -> bool:
     """True when ``chunk`` is a complete JSON array body (then its last byte closes a record at array depth).
 
@@ -413,17 +427,27 @@ class _Scanner:
         wbuf, wn = win.buf, win.n
         ok = True
         start = 0  # the next chunk starts at wbuf[start] (one compaction per block, not per cut)
-        while wn - start >= chunk_bytes:
-            m = _CUT.search(wbuf, start + max(chunk_bytes - 1, 0), wn)
-            if m is None:
+        while True:
+            m = _CUT.search(wbuf, start + max(chunk_bytes - 1, 0), wn) if wn - start >= chunk_bytes else None
+            if m is None and not (at.eof and not self.verify and start < wn):
                 break
-            c = m.start()
+            # (at the end of the file, the rest is a chunk up to the boundary before its array's end, if any)
+            c = wn - 1 if m is None else m.start()
+            end = None if self.verify else _ARRAY_END.search(wbuf, start, c + 1)
+            if end is not None:
+                # where the array may end: cut at the last record boundary before that, so only the records
+                # after it are scanned exactly (rather than up to a whole chunk: 0.1 s on COCO-train size)
+                before = _last_cut(wbuf, start, end.start())
+                if before is not None:
+                    c, end = before, None
+            if m is None and c == wn - 1:
+                break
             try:
                 records_start(wbuf, start, c + 1, cur["cut"], at.pending_off, path)
             except InputError:  # no comma after the boundary: the array ended there, scan exactly
                 ok = False
                 break
-            check = self.verify or _ARRAY_END.search(wbuf, start, c + 1) is not None
+            check = self.verify or end is not None
             if self.direct and not check:
                 piece = Chunk(cur["key"], cur["cut"], at.pending_off, None, size=c + 1 - start)
             else:
