@@ -442,6 +442,10 @@ class _Scanner:
                     c, end = before, None
             if m is None and c == wn - 1:
                 break
+            if m is None and c - start > chunk_bytes // 4:
+                # the file's last records: halved while large, so the workers finish together
+                half = _CUT.search(wbuf, start + (c - start) // 2, c)
+                c = c if half is None else half.start()
             try:
                 records_start(wbuf, start, c + 1, cur["cut"], at.pending_off, path)
             except InputError:  # no comma after the boundary: the array ended there, scan exactly
