@@ -369,9 +369,9 @@ class _Scanner:
         """The next block to scan as ``(bytes or None (read into the window), count read)``; None at the end."""
         at = self.at
         # a speculative stretch reads whole blocks; an exact one reads EXACT_BLOCK at a time, so the
-        # exact scan (the costly part) stops soon after an array opens instead of running to the block's end
-        in_array = at.spec or (self.speculate and at.cur is not None and at.cur["chunked"])
-        size = self.block if in_array else min(self.block, EXACT_BLOCK)
+        # exact scan (the costly part) stops soon after an array opens (or, after a rejected guess, soon after
+        # the array ends) instead of running to the block's end
+        size = self.block if self._speculating() else min(self.block, EXACT_BLOCK)
         if at.carry_pos < len(at.carry):
             buf = at.carry[at.carry_pos : at.carry_pos + size]
             at.carry_pos += len(buf)
