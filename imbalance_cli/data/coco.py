@@ -109,6 +109,7 @@ def keep_arenas() -> None:
     global _KEPT
     _KEPT = []
 
+
 def decode_chunk(key: str, text: bytes, base: int, path: str) -> dict:
     """Decode one chunk (a JSON array of records of ``key``) into numpy columns.
 
