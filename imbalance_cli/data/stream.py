@@ -155,8 +155,11 @@ class _Column:
             except (OSError, SystemError):  # (no mremap: copied below)
                 pass
         new = mmap.mmap(-1, grown, **_PRIVATE)
-        if hasattr(mmap, "MADV_HUGEPAGE"):
-            new.madvise(mmap.MADV_HUGEPAGE)
+        if hasattr(mmap, "MADV_HUGEPAGE"):  # fewer page faults, as NumPy asks for its large arrays
+            try:
+                new.madvise(mmap.MADV_HUGEPAGE)
+            except OSError:  # (a kernel without transparent huge pages)
+                pass
         if self.map is not None:
             with memoryview(new) as dst, memoryview(self.map) as src:
                 dst[:size] = src
@@ -188,8 +191,8 @@ def _column(columns: dict, name: str, dtype: np.dtype, shape: tuple) -> _Column:
 
 
 def _keep_columns(res: dict, columns: dict) -> dict:
-    """Append ``res``'s numeric arrays to ``columns`` (those still in a slot are already there); ``res`` keeps the
-    rest, and for each column the rows it took."""
+    """Append ``res``'s numeric arrays to ``columns`` (those in a slot are there already); ``res`` keeps the rest
+    (see :func:`_columns_into_parts`)."""
     for k, v in list(res.items()):
         if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
             _column(columns, k, v.dtype, v.shape).append(np.ascontiguousarray(v).reshape(-1).view(np.uint8), len(v))
