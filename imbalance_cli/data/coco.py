@@ -37,7 +37,7 @@ import numpy as np
 
 from imbalance_cli.data._io import MAX_IMAGE_SIDE, SUBPIXEL_IMAGE, parser_nesting_error
 from imbalance_cli.data.arrays import index_of
-from imbalance_cli.data.dataset import Dataset, Ragged
+from imbalance_cli.data.dataset import Dataset, LazyStrings, Ragged
 from imbalance_cli.errors import InputError
 from imbalance_cli.values import is_int
 
@@ -248,12 +248,16 @@ def _img_columns(recs: list) -> dict:
     names = list(map(_get_file_name, recs))
     if not all(names):  # no file_name: the name in the URL
         names = [v if v else _file_name(r) for v, r in zip(names, recs)]
+    blob, lengths = _utf8_blob(names)
     out = {
         "n": n,
         "ids": np.fromiter(map(_get_id, recs), dtype=np.int64, count=n),
         "widths": np.fromiter(map(_get_width, recs), dtype=np.float64, count=n),
         "heights": np.fromiter(map(_get_height, recs), dtype=np.float64, count=n),
-        "file_names": np.array(names, dtype=object),
+        # the names as one UTF-8 blob (a :class:`LazyStrings` once assembled): sent between processes and kept
+        # without a Python string per image, which statistics never read
+        "file_name_blob": blob,
+        "file_name_bytes": lengths,
     }
     for key in ("neg_category_ids", "not_exhaustive_category_ids"):
         vals = list(map(operator.attrgetter(key), recs))
@@ -264,6 +268,16 @@ def _img_columns(recs: list) -> dict:
                 np.fromiter((v for x in lists for v in x), dtype=np.int64),
             )
     return out
+
+
+def _utf8_blob(names: list) -> tuple[bytes, np.ndarray]:
+    """``names`` encoded as one UTF-8 blob (``surrogatepass``, as :class:`LazyStrings` decodes) and each one's bytes."""
+    text = "".join(names)
+    blob = text.encode("utf-8", "surrogatepass")
+    if len(blob) == len(text):  # ASCII: a character is a byte
+        return blob, np.fromiter(map(len, names), dtype=np.int64, count=len(names))
+    encoded = [v.encode("utf-8", "surrogatepass") for v in names]
+    return b"".join(encoded), np.fromiter(map(len, encoded), dtype=np.int64, count=len(names))
 
 
 def _file_name(r) -> str:
@@ -442,7 +456,10 @@ def _image_columns(img_parts: list, cat_ids: np.ndarray, path: str):
     img_ids = _take(img_parts, "ids", np.int64)
     widths = _take(img_parts, "widths", np.float64)
     heights = _take(img_parts, "heights", np.float64)
-    file_names = np.concatenate([p["file_names"] for p in img_parts]) if img_parts else np.zeros(0, dtype=object)
+    offsets = np.zeros(n_img + 1, dtype=np.int64)
+    np.cumsum(_take(img_parts, "file_name_bytes", np.int64), out=offsets[1:])
+    blob = np.frombuffer(b"".join([p.pop("file_name_blob") for p in img_parts]), dtype=np.uint8)
+    file_names = LazyStrings(blob, offsets)
     _check_unique(img_ids, "images", "image id", path)
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(widths) & np.isfinite(heights) & (widths > 0) & (heights > 0)
