@@ -406,6 +406,30 @@ class _Scanner:
             and (at.cur["start"] != at.hold[0] or at.offset >= at.hold[1])
         )
 
+    def _next_cut(self, wbuf, wn: int, start: int):
+        """``(c, end)``: the next speculative chunk from ``wbuf[start]`` ends at ``wbuf[c]``, and ``end`` is the
+        :data:`_ARRAY_END` it holds (None when it holds none, or under ``verify``); None: no cut in the window yet."""
+        chunk_bytes = self.chunk_bytes
+        m = _CUT.search(wbuf, start + max(chunk_bytes - 1, 0), wn) if wn - start >= chunk_bytes else None
+        if m is None and not (self.at.eof and not self.verify and start < wn):
+            return None
+        # (at the end of the file, the rest is a chunk up to the boundary before its array's end, if any)
+        c = wn - 1 if m is None else m.start()
+        end = None if self.verify else _ARRAY_END.search(wbuf, start, c + 1)
+        if end is not None:
+            # where the array may end: cut at the last record boundary before that, so only the records
+            # after it are scanned exactly (rather than up to a whole chunk: 0.1 s on COCO-train size)
+            before = _last_cut(wbuf, start, end.start())
+            if before is not None:
+                c, end = before, None
+        if m is None and c == wn - 1:
+            return None
+        if m is None and c - start > chunk_bytes // 4:
+            # the file's last records: halved while large, so the workers finish together
+            half = _CUT.search(wbuf, start + (c - start) // 2, c)
+            c = c if half is None else half.start()
+        return c, end
+
     def _speculate(self, buf, got):
         """Speculative cuts (see module docstring); returns :data:`_GO_ON`, or the bytes to scan exactly from the
         last verified record boundary (empty: the end of the document).
@@ -428,24 +452,10 @@ class _Scanner:
         ok = True
         start = 0  # the next chunk starts at wbuf[start] (one compaction per block, not per cut)
         while True:
-            m = _CUT.search(wbuf, start + max(chunk_bytes - 1, 0), wn) if wn - start >= chunk_bytes else None
-            if m is None and not (at.eof and not self.verify and start < wn):
+            cut = self._next_cut(wbuf, wn, start)
+            if cut is None:
                 break
-            # (at the end of the file, the rest is a chunk up to the boundary before its array's end, if any)
-            c = wn - 1 if m is None else m.start()
-            end = None if self.verify else _ARRAY_END.search(wbuf, start, c + 1)
-            if end is not None:
-                # where the array may end: cut at the last record boundary before that, so only the records
-                # after it are scanned exactly (rather than up to a whole chunk: 0.1 s on COCO-train size)
-                before = _last_cut(wbuf, start, end.start())
-                if before is not None:
-                    c, end = before, None
-            if m is None and c == wn - 1:
-                break
-            if m is None and c - start > chunk_bytes // 4:
-                # the file's last records: halved while large, so the workers finish together
-                half = _CUT.search(wbuf, start + (c - start) // 2, c)
-                c = c if half is None else half.start()
+            c, end = cut
             try:
                 records_start(wbuf, start, c + 1, cur["cut"], at.pending_off, path)
             except InputError:  # no comma after the boundary: the array ended there, scan exactly
