@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 # No numpy here: generators run in subprocesses so this process stays small (a child's ru_maxrss on Linux
 # starts from its parent's peak at fork).
 
@@ -56,11 +57,16 @@ print(imbalance_cli.load(sys.argv[1], workers=int(sys.argv[2]), cache=sys.argv[3
 """
 
 
-def run_one(cmd: list[str], env=None) -> dict:
-    """Run ``cmd`` alone; wall seconds, its own peak RSS (MiB, from wait4) and its last stdout line."""
+def run_one(cmd: list[str], env=None, cwd=None) -> dict:
+    """Run ``cmd`` alone (in ``cwd``); wall seconds, its own peak RSS (MiB, from wait4) and its last stdout line.
+
+    ``python -m`` and ``python -c`` put the working directory first on ``sys.path``, ahead of ``PYTHONPATH``:
+    each tree's commands run in that tree, or a run from the repository root would time this tree's package
+    under the name of ``--base``.
+    """
     t = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd if cwd is not None else ROOT)
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
         dt = time.perf_counter() - t
@@ -157,10 +163,10 @@ def _default_stats(args, stats, trees) -> None:
     """``--default-stats``: the default ``imbalance stats FILE`` (RetinaNet anchors), in
     each tree, ``--repeat`` times."""
     full = [a for a in stats if a not in ("--anchors", "none")]
-    druns = {tag: [] for tag, _ in trees}
+    druns = {tag: [] for tag, _, _ in trees}
     for _ in range(max(1, args.repeat)):
-        for tag, tenv in trees:
-            druns[tag].append(run_one(full + ["--no-cache"], tenv))
+        for tag, tenv, tree in trees:
+            druns[tag].append(run_one(full + ["--no-cache"], tenv, tree))
     for tag, rs in druns.items():
         r = _median(rs)
         print(
@@ -178,7 +184,7 @@ def _default_stats(args, stats, trees) -> None:
 
 def _bench_kind(args, kind, py, env, trees, workers) -> None:
     """Generate (or reuse) the file of ``kind`` and time each command on it; print the table and the speed-ups."""
-    path = make(kind, args.scale, args.data)
+    path = make(kind, args.scale, args.data).resolve()
     size = path.stat().st_size
     print(f"\n== {kind} x{args.scale:g}: {path} ({size / 1e6:,.0f} MB)")
     rows = {}
@@ -199,8 +205,8 @@ def _bench_kind(args, kind, py, env, trees, workers) -> None:
         runs = {"coco": [], "stats": [], "before: stats": []}
         for _ in range(max(1, args.repeat)):
             runs["coco"].append(run_one([py, "-c", COCO_CHILD, str(path)], env))
-            for tag, tenv in trees:
-                runs[tag + "stats"].append(run_one(stats + ["--no-cache"], tenv))
+            for tag, tenv, tree in trees:
+                runs[tag + "stats"].append(run_one(stats + ["--no-cache"], tenv, tree))
         rows["pycocotools COCO()"] = _median(runs["coco"])
         if args.base is not None:
             rows["before: stats --anchors none"] = _median(runs["before: stats"])
@@ -251,14 +257,14 @@ def main(argv=None) -> None:
     root = str(HERE.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     subprocess.run([py, "-m", "compileall", "-q", str(HERE.parent / "imbalance_cli")], check=True)
-    trees = [("", env)]
+    trees = [("", env, ROOT)]
     if args.base is not None:
         benv = dict(os.environ)
         benv["PYTHONPATH"] = str(args.base) + (
             os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""
         )
         subprocess.run([py, "-m", "compileall", "-q", str(args.base / "imbalance_cli")], check=True)
-        trees.append(("before: ", benv))
+        trees.append(("before: ", benv, args.base.resolve()))
     print(
         f"python {sys.version.split()[0]}, {len(os.sched_getaffinity(0))} cores, workers={workers}; "
         f"load average {os.getloadavg()[0]:.1f} at start; imbalance_cli bytecode compiled"

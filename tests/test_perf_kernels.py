@@ -178,3 +178,66 @@ def test_a_rejected_guess_at_an_array_end_is_rejected_once(monkeypatch):
             got[item.key].extend(json.loads(item.text("t.json")[0]))
     assert got == {"images": images, "annotations": anns}
     assert 1 <= len(rejected) <= 2 and len(set(rejected)) == len(rejected)
+
+
+def test_unchecked_cuts_scan_only_the_last_records_of_an_array_exactly(tmp_path, monkeypatch):
+    """The loader's first pass (``verify=False``, records read from the file): a stretch holding an array's end is cut
+    at the last record boundary before it, so only the records after that boundary (and the bytes between arrays)
+    are scanned exactly, not up to a whole chunk; the file's last records come in halves while larger than a quarter
+    chunk. Every record once, in order (``json.loads``)."""
+    import json
+
+    from imbalance_cli.data import jsonscan
+
+    images = [{"id": i + 1, "width": 640, "height": 480, "file_name": f"{i:012d}.jpg"} for i in range(300)]
+    anns = [
+        {"area": 1.5, "iscrowd": 0, "image_id": 1 + i % 300, "bbox": [i, 0.5, 1, 2], "category_id": 1, "id": i + 1}
+        for i in range(3000)
+    ]
+    data = json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "c"}]}).encode()
+    path = tmp_path / "t.json"
+    path.write_bytes(data)
+    exact = []
+    real = jsonscan._Scanner._exact
+
+    def counting(self, buf):
+        exact.append(len(buf))
+        return (yield from real(self, buf))
+
+    monkeypatch.setattr(jsonscan._Scanner, "_exact", counting)
+    monkeypatch.setattr(jsonscan, "EXACT_BLOCK", 64)
+    ann_bytes = len(data) - data.index(b'"annotations"')
+    chunk_bytes = int(ann_bytes / 4.6)  # four whole chunks of annotations, then ~0.6 of a chunk
+    got, sizes = {"images": [], "annotations": []}, []
+    with open(path, "rb") as f:
+        for item in jsonscan.scan(f, str(path), chunk_bytes=chunk_bytes, block=4096, verify=False, direct=True):
+            if isinstance(item, jsonscan.Chunk):
+                body = data[item.offset : item.offset + item.size] if item.body is None else bytes(item.body)
+                body = body.lstrip()[1:] if item.cont else body  # (a continuing chunk starts with its comma)
+                got[item.key].extend(json.loads(b"[" + body + b"]"))
+                sizes.append((item.key, len(body)))
+    assert got == {"images": images, "annotations": anns}
+    record = max(len(json.dumps(r)) for r in images + anns)
+    # the document's head, two array ends and the bytes between them; a chunk's worth before the cut
+    assert sum(exact) <= len(data[: data.index(b"[")]) + 3 * (2 * record + 4 * 64)
+    tail = [n for key, n in sizes if key == "annotations"][4:]
+    assert len(tail) >= 3 and max(tail) <= chunk_bytes // 2 + record
+
+
+def test_a_growing_column_holds_the_pieces_in_order():
+    """The loader's column (one mapping grown by ``mremap`` as chunks arrive) equals ``np.concatenate`` of the
+    pieces, for row shapes and dtypes the loader uses, across several growths and with empty pieces."""
+    from imbalance_cli.data.stream import _Column
+
+    rng = np.random.default_rng(5)
+    for dtype, row in ((np.float64, (4,)), (np.int64, ()), (np.bool_, ())):
+        pieces = [rng.normal(size=(int(n),) + row).astype(dtype) for n in rng.integers(0, 60_000, 12)]
+        pieces[3] = pieces[3][:0]
+        col = _Column(np.dtype(dtype), row)
+        for p in pieces:
+            col.append(np.ascontiguousarray(p).reshape(-1).view(np.uint8), len(p))
+        got = col.array()
+        want = np.concatenate(pieces)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want)
+    assert _Column(np.dtype(np.int64), ()).array().shape == (0,)

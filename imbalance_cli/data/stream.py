@@ -101,21 +101,118 @@ class _Slots:
                 at += v.nbytes
         return out
 
-    def take(self, slot: int, res: dict) -> dict:
-        """Copy the arrays ``put`` placed in slot ``slot`` out of it, and free the slot."""
-        buf = self.maps[slot]
-        for k, v in res.items():
-            if isinstance(v, tuple) and len(v) == 4 and v[0] == "slot":
-                _, at, dtype, shape = v
-                count = int(np.prod(shape))
-                res[k] = np.frombuffer(buf, dtype=dtype, count=count, offset=at).reshape(shape).copy()
+    def take(self, slot: int, res: dict, columns: dict) -> dict:
+        """Append the arrays ``put`` placed in slot ``slot`` (and any pickled numeric arrays) to ``columns``, free
+        the slot; ``res`` keeps the rest."""
+        with memoryview(self.maps[slot]) as buf:
+            for k, v in res.items():
+                if isinstance(v, tuple) and len(v) == 4 and v[0] == "slot":
+                    _, at, dtype, shape = v
+                    dtype = np.dtype(dtype)
+                    nbytes = int(np.prod(shape)) * dtype.itemsize
+                    _column(columns, k, dtype, shape).append(buf[at : at + nbytes], shape[0])
         self.free.append(slot)
-        return res
+        return _keep_columns(res, columns)
 
     def close(self) -> None:
         for m in self.maps:
             m.close()
         self.maps, self.free = [], []
+
+
+class _Column:
+    """One numeric column of one key's chunks, appended in file order into a single anonymous mapping.
+
+    Each chunk's values are copied once, from the worker's result slot to their final place (copying them
+    out of the slot into arrays of their own and joining those at the end made two copies, and two sets
+    of fresh pages, in the parent). The mapping grows by ``mremap`` (``mmap.resize``: the pages move, nothing
+    is copied and the peak is the column itself); where that is not available a grown mapping is copied.
+    """
+
+    def __init__(self, dtype: np.dtype, row_shape: tuple):
+        self.dtype, self.row_shape = dtype, tuple(row_shape)
+        self.row_bytes = dtype.itemsize * int(np.prod(self.row_shape, dtype=np.int64))
+        self.map = None
+        self.n = 0  # rows
+
+    def append(self, data, rows: int) -> None:
+        """Append ``rows`` rows given as a C-contiguous buffer (``data``) of their bytes."""
+        at = self.n * self.row_bytes
+        self._reserve(at + len(data))
+        with memoryview(self.map) as mv:
+            mv[at : at + len(data)] = data
+        self.n += rows
+
+    def _reserve(self, need: int) -> None:
+        size = 0 if self.map is None else len(self.map)
+        if need <= size:
+            return
+        grown = max(need, 2 * size, 1 << 20)
+        if self.map is not None:
+            try:
+                self.map.resize(grown)
+                return
+            except (OSError, SystemError):  # (no mremap: copied below)
+                pass
+        new = mmap.mmap(-1, grown, **_PRIVATE)
+        if hasattr(mmap, "MADV_HUGEPAGE"):  # fewer page faults, as NumPy asks for its large arrays
+            try:
+                new.madvise(mmap.MADV_HUGEPAGE)
+            except OSError:  # (a kernel without transparent huge pages)
+                pass
+        if self.map is not None:
+            with memoryview(new) as dst, memoryview(self.map) as src:
+                dst[:size] = src
+            self.map.close()
+        self.map = new
+
+    def array(self) -> np.ndarray:
+        """The column, its mapping trimmed to it."""
+        if self.n == 0:
+            return np.zeros((0,) + self.row_shape, dtype=self.dtype)
+        nbytes = self.n * self.row_bytes
+        try:
+            self.map.resize(nbytes)
+        except (OSError, SystemError):
+            pass
+        flat = np.frombuffer(self.map, dtype=self.dtype, count=nbytes // self.dtype.itemsize)
+        return flat.reshape((self.n,) + self.row_shape)
+
+
+#: A private anonymous mapping (a shared one cannot grow by ``mremap``: its new pages would not exist).
+_PRIVATE = {"flags": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}
+
+
+def _column(columns: dict, name: str, dtype: np.dtype, shape: tuple) -> _Column:
+    col = columns.get(name)
+    if col is None:
+        col = columns[name] = _Column(dtype, shape[1:])
+    return col
+
+
+def _keep_columns(res: dict, columns: dict) -> dict:
+    """Append ``res``'s numeric arrays to ``columns`` (those in a slot are there already); ``res`` keeps the rest
+    (see :func:`_columns_into_parts`)."""
+    for k, v in list(res.items()):
+        if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+            _column(columns, k, v.dtype, v.shape).append(np.ascontiguousarray(v).reshape(-1).view(np.uint8), len(v))
+            res[k] = None  # (freed now; a view of the column takes its place once the load is done)
+    return res
+
+
+def _columns_into_parts(parts: list, columns: dict) -> None:
+    """Put the finished ``columns`` under ``parts[0]["columns"]`` and a view of each chunk's rows in its part."""
+    whole = {k: col.array() for k, col in columns.items()}
+    at = 0
+    for p in parts:
+        for k, arr in whole.items():
+            p[k] = arr[at : at + p["n"]]
+        at += p["n"]
+    for k, arr in whole.items():
+        if len(arr) != at:
+            raise AssertionError(f"column {k}: {len(arr)} rows for {at} records")
+    if parts:
+        parts[0]["columns"] = whole
 
 
 #: Bytes of a result slot beyond twice the chunk size.
@@ -131,8 +228,14 @@ def _start_workers(workers: int, chunk_bytes: int) -> ProcessPoolExecutor:
     # bytes and at most ~1.3 x for the smallest records; bigger ones are pickled
     _SLOTS = _Slots(2 * workers + 2, 2 * chunk_bytes + SLOT_MARGIN)
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=memory.keep_freed_memory
+        max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init
     )
+
+
+def _worker_init() -> None:
+    """A decoding worker keeps the memory it frees for its next chunk (the C heap's and the object allocator's)."""
+    memory.keep_freed_memory()
+    coco.keep_arenas()
 
 
 def _read_exactly(file: str, into: memoryview, offset: int, path: str) -> None:
@@ -210,6 +313,7 @@ def load_json_stream(
     """
 
     parts = {"images": [], "annotations": []}
+    columns = {"images": {}, "annotations": {}}  # name -> _Column: the numeric columns, each in one piece
     counts = {"images": 0, "annotations": 0}
     pending = collections.deque()  # (key, first_index, future or result)
     pool = None
@@ -248,27 +352,30 @@ def load_json_stream(
                         res = _decode(job)
                     except InputError as e:
                         raise _renumber(e, item.key, parts) from None
-                    _keep(parts, counts, item.key, res)
+                    _keep(parts, counts, item.key, _keep_columns(res, columns[item.key]))
                     continue
                 slot = _SLOTS.free.pop()
                 pending.append((item.key, first, pool.submit(_decode_into_slot, job, slot), slot))
                 while len(pending) > 2 * workers:
-                    _collect_in_order(pending.popleft(), parts, counts)
+                    _collect_in_order(pending.popleft(), parts, counts, columns)
         while pending:
-            _collect_in_order(pending.popleft(), parts, counts)
+            _collect_in_order(pending.popleft(), parts, counts, columns)
     except BaseException:
         # report the first error in file order: an earlier chunk's error wins over a later scan error
         while pending:
-            _collect_in_order(pending.popleft(), parts, counts)
+            _collect_in_order(pending.popleft(), parts, counts, columns)
         raise
     finally:
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # the workers' exit is not waited for (~20 ms): they end while the columns are assembled
+            pool.shutdown(wait=False, cancel_futures=True)
             _SLOTS.close()
         _free_span_buffer()
     if _identity(file) != before:
         raise InputError("the file changed while it was read: run again", path=path)
     memory.release_free_memory()
+    for key in ("images", "annotations"):
+        _columns_into_parts(parts[key], columns[key])
     skeleton = _skeleton(result.skeleton, path)
     members = _members(result.members, path)
     return coco.assemble(path, skeleton, members, parts["images"], parts["annotations"], flavour)
@@ -303,14 +410,14 @@ def _renumber(err: InputError, key: str, parts: dict) -> InputError:
     return coco._globalise(err, sum(p["n"] for p in parts[key]))
 
 
-def _collect_in_order(item, parts, counts):
+def _collect_in_order(item, parts, counts, columns):
     key, _first, fut, slot = item
     try:
         res = fut.result()
     except InputError as e:
         _SLOTS.free.append(slot)
         raise _renumber(e, key, parts) from None
-    _keep(parts, counts, key, _SLOTS.take(slot, res))
+    _keep(parts, counts, key, _SLOTS.take(slot, res, columns[key]))
 
 
 def _keep(parts, counts, key, res) -> None:
