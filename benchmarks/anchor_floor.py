@@ -42,6 +42,7 @@ The load average is printed at the start and the end.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pickle
 import sys
@@ -113,9 +114,6 @@ class Timer:
             self.seconds += time.process_time() - t
             self.pairs += n
             self.n = 0
-
-
-_IOU_BEST = []
 
 
 def _iou_best_fused(njit, opts):
@@ -195,16 +193,14 @@ def _iou_best_vectorised(njit, opts):
     return iou_block, iou_separable, best_update
 
 
+@functools.cache
 def _strict_kernel():
     """The compiled loops of :class:`StrictTimer` (numba, the kernel's options: no fast-math), made once:
     ``(fused, iou_block, iou_separable, best_update)``."""
-    if _IOU_BEST:
-        return _IOU_BEST[0]
     from numba import njit
 
     opts = {"cache": True, "nogil": True, "error_model": "numpy"}
-    _IOU_BEST.append((_iou_best_fused(njit, opts), *_iou_best_vectorised(njit, opts)))
-    return _IOU_BEST[0]
+    return (_iou_best_fused(njit, opts), *_iou_best_vectorised(njit, opts))
 
 
 def separable_parts(c: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ by these loops from the floor's pairs, not read from the pass.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -27,7 +28,6 @@ from imbalance_cli.anchors.kernel import _pos_bin, _spatial_bin
 
 F32 = np.float32
 ROLES = {"neg": 0, "tie": 1, "own": 2}  # the pairs the output floor reads (the negative histogram's: none)
-_KERNELS: list = []
 
 
 def _ties_forced(start, pv, pa, flag, box_best, tbuf):
@@ -93,14 +93,13 @@ def _positives(plist, npos, best, bx, level, corner, boxes, cls, hists, pos_edge
     return low
 
 
+@functools.cache
 def kernels():
     """The three compiled loops (made once; numba with the kernel's options: on-disk cache, no fast-math)."""
-    if not _KERNELS:
-        from numba import njit
+    from numba import njit
 
-        opts = {"cache": True, "nogil": True, "error_model": "numpy"}
-        _KERNELS.append(tuple(njit(**opts)(f) for f in (_ties_forced, _labels, _positives)))
-    return _KERNELS[0]
+    opts = {"cache": True, "nogil": True, "error_model": "numpy"}
+    return tuple(njit(**opts)(f) for f in (_ties_forced, _labels, _positives))
 
 
 class OutputFloor:

@@ -944,7 +944,8 @@ def negative_histogram(
     ascending by image) are not negatives.
     """
     S = sh_i.shape[0]
-    sbase = np.empty(S, np.int64)
+    per_shape = (np.empty(S, np.int64), np.empty(S, np.int64), np.empty(S, np.int64), np.empty(S, np.int64))
+    sbase = per_shape[0]
     amax = 1
     for im in images:
         amax = max(amax, n_anch[im])
@@ -959,10 +960,7 @@ def negative_histogram(
         im = images[k]
         A = n_anch[im]
         nb[:A] = 0
-        acc = 0
-        for s in range(S):
-            sbase[s] = acc
-            acc += gi[im, sh_i[s, 0], 0] * gi[im, sh_i[s, 0], 1]
+        _shape_bases(im, gi, size_id[im], ybase, xbase, sh_i, per_shape)
         for m in range(img_start[im], img_start[im + 1]):
             _box_nonzero(m, im, boxes, sbase, gi, gf, size_id, ybase, xbase, ytab, xtab, sh_i, sh_f, slack, nb, cols)
         while q < nsmp and smp[q, 0] < im:
